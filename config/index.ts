@@ -1,0 +1,58 @@
+import { existsSync } from 'node:fs';
+import { settings, SettingError, type SettingKey, type Settings, type SettingSpec } from './settings.ts';
+
+export { settings } from './settings.ts';
+
+type ValueOf<K extends SettingKey> = Settings[K] extends SettingSpec<infer T> ? T : never;
+
+/** Parsed configuration: a setting is `undefined` when unset and it has no default. */
+export type Config = { [K in SettingKey]: ValueOf<K> | undefined };
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/**
+ * Reads and validates every setting. All bad values are reported together, one clear line each,
+ * naming the variable and what it must be; secret values are never echoed back.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const problems: string[] = [];
+  const out: Record<string, unknown> = {};
+  for (const [key, spec] of Object.entries(settings) as [SettingKey, SettingSpec<unknown>][]) {
+    const raw = env[spec.env];
+    const value = raw === undefined || raw.trim() === '' ? spec.example : raw;
+    if (value === undefined || value === '') {
+      out[key] = undefined;
+      continue;
+    }
+    try {
+      out[key] = spec.parse(value);
+    } catch (err) {
+      const why = err instanceof SettingError ? err.message : String(err);
+      const shown = spec.secret ? '(value hidden)' : JSON.stringify(value);
+      problems.push(`${spec.env}=${shown} ${why}. ${spec.help}.`);
+    }
+  }
+  if (problems.length) throw new ConfigError(problems);
+  return out as Config;
+}
+
+/** Loads `.env` from the working directory when there is one (Node >= 20.12 has this built in). */
+export function loadDotEnv(path = '.env'): void {
+  const load = (process as { loadEnvFile?: (p: string) => void }).loadEnvFile;
+  if (existsSync(path) && load) load(path);
+}
+
+/** A copy of the configuration that is safe to log: secrets replaced by "set"/"unset". */
+export function redactedConfig(config: Config): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, spec] of Object.entries(settings) as [SettingKey, SettingSpec<unknown>][]) {
+    const v = config[key];
+    out[key] = spec.secret ? (v === undefined ? 'unset' : 'set') : v;
+  }
+  return out;
+}

@@ -1,0 +1,61 @@
+/** Images as the engine hands them around: packed RGB bytes, row-major, no alpha. */
+import sharp from 'sharp';
+
+export interface RawImage {
+  data: Uint8Array;
+  width: number;
+  height: number;
+  channels: 3;
+}
+
+/** VAE output (N x 3 x H x W floats in [-1, 1]) -> packed 8-bit RGB images. */
+export function imagesFromVaeOutput(data: Float32Array, n: number, height: number, width: number): RawImage[] {
+  const plane = height * width;
+  const out: RawImage[] = [];
+  for (let b = 0; b < n; b++) {
+    const rgb = new Uint8Array(plane * 3);
+    const base = b * 3 * plane;
+    for (let c = 0; c < 3; c++) {
+      const src = base + c * plane;
+      for (let p = 0; p < plane; p++) {
+        const v = (data[src + p] + 1) * 127.5;
+        rgb[p * 3 + c] = v <= 0 ? 0 : v >= 255 ? 255 : Math.round(v);
+      }
+    }
+    out.push({ data: rgb, width, height, channels: 3 });
+  }
+  return out;
+}
+
+/** Packed RGB -> N x 3 x H x W floats in [-1, 1] (VAE encoder input). */
+export function vaeInputFromImage(img: RawImage): Float32Array {
+  const plane = img.width * img.height;
+  const out = new Float32Array(3 * plane);
+  for (let p = 0; p < plane; p++) {
+    for (let c = 0; c < 3; c++) out[c * plane + p] = img.data[p * 3 + c] / 127.5 - 1;
+  }
+  return out;
+}
+
+export function encodePng(img: RawImage): Promise<Buffer> {
+  return sharp(img.data, { raw: { width: img.width, height: img.height, channels: img.channels } }).png().toBuffer();
+}
+
+export async function savePng(img: RawImage, path: string): Promise<void> {
+  await sharp(img.data, { raw: { width: img.width, height: img.height, channels: img.channels } }).png().toFile(path);
+}
+
+/** Small preview (e.g. for progress messages), longest side `size` pixels, as JPEG. */
+export function previewJpeg(img: RawImage, size = 128): Promise<Buffer> {
+  return sharp(img.data, { raw: { width: img.width, height: img.height, channels: img.channels } })
+    .resize(size, size, { fit: 'inside' })
+    .jpeg({ quality: 70 })
+    .toBuffer();
+}
+
+export async function loadImage(path: string, width?: number, height?: number): Promise<RawImage> {
+  let s = sharp(path).removeAlpha().toColorspace('srgb');
+  if (width && height) s = s.resize(width, height, { fit: 'cover' });
+  const { data, info } = await s.raw().toBuffer({ resolveWithObject: true });
+  return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: info.width, height: info.height, channels: 3 };
+}

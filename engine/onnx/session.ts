@@ -1,0 +1,110 @@
+/**
+ * ONNX Runtime sessions for the engine: execution-provider choice with errors that say which
+ * provider failed and why, and typed access to the input/output metadata that the pipeline reads
+ * instead of assuming names and dtypes.
+ */
+import * as ort from 'onnxruntime-node';
+import { existsSync } from 'node:fs';
+
+export type ExecutionProvider = 'cpu' | 'cuda' | 'webgpu';
+export const executionProviders: readonly ExecutionProvider[] = ['cpu', 'cuda', 'webgpu'];
+
+export interface SessionOptions {
+  ep?: ExecutionProvider;
+  deviceId?: number;
+  /** Intra-op threads for the CPU provider; 0/undefined lets ONNX Runtime decide. */
+  threads?: number;
+}
+
+export interface TensorInfo {
+  name: string;
+  type: ort.Tensor.Type;
+  /** Numbers for fixed dims, strings for symbolic ones, -1 where unknown. */
+  shape: Array<number | string>;
+}
+
+export class ExecutionProviderError extends Error {
+  constructor(readonly ep: ExecutionProvider, why: string) {
+    super(
+      `The ${ep} execution provider could not be loaded: ${why}. ` +
+        (ep === 'cuda'
+          ? 'It needs an NVIDIA GPU with the driver, CUDA 13, cuDNN 9 and the ONNX Runtime CUDA provider library (see ../shared/gpu/README.md); use --ep cpu to render on the CPU.'
+          : ep === 'webgpu'
+            ? 'It needs a GPU with Vulkan drivers; use --ep cpu to render on the CPU.'
+            : 'Check the onnxruntime-node installation.'),
+    );
+    this.name = 'ExecutionProviderError';
+  }
+}
+
+export class ModelFileError extends Error {
+  constructor(readonly file: string, expected: string) {
+    super(`${file}: ${expected}`);
+    this.name = 'ModelFileError';
+  }
+}
+
+/** Whether this onnxruntime-node build can load the provider at all (without a model). */
+export function providerAvailable(ep: ExecutionProvider): boolean {
+  if (ep === 'cpu') return true;
+  const backends = ort.listSupportedBackends?.() ?? [];
+  return backends.some((b: { name: string }) => b.name === ep);
+}
+
+export interface LoadedSession {
+  session: ort.InferenceSession;
+  inputs: TensorInfo[];
+  outputs: TensorInfo[];
+  ep: ExecutionProvider;
+  path: string;
+}
+
+function infos(meta: readonly ort.InferenceSession.ValueMetadata[]): TensorInfo[] {
+  return meta.map((m) =>
+    m.isTensor
+      ? { name: m.name, type: m.type, shape: [...m.shape].map((d) => (typeof d === 'number' || typeof d === 'string' ? d : -1)) }
+      : { name: m.name, type: 'float32' as const, shape: [] },
+  );
+}
+
+/**
+ * Opens `path` on the requested provider. CPU is never silently substituted for a GPU provider:
+ * a farm worker that advertises CUDA must not quietly render at CPU speed.
+ */
+export async function openSession(path: string, opts: SessionOptions = {}): Promise<LoadedSession> {
+  const ep = opts.ep ?? 'cpu';
+  if (!existsSync(path)) throw new ModelFileError(path, 'file not found (expected an ONNX model, model.onnx)');
+  const providers: ort.InferenceSession.ExecutionProviderConfig[] =
+    ep === 'cuda'
+      ? [{ name: 'cuda', deviceId: opts.deviceId ?? 0 }]
+      : ep === 'webgpu'
+        ? [{ name: 'webgpu' }]
+        : [{ name: 'cpu' }];
+  const options: ort.InferenceSession.SessionOptions = {
+    executionProviders: providers,
+    graphOptimizationLevel: 'all',
+    // Large arena growth on CPU wastes memory on a shared farm box for little speed.
+    enableCpuMemArena: true,
+  };
+  if (opts.threads && opts.threads > 0) options.intraOpNumThreads = opts.threads;
+  let session: ort.InferenceSession;
+  try {
+    session = await ort.InferenceSession.create(path, options);
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err);
+    if (ep !== 'cpu' && /provider|backend|cuda|webgpu|dawn|libcu|\.so/i.test(msg)) {
+      throw new ExecutionProviderError(ep, firstLine(msg));
+    }
+    if (/external|data file|\.onnx_data|\.pb|No such file/i.test(msg)) {
+      throw new ModelFileError(path, `its external weight file is missing or unreadable (${firstLine(msg)}); keep model.onnx and its weights file side by side`);
+    }
+    throw new ModelFileError(path, `not a loadable ONNX model (${firstLine(msg)})`);
+  }
+  return { session, inputs: infos(session.inputMetadata), outputs: infos(session.outputMetadata), ep, path };
+}
+
+function firstLine(s: string): string {
+  return s.split('\n')[0].slice(0, 400);
+}
+
+export { ort };

@@ -1,0 +1,160 @@
+/**
+ * Reads a Stable Diffusion pipeline exported to ONNX in the diffusers / optimum folder layout and
+ * works out what it is (family, defaults), with an error naming the file for anything missing.
+ *
+ *   model_index.json
+ *   text_encoder/model.onnx      text_encoder_2/model.onnx (SDXL)
+ *   unet/model.onnx              (+ external weights next to it, e.g. model.onnx_data)
+ *   vae_decoder/model.onnx       vae_encoder/model.onnx (optional, for image input)
+ *   tokenizer/vocab.json + merges.txt     tokenizer_2/ (SDXL)
+ *   scheduler/scheduler_config.json
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { ModelFileError } from '../onnx/session.ts';
+
+export type ModelFamily = 'sd1' | 'sd2' | 'sd2-v' | 'sd-turbo' | 'sdxl' | 'sdxl-turbo';
+
+export interface FamilyDefaults {
+  width: number;
+  height: number;
+  steps: number;
+  guidance: number;
+  scheduler: 'ddim' | 'euler' | 'dpmpp_2m' | 'lcm';
+}
+
+/** Defaults a user of each family expects (the sizes and settings the models were trained for). */
+export const familyDefaults: Record<ModelFamily, FamilyDefaults> = {
+  sd1: { width: 512, height: 512, steps: 25, guidance: 7.5, scheduler: 'dpmpp_2m' },
+  sd2: { width: 512, height: 512, steps: 25, guidance: 7.5, scheduler: 'dpmpp_2m' },
+  'sd2-v': { width: 768, height: 768, steps: 25, guidance: 7.5, scheduler: 'dpmpp_2m' },
+  'sd-turbo': { width: 512, height: 512, steps: 2, guidance: 0, scheduler: 'euler' },
+  sdxl: { width: 1024, height: 1024, steps: 30, guidance: 5, scheduler: 'dpmpp_2m' },
+  'sdxl-turbo': { width: 512, height: 512, steps: 4, guidance: 0, scheduler: 'euler' },
+};
+
+export interface ModelFolder {
+  dir: string;
+  name: string;
+  family: ModelFamily;
+  isXL: boolean;
+  textEncoder: string;
+  textEncoder2?: string;
+  unet: string;
+  vaeDecoder: string;
+  vaeEncoder?: string;
+  tokenizerDir: string;
+  tokenizer2Dir?: string;
+  schedulerConfig: Record<string, unknown>;
+  /** diffusers' vae `scaling_factor` (0.18215 SD, 0.13025 SDXL). */
+  vaeScalingFactor: number;
+  defaults: FamilyDefaults;
+  /** Whether the folder says it is the project's built-in demo model. */
+  isDemo: boolean;
+}
+
+function readJson(file: string, expected: string): Record<string, unknown> {
+  if (!existsSync(file)) throw new ModelFileError(file, `file not found (expected ${expected})`);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new ModelFileError(file, `not valid JSON (${(err as Error).message}); expected ${expected}`);
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new ModelFileError(file, `expected a JSON object: ${expected}`);
+  }
+  return parsed as Record<string, unknown>;
+}
+
+function optionalJson(file: string): Record<string, unknown> | undefined {
+  return existsSync(file) ? readJson(file, 'a JSON object') : undefined;
+}
+
+function onnxFile(dir: string, component: string, required: true): string;
+function onnxFile(dir: string, component: string, required: false): string | undefined;
+function onnxFile(dir: string, component: string, required: boolean): string | undefined {
+  const file = join(dir, component, 'model.onnx');
+  if (!existsSync(file)) {
+    if (!required) return undefined;
+    throw new ModelFileError(file, `file not found (expected the ${component} exported to ONNX as ${component}/model.onnx)`);
+  }
+  if (statSync(file).size < 16) throw new ModelFileError(file, 'file is empty or truncated (expected an ONNX model)');
+  return file;
+}
+
+function tokenizerDir(dir: string, name: string): string {
+  const tdir = join(dir, name);
+  for (const f of ['vocab.json', 'merges.txt']) {
+    const file = join(tdir, f);
+    if (!existsSync(file)) throw new ModelFileError(file, `file not found (expected the CLIP tokenizer's ${f} in ${name}/)`);
+  }
+  return tdir;
+}
+
+/** Inspects a model folder without loading any weights. */
+export function readModelFolder(dir: string): ModelFolder {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) {
+    throw new ModelFileError(dir, 'folder not found (expected a Stable Diffusion pipeline exported to ONNX; see models/README.md)');
+  }
+  const index = readJson(join(dir, 'model_index.json'), 'the pipeline description written by diffusers/optimum, with a "_class_name" key');
+  const className = String(index._class_name ?? '');
+  const hasTe2 = existsSync(join(dir, 'text_encoder_2'));
+  const isXL = hasTe2 || /XL/.test(className);
+
+  const textEncoder = onnxFile(dir, 'text_encoder', true);
+  const textEncoder2 = isXL ? onnxFile(dir, 'text_encoder_2', true) : undefined;
+  const unet = onnxFile(dir, 'unet', true);
+  const vaeDecoder = onnxFile(dir, 'vae_decoder', true);
+  const vaeEncoder = onnxFile(dir, 'vae_encoder', false);
+  const tok = tokenizerDir(dir, 'tokenizer');
+  const tok2 = isXL ? (existsSync(join(dir, 'tokenizer_2')) ? tokenizerDir(dir, 'tokenizer_2') : tok) : undefined;
+
+  const schedulerConfig = readJson(
+    join(dir, 'scheduler', 'scheduler_config.json'),
+    "the scheduler's settings as diffusers writes them (num_train_timesteps, beta_schedule, prediction_type, ...)",
+  );
+  const vaeConfig = optionalJson(join(dir, 'vae_decoder', 'config.json'));
+  const unetConfig = optionalJson(join(dir, 'unet', 'config.json'));
+  const meta = optionalJson(join(dir, 'blendfarm.json'));
+
+  const prediction = String(schedulerConfig.prediction_type ?? 'epsilon');
+  const trailing = schedulerConfig.timestep_spacing === 'trailing';
+  const nameHint = `${dir} ${String(meta?.name ?? '')}`.toLowerCase();
+  const turbo = trailing || nameHint.includes('turbo');
+  let family: ModelFamily;
+  if (isXL) family = turbo ? 'sdxl-turbo' : 'sdxl';
+  else if (turbo) family = 'sd-turbo';
+  else if (prediction === 'v_prediction') family = 'sd2-v';
+  else {
+    // SD 2.x text encoders are OpenCLIP ViT-H (1024 wide); SD 1.x use CLIP ViT-L (768).
+    const cross = Number(unetConfig?.cross_attention_dim ?? 768);
+    family = cross === 1024 ? 'sd2' : 'sd1';
+  }
+  if (typeof meta?.family === 'string' && meta.family in familyDefaults) family = meta.family as ModelFamily;
+
+  const defaults = { ...familyDefaults[family] };
+  const sampleSize = Number(unetConfig?.sample_size);
+  if (Number.isInteger(sampleSize) && sampleSize > 0) defaults.width = defaults.height = sampleSize * 8;
+  const metaDefaults = (meta?.defaults ?? {}) as Partial<FamilyDefaults>;
+  Object.assign(defaults, metaDefaults);
+
+  const scaling = Number(vaeConfig?.scaling_factor ?? (isXL ? 0.13025 : 0.18215));
+  return {
+    dir,
+    name: String(meta?.name ?? dir.split(/[\\/]/).filter(Boolean).pop() ?? dir),
+    family,
+    isXL,
+    textEncoder,
+    textEncoder2,
+    unet,
+    vaeDecoder,
+    vaeEncoder,
+    tokenizerDir: tok,
+    tokenizer2Dir: tok2,
+    schedulerConfig,
+    vaeScalingFactor: scaling,
+    defaults,
+    isDemo: meta?.demo === true,
+  };
+}

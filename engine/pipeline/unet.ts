@@ -1,0 +1,161 @@
+/**
+ * The UNet as a batched noise predictor with classifier-free guidance.
+ *
+ * One call predicts noise for n latents that share a timestep but may each have their own
+ * conditioning and guidance scale: that is what lets latent blending run a whole stage of branches
+ * as one batch (2n with guidance) instead of n calls of batch 2.
+ */
+import { openSession, type LoadedSession, type SessionOptions, type TensorInfo, ort } from '../onnx/session.ts';
+import { floatTensor, numericTensor, readFloat } from '../tensor/tensors.ts';
+import type { PromptEmbedding } from './text-encoder.ts';
+
+export interface NoiseRequest {
+  /** n latents, each C x h x w, already scaled by the scheduler's scaleModelInput. */
+  latents: Float32Array;
+  count: number;
+  timestep: number;
+  cond: PromptEmbedding[];
+  uncond: PromptEmbedding[];
+  guidance: number[];
+  /** SDXL micro-conditioning: [orig_h, orig_w, crop_top, crop_left, target_h, target_w]. */
+  timeIds?: number[];
+}
+
+export class UNet {
+  readonly dtype: string;
+  readonly channels: number;
+  private readonly names: { sample: string; timestep: string; hidden: string; textEmbeds?: string; timeIds?: string; out: string };
+  private readonly byName: Map<string, TensorInfo>;
+  /** Calls made so far (for tests and progress estimates). */
+  calls = 0;
+
+  private constructor(
+    readonly loaded: LoadedSession,
+    /** Largest batch to send in one call; bigger requests are split. */
+    readonly maxBatch: number,
+  ) {
+    const inputs = loaded.inputs;
+    this.byName = new Map(inputs.map((i) => [i.name, i]));
+    const find = (want: string[], what: string): string => {
+      const hit = want.find((w) => this.byName.has(w));
+      if (!hit) {
+        throw new Error(`${loaded.path}: the UNet has no ${what} input (looked for ${want.join(', ')}; it has ${inputs.map((i) => i.name).join(', ')})`);
+      }
+      return hit;
+    };
+    this.names = {
+      sample: find(['sample', 'latent_sample', 'x'], 'latent sample'),
+      timestep: find(['timestep', 'timesteps', 't'], 'timestep'),
+      hidden: find(['encoder_hidden_states', 'context'], 'text embedding'),
+      textEmbeds: this.byName.has('text_embeds') ? 'text_embeds' : undefined,
+      timeIds: this.byName.has('time_ids') ? 'time_ids' : undefined,
+      out: loaded.outputs.find((o) => o.name === 'out_sample')?.name ?? loaded.outputs[0].name,
+    };
+    const sample = this.byName.get(this.names.sample)!;
+    this.dtype = sample.type;
+    this.channels = typeof sample.shape[1] === 'number' && sample.shape[1] > 0 ? sample.shape[1] : 4;
+  }
+
+  static async load(path: string, opts: SessionOptions & { maxBatch?: number }): Promise<UNet> {
+    return new UNet(await openSession(path, opts), opts.maxBatch ?? 16);
+  }
+
+  get isXL(): boolean {
+    return this.names.textEmbeds !== undefined;
+  }
+
+  async predict(req: NoiseRequest): Promise<Float32Array> {
+    const per = req.latents.length / req.count;
+    const out = new Float32Array(req.latents.length);
+    // With guidance each latent costs two batch slots.
+    const guided = req.guidance.some((g) => g > 1);
+    const chunk = Math.max(1, Math.floor(this.maxBatch / (guided ? 2 : 1)));
+    for (let start = 0; start < req.count; start += chunk) {
+      const end = Math.min(req.count, start + chunk);
+      const part = await this.predictChunk(req, start, end, per, guided);
+      out.set(part, start * per);
+    }
+    return out;
+  }
+
+  private async predictChunk(req: NoiseRequest, start: number, end: number, per: number, guided: boolean): Promise<Float32Array> {
+    const n = end - start;
+    const sample = req.latents.subarray(start * per, end * per);
+    const conds = req.cond.slice(start, end);
+    const unconds = req.uncond.slice(start, end);
+    // diffusers' order: unconditional half first, then conditional.
+    const batchEmb = guided ? [...unconds, ...conds] : conds;
+    const batch = batchEmb.length;
+    const { tokens, width } = conds[0];
+    const x = guided ? concat([sample, sample]) : sample;
+    const sampleInfo = this.byName.get(this.names.sample)!;
+    const dims = this.latentDims(per, batch);
+    const feeds: Record<string, ort.Tensor> = {
+      [this.names.sample]: floatTensor(sampleInfo.type, x, dims),
+      [this.names.timestep]: this.timestepTensor(req.timestep, batch),
+      [this.names.hidden]: floatTensor(this.byName.get(this.names.hidden)!.type, concat(batchEmb.map((e) => e.hidden)), [batch, tokens, width]),
+    };
+    if (this.names.textEmbeds) {
+      const pooled = batchEmb.map((e) => {
+        if (!e.pooled) throw new Error('this SDXL UNet needs pooled text embeddings, but the text encoders produced none');
+        return e.pooled;
+      });
+      feeds[this.names.textEmbeds] = floatTensor(this.byName.get(this.names.textEmbeds)!.type, concat(pooled), [batch, pooled[0].length]);
+    }
+    if (this.names.timeIds) {
+      const ids = req.timeIds ?? [dims[2] * 8, dims[3] * 8, 0, 0, dims[2] * 8, dims[3] * 8];
+      const rep = new Float32Array(batch * ids.length);
+      for (let b = 0; b < batch; b++) rep.set(ids, b * ids.length);
+      feeds[this.names.timeIds] = floatTensor(this.byName.get(this.names.timeIds)!.type, rep, [batch, ids.length]);
+    }
+    const result = await this.loaded.session.run(feeds, [this.names.out]);
+    this.calls++;
+    const eps = readFloat(result[this.names.out]);
+    if (!guided) return Float32Array.from(eps);
+    const out = new Float32Array(n * per);
+    for (let b = 0; b < n; b++) {
+      const g = req.guidance[start + b];
+      const u = b * per;
+      const c = (n + b) * per;
+      const o = b * per;
+      if (g > 1) for (let i = 0; i < per; i++) out[o + i] = eps[u + i] + g * (eps[c + i] - eps[u + i]);
+      else out.set(eps.subarray(c, c + per), o);
+    }
+    return out;
+  }
+
+  /** Latent dims [batch, C, h, w]; h and w come from the caller via `setLatentSize`. */
+  private latentHW: [number, number] = [64, 64];
+  setLatentSize(h: number, w: number): void {
+    this.latentHW = [h, w];
+  }
+  private latentDims(per: number, batch: number): number[] {
+    const [h, w] = this.latentHW;
+    if (h * w * this.channels !== per) throw new Error(`latent size ${per} does not match ${this.channels}x${h}x${w}`);
+    return [batch, this.channels, h, w];
+  }
+
+  private timestepTensor(t: number, batch: number): ort.Tensor {
+    const info = this.byName.get(this.names.timestep)!;
+    const first = info.shape[0];
+    // Exports take a [1] timestep that broadcasts over the batch; a fixed larger dim wants one per item.
+    const n = typeof first === 'number' && first > 1 ? batch : 1;
+    const dims = info.shape.length === 0 ? [] : [n];
+    return numericTensor(info.type, new Array(n).fill(t), dims);
+  }
+
+  async release(): Promise<void> {
+    await this.loaded.session.release();
+  }
+}
+
+function concat(parts: Float32Array[]): Float32Array {
+  const total = parts.reduce((a, p) => a + p.length, 0);
+  const out = new Float32Array(total);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}

@@ -1,0 +1,2 @@
+// Filled in by the test-model builder: builds small ONNX models once before the suite.
+export default async function setup(): Promise<void> {}
