@@ -28,7 +28,7 @@ export class ExecutionProviderError extends Error {
     super(
       `The ${ep} execution provider could not be loaded: ${why}. ` +
         (ep === 'cuda'
-          ? 'It needs an NVIDIA GPU with the driver, CUDA 13, cuDNN 9 and the ONNX Runtime CUDA provider library (see ../shared/gpu/README.md); use --ep cpu to render on the CPU.'
+          ? 'It needs an NVIDIA GPU with the driver, CUDA 13, cuDNN 9 and the ONNX Runtime CUDA provider library (see the GPU section of README.md); use --ep cpu to render on the CPU.'
           : ep === 'webgpu'
             ? 'It needs a GPU with Vulkan drivers; use --ep cpu to render on the CPU.'
             : 'Check the onnxruntime-node installation.'),

@@ -35,6 +35,8 @@ export interface GenerateOptions {
 
 export interface GenerateResult {
   images: RawImage[];
+  /** Final latents (batch x C x h x w, in the UNet's scaled space), e.g. to inspect or re-decode. */
+  latents: Float32Array;
   /** Seed of each image: image i of a batch uses seed + i, so any one can be re-made alone. */
   seeds: number[];
   steps: number;
@@ -181,6 +183,7 @@ export class StableDiffusionPipeline {
     const t3 = performance.now();
     return {
       images,
+      latents,
       seeds,
       steps,
       guidance,

@@ -26,8 +26,9 @@ export class UNet {
   readonly channels: number;
   private readonly names: { sample: string; timestep: string; hidden: string; textEmbeds?: string; timeIds?: string; out: string };
   private readonly byName: Map<string, TensorInfo>;
-  /** Calls made so far (for tests and progress estimates). */
+  /** Calls made and batch items run so far (for tests, benchmarks and progress estimates). */
   calls = 0;
+  items = 0;
 
   private constructor(
     readonly loaded: LoadedSession,
@@ -110,6 +111,7 @@ export class UNet {
     }
     const result = await this.loaded.session.run(feeds, [this.names.out]);
     this.calls++;
+    this.items += batch;
     const eps = readFloat(result[this.names.out]);
     if (!guided) return Float32Array.from(eps);
     const out = new Float32Array(n * per);

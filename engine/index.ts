@@ -1,0 +1,20 @@
+/**
+ * The engine's public surface: the bot, the farm and the command-line tools use only this.
+ * Pure rendering: nothing here knows about Discord or the database.
+ */
+export { loadTokenizer, type ClipTokenizer } from './tokenizer/clip-tokenizer.ts';
+export { createScheduler, schedulerKinds, type Scheduler, type SchedulerKind } from './schedulers/index.ts';
+export { float32ToFloat16, float16ToFloat32 } from './tensor/fp16.ts';
+export { SeededRandom, latentNoise, drawSeed, MAX_SEED } from './noise.ts';
+export {
+  StableDiffusionPipeline,
+  InvalidRequestError,
+  validateSize,
+  type GenerateOptions,
+  type GenerateResult,
+  type PipelineOptions,
+} from './pipeline/stable-diffusion.ts';
+export { readModelFolder, familyDefaults, type ModelFolder, type ModelFamily } from './pipeline/model-folder.ts';
+export type { PromptEmbedding } from './pipeline/text-encoder.ts';
+export { ExecutionProviderError, ModelFileError, providerAvailable, executionProviders, type ExecutionProvider } from './onnx/session.ts';
+export { encodePng, savePng, previewJpeg, loadImage, type RawImage } from './image.ts';

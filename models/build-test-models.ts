@@ -1,0 +1,25 @@
+/**
+ * npm run models — (re)builds the built-in demo model and the test model variants.
+ * The test suite's global setup calls `buildTestModels()` too, so a fresh clone needs no extra step.
+ */
+import { ensureDemoModel, demoSpecs } from './demo-model.ts';
+import { DEMO_MODEL_DIR, testModelDir } from './paths.ts';
+
+export type TestModelName = keyof typeof demoSpecs;
+
+export async function buildTestModels(): Promise<Record<TestModelName, string>> {
+  const out = {} as Record<TestModelName, string>;
+  for (const [name, spec] of Object.entries(demoSpecs) as [TestModelName, (typeof demoSpecs)[TestModelName]][]) {
+    out[name] = await ensureDemoModel(testModelDir(name), spec, `blendfarm-test-${name}`);
+  }
+  return out;
+}
+
+if (process.argv[1]?.endsWith('build-test-models.ts')) {
+  const started = performance.now();
+  await ensureDemoModel(DEMO_MODEL_DIR);
+  const built = await buildTestModels();
+  console.log(`demo model: ${DEMO_MODEL_DIR}`);
+  for (const [name, dir] of Object.entries(built)) console.log(`test model ${name}: ${dir}`);
+  console.log(`done in ${((performance.now() - started) / 1000).toFixed(1)}s`);
+}
