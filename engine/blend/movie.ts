@@ -1,0 +1,125 @@
+/**
+ * Movies: K prompts chained into one seamless video. Segment i is a transition from prompt i to
+ * prompt i+1 that starts from segment i-1's last keyframe (its latents, seed and embeddings), so the
+ * segments join without a cut; when the keyframes are joined the shared frame appears once.
+ */
+import type { StableDiffusionPipeline } from '../pipeline/stable-diffusion.ts';
+import type { RawImage } from '../image.ts';
+import { drawSeed } from '../noise.ts';
+import { LatentBlender, type TransitionOptions, type TransitionProgress, type TransitionResult } from './transition.ts';
+import { renderWalk, type WalkMode } from './walks.ts';
+import type { PerceptualMetric } from './perceptual.ts';
+
+export type TransitionMode = 'latent-blend' | WalkMode;
+export const transitionModes: readonly TransitionMode[] = ['latent-blend', 'embedding-walk', 'noise-mixing', 'seed-slerp', 'circular'];
+
+export const MIN_MOVIE_PROMPTS = 2;
+export const MAX_MOVIE_PROMPTS = 16;
+
+export interface MovieOptions extends Omit<TransitionOptions, 'promptA' | 'promptB' | 'seedA' | 'seedB' | 'start' | 'onProgress'> {
+  prompts: string[];
+  /** One per prompt; missing ones are drawn and reported. */
+  seeds?: Array<number | undefined>;
+  mode?: TransitionMode;
+  /** Distinct frames per segment for the walk modes (latent blending uses its branch budget). */
+  walkFrames?: number;
+  onProgress?: (p: MovieProgress) => void;
+}
+
+export interface MovieProgress {
+  segment: number;
+  segments: number;
+  transition?: TransitionProgress;
+  /** Walk modes: frames done in this segment. */
+  framesDone?: number;
+  framesTotal?: number;
+}
+
+export interface MovieSegment {
+  promptA: string;
+  promptB: string;
+  seeds: [number, number];
+  keyframes: RawImage[];
+  /** Perceptual gaps between neighbouring keyframes (latent blending). */
+  gaps?: number[];
+  fracts: number[];
+  transition?: TransitionResult;
+}
+
+export interface MovieResult {
+  mode: TransitionMode;
+  segments: MovieSegment[];
+  /** The seed of every prompt, so the movie can be made again. */
+  seeds: number[];
+  metric?: string;
+  branches: number;
+  seconds: number;
+}
+
+export async function renderMovie(pipe: StableDiffusionPipeline, opts: MovieOptions, metric?: PerceptualMetric): Promise<MovieResult> {
+  const started = performance.now();
+  const { prompts } = opts;
+  if (prompts.length < MIN_MOVIE_PROMPTS || prompts.length > MAX_MOVIE_PROMPTS) {
+    throw new RangeError(`a movie needs ${MIN_MOVIE_PROMPTS} to ${MAX_MOVIE_PROMPTS} prompts, got ${prompts.length}`);
+  }
+  prompts.forEach((p, i) => {
+    if (!p.trim()) throw new RangeError(`prompt ${i + 1} is empty`);
+  });
+  const mode = opts.mode ?? 'latent-blend';
+  if (mode === 'circular' && prompts.length !== 2) throw new RangeError('the circular walk loops between two prompts; give exactly two');
+  const seeds = prompts.map((_, i) => opts.seeds?.[i] ?? drawSeed());
+  const segments: MovieSegment[] = [];
+  const count = prompts.length - 1;
+  const blender = new LatentBlender(pipe, metric);
+  let branches = 0;
+
+  for (let i = 0; i < count; i++) {
+    const progress = (p: Omit<MovieProgress, 'segment' | 'segments'>) => opts.onProgress?.({ segment: i + 1, segments: count, ...p });
+    if (mode === 'latent-blend') {
+      const prev = segments[i - 1]?.transition;
+      const r = await blender.transition({
+        ...opts,
+        promptA: prompts[i],
+        promptB: prompts[i + 1],
+        seedA: seeds[i],
+        seedB: seeds[i + 1],
+        start: prev?.end,
+        onProgress: (t) => progress({ transition: t }),
+      });
+      branches += r.frames.length - (i > 0 ? 1 : 0);
+      segments.push({
+        promptA: prompts[i],
+        promptB: prompts[i + 1],
+        seeds: r.seeds,
+        keyframes: r.frames.map((f) => f.image),
+        gaps: r.gaps,
+        fracts: r.frames.map((f) => f.fract),
+        transition: r,
+      });
+    } else {
+      // Fixed-noise walks keep one seed for the whole movie so a segment ends on the noise the next
+      // starts with; the seed slerp chains prompt seeds instead.
+      const chained = mode === 'seed-slerp';
+      const w = await renderWalk(pipe, {
+        ...opts,
+        mode,
+        promptA: prompts[i],
+        promptB: prompts[i + 1],
+        seedA: chained ? seeds[i] : seeds[0],
+        seedB: chained ? seeds[i + 1] : seeds[1],
+        frames: opts.walkFrames ?? 12,
+        onFrames: (done, total) => progress({ framesDone: done, framesTotal: total }),
+      });
+      branches += w.frames.length - (i > 0 ? 1 : 0);
+      segments.push({ promptA: prompts[i], promptB: prompts[i + 1], seeds: w.seeds, keyframes: w.frames, fracts: w.fracts });
+    }
+  }
+  return {
+    mode,
+    segments,
+    seeds,
+    metric: segments[0].transition?.metric,
+    branches,
+    seconds: (performance.now() - started) / 1000,
+  };
+}

@@ -1,0 +1,93 @@
+/**
+ * Which injection steps the tree branches at, and how many branches each stage gets.
+ *
+ * Stages start at floor(N * depthStrength) and follow every ceil(N / 10) steps up to N - 1; each
+ * starts with one branch. Branches are then added one at a time to the first stage whose successor
+ * has at least as many (keeping earlier, cheaper-to-differ stages fuller), else to the last, until
+ * the branch limit or the compute budget is reached. Injection step 0 is never used: a branch
+ * needs parents' latents from the step before it.
+ */
+import { linspace } from './slerp.ts';
+
+export interface Stage {
+  /** Injection step: the branch's first own UNet step. */
+  idx: number;
+  /** Branches started at this step. */
+  stems: number;
+}
+
+export interface StageBudget {
+  /** Total branches including the two keyframes (>= 2). */
+  maxBranches?: number;
+  /** Seconds of compute for the whole transition, with the timings below. */
+  computeSeconds?: number;
+  /** Seconds per UNet step of one branch, and per VAE decode (measured). */
+  unetStepSeconds?: number;
+  decodeSeconds?: number;
+}
+
+export function estimateSeconds(stages: Stage[], steps: number, unetStep: number, decode: number): number {
+  let t = 2 * (steps * unetStep + decode);
+  for (const s of stages) t += (steps - s.idx) * s.stems * unetStep + decode * s.stems;
+  return t;
+}
+
+export function planStages(steps: number, depthStrength: number, budget: StageBudget): Stage[] {
+  if (!(depthStrength > 0 && depthStrength < 1)) throw new RangeError(`depth strength must be between 0 and 1 (exclusive), got ${depthStrength}`);
+  if (steps < 2) throw new RangeError('latent blending needs at least 2 denoising steps');
+  const base = Math.max(1, Math.floor(steps * depthStrength));
+  const k = Math.ceil(steps / 10);
+  const idxs: number[] = [];
+  for (let i = base; i <= steps - 1; i += k) idxs.push(i);
+  if (idxs.length === 0) idxs.push(steps - 1);
+
+  const maxBranches = budget.maxBranches ?? Infinity;
+  const limit = maxBranches - 2;
+  if (budget.maxBranches === undefined && budget.computeSeconds === undefined) {
+    throw new RangeError('give a budget: maxBranches or computeSeconds');
+  }
+  if (limit <= 0) return [];
+  if (limit < idxs.length) {
+    // Fewer branches than stages: spread single branches across the depth range.
+    const first = idxs[0];
+    const last = idxs[idxs.length - 1];
+    const spread = [...new Set(linspace(first, last, limit).map((v) => Math.round(v)))];
+    return spread.map((idx) => ({ idx, stems: 1 }));
+  }
+
+  const stems = idxs.map(() => 1);
+  const total = () => stems.reduce((a, b) => a + b, 0);
+  const cost = () =>
+    estimateSeconds(
+      idxs.map((idx, s) => ({ idx, stems: stems[s] })),
+      steps,
+      budget.unetStepSeconds ?? 0,
+      budget.decodeSeconds ?? 0,
+    );
+  if (budget.computeSeconds !== undefined && cost() > budget.computeSeconds) {
+    // Not even one branch per stage fits: keep as many early stages as do.
+    while (stems.length > 1 && cost() > budget.computeSeconds) {
+      stems.pop();
+      idxs.pop();
+    }
+    return idxs.map((idx, s) => ({ idx, stems: stems[s] }));
+  }
+  // A hard ceiling so a tiny measured step time cannot plan an absurd tree.
+  const ceiling = Math.min(limit, 500);
+  for (;;) {
+    if (total() >= ceiling) break;
+    let target = stems.length - 1;
+    for (let s = 0; s < stems.length - 1; s++) {
+      if (stems[s + 1] / stems[s] >= 1) {
+        target = s;
+        break;
+      }
+    }
+    stems[target] += 1;
+    if (budget.computeSeconds !== undefined && cost() > budget.computeSeconds) {
+      stems[target] -= 1; // the budget is a ceiling, not a target to overshoot
+      break;
+    }
+  }
+  return idxs.map((idx, s) => ({ idx, stems: stems[s] }));
+}

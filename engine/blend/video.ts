@@ -1,0 +1,46 @@
+/**
+ * From keyframes to a video file: per-segment frame plans (equal screen time per perceptual gap,
+ * or gap-weighted), joined so shared boundary frames appear once, streamed to ffmpeg.
+ */
+import { concatKeyframes, concatPlans, planFrames, renderFrames, type PlanMode } from '../video/frames.ts';
+import { encodeVideo, type EncodeResult, type VideoFormat } from '../video/encode.ts';
+import type { MovieSegment } from './movie.ts';
+
+export interface VideoOptions {
+  fps: number;
+  /** Seconds per segment (one number for all, or one per segment). */
+  duration: number | number[];
+  format?: VideoFormat;
+  out?: string;
+  maxBytes?: number;
+  plan?: PlanMode;
+  signal?: AbortSignal;
+  title?: string;
+}
+
+export async function segmentsToVideo(segments: Array<Pick<MovieSegment, 'keyframes' | 'gaps'>>, opts: VideoOptions): Promise<EncodeResult> {
+  if (!(opts.fps > 0 && opts.fps <= 120)) throw new RangeError(`fps must be between 1 and 120, got ${opts.fps}`);
+  const durations = segments.map((_, i) => (Array.isArray(opts.duration) ? opts.duration[i] : opts.duration));
+  durations.forEach((d, i) => {
+    if (!(typeof d === 'number' && d > 0 && d <= 600)) throw new RangeError(`segment ${i + 1} duration must be between 0 and 600 seconds, got ${d}`);
+  });
+  const planned = segments.map((s, i) => {
+    // Each segment gets fps * duration frames; the joins share a frame, counted once.
+    const frames = Math.max(2, Math.round(opts.fps * durations[i]) + (i > 0 ? 1 : 0));
+    const mode = opts.plan ?? 'equal';
+    return { keyframeCount: s.keyframes.length, plan: planFrames(s.keyframes.length, frames, { mode, gaps: mode === 'gap-weighted' ? s.gaps : undefined }) };
+  });
+  const plan = concatPlans(planned);
+  const keyframes = concatKeyframes(segments.map((s) => s.keyframes));
+  const { width, height } = keyframes[0];
+  return encodeVideo(() => renderFrames(keyframes, plan), {
+    format: opts.format ?? 'mp4',
+    fps: opts.fps,
+    width,
+    height,
+    out: opts.out,
+    maxBytes: opts.maxBytes,
+    signal: opts.signal,
+    title: opts.title,
+  });
+}
