@@ -4,12 +4,9 @@
 // reference behaviour gives every gap the same screen time ('equal'). 'gap-weighted' instead gives
 // each gap screen time proportional to a caller-supplied gap size.
 
-export interface RawImage {
-  data: Uint8Array | Buffer;
-  width: number;
-  height: number;
-  channels: 3;
-}
+import type { RawImage } from '../image.ts';
+
+export type { RawImage };
 
 /**
  * One output frame: a crossfade with weight `t` from keyframe `left` towards keyframe `right`.
