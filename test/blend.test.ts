@@ -236,3 +236,13 @@ describe('movies and videos', () => {
     expect(fitted.attempts.length).toBeGreaterThan(1);
   });
 });
+
+describe('compute budget', () => {
+  it('plans the tree from measured step times: a bigger budget buys more branches', async () => {
+    const small = await blender.transition({ ...PROMPTS, seedA: 1, seedB: 2, ...SIZE, computeSeconds: 0.05 });
+    const big = await blender.transition({ ...PROMPTS, seedA: 1, seedB: 2, ...SIZE, computeSeconds: 0.6 });
+    expect(small.frames.length).toBeGreaterThanOrEqual(2);
+    expect(big.frames.length).toBeGreaterThan(small.frames.length);
+    expect(big.timings.unetStepSeconds).toBeGreaterThan(0);
+  });
+});

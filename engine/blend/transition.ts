@@ -197,6 +197,8 @@ class TransitionRun {
   private unetTrajectorySteps = 0;
   private decodeSeconds = 0;
   private decodes = 0;
+  private metricSeconds = 0;
+  private metricCalls = 0;
   private readonly callsAtStart: number;
 
   private readonly steps: number;
@@ -272,7 +274,7 @@ class TransitionRun {
       maxBranches: this.opts.maxBranches,
       computeSeconds: this.opts.computeSeconds,
       unetStepSeconds: this.unetTrajectorySteps ? this.unetSeconds / this.unetTrajectorySteps : undefined,
-      decodeSeconds: this.decodes ? this.decodeSeconds / this.decodes : undefined,
+      decodeSeconds: this.branchOverheadSeconds(),
     });
     this.stageCount = stages.length;
     this.branchesPlanned = 2 + stages.reduce((a, s) => a + s.stems, 0);
@@ -377,7 +379,7 @@ class TransitionRun {
       { fract: 0, injIdx: 0, latents: aLatents, image: imgA },
       { fract: 1, injIdx: 0, latents: b.latents, image: imgB },
     ];
-    this.gaps = [await this.metric.distance(imgA, imgB)];
+    this.gaps = [await this.distance(imgA, imgB)];
     await this.emit('keyframes', false, imgB);
   }
 
@@ -450,7 +452,7 @@ class TransitionRun {
     }
     for (let j = 0; j < this.gaps.length; j++) {
       if (fresh.has(this.branches[j]) || fresh.has(this.branches[j + 1])) {
-        this.gaps[j] = await this.metric.distance(this.branches[j].image, this.branches[j + 1].image);
+        this.gaps[j] = await this.distance(this.branches[j].image, this.branches[j + 1].image);
       }
     }
   }
@@ -490,6 +492,20 @@ class TransitionRun {
       this.unitsDone += trajs.length;
       await this.emit(phase, false);
     }
+  }
+
+  private async distance(a: RawImage, b: RawImage): Promise<number> {
+    const t0 = performance.now();
+    const d = await this.metric.distance(a, b);
+    this.metricSeconds += (performance.now() - t0) / 1000;
+    this.metricCalls++;
+    return d;
+  }
+
+  /** Per-branch cost besides UNet steps: one decode and two distances (the reference counts only the decode). */
+  private branchOverheadSeconds(): number | undefined {
+    if (!this.decodes) return undefined;
+    return this.decodeSeconds / this.decodes + (this.metricCalls ? (2 * this.metricSeconds) / this.metricCalls : 0);
   }
 
   private async decode(latent: Float32Array): Promise<RawImage> {
