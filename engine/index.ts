@@ -18,3 +18,11 @@ export { readModelFolder, familyDefaults, type ModelFolder, type ModelFamily } f
 export type { PromptEmbedding } from './pipeline/text-encoder.ts';
 export { ExecutionProviderError, ModelFileError, providerAvailable, executionProviders, type ExecutionProvider } from './onnx/session.ts';
 export { encodePng, savePng, previewJpeg, loadImage, type RawImage } from './image.ts';
+export { LatentBlender, TransitionCancelledError, dampedGuidance, transitionDefaults } from './blend/transition.ts';
+export type { TransitionOptions, TransitionResult, TransitionProgress, Crossfeed, Endpoint, BranchRecord } from './blend/transition.ts';
+export { renderMovie, transitionModes, MAX_MOVIE_PROMPTS, MIN_MOVIE_PROMPTS, type MovieOptions, type MovieResult, type TransitionMode } from './blend/movie.ts';
+export { renderWalk, walkModes, type WalkMode } from './blend/walks.ts';
+export { createPerceptualMetric, BuiltinPerceptualMetric, OnnxLpipsMetric, type PerceptualMetric } from './blend/perceptual.ts';
+export { segmentsToVideo, type VideoOptions } from './blend/video.ts';
+export { encodeVideo, probeVideo, resolveFfmpeg, resolveFfprobe, VIDEO_FORMATS, VideoTooLargeError, type VideoFormat } from './video/index.ts';
+export { renderVideo, type RenderRequest, type RenderOutput, type RenderProgress } from './render.ts';

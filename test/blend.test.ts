@@ -246,3 +246,25 @@ describe('compute budget', () => {
     expect(big.timings.unetStepSeconds).toBeGreaterThan(0);
   });
 });
+
+describe('renderVideo: one request in, one finished video out', () => {
+  it('renders a 3-prompt movie request to MP4 bytes with seeds, thumbnail and monotone progress', async () => {
+    const { renderVideo } = await import('../engine/render.ts');
+    const fractions: number[] = [];
+    const out = await renderVideo(
+      pipe,
+      { prompts: ['a red sunset', 'a green forest', 'a blue ocean'], seeds: [1, undefined, 3], ...SIZE, maxBranches: 5, duration: 1, fps: 10 },
+      { onProgress: (p) => fractions.push(p.fraction), progressIntervalMs: 0 },
+    );
+    expect(out.seeds[0]).toBe(1);
+    expect(out.seeds[2]).toBe(3);
+    expect(Number.isSafeInteger(out.seeds[1])).toBe(true);
+    expect(out.keyframes).toBe(9);
+    expect(out.frames).toBe(20);
+    const probe = await probeVideo(out.video);
+    expect([probe.codec, probe.frames, probe.width, probe.height]).toEqual(['h264', 20, 128, 128]);
+    expect(out.thumbnail.subarray(1, 4).toString()).toBe('PNG');
+    expect(fractions.at(-1)).toBe(1);
+    for (let i = 1; i < fractions.length; i++) expect(fractions[i]).toBeGreaterThanOrEqual(fractions[i - 1]);
+  });
+});

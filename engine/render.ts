@@ -1,0 +1,137 @@
+/**
+ * One render request in, one finished video out: the single entry point a farm worker calls.
+ * Everything is plain data (no database, no Discord), so it can cross a worker-thread boundary.
+ */
+import type { StableDiffusionPipeline } from './pipeline/stable-diffusion.ts';
+import { renderMovie, type TransitionMode, type MovieProgress } from './blend/movie.ts';
+import { segmentsToVideo } from './blend/video.ts';
+import type { PerceptualMetric } from './blend/perceptual.ts';
+import type { VideoFormat } from './video/encode.ts';
+import { encodePng } from './image.ts';
+
+export interface RenderRequest {
+  prompts: string[];
+  negativePrompt?: string;
+  /** One per prompt; missing ones are drawn and reported back. */
+  seeds?: Array<number | undefined>;
+  mode?: TransitionMode;
+  steps?: number;
+  guidance?: number;
+  width?: number;
+  height?: number;
+  depthStrength?: number;
+  maxBranches?: number;
+  computeSeconds?: number;
+  /** Seconds per segment. */
+  duration: number | number[];
+  fps: number;
+  format?: VideoFormat;
+  /** Upload limit of where the video goes (e.g. Discord's attachment size limit). */
+  maxBytes?: number;
+}
+
+export interface RenderProgress {
+  /** 0..1 over the whole job, encoding included. */
+  fraction: number;
+  segment: number;
+  segments: number;
+  stage: number;
+  stages: number;
+  branchesDone: number;
+  branchesPlanned: number;
+  etaSeconds: number | null;
+  preview?: Buffer;
+}
+
+export interface RenderOutput {
+  video: Buffer;
+  format: VideoFormat;
+  seeds: number[];
+  keyframes: number;
+  frames: number;
+  durationSeconds: number;
+  width: number;
+  height: number;
+  sizeBytes: number;
+  /** Re-encoded smaller to fit maxBytes. */
+  shrunk: boolean;
+  metric?: string;
+  maxGap?: number;
+  meanGap?: number;
+  renderSeconds: number;
+  encodeSeconds: number;
+  /** PNG of the middle keyframe: a thumbnail for the finished message. */
+  thumbnail: Buffer;
+}
+
+export async function renderVideo(
+  pipe: StableDiffusionPipeline,
+  req: RenderRequest,
+  opts: { signal?: AbortSignal; onProgress?: (p: RenderProgress) => void; metric?: PerceptualMetric; progressIntervalMs?: number } = {},
+): Promise<RenderOutput> {
+  const t0 = performance.now();
+  // Rendering is ~95% of the time; encoding the rest. The branch count is only known once the
+  // keyframes are timed, so the raw fraction can dip: report the running maximum.
+  let reported = 0;
+  const progress = (p: MovieProgress) => {
+    const t = p.transition;
+    const within = t ? (t.phase === 'done' ? 1 : t.branchesDone / Math.max(1, t.branchesPlanned)) : (p.framesDone ?? 0) / Math.max(1, p.framesTotal ?? 1);
+    reported = Math.max(reported, 0.95 * ((p.segment - 1 + Math.min(1, within)) / p.segments));
+    opts.onProgress?.({
+      fraction: reported,
+      segment: p.segment,
+      segments: p.segments,
+      stage: t?.stage ?? 0,
+      stages: t?.stages ?? 0,
+      branchesDone: t?.branchesDone ?? p.framesDone ?? 0,
+      branchesPlanned: t?.branchesPlanned ?? p.framesTotal ?? 0,
+      etaSeconds: t?.etaSeconds ?? null,
+      preview: t?.preview,
+    });
+  };
+  const movie = await renderMovie(
+    pipe,
+    {
+      prompts: req.prompts,
+      seeds: req.seeds,
+      mode: req.mode,
+      negativePrompt: req.negativePrompt,
+      steps: req.steps,
+      guidance: req.guidance,
+      width: req.width,
+      height: req.height,
+      depthStrength: req.depthStrength,
+      maxBranches: req.maxBranches ?? (req.computeSeconds === undefined ? 15 : undefined),
+      computeSeconds: req.computeSeconds,
+      signal: opts.signal,
+      onProgress: progress,
+      progressIntervalMs: opts.progressIntervalMs,
+    },
+    opts.metric,
+  );
+  const t1 = performance.now();
+  const format = req.format ?? 'mp4';
+  const video = await segmentsToVideo(movie.segments, { fps: req.fps, duration: req.duration, format, maxBytes: req.maxBytes, signal: opts.signal });
+  const t2 = performance.now();
+  const gaps = movie.segments.flatMap((s) => s.gaps ?? []);
+  const all = movie.segments.flatMap((s, i) => (i === 0 ? s.keyframes : s.keyframes.slice(1)));
+  opts.onProgress?.({ fraction: 1, segment: movie.segments.length, segments: movie.segments.length, stage: 0, stages: 0, branchesDone: all.length, branchesPlanned: all.length, etaSeconds: 0 });
+  return {
+    video: video.bytes,
+    format,
+    seeds: movie.seeds,
+    keyframes: all.length,
+    frames: video.frames,
+    durationSeconds: video.durationSeconds,
+    width: video.width,
+    height: video.height,
+    sizeBytes: video.sizeBytes,
+    shrunk: video.attempts.length > 1,
+    metric: movie.metric,
+    maxGap: gaps.length ? Math.max(...gaps) : undefined,
+    meanGap: gaps.length ? gaps.reduce((a, b) => a + b, 0) / gaps.length : undefined,
+    renderSeconds: (t1 - t0) / 1000,
+    encodeSeconds: (t2 - t1) / 1000,
+    thumbnail: await encodePng(all[Math.floor(all.length / 2)]),
+  };
+}

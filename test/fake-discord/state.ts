@@ -1,0 +1,357 @@
+/** Everything the fake remembers: users, servers, channels, messages, commands, interactions. */
+import { ALL_PERMISSIONS, ChannelType, DEFAULT_ATTACHMENT_SIZE_LIMIT, DEFAULT_EVERYONE_PERMISSIONS, Permissions } from './protocol.ts';
+import type { AttachmentPlan, MessagePatch } from './message-payload.ts';
+import type {
+  FakeChannel,
+  FakeGuild,
+  FakeMember,
+  FakeRole,
+  FakeUser,
+  InteractionState,
+  MessageContent,
+  MessageOrigin,
+  RegisteredCommand,
+  StoredAttachment,
+  StoredMessage,
+} from './model.ts';
+import { nextSnowflake } from './snowflake.ts';
+
+export interface UserInit {
+  username?: string;
+  globalName?: string | null;
+  bot?: boolean;
+}
+
+export interface ChannelInit {
+  name: string;
+  /** A Discord channel type number; text (0) by default. */
+  type?: number;
+  topic?: string;
+}
+
+export interface GuildInit {
+  name?: string;
+  /** Username of the owner (created), or an existing user. */
+  owner?: string | FakeUser;
+  channels?: (string | ChannelInit)[];
+  roles?: { name: string; permissions?: bigint }[];
+  /** Members besides the owner and the bot: a username (created) or an existing user, with role names. */
+  members?: (string | FakeUser | { user: string | FakeUser; roles?: string[] })[];
+  everyonePermissions?: bigint;
+  /** Permissions of the role Discord gives the bot when it joins. */
+  botPermissions?: bigint;
+  /** Per-file upload limit in bytes (Discord: 10 MiB unboosted, 50 MiB at tier 2, 100 MiB at tier 3). */
+  attachmentSizeLimit?: number;
+  locale?: string;
+}
+
+export const DEFAULT_BOT_PERMISSIONS =
+  Permissions.ViewChannel |
+  Permissions.SendMessages |
+  Permissions.EmbedLinks |
+  Permissions.AttachFiles |
+  Permissions.ReadMessageHistory |
+  Permissions.AddReactions |
+  Permissions.UseExternalEmojis |
+  Permissions.ManageMessages |
+  Permissions.UseApplicationCommands;
+
+const EXTENSION_TYPES: Record<string, string> = {
+  mp4: 'video/mp4',
+  webm: 'video/webm',
+  mov: 'video/quicktime',
+  gif: 'image/gif',
+  png: 'image/png',
+  jpg: 'image/jpeg',
+  jpeg: 'image/jpeg',
+  webp: 'image/webp',
+  txt: 'text/plain; charset=utf-8',
+  json: 'application/json; charset=utf-8',
+};
+
+interface Waiter {
+  check(): void;
+  fail(error: Error): void;
+}
+
+export class FakeState {
+  readonly users = new Map<string, FakeUser>();
+  readonly guilds = new Map<string, FakeGuild>();
+  readonly channels = new Map<string, FakeChannel>();
+  readonly messages = new Map<string, StoredMessage>();
+  /** Registered commands by scope: "global" or a guild id. */
+  readonly commands = new Map<string, RegisteredCommand[]>();
+  readonly interactions = new Map<string, InteractionState>();
+  readonly interactionsByToken = new Map<string, InteractionState>();
+  readonly bot: FakeUser;
+  readonly applicationId: string;
+  /** http://127.0.0.1:PORT, known once the server listens; attachment URLs point there. */
+  publicBase = '';
+  private readonly waiters = new Set<Waiter>();
+
+  constructor(botUsername: string) {
+    this.bot = this.createUser({ username: botUsername, bot: true });
+    // Bots made since 2019 share their id with their application.
+    this.applicationId = this.bot.id;
+  }
+
+  createUser(init: UserInit = {}): FakeUser {
+    const id = nextSnowflake();
+    const user: FakeUser = { id, username: init.username ?? `user${id.slice(-6)}`, globalName: init.globalName ?? null, bot: init.bot ?? false };
+    this.users.set(id, user);
+    return user;
+  }
+
+  user(id: string): FakeUser {
+    const user = this.users.get(id);
+    if (!user) throw new Error(`the fake Discord knows no user ${id}`);
+    return user;
+  }
+
+  createGuild(init: GuildInit = {}): FakeGuild {
+    const id = nextSnowflake();
+    const owner = typeof init.owner === 'object' ? init.owner : this.createUser({ username: init.owner ?? 'server-owner' });
+    const guild: FakeGuild = {
+      id,
+      name: init.name ?? 'Fake Server',
+      ownerId: owner.id,
+      roles: [{ id, name: '@everyone', permissions: init.everyonePermissions ?? DEFAULT_EVERYONE_PERMISSIONS, position: 0, color: 0, botId: null }],
+      channels: [],
+      members: new Map(),
+      attachmentSizeLimit: init.attachmentSizeLimit ?? DEFAULT_ATTACHMENT_SIZE_LIMIT,
+      locale: init.locale ?? 'en-US',
+    };
+    this.guilds.set(id, guild);
+    for (const role of init.roles ?? []) this.addRole(guild, role.name, role.permissions ?? 0n);
+    const botRole = this.addRole(guild, this.bot.username, init.botPermissions ?? DEFAULT_BOT_PERMISSIONS);
+    botRole.botId = this.bot.id;
+    this.addMember(guild.id, owner);
+    this.addMember(guild.id, this.bot, [botRole.id]);
+    for (const m of init.members ?? []) {
+      const spec = typeof m === 'object' && 'user' in m ? m : { user: m, roles: [] };
+      const user = typeof spec.user === 'string' ? this.createUser({ username: spec.user }) : spec.user;
+      this.addMember(guild.id, user, spec.roles ?? []);
+    }
+    for (const c of init.channels ?? ['general']) this.addChannel(guild.id, typeof c === 'string' ? { name: c } : c);
+    return guild;
+  }
+
+  guild(id: string): FakeGuild {
+    const guild = this.guilds.get(id);
+    if (!guild) throw new Error(`the fake Discord has no server ${id}`);
+    return guild;
+  }
+
+  addRole(guild: FakeGuild, name: string, permissions: bigint): FakeRole {
+    const role: FakeRole = { id: nextSnowflake(), name, permissions, position: guild.roles.length, color: 0, botId: null };
+    guild.roles.push(role);
+    return role;
+  }
+
+  /** Adds (or updates) a member; roles are role ids or role names of that server. */
+  addMember(guildId: string, user: FakeUser, roles: string[] = []): FakeMember {
+    const guild = this.guild(guildId);
+    const roleIds = roles.map((r) => {
+      const role = guild.roles.find((x) => x.id === r || x.name === r);
+      if (!role) throw new Error(`server ${guild.name} has no role "${r}"`);
+      return role.id;
+    });
+    const member: FakeMember = { userId: user.id, nick: null, roles: roleIds, joinedAt: new Date().toISOString() };
+    guild.members.set(user.id, member);
+    this.changed();
+    return member;
+  }
+
+  addChannel(guildId: string, init: ChannelInit): FakeChannel {
+    const guild = this.guild(guildId);
+    const channel: FakeChannel = {
+      id: nextSnowflake(),
+      guildId,
+      name: init.name,
+      type: init.type ?? ChannelType.GuildText,
+      position: guild.channels.length,
+      parentId: null,
+      topic: init.topic ?? null,
+    };
+    guild.channels.push(channel);
+    this.channels.set(channel.id, channel);
+    return channel;
+  }
+
+  role(guild: FakeGuild, id: string): FakeRole | undefined {
+    return guild.roles.find((r) => r.id === id);
+  }
+
+  /** A member's server-wide permissions as Discord computes them (owner and Administrator get all). */
+  permissionsOf(guild: FakeGuild, userId: string): bigint {
+    if (guild.ownerId === userId) return ALL_PERMISSIONS;
+    const member = guild.members.get(userId);
+    let bits = guild.roles[0].permissions;
+    for (const id of member?.roles ?? []) bits |= this.role(guild, id)?.permissions ?? 0n;
+    return (bits & Permissions.Administrator) !== 0n ? ALL_PERMISSIONS : bits;
+  }
+
+  commandsIn(scope: string): RegisteredCommand[] {
+    return this.commands.get(scope) ?? [];
+  }
+
+  createMessage(
+    init: { channelId: string; authorId: string; type: number; origin: MessageOrigin; interactionId: string | null; flags: number; via: string },
+    patch: MessagePatch,
+  ): StoredMessage {
+    const channel = this.channels.get(init.channelId);
+    const id = nextSnowflake();
+    const now = Date.now();
+    const attachments = this.materialize(patch.attachments ?? [], init.channelId);
+    const message: StoredMessage = {
+      id,
+      channelId: init.channelId,
+      guildId: channel?.guildId ?? null,
+      authorId: init.authorId,
+      type: init.type,
+      origin: init.origin,
+      interactionId: init.interactionId,
+      content: patch.content ?? '',
+      embeds: resolveEmbedAttachments(patch.embeds ?? [], attachments),
+      components: patch.components ?? [],
+      attachments,
+      flags: init.flags,
+      ephemeral: (init.flags & 64) !== 0,
+      createdAt: now,
+      editedAt: null,
+      tts: patch.tts ?? false,
+      mentions: [],
+      allowedMentions: patch.allowedMentions ?? null,
+      messageReference: patch.messageReference
+        ? { message_id: patch.messageReference.message_id, channel_id: init.channelId, ...(channel?.guildId ? { guild_id: channel.guildId } : {}) }
+        : null,
+      reactions: new Map(),
+      revisions: [],
+      deleted: false,
+    };
+    message.mentions = this.mentionsOf(message);
+    message.revisions.push({ ...snapshot(message), at: now, via: init.via });
+    this.messages.set(id, message);
+    this.changed();
+    return message;
+  }
+
+  /** Applies an edit; flags keeps the bits that cannot change (ephemeral) and drops "loading". */
+  editMessage(message: StoredMessage, patch: MessagePatch, via: string): StoredMessage {
+    const now = Date.now();
+    if (patch.content !== undefined) message.content = patch.content;
+    if (patch.attachments !== undefined) message.attachments = this.materialize(patch.attachments, message.channelId);
+    if (patch.embeds !== undefined) message.embeds = patch.embeds;
+    message.embeds = resolveEmbedAttachments(message.embeds, message.attachments);
+    if (patch.components !== undefined) message.components = patch.components;
+    if (patch.allowedMentions !== undefined) message.allowedMentions = patch.allowedMentions;
+    const keep = message.flags & 64;
+    message.flags = ((patch.flags ?? message.flags) & ~(64 | 128)) | keep;
+    message.mentions = this.mentionsOf(message);
+    message.editedAt = now;
+    message.revisions.push({ ...snapshot(message), at: now, via });
+    this.changed();
+    return message;
+  }
+
+  deleteMessage(message: StoredMessage): void {
+    message.deleted = true;
+    this.changed();
+  }
+
+  /** Resolves once `check` returns something truthy (checked now and after every change). */
+  waitFor<T>(check: () => T | undefined | null | false, timeoutMs: number, what: string): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const waiter: Waiter = {
+        check: () => {
+          let value: T | undefined | null | false;
+          try {
+            value = check();
+          } catch (error) {
+            waiter.fail(error as Error);
+            return;
+          }
+          if (value) {
+            finish();
+            resolve(value);
+          }
+        },
+        fail: (error) => {
+          finish();
+          reject(error);
+        },
+      };
+      const finish = () => {
+        clearTimeout(timer);
+        this.waiters.delete(waiter);
+      };
+      this.waiters.add(waiter);
+      waiter.check();
+      if (this.waiters.has(waiter)) timer = setTimeout(() => waiter.fail(new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs);
+    });
+  }
+
+  changed(): void {
+    for (const waiter of [...this.waiters]) waiter.check();
+  }
+
+  failAllWaiters(reason: string): void {
+    for (const waiter of [...this.waiters]) waiter.fail(new Error(reason));
+  }
+
+  private materialize(plan: AttachmentPlan[], channelId: string): StoredAttachment[] {
+    return plan.map((p) => {
+      if (p.kind === 'keep') return { ...p.existing, description: p.description };
+      const id = nextSnowflake();
+      // Discord swaps characters it does not keep in file names for underscores.
+      const filename = p.filename.replace(/[^\w.-]/g, '_');
+      return {
+        id,
+        filename,
+        contentType: contentTypeFor(filename, p.upload.contentType),
+        size: p.upload.data.length,
+        bytes: p.upload.data,
+        description: p.description,
+        url: `${this.publicBase}/attachments/${channelId}/${id}/${encodeURIComponent(filename)}`,
+      };
+    });
+  }
+
+  /** Users pinged by <@id> in the content, filtered by allowed_mentions as Discord does. */
+  private mentionsOf(message: StoredMessage): string[] {
+    const ids = [...message.content.matchAll(/<@!?(\d{17,20})>/g)].map((m) => m[1]).filter((id) => this.users.has(id));
+    const allowed = message.allowedMentions;
+    const unique = [...new Set(ids)];
+    if (!allowed) return unique;
+    if (Array.isArray(allowed.parse) && allowed.parse.includes('users')) return unique;
+    if (Array.isArray(allowed.users)) return unique.filter((id) => (allowed.users as string[]).includes(id));
+    return [];
+  }
+}
+
+function snapshot(m: MessageContent): MessageContent {
+  return { content: m.content, embeds: m.embeds, components: m.components, attachments: m.attachments, flags: m.flags };
+}
+
+function contentTypeFor(filename: string, sent: string | null): string | null {
+  const ext = /\.([a-z0-9]+)$/i.exec(filename)?.[1]?.toLowerCase();
+  if (sent && sent !== 'application/octet-stream') return sent;
+  return (ext && EXTENSION_TYPES[ext]) ?? sent;
+}
+
+/** Discord replaces attachment://name in embed media with the uploaded file's URL. */
+function resolveEmbedAttachments(embeds: Record<string, unknown>[], attachments: StoredAttachment[]): Record<string, unknown>[] {
+  const swap = (url: unknown): unknown => {
+    if (typeof url !== 'string' || !url.startsWith('attachment://')) return url;
+    return attachments.find((a) => a.filename === url.slice('attachment://'.length))?.url ?? url;
+  };
+  return embeds.map((embed) => {
+    const out: Record<string, unknown> = { ...embed };
+    for (const key of ['image', 'thumbnail'] as const) {
+      const media = out[key] as Record<string, unknown> | undefined;
+      if (media && typeof media === 'object') out[key] = { ...media, url: swap(media.url), proxy_url: swap(media.url) };
+    }
+    return out;
+  });
+}
