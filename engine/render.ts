@@ -5,6 +5,7 @@
 import type { StableDiffusionPipeline } from './pipeline/stable-diffusion.ts';
 import { renderMovie, type TransitionMode, type MovieProgress } from './blend/movie.ts';
 import { segmentsToVideo } from './blend/video.ts';
+import { upscaleSegments } from './blend/upscale.ts';
 import type { PerceptualMetric } from './blend/perceptual.ts';
 import type { VideoFormat } from './video/encode.ts';
 import { encodePng } from './image.ts';
@@ -28,6 +29,8 @@ export interface RenderRequest {
   format?: VideoFormat;
   /** Upload limit of where the video goes (e.g. Discord's attachment size limit). */
   maxBytes?: number;
+  /** Refine every keyframe at a larger size (2: 4x the pixels) after the transition is rendered. */
+  upscale?: { factor?: number; strength?: number };
 }
 
 export interface RenderProgress {
@@ -73,10 +76,11 @@ export async function renderVideo(
   // Rendering is ~95% of the time; encoding the rest. The branch count is only known once the
   // keyframes are timed, so the raw fraction can dip: report the running maximum.
   let reported = 0;
+  const renderShare = req.upscale ? 0.5 : 0.95;
   const progress = (p: MovieProgress) => {
     const t = p.transition;
     const within = t ? (t.phase === 'done' ? 1 : t.branchesDone / Math.max(1, t.branchesPlanned)) : (p.framesDone ?? 0) / Math.max(1, p.framesTotal ?? 1);
-    reported = Math.max(reported, 0.95 * ((p.segment - 1 + Math.min(1, within)) / p.segments));
+    reported = Math.max(reported, renderShare * ((p.segment - 1 + Math.min(1, within)) / p.segments));
     opts.onProgress?.({
       fraction: reported,
       segment: p.segment,
@@ -109,13 +113,29 @@ export async function renderVideo(
     },
     opts.metric,
   );
+  let segments = movie.segments;
+  if (req.upscale) {
+    const base = reported;
+    segments = await upscaleSegments(pipe, segments, {
+      ...req.upscale,
+      seed: movie.seeds[0],
+      steps: req.steps,
+      guidance: req.guidance,
+      negativePrompt: req.negativePrompt,
+      signal: opts.signal,
+      onFrames: (done, total) => {
+        reported = base + (0.95 - base) * (done / total);
+        opts.onProgress?.({ fraction: reported, segment: segments.length, segments: segments.length, stage: 0, stages: 0, branchesDone: done, branchesPlanned: total, etaSeconds: null });
+      },
+    });
+  }
   const t1 = performance.now();
   const format = req.format ?? 'mp4';
-  const video = await segmentsToVideo(movie.segments, { fps: req.fps, duration: req.duration, format, maxBytes: req.maxBytes, signal: opts.signal });
+  const video = await segmentsToVideo(segments, { fps: req.fps, duration: req.duration, format, maxBytes: req.maxBytes, signal: opts.signal });
   const t2 = performance.now();
   const gaps = movie.segments.flatMap((s) => s.gaps ?? []);
-  const all = movie.segments.flatMap((s, i) => (i === 0 ? s.keyframes : s.keyframes.slice(1)));
-  opts.onProgress?.({ fraction: 1, segment: movie.segments.length, segments: movie.segments.length, stage: 0, stages: 0, branchesDone: all.length, branchesPlanned: all.length, etaSeconds: 0 });
+  const all = segments.flatMap((s, i) => (i === 0 ? s.keyframes : s.keyframes.slice(1)));
+  opts.onProgress?.({ fraction: 1, segment: segments.length, segments: segments.length, stage: 0, stages: 0, branchesDone: all.length, branchesPlanned: all.length, etaSeconds: 0 });
   return {
     video: video.bytes,
     format,
