@@ -3,7 +3,8 @@
  * Everything is plain data (no database, no Discord), so it can cross a worker-thread boundary.
  */
 import type { StableDiffusionPipeline } from './pipeline/stable-diffusion.ts';
-import { renderMovie, type TransitionMode, type MovieProgress } from './blend/movie.ts';
+import { recoverEndpoint, renderMovie, type TransitionMode, type MovieProgress } from './blend/movie.ts';
+import { decodeVideoFrames } from './video/decode.ts';
 import { segmentsToVideo } from './blend/video.ts';
 import { upscaleSegments } from './blend/upscale.ts';
 import type { PerceptualMetric } from './blend/perceptual.ts';
@@ -31,6 +32,13 @@ export interface RenderRequest {
   maxBytes?: number;
   /** Refine every keyframe at a larger size (2: 4x the pixels) after the transition is rendered. */
   upscale?: { factor?: number; strength?: number };
+  /**
+   * Extend a finished latent-blending movie: its prompts and seeds (same model and settings), and
+   * optionally its video. `prompts` are then the new prompts that follow its last one; the output is
+   * the whole movie (the earlier video's frames, then the new part) when `video` is given, else the
+   * new part alone, starting on the old movie's last frame.
+   */
+  extend?: { prompts: string[]; seeds: number[]; video?: Uint8Array };
 }
 
 export interface RenderProgress {
@@ -93,11 +101,23 @@ export async function renderVideo(
       preview: t?.preview,
     });
   };
+  const ext = req.extend;
+  const shared = {
+    negativePrompt: req.negativePrompt,
+    steps: req.steps,
+    guidance: req.guidance,
+    width: req.width,
+    height: req.height,
+    depthStrength: req.depthStrength,
+    signal: opts.signal,
+  };
+  const start = ext ? await recoverEndpoint(pipe, { ...shared, prompts: ext.prompts, seeds: ext.seeds }) : undefined;
   const movie = await renderMovie(
     pipe,
     {
-      prompts: req.prompts,
-      seeds: req.seeds,
+      prompts: ext ? [ext.prompts[ext.prompts.length - 1], ...req.prompts] : req.prompts,
+      seeds: ext ? [ext.seeds[ext.seeds.length - 1], ...(req.seeds ?? req.prompts.map(() => undefined))] : req.seeds,
+      start,
       mode: req.mode,
       negativePrompt: req.negativePrompt,
       steps: req.steps,
@@ -131,7 +151,8 @@ export async function renderVideo(
   }
   const t1 = performance.now();
   const format = req.format ?? 'mp4';
-  const video = await segmentsToVideo(segments, { fps: req.fps, duration: req.duration, format, maxBytes: req.maxBytes, signal: opts.signal });
+  const prefix = ext?.video ? await decodeVideoFrames(ext.video, segments[0].keyframes[0].width, segments[0].keyframes[0].height, opts.signal) : undefined;
+  const video = await segmentsToVideo(segments, { fps: req.fps, duration: req.duration, format, maxBytes: req.maxBytes, signal: opts.signal, prefix });
   const t2 = performance.now();
   const gaps = movie.segments.flatMap((s) => s.gaps ?? []);
   const all = segments.flatMap((s, i) => (i === 0 ? s.keyframes : s.keyframes.slice(1)));
@@ -139,7 +160,7 @@ export async function renderVideo(
   return {
     video: video.bytes,
     format,
-    seeds: movie.seeds,
+    seeds: ext ? [...ext.seeds, ...movie.seeds.slice(1)] : movie.seeds,
     keyframes: all.length,
     frames: video.frames,
     durationSeconds: video.durationSeconds,

@@ -284,7 +284,31 @@ describe('upscale', () => {
     // The refined thumbnail keeps the composition of the small one (compare at the small size).
     const small = await sharp(base.thumbnail).raw().toBuffer();
     const refinedSmall = await sharp(up.thumbnail).resize(96, 64).raw().toBuffer();
-    const unrelated = await sharp(await renderVideo(pipe, { ...req, seeds: [7, 8] }).then((r) => r.thumbnail)).raw().toBuffer();
+    const other = await renderVideo(pipe, { ...req, seeds: [7, 8] });
+    const unrelated = await sharp(other.thumbnail).raw().toBuffer();
     expect(meanAbsDiff(refinedSmall, small)).toBeLessThan(meanAbsDiff(unrelated, small));
+  });
+});
+
+describe('extend', () => {
+  it('recovers a movie’s last keyframe exactly and continues from it; the whole movie is re-encoded once', async () => {
+    const { renderVideo } = await import('../engine/render.ts');
+    const { recoverEndpoint } = await import('../engine/blend/movie.ts');
+    const { decodeVideoFrames } = await import('../engine/video/decode.ts');
+    const base = { ...SIZE, maxBranches: 5, fps: 8, duration: 1 };
+    const parentMovie = await renderMovie(pipe, { prompts: ['a red sunset', 'a green forest'], seeds: [1, 2], ...SIZE, maxBranches: 5 });
+    const end = await recoverEndpoint(pipe, { prompts: ['a red sunset', 'a green forest'], seeds: [1, 2], ...SIZE });
+    expect(Buffer.from(end.image.data).equals(Buffer.from(parentMovie.segments[0].keyframes.at(-1)!.data))).toBe(true);
+
+    const parent = await renderVideo(pipe, { prompts: ['a red sunset', 'a green forest'], seeds: [1, 2], ...base });
+    const extended = await renderVideo(pipe, { prompts: ['a blue ocean'], seeds: [3], ...base, extend: { prompts: ['a red sunset', 'a green forest'], seeds: [1, 2], video: parent.video } });
+    const direct = await renderVideo(pipe, { prompts: ['a red sunset', 'a green forest', 'a blue ocean'], seeds: [1, 2, 3], ...base });
+    expect(extended.seeds).toEqual([1, 2, 3]);
+    expect(extended.frames).toBe(16);
+    const [e, d] = await Promise.all([decodeVideoFrames(extended.video, 128, 128), decodeVideoFrames(direct.video, 128, 128)]);
+    expect(e).toHaveLength(16);
+    expect(d).toHaveLength(16);
+    // Same movie as rendering all three prompts at once, up to video compression.
+    for (const i of [0, 7, 8, 15]) expect(meanAbsDiff(e[i].data, d[i].data)).toBeLessThan(6);
   });
 });

@@ -6,7 +6,7 @@
 import type { StableDiffusionPipeline } from '../pipeline/stable-diffusion.ts';
 import type { RawImage } from '../image.ts';
 import { drawSeed } from '../noise.ts';
-import { LatentBlender, type TransitionOptions, type TransitionProgress, type TransitionResult } from './transition.ts';
+import { LatentBlender, type Endpoint, type TransitionOptions, type TransitionProgress, type TransitionResult } from './transition.ts';
 import { renderWalk, type WalkMode } from './walks.ts';
 import type { PerceptualMetric } from './perceptual.ts';
 
@@ -18,6 +18,8 @@ export const MAX_MOVIE_PROMPTS = 16;
 
 export interface MovieOptions extends Omit<TransitionOptions, 'promptA' | 'promptB' | 'seedA' | 'seedB' | 'start' | 'onProgress'> {
   prompts: string[];
+  /** Continue from an earlier movie's last keyframe (latent blending): it is prompts[0]'s frame. */
+  start?: Endpoint;
   /** One per prompt; missing ones are drawn and reported. */
   seeds?: Array<number | undefined>;
   mode?: TransitionMode;
@@ -76,14 +78,14 @@ export async function renderMovie(pipe: StableDiffusionPipeline, opts: MovieOpti
   for (let i = 0; i < count; i++) {
     const progress = (p: Omit<MovieProgress, 'segment' | 'segments'>) => opts.onProgress?.({ segment: i + 1, segments: count, ...p });
     if (mode === 'latent-blend') {
-      const prev = segments[i - 1]?.transition;
+      const prev = i === 0 ? opts.start : segments[i - 1].transition?.end;
       const r = await blender.transition({
         ...opts,
         promptA: prompts[i],
         promptB: prompts[i + 1],
         seedA: seeds[i],
         seedB: seeds[i + 1],
-        start: prev?.end,
+        start: prev,
         onProgress: (t) => progress({ transition: t }),
       });
       branches += r.frames.length - (i > 0 ? 1 : 0);
@@ -122,4 +124,24 @@ export async function renderMovie(pipe: StableDiffusionPipeline, opts: MovieOpti
     branches,
     seconds: (performance.now() - started) / 1000,
   };
+}
+
+/**
+ * The last keyframe of a latent-blending movie, recomputed without its in-between branches: each
+ * keyframe's trajectory only depends on the previous keyframe's (branch-1 crossfeed), so K full
+ * trajectories reproduce it exactly, for the same model, settings and seeds. Used to extend a
+ * finished movie from its last frame.
+ */
+export async function recoverEndpoint(
+  pipe: StableDiffusionPipeline,
+  opts: Omit<MovieOptions, 'maxBranches' | 'computeSeconds' | 'mode' | 'onProgress'> & { seeds: number[] },
+): Promise<Endpoint> {
+  const blender = new LatentBlender(pipe);
+  let end: Endpoint | undefined;
+  for (let i = 0; i < opts.prompts.length - 1; i++) {
+    const r = await blender.transition({ ...opts, promptA: opts.prompts[i], promptB: opts.prompts[i + 1], seedA: opts.seeds[i], seedB: opts.seeds[i + 1], start: end, maxBranches: 2 });
+    end = r.end;
+  }
+  if (!end) throw new RangeError('a movie to extend has at least two prompts');
+  return end;
 }

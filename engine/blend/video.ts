@@ -4,6 +4,7 @@
  */
 import { concatKeyframes, concatPlans, planFrames, renderFrames, type PlanMode } from '../video/frames.ts';
 import { encodeVideo, type EncodeResult, type VideoFormat } from '../video/encode.ts';
+import type { RawImage } from '../image.ts';
 import type { MovieSegment } from './movie.ts';
 
 export interface VideoOptions {
@@ -16,6 +17,11 @@ export interface VideoOptions {
   plan?: PlanMode;
   signal?: AbortSignal;
   title?: string;
+  /**
+   * Frames already shown before these segments (a movie being extended). Its last frame is the
+   * first segment's first keyframe, so that keyframe is not shown again.
+   */
+  prefix?: RawImage[];
 }
 
 export async function segmentsToVideo(segments: Array<Pick<MovieSegment, 'keyframes' | 'gaps'>>, opts: VideoOptions): Promise<EncodeResult> {
@@ -26,14 +32,27 @@ export async function segmentsToVideo(segments: Array<Pick<MovieSegment, 'keyfra
   });
   const planned = segments.map((s, i) => {
     // Each segment gets fps * duration frames; the joins share a frame, counted once.
-    const frames = Math.max(2, Math.round(opts.fps * durations[i]) + (i > 0 ? 1 : 0));
+    const frames = Math.max(2, Math.round(opts.fps * durations[i]) + (i > 0 || opts.prefix?.length ? 1 : 0));
     const mode = opts.plan ?? 'equal';
     return { keyframeCount: s.keyframes.length, plan: planFrames(s.keyframes.length, frames, { mode, gaps: mode === 'gap-weighted' ? s.gaps : undefined }) };
   });
   const plan = concatPlans(planned);
   const keyframes = concatKeyframes(segments.map((s) => s.keyframes));
   const { width, height } = keyframes[0];
-  return encodeVideo(() => renderFrames(keyframes, plan), {
+  const prefix = opts.prefix ?? [];
+  const frames = function* () {
+    yield* prefix;
+    let first = true;
+    for (const f of renderFrames(keyframes, plan)) {
+      if (first && prefix.length) {
+        first = false;
+        continue;
+      }
+      first = false;
+      yield f;
+    }
+  };
+  return encodeVideo(frames, {
     format: opts.format ?? 'mp4',
     fps: opts.fps,
     width,

@@ -7,3 +7,4 @@ export { encodeVideo, VideoTooLargeError, VIDEO_FORMATS } from './encode.ts';
 export type { VideoFormat, FrameIterable, FrameSource, EncodeOptions, EncodeAttempt, EncodeResult } from './encode.ts';
 export { probeVideo, probeWebp } from './probe.ts';
 export type { VideoProbe, ProbeOptions } from './probe.ts';
+export { decodeVideoFrames } from './decode.ts';

@@ -16,16 +16,25 @@ export class ApiError extends Error {
   readonly code: number;
   readonly errors: ErrorTree | undefined;
   readonly headers: Record<string, string>;
+  /** Replaces the usual {message, code} body (rate limits answer {message, retry_after, global}). */
+  readonly customBody: Record<string, unknown> | undefined;
 
-  constructor(status: number, code: number, message: string, opts: { errors?: ErrorTree; headers?: Record<string, string> } = {}) {
+  constructor(
+    status: number,
+    code: number,
+    message: string,
+    opts: { errors?: ErrorTree; headers?: Record<string, string>; body?: Record<string, unknown> } = {},
+  ) {
     super(message);
     this.status = status;
     this.code = code;
     this.errors = opts.errors;
     this.headers = opts.headers ?? {};
+    this.customBody = opts.body;
   }
 
   body(): Record<string, unknown> {
+    if (this.customBody) return this.customBody;
     return this.errors ? { message: this.message, code: this.code, errors: this.errors } : { message: this.message, code: this.code };
   }
 }
