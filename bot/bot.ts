@@ -1,0 +1,94 @@
+/**
+ * The Discord side: a discord.js client with only the intents the features need (slash commands
+ * and buttons need none beyond Guilds; 🔍/🔁 need guild message reactions; no message content),
+ * routing interactions to the handlers, and the messenger that keeps job messages up to date.
+ */
+import { Client, Events, GatewayIntentBits, MessageFlags, Partials, type Interaction } from 'discord.js';
+import type { FarmContext } from '../farm/config.ts';
+import type { BotContext } from './context.ts';
+import { commandsByName } from './commands/index.ts';
+import { handleButton, handleModal, handleReaction } from './buttons.ts';
+import { JobMessenger, type MessengerOptions } from './delivery.ts';
+import { userMessage } from './errors.ts';
+
+export const BOT_INTENTS = [GatewayIntentBits.Guilds, GatewayIntentBits.GuildMessageReactions];
+
+export interface BotOptions {
+  token: string;
+  /** REST base URL (e.g. http://127.0.0.1:PORT/api for a proxy or a test double). */
+  apiBase?: string;
+  farm: FarmContext;
+  log?: (message: string) => void;
+  messenger?: MessengerOptions;
+  /** For ShardingManager children: discord.js reads the shard from the environment when unset. */
+  shards?: number | number[] | 'auto';
+}
+
+export interface RunningBot {
+  client: Client;
+  messenger: JobMessenger;
+  stop(): Promise<void>;
+}
+
+export function createClient(opts: Pick<BotOptions, 'apiBase' | 'shards'>): Client {
+  return new Client({
+    intents: BOT_INTENTS,
+    // Reactions on messages sent before this process started arrive as partials.
+    partials: [Partials.Message, Partials.Channel, Partials.Reaction, Partials.User],
+    rest: opts.apiBase ? { api: opts.apiBase } : undefined,
+    ...(opts.shards !== undefined ? { shards: opts.shards } : {}),
+  });
+}
+
+export async function startBot(opts: BotOptions): Promise<RunningBot> {
+  const log = opts.log ?? ((m: string) => console.log(m));
+  const client = createClient(opts);
+  const messenger = new JobMessenger(client, opts.farm, { log, ...opts.messenger });
+  const ctx: BotContext = { farm: opts.farm, messenger, log };
+
+  client.on(Events.InteractionCreate, (interaction) => void route(interaction, ctx));
+  client.on(Events.MessageReactionAdd, (reaction, user) => {
+    void handleReaction(reaction, user, ctx).catch((err) => log(`[bot] reaction failed: ${(err as Error).message}`));
+  });
+  client.on(Events.Error, (err) => log(`[bot] client error: ${err.message}`));
+
+  const ready = new Promise<void>((resolve) => client.once(Events.ClientReady, () => resolve()));
+  await client.login(opts.token);
+  await ready;
+  await messenger.start();
+  log(`[bot] logged in as ${client.user?.tag} in ${client.guilds.cache.size} server(s)`);
+  return {
+    client,
+    messenger,
+    async stop() {
+      await messenger.stop();
+      await client.destroy();
+    },
+  };
+}
+
+async function route(interaction: Interaction, ctx: BotContext): Promise<void> {
+  try {
+    if (interaction.isChatInputCommand()) {
+      const command = commandsByName.get(interaction.commandName);
+      if (!command) {
+        await interaction.reply({ content: 'This command is not known to this bot version; ask an admin to run `npm run deploy-commands`.', flags: MessageFlags.Ephemeral });
+        return;
+      }
+      await command.execute(interaction, ctx);
+    } else if (interaction.isButton()) {
+      await handleButton(interaction, ctx);
+    } else if (interaction.isModalSubmit()) {
+      await handleModal(interaction, ctx);
+    }
+  } catch (err) {
+    const text = userMessage(err, ctx.log);
+    if (!interaction.isRepliable()) return;
+    try {
+      if (interaction.deferred || interaction.replied) await interaction.followUp({ content: text, flags: MessageFlags.Ephemeral });
+      else await interaction.reply({ content: text, flags: MessageFlags.Ephemeral });
+    } catch {
+      // The interaction may have expired; the error is in the log.
+    }
+  }
+}

@@ -1,0 +1,15 @@
+import type { ChatInputCommandInteraction, SlashCommandBuilder, SlashCommandOptionsOnlyBuilder, SlashCommandSubcommandsOnlyBuilder } from 'discord.js';
+import type { FarmContext } from '../farm/config.ts';
+import type { JobMessenger } from './delivery.ts';
+
+export interface BotContext {
+  farm: FarmContext;
+  messenger: JobMessenger;
+  log: (message: string) => void;
+}
+
+/** One slash command, as in the discord.js guide: its definition and its handler. */
+export interface Command {
+  data: SlashCommandBuilder | SlashCommandOptionsOnlyBuilder | SlashCommandSubcommandsOnlyBuilder;
+  execute(interaction: ChatInputCommandInteraction, ctx: BotContext): Promise<void>;
+}

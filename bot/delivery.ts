@@ -1,0 +1,228 @@
+/**
+ * Keeps each job's Discord message in step with the job: queued -> progress (at most one edit every
+ * few seconds per job, for rate limits) -> the finished video with buttons, or the failure.
+ *
+ * Driven by the farm's job events (LISTEN/NOTIFY), so there is no polling loop. Delivery goes through
+ * the interaction webhook while its token lives (15 minutes), then through the bot's own
+ * channel-message edit, and if the message is gone, a new message that mentions the user. Each
+ * finished job is claimed and marked delivered in the database, so it is posted once even with
+ * several bot processes, and a restarted bot posts what finished while it was down.
+ */
+import { ActionRowBuilder, ButtonBuilder, ButtonStyle, DiscordAPIError, Routes, type Client } from 'discord.js';
+import type { RawFile } from '@discordjs/rest';
+import type { FarmContext } from '../farm/config.ts';
+import { claimDelivery, getArtifact, getJob, listUndelivered, markDelivered } from '../farm/jobs.ts';
+import { onJobEvent, type JobEvent } from '../farm/events.ts';
+import type { Artifact, Job } from '../farm/types.ts';
+import { buttonId } from './custom-id.ts';
+import { doneText, failedText, progressText, queuedText } from './format.ts';
+import { cancelRow } from './submit.ts';
+import { shrinkVideo } from './shrink.ts';
+
+export const DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024;
+const TERMINAL = new Set(['done', 'failed', 'cancelled']);
+
+export interface MessengerOptions {
+  /** Minimum time between two progress edits of one message. */
+  editIntervalMs?: number;
+  /** Name of this bot process in delivery claims. */
+  claimant?: string;
+  log?: (message: string) => void;
+  /** Seconds before a delivery that failed on Discord's side is tried again. */
+  retryDelayMs?: number;
+}
+
+interface MessagePayload {
+  content: string;
+  components: ReturnType<ActionRowBuilder<ButtonBuilder>['toJSON']>[];
+  embeds?: Array<Record<string, unknown>>;
+  files?: RawFile[];
+}
+
+export function finishedRow(jobId: number): ActionRowBuilder<ButtonBuilder> {
+  return new ActionRowBuilder<ButtonBuilder>().addComponents(
+    new ButtonBuilder().setCustomId(buttonId('upscale', jobId)).setLabel('Upscale').setEmoji('🔍').setStyle(ButtonStyle.Primary),
+    new ButtonBuilder().setCustomId(buttonId('reroll', jobId)).setLabel('Re-roll').setEmoji('🔁').setStyle(ButtonStyle.Secondary),
+    new ButtonBuilder().setCustomId(buttonId('extend', jobId)).setLabel('Extend').setEmoji('➕').setStyle(ButtonStyle.Secondary),
+  );
+}
+
+export class JobMessenger {
+  private readonly lastEdit = new Map<number, number>();
+  private readonly timers = new Map<number, NodeJS.Timeout>();
+  private readonly delivering = new Set<number>();
+  private unlisten?: () => Promise<void>;
+  private stopped = false;
+  private readonly editIntervalMs: number;
+  private readonly claimant: string;
+  private readonly log: (m: string) => void;
+
+  constructor(
+    private readonly client: Client,
+    private readonly farm: FarmContext,
+    opts: MessengerOptions = {},
+  ) {
+    this.editIntervalMs = opts.editIntervalMs ?? 3000;
+    this.claimant = opts.claimant ?? `bot-${process.pid}`;
+    this.log = opts.log ?? ((m) => console.log(m));
+    this.retryDelayMs = opts.retryDelayMs ?? 30_000;
+  }
+  private readonly retryDelayMs: number;
+
+  async start(): Promise<void> {
+    this.unlisten = await onJobEvent(this.farm.db, (e) => this.onEvent(e));
+    // Catch up on results that finished while no bot was listening.
+    for (const job of await listUndelivered(this.farm)) void this.deliver(job.id);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+    await this.unlisten?.();
+  }
+
+  /** Nothing to do per job: events cover every job that has a message; kept for clarity at call sites. */
+  watch(_jobId: number): void {}
+
+  private onEvent(e: JobEvent): void {
+    if (this.stopped) return;
+    if (TERMINAL.has(e.type)) void this.deliver(e.jobId);
+    else if (e.type !== 'delivered') this.scheduleEdit(e.jobId);
+  }
+
+  private scheduleEdit(jobId: number): void {
+    if (this.timers.has(jobId)) return; // an edit is already due; it will read the latest state
+    const wait = Math.max(0, (this.lastEdit.get(jobId) ?? 0) + this.editIntervalMs - Date.now());
+    this.timers.set(
+      jobId,
+      setTimeout(() => {
+        this.timers.delete(jobId);
+        void this.editProgress(jobId).catch((err) => this.log(`[bot] progress edit for job ${jobId} failed: ${(err as Error).message}`));
+      }, wait),
+    );
+  }
+
+  private async editProgress(jobId: number): Promise<void> {
+    const job = await getJob(this.farm, jobId);
+    if (!job || TERMINAL.has(job.status) || !job.messageId || this.stopped) return;
+    this.lastEdit.set(jobId, Date.now());
+    let payload: MessagePayload;
+    if (job.status === 'queued') {
+      payload = { content: queuedText(job, undefined), components: [cancelRow(job.id).toJSON()] };
+    } else {
+      payload = { content: progressText(job, job.progress), components: [cancelRow(job.id).toJSON()] };
+      const preview = job.progress?.preview;
+      if (preview) {
+        const name = `preview.${preview.format === 'jpeg' ? 'jpg' : preview.format}`;
+        payload.files = [{ name, data: Buffer.from(preview.base64, 'base64'), contentType: `image/${preview.format}` }];
+        payload.embeds = [{ image: { url: `attachment://${name}` } }];
+      }
+    }
+    await this.editJobMessage(job, payload);
+  }
+
+  /** Posts a finished job's result (or its failure) exactly once. */
+  async deliver(jobId: number, attempt = 1): Promise<void> {
+    if (this.delivering.has(jobId) || this.stopped) return;
+    this.delivering.add(jobId);
+    const timer = this.timers.get(jobId);
+    if (timer) clearTimeout(timer);
+    this.timers.delete(jobId);
+    try {
+      const job = await getJob(this.farm, jobId);
+      if (!job || !TERMINAL.has(job.status) || job.deliveredAt) return;
+      if (!(await claimDelivery(this.farm, jobId, this.claimant))) return;
+      if (job.messageId || job.channelId) {
+        if (job.status === 'done') {
+          const artifact = await getArtifact(this.farm, jobId);
+          if (!artifact) throw new Error(`job ${jobId} is done but has no stored video`);
+          await this.postVideo(job, artifact);
+        } else {
+          await this.editJobMessage(job, { content: failedText(job), components: [] });
+        }
+      }
+      await markDelivered(this.farm, jobId);
+    } catch (err) {
+      this.log(`[bot] delivering job ${jobId} failed (attempt ${attempt}): ${(err as Error).message}`);
+      if (attempt < 5 && !this.stopped) setTimeout(() => void this.deliver(jobId, attempt + 1), this.retryDelayMs * attempt).unref();
+    } finally {
+      this.delivering.delete(jobId);
+    }
+  }
+
+  private async postVideo(job: Job, artifact: Artifact): Promise<void> {
+    const requested = (job.params as { maxBytes?: number }).maxBytes;
+    const limit = typeof requested === "number" ? requested : DEFAULT_UPLOAD_LIMIT;
+    let bytes = artifact.bytes;
+    let note: string | undefined;
+    if (bytes.length > limit) {
+      ({ bytes, note } = await this.shrink(artifact, limit));
+    }
+    const name = `blendfarm-${job.id}.${artifact.format}`;
+    const payload = (data: Buffer, extra?: string): MessagePayload => ({
+      content: doneText(job, artifact.meta, extra),
+      components: [finishedRow(job.id).toJSON()],
+      embeds: [],
+      files: [{ name, data, contentType: artifact.mime }],
+    });
+    try {
+      await this.editJobMessage(job, payload(bytes, note));
+    } catch (err) {
+      // The server's real limit can be lower than we assumed (413 / code 40005): shrink and retry.
+      if (!(err instanceof DiscordAPIError && (err.status === 413 || err.code === 40005))) throw err;
+      const smaller = await this.shrink(artifact, Math.floor(Math.min(limit, bytes.length) * 0.7));
+      await this.editJobMessage(job, payload(smaller.bytes, smaller.note));
+    }
+  }
+
+  private async shrink(artifact: Artifact, limit: number): Promise<{ bytes: Buffer; note: string }> {
+    const result = await shrinkVideo(artifact.bytes, artifact.format, limit);
+    if (!result) throw new Error(`the video (${artifact.sizeBytes} bytes) cannot be made smaller than the upload limit of ${limit} bytes`);
+    return { bytes: result, note: `(Re-encoded to ${(result.length / 1048576).toFixed(1)} MiB to fit this server's upload limit.)` };
+  }
+
+  /**
+   * Edits the job's message: interaction webhook while the token is valid, then the bot's own
+   * message edit, then a new message mentioning the owner.
+   */
+  private async editJobMessage(job: Job, payload: MessagePayload): Promise<void> {
+    const body = {
+      content: payload.content,
+      components: payload.components,
+      embeds: payload.embeds ?? [],
+      // Replaces the message's attachments with exactly these files.
+      attachments: (payload.files ?? []).map((f, i) => ({ id: i, filename: f.name })),
+      allowed_mentions: { parse: [] as string[] },
+    };
+    const files = payload.files ?? [];
+    const appId = this.client.application?.id ?? this.client.user?.id;
+    const tokenAlive = job.interactionToken && job.interactionExpiresAt && job.interactionExpiresAt.getTime() - Date.now() > 10_000;
+    if (tokenAlive && appId) {
+      try {
+        await this.client.rest.patch(Routes.webhookMessage(appId, job.interactionToken!, '@original'), { body, files, auth: false });
+        return;
+      } catch (err) {
+        if (!isGone(err)) throw err;
+      }
+    }
+    if (job.channelId && job.messageId) {
+      try {
+        await this.client.rest.patch(Routes.channelMessage(job.channelId, job.messageId), { body, files });
+        return;
+      } catch (err) {
+        if (!isGone(err)) throw err;
+      }
+    }
+    if (!job.channelId) throw new Error(`job ${job.id} has no channel to post to`);
+    await this.client.rest.post(Routes.channelMessages(job.channelId), {
+      body: { ...body, content: `<@${job.userId}> ${body.content}`, allowed_mentions: { users: [job.userId] } },
+      files,
+    });
+  }
+}
+
+/** The route cannot be used any more: expired interaction token (50027), deleted message, no access. */
+function isGone(err: unknown): boolean {
+  return err instanceof DiscordAPIError && (err.code === 50027 || err.code === 10008 || err.code === 10015 || err.status === 401 || err.status === 404 || err.status === 403);
+}

@@ -1,0 +1,33 @@
+/**
+ * npm run deploy-commands: registers the slash commands with Discord. Guild-scoped when
+ * DISCORD_GUILD_ID is set (instant, for testing), else global (can take up to an hour to appear).
+ */
+import { REST, Routes } from 'discord.js';
+import { loadConfig, loadDotEnv } from '../config/index.ts';
+import { commands } from './commands/index.ts';
+import { missingTokenHelp } from './setup-help.ts';
+
+export async function deployCommands(opts: { token: string; guildId?: string; apiBase?: string }): Promise<{ scope: string; count: number }> {
+  const rest = new REST(opts.apiBase ? { api: opts.apiBase } : {}).setToken(opts.token);
+  const app = (await rest.get(Routes.currentApplication())) as { id: string };
+  const body = commands.map((c) => c.data.toJSON());
+  const route = opts.guildId ? Routes.applicationGuildCommands(app.id, opts.guildId) : Routes.applicationCommands(app.id);
+  const result = (await rest.put(route, { body })) as unknown[];
+  return { scope: opts.guildId ? `server ${opts.guildId}` : 'global', count: result.length };
+}
+
+if (process.argv[1]?.endsWith('deploy-commands.ts')) {
+  loadDotEnv();
+  try {
+    const config = loadConfig();
+    if (!config.discordToken) {
+      process.stderr.write(missingTokenHelp());
+      process.exit(1);
+    }
+    const r = await deployCommands({ token: config.discordToken, guildId: config.discordGuildId, apiBase: config.discordApiBase });
+    console.log(`Registered ${r.count} commands (${r.scope}).`);
+  } catch (err) {
+    process.stderr.write(`error: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+}

@@ -1,0 +1,30 @@
+/**
+ * Every refusal a user can see, in words that say what was wrong and what to do. Stack traces and
+ * internal messages stay in the log; the user gets a short reference to quote instead.
+ */
+import { randomBytes } from 'node:crypto';
+import { FarmError } from '../farm/errors.ts';
+import { JobParamsError } from '../farm/job-params.ts';
+import { UserInputError } from './options.ts';
+
+export function userMessage(err: unknown, log: (msg: string) => void = console.error): string {
+  if (err instanceof UserInputError) return err.message;
+  if (err instanceof JobParamsError) return `That request can't be rendered: ${err.issues.join('; ')}.`;
+  if (err instanceof FarmError) {
+    switch (err.code) {
+      case 'no_capable_worker':
+        return /No render worker is online/.test(err.message)
+          ? 'No render worker is online right now, so nothing would start. Try again in a few minutes (server admins: start one with `npm run worker`).'
+          : `${err.message}`;
+      case 'budget_exceeded':
+      case 'too_many_active_jobs':
+      case 'not_found':
+      case 'invalid_state':
+      case 'invalid_params':
+        return err.message;
+    }
+  }
+  const ref = randomBytes(4).toString('hex');
+  log(`[bot] unexpected error (ref ${ref}): ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  return `Something went wrong on our side (reference \`${ref}\`). Please try again; if it keeps happening, tell a server admin the reference.`;
+}

@@ -1,0 +1,57 @@
+/** How a job looks in Discord at each stage: queued, rendering, finished, failed. */
+import type { Job, JobProgress } from '../farm/types.ts';
+
+export const BAR_WIDTH = 16;
+
+export function progressBar(fraction: number): string {
+  const f = Math.max(0, Math.min(1, fraction));
+  const filled = Math.round(f * BAR_WIDTH);
+  return `${'█'.repeat(filled)}${'░'.repeat(BAR_WIDTH - filled)} ${Math.round(f * 100)}%`;
+}
+
+export function duration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  return s >= 60 ? `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, '0')}s` : `${s}s`;
+}
+
+/** Prompts as a title, shortened so a 16-prompt movie still fits a message. */
+export function title(job: Pick<Job, 'id' | 'kind' | 'params'>): string {
+  const shorten = (p: string) => (p.length > 80 ? `${p.slice(0, 77)}…` : p);
+  const prompts = job.params.prompts.map(shorten);
+  const chain = prompts.length > 4 ? `${prompts.slice(0, 2).join(' → ')} → … → ${prompts.at(-1)}` : prompts.join(' → ');
+  const label = { blend: 'Blend', movie: 'Movie', upscale: 'Upscale', reroll: 'Re-roll', extend: 'Extension' }[job.kind];
+  return `**${label}** #${job.id}: ${escapeMarkdown(chain)}`;
+}
+
+export function escapeMarkdown(text: string): string {
+  return text.replace(/([\\*_~`|>])/g, '\\$1').replace(/@/g, '@\u200b');
+}
+
+export function queuedText(job: Job, position: number | undefined): string {
+  const where = position === undefined ? 'in the queue' : position <= 1 ? 'next in the queue' : `number ${position} in the queue`;
+  return `${title(job)}\nQueued: ${where}. Reserved ${job.reservedGpuSeconds.toFixed(0)} GPU-seconds from your budget.`;
+}
+
+export function progressText(job: Job, progress: Omit<JobProgress, 'preview'> | null | undefined): string {
+  if (!progress) return `${title(job)}\nStarting on a render worker…`;
+  const parts = [progressBar(progress.fraction)];
+  if (progress.branchesTotal) parts.push(`${progress.branchesDone ?? 0}/${progress.branchesTotal} frames`);
+  if (progress.message) parts.push(progress.message);
+  if (progress.etaSeconds !== undefined && progress.etaSeconds !== null) parts.push(`about ${duration(progress.etaSeconds)} left`);
+  return `${title(job)}\n\`${parts[0]}\` ${parts.slice(1).join(' · ')}`;
+}
+
+export function doneText(job: Job, meta: Record<string, unknown>, note?: string): string {
+  const seeds = Array.isArray(meta.seeds) ? (meta.seeds as number[]).join(', ') : job.params.seeds.join(', ');
+  const bits = [`seeds ${seeds}`];
+  if (typeof meta.keyframes === 'number') bits.push(`${meta.keyframes} keyframes`);
+  const took = job.startedAt && job.finishedAt ? (job.finishedAt.getTime() - job.startedAt.getTime()) / 1000 : undefined;
+  if (took !== undefined) bits.push(`rendered in ${duration(took)}`);
+  if (job.chargedGpuSeconds !== null) bits.push(`${job.chargedGpuSeconds.toFixed(1)} GPU-s`);
+  return `${title(job)}\n${bits.join(' · ')}${note ? `\n${note}` : ''}`;
+}
+
+export function failedText(job: Job): string {
+  if (job.status === 'cancelled') return `${title(job)}\nCancelled. Unused GPU-seconds went back to your budget.`;
+  return `${title(job)}\nThe render failed after ${job.attempts} attempt${job.attempts === 1 ? '' : 's'}: ${escapeMarkdown((job.error ?? 'unknown error').split('\n')[0].slice(0, 300))}\nYour reserved GPU-seconds were refunded. Try again, or change the settings.`;
+}

@@ -1,0 +1,67 @@
+/**
+ * Turning an acknowledged interaction into a queued job and its message. The interaction is
+ * deferred before this runs (Discord wants an answer within 3 s, whatever the database does);
+ * refusals replace the public "thinking…" with a message only the user sees.
+ */
+import { ActionRowBuilder, ButtonBuilder, ButtonStyle, type RepliableInteraction, MessageFlags, GuildMember } from 'discord.js';
+import { submitJob, setJobMessage, listJobs } from '../farm/jobs.ts';
+import type { JobKind } from '../db/schema.ts';
+import type { Job } from '../farm/types.ts';
+import type { BotContext } from './context.ts';
+import { buttonId } from './custom-id.ts';
+import { userMessage } from './errors.ts';
+import { queuedText } from './format.ts';
+
+/** Interaction tokens stop working 15 minutes after the interaction. */
+export const INTERACTION_TOKEN_LIFETIME_MS = 15 * 60 * 1000;
+
+export function cancelRow(jobId: number): ActionRowBuilder<ButtonBuilder> {
+  return new ActionRowBuilder<ButtonBuilder>().addComponents(new ButtonBuilder().setCustomId(buttonId('cancel', jobId)).setLabel('Cancel').setStyle(ButtonStyle.Secondary));
+}
+
+/** A refusal after deferring publicly: drop the public placeholder, answer privately. */
+export async function refuse(interaction: RepliableInteraction, text: string): Promise<void> {
+  if (interaction.deferred || interaction.replied) {
+    await interaction.deleteReply().catch(() => undefined);
+    await interaction.followUp({ content: text, flags: MessageFlags.Ephemeral });
+  } else {
+    await interaction.reply({ content: text, flags: MessageFlags.Ephemeral });
+  }
+}
+
+export async function queuePosition(ctx: BotContext, job: Job): Promise<number> {
+  const queued = await listJobs(ctx.farm, { statuses: ['queued'], limit: 1000 });
+  return queued.filter((j) => j.id <= job.id).length;
+}
+
+export async function submitFromInteraction(
+  interaction: RepliableInteraction,
+  ctx: BotContext,
+  kind: JobKind,
+  params: unknown,
+  parentJobId?: number,
+): Promise<Job | undefined> {
+  let job: Job;
+  try {
+    const member = interaction.member instanceof GuildMember ? interaction.member : undefined;
+    job = await submitJob(ctx.farm, {
+      kind,
+      userId: interaction.user.id,
+      params,
+      guildId: interaction.guildId,
+      channelId: interaction.channelId,
+      interactionToken: interaction.token,
+      interactionExpiresAt: new Date(interaction.createdTimestamp + INTERACTION_TOKEN_LIFETIME_MS),
+      roleIds: member ? [...member.roles.cache.keys()] : [],
+      parentJobId: parentJobId ?? null,
+      requireCapableWorker: true,
+    });
+  } catch (err) {
+    await refuse(interaction, userMessage(err, ctx.log));
+    return undefined;
+  }
+  const message = await interaction.editReply({ content: queuedText(job, await queuePosition(ctx, job)), components: [cancelRow(job.id)] });
+  await setJobMessage(ctx.farm, job.id, { messageId: message.id, channelId: message.channelId });
+  ctx.messenger.watch(job.id);
+  return job;
+}
