@@ -3,7 +3,7 @@
  * `{ from: 'a cat', seed: 7 }` into the options payload Discord would send for that command.
  */
 import { invalidFormBody, type FieldIssue } from './errors.ts';
-import { isRecord } from './message-payload.ts';
+import { isRecord } from './checks.ts';
 import type { CommandOption, FakeChannel, FakeRole, FakeUser, RegisteredCommand } from './model.ts';
 import { ApplicationCommandType, CommandOptionType as T } from './protocol.ts';
 import { nextSnowflake } from './snowflake.ts';

@@ -8,7 +8,7 @@ import type { Duplex } from 'node:stream';
 import { deflateSync } from 'node:zlib';
 import { WebSocketServer, WebSocket, type RawData } from 'ws';
 import { apiChannel, apiGuild, apiMember, apiUser, type Json } from './serialize.ts';
-import { isRecord } from './message-payload.ts';
+import { isRecord } from './checks.ts';
 import type { FakeGuild } from './model.ts';
 import {
   ALL_INTENTS,
@@ -334,7 +334,8 @@ export class FakeGateway {
     };
   }
 
-  private applicationFlags(): number {
+  /** Application flags: which privileged intents the "developer portal" has switched on. */
+  applicationFlags(): number {
     let flags = ApplicationFlags.ApplicationCommandBadge;
     if (this.opts.privilegedIntents & Intents.GuildPresences) flags |= ApplicationFlags.GatewayPresenceLimited;
     if (this.opts.privilegedIntents & Intents.GuildMembers) flags |= ApplicationFlags.GatewayGuildMembersLimited;

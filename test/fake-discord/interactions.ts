@@ -5,8 +5,9 @@
 import { randomBytes } from 'node:crypto';
 import { buildSlashOptions, type SlashInput } from './commands.ts';
 import type { FakeGateway, DispatchResult } from './gateway.ts';
-import { isRecord } from './message-payload.ts';
-import type { FakeChannel, FakeGuild, FakeUser, InteractionCallbackRecord, InteractionKind, InteractionState, StoredMessage } from './model.ts';
+import { InteractionHandle } from './handle.ts';
+import { customIdsOf, findComponent } from './inspect.ts';
+import type { FakeChannel, FakeGuild, FakeUser, InteractionKind, InteractionState, StoredMessage } from './model.ts';
 import { ApplicationCommandType, ComponentType, Intents, InteractionType, TEXT_CHANNEL_TYPES } from './protocol.ts';
 import { apiChannel, apiMember, apiMessage, apiRole, apiUser, emojiObject, type Json, type MessageContext } from './serialize.ts';
 import { nextSnowflake } from './snowflake.ts';
@@ -56,66 +57,6 @@ export interface ReactionOptions {
   /** A unicode emoji ("🔍") or a custom one ("name:id" or "<:name:id>"). */
   emoji: string;
   user: FakeUser;
-}
-
-export class InteractionHandle {
-  constructor(
-    private readonly store: FakeState,
-    readonly state: InteractionState,
-  ) {}
-
-  get id(): string {
-    return this.state.id;
-  }
-  get token(): string {
-    return this.state.token;
-  }
-  get kind(): InteractionKind {
-    return this.state.kind;
-  }
-  get payload(): Json {
-    return this.state.payload;
-  }
-  get dispatchedAt(): number {
-    return this.state.dispatchedAt;
-  }
-  get response(): InteractionCallbackRecord | null {
-    return this.state.response;
-  }
-  get expired(): boolean {
-    return this.state.expired || Date.now() > this.state.expiresAt;
-  }
-
-  /** Resolves with the bot's callback (type 4 reply, 5 deferred, 6 deferred update, 7 update, 9 modal). */
-  waitForResponse(timeoutMs = 5000): Promise<InteractionCallbackRecord> {
-    return this.store.waitFor(() => this.state.response, timeoutMs, `a callback to interaction ${this.id} (${this.describe()})`);
-  }
-
-  /** The message @original points at (the reply, or for buttons the message that carried it). */
-  original(): StoredMessage | null {
-    return this.state.originalMessageId ? (this.store.messages.get(this.state.originalMessageId) ?? null) : null;
-  }
-
-  /** Waits until @original exists and satisfies `predicate` (checked after every change). */
-  waitForOriginal(predicate: (m: StoredMessage) => boolean = () => true, timeoutMs = 5000): Promise<StoredMessage> {
-    return this.store.waitFor(
-      () => {
-        const m = this.original();
-        return m && predicate(m) ? m : undefined;
-      },
-      timeoutMs,
-      `@original of interaction ${this.id} (${this.describe()}) to match`,
-    );
-  }
-
-  followUps(): StoredMessage[] {
-    return this.state.followUpIds.map((id) => this.store.messages.get(id)).filter((m): m is StoredMessage => m !== undefined);
-  }
-
-  private describe(): string {
-    const data = this.state.payload.data as Json;
-    return this.state.kind === 'command' ? `/${String(data.name)}` : `${this.state.kind} ${String(data.custom_id)}`;
-  }
 }
 
 export class InteractionFactory {
@@ -360,31 +301,6 @@ export class InteractionFactory {
     if (!channel) throw new Error(channelId ? `server ${guild.name} has no channel ${channelId}` : `server ${guild.name} has no text channel`);
     return channel;
   }
-}
-
-/** Finds a component by custom_id anywhere in a component tree (rows, sections, containers). */
-export function findComponent(components: unknown[], customId: string): Json | undefined {
-  for (const c of components) {
-    if (!isRecord(c)) continue;
-    if (c.custom_id === customId) return c;
-    const nested = [...(Array.isArray(c.components) ? c.components : []), ...(c.accessory ? [c.accessory] : []), ...(c.component ? [c.component] : [])];
-    const found = findComponent(nested, customId);
-    if (found) return found;
-  }
-  return undefined;
-}
-
-export function customIdsOf(components: unknown[]): string[] {
-  const out: string[] = [];
-  const walk = (list: unknown[]) => {
-    for (const c of list) {
-      if (!isRecord(c)) continue;
-      if (typeof c.custom_id === 'string') out.push(c.custom_id);
-      walk([...(Array.isArray(c.components) ? c.components : []), ...(c.accessory ? [c.accessory] : []), ...(c.component ? [c.component] : [])]);
-    }
-  };
-  walk(components);
-  return out;
 }
 
 /** Mirrors one component of the shown modal as the Discord client submits it, with the user's input. */

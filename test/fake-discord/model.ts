@@ -90,7 +90,7 @@ export interface StoredMessage extends MessageContent {
   createdAt: number;
   editedAt: number | null;
   tts: boolean;
-  /** Users the message pings, after allowed_mentions is applied. */
+  /** Users the message pings, after allowed_mentions is applied (Discord notifies them only when a message is created, not on edits). */
   mentions: string[];
   allowedMentions: Record<string, unknown> | null;
   messageReference: { message_id: string; channel_id: string; guild_id?: string } | null;

@@ -12,8 +12,3 @@ export function nextSnowflake(at: number = Date.now()): string {
 export function isSnowflake(value: unknown): value is string {
   return typeof value === 'string' && /^\d{17,20}$/.test(value);
 }
-
-/** When a snowflake was made (ms since the Unix epoch). */
-export function snowflakeTime(id: string): number {
-  return Number((BigInt(id) >> 22n) + DISCORD_EPOCH);
-}

@@ -14,7 +14,7 @@ import type {
   StoredAttachment,
   StoredMessage,
 } from './model.ts';
-import { nextSnowflake } from './snowflake.ts';
+import { isSnowflake, nextSnowflake } from './snowflake.ts';
 
 export interface UserInit {
   username?: string;
@@ -30,6 +30,8 @@ export interface ChannelInit {
 }
 
 export interface GuildInit {
+  /** A snowflake; pick one to place the server on a given shard ((id >> 22) % shardCount). */
+  id?: string;
   name?: string;
   /** Username of the owner (created), or an existing user. */
   owner?: string | FakeUser;
@@ -109,7 +111,8 @@ export class FakeState {
   }
 
   createGuild(init: GuildInit = {}): FakeGuild {
-    const id = nextSnowflake();
+    if (init.id !== undefined && (!isSnowflake(init.id) || this.guilds.has(init.id))) throw new Error(`guild id ${init.id} is not a fresh snowflake`);
+    const id = init.id ?? nextSnowflake();
     const owner = typeof init.owner === 'object' ? init.owner : this.createUser({ username: init.owner ?? 'server-owner' });
     const guild: FakeGuild = {
       id,

@@ -1,0 +1,380 @@
+/**
+ * startFakeDiscord(): one node:http server on 127.0.0.1 (random port) serving the REST API under
+ * /api/v10, the gateway WebSocket at /gateway, and uploaded attachments under /attachments.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ApiError, Errors } from './errors.ts';
+import { FaultInjector, type FailNextOptions } from './faults.ts';
+import { FakeGateway, type DispatchResult, type GatewayClosure, type GatewayLogEntry, type IdentifyRecord } from './gateway.ts';
+import { InteractionHandle } from './handle.ts';
+import {
+  InteractionFactory,
+  type ButtonPressOptions,
+  type ModalSubmitOptions,
+  type ReactionOptions,
+  type SlashCommandOptions,
+} from './interactions.ts';
+import type { FakeChannel, FakeGuild, FakeMember, FakeUser, MessageRevision, RecordedRequest, RegisteredCommand, StoredMessage, UnhandledRequest } from './model.ts';
+import { API_VERSION } from './protocol.ts';
+import { buildRouter } from './rest.ts';
+import { decodeSegment, type Router } from './router.ts';
+import { FakeState, type ChannelInit, type GuildInit, type UserInit } from './state.ts';
+
+export interface FakeDiscordOptions {
+  /** The bot token the fake accepts (REST "Authorization: Bot ..." and gateway IDENTIFY). */
+  token?: string;
+  botUsername?: string;
+  /** Servers the bot is in; one "Fake Server" with #general when left out. */
+  guilds?: GuildInit[];
+  /** Sent in HELLO; Discord uses 41250. */
+  heartbeatIntervalMs?: number;
+  /** A connection that sends no heartbeat for this long is closed with 4009 (default 2 intervals + 5 s). */
+  heartbeatTimeoutMs?: number;
+  /** Privileged intents "switched on in the developer portal" (bits of Intents); none by default. */
+  privilegedIntents?: number;
+  /** The `shards` GET /gateway/bot recommends. */
+  recommendedShards?: number;
+  /** session_start_limit.max_concurrency: shards that may IDENTIFY at once (discord.js waits 5 s otherwise). */
+  maxConcurrency?: number;
+  /** A first callback later than this is refused with 10062 (Discord: 3000). */
+  interactionDeadlineMs?: number;
+  /** Interaction tokens expire this long after the interaction (Discord: 15 minutes). */
+  interactionTokenLifetimeMs?: number;
+  /** How long a dropped gateway session can still be resumed. */
+  resumeWindowMs?: number;
+}
+
+const MAX_BODY_BYTES = 512 * 1024 * 1024;
+
+export class FakeDiscord {
+  readonly token: string;
+  readonly port: number;
+  /** Pass as `rest: { api: fake.restBase }` in the discord.js Client options. */
+  readonly restBase: string;
+  readonly gatewayUrl: string;
+  /** Every HTTP request, in arrival order. */
+  readonly requests: RecordedRequest[] = [];
+  /** Requests no route handles (404 / 405): a test can assert this stays empty. */
+  readonly unhandled: UnhandledRequest[] = [];
+  /** Exceptions inside the fake itself (answered with 500); should always stay empty. */
+  readonly serverErrors: string[] = [];
+  readonly gateway: FakeGateway;
+  private readonly store: FakeState;
+  private readonly router: Router;
+  private readonly factory: InteractionFactory;
+  private readonly faults = new FaultInjector();
+  private closed = false;
+
+  /** @internal use startFakeDiscord() */
+  constructor(
+    private readonly server: Server,
+    parts: { store: FakeState; gateway: FakeGateway; router: Router; factory: InteractionFactory; token: string },
+  ) {
+    this.store = parts.store;
+    this.gateway = parts.gateway;
+    this.router = parts.router;
+    this.factory = parts.factory;
+    this.token = parts.token;
+    this.port = (server.address() as AddressInfo).port;
+    const host = `127.0.0.1:${this.port}`;
+    this.restBase = `http://${host}/api`;
+    this.gatewayUrl = `ws://${host}/gateway`;
+    this.store.publicBase = `http://${host}`;
+    this.gateway.url = this.gatewayUrl;
+    this.gateway.resumeUrl = `ws://${host}/gateway/resume`;
+    server.on('request', (req, res) => void this.onRequest(req, res));
+    server.on('upgrade', (req, socket, head) => {
+      const path = new URL(req.url ?? '/', 'http://fake').pathname;
+      if (path === '/gateway' || path === '/gateway/resume') return this.gateway.handleUpgrade(req, socket, head);
+      this.unhandled.push({ method: 'UPGRADE', path, at: Date.now(), reason: 'WebSocket upgrade to a path other than /gateway' });
+      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+    });
+  }
+
+  // ---- the world ----
+
+  get bot(): FakeUser {
+    return this.store.bot;
+  }
+  get applicationId(): string {
+    return this.store.applicationId;
+  }
+  get identifies(): IdentifyRecord[] {
+    return this.gateway.identifies;
+  }
+  /** The newest IDENTIFY (intents, shard, properties), or undefined before any. */
+  get lastIdentify(): IdentifyRecord | undefined {
+    return this.gateway.identifies.at(-1);
+  }
+  get gatewayLog(): GatewayLogEntry[] {
+    return this.gateway.log;
+  }
+  get gatewayClosures(): GatewayClosure[] {
+    return this.gateway.closures;
+  }
+
+  /** A server by id or name; the first one when left out. */
+  guild(idOrName?: string): FakeGuild {
+    const guilds = [...this.store.guilds.values()];
+    const guild = idOrName === undefined ? guilds[0] : guilds.find((g) => g.id === idOrName || g.name === idOrName);
+    if (!guild) throw new Error(`the fake Discord has no server ${idOrName ?? '(none configured)'}`);
+    return guild;
+  }
+
+  /** A channel by id, or by name in the first server (or the given one). */
+  channel(idOrName: string, guildId?: string): FakeChannel {
+    const byId = this.store.channels.get(idOrName);
+    if (byId) return byId;
+    const channel = this.guild(guildId).channels.find((c) => c.name === idOrName);
+    if (!channel) throw new Error(`the fake Discord has no channel ${idOrName}`);
+    return channel;
+  }
+
+  createUser(init: UserInit = {}): FakeUser {
+    return this.store.createUser(init);
+  }
+
+  user(id: string): FakeUser {
+    return this.store.user(id);
+  }
+
+  /** Adds a user to a server with role ids or names (the first server when guildId is left out). */
+  addMember(user: FakeUser, opts: { guildId?: string; roles?: string[] } = {}): FakeMember {
+    return this.store.addMember(this.guild(opts.guildId).id, user, opts.roles ?? []);
+  }
+
+  addChannel(init: ChannelInit, guildId?: string): FakeChannel {
+    return this.store.addChannel(this.guild(guildId).id, init);
+  }
+
+  addRole(name: string, permissions: bigint, guildId?: string) {
+    return this.store.addRole(this.guild(guildId), name, permissions);
+  }
+
+  /** Changes a server's per-file upload limit (bytes). */
+  setAttachmentSizeLimit(bytes: number, guildId?: string): void {
+    this.guild(guildId).attachmentSizeLimit = bytes;
+  }
+
+  /** Registered commands: global ones, or a server's when guildId is given. */
+  commands(guildId?: string): RegisteredCommand[] {
+    return this.store.commandsIn(guildId ?? 'global');
+  }
+
+  // ---- what users do ----
+
+  /** A user runs a slash command; Discord's checks on options and permissions apply. */
+  sendSlashCommand(opts: SlashCommandOptions): InteractionHandle {
+    return this.factory.slashCommand(opts);
+  }
+
+  pressButton(opts: ButtonPressOptions): InteractionHandle {
+    return this.factory.pressButton(opts);
+  }
+
+  submitModal(opts: ModalSubmitOptions): InteractionHandle {
+    return this.factory.submitModal(opts);
+  }
+
+  /** Adds a reaction; `delivered` is false when the bot did not ask for the reactions intent. */
+  addReaction(opts: ReactionOptions): DispatchResult {
+    return this.factory.addReaction(opts);
+  }
+
+  removeReaction(opts: ReactionOptions): DispatchResult {
+    return this.factory.removeReaction(opts);
+  }
+
+  /** An interaction handle by interaction id or token. */
+  interaction(idOrToken: string): InteractionHandle {
+    const state = this.store.interactions.get(idOrToken) ?? this.store.interactionsByToken.get(idOrToken);
+    if (!state) throw new Error(`the fake Discord has no interaction ${idOrToken}`);
+    return new InteractionHandle(this.store, state);
+  }
+
+  // ---- what the bot did ----
+
+  /** Messages (oldest first) in one channel or everywhere; deleted ones only when asked. */
+  messages(channelId?: string, opts: { includeDeleted?: boolean } = {}): StoredMessage[] {
+    return [...this.store.messages.values()].filter((m) => (channelId === undefined || m.channelId === channelId) && (opts.includeDeleted || !m.deleted));
+  }
+
+  message(id: string): StoredMessage | undefined {
+    return this.store.messages.get(id);
+  }
+
+  /** Resolves with the first message (existing, new or just edited) for which predicate is true. */
+  waitForMessage(predicate: (m: StoredMessage) => boolean, timeoutMs = 5000): Promise<StoredMessage> {
+    return this.store.waitFor(() => this.messages().find(predicate), timeoutMs, 'a message matching the predicate');
+  }
+
+  /** Resolves with the first recorded request for which predicate is true. */
+  waitForRequest(predicate: (r: RecordedRequest) => boolean, timeoutMs = 5000): Promise<RecordedRequest> {
+    return this.store.waitFor(() => this.requests.find(predicate), timeoutMs, 'a request matching the predicate');
+  }
+
+  /** The message behind an interaction's @original (null before the bot answers with one). */
+  originalResponse(handle: InteractionHandle): StoredMessage | null {
+    return handle.original();
+  }
+
+  /** Every edit of a message (by id, message, or an interaction's @original), oldest first. */
+  edits(target: string | StoredMessage | InteractionHandle): MessageRevision[] {
+    const message =
+      target instanceof InteractionHandle ? target.original() : typeof target === 'string' ? this.store.messages.get(target) : target;
+    if (!message) throw new Error('edits(): no such message (has the bot answered the interaction yet?)');
+    return message.revisions.slice(1);
+  }
+
+  // ---- faults ----
+
+  /** Answers the next request(s) matching `route` with an error (429 with proper headers, 413, 5xx...). */
+  failNext(opts: FailNextOptions): void {
+    this.faults.add(opts);
+  }
+
+  get pendingFaults(): number {
+    return this.faults.pendingCount;
+  }
+
+  /** Kills an interaction token now: webhook calls answer 401 / 50027, callbacks 404 / 10062. */
+  expireToken(token: string): void {
+    const state = this.store.interactionsByToken.get(token);
+    if (!state) throw new Error('expireToken(): the fake Discord issued no such interaction token');
+    state.expired = true;
+  }
+
+  // ---- lifecycle ----
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.store.failAllWaiters('the fake Discord was closed');
+    this.gateway.close();
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private async onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = Date.now();
+    const method = req.method ?? 'GET';
+    const url = new URL(req.url ?? '/', 'http://fake');
+    let path = url.pathname;
+    let route: string | null = null;
+    let injected = false;
+    const finish = (status: number, body?: unknown, headers: Record<string, string> = {}) => {
+      const error = status >= 400 && typeof body === 'object' && body !== null ? (body as { code?: number; message?: string }) : null;
+      this.requests.push({
+        method,
+        path,
+        route,
+        query: url.search,
+        status,
+        errorCode: error ? (error.code ?? 0) : null,
+        errorMessage: error?.message ?? null,
+        injected,
+        at: started,
+        durationMs: Date.now() - started,
+      });
+      if (body === undefined) res.writeHead(status, headers).end();
+      else res.writeHead(status, { 'Content-Type': 'application/json', ...headers }).end(JSON.stringify(body));
+      this.store.changed();
+    };
+    try {
+      if (method === 'GET' && path.startsWith('/attachments/')) return this.serveAttachment(path, res, finish);
+      const versioned = /^\/api\/v(\d+)(\/.*)$/.exec(path);
+      if (!versioned) {
+        this.unhandled.push({ method, path, at: started, reason: 'not under /api/v10' });
+        return finish(404, Errors.notFound().body());
+      }
+      const rawPath = versioned[2];
+      // discord.js percent-encodes segments such as "@original" and emoji; faults and records use the readable form.
+      path = decodePath(rawPath);
+      if (versioned[1] !== String(API_VERSION)) throw Errors.invalidApiVersion();
+      const body = await readBody(req);
+      const matched = this.router.match(method, rawPath);
+      if (!('route' in matched)) {
+        this.unhandled.push({ method, path, at: started, reason: matched.status === 405 ? 'method not allowed on this path' : 'no such route in the fake' });
+        return finish(matched.status, (matched.status === 405 ? Errors.methodNotAllowed() : Errors.notFound()).body());
+      }
+      route = matched.route.template;
+      const fault = this.faults.take(method, path);
+      if (fault) {
+        injected = true;
+        return finish(fault.status, fault.body(), fault.headers);
+      }
+      if (matched.route.auth && req.headers.authorization !== `Bot ${this.token}`) throw Errors.unauthorized();
+      const result = matched.route.handler({ method, path, params: matched.params, query: url.searchParams, headers: req.headers, body, route });
+      finish(result.status, result.body);
+    } catch (error) {
+      if (error instanceof ApiError) return finish(error.status, error.body(), error.headers);
+      const text = `${method} ${path}: ${(error as Error).stack ?? String(error)}`;
+      this.serverErrors.push(text);
+      console.error(`[fake-discord] internal error in ${text}`);
+      finish(500, { message: `fake Discord internal error: ${(error as Error).message}`, code: 0 });
+    }
+  }
+
+  private serveAttachment(path: string, res: ServerResponse, finish: (status: number, body?: unknown) => void): void {
+    const [, , channelId, attachmentId] = path.split('/');
+    for (const message of this.store.messages.values()) {
+      if (message.channelId !== channelId) continue;
+      const attachment = message.revisions.flatMap((r) => r.attachments).find((a) => a.id === attachmentId);
+      if (attachment) {
+        res.writeHead(200, { 'Content-Type': attachment.contentType ?? 'application/octet-stream', 'Content-Length': attachment.size });
+        res.end(attachment.bytes);
+        return;
+      }
+    }
+    finish(404, Errors.notFound().body());
+  }
+}
+
+function decodePath(raw: string): string {
+  return raw.split('/').map(decodeSegment).join('/');
+}
+
+function readBody(req: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        req.destroy();
+        reject(Errors.entityTooLarge());
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+export async function startFakeDiscord(opts: FakeDiscordOptions = {}): Promise<FakeDiscord> {
+  const token = opts.token ?? 'fake.token.value';
+  const heartbeatIntervalMs = opts.heartbeatIntervalMs ?? 41_250;
+  const privilegedIntents = opts.privilegedIntents ?? 0;
+  const store = new FakeState(opts.botUsername ?? 'blendfarm-test-bot');
+  for (const guild of opts.guilds ?? [{}]) store.createGuild(guild);
+  const gateway = new FakeGateway(store, {
+    token,
+    heartbeatIntervalMs,
+    heartbeatTimeoutMs: opts.heartbeatTimeoutMs ?? heartbeatIntervalMs * 2 + 5000,
+    privilegedIntents,
+    resumeWindowMs: opts.resumeWindowMs ?? 5 * 60_000,
+  });
+  const factory = new InteractionFactory(store, gateway, {
+    deadlineMs: opts.interactionDeadlineMs ?? 3000,
+    tokenLifetimeMs: opts.interactionTokenLifetimeMs ?? 15 * 60_000,
+  });
+  const router = buildRouter(store, gateway, factory, { token, recommendedShards: opts.recommendedShards ?? 1, maxConcurrency: opts.maxConcurrency ?? 1, privilegedIntents });
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  return new FakeDiscord(server, { store, gateway, router, factory, token });
+}
