@@ -1,0 +1,111 @@
+// Queue throughput: jobs per second claimed and completed by 1, 4 and 16 workers with a
+// renderer that does nothing, against Postgres. What it measures is the farm's own overhead per
+// job (claim statement, completion transaction with artifact + settlement + event, NOTIFY).
+//
+//   npm run bench:queue -- [--jobs N] [--workers 1,4,16] [--users N]
+//
+// Uses a fresh database on the server of BENCH_DATABASE_URL, else DATABASE_URL, else
+// postgres://postgres@127.0.0.1:5432/test, and drops it afterwards. Every worker gets its own
+// connection pool (as separate processes would) but all run in this one Node process.
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import { type FarmDb, openDatabase } from '../db/client.ts';
+import { loadFarmConfig } from '../farm/config.ts';
+import { onJobEvent } from '../farm/events.ts';
+import { FakeRenderer } from '../farm/fake-renderer.ts';
+import { submitJob } from '../farm/jobs.ts';
+import { FarmWorker } from '../farm/worker.ts';
+
+const { values } = parseArgs({
+  options: {
+    jobs: { type: 'string', default: '2000' },
+    workers: { type: 'string', default: '1,4,16' },
+    users: { type: 'string', default: '8' },
+  },
+});
+const jobsPerRound = Number(values.jobs);
+const workerCounts = values.workers.split(',').map(Number);
+const userCount = Number(values.users);
+
+const serverUrl = process.env.BENCH_DATABASE_URL ?? process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const databaseName = `blendfarm_bench_${process.pid}`;
+const benchUrl = (() => {
+  const url = new URL(serverUrl);
+  url.pathname = `/${databaseName}`;
+  return url.toString();
+})();
+
+async function admin(statement: string): Promise<void> {
+  const client = new pg.Client({ connectionString: serverUrl });
+  await client.connect();
+  try {
+    await client.query(statement);
+  } finally {
+    await client.end();
+  }
+}
+
+const config = loadFarmConfig(
+  {},
+  {
+    pollIntervalMs: 100,
+    progressThrottleMs: 1000,
+    budget: { refillGpuSeconds: 1e9, maxActiveJobs: 1e9 },
+  },
+);
+const params = { prompts: ['a', 'b'], width: 64, height: 64, steps: 1, maxBranches: 1, durationSeconds: 1, fps: 1 };
+
+async function round(control: FarmDb, workerCount: number): Promise<{ seconds: number; jobsPerSecond: number }> {
+  const farm = { db: control, config };
+  for (let i = 0; i < jobsPerRound; i += 50) {
+    await Promise.all(
+      Array.from({ length: Math.min(50, jobsPerRound - i) }, (_, k) => submitJob(farm, { kind: 'blend', userId: `bench-user-${(i + k) % userCount}`, params })),
+    );
+  }
+  const handles = await Promise.all(Array.from({ length: workerCount }, () => openDatabase({ url: benchUrl, migrate: false, poolSize: 2 })));
+
+  let done = 0;
+  let finished: () => void = () => {};
+  const allDone = new Promise<void>((resolve) => (finished = resolve));
+  const unsubscribe = await onJobEvent(control, (event) => {
+    if (event.type === 'done' && ++done === jobsPerRound) finished();
+  });
+
+  const started = performance.now();
+  const workers = await Promise.all(
+    handles.map(async (db, n) => {
+      const worker = new FarmWorker({ farm: { db, config }, renderer: new FakeRenderer({ steps: 0, stepMs: 0 }), id: `bench-${workerCount}-${n}`, log: () => {} });
+      await worker.start();
+      return worker;
+    }),
+  );
+  await allDone;
+  const seconds = (performance.now() - started) / 1000;
+
+  await Promise.all(workers.map((w) => w.stop('release')));
+  await unsubscribe();
+  await Promise.all(handles.map((h) => h.close()));
+  return { seconds, jobsPerSecond: jobsPerRound / seconds };
+}
+
+async function main(): Promise<void> {
+  await admin(`create database "${databaseName}"`);
+  const control = await openDatabase({ url: benchUrl, poolSize: 20 });
+  try {
+    const [{ server_version: version }] = (await new pg.Pool({ connectionString: benchUrl, max: 1 }).query('show server_version')).rows as Array<{ server_version: string }>;
+    console.log(`# queue benchmark: ${jobsPerRound} jobs per round, ${userCount} users, no-op renderer`);
+    console.log(`# ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, Postgres ${version}, ${new Date().toISOString()}`);
+    console.log('| workers | jobs | seconds | jobs/s |');
+    console.log('|--------:|-----:|--------:|-------:|');
+    for (const count of workerCounts) {
+      const result = await round(control, count);
+      console.log(`| ${count} | ${jobsPerRound} | ${result.seconds.toFixed(2)} | ${result.jobsPerSecond.toFixed(0)} |`);
+    }
+  } finally {
+    await control.close();
+    await admin(`drop database if exists "${databaseName}" with (force)`);
+  }
+}
+
+await main();

@@ -1,0 +1,58 @@
+/**
+ * npm start: the whole thing on one machine. The bot, an embedded database (PGlite, unless
+ * DATABASE_URL points at Postgres) and a render worker in this process, with the engine in worker
+ * threads. With Postgres, more workers can join from other machines with `npm run worker`.
+ */
+import { loadConfig, loadDotEnv, ConfigError } from '../config/index.ts';
+import { openDatabase } from '../db/client.ts';
+import { loadFarmConfig } from '../farm/config.ts';
+import { startLocalWorkers, type LocalWorkers } from '../farm/local.ts';
+import { DEFAULT_RENDERER_MODULE, loadRenderer, rendererSpecFromEnv } from '../farm/load-renderer.ts';
+import { startBot } from './bot.ts';
+import { missingTokenHelp } from './setup-help.ts';
+
+async function main(): Promise<void> {
+  loadDotEnv();
+  const config = loadConfig();
+  if (!config.discordToken) {
+    process.stderr.write(missingTokenHelp());
+    process.exit(1);
+  }
+  const farmConfig = loadFarmConfig();
+  const db = await openDatabase({ url: config.databaseUrl, dataDir: process.env.BLENDFARM_DATA_DIR });
+  const farm = { db, config: farmConfig };
+  console.log(`[main] database: ${db.location}`);
+
+  // One-process mode runs a worker here; with Postgres it is optional (BLENDFARM_LOCAL_WORKERS=0).
+  const localWorkers = Number(process.env.BLENDFARM_LOCAL_WORKERS ?? (db.kind === 'pglite' ? 1 : 0));
+  let workers: LocalWorkers | undefined;
+  if (localWorkers > 0) {
+    const spec = rendererSpecFromEnv();
+    if (spec.module === DEFAULT_RENDERER_MODULE && !process.env.BLENDFARM_RENDERER_OPTIONS) {
+      spec.options = { modelDir: config.modelDir, ep: config.executionProvider, deviceId: config.deviceId, threads: config.threads, lpipsModel: config.lpipsModel };
+    }
+    const renderer = await loadRenderer(spec, farmConfig.abortGraceMs);
+    workers = await startLocalWorkers(farm, { renderer, count: localWorkers, concurrency: spec.threads, log: (l) => console.log(l) });
+    console.log(`[main] ${localWorkers} local render worker(s) on ${config.executionProvider ?? 'cpu'}${config.modelDir ? ` with ${config.modelDir}` : ' with the built-in demo model'}`);
+  }
+
+  const bot = await startBot({ token: config.discordToken, apiBase: config.discordApiBase, farm });
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`[main] ${signal}: stopping (running renders finish or are handed back)`);
+    await bot.stop();
+    await workers?.stop('release');
+    await db.close();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`error: ${err instanceof ConfigError ? err.message : err instanceof Error ? err.message : String(err)}\n`);
+  if (process.env.DEBUG) console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,110 @@
+// Job events: every state change is written to job_events and published with pg_notify in the
+// same transaction, so a listener is told exactly about committed changes. Progress is only
+// published (it changes too often to keep). Listeners get typed events through onJobEvent;
+// NOTIFY is best-effort (a reconnecting listener can miss some), so the row stays the truth.
+import { sql } from 'drizzle-orm';
+import { type FarmDb, type Queryable } from '../db/client.ts';
+import type { JobStatus } from '../db/schema.ts';
+import type { JobProgress } from './types.ts';
+
+export const JOB_EVENTS_CHANNEL = 'blendfarm_job_events';
+
+export const JOB_EVENT_TYPES = [
+  'queued', // submitted, or put back by `retry`
+  'claimed', // a worker started an attempt
+  'progress',
+  'retrying', // an attempt failed or its worker vanished; the job is queued again
+  'released', // a worker shut down and handed the job back without using an attempt
+  'done',
+  'failed', // out of attempts, or a permanent error
+  'cancelled',
+  'delivered', // a front end posted the result (markDelivered)
+] as const;
+export type JobEventType = (typeof JOB_EVENT_TYPES)[number];
+
+export interface JobEvent {
+  jobId: number;
+  userId: string;
+  type: JobEventType;
+  status: JobStatus;
+  attempt: number;
+  workerId?: string;
+  /** progress events: the renderer's report without the preview image. */
+  progress?: Omit<JobProgress, 'preview'>;
+  error?: string;
+  /** ISO time of the database transaction. */
+  at: string;
+}
+
+export type JobEventHandler = (event: JobEvent) => void;
+
+/** NOTIFY payloads are capped at 8000 bytes; error texts are cut well below that. */
+const MAX_ERROR_IN_PAYLOAD = 1000;
+
+export function withoutPreview(progress: JobProgress | null | undefined): Omit<JobProgress, 'preview'> | undefined {
+  if (!progress) return undefined;
+  const { preview: _preview, ...rest } = progress;
+  return rest;
+}
+
+export interface EventFields {
+  jobId: number;
+  userId: string;
+  status: JobStatus;
+  attempt: number;
+  workerId?: string | null;
+  progress?: JobProgress | null;
+  error?: string | null;
+}
+
+function payloadOf(type: JobEventType, fields: EventFields): Omit<JobEvent, 'at'> {
+  const event: Omit<JobEvent, 'at'> = { jobId: fields.jobId, userId: fields.userId, type, status: fields.status, attempt: fields.attempt };
+  if (fields.workerId) event.workerId = fields.workerId;
+  const progress = withoutPreview(fields.progress);
+  if (progress) event.progress = progress;
+  if (fields.error) event.error = fields.error.slice(0, MAX_ERROR_IN_PAYLOAD);
+  return event;
+}
+
+/** Stores the event and publishes it; call inside the transaction that made the change. */
+export async function recordEvent(q: Queryable, type: JobEventType, fields: EventFields, data: Record<string, unknown> = {}): Promise<void> {
+  const payload = payloadOf(type, fields);
+  await q.execute(sql`
+    with stored as (
+      insert into job_events (job_id, type, data) values (${fields.jobId}, ${type}, ${JSON.stringify({ ...payload, ...data })}::jsonb)
+      returning created_at
+    )
+    select pg_notify(${JOB_EVENTS_CHANNEL}, (${JSON.stringify(payload)}::jsonb || jsonb_build_object('at', stored.created_at))::text)
+    from stored`);
+}
+
+/** Publishes without storing (progress). */
+export async function publishEvent(q: Queryable, type: JobEventType, fields: EventFields): Promise<void> {
+  await q.execute(sql`select pg_notify(${JOB_EVENTS_CHANNEL}, (${JSON.stringify(payloadOf(type, fields))}::jsonb || jsonb_build_object('at', now()))::text)`);
+}
+
+export function parseJobEvent(payload: string): JobEvent | undefined {
+  try {
+    const event = JSON.parse(payload) as JobEvent;
+    if (typeof event.jobId === 'number' && (JOB_EVENT_TYPES as readonly string[]).includes(event.type)) return event;
+  } catch {
+    // Not ours or truncated: ignore.
+  }
+  return undefined;
+}
+
+/**
+ * Calls `handler` for every job event committed from now on, by any process sharing the
+ * database. Returns an unsubscribe function. Handler errors are logged, never thrown back.
+ */
+export async function onJobEvent(db: FarmDb, handler: JobEventHandler): Promise<() => Promise<void>> {
+  return db.listen(JOB_EVENTS_CHANNEL, (payload) => {
+    const event = parseJobEvent(payload);
+    if (!event) return;
+    try {
+      handler(event);
+    } catch (error) {
+      console.error(`[farm] job event handler failed: ${(error as Error).message}`);
+    }
+  });
+}

@@ -1,0 +1,118 @@
+// TEST DOUBLE. A stand-in renderer for tests, benchmarks and trying the farm without models:
+// it sleeps a little per "step", reports progress, and returns a few bytes that describe the
+// job (not a playable video). Loadable by path like the real engine adapter
+// (BLENDFARM_RENDERER=farm/fake-renderer.ts).
+//
+// Behaviour can be steered per job through a directive in the first prompt, so one worker can
+// serve tests that need different outcomes:
+//   "[fake fail=2] ..."    throw a retryable error on attempts 1 and 2
+//   "[fake permanent] ..." throw a non-retryable RenderError
+//   "[fake ms=300] ..."    take 300 ms per step instead of the configured stepMs
+//   "[fake hang] ..."      ignore abort and never finish (simulates a stuck render)
+import { setTimeout as sleep } from 'node:timers/promises';
+import { threadId } from 'node:worker_threads';
+import { MIME_TYPES, RenderError, type RenderContext, type Renderer, type RenderResult } from './renderer.ts';
+import type { ClaimedJob, WorkerCapabilities } from './types.ts';
+
+export interface FakeRendererOptions {
+  models?: string[];
+  maxPixels?: number;
+  /** Progress reports per render. */
+  steps?: number;
+  /** Sleep per step. 0 makes a no-op renderer (benchmarks). */
+  stepMs?: number;
+  /** Busy-wait instead of sleeping: blocks the thread like a real CPU-bound render. */
+  blockThread?: boolean;
+  /** GPU-seconds to report; defaults to the measured wall time. */
+  gpuSeconds?: number;
+}
+
+export const FAKE_VIDEO_MAGIC = 'BLENDFARM-FAKE-VIDEO';
+
+interface Directive {
+  failAttempts: number;
+  permanent: boolean;
+  stepMs?: number;
+  hang: boolean;
+}
+
+export function parseDirective(prompt: string | undefined): Directive {
+  const directive: Directive = { failAttempts: 0, permanent: false, hang: false };
+  const match = /\[fake ([^\]]*)\]/.exec(prompt ?? '');
+  if (!match) return directive;
+  for (const word of match[1].split(/\s+/)) {
+    const [key, value] = word.split('=');
+    if (key === 'fail') directive.failAttempts = Number(value ?? 1);
+    if (key === 'permanent') directive.permanent = true;
+    if (key === 'ms') directive.stepMs = Number(value);
+    if (key === 'hang') directive.hang = true;
+  }
+  return directive;
+}
+
+/** Reads back what the fake renderer wrote, for assertions. */
+export function decodeFakeVideo(bytes: Uint8Array): { jobId: number; attempt: number; prompts: string[]; seeds: number[] } {
+  const text = Buffer.from(bytes).toString('utf8');
+  if (!text.startsWith(`${FAKE_VIDEO_MAGIC}\n`)) throw new Error('not a fake video');
+  return JSON.parse(text.slice(FAKE_VIDEO_MAGIC.length + 1));
+}
+
+export class FakeRenderer implements Renderer {
+  constructor(private readonly options: FakeRendererOptions = {}) {}
+
+  capabilities(): WorkerCapabilities {
+    return {
+      models: this.options.models ?? ['*'],
+      maxPixels: this.options.maxPixels ?? 4096 * 4096,
+      executionProvider: 'fake',
+      device: 'fake renderer (test double)',
+    };
+  }
+
+  async render(job: ClaimedJob, context: RenderContext): Promise<RenderResult> {
+    const started = performance.now();
+    const directive = parseDirective(job.params.prompts[0]);
+    const steps = this.options.steps ?? 4;
+    const stepMs = directive.stepMs ?? this.options.stepMs ?? 10;
+
+    if (directive.hang) await new Promise(() => {});
+    for (let step = 1; step <= steps; step++) {
+      if (context.signal.aborted) throw context.signal.reason ?? new Error('aborted');
+      if (stepMs > 0) {
+        if (this.options.blockThread) {
+          const until = performance.now() + stepMs;
+          while (performance.now() < until) {
+            // Deliberately blocking: stands in for a synchronous GPU/CPU kernel.
+          }
+          // Between kernels a real renderer awaits something; that is when an abort can arrive.
+          await new Promise((resolve) => setImmediate(resolve));
+        } else {
+          await sleep(stepMs, undefined, { signal: context.signal });
+        }
+      }
+      if (step === 1 && job.attempt <= directive.failAttempts) {
+        throw new RenderError(`fake failure on attempt ${job.attempt}`);
+      }
+      if (step === 1 && directive.permanent) {
+        throw new RenderError('fake permanent failure', { retryable: false });
+      }
+      context.onProgress({ stage: 'branches', fraction: step / steps, branchesDone: step, branchesTotal: steps });
+    }
+
+    const body = JSON.stringify({ jobId: job.id, attempt: job.attempt, prompts: job.params.prompts, seeds: job.params.seeds });
+    const wallSeconds = (performance.now() - started) / 1000;
+    return {
+      video: Buffer.from(`${FAKE_VIDEO_MAGIC}\n${body}`),
+      format: job.params.format,
+      mime: MIME_TYPES[job.params.format],
+      metadata: { seeds: job.params.seeds, prompts: job.params.prompts, renderer: 'fake', wallSeconds, threadId },
+      gpuSeconds: this.options.gpuSeconds ?? wallSeconds,
+    };
+  }
+}
+
+export function createRenderer(options: unknown): Renderer {
+  return new FakeRenderer((options ?? {}) as FakeRendererOptions);
+}
+
+export default createRenderer;

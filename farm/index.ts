@@ -1,0 +1,51 @@
+// The farm's public surface for front ends (bot, CLI, web) and worker hosts. Everything takes
+// a FarmContext ({ db, config }); openFarm() builds one from the environment.
+import { type OpenDatabaseOptions, openDatabase } from '../db/client.ts';
+import { type FarmConfigOverrides, type FarmContext, loadFarmConfig } from './config.ts';
+
+export { type FarmDb, type OpenDatabaseOptions, openDatabase, DEFAULT_PGLITE_DIR, IN_MEMORY } from '../db/client.ts';
+export { DataDirLockedError } from '../db/pglite-lock.ts';
+export { type FarmConfig, type FarmConfigOverrides, type FarmContext, DEFAULT_FARM_CONFIG, loadFarmConfig } from './config.ts';
+export * from './types.ts';
+export * from './errors.ts';
+export * from './job-params.ts';
+export { estimateGpuSeconds } from './cost.ts';
+export {
+  type SubmitJobInput,
+  type ListJobsFilter,
+  type CancelResult,
+  type JobMessageFields,
+  submitJob,
+  getJob,
+  listJobs,
+  cancelJob,
+  retryJob,
+  markDelivered,
+  claimDelivery,
+  listUndelivered,
+  setJobMessage,
+  getArtifact,
+} from './jobs.ts';
+export { type FollowUpKind, type FollowUpOptions, type SubmitFollowUpInput, followUpParams, submitFollowUp } from './follow-up.ts';
+export { type BudgetContext, type BudgetLimits, type BudgetStatus, type LedgerEntry, getBudget, grantBudget, auditBalance } from './budget.ts';
+export { type GuildSettings, type GuildSettingsPatch, getGuildSettings, updateGuildSettings } from './guilds.ts';
+export { getJobByMessageId } from './lookup.ts';
+export { type JobEvent, type JobEventType, type JobEventHandler, JOB_EVENTS_CHANNEL, onJobEvent } from './events.ts';
+export { type WaitOptions, waitForJob } from './wait.ts';
+export { type FarmStatus, farmStatus } from './status.ts';
+export { queuePosition, reapExpiredLeases } from './queue.ts';
+export { type WorkerInfo, listWorkers, findCapableWorkers, canRun } from './worker-registry.ts';
+export { type Renderer, type RenderContext, type RenderResult, type RendererFactory, RenderError, MIME_TYPES } from './renderer.ts';
+export { type FarmWorkerOptions, type StopMode, type WorkerStats, FarmWorker, startWorker } from './worker.ts';
+export { type LocalWorkers, type LocalWorkersOptions, startLocalWorkers } from './local.ts';
+export { type ThreadRenderer, type ThreadRendererOptions, createThreadRenderer } from './thread-renderer.ts';
+export { type RendererSpec, DEFAULT_RENDERER_MODULE, FAKE_RENDERER_MODULE, loadRenderer, rendererSpecFromEnv } from './load-renderer.ts';
+export { jobToJson, artifactToJson, workerToJson, budgetToJson } from './json.ts';
+
+/** Opens the database from the environment (DATABASE_URL or PGlite) and loads the config. */
+export async function openFarm(options: OpenDatabaseOptions & { config?: FarmConfigOverrides } = {}): Promise<FarmContext & { close(): Promise<void> }> {
+  const { config: overrides, ...dbOptions } = options;
+  const config = loadFarmConfig(process.env, overrides);
+  const db = await openDatabase(dbOptions);
+  return { db, config, close: () => db.close() };
+}

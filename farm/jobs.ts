@@ -1,0 +1,288 @@
+// Job life cycle as seen from front ends (bot, CLI): submit with a budget reservation, look up,
+// cancel with a refund, retry, and record delivery exactly once. Workers' side is in queue.ts.
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { and, asc, desc, eq, inArray, isNull, sql, type SQL } from 'drizzle-orm';
+import { artifacts, jobs, type JobKind, type JobStatus } from '../db/schema.ts';
+import { addLedgerEntry, type BudgetContext, countActiveJobs, lockUser, nextRefillAt, resolveLimits } from './budget.ts';
+import type { FarmContext } from './config.ts';
+import { estimateGpuSeconds } from './cost.ts';
+import { ActiveJobLimitError, BudgetExceededError, FarmError, InvalidJobStateError, JobNotFoundError, NoCapableWorkerError } from './errors.ts';
+import { recordEvent } from './events.ts';
+import { type JobParams, outputPixels, parseJobParams } from './job-params.ts';
+import { type Artifact, type Job, jobFromRow, secondsToMs, TERMINAL_STATUSES } from './types.ts';
+import { findCapableWorkers } from './worker-registry.ts';
+
+/** Kinds that start from an earlier job and must name it. */
+const FOLLOW_UP_KINDS: readonly JobKind[] = ['upscale', 'reroll', 'extend'];
+
+export interface SubmitJobInput {
+  kind: JobKind;
+  userId: string;
+  /** Validated with parseJobParams; a JobParamsError explains what is wrong. */
+  params: unknown;
+  guildId?: string | null;
+  channelId?: string | null;
+  messageId?: string | null;
+  /** Discord interaction token and when it stops working (15 minutes after the interaction). */
+  interactionToken?: string | null;
+  interactionExpiresAt?: Date | null;
+  /** The member's roles in guildId, for role-based budget overrides. */
+  roleIds?: readonly string[];
+  parentJobId?: number | null;
+  /** Refuse (NoCapableWorkerError) unless an online worker can run this model at this size. */
+  requireCapableWorker?: boolean;
+}
+
+/**
+ * Validates, prices and queues a job. The estimated cost is reserved from the user's budget in
+ * the same transaction that inserts the job; a job that does not fit is refused with the numbers.
+ */
+export async function submitJob(farm: FarmContext, input: SubmitJobInput): Promise<Job> {
+  const params = parseJobParams(input.kind, input.params);
+  const parentJobId = input.parentJobId ?? null;
+  if (FOLLOW_UP_KINDS.includes(input.kind) && parentJobId === null) {
+    throw new FarmError('invalid_params', `A ${input.kind} job continues from an earlier job: give its id as the parent.`);
+  }
+  const pixels = outputPixels(params);
+  if (input.requireCapableWorker) {
+    const { capable, online } = await findCapableWorkers(farm, params.model, pixels);
+    if (capable.length === 0) throw new NoCapableWorkerError(params.model, pixels, online);
+  }
+  const costMs = secondsToMs(estimateGpuSeconds(params, farm.config.cost));
+
+  return farm.db.db.transaction(async (tx) => {
+    if (parentJobId !== null) {
+      const [parent] = await tx.select({ id: jobs.id }).from(jobs).where(eq(jobs.id, parentJobId));
+      if (!parent) throw new JobNotFoundError(parentJobId);
+    }
+    const limits = await resolveLimits(tx, farm.config, { guildId: input.guildId, roleIds: input.roleIds });
+    const user = await lockUser(tx, input.userId, limits);
+    const active = await countActiveJobs(tx, input.userId);
+    if (active.count >= limits.maxActiveJobs) throw new ActiveJobLimitError(active.count, limits.maxActiveJobs);
+    if (user.balanceMs < costMs) {
+      throw new BudgetExceededError(costMs / 1000, user.balanceMs / 1000, nextRefillAt(user, limits), limits.refillGpuSeconds);
+    }
+    const [row] = await tx
+      .insert(jobs)
+      .values({
+        kind: input.kind,
+        userId: input.userId,
+        guildId: input.guildId ?? null,
+        channelId: input.channelId ?? null,
+        messageId: input.messageId ?? null,
+        interactionToken: input.interactionToken ?? null,
+        interactionExpiresAt: input.interactionExpiresAt ?? null,
+        params: params as unknown as Record<string, unknown>,
+        model: params.model,
+        pixels,
+        maxAttempts: farm.config.maxAttempts,
+        parentJobId,
+        reservedMs: costMs,
+      })
+      .returning();
+    await addLedgerEntry(tx, input.userId, 'reserve', -costMs, row.id, `${input.kind} job ${row.id}`);
+    await recordEvent(tx, 'queued', { jobId: row.id, userId: row.userId, status: 'queued', attempt: 0 });
+    return jobFromRow(row);
+  });
+}
+
+export async function getJob(farm: FarmContext, jobId: number): Promise<Job | undefined> {
+  const [row] = await farm.db.db.select().from(jobs).where(eq(jobs.id, jobId));
+  return row ? jobFromRow(row) : undefined;
+}
+
+export interface ListJobsFilter {
+  userId?: string;
+  guildId?: string;
+  statuses?: readonly JobStatus[];
+  limit?: number;
+  order?: 'oldest' | 'newest';
+}
+
+export async function listJobs(farm: FarmContext, filter: ListJobsFilter = {}): Promise<Job[]> {
+  const conditions: SQL[] = [];
+  if (filter.userId) conditions.push(eq(jobs.userId, filter.userId));
+  if (filter.guildId) conditions.push(eq(jobs.guildId, filter.guildId));
+  if (filter.statuses) conditions.push(inArray(jobs.status, [...filter.statuses]));
+  const rows = await farm.db.db
+    .select()
+    .from(jobs)
+    .where(and(...conditions))
+    .orderBy(filter.order === 'newest' ? desc(jobs.id) : asc(jobs.id))
+    .limit(filter.limit ?? 100);
+  return rows.map(jobFromRow);
+}
+
+export interface CancelResult {
+  /** false when the job had already finished (nothing changed). */
+  cancelled: boolean;
+  job: Job;
+  refundedGpuSeconds: number;
+}
+
+/**
+ * Cancels a queued or running job. Queued: the whole reservation is refunded. Running: the
+ * wall-clock time of the current attempt (capped at the reservation) is charged and the rest
+ * refunded; the worker sees the cancel through its event subscription or its next heartbeat and
+ * stops, and its result could not be stored anyway (the lease token is cleared).
+ */
+export async function cancelJob(farm: FarmContext, jobId: number, reason = 'cancelled'): Promise<CancelResult> {
+  return farm.db.db.transaction(async (tx) => {
+    const [current] = await tx.select().from(jobs).where(eq(jobs.id, jobId)).for('update');
+    if (!current) throw new JobNotFoundError(jobId);
+    if ((TERMINAL_STATUSES as readonly string[]).includes(current.status)) {
+      return { cancelled: false, job: jobFromRow(current), refundedGpuSeconds: 0 };
+    }
+    const elapsedMs = sql`greatest(0, (extract(epoch from (now() - ${jobs.startedAt})) * 1000)::bigint)`;
+    const [row] = await tx
+      .update(jobs)
+      .set({
+        status: 'cancelled',
+        chargedMs: current.status === 'running' ? sql`least(${jobs.reservedMs}, ${elapsedMs})` : 0,
+        finishedAt: sql`now()`,
+        leaseToken: null,
+        leaseExpiresAt: null,
+        error: reason,
+      })
+      .where(eq(jobs.id, jobId))
+      .returning();
+    const refundMs = row.reservedMs - (row.chargedMs ?? 0);
+    if (refundMs > 0) await addLedgerEntry(tx, row.userId, 'refund', refundMs, row.id, `job ${row.id} cancelled`);
+    await recordEvent(tx, 'cancelled', { jobId: row.id, userId: row.userId, status: 'cancelled', attempt: row.attempts, workerId: current.workerId, error: reason });
+    return { cancelled: true, job: jobFromRow(row), refundedGpuSeconds: refundMs / 1000 };
+  });
+}
+
+/**
+ * Puts a failed or cancelled job back in the queue with fresh attempts. Its cost is reserved
+ * again, under the same budget rules as a new submission.
+ */
+export async function retryJob(farm: FarmContext, jobId: number, context: Omit<BudgetContext, 'guildId'> = {}): Promise<Job> {
+  return farm.db.db.transaction(async (tx) => {
+    const [current] = await tx.select().from(jobs).where(eq(jobs.id, jobId)).for('update');
+    if (!current) throw new JobNotFoundError(jobId);
+    if (current.status !== 'failed' && current.status !== 'cancelled') {
+      throw new InvalidJobStateError(`Job ${jobId} is ${current.status}; only failed or cancelled jobs can be retried.`);
+    }
+    const params = current.params as unknown as JobParams;
+    const costMs = secondsToMs(estimateGpuSeconds(params, farm.config.cost));
+    const limits = await resolveLimits(tx, farm.config, { guildId: current.guildId, roleIds: context.roleIds });
+    const user = await lockUser(tx, current.userId, limits);
+    const active = await countActiveJobs(tx, current.userId);
+    if (active.count >= limits.maxActiveJobs) throw new ActiveJobLimitError(active.count, limits.maxActiveJobs);
+    if (user.balanceMs < costMs) {
+      throw new BudgetExceededError(costMs / 1000, user.balanceMs / 1000, nextRefillAt(user, limits), limits.refillGpuSeconds);
+    }
+    const [row] = await tx
+      .update(jobs)
+      .set({
+        status: 'queued',
+        attempts: 0,
+        maxAttempts: farm.config.maxAttempts,
+        runAfter: sql`now()`,
+        leaseToken: null,
+        leaseExpiresAt: null,
+        workerId: null,
+        progress: null,
+        error: null,
+        reservedMs: costMs,
+        spentMs: null,
+        chargedMs: null,
+        startedAt: null,
+        finishedAt: null,
+        deliveredAt: null,
+        deliveryClaimedBy: null,
+        deliveryClaimExpiresAt: null,
+      })
+      .where(eq(jobs.id, jobId))
+      .returning();
+    await addLedgerEntry(tx, row.userId, 'reserve', -costMs, row.id, `retry of job ${row.id}`);
+    await recordEvent(tx, 'queued', { jobId: row.id, userId: row.userId, status: 'queued', attempt: 0 }, { retry: true });
+    return jobFromRow(row);
+  });
+}
+
+/**
+ * Records that a finished job's result was posted. Returns true exactly once per job, however
+ * many bot processes race to deliver it; callers that get false must not post again.
+ */
+export async function markDelivered(farm: FarmContext, jobId: number): Promise<boolean> {
+  return farm.db.db.transaction(async (tx) => {
+    const [row] = await tx
+      .update(jobs)
+      .set({ deliveredAt: sql`now()`, deliveryClaimExpiresAt: null })
+      .where(and(eq(jobs.id, jobId), isNull(jobs.deliveredAt), inArray(jobs.status, [...TERMINAL_STATUSES])))
+      .returning({ id: jobs.id, userId: jobs.userId, status: jobs.status, attempts: jobs.attempts });
+    if (!row) return false;
+    await recordEvent(tx, 'delivered', { jobId: row.id, userId: row.userId, status: row.status, attempt: row.attempts });
+    return true;
+  });
+}
+
+/**
+ * Reserves the right to deliver a finished job for `ttlSeconds` (so two bot shards do not both
+ * upload it); follow with markDelivered after posting. A crashed claimant's claim expires.
+ */
+export async function claimDelivery(farm: FarmContext, jobId: number, claimant: string, ttlSeconds = 120): Promise<boolean> {
+  const rows = await farm.db.db
+    .update(jobs)
+    .set({ deliveryClaimedBy: claimant, deliveryClaimExpiresAt: sql`now() + make_interval(secs => ${ttlSeconds})` })
+    .where(
+      and(
+        eq(jobs.id, jobId),
+        isNull(jobs.deliveredAt),
+        inArray(jobs.status, [...TERMINAL_STATUSES]),
+        sql`(${jobs.deliveryClaimExpiresAt} is null or ${jobs.deliveryClaimExpiresAt} < now() or ${jobs.deliveryClaimedBy} = ${claimant})`,
+      ),
+    )
+    .returning({ id: jobs.id });
+  return rows.length === 1;
+}
+
+/** Finished jobs whose result nobody has posted yet, oldest first (a restarted bot catches up). */
+export async function listUndelivered(farm: FarmContext, limit = 50): Promise<Job[]> {
+  const rows = await farm.db.db
+    .select()
+    .from(jobs)
+    .where(and(isNull(jobs.deliveredAt), inArray(jobs.status, [...TERMINAL_STATUSES])))
+    .orderBy(asc(jobs.finishedAt))
+    .limit(limit);
+  return rows.map(jobFromRow);
+}
+
+export interface JobMessageFields {
+  channelId?: string | null;
+  messageId?: string | null;
+  interactionToken?: string | null;
+  interactionExpiresAt?: Date | null;
+}
+
+/** Remembers where the job's Discord message lives (set once the bot has posted it). */
+export async function setJobMessage(farm: FarmContext, jobId: number, fields: JobMessageFields): Promise<void> {
+  const rows = await farm.db.db.update(jobs).set(fields).where(eq(jobs.id, jobId)).returning({ id: jobs.id });
+  if (rows.length === 0) throw new JobNotFoundError(jobId);
+}
+
+/** The finished video of a job (from the database or the artifact directory). */
+export async function getArtifact(farm: FarmContext, jobId: number): Promise<Artifact | undefined> {
+  const [row] = await farm.db.db.select().from(artifacts).where(eq(artifacts.jobId, jobId));
+  if (!row) return undefined;
+  // Paths are stored relative to the artifact directory, which may be mounted elsewhere on
+  // the machine that reads them.
+  let bytes = row.data;
+  if (!bytes && row.path) {
+    const file = path.resolve(farm.config.artifactDir ?? '.', row.path);
+    try {
+      bytes = await fs.readFile(file);
+    } catch (error) {
+      throw new Error(
+        `The video of job ${jobId} should be at ${file} but cannot be read (${(error as NodeJS.ErrnoException).code}); ` +
+          'set BLENDFARM_ARTIFACT_DIR to the directory the workers write to.',
+        { cause: error },
+      );
+    }
+  }
+  if (!bytes) return undefined;
+  return { jobId, format: row.format, mime: row.mime, sizeBytes: row.sizeBytes, meta: row.meta, bytes };
+}

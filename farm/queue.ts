@@ -1,0 +1,304 @@
+// The workers' side of the queue: claim, heartbeat, progress, complete, fail, release, reap.
+//
+// Ownership of a running job is a lease: a random token written at claim time plus an expiry
+// that heartbeats push forward. Every write a worker makes is conditional on still holding the
+// token, so a worker that lost its job (lease expired and re-claimed, or cancelled) can neither
+// report progress nor complete it: a job is completed at most once. Nothing here holds a
+// transaction open while rendering; each call is one short statement or transaction.
+//
+// Fair claim order (weighted fair queueing over users, in GPU-seconds): each user carries
+// usage_ms, the GPU-seconds reserved by their claimed jobs, decaying with a half-life
+// (FarmConfig.fairnessHalfLifeSeconds). A queued job's virtual start is its owner's decayed
+// usage plus the reservations of that owner's queued jobs ahead of it; claims take the lowest
+// virtual start (ties: oldest job). A user's burst therefore interleaves with everyone else's
+// jobs instead of starving them, heavy jobs count for more than light ones, and the order
+// shown as "queue position" is the order jobs are actually claimed in.
+import { sql } from 'drizzle-orm';
+import { type Transaction, queryRows } from '../db/client.ts';
+import { artifacts, jobs } from '../db/schema.ts';
+import { addLedgerEntry } from './budget.ts';
+import type { FarmContext } from './config.ts';
+import { JOB_EVENTS_CHANNEL, recordEvent, type EventFields } from './events.ts';
+import { type ClaimedJob, claimedJobFromRow, type JobProgress, jobRowFromJson, secondsToMs, type WorkerCapabilities } from './types.ts';
+
+/** A claimed job's identity as far as lease-conditional writes are concerned. */
+export type Lease = Pick<ClaimedJob, 'id' | 'leaseToken' | 'userId' | 'attempt'>;
+
+function decayedUsage(usersAlias: string, halfLifeSeconds: number) {
+  const u = sql.raw(usersAlias);
+  return sql`(${u}.usage_ms * power(0.5, extract(epoch from (now() - coalesce(${u}.usage_at, now())))::float8 / ${halfLifeSeconds}::float8))`;
+}
+
+/**
+ * CTE "fair(id, virtual_start)" over all queued jobs. Window functions cannot share a query
+ * level with FOR UPDATE, hence a separate CTE that the claim joins.
+ */
+function fairOrder(farm: FarmContext) {
+  return sql`fair as (
+      select j.id, j.model, j.pixels, j.run_after,
+             ${decayedUsage('u', farm.config.fairnessHalfLifeSeconds)}
+               + coalesce(sum(j.reserved_ms) over (partition by j.user_id order by j.id rows between unbounded preceding and 1 preceding), 0)
+               as virtual_start
+      from jobs j join users u on u.id = j.user_id
+      where j.status = 'queued'
+    )`;
+}
+
+/**
+ * How many of the best-placed runnable jobs a claim considers. The claim locks the first of
+ * them that no concurrent claim holds, so this bounds the join work (a fresh queue has no
+ * planner statistics, and a nested loop over every queued job twice is quadratic) while
+ * leaving room for this many simultaneous claimers; beyond that a claim may come back empty
+ * and simply retries after the poll interval.
+ */
+export const CLAIM_CANDIDATES = 64;
+
+function leaseExpiry(farm: FarmContext) {
+  return sql`now() + make_interval(secs => ${farm.config.leaseSeconds}::float8)`;
+}
+
+/**
+ * Claims the next job this worker can run, in fair order, with one atomic statement:
+ * UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING. Concurrent workers skip
+ * each other's locked rows, so no job is handed out twice. Returns undefined when none fits.
+ */
+export async function claimJob(farm: FarmContext, workerId: string, capabilities: WorkerCapabilities): Promise<ClaimedJob | undefined> {
+  const anyModel = capabilities.models.includes('*');
+  const halfLife = farm.config.fairnessHalfLifeSeconds;
+  const [row] = await queryRows<{ job: Record<string, unknown> }>(
+    farm.db.db,
+    sql`
+    with ${fairOrder(farm)}, candidates as materialized (
+      select id, virtual_start from fair
+      where run_after <= now()
+        and (${anyModel}::boolean or model in (select jsonb_array_elements_text(${JSON.stringify(capabilities.models)}::jsonb)))
+        and pixels <= ${capabilities.maxPixels}::bigint
+      order by virtual_start asc, id asc
+      limit ${CLAIM_CANDIDATES}
+    ), picked as (
+      select j.id
+      from jobs j join candidates c on c.id = j.id
+      where j.status = 'queued'
+      order by c.virtual_start asc, c.id asc
+      limit 1
+      for update of j skip locked
+    ), claimed as (
+      update jobs set
+        status = 'running',
+        attempts = jobs.attempts + 1,
+        worker_id = ${workerId},
+        lease_token = gen_random_uuid(),
+        lease_expires_at = ${leaseExpiry(farm)},
+        started_at = now(),
+        progress = null
+      from picked
+      where jobs.id = picked.id
+      returning jobs.*
+    ), charged as (
+      update users set usage_ms = ${decayedUsage('users', halfLife)} + claimed.reserved_ms, usage_at = now()
+      from claimed where users.id = claimed.user_id
+    ), logged as (
+      insert into job_events (job_id, type, data)
+      select id, 'claimed', jsonb_build_object('workerId', worker_id, 'attempt', attempts) from claimed
+    )
+    select row_to_json(claimed) as job,
+           pg_notify(${JOB_EVENTS_CHANNEL}, json_build_object(
+             'jobId', id, 'userId', user_id, 'type', 'claimed', 'status', 'running',
+             'attempt', attempts, 'workerId', worker_id, 'at', now())::text)
+    from claimed`,
+  );
+  return row ? claimedJobFromRow(jobRowFromJson(row.job)) : undefined;
+}
+
+/**
+ * Extends the leases of this worker's running jobs and marks the worker alive. Returns the
+ * tokens still held; a token missing from the answer means that job was cancelled or taken
+ * back, and its render should stop.
+ */
+export async function renewLeases(farm: FarmContext, workerId: string, leaseTokens: readonly string[]): Promise<Set<string>> {
+  const rows = await queryRows<{ lease_token: string }>(
+    farm.db.db,
+    sql`
+    with alive as (update workers set heartbeat_at = now() where id = ${workerId})
+    update jobs set lease_expires_at = ${leaseExpiry(farm)}
+    where status = 'running' and worker_id = ${workerId}
+      and lease_token in (select (jsonb_array_elements_text(${JSON.stringify(leaseTokens)}::jsonb))::uuid)
+    returning lease_token`,
+  );
+  return new Set(rows.map((r) => r.lease_token));
+}
+
+/** Stores and publishes progress (also renews the lease). False: the lease is gone, stop. */
+export async function reportProgress(farm: FarmContext, lease: Lease, workerId: string, progress: JobProgress): Promise<boolean> {
+  const { preview: _preview, ...rest } = progress;
+  // NOTIFY payloads are limited to 8000 bytes; an oversized report is published as its core.
+  const published = JSON.stringify(rest).length > 4000 ? { stage: String(progress.stage).slice(0, 100), fraction: progress.fraction } : rest;
+  const payload = { jobId: lease.id, userId: lease.userId, type: 'progress', status: 'running', attempt: lease.attempt, workerId, progress: published };
+  const rows = await queryRows<{ id: number }>(
+    farm.db.db,
+    sql`
+    with updated as (
+      update jobs set progress = ${JSON.stringify(progress)}::jsonb, lease_expires_at = ${leaseExpiry(farm)}
+      where id = ${lease.id} and lease_token = ${lease.leaseToken} and status = 'running'
+      returning id
+    )
+    select id, pg_notify(${JOB_EVENTS_CHANNEL}, (${JSON.stringify(payload)}::jsonb || jsonb_build_object('at', now()))::text)
+    from updated`,
+  );
+  return rows.length === 1;
+}
+
+export interface CompletedArtifact {
+  format: string;
+  mime: string;
+  sizeBytes: number;
+  meta: Record<string, unknown>;
+  /** Exactly one of: the bytes (stored in the database) or a path relative to the artifact directory. */
+  data?: Buffer;
+  path?: string;
+}
+
+/**
+ * Finishes a job: status, artifact, budget settlement and the 'done' event in one transaction,
+ * only if the caller still holds the lease. The user is charged the measured GPU-seconds capped
+ * at the reservation (an under-estimate is the farm's loss, never a negative balance).
+ * Returns false, changing nothing, when the lease was lost.
+ */
+export async function completeJob(
+  farm: FarmContext,
+  lease: Lease,
+  result: { artifact: CompletedArtifact; gpuSeconds: number; progress?: JobProgress },
+): Promise<boolean> {
+  const spentMs = Math.max(0, secondsToMs(result.gpuSeconds));
+  return farm.db.db.transaction(async (tx) => {
+    const [row] = await queryRows<{ job: Record<string, unknown> }>(
+      tx,
+      sql`
+      update jobs set status = 'done', finished_at = now(), spent_ms = ${spentMs}::bigint,
+        charged_ms = least(reserved_ms, ${spentMs}::bigint), error = null,
+        progress = coalesce(${result.progress ? JSON.stringify(result.progress) : null}::jsonb, progress),
+        lease_token = null, lease_expires_at = null
+      where id = ${lease.id} and lease_token = ${lease.leaseToken} and status = 'running'
+      returning row_to_json(jobs) as job`,
+    );
+    if (!row) return false;
+    const job = jobRowFromJson(row.job);
+    await tx.insert(artifacts).values({ jobId: job.id, ...result.artifact, data: result.artifact.data ?? null, path: result.artifact.path ?? null });
+    const unusedMs = job.reservedMs - (job.chargedMs ?? 0);
+    await addLedgerEntry(tx, job.userId, 'settle', unusedMs, job.id, `job ${job.id} used ${spentMs / 1000} GPU-seconds`);
+    await recordEvent(tx, 'done', eventFields(job), { spentGpuSeconds: spentMs / 1000 });
+    return true;
+  });
+}
+
+export type FailOutcome = 'retrying' | 'failed' | 'lost';
+
+/**
+ * Ends an attempt with an error. The job is queued again (after a back-off) unless it is out
+ * of attempts or the error is permanent; then it is failed with this error and the whole
+ * reservation is refunded. 'lost': the lease was gone already, nothing changed.
+ */
+export async function failAttempt(farm: FarmContext, lease: Lease, error: string, options: { permanent?: boolean } = {}): Promise<FailOutcome> {
+  return farm.db.db.transaction((tx) => failLocked(tx, farm, lease.id, lease.leaseToken, error, options.permanent ?? false));
+}
+
+async function failLocked(tx: Transaction, farm: FarmContext, jobId: number, leaseToken: string, error: string, permanent: boolean): Promise<FailOutcome> {
+  const [row] = await queryRows<{ job: Record<string, unknown>; worker_id: string | null }>(
+    tx,
+    sql`
+    with old as (select id, worker_id from jobs where id = ${jobId})
+    update jobs set
+      status = case when ${permanent}::boolean or attempts >= max_attempts then 'failed' else 'queued' end,
+      finished_at = case when ${permanent}::boolean or attempts >= max_attempts then now() end,
+      charged_ms = case when ${permanent}::boolean or attempts >= max_attempts then 0 end,
+      run_after = now() + make_interval(secs => ${farm.config.retryBackoffSeconds}::float8 * attempts),
+      error = ${error}, progress = null, worker_id = null, lease_token = null, lease_expires_at = null
+    from old
+    where jobs.id = old.id and jobs.lease_token = ${leaseToken} and jobs.status = 'running'
+    returning row_to_json(jobs) as job, old.worker_id`,
+  );
+  if (!row) return 'lost';
+  const job = jobRowFromJson(row.job);
+  const fields = { ...eventFields(job), workerId: row.worker_id, error };
+  if (job.status === 'failed') {
+    if (job.reservedMs > 0) await addLedgerEntry(tx, job.userId, 'refund', job.reservedMs, job.id, `job ${job.id} failed`);
+    await recordEvent(tx, 'failed', fields);
+    return 'failed';
+  }
+  await recordEvent(tx, 'retrying', fields, { nextAttempt: job.attempts + 1 });
+  return 'retrying';
+}
+
+/**
+ * Hands a job back without counting the attempt (graceful shutdown). Returns false if the
+ * lease was already gone.
+ */
+export async function releaseJob(farm: FarmContext, lease: Lease, reason = 'worker shut down'): Promise<boolean> {
+  return farm.db.db.transaction(async (tx) => {
+    const [row] = await queryRows<{ job: Record<string, unknown> }>(
+      tx,
+      sql`
+      update jobs set status = 'queued', attempts = greatest(0, attempts - 1), run_after = now(),
+        progress = null, worker_id = null, lease_token = null, lease_expires_at = null
+      where id = ${lease.id} and lease_token = ${lease.leaseToken} and status = 'running'
+      returning row_to_json(jobs) as job`,
+    );
+    if (!row) return false;
+    await recordEvent(tx, 'released', eventFields(jobRowFromJson(row.job)), { reason });
+    return true;
+  });
+}
+
+/**
+ * Takes back running jobs whose lease expired (their worker died or hung): each is retried or,
+ * out of attempts, failed and refunded. Safe to run from every worker at once (SKIP LOCKED).
+ * Returns how many jobs were taken back.
+ */
+export async function reapExpiredLeases(farm: FarmContext, limit = 50): Promise<number> {
+  return farm.db.db.transaction(async (tx) => {
+    const expired = await queryRows<{ id: string | number; lease_token: string; worker_id: string | null; attempts: number }>(
+      tx,
+      sql`select id, lease_token, worker_id, attempts from jobs
+          where status = 'running' and lease_expires_at < now()
+          order by lease_expires_at limit ${limit} for update skip locked`,
+    );
+    for (const job of expired) {
+      const error = `worker ${job.worker_id ?? '?'} stopped renewing its lease during attempt ${job.attempts} (it crashed, hung or lost its connection)`;
+      await failLocked(tx, farm, Number(job.id), job.lease_token, error, false);
+    }
+    return expired.length;
+  });
+}
+
+/**
+ * 1-based place of a queued job in the current fair order (ignoring which workers can run
+ * it); undefined when the job is not queued.
+ */
+export async function queuePosition(farm: FarmContext, jobId: number): Promise<number | undefined> {
+  const [row] = await queryRows<{ position: number }>(
+    farm.db.db,
+    sql`with ${fairOrder(farm)}
+        select position from (
+          select id, (row_number() over (order by virtual_start asc, id asc))::int as position from fair
+        ) ranked where id = ${jobId}`,
+  );
+  return row?.position;
+}
+
+function eventFields(job: typeof jobs.$inferSelect): EventFields {
+  return { jobId: job.id, userId: job.userId, status: job.status, attempt: job.attempts, workerId: job.workerId };
+}
+
+/** Queued jobs in the order they will be claimed (ignoring which workers can run them). */
+export async function queuedInClaimOrder(farm: FarmContext, limit = 50): Promise<Array<{ job: typeof jobs.$inferSelect; position: number }>> {
+  const rows = await queryRows<{ job: Record<string, unknown>; position: number }>(
+    farm.db.db,
+    sql`with ${fairOrder(farm)}
+        select row_to_json(j) as job, ranked.position
+        from (select id, (row_number() over (order by virtual_start asc, id asc))::int as position from fair) ranked
+        join jobs j on j.id = ranked.id
+        order by ranked.position
+        limit ${limit}`,
+  );
+  return rows.map((row) => ({ job: jobRowFromJson(row.job), position: row.position }));
+}

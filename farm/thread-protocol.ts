@@ -1,0 +1,38 @@
+// Messages between a worker's main thread (thread-renderer.ts) and its render threads
+// (thread-host.ts).
+import type { Renderer } from './renderer.ts';
+import type { ClaimedJob, JobProgress } from './types.ts';
+
+export interface ThreadHostData {
+  moduleUrl: string;
+  exportName: string;
+  options: unknown;
+}
+
+export type ToThread =
+  | { type: 'render'; requestId: number; job: ClaimedJob }
+  | { type: 'abort'; requestId: number; reason: string }
+  | { type: 'close' };
+
+export interface SerializedError {
+  name: string;
+  message: string;
+  stack?: string;
+  retryable?: boolean;
+}
+
+export type FromThread =
+  | { type: 'ready'; capabilities: ReturnType<Renderer['capabilities']> }
+  | { type: 'init-error'; error: SerializedError }
+  | { type: 'progress'; requestId: number; progress: JobProgress }
+  | { type: 'result'; requestId: number; video: Uint8Array; format: string; mime?: string; metadata: Record<string, unknown>; gpuSeconds: number }
+  | { type: 'error'; requestId: number; error: SerializedError }
+  | { type: 'closed' };
+
+export function serializeError(error: unknown): SerializedError {
+  if (error instanceof Error) {
+    const retryable = (error as { retryable?: unknown }).retryable;
+    return { name: error.name, message: error.message, stack: error.stack, ...(typeof retryable === 'boolean' ? { retryable } : {}) };
+  }
+  return { name: 'Error', message: String(error) };
+}

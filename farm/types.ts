@@ -1,0 +1,164 @@
+// The farm's public record types, and the mapping from database rows to them. Outside db/ all
+// GPU time is in GPU-seconds (numbers); the database keeps integer milliseconds.
+import type { JobKind, JobStatus } from '../db/schema.ts';
+import { jobs } from '../db/schema.ts';
+import type { JobParams } from './job-params.ts';
+
+export type { JobKind, JobStatus };
+
+export const TERMINAL_STATUSES = ['done', 'failed', 'cancelled'] as const satisfies readonly JobStatus[];
+export const ACTIVE_STATUSES = ['queued', 'running'] as const satisfies readonly JobStatus[];
+
+/** What a worker can run; it only claims jobs that fit. */
+export interface WorkerCapabilities {
+  /** Model ids this worker has; "*" accepts any model (test doubles). */
+  models: string[];
+  /** Largest output frame (width * height) it can render. */
+  maxPixels: number;
+  /** onnxruntime execution provider, e.g. "cuda", "cpu". */
+  executionProvider: string;
+  /** Free-form description for `farm status`, e.g. the GPU name. */
+  device?: string;
+}
+
+/** Progress as reported by a renderer; stored in jobs.progress and published (minus preview). */
+export interface JobProgress {
+  /** Short machine-friendly stage name, e.g. "keyframes", "branches", "encoding". */
+  stage: string;
+  /** 0..1 over the whole job. */
+  fraction: number;
+  branchesDone?: number;
+  branchesTotal?: number;
+  framesDone?: number;
+  framesTotal?: number;
+  etaSeconds?: number;
+  message?: string;
+  /** Small preview image, base64; kept in the row only (NOTIFY payloads are limited to 8 kB). */
+  preview?: { format: 'png' | 'jpeg' | 'webp'; base64: string };
+}
+
+export interface Job {
+  id: number;
+  kind: JobKind;
+  status: JobStatus;
+  userId: string;
+  guildId: string | null;
+  channelId: string | null;
+  messageId: string | null;
+  interactionToken: string | null;
+  interactionExpiresAt: Date | null;
+  params: JobParams;
+  model: string;
+  pixels: number;
+  attempts: number;
+  maxAttempts: number;
+  workerId: string | null;
+  leaseExpiresAt: Date | null;
+  progress: JobProgress | null;
+  error: string | null;
+  parentJobId: number | null;
+  reservedGpuSeconds: number;
+  spentGpuSeconds: number | null;
+  chargedGpuSeconds: number | null;
+  createdAt: Date;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+  deliveredAt: Date | null;
+}
+
+/** A job as handed to a renderer: plain data (it crosses into a worker thread). */
+export interface ClaimedJob {
+  id: number;
+  kind: JobKind;
+  userId: string;
+  params: JobParams;
+  model: string;
+  pixels: number;
+  /** 1 for the first attempt. */
+  attempt: number;
+  maxAttempts: number;
+  parentJobId: number | null;
+  reservedGpuSeconds: number;
+  /** Proof of ownership for heartbeats and completion; a new one per claim. */
+  leaseToken: string;
+  /** For extend jobs: the parent's finished video to continue from. */
+  parent?: { id: number; params: JobParams; artifact?: { format: string; bytes: Uint8Array; meta: Record<string, unknown> } };
+}
+
+export interface Artifact {
+  jobId: number;
+  format: string;
+  mime: string;
+  sizeBytes: number;
+  meta: Record<string, unknown>;
+  bytes: Buffer;
+}
+
+export const msToSeconds = (ms: number | null): number | null => (ms === null ? null : ms / 1000);
+export const secondsToMs = (seconds: number): number => Math.round(seconds * 1000);
+
+type JobRow = typeof jobs.$inferSelect;
+
+export function jobFromRow(row: JobRow): Job {
+  return {
+    id: row.id,
+    kind: row.kind,
+    status: row.status,
+    userId: row.userId,
+    guildId: row.guildId,
+    channelId: row.channelId,
+    messageId: row.messageId,
+    interactionToken: row.interactionToken,
+    interactionExpiresAt: row.interactionExpiresAt,
+    params: row.params as unknown as JobParams,
+    model: row.model,
+    pixels: row.pixels,
+    attempts: row.attempts,
+    maxAttempts: row.maxAttempts,
+    workerId: row.workerId,
+    leaseExpiresAt: row.leaseExpiresAt,
+    progress: row.progress as JobProgress | null,
+    error: row.error,
+    parentJobId: row.parentJobId,
+    reservedGpuSeconds: row.reservedMs / 1000,
+    spentGpuSeconds: msToSeconds(row.spentMs),
+    chargedGpuSeconds: msToSeconds(row.chargedMs),
+    createdAt: row.createdAt,
+    startedAt: row.startedAt,
+    finishedAt: row.finishedAt,
+    deliveredAt: row.deliveredAt,
+  };
+}
+
+const snakeToCamel = (name: string): string => name.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+const TIMESTAMP_KEYS = new Set(Object.entries(jobs).filter(([, c]) => (c as { columnType?: string }).columnType === 'PgTimestamp').map(([k]) => k));
+
+/**
+ * Maps `row_to_json(jobs.*)` output (used by raw statements so both drivers return the same
+ * shape: ISO timestamps, numeric bigints) to a typed row.
+ */
+export function jobRowFromJson(json: Record<string, unknown>): JobRow {
+  const row: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(json)) {
+    const name = snakeToCamel(key);
+    row[name] = TIMESTAMP_KEYS.has(name) && typeof value === 'string' ? new Date(value) : value;
+  }
+  return row as JobRow;
+}
+
+export function claimedJobFromRow(row: JobRow): ClaimedJob {
+  if (!row.leaseToken) throw new Error(`job ${row.id} was claimed without a lease token`);
+  return {
+    id: row.id,
+    kind: row.kind,
+    userId: row.userId,
+    params: row.params as unknown as JobParams,
+    model: row.model,
+    pixels: row.pixels,
+    attempt: row.attempts,
+    maxAttempts: row.maxAttempts,
+    parentJobId: row.parentJobId,
+    reservedGpuSeconds: row.reservedMs / 1000,
+    leaseToken: row.leaseToken,
+  };
+}

@@ -1,0 +1,353 @@
+// A render worker: claims jobs that fit its renderer's capabilities, runs them through a p-queue
+// with one slot per GPU, keeps their leases alive, writes throttled progress, and finishes each
+// job with one lease-conditional transaction (artifact + budget settlement + event).
+//
+// Failure handling:
+// - render throws           -> failAttempt: retried after a back-off, failed + refunded after max attempts
+// - job cancelled           -> the 'cancelled' event (or the next heartbeat) aborts the render
+// - lease lost              -> the render is aborted; its result could not be stored anyway
+// - worker killed (kill -9) -> its leases expire; any worker's reaper requeues the jobs
+// - stop('finish') (SIGTERM) stops claiming and lets running renders finish within a grace
+//   period, then aborts them and hands the jobs back without using an attempt.
+import { randomBytes, randomUUID } from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import PQueue from 'p-queue';
+import type { FarmContext } from './config.ts';
+import { onJobEvent } from './events.ts';
+import { getArtifact, getJob } from './jobs.ts';
+import { claimJob, type CompletedArtifact, completeJob, failAttempt, releaseJob, renewLeases, reapExpiredLeases, reportProgress } from './queue.ts';
+import { isPermanentRenderError, MIME_TYPES, type Renderer, type RenderResult } from './renderer.ts';
+import type { ClaimedJob, JobProgress, WorkerCapabilities } from './types.ts';
+import { markWorkerStopped, registerWorker } from './worker-registry.ts';
+
+export interface FarmWorkerOptions {
+  farm: FarmContext;
+  renderer: Renderer;
+  /** Unique per worker process; default host-pid-random. */
+  id?: string;
+  /** Concurrent renders (one per GPU). Default 1. */
+  concurrency?: number;
+  log?: (line: string) => void;
+}
+
+export type StopMode = 'finish' | 'release';
+type AbortReason = 'cancelled' | 'lease-lost' | 'shutdown';
+
+interface RunningJob {
+  job: ClaimedJob;
+  controller: AbortController;
+  reason?: AbortReason;
+}
+
+export interface WorkerStats {
+  claimed: number;
+  completed: number;
+  failedAttempts: number;
+  /** Renders whose result was discarded because the lease was gone (cancelled or taken back). */
+  discarded: number;
+  released: number;
+}
+
+export function defaultWorkerId(): string {
+  return `${os.hostname()}-${process.pid}-${randomBytes(2).toString('hex')}`;
+}
+
+/** Writes at most one progress update per interval, always the latest, never two at once. */
+class ProgressThrottle {
+  private latest: JobProgress | undefined;
+  private lastWrite = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private chain: Promise<void> = Promise.resolve();
+  private stopped = false;
+
+  constructor(
+    private readonly intervalMs: number,
+    private readonly write: (progress: JobProgress) => Promise<void>,
+  ) {}
+
+  push(progress: JobProgress): void {
+    if (this.stopped) return;
+    this.latest = progress;
+    if (this.timer) return;
+    const wait = Math.max(0, this.lastWrite + this.intervalMs - Date.now());
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      const value = this.latest;
+      this.latest = undefined;
+      if (!value || this.stopped) return;
+      this.lastWrite = Date.now();
+      this.chain = this.chain.then(() => this.write(value));
+    }, wait);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.chain;
+  }
+}
+
+export class FarmWorker {
+  readonly id: string;
+  readonly concurrency: number;
+  readonly stats: WorkerStats = { claimed: 0, completed: 0, failedAttempts: 0, discarded: 0, released: 0 };
+
+  private readonly farm: FarmContext;
+  private readonly renderer: Renderer;
+  private readonly capabilities: WorkerCapabilities;
+  private readonly log: (line: string) => void;
+  private readonly queue: PQueue;
+  private readonly running = new Map<number, RunningJob>();
+  private stopping = false;
+  private wakeUp: (() => void) | undefined;
+  private loopDone: Promise<void> | undefined;
+  private stopPromise: Promise<void> | undefined;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private unsubscribe: (() => Promise<void>) | undefined;
+
+  constructor(options: FarmWorkerOptions) {
+    this.farm = options.farm;
+    this.renderer = options.renderer;
+    this.capabilities = options.renderer.capabilities();
+    this.id = options.id ?? defaultWorkerId();
+    this.concurrency = Math.max(1, options.concurrency ?? 1);
+    this.queue = new PQueue({ concurrency: this.concurrency });
+    this.log = options.log ?? ((line) => console.log(`[worker ${this.id}] ${line}`));
+  }
+
+  /** Ids of the jobs rendering right now. */
+  get runningJobIds(): number[] {
+    return [...this.running.keys()];
+  }
+
+  async start(): Promise<void> {
+    await registerWorker(this.farm, {
+      id: this.id,
+      host: os.hostname(),
+      pid: process.pid,
+      capabilities: this.capabilities,
+      concurrency: this.concurrency,
+    });
+    this.unsubscribe = await onJobEvent(this.farm.db, (event) => {
+      if (event.type === 'cancelled') this.abort(event.jobId, 'cancelled');
+      if (event.type === 'queued' || event.type === 'retrying' || event.type === 'released') this.wake();
+    });
+    this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.farm.config.heartbeatSeconds * 1000);
+    this.loopDone = this.claimLoop();
+    this.log(`started: ${this.concurrency} slot(s), models ${this.capabilities.models.join(', ')}, up to ${this.capabilities.maxPixels} px, ${this.capabilities.executionProvider}`);
+  }
+
+  /**
+   * 'finish': stop claiming, let running renders finish (up to graceMs), then hand back what is
+   * left. 'release': abort running renders now and hand their jobs back. Calling again with
+   * 'release' while a 'finish' stop is under way escalates it.
+   */
+  stop(mode: StopMode = 'finish', graceMs = 30_000): Promise<void> {
+    if (mode === 'release') this.abortAll('shutdown');
+    if (this.stopPromise) return this.stopPromise;
+    this.stopping = true;
+    this.wake();
+    this.stopPromise = (async () => {
+      await this.loopDone;
+      const graceTimer = setTimeout(() => this.abortAll('shutdown'), mode === 'release' ? 0 : graceMs);
+      // A render that ignores its abort must not keep the process alive forever.
+      const abortDeadline = (mode === 'release' ? 0 : graceMs) + this.farm.config.abortGraceMs + 1000;
+      await Promise.race([this.queue.onIdle(), sleep(abortDeadline, undefined, { ref: false })]);
+      clearTimeout(graceTimer);
+      for (const entry of this.running.values()) await this.handBack(entry.job).catch(() => {});
+      if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+      await this.unsubscribe?.().catch(() => {});
+      await markWorkerStopped(this.farm, this.id).catch(() => {});
+      this.log(`stopped (${this.stats.completed} completed, ${this.stats.released} handed back)`);
+    })();
+    return this.stopPromise;
+  }
+
+  private wake(): void {
+    const wake = this.wakeUp;
+    this.wakeUp = undefined;
+    wake?.();
+  }
+
+  private idle(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.wakeUp = undefined;
+        resolve();
+      }, ms);
+      this.wakeUp = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
+  private async claimLoop(): Promise<void> {
+    while (!this.stopping) {
+      if (this.running.size >= this.concurrency) {
+        await this.idle(this.farm.config.pollIntervalMs);
+        continue;
+      }
+      let job: ClaimedJob | undefined;
+      try {
+        job = await claimJob(this.farm, this.id, this.capabilities);
+      } catch (error) {
+        this.log(`claim failed: ${(error as Error).message}; retrying`);
+        await this.idle(1000);
+        continue;
+      }
+      if (!job) {
+        await this.idle(this.farm.config.pollIntervalMs);
+        continue;
+      }
+      this.stats.claimed++;
+      if (this.stopping) {
+        await this.handBack(job).catch(() => {});
+        break;
+      }
+      this.log(`job ${job.id}: attempt ${job.attempt} of ${job.maxAttempts} started (${job.kind}, user ${job.userId})`);
+      const entry: RunningJob = { job, controller: new AbortController() };
+      this.running.set(job.id, entry);
+      this.queue.add(() => this.run(entry)).catch((error: unknown) => this.log(`job ${entry.job.id}: ${(error as Error).message}`));
+    }
+  }
+
+  private abort(jobId: number, reason: AbortReason): void {
+    const entry = this.running.get(jobId);
+    if (!entry || entry.reason) return;
+    entry.reason = reason;
+    entry.controller.abort(new Error(reason === 'cancelled' ? 'job cancelled' : reason === 'lease-lost' ? 'lease lost' : 'worker shutting down'));
+  }
+
+  private abortAll(reason: AbortReason): void {
+    for (const jobId of this.running.keys()) this.abort(jobId, reason);
+  }
+
+  private async heartbeat(): Promise<void> {
+    try {
+      // Only jobs asked about can be judged: one claimed during the query is not in the answer.
+      const asked = [...this.running.values()];
+      const held = await renewLeases(this.farm, this.id, asked.map((entry) => entry.job.leaseToken));
+      for (const entry of asked) {
+        // A job that finished meanwhile is no longer in `running`.
+        if (!held.has(entry.job.leaseToken) && this.running.get(entry.job.id) === entry) this.abort(entry.job.id, 'lease-lost');
+      }
+      const reaped = await reapExpiredLeases(this.farm);
+      if (reaped > 0) {
+        this.log(`took back ${reaped} job(s) whose worker stopped heartbeating`);
+        this.wake();
+      }
+    } catch (error) {
+      this.log(`heartbeat failed: ${(error as Error).message}`);
+    }
+  }
+
+  private async handBack(job: ClaimedJob): Promise<void> {
+    if (await releaseJob(this.farm, job)) this.stats.released++;
+  }
+
+  private async run(entry: RunningJob): Promise<void> {
+    const { job, controller } = entry;
+    const progress = new ProgressThrottle(this.farm.config.progressThrottleMs, async (value) => {
+      try {
+        if (!(await reportProgress(this.farm, job, this.id, value))) this.abort(job.id, 'lease-lost');
+      } catch (error) {
+        this.log(`job ${job.id}: progress write failed: ${(error as Error).message}`);
+      }
+    });
+    const started = performance.now();
+    try {
+      await this.attachParent(job);
+      const result = await this.renderer.render(job, { signal: controller.signal, onProgress: (p) => progress.push(p) });
+      await progress.stop();
+      // Even after a shutdown abort, a finished render is worth storing (the lease is still ours).
+      await this.finish(job, result, (performance.now() - started) / 1000);
+    } catch (error) {
+      await progress.stop();
+      const message = error instanceof Error ? error.message : String(error);
+      if (entry.reason === 'shutdown') {
+        await this.retryWrite(() => this.handBack(job));
+      } else if (entry.reason) {
+        this.log(`job ${job.id}: stopped (${entry.reason})`);
+        this.stats.discarded++;
+      } else {
+        this.stats.failedAttempts++;
+        const outcome = await this.retryWrite(() => failAttempt(this.farm, job, message, { permanent: isPermanentRenderError(error) }));
+        this.log(`job ${job.id}: attempt ${job.attempt} failed (${message}): ${outcome}`);
+      }
+    } finally {
+      this.running.delete(job.id);
+      this.wake();
+    }
+  }
+
+  /** Extend jobs continue from the parent's finished video, which the renderer cannot fetch itself. */
+  private async attachParent(job: ClaimedJob): Promise<void> {
+    if (job.kind !== 'extend' || job.parentJobId === null) return;
+    const parent = await getJob(this.farm, job.parentJobId);
+    if (!parent) return;
+    const artifact = await getArtifact(this.farm, parent.id);
+    job.parent = {
+      id: parent.id,
+      params: parent.params,
+      ...(artifact ? { artifact: { format: artifact.format, bytes: new Uint8Array(artifact.bytes), meta: artifact.meta } } : {}),
+    };
+  }
+
+  private async finish(job: ClaimedJob, result: RenderResult, wallSeconds: number): Promise<void> {
+    const bytes = Buffer.from(result.video.buffer, result.video.byteOffset, result.video.byteLength);
+    const artifact: CompletedArtifact = {
+      format: result.format,
+      mime: result.mime ?? MIME_TYPES[result.format] ?? 'application/octet-stream',
+      sizeBytes: bytes.byteLength,
+      meta: result.metadata,
+    };
+    let filePath: string | undefined;
+    if (this.farm.config.artifactDir) {
+      const name = `job-${job.id}-attempt-${job.attempt}-${randomUUID().slice(0, 8)}.${result.format}`;
+      filePath = path.resolve(this.farm.config.artifactDir, name);
+      await fs.mkdir(path.dirname(filePath), { recursive: true });
+      await fs.writeFile(filePath, bytes);
+      artifact.path = name;
+    } else {
+      artifact.data = bytes;
+    }
+    const gpuSeconds = Number.isFinite(result.gpuSeconds) && result.gpuSeconds >= 0 ? result.gpuSeconds : wallSeconds;
+    const stored = await this.retryWrite(() =>
+      completeJob(this.farm, job, { artifact, gpuSeconds, progress: { stage: 'done', fraction: 1 } }),
+    );
+    if (stored) {
+      this.stats.completed++;
+      this.log(`job ${job.id}: done in ${wallSeconds.toFixed(1)} s (${gpuSeconds.toFixed(1)} GPU-seconds)`);
+    } else {
+      this.stats.discarded++;
+      if (filePath) await fs.rm(filePath, { force: true });
+      this.log(`job ${job.id}: result discarded, the job was cancelled or taken back meanwhile`);
+    }
+  }
+
+  /**
+   * Terminal writes are retried briefly (a database blip must not waste a finished render); if
+   * they keep failing the lease simply expires and the job is retried elsewhere.
+   */
+  private async retryWrite<T>(write: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await write();
+      } catch (error) {
+        if (attempt >= 3) throw error;
+        this.log(`database write failed (${(error as Error).message}); retrying`);
+        await sleep(500 * attempt);
+      }
+    }
+  }
+}
+
+export async function startWorker(options: FarmWorkerOptions): Promise<FarmWorker> {
+  const worker = new FarmWorker(options);
+  await worker.start();
+  return worker;
+}
