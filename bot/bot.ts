@@ -10,6 +10,7 @@ import { commandsByName } from './commands/index.ts';
 import { handleButton, handleModal, handleReaction } from './buttons.ts';
 import { JobMessenger, type MessengerOptions } from './delivery.ts';
 import { userMessage } from './errors.ts';
+import { refuse } from './submit.ts';
 
 export const BOT_INTENTS = [GatewayIntentBits.Guilds, GatewayIntentBits.GuildMessageReactions];
 
@@ -85,8 +86,7 @@ async function route(interaction: Interaction, ctx: BotContext): Promise<void> {
     const text = userMessage(err, ctx.log);
     if (!interaction.isRepliable()) return;
     try {
-      if (interaction.deferred || interaction.replied) await interaction.followUp({ content: text, flags: MessageFlags.Ephemeral });
-      else await interaction.reply({ content: text, flags: MessageFlags.Ephemeral });
+      await refuse(interaction, text);
     } catch {
       // The interaction may have expired; the error is in the log.
     }

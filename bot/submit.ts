@@ -19,11 +19,18 @@ export function cancelRow(jobId: number): ActionRowBuilder<ButtonBuilder> {
   return new ActionRowBuilder<ButtonBuilder>().addComponents(new ButtonBuilder().setCustomId(buttonId('cancel', jobId)).setLabel('Cancel').setStyle(ButtonStyle.Secondary));
 }
 
-/** A refusal after deferring publicly: drop the public placeholder, answer privately. */
+/**
+ * A refusal, seen only by the user. After a public deferral the first follow-up would take over the
+ * public "thinking…" message, so the placeholder is resolved first, the details follow privately,
+ * and then the placeholder is removed.
+ */
 export async function refuse(interaction: RepliableInteraction, text: string): Promise<void> {
-  if (interaction.deferred || interaction.replied) {
-    await interaction.deleteReply().catch(() => undefined);
+  if (interaction.deferred && !interaction.ephemeral) {
+    await interaction.editReply({ content: 'This render could not start; the reason was sent to you privately.', components: [] });
     await interaction.followUp({ content: text, flags: MessageFlags.Ephemeral });
+    await interaction.deleteReply().catch(() => undefined);
+  } else if (interaction.deferred || interaction.replied) {
+    await interaction.editReply({ content: text, components: [] });
   } else {
     await interaction.reply({ content: text, flags: MessageFlags.Ephemeral });
   }
