@@ -152,12 +152,15 @@ export class JobMessenger {
   }
 
   private async postVideo(job: Job, artifact: Artifact): Promise<void> {
-    const requested = (job.params as { maxBytes?: number }).maxBytes;
-    const limit = typeof requested === "number" ? requested : DEFAULT_UPLOAD_LIMIT;
+    const limit = job.params.maxBytes ?? DEFAULT_UPLOAD_LIMIT;
     let bytes = artifact.bytes;
-    let note: string | undefined;
-    if (bytes.length > limit) {
-      ({ bytes, note } = await this.shrink(artifact, limit));
+    let note: string | undefined = artifact.meta.shrunk ? '(Encoded at a lower quality to fit this server’s upload limit.)' : undefined;
+    try {
+      if (bytes.length > limit) ({ bytes, note } = await this.shrink(artifact, limit));
+    } catch (err) {
+      if (!(err instanceof TooLargeForServer)) throw err;
+      await this.editJobMessage(job, { content: doneText(job, artifact.meta, err.message), components: [finishedRow(job.id).toJSON()], embeds: [], files: [] });
+      return;
     }
     const name = `blendfarm-${job.id}.${artifact.format}`;
     const payload = (data: Buffer, extra?: string): MessagePayload => ({
@@ -166,19 +169,29 @@ export class JobMessenger {
       embeds: [],
       files: [{ name, data, contentType: artifact.mime }],
     });
-    try {
-      await this.editJobMessage(job, payload(bytes, note));
-    } catch (err) {
-      // The server's real limit can be lower than we assumed (413 / code 40005): shrink and retry.
-      if (!(err instanceof DiscordAPIError && (err.status === 413 || err.code === 40005))) throw err;
-      const smaller = await this.shrink(artifact, Math.floor(Math.min(limit, bytes.length) * 0.7));
-      await this.editJobMessage(job, payload(smaller.bytes, smaller.note));
+    // The server's real limit can be lower than we were told (413 / code 40005): shrink and retry.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.editJobMessage(job, payload(bytes, note));
+        return;
+      } catch (err) {
+        if (!(err instanceof DiscordAPIError && (err.status === 413 || err.code === 40005))) throw err;
+        try {
+          // Discord does not say what the limit is: halve until it fits (five tries).
+          if (attempt >= 5) throw new TooLargeForServer(bytes.length, bytes.length);
+          ({ bytes, note } = await this.shrink(artifact, Math.floor(bytes.length * 0.5)));
+        } catch (shrinkErr) {
+          if (!(shrinkErr instanceof TooLargeForServer)) throw shrinkErr;
+          await this.editJobMessage(job, { content: doneText(job, artifact.meta, shrinkErr.message), components: [finishedRow(job.id).toJSON()], embeds: [], files: [] });
+          return;
+        }
+      }
     }
   }
 
   private async shrink(artifact: Artifact, limit: number): Promise<{ bytes: Buffer; note: string }> {
     const result = await shrinkVideo(artifact.bytes, artifact.format, limit);
-    if (!result) throw new Error(`the video (${artifact.sizeBytes} bytes) cannot be made smaller than the upload limit of ${limit} bytes`);
+    if (!result) throw new TooLargeForServer(artifact.sizeBytes, limit);
     return { bytes: result, note: `(Re-encoded to ${(result.length / 1048576).toFixed(1)} MiB to fit this server's upload limit.)` };
   }
 
@@ -188,7 +201,8 @@ export class JobMessenger {
    */
   private async editJobMessage(job: Job, payload: MessagePayload): Promise<void> {
     const body = {
-      content: payload.content,
+      // Messages not made by a command (🔍/🔁 reactions) say whose job they are; edits never re-ping.
+      content: job.interactionToken ? payload.content : `<@${job.userId}> ${payload.content}`,
       components: payload.components,
       embeds: payload.embeds ?? [],
       // Replaces the message's attachments with exactly these files.
@@ -216,9 +230,16 @@ export class JobMessenger {
     }
     if (!job.channelId) throw new Error(`job ${job.id} has no channel to post to`);
     await this.client.rest.post(Routes.channelMessages(job.channelId), {
-      body: { ...body, content: `<@${job.userId}> ${body.content}`, allowed_mentions: { users: [job.userId] } },
+      body: { ...body, content: body.content.startsWith(`<@${job.userId}>`) ? body.content : `<@${job.userId}> ${body.content}`, allowed_mentions: { users: [job.userId] } },
       files,
     });
+  }
+}
+
+class TooLargeForServer extends Error {
+  constructor(size: number, limit: number) {
+    const mib = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
+    super(`The video (${mib(size)}) could not be made to fit this server's upload limit (${mib(limit)}), even re-encoded smaller. Try a shorter duration or a smaller size.`);
   }
 }
 

@@ -5,6 +5,7 @@
  */
 import { ActionRowBuilder, ButtonBuilder, ButtonStyle, type RepliableInteraction, MessageFlags, GuildMember } from 'discord.js';
 import { submitJob, setJobMessage, listJobs } from '../farm/jobs.ts';
+import { LIMITS } from '../farm/job-params.ts';
 import type { JobKind } from '../db/schema.ts';
 import type { Job } from '../farm/types.ts';
 import type { BotContext } from './context.ts';
@@ -50,6 +51,11 @@ export async function submitFromInteraction(
 ): Promise<Job | undefined> {
   let job: Job;
   try {
+    // Render to fit what this server accepts as an upload (Discord sends the limit with the interaction).
+    const limit = interaction.attachmentSizeLimit;
+    if (typeof params === 'object' && params !== null && Number.isInteger(limit) && limit > 0) {
+      params = { ...(params as Record<string, unknown>), maxBytes: Math.min(limit, LIMITS.maxMaxBytes) };
+    }
     const member = interaction.member instanceof GuildMember ? interaction.member : undefined;
     job = await submitJob(ctx.farm, {
       kind,

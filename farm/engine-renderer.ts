@@ -52,7 +52,7 @@ export function renderRequestFor(job: ClaimedJob): RenderRequest {
     duration: p.durationSeconds,
     fps: p.fps,
     format: p.format,
-    maxBytes: (p as { maxBytes?: number }).maxBytes,
+    maxBytes: p.maxBytes,
   };
   if (job.kind === 'upscale') return { ...base, upscale: { factor: p.upscaleFactor ?? 2 } };
   if (job.kind === 'extend') {

@@ -164,3 +164,124 @@ describe('refusals', () => {
     workers = await startLocalWorkers(farm, { renderer, log: () => {} });
   });
 });
+
+describe('delivery under Discord’s limits', () => {
+  it('renders to fit the server’s upload limit, and re-encodes when Discord still says 413', async () => {
+    fake.setAttachmentSizeLimit(60_000);
+    const handle = await blend(alice, { from: 'a quiet harbour', to: 'a busy market', duration: 3 });
+    const done = await handle.waitForOriginal(hasVideo, RENDER_TIMEOUT);
+    expect(done.attachments[0].bytes.length).toBeLessThanOrEqual(60_000);
+    const [job] = await listJobs(farm, { order: 'newest', limit: 1 });
+    expect(job.params.maxBytes).toBe(60_000);
+
+    // The limit drops after submission: the upload is refused (40005) and the bot shrinks the video.
+    fake.setAttachmentSizeLimit(10 * 1024 * 1024);
+    const second = await blend(alice, { from: 'a snowy field', to: 'a desert at noon', duration: 3 });
+    await second.waitForResponse();
+    fake.setAttachmentSizeLimit(25_000);
+    const shrunk = await second.waitForOriginal(hasVideo, RENDER_TIMEOUT);
+    expect(shrunk.attachments[0].bytes.length).toBeLessThanOrEqual(25_000);
+    expect(shrunk.content).toMatch(/Re-encoded .* to fit/);
+    expect(fake.requests.some((r) => r.errorCode === 40005)).toBe(true);
+    fake.setAttachmentSizeLimit(10 * 1024 * 1024);
+  });
+
+  it('after the interaction token expires, the result still lands in the same message (bot-authenticated edit)', async () => {
+    const handle = await blend(alice, { from: 'a red kite', to: 'a blue kite' });
+    const first = await handle.waitForOriginal((m) => /Queued|%|Starting/.test(m.content ?? ''), 10_000);
+    fake.expireToken(handle.token);
+    const done = await fake.waitForMessage((m) => m.id === first.id && hasVideo(m), RENDER_TIMEOUT);
+    expect(done.attachments).toHaveLength(1);
+    expect(fake.requests.some((r) => r.errorCode === 50027)).toBe(true);
+    expect(fake.requests.some((r) => r.method === 'PATCH' && r.path === `/channels/${done.channelId}/messages/${first.id}` && r.status === 200)).toBe(true);
+  });
+});
+
+describe('forms, reactions and the other commands', () => {
+  it('/movie without prompts opens a form; its prompts become a movie', async () => {
+    const open = fake.sendSlashCommand({ commandName: 'movie', user: alice, options: { quality: 'draft', duration: 1 } });
+    expect((await open.waitForResponse()).type).toBe(9);
+    const submit = fake.submitModal({ to: open, values: { prompts: 'a red sunset\na green forest\n\na blue ocean' } });
+    const done = await submit.waitForOriginal(hasVideo, RENDER_TIMEOUT);
+    const probe = await probeVideo(done.attachments[0].bytes);
+    expect(probe.frames).toBe(24); // two segments of 1 s at 12 fps, the join shown once
+    const [job] = await listJobs(farm, { order: 'newest', limit: 1 });
+    expect([job.kind, job.params.prompts.length, job.params.durationSeconds]).toEqual(['movie', 3, 1]);
+  });
+
+  it('/movie with prompts separated by | and a refusal for a single prompt', async () => {
+    const bad = fake.sendSlashCommand({ commandName: 'movie', user: alice, options: { prompts: 'only one' } });
+    const r = await bad.waitForResponse();
+    expect([r.type, r.ephemeral]).toEqual([4, true]);
+    expect(String(r.data?.content)).toMatch(/needs 2 to 16 prompts; you gave 1/);
+  });
+
+  it('Extend continues a finished movie from its last frame', async () => {
+    const handle = await blend(alice, { from: 'a red sunset', to: 'a green forest', seed: 5 });
+    const done = await handle.waitForOriginal(hasVideo, RENDER_TIMEOUT);
+    const parentId = Number(/bf:extend:(\d+)/.exec(buttonsOf(done).map((b) => b.customId).join(' '))![1]);
+    const open = fake.pressButton({ messageId: done.id, customId: `bf:extend:${parentId}`, user: alice });
+    expect((await open.waitForResponse()).type).toBe(9);
+    const submit = fake.submitModal({ to: open, values: { prompts: 'a blue ocean' } });
+    const extended = await submit.waitForOriginal(hasVideo, RENDER_TIMEOUT);
+    const probe = await probeVideo(extended.attachments[0].bytes);
+    expect(probe.frames).toBe(24);
+    const [job] = await listJobs(farm, { order: 'newest', limit: 1 });
+    expect([job.kind, job.parentJobId, job.params.prompts]).toEqual(['extend', parentId, ['a red sunset', 'a green forest', 'a blue ocean']]);
+    expect(job.params.seeds.slice(0, 2)).toEqual([5, 6]);
+  });
+
+  it('🔁 on a finished video re-rolls it for its owner; a stranger’s reaction does nothing', async () => {
+    const handle = await blend(alice, { from: 'a moth', to: 'a lamp' });
+    const done = await handle.waitForOriginal(hasVideo, RENDER_TIMEOUT);
+    const before = (await listJobs(farm, {})).length;
+    expect(fake.addReaction({ messageId: done.id, emoji: '🔁', user: bob }).delivered).toBe(true);
+    fake.addReaction({ messageId: done.id, emoji: '🔁', user: alice });
+    const reply = await fake.waitForMessage((m) => m.id !== done.id && /Re-roll.*a moth/.test(m.content ?? '') && hasVideo(m), RENDER_TIMEOUT);
+    // A reply that names the owner, edited into the finished video.
+    expect(reply.content).toMatch(new RegExp(`^<@${alice.id}> `));
+    const after = await listJobs(farm, {});
+    expect(after.length).toBe(before + 1);
+    expect(after.at(-1)!.userId).toBe(alice.id);
+  });
+
+  it('/budget, /queue and /cancel answer privately with real numbers', async () => {
+    const b = fake.sendSlashCommand({ commandName: 'budget', user: alice });
+    const budget = await b.waitForOriginal((m) => /GPU-seconds/.test(m.content ?? ''), 10_000);
+    expect(budget.ephemeral).toBe(true);
+    expect(budget.content).toMatch(/available/);
+    const q = fake.sendSlashCommand({ commandName: 'queue', user: alice });
+    const queue = await q.waitForOriginal((m) => /worker/.test(m.content ?? ''), 10_000);
+    expect(queue.content).toMatch(/\*\*1\*\* worker online/);
+
+    const none = fake.sendSlashCommand({ commandName: 'cancel', user: bob });
+    expect((await none.waitForOriginal((m) => /cancel/i.test(m.content ?? ''), 10_000)).content).toMatch(/no queued or running job to cancel/);
+  });
+
+  it('the Cancel button stops a render and refunds; only the owner may press it', async () => {
+    const handle = await blend(alice, { from: 'a long, slow render', to: 'that will be cancelled', quality: 'max', duration: 10 });
+    const queued = await handle.waitForOriginal((m) => buttonsOf(m).some((b) => b.customId?.startsWith('bf:cancel:')), 10_000);
+    const cancelId = buttonsOf(queued).find((b) => b.customId?.startsWith('bf:cancel:'))!.customId!;
+    const jobId = Number(cancelId.split(':')[2]);
+    const stranger = fake.pressButton({ messageId: queued.id, customId: cancelId, user: bob });
+    expect((await stranger.waitForOriginal((m) => Boolean(m.content), 10_000)).content).toMatch(/belongs to someone else/);
+    const press = fake.pressButton({ messageId: queued.id, customId: cancelId, user: alice });
+    const answer = await press.waitForOriginal((m) => /Cancelled job/.test(m.content ?? ''), 10_000);
+    expect(answer.ephemeral).toBe(true);
+    expect(answer.content).toMatch(/GPU-seconds went back/);
+    const final = await handle.waitForOriginal((m) => /Cancelled\./.test(m.content ?? ''), 30_000);
+    expect(buttonsOf(final)).toHaveLength(0);
+    expect((await getJob(farm, jobId))?.status).toBe('cancelled');
+  });
+
+  it('/settings needs Manage Server and changes the limits', async () => {
+    const denied = fake.sendSlashCommand({ commandName: 'settings', user: bob, subcommand: 'show', memberPermissions: 0n, ignoreCommandPermissions: true });
+    const d = await denied.waitForOriginal((m) => /Manage Server/.test(m.content ?? ''), 10_000);
+    expect(d.ephemeral).toBe(true);
+    const set = fake.sendSlashCommand({ commandName: 'settings', user: alice, subcommand: 'set', options: { refill: 1234, 'max-jobs': 7 }, memberPermissions: 1n << 5n });
+    const s = await set.waitForOriginal((m) => /Refill/.test(m.content ?? ''), 10_000);
+    expect(s.content).toMatch(/\*\*1234\*\* GPU-seconds/);
+    expect(s.content).toMatch(/per member: \*\*7\*\*/);
+    await updateGuildSettings(farm, fake.guild().id, { refillGpuSeconds: null, maxActiveJobs: null });
+  });
+});
