@@ -15,13 +15,12 @@ import {
 } from 'discord.js';
 import { getJob, setJobMessage, submitJob } from '../farm/jobs.ts';
 import { getJobByMessageId } from '../farm/lookup.ts';
-import { LIMITS } from '../farm/job-params.ts';
 import type { BotContext } from './context.ts';
 import { extendModalId, parseButtonId, parseModalId } from './custom-id.ts';
 import { cancelForUser } from './commands/cancel.ts';
 import { submitMovieForm } from './commands/movie.ts';
 import { userMessage } from './errors.ts';
-import { followUpParams, type FollowUp } from './follow-ups.ts';
+import { followUpParams, type FollowUpKind } from '../farm/follow-up.ts';
 import { mayActOn } from './permissions.ts';
 import { refuse, submitFromInteraction, cancelRow } from './submit.ts';
 import { splitPrompts, PROMPT_MAX_LENGTH } from './options.ts';
@@ -58,8 +57,7 @@ export async function handleButton(interaction: ButtonInteraction, ctx: BotConte
     return refuse(interaction, `That video belongs to <@${parent.userId}>; only they (or a moderator) can ${action === 'upscale' ? 'upscale' : 're-roll'} it. Make your own with /blend.`);
   }
   if (parent.status !== 'done') return refuse(interaction, `Job #${jobId} has not finished yet.`);
-  const { kind, params } = followUpParams(action, parent);
-  await submitFromInteraction(interaction, ctx, kind, params, parent.id);
+  await submitFromInteraction(interaction, ctx, action, followUpParams(action, parent.params), parent.id);
 }
 
 export async function handleModal(interaction: ModalSubmitInteraction, ctx: BotContext): Promise<void> {
@@ -82,14 +80,16 @@ export async function handleModal(interaction: ModalSubmitInteraction, ctx: BotC
     return refuse(interaction, `That movie belongs to <@${parent.userId}>; only they (or a moderator) can extend it.`);
   }
   if (parent.status !== 'done') return refuse(interaction, `Job #${route.jobId} has not finished yet.`);
-  if (parent.params.prompts.length + prompts.length > LIMITS.maxPrompts) {
-    return refuse(interaction, `A movie can have at most ${LIMITS.maxPrompts} prompts; this one has ${parent.params.prompts.length}, so add at most ${LIMITS.maxPrompts - parent.params.prompts.length}.`);
+  let params;
+  try {
+    params = followUpParams('extend', parent.params, { prompts });
+  } catch (err) {
+    return refuse(interaction, userMessage(err, ctx.log));
   }
-  const { kind, params } = followUpParams('extend', parent, prompts);
-  await submitFromInteraction(interaction, ctx, kind, params, parent.id);
+  await submitFromInteraction(interaction, ctx, 'extend', params, parent.id);
 }
 
-const REACTIONS: Record<string, FollowUp> = { '🔍': 'upscale', '🔁': 'reroll' };
+const REACTIONS: Record<string, FollowUpKind> = { '🔍': 'upscale', '🔁': 'reroll' };
 
 /** 🔍 or 🔁 on a finished video does what its Upscale or Re-roll button does. */
 export async function handleReaction(reaction: MessageReaction | PartialMessageReaction, user: User | PartialUser, ctx: BotContext): Promise<void> {
@@ -109,9 +109,8 @@ export async function handleReaction(reaction: MessageReaction | PartialMessageR
     await reaction.users.remove(user.id).catch(() => undefined);
     return;
   }
-  const { kind, params } = followUpParams(action, parent);
   try {
-    const job = await submitJob(ctx.farm, { kind, userId: user.id, params, guildId: message.guildId, channelId: message.channelId, parentJobId: parent.id, requireCapableWorker: true });
+    const job = await submitJob(ctx.farm, { kind: action, params: followUpParams(action, parent.params), userId: user.id, guildId: message.guildId, channelId: message.channelId, parentJobId: parent.id, requireCapableWorker: true });
     const posted = await message.reply({ content: `<@${user.id}> ${queuedText(job, undefined)}`, components: [cancelRow(job.id)], allowedMentions: { users: [user.id] } });
     await setJobMessage(ctx.farm, job.id, { messageId: posted.id, channelId: posted.channelId });
   } catch (err) {

@@ -7,7 +7,7 @@ import { loadConfig, loadDotEnv, ConfigError } from '../config/index.ts';
 import { openDatabase } from '../db/client.ts';
 import { loadFarmConfig } from '../farm/config.ts';
 import { startLocalWorkers, type LocalWorkers } from '../farm/local.ts';
-import { DEFAULT_RENDERER_MODULE, loadRenderer, rendererSpecFromEnv } from '../farm/load-renderer.ts';
+import { loadRenderer, rendererSpecFromEnv } from '../farm/load-renderer.ts';
 import { startBot } from './bot.ts';
 import { missingTokenHelp } from './setup-help.ts';
 
@@ -19,18 +19,15 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   const farmConfig = loadFarmConfig();
-  const db = await openDatabase({ url: config.databaseUrl, dataDir: process.env.BLENDFARM_DATA_DIR });
+  const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
   const farm = { db, config: farmConfig };
   console.log(`[main] database: ${db.location}`);
 
   // One-process mode runs a worker here; with Postgres it is optional (BLENDFARM_LOCAL_WORKERS=0).
-  const localWorkers = Number(process.env.BLENDFARM_LOCAL_WORKERS ?? (db.kind === 'pglite' ? 1 : 0));
+  const localWorkers = config.localWorkers ?? (db.kind === 'pglite' ? 1 : 0);
   let workers: LocalWorkers | undefined;
   if (localWorkers > 0) {
     const spec = rendererSpecFromEnv();
-    if (spec.module === DEFAULT_RENDERER_MODULE && !process.env.BLENDFARM_RENDERER_OPTIONS) {
-      spec.options = { modelDir: config.modelDir, ep: config.executionProvider, deviceId: config.deviceId, threads: config.threads, lpipsModel: config.lpipsModel };
-    }
     const renderer = await loadRenderer(spec, farmConfig.abortGraceMs);
     workers = await startLocalWorkers(farm, { renderer, count: localWorkers, concurrency: spec.threads, log: (l) => console.log(l) });
     console.log(`[main] ${localWorkers} local render worker(s) on ${config.executionProvider ?? 'cpu'}${config.modelDir ? ` with ${config.modelDir}` : ' with the built-in demo model'}`);

@@ -27,6 +27,24 @@ function int(min: number, max: number) {
   };
 }
 
+function atLeast(min: number, integer = false) {
+  return (raw: string): number => {
+    const n = Number(raw.trim());
+    if (raw.trim() === '' || !Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) {
+      throw new SettingError(`must be ${integer ? 'a whole number' : 'a number'} of at least ${min}`);
+    }
+    return n;
+  };
+}
+
+function json(raw: string): unknown {
+  try {
+    return JSON.parse(raw);
+  } catch (err) {
+    throw new SettingError(`must be JSON (${(err as Error).message})`);
+  }
+}
+
 function oneOf<T extends string>(...values: T[]) {
   return (raw: string): T => {
     const v = raw.trim().toLowerCase() as T;
@@ -108,8 +126,8 @@ export const settings = {
   } as SettingSpec<string>,
   dataDir: {
     env: 'BLENDFARM_DATA_DIR',
-    help: 'Where the embedded database and rendered videos are kept',
-    example: './data',
+    help: 'Embedded database (PGlite) directory when DATABASE_URL is unset; memory:// keeps it in memory',
+    example: './data/pglite',
     parse: text,
   } as SettingSpec<string>,
   discordToken: {
@@ -131,6 +149,26 @@ export const settings = {
     example: '',
     parse: url(['http:', 'https:']),
   } as SettingSpec<string>,
+  // Farm: read by farm/config.ts and the worker; listed here so they are documented and checked.
+  artifactDir: { env: 'BLENDFARM_ARTIFACT_DIR', help: 'Keep finished videos as files here (shared by all machines) instead of in the database', example: '', parse: text } as SettingSpec<string>,
+  refillGpuSeconds: { env: 'BLENDFARM_REFILL_GPU_SECONDS', help: 'Default budget: each user is topped up to this many GPU-seconds per period (default 600)', example: '', parse: atLeast(0) } as SettingSpec<number>,
+  refillPeriodSeconds: { env: 'BLENDFARM_REFILL_PERIOD_SECONDS', help: 'Default budget refill period in seconds (default 86400)', example: '', parse: atLeast(1) } as SettingSpec<number>,
+  maxActiveJobs: { env: 'BLENDFARM_MAX_ACTIVE_JOBS', help: 'Default limit of queued + running jobs per user (default 3)', example: '', parse: atLeast(1, true) } as SettingSpec<number>,
+  costPerMegapixelStep: { env: 'BLENDFARM_GPU_SECONDS_PER_MEGAPIXEL_STEP', help: 'Cost model: GPU-seconds per UNet step per output megapixel, for reserving budgets (default 0.25)', example: '', parse: atLeast(0) } as SettingSpec<number>,
+  leaseSeconds: { env: 'BLENDFARM_LEASE_SECONDS', help: 'A job whose worker stops heartbeating for this long is taken back and retried (default 30)', example: '', parse: atLeast(1) } as SettingSpec<number>,
+  heartbeatSeconds: { env: 'BLENDFARM_HEARTBEAT_SECONDS', help: 'How often workers renew their leases; must be below the lease (default 10)', example: '', parse: atLeast(0.1) } as SettingSpec<number>,
+  progressThrottleMs: { env: 'BLENDFARM_PROGRESS_THROTTLE_MS', help: 'Minimum milliseconds between progress writes per job (default 1000)', example: '', parse: atLeast(0) } as SettingSpec<number>,
+  retryBackoffSeconds: { env: 'BLENDFARM_RETRY_BACKOFF_SECONDS', help: 'Retry n of a failed job waits n times this (default 5)', example: '', parse: atLeast(0) } as SettingSpec<number>,
+  maxAttempts: { env: 'BLENDFARM_MAX_ATTEMPTS', help: 'Attempts before a job is marked failed (default 3)', example: '', parse: atLeast(1, true) } as SettingSpec<number>,
+  fairnessHalfLife: { env: 'BLENDFARM_FAIRNESS_HALF_LIFE_SECONDS', help: 'Half-life of recent usage in the fair claim order (default 3600)', example: '', parse: atLeast(1) } as SettingSpec<number>,
+  pollIntervalMs: { env: 'BLENDFARM_POLL_INTERVAL_MS', help: 'Idle workers re-check the queue this often besides notifications (default 2000)', example: '', parse: atLeast(10) } as SettingSpec<number>,
+  abortGraceMs: { env: 'BLENDFARM_ABORT_GRACE_MS', help: 'A cancelled render that has not stopped after this long gets its thread replaced (default 10000)', example: '', parse: atLeast(0) } as SettingSpec<number>,
+  workerConcurrency: { env: 'BLENDFARM_WORKER_CONCURRENCY', help: 'Render threads per worker: one per GPU (default 1)', example: '', parse: atLeast(1, true) } as SettingSpec<number>,
+  workerId: { env: 'BLENDFARM_WORKER_ID', help: 'Stable name of this worker in farm status (default host-pid-random)', example: '', parse: text } as SettingSpec<string>,
+  shutdownGraceSeconds: { env: 'BLENDFARM_SHUTDOWN_GRACE_SECONDS', help: 'On SIGTERM a worker waits this long for running renders before handing them back (default 30)', example: '', parse: atLeast(0) } as SettingSpec<number>,
+  localWorkers: { env: 'BLENDFARM_LOCAL_WORKERS', help: 'Render workers inside `npm start` (default 1 with the embedded database, 0 with DATABASE_URL)', example: '', parse: atLeast(0, true) } as SettingSpec<number>,
+  renderer: { env: 'BLENDFARM_RENDERER', help: 'Renderer module for workers (default farm/engine-renderer.ts; farm/fake-renderer.ts is a test double)', example: '', parse: text } as SettingSpec<string>,
+  rendererOptions: { env: 'BLENDFARM_RENDERER_OPTIONS', help: 'JSON options for the renderer module (default: built from the model and execution-provider settings above)', example: '', parse: json } as SettingSpec<unknown>,
   logLevel: {
     env: 'LOG_LEVEL',
     help: 'debug, info, warn or error',

@@ -15,6 +15,7 @@ import {
   type RenderProgress,
   type RenderRequest,
 } from '../engine/index.ts';
+import { loadConfig } from '../config/index.ts';
 import { ensureDemoModel } from '../models/demo-model.ts';
 import { DEMO_MODEL_DIR } from '../models/paths.ts';
 import { RenderError, type ClaimedJob, type RenderContext, type Renderer, type RenderResult } from './renderer.ts';
@@ -158,8 +159,17 @@ class EngineRenderer implements Renderer {
   }
 }
 
+/** Options not given explicitly come from the environment (BLENDFARM_MODEL_DIR, BLENDFARM_EP, ...). */
 export function createRenderer(options: unknown): Renderer {
-  return new EngineRenderer((options ?? {}) as EngineRendererOptions);
+  const config = loadConfig();
+  const fromEnv: EngineRendererOptions = {
+    modelDir: config.modelDir,
+    ep: config.executionProvider,
+    deviceId: config.deviceId,
+    threads: config.threads,
+    lpipsModel: config.lpipsModel,
+  };
+  return new EngineRenderer({ ...fromEnv, ...((options ?? {}) as EngineRendererOptions) });
 }
 
 export default createRenderer;

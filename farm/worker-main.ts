@@ -8,12 +8,16 @@
 // plus the farm settings in farm/config.ts (lease, heartbeat, artifact directory, ...).
 // SIGTERM/SIGINT: stop claiming, finish running jobs within the grace period, hand back the
 // rest. A second signal hands everything back at once.
+import { loadConfig, loadDotEnv } from '../config/index.ts';
 import { openDatabase } from '../db/client.ts';
 import { loadFarmConfig } from './config.ts';
 import { loadRenderer, rendererSpecFromEnv } from './load-renderer.ts';
 import { startWorker } from './worker.ts';
 
 async function main(): Promise<void> {
+  // Every setting is checked first, with one line per bad value.
+  loadDotEnv();
+  loadConfig();
   const config = loadFarmConfig();
   const spec = rendererSpecFromEnv();
   const graceSeconds = Number(process.env.BLENDFARM_SHUTDOWN_GRACE_SECONDS ?? 30);

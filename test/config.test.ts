@@ -8,7 +8,7 @@ describe('configuration', () => {
     const c = loadConfig({});
     expect(c.executionProvider).toBe('cpu');
     expect(c.deviceId).toBe(0);
-    expect(c.dataDir).toBe('./data');
+    expect(c.dataDir).toBe('./data/pglite');
     expect(c.databaseUrl).toBeUndefined();
     expect(c.discordToken).toBeUndefined();
   });
