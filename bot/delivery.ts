@@ -13,6 +13,7 @@ import type { RawFile } from '@discordjs/rest';
 import type { FarmContext } from '../farm/config.ts';
 import { claimDelivery, getArtifact, getJob, listUndelivered, markDelivered } from '../farm/jobs.ts';
 import { onJobEvent, type JobEvent } from '../farm/events.ts';
+import { queuePosition } from '../farm/queue.ts';
 import type { Artifact, Job } from '../farm/types.ts';
 import { buttonId } from './custom-id.ts';
 import { doneText, failedText, progressText, queuedText } from './format.ts';
@@ -109,7 +110,7 @@ export class JobMessenger {
     this.lastEdit.set(jobId, Date.now());
     let payload: MessagePayload;
     if (job.status === 'queued') {
-      payload = { content: queuedText(job, undefined), components: [cancelRow(job.id).toJSON()] };
+      payload = { content: queuedText(job, await queuePosition(this.farm, job.id)), components: [cancelRow(job.id).toJSON()] };
     } else {
       payload = { content: progressText(job, job.progress), components: [cancelRow(job.id).toJSON()] };
       const preview = job.progress?.preview;

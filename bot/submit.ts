@@ -4,7 +4,8 @@
  * refusals replace the public "thinking…" with a message only the user sees.
  */
 import { ActionRowBuilder, ButtonBuilder, ButtonStyle, type RepliableInteraction, MessageFlags, GuildMember } from 'discord.js';
-import { submitJob, setJobMessage, listJobs } from '../farm/jobs.ts';
+import { submitJob, setJobMessage } from '../farm/jobs.ts';
+import { queuePosition as farmQueuePosition } from '../farm/queue.ts';
 import { LIMITS } from '../farm/job-params.ts';
 import type { JobKind } from '../db/schema.ts';
 import type { Job } from '../farm/types.ts';
@@ -37,9 +38,9 @@ export async function refuse(interaction: RepliableInteraction, text: string): P
   }
 }
 
-export async function queuePosition(ctx: BotContext, job: Job): Promise<number> {
-  const queued = await listJobs(ctx.farm, { statuses: ['queued'], limit: 1000 });
-  return queued.filter((j) => j.id <= job.id).length;
+/** Place in the farm's fair claim order (what a worker will take next), 1 = next. */
+export async function queuePosition(ctx: BotContext, job: Job): Promise<number | undefined> {
+  return farmQueuePosition(ctx.farm, job.id);
 }
 
 export async function submitFromInteraction(

@@ -1,6 +1,7 @@
 import { MessageFlags, SlashCommandBuilder, type ChatInputCommandInteraction } from 'discord.js';
 import { listJobs } from '../../farm/jobs.ts';
 import { listWorkers } from '../../farm/worker-registry.ts';
+import { queuePosition } from '../../farm/queue.ts';
 import type { BotContext, Command } from '../context.ts';
 import { userMessage } from '../errors.ts';
 
@@ -14,11 +15,12 @@ export const queue: Command = {
         listJobs(ctx.farm, { statuses: ['running'], limit: 1000 }),
         listWorkers(ctx.farm, { onlineOnly: true }),
       ]);
-      const mine = queued.findIndex((j) => j.userId === interaction.user.id);
+      const mineJob = queued.find((j) => j.userId === interaction.user.id);
+      const mine = mineJob ? ((await queuePosition(ctx.farm, mineJob.id)) ?? 0) - 1 : -1;
       const lines = [
         `**${queued.length}** waiting, **${running.length}** rendering, **${workers.length}** worker${workers.length === 1 ? '' : 's'} online.`,
         ...workers.map((w) => `• ${w.id}: ${w.capabilities.executionProvider}${w.capabilities.device ? ` (${w.capabilities.device})` : ''}, ${w.runningJobs}/${w.concurrency} busy`),
-        mine >= 0 ? `Your next job is number ${mine + 1} in line (fair sharing can move it up).` : 'You have nothing waiting.',
+        mine >= 0 ? `Your next job is number ${mine + 1} in line (the order is fair across users, so it can move).` : 'You have nothing waiting.',
       ];
       if (workers.length === 0) lines.push('No worker is online, so nothing is rendering; server admins can start one with `npm run worker`.');
       await interaction.editReply(lines.join('\n'));

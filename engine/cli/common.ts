@@ -55,3 +55,12 @@ export function runCli(main: () => Promise<void>): void {
     process.exitCode = err instanceof UsageError ? 2 : 1;
   });
 }
+
+/** Options every rendering tool takes (spread into parseArgs's options). */
+export const COMMON_OPTIONS = {
+  model: { type: 'string' },
+  ep: { type: 'string' },
+  device: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;

@@ -8,7 +8,7 @@ import { StableDiffusionPipeline } from '../pipeline/stable-diffusion.ts';
 import { schedulerKinds, type SchedulerKind } from '../schedulers/index.ts';
 import { savePng } from '../image.ts';
 import { ProgressBar } from './progress.ts';
-import { chooseModel, loadCliConfig, numberOption, parseEp, runCli, UsageError } from './common.ts';
+import { chooseModel, COMMON_OPTIONS, loadCliConfig, numberOption, parseEp, runCli, UsageError } from './common.ts';
 
 const HELP = `Usage: npm run generate -- "a prompt" --out image.png [options]
 
@@ -44,11 +44,7 @@ async function main(): Promise<void> {
       height: { type: 'string' },
       batch: { type: 'string' },
       scheduler: { type: 'string' },
-      model: { type: 'string' },
-      ep: { type: 'string' },
-      device: { type: 'string' },
-      json: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
+      ...COMMON_OPTIONS,
     },
   });
   if (values.help) {

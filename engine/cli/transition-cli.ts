@@ -11,7 +11,7 @@ import { segmentsToVideo } from '../blend/video.ts';
 import { createPerceptualMetric } from '../blend/perceptual.ts';
 import { VIDEO_FORMATS, type VideoFormat } from '../video/encode.ts';
 import { ProgressBar } from './progress.ts';
-import { chooseModel, loadCliConfig, numberOption, parseEp, UsageError } from './common.ts';
+import { chooseModel, COMMON_OPTIONS, loadCliConfig, numberOption, parseEp, UsageError } from './common.ts';
 
 function help(kind: 'blend' | 'movie'): string {
   const usage =
@@ -79,11 +79,7 @@ export async function runTransitionCli(kind: 'blend' | 'movie', argv = process.a
       plan: { type: 'string' },
       'max-bytes': { type: 'string' },
       lpips: { type: 'string' },
-      model: { type: 'string' },
-      ep: { type: 'string' },
-      device: { type: 'string' },
-      json: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
+      ...COMMON_OPTIONS,
     },
   });
   if (values.help) {
