@@ -318,7 +318,8 @@ describe('encodeVideo', () => {
     const boxes = mp4Boxes(result.bytes);
     const moov = boxes.find(([t]) => t === 'moov');
     const mdat = boxes.find(([t]) => t === 'mdat');
-    expect(moov && mdat).toBeTruthy();
+    expect(moov).toBeDefined();
+    expect(mdat).toBeDefined();
     expect(moov![1]).toBeLessThan(mdat![1]);
 
     const file = path.join(workDir, 'colours.mp4');
