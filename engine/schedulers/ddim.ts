@@ -18,32 +18,14 @@ import {
   type SchedulerConfig,
   type SchedulerOptions,
   type StepResult,
+  SCHEDULER_BASE_DEFAULTS,
 } from './scheduler.ts';
 
 /** DDIMScheduler's __init__ defaults (keys DDIM does not use keep neutral values). */
 export const DDIM_DEFAULTS: Omit<ResolvedSchedulerConfig, '_class_name'> = {
-  num_train_timesteps: 1000,
-  beta_start: 0.0001,
-  beta_end: 0.02,
-  beta_schedule: 'linear',
-  trained_betas: null,
-  prediction_type: 'epsilon',
+  ...SCHEDULER_BASE_DEFAULTS,
   timestep_spacing: 'leading',
-  steps_offset: 0,
-  set_alpha_to_one: true,
   clip_sample: true,
-  clip_sample_range: 1,
-  use_karras_sigmas: false,
-  solver_order: 2,
-  algorithm_type: 'dpmsolver++',
-  solver_type: 'midpoint',
-  final_sigmas_type: 'zero',
-  lower_order_final: true,
-  euler_at_final: false,
-  interpolation_type: 'linear',
-  original_inference_steps: 50,
-  timestep_scaling: 10,
-  rescale_betas_zero_snr: false,
 };
 
 const NAME = 'DDIM scheduler';

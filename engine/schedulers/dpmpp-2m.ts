@@ -26,33 +26,11 @@ import {
   type SchedulerConfig,
   type SchedulerOptions,
   type StepResult,
+  SCHEDULER_BASE_DEFAULTS,
 } from './scheduler.ts';
 
 /** DPMSolverMultistepScheduler's __init__ defaults (keys it does not use keep neutral values). */
-export const DPMPP_2M_DEFAULTS: Omit<ResolvedSchedulerConfig, '_class_name'> = {
-  num_train_timesteps: 1000,
-  beta_start: 0.0001,
-  beta_end: 0.02,
-  beta_schedule: 'linear',
-  trained_betas: null,
-  prediction_type: 'epsilon',
-  timestep_spacing: 'linspace',
-  steps_offset: 0,
-  set_alpha_to_one: true,
-  clip_sample: false,
-  clip_sample_range: 1,
-  use_karras_sigmas: false,
-  solver_order: 2,
-  algorithm_type: 'dpmsolver++',
-  solver_type: 'midpoint',
-  final_sigmas_type: 'zero',
-  lower_order_final: true,
-  euler_at_final: false,
-  interpolation_type: 'linear',
-  original_inference_steps: 50,
-  timestep_scaling: 10,
-  rescale_betas_zero_snr: false,
-};
+export const DPMPP_2M_DEFAULTS: Omit<ResolvedSchedulerConfig, '_class_name'> = { ...SCHEDULER_BASE_DEFAULTS };
 
 const NAME = 'DPM++ 2M scheduler';
 const f32 = Math.fround;

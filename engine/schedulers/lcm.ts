@@ -21,32 +21,16 @@ import {
   type SchedulerConfig,
   type SchedulerOptions,
   type StepResult,
+  SCHEDULER_BASE_DEFAULTS,
 } from './scheduler.ts';
 
 /** LCMScheduler's __init__ defaults (keys LCM does not use keep neutral values). */
 export const LCM_DEFAULTS: Omit<ResolvedSchedulerConfig, '_class_name'> = {
-  num_train_timesteps: 1000,
+  ...SCHEDULER_BASE_DEFAULTS,
   beta_start: 0.00085,
   beta_end: 0.012,
   beta_schedule: 'scaled_linear',
-  trained_betas: null,
-  prediction_type: 'epsilon',
   timestep_spacing: 'leading',
-  steps_offset: 0,
-  set_alpha_to_one: true,
-  clip_sample: false,
-  clip_sample_range: 1,
-  use_karras_sigmas: false,
-  solver_order: 2,
-  algorithm_type: 'dpmsolver++',
-  solver_type: 'midpoint',
-  final_sigmas_type: 'zero',
-  lower_order_final: true,
-  euler_at_final: false,
-  interpolation_type: 'linear',
-  original_inference_steps: 50,
-  timestep_scaling: 10,
-  rescale_betas_zero_snr: false,
 };
 
 const NAME = 'LCM scheduler';

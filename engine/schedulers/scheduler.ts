@@ -106,6 +106,35 @@ const UNSUPPORTED_WHEN_SET: ReadonlyArray<[key: string, isSet: (v: unknown) => b
   ['timestep_type', (v) => v != null && v !== 'discrete', "only 'discrete' timesteps are implemented"],
 ];
 
+/**
+ * The __init__ defaults diffusers' schedulers share (each scheduler file spreads this and sets
+ * what its own class defaults differently, so every default is still visible per scheduler).
+ */
+export const SCHEDULER_BASE_DEFAULTS: Omit<ResolvedSchedulerConfig, '_class_name'> = {
+  num_train_timesteps: 1000,
+  beta_start: 0.0001,
+  beta_end: 0.02,
+  beta_schedule: 'linear',
+  trained_betas: null,
+  prediction_type: 'epsilon',
+  timestep_spacing: 'linspace',
+  steps_offset: 0,
+  set_alpha_to_one: true,
+  clip_sample: false,
+  clip_sample_range: 1,
+  use_karras_sigmas: false,
+  solver_order: 2,
+  algorithm_type: 'dpmsolver++',
+  solver_type: 'midpoint',
+  final_sigmas_type: 'zero',
+  lower_order_final: true,
+  euler_at_final: false,
+  interpolation_type: 'linear',
+  original_inference_steps: 50,
+  timestep_scaling: 10,
+  rescale_betas_zero_snr: false,
+};
+
 export class SchedulerConfigError extends Error {
   constructor(message: string) {
     super(message);
