@@ -76,3 +76,9 @@ export function paramsFromChoices(prompts: string[], c: RenderChoices): JobParam
   if (c.format) params.format = c.format as JobParamsInput['format'];
   return params;
 }
+
+/** A member's choices over the server's defaults: only options the member gave override. */
+export function withServerDefaults(choices: RenderChoices, defaults: RenderChoices): RenderChoices {
+  const given = Object.fromEntries(Object.entries(choices).filter(([, v]) => v !== undefined && v !== null));
+  return { ...defaults, ...given };
+}

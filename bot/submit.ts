@@ -6,6 +6,8 @@
 import { ActionRowBuilder, ButtonBuilder, ButtonStyle, type RepliableInteraction, MessageFlags, GuildMember } from 'discord.js';
 import { submitJob, setJobMessage } from '../farm/jobs.ts';
 import { queuePosition as farmQueuePosition } from '../farm/queue.ts';
+import { getGuildSettings } from '../farm/guilds.ts';
+import type { RenderChoices } from './options.ts';
 import { LIMITS } from '../farm/job-params.ts';
 import type { JobKind } from '../db/schema.ts';
 import type { Job } from '../farm/types.ts';
@@ -36,6 +38,11 @@ export async function refuse(interaction: RepliableInteraction, text: string): P
   } else {
     await interaction.reply({ content: text, flags: MessageFlags.Ephemeral });
   }
+}
+
+/** The server's render defaults (empty outside servers or when none are set). */
+export async function serverDefaults(ctx: BotContext, guildId: string | null): Promise<RenderChoices> {
+  return guildId ? (await getGuildSettings(ctx.farm, guildId)).defaults : {};
 }
 
 /** Place in the farm's fair claim order (what a worker will take next), 1 = next. */

@@ -284,4 +284,16 @@ describe('forms, reactions and the other commands', () => {
     expect(s.content).toMatch(/per member: \*\*7\*\*/);
     await updateGuildSettings(farm, fake.guild().id, { refillGpuSeconds: null, maxActiveJobs: null });
   });
+
+  it('server defaults from /settings apply when a member leaves an option out', async () => {
+    await deployCommands({ token: fake.token, guildId: fake.guild().id, apiBase: fake.restBase });
+    const set = fake.sendSlashCommand({ commandName: 'settings', user: alice, subcommand: 'defaults', options: { size: 'landscape', duration: 2, format: 'gif' }, memberPermissions: 1n << 5n });
+    expect((await set.waitForOriginal((m) => /Render defaults/.test(m.content ?? ''), 10_000)).content).toMatch(/Render defaults: (?=.*size landscape)(?=.*duration 2 s)(?=.*format gif)/);
+    const handle = fake.sendSlashCommand({ commandName: 'blend', user: alice, options: { from: 'a fern', to: 'a palm', quality: 'draft', format: 'mp4' } });
+    const done = await handle.waitForOriginal(hasVideo, RENDER_TIMEOUT);
+    const probe = await probeVideo(done.attachments[0].bytes);
+    expect([probe.codec, probe.width, probe.height, probe.frames]).toEqual(['h264', 768, 512, 24]);
+    const reset = fake.sendSlashCommand({ commandName: 'settings', user: alice, subcommand: 'defaults', options: { reset: true }, memberPermissions: 1n << 5n });
+    expect((await reset.waitForOriginal((m) => /Render defaults/.test(m.content ?? ''), 10_000)).content).toMatch(/Render defaults: none/);
+  });
 });

@@ -1,8 +1,8 @@
 import { SlashCommandBuilder, type ChatInputCommandInteraction, type SlashCommandOptionsOnlyBuilder } from 'discord.js';
 import { QUALITY_PRESETS } from '../../farm/job-params.ts';
 import type { BotContext, Command } from '../context.ts';
-import { checkPrompt, FORMAT_CHOICES, MAX_SEED, paramsFromChoices, PROMPT_MAX_LENGTH, QUALITY_LABELS, SIZE_CHOICES, type RenderChoices } from '../options.ts';
-import { refuse, submitFromInteraction } from '../submit.ts';
+import { checkPrompt, FORMAT_CHOICES, MAX_SEED, paramsFromChoices, PROMPT_MAX_LENGTH, QUALITY_LABELS, SIZE_CHOICES, type RenderChoices, withServerDefaults } from '../options.ts';
+import { refuse, serverDefaults, submitFromInteraction } from '../submit.ts';
 import { userMessage } from '../errors.ts';
 
 /** The options /blend and /movie share. */
@@ -38,16 +38,22 @@ export const blend: Command = {
       .addStringOption((o) => o.setName('to').setDescription('Where it ends, e.g. "a city of glass at noon"').setRequired(true).setMaxLength(PROMPT_MAX_LENGTH)),
   ),
   async execute(interaction: ChatInputCommandInteraction, ctx: BotContext) {
-    let params;
+    let prompts: string[];
     try {
       // Checked before deferring so a typo gets a private answer at once.
-      const prompts = [checkPrompt('from', interaction.options.getString('from')), checkPrompt('to', interaction.options.getString('to'))];
-      params = paramsFromChoices(prompts, readRenderChoices(interaction));
+      prompts = [checkPrompt('from', interaction.options.getString('from')), checkPrompt('to', interaction.options.getString('to'))];
     } catch (err) {
       await refuse(interaction, userMessage(err, ctx.log));
       return;
     }
     await interaction.deferReply();
+    let params;
+    try {
+      params = paramsFromChoices(prompts, withServerDefaults(readRenderChoices(interaction), await serverDefaults(ctx, interaction.guildId)));
+    } catch (err) {
+      await refuse(interaction, userMessage(err, ctx.log));
+      return;
+    }
     await submitFromInteraction(interaction, ctx, 'blend', params);
   },
 };

@@ -1,9 +1,9 @@
-import { ActionRowBuilder, ModalBuilder, SlashCommandBuilder, TextInputBuilder, TextInputStyle, type ChatInputCommandInteraction, type ModalSubmitInteraction } from 'discord.js';
+import { ActionRowBuilder, ModalBuilder, SlashCommandBuilder, TextInputBuilder, TextInputStyle, type ChatInputCommandInteraction, type ModalSubmitInteraction, type RepliableInteraction } from 'discord.js';
 import { LIMITS } from '../../farm/job-params.ts';
 import type { BotContext, Command } from '../context.ts';
 import { movieModalId } from '../custom-id.ts';
-import { MOVIE_PROMPTS_MAX_LENGTH, PROMPT_MAX_LENGTH, paramsFromChoices, splitPrompts, UserInputError, type RenderChoices } from '../options.ts';
-import { refuse, submitFromInteraction } from '../submit.ts';
+import { MOVIE_PROMPTS_MAX_LENGTH, PROMPT_MAX_LENGTH, paramsFromChoices, splitPrompts, UserInputError, type RenderChoices, withServerDefaults } from '../options.ts';
+import { refuse, serverDefaults, submitFromInteraction } from '../submit.ts';
 import { userMessage } from '../errors.ts';
 import { addRenderOptions, readRenderChoices } from './blend.ts';
 
@@ -48,28 +48,38 @@ export const movie: Command = {
       await interaction.showModal(new ModalBuilder().setCustomId(id).setTitle('New movie').addComponents(new ActionRowBuilder<TextInputBuilder>().addComponents(input)));
       return;
     }
-    let params;
+    let prompts: string[];
     try {
-      params = paramsFromChoices(checkPrompts(splitPrompts(text, '|')), choices);
+      prompts = checkPrompts(splitPrompts(text, '|'));
     } catch (err) {
       await refuse(interaction, userMessage(err, ctx.log));
       return;
     }
     await interaction.deferReply();
-    await submitFromInteraction(interaction, ctx, 'movie', params);
+    await submitMovie(interaction, ctx, prompts, choices);
   },
 };
 
 /** The movie form was submitted. */
 export async function submitMovieForm(interaction: ModalSubmitInteraction, options: Record<string, string | number>, ctx: BotContext): Promise<void> {
-  let params;
+  let prompts: string[];
   try {
-    const prompts = checkPrompts(splitPrompts(interaction.fields.getTextInputValue('prompts'), 'line'));
-    params = paramsFromChoices(prompts, options as RenderChoices);
+    prompts = checkPrompts(splitPrompts(interaction.fields.getTextInputValue('prompts'), 'line'));
   } catch (err) {
     await refuse(interaction, userMessage(err, ctx.log));
     return;
   }
   await interaction.deferReply();
+  await submitMovie(interaction, ctx, prompts, options as RenderChoices);
+}
+
+async function submitMovie(interaction: RepliableInteraction, ctx: BotContext, prompts: string[], choices: RenderChoices): Promise<void> {
+  let params;
+  try {
+    params = paramsFromChoices(prompts, withServerDefaults(choices, await serverDefaults(ctx, interaction.guildId)));
+  } catch (err) {
+    await refuse(interaction, userMessage(err, ctx.log));
+    return;
+  }
   await submitFromInteraction(interaction, ctx, 'movie', params);
 }

@@ -3,6 +3,8 @@ import { getGuildSettings, updateGuildSettings } from '../../farm/guilds.ts';
 import type { BotContext, Command } from '../context.ts';
 import { duration } from '../format.ts';
 import { userMessage } from '../errors.ts';
+import { QUALITY_PRESETS } from '../../farm/job-params.ts';
+import { FORMAT_CHOICES, QUALITY_LABELS, SIZE_CHOICES } from '../options.ts';
 
 export const settings: Command = {
   data: new SlashCommandBuilder()
@@ -18,6 +20,16 @@ export const settings: Command = {
         .addIntegerOption((o) => o.setName('refill').setDescription('GPU-seconds each member gets per period').setMinValue(0).setMaxValue(10_000_000))
         .addIntegerOption((o) => o.setName('period-hours').setDescription('Refill period in hours').setMinValue(1).setMaxValue(8760))
         .addIntegerOption((o) => o.setName('max-jobs').setDescription('Queued + running jobs per member').setMinValue(1).setMaxValue(1000)),
+    )
+    .addSubcommand((s) =>
+      s
+        .setName('defaults')
+        .setDescription('What /blend and /movie use when a member leaves an option out')
+        .addStringOption((o) => o.setName('quality').setDescription('Default quality').addChoices(...Object.keys(QUALITY_PRESETS).map((value) => ({ name: QUALITY_LABELS[value as keyof typeof QUALITY_LABELS], value }))))
+        .addStringOption((o) => o.setName('size').setDescription('Default frame size').addChoices(...Object.entries(SIZE_CHOICES).map(([value, c]) => ({ name: c.label, value }))))
+        .addNumberOption((o) => o.setName('duration').setDescription('Default seconds per transition').setMinValue(1).setMaxValue(30))
+        .addStringOption((o) => o.setName('format').setDescription('Default video format').addChoices(...FORMAT_CHOICES.map((f) => ({ name: f, value: f }))))
+        .addBooleanOption((o) => o.setName('reset').setDescription('Forget all server defaults')),
     )
     .addSubcommand((s) =>
       s
@@ -49,6 +61,18 @@ export const settings: Command = {
           refillPeriodSeconds: hours === null ? undefined : hours * 3600,
           maxActiveJobs: interaction.options.getInteger('max-jobs') ?? undefined,
         });
+      } else if (sub === 'defaults') {
+        const reset = interaction.options.getBoolean('reset') ?? false;
+        s = await updateGuildSettings(ctx.farm, interaction.guildId, {
+          defaults: reset
+            ? null
+            : {
+                quality: interaction.options.getString('quality') ?? undefined,
+                size: interaction.options.getString('size') ?? undefined,
+                duration: interaction.options.getNumber('duration') ?? undefined,
+                format: interaction.options.getString('format') ?? undefined,
+              },
+        });
       } else if (sub === 'role') {
         const role = interaction.options.getRole('role', true);
         const remove = interaction.options.getBoolean('remove') ?? false;
@@ -59,7 +83,9 @@ export const settings: Command = {
         });
       }
       const d = ctx.farm.config.budget;
+      const defaults = Object.entries(s.defaults).map(([k, v]) => `${k} ${k === 'duration' ? `${v} s` : v}`);
       const lines = [
+        `Render defaults: ${defaults.length ? defaults.join(', ') : 'none (quality standard, square, 4 s, mp4)'}.`,
         `Refill: **${s.refillGpuSeconds ?? d.refillGpuSeconds}** GPU-seconds every **${duration(s.refillPeriodSeconds ?? d.refillPeriodSeconds)}**${s.refillGpuSeconds === null ? ' (farm default)' : ''}.`,
         `Max queued + running jobs per member: **${s.maxActiveJobs ?? d.maxActiveJobs}**${s.maxActiveJobs === null ? ' (farm default)' : ''}.`,
         ...Object.entries(s.roleOverrides).map(([roleId, o]) => `• <@&${roleId}>: ${o.refillGpuSeconds !== undefined ? `${o.refillGpuSeconds} GPU-s` : 'default refill'}, ${o.maxActiveJobs !== undefined ? `${o.maxActiveJobs} jobs` : 'default job limit'}`),
