@@ -98,7 +98,8 @@ class EngineRenderer implements Renderer {
     const ep = this.opts.ep ?? 'cpu';
     return {
       models: [this.modelId],
-      maxPixels: this.opts.maxPixels ?? (ep === 'cpu' ? 1024 * 1024 : 2048 * 2048),
+      // Upscales of the largest sizes (768x512 x2 per side) must fit; budgets bound the cost.
+      maxPixels: this.opts.maxPixels ?? 2048 * 2048,
       executionProvider: ep,
       device: this.opts.device,
     };
