@@ -96,7 +96,8 @@ export function latentNoise(seed: number, count: number): Float32Array {
 /** A fresh random seed for when the user gave none (reported back so the result can be reproduced). */
 export function drawSeed(): number {
   // crypto, not Math.random: seeds drawn by many workers at the same moment must not collide.
-  const buf = new Uint32Array(2);
+  // 32 bits, like the seeds users type into /blend (any seed up to MAX_SEED still works).
+  const buf = new Uint32Array(1);
   globalThis.crypto.getRandomValues(buf);
-  return (buf[0] & 0x1fffff) * 2 ** 32 + buf[1];
+  return buf[0];
 }
