@@ -1,13 +1,20 @@
 /**
- * npm run bench:blend -- [--model DIR] [--ep cpu|cuda] [--branches N] [--size PX] [--steps N]
+ * npm run bench:blend -- [--model DIR | --synthetic-unet tiny|sd15] [--ep cpu|cuda] [--branches N] [--size PX] [--steps N]
  * Latent blending with batched stages vs the reference's one-branch-at-a-time order: UNet calls,
- * wall time and gap quality for the same transition. Results go in bench/results/blend.md.
+ * wall time and gap quality for the same transition. `--synthetic-unet` swaps the demo model's
+ * closed-form UNet for an SD-shaped one with random weights (models/synthetic-unet.ts), so the
+ * UNet costs what a real one does (the images are noise). Results go in bench/results/blend.md.
  */
 import { parseArgs } from 'node:util';
 import { StableDiffusionPipeline } from '../engine/index.ts';
 import { LatentBlender } from '../engine/blend/transition.ts';
-import { ensureDemoModel } from '../models/demo-model.ts';
-import { DEMO_MODEL_DIR } from '../models/paths.ts';
+import { cp, mkdir, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { ensureDemoModel, TEXT_WIDTH } from '../models/demo-model.ts';
+import { DEMO_MODEL_DIR, MODELS_ROOT } from '../models/paths.ts';
+import { saveModel } from '../models/onnx/index.ts';
+import { syntheticUNet, SD15_UNET, TINY_UNET } from '../models/synthetic-unet.ts';
 
 const { values } = parseArgs({
   options: {
@@ -17,9 +24,26 @@ const { values } = parseArgs({
     size: { type: 'string' },
     steps: { type: 'string' },
     repeats: { type: 'string', default: '3' },
+    'synthetic-unet': { type: 'string' },
   },
 });
-const dir = values.model ?? (await ensureDemoModel(DEMO_MODEL_DIR));
+const dir = values['synthetic-unet'] ? await syntheticPipeline(values['synthetic-unet']) : (values.model ?? (await ensureDemoModel(DEMO_MODEL_DIR)));
+
+/** The demo pipeline with an SD-shaped random UNet (built once into models/.cache). */
+async function syntheticPipeline(name: string): Promise<string> {
+  const out = join(MODELS_ROOT, '.cache', `blend-${name}`);
+  if (existsSync(join(out, 'unet', 'model.onnx'))) return out;
+  const base = name === 'sd15' ? SD15_UNET : TINY_UNET;
+  await rm(out, { recursive: true, force: true });
+  await cp(await ensureDemoModel(DEMO_MODEL_DIR), out, { recursive: true });
+  // The demo text encoder is 32 wide; everything else keeps the SD shape.
+  const { graph, parameters } = syntheticUNet({ ...base, crossAttentionDim: TEXT_WIDTH, timestepType: 'float32' });
+  await rm(join(out, 'unet'), { recursive: true, force: true });
+  await mkdir(join(out, 'unet'), { recursive: true });
+  await saveModel(join(out, 'unet'), 'model.onnx', graph.toModel({ opset: 17, externalData: { location: 'model.onnx_data' } }), 'model.onnx_data');
+  console.log(`built ${out} with a ${(parameters / 1e6).toFixed(1)}M-parameter synthetic UNet`);
+  return out;
+}
 const pipe = await StableDiffusionPipeline.load(dir, { ep: values.ep as 'cpu' | 'cuda' });
 const size = values.size ? Number(values.size) : undefined;
 const opts = {

@@ -1,5 +1,16 @@
 /** Images as the engine hands them around: packed RGB bytes, row-major, no alpha. */
-import sharp from 'sharp';
+import type { Sharp, SharpOptions } from 'sharp';
+
+/**
+ * sharp is loaded on first use, not at import: rendering itself never needs it, so a bundled
+ * benchmark can run on a GPU host that only has onnxruntime-node.
+ */
+export async function sharpOf(input?: Buffer | Uint8Array | string, options?: SharpOptions): Promise<Sharp> {
+  const { default: sharp } = await import('sharp');
+  return sharp(input, options);
+}
+
+const raw = (img: RawImage) => sharpOf(img.data, { raw: { width: img.width, height: img.height, channels: img.channels } });
 
 export interface RawImage {
   data: Uint8Array;
@@ -37,24 +48,24 @@ export function vaeInputFromImage(img: RawImage): Float32Array {
   return out;
 }
 
-export function encodePng(img: RawImage): Promise<Buffer> {
-  return sharp(img.data, { raw: { width: img.width, height: img.height, channels: img.channels } }).png().toBuffer();
+export async function encodePng(img: RawImage): Promise<Buffer> {
+  return (await raw(img)).png().toBuffer();
 }
 
 export async function savePng(img: RawImage, path: string): Promise<void> {
-  await sharp(img.data, { raw: { width: img.width, height: img.height, channels: img.channels } }).png().toFile(path);
+  await (await raw(img)).png().toFile(path);
 }
 
 /** Small preview (e.g. for progress messages), longest side `size` pixels, as JPEG. */
-export function previewJpeg(img: RawImage, size = 128): Promise<Buffer> {
-  return sharp(img.data, { raw: { width: img.width, height: img.height, channels: img.channels } })
+export async function previewJpeg(img: RawImage, size = 128): Promise<Buffer> {
+  return (await raw(img))
     .resize(size, size, { fit: 'inside' })
     .jpeg({ quality: 70 })
     .toBuffer();
 }
 
 export async function loadImage(path: string, width?: number, height?: number): Promise<RawImage> {
-  let s = sharp(path).removeAlpha().toColorspace('srgb');
+  let s = (await sharpOf(path)).removeAlpha().toColorspace('srgb');
   if (width && height) s = s.resize(width, height, { fit: 'cover' });
   const { data, info } = await s.raw().toBuffer({ resolveWithObject: true });
   return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: info.width, height: info.height, channels: 3 };

@@ -4,15 +4,15 @@
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { gunzip } from 'node:zlib';
 import { END_OF_WORD, type MergePair } from '../engine/tokenizer/bpe.ts';
 import { BYTE_SYMBOLS } from '../engine/tokenizer/byte-unicode.ts';
 import { ClipTokenizer } from '../engine/tokenizer/clip-tokenizer.ts';
+import { MODELS_ROOT } from './paths.ts';
 import { CLIP_BOS_TOKEN, CLIP_EOS_TOKEN, CLIP_MAX_LENGTH, type TokenizerSettings } from '../engine/tokenizer/tokenizer-config.ts';
 
-export const CLIP_MERGES_GZ = fileURLToPath(new URL('./assets/clip-bpe-merges.txt.gz', import.meta.url));
+export const CLIP_MERGES_GZ = join(MODELS_ROOT, 'assets', 'clip-bpe-merges.txt.gz');
 
 /**
  * CLIP keeps only the first 49152 - 256 - 2 merges of the file, so that 512 byte tokens, the

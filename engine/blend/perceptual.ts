@@ -6,8 +6,7 @@
  * - otherwise a built-in metric that needs no weights: multi-scale differences of luminance,
  *   chroma and luminance gradients (structure), averaged over three scales.
  */
-import sharp from 'sharp';
-import type { RawImage } from '../image.ts';
+import { sharpOf, type RawImage } from '../image.ts';
 import { openSession, type LoadedSession, type SessionOptions } from '../onnx/session.ts';
 import { floatTensor, readFloat } from '../tensor/tensors.ts';
 
@@ -142,7 +141,7 @@ export class OnnxLpipsMetric implements PerceptualMetric {
     let src = img;
     const [, , fh, fw] = input.shape;
     if (typeof fh === 'number' && typeof fw === 'number' && fh > 0 && fw > 0 && (fh !== img.height || fw !== img.width)) {
-      const buf = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } }).resize(fw, fh, { fit: 'fill' }).raw().toBuffer();
+      const buf = await (await sharpOf(img.data, { raw: { width: img.width, height: img.height, channels: 3 } })).resize(fw, fh, { fit: 'fill' }).raw().toBuffer();
       src = { data: new Uint8Array(buf), width: fw, height: fh, channels: 3 };
     }
     const plane = src.width * src.height;

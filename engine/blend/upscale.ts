@@ -8,11 +8,10 @@
  * The reference implementation used Stable Diffusion's x4 upscaler model as a second latent-blending
  * pass; this works with any pipeline that has a VAE encoder and needs no extra model.
  */
-import sharp from 'sharp';
 import type { StableDiffusionPipeline } from '../pipeline/stable-diffusion.ts';
 import { InvalidRequestError, validateSize } from '../pipeline/stable-diffusion.ts';
 import { lerpEmbedding } from '../pipeline/text-encoder.ts';
-import type { RawImage } from '../image.ts';
+import { sharpOf, type RawImage } from '../image.ts';
 import { latentNoise } from '../noise.ts';
 import { TransitionCancelledError, dampedGuidance } from './transition.ts';
 
@@ -37,7 +36,7 @@ export interface UpscaleSegment {
 }
 
 async function enlarge(img: RawImage, width: number, height: number): Promise<RawImage> {
-  const buf = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } })
+  const buf = await (await sharpOf(img.data, { raw: { width: img.width, height: img.height, channels: 3 } }))
     .resize(width, height, { kernel: 'lanczos3', fit: 'fill' })
     .raw()
     .toBuffer();

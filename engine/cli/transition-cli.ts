@@ -36,7 +36,7 @@ Options:
   --guidance G          guidance scale (default: the model's; damped towards the middle)
   --width W, --height H frame size in pixels, multiples of 8 (default: the model's)
   --scheduler NAME      ${schedulerKinds.join(' | ')}
-  --order NAME          batched | sequential: how branches of a stage are run (default: batched)
+  --order NAME          batched | sequential: how branches of a stage are run (default: batched on GPUs, sequential on the CPU)
   --plan NAME           equal | gap-weighted: screen time per keyframe gap (default: equal)
   --max-bytes N         fit the file under N bytes (lower bitrate, then resolution), e.g. 10485760
   --lpips FILE          LPIPS ONNX model for perceptual distances (default: BLENDFARM_LPIPS_MODEL, else built-in)

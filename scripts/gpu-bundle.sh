@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Bundles the benchmarks into dist/*.mjs for a GPU host that has only node and onnxruntime-node
+# (the kit from ../shared/gpu: `bash ../shared/gpu/make-kit.sh .gpu-kit 90`). Native and optional
+# packages stay external; nothing the benchmarks run needs sharp or ffmpeg.
+#
+# On the GPU host, from the repository root:
+#   bash .gpu-kit/unpack.sh .gpu-kit/part1.tar.xz && bash .gpu-kit/unpack.sh .gpu-kit/part2.tar.xz
+#   source /opt/blendkit/env.sh && ln -sfn /opt/blendkit/node_modules node_modules
+#   node dist/bench-unet.mjs --shape sd15 --ep cuda --batches 2,4,8,16
+#   node dist/bench-blend.mjs --synthetic-unet sd15 --ep cuda --size 512 --steps 30
+set -euo pipefail
+cd "$(dirname "$0")/.."
+for entry in unet blend; do
+  npx esbuild "bench/$entry.ts" --bundle --platform=node --format=esm --target=node20 \
+    --external:onnxruntime-node --external:sharp --external:ffmpeg-static \
+    --external:@ffmpeg-installer/ffmpeg --external:@ffprobe-installer/ffprobe \
+    --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" \
+    --outfile="dist/bench-$entry.mjs" --log-level=warning
+done
+ls -la dist/
