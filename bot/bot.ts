@@ -45,7 +45,7 @@ export async function startBot(opts: BotOptions): Promise<RunningBot> {
   const log = opts.log ?? ((m: string) => console.log(m));
   const client = createClient(opts);
   const messenger = new JobMessenger(client, opts.farm, { log, ...opts.messenger });
-  const ctx: BotContext = { farm: opts.farm, messenger, log };
+  const ctx: BotContext = { farm: opts.farm, log };
 
   client.on(Events.InteractionCreate, (interaction) => void route(interaction, ctx));
   client.on(Events.MessageReactionAdd, (reaction, user) => {

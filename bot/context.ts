@@ -1,10 +1,8 @@
 import type { ChatInputCommandInteraction, SlashCommandBuilder, SlashCommandOptionsOnlyBuilder, SlashCommandSubcommandsOnlyBuilder } from 'discord.js';
 import type { FarmContext } from '../farm/config.ts';
-import type { JobMessenger } from './delivery.ts';
 
 export interface BotContext {
   farm: FarmContext;
-  messenger: JobMessenger;
   log: (message: string) => void;
 }
 

@@ -83,9 +83,6 @@ export class JobMessenger {
     await this.unlisten?.();
   }
 
-  /** Nothing to do per job: events cover every job that has a message; kept for clarity at call sites. */
-  watch(_jobId: number): void {}
-
   private onEvent(e: JobEvent): void {
     if (this.stopped) return;
     if (TERMINAL.has(e.type)) void this.deliver(e.jobId);
@@ -153,40 +150,34 @@ export class JobMessenger {
   }
 
   private async postVideo(job: Job, artifact: Artifact): Promise<void> {
-    const limit = job.params.maxBytes ?? DEFAULT_UPLOAD_LIMIT;
-    let bytes = artifact.bytes;
-    let note: string | undefined = artifact.meta.shrunk ? '(Encoded at a lower quality to fit this server’s upload limit.)' : undefined;
-    try {
-      if (bytes.length > limit) ({ bytes, note } = await this.shrink(artifact, limit));
-    } catch (err) {
-      if (!(err instanceof TooLargeForServer)) throw err;
-      await this.editJobMessage(job, { content: doneText(job, artifact.meta, err.message), components: [finishedRow(job.id).toJSON()], embeds: [], files: [] });
-      return;
-    }
     const name = `blendfarm-${job.id}.${artifact.format}`;
-    const payload = (data: Buffer, extra?: string): MessagePayload => ({
-      content: doneText(job, artifact.meta, extra),
+    const payload = (note: string | undefined, data?: Buffer): MessagePayload => ({
+      content: doneText(job, artifact.meta, note),
       components: [finishedRow(job.id).toJSON()],
       embeds: [],
-      files: [{ name, data, contentType: artifact.mime }],
+      files: data ? [{ name, data, contentType: artifact.mime }] : [],
     });
-    // The server's real limit can be lower than we were told (413 / code 40005): shrink and retry.
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await this.editJobMessage(job, payload(bytes, note));
-        return;
-      } catch (err) {
-        if (!(err instanceof DiscordAPIError && (err.status === 413 || err.code === 40005))) throw err;
+    try {
+      let bytes = artifact.bytes;
+      let note: string | undefined = artifact.meta.shrunk ? '(Encoded at a lower quality to fit this server’s upload limit.)' : undefined;
+      const limit = job.params.maxBytes ?? DEFAULT_UPLOAD_LIMIT;
+      if (bytes.length > limit) ({ bytes, note } = await this.shrink(artifact, limit));
+      // The server's real limit can be lower than we were told (413 / code 40005). Discord does
+      // not say what it is: halve and retry, five times at most.
+      for (let attempt = 0; ; attempt++) {
         try {
-          // Discord does not say what the limit is: halve until it fits (five tries).
+          await this.editJobMessage(job, payload(note, bytes));
+          return;
+        } catch (err) {
+          if (!(err instanceof DiscordAPIError && (err.status === 413 || err.code === 40005))) throw err;
           if (attempt >= 5) throw new TooLargeForServer(bytes.length, bytes.length);
           ({ bytes, note } = await this.shrink(artifact, Math.floor(bytes.length * 0.5)));
-        } catch (shrinkErr) {
-          if (!(shrinkErr instanceof TooLargeForServer)) throw shrinkErr;
-          await this.editJobMessage(job, { content: doneText(job, artifact.meta, shrinkErr.message), components: [finishedRow(job.id).toJSON()], embeds: [], files: [] });
-          return;
         }
       }
+    } catch (err) {
+      // Say so in the message (seeds and buttons stay) rather than leave it at "rendering".
+      if (!(err instanceof TooLargeForServer)) throw err;
+      await this.editJobMessage(job, payload(err.message));
     }
   }
 

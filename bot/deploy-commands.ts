@@ -3,9 +3,8 @@
  * DISCORD_GUILD_ID is set (instant, for testing), else global (can take up to an hour to appear).
  */
 import { REST, Routes } from 'discord.js';
-import { loadConfig, loadDotEnv } from '../config/index.ts';
 import { commands } from './commands/index.ts';
-import { missingTokenHelp } from './setup-help.ts';
+import { loadBotConfig } from './setup-help.ts';
 
 export async function deployCommands(opts: { token: string; guildId?: string; apiBase?: string }): Promise<{ scope: string; count: number }> {
   const rest = new REST(opts.apiBase ? { api: opts.apiBase } : {}).setToken(opts.token);
@@ -17,13 +16,8 @@ export async function deployCommands(opts: { token: string; guildId?: string; ap
 }
 
 if (process.argv[1]?.endsWith('deploy-commands.ts')) {
-  loadDotEnv();
+  const config = loadBotConfig();
   try {
-    const config = loadConfig();
-    if (!config.discordToken) {
-      process.stderr.write(missingTokenHelp());
-      process.exit(1);
-    }
     const r = await deployCommands({ token: config.discordToken, guildId: config.discordGuildId, apiBase: config.discordApiBase });
     console.log(`Registered ${r.count} commands (${r.scope}).`);
   } catch (err) {

@@ -3,21 +3,15 @@
  * DATABASE_URL points at Postgres) and a render worker in this process, with the engine in worker
  * threads. With Postgres, more workers can join from other machines with `npm run worker`.
  */
-import { loadConfig, loadDotEnv, ConfigError } from '../config/index.ts';
 import { openDatabase } from '../db/client.ts';
 import { loadFarmConfig } from '../farm/config.ts';
 import { startLocalWorkers, type LocalWorkers } from '../farm/local.ts';
 import { loadRenderer, rendererSpecFromEnv } from '../farm/load-renderer.ts';
 import { startBot } from './bot.ts';
-import { missingTokenHelp } from './setup-help.ts';
+import { loadBotConfig } from './setup-help.ts';
 
 async function main(): Promise<void> {
-  loadDotEnv();
-  const config = loadConfig();
-  if (!config.discordToken) {
-    process.stderr.write(missingTokenHelp());
-    process.exit(1);
-  }
+  const config = loadBotConfig();
   const farmConfig = loadFarmConfig();
   const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
   const farm = { db, config: farmConfig };
@@ -49,7 +43,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`error: ${err instanceof ConfigError ? err.message : err instanceof Error ? err.message : String(err)}\n`);
+  process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
   if (process.env.DEBUG) console.error(err);
   process.exit(1);
 });

@@ -2,7 +2,7 @@
  * Slash-command options -> farm job parameters. The choices users see (size, quality) map to
  * concrete numbers here, in one place; the farm validates the result again.
  */
-import { QUALITY_PRESETS, type JobParamsInput, type QualityPreset } from '../farm/job-params.ts';
+import { MAX_JOB_SEED, QUALITY_PRESETS, type JobParamsInput, type QualityPreset } from '../farm/job-params.ts';
 
 export const SIZE_CHOICES = {
   square: { width: 512, height: 512, label: 'Square (512×512)' },
@@ -18,11 +18,9 @@ export const QUALITY_LABELS: Record<QualityPreset, string> = {
   max: 'Maximum (slow)',
 };
 
-export const FORMAT_CHOICES = ['mp4', 'gif', 'webm'] as const;
 
 export const PROMPT_MAX_LENGTH = 500;
 export const MOVIE_PROMPTS_MAX_LENGTH = 4000;
-export const MAX_SEED = 4294967295;
 
 /** Settings shared by /blend and /movie, as read from an interaction (or a movie form's id). */
 export interface RenderChoices {
@@ -60,7 +58,7 @@ export function paramsFromChoices(prompts: string[], c: RenderChoices): JobParam
   const params: JobParamsInput = { prompts };
   if (c.negative?.trim()) params.negativePrompt = c.negative.trim();
   // One seed makes the whole video reproducible: prompt i uses seed + i.
-  if (c.seed !== undefined) params.seeds = prompts.map((_, i) => (c.seed! + i) % (MAX_SEED + 1));
+  if (c.seed !== undefined) params.seeds = prompts.map((_, i) => (c.seed! + i) % (MAX_JOB_SEED + 1));
   if (c.duration !== undefined) params.durationSeconds = c.duration;
   if (c.size) {
     const s = SIZE_CHOICES[c.size as SizeChoice];

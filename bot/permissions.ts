@@ -1,4 +1,4 @@
-import { PermissionFlagsBits, type Interaction, type GuildMember, type APIInteractionGuildMember } from 'discord.js';
+import { PermissionFlagsBits, type Interaction } from 'discord.js';
 import type { Job } from '../farm/types.ts';
 
 /** Only a job's owner, or someone who may manage messages in that channel, may act on it. */
@@ -6,5 +6,3 @@ export function mayActOn(job: Job, userId: string, memberPermissions: Interactio
   if (job.userId === userId) return true;
   return Boolean(memberPermissions?.has(PermissionFlagsBits.ManageMessages));
 }
-
-export type AnyMember = GuildMember | APIInteractionGuildMember | null;

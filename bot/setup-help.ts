@@ -1,3 +1,5 @@
+import { ConfigError, loadConfig, loadDotEnv, type Config } from '../config/index.ts';
+
 /** What to tell someone who starts the bot without a token. */
 export function missingTokenHelp(): string {
   return `DISCORD_TOKEN is not set, so the bot cannot log in.
@@ -14,4 +16,24 @@ To create a bot and get a token:
 
 Without a bot you can still render: npm run blend -- "prompt A" "prompt B" --out transition.mp4
 `;
+}
+
+/**
+ * Configuration for the bot's entry points (npm start, deploy-commands, start:sharded): every
+ * setting checked, and a missing token explained, before anything connects. Exits on a problem.
+ */
+export function loadBotConfig(): Config & { discordToken: string } {
+  loadDotEnv();
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    process.stderr.write(`error: ${err instanceof ConfigError ? err.message : String(err)}\n`);
+    process.exit(1);
+  }
+  if (!config.discordToken) {
+    process.stderr.write(missingTokenHelp());
+    process.exit(1);
+  }
+  return config as Config & { discordToken: string };
 }

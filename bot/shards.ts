@@ -5,15 +5,9 @@
  */
 import { ShardingManager } from 'discord.js';
 import { fileURLToPath } from 'node:url';
-import { loadConfig, loadDotEnv } from '../config/index.ts';
-import { missingTokenHelp } from './setup-help.ts';
+import { loadBotConfig } from './setup-help.ts';
 
-loadDotEnv();
-const config = loadConfig();
-if (!config.discordToken) {
-  process.stderr.write(missingTokenHelp());
-  process.exit(1);
-}
+const config = loadBotConfig();
 if (!config.databaseUrl) {
   process.stderr.write('Sharding runs several bot processes, which need a shared Postgres: set DATABASE_URL.\n');
   process.exit(1);

@@ -5,7 +5,7 @@
  */
 import { ActionRowBuilder, ButtonBuilder, ButtonStyle, type RepliableInteraction, MessageFlags, GuildMember } from 'discord.js';
 import { submitJob, setJobMessage } from '../farm/jobs.ts';
-import { queuePosition as farmQueuePosition } from '../farm/queue.ts';
+import { queuePosition } from '../farm/queue.ts';
 import { getGuildSettings } from '../farm/guilds.ts';
 import type { RenderChoices } from './options.ts';
 import { LIMITS } from '../farm/job-params.ts';
@@ -45,11 +45,6 @@ export async function serverDefaults(ctx: BotContext, guildId: string | null): P
   return guildId ? (await getGuildSettings(ctx.farm, guildId)).defaults : {};
 }
 
-/** Place in the farm's fair claim order (what a worker will take next), 1 = next. */
-export async function queuePosition(ctx: BotContext, job: Job): Promise<number | undefined> {
-  return farmQueuePosition(ctx.farm, job.id);
-}
-
 export async function submitFromInteraction(
   interaction: RepliableInteraction,
   ctx: BotContext,
@@ -81,8 +76,7 @@ export async function submitFromInteraction(
     await refuse(interaction, userMessage(err, ctx.log));
     return undefined;
   }
-  const message = await interaction.editReply({ content: queuedText(job, await queuePosition(ctx, job)), components: [cancelRow(job.id)] });
+  const message = await interaction.editReply({ content: queuedText(job, await queuePosition(ctx.farm, job.id)), components: [cancelRow(job.id)] });
   await setJobMessage(ctx.farm, job.id, { messageId: message.id, channelId: message.channelId });
-  ctx.messenger.watch(job.id);
   return job;
 }

@@ -63,10 +63,3 @@ export async function previewJpeg(img: RawImage, size = 128): Promise<Buffer> {
     .jpeg({ quality: 70 })
     .toBuffer();
 }
-
-export async function loadImage(path: string, width?: number, height?: number): Promise<RawImage> {
-  let s = (await sharpOf(path)).removeAlpha().toColorspace('srgb');
-  if (width && height) s = s.resize(width, height, { fit: 'cover' });
-  const { data, info } = await s.raw().toBuffer({ resolveWithObject: true });
-  return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: info.width, height: info.height, channels: 3 };
-}

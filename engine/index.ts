@@ -16,9 +16,10 @@ export {
 } from './pipeline/stable-diffusion.ts';
 export { readModelFolder, familyDefaults, type ModelFolder, type ModelFamily } from './pipeline/model-folder.ts';
 export type { PromptEmbedding } from './pipeline/text-encoder.ts';
-export { ExecutionProviderError, ModelFileError, providerAvailable, executionProviders, type ExecutionProvider } from './onnx/session.ts';
-export { encodePng, savePng, previewJpeg, loadImage, type RawImage } from './image.ts';
-export { LatentBlender, TransitionCancelledError, dampedGuidance, transitionDefaults } from './blend/transition.ts';
+export { ExecutionProviderError, ModelFileError, executionProviders, type ExecutionProvider } from './onnx/session.ts';
+export { encodePng, savePng, previewJpeg, type RawImage } from './image.ts';
+export { LatentBlender, dampedGuidance, transitionDefaults } from './blend/transition.ts';
+export { RenderCancelledError } from './pipeline/denoise.ts';
 export type { TransitionOptions, TransitionResult, TransitionProgress, Crossfeed, Endpoint, BranchRecord } from './blend/transition.ts';
 export { renderMovie, transitionModes, MAX_MOVIE_PROMPTS, MIN_MOVIE_PROMPTS, type MovieOptions, type MovieResult, type TransitionMode } from './blend/movie.ts';
 export { renderWalk, walkModes, type WalkMode } from './blend/walks.ts';

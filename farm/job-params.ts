@@ -2,7 +2,7 @@
 // through `parseJobParams`, so bad values are refused at submission with a clear message
 // instead of failing on a GPU later. Stored as jsonb in jobs.params; the engine adapter maps
 // the fields to engine options (names follow engine/blend/transition.ts where they overlap).
-import { randomInt } from 'node:crypto';
+import { drawSeed } from '../engine/noise.ts';
 import { JOB_KINDS, type JobKind } from '../db/schema.ts';
 
 export const VIDEO_FORMATS = ['mp4', 'webm', 'gif'] as const;
@@ -194,15 +194,18 @@ function readSeeds(value: unknown, count: number, issues: string[]): number[] {
   }
   return value.map((seed, i) => {
     if (seed === null || seed === undefined) return randomSeed();
-    if (!Number.isInteger(seed) || (seed as number) < 0 || (seed as number) > 0xffffffff) {
-      issues.push(`seed ${i + 1} must be an integer between 0 and 4294967295 (got ${JSON.stringify(seed)})`);
+    if (!Number.isInteger(seed) || (seed as number) < 0 || (seed as number) > MAX_JOB_SEED) {
+      issues.push(`seed ${i + 1} must be an integer between 0 and ${MAX_JOB_SEED} (got ${JSON.stringify(seed)})`);
     }
     return seed as number;
   });
 }
 
+/** Seeds are 32-bit, so any seed a user sees can be typed back into /blend. */
+export const MAX_JOB_SEED = 0xffffffff;
+
 export function randomSeed(): number {
-  return randomInt(0, 0x1_0000_0000);
+  return drawSeed();
 }
 
 /** Output frame size in pixels; what a worker's maxPixels is compared against. */

@@ -18,12 +18,13 @@
 import { mkdir, writeFile, rm } from 'node:fs/promises';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { GraphBuilder, saveModel, type DType } from './onnx/index.ts';
+import { GraphBuilder, saveModel } from './onnx/index.ts';
 import { writeClipTokenizerFiles } from './tokenizer-files.ts';
 import { SeededRandom } from '../engine/noise.ts';
+import { DDIMScheduler } from '../engine/schedulers/index.ts';
 import { float32ToFloat16 } from '../engine/tensor/fp16.ts';
 
-export const DEMO_SPEC_VERSION = 1;
+export const DEMO_SPEC_VERSION = 2;
 
 export interface DemoModelSpec {
   dtype: 'float32' | 'float16';
@@ -55,18 +56,27 @@ const CHANNELS = 4;
 const PARAMS = 5;
 const VAE_SCALE = 0.18215;
 
-/** diffusers' scaled_linear betas, with the cumulative product taken in float32 as diffusers does. */
-export function logSigmaTable(steps = 1000, betaStart = 0.00085, betaEnd = 0.012): Float32Array {
-  const a = Math.sqrt(betaStart);
-  const b = Math.sqrt(betaEnd);
-  const out = new Float32Array(steps);
-  let prod = 1;
-  for (let i = 0; i < steps; i++) {
-    const beta = Math.fround((a + ((b - a) * i) / (steps - 1)) ** 2);
-    prod = Math.fround(prod * Math.fround(1 - beta));
-    out[i] = Math.log(Math.sqrt((1 - prod) / prod));
-  }
-  return out;
+/** The noise schedule the demo models are trained for, written to scheduler/scheduler_config.json. */
+function schedulerConfig(prediction: DemoModelSpec['prediction']) {
+  return {
+    _class_name: 'PNDMScheduler',
+    num_train_timesteps: 1000,
+    beta_start: 0.00085,
+    beta_end: 0.012,
+    beta_schedule: 'scaled_linear',
+    steps_offset: 1,
+    set_alpha_to_one: false,
+    skip_prk_steps: true,
+    clip_sample: false,
+    prediction_type: prediction,
+    timestep_spacing: 'leading',
+  };
+}
+
+/** log sigma(t) for every training timestep, from the schedulers' own alphas_cumprod table. */
+export function logSigmaTable(): Float32Array {
+  const abar = new DDIMScheduler(schedulerConfig('epsilon')).alphasCumprod;
+  return Float32Array.from(abar, (a) => Math.log(Math.sqrt((1 - a) / a)));
 }
 
 function gaussianTable(seed: number, rows: number, cols: number, scale: number): Float32Array {
@@ -288,19 +298,7 @@ export async function buildDemoModel(dir: string, spec: DemoModelSpec, name = 'b
   await writeClipTokenizerFiles(join(dir, 'tokenizer'));
   if (spec.xl) await writeClipTokenizerFiles(join(dir, 'tokenizer_2'));
   await mkdir(join(dir, 'scheduler'), { recursive: true });
-  await writeJson(join(dir, 'scheduler', 'scheduler_config.json'), {
-    _class_name: 'PNDMScheduler',
-    num_train_timesteps: 1000,
-    beta_start: 0.00085,
-    beta_end: 0.012,
-    beta_schedule: 'scaled_linear',
-    steps_offset: 1,
-    set_alpha_to_one: false,
-    skip_prk_steps: true,
-    clip_sample: false,
-    prediction_type: spec.prediction,
-    timestep_spacing: 'leading',
-  });
+  await writeJson(join(dir, 'scheduler', 'scheduler_config.json'), schedulerConfig(spec.prediction));
   await writeJson(join(dir, 'vae_decoder', 'config.json'), { scaling_factor: VAE_SCALE, latent_channels: CHANNELS });
   await writeJson(join(dir, 'unet', 'config.json'), { sample_size: spec.size / 8, in_channels: CHANNELS, cross_attention_dim: spec.xl ? TEXT_WIDTH + TEXT_WIDTH_2 : TEXT_WIDTH });
   await writeJson(join(dir, 'model_index.json'), {
@@ -338,5 +336,3 @@ export async function ensureDemoModel(dir: string, spec: DemoModelSpec = demoSpe
   await buildDemoModel(dir, spec, name);
   return dir;
 }
-
-export type { DType };

@@ -1,7 +1,7 @@
 import { SlashCommandBuilder, type ChatInputCommandInteraction, type SlashCommandOptionsOnlyBuilder } from 'discord.js';
-import { QUALITY_PRESETS } from '../../farm/job-params.ts';
+import { MAX_JOB_SEED, QUALITY_PRESETS, VIDEO_FORMATS } from '../../farm/job-params.ts';
 import type { BotContext, Command } from '../context.ts';
-import { checkPrompt, FORMAT_CHOICES, MAX_SEED, paramsFromChoices, PROMPT_MAX_LENGTH, QUALITY_LABELS, SIZE_CHOICES, type RenderChoices, withServerDefaults } from '../options.ts';
+import { checkPrompt, paramsFromChoices, PROMPT_MAX_LENGTH, QUALITY_LABELS, SIZE_CHOICES, type RenderChoices, withServerDefaults } from '../options.ts';
 import { refuse, serverDefaults, submitFromInteraction } from '../submit.ts';
 import { userMessage } from '../errors.ts';
 
@@ -9,12 +9,12 @@ import { userMessage } from '../errors.ts';
 export function addRenderOptions(b: SlashCommandOptionsOnlyBuilder): SlashCommandOptionsOnlyBuilder {
   return b
     .addStringOption((o) => o.setName('negative').setDescription('What the video should not show').setMaxLength(PROMPT_MAX_LENGTH))
-    .addIntegerOption((o) => o.setName('seed').setDescription('Seed for a reproducible video (prompt i uses seed + i)').setMinValue(0).setMaxValue(MAX_SEED))
+    .addIntegerOption((o) => o.setName('seed').setDescription('Seed for a reproducible video (prompt i uses seed + i)').setMinValue(0).setMaxValue(MAX_JOB_SEED))
     .addNumberOption((o) => o.setName('duration').setDescription('Seconds of video per transition (default 4)').setMinValue(1).setMaxValue(30))
     .addStringOption((o) => o.setName('size').setDescription('Frame size').addChoices(...Object.entries(SIZE_CHOICES).map(([value, s]) => ({ name: s.label, value }))))
     .addStringOption((o) => o.setName('quality').setDescription('More steps and branches: smoother, slower, costs more').addChoices(...Object.keys(QUALITY_PRESETS).map((value) => ({ name: QUALITY_LABELS[value as keyof typeof QUALITY_LABELS], value }))))
     .addNumberOption((o) => o.setName('depth').setDescription('0.1..0.9: how late the frames branch off (higher keeps more in common)').setMinValue(0.1).setMaxValue(0.9))
-    .addStringOption((o) => o.setName('format').setDescription('Video format (default mp4)').addChoices(...FORMAT_CHOICES.map((f) => ({ name: f, value: f }))));
+    .addStringOption((o) => o.setName('format').setDescription('Video format (default mp4)').addChoices(...VIDEO_FORMATS.map((f) => ({ name: f, value: f }))));
 }
 
 export function readRenderChoices(i: ChatInputCommandInteraction): RenderChoices {

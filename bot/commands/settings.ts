@@ -3,8 +3,8 @@ import { getGuildSettings, updateGuildSettings } from '../../farm/guilds.ts';
 import type { BotContext, Command } from '../context.ts';
 import { duration } from '../format.ts';
 import { userMessage } from '../errors.ts';
-import { QUALITY_PRESETS } from '../../farm/job-params.ts';
-import { FORMAT_CHOICES, QUALITY_LABELS, SIZE_CHOICES } from '../options.ts';
+import { QUALITY_PRESETS, VIDEO_FORMATS } from '../../farm/job-params.ts';
+import { QUALITY_LABELS, SIZE_CHOICES } from '../options.ts';
 
 export const settings: Command = {
   data: new SlashCommandBuilder()
@@ -28,7 +28,7 @@ export const settings: Command = {
         .addStringOption((o) => o.setName('quality').setDescription('Default quality').addChoices(...Object.keys(QUALITY_PRESETS).map((value) => ({ name: QUALITY_LABELS[value as keyof typeof QUALITY_LABELS], value }))))
         .addStringOption((o) => o.setName('size').setDescription('Default frame size').addChoices(...Object.entries(SIZE_CHOICES).map(([value, c]) => ({ name: c.label, value }))))
         .addNumberOption((o) => o.setName('duration').setDescription('Default seconds per transition').setMinValue(1).setMaxValue(30))
-        .addStringOption((o) => o.setName('format').setDescription('Default video format').addChoices(...FORMAT_CHOICES.map((f) => ({ name: f, value: f }))))
+        .addStringOption((o) => o.setName('format').setDescription('Default video format').addChoices(...VIDEO_FORMATS.map((f) => ({ name: f, value: f }))))
         .addBooleanOption((o) => o.setName('reset').setDescription('Forget all server defaults')),
     )
     .addSubcommand((s) =>

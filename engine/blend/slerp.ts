@@ -38,16 +38,3 @@ export function slerp(p0: Float32Array, p1: Float32Array, t: number, out = new F
   for (let i = 0; i < p0.length; i++) out[i] = a * p0[i] + b * p1[i];
   return out;
 }
-
-export function lerp(p0: Float32Array, p1: Float32Array, t: number): Float32Array {
-  const out = new Float32Array(p0.length);
-  for (let i = 0; i < p0.length; i++) out[i] = (1 - t) * p0[i] + t * p1[i];
-  return out;
-}
-
-/** numpy.linspace(start, stop, num) with the endpoint included. */
-export function linspace(start: number, stop: number, num: number): number[] {
-  if (num <= 0) return [];
-  if (num === 1) return [start];
-  return Array.from({ length: num }, (_, i) => start + ((stop - start) * i) / (num - 1));
-}

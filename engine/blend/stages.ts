@@ -7,7 +7,7 @@
  * the branch limit or the compute budget is reached. Injection step 0 is never used: a branch
  * needs parents' latents from the step before it.
  */
-import { linspace } from './slerp.ts';
+import { linspace } from '../schedulers/scheduler.ts';
 
 export interface Stage {
   /** Injection step: the branch's first own UNet step. */

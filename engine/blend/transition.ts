@@ -9,11 +9,13 @@
  * instead of 2. `order: 'sequential'` keeps the one-branch-at-a-time order for comparison.
  */
 import type { StableDiffusionPipeline } from '../pipeline/stable-diffusion.ts';
+import { denoiseLockstep, throwIfCancelled } from '../pipeline/denoise.ts';
 import { lerpEmbedding, type PromptEmbedding } from '../pipeline/text-encoder.ts';
 import type { Scheduler, SchedulerKind } from '../schedulers/index.ts';
 import { drawSeed } from '../noise.ts';
 import { previewJpeg, type RawImage } from '../image.ts';
-import { linspace, slerp } from './slerp.ts';
+import { slerp } from './slerp.ts';
+import { linspace } from '../schedulers/scheduler.ts';
 import { planStages, type Stage } from './stages.ts';
 import type { PerceptualMetric } from './perceptual.ts';
 import { BuiltinPerceptualMetric } from './perceptual.ts';
@@ -131,6 +133,7 @@ interface Branch {
 interface Trajectory {
   fract: number;
   start: number;
+  /** Latent entering step `start`. */
   x: Float32Array;
   cond: PromptEmbedding;
   uncond: PromptEmbedding;
@@ -139,13 +142,6 @@ interface Trajectory {
   /** Per-step slerp weights and the reference latent after step i-1 to pull towards. */
   crossfeed?: { coeffs: number[]; ref: (i: number) => Float32Array | null };
   latents: Array<Float32Array | null>;
-}
-
-export class TransitionCancelledError extends Error {
-  override name = 'AbortError';
-  constructor() {
-    super('The transition was cancelled.');
-  }
 }
 
 /** Guidance at fraction f, damped towards the middle. Off (g <= 1) stays off: turbo models have no CFG. */
@@ -215,7 +211,6 @@ class TransitionRun {
   private readonly branch1: Crossfeed;
   private readonly h: number;
   private readonly w: number;
-  private readonly timesteps: number[];
   private condA!: PromptEmbedding;
   private condB!: PromptEmbedding;
   private uncondA!: PromptEmbedding;
@@ -249,7 +244,6 @@ class TransitionRun {
     this.branch1 = opts.branch1Crossfeed ?? d.branch1;
     this.h = this.height / 8;
     this.w = this.width / 8;
-    this.timesteps = pipe.scheduler(this.steps, this.kind).timesteps;
     this.callsAtStart = pipe.unet.calls;
     if (!opts.promptA.trim() || !opts.promptB.trim()) throw new RangeError('both prompts must contain text');
     if (opts.maxBranches === undefined && opts.computeSeconds === undefined) throw new RangeError('give a budget: maxBranches or computeSeconds');
@@ -268,7 +262,6 @@ class TransitionRun {
       ({ cond: this.condA, uncond: this.uncondA } = await this.pipe.encodePrompt(this.opts.promptA, neg));
     }
     ({ cond: this.condB, uncond: this.uncondB } = await this.pipe.encodePrompt(this.opts.promptB, neg));
-    this.pipe.unet.setLatentSize(this.h, this.w);
 
     await this.renderKeyframes();
     const stages = planStages(this.steps, this.depth, {
@@ -462,40 +455,36 @@ class TransitionRun {
   }
 
   /** Runs trajectories that share their start step in lockstep, one batched UNet call per step. */
+  /** Runs trajectories that share their start step in lockstep, one batched UNet call per step. */
   private async denoise(trajs: Trajectory[], phase: TransitionProgress['phase']): Promise<void> {
-    const N = this.steps;
-    const start = trajs[0].start;
-    const per = trajs[0].x.length;
-    for (let i = start; i < N; i++) {
-      if (this.opts.signal?.aborted) throw new TransitionCancelledError();
-      const t = this.timesteps[i];
-      const scaled = new Float32Array(per * trajs.length);
-      trajs.forEach((tr, k) => {
-        const c = tr.crossfeed?.coeffs[i] ?? 0;
-        if (c > 0 && i >= 1) {
-          const ref = tr.crossfeed!.ref(i - 1);
-          if (ref) tr.x = slerp(tr.x, ref, c);
-        }
-        scaled.set(tr.scheduler.scaleModelInput(tr.x, t) as Float32Array, k * per);
-      });
-      const t0 = performance.now();
-      const eps = await this.pipe.unet.predict({
-        latents: scaled,
-        count: trajs.length,
-        timestep: t,
-        cond: trajs.map((tr) => tr.cond),
-        uncond: trajs.map((tr) => tr.uncond),
-        guidance: trajs.map((tr) => tr.guidance),
-      });
-      this.unetSeconds += (performance.now() - t0) / 1000;
-      this.unetTrajectorySteps += trajs.length;
-      trajs.forEach((tr, k) => {
-        tr.x = tr.scheduler.step(eps.subarray(k * per, (k + 1) * per), t, tr.x).prevSample as Float32Array;
-        tr.latents[i] = tr.x;
-      });
-      this.unitsDone += trajs.length;
-      await this.emit(phase, false);
-    }
+    let stepStarted = 0;
+    await denoiseLockstep({
+      unet: this.pipe.unet,
+      latentSize: [this.h, this.w],
+      schedulers: trajs.map((tr) => tr.scheduler),
+      xs: trajs.map((tr) => tr.x),
+      from: trajs[0].start,
+      cond: trajs.map((tr) => tr.cond),
+      uncond: trajs.map((tr) => tr.uncond),
+      guidance: trajs.map((tr) => tr.guidance),
+      signal: this.opts.signal,
+      beforeStep: (i, xs) => {
+        trajs.forEach((tr, k) => {
+          const c = tr.crossfeed?.coeffs[i] ?? 0;
+          const ref = c > 0 && i >= 1 ? tr.crossfeed!.ref(i - 1) : null;
+          if (ref) xs[k] = slerp(xs[k], ref, c);
+        });
+        stepStarted = performance.now();
+      },
+      afterStep: async (i, xs) => {
+        // Step time per trajectory feeds the compute-budget schedule.
+        this.unetSeconds += (performance.now() - stepStarted) / 1000;
+        this.unetTrajectorySteps += trajs.length;
+        trajs.forEach((tr, k) => (tr.latents[i] = xs[k]));
+        this.unitsDone += trajs.length;
+        await this.emit(phase, false);
+      },
+    });
   }
 
   private async distance(a: RawImage, b: RawImage): Promise<number> {
@@ -513,7 +502,7 @@ class TransitionRun {
   }
 
   private async decode(latent: Float32Array): Promise<RawImage> {
-    if (this.opts.signal?.aborted) throw new TransitionCancelledError();
+    throwIfCancelled(this.opts.signal);
     const t0 = performance.now();
     const img = await this.pipe.vae.decode(latent, this.h, this.w);
     this.decodeSeconds += (performance.now() - t0) / 1000;

@@ -13,7 +13,8 @@ import { InvalidRequestError, validateSize } from '../pipeline/stable-diffusion.
 import { lerpEmbedding } from '../pipeline/text-encoder.ts';
 import { sharpOf, type RawImage } from '../image.ts';
 import { latentNoise } from '../noise.ts';
-import { TransitionCancelledError, dampedGuidance } from './transition.ts';
+import { dampedGuidance } from './transition.ts';
+import { denoiseLockstep, throwIfCancelled } from '../pipeline/denoise.ts';
 
 export interface UpscaleOptions {
   /** Linear factor: 2 gives 4x the pixels. */
@@ -69,31 +70,30 @@ export async function upscaleSegments<S extends UpscaleSegment>(pipe: StableDiff
     const { cond: cA, uncond: uA } = await pipe.encodePrompt(seg.promptA, neg);
     const { cond: cB, uncond: uB } = await pipe.encodePrompt(seg.promptB, neg);
     const todo = seg.keyframes.map((img, k) => ({ img, f: seg.fracts[k] })).filter((x) => !refined.has(x.img));
-    const chunk = Math.max(1, Math.floor(pipe.unet.maxBatch / (r.guidance > 1 ? 2 : 1)));
-    for (let start = 0; start < todo.length; start += chunk) {
-      const batch = todo.slice(start, start + chunk);
-      const schedulers = batch.map(() => pipe.scheduler(r.steps, r.scheduler, opts.seed));
+    if (todo.length > 0) {
+      // One shared seed and start step for all keyframes keeps neighbours as alike as before.
+      const schedulers = todo.map(() => pipe.scheduler(r.steps, r.scheduler, opts.seed));
       const timesteps = schedulers[0].timesteps;
       const first = Math.min(timesteps.length - 1, Math.floor(timesteps.length * (1 - strength)));
-      let xs: Float32Array[] = [];
-      for (const [k, item] of batch.entries()) {
+      const xs: Float32Array[] = [];
+      for (const [k, item] of todo.entries()) {
         const { latent } = await encoder.encode(await enlarge(item.img, width, height));
         xs.push(schedulers[k].addNoise(latent, noise, timesteps[first]) as Float32Array);
       }
-      const conds = batch.map((b) => lerpEmbedding(cA, cB, b.f));
-      const unconds = batch.map((b) => lerpEmbedding(uA, uB, b.f));
-      const guidance = batch.map((b) => dampedGuidance(r.guidance, b.f, 0.5));
-      pipe.unet.setLatentSize(h, w);
-      for (let i = first; i < timesteps.length; i++) {
-        if (opts.signal?.aborted) throw new TransitionCancelledError();
-        const t = timesteps[i];
-        const input = new Float32Array(per * batch.length);
-        xs.forEach((x, k) => input.set(schedulers[k].scaleModelInput(x, t) as Float32Array, k * per));
-        const eps = await pipe.unet.predict({ latents: input, count: batch.length, timestep: t, cond: conds, uncond: unconds, guidance });
-        xs = xs.map((x, k) => schedulers[k].step(eps.subarray(k * per, (k + 1) * per), t, x).prevSample as Float32Array);
-      }
-      for (const [k, item] of batch.entries()) {
-        refined.set(item.img, await pipe.vae.decode(xs[k], h, w));
+      const final = await denoiseLockstep({
+        unet: pipe.unet,
+        latentSize: [h, w],
+        schedulers,
+        xs,
+        from: first,
+        cond: todo.map((b) => lerpEmbedding(cA, cB, b.f)),
+        uncond: todo.map((b) => lerpEmbedding(uA, uB, b.f)),
+        guidance: todo.map((b) => dampedGuidance(r.guidance, b.f, 0.5)),
+        signal: opts.signal,
+      });
+      for (const [k, item] of todo.entries()) {
+        throwIfCancelled(opts.signal);
+        refined.set(item.img, await pipe.vae.decode(final[k], h, w));
         opts.onFrames?.(++done, total);
       }
     }

@@ -15,8 +15,9 @@ import { lerpEmbedding, type PromptEmbedding } from '../pipeline/text-encoder.ts
 import type { SchedulerKind } from '../schedulers/index.ts';
 import { drawSeed, latentNoise } from '../noise.ts';
 import type { RawImage } from '../image.ts';
-import { linspace, slerp } from './slerp.ts';
-import { TransitionCancelledError } from './transition.ts';
+import { slerp } from './slerp.ts';
+import { linspace } from '../schedulers/scheduler.ts';
+import { denoiseLockstep, throwIfCancelled } from '../pipeline/denoise.ts';
 
 export type WalkMode = 'embedding-walk' | 'noise-mixing' | 'seed-slerp' | 'circular';
 export const walkModes: readonly WalkMode[] = ['embedding-walk', 'noise-mixing', 'seed-slerp', 'circular'];
@@ -103,66 +104,49 @@ export async function renderWalk(pipe: StableDiffusionPipeline, opts: WalkOption
 
   const h = r.height / 8;
   const w = r.width / 8;
-  pipe.unet.setLatentSize(h, w);
-  // Guided frames take two batch slots, noise-mixing three.
-  const slots = opts.mode === 'noise-mixing' ? 3 : r.guidance > 1 ? 2 : 1;
-  const chunk = Math.max(1, Math.floor(pipe.unet.maxBatch / slots));
+  // All frames denoise together; the UNet splits the batch to its size limit.
+  const latents = await denoiseLockstep({
+    unet: pipe.unet,
+    latentSize: [h, w],
+    schedulers: jobs.map(() => pipe.scheduler(r.steps, r.scheduler)),
+    xs: jobs.map((j) => j.noise),
+    cond: jobs.map((j) => j.cond),
+    uncond: jobs.map(() => uncond),
+    guidance: jobs.map(() => r.guidance),
+    signal: opts.signal,
+    predict: opts.mode === 'noise-mixing' ? (scaled, t) => mixedNoise(pipe, jobs, uncond, r.guidance, [h, w], scaled, t) : undefined,
+  });
   const images: RawImage[] = [];
-  for (let start = 0; start < jobs.length; start += chunk) {
-    const batch = jobs.slice(start, start + chunk);
-    const latents = await denoiseBatch(pipe, batch, uncond, r.steps, r.guidance, r.scheduler, opts.signal);
-    for (const l of latents) {
-      if (opts.signal?.aborted) throw new TransitionCancelledError();
-      images.push(await pipe.vae.decode(l, h, w));
-      opts.onFrames?.(images.length, opts.frames);
-    }
+  for (const l of latents) {
+    throwIfCancelled(opts.signal);
+    images.push(await pipe.vae.decode(l, h, w));
+    opts.onFrames?.(images.length, opts.frames);
   }
   if (circular) images.push(images[0]);
   return { mode: opts.mode, frames: images, fracts, seeds: [r.seed, seedB], steps: r.steps, guidance: r.guidance, width: r.width, height: r.height };
 }
 
-async function denoiseBatch(
+/** Noise-prediction mixing: three unguided predictions per frame (A, B, unconditional), combined. */
+async function mixedNoise(
   pipe: StableDiffusionPipeline,
   jobs: FrameJob[],
   uncond: PromptEmbedding,
-  steps: number,
   guidance: number,
-  kind: SchedulerKind,
-  signal?: AbortSignal,
-): Promise<Float32Array[]> {
-  const schedulers = jobs.map(() => pipe.scheduler(steps, kind));
-  const per = jobs[0].noise.length;
-  let xs: Float32Array[] = jobs.map((j) => Float32Array.from(j.noise));
-  const mixing = jobs[0].condB !== undefined;
-  for (const t of schedulers[0].timesteps) {
-    if (signal?.aborted) throw new TransitionCancelledError();
-    const scaled = xs.map((x, k) => schedulers[k].scaleModelInput(x, t) as Float32Array);
-    let eps: Float32Array[];
-    if (mixing) {
-      // Three unguided predictions per frame (A, B, unconditional), mixed here.
-      const items = jobs.flatMap((j) => [j.cond, j.condB!, uncond]);
-      const input = new Float32Array(per * items.length);
-      scaled.forEach((s, k) => {
-        for (let m = 0; m < 3; m++) input.set(s, (3 * k + m) * per);
-      });
-      const out = await pipe.unet.predict({ latents: input, count: items.length, timestep: t, cond: items, uncond: items, guidance: items.map(() => 1) });
-      eps = jobs.map((j, k) => {
-        const a = out.subarray(3 * k * per, (3 * k + 1) * per);
-        const b = out.subarray((3 * k + 1) * per, (3 * k + 2) * per);
-        const u = out.subarray((3 * k + 2) * per, (3 * k + 3) * per);
-        const f = j.mix!;
-        const g = Math.max(guidance, 1);
-        const e = new Float32Array(per);
-        for (let i = 0; i < per; i++) e[i] = u[i] + g * ((1 - f) * (a[i] - u[i]) + f * (b[i] - u[i]));
-        return e;
-      });
-    } else {
-      const input = new Float32Array(per * jobs.length);
-      scaled.forEach((s, k) => input.set(s, k * per));
-      const out = await pipe.unet.predict({ latents: input, count: jobs.length, timestep: t, cond: jobs.map((j) => j.cond), uncond: jobs.map(() => uncond), guidance: jobs.map(() => guidance) });
-      eps = jobs.map((_, k) => out.subarray(k * per, (k + 1) * per));
-    }
-    xs = xs.map((x, k) => schedulers[k].step(eps[k], t, x).prevSample as Float32Array);
-  }
-  return xs;
+  latentSize: [number, number],
+  scaled: Float32Array,
+  t: number,
+): Promise<Float32Array> {
+  const per = scaled.length / jobs.length;
+  const items = jobs.flatMap((j) => [j.cond, j.condB!, uncond]);
+  const input = new Float32Array(per * items.length);
+  for (let k = 0; k < jobs.length; k++) for (let m = 0; m < 3; m++) input.set(scaled.subarray(k * per, (k + 1) * per), (3 * k + m) * per);
+  const out = await pipe.unet.predict({ latents: input, count: items.length, latentSize, timestep: t, cond: items, uncond: items, guidance: items.map(() => 1) });
+  const eps = new Float32Array(scaled.length);
+  const g = Math.max(guidance, 1);
+  jobs.forEach((j, k) => {
+    const [a, b, u] = [0, 1, 2].map((m) => (3 * k + m) * per);
+    const f = j.mix!;
+    for (let i = 0; i < per; i++) eps[k * per + i] = out[u + i] + g * ((1 - f) * (out[a + i] - out[u + i]) + f * (out[b + i] - out[u + i]));
+  });
+  return eps;
 }

@@ -44,13 +44,6 @@ export class ModelFileError extends Error {
   }
 }
 
-/** Whether this onnxruntime-node build can load the provider at all (without a model). */
-export function providerAvailable(ep: ExecutionProvider): boolean {
-  if (ep === 'cpu') return true;
-  const backends = ort.listSupportedBackends?.() ?? [];
-  return backends.some((b: { name: string }) => b.name === ep);
-}
-
 export interface LoadedSession {
   session: ort.InferenceSession;
   inputs: TensorInfo[];

@@ -8,6 +8,7 @@ import { readModelFolder, type ModelFolder } from './model-folder.ts';
 import { TextEncoders, type PromptEmbedding } from './text-encoder.ts';
 import { UNet } from './unet.ts';
 import { VaeDecoder, VaeEncoder } from './vae.ts';
+import { denoiseLockstep, throwIfCancelled } from './denoise.ts';
 import { SeededRandom, drawSeed, latentNoise } from '../noise.ts';
 import type { RawImage } from '../image.ts';
 import type { ExecutionProvider, SessionOptions } from '../onnx/session.ts';
@@ -145,40 +146,25 @@ export class StableDiffusionPipeline {
     const w = width / 8;
     const seeds = Array.from({ length: batchSize }, (_, i) => seed + i);
     const schedulers = seeds.map((s) => this.scheduler(steps, kind, s));
+    const final = await denoiseLockstep({
+      unet: this.unet,
+      latentSize: [h, w],
+      schedulers,
+      xs: seeds.map((s) => this.initialLatents(s, width, height, schedulers[0].initNoiseSigma)),
+      cond: seeds.map(() => cond),
+      uncond: seeds.map(() => uncond),
+      guidance: seeds.map(() => guidance),
+      signal: opts.signal,
+      afterStep: (i) => opts.onStep?.(i + 1, schedulers[0].timesteps.length),
+    });
     const per = this.latentChannels * h * w;
-    let latents = new Float32Array(per * batchSize);
-    seeds.forEach((s, i) => latents.set(this.initialLatents(s, width, height, schedulers[0].initNoiseSigma), i * per));
-
-    this.unet.setLatentSize(h, w);
-    const timesteps = schedulers[0].timesteps;
-    for (let i = 0; i < timesteps.length; i++) {
-      opts.signal?.throwIfAborted();
-      const t = timesteps[i];
-      const scaled = new Float32Array(latents.length);
-      for (let b = 0; b < batchSize; b++) {
-        scaled.set(schedulers[b].scaleModelInput(latents.subarray(b * per, (b + 1) * per), t) as Float32Array, b * per);
-      }
-      const eps = await this.unet.predict({
-        latents: scaled,
-        count: batchSize,
-        timestep: t,
-        cond: seeds.map(() => cond),
-        uncond: seeds.map(() => uncond),
-        guidance: seeds.map(() => guidance),
-      });
-      const next = new Float32Array(latents.length);
-      for (let b = 0; b < batchSize; b++) {
-        const slice = [b * per, (b + 1) * per] as const;
-        next.set(schedulers[b].step(eps.subarray(...slice), t, latents.subarray(...slice)).prevSample as Float32Array, b * per);
-      }
-      latents = next;
-      opts.onStep?.(i + 1, timesteps.length);
-    }
+    const latents = new Float32Array(per * batchSize);
+    final.forEach((x, b) => latents.set(x, b * per));
     const t2 = performance.now();
     const images: RawImage[] = [];
-    for (let b = 0; b < batchSize; b++) {
-      opts.signal?.throwIfAborted();
-      images.push(await this.vae.decode(latents.subarray(b * per, (b + 1) * per), h, w));
+    for (const x of final) {
+      throwIfCancelled(opts.signal);
+      images.push(await this.vae.decode(x, h, w));
     }
     const t3 = performance.now();
     return {

@@ -13,6 +13,8 @@ export interface NoiseRequest {
   /** n latents, each C x h x w, already scaled by the scheduler's scaleModelInput. */
   latents: Float32Array;
   count: number;
+  /** Latent height and width (image size / 8). */
+  latentSize: [number, number];
   timestep: number;
   cond: PromptEmbedding[];
   uncond: PromptEmbedding[];
@@ -90,7 +92,9 @@ export class UNet {
     const { tokens, width } = conds[0];
     const x = guided ? concat([sample, sample]) : sample;
     const sampleInfo = this.byName.get(this.names.sample)!;
-    const dims = this.latentDims(per, batch);
+    const [h, w] = req.latentSize;
+    if (h * w * this.channels !== per) throw new Error(`latent size ${per} does not match ${this.channels}x${h}x${w}`);
+    const dims = [batch, this.channels, h, w];
     const feeds: Record<string, ort.Tensor> = {
       [this.names.sample]: floatTensor(sampleInfo.type, x, dims),
       [this.names.timestep]: this.timestepTensor(req.timestep, batch),
@@ -124,17 +128,6 @@ export class UNet {
       else out.set(eps.subarray(c, c + per), o);
     }
     return out;
-  }
-
-  /** Latent dims [batch, C, h, w]; h and w come from the caller via `setLatentSize`. */
-  private latentHW: [number, number] = [64, 64];
-  setLatentSize(h: number, w: number): void {
-    this.latentHW = [h, w];
-  }
-  private latentDims(per: number, batch: number): number[] {
-    const [h, w] = this.latentHW;
-    if (h * w * this.channels !== per) throw new Error(`latent size ${per} does not match ${this.channels}x${h}x${w}`);
-    return [batch, this.channels, h, w];
   }
 
   private timestepTensor(t: number, batch: number): ort.Tensor {

@@ -11,9 +11,8 @@ export async function demoMean(pipe: StableDiffusionPipeline, prompt: string, op
   const h = opts.height / 8;
   const w = opts.width / 8;
   const per = pipe.latentChannels * h * w;
-  pipe.unet.setLatentSize(h, w);
   const t = 500;
-  const eps = await pipe.unet.predict({ latents: new Float32Array(per), count: 1, timestep: t, cond: [cond], uncond: [uncond], guidance: [opts.guidance ?? 1] });
+  const eps = await pipe.unet.predict({ latents: new Float32Array(per), count: 1, latentSize: [h, w], timestep: t, cond: [cond], uncond: [uncond], guidance: [opts.guidance ?? 1] });
   const sigma = Math.exp(logSigmaTable()[t]);
   const abar = 1 / (1 + sigma * sigma);
   const s2 = DEMO_DATA_STD ** 2;
