@@ -2,9 +2,7 @@
  * Re-encoding a finished video to fit a server's upload limit. Uses the engine's ffmpeg layer
  * (no ONNX): decode the frames, encode again under the byte limit (lower bitrate, then size).
  */
-import { decodeVideoFrames } from '../engine/video/decode.ts';
-import { encodeVideo, VideoTooLargeError, type VideoFormat } from '../engine/video/encode.ts';
-import { probeVideo } from '../engine/video/probe.ts';
+import { decodeVideoFrames, encodeVideo, probeVideo, VideoTooLargeError, type VideoFormat } from '../engine/index.ts';
 
 export async function shrinkVideo(video: Buffer, format: string, maxBytes: number): Promise<Buffer | undefined> {
   const info = await probeVideo(video);

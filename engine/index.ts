@@ -2,8 +2,12 @@
  * The engine's public surface: the bot, the farm and the command-line tools use only this.
  * Pure rendering: nothing here knows about Discord or the database.
  */
-export { loadTokenizer, type ClipTokenizer } from './tokenizer/clip-tokenizer.ts';
-export { createScheduler, schedulerKinds, type Scheduler, type SchedulerKind } from './schedulers/index.ts';
+export { loadTokenizer, ClipTokenizer } from './tokenizer/clip-tokenizer.ts';
+// What a model builder needs to write tokenizer files the loader reads back.
+export { END_OF_WORD, type MergePair } from './tokenizer/bpe.ts';
+export { BYTE_SYMBOLS } from './tokenizer/byte-unicode.ts';
+export { CLIP_BOS_TOKEN, CLIP_EOS_TOKEN, CLIP_MAX_LENGTH, type TokenizerSettings } from './tokenizer/tokenizer-config.ts';
+export { createScheduler, schedulerKinds, DDIMScheduler, type Scheduler, type SchedulerKind } from './schedulers/index.ts';
 export { float32ToFloat16, float16ToFloat32 } from './tensor/fp16.ts';
 export { SeededRandom, latentNoise, drawSeed, MAX_SEED } from './noise.ts';
 export {
@@ -25,5 +29,5 @@ export { renderMovie, transitionModes, MAX_MOVIE_PROMPTS, MIN_MOVIE_PROMPTS, typ
 export { renderWalk, walkModes, type WalkMode } from './blend/walks.ts';
 export { createPerceptualMetric, BuiltinPerceptualMetric, OnnxLpipsMetric, type PerceptualMetric } from './blend/perceptual.ts';
 export { segmentsToVideo, type VideoOptions } from './blend/video.ts';
-export { encodeVideo, probeVideo, resolveFfmpeg, resolveFfprobe, VIDEO_FORMATS, VideoTooLargeError, type VideoFormat } from './video/index.ts';
+export { encodeVideo, probeVideo, decodeVideoFrames, resolveFfmpeg, resolveFfprobe, VIDEO_FORMATS, VideoTooLargeError, type VideoFormat } from './video/index.ts';
 export { renderVideo, type RenderRequest, type RenderOutput, type RenderProgress } from './render.ts';

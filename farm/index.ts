@@ -39,7 +39,6 @@ export { type Renderer, type RenderContext, type RenderResult, type RendererFact
 export { type FarmWorkerOptions, type StopMode, type WorkerStats, FarmWorker, startWorker } from './worker.ts';
 export { type LocalWorkers, type LocalWorkersOptions, startLocalWorkers } from './local.ts';
 export { type ThreadRenderer, type ThreadRendererOptions, createThreadRenderer } from './thread-renderer.ts';
-export { type RendererSpec, DEFAULT_RENDERER_MODULE, FAKE_RENDERER_MODULE, loadRenderer, rendererSpecFromEnv } from './load-renderer.ts';
 export { jobToJson, artifactToJson, workerToJson, budgetToJson } from './json.ts';
 
 /** Opens the database from the environment (DATABASE_URL or PGlite) and loads the config. */

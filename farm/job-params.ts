@@ -2,7 +2,7 @@
 // through `parseJobParams`, so bad values are refused at submission with a clear message
 // instead of failing on a GPU later. Stored as jsonb in jobs.params; the engine adapter maps
 // the fields to engine options (names follow engine/blend/transition.ts where they overlap).
-import { drawSeed } from '../engine/noise.ts';
+import { drawSeed } from '../engine/index.ts';
 import { JOB_KINDS, type JobKind } from '../db/schema.ts';
 
 export const VIDEO_FORMATS = ['mp4', 'webm', 'gif'] as const;

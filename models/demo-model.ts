@@ -20,9 +20,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GraphBuilder, saveModel } from './onnx/index.ts';
 import { writeClipTokenizerFiles } from './tokenizer-files.ts';
-import { SeededRandom } from '../engine/noise.ts';
-import { DDIMScheduler } from '../engine/schedulers/index.ts';
-import { float32ToFloat16 } from '../engine/tensor/fp16.ts';
+import { DDIMScheduler, SeededRandom, float32ToFloat16 } from '../engine/index.ts';
 
 export const DEMO_SPEC_VERSION = 2;
 

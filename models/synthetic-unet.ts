@@ -10,8 +10,7 @@
  * opset 18, so every op here runs on ONNX Runtime's CPU and CUDA providers.
  */
 import { GraphBuilder } from './onnx/index.ts';
-import { SeededRandom } from '../engine/noise.ts';
-import { float32ToFloat16 } from '../engine/tensor/fp16.ts';
+import { SeededRandom, float32ToFloat16 } from '../engine/index.ts';
 
 export interface SyntheticUNetShape {
   /** Channels per resolution level (SD 1.5: 320, 640, 1280, 1280). */

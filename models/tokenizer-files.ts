@@ -6,11 +6,8 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzip } from 'node:zlib';
-import { END_OF_WORD, type MergePair } from '../engine/tokenizer/bpe.ts';
-import { BYTE_SYMBOLS } from '../engine/tokenizer/byte-unicode.ts';
-import { ClipTokenizer } from '../engine/tokenizer/clip-tokenizer.ts';
+import { END_OF_WORD, type MergePair, BYTE_SYMBOLS, ClipTokenizer, CLIP_BOS_TOKEN, CLIP_EOS_TOKEN, CLIP_MAX_LENGTH, type TokenizerSettings } from '../engine/index.ts';
 import { MODELS_ROOT } from './paths.ts';
-import { CLIP_BOS_TOKEN, CLIP_EOS_TOKEN, CLIP_MAX_LENGTH, type TokenizerSettings } from '../engine/tokenizer/tokenizer-config.ts';
 
 export const CLIP_MERGES_GZ = join(MODELS_ROOT, 'assets', 'clip-bpe-merges.txt.gz');
 

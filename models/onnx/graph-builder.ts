@@ -6,7 +6,7 @@
 
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { float32ToFloat16 } from '../../engine/tensor/fp16.ts';
+import { float32ToFloat16 } from '../../engine/index.ts';
 import {
   AttributeType,
   DataLocation,

@@ -1,0 +1,118 @@
+/**
+ * npm run generate -- "a prompt" --out image.png [options]
+ * Text-to-image with the engine; the smallest end-to-end use of a model folder.
+ */
+import { parseArgs } from 'node:util';
+import { basename, extname } from 'node:path';
+import { StableDiffusionPipeline } from '../../engine/pipeline/stable-diffusion.ts';
+import { schedulerKinds, type SchedulerKind } from '../../engine/schedulers/index.ts';
+import { savePng } from '../../engine/image.ts';
+import { ProgressBar } from './progress.ts';
+import { chooseModel, COMMON_OPTIONS, loadCliConfig, numberOption, parseEp, runCli, UsageError } from './common.ts';
+
+const HELP = `Usage: npm run generate -- "a prompt" --out image.png [options]
+
+Renders one image (or a batch) from a text prompt with a Stable Diffusion model exported to ONNX.
+
+Options:
+  --out FILE          PNG file to write (default: image.png); a batch writes FILE-1.png, FILE-2.png, ...
+  --negative TEXT     negative prompt (what the image should not show)
+  --seed N            random seed, 0..${Number.MAX_SAFE_INTEGER} (default: drawn at random and printed)
+  --steps N           denoising steps (default: the model's, e.g. 25 for SD 1.5, 1-4 for turbo models)
+  --guidance G        classifier-free guidance scale; 0 or 1 skips the unconditional pass (default: the model's)
+  --width W           image width in pixels, a multiple of 8 (default: the model's native size)
+  --height H          image height in pixels, a multiple of 8
+  --batch N           images to render at once; image i uses seed + i (default: 1)
+  --scheduler NAME    ${schedulerKinds.join(' | ')} (default: the model's)
+  --model DIR         ONNX pipeline folder (default: BLENDFARM_MODEL_DIR, else the built-in demo model)
+  --ep NAME           execution provider: cpu | cuda | webgpu (default: BLENDFARM_EP or cpu)
+  --device N          GPU index for cuda (default: BLENDFARM_DEVICE_ID or 0)
+  --json              print a JSON summary on stdout instead of the text line
+  -h, --help          show this help
+`;
+
+async function main(): Promise<void> {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      out: { type: 'string' },
+      negative: { type: 'string' },
+      seed: { type: 'string' },
+      steps: { type: 'string' },
+      guidance: { type: 'string' },
+      width: { type: 'string' },
+      height: { type: 'string' },
+      batch: { type: 'string' },
+      scheduler: { type: 'string' },
+      ...COMMON_OPTIONS,
+    },
+  });
+  if (values.help) {
+    process.stdout.write(HELP);
+    return;
+  }
+  if (positionals.length !== 1 || !positionals[0].trim()) {
+    throw new UsageError('give exactly one prompt in quotes, e.g. npm run generate -- "a lighthouse at dusk" --out lighthouse.png (see --help)');
+  }
+  const scheduler = values.scheduler as SchedulerKind | undefined;
+  if (scheduler && !schedulerKinds.includes(scheduler)) throw new UsageError(`--scheduler must be one of ${schedulerKinds.join(', ')}, got "${scheduler}"`);
+  const opts = {
+    prompt: positionals[0],
+    negativePrompt: values.negative,
+    seed: numberOption('seed', values.seed, { integer: true, min: 0, max: Number.MAX_SAFE_INTEGER }),
+    steps: numberOption('steps', values.steps, { integer: true, min: 1, max: 1000 }),
+    guidance: numberOption('guidance', values.guidance, { min: 0, max: 50 }),
+    width: numberOption('width', values.width, { integer: true, min: 64, max: 4096 }),
+    height: numberOption('height', values.height, { integer: true, min: 64, max: 4096 }),
+    batchSize: numberOption('batch', values.batch, { integer: true, min: 1, max: 64 }),
+    scheduler,
+  };
+  const config = loadCliConfig();
+  const ep = parseEp(values.ep, config);
+  const deviceId = numberOption('device', values.device, { integer: true, min: 0, max: 64 }) ?? config.deviceId;
+  const model = await chooseModel(values.model, config);
+
+  const started = performance.now();
+  const pipe = await StableDiffusionPipeline.load(model.dir, { ep, deviceId, threads: config.threads });
+  const bar = new ProgressBar('denoising');
+  const result = await pipe.generate({ ...opts, onStep: (i, n) => bar.update(i, n) });
+  bar.done();
+  for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
+
+  const out = values.out ?? 'image.png';
+  const files: string[] = [];
+  const stem = out.slice(0, out.length - extname(out).length);
+  for (let i = 0; i < result.images.length; i++) {
+    const file = result.images.length === 1 ? out : `${stem}-${i + 1}.png`;
+    await savePng(result.images[i], file);
+    files.push(file);
+  }
+  const seconds = (performance.now() - started) / 1000;
+  await pipe.release();
+  const summary = {
+    files,
+    model: pipe.folder.name,
+    demoModel: model.isDemo,
+    family: pipe.folder.family,
+    dtype: pipe.dtype,
+    ep,
+    seeds: result.seeds,
+    steps: result.steps,
+    guidance: result.guidance,
+    scheduler: result.scheduler,
+    width: result.width,
+    height: result.height,
+    seconds: Number(seconds.toFixed(3)),
+    timingsMs: Object.fromEntries(Object.entries(result.timings).map(([k, v]) => [k, Math.round(v)])),
+  };
+  if (values.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
+  else {
+    process.stdout.write(
+      `${files.map((f) => basename(f)).join(', ')}: model ${summary.model} (${summary.family}, ${summary.dtype}, ${ep}), ` +
+        `seed ${result.seeds.join(',')}, ${result.steps} steps, ${result.scheduler}, guidance ${result.guidance}, ` +
+        `${result.width}x${result.height}, ${seconds.toFixed(1)}s\n`,
+    );
+  }
+}
+
+runCli(main);

@@ -1,0 +1,202 @@
+/**
+ * Shared command line of `npm run blend` (two prompts) and `npm run movie` (2..16 prompts):
+ * render the keyframes with the engine, then stream the video through ffmpeg.
+ */
+import { parseArgs } from 'node:util';
+import { stat } from 'node:fs/promises';
+import { StableDiffusionPipeline } from '../../engine/pipeline/stable-diffusion.ts';
+import { schedulerKinds, type SchedulerKind } from '../../engine/schedulers/index.ts';
+import { renderMovie, transitionModes, MAX_MOVIE_PROMPTS, type TransitionMode } from '../../engine/blend/movie.ts';
+import { segmentsToVideo } from '../../engine/blend/video.ts';
+import { createPerceptualMetric } from '../../engine/blend/perceptual.ts';
+import { VIDEO_FORMATS, type VideoFormat } from '../../engine/video/encode.ts';
+import { ProgressBar } from './progress.ts';
+import { chooseModel, COMMON_OPTIONS, loadCliConfig, numberOption, parseEp, UsageError } from './common.ts';
+
+function help(kind: 'blend' | 'movie'): string {
+  const usage =
+    kind === 'blend'
+      ? 'npm run blend -- "prompt A" "prompt B" --out transition.mp4 [options]\n\nRenders a latent-blending transition from prompt A to prompt B as a video.'
+      : `npm run movie -- "prompt 1" "prompt 2" "prompt 3" ... --out movie.mp4 [options]\n\nChains 2 to ${MAX_MOVIE_PROMPTS} prompts into one seamless video (each segment starts from the previous one's last frame).`;
+  return `Usage: ${usage}
+
+Options:
+  --out FILE            video file to write (default: ${kind === 'blend' ? 'transition' : 'movie'}.<format>)
+  --format NAME         ${VIDEO_FORMATS.join(' | ')} (default: from --out's extension, else mp4)
+  --duration S          seconds ${kind === 'blend' ? 'of video' : 'per segment'} (default: 4)${kind === 'movie' ? '\n  --durations S,S,...   seconds for each segment' : ''}
+  --fps N               frames per second (default: 24)
+  --branches N          budget: images in the tree per transition, both ends included (default: 15)
+  --seconds S           budget instead: compute seconds per transition, from measured step times
+  --depth D             depth strength 0..1: where the tree branches (default: the model's, 0.5)
+  --mode NAME           ${transitionModes.join(' | ')} (default: latent-blend)
+  --walk-frames N       distinct frames per segment for the walk modes (default: 12)
+  ${kind === 'blend' ? '--seed-a N            seed of prompt A (default: drawn and printed)\n  --seed-b N            seed of prompt B' : '--seeds N,N,...       one seed per prompt (default: drawn and printed)'}
+  --negative TEXT       negative prompt
+  --steps N             denoising steps (default: the model's)
+  --guidance G          guidance scale (default: the model's; damped towards the middle)
+  --width W, --height H frame size in pixels, multiples of 8 (default: the model's)
+  --scheduler NAME      ${schedulerKinds.join(' | ')}
+  --order NAME          batched | sequential: how branches of a stage are run (default: batched on GPUs, sequential on the CPU)
+  --plan NAME           equal | gap-weighted: screen time per keyframe gap (default: equal)
+  --max-bytes N         fit the file under N bytes (lower bitrate, then resolution), e.g. 10485760
+  --lpips FILE          LPIPS ONNX model for perceptual distances (default: BLENDFARM_LPIPS_MODEL, else built-in)
+  --model DIR           ONNX pipeline folder (default: BLENDFARM_MODEL_DIR, else the built-in demo model)
+  --ep NAME             cpu | cuda | webgpu (default: BLENDFARM_EP or cpu)
+  --device N            GPU index for cuda
+  --json                print a JSON summary on stdout
+  -h, --help            show this help
+`;
+}
+
+const splitNumbers = (name: string, raw: string | undefined, integer: boolean) =>
+  raw === undefined ? undefined : raw.split(',').map((v) => numberOption(name, v.trim(), integer ? { integer: true, min: 0, max: Number.MAX_SAFE_INTEGER } : { min: 0.1, max: 600 })!);
+
+export async function runTransitionCli(kind: 'blend' | 'movie', argv = process.argv.slice(2)): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      out: { type: 'string' },
+      format: { type: 'string' },
+      duration: { type: 'string' },
+      durations: { type: 'string' },
+      fps: { type: 'string' },
+      branches: { type: 'string' },
+      seconds: { type: 'string' },
+      depth: { type: 'string' },
+      mode: { type: 'string' },
+      'walk-frames': { type: 'string' },
+      'seed-a': { type: 'string' },
+      'seed-b': { type: 'string' },
+      seeds: { type: 'string' },
+      negative: { type: 'string' },
+      steps: { type: 'string' },
+      guidance: { type: 'string' },
+      width: { type: 'string' },
+      height: { type: 'string' },
+      scheduler: { type: 'string' },
+      order: { type: 'string' },
+      plan: { type: 'string' },
+      'max-bytes': { type: 'string' },
+      lpips: { type: 'string' },
+      ...COMMON_OPTIONS,
+    },
+  });
+  if (values.help) {
+    process.stdout.write(help(kind));
+    return;
+  }
+  const prompts = positionals;
+  if (kind === 'blend' && prompts.length !== 2) throw new UsageError('give exactly two prompts in quotes: npm run blend -- "a calm sea" "a stormy sea" (see --help)');
+  if (kind === 'movie' && (prompts.length < 2 || prompts.length > MAX_MOVIE_PROMPTS)) throw new UsageError(`give 2 to ${MAX_MOVIE_PROMPTS} prompts in quotes (see --help)`);
+  prompts.forEach((p, i) => {
+    if (!p.trim()) throw new UsageError(`prompt ${i + 1} is empty: every prompt needs some text`);
+  });
+  const ext = values.out?.split('.').pop()?.toLowerCase();
+  const format = (values.format ?? (ext && (VIDEO_FORMATS as readonly string[]).includes(ext) ? ext : 'mp4')) as VideoFormat;
+  if (!VIDEO_FORMATS.includes(format)) throw new UsageError(`--format must be one of ${VIDEO_FORMATS.join(', ')}, got "${values.format}"`);
+  const mode = (values.mode ?? 'latent-blend') as TransitionMode;
+  if (!transitionModes.includes(mode)) throw new UsageError(`--mode must be one of ${transitionModes.join(', ')}, got "${values.mode}"`);
+  const scheduler = values.scheduler as SchedulerKind | undefined;
+  if (scheduler && !schedulerKinds.includes(scheduler)) throw new UsageError(`--scheduler must be one of ${schedulerKinds.join(', ')}`);
+  if (values.order && values.order !== 'batched' && values.order !== 'sequential') throw new UsageError('--order must be batched or sequential');
+  if (values.plan && values.plan !== 'equal' && values.plan !== 'gap-weighted') throw new UsageError('--plan must be equal or gap-weighted');
+  if (values.branches && values.seconds) throw new UsageError('give either --branches or --seconds, not both');
+  const seconds = numberOption('seconds', values.seconds, { min: 0.1, max: 3600 });
+  const branches = numberOption('branches', values.branches, { integer: true, min: 2, max: 500 }) ?? (seconds === undefined ? 15 : undefined);
+  const seeds =
+    kind === 'blend'
+      ? [numberOption('seed-a', values['seed-a'], { integer: true, min: 0, max: Number.MAX_SAFE_INTEGER }), numberOption('seed-b', values['seed-b'], { integer: true, min: 0, max: Number.MAX_SAFE_INTEGER })]
+      : splitNumbers('seeds', values.seeds, true);
+  if (kind === 'movie' && seeds && seeds.length !== prompts.length) throw new UsageError(`--seeds needs one seed per prompt (${prompts.length}), got ${seeds.length}`);
+  const durations = splitNumbers('durations', values.durations, false);
+  if (durations && durations.length !== prompts.length - 1) throw new UsageError(`--durations needs one value per segment (${prompts.length - 1}), got ${durations.length}`);
+  const duration = durations ?? numberOption('duration', values.duration, { min: 0.1, max: 600 }) ?? 4;
+  const fps = numberOption('fps', values.fps, { min: 1, max: 120 }) ?? 24;
+  const maxBytes = numberOption('max-bytes', values['max-bytes'], { integer: true, min: 1024 });
+
+  const config = loadCliConfig();
+  const ep = parseEp(values.ep, config);
+  const deviceId = numberOption('device', values.device, { integer: true, min: 0, max: 64 }) ?? config.deviceId;
+  const model = await chooseModel(values.model, config);
+  const started = performance.now();
+  const pipe = await StableDiffusionPipeline.load(model.dir, { ep, deviceId, threads: config.threads, scheduler });
+  const metric = await createPerceptualMetric(values.lpips ?? config.lpipsModel, { ep, deviceId });
+  const bar = new ProgressBar(kind === 'blend' ? 'blending' : 'movie');
+  const controller = new AbortController();
+  const onSignal = () => controller.abort();
+  process.once('SIGINT', onSignal);
+
+  const result = await renderMovie(
+    pipe,
+    {
+      prompts,
+      seeds,
+      mode,
+      walkFrames: numberOption('walk-frames', values['walk-frames'], { integer: true, min: 2, max: 600 }),
+      negativePrompt: values.negative,
+      steps: numberOption('steps', values.steps, { integer: true, min: 2, max: 1000 }),
+      guidance: numberOption('guidance', values.guidance, { min: 0, max: 50 }),
+      width: numberOption('width', values.width, { integer: true, min: 64, max: 4096 }),
+      height: numberOption('height', values.height, { integer: true, min: 64, max: 4096 }),
+      depthStrength: numberOption('depth', values.depth, { min: 0.01, max: 0.99 }),
+      maxBranches: branches,
+      computeSeconds: seconds,
+      order: values.order as 'batched' | 'sequential' | undefined,
+      signal: controller.signal,
+      onProgress: (p) => {
+        const seg = p.segments > 1 ? `segment ${p.segment}/${p.segments} ` : '';
+        if (p.transition) bar.update(p.transition.branchesDone, p.transition.branchesPlanned, `${seg}stage ${p.transition.stage}/${p.transition.stages}`);
+        else if (p.framesTotal) bar.update(p.framesDone ?? 0, p.framesTotal, seg);
+      },
+    },
+    metric,
+  );
+  bar.done();
+  const out = values.out ?? `${kind === 'blend' ? 'transition' : 'movie'}.${format}`;
+  const video = await segmentsToVideo(result.segments, {
+    fps,
+    duration,
+    format,
+    out,
+    maxBytes,
+    plan: values.plan as 'equal' | 'gap-weighted' | undefined,
+    signal: controller.signal,
+  });
+  process.off('SIGINT', onSignal);
+  await pipe.release();
+  await metric.release?.();
+  const size = (await stat(out)).size;
+  const gaps = result.segments.flatMap((s) => s.gaps ?? []);
+  const summary = {
+    file: out,
+    format,
+    model: pipe.folder.name,
+    demoModel: model.isDemo,
+    ep,
+    mode,
+    prompts,
+    seeds: result.seeds,
+    segments: result.segments.length,
+    keyframes: result.branches,
+    frames: video.frames,
+    fps,
+    durationSeconds: Number(video.durationSeconds.toFixed(3)),
+    width: video.width,
+    height: video.height,
+    sizeBytes: size,
+    metric: result.metric ?? null,
+    maxGap: gaps.length ? Number(Math.max(...gaps).toFixed(4)) : null,
+    meanGap: gaps.length ? Number((gaps.reduce((a, b) => a + b, 0) / gaps.length).toFixed(4)) : null,
+    renderSeconds: Number(result.seconds.toFixed(3)),
+    totalSeconds: Number(((performance.now() - started) / 1000).toFixed(3)),
+  };
+  if (values.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
+  else {
+    process.stdout.write(
+      `${out}: ${summary.keyframes} keyframes${gaps.length ? ` (max gap ${summary.maxGap}, mean ${summary.meanGap})` : ''}, seeds ${result.seeds.join(', ')}, ` +
+        `${video.frames} frames at ${fps} fps (${summary.durationSeconds}s, ${video.width}x${video.height}), ${(size / 1024).toFixed(0)} KiB, ` +
+        `rendered in ${summary.renderSeconds.toFixed(1)}s, total ${summary.totalSeconds.toFixed(1)}s (model ${summary.model}, ${ep})\n`,
+    );
+  }
+}

@@ -1,0 +1,327 @@
+// Operator command line: `npm run farm -- <command>`. Every command has a --json form whose
+// shape is documented in farm/README.md and kept stable for scripts.
+import fs from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { type FarmDb, openDatabase } from '../../db/client.ts';
+import { type JobKind } from '../../db/schema.ts';
+import { getBudget, grantBudget } from '../../farm/budget.ts';
+import { type FarmContext, loadFarmConfig } from '../../farm/config.ts';
+import { FarmError } from '../../farm/errors.ts';
+import { type FollowUpKind, submitFollowUp } from '../../farm/follow-up.ts';
+import { type JobParamsInput, JobParamsError, isJobKind, QUALITY_PRESETS, type QualityPreset } from '../../farm/job-params.ts';
+import { artifactToJson, budgetToJson, jobToJson, workerToJson } from '../../farm/json.ts';
+import { cancelJob, getArtifact, getJob, retryJob, submitJob } from '../../farm/jobs.ts';
+import { loadRenderer, rendererSpecFromEnv } from '../worker/load-renderer.ts';
+import { type LocalWorkers, startLocalWorkers } from '../../farm/local.ts';
+import type { ThreadRenderer } from '../../farm/thread-renderer.ts';
+import { farmStatus } from '../../farm/status.ts';
+import type { Job } from '../../farm/types.ts';
+import { waitForJob } from '../../farm/wait.ts';
+
+export const USAGE = `Usage: npm run farm -- <command> [options]
+
+Commands:
+  submit blend "prompt A" "prompt B" --user ID [render options] [--wait] [--json]
+  submit movie "p1" "p2" ... "p16"   --user ID [render options] [--wait] [--json]
+  submit reroll --parent JOB --user ID          same prompts, new seeds
+  submit upscale --parent JOB --user ID [--factor 2|4]
+  submit extend "next prompt" --parent JOB --user ID
+  status [--json]                               queue, running jobs, workers online
+  show JOB [--json]                             one job
+  budget --user ID [--grant N] [--note TEXT] [--json]
+  cancel JOB [--json]                           refunds what was not used
+  retry JOB [--json]                            requeues a failed or cancelled job
+  fetch JOB --out FILE                          saves a finished job's video
+
+Render options: --negative TEXT, --seed N (once per prompt), --duration SECONDS, --fps N,
+  --size WxH (or --width N --height N), --steps N, --quality ${Object.keys(QUALITY_PRESETS).join('|')},
+  --branches N, --depth 0..1, --guidance X, --model ID, --format mp4|webm|gif, --guild ID
+--wait: wait for the job to finish (with the embedded database it renders in this process,
+  using BLENDFARM_RENDERER); --timeout SECONDS limits the wait.
+Exit status: 0 done, 1 refused or the job failed/was cancelled, 2 bad command line.`;
+
+export interface CliIo {
+  stdout?: (text: string) => void;
+  stderr?: (text: string) => void;
+  env?: NodeJS.ProcessEnv;
+  /** Use this open database instead of opening one (tests, embedding); it is not closed. */
+  db?: FarmDb;
+}
+
+class UsageError extends Error {}
+
+const OPTIONS = {
+  user: { type: 'string' },
+  guild: { type: 'string' },
+  json: { type: 'boolean' },
+  wait: { type: 'boolean' },
+  timeout: { type: 'string' },
+  negative: { type: 'string' },
+  seed: { type: 'string', multiple: true },
+  duration: { type: 'string' },
+  fps: { type: 'string' },
+  size: { type: 'string' },
+  width: { type: 'string' },
+  height: { type: 'string' },
+  steps: { type: 'string' },
+  quality: { type: 'string' },
+  branches: { type: 'string' },
+  depth: { type: 'string' },
+  guidance: { type: 'string' },
+  model: { type: 'string' },
+  format: { type: 'string' },
+  parent: { type: 'string' },
+  factor: { type: 'string' },
+  grant: { type: 'string' },
+  note: { type: 'string' },
+  out: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
+
+function parseNumber(raw: string, flag: string): number {
+  const value = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(value)) throw new UsageError(`--${flag} must be a number (got "${raw}").`);
+  return value;
+}
+
+function number(values: Values, flag: keyof Values): number | undefined {
+  const raw = values[flag];
+  return typeof raw === 'string' ? parseNumber(raw, flag) : undefined;
+}
+
+function jobId(raw: string | undefined, command: string): number {
+  const id = Number(raw);
+  if (!raw || !Number.isInteger(id) || id < 1) throw new UsageError(`${command} needs a job id, e.g. \`npm run farm -- ${command} 42\`.`);
+  return id;
+}
+
+function renderParams(values: Values, prompts: string[]): JobParamsInput {
+  const params: JobParamsInput = {};
+  if (prompts.length > 0) params.prompts = prompts;
+  if (values.negative !== undefined) params.negativePrompt = values.negative;
+  if (values.seed) params.seeds = values.seed.map((seed) => parseNumber(seed, 'seed'));
+  if (values.size !== undefined) {
+    const match = /^(\d+)x(\d+)$/i.exec(values.size);
+    if (!match) throw new UsageError(`--size must look like 512x512 (got "${values.size}").`);
+    params.width = Number(match[1]);
+    params.height = Number(match[2]);
+  }
+  const numeric: Array<[keyof Values, keyof JobParamsInput]> = [
+    ['duration', 'durationSeconds'],
+    ['fps', 'fps'],
+    ['width', 'width'],
+    ['height', 'height'],
+    ['steps', 'steps'],
+    ['branches', 'maxBranches'],
+    ['depth', 'depthStrength'],
+    ['guidance', 'guidance'],
+  ];
+  for (const [flag, key] of numeric) {
+    const value = number(values, flag);
+    if (value !== undefined) (params as Record<string, unknown>)[key] = value;
+  }
+  if (values.quality !== undefined) params.quality = values.quality as QualityPreset;
+  if (values.model !== undefined) params.model = values.model;
+  if (values.format !== undefined) params.format = values.format as JobParamsInput['format'];
+  return params;
+}
+
+function describeJob(job: Job): string {
+  const progress = job.progress ? ` ${Math.round(job.progress.fraction * 100)}% ${job.progress.stage}` : '';
+  return `#${job.id} ${job.kind} ${job.status}${progress} user=${job.userId} attempts=${job.attempts}/${job.maxAttempts}` +
+    (job.workerId && job.status === 'running' ? ` worker=${job.workerId}` : '') +
+    (job.error && job.status !== 'done' ? ` error="${job.error}"` : '') +
+    ` prompts=${JSON.stringify(job.params.prompts)}`;
+}
+
+export async function runCli(argv: string[], io: CliIo = {}): Promise<number> {
+  const out = io.stdout ?? ((text: string) => process.stdout.write(`${text}\n`));
+  const err = io.stderr ?? ((text: string) => process.stderr.write(`${text}\n`));
+  const env = io.env ?? process.env;
+
+  let parsed: { values: Values; positionals: string[] };
+  try {
+    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (error) {
+    err(`${(error as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  const [command, ...rest] = positionals;
+  if (values.help || !command) {
+    (command || values.help ? out : err)(USAGE);
+    return values.help ? 0 : 2;
+  }
+  const json = values.json === true;
+  const print = (human: string, data: unknown): void => out(json ? JSON.stringify(data, null, 2) : human);
+
+  let db: FarmDb | undefined = io.db;
+  let localWorkers: LocalWorkers | undefined;
+  let localRenderer: ThreadRenderer | undefined;
+  try {
+    const commands = ['submit', 'status', 'show', 'budget', 'cancel', 'retry', 'fetch'];
+    if (!commands.includes(command)) throw new UsageError(`Unknown command "${command}"; commands: ${commands.join(', ')}.`);
+    const config = loadFarmConfig(env);
+    db ??= await openDatabase({ url: env.DATABASE_URL ?? '', dataDir: env.BLENDFARM_DATA_DIR });
+    const farm: FarmContext = { db, config };
+
+    switch (command) {
+      case 'submit': {
+        const [kind, ...prompts] = rest;
+        if (!isJobKind(kind)) throw new UsageError(`submit needs a kind: blend, movie, reroll, upscale or extend (got "${kind ?? ''}").`);
+        if (!values.user) throw new UsageError('submit needs --user ID (whose budget pays for the job).');
+        const common = { userId: values.user, guildId: values.guild ?? null };
+        let job: Job;
+        if (kind === 'blend' || kind === 'movie') {
+          if (values.parent) throw new UsageError(`--parent is for reroll, upscale and extend, not ${kind}.`);
+          job = await submitJob(farm, { ...common, kind: kind as JobKind, params: renderParams(values, prompts) });
+        } else {
+          if (!values.parent) throw new UsageError(`submit ${kind} needs --parent JOB (the job to start from).`);
+          const factor = number(values, 'factor');
+          job = await submitFollowUp(farm, {
+            ...common,
+            kind: kind as FollowUpKind,
+            parentJobId: jobId(values.parent, 'submit'),
+            options: { prompts, ...(factor !== undefined ? { upscaleFactor: factor as 2 | 4 } : {}) },
+          });
+        }
+        if (!values.wait) {
+          print(`Queued ${job.kind} job ${job.id} for ${job.userId} (reserved ${job.reservedGpuSeconds} GPU-seconds).`, { job: jobToJson(job) });
+          return 0;
+        }
+        if (db.kind === 'pglite') {
+          // Nobody else can open the embedded database while we hold it: render here.
+          let spec;
+          try {
+            spec = rendererSpecFromEnv(env);
+          } catch (error) {
+            throw new UsageError(`--wait with the embedded database renders in this process, but: ${(error as Error).message}`);
+          }
+          localRenderer = await loadRenderer(spec, config.abortGraceMs);
+          localWorkers = await startLocalWorkers(farm, { renderer: localRenderer, concurrency: spec.threads, log: (line) => !json && err(line) });
+          err(`Rendering job ${job.id} in this process (embedded database).`);
+        } else if (!json) {
+          err(`Queued job ${job.id}; waiting for a worker...`);
+        }
+        const timeout = number(values, 'timeout');
+        const finished = await waitForJob(farm, job.id, {
+          timeoutMs: timeout === undefined ? undefined : timeout * 1000,
+          onEvent: (event) => {
+            if (json) return;
+            if (event.type === 'progress' && event.progress) err(`job ${job.id}: ${Math.round(event.progress.fraction * 100)}% ${event.progress.stage}`);
+            else if (event.type !== 'progress') err(`job ${job.id}: ${event.type}${event.error ? ` (${event.error})` : ''}`);
+          },
+        });
+        const artifact = await getArtifact(farm, finished.id);
+        const human =
+          finished.status === 'done'
+            ? `Job ${finished.id} done: ${artifact?.format} ${artifact?.sizeBytes} bytes, ${finished.spentGpuSeconds} GPU-seconds (charged ${finished.chargedGpuSeconds}).`
+            : `Job ${finished.id} ${finished.status}: ${finished.error ?? 'no error recorded'}.`;
+        print(human, { job: jobToJson(finished), artifact: artifactToJson(artifact) });
+        return finished.status === 'done' ? 0 : 1;
+      }
+
+      case 'status': {
+        const status = await farmStatus(farm);
+        const c = status.counts;
+        const lines = [
+          `Database: ${status.database}`,
+          `Jobs: ${c.queued} queued, ${c.running} running, ${c.done} done, ${c.failed} failed, ${c.cancelled} cancelled`,
+          ...status.running.map((job) => `  running ${describeJob(job)}`),
+          ...status.queued.map((job) => `  queued (${job.position}) ${describeJob(job)}`),
+          `Workers: ${status.workers.filter((w) => w.online).length} online`,
+          ...status.workers.map(
+            (w) => `  ${w.id} ${w.online ? 'online' : 'offline'} on ${w.host}: ${w.runningJobs}/${w.concurrency} busy, models ${w.capabilities.models.join(',')}, up to ${w.capabilities.maxPixels} px, ${w.capabilities.executionProvider}`,
+          ),
+        ];
+        print(lines.join('\n'), {
+          database: status.database,
+          counts: status.counts,
+          running: status.running.map(jobToJson),
+          queued: status.queued.map((job) => ({ ...jobToJson(job), position: job.position })),
+          recent: status.recent.map(jobToJson),
+          workers: status.workers.map(workerToJson),
+        });
+        return 0;
+      }
+
+      case 'show': {
+        const id = jobId(rest[0], 'show');
+        const job = await getJob(farm, id);
+        if (!job) throw new FarmError('not_found', `There is no job ${id}.`);
+        const artifact = await getArtifact(farm, id);
+        print(describeJob(job), { job: jobToJson(job), artifact: artifactToJson(artifact) });
+        return 0;
+      }
+
+      case 'budget': {
+        if (!values.user) throw new UsageError('budget needs --user ID.');
+        const grant = number(values, 'grant');
+        let granted = '';
+        if (grant !== undefined) {
+          await grantBudget(farm, values.user, grant, values.note);
+          granted = `Granted ${grant} GPU-seconds to ${values.user}. `;
+        }
+        const budget = await getBudget(farm, values.user, { guildId: values.guild ?? null });
+        print(
+          `${granted}${budget.userId}: ${budget.balanceGpuSeconds} GPU-seconds left (${budget.heldGpuSeconds} held by ${budget.activeJobs}/${budget.maxActiveJobs} active jobs); ` +
+            `tops up to ${budget.refillGpuSeconds} every ${budget.refillPeriodSeconds} s, next at ${budget.nextRefillAt.toISOString()}.`,
+          budgetToJson(budget),
+        );
+        return 0;
+      }
+
+      case 'cancel': {
+        const result = await cancelJob(farm, jobId(rest[0], 'cancel'), 'cancelled by an operator');
+        print(
+          result.cancelled
+            ? `Cancelled job ${result.job.id}; refunded ${result.refundedGpuSeconds} GPU-seconds.`
+            : `Job ${result.job.id} had already ${result.job.status === 'done' ? 'finished' : result.job.status}; nothing to cancel.`,
+          { cancelled: result.cancelled, refundedGpuSeconds: result.refundedGpuSeconds, job: jobToJson(result.job) },
+        );
+        return 0;
+      }
+
+      case 'retry': {
+        const job = await retryJob(farm, jobId(rest[0], 'retry'));
+        print(`Job ${job.id} is queued again (reserved ${job.reservedGpuSeconds} GPU-seconds).`, { job: jobToJson(job) });
+        return 0;
+      }
+
+      case 'fetch': {
+        const id = jobId(rest[0], 'fetch');
+        if (!values.out) throw new UsageError('fetch needs --out FILE.');
+        const artifact = await getArtifact(farm, id);
+        if (!artifact) throw new FarmError('not_found', `Job ${id} has no finished video (yet); see \`npm run farm -- show ${id}\`.`);
+        await fs.writeFile(values.out, artifact.bytes);
+        print(`Wrote ${artifact.sizeBytes} bytes (${artifact.format}) to ${values.out}.`, { path: values.out, artifact: artifactToJson(artifact) });
+        return 0;
+      }
+    }
+    return 2;
+  } catch (error) {
+    if (error instanceof UsageError) {
+      err(`${error.message}\nRun \`npm run farm -- --help\` for usage.`);
+      return 2;
+    }
+    const code = error instanceof FarmError ? error.code : error instanceof JobParamsError ? 'invalid_params' : 'error';
+    const details = error instanceof FarmError ? error.details() : error instanceof JobParamsError ? { issues: error.issues } : {};
+    // Driver errors arrive wrapped ("Failed query: ..."); the cause says what actually went wrong.
+    const cause = (error as Error).cause;
+    const message = code === 'error' && cause instanceof Error ? `${(error as Error).message.split('\n')[0]}: ${cause.message}` : (error as Error).message;
+    if (json) out(JSON.stringify({ error: { code, message, ...details } }, null, 2));
+    else err(message);
+    return 1;
+  } finally {
+    await localWorkers?.stop('release').catch(() => {});
+    await localRenderer?.close().catch(() => {});
+    if (db && db !== io.db) await db.close();
+  }
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  process.exitCode = await runCli(process.argv.slice(2));
+}

@@ -1,0 +1,97 @@
+/**
+ * The command-line tools as a user runs them: child processes, the demo model, real files.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { pathToFileURL } from 'node:url';
+import sharp from 'sharp';
+import { probeVideo } from '../../engine/video/probe.ts';
+
+const run = promisify(execFile);
+const ROOT = new URL('../..', import.meta.url).pathname;
+// The tests run the tools from a temporary folder, so point node at tsx's loader by path.
+const TSX = pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href;
+
+async function cli(script: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, ['--import', TSX, join(ROOT, 'apps/cli', script), ...args], {
+      cwd: dir,
+      env: { ...process.env, BLENDFARM_MODEL_DIR: '', DEBUG: '' },
+      timeout: 120_000,
+    });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'blendfarm-cli-'));
+});
+afterAll(() => rm(dir, { recursive: true, force: true }));
+
+describe('npm run generate', () => {
+  it('renders a PNG with the demo model, says so, and prints a JSON summary', async () => {
+    const r = await cli('generate.ts', ['a lighthouse at dusk', '--out', 'l.png', '--seed', '7', '--steps', '4', '--width', '128', '--height', '96', '--json']);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/Using the built-in demo model/);
+    const summary = JSON.parse(r.stdout);
+    expect(summary).toMatchObject({ files: ['l.png'], demoModel: true, seeds: [7], steps: 4, width: 128, height: 96, ep: 'cpu' });
+    const meta = await sharp(join(dir, 'l.png')).metadata();
+    expect([meta.format, meta.width, meta.height]).toEqual(['png', 128, 96]);
+  });
+
+  it('--help documents every option', async () => {
+    const r = await cli('generate.ts', ['--help']);
+    expect(r.code).toBe(0);
+    for (const flag of ['--out', '--negative', '--seed', '--steps', '--guidance', '--width', '--height', '--batch', '--scheduler', '--model', '--ep', '--device', '--json']) {
+      expect(r.stdout).toContain(flag);
+    }
+  });
+
+  it('bad input gets one clear line and a non-zero exit, no stack trace', async () => {
+    const r = await cli('generate.ts', ['x', '--steps', 'many']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/error: --steps must be a whole number from 1 to 1000, got "many"/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    const size = await cli('generate.ts', ['x', '--width', '100', '--steps', '1']);
+    expect(size.code).toBe(1);
+    expect(size.stderr).toMatch(/width must be a multiple of 8/);
+    const ep = await cli('generate.ts', ['x', '--ep', 'tpu']);
+    expect(ep.stderr).toMatch(/--ep must be cpu, cuda or webgpu/);
+  });
+});
+
+describe('npm run blend / movie', () => {
+  it('renders a 2-prompt transition to MP4 with the frames and duration asked for', async () => {
+    const r = await cli('blend.ts', ['a red sunset', 'a green forest', '--out', 't.mp4', '--duration', '2', '--fps', '12', '--seed-a', '1', '--seed-b', '2', '--branches', '9', '--json']);
+    expect(r.code).toBe(0);
+    const s = JSON.parse(r.stdout);
+    expect(s).toMatchObject({ seeds: [1, 2], keyframes: 9, frames: 24, fps: 12, format: 'mp4', demoModel: true });
+    expect(s.maxGap).toBeGreaterThan(0);
+    const probe = await probeVideo(join(dir, 't.mp4'));
+    expect([probe.codec, probe.frames, probe.pixFmt]).toEqual(['h264', 24, 'yuv420p']);
+    expect((await stat(join(dir, 't.mp4'))).size).toBe(s.sizeBytes);
+  });
+
+  it('renders a 3-prompt movie as an animated GIF, reporting every seed', async () => {
+    const r = await cli('movie.ts', ['a red sunset', 'a green forest', 'a blue ocean', '--out', 'm.gif', '--durations', '1,1.5', '--fps', '10', '--branches', '5', '--seeds', '4,5,6', '--json']);
+    expect(r.code).toBe(0);
+    const s = JSON.parse(r.stdout);
+    expect(s).toMatchObject({ seeds: [4, 5, 6], segments: 2, keyframes: 9, frames: 25, format: 'gif' });
+    const probe = await probeVideo(join(dir, 'm.gif'));
+    expect(probe.frames).toBe(25);
+  });
+
+  it('refuses a wrong number of prompts and an empty prompt with clear messages', async () => {
+    expect((await cli('blend.ts', ['only one'])).stderr).toMatch(/give exactly two prompts/);
+    expect((await cli('blend.ts', ['a', '  '])).stderr).toMatch(/prompt 2 is empty/);
+    expect((await cli('movie.ts', ['a', 'b', '--seeds', '1'])).stderr).toMatch(/--seeds needs one seed per prompt \(2\), got 1/);
+  });
+});

@@ -1,0 +1,117 @@
+// The operator CLI, run in-process against both back ends: --json shapes (documented in
+// farm/README.md), exit codes, and --wait (on PGlite it renders in the same process).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { FarmDb } from '../../db/client.ts';
+import { runCli } from '../../apps/farm-cli/main.ts';
+import { loadFarmConfig } from '../../farm/config.ts';
+import { FakeRenderer } from '../../farm/fake-renderer.ts';
+import { FarmWorker } from '../../farm/worker.ts';
+import { BACKENDS, createTestDatabase, type TestDatabase } from '../helpers/db.ts';
+
+const ENV = {
+  BLENDFARM_RENDERER: 'farm/fake-renderer.ts',
+  BLENDFARM_RENDERER_OPTIONS: '{"stepMs":5,"models":["demo"]}',
+  BLENDFARM_LEASE_SECONDS: '2',
+  BLENDFARM_HEARTBEAT_SECONDS: '0.25',
+  BLENDFARM_POLL_INTERVAL_MS: '50',
+  BLENDFARM_REFILL_GPU_SECONDS: '1000',
+  BLENDFARM_MAX_ACTIVE_JOBS: '20',
+};
+
+const JOB_KEYS = [
+  'attempts', 'channelId', 'chargedGpuSeconds', 'createdAt', 'deliveredAt', 'error', 'finishedAt', 'guildId', 'id', 'kind', 'maxAttempts',
+  'messageId', 'params', 'parentJobId', 'progress', 'reservedGpuSeconds', 'spentGpuSeconds', 'startedAt', 'status', 'userId', 'workerId',
+];
+
+describe.each(BACKENDS)('farm CLI on %s', (backend) => {
+  let testDb: TestDatabase;
+  let db: FarmDb;
+
+  async function cli(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string; json: any }> {
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = await runCli(argv, { db, env: ENV, stdout: (t) => out.push(t), stderr: (t) => err.push(t) });
+    const stdout = out.join('\n');
+    return { code, stdout, stderr: err.join('\n'), json: argv.includes('--json') && stdout ? JSON.parse(stdout) : undefined };
+  }
+
+  beforeAll(async () => {
+    testDb = await createTestDatabase(backend);
+    db = await testDb.open();
+  });
+  afterAll(async () => {
+    await testDb?.drop();
+  });
+
+  it('submits a blend and prints the documented job shape', async () => {
+    const { code, json } = await cli('submit', 'blend', 'a red fox', 'a blue whale', '--user', 'op-1', '--size', '256x128', '--quality', 'draft', '--seed', '7', '--seed', '8', '--json');
+    expect(code).toBe(0);
+    expect(Object.keys(json)).toEqual(['job']);
+    expect(Object.keys(json.job).sort()).toEqual(JOB_KEYS);
+    expect(json.job).toMatchObject({ kind: 'blend', status: 'queued', userId: 'op-1', attempts: 0, maxAttempts: 3, parentJobId: null });
+    expect(json.job.params).toMatchObject({ prompts: ['a red fox', 'a blue whale'], seeds: [7, 8], width: 256, height: 128, steps: 4 });
+    expect(json.job.reservedGpuSeconds).toBeGreaterThan(0);
+    expect(new Date(json.job.createdAt).getTime()).toBeGreaterThan(0);
+  });
+
+  it('waits for a movie to finish and reports the artifact', async () => {
+    // Postgres: a worker elsewhere does the work. PGlite: the CLI renders in its own process.
+    const worker = backend === 'postgres' ? new FarmWorker({ farm: { db, config: loadFarmConfig(ENV) }, renderer: new FakeRenderer({ models: ['demo'], stepMs: 5 }), log: () => {} }) : undefined;
+    await worker?.start();
+    const { code, json } = await cli('submit', 'movie', 'dawn', 'noon', 'dusk', '--user', 'op-2', '--quality', 'draft', '--wait', '--timeout', '30', '--json');
+    await worker?.stop();
+    expect(code).toBe(0);
+    expect(json.job).toMatchObject({ kind: 'movie', status: 'done', attempts: 1 });
+    expect(json.job.spentGpuSeconds).toBeGreaterThan(0);
+    expect(json.artifact).toMatchObject({ format: 'mp4', mime: 'video/mp4', meta: { renderer: 'fake', prompts: ['dawn', 'noon', 'dusk'] } });
+    expect(json.artifact.sizeBytes).toBeGreaterThan(0);
+
+    const reroll = await cli('submit', 'reroll', '--parent', String(json.job.id), '--user', 'op-3', '--json');
+    expect(reroll.code).toBe(0);
+    expect(reroll.json.job).toMatchObject({ kind: 'reroll', parentJobId: json.job.id, userId: 'op-3', params: { prompts: ['dawn', 'noon', 'dusk'] } });
+  });
+
+  it('shows status, budgets, cancels and retries', async () => {
+    const submitted = (await cli('submit', 'blend', 'x', 'y', '--user', 'op-4', '--json')).json.job;
+    const status = await cli('status', '--json');
+    expect(status.code).toBe(0);
+    expect(Object.keys(status.json)).toEqual(['database', 'counts', 'running', 'queued', 'recent', 'workers']);
+    expect(status.json.counts.queued).toBeGreaterThanOrEqual(1);
+    expect(status.json.queued.find((j: { id: number }) => j.id === submitted.id).position).toBeGreaterThanOrEqual(1);
+    expect(status.json.recent[0].status).toBe('done');
+    expect(status.json.workers.length).toBeGreaterThanOrEqual(1);
+    expect(Object.keys(status.json.workers[0]).sort()).toEqual(['capabilities', 'concurrency', 'heartbeatAt', 'host', 'id', 'online', 'pid', 'runningJobs', 'startedAt', 'stoppedAt']);
+
+    const budget = await cli('budget', '--user', 'op-4', '--grant', '25', '--note', 'thanks', '--json');
+    expect(budget.json).toMatchObject({ userId: 'op-4', refillGpuSeconds: 1000, activeJobs: 1, maxActiveJobs: 20 });
+    expect(budget.json.balanceGpuSeconds).toBeCloseTo(1025 - submitted.reservedGpuSeconds, 3);
+    expect(budget.json.heldGpuSeconds).toBeCloseTo(submitted.reservedGpuSeconds, 3);
+    expect(budget.json.ledger[0]).toMatchObject({ kind: 'grant', amountGpuSeconds: 25, note: 'thanks' });
+
+    const cancelled = await cli('cancel', String(submitted.id), '--json');
+    expect(cancelled.json).toMatchObject({ cancelled: true, refundedGpuSeconds: submitted.reservedGpuSeconds, job: { status: 'cancelled' } });
+    expect((await cli('cancel', String(submitted.id), '--json')).json.cancelled).toBe(false);
+    const retried = await cli('retry', String(submitted.id), '--json');
+    expect(retried.json.job).toMatchObject({ id: submitted.id, status: 'queued', attempts: 0 });
+  });
+
+  it('explains refusals in JSON with exit status 1, and bad command lines with 2', async () => {
+    const invalid = await cli('submit', 'blend', 'only one prompt', '--user', 'op-5', '--fps', '500', '--json');
+    expect(invalid.code).toBe(1);
+    expect(invalid.json.error).toMatchObject({ code: 'invalid_params', issues: ['a blend needs exactly 2 prompts (got 1)', 'fps must be an integer between 1 and 60 (got 500)'] });
+
+    const tooBig = await cli('submit', 'blend', 'a', 'b', '--user', 'op-5', '--size', '2048x2048', '--quality', 'max', '--duration', '60', '--json');
+    expect(tooBig.code).toBe(1);
+    expect(tooBig.json.error).toMatchObject({ code: 'budget_exceeded', balanceGpuSeconds: 1000, refillGpuSeconds: 1000 });
+    expect(tooBig.json.error.costGpuSeconds).toBeGreaterThan(1000);
+
+    const missing = await cli('retry', '999999', '--json');
+    expect(missing.json.error.code).toBe('not_found');
+
+    expect((await cli('submit', 'blend', 'a', 'b')).code).toBe(2);
+    const unknown = await cli('frobnicate');
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('Unknown command "frobnicate"');
+    expect((await cli('submit', 'blend', 'a', 'b', '--user', 'u', '--fps', 'fast')).stderr).toContain('--fps must be a number (got "fast")');
+  });
+});

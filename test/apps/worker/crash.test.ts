@@ -1,0 +1,117 @@
+// Real worker processes (apps/worker/main.ts with the stand-in renderer): one killed with
+// SIGKILL mid-render has its job finished elsewhere exactly once; one sent SIGTERM finishes its
+// job and exits cleanly. On PGlite the killed process also leaves a stale lock behind, which
+// the next opener takes over.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { sql } from 'drizzle-orm';
+import { afterEach, describe, expect, it } from 'vitest';
+import { queryRows } from '../../../db/client.ts';
+import { auditBalance } from '../../../farm/budget.ts';
+import { decodeFakeVideo, FakeRenderer } from '../../../farm/fake-renderer.ts';
+import { getArtifact, getJob, submitJob } from '../../../farm/jobs.ts';
+import { waitForJob } from '../../../farm/wait.ts';
+import { FarmWorker } from '../../../farm/worker.ts';
+import { type Backend, BACKENDS, CHEAP_BLEND, countRows, createTestDatabase, farmContext, FAST_CONFIG, GENEROUS_BUDGET, type TestDatabase } from '../../helpers/db.ts';
+
+const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
+
+function startWorkerProcess(testDb: TestDatabase, id: string, rendererOptions: object): ChildProcess & { output: () => string } {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'apps/worker/main.ts'], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      ...testDb.env,
+      BLENDFARM_RENDERER: 'farm/fake-renderer.ts',
+      BLENDFARM_RENDERER_OPTIONS: JSON.stringify(rendererOptions),
+      BLENDFARM_WORKER_ID: id,
+      BLENDFARM_LEASE_SECONDS: String(FAST_CONFIG.leaseSeconds),
+      BLENDFARM_HEARTBEAT_SECONDS: String(FAST_CONFIG.heartbeatSeconds),
+      BLENDFARM_POLL_INTERVAL_MS: '50',
+      BLENDFARM_RETRY_BACKOFF_SECONDS: '0',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let text = '';
+  child.stdout?.on('data', (chunk: Buffer) => (text += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (text += chunk.toString()));
+  return Object.assign(child, { output: () => text });
+}
+
+async function waitForOutput(child: ChildProcess & { output: () => string }, pattern: RegExp, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!pattern.test(child.output())) {
+    if (child.exitCode !== null) throw new Error(`worker exited early:\n${child.output()}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${pattern}:\n${child.output()}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+let testDb: TestDatabase | undefined;
+let child: (ChildProcess & { output: () => string }) | undefined;
+
+afterEach(async () => {
+  if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  await testDb?.drop();
+  testDb = undefined;
+});
+
+/** Submits through a short-lived handle: a PGlite directory must be free for the child. */
+async function submitOne(backend: Backend, prompts: string[]) {
+  testDb = await createTestDatabase(backend);
+  const db = await testDb.open();
+  const job = await submitJob(farmContext(db, { budget: GENEROUS_BUDGET }), { kind: 'blend', userId: 'victim', params: { ...CHEAP_BLEND, prompts, model: 'proc' } });
+  await db.close();
+  return job;
+}
+
+describe.each(BACKENDS)('worker processes on %s', (backend) => {
+  it('finishes the job of a worker killed with SIGKILL exactly once, elsewhere', async () => {
+    const job = await submitOne(backend, ['a slow render', 'b']);
+    child = startWorkerProcess(testDb!, 'doomed', { models: ['proc'], steps: 100, stepMs: 100 });
+    await waitForOutput(child, new RegExp(`job ${job.id}: attempt 1 of 3 started`));
+    child.kill('SIGKILL');
+    await once(child, 'exit');
+
+    const db = await testDb!.open(); // PGlite: takes over the dead process's lock
+    const farm = farmContext(db, { budget: GENEROUS_BUDGET });
+    expect((await getJob(farm, job.id))?.status).toBe('running');
+    const rescuer = new FarmWorker({ farm, renderer: new FakeRenderer({ models: ['proc'], stepMs: 5 }), id: 'rescuer', log: () => {} });
+    await rescuer.start();
+    const done = await waitForJob(farm, job.id, { timeoutMs: 20_000 });
+    await rescuer.stop();
+
+    expect(done).toMatchObject({ status: 'done', attempts: 2, workerId: 'rescuer' });
+    expect(decodeFakeVideo((await getArtifact(farm, job.id))!.bytes).attempt).toBe(2);
+    expect(await countRows(db, 'artifacts', sql`job_id = ${job.id}`)).toBe(1);
+    const history = await queryRows<{ type: string; data: { workerId?: string; error?: string } }>(
+      db.db,
+      sql`select type, data from job_events where job_id = ${job.id} order by id`,
+    );
+    expect(history.map((e) => e.type)).toEqual(['queued', 'claimed', 'retrying', 'claimed', 'done']);
+    expect(history[1].data.workerId).toBe('doomed');
+    expect(history[2].data.error).toMatch(/worker doomed stopped renewing its lease during attempt 1/);
+    const audit = await auditBalance(db.db, 'victim');
+    expect(audit.balanceMs).toBe(audit.ledgerSumMs);
+  });
+});
+
+// Graceful shutdown is the same code on both back ends; one real process run is enough.
+describe('worker process on postgres', () => {
+  it('finishes the running job and exits cleanly on SIGTERM', async () => {
+    const job = await submitOne('postgres', ['a short render', 'b']);
+    child = startWorkerProcess(testDb!, 'polite', { models: ['proc'], steps: 10, stepMs: 80 });
+    await waitForOutput(child, new RegExp(`job ${job.id}: attempt 1 of 3 started`));
+    child.kill('SIGTERM');
+    const [code] = await once(child, 'exit');
+    expect(code).toBe(0);
+    expect(child.output()).toMatch(/SIGTERM: finishing running jobs/);
+
+    const db = await testDb!.open();
+    const farm = farmContext(db);
+    expect(await getJob(farm, job.id)).toMatchObject({ status: 'done', attempts: 1, workerId: 'polite' });
+    const [worker] = await queryRows<{ stopped: boolean }>(db.db, sql`select stopped_at is not null as stopped from workers where id = 'polite'`);
+    expect(worker.stopped).toBe(true);
+  });
+});

@@ -1,0 +1,299 @@
+/**
+ * The bot end to end: the real discord.js client against the fake Discord, a real farm on PGlite,
+ * and a real render worker running the engine (demo model) in a worker thread.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startFakeDiscord, buttonsOf, type FakeDiscord, type FakeUser, type StoredMessage } from '../fake-discord/index.ts';
+import { createTestDatabase, farmContext, GENEROUS_BUDGET, type TestDatabase } from '../helpers/db.ts';
+import type { FarmContext } from '../../farm/config.ts';
+import type { FarmDb } from '../../db/client.ts';
+import { createThreadRenderer, type ThreadRenderer } from '../../farm/thread-renderer.ts';
+import { startLocalWorkers, type LocalWorkers } from '../../farm/local.ts';
+import { getJob, listJobs } from '../../farm/jobs.ts';
+import { updateGuildSettings } from '../../farm/guilds.ts';
+import { startBot, BOT_INTENTS, type RunningBot } from '../../bot/bot.ts';
+import { deployCommands } from '../../apps/bot/deploy-commands.ts';
+import { probeVideo } from '../../engine/video/probe.ts';
+import { testModelDir } from '../../models/paths.ts';
+
+const RENDER_TIMEOUT = 90_000;
+let fake: FakeDiscord;
+let alice: FakeUser;
+let bob: FakeUser;
+let testDb: TestDatabase;
+let db: FarmDb;
+let farm: FarmContext;
+let renderer: ThreadRenderer;
+let workers: LocalWorkers;
+let bot: RunningBot;
+
+async function start(): Promise<RunningBot> {
+  return startBot({ token: fake.token, apiBase: fake.restBase, farm, log: () => {}, messenger: { editIntervalMs: 150, retryDelayMs: 200 } });
+}
+
+const hasVideo = (m: StoredMessage) => m.attachments.some((a) => /\.(mp4|gif|webm)$/.test(a.filename));
+
+beforeAll(async () => {
+  fake = await startFakeDiscord({ guilds: [{ name: 'Blendfarm', channels: ['renders'] }] });
+  alice = fake.createUser({ username: 'alice' });
+  bob = fake.createUser({ username: 'bob' });
+  fake.addMember(alice);
+  fake.addMember(bob);
+  testDb = await createTestDatabase('pglite');
+  db = await testDb.open();
+  farm = farmContext(db, { budget: GENEROUS_BUDGET });
+  renderer = await createThreadRenderer({ module: 'apps/worker/engine-renderer.ts', rendererOptions: { modelDir: testModelDir('demo') }, threads: 1 });
+  workers = await startLocalWorkers(farm, { renderer, log: () => {} });
+  await deployCommands({ token: fake.token, guildId: fake.guild().id, apiBase: fake.restBase });
+  bot = await start();
+});
+
+afterAll(async () => {
+  await bot?.stop();
+  await workers?.stop('release');
+  await renderer?.close();
+  await testDb?.drop();
+  await fake?.close();
+});
+
+async function blend(user: FakeUser, options: Record<string, unknown>) {
+  const handle = fake.sendSlashCommand({ commandName: 'blend', user, options: { quality: 'draft', duration: 1, ...options } });
+  return handle;
+}
+
+describe('/blend end to end', () => {
+  let finished: StoredMessage;
+  let parentId: number;
+
+  it('registers the commands and asks only for the intents it needs', () => {
+    expect(fake.commands(fake.guild().id).map((c) => c.name).sort()).toEqual(['blend', 'budget', 'cancel', 'movie', 'queue', 'settings']);
+    expect(fake.lastIdentify?.intentNames.sort()).toEqual(['GuildMessageReactions', 'Guilds']);
+    expect(BOT_INTENTS).toHaveLength(2);
+  });
+
+  it('defers at once, edits progress, and ends with an MP4 that ffprobe accepts, with buttons', async () => {
+    const handle = await blend(alice, { from: 'a red sunset over the sea', to: 'a green forest in spring', seed: 42 });
+    const response = await handle.waitForResponse();
+    expect(response.type).toBe(5); // deferred: accepted within Discord's 3 s
+    finished = await handle.waitForOriginal(hasVideo, RENDER_TIMEOUT);
+    const video = finished.attachments.find((a) => a.filename.endsWith('.mp4'))!;
+    const probe = await probeVideo(video.bytes);
+    expect(probe.codec).toBe('h264');
+    expect(probe.frames).toBe(12); // 1 s at the default 12 fps
+    expect(finished.content).toMatch(/seeds 42, 43/);
+    const ids = buttonsOf(finished).map((b) => b.customId);
+    parentId = Number(/^bf:upscale:(\d+)$/.exec(ids[0]!)![1]);
+    expect(ids).toEqual([`bf:upscale:${parentId}`, `bf:reroll:${parentId}`, `bf:extend:${parentId}`]);
+    // The message went through queued and progress states before the video.
+    const texts = fake.edits(handle).map((r) => r.content ?? '');
+    expect(texts.some((t) => /Queued/.test(t))).toBe(true);
+    expect(texts.some((t) => /\d+%/.test(t))).toBe(true);
+    const job = await getJob(farm, parentId);
+    expect(job?.status).toBe('done');
+    expect(job?.deliveredAt).not.toBeNull();
+  });
+
+  it('a stranger cannot re-roll or upscale someone else’s video', async () => {
+    const before = (await listJobs(farm, {})).length;
+    const press = fake.pressButton({ messageId: finished.id, customId: `bf:reroll:${parentId}`, user: bob });
+    await press.waitForResponse();
+    const refusal = await fake.waitForMessage((m) => m.ephemeral && /belongs to/.test(m.content ?? ''), 10_000);
+    expect(refusal.content).toMatch(/only they \(or a moderator\)/);
+    expect((await listJobs(farm, {})).length).toBe(before);
+  });
+
+  it('Re-roll by the owner makes a new job linked to the parent, with new seeds, also after a bot restart', async () => {
+    await bot.stop();
+    bot = await start();
+    const press = fake.pressButton({ messageId: finished.id, customId: `bf:reroll:${parentId}`, user: alice });
+    expect((await press.waitForResponse()).type).toBe(5);
+    const done = await press.waitForOriginal(hasVideo, RENDER_TIMEOUT);
+    const jobs = await listJobs(farm, { order: 'newest', limit: 1 });
+    expect(jobs[0].kind).toBe('reroll');
+    expect(jobs[0].parentJobId).toBe(parentId);
+    expect(jobs[0].userId).toBe(alice.id);
+    expect(jobs[0].params.prompts).toEqual(['a red sunset over the sea', 'a green forest in spring']);
+    expect(jobs[0].params.seeds).not.toEqual([42, 43]);
+    expect(done.content).toMatch(/Re-roll/);
+  });
+
+  it('Upscale renders the same transition at twice the size', async () => {
+    const press = fake.pressButton({ messageId: finished.id, customId: `bf:upscale:${parentId}`, user: alice });
+    const done = await press.waitForOriginal(hasVideo, RENDER_TIMEOUT);
+    const probe = await probeVideo(done.attachments[0].bytes);
+    expect([probe.width, probe.height]).toEqual([1024, 1024]);
+    const [job] = await listJobs(farm, { order: 'newest', limit: 1 });
+    expect([job.kind, job.parentJobId, job.params.seeds]).toEqual(['upscale', parentId, [42, 43]]);
+  });
+
+  it('retries a 429 from Discord and still delivers', async () => {
+    fake.failNext({ route: '/webhooks/:applicationId/:token/messages/@original', method: 'PATCH', status: 429, retryAfter: 0.2, times: 2 });
+    const handle = await blend(alice, { from: 'a castle', to: 'a submarine' });
+    const done = await handle.waitForOriginal(hasVideo, RENDER_TIMEOUT);
+    expect(done.attachments).toHaveLength(1);
+    expect(fake.requests.filter((r) => r.status === 429).length).toBeGreaterThanOrEqual(2);
+  });
+});
+
+describe('refusals', () => {
+  it('an empty prompt gets a private message and no job', async () => {
+    const before = (await listJobs(farm, {})).length;
+    const handle = await blend(alice, { from: '   ', to: 'a dog' });
+    const r = await handle.waitForResponse();
+    expect(r.type).toBe(4);
+    expect(r.ephemeral).toBe(true);
+    expect(String(r.data?.content)).toMatch(/`from` prompt is empty/);
+    expect((await listJobs(farm, {})).length).toBe(before);
+  });
+
+  it('a job over the budget is refused with the numbers, privately', async () => {
+    await updateGuildSettings(farm, fake.guild().id, { refillGpuSeconds: 0 });
+    const handle = await blend(bob, { from: 'a cat', to: 'a dog', quality: 'max' });
+    const msg = await fake.waitForMessage((m) => m.ephemeral && /GPU-seconds/.test(m.content ?? ''), 10_000);
+    expect(msg.content).toMatch(/needs about [\d.]+ GPU-seconds but only [\d.]+ are left/);
+    expect(handle.response?.type).toBe(5);
+    await updateGuildSettings(farm, fake.guild().id, { refillGpuSeconds: null });
+  });
+
+  it('no worker online: says so instead of queueing a job that cannot start', async () => {
+    await workers.stop('release');
+    const handle = await blend(alice, { from: 'a cat', to: 'a dog' });
+    const msg = await fake.waitForMessage((m) => m.ephemeral && /No render worker is online/.test(m.content ?? ''), 10_000);
+    expect(msg.content).toMatch(/try again in a few minutes/i);
+    expect(handle.response?.type).toBe(5);
+    workers = await startLocalWorkers(farm, { renderer, log: () => {} });
+  });
+});
+
+describe('delivery under Discord’s limits', () => {
+  it('renders to fit the server’s upload limit, and re-encodes when Discord still says 413', async () => {
+    fake.setAttachmentSizeLimit(60_000);
+    const handle = await blend(alice, { from: 'a quiet harbour', to: 'a busy market', duration: 3 });
+    const done = await handle.waitForOriginal(hasVideo, RENDER_TIMEOUT);
+    expect(done.attachments[0].bytes.length).toBeLessThanOrEqual(60_000);
+    const [job] = await listJobs(farm, { order: 'newest', limit: 1 });
+    expect(job.params.maxBytes).toBe(60_000);
+
+    // The limit drops after submission: the upload is refused (40005) and the bot shrinks the video.
+    fake.setAttachmentSizeLimit(10 * 1024 * 1024);
+    const second = await blend(alice, { from: 'a snowy field', to: 'a desert at noon', duration: 3 });
+    await second.waitForResponse();
+    fake.setAttachmentSizeLimit(25_000);
+    const shrunk = await second.waitForOriginal(hasVideo, RENDER_TIMEOUT);
+    expect(shrunk.attachments[0].bytes.length).toBeLessThanOrEqual(25_000);
+    expect(shrunk.content).toMatch(/Re-encoded .* to fit/);
+    expect(fake.requests.some((r) => r.errorCode === 40005)).toBe(true);
+    fake.setAttachmentSizeLimit(10 * 1024 * 1024);
+  });
+
+  it('after the interaction token expires, the result still lands in the same message (bot-authenticated edit)', async () => {
+    const handle = await blend(alice, { from: 'a red kite', to: 'a blue kite' });
+    const first = await handle.waitForOriginal((m) => /Queued|%|Starting/.test(m.content ?? ''), 10_000);
+    fake.expireToken(handle.token);
+    const done = await fake.waitForMessage((m) => m.id === first.id && hasVideo(m), RENDER_TIMEOUT);
+    expect(done.attachments).toHaveLength(1);
+    expect(fake.requests.some((r) => r.errorCode === 50027)).toBe(true);
+    expect(fake.requests.some((r) => r.method === 'PATCH' && r.path === `/channels/${done.channelId}/messages/${first.id}` && r.status === 200)).toBe(true);
+  });
+});
+
+describe('forms, reactions and the other commands', () => {
+  it('/movie without prompts opens a form; its prompts become a movie', async () => {
+    const open = fake.sendSlashCommand({ commandName: 'movie', user: alice, options: { quality: 'draft', duration: 1 } });
+    expect((await open.waitForResponse()).type).toBe(9);
+    const submit = fake.submitModal({ to: open, values: { prompts: 'a red sunset\na green forest\n\na blue ocean' } });
+    const done = await submit.waitForOriginal(hasVideo, RENDER_TIMEOUT);
+    const probe = await probeVideo(done.attachments[0].bytes);
+    expect(probe.frames).toBe(24); // two segments of 1 s at 12 fps, the join shown once
+    const [job] = await listJobs(farm, { order: 'newest', limit: 1 });
+    expect([job.kind, job.params.prompts.length, job.params.durationSeconds]).toEqual(['movie', 3, 1]);
+  });
+
+  it('/movie with prompts separated by | and a refusal for a single prompt', async () => {
+    const bad = fake.sendSlashCommand({ commandName: 'movie', user: alice, options: { prompts: 'only one' } });
+    const r = await bad.waitForResponse();
+    expect([r.type, r.ephemeral]).toEqual([4, true]);
+    expect(String(r.data?.content)).toMatch(/needs 2 to 16 prompts; you gave 1/);
+  });
+
+  it('Extend continues a finished movie from its last frame', async () => {
+    const handle = await blend(alice, { from: 'a red sunset', to: 'a green forest', seed: 5 });
+    const done = await handle.waitForOriginal(hasVideo, RENDER_TIMEOUT);
+    const parentId = Number(/bf:extend:(\d+)/.exec(buttonsOf(done).map((b) => b.customId).join(' '))![1]);
+    const open = fake.pressButton({ messageId: done.id, customId: `bf:extend:${parentId}`, user: alice });
+    expect((await open.waitForResponse()).type).toBe(9);
+    const submit = fake.submitModal({ to: open, values: { prompts: 'a blue ocean' } });
+    const extended = await submit.waitForOriginal(hasVideo, RENDER_TIMEOUT);
+    const probe = await probeVideo(extended.attachments[0].bytes);
+    expect(probe.frames).toBe(24);
+    const [job] = await listJobs(farm, { order: 'newest', limit: 1 });
+    expect([job.kind, job.parentJobId, job.params.prompts]).toEqual(['extend', parentId, ['a red sunset', 'a green forest', 'a blue ocean']]);
+    expect(job.params.seeds.slice(0, 2)).toEqual([5, 6]);
+  });
+
+  it('🔁 on a finished video re-rolls it for its owner; a stranger’s reaction does nothing', async () => {
+    const handle = await blend(alice, { from: 'a moth', to: 'a lamp' });
+    const done = await handle.waitForOriginal(hasVideo, RENDER_TIMEOUT);
+    const before = (await listJobs(farm, {})).length;
+    expect(fake.addReaction({ messageId: done.id, emoji: '🔁', user: bob }).delivered).toBe(true);
+    fake.addReaction({ messageId: done.id, emoji: '🔁', user: alice });
+    const reply = await fake.waitForMessage((m) => m.id !== done.id && /Re-roll.*a moth/.test(m.content ?? '') && hasVideo(m), RENDER_TIMEOUT);
+    // A reply that names the owner, edited into the finished video.
+    expect(reply.content).toMatch(new RegExp(`^<@${alice.id}> `));
+    const after = await listJobs(farm, {});
+    expect(after.length).toBe(before + 1);
+    expect(after.at(-1)!.userId).toBe(alice.id);
+  });
+
+  it('/budget, /queue and /cancel answer privately with real numbers', async () => {
+    const b = fake.sendSlashCommand({ commandName: 'budget', user: alice });
+    const budget = await b.waitForOriginal((m) => /GPU-seconds/.test(m.content ?? ''), 10_000);
+    expect(budget.ephemeral).toBe(true);
+    expect(budget.content).toMatch(/available/);
+    const q = fake.sendSlashCommand({ commandName: 'queue', user: alice });
+    const queue = await q.waitForOriginal((m) => /worker/.test(m.content ?? ''), 10_000);
+    expect(queue.content).toMatch(/\*\*1\*\* worker online/);
+
+    const none = fake.sendSlashCommand({ commandName: 'cancel', user: bob });
+    expect((await none.waitForOriginal((m) => /cancel/i.test(m.content ?? ''), 10_000)).content).toMatch(/no queued or running job to cancel/);
+  });
+
+  it('the Cancel button stops a render and refunds; only the owner may press it', async () => {
+    const handle = await blend(alice, { from: 'a long, slow render', to: 'that will be cancelled', quality: 'max', duration: 10 });
+    const queued = await handle.waitForOriginal((m) => buttonsOf(m).some((b) => b.customId?.startsWith('bf:cancel:')), 10_000);
+    const cancelId = buttonsOf(queued).find((b) => b.customId?.startsWith('bf:cancel:'))!.customId!;
+    const jobId = Number(cancelId.split(':')[2]);
+    const stranger = fake.pressButton({ messageId: queued.id, customId: cancelId, user: bob });
+    expect((await stranger.waitForOriginal((m) => Boolean(m.content), 10_000)).content).toMatch(/belongs to someone else/);
+    const press = fake.pressButton({ messageId: queued.id, customId: cancelId, user: alice });
+    const answer = await press.waitForOriginal((m) => /Cancelled job/.test(m.content ?? ''), 10_000);
+    expect(answer.ephemeral).toBe(true);
+    expect(answer.content).toMatch(/GPU-seconds went back/);
+    const final = await handle.waitForOriginal((m) => /Cancelled\./.test(m.content ?? ''), 30_000);
+    expect(buttonsOf(final)).toHaveLength(0);
+    expect((await getJob(farm, jobId))?.status).toBe('cancelled');
+  });
+
+  it('/settings needs Manage Server and changes the limits', async () => {
+    const denied = fake.sendSlashCommand({ commandName: 'settings', user: bob, subcommand: 'show', memberPermissions: 0n, ignoreCommandPermissions: true });
+    const d = await denied.waitForOriginal((m) => /Manage Server/.test(m.content ?? ''), 10_000);
+    expect(d.ephemeral).toBe(true);
+    const set = fake.sendSlashCommand({ commandName: 'settings', user: alice, subcommand: 'set', options: { refill: 1234, 'max-jobs': 7 }, memberPermissions: 1n << 5n });
+    const s = await set.waitForOriginal((m) => /Refill/.test(m.content ?? ''), 10_000);
+    expect(s.content).toMatch(/\*\*1234\*\* GPU-seconds/);
+    expect(s.content).toMatch(/per member: \*\*7\*\*/);
+    await updateGuildSettings(farm, fake.guild().id, { refillGpuSeconds: null, maxActiveJobs: null });
+  });
+
+  it('server defaults from /settings apply when a member leaves an option out', async () => {
+    await deployCommands({ token: fake.token, guildId: fake.guild().id, apiBase: fake.restBase });
+    const set = fake.sendSlashCommand({ commandName: 'settings', user: alice, subcommand: 'defaults', options: { size: 'landscape', duration: 2, format: 'gif' }, memberPermissions: 1n << 5n });
+    expect((await set.waitForOriginal((m) => /Render defaults/.test(m.content ?? ''), 10_000)).content).toMatch(/Render defaults: (?=.*size landscape)(?=.*duration 2 s)(?=.*format gif)/);
+    const handle = fake.sendSlashCommand({ commandName: 'blend', user: alice, options: { from: 'a fern', to: 'a palm', quality: 'draft', format: 'mp4' } });
+    const done = await handle.waitForOriginal(hasVideo, RENDER_TIMEOUT);
+    const probe = await probeVideo(done.attachments[0].bytes);
+    expect([probe.codec, probe.width, probe.height, probe.frames]).toEqual(['h264', 768, 512, 24]);
+    const reset = fake.sendSlashCommand({ commandName: 'settings', user: alice, subcommand: 'defaults', options: { reset: true }, memberPermissions: 1n << 5n });
+    expect((await reset.waitForOriginal((m) => /Render defaults/.test(m.content ?? ''), 10_000)).content).toMatch(/Render defaults: none/);
+  });
+});

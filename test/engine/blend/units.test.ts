@@ -1,0 +1,69 @@
+import { describe, expect, it } from 'vitest';
+import { planStages, estimateSeconds } from '../../../engine/blend/stages.ts';
+import { crossfeedCoefficients, dampedGuidance } from '../../../engine/blend/transition.ts';
+import { slerp } from '../../../engine/blend/slerp.ts';
+
+describe('stage schedule', () => {
+  it('reproduces the reference example: N=30, depth 0.5, 15 branches -> stems [4,3,3,2,1]', () => {
+    const stages = planStages(30, 0.5, { maxBranches: 15 });
+    expect(stages.map((s) => s.idx)).toEqual([15, 18, 21, 24, 27]);
+    expect(stages.map((s) => s.stems)).toEqual([4, 3, 3, 2, 1]);
+  });
+
+  it('never injects at step 0 and spreads single branches when the limit is below the stage count', () => {
+    expect(planStages(10, 0.05, { maxBranches: 20 })[0].idx).toBe(1);
+    const few = planStages(30, 0.5, { maxBranches: 5 });
+    expect(few.map((s) => s.stems)).toEqual([1, 1, 1]);
+    expect(few.map((s) => s.idx)).toEqual([15, 21, 27]);
+    expect(planStages(30, 0.5, { maxBranches: 2 })).toEqual([]);
+  });
+
+  it('keeps a compute budget as a ceiling, using the measured step and decode times', () => {
+    const unet = 0.05;
+    const decode = 0.2;
+    for (const budget of [8, 15, 40]) {
+      const stages = planStages(30, 0.5, { computeSeconds: budget, unetStepSeconds: unet, decodeSeconds: decode });
+      const used = estimateSeconds(stages, 30, unet, decode);
+      expect(used).toBeLessThanOrEqual(budget);
+      // The budget is used, not ignored: within one first-stage branch of it.
+      expect(used).toBeGreaterThan(budget - ((30 - 15) * unet + decode));
+    }
+    const small = planStages(30, 0.5, { computeSeconds: 8, unetStepSeconds: unet, decodeSeconds: decode });
+    const large = planStages(30, 0.5, { computeSeconds: 40, unetStepSeconds: unet, decodeSeconds: decode });
+    const total = (s: typeof small) => s.reduce((a, b) => a + b.stems, 0);
+    expect(total(large)).toBeGreaterThan(total(small));
+  });
+});
+
+describe('building blocks', () => {
+  it('damps guidance towards the middle: 4 becomes 3 at f=0.5, unchanged at the ends; off stays off', () => {
+    expect(dampedGuidance(4, 0.5, 0.5)).toBeCloseTo(3, 12);
+    expect(dampedGuidance(4, 0, 0.5)).toBe(4);
+    expect(dampedGuidance(4, 1, 0.5)).toBe(4);
+    expect(dampedGuidance(4, 0.25, 0.5)).toBeCloseTo(3.5, 12);
+    expect(dampedGuidance(0, 0.5, 0.5)).toBe(0);
+  });
+
+  it('crossfeed weights: linspace(P, P*D) over [from, round(N*R)), zero elsewhere', () => {
+    const c = crossfeedCoefficients({ power: 0.3, range: 0.6, decay: 0.9 }, 10, 2);
+    expect(c.slice(0, 2)).toEqual([0, 0]);
+    expect(c[2]).toBeCloseTo(0.3, 12);
+    expect(c[5]).toBeCloseTo(0.27, 12);
+    expect(c.slice(6)).toEqual([0, 0, 0, 0]);
+    expect(crossfeedCoefficients({ power: 0, range: 1, decay: 1 }, 5, 0)).toEqual([0, 0, 0, 0, 0]);
+  });
+
+  it('slerp keeps the norm of equal-norm vectors and hits both ends', () => {
+    const a = Float32Array.from({ length: 64 }, (_, i) => Math.sin(i));
+    const b = Float32Array.from({ length: 64 }, (_, i) => Math.cos(i * 1.7));
+    const norm = (v: Float32Array) => Math.sqrt(v.reduce((s, x) => s + x * x, 0));
+    const bn = b.map((x) => (x * norm(a)) / norm(b));
+    const mid = slerp(a, bn, 0.5);
+    expect(norm(mid)).toBeCloseTo(norm(a), 4);
+    expect(Array.from(slerp(a, bn, 0))).toEqual(Array.from(a));
+    expect(Array.from(slerp(a, bn, 1))).toEqual(Array.from(bn));
+    // Nearly parallel inputs fall back to lerp instead of dividing by ~0.
+    const near = a.map((x) => x * 1.0000001);
+    expect(Number.isFinite(slerp(a, near, 0.5)[3])).toBe(true);
+  });
+});

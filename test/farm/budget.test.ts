@@ -1,0 +1,141 @@
+// GPU-second budgets on both back ends: concurrent submissions cannot overspend, the balance
+// always equals the ledger, refusals carry the numbers, refills follow guild and role settings.
+import { sql } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { FarmDb } from '../../db/client.ts';
+import { auditBalance, getBudget, grantBudget } from '../../farm/budget.ts';
+import type { FarmContext } from '../../farm/config.ts';
+import { estimateGpuSeconds } from '../../farm/cost.ts';
+import { updateGuildSettings } from '../../farm/guilds.ts';
+import { ActiveJobLimitError, BudgetExceededError, FarmError } from '../../farm/errors.ts';
+import { parseJobParams } from '../../farm/job-params.ts';
+import { submitJob } from '../../farm/jobs.ts';
+import { claimJob, completeJob } from '../../farm/queue.ts';
+import type { ClaimedJob } from '../../farm/types.ts';
+import { BACKENDS, CHEAP_BLEND, createTestDatabase, farmContext, type TestDatabase } from '../helpers/db.ts';
+
+describe.each(BACKENDS)('budgets on %s', (backend) => {
+  let testDb: TestDatabase;
+  let db: FarmDb;
+  let farm: FarmContext;
+  // The cost of one CHEAP_BLEND under the test cost model, in GPU-seconds.
+  let cost: number;
+
+  beforeAll(async () => {
+    testDb = await createTestDatabase(backend);
+    db = await testDb.open();
+    farm = farmContext(db, { budget: { refillGpuSeconds: 100, refillPeriodSeconds: 3600, maxActiveJobs: 50 }, cost: { overheadSeconds: 10 } });
+    cost = estimateGpuSeconds(parseJobParams('blend', CHEAP_BLEND), farm.config.cost);
+  });
+  afterAll(async () => {
+    await testDb?.drop();
+  });
+
+  it('lets concurrent submissions spend each GPU-second only once', async () => {
+    const user = 'spender';
+    const affordable = Math.floor(100 / cost);
+    expect(affordable).toBeGreaterThan(2);
+    const attempts = affordable * 3;
+    // On Postgres the submissions come through separate pools, like separate bot processes.
+    const handles: FarmDb[] = backend === 'postgres' ? await Promise.all([1, 2, 3, 4].map(() => testDb.open({ migrate: false, poolSize: 3 }))) : [db];
+    const results = await Promise.allSettled(
+      Array.from({ length: attempts }, (_, i) => submitJob({ db: handles[i % handles.length], config: farm.config }, { kind: 'blend', userId: user, params: CHEAP_BLEND })),
+    );
+    const accepted = results.filter((r) => r.status === 'fulfilled');
+    const refused = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    expect(accepted).toHaveLength(affordable);
+    expect(refused.every((r) => r.reason instanceof BudgetExceededError)).toBe(true);
+
+    const audit = await auditBalance(db.db, user);
+    expect(audit.balanceMs).toBe(audit.ledgerSumMs);
+    expect(audit.balanceMs).toBeGreaterThanOrEqual(0);
+    expect(audit.balanceMs).toBe(100_000 - affordable * Math.round(cost * 1000));
+    const budget = await getBudget(farm, user);
+    expect(budget.heldGpuSeconds).toBeCloseTo(affordable * cost, 3);
+    expect(budget.activeJobs).toBe(affordable);
+  });
+
+  it('refuses a job that does not fit with its cost, the balance and the next refill', async () => {
+    const user = 'poor';
+    await submitJob(farm, { kind: 'blend', userId: user, params: CHEAP_BLEND });
+    const big = { ...CHEAP_BLEND, width: 1024, height: 1024, steps: 50, maxBranches: 40 };
+    const error = await submitJob(farm, { kind: 'blend', userId: user, params: big }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(BudgetExceededError);
+    const refusal = error as BudgetExceededError;
+    expect(refusal.costGpuSeconds).toBe(estimateGpuSeconds(parseJobParams('blend', big), farm.config.cost));
+    expect(refusal.balanceGpuSeconds).toBeCloseTo(100 - cost, 3);
+    expect(refusal.refillGpuSeconds).toBe(100);
+    const budget = await getBudget(farm, user);
+    expect(refusal.nextRefillAt.getTime()).toBe(budget.nextRefillAt.getTime());
+    expect(refusal.message).toContain(`only ${Math.round((100 - cost) * 10) / 10} are left`);
+    // Nothing was written for the refused job.
+    expect(budget.ledger.map((e) => e.kind)).toEqual(['reserve', 'refill']);
+  });
+
+  it('caps queued plus running jobs per user', async () => {
+    const limited = farmContext(db, { budget: { refillGpuSeconds: 1000, maxActiveJobs: 2 } });
+    const user = 'busy';
+    const first = await submitJob(limited, { kind: 'blend', userId: user, params: { ...CHEAP_BLEND, model: 'cap' } });
+    await submitJob(limited, { kind: 'blend', userId: user, params: { ...CHEAP_BLEND, model: 'cap' } });
+    const claimed = (await claimJob(limited, 'w', { models: ['cap'], maxPixels: 1e7, executionProvider: 'test' })) as ClaimedJob;
+    expect(claimed.id).toBe(first.id);
+    const error = await submitJob(limited, { kind: 'blend', userId: user, params: CHEAP_BLEND }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ActiveJobLimitError);
+    expect((error as ActiveJobLimitError).activeJobs).toBe(2);
+    // Finishing one frees a slot.
+    await completeJob(limited, claimed, { artifact: { format: 'mp4', mime: 'video/mp4', sizeBytes: 1, meta: {}, data: Buffer.from('x') }, gpuSeconds: 0.1 });
+    await expect(submitJob(limited, { kind: 'blend', userId: user, params: CHEAP_BLEND })).resolves.toMatchObject({ status: 'queued' });
+  });
+
+  it('tops the balance up once per period, with guild settings and the most generous role override', async () => {
+    await updateGuildSettings(farm, 'guild-1', { refillGpuSeconds: 200, maxActiveJobs: 5 });
+    await updateGuildSettings(farm, 'guild-1', { refillPeriodSeconds: 600, role: { roleId: 'patron', override: { refillGpuSeconds: 1000, maxActiveJobs: 20 } } });
+    const updated = await updateGuildSettings(farm, 'guild-1', { role: { roleId: 'helper', override: { refillGpuSeconds: 300 } } });
+    expect(updated).toMatchObject({ refillGpuSeconds: 200, refillPeriodSeconds: 600, maxActiveJobs: 5, roleOverrides: { patron: { refillGpuSeconds: 1000 }, helper: { refillGpuSeconds: 300 } } });
+    const member = await getBudget(farm, 'member', { guildId: 'guild-1', roleIds: ['nobody-role'] });
+    expect(member).toMatchObject({ balanceGpuSeconds: 200, refillGpuSeconds: 200, refillPeriodSeconds: 600, maxActiveJobs: 5 });
+    const patron = await getBudget(farm, 'patron-user', { guildId: 'guild-1', roleIds: ['helper', 'patron'] });
+    expect(patron).toMatchObject({ balanceGpuSeconds: 1000, refillGpuSeconds: 1000, maxActiveJobs: 20 });
+
+    // Spend some, then let the period pass: the balance goes back up to the allowance, no further.
+    await submitJob(farm, { kind: 'blend', userId: 'member', guildId: 'guild-1', params: CHEAP_BLEND });
+    expect((await getBudget(farm, 'member', { guildId: 'guild-1' })).balanceGpuSeconds).toBeCloseTo(200 - cost, 3);
+    await db.db.execute(sql`update users set last_refill_at = now() - interval '11 minutes' where id = 'member'`);
+    const refilled = await getBudget(farm, 'member', { guildId: 'guild-1' });
+    expect(refilled.balanceGpuSeconds).toBe(200);
+    expect(refilled.ledger[0]).toMatchObject({ kind: 'refill', amountGpuSeconds: cost });
+    expect(refilled.nextRefillAt.getTime()).toBeGreaterThan(Date.now() + 500_000);
+    // Within the period nothing more is added.
+    expect((await getBudget(farm, 'member', { guildId: 'guild-1' })).ledger).toHaveLength(refilled.ledger.length);
+    const audit = await auditBalance(db.db, 'member');
+    expect(audit.balanceMs).toBe(audit.ledgerSumMs);
+  });
+
+  it('grants seconds and refuses to take more than the balance', async () => {
+    expect(await grantBudget(farm, 'granted', 50, 'contest prize')).toBe(150);
+    expect(await grantBudget(farm, 'granted', -20)).toBe(130);
+    await expect(grantBudget(farm, 'granted', -1000)).rejects.toThrow(FarmError);
+    const budget = await getBudget(farm, 'granted');
+    expect(budget.balanceGpuSeconds).toBe(130);
+    expect(budget.ledger.map((e) => [e.kind, e.amountGpuSeconds])).toEqual([
+      ['grant', -20],
+      ['grant', 50],
+      ['refill', 100],
+    ]);
+  });
+
+  it('charges the measured GPU time, never more than was reserved', async () => {
+    const user = 'measured';
+    const caps = { models: ['measure'], maxPixels: 1e7, executionProvider: 'test' };
+    const artifact = { format: 'mp4', mime: 'video/mp4', sizeBytes: 1, meta: {}, data: Buffer.from('x') };
+    await submitJob(farm, { kind: 'blend', userId: user, params: { ...CHEAP_BLEND, model: 'measure' } });
+    await submitJob(farm, { kind: 'blend', userId: user, params: { ...CHEAP_BLEND, model: 'measure' } });
+    const cheap = (await claimJob(farm, 'w', caps)) as ClaimedJob;
+    await completeJob(farm, cheap, { artifact, gpuSeconds: 1.25 });
+    const overrun = (await claimJob(farm, 'w', caps)) as ClaimedJob;
+    await completeJob(farm, overrun, { artifact, gpuSeconds: cost * 10 });
+    const audit = await auditBalance(db.db, user);
+    expect(audit.balanceMs).toBe(100_000 - 1250 - Math.round(cost * 1000));
+    expect(audit.balanceMs).toBe(audit.ledgerSumMs);
+  });
+});

@@ -1,0 +1,98 @@
+// Job parameters, cost estimates, follow-up derivation and configuration: pure functions.
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_FARM_CONFIG, loadFarmConfig } from '../../farm/config.ts';
+import { estimateGpuSeconds } from '../../farm/cost.ts';
+import { followUpParams } from '../../farm/follow-up.ts';
+import { DEFAULT_PARAMS, JobParamsError, outputPixels, parseJobParams, QUALITY_PRESETS } from '../../farm/job-params.ts';
+
+function issuesOf(fn: () => unknown): string[] {
+  try {
+    fn();
+  } catch (error) {
+    if (error instanceof JobParamsError) return error.issues;
+    throw error;
+  }
+  throw new Error('expected a JobParamsError');
+}
+
+describe('job parameters', () => {
+  it('fills in defaults and draws one seed per prompt', () => {
+    const params = parseJobParams('movie', { prompts: ['  a forest  ', 'a city', 'the sea'] });
+    expect(params).toMatchObject({ ...DEFAULT_PARAMS, prompts: ['a forest', 'a city', 'the sea'] });
+    expect(params.seeds).toHaveLength(3);
+    expect(params.seeds.every((s) => Number.isInteger(s) && s >= 0 && s <= 0xffffffff)).toBe(true);
+    // Explicit seeds are kept, nulls are drawn.
+    const seeded = parseJobParams('blend', { prompts: ['a', 'b'], seeds: [42, null] });
+    expect(seeded.seeds[0]).toBe(42);
+    expect(Number.isInteger(seeded.seeds[1])).toBe(true);
+  });
+
+  it('maps quality presets to steps and branches, with explicit values winning', () => {
+    expect(parseJobParams('blend', { prompts: ['a', 'b'], quality: 'draft' })).toMatchObject(QUALITY_PRESETS.draft);
+    expect(parseJobParams('blend', { prompts: ['a', 'b'], quality: 'high', steps: 7 })).toMatchObject({ steps: 7, maxBranches: QUALITY_PRESETS.high.maxBranches });
+  });
+
+  it('lists every problem in one clear message', () => {
+    const issues = issuesOf(() =>
+      parseJobParams('blend', { prompts: ['a', '  '], width: 500, fps: 0, seeds: [1], quality: 'ultra', colour: 'red', format: 'avi' }),
+    );
+    expect(issues).toEqual([
+      'unknown parameter "colour"',
+      'quality must be one of draft, standard, high, max (got "ultra")',
+      'prompt 2 must not be empty',
+      'fps must be an integer between 1 and 60 (got 0)',
+      'width must be an integer that is a multiple of 8 between 64 and 2048 (got 500)',
+      'format must be one of mp4, webm, gif (got "avi")',
+      'seeds must be a list with one seed per prompt (2)',
+    ]);
+    expect(() => parseJobParams('blend', { prompts: ['a'] })).toThrow('Invalid job parameters: a blend needs exactly 2 prompts (got 1).');
+  });
+
+  it('enforces prompt counts per kind and upscale factors', () => {
+    expect(issuesOf(() => parseJobParams('movie', { prompts: Array(17).fill('x') }))).toEqual(['a movie needs 2 to 16 prompts (got 17)']);
+    expect(issuesOf(() => parseJobParams('blend', { prompts: ['a', 'b'], upscaleFactor: 4 }))).toEqual(['upscaleFactor only applies to upscale jobs']);
+    expect(issuesOf(() => parseJobParams('upscale', { prompts: ['a', 'b'], upscaleFactor: 3 }))).toEqual(['upscaleFactor must be 2 or 4 (got 3)']);
+    const upscale = parseJobParams('upscale', { prompts: ['a', 'b'], width: 256, height: 128 });
+    expect(upscale.upscaleFactor).toBe(2);
+    expect(outputPixels(upscale)).toBe(512 * 256);
+    expect(outputPixels(parseJobParams('upscale', { prompts: ['a', 'b'], width: 256, height: 128, upscaleFactor: 4 }))).toBe(1024 * 512);
+    expect(issuesOf(() => parseJobParams('blend', { prompts: ['a', 'b'], model: 'a b/../c' }))[0]).toMatch(/^model must be a model id/);
+    expect(parseJobParams('blend', { prompts: ['a', 'b'], maxBytes: 8_000_000 }).maxBytes).toBe(8_000_000);
+    expect(issuesOf(() => parseJobParams('blend', { prompts: ['a', 'b'], maxBytes: 5 }))).toEqual(['maxBytes must be an integer between 10000 and 2000000000 (got 5)']);
+  });
+
+  it('derives re-roll, upscale and extend parameters from the parent', () => {
+    const parent = parseJobParams('movie', { prompts: ['a', 'b', 'c'], seeds: [1, 2, 3], width: 256, height: 256 });
+    const reroll = parseJobParams('reroll', followUpParams('reroll', parent));
+    expect(reroll.prompts).toEqual(parent.prompts);
+    expect(reroll.seeds).not.toEqual(parent.seeds);
+    const upscale = parseJobParams('upscale', followUpParams('upscale', parent));
+    expect(upscale).toMatchObject({ prompts: parent.prompts, seeds: parent.seeds, upscaleFactor: 2, width: 256 });
+    const extend = parseJobParams('extend', followUpParams('extend', parent, { prompts: ['d'] }));
+    expect(extend.prompts).toEqual(['a', 'b', 'c', 'd']);
+    expect(extend.seeds.slice(0, 3)).toEqual([1, 2, 3]);
+    expect(extend.seeds).toHaveLength(4);
+    expect(() => followUpParams('extend', parent)).toThrow('Extending a video needs the prompt to continue to.');
+    expect(() => followUpParams('extend', parent, { prompts: Array(14).fill('x') })).toThrow('This movie has 3 prompts; an extension may bring it to at most 16.');
+  });
+
+  it('estimates more GPU time for bigger, longer and higher-quality jobs', () => {
+    const cost = (input: object) => estimateGpuSeconds(parseJobParams('movie', { prompts: ['a', 'b'], ...input }), DEFAULT_FARM_CONFIG.cost);
+    const base = cost({});
+    expect(base).toBeGreaterThan(DEFAULT_FARM_CONFIG.cost.overheadSeconds);
+    expect(cost({ width: 1024, height: 1024 })).toBeGreaterThan(base);
+    expect(cost({ prompts: ['a', 'b', 'c'] })).toBeGreaterThan(base);
+    expect(cost({ quality: 'max' })).toBeGreaterThan(cost({ quality: 'draft' }));
+    expect(cost({ durationSeconds: 20 })).toBeGreaterThan(base);
+  });
+});
+
+describe('farm configuration', () => {
+  it('reads the environment and rejects nonsense with the variable name', () => {
+    const config = loadFarmConfig({ BLENDFARM_LEASE_SECONDS: '60', BLENDFARM_REFILL_GPU_SECONDS: '900', BLENDFARM_ARTIFACT_DIR: '/srv/videos' });
+    expect(config).toMatchObject({ leaseSeconds: 60, artifactDir: '/srv/videos', budget: { refillGpuSeconds: 900, maxActiveJobs: 3 } });
+    expect(() => loadFarmConfig({ BLENDFARM_LEASE_SECONDS: 'soon' })).toThrow('BLENDFARM_LEASE_SECONDS must be a number >= 1 (got "soon").');
+    expect(() => loadFarmConfig({ BLENDFARM_LEASE_SECONDS: '5', BLENDFARM_HEARTBEAT_SECONDS: '10' })).toThrow(/heartbeat .* must be shorter than the lease/);
+    expect(loadFarmConfig({}, { leaseSeconds: 2, heartbeatSeconds: 0.5, budget: { maxActiveJobs: 9 } })).toMatchObject({ leaseSeconds: 2, budget: { maxActiveJobs: 9, refillGpuSeconds: 600 } });
+  });
+});

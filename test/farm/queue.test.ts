@@ -1,0 +1,245 @@
+// The queue's guarantees, on real Postgres and on PGlite: one job never goes to two workers, a
+// lost lease means the result cannot be stored, attempts run out into a refunded failure, and
+// the claim order is fair across users.
+import { sql } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { FarmDb } from '../../db/client.ts';
+import { auditBalance } from '../../farm/budget.ts';
+import type { FarmContext } from '../../farm/config.ts';
+import { cancelJob, claimDelivery, getJob, listJobs, listUndelivered, markDelivered, retryJob, setJobMessage, submitJob } from '../../farm/jobs.ts';
+import { claimJob, completeJob, failAttempt, queuePosition, reapExpiredLeases, renewLeases, reportProgress } from '../../farm/queue.ts';
+import type { ClaimedJob, WorkerCapabilities } from '../../farm/types.ts';
+import {
+  allBalances,
+  BACKENDS,
+  CHEAP_BLEND,
+  countRows,
+  createTestDatabase,
+  expireLease,
+  farmContext,
+  GENEROUS_BUDGET,
+  type TestDatabase,
+} from '../helpers/db.ts';
+
+// Each test uses its own model name, so leftovers of one test are invisible to the next.
+const only = (model: string): WorkerCapabilities => ({ models: [model], maxPixels: 10_000_000, executionProvider: 'test' });
+const blend = (model: string) => ({ ...CHEAP_BLEND, model });
+
+const artifactOf = (text: string) => ({ format: 'mp4', mime: 'video/mp4', sizeBytes: Buffer.byteLength(text), meta: {}, data: Buffer.from(text) });
+
+describe.each(BACKENDS)('queue on %s', (backend) => {
+  let testDb: TestDatabase;
+  let db: FarmDb;
+  let farm: FarmContext;
+
+  beforeAll(async () => {
+    testDb = await createTestDatabase(backend);
+    db = await testDb.open();
+    farm = farmContext(db, { budget: GENEROUS_BUDGET });
+  });
+  afterAll(async () => {
+    await testDb?.drop();
+  });
+
+  it('never hands one job to two racing workers', async () => {
+    const jobCount = backend === 'postgres' ? 100 : 40;
+    const workerCount = 8;
+    const users = ['race-1', 'race-2', 'race-3', 'race-4'];
+    for (let i = 0; i < jobCount; i++) await submitJob(farm, { kind: 'blend', userId: users[i % users.length], params: blend('race') });
+
+    // On Postgres every worker gets its own connection pool, as separate processes would.
+    const handles: FarmDb[] = backend === 'postgres' ? await Promise.all(Array.from({ length: workerCount }, () => testDb.open({ migrate: false, poolSize: 2 }))) : Array(workerCount).fill(db);
+    const claimedBy = new Map<number, string[]>();
+    await Promise.all(
+      handles.map(async (handle, n) => {
+        const workerFarm = { db: handle, config: farm.config };
+        const workerId = `racer-${n}`;
+        for (;;) {
+          const job = await claimJob(workerFarm, workerId, only('race'));
+          if (!job) return;
+          claimedBy.set(job.id, [...(claimedBy.get(job.id) ?? []), workerId]);
+          expect(await completeJob(workerFarm, job, { artifact: artifactOf(`job ${job.id} by ${workerId}`), gpuSeconds: 0.01 })).toBe(true);
+        }
+      }),
+    );
+
+    expect(claimedBy.size).toBe(jobCount);
+    expect([...claimedBy.values()].every((workers) => workers.length === 1)).toBe(true);
+    // More than one worker took part, or the test raced nothing.
+    expect(new Set([...claimedBy.values()].flat()).size).toBeGreaterThan(1);
+    const done = await listJobs(farm, { statuses: ['done'], limit: 1000 });
+    expect(done.filter((job) => job.userId.startsWith('race-'))).toHaveLength(jobCount);
+    expect(await countRows(db, 'artifacts')).toBe(jobCount);
+    expect(await countRows(db, 'job_events', sql`type = 'claimed'`)).toBe(jobCount);
+    for (const balance of await allBalances(db)) expect(balance.balanceMs).toBe(balance.ledgerSumMs);
+  });
+
+  it('takes a job back from a worker that stopped heartbeating; the stale worker cannot store a result', async () => {
+    const job = await submitJob(farm, { kind: 'blend', userId: 'lease-user', params: blend('lease') });
+    const stale = (await claimJob(farm, 'stale-worker', only('lease'))) as ClaimedJob;
+    expect(stale.id).toBe(job.id);
+    expect(await reportProgress(farm, stale, 'stale-worker', { stage: 'branches', fraction: 0.5 })).toBe(true);
+
+    // Still within its lease: the reaper leaves it alone.
+    expect(await reapExpiredLeases(farm)).toBe(0);
+    await expireLease(db, job.id);
+    expect(await reapExpiredLeases(farm)).toBe(1);
+    const requeued = await getJob(farm, job.id);
+    expect(requeued?.status).toBe('queued');
+    expect(requeued?.error).toMatch(/stale-worker stopped renewing its lease/);
+
+    const fresh = (await claimJob(farm, 'fresh-worker', only('lease'))) as ClaimedJob;
+    expect(fresh.id).toBe(job.id);
+    expect(fresh.attempt).toBe(2);
+    expect(fresh.leaseToken).not.toBe(stale.leaseToken);
+
+    // The stale worker wakes up: its heartbeat, progress and completion all bounce.
+    expect((await renewLeases(farm, 'stale-worker', [stale.leaseToken])).size).toBe(0);
+    expect(await reportProgress(farm, stale, 'stale-worker', { stage: 'branches', fraction: 0.9 })).toBe(false);
+    expect(await completeJob(farm, stale, { artifact: artifactOf('stale'), gpuSeconds: 1 })).toBe(false);
+    expect(await failAttempt(farm, stale, 'late error')).toBe('lost');
+
+    expect(await completeJob(farm, fresh, { artifact: artifactOf('fresh'), gpuSeconds: 1 })).toBe(true);
+    expect(await completeJob(farm, fresh, { artifact: artifactOf('again'), gpuSeconds: 1 })).toBe(false);
+    const finished = await getJob(farm, job.id);
+    expect(finished?.status).toBe('done');
+    expect(finished?.attempts).toBe(2);
+    expect(await countRows(db, 'artifacts', sql`job_id = ${job.id}`)).toBe(1);
+    expect(await countRows(db, 'job_events', sql`job_id = ${job.id} and type = 'done'`)).toBe(1);
+  });
+
+  it('fails a job after three failed attempts with the last error, and refunds it', async () => {
+    const job = await submitJob(farm, { kind: 'blend', userId: 'fail-user', params: blend('fail') });
+    const before = await auditBalance(db.db, 'fail-user');
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      const claimed = (await claimJob(farm, 'w', only('fail'))) as ClaimedJob;
+      expect(claimed.id).toBe(job.id);
+      expect(claimed.attempt).toBe(attempt);
+      expect(await failAttempt(farm, claimed, `boom ${attempt}`)).toBe(attempt < 3 ? 'retrying' : 'failed');
+    }
+    const failed = await getJob(farm, job.id);
+    expect(failed?.status).toBe('failed');
+    expect(failed?.error).toBe('boom 3');
+    expect(failed?.chargedGpuSeconds).toBe(0);
+    expect(await claimJob(farm, 'w', only('fail'))).toBeUndefined();
+
+    const after = await auditBalance(db.db, 'fail-user');
+    expect(after.balanceMs - before.balanceMs).toBe(Math.round(job.reservedGpuSeconds * 1000));
+    expect(after.balanceMs).toBe(after.ledgerSumMs);
+
+    // A retry reserves again and starts counting attempts from scratch.
+    const retried = await retryJob(farm, job.id);
+    expect(retried.status).toBe('queued');
+    expect(retried.attempts).toBe(0);
+    expect((await auditBalance(db.db, 'fail-user')).balanceMs).toBe(before.balanceMs);
+    expect((await claimJob(farm, 'w', only('fail')))?.attempt).toBe(1);
+  });
+
+  it('fails at once on a permanent error, and after three expired leases', async () => {
+    const permanent = await submitJob(farm, { kind: 'blend', userId: 'perm-user', params: blend('perm') });
+    const claimed = (await claimJob(farm, 'w', only('perm'))) as ClaimedJob;
+    expect(claimed.id).toBe(permanent.id);
+    expect(await failAttempt(farm, claimed, 'model missing', { permanent: true })).toBe('failed');
+    expect((await getJob(farm, permanent.id))?.attempts).toBe(1);
+
+    const abandoned = await submitJob(farm, { kind: 'blend', userId: 'perm-user', params: blend('perm') });
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      const next = (await claimJob(farm, `crashy-${attempt}`, only('perm'))) as ClaimedJob;
+      expect(next.id).toBe(abandoned.id);
+      await expireLease(db, abandoned.id);
+      expect(await reapExpiredLeases(farm)).toBe(1);
+    }
+    const failed = await getJob(farm, abandoned.id);
+    expect(failed?.status).toBe('failed');
+    expect(failed?.error).toMatch(/crashy-3 stopped renewing its lease during attempt 3/);
+    const audit = await auditBalance(db.db, 'perm-user');
+    expect(audit.balanceMs).toBe(audit.ledgerSumMs);
+    expect(audit.balanceMs).toBe(GENEROUS_BUDGET.refillGpuSeconds * 1000);
+  });
+
+  it('gives three users with 10, 2 and 1 queued jobs their first job before anyone gets a third', async () => {
+    const plan: Array<[string, number]> = [
+      ['fair-a', 10],
+      ['fair-b', 2],
+      ['fair-c', 1],
+    ];
+    // The heavy user submits everything first, the worst case for a FIFO queue.
+    for (const [user, count] of plan) for (let i = 0; i < count; i++) await submitJob(farm, { kind: 'blend', userId: user, params: blend('fair') });
+
+    const [cJob] = await listJobs(farm, { userId: 'fair-c', statuses: ['queued'] });
+    expect(await queuePosition(farm, cJob.id)).toBe(3);
+
+    const order: string[] = [];
+    for (;;) {
+      const job = await claimJob(farm, 'fair-worker', only('fair'));
+      if (!job) break;
+      order.push(job.userId);
+    }
+    expect(order).toHaveLength(13);
+    const nth = (user: string, n: number) => order.findIndex((u, i) => u === user && order.slice(0, i + 1).filter((x) => x === user).length === n);
+    const lastFirstJob = Math.max(nth('fair-a', 1), nth('fair-b', 1), nth('fair-c', 1));
+    const firstThirdJob = Math.min(...['fair-a', 'fair-b', 'fair-c'].map((u) => nth(u, 3)).filter((i) => i >= 0));
+    expect(lastFirstJob).toBeLessThan(firstThirdJob);
+    // And nobody waits behind the whole burst: the first three claims go to three users.
+    expect(new Set(order.slice(0, 3)).size).toBe(3);
+  });
+
+  it('only claims jobs that fit the worker (model and size)', async () => {
+    const big = await submitJob(farm, { kind: 'blend', userId: 'fit-user', params: { ...blend('fit'), width: 1024, height: 1024, model: 'sdxl' } });
+    const small: WorkerCapabilities = { models: ['sdxl'], maxPixels: 512 * 512, executionProvider: 'test' };
+    const otherModel: WorkerCapabilities = { models: ['demo'], maxPixels: 4096 * 4096, executionProvider: 'test' };
+    expect(await claimJob(farm, 'small', small)).toBeUndefined();
+    expect(await claimJob(farm, 'other', otherModel)).toBeUndefined();
+    const fits = await claimJob(farm, 'fits', { models: ['demo', 'sdxl'], maxPixels: 1024 * 1024, executionProvider: 'test' });
+    expect(fits?.id).toBe(big.id);
+  });
+
+  it('cancels a queued job with a full refund and a running one charging only the time used', async () => {
+    const user = 'cancel-user';
+    const queued = await submitJob(farm, { kind: 'blend', userId: user, params: blend('cancel') });
+    const start = await auditBalance(db.db, user);
+    const cancelled = await cancelJob(farm, queued.id);
+    expect(cancelled.cancelled).toBe(true);
+    expect(cancelled.job.status).toBe('cancelled');
+    expect(cancelled.refundedGpuSeconds).toBe(queued.reservedGpuSeconds);
+    expect((await auditBalance(db.db, user)).balanceMs - start.balanceMs).toBe(Math.round(queued.reservedGpuSeconds * 1000));
+    expect((await cancelJob(farm, queued.id)).cancelled).toBe(false);
+
+    // A running job: pretend it started 1 s ago so the charge is measurable.
+    const beforeRunning = await auditBalance(db.db, user);
+    const expensive = await submitJob(farm, { kind: 'movie', userId: user, params: { ...blend('cancel'), prompts: ['a', 'b', 'c'], steps: 50, maxBranches: 50 } });
+    const running = (await claimJob(farm, 'w', only('cancel'))) as ClaimedJob;
+    expect(running.id).toBe(expensive.id);
+    await db.db.execute(sql`update jobs set started_at = now() - interval '1 second' where id = ${running.id}`);
+    const result = await cancelJob(farm, running.id);
+    expect(result.job.chargedGpuSeconds).toBeGreaterThanOrEqual(1);
+    expect(result.job.chargedGpuSeconds).toBeLessThan(expensive.reservedGpuSeconds);
+    expect(result.refundedGpuSeconds).toBeCloseTo(expensive.reservedGpuSeconds - (result.job.chargedGpuSeconds ?? 0), 3);
+    // The worker can no longer store its render.
+    expect(await completeJob(farm, running, { artifact: artifactOf('late'), gpuSeconds: 1 })).toBe(false);
+    const audit = await auditBalance(db.db, user);
+    expect(audit.balanceMs).toBe(audit.ledgerSumMs);
+    expect(beforeRunning.balanceMs - audit.balanceMs).toBe(Math.round((result.job.chargedGpuSeconds ?? 0) * 1000));
+  });
+
+  it('lets exactly one of several racing deliverers post a result', async () => {
+    const job = await submitJob(farm, { kind: 'blend', userId: 'deliver-user', params: blend('deliver') });
+    expect(await markDelivered(farm, job.id)).toBe(false); // not finished yet
+    const claimed = (await claimJob(farm, 'w', only('deliver'))) as ClaimedJob;
+    await completeJob(farm, claimed, { artifact: artifactOf('x'), gpuSeconds: 0.5 });
+
+    await setJobMessage(farm, job.id, { channelId: 'chan-1', messageId: 'msg-1', interactionToken: 'tok', interactionExpiresAt: new Date(Date.now() + 900_000) });
+    const undelivered = await listUndelivered(farm, 1000);
+    expect(undelivered.find((j) => j.id === job.id)).toMatchObject({ channelId: 'chan-1', messageId: 'msg-1', interactionToken: 'tok' });
+
+    expect(await claimDelivery(farm, job.id, 'shard-1', 60)).toBe(true);
+    expect(await claimDelivery(farm, job.id, 'shard-2', 60)).toBe(false);
+    expect(await claimDelivery(farm, job.id, 'shard-1', 60)).toBe(true);
+
+    const results = await Promise.all(Array.from({ length: 5 }, () => markDelivered(farm, job.id)));
+    expect(results.filter(Boolean)).toHaveLength(1);
+    expect((await getJob(farm, job.id))?.deliveredAt).toBeInstanceOf(Date);
+    expect((await listUndelivered(farm, 1000)).some((j) => j.id === job.id)).toBe(false);
+    expect(await claimDelivery(farm, job.id, 'shard-2', 60)).toBe(false);
+  });
+});

@@ -1,0 +1,99 @@
+// The worker_threads adapter, with the stand-in renderer loaded by path: renders happen off the
+// main thread, progress and errors cross back, aborts work, and a render that ignores its abort
+// loses its thread instead of blocking the worker.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeFakeVideo } from '../../farm/fake-renderer.ts';
+import { parseJobParams } from '../../farm/job-params.ts';
+import { FAKE_RENDERER_MODULE } from '../../apps/worker/load-renderer.ts';
+import type { RenderContext } from '../../farm/renderer.ts';
+import { createThreadRenderer, type ThreadRenderer } from '../../farm/thread-renderer.ts';
+import type { ClaimedJob, JobProgress } from '../../farm/types.ts';
+
+let nextId = 1;
+function job(prompts: string[]): ClaimedJob {
+  return {
+    id: nextId++,
+    kind: 'blend',
+    userId: 'u',
+    params: parseJobParams('blend', { prompts, seeds: [1, 2] }),
+    model: 'demo',
+    pixels: 512 * 512,
+    attempt: 1,
+    maxAttempts: 3,
+    parentJobId: null,
+    reservedGpuSeconds: 1,
+    leaseToken: 'token',
+  };
+}
+
+function context(signal = new AbortController().signal): RenderContext & { progress: JobProgress[] } {
+  const progress: JobProgress[] = [];
+  return { signal, onProgress: (p) => progress.push(p), progress };
+}
+
+describe('thread renderer', () => {
+  let renderer: ThreadRenderer;
+
+  beforeAll(async () => {
+    renderer = await createThreadRenderer({
+      module: FAKE_RENDERER_MODULE,
+      rendererOptions: { models: ['demo', 'sdxl'], maxPixels: 1234567, steps: 4, stepMs: 20, blockThread: true },
+      threads: 2,
+      abortGraceMs: 300,
+    });
+  });
+  afterAll(async () => {
+    await renderer?.close();
+  });
+
+  it('reports the module capabilities and renders off the main thread', async () => {
+    expect(renderer.capabilities()).toEqual({ models: ['demo', 'sdxl'], maxPixels: 1234567, executionProvider: 'fake', device: 'fake renderer (test double)' });
+    const ctx = context();
+    const j = job(['a', 'b']);
+    const result = await renderer.render(j, ctx);
+    expect(decodeFakeVideo(result.video)).toEqual({ jobId: j.id, attempt: 1, prompts: ['a', 'b'], seeds: [1, 2] });
+    expect(result.format).toBe('mp4');
+    expect(result.metadata.threadId).toBeGreaterThan(0);
+    expect(ctx.progress.map((p) => p.fraction)).toEqual([0.25, 0.5, 0.75, 1]);
+  });
+
+  it('runs one render per thread at the same time', async () => {
+    const results = await Promise.all([renderer.render(job(['a', 'b']), context()), renderer.render(job(['c', 'd']), context())]);
+    expect(new Set(results.map((r) => r.metadata.threadId)).size).toBe(2);
+  });
+
+  it('passes a permanent error back as not retryable', async () => {
+    const error = await renderer.render(job(['[fake permanent] a', 'b']), context()).catch((e: unknown) => e);
+    expect(error).toMatchObject({ message: 'fake permanent failure', retryable: false, name: 'RenderError' });
+  });
+
+  it('aborts a render, and replaces a thread whose render ignores the abort', async () => {
+    const controller = new AbortController();
+    const running = renderer.render(job(['[fake ms=200] slow', 'b']), context(controller.signal));
+    setTimeout(() => controller.abort(new Error('job cancelled')), 50);
+    await expect(running).rejects.toThrow(/job cancelled/);
+
+    const stuck = new AbortController();
+    const hanging = renderer.render(job(['[fake hang] stuck', 'b']), context(stuck.signal));
+    setTimeout(() => stuck.abort(new Error('job cancelled')), 50);
+    await expect(hanging).rejects.toThrow(/did not stop within 300 ms/);
+
+    // Both slots still work afterwards.
+    const after = await Promise.all([renderer.render(job(['a', 'b']), context()), renderer.render(job(['c', 'd']), context())]);
+    expect(after).toHaveLength(2);
+  });
+
+  it('fails at start-up with the module error when the renderer cannot load', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'blendfarm-broken-'));
+    fs.writeFileSync(path.join(dir, 'package.json'), '{"type":"module"}');
+    const broken = path.join(dir, 'broken-renderer.ts');
+    fs.writeFileSync(broken, `export function createRenderer(): never { throw new Error('model folder /nowhere is missing'); }\n`);
+    await expect(createThreadRenderer({ module: broken })).rejects.toThrow(/^Could not load the renderer file:.*broken-renderer\.ts: model folder \/nowhere is missing$/);
+    fs.writeFileSync(broken, `export const somethingElse = 1;\n`);
+    await expect(createThreadRenderer({ module: broken })).rejects.toThrow(/exports no function "createRenderer"/);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+});
