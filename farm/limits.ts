@@ -1,0 +1,40 @@
+/**
+ * Every limit on what a user may ask the farm to render, written once. The job-parameter parser
+ * (job-params.ts) enforces them; front ends (bot options, CLI flags) import them for their own
+ * option ranges and help texts and never restate a number. Each range narrows what the engine
+ * accepts (engine/index.ts: MAX_SEED, VIDEO_FORMATS and the pipeline's own checks), never widens it.
+ */
+export interface Range {
+  min: number;
+  max: number;
+  /** Whole numbers only. */
+  integer?: boolean;
+  /** Must be a multiple of this (image sides: the VAE's scale factor times the UNet's). */
+  multipleOf?: number;
+}
+
+export const LIMITS = {
+  /** Characters in one prompt or negative prompt (CLIP reads about 300 characters at most anyway). */
+  promptLength: { min: 1, max: 500, integer: true },
+  /** Prompts in one movie (a blend has exactly 2). */
+  prompts: { min: 2, max: 16, integer: true },
+  /** Width and height of the rendered frames, in pixels. */
+  side: { min: 64, max: 2048, integer: true, multipleOf: 8 },
+  /** Seconds of video per transition. */
+  durationSeconds: { min: 1, max: 30 },
+  fps: { min: 1, max: 60, integer: true },
+  /** Denoising steps per keyframe. */
+  steps: { min: 1, max: 150, integer: true },
+  /** Keyframes (branches) per transition. */
+  maxBranches: { min: 2, max: 256, integer: true },
+  /** How deep in the diffusion the branches split off (0 = at once, 1 = never). */
+  depthStrength: { min: 0.05, max: 0.95 },
+  /** Classifier-free guidance scale. */
+  guidance: { min: 0, max: 30 },
+  /** Seeds are 32-bit, so any seed a user sees can be typed back in. */
+  seed: { min: 0, max: 0xffffffff, integer: true },
+  /** Largest acceptable video file (an upload limit). */
+  maxBytes: { min: 10_000, max: 2_000_000_000, integer: true },
+} as const satisfies Record<string, Range>;
+
+export type LimitName = keyof typeof LIMITS;
