@@ -10,15 +10,18 @@ export { CLIP_BOS_TOKEN, CLIP_EOS_TOKEN, CLIP_MAX_LENGTH, type TokenizerSettings
 export { createScheduler, schedulerKinds, DDIMScheduler, type Scheduler, type SchedulerKind } from './schedulers/index.ts';
 export { float32ToFloat16, float16ToFloat32 } from './tensor/fp16.ts';
 export { SeededRandom, latentNoise, drawSeed, MAX_SEED } from './noise.ts';
+export { InvalidRequestError, ModelOutputError } from './errors.ts';
 export {
   StableDiffusionPipeline,
-  InvalidRequestError,
   validateSize,
+  MAX_IMAGE_SIDE,
   type GenerateOptions,
   type GenerateResult,
   type PipelineOptions,
 } from './pipeline/stable-diffusion.ts';
-export { readModelFolder, familyDefaults, type ModelFolder, type ModelFamily } from './pipeline/model-folder.ts';
+export { readModelFolder, familyDefaults, lcmDefaults, type ModelFolder, type ModelFamily } from './pipeline/model-folder.ts';
+export { guidanceScaleEmbedding } from './pipeline/unet.ts';
+export { upcastModelToFloat32 } from './onnx/upcast.ts';
 export type { PromptEmbedding } from './pipeline/text-encoder.ts';
 export { ExecutionProviderError, ModelFileError, executionProviders, type ExecutionProvider } from './onnx/session.ts';
 export { encodePng, savePng, previewJpeg, type RawImage } from './image.ts';

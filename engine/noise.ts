@@ -6,7 +6,8 @@
  * the seed's low and high 32-bit halves. Normals: Box-Muller with both outputs used, in float64.
  */
 
-export const MAX_SEED = Number.MAX_SAFE_INTEGER;
+/** Largest seed the engine accepts: seeds are 32-bit (drawSeed draws 32 bits; callers narrow from here, never widen). */
+export const MAX_SEED = 0xffffffff;
 
 function splitmix32(state: number): [number, number] {
   state = (state + 0x9e3779b9) | 0;

@@ -65,8 +65,17 @@ function infos(meta: readonly ort.InferenceSession.ValueMetadata[]): TensorInfo[
  * a farm worker that advertises CUDA must not quietly render at CPU speed.
  */
 export async function openSession(path: string, opts: SessionOptions = {}): Promise<LoadedSession> {
-  const ep = opts.ep ?? 'cpu';
   if (!existsSync(path)) throw new ModelFileError(path, 'file not found (expected an ONNX model, model.onnx)');
+  return create(path, path, opts);
+}
+
+/** Opens a model held in memory (e.g. one converted at load time); `label` names it in errors. */
+export async function openSessionFromBytes(bytes: Uint8Array, label: string, opts: SessionOptions = {}): Promise<LoadedSession> {
+  return create(bytes, label, opts);
+}
+
+async function create(source: string | Uint8Array, path: string, opts: SessionOptions): Promise<LoadedSession> {
+  const ep = opts.ep ?? 'cpu';
   const providers: ort.InferenceSession.ExecutionProviderConfig[] =
     ep === 'cuda'
       ? [{ name: 'cuda', deviceId: opts.deviceId ?? 0 }]
@@ -82,7 +91,7 @@ export async function openSession(path: string, opts: SessionOptions = {}): Prom
   if (opts.threads && opts.threads > 0) options.intraOpNumThreads = opts.threads;
   let session: ort.InferenceSession;
   try {
-    session = await ort.InferenceSession.create(path, options);
+    session = typeof source === 'string' ? await ort.InferenceSession.create(source, options) : await ort.InferenceSession.create(source, options);
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
     if (ep !== 'cpu' && /provider|backend|cuda|webgpu|dawn|libcu|\.so/i.test(msg)) {

@@ -22,7 +22,7 @@ export function throwIfCancelled(signal: AbortSignal | undefined): void {
 
 export interface LockstepRun {
   unet: UNet;
-  /** Latent height and width (image size / 8). */
+  /** Latent height and width (image size / the VAE's scale factor, pipe.vaeScaleFactor). */
   latentSize: [number, number];
   schedulers: Scheduler[];
   /** Each trajectory's latent entering step `from`. */

@@ -33,6 +33,9 @@ export const familyDefaults: Record<ModelFamily, FamilyDefaults> = {
   'sdxl-turbo': { width: 512, height: 512, steps: 4, guidance: 0, scheduler: 'euler' },
 };
 
+/** What an LCM-distilled UNet (time_cond_proj_dim in unet/config.json) changes in its family's defaults. */
+export const lcmDefaults: Pick<FamilyDefaults, 'steps' | 'guidance' | 'scheduler'> = { steps: 4, guidance: 8.5, scheduler: 'lcm' };
+
 export interface ModelFolder {
   dir: string;
   name: string;
@@ -48,6 +51,16 @@ export interface ModelFolder {
   schedulerConfig: Record<string, unknown>;
   /** diffusers' vae `scaling_factor` (0.18215 SD, 0.13025 SDXL). */
   vaeScalingFactor: number;
+  /**
+   * Image pixels per latent cell along each side: 2 ** (len(block_out_channels) - 1) from
+   * vae_decoder/config.json, as diffusers computes it (8 for every released SD VAE; 8 when the
+   * config does not say).
+   */
+  vaeScaleFactor: number;
+  /** vae_decoder/config.json `force_upcast`: the VAE overflows in fp16 (SDXL's) and diffusers decodes it in fp32. */
+  vaeForceUpcast: boolean;
+  /** unet/config.json `time_cond_proj_dim`: set for LCM-distilled UNets, which take a guidance embedding (timestep_cond). */
+  timeCondProjDim?: number;
   defaults: FamilyDefaults;
   /** Whether the folder says it is the project's built-in demo model. */
   isDemo: boolean;
@@ -133,9 +146,13 @@ export function readModelFolder(dir: string): ModelFolder {
   }
   if (typeof meta?.family === 'string' && meta.family in familyDefaults) family = meta.family as ModelFamily;
 
+  const vaeScaleFactor = readVaeScaleFactor(join(dir, 'vae_decoder', 'config.json'), vaeConfig);
   const defaults = { ...familyDefaults[family] };
   const sampleSize = Number(unetConfig?.sample_size);
-  if (Number.isInteger(sampleSize) && sampleSize > 0) defaults.width = defaults.height = sampleSize * 8;
+  if (Number.isInteger(sampleSize) && sampleSize > 0) defaults.width = defaults.height = sampleSize * vaeScaleFactor;
+  const timeCondProjDim = readTimeCondProjDim(join(dir, 'unet', 'config.json'), unetConfig);
+  // LCM-distilled UNets: few steps, the LCM sampler, guidance embedded in the UNet (diffusers' LCM pipeline default 8.5).
+  if (timeCondProjDim !== undefined) Object.assign(defaults, lcmDefaults);
   const metaDefaults = (meta?.defaults ?? {}) as Partial<FamilyDefaults>;
   Object.assign(defaults, metaDefaults);
 
@@ -154,7 +171,29 @@ export function readModelFolder(dir: string): ModelFolder {
     tokenizer2Dir: tok2,
     schedulerConfig,
     vaeScalingFactor: scaling,
+    vaeScaleFactor,
+    vaeForceUpcast: vaeConfig?.force_upcast === true,
+    timeCondProjDim,
     defaults,
     isDemo: meta?.demo === true,
   };
+}
+
+/** diffusers: vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1). */
+function readVaeScaleFactor(file: string, config: Record<string, unknown> | undefined): number {
+  const blocks = config?.block_out_channels;
+  if (blocks === undefined) return 8;
+  if (!Array.isArray(blocks) || blocks.length < 1 || blocks.length > 8) {
+    throw new ModelFileError(file, `"block_out_channels" should be a list of 1 to 8 channel counts (the VAE's blocks), got ${JSON.stringify(blocks)}`);
+  }
+  return 2 ** (blocks.length - 1);
+}
+
+function readTimeCondProjDim(file: string, config: Record<string, unknown> | undefined): number | undefined {
+  const v = config?.time_cond_proj_dim;
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 4) {
+    throw new ModelFileError(file, `"time_cond_proj_dim" should be a whole number of at least 4 (the LCM guidance-embedding width, e.g. 256), got ${JSON.stringify(v)}`);
+  }
+  return v;
 }

@@ -9,7 +9,8 @@ import { TextEncoders, type PromptEmbedding } from './text-encoder.ts';
 import { UNet } from './unet.ts';
 import { VaeDecoder, VaeEncoder } from './vae.ts';
 import { denoiseLockstep, throwIfCancelled } from './denoise.ts';
-import { SeededRandom, drawSeed, latentNoise } from '../noise.ts';
+import { MAX_SEED, SeededRandom, drawSeed, latentNoise } from '../noise.ts';
+import { InvalidRequestError, ModelOutputError, nonFinite } from '../errors.ts';
 import type { RawImage } from '../image.ts';
 import type { ExecutionProvider, SessionOptions } from '../onnx/session.ts';
 
@@ -30,6 +31,12 @@ export interface GenerateOptions {
   height?: number;
   batchSize?: number;
   scheduler?: SchedulerKind;
+  /**
+   * Starting latents, exactly as diffusers' `latents=` argument: batch x C x (height / f) x
+   * (width / f) standard-normal values (f = vaeScaleFactor), before the scheduler's
+   * init_noise_sigma is applied. Given these, the seed only feeds stochastic samplers.
+   */
+  latents?: Float32Array | readonly number[];
   signal?: AbortSignal;
   onStep?: (step: number, total: number) => void;
 }
@@ -49,14 +56,20 @@ export interface GenerateResult {
   timings: { textMs: number; unetMs: number; decodeMs: number; totalMs: number };
 }
 
-export class InvalidRequestError extends Error {
-  override name = 'InvalidRequestError';
-}
+export { InvalidRequestError } from '../errors.ts';
 
-export function validateSize(width: number, height: number): void {
+/** Largest image side the engine renders, in pixels. */
+export const MAX_IMAGE_SIDE = 4096;
+
+/**
+ * Image sizes must be whole multiples of the VAE's scale factor (8 for every released SD VAE; the
+ * model's own, pipe.vaeScaleFactor) from 8 latent cells up to MAX_IMAGE_SIDE pixels.
+ */
+export function validateSize(width: number, height: number, vaeScaleFactor = 8): void {
+  const min = 8 * vaeScaleFactor;
   for (const [name, v] of [['width', width], ['height', height]] as const) {
-    if (!Number.isInteger(v) || v < 64 || v > 4096 || v % 8 !== 0) {
-      throw new InvalidRequestError(`${name} must be a multiple of 8 between 64 and 4096 pixels, got ${v}`);
+    if (!Number.isInteger(v) || v < min || v > MAX_IMAGE_SIDE || v % vaeScaleFactor !== 0) {
+      throw new InvalidRequestError(`${name} must be a multiple of ${vaeScaleFactor} between ${min} and ${MAX_IMAGE_SIDE} pixels, got ${v}`);
     }
   }
 }
@@ -79,8 +92,8 @@ export class StableDiffusionPipeline {
     if (folder.tokenizer2Dir) tokenizers.push(await loadTokenizer(folder.tokenizer2Dir));
     const session: SessionOptions = { ep: opts.ep, deviceId: opts.deviceId, threads: opts.threads };
     const text = await TextEncoders.load(folder, tokenizers, folder.isXL, session);
-    const unet = await UNet.load(folder.unet, { ...session, maxBatch: opts.maxBatch });
-    const vae = await VaeDecoder.load(folder.vaeDecoder, folder.vaeScalingFactor, session);
+    const unet = await UNet.load(folder.unet, { ...session, maxBatch: opts.maxBatch, timeCondProjDim: folder.timeCondProjDim, vaeScaleFactor: folder.vaeScaleFactor });
+    const vae = await VaeDecoder.load(folder.vaeDecoder, folder.vaeScalingFactor, { ...session, forceUpcast: folder.vaeForceUpcast });
     const vaeEncoder = folder.vaeEncoder ? await VaeEncoder.load(folder.vaeEncoder, folder.vaeScalingFactor, session) : undefined;
     const kind = opts.scheduler ?? folder.defaults.scheduler;
     // Fail at load time, not at the first render, if the scheduler config is unusable.
@@ -95,6 +108,22 @@ export class StableDiffusionPipeline {
 
   get latentChannels(): number {
     return this.unet.channels;
+  }
+
+  /** Image pixels per latent cell along each side, from the model's VAE config (diffusers' vae_scale_factor). */
+  get vaeScaleFactor(): number {
+    return this.folder.vaeScaleFactor;
+  }
+
+  /** Latent [height, width] for an image size (validated against the VAE's scale factor). */
+  latentSize(width: number, height: number): [number, number] {
+    validateSize(width, height, this.vaeScaleFactor);
+    return [height / this.vaeScaleFactor, width / this.vaeScaleFactor];
+  }
+
+  /** Load-time notes for the user (e.g. quality lost to an export without hidden_states.N). */
+  get warnings(): string[] {
+    return [...this.text.warnings];
   }
 
   /** A fresh scheduler with `steps` timesteps; one per trajectory, since multistep solvers keep state. */
@@ -112,7 +141,8 @@ export class StableDiffusionPipeline {
 
   /** Initial latents for a seed, scaled by the scheduler's initial noise sigma. */
   initialLatents(seed: number, width: number, height: number, initNoiseSigma: number): Float32Array {
-    const n = latentNoise(seed, this.latentChannels * (height / 8) * (width / 8));
+    const [h, w] = this.latentSize(width, height);
+    const n = latentNoise(seed, this.latentChannels * h * w);
     if (initNoiseSigma !== 1) for (let i = 0; i < n.length; i++) n[i] *= initNoiseSigma;
     return n;
   }
@@ -121,47 +151,75 @@ export class StableDiffusionPipeline {
     const d = this.folder.defaults;
     const width = opts.width ?? d.width;
     const height = opts.height ?? d.height;
-    validateSize(width, height);
+    validateSize(width, height, this.vaeScaleFactor);
     const steps = opts.steps ?? d.steps;
     if (!Number.isInteger(steps) || steps < 1 || steps > 1000) throw new InvalidRequestError(`steps must be a whole number from 1 to 1000, got ${steps}`);
     const guidance = opts.guidance ?? d.guidance;
     if (!Number.isFinite(guidance) || guidance < 0 || guidance > 50) throw new InvalidRequestError(`guidance must be between 0 and 50, got ${guidance}`);
-    const batchSize = opts.batchSize ?? 1;
+    const per = this.latentChannels * (height / this.vaeScaleFactor) * (width / this.vaeScaleFactor);
+    let batchSize = opts.batchSize ?? 1;
+    if (opts.latents !== undefined) {
+      const n = opts.latents.length;
+      const shape = `${this.latentChannels} x ${height / this.vaeScaleFactor} x ${width / this.vaeScaleFactor}`;
+      if (n === 0 || n % per !== 0 || (opts.batchSize !== undefined && n !== per * opts.batchSize)) {
+        throw new InvalidRequestError(
+          `latents must hold batch x ${shape} values (${per} per image for ${width}x${height}${opts.batchSize !== undefined ? `, ${per * opts.batchSize} for a batch of ${opts.batchSize}` : ''}), got ${n}`,
+        );
+      }
+      const bad = nonFinite(opts.latents);
+      if (bad.count > 0) throw new InvalidRequestError(`latents must be finite numbers; value ${bad.first} is ${opts.latents[bad.first]}`);
+      batchSize = n / per;
+    }
     if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 64) throw new InvalidRequestError(`batch size must be a whole number from 1 to 64, got ${batchSize}`);
     const seed = opts.seed ?? drawSeed();
-    if (!Number.isSafeInteger(seed) || seed < 0) throw new InvalidRequestError(`seed must be a whole number from 0 to ${Number.MAX_SAFE_INTEGER}, got ${seed}`);
+    if (!Number.isInteger(seed) || seed < 0 || seed + batchSize - 1 > MAX_SEED) {
+      throw new InvalidRequestError(
+        `seed must be a whole number from 0 to ${MAX_SEED}${batchSize > 1 ? ` (image i of a batch uses seed + i, so at most ${MAX_SEED - batchSize + 1} for a batch of ${batchSize})` : ''}, got ${seed}`,
+      );
+    }
     return { width, height, steps, guidance, batchSize, seed, scheduler: opts.scheduler ?? this.schedulerKind };
   }
 
   async generate(opts: GenerateOptions): Promise<GenerateResult> {
     const t0 = performance.now();
     const { width, height, steps, guidance, batchSize, seed, scheduler: kind } = this.resolve(opts);
-    const warnings: string[] = [];
+    const warnings: string[] = [...this.warnings];
     const { cond, uncond } = await this.encodePrompt(opts.prompt, opts.negativePrompt ?? '');
     if (cond.truncated) warnings.push('The prompt is longer than 77 CLIP tokens; the end was cut off.');
     if (uncond.truncated) warnings.push('The negative prompt is longer than 77 CLIP tokens; the end was cut off.');
     const t1 = performance.now();
 
-    const h = height / 8;
-    const w = width / 8;
+    const [h, w] = this.latentSize(width, height);
+    const per = this.latentChannels * h * w;
     const seeds = Array.from({ length: batchSize }, (_, i) => seed + i);
     const schedulers = seeds.map((s) => this.scheduler(steps, kind, s));
+    const sigma0 = schedulers[0].initNoiseSigma;
+    const given = opts.latents;
+    const start = given
+      ? seeds.map((_, b) => Float32Array.from({ length: per }, (_, i) => given[b * per + i] * sigma0))
+      : seeds.map((s) => this.initialLatents(s, width, height, sigma0));
     const final = await denoiseLockstep({
       unet: this.unet,
       latentSize: [h, w],
       schedulers,
-      xs: seeds.map((s) => this.initialLatents(s, width, height, schedulers[0].initNoiseSigma)),
+      xs: start,
       cond: seeds.map(() => cond),
       uncond: seeds.map(() => uncond),
       guidance: seeds.map(() => guidance),
       signal: opts.signal,
       afterStep: (i) => opts.onStep?.(i + 1, schedulers[0].timesteps.length),
     });
-    const per = this.latentChannels * h * w;
     const latents = new Float32Array(per * batchSize);
     final.forEach((x, b) => latents.set(x, b * per));
     const t2 = performance.now();
     const images: RawImage[] = [];
+    const diverged = nonFinite(latents);
+    if (diverged.count > 0) {
+      throw new ModelOutputError(
+        `the UNet produced NaN/infinite latents (${diverged.count} of ${latents.length}) with the ${kind} sampler; ` +
+          `check that scheduler/scheduler_config.json matches the model (prediction_type "${String(this.folder.schedulerConfig.prediction_type ?? 'epsilon')}") and, for an fp16 UNet, try an fp32 export`,
+      );
+    }
     for (const x of final) {
       throwIfCancelled(opts.signal);
       images.push(await this.vae.decode(x, h, w));

@@ -26,16 +26,25 @@ interface EncoderSpec {
   pooledOutput?: string;
 }
 
-function pickHiddenOutput(loaded: LoadedSession, penultimate: boolean): string {
+/** The output to take token embeddings from; `fallback` is set when SDXL's penultimate layer is not exported. */
+function pickHiddenOutput(loaded: LoadedSession, penultimate: boolean): { name: string; fallback: boolean } {
   const names = loaded.outputs.map((o) => o.name);
   if (penultimate) {
     const layers = names
       .map((n) => /^hidden_states\.(\d+)$/.exec(n))
       .filter((m): m is RegExpExecArray => m !== null)
       .map((m) => Number(m[1]));
-    if (layers.length >= 2) return `hidden_states.${Math.max(...layers) - 1}`;
+    if (layers.length >= 2) return { name: `hidden_states.${Math.max(...layers) - 1}`, fallback: false };
   }
-  return names.includes('last_hidden_state') ? 'last_hidden_state' : names[0];
+  return { name: names.includes('last_hidden_state') ? 'last_hidden_state' : names[0], fallback: penultimate };
+}
+
+/** Said once per load when an SDXL text encoder lacks hidden_states.N outputs. */
+export function penultimateMissingWarning(component: string): string {
+  return (
+    `${component} has no hidden_states.N outputs, so its last hidden state is used instead of the penultimate layer SDXL was trained on: ` +
+    'prompts are followed less closely and images differ from diffusers\'. Re-export with `optimum-cli export onnx` (which adds hidden_states.N) to fix this.'
+  );
 }
 
 export class TextEncoders {
@@ -44,6 +53,8 @@ export class TextEncoders {
   private constructor(
     private readonly encoders: EncoderSpec[],
     private readonly isXL: boolean,
+    /** Load-time notes for the user (quality lost to how the encoders were exported). */
+    readonly warnings: string[] = [],
   ) {}
 
   static async load(
@@ -52,19 +63,24 @@ export class TextEncoders {
     isXL: boolean,
     opts: SessionOptions,
   ): Promise<TextEncoders> {
+    const warnings: string[] = [];
     const te1 = await openSession(files.textEncoder, opts);
-    const specs: EncoderSpec[] = [{ loaded: te1, tokenizer: tokenizers[0], hiddenOutput: pickHiddenOutput(te1, isXL) }];
+    const h1 = pickHiddenOutput(te1, isXL);
+    if (h1.fallback) warnings.push(penultimateMissingWarning('text_encoder/model.onnx'));
+    const specs: EncoderSpec[] = [{ loaded: te1, tokenizer: tokenizers[0], hiddenOutput: h1.name }];
     if (isXL && files.textEncoder2) {
       const te2 = await openSession(files.textEncoder2, opts);
       const outs = te2.outputs.map((o) => o.name);
+      const h2 = pickHiddenOutput(te2, true);
+      if (h2.fallback) warnings.push(penultimateMissingWarning('text_encoder_2/model.onnx'));
       specs.push({
         loaded: te2,
         tokenizer: tokenizers[1] ?? tokenizers[0],
-        hiddenOutput: pickHiddenOutput(te2, true),
+        hiddenOutput: h2.name,
         pooledOutput: outs.includes('text_embeds') ? 'text_embeds' : outs[0],
       });
     }
-    return new TextEncoders(specs, isXL);
+    return new TextEncoders(specs, isXL, warnings);
   }
 
   get sessions(): LoadedSession[] {

@@ -5,7 +5,7 @@
  * conditioning and guidance scale: that is what lets latent blending run a whole stage of branches
  * as one batch (2n with guidance) instead of n calls of batch 2.
  */
-import { openSession, type LoadedSession, type SessionOptions, type TensorInfo, ort } from '../onnx/session.ts';
+import { ModelFileError, openSession, type LoadedSession, type SessionOptions, type TensorInfo, ort } from '../onnx/session.ts';
 import { floatTensor, numericTensor, readFloat } from '../tensor/tensors.ts';
 import type { PromptEmbedding } from './text-encoder.ts';
 
@@ -13,7 +13,7 @@ export interface NoiseRequest {
   /** n latents, each C x h x w, already scaled by the scheduler's scaleModelInput. */
   latents: Float32Array;
   count: number;
-  /** Latent height and width (image size / 8). */
+  /** Latent height and width (image size / the VAE's scale factor). */
   latentSize: [number, number];
   timestep: number;
   cond: PromptEmbedding[];
@@ -26,7 +26,12 @@ export interface NoiseRequest {
 export class UNet {
   readonly dtype: string;
   readonly channels: number;
-  private readonly names: { sample: string; timestep: string; hidden: string; textEmbeds?: string; timeIds?: string; out: string };
+  private readonly names: { sample: string; timestep: string; hidden: string; textEmbeds?: string; timeIds?: string; timestepCond?: string; out: string };
+  /**
+   * LCM-distilled UNets take the guidance scale as an embedding (`timestep_cond`, this wide)
+   * instead of classifier-free guidance's second pass; undefined for every other UNet.
+   */
+  readonly timeCondDim: number | undefined;
   private readonly byName: Map<string, TensorInfo>;
   /** Calls made and batch items run so far (for tests, benchmarks and progress estimates). */
   calls = 0;
@@ -36,6 +41,10 @@ export class UNet {
     readonly loaded: LoadedSession,
     /** Largest batch to send in one call; bigger requests are split. */
     readonly maxBatch: number,
+    /** Image pixels per latent cell (the VAE's scale factor), for SDXL's default time_ids. */
+    readonly vaeScaleFactor: number,
+    /** unet/config.json's time_cond_proj_dim, when the folder has one. */
+    configTimeCondDim?: number,
   ) {
     const inputs = loaded.inputs;
     this.byName = new Map(inputs.map((i) => [i.name, i]));
@@ -52,15 +61,27 @@ export class UNet {
       hidden: find(['encoder_hidden_states', 'context'], 'text embedding'),
       textEmbeds: this.byName.has('text_embeds') ? 'text_embeds' : undefined,
       timeIds: this.byName.has('time_ids') ? 'time_ids' : undefined,
+      timestepCond: this.byName.has('timestep_cond') ? 'timestep_cond' : undefined,
       out: loaded.outputs.find((o) => o.name === 'out_sample')?.name ?? loaded.outputs[0].name,
     };
     const sample = this.byName.get(this.names.sample)!;
     this.dtype = sample.type;
     this.channels = typeof sample.shape[1] === 'number' && sample.shape[1] > 0 ? sample.shape[1] : 4;
+    if (this.names.timestepCond) {
+      const dim = this.byName.get(this.names.timestepCond)!.shape[1];
+      const fromModel = typeof dim === 'number' && dim > 0 ? dim : undefined;
+      if (fromModel !== undefined && configTimeCondDim !== undefined && fromModel !== configTimeCondDim) {
+        throw new ModelFileError(loaded.path, `the UNet's timestep_cond input is ${fromModel} wide but unet/config.json says time_cond_proj_dim ${configTimeCondDim}; re-export the UNet with its config`);
+      }
+      this.timeCondDim = fromModel ?? configTimeCondDim;
+      if (this.timeCondDim === undefined || this.timeCondDim < 4) {
+        throw new ModelFileError(loaded.path, 'the UNet takes timestep_cond (an LCM guidance embedding) but neither its input shape nor unet/config.json (time_cond_proj_dim) says how wide it is; keep config.json next to model.onnx');
+      }
+    }
   }
 
-  static async load(path: string, opts: SessionOptions & { maxBatch?: number }): Promise<UNet> {
-    return new UNet(await openSession(path, opts), opts.maxBatch ?? 16);
+  static async load(path: string, opts: SessionOptions & { maxBatch?: number; timeCondProjDim?: number; vaeScaleFactor?: number }): Promise<UNet> {
+    return new UNet(await openSession(path, opts), opts.maxBatch ?? 16, opts.vaeScaleFactor ?? 8, opts.timeCondProjDim);
   }
 
   get isXL(): boolean {
@@ -70,8 +91,8 @@ export class UNet {
   async predict(req: NoiseRequest): Promise<Float32Array> {
     const per = req.latents.length / req.count;
     const out = new Float32Array(req.latents.length);
-    // With guidance each latent costs two batch slots.
-    const guided = req.guidance.some((g) => g > 1);
+    // With guidance each latent costs two batch slots; an LCM UNet takes guidance as an embedding instead.
+    const guided = this.timeCondDim === undefined && req.guidance.some((g) => g > 1);
     const chunk = Math.max(1, Math.floor(this.maxBatch / (guided ? 2 : 1)));
     for (let start = 0; start < req.count; start += chunk) {
       const end = Math.min(req.count, start + chunk);
@@ -108,10 +129,18 @@ export class UNet {
       feeds[this.names.textEmbeds] = floatTensor(this.byName.get(this.names.textEmbeds)!.type, concat(pooled), [batch, pooled[0].length]);
     }
     if (this.names.timeIds) {
-      const ids = req.timeIds ?? [dims[2] * 8, dims[3] * 8, 0, 0, dims[2] * 8, dims[3] * 8];
+      const [ph, pw] = [dims[2] * this.vaeScaleFactor, dims[3] * this.vaeScaleFactor];
+      const ids = req.timeIds ?? [ph, pw, 0, 0, ph, pw];
       const rep = new Float32Array(batch * ids.length);
       for (let b = 0; b < batch; b++) rep.set(ids, b * ids.length);
       feeds[this.names.timeIds] = floatTensor(this.byName.get(this.names.timeIds)!.type, rep, [batch, ids.length]);
+    }
+    if (this.names.timestepCond) {
+      const dim = this.timeCondDim!;
+      const emb = new Float32Array(batch * dim);
+      // diffusers' LCM pipeline: w = guidance_scale - 1, one embedding per batch item.
+      for (let b = 0; b < batch; b++) emb.set(guidanceScaleEmbedding(req.guidance[start + b] - 1, dim), b * dim);
+      feeds[this.names.timestepCond] = floatTensor(this.byName.get(this.names.timestepCond)!.type, emb, [batch, dim]);
     }
     const result = await this.loaded.session.run(feeds, [this.names.out]);
     this.calls++;
@@ -133,9 +162,11 @@ export class UNet {
   private timestepTensor(t: number, batch: number): ort.Tensor {
     const info = this.byName.get(this.names.timestep)!;
     const first = info.shape[0];
-    // Exports take a [1] timestep that broadcasts over the batch; a fixed larger dim wants one per item.
-    const n = typeof first === 'number' && first > 1 ? batch : 1;
-    const dims = info.shape.length === 0 ? [] : [n];
+    // Current optimum: a float scalar (shape []). Older exports: [batch] (symbolic or fixed); some
+    // take a fixed [1] that broadcasts over the batch.
+    if (info.shape.length === 0) return numericTensor(info.type, [t], []);
+    const n = first === 1 ? 1 : batch;
+    const dims = [n];
     return numericTensor(info.type, new Array(n).fill(t), dims);
   }
 
@@ -151,6 +182,25 @@ function concat(parts: Float32Array[]): Float32Array {
   for (const p of parts) {
     out.set(p, o);
     o += p.length;
+  }
+  return out;
+}
+
+/**
+ * diffusers' get_guidance_scale_embedding (LatentConsistencyModelPipeline), for one w:
+ * w' = 1000 w; f_k = exp(-k ln(10000) / (half - 1)), k < half = dim / 2; [sin(w' f), cos(w' f)],
+ * zero-padded to an odd dim. Computed in float32 steps like torch does.
+ */
+export function guidanceScaleEmbedding(w: number, dim: number): Float32Array {
+  const half = Math.floor(dim / 2);
+  const out = new Float32Array(dim);
+  const step = Math.fround(Math.fround(Math.log(10000)) / (half - 1));
+  const ws = Math.fround(w * 1000);
+  for (let k = 0; k < half; k++) {
+    const f = Math.fround(Math.exp(Math.fround(-step * k)));
+    const arg = Math.fround(ws * f);
+    out[k] = Math.sin(arg);
+    out[half + k] = Math.cos(arg);
   }
   return out;
 }
