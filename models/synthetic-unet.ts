@@ -5,12 +5,26 @@
  * its cost per call is an SD UNet's. It draws nothing useful: it exists to measure speed (batched
  * latent blending, execution providers, fp16) where real weights cannot be downloaded, and it is
  * small enough to generate on the machine that runs it (the full-size one is ~860M parameters).
+ * `syntheticVaeDecoder` is the matching SD VAE decoder (~50M parameters at full size).
  *
- * GroupNorm is expressed as Reshape + InstanceNormalization + affine, as PyTorch exports it below
- * opset 18, so every op here runs on ONNX Runtime's CPU and CUDA providers.
+ * Plain graphs (`fusion: 'none'`) use standard ONNX ops only: GroupNorm is Reshape +
+ * InstanceNormalization + affine, as PyTorch exports it below opset 18, attention is
+ * MatMul-Softmax-MatMul, so every op runs on ONNX Runtime's CPU and CUDA providers.
+ *
+ * Fused graphs compute the same function with the same weights (drawn in the same order from the
+ * same seed) through ONNX Runtime's com.microsoft contrib ops, the ones its own Stable Diffusion
+ * optimizer (onnxruntime.transformers.models.stable_diffusion.optimize_pipeline) writes:
+ * - 'cpu-safe': MultiHeadAttention, SkipLayerNormalization, Gelu. These have CPU kernels in
+ *   ONNX Runtime 1.29 (checked by test/models/synthetic-unet-fused.test.ts), so the fused graph
+ *   is testable against the plain one anywhere.
+ * - 'cuda': the above plus GroupNorm and SkipGroupNorm (with fused SiLU, NHWC), BiasSplitGelu
+ *   and BiasAdd, which exist only on the CUDA provider (a CPU session refuses to load them) and
+ *   only for SD channel counts (BiasSplitGelu: 2560/5120/10240 wide, BiasAdd: 320/640/1280).
+ * NhwcConv is not used: it needs the whole graph in NHWC. GroupNorm therefore sits between two
+ * Transposes, as in ONNX Runtime's optimizer output for NCHW exports.
  */
-import { GraphBuilder } from './onnx/index.ts';
-import { SeededRandom, float32ToFloat16 } from '../engine/index.ts';
+import { GraphBuilder, type ToModelOptions } from './onnx/index.ts';
+import { SeededRandom, float32ToFloat16, float16ToFloat32 } from '../engine/index.ts';
 
 export interface SyntheticUNetShape {
   /** Channels per resolution level (SD 1.5: 320, 640, 1280, 1280). */
@@ -50,13 +64,80 @@ export const TINY_UNET: SyntheticUNetShape = {
   timestepType: 'float32',
 };
 
+/**
+ * The smallest shape every CUDA-only contrib op accepts (SD 1.5's first two levels, one layer
+ * each): for checking fused against plain on a GPU in seconds.
+ */
+export const CUDA_CHECK_UNET: SyntheticUNetShape = {
+  channels: [320, 640],
+  attention: [true, false],
+  layersPerBlock: 1,
+  heads: 8,
+  crossAttentionDim: 768,
+  groups: 32,
+  dtype: 'float16',
+  timestepType: 'int64',
+};
+
+export interface SyntheticVaeShape {
+  /** Decoder channels per level from the top (SD: 128, 256, 512, 512); one 2x upsample between levels. */
+  channels: number[];
+  /** ResNet blocks per level (the decoder has layersPerBlock + 1; SD: 2). */
+  layersPerBlock: number;
+  groups: number;
+  dtype: 'float32' | 'float16';
+}
+
+export const SD15_VAE: SyntheticVaeShape = { channels: [128, 256, 512, 512], layersPerBlock: 2, groups: 32, dtype: 'float16' };
+export const TINY_VAE: SyntheticVaeShape = { channels: [8, 16, 16, 16], layersPerBlock: 1, groups: 4, dtype: 'float32' };
+
+/** How much of the graph uses ONNX Runtime's contrib ops (see the file comment). */
+export type Fusion = 'none' | 'cpu-safe' | 'cuda';
+export type FusedOp = 'MultiHeadAttention' | 'SkipLayerNormalization' | 'Gelu' | 'GroupNorm' | 'SkipGroupNorm' | 'BiasSplitGelu' | 'BiasAdd';
+
+const CPU_SAFE: readonly FusedOp[] = ['MultiHeadAttention', 'SkipLayerNormalization', 'Gelu'];
+export const FUSED_OPS: Record<Fusion, readonly FusedOp[]> = {
+  none: [],
+  'cpu-safe': CPU_SAFE,
+  cuda: [...CPU_SAFE, 'GroupNorm', 'SkipGroupNorm', 'BiasSplitGelu', 'BiasAdd'],
+};
+
+/** The fullest fusion a provider runs: CUDA-only kernels on 'cuda', CPU-capable ones elsewhere. */
+export function fusionFor(ep: string): Fusion {
+  return ep === 'cuda' ? 'cuda' : 'cpu-safe';
+}
+
+export interface FusionOptions {
+  fusion?: Fusion;
+  /** Exactly these contrib ops instead of a fusion level (to check one op at a time). */
+  ops?: readonly FusedOp[];
+}
+
+/** toModel() options for a synthetic graph: opset 17 plus com.microsoft when contrib ops are used. */
+export const SYNTHETIC_MODEL_OPTIONS: ToModelOptions = { opset: 17, extraOpsets: [{ domain: 'com.microsoft', version: 1 }] };
+
+const MS = { domain: 'com.microsoft' } as const;
+
 class Builder {
-  readonly g = new GraphBuilder('unet');
+  readonly g: GraphBuilder;
   private readonly rng = new SeededRandom(7);
   private n = 0;
   params = 0;
+  private readonly fused: ReadonlySet<FusedOp>;
 
-  constructor(private readonly shape: SyntheticUNetShape) {}
+  constructor(
+    name: string,
+    private readonly dtype: 'float32' | 'float16',
+    private readonly groups: number,
+    opts: FusionOptions,
+  ) {
+    this.g = new GraphBuilder(name);
+    this.fused = new Set(opts.ops ?? FUSED_OPS[opts.fusion ?? 'none']);
+  }
+
+  uses(op: FusedOp): boolean {
+    return this.fused.has(op);
+  }
 
   c(values: number[], dims?: number[]): string {
     return this.g.constant(values, dims);
@@ -67,21 +148,31 @@ class Builder {
   op(type: string, inputs: string[], attrs?: Record<string, unknown>): string {
     return this.g.op(type, inputs, attrs as never);
   }
+  ms(type: string, inputs: string[], attrs: Record<string, unknown> = {}, outputs = 1): string[] {
+    return this.g.opMulti(type, inputs, attrs as never, { ...MS, outputs });
+  }
 
-  /** A weight with values uniform in +-scale, stored in the model's dtype, used as float32 math. */
-  weight(dims: number[], scale: number): string {
+  /**
+   * A weight with values uniform in +-scale, stored in the model's dtype. Every variant draws the
+   * same values in the same order; `float32` stores them as float32 (rounded through fp16 in an
+   * fp16 model, so the math stays the same) for contrib ops that want float32 parameters.
+   */
+  weight(dims: number[], scale: number, float32 = false): string {
     const count = dims.reduce((a, b) => a * b, 1);
     this.params += count;
     const data = new Float32Array(count);
     for (let i = 0; i < count; i++) data[i] = (this.rng.nextUint32() / 2147483648 - 1) * scale;
     const name = `w${this.n++}`;
-    if (this.shape.dtype === 'float16') return this.g.initializer(name, 'float16', dims, float32ToFloat16(data));
+    if (this.dtype === 'float16') {
+      const half = float32ToFloat16(data);
+      return float32 ? this.g.initializer(name, 'float32', dims, float16ToFloat32(half)) : this.g.initializer(name, 'float16', dims, half);
+    }
     return this.g.initializer(name, 'float32', dims, data);
   }
 
   /** Everything inside runs in the model's dtype: constants follow it. */
   scalar(v: number): string {
-    return this.shape.dtype === 'float16' ? this.g.initializer(`s${this.n++}`, 'float16', [], float32ToFloat16([v])) : this.c([v], []);
+    return this.dtype === 'float16' ? this.g.initializer(`s${this.n++}`, 'float16', [], float32ToFloat16([v])) : this.c([v], []);
   }
 
   linear(x: string, cin: number, cout: number, bias = true): string {
@@ -102,77 +193,164 @@ class Builder {
     return this.op('Mul', [x, this.op('Sigmoid', [x])]);
   }
 
-  groupNorm(x: string, channels: number): string {
-    const G = this.shape.groups;
+  private toNhwc(x: string): string {
+    return this.op('Transpose', [x], { perm: [0, 2, 3, 1] });
+  }
+  private toNchw(x: string): string {
+    return this.op('Transpose', [x], { perm: [0, 3, 1, 2] });
+  }
+
+  /** GroupNorm with per-channel affine, then SiLU when `silu`. */
+  groupNorm(x: string, channels: number, silu = false): string {
+    const G = this.groups;
+    if (this.uses('GroupNorm')) {
+      const attrs = { epsilon: { float: 1e-5 }, groups: G, activation: silu ? 1 : 0, channels_last: 1 };
+      const gamma = this.weight([channels], 0.1, true);
+      const beta = this.weight([channels], 0.01, true);
+      return this.toNchw(this.ms('GroupNorm', [this.toNhwc(x), gamma, beta], attrs)[0]);
+    }
     const grouped = this.op('Reshape', [x, this.i64([0, G, -1])]);
-    const ones = this.shape.dtype === 'float16' ? this.g.initializer(`gn${this.n++}`, 'float16', [G], float32ToFloat16(new Float32Array(G).fill(1))) : this.c(new Array(G).fill(1));
-    const zeros = this.shape.dtype === 'float16' ? this.g.initializer(`gn${this.n++}`, 'float16', [G], new Uint16Array(G)) : this.c(new Array(G).fill(0));
+    const ones = this.dtype === 'float16' ? this.g.initializer(`gn${this.n++}`, 'float16', [G], float32ToFloat16(new Float32Array(G).fill(1))) : this.c(new Array(G).fill(1));
+    const zeros = this.dtype === 'float16' ? this.g.initializer(`gn${this.n++}`, 'float16', [G], new Uint16Array(G)) : this.c(new Array(G).fill(0));
     const normed = this.op('InstanceNormalization', [grouped, ones, zeros], { epsilon: 1e-5 });
     const back = this.op('Reshape', [normed, this.op('Shape', [x])]);
-    return this.op('Add', [this.op('Mul', [back, this.weight([channels, 1, 1], 0.1)]), this.weight([channels, 1, 1], 0.01)]);
+    const y = this.op('Add', [this.op('Mul', [back, this.weight([channels, 1, 1], 0.1)]), this.weight([channels, 1, 1], 0.01)]);
+    return silu ? this.silu(y) : y;
   }
 
   layerNorm(x: string, channels: number): string {
     return this.op('LayerNormalization', [x, this.weight([channels], 0.1), this.weight([channels], 0.01)], { axis: -1, epsilon: 1e-5 });
   }
 
-  resBlock(x: string, temb: string, cin: number, cout: number): string {
-    let h = this.conv(this.silu(this.groupNorm(x, cin)), cin, cout, 3);
-    const t = this.op('Unsqueeze', [this.linear(this.silu(temb), 4 * this.shape.channels[0], cout), this.i64([2, 3])]);
-    h = this.op('Add', [h, t]);
-    h = this.conv(this.silu(this.groupNorm(h, cout)), cout, cout, 3);
+  /** x + (mm + bias), and LayerNorm of that: [sum, normed]. */
+  residualNorm(x: string, mm: string, bias: string, channels: number): [string, string] {
+    if (this.uses('SkipLayerNormalization')) {
+      const gamma = this.weight([channels], 0.1);
+      const beta = this.weight([channels], 0.01);
+      const [normed, , , sum] = this.ms('SkipLayerNormalization', [mm, x, gamma, beta, bias], { epsilon: { float: 1e-5 } }, 4);
+      return [sum, normed];
+    }
+    const sum = this.op('Add', [x, this.op('Add', [mm, bias])]);
+    return [sum, this.layerNorm(sum, channels)];
+  }
+
+  /** x + (mm + bias), with x and mm [B, S, C]. */
+  residual(x: string, mm: string, bias: string): string {
+    if (this.uses('BiasAdd')) return this.ms('BiasAdd', [mm, bias, x])[0];
+    return this.op('Add', [x, this.op('Add', [mm, bias])]);
+  }
+
+  /**
+   * ResNet block; with a time embedding (UNet) it is added between the two convolutions, and the
+   * second GroupNorm takes it as SkipGroupNorm's broadcast skip when that is fused.
+   */
+  resBlock(x: string, temb: { value: string; width: number } | undefined, cin: number, cout: number): string {
+    let h = this.conv(this.groupNorm(x, cin, true), cin, cout, 3);
+    if (temb) {
+      const t = this.linear(this.silu(temb.value), temb.width, cout);
+      if (this.uses('SkipGroupNorm')) {
+        const gamma = this.weight([cout], 0.1, true);
+        const beta = this.weight([cout], 0.01, true);
+        // The embedding has the timestep's batch (1); the kernel wants (N, C).
+        const skip = this.op('Expand', [t, this.op('Concat', [this.op('Shape', [h], { start: 0, end: 1 }), this.i64([cout])], { axis: 0 })]);
+        const attrs = { epsilon: { float: 1e-5 }, groups: this.groups, activation: 1, channels_last: 1 };
+        h = this.toNchw(this.ms('SkipGroupNorm', [this.toNhwc(h), gamma, beta, skip], attrs)[0]);
+      } else {
+        h = this.groupNorm(this.op('Add', [h, this.op('Unsqueeze', [t, this.i64([2, 3])])]), cout, true);
+      }
+    } else {
+      h = this.groupNorm(h, cout, true);
+    }
+    h = this.conv(h, cout, cout, 3);
     const skip = cin === cout ? x : this.conv(x, cin, cout, 1);
     return this.op('Add', [skip, h]);
   }
 
-  attention(x: string, context: string, channels: number, contextDim: number): string {
-    const heads = this.shape.heads;
+  /** Scaled dot-product attention of q [B, S, C] over k, v [B, L, C] with `heads` heads: [B, S, C]. */
+  sdpa(q: string, k: string, v: string, channels: number, heads: number): string {
+    if (this.uses('MultiHeadAttention')) return this.ms('MultiHeadAttention', [q, k, v], { num_heads: heads })[0];
     const d = channels / heads;
-    const split = (t: string) => this.op('Transpose', [this.op('Reshape', [t, this.i64([0, 0, heads, d])])], { perm: [0, 2, 1, 3] });
-    const q = split(this.linear(x, channels, channels, false));
-    const k = this.op('Transpose', [this.op('Reshape', [this.linear(context, contextDim, channels, false), this.i64([0, 0, heads, d])])], { perm: [0, 2, 3, 1] });
-    const v = split(this.linear(context, contextDim, channels, false));
-    const scores = this.op('Softmax', [this.op('Mul', [this.op('MatMul', [q, k]), this.scalar(1 / Math.sqrt(d))])], { axis: -1 });
-    const out = this.op('Reshape', [this.op('Transpose', [this.op('MatMul', [scores, v])], { perm: [0, 2, 1, 3] }), this.i64([0, 0, channels])]);
-    return this.linear(out, channels, channels);
+    const split = (t: string, perm: number[]) => this.op('Transpose', [this.op('Reshape', [t, this.i64([0, 0, heads, d])])], { perm });
+    const scores = this.op('Softmax', [this.op('Mul', [this.op('MatMul', [split(q, [0, 2, 1, 3]), split(k, [0, 2, 3, 1])]), this.scalar(1 / Math.sqrt(d))])], { axis: -1 });
+    return this.op('Reshape', [this.op('Transpose', [this.op('MatMul', [scores, split(v, [0, 2, 1, 3])])], { perm: [0, 2, 1, 3] }), this.i64([0, 0, channels])]);
   }
 
-  transformer(x: string, context: string, channels: number): string {
+  /** Transformer attention (no q/k/v biases): the output projection's MatMul and its bias, for the caller's residual. */
+  attention(x: string, context: string, channels: number, contextDim: number, heads: number): [string, string] {
+    const q = this.linear(x, channels, channels, false);
+    const k = this.linear(context, contextDim, channels, false);
+    const v = this.linear(context, contextDim, channels, false);
+    const out = this.sdpa(q, k, v, channels, heads);
+    return [this.op('MatMul', [out, this.weight([channels, channels], 1 / Math.sqrt(channels))]), this.weight([channels], 0.01)];
+  }
+
+  gelu(x: string): string {
+    if (this.uses('Gelu')) return this.ms('Gelu', [x])[0];
+    return this.op('Mul', [this.op('Mul', [x, this.scalar(0.5)]), this.op('Add', [this.op('Erf', [this.op('Mul', [x, this.scalar(Math.SQRT1_2)])]), this.scalar(1)])]);
+  }
+
+  transformer(x: string, context: string, channels: number, heads: number, contextDim: number): string {
     const h0 = this.conv(this.groupNorm(x, channels), channels, channels, 1);
     let h = this.op('Transpose', [this.op('Reshape', [h0, this.i64([0, channels, -1])])], { perm: [0, 2, 1] });
-    h = this.op('Add', [h, this.attention(this.layerNorm(h, channels), this.layerNorm(h, channels), channels, channels)]);
-    h = this.op('Add', [h, this.attention(this.layerNorm(h, channels), context, channels, this.shape.crossAttentionDim)]);
+    let normed: string;
+    // Self-attention: queries and keys/values each have their own LayerNorm.
+    const [mm1, b1] = this.attention(this.layerNorm(h, channels), this.layerNorm(h, channels), channels, channels, heads);
+    [h, normed] = this.residualNorm(h, mm1, b1, channels);
+    const [mm2, b2] = this.attention(normed, context, channels, contextDim, heads);
+    [h, normed] = this.residualNorm(h, mm2, b2, channels);
     // GEGLU feed-forward: x * gelu(gate), 4x wide.
-    const proj = this.linear(this.layerNorm(h, channels), channels, channels * 8);
-    const [a, gate] = this.g.opMulti('Split', [proj, this.i64([channels * 4, channels * 4])], { axis: -1 }, { outputs: 2 });
-    const gelu = this.op('Mul', [this.op('Mul', [gate, this.scalar(0.5)]), this.op('Add', [this.op('Erf', [this.op('Mul', [gate, this.scalar(Math.SQRT1_2)])]), this.scalar(1)])]);
-    h = this.op('Add', [h, this.linear(this.op('Mul', [a, gelu]), channels * 4, channels)]);
+    const projMm = this.op('MatMul', [normed, this.weight([channels, channels * 8], 1 / Math.sqrt(channels))]);
+    const projBias = this.weight([channels * 8], 0.01);
+    let geglu: string;
+    if (this.uses('BiasSplitGelu')) {
+      geglu = this.ms('BiasSplitGelu', [projMm, projBias])[0];
+    } else {
+      const [a, gate] = this.g.opMulti('Split', [this.op('Add', [projMm, projBias]), this.i64([channels * 4, channels * 4])], { axis: -1 }, { outputs: 2 });
+      geglu = this.op('Mul', [a, this.gelu(gate)]);
+    }
+    const ffMm = this.op('MatMul', [geglu, this.weight([channels * 4, channels], 1 / Math.sqrt(channels * 4))]);
+    h = this.residual(h, ffMm, this.weight([channels], 0.01));
     const spatial = this.op('Reshape', [this.op('Transpose', [h], { perm: [0, 2, 1] }), this.op('Shape', [x])]);
     return this.op('Add', [x, this.conv(spatial, channels, channels, 1)]);
   }
 
-  timeEmbedding(t: string): string {
-    const c0 = this.shape.channels[0];
+  /** The VAE's single-head self-attention over all pixels, with q/k/v biases and a residual. */
+  vaeAttention(x: string, channels: number): string {
+    const tokens = this.op('Transpose', [this.op('Reshape', [this.groupNorm(x, channels), this.i64([0, channels, -1])])], { perm: [0, 2, 1] });
+    const q = this.linear(tokens, channels, channels);
+    const k = this.linear(tokens, channels, channels);
+    const v = this.linear(tokens, channels, channels);
+    const out = this.linear(this.sdpa(q, k, v, channels, 1), channels, channels);
+    return this.op('Add', [x, this.op('Reshape', [this.op('Transpose', [out], { perm: [0, 2, 1] }), this.op('Shape', [x])])]);
+  }
+
+  timeEmbedding(t: string, c0: number): string {
     const half = c0 / 2;
     const freqs = Array.from({ length: half }, (_, i) => Math.exp((-Math.log(10000) * i) / half));
     const tf = this.op('Cast', [t], { to: 1 });
     const args = this.op('Mul', [this.op('Unsqueeze', [tf, this.i64([1])]), this.c(freqs, [1, half])]);
     let emb = this.op('Concat', [this.op('Cos', [args]), this.op('Sin', [args])], { axis: 1 });
-    if (this.shape.dtype === 'float16') emb = this.op('Cast', [emb], { to: 10 });
+    if (this.dtype === 'float16') emb = this.op('Cast', [emb], { to: 10 });
     return this.linear(this.silu(this.linear(emb, c0, 4 * c0)), 4 * c0, 4 * c0);
   }
 }
 
-/** The graph and its parameter count. */
-export function syntheticUNet(shape: SyntheticUNetShape): { graph: GraphBuilder; parameters: number } {
-  const b = new Builder(shape);
+export interface SyntheticGraph {
+  graph: GraphBuilder;
+  parameters: number;
+}
+
+/** The UNet graph and its parameter count. Encode with `graph.toModel(SYNTHETIC_MODEL_OPTIONS)`. */
+export function syntheticUNet(shape: SyntheticUNetShape, opts: FusionOptions = {}): SyntheticGraph {
+  const b = new Builder('unet', shape.dtype, shape.groups, opts);
   const { g } = b;
   const dt = shape.dtype;
   const sample = g.input('sample', dt, ['batch', 4, 'height', 'width']);
   const timestep = g.input('timestep', shape.timestepType, [1]);
   const context = g.input('encoder_hidden_states', dt, ['batch', 'sequence', shape.crossAttentionDim]);
-  const temb = b.timeEmbedding(timestep);
   const ch = shape.channels;
+  const temb = { value: b.timeEmbedding(timestep, ch[0]), width: 4 * ch[0] };
+  const transformer = (x: string, c: number) => b.transformer(x, context, c, shape.heads, shape.crossAttentionDim);
 
   let x = b.conv(sample, 4, ch[0], 3);
   const skips: Array<[string, number]> = [[x, ch[0]]];
@@ -181,7 +359,7 @@ export function syntheticUNet(shape: SyntheticUNetShape): { graph: GraphBuilder;
     for (let l = 0; l < shape.layersPerBlock; l++) {
       x = b.resBlock(x, temb, cur, c);
       cur = c;
-      if (shape.attention[level]) x = b.transformer(x, context, c);
+      if (shape.attention[level]) x = transformer(x, c);
       skips.push([x, c]);
     }
     if (level < ch.length - 1) {
@@ -190,7 +368,7 @@ export function syntheticUNet(shape: SyntheticUNetShape): { graph: GraphBuilder;
     }
   });
   x = b.resBlock(x, temb, cur, cur);
-  x = b.transformer(x, context, cur);
+  x = transformer(x, cur);
   x = b.resBlock(x, temb, cur, cur);
   for (let level = ch.length - 1; level >= 0; level--) {
     const c = ch[level];
@@ -198,11 +376,39 @@ export function syntheticUNet(shape: SyntheticUNetShape): { graph: GraphBuilder;
       const [skip, sc] = skips.pop()!;
       x = b.resBlock(b.op('Concat', [x, skip], { axis: 1 }), temb, cur + sc, c);
       cur = c;
-      if (shape.attention[level]) x = b.transformer(x, context, c);
+      if (shape.attention[level]) x = transformer(x, c);
     }
     if (level > 0) x = b.conv(b.op('Resize', [x, '', b.c([1, 1, 2, 2])], { mode: 'nearest' }), c, c, 3);
   }
-  const out = b.conv(b.silu(b.groupNorm(x, cur)), cur, 4, 3);
+  const out = b.conv(b.groupNorm(x, cur, true), cur, 4, 3);
   g.output(out, 'out_sample', dt, ['batch', 4, 'height', 'width']);
+  return { graph: g, parameters: b.params };
+}
+
+/**
+ * An SD VAE decoder with random weights (latent_sample [B, 4, h, w] -> sample [B, 3, 8h, 8w]):
+ * conv in, a mid block (ResNet, single-head attention over all pixels, ResNet), up blocks with
+ * nearest 2x upsampling, GroupNorm + SiLU + conv out. Same fusion options as the UNet.
+ */
+export function syntheticVaeDecoder(shape: SyntheticVaeShape, opts: FusionOptions = {}): SyntheticGraph {
+  const b = new Builder('vae_decoder', shape.dtype, shape.groups, opts);
+  const { g } = b;
+  const dt = shape.dtype;
+  const z = g.input('latent_sample', dt, ['batch', 4, 'latent_height', 'latent_width']);
+  const ch = [...shape.channels].reverse();
+  let cur = ch[0];
+  let x = b.conv(z, 4, cur, 3);
+  x = b.resBlock(x, undefined, cur, cur);
+  x = b.vaeAttention(x, cur);
+  x = b.resBlock(x, undefined, cur, cur);
+  ch.forEach((c, level) => {
+    for (let l = 0; l <= shape.layersPerBlock; l++) {
+      x = b.resBlock(x, undefined, cur, c);
+      cur = c;
+    }
+    if (level < ch.length - 1) x = b.conv(b.op('Resize', [x, '', b.c([1, 1, 2, 2])], { mode: 'nearest' }), c, c, 3);
+  });
+  const out = b.conv(b.groupNorm(x, cur, true), cur, 3, 3);
+  g.output(out, 'sample', dt, ['batch', 3, 'height', 'width']);
   return { graph: g, parameters: b.params };
 }

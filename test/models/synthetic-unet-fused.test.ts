@@ -1,0 +1,108 @@
+/**
+ * Fused synthetic graphs (ONNX Runtime contrib ops) compute what the plain ones compute, with the
+ * same weights. On the CPU only the 'cpu-safe' ops have kernels; the CUDA-only ones are checked
+ * on a GPU by scripts/gpu-check-fusion.ts (run by scripts/gpu-run.sh).
+ */
+import { describe, expect, it } from 'vitest';
+import * as ort from 'onnxruntime-node';
+import {
+  CUDA_CHECK_UNET,
+  FUSED_OPS,
+  SYNTHETIC_MODEL_OPTIONS,
+  TINY_UNET,
+  TINY_VAE,
+  fusionFor,
+  syntheticUNet,
+  syntheticVaeDecoder,
+  type SyntheticGraph,
+} from '../../models/synthetic-unet.ts';
+
+function opCounts(built: SyntheticGraph): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const n of built.graph.toGraphProto(new Set()).node) counts.set(n.opType, (counts.get(n.opType) ?? 0) + 1);
+  return counts;
+}
+
+async function session(built: SyntheticGraph): Promise<ort.InferenceSession> {
+  return ort.InferenceSession.create(built.graph.toModel(SYNTHETIC_MODEL_OPTIONS).model);
+}
+
+/** ‖a − b‖ / ‖b‖ */
+function relativeError(a: Float32Array, b: Float32Array): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i] - b[i]) ** 2;
+    den += b[i] ** 2;
+  }
+  return Math.sqrt(num / den);
+}
+
+const fresh = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.731 + seed) * 1.3 + Math.cos(i * 0.0173 * seed));
+
+describe('fused synthetic UNet', () => {
+  it('cpu-safe fusion matches the plain graph on the CPU (same weights, fp32 tolerance)', async () => {
+    const plain = syntheticUNet(TINY_UNET);
+    const fused = syntheticUNet(TINY_UNET, { fusion: 'cpu-safe' });
+    expect(fused.parameters).toBe(plain.parameters);
+    const [a, b] = [await session(plain), await session(fused)];
+    expect(b.inputNames).toEqual(a.inputNames);
+    expect(b.outputNames).toEqual(a.outputNames);
+    for (const [batch, seed] of [[1, 1], [3, 2]]) {
+      const feeds = {
+        sample: new ort.Tensor('float32', fresh(batch * 4 * 16 * 16, seed), [batch, 4, 16, 16]),
+        timestep: new ort.Tensor('float32', [321 + seed], [1]),
+        encoder_hidden_states: new ort.Tensor('float32', fresh(batch * 77 * 32, seed + 10), [batch, 77, 32]),
+      };
+      const ref = (await a.run(feeds)).out_sample.data as Float32Array;
+      const out = (await b.run(feeds)).out_sample.data as Float32Array;
+      expect(out.every(Number.isFinite)).toBe(true);
+      expect(relativeError(out, ref)).toBeLessThan(1e-4);
+    }
+    await a.release();
+    await b.release();
+  });
+
+  it('leaves no plain attention (MatMul-Softmax-MatMul) and no erf GELU in the cpu-safe graph', () => {
+    const plain = opCounts(syntheticUNet(TINY_UNET));
+    const fused = opCounts(syntheticUNet(TINY_UNET, { fusion: 'cpu-safe' }));
+    // TINY_UNET has 2 transformers (down level 0, mid), 2 on the way up: 2 attentions each.
+    const transformers = plain.get('Softmax')! / 2;
+    expect(transformers).toBe(4);
+    expect(fused.get('Softmax') ?? 0).toBe(0);
+    expect(fused.get('Erf') ?? 0).toBe(0);
+    expect(fused.get('MultiHeadAttention')).toBe(2 * transformers);
+    expect(fused.get('SkipLayerNormalization')).toBe(2 * transformers);
+    expect(fused.get('Gelu')).toBe(transformers);
+    // Each attention loses its QK^T and its scores x V MatMuls.
+    expect(plain.get('MatMul')! - fused.get('MatMul')!).toBe(2 * 2 * transformers);
+  });
+
+  it('cuda fusion replaces GroupNorm, GEGLU and bias adds too, and a CPU session refuses it', async () => {
+    // Op counts do not depend on sizes; the tiny shape is quick to build (CUDA_CHECK_UNET is what a GPU runs).
+    const fused = opCounts(syntheticUNet(TINY_UNET, { fusion: 'cuda' }));
+    // BiasSplitGelu takes over GEGLU's Gelu.
+    for (const op of FUSED_OPS.cuda.filter((o) => o !== 'Gelu')) expect(fused.get(op), op).toBeGreaterThan(0);
+    expect(CUDA_CHECK_UNET.channels.map((c) => c * 8)).toEqual([2560, 5120]);
+    expect(fused.get('InstanceNormalization') ?? 0).toBe(0);
+    expect(fused.get('Softmax') ?? 0).toBe(0);
+    expect(fused.get('Erf') ?? 0).toBe(0);
+    expect(fusionFor('cuda')).toBe('cuda');
+    expect(fusionFor('cpu')).toBe('cpu-safe');
+    await expect(session(syntheticUNet(TINY_UNET, { fusion: 'cuda' }))).rejects.toThrow(/GroupNorm|SkipGroupNorm|BiasSplitGelu|BiasAdd/);
+  });
+
+  it('the synthetic VAE decoder upsamples 8x, and its fused form agrees with the plain one', async () => {
+    const plain = syntheticVaeDecoder(TINY_VAE);
+    const fused = syntheticVaeDecoder(TINY_VAE, { fusion: 'cpu-safe' });
+    expect(opCounts(fused).get('MultiHeadAttention')).toBe(1);
+    const [a, b] = [await session(plain), await session(fused)];
+    const feeds = { latent_sample: new ort.Tensor('float32', fresh(2 * 4 * 8 * 12, 3), [2, 4, 8, 12]) };
+    const ref = (await a.run(feeds)).sample;
+    const out = (await b.run(feeds)).sample;
+    expect(ref.dims).toEqual([2, 3, 64, 96]);
+    expect(relativeError(out.data as Float32Array, ref.data as Float32Array)).toBeLessThan(1e-4);
+    await a.release();
+    await b.release();
+  });
+});
