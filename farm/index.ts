@@ -2,6 +2,9 @@
 // a FarmContext ({ db, config }); openFarm() builds one from the environment.
 import { type OpenDatabaseOptions, openDatabase } from '../db/client.ts';
 import { type FarmConfigOverrides, type FarmContext, loadFarmConfig } from './config.ts';
+import { submitFollowUp as submitFollowUpUncounted } from './follow-up.ts';
+import { submitJob as submitJobUncounted } from './jobs.ts';
+import { countRefusals } from './metrics.ts';
 
 export { type FarmDb, type OpenDatabaseOptions, openDatabase, DEFAULT_PGLITE_DIR, IN_MEMORY } from '../db/client.ts';
 export { DataDirLockedError } from '../db/pglite-lock.ts';
@@ -15,7 +18,6 @@ export {
   type ListJobsFilter,
   type CancelResult,
   type JobMessageFields,
-  submitJob,
   getJob,
   listJobs,
   cancelJob,
@@ -26,7 +28,7 @@ export {
   setJobMessage,
   getArtifact,
 } from './jobs.ts';
-export { type FollowUpKind, type FollowUpOptions, type SubmitFollowUpInput, followUpParams, submitFollowUp } from './follow-up.ts';
+export { type FollowUpKind, type FollowUpOptions, type SubmitFollowUpInput, followUpParams } from './follow-up.ts';
 export { type BudgetContext, type BudgetLimits, type BudgetStatus, type LedgerEntry, getBudget, grantBudget, auditBalance } from './budget.ts';
 export { type GuildSettings, type GuildSettingsPatch, getGuildSettings, updateGuildSettings } from './guilds.ts';
 export { getJobByMessageId } from './lookup.ts';
@@ -40,6 +42,23 @@ export { type FarmWorkerOptions, type StopMode, type WorkerStats, FarmWorker, st
 export { type LocalWorkers, type LocalWorkersOptions, startLocalWorkers } from './local.ts';
 export { type ThreadRenderer, type ThreadRendererOptions, createThreadRenderer } from './thread-renderer.ts';
 export { jobToJson, artifactToJson, workerToJson, budgetToJson } from './json.ts';
+export {
+  type FailureCause,
+  type FarmMetrics,
+  type FarmMetricsOptions,
+  type ObservedJobEvent,
+  RENDER_BUCKETS_SECONDS,
+  WAIT_BUCKETS_SECONDS,
+  countRefusal,
+  failureCause,
+  registerFarmMetrics,
+} from './metrics.ts';
+export { type ActivityBucket, type ActivityJob, type ActivityWorker, type FarmActivity, farmActivity, setStatusPageVisibility } from './activity.ts';
+
+/** Submits a job (farm/jobs.ts); refusals are counted for blendfarm_submissions_refused_total. */
+export const submitJob = countRefusals(submitJobUncounted);
+/** Submits a re-roll, upscale or extension (farm/follow-up.ts); refusals are counted too. */
+export const submitFollowUp = countRefusals(submitFollowUpUncounted);
 
 /** Opens the database from the environment (DATABASE_URL or PGlite) and loads the config. */
 export async function openFarm(options: OpenDatabaseOptions & { config?: FarmConfigOverrides } = {}): Promise<FarmContext & { close(): Promise<void> }> {
