@@ -34,3 +34,11 @@ export { createPerceptualMetric, BuiltinPerceptualMetric, OnnxLpipsMetric, type 
 export { segmentsToVideo, type VideoOptions } from './blend/video.ts';
 export { encodeVideo, probeVideo, decodeVideoFrames, resolveFfmpeg, resolveFfprobe, VIDEO_FORMATS, VideoTooLargeError, type VideoFormat } from './video/index.ts';
 export { renderVideo, type RenderRequest, type RenderOutput, type RenderProgress } from './render.ts';
+export {
+  SuperResolutionUpscaler,
+  readSuperResolutionManifest,
+  type SuperResolutionManifest,
+  type SuperResolutionLoadOptions,
+} from './upscale/super-resolution.ts';
+export { upscaleTiled, planTiles, tileStarts, featherWeights, type TileOptions, type TileRunner, type TileGrid } from './upscale/tiles.ts';
+export { upscaleVideo, type FrameUpscaler, type UpscaleVideoOptions, type UpscaleVideoResult } from './upscale/video.ts';
