@@ -1,6 +1,7 @@
 // Throwaway databases for tests, on both back ends:
-// - postgres: a fresh database per call on the CI server (TEST_DATABASE_URL, default
-//   postgres://postgres@127.0.0.1:5432/test), dropped afterwards;
+// - postgres: a fresh database per call on the test server, dropped afterwards: the server at
+//   TEST_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test), or, when that does not
+//   answer, an embedded Postgres that test/global-setup.ts started (test/helpers/test-postgres.ts);
 // - pglite: a copy of a migrated template data directory (initdb + migrations take seconds in
 //   PGlite, copying a directory takes milliseconds), removed afterwards.
 import { createHash, randomBytes } from 'node:crypto';
@@ -10,12 +11,25 @@ import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 import { sql } from 'drizzle-orm';
+import { inject } from 'vitest';
 import { type FarmDb, type OpenDatabaseOptions, openDatabase, queryRows } from '../../db/client.ts';
 import { MIGRATIONS_FOLDER, migratePglite } from '../../db/migrate.ts';
 import { LOCK_FILE_NAME } from '../../db/pglite-lock.ts';
 import { type FarmConfigOverrides, type FarmContext, loadFarmConfig } from '../../farm/config.ts';
+import { DEFAULT_TEST_DATABASE_URL } from './test-postgres.ts';
 
-export const TEST_PG_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+/** The server global-setup chose (configured or embedded); the variable when run without it. */
+function testServerUrl(): string {
+  try {
+    const provided = inject('testDatabaseUrl');
+    if (provided) return provided;
+  } catch {
+    // Not inside a vitest worker.
+  }
+  return process.env.TEST_DATABASE_URL || DEFAULT_TEST_DATABASE_URL;
+}
+
+export const TEST_PG_URL = testServerUrl();
 
 export type Backend = 'postgres' | 'pglite';
 export const BACKENDS: readonly Backend[] = ['postgres', 'pglite'];
