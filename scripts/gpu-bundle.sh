@@ -8,13 +8,16 @@
 #   source /opt/blendkit/env.sh && ln -sfn /opt/blendkit/node_modules node_modules
 #   node dist/bench-unet.mjs --shape sd15 --ep cuda --batches 2,4,8,16
 #   node dist/bench-blend.mjs --synthetic-unet sd15 --ep cuda --size 512 --steps 30
+#   node dist/bench-gpu.mjs --ep cuda --shape sd15     # the issue-12 benchmark; scripts/gpu-run.sh runs it all
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for entry in unet blend; do
-  npx esbuild "bench/$entry.ts" --bundle --platform=node --format=esm --target=node20 \
+for src in bench/unet.ts bench/blend.ts bench/gpu.ts scripts/gpu-check-fusion.ts; do
+  name=$(basename "$src" .ts)
+  case "$src" in bench/*) out="dist/bench-$name.mjs" ;; *) out="dist/$name.mjs" ;; esac
+  npx esbuild "$src" --bundle --platform=node --format=esm --target=node20 \
     --external:onnxruntime-node --external:sharp --external:ffmpeg-static \
     --external:@ffmpeg-installer/ffmpeg --external:@ffprobe-installer/ffprobe \
     --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" \
-    --outfile="dist/bench-$entry.mjs" --log-level=warning
+    --outfile="$out" --log-level=warning
 done
 ls -la dist/

@@ -1,0 +1,409 @@
+/**
+ * npm run bench:gpu -- --ep cpu|cuda --shape tiny|sd15 [--out bench/results] [--device 0]
+ *   [--batches 1,2,4,8,16] [--latent 64] [--repeats N] [--size 512] [--steps 20] [--depth 0.5]
+ *   [--branches 24] [--transition-repeats N] [--max-batch N] [--cache DIR]
+ *
+ * One run, one report: UNet ms per call at each batch size for the plain graph and the fused one
+ * (ONNX Runtime contrib ops, models/synthetic-unet.ts; 'cuda' fusion on CUDA, 'cpu-safe'
+ * elsewhere), VAE decode ms, and the reference transition (SD 1.5 size: 512x512, 20 steps,
+ * depth 0.5, 24 branches) rendered by the engine's LatentBlender one branch at a time (batch 2,
+ * the reference's order) and in batched stages, wall time and ratio; peak GPU memory from an
+ * nvidia-smi poller (null on the CPU). Every model is generated on the machine that runs it
+ * (random weights, SD shapes) into --cache. Writes gpu.json (schema below) and updates this
+ * run's section of gpu.md in --out. CI runs it on the tiny shape on the CPU
+ * (test/bench/gpu.test.ts); a GPU host runs the bundle (scripts/gpu-run.sh).
+ *
+ * gpu.json: { gpu, date, unet_ms: { plain: { "1": ms, ... }, fused: { ... } }, vae_decode_ms,
+ *             transition: { sequential_s, batched_s, ratio }, peak_gpu_mib }
+ */
+import { parseArgs } from 'node:util';
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { cp, mkdir, readFile, rm, writeFile, symlink } from 'node:fs/promises';
+import { cpus } from 'node:os';
+import { join, resolve } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { LatentBlender, StableDiffusionPipeline, float32ToFloat16, float16ToFloat32, type TransitionResult } from '../engine/index.ts';
+import { ensureDemoModel } from '../models/demo-model.ts';
+import { DEMO_MODEL_DIR, MODELS_ROOT } from '../models/paths.ts';
+import { GraphBuilder, saveModel } from '../models/onnx/index.ts';
+import {
+  SD15_UNET,
+  SD15_VAE,
+  SYNTHETIC_MODEL_OPTIONS,
+  TINY_UNET,
+  TINY_VAE,
+  fusionFor,
+  syntheticUNet,
+  syntheticVaeDecoder,
+  type Fusion,
+  type SyntheticGraph,
+  type SyntheticUNetShape,
+  type SyntheticVaeShape,
+  type WeightCache,
+} from '../models/synthetic-unet.ts';
+
+interface Preset {
+  unet: SyntheticUNetShape;
+  vae: SyntheticVaeShape;
+  batches: string;
+  latent: number;
+  repeats: number;
+  size: number;
+  steps: number;
+  depth: number;
+  branches: number;
+  transitionRepeats: number;
+}
+
+/** sd15 is the issue's reference; tiny is the same benchmark small enough for a CPU. */
+const PRESETS: Record<string, Preset> = {
+  sd15: { unet: SD15_UNET, vae: SD15_VAE, batches: '1,2,4,8,16', latent: 64, repeats: 10, size: 512, steps: 20, depth: 0.5, branches: 24, transitionRepeats: 1 },
+  tiny: { unet: TINY_UNET, vae: TINY_VAE, batches: '1,2,4,8,16', latent: 32, repeats: 3, size: 256, steps: 10, depth: 0.5, branches: 8, transitionRepeats: 1 },
+};
+
+const { values } = parseArgs({
+  options: {
+    ep: { type: 'string', default: 'cpu' },
+    shape: { type: 'string', default: 'tiny' },
+    out: { type: 'string', default: 'bench/results' },
+    cache: { type: 'string', default: join(MODELS_ROOT, '.cache', 'gpu-bench') },
+    device: { type: 'string', default: '0' },
+    batches: { type: 'string' },
+    latent: { type: 'string' },
+    repeats: { type: 'string' },
+    size: { type: 'string' },
+    steps: { type: 'string' },
+    depth: { type: 'string' },
+    branches: { type: 'string' },
+    'transition-repeats': { type: 'string' },
+    'max-batch': { type: 'string' },
+  },
+});
+
+const shapeName = values.shape!;
+const preset = PRESETS[shapeName];
+if (!preset) throw new Error(`--shape must be one of ${Object.keys(PRESETS).join(', ')}, got ${shapeName}`);
+const ep = values.ep as 'cpu' | 'cuda';
+if (ep !== 'cpu' && ep !== 'cuda') throw new Error(`--ep must be cpu or cuda, got ${values.ep}`);
+const num = (v: string | undefined, d: number) => (v === undefined ? d : Number(v));
+const cfg = {
+  batches: (values.batches ?? preset.batches).split(',').map(Number),
+  latent: num(values.latent, preset.latent),
+  repeats: num(values.repeats, preset.repeats),
+  size: num(values.size, preset.size),
+  steps: num(values.steps, preset.steps),
+  depth: num(values.depth, preset.depth),
+  branches: num(values.branches, preset.branches),
+  transitionRepeats: num(values['transition-repeats'], preset.transitionRepeats),
+  maxBatch: values['max-batch'] ? Number(values['max-batch']) : undefined,
+};
+const deviceId = Number(values.device);
+const fusion: Fusion = fusionFor(ep);
+const cacheDir = resolve(values.cache!, shapeName);
+const outDir = resolve(values.out!);
+const log = (s: string) => console.log(`[bench:gpu ${((performance.now() - T0) / 1000).toFixed(1)}s] ${s}`);
+const T0 = performance.now();
+
+// --- peak GPU memory: nvidia-smi polled in a child process, max per phase ---
+
+class GpuMemoryPoller {
+  private child?: ChildProcess;
+  private phase = 'start';
+  readonly peaks = new Map<string, number>();
+  baseline: number | null = null;
+
+  start(): void {
+    this.child = spawn('nvidia-smi', ['--query-gpu=memory.used', '--format=csv,noheader,nounits', '-i', String(deviceId), '-lms', '100'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    this.child.on('error', (err) => log(`nvidia-smi poller failed: ${err.message}`));
+    let buf = '';
+    this.child.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const lines = buf.split('\n');
+      buf = lines.pop()!;
+      for (const line of lines) {
+        const mib = Number(line.trim());
+        if (!Number.isFinite(mib)) continue;
+        this.baseline ??= mib;
+        this.peaks.set(this.phase, Math.max(this.peaks.get(this.phase) ?? 0, mib));
+      }
+    });
+  }
+  mark(phase: string): void {
+    this.phase = phase;
+  }
+  async stop(): Promise<number | null> {
+    await new Promise((r) => setTimeout(r, 300));
+    this.child?.kill();
+    return this.peaks.size ? Math.max(...this.peaks.values()) : null;
+  }
+}
+
+// --- models, generated once per shape into the cache ---
+
+async function writeModel(dir: string, built: SyntheticGraph): Promise<void> {
+  await rm(dir, { recursive: true, force: true });
+  await saveModel(dir, 'model.onnx', built.graph.toModel({ ...SYNTHETIC_MODEL_OPTIONS, externalData: { location: 'model.onnx_data' } }), 'model.onnx_data');
+}
+
+/** A CLIP-sized stand-in text encoder: token embeddings plus positions, [B, 77, width], so the UNet's cross-attention has SD's width. */
+function syntheticTextEncoder(width: number): GraphBuilder {
+  const g = new GraphBuilder('text_encoder');
+  const ids = g.input('input_ids', 'int64', ['batch', 'sequence']);
+  const rows = 1024;
+  const table = Float32Array.from({ length: rows * width }, (_, i) => Math.sin(i * 0.618 + (i % 7)));
+  const pos = Float32Array.from({ length: 77 * width }, (_, i) => 0.1 * Math.cos(i * 0.37));
+  const tok = g.op('Gather', [g.constant(table, [rows, width]), g.op('Mod', [ids, g.constant([rows], [], 'int64')])], { axis: 0 });
+  g.output(g.op('Add', [tok, g.constant(pos, [77, width])]), 'last_hidden_state', 'float32', ['batch', 'sequence', width]);
+  return g;
+}
+
+interface Models {
+  unet: Record<'plain' | 'fused', string>;
+  vae: Record<'plain' | 'fused', string>;
+  pipeline: string;
+  parameters: { unet: number; vae: number };
+}
+
+/** Folder names carry the fusion level and a version, so a changed builder never reuses stale files. */
+const MODEL_VERSION = 1;
+
+async function ensureModels(): Promise<Models> {
+  const dir = (what: string) => join(cacheDir, `${what}-v${MODEL_VERSION}`);
+  const unet = { plain: dir('unet-none'), fused: dir(`unet-${fusion}`) };
+  const vae = { plain: dir('vae-none'), fused: dir(`vae-${fusion}`) };
+  const pipeline = dir(`pipeline-${fusion}`);
+  const manifest = join(cacheDir, `params-v${MODEL_VERSION}.json`);
+  const built = async (d: string) => existsSync(join(d, 'model.onnx'));
+  let parameters = existsSync(manifest) ? (JSON.parse(await readFile(manifest, 'utf8')) as Models['parameters']) : undefined;
+  if (!parameters || !(await built(unet.plain)) || !(await built(unet.fused)) || !(await built(vae.plain)) || !(await built(vae.fused))) {
+    const t0 = performance.now();
+    const weights: WeightCache = [];
+    const p = syntheticUNet(preset.unet, { weights });
+    await writeModel(unet.plain, p);
+    await writeModel(unet.fused, syntheticUNet(preset.unet, { fusion, weights }));
+    weights.length = 0;
+    const v = syntheticVaeDecoder(preset.vae, { weights });
+    await writeModel(vae.plain, v);
+    await writeModel(vae.fused, syntheticVaeDecoder(preset.vae, { fusion, weights }));
+    parameters = { unet: p.parameters, vae: v.parameters };
+    await writeFile(manifest, JSON.stringify(parameters));
+    log(`generated ${shapeName} UNet (${(p.parameters / 1e6).toFixed(1)}M) and VAE decoder (${(v.parameters / 1e6).toFixed(1)}M), plain and ${fusion}, in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  }
+  if (!existsSync(join(pipeline, 'model_index.json'))) {
+    // The demo pipeline's tokenizer and scheduler, with the synthetic UNet and VAE (fused) and a
+    // text encoder of the UNet's cross-attention width.
+    const demo = await ensureDemoModel(DEMO_MODEL_DIR);
+    await rm(pipeline, { recursive: true, force: true });
+    await mkdir(pipeline, { recursive: true });
+    for (const part of ['tokenizer', 'scheduler', 'model_index.json']) await cp(join(demo, part), join(pipeline, part), { recursive: true });
+    await saveModel(join(pipeline, 'text_encoder'), 'model.onnx', syntheticTextEncoder(preset.unet.crossAttentionDim).toModel({ opset: 17 }));
+    for (const [part, src] of [['unet', unet.fused], ['vae_decoder', vae.fused]] as const) {
+      await mkdir(join(pipeline, part), { recursive: true });
+      for (const f of ['model.onnx', 'model.onnx_data']) await symlink(join(src, f), join(pipeline, part, f));
+    }
+    await writeFile(join(pipeline, 'unet', 'config.json'), JSON.stringify({ sample_size: cfg.size / 8, in_channels: 4, cross_attention_dim: preset.unet.crossAttentionDim }));
+    await writeFile(join(pipeline, 'vae_decoder', 'config.json'), JSON.stringify({ scaling_factor: 0.18215, latent_channels: 4, block_out_channels: preset.vae.channels }));
+    await writeFile(join(pipeline, 'blendfarm.json'), JSON.stringify({ name: `synthetic-${shapeName}-${fusion}`, family: 'sd1' }));
+  }
+  return { unet, vae, pipeline, parameters };
+}
+
+// --- timing ---
+
+async function openSession(dir: string): Promise<ort.InferenceSession> {
+  const providers: ort.InferenceSession.ExecutionProviderConfig[] = ep === 'cuda' ? [{ name: 'cuda', deviceId }] : ['cpu'];
+  return ort.InferenceSession.create(join(dir, 'model.onnx'), { executionProviders: providers, graphOptimizationLevel: 'all' });
+}
+
+const half = () => preset.unet.dtype === 'float16';
+function floatTensor(n: number, dims: number[], seed: number): ort.Tensor {
+  const f = Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37 + seed));
+  return half() ? new ort.Tensor('float16', float32ToFloat16(f), dims) : new ort.Tensor('float32', f, dims);
+}
+const asFloat = (t: ort.Tensor) => (t.type === 'float16' ? float16ToFloat32(t.data as Uint16Array) : (t.data as Float32Array));
+
+/** Median ms of `repeats` calls after 2 warm-ups; also the first output. */
+async function time(session: ort.InferenceSession, feeds: Record<string, ort.Tensor>, repeats: number): Promise<{ ms: number; out: Float32Array }> {
+  let out: Float32Array | undefined;
+  const times: number[] = [];
+  for (let i = 0; i < repeats + 2; i++) {
+    const t0 = performance.now();
+    const r = await session.run(feeds);
+    if (i >= 2) times.push(performance.now() - t0);
+    out ??= Float32Array.from(asFloat(Object.values(r)[0]));
+  }
+  times.sort((a, b) => a - b);
+  return { ms: times[Math.floor(times.length / 2)], out: out! };
+}
+
+function relativeError(a: Float32Array, ref: Float32Array): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i] - ref[i]) ** 2;
+    den += ref[i] ** 2;
+  }
+  return Math.sqrt(num / den);
+}
+
+const round = (v: number, digits: number) => Number(v.toFixed(digits));
+
+async function benchUNet(models: Models, poller?: GpuMemoryPoller) {
+  const s = preset.unet;
+  const L = cfg.latent;
+  const ms: Record<'plain' | 'fused', Record<string, number>> = { plain: {}, fused: {} };
+  const outs: Record<string, Float32Array> = {};
+  for (const variant of ['plain', 'fused'] as const) {
+    poller?.mark(`unet-${variant}`);
+    const session = await openSession(models.unet[variant]);
+    for (const batch of cfg.batches) {
+      const feeds = {
+        sample: floatTensor(batch * 4 * L * L, [batch, 4, L, L], 1),
+        timestep: s.timestepType === 'int64' ? new ort.Tensor('int64', BigInt64Array.from([500n]), [1]) : new ort.Tensor('float32', [500], [1]),
+        encoder_hidden_states: floatTensor(batch * 77 * s.crossAttentionDim, [batch, 77, s.crossAttentionDim], 2),
+      };
+      const r = await time(session, feeds, cfg.repeats);
+      ms[variant][String(batch)] = round(r.ms, 2);
+      outs[`${variant}-${batch}`] = r.out;
+      log(`UNet ${variant} batch ${batch}: ${r.ms.toFixed(2)} ms`);
+    }
+    await session.release();
+  }
+  const agreement = Object.fromEntries(cfg.batches.map((b) => [String(b), relativeError(outs[`fused-${b}`], outs[`plain-${b}`])]));
+  return { ms, agreement };
+}
+
+async function benchVae(models: Models, poller?: GpuMemoryPoller) {
+  const h = cfg.size / 8;
+  const ms: Record<string, number> = {};
+  const outs: Record<string, Float32Array> = {};
+  for (const variant of ['plain', 'fused'] as const) {
+    poller?.mark(`vae-${variant}`);
+    const session = await openSession(models.vae[variant]);
+    const vaeHalf = preset.vae.dtype === 'float16';
+    const f = Float32Array.from({ length: 4 * h * h }, (_, i) => Math.sin(i * 0.11));
+    const input = vaeHalf ? new ort.Tensor('float16', float32ToFloat16(f), [1, 4, h, h]) : new ort.Tensor('float32', f, [1, 4, h, h]);
+    const r = await time(session, { latent_sample: input }, cfg.repeats);
+    ms[variant] = round(r.ms, 2);
+    outs[variant] = r.out;
+    log(`VAE decode ${variant} ${cfg.size}x${cfg.size}: ${r.ms.toFixed(2)} ms`);
+    await session.release();
+  }
+  return { ms, agreement: relativeError(outs.fused, outs.plain) };
+}
+
+async function benchTransition(models: Models, poller?: GpuMemoryPoller) {
+  poller?.mark('transition');
+  const pipe = await StableDiffusionPipeline.load(models.pipeline, { ep, deviceId, maxBatch: cfg.maxBatch });
+  const blender = new LatentBlender(pipe);
+  const opts = {
+    promptA: 'a lighthouse on a cliff at dusk, oil painting',
+    promptB: 'a city of glass towers at noon, photograph',
+    seedA: 1,
+    seedB: 2,
+    steps: cfg.steps,
+    depthStrength: cfg.depth,
+    width: cfg.size,
+    height: cfg.size,
+  };
+  // Warm-up: session initialisation, allocator growth, kernel selection for the batch sizes.
+  await blender.transition({ ...opts, maxBranches: Math.min(cfg.branches, 4), order: 'batched' });
+  const runs: Record<'sequential' | 'batched', { seconds: number; result: TransitionResult }> = {} as never;
+  for (const order of ['sequential', 'batched'] as const) {
+    const times: number[] = [];
+    let result: TransitionResult | undefined;
+    for (let i = 0; i < cfg.transitionRepeats; i++) {
+      const t0 = performance.now();
+      result = await blender.transition({ ...opts, maxBranches: cfg.branches, order });
+      times.push((performance.now() - t0) / 1000);
+    }
+    times.sort((a, b) => a - b);
+    runs[order] = { seconds: times[Math.floor(times.length / 2)], result: result! };
+    const r = result!;
+    log(`transition ${order}: ${runs[order].seconds.toFixed(2)} s, ${r.frames.length} frames, ${r.unetCalls} UNet calls, stages ${r.stages.map((s) => `${s.idx}x${s.stems}`).join(',')}`);
+  }
+  const maxBatch = pipe.unet.maxBatch;
+  await pipe.release();
+  return { runs, maxBatch };
+}
+
+function gpuName(): string {
+  if (ep !== 'cuda') return `cpu: ${cpus()[0]?.model.trim() ?? 'unknown'} x${cpus().length} (${shapeName} shape)`;
+  try {
+    return execFileSync('nvidia-smi', ['--query-gpu=name,memory.total', '--format=csv,noheader', '-i', String(deviceId)], { encoding: 'utf8' }).trim();
+  } catch {
+    return 'cuda (nvidia-smi not found)';
+  }
+}
+
+// --- run ---
+
+const poller = ep === 'cuda' ? new GpuMemoryPoller() : undefined;
+poller?.start();
+log(`ep ${ep}, shape ${shapeName}, fusion ${fusion}, ${JSON.stringify(cfg)}`);
+const models = await ensureModels();
+const unet = await benchUNet(models, poller);
+const vae = await benchVae(models, poller);
+const transition = await benchTransition(models, poller);
+const peak = poller ? await poller.stop() : null;
+
+const seq = transition.runs.sequential;
+const bat = transition.runs.batched;
+const result = {
+  gpu: gpuName(),
+  date: new Date().toISOString(),
+  unet_ms: unet.ms,
+  vae_decode_ms: vae.ms.fused,
+  transition: { sequential_s: round(seq.seconds, 3), batched_s: round(bat.seconds, 3), ratio: round(seq.seconds / bat.seconds, 3) },
+  peak_gpu_mib: peak,
+};
+
+const command = `npm run bench:gpu -- ${process.argv.slice(2).join(' ')}`.trim();
+const section = [
+  `## ${result.date.slice(0, 10)}, ${result.gpu}, ${ep.toUpperCase()} EP, \`${shapeName}\` shape`,
+  '',
+  `\`${command}\``,
+  '',
+  `UNet: ${(models.parameters.unet / 1e6).toFixed(2)}M parameters, ${preset.unet.dtype}, ${cfg.latent}x${cfg.latent} latents, 77 text tokens, median of ${cfg.repeats} calls after 2 warm-ups. ` +
+    `Fused = '${fusion}' (models/synthetic-unet.ts); relative difference fused vs plain ‖f−p‖/‖p‖ per batch in the last column.`,
+  '',
+  '| batch | plain ms | fused ms | plain/fused | fused vs plain |',
+  '| --- | --- | --- | --- | --- |',
+  ...cfg.batches.map((b) => {
+    const k = String(b);
+    return `| ${b} | ${unet.ms.plain[k]} | ${unet.ms.fused[k]} | ${(unet.ms.plain[k] / unet.ms.fused[k]).toFixed(2)}x | ${unet.agreement[k].toExponential(1)} |`;
+  }),
+  '',
+  `VAE decoder (${(models.parameters.vae / 1e6).toFixed(2)}M parameters, ${preset.vae.dtype}) at ${cfg.size}x${cfg.size}: plain ${vae.ms.plain} ms, fused ${vae.ms.fused} ms (fused vs plain ${vae.agreement.toExponential(1)}).`,
+  '',
+  `Transition through the engine (LatentBlender, fused UNet and VAE, UNet maxBatch ${transition.maxBatch}): ${cfg.size}x${cfg.size}, ${cfg.steps} steps, depth ${cfg.depth}, ${cfg.branches} branches, ` +
+    `median of ${cfg.transitionRepeats} after a warm-up.`,
+  '',
+  '| order | wall time | frames | UNet calls | stages (step x branches) |',
+  '| --- | --- | --- | --- | --- |',
+  ...(['sequential', 'batched'] as const).map((o) => {
+    const r = transition.runs[o];
+    return `| ${o} | ${r.seconds.toFixed(2)} s | ${r.result.frames.length} | ${r.result.unetCalls} | ${r.result.stages.map((s) => `${s.idx}x${s.stems}`).join(', ')} |`;
+  }),
+  '',
+  `Batched stages: **${result.transition.ratio}x** the speed of one branch at a time.`,
+  '',
+  peak === null
+    ? 'Peak GPU memory: n/a (CPU run).'
+    : `Peak GPU memory ${peak} MiB (nvidia-smi memory.used, polled every 100 ms; ${poller!.baseline} MiB before the first session). Per phase: ${[...poller!.peaks].map(([k, v]) => `${k} ${v}`).join(', ')} MiB.`,
+  '',
+];
+
+await mkdir(outDir, { recursive: true });
+await writeFile(join(outDir, 'gpu.json'), JSON.stringify(result, null, 2) + '\n');
+// gpu.md keeps one section per (ep, shape) between markers, so CPU and GPU figures sit side by side.
+const mdFile = join(outDir, 'gpu.md');
+const begin = `<!-- bench:gpu ${ep} ${shapeName} begin -->`;
+const end = `<!-- bench:gpu ${ep} ${shapeName} end -->`;
+const block = [begin, ...section, end].join('\n');
+const old = existsSync(mdFile) ? await readFile(mdFile, 'utf8') : '# GPU benchmark (`npm run bench:gpu`)\n\nWritten by bench/gpu.ts; see its header for what is measured.\n';
+const md = old.includes(begin) && old.includes(end) ? old.slice(0, old.indexOf(begin)) + block + old.slice(old.indexOf(end) + end.length) : `${old.trimEnd()}\n\n${block}\n`;
+await writeFile(mdFile, md);
+console.log(section.join('\n'));
+console.log(JSON.stringify(result));

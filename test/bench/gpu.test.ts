@@ -1,0 +1,68 @@
+/**
+ * The GPU benchmark's one command, run as CI runs it: tiny shape, CPU provider, into a temporary
+ * folder. It checks the report's schema and that both transition orders rendered the same
+ * transition; it asserts nothing about speed.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+const ROOT = new URL('../..', import.meta.url).pathname;
+const BATCHES = ['1', '2', '4'];
+
+let dir: string;
+let stdout: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'bench-gpu-'));
+  const args = ['--ep', 'cpu', '--shape', 'tiny', '--out', join(dir, 'out'), '--cache', join(dir, 'cache')];
+  // Small sizes keep CI fast; the full tiny preset is `npm run bench:gpu -- --ep cpu --shape tiny`.
+  const small = ['--latent', '8', '--batches', BATCHES.join(','), '--repeats', '1', '--size', '64', '--steps', '6', '--branches', '5'];
+  ({ stdout } = await run(process.execPath, ['--import', 'tsx', 'bench/gpu.ts', ...args, ...small], { cwd: ROOT, timeout: 110_000 }));
+});
+afterAll(async () => {
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+describe('npm run bench:gpu on the CPU (tiny shape)', () => {
+  it('writes gpu.json in the schema the issue fixes', async () => {
+    const json = JSON.parse(await readFile(join(dir, 'out', 'gpu.json'), 'utf8'));
+    expect(Object.keys(json).sort()).toEqual(['date', 'gpu', 'peak_gpu_mib', 'transition', 'unet_ms', 'vae_decode_ms']);
+    expect(json.gpu).toMatch(/^cpu: /);
+    expect(new Date(json.date).toISOString()).toBe(json.date);
+    expect(Object.keys(json.unet_ms).sort()).toEqual(['fused', 'plain']);
+    for (const variant of ['plain', 'fused']) {
+      expect(Object.keys(json.unet_ms[variant])).toEqual(BATCHES);
+      for (const ms of Object.values(json.unet_ms[variant])) expect(ms).toBeGreaterThan(0);
+    }
+    expect(json.vae_decode_ms).toBeGreaterThan(0);
+    expect(Object.keys(json.transition).sort()).toEqual(['batched_s', 'ratio', 'sequential_s']);
+    const { sequential_s, batched_s, ratio } = json.transition;
+    expect(sequential_s).toBeGreaterThan(0);
+    expect(batched_s).toBeGreaterThan(0);
+    expect(ratio).toBeCloseTo(sequential_s / batched_s, 2);
+    expect(json.peak_gpu_mib).toBeNull();
+    expect(stdout).toContain(JSON.stringify(json));
+  });
+
+  it('renders the same transition in both orders, batched in no more UNet calls, and reports it in gpu.md', async () => {
+    const md = await readFile(join(dir, 'out', 'gpu.md'), 'utf8');
+    expect(md).toContain('<!-- bench:gpu cpu tiny begin -->');
+    const row = (order: string) => {
+      const m = md.match(new RegExp(`^\\| ${order} \\| [\\d.]+ s \\| (\\d+) \\| (\\d+) \\| ([^|]+) \\|$`, 'm'));
+      expect(m, `${order} row in gpu.md`).not.toBeNull();
+      return { frames: Number(m![1]), calls: Number(m![2]), stages: m![3].trim() };
+    };
+    const seq = row('sequential');
+    const bat = row('batched');
+    expect(seq.frames).toBe(5);
+    expect(bat.frames).toBe(seq.frames);
+    expect(bat.stages).toBe(seq.stages);
+    expect(bat.calls).toBeLessThanOrEqual(seq.calls);
+    // Fused and plain graphs agree (relative difference column).
+    for (const b of BATCHES) expect(md).toMatch(new RegExp(`^\\| ${b} \\| [\\d.]+ \\| [\\d.]+ \\| [\\d.]+x \\| \\d\\.\\de-([5-9]|\\d\\d) \\|$`, 'm'));
+  });
+});
