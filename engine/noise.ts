@@ -102,3 +102,22 @@ export function drawSeed(): number {
   globalThis.crypto.getRandomValues(buf);
   return buf[0];
 }
+
+/**
+ * Seed of the noise a sampler injects after step `step` of the trajectory seeded `seed` (LCM): a
+ * pure function of both, independent of the seed's latent-noise stream. Latent blending derives a
+ * branch's injected noise from its two end seeds' step noises, so all branches share it.
+ */
+export function stepNoiseSeed(seed: number, step: number): number {
+  if (!Number.isSafeInteger(seed) || seed < 0) throw new RangeError(`seed must be a whole number from 0 to ${MAX_SEED}, got ${seed}`);
+  if (!Number.isInteger(step) || step < 0) throw new RangeError(`step must be a whole number >= 0, got ${step}`);
+  let [st, z] = splitmix32((seed >>> 0) ^ 0x6a09e667);
+  [st, z] = splitmix32(st ^ z ^ (Math.floor(seed / 2 ** 32) >>> 0));
+  [, z] = splitmix32(st ^ Math.imul(step + 1, 0x9e3779b1));
+  return z >>> 0;
+}
+
+/** The standard-normal noise injected after step `step` of the trajectory seeded `seed` (`count` values). */
+export function stepNoise(seed: number, step: number, count: number): Float32Array {
+  return new SeededRandom(stepNoiseSeed(seed, step)).gaussianArray(count);
+}

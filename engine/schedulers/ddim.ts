@@ -17,6 +17,7 @@ import {
   type Scheduler,
   type SchedulerConfig,
   type SchedulerOptions,
+  type SchedulerRegistration,
   type StepResult,
   SCHEDULER_BASE_DEFAULTS,
 } from './scheduler.ts';
@@ -31,7 +32,7 @@ export const DDIM_DEFAULTS: Omit<ResolvedSchedulerConfig, '_class_name'> = {
 const NAME = 'DDIM scheduler';
 
 export class DDIMScheduler implements Scheduler {
-  readonly kind = 'ddim' as const;
+  readonly kind = DDIM.kind;
   readonly config: ResolvedSchedulerConfig;
   readonly initNoiseSigma = 1;
   readonly order = 1;
@@ -109,6 +110,14 @@ export class DDIMScheduler implements Scheduler {
     return addNoiseWithAlphaCumprod(original, noise, alphaCumprodAt(NAME, this.alphasCumprod, t));
   }
 
+  setBeginIndex(index: number): void {
+    // Stateless: each step only needs its own t. Still checked, so a bad index fails here too.
+    if (this._numInferenceSteps === null) throw new Error(`${NAME}: call setTimesteps(steps) before setBeginIndex`);
+    if (!Number.isInteger(index) || index < 0 || index >= this._timesteps.length) {
+      throw new RangeError(`${NAME}: begin index must be a whole number from 0 to ${this._timesteps.length - 1} (a position in .timesteps), got ${index}`);
+    }
+  }
+
   reset(): void {
     // Nothing carries over between DDIM steps.
   }
@@ -119,3 +128,11 @@ export class DDIMScheduler implements Scheduler {
     return copy;
   }
 }
+
+/** The registry entry (see ./index.ts): kind, the diffusers classes it implements, constructor. */
+export const DDIM: SchedulerRegistration<'ddim'> = {
+  kind: 'ddim',
+  label: 'DDIM',
+  classNames: ['DDIMScheduler'],
+  create: (config, opts) => new DDIMScheduler(config, opts),
+};

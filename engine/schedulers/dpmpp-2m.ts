@@ -25,6 +25,7 @@ import {
   type Scheduler,
   type SchedulerConfig,
   type SchedulerOptions,
+  type SchedulerRegistration,
   type StepResult,
   SCHEDULER_BASE_DEFAULTS,
 } from './scheduler.ts';
@@ -43,7 +44,7 @@ function vpCoefficients(sigma: number): { alpha: number; sigmaT: number; lambda:
 }
 
 export class DPMSolverMultistepScheduler implements Scheduler {
-  readonly kind = 'dpmpp_2m' as const;
+  readonly kind = DPMPP_2M.kind;
   readonly config: ResolvedSchedulerConfig;
   readonly initNoiseSigma = 1;
   readonly order = 1;
@@ -120,6 +121,7 @@ export class DPMSolverMultistepScheduler implements Scheduler {
     this._sigmas = [...sigmas, last].map(f32);
     this._timesteps = timesteps;
     this._numInferenceSteps = numInferenceSteps;
+    this.cursor.begin = null;
     this.reset();
   }
 
@@ -209,6 +211,10 @@ export class DPMSolverMultistepScheduler implements Scheduler {
     return out;
   }
 
+  setBeginIndex(index: number): void {
+    this.cursor.setBegin(index, this._timesteps);
+  }
+
   reset(): void {
     this.cursor.index = null;
     this.modelOutputs = new Array(this.config.solver_order).fill(null);
@@ -221,3 +227,11 @@ export class DPMSolverMultistepScheduler implements Scheduler {
     return copy;
   }
 }
+
+/** The registry entry (see ./index.ts): kind, the diffusers classes it implements, constructor. */
+export const DPMPP_2M: SchedulerRegistration<'dpmpp_2m'> = {
+  kind: 'dpmpp_2m',
+  label: 'DPM++ 2M',
+  classNames: ['DPMSolverMultistepScheduler'],
+  create: (config, opts) => new DPMSolverMultistepScheduler(config, opts),
+};

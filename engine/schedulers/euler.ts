@@ -23,6 +23,7 @@ import {
   type Scheduler,
   type SchedulerConfig,
   type SchedulerOptions,
+  type SchedulerRegistration,
   type StepResult,
   SCHEDULER_BASE_DEFAULTS,
 } from './scheduler.ts';
@@ -34,7 +35,7 @@ const NAME = 'Euler scheduler';
 const f32 = Math.fround;
 
 export class EulerDiscreteScheduler implements Scheduler {
-  readonly kind = 'euler' as const;
+  readonly kind = EULER.kind;
   readonly config: ResolvedSchedulerConfig;
   readonly order = 1;
   readonly alphasCumprod: Float64Array;
@@ -92,6 +93,7 @@ export class EulerDiscreteScheduler implements Scheduler {
     this._timesteps = timesteps;
     this._numInferenceSteps = numInferenceSteps;
     this.cursor.index = null;
+    this.cursor.begin = null;
   }
 
   scaleModelInput(sample: Sample, t: number): Sample {
@@ -136,6 +138,10 @@ export class EulerDiscreteScheduler implements Scheduler {
     return out;
   }
 
+  setBeginIndex(index: number): void {
+    this.cursor.setBegin(index, this._timesteps);
+  }
+
   reset(): void {
     this.cursor.index = null;
   }
@@ -146,3 +152,11 @@ export class EulerDiscreteScheduler implements Scheduler {
     return copy;
   }
 }
+
+/** The registry entry (see ./index.ts): kind, the diffusers classes it implements, constructor. */
+export const EULER: SchedulerRegistration<'euler'> = {
+  kind: 'euler',
+  label: 'Euler',
+  classNames: ['EulerDiscreteScheduler'],
+  create: (config, opts) => new EulerDiscreteScheduler(config, opts),
+};

@@ -20,6 +20,7 @@ import {
   type Scheduler,
   type SchedulerConfig,
   type SchedulerOptions,
+  type SchedulerRegistration,
   type StepResult,
   SCHEDULER_BASE_DEFAULTS,
 } from './scheduler.ts';
@@ -45,7 +46,7 @@ export function lcmBoundaryScalings(t: number, timestepScaling: number): { cSkip
 }
 
 export class LCMScheduler implements Scheduler {
-  readonly kind = 'lcm' as const;
+  readonly kind = LCM.kind;
   readonly config: ResolvedSchedulerConfig;
   readonly initNoiseSigma = 1;
   readonly order = 1;
@@ -77,9 +78,9 @@ export class LCMScheduler implements Scheduler {
   setTimesteps(numInferenceSteps: number): void {
     const original = this.config.original_inference_steps;
     checkStepCount(NAME, numInferenceSteps, original);
-    if (numInferenceSteps > 1 && !this.opts.rng) {
+    if (numInferenceSteps > 1 && !this.opts.rng && !this.opts.stepNoise) {
       throw new Error(
-        `${NAME}: ${numInferenceSteps}-step LCM needs noise between steps; pass { rng } (a standard normal sampler) to createScheduler, or use 1 step`,
+        `${NAME}: ${numInferenceSteps}-step LCM needs noise between steps; pass { stepNoise } or { rng } (a standard normal sampler) to createScheduler, or use 1 step`,
       );
     }
     const k = Math.floor(this.config.num_train_timesteps / original);
@@ -89,6 +90,7 @@ export class LCMScheduler implements Scheduler {
     this._timesteps = linspace(0, origin.length, numInferenceSteps, false).map((i) => origin[Math.floor(i)]);
     this._numInferenceSteps = numInferenceSteps;
     this.cursor.index = null;
+    this.cursor.begin = null;
   }
 
   scaleModelInput(sample: Sample, _t: number): Sample {
@@ -117,20 +119,35 @@ export class LCMScheduler implements Scheduler {
       // No noise after the final step, so one-step sampling is deterministic.
       prevSample = denoised.slice();
     } else {
-      const rng = this.opts.rng;
-      if (!rng) throw new Error(`${NAME}: multi-step LCM needs { rng } (a standard normal sampler) for the noise between steps`);
+      const noise = this.noiseFor(index, sample.length);
       prevSample = emptyLike(sample);
       const a = Math.sqrt(alphaProdPrev);
       const b = Math.sqrt(1 - alphaProdPrev);
-      for (let i = 0; i < prevSample.length; i++) prevSample[i] = a * denoised[i] + b * rng();
+      for (let i = 0; i < prevSample.length; i++) prevSample[i] = a * denoised[i] + b * noise[i];
     }
     this.cursor.advance();
     return { prevSample, denoised };
   }
 
+  /** The noise injected after step `index`: stepNoise's when given (shared across branches), else drawn from rng. */
+  private noiseFor(index: number, length: number): Sample {
+    const { stepNoise, rng } = this.opts;
+    if (stepNoise) {
+      const noise = stepNoise(index, length);
+      if (noise.length !== length) throw new RangeError(`${NAME}: stepNoise gave ${noise.length} values for a sample of ${length}`);
+      return noise;
+    }
+    if (!rng) throw new Error(`${NAME}: multi-step LCM needs { stepNoise } or { rng } (a standard normal sampler) for the noise between steps`);
+    return Float64Array.from({ length }, () => rng());
+  }
+
   addNoise(original: Sample, noise: Sample, t: number): Sample {
     checkSameLength(NAME, 'noise', noise, original);
     return addNoiseWithAlphaCumprod(original, noise, alphaCumprodAt(NAME, this.alphasCumprod, t));
+  }
+
+  setBeginIndex(index: number): void {
+    this.cursor.setBegin(index, this._timesteps);
   }
 
   reset(): void {
@@ -143,3 +160,11 @@ export class LCMScheduler implements Scheduler {
     return copy;
   }
 }
+
+/** The registry entry (see ./index.ts): kind, the diffusers classes it implements, constructor. */
+export const LCM: SchedulerRegistration<'lcm'> = {
+  kind: 'lcm',
+  label: 'LCM',
+  classNames: ['LCMScheduler'],
+  create: (config, opts) => new LCMScheduler(config, opts),
+};

@@ -10,7 +10,9 @@
 
 export type Sample = Float32Array | Float64Array;
 
-export type SchedulerKind = 'ddim' | 'euler' | 'dpmpp_2m' | 'lcm';
+/** The schedulers the engine has; derived from the one registry in ./index.ts. */
+export type { SchedulerKind } from './index.ts';
+import type { SchedulerKind } from './index.ts';
 
 export type BetaSchedule = 'linear' | 'scaled_linear' | 'squaredcos_cap_v2';
 export type PredictionType = 'epsilon' | 'v_prediction' | 'sample';
@@ -44,6 +46,7 @@ export interface SchedulerConfig {
   original_inference_steps?: number;
   timestep_scaling?: number;
   rescale_betas_zero_snr?: boolean;
+  skip_prk_steps?: boolean;
 }
 
 /** A validated config with every setting filled in (from the scheduler's own diffusers defaults). */
@@ -53,8 +56,26 @@ export type ResolvedSchedulerConfig = Required<Omit<SchedulerConfig, 'trained_be
 };
 
 export interface SchedulerOptions {
-  /** Standard normal sampler; LCM draws the noise it injects between steps from it. */
+  /** Standard normal sampler; LCM draws the noise it injects between steps from it (when stepNoise is not given). */
   rng?: () => number;
+  /**
+   * The noise LCM injects after step `stepIndex` (standard normal, `length` values). Takes precedence
+   * over rng: a pure function of the step lets several trajectories share their noise (latent blending).
+   */
+  stepNoise?: (stepIndex: number, length: number) => Sample;
+}
+
+/**
+ * One entry of the scheduler registry (./index.ts): each scheduler file declares its own, next to
+ * its class, like diffusers' `_compatibles`.
+ */
+export interface SchedulerRegistration<K extends string = string> {
+  readonly kind: K;
+  /** Human name, for messages and help texts. */
+  readonly label: string;
+  /** The diffusers class names (scheduler_config.json `_class_name`) this scheduler implements. */
+  readonly classNames: readonly string[];
+  create(config: SchedulerConfig | Record<string, unknown>, opts?: SchedulerOptions): Scheduler;
 }
 
 export interface StepResult {
@@ -80,7 +101,14 @@ export interface Scheduler {
   step(modelOutput: Sample, t: number, sample: Sample): StepResult;
   /** Noises a clean sample to timestep t (img2img, latent blending). */
   addNoise(original: Sample, noise: Sample, t: number): Sample;
-  /** Forgets the step state (step index, previous model outputs); keeps config and timesteps. */
+  /**
+   * The index in .timesteps of the first step this trajectory will run (diffusers' set_begin_index).
+   * A trajectory that starts mid-schedule (a latent-blending branch, img2img) must say where: looking
+   * its first timestep up is ambiguous when the schedule repeats a timestep (PNDM, Karras DPM++).
+   * Without it, the first step's index is looked up from its timestep, as diffusers does.
+   */
+  setBeginIndex(index: number): void;
+  /** Forgets the step state (step index, previous model outputs); keeps config, timesteps and begin index. */
   reset(): void;
   /** A scheduler with the same config and timesteps but its own, fresh step state. */
   clone(opts?: SchedulerOptions): Scheduler;
@@ -133,6 +161,7 @@ export const SCHEDULER_BASE_DEFAULTS: Omit<ResolvedSchedulerConfig, '_class_name
   original_inference_steps: 50,
   timestep_scaling: 10,
   rescale_betas_zero_snr: false,
+  skip_prk_steps: false,
 };
 
 export class SchedulerConfigError extends Error {
@@ -240,6 +269,7 @@ export function resolveSchedulerConfig(
     original_inference_steps: int('original_inference_steps', 1, num_train_timesteps),
     timestep_scaling: num('timestep_scaling', (n) => n > 0, 'a positive number'),
     rescale_betas_zero_snr: bool('rescale_betas_zero_snr'),
+    skip_prk_steps: bool('skip_prk_steps'),
   };
   if (typeof src._class_name === 'string') resolved._class_name = src._class_name;
   return resolved;
@@ -453,19 +483,38 @@ export function indexOfTimestep(schedulerName: string, timesteps: readonly numbe
 }
 
 /**
- * The step index shared by stateful schedulers: found from t on the first call (so a fresh clone
- * can join a trajectory mid-way), then advanced by step(). Catches out-of-order calls.
+ * The step index shared by stateful schedulers: the begin index when one was set (setBeginIndex),
+ * else found from t on the first call (so a fresh clone can join a trajectory mid-way), then
+ * advanced by step(). Catches out-of-order calls.
  */
 export class StepCursor {
   index: number | null = null;
+  /** Where the next trajectory starts (diffusers' _begin_index); survives reset(). */
+  begin: number | null = null;
 
   constructor(private readonly schedulerName: string) {}
 
-  /** Index for timestep t, initialising from the schedule if this trajectory has not started. */
+  /** Sets the first step's index; checked against the schedule on the first step. */
+  setBegin(index: number, timesteps: readonly number[]): void {
+    if (timesteps.length === 0) throw new Error(`${this.schedulerName}: call setTimesteps(steps) before setBeginIndex`);
+    if (!Number.isInteger(index) || index < 0 || index >= timesteps.length) {
+      throw new RangeError(`${this.schedulerName}: begin index must be a whole number from 0 to ${timesteps.length - 1} (a position in .timesteps), got ${index}`);
+    }
+    this.begin = index;
+    this.index = null;
+  }
+
+  /** Forgets the position (a new trajectory starts at the begin index, or where its timestep says). */
+  reset(): void {
+    this.index = null;
+  }
+
+  /** Index for timestep t, initialising from the begin index or the schedule if this trajectory has not started. */
   at(timesteps: readonly number[], t: number): number {
     if (this.index === null) {
-      this.index = indexOfTimestep(this.schedulerName, timesteps, t);
-    } else if (this.index >= timesteps.length) {
+      this.index = this.begin ?? indexOfTimestep(this.schedulerName, timesteps, t);
+    }
+    if (this.index >= timesteps.length) {
       throw new Error(
         `${this.schedulerName}: all ${timesteps.length} steps are done; call reset() or clone() to run another trajectory`,
       );

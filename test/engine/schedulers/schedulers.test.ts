@@ -6,6 +6,7 @@ import {
   DPMSolverMultistepScheduler,
   EulerDiscreteScheduler,
   LCMScheduler,
+  PNDMScheduler,
   SchedulerConfigError,
   schedulerKindFromClassName,
   schedulerKinds,
@@ -350,22 +351,25 @@ describe('scheduler state', () => {
 
   it('keeps Float32Array samples as Float32Array', () => {
     for (const kind of schedulerKinds) {
-      const s = createScheduler(kind, SD15);
-      s.setTimesteps(1);
-      const t = s.timesteps[0];
-      const x = Float32Array.from(fixture.x0);
-      const scaled = s.scaleModelInput(x, t);
-      expect(scaled).toBeInstanceOf(Float32Array);
-      expect(scaled).not.toBe(x);
-      const { prevSample, denoised } = s.step(standInModel(scaled, t), t, x);
-      expect(prevSample).toBeInstanceOf(Float32Array);
-      expect(denoised).toBeInstanceOf(Float32Array);
-      expect(s.addNoise(x, x, t)).toBeInstanceOf(Float32Array);
+      // skip_prk_steps: PNDM runs only as PLMS; the other schedulers ignore the key.
+      const s = createScheduler(kind, { ...SD15, skip_prk_steps: true }, { rng: seededNormals(1) });
+      s.setTimesteps(4);
+      let x = Float32Array.from(fixture.x0);
+      for (const t of s.timesteps) {
+        const scaled = s.scaleModelInput(x, t);
+        expect(scaled).toBeInstanceOf(Float32Array);
+        expect(scaled).not.toBe(x);
+        const { prevSample, denoised } = s.step(standInModel(scaled, t), t, x);
+        expect(prevSample, kind).toBeInstanceOf(Float32Array);
+        expect(denoised, kind).toBeInstanceOf(Float32Array);
+        x = prevSample as Float32Array;
+      }
+      expect(s.addNoise(x, x, s.timesteps[0])).toBeInstanceOf(Float32Array);
     }
   });
 
   it('LCM multi-step draws its noise from rng and needs one', () => {
-    expect(() => createScheduler('lcm', SD15).setTimesteps(4)).toThrow(/pass \{ rng \}/);
+    expect(() => createScheduler('lcm', SD15).setTimesteps(4)).toThrow(/pass \{ stepNoise \} or \{ rng \}/);
     const single = createScheduler('lcm', SD15);
     expect(() => single.setTimesteps(1)).not.toThrow();
 
@@ -418,7 +422,8 @@ describe('config', () => {
       beta_start: 0.00085, clip_sample: false, num_train_timesteps: 1000, set_alpha_to_one: false,
       skip_prk_steps: true, steps_offset: 1, trained_betas: null,
     };
-    const dpm = createScheduler(schedulerKindFromClassName(sd15Folder._class_name)!, sd15Folder);
+    expect(schedulerKindFromClassName(sd15Folder._class_name)).toBe('pndm');
+    const dpm = createScheduler('dpmpp_2m', sd15Folder);
     // No timestep_spacing there, so DPM's own default applies (linspace, as in diffusers'
     // from_config): round(linspace(0, 999, 26)) reversed without its 0, i.e. 999 ... round(39.96).
     dpm.setTimesteps(25);
@@ -500,13 +505,15 @@ describe('config', () => {
 });
 
 describe('schedulerKindFromClassName', () => {
-  it('maps diffusers class names to a scheduler kind', () => {
+  it('maps the diffusers classes the engine implements to their kind, and nothing else', () => {
     expect(schedulerKindFromClassName('DDIMScheduler')).toBe('ddim');
     expect(schedulerKindFromClassName('EulerDiscreteScheduler')).toBe('euler');
-    expect(schedulerKindFromClassName('EulerAncestralDiscreteScheduler')).toBe('euler');
     expect(schedulerKindFromClassName('DPMSolverMultistepScheduler')).toBe('dpmpp_2m');
     expect(schedulerKindFromClassName('LCMScheduler')).toBe('lcm');
-    expect(schedulerKindFromClassName('PNDMScheduler')).toBe('dpmpp_2m');
+    expect(schedulerKindFromClassName('PNDMScheduler')).toBe('pndm');
+    // Classes the engine does not have are not silently mapped to a different sampler.
+    expect(schedulerKindFromClassName('EulerAncestralDiscreteScheduler')).toBeNull();
+    expect(schedulerKindFromClassName('DPMSolverSinglestepScheduler')).toBeNull();
     expect(schedulerKindFromClassName('FlowMatchEulerDiscreteScheduler')).toBeNull();
     expect(schedulerKindFromClassName('toString')).toBeNull();
     expect(schedulerKindFromClassName(undefined)).toBeNull();
@@ -517,5 +524,6 @@ describe('schedulerKindFromClassName', () => {
     expect(new EulerDiscreteScheduler({}).kind).toBe('euler');
     expect(new DPMSolverMultistepScheduler({}).kind).toBe('dpmpp_2m');
     expect(new LCMScheduler({}).kind).toBe('lcm');
+    expect(new PNDMScheduler({ skip_prk_steps: true }).kind).toBe('pndm');
   });
 });
