@@ -42,3 +42,11 @@ export {
 } from './upscale/super-resolution.ts';
 export { upscaleTiled, planTiles, tileStarts, featherWeights, type TileOptions, type TileRunner, type TileGrid } from './upscale/tiles.ts';
 export { upscaleVideo, type FrameUpscaler, type UpscaleVideoOptions, type UpscaleVideoResult } from './upscale/video.ts';
+export {
+  DiffusionUpscaler,
+  readDiffusionUpscalerFolder,
+  type DiffusionUpscalerFolder,
+  type DiffusionUpscaleRequest,
+  type DiffusionUpscaleResult,
+  type DiffusionUpscaledFrame,
+} from './upscale/diffusion.ts';

@@ -40,6 +40,8 @@ export interface TileGrid {
   margin: number;
 }
 
+const MAX_DEFAULT_MARGIN = 12;
+
 /** Start offsets of equal tiles covering `length` (one tile of `length` when it is shorter than `tile`). */
 export function tileStarts(length: number, tile: number, overlap: number): number[] {
   if (length <= tile) return [0];
@@ -53,7 +55,9 @@ export function tileStarts(length: number, tile: number, overlap: number): numbe
 
 /** Tile layout and blend parameters for an image, from the model's receptive radius. */
 export function planTiles(width: number, height: number, receptiveRadius: number, opts: TileOptions = {}): TileGrid {
-  const margin = opts.margin ?? Math.ceil(receptiveRadius / 2);
+  // Deep networks' theoretical receptive field (hundreds of pixels for RRDN) far exceeds what
+  // actually reaches an output pixel; half of it, capped, keeps the overlap affordable.
+  const margin = opts.margin ?? Math.min(MAX_DEFAULT_MARGIN, Math.ceil(receptiveRadius / 2));
   const overlap = opts.overlap ?? 2 * margin + 8;
   const tile = opts.tile ?? 128;
   if (!Number.isInteger(tile) || tile < 8) throw new RangeError(`tile size must be a whole number of at least 8 pixels, got ${tile}`);

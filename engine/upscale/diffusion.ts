@@ -1,0 +1,458 @@
+/**
+ * The Stable Diffusion x4 upscaler (stabilityai/stable-diffusion-x4-upscaler exported to ONNX), used
+ * the way latent blending uses it: the keyframes of a low-resolution transition are upscaled as their
+ * own latent-blending transition, so consecutive upscaled frames share their early denoising steps
+ * and do not flicker.
+ *
+ * One trajectory follows diffusers' StableDiffusionUpscalePipeline:
+ *   image in [-1, 1]; noise_level (default 20) added with the low_res_scheduler (DDPM):
+ *     cond = sqrt(abar_low[nl]) image + sqrt(1 - abar_low[nl]) noise
+ *   latents ~ N(0, 1) * init_noise_sigma at the low-res size (4 channels)
+ *   each step: unet(cat([scale_model_input(latents), cond], channel axis), t, text, class_labels = nl),
+ *     classifier-free guidance with the unconditional half first, scheduler.step
+ *   image = vae_decoder(latents / scaling_factor)  (the x4 VAE's own factor, 0.08333)
+ *
+ * The tree over keyframes K_0..K_n-1: the first and last run in full from one shared noise; the
+ * middle keyframe of every interval branches off its two neighbours at an injection step (deeper for
+ * deeper levels), from the slerp of their latents at that step, with its own conditioning. Optional
+ * in-between frames per gap branch off later still, conditioned on the slerp of the two neighbours'
+ * noised low-res images and the lerp of their text embeddings (the reference's mixed conditioning).
+ * All branches of one level run as one batched UNet call per step.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ModelFileError, openSession, type LoadedSession, type SessionOptions, type TensorInfo, ort } from '../onnx/session.ts';
+import { floatTensor, numericTensor, readFloat } from '../tensor/tensors.ts';
+import { loadTokenizer } from '../tokenizer/clip-tokenizer.ts';
+import { TextEncoders, lerpEmbedding, type PromptEmbedding } from '../pipeline/text-encoder.ts';
+import { VaeDecoder } from '../pipeline/vae.ts';
+import { createScheduler, schedulerKindFromClassName, type Scheduler, type SchedulerKind } from '../schedulers/index.ts';
+import { makeAlphasCumprod, makeBetas, resolveSchedulerConfig, SCHEDULER_BASE_DEFAULTS } from '../schedulers/scheduler.ts';
+import { SeededRandom, drawSeed, latentNoise } from '../noise.ts';
+import { slerp } from '../blend/slerp.ts';
+import { throwIfCancelled } from '../pipeline/denoise.ts';
+import { InvalidRequestError } from '../pipeline/stable-diffusion.ts';
+import type { RawImage } from '../image.ts';
+
+export interface DiffusionUpscalerFolder {
+  dir: string;
+  unet: string;
+  vaeDecoder: string;
+  textEncoder: string;
+  tokenizerDir: string;
+  schedulerConfig: Record<string, unknown>;
+  lowResSchedulerConfig: Record<string, unknown>;
+  vaeScalingFactor: number;
+  /** Output pixels per latent cell: 4 for the x4 upscaler (2^(len(block_out_channels) - 1)). */
+  scale: number;
+  maxNoiseLevel: number;
+}
+
+function readJson(file: string, what: string): Record<string, unknown> {
+  if (!existsSync(file)) throw new ModelFileError(file, `file not found (expected ${what})`);
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  } catch (err) {
+    throw new ModelFileError(file, `not valid JSON (${(err as Error).message}); expected ${what}`);
+  }
+}
+
+/** Reads an x4 upscaler folder in the diffusers / optimum ONNX layout. */
+export function readDiffusionUpscalerFolder(dir: string): DiffusionUpscalerFolder {
+  if (!existsSync(dir)) throw new ModelFileError(dir, 'folder not found (expected stabilityai/stable-diffusion-x4-upscaler exported to ONNX; see models/README.md)');
+  const index = readJson(join(dir, 'model_index.json'), 'the pipeline index, model_index.json');
+  const cls = String(index._class_name ?? '');
+  if (!/StableDiffusionUpscalePipeline$/.test(cls)) {
+    throw new ModelFileError(join(dir, 'model_index.json'), `_class_name is "${cls}", not a StableDiffusionUpscalePipeline; point --model at the x4 upscaler's ONNX export`);
+  }
+  const file = (component: string) => {
+    const f = join(dir, component, 'model.onnx');
+    if (!existsSync(f)) throw new ModelFileError(f, `file not found (expected the ${component} exported to ONNX as ${component}/model.onnx)`);
+    return f;
+  };
+  const vaeConfigFile = [join(dir, 'vae_decoder', 'config.json'), join(dir, 'vae', 'config.json')].find((f) => existsSync(f));
+  const vaeConfig = vaeConfigFile ? readJson(vaeConfigFile, 'the VAE config') : {};
+  const blocks = Array.isArray(vaeConfig.block_out_channels) ? vaeConfig.block_out_channels.length : 3;
+  return {
+    dir,
+    unet: file('unet'),
+    vaeDecoder: file('vae_decoder'),
+    textEncoder: file('text_encoder'),
+    tokenizerDir: join(dir, 'tokenizer'),
+    schedulerConfig: readJson(join(dir, 'scheduler', 'scheduler_config.json'), 'the scheduler config'),
+    lowResSchedulerConfig: readJson(join(dir, 'low_res_scheduler', 'scheduler_config.json'), "the low-res image's noise scheduler config (DDPMScheduler)"),
+    vaeScalingFactor: Number(vaeConfig.scaling_factor ?? 0.08333),
+    scale: 2 ** (blocks - 1),
+    maxNoiseLevel: Number(index.max_noise_level ?? 350),
+  };
+}
+
+/** The x4 UNet: 7 input channels (4 latent + 3 image) and the noise level as class labels. */
+class UpscaleUNet {
+  calls = 0;
+  items = 0;
+  private readonly byName: Map<string, TensorInfo>;
+  private readonly names: { sample: string; timestep: string; hidden: string; labels: string; out: string };
+
+  constructor(readonly loaded: LoadedSession) {
+    this.byName = new Map(loaded.inputs.map((i) => [i.name, i]));
+    const find = (want: string[], what: string) => {
+      const hit = want.find((w) => this.byName.has(w));
+      if (!hit) throw new ModelFileError(loaded.path, `the upscaler UNet has no ${what} input (looked for ${want.join(', ')}; it has ${loaded.inputs.map((i) => i.name).join(', ')})`);
+      return hit;
+    };
+    this.names = {
+      sample: find(['sample'], 'latent sample'),
+      timestep: find(['timestep', 'timesteps'], 'timestep'),
+      hidden: find(['encoder_hidden_states'], 'text embedding'),
+      labels: find(['class_labels', 'noise_level'], 'noise level (class_labels)'),
+      out: loaded.outputs.find((o) => o.name === 'out_sample')?.name ?? loaded.outputs[0].name,
+    };
+    const ch = this.byName.get(this.names.sample)!.shape[1];
+    if (typeof ch === 'number' && ch > 0 && ch !== 7) {
+      throw new ModelFileError(loaded.path, `the UNet takes ${ch} input channels; the x4 upscaler's takes 7 (4 latent + 3 low-res image). Is this a text-to-image UNet?`);
+    }
+  }
+
+  /** v/eps for n inputs of [7, h, w] (already concatenated), one timestep, per-item text and noise level. */
+  async run(sample: Float32Array, n: number, h: number, w: number, t: number, hidden: PromptEmbedding[], noiseLevel: number): Promise<Float32Array> {
+    const info = (name: string) => this.byName.get(name)!;
+    const ts = info(this.names.timestep);
+    const tn = ts.shape[0] === 1 ? 1 : n;
+    const { tokens, width } = hidden[0];
+    const text = new Float32Array(n * tokens * width);
+    hidden.forEach((e, k) => text.set(e.hidden, k * tokens * width));
+    const feeds: Record<string, ort.Tensor> = {
+      [this.names.sample]: floatTensor(info(this.names.sample).type, sample, [n, 7, h, w]),
+      [this.names.timestep]: numericTensor(ts.type, new Array(tn).fill(t), ts.shape.length === 0 ? [] : [tn]),
+      [this.names.hidden]: floatTensor(info(this.names.hidden).type, text, [n, tokens, width]),
+      [this.names.labels]: numericTensor(info(this.names.labels).type, new Array(n).fill(noiseLevel), [n]),
+    };
+    const out = await this.loaded.session.run(feeds, [this.names.out]);
+    this.calls++;
+    this.items += n;
+    return Float32Array.from(readFloat(out[this.names.out]));
+  }
+}
+
+export interface DiffusionUpscaleRequest {
+  /** Low-resolution keyframes, in order, all the same size. */
+  keyframes: RawImage[];
+  /** Each keyframe's position in the transition, 0..1 (text mixing); default evenly spaced. */
+  fracts?: number[];
+  promptA?: string;
+  /** Default: promptA. */
+  promptB?: string;
+  negativePrompt?: string;
+  seed?: number;
+  /** Default 25 (diffusers' default is 75). */
+  steps?: number;
+  /** Default 9 (diffusers' default). */
+  guidance?: number;
+  /** Noise added to the low-res image, 0..max_noise_level (default 20, diffusers' default). */
+  noiseLevel?: number;
+  /** Where the first keyframe branches off its neighbours, as a fraction of the steps (default 0.5). */
+  depthStrength?: number;
+  /** Extra frames per gap between neighbouring keyframes, with slerped conditioning (default 0). */
+  inBetween?: number;
+  signal?: AbortSignal;
+  /** After each finished frame. */
+  onFrame?: (done: number, total: number) => void;
+}
+
+export interface DiffusionUpscaledFrame {
+  image: RawImage;
+  fract: number;
+  /** Index of the keyframe this frame upscales; null for an in-between frame. */
+  keyframe: number | null;
+  /** First own denoising step (0: ran in full); the steps before are its parents'. */
+  injIdx: number;
+  /** Frame indices (in `frames`) whose latents it branched from. */
+  parents: [number, number] | null;
+}
+
+export interface DiffusionUpscaleResult {
+  frames: DiffusionUpscaledFrame[];
+  seed: number;
+  steps: number;
+  guidance: number;
+  noiseLevel: number;
+  /** UNet batch items run (a batch item is one latent, twice with guidance). */
+  unetItems: number;
+  /** Latents entering each step, per frame (null before its injection step); for tests. */
+  latents: Array<Array<Float32Array | null>>;
+}
+
+interface Node {
+  fract: number;
+  keyframe: number | null;
+  /** Index in the ordered output. */
+  order: number;
+  cond: Float32Array;
+  text: PromptEmbedding;
+  injIdx: number;
+  parents: [number, number] | null;
+  /** Latent entering step i (index i), and the final latent at index steps. */
+  latents: Array<Float32Array | null>;
+}
+
+export class DiffusionUpscaler {
+  readonly name = 'x4-diffusion';
+
+  private constructor(
+    readonly folder: DiffusionUpscalerFolder,
+    private readonly text: TextEncoders,
+    private readonly unet: UpscaleUNet,
+    private readonly vae: VaeDecoder,
+    private readonly schedulerKind: SchedulerKind,
+    private readonly lowResAlphasCumprod: Float64Array,
+  ) {}
+
+  static async load(dir: string, opts: SessionOptions = {}): Promise<DiffusionUpscaler> {
+    const folder = readDiffusionUpscalerFolder(dir);
+    const tokenizer = await loadTokenizer(folder.tokenizerDir);
+    const session: SessionOptions = { ep: opts.ep, deviceId: opts.deviceId, threads: opts.threads };
+    const text = await TextEncoders.load({ textEncoder: folder.textEncoder }, [tokenizer], false, session);
+    const unet = new UpscaleUNet(await openSession(folder.unet, session));
+    const vae = await VaeDecoder.load(folder.vaeDecoder, folder.vaeScalingFactor, session);
+    const kind = schedulerKindFromClassName(folder.schedulerConfig._class_name as string) ?? 'ddim';
+    createScheduler(kind, folder.schedulerConfig); // fail at load time on an unusable config
+    const low = resolveSchedulerConfig(folder.lowResSchedulerConfig, SCHEDULER_BASE_DEFAULTS, 'low_res_scheduler');
+    return new DiffusionUpscaler(folder, text, unet, vae, kind, makeAlphasCumprod(makeBetas(low)));
+  }
+
+  get scale(): number {
+    return this.folder.scale;
+  }
+
+  get unetItems(): number {
+    return this.unet.items;
+  }
+
+  private scheduler(steps: number, seed: number): Scheduler {
+    const rng = new SeededRandom(seed);
+    const s = createScheduler(this.schedulerKind, this.folder.schedulerConfig, { rng: () => rng.nextGaussian() });
+    s.setTimesteps(steps);
+    return s;
+  }
+
+  /** The low-res image in [-1, 1], CHW, noised to `level` with the low-res DDPM schedule and the shared noise. */
+  private conditioning(img: RawImage, level: number, noise: Float32Array): Float32Array {
+    const plane = img.width * img.height;
+    const a = this.lowResAlphasCumprod[level];
+    const sa = Math.sqrt(a);
+    const sn = Math.sqrt(1 - a);
+    const out = new Float32Array(3 * plane);
+    for (let p = 0; p < plane; p++) for (let c = 0; c < 3; c++) out[c * plane + p] = sa * (img.data[p * 3 + c] / 127.5 - 1) + sn * noise[c * plane + p];
+    return out;
+  }
+
+  /** Upscales the keyframes as one latent-blending transition (see the file comment). */
+  async upscaleKeyframes(req: DiffusionUpscaleRequest): Promise<DiffusionUpscaleResult> {
+    const n = req.keyframes.length;
+    if (n === 0) throw new InvalidRequestError('give at least one keyframe to upscale');
+    const { width: w, height: h } = req.keyframes[0];
+    for (const k of req.keyframes) {
+      if (k.width !== w || k.height !== h) throw new InvalidRequestError(`all keyframes must have the same size; got ${w}x${h} and ${k.width}x${k.height}`);
+    }
+    if (w % 8 !== 0 || h % 8 !== 0) throw new InvalidRequestError(`the x4 upscaler needs a low-res size that is a multiple of 8 on each side, got ${w}x${h}`);
+    const steps = req.steps ?? 25;
+    if (!Number.isInteger(steps) || steps < 2 || steps > 1000) throw new InvalidRequestError(`steps must be a whole number from 2 to 1000, got ${steps}`);
+    const guidance = req.guidance ?? 9;
+    if (!(guidance >= 0 && guidance <= 50)) throw new InvalidRequestError(`guidance must be between 0 and 50, got ${guidance}`);
+    const noiseLevel = req.noiseLevel ?? 20;
+    if (!Number.isInteger(noiseLevel) || noiseLevel < 0 || noiseLevel > this.folder.maxNoiseLevel) {
+      throw new InvalidRequestError(`noise level must be a whole number from 0 to ${this.folder.maxNoiseLevel} (the model's max_noise_level), got ${noiseLevel}`);
+    }
+    const depth = req.depthStrength ?? 0.5;
+    if (!(depth > 0 && depth < 1)) throw new InvalidRequestError(`depth strength must be between 0 and 1 (exclusive), got ${depth}`);
+    const inBetween = req.inBetween ?? 0;
+    if (!Number.isInteger(inBetween) || inBetween < 0 || inBetween > 16) throw new InvalidRequestError(`in-between frames must be a whole number from 0 to 16, got ${inBetween}`);
+    const fracts = req.fracts ?? req.keyframes.map((_, i) => (n === 1 ? 0 : i / (n - 1)));
+    if (fracts.length !== n) throw new InvalidRequestError(`fracts has ${fracts.length} entries for ${n} keyframes`);
+    const seed = req.seed ?? drawSeed();
+
+    const promptA = req.promptA ?? '';
+    const [tA, tB, uncond] = [
+      await this.text.encode(promptA),
+      await this.text.encode(req.promptB ?? promptA),
+      await this.text.encode(req.negativePrompt ?? '', { negative: true }),
+    ];
+    const plane = w * h;
+    const imageNoise = latentNoise(seed + 1, 3 * plane);
+    const sched0 = this.scheduler(steps, seed);
+    const timesteps = sched0.timesteps;
+    const start = latentNoise(seed, 4 * plane);
+    if (sched0.initNoiseSigma !== 1) for (let i = 0; i < start.length; i++) start[i] *= sched0.initNoiseSigma;
+
+    // Frames in output order: each keyframe followed by `inBetween` frames (but the last).
+    const keyNodes: Node[] = req.keyframes.map((img, k) => ({
+      fract: fracts[k],
+      keyframe: k,
+      order: k * (inBetween + 1),
+      cond: this.conditioning(img, noiseLevel, imageNoise),
+      text: lerpEmbedding(tA, tB, fracts[k]),
+      injIdx: 0,
+      parents: null,
+      latents: new Array(steps + 1).fill(null),
+    }));
+    const ordered: Node[] = new Array((n - 1) * (inBetween + 1) + 1);
+    for (const node of keyNodes) ordered[node.order] = node;
+
+    // Levels: 0 = the two ends in full; then bisection of the keyframe list; then the in-betweens.
+    const base = Math.max(1, Math.floor(steps * depth));
+    const stride = Math.max(1, Math.ceil(steps / 10));
+    const injAt = (level: number) => Math.min(steps - 1, base + (level - 1) * stride);
+    const levels: Node[][] = [[keyNodes[0], ...(n > 1 ? [keyNodes[n - 1]] : [])]];
+    let intervals: [number, number][] = n > 2 ? [[0, n - 1]] : [];
+    for (let level = 1; intervals.length > 0; level++) {
+      const next: [number, number][] = [];
+      const batch: Node[] = [];
+      for (const [a, b] of intervals) {
+        const m = Math.floor((a + b) / 2);
+        const node = keyNodes[m];
+        node.injIdx = injAt(level);
+        node.parents = [keyNodes[a].order, keyNodes[b].order];
+        batch.push(node);
+        if (m - a >= 2) next.push([a, m]);
+        if (b - m >= 2) next.push([m, b]);
+      }
+      levels.push(batch);
+      intervals = next;
+    }
+    if (inBetween > 0) {
+      const idx = injAt(levels.length);
+      const batch: Node[] = [];
+      for (let k = 0; k < n - 1; k++) {
+        const [L, R] = [keyNodes[k], keyNodes[k + 1]];
+        for (let m = 1; m <= inBetween; m++) {
+          const t = m / (inBetween + 1);
+          const node: Node = {
+            fract: L.fract + t * (R.fract - L.fract),
+            keyframe: null,
+            order: L.order + m,
+            // The reference's mixed conditioning: slerp of the neighbours' noised low-res images.
+            cond: slerp(L.cond, R.cond, t),
+            text: lerpEmbedding(L.text, R.text, t),
+            injIdx: idx,
+            parents: [L.order, R.order],
+            latents: new Array(steps + 1).fill(null),
+          };
+          ordered[node.order] = node;
+          batch.push(node);
+        }
+      }
+      levels.push(batch);
+    }
+
+    const itemsBefore = this.unet.items;
+    const total = ordered.length;
+    let done = 0;
+    const images = new Map<Node, RawImage>();
+    for (const batch of levels) {
+      throwIfCancelled(req.signal);
+      const from = batch[0].injIdx;
+      const scheds = batch.map(() => {
+        const s = this.scheduler(steps, seed);
+        if (from > 0) s.setBeginIndex(from);
+        return s;
+      });
+      let xs = batch.map((node) => {
+        if (!node.parents) return Float32Array.from(start);
+        const [pa, pb] = node.parents.map((o) => ordered[o]);
+        const span = pb.fract - pa.fract;
+        const t = span !== 0 ? (node.fract - pa.fract) / span : (node.order - pa.order) / (pb.order - pa.order);
+        return slerp(pa.latents[from]!, pb.latents[from]!, t);
+      });
+      const guided = guidance > 1;
+      for (let i = from; i < steps; i++) {
+        throwIfCancelled(req.signal);
+        batch.forEach((node, k) => (node.latents[i] = xs[k]));
+        const t = timesteps[i];
+        const per = 4 * plane;
+        const count = batch.length * (guided ? 2 : 1);
+        const sample = new Float32Array(count * 7 * plane);
+        const hidden: PromptEmbedding[] = [];
+        // diffusers' order: the unconditional half first, then the conditional one.
+        const halves = guided ? [true, false] : [false];
+        let slot = 0;
+        for (const unc of halves) {
+          for (const [k, node] of batch.entries()) {
+            const scaled = scheds[k].scaleModelInput(xs[k], t);
+            sample.set(scaled, slot * 7 * plane);
+            sample.set(node.cond, slot * 7 * plane + per);
+            hidden.push(unc ? uncond : node.text);
+            slot++;
+          }
+        }
+        const out = await this.unet.run(sample, count, h, w, t, hidden, noiseLevel);
+        xs = batch.map((_, k) => {
+          const c = out.subarray((guided ? batch.length + k : k) * per, (guided ? batch.length + k + 1 : k + 1) * per);
+          let pred: Float32Array = c;
+          if (guided) {
+            const u = out.subarray(k * per, (k + 1) * per);
+            pred = new Float32Array(per);
+            for (let j = 0; j < per; j++) pred[j] = u[j] + guidance * (c[j] - u[j]);
+          }
+          return Float32Array.from(scheds[k].step(pred, t, xs[k]).prevSample);
+        });
+      }
+      for (const [k, node] of batch.entries()) {
+        node.latents[steps] = xs[k];
+        images.set(node, await this.vae.decode(xs[k], h, w));
+        req.onFrame?.(++done, total);
+      }
+    }
+    return {
+      frames: ordered.map((node) => ({ image: images.get(node)!, fract: node.fract, keyframe: node.keyframe, injIdx: node.injIdx, parents: node.parents })),
+      seed,
+      steps,
+      guidance,
+      noiseLevel,
+      unetItems: this.unet.items - itemsBefore,
+      latents: ordered.map((node) => node.latents),
+    };
+  }
+
+  /**
+   * Frames of a video as one transition (every frame a keyframe), for upscaleVideo. Sizes that are not
+   * a multiple of 8 are padded by repeating the edge and cropped back after.
+   */
+  async *upscaleFrames(
+    frames: RawImage[],
+    opts: Omit<DiffusionUpscaleRequest, 'keyframes' | 'onFrame'> & { onFrame?: (done: number) => void } = {},
+  ): AsyncGenerator<RawImage> {
+    if (frames.length === 0) return;
+    const { width, height } = frames[0];
+    const pw = Math.ceil(width / 8) * 8;
+    const ph = Math.ceil(height / 8) * 8;
+    const padded = frames.map((f) => padEdge(f, pw, ph));
+    const result = await this.upscaleKeyframes({ ...opts, inBetween: 0, keyframes: padded, onFrame: (d) => opts.onFrame?.(d) });
+    const s = this.scale;
+    for (const frame of result.frames) yield cropTo(frame.image, width * s, height * s);
+  }
+
+  async release(): Promise<void> {
+    for (const s of this.text.sessions) await s.session.release();
+    await this.unet.loaded.session.release();
+    await this.vae.release();
+  }
+}
+
+function padEdge(img: RawImage, w: number, h: number): RawImage {
+  if (img.width === w && img.height === h) return img;
+  const data = new Uint8Array(w * h * 3);
+  for (let y = 0; y < h; y++)
+    for (let x = 0; x < w; x++) {
+      const src = (Math.min(y, img.height - 1) * img.width + Math.min(x, img.width - 1)) * 3;
+      data.set(img.data.subarray(src, src + 3), (y * w + x) * 3);
+    }
+  return { data, width: w, height: h, channels: 3 };
+}
+
+function cropTo(img: RawImage, w: number, h: number): RawImage {
+  if (img.width === w && img.height === h) return img;
+  const data = new Uint8Array(w * h * 3);
+  for (let y = 0; y < h; y++) data.set(img.data.subarray(y * img.width * 3, (y * img.width + w) * 3), y * w * 3);
+  return { data, width: w, height: h, channels: 3 };
+}
