@@ -3,15 +3,17 @@
  * The test suite's global setup calls `buildTestModels()` too, so a fresh clone needs no extra step.
  */
 import { ensureDemoModel, demoSpecs } from './demo-model.ts';
-import { DEMO_MODEL_DIR, testModelDir } from './paths.ts';
+import { buildFeatureTestModels, type FeatureTestModel } from './feature-test-models.ts';
+import { DEMO_MODEL_DIR, TEST_MODELS_DIR, testModelDir } from './paths.ts';
 
-export type TestModelName = keyof typeof demoSpecs;
+export type TestModelName = keyof typeof demoSpecs | FeatureTestModel;
 
 export async function buildTestModels(): Promise<Record<TestModelName, string>> {
   const out = {} as Record<TestModelName, string>;
-  for (const [name, spec] of Object.entries(demoSpecs) as [TestModelName, (typeof demoSpecs)[TestModelName]][]) {
+  for (const [name, spec] of Object.entries(demoSpecs) as [keyof typeof demoSpecs, (typeof demoSpecs)[keyof typeof demoSpecs]][]) {
     out[name] = await ensureDemoModel(testModelDir(name), spec, `blendfarm-test-${name}`);
   }
+  Object.assign(out, await buildFeatureTestModels(TEST_MODELS_DIR, { demo: out.demo, xl: out.xl }));
   return out;
 }
 

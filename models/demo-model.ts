@@ -124,7 +124,7 @@ class Net {
   }
 }
 
-function textEncoderGraph(spec: DemoModelSpec, which: 1 | 2): GraphBuilder {
+export function textEncoderGraph(spec: DemoModelSpec, which: 1 | 2): GraphBuilder {
   const g = new GraphBuilder(which === 1 ? 'text_encoder' : 'text_encoder_2');
   const n = new Net(g, spec.dtype);
   const width = which === 1 ? TEXT_WIDTH : TEXT_WIDTH_2;

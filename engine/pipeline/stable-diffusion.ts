@@ -3,13 +3,13 @@
  * scheduler and VAE decoder, loaded from a model folder on the chosen execution provider.
  */
 import { loadTokenizer, type ClipTokenizer } from '../tokenizer/clip-tokenizer.ts';
-import { createScheduler, type Scheduler, type SchedulerKind } from '../schedulers/index.ts';
+import { chooseScheduler, createScheduler, type Scheduler, type SchedulerKind } from '../schedulers/index.ts';
 import { readModelFolder, type ModelFolder } from './model-folder.ts';
 import { TextEncoders, type PromptEmbedding } from './text-encoder.ts';
 import { UNet } from './unet.ts';
 import { VaeDecoder, VaeEncoder } from './vae.ts';
 import { denoiseLockstep, throwIfCancelled } from './denoise.ts';
-import { MAX_SEED, SeededRandom, drawSeed, latentNoise } from '../noise.ts';
+import { MAX_SEED, drawSeed, latentNoise, stepNoise } from '../noise.ts';
 import { InvalidRequestError, ModelOutputError, nonFinite } from '../errors.ts';
 import type { RawImage } from '../image.ts';
 import type { ExecutionProvider, SessionOptions } from '../onnx/session.ts';
@@ -95,10 +95,20 @@ export class StableDiffusionPipeline {
     const unet = await UNet.load(folder.unet, { ...session, maxBatch: opts.maxBatch, timeCondProjDim: folder.timeCondProjDim, vaeScaleFactor: folder.vaeScaleFactor });
     const vae = await VaeDecoder.load(folder.vaeDecoder, folder.vaeScalingFactor, { ...session, forceUpcast: folder.vaeForceUpcast });
     const vaeEncoder = folder.vaeEncoder ? await VaeEncoder.load(folder.vaeEncoder, folder.vaeScalingFactor, session) : undefined;
-    const kind = opts.scheduler ?? folder.defaults.scheduler;
+    // The caller's choice, else blendfarm.json's or an LCM UNet's, else scheduler_config.json's class, else the family default.
+    const choice = chooseScheduler({
+      requested: opts.scheduler,
+      folderChoice: folder.requestedScheduler ?? (folder.timeCondProjDim !== undefined ? 'lcm' : undefined),
+      config: folder.schedulerConfig,
+      fallback: folder.defaults.scheduler,
+      fallbackLabel: `the ${folder.family} default`,
+    });
+    const kind = choice.kind;
     // Fail at load time, not at the first render, if the scheduler config is unusable.
     createScheduler(kind, folder.schedulerConfig);
-    return new StableDiffusionPipeline(folder, tokenizers, text, unet, vae, vaeEncoder, kind, opts.ep ?? 'cpu');
+    const pipe = new StableDiffusionPipeline(folder, tokenizers, text, unet, vae, vaeEncoder, kind, opts.ep ?? 'cpu');
+    if (choice.warning) pipe.schedulerWarnings.push(choice.warning);
+    return pipe;
   }
 
   /** fp16 or fp32, as the UNet's inputs say. */
@@ -121,15 +131,18 @@ export class StableDiffusionPipeline {
     return [height / this.vaeScaleFactor, width / this.vaeScaleFactor];
   }
 
+  /** Why the scheduler scheduler_config.json names is not the one used (set by load). */
+  readonly schedulerWarnings: string[] = [];
+
   /** Load-time notes for the user (e.g. quality lost to an export without hidden_states.N). */
   get warnings(): string[] {
-    return [...this.text.warnings];
+    return [...this.text.warnings, ...this.vae.warnings, ...this.schedulerWarnings];
   }
 
   /** A fresh scheduler with `steps` timesteps; one per trajectory, since multistep solvers keep state. */
   scheduler(steps: number, kind: SchedulerKind = this.schedulerKind, seed = 0): Scheduler {
-    const rng = new SeededRandom(seed);
-    const s = createScheduler(kind, this.folder.schedulerConfig, { rng: () => rng.nextGaussian() });
+    // LCM's injected noise is a pure function of (seed, step), the same rule latent blending's ends use.
+    const s = createScheduler(kind, this.folder.schedulerConfig, { stepNoise: (i, n) => stepNoise(seed, i, n) });
     s.setTimesteps(steps);
     return s;
   }

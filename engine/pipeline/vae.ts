@@ -18,6 +18,8 @@ const FP16_FIX =
 
 export class VaeDecoder {
   calls = 0;
+  /** Load-time notes for the user (an fp16 VAE that should be upcast but cannot be). */
+  readonly warnings: string[] = [];
   private constructor(
     private loaded: LoadedSession,
     readonly scalingFactor: number,
@@ -33,9 +35,19 @@ export class VaeDecoder {
     const dtype = loaded.inputs[0].type;
     const session: SessionOptions = { ep: opts.ep, deviceId: opts.deviceId, threads: opts.threads };
     if (dtype === 'float16' && opts.forceUpcast) {
-      const fp32 = await upcastSession(path, session);
-      await loaded.session.release();
-      return new VaeDecoder(fp32, scalingFactor, true, dtype, session);
+      try {
+        const fp32 = await upcastSession(path, session);
+        await loaded.session.release();
+        return new VaeDecoder(fp32, scalingFactor, true, dtype, session);
+      } catch (err) {
+        // Keep the fp16 decoder: images that do not overflow still decode, and those that do are refused.
+        const vae = new VaeDecoder(loaded, scalingFactor, false, dtype, session);
+        vae.warnings.push(
+          `${path}: this fp16 VAE decoder is marked force_upcast (it overflows in fp16) but could not be converted to fp32 (${(err as Error).message}); ` +
+            `images that overflow will fail instead of rendering; ${FP16_FIX}`,
+        );
+        return vae;
+      }
     }
     return new VaeDecoder(loaded, scalingFactor, false, dtype, session);
   }
