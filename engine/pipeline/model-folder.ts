@@ -12,6 +12,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ModelFileError } from '../onnx/session.ts';
+import type { SchedulerKind } from '../schedulers/index.ts';
 
 export type ModelFamily = 'sd1' | 'sd2' | 'sd2-v' | 'sd-turbo' | 'sdxl' | 'sdxl-turbo';
 
@@ -20,7 +21,7 @@ export interface FamilyDefaults {
   height: number;
   steps: number;
   guidance: number;
-  scheduler: 'ddim' | 'euler' | 'dpmpp_2m' | 'lcm';
+  scheduler: SchedulerKind;
 }
 
 /** Defaults a user of each family expects (the sizes and settings the models were trained for). */
@@ -62,6 +63,8 @@ export interface ModelFolder {
   /** unet/config.json `time_cond_proj_dim`: set for LCM-distilled UNets, which take a guidance embedding (timestep_cond). */
   timeCondProjDim?: number;
   defaults: FamilyDefaults;
+  /** defaults.scheduler as blendfarm.json states it, if it does: an explicit choice that beats scheduler_config.json's class. */
+  requestedScheduler?: string;
   /** Whether the folder says it is the project's built-in demo model. */
   isDemo: boolean;
 }
@@ -175,6 +178,7 @@ export function readModelFolder(dir: string): ModelFolder {
     vaeForceUpcast: vaeConfig?.force_upcast === true,
     timeCondProjDim,
     defaults,
+    requestedScheduler: typeof metaDefaults.scheduler === 'string' ? metaDefaults.scheduler : undefined,
     isDemo: meta?.demo === true,
   };
 }
