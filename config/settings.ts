@@ -80,6 +80,23 @@ function discordToken(raw: string): string {
   return raw.trim();
 }
 
+/** Where `npm start` serves /metrics, /healthz, /readyz and /status unless BLENDFARM_HTTP_PORT says otherwise. */
+export const DEFAULT_BOT_HTTP_PORT = 9464;
+
+function httpPort(raw: string): number | 'off' {
+  if (raw.trim().toLowerCase() === 'off') return 'off';
+  try {
+    return int(0, 65535)(raw);
+  } catch {
+    throw new SettingError('must be a port number from 0 to 65535, or off');
+  }
+}
+
+function statusToken(raw: string): string {
+  if (raw.trim().length < 16) throw new SettingError('must be at least 16 characters (e.g. the output of: openssl rand -hex 24)');
+  return raw.trim();
+}
+
 export const settings = {
   modelDir: {
     env: 'BLENDFARM_MODEL_DIR',
@@ -124,6 +141,11 @@ export const settings = {
     example: '',
     parse: url(['postgres:', 'postgresql:']),
   } as SettingSpec<string>,
+  // Postgres client limits (db/client.ts); the defaults are the examples.
+  dbConnectTimeoutMs: { env: 'BLENDFARM_DB_CONNECT_TIMEOUT_MS', help: 'Give up opening a Postgres connection after this many milliseconds (default 5000)', example: '5000', parse: int(100, 600_000) } as SettingSpec<number>,
+  dbQueryTimeoutMs: { env: 'BLENDFARM_DB_QUERY_TIMEOUT_MS', help: 'A Postgres query without an answer for this many milliseconds fails (client timeout, also the server statement_timeout and idle-in-transaction timeout) (default 30000)', example: '30000', parse: int(100, 3_600_000) } as SettingSpec<number>,
+  dbKeepAliveSeconds: { env: 'BLENDFARM_DB_KEEPALIVE_SECONDS', help: 'TCP keep-alive delay for Postgres connections, and how often the LISTEN connection checks it is alive (default 10)', example: '10', parse: int(1, 3600) } as SettingSpec<number>,
+  dbIdleTimeoutMs: { env: 'BLENDFARM_DB_IDLE_TIMEOUT_MS', help: 'Close pooled Postgres connections idle for this many milliseconds (default 30000)', example: '30000', parse: int(1000, 3_600_000) } as SettingSpec<number>,
   dataDir: {
     env: 'BLENDFARM_DATA_DIR',
     help: 'Embedded database (PGlite) directory when DATABASE_URL is unset; memory:// keeps it in memory',
@@ -175,6 +197,32 @@ export const settings = {
     example: 'info',
     parse: oneOf('debug', 'info', 'warn', 'error'),
   } as SettingSpec<'debug' | 'info' | 'warn' | 'error'>,
+  logFormat: {
+    env: 'BLENDFARM_LOG_FORMAT',
+    help: 'auto (readable lines on a terminal, JSON lines otherwise), json or pretty',
+    example: 'auto',
+    parse: oneOf('auto', 'json', 'pretty'),
+  } as SettingSpec<'auto' | 'json' | 'pretty'>,
+  // Operations HTTP server: /metrics, /healthz, /readyz, /status (README "Running in production").
+  httpPort: {
+    env: 'BLENDFARM_HTTP_PORT',
+    help: `Port of the metrics, health and status page server; unset = ${DEFAULT_BOT_HTTP_PORT} for npm start and off for npm run worker; off = no server; 0 = any free port`,
+    example: '',
+    parse: httpPort,
+  } as SettingSpec<number | 'off'>,
+  httpHost: {
+    env: 'BLENDFARM_HTTP_HOST',
+    help: 'Address the metrics/health/status server listens on (0.0.0.0 for every interface, e.g. in a container)',
+    example: '127.0.0.1',
+    parse: text,
+  } as SettingSpec<string>,
+  statusToken: {
+    env: 'BLENDFARM_STATUS_TOKEN',
+    help: 'Operator token that unlocks the full status page (prompts of every server, user ids, errors); unset = public view only',
+    secret: true,
+    example: '',
+    parse: statusToken,
+  } as SettingSpec<string>,
 } as const;
 
 export type Settings = typeof settings;

@@ -83,6 +83,8 @@ export interface ObservedJobEvent {
 
 export interface FarmMetricsOptions {
   registry: Registry;
+  /** Register the gauges read from the database at scrape time (default true; one process per farm is enough). */
+  gauges?: boolean;
   /** Count wait/render/failure/charge metrics from job events (one process per farm). */
   countJobEvents?: boolean;
   /** Called once per counted job event (after the row was read): for structured logs. */
@@ -101,8 +103,27 @@ const ACTIVE = ['queued', 'running'] as const;
 
 export async function registerFarmMetrics(farm: FarmContext, options: FarmMetricsOptions): Promise<FarmMetrics> {
   const { registry } = options;
-  const db = farm.db.db;
+  if (options.gauges !== false) registerGauges(farm, registry);
 
+  new Counter({
+    name: 'blendfarm_submissions_refused_total',
+    help: 'Submissions refused, by reason (budget_exceeded, too_many_active_jobs, no_capable_worker, invalid_params)',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [reason, count] of refusals) this.inc({ reason }, count);
+    },
+  });
+
+  if (!options.countJobEvents) return { settled: async () => {}, stop: async () => {} };
+  return countJobEvents(farm, registry, options);
+}
+
+function registerGauges(farm: FarmContext, registry: Registry): void {
+  const db = farm.db.db;
+  // Models seen by this process stay listed at 0 once drained, as do the models online workers serve.
+  const seenModels = new Set<string>();
   new Gauge({
     name: 'blendfarm_jobs',
     help: 'Jobs waiting or rendering, by status (queued, running) and model',
@@ -114,11 +135,14 @@ export async function registerFarmMetrics(farm: FarmContext, options: FarmMetric
         .from(jobs)
         .where(inArray(jobs.status, [...ACTIVE]))
         .groupBy(jobs.status, jobs.model);
+      const served = await queryRows<{ model: string }>(
+        db,
+        sql`select distinct jsonb_array_elements_text(capabilities -> 'models') as model from workers
+            where stopped_at is null and heartbeat_at > now() - make_interval(secs => ${farm.config.leaseSeconds})`,
+      );
+      for (const row of [...rows, ...served]) if (row.model !== '*') seenModels.add(row.model);
       this.reset();
-      // Both statuses always present for every model seen, so a drained queue reads 0, not "no data".
-      const models = new Set(rows.map((r) => r.model));
-      for (const model of models) for (const status of ACTIVE) this.set({ status, model }, 0);
-      if (models.size === 0) for (const status of ACTIVE) this.set({ status, model: '' }, 0);
+      for (const model of seenModels) for (const status of ACTIVE) this.set({ status, model }, 0);
       for (const row of rows) this.set({ status: row.status, model: row.model }, row.count);
     },
   });
@@ -184,20 +208,9 @@ export async function registerFarmMetrics(farm: FarmContext, options: FarmMetric
       for (const w of await readWorkers()) this.set({ worker: w.id }, w.concurrency);
     },
   });
+}
 
-  new Counter({
-    name: 'blendfarm_submissions_refused_total',
-    help: 'Submissions refused, by reason (budget_exceeded, too_many_active_jobs, no_capable_worker, invalid_params)',
-    labelNames: ['reason'] as const,
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const [reason, count] of refusals) this.inc({ reason }, count);
-    },
-  });
-
-  if (!options.countJobEvents) return { settled: async () => {}, stop: async () => {} };
-
+async function countJobEvents(farm: FarmContext, registry: Registry, options: FarmMetricsOptions): Promise<FarmMetrics> {
   const wait = new Histogram({
     name: 'blendfarm_job_wait_seconds',
     help: 'Time from queued (or put back) to claimed by a worker, per attempt, by job kind',

@@ -1,0 +1,198 @@
+// The operations HTTP server every long-running process can start (BLENDFARM_HTTP_PORT):
+//   GET /metrics        Prometheus text format (prom-client registry)
+//   GET /healthz        200 while the process's event loop answers
+//   GET /readyz         200 when every readiness check passes, else 503 with the reasons
+//   GET /status         the status page (read-only); /status/app.js its script
+//   GET /status/data    the page's snapshot as JSON: public view, full view with the operator token
+//   GET /status/events  server-sent events: job id and event type of every job event (no content)
+// The operator token goes in `Authorization: Bearer TOKEN` (the page reads it from #token=...
+// in its own URL, which browsers never send to the server).
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
+
+export interface ReadinessCheck {
+  name: string;
+  /** true when ready, else a one-line reason. */
+  check(): Promise<true | string>;
+}
+
+export interface StatusSource<T = unknown> {
+  /** The page's snapshot; `full` only with the operator token. */
+  snapshot(full: boolean): Promise<T>;
+  /** Calls `listener` for every job event; returns an unsubscribe function. */
+  subscribe(listener: (event: { type: string; jobId: number }) => void): Promise<() => Promise<void>>;
+}
+
+export interface OpsServerOptions {
+  host: string;
+  port: number;
+  registry: Registry;
+  readiness: ReadinessCheck[];
+  status?: StatusSource;
+  /** Unlocks the full status view; unset = public view only. */
+  statusToken?: string;
+  /** Process role shown on the page ("bot", "worker"). */
+  role: string;
+  log?: (level: 'info' | 'warn', fields: Record<string, unknown>, message: string) => void;
+  /** How long one readiness check may take (default 3000 ms). */
+  checkTimeoutMs?: number;
+}
+
+export interface OpsServer {
+  /** Actual address (port 0 picks a free one). */
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+const STATIC = new URL('./status/', import.meta.url);
+const page = (name: string) => readFileSync(new URL(name, STATIC), 'utf8');
+
+function digest(value: string): Buffer {
+  return createHash('sha256').update(value).digest();
+}
+
+/** Constant-time comparison of the presented token with the configured one. */
+export function tokenMatches(presented: string | undefined, expected: string | undefined): boolean {
+  if (!expected || !presented) return false;
+  return timingSafeEqual(digest(presented), digest(expected));
+}
+
+function bearer(req: http.IncomingMessage): string | undefined {
+  const header = req.headers.authorization;
+  const match = header ? /^Bearer\s+(.+)$/i.exec(header) : null;
+  return match?.[1]?.trim();
+}
+
+async function runCheck(check: ReadinessCheck, timeoutMs: number): Promise<true | string> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<string>((resolve) => {
+    timer = setTimeout(() => resolve(`no answer within ${timeoutMs} ms`), timeoutMs);
+  });
+  try {
+    return await Promise.race([check.check().catch((error: unknown) => (error as Error).message || String(error)), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export async function startOpsServer(options: OpsServerOptions): Promise<OpsServer> {
+  const html = page('index.html');
+  const script = page('app.js');
+  const timeoutMs = options.checkTimeoutMs ?? 3000;
+  const sseClients = new Set<http.ServerResponse>();
+  let unsubscribe: (() => Promise<void>) | undefined;
+  if (options.status) {
+    unsubscribe = await options.status.subscribe((event) => {
+      const data = `event: job\ndata: ${JSON.stringify({ type: event.type, jobId: event.jobId })}\n\n`;
+      for (const client of sseClients) client.write(data);
+    });
+  }
+  // Keeps proxies and browsers from timing out an idle event stream.
+  const keepAlive = setInterval(() => {
+    for (const client of sseClients) client.write(': keep-alive\n\n');
+  }, 15_000);
+  keepAlive.unref();
+
+  const send = (res: http.ServerResponse, status: number, type: string, body: string, extra: Record<string, string> = {}) => {
+    res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', ...extra });
+    res.end(body);
+  };
+  const json = (res: http.ServerResponse, status: number, body: unknown) => send(res, status, 'application/json; charset=utf-8', JSON.stringify(body));
+
+  const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      send(res, 405, 'text/plain; charset=utf-8', 'Only GET: this server is read-only.\n', { allow: 'GET, HEAD' });
+      return;
+    }
+    switch (url.pathname) {
+      case '/metrics': {
+        const body = await options.registry.metrics();
+        send(res, 200, options.registry.contentType, body);
+        return;
+      }
+      case '/healthz':
+        json(res, 200, { ok: true, role: options.role, uptimeSeconds: Math.round(process.uptime()) });
+        return;
+      case '/readyz': {
+        const results = await Promise.all(options.readiness.map(async (c) => [c.name, await runCheck(c, timeoutMs)] as const));
+        const failing = results.filter(([, r]) => r !== true);
+        const checks = Object.fromEntries(results.map(([name, r]) => [name, r === true ? 'ok' : r]));
+        json(res, failing.length ? 503 : 200, { ready: failing.length === 0, role: options.role, checks });
+        return;
+      }
+      case '/':
+        send(res, 302, 'text/plain; charset=utf-8', 'See /status\n', { location: '/status' });
+        return;
+      case '/status':
+      case '/status/':
+        if (!options.status) break;
+        send(res, 200, 'text/html; charset=utf-8', html, { 'content-security-policy': "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:" });
+        return;
+      case '/status/app.js':
+        if (!options.status) break;
+        send(res, 200, 'text/javascript; charset=utf-8', script);
+        return;
+      case '/status/data': {
+        if (!options.status) break;
+        const presented = bearer(req);
+        if (presented !== undefined && !tokenMatches(presented, options.statusToken)) {
+          json(res, 401, { error: options.statusToken ? 'The operator token is wrong; check BLENDFARM_STATUS_TOKEN.' : 'No operator token is configured on this server (BLENDFARM_STATUS_TOKEN); only the public view exists.' });
+          return;
+        }
+        json(res, 200, await options.status.snapshot(presented !== undefined));
+        return;
+      }
+      case '/status/events': {
+        if (!options.status) break;
+        res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
+        res.write('retry: 2000\n\n');
+        sseClients.add(res);
+        req.on('close', () => sseClients.delete(res));
+        return;
+      }
+    }
+    send(res, 404, 'text/plain; charset=utf-8', `Nothing at ${url.pathname}. Try /metrics, /healthz, /readyz${options.status ? ' or /status' : ''}.\n`);
+  };
+
+  const server = http.createServer((req, res) => {
+    handle(req, res).catch((error: unknown) => {
+      options.log?.('warn', { path: req.url }, `HTTP ${req.url} failed: ${(error as Error).message}`);
+      if (!res.headersSent) json(res, 500, { error: (error as Error).message });
+      else res.end();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (error: NodeJS.ErrnoException) => {
+      reject(
+        new Error(
+          error.code === 'EADDRINUSE'
+            ? `Port ${options.port} on ${options.host} is already in use; set BLENDFARM_HTTP_PORT to a free port (or 0 to pick one).`
+            : `Could not listen on ${options.host}:${options.port} (${error.message}); check BLENDFARM_HTTP_HOST and BLENDFARM_HTTP_PORT.`,
+        ),
+      );
+    });
+    server.listen(options.port, options.host, () => resolve());
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = `http://${host}:${address.port}`;
+  options.log?.('info', { url }, `HTTP: ${url}/metrics, /healthz, /readyz${options.status ? ', /status' : ''}`);
+  return {
+    url,
+    port: address.port,
+    async close() {
+      clearInterval(keepAlive);
+      for (const client of sseClients) client.end();
+      sseClients.clear();
+      await unsubscribe?.().catch(() => {});
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      await closed;
+    },
+  };
+}

@@ -1,0 +1,113 @@
+// Structured logs for the processes in apps/: one JSON line per event (pino), human-readable
+// when stdout is a terminal (pino-pretty), LOG_LEVEL and BLENDFARM_LOG_FORMAT from the settings.
+//
+// Secrets never reach the output, by three independent rules applied to every line:
+//   1. fields named like secrets (token, password, authorization, databaseUrl, ...) are replaced;
+//   2. the values of the secrets this process knows (Discord token, database password, status
+//      token) are replaced wherever they appear, also inside messages and error texts;
+//   3. the password part of any URL (scheme://user:PASSWORD@host) is replaced.
+import { Writable } from 'node:stream';
+import { format } from 'node:util';
+import pino, { type Logger } from 'pino';
+import pretty from 'pino-pretty';
+
+export type { Logger } from 'pino';
+export const REDACTED = '***';
+
+const SECRET_KEYS = ['token', 'password', 'authorization', 'cookie', 'secret', 'interactionToken', 'discordToken', 'databaseUrl', 'statusToken', 'DATABASE_URL', 'DISCORD_TOKEN'];
+const REDACT_PATHS = [...SECRET_KEYS, ...SECRET_KEYS.map((k) => `*.${k}`), 'req.headers.authorization', 'req.headers.cookie'];
+const URL_PASSWORD = /([a-z][a-z0-9+.-]*:\/\/[^\s/?#@:"]*):[^\s/?#@"]+@/gi;
+
+export interface LoggerOptions {
+  /** Process role: "bot", "worker", ... (the `name` field of every line). */
+  name: string;
+  level?: 'debug' | 'info' | 'warn' | 'error';
+  /** Values to hide wherever they appear (tokens, passwords); empty and very short values are ignored. */
+  secrets?: Array<string | undefined>;
+  /** 'auto' (default): pretty on a terminal, JSON otherwise. */
+  format?: 'auto' | 'json' | 'pretty';
+  /** Where lines go (default stdout). */
+  destination?: NodeJS.WritableStream;
+}
+
+/** The password of a connection string, to pass in `secrets`. */
+export function urlPassword(url: string | undefined): string | undefined {
+  if (!url) return undefined;
+  try {
+    return decodeURIComponent(new URL(url).password) || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Removes every known secret and URL password from one line of output. */
+export function scrubber(secrets: Array<string | undefined>): (line: string) => string {
+  const values = [...new Set(secrets.filter((s): s is string => typeof s === 'string' && s.length >= 4))];
+  // A value also appears JSON-escaped inside a JSON line, and URL-encoded inside a URL.
+  const forms = [...new Set(values.flatMap((v) => [v, JSON.stringify(v).slice(1, -1), encodeURIComponent(v)]))].sort((a, b) => b.length - a.length);
+  return (line) => {
+    let out = line.replace(URL_PASSWORD, `$1:${REDACTED}@`);
+    for (const form of forms) out = out.split(form).join(REDACTED);
+    return out;
+  };
+}
+
+export function createLogger(options: LoggerOptions): Logger {
+  const destination = options.destination ?? process.stdout;
+  const scrub = scrubber(options.secrets ?? []);
+  const wantPretty = options.format === 'pretty' || ((options.format ?? 'auto') === 'auto' && (destination as { isTTY?: boolean }).isTTY === true);
+  const target: NodeJS.WritableStream = wantPretty
+    ? pretty({ colorize: true, sync: true, destination, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname' })
+    : destination;
+  const sink = new Writable({
+    write(chunk: Buffer | string, _encoding, callback) {
+      target.write(scrub(chunk.toString()));
+      callback();
+    },
+  });
+  return pino(
+    {
+      name: options.name,
+      level: options.level ?? 'info',
+      redact: { paths: REDACT_PATHS, censor: REDACTED },
+      base: { pid: process.pid },
+      timestamp: pino.stdTimeFunctions.isoTime,
+    },
+    sink,
+  );
+}
+
+/** Fields the farm's and bot's free-text log lines carry, read back out of the text. */
+export function fieldsOf(line: string): { workerId?: string; jobId?: number; attempt?: number; durationSeconds?: number } {
+  const fields: ReturnType<typeof fieldsOf> = {};
+  const worker = /\[worker ([^\]\s]+)\]/.exec(line);
+  if (worker) fields.workerId = worker[1];
+  const job = /\bjob (\d+)\b/i.exec(line);
+  if (job) fields.jobId = Number(job[1]);
+  const attempt = /\battempt (\d+)\b/.exec(line);
+  if (attempt) fields.attempt = Number(attempt[1]);
+  const duration = /\bdone in ([\d.]+) s\b/.exec(line);
+  if (duration) fields.durationSeconds = Number(duration[1]);
+  return fields;
+}
+
+/**
+ * A `log(line)` callback (what the farm's workers and the bot accept) writing one structured line
+ * per call: job id, worker id, attempt and duration are taken from the text when it has them.
+ */
+export function lineLogger(logger: Logger, defaults: Record<string, unknown> = {}): (line: string) => void {
+  return (line) => {
+    const text = line.replace(/^\[[^\]]+\]\s*/, (prefix) => (/^\[worker /.test(prefix) ? '' : prefix));
+    const fields = { ...defaults, ...fieldsOf(line) };
+    if (/\b(failed|error|could not)\b/i.test(line)) logger.warn(fields, text);
+    else logger.info(fields, text);
+  };
+}
+
+/** Sends console.log/info/warn/error (free-text logs inside the layers) through the logger. */
+export function routeConsole(logger: Logger): void {
+  console.log = (...args: unknown[]) => lineLogger(logger)(format(...args));
+  console.info = console.log;
+  console.warn = (...args: unknown[]) => logger.warn(fieldsOf(format(...args)), format(...args));
+  console.error = (...args: unknown[]) => logger.error(fieldsOf(format(...args)), format(...args));
+}
