@@ -59,7 +59,7 @@ function readJson(file: string, what: string): Record<string, unknown> {
 
 /** Reads an x4 upscaler folder in the diffusers / optimum ONNX layout. */
 export function readDiffusionUpscalerFolder(dir: string): DiffusionUpscalerFolder {
-  if (!existsSync(dir)) throw new ModelFileError(dir, 'folder not found (expected stabilityai/stable-diffusion-x4-upscaler exported to ONNX; see models/README.md)');
+  if (!existsSync(dir)) throw new ModelFileError(dir, 'folder not found (expected stabilityai/stable-diffusion-x4-upscaler exported to ONNX: model_index.json, unet/, vae_decoder/, text_encoder/, tokenizer/, scheduler/, low_res_scheduler/)');
   const index = readJson(join(dir, 'model_index.json'), 'the pipeline index, model_index.json');
   const cls = String(index._class_name ?? '');
   if (!/StableDiffusionUpscalePipeline$/.test(cls)) {

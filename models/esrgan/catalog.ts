@@ -41,7 +41,7 @@ export const SUPER_RESOLUTION_MODELS: readonly SuperResolutionEntry[] = [
 ];
 
 /** The model `npm run upscale` and the farm use when none is named (chosen from bench/results/upscale.md). */
-export const DEFAULT_SUPER_RESOLUTION_MODEL = 'esrgan-medium';
+export const DEFAULT_SUPER_RESOLUTION_MODEL = 'esrgan-slim';
 
 export class UpscalerNotAvailableError extends Error {
   override name = 'UpscalerNotAvailableError';

@@ -4,7 +4,7 @@
  * noise) and a known answer: the low-res image enlarged 4x, plus the conditioning noise.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import sharp from 'sharp';
+import sharp, { type Sharp } from 'sharp';
 import { join } from 'node:path';
 import { DiffusionUpscaler, type RawImage } from '../../../engine/index.ts';
 import { ensureX4TestModel } from '../../../models/x4-upscaler-test.ts';
@@ -14,7 +14,7 @@ const CROP = join(import.meta.dirname, '../../fixtures/photos/chelsea-crop.png')
 let up: DiffusionUpscaler;
 let photo: RawImage;
 
-async function raw(s: sharp.Sharp): Promise<RawImage> {
+async function raw(s: Sharp): Promise<RawImage> {
   const { data, info } = await s.removeAlpha().raw().toBuffer({ resolveWithObject: true });
   return { data: new Uint8Array(data), width: info.width, height: info.height, channels: 3 };
 }

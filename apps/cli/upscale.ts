@@ -1,0 +1,164 @@
+/**
+ * npm run upscale -- in.mp4 --out big.mp4 [--scale 2|3|4|8] [--model esrgan-slim|esrgan-medium|esrgan-thick|x4-diffusion]
+ * A video in gives a video out (every frame upscaled, same frame rate); an image in gives an image out.
+ */
+import { parseArgs } from 'node:util';
+import { readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { basename, extname } from 'node:path';
+import sharp from 'sharp';
+import { DiffusionUpscaler, SuperResolutionUpscaler, upscaleVideo, VIDEO_FORMATS, type RawImage, type VideoFormat } from '../../engine/index.ts';
+import {
+  DEFAULT_SUPER_RESOLUTION_MODEL,
+  SUPER_RESOLUTION_MODELS,
+  ensureSuperResolutionModel,
+  superResolutionEntry,
+} from '../../models/esrgan/catalog.ts';
+import { ProgressBar } from './progress.ts';
+import { COMMON_OPTIONS, loadCliConfig, parseEp } from './common.ts';
+import { numberOption, runCli, UsageError } from '../cli-kit.ts';
+
+const MODEL_NAMES = [...SUPER_RESOLUTION_MODELS.map((m) => m.name), 'x4-diffusion'];
+const IMAGE_FORMATS = ['png', 'jpg', 'jpeg', 'webp'];
+
+const HELP = `Usage: npm run upscale -- INPUT --out OUTPUT [options]
+
+Makes a video (mp4, webm, gif, animated webp) or an image (png, jpg, webp) bigger and sharper.
+
+Options:
+  --out FILE          file to write; its extension picks the format (default: INPUT-up.EXT)
+  --scale N           2 | 3 | 4 | 8 for the esrgan models (default 2); x4-diffusion is always 4
+  --model NAME        ${MODEL_NAMES.join(' | ')} (default ${DEFAULT_SUPER_RESOLUTION_MODEL}; see bench/results/upscale.md)
+  --weights DIR       x4-diffusion only: stabilityai/stable-diffusion-x4-upscaler exported to ONNX
+  --prompt TEXT       x4-diffusion only: what the picture shows (default: none)
+  --steps N           x4-diffusion only: denoising steps (default 25)
+  --seed N            x4-diffusion only: random seed (default 0)
+  --tile N            esrgan models: tile side in input pixels (default 128)
+  --batch N           esrgan models: tiles per network call (default 1 on cpu, 8 on gpus)
+  --crf N             video quality (x264/VP9 CRF; lower is better)
+  --max-bytes N       fit a video under N bytes
+  --ep NAME           execution provider: cpu | cuda | webgpu (default: BLENDFARM_EP or cpu)
+  --device N          GPU index for cuda (default: BLENDFARM_DEVICE_ID or 0)
+  --json              print a JSON summary on stdout instead of the text line
+  -h, --help          show this help
+`;
+
+async function main(): Promise<void> {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      out: { type: 'string' },
+      scale: { type: 'string' },
+      weights: { type: 'string' },
+      prompt: { type: 'string' },
+      steps: { type: 'string' },
+      seed: { type: 'string' },
+      tile: { type: 'string' },
+      batch: { type: 'string' },
+      crf: { type: 'string' },
+      'max-bytes': { type: 'string' },
+      ...COMMON_OPTIONS,
+    },
+  });
+  if (values.help) {
+    process.stdout.write(HELP);
+    return;
+  }
+  if (positionals.length !== 1) throw new UsageError('give exactly one input file, e.g. npm run upscale -- transition.mp4 --out big.mp4 (see --help)');
+  const input = positionals[0];
+  if (!existsSync(input)) throw new UsageError(`${input}: file not found`);
+  const inExt = extname(input).slice(1).toLowerCase();
+  const modelName = values.model ?? DEFAULT_SUPER_RESOLUTION_MODEL;
+  if (!MODEL_NAMES.includes(modelName)) throw new UsageError(`--model must be one of ${MODEL_NAMES.join(', ')}, got "${modelName}"`);
+  const diffusion = modelName === 'x4-diffusion';
+  const scale = numberOption('scale', values.scale, { integer: true, min: 2, max: 8 }) ?? (diffusion ? 4 : 2);
+  if (diffusion && scale !== 4) throw new UsageError('x4-diffusion upscales 4x; leave out --scale or give --scale 4');
+  if (!diffusion) {
+    const entry = superResolutionEntry(modelName);
+    if (!entry.scales.includes(scale)) throw new UsageError(`--scale must be one of ${entry.scales.join(', ')} for ${modelName}, got ${scale}`);
+  }
+  const out = values.out ?? `${input.slice(0, input.length - extname(input).length)}-up.${inExt || 'mp4'}`;
+  const outExt = extname(out).slice(1).toLowerCase();
+  const bytes = await readFile(input);
+  const meta = await sharp(bytes, { animated: true })
+    .metadata()
+    .catch(() => null);
+  const isImage = meta !== null && IMAGE_FORMATS.includes(inExt) && (meta.pages ?? 1) <= 1;
+  if (isImage && !IMAGE_FORMATS.includes(outExt)) throw new UsageError(`an image in gives an image out: --out must end in .png, .jpg or .webp, got "${out}"`);
+  if (!isImage && !VIDEO_FORMATS.includes(outExt as VideoFormat)) throw new UsageError(`a video in gives a video out: --out must end in ${VIDEO_FORMATS.map((f) => `.${f}`).join(', ')}, got "${out}"`);
+
+  const config = loadCliConfig();
+  const ep = parseEp(values.ep, config);
+  const deviceId = numberOption('device', values.device, { integer: true, min: 0, max: 64 }) ?? config.deviceId;
+  const session = { ep, deviceId, threads: config.threads };
+  const started = performance.now();
+  const bar = new ProgressBar('upscaling');
+  let upscaler: (SuperResolutionUpscaler | DiffusionUpscaler) & { release(): Promise<void> };
+  let frameOpts: Record<string, unknown> = {};
+  if (diffusion) {
+    if (!values.weights) {
+      throw new UsageError(
+        'x4-diffusion needs the Stable Diffusion x4 upscaler (stabilityai/stable-diffusion-x4-upscaler) exported to ONNX: pass --weights DIR, a folder with model_index.json, unet/, vae_decoder/, text_encoder/, tokenizer/, scheduler/ and low_res_scheduler/; or use an esrgan model, which works out of the box',
+      );
+    }
+    upscaler = await DiffusionUpscaler.load(values.weights, session);
+    frameOpts = {
+      promptA: values.prompt ?? '',
+      steps: numberOption('steps', values.steps, { integer: true, min: 2, max: 1000 }),
+      seed: numberOption('seed', values.seed, { integer: true, min: 0, max: 0xffffffff }) ?? 0,
+    };
+  } else {
+    upscaler = await SuperResolutionUpscaler.load(await ensureSuperResolutionModel(modelName, scale), {
+      ...session,
+      batch: numberOption('batch', values.batch, { integer: true, min: 1, max: 64 }),
+    });
+    frameOpts = { tile: numberOption('tile', values.tile, { integer: true, min: 16, max: 2048 }) };
+  }
+
+  let summary: Record<string, unknown>;
+  try {
+    if (isImage) {
+      const { data, info } = await sharp(bytes).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+      const img: RawImage = { data: new Uint8Array(data), width: info.width, height: info.height, channels: 3 };
+      let result: RawImage | undefined;
+      for await (const frame of upscaler.upscaleFrames([img], { ...frameOpts, onTile: (d: number, t: number) => bar.update(d, t), onFrame: () => bar.update(1, 1) } as never)) result = frame;
+      bar.done();
+      const s = sharp(result!.data, { raw: { width: result!.width, height: result!.height, channels: 3 } });
+      await (outExt === 'png' ? s.png() : outExt === 'webp' ? s.webp({ quality: 92 }) : s.jpeg({ quality: 92 })).toFile(out);
+      summary = { input, output: out, kind: 'image', model: upscaler.name, scale: upscaler.scale, width: result!.width, height: result!.height, frames: 1 };
+    } else {
+      const result = await upscaleVideo(upscaler as never, bytes, {
+        out,
+        format: outExt as VideoFormat,
+        crf: numberOption('crf', values.crf, { integer: true, min: 0, max: 63 }),
+        maxBytes: numberOption('max-bytes', values['max-bytes'], { integer: true, min: 1024 }),
+        onFrame: (d, t) => bar.update(d, t),
+      });
+      bar.done();
+      summary = {
+        input,
+        output: out,
+        kind: 'video',
+        model: upscaler.name,
+        scale: upscaler.scale,
+        width: result.width,
+        height: result.height,
+        frames: result.frames,
+        fps: result.fps,
+        sizeBytes: result.sizeBytes,
+      };
+    }
+  } finally {
+    await upscaler.release();
+  }
+  const seconds = (performance.now() - started) / 1000;
+  summary = { ...summary, ep, seconds: Number(seconds.toFixed(3)) };
+  if (values.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
+  else {
+    process.stdout.write(
+      `${basename(out)}: ${summary.kind} ${summary.width}x${summary.height}, ${summary.frames} frame(s), ${summary.model} ${summary.scale}x (${ep}), ${seconds.toFixed(1)}s\n`,
+    );
+  }
+}
+
+process.exitCode = await runCli(main);

@@ -1,0 +1,89 @@
+/**
+ * npm run upscale as a user runs it: a child process on real files. Image in gives image out, video
+ * in gives video out (every frame, 2x), --json prints a summary, x4-diffusion runs with its test model.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { pathToFileURL } from 'node:url';
+import sharp from 'sharp';
+import { encodeVideo, probeVideo, type RawImage } from '../../../engine/index.ts';
+import { ensureX4TestModel } from '../../../models/x4-upscaler-test.ts';
+
+const run = promisify(execFile);
+const ROOT = new URL('../../..', import.meta.url).pathname;
+const TSX = pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href;
+const CROP = join(ROOT, 'test/fixtures/photos/chelsea-crop.png');
+
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, ['--import', TSX, join(ROOT, 'apps/cli/upscale.ts'), ...args], {
+      cwd: dir,
+      env: { ...process.env, BLENDFARM_MODEL_DIR: '', DEBUG: '' },
+      timeout: 120_000,
+    });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'blendfarm-upscale-cli-'));
+});
+afterAll(() => rm(dir, { recursive: true, force: true }));
+
+describe('npm run upscale', () => {
+  it('turns an image into a 2x image with the default model and prints a JSON summary', async () => {
+    const out = join(dir, 'big.png');
+    const r = await cli([CROP, '--out', out, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const summary = JSON.parse(r.stdout.trim());
+    expect(summary).toMatchObject({ kind: 'image', model: 'esrgan-slim', scale: 2, width: 256, height: 192, frames: 1, ep: 'cpu' });
+    const meta = await sharp(out).metadata();
+    expect([meta.width, meta.height, meta.format]).toEqual([256, 192, 'png']);
+  });
+
+  it('turns a video into a 3x video, every frame, with a progress bar on stderr', async () => {
+    const frames: RawImage[] = [];
+    for (let k = 0; k < 4; k++) {
+      const { data } = await sharp(CROP).extract({ left: 10 + 3 * k, top: 10, width: 32, height: 24 }).raw().toBuffer({ resolveWithObject: true });
+      frames.push({ data: new Uint8Array(data), width: 32, height: 24, channels: 3 });
+    }
+    const input = join(dir, 'small.mp4');
+    await encodeVideo(frames, { out: input, format: 'mp4', fps: 8, width: 32, height: 24 });
+    const out = join(dir, 'big.mp4');
+    const r = await cli([input, '--out', out, '--scale', '3', '--model', 'esrgan-medium']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/big\.mp4: video 96x72, 4 frame\(s\), esrgan-medium 3x/);
+    expect(r.stderr).toMatch(/upscaling \[#+\] 4\/4/);
+    const probe = await probeVideo(out);
+    expect([probe.width, probe.height, probe.frames]).toEqual([96, 72, 4]);
+  });
+
+  it('runs the diffusion upscaler from its weights folder, 4x', async () => {
+    const weights = await ensureX4TestModel();
+    const out = join(dir, 'x4.png');
+    const small = join(dir, 'small.png');
+    await sharp(CROP).resize(32, 24).png().toFile(small);
+    const r = await cli([small, '--out', out, '--model', 'x4-diffusion', '--weights', weights, '--steps', '4', '--prompt', 'a cat', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout.trim())).toMatchObject({ kind: 'image', model: 'x4-diffusion', scale: 4, width: 128, height: 96 });
+  });
+
+  it('says what is wrong and what to do', async () => {
+    const noWeights = await cli([CROP, '--out', join(dir, 'x.png'), '--model', 'x4-diffusion']);
+    expect(noWeights.code).toBe(2);
+    expect(noWeights.stderr).toMatch(/--weights DIR/);
+    const badScale = await cli([CROP, '--out', join(dir, 'x.png'), '--scale', '5']);
+    expect(badScale.code).toBe(2);
+    expect(badScale.stderr).toMatch(/--scale must be one of 2, 3, 4, 8/);
+    const wrongOut = await cli([CROP, '--out', join(dir, 'x.mp4')]);
+    expect(wrongOut.stderr).toMatch(/an image in gives an image out/);
+  });
+});
