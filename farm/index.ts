@@ -1,39 +1,18 @@
 // The farm's public surface for front ends (bot, CLI, web) and worker hosts. Everything takes
-// a FarmContext ({ db, config }); openFarm() builds one from loadConfig()'s result.
-import type { Config } from '../config/index.ts';
+// a FarmContext ({ db, config }); openFarm() builds one from the environment.
 import { type OpenDatabaseOptions, openDatabase } from '../db/client.ts';
-import { type FarmConfigOverrides, type FarmContext, farmConfigFrom } from './config.ts';
+import { type FarmConfigOverrides, type FarmContext, loadFarmConfig } from './config.ts';
 import { submitFollowUp as submitFollowUpUncounted } from './follow-up.ts';
 import { submitJob as submitJobUncounted } from './jobs.ts';
 import { countRefusals } from './metrics.ts';
 
 export { type FarmDb, type OpenDatabaseOptions, openDatabase, DEFAULT_PGLITE_DIR, IN_MEMORY } from '../db/client.ts';
 export { DataDirLockedError } from '../db/pglite-lock.ts';
-export { type FarmConfig, type FarmConfigOverrides, type FarmContext, type FarmSettings, DEFAULT_FARM_CONFIG, farmConfigFrom } from './config.ts';
+export { type FarmConfig, type FarmConfigOverrides, type FarmContext, DEFAULT_FARM_CONFIG, loadFarmConfig } from './config.ts';
 export * from './types.ts';
 export * from './errors.ts';
 export * from './job-params.ts';
-export { type Range, type LimitName, LIMITS, JOB_VIDEO_FORMATS, UPSCALE_FACTORS } from './limits.ts';
-export {
-  type FarmPolicy,
-  type PolicyOptions,
-  type BudgetDefaults,
-  type CostModel,
-  type AdmissionRequest,
-  type Outcome,
-  type Settlement,
-  type BudgetContext,
-  type BudgetLimits,
-  type BudgetStatus,
-  type LedgerEntry,
-  DEFAULT_POLICY_OPTIONS,
-  defaultPolicy,
-  policyOf,
-  estimateGpuSeconds,
-  getBudget,
-  grantBudget,
-  auditBalance,
-} from './policy/index.ts';
+export { estimateGpuSeconds } from './cost.ts';
 export {
   type SubmitJobInput,
   type ListJobsFilter,
@@ -49,14 +28,14 @@ export {
   setJobMessage,
   getArtifact,
 } from './jobs.ts';
-export { type Movie, movieOf } from './movie.ts';
-export { type FollowUpKind, type FollowUpOptions, type SubmitFollowUpInput, followUpParams, parentMovieParams } from './follow-up.ts';
-export { type GuildSettings, type GuildSettingsPatch, type RenderDefaults, getGuildSettings, updateGuildSettings } from './guilds.ts';
+export { type FollowUpKind, type FollowUpOptions, type SubmitFollowUpInput, followUpParams } from './follow-up.ts';
+export { type BudgetContext, type BudgetLimits, type BudgetStatus, type LedgerEntry, getBudget, grantBudget, auditBalance } from './budget.ts';
+export { type GuildSettings, type GuildSettingsPatch, getGuildSettings, updateGuildSettings } from './guilds.ts';
 export { getJobByMessageId } from './lookup.ts';
 export { type JobEvent, type JobEventType, type JobEventHandler, JOB_EVENTS_CHANNEL, onJobEvent } from './events.ts';
 export { type WaitOptions, waitForJob } from './wait.ts';
-export { type FarmStatus, farmStatus, queuePosition } from './status.ts';
-export { reapExpiredLeases } from './queue.ts';
+export { type FarmStatus, farmStatus } from './status.ts';
+export { queuePosition, reapExpiredLeases } from './queue.ts';
 export { type WorkerInfo, listWorkers, findCapableWorkers, canRun } from './worker-registry.ts';
 export { type Renderer, type RenderContext, type RenderResult, type RendererFactory, RenderError, MIME_TYPES } from './renderer.ts';
 export { type FarmWorkerOptions, type StopMode, type WorkerStats, FarmWorker, startWorker } from './worker.ts';
@@ -82,16 +61,10 @@ export const submitJob = countRefusals(submitJobUncounted);
 /** Submits a re-roll, upscale or extension (farm/follow-up.ts); refusals are counted too. */
 export const submitFollowUp = countRefusals(submitFollowUpUncounted);
 
-/**
- * Opens the database named by the settings (DATABASE_URL, else PGlite in BLENDFARM_DATA_DIR) and
- * builds the farm's configuration from them: `openFarm(loadConfig())`.
- */
-export async function openFarm(
-  settings: Config,
-  options: Omit<OpenDatabaseOptions, 'url' | 'dataDir'> & { config?: FarmConfigOverrides } = {},
-): Promise<FarmContext & { close(): Promise<void> }> {
+/** Opens the database from the environment (DATABASE_URL or PGlite) and loads the config. */
+export async function openFarm(options: OpenDatabaseOptions & { config?: FarmConfigOverrides } = {}): Promise<FarmContext & { close(): Promise<void> }> {
   const { config: overrides, ...dbOptions } = options;
-  const config = farmConfigFrom(settings, overrides);
-  const db = await openDatabase({ ...dbOptions, url: settings.databaseUrl ?? '', dataDir: settings.dataDir });
+  const config = loadFarmConfig(process.env, overrides);
+  const db = await openDatabase(dbOptions);
   return { db, config, close: () => db.close() };
 }
