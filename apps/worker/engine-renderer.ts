@@ -22,6 +22,7 @@ import { RenderError, type ClaimedJob, type RenderContext, type Renderer, type R
 import type { JobProgress, WorkerCapabilities } from '../../farm/types.ts';
 import type { JobParams } from '../../farm/job-params.ts';
 
+import { isOutOfMemory, outOfMemoryError, workerMaxPixels } from './gpu-memory.ts';
 export interface EngineRendererOptions {
   /** ONNX pipeline folder; unset = the built-in demo model. */
   modelDir?: string;
@@ -99,7 +100,8 @@ class EngineRenderer implements Renderer {
     return {
       models: [this.modelId],
       // Upscales of the largest sizes (768x512 x2 per side) must fit; budgets bound the cost.
-      maxPixels: this.opts.maxPixels ?? 2048 * 2048,
+      // The maxPixels setting, else what fits the GPU's memory (apps/worker/gpu-memory.ts).
+      maxPixels: workerMaxPixels(this.opts),
       executionProvider: ep,
       device: this.opts.device,
     };
@@ -143,6 +145,7 @@ class EngineRenderer implements Renderer {
           ep: pipe.ep,
         },
         // Wall time of the render on this worker's device is what the job is charged.
+      if (isOutOfMemory(err)) throw outOfMemoryError(err, job.params, workerMaxPixels(this.opts));
         gpuSeconds: (performance.now() - started) / 1000,
       };
     } catch (err) {
