@@ -2,7 +2,9 @@
 // a job's wait and render land in the histograms and the queue gauge goes back to zero,
 // refusals are counted, logs are JSON lines with job ids and no secrets, the status data hides
 // private prompts without the operator token, and /readyz follows the database.
+import { readFileSync } from 'node:fs';
 import pg from 'pg';
+import { discordRestMetrics } from '../../../apps/http/ops.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BudgetExceededError, type FarmActivity, setStatusPageVisibility, submitJob, waitForJob } from '../../../farm/index.ts';
 import { BACKENDS, CHEAP_BLEND, farmContext, TEST_PG_URL } from '../../helpers/db.ts';
@@ -117,6 +119,15 @@ describe.each(BACKENDS)('operations server on %s', (backend) => {
 
     const gauge = (await f.get('/metrics')).text;
     expect(sample(gauge, 'blendfarm_jobs', { status: 'queued', model: 'nobody-runs-this' })).toBe(2);
+  });
+
+  it('serves every metric the Grafana dashboard and the Prometheus example use', () => {
+    discordRestMetrics(f.ops.registry);
+    const registered = new Set(f.ops.registry.getMetricsAsArray().map((m) => (m as unknown as { name: string }).name));
+    const used = (file: string) => [...readFileSync(new URL(`../../../ops/${file}`, import.meta.url), 'utf8').matchAll(/\b(blendfarm_[a-z_0-9]+?)(?:_bucket|_count|_sum)?\b/g)].map((m) => m[1]);
+    const names = [...new Set([...used('grafana/blendfarm.json'), ...used('prometheus.yml')])].filter((n) => !n.startsWith('blendfarm-'));
+    expect(names.length).toBeGreaterThan(10);
+    expect(names.filter((n) => !registered.has(n))).toEqual([]);
   });
 
   it('answers /healthz, and /readyz with the database check', async () => {
