@@ -7,9 +7,9 @@ export { loadTokenizer, ClipTokenizer } from './tokenizer/clip-tokenizer.ts';
 export { END_OF_WORD, type MergePair } from './tokenizer/bpe.ts';
 export { BYTE_SYMBOLS } from './tokenizer/byte-unicode.ts';
 export { CLIP_BOS_TOKEN, CLIP_EOS_TOKEN, CLIP_MAX_LENGTH, type TokenizerSettings } from './tokenizer/tokenizer-config.ts';
-export { createScheduler, schedulerKinds, DDIMScheduler, type Scheduler, type SchedulerKind } from './schedulers/index.ts';
+export { createScheduler, chooseScheduler, isSchedulerKind, schedulerKinds, schedulerRegistry, DDIMScheduler, type Scheduler, type SchedulerKind } from './schedulers/index.ts';
 export { float32ToFloat16, float16ToFloat32 } from './tensor/fp16.ts';
-export { SeededRandom, latentNoise, drawSeed, MAX_SEED } from './noise.ts';
+export { SeededRandom, latentNoise, drawSeed, stepNoise, MAX_SEED } from './noise.ts';
 export { InvalidRequestError, ModelOutputError } from './errors.ts';
 export {
   StableDiffusionPipeline,

@@ -6,6 +6,9 @@
  * has at least as many (keeping earlier, cheaper-to-differ stages fuller), else to the last, until
  * the branch limit or the compute budget is reached. Injection step 0 is never used: a branch
  * needs parents' latents from the step before it.
+ *
+ * Turbo models (`oneStage`) get one stage at floor(N * depthStrength) holding every branch, as the
+ * reference does for SDXL-Turbo (injection step 2 of 4): with so few steps there is no tree to grow.
  */
 import { linspace } from '../schedulers/scheduler.ts';
 
@@ -24,6 +27,8 @@ export interface StageBudget {
   /** Seconds per UNet step of one branch, and per VAE decode (measured). */
   unetStepSeconds?: number;
   decodeSeconds?: number;
+  /** One stage holding all branches (turbo families). */
+  oneStage?: boolean;
 }
 
 export function estimateSeconds(stages: Stage[], steps: number, unetStep: number, decode: number): number {
@@ -47,6 +52,7 @@ export function planStages(steps: number, depthStrength: number, budget: StageBu
     throw new RangeError('give a budget: maxBranches or computeSeconds');
   }
   if (limit <= 0) return [];
+  if (budget.oneStage) return [{ idx: base, stems: oneStageStems(steps, base, budget, limit) }];
   if (limit < idxs.length) {
     // Fewer branches than stages: spread single branches across the depth range.
     const first = idxs[0];
@@ -90,4 +96,16 @@ export function planStages(steps: number, depthStrength: number, budget: StageBu
     }
   }
   return idxs.map((idx, s) => ({ idx, stems: stems[s] }));
+}
+
+/** Branches in a single stage at `idx`: the branch limit, or as many as the compute budget holds (at least one). */
+function oneStageStems(steps: number, idx: number, budget: StageBudget, limit: number): number {
+  const ceiling = Math.min(limit, 500);
+  if (budget.computeSeconds === undefined) return ceiling;
+  const unet = budget.unetStepSeconds ?? 0;
+  const decode = budget.decodeSeconds ?? 0;
+  const perBranch = (steps - idx) * unet + decode;
+  if (perBranch <= 0) return ceiling;
+  const fit = Math.floor((budget.computeSeconds - estimateSeconds([], steps, unet, decode)) / perBranch);
+  return Math.max(1, Math.min(ceiling, fit));
 }

@@ -12,7 +12,7 @@ import type { StableDiffusionPipeline } from '../pipeline/stable-diffusion.ts';
 import { denoiseLockstep, throwIfCancelled } from '../pipeline/denoise.ts';
 import { lerpEmbedding, type PromptEmbedding } from '../pipeline/text-encoder.ts';
 import type { Scheduler, SchedulerKind } from '../schedulers/index.ts';
-import { drawSeed } from '../noise.ts';
+import { drawSeed, stepNoise } from '../noise.ts';
 import { previewJpeg, type RawImage } from '../image.ts';
 import { slerp } from './slerp.ts';
 import { linspace } from '../schedulers/scheduler.ts';
@@ -151,7 +151,11 @@ export function dampedGuidance(g: number, f: number, damper: number): number {
   return g - (g * (1 - damper) - 1) * m;
 }
 
-/** Crossfeed weights per step: linspace(P, P*D, stop - from) on [from, stop), zero elsewhere. */
+/**
+ * Crossfeed weights per step: linspace(P, P*D, stop - from) on [from, stop), zero elsewhere
+ * (stop = round(N*R)). Branch 1 uses from = 0 like the reference (its weight at step 0 is never
+ * applied: there is no reference latent before step 0); a parental branch uses its injection step.
+ */
 export function crossfeedCoefficients(cf: Crossfeed | undefined, steps: number, from: number): number[] {
   const coeffs = new Array<number>(steps).fill(0);
   if (!cf || cf.power <= 0) return coeffs;
@@ -161,11 +165,30 @@ export function crossfeedCoefficients(cf: Crossfeed | undefined, steps: number, 
   return coeffs;
 }
 
+/** Branch-1 crossfeed weights: the reference's linspace(P, P*D, round(N*R)) indexed from step 0, then zeros. */
+export function branch1Coefficients(cf: Crossfeed | undefined, steps: number): number[] {
+  return crossfeedCoefficients(cf, steps, 0);
+}
+
 /** Defaults by model family, from the reference implementation's settings. */
-export function transitionDefaults(family: string): { depthStrength: number; parental: Crossfeed; branch1: Crossfeed } {
-  if (family === 'sdxl') return { depthStrength: 0.5, parental: { power: 0.3, range: 0.6, decay: 0.9 }, branch1: { power: 0, range: 0, decay: 0 } };
-  if (family.endsWith('turbo')) return { depthStrength: 0.5, parental: { power: 1, range: 1, decay: 1 }, branch1: { power: 0, range: 0, decay: 0 } };
-  return { depthStrength: 0.5, parental: { power: 0.1, range: 0.8, decay: 0.8 }, branch1: { power: 0.1, range: 0.6, decay: 0.8 } };
+export function transitionDefaults(family: string): { depthStrength: number; parental: Crossfeed; branch1: Crossfeed; oneStage: boolean } {
+  if (family === 'sdxl') return { depthStrength: 0.5, parental: { power: 0.3, range: 0.6, decay: 0.9 }, branch1: { power: 0, range: 0, decay: 0 }, oneStage: false };
+  // Turbo: the reference injects every branch at one step (2 of 4) instead of a staged tree.
+  if (family.endsWith('turbo')) return { depthStrength: 0.5, parental: { power: 1, range: 1, decay: 1 }, branch1: { power: 0, range: 0, decay: 0 }, oneStage: true };
+  return { depthStrength: 0.5, parental: { power: 0.1, range: 0.8, decay: 0.8 }, branch1: { power: 0.1, range: 0.6, decay: 0.8 }, oneStage: false };
+}
+
+/**
+ * The noise a sampler injects between steps (LCM) for the branch at fraction f: the slerp of the two
+ * end seeds' step noises, so neighbouring branches get nearly the same noise and the ends get exactly
+ * what a plain render of their seed gets. A pure function of (seedA, seedB, step, f).
+ */
+export function branchStepNoise(seedA: number, seedB: number, f: number): (step: number, count: number) => Float32Array {
+  return (step, count) => {
+    if (f === 0) return stepNoise(seedA, step, count);
+    if (f === 1) return stepNoise(seedB, step, count);
+    return slerp(stepNoise(seedA, step, count), stepNoise(seedB, step, count), f);
+  };
 }
 
 export class LatentBlender {
@@ -199,6 +222,9 @@ class TransitionRun {
   private readonly callsAtStart: number;
 
   private readonly steps: number;
+  /** UNet steps per full trajectory: the schedule's length (steps + 1 for PNDM, whose schedule repeats a timestep). */
+  private readonly N: number;
+  private readonly oneStage: boolean;
   private readonly guidance: number;
   private readonly damper: number;
   private readonly depth: number;
@@ -232,6 +258,8 @@ class TransitionRun {
     });
     const d = transitionDefaults(pipe.folder.family);
     this.steps = r.steps;
+    this.N = pipe.scheduler(r.steps, r.scheduler).timesteps.length;
+    this.oneStage = d.oneStage;
     this.guidance = r.guidance;
     this.width = r.width;
     this.height = r.height;
@@ -264,7 +292,8 @@ class TransitionRun {
     ({ cond: this.condB, uncond: this.uncondB } = await this.pipe.encodePrompt(this.opts.promptB, neg));
 
     await this.renderKeyframes();
-    const stages = planStages(this.steps, this.depth, {
+    const stages = planStages(this.N, this.depth, {
+      oneStage: this.oneStage,
       maxBranches: this.opts.maxBranches,
       computeSeconds: this.opts.computeSeconds,
       unetStepSeconds: this.unetTrajectorySteps ? this.unetSeconds / this.unetTrajectorySteps : undefined,
@@ -272,7 +301,7 @@ class TransitionRun {
     });
     this.stageCount = stages.length;
     this.branchesPlanned = 2 + stages.reduce((a, s) => a + s.stems, 0);
-    this.unitsPlanned += stages.reduce((a, s) => a + s.stems * (this.steps - s.idx + 1), 0);
+    this.unitsPlanned += stages.reduce((a, s) => a + s.stems * (this.N - s.idx + 1), 0);
 
     for (const [s, stage] of stages.entries()) {
       this.stageNo = s + 1;
@@ -332,19 +361,25 @@ class TransitionRun {
     };
   }
 
-  private newScheduler(f: number): Scheduler {
-    // Only LCM draws noise inside steps; give each branch its own reproducible stream.
-    return this.pipe.scheduler(this.steps, this.kind, (this.seedA * 31 + this.seedB * 17 + Math.round(f * 1e9)) % Number.MAX_SAFE_INTEGER);
+  /**
+   * A scheduler for the branch at fraction f whose first step is `begin` (set explicitly: a repeated
+   * timestep, as in PNDM or Karras DPM++ schedules, cannot say where a branch starts). Noise injected
+   * between steps (LCM) is shared across branches, derived from the two seeds and the step.
+   */
+  private newScheduler(f: number, begin: number): Scheduler {
+    const s = this.pipe.scheduler(this.steps, this.kind).clone({ stepNoise: branchStepNoise(this.seedA, this.seedB, f) });
+    s.setBeginIndex(begin);
+    return s;
   }
 
   private async renderKeyframes(): Promise<void> {
-    const N = this.steps;
-    const initSigma = this.newScheduler(0).initNoiseSigma;
+    const N = this.N;
+    const initSigma = this.newScheduler(0, 0).initNoiseSigma;
     const start = this.opts.start;
     let aLatents: Array<Float32Array | null>;
     const trajs: Trajectory[] = [];
     if (start) {
-      if (start.latents.length !== N) throw new RangeError(`the previous segment used ${start.latents.length} steps; a movie's segments must all use the same number of steps`);
+      if (start.latents.length !== N) throw new RangeError(`the previous segment ran ${start.latents.length} denoising steps and this one runs ${N}; a movie's segments must all use the same steps and scheduler`);
       aLatents = start.latents;
     } else {
       aLatents = new Array(N).fill(null);
@@ -353,7 +388,7 @@ class TransitionRun {
         start: 0,
         x: this.pipe.initialLatents(this.seedA, this.width, this.height, initSigma),
         ...this.condAt(0),
-        scheduler: this.newScheduler(0),
+        scheduler: this.newScheduler(0, 0),
         latents: aLatents,
       });
     }
@@ -362,9 +397,9 @@ class TransitionRun {
       start: 0,
       x: this.pipe.initialLatents(this.seedB, this.width, this.height, initSigma),
       ...this.condAt(1),
-      scheduler: this.newScheduler(1),
+      scheduler: this.newScheduler(1, 0),
       // Branch-1 crossfeed pulls B towards A's trajectory early on, so the two ends share composition.
-      crossfeed: { coeffs: crossfeedCoefficients(this.branch1, N, 1), ref: (i) => aLatents[i] },
+      crossfeed: { coeffs: branch1Coefficients(this.branch1, N), ref: (i) => aLatents[i] },
       latents: new Array(N).fill(null),
     };
     trajs.push(b);
@@ -382,7 +417,7 @@ class TransitionRun {
 
   /** Adds `count` branches injected at step `idx`, chosen together and denoised as one batch. */
   private async runStage(idx: number, count: number): Promise<void> {
-    const N = this.steps;
+    const N = this.N;
     // Choose fractions: repeatedly split the largest (estimated) gap.
     const fr = this.branches.map((b) => b.fract);
     const est = [...this.gaps];
@@ -429,7 +464,7 @@ class TransitionRun {
         start: idx,
         x: Float32Array.from(parentMix(idx - 1)!),
         ...this.condAt(f),
-        scheduler: this.newScheduler(f),
+        scheduler: this.newScheduler(f, idx),
         crossfeed: { coeffs: crossfeedCoefficients(this.parental, N, idx), ref: parentMix },
         latents: new Array(N).fill(null),
       };
@@ -454,7 +489,6 @@ class TransitionRun {
     }
   }
 
-  /** Runs trajectories that share their start step in lockstep, one batched UNet call per step. */
   /** Runs trajectories that share their start step in lockstep, one batched UNet call per step. */
   private async denoise(trajs: Trajectory[], phase: TransitionProgress['phase']): Promise<void> {
     let stepStarted = 0;

@@ -36,6 +36,16 @@ export interface UpscaleSegment {
   fracts: number[];
 }
 
+/**
+ * The schedule position img2img starts at for `steps` inference steps and a strength: diffusers'
+ * get_timesteps, t_start = steps - int(steps * strength) (times the scheduler order, 1 here), kept
+ * inside the schedule so at least one step runs.
+ */
+export function img2imgStartIndex(steps: number, strength: number, scheduleLength: number): number {
+  const t = steps - Math.min(Math.trunc(steps * strength), steps);
+  return Math.min(scheduleLength - 1, Math.max(0, t));
+}
+
 async function enlarge(img: RawImage, width: number, height: number): Promise<RawImage> {
   const buf = await (await sharpOf(img.data, { raw: { width: img.width, height: img.height, channels: 3 } }))
     .resize(width, height, { kernel: 'lanczos3', fit: 'fill' })
@@ -74,7 +84,8 @@ export async function upscaleSegments<S extends UpscaleSegment>(pipe: StableDiff
       // One shared seed and start step for all keyframes keeps neighbours as alike as before.
       const schedulers = todo.map(() => pipe.scheduler(r.steps, r.scheduler, opts.seed));
       const timesteps = schedulers[0].timesteps;
-      const first = Math.min(timesteps.length - 1, Math.floor(timesteps.length * (1 - strength)));
+      const first = img2imgStartIndex(r.steps, strength, timesteps.length);
+      for (const s of schedulers) s.setBeginIndex(first);
       const xs: Float32Array[] = [];
       for (const [k, item] of todo.entries()) {
         const { latent } = await encoder.encode(await enlarge(item.img, width, height));

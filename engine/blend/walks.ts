@@ -6,8 +6,9 @@
  *  - noise-mixing:   fixed noise, per-step mix of the two prompts' noise predictions
  *                    eps = eps_u + g((1-f)(eps_A - eps_u) + f(eps_B - eps_u));
  *  - seed-slerp:     initial noise slerped from seed A's to seed B's (with the prompts lerped);
- *  - circular:       noise x cos(theta) + y sin(theta) over a full turn, prompts lerped by
- *                    (1 - cos theta)/2: the last frame equals the first, so the video loops.
+ *  - circular:       noise x cos(theta) + y sin(theta) for theta = 2 pi k / frames (a full turn,
+ *                    end excluded), prompts lerped by (1 - cos theta)/2: the frame after the last
+ *                    is the first, so a looping player shows a seamless loop (no repeated frame).
  * Frames are independent, so they are denoised together in batches.
  */
 import type { StableDiffusionPipeline } from '../pipeline/stable-diffusion.ts';
@@ -43,6 +44,7 @@ export interface WalkOptions {
 export interface WalkResult {
   mode: WalkMode;
   frames: RawImage[];
+  /** Each frame's prompt mix (0 = prompt A, 1 = prompt B). */
   fracts: number[];
   seeds: [number, number];
   steps: number;
@@ -72,12 +74,13 @@ export async function renderWalk(pipe: StableDiffusionPipeline, opts: WalkOption
   const noiseB = latentNoise(seedB, count);
 
   const circular = opts.mode === 'circular';
-  // The circular walk renders n frames over [0, 2pi) and repeats the first as the last.
-  const rendered = circular ? opts.frames - 1 : opts.frames;
-  const fracts = linspace(0, 1, opts.frames);
+  // The circular walk's frames are evenly spaced on [0, 2pi): the loop closes from the last frame back
+  // to the first, which is not repeated. Its fracts are each frame's prompt mix, (1 - cos theta) / 2.
+  const turns = linspace(0, 1, opts.frames, !circular);
+  const fracts = circular ? turns.map((f) => (1 - Math.cos(2 * Math.PI * f)) / 2) : turns;
   const jobs: FrameJob[] = [];
-  for (let k = 0; k < rendered; k++) {
-    const f = fracts[k];
+  for (let k = 0; k < opts.frames; k++) {
+    const f = turns[k];
     switch (opts.mode) {
       case 'embedding-walk':
         jobs.push({ noise: scale(noiseA), cond: lerpEmbedding(cA, cB, f) });
@@ -122,7 +125,6 @@ export async function renderWalk(pipe: StableDiffusionPipeline, opts: WalkOption
     images.push(await pipe.vae.decode(l, h, w));
     opts.onFrames?.(images.length, opts.frames);
   }
-  if (circular) images.push(images[0]);
   return { mode: opts.mode, frames: images, fracts, seeds: [r.seed, seedB], steps: r.steps, guidance: r.guidance, width: r.width, height: r.height };
 }
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { planStages, estimateSeconds } from '../../../engine/blend/stages.ts';
-import { crossfeedCoefficients, dampedGuidance } from '../../../engine/blend/transition.ts';
+import { branch1Coefficients, crossfeedCoefficients, dampedGuidance, transitionDefaults } from '../../../engine/blend/transition.ts';
+import { img2imgStartIndex } from '../../../engine/blend/upscale.ts';
 import { slerp } from '../../../engine/blend/slerp.ts';
 
 describe('stage schedule', () => {
@@ -35,7 +36,41 @@ describe('stage schedule', () => {
   });
 });
 
+describe('turbo families: one stage', () => {
+  it('holds every branch at floor(N * depth), as the reference does for SDXL-Turbo (step 2 of 4)', () => {
+    expect(transitionDefaults('sdxl-turbo').oneStage).toBe(true);
+    expect(transitionDefaults('sd-turbo').oneStage).toBe(true);
+    expect(transitionDefaults('sd1').oneStage).toBe(false);
+    expect(planStages(4, 0.5, { maxBranches: 12, oneStage: true })).toEqual([{ idx: 2, stems: 10 }]);
+    // A compute budget fills the one stage with as many branches as fit (at least one).
+    const stages = planStages(4, 0.5, { computeSeconds: 3, unetStepSeconds: 0.1, decodeSeconds: 0.1, oneStage: true });
+    expect(stages).toHaveLength(1);
+    expect(estimateSeconds(stages, 4, 0.1, 0.1)).toBeLessThanOrEqual(3);
+    expect(estimateSeconds([{ idx: 2, stems: stages[0].stems + 1 }], 4, 0.1, 0.1)).toBeGreaterThan(3);
+    expect(planStages(4, 0.5, { computeSeconds: 0.01, unetStepSeconds: 0.1, decodeSeconds: 0.1, oneStage: true })).toEqual([{ idx: 2, stems: 1 }]);
+  });
+});
+
+describe('img2img start (upscale refinement)', () => {
+  it("starts at N - int(N * strength), diffusers' get_timesteps, not floor(N * (1 - strength))", () => {
+    expect(img2imgStartIndex(12, 0.3, 12)).toBe(9); // 12 - int(3.6); floor(12 * 0.7) would be 8
+    expect(img2imgStartIndex(50, 0.3, 50)).toBe(35);
+    expect(img2imgStartIndex(10, 0.35, 10)).toBe(7); // 10 - int(3.5)
+    expect(img2imgStartIndex(10, 1, 10)).toBe(0);
+    expect(img2imgStartIndex(10, 0.05, 10)).toBe(9); // int(0.5) = 0 steps: still run the last one
+  });
+});
+
 describe('building blocks', () => {
+  it("branch-1 crossfeed: the reference's linspace(P, P*D, round(N*R)) indexed from step 0", () => {
+    // N = 10, R = 0.6: stop 6, weights linspace(0.1, 0.08, 6) = 0.1, 0.096, ..., 0.08 at steps 0..5.
+    const c = branch1Coefficients({ power: 0.1, range: 0.6, decay: 0.8 }, 10);
+    expect(c[0]).toBeCloseTo(0.1, 12);
+    expect(c[1]).toBeCloseTo(0.096, 12);
+    expect(c[5]).toBeCloseTo(0.08, 12);
+    expect(c.slice(6)).toEqual([0, 0, 0, 0]);
+  });
+
   it('damps guidance towards the middle: 4 becomes 3 at f=0.5, unchanged at the ends; off stays off', () => {
     expect(dampedGuidance(4, 0.5, 0.5)).toBeCloseTo(3, 12);
     expect(dampedGuidance(4, 0, 0.5)).toBe(4);

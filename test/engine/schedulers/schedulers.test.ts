@@ -354,7 +354,7 @@ describe('scheduler state', () => {
       // skip_prk_steps: PNDM runs only as PLMS; the other schedulers ignore the key.
       const s = createScheduler(kind, { ...SD15, skip_prk_steps: true }, { rng: seededNormals(1) });
       s.setTimesteps(4);
-      let x = Float32Array.from(fixture.x0);
+      let x: Sample = Float32Array.from(fixture.x0);
       for (const t of s.timesteps) {
         const scaled = s.scaleModelInput(x, t);
         expect(scaled).toBeInstanceOf(Float32Array);
@@ -362,7 +362,7 @@ describe('scheduler state', () => {
         const { prevSample, denoised } = s.step(standInModel(scaled, t), t, x);
         expect(prevSample, kind).toBeInstanceOf(Float32Array);
         expect(denoised, kind).toBeInstanceOf(Float32Array);
-        x = prevSample as Float32Array;
+        x = prevSample;
       }
       expect(s.addNoise(x, x, s.timesteps[0])).toBeInstanceOf(Float32Array);
     }
