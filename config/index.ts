@@ -41,6 +41,23 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return out as Config;
 }
 
+/**
+ * One setting from the environment, or its default (the example); undefined when unset without a
+ * default. A bad value throws the same ConfigError line as loadConfig.
+ */
+export function readSetting<K extends SettingKey>(key: K, env: NodeJS.ProcessEnv = process.env): ValueOf<K> | undefined {
+  const spec = settings[key] as SettingSpec<unknown>;
+  const raw = env[spec.env];
+  const value = raw === undefined || raw.trim() === '' ? spec.example : raw;
+  if (value === undefined || value === '') return undefined;
+  try {
+    return spec.parse(value) as ValueOf<K>;
+  } catch (err) {
+    const why = err instanceof SettingError ? err.message : String(err);
+    throw new ConfigError([`${spec.env}=${spec.secret ? '(value hidden)' : JSON.stringify(value)} ${why}. ${spec.help}.`]);
+  }
+}
+
 /** Loads `.env` from the working directory when there is one (Node >= 20.12 has this built in). */
 export function loadDotEnv(path = '.env'): void {
   const load = (process as { loadEnvFile?: (p: string) => void }).loadEnvFile;

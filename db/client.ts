@@ -9,6 +9,10 @@ import type { PgDatabase, PgQueryResultHKT, PgTransaction } from 'drizzle-orm/pg
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import type { ExtractTablesWithRelations, SQL } from 'drizzle-orm';
 import pg from 'pg';
+import { readSetting } from '../config/index.ts';
+import { redactConnectionString } from '../config/redact.ts';
+import { describeDbError, isConnectionError } from './errors.ts';
+import { type LogLine, OutageLog } from './outage.ts';
 import { migratePglite, migratePostgres } from './migrate.ts';
 import { type DataDirLock, lockDataDir } from './pglite-lock.ts';
 import { schema } from './schema.ts';
@@ -45,6 +49,32 @@ export interface OpenDatabaseOptions {
   migrate?: boolean;
   /** node-postgres pool size (default 10). */
   poolSize?: number;
+  /** Postgres client timeouts; each defaults to its setting (BLENDFARM_DB_*). */
+  timeouts?: Partial<DbTimeouts>;
+  /** Where outage lines go (default: stderr). */
+  log?: LogLine;
+}
+
+/** Client-side limits for Postgres connections (settings in config/settings.ts). */
+export interface DbTimeouts {
+  /** Opening a connection (and waiting for a free pooled one). */
+  connectTimeoutMs: number;
+  /** A query without an answer fails; also the server's statement_timeout and idle_in_transaction_session_timeout. */
+  queryTimeoutMs: number;
+  /** TCP keep-alive delay; the LISTEN connection checks it is alive this often too. */
+  keepAliveSeconds: number;
+  /** Pooled connections idle this long are closed. */
+  idleTimeoutMs: number;
+}
+
+/** The timeouts from the environment (BLENDFARM_DB_*), each falling back to its documented default. */
+export function dbTimeoutsFromEnv(env: NodeJS.ProcessEnv = process.env): DbTimeouts {
+  return {
+    connectTimeoutMs: readSetting('dbConnectTimeoutMs', env)!,
+    queryTimeoutMs: readSetting('dbQueryTimeoutMs', env)!,
+    keepAliveSeconds: readSetting('dbKeepAliveSeconds', env)!,
+    idleTimeoutMs: readSetting('dbIdleTimeoutMs', env)!,
+  };
 }
 
 export async function openDatabase(options: OpenDatabaseOptions = {}): Promise<FarmDb> {
@@ -59,31 +89,78 @@ export async function queryRows<T>(q: Queryable, statement: SQL): Promise<T[]> {
   return result.rows;
 }
 
+/** A connection string with every form of password hidden (config/redact.ts). */
 export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return 'postgres (unparseable DATABASE_URL)';
-  }
+  return redactConnectionString(url);
+}
+
+type Observer = (error?: unknown) => void;
+
+/**
+ * A pg.Client that reports the outcome of every connect and query to `observe`: connection
+ * errors mark an outage, anything else (a result, or an error the server sent) that the
+ * database answers.
+ */
+function observedClient(observe: Observer): typeof pg.Client {
+  const report = (error: unknown): void => observe(error && isConnectionError(error) ? error : undefined);
+  const watch = (args: unknown[], call: (args: unknown[]) => unknown): unknown => {
+    const last = args.length - 1;
+    const callback = args[last];
+    if (typeof callback === 'function') {
+      const copy = [...args];
+      copy[last] = (error: unknown, ...rest: unknown[]) => {
+        report(error);
+        return (callback as (...a: unknown[]) => unknown)(error, ...rest);
+      };
+      return call(copy);
+    }
+    const result = call(args);
+    if (result && typeof (result as Promise<unknown>).then === 'function') (result as Promise<unknown>).then(() => report(undefined), report);
+    return result;
+  };
+  return class ObservedClient extends pg.Client {
+    override connect(...args: unknown[]): never {
+      return watch(args, (a) => (super.connect as (...x: unknown[]) => unknown)(...a)) as never;
+    }
+    override query(...args: unknown[]): never {
+      return watch(args, (a) => (super.query as (...x: unknown[]) => unknown)(...a)) as never;
+    }
+  } as unknown as typeof pg.Client;
+}
+
+function clientConfig(url: string, timeouts: DbTimeouts, Client: typeof pg.Client): pg.PoolConfig {
+  return {
+    connectionString: url,
+    Client,
+    connectionTimeoutMillis: timeouts.connectTimeoutMs,
+    query_timeout: timeouts.queryTimeoutMs,
+    statement_timeout: timeouts.queryTimeoutMs,
+    idle_in_transaction_session_timeout: timeouts.queryTimeoutMs,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: timeouts.keepAliveSeconds * 1000,
+    idleTimeoutMillis: timeouts.idleTimeoutMs,
+  };
 }
 
 async function openPostgres(url: string, options: OpenDatabaseOptions): Promise<FarmDb> {
-  const pool = new pg.Pool({ connectionString: url, max: options.poolSize ?? 10 });
+  const timeouts = { ...dbTimeoutsFromEnv(), ...options.timeouts };
+  const location = redactConnectionString(url);
+  const outage = new OutageLog(location, options.log);
+  const Client = observedClient((error) => (error ? outage.failed(error) : outage.ok()));
+  const pool = new pg.Pool({ ...clientConfig(url, timeouts, Client), max: options.poolSize ?? 10 });
   // An idle client losing its connection must not crash the process; the pool replaces it.
-  pool.on('error', (error) => console.error(`[db] idle Postgres connection failed: ${error.message}`));
+  pool.on('error', (error) => outage.failed(error));
   try {
     if (options.migrate !== false) await migratePostgres(pool);
   } catch (error) {
     await pool.end().catch(() => {});
-    throw new Error(`Could not open Postgres at ${redactUrl(url)}: ${(error as Error).message}`, { cause: error });
+    throw new Error(`Could not open Postgres at ${location}: ${describeDbError(error)}`, { cause: error });
   }
-  const listener = new PostgresListener(url);
+  const listener = new PostgresListener(Client, clientConfig(url, timeouts, Client), timeouts, outage);
   return {
     kind: 'postgres',
     db: drizzlePg({ client: pool, schema }) as unknown as Database,
-    location: redactUrl(url),
+    location,
     listen: (channel, handler) => listener.listen(channel, handler),
     async close() {
       await listener.close();
@@ -139,8 +216,14 @@ class PostgresListener {
   private readonly handlers = new Map<string, Set<NotificationHandler>>();
   private closed = false;
   private reconnectTimer: NodeJS.Timeout | undefined;
+  private healthTimer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly url: string) {}
+  constructor(
+    private readonly Client: typeof pg.Client,
+    private readonly config: pg.ClientConfig,
+    private readonly timeouts: DbTimeouts,
+    private readonly outage: OutageLog,
+  ) {}
 
   async listen(channel: string, handler: NotificationHandler): Promise<Unlisten> {
     let set = this.handlers.get(channel);
@@ -163,15 +246,26 @@ class PostgresListener {
   private connect(): Promise<pg.Client> {
     if (this.client) return Promise.resolve(this.client);
     this.connecting ??= (async () => {
-      const client = new pg.Client({ connectionString: this.url });
+      const client = new this.Client(this.config);
       client.on('notification', (message) => {
         for (const handler of this.handlers.get(message.channel) ?? []) handler(message.payload ?? '');
       });
       client.on('error', (error) => this.lost(client, error));
       client.on('end', () => this.lost(client));
-      await client.connect();
-      for (const channel of this.handlers.keys()) await client.query(`LISTEN ${quoteIdent(channel)}`);
+      try {
+        await client.connect();
+        for (const channel of this.handlers.keys()) await client.query(`LISTEN ${quoteIdent(channel)}`);
+      } catch (error) {
+        await client.end().catch(() => {});
+        throw error;
+      }
       this.client = client;
+      // An idle connection behind a dead network notices nothing by itself (keep-alive probes
+      // take minutes): ask it something now and then, so a dead one is replaced.
+      this.healthTimer = setInterval(() => {
+        client.query('select 1').catch((error: unknown) => this.lost(client, error));
+      }, this.timeouts.keepAliveSeconds * 1000);
+      this.healthTimer.unref();
       return client;
     })().finally(() => {
       this.connecting = undefined;
@@ -179,10 +273,12 @@ class PostgresListener {
     return this.connecting;
   }
 
-  private lost(client: pg.Client, error?: Error): void {
+  private lost(client: pg.Client, error?: unknown): void {
     if (this.client !== client || this.closed) return;
     this.client = undefined;
-    if (error) console.error(`[db] LISTEN connection lost (${error.message}); reconnecting`);
+    clearInterval(this.healthTimer);
+    // The outage log says it once (with the cause); reconnect attempts stay quiet.
+    this.outage.failed(error ?? new Error('the LISTEN connection was closed'));
     client.end().catch(() => {});
     const retry = (): void => {
       this.reconnectTimer = undefined;
@@ -197,6 +293,7 @@ class PostgresListener {
   async close(): Promise<void> {
     this.closed = true;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    clearInterval(this.healthTimer);
     const client = this.client ?? (await this.connecting?.catch(() => undefined));
     this.client = undefined;
     await client?.end().catch(() => {});

@@ -1,0 +1,82 @@
+/**
+ * What a database error may say in a log: its code and message, never the query's parameters
+ * (drizzle's DrizzleQueryError puts them, interaction tokens included, into its message) and
+ * never a row's values (Postgres' `detail`), with any connection string password hidden.
+ * Also: which errors mean "the database cannot be reached" (an outage) rather than "this
+ * statement was refused".
+ */
+import { redactConnectionString } from '../config/redact.ts';
+
+interface ErrorLike {
+  name?: string;
+  code?: unknown;
+  message?: unknown;
+  cause?: unknown;
+  errors?: unknown;
+  params?: unknown;
+}
+
+/** Node socket errors that mean the server is unreachable. */
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'EHOSTDOWN', 'ENETUNREACH', 'ENETDOWN']);
+/** Postgres SQLSTATEs for the same: class 08 (connection exception) and the server shutting down or starting. */
+const OUTAGE_SQLSTATES = /^(08...|57P01|57P02|57P03)$/;
+/** node-postgres' own messages for connections that died or timed out (it gives them no code). */
+const OUTAGE_MESSAGES = /Connection terminated|connection timeout|^timeout expired$|timeout exceeded when trying to connect|Query read timeout|not queryable|Client was closed/i;
+
+/** The chain from a wrapper (drizzle's query error) down to the driver's error. */
+function chain(error: unknown): ErrorLike[] {
+  const out: ErrorLike[] = [];
+  let current: unknown = error;
+  while (current && typeof current === 'object' && out.length < 10) {
+    out.push(current as ErrorLike);
+    current = (current as ErrorLike).cause;
+  }
+  return out;
+}
+
+/** The innermost error that says anything: a driver error below drizzle's wrapper. */
+function rootCause(error: unknown): ErrorLike | undefined {
+  const links = chain(error);
+  // Skip wrappers that carry the query (their message holds the parameters).
+  const meaningful = links.filter((e) => !('params' in e) && e.name !== 'DrizzleQueryError');
+  return meaningful[meaningful.length - 1] ?? links[links.length - 1];
+}
+
+function messageOf(e: ErrorLike): string {
+  const own = typeof e.message === 'string' ? e.message : '';
+  if (own) return own;
+  // Node's AggregateError (one attempt per address) has an empty message; its parts say why.
+  if (Array.isArray(e.errors)) {
+    const parts = e.errors.map((x) => (x && typeof x === 'object' ? messageOf(x as ErrorLike) : String(x))).filter(Boolean);
+    if (parts.length) return [...new Set(parts)].join('; ');
+  }
+  return 'no message';
+}
+
+/** "CODE: message" of the error's cause, safe to log; for any error, database or not. */
+export function describeDbError(error: unknown): string {
+  if (!(error && typeof error === 'object')) return redactConnectionString(String(error));
+  const cause = rootCause(error) ?? (error as ErrorLike);
+  const code = typeof cause.code === 'string' || typeof cause.code === 'number' ? String(cause.code) : undefined;
+  const message = redactConnectionString(messageOf(cause));
+  return code && !message.startsWith(code) ? `${code}: ${message}` : message;
+}
+
+/** True when the error means the database could not be reached (not that it refused a statement). */
+export function isConnectionError(error: unknown): boolean {
+  return chain(error).some((e) => {
+    const code = typeof e.code === 'string' ? e.code : '';
+    if (NETWORK_CODES.has(code) || OUTAGE_SQLSTATES.test(code)) return true;
+    if (Array.isArray(e.errors) && e.errors.some((x) => isConnectionError(x))) return true;
+    return typeof e.message === 'string' && OUTAGE_MESSAGES.test(e.message) && !('params' in e);
+  });
+}
+
+/**
+ * The line to log for a failed database operation, or undefined when it failed because the
+ * database is unreachable: the database handle logs each outage once (db/outage.ts), so loops
+ * that retry do not repeat it.
+ */
+export function dbFailureLine(error: unknown): string | undefined {
+  return isConnectionError(error) ? undefined : describeDbError(error);
+}

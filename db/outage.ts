@@ -1,0 +1,42 @@
+/**
+ * One line when the database becomes unreachable (with the cause: code and message) and one
+ * when it answers again, instead of a line per failed call. Every query and connection of a
+ * Postgres handle reports here (db/client.ts); callers that retry stay quiet about connection
+ * errors (dbFailureLine in db/errors.ts).
+ */
+import { describeDbError } from './errors.ts';
+
+export type LogLine = (line: string) => void;
+
+export class OutageLog {
+  private outage: { since: number; failures: number } | undefined;
+
+  constructor(
+    /** Where the database is (already redacted), for the log lines. */
+    private readonly where: string,
+    private readonly log: LogLine = (line) => console.error(line),
+  ) {}
+
+  get down(): boolean {
+    return this.outage !== undefined;
+  }
+
+  /** A connection or query failed because the database could not be reached. */
+  failed(error: unknown): void {
+    if (this.outage) {
+      this.outage.failures++;
+      return;
+    }
+    this.outage = { since: Date.now(), failures: 1 };
+    this.log(`[db] cannot reach the database at ${this.where} (${describeDbError(error)}); retrying, and saying so here once it answers again`);
+  }
+
+  /** A query succeeded (or the server answered, even with an error). */
+  ok(): void {
+    const outage = this.outage;
+    if (!outage) return;
+    this.outage = undefined;
+    const seconds = ((Date.now() - outage.since) / 1000).toFixed(1);
+    this.log(`[db] the database at ${this.where} answers again, after ${seconds} s and ${outage.failures} failed operation(s)`);
+  }
+}
