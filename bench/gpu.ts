@@ -342,22 +342,33 @@ function gpuName(): string {
 const poller = ep === 'cuda' ? new GpuMemoryPoller() : undefined;
 poller?.start();
 log(`ep ${ep}, shape ${shapeName}, fusion ${fusion}, ${JSON.stringify(cfg)}`);
+await mkdir(outDir, { recursive: true });
+// gpu.json is rewritten after each phase, so a run cut short still leaves what it measured (null for the rest).
+const result: {
+  gpu: string;
+  date: string;
+  unet_ms: Record<'plain' | 'fused', Record<string, number>> | null;
+  vae_decode_ms: number | null;
+  transition: { sequential_s: number; batched_s: number; ratio: number } | null;
+  peak_gpu_mib: number | null;
+} = { gpu: gpuName(), date: new Date().toISOString(), unet_ms: null, vae_decode_ms: null, transition: null, peak_gpu_mib: null };
+const save = async () => {
+  result.peak_gpu_mib = poller?.peaks.size ? Math.max(...poller.peaks.values()) : null;
+  await writeFile(join(outDir, 'gpu.json'), JSON.stringify(result, null, 2) + '\n');
+};
 const models = await ensureModels();
 const unet = await benchUNet(models, poller);
+result.unet_ms = unet.ms;
+await save();
 const vae = await benchVae(models, poller);
+result.vae_decode_ms = vae.ms.fused;
+await save();
 const transition = await benchTransition(models, poller);
-const peak = poller ? await poller.stop() : null;
-
 const seq = transition.runs.sequential;
 const bat = transition.runs.batched;
-const result = {
-  gpu: gpuName(),
-  date: new Date().toISOString(),
-  unet_ms: unet.ms,
-  vae_decode_ms: vae.ms.fused,
-  transition: { sequential_s: round(seq.seconds, 3), batched_s: round(bat.seconds, 3), ratio: round(seq.seconds / bat.seconds, 3) },
-  peak_gpu_mib: peak,
-};
+result.transition = { sequential_s: round(seq.seconds, 3), batched_s: round(bat.seconds, 3), ratio: round(seq.seconds / bat.seconds, 3) };
+const peak = poller ? await poller.stop() : null;
+await save();
 
 const command = `npm run bench:gpu -- ${process.argv.slice(2).join(' ')}`.trim();
 const section = [
@@ -395,8 +406,6 @@ const section = [
   '',
 ];
 
-await mkdir(outDir, { recursive: true });
-await writeFile(join(outDir, 'gpu.json'), JSON.stringify(result, null, 2) + '\n');
 // gpu.md keeps one section per (ep, shape) between markers, so CPU and GPU figures sit side by side.
 const mdFile = join(outDir, 'gpu.md');
 const begin = `<!-- bench:gpu ${ep} ${shapeName} begin -->`;

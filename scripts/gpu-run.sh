@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# The device run for issue 12 (fused graphs on a GPU): one script, run from the repository root
+# on a GPU host that has the NVIDIA driver, CUDA 13 and cuDNN 9 but no Node.js. bench/README.md
+# ("GPU run") gives the exact `run` calls. Prepare here first:
+#   bash ../shared/gpu/make-kit.sh .gpu-kit 90 && bash scripts/gpu-bundle.sh
+#
+# What it does, each step under its own time limit, everything logged to $OUT/run.log:
+#   1. unpacks whichever kit archives travelled (.gpu-kit/part1.tar.xz: node + onnxruntime-node;
+#      part2.tar.xz: the CUDA provider) into /opt/blendkit. Kit + working tree exceed one call's
+#      64 MiB, so the archives may come in two calls to the same warm machine: a call that leaves
+#      a part missing stops here with exit code 3 and says which part to send next.
+#   2. node dist/bench-gpu.mjs --ep cuda --shape sd15: generates the SD 1.5-size synthetic UNet
+#      and VAE (plain and fused) on the device into models/.cache (kept while the machine stays
+#      warm, so a rerun skips it), measures, writes $OUT/gpu.json and $OUT/gpu.md (bench/results/
+#      gpu.md with the CUDA section added or replaced).
+#   3. node dist/gpu-check-fusion.mjs --ep cuda: plain vs fused for each CUDA-only contrib op,
+#      writes $OUT/fusion-check.json.
+# Exit code: 0 all passed; 3 kit incomplete; otherwise the first failing step's.
+# Knobs: BENCH_ARGS (extra bench:gpu arguments), BENCH_TIMEOUT (s, default 330),
+# CHECK_TIMEOUT (s, default 150), SKIP_BENCH=1, SKIP_CHECK=1.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT="${OUT:-$PWD/out/gpu-run}"
+mkdir -p "$OUT"
+LOG="$OUT/run.log"
+exec > >(tee -a "$LOG") 2>&1
+echo "== gpu-run $(date -u +%FT%TZ) on $(hostname)"
+nvidia-smi --query-gpu=name,memory.total,memory.used,driver_version --format=csv,noheader || echo "nvidia-smi failed"
+
+K=/opt/blendkit
+has_part() { # already unpacked on this (warm) machine?
+  case "$1" in
+    part1) [ -x "$K/bin/node" ] ;;
+    part2) [ -s "$K/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime_providers_cuda.so" ] ;;
+  esac
+}
+for part in part1 part2; do
+  if ! has_part "$part" && [ -s ".gpu-kit/$part.tar.xz" ]; then
+    t0=$SECONDS
+    bash .gpu-kit/unpack.sh ".gpu-kit/$part.tar.xz" || { echo "unpacking $part failed"; exit 3; }
+    echo "unpacked $part in $((SECONDS - t0)) s"
+  fi
+done
+missing=()
+has_part part1 || missing+=("part1 (node + onnxruntime-node)")
+has_part part2 || missing+=("part2 (CUDA provider)")
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "kit incomplete on this machine: missing ${missing[*]}; send it with the next call (carry .gpu-kit/<part>.tar.xz and .gpu-kit/unpack.sh) while this machine is warm"
+  exit 3
+fi
+for f in dist/bench-gpu.mjs dist/gpu-check-fusion.mjs; do
+  [ -s "$f" ] || { echo "$f missing: run 'bash scripts/gpu-bundle.sh' here and carry dist"; exit 4; }
+done
+# shellcheck disable=SC1091
+source "$K/env.sh"
+ln -sfn "$K/node_modules" node_modules
+echo "node $(node --version)"
+
+rc=0
+if [ "${SKIP_BENCH:-0}" != 1 ]; then
+  [ -f "$OUT/gpu.md" ] || cp bench/results/gpu.md "$OUT/gpu.md" 2>/dev/null || true
+  t0=$SECONDS
+  # shellcheck disable=SC2086
+  timeout "${BENCH_TIMEOUT:-330}" node dist/bench-gpu.mjs --ep cuda --shape sd15 --out "$OUT" ${BENCH_ARGS:-}
+  r=$?
+  echo "== bench:gpu exit $r after $((SECONDS - t0)) s"
+  [ $r -eq 0 ] || rc=$r
+fi
+if [ "${SKIP_CHECK:-0}" != 1 ]; then
+  t0=$SECONDS
+  timeout "${CHECK_TIMEOUT:-150}" node dist/gpu-check-fusion.mjs --ep cuda --out "$OUT"
+  r=$?
+  echo "== fusion check exit $r after $((SECONDS - t0)) s"
+  [ $r -eq 0 ] || [ $rc -ne 0 ] || rc=$r
+fi
+nvidia-smi --query-gpu=memory.used --format=csv,noheader || true
+ls -la "$OUT"
+exit $rc
