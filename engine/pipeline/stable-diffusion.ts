@@ -4,7 +4,7 @@
  */
 import { loadTokenizer, type ClipTokenizer } from '../tokenizer/clip-tokenizer.ts';
 import { chooseScheduler, createScheduler, type Scheduler, type SchedulerKind } from '../schedulers/index.ts';
-import { readModelFolder, type ModelFolder } from './model-folder.ts';
+import { lcmDefaults, readModelFolder, type ModelFolder } from './model-folder.ts';
 import { TextEncoders, type PromptEmbedding } from './text-encoder.ts';
 import { UNet } from './unet.ts';
 import { VaeDecoder, VaeEncoder } from './vae.ts';
@@ -98,7 +98,7 @@ export class StableDiffusionPipeline {
     // The caller's choice, else blendfarm.json's or an LCM UNet's, else scheduler_config.json's class, else the family default.
     const choice = chooseScheduler({
       requested: opts.scheduler,
-      folderChoice: folder.requestedScheduler ?? (folder.timeCondProjDim !== undefined ? 'lcm' : undefined),
+      folderChoice: folder.requestedScheduler ?? (folder.timeCondProjDim !== undefined ? lcmDefaults.scheduler : undefined),
       config: folder.schedulerConfig,
       fallback: folder.defaults.scheduler,
       fallbackLabel: `the ${folder.family} default`,
