@@ -3,6 +3,7 @@
  * internal messages stay in the log; the user gets a short reference to quote instead.
  */
 import { randomBytes } from 'node:crypto';
+import { loggableError } from '../farm/index.ts';
 import { FarmError } from '../farm/errors.ts';
 import { JobParamsError } from '../farm/job-params.ts';
 import { UserInputError } from './options.ts';
@@ -25,6 +26,6 @@ export function userMessage(err: unknown, log: (msg: string) => void = console.e
     }
   }
   const ref = randomBytes(4).toString('hex');
-  log(`[bot] unexpected error (ref ${ref}): ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  log(`[bot] unexpected error (ref ${ref}): ${loggableError(err)}`);
   return `Something went wrong on our side (reference \`${ref}\`). Please try again; if it keeps happening, tell a server admin the reference.`;
 }

@@ -53,12 +53,22 @@ function messageOf(e: ErrorLike): string {
   return 'no message';
 }
 
+/** String parameters of the failed query (some Postgres messages quote the value they refused). */
+function paramValues(error: unknown): string[] {
+  return chain(error)
+    .flatMap((e) => (Array.isArray(e.params) ? e.params : []))
+    .map((p) => (typeof p === 'string' ? p : Buffer.isBuffer(p) ? '' : JSON.stringify(p) ?? ''))
+    .filter((p) => p.length >= 4)
+    .sort((a, b) => b.length - a.length);
+}
+
 /** "CODE: message" of the error's cause, safe to log; for any error, database or not. */
 export function describeDbError(error: unknown): string {
   if (!(error && typeof error === 'object')) return redactConnectionString(String(error));
   const cause = rootCause(error) ?? (error as ErrorLike);
   const code = typeof cause.code === 'string' || typeof cause.code === 'number' ? String(cause.code) : undefined;
-  const message = redactConnectionString(messageOf(cause));
+  let message = redactConnectionString(messageOf(cause));
+  for (const value of paramValues(error)) message = message.split(value).join('***');
   return code && !message.startsWith(code) ? `${code}: ${message}` : message;
 }
 
@@ -79,4 +89,14 @@ export function isConnectionError(error: unknown): boolean {
  */
 export function dbFailureLine(error: unknown): string | undefined {
   return isConnectionError(error) ? undefined : describeDbError(error);
+}
+
+/**
+ * An error for the log of unexpected failures: a database error as its cause's code and message
+ * (describeDbError), anything else with its stack; connection string passwords hidden either way.
+ */
+export function loggableError(error: unknown): string {
+  const fromDatabase = chain(error).some((e) => 'params' in e || e.name === 'DrizzleQueryError' || (typeof e.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code) && 'severity' in e));
+  if (fromDatabase || !(error instanceof Error)) return describeDbError(error);
+  return redactConnectionString(error.stack ?? error.message);
 }

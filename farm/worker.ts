@@ -15,6 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import PQueue from 'p-queue';
+import { dbFailureLine } from '../db/errors.ts';
 import type { FarmContext } from './config.ts';
 import { onJobEvent } from './events.ts';
 import { getArtifact, getJob } from './jobs.ts';
@@ -195,7 +196,8 @@ export class FarmWorker {
       try {
         job = await claimJob(this.farm, this.id, this.capabilities);
       } catch (error) {
-        this.log(`claim failed: ${(error as Error).message}; retrying`);
+        const why = dbFailureLine(error); // unreachable database: logged once by the handle
+        if (why) this.log(`claim failed: ${why}; retrying`);
         await this.idle(1000);
         continue;
       }
@@ -241,7 +243,8 @@ export class FarmWorker {
         this.wake();
       }
     } catch (error) {
-      this.log(`heartbeat failed: ${(error as Error).message}`);
+      const why = dbFailureLine(error);
+      if (why) this.log(`heartbeat failed: ${why}`);
     }
   }
 
@@ -255,7 +258,8 @@ export class FarmWorker {
       try {
         if (!(await reportProgress(this.farm, job, this.id, value))) this.abort(job.id, 'lease-lost');
       } catch (error) {
-        this.log(`job ${job.id}: progress write failed: ${(error as Error).message}`);
+        const why = dbFailureLine(error);
+        if (why) this.log(`job ${job.id}: progress write failed: ${why}`);
       }
     });
     const started = performance.now();
@@ -339,7 +343,8 @@ export class FarmWorker {
         return await write();
       } catch (error) {
         if (attempt >= 3) throw error;
-        this.log(`database write failed (${(error as Error).message}); retrying`);
+        const why = dbFailureLine(error);
+        if (why) this.log(`database write failed (${why}); retrying`);
         await sleep(500 * attempt);
       }
     }
