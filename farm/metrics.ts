@@ -103,7 +103,9 @@ const ACTIVE = ['queued', 'running'] as const;
 
 export async function registerFarmMetrics(farm: FarmContext, options: FarmMetricsOptions): Promise<FarmMetrics> {
   const { registry } = options;
-  if (options.gauges !== false) registerGauges(farm, registry);
+  // Models seen by this process stay listed at 0 once drained, as do the models online workers serve.
+  const seenModels = new Set<string>();
+  if (options.gauges !== false) registerGauges(farm, registry, seenModels);
 
   new Counter({
     name: 'blendfarm_submissions_refused_total',
@@ -117,13 +119,11 @@ export async function registerFarmMetrics(farm: FarmContext, options: FarmMetric
   });
 
   if (!options.countJobEvents) return { settled: async () => {}, stop: async () => {} };
-  return countJobEvents(farm, registry, options);
+  return countJobEvents(farm, registry, options, seenModels);
 }
 
-function registerGauges(farm: FarmContext, registry: Registry): void {
+function registerGauges(farm: FarmContext, registry: Registry, seenModels: Set<string>): void {
   const db = farm.db.db;
-  // Models seen by this process stay listed at 0 once drained, as do the models online workers serve.
-  const seenModels = new Set<string>();
   new Gauge({
     name: 'blendfarm_jobs',
     help: 'Jobs waiting or rendering, by status (queued, running) and model',
@@ -210,7 +210,7 @@ function registerGauges(farm: FarmContext, registry: Registry): void {
   });
 }
 
-async function countJobEvents(farm: FarmContext, registry: Registry, options: FarmMetricsOptions): Promise<FarmMetrics> {
+async function countJobEvents(farm: FarmContext, registry: Registry, options: FarmMetricsOptions, seenModels: Set<string>): Promise<FarmMetrics> {
   const wait = new Histogram({
     name: 'blendfarm_job_wait_seconds',
     help: 'Time from queued (or put back) to claimed by a worker, per attempt, by job kind',
@@ -255,6 +255,7 @@ async function countJobEvents(farm: FarmContext, registry: Registry, options: Fa
     if (type !== 'claimed' && type !== 'done' && type !== 'failed' && type !== 'retrying' && type !== 'cancelled') return;
     const job = await getJob(farm, jobId);
     if (!job) return;
+    seenModels.add(job.model);
     const seen: ObservedJobEvent = { event: type, jobId, kind: job.kind, model: job.model, status: job.status, attempt: job.attempts, workerId: job.workerId };
     if (type === 'claimed') {
       const waitSeconds = await waitBeforeClaim(farm, jobId);

@@ -9,32 +9,72 @@ import { startLocalWorkers, type LocalWorkers } from '../../farm/local.ts';
 import { loadRenderer, rendererSpecFromEnv } from '../worker/load-renderer.ts';
 import { startBot } from '../../bot/bot.ts';
 import { loadBotConfig } from './bot-config.ts';
+import { createLogger, lineLogger, routeConsole, urlPassword } from '../log.ts';
+import { createRegistry, discordRestMetrics, type Ops, startOps } from '../http/ops.ts';
+import { renderMetrics } from '../http/render-metrics.ts';
+import { opsListen, shardOf } from '../http/listen.ts';
 
 async function main(): Promise<void> {
   const config = loadBotConfig();
+  // One JSON line per event (readable on a terminal); secrets are scrubbed from every line.
+  const logger = createLogger({ name: 'bot', level: config.logLevel, format: config.logFormat, secrets: [config.discordToken, urlPassword(config.databaseUrl), config.statusToken] });
+  routeConsole(logger);
   const farmConfig = loadFarmConfig();
   const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
   const farm = { db, config: farmConfig };
   console.log(`[main] database: ${db.location}`);
+
+  // Metrics, health and the status page (BLENDFARM_HTTP_PORT; README "Running in production").
+  // Under start:sharded only shard 0 counts job events, so nothing is counted twice.
+  const shard = shardOf();
+  const registry = createRegistry('bot');
+  const listen = opsListen(config, 'bot', shard);
+  let bot: Awaited<ReturnType<typeof startBot>> | undefined;
+  let ops: Ops | undefined;
+  if (listen) {
+    ops = await startOps(
+      {
+        role: 'bot',
+        farm,
+        ...listen,
+        logger,
+        countJobEvents: (shard ?? 0) === 0,
+        statusPage: true,
+        readiness: [{ name: 'discord', check: async () => (bot?.client.isReady() ? true : 'not connected to the Discord gateway') }],
+      },
+      registry,
+    ).catch((error: unknown) => {
+      // A port chosen by the operator must work; the default one may be taken (then say so and go on).
+      if (config.httpPort !== undefined) throw error;
+      logger.warn(`${(error as Error).message} The bot runs without its metrics, health and status server.`);
+      return undefined;
+    });
+  }
 
   // One-process mode runs a worker here; with Postgres it is optional (BLENDFARM_LOCAL_WORKERS=0).
   const localWorkers = config.localWorkers ?? (db.kind === 'pglite' ? 1 : 0);
   let workers: LocalWorkers | undefined;
   if (localWorkers > 0) {
     const spec = rendererSpecFromEnv();
-    const renderer = await loadRenderer(spec, farmConfig.abortGraceMs);
-    workers = await startLocalWorkers(farm, { renderer, count: localWorkers, concurrency: spec.threads, log: (l) => console.log(l) });
+    const renderer = renderMetrics(registry).wrap(await loadRenderer(spec, farmConfig.abortGraceMs));
+    const workerLog = lineLogger(logger, localWorkers === 1 ? { workerId: `local-${process.pid}-1` } : {});
+    workers = await startLocalWorkers(farm, { renderer, count: localWorkers, concurrency: spec.threads, log: workerLog });
     console.log(`[main] ${localWorkers} local render worker(s) on ${config.executionProvider ?? 'cpu'}${config.modelDir ? ` with ${config.modelDir}` : ' with the built-in demo model'}`);
   }
 
-  const bot = await startBot({ token: config.discordToken, apiBase: config.discordApiBase, farm });
+  bot = await startBot({ token: config.discordToken, apiBase: config.discordApiBase, farm, log: lineLogger(logger) });
+  const discord = discordRestMetrics(registry);
+  bot.client.rest.on('response', (_request, response) => discord.response(response.status, response.headers.get('x-ratelimit-scope')));
+  bot.client.rest.on('rateLimited', (info) => discord.rateLimited(info.global));
+  const running = bot;
   let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     console.log(`[main] ${signal}: stopping (running renders finish or are handed back)`);
-    await bot.stop();
+    await running.stop();
     await workers?.stop('release');
+    await ops?.stop();
     await db.close();
     process.exit(0);
   };

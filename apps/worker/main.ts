@@ -13,35 +13,74 @@ import { openDatabase } from '../../db/client.ts';
 import { loadFarmConfig } from '../../farm/config.ts';
 import { loadRenderer, rendererSpecFromEnv } from './load-renderer.ts';
 import { startWorker } from '../../farm/worker.ts';
+import { defaultWorkerId } from '../../farm/index.ts';
+import { createLogger, lineLogger, routeConsole, urlPassword } from '../log.ts';
+import { createRegistry, type Ops, startOps } from '../http/ops.ts';
+import { renderMetrics } from '../http/render-metrics.ts';
+import { opsListen } from '../http/listen.ts';
 
 async function main(): Promise<void> {
   // Every setting is checked first, with one line per bad value.
   loadDotEnv();
-  loadConfig();
+  const settings = loadConfig();
   const config = loadFarmConfig();
   const spec = rendererSpecFromEnv();
   const graceSeconds = Number(process.env.BLENDFARM_SHUTDOWN_GRACE_SECONDS ?? 30);
+  const workerId = settings.workerId || defaultWorkerId();
+  // One JSON line per event (readable on a terminal); secrets are scrubbed from every line.
+  const logger = createLogger({ name: 'worker', level: settings.logLevel, format: settings.logFormat, secrets: [urlPassword(settings.databaseUrl), settings.statusToken] }).child({ workerId });
+  routeConsole(logger);
   const db = await openDatabase();
+
+  // Metrics and health (BLENDFARM_HTTP_PORT, off unless set): engine timings of this worker;
+  // the farm-wide metrics and the status page come from the bot.
+  const registry = createRegistry('worker');
+  const listen = opsListen(settings, 'worker');
+  let state: 'loading' | 'ready' | 'stopping' = 'loading';
+  let ops: Ops | undefined;
+  if (listen) {
+    ops = await startOps(
+      {
+        role: 'worker',
+        farm: { db, config },
+        ...listen,
+        logger,
+        gauges: false,
+        countJobEvents: false,
+        statusPage: false,
+        readiness: [{ name: 'renderer', check: async () => (state === 'ready' ? true : state === 'loading' ? 'the renderer is still loading' : 'the worker is shutting down') }],
+      },
+      registry,
+    ).catch(async (error: unknown) => {
+      await db.close();
+      throw error;
+    });
+  }
   const renderer = await loadRenderer(spec, config.abortGraceMs).catch(async (error: unknown) => {
+    await ops?.stop();
     await db.close();
     throw error;
   });
   const worker = await startWorker({
     farm: { db, config },
-    renderer,
+    renderer: renderMetrics(registry).wrap(renderer),
     concurrency: spec.threads,
-    id: process.env.BLENDFARM_WORKER_ID || undefined,
+    id: workerId,
+    log: lineLogger(logger),
   });
+  state = 'ready';
   console.log(`[worker ${worker.id}] database: ${db.location}; renderer: ${spec.module}`);
 
   let signals = 0;
   const shutdown = (signal: NodeJS.Signals): void => {
     signals++;
     console.log(`[worker ${worker.id}] ${signal}: ${signals === 1 ? `finishing running jobs (up to ${graceSeconds} s)` : 'handing jobs back now'}`);
+    state = 'stopping';
     const stopping = worker.stop(signals === 1 ? 'finish' : 'release', graceSeconds * 1000);
     if (signals > 1) return;
     void stopping
       .then(() => renderer.close())
+      .then(() => ops?.stop())
       .then(() => db.close())
       .then(
         () => process.exit(0),
