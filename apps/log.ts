@@ -98,7 +98,8 @@ export function fieldsOf(line: string): { workerId?: string; jobId?: number; att
 export function lineLogger(logger: Logger, defaults: Record<string, unknown> = {}): (line: string) => void {
   return (line) => {
     const text = line.replace(/^\[[^\]]+\]\s*/, (prefix) => (/^\[worker /.test(prefix) ? '' : prefix));
-    const fields = { ...defaults, ...fieldsOf(line) };
+    const bound = logger.bindings();
+    const fields = Object.fromEntries(Object.entries({ ...defaults, ...fieldsOf(line) }).filter(([key]) => !(key in bound)));
     if (/\b(failed|error|could not)\b/i.test(line)) logger.warn(fields, text);
     else logger.info(fields, text);
   };
@@ -108,6 +109,7 @@ export function lineLogger(logger: Logger, defaults: Record<string, unknown> = {
 export function routeConsole(logger: Logger): void {
   console.log = (...args: unknown[]) => lineLogger(logger)(format(...args));
   console.info = console.log;
-  console.warn = (...args: unknown[]) => logger.warn(fieldsOf(format(...args)), format(...args));
-  console.error = (...args: unknown[]) => logger.error(fieldsOf(format(...args)), format(...args));
+  const fields = (text: string) => Object.fromEntries(Object.entries(fieldsOf(text)).filter(([key]) => !(key in logger.bindings())));
+  console.warn = (...args: unknown[]) => logger.warn(fields(format(...args)), format(...args));
+  console.error = (...args: unknown[]) => logger.error(fields(format(...args)), format(...args));
 }
