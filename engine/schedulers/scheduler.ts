@@ -10,9 +10,6 @@
 
 export type Sample = Float32Array | Float64Array;
 
-/** The schedulers the engine has; derived from the one registry in ./index.ts. */
-export type { SchedulerKind } from './index.ts';
-import type { SchedulerKind } from './index.ts';
 
 export type BetaSchedule = 'linear' | 'scaled_linear' | 'squaredcos_cap_v2';
 export type PredictionType = 'epsilon' | 'v_prediction' | 'sample';
@@ -85,7 +82,8 @@ export interface StepResult {
 }
 
 export interface Scheduler {
-  readonly kind: SchedulerKind;
+  /** The registry's name for it (a SchedulerKind, see ./index.ts; typed as a string here so this file needs nothing from the registry). */
+  readonly kind: string;
   readonly config: ResolvedSchedulerConfig;
   /** Timesteps to feed the UNet, in order; empty until setTimesteps. */
   readonly timesteps: number[];
