@@ -11,6 +11,7 @@ import { type Queryable, type Transaction, queryRows } from '../db/client.ts';
 import { budgetLedger, guilds, jobs, type LedgerKind } from '../db/schema.ts';
 import type { FarmConfig, FarmContext } from './config.ts';
 import { FarmError } from './errors.ts';
+import { checkId } from './ids.ts';
 import { ACTIVE_STATUSES } from './types.ts';
 
 export interface BudgetContext {
@@ -163,6 +164,7 @@ export async function getBudget(farm: FarmContext, userId: string, context: Budg
 
 /** Operator grant (negative to take seconds away, never below zero). Returns the new balance. */
 export async function grantBudget(farm: FarmContext, userId: string, gpuSeconds: number, note?: string): Promise<number> {
+  checkId('user id', userId);
   if (!Number.isFinite(gpuSeconds) || gpuSeconds === 0) throw new FarmError('invalid_params', `A grant must be a non-zero number of GPU-seconds (got ${gpuSeconds}).`);
   return farm.db.db.transaction(async (tx) => {
     const user = await lockUser(tx, userId, await resolveLimits(tx, farm.config));

@@ -1,7 +1,12 @@
 // Job events: every state change is written to job_events and published with pg_notify in the
 // same transaction, so a listener is told exactly about committed changes. Progress is only
-// published (it changes too often to keep). Listeners get typed events through onJobEvent;
-// NOTIFY is best-effort (a reconnecting listener can miss some), so the row stays the truth.
+// published (it changes too often to keep). NOTIFY is best-effort (a reconnecting listener can
+// miss some), so the row stays the truth.
+//
+// Payloads are ids only, small by construction: job id, event type, status, attempt, time —
+// never user ids, prompts, errors or progress, which live in the job row (getJob). Postgres
+// refuses NOTIFY payloads over 8000 bytes, and a refused NOTIFY fails its whole transaction:
+// one job with a long field must not stop the queue.
 import { sql } from 'drizzle-orm';
 import { type FarmDb, type Queryable } from '../db/client.ts';
 import type { JobStatus } from '../db/schema.ts';
@@ -22,24 +27,23 @@ export const JOB_EVENT_TYPES = [
 ] as const;
 export type JobEventType = (typeof JOB_EVENT_TYPES)[number];
 
+/** What a listener is told; read the job (getJob) for anything else. */
 export interface JobEvent {
   jobId: number;
-  userId: string;
   type: JobEventType;
   status: JobStatus;
   attempt: number;
-  workerId?: string;
-  /** progress events: the renderer's report without the preview image. */
-  progress?: Omit<JobProgress, 'preview'>;
-  error?: string;
   /** ISO time of the database transaction. */
   at: string;
 }
 
-export type JobEventHandler = (event: JobEvent) => void;
+/**
+ * The largest payload an event can have: fixed fields, a job id, an attempt number and a
+ * timestamp (tested against real payloads). Far below Postgres' 8000-byte limit.
+ */
+export const MAX_EVENT_PAYLOAD_BYTES = 200;
 
-/** NOTIFY payloads are capped at 8000 bytes; error texts are cut well below that. */
-const MAX_ERROR_IN_PAYLOAD = 1000;
+export type JobEventHandler = (event: JobEvent) => void;
 
 export function withoutPreview(progress: JobProgress | null | undefined): Omit<JobProgress, 'preview'> | undefined {
   if (!progress) return undefined;
@@ -47,6 +51,7 @@ export function withoutPreview(progress: JobProgress | null | undefined): Omit<J
   return rest;
 }
 
+/** The job's state at the event; stored in job_events.data, only the ids are published. */
 export interface EventFields {
   jobId: number;
   userId: string;
@@ -57,30 +62,35 @@ export interface EventFields {
   error?: string | null;
 }
 
-function payloadOf(type: JobEventType, fields: EventFields): Omit<JobEvent, 'at'> {
-  const event: Omit<JobEvent, 'at'> = { jobId: fields.jobId, userId: fields.userId, type, status: fields.status, attempt: fields.attempt };
-  if (fields.workerId) event.workerId = fields.workerId;
+/** Everything about the event, for the job_events row (no size limit there). */
+function storedData(type: JobEventType, fields: EventFields): Record<string, unknown> {
+  const data: Record<string, unknown> = { jobId: fields.jobId, userId: fields.userId, type, status: fields.status, attempt: fields.attempt };
+  if (fields.workerId) data.workerId = fields.workerId;
   const progress = withoutPreview(fields.progress);
-  if (progress) event.progress = progress;
-  if (fields.error) event.error = fields.error.slice(0, MAX_ERROR_IN_PAYLOAD);
-  return event;
+  if (progress) data.progress = progress;
+  if (fields.error) data.error = fields.error;
+  return data;
+}
+
+/** The NOTIFY payload: ids only (see the top of this file). */
+export function eventPayload(type: JobEventType, fields: Pick<EventFields, 'jobId' | 'status' | 'attempt'>): Omit<JobEvent, 'at'> {
+  return { jobId: fields.jobId, type, status: fields.status, attempt: fields.attempt };
 }
 
 /** Stores the event and publishes it; call inside the transaction that made the change. */
 export async function recordEvent(q: Queryable, type: JobEventType, fields: EventFields, data: Record<string, unknown> = {}): Promise<void> {
-  const payload = payloadOf(type, fields);
   await q.execute(sql`
     with stored as (
-      insert into job_events (job_id, type, data) values (${fields.jobId}, ${type}, ${JSON.stringify({ ...payload, ...data })}::jsonb)
+      insert into job_events (job_id, type, data) values (${fields.jobId}, ${type}, ${JSON.stringify({ ...storedData(type, fields), ...data })}::jsonb)
       returning created_at
     )
-    select pg_notify(${JOB_EVENTS_CHANNEL}, (${JSON.stringify(payload)}::jsonb || jsonb_build_object('at', stored.created_at))::text)
+    select pg_notify(${JOB_EVENTS_CHANNEL}, (${JSON.stringify(eventPayload(type, fields))}::jsonb || jsonb_build_object('at', stored.created_at))::text)
     from stored`);
 }
 
 /** Publishes without storing (progress). */
 export async function publishEvent(q: Queryable, type: JobEventType, fields: EventFields): Promise<void> {
-  await q.execute(sql`select pg_notify(${JOB_EVENTS_CHANNEL}, (${JSON.stringify(payloadOf(type, fields))}::jsonb || jsonb_build_object('at', now()))::text)`);
+  await q.execute(sql`select pg_notify(${JOB_EVENTS_CHANNEL}, (${JSON.stringify(eventPayload(type, fields))}::jsonb || jsonb_build_object('at', now()))::text)`);
 }
 
 export function parseJobEvent(payload: string): JobEvent | undefined {

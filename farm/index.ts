@@ -9,6 +9,7 @@ import { countRefusals } from './metrics.ts';
 export { type FarmDb, type OpenDatabaseOptions, openDatabase, DEFAULT_PGLITE_DIR, IN_MEMORY } from '../db/client.ts';
 export { DataDirLockedError } from '../db/pglite-lock.ts';
 export { describeDbError, isConnectionError, loggableError } from '../db/errors.ts';
+export { MAX_ID_LENGTH, InvalidIdError, checkId } from './ids.ts';
 export { type FarmConfig, type FarmConfigOverrides, type FarmContext, DEFAULT_FARM_CONFIG, loadFarmConfig } from './config.ts';
 export * from './types.ts';
 export * from './errors.ts';

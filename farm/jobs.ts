@@ -9,6 +9,7 @@ import type { FarmContext } from './config.ts';
 import { estimateGpuSeconds } from './cost.ts';
 import { ActiveJobLimitError, BudgetExceededError, FarmError, InvalidJobStateError, JobNotFoundError, NoCapableWorkerError } from './errors.ts';
 import { recordEvent } from './events.ts';
+import { checkRequestIds } from './ids.ts';
 import { type JobParams, outputPixels, parseJobParams } from './job-params.ts';
 import { type Artifact, type Job, jobFromRow, secondsToMs, TERMINAL_STATUSES } from './types.ts';
 import { findCapableWorkers } from './worker-registry.ts';
@@ -39,6 +40,7 @@ export interface SubmitJobInput {
  * the same transaction that inserts the job; a job that does not fit is refused with the numbers.
  */
 export async function submitJob(farm: FarmContext, input: SubmitJobInput): Promise<Job> {
+  checkRequestIds(input);
   const params = parseJobParams(input.kind, input.params);
   const parentJobId = input.parentJobId ?? null;
   if (FOLLOW_UP_KINDS.includes(input.kind) && parentJobId === null) {
@@ -260,6 +262,7 @@ export interface JobMessageFields {
 
 /** Remembers where the job's Discord message lives (set once the bot has posted it). */
 export async function setJobMessage(farm: FarmContext, jobId: number, fields: JobMessageFields): Promise<void> {
+  checkRequestIds({ channelId: fields.channelId, messageId: fields.messageId });
   const rows = await farm.db.db.update(jobs).set(fields).where(eq(jobs.id, jobId)).returning({ id: jobs.id });
   if (rows.length === 0) throw new JobNotFoundError(jobId);
 }

@@ -18,7 +18,7 @@ import { type Transaction, queryRows } from '../db/client.ts';
 import { artifacts, jobs } from '../db/schema.ts';
 import { addLedgerEntry } from './budget.ts';
 import type { FarmContext } from './config.ts';
-import { JOB_EVENTS_CHANNEL, recordEvent, type EventFields } from './events.ts';
+import { JOB_EVENTS_CHANNEL, eventPayload, recordEvent, type EventFields } from './events.ts';
 import { type ClaimedJob, claimedJobFromRow, type JobProgress, jobRowFromJson, secondsToMs, type WorkerCapabilities } from './types.ts';
 
 /** A claimed job's identity as far as lease-conditional writes are concerned. */
@@ -103,8 +103,7 @@ export async function claimJob(farm: FarmContext, workerId: string, capabilities
     )
     select row_to_json(claimed) as job,
            pg_notify(${JOB_EVENTS_CHANNEL}, json_build_object(
-             'jobId', id, 'userId', user_id, 'type', 'claimed', 'status', 'running',
-             'attempt', attempts, 'workerId', worker_id, 'at', now())::text)
+             'jobId', id, 'type', 'claimed', 'status', 'running', 'attempt', attempts, 'at', now())::text) -- ids only: farm/events.ts
     from claimed`,
   );
   return row ? claimedJobFromRow(jobRowFromJson(row.job)) : undefined;
@@ -130,10 +129,8 @@ export async function renewLeases(farm: FarmContext, workerId: string, leaseToke
 
 /** Stores and publishes progress (also renews the lease). False: the lease is gone, stop. */
 export async function reportProgress(farm: FarmContext, lease: Lease, workerId: string, progress: JobProgress): Promise<boolean> {
-  const { preview: _preview, ...rest } = progress;
-  // NOTIFY payloads are limited to 8000 bytes; an oversized report is published as its core.
-  const published = JSON.stringify(rest).length > 4000 ? { stage: String(progress.stage).slice(0, 100), fraction: progress.fraction } : rest;
-  const payload = { jobId: lease.id, userId: lease.userId, type: 'progress', status: 'running', attempt: lease.attempt, workerId, progress: published };
+  // Ids only (farm/events.ts): listeners read the progress from the row.
+  const payload = eventPayload('progress', { jobId: lease.id, status: 'running', attempt: lease.attempt });
   const rows = await queryRows<{ id: number }>(
     farm.db.db,
     sql`

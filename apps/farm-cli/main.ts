@@ -211,8 +211,12 @@ export async function runCli(argv: string[], io: CliIo = {}): Promise<number> {
           timeoutMs: timeout === undefined ? undefined : timeout * 1000,
           onEvent: (event) => {
             if (json) return;
-            if (event.type === 'progress' && event.progress) err(`job ${job.id}: ${Math.round(event.progress.fraction * 100)}% ${event.progress.stage}`);
-            else if (event.type !== 'progress') err(`job ${job.id}: ${event.type}${event.error ? ` (${event.error})` : ''}`);
+            if (event.type !== 'progress' && event.type !== 'retrying') return err(`job ${job.id}: ${event.type}`);
+            // Events carry ids only: the progress and the error are in the row.
+            void getJob(farm, job.id).then((row) => {
+              if (event.type === 'progress' && row?.progress) err(`job ${job.id}: ${Math.round(row.progress.fraction * 100)}% ${row.progress.stage}`);
+              else if (event.type === 'retrying') err(`job ${job.id}: retrying${row?.error ? ` (${row.error})` : ''}`);
+            }, () => {});
           },
         });
         const artifact = await getArtifact(farm, finished.id);

@@ -76,11 +76,11 @@ describe.each(BACKENDS)('workers on %s', (backend) => {
     await until(() => events.some((e) => e.jobId === job.id && e.type === 'done'));
     const mine = events.filter((e) => e.jobId === job.id);
     expect(mine.map((e) => e.type).filter((t) => t !== 'progress')).toEqual(['queued', 'claimed', 'done']);
-    const progress = mine.filter((e) => e.type === 'progress').map((e) => e.progress?.fraction);
+    // Events carry ids only; the progress and the worker are in the row (checked above).
+    const progress = mine.filter((e) => e.type === 'progress');
     expect(progress.length).toBeGreaterThanOrEqual(1);
-    expect(progress).toEqual([...progress].sort((a, b) => (a ?? 0) - (b ?? 0)));
-    expect(progress.every((f) => f !== undefined && f > 0 && f <= 1)).toBe(true);
-    expect(mine.find((e) => e.type === 'claimed')?.workerId).toBe('w-e2e');
+    expect(progress.every((e) => e.status === 'running' && e.attempt === 1)).toBe(true);
+    expect(mine.find((e) => e.type === 'claimed')).toMatchObject({ status: 'running', attempt: 1 });
     const [registered] = (await listWorkers(farm)).filter((w) => w.id === 'w-e2e');
     expect(registered).toMatchObject({ online: false, capabilities: { models: ['e2e'], executionProvider: 'fake' } });
   });
