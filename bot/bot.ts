@@ -1,13 +1,17 @@
 /**
  * The Discord side: a discord.js client with only the intents the features need (slash commands
  * and buttons need none beyond Guilds; 🔍/🔁 need guild message reactions; no message content),
- * routing interactions to the handlers, and the messenger that keeps job messages up to date.
+ * routing interactions to the handlers (commands/, one file per command; components/ for buttons,
+ * forms and reactions), and the messenger that keeps job messages up to date (delivery.ts).
+ * The farm and the bot's settings are handed in by the entry point (apps/bot/main.ts).
  */
 import { Client, Events, GatewayIntentBits, MessageFlags, Partials, type Interaction } from 'discord.js';
-import type { FarmContext } from '../farm/config.ts';
+import type { FarmContext } from '../farm/index.ts';
 import type { BotContext } from './context.ts';
 import { commandsByName } from './commands/index.ts';
-import { handleButton, handleModal, handleReaction } from './buttons.ts';
+import { handleButton } from './components/buttons.ts';
+import { handleForm } from './components/forms.ts';
+import { handleReaction } from './components/reactions.ts';
 import { JobMessenger, type MessengerOptions } from './delivery.ts';
 import { userMessage } from './errors.ts';
 import { refuse } from './submit.ts';
@@ -80,7 +84,7 @@ async function route(interaction: Interaction, ctx: BotContext): Promise<void> {
     } else if (interaction.isButton()) {
       await handleButton(interaction, ctx);
     } else if (interaction.isModalSubmit()) {
-      await handleModal(interaction, ctx);
+      await handleForm(interaction, ctx);
     }
   } catch (err) {
     const text = userMessage(err, ctx.log);

@@ -1,5 +1,5 @@
 import type { ChatInputCommandInteraction, SlashCommandBuilder, SlashCommandOptionsOnlyBuilder, SlashCommandSubcommandsOnlyBuilder } from 'discord.js';
-import type { FarmContext } from '../farm/config.ts';
+import type { FarmContext } from '../farm/index.ts';
 
 export interface BotContext {
   farm: FarmContext;

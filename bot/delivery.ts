@@ -8,20 +8,29 @@
  * finished job is claimed and marked delivered in the database, so it is posted once even with
  * several bot processes, and a restarted bot posts what finished while it was down.
  */
-import { ActionRowBuilder, ButtonBuilder, ButtonStyle, DiscordAPIError, Routes, type Client } from 'discord.js';
+import { DiscordAPIError, Routes, type Client } from 'discord.js';
 import type { RawFile } from '@discordjs/rest';
-import type { FarmContext } from '../farm/config.ts';
-import { claimDelivery, getArtifact, getJob, listUndelivered, markDelivered } from '../farm/jobs.ts';
-import { onJobEvent, type JobEvent } from '../farm/events.ts';
-import { queuePosition } from '../farm/queue.ts';
-import type { Artifact, Job } from '../farm/types.ts';
-import { buttonId } from './custom-id.ts';
-import { doneText, failedText, progressText, queuedText } from './format.ts';
-import { cancelRow } from './submit.ts';
+import {
+  claimDelivery,
+  getArtifact,
+  getJob,
+  listUndelivered,
+  markDelivered,
+  onJobEvent,
+  queuePosition,
+  TERMINAL_STATUSES,
+  type Artifact,
+  type FarmContext,
+  type Job,
+  type JobEvent,
+} from '../farm/index.ts';
+import { cancelRow, finishedRow } from './components/rows.ts';
+import { doneText, failedText, progressText, queuedText, withWholeMovie } from './format.ts';
 import { shrinkVideo } from './shrink.ts';
 
+/** Discord's upload limit for a server without boosts; used when a job carries no limit of its own. */
 export const DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024;
-const TERMINAL = new Set(['done', 'failed', 'cancelled']);
+const TERMINAL = new Set<string>(TERMINAL_STATUSES);
 
 export interface MessengerOptions {
   /** Minimum time between two progress edits of one message. */
@@ -29,23 +38,15 @@ export interface MessengerOptions {
   /** Name of this bot process in delivery claims. */
   claimant?: string;
   log?: (message: string) => void;
-  /** Seconds before a delivery that failed on Discord's side is tried again. */
+  /** Wait before a failed delivery is tried again, times the attempt number (five attempts at most). */
   retryDelayMs?: number;
 }
 
 interface MessagePayload {
   content: string;
-  components: ReturnType<ActionRowBuilder<ButtonBuilder>['toJSON']>[];
+  components: ReturnType<ReturnType<typeof cancelRow>['toJSON']>[];
   embeds?: Array<Record<string, unknown>>;
   files?: RawFile[];
-}
-
-export function finishedRow(jobId: number): ActionRowBuilder<ButtonBuilder> {
-  return new ActionRowBuilder<ButtonBuilder>().addComponents(
-    new ButtonBuilder().setCustomId(buttonId('upscale', jobId)).setLabel('Upscale').setEmoji('🔍').setStyle(ButtonStyle.Primary),
-    new ButtonBuilder().setCustomId(buttonId('reroll', jobId)).setLabel('Re-roll').setEmoji('🔁').setStyle(ButtonStyle.Secondary),
-    new ButtonBuilder().setCustomId(buttonId('extend', jobId)).setLabel('Extend').setEmoji('➕').setStyle(ButtonStyle.Secondary),
-  );
 }
 
 export class JobMessenger {
@@ -57,6 +58,7 @@ export class JobMessenger {
   private readonly editIntervalMs: number;
   private readonly claimant: string;
   private readonly log: (m: string) => void;
+  private readonly retryDelayMs: number;
 
   constructor(
     private readonly client: Client,
@@ -68,7 +70,6 @@ export class JobMessenger {
     this.log = opts.log ?? ((m) => console.log(m));
     this.retryDelayMs = opts.retryDelayMs ?? 30_000;
   }
-  private readonly retryDelayMs: number;
 
   async start(): Promise<void> {
     this.unlisten = await onJobEvent(this.farm.db, (e) => this.onEvent(e));
@@ -102,9 +103,10 @@ export class JobMessenger {
   }
 
   private async editProgress(jobId: number): Promise<void> {
-    const job = await getJob(this.farm, jobId);
-    if (!job || TERMINAL.has(job.status) || !job.messageId || this.stopped) return;
+    const stored = await getJob(this.farm, jobId);
+    if (!stored || TERMINAL.has(stored.status) || !stored.messageId || this.stopped) return;
     this.lastEdit.set(jobId, Date.now());
+    const job = await withWholeMovie(this.farm, stored);
     let payload: MessagePayload;
     if (job.status === 'queued') {
       payload = { content: queuedText(job, await queuePosition(this.farm, job.id)), components: [cancelRow(job.id).toJSON()] };
@@ -128,10 +130,11 @@ export class JobMessenger {
     if (timer) clearTimeout(timer);
     this.timers.delete(jobId);
     try {
-      const job = await getJob(this.farm, jobId);
-      if (!job || !TERMINAL.has(job.status) || job.deliveredAt) return;
+      const stored = await getJob(this.farm, jobId);
+      if (!stored || !TERMINAL.has(stored.status) || stored.deliveredAt) return;
       if (!(await claimDelivery(this.farm, jobId, this.claimant))) return;
-      if (job.messageId || job.channelId) {
+      if (stored.messageId || stored.channelId) {
+        const job = await withWholeMovie(this.farm, stored);
         if (job.status === 'done') {
           const artifact = await getArtifact(this.farm, jobId);
           if (!artifact) throw new Error(`job ${jobId} is done but has no stored video`);

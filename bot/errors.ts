@@ -4,19 +4,27 @@
  */
 import { randomBytes } from 'node:crypto';
 import { loggableError } from '../farm/index.ts';
-import { FarmError } from '../farm/errors.ts';
-import { JobParamsError } from '../farm/job-params.ts';
-import { UserInputError } from './options.ts';
+import { FarmError, JobParamsError } from '../farm/index.ts';
 
-export function userMessage(err: unknown, log: (msg: string) => void = console.error): string {
+/** Input the bot itself cannot map onto a request (e.g. a size choice it does not know). */
+export class UserInputError extends Error {
+  override name = 'UserInputError';
+}
+
+/**
+ * The message for `err`. `optionNames` maps the farm's field names (the first words of a
+ * JobParamsError issue, e.g. "durationSeconds" or "prompt 1") to the Discord option a member
+ * typed, so a refusal names what they can fix.
+ */
+export function userMessage(err: unknown, log: (msg: string) => void = console.error, optionNames: Readonly<Record<string, string>> = {}): string {
   if (err instanceof UserInputError) return err.message;
-  if (err instanceof JobParamsError) return `That request can't be rendered: ${err.issues.join('; ')}.`;
+  if (err instanceof JobParamsError) return `That request can't be rendered: ${err.issues.map((issue) => nameOption(issue, optionNames)).join('; ')}.`;
   if (err instanceof FarmError) {
     switch (err.code) {
       case 'no_capable_worker':
         return /No render worker is online/.test(err.message)
           ? 'No render worker is online right now, so nothing would start. Try again in a few minutes (server admins: start one with `npm run worker`).'
-          : `${err.message}`;
+          : err.message;
       case 'budget_exceeded':
       case 'too_many_active_jobs':
       case 'not_found':
@@ -28,4 +36,12 @@ export function userMessage(err: unknown, log: (msg: string) => void = console.e
   const ref = randomBytes(4).toString('hex');
   log(`[bot] unexpected error (ref ${ref}): ${loggableError(err)}`);
   return `Something went wrong on our side (reference \`${ref}\`). Please try again; if it keeps happening, tell a server admin the reference.`;
+}
+
+/** "durationSeconds must be …" -> "`duration` must be …" when the field has an option name. */
+function nameOption(issue: string, optionNames: Readonly<Record<string, string>>): string {
+  const field = Object.keys(optionNames)
+    .sort((a, b) => b.length - a.length)
+    .find((f) => issue.startsWith(`${f} `));
+  return field === undefined ? issue : `\`${optionNames[field]}\`${issue.slice(field.length)}`;
 }

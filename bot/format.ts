@@ -1,5 +1,9 @@
-/** How a job looks in Discord at each stage: queued, rendering, finished, failed. */
-import type { Job, JobProgress } from '../farm/types.ts';
+/**
+ * How a job looks in Discord at each stage: queued, rendering, finished, failed. The texts take the
+ * job with the prompts of the whole movie it makes (withWholeMovie), which for an extension
+ * includes the movie it continues.
+ */
+import { parentMovieParams, type FarmContext, type Job, type JobProgress } from '../farm/index.ts';
 
 export const BAR_WIDTH = 16;
 
@@ -14,13 +18,23 @@ export function duration(seconds: number): string {
   return s >= 60 ? `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, '0')}s` : `${s}s`;
 }
 
+/**
+ * The job as its messages show it. An extension's parameters list only its new prompts and seeds
+ * (it continues its parent's movie), so it is shown with those of the whole movie.
+ */
+export async function withWholeMovie(farm: FarmContext, job: Job): Promise<Job> {
+  return job.kind === 'extend' ? { ...job, params: await parentMovieParams(farm, job) } : job;
+}
+
+const KIND_LABELS: Record<Job['kind'], string> = { blend: 'Blend', movie: 'Movie', upscale: 'Upscale', reroll: 'Re-roll', extend: 'Extension' };
+
 /** Prompts as a title, shortened so a 16-prompt movie still fits a message. */
-export function title(job: Pick<Job, 'id' | 'kind' | 'params'>): string {
+export function title(job: Pick<Job, 'id' | 'kind' | 'params' | 'parentJobId'>): string {
   const shorten = (p: string) => (p.length > 80 ? `${p.slice(0, 77)}…` : p);
   const prompts = job.params.prompts.map(shorten);
   const chain = prompts.length > 4 ? `${prompts.slice(0, 2).join(' → ')} → … → ${prompts.at(-1)}` : prompts.join(' → ');
-  const label = { blend: 'Blend', movie: 'Movie', upscale: 'Upscale', reroll: 'Re-roll', extend: 'Extension' }[job.kind];
-  return `**${label}** #${job.id}: ${escapeMarkdown(chain)}`;
+  const of = job.kind === 'extend' && job.parentJobId !== null ? ` of #${job.parentJobId}` : '';
+  return `**${KIND_LABELS[job.kind]}** #${job.id}${of}: ${escapeMarkdown(chain)}`;
 }
 
 export function escapeMarkdown(text: string): string {

@@ -1,27 +1,33 @@
 /**
- * Turning an acknowledged interaction into a queued job and its message. The interaction is
- * deferred before this runs (Discord wants an answer within 3 s, whatever the database does);
- * refusals replace the public "thinking…" with a message only the user sees.
+ * From an interaction to a queued job and its message. A new render (/blend, /movie, the movie
+ * form) is checked with the farm's parseJobParams before the interaction is answered, so a typo gets
+ * a private reply at once; then the interaction is deferred (Discord wants an answer within 3 s,
+ * whatever the database does) and the job submitted. Follow-ups (buttons, the extend form) go
+ * through the farm's submitFollowUp. Later refusals replace the public "thinking…" with a message
+ * only the user sees.
  */
-import { ActionRowBuilder, ButtonBuilder, ButtonStyle, type RepliableInteraction, MessageFlags, GuildMember } from 'discord.js';
-import { submitJob, setJobMessage } from '../farm/jobs.ts';
-import { queuePosition } from '../farm/queue.ts';
-import { getGuildSettings } from '../farm/guilds.ts';
-import type { RenderChoices } from './options.ts';
-import { LIMITS } from '../farm/job-params.ts';
-import type { JobKind } from '../db/schema.ts';
-import type { Job } from '../farm/types.ts';
+import { GuildMember, MessageFlags, type ChatInputCommandInteraction, type ModalSubmitInteraction, type RepliableInteraction } from 'discord.js';
+import {
+  LIMITS,
+  parseJobParams,
+  queuePosition,
+  setJobMessage,
+  submitFollowUp,
+  submitJob,
+  type FollowUpKind,
+  type FollowUpOptions,
+  type Job,
+  type JobParamsInput,
+  type SubmitJobInput,
+} from '../farm/index.ts';
 import type { BotContext } from './context.ts';
-import { buttonId } from './custom-id.ts';
+import { cancelRow } from './components/rows.ts';
 import { userMessage } from './errors.ts';
-import { queuedText } from './format.ts';
+import { queuedText, withWholeMovie } from './format.ts';
+import { OPTION_NAMES, serverDefaults, toJobParamsInput, withServerDefaults, type RenderOptions } from './render-options.ts';
 
 /** Interaction tokens stop working 15 minutes after the interaction. */
 export const INTERACTION_TOKEN_LIFETIME_MS = 15 * 60 * 1000;
-
-export function cancelRow(jobId: number): ActionRowBuilder<ButtonBuilder> {
-  return new ActionRowBuilder<ButtonBuilder>().addComponents(new ButtonBuilder().setCustomId(buttonId('cancel', jobId)).setLabel('Cancel').setStyle(ButtonStyle.Secondary));
-}
 
 /**
  * A refusal, seen only by the user. After a public deferral the first follow-up would take over the
@@ -40,43 +46,66 @@ export async function refuse(interaction: RepliableInteraction, text: string): P
   }
 }
 
-/** The server's render defaults (empty outside servers or when none are set). */
-export async function serverDefaults(ctx: BotContext, guildId: string | null): Promise<RenderChoices> {
-  return guildId ? (await getGuildSettings(ctx.farm, guildId)).defaults : {};
+/** Render to fit what this server accepts as an upload (Discord sends the limit with the interaction). */
+export function uploadLimit(interaction: Pick<RepliableInteraction, 'attachmentSizeLimit'>): Pick<JobParamsInput, 'maxBytes'> {
+  const limit = interaction.attachmentSizeLimit;
+  if (!Number.isInteger(limit) || limit <= 0) return {};
+  return { maxBytes: Math.min(Math.max(limit, LIMITS.maxBytes.min), LIMITS.maxBytes.max) };
 }
 
-export async function submitFromInteraction(
-  interaction: RepliableInteraction,
+/**
+ * A new blend or movie from a member's options. `promptNames` names the prompt fields after the
+ * command's options in refusals (e.g. "prompt 1" -> "from").
+ */
+export async function submitRender(
+  interaction: ChatInputCommandInteraction | ModalSubmitInteraction,
   ctx: BotContext,
-  kind: JobKind,
-  params: unknown,
-  parentJobId?: number,
-): Promise<Job | undefined> {
+  kind: 'blend' | 'movie',
+  prompts: string[],
+  options: RenderOptions,
+  promptNames: Readonly<Record<string, string>> = {},
+): Promise<void> {
+  const names = { ...OPTION_NAMES, ...promptNames };
+  const limit = uploadLimit(interaction);
+  try {
+    // The farm's validator (pure and cheap) on what the member typed, before answering; submitJob
+    // runs it again with the server's defaults filled in.
+    parseJobParams(kind, { ...toJobParamsInput(prompts, options), ...limit });
+  } catch (err) {
+    await refuse(interaction, userMessage(err, ctx.log, names));
+    return;
+  }
+  await interaction.deferReply();
+  await submitAndPost(interaction, ctx, names, async (fields) => {
+    const params = { ...toJobParamsInput(prompts, withServerDefaults(options, await serverDefaults(ctx.farm, interaction.guildId))), ...limit };
+    return submitJob(ctx.farm, { ...fields, kind, params });
+  });
+}
+
+/** A re-roll, upscale or extension of `parentJobId`, asked for by a deferred interaction. */
+export async function submitFollowUpRender(interaction: RepliableInteraction, ctx: BotContext, kind: FollowUpKind, parentJobId: number, options?: FollowUpOptions): Promise<void> {
+  await submitAndPost(interaction, ctx, {}, (fields) => submitFollowUp(ctx.farm, { ...fields, kind, parentJobId, options }));
+}
+
+type InteractionFields = Omit<SubmitJobInput, 'kind' | 'params' | 'parentJobId'>;
+
+async function submitAndPost(interaction: RepliableInteraction, ctx: BotContext, names: Readonly<Record<string, string>>, submit: (fields: InteractionFields) => Promise<Job>): Promise<void> {
   let job: Job;
   try {
-    // Render to fit what this server accepts as an upload (Discord sends the limit with the interaction).
-    const limit = interaction.attachmentSizeLimit;
-    if (typeof params === 'object' && params !== null && Number.isInteger(limit) && limit > 0) {
-      params = { ...(params as Record<string, unknown>), maxBytes: Math.min(limit, LIMITS.maxMaxBytes) };
-    }
     const member = interaction.member instanceof GuildMember ? interaction.member : undefined;
-    job = await submitJob(ctx.farm, {
-      kind,
+    job = await submit({
       userId: interaction.user.id,
-      params,
       guildId: interaction.guildId,
       channelId: interaction.channelId,
       interactionToken: interaction.token,
       interactionExpiresAt: new Date(interaction.createdTimestamp + INTERACTION_TOKEN_LIFETIME_MS),
       roleIds: member ? [...member.roles.cache.keys()] : [],
-      parentJobId: parentJobId ?? null,
       requireCapableWorker: true,
     });
   } catch (err) {
-    await refuse(interaction, userMessage(err, ctx.log));
-    return undefined;
+    await refuse(interaction, userMessage(err, ctx.log, names));
+    return;
   }
-  const message = await interaction.editReply({ content: queuedText(job, await queuePosition(ctx.farm, job.id)), components: [cancelRow(job.id)] });
+  const message = await interaction.editReply({ content: queuedText(await withWholeMovie(ctx.farm, job), await queuePosition(ctx.farm, job.id)), components: [cancelRow(job.id)] });
   await setJobMessage(ctx.farm, job.id, { messageId: message.id, channelId: message.channelId });
-  return job;
 }

@@ -1,8 +1,7 @@
 import { MessageFlags, SlashCommandBuilder, type ChatInputCommandInteraction, GuildMember } from 'discord.js';
-import { getBudget } from '../../farm/budget.ts';
-import { listJobs } from '../../farm/jobs.ts';
+import { getBudget, listJobs } from '../../farm/index.ts';
 import type { BotContext, Command } from '../context.ts';
-import { duration, title } from '../format.ts';
+import { duration, title, withWholeMovie } from '../format.ts';
 import { userMessage } from '../errors.ts';
 
 export const budget: Command = {
@@ -18,7 +17,7 @@ export const budget: Command = {
         `**${b.balanceGpuSeconds.toFixed(1)} GPU-seconds** available (${b.heldGpuSeconds.toFixed(1)} held by your active jobs).`,
         `Refills to ${b.refillGpuSeconds} every ${duration(b.refillPeriodSeconds)}; next refill <t:${Math.floor(b.nextRefillAt.getTime() / 1000)}:R>${refillIn <= 0 ? ' (on your next request)' : ''}.`,
         `Active jobs: ${b.activeJobs} of ${b.maxActiveJobs}.`,
-        ...active.map((j) => `• ${title(j)} (${j.status})`),
+        ...(await Promise.all(active.map(async (j) => `• ${title(await withWholeMovie(ctx.farm, j))} (${j.status})`))),
       ];
       await interaction.editReply(lines.join('\n'));
     } catch (err) {

@@ -1,5 +1,5 @@
 import { MessageFlags, SlashCommandBuilder, type ChatInputCommandInteraction, type RepliableInteraction } from 'discord.js';
-import { cancelJob, getJob, listJobs } from '../../farm/jobs.ts';
+import { cancelJob, getJob, listJobs } from '../../farm/index.ts';
 import type { BotContext, Command } from '../context.ts';
 import { userMessage } from '../errors.ts';
 import { mayActOn } from '../permissions.ts';

@@ -1,7 +1,5 @@
 import { MessageFlags, SlashCommandBuilder, type ChatInputCommandInteraction } from 'discord.js';
-import { listJobs } from '../../farm/jobs.ts';
-import { listWorkers } from '../../farm/worker-registry.ts';
-import { queuePosition } from '../../farm/queue.ts';
+import { listJobs, listWorkers, queuePosition } from '../../farm/index.ts';
 import type { BotContext, Command } from '../context.ts';
 import { userMessage } from '../errors.ts';
 

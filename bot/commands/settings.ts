@@ -1,10 +1,9 @@
 import { MessageFlags, PermissionFlagsBits, SlashCommandBuilder, type ChatInputCommandInteraction } from 'discord.js';
-import { getGuildSettings, updateGuildSettings } from '../../farm/guilds.ts';
+import { getGuildSettings, updateGuildSettings } from '../../farm/index.ts';
 import type { BotContext, Command } from '../context.ts';
 import { duration } from '../format.ts';
 import { userMessage } from '../errors.ts';
-import { QUALITY_PRESETS, VIDEO_FORMATS } from '../../farm/job-params.ts';
-import { QUALITY_LABELS, SIZE_CHOICES } from '../options.ts';
+import { describeDefaults, durationOption, FARM_DEFAULTS_TEXT, formatOption, qualityOption, sizeOption } from '../render-options.ts';
 
 export const settings: Command = {
   data: new SlashCommandBuilder()
@@ -25,10 +24,10 @@ export const settings: Command = {
       s
         .setName('defaults')
         .setDescription('What /blend and /movie use when a member leaves an option out')
-        .addStringOption((o) => o.setName('quality').setDescription('Default quality').addChoices(...Object.keys(QUALITY_PRESETS).map((value) => ({ name: QUALITY_LABELS[value as keyof typeof QUALITY_LABELS], value }))))
-        .addStringOption((o) => o.setName('size').setDescription('Default frame size').addChoices(...Object.entries(SIZE_CHOICES).map(([value, c]) => ({ name: c.label, value }))))
-        .addNumberOption((o) => o.setName('duration').setDescription('Default seconds per transition').setMinValue(1).setMaxValue(30))
-        .addStringOption((o) => o.setName('format').setDescription('Default video format').addChoices(...VIDEO_FORMATS.map((f) => ({ name: f, value: f }))))
+        .addStringOption((o) => qualityOption(o, 'Default quality'))
+        .addStringOption((o) => sizeOption(o, 'Default frame size'))
+        .addNumberOption((o) => durationOption(o, 'Default seconds per transition'))
+        .addStringOption((o) => formatOption(o, 'Default video format'))
         .addBooleanOption((o) => o.setName('reset').setDescription('Forget all server defaults')),
     )
     .addSubcommand((s) =>
@@ -83,9 +82,9 @@ export const settings: Command = {
         });
       }
       const d = ctx.farm.config.budget;
-      const defaults = Object.entries(s.defaults).map(([k, v]) => `${k} ${k === 'duration' ? `${v} s` : v}`);
+      const defaults = describeDefaults(s.defaults);
       const lines = [
-        `Render defaults: ${defaults.length ? defaults.join(', ') : 'none (quality standard, square, 4 s, mp4)'}.`,
+        `Render defaults: ${defaults || `none (${FARM_DEFAULTS_TEXT})`}.`,
         `Refill: **${s.refillGpuSeconds ?? d.refillGpuSeconds}** GPU-seconds every **${duration(s.refillPeriodSeconds ?? d.refillPeriodSeconds)}**${s.refillGpuSeconds === null ? ' (farm default)' : ''}.`,
         `Max queued + running jobs per member: **${s.maxActiveJobs ?? d.maxActiveJobs}**${s.maxActiveJobs === null ? ' (farm default)' : ''}.`,
         ...Object.entries(s.roleOverrides).map(([roleId, o]) => `• <@&${roleId}>: ${o.refillGpuSeconds !== undefined ? `${o.refillGpuSeconds} GPU-s` : 'default refill'}, ${o.maxActiveJobs !== undefined ? `${o.maxActiveJobs} jobs` : 'default job limit'}`),

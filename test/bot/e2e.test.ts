@@ -5,15 +5,22 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeDiscord, buttonsOf, type FakeDiscord, type FakeUser, type StoredMessage } from '../fake-discord/index.ts';
 import { createTestDatabase, farmContext, GENEROUS_BUDGET, type TestDatabase } from '../helpers/db.ts';
-import type { FarmContext } from '../../farm/config.ts';
-import type { FarmDb } from '../../db/client.ts';
-import { createThreadRenderer, type ThreadRenderer } from '../../farm/thread-renderer.ts';
-import { startLocalWorkers, type LocalWorkers } from '../../farm/local.ts';
-import { getJob, listJobs } from '../../farm/jobs.ts';
-import { updateGuildSettings } from '../../farm/guilds.ts';
+import {
+  createThreadRenderer,
+  getJob,
+  LIMITS,
+  listJobs,
+  movieOf,
+  startLocalWorkers,
+  updateGuildSettings,
+  type FarmContext,
+  type FarmDb,
+  type LocalWorkers,
+  type ThreadRenderer,
+} from '../../farm/index.ts';
 import { startBot, BOT_INTENTS, type RunningBot } from '../../bot/bot.ts';
 import { deployCommands } from '../../apps/bot/deploy-commands.ts';
-import { probeVideo } from '../../engine/video/probe.ts';
+import { probeVideo } from '../../engine/index.ts';
 import { testModelDir } from '../../models/paths.ts';
 
 const RENDER_TIMEOUT = 90_000;
@@ -136,13 +143,13 @@ describe('/blend end to end', () => {
 });
 
 describe('refusals', () => {
-  it('an empty prompt gets a private message and no job', async () => {
+  it('an empty prompt gets a private message at once, naming the option, and no job', async () => {
     const before = (await listJobs(farm, {})).length;
     const handle = await blend(alice, { from: '   ', to: 'a dog' });
     const r = await handle.waitForResponse();
-    expect(r.type).toBe(4);
+    expect(r.type).toBe(4); // answered, not deferred: the farm's validator ran before deferring
     expect(r.ephemeral).toBe(true);
-    expect(String(r.data?.content)).toMatch(/`from` prompt is empty/);
+    expect(String(r.data?.content)).toMatch(/`from` must not be empty/);
     expect((await listJobs(farm, {})).length).toBe(before);
   });
 
@@ -213,7 +220,7 @@ describe('forms, reactions and the other commands', () => {
     const bad = fake.sendSlashCommand({ commandName: 'movie', user: alice, options: { prompts: 'only one' } });
     const r = await bad.waitForResponse();
     expect([r.type, r.ephemeral]).toEqual([4, true]);
-    expect(String(r.data?.content)).toMatch(/needs 2 to 16 prompts; you gave 1/);
+    expect(String(r.data?.content)).toMatch(new RegExp(`needs ${LIMITS.prompts.min} to ${LIMITS.prompts.max} prompts`));
   });
 
   it('Extend continues a finished movie from its last frame', async () => {
@@ -226,9 +233,13 @@ describe('forms, reactions and the other commands', () => {
     const extended = await submit.waitForOriginal(hasVideo, RENDER_TIMEOUT);
     const probe = await probeVideo(extended.attachments[0].bytes);
     expect(probe.frames).toBe(24);
+    expect(extended.content).toMatch(new RegExp(`Extension\\*\\* #\\d+ of #${parentId}: a red sunset → a green forest → a blue ocean`));
     const [job] = await listJobs(farm, { order: 'newest', limit: 1 });
-    expect([job.kind, job.parentJobId, job.params.prompts]).toEqual(['extend', parentId, ['a red sunset', 'a green forest', 'a blue ocean']]);
-    expect(job.params.seeds.slice(0, 2)).toEqual([5, 6]);
+    // The extension stores its own prompt and links its parent; the movie is both.
+    expect([job.kind, job.parentJobId, job.params.prompts]).toEqual(['extend', parentId, ['a blue ocean']]);
+    const movie = await movieOf(farm.db.db, job);
+    expect(movie.prompts).toEqual(['a red sunset', 'a green forest', 'a blue ocean']);
+    expect(movie.seeds.slice(0, 2)).toEqual([5, 6]);
   });
 
   it('🔁 on a finished video re-rolls it for its owner; a stranger’s reaction does nothing', async () => {
