@@ -5,6 +5,7 @@
  * Generator: xoshiro128** (32-bit integer ops only, exact in JS), seeded through splitmix32 from
  * the seed's low and high 32-bit halves. Normals: Box-Muller with both outputs used, in float64.
  */
+import { InvalidRequestError } from './errors.ts';
 
 /** Largest seed the engine accepts: seeds are 32-bit (drawSeed draws 32 bits; callers narrow from here, never widen). */
 export const MAX_SEED = 0xffffffff;
@@ -27,7 +28,7 @@ export class SeededRandom {
 
   constructor(seed: number) {
     if (!Number.isSafeInteger(seed) || seed < 0) {
-      throw new RangeError(`seed must be a whole number from 0 to ${MAX_SEED}, got ${seed}`);
+      throw new InvalidRequestError(`seed must be a whole number from 0 to ${MAX_SEED}, got ${seed}`);
     }
     const lo = seed >>> 0;
     const hi = Math.floor(seed / 2 ** 32) >>> 0;
@@ -109,7 +110,8 @@ export function drawSeed(): number {
  * branch's injected noise from its two end seeds' step noises, so all branches share it.
  */
 export function stepNoiseSeed(seed: number, step: number): number {
-  if (!Number.isSafeInteger(seed) || seed < 0) throw new RangeError(`seed must be a whole number from 0 to ${MAX_SEED}, got ${seed}`);
+  if (!Number.isSafeInteger(seed) || seed < 0) throw new InvalidRequestError(`seed must be a whole number from 0 to ${MAX_SEED}, got ${seed}`);
+  // The step comes from a scheduler, never from a request: a bad one is a programming error.
   if (!Number.isInteger(step) || step < 0) throw new RangeError(`step must be a whole number >= 0, got ${step}`);
   let [st, z] = splitmix32((seed >>> 0) ^ 0x6a09e667);
   [st, z] = splitmix32(st ^ z ^ (Math.floor(seed / 2 ** 32) >>> 0));

@@ -6,6 +6,7 @@
 import type { StableDiffusionPipeline } from '../pipeline/stable-diffusion.ts';
 import type { RawImage } from '../image.ts';
 import { drawSeed } from '../noise.ts';
+import { InvalidRequestError } from '../errors.ts';
 import { LatentBlender, type Endpoint, type TransitionOptions, type TransitionProgress, type TransitionResult } from './transition.ts';
 import { renderWalk, type WalkMode } from './walks.ts';
 import type { PerceptualMetric } from './perceptual.ts';
@@ -62,13 +63,13 @@ export async function renderMovie(pipe: StableDiffusionPipeline, opts: MovieOpti
   const started = performance.now();
   const { prompts } = opts;
   if (prompts.length < MIN_MOVIE_PROMPTS || prompts.length > MAX_MOVIE_PROMPTS) {
-    throw new RangeError(`a movie needs ${MIN_MOVIE_PROMPTS} to ${MAX_MOVIE_PROMPTS} prompts, got ${prompts.length}`);
+    throw new InvalidRequestError(`a movie needs ${MIN_MOVIE_PROMPTS} to ${MAX_MOVIE_PROMPTS} prompts, got ${prompts.length}`);
   }
   prompts.forEach((p, i) => {
-    if (!p.trim()) throw new RangeError(`prompt ${i + 1} is empty`);
+    if (!p.trim()) throw new InvalidRequestError(`prompt ${i + 1} is empty; give text for every prompt`);
   });
   const mode = opts.mode ?? 'latent-blend';
-  if (mode === 'circular' && prompts.length !== 2) throw new RangeError('the circular walk loops between two prompts; give exactly two');
+  if (mode === 'circular' && prompts.length !== 2) throw new InvalidRequestError('the circular walk loops between two prompts; give exactly two');
   const seeds = prompts.map((_, i) => opts.seeds?.[i] ?? drawSeed());
   const segments: MovieSegment[] = [];
   const count = prompts.length - 1;
@@ -142,6 +143,6 @@ export async function recoverEndpoint(
     const r = await blender.transition({ ...opts, promptA: opts.prompts[i], promptB: opts.prompts[i + 1], seedA: opts.seeds[i], seedB: opts.seeds[i + 1], start: end, maxBranches: 2 });
     end = r.end;
   }
-  if (!end) throw new RangeError('a movie to extend has at least two prompts');
+  if (!end) throw new InvalidRequestError(`a movie to extend has at least two prompts, got ${opts.prompts.length}`);
   return end;
 }

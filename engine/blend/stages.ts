@@ -11,6 +11,7 @@
  * reference does for SDXL-Turbo (injection step 2 of 4): with so few steps there is no tree to grow.
  */
 import { linspace } from '../schedulers/scheduler.ts';
+import { InvalidRequestError } from '../errors.ts';
 
 export interface Stage {
   /** Injection step: the branch's first own UNet step. */
@@ -38,8 +39,8 @@ export function estimateSeconds(stages: Stage[], steps: number, unetStep: number
 }
 
 export function planStages(steps: number, depthStrength: number, budget: StageBudget): Stage[] {
-  if (!(depthStrength > 0 && depthStrength < 1)) throw new RangeError(`depth strength must be between 0 and 1 (exclusive), got ${depthStrength}`);
-  if (steps < 2) throw new RangeError('latent blending needs at least 2 denoising steps');
+  if (!(depthStrength > 0 && depthStrength < 1)) throw new InvalidRequestError(`depth strength must be between 0 and 1 (exclusive), got ${depthStrength}`);
+  if (steps < 2) throw new InvalidRequestError(`latent blending needs at least 2 denoising steps, got ${steps}`);
   const base = Math.max(1, Math.floor(steps * depthStrength));
   const k = Math.ceil(steps / 10);
   const idxs: number[] = [];
@@ -49,7 +50,7 @@ export function planStages(steps: number, depthStrength: number, budget: StageBu
   const maxBranches = budget.maxBranches ?? Infinity;
   const limit = maxBranches - 2;
   if (budget.maxBranches === undefined && budget.computeSeconds === undefined) {
-    throw new RangeError('give a budget: maxBranches or computeSeconds');
+    throw new InvalidRequestError('give a budget: maxBranches or computeSeconds');
   }
   if (limit <= 0) return [];
   if (budget.oneStage) return [{ idx: base, stems: oneStageStems(steps, base, budget, limit) }];

@@ -18,6 +18,7 @@ import { slerp } from './slerp.ts';
 import { linspace } from '../schedulers/scheduler.ts';
 import { planStages, type Stage } from './stages.ts';
 import type { PerceptualMetric } from './perceptual.ts';
+import { InvalidRequestError } from '../errors.ts';
 import { BuiltinPerceptualMetric } from './perceptual.ts';
 
 export interface Crossfeed {
@@ -270,15 +271,15 @@ class TransitionRun {
     this.depth = opts.depthStrength ?? d.depthStrength;
     this.parental = opts.parentalCrossfeed ?? d.parental;
     this.branch1 = opts.branch1Crossfeed ?? d.branch1;
-    this.h = this.height / 8;
-    this.w = this.width / 8;
+    // Latent size from the model's own VAE scale factor (not every VAE downsamples 8x).
+    [this.h, this.w] = pipe.latentSize(this.width, this.height);
     this.callsAtStart = pipe.unet.calls;
-    if (!opts.promptA.trim() || !opts.promptB.trim()) throw new RangeError('both prompts must contain text');
-    if (opts.maxBranches === undefined && opts.computeSeconds === undefined) throw new RangeError('give a budget: maxBranches or computeSeconds');
+    if (!opts.promptA.trim() || !opts.promptB.trim()) throw new InvalidRequestError('both prompts must contain text; give a non-empty prompt for each end');
+    if (opts.maxBranches === undefined && opts.computeSeconds === undefined) throw new InvalidRequestError('give a budget: maxBranches or computeSeconds');
     if (opts.maxBranches !== undefined && (!Number.isInteger(opts.maxBranches) || opts.maxBranches < 2 || opts.maxBranches > 500)) {
-      throw new RangeError(`maxBranches must be a whole number from 2 to 500, got ${opts.maxBranches}`);
+      throw new InvalidRequestError(`maxBranches must be a whole number from 2 to 500, got ${opts.maxBranches}`);
     }
-    if (opts.computeSeconds !== undefined && !(opts.computeSeconds > 0)) throw new RangeError(`computeSeconds must be positive, got ${opts.computeSeconds}`);
+    if (opts.computeSeconds !== undefined && !(opts.computeSeconds > 0)) throw new InvalidRequestError(`computeSeconds must be positive, got ${opts.computeSeconds}`);
   }
 
   async run(): Promise<TransitionResult> {
@@ -379,7 +380,7 @@ class TransitionRun {
     let aLatents: Array<Float32Array | null>;
     const trajs: Trajectory[] = [];
     if (start) {
-      if (start.latents.length !== N) throw new RangeError(`the previous segment ran ${start.latents.length} denoising steps and this one runs ${N}; a movie's segments must all use the same steps and scheduler`);
+      if (start.latents.length !== N) throw new InvalidRequestError(`the previous segment ran ${start.latents.length} denoising steps and this one runs ${N}; a movie's segments must all use the same steps and scheduler`);
       aLatents = start.latents;
     } else {
       aLatents = new Array(N).fill(null);

@@ -9,7 +9,7 @@
  * pass; this works with any pipeline that has a VAE encoder and needs no extra model.
  */
 import type { StableDiffusionPipeline } from '../pipeline/stable-diffusion.ts';
-import { InvalidRequestError, validateSize } from '../pipeline/stable-diffusion.ts';
+import { InvalidRequestError } from '../errors.ts';
 import { lerpEmbedding } from '../pipeline/text-encoder.ts';
 import { sharpOf, type RawImage } from '../image.ts';
 import { latentNoise } from '../noise.ts';
@@ -59,14 +59,16 @@ export async function upscaleSegments<S extends UpscaleSegment>(pipe: StableDiff
   if (!encoder) throw new InvalidRequestError(`the model ${pipe.folder.name} has no vae_encoder/model.onnx, which upscaling needs`);
   const factor = opts.factor ?? 2;
   const strength = opts.strength ?? 0.35;
-  if (!(strength > 0 && strength <= 1)) throw new RangeError(`upscale strength must be in (0, 1], got ${strength}`);
-  const first = segments[0].keyframes[0];
-  const width = Math.round((first.width * factor) / 8) * 8;
-  const height = Math.round((first.height * factor) / 8) * 8;
-  validateSize(width, height);
+  if (!(strength > 0 && strength <= 1)) throw new InvalidRequestError(`upscale strength must be in (0, 1], got ${strength}; 0.3 keeps the composition and redraws detail`);
+  if (!(Number.isFinite(factor) && factor > 0)) throw new InvalidRequestError(`upscale factor must be a positive number, got ${factor}; 2 doubles each side`);
+  const first = segments[0]?.keyframes[0];
+  if (!first) throw new InvalidRequestError('give at least one segment with keyframes to upscale');
+  // The new size, rounded to the model's own VAE scale factor (pixels per latent cell).
+  const f = pipe.vaeScaleFactor;
+  const width = Math.round((first.width * factor) / f) * f;
+  const height = Math.round((first.height * factor) / f) * f;
+  const [h, w] = pipe.latentSize(width, height);
   const r = pipe.resolve({ prompt: segments[0].promptA, steps: opts.steps, guidance: opts.guidance, width, height, seed: opts.seed });
-  const h = height / 8;
-  const w = width / 8;
   const neg = opts.negativePrompt ?? '';
   const per = pipe.latentChannels * h * w;
   const noise = latentNoise(opts.seed, per);

@@ -5,6 +5,7 @@
 import { concatKeyframes, concatPlans, planFrames, renderFrames, type PlanMode } from '../video/frames.ts';
 import { encodeVideo, type EncodeResult, type VideoFormat } from '../video/encode.ts';
 import type { RawImage } from '../image.ts';
+import { InvalidRequestError } from '../errors.ts';
 import type { MovieSegment } from './movie.ts';
 
 export interface VideoOptions {
@@ -25,10 +26,10 @@ export interface VideoOptions {
 }
 
 export async function segmentsToVideo(segments: Array<Pick<MovieSegment, 'keyframes' | 'gaps'>>, opts: VideoOptions): Promise<EncodeResult> {
-  if (!(opts.fps > 0 && opts.fps <= 120)) throw new RangeError(`fps must be between 1 and 120, got ${opts.fps}`);
+  if (!(opts.fps > 0 && opts.fps <= 120)) throw new InvalidRequestError(`fps must be between 1 and 120, got ${opts.fps}`);
   const durations = segments.map((_, i) => (Array.isArray(opts.duration) ? opts.duration[i] : opts.duration));
   durations.forEach((d, i) => {
-    if (!(typeof d === 'number' && d > 0 && d <= 600)) throw new RangeError(`segment ${i + 1} duration must be between 0 and 600 seconds, got ${d}`);
+    if (!(typeof d === 'number' && d > 0 && d <= 600)) throw new InvalidRequestError(`segment ${i + 1} duration must be between 0 and 600 seconds, got ${d}`);
   });
   const planned = segments.map((s, i) => {
     // Each segment gets fps * duration frames; the joins share a frame, counted once.

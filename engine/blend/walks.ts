@@ -19,6 +19,7 @@ import type { RawImage } from '../image.ts';
 import { slerp } from './slerp.ts';
 import { linspace } from '../schedulers/scheduler.ts';
 import { denoiseLockstep, throwIfCancelled } from '../pipeline/denoise.ts';
+import { InvalidRequestError } from '../errors.ts';
 
 export type WalkMode = 'embedding-walk' | 'noise-mixing' | 'seed-slerp' | 'circular';
 export const walkModes: readonly WalkMode[] = ['embedding-walk', 'noise-mixing', 'seed-slerp', 'circular'];
@@ -64,10 +65,13 @@ interface FrameJob {
 export async function renderWalk(pipe: StableDiffusionPipeline, opts: WalkOptions): Promise<WalkResult> {
   const r = pipe.resolve({ prompt: opts.promptA, steps: opts.steps, guidance: opts.guidance, width: opts.width, height: opts.height, seed: opts.seedA, scheduler: opts.scheduler });
   const seedB = opts.seedB ?? drawSeed();
-  if (!Number.isInteger(opts.frames) || opts.frames < 2 || opts.frames > 600) throw new RangeError(`frames must be a whole number from 2 to 600, got ${opts.frames}`);
+  if (!walkModes.includes(opts.mode)) throw new InvalidRequestError(`unknown transition mode "${String(opts.mode)}"; use one of ${walkModes.join(', ')}`);
+  if (!Number.isInteger(opts.frames) || opts.frames < 2 || opts.frames > 600) throw new InvalidRequestError(`frames must be a whole number from 2 to 600, got ${opts.frames}`);
   const { cond: cA, uncond } = await pipe.encodePrompt(opts.promptA, opts.negativePrompt ?? '');
   const { cond: cB } = await pipe.encodePrompt(opts.promptB, opts.negativePrompt ?? '');
-  const count = pipe.latentChannels * (r.height / 8) * (r.width / 8);
+  // Latent size from the model's own VAE scale factor (not every VAE downsamples 8x).
+  const [h, w] = pipe.latentSize(r.width, r.height);
+  const count = pipe.latentChannels * h * w;
   const sigma0 = pipe.scheduler(r.steps, r.scheduler).initNoiseSigma;
   const scale = (n: Float32Array) => (sigma0 === 1 ? n : n.map((v) => v * sigma0));
   const noiseA = latentNoise(r.seed, count);
@@ -101,12 +105,11 @@ export async function renderWalk(pipe: StableDiffusionPipeline, opts: WalkOption
         break;
       }
       default:
-        throw new RangeError(`unknown transition mode "${String(opts.mode)}"; use one of ${walkModes.join(', ')}`);
+        // Checked above; a mode added to walkModes without a case here is a programming error.
+        throw new RangeError(`walk mode "${String(opts.mode)}" has no renderer`);
     }
   }
 
-  const h = r.height / 8;
-  const w = r.width / 8;
   // All frames denoise together; the UNet splits the batch to its size limit.
   const latents = await denoiseLockstep({
     unet: pipe.unet,

@@ -26,12 +26,12 @@ import { floatTensor, numericTensor, readFloat } from '../tensor/tensors.ts';
 import { loadTokenizer } from '../tokenizer/clip-tokenizer.ts';
 import { TextEncoders, lerpEmbedding, type PromptEmbedding } from '../pipeline/text-encoder.ts';
 import { VaeDecoder } from '../pipeline/vae.ts';
-import { createScheduler, schedulerKindFromClassName, type Scheduler, type SchedulerKind } from '../schedulers/index.ts';
+import { chooseScheduler, createScheduler, type Scheduler, type SchedulerKind } from '../schedulers/index.ts';
 import { makeAlphasCumprod, makeBetas, resolveSchedulerConfig, SCHEDULER_BASE_DEFAULTS } from '../schedulers/scheduler.ts';
 import { SeededRandom, drawSeed, latentNoise } from '../noise.ts';
 import { slerp } from '../blend/slerp.ts';
 import { throwIfCancelled } from '../pipeline/denoise.ts';
-import { InvalidRequestError } from '../pipeline/stable-diffusion.ts';
+import { InvalidRequestError } from '../errors.ts';
 import type { RawImage } from '../image.ts';
 
 export interface DiffusionUpscalerFolder {
@@ -45,6 +45,11 @@ export interface DiffusionUpscalerFolder {
   vaeScalingFactor: number;
   /** Output pixels per latent cell: 4 for the x4 upscaler (2^(len(block_out_channels) - 1)). */
   scale: number;
+  /**
+   * The UNet downsamples its input 2^(len(block_out_channels) - 1) times per side (unet/config.json;
+   * 8 for the released model), so the low-res size must be a multiple of it.
+   */
+  sizeMultiple: number;
   maxNoiseLevel: number;
 }
 
@@ -73,6 +78,9 @@ export function readDiffusionUpscalerFolder(dir: string): DiffusionUpscalerFolde
   const vaeConfigFile = [join(dir, 'vae_decoder', 'config.json'), join(dir, 'vae', 'config.json')].find((f) => existsSync(f));
   const vaeConfig = vaeConfigFile ? readJson(vaeConfigFile, 'the VAE config') : {};
   const blocks = Array.isArray(vaeConfig.block_out_channels) ? vaeConfig.block_out_channels.length : 3;
+  const unetConfigFile = join(dir, 'unet', 'config.json');
+  const unetConfig = existsSync(unetConfigFile) ? readJson(unetConfigFile, 'the UNet config') : {};
+  const unetBlocks = Array.isArray(unetConfig.block_out_channels) ? unetConfig.block_out_channels.length : 4;
   return {
     dir,
     unet: file('unet'),
@@ -83,6 +91,7 @@ export function readDiffusionUpscalerFolder(dir: string): DiffusionUpscalerFolde
     lowResSchedulerConfig: readJson(join(dir, 'low_res_scheduler', 'scheduler_config.json'), "the low-res image's noise scheduler config (DDPMScheduler)"),
     vaeScalingFactor: Number(vaeConfig.scaling_factor ?? 0.08333),
     scale: 2 ** (blocks - 1),
+    sizeMultiple: 2 ** (unetBlocks - 1),
     maxNoiseLevel: Number(index.max_noise_level ?? 350),
   };
 }
@@ -192,7 +201,7 @@ interface Node {
   text: PromptEmbedding;
   injIdx: number;
   parents: [number, number] | null;
-  /** Latent entering step i (index i), and the final latent at index steps. */
+  /** Latent entering step i (index i), and the final latent at index N (the schedule's length). */
   latents: Array<Float32Array | null>;
 }
 
@@ -206,19 +215,22 @@ export class DiffusionUpscaler {
     private readonly vae: VaeDecoder,
     private readonly schedulerKind: SchedulerKind,
     private readonly lowResAlphasCumprod: Float64Array,
+    /** Why the scheduler scheduler_config.json names is not the one used (set by load). */
+    readonly warnings: string[],
   ) {}
 
-  static async load(dir: string, opts: SessionOptions = {}): Promise<DiffusionUpscaler> {
+  /** `scheduler`: the caller's choice; else scheduler_config.json's class when the engine has it, else DDIM. */
+  static async load(dir: string, opts: SessionOptions & { scheduler?: SchedulerKind } = {}): Promise<DiffusionUpscaler> {
     const folder = readDiffusionUpscalerFolder(dir);
     const tokenizer = await loadTokenizer(folder.tokenizerDir);
     const session: SessionOptions = { ep: opts.ep, deviceId: opts.deviceId, threads: opts.threads };
     const text = await TextEncoders.load({ textEncoder: folder.textEncoder }, [tokenizer], false, session);
     const unet = new UpscaleUNet(await openSession(folder.unet, session));
     const vae = await VaeDecoder.load(folder.vaeDecoder, folder.vaeScalingFactor, session);
-    const kind = schedulerKindFromClassName(folder.schedulerConfig._class_name as string) ?? 'ddim';
-    createScheduler(kind, folder.schedulerConfig); // fail at load time on an unusable config
+    // The engine's one scheduler rule (it also fails at load time on an unusable config).
+    const choice = chooseScheduler({ requested: opts.scheduler, config: folder.schedulerConfig, fallback: 'ddim', fallbackLabel: "the x4 upscaler's released scheduler" });
     const low = resolveSchedulerConfig(folder.lowResSchedulerConfig, SCHEDULER_BASE_DEFAULTS, 'low_res_scheduler');
-    return new DiffusionUpscaler(folder, text, unet, vae, kind, makeAlphasCumprod(makeBetas(low)));
+    return new DiffusionUpscaler(folder, text, unet, vae, choice.kind, makeAlphasCumprod(makeBetas(low)), choice.warning ? [choice.warning] : []);
   }
 
   get scale(): number {
@@ -255,7 +267,8 @@ export class DiffusionUpscaler {
     for (const k of req.keyframes) {
       if (k.width !== w || k.height !== h) throw new InvalidRequestError(`all keyframes must have the same size; got ${w}x${h} and ${k.width}x${k.height}`);
     }
-    if (w % 8 !== 0 || h % 8 !== 0) throw new InvalidRequestError(`the x4 upscaler needs a low-res size that is a multiple of 8 on each side, got ${w}x${h}`);
+    const m = this.folder.sizeMultiple;
+    if (w % m !== 0 || h % m !== 0) throw new InvalidRequestError(`the x4 upscaler needs a low-res size that is a multiple of ${m} on each side, got ${w}x${h}; pad or crop the keyframes (upscaleFrames pads them)`);
     const steps = req.steps ?? 25;
     if (!Number.isInteger(steps) || steps < 2 || steps > 1000) throw new InvalidRequestError(`steps must be a whole number from 2 to 1000, got ${steps}`);
     const guidance = req.guidance ?? 9;
@@ -282,6 +295,8 @@ export class DiffusionUpscaler {
     const imageNoise = latentNoise(seed + 1, 3 * plane);
     const sched0 = this.scheduler(steps, seed);
     const timesteps = sched0.timesteps;
+    // UNet steps per trajectory: the schedule's length (steps + 1 for PNDM, whose schedule repeats a timestep).
+    const N = timesteps.length;
     const start = latentNoise(seed, 4 * plane);
     if (sched0.initNoiseSigma !== 1) for (let i = 0; i < start.length; i++) start[i] *= sched0.initNoiseSigma;
 
@@ -294,15 +309,15 @@ export class DiffusionUpscaler {
       text: lerpEmbedding(tA, tB, fracts[k]),
       injIdx: 0,
       parents: null,
-      latents: new Array(steps + 1).fill(null),
+      latents: new Array(N + 1).fill(null),
     }));
     const ordered: Node[] = new Array((n - 1) * (inBetween + 1) + 1);
     for (const node of keyNodes) ordered[node.order] = node;
 
     // Levels: 0 = the two ends in full; then bisection of the keyframe list; then the in-betweens.
-    const base = Math.max(1, Math.floor(steps * depth));
-    const stride = Math.max(1, Math.ceil(steps / 10));
-    const injAt = (level: number) => Math.min(steps - 1, base + (level - 1) * stride);
+    const base = Math.max(1, Math.floor(N * depth));
+    const stride = Math.max(1, Math.ceil(N / 10));
+    const injAt = (level: number) => Math.min(N - 1, base + (level - 1) * stride);
     const levels: Node[][] = [[keyNodes[0], ...(n > 1 ? [keyNodes[n - 1]] : [])]];
     let intervals: [number, number][] = n > 2 ? [[0, n - 1]] : [];
     for (let level = 1; intervals.length > 0; level++) {
@@ -336,7 +351,7 @@ export class DiffusionUpscaler {
             text: lerpEmbedding(L.text, R.text, t),
             injIdx: idx,
             parents: [L.order, R.order],
-            latents: new Array(steps + 1).fill(null),
+            latents: new Array(N + 1).fill(null),
           };
           ordered[node.order] = node;
           batch.push(node);
@@ -352,9 +367,11 @@ export class DiffusionUpscaler {
     for (const batch of levels) {
       throwIfCancelled(req.signal);
       const from = batch[0].injIdx;
+      // Each branch's first step is set explicitly, as latent blending does: a schedule with a
+      // repeated timestep (PNDM, Karras sigmas) cannot tell from the timestep where a branch starts.
       const scheds = batch.map(() => {
         const s = this.scheduler(steps, seed);
-        if (from > 0) s.setBeginIndex(from);
+        s.setBeginIndex(from);
         return s;
       });
       let xs = batch.map((node) => {
@@ -365,7 +382,7 @@ export class DiffusionUpscaler {
         return slerp(pa.latents[from]!, pb.latents[from]!, t);
       });
       const guided = guidance > 1;
-      for (let i = from; i < steps; i++) {
+      for (let i = from; i < N; i++) {
         throwIfCancelled(req.signal);
         batch.forEach((node, k) => (node.latents[i] = xs[k]));
         const t = timesteps[i];
@@ -398,7 +415,7 @@ export class DiffusionUpscaler {
         });
       }
       for (const [k, node] of batch.entries()) {
-        node.latents[steps] = xs[k];
+        node.latents[N] = xs[k];
         images.set(node, await this.vae.decode(xs[k], h, w));
         req.onFrame?.(++done, total);
       }
@@ -416,7 +433,7 @@ export class DiffusionUpscaler {
 
   /**
    * Frames of a video as one transition (every frame a keyframe), for upscaleVideo. Sizes that are not
-   * a multiple of 8 are padded by repeating the edge and cropped back after.
+   * a multiple of the UNet's (folder.sizeMultiple, 8) are padded by repeating the edge and cropped back after.
    */
   async *upscaleFrames(
     frames: RawImage[],
@@ -424,8 +441,9 @@ export class DiffusionUpscaler {
   ): AsyncGenerator<RawImage> {
     if (frames.length === 0) return;
     const { width, height } = frames[0];
-    const pw = Math.ceil(width / 8) * 8;
-    const ph = Math.ceil(height / 8) * 8;
+    const m = this.folder.sizeMultiple;
+    const pw = Math.ceil(width / m) * m;
+    const ph = Math.ceil(height / m) * m;
     const padded = frames.map((f) => padEdge(f, pw, ph));
     const result = await this.upscaleKeyframes({ ...opts, inBetween: 0, keyframes: padded, onFrame: (d) => opts.onFrame?.(d) });
     const s = this.scale;

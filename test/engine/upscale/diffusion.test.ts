@@ -6,8 +6,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import sharp, { type Sharp } from 'sharp';
 import { join } from 'node:path';
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { DiffusionUpscaler, type RawImage } from '../../../engine/index.ts';
-import { ensureX4TestModel } from '../../../models/x4-upscaler-test.ts';
+import { ensureX4TestModel, X4_SCHEDULER_CONFIG } from '../../../models/x4-upscaler-test.ts';
 import { DEMO_MODEL_DIR } from '../../../models/paths.ts';
 
 const CROP = join(import.meta.dirname, '../../fixtures/photos/chelsea-crop.png');
@@ -99,6 +101,62 @@ describe('x4 diffusion upscaler', () => {
   it('refuses a folder that is not the x4 upscaler, and sizes it cannot take', async () => {
     await expect(DiffusionUpscaler.load(DEMO_MODEL_DIR)).rejects.toThrow(/not a StableDiffusionUpscalePipeline/);
     const odd = await shrink(photo, 30, 20);
-    await expect(up.upscaleKeyframes({ keyframes: [odd], steps: 4 })).rejects.toThrow(/multiple of 8/);
+    await expect(up.upscaleKeyframes({ keyframes: [odd], steps: 4 })).rejects.toThrow(/multiple of 8 on each side, got 30x20/);
+  });
+});
+
+describe('x4 diffusion upscaler: scheduler choice and branch starts', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'blendfarm-x4-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** A copy of the x4 test model whose scheduler_config.json names `className`. */
+  async function withScheduler(name: string, className: string): Promise<string> {
+    const copy = join(dir, name);
+    await cp(await ensureX4TestModel(), copy, { recursive: true });
+    const file = join(copy, 'scheduler', 'scheduler_config.json');
+    const config = JSON.parse(await readFile(file, 'utf8'));
+    await writeFile(file, JSON.stringify({ ...config, ...X4_SCHEDULER_CONFIG, _class_name: className, skip_prk_steps: true }));
+    return copy;
+  }
+
+  it('uses the engine\'s scheduler rule: a class it does not have falls back to DDIM with a warning saying so', async () => {
+    const u = await DiffusionUpscaler.load(await withScheduler('heun', 'HeunDiscreteScheduler'), { threads: 2 });
+    try {
+      expect(u.warnings.join(' ')).toMatch(/HeunDiscreteScheduler, which the engine does not implement.*Using the ddim/);
+      const low = await shrink(photo, 32, 24);
+      const r = await u.upscaleKeyframes({ keyframes: [low], steps: 6, seed: 7 });
+      expect(meanAbs((await shrink(r.frames[0].image, 32, 24)).data, low.data)).toBeLessThan(8);
+    } finally {
+      await u.release();
+    }
+    expect(up.warnings).toEqual([]);
+  });
+
+  it('PNDM (a schedule that repeats a timestep): every branch starts at its own step and runs the whole rest of the schedule', async () => {
+    const u = await DiffusionUpscaler.load(await withScheduler('pndm', 'PNDMScheduler'), { threads: 2 });
+    try {
+      expect(u.warnings).toEqual([]);
+      const keyframes: RawImage[] = [];
+      for (let k = 0; k < 3; k++) keyframes.push(await raw(sharp(CROP).extract({ left: 4 + 10 * k, top: 12, width: 96, height: 72 }).resize(32, 24, { kernel: 'cubic' })));
+      const steps = 8;
+      const r = await u.upscaleKeyframes({ keyframes, steps, seed: 3, depthStrength: 0.5 });
+      // PNDM's schedule has steps + 1 entries; the middle keyframe branches off mid-schedule.
+      const scheduleLength = steps + 1;
+      expect(r.frames[1].injIdx).toBeGreaterThan(0);
+      expect(r.unetItems).toBe(2 * r.frames.reduce((a, f) => a + (scheduleLength - f.injIdx), 0));
+      for (const [i, f] of r.frames.entries()) {
+        expect(r.latents[i]).toHaveLength(scheduleLength + 1);
+        expect(r.latents[i][scheduleLength]).not.toBeNull();
+        // Each keyframe, fully denoised, shows its own low-res frame.
+        expect(meanAbs((await shrink(f.image, 32, 24)).data, keyframes[f.keyframe!].data)).toBeLessThan(8);
+      }
+    } finally {
+      await u.release();
+    }
   });
 });
