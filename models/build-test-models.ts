@@ -1,12 +1,15 @@
 /**
- * npm run models — (re)builds the built-in demo model and the test model variants.
- * The test suite's global setup calls `buildTestModels()` too, so a fresh clone needs no extra step.
+ * npm run models — (re)builds the built-in demo model and every test model the tests load: the demo
+ * variants, the other test models built from code and the x4 upscaler test model. The global setup
+ * of the tests calls `buildTestModels()` too, so a fresh clone needs no extra step. Each model is rebuilt only
+ * when its version marker is missing or stale, so a warm start costs a few file reads.
  */
 import { ensureDemoModel, demoSpecs } from './demo-model.ts';
 import { buildFeatureTestModels, type FeatureTestModel } from './feature-test-models.ts';
 import { DEMO_MODEL_DIR, TEST_MODELS_DIR, testModelDir } from './paths.ts';
+import { ensureX4TestModel } from './x4-upscaler-test.ts';
 
-export type TestModelName = keyof typeof demoSpecs | FeatureTestModel;
+export type TestModelName = keyof typeof demoSpecs | FeatureTestModel | 'x4-upscaler';
 
 export async function buildTestModels(): Promise<Record<TestModelName, string>> {
   const out = {} as Record<TestModelName, string>;
@@ -14,6 +17,9 @@ export async function buildTestModels(): Promise<Record<TestModelName, string>> 
     out[name] = await ensureDemoModel(testModelDir(name), spec, `blendfarm-test-${name}`);
   }
   Object.assign(out, await buildFeatureTestModels(TEST_MODELS_DIR, { demo: out.demo, xl: out.xl }));
+  // Built here, once, before any test file runs: test files calling ensureX4TestModel() in parallel
+  // then only read its marker instead of racing to rebuild the same folder.
+  out['x4-upscaler'] = await ensureX4TestModel();
   return out;
 }
 
