@@ -11,7 +11,7 @@ import os from 'node:os';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { type FarmDb, openDatabase } from '../db/client.ts';
-import { loadFarmConfig } from '../farm/config.ts';
+import { farmConfigFrom } from '../farm/config.ts';
 import { onJobEvent } from '../farm/events.ts';
 import { FakeRenderer } from '../farm/fake-renderer.ts';
 import { submitJob } from '../farm/jobs.ts';
@@ -46,7 +46,7 @@ async function admin(statement: string): Promise<void> {
   }
 }
 
-const config = loadFarmConfig(
+const config = farmConfigFrom(
   {},
   {
     pollIntervalMs: 100,
@@ -54,7 +54,7 @@ const config = loadFarmConfig(
     budget: { refillGpuSeconds: 1e9, maxActiveJobs: 1e9 },
   },
 );
-const params = { prompts: ['a', 'b'], width: 64, height: 64, steps: 1, maxBranches: 1, durationSeconds: 1, fps: 1 };
+const params = { prompts: ['a', 'b'], width: 64, height: 64, steps: 1, maxBranches: 2, durationSeconds: 1, fps: 1 };
 
 async function round(control: FarmDb, workerCount: number): Promise<{ seconds: number; jobsPerSecond: number }> {
   const farm = { db: control, config };

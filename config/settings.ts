@@ -171,11 +171,15 @@ export const settings = {
     example: '',
     parse: url(['http:', 'https:']),
   } as SettingSpec<string>,
-  // Farm: read by farm/config.ts and the worker; listed here so they are documented and checked.
+  // Farm: the apps pass loadConfig()'s result to farmConfigFrom (farm/config.ts) and the worker's loader.
   artifactDir: { env: 'BLENDFARM_ARTIFACT_DIR', help: 'Keep finished videos as files here (shared by all machines) instead of in the database', example: '', parse: text } as SettingSpec<string>,
   refillGpuSeconds: { env: 'BLENDFARM_REFILL_GPU_SECONDS', help: 'Default budget: each user is topped up to this many GPU-seconds per period (default 600)', example: '', parse: atLeast(0) } as SettingSpec<number>,
   refillPeriodSeconds: { env: 'BLENDFARM_REFILL_PERIOD_SECONDS', help: 'Default budget refill period in seconds (default 86400)', example: '', parse: atLeast(1) } as SettingSpec<number>,
   maxActiveJobs: { env: 'BLENDFARM_MAX_ACTIVE_JOBS', help: 'Default limit of queued + running jobs per user (default 3)', example: '', parse: atLeast(1, true) } as SettingSpec<number>,
+  // Ceilings on what a server admin may set with /settings (farm/guilds.ts clamps to them and /settings says so).
+  guildMaxRefillGpuSeconds: { env: 'BLENDFARM_GUILD_MAX_REFILL_GPU_SECONDS', help: 'Highest refill (GPU-seconds per period) a server admin may set for the server or a role; more is clamped (default 3600)', example: '', parse: atLeast(0, true) } as SettingSpec<number>,
+  guildMinRefillPeriodSeconds: { env: 'BLENDFARM_GUILD_MIN_REFILL_PERIOD_SECONDS', help: 'Shortest refill period in seconds a server admin may set; shorter is clamped (default 3600)', example: '', parse: atLeast(1, true) } as SettingSpec<number>,
+  guildMaxActiveJobs: { env: 'BLENDFARM_GUILD_MAX_ACTIVE_JOBS', help: 'Most queued + running jobs per member a server admin may allow for the server or a role; more is clamped (default 10)', example: '', parse: atLeast(1, true) } as SettingSpec<number>,
   costPerMegapixelStep: { env: 'BLENDFARM_GPU_SECONDS_PER_MEGAPIXEL_STEP', help: 'Cost model: GPU-seconds per UNet step per output megapixel, for reserving budgets (default 0.25)', example: '', parse: atLeast(0) } as SettingSpec<number>,
   leaseSeconds: { env: 'BLENDFARM_LEASE_SECONDS', help: 'A job whose worker stops heartbeating for this long is taken back and retried (default 30)', example: '', parse: atLeast(1) } as SettingSpec<number>,
   heartbeatSeconds: { env: 'BLENDFARM_HEARTBEAT_SECONDS', help: 'How often workers renew their leases; must be below the lease (default 10)', example: '', parse: atLeast(0.1) } as SettingSpec<number>,

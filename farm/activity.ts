@@ -9,8 +9,8 @@ import { queryRows } from '../db/client.ts';
 import { guilds, jobs } from '../db/schema.ts';
 import type { FarmContext } from './config.ts';
 import { failureCause, type FailureCause } from './metrics.ts';
-import { queuedInClaimOrder } from './queue.ts';
-import { type Job, jobFromRow, type JobProgress } from './types.ts';
+import { queuedInClaimOrder } from './status.ts';
+import { type Job, jobFromRow, type JobProgress, TERMINAL_STATUSES } from './types.ts';
 import { listWorkers } from './worker-registry.ts';
 
 export interface ActivityJob {
@@ -141,7 +141,7 @@ export async function farmActivity(farm: FarmContext, options: { full: boolean; 
       .where(and(sql`${jobs.error} is not null`, gt(sql`coalesce(${jobs.finishedAt}, ${jobs.runAfter}, ${jobs.createdAt})`, sql`now() - interval '1 day'`)))
       .orderBy(desc(sql`coalesce(${jobs.finishedAt}, ${jobs.runAfter}, ${jobs.createdAt})`))
       .limit(10),
-    db.select().from(jobs).where(inArray(jobs.status, ['done', 'failed', 'cancelled'])).orderBy(desc(jobs.finishedAt)).limit(10),
+    db.select().from(jobs).where(inArray(jobs.status, [...TERMINAL_STATUSES])).orderBy(desc(jobs.finishedAt)).limit(10),
     listWorkers(farm),
     queryRows<{ bucket: number; finished: number; failed: number; mean_wait: number | null }>(
       db,

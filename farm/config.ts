@@ -1,45 +1,32 @@
-// Farm-wide knobs. Every value has an environment variable so operators can tune a deployment
-// without code changes; tests pass overrides directly.
-
+// Farm-wide knobs. Each has a setting in config/settings.ts (its environment variable); the apps
+// load them once with loadConfig() and build the FarmConfig from that result with farmConfigFrom.
+// Tests pass overrides directly. The farm itself never reads the environment.
+import type { Config } from '../config/index.ts';
 import type { FarmDb } from '../db/client.ts';
+import { defined } from './defined.ts';
+import { DEFAULT_GUILD_CEILINGS, type GuildCeilings } from './guilds.ts';
+import { DEFAULT_POLICY_OPTIONS, type BudgetDefaults, type CostModel, type FarmPolicy, type PolicyOptions } from './policy/index.ts';
 
-export interface BudgetDefaults {
-  /** Each period the balance is topped up to this many GPU-seconds (not accumulated). */
-  refillGpuSeconds: number;
-  refillPeriodSeconds: number;
-  /** Queued + running jobs one user may have at once. */
-  maxActiveJobs: number;
-}
-
-export interface CostModel {
-  /** Fixed GPU-seconds per job: model load, prompt encoding, video encoding. */
-  overheadSeconds: number;
-  /** GPU-seconds for one UNet step on one megapixel of output. */
-  secondsPerMegapixelStep: number;
-  /** GPU-seconds to decode one output frame of one megapixel. */
-  secondsPerMegapixelFrame: number;
-}
-
-export interface FarmConfig {
-  /** A running job whose lease is not renewed for this long is taken back and retried. */
+/** The lease and worker knobs here; the budget, cost and fairness options in policy/options.ts. */
+export interface FarmConfig extends PolicyOptions {
+  /** A running job whose lease is not renewed for this long is taken back and retried. Default 30. */
   leaseSeconds: number;
-  /** How often a worker renews its leases (well under leaseSeconds). */
+  /** How often a worker renews its leases (well under leaseSeconds). Default 10. */
   heartbeatSeconds: number;
-  /** Minimum interval between progress writes per job (NOTIFY and UPDATE). */
+  /** Minimum interval between progress writes per job (NOTIFY and UPDATE). Default 1000. */
   progressThrottleMs: number;
-  /** Retry n waits n * this before the job can be claimed again. */
+  /** Retry n waits n * this before the job can be claimed again. Default 5. */
   retryBackoffSeconds: number;
+  /** Attempts before a job is failed. Default 3. */
   maxAttempts: number;
-  /** Half-life of a user's recent usage in the fair claim order. */
-  fairnessHalfLifeSeconds: number;
-  /** Idle workers re-check the queue this often even without a NOTIFY. */
+  /** Idle workers re-check the queue this often even without a NOTIFY. Default 2000. */
   pollIntervalMs: number;
-  /** A render that ignores abort for this long after a cancel gets its thread terminated. */
+  /** A render that ignores abort for this long after a cancel gets its thread terminated. Default 10000. */
   abortGraceMs: number;
   /** Artifacts go to files here when set; into the database (bytea) otherwise. */
   artifactDir: string | undefined;
-  budget: BudgetDefaults;
-  cost: CostModel;
+  /** The most a server admin may set with /settings (guilds.ts; BLENDFARM_GUILD_* settings). */
+  guildCeilings: GuildCeilings;
 }
 
 export const DEFAULT_FARM_CONFIG: FarmConfig = {
@@ -48,59 +35,76 @@ export const DEFAULT_FARM_CONFIG: FarmConfig = {
   progressThrottleMs: 1000,
   retryBackoffSeconds: 5,
   maxAttempts: 3,
-  fairnessHalfLifeSeconds: 3600,
   pollIntervalMs: 2000,
   abortGraceMs: 10_000,
   artifactDir: undefined,
-  budget: { refillGpuSeconds: 600, refillPeriodSeconds: 86_400, maxActiveJobs: 3 },
-  cost: { overheadSeconds: 2, secondsPerMegapixelStep: 0.25, secondsPerMegapixelFrame: 0.02 },
+  guildCeilings: DEFAULT_GUILD_CEILINGS,
+  ...DEFAULT_POLICY_OPTIONS,
 };
 
-export type FarmConfigOverrides = Partial<Omit<FarmConfig, 'budget' | 'cost'>> & {
+export type FarmConfigOverrides = Partial<Omit<FarmConfig, 'budget' | 'cost' | 'guildCeilings'>> & {
   budget?: Partial<BudgetDefaults>;
   cost?: Partial<CostModel>;
+  guildCeilings?: Partial<GuildCeilings>;
 };
 
-function envNumber(env: NodeJS.ProcessEnv, name: string, min: number): number | undefined {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return undefined;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value < min) throw new Error(`${name} must be a number >= ${min} (got "${raw}").`);
-  return value;
-}
+/** The settings (config/settings.ts) a FarmConfig is built from. */
+export type FarmSettings = Pick<
+  Config,
+  | 'leaseSeconds'
+  | 'heartbeatSeconds'
+  | 'progressThrottleMs'
+  | 'retryBackoffSeconds'
+  | 'maxAttempts'
+  | 'fairnessHalfLife'
+  | 'pollIntervalMs'
+  | 'abortGraceMs'
+  | 'artifactDir'
+  | 'refillGpuSeconds'
+  | 'refillPeriodSeconds'
+  | 'maxActiveJobs'
+  | 'costPerMegapixelStep'
+  | 'guildMaxRefillGpuSeconds'
+  | 'guildMinRefillPeriodSeconds'
+  | 'guildMaxActiveJobs'
+>;
 
-function defined<T extends object>(values: T): Partial<T> {
-  return Object.fromEntries(Object.entries(values).filter(([, v]) => v !== undefined)) as Partial<T>;
-}
-
-export function loadFarmConfig(env: NodeJS.ProcessEnv = process.env, overrides: FarmConfigOverrides = {}): FarmConfig {
+/**
+ * The farm's configuration from loadConfig()'s result (settings left unset keep their defaults),
+ * then `overrides`. Throws when the heartbeat is not shorter than the lease.
+ */
+export function farmConfigFrom(settings: Partial<FarmSettings>, overrides: FarmConfigOverrides = {}): FarmConfig {
   const base = DEFAULT_FARM_CONFIG;
-  const fromEnv = defined({
-    leaseSeconds: envNumber(env, 'BLENDFARM_LEASE_SECONDS', 1),
-    heartbeatSeconds: envNumber(env, 'BLENDFARM_HEARTBEAT_SECONDS', 0.1),
-    progressThrottleMs: envNumber(env, 'BLENDFARM_PROGRESS_THROTTLE_MS', 0),
-    retryBackoffSeconds: envNumber(env, 'BLENDFARM_RETRY_BACKOFF_SECONDS', 0),
-    maxAttempts: envNumber(env, 'BLENDFARM_MAX_ATTEMPTS', 1),
-    fairnessHalfLifeSeconds: envNumber(env, 'BLENDFARM_FAIRNESS_HALF_LIFE_SECONDS', 1),
-    pollIntervalMs: envNumber(env, 'BLENDFARM_POLL_INTERVAL_MS', 10),
-    abortGraceMs: envNumber(env, 'BLENDFARM_ABORT_GRACE_MS', 0),
-    artifactDir: env.BLENDFARM_ARTIFACT_DIR || undefined,
+  const fromSettings = defined({
+    leaseSeconds: settings.leaseSeconds,
+    heartbeatSeconds: settings.heartbeatSeconds,
+    progressThrottleMs: settings.progressThrottleMs,
+    retryBackoffSeconds: settings.retryBackoffSeconds,
+    maxAttempts: settings.maxAttempts,
+    fairnessHalfLifeSeconds: settings.fairnessHalfLife,
+    pollIntervalMs: settings.pollIntervalMs,
+    abortGraceMs: settings.abortGraceMs,
+    artifactDir: settings.artifactDir || undefined,
   });
-  const budgetEnv = defined({
-    refillGpuSeconds: envNumber(env, 'BLENDFARM_REFILL_GPU_SECONDS', 0),
-    refillPeriodSeconds: envNumber(env, 'BLENDFARM_REFILL_PERIOD_SECONDS', 1),
-    maxActiveJobs: envNumber(env, 'BLENDFARM_MAX_ACTIVE_JOBS', 1),
+  const budget = defined({
+    refillGpuSeconds: settings.refillGpuSeconds,
+    refillPeriodSeconds: settings.refillPeriodSeconds,
+    maxActiveJobs: settings.maxActiveJobs,
   });
-  const costEnv = defined({
-    secondsPerMegapixelStep: envNumber(env, 'BLENDFARM_GPU_SECONDS_PER_MEGAPIXEL_STEP', 0),
+  const cost = defined({ secondsPerMegapixelStep: settings.costPerMegapixelStep });
+  const guildCeilings = defined({
+    maxRefillGpuSeconds: settings.guildMaxRefillGpuSeconds,
+    minRefillPeriodSeconds: settings.guildMinRefillPeriodSeconds,
+    maxActiveJobs: settings.guildMaxActiveJobs,
   });
   const config: FarmConfig = {
     ...base,
-    ...fromEnv,
-    ...defined({ ...overrides, budget: undefined, cost: undefined }),
-    budget: { ...base.budget, ...budgetEnv, ...defined(overrides.budget ?? {}) },
-    cost: { ...base.cost, ...costEnv, ...defined(overrides.cost ?? {}) },
-  } as FarmConfig;
+    ...fromSettings,
+    ...defined({ ...overrides, budget: undefined, cost: undefined, guildCeilings: undefined }),
+    budget: { ...base.budget, ...budget, ...defined(overrides.budget ?? {}) },
+    cost: { ...base.cost, ...cost, ...defined(overrides.cost ?? {}) },
+    guildCeilings: { ...base.guildCeilings, ...guildCeilings, ...defined(overrides.guildCeilings ?? {}) },
+  };
   if (config.heartbeatSeconds >= config.leaseSeconds) {
     throw new Error(`The heartbeat (${config.heartbeatSeconds}s) must be shorter than the lease (${config.leaseSeconds}s); lower BLENDFARM_HEARTBEAT_SECONDS.`);
   }
@@ -111,4 +115,6 @@ export function loadFarmConfig(env: NodeJS.ProcessEnv = process.env, overrides: 
 export interface FarmContext {
   db: FarmDb;
   config: FarmConfig;
+  /** The budget, cost and fair-order policy; default: defaultPolicy(config) (farm/policy/index.ts). */
+  policy?: FarmPolicy;
 }

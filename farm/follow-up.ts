@@ -1,9 +1,10 @@
 // Jobs that start from an earlier one (the bot's Re-roll, Upscale and Extend buttons):
-// parameters are derived from the parent's, and the new job links to it.
+// parameters are derived from the parent's, and the new job links to it (parentJobId).
 import type { FarmContext } from './config.ts';
-import { FarmError, InvalidJobStateError, JobNotFoundError } from './errors.ts';
+import { InvalidJobStateError, JobNotFoundError } from './errors.ts';
 import { getJob, submitJob, type SubmitJobInput } from './jobs.ts';
-import { type JobParams, type JobParamsInput, LIMITS } from './job-params.ts';
+import type { JobParams, JobParamsInput } from './job-params.ts';
+import { checkExtension, movieOf } from './movie.ts';
 import type { Job } from './types.ts';
 
 export type FollowUpKind = 'reroll' | 'upscale' | 'extend';
@@ -15,19 +16,25 @@ export interface FollowUpOptions {
   upscaleFactor?: 2 | 4;
 }
 
-/** Parameters for a follow-up of a job with `parent` parameters (validated later by submitJob). */
+/**
+ * Parameters for a follow-up (validated later by submitJob). `parent` is the parent's parameters
+ * with the prompts and seeds of its whole movie (`parentMovieParams`); for a parent that is not an
+ * extension that is simply its `params`. A re-roll or an upscale renders the whole movie again; an
+ * extension lists only its new prompts (seeds drawn at submission) and continues the parent's
+ * movie, which it may bring to LIMITS.prompts.max prompts.
+ */
 export function followUpParams(kind: FollowUpKind, parent: JobParams, options: FollowUpOptions = {}): JobParamsInput {
   const { upscaleFactor: _factor, ...base } = parent;
   if (kind === 'reroll') return { ...base, seeds: undefined };
   if (kind === 'upscale') return { ...base, upscaleFactor: options.upscaleFactor ?? 2 };
   const next = options.prompts ?? [];
-  if (next.length === 0) throw new FarmError('invalid_params', 'Extending a video needs the prompt to continue to.');
-  if (parent.prompts.length + next.length > LIMITS.maxPrompts) {
-    throw new FarmError('invalid_params', `This movie has ${parent.prompts.length} prompts; an extension may bring it to at most ${LIMITS.maxPrompts}.`);
-  }
-  // The engine adapter continues from the parent's last keyframe: the job lists the parent's
-  // prompts and seeds first, then the new ones.
-  return { ...base, prompts: [...parent.prompts, ...next], seeds: [...parent.seeds, ...next.map(() => null)] };
+  checkExtension(parent, next.length);
+  return { ...base, prompts: next, seeds: undefined };
+}
+
+/** A job's parameters with the prompts and seeds of the whole movie it made (an extension's include those it continues). */
+export async function parentMovieParams(farm: FarmContext, parent: Job): Promise<JobParams> {
+  return { ...parent.params, ...(await movieOf(farm.db.db, parent)) };
 }
 
 export interface SubmitFollowUpInput extends Omit<SubmitJobInput, 'kind' | 'params' | 'parentJobId'> {
@@ -47,5 +54,5 @@ export async function submitFollowUp(farm: FarmContext, input: SubmitFollowUpInp
     throw new InvalidJobStateError(`Job ${parent.id} is ${parent.status}; only a finished video can be ${input.kind === 'upscale' ? 'upscaled' : 'extended'}.`);
   }
   const { options, ...rest } = input;
-  return submitJob(farm, { ...rest, params: followUpParams(input.kind, parent.params, options) });
+  return submitJob(farm, { ...rest, params: followUpParams(input.kind, await parentMovieParams(farm, parent), options) });
 }

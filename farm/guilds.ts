@@ -1,9 +1,11 @@
 // Per-server settings: budget refill, period, job limit and per-role overrides (unset values fall
-// back to the farm's defaults; resolveLimits in budget.ts applies them at submission), and the
+// back to the farm's defaults; resolveLimits in policy/budget.ts applies them at admission), and the
 // render defaults a server picks for its members (kept in the free-form `settings` column).
 import { eq, sql } from 'drizzle-orm';
 import { guilds, type RoleOverride } from '../db/schema.ts';
 import type { FarmContext } from './config.ts';
+import { defined } from './defined.ts';
+import { GUILD_LIMITS, type Range } from './limits.ts';
 
 /** What a server's members get when they leave an option out (names as the bot's options). */
 export interface RenderDefaults {
@@ -44,13 +46,81 @@ export async function getGuildSettings(farm: FarmContext, guildId: string): Prom
   };
 }
 
-export async function updateGuildSettings(farm: FarmContext, guildId: string, patch: GuildSettingsPatch): Promise<GuildSettings> {
-  const check = (name: string, v: number | null | undefined, min: number, max: number) => {
-    if (v !== undefined && v !== null && (!Number.isInteger(v) || v < min || v > max)) throw new RangeError(`${name} must be a whole number from ${min} to ${max}`);
+/**
+ * The most a server admin may give with /settings, set by the operator (config/settings.ts:
+ * BLENDFARM_GUILD_MAX_REFILL_GPU_SECONDS, BLENDFARM_GUILD_MIN_REFILL_PERIOD_SECONDS,
+ * BLENDFARM_GUILD_MAX_ACTIVE_JOBS). Every server and role value is clamped to them, and each
+ * ceiling to GUILD_LIMITS (limits.ts).
+ */
+export interface GuildCeilings {
+  /** Highest refill (GPU-seconds per period) for a server or a role. Default 3600. */
+  maxRefillGpuSeconds: number;
+  /** Shortest refill period in seconds. Default 3600. */
+  minRefillPeriodSeconds: number;
+  /** Most queued + running jobs per member for a server or a role. Default 10. */
+  maxActiveJobs: number;
+}
+
+export const DEFAULT_GUILD_CEILINGS: GuildCeilings = { maxRefillGpuSeconds: 3600, minRefillPeriodSeconds: 3600, maxActiveJobs: 10 };
+
+export type GuildSettingName = keyof typeof GUILD_LIMITS;
+
+/** A value /settings was asked for and what was stored instead. */
+export interface ClampedSetting {
+  setting: GuildSettingName;
+  /** The role whose override was clamped; undefined for the server-wide value. */
+  roleId?: string;
+  asked: number;
+  applied: number;
+}
+
+export interface GuildSettingsUpdate extends GuildSettings {
+  /** Values that went past the operator's ceilings and were stored at the ceiling instead. */
+  clamped: ClampedSetting[];
+}
+
+/** The range a server may pick from for each setting: GUILD_LIMITS narrowed by the operator's ceilings. */
+export function guildSettingRanges(ceilings: GuildCeilings = DEFAULT_GUILD_CEILINGS): Record<GuildSettingName, Range> {
+  const within = (range: Range, min: number, max: number): Range => ({ ...range, min: Math.min(Math.max(min, range.min), range.max), max: Math.max(Math.min(max, range.max), range.min) });
+  return {
+    refillGpuSeconds: within(GUILD_LIMITS.refillGpuSeconds, GUILD_LIMITS.refillGpuSeconds.min, ceilings.maxRefillGpuSeconds),
+    refillPeriodSeconds: within(GUILD_LIMITS.refillPeriodSeconds, ceilings.minRefillPeriodSeconds, GUILD_LIMITS.refillPeriodSeconds.max),
+    maxActiveJobs: within(GUILD_LIMITS.maxActiveJobs, GUILD_LIMITS.maxActiveJobs.min, ceilings.maxActiveJobs),
   };
-  check('refill GPU-seconds', patch.refillGpuSeconds, 0, 10_000_000);
-  check('refill period (seconds)', patch.refillPeriodSeconds, 60, 365 * 86_400);
-  check('max active jobs', patch.maxActiveJobs, 1, 1000);
+}
+
+/**
+ * Stores a server's settings. Values must be whole numbers (RangeError otherwise); those past the
+ * operator's ceilings (or below the shortest period) are stored at the ceiling and listed in
+ * `clamped`, so the front end can say so.
+ */
+export async function updateGuildSettings(farm: FarmContext, guildId: string, patch: GuildSettingsPatch): Promise<GuildSettingsUpdate> {
+  const ranges = guildSettingRanges(farm.config.guildCeilings);
+  const clamped: ClampedSetting[] = [];
+  const clamp = <V extends number | null | undefined>(setting: GuildSettingName, v: V, roleId?: string): V => {
+    if (v === undefined || v === null) return v;
+    if (!Number.isInteger(v) || v < 0) throw new RangeError(`${SETTING_NAMES[setting]} must be a whole number of at least ${ranges[setting].min}`);
+    const applied = Math.min(Math.max(v, ranges[setting].min), ranges[setting].max);
+    if (applied !== v) clamped.push({ setting, ...(roleId !== undefined ? { roleId } : {}), asked: v, applied });
+    return applied as V;
+  };
+  patch = {
+    ...patch,
+    refillGpuSeconds: clamp('refillGpuSeconds', patch.refillGpuSeconds),
+    refillPeriodSeconds: clamp('refillPeriodSeconds', patch.refillPeriodSeconds),
+    maxActiveJobs: clamp('maxActiveJobs', patch.maxActiveJobs),
+    ...(patch.role?.override
+      ? {
+          role: {
+            roleId: patch.role.roleId,
+            override: defined({
+              refillGpuSeconds: clamp('refillGpuSeconds', patch.role.override.refillGpuSeconds, patch.role.roleId),
+              maxActiveJobs: clamp('maxActiveJobs', patch.role.override.maxActiveJobs, patch.role.roleId),
+            }),
+          },
+        }
+      : {}),
+  };
   await farm.db.db.transaction(async (tx) => {
     await tx.insert(guilds).values({ id: guildId }).onConflictDoNothing();
     const set: Record<string, unknown> = { updatedAt: sql`now()` };
@@ -72,9 +142,7 @@ export async function updateGuildSettings(farm: FarmContext, guildId: string, pa
     }
     await tx.update(guilds).set(set).where(eq(guilds.id, guildId));
   });
-  return getGuildSettings(farm, guildId);
+  return { ...(await getGuildSettings(farm, guildId)), clamped };
 }
 
-function defined<T extends object>(values: T): Partial<T> {
-  return Object.fromEntries(Object.entries(values).filter(([, v]) => v !== undefined)) as Partial<T>;
-}
+const SETTING_NAMES: Record<GuildSettingName, string> = { refillGpuSeconds: 'the refill (GPU-seconds)', refillPeriodSeconds: 'the refill period (seconds)', maxActiveJobs: 'the job limit' };

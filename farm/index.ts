@@ -1,7 +1,8 @@
 // The farm's public surface for front ends (bot, CLI, web) and worker hosts. Everything takes
-// a FarmContext ({ db, config }); openFarm() builds one from the environment.
+// a FarmContext ({ db, config }); openFarm() builds one from loadConfig()'s result.
+import type { Config } from '../config/index.ts';
 import { type OpenDatabaseOptions, openDatabase } from '../db/client.ts';
-import { type FarmConfigOverrides, type FarmContext, loadFarmConfig } from './config.ts';
+import { type FarmConfigOverrides, type FarmContext, farmConfigFrom } from './config.ts';
 import { submitFollowUp as submitFollowUpUncounted } from './follow-up.ts';
 import { submitJob as submitJobUncounted } from './jobs.ts';
 import { countRefusals } from './metrics.ts';
@@ -10,11 +11,31 @@ export { type FarmDb, type OpenDatabaseOptions, openDatabase, DEFAULT_PGLITE_DIR
 export { DataDirLockedError } from '../db/pglite-lock.ts';
 export { describeDbError, isConnectionError, loggableError } from '../db/errors.ts';
 export { MAX_ID_LENGTH, InvalidIdError, checkId } from './ids.ts';
-export { type FarmConfig, type FarmConfigOverrides, type FarmContext, DEFAULT_FARM_CONFIG, loadFarmConfig } from './config.ts';
+export { type FarmConfig, type FarmConfigOverrides, type FarmContext, type FarmSettings, DEFAULT_FARM_CONFIG, farmConfigFrom } from './config.ts';
 export * from './types.ts';
 export * from './errors.ts';
 export * from './job-params.ts';
-export { estimateGpuSeconds } from './cost.ts';
+export { type Range, type LimitName, LIMITS, JOB_VIDEO_FORMATS, UPSCALE_FACTORS, GUILD_LIMITS } from './limits.ts';
+export {
+  type FarmPolicy,
+  type PolicyOptions,
+  type BudgetDefaults,
+  type CostModel,
+  type AdmissionRequest,
+  type Outcome,
+  type Settlement,
+  type BudgetContext,
+  type BudgetLimits,
+  type BudgetStatus,
+  type LedgerEntry,
+  DEFAULT_POLICY_OPTIONS,
+  defaultPolicy,
+  policyOf,
+  estimateGpuSeconds,
+  getBudget,
+  grantBudget,
+  auditBalance,
+} from './policy/index.ts';
 export {
   type SubmitJobInput,
   type ListJobsFilter,
@@ -30,14 +51,26 @@ export {
   setJobMessage,
   getArtifact,
 } from './jobs.ts';
-export { type FollowUpKind, type FollowUpOptions, type SubmitFollowUpInput, followUpParams } from './follow-up.ts';
-export { type BudgetContext, type BudgetLimits, type BudgetStatus, type LedgerEntry, getBudget, grantBudget, auditBalance } from './budget.ts';
-export { type GuildSettings, type GuildSettingsPatch, getGuildSettings, updateGuildSettings } from './guilds.ts';
+export { type Movie, movieOf } from './movie.ts';
+export { type FollowUpKind, type FollowUpOptions, type SubmitFollowUpInput, followUpParams, parentMovieParams } from './follow-up.ts';
+export {
+  type GuildSettings,
+  type GuildSettingsPatch,
+  type GuildSettingsUpdate,
+  type GuildCeilings,
+  type GuildSettingName,
+  type ClampedSetting,
+  type RenderDefaults,
+  DEFAULT_GUILD_CEILINGS,
+  getGuildSettings,
+  guildSettingRanges,
+  updateGuildSettings,
+} from './guilds.ts';
 export { getJobByMessageId } from './lookup.ts';
 export { type JobEvent, type JobEventType, type JobEventHandler, JOB_EVENTS_CHANNEL, onJobEvent } from './events.ts';
 export { type WaitOptions, waitForJob } from './wait.ts';
-export { type FarmStatus, farmStatus } from './status.ts';
-export { queuePosition, reapExpiredLeases } from './queue.ts';
+export { type FarmStatus, farmStatus, queuePosition } from './status.ts';
+export { reapExpiredLeases } from './queue.ts';
 export { type WorkerInfo, listWorkers, findCapableWorkers, canRun } from './worker-registry.ts';
 export { type Renderer, type RenderContext, type RenderResult, type RendererFactory, RenderError, MIME_TYPES } from './renderer.ts';
 export { type FarmWorkerOptions, type StopMode, type WorkerStats, FarmWorker, startWorker } from './worker.ts';
@@ -63,10 +96,16 @@ export const submitJob = countRefusals(submitJobUncounted);
 /** Submits a re-roll, upscale or extension (farm/follow-up.ts); refusals are counted too. */
 export const submitFollowUp = countRefusals(submitFollowUpUncounted);
 
-/** Opens the database from the environment (DATABASE_URL or PGlite) and loads the config. */
-export async function openFarm(options: OpenDatabaseOptions & { config?: FarmConfigOverrides } = {}): Promise<FarmContext & { close(): Promise<void> }> {
+/**
+ * Opens the database named by the settings (DATABASE_URL, else PGlite in BLENDFARM_DATA_DIR) and
+ * builds the farm's configuration from them: `openFarm(loadConfig())`.
+ */
+export async function openFarm(
+  settings: Config,
+  options: Omit<OpenDatabaseOptions, 'url' | 'dataDir'> & { config?: FarmConfigOverrides } = {},
+): Promise<FarmContext & { close(): Promise<void> }> {
   const { config: overrides, ...dbOptions } = options;
-  const config = loadFarmConfig(process.env, overrides);
-  const db = await openDatabase(dbOptions);
+  const config = farmConfigFrom(settings, overrides);
+  const db = await openDatabase({ ...dbOptions, url: settings.databaseUrl ?? '', dataDir: settings.dataDir });
   return { db, config, close: () => db.close() };
 }

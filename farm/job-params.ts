@@ -1,19 +1,22 @@
-// What a job asks the renderer to make. Every entry point (bot, CLI, web) builds one of these
-// through `parseJobParams`, so bad values are refused at submission with a clear message
-// instead of failing on a GPU later. Stored as jsonb in jobs.params; the engine adapter maps
-// the fields to engine options (names follow engine/blend/transition.ts where they overlap).
-import { drawSeed } from '../engine/index.ts';
+// What a job asks the renderer to make: the one request schema. Every entry point (bot, CLI, web)
+// builds its input from its own options and hands it to `parseJobParams`, the only place user input
+// is validated, against the limits table in limits.ts; bad values are refused at submission with a
+// clear message instead of failing on a GPU later. Stored as jsonb in jobs.params; the engine
+// adapter (apps/worker/engine-renderer.ts) renames the fields into the engine's RenderRequest.
+import { drawSeed, type VideoFormat } from '../engine/index.ts';
 import { JOB_KINDS, type JobKind } from '../db/schema.ts';
-
-export const VIDEO_FORMATS = ['mp4', 'webm', 'gif'] as const;
-export type VideoFormat = (typeof VIDEO_FORMATS)[number];
+import { JOB_VIDEO_FORMATS, LIMITS, type Range, UPSCALE_FACTORS } from './limits.ts';
 
 export interface JobParams {
-  /** blend: exactly 2; movie/reroll: 2..16; extend: the parent's prompts followed by the new ones (16 in all at most). */
+  /**
+   * blend: exactly 2; movie/reroll/upscale: 2..16. extend: only the new prompts, which continue
+   * the parent's movie (parentJobId); the whole movie has 16 at most (see follow-up.ts).
+   */
   prompts: string[];
   negativePrompt: string;
-  /** One seed per prompt (uint32); missing seeds are drawn at submission so results are reproducible. */
+  /** One seed per prompt (0..LIMITS.seed.max); missing seeds are drawn at submission so results are reproducible. */
   seeds: number[];
+  /** Seconds of video per transition. */
   durationSeconds: number;
   fps: number;
   width: number;
@@ -21,33 +24,19 @@ export interface JobParams {
   steps: number;
   /** Branch budget per transition (engine `maxBranches`); more branches, smoother transitions. */
   maxBranches: number;
-  /** 0..1: how deep in the diffusion the branches split off (engine `depthStrength`). */
+  /** How deep in the diffusion the branches split off (engine `depthStrength`). */
   depthStrength: number;
   /** Classifier-free guidance scale; undefined lets the engine pick the model's default. */
   guidance?: number;
   /** Model id known to workers (a worker only claims jobs whose model it advertises). */
   model: string;
+  /** One of JOB_VIDEO_FORMATS. */
   format: VideoFormat;
   /** upscale only (default 2): output is width*factor x height*factor, i.e. factor² the pixels. */
-  upscaleFactor?: 2 | 4;
+  upscaleFactor?: (typeof UPSCALE_FACTORS)[number];
   /** Largest acceptable video file (a front end's upload limit); the encoder aims below it. */
   maxBytes?: number;
 }
-
-export const LIMITS = {
-  maxPromptLength: 1000,
-  minPrompts: 2,
-  maxPrompts: 16,
-  minSide: 64,
-  maxSide: 2048,
-  maxDurationSeconds: 120,
-  maxFps: 60,
-  maxSteps: 150,
-  maxBranches: 256,
-  maxGuidance: 30,
-  minMaxBytes: 10_000,
-  maxMaxBytes: 2_000_000_000,
-} as const;
 
 export const QUALITY_PRESETS = {
   draft: { steps: 4, maxBranches: 8 },
@@ -88,15 +77,39 @@ export function isJobKind(value: unknown): value is JobKind {
   return typeof value === 'string' && (JOB_KINDS as readonly string[]).includes(value);
 }
 
+/** How many prompts a job of `kind` lists in its own parameters. */
 function promptCountRule(kind: JobKind): { min: number; max: number; text: string } {
+  const { min, max } = LIMITS.prompts;
   if (kind === 'blend') return { min: 2, max: 2, text: 'a blend needs exactly 2 prompts' };
-  if (kind === 'upscale') return { min: 2, max: LIMITS.maxPrompts, text: `an upscale needs the source's 2 to ${LIMITS.maxPrompts} prompts` };
-  return { min: LIMITS.minPrompts, max: LIMITS.maxPrompts, text: `a ${kind} needs 2 to ${LIMITS.maxPrompts} prompts` };
+  // An extension's own prompts follow at least the `min` prompts of the movie it extends.
+  if (kind === 'extend') return { min: 1, max: max - min, text: `an extension needs 1 to ${max - min} new prompts` };
+  if (kind === 'upscale') return { min, max, text: `an upscale needs the source's ${min} to ${max} prompts` };
+  return { min, max, text: `a ${kind} needs ${min} to ${max} prompts` };
 }
 
 /**
+ * The one range check: undefined when `value` is in `range`, else the issue, naming the field,
+ * the range and the value, e.g. "width must be an integer that is a multiple of 8 between 64 and
+ * 2048 (got 500)".
+ */
+function rangeIssue(field: string, value: unknown, range: Range): string | undefined {
+  const ok =
+    typeof value === 'number' &&
+    Number.isFinite(value) &&
+    value >= range.min &&
+    value <= range.max &&
+    (!range.integer || Number.isInteger(value)) &&
+    (!range.multipleOf || value % range.multipleOf === 0);
+  if (ok) return undefined;
+  const what = `${range.integer ? 'an integer' : 'a number'}${range.multipleOf ? ` that is a multiple of ${range.multipleOf}` : ''}`;
+  return `${field} must be ${what} between ${range.min} and ${range.max} (got ${JSON.stringify(value)})`;
+}
+
+const KNOWN_KEYS = new Set([...Object.keys(DEFAULT_PARAMS), 'prompts', 'seeds', 'guidance', 'upscaleFactor', 'quality', 'maxBytes']);
+
+/**
  * Validates and completes parameters for a job of `kind`. Throws JobParamsError listing every
- * problem found (e.g. "width must be a multiple of 8 between 64 and 2048 (got 500)").
+ * problem found (e.g. "width must be an integer that is a multiple of 8 between 64 and 2048 (got 500)").
  */
 export function parseJobParams(kind: JobKind, input: unknown): JobParams {
   if (!isJobKind(kind)) throw new JobParamsError([`kind must be one of ${JOB_KINDS.join(', ')} (got ${String(kind)})`]);
@@ -106,8 +119,7 @@ export function parseJobParams(kind: JobKind, input: unknown): JobParams {
   const raw = input as Record<string, unknown>;
   const issues: string[] = [];
 
-  const known = new Set([...Object.keys(DEFAULT_PARAMS), 'prompts', 'seeds', 'guidance', 'upscaleFactor', 'quality', 'maxBytes']);
-  for (const key of Object.keys(raw)) if (!known.has(key)) issues.push(`unknown parameter "${key}"`);
+  for (const key of Object.keys(raw)) if (!KNOWN_KEYS.has(key)) issues.push(`unknown parameter "${key}"`);
 
   let preset: { steps: number; maxBranches: number } | undefined;
   if (raw.quality !== undefined) {
@@ -116,43 +128,38 @@ export function parseJobParams(kind: JobKind, input: unknown): JobParams {
   }
 
   const prompts = readPrompts(kind, raw.prompts, issues);
-  const negativePrompt = readString(raw.negativePrompt ?? DEFAULT_PARAMS.negativePrompt, 'negativePrompt', issues, true);
+  const negativePrompt = readText(raw.negativePrompt ?? DEFAULT_PARAMS.negativePrompt, 'negativePrompt', issues, { allowEmpty: true });
 
-  const num = (key: keyof JobParams, fallback: number, min: number, max: number, integer: boolean, extra?: (n: number) => boolean, extraText?: string): number => {
+  const num = (key: keyof JobParams, fallback: number, range: Range): number => {
     const value = raw[key] ?? fallback;
-    const ok = typeof value === 'number' && Number.isFinite(value) && value >= min && value <= max && (!integer || Number.isInteger(value)) && (!extra || extra(value));
-    const what = `${integer ? 'an integer' : 'a number'}${extraText ? ` ${extraText}` : ''}`;
-    if (!ok) issues.push(`${key} must be ${what} between ${min} and ${max} (got ${JSON.stringify(value)})`);
+    const issue = rangeIssue(key, value, range);
+    if (issue) issues.push(issue);
     return value as number;
   };
 
-  const durationSeconds = num('durationSeconds', DEFAULT_PARAMS.durationSeconds, 0.5, LIMITS.maxDurationSeconds, false);
-  const fps = num('fps', DEFAULT_PARAMS.fps, 1, LIMITS.maxFps, true);
-  const multipleOf8 = (n: number) => n % 8 === 0;
-  const width = num('width', DEFAULT_PARAMS.width, LIMITS.minSide, LIMITS.maxSide, true, multipleOf8, 'that is a multiple of 8');
-  const height = num('height', DEFAULT_PARAMS.height, LIMITS.minSide, LIMITS.maxSide, true, multipleOf8, 'that is a multiple of 8');
-  const steps = num('steps', preset?.steps ?? DEFAULT_PARAMS.steps, 1, LIMITS.maxSteps, true);
-  const maxBranches = num('maxBranches', preset?.maxBranches ?? DEFAULT_PARAMS.maxBranches, 1, LIMITS.maxBranches, true);
-  const depthStrength = num('depthStrength', DEFAULT_PARAMS.depthStrength, 0, 1, false);
-  const guidance = raw.guidance === undefined ? undefined : num('guidance', 0, 0, LIMITS.maxGuidance, false);
-  const maxBytes = raw.maxBytes === undefined ? undefined : num('maxBytes', 0, LIMITS.minMaxBytes, LIMITS.maxMaxBytes, true);
+  const durationSeconds = num('durationSeconds', DEFAULT_PARAMS.durationSeconds, LIMITS.durationSeconds);
+  const fps = num('fps', DEFAULT_PARAMS.fps, LIMITS.fps);
+  const width = num('width', DEFAULT_PARAMS.width, LIMITS.side);
+  const height = num('height', DEFAULT_PARAMS.height, LIMITS.side);
+  const steps = num('steps', preset?.steps ?? DEFAULT_PARAMS.steps, LIMITS.steps);
+  const maxBranches = num('maxBranches', preset?.maxBranches ?? DEFAULT_PARAMS.maxBranches, LIMITS.maxBranches);
+  const depthStrength = num('depthStrength', DEFAULT_PARAMS.depthStrength, LIMITS.depthStrength);
+  const guidance = raw.guidance === undefined ? undefined : num('guidance', 0, LIMITS.guidance);
+  const maxBytes = raw.maxBytes === undefined ? undefined : num('maxBytes', 0, LIMITS.maxBytes);
 
-  const model = readString(raw.model ?? DEFAULT_PARAMS.model, 'model', issues, false);
+  const model = readText(raw.model ?? DEFAULT_PARAMS.model, 'model', issues, { allowEmpty: false });
   if (model && !/^[A-Za-z0-9._-]{1,100}$/.test(model)) issues.push(`model must be a model id of letters, digits, ".", "_" or "-" (got ${JSON.stringify(model)})`);
 
   const format = raw.format ?? DEFAULT_PARAMS.format;
-  if (!(VIDEO_FORMATS as readonly unknown[]).includes(format)) issues.push(`format must be one of ${VIDEO_FORMATS.join(', ')} (got ${JSON.stringify(format)})`);
+  if (!(JOB_VIDEO_FORMATS as readonly unknown[]).includes(format)) issues.push(`format must be one of ${JOB_VIDEO_FORMATS.join(', ')} (got ${JSON.stringify(format)})`);
 
-  let upscaleFactor: 2 | 4 | undefined;
+  let upscaleFactor: JobParams['upscaleFactor'];
   if (kind === 'upscale') {
-    const factor = raw.upscaleFactor ?? 2;
-    if (factor === 2 || factor === 4) upscaleFactor = factor;
-    else issues.push(`upscaleFactor must be 2 or 4 (got ${JSON.stringify(factor)})`);
+    const factor = raw.upscaleFactor ?? UPSCALE_FACTORS[0];
+    if ((UPSCALE_FACTORS as readonly unknown[]).includes(factor)) upscaleFactor = factor as JobParams['upscaleFactor'];
+    else issues.push(`upscaleFactor must be ${UPSCALE_FACTORS.join(' or ')} (got ${JSON.stringify(factor)})`);
   } else if (raw.upscaleFactor !== undefined) {
     issues.push(`upscaleFactor only applies to upscale jobs`);
-  }
-  if (upscaleFactor && Number.isInteger(width) && Number.isInteger(height) && Math.max(width, height) * upscaleFactor > LIMITS.maxSide * 4) {
-    issues.push(`an upscaled side may be at most ${LIMITS.maxSide * 4} pixels (got ${Math.max(width, height) * upscaleFactor})`);
   }
 
   const seeds = readSeeds(raw.seeds, prompts.length, issues);
@@ -165,14 +172,16 @@ export function parseJobParams(kind: JobKind, input: unknown): JobParams {
   return params;
 }
 
-function readString(value: unknown, key: string, issues: string[], allowEmpty: boolean): string {
+/** Trimmed text; empty (unless allowed) and over-long text are the issues (LIMITS.promptLength). */
+function readText(value: unknown, key: string, issues: string[], options: { allowEmpty: boolean }): string {
   if (typeof value !== 'string') {
     issues.push(`${key} must be text (got ${JSON.stringify(value)})`);
     return '';
   }
   const trimmed = value.trim();
-  if (!allowEmpty && trimmed.length === 0) issues.push(`${key} must not be empty`);
-  if (trimmed.length > LIMITS.maxPromptLength) issues.push(`${key} must be at most ${LIMITS.maxPromptLength} characters (got ${trimmed.length})`);
+  const { min, max } = LIMITS.promptLength;
+  if (!options.allowEmpty && trimmed.length < min) issues.push(`${key} must not be empty`);
+  if (trimmed.length > max) issues.push(`${key} must be at most ${max} characters (got ${trimmed.length})`);
   return trimmed;
 }
 
@@ -183,29 +192,21 @@ function readPrompts(kind: JobKind, value: unknown, issues: string[]): string[] 
     return [];
   }
   if (value.length < rule.min || value.length > rule.max) issues.push(`${rule.text} (got ${value.length})`);
-  return value.map((prompt, i) => readString(prompt, `prompt ${i + 1}`, issues, false));
+  return value.map((prompt, i) => readText(prompt, `prompt ${i + 1}`, issues, { allowEmpty: false }));
 }
 
 function readSeeds(value: unknown, count: number, issues: string[]): number[] {
-  if (value === undefined) return Array.from({ length: count }, () => randomSeed());
+  if (value === undefined) return Array.from({ length: count }, () => drawSeed());
   if (!Array.isArray(value) || value.length !== count) {
     issues.push(`seeds must be a list with one seed per prompt (${count})`);
     return [];
   }
   return value.map((seed, i) => {
-    if (seed === null || seed === undefined) return randomSeed();
-    if (!Number.isInteger(seed) || (seed as number) < 0 || (seed as number) > MAX_JOB_SEED) {
-      issues.push(`seed ${i + 1} must be an integer between 0 and ${MAX_JOB_SEED} (got ${JSON.stringify(seed)})`);
-    }
+    if (seed === null || seed === undefined) return drawSeed();
+    const issue = rangeIssue(`seed ${i + 1}`, seed, LIMITS.seed);
+    if (issue) issues.push(issue);
     return seed as number;
   });
-}
-
-/** Seeds are 32-bit, so any seed a user sees can be typed back into /blend. */
-export const MAX_JOB_SEED = 0xffffffff;
-
-export function randomSeed(): number {
-  return drawSeed();
 }
 
 /** Output frame size in pixels; what a worker's maxPixels is compared against. */

@@ -1,17 +1,19 @@
-// Job life cycle as seen from front ends (bot, CLI): submit with a budget reservation, look up,
-// cancel with a refund, retry, and record delivery exactly once. Workers' side is in queue.ts.
+// Job life cycle as seen from front ends (bot, CLI): submit (admitted and priced by the policy),
+// look up, cancel with a refund, retry, and record delivery exactly once. Workers' side is in
+// queue.ts; the budget, cost and fairness rules are in policy/.
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { and, asc, desc, eq, inArray, isNull, sql, type SQL } from 'drizzle-orm';
+import { queryRows } from '../db/client.ts';
 import { artifacts, jobs, type JobKind, type JobStatus } from '../db/schema.ts';
-import { addLedgerEntry, type BudgetContext, countActiveJobs, lockUser, nextRefillAt, resolveLimits } from './budget.ts';
 import type { FarmContext } from './config.ts';
-import { estimateGpuSeconds } from './cost.ts';
-import { ActiveJobLimitError, BudgetExceededError, FarmError, InvalidJobStateError, JobNotFoundError, NoCapableWorkerError } from './errors.ts';
+import { FarmError, InvalidJobStateError, JobNotFoundError, NoCapableWorkerError } from './errors.ts';
 import { recordEvent } from './events.ts';
 import { checkRequestIds } from './ids.ts';
 import { type JobParams, outputPixels, parseJobParams } from './job-params.ts';
-import { type Artifact, type Job, jobFromRow, secondsToMs, TERMINAL_STATUSES } from './types.ts';
+import { checkExtension, movieOf } from './movie.ts';
+import { type BudgetContext, policyOf } from './policy/index.ts';
+import { type Artifact, type Job, jobFromRow, TERMINAL_STATUSES } from './types.ts';
 import { findCapableWorkers } from './worker-registry.ts';
 
 /** Kinds that start from an earlier job and must name it. */
@@ -36,8 +38,9 @@ export interface SubmitJobInput {
 }
 
 /**
- * Validates, prices and queues a job. The estimated cost is reserved from the user's budget in
- * the same transaction that inserts the job; a job that does not fit is refused with the numbers.
+ * Validates, prices and queues a job. The policy admits it (FarmPolicy.admit) and reserves its
+ * price from the user's budget in the same transaction that inserts the job; a job that does not
+ * fit is refused with the numbers.
  */
 export async function submitJob(farm: FarmContext, input: SubmitJobInput): Promise<Job> {
   checkRequestIds(input);
@@ -51,39 +54,41 @@ export async function submitJob(farm: FarmContext, input: SubmitJobInput): Promi
     const { capable, online } = await findCapableWorkers(farm, params.model, pixels);
     if (capable.length === 0) throw new NoCapableWorkerError(params.model, pixels, online);
   }
-  const costMs = secondsToMs(estimateGpuSeconds(params, farm.config.cost));
+  const policy = policyOf(farm);
 
   return farm.db.db.transaction(async (tx) => {
+    let moviePrompts = params.prompts.length;
     if (parentJobId !== null) {
-      const [parent] = await tx.select({ id: jobs.id }).from(jobs).where(eq(jobs.id, parentJobId));
+      const [parent] = await tx.select({ kind: jobs.kind, params: jobs.params, parentJobId: jobs.parentJobId }).from(jobs).where(eq(jobs.id, parentJobId));
       if (!parent) throw new JobNotFoundError(parentJobId);
+      if (input.kind === 'extend') {
+        const movie = await movieOf(tx, { ...parent, params: parent.params as unknown as JobParams });
+        checkExtension(movie, params.prompts.length);
+        moviePrompts += movie.prompts.length;
+      }
     }
-    const limits = await resolveLimits(tx, farm.config, { guildId: input.guildId, roleIds: input.roleIds });
-    const user = await lockUser(tx, input.userId, limits);
-    const active = await countActiveJobs(tx, input.userId);
-    if (active.count >= limits.maxActiveJobs) throw new ActiveJobLimitError(active.count, limits.maxActiveJobs);
-    if (user.balanceMs < costMs) {
-      throw new BudgetExceededError(costMs / 1000, user.balanceMs / 1000, nextRefillAt(user, limits), limits.refillGpuSeconds);
-    }
-    const [row] = await tx
-      .insert(jobs)
-      .values({
-        kind: input.kind,
-        userId: input.userId,
-        guildId: input.guildId ?? null,
-        channelId: input.channelId ?? null,
-        messageId: input.messageId ?? null,
-        interactionToken: input.interactionToken ?? null,
-        interactionExpiresAt: input.interactionExpiresAt ?? null,
-        params: params as unknown as Record<string, unknown>,
-        model: params.model,
-        pixels,
-        maxAttempts: farm.config.maxAttempts,
-        parentJobId,
-        reservedMs: costMs,
-      })
-      .returning();
-    await addLedgerEntry(tx, input.userId, 'reserve', -costMs, row.id, `${input.kind} job ${row.id}`);
+    const request = { userId: input.userId, guildId: input.guildId, roleIds: input.roleIds, gpuSeconds: policy.price(params, moviePrompts), note: (id: number) => `${input.kind} job ${id}` };
+    const row = await policy.admit(tx, request, async (reservedMs) => {
+      const [inserted] = await tx
+        .insert(jobs)
+        .values({
+          kind: input.kind,
+          userId: input.userId,
+          guildId: input.guildId ?? null,
+          channelId: input.channelId ?? null,
+          messageId: input.messageId ?? null,
+          interactionToken: input.interactionToken ?? null,
+          interactionExpiresAt: input.interactionExpiresAt ?? null,
+          params: params as unknown as Record<string, unknown>,
+          model: params.model,
+          pixels,
+          maxAttempts: farm.config.maxAttempts,
+          parentJobId,
+          reservedMs,
+        })
+        .returning();
+      return inserted;
+    });
     await recordEvent(tx, 'queued', { jobId: row.id, userId: row.userId, status: 'queued', attempt: 0 });
     return jobFromRow(row);
   });
@@ -124,10 +129,11 @@ export interface CancelResult {
 }
 
 /**
- * Cancels a queued or running job. Queued: the whole reservation is refunded. Running: the
- * wall-clock time of the current attempt (capped at the reservation) is charged and the rest
- * refunded; the worker sees the cancel through its event subscription or its next heartbeat and
- * stops, and its result could not be stored anyway (the lease token is cleared).
+ * Cancels a queued or running job; the policy settles it (FarmPolicy.settle): queued, the whole
+ * reservation is refunded; running, the wall-clock time of the current attempt (capped at the
+ * reservation) is charged and the rest refunded. The worker sees the cancel through its event
+ * subscription or its next heartbeat and stops, and its result could not be stored anyway (the
+ * lease token is cleared).
  */
 export async function cancelJob(farm: FarmContext, jobId: number, reason = 'cancelled'): Promise<CancelResult> {
   return farm.db.db.transaction(async (tx) => {
@@ -136,31 +142,28 @@ export async function cancelJob(farm: FarmContext, jobId: number, reason = 'canc
     if ((TERMINAL_STATUSES as readonly string[]).includes(current.status)) {
       return { cancelled: false, job: jobFromRow(current), refundedGpuSeconds: 0 };
     }
-    const elapsedMs = sql`greatest(0, (extract(epoch from (now() - ${jobs.startedAt})) * 1000)::bigint)`;
-    const [row] = await tx
+    let ranMs: number | null = null;
+    if (current.status === 'running') {
+      const [ran] = await queryRows<{ ms: number }>(tx, sql`select greatest(0, extract(epoch from (now() - started_at)) * 1000)::float8 as ms from jobs where id = ${jobId}`);
+      ranMs = ran.ms;
+    }
+    await tx
       .update(jobs)
-      .set({
-        status: 'cancelled',
-        chargedMs: current.status === 'running' ? sql`least(${jobs.reservedMs}, ${elapsedMs})` : 0,
-        finishedAt: sql`now()`,
-        leaseToken: null,
-        leaseExpiresAt: null,
-        error: reason,
-      })
-      .where(eq(jobs.id, jobId))
-      .returning();
-    const refundMs = row.reservedMs - (row.chargedMs ?? 0);
-    if (refundMs > 0) await addLedgerEntry(tx, row.userId, 'refund', refundMs, row.id, `job ${row.id} cancelled`);
+      .set({ status: 'cancelled', finishedAt: sql`now()`, leaseToken: null, leaseExpiresAt: null, error: reason })
+      .where(eq(jobs.id, jobId));
+    const { returnedMs } = await policyOf(farm).settle(tx, current, { kind: 'cancelled', ranMs });
+    const [row] = await tx.select().from(jobs).where(eq(jobs.id, jobId));
     await recordEvent(tx, 'cancelled', { jobId: row.id, userId: row.userId, status: 'cancelled', attempt: row.attempts, workerId: current.workerId, error: reason });
-    return { cancelled: true, job: jobFromRow(row), refundedGpuSeconds: refundMs / 1000 };
+    return { cancelled: true, job: jobFromRow(row), refundedGpuSeconds: returnedMs / 1000 };
   });
 }
 
 /**
- * Puts a failed or cancelled job back in the queue with fresh attempts. Its cost is reserved
- * again, under the same budget rules as a new submission.
+ * Puts a failed or cancelled job back in the queue with fresh attempts. The policy admits and
+ * prices it again, under the same rules as a new submission.
  */
 export async function retryJob(farm: FarmContext, jobId: number, context: Omit<BudgetContext, 'guildId'> = {}): Promise<Job> {
+  const policy = policyOf(farm);
   return farm.db.db.transaction(async (tx) => {
     const [current] = await tx.select().from(jobs).where(eq(jobs.id, jobId)).for('update');
     if (!current) throw new JobNotFoundError(jobId);
@@ -168,38 +171,34 @@ export async function retryJob(farm: FarmContext, jobId: number, context: Omit<B
       throw new InvalidJobStateError(`Job ${jobId} is ${current.status}; only failed or cancelled jobs can be retried.`);
     }
     const params = current.params as unknown as JobParams;
-    const costMs = secondsToMs(estimateGpuSeconds(params, farm.config.cost));
-    const limits = await resolveLimits(tx, farm.config, { guildId: current.guildId, roleIds: context.roleIds });
-    const user = await lockUser(tx, current.userId, limits);
-    const active = await countActiveJobs(tx, current.userId);
-    if (active.count >= limits.maxActiveJobs) throw new ActiveJobLimitError(active.count, limits.maxActiveJobs);
-    if (user.balanceMs < costMs) {
-      throw new BudgetExceededError(costMs / 1000, user.balanceMs / 1000, nextRefillAt(user, limits), limits.refillGpuSeconds);
-    }
-    const [row] = await tx
-      .update(jobs)
-      .set({
-        status: 'queued',
-        attempts: 0,
-        maxAttempts: farm.config.maxAttempts,
-        runAfter: sql`now()`,
-        leaseToken: null,
-        leaseExpiresAt: null,
-        workerId: null,
-        progress: null,
-        error: null,
-        reservedMs: costMs,
-        spentMs: null,
-        chargedMs: null,
-        startedAt: null,
-        finishedAt: null,
-        deliveredAt: null,
-        deliveryClaimedBy: null,
-        deliveryClaimExpiresAt: null,
-      })
-      .where(eq(jobs.id, jobId))
-      .returning();
-    await addLedgerEntry(tx, row.userId, 'reserve', -costMs, row.id, `retry of job ${row.id}`);
+    const movie = await movieOf(tx, { ...current, params });
+    const request = { userId: current.userId, guildId: current.guildId, roleIds: context.roleIds, gpuSeconds: policy.price(params, movie.prompts.length), note: (id: number) => `retry of job ${id}` };
+    const row = await policy.admit(tx, request, async (reservedMs) => {
+      const [updated] = await tx
+        .update(jobs)
+        .set({
+          status: 'queued',
+          attempts: 0,
+          maxAttempts: farm.config.maxAttempts,
+          runAfter: sql`now()`,
+          leaseToken: null,
+          leaseExpiresAt: null,
+          workerId: null,
+          progress: null,
+          error: null,
+          reservedMs,
+          spentMs: null,
+          chargedMs: null,
+          startedAt: null,
+          finishedAt: null,
+          deliveredAt: null,
+          deliveryClaimedBy: null,
+          deliveryClaimExpiresAt: null,
+        })
+        .where(eq(jobs.id, jobId))
+        .returning();
+      return updated;
+    });
     await recordEvent(tx, 'queued', { jobId: row.id, userId: row.userId, status: 'queued', attempt: 0 }, { retry: true });
     return jobFromRow(row);
   });

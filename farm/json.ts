@@ -1,7 +1,7 @@
 // The stable JSON shapes of `npm run farm -- ... --json` (documented in farm/README.md).
 // Operators script against these: add fields freely, never rename or remove one.
 // Interaction tokens are credentials and are never printed.
-import type { BudgetStatus } from './budget.ts';
+import type { BudgetStatus } from './policy/index.ts';
 import type { Artifact, Job } from './types.ts';
 import type { WorkerInfo } from './worker-registry.ts';
 

@@ -2,8 +2,11 @@
  * Every limit on what a user may ask the farm to render, written once. The job-parameter parser
  * (job-params.ts) enforces them; front ends (bot options, CLI flags) import them for their own
  * option ranges and help texts and never restate a number. Each range narrows what the engine
- * accepts (engine/index.ts: MAX_SEED, VIDEO_FORMATS and the pipeline's own checks), never widens it.
+ * accepts (engine/index.ts: MAX_SEED, VIDEO_FORMATS, MAX_MOVIE_PROMPTS and the pipeline's own
+ * checks), never widens it; test/farm/limits.test.ts checks that.
  */
+import { MAX_SEED, type VideoFormat } from '../engine/index.ts';
+
 export interface Range {
   min: number;
   max: number;
@@ -16,7 +19,7 @@ export interface Range {
 export const LIMITS = {
   /** Characters in one prompt or negative prompt (CLIP reads about 300 characters at most anyway). */
   promptLength: { min: 1, max: 500, integer: true },
-  /** Prompts in one movie (a blend has exactly 2). */
+  /** Prompts in one movie (a blend has exactly 2; an extension brings its movie to at most `max`). */
   prompts: { min: 2, max: 16, integer: true },
   /** Width and height of the rendered frames, in pixels. */
   side: { min: 64, max: 2048, integer: true, multipleOf: 8 },
@@ -31,10 +34,30 @@ export const LIMITS = {
   depthStrength: { min: 0.05, max: 0.95 },
   /** Classifier-free guidance scale. */
   guidance: { min: 0, max: 30 },
-  /** Seeds are 32-bit, so any seed a user sees can be typed back in. */
-  seed: { min: 0, max: 0xffffffff, integer: true },
+  /** Seeds are 32-bit (the engine's whole seed range), so any seed a user sees can be typed back in. */
+  seed: { min: 0, max: MAX_SEED, integer: true },
   /** Largest acceptable video file (an upload limit). */
   maxBytes: { min: 10_000, max: 2_000_000_000, integer: true },
 } as const satisfies Record<string, Range>;
 
 export type LimitName = keyof typeof LIMITS;
+
+/** The video formats a job may ask for: the engine's formats (VIDEO_FORMATS) less animated webp. */
+export const JOB_VIDEO_FORMATS = ['mp4', 'webm', 'gif'] as const satisfies readonly VideoFormat[];
+
+/** Upscale jobs multiply each side by one of these (2: four times the pixels). */
+export const UPSCALE_FACTORS = [2, 4] as const;
+
+/**
+ * What a server's settings (/settings: refill, period, job limit, and per role) can ever be. The
+ * operator's ceilings (FarmConfig.guildCeilings, guilds.ts) narrow them further; front ends use
+ * these for their static option ranges.
+ */
+export const GUILD_LIMITS = {
+  /** GPU-seconds a member is topped up to each period. */
+  refillGpuSeconds: { min: 0, max: 10_000_000, integer: true },
+  /** Length of a refill period in seconds: an hour to a year. */
+  refillPeriodSeconds: { min: 3600, max: 365 * 86_400, integer: true },
+  /** Queued + running jobs per member. */
+  maxActiveJobs: { min: 1, max: 1000, integer: true },
+} as const satisfies Record<string, Range>;

@@ -1,48 +1,22 @@
-// The workers' side of the queue: claim, heartbeat, progress, complete, fail, release, reap.
+// The workers' side of the queue, leases only: claim, heartbeat, progress, complete, fail,
+// release, reap. Which job a claim takes and what a finished or failed job costs are the policy's
+// (policy/: claimOrder, onClaim, settle); this module only asks it.
 //
 // Ownership of a running job is a lease: a random token written at claim time plus an expiry
 // that heartbeats push forward. Every write a worker makes is conditional on still holding the
 // token, so a worker that lost its job (lease expired and re-claimed, or cancelled) can neither
 // report progress nor complete it: a job is completed at most once. Nothing here holds a
 // transaction open while rendering; each call is one short statement or transaction.
-//
-// Fair claim order (weighted fair queueing over users, in GPU-seconds): each user carries
-// usage_ms, the GPU-seconds reserved by their claimed jobs, decaying with a half-life
-// (FarmConfig.fairnessHalfLifeSeconds). A queued job's virtual start is its owner's decayed
-// usage plus the reservations of that owner's queued jobs ahead of it; claims take the lowest
-// virtual start (ties: oldest job). A user's burst therefore interleaves with everyone else's
-// jobs instead of starving them, heavy jobs count for more than light ones, and the order
-// shown as "queue position" is the order jobs are actually claimed in.
 import { sql } from 'drizzle-orm';
 import { type Transaction, queryRows } from '../db/client.ts';
 import { artifacts, jobs } from '../db/schema.ts';
-import { addLedgerEntry } from './budget.ts';
 import type { FarmContext } from './config.ts';
 import { JOB_EVENTS_CHANNEL, eventPayload, recordEvent, type EventFields } from './events.ts';
+import { policyOf } from './policy/index.ts';
 import { type ClaimedJob, claimedJobFromRow, type JobProgress, jobRowFromJson, secondsToMs, type WorkerCapabilities } from './types.ts';
 
 /** A claimed job's identity as far as lease-conditional writes are concerned. */
 export type Lease = Pick<ClaimedJob, 'id' | 'leaseToken' | 'userId' | 'attempt'>;
-
-function decayedUsage(usersAlias: string, halfLifeSeconds: number) {
-  const u = sql.raw(usersAlias);
-  return sql`(${u}.usage_ms * power(0.5, extract(epoch from (now() - coalesce(${u}.usage_at, now())))::float8 / ${halfLifeSeconds}::float8))`;
-}
-
-/**
- * CTE "fair(id, virtual_start)" over all queued jobs. Window functions cannot share a query
- * level with FOR UPDATE, hence a separate CTE that the claim joins.
- */
-function fairOrder(farm: FarmContext) {
-  return sql`fair as (
-      select j.id, j.model, j.pixels, j.run_after,
-             ${decayedUsage('u', farm.config.fairnessHalfLifeSeconds)}
-               + coalesce(sum(j.reserved_ms) over (partition by j.user_id order by j.id rows between unbounded preceding and 1 preceding), 0)
-               as virtual_start
-      from jobs j join users u on u.id = j.user_id
-      where j.status = 'queued'
-    )`;
-}
 
 /**
  * How many of the best-placed runnable jobs a claim considers. The claim locks the first of
@@ -58,17 +32,17 @@ function leaseExpiry(farm: FarmContext) {
 }
 
 /**
- * Claims the next job this worker can run, in fair order, with one atomic statement:
+ * Claims the next job this worker can run, in the policy's claim order, with one atomic statement:
  * UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING. Concurrent workers skip
  * each other's locked rows, so no job is handed out twice. Returns undefined when none fits.
  */
 export async function claimJob(farm: FarmContext, workerId: string, capabilities: WorkerCapabilities): Promise<ClaimedJob | undefined> {
   const anyModel = capabilities.models.includes('*');
-  const halfLife = farm.config.fairnessHalfLifeSeconds;
+  const policy = policyOf(farm);
   const [row] = await queryRows<{ job: Record<string, unknown> }>(
     farm.db.db,
     sql`
-    with ${fairOrder(farm)}, candidates as materialized (
+    with ${policy.claimOrder()}, candidates as materialized (
       select id, virtual_start from fair
       where run_after <= now()
         and (${anyModel}::boolean or model in (select jsonb_array_elements_text(${JSON.stringify(capabilities.models)}::jsonb)))
@@ -94,10 +68,7 @@ export async function claimJob(farm: FarmContext, workerId: string, capabilities
       from picked
       where jobs.id = picked.id
       returning jobs.*
-    ), charged as (
-      update users set usage_ms = ${decayedUsage('users', halfLife)} + claimed.reserved_ms, usage_at = now()
-      from claimed where users.id = claimed.user_id
-    ), logged as (
+    ), ${policy.onClaim()}, logged as (
       insert into job_events (job_id, type, data)
       select id, 'claimed', jsonb_build_object('workerId', worker_id, 'attempt', attempts) from claimed
     )
@@ -156,10 +127,9 @@ export interface CompletedArtifact {
 }
 
 /**
- * Finishes a job: status, artifact, budget settlement and the 'done' event in one transaction,
- * only if the caller still holds the lease. The user is charged the measured GPU-seconds capped
- * at the reservation (an under-estimate is the farm's loss, never a negative balance).
- * Returns false, changing nothing, when the lease was lost.
+ * Finishes a job: status, artifact, settlement (FarmPolicy.settle: the measured GPU-seconds,
+ * capped at the reservation) and the 'done' event in one transaction, only if the caller still
+ * holds the lease. Returns false, changing nothing, when the lease was lost.
  */
 export async function completeJob(
   farm: FarmContext,
@@ -171,8 +141,7 @@ export async function completeJob(
     const [row] = await queryRows<{ job: Record<string, unknown> }>(
       tx,
       sql`
-      update jobs set status = 'done', finished_at = now(), spent_ms = ${spentMs}::bigint,
-        charged_ms = least(reserved_ms, ${spentMs}::bigint), error = null,
+      update jobs set status = 'done', finished_at = now(), spent_ms = ${spentMs}::bigint, error = null,
         progress = coalesce(${result.progress ? JSON.stringify(result.progress) : null}::jsonb, progress),
         lease_token = null, lease_expires_at = null
       where id = ${lease.id} and lease_token = ${lease.leaseToken} and status = 'running'
@@ -181,8 +150,7 @@ export async function completeJob(
     if (!row) return false;
     const job = jobRowFromJson(row.job);
     await tx.insert(artifacts).values({ jobId: job.id, ...result.artifact, data: result.artifact.data ?? null, path: result.artifact.path ?? null });
-    const unusedMs = job.reservedMs - (job.chargedMs ?? 0);
-    await addLedgerEntry(tx, job.userId, 'settle', unusedMs, job.id, `job ${job.id} used ${spentMs / 1000} GPU-seconds`);
+    await policyOf(farm).settle(tx, job, { kind: 'done', spentMs });
     await recordEvent(tx, 'done', eventFields(job), { spentGpuSeconds: spentMs / 1000 });
     return true;
   });
@@ -192,8 +160,8 @@ export type FailOutcome = 'retrying' | 'failed' | 'lost';
 
 /**
  * Ends an attempt with an error. The job is queued again (after a back-off) unless it is out
- * of attempts or the error is permanent; then it is failed with this error and the whole
- * reservation is refunded. 'lost': the lease was gone already, nothing changed.
+ * of attempts or the error is permanent; then it is failed with this error and settled by the
+ * policy (the whole reservation is refunded). 'lost': the lease was gone already, nothing changed.
  */
 export async function failAttempt(farm: FarmContext, lease: Lease, error: string, options: { permanent?: boolean } = {}): Promise<FailOutcome> {
   return farm.db.db.transaction((tx) => failLocked(tx, farm, lease.id, lease.leaseToken, error, options.permanent ?? false));
@@ -207,7 +175,7 @@ async function failLocked(tx: Transaction, farm: FarmContext, jobId: number, lea
     update jobs set
       status = case when ${permanent}::boolean or attempts >= max_attempts then 'failed' else 'queued' end,
       finished_at = case when ${permanent}::boolean or attempts >= max_attempts then now() end,
-      charged_ms = case when ${permanent}::boolean or attempts >= max_attempts then 0 end,
+      charged_ms = null,
       run_after = now() + make_interval(secs => ${farm.config.retryBackoffSeconds}::float8 * attempts),
       error = ${error}, progress = null, worker_id = null, lease_token = null, lease_expires_at = null
     from old
@@ -218,7 +186,7 @@ async function failLocked(tx: Transaction, farm: FarmContext, jobId: number, lea
   const job = jobRowFromJson(row.job);
   const fields = { ...eventFields(job), workerId: row.worker_id, error };
   if (job.status === 'failed') {
-    if (job.reservedMs > 0) await addLedgerEntry(tx, job.userId, 'refund', job.reservedMs, job.id, `job ${job.id} failed`);
+    await policyOf(farm).settle(tx, job, { kind: 'failed' });
     await recordEvent(tx, 'failed', fields);
     return 'failed';
   }
@@ -267,35 +235,6 @@ export async function reapExpiredLeases(farm: FarmContext, limit = 50): Promise<
   });
 }
 
-/**
- * 1-based place of a queued job in the current fair order (ignoring which workers can run
- * it); undefined when the job is not queued.
- */
-export async function queuePosition(farm: FarmContext, jobId: number): Promise<number | undefined> {
-  const [row] = await queryRows<{ position: number }>(
-    farm.db.db,
-    sql`with ${fairOrder(farm)}
-        select position from (
-          select id, (row_number() over (order by virtual_start asc, id asc))::int as position from fair
-        ) ranked where id = ${jobId}`,
-  );
-  return row?.position;
-}
-
 function eventFields(job: typeof jobs.$inferSelect): EventFields {
   return { jobId: job.id, userId: job.userId, status: job.status, attempt: job.attempts, workerId: job.workerId };
-}
-
-/** Queued jobs in the order they will be claimed (ignoring which workers can run them). */
-export async function queuedInClaimOrder(farm: FarmContext, limit = 50): Promise<Array<{ job: typeof jobs.$inferSelect; position: number }>> {
-  const rows = await queryRows<{ job: Record<string, unknown>; position: number }>(
-    farm.db.db,
-    sql`with ${fairOrder(farm)}
-        select row_to_json(j) as job, ranked.position
-        from (select id, (row_number() over (order by virtual_start asc, id asc))::int as position from fair) ranked
-        join jobs j on j.id = ranked.id
-        order by ranked.position
-        limit ${limit}`,
-  );
-  return rows.map((row) => ({ job: jobRowFromJson(row.job), position: row.position }));
 }

@@ -1,7 +1,8 @@
-// The contract between the farm and whatever turns a job into a video. The farm never imports
-// the engine directly: a worker is given a Renderer (in-process, or a module loaded into worker
-// threads by thread-renderer.ts), so the engine can be swapped, and tests use a stand-in.
-import type { VideoFormat } from './job-params.ts';
+// The contract between the farm and whatever turns a job into a video. The farm never renders
+// itself (from the engine it takes only types, limits and seed drawing): a worker is given a Renderer (in-process,
+// or a module loaded into worker threads by thread-renderer.ts), so the engine can be swapped, and
+// tests use a stand-in. The engine's adapter is apps/worker/engine-renderer.ts.
+import type { VideoFormat } from '../engine/index.ts';
 import type { ClaimedJob, JobProgress, WorkerCapabilities } from './types.ts';
 
 export type { ClaimedJob, JobProgress, WorkerCapabilities };
@@ -22,7 +23,7 @@ export interface RenderResult {
   /** The finished video file. */
   video: Uint8Array;
   format: VideoFormat;
-  /** Defaults from the format (video/mp4, video/webm, image/gif). */
+  /** Defaults from the format (MIME_TYPES). */
   mime?: string;
   /** Seeds, prompts, frame count, timings... stored with the artifact and shown to users. */
   metadata: Record<string, unknown>;
@@ -38,8 +39,9 @@ export interface Renderer {
 }
 
 /**
- * A module that can be loaded by path (worker-main, thread-renderer) exports this factory as
- * `createRenderer` (or default). `options` is plain JSON from configuration.
+ * A module that can be loaded by path (thread-renderer.ts; apps/worker/load-renderer.ts picks it)
+ * exports this factory as `createRenderer` (or default). `options` is plain, structured-cloneable
+ * data built by the app from its configuration.
  */
 export type RendererFactory = (options: unknown) => Renderer | Promise<Renderer>;
 
@@ -60,4 +62,4 @@ export function isPermanentRenderError(error: unknown): boolean {
   return typeof error === 'object' && error !== null && (error as { retryable?: unknown }).retryable === false;
 }
 
-export const MIME_TYPES: Record<VideoFormat, string> = { mp4: 'video/mp4', webm: 'video/webm', gif: 'image/gif' };
+export const MIME_TYPES: Record<VideoFormat, string> = { mp4: 'video/mp4', webm: 'video/webm', webp: 'image/webp', gif: 'image/gif' };

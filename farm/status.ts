@@ -1,11 +1,42 @@
-// A snapshot of the farm for operators (`farm status`) and the bot's /queue.
+// A snapshot of the farm for operators (`farm status`) and the bot's /queue, and where a queued
+// job stands in the policy's claim order.
 import { and, desc, gt, inArray, sql } from 'drizzle-orm';
+import { queryRows } from '../db/client.ts';
 import { jobs, JOB_STATUSES, type JobStatus, workers } from '../db/schema.ts';
 import type { FarmContext } from './config.ts';
 import { listJobs } from './jobs.ts';
-import { queuedInClaimOrder } from './queue.ts';
-import { type Job, jobFromRow } from './types.ts';
+import { policyOf } from './policy/index.ts';
+import { type Job, jobFromRow, jobRowFromJson, TERMINAL_STATUSES } from './types.ts';
 import { listWorkers, type WorkerInfo } from './worker-registry.ts';
+
+/**
+ * 1-based place of a queued job in the claim order (ignoring which workers can run it); undefined
+ * when the job is not queued. Claims take jobs in this same order, so it is what actually happens.
+ */
+export async function queuePosition(farm: FarmContext, jobId: number): Promise<number | undefined> {
+  const [row] = await queryRows<{ position: number }>(
+    farm.db.db,
+    sql`with ${policyOf(farm).claimOrder()}
+        select position from (
+          select id, (row_number() over (order by virtual_start asc, id asc))::int as position from fair
+        ) ranked where id = ${jobId}`,
+  );
+  return row?.position;
+}
+
+/** Queued jobs in the order they will be claimed (ignoring which workers can run them). */
+export async function queuedInClaimOrder(farm: FarmContext, limit = 50): Promise<Array<{ job: typeof jobs.$inferSelect; position: number }>> {
+  const rows = await queryRows<{ job: Record<string, unknown>; position: number }>(
+    farm.db.db,
+    sql`with ${policyOf(farm).claimOrder()}
+        select row_to_json(j) as job, ranked.position
+        from (select id, (row_number() over (order by virtual_start asc, id asc))::int as position from fair) ranked
+        join jobs j on j.id = ranked.id
+        order by ranked.position
+        limit ${limit}`,
+  );
+  return rows.map((row) => ({ job: jobRowFromJson(row.job), position: row.position }));
+}
 
 export interface FarmStatus {
   database: string;
@@ -32,7 +63,7 @@ export async function farmStatus(farm: FarmContext, options: { queuedLimit?: num
   const recentRows = await farm.db.db
     .select()
     .from(jobs)
-    .where(inArray(jobs.status, ['done', 'failed', 'cancelled']))
+    .where(inArray(jobs.status, [...TERMINAL_STATUSES]))
     .orderBy(desc(jobs.finishedAt))
     .limit(options.recentLimit ?? 10);
 

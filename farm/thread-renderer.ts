@@ -9,7 +9,7 @@ import { Worker } from 'node:worker_threads';
 import { RenderError, type RenderContext, type Renderer, type RenderResult } from './renderer.ts';
 import type { FromThread, SerializedError, ThreadHostData, ToThread } from './thread-protocol.ts';
 import type { ClaimedJob, WorkerCapabilities } from './types.ts';
-import type { VideoFormat } from './job-params.ts';
+import type { VideoFormat } from '../engine/index.ts';
 
 export interface ThreadRendererOptions {
   /** Path (relative to the current directory) or file: URL of a module exporting a RendererFactory. */

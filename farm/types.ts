@@ -3,9 +3,11 @@
 import type { JobKind, JobStatus } from '../db/schema.ts';
 import { jobs } from '../db/schema.ts';
 import type { JobParams } from './job-params.ts';
+import type { Movie } from './movie.ts';
 
 export type { JobKind, JobStatus };
 
+/** A job in one of these will not change any more (except for its delivery bookkeeping). */
 export const TERMINAL_STATUSES = ['done', 'failed', 'cancelled'] as const satisfies readonly JobStatus[];
 export const ACTIVE_STATUSES = ['queued', 'running'] as const satisfies readonly JobStatus[];
 
@@ -81,8 +83,11 @@ export interface ClaimedJob {
   reservedGpuSeconds: number;
   /** Proof of ownership for heartbeats and completion; a new one per claim. */
   leaseToken: string;
-  /** For extend jobs: the parent's finished video to continue from. */
-  parent?: { id: number; params: JobParams; artifact?: { format: string; bytes: Uint8Array; meta: Record<string, unknown> } };
+  /**
+   * For extend jobs: the job they continue. `movie`: the prompts and seeds of its whole movie (an
+   * extension's include those it continues in turn); `artifact`: its finished video.
+   */
+  parent?: { id: number; params: JobParams; movie: Movie; artifact?: { format: string; bytes: Uint8Array; meta: Record<string, unknown> } };
 }
 
 export interface Artifact {

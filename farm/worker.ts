@@ -1,6 +1,6 @@
 // A render worker: claims jobs that fit its renderer's capabilities, runs them through a p-queue
 // with one slot per GPU, keeps their leases alive, writes throttled progress, and finishes each
-// job with one lease-conditional transaction (artifact + budget settlement + event).
+// job with one lease-conditional transaction (artifact + settlement + event).
 //
 // Failure handling:
 // - render throws           -> failAttempt: retried after a back-off, failed + refunded after max attempts
@@ -19,6 +19,7 @@ import { dbFailureLine } from '../db/errors.ts';
 import type { FarmContext } from './config.ts';
 import { onJobEvent } from './events.ts';
 import { getArtifact, getJob } from './jobs.ts';
+import { movieOf } from './movie.ts';
 import { claimJob, type CompletedArtifact, completeJob, failAttempt, releaseJob, renewLeases, reapExpiredLeases, reportProgress } from './queue.ts';
 import { isPermanentRenderError, MIME_TYPES, type Renderer, type RenderResult } from './renderer.ts';
 import type { ClaimedJob, JobProgress, WorkerCapabilities } from './types.ts';
@@ -288,15 +289,17 @@ export class FarmWorker {
     }
   }
 
-  /** Extend jobs continue from the parent's finished video, which the renderer cannot fetch itself. */
+  /** Extend jobs continue from the parent's movie and finished video, which the renderer cannot fetch itself. */
   private async attachParent(job: ClaimedJob): Promise<void> {
     if (job.kind !== 'extend' || job.parentJobId === null) return;
     const parent = await getJob(this.farm, job.parentJobId);
     if (!parent) return;
+    const movie = await movieOf(this.farm.db.db, parent);
     const artifact = await getArtifact(this.farm, parent.id);
     job.parent = {
       id: parent.id,
       params: parent.params,
+      movie,
       ...(artifact ? { artifact: { format: artifact.format, bytes: new Uint8Array(artifact.bytes), meta: artifact.meta } } : {}),
     };
   }

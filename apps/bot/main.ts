@@ -4,9 +4,9 @@
  * threads. With Postgres, more workers can join from other machines with `npm run worker`.
  */
 import { openDatabase } from '../../db/client.ts';
-import { loadFarmConfig } from '../../farm/config.ts';
+import { farmConfigFrom } from '../../farm/config.ts';
 import { startLocalWorkers, type LocalWorkers } from '../../farm/local.ts';
-import { loadRenderer, rendererSpecFromEnv } from '../worker/load-renderer.ts';
+import { loadRenderer, rendererSpecFrom } from '../worker/load-renderer.ts';
 import { startBot } from '../../bot/bot.ts';
 import { loadBotConfig } from './bot-config.ts';
 import { createLogger, lineLogger, routeConsole, urlPassword } from '../log.ts';
@@ -19,7 +19,7 @@ async function main(): Promise<void> {
   // One JSON line per event (readable on a terminal); secrets are scrubbed from every line.
   const logger = createLogger({ name: 'bot', level: config.logLevel, format: config.logFormat, secrets: [config.discordToken, urlPassword(config.databaseUrl), config.statusToken] });
   routeConsole(logger);
-  const farmConfig = loadFarmConfig();
+  const farmConfig = farmConfigFrom(config);
   const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
   const farm = { db, config: farmConfig };
   console.log(`[main] database: ${db.location}`);
@@ -55,7 +55,7 @@ async function main(): Promise<void> {
   const localWorkers = config.localWorkers ?? (db.kind === 'pglite' ? 1 : 0);
   let workers: LocalWorkers | undefined;
   if (localWorkers > 0) {
-    const spec = rendererSpecFromEnv();
+    const spec = rendererSpecFrom(config);
     const renderer = renderMetrics(registry).wrap(await loadRenderer(spec, farmConfig.abortGraceMs));
     const workerLog = lineLogger(logger, localWorkers === 1 ? { workerId: `local-${process.pid}-1` } : {});
     workers = await startLocalWorkers(farm, { renderer, count: localWorkers, concurrency: spec.threads, log: workerLog });

@@ -1,8 +1,12 @@
-/** Shared command-line plumbing: model choice (with the demo fallback), execution provider, errors. */
-import { loadConfig, loadDotEnv, ConfigError, type Config } from '../../config/index.ts';
+/** Shared plumbing of the render CLIs: model choice (with the demo fallback), execution provider. */
+import { loadConfig, loadDotEnv, type Config } from '../../config/index.ts';
 import { ensureDemoModel } from '../../models/demo-model.ts';
 import { DEMO_MODEL_DIR } from '../../models/paths.ts';
 import type { ExecutionProvider } from '../../engine/onnx/session.ts';
+import { UsageError } from '../cli-kit.ts';
+
+// Kept for render CLIs that still import these from here; they live in apps/cli-kit.ts.
+export { numberOption, runCli, UsageError } from '../cli-kit.ts';
 
 export interface ModelChoice {
   dir: string;
@@ -28,32 +32,6 @@ export function parseEp(value: string | undefined, config: Config): ExecutionPro
   const ep = value ?? config.executionProvider ?? 'cpu';
   if (ep !== 'cpu' && ep !== 'cuda' && ep !== 'webgpu') throw new UsageError(`--ep must be cpu, cuda or webgpu, got "${ep}"`);
   return ep;
-}
-
-export class UsageError extends Error {
-  override name = 'UsageError';
-}
-
-/** Parses a numeric option, naming the flag in the error. */
-export function numberOption(name: string, raw: string | undefined, opts: { integer?: boolean; min?: number; max?: number } = {}): number | undefined {
-  if (raw === undefined) return undefined;
-  const v = Number(raw);
-  const { integer = false, min = -Infinity, max = Infinity } = opts;
-  if (raw.trim() === '' || !Number.isFinite(v) || (integer && !Number.isInteger(v)) || v < min || v > max) {
-    const range = Number.isFinite(min) && Number.isFinite(max) ? ` from ${min} to ${max}` : '';
-    throw new UsageError(`--${name} must be ${integer ? 'a whole number' : 'a number'}${range}, got "${raw}"`);
-  }
-  return v;
-}
-
-/** Top-level error handler for CLIs: one clear line, no stack trace unless DEBUG is set. */
-export function runCli(main: () => Promise<void>): void {
-  main().catch((err: unknown) => {
-    if (process.env.DEBUG) console.error(err);
-    const msg = err instanceof ConfigError ? err.message : err instanceof Error ? err.message : String(err);
-    process.stderr.write(`\nerror: ${msg}\n`);
-    process.exitCode = err instanceof UsageError ? 2 : 1;
-  });
 }
 
 /** Options every rendering tool takes (spread into parseArgs's options). */

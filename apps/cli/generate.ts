@@ -8,7 +8,8 @@ import { StableDiffusionPipeline } from '../../engine/pipeline/stable-diffusion.
 import { schedulerKinds, type SchedulerKind } from '../../engine/schedulers/index.ts';
 import { savePng } from '../../engine/image.ts';
 import { ProgressBar } from './progress.ts';
-import { chooseModel, COMMON_OPTIONS, loadCliConfig, numberOption, parseEp, runCli, UsageError } from './common.ts';
+import { chooseModel, COMMON_OPTIONS, loadCliConfig, parseEp } from './common.ts';
+import { numberOption, runCli, UsageError } from '../cli-kit.ts';
 
 const HELP = `Usage: npm run generate -- "a prompt" --out image.png [options]
 

@@ -11,7 +11,8 @@ import { segmentsToVideo } from '../../engine/blend/video.ts';
 import { createPerceptualMetric } from '../../engine/blend/perceptual.ts';
 import { VIDEO_FORMATS, type VideoFormat } from '../../engine/video/encode.ts';
 import { ProgressBar } from './progress.ts';
-import { chooseModel, COMMON_OPTIONS, loadCliConfig, numberOption, parseEp, UsageError } from './common.ts';
+import { chooseModel, COMMON_OPTIONS, loadCliConfig, parseEp } from './common.ts';
+import { numberOption, UsageError } from '../cli-kit.ts';
 
 function help(kind: 'blend' | 'movie'): string {
   const usage =

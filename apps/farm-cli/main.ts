@@ -1,23 +1,46 @@
 // Operator command line: `npm run farm -- <command>`. Every command has a --json form whose
-// shape is documented in farm/README.md and kept stable for scripts.
+// shape is documented in farm/README.md and kept stable for scripts. Flags are mapped onto the
+// farm's job parameters as they are; the farm validates them (farm/job-params.ts, farm/limits.ts).
 import fs from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { type FarmDb, openDatabase } from '../../db/client.ts';
-import { type JobKind } from '../../db/schema.ts';
-import { getBudget, grantBudget } from '../../farm/budget.ts';
-import { type FarmContext, loadFarmConfig } from '../../farm/config.ts';
-import { FarmError } from '../../farm/errors.ts';
-import { type FollowUpKind, submitFollowUp } from '../../farm/follow-up.ts';
-import { type JobParamsInput, JobParamsError, isJobKind, QUALITY_PRESETS, type QualityPreset } from '../../farm/job-params.ts';
-import { artifactToJson, budgetToJson, jobToJson, workerToJson } from '../../farm/json.ts';
-import { cancelJob, getArtifact, getJob, retryJob, submitJob } from '../../farm/jobs.ts';
-import { loadRenderer, rendererSpecFromEnv } from '../worker/load-renderer.ts';
-import { type LocalWorkers, startLocalWorkers } from '../../farm/local.ts';
-import type { ThreadRenderer } from '../../farm/thread-renderer.ts';
-import { farmStatus } from '../../farm/status.ts';
-import type { Job } from '../../farm/types.ts';
-import { waitForJob } from '../../farm/wait.ts';
+import { loadConfig } from '../../config/index.ts';
+import {
+  type FarmContext,
+  type FarmDb,
+  type FollowUpKind,
+  type Job,
+  type JobKind,
+  type JobParamsInput,
+  type LocalWorkers,
+  type QualityPreset,
+  type ThreadRenderer,
+  artifactToJson,
+  budgetToJson,
+  cancelJob,
+  farmConfigFrom,
+  FarmError,
+  farmStatus,
+  getArtifact,
+  getBudget,
+  getJob,
+  grantBudget,
+  isJobKind,
+  JOB_VIDEO_FORMATS,
+  jobToJson,
+  JobParamsError,
+  LIMITS,
+  openDatabase,
+  QUALITY_PRESETS,
+  retryJob,
+  startLocalWorkers,
+  submitFollowUp,
+  submitJob,
+  waitForJob,
+  workerToJson,
+} from '../../farm/index.ts';
+import { numberOption, runCli, UsageError } from '../cli-kit.ts';
+import { loadRenderer, rendererSpecFrom } from '../worker/load-renderer.ts';
 
 export const USAGE = `Usage: npm run farm -- <command> [options]
 
@@ -36,7 +59,8 @@ Commands:
 
 Render options: --negative TEXT, --seed N (once per prompt), --duration SECONDS, --fps N,
   --size WxH (or --width N --height N), --steps N, --quality ${Object.keys(QUALITY_PRESETS).join('|')},
-  --branches N, --depth 0..1, --guidance X, --model ID, --format mp4|webm|gif, --guild ID
+  --branches N, --depth ${LIMITS.depthStrength.min}..${LIMITS.depthStrength.max}, --guidance X, --model ID, --format ${JOB_VIDEO_FORMATS.join('|')}, --guild ID
+  (ranges: farm/limits.ts; the farm refuses values outside them with the reason)
 --wait: wait for the job to finish (with the embedded database it renders in this process,
   using BLENDFARM_RENDERER); --timeout SECONDS limits the wait.
 Exit status: 0 done, 1 refused or the job failed/was cancelled, 2 bad command line.`;
@@ -48,8 +72,6 @@ export interface CliIo {
   /** Use this open database instead of opening one (tests, embedding); it is not closed. */
   db?: FarmDb;
 }
-
-class UsageError extends Error {}
 
 const OPTIONS = {
   user: { type: 'string' },
@@ -81,15 +103,9 @@ const OPTIONS = {
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
 
-function parseNumber(raw: string, flag: string): number {
-  const value = Number(raw);
-  if (raw.trim() === '' || !Number.isFinite(value)) throw new UsageError(`--${flag} must be a number (got "${raw}").`);
-  return value;
-}
-
 function number(values: Values, flag: keyof Values): number | undefined {
   const raw = values[flag];
-  return typeof raw === 'string' ? parseNumber(raw, flag) : undefined;
+  return typeof raw === 'string' ? numberOption(flag, raw) : undefined;
 }
 
 function jobId(raw: string | undefined, command: string): number {
@@ -102,7 +118,7 @@ function renderParams(values: Values, prompts: string[]): JobParamsInput {
   const params: JobParamsInput = {};
   if (prompts.length > 0) params.prompts = prompts;
   if (values.negative !== undefined) params.negativePrompt = values.negative;
-  if (values.seed) params.seeds = values.seed.map((seed) => parseNumber(seed, 'seed'));
+  if (values.seed) params.seeds = values.seed.map((seed) => numberOption('seed', seed)!);
   if (values.size !== undefined) {
     const match = /^(\d+)x(\d+)$/i.exec(values.size);
     if (!match) throw new UsageError(`--size must look like 512x512 (got "${values.size}").`);
@@ -137,7 +153,8 @@ function describeJob(job: Job): string {
     ` prompts=${JSON.stringify(job.params.prompts)}`;
 }
 
-export async function runCli(argv: string[], io: CliIo = {}): Promise<number> {
+/** The farm CLI on `argv`, in this process; returns the exit status. */
+export async function farmCli(argv: string[], io: CliIo = {}): Promise<number> {
   const out = io.stdout ?? ((text: string) => process.stdout.write(`${text}\n`));
   const err = io.stderr ?? ((text: string) => process.stderr.write(`${text}\n`));
   const env = io.env ?? process.env;
@@ -164,8 +181,9 @@ export async function runCli(argv: string[], io: CliIo = {}): Promise<number> {
   try {
     const commands = ['submit', 'status', 'show', 'budget', 'cancel', 'retry', 'fetch'];
     if (!commands.includes(command)) throw new UsageError(`Unknown command "${command}"; commands: ${commands.join(', ')}.`);
-    const config = loadFarmConfig(env);
-    db ??= await openDatabase({ url: env.DATABASE_URL ?? '', dataDir: env.BLENDFARM_DATA_DIR });
+    const settings = loadConfig(env);
+    const config = farmConfigFrom(settings);
+    db ??= await openDatabase({ url: settings.databaseUrl ?? '', dataDir: settings.dataDir });
     const farm: FarmContext = { db, config };
 
     switch (command) {
@@ -196,7 +214,7 @@ export async function runCli(argv: string[], io: CliIo = {}): Promise<number> {
           // Nobody else can open the embedded database while we hold it: render here.
           let spec;
           try {
-            spec = rendererSpecFromEnv(env);
+            spec = rendererSpecFrom(settings);
           } catch (error) {
             throw new UsageError(`--wait with the embedded database renders in this process, but: ${(error as Error).message}`);
           }
@@ -327,5 +345,5 @@ export async function runCli(argv: string[], io: CliIo = {}): Promise<number> {
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  process.exitCode = await runCli(process.argv.slice(2));
+  await runCli(() => farmCli(process.argv.slice(2)));
 }

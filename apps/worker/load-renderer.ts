@@ -1,10 +1,12 @@
-// Which renderer a worker process runs, from the environment. The engine adapter is expected at
-// apps/worker/engine-renderer.ts (a module exporting createRenderer(options): Renderer); any other
-// module with that export can be named with BLENDFARM_RENDERER, e.g. the test double.
+// Which renderer a worker process runs, from its settings (loadConfig()'s result). The engine
+// adapter is apps/worker/engine-renderer.ts (a module exporting createRenderer(options): Renderer);
+// any other module with that export can be named with BLENDFARM_RENDERER, e.g. the test double.
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createThreadRenderer, type ThreadRenderer } from '../../farm/thread-renderer.ts';
+import type { Config } from '../../config/index.ts';
+import { createThreadRenderer, type ThreadRenderer } from '../../farm/index.ts';
+import type { EngineRendererOptions } from './engine-renderer.ts';
 
 const PROJECT_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const DEFAULT_RENDERER_MODULE = path.join(PROJECT_ROOT, 'apps', 'worker', 'engine-renderer.ts');
@@ -13,34 +15,42 @@ export const FAKE_RENDERER_MODULE = path.join(PROJECT_ROOT, 'farm', 'fake-render
 export interface RendererSpec {
   /** Absolute path of the module. */
   module: string;
+  /** Passed to the module's createRenderer in each render thread (plain data). */
   options: unknown;
   /** Render threads = concurrent jobs (one per GPU). */
   threads: number;
 }
 
-export function rendererSpecFromEnv(env: NodeJS.ProcessEnv = process.env): RendererSpec {
-  const module = env.BLENDFARM_RENDERER ? path.resolve(env.BLENDFARM_RENDERER) : DEFAULT_RENDERER_MODULE;
+/** The engine adapter's options from the model and execution-provider settings. */
+export function engineRendererOptions(settings: Config): EngineRendererOptions {
+  return {
+    modelDir: settings.modelDir,
+    ep: settings.executionProvider,
+    deviceId: settings.deviceId,
+    threads: settings.threads,
+    lpipsModel: settings.lpipsModel,
+  };
+}
+
+/**
+ * BLENDFARM_RENDERER (default: the engine adapter), its options (BLENDFARM_RENDERER_OPTIONS; for
+ * the engine adapter on top of those built from the model and execution-provider settings) and
+ * BLENDFARM_WORKER_CONCURRENCY render threads.
+ */
+export function rendererSpecFrom(settings: Config): RendererSpec {
+  const module = settings.renderer ? path.resolve(settings.renderer) : DEFAULT_RENDERER_MODULE;
   if (!fs.existsSync(module)) {
     throw new Error(
       `No renderer module at ${module}. Set BLENDFARM_RENDERER to a module exporting createRenderer(options) ` +
         `(BLENDFARM_RENDERER=farm/fake-renderer.ts runs the test double that makes placeholder files).`,
     );
   }
-  let options: unknown = {};
-  if (env.BLENDFARM_RENDERER_OPTIONS) {
-    try {
-      options = JSON.parse(env.BLENDFARM_RENDERER_OPTIONS);
-    } catch (error) {
-      throw new Error(`BLENDFARM_RENDERER_OPTIONS must be JSON (${(error as Error).message}).`);
-    }
-  }
-  const threads = Number(env.BLENDFARM_WORKER_CONCURRENCY ?? 1);
-  if (!Number.isInteger(threads) || threads < 1) {
-    throw new Error(`BLENDFARM_WORKER_CONCURRENCY must be a whole number >= 1, one per GPU (got "${env.BLENDFARM_WORKER_CONCURRENCY}").`);
-  }
-  return { module, options, threads };
+  const given = settings.rendererOptions ?? {};
+  const options = module === DEFAULT_RENDERER_MODULE ? { ...engineRendererOptions(settings), ...(given as object) } : given;
+  return { module, options, threads: settings.workerConcurrency ?? 1 };
 }
 
 export function loadRenderer(spec: RendererSpec, abortGraceMs?: number): Promise<ThreadRenderer> {
   return createThreadRenderer({ module: spec.module, rendererOptions: spec.options, threads: spec.threads, abortGraceMs });
 }
+

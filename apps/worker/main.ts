@@ -1,19 +1,17 @@
-// `npm run worker`: one render worker process. Configuration comes from the environment:
+// `npm run worker`: one render worker process. Configuration comes from the settings
+// (config/settings.ts, read once with loadConfig()):
 //   DATABASE_URL                  Postgres (unset: embedded PGlite, which one process may open)
 //   BLENDFARM_RENDERER            renderer module (default apps/worker/engine-renderer.ts)
 //   BLENDFARM_RENDERER_OPTIONS    JSON passed to its createRenderer(options)
 //   BLENDFARM_WORKER_CONCURRENCY  concurrent renders, one per GPU (default 1)
 //   BLENDFARM_WORKER_ID           stable id (default host-pid-random)
 //   BLENDFARM_SHUTDOWN_GRACE_SECONDS  how long SIGTERM waits for running renders (default 30)
-// plus the farm settings in farm/config.ts (lease, heartbeat, artifact directory, ...).
+// plus the farm settings of farm/config.ts (lease, heartbeat, artifact directory, ...).
 // SIGTERM/SIGINT: stop claiming, finish running jobs within the grace period, hand back the
 // rest. A second signal hands everything back at once.
 import { loadConfig, loadDotEnv } from '../../config/index.ts';
-import { openDatabase } from '../../db/client.ts';
-import { loadFarmConfig } from '../../farm/config.ts';
-import { loadRenderer, rendererSpecFromEnv } from './load-renderer.ts';
-import { startWorker } from '../../farm/worker.ts';
-import { defaultWorkerId } from '../../farm/index.ts';
+import { defaultWorkerId, farmConfigFrom, openDatabase, startWorker } from '../../farm/index.ts';
+import { loadRenderer, rendererSpecFrom } from './load-renderer.ts';
 import { createLogger, lineLogger, routeConsole, urlPassword } from '../log.ts';
 import { createRegistry, type Ops, startOps } from '../http/ops.ts';
 import { renderMetrics } from '../http/render-metrics.ts';
@@ -23,14 +21,14 @@ async function main(): Promise<void> {
   // Every setting is checked first, with one line per bad value.
   loadDotEnv();
   const settings = loadConfig();
-  const config = loadFarmConfig();
-  const spec = rendererSpecFromEnv();
-  const graceSeconds = Number(process.env.BLENDFARM_SHUTDOWN_GRACE_SECONDS ?? 30);
+  const config = farmConfigFrom(settings);
+  const spec = rendererSpecFrom(settings);
+  const graceSeconds = settings.shutdownGraceSeconds ?? 30;
   const workerId = settings.workerId || defaultWorkerId();
   // One JSON line per event (readable on a terminal); secrets are scrubbed from every line.
   const logger = createLogger({ name: 'worker', level: settings.logLevel, format: settings.logFormat, secrets: [urlPassword(settings.databaseUrl), settings.statusToken] }).child({ workerId });
   routeConsole(logger);
-  const db = await openDatabase();
+  const db = await openDatabase({ url: settings.databaseUrl ?? '', dataDir: settings.dataDir });
 
   // Metrics and health (BLENDFARM_HTTP_PORT, off unless set): engine timings of this worker;
   // the farm-wide metrics and the status page come from the bot.

@@ -2,8 +2,9 @@
 // farm/README.md), exit codes, and --wait (on PGlite it renders in the same process).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FarmDb } from '../../db/client.ts';
-import { runCli } from '../../apps/farm-cli/main.ts';
-import { loadFarmConfig } from '../../farm/config.ts';
+import { farmCli } from '../../apps/farm-cli/main.ts';
+import { loadConfig } from '../../config/index.ts';
+import { farmConfigFrom } from '../../farm/config.ts';
 import { FakeRenderer } from '../../farm/fake-renderer.ts';
 import { FarmWorker } from '../../farm/worker.ts';
 import { BACKENDS, createTestDatabase, type TestDatabase } from '../helpers/db.ts';
@@ -30,7 +31,7 @@ describe.each(BACKENDS)('farm CLI on %s', (backend) => {
   async function cli(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string; json: any }> {
     const out: string[] = [];
     const err: string[] = [];
-    const code = await runCli(argv, { db, env: ENV, stdout: (t) => out.push(t), stderr: (t) => err.push(t) });
+    const code = await farmCli(argv, { db, env: ENV, stdout: (t) => out.push(t), stderr: (t) => err.push(t) });
     const stdout = out.join('\n');
     return { code, stdout, stderr: err.join('\n'), json: argv.includes('--json') && stdout ? JSON.parse(stdout) : undefined };
   }
@@ -56,7 +57,7 @@ describe.each(BACKENDS)('farm CLI on %s', (backend) => {
 
   it('waits for a movie to finish and reports the artifact', async () => {
     // Postgres: a worker elsewhere does the work. PGlite: the CLI renders in its own process.
-    const worker = backend === 'postgres' ? new FarmWorker({ farm: { db, config: loadFarmConfig(ENV) }, renderer: new FakeRenderer({ models: ['demo'], stepMs: 5 }), log: () => {} }) : undefined;
+    const worker = backend === 'postgres' ? new FarmWorker({ farm: { db, config: farmConfigFrom(loadConfig(ENV)) }, renderer: new FakeRenderer({ models: ['demo'], stepMs: 5 }), log: () => {} }) : undefined;
     await worker?.start();
     const { code, json } = await cli('submit', 'movie', 'dawn', 'noon', 'dusk', '--user', 'op-2', '--quality', 'draft', '--wait', '--timeout', '30', '--json');
     await worker?.stop();
@@ -100,7 +101,7 @@ describe.each(BACKENDS)('farm CLI on %s', (backend) => {
     expect(invalid.code).toBe(1);
     expect(invalid.json.error).toMatchObject({ code: 'invalid_params', issues: ['a blend needs exactly 2 prompts (got 1)', 'fps must be an integer between 1 and 60 (got 500)'] });
 
-    const tooBig = await cli('submit', 'blend', 'a', 'b', '--user', 'op-5', '--size', '2048x2048', '--quality', 'max', '--duration', '60', '--json');
+    const tooBig = await cli('submit', 'blend', 'a', 'b', '--user', 'op-5', '--size', '2048x2048', '--quality', 'max', '--duration', '30', '--json');
     expect(tooBig.code).toBe(1);
     expect(tooBig.json.error).toMatchObject({ code: 'budget_exceeded', balanceGpuSeconds: 1000, refillGpuSeconds: 1000 });
     expect(tooBig.json.error.costGpuSeconds).toBeGreaterThan(1000);
@@ -112,6 +113,6 @@ describe.each(BACKENDS)('farm CLI on %s', (backend) => {
     const unknown = await cli('frobnicate');
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain('Unknown command "frobnicate"');
-    expect((await cli('submit', 'blend', 'a', 'b', '--user', 'u', '--fps', 'fast')).stderr).toContain('--fps must be a number (got "fast")');
+    expect((await cli('submit', 'blend', 'a', 'b', '--user', 'u', '--fps', 'fast')).stderr).toContain('--fps must be a number, got "fast"');
   });
 });

@@ -3,9 +3,9 @@
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FarmDb } from '../../db/client.ts';
-import { auditBalance, getBudget, grantBudget } from '../../farm/budget.ts';
+import { auditBalance, getBudget, grantBudget } from '../../farm/policy/budget.ts';
 import type { FarmContext } from '../../farm/config.ts';
-import { estimateGpuSeconds } from '../../farm/cost.ts';
+import { estimateGpuSeconds } from '../../farm/policy/cost.ts';
 import { updateGuildSettings } from '../../farm/guilds.ts';
 import { ActiveJobLimitError, BudgetExceededError, FarmError } from '../../farm/errors.ts';
 import { parseJobParams } from '../../farm/job-params.ts';

@@ -1,7 +1,8 @@
 // Job parameters, cost estimates, follow-up derivation and configuration: pure functions.
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_FARM_CONFIG, loadFarmConfig } from '../../farm/config.ts';
-import { estimateGpuSeconds } from '../../farm/cost.ts';
+import { ConfigError, loadConfig } from '../../config/index.ts';
+import { DEFAULT_FARM_CONFIG, farmConfigFrom } from '../../farm/config.ts';
+import { estimateGpuSeconds } from '../../farm/policy/cost.ts';
 import { followUpParams } from '../../farm/follow-up.ts';
 import { DEFAULT_PARAMS, JobParamsError, outputPixels, parseJobParams, QUALITY_PRESETS } from '../../farm/job-params.ts';
 
@@ -68,10 +69,11 @@ describe('job parameters', () => {
     expect(reroll.seeds).not.toEqual(parent.seeds);
     const upscale = parseJobParams('upscale', followUpParams('upscale', parent));
     expect(upscale).toMatchObject({ prompts: parent.prompts, seeds: parent.seeds, upscaleFactor: 2, width: 256 });
+    // An extension lists only its new prompts (with new seeds); the parent's movie comes from parentJobId.
     const extend = parseJobParams('extend', followUpParams('extend', parent, { prompts: ['d'] }));
-    expect(extend.prompts).toEqual(['a', 'b', 'c', 'd']);
-    expect(extend.seeds.slice(0, 3)).toEqual([1, 2, 3]);
-    expect(extend.seeds).toHaveLength(4);
+    expect(extend.prompts).toEqual(['d']);
+    expect(extend.seeds).toHaveLength(1);
+    expect(extend).toMatchObject({ width: 256, height: 256 });
     expect(() => followUpParams('extend', parent)).toThrow('Extending a video needs the prompt to continue to.');
     expect(() => followUpParams('extend', parent, { prompts: Array(14).fill('x') })).toThrow('This movie has 3 prompts; an extension may bring it to at most 16.');
   });
@@ -88,11 +90,14 @@ describe('job parameters', () => {
 });
 
 describe('farm configuration', () => {
-  it('reads the environment and rejects nonsense with the variable name', () => {
-    const config = loadFarmConfig({ BLENDFARM_LEASE_SECONDS: '60', BLENDFARM_REFILL_GPU_SECONDS: '900', BLENDFARM_ARTIFACT_DIR: '/srv/videos' });
+  it("is built from loadConfig()'s result, whose errors name the variable", () => {
+    const config = farmConfigFrom(loadConfig({ BLENDFARM_LEASE_SECONDS: '60', BLENDFARM_REFILL_GPU_SECONDS: '900', BLENDFARM_ARTIFACT_DIR: '/srv/videos' }));
     expect(config).toMatchObject({ leaseSeconds: 60, artifactDir: '/srv/videos', budget: { refillGpuSeconds: 900, maxActiveJobs: 3 } });
-    expect(() => loadFarmConfig({ BLENDFARM_LEASE_SECONDS: 'soon' })).toThrow('BLENDFARM_LEASE_SECONDS must be a number >= 1 (got "soon").');
-    expect(() => loadFarmConfig({ BLENDFARM_LEASE_SECONDS: '5', BLENDFARM_HEARTBEAT_SECONDS: '10' })).toThrow(/heartbeat .* must be shorter than the lease/);
-    expect(loadFarmConfig({}, { leaseSeconds: 2, heartbeatSeconds: 0.5, budget: { maxActiveJobs: 9 } })).toMatchObject({ leaseSeconds: 2, budget: { maxActiveJobs: 9, refillGpuSeconds: 600 } });
+    expect(farmConfigFrom(loadConfig({ BLENDFARM_FAIRNESS_HALF_LIFE_SECONDS: '60', BLENDFARM_GPU_SECONDS_PER_MEGAPIXEL_STEP: '1' }))).toMatchObject({ fairnessHalfLifeSeconds: 60, cost: { secondsPerMegapixelStep: 1 } });
+    expect(farmConfigFrom(loadConfig({}))).toEqual(DEFAULT_FARM_CONFIG);
+    expect(() => loadConfig({ BLENDFARM_LEASE_SECONDS: 'soon' })).toThrow(ConfigError);
+    expect(() => loadConfig({ BLENDFARM_LEASE_SECONDS: 'soon' })).toThrow(/BLENDFARM_LEASE_SECONDS="soon" must be a number of at least 1/);
+    expect(() => farmConfigFrom(loadConfig({ BLENDFARM_LEASE_SECONDS: '5', BLENDFARM_HEARTBEAT_SECONDS: '10' }))).toThrow(/heartbeat .* must be shorter than the lease/);
+    expect(farmConfigFrom({}, { leaseSeconds: 2, heartbeatSeconds: 0.5, budget: { maxActiveJobs: 9 } })).toMatchObject({ leaseSeconds: 2, budget: { maxActiveJobs: 9, refillGpuSeconds: 600 } });
   });
 });

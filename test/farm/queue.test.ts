@@ -4,10 +4,11 @@
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FarmDb } from '../../db/client.ts';
-import { auditBalance } from '../../farm/budget.ts';
+import { auditBalance } from '../../farm/policy/budget.ts';
 import type { FarmContext } from '../../farm/config.ts';
 import { cancelJob, claimDelivery, getJob, listJobs, listUndelivered, markDelivered, retryJob, setJobMessage, submitJob } from '../../farm/jobs.ts';
-import { claimJob, completeJob, failAttempt, queuePosition, reapExpiredLeases, renewLeases, reportProgress } from '../../farm/queue.ts';
+import { claimJob, completeJob, failAttempt, reapExpiredLeases, renewLeases, reportProgress } from '../../farm/queue.ts';
+import { queuePosition } from '../../farm/status.ts';
 import type { ClaimedJob, WorkerCapabilities } from '../../farm/types.ts';
 import {
   allBalances,

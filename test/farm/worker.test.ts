@@ -7,7 +7,7 @@ import path from 'node:path';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FarmDb } from '../../db/client.ts';
-import { auditBalance } from '../../farm/budget.ts';
+import { auditBalance } from '../../farm/policy/budget.ts';
 import type { FarmContext } from '../../farm/config.ts';
 import { type JobEvent, onJobEvent } from '../../farm/events.ts';
 import { decodeFakeVideo, FakeRenderer } from '../../farm/fake-renderer.ts';

@@ -15,7 +15,7 @@ import { inject } from 'vitest';
 import { type FarmDb, type OpenDatabaseOptions, openDatabase, queryRows } from '../../db/client.ts';
 import { MIGRATIONS_FOLDER, migratePglite } from '../../db/migrate.ts';
 import { LOCK_FILE_NAME } from '../../db/pglite-lock.ts';
-import { type FarmConfigOverrides, type FarmContext, loadFarmConfig } from '../../farm/config.ts';
+import { type FarmConfigOverrides, type FarmContext, farmConfigFrom } from '../../farm/config.ts';
 import { DEFAULT_TEST_DATABASE_URL } from './test-postgres.ts';
 
 /** The server global-setup chose (configured or embedded); the variable when run without it. */
@@ -157,7 +157,7 @@ export const FAST_CONFIG: FarmConfigOverrides = {
 };
 
 export function testConfig(overrides: FarmConfigOverrides = {}) {
-  return loadFarmConfig({}, { ...FAST_CONFIG, ...overrides, budget: { ...overrides.budget }, cost: { ...overrides.cost } });
+  return farmConfigFrom({}, { ...FAST_CONFIG, ...overrides, budget: { ...overrides.budget }, cost: { ...overrides.cost } });
 }
 
 export function farmContext(db: FarmDb, overrides: FarmConfigOverrides = {}): FarmContext {
@@ -167,7 +167,7 @@ export function farmContext(db: FarmDb, overrides: FarmConfigOverrides = {}): Fa
 /** A budget big enough that tests about other things never hit it. */
 export const GENEROUS_BUDGET = { refillGpuSeconds: 1_000_000, maxActiveJobs: 10_000 };
 
-export const CHEAP_BLEND = { prompts: ['a red fox', 'a blue whale'], width: 64, height: 64, steps: 1, maxBranches: 1, durationSeconds: 1, fps: 4 };
+export const CHEAP_BLEND = { prompts: ['a red fox', 'a blue whale'], width: 64, height: 64, steps: 1, maxBranches: 2, durationSeconds: 1, fps: 4 };
 
 /** Pretends the lease ran out (the worker stopped heartbeating) without waiting for it. */
 export async function expireLease(db: FarmDb, jobId: number): Promise<void> {

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { sql } from 'drizzle-orm';
 import { afterEach, describe, expect, it } from 'vitest';
 import { queryRows } from '../../../db/client.ts';
-import { auditBalance } from '../../../farm/budget.ts';
+import { auditBalance } from '../../../farm/policy/budget.ts';
 import { decodeFakeVideo, FakeRenderer } from '../../../farm/fake-renderer.ts';
 import { getArtifact, getJob, submitJob } from '../../../farm/jobs.ts';
 import { waitForJob } from '../../../farm/wait.ts';

@@ -1,13 +1,18 @@
-// Up-front estimate of a job's GPU-seconds, reserved from the user's budget at submission.
+// Up-front estimate of a job's GPU-seconds, reserved from the user's budget at admission.
 // It only needs to be a sensible upper-ish bound: settlement charges the measured time, capped
 // at the reservation, so a generous estimate costs users nothing but temporarily held seconds.
-import type { CostModel } from './config.ts';
-import { type JobParams, outputPixels } from './job-params.ts';
+import { type JobParams, outputPixels } from '../job-params.ts';
+import type { CostModel } from './options.ts';
 
-export function estimateGpuSeconds(params: JobParams, model: CostModel): number {
+/**
+ * `moviePrompts`: prompts of the whole movie the job renders. An extension lists only its new
+ * prompts but re-renders the movie it continues up to its last frame, so it is priced as the
+ * whole movie (default: the job's own prompts).
+ */
+export function estimateGpuSeconds(params: JobParams, model: CostModel, moviePrompts = params.prompts.length): number {
   // An upscale re-renders at the larger size, so its cost scales with the output pixels.
   const megapixels = outputPixels(params) / 1_000_000;
-  const transitions = Math.max(1, params.prompts.length - 1);
+  const transitions = Math.max(1, moviePrompts - 1);
   // Latent blending renders both keyframes plus up to maxBranches partial branches per transition.
   const unetSteps = transitions * (params.maxBranches + 2) * params.steps;
   const frames = Math.ceil(params.durationSeconds * params.fps);

@@ -1,18 +1,25 @@
-// GPU-second budgets. Every change is a ledger entry written in the same transaction as the
-// cached users.balance_ms, under the user's row lock (SELECT ... FOR UPDATE), so concurrent
-// submissions by one user are serialised: they can never spend the same seconds, and the
-// balance always equals the sum of the ledger. A CHECK constraint (balance >= 0) backs this up.
+// GPU-second budgets: the accounts that admission (admission.ts) and settlement (settlement.ts)
+// book against. Every change is a ledger entry written in the same transaction as the cached
+// users.balance_ms, under the user's row lock (SELECT ... FOR UPDATE), so concurrent submissions
+// by one user are serialised: they can never spend the same seconds, and the balance always equals
+// the sum of the ledger. A CHECK constraint (balance >= 0) backs this up.
 //
 // Refill policy: once per period (guild setting, per-role override, farm default) the balance is
 // topped up to the period's allowance; unused seconds do not pile up. The refill is applied
 // lazily the next time the user's budget is touched.
 import { and, desc, eq, inArray, sql } from 'drizzle-orm';
-import { type Queryable, type Transaction, queryRows } from '../db/client.ts';
-import { budgetLedger, guilds, jobs, type LedgerKind } from '../db/schema.ts';
-import type { FarmConfig, FarmContext } from './config.ts';
-import { FarmError } from './errors.ts';
-import { checkId } from './ids.ts';
-import { ACTIVE_STATUSES } from './types.ts';
+import { type FarmDb, type Queryable, type Transaction, queryRows } from '../../db/client.ts';
+import { budgetLedger, guilds, jobs, type LedgerKind } from '../../db/schema.ts';
+import { FarmError } from '../errors.ts';
+import { checkId } from '../ids.ts';
+import { ACTIVE_STATUSES } from '../types.ts';
+import type { BudgetDefaults, PolicyOptions } from './options.ts';
+
+/** What the budget functions need of a FarmContext. */
+export interface BudgetFarm {
+  db: FarmDb;
+  config: PolicyOptions;
+}
 
 export interface BudgetContext {
   /** The server the request came from (its settings pick the refill and limits). */
@@ -21,11 +28,8 @@ export interface BudgetContext {
   roleIds?: readonly string[];
 }
 
-export interface BudgetLimits {
-  refillGpuSeconds: number;
-  refillPeriodSeconds: number;
-  maxActiveJobs: number;
-}
+/** The budget rules for one user in one place: the farm's defaults after guild and role overrides. */
+export type BudgetLimits = BudgetDefaults;
 
 export interface LockedUser {
   id: string;
@@ -59,8 +63,9 @@ export interface BudgetStatus {
   ledger: LedgerEntry[];
 }
 
-export async function resolveLimits(q: Queryable, config: FarmConfig, context: BudgetContext = {}): Promise<BudgetLimits> {
-  const limits: BudgetLimits = { ...config.budget };
+/** The farm's budget defaults, overridden by the guild's settings and the member's most generous role. */
+export async function resolveLimits(q: Queryable, defaults: BudgetDefaults, context: BudgetContext = {}): Promise<BudgetLimits> {
+  const limits: BudgetLimits = { ...defaults };
   if (!context.guildId) return limits;
   const [guild] = await q.select().from(guilds).where(eq(guilds.id, context.guildId));
   if (!guild) return limits;
@@ -129,9 +134,9 @@ export async function countActiveJobs(q: Queryable, userId: string): Promise<{ c
   return { count: row.count, heldMs: row.heldMs };
 }
 
-export async function getBudget(farm: FarmContext, userId: string, context: BudgetContext = {}, ledgerEntries = 20): Promise<BudgetStatus> {
+export async function getBudget(farm: BudgetFarm, userId: string, context: BudgetContext = {}, ledgerEntries = 20): Promise<BudgetStatus> {
   return farm.db.db.transaction(async (tx) => {
-    const limits = await resolveLimits(tx, farm.config, context);
+    const limits = await resolveLimits(tx, farm.config.budget, context);
     const user = await lockUser(tx, userId, limits);
     const active = await countActiveJobs(tx, userId);
     const ledger = await tx
@@ -163,11 +168,11 @@ export async function getBudget(farm: FarmContext, userId: string, context: Budg
 }
 
 /** Operator grant (negative to take seconds away, never below zero). Returns the new balance. */
-export async function grantBudget(farm: FarmContext, userId: string, gpuSeconds: number, note?: string): Promise<number> {
+export async function grantBudget(farm: BudgetFarm, userId: string, gpuSeconds: number, note?: string): Promise<number> {
   checkId('user id', userId);
   if (!Number.isFinite(gpuSeconds) || gpuSeconds === 0) throw new FarmError('invalid_params', `A grant must be a non-zero number of GPU-seconds (got ${gpuSeconds}).`);
   return farm.db.db.transaction(async (tx) => {
-    const user = await lockUser(tx, userId, await resolveLimits(tx, farm.config));
+    const user = await lockUser(tx, userId, await resolveLimits(tx, farm.config.budget));
     const amountMs = Math.round(gpuSeconds * 1000);
     if (user.balanceMs + amountMs < 0) {
       throw new FarmError('invalid_params', `Cannot take ${-gpuSeconds} GPU-seconds from ${userId}: the balance is only ${user.balanceMs / 1000}.`);

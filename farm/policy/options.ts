@@ -1,0 +1,35 @@
+// The policy's knobs, each with its default and its setting (config/settings.ts). FarmConfig
+// carries them (farm/config.ts builds it from loadConfig()'s result); tests pass overrides.
+
+export interface BudgetDefaults {
+  /** Each period the balance is topped up to this many GPU-seconds, not accumulated. Default 600 (BLENDFARM_REFILL_GPU_SECONDS). */
+  refillGpuSeconds: number;
+  /** Length of a refill period in seconds. Default 86400, a day (BLENDFARM_REFILL_PERIOD_SECONDS). */
+  refillPeriodSeconds: number;
+  /** Queued + running jobs one user may have at once. Default 3 (BLENDFARM_MAX_ACTIVE_JOBS). */
+  maxActiveJobs: number;
+}
+
+export interface CostModel {
+  /** Fixed GPU-seconds per job: model load, prompt encoding, video encoding. Default 2. */
+  overheadSeconds: number;
+  /** GPU-seconds for one UNet step on one megapixel of output. Default 0.25 (BLENDFARM_GPU_SECONDS_PER_MEGAPIXEL_STEP). */
+  secondsPerMegapixelStep: number;
+  /** GPU-seconds to decode one output frame of one megapixel. Default 0.02. */
+  secondsPerMegapixelFrame: number;
+}
+
+export interface PolicyOptions {
+  /** Farm-wide budget rules; a guild's settings and its members' roles override them. */
+  budget: BudgetDefaults;
+  /** What a job is estimated to cost, reserved at admission. */
+  cost: CostModel;
+  /** Half-life of a user's recent usage in the fair claim order. Default 3600 (BLENDFARM_FAIRNESS_HALF_LIFE_SECONDS). */
+  fairnessHalfLifeSeconds: number;
+}
+
+export const DEFAULT_POLICY_OPTIONS: PolicyOptions = {
+  budget: { refillGpuSeconds: 600, refillPeriodSeconds: 86_400, maxActiveJobs: 3 },
+  cost: { overheadSeconds: 2, secondsPerMegapixelStep: 0.25, secondsPerMegapixelFrame: 0.02 },
+  fairnessHalfLifeSeconds: 3600,
+};

@@ -1,0 +1,52 @@
+// Settlement: what a job that ended costs, and what of its reservation goes back to the user.
+import { sql } from 'drizzle-orm';
+import type { Transaction } from '../../db/client.ts';
+import { addLedgerEntry } from './budget.ts';
+
+/** How a job ended, with what the charge is measured from. */
+export type Outcome =
+  /** The render finished; `spentMs`: the GPU time its worker measured. */
+  | { kind: 'done'; spentMs: number }
+  /** Out of attempts, or a permanent error. */
+  | { kind: 'failed' }
+  /** Cancelled; `ranMs`: how long the current attempt had run (null: it was still queued). */
+  | { kind: 'cancelled'; ranMs: number | null };
+
+export interface SettledJob {
+  id: number;
+  userId: string;
+  reservedMs: number;
+}
+
+export interface Settlement {
+  chargedMs: number;
+  /** Given back to the balance. */
+  returnedMs: number;
+}
+
+/**
+ * The charge rule: a finished job pays its measured time, a cancelled one the time its attempt
+ * ran, a failed one nothing; never more than was reserved (an under-estimate is the farm's loss,
+ * never a negative balance).
+ */
+export function chargeFor(reservedMs: number, outcome: Outcome): number {
+  const used = outcome.kind === 'done' ? outcome.spentMs : outcome.kind === 'cancelled' ? (outcome.ranMs ?? 0) : 0;
+  return Math.max(0, Math.min(reservedMs, Math.round(used)));
+}
+
+/**
+ * Inside the transaction that ends the job: records the charge on the job row and returns the
+ * rest of the reservation (ledger 'settle' for a finished job, 'refund' for a failed or cancelled
+ * one).
+ */
+export async function settleJob(tx: Transaction, job: SettledJob, outcome: Outcome): Promise<Settlement> {
+  const chargedMs = chargeFor(job.reservedMs, outcome);
+  const returnedMs = job.reservedMs - chargedMs;
+  await tx.execute(sql`update jobs set charged_ms = ${chargedMs}::bigint where id = ${job.id}`);
+  if (outcome.kind === 'done') {
+    await addLedgerEntry(tx, job.userId, 'settle', returnedMs, job.id, `job ${job.id} used ${outcome.spentMs / 1000} GPU-seconds`);
+  } else if (returnedMs > 0) {
+    await addLedgerEntry(tx, job.userId, 'refund', returnedMs, job.id, `job ${job.id} ${outcome.kind}`);
+  }
+  return { chargedMs, returnedMs };
+}

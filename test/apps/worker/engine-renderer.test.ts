@@ -1,0 +1,47 @@
+// The engine adapter's request mapping: job parameters renamed into the engine's RenderRequest,
+// nothing clamped or raised; an extension renders its new prompts after the movie it continues.
+import { describe, expect, it } from 'vitest';
+import { renderRequestFor } from '../../../apps/worker/engine-renderer.ts';
+import { parseJobParams } from '../../../farm/job-params.ts';
+import { LIMITS } from '../../../farm/limits.ts';
+import { RenderError } from '../../../farm/renderer.ts';
+import type { ClaimedJob } from '../../../farm/types.ts';
+
+function claimed(kind: ClaimedJob['kind'], input: object, parent?: ClaimedJob['parent']): ClaimedJob {
+  return { id: 7, kind, userId: 'u', params: parseJobParams(kind, input), model: 'demo', pixels: 0, attempt: 1, maxAttempts: 3, parentJobId: parent?.id ?? null, reservedGpuSeconds: 1, leaseToken: 't', parent };
+}
+
+describe('engine adapter', () => {
+  it('renames the job parameters, the limits included as they are', () => {
+    const { depthStrength, maxBranches } = LIMITS;
+    const job = claimed('blend', { prompts: ['a', 'b'], seeds: [1, 2], depthStrength: depthStrength.max, maxBranches: maxBranches.min, guidance: 7, maxBytes: 50_000, format: 'gif', negativePrompt: 'blur' });
+    expect(renderRequestFor(job)).toEqual({
+      prompts: ['a', 'b'],
+      negativePrompt: 'blur',
+      seeds: [1, 2],
+      steps: job.params.steps,
+      guidance: 7,
+      width: 512,
+      height: 512,
+      depthStrength: depthStrength.max,
+      maxBranches: maxBranches.min,
+      duration: job.params.durationSeconds,
+      fps: job.params.fps,
+      format: 'gif',
+      maxBytes: 50_000,
+    });
+    expect(renderRequestFor(claimed('upscale', { prompts: ['a', 'b'], upscaleFactor: 4 })).upscale).toEqual({ factor: 4 });
+  });
+
+  it('continues the whole movie of an extension without slicing its prompts', () => {
+    const parent = parseJobParams('movie', { prompts: ['a', 'b'], seeds: [1, 2] });
+    const video = new Uint8Array([1, 2, 3]);
+    const request = renderRequestFor(
+      claimed('extend', { prompts: ['d'], seeds: [4] }, { id: 3, params: parent, movie: { prompts: ['a', 'b', 'c'], seeds: [1, 2, 3] }, artifact: { format: 'mp4', bytes: video, meta: {} } }),
+    );
+    expect(request.prompts).toEqual(['d']);
+    expect(request.seeds).toEqual([4]);
+    expect(request.extend).toEqual({ prompts: ['a', 'b', 'c'], seeds: [1, 2, 3], video });
+    expect(() => renderRequestFor(claimed('extend', { prompts: ['d'] }))).toThrow(RenderError);
+  });
+});

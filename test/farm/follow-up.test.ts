@@ -1,0 +1,95 @@
+// Follow-ups of finished movies: an extension stores only its new prompts and seeds, links to the
+// movie it continues, and its renderer is handed that whole movie; re-rolls and further extensions
+// of an extended movie see the whole movie too, and the whole movie counts towards the prompt limit.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { FarmDb } from '../../db/client.ts';
+import type { FarmContext } from '../../farm/config.ts';
+import { FarmError } from '../../farm/errors.ts';
+import { parentMovieParams, submitFollowUp } from '../../farm/follow-up.ts';
+import { getJob, submitJob } from '../../farm/jobs.ts';
+import { LIMITS } from '../../farm/limits.ts';
+import { movieOf } from '../../farm/movie.ts';
+import { estimateGpuSeconds } from '../../farm/policy/cost.ts';
+import type { Renderer } from '../../farm/renderer.ts';
+import type { ClaimedJob } from '../../farm/types.ts';
+import { waitForJob } from '../../farm/wait.ts';
+import { FarmWorker } from '../../farm/worker.ts';
+import { BACKENDS, CHEAP_BLEND, createTestDatabase, farmContext, GENEROUS_BUDGET, type TestDatabase } from '../helpers/db.ts';
+
+/** Renders nothing; remembers every job it was handed (with its parent). */
+function recordingRenderer(model: string, seen: ClaimedJob[]): Renderer {
+  return {
+    capabilities: () => ({ models: [model], maxPixels: 10_000_000, executionProvider: 'test' }),
+    async render(job) {
+      seen.push(job);
+      return { video: Buffer.from(`video of ${job.id}`), format: 'mp4', metadata: {}, gpuSeconds: 0.01 };
+    },
+  };
+}
+
+describe.each(BACKENDS)('follow-ups on %s', (backend) => {
+  let testDb: TestDatabase;
+  let db: FarmDb;
+  let farm: FarmContext;
+
+  beforeAll(async () => {
+    testDb = await createTestDatabase(backend);
+    db = await testDb.open();
+    farm = farmContext(db, { budget: GENEROUS_BUDGET });
+  });
+  afterAll(async () => {
+    await testDb?.drop();
+  });
+
+  it('extends a movie with its new prompts only, and hands the renderer the whole movie it continues', async () => {
+    const seen: ClaimedJob[] = [];
+    const worker = new FarmWorker({ farm, renderer: recordingRenderer('chain', seen), id: 'w-chain', log: () => {} });
+    await worker.start();
+    try {
+      const params = { ...CHEAP_BLEND, model: 'chain' };
+      const movie = await submitJob(farm, { kind: 'movie', userId: 'ann', params: { ...params, prompts: ['a', 'b'], seeds: [1, 2] } });
+      await waitForJob(farm, movie.id, { timeoutMs: 20_000 });
+
+      const first = await submitFollowUp(farm, { kind: 'extend', parentJobId: movie.id, userId: 'ann', options: { prompts: ['c'] } });
+      expect(first.parentJobId).toBe(movie.id);
+      expect(first.params.prompts).toEqual(['c']);
+      expect(first.params.seeds).toHaveLength(1);
+      // Priced as the whole movie it completes, as before extensions stored only their new prompts.
+      expect(first.reservedGpuSeconds).toBe(estimateGpuSeconds(first.params, farm.config.cost, 3));
+      await waitForJob(farm, first.id, { timeoutMs: 20_000 });
+      const handed = seen.find((job) => job.id === first.id)!;
+      expect(handed.params.prompts).toEqual(['c']);
+      expect(handed.parent).toMatchObject({ id: movie.id, movie: { prompts: ['a', 'b'], seeds: [1, 2] } });
+      expect(Buffer.from(handed.parent!.artifact!.bytes).toString()).toBe(`video of ${movie.id}`);
+
+      // An extension of the extension continues the whole chain.
+      const second = await submitFollowUp(farm, { kind: 'extend', parentJobId: first.id, userId: 'ann', options: { prompts: ['d', 'e'] } });
+      expect(second.params.prompts).toEqual(['d', 'e']);
+      await waitForJob(farm, second.id, { timeoutMs: 20_000 });
+      expect(seen.find((job) => job.id === second.id)!.parent!.movie).toEqual({ prompts: ['a', 'b', 'c'], seeds: [1, 2, first.params.seeds[0]] });
+      expect(await movieOf(db.db, (await getJob(farm, second.id))!)).toEqual({ prompts: ['a', 'b', 'c', 'd', 'e'], seeds: [1, 2, ...first.params.seeds, ...second.params.seeds] });
+
+      // A re-roll of an extended movie renders the whole movie again.
+      const reroll = await submitFollowUp(farm, { kind: 'reroll', parentJobId: second.id, userId: 'ann' });
+      expect(reroll.params.prompts).toEqual(['a', 'b', 'c', 'd', 'e']);
+      expect((await parentMovieParams(farm, (await getJob(farm, second.id))!)).prompts).toEqual(['a', 'b', 'c', 'd', 'e']);
+      await waitForJob(farm, reroll.id, { timeoutMs: 20_000 });
+    } finally {
+      await worker.stop();
+    }
+  });
+
+  it('counts the whole movie towards the prompt limit, however the extension is submitted', async () => {
+    const max = LIMITS.prompts.max;
+    const params = { ...CHEAP_BLEND, model: 'long' };
+    const movie = await submitJob(farm, { kind: 'movie', userId: 'bo', params: { ...params, prompts: ['a', 'b'] } });
+    const filler = Array.from({ length: max - 2 - 1 }, (_, i) => `p${i}`);
+    const extended = await submitJob(farm, { kind: 'extend', userId: 'bo', parentJobId: movie.id, params: { ...params, prompts: filler } });
+    // The movie has max - 1 prompts now: one more fits, two do not.
+    await expect(submitJob(farm, { kind: 'extend', userId: 'bo', parentJobId: extended.id, params: { ...params, prompts: ['x', 'y'] } })).rejects.toThrow(
+      `This movie has ${max - 1} prompts; an extension may bring it to at most ${max}.`,
+    );
+    await expect(submitJob(farm, { kind: 'extend', userId: 'bo', parentJobId: extended.id, params: { ...params, prompts: ['x'] } })).resolves.toMatchObject({ kind: 'extend' });
+    await expect(submitJob(farm, { kind: 'extend', userId: 'bo', params: { ...params, prompts: ['x'] } })).rejects.toBeInstanceOf(FarmError);
+  });
+});

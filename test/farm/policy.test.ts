@@ -1,0 +1,106 @@
+// The policy interface (farm/policy/): the charge rule, pricing, one admission for submissions
+// and retries, and a FarmContext carrying a policy of its own (claim order, admission, settlement).
+import { sql } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { FarmDb } from '../../db/client.ts';
+import type { FarmContext } from '../../farm/config.ts';
+import { ActiveJobLimitError, BudgetExceededError } from '../../farm/errors.ts';
+import { parseJobParams } from '../../farm/job-params.ts';
+import { cancelJob, retryJob, submitJob } from '../../farm/jobs.ts';
+import { chargeFor, DEFAULT_POLICY_OPTIONS, defaultPolicy, estimateGpuSeconds, type FarmPolicy, policyOf } from '../../farm/policy/index.ts';
+import { auditBalance, getBudget, grantBudget } from '../../farm/policy/budget.ts';
+import { claimJob, completeJob } from '../../farm/queue.ts';
+import { queuePosition } from '../../farm/status.ts';
+import type { WorkerCapabilities } from '../../farm/types.ts';
+import { BACKENDS, CHEAP_BLEND, createTestDatabase, farmContext, GENEROUS_BUDGET, type TestDatabase } from '../helpers/db.ts';
+
+const only = (model: string): WorkerCapabilities => ({ models: [model], maxPixels: 10_000_000, executionProvider: 'test' });
+const artifact = { format: 'mp4', mime: 'video/mp4', sizeBytes: 1, meta: {}, data: Buffer.from('x') };
+
+describe('policy rules', () => {
+  it('charges the measured time of a finished job, the run time of a cancelled one, nothing for a failure, never more than reserved', () => {
+    expect(chargeFor(5000, { kind: 'done', spentMs: 1234 })).toBe(1234);
+    expect(chargeFor(5000, { kind: 'done', spentMs: 9000 })).toBe(5000);
+    expect(chargeFor(5000, { kind: 'cancelled', ranMs: 1000.4 })).toBe(1000);
+    expect(chargeFor(5000, { kind: 'cancelled', ranMs: null })).toBe(0);
+    expect(chargeFor(5000, { kind: 'failed' })).toBe(0);
+  });
+
+  it('prices with the cost model, an extension as the whole movie it completes', () => {
+    const policy = defaultPolicy(DEFAULT_POLICY_OPTIONS);
+    const params = parseJobParams('extend', { prompts: ['next'] });
+    expect(policy.price(params)).toBe(estimateGpuSeconds(params, DEFAULT_POLICY_OPTIONS.cost));
+    expect(policy.price(params, 4)).toBe(estimateGpuSeconds({ ...params, prompts: ['a', 'b', 'c', 'next'] }, DEFAULT_POLICY_OPTIONS.cost));
+    expect(policy.price(params, 4)).toBeGreaterThan(policy.price(params));
+  });
+
+  it('is the default one unless the farm carries its own', () => {
+    const config = { ...DEFAULT_POLICY_OPTIONS };
+    const own: FarmPolicy = { ...defaultPolicy(config) };
+    expect(policyOf({ config, policy: own })).toBe(own);
+    expect(Object.keys(policyOf({ config })).sort()).toEqual(['admit', 'claimOrder', 'onClaim', 'price', 'settle']);
+  });
+});
+
+describe.each(BACKENDS)('policy on %s', (backend) => {
+  let testDb: TestDatabase;
+  let db: FarmDb;
+
+  beforeAll(async () => {
+    testDb = await createTestDatabase(backend);
+    db = await testDb.open();
+  });
+  afterAll(async () => {
+    await testDb?.drop();
+  });
+
+  it('admits retries by the same rule as submissions: the active-job cap and the balance', async () => {
+    const farm = farmContext(db, { budget: { refillGpuSeconds: 100, maxActiveJobs: 1 }, cost: { overheadSeconds: 30 } });
+    const first = await submitJob(farm, { kind: 'blend', userId: 'retrier', params: { ...CHEAP_BLEND, model: 'admit' } });
+    await cancelJob(farm, first.id);
+    const second = await submitJob(farm, { kind: 'blend', userId: 'retrier', params: { ...CHEAP_BLEND, model: 'admit' } });
+    // One active job already: the retry is refused like a third submission would be.
+    await expect(retryJob(farm, first.id)).rejects.toBeInstanceOf(ActiveJobLimitError);
+    await expect(submitJob(farm, { kind: 'blend', userId: 'retrier', params: CHEAP_BLEND })).rejects.toBeInstanceOf(ActiveJobLimitError);
+    await cancelJob(farm, second.id);
+
+    // Take the balance down to one GPU-second: the retry is refused for the money, with the numbers.
+    const { balanceGpuSeconds } = await getBudget(farm, 'retrier');
+    await grantBudget(farm, 'retrier', 1 - balanceGpuSeconds, 'test');
+    const refusal = await retryJob(farm, first.id).catch((e: unknown) => e);
+    expect(refusal).toBeInstanceOf(BudgetExceededError);
+    expect((refusal as BudgetExceededError).costGpuSeconds).toBe(first.reservedGpuSeconds);
+    expect((refusal as BudgetExceededError).balanceGpuSeconds).toBe(1);
+    const audit = await auditBalance(db.db, 'retrier');
+    expect(audit.balanceMs).toBe(audit.ledgerSumMs);
+  });
+
+  it('runs under the policy its FarmContext carries', async () => {
+    const base = farmContext(db, { budget: GENEROUS_BUDGET });
+    const calls: string[] = [];
+    const standard = defaultPolicy(base.config);
+    const newestFirst: FarmPolicy = {
+      ...standard,
+      admit: (tx, request, queue) => {
+        calls.push(`admit ${request.userId}`);
+        return standard.admit(tx, request, queue);
+      },
+      settle: (tx, job, outcome) => {
+        calls.push(`settle ${outcome.kind}`);
+        return standard.settle(tx, job, outcome);
+      },
+      // Last in, first out: the newest queued job has the lowest virtual start.
+      claimOrder: () => sql`fair as (select id, model, pixels, run_after, -id::float8 as virtual_start from jobs where status = 'queued')`,
+      onClaim: () => sql`charged as (select 1)`,
+    };
+    const farm: FarmContext = { ...base, policy: newestFirst };
+    const older = await submitJob(farm, { kind: 'blend', userId: 'lifo', params: { ...CHEAP_BLEND, model: 'lifo' } });
+    const newer = await submitJob(farm, { kind: 'blend', userId: 'lifo', params: { ...CHEAP_BLEND, model: 'lifo' } });
+    expect(await queuePosition(farm, newer.id)).toBeLessThan((await queuePosition(farm, older.id))!);
+    const claimed = await claimJob(farm, 'w', only('lifo'));
+    expect(claimed?.id).toBe(newer.id);
+    await completeJob(farm, claimed!, { artifact, gpuSeconds: 0.5 });
+    await cancelJob(farm, older.id);
+    expect(calls).toEqual(['admit lifo', 'admit lifo', 'settle done', 'settle cancelled']);
+  });
+});
