@@ -1,7 +1,8 @@
 // The farm's renderer backed by the latent-blending engine. Loaded by path into a worker thread
-// (thread-renderer.ts), one per GPU: onnxruntime's session.run blocks its thread, so it must not
-// share one with the event loop that heartbeats leases. The pipeline is loaded on the first job and
-// kept for the next ones.
+// (farm/thread-renderer.ts), one per GPU: onnxruntime's session.run blocks its thread, so it must
+// not share one with the event loop that heartbeats leases. The pipeline is loaded on the first job
+// and kept for the next ones. Its options come from the app (load-renderer.ts builds them from
+// loadConfig()'s result); nothing here reads the environment.
 import { basename } from 'node:path';
 import {
   ExecutionProviderError,
@@ -16,14 +17,14 @@ import {
   type RenderProgress,
   type RenderRequest,
 } from '../../engine/index.ts';
-import { loadConfig } from '../../config/index.ts';
 import { ensureDemoModel } from '../../models/demo-model.ts';
 import { DEMO_MODEL_DIR } from '../../models/paths.ts';
+// Only the farm modules a render thread needs (farm/index.ts would load the database drivers too).
 import { RenderError, type ClaimedJob, type RenderContext, type Renderer, type RenderResult } from '../../farm/renderer.ts';
 import type { JobProgress, WorkerCapabilities } from '../../farm/types.ts';
 import type { JobParams } from '../../farm/job-params.ts';
-
 import { isOutOfMemory, outOfMemoryError, workerMaxPixels } from './gpu-memory.ts';
+
 export interface EngineRendererOptions {
   /** ONNX pipeline folder; unset = the built-in demo model. */
   modelDir?: string;
@@ -39,40 +40,35 @@ export interface EngineRendererOptions {
   device?: string;
 }
 
-/** Job parameters -> one engine render request. */
+/**
+ * Job parameters -> the engine's render request: a plain rename, nothing checked or adjusted (the
+ * farm validated the parameters against its limits, which lie inside the engine's). An extension
+ * renders its own new prompts after the movie it continues (`job.parent.movie`).
+ */
 export function renderRequestFor(job: ClaimedJob): RenderRequest {
   const p: JobParams = job.params;
-  const base: RenderRequest = {
+  const request: RenderRequest = {
     prompts: p.prompts,
-    negativePrompt: p.negativePrompt || undefined,
+    negativePrompt: p.negativePrompt,
     seeds: p.seeds,
     steps: p.steps,
     guidance: p.guidance,
     width: p.width,
     height: p.height,
-    depthStrength: Math.min(0.95, Math.max(0.05, p.depthStrength)),
-    maxBranches: Math.max(2, p.maxBranches),
+    depthStrength: p.depthStrength,
+    maxBranches: p.maxBranches,
     duration: p.durationSeconds,
     fps: p.fps,
     format: p.format,
     maxBytes: p.maxBytes,
   };
-  if (job.kind === 'upscale') return { ...base, upscale: { factor: p.upscaleFactor ?? 2 } };
+  if (job.kind === 'upscale') return { ...request, upscale: { factor: p.upscaleFactor } };
   if (job.kind === 'extend') {
     const parent = job.parent;
     if (!parent) throw new RenderError('the movie to extend no longer exists', { retryable: false });
-    const n = parent.params.prompts.length;
-    // The job's prompts are the parent's chain followed by the new ones.
-    const continues = p.prompts.slice(0, n).every((q, i) => q === parent.params.prompts[i]);
-    if (!continues || p.prompts.length <= n) throw new RenderError('an extension must start with the prompts of the movie it extends', { retryable: false });
-    return {
-      ...base,
-      prompts: p.prompts.slice(n),
-      seeds: p.seeds.slice(n),
-      extend: { prompts: parent.params.prompts, seeds: parent.params.seeds, video: parent.artifact?.bytes },
-    };
+    return { ...request, extend: { prompts: parent.movie.prompts, seeds: parent.movie.seeds, video: parent.artifact?.bytes } };
   }
-  return base;
+  return request;
 }
 
 export function jobProgress(p: RenderProgress): JobProgress {
@@ -127,7 +123,7 @@ class EngineRenderer implements Renderer {
       const out = await renderVideo(pipe, request, { signal: ctx.signal, metric: await this.metric, onProgress: (p) => ctx.onProgress(jobProgress(p)) });
       return {
         video: out.video,
-        format: out.format as RenderResult['format'],
+        format: out.format,
         metadata: {
           seeds: out.seeds,
           keyframes: out.keyframes,
@@ -146,11 +142,11 @@ class EngineRenderer implements Renderer {
           ep: pipe.ep,
         },
         // Wall time of the render on this worker's device is what the job is charged.
-      if (isOutOfMemory(err)) throw outOfMemoryError(err, job.params, workerMaxPixels(this.opts));
         gpuSeconds: (performance.now() - started) / 1000,
       };
     } catch (err) {
       if (err instanceof RenderError || ctx.signal.aborted) throw err;
+      if (isOutOfMemory(err)) throw outOfMemoryError(err, job.params, workerMaxPixels(this.opts));
       // Bad input and missing models fail the same way on every attempt: do not retry them.
       const permanent = err instanceof InvalidRequestError || err instanceof ModelOutputError || err instanceof RangeError || err instanceof ModelFileError || err instanceof ExecutionProviderError;
       throw new RenderError((err as Error).message, { retryable: !permanent, cause: err });
@@ -164,17 +160,9 @@ class EngineRenderer implements Renderer {
   }
 }
 
-/** Options not given explicitly come from the environment (BLENDFARM_MODEL_DIR, BLENDFARM_EP, ...). */
+/** The factory thread-renderer.ts calls in each render thread; `options` are EngineRendererOptions. */
 export function createRenderer(options: unknown): Renderer {
-  const config = loadConfig();
-  const fromEnv: EngineRendererOptions = {
-    modelDir: config.modelDir,
-    ep: config.executionProvider,
-    deviceId: config.deviceId,
-    threads: config.threads,
-    lpipsModel: config.lpipsModel,
-  };
-  return new EngineRenderer({ ...fromEnv, ...((options ?? {}) as EngineRendererOptions) });
+  return new EngineRenderer((options ?? {}) as EngineRendererOptions);
 }
 
 export default createRenderer;
