@@ -19,13 +19,32 @@ export {
   type GenerateResult,
   type PipelineOptions,
 } from './pipeline/stable-diffusion.ts';
-export { readModelFolder, familyDefaults, lcmDefaults, type ModelFolder, type ModelFamily } from './pipeline/model-folder.ts';
+export { readModelFolder, familyDefaults, lcmDefaults, imageVariationDefaults, MODEL_KINDS, type ModelFolder, type ModelFamily, type ModelKind } from './pipeline/model-folder.ts';
 export { guidanceScaleEmbedding } from './pipeline/unet.ts';
 export { upcastModelToFloat32 } from './onnx/upcast.ts';
 export type { PromptEmbedding } from './pipeline/text-encoder.ts';
 export { ExecutionProviderError, ModelFileError, executionProviders, type ExecutionProvider } from './onnx/session.ts';
 export { encodePng, savePng, previewJpeg, type RawImage } from './image.ts';
-export { LatentBlender, dampedGuidance, transitionDefaults } from './blend/transition.ts';
+export { LatentBlender, dampedGuidance, transitionDefaults, inpaintConditioning, DEFAULT_IMAGE_STRENGTH } from './blend/transition.ts';
+export type { EndpointImage, InpaintInput } from './blend/transition.ts';
+export {
+  prepareImage,
+  prepareMask,
+  presetMask,
+  inspectImage,
+  isMaskPreset,
+  IMAGE_INPUT_LIMITS,
+  IMAGE_INPUT_FORMATS,
+  MASK_PRESETS,
+  type ImageInput,
+  type ImageInputLimits,
+  type MaskPreset,
+  type PixelMask,
+} from './input-image.ts';
+export { ImageVariationPipeline, type VariationPipelineOptions } from './variation/pipeline.ts';
+export { renderVariations, variationDefaults, MAX_VARIATION_FRAMES, type VariationOptions, type VariationResult, type VariationFrameInfo } from './variation/animation.ts';
+export { clipGuidanceShift, clipGuidanceDefaults, cosine, type ClipGuidanceOptions } from './variation/clip-guidance.ts';
+export { INPAINT_UNET_CHANNELS, type InpaintConditioning } from './pipeline/unet.ts';
 export { RenderCancelledError } from './pipeline/denoise.ts';
 export type { TransitionOptions, TransitionResult, TransitionProgress, Crossfeed, Endpoint, BranchRecord } from './blend/transition.ts';
 export { renderMovie, transitionModes, MAX_MOVIE_PROMPTS, MIN_MOVIE_PROMPTS, type MovieOptions, type MovieResult, type TransitionMode } from './blend/movie.ts';

@@ -6,10 +6,11 @@
  */
 import { ensureDemoModel, demoSpecs } from './demo-model.ts';
 import { buildFeatureTestModels, type FeatureTestModel } from './feature-test-models.ts';
+import { buildImageTestModels, type ImageTestModel } from './image-test-models.ts';
 import { DEMO_MODEL_DIR, TEST_MODELS_DIR, testModelDir } from './paths.ts';
 import { ensureX4TestModel } from './x4-upscaler-test.ts';
 
-export type TestModelName = keyof typeof demoSpecs | FeatureTestModel | 'x4-upscaler';
+export type TestModelName = keyof typeof demoSpecs | FeatureTestModel | ImageTestModel | 'x4-upscaler';
 
 export async function buildTestModels(): Promise<Record<TestModelName, string>> {
   const out = {} as Record<TestModelName, string>;
@@ -17,6 +18,7 @@ export async function buildTestModels(): Promise<Record<TestModelName, string>> 
     out[name] = await ensureDemoModel(testModelDir(name), spec, `blendfarm-test-${name}`);
   }
   Object.assign(out, await buildFeatureTestModels(TEST_MODELS_DIR, { demo: out.demo, xl: out.xl }));
+  Object.assign(out, await buildImageTestModels(TEST_MODELS_DIR, out.demo));
   // Built here, once, before any test file runs: test files calling ensureX4TestModel() in parallel
   // then only read its marker instead of racing to rebuild the same folder.
   out['x4-upscaler'] = await ensureX4TestModel();

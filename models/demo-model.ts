@@ -77,7 +77,7 @@ export function logSigmaTable(): Float32Array {
   return Float32Array.from(abar, (a) => Math.log(Math.sqrt((1 - a) / a)));
 }
 
-function gaussianTable(seed: number, rows: number, cols: number, scale: number): Float32Array {
+export function gaussianTable(seed: number, rows: number, cols: number, scale: number): Float32Array {
   const rng = new SeededRandom(seed);
   const out = new Float32Array(rows * cols);
   for (let i = 0; i < out.length; i++) out[i] = rng.nextGaussian() * scale;
@@ -85,13 +85,14 @@ function gaussianTable(seed: number, rows: number, cols: number, scale: number):
 }
 
 /** Token embedding table: special tokens (BOS 49406, EOS/pad 49407, SD2 pad "!" = 0) are zero. */
-function embeddingTable(seed: number, width: number): Float32Array {
+export function embeddingTable(seed: number, width: number): Float32Array {
   const e = gaussianTable(seed, VOCAB, width, 0.35);
   for (const id of [0, 49406, 49407]) e.fill(0, id * width, (id + 1) * width);
   return e;
 }
 
-class Net {
+/** Small helper over GraphBuilder for float graphs in a model dtype (also used by the image test models). */
+export class Net {
   constructor(
     readonly g: GraphBuilder,
     readonly dtype: 'float32' | 'float16',
@@ -172,6 +173,28 @@ function unetGraph(spec: DemoModelSpec): GraphBuilder {
     summary = n.op('Concat', [summary, pooled], { axis: 1 });
     summaryWidth += POOLED_WIDTH;
   }
+  const mu = promptMean(n, x, summary, summaryWidth);
+  const { abar, sa, s1a } = noiseLevel(n, tsRaw);
+  const s2 = DEMO_DATA_STD * DEMO_DATA_STD;
+  const denom = n.op('Add', [n.op('Mul', [abar, n.c([s2 - 1])]), n.c([1])]);
+  const resid = n.op('Sub', [x, n.op('Mul', [sa, mu])]);
+  const eps = n.op('Div', [n.op('Mul', [s1a, resid]), denom]);
+  let out = eps;
+  if (spec.prediction === 'v_prediction') {
+    const x0 = n.op('Add', [mu, n.op('Div', [n.op('Mul', [n.op('Mul', [sa, n.c([s2])]), resid]), denom])]);
+    out = n.op('Sub', [n.op('Mul', [sa, eps]), n.op('Mul', [s1a, x0])]);
+  }
+  n.output(out, 'out_sample', ['batch', CHANNELS, 'height', 'width']);
+  return g;
+}
+
+/**
+ * The demo UNet's data mean mu(c): a smooth colour pattern (4 x h x w, h and w taken from the
+ * latents `x`) whose offsets, amplitudes, spatial frequencies and phases come from the prompt
+ * summary vector (batch x summaryWidth).
+ */
+export function promptMean(n: Net, x: string, summary: string, summaryWidth: number): string {
+  const g = n.g;
   const w = n.weight('mu.weight', gaussianTable(21, summaryWidth, CHANNELS * PARAMS, 0.9 / Math.sqrt(summaryWidth)), [summaryWidth, CHANNELS * PARAMS]);
   const b = n.weight('mu.bias', gaussianTable(22, 1, CHANNELS * PARAMS, 0.6), [CHANNELS * PARAMS]);
   const params = n.op('Reshape', [n.op('Tanh', [n.op('Add', [n.op('MatMul', [summary, w]), b])]), n.i64([-1, PARAMS, CHANNELS, 1, 1])]);
@@ -192,8 +215,12 @@ function unetGraph(spec: DemoModelSpec): GraphBuilder {
     n.op('Mul', [n.op('Add', [n.op('Mul', [fx, u]), n.op('Mul', [fy, v])]), twoPi]),
     n.op('Mul', [phase, n.c([Math.PI])]),
   ]);
-  const mu = n.op('Add', [n.op('Mul', [offset, n.c([0.9])]), n.op('Mul', [n.op('Mul', [amp, n.c([0.7])]), n.op('Cos', [arg])])]);
+  return n.op('Add', [n.op('Mul', [offset, n.c([0.9])]), n.op('Mul', [n.op('Mul', [amp, n.c([0.7])]), n.op('Cos', [arg])])]);
+}
 
+/** abar(t), sqrt(abar) and sqrt(1 - abar) at the (possibly fractional) timestep input `tsRaw`. */
+export function noiseLevel(n: Net, tsRaw: string): { abar: string; sa: string; s1a: string } {
+  const g = n.g;
   // abar(t) from the log-sigma table, linearly interpolated for fractional timesteps.
   const tf = n.op('Cast', [tsRaw], { to: 1 });
   const lo = n.op('Clip', [n.op('Floor', [tf]), n.c([0], []), n.c([999], [])]);
@@ -206,27 +233,17 @@ function unetGraph(spec: DemoModelSpec): GraphBuilder {
   const abar = n.op('Reciprocal', [n.op('Add', [sigma2, n.c([1])])]);
   const sa = n.op('Sqrt', [abar]);
   const s1a = n.op('Sqrt', [n.op('Sub', [n.c([1]), abar])]);
-  const s2 = DEMO_DATA_STD * DEMO_DATA_STD;
-  const denom = n.op('Add', [n.op('Mul', [abar, n.c([s2 - 1])]), n.c([1])]);
-  const resid = n.op('Sub', [x, n.op('Mul', [sa, mu])]);
-  const eps = n.op('Div', [n.op('Mul', [s1a, resid]), denom]);
-  let out = eps;
-  if (spec.prediction === 'v_prediction') {
-    const x0 = n.op('Add', [mu, n.op('Div', [n.op('Mul', [n.op('Mul', [sa, n.c([s2])]), resid]), denom])]);
-    out = n.op('Sub', [n.op('Mul', [sa, eps]), n.op('Mul', [s1a, x0])]);
-  }
-  n.output(out, 'out_sample', ['batch', CHANNELS, 'height', 'width']);
-  return g;
+  return { abar, sa, s1a };
 }
 
 /** Fixed latent-to-colour mix; shared by the decoder and (inverted) by the encoder. */
-const COLOUR_MIX = [
+export const COLOUR_MIX = [
   [0.95, 0.1, -0.15, 0.35],
   [-0.1, 0.9, 0.2, -0.3],
   [0.2, -0.15, 0.95, 0.25],
 ];
 
-function vaeDecoderGraph(spec: DemoModelSpec): GraphBuilder {
+export function vaeDecoderGraph(spec: DemoModelSpec): GraphBuilder {
   const g = new GraphBuilder('vae_decoder');
   const n = new Net(g, spec.dtype);
   const z = n.op('Mul', [n.input('latent_sample', ['batch', CHANNELS, 'latent_height', 'latent_width']), n.c([VAE_SCALE])]);
@@ -237,7 +254,7 @@ function vaeDecoderGraph(spec: DemoModelSpec): GraphBuilder {
   return g;
 }
 
-function vaeEncoderGraph(spec: DemoModelSpec): GraphBuilder {
+export function vaeEncoderGraph(spec: DemoModelSpec): GraphBuilder {
   const g = new GraphBuilder('vae_encoder');
   const n = new Net(g, spec.dtype);
   const img = n.input('sample', ['batch', 3, 'height', 'width']);
@@ -252,7 +269,7 @@ function vaeEncoderGraph(spec: DemoModelSpec): GraphBuilder {
 }
 
 /** Moore-Penrose inverse of a 3x4 matrix A: A^T (A A^T)^-1. */
-function pseudoInverse(a: number[][]): number[][] {
+export function pseudoInverse(a: number[][]): number[][] {
   const aat = a.map((r) => a.map((s) => r.reduce((acc, v, k) => acc + v * s[k], 0)));
   const inv = invert3(aat);
   return a[0].map((_, j) => inv[0].map((_, i) => a.reduce((acc, row, k) => acc + row[j] * inv[k][i], 0)));

@@ -12,7 +12,7 @@ import type { StableDiffusionPipeline } from '../pipeline/stable-diffusion.ts';
 import { denoiseLockstep, throwIfCancelled } from '../pipeline/denoise.ts';
 import { lerpEmbedding, type PromptEmbedding } from '../pipeline/text-encoder.ts';
 import type { Scheduler, SchedulerKind } from '../schedulers/index.ts';
-import { drawSeed, stepNoise } from '../noise.ts';
+import { drawSeed, latentNoise, stepNoise } from '../noise.ts';
 import { previewJpeg, type RawImage } from '../image.ts';
 import { slerp } from './slerp.ts';
 import { linspace } from '../schedulers/scheduler.ts';
@@ -20,6 +20,9 @@ import { planStages, type Stage } from './stages.ts';
 import type { PerceptualMetric } from './perceptual.ts';
 import { InvalidRequestError } from '../errors.ts';
 import { BuiltinPerceptualMetric } from './perceptual.ts';
+import { img2imgStartIndex } from './upscale.ts';
+import type { InpaintConditioning } from '../pipeline/unet.ts';
+import type { PixelMask } from '../input-image.ts';
 
 export interface Crossfeed {
   /** Slerp weight towards the reference latent at the first crossfed step. */
@@ -43,6 +46,32 @@ export interface TransitionProgress {
   preview?: Buffer;
 }
 
+/**
+ * A user's picture as one end of a transition: the end is the picture re-rendered under that end's
+ * prompt (img2img) at `strength`. Its trajectory before the img2img start step is the forward
+ * noising of the encoded picture with the end's seed, so branches can be injected at any step.
+ */
+export interface EndpointImage {
+  /** RGB at the render size (prepareImage brings a user's file there). */
+  image: RawImage;
+  /** How much of the diffusion is redone, in (0, 1]: 0.2 keeps the picture, 0.8 keeps only its layout. */
+  strength: number;
+}
+
+/** Strength of a picture endpoint when the request gives none. */
+export const DEFAULT_IMAGE_STRENGTH = 0.5;
+
+/**
+ * Inpainting transitions (a 9-channel inpainting UNet): the picture outside the mask stays, the
+ * masked part goes from prompt A to prompt B. Every branch gets the same conditioning.
+ */
+export interface InpaintInput {
+  /** RGB at the render size. */
+  image: RawImage;
+  /** At the render size: 1 = change, 0 = keep (prepareMask / presetMask). */
+  mask: PixelMask;
+}
+
 /** One end of a transition, kept so the next movie segment can start from it without a cut. */
 export interface Endpoint {
   prompt: string;
@@ -52,6 +81,8 @@ export interface Endpoint {
   /** Latent after every denoising step. */
   latents: Float32Array[];
   image: RawImage;
+  /** The user's picture this end was rendered from, if it was. */
+  source?: EndpointImage;
 }
 
 export interface TransitionOptions {
@@ -84,6 +115,11 @@ export interface TransitionOptions {
   progressIntervalMs?: number;
   /** Start from an earlier transition's end (movies): its seed, embeddings and latents. */
   start?: Endpoint;
+  /** A user's picture as end A (not with `start`) and/or end B. */
+  imageA?: EndpointImage;
+  imageB?: EndpointImage;
+  /** Inpainting transition (needs an inpainting model): the picture and the mask of what changes. */
+  inpaint?: InpaintInput;
 }
 
 export interface TransitionFrame {
@@ -242,6 +278,7 @@ class TransitionRun {
   private condB!: PromptEmbedding;
   private uncondA!: PromptEmbedding;
   private uncondB!: PromptEmbedding;
+  private inpaint?: InpaintConditioning;
 
   constructor(
     private readonly pipe: StableDiffusionPipeline,
@@ -280,6 +317,26 @@ class TransitionRun {
       throw new InvalidRequestError(`maxBranches must be a whole number from 2 to 500, got ${opts.maxBranches}`);
     }
     if (opts.computeSeconds !== undefined && !(opts.computeSeconds > 0)) throw new InvalidRequestError(`computeSeconds must be positive, got ${opts.computeSeconds}`);
+    if (opts.start && opts.imageA) throw new InvalidRequestError('a movie segment that continues from the previous one cannot also start from a picture; give the picture to the first prompt only');
+    for (const [name, img] of [['A', opts.imageA], ['B', opts.imageB]] as const) {
+      if (!img) continue;
+      if (!(img.strength > 0 && img.strength <= 1)) throw new InvalidRequestError(`the strength of picture ${name} must be above 0 and at most 1, got ${img.strength}; 0.2 keeps the picture, 0.8 keeps only its layout`);
+      if (img.image.width !== this.width || img.image.height !== this.height) {
+        throw new InvalidRequestError(`picture ${name} is ${img.image.width}x${img.image.height} but the render is ${this.width}x${this.height}; bring it to the render size first (prepareImage)`);
+      }
+      if (!pipe.vaeEncoder) throw new InvalidRequestError(`the model ${pipe.folder.name} has no vae_encoder/model.onnx, which starting from a picture needs; use a model exported with its VAE encoder`);
+    }
+    if (pipe.unet.isInpaint && !opts.inpaint) {
+      throw new InvalidRequestError(`the model ${pipe.folder.name} is an inpainting model: give a picture and a mask (white = change) for an inpainting transition, or use a text-to-image model`);
+    }
+    if (opts.inpaint) {
+      if (!pipe.unet.isInpaint) throw new InvalidRequestError(`the model ${pipe.folder.name} is not an inpainting model (its UNet takes ${pipe.unet.channels} channels, an inpainting UNet 9); use an inpainting export such as stable-diffusion-2-inpainting (models/README.md)`);
+      if (!pipe.vaeEncoder) throw new InvalidRequestError(`the inpainting model ${pipe.folder.name} has no vae_encoder/model.onnx, which inpainting needs; export it with its VAE encoder`);
+      const { image, mask } = opts.inpaint;
+      if (image.width !== this.width || image.height !== this.height || mask.width !== this.width || mask.height !== this.height) {
+        throw new InvalidRequestError(`the inpainting picture (${image.width}x${image.height}) and mask (${mask.width}x${mask.height}) must both be the render size ${this.width}x${this.height}; bring them there first (prepareImage, prepareMask)`);
+      }
+    }
   }
 
   async run(): Promise<TransitionResult> {
@@ -291,6 +348,7 @@ class TransitionRun {
       ({ cond: this.condA, uncond: this.uncondA } = await this.pipe.encodePrompt(this.opts.promptA, neg));
     }
     ({ cond: this.condB, uncond: this.uncondB } = await this.pipe.encodePrompt(this.opts.promptB, neg));
+    if (this.opts.inpaint) this.inpaint = await inpaintConditioning(this.pipe, this.opts.inpaint, this.h, this.w);
 
     await this.renderKeyframes();
     const stages = planStages(this.N, this.depth, {
@@ -319,13 +377,14 @@ class TransitionRun {
 
     const a = this.branches[0];
     const b = this.branches[this.branches.length - 1];
-    const endpoint = (br: Branch, prompt: string, seed: number, cond: PromptEmbedding, uncond: PromptEmbedding): Endpoint => ({
+    const endpoint = (br: Branch, prompt: string, seed: number, cond: PromptEmbedding, uncond: PromptEmbedding, source?: EndpointImage): Endpoint => ({
       prompt,
       seed,
       cond,
       uncond,
       latents: br.latents as Float32Array[],
       image: br.image,
+      ...(source ? { source } : {}),
     });
     const totalSeconds = (performance.now() - this.started) / 1000;
     return {
@@ -343,8 +402,8 @@ class TransitionRun {
       width: this.width,
       height: this.height,
       scheduler: this.kind,
-      start: endpoint(a, this.opts.promptA, this.seedA, this.condA, this.uncondA),
-      end: endpoint(b, this.opts.promptB, this.seedB, this.condB, this.uncondB),
+      start: endpoint(a, this.opts.promptA, this.seedA, this.condA, this.uncondA, this.opts.start ? this.opts.start.source : this.opts.imageA),
+      end: endpoint(b, this.opts.promptB, this.seedB, this.condB, this.uncondB, this.opts.imageB),
       unetCalls: this.pipe.unet.calls - this.callsAtStart,
       timings: {
         unetStepSeconds: this.unetTrajectorySteps ? this.unetSeconds / this.unetTrajectorySteps : 0,
@@ -373,39 +432,71 @@ class TransitionRun {
     return s;
   }
 
+  /**
+   * A picture end's trajectory: img2img from start index s = N - int(N * strength) (diffusers'
+   * get_timesteps) with the end's seed as noise. Its latents before s are defined as the forward
+   * noising of the encoded picture to each step's noise level with the same noise, so a branch
+   * injected earlier than s still has both parents.
+   */
+  private async imageTrajectory(img: EndpointImage, f: 0 | 1, seed: number): Promise<Trajectory> {
+    const N = this.N;
+    const { latent, h, w } = await this.pipe.vaeEncoder!.encode(img.image);
+    if (h !== this.h || w !== this.w) throw new Error(`the VAE encoder gave ${h}x${w} latents for a ${this.width}x${this.height} picture; expected ${this.h}x${this.w}`);
+    const noise = latentNoise(seed, latent.length);
+    const s = img2imgStartIndex(this.steps, img.strength, N);
+    const scheduler = this.newScheduler(f, s);
+    const ts = scheduler.timesteps;
+    const latents: Array<Float32Array | null> = new Array(N).fill(null);
+    // latents[i] is the latent after step i, i.e. entering step i + 1.
+    for (let i = 0; i < s; i++) latents[i] = scheduler.addNoise(latent, noise, ts[i + 1]) as Float32Array;
+    return { fract: f, start: s, x: scheduler.addNoise(latent, noise, ts[s]) as Float32Array, ...this.condAt(f), scheduler, latents };
+  }
+
   private async renderKeyframes(): Promise<void> {
     const N = this.N;
     const initSigma = this.newScheduler(0, 0).initNoiseSigma;
     const start = this.opts.start;
+    let a: Trajectory | undefined;
     let aLatents: Array<Float32Array | null>;
-    const trajs: Trajectory[] = [];
     if (start) {
       if (start.latents.length !== N) throw new InvalidRequestError(`the previous segment ran ${start.latents.length} denoising steps and this one runs ${N}; a movie's segments must all use the same steps and scheduler`);
       aLatents = start.latents;
+    } else if (this.opts.imageA) {
+      a = await this.imageTrajectory(this.opts.imageA, 0, this.seedA);
+      aLatents = a.latents;
     } else {
       aLatents = new Array(N).fill(null);
-      trajs.push({
+      a = {
         fract: 0,
         start: 0,
         x: this.pipe.initialLatents(this.seedA, this.width, this.height, initSigma),
         ...this.condAt(0),
         scheduler: this.newScheduler(0, 0),
         latents: aLatents,
-      });
+      };
     }
-    const b: Trajectory = {
-      fract: 1,
-      start: 0,
-      x: this.pipe.initialLatents(this.seedB, this.width, this.height, initSigma),
-      ...this.condAt(1),
-      scheduler: this.newScheduler(1, 0),
-      // Branch-1 crossfeed pulls B towards A's trajectory early on, so the two ends share composition.
-      crossfeed: { coeffs: branch1Coefficients(this.branch1, N), ref: (i) => aLatents[i] },
-      latents: new Array(N).fill(null),
-    };
-    trajs.push(b);
-    this.unitsPlanned = trajs.length * (N + 1);
-    await this.denoise(trajs, 'keyframes');
+    // A picture end B is its own img2img render: no branch-1 crossfeed pulls it away from the picture.
+    const b: Trajectory = this.opts.imageB
+      ? await this.imageTrajectory(this.opts.imageB, 1, this.seedB)
+      : {
+          fract: 1,
+          start: 0,
+          x: this.pipe.initialLatents(this.seedB, this.width, this.height, initSigma),
+          ...this.condAt(1),
+          scheduler: this.newScheduler(1, 0),
+          // Branch-1 crossfeed pulls B towards A's trajectory early on, so the two ends share composition.
+          crossfeed: { coeffs: branch1Coefficients(this.branch1, N), ref: (i) => aLatents[i] },
+          latents: new Array(N).fill(null),
+        };
+    const trajs = a ? [a, b] : [b];
+    this.unitsPlanned = trajs.reduce((acc, t) => acc + (N - t.start + 1), 0);
+    // Trajectories that start at the same step run in lockstep; otherwise A first (B may crossfeed from it).
+    if (a && a.start !== b.start) {
+      await this.denoise([a], 'keyframes');
+      await this.denoise([b], 'keyframes');
+    } else {
+      await this.denoise(trajs, 'keyframes');
+    }
     const imgA = start ? start.image : await this.decode(aLatents[N - 1]!);
     const imgB = await this.decode(b.latents[N - 1]!);
     this.branches = [
@@ -502,6 +593,7 @@ class TransitionRun {
       cond: trajs.map((tr) => tr.cond),
       uncond: trajs.map((tr) => tr.uncond),
       guidance: trajs.map((tr) => tr.guidance),
+      inpaint: this.inpaint,
       signal: this.opts.signal,
       beforeStep: (i, xs) => {
         trajs.forEach((tr, k) => {
@@ -567,4 +659,28 @@ class TransitionRun {
     if (newest) event.preview = await previewJpeg(newest);
     cb(event);
   }
+}
+
+/**
+ * diffusers' StableDiffusionInpaintPipeline conditioning: the mask resized to the latent grid
+ * (torch's nearest: cell y takes row floor(y * H / h)) and binarised, and the VAE encoding of the
+ * picture with the masked area set to mid grey (diffusers: exactly 0 in [-1, 1]; 128 of 255 here).
+ */
+export async function inpaintConditioning(pipe: StableDiffusionPipeline, input: InpaintInput, h: number, w: number): Promise<InpaintConditioning> {
+  const { image, mask } = input;
+  const masked = new Uint8Array(image.data.length);
+  for (let p = 0; p < mask.data.length; p++) {
+    const keep = mask.data[p] < 0.5;
+    for (let c = 0; c < 3; c++) masked[p * 3 + c] = keep ? image.data[p * 3 + c] : 128;
+  }
+  const enc = await pipe.vaeEncoder!.encode({ ...image, data: masked });
+  const small = new Float32Array(h * w);
+  for (let y = 0; y < h; y++) {
+    const sy = Math.min(mask.height - 1, Math.floor((y * mask.height) / h));
+    for (let x = 0; x < w; x++) {
+      const sx = Math.min(mask.width - 1, Math.floor((x * mask.width) / w));
+      small[y * w + x] = mask.data[sy * mask.width + sx] >= 0.5 ? 1 : 0;
+    }
+  }
+  return { mask: small, maskedImageLatents: enc.latent };
 }

@@ -6,7 +6,7 @@
  */
 import type { Scheduler } from '../schedulers/index.ts';
 import type { PromptEmbedding } from './text-encoder.ts';
-import type { UNet } from './unet.ts';
+import type { InpaintConditioning, UNet } from './unet.ts';
 
 /** Thrown when a render's AbortSignal fires; checked before every UNet call. */
 export class RenderCancelledError extends Error {
@@ -37,6 +37,8 @@ export interface LockstepRun {
   beforeStep?: (i: number, xs: Float32Array[]) => void;
   /** After step i; xs holds every trajectory's latent after that step. */
   afterStep?: (i: number, xs: Float32Array[]) => void | Promise<void>;
+  /** Inpainting UNets: the mask and masked-picture latents every trajectory shares. */
+  inpaint?: InpaintConditioning;
   /** Replaces the guided UNet call (noise-prediction mixing needs its own combination). */
   predict?: (scaled: Float32Array, t: number) => Promise<Float32Array>;
 }
@@ -55,7 +57,7 @@ export async function denoiseLockstep(run: LockstepRun): Promise<Float32Array[]>
     for (let k = 0; k < n; k++) scaled.set(run.schedulers[k].scaleModelInput(xs[k], t) as Float32Array, k * per);
     const eps = run.predict
       ? await run.predict(scaled, t)
-      : await run.unet.predict({ latents: scaled, count: n, latentSize: run.latentSize, timestep: t, cond: run.cond, uncond: run.uncond, guidance: run.guidance });
+      : await run.unet.predict({ latents: scaled, count: n, latentSize: run.latentSize, timestep: t, cond: run.cond, uncond: run.uncond, guidance: run.guidance, inpaint: run.inpaint });
     for (let k = 0; k < n; k++) xs[k] = run.schedulers[k].step(eps.subarray(k * per, (k + 1) * per), t, xs[k]).prevSample as Float32Array;
     await run.afterStep?.(i, xs);
   }

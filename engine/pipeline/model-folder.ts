@@ -8,11 +8,22 @@
  *   vae_decoder/model.onnx       vae_encoder/model.onnx (optional, for image input)
  *   tokenizer/vocab.json + merges.txt     tokenizer_2/ (SDXL)
  *   scheduler/scheduler_config.json
+ *
+ * What kind of pipeline it is (`kind`), so a worker can say which jobs it can take:
+ *   text2img         the plain layout above
+ *   inpaint          unet/config.json in_channels 9 (or an *Inpaint* _class_name): SD 2 / 1.5 inpainting
+ *   image-variation  image_encoder/model.onnx (CLIP vision with projection, output image_embeds) and
+ *                    feature_extractor/preprocessor_config.json; text_encoder/ is then CLIP's text
+ *                    model *with projection* (output text_embeds), used only for CLIP guidance
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ModelFileError } from '../onnx/session.ts';
 import type { SchedulerKind } from '../schedulers/index.ts';
+
+export const MODEL_KINDS = ['text2img', 'inpaint', 'image-variation'] as const;
+/** What a pipeline folder can render: text-to-image (blends, movies), inpainting transitions, image variations. */
+export type ModelKind = (typeof MODEL_KINDS)[number];
 
 export type ModelFamily = 'sd1' | 'sd2' | 'sd2-v' | 'sd-turbo' | 'sdxl' | 'sdxl-turbo';
 
@@ -36,6 +47,12 @@ export const familyDefaults: Record<ModelFamily, FamilyDefaults> = {
 
 /** What an LCM-distilled UNet (time_cond_proj_dim in unet/config.json) changes in its family's defaults. */
 export const lcmDefaults: Pick<FamilyDefaults, 'steps' | 'guidance' | 'scheduler'> = { steps: 4, guidance: 8.5, scheduler: 'lcm' };
+
+/**
+ * Image-variation models (zzbuzzard/sd-variant-anim's settings for lambdalabs/sd-image-variations-diffusers):
+ * 20 DPM++ steps, classifier-free guidance 4.
+ */
+export const imageVariationDefaults: Pick<FamilyDefaults, 'steps' | 'guidance' | 'scheduler'> = { steps: 20, guidance: 4, scheduler: 'dpmpp_2m' };
 
 export interface ModelFolder {
   dir: string;
@@ -67,6 +84,11 @@ export interface ModelFolder {
   requestedScheduler?: string;
   /** Whether the folder says it is the project's built-in demo model. */
   isDemo: boolean;
+  kind: ModelKind;
+  /** image-variation: the CLIP image encoder (pixel_values -> image_embeds). */
+  imageEncoder?: string;
+  /** image-variation: feature_extractor/preprocessor_config.json (CLIPImageProcessor settings). */
+  featureExtractor?: Record<string, unknown>;
 }
 
 function readJson(file: string, expected: string): Record<string, unknown> {
@@ -149,8 +171,23 @@ export function readModelFolder(dir: string): ModelFolder {
   }
   if (typeof meta?.family === 'string' && meta.family in familyDefaults) family = meta.family as ModelFamily;
 
+  const imageEncoder = onnxFile(dir, 'image_encoder', false);
+  let kind: ModelKind = 'text2img';
+  let featureExtractor: Record<string, unknown> | undefined;
+  if (imageEncoder || /ImageVariation/.test(className)) {
+    kind = 'image-variation';
+    onnxFile(dir, 'image_encoder', true);
+    featureExtractor = readJson(
+      join(dir, 'feature_extractor', 'preprocessor_config.json'),
+      'the CLIP image processor settings (crop_size, image_mean, image_std) of the image-variation model',
+    );
+  } else if (Number(unetConfig?.in_channels) === 9 || /Inpaint/.test(className)) {
+    kind = 'inpaint';
+  }
+
   const vaeScaleFactor = readVaeScaleFactor(join(dir, 'vae_decoder', 'config.json'), vaeConfig);
   const defaults = { ...familyDefaults[family] };
+  if (kind === 'image-variation') Object.assign(defaults, imageVariationDefaults);
   const sampleSize = Number(unetConfig?.sample_size);
   if (Number.isInteger(sampleSize) && sampleSize > 0) defaults.width = defaults.height = sampleSize * vaeScaleFactor;
   const timeCondProjDim = readTimeCondProjDim(join(dir, 'unet', 'config.json'), unetConfig);
@@ -180,6 +217,9 @@ export function readModelFolder(dir: string): ModelFolder {
     defaults,
     requestedScheduler: typeof metaDefaults.scheduler === 'string' ? metaDefaults.scheduler : undefined,
     isDemo: meta?.demo === true,
+    kind,
+    imageEncoder,
+    featureExtractor,
   };
 }
 

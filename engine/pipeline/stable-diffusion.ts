@@ -12,7 +12,7 @@ import { denoiseLockstep, throwIfCancelled } from './denoise.ts';
 import { MAX_SEED, drawSeed, latentNoise, stepNoise } from '../noise.ts';
 import { InvalidRequestError, ModelOutputError, nonFinite } from '../errors.ts';
 import type { RawImage } from '../image.ts';
-import type { ExecutionProvider, SessionOptions } from '../onnx/session.ts';
+import { ModelFileError, type ExecutionProvider, type SessionOptions } from '../onnx/session.ts';
 
 export interface PipelineOptions extends SessionOptions {
   /** Overrides the family's default scheduler. */
@@ -88,6 +88,9 @@ export class StableDiffusionPipeline {
 
   static async load(dir: string, opts: PipelineOptions = {}): Promise<StableDiffusionPipeline> {
     const folder = readModelFolder(dir);
+    if (folder.kind === 'image-variation') {
+      throw new ModelFileError(dir, 'this is an image-variation model (it has image_encoder/): it makes variations of a picture (npm run vary, ImageVariationPipeline), not pictures from text');
+    }
     const tokenizers = [await loadTokenizer(folder.tokenizerDir)];
     if (folder.tokenizer2Dir) tokenizers.push(await loadTokenizer(folder.tokenizer2Dir));
     const session: SessionOptions = { ep: opts.ep, deviceId: opts.deviceId, threads: opts.threads };
@@ -116,8 +119,9 @@ export class StableDiffusionPipeline {
     return this.unet.dtype;
   }
 
+  /** Channels of the latents (4 for SD, also for inpainting UNets whose input has 9). */
   get latentChannels(): number {
-    return this.unet.channels;
+    return this.unet.latentChannels;
   }
 
   /** Image pixels per latent cell along each side, from the model's VAE config (diffusers' vae_scale_factor). */

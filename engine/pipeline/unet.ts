@@ -8,6 +8,7 @@
 import { ModelFileError, openSession, type LoadedSession, type SessionOptions, type TensorInfo, ort } from '../onnx/session.ts';
 import { floatTensor, numericTensor, readFloat } from '../tensor/tensors.ts';
 import type { PromptEmbedding } from './text-encoder.ts';
+import { InvalidRequestError } from '../errors.ts';
 
 export interface NoiseRequest {
   /** n latents, each C x h x w, already scaled by the scheduler's scaleModelInput. */
@@ -21,11 +22,30 @@ export interface NoiseRequest {
   guidance: number[];
   /** SDXL micro-conditioning: [orig_h, orig_w, crop_top, crop_left, target_h, target_w]. */
   timeIds?: number[];
+  /** Inpainting UNets (9 input channels): the mask and masked-picture latents every item shares. */
+  inpaint?: InpaintConditioning;
 }
+
+/**
+ * What an inpainting UNet takes besides the latents, concatenated on the channel axis in diffusers'
+ * order for SD 2 inpainting: [latents (4), mask (1), masked_image_latents (4)].
+ */
+export interface InpaintConditioning {
+  /** h x w at latent resolution: 1 = repaint, 0 = keep. */
+  mask: Float32Array;
+  /** 4 x h x w: the VAE encoding of the picture with the repainted area set to 0 (grey), scaled. */
+  maskedImageLatents: Float32Array;
+}
+
+/** Input channels of an inpainting UNet (SD 1.5 / SD 2 inpainting: 4 + 1 + 4). */
+export const INPAINT_UNET_CHANNELS = 9;
 
 export class UNet {
   readonly dtype: string;
+  /** Channels of the UNet's sample input (9 for inpainting UNets). */
   readonly channels: number;
+  /** Channels of the latents it denoises (and of its output): 4 for inpainting UNets, else `channels`. */
+  readonly latentChannels: number;
   private readonly names: { sample: string; timestep: string; hidden: string; textEmbeds?: string; timeIds?: string; timestepCond?: string; out: string };
   /**
    * LCM-distilled UNets take the guidance scale as an embedding (`timestep_cond`, this wide)
@@ -67,6 +87,7 @@ export class UNet {
     const sample = this.byName.get(this.names.sample)!;
     this.dtype = sample.type;
     this.channels = typeof sample.shape[1] === 'number' && sample.shape[1] > 0 ? sample.shape[1] : 4;
+    this.latentChannels = this.channels === INPAINT_UNET_CHANNELS ? 4 : this.channels;
     if (this.names.timestepCond) {
       const dim = this.byName.get(this.names.timestepCond)!.shape[1];
       const fromModel = typeof dim === 'number' && dim > 0 ? dim : undefined;
@@ -82,6 +103,11 @@ export class UNet {
 
   static async load(path: string, opts: SessionOptions & { maxBatch?: number; timeCondProjDim?: number; vaeScaleFactor?: number }): Promise<UNet> {
     return new UNet(await openSession(path, opts), opts.maxBatch ?? 16, opts.vaeScaleFactor ?? 8, opts.timeCondProjDim);
+  }
+
+  /** Takes a mask and masked-picture latents besides the latents (SD 2 / SD 1.5 inpainting). */
+  get isInpaint(): boolean {
+    return this.channels === INPAINT_UNET_CHANNELS;
   }
 
   get isXL(): boolean {
@@ -111,10 +137,11 @@ export class UNet {
     const batchEmb = guided ? [...unconds, ...conds] : conds;
     const batch = batchEmb.length;
     const { tokens, width } = conds[0];
-    const x = guided ? concat([sample, sample]) : sample;
-    const sampleInfo = this.byName.get(this.names.sample)!;
     const [h, w] = req.latentSize;
-    if (h * w * this.channels !== per) throw new Error(`latent size ${per} does not match ${this.channels}x${h}x${w}`);
+    if (h * w * this.latentChannels !== per) throw new Error(`latent size ${per} does not match ${this.latentChannels}x${h}x${w}`);
+    const items = this.isInpaint ? withInpaintChannels(sample, n, h * w, req.inpaint, this.loaded.path) : sample;
+    const x = guided ? concat([items, items]) : items;
+    const sampleInfo = this.byName.get(this.names.sample)!;
     const dims = [batch, this.channels, h, w];
     const feeds: Record<string, ort.Tensor> = {
       [this.names.sample]: floatTensor(sampleInfo.type, x, dims),
@@ -173,6 +200,26 @@ export class UNet {
   async release(): Promise<void> {
     await this.loaded.session.release();
   }
+}
+
+/** n items of [latents 4, mask 1, masked_image_latents 4] x h x w, as an inpainting UNet takes them. */
+function withInpaintChannels(sample: Float32Array, n: number, plane: number, c: InpaintConditioning | undefined, path: string): Float32Array {
+  if (!c) {
+    throw new InvalidRequestError(
+      `${path} is an inpainting UNet (9 input channels): it needs a picture and a mask (white = change); give them (--inpaint and --mask or --mask-preset), or use a text-to-image model`,
+    );
+  }
+  if (c.mask.length !== plane || c.maskedImageLatents.length !== 4 * plane) {
+    throw new Error(`inpainting conditioning has ${c.mask.length} mask and ${c.maskedImageLatents.length} picture values; the latents need ${plane} and ${4 * plane}`);
+  }
+  const per = 9 * plane;
+  const out = new Float32Array(n * per);
+  for (let b = 0; b < n; b++) {
+    out.set(sample.subarray(b * 4 * plane, (b + 1) * 4 * plane), b * per);
+    out.set(c.mask, b * per + 4 * plane);
+    out.set(c.maskedImageLatents, b * per + 5 * plane);
+  }
+  return out;
 }
 
 function concat(parts: Float32Array[]): Float32Array {

@@ -1,0 +1,78 @@
+import { describe, expect, it } from 'vitest';
+import sharp from 'sharp';
+import { IMAGE_INPUT_LIMITS, InvalidRequestError, prepareImage, prepareMask, presetMask } from '../../../engine/index.ts';
+
+const solid = (w: number, h: number, f: (x: number, y: number) => [number, number, number]) => {
+  const data = Buffer.alloc(w * h * 3);
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) data.set(f(x, y), (y * w + x) * 3);
+  return sharp(data, { raw: { width: w, height: h, channels: 3 } });
+};
+const px = (img: { data: Uint8Array; width: number }, x: number, y: number) => Array.from(img.data.subarray((y * img.width + x) * 3, (y * img.width + x) * 3 + 3));
+
+describe('prepareImage', () => {
+  it('honours EXIF orientation before resizing', async () => {
+    // Stored 40x20, left half red, right half blue; orientation 6 = shown rotated 90° clockwise (20x40, red on top).
+    const jpeg = await solid(40, 20, (x) => (x < 20 ? [255, 0, 0] : [0, 0, 255])).jpeg({ quality: 95 }).withMetadata({ orientation: 6 }).toBuffer();
+    const img = await prepareImage(jpeg, 20, 40);
+    expect([img.width, img.height]).toEqual([20, 40]);
+    const [r1, , b1] = px(img, 10, 5);
+    const [r2, , b2] = px(img, 10, 34);
+    expect(r1).toBeGreaterThan(200);
+    expect(b1).toBeLessThan(60);
+    expect(b2).toBeGreaterThan(200);
+    expect(r2).toBeLessThan(60);
+  });
+
+  it('covers the render size: scales to fill and crops the centre, never stretching', async () => {
+    // 300x100: a 100-wide green band in the middle between red and blue thirds.
+    const png = await solid(300, 100, (x) => (x < 100 ? [255, 0, 0] : x < 200 ? [0, 255, 0] : [0, 0, 255])).png().toBuffer();
+    const img = await prepareImage(png, 64, 64);
+    expect([img.width, img.height]).toEqual([64, 64]);
+    // The centre crop is exactly the green third.
+    for (const [x, y] of [[2, 2], [32, 32], [61, 61]]) expect(px(img, x, y)[1]).toBeGreaterThan(200);
+  });
+
+  it('flattens transparency onto white and accepts webp', async () => {
+    const webp = await sharp({ create: { width: 16, height: 16, channels: 4, background: { r: 0, g: 0, b: 0, alpha: 0 } } }).webp({ lossless: true }).toBuffer();
+    const img = await prepareImage(webp, 16, 16);
+    expect(px(img, 8, 8)).toEqual([255, 255, 255]);
+  });
+
+  it('refuses other formats, empty, oversized and too many pixels with a message that says what to do', async () => {
+    const gif = await solid(8, 8, () => [1, 2, 3]).gif().toBuffer();
+    await expect(prepareImage(gif, 8, 8, 'the from_image picture')).rejects.toThrow(/the from_image picture is a GIF file; attach a PNG, JPEG or WebP/);
+    await expect(prepareImage(new Uint8Array(0), 8, 8)).rejects.toThrow(InvalidRequestError);
+    await expect(prepareImage(new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]), 8, 8)).rejects.toThrow(/not a picture that can be read/);
+    const png = await solid(100, 100, () => [9, 9, 9]).png().toBuffer();
+    await expect(prepareImage(png, 8, 8, 'the picture', { maxPixels: 5000 })).rejects.toThrow(/100x100 \(0\.0 megapixels\), more than the 0\.005-megapixel limit; attach a smaller picture/);
+    await expect(prepareImage(png, 8, 8, 'the picture', { maxBytes: 10 })).rejects.toThrow(/more than the .* limit; attach a smaller/);
+    // Callers narrow the engine's limits, never widen them.
+    expect(IMAGE_INPUT_LIMITS.maxBytes).toBeGreaterThan(1e6);
+  });
+});
+
+describe('masks', () => {
+  it('reads white as change, black as keep, resized by the same cover rule', async () => {
+    const png = await solid(32, 32, (x) => (x < 16 ? [0, 0, 0] : [255, 255, 255])).png().toBuffer();
+    const m = await prepareMask(png, 16, 16);
+    expect(m.data[5 * 16 + 2]).toBe(0);
+    expect(m.data[5 * 16 + 13]).toBe(1);
+  });
+
+  it('refuses a mask that keeps or changes everything', async () => {
+    const black = await solid(8, 8, () => [0, 0, 0]).png().toBuffer();
+    await expect(prepareMask(black, 8, 8)).rejects.toThrow(/all black, so nothing would change/);
+  });
+
+  it('has presets: centre, left, right, border', () => {
+    const c = presetMask('centre', 8, 8);
+    expect(c.data[4 * 8 + 4]).toBe(1);
+    expect(c.data[0]).toBe(0);
+    const b = presetMask('border', 8, 8);
+    expect(Array.from(b.data)).toEqual(Array.from(c.data, (v) => 1 - v));
+    expect(presetMask('left', 8, 8).data[3]).toBe(1);
+    expect(presetMask('left', 8, 8).data[4]).toBe(0);
+    expect(presetMask('right', 8, 8).data[4]).toBe(1);
+    expect(() => presetMask('middle' as never, 8, 8)).toThrow(/centre, left, right, border/);
+  });
+});
