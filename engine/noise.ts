@@ -10,6 +10,11 @@ import { InvalidRequestError } from './errors.ts';
 /** Largest seed the engine accepts: seeds are 32-bit (drawSeed draws 32 bits; callers narrow from here, never widen). */
 export const MAX_SEED = 0xffffffff;
 
+/** The engine's one seed rule: a whole number from 0 to MAX_SEED (32 bits). */
+function checkSeed(seed: number): void {
+  if (!Number.isInteger(seed) || seed < 0 || seed > MAX_SEED) throw new InvalidRequestError(`seed must be a whole number from 0 to ${MAX_SEED}, got ${seed}`);
+}
+
 function splitmix32(state: number): [number, number] {
   state = (state + 0x9e3779b9) | 0;
   let z = state;
@@ -27,9 +32,7 @@ export class SeededRandom {
   private spare: number | null = null;
 
   constructor(seed: number) {
-    if (!Number.isSafeInteger(seed) || seed < 0) {
-      throw new InvalidRequestError(`seed must be a whole number from 0 to ${MAX_SEED}, got ${seed}`);
-    }
+    checkSeed(seed);
     const lo = seed >>> 0;
     const hi = Math.floor(seed / 2 ** 32) >>> 0;
     let st = lo ^ Math.imul(hi, 0x27d4eb2d);
@@ -110,7 +113,7 @@ export function drawSeed(): number {
  * branch's injected noise from its two end seeds' step noises, so all branches share it.
  */
 export function stepNoiseSeed(seed: number, step: number): number {
-  if (!Number.isSafeInteger(seed) || seed < 0) throw new InvalidRequestError(`seed must be a whole number from 0 to ${MAX_SEED}, got ${seed}`);
+  checkSeed(seed);
   // The step comes from a scheduler, never from a request: a bad one is a programming error.
   if (!Number.isInteger(step) || step < 0) throw new RangeError(`step must be a whole number >= 0, got ${step}`);
   let [st, z] = splitmix32((seed >>> 0) ^ 0x6a09e667);

@@ -78,6 +78,7 @@ describe('bad requests are InvalidRequestError', () => {
     expect(() => new SeededRandom(1.5)).toThrow(/seed must be a whole number from 0 to 4294967295, got 1.5/);
     expect(() => latentNoise(-3, 4)).toThrow(InvalidRequestError);
     // A good seed still gives its numbers.
+    expect(() => new SeededRandom(2 ** 32)).toThrow(InvalidRequestError);
     expect(new SeededRandom(7).gaussianArray(4)).toEqual(new SeededRandom(7).gaussianArray(4));
   });
 });
