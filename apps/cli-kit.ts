@@ -9,16 +9,39 @@ export class UsageError extends Error {
   override name = 'UsageError';
 }
 
-/** Parses a numeric flag, naming it in the error; undefined when the flag was not given. */
+/** Plain decimal notation: an optional minus sign, digits, and (for non-integers) a fraction. */
+const DECIMAL_INTEGER = /^-?\d+$/;
+const DECIMAL_NUMBER = /^-?(\d+(\.\d*)?|\.\d+)$/;
+
+/**
+ * Parses a numeric flag, naming it in the error; undefined when the flag was not given. Strict:
+ * decimal notation only (no hex "0x10", exponent "1e3", "Infinity", blanks or signs like "+5"),
+ * within [min, max], and never past the integers a double holds exactly (a seed of 2^53 + 1
+ * would silently become another number).
+ */
 export function numberOption(name: string, raw: string | undefined, opts: { integer?: boolean; min?: number; max?: number } = {}): number | undefined {
   if (raw === undefined) return undefined;
-  const v = Number(raw);
   const { integer = false, min = -Infinity, max = Infinity } = opts;
-  if (raw.trim() === '' || !Number.isFinite(v) || (integer && !Number.isInteger(v)) || v < min || v > max) {
-    const range = Number.isFinite(min) && Number.isFinite(max) ? ` from ${min} to ${max}` : '';
-    throw new UsageError(`--${name} must be ${integer ? 'a whole number' : 'a number'}${range}, got "${raw}"`);
+  const v = Number(raw);
+  const wellFormed = (integer ? DECIMAL_INTEGER : DECIMAL_NUMBER).test(raw) && Number.isFinite(v);
+  if (!wellFormed || (integer && !Number.isSafeInteger(v)) || v < min || v > max) {
+    const range = Number.isFinite(min) && Number.isFinite(max) ? ` from ${min} to ${max}` : Number.isFinite(min) ? ` of at least ${min}` : Number.isFinite(max) ? ` of at most ${max}` : '';
+    // Say why when JavaScript would have read it as a number ("0x10", "1e3", " 16").
+    const digits = !wellFormed && raw.trim() !== '' && !Number.isNaN(v) ? ' (plain decimal digits)' : '';
+    throw new UsageError(`--${name} must be ${integer ? 'a whole number' : 'a number'}${range}${digits}, got "${raw}"`);
   }
   return v;
+}
+
+/**
+ * Parses a flag that names one of `choices` (own keys of a table such as QUALITY_PRESETS, or a
+ * list); undefined when not given. Inherited names ("__proto__", "toString") are not choices.
+ */
+export function choiceOption<T extends string>(name: string, raw: string | undefined, choices: readonly T[] | Readonly<Record<T, unknown>>): T | undefined {
+  if (raw === undefined) return undefined;
+  const names = (Array.isArray(choices) ? choices : Object.keys(choices)) as readonly string[];
+  if (!names.includes(raw)) throw new UsageError(`--${name} must be one of ${names.join(', ')}, got "${raw}"`);
+  return raw as T;
 }
 
 /**

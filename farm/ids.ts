@@ -49,3 +49,19 @@ export function checkRequestIds(ids: { userId?: unknown; guildId?: string | null
   checkOptionalId('message id', ids.messageId);
   for (const role of ids.roleIds ?? []) checkId('role id', role);
 }
+
+/**
+ * Job ids are positive whole numbers up to Number.MAX_SAFE_INTEGER (jobs.id is a bigint, read as
+ * a JavaScript number). Anything else names no job: lookups answer "no such job" instead of
+ * sending a value the database would refuse (or round).
+ */
+export function isJobId(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 1;
+}
+
+/** A job id typed by someone: decimal digits only, 1 to Number.MAX_SAFE_INTEGER; undefined otherwise. */
+export function parseJobId(raw: string): number | undefined {
+  if (!/^\d{1,16}$/.test(raw)) return undefined;
+  const id = Number(raw);
+  return isJobId(id) ? id : undefined;
+}

@@ -10,12 +10,13 @@ import { countRefusals } from './metrics.ts';
 export { type FarmDb, type OpenDatabaseOptions, openDatabase, DEFAULT_PGLITE_DIR, IN_MEMORY } from '../db/client.ts';
 export { DataDirLockedError } from '../db/pglite-lock.ts';
 export { describeDbError, isConnectionError, loggableError } from '../db/errors.ts';
-export { MAX_ID_LENGTH, InvalidIdError, checkId } from './ids.ts';
+export { MAX_ID_LENGTH, InvalidIdError, checkId, isJobId, parseJobId } from './ids.ts';
+export { unstorableTextIssue, storableText } from './text.ts';
 export { type FarmConfig, type FarmConfigOverrides, type FarmContext, type FarmSettings, DEFAULT_FARM_CONFIG, farmConfigFrom } from './config.ts';
 export * from './types.ts';
 export * from './errors.ts';
 export * from './job-params.ts';
-export { type Range, type LimitName, LIMITS, JOB_VIDEO_FORMATS, UPSCALE_FACTORS, GUILD_LIMITS } from './limits.ts';
+export { type Range, type LimitName, LIMITS, JOB_VIDEO_FORMATS, UPSCALE_FACTORS, DEFAULT_UPSCALE_FACTOR, FIXED_SCALE_UPSCALERS, upscalerMakes, GUILD_LIMITS } from './limits.ts';
 export {
   type FarmPolicy,
   type PolicyOptions,
@@ -71,7 +72,7 @@ export { type JobEvent, type JobEventType, type JobEventHandler, JOB_EVENTS_CHAN
 export { type WaitOptions, waitForJob } from './wait.ts';
 export { type FarmStatus, farmStatus, queuePosition } from './status.ts';
 export { reapExpiredLeases } from './queue.ts';
-export { type WorkerInfo, listWorkers, findCapableWorkers, canRun } from './worker-registry.ts';
+export { type WorkerInfo, listWorkers, findCapableWorkers, canRun, jobNeeds } from './worker-registry.ts';
 export { type Renderer, type RenderContext, type RenderResult, type RendererFactory, RenderError, MIME_TYPES } from './renderer.ts';
 export { type FarmWorkerOptions, type StopMode, type WorkerStats, FarmWorker, startWorker } from './worker.ts';
 export { type LocalWorkers, type LocalWorkersOptions, startLocalWorkers } from './local.ts';

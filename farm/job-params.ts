@@ -5,7 +5,8 @@
 // adapter (apps/worker/engine-renderer.ts) renames the fields into the engine's RenderRequest.
 import { drawSeed, type VideoFormat } from '../engine/index.ts';
 import { JOB_KINDS, type JobKind } from '../db/schema.ts';
-import { JOB_VIDEO_FORMATS, LIMITS, type Range, UPSCALE_FACTORS } from './limits.ts';
+import { DEFAULT_UPSCALE_FACTOR, FIXED_SCALE_UPSCALERS, JOB_VIDEO_FORMATS, LIMITS, type Range, UPSCALE_FACTORS, upscalerMakes } from './limits.ts';
+import { unstorableTextIssue } from './text.ts';
 
 export interface JobParams {
   /**
@@ -32,8 +33,13 @@ export interface JobParams {
   model: string;
   /** One of JOB_VIDEO_FORMATS. */
   format: VideoFormat;
-  /** upscale only (default 2): output is width*factor x height*factor, i.e. factor² the pixels. */
+  /** upscale only (default DEFAULT_UPSCALE_FACTOR, 4): output is width*factor x height*factor, i.e. factor² the pixels. */
   upscaleFactor?: (typeof UPSCALE_FACTORS)[number];
+  /**
+   * upscale only: the upscaler a worker must use (an id workers advertise: esrgan-slim, esrgan-medium,
+   * esrgan-thick, x4-diffusion); unset: the best the claiming worker has for the factor.
+   */
+  upscaler?: string;
   /** Largest acceptable video file (a front end's upload limit); the encoder aims below it. */
   maxBytes?: number;
 }
@@ -105,7 +111,7 @@ function rangeIssue(field: string, value: unknown, range: Range): string | undef
   return `${field} must be ${what} between ${range.min} and ${range.max} (got ${JSON.stringify(value)})`;
 }
 
-const KNOWN_KEYS = new Set([...Object.keys(DEFAULT_PARAMS), 'prompts', 'seeds', 'guidance', 'upscaleFactor', 'quality', 'maxBytes']);
+const KNOWN_KEYS = new Set([...Object.keys(DEFAULT_PARAMS), 'prompts', 'seeds', 'guidance', 'upscaleFactor', 'upscaler', 'quality', 'maxBytes']);
 
 /**
  * Validates and completes parameters for a job of `kind`. Throws JobParamsError listing every
@@ -116,14 +122,19 @@ export function parseJobParams(kind: JobKind, input: unknown): JobParams {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
     throw new JobParamsError(['parameters must be an object']);
   }
-  const raw = input as Record<string, unknown>;
+  // Own keys only: nothing is read through the prototype chain (a "__proto__" key, or an object
+  // made with another prototype, cannot smuggle values in).
+  const raw: Record<string, unknown> = Object.create(null);
   const issues: string[] = [];
-
-  for (const key of Object.keys(raw)) if (!KNOWN_KEYS.has(key)) issues.push(`unknown parameter "${key}"`);
+  for (const key of Object.keys(input)) {
+    if (KNOWN_KEYS.has(key)) raw[key] = (input as Record<string, unknown>)[key];
+    else issues.push(`unknown parameter ${JSON.stringify(key)}`);
+  }
+  if (Object.getPrototypeOf(input) !== Object.prototype && Object.getPrototypeOf(input) !== null) issues.push('parameters must be a plain object');
 
   let preset: { steps: number; maxBranches: number } | undefined;
   if (raw.quality !== undefined) {
-    if (typeof raw.quality === 'string' && raw.quality in QUALITY_PRESETS) preset = QUALITY_PRESETS[raw.quality as QualityPreset];
+    if (typeof raw.quality === 'string' && Object.hasOwn(QUALITY_PRESETS, raw.quality)) preset = QUALITY_PRESETS[raw.quality as QualityPreset];
     else issues.push(`quality must be one of ${Object.keys(QUALITY_PRESETS).join(', ')} (got ${JSON.stringify(raw.quality)})`);
   }
 
@@ -155,11 +166,21 @@ export function parseJobParams(kind: JobKind, input: unknown): JobParams {
 
   let upscaleFactor: JobParams['upscaleFactor'];
   if (kind === 'upscale') {
-    const factor = raw.upscaleFactor ?? UPSCALE_FACTORS[0];
+    const factor = raw.upscaleFactor ?? DEFAULT_UPSCALE_FACTOR;
     if ((UPSCALE_FACTORS as readonly unknown[]).includes(factor)) upscaleFactor = factor as JobParams['upscaleFactor'];
-    else issues.push(`upscaleFactor must be ${UPSCALE_FACTORS.join(' or ')} (got ${JSON.stringify(factor)})`);
+    else issues.push(`upscaleFactor must be one of ${UPSCALE_FACTORS.join(', ')} (got ${JSON.stringify(factor)})`);
   } else if (raw.upscaleFactor !== undefined) {
     issues.push(`upscaleFactor only applies to upscale jobs`);
+  }
+  let upscaler: string | undefined;
+  if (raw.upscaler !== undefined && kind !== 'upscale') issues.push('upscaler only applies to upscale jobs');
+  else if (raw.upscaler !== undefined) {
+    if (typeof raw.upscaler !== 'string' || !/^[A-Za-z0-9._-]{1,64}$/.test(raw.upscaler)) {
+      issues.push(`upscaler must be an upscaler id of letters, digits, ".", "_" or "-" such as esrgan-slim (got ${JSON.stringify(raw.upscaler)})`);
+    } else if (upscaleFactor && !upscalerMakes(raw.upscaler, upscaleFactor)) {
+      const only = FIXED_SCALE_UPSCALERS[raw.upscaler as keyof typeof FIXED_SCALE_UPSCALERS];
+      issues.push(`upscaler ${raw.upscaler} cannot make ${upscaleFactor}x (it upscales ${only}x only); ask for upscaleFactor ${only} or another upscaler`);
+    } else upscaler = raw.upscaler;
   }
 
   const seeds = readSeeds(raw.seeds, prompts.length, issues);
@@ -168,14 +189,23 @@ export function parseJobParams(kind: JobKind, input: unknown): JobParams {
   const params: JobParams = { prompts, negativePrompt, seeds, durationSeconds, fps, width, height, steps, maxBranches, depthStrength, model, format: format as VideoFormat };
   if (guidance !== undefined) params.guidance = guidance;
   if (upscaleFactor) params.upscaleFactor = upscaleFactor;
+  if (upscaler) params.upscaler = upscaler;
   if (maxBytes !== undefined) params.maxBytes = maxBytes;
   return params;
 }
 
-/** Trimmed text; empty (unless allowed) and over-long text are the issues (LIMITS.promptLength). */
+/**
+ * Trimmed text; empty (unless allowed), over-long text and text Postgres cannot store (NUL, lone
+ * surrogates: text.ts) are the issues (LIMITS.promptLength).
+ */
 function readText(value: unknown, key: string, issues: string[], options: { allowEmpty: boolean }): string {
   if (typeof value !== 'string') {
     issues.push(`${key} must be text (got ${JSON.stringify(value)})`);
+    return '';
+  }
+  const unstorable = unstorableTextIssue(key, value);
+  if (unstorable) {
+    issues.push(unstorable);
     return '';
   }
   const trimmed = value.trim();

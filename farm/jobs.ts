@@ -9,12 +9,13 @@ import { artifacts, jobs, type JobKind, type JobStatus } from '../db/schema.ts';
 import type { FarmContext } from './config.ts';
 import { FarmError, InvalidJobStateError, JobNotFoundError, NoCapableWorkerError } from './errors.ts';
 import { recordEvent } from './events.ts';
-import { checkRequestIds } from './ids.ts';
+import { storableText } from './text.ts';
+import { checkRequestIds, isJobId } from './ids.ts';
 import { type JobParams, outputPixels, parseJobParams } from './job-params.ts';
 import { checkExtension, movieOf } from './movie.ts';
 import { type BudgetContext, policyOf } from './policy/index.ts';
 import { type Artifact, type Job, jobFromRow, TERMINAL_STATUSES } from './types.ts';
-import { findCapableWorkers } from './worker-registry.ts';
+import { findCapableWorkers, jobNeeds } from './worker-registry.ts';
 
 /** Kinds that start from an earlier job and must name it. */
 const FOLLOW_UP_KINDS: readonly JobKind[] = ['upscale', 'reroll', 'extend'];
@@ -33,7 +34,7 @@ export interface SubmitJobInput {
   /** The member's roles in guildId, for role-based budget overrides. */
   roleIds?: readonly string[];
   parentJobId?: number | null;
-  /** Refuse (NoCapableWorkerError) unless an online worker can run this model at this size. */
+  /** Refuse (NoCapableWorkerError) unless an online worker can run this model (upscale: this upscaler and factor) at this size. */
   requireCapableWorker?: boolean;
 }
 
@@ -46,13 +47,15 @@ export async function submitJob(farm: FarmContext, input: SubmitJobInput): Promi
   checkRequestIds(input);
   const params = parseJobParams(input.kind, input.params);
   const parentJobId = input.parentJobId ?? null;
+  if (parentJobId !== null && !isJobId(parentJobId)) throw new JobNotFoundError(parentJobId);
   if (FOLLOW_UP_KINDS.includes(input.kind) && parentJobId === null) {
     throw new FarmError('invalid_params', `A ${input.kind} job continues from an earlier job: give its id as the parent.`);
   }
   const pixels = outputPixels(params);
   if (input.requireCapableWorker) {
-    const { capable, online } = await findCapableWorkers(farm, params.model, pixels);
-    if (capable.length === 0) throw new NoCapableWorkerError(params.model, pixels, online);
+    const need = jobNeeds(input.kind, params);
+    const { capable, online } = await findCapableWorkers(farm, need);
+    if (capable.length === 0) throw new NoCapableWorkerError(need, online);
   }
   const policy = policyOf(farm);
 
@@ -95,6 +98,7 @@ export async function submitJob(farm: FarmContext, input: SubmitJobInput): Promi
 }
 
 export async function getJob(farm: FarmContext, jobId: number): Promise<Job | undefined> {
+  if (!isJobId(jobId)) return undefined;
   const [row] = await farm.db.db.select().from(jobs).where(eq(jobs.id, jobId));
   return row ? jobFromRow(row) : undefined;
 }
@@ -136,6 +140,8 @@ export interface CancelResult {
  * lease token is cleared).
  */
 export async function cancelJob(farm: FarmContext, jobId: number, reason = 'cancelled'): Promise<CancelResult> {
+  if (!isJobId(jobId)) throw new JobNotFoundError(jobId);
+  reason = storableText(reason);
   return farm.db.db.transaction(async (tx) => {
     const [current] = await tx.select().from(jobs).where(eq(jobs.id, jobId)).for('update');
     if (!current) throw new JobNotFoundError(jobId);
@@ -163,6 +169,7 @@ export async function cancelJob(farm: FarmContext, jobId: number, reason = 'canc
  * prices it again, under the same rules as a new submission.
  */
 export async function retryJob(farm: FarmContext, jobId: number, context: Omit<BudgetContext, 'guildId'> = {}): Promise<Job> {
+  if (!isJobId(jobId)) throw new JobNotFoundError(jobId);
   const policy = policyOf(farm);
   return farm.db.db.transaction(async (tx) => {
     const [current] = await tx.select().from(jobs).where(eq(jobs.id, jobId)).for('update');
@@ -209,6 +216,7 @@ export async function retryJob(farm: FarmContext, jobId: number, context: Omit<B
  * many bot processes race to deliver it; callers that get false must not post again.
  */
 export async function markDelivered(farm: FarmContext, jobId: number): Promise<boolean> {
+  if (!isJobId(jobId)) return false;
   return farm.db.db.transaction(async (tx) => {
     const [row] = await tx
       .update(jobs)
@@ -226,6 +234,7 @@ export async function markDelivered(farm: FarmContext, jobId: number): Promise<b
  * upload it); follow with markDelivered after posting. A crashed claimant's claim expires.
  */
 export async function claimDelivery(farm: FarmContext, jobId: number, claimant: string, ttlSeconds = 120): Promise<boolean> {
+  if (!isJobId(jobId)) return false;
   const rows = await farm.db.db
     .update(jobs)
     .set({ deliveryClaimedBy: claimant, deliveryClaimExpiresAt: sql`now() + make_interval(secs => ${ttlSeconds})` })
@@ -262,12 +271,14 @@ export interface JobMessageFields {
 /** Remembers where the job's Discord message lives (set once the bot has posted it). */
 export async function setJobMessage(farm: FarmContext, jobId: number, fields: JobMessageFields): Promise<void> {
   checkRequestIds({ channelId: fields.channelId, messageId: fields.messageId });
+  if (!isJobId(jobId)) throw new JobNotFoundError(jobId);
   const rows = await farm.db.db.update(jobs).set(fields).where(eq(jobs.id, jobId)).returning({ id: jobs.id });
   if (rows.length === 0) throw new JobNotFoundError(jobId);
 }
 
 /** The finished video of a job (from the database or the artifact directory). */
 export async function getArtifact(farm: FarmContext, jobId: number): Promise<Artifact | undefined> {
+  if (!isJobId(jobId)) return undefined;
   const [row] = await farm.db.db.select().from(artifacts).where(eq(artifacts.jobId, jobId));
   if (!row) return undefined;
   // Paths are stored relative to the artifact directory, which may be mounted elsewhere on

@@ -13,6 +13,8 @@ import { artifacts, jobs } from '../db/schema.ts';
 import type { FarmContext } from './config.ts';
 import { JOB_EVENTS_CHANNEL, eventPayload, recordEvent, type EventFields } from './events.ts';
 import { policyOf } from './policy/index.ts';
+import { storableText } from './text.ts';
+import { capableSql } from './worker-registry.ts';
 import { type ClaimedJob, claimedJobFromRow, type JobProgress, jobRowFromJson, secondsToMs, type WorkerCapabilities } from './types.ts';
 
 /** A claimed job's identity as far as lease-conditional writes are concerned. */
@@ -37,17 +39,15 @@ function leaseExpiry(farm: FarmContext) {
  * each other's locked rows, so no job is handed out twice. Returns undefined when none fits.
  */
 export async function claimJob(farm: FarmContext, workerId: string, capabilities: WorkerCapabilities): Promise<ClaimedJob | undefined> {
-  const anyModel = capabilities.models.includes('*');
   const policy = policyOf(farm);
   const [row] = await queryRows<{ job: Record<string, unknown> }>(
     farm.db.db,
     sql`
     with ${policy.claimOrder()}, candidates as materialized (
-      select id, virtual_start from fair
-      where run_after <= now()
-        and (${anyModel}::boolean or model in (select jsonb_array_elements_text(${JSON.stringify(capabilities.models)}::jsonb)))
-        and pixels <= ${capabilities.maxPixels}::bigint
-      order by virtual_start asc, id asc
+      select f.id, f.virtual_start from fair f join jobs j on j.id = f.id
+      where f.run_after <= now()
+        and ${capableSql(capabilities)}
+      order by f.virtual_start asc, f.id asc
       limit ${CLAIM_CANDIDATES}
     ), picked as (
       select j.id
@@ -164,7 +164,8 @@ export type FailOutcome = 'retrying' | 'failed' | 'lost';
  * policy (the whole reservation is refunded). 'lost': the lease was gone already, nothing changed.
  */
 export async function failAttempt(farm: FarmContext, lease: Lease, error: string, options: { permanent?: boolean } = {}): Promise<FailOutcome> {
-  return farm.db.db.transaction((tx) => failLocked(tx, farm, lease.id, lease.leaseToken, error, options.permanent ?? false));
+  // A renderer's message may carry anything (a prompt echoed back with a NUL in it): cleaned, never refused.
+  return farm.db.db.transaction((tx) => failLocked(tx, farm, lease.id, lease.leaseToken, storableText(error), options.permanent ?? false));
 }
 
 async function failLocked(tx: Transaction, farm: FarmContext, jobId: number, leaseToken: string, error: string, permanent: boolean): Promise<FailOutcome> {

@@ -4,6 +4,7 @@ import { and, desc, gt, inArray, sql } from 'drizzle-orm';
 import { queryRows } from '../db/client.ts';
 import { jobs, JOB_STATUSES, type JobStatus, workers } from '../db/schema.ts';
 import type { FarmContext } from './config.ts';
+import { isJobId } from './ids.ts';
 import { listJobs } from './jobs.ts';
 import { policyOf } from './policy/index.ts';
 import { type Job, jobFromRow, jobRowFromJson, TERMINAL_STATUSES } from './types.ts';
@@ -14,6 +15,7 @@ import { listWorkers, type WorkerInfo } from './worker-registry.ts';
  * when the job is not queued. Claims take jobs in this same order, so it is what actually happens.
  */
 export async function queuePosition(farm: FarmContext, jobId: number): Promise<number | undefined> {
+  if (!isJobId(jobId)) return undefined;
   const [row] = await queryRows<{ position: number }>(
     farm.db.db,
     sql`with ${policyOf(farm).claimOrder()}

@@ -31,15 +31,17 @@ import {
   JobParamsError,
   LIMITS,
   openDatabase,
+  parseJobId,
   QUALITY_PRESETS,
   retryJob,
   startLocalWorkers,
   submitFollowUp,
   submitJob,
+  UPSCALE_FACTORS,
   waitForJob,
   workerToJson,
 } from '../../farm/index.ts';
-import { numberOption, runCli, UsageError } from '../cli-kit.ts';
+import { choiceOption, numberOption, runCli, UsageError } from '../cli-kit.ts';
 import { loadRenderer, rendererSpecFrom } from '../worker/load-renderer.ts';
 
 export const USAGE = `Usage: npm run farm -- <command> [options]
@@ -103,14 +105,18 @@ const OPTIONS = {
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
 
-function number(values: Values, flag: keyof Values): number | undefined {
+/** A numeric flag in plain decimal notation (apps/cli-kit.ts); the farm checks the range (farm/limits.ts). */
+function number(values: Values, flag: keyof Values, integer = false): number | undefined {
   const raw = values[flag];
-  return typeof raw === 'string' ? numberOption(flag, raw) : undefined;
+  return typeof raw === 'string' ? numberOption(flag, raw, { integer }) : undefined;
 }
 
-function jobId(raw: string | undefined, command: string): number {
-  const id = Number(raw);
-  if (!raw || !Number.isInteger(id) || id < 1) throw new UsageError(`${command} needs a job id, e.g. \`npm run farm -- ${command} 42\`.`);
+function jobId(raw: string | undefined, command: string, what = 'a job id'): number {
+  const id = raw === undefined ? undefined : parseJobId(raw);
+  if (id === undefined) {
+    const got = raw === undefined ? '' : ` (got "${raw}")`;
+    throw new UsageError(`${command} needs ${what}: a whole number from 1 to ${Number.MAX_SAFE_INTEGER}${got}, e.g. \`npm run farm -- ${command} 42\`.`);
+  }
   return id;
 }
 
@@ -118,30 +124,32 @@ function renderParams(values: Values, prompts: string[]): JobParamsInput {
   const params: JobParamsInput = {};
   if (prompts.length > 0) params.prompts = prompts;
   if (values.negative !== undefined) params.negativePrompt = values.negative;
-  if (values.seed) params.seeds = values.seed.map((seed) => numberOption('seed', seed)!);
+  if (values.seed) params.seeds = values.seed.map((seed) => numberOption('seed', seed, { integer: true, min: LIMITS.seed.min, max: LIMITS.seed.max })!);
   if (values.size !== undefined) {
     const match = /^(\d+)x(\d+)$/i.exec(values.size);
     if (!match) throw new UsageError(`--size must look like 512x512 (got "${values.size}").`);
     params.width = Number(match[1]);
     params.height = Number(match[2]);
   }
-  const numeric: Array<[keyof Values, keyof JobParamsInput]> = [
-    ['duration', 'durationSeconds'],
-    ['fps', 'fps'],
-    ['width', 'width'],
-    ['height', 'height'],
-    ['steps', 'steps'],
-    ['branches', 'maxBranches'],
-    ['depth', 'depthStrength'],
-    ['guidance', 'guidance'],
+  const numeric: Array<[keyof Values, keyof JobParamsInput, boolean]> = [
+    ['duration', 'durationSeconds', false],
+    ['fps', 'fps', true],
+    ['width', 'width', true],
+    ['height', 'height', true],
+    ['steps', 'steps', true],
+    ['branches', 'maxBranches', true],
+    ['depth', 'depthStrength', false],
+    ['guidance', 'guidance', false],
   ];
-  for (const [flag, key] of numeric) {
-    const value = number(values, flag);
+  for (const [flag, key, integer] of numeric) {
+    const value = number(values, flag, integer);
     if (value !== undefined) (params as Record<string, unknown>)[key] = value;
   }
-  if (values.quality !== undefined) params.quality = values.quality as QualityPreset;
+  const quality = choiceOption<QualityPreset>('quality', values.quality, QUALITY_PRESETS);
+  if (quality !== undefined) params.quality = quality;
   if (values.model !== undefined) params.model = values.model;
-  if (values.format !== undefined) params.format = values.format as JobParamsInput['format'];
+  const format = choiceOption('format', values.format, JOB_VIDEO_FORMATS);
+  if (format !== undefined) params.format = format;
   return params;
 }
 
@@ -198,12 +206,12 @@ export async function farmCli(argv: string[], io: CliIo = {}): Promise<number> {
           job = await submitJob(farm, { ...common, kind: kind as JobKind, params: renderParams(values, prompts) });
         } else {
           if (!values.parent) throw new UsageError(`submit ${kind} needs --parent JOB (the job to start from).`);
-          const factor = number(values, 'factor');
+          const factor = choiceOption('factor', values.factor, UPSCALE_FACTORS.map(String));
           job = await submitFollowUp(farm, {
             ...common,
             kind: kind as FollowUpKind,
-            parentJobId: jobId(values.parent, 'submit'),
-            options: { prompts, ...(factor !== undefined ? { upscaleFactor: factor as 2 | 4 } : {}) },
+            parentJobId: jobId(values.parent, `submit ${kind} --parent`, 'the id of the job to start from'),
+            options: { prompts, ...(factor !== undefined ? { upscaleFactor: Number(factor) as 2 | 4 } : {}) },
           });
         }
         if (!values.wait) {
@@ -224,7 +232,7 @@ export async function farmCli(argv: string[], io: CliIo = {}): Promise<number> {
         } else if (!json) {
           err(`Queued job ${job.id}; waiting for a worker...`);
         }
-        const timeout = number(values, 'timeout');
+        const timeout = values.timeout === undefined ? undefined : numberOption('timeout', values.timeout, { min: 0 });
         const finished = await waitForJob(farm, job.id, {
           timeoutMs: timeout === undefined ? undefined : timeout * 1000,
           onEvent: (event) => {
@@ -331,9 +339,10 @@ export async function farmCli(argv: string[], io: CliIo = {}): Promise<number> {
     }
     const code = error instanceof FarmError ? error.code : error instanceof JobParamsError ? 'invalid_params' : 'error';
     const details = error instanceof FarmError ? error.details() : error instanceof JobParamsError ? { issues: error.issues } : {};
-    // Driver errors arrive wrapped ("Failed query: ..."); the cause says what actually went wrong.
+    // Driver errors arrive wrapped ("Failed query: <the SQL> params: ..."); the cause says what
+    // actually went wrong, and the SQL and its parameters are not the user's business.
     const cause = (error as Error).cause;
-    const message = code === 'error' && cause instanceof Error ? `${(error as Error).message.split('\n')[0]}: ${cause.message}` : (error as Error).message;
+    const message = code === 'error' && cause instanceof Error ? `The database refused the request: ${cause.message}` : (error as Error).message;
     if (json) out(JSON.stringify({ error: { code, message, ...details } }, null, 2));
     else err(message);
     return 1;

@@ -12,6 +12,7 @@ import { type FarmDb, type Queryable, type Transaction, queryRows } from '../../
 import { budgetLedger, guilds, jobs, type LedgerKind } from '../../db/schema.ts';
 import { FarmError } from '../errors.ts';
 import { checkId } from '../ids.ts';
+import { unstorableTextIssue } from '../text.ts';
 import { ACTIVE_STATUSES } from '../types.ts';
 import type { BudgetDefaults, PolicyOptions } from './options.ts';
 
@@ -171,6 +172,8 @@ export async function getBudget(farm: BudgetFarm, userId: string, context: Budge
 export async function grantBudget(farm: BudgetFarm, userId: string, gpuSeconds: number, note?: string): Promise<number> {
   checkId('user id', userId);
   if (!Number.isFinite(gpuSeconds) || gpuSeconds === 0) throw new FarmError('invalid_params', `A grant must be a non-zero number of GPU-seconds (got ${gpuSeconds}).`);
+  const noteIssue = note === undefined ? undefined : unstorableTextIssue('The note', note);
+  if (noteIssue) throw new FarmError('invalid_params', `${noteIssue}.`);
   return farm.db.db.transaction(async (tx) => {
     const user = await lockUser(tx, userId, await resolveLimits(tx, farm.config.budget));
     const amountMs = Math.round(gpuSeconds * 1000);

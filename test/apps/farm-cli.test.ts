@@ -113,6 +113,6 @@ describe.each(BACKENDS)('farm CLI on %s', (backend) => {
     const unknown = await cli('frobnicate');
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain('Unknown command "frobnicate"');
-    expect((await cli('submit', 'blend', 'a', 'b', '--user', 'u', '--fps', 'fast')).stderr).toContain('--fps must be a number, got "fast"');
+    expect((await cli('submit', 'blend', 'a', 'b', '--user', 'u', '--fps', 'fast')).stderr).toContain('--fps must be a whole number, got "fast"');
   });
 });
