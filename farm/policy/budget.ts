@@ -4,8 +4,9 @@
 // by one user are serialised: they can never spend the same seconds, and the balance always equals
 // the sum of the ledger. A CHECK constraint (balance >= 0) backs this up.
 //
-// Refill policy: once per period (guild setting, per-role override, farm default) the balance is
-// topped up to the period's allowance; unused seconds do not pile up. The refill is applied
+// Refill policy: once per period (guild setting, per-role override, farm default) the balance plus
+// the seconds held by the user's queued and running jobs is topped up to the period's allowance;
+// unused seconds do not pile up. The refill is applied
 // lazily the next time the user's budget is touched.
 import { and, desc, eq, inArray, sql } from 'drizzle-orm';
 import { type FarmDb, type Queryable, type Transaction, queryRows } from '../../db/client.ts';
@@ -94,9 +95,14 @@ export async function lockUser(tx: Transaction, userId: string, limits: BudgetLi
   );
   const user: LockedUser = { id: userId, balanceMs: Number(row.balance_ms), lastRefillMs: row.last_refill_ms ?? -Infinity, nowMs: row.now_ms };
   if (user.nowMs >= user.lastRefillMs + limits.refillPeriodSeconds * 1000) {
+    // Top up what the user has, held seconds included: seconds reserved by queued and running
+    // jobs come back (settle, refund) later, so after a refill balance + held is the allowance
+    // (or stays above it), never the allowance plus the held seconds.
     const allowanceMs = Math.round(limits.refillGpuSeconds * 1000);
-    if (allowanceMs > user.balanceMs) {
-      user.balanceMs = await addLedgerEntry(tx, userId, 'refill', allowanceMs - user.balanceMs, null, `top-up to ${limits.refillGpuSeconds} GPU-seconds`);
+    const { heldMs } = await countActiveJobs(tx, userId);
+    const topUpMs = allowanceMs - (user.balanceMs + heldMs);
+    if (topUpMs > 0) {
+      user.balanceMs = await addLedgerEntry(tx, userId, 'refill', topUpMs, null, `top-up to ${limits.refillGpuSeconds} GPU-seconds (${heldMs / 1000} held by active jobs)`);
     }
     await tx.execute(sql`update users set last_refill_at = now() where id = ${userId}`);
     user.lastRefillMs = user.nowMs;
