@@ -10,6 +10,19 @@ import { upscaleSegments } from './blend/upscale.ts';
 import type { PerceptualMetric } from './blend/perceptual.ts';
 import type { VideoFormat } from './video/encode.ts';
 import { encodePng } from './image.ts';
+import { DEFAULT_IMAGE_STRENGTH, type EndpointImage, type InpaintInput } from './blend/transition.ts';
+import { isMaskPreset, prepareImage, prepareMask, presetMask, type ImageInput, type ImageInputLimits, type MaskPreset } from './input-image.ts';
+import { InvalidRequestError } from './errors.ts';
+
+/** A user's picture as a keyframe of a latent-blending request. */
+export interface RequestImage {
+  /** Which prompt it belongs to: 0-based index into `prompts` (in extend.images, into extend.prompts). */
+  index: number;
+  /** The file as uploaded (PNG/JPEG/WebP bytes) or decoded RGB; prepared by prepareImage (cover crop to the render size). */
+  image: ImageInput;
+  /** img2img strength in (0, 1]; default DEFAULT_IMAGE_STRENGTH. */
+  strength?: number;
+}
 
 export interface RenderRequest {
   prompts: string[];
@@ -38,7 +51,39 @@ export interface RenderRequest {
    * the whole movie (the earlier video's frames, then the new part) when `video` is given, else the
    * new part alone, starting on the old movie's last frame.
    */
-  extend?: { prompts: string[]; seeds: number[]; video?: Uint8Array };
+  extend?: { prompts: string[]; seeds: number[]; video?: Uint8Array; images?: RequestImage[] };
+  /** Users' pictures as transition ends (latent-blend mode): each re-rendered under its prompt at its strength. */
+  images?: RequestImage[];
+  /** Inpainting transition (needs an inpainting model): the picture and what changes, a mask picture (white = change) or a preset. */
+  inpaint?: { image: ImageInput; mask: ImageInput | MaskPreset };
+  /** Narrower limits for the pictures than the engine's IMAGE_INPUT_LIMITS (e.g. the farm's). */
+  imageLimits?: ImageInputLimits;
+}
+
+/** Brings a request's pictures to the render size (per prompt index) and its inpainting input, checked. */
+export async function prepareRequestImages(
+  images: RequestImage[] | undefined,
+  count: number,
+  width: number,
+  height: number,
+  limits?: ImageInputLimits,
+): Promise<Array<EndpointImage | undefined>> {
+  const out: Array<EndpointImage | undefined> = new Array(count).fill(undefined);
+  for (const img of images ?? []) {
+    if (!Number.isInteger(img.index) || img.index < 0 || img.index >= count) {
+      throw new InvalidRequestError(`a picture is given for prompt ${img.index + 1}, but there are ${count} prompts; give each picture the index of its prompt`);
+    }
+    if (out[img.index]) throw new InvalidRequestError(`prompt ${img.index + 1} has two pictures; give at most one per prompt`);
+    out[img.index] = { image: await prepareImage(img.image, width, height, `the picture for prompt ${img.index + 1}`, limits), strength: img.strength ?? DEFAULT_IMAGE_STRENGTH };
+  }
+  return out;
+}
+
+export async function prepareInpaint(req: RenderRequest['inpaint'], width: number, height: number, limits?: ImageInputLimits): Promise<InpaintInput | undefined> {
+  if (!req) return undefined;
+  const image = await prepareImage(req.image, width, height, 'the inpainting picture', limits);
+  const mask = isMaskPreset(req.mask) ? presetMask(req.mask, width, height) : await prepareMask(req.mask as ImageInput, width, height, 'the mask', limits);
+  return { image, mask };
 }
 
 export interface RenderProgress {
@@ -111,7 +156,12 @@ export async function renderVideo(
     depthStrength: req.depthStrength,
     signal: opts.signal,
   };
-  const start = ext ? await recoverEndpoint(pipe, { ...shared, prompts: ext.prompts, seeds: ext.seeds }) : undefined;
+  // Pictures are prepared at the render size before anything renders, so a bad file fails first.
+  const size = pipe.resolve({ prompt: req.prompts[0] ?? '', width: req.width, height: req.height });
+  const inpaint = await prepareInpaint(req.inpaint, size.width, size.height, req.imageLimits);
+  const pictures = await prepareRequestImages(req.images, req.prompts.length, size.width, size.height, req.imageLimits);
+  const oldPictures = ext?.images?.length ? await prepareRequestImages(ext.images, ext.prompts.length, size.width, size.height, req.imageLimits) : undefined;
+  const start = ext ? await recoverEndpoint(pipe, { ...shared, inpaint, prompts: ext.prompts, seeds: ext.seeds, images: oldPictures }) : undefined;
   const movie = await renderMovie(
     pipe,
     {
@@ -119,6 +169,8 @@ export async function renderVideo(
       seeds: ext ? [ext.seeds[ext.seeds.length - 1], ...(req.seeds ?? req.prompts.map(() => undefined))] : req.seeds,
       ...shared,
       start,
+      inpaint,
+      images: ext ? [undefined, ...pictures] : pictures,
       mode: req.mode,
       maxBranches: req.maxBranches ?? (req.computeSeconds === undefined ? 15 : undefined),
       computeSeconds: req.computeSeconds,

@@ -3,7 +3,10 @@
  * render the keyframes with the engine, then stream the video through ffmpeg.
  */
 import { parseArgs } from 'node:util';
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
+import { prepareInpaint, prepareRequestImages, type RequestImage } from '../../engine/render.ts';
+import { MASK_PRESETS, isMaskPreset } from '../../engine/input-image.ts';
+import { DEFAULT_IMAGE_STRENGTH } from '../../engine/blend/transition.ts';
 import { StableDiffusionPipeline } from '../../engine/pipeline/stable-diffusion.ts';
 import { schedulerKinds, type SchedulerKind } from '../../engine/schedulers/index.ts';
 import { renderMovie, transitionModes, MAX_MOVIE_PROMPTS, type TransitionMode } from '../../engine/blend/movie.ts';
@@ -13,6 +16,17 @@ import { VIDEO_FORMATS, type VideoFormat } from '../../engine/video/encode.ts';
 import { ProgressBar } from './progress.ts';
 import { chooseModel, COMMON_OPTIONS, loadCliConfig, parseEp } from './common.ts';
 import { numberOption, UsageError } from '../cli-kit.ts';
+
+const BLEND_PICTURE_HELP = [
+  '--image-a FILE        start from this picture (PNG/JPEG/WebP): prompt A re-renders it (img2img)',
+  '  --image-b FILE        end on this picture, re-rendered under prompt B',
+  `  --strength-a S        how much of picture A is redrawn, 0..1 (default: ${DEFAULT_IMAGE_STRENGTH}; 0.2 keeps it, 0.8 keeps its layout)`,
+  '  --strength-b S        the same for picture B',
+].join('\n');
+const MOVIE_PICTURE_HELP = [
+  '--images I:FILE,...   pictures for prompts (1-based index I), each re-rendered under its prompt',
+  `  --strength S          how much of each picture is redrawn, 0..1 (default: ${DEFAULT_IMAGE_STRENGTH})`,
+].join('\n');
 
 function help(kind: 'blend' | 'movie'): string {
   const usage =
@@ -32,6 +46,11 @@ Options:
   --mode NAME           ${transitionModes.join(' | ')} (default: latent-blend)
   --walk-frames N       distinct frames per segment for the walk modes (default: 12)
   ${kind === 'blend' ? '--seed-a N            seed of prompt A (default: drawn and printed)\n  --seed-b N            seed of prompt B' : '--seeds N,N,...       one seed per prompt (default: drawn and printed)'}
+  ${kind === 'blend' ? BLEND_PICTURE_HELP : MOVIE_PICTURE_HELP}
+  --inpaint FILE        inpainting transition (needs an inpainting --model): keep this picture outside the mask
+  --mask FILE           the mask picture: white = change from prompt to prompt, black = keep
+  --mask-preset NAME    a mask instead: ${MASK_PRESETS.join(' | ')}
+  Pictures are scaled to fill the frame size and centre-cropped (EXIF orientation applied).
   --negative TEXT       negative prompt
   --steps N             denoising steps (default: the model's)
   --guidance G          guidance scale (default: the model's; damped towards the middle)
@@ -80,6 +99,15 @@ export async function runTransitionCli(kind: 'blend' | 'movie', argv = process.a
       plan: { type: 'string' },
       'max-bytes': { type: 'string' },
       lpips: { type: 'string' },
+      'image-a': { type: 'string' },
+      'image-b': { type: 'string' },
+      'strength-a': { type: 'string' },
+      'strength-b': { type: 'string' },
+      images: { type: 'string' },
+      strength: { type: 'string' },
+      inpaint: { type: 'string' },
+      mask: { type: 'string' },
+      'mask-preset': { type: 'string' },
       ...COMMON_OPTIONS,
     },
   });
@@ -116,12 +144,49 @@ export async function runTransitionCli(kind: 'blend' | 'movie', argv = process.a
   const fps = numberOption('fps', values.fps, { min: 1, max: 120 }) ?? 24;
   const maxBytes = numberOption('max-bytes', values['max-bytes'], { integer: true, min: 1024 });
 
+  const pictureFlags: RequestImage[] = [];
+  const readPicture = async (flag: string, file: string) => {
+    try {
+      return await readFile(file);
+    } catch (err) {
+      throw new UsageError(`--${flag}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); give the path of a PNG, JPEG or WebP file`);
+    }
+  };
+  if (kind === 'blend') {
+    for (const [end, index] of [['a', 0], ['b', 1]] as const) {
+      const file = values[`image-${end}`];
+      const strength = numberOption(`strength-${end}`, values[`strength-${end}`], { min: 0.01, max: 1 });
+      if (strength !== undefined && !file) throw new UsageError(`--strength-${end} needs --image-${end}`);
+      if (file) pictureFlags.push({ index, image: await readPicture(`image-${end}`, file), strength });
+    }
+  } else if (values.images) {
+    const strength = numberOption('strength', values.strength, { min: 0.01, max: 1 });
+    for (const part of values.images.split(',')) {
+      const m = /^(\d+):(.+)$/.exec(part.trim());
+      if (!m) throw new UsageError(`--images takes INDEX:FILE pairs separated by commas (e.g. 1:start.png,3:middle.jpg), got "${part}"`);
+      pictureFlags.push({ index: Number(m[1]) - 1, image: await readPicture('images', m[2]), strength });
+    }
+  }
+  if ((values.mask || values['mask-preset']) && !values.inpaint) throw new UsageError('--mask and --mask-preset need --inpaint PICTURE');
+  if (values.inpaint && !values.mask && !values['mask-preset']) throw new UsageError(`--inpaint needs a mask: --mask FILE (white = change) or --mask-preset ${MASK_PRESETS.join('|')}`);
+  if (values.mask && values['mask-preset']) throw new UsageError('give either --mask or --mask-preset, not both');
+  if (values['mask-preset'] && !isMaskPreset(values['mask-preset'])) throw new UsageError(`--mask-preset must be one of ${MASK_PRESETS.join(', ')}, got "${values['mask-preset']}"`);
+  const inpaintRequest = values.inpaint
+    ? { image: await readPicture('inpaint', values.inpaint), mask: values.mask ? await readPicture('mask', values.mask) : (values['mask-preset'] as (typeof MASK_PRESETS)[number]) }
+    : undefined;
+
   const config = loadCliConfig();
   const ep = parseEp(values.ep, config);
   const deviceId = numberOption('device', values.device, { integer: true, min: 0, max: 64 }) ?? config.deviceId;
   const model = await chooseModel(values.model, config);
   const started = performance.now();
   const pipe = await StableDiffusionPipeline.load(model.dir, { ep, deviceId, threads: config.threads, scheduler });
+  const width = numberOption('width', values.width, { integer: true, min: 64, max: 4096 });
+  const height = numberOption('height', values.height, { integer: true, min: 64, max: 4096 });
+  // Pictures are checked and brought to the frame size before anything renders.
+  const frame = pipe.resolve({ prompt: prompts[0], width, height });
+  const images = await prepareRequestImages(pictureFlags, prompts.length, frame.width, frame.height);
+  const inpaint = await prepareInpaint(inpaintRequest, frame.width, frame.height);
   const metric = await createPerceptualMetric(values.lpips ?? config.lpipsModel, { ep, deviceId });
   const bar = new ProgressBar(kind === 'blend' ? 'blending' : 'movie');
   const controller = new AbortController();
@@ -138,8 +203,10 @@ export async function runTransitionCli(kind: 'blend' | 'movie', argv = process.a
       negativePrompt: values.negative,
       steps: numberOption('steps', values.steps, { integer: true, min: 2, max: 1000 }),
       guidance: numberOption('guidance', values.guidance, { min: 0, max: 50 }),
-      width: numberOption('width', values.width, { integer: true, min: 64, max: 4096 }),
-      height: numberOption('height', values.height, { integer: true, min: 64, max: 4096 }),
+      width,
+      height,
+      images,
+      inpaint,
       depthStrength: numberOption('depth', values.depth, { min: 0.01, max: 0.99 }),
       maxBranches: branches,
       computeSeconds: seconds,

@@ -7,7 +7,7 @@ import type { StableDiffusionPipeline } from '../pipeline/stable-diffusion.ts';
 import type { RawImage } from '../image.ts';
 import { drawSeed } from '../noise.ts';
 import { InvalidRequestError } from '../errors.ts';
-import { LatentBlender, type Endpoint, type TransitionOptions, type TransitionProgress, type TransitionResult } from './transition.ts';
+import { LatentBlender, type Endpoint, type EndpointImage, type TransitionOptions, type TransitionProgress, type TransitionResult } from './transition.ts';
 import { renderWalk, type WalkMode } from './walks.ts';
 import type { PerceptualMetric } from './perceptual.ts';
 
@@ -17,8 +17,10 @@ export const transitionModes: readonly TransitionMode[] = ['latent-blend', 'embe
 export const MIN_MOVIE_PROMPTS = 2;
 export const MAX_MOVIE_PROMPTS = 16;
 
-export interface MovieOptions extends Omit<TransitionOptions, 'promptA' | 'promptB' | 'seedA' | 'seedB' | 'start' | 'onProgress'> {
+export interface MovieOptions extends Omit<TransitionOptions, 'promptA' | 'promptB' | 'seedA' | 'seedB' | 'start' | 'onProgress' | 'imageA' | 'imageB'> {
   prompts: string[];
+  /** Users' pictures as keyframes (latent blending): images[i] is prompts[i]'s picture, at the render size. */
+  images?: Array<EndpointImage | undefined>;
   /** Continue from an earlier movie's last keyframe (latent blending): it is prompts[0]'s frame. */
   start?: Endpoint;
   /** One per prompt; missing ones are drawn and reported. */
@@ -70,6 +72,12 @@ export async function renderMovie(pipe: StableDiffusionPipeline, opts: MovieOpti
   });
   const mode = opts.mode ?? 'latent-blend';
   if (mode === 'circular' && prompts.length !== 2) throw new InvalidRequestError('the circular walk loops between two prompts; give exactly two');
+  const pictures = opts.images ?? [];
+  if (mode !== 'latent-blend' && (pictures.some(Boolean) || opts.inpaint)) {
+    throw new InvalidRequestError(`pictures and inpainting work with the latent-blend mode only, not ${mode}; leave the mode at latent-blend`);
+  }
+  if (pictures.length > prompts.length) throw new InvalidRequestError(`${pictures.length} pictures for ${prompts.length} prompts; give at most one picture per prompt`);
+  if (opts.start && pictures[0]) throw new InvalidRequestError('the first prompt continues the earlier movie, so it cannot also start from a picture');
   const seeds = prompts.map((_, i) => opts.seeds?.[i] ?? drawSeed());
   const segments: MovieSegment[] = [];
   const count = prompts.length - 1;
@@ -87,6 +95,8 @@ export async function renderMovie(pipe: StableDiffusionPipeline, opts: MovieOpti
         seedA: seeds[i],
         seedB: seeds[i + 1],
         start: prev,
+        imageA: i === 0 && !prev ? pictures[0] : undefined,
+        imageB: pictures[i + 1],
         onProgress: (t) => progress({ transition: t }),
       });
       branches += r.frames.length - (i > 0 ? 1 : 0);
@@ -139,8 +149,19 @@ export async function recoverEndpoint(
 ): Promise<Endpoint> {
   const blender = new LatentBlender(pipe);
   let end: Endpoint | undefined;
+  const pictures = opts.images ?? [];
   for (let i = 0; i < opts.prompts.length - 1; i++) {
-    const r = await blender.transition({ ...opts, promptA: opts.prompts[i], promptB: opts.prompts[i + 1], seedA: opts.seeds[i], seedB: opts.seeds[i + 1], start: end, maxBranches: 2 });
+    const r = await blender.transition({
+      ...opts,
+      promptA: opts.prompts[i],
+      promptB: opts.prompts[i + 1],
+      seedA: opts.seeds[i],
+      seedB: opts.seeds[i + 1],
+      start: end,
+      imageA: i === 0 ? pictures[0] : undefined,
+      imageB: pictures[i + 1],
+      maxBranches: 2,
+    });
     end = r.end;
   }
   if (!end) throw new InvalidRequestError(`a movie to extend has at least two prompts, got ${opts.prompts.length}`);

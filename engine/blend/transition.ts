@@ -20,7 +20,7 @@ import { planStages, type Stage } from './stages.ts';
 import type { PerceptualMetric } from './perceptual.ts';
 import { InvalidRequestError } from '../errors.ts';
 import { BuiltinPerceptualMetric } from './perceptual.ts';
-import { img2imgStartIndex } from './upscale.ts';
+import { img2imgStartIndex } from './img2img.ts';
 import type { InpaintConditioning } from '../pipeline/unet.ts';
 import type { PixelMask } from '../input-image.ts';
 

@@ -15,6 +15,7 @@ import { sharpOf, type RawImage } from '../image.ts';
 import { latentNoise } from '../noise.ts';
 import { dampedGuidance } from './transition.ts';
 import { denoiseLockstep, throwIfCancelled } from '../pipeline/denoise.ts';
+import { img2imgStartIndex } from './img2img.ts';
 
 export interface UpscaleOptions {
   /** Linear factor: 2 gives 4x the pixels. */
@@ -36,15 +37,8 @@ export interface UpscaleSegment {
   fracts: number[];
 }
 
-/**
- * The schedule position img2img starts at for `steps` inference steps and a strength: diffusers'
- * get_timesteps, t_start = steps - int(steps * strength) (times the scheduler order, 1 here), kept
- * inside the schedule so at least one step runs.
- */
-export function img2imgStartIndex(steps: number, strength: number, scheduleLength: number): number {
-  const t = steps - Math.min(Math.trunc(steps * strength), steps);
-  return Math.min(scheduleLength - 1, Math.max(0, t));
-}
+// img2img's start step: one rule, shared with picture endpoints (img2img.ts).
+export { img2imgStartIndex } from './img2img.ts';
 
 async function enlarge(img: RawImage, width: number, height: number): Promise<RawImage> {
   const buf = await (await sharpOf(img.data, { raw: { width: img.width, height: img.height, channels: 3 } }))

@@ -1,0 +1,148 @@
+/** npm run vary -- picture.png --out variations.mp4 (see --help) */
+import { parseArgs } from 'node:util';
+import { readFile, stat } from 'node:fs/promises';
+import { ImageVariationPipeline } from '../../engine/variation/pipeline.ts';
+import { renderVariationVideo, DEFAULT_VARIATION_FPS } from '../../engine/variation/render.ts';
+import { variationDefaults } from '../../engine/variation/animation.ts';
+import { schedulerKinds, type SchedulerKind } from '../../engine/schedulers/index.ts';
+import { VIDEO_FORMATS, type VideoFormat } from '../../engine/video/encode.ts';
+import { ProgressBar } from './progress.ts';
+import { COMMON_OPTIONS, loadCliConfig, parseEp } from './common.ts';
+import { numberOption, runCli, UsageError } from '../cli-kit.ts';
+
+const d = variationDefaults;
+const HELP = `Usage: npm run vary -- picture.png --model DIR --out variations.mp4 [options]
+
+A variation animation (zzbuzzard/sd-variant-anim): every frame is a variation of the previous one,
+made by an image-variation model (--model: lambdalabs/sd-image-variations-diffusers exported to ONNX,
+models/README.md). Between generations CLIP guidance nudges the picture's embedding towards the
+positive prompts and away from the negative ones.
+
+Options:
+  --out FILE            video file to write (default: variations.<format>)
+  --format NAME         ${VIDEO_FORMATS.join(' | ')} (default: from --out's extension, else mp4)
+  --frames N            generations after the first variation (default: ${d.variations})
+  --intermediate N      frames per generation, the variation included; the others lerp embedding and noise (default: ${d.intermediate}; 1 = none)
+  --noise-shift P       how far the noise moves per generation: 1 = fresh noise, 0 = the same noise (default: ${d.noiseShift})
+  --steps N             denoising steps (default: the model's, 20)
+  --guidance G          classifier-free guidance (default: the model's, 4)
+  --positive "A|B|..."  prompts to move towards, separated by | (default: ${d.positivePrompts.join('|')})
+  --negative "A|B|..."  prompts to move away from (default: ${d.negativePrompts.join('|')})
+  --clip-positive S     CLIP guidance scale towards the positive prompts (default: ${d.positiveScale})
+  --clip-negative S     CLIP guidance scale away from the negative prompts (default: ${d.negativeScale})
+  --opt-repeats N       CLIP guidance gradient steps per generation; 0 turns guidance off (default: ${d.repeats})
+  --seed N              noise seed (default: drawn and printed)
+  --fps N               frames per second (default: ${DEFAULT_VARIATION_FPS})
+  --width W, --height H frame size in pixels (default: the model's); the picture is scaled to fill it and centre-cropped
+  --scheduler NAME      ${schedulerKinds.join(' | ')}
+  --max-bytes N         fit the file under N bytes
+  --model DIR           image-variation model folder (default: BLENDFARM_VARIATION_MODEL_DIR)
+  --ep NAME             cpu | cuda | webgpu (default: BLENDFARM_EP or cpu)
+  --device N            GPU index for cuda
+  --json                print a JSON summary on stdout
+  -h, --help            show this help
+`;
+
+const prompts = (raw: string | undefined) => (raw === undefined ? undefined : raw.trim() === '' ? [] : raw.split('|').map((p) => p.trim()).filter(Boolean));
+
+export async function runVaryCli(argv = process.argv.slice(2)): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      out: { type: 'string' },
+      format: { type: 'string' },
+      frames: { type: 'string' },
+      intermediate: { type: 'string' },
+      'noise-shift': { type: 'string' },
+      steps: { type: 'string' },
+      guidance: { type: 'string' },
+      positive: { type: 'string' },
+      negative: { type: 'string' },
+      'clip-positive': { type: 'string' },
+      'clip-negative': { type: 'string' },
+      'opt-repeats': { type: 'string' },
+      seed: { type: 'string' },
+      fps: { type: 'string' },
+      width: { type: 'string' },
+      height: { type: 'string' },
+      scheduler: { type: 'string' },
+      'max-bytes': { type: 'string' },
+      ...COMMON_OPTIONS,
+    },
+  });
+  if (values.help) {
+    process.stdout.write(HELP);
+    return;
+  }
+  if (positionals.length !== 1) throw new UsageError('give exactly one picture: npm run vary -- picture.png --model DIR (see --help)');
+  const file = positionals[0];
+  const image = await readFile(file).catch((err: NodeJS.ErrnoException) => {
+    throw new UsageError(`cannot read ${file} (${err.code ?? err.message}); give the path of a PNG, JPEG or WebP file`);
+  });
+  const ext = values.out?.split('.').pop()?.toLowerCase();
+  const format = (values.format ?? (ext && (VIDEO_FORMATS as readonly string[]).includes(ext) ? ext : 'mp4')) as VideoFormat;
+  if (!VIDEO_FORMATS.includes(format)) throw new UsageError(`--format must be one of ${VIDEO_FORMATS.join(', ')}, got "${values.format}"`);
+  const scheduler = values.scheduler as SchedulerKind | undefined;
+  if (scheduler && !schedulerKinds.includes(scheduler)) throw new UsageError(`--scheduler must be one of ${schedulerKinds.join(', ')}`);
+  const config = loadCliConfig();
+  const modelDir = values.model ?? process.env.BLENDFARM_VARIATION_MODEL_DIR;
+  if (!modelDir) throw new UsageError('give --model DIR: an image-variation model folder (lambdalabs/sd-image-variations-diffusers exported to ONNX; models/README.md), or set BLENDFARM_VARIATION_MODEL_DIR');
+  const ep = parseEp(values.ep, config);
+  const deviceId = numberOption('device', values.device, { integer: true, min: 0, max: 64 }) ?? config.deviceId;
+  const started = performance.now();
+  const pipe = await ImageVariationPipeline.load(modelDir, { ep, deviceId, threads: config.threads, scheduler });
+  const out = values.out ?? `variations.${format}`;
+  const bar = new ProgressBar('variations');
+  const controller = new AbortController();
+  const onSignal = () => controller.abort();
+  process.once('SIGINT', onSignal);
+  const result = await renderVariationVideo(
+    pipe,
+    {
+      image,
+      variations: numberOption('frames', values.frames, { integer: true, min: 1, max: 600 }),
+      intermediate: numberOption('intermediate', values.intermediate, { integer: true, min: 1, max: 60 }),
+      noiseShift: numberOption('noise-shift', values['noise-shift'], { min: 0, max: 1 }),
+      steps: numberOption('steps', values.steps, { integer: true, min: 1, max: 1000 }),
+      guidance: numberOption('guidance', values.guidance, { min: 0, max: 50 }),
+      positivePrompts: prompts(values.positive),
+      negativePrompts: prompts(values.negative),
+      clip: {
+        positiveScale: numberOption('clip-positive', values['clip-positive'], { min: 0, max: 1000 }),
+        negativeScale: numberOption('clip-negative', values['clip-negative'], { min: 0, max: 1000 }),
+        repeats: numberOption('opt-repeats', values['opt-repeats'], { integer: true, min: 0, max: 100 }),
+      },
+      seed: numberOption('seed', values.seed, { integer: true, min: 0, max: 0xffffffff }),
+      fps: numberOption('fps', values.fps, { min: 1, max: 120 }),
+      width: numberOption('width', values.width, { integer: true, min: 64, max: 4096 }),
+      height: numberOption('height', values.height, { integer: true, min: 64, max: 4096 }),
+      format,
+      maxBytes: numberOption('max-bytes', values['max-bytes'], { integer: true, min: 1024 }),
+    },
+    { signal: controller.signal, out, onProgress: (p) => bar.update(p.framesDone, p.framesTotal, '') },
+  );
+  bar.done();
+  process.off('SIGINT', onSignal);
+  await pipe.release();
+  const summary = {
+    file: out,
+    format,
+    model: pipe.folder.name,
+    ep,
+    seed: result.seed,
+    variations: result.variations,
+    frames: result.frames,
+    durationSeconds: Number(result.durationSeconds.toFixed(3)),
+    width: result.width,
+    height: result.height,
+    sizeBytes: (await stat(out)).size,
+    positiveSimilarity: result.positiveSimilarity.map((s) => (s === null ? null : Number(s.toFixed(4)))),
+    renderSeconds: Number(result.renderSeconds.toFixed(3)),
+    totalSeconds: Number(((performance.now() - started) / 1000).toFixed(3)),
+  };
+  if (values.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
+  else process.stdout.write(`${out}: ${summary.frames} frames (${summary.variations} variations, seed ${summary.seed}), ${summary.width}x${summary.height}, ${summary.durationSeconds}s, ${(summary.sizeBytes / 1024).toFixed(0)} KiB in ${summary.totalSeconds.toFixed(1)}s (model ${summary.model}, ${ep})\n`);
+}
+
+if (process.argv[1]?.endsWith('vary.ts')) runCli(() => runVaryCli());

@@ -1,0 +1,85 @@
+/**
+ * One variation-animation request in, one video out: what a farm worker (and `npm run vary`) calls
+ * for an image-variation model. Plain data, like RenderRequest.
+ */
+import type { ImageVariationPipeline } from './pipeline.ts';
+import { renderVariations, type VariationOptions } from './animation.ts';
+import { prepareImage, type ImageInput, type ImageInputLimits } from '../input-image.ts';
+import { encodeVideo, type VideoFormat } from '../video/encode.ts';
+import { encodePng, type RawImage } from '../image.ts';
+import { InvalidRequestError } from '../errors.ts';
+
+export interface VariationRequest extends Omit<VariationOptions, 'image' | 'signal' | 'onFrames'> {
+  /** The start picture as uploaded (PNG/JPEG/WebP bytes) or decoded RGB; cover-cropped to the render size. */
+  image: ImageInput;
+  /** Frames per second of the video (the source's default 20). */
+  fps?: number;
+  format?: VideoFormat;
+  maxBytes?: number;
+  imageLimits?: ImageInputLimits;
+}
+
+export interface VariationProgress {
+  fraction: number;
+  framesDone: number;
+  framesTotal: number;
+  preview?: RawImage;
+}
+
+export interface VariationOutput {
+  video: Buffer;
+  format: VideoFormat;
+  seed: number;
+  frames: number;
+  variations: number;
+  durationSeconds: number;
+  width: number;
+  height: number;
+  sizeBytes: number;
+  renderSeconds: number;
+  encodeSeconds: number;
+  /** PNG of the last variation. */
+  thumbnail: Buffer;
+  /** Mean cosine similarity of each variation's embedding with the positive prompts (null without any). */
+  positiveSimilarity: Array<number | null>;
+}
+
+export const DEFAULT_VARIATION_FPS = 20;
+
+export async function renderVariationVideo(
+  pipe: ImageVariationPipeline,
+  req: VariationRequest,
+  opts: { signal?: AbortSignal; onProgress?: (p: VariationProgress) => void; out?: string } = {},
+): Promise<VariationOutput> {
+  const t0 = performance.now();
+  const fps = req.fps ?? DEFAULT_VARIATION_FPS;
+  if (!(fps >= 1 && fps <= 120)) throw new InvalidRequestError(`fps must be between 1 and 120, got ${fps}`);
+  const size = pipe.resolve(req);
+  const image = await prepareImage(req.image, size.width, size.height, 'the start picture', req.imageLimits);
+  const result = await renderVariations(pipe, {
+    ...req,
+    image,
+    signal: opts.signal,
+    onFrames: (done, total, preview) => opts.onProgress?.({ fraction: 0.95 * (done / total), framesDone: done, framesTotal: total, preview }),
+  });
+  const t1 = performance.now();
+  const format = req.format ?? 'mp4';
+  const video = await encodeVideo(result.frames, { format, fps, width: result.width, height: result.height, maxBytes: req.maxBytes, signal: opts.signal, out: opts.out });
+  const t2 = performance.now();
+  opts.onProgress?.({ fraction: 1, framesDone: result.frames.length, framesTotal: result.frames.length });
+  return {
+    video: video.bytes,
+    format,
+    seed: result.seed,
+    frames: video.frames,
+    variations: result.embeddings.length,
+    durationSeconds: video.durationSeconds,
+    width: video.width,
+    height: video.height,
+    sizeBytes: video.sizeBytes,
+    renderSeconds: (t1 - t0) / 1000,
+    encodeSeconds: (t2 - t1) / 1000,
+    thumbnail: await encodePng(result.frames[result.frames.length - 1]),
+    positiveSimilarity: result.info.filter((i) => i.variation).map((i) => i.positiveSimilarity),
+  };
+}

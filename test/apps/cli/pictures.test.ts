@@ -1,0 +1,130 @@
+/**
+ * The picture-input modes from the command line, as a user runs them (child processes on real
+ * files, short renders with the test models): npm run blend with --image-a/--image-b, an inpainting
+ * transition (--inpaint with --mask or --mask-preset), and npm run vary.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { pathToFileURL } from 'node:url';
+import sharp from 'sharp';
+import { decodeVideoFrames, probeVideo } from '../../../engine/index.ts';
+import { testModelDir } from '../../../models/paths.ts';
+
+const run = promisify(execFile);
+const ROOT = new URL('../../..', import.meta.url).pathname;
+const TSX = pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href;
+const PHOTO = join(ROOT, 'test/fixtures/photos/coffee.png');
+
+async function cli(script: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, ['--import', TSX, join(ROOT, 'apps/cli', script), ...args], {
+      cwd: dir,
+      env: { ...process.env, BLENDFARM_MODEL_DIR: '', BLENDFARM_VARIATION_MODEL_DIR: '', DEBUG: '' },
+      timeout: 120_000,
+    });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'blendfarm-pictures-cli-'));
+});
+afterAll(() => rm(dir, { recursive: true, force: true }));
+
+const madRgb = (a: Uint8Array, b: Uint8Array) => {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += Math.abs(a[i] - b[i]);
+  return s / a.length;
+};
+
+describe('npm run blend with pictures', () => {
+  it('starts from --image-a at a low strength: the first frame follows the picture', async () => {
+    const out = join(dir, 'from-picture.mp4');
+    const r = await cli('blend.ts', ['a red house', 'a blue boat', '--model', testModelDir('demo'), '--image-a', PHOTO, '--strength-a', '0.1', '--scheduler', 'ddim', '--steps', '8', '--width', '64', '--height', '64', '--branches', '4', '--duration', '1', '--fps', '4', '--out', out, '--json']);
+    expect(r.stderr).not.toMatch(/error/);
+    expect(r.code).toBe(0);
+    const summary = JSON.parse(r.stdout);
+    expect(summary.keyframes).toBe(4);
+    const frames = await decodeVideoFrames(await import('node:fs/promises').then((f) => f.readFile(out)), 64, 64);
+    const photo = await sharp(PHOTO).resize(64, 64, { fit: 'cover' }).removeAlpha().raw().toBuffer();
+    const first = madRgb(frames[0].data, photo);
+    const last = madRgb(frames[frames.length - 1].data, photo);
+    expect(first).toBeLessThan(last / 2);
+  }, 120_000);
+
+  it('says what is wrong with a bad picture or flag', async () => {
+    const notAPicture = join(dir, 'notes.png');
+    await import('node:fs/promises').then((f) => f.writeFile(notAPicture, 'hello'));
+    const bad = await cli('blend.ts', ['a', 'b', '--model', testModelDir('demo'), '--image-b', notAPicture, '--out', join(dir, 'x.mp4')]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/the picture for prompt 2 is not a picture that can be read; attach a PNG, JPEG or WebP file/);
+    const flag = await cli('blend.ts', ['a', 'b', '--strength-a', '0.3']);
+    expect(flag.code).toBe(2);
+    expect(flag.stderr).toMatch(/--strength-a needs --image-a/);
+  }, 60_000);
+});
+
+describe('inpainting transitions from the command line', () => {
+  it('--inpaint with --mask-preset keeps the picture outside the mask in every frame', async () => {
+    const out = join(dir, 'inpaint.mp4');
+    const r = await cli('blend.ts', ['a red house', 'a blue boat', '--model', testModelDir('inpaint'), '--inpaint', PHOTO, '--mask-preset', 'left', '--steps', '8', '--width', '64', '--height', '64', '--branches', '5', '--duration', '1', '--fps', '6', '--format', 'webm', '--out', out, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const frames = await decodeVideoFrames(await import('node:fs/promises').then((f) => f.readFile(out)), 64, 64);
+    expect(frames.length).toBe(6);
+    // The right half (away from the mask edge) stays as the first frame has it; the left half changes.
+    const half = (f: { data: Uint8Array }, left: boolean) => {
+      const px: number[] = [];
+      for (let y = 0; y < 64; y++) for (let x = left ? 0 : 40; x < (left ? 24 : 64); x++) px.push(...f.data.subarray((y * 64 + x) * 3, (y * 64 + x) * 3 + 3));
+      return Uint8Array.from(px);
+    };
+    for (const f of frames) expect(madRgb(half(f, false), half(frames[0], false))).toBeLessThan(4);
+    expect(madRgb(half(frames[frames.length - 1], true), half(frames[0], true))).toBeGreaterThan(15);
+  }, 120_000);
+
+  it('takes a mask picture, and refuses --inpaint without a mask', async () => {
+    const mask = join(dir, 'mask.png');
+    await sharp({ create: { width: 32, height: 32, channels: 3, background: '#000' } })
+      .composite([{ input: await sharp({ create: { width: 16, height: 16, channels: 3, background: '#fff' } }).png().toBuffer(), left: 8, top: 8 }])
+      .png()
+      .toFile(mask);
+    const ok = await cli('blend.ts', ['a', 'b', '--model', testModelDir('inpaint'), '--inpaint', PHOTO, '--mask', mask, '--steps', '4', '--width', '64', '--height', '64', '--branches', '3', '--duration', '1', '--fps', '3', '--out', join(dir, 'm.mp4'), '--json']);
+    expect(ok.code, ok.stderr).toBe(0);
+    const none = await cli('blend.ts', ['a', 'b', '--inpaint', PHOTO]);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toMatch(/--inpaint needs a mask: --mask FILE \(white = change\) or --mask-preset centre\|left\|right\|border/);
+  }, 120_000);
+});
+
+describe('npm run vary', () => {
+  it('renders a variation animation from a picture with CLIP guidance options', async () => {
+    const out = join(dir, 'vary.mp4');
+    const r = await cli('vary.ts', [PHOTO, '--model', testModelDir('variation'), '--frames', '3', '--intermediate', '2', '--steps', '6', '--positive', 'a red house', '--negative', '', '--clip-positive', '5', '--clip-negative', '0', '--opt-repeats', '3', '--seed', '9', '--fps', '7', '--out', out, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const summary = JSON.parse(r.stdout);
+    expect(summary.frames).toBe(1 + 3 * 2);
+    expect(summary.seed).toBe(9);
+    // Guidance moves every variation closer to the positive prompt.
+    const sims = summary.positiveSimilarity as number[];
+    expect(sims.length).toBe(4);
+    for (let k = 1; k < sims.length; k++) expect(sims[k]).toBeGreaterThan(sims[k - 1]);
+    const probe = await probeVideo(out);
+    expect(probe.frames).toBe(7);
+  }, 120_000);
+
+  it('needs an image-variation model and says so', async () => {
+    const none = await cli('vary.ts', [PHOTO]);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toMatch(/give --model DIR: an image-variation model folder/);
+    const wrong = await cli('vary.ts', [PHOTO, '--model', testModelDir('demo')]);
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toMatch(/this is a text2img model; variations need an image-variation model/);
+  }, 60_000);
+});
