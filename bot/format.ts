@@ -33,7 +33,7 @@ export function title(job: Pick<Job, 'id' | 'kind' | 'params' | 'parentJobId'>):
   const shorten = (p: string) => (p.length > 80 ? `${p.slice(0, 77)}…` : p);
   const prompts = job.params.prompts.map(shorten);
   const chain = prompts.length > 4 ? `${prompts.slice(0, 2).join(' → ')} → … → ${prompts.at(-1)}` : prompts.join(' → ');
-  const of = job.kind === 'extend' && job.parentJobId !== null ? ` of #${job.parentJobId}` : '';
+  const of = (job.kind === 'extend' || job.kind === 'upscale') && job.parentJobId !== null ? ` of #${job.parentJobId}` : '';
   return `**${KIND_LABELS[job.kind]}** #${job.id}${of}: ${escapeMarkdown(chain)}`;
 }
 
@@ -50,6 +50,7 @@ export function progressText(job: Job, progress: Omit<JobProgress, 'preview'> | 
   if (!progress) return `${title(job)}\nStarting on a render worker…`;
   const parts = [progressBar(progress.fraction)];
   if (progress.branchesTotal) parts.push(`${progress.branchesDone ?? 0}/${progress.branchesTotal} frames`);
+  else if (progress.framesTotal) parts.push(`${progress.framesDone ?? 0}/${progress.framesTotal} frames`);
   if (progress.message) parts.push(progress.message);
   if (progress.etaSeconds !== undefined && progress.etaSeconds !== null) parts.push(`about ${duration(progress.etaSeconds)} left`);
   return `${title(job)}\n\`${parts[0]}\` ${parts.slice(1).join(' · ')}`;
@@ -58,11 +59,29 @@ export function progressText(job: Job, progress: Omit<JobProgress, 'preview'> | 
 export function doneText(job: Job, meta: Record<string, unknown>, note?: string): string {
   const seeds = Array.isArray(meta.seeds) ? (meta.seeds as number[]).join(', ') : job.params.seeds.join(', ');
   const bits = [`seeds ${seeds}`];
+  const upscaled = upscaleText(job, meta);
+  if (upscaled) bits.unshift(upscaled);
   if (typeof meta.keyframes === 'number') bits.push(`${meta.keyframes} keyframes`);
   const took = job.startedAt && job.finishedAt ? (job.finishedAt.getTime() - job.startedAt.getTime()) / 1000 : undefined;
   if (took !== undefined) bits.push(`rendered in ${duration(took)}`);
   if (job.chargedGpuSeconds !== null) bits.push(`${job.chargedGpuSeconds.toFixed(1)} GPU-s`);
   return `${title(job)}\n${bits.join(' · ')}${note ? `\n${note}` : ''}`;
+}
+
+/** "1.5×", "3×": a scale as the messages show it. */
+const times = (scale: number) => `${Number(scale.toFixed(2))}×`;
+
+/**
+ * What an upscale job delivered (its worker's metadata): "Upscaled 4× with esrgan-slim", or, when the
+ * full size did not fit the upload limit even re-encoded, "Upscaled with esrgan-slim: 4× asked, only
+ * 3× fits Discord's 10 MiB upload limit". Undefined for other jobs.
+ */
+export function upscaleText(job: Pick<Job, 'kind' | 'params'>, meta: Record<string, unknown>): string | undefined {
+  if (job.kind !== 'upscale' || typeof meta.upscaler !== 'string' || typeof meta.scale !== 'number') return undefined;
+  const upscaler = escapeMarkdown(meta.upscaler);
+  if (typeof meta.reducedFrom !== 'number') return `Upscaled ${times(meta.scale)} with ${upscaler}`;
+  const limit = job.params.maxBytes ? `Discord's ${Number((job.params.maxBytes / 1048576).toFixed(1))} MiB upload limit` : 'the upload limit';
+  return `Upscaled with ${upscaler}: ${times(meta.reducedFrom)} asked, only ${times(meta.scale)} fits ${limit}`;
 }
 
 export function failedText(job: Job): string {

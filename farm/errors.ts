@@ -1,6 +1,8 @@
 // Errors the farm refuses requests with. Each has a stable `code` (the CLI's --json output and
 // the bot switch on it) and a one-line message that says what was wrong and what to do.
 
+import type { JobNeeds, WorkerCapabilities } from './types.ts';
+
 export type FarmErrorCode =
   | 'not_found'
   | 'budget_exceeded'
@@ -79,20 +81,35 @@ export class ActiveJobLimitError extends FarmError {
 }
 
 export class NoCapableWorkerError extends FarmError {
-  constructor(
-    readonly model: string,
-    readonly pixels: number,
-    readonly workersOnline: number,
-  ) {
-    super(
-      'no_capable_worker',
-      workersOnline === 0
-        ? 'No render worker is online; start one with `npm run worker` (or try again later).'
-        : `None of the ${workersOnline} online workers can render model "${model}" at ${pixels} pixels per frame; pick another model or a smaller size.`,
-    );
+  readonly model: string;
+  readonly pixels: number;
+  readonly workersOnline: number;
+  readonly upscaleFactor?: number;
+  readonly upscaler?: string;
+
+  constructor(need: JobNeeds, online: readonly { capabilities: WorkerCapabilities }[]) {
+    super('no_capable_worker', noCapableWorkerText(need, online));
+    this.model = need.model;
+    this.pixels = need.pixels;
+    this.workersOnline = online.length;
+    if (need.kind === 'upscale') {
+      this.upscaleFactor = need.upscaleFactor;
+      this.upscaler = need.upscaler;
+    }
   }
 
   override details(): Record<string, unknown> {
-    return { model: this.model, pixels: this.pixels, workersOnline: this.workersOnline };
+    return { model: this.model, pixels: this.pixels, workersOnline: this.workersOnline, ...(this.upscaleFactor ? { upscaleFactor: this.upscaleFactor, upscaler: this.upscaler ?? null } : {}) };
   }
+}
+
+function noCapableWorkerText(need: JobNeeds, online: readonly { capabilities: WorkerCapabilities }[]): string {
+  if (online.length === 0) return 'No render worker is online; start one with `npm run worker` (or try again later).';
+  const workers = `${online.length} online worker${online.length === 1 ? '' : 's'}`;
+  if (need.kind !== 'upscale') return `None of the ${workers} can render model "${need.model}" at ${need.pixels} pixels per frame; pick another model or a smaller size.`;
+  const have = [...new Set(online.flatMap((w) => w.capabilities.upscalers ?? []))];
+  const largest = Math.max(...online.map((w) => w.capabilities.maxPixels));
+  const what = `upscale ${need.upscaleFactor}x${need.upscaler ? ` with ${need.upscaler}` : ''} to ${need.pixels} pixels per frame`;
+  const they = `they have ${have.length ? `the upscalers ${have.join(', ')}` : 'no upscalers'} and take at most ${largest} pixels per frame`;
+  return `None of the ${workers} can ${what} (${they}); ask for a smaller factor${have.length ? ' or one of those upscalers' : ''}, or start a worker that has it.`;
 }

@@ -17,6 +17,8 @@ import type { ClaimedJob, WorkerCapabilities } from './types.ts';
 export interface FakeRendererOptions {
   models?: string[];
   maxPixels?: number;
+  /** Upscalers to advertise (default ["*"], any: upscale jobs are faked like the others). */
+  upscalers?: string[];
   /** Progress reports per render. */
   steps?: number;
   /** Sleep per step. 0 makes a no-op renderer (benchmarks). */
@@ -66,6 +68,7 @@ export class FakeRenderer implements Renderer {
       maxPixels: this.options.maxPixels ?? 4096 * 4096,
       executionProvider: 'fake',
       device: 'fake renderer (test double)',
+      upscalers: this.options.upscalers ?? ['*'],
     };
   }
 

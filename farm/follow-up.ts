@@ -4,6 +4,7 @@ import type { FarmContext } from './config.ts';
 import { InvalidJobStateError, JobNotFoundError } from './errors.ts';
 import { getJob, submitJob, type SubmitJobInput } from './jobs.ts';
 import type { JobParams, JobParamsInput } from './job-params.ts';
+import { DEFAULT_UPSCALE_FACTOR, type UPSCALE_FACTORS } from './limits.ts';
 import { checkExtension, movieOf } from './movie.ts';
 import type { Job } from './types.ts';
 
@@ -12,8 +13,10 @@ export type FollowUpKind = 'reroll' | 'upscale' | 'extend';
 export interface FollowUpOptions {
   /** extend: the prompt(s) to continue to. */
   prompts?: string[];
-  /** upscale: 2 or 4 per side (default 2: four times the pixels). */
-  upscaleFactor?: 2 | 4;
+  /** upscale: 2, 3 or 4 per side (default DEFAULT_UPSCALE_FACTOR, 4: sixteen times the pixels). */
+  upscaleFactor?: (typeof UPSCALE_FACTORS)[number];
+  /** upscale: the upscaler to use (e.g. esrgan-medium); unset: the best the claiming worker has. */
+  upscaler?: string;
 }
 
 /**
@@ -24,9 +27,13 @@ export interface FollowUpOptions {
  * movie, which it may bring to LIMITS.prompts.max prompts.
  */
 export function followUpParams(kind: FollowUpKind, parent: JobParams, options: FollowUpOptions = {}): JobParamsInput {
-  const { upscaleFactor: _factor, ...base } = parent;
+  const { upscaleFactor: _factor, upscaler: _upscaler, ...base } = parent;
   if (kind === 'reroll') return { ...base, seeds: undefined };
-  if (kind === 'upscale') return { ...base, upscaleFactor: options.upscaleFactor ?? 2 };
+  if (kind === 'upscale') {
+    // The worker upscales the parent's finished video (job.parent), frame by frame; the parameters
+    // keep the parent's, so prices, sizes and titles follow from them.
+    return { ...base, upscaleFactor: options.upscaleFactor ?? DEFAULT_UPSCALE_FACTOR, ...(options.upscaler ? { upscaler: options.upscaler } : {}) };
+  }
   const next = options.prompts ?? [];
   checkExtension(parent, next.length);
   return { ...base, prompts: next, seeds: undefined };
@@ -52,6 +59,9 @@ export async function submitFollowUp(farm: FarmContext, input: SubmitFollowUpInp
   if (!parent) throw new JobNotFoundError(input.parentJobId);
   if (input.kind !== 'reroll' && parent.status !== 'done') {
     throw new InvalidJobStateError(`Job ${parent.id} is ${parent.status}; only a finished video can be ${input.kind === 'upscale' ? 'upscaled' : 'extended'}.`);
+  }
+  if (input.kind === 'upscale' && parent.kind === 'upscale') {
+    throw new InvalidJobStateError(`Job ${parent.id} is already an upscale; upscale the original video (#${parent.parentJobId}) with a larger factor instead.`);
   }
   const { options, ...rest } = input;
   return submitJob(farm, { ...rest, params: followUpParams(input.kind, await parentMovieParams(farm, parent), options) });

@@ -46,7 +46,22 @@ export type LimitName = keyof typeof LIMITS;
 export const JOB_VIDEO_FORMATS = ['mp4', 'webm', 'gif'] as const satisfies readonly VideoFormat[];
 
 /** Upscale jobs multiply each side by one of these (2: four times the pixels). */
-export const UPSCALE_FACTORS = [2, 4] as const;
+export const UPSCALE_FACTORS = [2, 3, 4] as const;
+/** What the Upscale button and the 🔍 reaction ask for. */
+export const DEFAULT_UPSCALE_FACTOR = 4;
+
+/**
+ * Upscalers that make one scale only: the Stable Diffusion x4 upscaler. Every other upscaler id (the
+ * super-resolution networks: esrgan-slim, esrgan-medium, esrgan-thick) makes every UPSCALE_FACTOR.
+ * Workers advertise the ids they have (WorkerCapabilities.upscalers); the farm does not list them.
+ */
+export const FIXED_SCALE_UPSCALERS: Readonly<Record<string, number>> = { 'x4-diffusion': 4 };
+
+/** Whether upscaler `id` can make `factor` times each side. */
+export function upscalerMakes(id: string, factor: number): boolean {
+  const fixed = Object.hasOwn(FIXED_SCALE_UPSCALERS, id) ? FIXED_SCALE_UPSCALERS[id] : undefined;
+  return fixed === undefined ? (UPSCALE_FACTORS as readonly number[]).includes(factor) : fixed === factor;
+}
 
 /**
  * What a server's settings (/settings: refill, period, job limit, and per role) can ever be. The
@@ -56,8 +71,8 @@ export const UPSCALE_FACTORS = [2, 4] as const;
 export const GUILD_LIMITS = {
   /** GPU-seconds a member is topped up to each period. */
   refillGpuSeconds: { min: 0, max: 10_000_000, integer: true },
-  /** Length of a refill period in seconds: an hour to a year. */
-  refillPeriodSeconds: { min: 3600, max: 365 * 86_400, integer: true },
+  /** Length of a refill period in seconds: a minute to a year (the bot offers whole hours). */
+  refillPeriodSeconds: { min: 60, max: 365 * 86_400, integer: true },
   /** Queued + running jobs per member. */
   maxActiveJobs: { min: 1, max: 1000, integer: true },
 } as const satisfies Record<string, Range>;

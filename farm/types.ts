@@ -21,6 +21,22 @@ export interface WorkerCapabilities {
   executionProvider: string;
   /** Free-form description for `farm status`, e.g. the GPU name. */
   device?: string;
+  /**
+   * Upscalers this worker can run for upscale jobs, best first (the first that makes a job's factor
+   * is used when the job names none): ids like "esrgan-slim", "esrgan-medium", "esrgan-thick",
+   * "x4-diffusion"; "*" any (test doubles). Missing or empty: it takes no upscale jobs.
+   */
+  upscalers?: string[];
+}
+
+/** What a job needs from a worker: its model (or, for an upscale job, an upscaler for its factor) and its output pixels. */
+export interface JobNeeds {
+  kind: JobKind;
+  model: string;
+  pixels: number;
+  /** upscale jobs: the factor per side and the upscaler named (undefined: any that makes the factor). */
+  upscaleFactor?: number;
+  upscaler?: string;
 }
 
 /** Progress as reported by a renderer; stored in jobs.progress and published (minus preview). */
@@ -84,8 +100,9 @@ export interface ClaimedJob {
   /** Proof of ownership for heartbeats and completion; a new one per claim. */
   leaseToken: string;
   /**
-   * For extend jobs: the job they continue. `movie`: the prompts and seeds of its whole movie (an
-   * extension's include those it continues in turn); `artifact`: its finished video.
+   * For extend and upscale jobs: the job they continue or upscale. `movie`: the prompts and seeds
+   * of its whole movie (an extension's include those it continues in turn); `artifact`: its
+   * finished video (what an upscale job upscales).
    */
   parent?: { id: number; params: JobParams; movie: Movie; artifact?: { format: string; bytes: Uint8Array; meta: Record<string, unknown> } };
 }

@@ -5,20 +5,34 @@
 // loadConfig()'s result); nothing here reads the environment.
 import { basename } from 'node:path';
 import {
+  DiffusionUpscaler,
   ExecutionProviderError,
   InvalidRequestError,
   ModelFileError,
   ModelOutputError,
   StableDiffusionPipeline,
+  SuperResolutionUpscaler,
+  VideoTooLargeError,
   createPerceptualMetric,
+  readDiffusionUpscalerFolder,
   renderVideo,
+  upscaleVideo,
   type ExecutionProvider,
+  type FrameUpscaler,
   type PerceptualMetric,
   type RenderProgress,
   type RenderRequest,
 } from '../../engine/index.ts';
 import { ensureDemoModel } from '../../models/demo-model.ts';
 import { DEMO_MODEL_DIR } from '../../models/paths.ts';
+import {
+  DEFAULT_SUPER_RESOLUTION_MODEL,
+  SUPER_RESOLUTION_MODELS,
+  UpscalerNotAvailableError,
+  availableSuperResolutionModels,
+  ensureSuperResolutionModel,
+} from '../../models/esrgan/catalog.ts';
+import { DEFAULT_UPSCALE_FACTOR, upscalerMakes } from '../../farm/limits.ts';
 // Only the farm modules a render thread needs (farm/index.ts would load the database drivers too).
 import { RenderError, type ClaimedJob, type RenderContext, type Renderer, type RenderResult } from '../../farm/renderer.ts';
 import type { JobProgress, WorkerCapabilities } from '../../farm/types.ts';
@@ -38,7 +52,59 @@ export interface EngineRendererOptions {
   maxPixels?: number;
   /** Human-readable device name for `farm status`. */
   device?: string;
+  /** Upscaler for upscale jobs that name none (BLENDFARM_UPSCALER); default esrgan-slim (bench/results/upscale.md). */
+  upscaler?: string;
+  /** The Stable Diffusion x4 upscaler's ONNX folder (BLENDFARM_X4_UPSCALER_DIR); offered as x4-diffusion when valid. */
+  x4UpscalerDir?: string;
 }
+
+export const X4_DIFFUSION = 'x4-diffusion';
+/** Best first, after the operator's choice: what an upscale job naming no upscaler falls back to. */
+const UPSCALER_QUALITY_ORDER = [X4_DIFFUSION, 'esrgan-thick', 'esrgan-medium', 'esrgan-slim'];
+
+/**
+ * The upscalers this worker offers, best first: the chosen one (opts.upscaler, default esrgan-slim,
+ * the benchmark's pick: nearly all of the bigger networks' quality at a fraction of their time), then
+ * the others it has in quality order. It has each super-resolution network whose npm package is
+ * installed (converted to ONNX on first use), and x4-diffusion when x4UpscalerDir is a valid folder.
+ */
+export function workerUpscalers(opts: Pick<EngineRendererOptions, 'upscaler' | 'x4UpscalerDir'>): string[] {
+  const have = availableSuperResolutionModels()
+    .filter((m) => m.installed)
+    .map((m) => m.name);
+  if (opts.x4UpscalerDir) {
+    try {
+      readDiffusionUpscalerFolder(opts.x4UpscalerDir);
+      have.push(X4_DIFFUSION);
+    } catch (err) {
+      // The worker still serves the other upscalers; the log says why this one is missing.
+      console.warn(`[worker] not offering ${X4_DIFFUSION}: BLENDFARM_X4_UPSCALER_DIR ${(err as Error).message}`);
+    }
+  }
+  const chosen = opts.upscaler ?? DEFAULT_SUPER_RESOLUTION_MODEL;
+  if (opts.upscaler !== undefined && !have.includes(chosen)) {
+    const known = [...SUPER_RESOLUTION_MODELS.map((m) => m.name), X4_DIFFUSION];
+    throw new RenderError(
+      known.includes(chosen)
+        ? `BLENDFARM_UPSCALER is ${chosen}, which this worker does not have (it has ${have.join(', ') || 'none'}); ${chosen === X4_DIFFUSION ? 'set BLENDFARM_X4_UPSCALER_DIR to its ONNX folder' : `install it (${SUPER_RESOLUTION_MODELS.find((m) => m.name === chosen)?.about ?? 'npm ci'})`} or pick one it has`
+        : `BLENDFARM_UPSCALER is "${chosen}", which is no upscaler; use one of ${known.join(', ')}`,
+      { retryable: false },
+    );
+  }
+  const rank = (id: string) => (id === chosen ? -1 : UPSCALER_QUALITY_ORDER.indexOf(id) === -1 ? UPSCALER_QUALITY_ORDER.length : UPSCALER_QUALITY_ORDER.indexOf(id));
+  return have.sort((a, b) => rank(a) - rank(b));
+}
+
+/** The upscaler for an upscale job: the one it names, else the first (best) of `offered` that makes its factor. */
+export function chooseUpscaler(named: string | undefined, factor: number, offered: readonly string[]): string {
+  const id = named ?? offered.find((u) => upscalerMakes(u, factor));
+  if (id === undefined || !offered.includes(id)) {
+    throw new RenderError(`this worker cannot upscale ${factor}x${named ? ` with ${named}` : ''} (it has ${offered.join(', ') || 'no upscalers'})`, { retryable: false });
+  }
+  return id;
+}
+
+type LoadedUpscaler = FrameUpscaler & { release(): Promise<void>; readonly ep?: string };
 
 /**
  * Job parameters -> the engine's render request: a plain rename, nothing checked or adjusted (the
@@ -62,7 +128,6 @@ export function renderRequestFor(job: ClaimedJob): RenderRequest {
     format: p.format,
     maxBytes: p.maxBytes,
   };
-  if (job.kind === 'upscale') return { ...request, upscale: { factor: p.upscaleFactor } };
   if (job.kind === 'extend') {
     const parent = job.parent;
     if (!parent) throw new RenderError('the movie to extend no longer exists', { retryable: false });
@@ -87,6 +152,9 @@ class EngineRenderer implements Renderer {
   private pipe?: Promise<StableDiffusionPipeline>;
   private metric?: Promise<PerceptualMetric>;
   private readonly modelId: string;
+  private offered?: string[];
+  /** Loaded upscalers by id and scale, kept for the next jobs like the pipeline. */
+  private readonly upscalers = new Map<string, Promise<LoadedUpscaler>>();
 
   constructor(private readonly opts: EngineRendererOptions) {
     this.modelId = opts.modelId ?? (opts.modelDir ? basename(opts.modelDir) : 'demo');
@@ -101,6 +169,85 @@ class EngineRenderer implements Renderer {
       maxPixels: workerMaxPixels(this.opts),
       executionProvider: ep,
       device: this.opts.device,
+      upscalers: this.offeredUpscalers(),
+    };
+  }
+
+  private offeredUpscalers(): string[] {
+    this.offered ??= workerUpscalers(this.opts);
+    return this.offered;
+  }
+
+  private upscaler(id: string, factor: number): Promise<LoadedUpscaler> {
+    const key = `${id}@${factor}`;
+    let loading = this.upscalers.get(key);
+    if (!loading) {
+      const session = { ep: this.opts.ep, deviceId: this.opts.deviceId, threads: this.opts.threads };
+      loading =
+        id === X4_DIFFUSION
+          ? DiffusionUpscaler.load(this.opts.x4UpscalerDir!, session)
+          : ensureSuperResolutionModel(id, factor).then((dir) => SuperResolutionUpscaler.load(dir, session));
+      this.upscalers.set(key, loading);
+      // A failed load is not cached: the next job tries again.
+      loading.catch(() => this.upscalers.delete(key));
+    }
+    return loading;
+  }
+
+  /**
+   * An upscale job: the parent's finished video, every frame upscaled `upscaleFactor` times per side
+   * by the chosen upscaler, encoded in the job's format under its maxBytes. When even a re-encode at a
+   * lower bitrate does not fit, the encoder steps the size down (3/4, 1/2, ... of the full size) and
+   * the largest that fits is delivered: metadata.scale says what was delivered, reducedFrom what was asked.
+   */
+  private async upscale(job: ClaimedJob, ctx: RenderContext, started: number): Promise<RenderResult> {
+    const source = job.parent?.artifact;
+    if (!source) throw new RenderError(`the video to upscale (job ${job.parentJobId}) is gone; render it again and upscale the new one`, { retryable: false });
+    const factor = job.params.upscaleFactor ?? DEFAULT_UPSCALE_FACTOR;
+    const id = chooseUpscaler(job.params.upscaler, factor, this.offeredUpscalers());
+    const label = `${id} ${factor}×`;
+    ctx.onProgress({ stage: 'loading', fraction: 0, message: label });
+    const loaded = await this.upscaler(id, factor);
+    const p = job.params;
+    // The diffusion upscaler takes the frames as one transition between the movie's first and last prompts.
+    const frameUpscaler: FrameUpscaler =
+      loaded instanceof DiffusionUpscaler
+        ? {
+            name: loaded.name,
+            scale: loaded.scale,
+            upscaleFrames: (frames, o) => loaded.upscaleFrames(frames, { ...o, promptA: p.prompts[0], promptB: p.prompts.at(-1), negativePrompt: p.negativePrompt, seed: p.seeds[0] }),
+          }
+        : loaded;
+    const out = await upscaleVideo(frameUpscaler, source.bytes, {
+      format: p.format,
+      maxBytes: p.maxBytes,
+      signal: ctx.signal,
+      onFrame: (done, total) => ctx.onProgress({ stage: 'upscaling', fraction: 0.9 * (done / total), framesDone: done, framesTotal: total, message: label }),
+    });
+    const scale = Math.round((out.width / out.source.width) * 100) / 100;
+    return {
+      video: out.bytes,
+      format: out.format,
+      metadata: {
+        upscaler: id,
+        scale,
+        requestedScale: factor,
+        ...(scale < factor ? { reducedFrom: factor } : {}),
+        // Re-encoded (lower bitrate or size) to fit maxBytes.
+        shrunk: out.attempts.length > 1,
+        seeds: Array.isArray(source.meta.seeds) ? source.meta.seeds : p.seeds,
+        sourceWidth: out.source.width,
+        sourceHeight: out.source.height,
+        width: out.width,
+        height: out.height,
+        frames: out.frames,
+        fps: out.fps,
+        durationSeconds: out.durationSeconds,
+        sizeBytes: out.sizeBytes,
+        renderSeconds: (performance.now() - started) / 1000,
+        ep: loaded.ep ?? this.opts.ep ?? 'cpu',
+      },
+      gpuSeconds: (performance.now() - started) / 1000,
     };
   }
 
@@ -117,6 +264,7 @@ class EngineRenderer implements Renderer {
   async render(job: ClaimedJob, ctx: RenderContext): Promise<RenderResult> {
     const started = performance.now();
     try {
+      if (job.kind === 'upscale') return await this.upscale(job, ctx, started);
       const request = renderRequestFor(job);
       const pipe = await this.pipeline();
       this.metric ??= createPerceptualMetric(this.opts.lpipsModel, { ep: this.opts.ep, deviceId: this.opts.deviceId });
@@ -148,7 +296,14 @@ class EngineRenderer implements Renderer {
       if (err instanceof RenderError || ctx.signal.aborted) throw err;
       if (isOutOfMemory(err)) throw outOfMemoryError(err, job.params, workerMaxPixels(this.opts));
       // Bad input and missing models fail the same way on every attempt: do not retry them.
-      const permanent = err instanceof InvalidRequestError || err instanceof ModelOutputError || err instanceof RangeError || err instanceof ModelFileError || err instanceof ExecutionProviderError;
+      const permanent =
+        err instanceof InvalidRequestError ||
+        err instanceof ModelOutputError ||
+        err instanceof RangeError ||
+        err instanceof ModelFileError ||
+        err instanceof ExecutionProviderError ||
+        err instanceof VideoTooLargeError ||
+        err instanceof UpscalerNotAvailableError;
       throw new RenderError((err as Error).message, { retryable: !permanent, cause: err });
     }
   }
@@ -157,6 +312,8 @@ class EngineRenderer implements Renderer {
     const pipe = await this.pipe?.catch(() => undefined);
     await pipe?.release();
     await (await this.metric?.catch(() => undefined))?.release?.();
+    for (const loading of this.upscalers.values()) await (await loading.catch(() => undefined))?.release();
+    this.upscalers.clear();
   }
 }
 

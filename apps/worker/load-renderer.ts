@@ -29,6 +29,8 @@ export function engineRendererOptions(settings: Config): EngineRendererOptions {
     deviceId: settings.deviceId,
     threads: settings.threads,
     lpipsModel: settings.lpipsModel,
+    upscaler: settings.upscaler,
+    x4UpscalerDir: settings.x4UpscalerDir,
   };
 }
 

@@ -10,9 +10,14 @@ import type { CostModel } from './options.ts';
  * whole movie (default: the job's own prompts).
  */
 export function estimateGpuSeconds(params: JobParams, model: CostModel, moviePrompts = params.prompts.length): number {
-  // An upscale re-renders at the larger size, so its cost scales with the output pixels.
   const megapixels = outputPixels(params) / 1_000_000;
   const transitions = Math.max(1, moviePrompts - 1);
+  // An upscale (only upscale jobs have a factor) renders nothing: it upscales each frame of the
+  // parent's finished video, so it costs per output megapixel per frame.
+  if (params.upscaleFactor) {
+    const videoFrames = transitions * Math.ceil(params.durationSeconds * params.fps);
+    return Math.round((model.overheadSeconds + videoFrames * megapixels * model.secondsPerUpscaledMegapixelFrame) * 1000) / 1000;
+  }
   // Latent blending renders both keyframes plus up to maxBranches partial branches per transition.
   const unetSteps = transitions * (params.maxBranches + 2) * params.steps;
   const frames = Math.ceil(params.durationSeconds * params.fps);

@@ -17,6 +17,13 @@ export interface CostModel {
   secondsPerMegapixelStep: number;
   /** GPU-seconds to decode one output frame of one megapixel. Default 0.02. */
   secondsPerMegapixelFrame: number;
+  /**
+   * GPU-seconds to upscale one frame to one megapixel of output (upscale jobs: the parent's video
+   * frame by frame, no diffusion). Default 0.05 (BLENDFARM_GPU_SECONDS_PER_UPSCALED_MEGAPIXEL): an
+   * ESRGAN network on a GPU, with room; the x4 diffusion upscaler is far slower, so farms that run it
+   * should raise it (the charge is the measured time, capped at the reservation).
+   */
+  secondsPerUpscaledMegapixelFrame: number;
 }
 
 export interface PolicyOptions {
@@ -30,6 +37,6 @@ export interface PolicyOptions {
 
 export const DEFAULT_POLICY_OPTIONS: PolicyOptions = {
   budget: { refillGpuSeconds: 600, refillPeriodSeconds: 86_400, maxActiveJobs: 3 },
-  cost: { overheadSeconds: 2, secondsPerMegapixelStep: 0.25, secondsPerMegapixelFrame: 0.02 },
+  cost: { overheadSeconds: 2, secondsPerMegapixelStep: 0.25, secondsPerMegapixelFrame: 0.02, secondsPerUpscaledMegapixelFrame: 0.05 },
   fairnessHalfLifeSeconds: 3600,
 };
