@@ -4,7 +4,7 @@
 import type { Config } from '../config/index.ts';
 import type { FarmDb } from '../db/client.ts';
 import { defined } from './defined.ts';
-import { DEFAULT_GUILD_CEILINGS, type GuildCeilings } from './guilds.ts';
+import { DEFAULT_GUILD_CEILINGS, type GuildCeilings } from './limits.ts';
 import { DEFAULT_POLICY_OPTIONS, type BudgetDefaults, type CostModel, type FarmPolicy, type PolicyOptions } from './policy/index.ts';
 
 /** The lease and worker knobs here; the budget, cost and fairness options in policy/options.ts. */
@@ -27,6 +27,34 @@ export interface FarmConfig extends PolicyOptions {
   artifactDir: string | undefined;
   /** The most a server admin may set with /settings (guilds.ts; BLENDFARM_GUILD_* settings). */
   guildCeilings: GuildCeilings;
+  /** A render may run this many times its reserved GPU-seconds before it is stopped and failed (renderTimeLimitSeconds). Default 4. */
+  renderTimeoutFactor: number;
+  /** ... but at least this long. Default 600. */
+  renderTimeoutMinSeconds: number;
+  /**
+   * A job that stays claimable but unclaimed this long fails as expired with a full refund; a
+   * worker heartbeating within this long counts as known when a submission is checked against
+   * the workers' capabilities. 0 = never. Default 21600 (6 h).
+   */
+  queueTimeoutSeconds: number;
+  /** Retention (farm/retention.ts); 0 turns each rule off. */
+  retention: RetentionOptions;
+  /** Workers apply the retention rules this often; 0 = only `npm run farm -- prune`. Default 3600. */
+  pruneIntervalSeconds: number;
+}
+
+export interface RetentionOptions {
+  /** Videos of jobs finished longer ago are deleted (the job row stays). Default 30. */
+  artifactDays: number;
+  /** Jobs finished longer ago are deleted, with their events and video; ledger entries stay. Default 90. */
+  jobDays: number;
+  /** The oldest videos are deleted while all of them take more bytes than this. Default 0 (no cap). */
+  maxArtifactBytes: number;
+}
+
+/** How long a render of a job with this reservation may run: max(min, reserved × factor) seconds. */
+export function renderTimeLimitSeconds(config: Pick<FarmConfig, 'renderTimeoutFactor' | 'renderTimeoutMinSeconds'>, reservedGpuSeconds: number): number {
+  return Math.max(config.renderTimeoutMinSeconds, Math.ceil(reservedGpuSeconds * config.renderTimeoutFactor));
 }
 
 export const DEFAULT_FARM_CONFIG: FarmConfig = {
@@ -39,13 +67,19 @@ export const DEFAULT_FARM_CONFIG: FarmConfig = {
   abortGraceMs: 10_000,
   artifactDir: undefined,
   guildCeilings: DEFAULT_GUILD_CEILINGS,
+  renderTimeoutFactor: 4,
+  renderTimeoutMinSeconds: 600,
+  queueTimeoutSeconds: 21_600,
+  retention: { artifactDays: 30, jobDays: 90, maxArtifactBytes: 0 },
+  pruneIntervalSeconds: 3600,
   ...DEFAULT_POLICY_OPTIONS,
 };
 
-export type FarmConfigOverrides = Partial<Omit<FarmConfig, 'budget' | 'cost' | 'guildCeilings'>> & {
+export type FarmConfigOverrides = Partial<Omit<FarmConfig, 'budget' | 'cost' | 'guildCeilings' | 'retention'>> & {
   budget?: Partial<BudgetDefaults>;
   cost?: Partial<CostModel>;
   guildCeilings?: Partial<GuildCeilings>;
+  retention?: Partial<RetentionOptions>;
 };
 
 /** The settings (config/settings.ts) a FarmConfig is built from. */
@@ -68,6 +102,13 @@ export type FarmSettings = Pick<
   | 'guildMaxRefillGpuSeconds'
   | 'guildMinRefillPeriodSeconds'
   | 'guildMaxActiveJobs'
+  | 'renderTimeoutFactor'
+  | 'renderTimeoutMinSeconds'
+  | 'queueTimeoutSeconds'
+  | 'retentionArtifactDays'
+  | 'retentionJobDays'
+  | 'retentionMaxArtifactBytes'
+  | 'pruneIntervalSeconds'
 >;
 
 /**
@@ -86,6 +127,15 @@ export function farmConfigFrom(settings: Partial<FarmSettings>, overrides: FarmC
     pollIntervalMs: settings.pollIntervalMs,
     abortGraceMs: settings.abortGraceMs,
     artifactDir: settings.artifactDir || undefined,
+    renderTimeoutFactor: settings.renderTimeoutFactor,
+    renderTimeoutMinSeconds: settings.renderTimeoutMinSeconds,
+    queueTimeoutSeconds: settings.queueTimeoutSeconds,
+    pruneIntervalSeconds: settings.pruneIntervalSeconds,
+  });
+  const retention = defined({
+    artifactDays: settings.retentionArtifactDays,
+    jobDays: settings.retentionJobDays,
+    maxArtifactBytes: settings.retentionMaxArtifactBytes,
   });
   const budget = defined({
     refillGpuSeconds: settings.refillGpuSeconds,
@@ -101,10 +151,11 @@ export function farmConfigFrom(settings: Partial<FarmSettings>, overrides: FarmC
   const config: FarmConfig = {
     ...base,
     ...fromSettings,
-    ...defined({ ...overrides, budget: undefined, cost: undefined, guildCeilings: undefined }),
+    ...defined({ ...overrides, budget: undefined, cost: undefined, guildCeilings: undefined, retention: undefined }),
     budget: { ...base.budget, ...budget, ...defined(overrides.budget ?? {}) },
     cost: { ...base.cost, ...cost, ...defined(overrides.cost ?? {}) },
     guildCeilings: { ...base.guildCeilings, ...guildCeilings, ...defined(overrides.guildCeilings ?? {}) },
+    retention: { ...base.retention, ...retention, ...defined(overrides.retention ?? {}) },
   };
   if (config.heartbeatSeconds >= config.leaseSeconds) {
     throw new Error(`The heartbeat (${config.heartbeatSeconds}s) must be shorter than the lease (${config.leaseSeconds}s); lower BLENDFARM_HEARTBEAT_SECONDS.`);

@@ -5,7 +5,7 @@ import { eq, sql } from 'drizzle-orm';
 import { guilds, type RoleOverride } from '../db/schema.ts';
 import type { FarmContext } from './config.ts';
 import { defined } from './defined.ts';
-import { GUILD_LIMITS, type Range } from './limits.ts';
+import { DEFAULT_GUILD_CEILINGS, GUILD_LIMITS, type GuildCeilings, type Range } from './limits.ts';
 
 /** What a server's members get when they leave an option out (names as the bot's options). */
 export interface RenderDefaults {
@@ -45,23 +45,6 @@ export async function getGuildSettings(farm: FarmContext, guildId: string): Prom
     roleOverrides: row?.roleOverrides ?? {},
   };
 }
-
-/**
- * The most a server admin may give with /settings, set by the operator (config/settings.ts:
- * BLENDFARM_GUILD_MAX_REFILL_GPU_SECONDS, BLENDFARM_GUILD_MIN_REFILL_PERIOD_SECONDS,
- * BLENDFARM_GUILD_MAX_ACTIVE_JOBS). Every server and role value is clamped to them, and each
- * ceiling to GUILD_LIMITS (limits.ts).
- */
-export interface GuildCeilings {
-  /** Highest refill (GPU-seconds per period) for a server or a role. Default 3600. */
-  maxRefillGpuSeconds: number;
-  /** Shortest refill period in seconds. Default 3600. */
-  minRefillPeriodSeconds: number;
-  /** Most queued + running jobs per member for a server or a role. Default 10. */
-  maxActiveJobs: number;
-}
-
-export const DEFAULT_GUILD_CEILINGS: GuildCeilings = { maxRefillGpuSeconds: 3600, minRefillPeriodSeconds: 3600, maxActiveJobs: 10 };
 
 export type GuildSettingName = keyof typeof GUILD_LIMITS;
 

@@ -16,7 +16,7 @@ export { type FarmConfig, type FarmConfigOverrides, type FarmContext, type FarmS
 export * from './types.ts';
 export * from './errors.ts';
 export * from './job-params.ts';
-export { type Range, type LimitName, LIMITS, JOB_VIDEO_FORMATS, UPSCALE_FACTORS, DEFAULT_UPSCALE_FACTOR, FIXED_SCALE_UPSCALERS, upscalerMakes, GUILD_LIMITS } from './limits.ts';
+export { type Range, type LimitName, LIMITS, JOB_VIDEO_FORMATS, UPSCALE_FACTORS, DEFAULT_UPSCALE_FACTOR, FIXED_SCALE_UPSCALERS, upscalerMakes, GUILD_LIMITS, DEFAULT_GUILD_CEILINGS, type GuildCeilings } from './limits.ts';
 export {
   type FarmPolicy,
   type PolicyOptions,
@@ -58,11 +58,9 @@ export {
   type GuildSettings,
   type GuildSettingsPatch,
   type GuildSettingsUpdate,
-  type GuildCeilings,
   type GuildSettingName,
   type ClampedSetting,
   type RenderDefaults,
-  DEFAULT_GUILD_CEILINGS,
   getGuildSettings,
   guildSettingRanges,
   updateGuildSettings,

@@ -76,3 +76,20 @@ export const GUILD_LIMITS = {
   /** Queued + running jobs per member. */
   maxActiveJobs: { min: 1, max: 1000, integer: true },
 } as const satisfies Record<string, Range>;
+
+/**
+ * The most a server admin may give with /settings, set by the operator (config/settings.ts:
+ * BLENDFARM_GUILD_MAX_REFILL_GPU_SECONDS, BLENDFARM_GUILD_MIN_REFILL_PERIOD_SECONDS,
+ * BLENDFARM_GUILD_MAX_ACTIVE_JOBS). Every server and role value is clamped to them, and each
+ * ceiling to GUILD_LIMITS (guildSettingRanges in guilds.ts).
+ */
+export interface GuildCeilings {
+  /** Highest refill (GPU-seconds per period) for a server or a role. Default 3600. */
+  maxRefillGpuSeconds: number;
+  /** Shortest refill period in seconds. Default 3600. */
+  minRefillPeriodSeconds: number;
+  /** Most queued + running jobs per member for a server or a role. Default 10. */
+  maxActiveJobs: number;
+}
+
+export const DEFAULT_GUILD_CEILINGS: GuildCeilings = { maxRefillGpuSeconds: 3600, minRefillPeriodSeconds: 3600, maxActiveJobs: 10 };

@@ -1,33 +1,15 @@
 import { MessageFlags, SlashCommandBuilder, type ChatInputCommandInteraction, type RepliableInteraction } from 'discord.js';
-import { cancelJob, getJob, listJobs } from '../../farm/index.ts';
+import { cancelJob, getJob, listJobs, type Job } from '../../farm/index.ts';
 import type { BotContext, Command } from '../context.ts';
 import { userMessage } from '../errors.ts';
-import { mayActOn } from '../permissions.ts';
+import { mayActOn, notYoursText, requesterOf } from '../permissions.ts';
 
-/** Shared by /cancel and the Cancel button. */
-export async function cancelForUser(interaction: RepliableInteraction, ctx: BotContext, jobId: number | undefined): Promise<void> {
+/** Cancels `job` for a deferred interaction whose user may act on it (checked by the caller). */
+export async function cancelJobFor(interaction: RepliableInteraction, ctx: BotContext, job: Job): Promise<void> {
   try {
-    let id = jobId;
-    if (id === undefined) {
-      const mine = await listJobs(ctx.farm, { userId: interaction.user.id, statuses: ['running', 'queued'], order: 'newest', limit: 1 });
-      if (mine.length === 0) {
-        await interaction.editReply('You have no queued or running job to cancel.');
-        return;
-      }
-      id = mine[0].id;
-    }
-    const job = await getJob(ctx.farm, id);
-    if (!job) {
-      await interaction.editReply(`There is no job #${id}.`);
-      return;
-    }
-    if (!mayActOn(job, interaction.user.id, interaction.memberPermissions)) {
-      await interaction.editReply(`Job #${id} belongs to someone else; only its owner or a moderator can cancel it.`);
-      return;
-    }
-    const r = await cancelJob(ctx.farm, id, `cancelled by ${interaction.user.id}`);
+    const r = await cancelJob(ctx.farm, job.id, `cancelled by ${interaction.user.id}`);
     await interaction.editReply(
-      r.cancelled ? `Cancelled job #${id}; ${r.refundedGpuSeconds.toFixed(1)} GPU-seconds went back to its owner's budget.` : `Job #${id} had already ${r.job.status === 'done' ? 'finished' : r.job.status}.`,
+      r.cancelled ? `Cancelled job #${job.id}; ${r.refundedGpuSeconds.toFixed(1)} GPU-seconds went back to its owner's budget.` : `Job #${job.id} had already ${r.job.status === 'done' ? 'finished' : r.job.status}.`,
     );
   } catch (err) {
     await interaction.editReply(userMessage(err, ctx.log));
@@ -40,7 +22,31 @@ export const cancel: Command = {
     .setDescription('Cancel your running or queued job (unused GPU-seconds are refunded)')
     .addIntegerOption((o) => o.setName('job').setDescription('Job number (default: your newest active job)').setMinValue(1)),
   async execute(interaction: ChatInputCommandInteraction, ctx: BotContext) {
+    // The answer is private whatever it is; deferring first keeps Discord's 3 s whatever the database does.
     await interaction.deferReply({ flags: MessageFlags.Ephemeral });
-    await cancelForUser(interaction, ctx, interaction.options.getInteger('job') ?? undefined);
+    try {
+      const id = interaction.options.getInteger('job') ?? undefined;
+      let job: Job | undefined;
+      if (id === undefined) {
+        [job] = await listJobs(ctx.farm, { userId: interaction.user.id, statuses: ['running', 'queued'], order: 'newest', limit: 1 });
+        if (!job) {
+          await interaction.editReply('You have no queued or running job to cancel.');
+          return;
+        }
+      } else {
+        job = await getJob(ctx.farm, id);
+        if (!job) {
+          await interaction.editReply(`There is no job #${id}; \`/budget\` lists your active jobs.`);
+          return;
+        }
+      }
+      if (!mayActOn(job, interaction)) {
+        await interaction.editReply(notYoursText(job, requesterOf(interaction, job), 'cancel'));
+        return;
+      }
+      await cancelJobFor(interaction, ctx, job);
+    } catch (err) {
+      await interaction.editReply(userMessage(err, ctx.log));
+    }
   },
 };

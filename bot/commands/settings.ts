@@ -1,9 +1,32 @@
-import { MessageFlags, PermissionFlagsBits, SlashCommandBuilder, type ChatInputCommandInteraction } from 'discord.js';
-import { getGuildSettings, updateGuildSettings } from '../../farm/index.ts';
+import { MessageFlags, PermissionFlagsBits, SlashCommandBuilder, type ChatInputCommandInteraction, type SlashCommandIntegerOption } from 'discord.js';
+import { getGuildSettings, GUILD_LIMITS, updateGuildSettings, type ClampedSetting } from '../../farm/index.ts';
 import type { BotContext, Command } from '../context.ts';
 import { duration } from '../format.ts';
 import { userMessage } from '../errors.ts';
 import { describeDefaults, durationOption, FARM_DEFAULTS_TEXT, formatOption, qualityOption, sizeOption } from '../render-options.ts';
+
+const HOUR = 3600;
+
+function refillOption(o: SlashCommandIntegerOption, description: string): SlashCommandIntegerOption {
+  return o.setName('refill').setDescription(description).setMinValue(GUILD_LIMITS.refillGpuSeconds.min).setMaxValue(GUILD_LIMITS.refillGpuSeconds.max);
+}
+
+function maxJobsOption(o: SlashCommandIntegerOption, description: string): SlashCommandIntegerOption {
+  return o.setName('max-jobs').setDescription(description).setMinValue(GUILD_LIMITS.maxActiveJobs.min).setMaxValue(GUILD_LIMITS.maxActiveJobs.max);
+}
+
+/** "You asked for …; clamped to the farm's ceiling of …": the operator's ceilings (farm/guilds.ts) are not the server's to raise. */
+function clampedText(c: ClampedSetting): string {
+  const who = c.roleId ? ` for <@&${c.roleId}>` : '';
+  switch (c.setting) {
+    case 'refillGpuSeconds':
+      return `⚠️ Refill${who}: you asked for ${c.asked} GPU-seconds; clamped to the farm's ceiling of **${c.applied}**. The farm's operator sets the ceiling.`;
+    case 'refillPeriodSeconds':
+      return `⚠️ Refill period: you asked for ${duration(c.asked)}; clamped to the farm's shortest period of **${duration(c.applied)}**. The farm's operator sets it.`;
+    case 'maxActiveJobs':
+      return `⚠️ Job limit${who}: you asked for ${c.asked}; clamped to the farm's ceiling of **${c.applied}**. The farm's operator sets the ceiling.`;
+  }
+}
 
 export const settings: Command = {
   data: new SlashCommandBuilder()
@@ -16,9 +39,15 @@ export const settings: Command = {
       s
         .setName('set')
         .setDescription('Change the server-wide limits')
-        .addIntegerOption((o) => o.setName('refill').setDescription('GPU-seconds each member gets per period').setMinValue(0).setMaxValue(10_000_000))
-        .addIntegerOption((o) => o.setName('period-hours').setDescription('Refill period in hours').setMinValue(1).setMaxValue(8760))
-        .addIntegerOption((o) => o.setName('max-jobs').setDescription('Queued + running jobs per member').setMinValue(1).setMaxValue(1000)),
+        .addIntegerOption((o) => refillOption(o, 'GPU-seconds each member gets per period (the farm may cap it)'))
+        .addIntegerOption((o) =>
+          o
+            .setName('period-hours')
+            .setDescription('Refill period in hours (the farm may set a shortest one)')
+            .setMinValue(Math.ceil(GUILD_LIMITS.refillPeriodSeconds.min / HOUR))
+            .setMaxValue(Math.floor(GUILD_LIMITS.refillPeriodSeconds.max / HOUR)),
+        )
+        .addIntegerOption((o) => maxJobsOption(o, 'Queued + running jobs per member (the farm may cap it)')),
     )
     .addSubcommand((s) =>
       s
@@ -35,8 +64,8 @@ export const settings: Command = {
         .setName('role')
         .setDescription('Override the limits for members with a role')
         .addRoleOption((o) => o.setName('role').setDescription('The role').setRequired(true))
-        .addIntegerOption((o) => o.setName('refill').setDescription('GPU-seconds per period for this role').setMinValue(0))
-        .addIntegerOption((o) => o.setName('max-jobs').setDescription('Queued + running jobs for this role').setMinValue(1))
+        .addIntegerOption((o) => refillOption(o, 'GPU-seconds per period for this role (the farm may cap it)'))
+        .addIntegerOption((o) => maxJobsOption(o, 'Queued + running jobs for this role (the farm may cap it)'))
         .addBooleanOption((o) => o.setName('remove').setDescription('Remove this role’s override')),
     ),
   async execute(interaction: ChatInputCommandInteraction, ctx: BotContext) {
@@ -53,13 +82,14 @@ export const settings: Command = {
     try {
       const sub = interaction.options.getSubcommand();
       let s = await getGuildSettings(ctx.farm, interaction.guildId);
+      let clamped: ClampedSetting[] = [];
       if (sub === 'set') {
         const hours = interaction.options.getInteger('period-hours');
-        s = await updateGuildSettings(ctx.farm, interaction.guildId, {
+        ({ clamped, ...s } = await updateGuildSettings(ctx.farm, interaction.guildId, {
           refillGpuSeconds: interaction.options.getInteger('refill') ?? undefined,
-          refillPeriodSeconds: hours === null ? undefined : hours * 3600,
+          refillPeriodSeconds: hours === null ? undefined : hours * HOUR,
           maxActiveJobs: interaction.options.getInteger('max-jobs') ?? undefined,
-        });
+        }));
       } else if (sub === 'defaults') {
         const reset = interaction.options.getBoolean('reset') ?? false;
         s = await updateGuildSettings(ctx.farm, interaction.guildId, {
@@ -77,9 +107,9 @@ export const settings: Command = {
         const remove = interaction.options.getBoolean('remove') ?? false;
         const refill = interaction.options.getInteger('refill');
         const maxJobs = interaction.options.getInteger('max-jobs');
-        s = await updateGuildSettings(ctx.farm, interaction.guildId, {
+        ({ clamped, ...s } = await updateGuildSettings(ctx.farm, interaction.guildId, {
           role: { roleId: role.id, override: remove ? null : { ...(refill !== null ? { refillGpuSeconds: refill } : {}), ...(maxJobs !== null ? { maxActiveJobs: maxJobs } : {}) } },
-        });
+        }));
       }
       const d = ctx.farm.config.budget;
       const defaults = describeDefaults(s.defaults);
@@ -88,6 +118,7 @@ export const settings: Command = {
         `Refill: **${s.refillGpuSeconds ?? d.refillGpuSeconds}** GPU-seconds every **${duration(s.refillPeriodSeconds ?? d.refillPeriodSeconds)}**${s.refillGpuSeconds === null ? ' (farm default)' : ''}.`,
         `Max queued + running jobs per member: **${s.maxActiveJobs ?? d.maxActiveJobs}**${s.maxActiveJobs === null ? ' (farm default)' : ''}.`,
         ...Object.entries(s.roleOverrides).map(([roleId, o]) => `• <@&${roleId}>: ${o.refillGpuSeconds !== undefined ? `${o.refillGpuSeconds} GPU-s` : 'default refill'}, ${o.maxActiveJobs !== undefined ? `${o.maxActiveJobs} jobs` : 'default job limit'}`),
+        ...clamped.map(clampedText),
       ];
       await interaction.editReply({ content: lines.join('\n'), allowedMentions: { parse: [] } });
     } catch (err) {

@@ -1,12 +1,18 @@
-/** The buttons on job messages (built in rows.ts): Upscale, Re-roll, Extend and Cancel. */
+/**
+ * The buttons on job messages (built in rows.ts): Upscale, Re-roll, Extend and Cancel. The job is
+ * looked up and the presser's rights checked before anything is answered, so a refusal is a private
+ * reply from the first response (nobody else in the channel sees a "thinking…" flash).
+ */
 import { MessageFlags, type ButtonInteraction } from 'discord.js';
 import { getJob } from '../../farm/index.ts';
 import type { BotContext } from '../context.ts';
-import { cancelForUser } from '../commands/cancel.ts';
-import { mayActOn } from '../permissions.ts';
-import { refuse, submitFollowUpRender } from '../submit.ts';
-import { parseButtonId } from './custom-id.ts';
+import { cancelJobFor } from '../commands/cancel.ts';
+import { mayActOn, notYoursText, requesterOf } from '../permissions.ts';
+import { submitFollowUpRender } from '../submit.ts';
+import { parseButtonId, type ButtonAction } from './custom-id.ts';
 import { extendForm } from './forms.ts';
+
+const VERBS: Record<ButtonAction, string> = { upscale: 'upscale', reroll: 're-roll', extend: 'extend', cancel: 'cancel' };
 
 export async function handleButton(interaction: ButtonInteraction, ctx: BotContext): Promise<void> {
   const parsed = parseButtonId(interaction.customId);
@@ -15,21 +21,26 @@ export async function handleButton(interaction: ButtonInteraction, ctx: BotConte
     return;
   }
   const { action, jobId } = parsed;
+  // One keyed lookup, then the rights: all a refusal needs, before the first response.
+  const job = await getJob(ctx.farm, jobId);
+  if (!job) {
+    await interaction.reply({ content: `Job #${jobId} no longer exists; make a new one with /blend.`, flags: MessageFlags.Ephemeral });
+    return;
+  }
+  if (!mayActOn(job, interaction)) {
+    await interaction.reply({ content: notYoursText(job, requesterOf(interaction, job), VERBS[action]), flags: MessageFlags.Ephemeral });
+    return;
+  }
   if (action === 'extend') {
-    // A form must be the first answer (no deferring first), so the job is checked when it comes back.
+    // A form must be the first answer; the job is checked again when it comes back.
     await interaction.showModal(extendForm(jobId));
     return;
   }
   if (action === 'cancel') {
     await interaction.deferReply({ flags: MessageFlags.Ephemeral });
-    await cancelForUser(interaction, ctx, jobId);
+    await cancelJobFor(interaction, ctx, job);
     return;
   }
   await interaction.deferReply();
-  const parent = await getJob(ctx.farm, jobId);
-  if (!parent) return refuse(interaction, `Job #${jobId} no longer exists.`);
-  if (!mayActOn(parent, interaction.user.id, interaction.memberPermissions)) {
-    return refuse(interaction, `That video belongs to <@${parent.userId}>; only they (or a moderator) can ${action === 'upscale' ? 'upscale' : 're-roll'} it. Make your own with /blend.`);
-  }
-  await submitFollowUpRender(interaction, ctx, action, parent.id);
+  await submitFollowUpRender(interaction, ctx, action, job.id);
 }

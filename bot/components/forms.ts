@@ -7,7 +7,7 @@ import { ActionRowBuilder, ModalBuilder, TextInputBuilder, TextInputStyle, Messa
 import { getJob, LIMITS, parseJobParams } from '../../farm/index.ts';
 import type { BotContext } from '../context.ts';
 import { userMessage } from '../errors.ts';
-import { mayActOn } from '../permissions.ts';
+import { mayActOn, notYoursText, requesterOf } from '../permissions.ts';
 import { DISCORD_MAX_TEXT_INPUT_LENGTH, promptListLength, splitPrompts, type RenderOptions } from '../render-options.ts';
 import { refuse, submitFollowUpRender, submitRender } from '../submit.ts';
 import { extendFormId, movieFormId, parseFormId } from './custom-id.ts';
@@ -55,11 +55,10 @@ export async function handleForm(interaction: ModalSubmitInteraction, ctx: BotCo
   } catch (err) {
     return refuse(interaction, userMessage(err, ctx.log));
   }
-  await interaction.deferReply();
+  // One keyed lookup and the rights before the first response, so a refusal is private.
   const parent = await getJob(ctx.farm, route.jobId);
-  if (!parent) return refuse(interaction, `Job #${route.jobId} no longer exists.`);
-  if (!mayActOn(parent, interaction.user.id, interaction.memberPermissions)) {
-    return refuse(interaction, `That movie belongs to <@${parent.userId}>; only they (or a moderator) can extend it.`);
-  }
+  if (!parent) return refuse(interaction, `Job #${route.jobId} no longer exists; make a new movie with /movie.`);
+  if (!mayActOn(parent, interaction)) return refuse(interaction, notYoursText(parent, requesterOf(interaction, parent), 'extend'));
+  await interaction.deferReply();
   await submitFollowUpRender(interaction, ctx, 'extend', parent.id, { prompts });
 }

@@ -1,9 +1,10 @@
 /** 🔍 or 🔁 on a finished video does what its Upscale or Re-roll button does. */
-import { PermissionFlagsBits, type MessageReaction, type PartialMessageReaction, type PartialUser, type User } from 'discord.js';
+import { type MessageReaction, type PartialMessageReaction, type PartialUser, type User } from 'discord.js';
 import { getJobByMessageId, setJobMessage, submitFollowUp, type FollowUpKind } from '../../farm/index.ts';
 import type { BotContext } from '../context.ts';
 import { userMessage } from '../errors.ts';
 import { queuedText } from '../format.ts';
+import { rightsOn } from '../permissions.ts';
 import { cancelRow } from './rows.ts';
 
 export const REACTIONS: Readonly<Record<string, FollowUpKind>> = { '🔍': 'upscale', '🔁': 'reroll' };
@@ -16,11 +17,14 @@ export async function handleReaction(reaction: MessageReaction | PartialMessageR
   if (message.author?.id !== message.client.user.id) return;
   const parent = await getJobByMessageId(ctx.farm, message.id);
   if (!parent || parent.status !== 'done') return;
-  let allowed = parent.userId === user.id;
-  if (!allowed && message.guild) {
+  // Reactions carry no permissions: the member's rights in the job's channel come from the cached server.
+  let permissions = null;
+  if (parent.userId !== user.id && message.guild && message.channel.isTextBased() && !message.channel.isDMBased()) {
     const member = await message.guild.members.fetch(user.id).catch(() => undefined);
-    allowed = Boolean(member && message.channel.isTextBased() && !message.channel.isDMBased() && member.permissionsIn(message.channel).has(PermissionFlagsBits.ManageMessages));
+    permissions = member ? member.permissionsIn(message.channel) : null;
   }
+  const rights = rightsOn(parent, { userId: user.id, guildId: message.guildId, channelId: message.channelId, permissionsInJobChannel: permissions });
+  const allowed = rights === 'owner' || rights === 'moderator';
   if (!allowed) {
     await reaction.users.remove(user.id).catch(() => undefined);
     return;

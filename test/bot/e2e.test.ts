@@ -275,7 +275,7 @@ describe('forms, reactions and the other commands', () => {
     const cancelId = buttonsOf(queued).find((b) => b.customId?.startsWith('bf:cancel:'))!.customId!;
     const jobId = Number(cancelId.split(':')[2]);
     const stranger = fake.pressButton({ messageId: queued.id, customId: cancelId, user: bob });
-    expect((await stranger.waitForOriginal((m) => Boolean(m.content), 10_000)).content).toMatch(/belongs to someone else/);
+    expect((await stranger.waitForOriginal((m) => Boolean(m.content), 10_000)).content).toMatch(/belongs to <@\d+>; only they \(or a moderator\) can cancel it/);
     const press = fake.pressButton({ messageId: queued.id, customId: cancelId, user: alice });
     const answer = await press.waitForOriginal((m) => /Cancelled job/.test(m.content ?? ''), 10_000);
     expect(answer.ephemeral).toBe(true);

@@ -40,6 +40,11 @@ export interface SlashCommandOptions extends Actor, SlashInput {
 export interface ButtonPressOptions extends Actor {
   messageId: string;
   customId: string;
+  /**
+   * Send a custom_id the message does not carry, as a modified client can (a button copied from a
+   * message in another server, replayed on one of the bot's messages here). Discord passes it on.
+   */
+  replayed?: boolean;
 }
 
 export interface ModalSubmitOptions {
@@ -107,15 +112,15 @@ export class InteractionFactory {
 
   pressButton(opts: ButtonPressOptions): InteractionHandle {
     const message = this.liveMessage(opts.messageId);
-    const button = findComponent(message.components, opts.customId);
+    const button = opts.replayed ? { type: ComponentType.Button } : findComponent(message.components, opts.customId);
     if (!button || button.type !== ComponentType.Button) {
       throw new Error(`message ${message.id} has no button with custom_id "${opts.customId}" (it has: ${customIdsOf(message.components).join(', ') || 'none'})`);
     }
-    if (button.disabled === true) throw new Error(`button "${opts.customId}" on message ${message.id} is disabled; Discord does not let users press it`);
+    if ((button as { disabled?: unknown }).disabled === true) throw new Error(`button "${opts.customId}" on message ${message.id} is disabled; Discord does not let users press it`);
     this.checkEphemeralOwner(message, opts.user);
     const guild = this.store.guild(message.guildId ?? this.firstGuild().id);
     const channel = this.channelIn(guild, message.channelId);
-    const data: Json = { custom_id: opts.customId, component_type: ComponentType.Button, ...(button.id !== undefined ? { id: button.id } : {}) };
+    const data: Json = { custom_id: opts.customId, component_type: ComponentType.Button, ...((button as { id?: unknown }).id !== undefined ? { id: (button as { id?: unknown }).id } : {}) };
     return this.dispatch({ kind: 'component', type: InteractionType.MessageComponent, guild, channel, actor: opts, perms: this.permissions(guild, opts), data, componentMessage: message });
   }
 

@@ -24,7 +24,7 @@ describe.each(BACKENDS)('budgets on %s', (backend) => {
   beforeAll(async () => {
     testDb = await createTestDatabase(backend);
     db = await testDb.open();
-    farm = farmContext(db, { budget: { refillGpuSeconds: 100, refillPeriodSeconds: 3600, maxActiveJobs: 50 }, cost: { overheadSeconds: 10 } });
+    farm = farmContext(db, { budget: { refillGpuSeconds: 100, refillPeriodSeconds: 3600, maxActiveJobs: 50 }, cost: { overheadSeconds: 10 }, guildCeilings: { maxRefillGpuSeconds: 10_000, minRefillPeriodSeconds: 60, maxActiveJobs: 100 } });
     cost = estimateGpuSeconds(parseJobParams('blend', CHEAP_BLEND), farm.config.cost);
   });
   afterAll(async () => {

@@ -1,0 +1,199 @@
+/**
+ * Who may act on whose job, through the real discord.js client against the fake Discord with two
+ * servers the bot is in, on both database back ends: moderator rights count only in the job's own
+ * server (issue 9, item 1), refusals are private from the first response (item 13), and /settings
+ * clamps to the operator's ceilings and says so (item 2). Renders are the FakeRenderer's (no
+ * engine), so the jobs' states are what the test makes them.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buttonsOf, Permissions, startFakeDiscord, type FakeDiscord, type FakeGuild, type FakeUser, type InteractionHandle, type StoredMessage } from '../fake-discord/index.ts';
+import { BACKENDS, createTestDatabase, farmContext, GENEROUS_BUDGET, type TestDatabase } from '../helpers/db.ts';
+import { getBudget, getGuildSettings, getJob, listJobs, startLocalWorkers, type FarmContext, type LocalWorkers } from '../../farm/index.ts';
+import { FakeRenderer } from '../../farm/fake-renderer.ts';
+import { startBot, type RunningBot } from '../../bot/bot.ts';
+import { deployCommands } from '../../apps/bot/deploy-commands.ts';
+
+const CEILINGS = { maxRefillGpuSeconds: 3600, minRefillPeriodSeconds: 7200, maxActiveJobs: 10 };
+const CALLBACK = 'POST /interactions/:interactionId/:token/callback';
+
+describe.each(BACKENDS)('job rights across servers (%s)', (backend) => {
+  let fake: FakeDiscord;
+  let home: FakeGuild;
+  let elsewhere: FakeGuild;
+  let alice: FakeUser;
+  let bob: FakeUser;
+  let moderator: FakeUser;
+  let mallory: FakeUser;
+  let homeOwner: FakeUser;
+  let testDb: TestDatabase;
+  let farm: FarmContext;
+  let workers: LocalWorkers;
+  let bot: RunningBot;
+  /** Alice's finished video, and a job of hers that stays queued behind a slow render. */
+  let finished: StoredMessage;
+  let finishedId: number;
+  let queuedId: number;
+  let queuedMessage: StoredMessage;
+
+  const isQueued = (m: StoredMessage) => buttonsOf(m).some((b) => b.customId?.startsWith('bf:cancel:'));
+  const jobIdOn = (m: StoredMessage, action: string) => Number(buttonsOf(m).find((b) => b.customId?.startsWith(`bf:${action}:`))!.customId!.split(':')[2]);
+
+  function blend(user: FakeUser, from: string, guild = home): InteractionHandle {
+    return fake.sendSlashCommand({ commandName: 'blend', user, guildId: guild.id, options: { from, to: 'a city of glass at noon', quality: 'draft', duration: 1 } });
+  }
+
+  /** What the bot sent for one interaction: REST calls carrying its token, and the messages it made. */
+  function traceOf(handle: InteractionHandle) {
+    return {
+      calls: fake.requests.filter((r) => r.path.includes(handle.token)).map((r) => `${r.method} ${r.route}`),
+      messages: fake.messages(undefined, { includeDeleted: true }).filter((m) => m.interactionId === handle.id),
+    };
+  }
+
+  /** Waits until the bot has answered an interaction it handles after `handle` (so anything `handle` caused has happened). */
+  async function afterBotCaughtUp(user: FakeUser): Promise<void> {
+    await fake.sendSlashCommand({ commandName: 'budget', user, guildId: home.id }).waitForOriginal((m) => /GPU-seconds/.test(m.content ?? ''), 10_000);
+  }
+
+  beforeAll(async () => {
+    fake = await startFakeDiscord({
+      guilds: [
+        { name: 'Blendfarm', channels: ['renders'], roles: [{ name: 'Moderators', permissions: Permissions.ManageMessages }] },
+        { name: 'Elsewhere', owner: 'mallory', channels: ['lobby'] },
+      ],
+    });
+    home = fake.guild('Blendfarm');
+    elsewhere = fake.guild('Elsewhere');
+    homeOwner = fake.user(home.ownerId);
+    mallory = fake.user(elsewhere.ownerId);
+    alice = fake.createUser({ username: 'alice' });
+    bob = fake.createUser({ username: 'bob' });
+    moderator = fake.createUser({ username: 'moderator' });
+    fake.addMember(alice, { guildId: home.id });
+    fake.addMember(bob, { guildId: home.id });
+    fake.addMember(moderator, { guildId: home.id, roles: ['Moderators'] });
+    testDb = await createTestDatabase(backend);
+    farm = farmContext(await testDb.open(), { budget: GENEROUS_BUDGET, guildCeilings: CEILINGS });
+    // Quick renders unless a prompt asks for a slow one ("[fake ms=N]").
+    workers = await startLocalWorkers(farm, { renderer: () => new FakeRenderer({ models: ['demo'], steps: 2, stepMs: 5 }), log: () => {} });
+    for (const guild of [home, elsewhere]) await deployCommands({ token: fake.token, guildId: guild.id, apiBase: fake.restBase });
+    bot = await startBot({ token: fake.token, apiBase: fake.restBase, farm, log: () => {}, messenger: { editIntervalMs: 100, retryDelayMs: 100 } });
+
+    finished = await blend(alice, 'a lighthouse at dusk').waitForOriginal((m) => buttonsOf(m).some((b) => b.customId?.startsWith('bf:reroll:')), 30_000);
+    finishedId = jobIdOn(finished, 'reroll');
+    // One slow render holds the worker, so the next job stays queued.
+    await blend(alice, '[fake ms=120000] a very slow render').waitForOriginal(isQueued, 10_000);
+    queuedMessage = await blend(alice, 'a secret prompt of alice').waitForOriginal(isQueued, 10_000);
+    queuedId = jobIdOn(queuedMessage, 'cancel');
+  }, 60_000);
+
+  afterAll(async () => {
+    await bot?.stop();
+    await workers?.stop('release');
+    await testDb?.drop();
+    await fake?.close();
+  });
+
+  describe('item 1: moderator rights count only in the job’s own server', () => {
+    it('the admin of another server cannot /cancel a stranger’s job, and learns nothing about it', async () => {
+      const run = fake.sendSlashCommand({ commandName: 'cancel', user: mallory, guildId: elsewhere.id, options: { job: queuedId } });
+      const reply = await run.waitForOriginal((m) => Boolean(m.content), 10_000);
+      expect(reply.ephemeral).toBe(true);
+      expect(reply.content).toMatch(new RegExp(`Job #${queuedId} is not yours`));
+      expect(reply.content).not.toContain(alice.id);
+      expect(reply.content).not.toMatch(/secret prompt/);
+      expect((await getJob(farm, queuedId))?.status).toBe('queued');
+    });
+
+    it('a Re-roll button replayed from another server is refused privately and renders nothing', async () => {
+      // Mallory's own message in her server carries her buttons; she replays Alice's custom id on it.
+      const own = await blend(mallory, 'a message to press on', elsewhere).waitForOriginal(isQueued, 10_000);
+      const before = (await listJobs(farm, {})).length;
+      const press = fake.pressButton({ messageId: own.id, customId: `bf:reroll:${finishedId}`, user: mallory, replayed: true });
+      const r = await press.waitForResponse();
+      expect([r.type, r.ephemeral]).toEqual([4, true]);
+      expect(String(r.data?.content)).toMatch(new RegExp(`Job #${finishedId} is not yours`));
+      expect(String(r.data?.content)).not.toMatch(/lighthouse/);
+      await afterBotCaughtUp(alice);
+      expect((await listJobs(farm, {})).length).toBe(before);
+      expect(fake.messages(fake.channel('lobby', elsewhere.id).id).some((m) => /lighthouse/.test(m.content))).toBe(false);
+    });
+
+    it('a Cancel button replayed from another server is refused too', async () => {
+      const own = fake.messages(fake.channel('lobby', elsewhere.id).id).find((m) => m.authorId === fake.bot.id)!;
+      const press = fake.pressButton({ messageId: own.id, customId: `bf:cancel:${queuedId}`, user: mallory, replayed: true });
+      const r = await press.waitForResponse();
+      expect([r.type, r.ephemeral]).toEqual([4, true]);
+      expect((await getJob(farm, queuedId))?.status).toBe('queued');
+    });
+
+    it('a moderator of the job’s own server still may cancel it', async () => {
+      const other = await blend(alice, 'another queued render').waitForOriginal(isQueued, 10_000);
+      const id = jobIdOn(other, 'cancel');
+      const run = fake.sendSlashCommand({ commandName: 'cancel', user: moderator, guildId: home.id, options: { job: id } });
+      expect((await run.waitForOriginal((m) => Boolean(m.content), 10_000)).content).toMatch(new RegExp(`Cancelled job #${id}`));
+      expect((await getJob(farm, id))?.status).toBe('cancelled');
+    });
+  });
+
+  describe('item 13: a stranger’s press is refused privately from the first response', () => {
+    for (const action of ['reroll', 'upscale', 'extend'] as const) {
+      it(`${action}: one ephemeral reply, no public message created, edited or deleted`, async () => {
+        const before = (await listJobs(farm, {})).length;
+        const revisions = fake.message(finished.id)!.revisions.length;
+        const press = fake.pressButton({ messageId: finished.id, customId: `bf:${action}:${finishedId}`, user: bob });
+        const r = await press.waitForResponse();
+        expect([r.type, r.ephemeral]).toEqual([4, true]);
+        expect(String(r.data?.content)).toMatch(/belongs to/);
+        await afterBotCaughtUp(bob);
+        const trace = traceOf(press);
+        expect(trace.calls).toEqual([CALLBACK]);
+        expect(trace.messages.map((m) => [m.ephemeral, m.deleted])).toEqual([[true, false]]);
+        expect(fake.message(finished.id)!.revisions.length).toBe(revisions);
+        expect((await listJobs(farm, {})).length).toBe(before);
+      });
+    }
+
+    it('cancel: the same for the Cancel button on a queued job', async () => {
+      const revisions = fake.message(queuedMessage.id)!.revisions.length;
+      const press = fake.pressButton({ messageId: queuedMessage.id, customId: `bf:cancel:${queuedId}`, user: bob });
+      const r = await press.waitForResponse();
+      expect([r.type, r.ephemeral]).toEqual([4, true]);
+      await afterBotCaughtUp(bob);
+      expect(traceOf(press).calls).toEqual([CALLBACK]);
+      expect(fake.message(queuedMessage.id)!.revisions.length).toBe(revisions);
+      expect((await getJob(farm, queuedId))?.status).toBe('queued');
+    });
+  });
+
+  describe('item 2: /settings clamps to the operator’s ceilings and says so', () => {
+    it('a refill of 10,000,000 GPU-seconds and a period of one hour are clamped, and a member gets the ceiling', async () => {
+      const set = fake.sendSlashCommand({ commandName: 'settings', user: homeOwner, guildId: home.id, subcommand: 'set', options: { refill: 10_000_000, 'period-hours': 1, 'max-jobs': 1000 } });
+      const reply = await set.waitForOriginal((m) => /Refill/.test(m.content ?? ''), 10_000);
+      expect(reply.ephemeral).toBe(true);
+      expect(reply.content).toMatch(/you asked for 10000000 GPU-seconds; clamped to the farm's ceiling of \*\*3600\*\*/);
+      expect(reply.content).toMatch(/you asked for 60m 00s; clamped to the farm's shortest period of \*\*120m 00s\*\*/);
+      expect(reply.content).toMatch(/Job limit: you asked for 1000; clamped to the farm's ceiling of \*\*10\*\*/);
+      expect(await getGuildSettings(farm, home.id)).toMatchObject({ refillGpuSeconds: 3600, refillPeriodSeconds: 7200, maxActiveJobs: 10 });
+      const newcomer = fake.createUser({ username: 'newcomer' });
+      fake.addMember(newcomer, { guildId: home.id });
+      expect(await getBudget(farm, newcomer.id, { guildId: home.id }, 0)).toMatchObject({ balanceGpuSeconds: 3600, maxActiveJobs: 10 });
+    });
+
+    it('role overrides are clamped the same way', async () => {
+      const role = fake.addRole('Patrons', 0n, home.id);
+      const set = fake.sendSlashCommand({ commandName: 'settings', user: homeOwner, guildId: home.id, subcommand: 'role', options: { role: role.id, refill: 9_999_999, 'max-jobs': 500 } });
+      const reply = await set.waitForOriginal((m) => /Refill/.test(m.content ?? ''), 10_000);
+      expect(reply.content).toMatch(new RegExp(`Refill for <@&${role.id}>: you asked for 9999999 GPU-seconds; clamped to the farm's ceiling of \\*\\*3600\\*\\*`));
+      expect(reply.content).toMatch(new RegExp(`Job limit for <@&${role.id}>: you asked for 500; clamped`));
+      expect((await getGuildSettings(farm, home.id)).roleOverrides[role.id]).toEqual({ refillGpuSeconds: 3600, maxActiveJobs: 10 });
+    });
+
+    it('values within the ceilings are stored as asked, with no warning', async () => {
+      const set = fake.sendSlashCommand({ commandName: 'settings', user: homeOwner, guildId: home.id, subcommand: 'set', options: { refill: 1200, 'period-hours': 24, 'max-jobs': 4 } });
+      const reply = await set.waitForOriginal((m) => /Refill/.test(m.content ?? ''), 10_000);
+      expect(reply.content).not.toMatch(/clamped/);
+      expect(await getGuildSettings(farm, home.id)).toMatchObject({ refillGpuSeconds: 1200, refillPeriodSeconds: 86_400, maxActiveJobs: 4 });
+    });
+  });
+});
