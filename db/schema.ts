@@ -21,7 +21,7 @@ import {
   uuid,
 } from 'drizzle-orm/pg-core';
 
-export const JOB_KINDS = ['blend', 'movie', 'upscale', 'reroll', 'extend'] as const;
+export const JOB_KINDS = ['blend', 'movie', 'upscale', 'reroll', 'extend', 'vary'] as const;
 export type JobKind = (typeof JOB_KINDS)[number];
 
 export const JOB_STATUSES = ['queued', 'running', 'done', 'failed', 'cancelled'] as const;
@@ -115,7 +115,7 @@ export const jobs = pgTable(
     deliveryClaimExpiresAt: timestamp('delivery_claim_expires_at', { withTimezone: true }),
   },
   (t) => [
-    check('jobs_kind_valid', sql`${t.kind} in ('blend', 'movie', 'upscale', 'reroll', 'extend')`),
+    check('jobs_kind_valid', sql`${t.kind} in ('blend', 'movie', 'upscale', 'reroll', 'extend', 'vary')`),
     check('jobs_status_valid', sql`${t.status} in ('queued', 'running', 'done', 'failed', 'cancelled')`),
     check('jobs_reserved_non_negative', sql`${t.reservedMs} >= 0`),
     index('jobs_queued_idx').on(t.id).where(sql`${t.status} = 'queued'`),
@@ -198,4 +198,24 @@ export const artifacts = pgTable(
   ],
 );
 
-export const schema = { users, guilds, jobs, budgetLedger, jobEvents, workers, artifacts };
+/**
+ * Pictures a job was submitted with (a blend's start/end picture, an inpainting picture and mask, a
+ * variation's start picture), stored with the job so re-rolls (which copy them) and restarts still
+ * have them. Job parameters name them (`name`); the bytes are the file as uploaded.
+ */
+export const jobInputs = pgTable(
+  'job_inputs',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    jobId: bigint('job_id', { mode: 'number' })
+      .notNull()
+      .references(() => jobs.id),
+    name: text('name').notNull(),
+    mime: text('mime').notNull(),
+    bytes: bytea('bytes').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex('job_inputs_job_name_idx').on(t.jobId, t.name)],
+);
+
+export const schema = { users, guilds, jobs, budgetLedger, jobEvents, workers, artifacts, jobInputs };
