@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FarmDb } from '../../db/client.ts';
 import type { FarmContext } from '../../farm/config.ts';
-import { FarmError } from '../../farm/errors.ts';
+import { FarmError, NoCapableWorkerError } from '../../farm/errors.ts';
 import { parentMovieParams, submitFollowUp } from '../../farm/follow-up.ts';
 import { getJob, submitJob } from '../../farm/jobs.ts';
 import { LIMITS } from '../../farm/limits.ts';
@@ -13,13 +13,16 @@ import { estimateGpuSeconds } from '../../farm/policy/cost.ts';
 import type { Renderer } from '../../farm/renderer.ts';
 import type { ClaimedJob } from '../../farm/types.ts';
 import { waitForJob } from '../../farm/wait.ts';
+import { claimJob, releaseJob } from '../../farm/queue.ts';
+import { getBudget } from '../../farm/policy/budget.ts';
+import { markWorkerStopped, registerWorker } from '../../farm/worker-registry.ts';
 import { FarmWorker } from '../../farm/worker.ts';
 import { BACKENDS, CHEAP_BLEND, createTestDatabase, farmContext, GENEROUS_BUDGET, type TestDatabase } from '../helpers/db.ts';
 
 /** Renders nothing; remembers every job it was handed (with its parent). */
-function recordingRenderer(model: string, seen: ClaimedJob[]): Renderer {
+function recordingRenderer(model: string, seen: ClaimedJob[], upscalers?: string[]): Renderer {
   return {
-    capabilities: () => ({ models: [model], maxPixels: 10_000_000, executionProvider: 'test' }),
+    capabilities: () => ({ models: [model], maxPixels: 10_000_000, executionProvider: 'test', upscalers }),
     async render(job) {
       seen.push(job);
       return { video: Buffer.from(`video of ${job.id}`), format: 'mp4', metadata: {}, gpuSeconds: 0.01 };
@@ -91,5 +94,57 @@ describe.each(BACKENDS)('follow-ups on %s', (backend) => {
     );
     await expect(submitJob(farm, { kind: 'extend', userId: 'bo', parentJobId: extended.id, params: { ...params, prompts: ['x'] } })).resolves.toMatchObject({ kind: 'extend' });
     await expect(submitJob(farm, { kind: 'extend', userId: 'bo', params: { ...params, prompts: ['x'] } })).rejects.toBeInstanceOf(FarmError);
+  });
+
+  it('upscales: linked to the parent, charged to whoever asks, and only for a worker with the upscaler and the room', async () => {
+    const seen: ClaimedJob[] = [];
+    const worker = new FarmWorker({ farm, renderer: recordingRenderer('up', seen), id: 'w-up', log: () => {} });
+    await worker.start();
+    let parentId: number;
+    try {
+      const parent = await submitJob(farm, { kind: 'blend', userId: 'cy', params: { ...CHEAP_BLEND, model: 'up' } });
+      parentId = parent.id;
+      expect((await waitForJob(farm, parent.id, { timeoutMs: 20_000 })).status).toBe('done');
+      // Online, but without upscalers: refused at submission, saying what the workers have.
+      const refused = await submitFollowUp(farm, { kind: 'upscale', parentJobId: parent.id, userId: 'dee', requireCapableWorker: true }).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(NoCapableWorkerError);
+      expect((refused as Error).message).toMatch(/can upscale 4x to 65536 pixels per frame \(they have no upscalers/);
+    } finally {
+      await worker.stop();
+    }
+    const small = { models: [], maxPixels: 128 * 128, executionProvider: 'test', upscalers: ['esrgan-slim'] };
+    const x4 = { models: [], maxPixels: 10_000_000, executionProvider: 'test', upscalers: ['x4-diffusion'] };
+    const big = { models: [], maxPixels: 10_000_000, executionProvider: 'test', upscalers: ['esrgan-slim'] };
+    await registerWorker(farm, { id: 'w-small', host: 'h', pid: 1, capabilities: small, concurrency: 1 });
+    // 4x of 64x64 is 256x256: more than w-small takes.
+    const tooBig = await submitFollowUp(farm, { kind: 'upscale', parentJobId: parentId, userId: 'dee', requireCapableWorker: true }).catch((e: unknown) => e);
+    expect((tooBig as Error).message).toMatch(/they have the upscalers esrgan-slim and take at most 16384 pixels per frame/);
+    await registerWorker(farm, { id: 'w-big', host: 'h', pid: 2, capabilities: big, concurrency: 1 });
+    const named = await submitFollowUp(farm, { kind: 'upscale', parentJobId: parentId, userId: 'dee', options: { upscaler: 'esrgan-medium' }, requireCapableWorker: true }).catch((e: unknown) => e);
+    expect(named).toMatchObject({ code: 'no_capable_worker', upscaler: 'esrgan-medium' });
+
+    const before = await getBudget(farm, 'dee');
+    const job = await submitFollowUp(farm, { kind: 'upscale', parentJobId: parentId, userId: 'dee', requireCapableWorker: true });
+    expect(job).toMatchObject({ kind: 'upscale', parentJobId: parentId, userId: 'dee', pixels: 256 * 256 });
+    expect(job.params).toMatchObject({ upscaleFactor: 4, width: 64, height: 64 });
+    expect(job.params.upscaler).toBeUndefined();
+    expect(job.reservedGpuSeconds).toBe(estimateGpuSeconds(job.params, farm.config.cost));
+    expect((await getBudget(farm, 'dee')).heldGpuSeconds).toBeCloseTo(before.heldGpuSeconds + job.reservedGpuSeconds, 3);
+    expect((await getBudget(farm, 'cy')).heldGpuSeconds).toBe(0);
+
+    // Not for a worker without room; x4-diffusion makes the 4x one, not the 2x one...
+    expect(await claimJob(farm, 'w-small', small)).toBeUndefined();
+    const twoX = await submitFollowUp(farm, { kind: 'upscale', parentJobId: parentId, userId: 'dee', options: { upscaleFactor: 2 } });
+    const byX4 = await claimJob(farm, 'w-x4', x4);
+    expect(byX4?.id).toBe(job.id);
+    await releaseJob(farm, byX4!);
+    // ...nor to one that cannot make 2x; nor to a renderer of the parent's model that has no upscaler.
+    expect(await claimJob(farm, 'w-model', { models: ['up'], maxPixels: 10_000_000, executionProvider: 'test' })).toBeUndefined();
+    const first = await claimJob(farm, 'w-big', big);
+    const second = await claimJob(farm, 'w-big', big);
+    expect([first?.id, second?.id].sort()).toEqual([job.id, twoX.id].sort());
+    await markWorkerStopped(farm, 'w-small');
+    await markWorkerStopped(farm, 'w-big');
+
   });
 });

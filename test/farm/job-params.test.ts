@@ -52,10 +52,16 @@ describe('job parameters', () => {
   it('enforces prompt counts per kind and upscale factors', () => {
     expect(issuesOf(() => parseJobParams('movie', { prompts: Array(17).fill('x') }))).toEqual(['a movie needs 2 to 16 prompts (got 17)']);
     expect(issuesOf(() => parseJobParams('blend', { prompts: ['a', 'b'], upscaleFactor: 4 }))).toEqual(['upscaleFactor only applies to upscale jobs']);
-    expect(issuesOf(() => parseJobParams('upscale', { prompts: ['a', 'b'], upscaleFactor: 3 }))).toEqual(['upscaleFactor must be 2 or 4 (got 3)']);
+    expect(issuesOf(() => parseJobParams('upscale', { prompts: ['a', 'b'], upscaleFactor: 8 }))).toEqual(['upscaleFactor must be one of 2, 3, 4 (got 8)']);
     const upscale = parseJobParams('upscale', { prompts: ['a', 'b'], width: 256, height: 128 });
-    expect(upscale.upscaleFactor).toBe(2);
-    expect(outputPixels(upscale)).toBe(512 * 256);
+    expect(upscale.upscaleFactor).toBe(4);
+    expect(outputPixels(upscale)).toBe(1024 * 512);
+    expect(parseJobParams('upscale', { prompts: ['a', 'b'], upscaleFactor: 3, upscaler: 'esrgan-medium' })).toMatchObject({ upscaleFactor: 3, upscaler: 'esrgan-medium' });
+    expect(issuesOf(() => parseJobParams('upscale', { prompts: ['a', 'b'], upscaleFactor: 2, upscaler: 'x4-diffusion' }))).toEqual([
+      'upscaler x4-diffusion cannot make 2x (it upscales 4x only); ask for upscaleFactor 4 or another upscaler',
+    ]);
+    expect(issuesOf(() => parseJobParams('upscale', { prompts: ['a', 'b'], upscaler: '../x' }))[0]).toMatch(/^upscaler must be an upscaler id/);
+    expect(issuesOf(() => parseJobParams('blend', { prompts: ['a', 'b'], upscaler: 'esrgan-slim' }))).toEqual(['upscaler only applies to upscale jobs']);
     expect(outputPixels(parseJobParams('upscale', { prompts: ['a', 'b'], width: 256, height: 128, upscaleFactor: 4 }))).toBe(1024 * 512);
     expect(issuesOf(() => parseJobParams('blend', { prompts: ['a', 'b'], model: 'a b/../c' }))[0]).toMatch(/^model must be a model id/);
     expect(parseJobParams('blend', { prompts: ['a', 'b'], maxBytes: 8_000_000 }).maxBytes).toBe(8_000_000);
@@ -68,7 +74,8 @@ describe('job parameters', () => {
     expect(reroll.prompts).toEqual(parent.prompts);
     expect(reroll.seeds).not.toEqual(parent.seeds);
     const upscale = parseJobParams('upscale', followUpParams('upscale', parent));
-    expect(upscale).toMatchObject({ prompts: parent.prompts, seeds: parent.seeds, upscaleFactor: 2, width: 256 });
+    expect(upscale).toMatchObject({ prompts: parent.prompts, seeds: parent.seeds, upscaleFactor: 4, width: 256 });
+    expect(parseJobParams('upscale', followUpParams('upscale', parent, { upscaleFactor: 2, upscaler: 'esrgan-thick' }))).toMatchObject({ upscaleFactor: 2, upscaler: 'esrgan-thick' });
     // An extension lists only its new prompts (with new seeds); the parent's movie comes from parentJobId.
     const extend = parseJobParams('extend', followUpParams('extend', parent, { prompts: ['d'] }));
     expect(extend.prompts).toEqual(['d']);
@@ -86,6 +93,15 @@ describe('job parameters', () => {
     expect(cost({ prompts: ['a', 'b', 'c'] })).toBeGreaterThan(base);
     expect(cost({ quality: 'max' })).toBeGreaterThan(cost({ quality: 'draft' }));
     expect(cost({ durationSeconds: 20 })).toBeGreaterThan(base);
+  });
+
+  it('prices an upscale per output megapixel-frame of the video it upscales, not as a render', () => {
+    const model = { ...DEFAULT_FARM_CONFIG.cost, secondsPerUpscaledMegapixelFrame: 0.5 };
+    const params = parseJobParams('upscale', { prompts: ['a', 'b', 'c'], width: 256, height: 128, durationSeconds: 2, fps: 10, upscaleFactor: 4 });
+    // Two transitions of 20 frames, each 1024x512 after upscaling.
+    expect(estimateGpuSeconds(params, model)).toBeCloseTo(model.overheadSeconds + 40 * ((1024 * 512) / 1e6) * 0.5, 3);
+    expect(estimateGpuSeconds({ ...params, quality: 'max', steps: 150 } as never, model)).toBe(estimateGpuSeconds(params, model));
+    expect(DEFAULT_FARM_CONFIG.cost.secondsPerUpscaledMegapixelFrame).toBe(0.05);
   });
 });
 
