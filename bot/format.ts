@@ -26,7 +26,7 @@ export async function withWholeMovie(farm: FarmContext, job: Job): Promise<Job> 
   return job.kind === 'extend' ? { ...job, params: await parentMovieParams(farm, job) } : job;
 }
 
-const KIND_LABELS: Record<Job['kind'], string> = { blend: 'Blend', movie: 'Movie', upscale: 'Upscale', reroll: 'Re-roll', extend: 'Extension' };
+const KIND_LABELS: Record<Job['kind'], string> = { blend: 'Blend', movie: 'Movie', upscale: 'Upscale', reroll: 'Re-roll', extend: 'Extension', vary: 'Variation' };
 
 /** Prompts as a title, shortened so a 16-prompt movie still fits a message. */
 export function title(job: Pick<Job, 'id' | 'kind' | 'params' | 'parentJobId'>): string {
