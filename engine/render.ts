@@ -13,6 +13,7 @@ import { encodePng } from './image.ts';
 import { DEFAULT_IMAGE_STRENGTH, type EndpointImage, type InpaintInput } from './blend/transition.ts';
 import { isMaskPreset, prepareImage, prepareMask, presetMask, type ImageInput, type ImageInputLimits, type MaskPreset } from './input-image.ts';
 import { InvalidRequestError } from './errors.ts';
+import type { BatchTiming } from './pipeline/unet.ts';
 
 /** A user's picture as a keyframe of a latent-blending request. */
 export interface RequestImage {
@@ -99,6 +100,30 @@ export interface RenderProgress {
   preview?: Buffer;
 }
 
+/** Where a render's model time went: the pipeline's session runs during it, with their wall milliseconds. */
+export interface RenderTimings {
+  /** UNet runs per batch size (a guided item counts 2). */
+  unet: BatchTiming[];
+  /** VAE decoder runs (one per decoded frame, plus an fp32 retry after an fp16 overflow). */
+  vaeDecode: { calls: number; ms: number };
+}
+
+/** The pipeline's running totals; a render's timings are the difference (one render at a time per pipeline). */
+function timingTotals(pipe: StableDiffusionPipeline): RenderTimings {
+  return { unet: pipe.unet.runTimings(), vaeDecode: { calls: pipe.vae.calls, ms: pipe.vae.ms } };
+}
+
+function timingsSince(pipe: StableDiffusionPipeline, before: RenderTimings): RenderTimings {
+  const now = timingTotals(pipe);
+  const unet = now.unet
+    .map((t) => {
+      const was = before.unet.find((b) => b.batch === t.batch);
+      return { batch: t.batch, calls: t.calls - (was?.calls ?? 0), ms: t.ms - (was?.ms ?? 0) };
+    })
+    .filter((t) => t.calls > 0);
+  return { unet, vaeDecode: { calls: now.vaeDecode.calls - before.vaeDecode.calls, ms: now.vaeDecode.ms - before.vaeDecode.ms } };
+}
+
 export interface RenderOutput {
   video: Buffer;
   format: VideoFormat;
@@ -116,6 +141,7 @@ export interface RenderOutput {
   meanGap?: number;
   renderSeconds: number;
   encodeSeconds: number;
+  timings: RenderTimings;
   /** PNG of the middle keyframe: a thumbnail for the finished message. */
   thumbnail: Buffer;
 }
@@ -126,6 +152,7 @@ export async function renderVideo(
   opts: { signal?: AbortSignal; onProgress?: (p: RenderProgress) => void; metric?: PerceptualMetric; progressIntervalMs?: number } = {},
 ): Promise<RenderOutput> {
   const t0 = performance.now();
+  const timingsBefore = timingTotals(pipe);
   // Rendering is ~95% of the time; encoding the rest. The branch count is only known once the
   // keyframes are timed, so the raw fraction can dip: report the running maximum.
   let reported = 0;
@@ -196,6 +223,7 @@ export async function renderVideo(
     });
   }
   const t1 = performance.now();
+  const timings = timingsSince(pipe, timingsBefore);
   const format = req.format ?? 'mp4';
   const prefix = ext?.video ? await decodeVideoFrames(ext.video, segments[0].keyframes[0].width, segments[0].keyframes[0].height, opts.signal) : undefined;
   const video = await segmentsToVideo(segments, { fps: req.fps, duration: req.duration, format, maxBytes: req.maxBytes, signal: opts.signal, prefix });
@@ -219,6 +247,7 @@ export async function renderVideo(
     meanGap: gaps.length ? gaps.reduce((a, b) => a + b, 0) / gaps.length : undefined,
     renderSeconds: (t1 - t0) / 1000,
     encodeSeconds: (t2 - t1) / 1000,
+    timings,
     thumbnail: await encodePng(all[Math.floor(all.length / 2)]),
   };
 }

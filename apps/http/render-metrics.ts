@@ -2,10 +2,12 @@
 // engine's own timings from the result's metadata (the render runs in a worker thread, so the
 // numbers cross back with the result):
 //   metadata.renderSeconds, metadata.encodeSeconds   engine/render.ts (diffusion+blending, video encode)
-//   metadata.unetCalls: [{ batch, calls, ms }]       UNet session runs per batch size (engine adapter)
-//   metadata.vaeDecodes: { calls, ms }               VAE decodes (engine adapter)
+//   metadata.timings                                 engine/render.ts RenderTimings (the engine adapter passes it on):
+//     .unet: [{ batch, calls, ms }]                  UNet session runs per batch size
+//     .vaeDecode: { calls, ms }                      VAE decodes
 // Whatever a renderer does not report is simply not observed.
 import { Counter, Histogram, type Registry } from 'prom-client';
+import type { RenderTimings } from '../../engine/index.ts';
 import type { ClaimedJob, RenderContext, Renderer, RenderResult } from '../../farm/index.ts';
 
 // Labels: job kind, execution provider, batch size, outcome: all bounded.
@@ -15,12 +17,6 @@ const MILLISECONDS = [1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10
 export interface RenderMetrics {
   /** The same renderer, with every render() timed and its engine timings observed. */
   wrap(renderer: Renderer): Renderer & { close(): Promise<void> };
-}
-
-interface UnetCalls {
-  batch: number;
-  calls: number;
-  ms: number;
 }
 
 export function renderMetrics(registry: Registry): RenderMetrics {
@@ -80,16 +76,18 @@ export function renderMetrics(registry: Registry): RenderMetrics {
     if (renderSeconds !== undefined) engineRender.observe({ execution_provider: provider }, renderSeconds);
     const encodeSeconds = num(meta.encodeSeconds);
     if (encodeSeconds !== undefined) encode.observe({ execution_provider: provider }, encodeSeconds);
-    if (Array.isArray(meta.unetCalls)) {
-      for (const entry of meta.unetCalls as UnetCalls[]) {
-        if (!(entry.calls > 0) || num(entry.ms) === undefined || !(entry.batch > 0)) continue;
-        const perCall = entry.ms / entry.calls;
-        for (let i = 0; i < entry.calls; i++) unet.observe({ batch_size: String(entry.batch), execution_provider: provider }, perCall);
-      }
+    // Crossed a thread (and maybe a renderer other than the engine's): checked, not trusted.
+    const timings = (meta.timings ?? {}) as Partial<RenderTimings>;
+    const count = (v: unknown) => (Number.isInteger(v) && (v as number) > 0 ? (v as number) : undefined);
+    for (const entry of Array.isArray(timings.unet) ? timings.unet : []) {
+      const [calls, ms, batch] = [count(entry?.calls), num(entry?.ms), count(entry?.batch)];
+      if (calls === undefined || ms === undefined || batch === undefined) continue;
+      for (let i = 0; i < calls; i++) unet.observe({ batch_size: String(batch), execution_provider: provider }, ms / calls);
     }
-    const decodes = meta.vaeDecodes as { calls?: number; ms?: number } | undefined;
-    if (decodes && (decodes.calls ?? 0) > 0 && num(decodes.ms) !== undefined) {
-      for (let i = 0; i < decodes.calls!; i++) vae.observe({ execution_provider: provider }, decodes.ms! / decodes.calls!);
+    const decodes = timings.vaeDecode;
+    const [decodeCalls, decodeMs] = [count(decodes?.calls), num(decodes?.ms)];
+    if (decodeCalls !== undefined && decodeMs !== undefined) {
+      for (let i = 0; i < decodeCalls; i++) vae.observe({ execution_provider: provider }, decodeMs / decodeCalls);
     }
     if (meta.shrunk === true) reencodes.inc({ execution_provider: provider });
     if (num(result.gpuSeconds) !== undefined) gpuSeconds.inc({ execution_provider: provider }, result.gpuSeconds);

@@ -286,6 +286,8 @@ class EngineRenderer implements Renderer {
           meanGap: out.meanGap,
           renderSeconds: out.renderSeconds,
           encodeSeconds: out.encodeSeconds,
+          // UNet runs by batch size and VAE decodes, with their milliseconds: apps/http/render-metrics.ts observes them.
+          timings: out.timings,
           model: pipe.folder.name,
           ep: pipe.ep,
         },

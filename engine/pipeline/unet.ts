@@ -37,6 +37,13 @@ export interface InpaintConditioning {
   maskedImageLatents: Float32Array;
 }
 
+/** UNet session runs of one batch size: how many, and their wall milliseconds summed. */
+export interface BatchTiming {
+  batch: number;
+  calls: number;
+  ms: number;
+}
+
 /** Input channels of an inpainting UNet (SD 1.5 / SD 2 inpainting: 4 + 1 + 4). */
 export const INPAINT_UNET_CHANNELS = 9;
 
@@ -56,6 +63,8 @@ export class UNet {
   /** Calls made and batch items run so far (for tests, benchmarks and progress estimates). */
   calls = 0;
   items = 0;
+  /** Wall time of the session runs by batch size since load, summed (renderVideo reports a render's share). */
+  private readonly runTimes = new Map<number, { calls: number; ms: number }>();
 
   private constructor(
     readonly loaded: LoadedSession,
@@ -169,7 +178,10 @@ export class UNet {
       for (let b = 0; b < batch; b++) emb.set(guidanceScaleEmbedding(req.guidance[start + b] - 1, dim), b * dim);
       feeds[this.names.timestepCond] = floatTensor(this.byName.get(this.names.timestepCond)!.type, emb, [batch, dim]);
     }
+    const started = performance.now();
     const result = await this.loaded.session.run(feeds, [this.names.out]);
+    const times = this.runTimes.get(batch) ?? { calls: 0, ms: 0 };
+    this.runTimes.set(batch, { calls: times.calls + 1, ms: times.ms + (performance.now() - started) });
     this.calls++;
     this.items += batch;
     const eps = readFloat(result[this.names.out]);
@@ -184,6 +196,11 @@ export class UNet {
       else out.set(eps.subarray(c, c + per), o);
     }
     return out;
+  }
+
+  /** Session runs since load and their summed wall milliseconds, per batch size (a guided item counts 2), smallest first. */
+  runTimings(): BatchTiming[] {
+    return [...this.runTimes].map(([batch, t]) => ({ batch, ...t })).sort((a, b) => a.batch - b.batch);
   }
 
   private timestepTensor(t: number, batch: number): ort.Tensor {

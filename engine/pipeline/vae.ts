@@ -18,6 +18,8 @@ const FP16_FIX =
 
 export class VaeDecoder {
   calls = 0;
+  /** Wall milliseconds of those session runs, summed since load. */
+  ms = 0;
   /** Load-time notes for the user (an fp16 VAE that should be upcast but cannot be). */
   readonly warnings: string[] = [];
   private constructor(
@@ -102,7 +104,9 @@ export class VaeDecoder {
     const scaled = new Float32Array(latent.length);
     for (let i = 0; i < latent.length; i++) scaled[i] = latent[i] / this.scalingFactor;
     const outName = this.loaded.outputs[0].name;
+    const started = performance.now();
     const result = await this.loaded.session.run({ [input.name]: floatTensor(input.type, scaled, [1, c, h, w]) }, [outName]);
+    this.ms += performance.now() - started;
     this.calls++;
     const t = result[outName];
     const [, , H, W] = t.dims as number[];
