@@ -5,18 +5,21 @@
 //   1. fields named like secrets (token, password, authorization, databaseUrl, ...) are replaced;
 //   2. the values of the secrets this process knows (Discord token, database password, status
 //      token) are replaced wherever they appear, also inside messages and error texts;
-//   3. the password part of any URL (scheme://user:PASSWORD@host) is replaced.
+//   3. passwords in connection strings (URL user info, ?password=, keyword=value, PGPASSWORD=) are
+//      replaced by config/redact.ts's redactConnectionString, the one rule for those.
+// Rules 2 and 3 apply to each string of a line's JSON (keys and values), so a rule never reaches
+// across the line's structure.
 import { Writable } from 'node:stream';
 import { format } from 'node:util';
 import pino, { type Logger } from 'pino';
 import pretty from 'pino-pretty';
+import { REDACTED, redactConnectionString } from '../config/redact.ts';
 
 export type { Logger } from 'pino';
-export const REDACTED = '***';
+export { REDACTED };
 
 const SECRET_KEYS = ['token', 'password', 'authorization', 'cookie', 'secret', 'interactionToken', 'discordToken', 'databaseUrl', 'statusToken', 'DATABASE_URL', 'DISCORD_TOKEN'];
 const REDACT_PATHS = [...SECRET_KEYS, ...SECRET_KEYS.map((k) => `*.${k}`), 'req.headers.authorization', 'req.headers.cookie'];
-const URL_PASSWORD = /([a-z][a-z0-9+.-]*:\/\/[^\s/?#@:"]*):[^\s/?#@"]+@/gi;
 
 export interface LoggerOptions {
   /** Process role: "bot", "worker", ... (the `name` field of every line). */
@@ -30,26 +33,46 @@ export interface LoggerOptions {
   destination?: NodeJS.WritableStream;
 }
 
-/** The password of a connection string, to pass in `secrets`. */
+/** The password of a connection string (user info or ?password=), to pass in `secrets`. */
 export function urlPassword(url: string | undefined): string | undefined {
   if (!url) return undefined;
   try {
-    return decodeURIComponent(new URL(url).password) || undefined;
+    const parsed = new URL(url);
+    return decodeURIComponent(parsed.password) || parsed.searchParams.get('password') || undefined;
   } catch {
     return undefined;
   }
 }
 
-/** Removes every known secret and URL password from one line of output. */
+/** Removes every known secret and connection-string password from one line of output (JSON or text). */
 export function scrubber(secrets: Array<string | undefined>): (line: string) => string {
   const values = [...new Set(secrets.filter((s): s is string => typeof s === 'string' && s.length >= 4))];
-  // A value also appears JSON-escaped inside a JSON line, and URL-encoded inside a URL.
-  const forms = [...new Set(values.flatMap((v) => [v, JSON.stringify(v).slice(1, -1), encodeURIComponent(v)]))].sort((a, b) => b.length - a.length);
-  return (line) => {
-    let out = line.replace(URL_PASSWORD, `$1:${REDACTED}@`);
+  // A value also appears URL-encoded inside a URL.
+  const forms = [...new Set(values.flatMap((v) => [v, encodeURIComponent(v)]))].sort((a, b) => b.length - a.length);
+  const text = (value: string): string => {
+    let out = redactConnectionString(value);
     for (const form of forms) out = out.split(form).join(REDACTED);
     return out;
   };
+  const deep = (value: unknown): unknown => {
+    if (typeof value === 'string') return text(value);
+    if (Array.isArray(value)) return value.map(deep);
+    if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [text(k), deep(v)]));
+    return value;
+  };
+  return (line) =>
+    line
+      .split('\n')
+      .map((part) => {
+        if (!part.startsWith('{')) return text(part);
+        try {
+          return JSON.stringify(deep(JSON.parse(part)));
+        } catch {
+          // Not JSON after all: scrubbed as text, the JSON-escaped form of each secret included.
+          return values.reduce((out, v) => out.split(JSON.stringify(v).slice(1, -1)).join(REDACTED), text(part));
+        }
+      })
+      .join('\n');
 }
 
 export function createLogger(options: LoggerOptions): Logger {

@@ -4,7 +4,7 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../config/index.ts';
-import { createLogger, lineLogger, routeConsole } from '../../apps/log.ts';
+import { createLogger, lineLogger, routeConsole, urlPassword } from '../../apps/log.ts';
 import { opsListen, shardOf } from '../../apps/http/listen.ts';
 
 function capture(isTTY = false) {
@@ -49,6 +49,24 @@ describe('structured logs', () => {
     const [info, error] = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(info).toMatchObject({ jobId: 7, msg: '[bot] job 7 queued with ***' });
     expect(error).toMatchObject({ level: 50, msg: '[db] lost postgres://u:***@h/db' });
+  });
+
+  it('hides connection-string passwords in every form config/redact.ts knows, each line still JSON', () => {
+    const { lines, destination } = capture();
+    const url = 'postgres://app@db:5432/farm?password=query-pw-1&sslmode=require';
+    const logger = createLogger({ name: 'bot', destination, secrets: [urlPassword(url)] });
+    logger.warn(`could not reach ${url}`);
+    logger.warn({ databaseLocation: 'postgres://app@db/farm?sslmode=require&password=query-pw-2', owner: 'ops@example.org' }, 'pool error');
+    logger.error(new Error('connect failed: host=db sslpassword=query-pw-3 PGPASSWORD=query-pw-4'), 'start-up');
+    logger.info('the password query-pw-1 alone is a known secret too');
+    const all = lines.join('\n');
+    for (const secret of ['query-pw-1', 'query-pw-2', 'query-pw-3', 'query-pw-4']) expect(all).not.toContain(secret);
+    const [first, second, third, fourth] = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(first.msg).toBe('could not reach postgres://app@db:5432/farm?password=***&sslmode=require');
+    // A rule stays inside its string: the next field's '@' is not taken for the URL's.
+    expect(second).toMatchObject({ databaseLocation: 'postgres://app@db/farm?sslmode=require&password=***', owner: 'ops@example.org', msg: 'pool error' });
+    expect(JSON.stringify(third)).toContain('host=db sslpassword=*** PGPASSWORD=***');
+    expect(fourth.msg).toBe('the password *** alone is a known secret too');
   });
 
   it('writes readable lines on a terminal', () => {
