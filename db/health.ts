@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { sql } from 'drizzle-orm';
 import { type FarmDb, queryRows } from './client.ts';
+import { describeDbError } from './errors.ts';
 import { MIGRATIONS_FOLDER } from './migrate.ts';
 
 export type DatabaseHealth = { ok: true; migrations: number } | { ok: false; reason: string };
@@ -28,7 +29,8 @@ export async function checkDatabase(db: FarmDb, timeoutMs = 2000): Promise<Datab
       }
       return { ok: true, migrations: row.applied };
     } catch (error) {
-      return { ok: false, reason: `the database is not reachable (${(error as Error).message})` };
+      // Code and message only (describeDbError): never a query's parameters or a connection string's password.
+      return { ok: false, reason: `the database check failed (${describeDbError(error)})` };
     }
   })();
   try {

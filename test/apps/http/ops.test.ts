@@ -3,6 +3,7 @@
 // refusals are counted, logs are JSON lines with job ids and no secrets, the status data hides
 // private prompts without the operator token, and /readyz follows the database.
 import { readFileSync } from 'node:fs';
+import { sql } from 'drizzle-orm';
 import pg from 'pg';
 import { discordRestMetrics } from '../../../apps/http/ops.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -130,6 +131,18 @@ describe.each(BACKENDS)('operations server on %s', (backend) => {
     expect(names.filter((n) => !registered.has(n))).toEqual([]);
   });
 
+  it('says why /readyz fails by the database error\'s code and message', async () => {
+    await f.db.db.execute(sql`alter table drizzle.__drizzle_migrations rename to __drizzle_migrations_away`);
+    try {
+      const down = await f.get('/readyz');
+      expect(down.status).toBe(503);
+      expect(down.json()).toMatchObject({ ready: false, checks: { database: expect.stringMatching(/^the database check failed \(42P01: relation "drizzle.__drizzle_migrations" does not exist\)$/) } });
+    } finally {
+      await f.db.db.execute(sql`alter table drizzle.__drizzle_migrations_away rename to __drizzle_migrations`);
+    }
+    expect((await f.get('/readyz')).status).toBe(200);
+  });
+
   it('answers /healthz, and /readyz with the database check', async () => {
     const health = await f.get('/healthz');
     expect(health.status).toBe(200);
@@ -169,7 +182,7 @@ describe('readiness when Postgres stops accepting connections', () => {
     });
     const body = down.json<{ ready: boolean; checks: { database: string } }>();
     expect(body.ready).toBe(false);
-    expect(body.checks.database).toMatch(/not reachable|did not answer/);
+    expect(body.checks.database).toMatch(/^the database (check failed \(.+\)|did not answer within \d+ ms)$/);
     expect((await f.get('/healthz')).status).toBe(200);
 
     await admin.query(`alter database "${name}" allow_connections true`);
