@@ -15,6 +15,7 @@ import {
   getArtifact,
   getJob,
   listUndelivered,
+  loggableError,
   markDelivered,
   onJobEvent,
   queuePosition,
@@ -97,7 +98,7 @@ export class JobMessenger {
       jobId,
       setTimeout(() => {
         this.timers.delete(jobId);
-        void this.editProgress(jobId).catch((err) => this.log(`[bot] progress edit for job ${jobId} failed: ${(err as Error).message}`));
+        void this.editProgress(jobId).catch((err) => this.log(`[bot] progress edit for job ${jobId} failed: ${loggableError(err)}`));
       }, wait),
     );
   }
@@ -145,7 +146,7 @@ export class JobMessenger {
       }
       await markDelivered(this.farm, jobId);
     } catch (err) {
-      this.log(`[bot] delivering job ${jobId} failed (attempt ${attempt}): ${(err as Error).message}`);
+      this.log(`[bot] delivering job ${jobId} failed (attempt ${attempt}): ${loggableError(err)}`);
       if (attempt < 5 && !this.stopped) setTimeout(() => void this.deliver(jobId, attempt + 1), this.retryDelayMs * attempt).unref();
     } finally {
       this.delivering.delete(jobId);
