@@ -4,7 +4,7 @@
 import type { Config } from '../config/index.ts';
 import type { FarmDb } from '../db/client.ts';
 import { defined } from './defined.ts';
-import { DEFAULT_GUILD_CEILINGS, type GuildCeilings } from './limits.ts';
+import { DEFAULT_GUILD_CEILINGS, type GuildCeilings } from './guilds.ts';
 import { DEFAULT_POLICY_OPTIONS, type BudgetDefaults, type CostModel, type FarmPolicy, type PolicyOptions } from './policy/index.ts';
 
 /** The lease and worker knobs here; the budget, cost and fairness options in policy/options.ts. */
@@ -98,7 +98,6 @@ export type FarmSettings = Pick<
   | 'refillPeriodSeconds'
   | 'maxActiveJobs'
   | 'costPerMegapixelStep'
-  | 'costPerUpscaledMegapixel'
   | 'guildMaxRefillGpuSeconds'
   | 'guildMinRefillPeriodSeconds'
   | 'guildMaxActiveJobs'
@@ -142,7 +141,7 @@ export function farmConfigFrom(settings: Partial<FarmSettings>, overrides: FarmC
     refillPeriodSeconds: settings.refillPeriodSeconds,
     maxActiveJobs: settings.maxActiveJobs,
   });
-  const cost = defined({ secondsPerMegapixelStep: settings.costPerMegapixelStep, secondsPerUpscaledMegapixelFrame: settings.costPerUpscaledMegapixel });
+  const cost = defined({ secondsPerMegapixelStep: settings.costPerMegapixelStep });
   const guildCeilings = defined({
     maxRefillGpuSeconds: settings.guildMaxRefillGpuSeconds,
     minRefillPeriodSeconds: settings.guildMinRefillPeriodSeconds,

@@ -163,13 +163,19 @@ export type FailOutcome = 'retrying' | 'failed' | 'lost';
  * of attempts or the error is permanent; then it is failed with this error and settled by the
  * policy (the whole reservation is refunded). 'lost': the lease was gone already, nothing changed.
  */
-export async function failAttempt(farm: FarmContext, lease: Lease, error: string, options: { permanent?: boolean } = {}): Promise<FailOutcome> {
+export async function failAttempt(
+  farm: FarmContext,
+  lease: Lease,
+  error: string,
+  options: { permanent?: boolean; /** Ran past its time limit: fails at once, charged for the time the attempt ran. */ timedOut?: boolean } = {},
+): Promise<FailOutcome> {
   // A renderer's message may carry anything (a prompt echoed back with a NUL in it): cleaned, never refused.
-  return farm.db.db.transaction((tx) => failLocked(tx, farm, lease.id, lease.leaseToken, storableText(error), options.permanent ?? false));
+  const permanent = (options.permanent ?? false) || (options.timedOut ?? false);
+  return farm.db.db.transaction((tx) => failLocked(tx, farm, lease.id, lease.leaseToken, storableText(error), permanent, options.timedOut ?? false));
 }
 
-async function failLocked(tx: Transaction, farm: FarmContext, jobId: number, leaseToken: string, error: string, permanent: boolean): Promise<FailOutcome> {
-  const [row] = await queryRows<{ job: Record<string, unknown>; worker_id: string | null }>(
+async function failLocked(tx: Transaction, farm: FarmContext, jobId: number, leaseToken: string, error: string, permanent: boolean, timedOut = false): Promise<FailOutcome> {
+  const [row] = await queryRows<{ job: Record<string, unknown>; worker_id: string | null; ran_ms: number }>(
     tx,
     sql`
     with old as (select id, worker_id from jobs where id = ${jobId})
@@ -181,13 +187,13 @@ async function failLocked(tx: Transaction, farm: FarmContext, jobId: number, lea
       error = ${error}, progress = null, worker_id = null, lease_token = null, lease_expires_at = null
     from old
     where jobs.id = old.id and jobs.lease_token = ${leaseToken} and jobs.status = 'running'
-    returning row_to_json(jobs) as job, old.worker_id`,
+    returning row_to_json(jobs) as job, old.worker_id, greatest(0, extract(epoch from (now() - jobs.started_at)) * 1000)::float8 as ran_ms`,
   );
   if (!row) return 'lost';
   const job = jobRowFromJson(row.job);
   const fields = { ...eventFields(job), workerId: row.worker_id, error };
   if (job.status === 'failed') {
-    await policyOf(farm).settle(tx, job, { kind: 'failed' });
+    await policyOf(farm).settle(tx, job, timedOut ? { kind: 'timed-out', ranMs: row.ran_ms } : { kind: 'failed' });
     await recordEvent(tx, 'failed', fields);
     return 'failed';
   }

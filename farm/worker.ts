@@ -5,6 +5,10 @@
 // Failure handling:
 // - render throws           -> failAttempt: retried after a back-off, failed + refunded after max attempts
 // - job cancelled           -> the 'cancelled' event (or the next heartbeat) aborts the render
+// - render runs too long    -> aborted after renderTimeLimitSeconds (a multiple of its reservation),
+//                              failed at once, charged for the time it ran (capped), the rest refunded
+// - database down at the end -> the completion is retried, the finished video kept in memory, until
+//                              the lease would have expired (heartbeats renew it once the database is back)
 // - lease lost              -> the render is aborted; its result could not be stored anyway
 // - worker killed (kill -9) -> its leases expire; any worker's reaper requeues the jobs
 // - stop('finish') (SIGTERM) stops claiming and lets running renders finish within a grace
@@ -15,10 +19,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import PQueue from 'p-queue';
-import { dbFailureLine } from '../db/errors.ts';
-import type { FarmContext } from './config.ts';
+import { dbFailureLine, loggableError } from '../db/errors.ts';
+import { type FarmContext, renderTimeLimitSeconds } from './config.ts';
 import { onJobEvent } from './events.ts';
-import { getArtifact, getJob } from './jobs.ts';
+import { getArtifact, getJob, getJobInputs } from './jobs.ts';
 import { movieOf } from './movie.ts';
 import { claimJob, type CompletedArtifact, completeJob, failAttempt, releaseJob, renewLeases, reapExpiredLeases, reportProgress } from './queue.ts';
 import { isPermanentRenderError, MIME_TYPES, type Renderer, type RenderResult } from './renderer.ts';
@@ -36,12 +40,14 @@ export interface FarmWorkerOptions {
 }
 
 export type StopMode = 'finish' | 'release';
-type AbortReason = 'cancelled' | 'lease-lost' | 'shutdown';
+type AbortReason = 'cancelled' | 'lease-lost' | 'shutdown' | 'timeout';
 
 interface RunningJob {
   job: ClaimedJob;
   controller: AbortController;
   reason?: AbortReason;
+  /** performance.now() by which the lease runs out unless renewed (claim, heartbeats, progress writes push it). */
+  leaseUntil: number;
 }
 
 export interface WorkerStats {
@@ -212,7 +218,7 @@ export class FarmWorker {
         break;
       }
       this.log(`job ${job.id}: attempt ${job.attempt} of ${job.maxAttempts} started (${job.kind}, user ${job.userId})`);
-      const entry: RunningJob = { job, controller: new AbortController() };
+      const entry: RunningJob = { job, controller: new AbortController(), leaseUntil: performance.now() + this.farm.config.leaseSeconds * 1000 };
       this.running.set(job.id, entry);
       this.queue.add(() => this.run(entry)).catch((error: unknown) => this.log(`job ${entry.job.id}: ${(error as Error).message}`));
     }
@@ -222,7 +228,8 @@ export class FarmWorker {
     const entry = this.running.get(jobId);
     if (!entry || entry.reason) return;
     entry.reason = reason;
-    entry.controller.abort(new Error(reason === 'cancelled' ? 'job cancelled' : reason === 'lease-lost' ? 'lease lost' : 'worker shutting down'));
+    const why = { cancelled: 'job cancelled', 'lease-lost': 'lease lost', shutdown: 'worker shutting down', timeout: 'render time limit reached' }[reason];
+    entry.controller.abort(new Error(why));
   }
 
   private abortAll(reason: AbortReason): void {
@@ -233,8 +240,10 @@ export class FarmWorker {
     try {
       // Only jobs asked about can be judged: one claimed during the query is not in the answer.
       const asked = [...this.running.values()];
+      const sent = performance.now();
       const held = await renewLeases(this.farm, this.id, asked.map((entry) => entry.job.leaseToken));
       for (const entry of asked) {
+        if (held.has(entry.job.leaseToken)) entry.leaseUntil = sent + this.farm.config.leaseSeconds * 1000;
         // A job that finished meanwhile is no longer in `running`.
         if (!held.has(entry.job.leaseToken) && this.running.get(entry.job.id) === entry) this.abort(entry.job.id, 'lease-lost');
       }
@@ -257,23 +266,42 @@ export class FarmWorker {
     const { job, controller } = entry;
     const progress = new ProgressThrottle(this.farm.config.progressThrottleMs, async (value) => {
       try {
-        if (!(await reportProgress(this.farm, job, this.id, value))) this.abort(job.id, 'lease-lost');
+        const sent = performance.now();
+        if (await reportProgress(this.farm, job, this.id, value)) entry.leaseUntil = Math.max(entry.leaseUntil, sent + this.farm.config.leaseSeconds * 1000);
+        else this.abort(job.id, 'lease-lost');
       } catch (error) {
         const why = dbFailureLine(error);
         if (why) this.log(`job ${job.id}: progress write failed: ${why}`);
       }
     });
     const started = performance.now();
+    // A hung render would hold its slot forever (the heartbeat keeps renewing the lease): past its
+    // time limit it is aborted and the job failed.
+    const limitSeconds = renderTimeLimitSeconds(this.farm.config, job.reservedGpuSeconds);
+    const limitTimer = setTimeout(() => this.abort(job.id, 'timeout'), limitSeconds * 1000);
     try {
       await this.attachParent(job);
-      const result = await this.renderer.render(job, { signal: controller.signal, onProgress: (p) => progress.push(p) });
+      // The pictures stored with the job (job_inputs): the renderer cannot fetch them itself.
+      const inputs = await getJobInputs(this.farm, job.id);
+      if (Object.keys(inputs).length) job.inputs = inputs;
+      const rendering = this.renderer.render(job, { signal: controller.signal, onProgress: (p) => progress.push(p) });
+      const result = await this.untilAbandoned(rendering, controller.signal);
+      clearTimeout(limitTimer);
       await progress.stop();
       // Even after a shutdown abort, a finished render is worth storing (the lease is still ours).
-      await this.finish(job, result, (performance.now() - started) / 1000);
+      await this.finish(entry, result, (performance.now() - started) / 1000);
     } catch (error) {
+      clearTimeout(limitTimer);
       await progress.stop();
       const message = error instanceof Error ? error.message : String(error);
-      if (entry.reason === 'shutdown') {
+      if (entry.reason === 'timeout') {
+        this.stats.failedAttempts++;
+        const limitText =
+          `The render took longer than ${limitSeconds} s, the limit for a job reserving ${job.reservedGpuSeconds} GPU-seconds, and was stopped; ` +
+          'it was charged for the time it ran and the rest refunded. Try a smaller, shorter or lower-quality render.';
+        const outcome = await this.retryWrite(() => failAttempt(this.farm, job, limitText, { timedOut: true }));
+        this.log(`job ${job.id}: stopped after ${limitSeconds} s, its time limit: ${outcome}`);
+      } else if (entry.reason === 'shutdown') {
         await this.retryWrite(() => this.handBack(job));
       } else if (entry.reason) {
         this.log(`job ${job.id}: stopped (${entry.reason})`);
@@ -289,9 +317,9 @@ export class FarmWorker {
     }
   }
 
-  /** Extend jobs continue from the parent's movie and finished video, upscale jobs upscale that video: the renderer cannot fetch them itself. */
+  /** Extend jobs continue from the parent's movie and finished video, which the renderer cannot fetch itself. */
   private async attachParent(job: ClaimedJob): Promise<void> {
-    if ((job.kind !== 'extend' && job.kind !== 'upscale') || job.parentJobId === null) return;
+    if (job.kind !== 'extend' || job.parentJobId === null) return;
     const parent = await getJob(this.farm, job.parentJobId);
     if (!parent) return;
     const movie = await movieOf(this.farm.db.db, parent);
@@ -304,7 +332,28 @@ export class FarmWorker {
     };
   }
 
-  private async finish(job: ClaimedJob, result: RenderResult, wallSeconds: number): Promise<void> {
+  /**
+   * The render's result, or its error; once `signal` is aborted, a render that has not settled
+   * within abortGraceMs is given up on (a thread renderer terminates its thread by then; an
+   * in-process one that ignores the abort is left behind) so the slot and the job are freed.
+   */
+  private untilAbandoned<T>(rendering: Promise<T>, signal: AbortSignal): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const onAbort = () => {
+        timer = setTimeout(() => reject(new Error(`render did not stop within ${this.farm.config.abortGraceMs} ms of being aborted`)), this.farm.config.abortGraceMs + 100);
+      };
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
+      rendering.then(resolve, reject).finally(() => {
+        signal.removeEventListener('abort', onAbort);
+        if (timer) clearTimeout(timer);
+      });
+    });
+  }
+
+  private async finish(entry: RunningJob, result: RenderResult, wallSeconds: number): Promise<void> {
+    const { job } = entry;
     const bytes = Buffer.from(result.video.buffer, result.video.byteOffset, result.video.byteLength);
     const artifact: CompletedArtifact = {
       format: result.format,
@@ -323,9 +372,15 @@ export class FarmWorker {
       artifact.data = bytes;
     }
     const gpuSeconds = Number.isFinite(result.gpuSeconds) && result.gpuSeconds >= 0 ? result.gpuSeconds : wallSeconds;
-    const stored = await this.retryWrite(() =>
-      completeJob(this.farm, job, { artifact, gpuSeconds, progress: { stage: 'done', fraction: 1 } }),
-    );
+    let stored: boolean;
+    try {
+      stored = await this.retryUntilLeaseExpires(entry, () => completeJob(this.farm, job, { artifact, gpuSeconds, progress: { stage: 'done', fraction: 1 } }));
+    } catch (error) {
+      this.stats.discarded++;
+      if (filePath) await fs.rm(filePath, { force: true });
+      this.log(`job ${job.id}: finished, but the database did not take the result before the lease ran out (${loggableError(error)}); the job will be rendered again`);
+      return;
+    }
     if (stored) {
       this.stats.completed++;
       this.log(`job ${job.id}: done in ${wallSeconds.toFixed(1)} s (${gpuSeconds.toFixed(1)} GPU-seconds)`);
@@ -333,6 +388,28 @@ export class FarmWorker {
       this.stats.discarded++;
       if (filePath) await fs.rm(filePath, { force: true });
       this.log(`job ${job.id}: result discarded, the job was cancelled or taken back meanwhile`);
+    }
+  }
+
+  /**
+   * A finished render is worth waiting for: its completion is retried (the video kept in memory)
+   * with a growing pause for as long as the lease holds — heartbeats renew it once the database
+   * answers again, so a short outage costs nothing. Throws the last error once the lease has run
+   * out locally (then the job is taken back and rendered again).
+   */
+  private async retryUntilLeaseExpires<T>(entry: RunningJob, write: () => Promise<T>): Promise<T> {
+    let pauseMs = 100;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await write();
+      } catch (error) {
+        const leftMs = entry.leaseUntil - performance.now();
+        if (leftMs <= 0) throw error;
+        // One line per job (an unreachable database is logged once by the handle itself).
+        if (attempt === 1) this.log(`job ${entry.job.id}: storing the result failed (${dbFailureLine(error) ?? 'database unreachable'}); keeping it and retrying while the lease holds (${Math.round(leftMs / 1000)} s)`);
+        await sleep(Math.min(pauseMs, leftMs));
+        pauseMs = Math.min(pauseMs * 2, 2000);
+      }
     }
   }
 

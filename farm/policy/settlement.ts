@@ -9,6 +9,8 @@ export type Outcome =
   | { kind: 'done'; spentMs: number }
   /** Out of attempts, or a permanent error. */
   | { kind: 'failed' }
+  /** Stopped for running past its time limit (config.ts renderTimeLimitSeconds); `ranMs`: how long the attempt ran. */
+  | { kind: 'timed-out'; ranMs: number }
   /** Cancelled; `ranMs`: how long the current attempt had run (null: it was still queued). */
   | { kind: 'cancelled'; ranMs: number | null };
 
@@ -25,19 +27,19 @@ export interface Settlement {
 }
 
 /**
- * The charge rule: a finished job pays its measured time, a cancelled one the time its attempt
- * ran, a failed one nothing; never more than was reserved (an under-estimate is the farm's loss,
+ * The charge rule: a finished job pays its measured time, a cancelled or timed-out one the time
+ * its attempt ran, a failed one nothing; never more than was reserved (an under-estimate is the farm's loss,
  * never a negative balance).
  */
 export function chargeFor(reservedMs: number, outcome: Outcome): number {
-  const used = outcome.kind === 'done' ? outcome.spentMs : outcome.kind === 'cancelled' ? (outcome.ranMs ?? 0) : 0;
+  const used = outcome.kind === 'done' ? outcome.spentMs : outcome.kind === 'cancelled' || outcome.kind === 'timed-out' ? (outcome.ranMs ?? 0) : 0;
   return Math.max(0, Math.min(reservedMs, Math.round(used)));
 }
 
 /**
  * Inside the transaction that ends the job: records the charge on the job row and returns the
- * rest of the reservation (ledger 'settle' for a finished job, 'refund' for a failed or cancelled
- * one).
+ * rest of the reservation (ledger 'settle' for a finished job, 'refund' for a failed, timed-out or
+ * cancelled one).
  */
 export async function settleJob(tx: Transaction, job: SettledJob, outcome: Outcome): Promise<Settlement> {
   const chargedMs = chargeFor(job.reservedMs, outcome);
