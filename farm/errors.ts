@@ -2,6 +2,7 @@
 // the bot switch on it) and a one-line message that says what was wrong and what to do.
 
 import type { JobNeeds, WorkerCapabilities } from './types.ts';
+import { abilitiesOf } from './worker-registry.ts';
 
 export type FarmErrorCode =
   | 'not_found'
@@ -106,7 +107,18 @@ export class NoCapableWorkerError extends FarmError {
 function noCapableWorkerText(need: JobNeeds, online: readonly { capabilities: WorkerCapabilities }[]): string {
   if (online.length === 0) return 'No render worker is online; start one with `npm run worker` (or try again later).';
   const workers = `${online.length} online worker${online.length === 1 ? '' : 's'}`;
-  if (need.kind !== 'upscale') return `None of the ${workers} can render model "${need.model}" at ${need.pixels} pixels per frame; pick another model or a smaller size.`;
+  if (need.kind !== 'upscale') {
+    const withModel = online.filter((w) => w.capabilities.models.includes(need.model) || w.capabilities.models.includes('*'));
+    const able = withModel.filter((w) => w.capabilities.models.includes('*') || abilitiesOf(w.capabilities, need.model).includes(need.ability));
+    if (withModel.length > 0 && able.length === 0) {
+      const what = { text: 'render text-to-video transitions (it is an inpainting or image-variation model)', picture: 'start or end at a picture (its model has no VAE encoder)', inpaint: 'render inpainting transitions (it is no inpainting model)', variation: 'render variation animations (it is no image-variation model)' }[need.ability];
+      return `None of the ${workers} can use model "${need.model}" to ${what}; leave the pictures out, or ask the operator for a worker with such a model (BLENDFARM_INPAINT_MODEL_DIR, BLENDFARM_VARIATION_MODEL_DIR).`;
+    }
+    if (withModel.length === 0 && (need.ability === 'inpaint' || need.ability === 'variation')) {
+      return `None of the ${workers} has ${need.ability === 'inpaint' ? 'an inpainting' : 'an image-variation'} model ("${need.model}"), so this cannot start; ask the operator to start a worker with BLENDFARM_${need.ability === 'inpaint' ? 'INPAINT' : 'VARIATION'}_MODEL_DIR set.`;
+    }
+    return `None of the ${workers} can render model "${need.model}" at ${need.pixels} pixels per frame; pick another model or a smaller size.`;
+  }
   const have = [...new Set(online.flatMap((w) => w.capabilities.upscalers ?? []))];
   const largest = Math.max(...online.map((w) => w.capabilities.maxPixels));
   const what = `upscale ${need.upscaleFactor}x${need.upscaler ? ` with ${need.upscaler}` : ''} to ${need.pixels} pixels per frame`;

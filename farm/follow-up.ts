@@ -2,8 +2,8 @@
 // parameters are derived from the parent's, and the new job links to it (parentJobId).
 import type { FarmContext } from './config.ts';
 import { InvalidJobStateError, JobNotFoundError } from './errors.ts';
-import { getJob, submitJob, type SubmitJobInput } from './jobs.ts';
-import type { JobParams, JobParamsInput } from './job-params.ts';
+import { getJob, getJobInputs, submitJob, type SubmitJobInput } from './jobs.ts';
+import { inputNames, type JobParams, type JobParamsInput } from './job-params.ts';
 import { DEFAULT_UPSCALE_FACTOR, type UPSCALE_FACTORS } from './limits.ts';
 import { checkExtension, movieOf } from './movie.ts';
 import type { Job } from './types.ts';
@@ -28,12 +28,17 @@ export interface FollowUpOptions {
  */
 export function followUpParams(kind: FollowUpKind, parent: JobParams, options: FollowUpOptions = {}): JobParamsInput {
   const { upscaleFactor: _factor, upscaler: _upscaler, ...base } = parent;
+  // A re-roll keeps the pictures (submitFollowUp copies the parent's stored inputs).
   if (kind === 'reroll') return { ...base, seeds: undefined };
+  if (parent.variation) throw new InvalidJobStateError(`A variation animation can only be re-rolled; to ${kind} it, start a new /vary from a frame of it.`);
+  const { images, inpaint: _inpaint, ...withoutPictures } = base;
   if (kind === 'upscale') {
     // The worker upscales the parent's finished video (job.parent), frame by frame; the parameters
-    // keep the parent's, so prices, sizes and titles follow from them.
-    return { ...base, upscaleFactor: options.upscaleFactor ?? DEFAULT_UPSCALE_FACTOR, ...(options.upscaler ? { upscaler: options.upscaler } : {}) };
+    // keep the parent's, so prices, sizes and titles follow from them (not its pictures: nothing is re-rendered).
+    return { ...withoutPictures, upscaleFactor: options.upscaleFactor ?? DEFAULT_UPSCALE_FACTOR, ...(options.upscaler ? { upscaler: options.upscaler } : {}) };
   }
+  // Re-rendering the old movie's last frame would need its pictures; an inpainting movie keeps its picture and mask.
+  if (images?.length) throw new InvalidJobStateError('A movie that starts or ends at a picture cannot be extended yet; make a new /movie with all the prompts instead.');
   const next = options.prompts ?? [];
   checkExtension(parent, next.length);
   return { ...base, prompts: next, seeds: undefined };
@@ -64,5 +69,12 @@ export async function submitFollowUp(farm: FarmContext, input: SubmitFollowUpInp
     throw new InvalidJobStateError(`Job ${parent.id} is already an upscale; upscale the original video (#${parent.parentJobId}) with a larger factor instead.`);
   }
   const { options, ...rest } = input;
-  return submitJob(farm, { ...rest, params: followUpParams(input.kind, await parentMovieParams(farm, parent), options) });
+  const params = followUpParams(input.kind, await parentMovieParams(farm, parent), options);
+  // The parent's pictures that the new job still uses (a re-roll: all of them; an extension: the inpainting picture and mask).
+  const stored = await getJobInputs(farm, parent.id);
+  // A re-roll of a variation animation is another vary job (same picture, new seed), linked to its parent.
+  const kind = input.kind === 'reroll' && parent.kind === 'vary' ? 'vary' : input.kind;
+  const needed = inputNames(kind, { images: params.images?.map((img) => ({ index: img.index, strength: img.strength ?? 0 })), inpaint: params.inpaint });
+  const inputs = Object.fromEntries(needed.filter((name) => Object.hasOwn(stored, name)).map((name) => [name, stored[name].bytes]));
+  return submitJob(farm, { ...rest, kind, params, inputs });
 }

@@ -16,7 +16,7 @@ export { type FarmConfig, type FarmConfigOverrides, type FarmContext, type FarmS
 export * from './types.ts';
 export * from './errors.ts';
 export * from './job-params.ts';
-export { type Range, type LimitName, LIMITS, JOB_VIDEO_FORMATS, UPSCALE_FACTORS, DEFAULT_UPSCALE_FACTOR, FIXED_SCALE_UPSCALERS, upscalerMakes, GUILD_LIMITS, DEFAULT_GUILD_CEILINGS, type GuildCeilings } from './limits.ts';
+export { type Range, type LimitName, LIMITS, JOB_VIDEO_FORMATS, UPSCALE_FACTORS, DEFAULT_UPSCALE_FACTOR, FIXED_SCALE_UPSCALERS, IMAGE_LIMITS, upscalerMakes, GUILD_LIMITS, DEFAULT_GUILD_CEILINGS, type GuildCeilings } from './limits.ts';
 export {
   type FarmPolicy,
   type PolicyOptions,
@@ -51,6 +51,7 @@ export {
   listUndelivered,
   setJobMessage,
   getArtifact,
+  getJobInputs,
 } from './jobs.ts';
 export { type Movie, movieOf } from './movie.ts';
 export { type FollowUpKind, type FollowUpOptions, type SubmitFollowUpInput, followUpParams, parentMovieParams } from './follow-up.ts';
@@ -70,7 +71,7 @@ export { type JobEvent, type JobEventType, type JobEventHandler, JOB_EVENTS_CHAN
 export { type WaitOptions, waitForJob } from './wait.ts';
 export { type FarmStatus, farmStatus, queuePosition } from './status.ts';
 export { reapExpiredLeases } from './queue.ts';
-export { type WorkerInfo, listWorkers, findCapableWorkers, canRun, jobNeeds } from './worker-registry.ts';
+export { type WorkerInfo, listWorkers, findCapableWorkers, canRun, jobNeeds, abilitiesOf } from './worker-registry.ts';
 export { type Renderer, type RenderContext, type RenderResult, type RendererFactory, RenderError, MIME_TYPES } from './renderer.ts';
 export { type FarmWorkerOptions, type StopMode, type WorkerStats, FarmWorker, startWorker } from './worker.ts';
 export { type LocalWorkers, type LocalWorkersOptions, startLocalWorkers } from './local.ts';

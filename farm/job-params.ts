@@ -3,9 +3,9 @@
 // is validated, against the limits table in limits.ts; bad values are refused at submission with a
 // clear message instead of failing on a GPU later. Stored as jsonb in jobs.params; the engine
 // adapter (apps/worker/engine-renderer.ts) renames the fields into the engine's RenderRequest.
-import { drawSeed, type VideoFormat } from '../engine/index.ts';
+import { DEFAULT_IMAGE_STRENGTH, drawSeed, IMAGE_INPUT_FORMATS, inspectImage, InvalidRequestError, MASK_PRESETS, type MaskPreset, type VideoFormat } from '../engine/index.ts';
 import { JOB_KINDS, type JobKind } from '../db/schema.ts';
-import { DEFAULT_UPSCALE_FACTOR, FIXED_SCALE_UPSCALERS, JOB_VIDEO_FORMATS, LIMITS, type Range, UPSCALE_FACTORS, upscalerMakes } from './limits.ts';
+import { DEFAULT_UPSCALE_FACTOR, FIXED_SCALE_UPSCALERS, IMAGE_LIMITS, JOB_VIDEO_FORMATS, LIMITS, type Range, UPSCALE_FACTORS, upscalerMakes } from './limits.ts';
 import { unstorableTextIssue } from './text.ts';
 
 export interface JobParams {
@@ -42,7 +42,48 @@ export interface JobParams {
   upscaler?: string;
   /** Largest acceptable video file (a front end's upload limit); the encoder aims below it. */
   maxBytes?: number;
+  /**
+   * Users' pictures as transition ends (blend, movie, reroll): at most one per prompt (0-based
+   * `index`), re-rendered under that prompt at `strength` (LIMITS.imageStrength). The picture itself
+   * is the job's stored input `image-<index + 1>` (inputNames).
+   */
+  images?: JobImage[];
+  /**
+   * Inpainting transition (needs an inpainting model): the picture (input `inpaint-image`) stays as
+   * it is outside the mask; inside, it changes from prompt to prompt. The mask is a preset or
+   * "picture": input `inpaint-mask`, white = change.
+   */
+  inpaint?: { mask: MaskPreset | 'picture' };
+  /** vary only: a variation animation of input `start-image` (frames: variationFrames). */
+  variation?: { variations: number; intermediate: number; noiseShift: number };
 }
+
+export interface JobImage {
+  index: number;
+  strength: number;
+}
+
+/** What a job needs of a model (WorkerCapabilities.modelAbilities), from its kind and parameters. */
+export const MODEL_ABILITIES = ['text', 'picture', 'inpaint', 'variation'] as const;
+export type ModelAbility = (typeof MODEL_ABILITIES)[number];
+
+/**
+ * text: text-to-video transitions; picture: transitions that start or end at a picture (a model
+ * with a VAE encoder); inpaint: inpainting transitions (an inpainting UNet); variation: variation
+ * animations (an image-variation model). Upscale jobs need an upscaler instead (worker-registry.ts).
+ */
+export function modelAbilityFor(kind: JobKind, params: Pick<JobParams, 'images' | 'inpaint'>): ModelAbility {
+  if (kind === 'vary') return 'variation';
+  if (params.inpaint) return 'inpaint';
+  if (params.images?.length) return 'picture';
+  return 'text';
+}
+
+/** The model a job uses when it names none: the demo model, or the id workers give their inpainting / variation model. */
+export const DEFAULT_MODELS: Readonly<Record<ModelAbility, string>> = { text: 'demo', picture: 'demo', inpaint: 'inpaint', variation: 'variation' };
+
+/** Default animation of a vary job: 8 generations of 4 frames, 33 frames (under 3 s at 12 fps). */
+export const DEFAULT_VARIATION = { variations: 8, intermediate: 4, noiseShift: 0.4 } as const;
 
 export const QUALITY_PRESETS = {
   draft: { steps: 4, maxBranches: 8 },
@@ -77,7 +118,13 @@ export class JobParamsError extends Error {
  * Input as a front end would send it: any subset, a quality preset name, and seeds where null
  * means "pick one".
  */
-export type JobParamsInput = Partial<Omit<JobParams, 'seeds'>> & { seeds?: Array<number | null>; quality?: QualityPreset };
+export type JobParamsInput = Partial<Omit<JobParams, 'seeds' | 'images' | 'variation'>> & {
+  seeds?: Array<number | null>;
+  quality?: QualityPreset;
+  /** strength: default DEFAULT_IMAGE_STRENGTH. */
+  images?: Array<{ index: number; strength?: number }>;
+  variation?: Partial<NonNullable<JobParams['variation']>>;
+};
 
 export function isJobKind(value: unknown): value is JobKind {
   return typeof value === 'string' && (JOB_KINDS as readonly string[]).includes(value);
@@ -90,6 +137,7 @@ function promptCountRule(kind: JobKind): { min: number; max: number; text: strin
   // An extension's own prompts follow at least the `min` prompts of the movie it extends.
   if (kind === 'extend') return { min: 1, max: max - min, text: `an extension needs 1 to ${max - min} new prompts` };
   if (kind === 'upscale') return { min, max, text: `an upscale needs the source's ${min} to ${max} prompts` };
+  if (kind === 'vary') return { min: LIMITS.guidancePrompts.min, max: LIMITS.guidancePrompts.max, text: `a variation animation takes at most ${LIMITS.guidancePrompts.max} guidance prompts` };
   return { min, max, text: `a ${kind} needs ${min} to ${max} prompts` };
 }
 
@@ -111,7 +159,7 @@ function rangeIssue(field: string, value: unknown, range: Range): string | undef
   return `${field} must be ${what} between ${range.min} and ${range.max} (got ${JSON.stringify(value)})`;
 }
 
-const KNOWN_KEYS = new Set([...Object.keys(DEFAULT_PARAMS), 'prompts', 'seeds', 'guidance', 'upscaleFactor', 'upscaler', 'quality', 'maxBytes']);
+const KNOWN_KEYS = new Set([...Object.keys(DEFAULT_PARAMS), 'prompts', 'seeds', 'guidance', 'upscaleFactor', 'upscaler', 'quality', 'maxBytes', 'images', 'inpaint', 'variation']);
 
 /**
  * Validates and completes parameters for a job of `kind`. Throws JobParamsError listing every
@@ -158,7 +206,10 @@ export function parseJobParams(kind: JobKind, input: unknown): JobParams {
   const guidance = raw.guidance === undefined ? undefined : num('guidance', 0, LIMITS.guidance);
   const maxBytes = raw.maxBytes === undefined ? undefined : num('maxBytes', 0, LIMITS.maxBytes);
 
-  const model = readText(raw.model ?? DEFAULT_PARAMS.model, 'model', issues, { allowEmpty: false });
+  const images = readImages(kind, raw.images, prompts.length, issues);
+  const inpaint = readInpaint(kind, raw.inpaint, issues);
+  const variation = readVariation(kind, raw.variation, issues);
+  const model = readText(raw.model ?? DEFAULT_MODELS[modelAbilityFor(kind, { images, inpaint })], 'model', issues, { allowEmpty: false });
   if (model && !/^[A-Za-z0-9._-]{1,100}$/.test(model)) issues.push(`model must be a model id of letters, digits, ".", "_" or "-" (got ${JSON.stringify(model)})`);
 
   const format = raw.format ?? DEFAULT_PARAMS.format;
@@ -183,7 +234,7 @@ export function parseJobParams(kind: JobKind, input: unknown): JobParams {
     } else upscaler = raw.upscaler;
   }
 
-  const seeds = readSeeds(raw.seeds, prompts.length, issues);
+  const seeds = readSeeds(raw.seeds, kind === 'vary' ? 1 : prompts.length, issues);
 
   if (issues.length > 0) throw new JobParamsError(issues);
   const params: JobParams = { prompts, negativePrompt, seeds, durationSeconds, fps, width, height, steps, maxBranches, depthStrength, model, format: format as VideoFormat };
@@ -191,6 +242,9 @@ export function parseJobParams(kind: JobKind, input: unknown): JobParams {
   if (upscaleFactor) params.upscaleFactor = upscaleFactor;
   if (upscaler) params.upscaler = upscaler;
   if (maxBytes !== undefined) params.maxBytes = maxBytes;
+  if (images) params.images = images;
+  if (inpaint) params.inpaint = inpaint;
+  if (variation) params.variation = variation;
   return params;
 }
 
@@ -243,4 +297,167 @@ function readSeeds(value: unknown, count: number, issues: string[]): number[] {
 export function outputPixels(params: JobParams): number {
   const factor = params.upscaleFactor ?? 1;
   return params.width * factor * params.height * factor;
+}
+
+/** An object's own keys, or an issue; unknown keys are issues too (strict, like the top level). */
+function ownFields(value: unknown, what: string, known: readonly string[], issues: string[]): Record<string, unknown> | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || (Object.getPrototypeOf(value) !== Object.prototype && Object.getPrototypeOf(value) !== null)) {
+    issues.push(`${what} must be an object`);
+    return undefined;
+  }
+  const out: Record<string, unknown> = Object.create(null);
+  for (const key of Object.keys(value)) {
+    if (known.includes(key)) out[key] = (value as Record<string, unknown>)[key];
+    else issues.push(`unknown parameter ${JSON.stringify(key)} in ${what}`);
+  }
+  return out;
+}
+
+const PICTURE_KINDS: readonly JobKind[] = ['blend', 'movie', 'reroll'];
+
+function readImages(kind: JobKind, value: unknown, promptCount: number, issues: string[]): JobImage[] | undefined {
+  if (value === undefined) return undefined;
+  if (!PICTURE_KINDS.includes(kind)) {
+    issues.push(`images (pictures as transition ends) apply to blends and movies, not to ${kind} jobs`);
+    return undefined;
+  }
+  if (!Array.isArray(value) || value.length === 0 || value.length > promptCount) {
+    issues.push(`images must be a list of 1 to ${promptCount} pictures, one per prompt at most`);
+    return undefined;
+  }
+  const seen = new Set<number>();
+  const images: JobImage[] = [];
+  value.forEach((entry, i) => {
+    const fields = ownFields(entry, `images[${i}]`, ['index', 'strength'], issues);
+    if (!fields) return;
+    const indexIssue = rangeIssue(`images[${i}].index`, fields.index, { min: 0, max: Math.max(0, promptCount - 1), integer: true });
+    if (indexIssue) issues.push(`${indexIssue}: the 0-based number of the prompt the picture belongs to`);
+    else if (seen.has(fields.index as number)) issues.push(`prompt ${(fields.index as number) + 1} has two pictures; give at most one per prompt`);
+    const strength = fields.strength ?? DEFAULT_IMAGE_STRENGTH;
+    const strengthIssue = rangeIssue('strength', strength, LIMITS.imageStrength);
+    if (strengthIssue) issues.push(strengthIssue);
+    if (!indexIssue && !strengthIssue) {
+      seen.add(fields.index as number);
+      images.push({ index: fields.index as number, strength: strength as number });
+    }
+  });
+  return images.sort((a, b) => a.index - b.index);
+}
+
+function readInpaint(kind: JobKind, value: unknown, issues: string[]): JobParams['inpaint'] {
+  if (value === undefined) return undefined;
+  if (![...PICTURE_KINDS, 'extend'].includes(kind)) {
+    issues.push(`inpaint applies to blends and movies, not to ${kind} jobs`);
+    return undefined;
+  }
+  const fields = ownFields(value, 'inpaint', ['mask'], issues);
+  if (!fields) return undefined;
+  const choices = [...MASK_PRESETS, 'picture'];
+  if (!choices.includes(fields.mask as string)) {
+    issues.push(`mask must be one of ${choices.join(', ')} (got ${JSON.stringify(fields.mask)}): a preset, or "picture" for a mask picture (white = change)`);
+    return undefined;
+  }
+  return { mask: fields.mask as MaskPreset | 'picture' };
+}
+
+function readVariation(kind: JobKind, value: unknown, issues: string[]): JobParams['variation'] {
+  if (kind !== 'vary') {
+    if (value !== undefined) issues.push(`variation applies to vary jobs only`);
+    return undefined;
+  }
+  const fields = value === undefined ? Object.create(null) : ownFields(value, 'variation', ['variations', 'intermediate', 'noiseShift'], issues);
+  if (!fields) return undefined;
+  const variation = {
+    variations: fields.variations ?? DEFAULT_VARIATION.variations,
+    intermediate: fields.intermediate ?? DEFAULT_VARIATION.intermediate,
+    noiseShift: fields.noiseShift ?? DEFAULT_VARIATION.noiseShift,
+  };
+  const found = [
+    rangeIssue('variations', variation.variations, LIMITS.variations),
+    rangeIssue('intermediate', variation.intermediate, LIMITS.intermediate),
+    rangeIssue('noiseShift', variation.noiseShift, LIMITS.noiseShift),
+  ].filter((x) => x !== undefined);
+  issues.push(...found);
+  if (found.length) return undefined;
+  const v = variation as NonNullable<JobParams['variation']>;
+  const frames = variationFrames(v);
+  if (frames > LIMITS.variationFrames.max) {
+    issues.push(`variations x intermediate makes ${frames} frames (1 + ${v.variations} x ${v.intermediate}), more than ${LIMITS.variationFrames.max}; ask for fewer variations or frames per variation`);
+  }
+  return v;
+}
+
+/** Frames of a variation animation: the start picture, then `intermediate` frames per generation. */
+export function variationFrames(variation: NonNullable<JobParams['variation']>): number {
+  return 1 + variation.variations * variation.intermediate;
+}
+
+/** Names of the pictures stored with a job (job_inputs.name), as its parameters refer to them. */
+export const INPUT_NAMES = {
+  /** The picture for prompt index i (0-based): image-1, image-2, ... */
+  image: (index: number) => `image-${index + 1}`,
+  inpaintImage: 'inpaint-image',
+  inpaintMask: 'inpaint-mask',
+  startImage: 'start-image',
+} as const;
+
+/** The inputs a job with these parameters needs, in a fixed order. */
+export function inputNames(kind: JobKind, params: Pick<JobParams, 'images' | 'inpaint'>): string[] {
+  if (kind === 'vary') return [INPUT_NAMES.startImage];
+  const names = (params.images ?? []).map((img) => INPUT_NAMES.image(img.index));
+  if (params.inpaint) names.push(INPUT_NAMES.inpaintImage);
+  if (params.inpaint?.mask === 'picture') names.push(INPUT_NAMES.inpaintMask);
+  return names;
+}
+
+/** A picture stored with a job: the file as uploaded and its type. */
+export interface JobInput {
+  bytes: Uint8Array;
+  mime: string;
+}
+
+/** The picture types a user may send, as MIME types (image/png, image/jpeg, image/webp). */
+export const IMAGE_MIME_TYPES: readonly string[] = IMAGE_INPUT_FORMATS.map((f) => `image/${f}`);
+
+const mib = (n: number) => `${Number((n / 1024 / 1024).toFixed(1))} MiB`;
+
+/**
+ * The cheap check a front end makes from an upload's metadata before downloading it (Discord
+ * reports the size and a content type): the issue, naming the input, or undefined. The bytes are
+ * checked by checkJobInputs anyway (a text file named .png passes this one).
+ */
+export function inputMetadataIssue(name: string, meta: { size: number; contentType?: string | null }): string | undefined {
+  const type = meta.contentType?.split(';')[0].trim().toLowerCase();
+  if (type && !IMAGE_MIME_TYPES.includes(type)) return `${name} is ${type}, not a picture; attach a PNG, JPEG or WebP picture`;
+  if (meta.size > IMAGE_LIMITS.maxBytes) return `${name} is ${mib(meta.size)}, more than the ${mib(IMAGE_LIMITS.maxBytes)} limit; attach a smaller PNG, JPEG or WebP picture`;
+  return undefined;
+}
+
+/**
+ * The other half of the one validator, for the pictures (async: it reads their headers): exactly the
+ * inputs the parameters refer to, each a PNG, JPEG or WebP within IMAGE_LIMITS (the engine's
+ * inspectImage: format from the content, byte size, decoded pixels). Throws JobParamsError naming
+ * each bad input (e.g. "image-1 is not a picture that can be read; attach a PNG, JPEG or WebP file").
+ */
+export async function checkJobInputs(kind: JobKind, params: Pick<JobParams, 'images' | 'inpaint'>, inputs: Readonly<Record<string, Uint8Array>> = {}): Promise<Record<string, JobInput>> {
+  const needed = inputNames(kind, params);
+  const issues: string[] = [];
+  const checked: Record<string, JobInput> = {};
+  for (const name of Object.keys(inputs)) if (!needed.includes(name)) issues.push(`${name} is not used by this ${kind} job; leave it out`);
+  for (const name of needed) {
+    const bytes = Object.hasOwn(inputs, name) ? inputs[name] : undefined;
+    if (!(bytes instanceof Uint8Array)) {
+      issues.push(`${name} is missing; attach a PNG, JPEG or WebP picture`);
+      continue;
+    }
+    try {
+      const { format } = await inspectImage(bytes, name, IMAGE_LIMITS);
+      checked[name] = { bytes, mime: `image/${format}` };
+    } catch (err) {
+      if (!(err instanceof InvalidRequestError)) throw err;
+      issues.push(err.message);
+    }
+  }
+  if (issues.length) throw new JobParamsError(issues);
+  return checked;
 }

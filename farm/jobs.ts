@@ -5,17 +5,17 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { and, asc, desc, eq, inArray, isNull, sql, type SQL } from 'drizzle-orm';
 import { queryRows } from '../db/client.ts';
-import { artifacts, jobs, type JobKind, type JobStatus } from '../db/schema.ts';
-import type { FarmContext } from './config.ts';
+import { artifacts, jobInputs, jobs, type JobKind, type JobStatus } from '../db/schema.ts';
+import { type FarmContext, knownWorkerWindowSeconds } from './config.ts';
 import { FarmError, InvalidJobStateError, JobNotFoundError, NoCapableWorkerError } from './errors.ts';
 import { recordEvent } from './events.ts';
 import { storableText } from './text.ts';
 import { checkRequestIds, isJobId } from './ids.ts';
-import { type JobParams, outputPixels, parseJobParams } from './job-params.ts';
+import { checkJobInputs, type JobInput, type JobParams, outputPixels, parseJobParams } from './job-params.ts';
 import { checkExtension, movieOf } from './movie.ts';
 import { type BudgetContext, policyOf } from './policy/index.ts';
 import { type Artifact, type Job, jobFromRow, TERMINAL_STATUSES } from './types.ts';
-import { findCapableWorkers, jobNeeds } from './worker-registry.ts';
+import { findKnownWorkers, findCapableWorkers, jobNeeds } from './worker-registry.ts';
 
 /** Kinds that start from an earlier job and must name it. */
 const FOLLOW_UP_KINDS: readonly JobKind[] = ['upscale', 'reroll', 'extend'];
@@ -34,6 +34,11 @@ export interface SubmitJobInput {
   /** The member's roles in guildId, for role-based budget overrides. */
   roleIds?: readonly string[];
   parentJobId?: number | null;
+  /**
+   * The pictures the parameters refer to, by name (job-params.ts INPUT_NAMES: image-1, inpaint-image,
+   * inpaint-mask, start-image), as uploaded; checked by checkJobInputs and stored with the job.
+   */
+  inputs?: Readonly<Record<string, Uint8Array>>;
   /** Refuse (NoCapableWorkerError) unless an online worker can run this model (upscale: this upscaler and factor) at this size. */
   requireCapableWorker?: boolean;
 }
@@ -46,16 +51,23 @@ export interface SubmitJobInput {
 export async function submitJob(farm: FarmContext, input: SubmitJobInput): Promise<Job> {
   checkRequestIds(input);
   const params = parseJobParams(input.kind, input.params);
+  const pictures = await checkJobInputs(input.kind, params, input.inputs);
   const parentJobId = input.parentJobId ?? null;
   if (parentJobId !== null && !isJobId(parentJobId)) throw new JobNotFoundError(parentJobId);
   if (FOLLOW_UP_KINDS.includes(input.kind) && parentJobId === null) {
     throw new FarmError('invalid_params', `A ${input.kind} job continues from an earlier job: give its id as the parent.`);
   }
   const pixels = outputPixels(params);
+  const need = jobNeeds(input.kind, params);
   if (input.requireCapableWorker) {
-    const need = jobNeeds(input.kind, params);
     const { capable, online } = await findCapableWorkers(farm, need);
     if (capable.length === 0) throw new NoCapableWorkerError(need, online);
+  } else {
+    // Always: a job no known worker can run (a model none has, a size none fits) would only wait
+    // and expire. With no worker known at all the job waits for the first one (and expires after
+    // queueTimeoutSeconds if none comes).
+    const { capable, known } = await findKnownWorkers(farm, need, knownWorkerWindowSeconds(farm.config));
+    if (known.length > 0 && capable.length === 0) throw new NoCapableWorkerError(need, known);
   }
   const policy = policyOf(farm);
 
@@ -92,9 +104,18 @@ export async function submitJob(farm: FarmContext, input: SubmitJobInput): Promi
         .returning();
       return inserted;
     });
+    const stored = Object.entries(pictures).map(([name, { bytes, mime }]) => ({ jobId: row.id, name, mime, bytes: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) }));
+    if (stored.length) await tx.insert(jobInputs).values(stored);
     await recordEvent(tx, 'queued', { jobId: row.id, userId: row.userId, status: 'queued', attempt: 0 });
     return jobFromRow(row);
   });
+}
+
+/** The pictures stored with a job (its start/end pictures, inpainting picture and mask, variation start picture), by name. */
+export async function getJobInputs(farm: FarmContext, jobId: number): Promise<Record<string, JobInput>> {
+  if (!isJobId(jobId)) return {};
+  const rows = await farm.db.db.select({ name: jobInputs.name, mime: jobInputs.mime, bytes: jobInputs.bytes }).from(jobInputs).where(eq(jobInputs.jobId, jobId)).orderBy(asc(jobInputs.name));
+  return Object.fromEntries(rows.map((r) => [r.name, { bytes: new Uint8Array(r.bytes.buffer, r.bytes.byteOffset, r.bytes.byteLength), mime: r.mime }]));
 }
 
 export async function getJob(farm: FarmContext, jobId: number): Promise<Job | undefined> {

@@ -5,7 +5,7 @@
  * accepts (engine/index.ts: MAX_SEED, VIDEO_FORMATS, MAX_MOVIE_PROMPTS and the pipeline's own
  * checks), never widens it; test/farm/limits.test.ts checks that.
  */
-import { MAX_SEED, type VideoFormat } from '../engine/index.ts';
+import { IMAGE_INPUT_LIMITS, MAX_SEED, MAX_VARIATION_FRAMES, type VideoFormat } from '../engine/index.ts';
 
 export interface Range {
   min: number;
@@ -38,7 +38,32 @@ export const LIMITS = {
   seed: { min: 0, max: MAX_SEED, integer: true },
   /** Largest acceptable video file (an upload limit). */
   maxBytes: { min: 10_000, max: 2_000_000_000, integer: true },
+  /**
+   * How far a user's picture is re-rendered under its prompt (img2img strength): near 0 the
+   * transition starts or ends at the picture itself, 1 keeps only its rough layout.
+   */
+  imageStrength: { min: 0.05, max: 1 },
+  /** Variation animations: generations after the first variation. */
+  variations: { min: 1, max: 60, integer: true },
+  /** Variation animations: frames per generation, the variation included (the engine allows 1..60). */
+  intermediate: { min: 1, max: 30, integer: true },
+  /** Variation animations: total frames, 1 + variations x intermediate (the engine's MAX_VARIATION_FRAMES at most). */
+  variationFrames: { min: 2, max: Math.min(600, MAX_VARIATION_FRAMES), integer: true },
+  /** Variation animations: how far the noise moves per generation (0 the same noise, 1 fresh noise). */
+  noiseShift: { min: 0, max: 1 },
+  /** Variation animations: guidance prompts the variations are steered towards. */
+  guidancePrompts: { min: 0, max: 4, integer: true },
 } as const satisfies Record<string, Range>;
+
+/**
+ * Pictures users send (blend endpoints, inpainting pictures and masks, variation start pictures):
+ * PNG, JPEG or WebP, at most this many bytes (Discord's free upload limit) and decoded pixels (a
+ * 24-megapixel photo). Narrower than the engine's IMAGE_INPUT_LIMITS, never wider.
+ */
+export const IMAGE_LIMITS = {
+  maxBytes: Math.min(10 * 1024 * 1024, IMAGE_INPUT_LIMITS.maxBytes),
+  maxPixels: Math.min(25_000_000, IMAGE_INPUT_LIMITS.maxPixels),
+} as const;
 
 export type LimitName = keyof typeof LIMITS;
 

@@ -2,7 +2,7 @@
 // GPU time is in GPU-seconds (numbers); the database keeps integer milliseconds.
 import type { JobKind, JobStatus } from '../db/schema.ts';
 import { jobs } from '../db/schema.ts';
-import type { JobParams } from './job-params.ts';
+import type { JobInput, JobParams, ModelAbility } from './job-params.ts';
 import type { Movie } from './movie.ts';
 
 export type { JobKind, JobStatus };
@@ -27,12 +27,20 @@ export interface WorkerCapabilities {
    * "x4-diffusion"; "*" any (test doubles). Missing or empty: it takes no upscale jobs.
    */
   upscalers?: string[];
+  /**
+   * What each model in `models` can do (job-params.ts MODEL_ABILITIES): "text", "picture" (a VAE
+   * encoder: transitions from or to a user's picture), "inpaint" (an inpainting UNet), "variation"
+   * (an image-variation model). A model missing here does "text" only; "*" models do everything.
+   */
+  modelAbilities?: Record<string, ModelAbility[]>;
 }
 
 /** What a job needs from a worker: its model (or, for an upscale job, an upscaler for its factor) and its output pixels. */
 export interface JobNeeds {
   kind: JobKind;
   model: string;
+  /** What the model must be able to do (modelAbilityFor); upscale jobs need an upscaler instead. */
+  ability: ModelAbility;
   pixels: number;
   /** upscale jobs: the factor per side and the upscaler named (undefined: any that makes the factor). */
   upscaleFactor?: number;
@@ -105,6 +113,8 @@ export interface ClaimedJob {
    * finished video (what an upscale job upscales).
    */
   parent?: { id: number; params: JobParams; movie: Movie; artifact?: { format: string; bytes: Uint8Array; meta: Record<string, unknown> } };
+  /** The pictures stored with the job (job_inputs), by name (job-params.ts INPUT_NAMES); attached by the worker. */
+  inputs?: Record<string, JobInput>;
 }
 
 export interface Artifact {

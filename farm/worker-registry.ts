@@ -3,7 +3,7 @@
 import { and, asc, eq, isNull, sql, type SQL } from 'drizzle-orm';
 import { workers, type JobKind } from '../db/schema.ts';
 import type { FarmContext } from './config.ts';
-import { type JobParams, outputPixels } from './job-params.ts';
+import { type JobParams, type ModelAbility, modelAbilityFor, outputPixels } from './job-params.ts';
 import { DEFAULT_UPSCALE_FACTOR, UPSCALE_FACTORS, upscalerMakes } from './limits.ts';
 import type { JobNeeds, WorkerCapabilities } from './types.ts';
 
@@ -66,7 +66,7 @@ export async function listWorkers(farm: FarmContext, options: { onlineOnly?: boo
 }
 
 export function jobNeeds(kind: JobKind, params: JobParams): JobNeeds {
-  return { kind, model: params.model, pixels: outputPixels(params), upscaleFactor: params.upscaleFactor, upscaler: params.upscaler };
+  return { kind, model: params.model, ability: modelAbilityFor(kind, params), pixels: outputPixels(params), upscaleFactor: params.upscaleFactor, upscaler: params.upscaler };
 }
 
 /**
@@ -83,8 +83,18 @@ export function canRun(capabilities: WorkerCapabilities, need: JobNeeds): boolea
     if (need.upscaler !== undefined) return upscalers.includes(need.upscaler);
     return upscalers.some((u) => upscalerMakes(u, need.upscaleFactor ?? DEFAULT_UPSCALE_FACTOR));
   }
-  return capabilities.models.includes('*') || capabilities.models.includes(need.model);
+  if (capabilities.models.includes('*')) return true;
+  return capabilities.models.includes(need.model) && abilitiesOf(capabilities, need.model).includes(need.ability);
 }
+
+/** What a worker's model can do; a model without an entry (older workers) does text only. */
+export function abilitiesOf(capabilities: WorkerCapabilities, model: string): ModelAbility[] {
+  const listed = capabilities.modelAbilities && Object.hasOwn(capabilities.modelAbilities, model) ? capabilities.modelAbilities[model] : undefined;
+  return listed ?? ['text'];
+}
+
+/** modelAbilityFor(kind, params) on a jobs row aliased `j`. */
+const ABILITY_SQL = sql.raw(`case when j.kind = 'vary' then 'variation' when j.params ? 'inpaint' then 'inpaint' when jsonb_array_length(coalesce(j.params -> 'images', '[]'::jsonb)) > 0 then 'picture' else 'text' end`);
 
 /** canRun as a condition on a jobs row aliased `j` (kind, model, pixels, params), for the claim. */
 export function capableSql(capabilities: WorkerCapabilities): SQL {
@@ -92,15 +102,31 @@ export function capableSql(capabilities: WorkerCapabilities): SQL {
   const upscalers = capabilities.upscalers ?? [];
   const anyUpscaler = upscalers.includes('*');
   // Factors this worker makes with some upscaler: an upscale job naming none needs one of them.
+  // Each model's abilities (modelAbilityFor in SQL below: the ability the row needs).
+  const abilities = Object.fromEntries(capabilities.models.map((m) => [m, abilitiesOf(capabilities, m)]));
   const factors = UPSCALE_FACTORS.filter((f) => anyUpscaler || upscalers.some((u) => upscalerMakes(u, f)));
   return sql`(j.pixels <= ${capabilities.maxPixels}::bigint and case
     when j.kind = 'upscale' then ${anyUpscaler}::boolean or coalesce(case
       when j.params ? 'upscaler' then ${JSON.stringify(upscalers)}::jsonb @> (j.params -> 'upscaler')
       else ${JSON.stringify(factors)}::jsonb @> (j.params -> 'upscaleFactor') end, false)
-    else ${anyModel}::boolean or j.model in (select jsonb_array_elements_text(${JSON.stringify(capabilities.models)}::jsonb)) end)`;
+    else ${anyModel}::boolean or coalesce((${JSON.stringify(abilities)}::jsonb -> j.model) ? (${ABILITY_SQL}), false) end)`;
 }
 
 export async function findCapableWorkers(farm: FarmContext, need: JobNeeds): Promise<{ capable: WorkerInfo[]; online: WorkerInfo[] }> {
   const online = await listWorkers(farm, { onlineOnly: true });
   return { capable: online.filter((w) => canRun(w.capabilities, need)), online };
+}
+
+/**
+ * The workers the farm knows — those that heartbeated within `withinSeconds`, stopped since or
+ * not (a worker restarting for an upgrade still counts) — and those of them that can run `need`.
+ */
+export async function findKnownWorkers(farm: FarmContext, need: JobNeeds, withinSeconds: number): Promise<{ capable: WorkerInfo[]; known: WorkerInfo[] }> {
+  const recent = await farm.db.db
+    .select({ id: workers.id })
+    .from(workers)
+    .where(sql`${workers.heartbeatAt} > now() - make_interval(secs => ${withinSeconds}::float8)`);
+  const ids = new Set(recent.map((r) => r.id));
+  const known = (await listWorkers(farm)).filter((w) => ids.has(w.id));
+  return { capable: known.filter((w) => canRun(w.capabilities, need)), known };
 }

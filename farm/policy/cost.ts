@@ -1,7 +1,7 @@
 // Up-front estimate of a job's GPU-seconds, reserved from the user's budget at admission.
 // It only needs to be a sensible upper-ish bound: settlement charges the measured time, capped
 // at the reservation, so a generous estimate costs users nothing but temporarily held seconds.
-import { type JobParams, outputPixels } from '../job-params.ts';
+import { type JobParams, outputPixels, variationFrames } from '../job-params.ts';
 import type { CostModel } from './options.ts';
 
 /**
@@ -17,6 +17,13 @@ export function estimateGpuSeconds(params: JobParams, model: CostModel, moviePro
   if (params.upscaleFactor) {
     const videoFrames = transitions * Math.ceil(params.durationSeconds * params.fps);
     return Math.round((model.overheadSeconds + videoFrames * megapixels * model.secondsPerUpscaledMegapixelFrame) * 1000) / 1000;
+  }
+  // A variation animation renders every frame as a whole diffusion (intermediate frames from
+  // interpolated embeddings and noise). A picture endpoint costs like a text one: img2img renders
+  // fewer steps, and encoding the picture is small next to them.
+  if (params.variation) {
+    const frames = variationFrames(params.variation);
+    return Math.round((model.overheadSeconds + frames * megapixels * (params.steps * model.secondsPerMegapixelStep + model.secondsPerMegapixelFrame)) * 1000) / 1000;
   }
   // Latent blending renders both keyframes plus up to maxBranches partial branches per transition.
   const unetSteps = transitions * (params.maxBranches + 2) * params.steps;
