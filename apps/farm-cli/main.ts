@@ -18,6 +18,7 @@ import {
   artifactToJson,
   budgetToJson,
   cancelJob,
+  checkId,
   farmConfigFrom,
   FarmError,
   farmStatus,
@@ -34,6 +35,7 @@ import {
   parseJobId,
   QUALITY_PRESETS,
   retryJob,
+  setStatusPageVisibility,
   startLocalWorkers,
   submitFollowUp,
   submitJob,
@@ -58,6 +60,8 @@ Commands:
   cancel JOB [--json]                           refunds what was not used
   retry JOB [--json]                            requeues a failed or cancelled job
   fetch JOB --out FILE                          saves a finished job's video
+  guild GUILD status-page public|private [--json]
+                                                shows (or hides) the server's prompts on the public status page
 
 Render options: --negative TEXT, --seed N (once per prompt), --duration SECONDS, --fps N,
   --size WxH (or --width N --height N), --steps N, --quality ${Object.keys(QUALITY_PRESETS).join('|')},
@@ -187,7 +191,7 @@ export async function farmCli(argv: string[], io: CliIo = {}): Promise<number> {
   let localWorkers: LocalWorkers | undefined;
   let localRenderer: ThreadRenderer | undefined;
   try {
-    const commands = ['submit', 'status', 'show', 'budget', 'cancel', 'retry', 'fetch'];
+    const commands = ['submit', 'status', 'show', 'budget', 'cancel', 'retry', 'fetch', 'guild'];
     if (!commands.includes(command)) throw new UsageError(`Unknown command "${command}"; commands: ${commands.join(', ')}.`);
     const settings = loadConfig(env);
     const config = farmConfigFrom(settings);
@@ -328,6 +332,26 @@ export async function farmCli(argv: string[], io: CliIo = {}): Promise<number> {
         if (!artifact) throw new FarmError('not_found', `Job ${id} has no finished video (yet); see \`npm run farm -- show ${id}\`.`);
         await fs.writeFile(values.out, artifact.bytes);
         print(`Wrote ${artifact.sizeBytes} bytes (${artifact.format}) to ${values.out}.`, { path: values.out, artifact: artifactToJson(artifact) });
+        return 0;
+      }
+
+      case 'guild': {
+        // Exactly: guild GUILD status-page public|private, with --json as the only flag.
+        const usage = 'guild needs a server id, then `status-page public` or `status-page private`, e.g. `npm run farm -- guild 123456789012345678 status-page public`.';
+        const [guildId, setting, visibility, ...extra] = rest;
+        const flags = Object.keys(values).filter((flag) => flag !== 'json');
+        if (flags.length > 0) throw new UsageError(`guild takes no --${flags[0]} (only --json). ${usage}`);
+        if (guildId === undefined || setting !== 'status-page' || extra.length > 0) throw new UsageError(usage);
+        if (visibility !== 'public' && visibility !== 'private') throw new UsageError(`status-page is public or private (got "${visibility ?? ''}"). ${usage}`);
+        const statusPage = visibility;
+        checkId('guild id', guildId);
+        await setStatusPageVisibility(farm, guildId, statusPage);
+        print(
+          statusPage === 'public'
+            ? `Server ${guildId}: its prompts (and errors) now show on the public status page.`
+            : `Server ${guildId}: its prompts are hidden from the public status page (operators with the token still see them).`,
+          { guildId, statusPage },
+        );
         return 0;
       }
     }

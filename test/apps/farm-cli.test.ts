@@ -5,6 +5,7 @@ import type { FarmDb } from '../../db/client.ts';
 import { farmCli } from '../../apps/farm-cli/main.ts';
 import { loadConfig } from '../../config/index.ts';
 import { farmConfigFrom } from '../../farm/config.ts';
+import { farmActivity } from '../../farm/activity.ts';
 import { FakeRenderer } from '../../farm/fake-renderer.ts';
 import { FarmWorker } from '../../farm/worker.ts';
 import { BACKENDS, createTestDatabase, type TestDatabase } from '../helpers/db.ts';
@@ -114,5 +115,45 @@ describe.each(BACKENDS)('farm CLI on %s', (backend) => {
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain('Unknown command "frobnicate"');
     expect((await cli('submit', 'blend', 'a', 'b', '--user', 'u', '--fps', 'fast')).stderr).toContain('--fps must be a whole number, got "fast"');
+  });
+
+  it('makes a server\'s prompts public on the status page, and private again', async () => {
+    const farm = { db, config: farmConfigFrom(loadConfig(ENV)) };
+    const submitted = (await cli('submit', 'blend', 'harbour at dawn', 'harbour at dusk', '--user', 'op-6', '--guild', 'g-cli', '--json')).json.job;
+    // Queued, or already picked up by a worker of an earlier test: wherever the status page lists it.
+    const publicJob = async () => {
+      const view = await farmActivity(farm, { full: false });
+      return [...view.queued, ...view.running, ...view.recent, ...view.failures].find((j) => j.id === submitted.id);
+    };
+    expect(await publicJob()).toMatchObject({ public: false });
+    expect((await publicJob())?.prompts).toBeUndefined();
+
+    const opened = await cli('guild', 'g-cli', 'status-page', 'public', '--json');
+    expect(opened.code).toBe(0);
+    expect(opened.json).toEqual({ guildId: 'g-cli', statusPage: 'public' });
+    expect(await publicJob()).toMatchObject({ public: true, prompts: ['harbour at dawn', 'harbour at dusk'] });
+
+    const closed = await cli('guild', 'g-cli', 'status-page', 'private');
+    expect(closed.code).toBe(0);
+    expect(closed.stdout).toContain('hidden from the public status page');
+    expect((await publicJob())?.prompts).toBeUndefined();
+
+    // Strict: exactly one setting and one value, no other flags; the server id follows the farm's id rule.
+    for (const argv of [
+      ['guild', 'g-cli'],
+      ['guild', 'g-cli', 'status-page'],
+      ['guild', 'g-cli', 'status-page', 'open'],
+      ['guild', 'g-cli', 'status-page', 'public', 'now'],
+      ['guild', 'g-cli', 'budget', 'public'],
+      ['guild', 'g-cli', 'status-page', 'public', '--user', 'op-6'],
+    ]) {
+      const bad = await cli(...argv);
+      expect(bad.code, argv.join(' ')).toBe(2);
+      expect(bad.stderr).toMatch(/status-page/);
+    }
+    const badId = await cli('guild', 'g cli', 'status-page', 'public', '--json');
+    expect(badId.code).toBe(1);
+    expect(badId.json.error).toMatchObject({ code: 'invalid_params', field: 'guild id' });
+    expect((await publicJob())?.prompts).toBeUndefined();
   });
 });
