@@ -24,6 +24,7 @@ import {
   type FarmContext,
   type Job,
   type JobEvent,
+  setJobMessage,
 } from '../farm/index.ts';
 import { cancelRow, finishedRow } from './components/rows.ts';
 import { doneText, failedText, progressText, queuedText, withWholeMovie } from './format.ts';
@@ -225,10 +226,12 @@ export class JobMessenger {
       }
     }
     if (!job.channelId) throw new Error(`job ${job.id} has no channel to post to`);
-    await this.client.rest.post(Routes.channelMessages(job.channelId), {
+    const posted = (await this.client.rest.post(Routes.channelMessages(job.channelId), {
       body: { ...body, content: body.content.startsWith(`<@${job.userId}>`) ? body.content : `<@${job.userId}> ${body.content}`, allowed_mentions: { users: [job.userId] } },
       files,
-    });
+    })) as { id: string };
+    // The job's message from now on: its buttons and reactions find the job, later edits land there.
+    await setJobMessage(this.farm, job.id, { messageId: posted.id, channelId: job.channelId });
   }
 }
 

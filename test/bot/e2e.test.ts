@@ -2,12 +2,18 @@
  * The bot end to end: the real discord.js client against the fake Discord, a real farm on PGlite,
  * and a real render worker running the engine (demo model) in a worker thread.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeDiscord, buttonsOf, type FakeDiscord, type FakeUser, type StoredMessage } from '../fake-discord/index.ts';
 import { createTestDatabase, farmContext, GENEROUS_BUDGET, type TestDatabase } from '../helpers/db.ts';
 import {
   createThreadRenderer,
+  getArtifact,
   getJob,
+  submitJob,
+  waitForJob,
   LIMITS,
   listJobs,
   movieOf,
@@ -24,6 +30,8 @@ import { probeVideo } from '../../engine/index.ts';
 import { testModelDir } from '../../models/paths.ts';
 
 const RENDER_TIMEOUT = 90_000;
+const UPSCALE_TIMEOUT = 180_000;
+let modelCache: string;
 let fake: FakeDiscord;
 let alice: FakeUser;
 let bob: FakeUser;
@@ -41,6 +49,9 @@ async function start(): Promise<RunningBot> {
 const hasVideo = (m: StoredMessage) => m.attachments.some((a) => /\.(mp4|gif|webm)$/.test(a.filename));
 
 beforeAll(async () => {
+  // Upscalers are converted from their npm packages on first use: into an empty cache, as on a fresh clone.
+  modelCache = await mkdtemp(join(tmpdir(), 'blendfarm-e2e-models-'));
+  process.env.BLENDFARM_MODEL_CACHE = modelCache;
   fake = await startFakeDiscord({ guilds: [{ name: 'Blendfarm', channels: ['renders'] }] });
   alice = fake.createUser({ username: 'alice' });
   bob = fake.createUser({ username: 'bob' });
@@ -61,6 +72,8 @@ afterAll(async () => {
   await renderer?.close();
   await testDb?.drop();
   await fake?.close();
+  delete process.env.BLENDFARM_MODEL_CACHE;
+  if (modelCache) await rm(modelCache, { recursive: true, force: true });
 });
 
 async function blend(user: FakeUser, options: Record<string, unknown>) {
@@ -124,14 +137,22 @@ describe('/blend end to end', () => {
     expect(done.content).toMatch(/Re-roll/);
   });
 
-  it('Upscale renders the same transition at twice the size', async () => {
+  it('Upscale makes the same video 4x per side with a trained network, linked to its parent and paid by the presser', async () => {
+    const parentVideo = await probeVideo(finished.attachments.find((a) => a.filename.endsWith('.mp4'))!.bytes);
     const press = fake.pressButton({ messageId: finished.id, customId: `bf:upscale:${parentId}`, user: alice });
-    const done = await press.waitForOriginal(hasVideo, RENDER_TIMEOUT);
+    expect((await press.waitForResponse()).type).toBe(5);
+    // 12 frames of 512x512 through the network on the CPU: about a minute on two cores.
+    const done = await press.waitForOriginal(hasVideo, UPSCALE_TIMEOUT);
     const probe = await probeVideo(done.attachments[0].bytes);
-    expect([probe.width, probe.height]).toEqual([1024, 1024]);
+    expect([probe.width, probe.height]).toEqual([parentVideo.width * 4, parentVideo.height * 4]);
+    expect(probe.frames).toBe(parentVideo.frames);
+    expect(done.content).toMatch(/Upscale\*\* #\d+ of #\d+/);
+    expect(done.content).toMatch(/Upscaled 4× with esrgan-slim/);
     const [job] = await listJobs(farm, { order: 'newest', limit: 1 });
-    expect([job.kind, job.parentJobId, job.params.seeds]).toEqual(['upscale', parentId, [42, 43]]);
-  });
+    expect([job.kind, job.parentJobId, job.userId, job.params.seeds, job.params.upscaleFactor]).toEqual(['upscale', parentId, alice.id, [42, 43], 4]);
+    expect(job.chargedGpuSeconds).toBeGreaterThan(0);
+    expect((await getArtifact(farm, job.id))?.meta).toMatchObject({ upscaler: 'esrgan-slim', scale: 4 });
+  }, UPSCALE_TIMEOUT + 30_000);
 
   it('retries a 429 from Discord and still delivers', async () => {
     fake.failNext({ route: '/webhooks/:applicationId/:token/messages/@original', method: 'PATCH', status: 429, retryAfter: 0.2, times: 2 });
@@ -240,6 +261,27 @@ describe('forms, reactions and the other commands', () => {
     const movie = await movieOf(farm.db.db, job);
     expect(movie.prompts).toEqual(['a red sunset', 'a green forest', 'a blue ocean']);
     expect(movie.seeds.slice(0, 2)).toEqual([5, 6]);
+  });
+
+  it('🔍 on a finished video upscales it 4x for whoever reacts (the owner here), in a reply', async () => {
+    // A small video posted by the farm into the channel (a job with a channel and no interaction), so this one is quick.
+    const small = await submitJob(farm, {
+      kind: 'blend',
+      userId: alice.id,
+      guildId: fake.guild().id,
+      channelId: fake.guild().channels[0].id,
+      params: { prompts: ['a moth', 'a lamp'], width: 64, height: 64, durationSeconds: 1, fps: 6, quality: 'draft' },
+    });
+    expect((await waitForJob(farm, small.id, { timeoutMs: RENDER_TIMEOUT })).status).toBe('done');
+    const posted = await fake.waitForMessage((m) => m.content?.includes(`#${small.id}:`) === true && hasVideo(m), 20_000);
+    fake.addReaction({ messageId: posted.id, emoji: '🔍', user: alice });
+    const reply = await fake.waitForMessage((m) => m.content?.includes(`of #${small.id}:`) === true && hasVideo(m), RENDER_TIMEOUT);
+    expect(reply.content).toMatch(/Upscaled 4× with esrgan-slim/);
+    expect(reply.content).toMatch(new RegExp(`^<@${alice.id}> `));
+    const probe = await probeVideo(reply.attachments[0].bytes);
+    expect([probe.width, probe.height]).toEqual([256, 256]);
+    const [job] = await listJobs(farm, { order: 'newest', limit: 1 });
+    expect([job.kind, job.parentJobId, job.userId]).toEqual(['upscale', small.id, alice.id]);
   });
 
   it('🔁 on a finished video re-rolls it for its owner; a stranger’s reaction does nothing', async () => {
