@@ -27,6 +27,8 @@ export interface BotOptions {
   messenger?: MessengerOptions;
   /** For ShardingManager children: discord.js reads the shard from the environment when unset. */
   shards?: number | number[] | 'auto';
+  /** Called with the client before it logs in, so listeners (REST metrics) also see the login's requests. */
+  onClient?: (client: Client) => void;
 }
 
 export interface RunningBot {
@@ -48,6 +50,7 @@ export function createClient(opts: Pick<BotOptions, 'apiBase' | 'shards'>): Clie
 export async function startBot(opts: BotOptions): Promise<RunningBot> {
   const log = opts.log ?? ((m: string) => console.log(m));
   const client = createClient(opts);
+  opts.onClient?.(client);
   const messenger = new JobMessenger(client, opts.farm, { log, ...opts.messenger });
   const ctx: BotContext = { farm: opts.farm, log };
 

@@ -10,7 +10,7 @@ import { loadRenderer, rendererSpecFrom } from '../worker/load-renderer.ts';
 import { startBot } from '../../bot/bot.ts';
 import { loadBotConfig } from './bot-config.ts';
 import { createLogger, lineLogger, routeConsole, urlPassword } from '../log.ts';
-import { createRegistry, discordRestMetrics, type Ops, startOps } from '../http/ops.ts';
+import { createRegistry, type Ops, startOps, watchDiscordRest } from '../http/ops.ts';
 import { renderMetrics } from '../http/render-metrics.ts';
 import { opsListen, shardOf } from '../http/listen.ts';
 
@@ -62,10 +62,8 @@ async function main(): Promise<void> {
     console.log(`[main] ${localWorkers} local render worker(s) on ${config.executionProvider ?? 'cpu'}${config.modelDir ? ` with ${config.modelDir}` : ' with the built-in demo model'}`);
   }
 
-  bot = await startBot({ token: config.discordToken, apiBase: config.discordApiBase, farm, log: lineLogger(logger) });
-  const discord = discordRestMetrics(registry);
-  bot.client.rest.on('response', (_request, response) => discord.response(response.status, response.headers.get('x-ratelimit-scope')));
-  bot.client.rest.on('rateLimited', (info) => discord.rateLimited(info.global));
+  // REST metrics are attached before login, so rate limits while logging in are counted too.
+  bot = await startBot({ token: config.discordToken, apiBase: config.discordApiBase, farm, log: lineLogger(logger), onClient: (client) => watchDiscordRest(client.rest, registry) });
   const running = bot;
   let stopping = false;
   const shutdown = async (signal: string) => {

@@ -2,6 +2,7 @@
 // the farm's metrics, the role's own), readiness checks, the status page on the farm's job
 // events, and the HTTP server that serves them. apps/bot/main.ts and apps/worker/main.ts call
 // startOps when BLENDFARM_HTTP_PORT is set.
+import type { Client } from 'discord.js';
 import { collectDefaultMetrics, Counter, Registry } from 'prom-client';
 import { checkDatabase } from '../../db/health.ts';
 import { type FarmContext, farmActivity, onJobEvent, registerFarmMetrics, type FarmMetrics } from '../../farm/index.ts';
@@ -125,4 +126,14 @@ export function discordRestMetrics(registry: Registry): { response(status: numbe
       waits.inc({ global: String(global) });
     },
   };
+}
+
+/**
+ * Counts a discord.js client's REST answers and rate-limit waits (discordRestMetrics). Attach it
+ * before the client logs in (startBot's onClient) so 429s during login are counted too.
+ */
+export function watchDiscordRest(rest: Client['rest'], registry: Registry): void {
+  const discord = discordRestMetrics(registry);
+  rest.on('response', (_request, response) => discord.response(response.status, response.headers.get('x-ratelimit-scope')));
+  rest.on('rateLimited', (info) => discord.rateLimited(info.global));
 }
