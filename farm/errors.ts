@@ -1,7 +1,15 @@
 // Errors the farm refuses requests with. Each has a stable `code` (the CLI's --json output and
 // the bot switch on it) and a one-line message that says what was wrong and what to do.
 
-import type { JobNeeds, WorkerCapabilities } from './types.ts';
+/** What NoCapableWorkerError reports (structural: this module imports nothing, so everything can import it). */
+interface Need {
+  kind: string;
+  model: string;
+  pixels: number;
+  upscaleFactor?: number;
+  upscaler?: string;
+}
+type OnlineWorker = { capabilities: { maxPixels: number; upscalers?: string[] } };
 import { abilitiesOf } from './worker-registry.ts';
 
 export type FarmErrorCode =
@@ -88,7 +96,7 @@ export class NoCapableWorkerError extends FarmError {
   readonly upscaleFactor?: number;
   readonly upscaler?: string;
 
-  constructor(need: JobNeeds, online: readonly { capabilities: WorkerCapabilities }[]) {
+  constructor(need: Need, online: readonly OnlineWorker[]) {
     super('no_capable_worker', noCapableWorkerText(need, online));
     this.model = need.model;
     this.pixels = need.pixels;
@@ -104,7 +112,7 @@ export class NoCapableWorkerError extends FarmError {
   }
 }
 
-function noCapableWorkerText(need: JobNeeds, online: readonly { capabilities: WorkerCapabilities }[]): string {
+function noCapableWorkerText(need: Need, online: readonly OnlineWorker[]): string {
   if (online.length === 0) return 'No render worker is online; start one with `npm run worker` (or try again later).';
   const workers = `${online.length} online worker${online.length === 1 ? '' : 's'}`;
   if (need.kind !== 'upscale') {
