@@ -8,9 +8,11 @@ interface Need {
   pixels: number;
   upscaleFactor?: number;
   upscaler?: string;
+  /** What the model must do (job-params.ts ModelAbility). */
+  ability?: 'text' | 'picture' | 'inpaint' | 'variation';
 }
-type OnlineWorker = { capabilities: { maxPixels: number; upscalers?: string[] } };
-import { abilitiesOf } from './worker-registry.ts';
+/** listWorkers fills modelAbilities for every model (worker-registry.ts abilitiesOf). */
+type OnlineWorker = { capabilities: { maxPixels: number; upscalers?: string[]; models?: string[]; modelAbilities?: Record<string, readonly string[]> } };
 
 export type FarmErrorCode =
   | 'not_found'
@@ -115,16 +117,19 @@ export class NoCapableWorkerError extends FarmError {
 function noCapableWorkerText(need: Need, online: readonly OnlineWorker[]): string {
   if (online.length === 0) return 'No render worker is online; start one with `npm run worker` (or try again later).';
   const workers = `${online.length} online worker${online.length === 1 ? '' : 's'}`;
-  if (need.kind !== 'upscale') {
-    const withModel = online.filter((w) => w.capabilities.models.includes(need.model) || w.capabilities.models.includes('*'));
-    const able = withModel.filter((w) => w.capabilities.models.includes('*') || abilitiesOf(w.capabilities, need.model).includes(need.ability));
+  if (need.kind !== 'upscale' && need.ability) {
+    const ability = need.ability;
+    const withModel = online.filter((w) => w.capabilities.models?.includes(need.model) || w.capabilities.models?.includes('*'));
+    const able = withModel.filter((w) => w.capabilities.models?.includes('*') || w.capabilities.modelAbilities?.[need.model]?.includes(ability));
     if (withModel.length > 0 && able.length === 0) {
-      const what = { text: 'render text-to-video transitions (it is an inpainting or image-variation model)', picture: 'start or end at a picture (its model has no VAE encoder)', inpaint: 'render inpainting transitions (it is no inpainting model)', variation: 'render variation animations (it is no image-variation model)' }[need.ability];
+      const what = { text: 'render text-to-video transitions (it is an inpainting or image-variation model)', picture: 'start or end at a picture (its model has no VAE encoder)', inpaint: 'render inpainting transitions (it is no inpainting model)', variation: 'render variation animations (it is no image-variation model)' }[ability];
       return `None of the ${workers} can use model "${need.model}" to ${what}; leave the pictures out, or ask the operator for a worker with such a model (BLENDFARM_INPAINT_MODEL_DIR, BLENDFARM_VARIATION_MODEL_DIR).`;
     }
-    if (withModel.length === 0 && (need.ability === 'inpaint' || need.ability === 'variation')) {
-      return `None of the ${workers} has ${need.ability === 'inpaint' ? 'an inpainting' : 'an image-variation'} model ("${need.model}"), so this cannot start; ask the operator to start a worker with BLENDFARM_${need.ability === 'inpaint' ? 'INPAINT' : 'VARIATION'}_MODEL_DIR set.`;
+    if (withModel.length === 0 && (ability === 'inpaint' || ability === 'variation')) {
+      return `None of the ${workers} has ${ability === 'inpaint' ? 'an inpainting' : 'an image-variation'} model ("${need.model}"), so this cannot start; ask the operator to start a worker with BLENDFARM_${ability === 'inpaint' ? 'INPAINT' : 'VARIATION'}_MODEL_DIR set.`;
     }
+  }
+  if (need.kind !== 'upscale') {
     return `None of the ${workers} can render model "${need.model}" at ${need.pixels} pixels per frame; pick another model or a smaller size.`;
   }
   const have = [...new Set(online.flatMap((w) => w.capabilities.upscalers ?? []))];

@@ -55,7 +55,7 @@ export async function listWorkers(farm: FarmContext, options: { onlineOnly?: boo
     id: worker.id,
     host: worker.host,
     pid: worker.pid,
-    capabilities: { upscalers: [], ...(worker.capabilities as unknown as WorkerCapabilities) },
+    capabilities: withAbilities({ upscalers: [], ...(worker.capabilities as unknown as WorkerCapabilities) }),
     concurrency: worker.concurrency,
     startedAt: worker.startedAt,
     heartbeatAt: worker.heartbeatAt,
@@ -85,6 +85,11 @@ export function canRun(capabilities: WorkerCapabilities, need: JobNeeds): boolea
   }
   if (capabilities.models.includes('*')) return true;
   return capabilities.models.includes(need.model) && abilitiesOf(capabilities, need.model).includes(need.ability);
+}
+
+/** Capabilities with every model's abilities listed (the default filled in). */
+function withAbilities(capabilities: WorkerCapabilities): WorkerCapabilities {
+  return { ...capabilities, modelAbilities: Object.fromEntries(capabilities.models.map((m) => [m, abilitiesOf(capabilities, m)])) };
 }
 
 /** What a worker's model can do; a model without an entry (older workers) does text only. */
