@@ -92,6 +92,12 @@ function httpPort(raw: string): number | 'off' {
   }
 }
 
+/** An upscaler id (the worker checks that it has it when it starts). */
+function upscalerId(raw: string): string {
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(raw.trim())) throw new SettingError('must be an upscaler id such as esrgan-slim, esrgan-medium, esrgan-thick or x4-diffusion');
+  return raw.trim();
+}
+
 function statusToken(raw: string): string {
   if (raw.trim().length < 16) throw new SettingError('must be at least 16 characters (e.g. the output of: openssl rand -hex 24)');
   return raw.trim();
@@ -122,6 +128,18 @@ export const settings = {
     example: '0',
     parse: int(0, 1024),
   } as SettingSpec<number>,
+  upscaler: {
+    env: 'BLENDFARM_UPSCALER',
+    help: 'Upscaler a worker uses for upscale jobs that name none: esrgan-slim (default), esrgan-medium, esrgan-thick (npm install --no-save @upscalerjs/esrgan-thick) or x4-diffusion',
+    example: '',
+    parse: upscalerId,
+  } as SettingSpec<string>,
+  x4UpscalerDir: {
+    env: 'BLENDFARM_X4_UPSCALER_DIR',
+    help: 'Folder of the Stable Diffusion x4 upscaler exported to ONNX (models/README.md); set = workers also offer the x4-diffusion upscaler',
+    example: '',
+    parse: text,
+  } as SettingSpec<string>,
   lpipsModel: {
     env: 'BLENDFARM_LPIPS_MODEL',
     help: 'Path to an LPIPS ONNX model for perceptual distances; unset = built-in metric that needs no weights',
@@ -181,6 +199,7 @@ export const settings = {
   guildMinRefillPeriodSeconds: { env: 'BLENDFARM_GUILD_MIN_REFILL_PERIOD_SECONDS', help: 'Shortest refill period in seconds a server admin may set; shorter is clamped (default 3600)', example: '', parse: atLeast(1, true) } as SettingSpec<number>,
   guildMaxActiveJobs: { env: 'BLENDFARM_GUILD_MAX_ACTIVE_JOBS', help: 'Most queued + running jobs per member a server admin may allow for the server or a role; more is clamped (default 10)', example: '', parse: atLeast(1, true) } as SettingSpec<number>,
   costPerMegapixelStep: { env: 'BLENDFARM_GPU_SECONDS_PER_MEGAPIXEL_STEP', help: 'Cost model: GPU-seconds per UNet step per output megapixel, for reserving budgets (default 0.25)', example: '', parse: atLeast(0) } as SettingSpec<number>,
+  costPerUpscaledMegapixel: { env: 'BLENDFARM_GPU_SECONDS_PER_UPSCALED_MEGAPIXEL', help: 'Cost model: GPU-seconds to upscale one frame per output megapixel, for reserving budgets for upscale jobs (default 0.05; raise it if workers run x4-diffusion)', example: '', parse: atLeast(0) } as SettingSpec<number>,
   leaseSeconds: { env: 'BLENDFARM_LEASE_SECONDS', help: 'A job whose worker stops heartbeating for this long is taken back and retried (default 30)', example: '', parse: atLeast(1) } as SettingSpec<number>,
   heartbeatSeconds: { env: 'BLENDFARM_HEARTBEAT_SECONDS', help: 'How often workers renew their leases; must be below the lease (default 10)', example: '', parse: atLeast(0.1) } as SettingSpec<number>,
   progressThrottleMs: { env: 'BLENDFARM_PROGRESS_THROTTLE_MS', help: 'Minimum milliseconds between progress writes per job (default 1000)', example: '', parse: atLeast(0) } as SettingSpec<number>,

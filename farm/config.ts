@@ -98,6 +98,7 @@ export type FarmSettings = Pick<
   | 'refillPeriodSeconds'
   | 'maxActiveJobs'
   | 'costPerMegapixelStep'
+  | 'costPerUpscaledMegapixel'
   | 'guildMaxRefillGpuSeconds'
   | 'guildMinRefillPeriodSeconds'
   | 'guildMaxActiveJobs'
@@ -141,7 +142,7 @@ export function farmConfigFrom(settings: Partial<FarmSettings>, overrides: FarmC
     refillPeriodSeconds: settings.refillPeriodSeconds,
     maxActiveJobs: settings.maxActiveJobs,
   });
-  const cost = defined({ secondsPerMegapixelStep: settings.costPerMegapixelStep });
+  const cost = defined({ secondsPerMegapixelStep: settings.costPerMegapixelStep, secondsPerUpscaledMegapixelFrame: settings.costPerUpscaledMegapixel });
   const guildCeilings = defined({
     maxRefillGpuSeconds: settings.guildMaxRefillGpuSeconds,
     minRefillPeriodSeconds: settings.guildMinRefillPeriodSeconds,

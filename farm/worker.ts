@@ -317,9 +317,9 @@ export class FarmWorker {
     }
   }
 
-  /** Extend jobs continue from the parent's movie and finished video, which the renderer cannot fetch itself. */
+  /** Extend jobs continue from the parent's movie and finished video, upscale jobs upscale that video: the renderer cannot fetch them itself. */
   private async attachParent(job: ClaimedJob): Promise<void> {
-    if (job.kind !== 'extend' || job.parentJobId === null) return;
+    if ((job.kind !== 'extend' && job.kind !== 'upscale') || job.parentJobId === null) return;
     const parent = await getJob(this.farm, job.parentJobId);
     if (!parent) return;
     const movie = await movieOf(this.farm.db.db, parent);
