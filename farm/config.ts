@@ -52,6 +52,11 @@ export interface RetentionOptions {
   maxArtifactBytes: number;
 }
 
+/** A worker that heartbeated within this many seconds counts as known (submissions are checked against its capabilities). */
+export function knownWorkerWindowSeconds(config: Pick<FarmConfig, 'queueTimeoutSeconds'>): number {
+  return config.queueTimeoutSeconds > 0 ? config.queueTimeoutSeconds : 86_400;
+}
+
 /** How long a render of a job with this reservation may run: max(min, reserved × factor) seconds. */
 export function renderTimeLimitSeconds(config: Pick<FarmConfig, 'renderTimeoutFactor' | 'renderTimeoutMinSeconds'>, reservedGpuSeconds: number): number {
   return Math.max(config.renderTimeoutMinSeconds, Math.ceil(reservedGpuSeconds * config.renderTimeoutFactor));

@@ -242,6 +242,48 @@ export async function reapExpiredLeases(farm: FarmContext, limit = 50): Promise<
   });
 }
 
+/** "6 h", "90 min", "45 s": a timeout as people read it. */
+export function humanDuration(seconds: number): string {
+  if (seconds >= 7200 && seconds % 3600 === 0) return `${seconds / 3600} h`;
+  if (seconds >= 120 && seconds % 60 === 0) return `${seconds / 60} min`;
+  return `${seconds} s`;
+}
+
+/**
+ * Fails queued jobs that no worker took within queueTimeoutSeconds of becoming claimable (a model
+ * no worker has, a size none fits, or no worker at all): status failed with an "Expired: ..."
+ * error, the whole reservation refunded (FarmPolicy.settle), and a 'failed' event, which the bot
+ * posts like any failure. Safe to run from every worker at once (SKIP LOCKED). Returns how many
+ * jobs expired; 0 when queueTimeoutSeconds is 0 (never).
+ */
+export async function expireQueuedJobs(farm: FarmContext, limit = 50): Promise<number> {
+  const timeout = farm.config.queueTimeoutSeconds;
+  if (!(timeout > 0)) return 0;
+  const error =
+    `Expired: no worker could take this job within ${humanDuration(timeout)}, so it was cancelled and the GPU-seconds it held were refunded in full. ` +
+    'No running worker can render it now: try another model or a smaller size, or ask the farm operator.';
+  return farm.db.db.transaction(async (tx) => {
+    const rows = await queryRows<{ job: Record<string, unknown> }>(
+      tx,
+      sql`
+      with stale as (
+        select id from jobs
+        where status = 'queued' and run_after < now() - make_interval(secs => ${timeout}::float8)
+        order by id limit ${limit} for update skip locked
+      )
+      update jobs set status = 'failed', finished_at = now(), error = ${error}, progress = null, charged_ms = null
+      from stale where jobs.id = stale.id
+      returning row_to_json(jobs) as job`,
+    );
+    for (const row of rows) {
+      const job = jobRowFromJson(row.job);
+      await policyOf(farm).settle(tx, job, { kind: 'failed' });
+      await recordEvent(tx, 'failed', { ...eventFields(job), error }, { expired: true });
+    }
+    return rows.length;
+  });
+}
+
 function eventFields(job: typeof jobs.$inferSelect): EventFields {
   return { jobId: job.id, userId: job.userId, status: job.status, attempt: job.attempts, workerId: job.workerId };
 }

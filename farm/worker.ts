@@ -24,7 +24,7 @@ import { type FarmContext, renderTimeLimitSeconds } from './config.ts';
 import { onJobEvent } from './events.ts';
 import { getArtifact, getJob, getJobInputs } from './jobs.ts';
 import { movieOf } from './movie.ts';
-import { claimJob, type CompletedArtifact, completeJob, failAttempt, releaseJob, renewLeases, reapExpiredLeases, reportProgress } from './queue.ts';
+import { claimJob, type CompletedArtifact, completeJob, expireQueuedJobs, failAttempt, releaseJob, renewLeases, reapExpiredLeases, reportProgress } from './queue.ts';
 import { isPermanentRenderError, MIME_TYPES, type Renderer, type RenderResult } from './renderer.ts';
 import type { ClaimedJob, JobProgress, WorkerCapabilities } from './types.ts';
 import { markWorkerStopped, registerWorker } from './worker-registry.ts';
@@ -252,6 +252,8 @@ export class FarmWorker {
         this.log(`took back ${reaped} job(s) whose worker stopped heartbeating`);
         this.wake();
       }
+      const expired = await expireQueuedJobs(this.farm);
+      if (expired > 0) this.log(`expired ${expired} job(s) no worker took within ${this.farm.config.queueTimeoutSeconds} s (refunded)`);
     } catch (error) {
       const why = dbFailureLine(error);
       if (why) this.log(`heartbeat failed: ${why}`);

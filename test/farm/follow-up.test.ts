@@ -85,6 +85,8 @@ describe.each(BACKENDS)('follow-ups on %s', (backend) => {
   it('counts the whole movie towards the prompt limit, however the extension is submitted', async () => {
     const max = LIMITS.prompts.max;
     const params = { ...CHEAP_BLEND, model: 'long' };
+    // Submissions are checked against the workers the farm knows (issue 9, item 8): one has this model.
+    await registerWorker(farm, { id: 'w-long', host: 'test', pid: 1, concurrency: 1, capabilities: { models: ['long'], maxPixels: 1 << 20, executionProvider: 'test' } });
     const movie = await submitJob(farm, { kind: 'movie', userId: 'bo', params: { ...params, prompts: ['a', 'b'] } });
     const filler = Array.from({ length: max - 2 - 1 }, (_, i) => `p${i}`);
     const extended = await submitJob(farm, { kind: 'extend', userId: 'bo', parentJobId: movie.id, params: { ...params, prompts: filler } });
@@ -94,6 +96,7 @@ describe.each(BACKENDS)('follow-ups on %s', (backend) => {
     );
     await expect(submitJob(farm, { kind: 'extend', userId: 'bo', parentJobId: extended.id, params: { ...params, prompts: ['x'] } })).resolves.toMatchObject({ kind: 'extend' });
     await expect(submitJob(farm, { kind: 'extend', userId: 'bo', params: { ...params, prompts: ['x'] } })).rejects.toBeInstanceOf(FarmError);
+    await markWorkerStopped(farm, 'w-long');
   });
 
   it('upscales: linked to the parent, charged to whoever asks, and only for a worker with the upscaler and the room', async () => {

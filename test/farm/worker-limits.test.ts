@@ -3,7 +3,7 @@
 // survives a database outage at completion (on real Postgres behind a proxy that drops traffic).
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { FarmDb } from '../../db/client.ts';
+import { type FarmDb, openDatabase, queryRows } from '../../db/client.ts';
 import { type FarmContext, renderTimeLimitSeconds } from '../../farm/config.ts';
 import { FakeRenderer } from '../../farm/fake-renderer.ts';
 import { getArtifact, getJob, submitJob } from '../../farm/jobs.ts';
@@ -56,7 +56,7 @@ describe.each(BACKENDS)('a hung render on %s (item 5)', (backend) => {
     );
     expect(failed.chargedGpuSeconds).toBeGreaterThanOrEqual(1);
     expect(failed.chargedGpuSeconds).toBeLessThan(hung.reservedGpuSeconds);
-    const [refund] = (await db.db.execute(sql`select amount_ms from budget_ledger where job_id = ${hung.id} and kind = 'refund'`)).rows as Array<{ amount_ms: string | number }>;
+    const [refund] = await queryRows<{ amount_ms: string | number }>(db.db, sql`select amount_ms from budget_ledger where job_id = ${hung.id} and kind = 'refund'`);
     expect(Number(refund.amount_ms)).toBe(Math.round(hung.reservedGpuSeconds * 1000) - Math.round(failed.chargedGpuSeconds! * 1000));
     expect(await getArtifact(farm, hung.id)).toBeUndefined();
     expect(done.status).toBe('done');
@@ -80,7 +80,7 @@ describe('a database outage at completion (item 6, Postgres)', () => {
     viaProxy.port = String(await proxy.listen());
     db = await testDb.open();
     // The worker's own handle goes through the proxy; short timeouts so a dropped query fails fast.
-    workerDb = await (await import('../../db/client.ts')).openDatabase({
+    workerDb = await openDatabase({
       url: viaProxy.toString(),
       migrate: false,
       poolSize: 3,

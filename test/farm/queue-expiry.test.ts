@@ -1,0 +1,88 @@
+// Issue 9, item 8: a job no known worker can run is refused at submission (nothing stored), and
+// a queued job nobody takes expires after BLENDFARM_QUEUE_TIMEOUT_SECONDS: failed with a message
+// for the user, its reservation refunded in full.
+import { sql } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { queryRows, type FarmDb } from '../../db/client.ts';
+import type { FarmContext } from '../../farm/config.ts';
+import { NoCapableWorkerError } from '../../farm/errors.ts';
+import { FakeRenderer } from '../../farm/fake-renderer.ts';
+import { getJob, submitJob } from '../../farm/jobs.ts';
+import { auditBalance, getBudget } from '../../farm/policy/budget.ts';
+import { expireQueuedJobs } from '../../farm/queue.ts';
+import { waitForJob } from '../../farm/wait.ts';
+import { FarmWorker } from '../../farm/worker.ts';
+import { registerWorker } from '../../farm/worker-registry.ts';
+import { BACKENDS, CHEAP_BLEND, countRows, createTestDatabase, farmContext, type TestDatabase } from '../helpers/db.ts';
+
+const EXPIRED = 'Expired: no worker could take this job within 90 s, so it was cancelled and the GPU-seconds it held were refunded in full. No running worker can render it now: try another model or a smaller size, or ask the farm operator.';
+
+describe.each(BACKENDS)('queued jobs nobody can run, on %s (item 8)', (backend) => {
+  let testDb: TestDatabase;
+  let db: FarmDb;
+  let farm: FarmContext;
+
+  beforeAll(async () => {
+    testDb = await createTestDatabase(backend);
+    db = await testDb.open();
+    farm = farmContext(db, { budget: { refillGpuSeconds: 100, maxActiveJobs: 20 }, queueTimeoutSeconds: 90 });
+  });
+  afterAll(async () => {
+    await testDb?.drop();
+  });
+
+  const ageQueued = (jobId: number) => db.db.execute(sql`update jobs set run_after = now() - interval '91 seconds' where id = ${jobId}`);
+
+  it('queues when the farm knows no worker at all, then expires the job with a full refund', async () => {
+    const start = (await getBudget(farm, 'waiter')).balanceGpuSeconds;
+    const job = await submitJob(farm, { kind: 'blend', userId: 'waiter', params: { ...CHEAP_BLEND, model: 'nobody-has-it' } });
+    expect(job.status).toBe('queued');
+    // Not yet old enough.
+    expect(await expireQueuedJobs(farm)).toBe(0);
+    await ageQueued(job.id);
+    expect(await expireQueuedJobs(farm)).toBe(1);
+    const expired = await getJob(farm, job.id);
+    expect(expired).toMatchObject({ status: 'failed', attempts: 0, error: EXPIRED, chargedGpuSeconds: 0 });
+    expect(expired?.finishedAt).toBeInstanceOf(Date);
+    expect((await getBudget(farm, 'waiter')).balanceGpuSeconds).toBe(start);
+    const [refund] = await queryRows<{ amount_ms: string | number }>(db.db, sql`select amount_ms from budget_ledger where job_id = ${job.id} and kind = 'refund'`);
+    expect(Number(refund.amount_ms)).toBe(Math.round(job.reservedGpuSeconds * 1000));
+    const events = await queryRows<{ type: string; data: Record<string, unknown> }>(db.db, sql`select type, data from job_events where job_id = ${job.id} order by id`);
+    expect(events.map((e) => e.type)).toEqual(['queued', 'failed']);
+    expect(events[1].data).toMatchObject({ expired: true });
+    // Expiring again changes nothing.
+    expect(await expireQueuedJobs(farm)).toBe(0);
+    const audit = await auditBalance(db.db, 'waiter');
+    expect(audit.balanceMs).toBe(audit.ledgerSumMs);
+  });
+
+  it('refuses at submission a job no known worker can run, storing nothing', async () => {
+    await registerWorker(farm, { id: 'w-known', host: 'test', pid: 1, concurrency: 1, capabilities: { models: ['known'], maxPixels: 256 * 256, executionProvider: 'test' } });
+    const jobs = await countRows(db, 'jobs');
+    const ledger = await countRows(db, 'budget_ledger');
+    const wrongModel = await submitJob(farm, { kind: 'blend', userId: 'picky', params: { ...CHEAP_BLEND, model: 'unknown' } }).catch((e: unknown) => e);
+    expect(wrongModel).toBeInstanceOf(NoCapableWorkerError);
+    expect((wrongModel as NoCapableWorkerError).message).toBe('None of the 1 online worker can render model "unknown" at 4096 pixels per frame; pick another model or a smaller size.');
+    const tooBig = await submitJob(farm, { kind: 'blend', userId: 'picky', params: { ...CHEAP_BLEND, model: 'known', width: 512, height: 512 } }).catch((e: unknown) => e);
+    expect(tooBig).toBeInstanceOf(NoCapableWorkerError);
+    expect(await countRows(db, 'jobs')).toBe(jobs);
+    // The user row may be created by the budget lookup; no ledger entry, no reservation.
+    expect(await countRows(db, 'budget_ledger')).toBe(ledger);
+    const fits = await submitJob(farm, { kind: 'blend', userId: 'picky', params: { ...CHEAP_BLEND, model: 'known' } });
+    expect(fits.status).toBe('queued');
+  });
+
+  it('has running workers expire what nobody took', async () => {
+    const accepted = (await getJob(farm, (await queryRows<{ id: number }>(db.db, sql`select id::int from jobs where user_id = 'picky' and status = 'queued'`))[0].id))!;
+    // A worker for another model: it cannot take the job, but its heartbeat expires it.
+    const worker = new FarmWorker({ farm, renderer: new FakeRenderer({ models: ['other'] }), id: 'w-other', log: () => {} });
+    await worker.start();
+    await ageQueued(accepted.id);
+    const failed = await waitForJob(farm, accepted.id, { timeoutMs: 20_000 });
+    await worker.stop();
+    expect(failed).toMatchObject({ status: 'failed', error: EXPIRED });
+    const audit = await auditBalance(db.db, 'picky');
+    expect(audit.balanceMs).toBe(audit.ledgerSumMs);
+    expect(audit.balanceMs).toBe(100_000);
+  });
+});
