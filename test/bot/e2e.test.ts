@@ -21,6 +21,7 @@ import {
   updateGuildSettings,
   type FarmContext,
   type FarmDb,
+  type Job,
   type LocalWorkers,
   type ThreadRenderer,
 } from '../../farm/index.ts';
@@ -30,7 +31,6 @@ import { probeVideo } from '../../engine/index.ts';
 import { testModelDir } from '../../models/paths.ts';
 
 const RENDER_TIMEOUT = 90_000;
-const UPSCALE_TIMEOUT = 180_000;
 let modelCache: string;
 let fake: FakeDiscord;
 let alice: FakeUser;
@@ -75,6 +75,24 @@ afterAll(async () => {
   delete process.env.BLENDFARM_MODEL_CACHE;
   if (modelCache) await rm(modelCache, { recursive: true, force: true });
 });
+
+/**
+ * A small video of alice's, rendered by the farm and posted into the channel with its buttons (a job
+ * with a channel and no interaction, as the operator CLI makes): the bot's sizes start at 512 pixels,
+ * and the upscaling network runs on the CPU in these tests.
+ */
+async function postedVideo(prompts: string[], side: number): Promise<{ job: Job; message: StoredMessage }> {
+  const job = await submitJob(farm, {
+    kind: 'blend',
+    userId: alice.id,
+    guildId: fake.guild().id,
+    channelId: fake.guild().channels[0].id,
+    params: { prompts, width: side, height: side, durationSeconds: 1, fps: 6, quality: 'draft' },
+  });
+  expect((await waitForJob(farm, job.id, { timeoutMs: RENDER_TIMEOUT })).status).toBe('done');
+  const message = await fake.waitForMessage((m) => m.content?.includes(`#${job.id}:`) === true && hasVideo(m) && buttonsOf(m).length > 0, 20_000);
+  return { job: (await getJob(farm, job.id))!, message };
+}
 
 async function blend(user: FakeUser, options: Record<string, unknown>) {
   const handle = fake.sendSlashCommand({ commandName: 'blend', user, options: { quality: 'draft', duration: 1, ...options } });
@@ -138,21 +156,23 @@ describe('/blend end to end', () => {
   });
 
   it('Upscale makes the same video 4x per side with a trained network, linked to its parent and paid by the presser', async () => {
-    const parentVideo = await probeVideo(finished.attachments.find((a) => a.filename.endsWith('.mp4'))!.bytes);
-    const press = fake.pressButton({ messageId: finished.id, customId: `bf:upscale:${parentId}`, user: alice });
+    // A small video (the network runs on the CPU here), posted with its buttons like any finished job.
+    const { job: parent, message } = await postedVideo(['a red sunset over the sea', 'a green forest in spring'], 128);
+    const parentVideo = await probeVideo(message.attachments[0].bytes);
+    const press = fake.pressButton({ messageId: message.id, customId: `bf:upscale:${parent.id}`, user: alice });
     expect((await press.waitForResponse()).type).toBe(5);
-    // 12 frames of 512x512 through the network on the CPU: about a minute on two cores.
-    const done = await press.waitForOriginal(hasVideo, UPSCALE_TIMEOUT);
+    const done = await press.waitForOriginal(hasVideo, RENDER_TIMEOUT);
     const probe = await probeVideo(done.attachments[0].bytes);
     expect([probe.width, probe.height]).toEqual([parentVideo.width * 4, parentVideo.height * 4]);
+    expect([probe.width, probe.height]).toEqual([512, 512]);
     expect(probe.frames).toBe(parentVideo.frames);
-    expect(done.content).toMatch(/Upscale\*\* #\d+ of #\d+/);
+    expect(done.content).toMatch(new RegExp(`Upscale\\*\\* #\\d+ of #${parent.id}:`));
     expect(done.content).toMatch(/Upscaled 4× with esrgan-slim/);
     const [job] = await listJobs(farm, { order: 'newest', limit: 1 });
-    expect([job.kind, job.parentJobId, job.userId, job.params.seeds, job.params.upscaleFactor]).toEqual(['upscale', parentId, alice.id, [42, 43], 4]);
+    expect([job.kind, job.parentJobId, job.userId, job.params.seeds, job.params.upscaleFactor]).toEqual(['upscale', parent.id, alice.id, parent.params.seeds, 4]);
     expect(job.chargedGpuSeconds).toBeGreaterThan(0);
     expect((await getArtifact(farm, job.id))?.meta).toMatchObject({ upscaler: 'esrgan-slim', scale: 4 });
-  }, UPSCALE_TIMEOUT + 30_000);
+  });
 
   it('retries a 429 from Discord and still delivers', async () => {
     fake.failNext({ route: '/webhooks/:applicationId/:token/messages/@original', method: 'PATCH', status: 429, retryAfter: 0.2, times: 2 });
@@ -264,16 +284,7 @@ describe('forms, reactions and the other commands', () => {
   });
 
   it('🔍 on a finished video upscales it 4x for whoever reacts (the owner here), in a reply', async () => {
-    // A small video posted by the farm into the channel (a job with a channel and no interaction), so this one is quick.
-    const small = await submitJob(farm, {
-      kind: 'blend',
-      userId: alice.id,
-      guildId: fake.guild().id,
-      channelId: fake.guild().channels[0].id,
-      params: { prompts: ['a moth', 'a lamp'], width: 64, height: 64, durationSeconds: 1, fps: 6, quality: 'draft' },
-    });
-    expect((await waitForJob(farm, small.id, { timeoutMs: RENDER_TIMEOUT })).status).toBe('done');
-    const posted = await fake.waitForMessage((m) => m.content?.includes(`#${small.id}:`) === true && hasVideo(m), 20_000);
+    const { job: small, message: posted } = await postedVideo(['a moth', 'a lamp'], 64);
     fake.addReaction({ messageId: posted.id, emoji: '🔍', user: alice });
     const reply = await fake.waitForMessage((m) => m.content?.includes(`of #${small.id}:`) === true && hasVideo(m), RENDER_TIMEOUT);
     expect(reply.content).toMatch(/Upscaled 4× with esrgan-slim/);
