@@ -25,6 +25,7 @@ import { onJobEvent } from './events.ts';
 import { getArtifact, getJob, getJobInputs } from './jobs.ts';
 import { movieOf } from './movie.ts';
 import { claimJob, type CompletedArtifact, completeJob, expireQueuedJobs, failAttempt, releaseJob, renewLeases, reapExpiredLeases, reportProgress } from './queue.ts';
+import { describePrune, pruneFarm } from './retention.ts';
 import { isPermanentRenderError, MIME_TYPES, type Renderer, type RenderResult } from './renderer.ts';
 import type { ClaimedJob, JobProgress, WorkerCapabilities } from './types.ts';
 import { markWorkerStopped, registerWorker } from './worker-registry.ts';
@@ -114,6 +115,7 @@ export class FarmWorker {
   private loopDone: Promise<void> | undefined;
   private stopPromise: Promise<void> | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
+  private pruneTimer: NodeJS.Timeout | undefined;
   private unsubscribe: (() => Promise<void>) | undefined;
 
   constructor(options: FarmWorkerOptions) {
@@ -144,6 +146,7 @@ export class FarmWorker {
       if (event.type === 'queued' || event.type === 'retrying' || event.type === 'released') this.wake();
     });
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.farm.config.heartbeatSeconds * 1000);
+    if (this.farm.config.pruneIntervalSeconds > 0) this.pruneTimer = setInterval(() => void this.prune(), this.farm.config.pruneIntervalSeconds * 1000);
     this.loopDone = this.claimLoop();
     this.log(`started: ${this.concurrency} slot(s), models ${this.capabilities.models.join(', ')}, up to ${this.capabilities.maxPixels} px, ${this.capabilities.executionProvider}`);
   }
@@ -167,6 +170,7 @@ export class FarmWorker {
       clearTimeout(graceTimer);
       for (const entry of this.running.values()) await this.handBack(entry.job).catch(() => {});
       if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+      if (this.pruneTimer) clearInterval(this.pruneTimer);
       await this.unsubscribe?.().catch(() => {});
       await markWorkerStopped(this.farm, this.id).catch(() => {});
       this.log(`stopped (${this.stats.completed} completed, ${this.stats.released} handed back)`);
@@ -257,6 +261,16 @@ export class FarmWorker {
     } catch (error) {
       const why = dbFailureLine(error);
       if (why) this.log(`heartbeat failed: ${why}`);
+    }
+  }
+
+  /** The retention rules (retention.ts), every pruneIntervalSeconds; one worker at a time does the work. */
+  private async prune(): Promise<void> {
+    try {
+      const report = await pruneFarm(this.farm);
+      if (report.ran && report.artifactsByAge + report.artifactsBySize + report.jobs > 0) this.log(`retention: ${describePrune(report)}`);
+    } catch (error) {
+      this.log(`retention failed: ${loggableError(error)}`);
     }
   }
 

@@ -18,6 +18,7 @@ import {
   artifactToJson,
   budgetToJson,
   cancelJob,
+  describePrune,
   checkId,
   farmConfigFrom,
   FarmError,
@@ -33,6 +34,7 @@ import {
   LIMITS,
   openDatabase,
   parseJobId,
+  pruneFarm,
   QUALITY_PRESETS,
   retryJob,
   setStatusPageVisibility,
@@ -60,6 +62,7 @@ Commands:
   cancel JOB [--json]                           refunds what was not used
   retry JOB [--json]                            requeues a failed or cancelled job
   fetch JOB --out FILE                          saves a finished job's video
+  prune [--dry-run] [--json]                    deletes old videos and jobs (BLENDFARM_RETENTION_* settings)
   guild GUILD status-page public|private [--json]
                                                 shows (or hides) the server's prompts on the public status page
 
@@ -104,6 +107,7 @@ const OPTIONS = {
   grant: { type: 'string' },
   note: { type: 'string' },
   out: { type: 'string' },
+  'dry-run': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -191,7 +195,7 @@ export async function farmCli(argv: string[], io: CliIo = {}): Promise<number> {
   let localWorkers: LocalWorkers | undefined;
   let localRenderer: ThreadRenderer | undefined;
   try {
-    const commands = ['submit', 'status', 'show', 'budget', 'cancel', 'retry', 'fetch', 'guild'];
+    const commands = ['submit', 'status', 'show', 'budget', 'cancel', 'retry', 'fetch', 'prune', 'guild'];
     if (!commands.includes(command)) throw new UsageError(`Unknown command "${command}"; commands: ${commands.join(', ')}.`);
     const settings = loadConfig(env);
     const config = farmConfigFrom(settings);
@@ -322,6 +326,12 @@ export async function farmCli(argv: string[], io: CliIo = {}): Promise<number> {
       case 'retry': {
         const job = await retryJob(farm, jobId(rest[0], 'retry'));
         print(`Job ${job.id} is queued again (reserved ${job.reservedGpuSeconds} GPU-seconds).`, { job: jobToJson(job) });
+        return 0;
+      }
+
+      case 'prune': {
+        const report = await pruneFarm(farm, { dryRun: values['dry-run'] === true });
+        print(describePrune(report), report);
         return 0;
       }
 

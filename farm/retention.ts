@@ -1,0 +1,186 @@
+// Retention: what the farm deletes, and what it never touches. Videos (bytea or files in the
+// artifact directory), jobs and their events would otherwise pile up forever. The rules
+// (FarmConfig.retention; 0 turns a rule off):
+//
+//   artifactDays      videos of jobs finished longer ago are deleted; the job row stays
+//   maxArtifactBytes  while all videos together take more than this, the oldest go first
+//   jobDays           jobs finished longer ago are deleted with their events, video and other rows
+//                     that belong to them; budget_ledger entries stay (their job_id is cleared, the
+//                     note still names the job), so every balance still equals the sum of its ledger
+//
+// Never touched: queued and running jobs, and every job an active job continues from (its
+// parent chain: an extension renders from its parent's movie and video). A job row another kept
+// job points to stays until that child goes (the parent_job_id foreign key). Workers run this
+// every pruneIntervalSeconds, one at a time (an advisory lock); `npm run farm -- prune` runs it once.
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { sql } from 'drizzle-orm';
+import { queryRows, type Transaction } from '../db/client.ts';
+import type { FarmContext } from './config.ts';
+
+export interface PruneOptions {
+  /** Count what would go, delete nothing. */
+  dryRun?: boolean;
+}
+
+export interface PruneReport {
+  dryRun: boolean;
+  /** false when another process was pruning at the same moment (nothing done). */
+  ran: boolean;
+  artifactsByAge: number;
+  artifactsBySize: number;
+  artifactBytes: number;
+  jobs: number;
+  events: number;
+  /** Rows of other tables that belonged to deleted jobs (pictures, ...), by table. */
+  otherRows: Record<string, number>;
+  /** Files removed from the artifact directory. */
+  files: number;
+}
+
+const PRUNE_LOCK = sql`hashtext('blendfarm:prune')`;
+
+/**
+ * Ids of jobs that must keep everything: active jobs and all their ancestors (CTE "protected").
+ */
+const PROTECTED = sql`protected as (
+  with recursive chain(id, parent_job_id) as (
+    select id, parent_job_id from jobs where status in ('queued', 'running')
+    union
+    select p.id, p.parent_job_id from jobs p join chain c on p.id = c.parent_job_id
+  )
+  select id from chain
+)`;
+
+/** Deletes artifact rows by id (each under the protection rule again) and returns what went. */
+async function deleteArtifacts(tx: Transaction, ids: number[]): Promise<Array<{ size_bytes: number; path: string | null }>> {
+  if (ids.length === 0) return [];
+  return queryRows(
+    tx,
+    sql`with ${PROTECTED}
+        delete from artifacts a
+        where a.id in (select (jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb))::bigint)
+          and a.job_id not in (select id from protected)
+        returning a.size_bytes, a.path`,
+  );
+}
+
+/** The tables whose rows belong to a job (foreign keys to jobs.id), but jobs itself and budget_ledger. */
+async function tablesReferencingJobs(tx: Transaction): Promise<Array<{ table: string; column: string }>> {
+  const rows = await queryRows<{ tbl: string; col: string }>(
+    tx,
+    sql`select c.conrelid::regclass::text as tbl, a.attname::text as col
+        from pg_constraint c join pg_attribute a on a.attrelid = c.conrelid and a.attnum = any(c.conkey)
+        where c.contype = 'f' and c.confrelid = 'jobs'::regclass`,
+  );
+  return rows
+    .filter((r) => /^[a-z_][a-z0-9_]*$/.test(r.tbl) && /^[a-z_][a-z0-9_]*$/.test(r.col))
+    .filter((r) => r.tbl !== 'jobs' && r.tbl !== 'budget_ledger')
+    .map((r) => ({ table: r.tbl, column: r.col }));
+}
+
+/** Applies the retention rules once. Dry run: counts what would be deleted, changes nothing. */
+export async function pruneFarm(farm: FarmContext, options: PruneOptions = {}): Promise<PruneReport> {
+  const dryRun = options.dryRun ?? false;
+  const { artifactDays, jobDays, maxArtifactBytes } = farm.config.retention;
+  const report: PruneReport = { dryRun, ran: true, artifactsByAge: 0, artifactsBySize: 0, artifactBytes: 0, jobs: 0, events: 0, otherRows: {}, files: 0 };
+  const files: string[] = [];
+
+  const rollback = new Error('dry run');
+  try {
+    await farm.db.db.transaction(async (tx) => {
+      const [lock] = await queryRows<{ ok: boolean }>(tx, sql`select pg_try_advisory_xact_lock(${PRUNE_LOCK}) as ok`);
+      if (!lock.ok) {
+        report.ran = false;
+        return;
+      }
+      const gone = (rows: Array<{ size_bytes: number; path: string | null }>) => {
+        for (const row of rows) {
+          report.artifactBytes += Number(row.size_bytes);
+          if (row.path) files.push(row.path);
+        }
+        return rows.length;
+      };
+
+      if (artifactDays > 0) {
+        const old = await queryRows<{ id: number }>(
+          tx,
+          sql`select a.id::float8 as id from artifacts a join jobs j on j.id = a.job_id
+              where j.status in ('done', 'failed', 'cancelled') and j.finished_at < now() - make_interval(secs => ${artifactDays * 86_400}::float8)`,
+        );
+        report.artifactsByAge = gone(await deleteArtifacts(tx, old.map((r) => r.id)));
+      }
+
+      if (maxArtifactBytes > 0) {
+        // Oldest first, while what is left is over the cap.
+        const over = await queryRows<{ id: number }>(
+          tx,
+          sql`with ${PROTECTED}, total as (select coalesce(sum(size_bytes), 0)::float8 as bytes from artifacts),
+              ordered as (
+                select a.id, coalesce(sum(a.size_bytes) over (order by j.finished_at nulls last, a.id rows between unbounded preceding and 1 preceding), 0)::float8 as before
+                from artifacts a join jobs j on j.id = a.job_id
+                where j.status in ('done', 'failed', 'cancelled') and a.job_id not in (select id from protected)
+              )
+              select ordered.id::float8 as id from ordered, total where total.bytes - ordered.before > ${maxArtifactBytes}::float8`,
+        );
+        report.artifactsBySize = gone(await deleteArtifacts(tx, over.map((r) => r.id)));
+      }
+
+      if (jobDays > 0) {
+        const belonging = await tablesReferencingJobs(tx);
+        // Leaf first: a job another job points to goes in a later round, after its child.
+        for (let round = 0; round < 100; round++) {
+          const doomed = await queryRows<{ id: number }>(
+            tx,
+            sql`with ${PROTECTED}
+                select j.id::float8 as id from jobs j
+                where j.status in ('done', 'failed', 'cancelled')
+                  and j.finished_at < now() - make_interval(secs => ${jobDays * 86_400}::float8)
+                  and j.id not in (select id from protected)
+                  and not exists (select 1 from jobs c where c.parent_job_id = j.id)
+                order by j.id limit 1000
+                for update of j skip locked`,
+          );
+          if (doomed.length === 0) break;
+          const ids = JSON.stringify(doomed.map((r) => r.id));
+          const idList = sql`(select (jsonb_array_elements_text(${ids}::jsonb))::bigint)`;
+          for (const { table, column } of belonging) {
+            const rows = await queryRows<{ n: number; size: number | null; path: string | null }>(
+              tx,
+              table === 'artifacts'
+                ? sql`delete from artifacts where job_id in ${idList} returning 1 as n, size_bytes as size, path`
+                : sql`delete from ${sql.identifier(table)} where ${sql.identifier(column)} in ${idList} returning 1 as n, null::int as size, null::text as path`,
+            );
+            if (table === 'job_events') report.events += rows.length;
+            else if (table === 'artifacts') report.artifactsByAge += gone(rows.map((r) => ({ size_bytes: Number(r.size), path: r.path })));
+            else if (rows.length > 0) report.otherRows[table] = (report.otherRows[table] ?? 0) + rows.length;
+          }
+          await tx.execute(sql`update budget_ledger set job_id = null where job_id in ${idList}`);
+          const deleted = await queryRows<{ id: number }>(tx, sql`delete from jobs where id in ${idList} returning id`);
+          report.jobs += deleted.length;
+        }
+      }
+      if (dryRun) throw rollback;
+    });
+  } catch (error) {
+    if (error !== rollback) throw error;
+  }
+
+  if (!dryRun && farm.config.artifactDir) {
+    // After the commit: a crash before this leaves a file without a row, never a row without its file.
+    for (const name of files) {
+      const removed = await fs.rm(path.resolve(farm.config.artifactDir, name)).then(() => true, () => false);
+      if (removed) report.files++;
+    }
+  }
+  return report;
+}
+
+/** One line for logs and the CLI. */
+export function describePrune(report: PruneReport): string {
+  if (!report.ran) return 'Another process is pruning right now; nothing done.';
+  const mb = (report.artifactBytes / 1_000_000).toFixed(1);
+  const other = Object.entries(report.otherRows).map(([table, n]) => `, ${n} ${table} row(s)`).join('');
+  return `${report.dryRun ? 'Would delete' : 'Deleted'} ${report.artifactsByAge + report.artifactsBySize} video(s) (${mb} MB; ${report.artifactsBySize} for the size cap), ${report.jobs} job(s), ${report.events} event(s)${other}` +
+    (report.files > 0 ? `; removed ${report.files} file(s)` : '') + '.';
+}
