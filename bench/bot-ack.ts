@@ -3,7 +3,7 @@
 // first callback (defer or reply), as the fake Discord records it, gives p50/p95/p99. Discord drops
 // an interaction not answered within 3 s.
 //
-//   npx tsx bench/bot-ack.ts [--db pglite|postgres] [--bursts 50,200] [--rounds 3]
+//   npx tsx bench/bot-ack.ts [--db pglite|postgres] [--bursts 50,200] [--rounds 3] [--submit-concurrency N]
 //
 // The real discord.js client and bot (bot/bot.ts) run in a child process, as `npm start` does: the
 // bot, the farm on an in-memory PGlite (the `npm start` default) or on a fresh database on the
@@ -28,6 +28,8 @@ const { values } = parseArgs({
     db: { type: 'string', default: 'pglite' },
     bursts: { type: 'string', default: '50,200' },
     rounds: { type: 'string', default: '3' },
+    // BotOptions.submitConcurrency (unset: the bot's default).
+    'submit-concurrency': { type: 'string' },
     // Internal: run the bot side against this REST base (the child process).
     bot: { type: 'string' },
     url: { type: 'string', default: '' },
@@ -59,7 +61,7 @@ async function serveBot(restBase: string, url: string): Promise<void> {
   const db = await openDatabase({ url, dataDir: IN_MEMORY });
   const farm: FarmContext = { db, config: farmConfigFrom({}, { budget: { refillGpuSeconds: 1e9, maxActiveJobs: 1e6 }, pollIntervalMs: 200 }) };
   const workers = await startLocalWorkers(farm, { renderer: () => new FakeRenderer({ models: ['demo'], steps: 1, stepMs: 600_000 }), log: () => {} });
-  const bot = await startBot({ token: 'fake.token.value', apiBase: restBase, farm, log: (m) => process.env.BENCH_BOT_LOG && console.error(m), messenger: { editIntervalMs: 3000 } });
+  const bot = await startBot({ token: 'fake.token.value', apiBase: restBase, farm, log: (m) => process.env.BENCH_BOT_LOG && console.error(m), messenger: { editIntervalMs: 3000 }, ...(values['submit-concurrency'] ? { submitConcurrency: Number(values['submit-concurrency']) } : {}) });
   // Diagnostics: how long after Discord created it each interaction reached the bot's handler.
   const arrivals: number[] = [];
   bot.client.on('interactionCreate', (i) => void arrivals.push(Date.now() - i.createdTimestamp));
@@ -82,14 +84,14 @@ async function main(): Promise<void> {
   }
   const fake = await startFakeDiscord({ guilds: [{ name: 'Bench', channels: ['renders'] }] });
   await deployCommands({ token: fake.token, guildId: fake.guild().id, apiBase: fake.restBase });
-  const child = spawn(process.execPath, [...process.execArgv, ...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []), new URL(import.meta.url).pathname, '--bot', fake.restBase, '--url', url], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...process.execArgv, ...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []), new URL(import.meta.url).pathname, '--bot', fake.restBase, '--url', url, ...(values['submit-concurrency'] ? ['--submit-concurrency', values['submit-concurrency']] : [])], { stdio: ['pipe', 'pipe', 'inherit'] });
   await new Promise<void>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`the bot process exited (${code})`)));
     createInterface({ input: child.stdout! }).on('line', (line) => line === 'ready' && resolve());
   });
   const jobsSeen = () => fake.messages().filter((m) => /Queued|Starting|\d+%|Done|seeds/.test(m.content)).length;
   try {
-    console.log(`# bot acknowledgement latency: ${bursts.join(' and ')} simultaneous /blend from distinct users, ${rounds} rounds each, ${backend}`);
+    console.log(`# bot acknowledgement latency: ${bursts.join(' and ')} simultaneous /blend from distinct users, ${rounds} rounds each, ${backend}, submitConcurrency ${values['submit-concurrency'] ?? 'default'}`);
     console.log(`# ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, ${new Date().toISOString()}`);
     console.log('| burst | round | p50 ms | p95 ms | p99 ms | max ms | answered | posted |');
     console.log('|------:|------:|-------:|-------:|-------:|-------:|---------:|-------:|');

@@ -14,7 +14,7 @@ import { handleForm } from './components/forms.ts';
 import { handleReaction } from './components/reactions.ts';
 import { JobMessenger, type MessengerOptions } from './delivery.ts';
 import { userMessage } from './errors.ts';
-import { refuse } from './submit.ts';
+import { DEFAULT_SUBMIT_CONCURRENCY, refuse, SubmissionQueue } from './submit.ts';
 
 export const BOT_INTENTS = [GatewayIntentBits.Guilds, GatewayIntentBits.GuildMessageReactions];
 
@@ -25,6 +25,12 @@ export interface BotOptions {
   farm: FarmContext;
   log?: (message: string) => void;
   messenger?: MessengerOptions;
+  /**
+   * How many deferred submissions run their database work at once (default
+   * DEFAULT_SUBMIT_CONCURRENCY, 2); the rest wait after their acknowledgement, so a burst of
+   * commands does not delay the acknowledgement of the next ones.
+   */
+  submitConcurrency?: number;
   /** For ShardingManager children: discord.js reads the shard from the environment when unset. */
   shards?: number | number[] | 'auto';
   /** Called with the client before it logs in, so listeners (REST metrics) also see the login's requests. */
@@ -52,7 +58,7 @@ export async function startBot(opts: BotOptions): Promise<RunningBot> {
   const client = createClient(opts);
   opts.onClient?.(client);
   const messenger = new JobMessenger(client, opts.farm, { log, ...opts.messenger });
-  const ctx: BotContext = { farm: opts.farm, log };
+  const ctx: BotContext = { farm: opts.farm, log, submissions: new SubmissionQueue(opts.submitConcurrency ?? DEFAULT_SUBMIT_CONCURRENCY) };
 
   client.on(Events.InteractionCreate, (interaction) => void route(interaction, ctx));
   client.on(Events.MessageReactionAdd, (reaction, user) => {

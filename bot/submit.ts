@@ -6,9 +6,12 @@
  * through the farm's submitFollowUp. Later refusals replace the public "thinking…" with a message
  * only the user sees.
  */
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { GuildMember, MessageFlags, type ChatInputCommandInteraction, type ModalSubmitInteraction, type RepliableInteraction } from 'discord.js';
+import PQueue from 'p-queue';
 import {
   LIMITS,
+  checkJobInputs,
   parseJobParams,
   queuePosition,
   setJobMessage,
@@ -28,6 +31,47 @@ import { OPTION_NAMES, serverDefaults, toJobParamsInput, withServerDefaults, typ
 
 /** Interaction tokens stop working 15 minutes after the interaction. */
 export const INTERACTION_TOKEN_LIFETIME_MS = 15 * 60 * 1000;
+
+/** How many deferred submissions do their database work at once (BotOptions.submitConcurrency). */
+export const DEFAULT_SUBMIT_CONCURRENCY = 2;
+
+/**
+ * Acknowledgements first: the database work after a deferral (admission, reservation, queue
+ * position, the job's message) waits here, a few at a time, and each step starts on a fresh turn
+ * of the event loop. A burst of commands then cannot starve the acknowledgements of the ones
+ * still arriving: with embedded PGlite every query runs on this thread, and promise chains of
+ * queued queries would otherwise hold the loop until the whole backlog is done.
+ */
+export class SubmissionQueue {
+  private readonly queue: PQueue;
+
+  constructor(concurrency = DEFAULT_SUBMIT_CONCURRENCY) {
+    if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error(`submitConcurrency must be a positive integer, got ${concurrency}`);
+    this.queue = new PQueue({ concurrency });
+  }
+
+  /** Runs `step` in its turn, after giving the event loop (gateway, REST) a chance to run. */
+  run<T>(step: () => Promise<T>): Promise<T> {
+    return this.queue.add(async () => {
+      await nextTurn();
+      return step();
+    }) as Promise<T>;
+  }
+
+  /** Waiting and running steps. */
+  get size(): number {
+    return this.queue.size + this.queue.pending;
+  }
+
+  onIdle(): Promise<void> {
+    return this.queue.onIdle();
+  }
+}
+
+/** Without a queue in the context (handlers called directly), steps run at once. */
+function step<T>(ctx: BotContext, work: () => Promise<T>): Promise<T> {
+  return ctx.submissions ? ctx.submissions.run(work) : work();
+}
 
 /**
  * A refusal, seen only by the user. After a public deferral the first follow-up would take over the
@@ -60,26 +104,35 @@ export function uploadLimit(interaction: Pick<RepliableInteraction, 'attachmentS
 export async function submitRender(
   interaction: ChatInputCommandInteraction | ModalSubmitInteraction,
   ctx: BotContext,
-  kind: 'blend' | 'movie',
+  kind: 'blend' | 'movie' | 'vary',
   prompts: string[],
   options: RenderOptions,
   promptNames: Readonly<Record<string, string>> = {},
+  extra: RenderExtras = {},
 ): Promise<void> {
   const names = { ...OPTION_NAMES, ...promptNames };
   const limit = uploadLimit(interaction);
   try {
     // The farm's validator (pure and cheap) on what the member typed, before answering; submitJob
-    // runs it again with the server's defaults filled in.
-    parseJobParams(kind, { ...toJobParamsInput(prompts, options), ...limit });
+    // runs it again with the server's defaults filled in. Pictures: their headers (format, size,
+    // pixels) with the farm's limits, so a bad file is refused privately before anything is queued.
+    const parsed = parseJobParams(kind, { ...toJobParamsInput(prompts, options), ...extra.params, ...limit });
+    await checkJobInputs(kind, parsed, extra.inputs);
   } catch (err) {
     await refuse(interaction, userMessage(err, ctx.log, names));
     return;
   }
   await interaction.deferReply();
   await submitAndPost(interaction, ctx, names, async (fields) => {
-    const params = { ...toJobParamsInput(prompts, withServerDefaults(options, await serverDefaults(ctx.farm, interaction.guildId))), ...limit };
-    return submitJob(ctx.farm, { ...fields, kind, params });
+    const params = { ...toJobParamsInput(prompts, withServerDefaults(options, await serverDefaults(ctx.farm, interaction.guildId))), ...extra.params, ...limit };
+    return submitJob(ctx.farm, { ...fields, kind, params, inputs: extra.inputs });
   });
+}
+
+/** What a command adds to the shared render options: picture parameters and the downloaded pictures (bot/pictures.ts). */
+export interface RenderExtras {
+  params?: Pick<JobParamsInput, 'images' | 'inpaint' | 'variation' | 'seeds'>;
+  inputs?: Record<string, Uint8Array>;
 }
 
 /** A re-roll, upscale or extension of `parentJobId`, asked for by a deferred interaction. */
@@ -93,7 +146,7 @@ async function submitAndPost(interaction: RepliableInteraction, ctx: BotContext,
   let job: Job;
   try {
     const member = interaction.member instanceof GuildMember ? interaction.member : undefined;
-    job = await submit({
+    job = await step(ctx, () => submit({
       userId: interaction.user.id,
       guildId: interaction.guildId,
       channelId: interaction.channelId,
@@ -101,11 +154,12 @@ async function submitAndPost(interaction: RepliableInteraction, ctx: BotContext,
       interactionExpiresAt: new Date(interaction.createdTimestamp + INTERACTION_TOKEN_LIFETIME_MS),
       roleIds: member ? [...member.roles.cache.keys()] : [],
       requireCapableWorker: true,
-    });
+    }));
   } catch (err) {
     await refuse(interaction, userMessage(err, ctx.log, names));
     return;
   }
-  const message = await interaction.editReply({ content: queuedText(await withWholeMovie(ctx.farm, job), await queuePosition(ctx.farm, job.id)), components: [cancelRow(job.id)] });
-  await setJobMessage(ctx.farm, job.id, { messageId: message.id, channelId: message.channelId });
+  const content = await step(ctx, async () => queuedText(await withWholeMovie(ctx.farm, job), await queuePosition(ctx.farm, job.id)));
+  const message = await interaction.editReply({ content, components: [cancelRow(job.id)] });
+  await step(ctx, () => setJobMessage(ctx.farm, job.id, { messageId: message.id, channelId: message.channelId }));
 }
