@@ -140,6 +140,18 @@ export const settings = {
     example: '',
     parse: text,
   } as SettingSpec<string>,
+  inpaintModelDir: {
+    env: 'BLENDFARM_INPAINT_MODEL_DIR',
+    help: 'Folder of an inpainting pipeline exported to ONNX (models/README.md "Pictures in"); set = workers also take inpainting jobs, advertising it as model "inpaint"',
+    example: '',
+    parse: text,
+  } as SettingSpec<string>,
+  variationModelDir: {
+    env: 'BLENDFARM_VARIATION_MODEL_DIR',
+    help: 'Folder of an image-variation pipeline exported to ONNX (models/README.md "Pictures in"); set = workers also take /vary jobs, advertising it as model "variation"',
+    example: '',
+    parse: text,
+  } as SettingSpec<string>,
   lpipsModel: {
     env: 'BLENDFARM_LPIPS_MODEL',
     help: 'Path to an LPIPS ONNX model for perceptual distances; unset = built-in metric that needs no weights',

@@ -63,6 +63,9 @@ export interface JobImage {
   strength: number;
 }
 
+/** The engine's img2img default and mask presets, which the job parameters use as they are. */
+export { DEFAULT_IMAGE_STRENGTH, MASK_PRESETS, type MaskPreset };
+
 /** What a job needs of a model (WorkerCapabilities.modelAbilities), from its kind and parameters. */
 export const MODEL_ABILITIES = ['text', 'picture', 'inpaint', 'variation'] as const;
 export type ModelAbility = (typeof MODEL_ABILITIES)[number];

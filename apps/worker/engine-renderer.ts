@@ -7,6 +7,7 @@ import { basename } from 'node:path';
 import {
   DiffusionUpscaler,
   ExecutionProviderError,
+  ImageVariationPipeline,
   InvalidRequestError,
   ModelFileError,
   ModelOutputError,
@@ -15,6 +16,8 @@ import {
   VideoTooLargeError,
   createPerceptualMetric,
   readDiffusionUpscalerFolder,
+  readModelFolder,
+  renderVariationVideo,
   renderVideo,
   upscaleVideo,
   type ExecutionProvider,
@@ -22,6 +25,7 @@ import {
   type PerceptualMetric,
   type RenderProgress,
   type RenderRequest,
+  type VariationRequest,
 } from '../../engine/index.ts';
 import { ensureDemoModel } from '../../models/demo-model.ts';
 import { DEMO_MODEL_DIR } from '../../models/paths.ts';
@@ -32,11 +36,11 @@ import {
   availableSuperResolutionModels,
   ensureSuperResolutionModel,
 } from '../../models/esrgan/catalog.ts';
-import { DEFAULT_UPSCALE_FACTOR, upscalerMakes } from '../../farm/limits.ts';
+import { DEFAULT_UPSCALE_FACTOR, IMAGE_LIMITS, upscalerMakes } from '../../farm/limits.ts';
 // Only the farm modules a render thread needs (farm/index.ts would load the database drivers too).
 import { RenderError, type ClaimedJob, type RenderContext, type Renderer, type RenderResult } from '../../farm/renderer.ts';
 import type { JobProgress, WorkerCapabilities } from '../../farm/types.ts';
-import type { JobParams } from '../../farm/job-params.ts';
+import { DEFAULT_MODELS, DEFAULT_VARIATION, INPUT_NAMES, type JobParams, type ModelAbility } from '../../farm/job-params.ts';
 import { isOutOfMemory, outOfMemoryError, workerMaxPixels } from './gpu-memory.ts';
 
 export interface EngineRendererOptions {
@@ -56,6 +60,62 @@ export interface EngineRendererOptions {
   upscaler?: string;
   /** The Stable Diffusion x4 upscaler's ONNX folder (BLENDFARM_X4_UPSCALER_DIR); offered as x4-diffusion when valid. */
   x4UpscalerDir?: string;
+  /** An inpainting pipeline (BLENDFARM_INPAINT_MODEL_DIR), offered as model "inpaint" (DEFAULT_MODELS.inpaint) when valid. */
+  inpaintModelDir?: string;
+  /** An image-variation pipeline (BLENDFARM_VARIATION_MODEL_DIR), offered as model "variation" (DEFAULT_MODELS.variation) when valid. */
+  variationModelDir?: string;
+}
+
+/** One model this worker has: its folder (undefined: the built-in demo model) and what it can do. */
+interface WorkerModel {
+  dir?: string;
+  abilities: ModelAbility[];
+}
+
+/**
+ * What a model folder can do, from readModelFolder: a text-to-image pipeline renders text
+ * transitions, and with a VAE encoder also transitions from or to a picture; an inpainting pipeline
+ * inpainting transitions (and pictures); an image-variation pipeline variation animations. The
+ * built-in demo model has a VAE encoder.
+ */
+export function modelAbilities(dir: string | undefined): ModelAbility[] {
+  if (dir === undefined) return ['text', 'picture'];
+  const folder = readModelFolder(dir);
+  if (folder.kind === 'image-variation') return ['variation'];
+  const picture: ModelAbility[] = folder.vaeEncoder ? ['picture'] : [];
+  return folder.kind === 'inpaint' ? ['inpaint', ...picture] : ['text', ...picture];
+}
+
+/**
+ * The models a worker offers, by id: the main one (BLENDFARM_MODEL_DIR, id `modelId`), and the
+ * inpainting and variation models when their folders are set and valid (a bad folder is left out,
+ * with the reason in the log, like the x4 upscaler).
+ */
+export function workerModels(opts: EngineRendererOptions, mainId: string): Map<string, WorkerModel> {
+  const models = new Map<string, WorkerModel>();
+  let main: ModelAbility[];
+  try {
+    main = modelAbilities(opts.modelDir);
+  } catch {
+    // The first job reports the folder's problem (and fails without retries).
+    main = ['text'];
+  }
+  models.set(mainId, { dir: opts.modelDir, abilities: main });
+  const extra: Array<[string, string | undefined, string, ModelAbility]> = [
+    [DEFAULT_MODELS.inpaint, opts.inpaintModelDir, 'BLENDFARM_INPAINT_MODEL_DIR', 'inpaint'],
+    [DEFAULT_MODELS.variation, opts.variationModelDir, 'BLENDFARM_VARIATION_MODEL_DIR', 'variation'],
+  ];
+  for (const [id, dir, setting, needed] of extra) {
+    if (!dir) continue;
+    try {
+      const abilities = modelAbilities(dir);
+      if (!abilities.includes(needed)) throw new Error(`is a ${readModelFolder(dir).kind} model, not ${needed === 'inpaint' ? 'an inpainting' : 'an image-variation'} one`);
+      models.set(id, { dir, abilities });
+    } catch (err) {
+      console.warn(`[worker] not offering model "${id}": ${setting} ${(err as Error).message}`);
+    }
+  }
+  return models;
 }
 
 export const X4_DIFFUSION = 'x4-diffusion';
@@ -128,12 +188,50 @@ export function renderRequestFor(job: ClaimedJob): RenderRequest {
     format: p.format,
     maxBytes: p.maxBytes,
   };
+  // Pictures: the files as uploaded (stored with the job), checked and cover-cropped by the engine.
+  if (p.images?.length) request.images = p.images.map((img) => ({ index: img.index, image: inputOf(job, INPUT_NAMES.image(img.index)), strength: img.strength }));
+  if (p.inpaint) request.inpaint = { image: inputOf(job, INPUT_NAMES.inpaintImage), mask: p.inpaint.mask === 'picture' ? inputOf(job, INPUT_NAMES.inpaintMask) : p.inpaint.mask };
+  if (request.images || request.inpaint) request.imageLimits = IMAGE_LIMITS;
   if (job.kind === 'extend') {
     const parent = job.parent;
     if (!parent) throw new RenderError('the movie to extend no longer exists', { retryable: false });
     return { ...request, extend: { prompts: parent.movie.prompts, seeds: parent.movie.seeds, video: parent.artifact?.bytes } };
   }
   return request;
+}
+
+/** A picture stored with the job (ClaimedJob.inputs, from job_inputs). */
+function inputOf(job: ClaimedJob, name: string): Uint8Array {
+  const input = job.inputs && Object.hasOwn(job.inputs, name) ? job.inputs[name] : undefined;
+  if (!input) throw new RenderError(`the picture ${name} of job ${job.id} is missing from the database; submit the job again with the picture`, { retryable: false });
+  return input.bytes;
+}
+
+/**
+ * A vary job's parameters -> the engine's variation request (a rename): the start picture, the
+ * animation's shape, the guidance prompts (none given: the engine's defaults; a negative prompt
+ * steers away), the job's seed, size, steps, fps and format.
+ */
+export function variationRequestFor(job: ClaimedJob): VariationRequest {
+  const p: JobParams = job.params;
+  const v = p.variation ?? DEFAULT_VARIATION;
+  return {
+    image: inputOf(job, INPUT_NAMES.startImage),
+    variations: v.variations,
+    intermediate: v.intermediate,
+    noiseShift: v.noiseShift,
+    steps: p.steps,
+    guidance: p.guidance,
+    ...(p.prompts.length ? { positivePrompts: p.prompts } : {}),
+    ...(p.negativePrompt ? { negativePrompts: [p.negativePrompt] } : {}),
+    seed: p.seeds[0],
+    width: p.width,
+    height: p.height,
+    fps: p.fps,
+    format: p.format,
+    maxBytes: p.maxBytes,
+    imageLimits: IMAGE_LIMITS,
+  };
 }
 
 export function jobProgress(p: RenderProgress): JobProgress {
@@ -149,7 +247,9 @@ export function jobProgress(p: RenderProgress): JobProgress {
 }
 
 class EngineRenderer implements Renderer {
-  private pipe?: Promise<StableDiffusionPipeline>;
+  /** Loaded pipelines by model id, kept for the next jobs. */
+  private readonly pipes = new Map<string, Promise<StableDiffusionPipeline | ImageVariationPipeline>>();
+  private models?: Map<string, WorkerModel>;
   private metric?: Promise<PerceptualMetric>;
   private readonly modelId: string;
   private offered?: string[];
@@ -160,10 +260,17 @@ class EngineRenderer implements Renderer {
     this.modelId = opts.modelId ?? (opts.modelDir ? basename(opts.modelDir) : 'demo');
   }
 
+  private offeredModels(): Map<string, WorkerModel> {
+    this.models ??= workerModels(this.opts, this.modelId);
+    return this.models;
+  }
+
   capabilities(): WorkerCapabilities {
     const ep = this.opts.ep ?? 'cpu';
+    const models = this.offeredModels();
     return {
-      models: [this.modelId],
+      models: [...models.keys()],
+      modelAbilities: Object.fromEntries([...models].map(([id, m]) => [id, m.abilities])),
       // Upscales of the largest sizes (768x512 x2 per side) must fit; budgets bound the cost.
       // The maxPixels setting, else what fits the GPU's memory (apps/worker/gpu-memory.ts).
       maxPixels: workerMaxPixels(this.opts),
@@ -251,22 +358,62 @@ class EngineRenderer implements Renderer {
     };
   }
 
-  private pipeline(): Promise<StableDiffusionPipeline> {
-    this.pipe ??= (async () => {
-      const dir = this.opts.modelDir ?? (await ensureDemoModel(DEMO_MODEL_DIR));
-      return StableDiffusionPipeline.load(dir, { ep: this.opts.ep, deviceId: this.opts.deviceId, threads: this.opts.threads });
-    })();
-    // A failed load is not cached: the next job tries again (e.g. after the files are fixed).
-    this.pipe.catch(() => (this.pipe = undefined));
-    return this.pipe;
+  /** The pipeline of model `id` (this worker's main model, or its inpainting or variation model). */
+  private pipeline(id: string): Promise<StableDiffusionPipeline | ImageVariationPipeline> {
+    const model = this.offeredModels().get(id);
+    if (!model) return Promise.reject(new RenderError(`this worker has no model "${id}" (it has ${[...this.offeredModels().keys()].join(', ')})`, { retryable: false }));
+    let loading = this.pipes.get(id);
+    if (!loading) {
+      const session = { ep: this.opts.ep, deviceId: this.opts.deviceId, threads: this.opts.threads };
+      loading = (async () => {
+        const dir = model.dir ?? (await ensureDemoModel(DEMO_MODEL_DIR));
+        return model.abilities.includes('variation') ? ImageVariationPipeline.load(dir, session) : StableDiffusionPipeline.load(dir, session);
+      })();
+      this.pipes.set(id, loading);
+      // A failed load is not cached: the next job tries again (e.g. after the files are fixed).
+      loading.catch(() => this.pipes.delete(id));
+    }
+    return loading;
+  }
+
+  /** A vary job: a variation animation of the job's start picture on the image-variation model. */
+  private async vary(job: ClaimedJob, ctx: RenderContext, started: number): Promise<RenderResult> {
+    const request = variationRequestFor(job);
+    const pipe = await this.pipeline(job.model);
+    if (!(pipe instanceof ImageVariationPipeline)) throw new RenderError(`model "${job.model}" on this worker is no image-variation model`, { retryable: false });
+    const out = await renderVariationVideo(pipe, request, {
+      signal: ctx.signal,
+      onProgress: (p) => ctx.onProgress({ stage: p.fraction >= 0.95 ? 'encoding' : 'variations', fraction: p.fraction, framesDone: p.framesDone, framesTotal: p.framesTotal }),
+    });
+    return {
+      video: out.video,
+      format: out.format,
+      metadata: {
+        seeds: [out.seed],
+        frames: out.frames,
+        variations: out.variations,
+        durationSeconds: out.durationSeconds,
+        width: out.width,
+        height: out.height,
+        sizeBytes: out.sizeBytes,
+        positiveSimilarity: out.positiveSimilarity,
+        renderSeconds: out.renderSeconds,
+        encodeSeconds: out.encodeSeconds,
+        model: job.model,
+        ep: this.opts.ep ?? 'cpu',
+      },
+      gpuSeconds: (performance.now() - started) / 1000,
+    };
   }
 
   async render(job: ClaimedJob, ctx: RenderContext): Promise<RenderResult> {
     const started = performance.now();
     try {
       if (job.kind === 'upscale') return await this.upscale(job, ctx, started);
+      if (job.kind === 'vary') return await this.vary(job, ctx, started);
       const request = renderRequestFor(job);
-      const pipe = await this.pipeline();
+      const pipe = await this.pipeline(job.model);
+      if (!(pipe instanceof StableDiffusionPipeline)) throw new RenderError(`model "${job.model}" on this worker is an image-variation model; it makes /vary animations only`, { retryable: false });
       this.metric ??= createPerceptualMetric(this.opts.lpipsModel, { ep: this.opts.ep, deviceId: this.opts.deviceId });
       const out = await renderVideo(pipe, request, { signal: ctx.signal, metric: await this.metric, onProgress: (p) => ctx.onProgress(jobProgress(p)) });
       return {
@@ -311,8 +458,8 @@ class EngineRenderer implements Renderer {
   }
 
   async close(): Promise<void> {
-    const pipe = await this.pipe?.catch(() => undefined);
-    await pipe?.release();
+    for (const loading of this.pipes.values()) await (await loading.catch(() => undefined))?.release();
+    this.pipes.clear();
     await (await this.metric?.catch(() => undefined))?.release?.();
     for (const loading of this.upscalers.values()) await (await loading.catch(() => undefined))?.release();
     this.upscalers.clear();

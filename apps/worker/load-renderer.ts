@@ -31,6 +31,8 @@ export function engineRendererOptions(settings: Config): EngineRendererOptions {
     lpipsModel: settings.lpipsModel,
     upscaler: settings.upscaler,
     x4UpscalerDir: settings.x4UpscalerDir,
+    inpaintModelDir: settings.inpaintModelDir,
+    variationModelDir: settings.variationModelDir,
   };
 }
 

@@ -1,7 +1,20 @@
 import { SlashCommandBuilder, type ChatInputCommandInteraction } from 'discord.js';
+import { INPUT_NAMES, LIMITS, DEFAULT_IMAGE_STRENGTH, MASK_PRESETS, type JobParamsInput } from '../../farm/index.ts';
 import type { BotContext, Command } from '../context.ts';
+import { UserInputError, userMessage } from '../errors.ts';
+import { downloadPictures } from '../pictures.ts';
 import { addRenderOptions, promptOption, readRenderOptions } from '../render-options.ts';
-import { submitRender } from '../submit.ts';
+import { refuse, submitRender, type RenderExtras } from '../submit.ts';
+
+const PICTURES = [
+  { option: 'from_image', input: INPUT_NAMES.image(0) },
+  { option: 'to_image', input: INPUT_NAMES.image(1) },
+  { option: 'image', input: INPUT_NAMES.inpaintImage },
+  { option: 'mask', input: INPUT_NAMES.inpaintMask },
+] as const;
+
+/** The farm's field and input names -> this command's options, for refusals. */
+const NAMES = { 'prompt 1': 'from', 'prompt 2': 'to', strength: 'strength', ...Object.fromEntries(PICTURES.map((p) => [p.input, p.option])) };
 
 export const blend: Command = {
   data: addRenderOptions(
@@ -10,9 +23,54 @@ export const blend: Command = {
       .setDescription('Make a video that turns one prompt into another')
       .addStringOption((o) => promptOption(o, 'from', 'Where the video starts, e.g. "a lighthouse at dusk"').setRequired(true))
       .addStringOption((o) => promptOption(o, 'to', 'Where it ends, e.g. "a city of glass at noon"').setRequired(true)),
-  ),
+  )
+    .addAttachmentOption((o) => o.setName('from_image').setDescription('Start at this picture (PNG, JPEG or WebP), re-rendered under the from prompt'))
+    .addAttachmentOption((o) => o.setName('to_image').setDescription('End at this picture (PNG, JPEG or WebP), re-rendered under the to prompt'))
+    .addNumberOption((o) =>
+      o
+        .setName('strength')
+        .setDescription(`How far the pictures are re-rendered: ${LIMITS.imageStrength.min} keeps them, 1 keeps their layout (default ${DEFAULT_IMAGE_STRENGTH})`)
+        .setMinValue(LIMITS.imageStrength.min)
+        .setMaxValue(LIMITS.imageStrength.max),
+    )
+    .addAttachmentOption((o) => o.setName('image').setDescription('Inpainting: keep this picture, and change only the masked part from prompt to prompt'))
+    .addAttachmentOption((o) => o.setName('mask').setDescription('Inpainting: mask picture for image, white = change, black = keep'))
+    .addStringOption((o) =>
+      o
+        .setName('mask_preset')
+        .setDescription('Inpainting: the part of image to change, instead of a mask picture')
+        .addChoices(...MASK_PRESETS.map((m) => ({ name: m, value: m }))),
+    ),
   async execute(interaction: ChatInputCommandInteraction, ctx: BotContext) {
     const prompts = [interaction.options.getString('from', true), interaction.options.getString('to', true)];
-    await submitRender(interaction, ctx, 'blend', prompts, readRenderOptions(interaction), { 'prompt 1': 'from', 'prompt 2': 'to' });
+    let extra: RenderExtras;
+    try {
+      extra = await pictureExtras(interaction);
+    } catch (err) {
+      return refuse(interaction, userMessage(err, ctx.log, NAMES));
+    }
+    await submitRender(interaction, ctx, 'blend', prompts, readRenderOptions(interaction), NAMES, extra);
   },
 };
+
+/**
+ * The picture options as job parameters and downloaded files: from_image / to_image are the
+ * transition's ends (at `strength`); image with mask or mask_preset makes an inpainting transition.
+ */
+async function pictureExtras(interaction: ChatInputCommandInteraction): Promise<RenderExtras> {
+  const o = interaction.options;
+  const inpainting = o.getAttachment('image') !== null;
+  const maskPreset = o.getString('mask_preset');
+  const hasMask = o.getAttachment('mask') !== null;
+  if (inpainting && !hasMask && maskPreset === null) throw new UserInputError('`image` makes an inpainting transition and needs a mask: attach `mask` (white = change, black = keep) or pick `mask_preset`.');
+  if (inpainting && hasMask && maskPreset !== null) throw new UserInputError('Give either `mask` or `mask_preset`, not both.');
+  if (!inpainting && (hasMask || maskPreset !== null)) throw new UserInputError('`mask` and `mask_preset` belong to an inpainting picture: attach it as `image`.');
+  const inputs = await downloadPictures(interaction, PICTURES);
+  const strength = o.getNumber('strength') ?? undefined;
+  if (strength !== undefined && !inputs[INPUT_NAMES.image(0)] && !inputs[INPUT_NAMES.image(1)]) throw new UserInputError('`strength` applies to `from_image` and `to_image`; attach one of them, or leave `strength` out.');
+  const params: Pick<JobParamsInput, 'images' | 'inpaint'> = {};
+  const images = [0, 1].filter((i) => inputs[INPUT_NAMES.image(i)]).map((index) => ({ index, ...(strength !== undefined ? { strength } : {}) }));
+  if (images.length) params.images = images;
+  if (inpainting) params.inpaint = { mask: hasMask ? 'picture' : (maskPreset as (typeof MASK_PRESETS)[number]) };
+  return { params, inputs };
+}

@@ -104,7 +104,7 @@ describe('/blend end to end', () => {
   let parentId: number;
 
   it('registers the commands and asks only for the intents it needs', () => {
-    expect(fake.commands(fake.guild().id).map((c) => c.name).sort()).toEqual(['blend', 'budget', 'cancel', 'movie', 'queue', 'settings']);
+    expect(fake.commands(fake.guild().id).map((c) => c.name).sort()).toEqual(['blend', 'budget', 'cancel', 'movie', 'queue', 'settings', 'vary']);
     expect(fake.lastIdentify?.intentNames.sort()).toEqual(['GuildMessageReactions', 'Guilds']);
     expect(BOT_INTENTS).toHaveLength(2);
   });

@@ -194,7 +194,23 @@ function stripNulls(option: CommandOption): CommandOption {
   return out;
 }
 
-export type SlashOptionValue = string | number | boolean | FakeUser | FakeChannel | FakeRole;
+export type SlashOptionValue = string | number | boolean | FakeUser | FakeChannel | FakeRole | FakeUpload;
+
+/**
+ * A file a user attaches to an ATTACHMENT option: Discord uploads it to its CDN first and sends the
+ * interaction with its id in the option and its metadata (size, content type, CDN url) in
+ * data.resolved.attachments. The fake serves the url with these bytes.
+ */
+export interface FakeUpload {
+  filename: string;
+  bytes: Buffer | Uint8Array;
+  /** What the uploading client declared; unset: Discord guesses from the file name's extension. */
+  contentType?: string;
+}
+
+export function isFakeUpload(v: unknown): v is FakeUpload {
+  return typeof v === 'object' && v !== null && typeof (v as FakeUpload).filename === 'string' && (v as FakeUpload).bytes instanceof Uint8Array;
+}
 
 export interface OptionResolver {
   user(id: string): FakeUser | undefined;
@@ -204,6 +220,8 @@ export interface OptionResolver {
   userJson(user: FakeUser): Json;
   channelJson(channel: FakeChannel): Json;
   roleJson(role: FakeRole): Json;
+  /** Stores an uploaded file on the fake CDN; returns its attachment object. */
+  upload(file: FakeUpload): Json & { id: string };
 }
 
 export interface SlashInput {
@@ -253,7 +271,7 @@ export function buildSlashOptions(command: RegisteredCommand, input: SlashInput,
 
 function optionValue(option: CommandOption, value: SlashOptionValue, where: string, r: OptionResolver, resolved: Record<string, Record<string, Json>>): string | number | boolean {
   const add = (kind: string, id: string, json: Json) => ((resolved[kind] ??= {})[id] = json);
-  const idOf = (v: SlashOptionValue): string | undefined => (typeof v === 'string' ? v : typeof v === 'object' && v !== null ? v.id : undefined);
+  const idOf = (v: SlashOptionValue): string | undefined => (typeof v === 'string' ? v : typeof v === 'object' && v !== null && 'id' in v ? v.id : undefined);
   switch (option.type) {
     case T.String: {
       if (typeof value !== 'string') throw new Error(`${where}: expected a string, got ${JSON.stringify(value)}`);
@@ -310,6 +328,12 @@ function optionValue(option: CommandOption, value: SlashOptionValue, where: stri
       if (!role) throw new Error(`${where}: ${JSON.stringify(id)} is not a role of this server`);
       add('roles', role.id, r.roleJson(role));
       return role.id;
+    }
+    case T.Attachment: {
+      if (!isFakeUpload(value)) throw new Error(`${where}: expected a file ({ filename, bytes, contentType? }), got ${JSON.stringify(value)}`);
+      const json = r.upload(value);
+      add('attachments', json.id, json);
+      return json.id;
     }
     default:
       throw new Error(`${where}: option type ${option.type} is not supported by the fake's sendSlashCommand`);

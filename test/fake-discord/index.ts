@@ -3,6 +3,7 @@ export { startFakeDiscord, FakeDiscord, type FakeDiscordOptions } from './server
 export { InteractionHandle } from './handle.ts';
 export type { SlashCommandOptions, ButtonPressOptions, ModalSubmitOptions, ReactionOptions, Actor } from './interactions.ts';
 export type { FailNextOptions } from './faults.ts';
+export type { FakeUpload } from './commands.ts';
 export type { GuildInit, ChannelInit, UserInit } from './state.ts';
 export type { IdentifyRecord, GatewayLogEntry, GatewayClosure, DispatchResult } from './gateway.ts';
 export type * from './model.ts';

@@ -9,7 +9,7 @@ import { InteractionHandle } from './handle.ts';
 import { customIdsOf, findComponent } from './inspect.ts';
 import type { FakeChannel, FakeGuild, FakeUser, InteractionKind, InteractionState, StoredMessage } from './model.ts';
 import { ApplicationCommandType, ComponentType, Intents, InteractionType, TEXT_CHANNEL_TYPES } from './protocol.ts';
-import { apiChannel, apiMember, apiMessage, apiRole, apiUser, emojiObject, type Json, type MessageContext } from './serialize.ts';
+import { apiAttachment, apiChannel, apiMember, apiMessage, apiRole, apiUser, emojiObject, type Json, type MessageContext } from './serialize.ts';
 import { nextSnowflake } from './snowflake.ts';
 import type { FakeState } from './state.ts';
 
@@ -98,6 +98,7 @@ export class InteractionFactory {
       userJson: apiUser,
       channelJson: apiChannel,
       roleJson: apiRole,
+      upload: (file) => apiAttachment(this.store.addUpload(channel.id, file)) as Json & { id: string },
     });
     const data: Json = {
       id: command.id,

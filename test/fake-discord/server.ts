@@ -318,6 +318,12 @@ export class FakeDiscord {
 
   private serveAttachment(path: string, res: ServerResponse, finish: (status: number, body?: unknown) => void): void {
     const [, , channelId, attachmentId] = path.split('/');
+    const upload = this.store.uploads.get(attachmentId);
+    if (upload && upload.channelId === channelId) {
+      res.writeHead(200, { 'Content-Type': upload.contentType ?? 'application/octet-stream', 'Content-Length': upload.size });
+      res.end(upload.bytes);
+      return;
+    }
     for (const message of this.store.messages.values()) {
       if (message.channelId !== channelId) continue;
       const attachment = message.revisions.flatMap((r) => r.attachments).find((a) => a.id === attachmentId);

@@ -89,6 +89,8 @@ export class FakeState {
   readonly applicationId: string;
   /** http://127.0.0.1:PORT, known once the server listens; attachment URLs point there. */
   publicBase = '';
+  /** Files users attached to slash-command options (ATTACHMENT), by attachment id; served like message attachments. */
+  readonly uploads = new Map<string, StoredAttachment & { channelId: string }>();
   private readonly waiters = new Set<Waiter>();
 
   constructor(botUsername: string) {
@@ -319,6 +321,16 @@ export class FakeState {
         url: `${this.publicBase}/attachments/${channelId}/${id}/${encodeURIComponent(filename)}`,
       };
     });
+  }
+
+  /** A user's upload for an ATTACHMENT option, on the fake CDN under its channel. */
+  addUpload(channelId: string, file: { filename: string; bytes: Buffer | Uint8Array; contentType?: string }): StoredAttachment {
+    const id = nextSnowflake();
+    const filename = file.filename.replace(/[^\w.-]/g, '_');
+    const bytes = Buffer.from(file.bytes);
+    const stored = { id, filename, contentType: contentTypeFor(filename, file.contentType ?? null), size: bytes.length, bytes, description: null, url: `${this.publicBase}/attachments/${channelId}/${id}/${encodeURIComponent(filename)}`, channelId };
+    this.uploads.set(id, stored);
+    return stored;
   }
 
   /** Users pinged by <@id> in the content, filtered by allowed_mentions as Discord does. */

@@ -1,0 +1,151 @@
+/**
+ * Pictures in, through the bot end to end: the real discord.js client against the fake Discord
+ * (attachments on slash-command options, served from its CDN), a real farm on PGlite, and one
+ * engine worker with the demo model, the inpainting test model (BLENDFARM_INPAINT_MODEL_DIR) and
+ * the image-variation test model (BLENDFARM_VARIATION_MODEL_DIR).
+ */
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import sharp from 'sharp';
+import { startFakeDiscord, buttonsOf, type FakeDiscord, type FakeUser, type StoredMessage } from '../fake-discord/index.ts';
+import { countRows, createTestDatabase, farmContext, GENEROUS_BUDGET, type TestDatabase } from '../helpers/db.ts';
+import { createThreadRenderer, getJobInputs, listJobs, listWorkers, startLocalWorkers, type FarmContext, type FarmDb, type LocalWorkers, type ThreadRenderer } from '../../farm/index.ts';
+import { startBot, type RunningBot } from '../../bot/bot.ts';
+import { deployCommands } from '../../apps/bot/deploy-commands.ts';
+import { decodeVideoFrames, probeVideo } from '../../engine/index.ts';
+import { testModelDir } from '../../models/paths.ts';
+
+const RENDER_TIMEOUT = 120_000;
+const PHOTO = readFileSync(new URL('../fixtures/photos/coffee.png', import.meta.url));
+let fake: FakeDiscord;
+let alice: FakeUser;
+let testDb: TestDatabase;
+let db: FarmDb;
+let farm: FarmContext;
+let renderer: ThreadRenderer;
+let workers: LocalWorkers;
+let bot: RunningBot;
+
+const hasVideo = (m: StoredMessage) => m.attachments.some((a) => /\.(mp4|gif|webm)$/.test(a.filename));
+const png = (bytes: Buffer) => ({ filename: 'picture.png', bytes, contentType: 'image/png' });
+const madRgb = (a: Uint8Array, b: Uint8Array) => {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += Math.abs(a[i] - b[i]);
+  return s / a.length;
+};
+/** Columns x0..x1 of a 512-wide RGB frame. */
+const columns = (f: { data: Uint8Array }, x0: number, x1: number) => {
+  const px: number[] = [];
+  for (let y = 0; y < 512; y += 2) for (let x = x0; x < x1; x += 2) px.push(...f.data.subarray((y * 512 + x) * 3, (y * 512 + x) * 3 + 3));
+  return Uint8Array.from(px);
+};
+
+beforeAll(async () => {
+  fake = await startFakeDiscord({ guilds: [{ name: 'Blendfarm', channels: ['renders'] }] });
+  alice = fake.createUser({ username: 'alice' });
+  fake.addMember(alice);
+  testDb = await createTestDatabase('pglite');
+  db = await testDb.open();
+  farm = farmContext(db, { budget: GENEROUS_BUDGET });
+  renderer = await createThreadRenderer({
+    module: 'apps/worker/engine-renderer.ts',
+    rendererOptions: { modelDir: testModelDir('demo'), inpaintModelDir: testModelDir('inpaint'), variationModelDir: testModelDir('variation') },
+    threads: 1,
+  });
+  workers = await startLocalWorkers(farm, { renderer, log: () => {} });
+  await deployCommands({ token: fake.token, guildId: fake.guild().id, apiBase: fake.restBase });
+  bot = await startBot({ token: fake.token, apiBase: fake.restBase, farm, log: () => {}, messenger: { editIntervalMs: 150, retryDelayMs: 200 } });
+});
+
+afterAll(async () => {
+  await bot?.stop();
+  await workers?.stop('release');
+  await renderer?.close();
+  await testDb?.drop();
+  await fake?.close();
+});
+
+describe('pictures through the bot', () => {
+  let fromImage: { message: StoredMessage; jobId: number };
+
+  it('the worker advertises each model with what it can do', async () => {
+    const [worker] = await listWorkers(farm);
+    expect(worker.capabilities.models).toEqual(['demo', 'inpaint', 'variation']);
+    expect(worker.capabilities.modelAbilities).toEqual({ demo: ['text', 'picture'], inpaint: ['inpaint', 'picture'], variation: ['variation'] });
+  });
+
+  it('/blend from_image at a low strength: the first frame follows the picture', async () => {
+    const handle = fake.sendSlashCommand({ commandName: 'blend', user: alice, options: { from: 'a red house', to: 'a blue boat', from_image: png(PHOTO), strength: 0.05, quality: 'draft', duration: 1 } });
+    expect((await handle.waitForResponse()).type).toBe(5);
+    const message = await handle.waitForOriginal(hasVideo, RENDER_TIMEOUT);
+    const video = message.attachments.find((a) => a.filename.endsWith('.mp4'))!;
+    const frames = await decodeVideoFrames(video.bytes, 512, 512);
+    const photo = await sharp(PHOTO).resize(512, 512, { fit: 'cover' }).removeAlpha().raw().toBuffer();
+    // The test model's VAE is no identity, so "follows" is relative: the first frame is much nearer the picture than the last.
+    expect(madRgb(frames[0].data, photo)).toBeLessThan(0.7 * madRgb(frames[frames.length - 1].data, photo));
+    const [job] = await listJobs(farm, { order: 'newest', limit: 1 });
+    expect(job.params.images).toEqual([{ index: 0, strength: 0.05 }]);
+    const inputs = await getJobInputs(farm, job.id);
+    expect(Object.keys(inputs)).toEqual(['image-1']);
+    expect(Buffer.from(inputs['image-1'].bytes).equals(PHOTO)).toBe(true);
+    expect(inputs['image-1'].mime).toBe('image/png');
+    fromImage = { message, jobId: job.id };
+  }, RENDER_TIMEOUT);
+
+  it('a re-roll of a picture job still has the picture', async () => {
+    const press = fake.pressButton({ messageId: fromImage.message.id, customId: buttonsOf(fromImage.message).find((b) => /reroll/.test(b.customId ?? ''))!.customId!, user: alice });
+    const done = await press.waitForOriginal(hasVideo, RENDER_TIMEOUT);
+    const [job] = await listJobs(farm, { order: 'newest', limit: 1 });
+    expect([job.kind, job.parentJobId, job.status]).toEqual(['reroll', fromImage.jobId, 'done']);
+    expect(job.params.images).toEqual([{ index: 0, strength: 0.05 }]);
+    expect(Buffer.from((await getJobInputs(farm, job.id))['image-1'].bytes).equals(PHOTO)).toBe(true);
+    const frames = await decodeVideoFrames(done.attachments.find((a) => a.filename.endsWith('.mp4'))!.bytes, 512, 512);
+    const photo = await sharp(PHOTO).resize(512, 512, { fit: 'cover' }).removeAlpha().raw().toBuffer();
+    expect(madRgb(frames[0].data, photo)).toBeLessThan(0.7 * madRgb(frames[frames.length - 1].data, photo));
+  }, RENDER_TIMEOUT);
+
+  it('a bad attachment gets a private refusal naming the option, and nothing is queued', async () => {
+    const before = { jobs: await countRows(db, 'jobs') };
+    const text = fake.sendSlashCommand({ commandName: 'blend', user: alice, options: { from: 'a', to: 'b', to_image: png(Buffer.from('hello, not a picture')) } });
+    const r1 = await text.waitForResponse();
+    expect(r1.type).toBe(4);
+    expect(r1.data?.flags).toBe(64);
+    expect(r1.data?.content).toMatch(/`to_image` is not a picture that can be read; attach a PNG, JPEG or WebP file/);
+    const big = fake.sendSlashCommand({ commandName: 'blend', user: alice, options: { from: 'a', to: 'b', from_image: png(Buffer.alloc(11 * 1024 * 1024, 7)) } });
+    const r2 = await big.waitForResponse();
+    expect(r2.data?.flags).toBe(64);
+    expect(r2.data?.content).toMatch(/`from_image` is 11 MiB, more than the 10 MiB limit; attach a smaller PNG, JPEG or WebP picture/);
+    const pdf = fake.sendSlashCommand({ commandName: 'vary', user: alice, options: { image: { filename: 'doc.pdf', bytes: Buffer.from('%PDF-1.4'), contentType: 'application/pdf' } } });
+    expect((await pdf.waitForResponse()).data?.content).toMatch(/`image` is application\/pdf, not a picture/);
+    const noMask = fake.sendSlashCommand({ commandName: 'blend', user: alice, options: { from: 'a', to: 'b', image: png(PHOTO) } });
+    expect((await noMask.waitForResponse()).data?.content).toMatch(/needs a mask: attach `mask`.*or pick `mask_preset`/);
+    expect(await countRows(db, 'jobs')).toBe(before.jobs);
+  }, 30_000);
+
+  it('/blend image + mask_preset on the inpainting model: the unmasked half stays constant across frames', async () => {
+    const handle = fake.sendSlashCommand({ commandName: 'blend', user: alice, options: { from: 'a red house', to: 'a blue boat', image: png(PHOTO), mask_preset: 'left', quality: 'draft', duration: 1 } });
+    const message = await handle.waitForOriginal(hasVideo, RENDER_TIMEOUT);
+    const [job] = await listJobs(farm, { order: 'newest', limit: 1 });
+    expect([job.model, job.params.inpaint]).toEqual(['inpaint', { mask: 'left' }]);
+    const frames = await decodeVideoFrames(message.attachments.find((a) => a.filename.endsWith('.mp4'))!.bytes, 512, 512);
+    expect(frames.length).toBe(12);
+    // The right half (away from the mask edge) stays as the first frame has it; the left half changes.
+    for (const f of frames) expect(madRgb(columns(f, 320, 512), columns(frames[0], 320, 512))).toBeLessThan(4);
+    expect(madRgb(columns(frames[frames.length - 1], 0, 192), columns(frames[0], 0, 192))).toBeGreaterThan(10);
+  }, RENDER_TIMEOUT);
+
+  it('/vary makes a video with the frames asked for, on the variation model; its re-roll keeps the picture', async () => {
+    const handle = fake.sendSlashCommand({ commandName: 'vary', user: alice, options: { image: png(PHOTO), frames: 5, positive: 'a red house', seed: 9, quality: 'draft' } });
+    expect((await handle.waitForResponse()).type).toBe(5);
+    const message = await handle.waitForOriginal(hasVideo, RENDER_TIMEOUT);
+    const probe = await probeVideo(message.attachments.find((a) => a.filename.endsWith('.mp4'))!.bytes);
+    expect(probe.frames).toBe(5);
+    const [job] = await listJobs(farm, { order: 'newest', limit: 1 });
+    expect([job.kind, job.model, job.params.prompts, job.params.seeds, job.params.variation]).toEqual(['vary', 'variation', ['a red house'], [9], { variations: 1, intermediate: 4, noiseShift: 0.4 }]);
+    const press = fake.pressButton({ messageId: message.id, customId: buttonsOf(message).find((b) => /reroll/.test(b.customId ?? ''))!.customId!, user: alice });
+    await press.waitForOriginal(hasVideo, RENDER_TIMEOUT);
+    const [reroll] = await listJobs(farm, { order: 'newest', limit: 1 });
+    expect([reroll.kind, reroll.parentJobId, reroll.status]).toEqual(['vary', job.id, 'done']);
+    expect(Buffer.from((await getJobInputs(farm, reroll.id))['start-image'].bytes).equals(PHOTO)).toBe(true);
+  }, 2 * RENDER_TIMEOUT);
+});
