@@ -82,6 +82,8 @@ export async function startBot(opts: BotOptions): Promise<RunningBot> {
 }
 
 async function route(interaction: Interaction, ctx: BotContext): Promise<void> {
+  // Queued submission work waits while this one is unanswered (acknowledgements first).
+  const answered = interaction.isRepliable() ? ctx.submissions?.received(interaction) : undefined;
   try {
     if (interaction.isChatInputCommand()) {
       const command = commandsByName.get(interaction.commandName);
@@ -103,5 +105,7 @@ async function route(interaction: Interaction, ctx: BotContext): Promise<void> {
     } catch {
       // The interaction may have expired; the error is in the log.
     }
+  } finally {
+    answered?.();
   }
 }

@@ -6,7 +6,7 @@
  * through the farm's submitFollowUp. Later refusals replace the public "thinking…" with a message
  * only the user sees.
  */
-import { setImmediate as nextTurn } from 'node:timers/promises';
+import { setImmediate as nextTurn, setTimeout as delay } from 'node:timers/promises';
 import { GuildMember, MessageFlags, type ChatInputCommandInteraction, type ModalSubmitInteraction, type RepliableInteraction } from 'discord.js';
 import PQueue from 'p-queue';
 import {
@@ -35,27 +35,54 @@ export const INTERACTION_TOKEN_LIFETIME_MS = 15 * 60 * 1000;
 /** How many deferred submissions do their database work at once (BotOptions.submitConcurrency). */
 export const DEFAULT_SUBMIT_CONCURRENCY = 2;
 
+/** The longest a queued step waits for unanswered interactions before it runs anyway. */
+const MAX_ACK_HOLD_MS = 500;
+
+/** An interaction the bot has received; answered once discord.js has sent its first response. */
+interface Unanswered {
+  deferred: boolean;
+  replied: boolean;
+}
+
 /**
  * Acknowledgements first: the database work after a deferral (admission, reservation, queue
- * position, the job's message) waits here, a few at a time, and each step starts on a fresh turn
- * of the event loop. A burst of commands then cannot starve the acknowledgements of the ones
- * still arriving: with embedded PGlite every query runs on this thread, and promise chains of
- * queued queries would otherwise hold the loop until the whole backlog is done.
+ * position, the job's message) waits here, a few at a time; each step starts on a fresh turn of
+ * the event loop and only while no received interaction is still unanswered (for at most
+ * MAX_ACK_HOLD_MS). A burst of commands then cannot starve the acknowledgements of the ones still
+ * arriving: with embedded PGlite every query runs on this thread, and a promise chain of queued
+ * queries would otherwise hold the loop until the whole backlog is done.
  */
 export class SubmissionQueue {
   private readonly queue: PQueue;
+  private readonly unanswered = new Set<Unanswered>();
 
   constructor(concurrency = DEFAULT_SUBMIT_CONCURRENCY) {
     if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error(`submitConcurrency must be a positive integer, got ${concurrency}`);
     this.queue = new PQueue({ concurrency });
   }
 
-  /** Runs `step` in its turn, after giving the event loop (gateway, REST) a chance to run. */
+  /** An interaction arrived; steps wait until it is answered or `done` is called. */
+  received(interaction: Unanswered): () => void {
+    this.unanswered.add(interaction);
+    return () => void this.unanswered.delete(interaction);
+  }
+
+  /** Runs `step` in its turn, after the event loop (gateway, REST) has had its chance. */
   run<T>(step: () => Promise<T>): Promise<T> {
     return this.queue.add(async () => {
+      const since = Date.now();
       await nextTurn();
+      while (this.waitingForAnswers() && Date.now() - since < MAX_ACK_HOLD_MS) await delay(5);
       return step();
     }) as Promise<T>;
+  }
+
+  private waitingForAnswers(): boolean {
+    for (const i of this.unanswered) {
+      if (i.deferred || i.replied) this.unanswered.delete(i);
+      else return true;
+    }
+    return false;
   }
 
   /** Waiting and running steps. */
