@@ -1,12 +1,18 @@
 import type { ChatInputCommandInteraction, SlashCommandBuilder, SlashCommandOptionsOnlyBuilder, SlashCommandSubcommandsOnlyBuilder } from 'discord.js';
 import type { FarmContext } from '../farm/index.ts';
-import type { SubmissionQueue } from './submit.ts';
 
 export interface BotContext {
   farm: FarmContext;
   log: (message: string) => void;
-  /** Where deferred submissions wait for their database work (startBot makes one). */
-  submissions?: SubmissionQueue;
+  /** Where deferred submissions wait for their database work (startBot makes a SubmissionQueue, submit.ts). */
+  submissions?: SubmissionGate;
+}
+
+/** Acknowledgements first: database steps run in turn, after received interactions are answered. */
+export interface SubmissionGate {
+  /** An interaction arrived; steps wait until it is answered or the returned function is called. */
+  received(interaction: { deferred: boolean; replied: boolean }): () => void;
+  run<T>(step: () => Promise<T>): Promise<T>;
 }
 
 /** One slash command, as in the discord.js guide: its definition and its handler. */

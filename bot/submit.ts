@@ -23,7 +23,7 @@ import {
   type JobParamsInput,
   type SubmitJobInput,
 } from '../farm/index.ts';
-import type { BotContext } from './context.ts';
+import type { BotContext, SubmissionGate } from './context.ts';
 import { cancelRow } from './components/rows.ts';
 import { userMessage } from './errors.ts';
 import { queuedText, withWholeMovie } from './format.ts';
@@ -52,7 +52,7 @@ interface Unanswered {
  * arriving: with embedded PGlite every query runs on this thread, and a promise chain of queued
  * queries would otherwise hold the loop until the whole backlog is done.
  */
-export class SubmissionQueue {
+export class SubmissionQueue implements SubmissionGate {
   private readonly queue: PQueue;
   private readonly unanswered = new Set<Unanswered>();
 
