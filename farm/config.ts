@@ -4,7 +4,7 @@
 import type { Config } from '../config/index.ts';
 import type { FarmDb } from '../db/client.ts';
 import { defined } from './defined.ts';
-import { DEFAULT_GUILD_CEILINGS, type GuildCeilings } from './guilds.ts';
+import { DEFAULT_GUILD_CEILINGS, type GuildCeilings } from './limits.ts';
 import { DEFAULT_POLICY_OPTIONS, type BudgetDefaults, type CostModel, type FarmPolicy, type PolicyOptions } from './policy/index.ts';
 
 /** The lease and worker knobs here; the budget, cost and fairness options in policy/options.ts. */
