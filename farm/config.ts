@@ -4,7 +4,7 @@
 import type { Config } from '../config/index.ts';
 import type { FarmDb } from '../db/client.ts';
 import { defined } from './defined.ts';
-import { DEFAULT_GUILD_CEILINGS, type GuildCeilings } from './limits.ts';
+import type { GuildCeilings } from './limits.ts';
 import { DEFAULT_POLICY_OPTIONS, type BudgetDefaults, type CostModel, type FarmPolicy, type PolicyOptions } from './policy/index.ts';
 
 /** The lease and worker knobs here; the budget, cost and fairness options in policy/options.ts. */
@@ -25,8 +25,6 @@ export interface FarmConfig extends PolicyOptions {
   abortGraceMs: number;
   /** Artifacts go to files here when set; into the database (bytea) otherwise. */
   artifactDir: string | undefined;
-  /** The most a server admin may set with /settings (guilds.ts; BLENDFARM_GUILD_* settings). */
-  guildCeilings: GuildCeilings;
   /** A render may run this many times its reserved GPU-seconds before it is stopped and failed (renderTimeLimitSeconds). Default 4. */
   renderTimeoutFactor: number;
   /** ... but at least this long. Default 600. */
@@ -71,7 +69,6 @@ export const DEFAULT_FARM_CONFIG: FarmConfig = {
   pollIntervalMs: 2000,
   abortGraceMs: 10_000,
   artifactDir: undefined,
-  guildCeilings: DEFAULT_GUILD_CEILINGS,
   renderTimeoutFactor: 4,
   renderTimeoutMinSeconds: 600,
   queueTimeoutSeconds: 21_600,

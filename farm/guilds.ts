@@ -5,7 +5,9 @@ import { eq, sql } from 'drizzle-orm';
 import { guilds, type RoleOverride } from '../db/schema.ts';
 import type { FarmContext } from './config.ts';
 import { defined } from './defined.ts';
-import { DEFAULT_GUILD_CEILINGS, GUILD_LIMITS, type GuildCeilings, type Range } from './limits.ts';
+import { type GuildSettingName, guildSettingRanges } from './limits.ts';
+
+export { type GuildSettingName, guildSettingRanges } from './limits.ts';
 
 /** What a server's members get when they leave an option out (names as the bot's options). */
 export interface RenderDefaults {
@@ -46,7 +48,6 @@ export async function getGuildSettings(farm: FarmContext, guildId: string): Prom
   };
 }
 
-export type GuildSettingName = keyof typeof GUILD_LIMITS;
 
 /** A value /settings was asked for and what was stored instead. */
 export interface ClampedSetting {
@@ -60,16 +61,6 @@ export interface ClampedSetting {
 export interface GuildSettingsUpdate extends GuildSettings {
   /** Values that went past the operator's ceilings and were stored at the ceiling instead. */
   clamped: ClampedSetting[];
-}
-
-/** The range a server may pick from for each setting: GUILD_LIMITS narrowed by the operator's ceilings. */
-export function guildSettingRanges(ceilings: GuildCeilings = DEFAULT_GUILD_CEILINGS): Record<GuildSettingName, Range> {
-  const within = (range: Range, min: number, max: number): Range => ({ ...range, min: Math.min(Math.max(min, range.min), range.max), max: Math.max(Math.min(max, range.max), range.min) });
-  return {
-    refillGpuSeconds: within(GUILD_LIMITS.refillGpuSeconds, GUILD_LIMITS.refillGpuSeconds.min, ceilings.maxRefillGpuSeconds),
-    refillPeriodSeconds: within(GUILD_LIMITS.refillPeriodSeconds, ceilings.minRefillPeriodSeconds, GUILD_LIMITS.refillPeriodSeconds.max),
-    maxActiveJobs: within(GUILD_LIMITS.maxActiveJobs, GUILD_LIMITS.maxActiveJobs.min, ceilings.maxActiveJobs),
-  };
 }
 
 /**

@@ -90,7 +90,7 @@ export function upscalerMakes(id: string, factor: number): boolean {
 
 /**
  * What a server's settings (/settings: refill, period, job limit, and per role) can ever be. The
- * operator's ceilings (FarmConfig.guildCeilings, guilds.ts) narrow them further; front ends use
+ * operator's ceilings (FarmConfig.guildCeilings, guildSettingRanges below) narrow them further; front ends use
  * these for their static option ranges.
  */
 export const GUILD_LIMITS = {
@@ -106,7 +106,7 @@ export const GUILD_LIMITS = {
  * The most a server admin may give with /settings, set by the operator (config/settings.ts:
  * BLENDFARM_GUILD_MAX_REFILL_GPU_SECONDS, BLENDFARM_GUILD_MIN_REFILL_PERIOD_SECONDS,
  * BLENDFARM_GUILD_MAX_ACTIVE_JOBS). Every server and role value is clamped to them, and each
- * ceiling to GUILD_LIMITS (guildSettingRanges in guilds.ts).
+ * ceiling to GUILD_LIMITS (guildSettingRanges below).
  */
 export interface GuildCeilings {
   /** Highest refill (GPU-seconds per period) for a server or a role. Default 3600. */
@@ -118,3 +118,20 @@ export interface GuildCeilings {
 }
 
 export const DEFAULT_GUILD_CEILINGS: GuildCeilings = { maxRefillGpuSeconds: 3600, minRefillPeriodSeconds: 3600, maxActiveJobs: 10 };
+
+export type GuildSettingName = keyof typeof GUILD_LIMITS;
+
+/**
+ * The range a server may pick from for each setting: GUILD_LIMITS narrowed by the operator's
+ * ceilings. /settings stores values within it (guilds.ts) and admission applies stored values
+ * within it (resolveLimits in policy/budget.ts), so values saved before a ceiling was lowered
+ * never give more than the ceiling.
+ */
+export function guildSettingRanges(ceilings: GuildCeilings = DEFAULT_GUILD_CEILINGS): Record<GuildSettingName, Range> {
+  const within = (range: Range, min: number, max: number): Range => ({ ...range, min: Math.min(Math.max(min, range.min), range.max), max: Math.max(Math.min(max, range.max), range.min) });
+  return {
+    refillGpuSeconds: within(GUILD_LIMITS.refillGpuSeconds, GUILD_LIMITS.refillGpuSeconds.min, ceilings.maxRefillGpuSeconds),
+    refillPeriodSeconds: within(GUILD_LIMITS.refillPeriodSeconds, ceilings.minRefillPeriodSeconds, GUILD_LIMITS.refillPeriodSeconds.max),
+    maxActiveJobs: within(GUILD_LIMITS.maxActiveJobs, GUILD_LIMITS.maxActiveJobs.min, ceilings.maxActiveJobs),
+  };
+}

@@ -2,7 +2,7 @@
 import type { Transaction } from '../../db/client.ts';
 import { ActiveJobLimitError, BudgetExceededError } from '../errors.ts';
 import { addLedgerEntry, type BudgetContext, countActiveJobs, lockUser, nextRefillAt, resolveLimits } from './budget.ts';
-import type { BudgetDefaults } from './options.ts';
+import type { PolicyOptions } from './options.ts';
 
 export interface AdmissionRequest extends BudgetContext {
   /** Whose budget pays. */
@@ -22,12 +22,12 @@ export interface AdmissionRequest extends BudgetContext {
  */
 export async function admitJob<T extends { id: number }>(
   tx: Transaction,
-  defaults: BudgetDefaults,
+  options: Pick<PolicyOptions, 'budget' | 'guildCeilings'>,
   request: AdmissionRequest,
   queue: (reservedMs: number) => Promise<T>,
 ): Promise<T> {
   const reservedMs = Math.round(request.gpuSeconds * 1000);
-  const limits = await resolveLimits(tx, defaults, request);
+  const limits = await resolveLimits(tx, options, request);
   const user = await lockUser(tx, request.userId, limits);
   const active = await countActiveJobs(tx, request.userId);
   if (active.count >= limits.maxActiveJobs) throw new ActiveJobLimitError(active.count, limits.maxActiveJobs);

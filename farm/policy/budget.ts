@@ -12,6 +12,7 @@ import { and, desc, eq, inArray, sql } from 'drizzle-orm';
 import { type FarmDb, type Queryable, type Transaction, queryRows } from '../../db/client.ts';
 import { budgetLedger, guilds, jobs, type LedgerKind } from '../../db/schema.ts';
 import { FarmError } from '../errors.ts';
+import { type GuildSettingName, guildSettingRanges } from '../limits.ts';
 import { checkId } from '../ids.ts';
 import { unstorableTextIssue } from '../text.ts';
 import { ACTIVE_STATUSES } from '../types.ts';
@@ -65,20 +66,27 @@ export interface BudgetStatus {
   ledger: LedgerEntry[];
 }
 
-/** The farm's budget defaults, overridden by the guild's settings and the member's most generous role. */
-export async function resolveLimits(q: Queryable, defaults: BudgetDefaults, context: BudgetContext = {}): Promise<BudgetLimits> {
-  const limits: BudgetLimits = { ...defaults };
+/**
+ * The farm's budget defaults, overridden by the guild's settings and the member's most generous
+ * role. Stored server and role values are applied within the operator's ceilings
+ * (guildSettingRanges): a value saved before a ceiling existed or was lowered gives at most the
+ * ceiling. The farm's own defaults are the operator's and are not clamped.
+ */
+export async function resolveLimits(q: Queryable, options: Pick<PolicyOptions, 'budget' | 'guildCeilings'>, context: BudgetContext = {}): Promise<BudgetLimits> {
+  const limits: BudgetLimits = { ...options.budget };
   if (!context.guildId) return limits;
   const [guild] = await q.select().from(guilds).where(eq(guilds.id, context.guildId));
   if (!guild) return limits;
-  if (guild.refillGpuSeconds !== null) limits.refillGpuSeconds = guild.refillGpuSeconds;
-  if (guild.refillPeriodSeconds !== null) limits.refillPeriodSeconds = guild.refillPeriodSeconds;
-  if (guild.maxActiveJobs !== null) limits.maxActiveJobs = guild.maxActiveJobs;
+  const ranges = guildSettingRanges(options.guildCeilings);
+  const within = (setting: GuildSettingName, value: number): number => Math.min(Math.max(value, ranges[setting].min), ranges[setting].max);
+  if (guild.refillGpuSeconds !== null) limits.refillGpuSeconds = within('refillGpuSeconds', guild.refillGpuSeconds);
+  if (guild.refillPeriodSeconds !== null) limits.refillPeriodSeconds = within('refillPeriodSeconds', guild.refillPeriodSeconds);
+  if (guild.maxActiveJobs !== null) limits.maxActiveJobs = within('maxActiveJobs', guild.maxActiveJobs);
   for (const roleId of context.roleIds ?? []) {
     const override = guild.roleOverrides[roleId];
     if (!override) continue;
-    if (override.refillGpuSeconds !== undefined) limits.refillGpuSeconds = Math.max(limits.refillGpuSeconds, override.refillGpuSeconds);
-    if (override.maxActiveJobs !== undefined) limits.maxActiveJobs = Math.max(limits.maxActiveJobs, override.maxActiveJobs);
+    if (override.refillGpuSeconds !== undefined) limits.refillGpuSeconds = Math.max(limits.refillGpuSeconds, within('refillGpuSeconds', override.refillGpuSeconds));
+    if (override.maxActiveJobs !== undefined) limits.maxActiveJobs = Math.max(limits.maxActiveJobs, within('maxActiveJobs', override.maxActiveJobs));
   }
   return limits;
 }
@@ -143,7 +151,7 @@ export async function countActiveJobs(q: Queryable, userId: string): Promise<{ c
 
 export async function getBudget(farm: BudgetFarm, userId: string, context: BudgetContext = {}, ledgerEntries = 20): Promise<BudgetStatus> {
   return farm.db.db.transaction(async (tx) => {
-    const limits = await resolveLimits(tx, farm.config.budget, context);
+    const limits = await resolveLimits(tx, farm.config, context);
     const user = await lockUser(tx, userId, limits);
     const active = await countActiveJobs(tx, userId);
     const ledger = await tx
@@ -181,7 +189,7 @@ export async function grantBudget(farm: BudgetFarm, userId: string, gpuSeconds: 
   const noteIssue = note === undefined ? undefined : unstorableTextIssue('The note', note);
   if (noteIssue) throw new FarmError('invalid_params', `${noteIssue}.`);
   return farm.db.db.transaction(async (tx) => {
-    const user = await lockUser(tx, userId, await resolveLimits(tx, farm.config.budget));
+    const user = await lockUser(tx, userId, await resolveLimits(tx, farm.config));
     const amountMs = Math.round(gpuSeconds * 1000);
     if (user.balanceMs + amountMs < 0) {
       throw new FarmError('invalid_params', `Cannot take ${-gpuSeconds} GPU-seconds from ${userId}: the balance is only ${user.balanceMs / 1000}.`);

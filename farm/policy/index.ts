@@ -49,7 +49,7 @@ export interface FarmPolicy {
 export function defaultPolicy(options: PolicyOptions): FarmPolicy {
   return {
     price: (params, moviePrompts) => estimateGpuSeconds(params, options.cost, moviePrompts),
-    admit: (tx, request, queue) => admitJob(tx, options.budget, request, queue),
+    admit: (tx, request, queue) => admitJob(tx, options, request, queue),
     settle: settleJob,
     claimOrder: () => fairQueue(options.fairnessHalfLifeSeconds),
     onClaim: () => chargeClaim(options.fairnessHalfLifeSeconds),

@@ -1,5 +1,6 @@
 // The policy's knobs, each with its default and its setting (config/settings.ts). FarmConfig
 // carries them (farm/config.ts builds it from loadConfig()'s result); tests pass overrides.
+import { DEFAULT_GUILD_CEILINGS, type GuildCeilings } from '../limits.ts';
 
 export interface BudgetDefaults {
   /** Each period the balance is topped up to this many GPU-seconds, not accumulated. Default 600 (BLENDFARM_REFILL_GPU_SECONDS). */
@@ -29,6 +30,11 @@ export interface CostModel {
 export interface PolicyOptions {
   /** Farm-wide budget rules; a guild's settings and its members' roles override them. */
   budget: BudgetDefaults;
+  /**
+   * The most a server admin may give with /settings (guilds.ts; BLENDFARM_GUILD_* settings).
+   * Admission applies stored server and role values within them too (resolveLimits in budget.ts).
+   */
+  guildCeilings: GuildCeilings;
   /** What a job is estimated to cost, reserved at admission. */
   cost: CostModel;
   /** Half-life of a user's recent usage in the fair claim order. Default 3600 (BLENDFARM_FAIRNESS_HALF_LIFE_SECONDS). */
@@ -37,6 +43,7 @@ export interface PolicyOptions {
 
 export const DEFAULT_POLICY_OPTIONS: PolicyOptions = {
   budget: { refillGpuSeconds: 600, refillPeriodSeconds: 86_400, maxActiveJobs: 3 },
+  guildCeilings: DEFAULT_GUILD_CEILINGS,
   cost: { overheadSeconds: 2, secondsPerMegapixelStep: 0.25, secondsPerMegapixelFrame: 0.02, secondsPerUpscaledMegapixelFrame: 0.05 },
   fairnessHalfLifeSeconds: 3600,
 };
