@@ -251,12 +251,12 @@ async function countJobEvents(farm: FarmContext, registry: Registry, options: Fa
   }
 
   let chain: Promise<void> = Promise.resolve();
-  const observe = async (type: JobEventType, jobId: number): Promise<void> => {
+  const observe = async (type: JobEventType, jobId: number, attempt: number): Promise<void> => {
     if (type !== 'claimed' && type !== 'done' && type !== 'failed' && type !== 'retrying' && type !== 'cancelled') return;
     const job = await getJob(farm, jobId);
     if (!job) return;
     seenModels.add(job.model);
-    const seen: ObservedJobEvent = { event: type, jobId, kind: job.kind, model: job.model, status: job.status, attempt: job.attempts, workerId: job.workerId };
+    const seen: ObservedJobEvent = { event: type, jobId, kind: job.kind, model: job.model, status: job.status, attempt, workerId: job.workerId };
     if (type === 'claimed') {
       const waitSeconds = await waitBeforeClaim(farm, jobId);
       if (waitSeconds !== undefined) {
@@ -285,7 +285,7 @@ async function countJobEvents(farm: FarmContext, registry: Registry, options: Fa
   };
   const unsubscribe = await onJobEvent(farm.db, (event) => {
     // In order, one at a time: a job's claimed and done are counted in the order they happened.
-    chain = chain.then(() => observe(event.type, event.jobId)).catch((error: unknown) => options.onError?.(error as Error));
+    chain = chain.then(() => observe(event.type, event.jobId, event.attempt)).catch((error: unknown) => options.onError?.(error as Error));
   });
   return {
     settled: () => chain,

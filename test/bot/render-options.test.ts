@@ -126,7 +126,9 @@ describe('option definitions come from the farm’s limits', () => {
 
   it('/movie: the same shared options, and a prompt list that fits Discord', () => {
     const { options } = commandJson('movie');
-    const shared = commandJson('blend').options.filter((o) => !['from', 'to'].includes(o.name));
+    // /blend's own options: its two prompts and the picture inputs (pictures are a /blend feature).
+    const blendOnly = ['from', 'to', 'from_image', 'to_image', 'strength', 'image', 'mask', 'mask_preset'];
+    const shared = commandJson('blend').options.filter((o) => !blendOnly.includes(o.name));
     expect(options.filter((o) => o.name !== 'prompts')).toEqual(shared);
     expect(option(options, 'prompts').max_length).toBe(promptListLength(DISCORD_MAX_OPTION_LENGTH));
     expect(promptListLength(DISCORD_MAX_OPTION_LENGTH)).toBeLessThanOrEqual(DISCORD_MAX_OPTION_LENGTH);

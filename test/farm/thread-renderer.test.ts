@@ -50,7 +50,7 @@ describe('thread renderer', () => {
   });
 
   it('reports the module capabilities and renders off the main thread', async () => {
-    expect(renderer.capabilities()).toEqual({ models: ['demo', 'sdxl'], maxPixels: 1234567, executionProvider: 'fake', device: 'fake renderer (test double)' });
+    expect(renderer.capabilities()).toEqual({ models: ['demo', 'sdxl'], maxPixels: 1234567, executionProvider: 'fake', device: 'fake renderer (test double)', upscalers: ['*'] });
     const ctx = context();
     const j = job(['a', 'b']);
     const result = await renderer.render(j, ctx);

@@ -95,6 +95,10 @@ describe.each(BACKENDS)('operations server on %s', (backend) => {
 
   it('hides prompts of private servers and user ids without the operator token', async () => {
     await setStatusPageVisibility(f.farm, 'g-open', 'public');
+    // The only worker for this model has stopped: the farm knows the model, so it accepts the jobs,
+    // and they stay queued for the status page to show.
+    const idle = await f.worker('nobody-runs-this');
+    await idle.stop('release', 0);
     const open = await submitJob(f.farm, { kind: 'blend', userId: 'dora', guildId: 'g-open', params: { ...CHEAP_BLEND, prompts: ['open sea', 'open sky'], model: 'nobody-runs-this' } });
     const closed = await submitJob(f.farm, { kind: 'blend', userId: 'eve', guildId: 'g-closed', params: { ...CHEAP_BLEND, prompts: ['secret garden', 'secret door'], model: 'nobody-runs-this' } });
 
