@@ -84,7 +84,19 @@ export function upscaleText(job: Pick<Job, 'kind' | 'params'>, meta: Record<stri
   return `Upscaled with ${upscaler}: ${times(meta.reducedFrom)} asked, only ${times(meta.scale)} fits ${limit}`;
 }
 
+/**
+ * What the ledger did with a failed job's reservation, from the job row the farm settled: a job
+ * stopped on its render time limit is charged for the time it ran (chargedGpuSeconds) and the rest
+ * refunded; other failures are refunded in full.
+ */
+function failedSettlementText(job: Pick<Job, 'reservedGpuSeconds' | 'chargedGpuSeconds'>): string {
+  const charged = job.chargedGpuSeconds ?? 0;
+  if (charged <= 0) return 'Your reserved GPU-seconds were refunded.';
+  const refunded = Math.max(0, job.reservedGpuSeconds - charged);
+  return `It was charged ${charged.toFixed(1)} GPU-seconds for the time it ran; the other ${refunded.toFixed(1)} of the ${job.reservedGpuSeconds.toFixed(1)} reserved went back to your budget.`;
+}
+
 export function failedText(job: Job): string {
   if (job.status === 'cancelled') return `${title(job)}\nCancelled. Unused GPU-seconds went back to your budget.`;
-  return `${title(job)}\nThe render failed after ${job.attempts} attempt${job.attempts === 1 ? '' : 's'}: ${escapeMarkdown((job.error ?? 'unknown error').split('\n')[0].slice(0, 300))}\nYour reserved GPU-seconds were refunded. Try again, or change the settings.`;
+  return `${title(job)}\nThe render failed after ${job.attempts} attempt${job.attempts === 1 ? '' : 's'}: ${escapeMarkdown((job.error ?? 'unknown error').split('\n')[0].slice(0, 300))}\n${failedSettlementText(job)} Try again, or change the settings.`;
 }

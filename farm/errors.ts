@@ -11,8 +11,11 @@ interface Need {
   /** What the model must do (job-params.ts ModelAbility). */
   ability?: 'text' | 'picture' | 'inpaint' | 'variation';
 }
-/** listWorkers fills modelAbilities for every model (worker-registry.ts abilitiesOf). */
-type OnlineWorker = { capabilities: { maxPixels: number; upscalers?: string[]; models?: string[]; modelAbilities?: Record<string, readonly string[]> } };
+/**
+ * listWorkers fills modelAbilities for every model (worker-registry.ts abilitiesOf). `online`:
+ * false for a known worker that has stopped or gone quiet (findKnownWorkers); unset counts as online.
+ */
+type OnlineWorker = { online?: boolean; capabilities: { maxPixels: number; upscalers?: string[]; models?: string[]; modelAbilities?: Record<string, readonly string[]> } };
 
 export type FarmErrorCode =
   | 'not_found'
@@ -94,7 +97,10 @@ export class ActiveJobLimitError extends FarmError {
 export class NoCapableWorkerError extends FarmError {
   readonly model: string;
   readonly pixels: number;
+  /** Of the workers checked, those online now. */
   readonly workersOnline: number;
+  /** The workers checked: online ones, or (without requireCapableWorker) all recently known, stopped ones too. */
+  readonly workersKnown: number;
   readonly upscaleFactor?: number;
   readonly upscaler?: string;
 
@@ -102,7 +108,8 @@ export class NoCapableWorkerError extends FarmError {
     super('no_capable_worker', noCapableWorkerText(need, online));
     this.model = need.model;
     this.pixels = need.pixels;
-    this.workersOnline = online.length;
+    this.workersOnline = online.filter((w) => w.online !== false).length;
+    this.workersKnown = online.length;
     if (need.kind === 'upscale') {
       this.upscaleFactor = need.upscaleFactor;
       this.upscaler = need.upscaler;
@@ -110,13 +117,18 @@ export class NoCapableWorkerError extends FarmError {
   }
 
   override details(): Record<string, unknown> {
-    return { model: this.model, pixels: this.pixels, workersOnline: this.workersOnline, ...(this.upscaleFactor ? { upscaleFactor: this.upscaleFactor, upscaler: this.upscaler ?? null } : {}) };
+    return { model: this.model, pixels: this.pixels, workersOnline: this.workersOnline, workersKnown: this.workersKnown, ...(this.upscaleFactor ? { upscaleFactor: this.upscaleFactor, upscaler: this.upscaler ?? null } : {}) };
   }
 }
 
 function noCapableWorkerText(need: Need, online: readonly OnlineWorker[]): string {
   if (online.length === 0) return 'No render worker is online; start one with `npm run worker` (or try again later).';
-  const workers = `${online.length} online worker${online.length === 1 ? '' : 's'}`;
+  // The workers checked are the online ones, or all recently known ones, some of which may have stopped.
+  const onlineNow = online.filter((w) => w.online !== false).length;
+  const workers =
+    onlineNow === online.length
+      ? `${online.length} online worker${online.length === 1 ? '' : 's'}`
+      : `${online.length} known worker${online.length === 1 ? '' : 's'} (${onlineNow} online now)`;
   if (need.kind !== 'upscale' && need.ability) {
     const ability = need.ability;
     const withModel = online.filter((w) => w.capabilities.models?.includes(need.model) || w.capabilities.models?.includes('*'));

@@ -90,6 +90,15 @@ describe('each stage', () => {
       '**Blend** #7: a cat → a dog\nThe render failed after 3 attempts: out of \\*memory\\*\nYour reserved GPU-seconds were refunded. Try again, or change the settings.',
     );
     expect(failedText(job({ status: 'failed', attempts: 1, error: null }))).toMatch(/after 1 attempt: unknown error/);
+    // A full refund is settled as chargedGpuSeconds 0.
+    expect(failedText(job({ status: 'failed', attempts: 3, error: 'boom', chargedGpuSeconds: 0 }))).toMatch(/\nYour reserved GPU-seconds were refunded\. Try again/);
+    // Stopped on its render time limit: charged for the time it ran, the rest refunded (issue 9 item 5).
+    const timedOut = job({ status: 'failed', attempts: 1, error: 'The render took longer than 600 s', reservedGpuSeconds: 12.4, chargedGpuSeconds: 10 });
+    expect(failedText(timedOut)).toBe(
+      '**Blend** #7: a cat → a dog\nThe render failed after 1 attempt: The render took longer than 600 s\n' +
+        'It was charged 10.0 GPU-seconds for the time it ran; the other 2.4 of the 12.4 reserved went back to your budget. Try again, or change the settings.',
+    );
+    expect(failedText(timedOut)).not.toMatch(/reserved GPU-seconds were refunded/);
     expect(failedText(job({ status: 'cancelled' }))).toBe('**Blend** #7: a cat → a dog\nCancelled. Unused GPU-seconds went back to your budget.');
   });
 });

@@ -12,7 +12,7 @@ import { auditBalance, getBudget } from '../../farm/policy/budget.ts';
 import { expireQueuedJobs } from '../../farm/queue.ts';
 import { waitForJob } from '../../farm/wait.ts';
 import { FarmWorker } from '../../farm/worker.ts';
-import { registerWorker } from '../../farm/worker-registry.ts';
+import { markWorkerStopped, registerWorker } from '../../farm/worker-registry.ts';
 import { BACKENDS, CHEAP_BLEND, countRows, createTestDatabase, farmContext, type TestDatabase } from '../helpers/db.ts';
 
 const EXPIRED = 'Expired: no worker could take this job within 90 s, so it was cancelled and the GPU-seconds it held were refunded in full. No running worker can render it now: try another model or a smaller size, or ask the farm operator.';
@@ -84,5 +84,31 @@ describe.each(BACKENDS)('queued jobs nobody can run, on %s (item 8)', (backend) 
     const audit = await auditBalance(db.db, 'picky');
     expect(audit.balanceMs).toBe(audit.ledgerSumMs);
     expect(audit.balanceMs).toBe(100_000);
+  });
+});
+
+describe.each(BACKENDS)('refusals counting stopped workers, on %s', (backend) => {
+  let testDb: TestDatabase;
+  let farm: FarmContext;
+
+  beforeAll(async () => {
+    testDb = await createTestDatabase(backend);
+    farm = farmContext(await testDb.open(), { budget: { refillGpuSeconds: 100, maxActiveJobs: 20 }, queueTimeoutSeconds: 90 });
+  });
+  afterAll(async () => {
+    await testDb?.drop();
+  });
+
+  it('says "known workers", and how many are online, when some of them have stopped', async () => {
+    const capabilities = { models: ['known'], maxPixels: 256 * 256, executionProvider: 'test' };
+    await registerWorker(farm, { id: 'w-up', host: 'test', pid: 1, concurrency: 1, capabilities });
+    await registerWorker(farm, { id: 'w-down', host: 'test', pid: 2, concurrency: 1, capabilities });
+    await markWorkerStopped(farm, 'w-down');
+    const refused = await submitJob(farm, { kind: 'blend', userId: 'picky', params: { ...CHEAP_BLEND, model: 'unknown' } }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(NoCapableWorkerError);
+    expect((refused as NoCapableWorkerError).message).toBe(
+      'None of the 2 known workers (1 online now) can render model "unknown" at 4096 pixels per frame; pick another model or a smaller size.',
+    );
+    expect((refused as NoCapableWorkerError).details()).toMatchObject({ workersOnline: 1, workersKnown: 2 });
   });
 });
