@@ -23,12 +23,12 @@ export { TokenizerFileError } from './tokenizer-config.ts';
 export type { TokenizerSettings } from './tokenizer-config.ts';
 export type { MergePair } from './bpe.ts';
 
-export interface EncodeOptions {
+export interface TokenizeOptions {
   /** Fill up to maxLength with the configured pad id (what the text encoder expects). */
   pad?: boolean;
 }
 
-export interface EncodeResult {
+export interface TokenizeResult {
   ids: number[];
   /** True when prompt tokens were dropped to fit maxLength. */
   truncated: boolean;
@@ -106,11 +106,11 @@ export class ClipTokenizer {
   }
 
   /** Ids with BOS/EOS, truncated to maxLength (EOS kept last), padded only when asked. */
-  encode(text: string, opts?: EncodeOptions): number[] {
+  encode(text: string, opts?: TokenizeOptions): number[] {
     return this.encodeWithInfo(text, opts).ids;
   }
 
-  encodeWithInfo(text: string, opts?: EncodeOptions): EncodeResult {
+  encodeWithInfo(text: string, opts?: TokenizeOptions): TokenizeResult {
     const body = this.promptIds(text);
     const room = this.maxLength - 2;
     const truncated = body.length > room;
