@@ -2,61 +2,13 @@
 // after the query timeout instead of hanging, new connections give up after the connect
 // timeout, the LISTEN connection notices and comes back, and the log says one line when the
 // database is lost (with the cause) and one when it answers again — not a line per failure.
-import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FarmDb, openDatabase } from '../../db/client.ts';
 import { isConnectionError } from '../../db/errors.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
-
-/**
- * A TCP forwarder to Postgres that can blackhole the network: nothing is delivered in either
- * direction and nothing is refused or reset, as when packets are dropped; the held bytes are
- * delivered on restore, as TCP would retransmit them.
- */
-class FlakyProxy {
-  private blackholed = false;
-  private readonly server: net.Server;
-  private readonly sockets = new Set<net.Socket>();
-  private held: Array<[net.Socket, Buffer]> = [];
-
-  constructor(target: { host: string; port: number }) {
-    this.server = net.createServer((client) => {
-      const upstream = net.connect(target.port, target.host);
-      for (const s of [client, upstream]) {
-        this.sockets.add(s);
-        s.on('error', () => {});
-        s.on('close', () => this.sockets.delete(s));
-      }
-      const forward = (from: net.Socket, to: net.Socket) => from.on('data', (chunk: Buffer) => (this.blackholed ? this.held.push([to, chunk]) : to.write(chunk)));
-      forward(client, upstream);
-      forward(upstream, client);
-      client.on('close', () => upstream.destroy());
-      upstream.on('close', () => client.destroy());
-    });
-  }
-
-  async listen(): Promise<number> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    return (this.server.address() as net.AddressInfo).port;
-  }
-
-  blackhole(): void {
-    this.blackholed = true;
-  }
-
-  restore(): void {
-    this.blackholed = false;
-    for (const [to, chunk] of this.held) if (!to.destroyed) to.write(chunk);
-    this.held = [];
-  }
-
-  close(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    return new Promise((resolve) => this.server.close(() => resolve()));
-  }
-}
+import { type FlakyProxy, proxyInFrontOf } from '../helpers/flaky-proxy.ts';
 
 describe('a Postgres outage', () => {
   let testDb: TestDatabase;
@@ -67,13 +19,10 @@ describe('a Postgres outage', () => {
 
   beforeAll(async () => {
     testDb = await createTestDatabase('postgres');
-    const direct = new URL(testDb.url!);
-    proxy = new FlakyProxy({ host: direct.hostname, port: Number(direct.port || 5432) });
-    const viaProxy = new URL(testDb.url!);
-    viaProxy.hostname = '127.0.0.1';
-    viaProxy.port = String(await proxy.listen());
+    const viaProxy = await proxyInFrontOf(testDb.url!);
+    proxy = viaProxy.proxy;
     db = await openDatabase({
-      url: viaProxy.toString(),
+      url: viaProxy.url,
       poolSize: 2,
       timeouts: { connectTimeoutMs: 500, queryTimeoutMs: 500, keepAliveSeconds: 1 },
       log: (line) => lines.push(line),

@@ -12,7 +12,7 @@ import type { Renderer, RenderResult } from '../../farm/renderer.ts';
 import { waitForJob } from '../../farm/wait.ts';
 import { FarmWorker } from '../../farm/worker.ts';
 import { BACKENDS, CHEAP_BLEND, countRows, createTestDatabase, farmContext, GENEROUS_BUDGET, type TestDatabase } from '../helpers/db.ts';
-import { FlakyProxy } from '../helpers/flaky-proxy.ts';
+import { type FlakyProxy, proxyInFrontOf } from '../helpers/flaky-proxy.ts';
 
 describe('render time limit', () => {
   it('follows from the reservation, with a floor', () => {
@@ -73,15 +73,12 @@ describe('a database outage at completion (item 6, Postgres)', () => {
 
   beforeAll(async () => {
     testDb = await createTestDatabase('postgres');
-    const direct = new URL(testDb.url!);
-    proxy = new FlakyProxy({ host: direct.hostname, port: Number(direct.port || 5432) });
-    const viaProxy = new URL(testDb.url!);
-    viaProxy.hostname = '127.0.0.1';
-    viaProxy.port = String(await proxy.listen());
+    const viaProxy = await proxyInFrontOf(testDb.url!);
+    proxy = viaProxy.proxy;
     db = await testDb.open();
     // The worker's own handle goes through the proxy; short timeouts so a dropped query fails fast.
     workerDb = await openDatabase({
-      url: viaProxy.toString(),
+      url: viaProxy.url,
       migrate: false,
       poolSize: 3,
       timeouts: { connectTimeoutMs: 300, queryTimeoutMs: 300, keepAliveSeconds: 1 },

@@ -1,5 +1,5 @@
-// A TCP forwarder to Postgres whose network can be blackholed, for outage tests (the same proxy
-// test/db/outage.test.ts defines for itself).
+// A TCP forwarder to Postgres whose network can be blackholed, for outage tests
+// (test/db/outage.test.ts, test/farm/worker-limits.test.ts).
 import net from 'node:net';
 
 /**
@@ -48,4 +48,17 @@ export class FlakyProxy {
     for (const s of this.sockets) s.destroy();
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
+}
+
+/**
+ * Starts a FlakyProxy in front of the Postgres server at `url`; returns it with the same
+ * connection URL routed through the proxy.
+ */
+export async function proxyInFrontOf(url: string): Promise<{ proxy: FlakyProxy; url: string }> {
+  const direct = new URL(url);
+  const proxy = new FlakyProxy({ host: direct.hostname, port: Number(direct.port || 5432) });
+  const viaProxy = new URL(url);
+  viaProxy.hostname = '127.0.0.1';
+  viaProxy.port = String(await proxy.listen());
+  return { proxy, url: viaProxy.toString() };
 }
