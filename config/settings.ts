@@ -110,6 +110,12 @@ export const settings = {
     example: '',
     parse: text,
   } as SettingSpec<string>,
+  modelCache: {
+    env: 'BLENDFARM_MODEL_CACHE',
+    help: 'Folder for models converted on first use (the ESRGAN upscalers); unset = models/.cache in the project',
+    example: '',
+    parse: text,
+  } as SettingSpec<string>,
   executionProvider: {
     env: 'BLENDFARM_EP',
     help: 'ONNX Runtime execution provider: cpu, cuda or webgpu',

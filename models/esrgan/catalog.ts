@@ -68,6 +68,7 @@ function packageVersion(dir: string): string {
   return (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { version: string }).version;
 }
 
+/** BLENDFARM_MODEL_CACHE (config/settings.ts `modelCache`), else models/.cache. */
 export function modelCacheRoot(): string {
   const env = process.env.BLENDFARM_MODEL_CACHE;
   return join(env && env.trim() ? env : join(MODELS_ROOT, '.cache'), 'upscalers');
