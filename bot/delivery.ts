@@ -158,7 +158,7 @@ export class JobMessenger {
     const name = `blendfarm-${job.id}.${artifact.format}`;
     const payload = (note: string | undefined, data?: Buffer): MessagePayload => ({
       content: doneText(job, artifact.meta, note),
-      components: [finishedRow(job.id).toJSON()],
+      components: [finishedRow(job)?.toJSON()].filter((row) => row !== undefined),
       embeds: [],
       files: data ? [{ name, data, contentType: artifact.mime }] : [],
     });

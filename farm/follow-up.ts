@@ -6,9 +6,34 @@ import { getJob, getJobInputs, submitJob, type SubmitJobInput } from './jobs.ts'
 import { inputNames, type JobParams, type JobParamsInput } from './job-params.ts';
 import { DEFAULT_UPSCALE_FACTOR, type UPSCALE_FACTORS } from './limits.ts';
 import { checkExtension, movieOf } from './movie.ts';
-import type { Job } from './types.ts';
+import type { Job, JobKind } from './types.ts';
 
 export type FollowUpKind = 'reroll' | 'upscale' | 'extend';
+
+/** Every follow-up, in the order front ends offer them. */
+export const FOLLOW_UP_KINDS_OFFERED: readonly FollowUpKind[] = ['upscale', 'reroll', 'extend'];
+
+/**
+ * Why a finished job cannot have this follow-up (a message for the user), or undefined when it
+ * can: the one rule behind submitFollowUp's refusals and the buttons front ends show
+ * (followUpsFor). `parent.kind` is optional so followUpParams, which only has the parameters,
+ * applies the checks that depend on them.
+ */
+export function followUpRefusal(kind: FollowUpKind, parent: { kind?: JobKind; parentJobId?: number | null; params: Pick<JobParams, 'variation' | 'images'> }): string | undefined {
+  if (kind === 'reroll') return undefined;
+  if (parent.params.variation) return `A variation animation can only be re-rolled; to ${kind} it, start a new /vary from a frame of it.`;
+  if (kind === 'upscale' && parent.kind === 'upscale') {
+    return `This video is already an upscale; upscale the original video${parent.parentJobId ? ` (#${parent.parentJobId})` : ''} with a larger factor instead.`;
+  }
+  // Re-rendering the old movie's last frame would need its pictures; an inpainting movie keeps its picture and mask.
+  if (kind === 'extend' && parent.params.images?.length) return 'A movie that starts or ends at a picture cannot be extended yet; make a new /movie with all the prompts instead.';
+  return undefined;
+}
+
+/** The follow-ups a finished job can have (in FOLLOW_UP_KINDS_OFFERED order): what its buttons should offer. */
+export function followUpsFor(parent: Pick<Job, 'kind' | 'params'>): FollowUpKind[] {
+  return FOLLOW_UP_KINDS_OFFERED.filter((kind) => followUpRefusal(kind, parent) === undefined);
+}
 
 export interface FollowUpOptions {
   /** extend: the prompt(s) to continue to. */
@@ -30,15 +55,14 @@ export function followUpParams(kind: FollowUpKind, parent: JobParams, options: F
   const { upscaleFactor: _factor, upscaler: _upscaler, ...base } = parent;
   // A re-roll keeps the pictures (submitFollowUp copies the parent's stored inputs).
   if (kind === 'reroll') return { ...base, seeds: undefined };
-  if (parent.variation) throw new InvalidJobStateError(`A variation animation can only be re-rolled; to ${kind} it, start a new /vary from a frame of it.`);
-  const { images, inpaint: _inpaint, ...withoutPictures } = base;
+  const refusal = followUpRefusal(kind, { params: parent });
+  if (refusal) throw new InvalidJobStateError(refusal);
+  const { images: _images, inpaint: _inpaint, ...withoutPictures } = base;
   if (kind === 'upscale') {
     // The worker upscales the parent's finished video (job.parent), frame by frame; the parameters
     // keep the parent's, so prices, sizes and titles follow from them (not its pictures: nothing is re-rendered).
     return { ...withoutPictures, upscaleFactor: options.upscaleFactor ?? DEFAULT_UPSCALE_FACTOR, ...(options.upscaler ? { upscaler: options.upscaler } : {}) };
   }
-  // Re-rendering the old movie's last frame would need its pictures; an inpainting movie keeps its picture and mask.
-  if (images?.length) throw new InvalidJobStateError('A movie that starts or ends at a picture cannot be extended yet; make a new /movie with all the prompts instead.');
   const next = options.prompts ?? [];
   checkExtension(parent, next.length);
   return { ...base, prompts: next, seeds: undefined };
@@ -65,9 +89,8 @@ export async function submitFollowUp(farm: FarmContext, input: SubmitFollowUpInp
   if (input.kind !== 'reroll' && parent.status !== 'done') {
     throw new InvalidJobStateError(`Job ${parent.id} is ${parent.status}; only a finished video can be ${input.kind === 'upscale' ? 'upscaled' : 'extended'}.`);
   }
-  if (input.kind === 'upscale' && parent.kind === 'upscale') {
-    throw new InvalidJobStateError(`Job ${parent.id} is already an upscale; upscale the original video (#${parent.parentJobId}) with a larger factor instead.`);
-  }
+  const refusal = followUpRefusal(input.kind, parent);
+  if (refusal) throw new InvalidJobStateError(refusal);
   const { options, ...rest } = input;
   const params = followUpParams(input.kind, await parentMovieParams(farm, parent), options);
   // The parent's pictures that the new job still uses (a re-roll: all of them; an extension: the inpainting picture and mask).

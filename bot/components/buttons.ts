@@ -4,7 +4,7 @@
  * reply from the first response (nobody else in the channel sees a "thinking…" flash).
  */
 import { MessageFlags, type ButtonInteraction } from 'discord.js';
-import { getJob } from '../../farm/index.ts';
+import { followUpRefusal, getJob } from '../../farm/index.ts';
 import type { BotContext } from '../context.ts';
 import { cancelJobFor } from '../commands/cancel.ts';
 import { mayActOn, notYoursText, requesterOf } from '../permissions.ts';
@@ -29,6 +29,12 @@ export async function handleButton(interaction: ButtonInteraction, ctx: BotConte
   }
   if (!mayActOn(job, interaction)) {
     await interaction.reply({ content: notYoursText(job, requesterOf(interaction, job), VERBS[action]), flags: MessageFlags.Ephemeral });
+    return;
+  }
+  // An older message may still carry a button this job cannot use (e.g. Extend on a variation animation).
+  const refusal = action === 'cancel' ? undefined : followUpRefusal(action, job);
+  if (refusal) {
+    await interaction.reply({ content: refusal, flags: MessageFlags.Ephemeral });
     return;
   }
   if (action === 'extend') {

@@ -1,5 +1,6 @@
 /** The button rows on job messages (what pressing them does is in buttons.ts). */
 import { ActionRowBuilder, ButtonBuilder, ButtonStyle } from 'discord.js';
+import { type FollowUpKind, followUpsFor, type Job } from '../../farm/index.ts';
 import { buttonId } from './custom-id.ts';
 
 /** On a queued or rendering job. */
@@ -7,11 +8,23 @@ export function cancelRow(jobId: number): ActionRowBuilder<ButtonBuilder> {
   return new ActionRowBuilder<ButtonBuilder>().addComponents(new ButtonBuilder().setCustomId(buttonId('cancel', jobId)).setLabel('Cancel').setStyle(ButtonStyle.Secondary));
 }
 
-/** On a finished video. */
-export function finishedRow(jobId: number): ActionRowBuilder<ButtonBuilder> {
+const FOLLOW_UP_BUTTONS: Record<FollowUpKind, { label: string; emoji: string; style: ButtonStyle }> = {
+  upscale: { label: 'Upscale', emoji: '🔍', style: ButtonStyle.Primary },
+  reroll: { label: 'Re-roll', emoji: '🔁', style: ButtonStyle.Secondary },
+  extend: { label: 'Extend', emoji: '➕', style: ButtonStyle.Secondary },
+};
+
+/**
+ * On a finished video: a button for each follow-up the job can have (the farm's followUpsFor, so a
+ * variation animation gets only Re-roll). Undefined when there are none (a row may not be empty).
+ */
+export function finishedRow(job: Pick<Job, 'id' | 'kind' | 'params' | 'parentJobId'>): ActionRowBuilder<ButtonBuilder> | undefined {
+  const kinds = followUpsFor(job);
+  if (kinds.length === 0) return undefined;
   return new ActionRowBuilder<ButtonBuilder>().addComponents(
-    new ButtonBuilder().setCustomId(buttonId('upscale', jobId)).setLabel('Upscale').setEmoji('🔍').setStyle(ButtonStyle.Primary),
-    new ButtonBuilder().setCustomId(buttonId('reroll', jobId)).setLabel('Re-roll').setEmoji('🔁').setStyle(ButtonStyle.Secondary),
-    new ButtonBuilder().setCustomId(buttonId('extend', jobId)).setLabel('Extend').setEmoji('➕').setStyle(ButtonStyle.Secondary),
+    kinds.map((kind) => {
+      const b = FOLLOW_UP_BUTTONS[kind];
+      return new ButtonBuilder().setCustomId(buttonId(kind, job.id)).setLabel(b.label).setEmoji(b.emoji).setStyle(b.style);
+    }),
   );
 }
