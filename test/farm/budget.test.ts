@@ -1,7 +1,7 @@
 // GPU-second budgets on both back ends: concurrent submissions cannot overspend, the balance
 // always equals the ledger, refusals carry the numbers, refills follow guild and role settings.
 import { sql } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { FarmDb } from '../../db/client.ts';
 import { auditBalance, getBudget, grantBudget } from '../../farm/policy/budget.ts';
 import type { FarmContext } from '../../farm/config.ts';
@@ -12,7 +12,8 @@ import { parseJobParams } from '../../farm/job-params.ts';
 import { submitJob } from '../../farm/jobs.ts';
 import { claimJob, completeJob } from '../../farm/queue.ts';
 import type { ClaimedJob } from '../../farm/types.ts';
-import { BACKENDS, CHEAP_BLEND, createTestDatabase, farmContext, type TestDatabase } from '../helpers/db.ts';
+import { BACKENDS, CHEAP_BLEND, farmContext, type TestDatabase } from '../helpers/db.ts';
+import { useTestFarm } from '../helpers/farm.ts';
 
 describe.each(BACKENDS)('budgets on %s', (backend) => {
   let testDb: TestDatabase;
@@ -21,14 +22,9 @@ describe.each(BACKENDS)('budgets on %s', (backend) => {
   // The cost of one CHEAP_BLEND under the test cost model, in GPU-seconds.
   let cost: number;
 
-  beforeAll(async () => {
-    testDb = await createTestDatabase(backend);
-    db = await testDb.open();
-    farm = farmContext(db, { budget: { refillGpuSeconds: 100, refillPeriodSeconds: 3600, maxActiveJobs: 50 }, cost: { overheadSeconds: 10 }, guildCeilings: { maxRefillGpuSeconds: 10_000, minRefillPeriodSeconds: 60, maxActiveJobs: 100 } });
+  useTestFarm(backend, { budget: { refillGpuSeconds: 100, refillPeriodSeconds: 3600, maxActiveJobs: 50 }, cost: { overheadSeconds: 10 }, guildCeilings: { maxRefillGpuSeconds: 10_000, minRefillPeriodSeconds: 60, maxActiveJobs: 100 } }, async (t) => {
+    ({ testDb, db, farm } = t);
     cost = estimateGpuSeconds(parseJobParams('blend', CHEAP_BLEND), farm.config.cost);
-  });
-  afterAll(async () => {
-    await testDb?.drop();
   });
 
   it('lets concurrent submissions spend each GPU-second only once', async () => {

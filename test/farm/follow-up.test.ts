@@ -1,7 +1,7 @@
 // Follow-ups of finished movies: an extension stores only its new prompts and seeds, links to the
 // movie it continues, and its renderer is handed that whole movie; re-rolls and further extensions
 // of an extended movie see the whole movie too, and the whole movie counts towards the prompt limit.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { FarmDb } from '../../db/client.ts';
 import type { FarmContext } from '../../farm/config.ts';
 import { FarmError, NoCapableWorkerError } from '../../farm/errors.ts';
@@ -17,7 +17,8 @@ import { claimJob, releaseJob } from '../../farm/queue.ts';
 import { getBudget } from '../../farm/policy/budget.ts';
 import { markWorkerStopped, registerWorker } from '../../farm/worker-registry.ts';
 import { FarmWorker } from '../../farm/worker.ts';
-import { BACKENDS, CHEAP_BLEND, createTestDatabase, farmContext, GENEROUS_BUDGET, type TestDatabase } from '../helpers/db.ts';
+import { BACKENDS, CHEAP_BLEND, GENEROUS_BUDGET } from '../helpers/db.ts';
+import { useTestFarm } from '../helpers/farm.ts';
 
 /** Renders nothing; remembers every job it was handed (with its parent). */
 function recordingRenderer(model: string, seen: ClaimedJob[], upscalers?: string[]): Renderer {
@@ -31,18 +32,10 @@ function recordingRenderer(model: string, seen: ClaimedJob[], upscalers?: string
 }
 
 describe.each(BACKENDS)('follow-ups on %s', (backend) => {
-  let testDb: TestDatabase;
   let db: FarmDb;
   let farm: FarmContext;
 
-  beforeAll(async () => {
-    testDb = await createTestDatabase(backend);
-    db = await testDb.open();
-    farm = farmContext(db, { budget: GENEROUS_BUDGET });
-  });
-  afterAll(async () => {
-    await testDb?.drop();
-  });
+  useTestFarm(backend, { budget: GENEROUS_BUDGET }, (t) => ({ db, farm } = t));
 
   it('extends a movie with its new prompts only, and hands the renderer the whole movie it continues', async () => {
     const seen: ClaimedJob[] = [];

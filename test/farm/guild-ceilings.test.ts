@@ -2,34 +2,29 @@
 // lowered) must not give more than the ceilings at admission: resolveLimits applies them within
 // guildSettingRanges(config.guildCeilings), not only /settings when it stores them.
 import { sql } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { FarmDb } from '../../db/client.ts';
 import type { FarmContext } from '../../farm/config.ts';
 import { ActiveJobLimitError, BudgetExceededError } from '../../farm/errors.ts';
 import { submitJob } from '../../farm/jobs.ts';
 import { getBudget } from '../../farm/policy/budget.ts';
-import { BACKENDS, CHEAP_BLEND, createTestDatabase, farmContext, type TestDatabase } from '../helpers/db.ts';
+import { BACKENDS, CHEAP_BLEND, farmContext } from '../helpers/db.ts';
+import { useTestFarm } from '../helpers/farm.ts';
 
 describe.each(BACKENDS)('guild values past the ceilings on %s', (backend) => {
-  let testDb: TestDatabase;
   let db: FarmDb;
   let farm: FarmContext;
 
-  beforeAll(async () => {
-    testDb = await createTestDatabase(backend);
-    db = await testDb.open();
-    farm = farmContext(db, {
-      budget: { refillGpuSeconds: 5, refillPeriodSeconds: 86_400, maxActiveJobs: 1 },
-      guildCeilings: { maxRefillGpuSeconds: 20, minRefillPeriodSeconds: 7200, maxActiveJobs: 2 },
-      cost: { overheadSeconds: 7 },
-    });
+  useTestFarm(backend, {
+    budget: { refillGpuSeconds: 5, refillPeriodSeconds: 86_400, maxActiveJobs: 1 },
+    guildCeilings: { maxRefillGpuSeconds: 20, minRefillPeriodSeconds: 7200, maxActiveJobs: 2 },
+    cost: { overheadSeconds: 7 },
+  }, async (t) => {
+    ({ db, farm } = t);
     // Written directly, as rows saved before the ceilings existed: past every ceiling (the server
     // refill at the top of its integer column, a role's refill of 1e15 in the jsonb overrides).
     await db.db.execute(sql`insert into guilds (id, refill_gpu_seconds, refill_period_seconds, max_active_jobs, role_overrides)
       values ('old-guild', 2000000000, 60, 1000, ${JSON.stringify({ whale: { refillGpuSeconds: 1e15, maxActiveJobs: 1_000_000 } })}::jsonb)`);
-  });
-  afterAll(async () => {
-    await testDb?.drop();
   });
 
   it('gives a member at most the ceilings', async () => {

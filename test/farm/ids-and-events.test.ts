@@ -1,7 +1,7 @@
 // One job must not stop the queue (issue 9, item 3): ids are checked at the API (farm/ids.ts),
 // and NOTIFY payloads carry ids only, so no field of a job can push one over Postgres' 8000-byte
 // limit (which would fail the claim, the cancel, every transaction that publishes).
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { FarmDb } from '../../db/client.ts';
 import type { FarmContext } from '../../farm/config.ts';
 import { JOB_EVENTS_CHANNEL, MAX_EVENT_PAYLOAD_BYTES, parseJobEvent } from '../../farm/events.ts';
@@ -10,7 +10,8 @@ import { cancelJob, getJob, submitJob } from '../../farm/jobs.ts';
 import { grantBudget } from '../../farm/index.ts';
 import { claimJob, failAttempt, reportProgress } from '../../farm/queue.ts';
 import type { ClaimedJob } from '../../farm/types.ts';
-import { BACKENDS, CHEAP_BLEND, createTestDatabase, farmContext, GENEROUS_BUDGET, type TestDatabase } from '../helpers/db.ts';
+import { BACKENDS, CHEAP_BLEND, GENEROUS_BUDGET } from '../helpers/db.ts';
+import { useTestFarm } from '../helpers/farm.ts';
 
 describe('ids', () => {
   it('accepts Discord snowflakes and CLI names, refuses long or odd ids with a clear message', () => {
@@ -24,19 +25,13 @@ describe('ids', () => {
 });
 
 describe.each(BACKENDS)('job events on %s', (backend) => {
-  let testDb: TestDatabase;
   let db: FarmDb;
   let farm: FarmContext;
   const payloads: string[] = [];
 
-  beforeAll(async () => {
-    testDb = await createTestDatabase(backend);
-    db = await testDb.open();
-    farm = farmContext(db, { budget: GENEROUS_BUDGET });
+  useTestFarm(backend, { budget: GENEROUS_BUDGET }, async (t) => {
+    ({ db, farm } = t);
     await db.listen(JOB_EVENTS_CHANNEL, (payload) => payloads.push(payload));
-  });
-  afterAll(async () => {
-    await testDb?.drop();
   });
 
   it('refuses a 7,852-character user id before it reaches the database', async () => {

@@ -1,7 +1,7 @@
 // Issue 9, items 11 and 12: text Postgres cannot store and lax number/choice parsing are refused
 // where input enters (the one validator, the operator CLI, the farm API), with a message that
 // names the field, and nothing is stored — on real Postgres and PGlite.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { farmCli } from '../../apps/farm-cli/main.ts';
 import { choiceOption, numberOption, UsageError } from '../../apps/cli-kit.ts';
 import type { FarmDb } from '../../db/client.ts';
@@ -13,7 +13,8 @@ import { cancelJob, getArtifact, getJob, retryJob, submitJob } from '../../farm/
 import { grantBudget } from '../../farm/policy/budget.ts';
 import { failAttempt, claimJob } from '../../farm/queue.ts';
 import { queuePosition } from '../../farm/status.ts';
-import { BACKENDS, CHEAP_BLEND, countRows, createTestDatabase, farmContext, GENEROUS_BUDGET, type TestDatabase } from '../helpers/db.ts';
+import { BACKENDS, CHEAP_BLEND, countRows, GENEROUS_BUDGET } from '../helpers/db.ts';
+import { useTestFarm } from '../helpers/farm.ts';
 
 function issuesOf(fn: () => unknown): string[] {
   try {
@@ -72,7 +73,6 @@ describe('strict command-line numbers and choices (item 12)', () => {
 });
 
 describe.each(BACKENDS)('input hardening on %s (items 11, 12)', (backend) => {
-  let testDb: TestDatabase;
   let db: FarmDb;
   let farm: FarmContext;
 
@@ -84,14 +84,7 @@ describe.each(BACKENDS)('input hardening on %s (items 11, 12)', (backend) => {
     return { code, stdout: out.join('\n'), stderr: err.join('\n') };
   }
 
-  beforeAll(async () => {
-    testDb = await createTestDatabase(backend);
-    db = await testDb.open();
-    farm = farmContext(db, { budget: GENEROUS_BUDGET });
-  });
-  afterAll(async () => {
-    await testDb?.drop();
-  });
+  useTestFarm(backend, { budget: GENEROUS_BUDGET }, (t) => ({ db, farm } = t));
 
   it('refuses NUL characters and lone surrogates in prompts, storing nothing (item 11)', async () => {
     const cases: Array<[Record<string, unknown>, RegExp]> = [

@@ -1,7 +1,7 @@
 // The policy interface (farm/policy/): the charge rule, pricing, one admission for submissions
 // and retries, and a FarmContext carrying a policy of its own (claim order, admission, settlement).
 import { sql } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { FarmDb } from '../../db/client.ts';
 import type { FarmContext } from '../../farm/config.ts';
 import { ActiveJobLimitError, BudgetExceededError } from '../../farm/errors.ts';
@@ -12,7 +12,8 @@ import { auditBalance, getBudget, grantBudget } from '../../farm/policy/budget.t
 import { claimJob, completeJob } from '../../farm/queue.ts';
 import { queuePosition } from '../../farm/status.ts';
 import type { WorkerCapabilities } from '../../farm/types.ts';
-import { BACKENDS, CHEAP_BLEND, createTestDatabase, farmContext, GENEROUS_BUDGET, type TestDatabase } from '../helpers/db.ts';
+import { BACKENDS, CHEAP_BLEND, farmContext, GENEROUS_BUDGET } from '../helpers/db.ts';
+import { useTestFarm } from '../helpers/farm.ts';
 
 const only = (model: string): WorkerCapabilities => ({ models: [model], maxPixels: 10_000_000, executionProvider: 'test' });
 const artifact = { format: 'mp4', mime: 'video/mp4', sizeBytes: 1, meta: {}, data: Buffer.from('x') };
@@ -43,16 +44,9 @@ describe('policy rules', () => {
 });
 
 describe.each(BACKENDS)('policy on %s', (backend) => {
-  let testDb: TestDatabase;
   let db: FarmDb;
 
-  beforeAll(async () => {
-    testDb = await createTestDatabase(backend);
-    db = await testDb.open();
-  });
-  afterAll(async () => {
-    await testDb?.drop();
-  });
+  useTestFarm(backend, {}, (t) => ({ db } = t));
 
   it('admits retries by the same rule as submissions: the active-job cap and the balance', async () => {
     const farm = farmContext(db, { budget: { refillGpuSeconds: 100, maxActiveJobs: 1 }, cost: { overheadSeconds: 30 } });

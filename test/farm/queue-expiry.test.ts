@@ -2,7 +2,7 @@
 // a queued job nobody takes expires after BLENDFARM_QUEUE_TIMEOUT_SECONDS: failed with a message
 // for the user, its reservation refunded in full.
 import { sql } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { queryRows, type FarmDb } from '../../db/client.ts';
 import type { FarmContext } from '../../farm/config.ts';
 import { NoCapableWorkerError } from '../../farm/errors.ts';
@@ -13,23 +13,16 @@ import { expireQueuedJobs } from '../../farm/queue.ts';
 import { waitForJob } from '../../farm/wait.ts';
 import { FarmWorker } from '../../farm/worker.ts';
 import { markWorkerStopped, registerWorker } from '../../farm/worker-registry.ts';
-import { BACKENDS, CHEAP_BLEND, countRows, createTestDatabase, farmContext, type TestDatabase } from '../helpers/db.ts';
+import { BACKENDS, CHEAP_BLEND, countRows } from '../helpers/db.ts';
+import { useTestFarm } from '../helpers/farm.ts';
 
 const EXPIRED = 'Expired: no worker could take this job within 90 s, so it was cancelled and the GPU-seconds it held were refunded in full. No running worker can render it now: try another model or a smaller size, or ask the farm operator.';
 
 describe.each(BACKENDS)('queued jobs nobody can run, on %s (item 8)', (backend) => {
-  let testDb: TestDatabase;
   let db: FarmDb;
   let farm: FarmContext;
 
-  beforeAll(async () => {
-    testDb = await createTestDatabase(backend);
-    db = await testDb.open();
-    farm = farmContext(db, { budget: { refillGpuSeconds: 100, maxActiveJobs: 20 }, queueTimeoutSeconds: 90 });
-  });
-  afterAll(async () => {
-    await testDb?.drop();
-  });
+  useTestFarm(backend, { budget: { refillGpuSeconds: 100, maxActiveJobs: 20 }, queueTimeoutSeconds: 90 }, (t) => ({ db, farm } = t));
 
   const ageQueued = (jobId: number) => db.db.execute(sql`update jobs set run_after = now() - interval '91 seconds' where id = ${jobId}`);
 
@@ -88,16 +81,9 @@ describe.each(BACKENDS)('queued jobs nobody can run, on %s (item 8)', (backend) 
 });
 
 describe.each(BACKENDS)('refusals counting stopped workers, on %s', (backend) => {
-  let testDb: TestDatabase;
   let farm: FarmContext;
 
-  beforeAll(async () => {
-    testDb = await createTestDatabase(backend);
-    farm = farmContext(await testDb.open(), { budget: { refillGpuSeconds: 100, maxActiveJobs: 20 }, queueTimeoutSeconds: 90 });
-  });
-  afterAll(async () => {
-    await testDb?.drop();
-  });
+  useTestFarm(backend, { budget: { refillGpuSeconds: 100, maxActiveJobs: 20 }, queueTimeoutSeconds: 90 }, (t) => ({ farm } = t));
 
   it('says "known workers", and how many are online, when some of them have stopped', async () => {
     const capabilities = { models: ['known'], maxPixels: 256 * 256, executionProvider: 'test' };

@@ -2,7 +2,7 @@
 // lost lease means the result cannot be stored, attempts run out into a refunded failure, and
 // the claim order is fair across users.
 import { sql } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { FarmDb } from '../../db/client.ts';
 import { auditBalance } from '../../farm/policy/budget.ts';
 import type { FarmContext } from '../../farm/config.ts';
@@ -15,12 +15,11 @@ import {
   BACKENDS,
   CHEAP_BLEND,
   countRows,
-  createTestDatabase,
   expireLease,
-  farmContext,
   GENEROUS_BUDGET,
   type TestDatabase,
 } from '../helpers/db.ts';
+import { useTestFarm } from '../helpers/farm.ts';
 
 // Each test uses its own model name, so leftovers of one test are invisible to the next.
 const only = (model: string): WorkerCapabilities => ({ models: [model], maxPixels: 10_000_000, executionProvider: 'test' });
@@ -33,14 +32,7 @@ describe.each(BACKENDS)('queue on %s', (backend) => {
   let db: FarmDb;
   let farm: FarmContext;
 
-  beforeAll(async () => {
-    testDb = await createTestDatabase(backend);
-    db = await testDb.open();
-    farm = farmContext(db, { budget: GENEROUS_BUDGET });
-  });
-  afterAll(async () => {
-    await testDb?.drop();
-  });
+  useTestFarm(backend, { budget: GENEROUS_BUDGET }, (t) => ({ testDb, db, farm } = t));
 
   it('never hands one job to two racing workers', async () => {
     const jobCount = backend === 'postgres' ? 100 : 40;

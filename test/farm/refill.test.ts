@@ -2,28 +2,21 @@
 // running jobs across a refill come back when those jobs settle; counting them as spent made
 // an allowance of 10 end two periods at a balance of 24.05.
 import { sql } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { FarmDb } from '../../db/client.ts';
 import type { FarmContext } from '../../farm/config.ts';
 import { submitJob } from '../../farm/jobs.ts';
 import { auditBalance, getBudget } from '../../farm/policy/budget.ts';
 import { claimJob, completeJob } from '../../farm/queue.ts';
-import { BACKENDS, CHEAP_BLEND, createTestDatabase, farmContext, type TestDatabase } from '../helpers/db.ts';
+import { BACKENDS, CHEAP_BLEND } from '../helpers/db.ts';
+import { useTestFarm } from '../helpers/farm.ts';
 
 describe.each(BACKENDS)('refills on %s', (backend) => {
-  let testDb: TestDatabase;
   let db: FarmDb;
   let farm: FarmContext;
 
-  beforeAll(async () => {
-    testDb = await createTestDatabase(backend);
-    db = await testDb.open();
-    // An allowance of 10 GPU-seconds; a cheap blend is priced at about 7 of them.
-    farm = farmContext(db, { budget: { refillGpuSeconds: 10, refillPeriodSeconds: 3600, maxActiveJobs: 5 }, cost: { overheadSeconds: 7 } });
-  });
-  afterAll(async () => {
-    await testDb?.drop();
-  });
+  // An allowance of 10 GPU-seconds; a cheap blend is priced at about 7 of them.
+  useTestFarm(backend, { budget: { refillGpuSeconds: 10, refillPeriodSeconds: 3600, maxActiveJobs: 5 }, cost: { overheadSeconds: 7 } }, (t) => ({ db, farm } = t));
 
   const nextPeriod = (userId: string) => db.db.execute(sql`update users set last_refill_at = now() - interval '2 hours' where id = ${userId}`);
 

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { sql } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { farmCli } from '../../apps/farm-cli/main.ts';
 import { queryRows, type FarmDb } from '../../db/client.ts';
 import type { FarmContext, FarmConfigOverrides } from '../../farm/config.ts';
@@ -12,20 +12,14 @@ import { getArtifact, getJob, submitJob } from '../../farm/jobs.ts';
 import type { JobKind } from '../../db/schema.ts';
 import { claimJob, completeJob } from '../../farm/queue.ts';
 import { pruneFarm } from '../../farm/retention.ts';
-import { allBalances, BACKENDS, CHEAP_BLEND, countRows, createTestDatabase, farmContext, GENEROUS_BUDGET, type TestDatabase } from '../helpers/db.ts';
+import { allBalances, BACKENDS, CHEAP_BLEND, countRows, farmContext, GENEROUS_BUDGET } from '../helpers/db.ts';
+import { useTestFarm } from '../helpers/farm.ts';
 
 describe.each(BACKENDS)('retention on %s (item 9)', (backend) => {
-  let testDb: TestDatabase;
   let db: FarmDb;
   let seq = 0;
 
-  beforeAll(async () => {
-    testDb = await createTestDatabase(backend);
-    db = await testDb.open();
-  });
-  afterAll(async () => {
-    await testDb?.drop();
-  });
+  useTestFarm(backend, {}, (t) => ({ db } = t));
 
   const farmWith = (retention: FarmConfigOverrides['retention'], extra: FarmConfigOverrides = {}): FarmContext =>
     farmContext(db, { budget: GENEROUS_BUDGET, retention: { artifactDays: 0, jobDays: 0, maxArtifactBytes: 0, ...retention }, ...extra });

@@ -12,6 +12,7 @@ import type { Renderer, RenderResult } from '../../farm/renderer.ts';
 import { waitForJob } from '../../farm/wait.ts';
 import { FarmWorker } from '../../farm/worker.ts';
 import { BACKENDS, CHEAP_BLEND, countRows, createTestDatabase, farmContext, GENEROUS_BUDGET, type TestDatabase } from '../helpers/db.ts';
+import { useTestFarm } from '../helpers/farm.ts';
 import { type FlakyProxy, proxyInFrontOf } from '../helpers/flaky-proxy.ts';
 
 describe('render time limit', () => {
@@ -24,19 +25,11 @@ describe('render time limit', () => {
 });
 
 describe.each(BACKENDS)('a hung render on %s (item 5)', (backend) => {
-  let testDb: TestDatabase;
   let db: FarmDb;
   let farm: FarmContext;
 
-  beforeAll(async () => {
-    testDb = await createTestDatabase(backend);
-    db = await testDb.open();
-    // Reservations of about 100 GPU-seconds; any render may run 1 s.
-    farm = farmContext(db, { budget: GENEROUS_BUDGET, cost: { overheadSeconds: 100 }, renderTimeoutFactor: 0.001, renderTimeoutMinSeconds: 1, abortGraceMs: 200 });
-  });
-  afterAll(async () => {
-    await testDb?.drop();
-  });
+  // Reservations of about 100 GPU-seconds; any render may run 1 s.
+  useTestFarm(backend, { budget: GENEROUS_BUDGET, cost: { overheadSeconds: 100 }, renderTimeoutFactor: 0.001, renderTimeoutMinSeconds: 1, abortGraceMs: 200 }, (t) => ({ db, farm } = t));
 
   it('is stopped at the limit; the job fails, charged for the time it ran, the rest refunded; the slot is free again', async () => {
     const worker = new FarmWorker({ farm, renderer: new FakeRenderer({ models: ['hang'], stepMs: 5 }), id: 'w-hang', log: () => {} });

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { sql } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { FarmDb } from '../../db/client.ts';
 import { auditBalance } from '../../farm/policy/budget.ts';
 import type { FarmContext } from '../../farm/config.ts';
@@ -17,7 +17,8 @@ import { startLocalWorkers } from '../../farm/local.ts';
 import { waitForJob } from '../../farm/wait.ts';
 import { FarmWorker } from '../../farm/worker.ts';
 import { listWorkers } from '../../farm/worker-registry.ts';
-import { BACKENDS, CHEAP_BLEND, countRows, createTestDatabase, farmContext, GENEROUS_BUDGET, type TestDatabase } from '../helpers/db.ts';
+import { BACKENDS, CHEAP_BLEND, countRows, farmContext, GENEROUS_BUDGET, type TestDatabase } from '../helpers/db.ts';
+import { useTestFarm } from '../helpers/farm.ts';
 
 const quiet = () => {};
 
@@ -39,16 +40,11 @@ describe.each(BACKENDS)('workers on %s', (backend) => {
   let farm: FarmContext;
   const events: JobEvent[] = [];
 
-  beforeAll(async () => {
-    testDb = await createTestDatabase(backend);
-    db = await testDb.open();
-    farm = farmContext(db, { budget: GENEROUS_BUDGET });
+  useTestFarm(backend, { budget: GENEROUS_BUDGET }, async (t) => {
+    ({ testDb, db, farm } = t);
     // On Postgres the listener is another connection pool, as the bot in another process would be.
     listenerDb = backend === 'postgres' ? await testDb.open({ migrate: false, poolSize: 1 }) : db;
     await onJobEvent(listenerDb, (event) => events.push(event));
-  });
-  afterAll(async () => {
-    await testDb?.drop();
   });
 
   /** A worker with its own model name, so tests do not pick up each other's jobs. */
