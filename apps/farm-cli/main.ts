@@ -18,6 +18,7 @@ import {
   artifactToJson,
   budgetToJson,
   cancelJob,
+  DEFAULT_UPSCALE_FACTOR,
   describePrune,
   checkId,
   farmConfigFrom,
@@ -54,7 +55,9 @@ Commands:
   submit blend "prompt A" "prompt B" --user ID [render options] [--wait] [--json]
   submit movie "p1" "p2" ... "p16"   --user ID [render options] [--wait] [--json]
   submit reroll --parent JOB --user ID          same prompts, new seeds
-  submit upscale --parent JOB --user ID [--factor 2|4]
+  submit upscale --parent JOB --user ID [--factor ${UPSCALE_FACTORS.join('|')}] [--upscaler ID]
+                                                --factor: times per side (default ${DEFAULT_UPSCALE_FACTOR}); --upscaler: one the workers
+                                                have (status --json lists them), default the best the worker has
   submit extend "next prompt" --parent JOB --user ID
   status [--json]                               queue, running jobs, workers online
   show JOB [--json]                             one job
@@ -104,6 +107,7 @@ const OPTIONS = {
   format: { type: 'string' },
   parent: { type: 'string' },
   factor: { type: 'string' },
+  upscaler: { type: 'string' },
   grant: { type: 'string' },
   note: { type: 'string' },
   out: { type: 'string' },
@@ -214,12 +218,17 @@ export async function farmCli(argv: string[], io: CliIo = {}): Promise<number> {
           job = await submitJob(farm, { ...common, kind: kind as JobKind, params: renderParams(values, prompts) });
         } else {
           if (!values.parent) throw new UsageError(`submit ${kind} needs --parent JOB (the job to start from).`);
+          if (kind !== 'upscale' && (values.factor !== undefined || values.upscaler !== undefined)) {
+            throw new UsageError(`--factor and --upscaler are for submit upscale, not ${kind}.`);
+          }
+          // The farm's factors (farm/limits.ts); it checks the upscaler id and whether that upscaler makes the factor.
           const factor = choiceOption('factor', values.factor, UPSCALE_FACTORS.map(String));
+          const upscaleFactor = UPSCALE_FACTORS.find((f) => String(f) === factor);
           job = await submitFollowUp(farm, {
             ...common,
             kind: kind as FollowUpKind,
             parentJobId: jobId(values.parent, `submit ${kind} --parent`, 'the id of the job to start from'),
-            options: { prompts, ...(factor !== undefined ? { upscaleFactor: Number(factor) as 2 | 4 } : {}) },
+            options: { prompts, ...(upscaleFactor !== undefined ? { upscaleFactor } : {}), ...(values.upscaler !== undefined ? { upscaler: values.upscaler } : {}) },
           });
         }
         if (!values.wait) {

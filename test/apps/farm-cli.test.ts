@@ -2,7 +2,8 @@
 // farm/README.md), exit codes, and --wait (on PGlite it renders in the same process).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FarmDb } from '../../db/client.ts';
-import { farmCli } from '../../apps/farm-cli/main.ts';
+import { farmCli, USAGE } from '../../apps/farm-cli/main.ts';
+import { UPSCALE_FACTORS } from '../../farm/limits.ts';
 import { loadConfig } from '../../config/index.ts';
 import { farmConfigFrom } from '../../farm/config.ts';
 import { farmActivity } from '../../farm/activity.ts';
@@ -95,6 +96,33 @@ describe.each(BACKENDS)('farm CLI on %s', (backend) => {
     expect((await cli('cancel', String(submitted.id), '--json')).json.cancelled).toBe(false);
     const retried = await cli('retry', String(submitted.id), '--json');
     expect(retried.json.job).toMatchObject({ id: submitted.id, status: 'queued', attempts: 0 });
+  });
+
+  it('upscales with the farm\'s factors (2|3|4) and a named --upscaler', async () => {
+    expect(USAGE).toContain(`--factor ${UPSCALE_FACTORS.join('|')}] [--upscaler ID]`);
+    const worker = backend === 'postgres' ? new FarmWorker({ farm: { db, config: farmConfigFrom(loadConfig(ENV)) }, renderer: new FakeRenderer({ models: ['demo'], stepMs: 5 }), log: () => {} }) : undefined;
+    await worker?.start();
+    const parent = await cli('submit', 'blend', 'a kite', 'a cloud', '--user', 'op-up', '--quality', 'draft', '--wait', '--timeout', '30', '--json');
+    await worker?.stop();
+    expect(parent.json.job.status).toBe('done');
+    const id = String(parent.json.job.id);
+
+    const three = await cli('submit', 'upscale', '--parent', id, '--user', 'op-up', '--factor', '3', '--upscaler', 'esrgan-medium', '--json');
+    expect(three.code).toBe(0);
+    expect(three.json.job).toMatchObject({ kind: 'upscale', parentJobId: parent.json.job.id, params: { upscaleFactor: 3, upscaler: 'esrgan-medium' } });
+
+    // A factor the farm does not make, and the flags on another kind: bad command lines.
+    const five = await cli('submit', 'upscale', '--parent', id, '--user', 'op-up', '--factor', '5');
+    expect(five.code).toBe(2);
+    expect(five.stderr).toContain(`--factor must be one of ${UPSCALE_FACTORS.join(', ')}, got "5"`);
+    const onReroll = await cli('submit', 'reroll', '--parent', id, '--user', 'op-up', '--upscaler', 'esrgan-medium');
+    expect(onReroll.code).toBe(2);
+    expect(onReroll.stderr).toContain('--factor and --upscaler are for submit upscale, not reroll.');
+    // The farm's rule for upscalers of one scale: x4-diffusion makes 4x only.
+    const fixed = await cli('submit', 'upscale', '--parent', id, '--user', 'op-up', '--factor', '2', '--upscaler', 'x4-diffusion', '--json');
+    expect(fixed.code).toBe(1);
+    expect(fixed.json.error.code).toBe('invalid_params');
+    expect(fixed.json.error.issues.join(' ')).toContain('x4-diffusion cannot make 2x');
   });
 
   it('explains refusals in JSON with exit status 1, and bad command lines with 2', async () => {
