@@ -2,11 +2,15 @@
 import { loadConfig, loadDotEnv, type Config } from '../../config/index.ts';
 import { ensureDemoModel } from '../../models/demo-model.ts';
 import { DEMO_MODEL_DIR } from '../../models/paths.ts';
+import { MAX_SEED } from '../../engine/index.ts';
 import type { ExecutionProvider } from '../../engine/onnx/session.ts';
 import { UsageError } from '../cli-kit.ts';
 
 // Kept for render CLIs that still import these from here; they live in apps/cli-kit.ts.
 export { numberOption, runCli, UsageError } from '../cli-kit.ts';
+
+/** A seed flag's range: the engine's (MAX_SEED, engine/noise.ts); numberOption refuses others with a usage error naming it. */
+export const SEED_FLAG = { integer: true, min: 0, max: MAX_SEED } as const;
 
 export interface ModelChoice {
   dir: string;

@@ -8,7 +8,7 @@ import { StableDiffusionPipeline } from '../../engine/pipeline/stable-diffusion.
 import { schedulerKinds, type SchedulerKind } from '../../engine/schedulers/index.ts';
 import { savePng } from '../../engine/image.ts';
 import { ProgressBar } from './progress.ts';
-import { chooseModel, COMMON_OPTIONS, loadCliConfig, parseEp } from './common.ts';
+import { chooseModel, COMMON_OPTIONS, loadCliConfig, parseEp, SEED_FLAG } from './common.ts';
 import { numberOption, runCli, UsageError } from '../cli-kit.ts';
 
 const HELP = `Usage: npm run generate -- "a prompt" --out image.png [options]
@@ -18,7 +18,7 @@ Renders one image (or a batch) from a text prompt with a Stable Diffusion model 
 Options:
   --out FILE          PNG file to write (default: image.png); a batch writes FILE-1.png, FILE-2.png, ...
   --negative TEXT     negative prompt (what the image should not show)
-  --seed N            random seed, 0..${Number.MAX_SAFE_INTEGER} (default: drawn at random and printed)
+  --seed N            random seed, ${SEED_FLAG.min}..${SEED_FLAG.max} (default: drawn at random and printed)
   --steps N           denoising steps (default: the model's, e.g. 25 for SD 1.5, 1-4 for turbo models)
   --guidance G        classifier-free guidance scale; 0 or 1 skips the unconditional pass (default: the model's)
   --width W           image width in pixels, a multiple of 8 (default: the model's native size)
@@ -60,7 +60,7 @@ async function main(): Promise<void> {
   const opts = {
     prompt: positionals[0],
     negativePrompt: values.negative,
-    seed: numberOption('seed', values.seed, { integer: true, min: 0, max: Number.MAX_SAFE_INTEGER }),
+    seed: numberOption('seed', values.seed, SEED_FLAG),
     steps: numberOption('steps', values.steps, { integer: true, min: 1, max: 1000 }),
     guidance: numberOption('guidance', values.guidance, { min: 0, max: 50 }),
     width: numberOption('width', values.width, { integer: true, min: 64, max: 4096 }),

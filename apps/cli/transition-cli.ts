@@ -14,7 +14,7 @@ import { segmentsToVideo } from '../../engine/blend/video.ts';
 import { createPerceptualMetric } from '../../engine/blend/perceptual.ts';
 import { VIDEO_FORMATS, type VideoFormat } from '../../engine/video/encode.ts';
 import { ProgressBar } from './progress.ts';
-import { chooseModel, COMMON_OPTIONS, loadCliConfig, parseEp } from './common.ts';
+import { chooseModel, COMMON_OPTIONS, loadCliConfig, parseEp, SEED_FLAG } from './common.ts';
 import { numberOption, UsageError } from '../cli-kit.ts';
 
 const BLEND_PICTURE_HELP = [
@@ -45,7 +45,7 @@ Options:
   --depth D             depth strength 0..1: where the tree branches (default: the model's, 0.5)
   --mode NAME           ${transitionModes.join(' | ')} (default: latent-blend)
   --walk-frames N       distinct frames per segment for the walk modes (default: 12)
-  ${kind === 'blend' ? '--seed-a N            seed of prompt A (default: drawn and printed)\n  --seed-b N            seed of prompt B' : '--seeds N,N,...       one seed per prompt (default: drawn and printed)'}
+  ${kind === 'blend' ? `--seed-a N            seed of prompt A, ${SEED_FLAG.min}..${SEED_FLAG.max} (default: drawn and printed)\n  --seed-b N            seed of prompt B` : `--seeds N,N,...       one seed per prompt, each ${SEED_FLAG.min}..${SEED_FLAG.max} (default: drawn and printed)`}
   ${kind === 'blend' ? BLEND_PICTURE_HELP : MOVIE_PICTURE_HELP}
   --inpaint FILE        inpainting transition (needs an inpainting --model): keep this picture outside the mask
   --mask FILE           the mask picture: white = change from prompt to prompt, black = keep
@@ -69,7 +69,7 @@ Options:
 }
 
 const splitNumbers = (name: string, raw: string | undefined, integer: boolean) =>
-  raw === undefined ? undefined : raw.split(',').map((v) => numberOption(name, v.trim(), integer ? { integer: true, min: 0, max: Number.MAX_SAFE_INTEGER } : { min: 0.1, max: 600 })!);
+  raw === undefined ? undefined : raw.split(',').map((v) => numberOption(name, v.trim(), integer ? SEED_FLAG : { min: 0.1, max: 600 })!);
 
 export async function runTransitionCli(kind: 'blend' | 'movie', argv = process.argv.slice(2)): Promise<void> {
   const { values, positionals } = parseArgs({
@@ -135,7 +135,7 @@ export async function runTransitionCli(kind: 'blend' | 'movie', argv = process.a
   const branches = numberOption('branches', values.branches, { integer: true, min: 2, max: 500 }) ?? (seconds === undefined ? 15 : undefined);
   const seeds =
     kind === 'blend'
-      ? [numberOption('seed-a', values['seed-a'], { integer: true, min: 0, max: Number.MAX_SAFE_INTEGER }), numberOption('seed-b', values['seed-b'], { integer: true, min: 0, max: Number.MAX_SAFE_INTEGER })]
+      ? [numberOption('seed-a', values['seed-a'], SEED_FLAG), numberOption('seed-b', values['seed-b'], SEED_FLAG)]
       : splitNumbers('seeds', values.seeds, true);
   if (kind === 'movie' && seeds && seeds.length !== prompts.length) throw new UsageError(`--seeds needs one seed per prompt (${prompts.length}), got ${seeds.length}`);
   const durations = splitNumbers('durations', values.durations, false);

@@ -2,33 +2,15 @@
  * The command-line tools as a user runs them: child processes, the demo model, real files.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { pathToFileURL } from 'node:url';
 import sharp from 'sharp';
+import { MAX_SEED } from '../../engine/index.ts';
 import { probeVideo } from '../../engine/video/probe.ts';
+import { runCli } from '../helpers/cli.ts';
 
-const run = promisify(execFile);
-const ROOT = new URL('../..', import.meta.url).pathname;
-// The tests run the tools from a temporary folder, so point node at tsx's loader by path.
-const TSX = pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href;
-
-async function cli(script: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', TSX, join(ROOT, 'apps/cli', script), ...args], {
-      cwd: dir,
-      env: { ...process.env, BLENDFARM_MODEL_DIR: '', DEBUG: '' },
-      timeout: 120_000,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const cli = (script: string, args: string[]) => runCli(script, args, { cwd: dir });
 
 let dir: string;
 beforeAll(async () => {
@@ -93,5 +75,26 @@ describe('npm run blend / movie', () => {
     expect((await cli('blend.ts', ['only one'])).stderr).toMatch(/give exactly two prompts/);
     expect((await cli('blend.ts', ['a', '  '])).stderr).toMatch(/prompt 2 is empty/);
     expect((await cli('movie.ts', ['a', 'b', '--seeds', '1'])).stderr).toMatch(/--seeds needs one seed per prompt \(2\), got 1/);
+  });
+});
+
+describe('seed flags take the engine\'s seeds (0..MAX_SEED) only', () => {
+  const past = String(MAX_SEED + 1);
+  const range = `from 0 to ${MAX_SEED}`;
+  it.each([
+    ['generate.ts', ['x', '--seed', past], '--seed'],
+    ['blend.ts', ['a', 'b', '--seed-a', past], '--seed-a'],
+    ['blend.ts', ['a', 'b', '--seed-b', past], '--seed-b'],
+    ['movie.ts', ['a', 'b', '--seeds', `1,${past}`], '--seeds'],
+  ])('%s %j: a usage error naming the range', async (script, args, flag) => {
+    const r = await cli(script, args);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`${flag} must be a whole number ${range}, got "${past}"`);
+  });
+
+  it('documents the range in --help', async () => {
+    expect((await cli('generate.ts', ['--help'])).stdout).toContain(`--seed N            random seed, 0..${MAX_SEED}`);
+    expect((await cli('blend.ts', ['--help'])).stdout).toContain(`seed of prompt A, 0..${MAX_SEED}`);
+    expect((await cli('movie.ts', ['--help'])).stdout).toContain(`one seed per prompt, each 0..${MAX_SEED}`);
   });
 });
