@@ -4,34 +4,16 @@
  * transition (--inpaint with --mask or --mask-preset), and npm run vary.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { pathToFileURL } from 'node:url';
 import sharp from 'sharp';
 import { decodeVideoFrames, probeVideo } from '../../../engine/index.ts';
 import { testModelDir } from '../../../models/paths.ts';
+import { ROOT, runCli } from '../../helpers/cli.ts';
 
-const run = promisify(execFile);
-const ROOT = new URL('../../..', import.meta.url).pathname;
-const TSX = pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href;
 const PHOTO = join(ROOT, 'test/fixtures/photos/coffee.png');
-
-async function cli(script: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', TSX, join(ROOT, 'apps/cli', script), ...args], {
-      cwd: dir,
-      env: { ...process.env, BLENDFARM_MODEL_DIR: '', BLENDFARM_VARIATION_MODEL_DIR: '', DEBUG: '' },
-      timeout: 120_000,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const cli = (script: string, args: string[]) => runCli(script, args, { cwd: dir, env: { BLENDFARM_VARIATION_MODEL_DIR: '' } });
 
 let dir: string;
 beforeAll(async () => {

@@ -3,34 +3,16 @@
  * in gives video out (every frame, 2x), --json prints a summary, x4-diffusion runs with its test model.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { pathToFileURL } from 'node:url';
 import sharp from 'sharp';
 import { encodeVideo, probeVideo, type RawImage } from '../../../engine/index.ts';
 import { ensureX4TestModel } from '../../../models/x4-upscaler-test.ts';
+import { ROOT, runCli } from '../../helpers/cli.ts';
 
-const run = promisify(execFile);
-const ROOT = new URL('../../..', import.meta.url).pathname;
-const TSX = pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href;
 const CROP = join(ROOT, 'test/fixtures/photos/chelsea-crop.png');
-
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', TSX, join(ROOT, 'apps/cli/upscale.ts'), ...args], {
-      cwd: dir,
-      env: { ...process.env, BLENDFARM_MODEL_DIR: '', DEBUG: '' },
-      timeout: 120_000,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const cli = (args: string[]) => runCli('upscale.ts', args, { cwd: dir });
 
 let dir: string;
 beforeAll(async () => {
