@@ -18,8 +18,19 @@ interface ErrorLike {
 
 /** Node socket errors that mean the server is unreachable. */
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'EHOSTDOWN', 'ENETUNREACH', 'ENETDOWN']);
-/** Postgres SQLSTATEs for the same: class 08 (connection exception) and the server shutting down or starting. */
-const OUTAGE_SQLSTATES = /^(08...|57P01|57P02|57P03)$/;
+/**
+ * Postgres SQLSTATEs for the same: class 08 (connection exception); the server cannot take the
+ * session now: 57P01 admin_shutdown (also a terminated backend), 57P02 crash_shutdown, 57P03
+ * cannot_connect_now ("the database system is starting up / shutting down / not accepting
+ * connections"); and 53300 too_many_connections ("sorry, too many clients already").
+ */
+const OUTAGE_SQLSTATES = /^(08...|57P01|57P02|57P03|53300)$/;
+/**
+ * 55000 (object_not_in_prerequisite_state) means "cannot connect now" only when a database has
+ * allow_connections = false ('database "x" is not currently accepting connections'); statements
+ * refused with 55000 for other reasons (e.g. currval before nextval) are no outage.
+ */
+const NOT_ACCEPTING_CONNECTIONS = { code: '55000', message: /is not currently accepting connections/i };
 /** node-postgres' own messages for connections that died or timed out (it gives them no code). */
 const OUTAGE_MESSAGES = /Connection terminated|connection timeout|^timeout expired$|timeout exceeded when trying to connect|Query read timeout|not queryable|Client was closed/i;
 
@@ -77,6 +88,7 @@ export function isConnectionError(error: unknown): boolean {
   return chain(error).some((e) => {
     const code = typeof e.code === 'string' ? e.code : '';
     if (NETWORK_CODES.has(code) || OUTAGE_SQLSTATES.test(code)) return true;
+    if (code === NOT_ACCEPTING_CONNECTIONS.code && typeof e.message === 'string' && NOT_ACCEPTING_CONNECTIONS.message.test(e.message)) return true;
     if (Array.isArray(e.errors) && e.errors.some((x) => isConnectionError(x))) return true;
     return typeof e.message === 'string' && OUTAGE_MESSAGES.test(e.message) && !('params' in e);
   });
