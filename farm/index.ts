@@ -76,6 +76,7 @@ export { type WorkerInfo, listWorkers, findCapableWorkers, canRun, jobNeeds, abi
 export { type Renderer, type RenderContext, type RenderResult, type RendererFactory, RenderError, MIME_TYPES } from './renderer.ts';
 export { type FarmWorkerOptions, type StopMode, type WorkerStats, FarmWorker, startWorker } from './worker.ts';
 export { type LocalWorkers, type LocalWorkersOptions, startLocalWorkers } from './local.ts';
+export { type Housekeeping, startHousekeeping, sweepQueue, pruneOnce } from './housekeeping.ts';
 export { type ThreadRenderer, type ThreadRendererOptions, createThreadRenderer } from './thread-renderer.ts';
 export { jobToJson, artifactToJson, workerToJson, budgetToJson } from './json.ts';
 export {

@@ -24,8 +24,8 @@ import { type FarmContext, renderTimeLimitSeconds } from './config.ts';
 import { onJobEvent } from './events.ts';
 import { getArtifact, getJob, getJobInputs } from './jobs.ts';
 import { movieOf } from './movie.ts';
-import { claimJob, type CompletedArtifact, completeJob, expireQueuedJobs, failAttempt, releaseJob, renewLeases, reapExpiredLeases, reportProgress } from './queue.ts';
-import { describePrune, pruneFarm } from './retention.ts';
+import { every, pruneOnce, sweepQueue } from './housekeeping.ts';
+import { claimJob, type CompletedArtifact, completeJob, failAttempt, releaseJob, renewLeases, reportProgress } from './queue.ts';
 import { isPermanentRenderError, MIME_TYPES, type Renderer, type RenderResult } from './renderer.ts';
 import type { ClaimedJob, JobProgress, WorkerCapabilities } from './types.ts';
 import { markWorkerStopped, registerWorker } from './worker-registry.ts';
@@ -115,7 +115,7 @@ export class FarmWorker {
   private loopDone: Promise<void> | undefined;
   private stopPromise: Promise<void> | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
-  private pruneTimer: NodeJS.Timeout | undefined;
+  private stopPruning: (() => void) | undefined;
   private unsubscribe: (() => Promise<void>) | undefined;
 
   constructor(options: FarmWorkerOptions) {
@@ -146,7 +146,7 @@ export class FarmWorker {
       if (event.type === 'queued' || event.type === 'retrying' || event.type === 'released') this.wake();
     });
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.farm.config.heartbeatSeconds * 1000);
-    if (this.farm.config.pruneIntervalSeconds > 0) this.pruneTimer = setInterval(() => void this.prune(), this.farm.config.pruneIntervalSeconds * 1000);
+    this.stopPruning = every(this.farm.config.pruneIntervalSeconds, () => this.prune());
     this.loopDone = this.claimLoop();
     this.log(`started: ${this.concurrency} slot(s), models ${this.capabilities.models.join(', ')}, up to ${this.capabilities.maxPixels} px, ${this.capabilities.executionProvider}`);
   }
@@ -170,7 +170,7 @@ export class FarmWorker {
       clearTimeout(graceTimer);
       for (const entry of this.running.values()) await this.handBack(entry.job).catch(() => {});
       if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
-      if (this.pruneTimer) clearInterval(this.pruneTimer);
+      this.stopPruning?.();
       await this.unsubscribe?.().catch(() => {});
       await markWorkerStopped(this.farm, this.id).catch(() => {});
       this.log(`stopped (${this.stats.completed} completed, ${this.stats.released} handed back)`);
@@ -251,13 +251,8 @@ export class FarmWorker {
         // A job that finished meanwhile is no longer in `running`.
         if (!held.has(entry.job.leaseToken) && this.running.get(entry.job.id) === entry) this.abort(entry.job.id, 'lease-lost');
       }
-      const reaped = await reapExpiredLeases(this.farm);
-      if (reaped > 0) {
-        this.log(`took back ${reaped} job(s) whose worker stopped heartbeating`);
-        this.wake();
-      }
-      const expired = await expireQueuedJobs(this.farm);
-      if (expired > 0) this.log(`expired ${expired} job(s) no worker took within ${this.farm.config.queueTimeoutSeconds} s (refunded)`);
+      const { reaped } = await sweepQueue(this.farm, this.log);
+      if (reaped > 0) this.wake();
     } catch (error) {
       const why = dbFailureLine(error);
       if (why) this.log(`heartbeat failed: ${why}`);
@@ -265,13 +260,8 @@ export class FarmWorker {
   }
 
   /** The retention rules (retention.ts), every pruneIntervalSeconds; one worker at a time does the work. */
-  private async prune(): Promise<void> {
-    try {
-      const report = await pruneFarm(this.farm);
-      if (report.ran && report.artifactsByAge + report.artifactsBySize + report.jobs > 0) this.log(`retention: ${describePrune(report)}`);
-    } catch (error) {
-      this.log(`retention failed: ${loggableError(error)}`);
-    }
+  private prune(): Promise<void> {
+    return pruneOnce(this.farm, this.log);
   }
 
   private async handBack(job: ClaimedJob): Promise<void> {

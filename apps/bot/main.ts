@@ -6,6 +6,7 @@
 import { openDatabase } from '../../db/client.ts';
 import { farmConfigFrom } from '../../farm/config.ts';
 import { startLocalWorkers, type LocalWorkers } from '../../farm/local.ts';
+import { type Housekeeping, startHousekeeping } from '../../farm/index.ts';
 import { loadRenderer, rendererSpecFrom } from '../worker/load-renderer.ts';
 import { startBot } from '../../bot/bot.ts';
 import { loadBotConfig } from './bot-config.ts';
@@ -61,6 +62,14 @@ async function main(): Promise<void> {
     workers = await startLocalWorkers(farm, { renderer, count: localWorkers, concurrency: spec.threads, log: workerLog });
     console.log(`[main] ${localWorkers} local render worker(s) on ${config.executionProvider ?? 'cpu'}${config.modelDir ? ` with ${config.modelDir}` : ' with the built-in demo model'}`);
   }
+  // Workers expire queued jobs nobody took and apply the retention rules; without local workers
+  // this process does it too, on the same intervals (BLENDFARM_HEARTBEAT_SECONDS,
+  // BLENDFARM_PRUNE_INTERVAL_SECONDS), so a farm whose workers are all gone still expires and refunds.
+  let housekeeping: Housekeeping | undefined;
+  if (localWorkers === 0) {
+    housekeeping = startHousekeeping(farm, lineLogger(logger, { component: 'housekeeping' }));
+    console.log('[main] no local workers: this process expires queued jobs nobody takes and applies the retention rules');
+  }
 
   // REST metrics are attached before login, so rate limits while logging in are counted too.
   bot = await startBot({ token: config.discordToken, apiBase: config.discordApiBase, farm, log: lineLogger(logger), onClient: (client) => watchDiscordRest(client.rest, registry) });
@@ -72,6 +81,7 @@ async function main(): Promise<void> {
     console.log(`[main] ${signal}: stopping (running renders finish or are handed back)`);
     await running.stop();
     await workers?.stop('release');
+    await housekeeping?.stop();
     await ops?.stop();
     await db.close();
     process.exit(0);

@@ -1,0 +1,66 @@
+// Upkeep of the queue and the stored videos that any farm process with a database handle may run,
+// several at once (each step locks what it changes or takes turns: SKIP LOCKED, an advisory lock):
+//   every heartbeatSeconds       take back jobs whose worker stopped heartbeating (reapExpiredLeases)
+//                                and expire queued jobs nobody took (expireQueuedJobs, queueTimeoutSeconds)
+//   every pruneIntervalSeconds   the retention rules (pruneFarm; 0: never)
+// Workers run the sweep in their heartbeat and the pruning on its own timer (worker.ts); a process
+// without workers (`npm start` with BLENDFARM_LOCAL_WORKERS=0) runs both with startHousekeeping, on
+// the same intervals.
+import { dbFailureLine, loggableError } from '../db/errors.ts';
+import type { FarmContext } from './config.ts';
+import { expireQueuedJobs, reapExpiredLeases } from './queue.ts';
+import { describePrune, pruneFarm } from './retention.ts';
+
+/** Takes back abandoned jobs and expires queued ones nobody took, saying so when it did. Throws on database errors. */
+export async function sweepQueue(farm: FarmContext, log: (line: string) => void): Promise<{ reaped: number; expired: number }> {
+  const reaped = await reapExpiredLeases(farm);
+  if (reaped > 0) log(`took back ${reaped} job(s) whose worker stopped heartbeating`);
+  const expired = await expireQueuedJobs(farm);
+  if (expired > 0) log(`expired ${expired} job(s) no worker took within ${farm.config.queueTimeoutSeconds} s (refunded)`);
+  return { reaped, expired };
+}
+
+/** The retention rules once (one process at a time does the work); failures are logged, not thrown. */
+export async function pruneOnce(farm: FarmContext, log: (line: string) => void): Promise<void> {
+  try {
+    const report = await pruneFarm(farm);
+    if (report.ran && report.artifactsByAge + report.artifactsBySize + report.jobs > 0) log(`retention: ${describePrune(report)}`);
+  } catch (error) {
+    log(`retention failed: ${loggableError(error)}`);
+  }
+}
+
+/** Calls `run` every `seconds` (never when 0 or less); the returned function stops it. */
+export function every(seconds: number, run: () => Promise<void>): () => void {
+  if (!(seconds > 0)) return () => {};
+  const timer = setInterval(() => void run(), seconds * 1000);
+  return () => clearInterval(timer);
+}
+
+export interface Housekeeping {
+  /** Stops the timers and waits for a step under way. */
+  stop(): Promise<void>;
+}
+
+/** Runs sweepQueue every heartbeatSeconds and pruneOnce every pruneIntervalSeconds, as workers do. */
+export function startHousekeeping(farm: FarmContext, log: (line: string) => void): Housekeeping {
+  let busy: Promise<unknown> = Promise.resolve();
+  const track = (step: () => Promise<unknown>) => async () => {
+    const current = step();
+    busy = current.catch(() => {});
+    await busy;
+  };
+  const sweep = track(() =>
+    sweepQueue(farm, log).catch((error: unknown) => {
+      const why = dbFailureLine(error);
+      if (why) log(`queue upkeep failed: ${why}`);
+    }),
+  );
+  const stops = [every(farm.config.heartbeatSeconds, sweep), every(farm.config.pruneIntervalSeconds, track(() => pruneOnce(farm, log)))];
+  return {
+    async stop() {
+      for (const stop of stops) stop();
+      await busy;
+    },
+  };
+}
