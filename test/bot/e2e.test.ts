@@ -6,10 +6,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startFakeDiscord, buttonsOf, type FakeDiscord, type FakeUser, type StoredMessage } from '../fake-discord/index.ts';
-import { createTestDatabase, farmContext, GENEROUS_BUDGET, type TestDatabase } from '../helpers/db.ts';
+import { buttonsOf, type FakeDiscord, type FakeUser, type StoredMessage } from '../fake-discord/index.ts';
+import { startBotFarm, startTestBot, stopBotFarm } from '../helpers/bot-farm.ts';
+import type { TestDatabase } from '../helpers/db.ts';
 import {
-  createThreadRenderer,
   getArtifact,
   getJob,
   submitJob,
@@ -25,9 +25,9 @@ import {
   type LocalWorkers,
   type ThreadRenderer,
 } from '../../farm/index.ts';
-import { startBot, BOT_INTENTS, type RunningBot } from '../../bot/bot.ts';
-import { deployCommands } from '../../apps/bot/deploy-commands.ts';
+import { BOT_INTENTS, type RunningBot } from '../../bot/bot.ts';
 import { probeVideo } from '../../engine/index.ts';
+import { deployCommands } from '../../apps/bot/deploy-commands.ts';
 import { testModelDir } from '../../models/paths.ts';
 
 const RENDER_TIMEOUT = 90_000;
@@ -42,9 +42,7 @@ let renderer: ThreadRenderer;
 let workers: LocalWorkers;
 let bot: RunningBot;
 
-async function start(): Promise<RunningBot> {
-  return startBot({ token: fake.token, apiBase: fake.restBase, farm, log: () => {}, messenger: { editIntervalMs: 150, retryDelayMs: 200 } });
-}
+const start = () => startTestBot(fake, farm);
 
 const hasVideo = (m: StoredMessage) => m.attachments.some((a) => /\.(mp4|gif|webm)$/.test(a.filename));
 
@@ -52,26 +50,13 @@ beforeAll(async () => {
   // Upscalers are converted from their npm packages on first use: into an empty cache, as on a fresh clone.
   modelCache = await mkdtemp(join(tmpdir(), 'blendfarm-e2e-models-'));
   process.env.BLENDFARM_MODEL_CACHE = modelCache;
-  fake = await startFakeDiscord({ guilds: [{ name: 'Blendfarm', channels: ['renders'] }] });
-  alice = fake.createUser({ username: 'alice' });
-  bob = fake.createUser({ username: 'bob' });
-  fake.addMember(alice);
-  fake.addMember(bob);
-  testDb = await createTestDatabase('pglite');
-  db = await testDb.open();
-  farm = farmContext(db, { budget: GENEROUS_BUDGET });
-  renderer = await createThreadRenderer({ module: 'apps/worker/engine-renderer.ts', rendererOptions: { modelDir: testModelDir('demo') }, threads: 1 });
-  workers = await startLocalWorkers(farm, { renderer, log: () => {} });
-  await deployCommands({ token: fake.token, guildId: fake.guild().id, apiBase: fake.restBase });
-  bot = await start();
+  let users: Record<string, FakeUser>;
+  ({ fake, users, testDb, db, farm, renderer, workers, bot } = await startBotFarm({ usernames: ['alice', 'bob'], rendererOptions: { modelDir: testModelDir('demo') } }));
+  ({ alice, bob } = users);
 });
 
 afterAll(async () => {
-  await bot?.stop();
-  await workers?.stop('release');
-  await renderer?.close();
-  await testDb?.drop();
-  await fake?.close();
+  await stopBotFarm({ bot, workers, renderer, testDb, fake });
   delete process.env.BLENDFARM_MODEL_CACHE;
   if (modelCache) await rm(modelCache, { recursive: true, force: true });
 });

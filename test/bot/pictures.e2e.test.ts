@@ -7,11 +7,11 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import sharp from 'sharp';
-import { startFakeDiscord, buttonsOf, type FakeDiscord, type FakeUser, type StoredMessage } from '../fake-discord/index.ts';
-import { countRows, createTestDatabase, farmContext, GENEROUS_BUDGET, type TestDatabase } from '../helpers/db.ts';
-import { createThreadRenderer, getJobInputs, listJobs, listWorkers, startLocalWorkers, type FarmContext, type FarmDb, type LocalWorkers, type ThreadRenderer } from '../../farm/index.ts';
-import { startBot, type RunningBot } from '../../bot/bot.ts';
-import { deployCommands } from '../../apps/bot/deploy-commands.ts';
+import { buttonsOf, type FakeDiscord, type FakeUser, type StoredMessage } from '../fake-discord/index.ts';
+import { startBotFarm, stopBotFarm } from '../helpers/bot-farm.ts';
+import { countRows, type TestDatabase } from '../helpers/db.ts';
+import { getJobInputs, listJobs, listWorkers, type FarmContext, type FarmDb, type LocalWorkers, type ThreadRenderer } from '../../farm/index.ts';
+import type { RunningBot } from '../../bot/bot.ts';
 import { decodeVideoFrames, probeVideo } from '../../engine/index.ts';
 import { testModelDir } from '../../models/paths.ts';
 
@@ -41,29 +41,15 @@ const columns = (f: { data: Uint8Array }, x0: number, x1: number) => {
 };
 
 beforeAll(async () => {
-  fake = await startFakeDiscord({ guilds: [{ name: 'Blendfarm', channels: ['renders'] }] });
-  alice = fake.createUser({ username: 'alice' });
-  fake.addMember(alice);
-  testDb = await createTestDatabase('pglite');
-  db = await testDb.open();
-  farm = farmContext(db, { budget: GENEROUS_BUDGET });
-  renderer = await createThreadRenderer({
-    module: 'apps/worker/engine-renderer.ts',
+  let users: Record<string, FakeUser>;
+  ({ fake, users, testDb, db, farm, renderer, workers, bot } = await startBotFarm({
+    usernames: ['alice'],
     rendererOptions: { modelDir: testModelDir('demo'), inpaintModelDir: testModelDir('inpaint'), variationModelDir: testModelDir('variation') },
-    threads: 1,
-  });
-  workers = await startLocalWorkers(farm, { renderer, log: () => {} });
-  await deployCommands({ token: fake.token, guildId: fake.guild().id, apiBase: fake.restBase });
-  bot = await startBot({ token: fake.token, apiBase: fake.restBase, farm, log: () => {}, messenger: { editIntervalMs: 150, retryDelayMs: 200 } });
+  }));
+  ({ alice } = users);
 });
 
-afterAll(async () => {
-  await bot?.stop();
-  await workers?.stop('release');
-  await renderer?.close();
-  await testDb?.drop();
-  await fake?.close();
-});
+afterAll(() => stopBotFarm({ bot, workers, renderer, testDb, fake }));
 
 describe('pictures through the bot', () => {
   let fromImage: { message: StoredMessage; jobId: number };
