@@ -3,8 +3,11 @@
  * predictor returns eps = -sqrt(1-abar) sqrt(abar) mu / (abar s^2 + 1 - abar), so mu follows from
  * one UNet call (v-prediction models: v = -sqrt(1-abar) mu / (...)). With guidance g the same call yields the guided mean mu_u + g (mu_c - mu_u).
  */
+import { cp, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { StableDiffusionPipeline } from '../../engine/index.ts';
 import { DEMO_DATA_STD, logSigmaTable } from '../../models/demo-model.ts';
+import { testModelDir } from '../../models/paths.ts';
 
 export async function demoMean(pipe: StableDiffusionPipeline, prompt: string, opts: { negative?: string; guidance?: number; width: number; height: number }): Promise<Float32Array> {
   const { cond, uncond } = await pipe.encodePrompt(prompt, opts.negative ?? '');
@@ -40,4 +43,17 @@ export function meanAbsDiff(a: Uint8Array, b: Uint8Array): number {
   let d = 0;
   for (let i = 0; i < a.length; i++) d += Math.abs(a[i] - b[i]);
   return d / a.length;
+}
+
+/** A copy of the demo model, as `dir`/`name`, with its blendfarm.json / scheduler_config.json edited. */
+export async function demoVariant(dir: string, name: string, edit: { meta?: (m: Record<string, any>) => void; config?: (c: Record<string, any>) => void }): Promise<string> {
+  const target = join(dir, name);
+  await cp(testModelDir('demo'), target, { recursive: true });
+  for (const [file, fn] of [['blendfarm.json', edit.meta], [join('scheduler', 'scheduler_config.json'), edit.config]] as const) {
+    if (!fn) continue;
+    const json = JSON.parse(await readFile(join(target, file), 'utf8'));
+    fn(json);
+    await writeFile(join(target, file), JSON.stringify(json));
+  }
+  return target;
 }

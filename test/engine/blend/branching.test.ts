@@ -4,7 +4,7 @@
  * noise, turbo families plan one stage, the circular walk does not repeat its first frame.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StableDiffusionPipeline, stepNoise } from '../../../engine/index.ts';
@@ -12,25 +12,12 @@ import { LatentBlender, branchStepNoise } from '../../../engine/blend/transition
 import { renderWalk } from '../../../engine/blend/walks.ts';
 import { createPerceptualMetric } from '../../../engine/blend/perceptual.ts';
 import { testModelDir } from '../../../models/paths.ts';
-import { meanAbsDiff } from '../../helpers/demo.ts';
+import { demoVariant, meanAbsDiff } from '../../helpers/demo.ts';
 
 const PROMPTS = { promptA: 'a red sunset over the sea', promptB: 'a green forest in spring' };
 
 let dir: string;
 let pipe: StableDiffusionPipeline;
-
-/** A copy of the demo model with its blendfarm.json / scheduler_config.json edited. */
-async function variant(name: string, edit: { meta?: (m: Record<string, any>) => void; config?: (c: Record<string, any>) => void }): Promise<string> {
-  const target = join(dir, name);
-  await cp(testModelDir('demo'), target, { recursive: true });
-  for (const [file, fn] of [['blendfarm.json', edit.meta], [join('scheduler', 'scheduler_config.json'), edit.config]] as const) {
-    if (!fn) continue;
-    const json = JSON.parse(await readFile(join(target, file), 'utf8'));
-    fn(json);
-    await writeFile(join(target, file), JSON.stringify(json));
-  }
-  return target;
-}
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'blendfarm-branching-'));
@@ -43,7 +30,7 @@ afterAll(async () => {
 
 describe('Karras DPM++ 2M: a branch starts at its step index, not at a looked-up timestep', () => {
   it('renders at 45, 60 and 80 steps and depths 0.3 to 0.7, including branches begun at a repeated timestep', async () => {
-    const folder = await variant('karras', { config: (c) => (c.use_karras_sigmas = true) });
+    const folder = await demoVariant(dir, 'karras', { config: (c) => (c.use_karras_sigmas = true) });
     const karras = await StableDiffusionPipeline.load(folder);
     const blender = new LatentBlender(karras);
     let begunAtRepeat = 0;
@@ -100,7 +87,7 @@ describe('LCM: the noise injected between steps is shared by all branches', () =
 
 describe('turbo families plan one stage holding every branch, as the reference does', () => {
   it('all branches are injected at one step', async () => {
-    const folder = await variant('turbo', { meta: (m) => (m.family = 'sd-turbo') });
+    const folder = await demoVariant(dir, 'turbo', { meta: (m) => (m.family = 'sd-turbo') });
     const turbo = await StableDiffusionPipeline.load(folder);
     try {
       expect(turbo.folder.family).toBe('sd-turbo');

@@ -5,7 +5,7 @@
  * whose JSON files are edited per case).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -19,7 +19,7 @@ import {
 } from '../../../engine/schedulers/index.ts';
 import { StableDiffusionPipeline } from '../../../engine/index.ts';
 import { testModelDir } from '../../../models/paths.ts';
-import { demoMean, standardized } from '../../helpers/demo.ts';
+import { demoMean, demoVariant, standardized } from '../../helpers/demo.ts';
 
 const PNDM_CONFIG = {
   _class_name: 'PNDMScheduler', beta_end: 0.012, beta_schedule: 'scaled_linear', beta_start: 0.00085, clip_sample: false,
@@ -71,18 +71,6 @@ describe('chooseScheduler', () => {
 
 describe('the pipeline picks its scheduler from the model folder', () => {
   let dir: string;
-  /** A copy of the demo model with its blendfarm.json / scheduler_config.json edited. */
-  async function variant(name: string, edit: { meta?: (m: Record<string, any>) => void; config?: (c: Record<string, any>) => void }): Promise<string> {
-    const target = join(dir, name);
-    await cp(testModelDir('demo'), target, { recursive: true });
-    for (const [file, fn] of [['blendfarm.json', edit.meta], [join('scheduler', 'scheduler_config.json'), edit.config]] as const) {
-      if (!fn) continue;
-      const json = JSON.parse(await readFile(join(target, file), 'utf8'));
-      fn(json);
-      await writeFile(join(target, file), JSON.stringify(json));
-    }
-    return target;
-  }
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'blendfarm-sched-'));
   });
@@ -96,7 +84,7 @@ describe('the pipeline picks its scheduler from the model folder', () => {
   });
 
   it("otherwise the config's PNDMScheduler is used, lands on the model's distribution, and an explicit choice overrides it", async () => {
-    const folder = await variant('pndm', { meta: (m) => delete m.defaults.scheduler });
+    const folder = await demoVariant(dir, 'pndm', { meta: (m) => delete m.defaults.scheduler });
     const pipe = await StableDiffusionPipeline.load(folder);
     expect(pipe.schedulerKind).toBe('pndm');
     expect(pipe.warnings).toEqual([]);
@@ -119,7 +107,7 @@ describe('the pipeline picks its scheduler from the model folder', () => {
   });
 
   it('a class the engine lacks falls back to the family default, with the reason in pipe.warnings', async () => {
-    const folder = await variant('ancestral', {
+    const folder = await demoVariant(dir, 'ancestral', {
       meta: (m) => delete m.defaults.scheduler,
       config: (c) => (c._class_name = 'EulerAncestralDiscreteScheduler'),
     });
