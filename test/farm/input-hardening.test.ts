@@ -15,16 +15,7 @@ import { failAttempt, claimJob } from '../../farm/queue.ts';
 import { queuePosition } from '../../farm/status.ts';
 import { BACKENDS, CHEAP_BLEND, countRows, GENEROUS_BUDGET } from '../helpers/db.ts';
 import { useTestFarm } from '../helpers/farm.ts';
-
-function issuesOf(fn: () => unknown): string[] {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof JobParamsError) return error.issues;
-    throw error;
-  }
-  throw new Error('expected a JobParamsError');
-}
+import { issuesOf } from '../helpers/job-params.ts';
 
 describe('strict parsing of job parameters (item 12)', () => {
   it('reads own keys only: "__proto__" is neither a quality nor a way in', () => {

@@ -4,17 +4,8 @@ import { ConfigError, loadConfig } from '../../config/index.ts';
 import { DEFAULT_FARM_CONFIG, farmConfigFrom } from '../../farm/config.ts';
 import { estimateGpuSeconds } from '../../farm/policy/cost.ts';
 import { followUpParams } from '../../farm/follow-up.ts';
-import { DEFAULT_PARAMS, JobParamsError, outputPixels, parseJobParams, QUALITY_PRESETS } from '../../farm/job-params.ts';
-
-function issuesOf(fn: () => unknown): string[] {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof JobParamsError) return error.issues;
-    throw error;
-  }
-  throw new Error('expected a JobParamsError');
-}
+import { DEFAULT_PARAMS, outputPixels, parseJobParams, QUALITY_PRESETS } from '../../farm/job-params.ts';
+import { issuesOf } from '../helpers/job-params.ts';
 
 describe('job parameters', () => {
   it('fills in defaults and draws one seed per prompt', () => {
