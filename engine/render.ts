@@ -6,7 +6,6 @@ import type { StableDiffusionPipeline } from './pipeline/stable-diffusion.ts';
 import { recoverEndpoint, renderMovie, type TransitionMode, type MovieProgress } from './blend/movie.ts';
 import { decodeVideoFrames } from './video/decode.ts';
 import { segmentsToVideo } from './blend/video.ts';
-import { upscaleSegments } from './blend/upscale.ts';
 import type { PerceptualMetric } from './blend/perceptual.ts';
 import type { VideoFormat } from './video/encode.ts';
 import { encodePng } from './image.ts';
@@ -44,8 +43,6 @@ export interface RenderRequest {
   format?: VideoFormat;
   /** Upload limit of where the video goes (e.g. Discord's attachment size limit). */
   maxBytes?: number;
-  /** Refine every keyframe at a larger size (2: 4x the pixels) after the transition is rendered. */
-  upscale?: { factor?: number; strength?: number };
   /**
    * Extend a finished latent-blending movie: its prompts and seeds (same model and settings), and
    * optionally its video. `prompts` are then the new prompts that follow its last one; the output is
@@ -156,7 +153,7 @@ export async function renderVideo(
   // Rendering is ~95% of the time; encoding the rest. The branch count is only known once the
   // keyframes are timed, so the raw fraction can dip: report the running maximum.
   let reported = 0;
-  const renderShare = req.upscale ? 0.5 : 0.95;
+  const renderShare = 0.95;
   const progress = (p: MovieProgress) => {
     const t = p.transition;
     const within = t ? (t.phase === 'done' ? 1 : t.branchesDone / Math.max(1, t.branchesPlanned)) : (p.framesDone ?? 0) / Math.max(1, p.framesTotal ?? 1);
@@ -206,22 +203,7 @@ export async function renderVideo(
     },
     opts.metric,
   );
-  let segments = movie.segments;
-  if (req.upscale) {
-    const base = reported;
-    segments = await upscaleSegments(pipe, segments, {
-      ...req.upscale,
-      seed: movie.seeds[0],
-      steps: req.steps,
-      guidance: req.guidance,
-      negativePrompt: req.negativePrompt,
-      signal: opts.signal,
-      onFrames: (done, total) => {
-        reported = base + (0.95 - base) * (done / total);
-        opts.onProgress?.({ fraction: reported, segment: segments.length, segments: segments.length, stage: 0, stages: 0, branchesDone: done, branchesPlanned: total, etaSeconds: null });
-      },
-    });
-  }
+  const segments = movie.segments;
   const t1 = performance.now();
   const timings = timingsSince(pipe, timingsBefore);
   const format = req.format ?? 'mp4';

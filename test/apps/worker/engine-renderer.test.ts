@@ -30,8 +30,6 @@ describe('engine adapter', () => {
       format: 'gif',
       maxBytes: 50_000,
     });
-    // Upscale jobs upscale the parent's video (upscale.test.ts); no request asks the engine to re-render bigger.
-    expect(renderRequestFor(claimed('upscale', { prompts: ['a', 'b'], upscaleFactor: 4 })).upscale).toBeUndefined();
   });
 
   it('continues the whole movie of an extension without slicing its prompts', () => {

@@ -9,7 +9,6 @@ import { LatentBlender } from '../../../engine/blend/transition.ts';
 import { renderMovie } from '../../../engine/blend/movie.ts';
 import { renderWalk, type WalkMode } from '../../../engine/blend/walks.ts';
 import { planStages } from '../../../engine/blend/stages.ts';
-import { upscaleSegments } from '../../../engine/blend/upscale.ts';
 import { segmentsToVideo } from '../../../engine/blend/video.ts';
 import { testModelDir } from '../../../models/paths.ts';
 
@@ -58,13 +57,6 @@ describe('bad requests are InvalidRequestError', () => {
   it('walks: frame count out of range, unknown mode', async () => {
     await rejectsAsRequest(() => renderWalk(pipe, { mode: 'embedding-walk', ...PROMPTS, frames: 1, ...SIZE }), /frames must be a whole number from 2 to 600, got 1/);
     await rejectsAsRequest(() => renderWalk(pipe, { mode: 'zoom' as WalkMode, ...PROMPTS, frames: 3, ...SIZE }), /unknown transition mode "zoom"; use one of embedding-walk/);
-  });
-
-  it('upscale: strength outside (0, 1], a factor of 0', async () => {
-    const keyframe = (await pipe.generate({ prompt: 'x', seed: 1, steps: 2, ...SIZE })).images[0];
-    const seg = { ...PROMPTS, keyframes: [keyframe], fracts: [0] };
-    await rejectsAsRequest(() => upscaleSegments(pipe, [seg], { seed: 1, strength: 1.5 }), /upscale strength must be in \(0, 1\], got 1.5/);
-    await rejectsAsRequest(() => upscaleSegments(pipe, [seg], { seed: 1, factor: 0 }), /upscale factor must be a positive number, got 0/);
   });
 
   it('video: fps and segment durations out of range', async () => {

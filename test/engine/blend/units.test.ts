@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { planStages, estimateSeconds } from '../../../engine/blend/stages.ts';
 import { branch1Coefficients, crossfeedCoefficients, dampedGuidance, transitionDefaults } from '../../../engine/blend/transition.ts';
-import { img2imgStartIndex } from '../../../engine/blend/upscale.ts';
+import { img2imgStartIndex } from '../../../engine/blend/img2img.ts';
 import { slerp } from '../../../engine/blend/slerp.ts';
 
 describe('stage schedule', () => {

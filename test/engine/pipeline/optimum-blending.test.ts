@@ -1,5 +1,5 @@
 /**
- * Latent blending, the embedding walk and the img2img upscale on a real `optimum-cli export onnx`
+ * Latent blending and the embedding walk on a real `optimum-cli export onnx`
  * folder (test/fixtures/tiny-sd-optimum, random weights) whose VAE scales by 2, not 8
  * (vae_decoder/config.json: two block_out_channels). Every size in engine/blend comes from the
  * pipeline (pipe.vaeScaleFactor, pipe.latentSize), so frames come out at exactly the requested size
@@ -8,7 +8,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fileURLToPath } from 'node:url';
 import { LatentBlender, StableDiffusionPipeline, renderWalk, type RawImage } from '../../../engine/index.ts';
-import { upscaleSegments } from '../../../engine/blend/upscale.ts';
 
 const DIR = fileURLToPath(new URL('../../fixtures/tiny-sd-optimum/', import.meta.url));
 // Multiples of the model's factor (2) and even in latent cells (its UNet halves once), not of 8.
@@ -75,26 +74,5 @@ describe('engine/blend on an export whose VAE scale factor is 2', () => {
     for (const f of w.frames) expect([f.width, f.height, f.data.length]).toEqual([WIDTH, HEIGHT, WIDTH * HEIGHT * 3]);
     expect(meanAbs(w.frames[0], await plain(A.prompt, A.seed))).toBeLessThan(0.5);
     expect(meanAbs(w.frames[2], await plain(B.prompt, A.seed))).toBeLessThan(0.5);
-  });
-
-  it('img2img upscale: 2x frames at exactly twice the size; at full strength each is the plain render of its prompt at that size', async () => {
-    const small = [await plain(A.prompt, A.seed), await plain(B.prompt, B.seed)];
-    const seg = { promptA: A.prompt, promptB: B.prompt, keyframes: small, fracts: [0, 1] };
-    const [up] = await upscaleSegments(pipe, [seg], { factor: 2, strength: 1, seed: 5, steps: STEPS });
-    expect(up.keyframes.length).toBe(2);
-    for (const k of up.keyframes) expect([k.width, k.height, k.data.length]).toEqual([2 * WIDTH, 2 * HEIGHT, 4 * WIDTH * HEIGHT * 3]);
-    // Strength 1 redoes the whole diffusion from the upscale seed's noise (with only a faint trace
-    // of the encoded keyframe at the first timestep): the plain render at the new size, not another seed's.
-    const [bigA, bigB] = [await plain(A.prompt, 5, 2 * WIDTH, 2 * HEIGHT), await plain(B.prompt, 5, 2 * WIDTH, 2 * HEIGHT)];
-    expect(meanAbs(up.keyframes[0], bigA)).toBeLessThan(2);
-    expect(meanAbs(up.keyframes[1], bigB)).toBeLessThan(2);
-    expect(meanAbs(up.keyframes[0], await plain(A.prompt, 6, 2 * WIDTH, 2 * HEIGHT))).toBeGreaterThan(10);
-  });
-
-  it('an upscale factor that rounds to a size the model cannot render is a request error naming the size', async () => {
-    const small = [await plain(A.prompt, A.seed)];
-    await expect(upscaleSegments(pipe, [{ promptA: A.prompt, promptB: A.prompt, keyframes: small, fracts: [0] }], { factor: 0.2, seed: 1, steps: STEPS })).rejects.toThrow(
-      /multiple of 2 between 16 and \d+ pixels, got 10/,
-    );
   });
 });
