@@ -1,6 +1,6 @@
 // The operator CLI, run in-process against both back ends: --json shapes (documented in
 // farm/README.md), exit codes, and --wait (on PGlite it renders in the same process).
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { FarmDb } from '../../db/client.ts';
 import { farmCli, USAGE } from '../../apps/farm-cli/main.ts';
 import { UPSCALE_FACTORS } from '../../farm/limits.ts';
@@ -9,7 +9,8 @@ import { farmConfigFrom } from '../../farm/config.ts';
 import { farmActivity } from '../../farm/activity.ts';
 import { FakeRenderer } from '../../farm/fake-renderer.ts';
 import { FarmWorker } from '../../farm/worker.ts';
-import { BACKENDS, createTestDatabase, type TestDatabase } from '../helpers/db.ts';
+import { BACKENDS } from '../helpers/db.ts';
+import { useTestFarm } from '../helpers/farm.ts';
 
 const ENV = {
   BLENDFARM_RENDERER: 'farm/fake-renderer.ts',
@@ -27,7 +28,6 @@ const JOB_KEYS = [
 ];
 
 describe.each(BACKENDS)('farm CLI on %s', (backend) => {
-  let testDb: TestDatabase;
   let db: FarmDb;
 
   async function cli(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string; json: any }> {
@@ -38,13 +38,7 @@ describe.each(BACKENDS)('farm CLI on %s', (backend) => {
     return { code, stdout, stderr: err.join('\n'), json: argv.includes('--json') && stdout ? JSON.parse(stdout) : undefined };
   }
 
-  beforeAll(async () => {
-    testDb = await createTestDatabase(backend);
-    db = await testDb.open();
-  });
-  afterAll(async () => {
-    await testDb?.drop();
-  });
+  useTestFarm(backend, {}, (t) => ({ db } = t));
 
   it('submits a blend and prints the documented job shape', async () => {
     const { code, json } = await cli('submit', 'blend', 'a red fox', 'a blue whale', '--user', 'op-1', '--size', '256x128', '--quality', 'draft', '--seed', '7', '--seed', '8', '--json');
