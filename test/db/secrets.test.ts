@@ -4,12 +4,13 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { sql } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { redactConnectionString } from '../../config/redact.ts';
 import { type FarmDb, openDatabase } from '../../db/client.ts';
 import { dbFailureLine, describeDbError, loggableError } from '../../db/errors.ts';
 import { userMessage } from '../../bot/errors.ts';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
+import type { TestDatabase } from '../helpers/db.ts';
+import { useTestFarm } from '../helpers/farm.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const TOKEN = 'aW50ZXJhY3Rpb246MTIzNDU2Nzg5MDEyMzQ1Njc4OnNlY3JldA';
@@ -45,13 +46,7 @@ function run(args: string[], env: Record<string, string>, until?: RegExp): Promi
 describe('secrets in logs', () => {
   let testDb: TestDatabase;
   let db: FarmDb;
-  beforeAll(async () => {
-    testDb = await createTestDatabase('postgres');
-    db = await testDb.open();
-  });
-  afterAll(async () => {
-    await testDb?.drop();
-  });
+  useTestFarm('postgres', {}, (t) => ({ testDb, db } = t));
 
   it('logs a failed query by its code and message, without its parameters', async () => {
     // The server refuses the statement; the token is one of its parameters.

@@ -3,7 +3,7 @@
 // refund, and the retention rules delete old jobs.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { FarmDb } from '../../db/client.ts';
 import type { FarmContext } from '../../farm/config.ts';
 import { startHousekeeping } from '../../farm/index.ts';
@@ -11,21 +11,18 @@ import { getJob, submitJob } from '../../farm/jobs.ts';
 import { auditBalance, getBudget } from '../../farm/policy/budget.ts';
 import { claimJob, completeJob } from '../../farm/queue.ts';
 import { waitForJob } from '../../farm/wait.ts';
-import { BACKENDS, CHEAP_BLEND, createTestDatabase, farmContext, type TestDatabase } from '../helpers/db.ts';
+import { BACKENDS, CHEAP_BLEND } from '../helpers/db.ts';
+import { useTestFarm } from '../helpers/farm.ts';
 
 describe.each(BACKENDS)('housekeeping without workers on %s', (backend) => {
-  let testDb: TestDatabase;
   let db: FarmDb;
   let farm: FarmContext;
 
-  beforeAll(async () => {
-    testDb = await createTestDatabase(backend);
-    db = await testDb.open();
-    farm = farmContext(db, { budget: { refillGpuSeconds: 100, maxActiveJobs: 20 }, queueTimeoutSeconds: 90, pruneIntervalSeconds: 0.2, retention: { artifactDays: 0, jobDays: 1, maxArtifactBytes: 0 } });
-  });
-  afterAll(async () => {
-    await testDb?.drop();
-  });
+  useTestFarm(
+    backend,
+    { budget: { refillGpuSeconds: 100, maxActiveJobs: 20 }, queueTimeoutSeconds: 90, pruneIntervalSeconds: 0.2, retention: { artifactDays: 0, jobDays: 1, maxArtifactBytes: 0 } },
+    (t) => ({ db, farm } = t),
+  );
 
   it('expires queued jobs nobody took and prunes old jobs, until stopped', async () => {
     // A job finished two days ago (jobDays is 1).

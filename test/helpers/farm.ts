@@ -1,4 +1,4 @@
-// The farm tests' common set-up: for one describe block, a fresh test database on one back end,
+// The common set-up of tests on a farm database: for one describe block, a fresh test database on one back end,
 // opened, with a farm context (test configuration plus the block's overrides), dropped afterwards.
 import { afterAll, beforeAll } from 'vitest';
 import type { FarmDb } from '../../db/client.ts';
