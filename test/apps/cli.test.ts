@@ -1,22 +1,19 @@
 /**
  * The command-line tools as a user runs them: child processes, the demo model, real files.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { describe, expect, it } from 'vitest';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { MAX_SEED } from '../../engine/index.ts';
 import { probeVideo } from '../../engine/video/probe.ts';
 import { runCli } from '../helpers/cli.ts';
+import { useTempDir } from '../helpers/temp-dir.ts';
 
 const cli = (script: string, args: string[]) => runCli(script, args, { cwd: dir });
 
 let dir: string;
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'blendfarm-cli-'));
-});
-afterAll(() => rm(dir, { recursive: true, force: true }));
+useTempDir('blendfarm-cli-', (d) => (dir = d));
 
 describe('npm run generate', () => {
   it('renders a PNG with the demo model, says so, and prints a JSON summary', async () => {

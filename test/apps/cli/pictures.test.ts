@@ -3,23 +3,19 @@
  * files, short renders with the test models): npm run blend with --image-a/--image-b, an inpainting
  * transition (--inpaint with --mask or --mask-preset), and npm run vary.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { decodeVideoFrames, probeVideo } from '../../../engine/index.ts';
 import { testModelDir } from '../../../models/paths.ts';
 import { ROOT, runCli } from '../../helpers/cli.ts';
+import { useTempDir } from '../../helpers/temp-dir.ts';
 
 const PHOTO = join(ROOT, 'test/fixtures/photos/coffee.png');
 const cli = (script: string, args: string[]) => runCli(script, args, { cwd: dir, env: { BLENDFARM_VARIATION_MODEL_DIR: '' } });
 
 let dir: string;
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'blendfarm-pictures-cli-'));
-});
-afterAll(() => rm(dir, { recursive: true, force: true }));
+useTempDir('blendfarm-pictures-cli-', (d) => (dir = d));
 
 const madRgb = (a: Uint8Array, b: Uint8Array) => {
   let s = 0;

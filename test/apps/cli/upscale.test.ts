@@ -2,23 +2,19 @@
  * npm run upscale as a user runs it: a child process on real files. Image in gives image out, video
  * in gives video out (every frame, 2x), --json prints a summary, x4-diffusion runs with its test model.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { encodeVideo, probeVideo, type RawImage } from '../../../engine/index.ts';
 import { ensureX4TestModel } from '../../../models/x4-upscaler-test.ts';
 import { ROOT, runCli } from '../../helpers/cli.ts';
+import { useTempDir } from '../../helpers/temp-dir.ts';
 
 const CROP = join(ROOT, 'test/fixtures/photos/chelsea-crop.png');
 const cli = (args: string[]) => runCli('upscale.ts', args, { cwd: dir });
 
 let dir: string;
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'blendfarm-upscale-cli-'));
-});
-afterAll(() => rm(dir, { recursive: true, force: true }));
+useTempDir('blendfarm-upscale-cli-', (d) => (dir = d));
 
 describe('npm run upscale', () => {
   it('turns an image into a 2x image with the default model and prints a JSON summary', async () => {

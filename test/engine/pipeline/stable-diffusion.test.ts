@@ -4,12 +4,12 @@
  * noise predictor of a known distribution, these tests check where samplers land, not just shapes.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cp, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StableDiffusionPipeline, ExecutionProviderError, ModelFileError, InvalidRequestError } from '../../../engine/index.ts';
 import { testModelDir } from '../../../models/paths.ts';
 import { demoMean, meanAbsDiff, standardized } from '../../helpers/demo.ts';
+import { useTempDir } from '../../helpers/temp-dir.ts';
 
 const SIZE = { width: 128, height: 128 };
 
@@ -165,10 +165,7 @@ describe('other model variants', () => {
 
 describe('clear errors', () => {
   let dir: string;
-  beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'blendfarm-model-'));
-  });
-  afterAll(() => rm(dir, { recursive: true, force: true }));
+  useTempDir('blendfarm-model-', (d) => (dir = d));
 
   it('names a missing component file and what was expected', async () => {
     const broken = join(dir, 'no-unet');

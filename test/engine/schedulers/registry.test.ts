@@ -4,9 +4,7 @@
  * has it, else the family default with a warning. Pipeline cases run the real demo model (a copy
  * whose JSON files are edited per case).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import {
   chooseScheduler,
@@ -20,6 +18,7 @@ import {
 import { StableDiffusionPipeline } from '../../../engine/index.ts';
 import { testModelDir } from '../../../models/paths.ts';
 import { demoMean, demoVariant, standardized } from '../../helpers/demo.ts';
+import { useTempDir } from '../../helpers/temp-dir.ts';
 
 const PNDM_CONFIG = {
   _class_name: 'PNDMScheduler', beta_end: 0.012, beta_schedule: 'scaled_linear', beta_start: 0.00085, clip_sample: false,
@@ -71,10 +70,7 @@ describe('chooseScheduler', () => {
 
 describe('the pipeline picks its scheduler from the model folder', () => {
   let dir: string;
-  beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'blendfarm-sched-'));
-  });
-  afterAll(() => rm(dir, { recursive: true, force: true }));
+  useTempDir('blendfarm-sched-', (d) => (dir = d));
 
   it('blendfarm.json names a scheduler: it wins over the config class (the demo model)', async () => {
     const pipe = await StableDiffusionPipeline.load(testModelDir('demo'));
