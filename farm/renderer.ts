@@ -34,6 +34,12 @@ export interface RenderResult {
 export interface Renderer {
   capabilities(): WorkerCapabilities;
   render(job: ClaimedJob, context: RenderContext): Promise<RenderResult>;
+  /**
+   * Loads what jobs need (the model) ahead of the first one, so a worker can say it is ready
+   * (/readyz) only once its model is loaded. Optional; rejects with the load error (jobs still try
+   * to load the model again when they run).
+   */
+  warmUp?(): Promise<void>;
   /** Frees models, threads, GPU memory. */
   close?(): Promise<void>;
 }

@@ -29,6 +29,12 @@ async function main(): Promise<void> {
       running.get(message.requestId)?.abort(new Error(message.reason));
       return;
     }
+    if (message.type === 'warm-up') {
+      void Promise.resolve(renderer.warmUp?.())
+        .then(() => send({ type: 'warm' }))
+        .catch((error: unknown) => send({ type: 'warm-error', error: serializeError(error) }));
+      return;
+    }
     if (message.type === 'close') {
       void Promise.resolve(renderer.close?.())
         .catch(() => {})

@@ -12,6 +12,7 @@ export interface ThreadHostData {
 export type ToThread =
   | { type: 'render'; requestId: number; job: ClaimedJob }
   | { type: 'abort'; requestId: number; reason: string }
+  | { type: 'warm-up' }
   | { type: 'close' };
 
 export interface SerializedError {
@@ -27,6 +28,8 @@ export type FromThread =
   | { type: 'progress'; requestId: number; progress: JobProgress }
   | { type: 'result'; requestId: number; video: Uint8Array; format: string; mime?: string; metadata: Record<string, unknown>; gpuSeconds: number }
   | { type: 'error'; requestId: number; error: SerializedError }
+  | { type: 'warm' }
+  | { type: 'warm-error'; error: SerializedError }
   | { type: 'closed' };
 
 export function serializeError(error: unknown): SerializedError {

@@ -196,6 +196,25 @@ export async function createThreadRenderer(options: ThreadRendererOptions): Prom
       }
     },
 
+    /** Every thread loads its model; rejects with the first thread's load error. */
+    async warmUp(): Promise<void> {
+      await Promise.all(
+        slots.map(
+          (slot) =>
+            new Promise<void>((resolve, reject) => {
+              const onMessage = (message: FromThread): void => {
+                if (message.type !== 'warm' && message.type !== 'warm-error') return;
+                slot.worker.off('message', onMessage);
+                if (message.type === 'warm') resolve();
+                else reject(toError(message.error));
+              };
+              slot.worker.on('message', onMessage);
+              slot.post({ type: 'warm-up' });
+            }),
+        ),
+      );
+    },
+
     async close(): Promise<void> {
       closed = true;
       for (const waiter of waiters.splice(0)) waiter();

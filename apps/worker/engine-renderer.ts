@@ -358,6 +358,11 @@ class EngineRenderer implements Renderer {
     };
   }
 
+  /** Loads this worker's main model (the one jobs name by default) before the first job. */
+  async warmUp(): Promise<void> {
+    await this.pipeline(this.modelId);
+  }
+
   /** The pipeline of model `id` (this worker's main model, or its inpainting or variation model). */
   private pipeline(id: string): Promise<StableDiffusionPipeline | ImageVariationPipeline> {
     const model = this.offeredModels().get(id);

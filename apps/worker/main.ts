@@ -34,7 +34,8 @@ async function main(): Promise<void> {
   // the farm-wide metrics and the status page come from the bot.
   const registry = createRegistry('worker');
   const listen = opsListen(settings, 'worker');
-  let state: 'loading' | 'ready' | 'stopping' = 'loading';
+  let state: 'loading' | 'loading-model' | 'ready' | 'stopping' = 'loading';
+  let modelError: string | undefined;
   let ops: Ops | undefined;
   if (listen) {
     ops = await startOps(
@@ -46,7 +47,19 @@ async function main(): Promise<void> {
         gauges: false,
         countJobEvents: false,
         statusPage: false,
-        readiness: [{ name: 'renderer', check: async () => (state === 'ready' ? true : state === 'loading' ? 'the renderer is still loading' : 'the worker is shutting down') }],
+        readiness: [
+          {
+            name: 'model',
+            check: async () =>
+              state === 'ready'
+                ? true
+                : state === 'loading'
+                  ? 'the renderer is still loading'
+                  : state === 'loading-model'
+                    ? (modelError ?? 'the model is still loading')
+                    : 'the worker is shutting down',
+          },
+        ],
       },
       registry,
     ).catch(async (error: unknown) => {
@@ -66,7 +79,18 @@ async function main(): Promise<void> {
     id: workerId,
     log: lineLogger(logger),
   });
-  state = 'ready';
+  // Ready (/readyz) once the model is loaded. A model that fails to load keeps the worker unready
+  // and says why; jobs still try to load it again (e.g. after the files are fixed).
+  state = 'loading-model';
+  void (renderer.warmUp?.() ?? Promise.resolve()).then(
+    () => {
+      if (state === 'loading-model') state = 'ready';
+    },
+    (error: unknown) => {
+      modelError = `the model did not load: ${(error as Error).message}`;
+      console.error(`[worker ${worker.id}] ${modelError}`);
+    },
+  );
   console.log(`[worker ${worker.id}] database: ${db.location}; renderer: ${spec.module}`);
 
   let signals = 0;

@@ -11,6 +11,7 @@ import { FAKE_RENDERER_MODULE } from '../../apps/worker/load-renderer.ts';
 import type { RenderContext } from '../../farm/renderer.ts';
 import { createThreadRenderer, type ThreadRenderer } from '../../farm/thread-renderer.ts';
 import type { ClaimedJob, JobProgress } from '../../farm/types.ts';
+import { testModelDir } from '../../models/paths.ts';
 
 let nextId = 1;
 function job(prompts: string[]): ClaimedJob {
@@ -95,5 +96,30 @@ describe('thread renderer', () => {
     fs.writeFileSync(broken, `export const somethingElse = 1;\n`);
     await expect(createThreadRenderer({ module: broken })).rejects.toThrow(/exports no function "createRenderer"/);
     fs.rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+// Worker readiness (/readyz) waits for warmUp: the engine adapter loads its model in every thread,
+// and a model that cannot load rejects with the engine's own message.
+describe('thread renderer warm-up (engine adapter)', () => {
+  const ENGINE_RENDERER = 'apps/worker/engine-renderer.ts';
+
+  it('loads the model in every thread before the first job', async () => {
+    const renderer = await createThreadRenderer({ module: ENGINE_RENDERER, rendererOptions: { modelDir: testModelDir('demo') }, threads: 2 });
+    try {
+      await expect(renderer.warmUp!()).resolves.toBeUndefined();
+    } finally {
+      await renderer.close();
+    }
+  });
+
+  it('rejects with the reason when the model cannot load', async () => {
+    const missing = path.join(os.tmpdir(), `no-model-${process.pid}`);
+    const renderer = await createThreadRenderer({ module: ENGINE_RENDERER, rendererOptions: { modelDir: missing }, threads: 1 });
+    try {
+      await expect(renderer.warmUp!()).rejects.toThrow(missing);
+    } finally {
+      await renderer.close();
+    }
   });
 });
