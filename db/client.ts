@@ -150,6 +150,10 @@ async function openPostgres(url: string, options: OpenDatabaseOptions): Promise<
   const pool = new pg.Pool({ ...clientConfig(url, timeouts, Client), max: options.poolSize ?? 10 });
   // An idle client losing its connection must not crash the process; the pool replaces it.
   pool.on('error', (error) => outage.failed(error));
+  // A checked-out client can also lose its connection between two queries of a transaction (the
+  // server ends an idle-in-transaction session during an outage): report it, never crash the
+  // process; the transaction's next query fails and the client is discarded on release.
+  pool.on('connect', (client) => client.on('error', (error) => outage.failed(error)));
   try {
     if (options.migrate !== false) await migratePostgres(pool);
   } catch (error) {
@@ -164,7 +168,12 @@ async function openPostgres(url: string, options: OpenDatabaseOptions): Promise<
     listen: (channel, handler) => listener.listen(channel, handler),
     async close() {
       await listener.close();
-      await pool.end();
+      // A client stuck in a query that never answers (a dead network) must not hold shutdown
+      // forever: wait at most one query timeout for the pool to drain.
+      let timer: NodeJS.Timeout | undefined;
+      const bound = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeouts.queryTimeoutMs + 1000)));
+      await Promise.race([pool.end().catch(() => {}), bound]);
+      clearTimeout(timer);
     },
   };
 }

@@ -43,7 +43,10 @@ describe('npm run bench:gpu on the CPU (tiny shape)', () => {
     const { sequential_s, batched_s, ratio } = json.transition;
     expect(sequential_s).toBeGreaterThan(0);
     expect(batched_s).toBeGreaterThan(0);
-    expect(ratio).toBeCloseTo(sequential_s / batched_s, 2);
+    // The file rounds each figure to 3 decimals, so the ratio of the rounded times may differ from
+    // the rounded ratio by what rounding each time can move it.
+    const slack = (sequential_s / batched_s) * (0.0005 / sequential_s + 0.0005 / batched_s) * 1.01 + 0.0005;
+    expect(Math.abs(ratio - sequential_s / batched_s)).toBeLessThanOrEqual(slack);
     expect(json.peak_gpu_mib).toBeNull();
     expect(stdout).toContain(JSON.stringify(json));
   });
