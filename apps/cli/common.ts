@@ -2,12 +2,8 @@
 import { loadConfig, loadDotEnv, type Config } from '../../config/index.ts';
 import { ensureDemoModel } from '../../models/demo-model.ts';
 import { DEMO_MODEL_DIR } from '../../models/paths.ts';
-import { MAX_SEED } from '../../engine/index.ts';
-import type { ExecutionProvider } from '../../engine/onnx/session.ts';
+import { executionProviders, MAX_SEED, type ExecutionProvider } from '../../engine/index.ts';
 import { UsageError } from '../cli-kit.ts';
-
-// Kept for render CLIs that still import these from here; they live in apps/cli-kit.ts.
-export { numberOption, runCli, UsageError } from '../cli-kit.ts';
 
 /** A seed flag's range: the engine's (MAX_SEED, engine/noise.ts); numberOption refuses others with a usage error naming it. */
 export const SEED_FLAG = { integer: true, min: 0, max: MAX_SEED } as const;
@@ -34,9 +30,14 @@ export async function chooseModel(flag: string | undefined, config: Config): Pro
 
 export function parseEp(value: string | undefined, config: Config): ExecutionProvider {
   const ep = value ?? config.executionProvider ?? 'cpu';
-  if (ep !== 'cpu' && ep !== 'cuda' && ep !== 'webgpu') throw new UsageError(`--ep must be cpu, cuda or webgpu, got "${ep}"`);
-  return ep;
+  if (!(executionProviders as readonly string[]).includes(ep)) {
+    throw new UsageError(`--ep must be ${executionProviders.slice(0, -1).join(', ')} or ${executionProviders.at(-1)}, got "${ep}"`);
+  }
+  return ep as ExecutionProvider;
 }
+
+/** `--ep`'s choices, for help texts. */
+export const EP_CHOICES = executionProviders.join(' | ');
 
 /** Options every rendering tool takes (spread into parseArgs's options). */
 export const COMMON_OPTIONS = {

@@ -8,7 +8,7 @@ import { StableDiffusionPipeline } from '../../engine/pipeline/stable-diffusion.
 import { schedulerKinds, type SchedulerKind } from '../../engine/schedulers/index.ts';
 import { savePng } from '../../engine/image.ts';
 import { ProgressBar } from './progress.ts';
-import { chooseModel, COMMON_OPTIONS, loadCliConfig, parseEp, SEED_FLAG } from './common.ts';
+import { chooseModel, COMMON_OPTIONS, EP_CHOICES, loadCliConfig, parseEp, SEED_FLAG } from './common.ts';
 import { numberOption, runCli, UsageError } from '../cli-kit.ts';
 
 const HELP = `Usage: npm run generate -- "a prompt" --out image.png [options]
@@ -26,7 +26,7 @@ Options:
   --batch N           images to render at once; image i uses seed + i (default: 1)
   --scheduler NAME    ${schedulerKinds.join(' | ')} (default: the model's)
   --model DIR         ONNX pipeline folder (default: BLENDFARM_MODEL_DIR, else the built-in demo model)
-  --ep NAME           execution provider: cpu | cuda | webgpu (default: BLENDFARM_EP or cpu)
+  --ep NAME           execution provider: ${EP_CHOICES} (default: BLENDFARM_EP or cpu)
   --device N          GPU index for cuda (default: BLENDFARM_DEVICE_ID or 0)
   --json              print a JSON summary on stdout instead of the text line
   -h, --help          show this help

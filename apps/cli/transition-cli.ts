@@ -14,7 +14,7 @@ import { segmentsToVideo } from '../../engine/blend/video.ts';
 import { createPerceptualMetric } from '../../engine/blend/perceptual.ts';
 import { VIDEO_FORMATS, type VideoFormat } from '../../engine/video/encode.ts';
 import { ProgressBar } from './progress.ts';
-import { chooseModel, COMMON_OPTIONS, loadCliConfig, parseEp, SEED_FLAG } from './common.ts';
+import { chooseModel, COMMON_OPTIONS, EP_CHOICES, loadCliConfig, parseEp, SEED_FLAG } from './common.ts';
 import { numberOption, UsageError } from '../cli-kit.ts';
 
 const BLEND_PICTURE_HELP = [
@@ -61,7 +61,7 @@ Options:
   --max-bytes N         fit the file under N bytes (lower bitrate, then resolution), e.g. 10485760
   --lpips FILE          LPIPS ONNX model for perceptual distances (default: BLENDFARM_LPIPS_MODEL, else built-in)
   --model DIR           ONNX pipeline folder (default: BLENDFARM_MODEL_DIR, else the built-in demo model)
-  --ep NAME             cpu | cuda | webgpu (default: BLENDFARM_EP or cpu)
+  --ep NAME             ${EP_CHOICES} (default: BLENDFARM_EP or cpu)
   --device N            GPU index for cuda
   --json                print a JSON summary on stdout
   -h, --help            show this help

@@ -15,7 +15,7 @@ import {
   superResolutionEntry,
 } from '../../models/esrgan/catalog.ts';
 import { ProgressBar } from './progress.ts';
-import { COMMON_OPTIONS, loadCliConfig, parseEp } from './common.ts';
+import { COMMON_OPTIONS, EP_CHOICES, loadCliConfig, parseEp } from './common.ts';
 import { numberOption, runCli, UsageError } from '../cli-kit.ts';
 
 const MODEL_NAMES = [...SUPER_RESOLUTION_MODELS.map((m) => m.name), 'x4-diffusion'];
@@ -37,7 +37,7 @@ Options:
   --batch N           esrgan models: tiles per network call (default 1 on cpu, 8 on gpus)
   --crf N             video quality (x264/VP9 CRF; lower is better)
   --max-bytes N       fit a video under N bytes
-  --ep NAME           execution provider: cpu | cuda | webgpu (default: BLENDFARM_EP or cpu)
+  --ep NAME           execution provider: ${EP_CHOICES} (default: BLENDFARM_EP or cpu)
   --device N          GPU index for cuda (default: BLENDFARM_DEVICE_ID or 0)
   --json              print a JSON summary on stdout instead of the text line
   -h, --help          show this help

@@ -7,7 +7,7 @@ import { variationDefaults } from '../../engine/variation/animation.ts';
 import { schedulerKinds, type SchedulerKind } from '../../engine/schedulers/index.ts';
 import { VIDEO_FORMATS, type VideoFormat } from '../../engine/video/encode.ts';
 import { ProgressBar } from './progress.ts';
-import { COMMON_OPTIONS, loadCliConfig, parseEp } from './common.ts';
+import { COMMON_OPTIONS, EP_CHOICES, loadCliConfig, parseEp } from './common.ts';
 import { numberOption, runCli, UsageError } from '../cli-kit.ts';
 
 const d = variationDefaults;
@@ -37,7 +37,7 @@ Options:
   --scheduler NAME      ${schedulerKinds.join(' | ')}
   --max-bytes N         fit the file under N bytes
   --model DIR           image-variation model folder (default: BLENDFARM_VARIATION_MODEL_DIR)
-  --ep NAME             cpu | cuda | webgpu (default: BLENDFARM_EP or cpu)
+  --ep NAME             ${EP_CHOICES} (default: BLENDFARM_EP or cpu)
   --device N            GPU index for cuda
   --json                print a JSON summary on stdout
   -h, --help            show this help
