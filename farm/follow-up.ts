@@ -5,7 +5,7 @@ import { InvalidJobStateError, JobNotFoundError } from './errors.ts';
 import { getJob, getJobInputs, submitJob, type SubmitJobInput } from './jobs.ts';
 import { inputNames, type JobParams, type JobParamsInput } from './job-params.ts';
 import { DEFAULT_UPSCALE_FACTOR, type UPSCALE_FACTORS } from './limits.ts';
-import { checkExtension, movieOf } from './movie.ts';
+import { checkExtension, movieImageInputs, movieOf, type Movie } from './movie.ts';
 import type { Job, JobKind } from './types.ts';
 
 export type FollowUpKind = 'reroll' | 'upscale' | 'extend';
@@ -25,8 +25,6 @@ export function followUpRefusal(kind: FollowUpKind, parent: { kind?: JobKind; pa
   if (kind === 'upscale' && parent.kind === 'upscale') {
     return `This video is already an upscale; upscale the original video${parent.parentJobId ? ` (#${parent.parentJobId})` : ''} with a larger factor instead.`;
   }
-  // Re-rendering the old movie's last frame would need its pictures; an inpainting movie keeps its picture and mask.
-  if (kind === 'extend' && parent.params.images?.length) return 'A movie that starts or ends at a picture cannot be extended yet; make a new /movie with all the prompts instead.';
   return undefined;
 }
 
@@ -65,12 +63,20 @@ export function followUpParams(kind: FollowUpKind, parent: JobParams, options: F
   }
   const next = options.prompts ?? [];
   checkExtension(parent, next.length);
-  return { ...base, prompts: next, seeds: undefined };
+  // The movie's pictures stay with the jobs that have them (the worker hands them to the renderer,
+  // which needs them to recover the last frame); an inpainting movie keeps its picture and mask.
+  const { images: _movieImages, ...withoutImages } = base;
+  return { ...withoutImages, prompts: next, seeds: undefined };
 }
 
-/** A job's parameters with the prompts and seeds of the whole movie it made (an extension's include those it continues). */
-export async function parentMovieParams(farm: FarmContext, parent: Job): Promise<JobParams> {
-  return { ...parent.params, ...(await movieOf(farm.db.db, parent)) };
+/**
+ * A job's parameters with the prompts, seeds and pictures of the whole movie it made (an
+ * extension's include those it continues; pictures at their movie-wide prompt indices).
+ */
+export async function parentMovieParams(farm: FarmContext, parent: Job, movie?: Movie): Promise<JobParams> {
+  const { prompts, seeds, images } = movie ?? (await movieOf(farm.db.db, parent));
+  const { images: _own, ...params } = parent.params;
+  return { ...params, prompts, seeds, ...(images ? { images: images.map(({ index, strength }) => ({ index, strength })) } : {}) };
 }
 
 export interface SubmitFollowUpInput extends Omit<SubmitJobInput, 'kind' | 'params' | 'parentJobId'> {
@@ -92,9 +98,11 @@ export async function submitFollowUp(farm: FarmContext, input: SubmitFollowUpInp
   const refusal = followUpRefusal(input.kind, parent);
   if (refusal) throw new InvalidJobStateError(refusal);
   const { options, ...rest } = input;
-  const params = followUpParams(input.kind, await parentMovieParams(farm, parent), options);
-  // The parent's pictures that the new job still uses (a re-roll: all of them; an extension: the inpainting picture and mask).
-  const stored = await getJobInputs(farm, parent.id);
+  const movie = await movieOf(farm.db.db, parent);
+  const params = followUpParams(input.kind, await parentMovieParams(farm, parent, movie), options);
+  // The pictures the new job still uses (a re-roll: all of the movie's, wherever in its chain they
+  // are stored; an extension: the inpainting picture and mask).
+  const stored = { ...(await getJobInputs(farm, parent.id)), ...(input.kind === 'reroll' ? await movieImageInputs(farm.db.db, movie) : {}) };
   // A re-roll of a variation animation is another vary job (same picture, new seed), linked to its parent.
   const kind = input.kind === 'reroll' && parent.kind === 'vary' ? 'vary' : input.kind;
   const needed = inputNames(kind, { images: params.images?.map((img) => ({ index: img.index, strength: img.strength ?? 0 })), inpaint: params.inpaint });

@@ -108,11 +108,19 @@ export interface ClaimedJob {
   /** Proof of ownership for heartbeats and completion; a new one per claim. */
   leaseToken: string;
   /**
-   * For extend and upscale jobs: the job they continue or upscale. `movie`: the prompts and seeds
-   * of its whole movie (an extension's include those it continues in turn); `artifact`: its
-   * finished video (what an upscale job upscales).
+   * For extend and upscale jobs: the job they continue or upscale. `movie`: the prompts, seeds and
+   * pictures of its whole movie (an extension's include those it continues in turn); `pictures`:
+   * for an extension of a movie with pictures, their files by movie-wide input name
+   * (INPUT_NAMES.image(movie.images[i].index)); `artifact`: its finished video (what an extension
+   * continues and an upscale job upscales).
    */
-  parent?: { id: number; params: JobParams; movie: Movie; artifact?: { format: string; bytes: Uint8Array; meta: Record<string, unknown> } };
+  parent?: {
+    id: number;
+    params: JobParams;
+    movie: Movie;
+    pictures?: Record<string, JobInput>;
+    artifact?: { format: string; bytes: Uint8Array; meta: Record<string, unknown> };
+  };
   /** The pictures stored with the job (job_inputs), by name (job-params.ts INPUT_NAMES); attached by the worker. */
   inputs?: Record<string, JobInput>;
 }

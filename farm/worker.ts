@@ -23,7 +23,7 @@ import { dbFailureLine, loggableError } from '../db/errors.ts';
 import { type FarmContext, renderTimeLimitSeconds } from './config.ts';
 import { onJobEvent } from './events.ts';
 import { getArtifact, getJob, getJobInputs } from './jobs.ts';
-import { movieOf } from './movie.ts';
+import { movieImageInputs, movieOf } from './movie.ts';
 import { every, pruneOnce, sweepQueue } from './housekeeping.ts';
 import { claimJob, type CompletedArtifact, completeJob, failAttempt, releaseJob, renewLeases, reportProgress } from './queue.ts';
 import { isPermanentRenderError, MIME_TYPES, type Renderer, type RenderResult } from './renderer.ts';
@@ -330,10 +330,13 @@ export class FarmWorker {
     if (!parent) return;
     const movie = await movieOf(this.farm.db.db, parent);
     const artifact = await getArtifact(this.farm, parent.id);
+    // An extension recovers the old movie's last frame, which its pictures shape.
+    const pictures = job.kind === 'extend' && movie.images ? await movieImageInputs(this.farm.db.db, movie) : undefined;
     job.parent = {
       id: parent.id,
       params: parent.params,
       movie,
+      ...(pictures ? { pictures } : {}),
       ...(artifact ? { artifact: { format: artifact.format, bytes: new Uint8Array(artifact.bytes), meta: artifact.meta } } : {}),
     };
   }

@@ -90,6 +90,23 @@ describe('pictures through the bot', () => {
     expect(madRgb(frames[0].data, photo)).toBeLessThan(0.7 * madRgb(frames[frames.length - 1].data, photo));
   }, RENDER_TIMEOUT);
 
+  it('Extend on a movie that starts at a picture continues it; the picture stays with the first job', async () => {
+    const extend = buttonsOf(fromImage.message).find((b) => /extend/.test(b.customId ?? ''))!.customId!;
+    const open = fake.pressButton({ messageId: fromImage.message.id, customId: extend, user: alice });
+    expect((await open.waitForResponse()).type).toBe(9);
+    const done = await fake.submitModal({ to: open, values: { prompts: 'a green tree' } }).waitForOriginal(hasVideo, RENDER_TIMEOUT);
+    expect(done.content).toMatch(new RegExp(`Extension\\*\\* #\\d+ of #${fromImage.jobId}: a red house → a blue boat → a green tree`));
+    const [job] = await listJobs(farm, { order: 'newest', limit: 1 });
+    expect([job.kind, job.parentJobId, job.status, job.params.images]).toEqual(['extend', fromImage.jobId, 'done', undefined]);
+    expect(Object.keys(await getJobInputs(farm, job.id))).toEqual([]);
+    const parentVideo = fromImage.message.attachments.find((a) => a.filename.endsWith('.mp4'))!.bytes;
+    const [before, after] = await Promise.all([decodeVideoFrames(parentVideo, 512, 512), decodeVideoFrames(done.attachments.find((a) => a.filename.endsWith('.mp4'))!.bytes, 512, 512)]);
+    // The whole movie: the parent's frames (starting at the picture), then the new part from its last frame.
+    expect(after.length).toBeGreaterThan(before.length);
+    expect(madRgb(after[0].data, before[0].data)).toBeLessThan(6);
+    expect(madRgb(after[before.length].data, before.at(-1)!.data)).toBeLessThan(12);
+  }, RENDER_TIMEOUT);
+
   it('a bad attachment gets a private refusal naming the option, and nothing is queued', async () => {
     const before = { jobs: await countRows(db, 'jobs') };
     const text = fake.sendSlashCommand({ commandName: 'blend', user: alice, options: { from: 'a', to: 'b', to_image: png(Buffer.from('hello, not a picture')) } });

@@ -1,12 +1,13 @@
 // Follow-ups of finished movies: an extension stores only its new prompts and seeds, links to the
 // movie it continues, and its renderer is handed that whole movie; re-rolls and further extensions
 // of an extended movie see the whole movie too, and the whole movie counts towards the prompt limit.
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { FarmDb } from '../../db/client.ts';
 import type { FarmContext } from '../../farm/config.ts';
 import { FarmError, NoCapableWorkerError } from '../../farm/errors.ts';
-import { parentMovieParams, submitFollowUp } from '../../farm/follow-up.ts';
-import { getJob, submitJob } from '../../farm/jobs.ts';
+import { followUpsFor, parentMovieParams, submitFollowUp } from '../../farm/follow-up.ts';
+import { getJob, getJobInputs, submitJob } from '../../farm/jobs.ts';
 import { LIMITS } from '../../farm/limits.ts';
 import { movieOf } from '../../farm/movie.ts';
 import { estimateGpuSeconds } from '../../farm/policy/cost.ts';
@@ -20,10 +21,14 @@ import { FarmWorker } from '../../farm/worker.ts';
 import { BACKENDS, CHEAP_BLEND, GENEROUS_BUDGET } from '../helpers/db.ts';
 import { useTestFarm } from '../helpers/farm.ts';
 
+const PHOTO = readFileSync(new URL('../fixtures/photos/coffee.png', import.meta.url));
+const OTHER = readFileSync(new URL('../fixtures/photos/chelsea-crop.png', import.meta.url));
+
 /** Renders nothing; remembers every job it was handed (with its parent). */
 function recordingRenderer(model: string, seen: ClaimedJob[], upscalers?: string[]): Renderer {
   return {
-    capabilities: () => ({ models: [model], maxPixels: 10_000_000, executionProvider: 'test', upscalers }),
+    // The model takes pictures too (as one with a VAE encoder does).
+    capabilities: () => ({ models: [model], modelAbilities: { [model]: ['text', 'picture'] }, maxPixels: 10_000_000, executionProvider: 'test', upscalers }),
     async render(job) {
       seen.push(job);
       return { video: Buffer.from(`video of ${job.id}`), format: 'mp4', metadata: {}, gpuSeconds: 0.01 };
@@ -70,6 +75,50 @@ describe.each(BACKENDS)('follow-ups on %s', (backend) => {
       expect(reroll.params.prompts).toEqual(['a', 'b', 'c', 'd', 'e']);
       expect((await parentMovieParams(farm, (await getJob(farm, second.id))!)).prompts).toEqual(['a', 'b', 'c', 'd', 'e']);
       await waitForJob(farm, reroll.id, { timeoutMs: 20_000 });
+    } finally {
+      await worker.stop();
+    }
+  });
+
+  it('extends a movie that starts and ends at pictures: the renderer gets them, and a re-roll of the extension keeps them', async () => {
+    const seen: ClaimedJob[] = [];
+    const worker = new FarmWorker({ farm, renderer: recordingRenderer('pics', seen, ['esrgan-slim']), id: 'w-pics', log: () => {} });
+    await worker.start();
+    try {
+      const params = { ...CHEAP_BLEND, model: 'pics', prompts: ['a', 'b'], seeds: [1, 2], images: [{ index: 0, strength: 0.4 }, { index: 1, strength: 0.7 }] };
+      const movie = await submitJob(farm, { kind: 'blend', userId: 'ann', params, inputs: { 'image-1': PHOTO, 'image-2': OTHER } });
+      expect(followUpsFor(movie)).toContain('extend');
+      await waitForJob(farm, movie.id, { timeoutMs: 20_000 });
+
+      const first = await submitFollowUp(farm, { kind: 'extend', parentJobId: movie.id, userId: 'ann', options: { prompts: ['c'] } });
+      // The extension stores its prompt only; the pictures stay with the movie's first job.
+      expect(first.params.images).toBeUndefined();
+      expect(Object.keys(await getJobInputs(farm, first.id))).toEqual([]);
+      await waitForJob(farm, first.id, { timeoutMs: 20_000 });
+      const handed = seen.find((job) => job.id === first.id)!;
+      expect(handed.parent!.movie.images).toEqual([
+        { index: 0, strength: 0.4, jobId: movie.id, input: 'image-1' },
+        { index: 1, strength: 0.7, jobId: movie.id, input: 'image-2' },
+      ]);
+      expect(Object.keys(handed.parent!.pictures!)).toEqual(['image-1', 'image-2']);
+      expect(Buffer.from(handed.parent!.pictures!['image-2'].bytes).equals(OTHER)).toBe(true);
+
+      // Further along the chain the pictures keep their movie-wide indices.
+      const second = await submitFollowUp(farm, { kind: 'extend', parentJobId: first.id, userId: 'ann', options: { prompts: ['d'] } });
+      await waitForJob(farm, second.id, { timeoutMs: 20_000 });
+      expect(seen.find((job) => job.id === second.id)!.parent!.movie).toMatchObject({ prompts: ['a', 'b', 'c'], images: [{ index: 0 }, { index: 1 }] });
+
+      // A re-roll renders the whole movie again with its pictures, copied to the new job.
+      const reroll = await submitFollowUp(farm, { kind: 'reroll', parentJobId: second.id, userId: 'ann' });
+      expect(reroll.params.prompts).toEqual(['a', 'b', 'c', 'd']);
+      expect(reroll.params.images).toEqual([{ index: 0, strength: 0.4 }, { index: 1, strength: 0.7 }]);
+      const copied = await getJobInputs(farm, reroll.id);
+      expect(Object.keys(copied)).toEqual(['image-1', 'image-2']);
+      expect(Buffer.from(copied['image-1'].bytes).equals(PHOTO)).toBe(true);
+      await waitForJob(farm, reroll.id, { timeoutMs: 20_000 });
+      // An upscale of the extension re-renders nothing and needs no pictures.
+      const upscale = await submitFollowUp(farm, { kind: 'upscale', parentJobId: second.id, userId: 'ann' });
+      expect(upscale.params.images).toBeUndefined();
     } finally {
       await worker.stop();
     }

@@ -43,4 +43,14 @@ describe('engine adapter', () => {
     expect(request.extend).toEqual({ prompts: ['a', 'b', 'c'], seeds: [1, 2, 3], video });
     expect(() => renderRequestFor(claimed('extend', { prompts: ['d'] }))).toThrow(RenderError);
   });
+
+  it('hands an extension the pictures of the movie it continues, at their movie-wide prompt indices', () => {
+    const parent = parseJobParams('movie', { prompts: ['a', 'b'], seeds: [1, 2] });
+    const picture = new Uint8Array([9, 9, 9]);
+    const movie = { prompts: ['a', 'b', 'c'], seeds: [1, 2, 3], images: [{ index: 2, strength: 0.6, jobId: 1, input: 'image-1' }] };
+    const request = renderRequestFor(claimed('extend', { prompts: ['d'], seeds: [4] }, { id: 3, params: parent, movie, pictures: { 'image-3': { bytes: picture, mime: 'image/png' } } }));
+    expect(request.extend).toEqual({ prompts: ['a', 'b', 'c'], seeds: [1, 2, 3], video: undefined, images: [{ index: 2, image: picture, strength: 0.6 }] });
+    // A picture that did not come with the job fails it for good, saying what to do.
+    expect(() => renderRequestFor(claimed('extend', { prompts: ['d'], seeds: [4] }, { id: 3, params: parent, movie }))).toThrow(/picture for prompt 3 of the movie to extend \(job 3\) is missing; make a new \/movie/);
+  });
 });

@@ -37,9 +37,9 @@ describe('finishedRow', () => {
     expect(buttons({ id: 9, kind: 'upscale', params: { ...PARAMS, upscaleFactor: 4 }, parentJobId: 7 })?.map((b) => b.action)).toEqual(['reroll', 'extend']);
   });
 
-  it('offers no Extend on a movie that starts at a picture', () => {
+  it('offers Extend on a movie that starts at a picture too (the extension is handed the picture)', () => {
     const fromPicture = { id: 10, kind: 'movie' as const, params: { ...PARAMS, images: [{ index: 0, strength: 0.8 }] } as Job['params'], parentJobId: null };
-    expect(buttons(fromPicture)?.map((b) => b.action)).toEqual(['upscale', 'reroll']);
+    expect(buttons(fromPicture)?.map((b) => b.action)).toEqual(['upscale', 'reroll', 'extend']);
   });
 
   it('keeps Cancel on queued jobs', () => {

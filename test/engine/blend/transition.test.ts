@@ -2,6 +2,7 @@
  * Latent blending on the predictable demo model: real onnxruntime, real ffmpeg/ffprobe.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -293,5 +294,24 @@ describe('extend', () => {
     expect(d).toHaveLength(16);
     // Same movie as rendering all three prompts at once, up to video compression.
     for (const i of [0, 7, 8, 15]) expect(meanAbsDiff(e[i].data, d[i].data)).toBeLessThan(6);
+  });
+
+  it('continues a movie that ends at a picture from that picture’s keyframe, not the prompt’s', async () => {
+    const { renderVideo } = await import('../../../engine/render.ts');
+    const { decodeVideoFrames } = await import('../../../engine/video/decode.ts');
+    const photo = readFileSync(new URL('../../fixtures/photos/coffee.png', import.meta.url));
+    const base = { ...SIZE, maxBranches: 5, fps: 8, duration: 1 };
+    const old = { prompts: ['a red sunset', 'a green forest'], seeds: [1, 2] };
+    const pictures = [{ index: 1, image: photo, strength: 0.5 }];
+    const parent = await renderVideo(pipe, { ...old, ...base, images: pictures });
+    const extended = await renderVideo(pipe, { prompts: ['a blue ocean'], seeds: [3], ...base, extend: { ...old, images: pictures, video: parent.video } });
+    const direct = await renderVideo(pipe, { prompts: [...old.prompts, 'a blue ocean'], seeds: [1, 2, 3], ...base, images: pictures });
+    // Without the pictures the extension would start on the prompt's own keyframe.
+    const blind = await renderVideo(pipe, { prompts: ['a blue ocean'], seeds: [3], ...base, extend: { ...old, video: parent.video } });
+    const [e, d, b] = await Promise.all([extended, direct, blind].map((v) => decodeVideoFrames(v.video, 128, 128)));
+    expect(e).toHaveLength(16);
+    // Same movie as rendering all three prompts with the picture at once, up to video compression.
+    for (const i of [0, 7, 8, 15]) expect(meanAbsDiff(e[i].data, d[i].data)).toBeLessThan(6);
+    expect(meanAbsDiff(b[8].data, d[8].data)).toBeGreaterThan(12);
   });
 });
