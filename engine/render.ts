@@ -12,7 +12,9 @@ import { encodePng } from './image.ts';
 import { DEFAULT_IMAGE_STRENGTH, type EndpointImage, type InpaintInput } from './blend/transition.ts';
 import { isMaskPreset, prepareImage, prepareMask, presetMask, type ImageInput, type ImageInputLimits, type MaskPreset } from './input-image.ts';
 import { InvalidRequestError } from './errors.ts';
-import type { BatchTiming } from './pipeline/unet.ts';
+import { type RenderTimings, timingTotals, timingsSince } from './pipeline/timings.ts';
+
+export type { RenderTimings };
 
 /** A user's picture as a keyframe of a latent-blending request. */
 export interface RequestImage {
@@ -95,30 +97,6 @@ export interface RenderProgress {
   branchesPlanned: number;
   etaSeconds: number | null;
   preview?: Buffer;
-}
-
-/** Where a render's model time went: the pipeline's session runs during it, with their wall milliseconds. */
-export interface RenderTimings {
-  /** UNet runs per batch size (a guided item counts 2). */
-  unet: BatchTiming[];
-  /** VAE decoder runs (one per decoded frame, plus an fp32 retry after an fp16 overflow). */
-  vaeDecode: { calls: number; ms: number };
-}
-
-/** The pipeline's running totals; a render's timings are the difference (one render at a time per pipeline). */
-function timingTotals(pipe: StableDiffusionPipeline): RenderTimings {
-  return { unet: pipe.unet.runTimings(), vaeDecode: { calls: pipe.vae.calls, ms: pipe.vae.ms } };
-}
-
-function timingsSince(pipe: StableDiffusionPipeline, before: RenderTimings): RenderTimings {
-  const now = timingTotals(pipe);
-  const unet = now.unet
-    .map((t) => {
-      const was = before.unet.find((b) => b.batch === t.batch);
-      return { batch: t.batch, calls: t.calls - (was?.calls ?? 0), ms: t.ms - (was?.ms ?? 0) };
-    })
-    .filter((t) => t.calls > 0);
-  return { unet, vaeDecode: { calls: now.vaeDecode.calls - before.vaeDecode.calls, ms: now.vaeDecode.ms - before.vaeDecode.ms } };
 }
 
 export interface RenderOutput {

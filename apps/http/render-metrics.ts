@@ -2,7 +2,8 @@
 // engine's own timings from the result's metadata (the render runs in a worker thread, so the
 // numbers cross back with the result):
 //   metadata.renderSeconds, metadata.encodeSeconds   engine/render.ts (diffusion+blending, video encode)
-//   metadata.timings                                 engine/render.ts RenderTimings (the engine adapter passes it on):
+//   metadata.timings                                 engine/pipeline/timings.ts RenderTimings, for transitions and /vary
+//                                                    animations alike (the engine adapter passes it on):
 //     .unet: [{ batch, calls, ms }]                  UNet session runs per batch size
 //     .vaeDecode: { calls, ms }                      VAE decodes
 // Whatever a renderer does not report is simply not observed.

@@ -410,6 +410,8 @@ class EngineRenderer implements Renderer {
         positiveSimilarity: out.positiveSimilarity,
         renderSeconds: out.renderSeconds,
         encodeSeconds: out.encodeSeconds,
+        // As for transitions: apps/http/render-metrics.ts observes them.
+        timings: out.timings,
         model: job.model,
         ep: this.opts.ep ?? 'cpu',
       },

@@ -8,6 +8,7 @@ import { prepareImage, type ImageInput, type ImageInputLimits } from '../input-i
 import { encodeVideo, type VideoFormat } from '../video/encode.ts';
 import { encodePng, type RawImage } from '../image.ts';
 import { InvalidRequestError } from '../errors.ts';
+import { type RenderTimings, timingTotals, timingsSince } from '../pipeline/timings.ts';
 
 export interface VariationRequest extends Omit<VariationOptions, 'image' | 'signal' | 'onFrames'> {
   /** The start picture as uploaded (PNG/JPEG/WebP bytes) or decoded RGB; cover-cropped to the render size. */
@@ -40,6 +41,8 @@ export interface VariationOutput {
   encodeSeconds: number;
   /** PNG of the last variation. */
   thumbnail: Buffer;
+  /** UNet runs by batch size and VAE decodes, with their milliseconds (as RenderOutput.timings). */
+  timings: RenderTimings;
   /** Mean cosine similarity of each variation's embedding with the positive prompts (null without any). */
   positiveSimilarity: Array<number | null>;
 }
@@ -56,6 +59,7 @@ export async function renderVariationVideo(
   if (!(fps >= 1 && fps <= 120)) throw new InvalidRequestError(`fps must be between 1 and 120, got ${fps}`);
   const size = pipe.resolve(req);
   const image = await prepareImage(req.image, size.width, size.height, 'the start picture', req.imageLimits);
+  const timingsBefore = timingTotals(pipe);
   const result = await renderVariations(pipe, {
     ...req,
     image,
@@ -63,6 +67,7 @@ export async function renderVariationVideo(
     onFrames: (done, total, preview) => opts.onProgress?.({ fraction: 0.95 * (done / total), framesDone: done, framesTotal: total, preview }),
   });
   const t1 = performance.now();
+  const timings = timingsSince(pipe, timingsBefore);
   const format = req.format ?? 'mp4';
   const video = await encodeVideo(result.frames, { format, fps, width: result.width, height: result.height, maxBytes: req.maxBytes, signal: opts.signal, out: opts.out });
   const t2 = performance.now();
@@ -79,6 +84,7 @@ export async function renderVariationVideo(
     sizeBytes: video.sizeBytes,
     renderSeconds: (t1 - t0) / 1000,
     encodeSeconds: (t2 - t1) / 1000,
+    timings,
     thumbnail: await encodePng(result.frames[result.frames.length - 1]),
     positiveSimilarity: result.info.filter((i) => i.variation).map((i) => i.positiveSimilarity),
   };

@@ -5,7 +5,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
-import { ImageVariationPipeline, InvalidRequestError, StableDiffusionPipeline, clipGuidanceShift, cosine, prepareImage, renderVariations, type RawImage } from '../../../engine/index.ts';
+import { ImageVariationPipeline, InvalidRequestError, StableDiffusionPipeline, clipGuidanceShift, cosine, prepareImage, renderVariations, renderVariationVideo, type RawImage } from '../../../engine/index.ts';
 import { testModelDir } from '../../../models/paths.ts';
 
 const mad = (a: RawImage, b: RawImage) => {
@@ -88,6 +88,22 @@ describe('variation animations', () => {
       expect(dTo[2]).toBeLessThan(dTo[0]);
       for (const d of [...dFrom, ...dTo]) expect(d).toBeLessThan(span);
     }
+  }, 60_000);
+
+  it('renders a video and reports where its model time went (UNet runs by batch, VAE decodes)', async () => {
+    const out = await renderVariationVideo(pipe, { image: readFileSync('test/fixtures/photos/coffee.png'), width: 64, height: 64, steps: 2, variations: 2, intermediate: 2, seed: 3, clip: { repeats: 0 }, fps: 8 });
+    expect(out.frames).toBe(1 + 2 * 2);
+    // Every frame is decoded once; each UNet call is timed, at the batch sizes it ran.
+    expect(out.timings.vaeDecode.calls).toBe(out.frames);
+    expect(out.timings.unet.length).toBeGreaterThan(0);
+    for (const t of out.timings.unet) {
+      expect(t.batch).toBeGreaterThan(0);
+      expect(t.calls).toBeGreaterThan(0);
+      expect(t.ms).toBeGreaterThan(0);
+    }
+    // A second render reports its own runs only, not the pipeline's running totals.
+    const again = await renderVariationVideo(pipe, { image: readFileSync('test/fixtures/photos/coffee.png'), width: 64, height: 64, steps: 2, variations: 2, intermediate: 2, seed: 3, clip: { repeats: 0 }, fps: 8 });
+    expect(again.timings.unet.map((t) => [t.batch, t.calls])).toEqual(out.timings.unet.map((t) => [t.batch, t.calls]));
   }, 60_000);
 
   it('refuses bad options with a message that says what to do', async () => {
