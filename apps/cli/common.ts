@@ -2,8 +2,8 @@
 import { loadConfig, loadDotEnv, type Config } from '../../config/index.ts';
 import { ensureDemoModel } from '../../models/demo-model.ts';
 import { DEMO_MODEL_DIR } from '../../models/paths.ts';
-import { executionProviders, MAX_SEED, type ExecutionProvider } from '../../engine/index.ts';
-import { UsageError } from '../cli-kit.ts';
+import { executionProviders, MAX_SEED, VIDEO_FORMATS, type ExecutionProvider, type VideoFormat } from '../../engine/index.ts';
+import { choiceOption, UsageError } from '../cli-kit.ts';
 
 /** A seed flag's range: the engine's (MAX_SEED, engine/noise.ts); numberOption refuses others with a usage error naming it. */
 export const SEED_FLAG = { integer: true, min: 0, max: MAX_SEED } as const;
@@ -34,6 +34,15 @@ export function parseEp(value: string | undefined, config: Config): ExecutionPro
     throw new UsageError(`--ep must be ${executionProviders.slice(0, -1).join(', ')} or ${executionProviders.at(-1)}, got "${ep}"`);
   }
   return ep as ExecutionProvider;
+}
+
+/**
+ * The video format: --format, else the --out file's extension when it names one of the engine's
+ * VIDEO_FORMATS, else mp4.
+ */
+export function videoFormatOption(format: string | undefined, out: string | undefined): VideoFormat {
+  const ext = out?.split('.').pop()?.toLowerCase();
+  return choiceOption('format', format, VIDEO_FORMATS) ?? (VIDEO_FORMATS.find((f) => f === ext) ?? 'mp4');
 }
 
 /** `--ep`'s choices, for help texts. */

@@ -5,11 +5,11 @@
 import { parseArgs } from 'node:util';
 import { basename, extname } from 'node:path';
 import { StableDiffusionPipeline } from '../../engine/pipeline/stable-diffusion.ts';
-import { schedulerKinds, type SchedulerKind } from '../../engine/schedulers/index.ts';
+import { schedulerKinds } from '../../engine/schedulers/index.ts';
 import { savePng } from '../../engine/image.ts';
 import { ProgressBar } from './progress.ts';
 import { chooseModel, COMMON_OPTIONS, EP_CHOICES, loadCliConfig, parseEp, SEED_FLAG } from './common.ts';
-import { numberOption, runCli, UsageError } from '../cli-kit.ts';
+import { choiceOption, numberOption, runCli, UsageError } from '../cli-kit.ts';
 
 const HELP = `Usage: npm run generate -- "a prompt" --out image.png [options]
 
@@ -55,8 +55,7 @@ async function main(): Promise<void> {
   if (positionals.length !== 1 || !positionals[0].trim()) {
     throw new UsageError('give exactly one prompt in quotes, e.g. npm run generate -- "a lighthouse at dusk" --out lighthouse.png (see --help)');
   }
-  const scheduler = values.scheduler as SchedulerKind | undefined;
-  if (scheduler && !schedulerKinds.includes(scheduler)) throw new UsageError(`--scheduler must be one of ${schedulerKinds.join(', ')}, got "${scheduler}"`);
+  const scheduler = choiceOption('scheduler', values.scheduler, schedulerKinds);
   const opts = {
     prompt: positionals[0],
     negativePrompt: values.negative,

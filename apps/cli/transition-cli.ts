@@ -8,14 +8,14 @@ import { prepareInpaint, prepareRequestImages, type RequestImage } from '../../e
 import { MASK_PRESETS, isMaskPreset } from '../../engine/input-image.ts';
 import { DEFAULT_IMAGE_STRENGTH } from '../../engine/blend/transition.ts';
 import { StableDiffusionPipeline } from '../../engine/pipeline/stable-diffusion.ts';
-import { schedulerKinds, type SchedulerKind } from '../../engine/schedulers/index.ts';
+import { schedulerKinds } from '../../engine/schedulers/index.ts';
 import { renderMovie, transitionModes, MAX_MOVIE_PROMPTS, type TransitionMode } from '../../engine/blend/movie.ts';
 import { segmentsToVideo } from '../../engine/blend/video.ts';
 import { createPerceptualMetric } from '../../engine/blend/perceptual.ts';
-import { VIDEO_FORMATS, type VideoFormat } from '../../engine/video/encode.ts';
+import { VIDEO_FORMATS } from '../../engine/video/encode.ts';
 import { ProgressBar } from './progress.ts';
-import { chooseModel, COMMON_OPTIONS, EP_CHOICES, loadCliConfig, parseEp, SEED_FLAG } from './common.ts';
-import { numberOption, UsageError } from '../cli-kit.ts';
+import { chooseModel, COMMON_OPTIONS, EP_CHOICES, loadCliConfig, parseEp, SEED_FLAG, videoFormatOption } from './common.ts';
+import { choiceOption, numberOption, UsageError } from '../cli-kit.ts';
 
 const BLEND_PICTURE_HELP = [
   '--image-a FILE        start from this picture (PNG/JPEG/WebP): prompt A re-renders it (img2img)',
@@ -121,13 +121,10 @@ export async function runTransitionCli(kind: 'blend' | 'movie', argv = process.a
   prompts.forEach((p, i) => {
     if (!p.trim()) throw new UsageError(`prompt ${i + 1} is empty: every prompt needs some text`);
   });
-  const ext = values.out?.split('.').pop()?.toLowerCase();
-  const format = (values.format ?? (ext && (VIDEO_FORMATS as readonly string[]).includes(ext) ? ext : 'mp4')) as VideoFormat;
-  if (!VIDEO_FORMATS.includes(format)) throw new UsageError(`--format must be one of ${VIDEO_FORMATS.join(', ')}, got "${values.format}"`);
+  const format = videoFormatOption(values.format, values.out);
   const mode = (values.mode ?? 'latent-blend') as TransitionMode;
   if (!transitionModes.includes(mode)) throw new UsageError(`--mode must be one of ${transitionModes.join(', ')}, got "${values.mode}"`);
-  const scheduler = values.scheduler as SchedulerKind | undefined;
-  if (scheduler && !schedulerKinds.includes(scheduler)) throw new UsageError(`--scheduler must be one of ${schedulerKinds.join(', ')}`);
+  const scheduler = choiceOption('scheduler', values.scheduler, schedulerKinds);
   if (values.order && values.order !== 'batched' && values.order !== 'sequential') throw new UsageError('--order must be batched or sequential');
   if (values.plan && values.plan !== 'equal' && values.plan !== 'gap-weighted') throw new UsageError('--plan must be equal or gap-weighted');
   if (values.branches && values.seconds) throw new UsageError('give either --branches or --seconds, not both');

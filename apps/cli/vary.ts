@@ -4,11 +4,11 @@ import { readFile, stat } from 'node:fs/promises';
 import { ImageVariationPipeline } from '../../engine/variation/pipeline.ts';
 import { renderVariationVideo, DEFAULT_VARIATION_FPS } from '../../engine/variation/render.ts';
 import { variationDefaults } from '../../engine/variation/animation.ts';
-import { schedulerKinds, type SchedulerKind } from '../../engine/schedulers/index.ts';
-import { VIDEO_FORMATS, type VideoFormat } from '../../engine/video/encode.ts';
+import { schedulerKinds } from '../../engine/schedulers/index.ts';
+import { VIDEO_FORMATS } from '../../engine/video/encode.ts';
 import { ProgressBar } from './progress.ts';
-import { COMMON_OPTIONS, EP_CHOICES, loadCliConfig, parseEp } from './common.ts';
-import { numberOption, runCli, UsageError } from '../cli-kit.ts';
+import { COMMON_OPTIONS, EP_CHOICES, loadCliConfig, parseEp, videoFormatOption } from './common.ts';
+import { choiceOption, numberOption, runCli, UsageError } from '../cli-kit.ts';
 
 const d = variationDefaults;
 const HELP = `Usage: npm run vary -- picture.png --model DIR --out variations.mp4 [options]
@@ -80,11 +80,8 @@ export async function runVaryCli(argv = process.argv.slice(2)): Promise<void> {
   const image = await readFile(file).catch((err: NodeJS.ErrnoException) => {
     throw new UsageError(`cannot read ${file} (${err.code ?? err.message}); give the path of a PNG, JPEG or WebP file`);
   });
-  const ext = values.out?.split('.').pop()?.toLowerCase();
-  const format = (values.format ?? (ext && (VIDEO_FORMATS as readonly string[]).includes(ext) ? ext : 'mp4')) as VideoFormat;
-  if (!VIDEO_FORMATS.includes(format)) throw new UsageError(`--format must be one of ${VIDEO_FORMATS.join(', ')}, got "${values.format}"`);
-  const scheduler = values.scheduler as SchedulerKind | undefined;
-  if (scheduler && !schedulerKinds.includes(scheduler)) throw new UsageError(`--scheduler must be one of ${schedulerKinds.join(', ')}`);
+  const format = videoFormatOption(values.format, values.out);
+  const scheduler = choiceOption('scheduler', values.scheduler, schedulerKinds);
   const config = loadCliConfig();
   const modelDir = values.model ?? process.env.BLENDFARM_VARIATION_MODEL_DIR;
   if (!modelDir) throw new UsageError('give --model DIR: an image-variation model folder (lambdalabs/sd-image-variations-diffusers exported to ONNX; models/README.md), or set BLENDFARM_VARIATION_MODEL_DIR');

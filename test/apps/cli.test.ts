@@ -4,8 +4,9 @@
 import { describe, expect, it } from 'vitest';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
-import { MAX_SEED } from '../../engine/index.ts';
+import { MAX_SEED, VIDEO_FORMATS } from '../../engine/index.ts';
 import { probeVideo } from '../../engine/video/probe.ts';
 import { runCli } from '../helpers/cli.ts';
 import { useTempDir } from '../helpers/temp-dir.ts';
@@ -72,6 +73,23 @@ describe('npm run blend / movie', () => {
     expect((await cli('blend.ts', ['only one'])).stderr).toMatch(/give exactly two prompts/);
     expect((await cli('blend.ts', ['a', '  '])).stderr).toMatch(/prompt 2 is empty/);
     expect((await cli('movie.ts', ['a', 'b', '--seeds', '1'])).stderr).toMatch(/--seeds needs one seed per prompt \(2\), got 1/);
+  });
+});
+
+describe('choice flags are checked the same way by every render CLI', () => {
+  const photo = fileURLToPath(new URL('../fixtures/photos/coffee.png', import.meta.url));
+  const formats = `--format must be one of ${VIDEO_FORMATS.join(', ')}, got "avi"`;
+  it.each([
+    ['blend.ts', ['a', 'b', '--format', 'avi'], formats],
+    ['vary.ts', [photo, '--model', 'x', '--format', 'avi'], formats],
+    ['generate.ts', ['x', '--scheduler', 'heun'], '--scheduler must be one of'],
+    ['movie.ts', ['a', 'b', '--scheduler', 'heun'], '--scheduler must be one of'],
+    ['vary.ts', [photo, '--model', 'x', '--scheduler', 'heun'], '--scheduler must be one of'],
+  ])('%s %j: a usage error naming the choices', async (script, args, message) => {
+    const r = await cli(script, args);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(message);
+    if (message.startsWith('--scheduler')) expect(r.stderr).toContain('got "heun"');
   });
 });
 
