@@ -98,6 +98,11 @@ function upscalerId(raw: string): string {
   return raw.trim();
 }
 
+/** A folder, or `off` (false): no spool. */
+function spoolDir(raw: string): string | false {
+  return raw.trim().toLowerCase() === 'off' ? false : raw.trim();
+}
+
 function statusToken(raw: string): string {
   if (raw.trim().length < 16) throw new SettingError('must be at least 16 characters (e.g. the output of: openssl rand -hex 24)');
   return raw.trim();
@@ -209,6 +214,12 @@ export const settings = {
   } as SettingSpec<string>,
   // Farm: the apps pass loadConfig()'s result to farmConfigFrom (farm/config.ts) and the worker's loader.
   artifactDir: { env: 'BLENDFARM_ARTIFACT_DIR', help: 'Keep finished videos as files here (shared by all machines) instead of in the database', example: '', parse: text } as SettingSpec<string>,
+  spoolDir: {
+    env: 'BLENDFARM_SPOOL_DIR',
+    help: "Workers keep each finished video here (a local disk that survives a restart, one folder per farm) until the database has stored it, so a database outage or a worker restart does not cost a render; off = keep it in memory only, while the job's lease holds",
+    example: './data/spool',
+    parse: spoolDir,
+  } as SettingSpec<string | false>,
   refillGpuSeconds: { env: 'BLENDFARM_REFILL_GPU_SECONDS', help: 'Default budget: each user is topped up to this many GPU-seconds per period (default 600)', example: '', parse: atLeast(0) } as SettingSpec<number>,
   refillPeriodSeconds: { env: 'BLENDFARM_REFILL_PERIOD_SECONDS', help: 'Default budget refill period in seconds (default 86400)', example: '', parse: atLeast(1) } as SettingSpec<number>,
   maxActiveJobs: { env: 'BLENDFARM_MAX_ACTIVE_JOBS', help: 'Default limit of queued + running jobs per user (default 3)', example: '', parse: atLeast(1, true) } as SettingSpec<number>,

@@ -25,6 +25,12 @@ export interface FarmConfig extends PolicyOptions {
   abortGraceMs: number;
   /** Artifacts go to files here when set; into the database (bytea) otherwise. */
   artifactDir: string | undefined;
+  /**
+   * Workers write each finished video here before storing it and recover it from here after an
+   * outage or a restart (farm/spool.ts); undefined = memory only. The apps get the setting's
+   * default (BLENDFARM_SPOOL_DIR, ./data/spool); code that builds a FarmConfig itself gets none.
+   */
+  spoolDir: string | undefined;
   /** A render may run this many times its reserved GPU-seconds before it is stopped and failed (renderTimeLimitSeconds). Default 4. */
   renderTimeoutFactor: number;
   /** ... but at least this long. Default 600. */
@@ -55,6 +61,14 @@ export function knownWorkerWindowSeconds(config: Pick<FarmConfig, 'queueTimeoutS
   return config.queueTimeoutSeconds > 0 ? config.queueTimeoutSeconds : 86_400;
 }
 
+/**
+ * Spool entries older than this are deleted unused: by then a job that went back to the queue has
+ * expired (queueTimeoutSeconds) or been rendered again. A day when queued jobs never expire.
+ */
+export function spoolMaxAgeSeconds(config: Pick<FarmConfig, 'queueTimeoutSeconds'>): number {
+  return config.queueTimeoutSeconds > 0 ? config.queueTimeoutSeconds : 86_400;
+}
+
 /** How long a render of a job with this reservation may run: max(min, reserved × factor) seconds. */
 export function renderTimeLimitSeconds(config: Pick<FarmConfig, 'renderTimeoutFactor' | 'renderTimeoutMinSeconds'>, reservedGpuSeconds: number): number {
   return Math.max(config.renderTimeoutMinSeconds, Math.ceil(reservedGpuSeconds * config.renderTimeoutFactor));
@@ -69,6 +83,7 @@ export const DEFAULT_FARM_CONFIG: FarmConfig = {
   pollIntervalMs: 2000,
   abortGraceMs: 10_000,
   artifactDir: undefined,
+  spoolDir: undefined,
   renderTimeoutFactor: 4,
   renderTimeoutMinSeconds: 600,
   queueTimeoutSeconds: 21_600,
@@ -96,6 +111,7 @@ export type FarmSettings = Pick<
   | 'pollIntervalMs'
   | 'abortGraceMs'
   | 'artifactDir'
+  | 'spoolDir'
   | 'refillGpuSeconds'
   | 'refillPeriodSeconds'
   | 'maxActiveJobs'
@@ -129,6 +145,7 @@ export function farmConfigFrom(settings: Partial<FarmSettings>, overrides: FarmC
     pollIntervalMs: settings.pollIntervalMs,
     abortGraceMs: settings.abortGraceMs,
     artifactDir: settings.artifactDir || undefined,
+    spoolDir: settings.spoolDir || undefined,
     renderTimeoutFactor: settings.renderTimeoutFactor,
     renderTimeoutMinSeconds: settings.renderTimeoutMinSeconds,
     queueTimeoutSeconds: settings.queueTimeoutSeconds,

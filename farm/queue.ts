@@ -7,7 +7,7 @@
 // token, so a worker that lost its job (lease expired and re-claimed, or cancelled) can neither
 // report progress nor complete it: a job is completed at most once. Nothing here holds a
 // transaction open while rendering; each call is one short statement or transaction.
-import { sql } from 'drizzle-orm';
+import { type SQL, sql } from 'drizzle-orm';
 import { type Transaction, queryRows } from '../db/client.ts';
 import { artifacts, jobs } from '../db/schema.ts';
 import type { FarmContext } from './config.ts';
@@ -15,7 +15,7 @@ import { JOB_EVENTS_CHANNEL, eventPayload, recordEvent, type EventFields } from 
 import { policyOf } from './policy/index.ts';
 import { storableText } from './text.ts';
 import { capableSql } from './worker-registry.ts';
-import { type ClaimedJob, claimedJobFromRow, type JobProgress, jobRowFromJson, secondsToMs, type WorkerCapabilities } from './types.ts';
+import { type ClaimedJob, claimedJobFromRow, type Job, jobFromRow, type JobProgress, jobRowFromJson, secondsToMs, type WorkerCapabilities } from './types.ts';
 
 /** A claimed job's identity as far as lease-conditional writes are concerned. */
 export type Lease = Pick<ClaimedJob, 'id' | 'leaseToken' | 'userId' | 'attempt'>;
@@ -40,10 +40,10 @@ function leaseExpiry(farm: FarmContext) {
  */
 export async function claimJob(farm: FarmContext, workerId: string, capabilities: WorkerCapabilities): Promise<ClaimedJob | undefined> {
   const policy = policyOf(farm);
-  const [row] = await queryRows<{ job: Record<string, unknown> }>(
-    farm.db.db,
-    sql`
-    with ${policy.claimOrder()}, candidates as materialized (
+  return claimPicked(
+    farm,
+    workerId,
+    sql`${policy.claimOrder()}, candidates as materialized (
       select f.id, f.virtual_start from fair f join jobs j on j.id = f.id
       where f.run_after <= now()
         and ${capableSql(capabilities)}
@@ -56,7 +56,37 @@ export async function claimJob(farm: FarmContext, workerId: string, capabilities
       order by c.virtual_start asc, c.id asc
       limit 1
       for update of j skip locked
-    ), claimed as (
+    )`,
+  );
+}
+
+/**
+ * Claims one named job for a render this worker already has (its spool, farm/spool.ts): the same
+ * bookkeeping as claimJob — attempt, lease token and expiry, the policy's onClaim, a 'claimed'
+ * event (data `fromSpool: true`) and its NOTIFY — but only while the job is queued and this worker
+ * could render it. The claim order and a retry's back-off (run_after) do not apply: the render is
+ * done, so taking it first delays nobody. Returns undefined, changing nothing, when the job is not
+ * queued (taken, cancelled, finished) or another claim holds it right now.
+ */
+export async function claimSpecificJob(farm: FarmContext, workerId: string, jobId: number, capabilities: WorkerCapabilities): Promise<ClaimedJob | undefined> {
+  return claimPicked(
+    farm,
+    workerId,
+    sql`picked as (
+      select j.id from jobs j
+      where j.id = ${jobId} and j.status = 'queued' and ${capableSql(capabilities)}
+      for update of j skip locked
+    )`,
+    { fromSpool: true },
+  );
+}
+
+/** The claim itself, for the job in CTE "picked" (id) that `pick` (one or more CTEs) selects. */
+async function claimPicked(farm: FarmContext, workerId: string, pick: SQL, eventData: Record<string, unknown> = {}): Promise<ClaimedJob | undefined> {
+  const [row] = await queryRows<{ job: Record<string, unknown> }>(
+    farm.db.db,
+    sql`
+    with ${pick}, claimed as (
       update jobs set
         status = 'running',
         attempts = jobs.attempts + 1,
@@ -68,9 +98,9 @@ export async function claimJob(farm: FarmContext, workerId: string, capabilities
       from picked
       where jobs.id = picked.id
       returning jobs.*
-    ), ${policy.onClaim()}, logged as (
+    ), ${policyOf(farm).onClaim()}, logged as (
       insert into job_events (job_id, type, data)
-      select id, 'claimed', jsonb_build_object('workerId', worker_id, 'attempt', attempts) from claimed
+      select id, 'claimed', jsonb_build_object('workerId', worker_id, 'attempt', attempts) || ${JSON.stringify(eventData)}::jsonb from claimed
     )
     select row_to_json(claimed) as job,
            pg_notify(${JOB_EVENTS_CHANNEL}, json_build_object(
@@ -78,6 +108,24 @@ export async function claimJob(farm: FarmContext, workerId: string, capabilities
     from claimed`,
   );
   return row ? claimedJobFromRow(jobRowFromJson(row.job)) : undefined;
+}
+
+/** A job with its lease as it stands (token, and whether it runs out in the future by the database's clock). */
+export interface LeaseState {
+  job: Job;
+  leaseToken: string | null;
+  leaseLive: boolean;
+}
+
+/** The job and who holds it: what a spooled render needs to know (farm/spool.ts). Undefined: no such job. */
+export async function leaseStateOf(farm: FarmContext, jobId: number): Promise<LeaseState | undefined> {
+  const [row] = await queryRows<{ job: Record<string, unknown>; live: boolean | null }>(
+    farm.db.db,
+    sql`select row_to_json(jobs) as job, lease_expires_at > now() as live from jobs where id = ${jobId}`,
+  );
+  if (!row) return undefined;
+  const jobRow = jobRowFromJson(row.job);
+  return { job: jobFromRow(jobRow), leaseToken: jobRow.leaseToken, leaseLive: row.live === true };
 }
 
 /**

@@ -7,8 +7,11 @@
 // - job cancelled           -> the 'cancelled' event (or the next heartbeat) aborts the render
 // - render runs too long    -> aborted after renderTimeLimitSeconds (a multiple of its reservation),
 //                              failed at once, charged for the time it ran (capped), the rest refunded
-// - database down at the end -> the completion is retried, the finished video kept in memory, until
-//                              the lease would have expired (heartbeats renew it once the database is back)
+// - database down at the end -> the finished video is written to the spool (farm/spool.ts) and the
+//                              completion retried until the lease would have expired (heartbeats renew
+//                              it once the database is back); past that the spool entry stays, and this
+//                              or any worker sharing the folder completes the job from it (at start and on
+//                              every heartbeat) instead of rendering it again, also after a restart
 // - lease lost              -> the render is aborted; its result could not be stored anyway
 // - worker killed (kill -9) -> its leases expire; any worker's reaper requeues the jobs
 // - stop('finish') (SIGTERM) stops claiming and lets running renders finish within a grace
@@ -25,10 +28,11 @@ import { onJobEvent } from './events.ts';
 import { getArtifact, getJob, getJobInputs } from './jobs.ts';
 import { movieImageInputs, movieOf } from './movie.ts';
 import { every, pruneOnce, sweepQueue } from './housekeeping.ts';
-import { claimJob, type CompletedArtifact, completeJob, failAttempt, releaseJob, renewLeases, reportProgress } from './queue.ts';
+import { claimJob, type CompletedArtifact, completeJob, failAttempt, type Lease, releaseJob, renewLeases, reportProgress } from './queue.ts';
 import { isPermanentRenderError, MIME_TYPES, type Renderer, type RenderResult } from './renderer.ts';
 import type { ClaimedJob, JobProgress, WorkerCapabilities } from './types.ts';
 import { markWorkerStopped, registerWorker } from './worker-registry.ts';
+import { jobDigest, recoverHeld, recoverSpool, Spool, type SpoolRecovery } from './spool.ts';
 
 export interface FarmWorkerOptions {
   farm: FarmContext;
@@ -49,6 +53,15 @@ interface RunningJob {
   reason?: AbortReason;
   /** performance.now() by which the lease runs out unless renewed (claim, heartbeats, progress writes push it). */
   leaseUntil: number;
+  /** jobDigest at claim time: what a spooled result was rendered from. */
+  digest: string;
+}
+
+/** A finished render's description, apart from its bytes. */
+interface ResultInfo {
+  format: string;
+  mime: string;
+  meta: Record<string, unknown>;
 }
 
 export interface WorkerStats {
@@ -58,6 +71,8 @@ export interface WorkerStats {
   /** Renders whose result was discarded because the lease was gone (cancelled or taken back). */
   discarded: number;
   released: number;
+  /** Jobs completed from the spool (farm/spool.ts) instead of being rendered again. */
+  recovered: number;
 }
 
 export function defaultWorkerId(): string {
@@ -102,7 +117,7 @@ class ProgressThrottle {
 export class FarmWorker {
   readonly id: string;
   readonly concurrency: number;
-  readonly stats: WorkerStats = { claimed: 0, completed: 0, failedAttempts: 0, discarded: 0, released: 0 };
+  readonly stats: WorkerStats = { claimed: 0, completed: 0, failedAttempts: 0, discarded: 0, released: 0, recovered: 0 };
 
   private readonly farm: FarmContext;
   private readonly renderer: Renderer;
@@ -117,6 +132,11 @@ export class FarmWorker {
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private stopPruning: (() => void) | undefined;
   private unsubscribe: (() => Promise<void>) | undefined;
+  /** BLENDFARM_SPOOL_DIR; undefined: finished videos are kept in memory only. */
+  private readonly spool: Spool | undefined;
+  private recovering: Promise<void> | undefined;
+  private readonly spoolReported = new Map<string, string>();
+  private spoolProblem: string | undefined;
 
   constructor(options: FarmWorkerOptions) {
     this.farm = options.farm;
@@ -126,6 +146,7 @@ export class FarmWorker {
     this.concurrency = Math.max(1, options.concurrency ?? 1);
     this.queue = new PQueue({ concurrency: this.concurrency });
     this.log = options.log ?? ((line) => console.log(`[worker ${this.id}] ${line}`));
+    this.spool = this.farm.config.spoolDir ? new Spool(this.farm.config.spoolDir) : undefined;
   }
 
   /** Ids of the jobs rendering right now. */
@@ -145,10 +166,13 @@ export class FarmWorker {
       if (event.type === 'cancelled') this.abort(event.jobId, 'cancelled');
       if (event.type === 'queued' || event.type === 'retrying' || event.type === 'released') this.wake();
     });
+    // Renders left in the spool by an outage or a previous run are stored before anything new is
+    // claimed, so the claim loop does not pick up one of their jobs and render it again.
+    await this.recoverSpool();
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.farm.config.heartbeatSeconds * 1000);
     this.stopPruning = every(this.farm.config.pruneIntervalSeconds, () => this.prune());
     this.loopDone = this.claimLoop();
-    this.log(`started: ${this.concurrency} slot(s), models ${this.capabilities.models.join(', ')}, up to ${this.capabilities.maxPixels} px, ${this.capabilities.executionProvider}`);
+    this.log(`started: ${this.concurrency} slot(s), models ${this.capabilities.models.join(', ')}, up to ${this.capabilities.maxPixels} px, ${this.capabilities.executionProvider}, spool ${this.spool?.dir ?? 'off'}`);
   }
 
   /**
@@ -170,6 +194,7 @@ export class FarmWorker {
       clearTimeout(graceTimer);
       for (const entry of this.running.values()) await this.handBack(entry.job).catch(() => {});
       if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+      await this.recovering;
       this.stopPruning?.();
       await this.unsubscribe?.().catch(() => {});
       await markWorkerStopped(this.farm, this.id).catch(() => {});
@@ -222,7 +247,7 @@ export class FarmWorker {
         break;
       }
       this.log(`job ${job.id}: attempt ${job.attempt} of ${job.maxAttempts} started (${job.kind}, user ${job.userId})`);
-      const entry: RunningJob = { job, controller: new AbortController(), leaseUntil: performance.now() + this.farm.config.leaseSeconds * 1000 };
+      const entry: RunningJob = { job, controller: new AbortController(), leaseUntil: performance.now() + this.farm.config.leaseSeconds * 1000, digest: jobDigest(job) };
       this.running.set(job.id, entry);
       this.queue.add(() => this.run(entry)).catch((error: unknown) => this.log(`job ${entry.job.id}: ${(error as Error).message}`));
     }
@@ -251,6 +276,9 @@ export class FarmWorker {
         // A job that finished meanwhile is no longer in `running`.
         if (!held.has(entry.job.leaseToken) && this.running.get(entry.job.id) === entry) this.abort(entry.job.id, 'lease-lost');
       }
+      // The database answers: spooled renders first, before the sweep below could take back a job
+      // whose lease ran out during the outage while its video waits in the spool.
+      await this.recoverSpool();
       const { reaped } = await sweepQueue(this.farm, this.log);
       if (reaped > 0) this.wake();
     } catch (error) {
@@ -363,50 +391,134 @@ export class FarmWorker {
 
   private async finish(entry: RunningJob, result: RenderResult, wallSeconds: number): Promise<void> {
     const { job } = entry;
-    const bytes = Buffer.from(result.video.buffer, result.video.byteOffset, result.video.byteLength);
-    const artifact: CompletedArtifact = {
-      format: result.format,
-      mime: result.mime ?? MIME_TYPES[result.format] ?? 'application/octet-stream',
-      sizeBytes: bytes.byteLength,
-      meta: result.metadata,
-    };
-    let filePath: string | undefined;
-    if (this.farm.config.artifactDir) {
-      const name = `job-${job.id}-attempt-${job.attempt}-${randomUUID().slice(0, 8)}.${result.format}`;
-      filePath = path.resolve(this.farm.config.artifactDir, name);
-      await fs.mkdir(path.dirname(filePath), { recursive: true });
-      await fs.writeFile(filePath, bytes);
-      artifact.path = name;
-    } else {
-      artifact.data = bytes;
-    }
+    const video = Buffer.from(result.video.buffer, result.video.byteOffset, result.video.byteLength);
+    const info: ResultInfo = { format: result.format, mime: result.mime ?? MIME_TYPES[result.format] ?? 'application/octet-stream', meta: result.metadata };
     const gpuSeconds = Number.isFinite(result.gpuSeconds) && result.gpuSeconds >= 0 ? result.gpuSeconds : wallSeconds;
+    // On disk before the first try: from here on the render outlives an outage past the lease and a restart.
+    const spooled = await this.spoolResult(entry, video, info, gpuSeconds);
     let stored: boolean;
     try {
-      stored = await this.retryUntilLeaseExpires(entry, () => completeJob(this.farm, job, { artifact, gpuSeconds, progress: { stage: 'done', fraction: 1 } }));
+      stored = await this.store(job, video, info, gpuSeconds, (write) => this.retryUntilLeaseExpires(entry, write, spooled ? 'in the spool' : 'in memory'));
     } catch (error) {
+      const why = loggableError(error);
+      if (this.spool && spooled) {
+        this.spool.release(spooled);
+        this.log(
+          `job ${job.id}: finished, but the database did not take the result before the lease ran out (${why}); ` +
+            `the video stays in the spool (${this.spool.videoPath(spooled)}) and the job is completed from there once the database answers`,
+        );
+        return;
+      }
       this.stats.discarded++;
-      if (filePath) await fs.rm(filePath, { force: true });
-      this.log(`job ${job.id}: finished, but the database did not take the result before the lease ran out (${loggableError(error)}); the job will be rendered again`);
+      this.log(`job ${job.id}: finished, but the database did not take the result before the lease ran out (${why}); the job will be rendered again`);
       return;
     }
     if (stored) {
+      if (this.spool && spooled) await this.spool.remove(spooled).catch((error: unknown) => this.log(`job ${job.id}: could not delete spooled render ${spooled} (${(error as Error).message})`));
       this.stats.completed++;
       this.log(`job ${job.id}: done in ${wallSeconds.toFixed(1)} s (${gpuSeconds.toFixed(1)} GPU-seconds)`);
+    } else if (this.spool && spooled) {
+      // The lease is gone: cancelled, or taken back while the database did not answer. The spool's
+      // rules decide whether the video is still wanted (a job back in the queue is claimed again).
+      const outcome = await recoverHeld(this.spoolRecovery(this.spool), spooled).catch((error: unknown) => {
+        this.spool?.release(spooled);
+        this.log(`job ${job.id}: result kept in the spool, the job was taken back meanwhile and could not be checked (${loggableError(error)})`);
+        return 'waiting' as const;
+      });
+      if (outcome === 'completed') this.stats.recovered++;
+      if (outcome === 'dropped') this.stats.discarded++;
     } else {
       this.stats.discarded++;
-      if (filePath) await fs.rm(filePath, { force: true });
       this.log(`job ${job.id}: result discarded, the job was cancelled or taken back meanwhile`);
     }
   }
 
+  /** Writes a finished render to the spool; undefined (logged) when there is none or the write failed. */
+  private async spoolResult(entry: RunningJob, video: Buffer, info: ResultInfo, gpuSeconds: number): Promise<string | undefined> {
+    if (!this.spool) return undefined;
+    const { job } = entry;
+    try {
+      return await this.spool.put({ jobId: job.id, attempt: job.attempt, leaseToken: job.leaseToken, workerId: this.id, ...info, gpuSeconds, jobDigest: entry.digest }, video);
+    } catch (error) {
+      this.log(
+        `job ${job.id}: could not write the finished video to the spool folder ${this.spool.dir} (${(error as Error).message}); it is kept in memory only, ` +
+          'so a database outage longer than the lease or a restart would cost this render: give the worker a writable folder with room for a few videos in BLENDFARM_SPOOL_DIR',
+      );
+      return undefined;
+    }
+  }
+
   /**
-   * A finished render is worth waiting for: its completion is retried (the video kept in memory)
+   * Stores a finished video as the job's result under `lease` (as a file in the artifact folder
+   * first, when there is one) with `attempt`, which calls the completion once or retries it; the
+   * file is deleted again unless the completion was stored.
+   */
+  private async store(lease: Lease, video: Buffer, info: ResultInfo, gpuSeconds: number, attempt: (write: () => Promise<boolean>) => Promise<boolean>): Promise<boolean> {
+    const artifact: CompletedArtifact = { format: info.format, mime: info.mime, meta: info.meta, sizeBytes: video.byteLength };
+    let filePath: string | undefined;
+    if (this.farm.config.artifactDir) {
+      const name = `job-${lease.id}-attempt-${lease.attempt}-${randomUUID().slice(0, 8)}.${info.format}`;
+      filePath = path.resolve(this.farm.config.artifactDir, name);
+      await fs.mkdir(path.dirname(filePath), { recursive: true });
+      await fs.writeFile(filePath, video);
+      artifact.path = name;
+    } else {
+      artifact.data = video;
+    }
+    let stored = false;
+    try {
+      stored = await attempt(() => completeJob(this.farm, lease, { artifact, gpuSeconds, progress: { stage: 'done', fraction: 1 } }));
+      return stored;
+    } finally {
+      if (!stored && filePath) await fs.rm(filePath, { force: true });
+    }
+  }
+
+  /** How the spool's recovery (farm/spool.ts) reaches this worker: its identity and its way of storing a result. */
+  private spoolRecovery(spool: Spool): SpoolRecovery {
+    return {
+      farm: this.farm,
+      spool,
+      workerId: this.id,
+      capabilities: this.capabilities,
+      log: this.log,
+      reported: this.spoolReported,
+      // One try: a failure leaves the entry for the next heartbeat.
+      complete: (lease, entry, video) => this.store(lease, video, entry, entry.gpuSeconds, (write) => write()),
+    };
+  }
+
+  /**
+   * One pass over the spool (farm/spool.ts): at start, then on every heartbeat that reached the
+   * database. Never two at once (a pass under way is not waited for), none once stopping; never throws.
+   */
+  private recoverSpool(): Promise<void> {
+    const spool = this.spool;
+    if (!spool || this.recovering || this.stopping) return Promise.resolve();
+    this.recovering = (async () => {
+      try {
+        const counts = await recoverSpool(this.spoolRecovery(spool));
+        this.stats.recovered += counts.completed;
+        this.spoolProblem = undefined;
+      } catch (error) {
+        // A folder the worker cannot read is said once, not at every heartbeat.
+        const why = (error as Error).message;
+        if (why !== this.spoolProblem) this.log(`spool folder ${spool.dir}: ${why}; renders left there are not recovered until it can be read: fix its permissions or set BLENDFARM_SPOOL_DIR`);
+        this.spoolProblem = why;
+      } finally {
+        this.recovering = undefined;
+      }
+    })();
+    return this.recovering;
+  }
+
+  /**
+   * A finished render is worth waiting for: its completion is retried (the video kept `where`)
    * with a growing pause for as long as the lease holds — heartbeats renew it once the database
    * answers again, so a short outage costs nothing. Throws the last error once the lease has run
-   * out locally (then the job is taken back and rendered again).
+   * out locally (then the spool completes the job later, or without one it is rendered again).
    */
-  private async retryUntilLeaseExpires<T>(entry: RunningJob, write: () => Promise<T>): Promise<T> {
+  private async retryUntilLeaseExpires<T>(entry: RunningJob, write: () => Promise<T>, where: string): Promise<T> {
     let pauseMs = 100;
     for (let attempt = 1; ; attempt++) {
       try {
@@ -415,7 +527,7 @@ export class FarmWorker {
         const leftMs = entry.leaseUntil - performance.now();
         if (leftMs <= 0) throw error;
         // One line per job (an unreachable database is logged once by the handle itself).
-        if (attempt === 1) this.log(`job ${entry.job.id}: storing the result failed (${dbFailureLine(error) ?? 'database unreachable'}); keeping it and retrying while the lease holds (${Math.round(leftMs / 1000)} s)`);
+        if (attempt === 1) this.log(`job ${entry.job.id}: storing the result failed (${dbFailureLine(error) ?? 'database unreachable'}); keeping it ${where} and retrying while the lease holds (${Math.round(leftMs / 1000)} s)`);
         await sleep(Math.min(pauseMs, leftMs));
         pauseMs = Math.min(pauseMs * 2, 2000);
       }

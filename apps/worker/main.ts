@@ -6,7 +6,7 @@
 //   BLENDFARM_WORKER_CONCURRENCY  concurrent renders, one per GPU (default 1)
 //   BLENDFARM_WORKER_ID           stable id (default host-pid-random)
 //   BLENDFARM_SHUTDOWN_GRACE_SECONDS  how long SIGTERM waits for running renders (default 30)
-// plus the farm settings of farm/config.ts (lease, heartbeat, artifact directory, ...).
+// plus the farm settings of farm/config.ts (lease, heartbeat, artifact and spool directories, ...).
 // SIGTERM/SIGINT: stop claiming, finish running jobs within the grace period, hand back the
 // rest. A second signal hands everything back at once.
 import { loadConfig, loadDotEnv } from '../../config/index.ts';

@@ -1,0 +1,332 @@
+// The workers' disk spool for finished renders (BLENDFARM_SPOOL_DIR; farm/README.md "Limits and
+// failure behaviour"). A render costs GPU minutes, a disk write milliseconds: before a worker first
+// tries to store a finished render it writes it here, and deletes it once the completion is stored
+// or the job no longer wants it. If the database stays down past the lease, or the worker dies
+// meanwhile, the entry stays and recoverSpool completes the job from it later (at worker start
+// and on every heartbeat) instead of the job being rendered again:
+//
+//   job row                                    entry
+//   missing, done, failed or cancelled      -> deleted
+//   params changed (jobDigest differs)      -> deleted, never stored
+//   running under the spooled lease token   -> completed under that lease (even once it expired)
+//   queued (the lease ran out, reaped)      -> claimed again for this worker (claimSpecificJob), completed
+//   running under another worker's lease    -> kept until that ends (checked again next heartbeat)
+//   entry older than spoolMaxAgeSeconds     -> deleted
+//
+// Layout: job-<id>-attempt-<n>-<random>.video (the bytes) and .json (its SpoolEntry). Each
+// is written under a temporary name, flushed and renamed, the sidecar last: an entry exists once
+// its sidecar does, and deleting goes the other way round. Several workers may share a folder
+// (every write to the job is lease-conditional, so a job is still completed at most once), but
+// one folder serves one farm: an entry whose job id means another job in this database is deleted.
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { dbFailureLine, loggableError } from '../db/errors.ts';
+import { type FarmContext, spoolMaxAgeSeconds } from './config.ts';
+import { claimSpecificJob, type Lease, leaseStateOf } from './queue.ts';
+import type { ClaimedJob, WorkerCapabilities } from './types.ts';
+
+/** The sidecar of a spooled render: everything needed to store it later, and to know whether it still may be. */
+export interface SpoolEntry {
+  version: 1;
+  jobId: number;
+  /** The attempt and lease it was rendered under, or re-claimed under by recovery. */
+  attempt: number;
+  leaseToken: string;
+  workerId: string;
+  format: string;
+  mime: string;
+  sizeBytes: number;
+  /** sha256 of the video file, hex: a damaged file is deleted, never stored. */
+  sha256: string;
+  meta: Record<string, unknown>;
+  /** The GPU time the render really took: what the job is settled with. */
+  gpuSeconds: number;
+  /** jobDigest of the job as claimed. */
+  jobDigest: string;
+  /** ISO time the entry was written (its age decides spoolMaxAgeSeconds). */
+  createdAt: string;
+}
+
+const VIDEO = '.video';
+const SIDECAR = '.json';
+
+/** JSON with object keys sorted, so equal values give equal text whatever order jsonb returned them in. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined);
+    return `{${entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+/** What a video was rendered from: the job's id, owner, kind, model and parameters. */
+export function jobDigest(job: Pick<ClaimedJob, 'id' | 'kind' | 'userId' | 'model' | 'params'>): string {
+  const rendered = { id: job.id, kind: job.kind, userId: job.userId, model: job.model, params: job.params };
+  return createHash('sha256').update(canonicalJson(rendered)).digest('hex');
+}
+
+function parseEntry(text: string): SpoolEntry | undefined {
+  let value: Partial<SpoolEntry>;
+  try {
+    value = JSON.parse(text) as Partial<SpoolEntry>;
+  } catch {
+    return undefined;
+  }
+  const ok =
+    value &&
+    value.version === 1 &&
+    Number.isSafeInteger(value.jobId) &&
+    Number.isSafeInteger(value.attempt) &&
+    typeof value.leaseToken === 'string' &&
+    typeof value.workerId === 'string' &&
+    typeof value.format === 'string' &&
+    typeof value.mime === 'string' &&
+    Number.isSafeInteger(value.sizeBytes) &&
+    typeof value.sha256 === 'string' &&
+    typeof value.meta === 'object' &&
+    value.meta !== null &&
+    typeof value.gpuSeconds === 'number' &&
+    Number.isFinite(value.gpuSeconds) &&
+    typeof value.jobDigest === 'string' &&
+    typeof value.createdAt === 'string' &&
+    Number.isFinite(Date.parse(value.createdAt));
+  return ok ? (value as SpoolEntry) : undefined;
+}
+
+/** Entries some worker of this process is storing right now (absolute sidecar paths): recovery leaves them alone. */
+const inUse = new Set<string>();
+
+/** One spool folder. */
+export class Spool {
+  readonly dir: string;
+
+  constructor(dir: string) {
+    this.dir = path.resolve(dir);
+  }
+
+  /** Where an entry's video lies (for log lines). */
+  videoPath(name: string): string {
+    return path.join(this.dir, name + VIDEO);
+  }
+
+  /** Marks an entry as handled by this process; false when it already is. */
+  hold(name: string): boolean {
+    const key = path.join(this.dir, name);
+    if (inUse.has(key)) return false;
+    inUse.add(key);
+    return true;
+  }
+
+  release(name: string): void {
+    inUse.delete(path.join(this.dir, name));
+  }
+
+  /** Writes an entry (video, then sidecar, each atomically) and holds it; returns its name. */
+  async put(entry: Omit<SpoolEntry, 'version' | 'sizeBytes' | 'sha256' | 'createdAt'>, video: Uint8Array): Promise<string> {
+    // The suffix keeps names unique even if an attempt number comes round again.
+    const name = `job-${entry.jobId}-attempt-${entry.attempt}-${randomBytes(3).toString('hex')}`;
+    const full: SpoolEntry = {
+      version: 1,
+      ...entry,
+      sizeBytes: video.byteLength,
+      sha256: createHash('sha256').update(video).digest('hex'),
+      createdAt: new Date().toISOString(),
+    };
+    this.hold(name);
+    try {
+      await fs.mkdir(this.dir, { recursive: true });
+      await this.writeAtomically(name + VIDEO, video);
+      await this.writeAtomically(name + SIDECAR, JSON.stringify(full, null, 2));
+    } catch (error) {
+      await this.remove(name);
+      throw error;
+    }
+    return name;
+  }
+
+  /** Replaces an entry's sidecar (recovery claimed the job again: a new attempt and lease). */
+  async rewrite(name: string, entry: SpoolEntry): Promise<void> {
+    await this.writeAtomically(name + SIDECAR, JSON.stringify(entry, null, 2));
+  }
+
+  /** Deletes an entry, sidecar first, and lets go of it. */
+  async remove(name: string): Promise<void> {
+    try {
+      await fs.rm(path.join(this.dir, name + SIDECAR), { force: true });
+      await fs.rm(path.join(this.dir, name + VIDEO), { force: true });
+    } finally {
+      this.release(name);
+    }
+  }
+
+  /** The entries' names, oldest name first; a missing folder has none. */
+  async names(): Promise<string[]> {
+    const files = await fs.readdir(this.dir).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return [] as string[];
+      throw error;
+    });
+    return files.filter((f) => f.endsWith(SIDECAR) && !f.startsWith('.')).map((f) => f.slice(0, -SIDECAR.length)).sort();
+  }
+
+  /** An entry's sidecar; undefined when it is gone (another worker took it) or unreadable (then `broken`). */
+  async read(name: string): Promise<{ entry?: SpoolEntry; broken?: string }> {
+    const text = await fs.readFile(path.join(this.dir, name + SIDECAR), 'utf8').catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return undefined;
+      throw error;
+    });
+    if (text === undefined) return {};
+    const entry = parseEntry(text);
+    return entry ? { entry } : { broken: 'its sidecar is not a spool entry this version understands' };
+  }
+
+  /** The entry's video, or why it cannot be used (missing, another size, another checksum). */
+  async video(name: string, entry: SpoolEntry): Promise<{ bytes?: Buffer; broken?: string }> {
+    const bytes = await fs.readFile(path.join(this.dir, name + VIDEO)).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return undefined;
+      throw error;
+    });
+    if (!bytes) return { broken: 'its video file is missing' };
+    if (bytes.byteLength !== entry.sizeBytes) return { broken: `its video file has ${bytes.byteLength} bytes, not ${entry.sizeBytes}` };
+    if (createHash('sha256').update(bytes).digest('hex') !== entry.sha256) return { broken: 'its video file does not match its checksum' };
+    return { bytes };
+  }
+
+  /**
+   * Deletes files no entry owns that are older than `maxAgeMs`: temporary files and videos left
+   * by a worker that died while writing or deleting an entry.
+   */
+  async removeStrays(maxAgeMs: number): Promise<number> {
+    const files = await fs.readdir(this.dir).catch(() => [] as string[]);
+    const sidecars = new Set(files.filter((f) => f.endsWith(SIDECAR) && !f.startsWith('.')));
+    let removed = 0;
+    for (const file of files) {
+      if (sidecars.has(file) || (file.endsWith(VIDEO) && sidecars.has(file.slice(0, -VIDEO.length) + SIDECAR))) continue;
+      if (!file.startsWith('.') && !file.endsWith(VIDEO)) continue; // not ours
+      const stat = await fs.stat(path.join(this.dir, file)).catch(() => undefined);
+      if (!stat?.isFile() || Date.now() - stat.mtimeMs < maxAgeMs) continue;
+      await fs.rm(path.join(this.dir, file), { force: true });
+      removed++;
+    }
+    return removed;
+  }
+
+  private async writeAtomically(file: string, data: Uint8Array | string): Promise<void> {
+    const temp = path.join(this.dir, `.${file}.${randomBytes(4).toString('hex')}.tmp`);
+    const handle = await fs.open(temp, 'w');
+    try {
+      await handle.writeFile(data);
+      // Flushed before the rename: after a power cut the name never points at a half-written file.
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    try {
+      await fs.rename(temp, path.join(this.dir, file));
+    } catch (error) {
+      await fs.rm(temp, { force: true });
+      throw error;
+    }
+  }
+}
+
+export type RecoveryOutcome = 'completed' | 'dropped' | 'waiting' | 'busy';
+
+export interface SpoolRecovery {
+  farm: FarmContext;
+  spool: Spool;
+  workerId: string;
+  capabilities: WorkerCapabilities;
+  log(line: string): void;
+  /** Stores the video as the job's result under `lease`, settled with entry.gpuSeconds: completeJob's answer. */
+  complete(lease: Lease, entry: SpoolEntry, video: Buffer): Promise<boolean>;
+  /** Names whose "kept" line was logged (one line per entry and reason, not one per heartbeat). */
+  reported: Map<string, string>;
+}
+
+/**
+ * One pass over the spool: every entry not in use in this process is completed, deleted or kept
+ * (the table at the top). Stops at the first database failure (the next heartbeat tries again).
+ */
+export async function recoverSpool(r: SpoolRecovery): Promise<Record<RecoveryOutcome, number>> {
+  const counts: Record<RecoveryOutcome, number> = { completed: 0, dropped: 0, waiting: 0, busy: 0 };
+  const maxAgeMs = spoolMaxAgeSeconds(r.farm.config) * 1000;
+  await r.spool.removeStrays(maxAgeMs);
+  for (const name of await r.spool.names()) {
+    if (!r.spool.hold(name)) {
+      counts.busy++;
+      continue;
+    }
+    try {
+      counts[await recoverHeld(r, name, maxAgeMs)]++;
+    } catch (error) {
+      r.spool.release(name);
+      const why = dbFailureLine(error); // unreachable database: logged once by the handle
+      if (why) r.log(`spool entry ${name}: recovery failed (${why}); trying again at the next heartbeat`);
+      break;
+    }
+  }
+  // Entries gone meanwhile (another process stored or deleted them) are forgotten.
+  for (const name of r.reported.keys()) if (!(await r.spool.read(name).catch(() => undefined))?.entry) r.reported.delete(name);
+  return counts;
+}
+
+/**
+ * Recovers one entry that this process already holds (Spool.hold): completes, deletes or keeps it
+ * and lets go of it, except on a database failure, which is thrown with the entry still held.
+ */
+export async function recoverHeld(r: SpoolRecovery, name: string, maxAgeMs = spoolMaxAgeSeconds(r.farm.config) * 1000): Promise<Exclude<RecoveryOutcome, 'busy'>> {
+  const drop = async (jobId: number | string, why: string) => {
+    await r.spool.remove(name);
+    r.reported.delete(name);
+    r.log(`job ${jobId}: spooled render ${name} deleted: ${why}`);
+    return 'dropped' as const;
+  };
+  const keep = (jobId: number, why: string) => {
+    r.spool.release(name);
+    if (r.reported.get(name) !== why) r.log(`job ${jobId}: spooled render ${name} kept: ${why}; checking again at every heartbeat`);
+    r.reported.set(name, why);
+    return 'waiting' as const;
+  };
+
+  const { entry, broken } = await r.spool.read(name);
+  if (broken) return drop(/^job-(\d+)-/.exec(name)?.[1] ?? '?', broken);
+  if (!entry) {
+    r.spool.release(name); // deleted meanwhile by a worker of another process sharing the folder
+    return 'dropped';
+  }
+  const ageMs = Date.now() - Date.parse(entry.createdAt);
+  if (ageMs > maxAgeMs) return drop(entry.jobId, `it is older than ${Math.round(maxAgeMs / 1000)} s (BLENDFARM_QUEUE_TIMEOUT_SECONDS), the job has expired or been rendered again by now`);
+  const state = await leaseStateOf(r.farm, entry.jobId);
+  if (!state) return drop(entry.jobId, 'the job no longer exists');
+  const { job } = state;
+  if (job.status === 'done' || job.status === 'failed' || job.status === 'cancelled') return drop(job.id, `the job is ${job.status} already`);
+  if (jobDigest(job) !== entry.jobDigest) return drop(job.id, 'the job is not the one rendered (its parameters differ); it is never stored with this video');
+  const held = job.status === 'running' && state.leaseToken === entry.leaseToken;
+  if (job.status === 'running' && !held) {
+    return keep(job.id, state.leaseLive ? `worker ${job.workerId ?? '?'} holds the job now` : `the lease of worker ${job.workerId ?? '?'} ran out and the job is not back in the queue yet`);
+  }
+  const { bytes, broken: badVideo } = await r.spool.video(name, entry);
+  if (!bytes) return drop(job.id, badVideo ?? 'its video file is unreadable');
+
+  let lease: Lease = { id: job.id, leaseToken: entry.leaseToken, userId: job.userId, attempt: entry.attempt };
+  let current = entry;
+  if (!held) {
+    const claimed = await claimSpecificJob(r.farm, r.workerId, job.id, r.capabilities);
+    if (!claimed) return keep(job.id, 'the job is queued but could not be claimed for this worker (another worker took it first, or this worker cannot run its model or size)');
+    lease = claimed;
+    current = { ...entry, attempt: claimed.attempt, leaseToken: claimed.leaseToken, workerId: r.workerId };
+    // The new lease goes to disk first: if storing fails now, the next pass completes under it.
+    await r.spool.rewrite(name, current).catch((error: unknown) => r.log(`job ${job.id}: could not update spooled render ${name} (${loggableError(error)})`));
+  }
+  const stored = await r.complete(lease, current, bytes);
+  if (!stored) return drop(job.id, 'the job was cancelled or taken back while it was being stored');
+  await r.spool.remove(name);
+  r.reported.delete(name);
+  r.log(
+    `job ${job.id}: completed from the spool (${held ? `attempt ${entry.attempt}` : `claimed again as attempt ${lease.attempt}`}, rendered by worker ${entry.workerId} at ${entry.createdAt}, ` +
+      `${entry.gpuSeconds.toFixed(1)} GPU-seconds) instead of being rendered again`,
+  );
+  return 'completed';
+}

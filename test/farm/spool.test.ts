@@ -1,0 +1,267 @@
+// The workers' disk spool (farm/spool.ts), on both back ends: a render finished while the database
+// is unreachable past the lease is kept on disk and completed from there — by the same worker once
+// the database answers, or by a new worker after a restart — without being rendered again, settled
+// with the GPU time the render took; an entry whose job was cancelled or changed is deleted unused,
+// and a job another worker holds is left alone until it ends.
+import fs from 'node:fs';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { sql } from 'drizzle-orm';
+import { describe, expect, it } from 'vitest';
+import { type FarmDb, queryRows } from '../../db/client.ts';
+import { type FarmContext, farmConfigFrom } from '../../farm/config.ts';
+import { FakeRenderer } from '../../farm/fake-renderer.ts';
+import { cancelJob, getArtifact, getJob, submitJob } from '../../farm/jobs.ts';
+import { auditBalance } from '../../farm/policy/budget.ts';
+import { claimJob, completeJob, reapExpiredLeases } from '../../farm/queue.ts';
+import type { Renderer, RenderResult } from '../../farm/renderer.ts';
+import type { Job } from '../../farm/types.ts';
+import { waitForJob } from '../../farm/wait.ts';
+import { FarmWorker } from '../../farm/worker.ts';
+import { loadConfig } from '../../config/index.ts';
+import { BACKENDS, CHEAP_BLEND, GENEROUS_BUDGET, testConfig } from '../helpers/db.ts';
+import { useTestFarm } from '../helpers/farm.ts';
+import { useTempDir } from '../helpers/temp-dir.ts';
+
+/** Resolves once `condition` holds (checked every 10 ms); the test timeout bounds the wait. */
+async function until(condition: () => boolean | Promise<boolean>): Promise<void> {
+  while (!(await condition())) await sleep(10);
+}
+
+/**
+ * A handle on the same database that can be unplugged: while `down`, every use of it fails as an
+ * unreachable server does (on both back ends; PGlite has no network to cut).
+ */
+function unpluggable(real: FarmDb): { db: FarmDb; state: { down: boolean } } {
+  const state = { down: false };
+  const db: FarmDb = {
+    kind: real.kind,
+    location: real.location,
+    get db() {
+      if (state.down) throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432 (test: database unplugged)'), { code: 'ECONNREFUSED' });
+      return real.db;
+    },
+    listen: (channel, handler) => real.listen(channel, handler),
+    close: async () => {},
+  };
+  return { db, state };
+}
+
+/** A renderer that counts its renders and returns `video` with `gpuSeconds`; `after` runs as each render finishes. */
+function countingRenderer(model: string, video: Buffer, gpuSeconds: number, after: () => void = () => {}): Renderer & { renders: number } {
+  const inner = new FakeRenderer({ models: [model], steps: 2, stepMs: 5 });
+  const renderer = {
+    renders: 0,
+    capabilities: () => inner.capabilities(),
+    async render(job, ctx): Promise<RenderResult> {
+      const result = await inner.render(job, ctx);
+      renderer.renders++;
+      after();
+      return { ...result, video, gpuSeconds };
+    },
+  } satisfies Renderer & { renders: number };
+  return renderer;
+}
+
+const spoolFiles = (dir: string) => (fs.existsSync(dir) ? fs.readdirSync(dir).sort() : []);
+
+describe('BLENDFARM_SPOOL_DIR', () => {
+  it('defaults to ./data/spool for the apps, off turns it off, tests and code get none unless they ask', () => {
+    expect(farmConfigFrom(loadConfig({})).spoolDir).toBe('./data/spool');
+    expect(farmConfigFrom(loadConfig({ BLENDFARM_SPOOL_DIR: '/var/spool/blendfarm' })).spoolDir).toBe('/var/spool/blendfarm');
+    expect(farmConfigFrom(loadConfig({ BLENDFARM_SPOOL_DIR: 'off' })).spoolDir).toBeUndefined();
+    expect(farmConfigFrom({}).spoolDir).toBeUndefined();
+  });
+});
+
+describe.each(BACKENDS)('the render spool on %s', (backend) => {
+  let db: FarmDb;
+  let farm: FarmContext;
+  let tmp: string;
+  useTestFarm(backend, { budget: GENEROUS_BUDGET }, (t) => ({ db, farm } = t));
+  useTempDir('blendfarm-spool-', (dir) => (tmp = dir));
+
+  /** 4 KiB no renderer would make by chance: the video a worker spooled. */
+  const spooledVideo = Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7919 + 13) % 256));
+  const SPOOLED_GPU_SECONDS = 0.75;
+
+  /**
+   * Worker "w-a" renders a job of `model`; the database goes away as the render finishes and stays
+   * away past the lease; the worker is then stopped, as a process dying during the outage would be.
+   * Returns the job and the spool folder with the entry left in it.
+   */
+  async function spoolDuringOutage(model: string) {
+    const spoolDir = path.join(tmp, model);
+    const unplug = unpluggable(db);
+    const renderer = countingRenderer(model, spooledVideo, SPOOLED_GPU_SECONDS, () => (unplug.state.down = true));
+    const lines: string[] = [];
+    const worker = new FarmWorker({ farm: { db: unplug.db, config: testConfig({ budget: GENEROUS_BUDGET, spoolDir }) }, renderer, id: `w-a-${model}`, log: (l) => lines.push(l) });
+    await worker.start();
+    const job = await submitJob(farm, { kind: 'blend', userId: `user-${model}`, params: { ...CHEAP_BLEND, model } });
+    await until(() => lines.some((l) => l.startsWith(`job ${job.id}: finished, but the database did not take the result before the lease ran out`)));
+    await worker.stop('release');
+    expect(renderer.renders).toBe(1);
+    expect(lines.find((l) => l.startsWith(`job ${job.id}: storing the result failed`))).toContain('keeping it in the spool');
+    expect(lines.find((l) => l.includes('lease ran out'))).toContain(`the video stays in the spool (${path.resolve(spoolDir)}${path.sep}job-${job.id}-attempt-1-`);
+    expect(spoolFiles(spoolDir)).toHaveLength(2);
+    const row = await getJob(farm, job.id);
+    expect(row).toMatchObject({ status: 'running', attempts: 1 });
+    return { job, spoolDir };
+  }
+
+  function restartedWorker(model: string, spoolDir: string, lines: string[]) {
+    const renderer = countingRenderer(model, Buffer.from('rendered again'), 5);
+    const worker = new FarmWorker({ farm: { db, config: testConfig({ budget: GENEROUS_BUDGET, spoolDir }) }, renderer, id: `w-b-${model}`, log: (l) => lines.push(l) });
+    return { worker, renderer };
+  }
+
+  async function expectSettledWithSpooledTime(job: Pick<Job, 'id' | 'userId'>) {
+    const done = await getJob(farm, job.id);
+    expect(done).toMatchObject({ status: 'done', spentGpuSeconds: SPOOLED_GPU_SECONDS, chargedGpuSeconds: SPOOLED_GPU_SECONDS });
+    const artifact = await getArtifact(farm, job.id);
+    expect(Buffer.compare(artifact!.bytes, spooledVideo)).toBe(0);
+    const audit = await auditBalance(db.db, job.userId);
+    expect(audit.balanceMs).toBe(audit.ledgerSumMs);
+    // The settlement gave back what the spooled render did not use.
+    const [{ returned }] = await queryRows<{ returned: string | number }>(db.db, sql`select coalesce(sum(amount_ms), 0) as returned from budget_ledger where job_id = ${job.id} and kind = 'settle'`);
+    expect(Number(returned)).toBe(Math.round(done!.reservedGpuSeconds * 1000) - SPOOLED_GPU_SECONDS * 1000);
+    return done!;
+  }
+
+  it('a restarted worker claims the job the reaper took back and completes it from the spool, without rendering it', async () => {
+    const { job, spoolDir } = await spoolDuringOutage('restart');
+    // The database is back; a reaper took the job back (its lease ran out long ago).
+    expect(await reapExpiredLeases(farm)).toBeGreaterThanOrEqual(1);
+    expect(await getJob(farm, job.id)).toMatchObject({ status: 'queued', attempts: 1 });
+
+    const lines: string[] = [];
+    const { worker, renderer } = restartedWorker('restart', spoolDir, lines);
+    await worker.start(); // the spool is recovered before anything is claimed
+    await worker.stop();
+
+    expect(renderer.renders).toBe(0);
+    const done = await expectSettledWithSpooledTime(job);
+    expect(done).toMatchObject({ attempts: 2, workerId: 'w-b-restart', error: null });
+    expect(worker.stats).toMatchObject({ recovered: 1, claimed: 0, completed: 0 });
+    expect(spoolFiles(spoolDir)).toEqual([]);
+    expect(lines.some((l) => l.startsWith(`job ${job.id}: completed from the spool (claimed again as attempt 2, rendered by worker w-a-restart`))).toBe(true);
+    const events = await queryRows<{ type: string; data: Record<string, unknown> }>(db.db, sql`select type, data from job_events where job_id = ${job.id} order by id`);
+    expect(events.map((e) => e.type)).toEqual(['queued', 'claimed', 'retrying', 'claimed', 'done']);
+    expect(events[3].data).toMatchObject({ workerId: 'w-b-restart', attempt: 2, fromSpool: true });
+  });
+
+  it('a restarted worker completes a job still running under the spooled lease with that lease', async () => {
+    const { job, spoolDir } = await spoolDuringOutage('same-lease');
+    const lines: string[] = [];
+    const { worker, renderer } = restartedWorker('same-lease', spoolDir, lines);
+    await worker.start();
+    await worker.stop();
+
+    expect(renderer.renders).toBe(0);
+    const done = await expectSettledWithSpooledTime(job);
+    // The attempt that rendered it, not a new one.
+    expect(done.attempts).toBe(1);
+    expect(spoolFiles(spoolDir)).toEqual([]);
+    expect(lines.some((l) => l.startsWith(`job ${job.id}: completed from the spool (attempt 1,`))).toBe(true);
+  });
+
+  it('the same worker completes it from the spool once the database answers again', async () => {
+    const model = 'comeback';
+    const spoolDir = path.join(tmp, model);
+    const unplug = unpluggable(db);
+    const renderer = countingRenderer(model, spooledVideo, SPOOLED_GPU_SECONDS, () => (unplug.state.down = true));
+    const lines: string[] = [];
+    const worker = new FarmWorker({ farm: { db: unplug.db, config: testConfig({ budget: GENEROUS_BUDGET, spoolDir }) }, renderer, id: 'w-comeback', log: (l) => lines.push(l) });
+    await worker.start();
+    const job = await submitJob(farm, { kind: 'blend', userId: 'user-comeback', params: { ...CHEAP_BLEND, model } });
+    await until(() => lines.some((l) => l.startsWith(`job ${job.id}: finished, but the database did not take the result before the lease ran out`)));
+    expect(spoolFiles(spoolDir)).toHaveLength(2);
+    unplug.state.down = false;
+    await waitForJob(farm, job.id, { timeoutMs: 20_000 });
+    await until(() => spoolFiles(spoolDir).length === 0);
+    await worker.stop();
+
+    expect(renderer.renders).toBe(1);
+    expect((await expectSettledWithSpooledTime(job)).attempts).toBe(1);
+    expect(worker.stats).toMatchObject({ recovered: 1, discarded: 0 });
+  });
+
+  it('deletes the entry of a job cancelled meanwhile and never completes it', async () => {
+    const { job, spoolDir } = await spoolDuringOutage('cancelled');
+    await cancelJob(farm, job.id);
+    const lines: string[] = [];
+    const { worker, renderer } = restartedWorker('cancelled', spoolDir, lines);
+    await worker.start();
+    await worker.stop();
+
+    expect(renderer.renders).toBe(0);
+    expect(await getJob(farm, job.id)).toMatchObject({ status: 'cancelled' });
+    expect(await getArtifact(farm, job.id)).toBeUndefined();
+    expect(spoolFiles(spoolDir)).toEqual([]);
+    expect(lines.some((l) => l.startsWith(`job ${job.id}: spooled render job-${job.id}-attempt-1-`) && l.endsWith('deleted: the job is cancelled already'))).toBe(true);
+  });
+
+  it('deletes the entry when the job is not the one rendered (its parameters changed) and renders it afresh', async () => {
+    const { job, spoolDir } = await spoolDuringOutage('changed');
+    await db.db.execute(sql`update jobs set params = jsonb_set(params, '{prompts,0}', '"a green fox"') where id = ${job.id}`);
+    await reapExpiredLeases(farm);
+    const lines: string[] = [];
+    const { worker, renderer } = restartedWorker('changed', spoolDir, lines);
+    await worker.start();
+    const done = await waitForJob(farm, job.id, { timeoutMs: 20_000 });
+    await worker.stop();
+
+    expect(lines.some((l) => l.startsWith(`job ${job.id}: spooled render`) && l.includes('deleted: the job is not the one rendered'))).toBe(true);
+    expect(renderer.renders).toBe(1);
+    expect(done.status).toBe('done');
+    expect((await getArtifact(farm, job.id))!.bytes.toString()).toBe('rendered again');
+    expect(spoolFiles(spoolDir)).toEqual([]);
+  });
+
+  it('leaves a job another worker holds alone, and deletes the entry once that worker finished it', async () => {
+    const { job, spoolDir } = await spoolDuringOutage('held');
+    await reapExpiredLeases(farm);
+    // Another worker takes the job with a lease that outlasts the test.
+    const other: FarmContext = { db, config: testConfig({ budget: GENEROUS_BUDGET, leaseSeconds: 300 }) };
+    const claimed = await claimJob(other, 'w-other', { models: ['held'], maxPixels: 1024 * 1024, executionProvider: 'cpu' });
+    expect(claimed?.id).toBe(job.id);
+
+    const lines: string[] = [];
+    const { worker, renderer } = restartedWorker('held', spoolDir, lines);
+    await worker.start();
+    await until(() => lines.some((l) => l.startsWith(`job ${job.id}: spooled render`) && l.includes('kept: worker w-other holds the job now')));
+    // Several heartbeats (0.25 s each) later the job is still the other worker's.
+    await sleep(1000);
+    expect(await getJob(farm, job.id)).toMatchObject({ status: 'running', workerId: 'w-other', attempts: 2 });
+    expect(spoolFiles(spoolDir)).toHaveLength(2);
+    expect(lines.filter((l) => l.includes('kept: worker w-other'))).toHaveLength(1);
+
+    const theirs = Buffer.from('the other worker rendered it');
+    expect(await completeJob(other, claimed!, { artifact: { format: 'mp4', mime: 'video/mp4', sizeBytes: theirs.byteLength, meta: {}, data: theirs }, gpuSeconds: 2 })).toBe(true);
+    await until(() => spoolFiles(spoolDir).length === 0);
+    await worker.stop();
+
+    expect(renderer.renders).toBe(0);
+    expect(worker.stats.recovered).toBe(0);
+    expect((await getArtifact(farm, job.id))!.bytes.toString()).toBe(theirs.toString());
+    expect(lines.some((l) => l.startsWith(`job ${job.id}: spooled render`) && l.endsWith('deleted: the job is done already'))).toBe(true);
+  });
+
+  it('deletes an entry older than the queue timeout without asking about its job', async () => {
+    const { job, spoolDir } = await spoolDuringOutage('old');
+    const sidecar = spoolFiles(spoolDir).find((f) => f.endsWith('.json'))!;
+    const entry = JSON.parse(fs.readFileSync(path.join(spoolDir, sidecar), 'utf8')) as { createdAt: string; leaseToken: string };
+    expect(entry).toMatchObject({ jobId: job.id, attempt: 1, workerId: 'w-a-old', sizeBytes: spooledVideo.byteLength, gpuSeconds: SPOOLED_GPU_SECONDS });
+    fs.writeFileSync(path.join(spoolDir, sidecar), JSON.stringify({ ...entry, createdAt: new Date(Date.now() - 7 * 3600_000).toISOString() }));
+    const lines: string[] = [];
+    const { worker, renderer } = restartedWorker('old', spoolDir, lines);
+    await worker.start();
+    await worker.stop('release');
+
+    expect(lines.some((l) => l.startsWith(`job ${job.id}: spooled render`) && l.includes('deleted: it is older than 21600 s'))).toBe(true);
+    expect(spoolFiles(spoolDir)).toEqual([]);
+    expect(worker.stats.recovered).toBe(0);
+    expect(renderer.renders).toBe(0);
+    expect(await getArtifact(farm, job.id)).toBeUndefined();
+  });
+});
