@@ -2,8 +2,8 @@
 // failure behaviour"). A render costs GPU minutes, a disk write milliseconds: before a worker first
 // tries to store a finished render it writes it here, and deletes it once the completion is stored
 // or the job no longer wants it. If the database stays down past the lease, or the worker dies
-// meanwhile, the entry stays and recoverSpool completes the job from it later (at worker start
-// and on every heartbeat) instead of the job being rendered again:
+// meanwhile, the entry stays and recoverSpool completes the job from it later (at worker start, on
+// every heartbeat and when a job goes back to the queue) instead of the job being rendered again:
 //
 //   job row                                    entry
 //   missing, done, failed or cancelled      -> deleted

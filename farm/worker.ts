@@ -164,6 +164,9 @@ export class FarmWorker {
     });
     this.unsubscribe = await onJobEvent(this.farm.db, (event) => {
       if (event.type === 'cancelled') this.abort(event.jobId, 'cancelled');
+      // A job taken back may be one whose video waits in the spool: claimed from there before its
+      // retry back-off ends and another worker could render it again (no waiting for the heartbeat).
+      if (event.type === 'retrying') void this.recoverSpool();
       if (event.type === 'queued' || event.type === 'retrying' || event.type === 'released') this.wake();
     });
     // Renders left in the spool by an outage or a previous run are stored before anything new is

@@ -7,8 +7,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'drizzle-orm';
-import { describe, expect, it } from 'vitest';
-import { type FarmDb, queryRows } from '../../db/client.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type FarmDb, openDatabase, queryRows } from '../../db/client.ts';
 import { type FarmContext, farmConfigFrom } from '../../farm/config.ts';
 import { FakeRenderer } from '../../farm/fake-renderer.ts';
 import { cancelJob, getArtifact, getJob, submitJob } from '../../farm/jobs.ts';
@@ -19,7 +19,8 @@ import type { Job } from '../../farm/types.ts';
 import { waitForJob } from '../../farm/wait.ts';
 import { FarmWorker } from '../../farm/worker.ts';
 import { loadConfig } from '../../config/index.ts';
-import { BACKENDS, CHEAP_BLEND, GENEROUS_BUDGET, testConfig } from '../helpers/db.ts';
+import { BACKENDS, CHEAP_BLEND, createTestDatabase, GENEROUS_BUDGET, type TestDatabase, testConfig } from '../helpers/db.ts';
+import { type FlakyProxy, proxyInFrontOf } from '../helpers/flaky-proxy.ts';
 import { useTestFarm } from '../helpers/farm.ts';
 import { useTempDir } from '../helpers/temp-dir.ts';
 
@@ -263,5 +264,55 @@ describe.each(BACKENDS)('the render spool on %s', (backend) => {
     expect(worker.stats.recovered).toBe(0);
     expect(renderer.renders).toBe(0);
     expect(await getArtifact(farm, job.id)).toBeUndefined();
+  });
+});
+
+describe('the render spool through a real network outage (Postgres)', () => {
+  let testDb: TestDatabase;
+  let proxy: FlakyProxy;
+  let db: FarmDb;
+  let workerDb: FarmDb;
+  let tmp: string;
+  useTempDir('blendfarm-spool-net-', (dir) => (tmp = dir));
+
+  beforeAll(async () => {
+    testDb = await createTestDatabase('postgres');
+    const viaProxy = await proxyInFrontOf(testDb.url!);
+    proxy = viaProxy.proxy;
+    db = await testDb.open();
+    // The first worker reaches the database through the proxy; short timeouts so dropped queries fail fast.
+    workerDb = await openDatabase({ url: viaProxy.url, migrate: false, poolSize: 3, timeouts: { connectTimeoutMs: 300, queryTimeoutMs: 300, keepAliveSeconds: 1 }, log: () => {} });
+  });
+  afterAll(async () => {
+    await workerDb?.close().catch(() => {});
+    await proxy?.close();
+    await testDb?.drop();
+  });
+
+  it('a worker that died during the outage leaves the video in the spool; the next one completes the job from it', async () => {
+    const spoolDir = path.join(tmp, 'spool');
+    const video = Buffer.from(Array.from({ length: 8192 }, (_, i) => (i * 31 + 7) % 256));
+    const first = countingRenderer('net', video, 1.25, () => proxy.blackhole());
+    const lines: string[] = [];
+    const a = new FarmWorker({ farm: { db: workerDb, config: testConfig({ budget: GENEROUS_BUDGET, spoolDir }) }, renderer: first, id: 'w-net-a', log: (l) => lines.push(l) });
+    await a.start();
+    const farm: FarmContext = { db, config: testConfig({ budget: GENEROUS_BUDGET, spoolDir }) };
+    const job = await submitJob(farm, { kind: 'blend', userId: 'net-user', params: { ...CHEAP_BLEND, model: 'net' } });
+    await until(() => lines.some((l) => l.startsWith(`job ${job.id}: finished, but the database did not take the result before the lease ran out`)));
+    await a.stop('release');
+    proxy.restore();
+
+    const second = countingRenderer('net', Buffer.from('rendered again'), 9);
+    const b = new FarmWorker({ farm, renderer: second, id: 'w-net-b', log: (l) => lines.push(l) });
+    await b.start();
+    const done = await waitForJob(farm, job.id, { timeoutMs: 20_000 });
+    await b.stop();
+
+    expect(first.renders).toBe(1);
+    expect(second.renders).toBe(0);
+    expect(done).toMatchObject({ status: 'done', spentGpuSeconds: 1.25, chargedGpuSeconds: 1.25 });
+    expect(Buffer.compare((await getArtifact(farm, job.id))!.bytes, video)).toBe(0);
+    expect(b.stats.recovered).toBe(1);
+    expect(spoolFiles(spoolDir)).toEqual([]);
   });
 });
