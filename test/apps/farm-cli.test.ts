@@ -14,6 +14,8 @@ import { useTestFarm } from '../helpers/farm.ts';
 
 const ENV = {
   BLENDFARM_RENDERER: 'farm/fake-renderer.ts',
+  // Videos stay in memory: the default spool folder (./data/spool) would be inside the checkout.
+  BLENDFARM_SPOOL_DIR: 'off',
   BLENDFARM_RENDERER_OPTIONS: '{"stepMs":5,"models":["demo"]}',
   BLENDFARM_LEASE_SECONDS: '2',
   BLENDFARM_HEARTBEAT_SECONDS: '0.25',
