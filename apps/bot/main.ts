@@ -28,6 +28,14 @@ async function main(): Promise<void> {
   // Metrics, health and the status page (BLENDFARM_HTTP_PORT; README "Running in production").
   // Under start:sharded only shard 0 counts job events, so nothing is counted twice.
   const shard = shardOf();
+  if (shard !== undefined && process.send) {
+    // discord.js reports each gateway state change to the manager over IPC; once the manager is
+    // gone (below: this process then stops) those reports fail as an 'error' event on process,
+    // which would otherwise end the process with a stack trace in the middle of its shutdown.
+    process.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'ERR_IPC_CHANNEL_CLOSED') logger.error(`[main] message to the shard manager failed: ${error.message}`);
+    });
+  }
   const registry = createRegistry('bot');
   const listen = opsListen(config, 'bot', shard);
   let bot: Awaited<ReturnType<typeof startBot>> | undefined;
@@ -88,6 +96,12 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => void shutdown('SIGINT'));
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  // Under start:sharded: when the manager is gone (killed, crashed) its shards stop too, rather
+  // than keep gateway sessions nobody supervises and a restarted manager would duplicate.
+  if (shard !== undefined && process.send) {
+    if (!process.connected) void shutdown('shard manager gone');
+    else process.once('disconnect', () => void shutdown('shard manager gone'));
+  }
 }
 
 main().catch((err: unknown) => {

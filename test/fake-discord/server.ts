@@ -122,6 +122,11 @@ export class FakeDiscord {
     return guild;
   }
 
+  /** Every server the bot is in, in creation order. */
+  guilds(): FakeGuild[] {
+    return [...this.store.guilds.values()];
+  }
+
   /** A channel by id, or by name in the first server (or the given one). */
   channel(idOrName: string, guildId?: string): FakeChannel {
     const byId = this.store.channels.get(idOrName);
