@@ -1,11 +1,12 @@
 /**
  * npm run bench:gpu -- --ep cpu|cuda --shape tiny|sd15 [--out bench/results] [--device 0]
  *   [--batches 1,2,4,8,16] [--latent 64] [--repeats N] [--size 512] [--steps 20] [--depth 0.5]
- *   [--branches 24] [--transition-repeats N] [--max-batch N] [--cache DIR]
+ *   [--branches 24] [--transition-repeats N] [--max-batch N] [--cache DIR] [--ops A,B,...]
  *
  * One run, one report: UNet ms per call at each batch size for the plain graph and the fused one
  * (ONNX Runtime contrib ops, models/synthetic-unet.ts; 'cuda' fusion on CUDA, 'cpu-safe'
- * elsewhere), VAE decode ms, and the reference transition (SD 1.5 size: 512x512, 20 steps,
+ * elsewhere, or exactly the contrib ops --ops names: scripts/gpu-run.sh passes those that passed
+ * the fusion check), VAE decode ms, and the reference transition (SD 1.5 size: 512x512, 20 steps,
  * depth 0.5, 24 branches) rendered by the engine's LatentBlender one branch at a time (batch 2,
  * the reference's order) and in batched stages, wall time and ratio; peak GPU memory from an
  * nvidia-smi poller (null on the CPU). Every model is generated on the machine that runs it
@@ -14,7 +15,7 @@
  * (test/bench/gpu.test.ts); a GPU host runs the bundle (scripts/gpu-run.sh).
  *
  * gpu.json: { gpu, date, unet_ms: { plain: { "1": ms, ... }, fused: { ... } }, vae_decode_ms,
- *             transition: { sequential_s, batched_s, ratio }, peak_gpu_mib }
+ *             transition: { sequential_s, batched_s, ratio }, peak_gpu_mib, fused_ops: [...] }
  */
 import { parseArgs } from 'node:util';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
@@ -33,10 +34,11 @@ import {
   SYNTHETIC_MODEL_OPTIONS,
   TINY_UNET,
   TINY_VAE,
+  FUSED_OPS,
   fusionFor,
   syntheticUNet,
   syntheticVaeDecoder,
-  type Fusion,
+  type FusedOp,
   type SyntheticGraph,
   type SyntheticUNetShape,
   type SyntheticVaeShape,
@@ -78,6 +80,7 @@ const { values } = parseArgs({
     branches: { type: 'string' },
     'transition-repeats': { type: 'string' },
     'max-batch': { type: 'string' },
+    ops: { type: 'string' },
   },
 });
 
@@ -99,7 +102,12 @@ const cfg = {
   maxBatch: values['max-batch'] ? Number(values['max-batch']) : undefined,
 };
 const deviceId = Number(values.device);
-const fusion: Fusion = fusionFor(ep);
+const ALL_OPS = new Set<string>(FUSED_OPS.cuda);
+const fusedOps: readonly FusedOp[] = values.ops === undefined ? FUSED_OPS[fusionFor(ep)] : (values.ops.split(',').map((o) => o.trim()).filter(Boolean) as FusedOp[]);
+for (const op of fusedOps) if (!ALL_OPS.has(op)) throw new Error(`--ops: "${op}" is not one of ${[...ALL_OPS].join(', ')}`);
+if (fusedOps.includes('PackedAttention') && !fusedOps.includes('MultiHeadAttention')) throw new Error('--ops: PackedAttention needs MultiHeadAttention');
+// The fusion's name when the ops are exactly one, else the ops themselves (folder names, reports).
+const fusion = (Object.entries(FUSED_OPS).find(([, ops]) => ops.length === fusedOps.length && ops.every((o) => fusedOps.includes(o)))?.[0] ?? `ops-${[...fusedOps].sort().join('+')}`) as string;
 const cacheDir = resolve(values.cache!, shapeName);
 const outDir = resolve(values.out!);
 const log = (s: string) => console.log(`[bench:gpu ${((performance.now() - T0) / 1000).toFixed(1)}s] ${s}`);
@@ -166,7 +174,7 @@ interface Models {
 }
 
 /** Folder names carry the fusion level and a version, so a changed builder never reuses stale files. */
-const MODEL_VERSION = 1;
+const MODEL_VERSION = 2;
 
 async function ensureModels(): Promise<Models> {
   const dir = (what: string) => join(cacheDir, `${what}-v${MODEL_VERSION}`);
@@ -181,11 +189,11 @@ async function ensureModels(): Promise<Models> {
     const weights: WeightCache = [];
     const p = syntheticUNet(preset.unet, { weights });
     await writeModel(unet.plain, p);
-    await writeModel(unet.fused, syntheticUNet(preset.unet, { fusion, weights }));
+    await writeModel(unet.fused, syntheticUNet(preset.unet, { ops: fusedOps, weights }));
     weights.length = 0;
     const v = syntheticVaeDecoder(preset.vae, { weights });
     await writeModel(vae.plain, v);
-    await writeModel(vae.fused, syntheticVaeDecoder(preset.vae, { fusion, weights }));
+    await writeModel(vae.fused, syntheticVaeDecoder(preset.vae, { ops: fusedOps, weights }));
     parameters = { unet: p.parameters, vae: v.parameters };
     await writeFile(manifest, JSON.stringify(parameters));
     log(`generated ${shapeName} UNet (${(p.parameters / 1e6).toFixed(1)}M) and VAE decoder (${(v.parameters / 1e6).toFixed(1)}M), plain and ${fusion}, in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
@@ -351,7 +359,8 @@ const result: {
   vae_decode_ms: number | null;
   transition: { sequential_s: number; batched_s: number; ratio: number } | null;
   peak_gpu_mib: number | null;
-} = { gpu: gpuName(), date: new Date().toISOString(), unet_ms: null, vae_decode_ms: null, transition: null, peak_gpu_mib: null };
+  fused_ops: readonly FusedOp[];
+} = { gpu: gpuName(), date: new Date().toISOString(), unet_ms: null, vae_decode_ms: null, transition: null, peak_gpu_mib: null, fused_ops: fusedOps };
 const save = async () => {
   result.peak_gpu_mib = poller?.peaks.size ? Math.max(...poller.peaks.values()) : null;
   await writeFile(join(outDir, 'gpu.json'), JSON.stringify(result, null, 2) + '\n');
@@ -377,7 +386,7 @@ const section = [
   `\`${command}\``,
   '',
   `UNet: ${(models.parameters.unet / 1e6).toFixed(2)}M parameters, ${preset.unet.dtype}, ${cfg.latent}x${cfg.latent} latents, 77 text tokens, median of ${cfg.repeats} calls after 2 warm-ups. ` +
-    `Fused = '${fusion}' (models/synthetic-unet.ts); relative difference fused vs plain ‖f−p‖/‖p‖ per batch in the last column.`,
+    `Fused = '${fusion}' (models/synthetic-unet.ts: ${fusedOps.join(', ')}); relative difference fused vs plain ‖f−p‖/‖p‖ per batch in the last column.`,
   '',
   '| batch | plain ms | fused ms | plain/fused | fused vs plain |',
   '| --- | --- | --- | --- | --- |',

@@ -17,11 +17,20 @@
  * - 'cpu-safe': MultiHeadAttention, SkipLayerNormalization, Gelu. These have CPU kernels in
  *   ONNX Runtime 1.29 (checked by test/models/synthetic-unet-fused.test.ts), so the fused graph
  *   is testable against the plain one anywhere.
- * - 'cuda': the above plus GroupNorm and SkipGroupNorm (with fused SiLU, NHWC), BiasSplitGelu
- *   and BiasAdd, which exist only on the CUDA provider (a CPU session refuses to load them) and
- *   only for SD channel counts (BiasSplitGelu: 2560/5120/10240 wide, BiasAdd: 320/640/1280).
- * NhwcConv is not used: it needs the whole graph in NHWC. GroupNorm therefore sits between two
- * Transposes, as in ONNX Runtime's optimizer output for NCHW exports.
+ * - 'cuda': the above plus GroupNorm and SkipGroupNorm (with fused SiLU, NHWC), BiasSplitGelu,
+ *   BiasAdd and NhwcConv, which exist only on the CUDA provider (a CPU session refuses to load
+ *   them) and only for SD channel counts (BiasSplitGelu: 2560/5120/10240 wide, BiasAdd:
+ *   320/640/1280), and packed attention (PackedAttention: one MatMul for self-attention's Q, K
+ *   and V, one for cross-attention's K and V, fed to MultiHeadAttention in its packed layouts).
+ *   With NhwcConv the whole graph runs channels-last, as ONNX Runtime's optimizer leaves an SD
+ *   UNet once its transpose optimizer has cancelled the Transposes around each NhwcConv:
+ *   GroupNorm needs no Transposes, and a transformer's tokens are a Reshape of the feature map.
+ *   `sample` and `out_sample` stay NCHW (one Transpose each at the ends). A timestep embedding
+ *   with the batch's size (one Expand at the start) feeds SkipGroupNorm without per-block Expands.
+ * `standIns` builds the structure that NhwcConv and PackedAttention bring with CPU stand-ins for
+ * the ops themselves (the channels-last graph with each Conv, and each plain GroupNorm, between
+ * Transposes; the packed projections split again before attention), so the layout and the packed
+ * weights are testable on the CPU.
  */
 import { GraphBuilder, type ToModelOptions } from './onnx/index.ts';
 import { SeededRandom, float32ToFloat16, float16ToFloat32 } from '../engine/index.ts';
@@ -93,13 +102,15 @@ export const TINY_VAE: SyntheticVaeShape = { channels: [8, 16, 16, 16], layersPe
 
 /** How much of the graph uses ONNX Runtime's contrib ops (see the file comment). */
 export type Fusion = 'none' | 'cpu-safe' | 'cuda';
-export type FusedOp = 'MultiHeadAttention' | 'SkipLayerNormalization' | 'Gelu' | 'GroupNorm' | 'SkipGroupNorm' | 'BiasSplitGelu' | 'BiasAdd';
+export type FusedOp = 'MultiHeadAttention' | 'PackedAttention' | 'SkipLayerNormalization' | 'Gelu' | 'GroupNorm' | 'SkipGroupNorm' | 'BiasSplitGelu' | 'BiasAdd' | 'NhwcConv';
 
 const CPU_SAFE: readonly FusedOp[] = ['MultiHeadAttention', 'SkipLayerNormalization', 'Gelu'];
+/** The ops with CUDA kernels only (PackedAttention is MultiHeadAttention's packed layouts, which only its CUDA kernel reads). */
+export const CUDA_ONLY_OPS: readonly FusedOp[] = ['GroupNorm', 'SkipGroupNorm', 'BiasSplitGelu', 'BiasAdd', 'NhwcConv', 'PackedAttention'];
 export const FUSED_OPS: Record<Fusion, readonly FusedOp[]> = {
   none: [],
   'cpu-safe': CPU_SAFE,
-  cuda: [...CPU_SAFE, 'GroupNorm', 'SkipGroupNorm', 'BiasSplitGelu', 'BiasAdd'],
+  cuda: [...CPU_SAFE, ...CUDA_ONLY_OPS],
 };
 
 /** The fullest fusion a provider runs: CUDA-only kernels on 'cuda', CPU-capable ones elsewhere. */
@@ -111,6 +122,12 @@ export interface FusionOptions {
   fusion?: Fusion;
   /** Exactly these contrib ops instead of a fusion level (to check one op at a time). */
   ops?: readonly FusedOp[];
+  /**
+   * Build what these CUDA-only ops bring to the graph with CPU stand-ins for the ops themselves
+   * (see the file comment): 'NhwcConv' (the channels-last layout), 'PackedAttention' (packed
+   * projections). For testing on the CPU; default none.
+   */
+  standIns?: ReadonlyArray<'NhwcConv' | 'PackedAttention'>;
   /**
    * Weights drawn by an earlier build of the same shape, reused in draw order (every variant
    * draws the same values in the same order); an empty array is filled. Saves drawing the SD 1.5
@@ -135,6 +152,10 @@ class Builder {
   params = 0;
   private readonly fused: ReadonlySet<FusedOp>;
   private readonly cache?: WeightCache;
+  /** Feature maps are [N, H, W, C] between the graph's ends. */
+  readonly nhwc: boolean;
+  /** Attention projections are packed per head (PackedAttention or its stand-in). */
+  private readonly packed: boolean;
 
   constructor(
     name: string,
@@ -144,7 +165,15 @@ class Builder {
   ) {
     this.g = new GraphBuilder(name);
     this.fused = new Set(opts.ops ?? FUSED_OPS[opts.fusion ?? 'none']);
+    if (this.fused.has('PackedAttention') && !this.fused.has('MultiHeadAttention')) throw new Error('PackedAttention is a layout of MultiHeadAttention: ask for both');
     this.cache = opts.weights;
+    this.nhwc = this.fused.has('NhwcConv') || !!opts.standIns?.includes('NhwcConv');
+    this.packed = this.fused.has('PackedAttention') || !!opts.standIns?.includes('PackedAttention');
+  }
+
+  /** The channel axis of a feature map. */
+  get channelAxis(): number {
+    return this.nhwc ? 3 : 1;
   }
 
   uses(op: FusedOp): boolean {
@@ -170,6 +199,11 @@ class Builder {
    * fp16 model, so the math stays the same) for contrib ops that want float32 parameters.
    */
   weight(dims: number[], scale: number, float32 = false): string {
+    return this.stored(dims, this.draw(dims, scale), float32);
+  }
+
+  /** The next weight's values, in draw order (from the cache when it has them). */
+  draw(dims: number[], scale: number): Float32Array | Uint16Array {
     const count = dims.reduce((a, b) => a * b, 1);
     this.params += count;
     const index = this.draws++;
@@ -181,6 +215,11 @@ class Builder {
       data = this.dtype === 'float16' ? float32ToFloat16(drawn) : drawn;
       if (this.cache) this.cache[index] = data;
     }
+    return data;
+  }
+
+  /** An initializer holding `data` (draw's values, possibly rearranged). */
+  stored(dims: number[], data: Float32Array | Uint16Array, float32 = false): string {
     const name = `w${this.n++}`;
     if (data instanceof Uint16Array) {
       return float32 ? this.g.initializer(name, 'float32', dims, float16ToFloat32(data)) : this.g.initializer(name, 'float16', dims, data);
@@ -198,23 +237,48 @@ class Builder {
     return bias ? this.op('Add', [y, this.weight([cout], 0.01)]) : y;
   }
 
+  /** A convolution of a feature map in the graph's layout (OIHW weights; OHWI for NhwcConv). */
   conv(x: string, cin: number, cout: number, k: number, stride = 1): string {
     const pad = (k - 1) >> 1;
-    return this.op('Conv', [x, this.weight([cout, cin, k, k], 1 / Math.sqrt(cin * k * k)), this.weight([cout], 0.01)], {
-      kernel_shape: [k, k],
-      pads: [pad, pad, pad, pad],
-      strides: [stride, stride],
-    });
+    const attrs = { kernel_shape: [k, k], pads: [pad, pad, pad, pad], strides: [stride, stride] };
+    const w = this.draw([cout, cin, k, k], 1 / Math.sqrt(cin * k * k));
+    if (this.uses('NhwcConv')) {
+      const ohwi = permute(w, [cout, cin, k, k], [0, 2, 3, 1]);
+      return this.ms('NhwcConv', [x, this.stored([cout, k, k, cin], ohwi), this.weight([cout], 0.01)], attrs)[0];
+    }
+    const y = (input: string) => this.op('Conv', [input, this.stored([cout, cin, k, k], w), this.weight([cout], 0.01)], attrs);
+    return this.nhwc ? this.toNhwc(y(this.toNchw(x))) : y(x);
+  }
+
+  /** A feature map in the graph's layout from an NCHW one (the graph's input), and back. */
+  fromNchw(x: string): string {
+    return this.nhwc ? this.toNhwc(x) : x;
+  }
+  toOutput(x: string): string {
+    return this.nhwc ? this.toNchw(x) : x;
+  }
+
+  /** Nearest-neighbour 2x upsampling of a feature map. */
+  upsample(x: string): string {
+    return this.op('Resize', [x, '', this.c(this.nhwc ? [1, 2, 2, 1] : [1, 1, 2, 2])], { mode: 'nearest' });
+  }
+
+  /** A feature map's pixels as tokens [N, H*W, C], and tokens back to the map `like`'s shape. */
+  tokens(x: string, channels: number): string {
+    return this.nhwc ? this.op('Reshape', [x, this.i64([0, -1, channels])]) : this.op('Transpose', [this.op('Reshape', [x, this.i64([0, channels, -1])])], { perm: [0, 2, 1] });
+  }
+  untokens(h: string, like: string): string {
+    return this.op('Reshape', [this.nhwc ? h : this.op('Transpose', [h], { perm: [0, 2, 1] }), this.op('Shape', [like])]);
   }
 
   silu(x: string): string {
     return this.op('Mul', [x, this.op('Sigmoid', [x])]);
   }
 
-  private toNhwc(x: string): string {
+  toNhwc(x: string): string {
     return this.op('Transpose', [x], { perm: [0, 2, 3, 1] });
   }
-  private toNchw(x: string): string {
+  toNchw(x: string): string {
     return this.op('Transpose', [x], { perm: [0, 3, 1, 2] });
   }
 
@@ -225,8 +289,14 @@ class Builder {
       const attrs = { epsilon: { float: 1e-5 }, groups: G, activation: silu ? 1 : 0, channels_last: 1 };
       const gamma = this.weight([channels], 0.1, true);
       const beta = this.weight([channels], 0.01, true);
-      return this.toNchw(this.ms('GroupNorm', [this.toNhwc(x), gamma, beta], attrs)[0]);
+      return this.nhwc ? this.ms('GroupNorm', [x, gamma, beta], attrs)[0] : this.toNchw(this.ms('GroupNorm', [this.toNhwc(x), gamma, beta], attrs)[0]);
     }
+    return this.nhwc ? this.toNhwc(this.plainGroupNorm(this.toNchw(x), channels, silu)) : this.plainGroupNorm(x, channels, silu);
+  }
+
+  /** GroupNorm as PyTorch exports it below opset 18, on an NCHW map. */
+  private plainGroupNorm(x: string, channels: number, silu: boolean): string {
+    const G = this.groups;
     const grouped = this.op('Reshape', [x, this.i64([0, G, -1])]);
     const ones = this.dtype === 'float16' ? this.g.initializer(`gn${this.n++}`, 'float16', [G], float32ToFloat16(new Float32Array(G).fill(1))) : this.c(new Array(G).fill(1));
     const zeros = this.dtype === 'float16' ? this.g.initializer(`gn${this.n++}`, 'float16', [G], new Uint16Array(G)) : this.c(new Array(G).fill(0));
@@ -269,12 +339,11 @@ class Builder {
       if (this.uses('SkipGroupNorm')) {
         const gamma = this.weight([cout], 0.1, true);
         const beta = this.weight([cout], 0.01, true);
-        // The embedding has the timestep's batch (1); the kernel wants (N, C).
-        const skip = this.op('Expand', [t, this.op('Concat', [this.op('Shape', [h], { start: 0, end: 1 }), this.i64([cout])], { axis: 0 })]);
+        // The kernel wants the skip as (N, C): the embedding has the batch's size (syntheticUNet).
         const attrs = { epsilon: { float: 1e-5 }, groups: this.groups, activation: 1, channels_last: 1 };
-        h = this.toNchw(this.ms('SkipGroupNorm', [this.toNhwc(h), gamma, beta, skip], attrs)[0]);
+        h = this.nhwc ? this.ms('SkipGroupNorm', [h, gamma, beta, t], attrs)[0] : this.toNchw(this.ms('SkipGroupNorm', [this.toNhwc(h), gamma, beta, t], attrs)[0]);
       } else {
-        h = this.groupNorm(this.op('Add', [h, this.op('Unsqueeze', [t, this.i64([2, 3])])]), cout, true);
+        h = this.groupNorm(this.op('Add', [h, this.op('Unsqueeze', [t, this.i64(this.nhwc ? [1, 2] : [2, 3])])]), cout, true);
       }
     } else {
       h = this.groupNorm(h, cout, true);
@@ -293,12 +362,46 @@ class Builder {
     return this.op('Reshape', [this.op('Transpose', [this.op('MatMul', [scores, split(v, [0, 2, 1, 3])])], { perm: [0, 2, 1, 3] }), this.i64([0, 0, channels])]);
   }
 
-  /** Transformer attention (no q/k/v biases): the output projection's MatMul and its bias, for the caller's residual. */
-  attention(x: string, context: string, channels: number, contextDim: number, heads: number): [string, string] {
-    const q = this.linear(x, channels, channels, false);
-    const k = this.linear(context, contextDim, channels, false);
-    const v = this.linear(context, contextDim, channels, false);
-    const out = this.sdpa(q, k, v, channels, heads);
+  /**
+   * Transformer attention (no q/k/v biases): the output projection's MatMul and its bias, for the
+   * caller's residual. `context` undefined: self-attention over x. Packed (PackedAttention): the
+   * same weights side by side, per head, in one MatMul ([.., N, 3, H] for Q, K and V of
+   * self-attention, [.., N, 2, H] for K and V of cross-attention), MultiHeadAttention's packed inputs.
+   */
+  attention(x: string, context: string | undefined, channels: number, contextDim: number, heads: number): [string, string] {
+    const kvInput = context ?? x;
+    const wq = this.draw([channels, channels], 1 / Math.sqrt(channels));
+    const wk = this.draw([contextDim, channels], 1 / Math.sqrt(contextDim));
+    const wv = this.draw([contextDim, channels], 1 / Math.sqrt(contextDim));
+    let out: string;
+    if (this.packed) {
+      const d = channels / heads;
+      // The stand-in splits the packed product again: [.., N, M, H] -> M x [.., C].
+      const unpack = (t: string, m: number) =>
+        this.g.opMulti('Split', [t, this.i64(new Array(m).fill(1))], { axis: 3 }, { outputs: m }).map((part) => this.op('Reshape', [part, this.i64([0, 0, channels])]));
+      const real = this.uses('PackedAttention');
+      if (context === undefined) {
+        const qkv = this.op('Reshape', [this.op('MatMul', [x, this.stored([channels, 3 * channels], interleaveHeads([wq, wk, wv], channels, heads))]), this.i64([0, 0, heads, 3, d])]);
+        if (real) out = this.ms('MultiHeadAttention', [qkv], { num_heads: heads })[0];
+        else {
+          const [q, k, v] = unpack(qkv, 3);
+          out = this.sdpa(q, k, v, channels, heads);
+        }
+      } else {
+        const q = this.op('MatMul', [x, this.stored([channels, channels], wq)]);
+        const kv = this.op('Reshape', [this.op('MatMul', [context, this.stored([contextDim, 2 * channels], interleaveHeads([wk, wv], contextDim, heads))]), this.i64([0, 0, heads, 2, d])]);
+        if (real) out = this.ms('MultiHeadAttention', [q, kv], { num_heads: heads })[0];
+        else {
+          const [k, v] = unpack(kv, 2);
+          out = this.sdpa(q, k, v, channels, heads);
+        }
+      }
+    } else {
+      const q = this.op('MatMul', [x, this.stored([channels, channels], wq)]);
+      const k = this.op('MatMul', [kvInput, this.stored([contextDim, channels], wk)]);
+      const v = this.op('MatMul', [kvInput, this.stored([contextDim, channels], wv)]);
+      out = this.sdpa(q, k, v, channels, heads);
+    }
     return [this.op('MatMul', [out, this.weight([channels, channels], 1 / Math.sqrt(channels))]), this.weight([channels], 0.01)];
   }
 
@@ -309,10 +412,11 @@ class Builder {
 
   transformer(x: string, context: string, channels: number, heads: number, contextDim: number): string {
     const h0 = this.conv(this.groupNorm(x, channels), channels, channels, 1);
-    let h = this.op('Transpose', [this.op('Reshape', [h0, this.i64([0, channels, -1])])], { perm: [0, 2, 1] });
+    let h = this.tokens(h0, channels);
     let normed: string;
-    // Self-attention: queries and keys/values each have their own LayerNorm.
-    const [mm1, b1] = this.attention(this.layerNorm(h, channels), this.layerNorm(h, channels), channels, channels, heads);
+    // Self-attention over the LayerNorm of the tokens (SD's norm1), then cross-attention and the
+    // feed-forward, each after the LayerNorm of the running sum (norm2, norm3).
+    const [mm1, b1] = this.attention(this.layerNorm(h, channels), undefined, channels, channels, heads);
     [h, normed] = this.residualNorm(h, mm1, b1, channels);
     const [mm2, b2] = this.attention(normed, context, channels, contextDim, heads);
     [h, normed] = this.residualNorm(h, mm2, b2, channels);
@@ -328,18 +432,17 @@ class Builder {
     }
     const ffMm = this.op('MatMul', [geglu, this.weight([channels * 4, channels], 1 / Math.sqrt(channels * 4))]);
     h = this.residual(h, ffMm, this.weight([channels], 0.01));
-    const spatial = this.op('Reshape', [this.op('Transpose', [h], { perm: [0, 2, 1] }), this.op('Shape', [x])]);
-    return this.op('Add', [x, this.conv(spatial, channels, channels, 1)]);
+    return this.op('Add', [x, this.conv(this.untokens(h, x), channels, channels, 1)]);
   }
 
   /** The VAE's single-head self-attention over all pixels, with q/k/v biases and a residual. */
   vaeAttention(x: string, channels: number): string {
-    const tokens = this.op('Transpose', [this.op('Reshape', [this.groupNorm(x, channels), this.i64([0, channels, -1])])], { perm: [0, 2, 1] });
+    const tokens = this.tokens(this.groupNorm(x, channels), channels);
     const q = this.linear(tokens, channels, channels);
     const k = this.linear(tokens, channels, channels);
     const v = this.linear(tokens, channels, channels);
     const out = this.linear(this.sdpa(q, k, v, channels, 1), channels, channels);
-    return this.op('Add', [x, this.op('Reshape', [this.op('Transpose', [out], { perm: [0, 2, 1] }), this.op('Shape', [x])])]);
+    return this.op('Add', [x, this.untokens(out, x)]);
   }
 
   timeEmbedding(t: string, c0: number): string {
@@ -351,6 +454,44 @@ class Builder {
     if (this.dtype === 'float16') emb = this.op('Cast', [emb], { to: 10 });
     return this.linear(this.silu(this.linear(emb, c0, 4 * c0)), 4 * c0, 4 * c0);
   }
+}
+
+/** `data` (row-major, `dims`) with its axes in the order `perm`. */
+function permute<T extends Float32Array | Uint16Array>(data: T, dims: number[], perm: number[]): T {
+  const out = new (data.constructor as new (n: number) => T)(data.length);
+  const outDims = perm.map((p) => dims[p]);
+  const strides = dims.map((_, i) => dims.slice(i + 1).reduce((a, b) => a * b, 1));
+  const index = new Array(dims.length).fill(0);
+  for (let o = 0; o < out.length; o++) {
+    let src = 0;
+    for (let i = 0; i < perm.length; i++) src += index[i] * strides[perm[i]];
+    out[o] = data[src];
+    for (let i = index.length - 1; i >= 0; i--) {
+      if (++index[i] < outDims[i]) break;
+      index[i] = 0;
+    }
+  }
+  return out;
+}
+
+/**
+ * Projection matrices [rows, C] (each C = heads x H wide) side by side per head: columns
+ * [head 0: m0, m1, ...; head 1: m0, m1, ...], so the product reshapes to [.., heads, M, H].
+ */
+function interleaveHeads<T extends Float32Array | Uint16Array>(mats: T[], rows: number, heads: number): T {
+  const C = mats[0].length / rows;
+  const H = C / heads;
+  const M = mats.length;
+  const out = new (mats[0].constructor as new (n: number) => T)(rows * C * M);
+  for (let r = 0; r < rows; r++) {
+    for (let n = 0; n < heads; n++) {
+      for (let m = 0; m < M; m++) {
+        const src = mats[m].subarray(r * C + n * H, r * C + n * H + H);
+        out.set(src, r * C * M + (n * M + m) * H);
+      }
+    }
+  }
+  return out;
 }
 
 export interface SyntheticGraph {
@@ -367,10 +508,13 @@ export function syntheticUNet(shape: SyntheticUNetShape, opts: FusionOptions = {
   const timestep = g.input('timestep', shape.timestepType, [1]);
   const context = g.input('encoder_hidden_states', dt, ['batch', 'sequence', shape.crossAttentionDim]);
   const ch = shape.channels;
-  const temb = { value: b.timeEmbedding(timestep, ch[0]), width: 4 * ch[0] };
+  let emb = b.timeEmbedding(timestep, ch[0]);
+  // SkipGroupNorm takes the embedding as (N, C): give it the batch's size once, here.
+  if (b.uses('SkipGroupNorm')) emb = b.op('Expand', [emb, b.op('Concat', [b.op('Shape', [sample], { start: 0, end: 1 }), b.i64([4 * ch[0]])], { axis: 0 })]);
+  const temb = { value: emb, width: 4 * ch[0] };
   const transformer = (x: string, c: number) => b.transformer(x, context, c, shape.heads, shape.crossAttentionDim);
 
-  let x = b.conv(sample, 4, ch[0], 3);
+  let x = b.conv(b.fromNchw(sample), 4, ch[0], 3);
   const skips: Array<[string, number]> = [[x, ch[0]]];
   let cur = ch[0];
   ch.forEach((c, level) => {
@@ -392,13 +536,13 @@ export function syntheticUNet(shape: SyntheticUNetShape, opts: FusionOptions = {
     const c = ch[level];
     for (let l = 0; l <= shape.layersPerBlock; l++) {
       const [skip, sc] = skips.pop()!;
-      x = b.resBlock(b.op('Concat', [x, skip], { axis: 1 }), temb, cur + sc, c);
+      x = b.resBlock(b.op('Concat', [x, skip], { axis: b.channelAxis }), temb, cur + sc, c);
       cur = c;
       if (shape.attention[level]) x = transformer(x, c);
     }
-    if (level > 0) x = b.conv(b.op('Resize', [x, '', b.c([1, 1, 2, 2])], { mode: 'nearest' }), c, c, 3);
+    if (level > 0) x = b.conv(b.upsample(x), c, c, 3);
   }
-  const out = b.conv(b.groupNorm(x, cur, true), cur, 4, 3);
+  const out = b.toOutput(b.conv(b.groupNorm(x, cur, true), cur, 4, 3));
   g.output(out, 'out_sample', dt, ['batch', 4, 'height', 'width']);
   return { graph: g, parameters: b.params };
 }
@@ -415,7 +559,7 @@ export function syntheticVaeDecoder(shape: SyntheticVaeShape, opts: FusionOption
   const z = g.input('latent_sample', dt, ['batch', 4, 'latent_height', 'latent_width']);
   const ch = [...shape.channels].reverse();
   let cur = ch[0];
-  let x = b.conv(z, 4, cur, 3);
+  let x = b.conv(b.fromNchw(z), 4, cur, 3);
   x = b.resBlock(x, undefined, cur, cur);
   x = b.vaeAttention(x, cur);
   x = b.resBlock(x, undefined, cur, cur);
@@ -424,9 +568,9 @@ export function syntheticVaeDecoder(shape: SyntheticVaeShape, opts: FusionOption
       x = b.resBlock(x, undefined, cur, c);
       cur = c;
     }
-    if (level < ch.length - 1) x = b.conv(b.op('Resize', [x, '', b.c([1, 1, 2, 2])], { mode: 'nearest' }), c, c, 3);
+    if (level < ch.length - 1) x = b.conv(b.upsample(x), c, c, 3);
   });
-  const out = b.conv(b.groupNorm(x, cur, true), cur, 3, 3);
+  const out = b.toOutput(b.conv(b.groupNorm(x, cur, true), cur, 3, 3));
   g.output(out, 'sample', dt, ['batch', 3, 'height', 'width']);
   return { graph: g, parameters: b.params };
 }

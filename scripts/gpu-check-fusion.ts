@@ -6,7 +6,9 @@
  * CUDA_CHECK_UNET (SD 1.5's first two levels, fp16: the channel counts those kernels accept).
  * Fresh inputs per check; pass if ‖fused − plain‖ / ‖plain‖ < 1e-2 (fp16) and every output is
  * finite. Prints a table, writes fusion-check.json to --out, exits 1 if any check fails. With
- * `--ep cpu` it checks the cpu-safe fusion only (the CUDA-only ops cannot load there).
+ * `--ep cpu` it checks the cpu-safe fusion and the CPU stand-ins of NhwcConv and PackedAttention
+ * (the CUDA-only ops cannot load there). scripts/gpu-run.sh runs it before the benchmark and
+ * benchmarks only the ops that passed (fusion-check.json -> `bench:gpu --ops`).
  */
 import { parseArgs } from 'node:util';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -15,6 +17,7 @@ import * as ort from 'onnxruntime-node';
 import { float16ToFloat32, float32ToFloat16 } from '../engine/index.ts';
 import {
   CUDA_CHECK_UNET,
+  CUDA_ONLY_OPS,
   FUSED_OPS,
   SD15_VAE,
   SYNTHETIC_MODEL_OPTIONS,
@@ -89,13 +92,30 @@ async function check(model: 'unet' | 'vae', label: string, plainSession: ort.Inf
 // Most telling first (a run cut short by its time limit still says the most): the full fusion,
 // then each CUDA-only op alone (names a failing kernel), then the CPU-capable set on this provider.
 const cpuOps: FusedOp[] = [...FUSED_OPS['cpu-safe']];
-const gpuOps: FusedOp[] = ['GroupNorm', 'SkipGroupNorm', 'BiasSplitGelu', 'BiasAdd'];
+// PackedAttention is a layout of MultiHeadAttention's inputs: checked with it.
+const alone = (op: FusedOp): FusedOp[] => (op === 'PackedAttention' ? ['MultiHeadAttention', op] : [op]);
 const variants: Array<[string, FusionOptions]> =
   ep === 'cuda'
-    ? [['cuda', { fusion: 'cuda' }], ...gpuOps.map((op): [string, FusionOptions] => [op, { ops: [op] }]), ['cpu-safe', { fusion: 'cpu-safe' }]]
-    : [...cpuOps.map((op): [string, FusionOptions] => [op, { ops: [op] }]), ['cpu-safe', { fusion: 'cpu-safe' }]];
-const VAE_VARIANTS = ['cuda', 'GroupNorm', 'MultiHeadAttention', 'cpu-safe'];
-const save = () => writeFile(join(values.out!, 'fusion-check.json'), JSON.stringify({ ep, dtype, date: new Date().toISOString(), tolerance: TOLERANCE, checks }, null, 2) + '\n');
+    ? [['cuda', { fusion: 'cuda' }], ...CUDA_ONLY_OPS.map((op): [string, FusionOptions] => [op, { ops: alone(op) }]), ['cpu-safe', { fusion: 'cpu-safe' }]]
+    : [...cpuOps.map((op): [string, FusionOptions] => [op, { ops: [op] }]), ['cpu-safe', { fusion: 'cpu-safe' }], ['stand-ins', { fusion: 'cpu-safe', standIns: ['NhwcConv', 'PackedAttention'] }]];
+const VAE_VARIANTS = ['cuda', 'GroupNorm', 'NhwcConv', 'MultiHeadAttention', 'cpu-safe', 'stand-ins'];
+/**
+ * The contrib ops a benchmark on this provider should use: all of the full fusion when it passed,
+ * else the cpu-safe set (when it passed) and each CUDA-only op that passed alone in every model
+ * that checked it. scripts/gpu-run.sh hands them to bench:gpu (--ops).
+ */
+function benchOps(): FusedOp[] {
+  const passed = (label: string) => {
+    const mine = checks.filter((c) => c.ops === label);
+    return mine.length > 0 && mine.every((c) => c.pass);
+  };
+  const full = ep === 'cuda' ? 'cuda' : 'cpu-safe';
+  if (passed(full)) return [...FUSED_OPS[full]];
+  const ops: FusedOp[] = passed('cpu-safe') ? [...FUSED_OPS['cpu-safe']] : [];
+  if (ep === 'cuda') for (const op of CUDA_ONLY_OPS) if (passed(op) && (op !== 'PackedAttention' || ops.includes('MultiHeadAttention'))) ops.push(op);
+  return ops;
+}
+const save = () => writeFile(join(values.out!, 'fusion-check.json'), JSON.stringify({ ep, dtype, date: new Date().toISOString(), tolerance: TOLERANCE, benchOps: benchOps(), checks }, null, 2) + '\n');
 await mkdir(values.out!, { recursive: true });
 
 let seed = 0;

@@ -9,6 +9,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { FUSED_OPS } from '../../models/synthetic-unet.ts';
 
 const run = promisify(execFile);
 const ROOT = new URL('../..', import.meta.url).pathname;
@@ -30,7 +31,9 @@ afterAll(async () => {
 describe('npm run bench:gpu on the CPU (tiny shape)', () => {
   it('writes gpu.json in the schema the issue fixes', async () => {
     const json = JSON.parse(await readFile(join(dir, 'out', 'gpu.json'), 'utf8'));
-    expect(Object.keys(json).sort()).toEqual(['date', 'gpu', 'peak_gpu_mib', 'transition', 'unet_ms', 'vae_decode_ms']);
+    // The issue's keys, and which contrib ops the fused graphs used (the CPU's full set here).
+    expect(Object.keys(json).sort()).toEqual(['date', 'fused_ops', 'gpu', 'peak_gpu_mib', 'transition', 'unet_ms', 'vae_decode_ms']);
+    expect(json.fused_ops).toEqual([...FUSED_OPS['cpu-safe']]);
     expect(json.gpu).toMatch(/^cpu: /);
     expect(new Date(json.date).toISOString()).toBe(json.date);
     expect(Object.keys(json.unet_ms).sort()).toEqual(['fused', 'plain']);

@@ -15,6 +15,7 @@ import {
   syntheticUNet,
   syntheticVaeDecoder,
   type SyntheticGraph,
+  type WeightCache,
 } from '../../models/synthetic-unet.ts';
 
 function opCounts(built: SyntheticGraph): Map<string, number> {
@@ -78,18 +79,53 @@ describe('fused synthetic UNet', () => {
     expect(plain.get('MatMul')! - fused.get('MatMul')!).toBe(2 * 2 * transformers);
   });
 
-  it('cuda fusion replaces GroupNorm, GEGLU and bias adds too, and a CPU session refuses it', async () => {
+  it('cuda fusion replaces GroupNorm, GEGLU, bias adds and convolutions too, runs channels-last, and a CPU session refuses it', async () => {
     // Op counts do not depend on sizes; the tiny shape is quick to build (CUDA_CHECK_UNET is what a GPU runs).
     const fused = opCounts(syntheticUNet(TINY_UNET, { fusion: 'cuda' }));
-    // BiasSplitGelu takes over GEGLU's Gelu.
-    for (const op of FUSED_OPS.cuda.filter((o) => o !== 'Gelu')) expect(fused.get(op), op).toBeGreaterThan(0);
+    const cpuSafe = opCounts(syntheticUNet(TINY_UNET, { fusion: 'cpu-safe' }));
+    // BiasSplitGelu takes over GEGLU's Gelu; PackedAttention is a layout of MultiHeadAttention's inputs.
+    for (const op of FUSED_OPS.cuda.filter((o) => o !== 'Gelu' && o !== 'PackedAttention')) expect(fused.get(op), op).toBeGreaterThan(0);
+    expect(fused.get('Conv') ?? 0).toBe(0);
+    // Channels-last throughout: one Transpose in (sample), one out; tokens are Reshapes of the map.
+    expect(fused.get('Transpose')).toBe(2);
+    // One Expand gives the time embedding the batch's size for every SkipGroupNorm.
+    expect(fused.get('Expand')).toBe(1);
+    // Packed projections: self-attention's Q, K, V in one MatMul, cross-attention's K, V in one.
+    expect(cpuSafe.get('MatMul')! - fused.get('MatMul')!).toBe(3 * cpuSafe.get('MultiHeadAttention')! / 2);
     expect(CUDA_CHECK_UNET.channels.map((c) => c * 8)).toEqual([2560, 5120]);
     expect(fused.get('InstanceNormalization') ?? 0).toBe(0);
     expect(fused.get('Softmax') ?? 0).toBe(0);
     expect(fused.get('Erf') ?? 0).toBe(0);
     expect(fusionFor('cuda')).toBe('cuda');
     expect(fusionFor('cpu')).toBe('cpu-safe');
-    await expect(session(syntheticUNet(TINY_UNET, { fusion: 'cuda' }))).rejects.toThrow(/GroupNorm|SkipGroupNorm|BiasSplitGelu|BiasAdd/);
+    await expect(session(syntheticUNet(TINY_UNET, { fusion: 'cuda' }))).rejects.toThrow(/GroupNorm|SkipGroupNorm|BiasSplitGelu|BiasAdd|NhwcConv/);
+  });
+
+  it('the channels-last layout and the packed projections compute the plain graph (CPU stand-ins for NhwcConv and packed attention)', async () => {
+    const weights: WeightCache = [];
+    const plain = await session(syntheticUNet(TINY_UNET, { weights }));
+    const standIns = syntheticUNet(TINY_UNET, { fusion: 'cpu-safe', standIns: ['NhwcConv', 'PackedAttention'], weights });
+    // The stand-ins change the structure as the real ops do: no per-op Transposes around the feature maps.
+    expect(opCounts(standIns).get('Transpose')).toBe(2 + 2 * opCounts(standIns).get('Conv')! + 2 * opCounts(standIns).get('InstanceNormalization')!);
+    const fused = await session(standIns);
+    // A non-square latent catches a height/width mix-up in the layout.
+    const feeds = {
+      sample: new ort.Tensor('float32', fresh(2 * 4 * 16 * 12, 4), [2, 4, 16, 12]),
+      timestep: new ort.Tensor('float32', [555], [1]),
+      encoder_hidden_states: new ort.Tensor('float32', fresh(2 * 77 * 32, 14), [2, 77, 32]),
+    };
+    const ref = (await plain.run(feeds)).out_sample;
+    const out = (await fused.run(feeds)).out_sample;
+    expect(out.dims).toEqual([2, 4, 16, 12]);
+    expect(relativeError(out.data as Float32Array, ref.data as Float32Array)).toBeLessThan(1e-4);
+    const vaeWeights: WeightCache = [];
+    const vaePlain = await session(syntheticVaeDecoder(TINY_VAE, { weights: vaeWeights }));
+    const vaeNhwc = await session(syntheticVaeDecoder(TINY_VAE, { fusion: 'cpu-safe', standIns: ['NhwcConv'], weights: vaeWeights }));
+    const z = { latent_sample: new ort.Tensor('float32', fresh(1 * 4 * 8 * 12, 5), [1, 4, 8, 12]) };
+    const [a, b] = [(await vaePlain.run(z)).sample, (await vaeNhwc.run(z)).sample];
+    expect(b.dims).toEqual([1, 3, 64, 96]);
+    expect(relativeError(b.data as Float32Array, a.data as Float32Array)).toBeLessThan(1e-4);
+    for (const s of [plain, fused, vaePlain, vaeNhwc]) await s.release();
   });
 
   it('the synthetic VAE decoder upsamples 8x, and its fused form agrees with the plain one', async () => {
