@@ -248,6 +248,7 @@ export const settings = {
   workerId: { env: 'BLENDFARM_WORKER_ID', help: 'Stable name of this worker in farm status (default host-pid-random)', example: '', parse: text } as SettingSpec<string>,
   shutdownGraceSeconds: { env: 'BLENDFARM_SHUTDOWN_GRACE_SECONDS', help: 'On SIGTERM a worker waits this long for running renders before handing them back (default 30)', example: '', parse: atLeast(0) } as SettingSpec<number>,
   localWorkers: { env: 'BLENDFARM_LOCAL_WORKERS', help: 'Render workers inside `npm start` (default 1 with the embedded database, 0 with DATABASE_URL)', example: '', parse: atLeast(0, true) } as SettingSpec<number>,
+  shards: { env: 'BLENDFARM_SHARDS', help: "Gateway shards (bot processes) `npm run start:sharded` runs (default: as many as Discord recommends for the bot: GET /gateway/bot at DISCORD_API_BASE, else discord.com)", example: '', parse: atLeast(1, true) } as SettingSpec<number>,
   renderer: { env: 'BLENDFARM_RENDERER', help: 'Renderer module for workers (default apps/worker/engine-renderer.ts; farm/fake-renderer.ts is a test double)', example: '', parse: text } as SettingSpec<string>,
   rendererOptions: { env: 'BLENDFARM_RENDERER_OPTIONS', help: 'JSON options for the renderer module (default: built from the model and execution-provider settings above)', example: '', parse: json } as SettingSpec<unknown>,
   logLevel: {

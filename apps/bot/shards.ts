@@ -4,10 +4,10 @@
  * Needs DATABASE_URL (PGlite is one process only); render workers then run as `npm run worker`
  * processes (shard processes run none unless BLENDFARM_LOCAL_WORKERS says so).
  *
- * The shard count is what Discord recommends (GET /gateway/bot), asked at DISCORD_API_BASE when
- * that is set: discord.js's own 'auto' always asks discord.com, so behind a REST proxy (or against
- * the tests' fake Discord) it could not start. The same answer's max_concurrency sets how quickly
- * shards are started one after another.
+ * The shard count is BLENDFARM_SHARDS, by default what Discord recommends (GET /gateway/bot),
+ * asked at DISCORD_API_BASE when that is set: discord.js's own 'auto' always asks discord.com, so
+ * behind a REST proxy (or against the tests' fake Discord) it could not start. The same answer's
+ * max_concurrency sets how quickly shards are started one after another.
  */
 import { DiscordAPIError, REST, type RESTGetAPIGatewayBotResult, Routes, type Shard, ShardingManager } from 'discord.js';
 import type { ChildProcess } from 'node:child_process';
@@ -56,7 +56,11 @@ async function recommendation(): Promise<{ shards: number; maxConcurrency: numbe
   return { shards, maxConcurrency: Number.isInteger(maxConcurrency) && maxConcurrency >= 1 ? maxConcurrency : 1 };
 }
 
-const { shards: totalShards, maxConcurrency } = await recommendation();
+const recommended = await recommendation();
+const { maxConcurrency } = recommended;
+// BLENDFARM_SHARDS overrides the count (e.g. more shards ahead of growth, so adding servers does
+// not mean a re-shard soon); Discord refuses a session that carries too many servers (4011).
+const totalShards = config.shards ?? recommended.shards;
 // Shards whose ids differ modulo max_concurrency may IDENTIFY together: starting one every
 // 5.5 s / max_concurrency keeps each bucket at one IDENTIFY per 5.5 s, as discord.js's default does.
 const spawnDelay = Math.ceil(IDENTIFY_INTERVAL_MS / maxConcurrency);
@@ -147,7 +151,9 @@ process.on('SIGINT', onSignal);
 process.on('SIGTERM', onSignal);
 
 manager.on('shardCreate', watch);
-say(`${totalShards} shard(s) recommended by ${apiBase ?? 'discord.com'}; max_concurrency ${maxConcurrency}, so one starts every ${spawnDelay} ms`);
+const source = `${recommended.shards} recommended by ${apiBase ?? 'discord.com'}`;
+say(`${totalShards} shard(s) (${config.shards === undefined ? source : `BLENDFARM_SHARDS; ${source}`}); max_concurrency ${maxConcurrency}, so one starts every ${spawnDelay} ms`);
+if (totalShards < recommended.shards) say(`fewer shards than recommended: Discord closes a shard's session with 4011 when it carries too many servers; unset BLENDFARM_SHARDS if that happens`);
 try {
   await manager.spawn({ delay: spawnDelay, timeout: SPAWN_TIMEOUT_MS });
   say(`all ${totalShards} shard(s) are connected`);

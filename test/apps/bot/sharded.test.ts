@@ -72,7 +72,7 @@ describe('npm run start:sharded', () => {
     expect(SERVER_ON.map((id) => fake.gateway.shardOf(id, SHARDS))).toEqual([0, 1]);
     // The shard count came from the fake's GET /gateway/bot, and each process identified as its shard.
     expect(fake.requests.some((r) => r.method === 'GET' && r.path === '/gateway/bot')).toBe(true);
-    expect(bot!.output).toMatch(/2 shard\(s\) recommended by http:\/\/127\.0\.0\.1:\d+\/api; max_concurrency 2/);
+    expect(bot!.output).toMatch(/2 shard\(s\) \(2 recommended by http:\/\/127\.0\.0\.1:\d+\/api\); max_concurrency 2/);
     expect(fake.identifies.map((i) => i.shard.join('/')).sort()).toEqual(['0/2', '1/2']);
     const pids = bot!.shardPids();
     expect([...pids.keys()].sort()).toEqual([0, 1]);
@@ -129,13 +129,16 @@ describe('npm run start:sharded', () => {
 
 describe('npm run start:sharded when a process dies', () => {
   it('starts a shard that exited again, and its shards stop by themselves when the manager is killed', async () => {
-    const one = await startBotProcess('blendfarm-sharded-kill-', () => ({ ...testDb.env, BLENDFARM_HTTP_PORT: 'off', BLENDFARM_LOG_FORMAT: 'json' }), {
+    // One shard (BLENDFARM_SHARDS), although two are recommended.
+    const one = await startBotProcess('blendfarm-sharded-kill-', () => ({ ...testDb.env, BLENDFARM_SHARDS: '1', BLENDFARM_HTTP_PORT: 'off', BLENDFARM_LOG_FORMAT: 'json' }), {
       script: 'shards.ts',
-      discord: { recommendedShards: 1 },
+      discord: { recommendedShards: 2 },
       ready: (output) => /all 1 shard\(s\) are connected/.test(output) && /logged in as/.test(output),
       readyTimeoutMs: 120_000,
     });
     try {
+      expect(one.output).toMatch(/1 shard\(s\) \(BLENDFARM_SHARDS; 2 recommended by http:.*\n.*fewer shards than recommended/);
+      expect(one.fake.identifies.map((i) => i.shard)).toEqual([[0, 1]]);
       const first = one.shardPids().get(0)!;
       process.kill(first, 'SIGKILL');
       // The manager says so and starts it again after a pause (5 s for a first exit).
