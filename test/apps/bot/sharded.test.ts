@@ -20,6 +20,8 @@ import { type BotProcess, isRunning, startBotProcess } from '../../helpers/bot-p
 import { ROOT, TSX } from '../../helpers/cli.ts';
 import { createTestDatabase, farmContext, GENEROUS_BUDGET, TEST_PG_URL, type TestDatabase } from '../../helpers/db.ts';
 
+// Generous limits throughout: a 2-core CI machine starts each shard process (tsx, migrations,
+// login) in seconds, and the shards start one after another.
 const SHARDS = 2;
 /** Server ids on shard 0 and shard 1: Discord routes a server to shard (id >> 22) % count. */
 const SERVER_ON = [String(300_000_000_000n << 22n), String(300_000_000_001n << 22n)];
@@ -60,7 +62,7 @@ describe('npm run start:sharded', () => {
       readyTimeoutMs: 240_000,
     });
     db = await testDb.open();
-  });
+  }, 300_000);
 
   afterAll(async () => {
     await worker?.stop('release', 0);
@@ -124,7 +126,7 @@ describe('npm run start:sharded', () => {
     expect((await exited)[0]).toBe(0);
     for (const pid of pids.values()) expect(isRunning(pid)).toBe(false);
     expect(fake.gateway.liveSessions()).toEqual([]);
-  });
+  }, 300_000);
 });
 
 describe('npm run start:sharded when a process dies', () => {
@@ -157,7 +159,7 @@ describe('npm run start:sharded when a process dies', () => {
     } finally {
       await one.stop();
     }
-  });
+  }, 400_000);
 });
 
 describe('npm run start:sharded start-up failures', () => {
