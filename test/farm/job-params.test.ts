@@ -1,6 +1,7 @@
 // Job parameters, cost estimates, follow-up derivation and configuration: pure functions.
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../config/index.ts';
+import { settings } from '../../config/settings.ts';
 import { DEFAULT_FARM_CONFIG, farmConfigFrom } from '../../farm/config.ts';
 import { estimateGpuSeconds } from '../../farm/policy/cost.ts';
 import { followUpParams } from '../../farm/follow-up.ts';
@@ -101,7 +102,11 @@ describe('farm configuration', () => {
     const config = farmConfigFrom(loadConfig({ BLENDFARM_LEASE_SECONDS: '60', BLENDFARM_REFILL_GPU_SECONDS: '900', BLENDFARM_ARTIFACT_DIR: '/srv/videos' }));
     expect(config).toMatchObject({ leaseSeconds: 60, artifactDir: '/srv/videos', budget: { refillGpuSeconds: 900, maxActiveJobs: 3 } });
     expect(farmConfigFrom(loadConfig({ BLENDFARM_FAIRNESS_HALF_LIFE_SECONDS: '60', BLENDFARM_GPU_SECONDS_PER_MEGAPIXEL_STEP: '1' }))).toMatchObject({ fairnessHalfLifeSeconds: 60, cost: { secondsPerMegapixelStep: 1 } });
-    expect(farmConfigFrom(loadConfig({}))).toEqual(DEFAULT_FARM_CONFIG);
+    // The settings' defaults are the farm's, but for the spool: the apps spool to the setting's
+    // folder, while a FarmConfig built in code (tests, embedders) keeps finished videos in memory.
+    expect(farmConfigFrom(loadConfig({}))).toEqual({ ...DEFAULT_FARM_CONFIG, spoolDir: settings.spoolDir.example });
+    expect(DEFAULT_FARM_CONFIG.spoolDir).toBeUndefined();
+    expect(farmConfigFrom(loadConfig({ BLENDFARM_SPOOL_DIR: 'off' })).spoolDir).toBeUndefined();
     expect(() => loadConfig({ BLENDFARM_LEASE_SECONDS: 'soon' })).toThrow(ConfigError);
     expect(() => loadConfig({ BLENDFARM_LEASE_SECONDS: 'soon' })).toThrow(/BLENDFARM_LEASE_SECONDS="soon" must be a number of at least 1/);
     expect(() => farmConfigFrom(loadConfig({ BLENDFARM_LEASE_SECONDS: '5', BLENDFARM_HEARTBEAT_SECONDS: '10' }))).toThrow(/heartbeat .* must be shorter than the lease/);
