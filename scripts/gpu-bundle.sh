@@ -9,9 +9,11 @@
 #   node dist/bench-unet.mjs --shape sd15 --ep cuda --batches 2,4,8,16
 #   node dist/bench-blend.mjs --synthetic-unet sd15 --ep cuda --size 512 --steps 30
 #   node dist/bench-gpu.mjs --ep cuda --shape sd15     # the issue-12 benchmark; scripts/gpu-run.sh runs it all
+# It also converts the esrgan-slim 4x upscaler into models/.cache/upscalers (from its npm package,
+# which the GPU host lacks), for dist/gpu-upscale.mjs: carry that folder along (bench/README.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for src in bench/unet.ts bench/blend.ts bench/gpu.ts scripts/gpu-check-fusion.ts; do
+for src in bench/unet.ts bench/blend.ts bench/gpu.ts scripts/gpu-check-fusion.ts scripts/gpu-upscale.ts; do
   name=$(basename "$src" .ts)
   case "$src" in bench/*) out="dist/bench-$name.mjs" ;; *) out="dist/$name.mjs" ;; esac
   npx esbuild "$src" --bundle --platform=node --format=esm --target=node20 \
@@ -20,4 +22,5 @@ for src in bench/unet.ts bench/blend.ts bench/gpu.ts scripts/gpu-check-fusion.ts
     --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" \
     --outfile="$out" --log-level=warning
 done
+npx tsx -e "import('./models/esrgan/catalog.ts').then(async (m) => console.log('upscaler for gpu-upscale:', await m.ensureSuperResolutionModel('esrgan-slim', 4)))"
 ls -la dist/

@@ -1,5 +1,5 @@
 /**
- * node dist/gpu-check-fusion.mjs [--ep cuda] [--out DIR] [--device 0]
+ * node dist/gpu-check-fusion.mjs [--ep cuda] [--out DIR] [--device 0] [--shape check|tiny]
  *
  * Plain vs fused synthetic UNet and VAE decoder on a GPU, for the contrib ops that have no CPU
  * kernel: each op alone (so a failing kernel is named) and the full 'cuda' fusion, on
@@ -21,6 +21,8 @@ import {
   FUSED_OPS,
   SD15_VAE,
   SYNTHETIC_MODEL_OPTIONS,
+  TINY_UNET,
+  TINY_VAE,
   syntheticUNet,
   syntheticVaeDecoder,
   type FusedOp,
@@ -29,14 +31,16 @@ import {
   type WeightCache,
 } from '../models/synthetic-unet.ts';
 
-const { values } = parseArgs({ options: { ep: { type: 'string', default: 'cuda' }, out: { type: 'string', default: '.' }, device: { type: 'string', default: '0' } } });
+const { values } = parseArgs({ options: { ep: { type: 'string', default: 'cuda' }, out: { type: 'string', default: '.' }, device: { type: 'string', default: '0' }, shape: { type: 'string', default: 'check' } } });
 const ep = values.ep!;
 const providers: ort.InferenceSession.ExecutionProviderConfig[] = ep === 'cuda' ? [{ name: 'cuda', deviceId: Number(values.device) }] : ['cpu'];
 const TOLERANCE = 1e-2;
 // The CPU provider lacks fp16 kernels for much of the graph: a CPU dry run checks in float32.
 const dtype = ep === 'cuda' ? 'float16' : 'float32';
-const UNET_SHAPE = { ...CUDA_CHECK_UNET, dtype } as const;
-const VAE_SHAPE = { ...SD15_VAE, dtype } as const;
+// 'check': the smallest shapes every CUDA-only kernel accepts; 'tiny': seconds on a CPU (dry runs of scripts/gpu-run.sh).
+if (values.shape !== 'check' && values.shape !== 'tiny') throw new Error(`--shape must be check or tiny, got ${values.shape}`);
+const UNET_SHAPE = { ...(values.shape === 'tiny' ? TINY_UNET : CUDA_CHECK_UNET), dtype } as const;
+const VAE_SHAPE = { ...(values.shape === 'tiny' ? TINY_VAE : SD15_VAE), dtype } as const;
 
 const open = (g: SyntheticGraph) => ort.InferenceSession.create(g.graph.toModel(SYNTHETIC_MODEL_OPTIONS).model, { executionProviders: providers, graphOptimizationLevel: 'all' });
 const floats = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.7311 + seed * 1.37) + 0.3 * Math.cos(i * 0.013 * seed));
@@ -121,14 +125,14 @@ await mkdir(values.out!, { recursive: true });
 let seed = 0;
 const unetWeights: WeightCache = [];
 const plainUnet = await open(syntheticUNet(UNET_SHAPE, { weights: unetWeights }));
-const s = CUDA_CHECK_UNET;
+const s = UNET_SHAPE;
 const unetFeeds = () => {
   seed++;
   const B = 2;
   const L = 32;
   return {
     sample: tensor(B * 4 * L * L, seed, [B, 4, L, L]),
-    timestep: new ort.Tensor('int64', BigInt64Array.from([BigInt(100 + seed * 37)]), [1]),
+    timestep: s.timestepType === 'int64' ? new ort.Tensor('int64', BigInt64Array.from([BigInt(100 + seed * 37)]), [1]) : new ort.Tensor('float32', [100 + seed * 37], [1]),
     encoder_hidden_states: tensor(B * 77 * s.crossAttentionDim, seed + 100, [B, 77, s.crossAttentionDim]),
   };
 };
@@ -143,7 +147,7 @@ for (const [label, opts] of [...variants, ['MultiHeadAttention', { ops: ['MultiH
 await plainVae.release();
 
 await save();
-console.log(`${ep}, ${dtype}, CUDA_CHECK_UNET and SD15_VAE shapes, 2 fresh inputs each`);
+console.log(`${ep}, ${dtype}, ${values.shape === 'tiny' ? 'TINY_UNET and TINY_VAE' : 'CUDA_CHECK_UNET and SD15_VAE'} shapes, 2 fresh inputs each`);
 console.log('| model | fused ops | ‖fused−plain‖/‖plain‖ | result |');
 console.log('| --- | --- | --- | --- |');
 for (const c of checks) console.log(`| ${c.model} | ${c.ops} | ${c.rel === null ? c.error : c.rel.toExponential(2)} | ${c.pass ? 'pass' : 'FAIL'} |`);

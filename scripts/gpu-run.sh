@@ -17,9 +17,16 @@
 #      (kept while the machine stays warm, so a rerun skips it), measures, writes $OUT/gpu.json and
 #      $OUT/gpu.md (bench/results/gpu.md with the CUDA section added or replaced). A kernel that
 #      fails the check therefore costs its own speed-up, not the whole benchmark.
+#   4. node dist/gpu-upscale.mjs --ep cuda: upscale ms per 512x512 frame by tiles per call (1, 4,
+#      8, 16) and tile side, with the esrgan-slim 4x model carried in models/.cache/upscalers;
+#      writes $OUT/upscale-gpu.json and .md. Skipped when the model was not carried.
 # Exit code: 0 all passed; 3 kit incomplete; otherwise the first failing step's.
 # Knobs: BENCH_ARGS (extra bench:gpu arguments), BENCH_TIMEOUT (s, default 330),
-# CHECK_TIMEOUT (s, default 120), SKIP_BENCH=1, SKIP_CHECK=1 (then the full 'cuda' fusion).
+# CHECK_ARGS (extra gpu-check-fusion arguments), CHECK_TIMEOUT (s, default 120), UPSCALE_ARGS (extra gpu-upscale arguments), UPSCALE_TIMEOUT
+# (s, default 45), SKIP_BENCH=1, SKIP_CHECK=1 (then the full 'cuda' fusion), SKIP_UPSCALE=1.
+# Dry run on a machine without a GPU (test/scripts/gpu-run.test.ts does this): EP=cpu SHAPE=tiny
+# with BLENDKIT pointing at a folder that has bin/node and env.sh; the CUDA provider is then not
+# required, and a node_modules folder that is a real folder (a development checkout) is kept.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-$PWD/out/gpu-run}"
@@ -29,11 +36,13 @@ exec > >(tee -a "$LOG") 2>&1
 echo "== gpu-run $(date -u +%FT%TZ) on $(hostname)"
 nvidia-smi --query-gpu=name,memory.total,memory.used,driver_version --format=csv,noheader || echo "nvidia-smi failed"
 
-K=/opt/blendkit
+K="${BLENDKIT:-/opt/blendkit}"
+EP="${EP:-cuda}"
+SHAPE="${SHAPE:-sd15}"
 has_part() { # already unpacked on this (warm) machine?
   case "$1" in
     part1) [ -x "$K/bin/node" ] ;;
-    part2) [ -s "$K/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime_providers_cuda.so" ] ;;
+    part2) [ "$EP" != cuda ] || [ -s "$K/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime_providers_cuda.so" ] ;;
   esac
 }
 for part in part1 part2; do
@@ -50,19 +59,21 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "kit incomplete on this machine: missing ${missing[*]}; send it with the next call (carry .gpu-kit/<part>.tar.xz and .gpu-kit/unpack.sh) while this machine is warm"
   exit 3
 fi
-for f in dist/bench-gpu.mjs dist/gpu-check-fusion.mjs; do
+for f in dist/bench-gpu.mjs dist/gpu-check-fusion.mjs dist/gpu-upscale.mjs; do
   [ -s "$f" ] || { echo "$f missing: run 'bash scripts/gpu-bundle.sh' here and carry dist"; exit 4; }
 done
 # shellcheck disable=SC1091
 source "$K/env.sh"
-ln -sfn "$K/node_modules" node_modules
+# The kit's onnxruntime-node, unless this is a development checkout with its own node_modules.
+if [ -L node_modules ] || [ ! -e node_modules ]; then ln -sfn "$K/node_modules" node_modules; fi
 echo "node $(node --version)"
 
 rc=0
 ops_arg=()
 if [ "${SKIP_CHECK:-0}" != 1 ]; then
   t0=$SECONDS
-  timeout "${CHECK_TIMEOUT:-120}" node dist/gpu-check-fusion.mjs --ep cuda --out "$OUT"
+  # shellcheck disable=SC2086
+  timeout "${CHECK_TIMEOUT:-120}" node dist/gpu-check-fusion.mjs --ep "$EP" --out "$OUT" ${CHECK_ARGS:-}
   r=$?
   echo "== fusion check exit $r after $((SECONDS - t0)) s"
   [ $r -eq 0 ] || rc=$r
@@ -74,10 +85,22 @@ if [ "${SKIP_BENCH:-0}" != 1 ]; then
   [ -f "$OUT/gpu.md" ] || cp bench/results/gpu.md "$OUT/gpu.md" 2>/dev/null || true
   t0=$SECONDS
   # shellcheck disable=SC2086
-  timeout "${BENCH_TIMEOUT:-330}" node dist/bench-gpu.mjs --ep cuda --shape sd15 --out "$OUT" "${ops_arg[@]}" ${BENCH_ARGS:-}
+  timeout "${BENCH_TIMEOUT:-330}" node dist/bench-gpu.mjs --ep "$EP" --shape "$SHAPE" --out "$OUT" "${ops_arg[@]}" ${BENCH_ARGS:-}
   r=$?
   echo "== bench:gpu exit $r after $((SECONDS - t0)) s"
   [ $r -eq 0 ] || [ $rc -ne 0 ] || rc=$r
+fi
+if [ "${SKIP_UPSCALE:-0}" != 1 ]; then
+  if ls models/.cache/upscalers/esrgan-slim-*/x4/model.onnx >/dev/null 2>&1; then
+    t0=$SECONDS
+    # shellcheck disable=SC2086
+    timeout "${UPSCALE_TIMEOUT:-45}" node dist/gpu-upscale.mjs --ep "$EP" --out "$OUT" ${UPSCALE_ARGS:-}
+    r=$?
+    echo "== upscale bench exit $r after $((SECONDS - t0)) s"
+    [ $r -eq 0 ] || [ $rc -ne 0 ] || rc=$r
+  else
+    echo "== upscale bench skipped: models/.cache/upscalers/esrgan-slim-*/x4 was not carried"
+  fi
 fi
 nvidia-smi --query-gpu=memory.used --format=csv,noheader || true
 ls -la "$OUT"

@@ -1,0 +1,64 @@
+/**
+ * The device script itself (scripts/gpu-run.sh), dry-run on the CPU as its header describes: the
+ * bundles built by scripts/gpu-bundle.sh, a stand-in kit (bin/node and env.sh), EP=cpu and the
+ * tiny shape with small sizes. It checks the steps' order and hand-over (the fusion check's
+ * benchOps become the benchmark's --ops), the result files and the exit code, so that the script
+ * a GPU session runs once cannot rot unnoticed. Nothing about speed is asserted.
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { useTempDir } from '../helpers/temp-dir.ts';
+
+const run = promisify(execFile);
+const ROOT = new URL('../..', import.meta.url).pathname;
+
+let dir: string;
+useTempDir('gpu-run-', (d) => (dir = d));
+
+let log: string;
+let code: number;
+beforeAll(async () => {
+  await run('bash', ['scripts/gpu-bundle.sh'], { cwd: ROOT, timeout: 240_000 });
+  const kit = join(dir, 'kit');
+  await mkdir(join(kit, 'bin'), { recursive: true });
+  await symlink(process.execPath, join(kit, 'bin', 'node'));
+  await writeFile(join(kit, 'env.sh'), `export PATH="${join(kit, 'bin')}:$PATH"\n`);
+  const env = {
+    ...process.env,
+    BLENDKIT: kit,
+    EP: 'cpu',
+    SHAPE: 'tiny',
+    OUT: join(dir, 'out'),
+    CHECK_ARGS: '--shape tiny',
+    BENCH_ARGS: `--latent 8 --batches 1,2 --repeats 1 --size 64 --steps 4 --branches 4 --cache ${join(dir, 'cache')}`,
+    UPSCALE_ARGS: '--size 64 --tiles 32 --batches 1,2 --repeats 1',
+  };
+  try {
+    await run('bash', ['scripts/gpu-run.sh'], { cwd: ROOT, env, timeout: 400_000 });
+    code = 0;
+  } catch (err) {
+    code = (err as { code?: number }).code ?? -1;
+  }
+  log = await readFile(join(dir, 'out', 'run.log'), 'utf8');
+}, 600_000);
+
+describe('scripts/gpu-run.sh, dry-run on the CPU', () => {
+  it('checks the fused kernels first, then benchmarks with the ops that passed, then the upscaler', async () => {
+    expect(code, log).toBe(0);
+    const order = ['== fusion check exit 0', '== benchmarking fused ops: MultiHeadAttention,SkipLayerNormalization,Gelu', '== bench:gpu exit 0', '== upscale bench exit 0'];
+    const at = order.map((line) => log.indexOf(line));
+    for (const [i, pos] of at.entries()) expect(pos, order[i]).toBeGreaterThanOrEqual(0);
+    expect([...at].sort((a, b) => a - b)).toEqual(at);
+    const check = JSON.parse(await readFile(join(dir, 'out', 'fusion-check.json'), 'utf8'));
+    const bench = JSON.parse(await readFile(join(dir, 'out', 'gpu.json'), 'utf8'));
+    expect(bench.fused_ops).toEqual(check.benchOps);
+    expect(bench.transition.ratio).toBeGreaterThan(0);
+    const upscale = JSON.parse(await readFile(join(dir, 'out', 'upscale-gpu.json'), 'utf8'));
+    expect(upscale.rows).toHaveLength(2);
+    // gpu.md starts from the committed one and gains (or replaces) this run's section.
+    expect(await readFile(join(dir, 'out', 'gpu.md'), 'utf8')).toContain('<!-- bench:gpu cpu tiny begin -->');
+  });
+});
