@@ -26,12 +26,18 @@ export function imagesFromVaeOutput(data: Float32Array, n: number, height: numbe
   for (let b = 0; b < n; b++) {
     const rgb = new Uint8Array(plane * 3);
     const base = b * 3 * plane;
-    for (let c = 0; c < 3; c++) {
-      const src = base + c * plane;
-      for (let p = 0; p < plane; p++) {
-        const v = (data[src + p] + 1) * 127.5;
-        rgb[p * 3 + c] = v <= 0 ? 0 : v >= 255 ? 255 : Math.round(v);
-      }
+    // One pass over the output, channels interleaved; (v + 0.5) | 0 is Math.round for 0 < v < 255
+    // (NaN lands on 0 either way), at a fraction of its cost: this runs for every frame of a render.
+    const r = base;
+    const g = base + plane;
+    const bl = base + 2 * plane;
+    for (let p = 0, o = 0; p < plane; p++, o += 3) {
+      const vr = (data[r + p] + 1) * 127.5;
+      const vg = (data[g + p] + 1) * 127.5;
+      const vb = (data[bl + p] + 1) * 127.5;
+      rgb[o] = vr <= 0 ? 0 : vr >= 255 ? 255 : (vr + 0.5) | 0;
+      rgb[o + 1] = vg <= 0 ? 0 : vg >= 255 ? 255 : (vg + 0.5) | 0;
+      rgb[o + 2] = vb <= 0 ? 0 : vb >= 255 ? 255 : (vb + 0.5) | 0;
     }
     out.push({ data: rgb, width, height, channels: 3 });
   }
