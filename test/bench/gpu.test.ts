@@ -58,9 +58,13 @@ describe('npm run bench:gpu on the CPU (tiny shape)', () => {
     const md = await readFile(join(dir, 'out', 'gpu.md'), 'utf8');
     expect(md).toContain('<!-- bench:gpu cpu tiny begin -->');
     const row = (order: string) => {
-      const m = md.match(new RegExp(`^\\| ${order} \\| [\\d.]+ s \\| (\\d+) \\| (\\d+) \\| ([^|]+) \\|$`, 'm'));
+      const m = md.match(new RegExp(`^\\| ${order} \\| ([\\d.]+) s \\| (\\d+) \\| (\\d+) \\| ([^|]+) \\| ([\\d.]+) s \\| ([\\d.]+) s \\| (-?[\\d.]+) s \\|$`, 'm'));
       expect(m, `${order} row in gpu.md`).not.toBeNull();
-      return { frames: Number(m![1]), calls: Number(m![2]), stages: m![3].trim() };
+      const [wall, unet, vae, rest] = [m![1], m![5], m![6], m![7]].map(Number);
+      // The split adds up to the wall time (each figure rounded to 0.01 s), and the models took some of it.
+      expect(Math.abs(unet + vae + rest - wall)).toBeLessThanOrEqual(0.03);
+      expect(unet).toBeGreaterThan(0);
+      return { frames: Number(m![2]), calls: Number(m![3]), stages: m![4].trim() };
     };
     const seq = row('sequential');
     const bat = row('batched');
