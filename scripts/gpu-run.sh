@@ -85,7 +85,7 @@ if [ "${SKIP_BENCH:-0}" != 1 ]; then
   [ -f "$OUT/gpu.md" ] || cp bench/results/gpu.md "$OUT/gpu.md" 2>/dev/null || true
   t0=$SECONDS
   # shellcheck disable=SC2086
-  timeout "${BENCH_TIMEOUT:-330}" node dist/bench-gpu.mjs --ep "$EP" --shape "$SHAPE" --out "$OUT" "${ops_arg[@]}" ${BENCH_ARGS:-}
+  timeout "${BENCH_TIMEOUT:-330}" node dist/bench-gpu.mjs --ep "$EP" --shape "$SHAPE" --out "$OUT" ${ops_arg[@]+"${ops_arg[@]}"} ${BENCH_ARGS:-}
   r=$?
   echo "== bench:gpu exit $r after $((SECONDS - t0)) s"
   [ $r -eq 0 ] || [ $rc -ne 0 ] || rc=$r
