@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { ensureDemoModel, TEXT_WIDTH } from '../models/demo-model.ts';
 import { DEMO_MODEL_DIR, MODELS_ROOT } from '../models/paths.ts';
 import { saveModel } from '../models/onnx/index.ts';
-import { syntheticUNet, SD15_UNET, TINY_UNET } from '../models/synthetic-unet.ts';
+import { syntheticUNet, SD15_UNET, SYNTHETIC_BUILDER_VERSION, TINY_UNET } from '../models/synthetic-unet.ts';
 
 const { values } = parseArgs({
   options: {
@@ -31,7 +31,7 @@ const dir = values['synthetic-unet'] ? await syntheticPipeline(values['synthetic
 
 /** The demo pipeline with an SD-shaped random UNet (built once into models/.cache). */
 async function syntheticPipeline(name: string): Promise<string> {
-  const out = join(MODELS_ROOT, '.cache', `blend-${name}`);
+  const out = join(MODELS_ROOT, '.cache', `blend-${name}-v${SYNTHETIC_BUILDER_VERSION}`);
   if (existsSync(join(out, 'unet', 'model.onnx'))) return out;
   const base = name === 'sd15' ? SD15_UNET : TINY_UNET;
   await rm(out, { recursive: true, force: true });

@@ -31,6 +31,7 @@ import { GraphBuilder, saveModel } from '../models/onnx/index.ts';
 import {
   SD15_UNET,
   SD15_VAE,
+  SYNTHETIC_BUILDER_VERSION,
   SYNTHETIC_MODEL_OPTIONS,
   TINY_UNET,
   TINY_VAE,
@@ -173,8 +174,8 @@ interface Models {
   parameters: { unet: number; vae: number };
 }
 
-/** Folder names carry the fusion level and a version, so a changed builder never reuses stale files. */
-const MODEL_VERSION = 2;
+/** Folder names carry the fusion level and the builder's version, so a changed builder never reuses stale files. */
+const MODEL_VERSION = SYNTHETIC_BUILDER_VERSION;
 
 async function ensureModels(): Promise<Models> {
   const dir = (what: string) => join(cacheDir, `${what}-v${MODEL_VERSION}`);

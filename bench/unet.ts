@@ -10,7 +10,7 @@ import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { saveModel } from '../models/onnx/index.ts';
-import { syntheticUNet, SD15_UNET, TINY_UNET } from '../models/synthetic-unet.ts';
+import { syntheticUNet, SD15_UNET, SYNTHETIC_BUILDER_VERSION, TINY_UNET } from '../models/synthetic-unet.ts';
 import { float32ToFloat16 } from '../engine/tensor/fp16.ts';
 
 const { values } = parseArgs({
@@ -25,12 +25,13 @@ const { values } = parseArgs({
   },
 });
 const shape = values.shape === 'sd15' ? SD15_UNET : values.shape === 'sd15-fp32' ? { ...SD15_UNET, dtype: 'float32' as const } : TINY_UNET;
-const file = join(values.dir!, `synthetic-unet-${values.shape}.onnx`);
+const name = `synthetic-unet-${values.shape}-v${SYNTHETIC_BUILDER_VERSION}.onnx`;
+const file = join(values.dir!, name);
 await mkdir(values.dir!, { recursive: true });
 if (!(await stat(file).catch(() => undefined))) {
   const t0 = performance.now();
   const { graph, parameters } = syntheticUNet(shape);
-  await saveModel(values.dir!, `synthetic-unet-${values.shape}.onnx`, graph.toModel({ opset: 17, externalData: { location: `synthetic-unet-${values.shape}.onnx.data` } }), `synthetic-unet-${values.shape}.onnx.data`);
+  await saveModel(values.dir!, name, graph.toModel({ opset: 17, externalData: { location: `${name}.data` } }), `${name}.data`);
   console.log(`built ${values.shape}: ${(parameters / 1e6).toFixed(1)}M parameters in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 }
 const providers = values.ep === 'cuda' ? [{ name: 'cuda', deviceId: Number(values.device) } as const] : [values.ep as 'cpu'];

@@ -139,6 +139,13 @@ export interface FusionOptions {
 /** A shape's weights in draw order, in the model's dtype (fp16 as raw bits). */
 export type WeightCache = Array<Float32Array | Uint16Array>;
 
+/**
+ * Bumped whenever the builders draw or wire differently: benchmarks put it in the names of the
+ * models they cache, so a changed builder never reuses stale files (2: one self-attention
+ * LayerNorm, channels-last and packed-attention fusions).
+ */
+export const SYNTHETIC_BUILDER_VERSION = 2;
+
 /** toModel() options for a synthetic graph: opset 17 plus com.microsoft when contrib ops are used. */
 export const SYNTHETIC_MODEL_OPTIONS: ToModelOptions = { opset: 17, extraOpsets: [{ domain: 'com.microsoft', version: 1 }] };
 
