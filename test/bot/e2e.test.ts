@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buttonsOf, type FakeDiscord, type FakeUser, type StoredMessage } from '../fake-discord/index.ts';
-import { startBotFarm, startTestBot, stopBotFarm } from '../helpers/bot-farm.ts';
+import { hasVideo, startBotFarm, startTestBot, stopBotFarm } from '../helpers/bot-farm.ts';
 import type { TestDatabase } from '../helpers/db.ts';
 import {
   getArtifact,
@@ -43,8 +43,6 @@ let workers: LocalWorkers;
 let bot: RunningBot;
 
 const start = () => startTestBot(fake, farm);
-
-const hasVideo = (m: StoredMessage) => m.attachments.some((a) => /\.(mp4|gif|webm)$/.test(a.filename));
 
 beforeAll(async () => {
   // Upscalers are converted from their npm packages on first use: into an empty cache, as on a fresh clone.

@@ -8,31 +8,22 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import sharp from 'sharp';
 import { buttonsOf, type FakeDiscord, type FakeUser, type StoredMessage } from '../fake-discord/index.ts';
-import { startBotFarm, stopBotFarm } from '../helpers/bot-farm.ts';
-import { countRows, type TestDatabase } from '../helpers/db.ts';
-import { getJobInputs, listJobs, listWorkers, type FarmContext, type FarmDb, type LocalWorkers, type ThreadRenderer } from '../../farm/index.ts';
-import type { RunningBot } from '../../bot/bot.ts';
+import { type BotFarm, hasVideo, startBotFarm, stopBotFarm } from '../helpers/bot-farm.ts';
+import { countRows } from '../helpers/db.ts';
+import { meanAbsDiff } from '../helpers/demo.ts';
+import { getJobInputs, listJobs, listWorkers, type FarmContext, type FarmDb } from '../../farm/index.ts';
 import { decodeVideoFrames, probeVideo } from '../../engine/index.ts';
 import { testModelDir } from '../../models/paths.ts';
 
 const RENDER_TIMEOUT = 120_000;
 const PHOTO = readFileSync(new URL('../fixtures/photos/coffee.png', import.meta.url));
+let running: BotFarm | undefined;
 let fake: FakeDiscord;
 let alice: FakeUser;
-let testDb: TestDatabase;
 let db: FarmDb;
 let farm: FarmContext;
-let renderer: ThreadRenderer;
-let workers: LocalWorkers;
-let bot: RunningBot;
 
-const hasVideo = (m: StoredMessage) => m.attachments.some((a) => /\.(mp4|gif|webm)$/.test(a.filename));
 const png = (bytes: Buffer) => ({ filename: 'picture.png', bytes, contentType: 'image/png' });
-const madRgb = (a: Uint8Array, b: Uint8Array) => {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += Math.abs(a[i] - b[i]);
-  return s / a.length;
-};
 /** Columns x0..x1 of a 512-wide RGB frame. */
 const columns = (f: { data: Uint8Array }, x0: number, x1: number) => {
   const px: number[] = [];
@@ -41,15 +32,15 @@ const columns = (f: { data: Uint8Array }, x0: number, x1: number) => {
 };
 
 beforeAll(async () => {
-  let users: Record<string, FakeUser>;
-  ({ fake, users, testDb, db, farm, renderer, workers, bot } = await startBotFarm({
+  running = await startBotFarm({
     usernames: ['alice'],
     rendererOptions: { modelDir: testModelDir('demo'), inpaintModelDir: testModelDir('inpaint'), variationModelDir: testModelDir('variation') },
-  }));
-  ({ alice } = users);
+  });
+  ({ fake, db, farm } = running);
+  alice = running.users.alice;
 });
 
-afterAll(() => stopBotFarm({ bot, workers, renderer, testDb, fake }));
+afterAll(() => stopBotFarm(running ?? {}));
 
 describe('pictures through the bot', () => {
   let fromImage: { message: StoredMessage; jobId: number };
@@ -68,7 +59,7 @@ describe('pictures through the bot', () => {
     const frames = await decodeVideoFrames(video.bytes, 512, 512);
     const photo = await sharp(PHOTO).resize(512, 512, { fit: 'cover' }).removeAlpha().raw().toBuffer();
     // The test model's VAE is no identity, so "follows" is relative: the first frame is much nearer the picture than the last.
-    expect(madRgb(frames[0].data, photo)).toBeLessThan(0.7 * madRgb(frames[frames.length - 1].data, photo));
+    expect(meanAbsDiff(frames[0].data, photo)).toBeLessThan(0.7 * meanAbsDiff(frames[frames.length - 1].data, photo));
     const [job] = await listJobs(farm, { order: 'newest', limit: 1 });
     expect(job.params.images).toEqual([{ index: 0, strength: 0.05 }]);
     const inputs = await getJobInputs(farm, job.id);
@@ -87,7 +78,7 @@ describe('pictures through the bot', () => {
     expect(Buffer.from((await getJobInputs(farm, job.id))['image-1'].bytes).equals(PHOTO)).toBe(true);
     const frames = await decodeVideoFrames(done.attachments.find((a) => a.filename.endsWith('.mp4'))!.bytes, 512, 512);
     const photo = await sharp(PHOTO).resize(512, 512, { fit: 'cover' }).removeAlpha().raw().toBuffer();
-    expect(madRgb(frames[0].data, photo)).toBeLessThan(0.7 * madRgb(frames[frames.length - 1].data, photo));
+    expect(meanAbsDiff(frames[0].data, photo)).toBeLessThan(0.7 * meanAbsDiff(frames[frames.length - 1].data, photo));
   }, RENDER_TIMEOUT);
 
   it('Extend on a movie that starts at a picture continues it; the picture stays with the first job', async () => {
@@ -103,8 +94,8 @@ describe('pictures through the bot', () => {
     const [before, after] = await Promise.all([decodeVideoFrames(parentVideo, 512, 512), decodeVideoFrames(done.attachments.find((a) => a.filename.endsWith('.mp4'))!.bytes, 512, 512)]);
     // The whole movie: the parent's frames (starting at the picture), then the new part from its last frame.
     expect(after.length).toBeGreaterThan(before.length);
-    expect(madRgb(after[0].data, before[0].data)).toBeLessThan(6);
-    expect(madRgb(after[before.length].data, before.at(-1)!.data)).toBeLessThan(12);
+    expect(meanAbsDiff(after[0].data, before[0].data)).toBeLessThan(6);
+    expect(meanAbsDiff(after[before.length].data, before.at(-1)!.data)).toBeLessThan(12);
   }, RENDER_TIMEOUT);
 
   it('a bad attachment gets a private refusal naming the option, and nothing is queued', async () => {
@@ -133,8 +124,8 @@ describe('pictures through the bot', () => {
     const frames = await decodeVideoFrames(message.attachments.find((a) => a.filename.endsWith('.mp4'))!.bytes, 512, 512);
     expect(frames.length).toBe(12);
     // The right half (away from the mask edge) stays as the first frame has it; the left half changes.
-    for (const f of frames) expect(madRgb(columns(f, 320, 512), columns(frames[0], 320, 512))).toBeLessThan(4);
-    expect(madRgb(columns(frames[frames.length - 1], 0, 192), columns(frames[0], 0, 192))).toBeGreaterThan(10);
+    for (const f of frames) expect(meanAbsDiff(columns(f, 320, 512), columns(frames[0], 320, 512))).toBeLessThan(4);
+    expect(meanAbsDiff(columns(frames[frames.length - 1], 0, 192), columns(frames[0], 0, 192))).toBeGreaterThan(10);
   }, RENDER_TIMEOUT);
 
   it('/vary makes a video with the frames asked for, on the variation model; its re-roll keeps the picture', async () => {

@@ -4,7 +4,7 @@
 import { type RunningBot, startBot } from '../../bot/bot.ts';
 import { deployCommands } from '../../apps/bot/deploy-commands.ts';
 import { createThreadRenderer, type FarmContext, type FarmDb, type LocalWorkers, startLocalWorkers, type ThreadRenderer, type ThreadRendererOptions } from '../../farm/index.ts';
-import { type FakeDiscord, type FakeUser, startFakeDiscord } from '../fake-discord/index.ts';
+import { type FakeDiscord, type FakeUser, type StoredMessage, startFakeDiscord } from '../fake-discord/index.ts';
 import { createTestDatabase, farmContext, GENEROUS_BUDGET, type TestDatabase } from './db.ts';
 
 export interface BotFarm {
@@ -18,6 +18,9 @@ export interface BotFarm {
   workers: LocalWorkers;
   bot: RunningBot;
 }
+
+/** A message that carries a rendered video (what a finished job's message has). */
+export const hasVideo = (m: StoredMessage): boolean => m.attachments.some((a) => /\.(mp4|gif|webm)$/.test(a.filename));
 
 /** Starts the bot on `fake` and `farm` with quick message edits and retries. */
 export function startTestBot(fake: FakeDiscord, farm: FarmContext): Promise<RunningBot> {

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import sharp from 'sharp';
 import { StableDiffusionPipeline, decodeVideoFrames, renderVideo, type RenderRequest } from '../../../engine/index.ts';
 import { testModelDir } from '../../../models/paths.ts';
+import { meanAbsDiff } from '../../helpers/demo.ts';
 
 const PHOTO = readFileSync('test/fixtures/photos/coffee.png');
 
@@ -19,8 +20,7 @@ describe('RenderRequest pictures', () => {
     // The thumbnail is the middle keyframe: prompt 2's, which is the picture re-rendered at strength 0.1.
     const photo = await sharp(PHOTO).resize(64, 64, { fit: 'cover' }).removeAlpha().raw().toBuffer();
     const thumb = async (png: Buffer) => sharp(png).raw().toBuffer();
-    const mad = (a: Uint8Array, b: Uint8Array) => a.reduce((s, v, i) => s + Math.abs(v - b[i]), 0) / a.length;
-    expect(mad(await thumb(out.thumbnail), photo)).toBeLessThan(mad(await thumb(plain.thumbnail), photo) / 2);
+    expect(meanAbsDiff(await thumb(out.thumbnail), photo)).toBeLessThan(meanAbsDiff(await thumb(plain.thumbnail), photo) / 2);
     expect((await decodeVideoFrames(out.video, 64, 64)).length).toBe(out.frames);
     await expect(renderVideo(pipe, { ...base, images: [{ index: 3, image: PHOTO }] })).rejects.toThrow(/a picture is given for prompt 4, but there are 3 prompts/);
     await expect(renderVideo(pipe, { ...base, mode: 'embedding-walk', images: [{ index: 0, image: PHOTO }] })).rejects.toThrow(/latent-blend mode only/);
