@@ -56,16 +56,13 @@ export interface RetentionOptions {
   maxArtifactBytes: number;
 }
 
-/** A worker that heartbeated within this many seconds counts as known (submissions are checked against its capabilities). */
-export function knownWorkerWindowSeconds(config: Pick<FarmConfig, 'queueTimeoutSeconds'>): number {
-  return config.queueTimeoutSeconds > 0 ? config.queueTimeoutSeconds : 86_400;
-}
-
 /**
- * Spool entries older than this are deleted unused: by then a job that went back to the queue has
- * expired (queueTimeoutSeconds) or been rendered again. A day when queued jobs never expire.
+ * How long the farm waits for anything about a queued job: a queued job expires after
+ * queueTimeoutSeconds, so a worker that heartbeated within it still counts as known (submissions
+ * are checked against its capabilities) and a spooled render older than it is deleted unused (its
+ * job has expired or been rendered again). A day when queued jobs never expire.
  */
-export function spoolMaxAgeSeconds(config: Pick<FarmConfig, 'queueTimeoutSeconds'>): number {
+export function queueHorizonSeconds(config: Pick<FarmConfig, 'queueTimeoutSeconds'>): number {
   return config.queueTimeoutSeconds > 0 ? config.queueTimeoutSeconds : 86_400;
 }
 

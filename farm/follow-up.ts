@@ -11,7 +11,7 @@ import type { Job, JobKind } from './types.ts';
 export type FollowUpKind = 'reroll' | 'upscale' | 'extend';
 
 /** Every follow-up, in the order front ends offer them. */
-export const FOLLOW_UP_KINDS_OFFERED: readonly FollowUpKind[] = ['upscale', 'reroll', 'extend'];
+const FOLLOW_UP_KINDS_OFFERED: readonly FollowUpKind[] = ['upscale', 'reroll', 'extend'];
 
 /**
  * Why a finished job cannot have this follow-up (a message for the user), or undefined when it
@@ -102,7 +102,8 @@ export async function submitFollowUp(farm: FarmContext, input: SubmitFollowUpInp
   const params = followUpParams(input.kind, await parentMovieParams(farm, parent, movie), options);
   // The pictures the new job still uses (a re-roll: all of the movie's, wherever in its chain they
   // are stored; an extension: the inpainting picture and mask).
-  const stored = { ...(await getJobInputs(farm, parent.id)), ...(input.kind === 'reroll' ? await movieImageInputs(farm.db.db, movie) : {}) };
+  // A re-roll of an extension gathers the movie's pictures along its chain; any other parent has its own.
+  const stored = { ...(await getJobInputs(farm, parent.id)), ...(input.kind === 'reroll' && parent.kind === 'extend' ? await movieImageInputs(farm.db.db, movie) : {}) };
   // A re-roll of a variation animation is another vary job (same picture, new seed), linked to its parent.
   const kind = input.kind === 'reroll' && parent.kind === 'vary' ? 'vary' : input.kind;
   const needed = inputNames(kind, { images: params.images?.map((img) => ({ index: img.index, strength: img.strength ?? 0 })), inpaint: params.inpaint });

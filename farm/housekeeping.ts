@@ -8,7 +8,7 @@
 // the same intervals.
 import { dbFailureLine, loggableError } from '../db/errors.ts';
 import type { FarmContext } from './config.ts';
-import { expireQueuedJobs, reapExpiredLeases } from './queue.ts';
+import { expireQueuedJobs, humanDuration, reapExpiredLeases } from './queue.ts';
 import { describePrune, pruneFarm } from './retention.ts';
 
 /** Takes back abandoned jobs and expires queued ones nobody took, saying so when it did. Throws on database errors. */
@@ -16,7 +16,7 @@ export async function sweepQueue(farm: FarmContext, log: (line: string) => void)
   const reaped = await reapExpiredLeases(farm);
   if (reaped > 0) log(`took back ${reaped} job(s) whose worker stopped heartbeating`);
   const expired = await expireQueuedJobs(farm);
-  if (expired > 0) log(`expired ${expired} job(s) no worker took within ${farm.config.queueTimeoutSeconds} s (refunded)`);
+  if (expired > 0) log(`expired ${expired} job(s) no worker took within ${humanDuration(farm.config.queueTimeoutSeconds)} (refunded)`);
   return { reaped, expired };
 }
 

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { and, asc, desc, eq, inArray, isNull, sql, type SQL } from 'drizzle-orm';
 import { queryRows } from '../db/client.ts';
 import { artifacts, jobInputs, jobs, type JobKind, type JobStatus } from '../db/schema.ts';
-import { type FarmContext, knownWorkerWindowSeconds } from './config.ts';
+import { type FarmContext, queueHorizonSeconds } from './config.ts';
 import { FarmError, InvalidJobStateError, JobNotFoundError, NoCapableWorkerError } from './errors.ts';
 import { recordEvent } from './events.ts';
 import { storableText } from './text.ts';
@@ -66,7 +66,7 @@ export async function submitJob(farm: FarmContext, input: SubmitJobInput): Promi
     // Always: a job no known worker can run (a model none has, a size none fits) would only wait
     // and expire. With no worker known at all the job waits for the first one (and expires after
     // queueTimeoutSeconds if none comes).
-    const { capable, known } = await findKnownWorkers(farm, need, knownWorkerWindowSeconds(farm.config));
+    const { capable, known } = await findKnownWorkers(farm, need, queueHorizonSeconds(farm.config));
     if (known.length > 0 && capable.length === 0) throw new NoCapableWorkerError(need, known);
   }
   const policy = policyOf(farm);

@@ -9,7 +9,7 @@ import { INPUT_NAMES, type JobImage, type JobInput, type JobParams } from './job
 import { LIMITS } from './limits.ts';
 
 /** A picture of a movie: at its movie-wide prompt index, stored as input `input` of job `jobId`. */
-export interface MovieImage extends JobImage {
+interface MovieImage extends JobImage {
   jobId: number;
   input: string;
 }

@@ -11,7 +11,7 @@
 //   running under the spooled lease token   -> completed under that lease (even once it expired)
 //   queued (the lease ran out, reaped)      -> claimed again for this worker (claimSpecificJob), completed
 //   running under another worker's lease    -> kept until that ends (checked again next heartbeat)
-//   entry older than spoolMaxAgeSeconds     -> deleted
+//   entry older than queueHorizonSeconds    -> deleted
 //
 // Layout: job-<id>-attempt-<n>-<random>.video (the bytes) and .json (its SpoolEntry). Each
 // is written under a temporary name, flushed and renamed, the sidecar last: an entry exists once
@@ -22,7 +22,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { dbFailureLine, loggableError } from '../db/errors.ts';
-import { type FarmContext, spoolMaxAgeSeconds } from './config.ts';
+import { type FarmContext, queueHorizonSeconds } from './config.ts';
 import { claimSpecificJob, type Lease, leaseStateOf } from './queue.ts';
 import type { ClaimedJob, WorkerCapabilities } from './types.ts';
 
@@ -44,7 +44,7 @@ export interface SpoolEntry {
   gpuSeconds: number;
   /** jobDigest of the job as claimed. */
   jobDigest: string;
-  /** ISO time the entry was written (its age decides spoolMaxAgeSeconds). */
+  /** ISO time the entry was written (its age decides queueHorizonSeconds). */
   createdAt: string;
 }
 
@@ -195,7 +195,8 @@ export class Spool {
 
   /**
    * Deletes files no entry owns that are older than `maxAgeMs`: temporary files and videos left
-   * by a worker that died while writing or deleting an entry.
+   * by a worker that died while writing or deleting an entry (so workers run it at start and with
+   * retention, not on every recovery pass).
    */
   async removeStrays(maxAgeMs: number): Promise<number> {
     const files = await fs.readdir(this.dir).catch(() => [] as string[]);
@@ -231,7 +232,7 @@ export class Spool {
   }
 }
 
-export type RecoveryOutcome = 'completed' | 'dropped' | 'waiting' | 'busy';
+type RecoveryOutcome = 'completed' | 'dropped' | 'waiting' | 'busy';
 
 export interface SpoolRecovery {
   farm: FarmContext;
@@ -251,9 +252,9 @@ export interface SpoolRecovery {
  */
 export async function recoverSpool(r: SpoolRecovery): Promise<Record<RecoveryOutcome, number>> {
   const counts: Record<RecoveryOutcome, number> = { completed: 0, dropped: 0, waiting: 0, busy: 0 };
-  const maxAgeMs = spoolMaxAgeSeconds(r.farm.config) * 1000;
-  await r.spool.removeStrays(maxAgeMs);
-  for (const name of await r.spool.names()) {
+  const maxAgeMs = queueHorizonSeconds(r.farm.config) * 1000;
+  const names = await r.spool.names();
+  for (const name of names) {
     if (!r.spool.hold(name)) {
       counts.busy++;
       continue;
@@ -267,8 +268,9 @@ export async function recoverSpool(r: SpoolRecovery): Promise<Record<RecoveryOut
       break;
     }
   }
-  // Entries gone meanwhile (another process stored or deleted them) are forgotten.
-  for (const name of r.reported.keys()) if (!(await r.spool.read(name).catch(() => undefined))?.entry) r.reported.delete(name);
+  // Entries gone before this pass (another process stored or deleted them) are forgotten.
+  const present = new Set(names);
+  for (const name of r.reported.keys()) if (!present.has(name)) r.reported.delete(name);
   return counts;
 }
 
@@ -276,7 +278,7 @@ export async function recoverSpool(r: SpoolRecovery): Promise<Record<RecoveryOut
  * Recovers one entry that this process already holds (Spool.hold): completes, deletes or keeps it
  * and lets go of it, except on a database failure, which is thrown with the entry still held.
  */
-export async function recoverHeld(r: SpoolRecovery, name: string, maxAgeMs = spoolMaxAgeSeconds(r.farm.config) * 1000): Promise<Exclude<RecoveryOutcome, 'busy'>> {
+export async function recoverHeld(r: SpoolRecovery, name: string, maxAgeMs = queueHorizonSeconds(r.farm.config) * 1000): Promise<Exclude<RecoveryOutcome, 'busy'>> {
   const drop = async (jobId: number | string, why: string) => {
     await r.spool.remove(name);
     r.reported.delete(name);

@@ -202,13 +202,20 @@ export async function createThreadRenderer(options: ThreadRendererOptions): Prom
         slots.map(
           (slot) =>
             new Promise<void>((resolve, reject) => {
+              if (slot.dead) return reject(new Error('render thread is gone'));
+              // A thread that dies while loading (out of memory, a crash in the runtime) settles it too.
+              const onExit = (code: number) => settle(new Error(`render thread exited (code ${code}) while loading its model`));
+              const onError = (error: Error) => settle(error);
               const onMessage = (message: FromThread): void => {
-                if (message.type !== 'warm' && message.type !== 'warm-error') return;
-                slot.worker.off('message', onMessage);
-                if (message.type === 'warm') resolve();
-                else reject(toError(message.error));
+                if (message.type === 'warm') settle();
+                else if (message.type === 'warm-error') settle(toError(message.error));
               };
-              slot.worker.on('message', onMessage);
+              const settle = (error?: Error) => {
+                slot.worker.off('message', onMessage).off('exit', onExit).off('error', onError);
+                if (error) reject(error);
+                else resolve();
+              };
+              slot.worker.on('message', onMessage).once('exit', onExit).once('error', onError);
               slot.post({ type: 'warm-up' });
             }),
         ),

@@ -23,7 +23,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import PQueue from 'p-queue';
 import { dbFailureLine, loggableError } from '../db/errors.ts';
-import { type FarmContext, renderTimeLimitSeconds } from './config.ts';
+import { type FarmContext, queueHorizonSeconds, renderTimeLimitSeconds } from './config.ts';
 import { onJobEvent } from './events.ts';
 import { getArtifact, getJob, getJobInputs } from './jobs.ts';
 import { movieImageInputs, movieOf } from './movie.ts';
@@ -53,8 +53,6 @@ interface RunningJob {
   reason?: AbortReason;
   /** performance.now() by which the lease runs out unless renewed (claim, heartbeats, progress writes push it). */
   leaseUntil: number;
-  /** jobDigest at claim time: what a spooled result was rendered from. */
-  digest: string;
 }
 
 /** A finished render's description, apart from its bytes. */
@@ -171,6 +169,7 @@ export class FarmWorker {
     });
     // Renders left in the spool by an outage or a previous run are stored before anything new is
     // claimed, so the claim loop does not pick up one of their jobs and render it again.
+    await this.spool?.removeStrays(queueHorizonSeconds(this.farm.config) * 1000).catch(() => 0);
     await this.recoverSpool();
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.farm.config.heartbeatSeconds * 1000);
     this.stopPruning = every(this.farm.config.pruneIntervalSeconds, () => this.prune());
@@ -250,7 +249,7 @@ export class FarmWorker {
         break;
       }
       this.log(`job ${job.id}: attempt ${job.attempt} of ${job.maxAttempts} started (${job.kind}, user ${job.userId})`);
-      const entry: RunningJob = { job, controller: new AbortController(), leaseUntil: performance.now() + this.farm.config.leaseSeconds * 1000, digest: jobDigest(job) };
+      const entry: RunningJob = { job, controller: new AbortController(), leaseUntil: performance.now() + this.farm.config.leaseSeconds * 1000 };
       this.running.set(job.id, entry);
       this.queue.add(() => this.run(entry)).catch((error: unknown) => this.log(`job ${entry.job.id}: ${(error as Error).message}`));
     }
@@ -291,8 +290,10 @@ export class FarmWorker {
   }
 
   /** The retention rules (retention.ts), every pruneIntervalSeconds; one worker at a time does the work. */
-  private prune(): Promise<void> {
-    return pruneOnce(this.farm, this.log);
+  /** Retention, and the spool's leftovers from crashed writes (both rare, slow-moving clean-ups). */
+  private async prune(): Promise<void> {
+    await this.spool?.removeStrays(queueHorizonSeconds(this.farm.config) * 1000).catch((error: unknown) => this.log(`spool folder ${this.spool?.dir}: could not clean up (${(error as Error).message})`));
+    await pruneOnce(this.farm, this.log);
   }
 
   private async handBack(job: ClaimedJob): Promise<void> {
@@ -441,7 +442,7 @@ export class FarmWorker {
     if (!this.spool) return undefined;
     const { job } = entry;
     try {
-      return await this.spool.put({ jobId: job.id, attempt: job.attempt, leaseToken: job.leaseToken, workerId: this.id, ...info, gpuSeconds, jobDigest: entry.digest }, video);
+      return await this.spool.put({ jobId: job.id, attempt: job.attempt, leaseToken: job.leaseToken, workerId: this.id, ...info, gpuSeconds, jobDigest: jobDigest(job) }, video);
     } catch (error) {
       this.log(
         `job ${job.id}: could not write the finished video to the spool folder ${this.spool.dir} (${(error as Error).message}); it is kept in memory only, ` +

@@ -113,6 +113,20 @@ describe('thread renderer warm-up (engine adapter)', () => {
     }
   });
 
+  it('rejects, never hangs, when the thread dies while loading', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dying-renderer-'));
+    const module = path.join(dir, 'dying.mjs');
+    // Loading the model kills the thread, as running out of memory in the runtime would.
+    fs.writeFileSync(module, "export default () => ({ capabilities: () => ({ models: ['m'], maxPixels: 1, executionProvider: 'test' }), render: async () => { throw new Error('unused'); }, warmUp: () => process.exit(7) });\n");
+    const renderer = await createThreadRenderer({ module, threads: 1 });
+    try {
+      await expect(renderer.warmUp!()).rejects.toThrow('render thread exited (code 7) while loading its model');
+    } finally {
+      await renderer.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('rejects with the reason when the model cannot load', async () => {
     const missing = path.join(os.tmpdir(), `no-model-${process.pid}`);
     const renderer = await createThreadRenderer({ module: ENGINE_RENDERER, rendererOptions: { modelDir: missing }, threads: 1 });
