@@ -89,7 +89,6 @@ async function main(): Promise<void> {
     child.once('exit', (code) => reject(new Error(`the bot process exited (${code})`)));
     createInterface({ input: child.stdout! }).on('line', (line) => line === 'ready' && resolve());
   });
-  const jobsSeen = () => fake.messages().filter((m) => /Queued|Starting|\d+%|Done|seeds/.test(m.content)).length;
   try {
     console.log(`# bot acknowledgement latency: ${bursts.join(' and ')} simultaneous /blend from distinct users, ${rounds} rounds each, ${backend}, submitConcurrency ${values['submit-concurrency'] ?? 'default'}`);
     console.log(`# ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, ${new Date().toISOString()}`);

@@ -18,12 +18,13 @@
  *             transition: { sequential_s, batched_s, ratio }, peak_gpu_mib, fused_ops: [...] }
  */
 import { parseArgs } from 'node:util';
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { cp, mkdir, readFile, rm, writeFile, symlink } from 'node:fs/promises';
-import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { timingTotals, timingsSince } from '../engine/pipeline/timings.ts';
+import { deviceName, median, relativeError } from './gpu-common.ts';
 import { LatentBlender, StableDiffusionPipeline, float32ToFloat16, float16ToFloat32, type TransitionResult } from '../engine/index.ts';
 import { ensureDemoModel } from '../models/demo-model.ts';
 import { DEMO_MODEL_DIR, MODELS_ROOT } from '../models/paths.ts';
@@ -37,9 +38,11 @@ import {
   TINY_VAE,
   FUSED_OPS,
   fusionFor,
+  resolveFusedOps,
   syntheticUNet,
   syntheticVaeDecoder,
   type FusedOp,
+  type FusionOptions,
   type SyntheticGraph,
   type SyntheticUNetShape,
   type SyntheticVaeShape,
@@ -103,10 +106,7 @@ const cfg = {
   maxBatch: values['max-batch'] ? Number(values['max-batch']) : undefined,
 };
 const deviceId = Number(values.device);
-const ALL_OPS = new Set<string>(FUSED_OPS.cuda);
-const fusedOps: readonly FusedOp[] = values.ops === undefined ? FUSED_OPS[fusionFor(ep)] : (values.ops.split(',').map((o) => o.trim()).filter(Boolean) as FusedOp[]);
-for (const op of fusedOps) if (!ALL_OPS.has(op)) throw new Error(`--ops: "${op}" is not one of ${[...ALL_OPS].join(', ')}`);
-if (fusedOps.includes('PackedAttention') && !fusedOps.includes('MultiHeadAttention')) throw new Error('--ops: PackedAttention needs MultiHeadAttention');
+const fusedOps: readonly FusedOp[] = values.ops === undefined ? FUSED_OPS[fusionFor(ep)] : resolveFusedOps(values.ops.split(',').map((o) => o.trim()).filter(Boolean));
 // The fusion's name when the ops are exactly one, else the ops themselves (folder names, reports).
 const fusion = (Object.entries(FUSED_OPS).find(([, ops]) => ops.length === fusedOps.length && ops.every((o) => fusedOps.includes(o)))?.[0] ?? `ops-${[...fusedOps].sort().join('+')}`) as string;
 const cacheDir = resolve(values.cache!, shapeName);
@@ -174,31 +174,34 @@ interface Models {
   parameters: { unet: number; vae: number };
 }
 
-/** Folder names carry the fusion level and the builder's version, so a changed builder never reuses stale files. */
-const MODEL_VERSION = SYNTHETIC_BUILDER_VERSION;
 
 async function ensureModels(): Promise<Models> {
-  const dir = (what: string) => join(cacheDir, `${what}-v${MODEL_VERSION}`);
+  const dir = (what: string) => join(cacheDir, `${what}-v${SYNTHETIC_BUILDER_VERSION}`);
   const unet = { plain: dir('unet-none'), fused: dir(`unet-${fusion}`) };
   const vae = { plain: dir('vae-none'), fused: dir(`vae-${fusion}`) };
   const pipeline = dir(`pipeline-${fusion}`);
-  const manifest = join(cacheDir, `params-v${MODEL_VERSION}.json`);
-  const built = async (d: string) => existsSync(join(d, 'model.onnx'));
-  let parameters = existsSync(manifest) ? (JSON.parse(await readFile(manifest, 'utf8')) as Models['parameters']) : undefined;
-  if (!parameters || !(await built(unet.plain)) || !(await built(unet.fused)) || !(await built(vae.plain)) || !(await built(vae.fused))) {
-    const t0 = performance.now();
+  const manifest = join(cacheDir, `params-v${SYNTHETIC_BUILDER_VERSION}.json`);
+  const built = (d: string) => existsSync(join(d, 'model.onnx'));
+  const known = existsSync(manifest) ? (JSON.parse(await readFile(manifest, 'utf8')) as Models['parameters']) : undefined;
+  // Only the missing folders are written (a new --ops set leaves the plain models as they are); the
+  // plain one also when the parameter counts are not on record. Variants share one weight draw.
+  const generate = async (folders: Record<'plain' | 'fused', string>, build: (opts: FusionOptions) => SyntheticGraph, count?: number): Promise<number> => {
     const weights: WeightCache = [];
-    const p = syntheticUNet(preset.unet, { weights });
-    await writeModel(unet.plain, p);
-    await writeModel(unet.fused, syntheticUNet(preset.unet, { ops: fusedOps, weights }));
-    weights.length = 0;
-    const v = syntheticVaeDecoder(preset.vae, { weights });
-    await writeModel(vae.plain, v);
-    await writeModel(vae.fused, syntheticVaeDecoder(preset.vae, { ops: fusedOps, weights }));
-    parameters = { unet: p.parameters, vae: v.parameters };
-    await writeFile(manifest, JSON.stringify(parameters));
-    log(`generated ${shapeName} UNet (${(p.parameters / 1e6).toFixed(1)}M) and VAE decoder (${(v.parameters / 1e6).toFixed(1)}M), plain and ${fusion}, in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-  }
+    for (const [variant, ops] of [['plain', []], ['fused', fusedOps]] as const) {
+      if (built(folders[variant]) && (variant === 'fused' || count !== undefined)) continue;
+      const t0 = performance.now();
+      const graph = build({ ops, weights });
+      await writeModel(folders[variant], graph);
+      count = graph.parameters;
+      log(`generated ${shapeName} ${folders[variant].split('/').at(-1)} (${(graph.parameters / 1e6).toFixed(1)}M parameters) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    }
+    return count!;
+  };
+  const parameters = {
+    unet: await generate(unet, (opts) => syntheticUNet(preset.unet, opts), known?.unet),
+    vae: await generate(vae, (opts) => syntheticVaeDecoder(preset.vae, opts), known?.vae),
+  };
+  await writeFile(manifest, JSON.stringify(parameters));
   if (!existsSync(join(pipeline, 'model_index.json'))) {
     // The demo pipeline's tokenizer and scheduler, with the synthetic UNet and VAE (fused) and a
     // text encoder of the UNet's cross-attention width.
@@ -242,18 +245,7 @@ async function time(session: ort.InferenceSession, feeds: Record<string, ort.Ten
     if (i >= 2) times.push(performance.now() - t0);
     out ??= Float32Array.from(asFloat(Object.values(r)[0]));
   }
-  times.sort((a, b) => a - b);
-  return { ms: times[Math.floor(times.length / 2)], out: out! };
-}
-
-function relativeError(a: Float32Array, ref: Float32Array): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i] - ref[i]) ** 2;
-    den += ref[i] ** 2;
-  }
-  return Math.sqrt(num / den);
+  return { ms: median(times, (t) => t), out: out! };
 }
 
 const round = (v: number, digits: number) => Number(v.toFixed(digits));
@@ -279,7 +271,7 @@ async function benchUNet(models: Models, poller?: GpuMemoryPoller) {
     }
     await session.release();
   }
-  const agreement = Object.fromEntries(cfg.batches.map((b) => [String(b), relativeError(outs[`fused-${b}`], outs[`plain-${b}`])]));
+  const agreement = Object.fromEntries(cfg.batches.map((b) => [String(b), relativeError(outs[`fused-${b}`], outs[`plain-${b}`]).rel]));
   return { ms, agreement };
 }
 
@@ -299,7 +291,7 @@ async function benchVae(models: Models, poller?: GpuMemoryPoller) {
     log(`VAE decode ${variant} ${cfg.size}x${cfg.size}: ${r.ms.toFixed(2)} ms`);
     await session.release();
   }
-  return { ms, agreement: relativeError(outs.fused, outs.plain) };
+  return { ms, agreement: relativeError(outs.fused, outs.plain).rel };
 }
 
 async function benchTransition(models: Models, poller?: GpuMemoryPoller) {
@@ -319,21 +311,19 @@ async function benchTransition(models: Models, poller?: GpuMemoryPoller) {
   // Warm-up: session initialisation, allocator growth, kernel selection for the batch sizes.
   await blender.transition({ ...opts, maxBranches: Math.min(cfg.branches, 4), order: 'batched' });
   const runs: Record<'sequential' | 'batched', { seconds: number; unetSeconds: number; vaeSeconds: number; result: TransitionResult }> = {} as never;
-  // Where the time went: UNet and VAE session runs (the pipeline's running totals), the rest is
+  // Where the time went: UNet and VAE session runs (the engine's render timings), the rest is
   // the same in both orders (perceptual gaps, image conversion, scheduling) and caps their ratio.
-  const modelMs = () => ({ unet: pipe.unet.runTimings().reduce((sum, t) => sum + t.ms, 0), vae: pipe.vae.ms });
   for (const order of ['sequential', 'batched'] as const) {
     const times: Array<{ seconds: number; unetSeconds: number; vaeSeconds: number }> = [];
     let result: TransitionResult | undefined;
     for (let i = 0; i < cfg.transitionRepeats; i++) {
-      const before = modelMs();
+      const before = timingTotals(pipe);
       const t0 = performance.now();
       result = await blender.transition({ ...opts, maxBranches: cfg.branches, order });
-      const after = modelMs();
-      times.push({ seconds: (performance.now() - t0) / 1000, unetSeconds: (after.unet - before.unet) / 1000, vaeSeconds: (after.vae - before.vae) / 1000 });
+      const spent = timingsSince(pipe, before);
+      times.push({ seconds: (performance.now() - t0) / 1000, unetSeconds: spent.unet.reduce((sum, t) => sum + t.ms, 0) / 1000, vaeSeconds: spent.vaeDecode.ms / 1000 });
     }
-    times.sort((a, b) => a.seconds - b.seconds);
-    runs[order] = { ...times[Math.floor(times.length / 2)], result: result! };
+    runs[order] = { ...median(times, (t) => t.seconds), result: result! };
     const r = result!;
     log(
       `transition ${order}: ${runs[order].seconds.toFixed(2)} s (UNet ${runs[order].unetSeconds.toFixed(2)} s, VAE ${runs[order].vaeSeconds.toFixed(2)} s), ${r.frames.length} frames, ${r.unetCalls} UNet calls, stages ${r.stages.map((s) => `${s.idx}x${s.stems}`).join(',')}`,
@@ -342,15 +332,6 @@ async function benchTransition(models: Models, poller?: GpuMemoryPoller) {
   const maxBatch = pipe.unet.maxBatch;
   await pipe.release();
   return { runs, maxBatch };
-}
-
-function gpuName(): string {
-  if (ep !== 'cuda') return `cpu: ${cpus()[0]?.model.trim() ?? 'unknown'} x${cpus().length} (${shapeName} shape)`;
-  try {
-    return execFileSync('nvidia-smi', ['--query-gpu=name,memory.total', '--format=csv,noheader', '-i', String(deviceId)], { encoding: 'utf8' }).trim();
-  } catch {
-    return 'cuda (nvidia-smi not found)';
-  }
 }
 
 // --- run ---
@@ -368,7 +349,7 @@ const result: {
   transition: { sequential_s: number; batched_s: number; ratio: number } | null;
   peak_gpu_mib: number | null;
   fused_ops: readonly FusedOp[];
-} = { gpu: gpuName(), date: new Date().toISOString(), unet_ms: null, vae_decode_ms: null, transition: null, peak_gpu_mib: null, fused_ops: fusedOps };
+} = { gpu: ep === 'cuda' ? deviceName(ep, deviceId) : `${deviceName(ep)} (${shapeName} shape)`, date: new Date().toISOString(), unet_ms: null, vae_decode_ms: null, transition: null, peak_gpu_mib: null, fused_ops: fusedOps };
 const save = async () => {
   result.peak_gpu_mib = poller?.peaks.size ? Math.max(...poller.peaks.values()) : null;
   await writeFile(join(outDir, 'gpu.json'), JSON.stringify(result, null, 2) + '\n');

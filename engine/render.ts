@@ -14,8 +14,6 @@ import { isMaskPreset, prepareImage, prepareMask, presetMask, type ImageInput, t
 import { InvalidRequestError } from './errors.ts';
 import { type RenderTimings, timingTotals, timingsSince } from './pipeline/timings.ts';
 
-export type { RenderTimings };
-
 /** A user's picture as a keyframe of a latent-blending request. */
 export interface RequestImage {
   /** Which prompt it belongs to: 0-based index into `prompts` (in extend.images, into extend.prompts). */
@@ -188,7 +186,7 @@ export async function renderVideo(
   const prefix = ext?.video ? await decodeVideoFrames(ext.video, segments[0].keyframes[0].width, segments[0].keyframes[0].height, opts.signal) : undefined;
   const video = await segmentsToVideo(segments, { fps: req.fps, duration: req.duration, format, maxBytes: req.maxBytes, signal: opts.signal, prefix });
   const t2 = performance.now();
-  const gaps = movie.segments.flatMap((s) => s.gaps ?? []);
+  const gaps = segments.flatMap((s) => s.gaps ?? []);
   const all = segments.flatMap((s, i) => (i === 0 ? s.keyframes : s.keyframes.slice(1)));
   opts.onProgress?.({ fraction: 1, segment: segments.length, segments: segments.length, stage: 0, stages: 0, branchesDone: all.length, branchesPlanned: all.length, etaSeconds: 0 });
   return {

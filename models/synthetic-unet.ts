@@ -20,14 +20,14 @@
  * - 'cuda': the above plus GroupNorm and SkipGroupNorm (with fused SiLU, NHWC), BiasSplitGelu,
  *   BiasAdd and NhwcConv, which exist only on the CUDA provider (a CPU session refuses to load
  *   them) and only for SD channel counts (BiasSplitGelu: 2560/5120/10240 wide, BiasAdd:
- *   320/640/1280), and packed attention (PackedAttention: one MatMul for self-attention's Q, K
+ *   320/640/1280), and packed attention (PackedQkv: one MatMul for self-attention's Q, K
  *   and V, one for cross-attention's K and V, fed to MultiHeadAttention in its packed layouts).
  *   With NhwcConv the whole graph runs channels-last, as ONNX Runtime's optimizer leaves an SD
  *   UNet once its transpose optimizer has cancelled the Transposes around each NhwcConv:
  *   GroupNorm needs no Transposes, and a transformer's tokens are a Reshape of the feature map.
  *   `sample` and `out_sample` stay NCHW (one Transpose each at the ends). A timestep embedding
  *   with the batch's size (one Expand at the start) feeds SkipGroupNorm without per-block Expands.
- * `standIns` builds the structure that NhwcConv and PackedAttention bring with CPU stand-ins for
+ * `standIns` builds the structure that NhwcConv and PackedQkv bring with CPU stand-ins for
  * the ops themselves (the channels-last graph with each Conv, and each plain GroupNorm, between
  * Transposes; the packed projections split again before attention), so the layout and the packed
  * weights are testable on the CPU.
@@ -102,16 +102,29 @@ export const TINY_VAE: SyntheticVaeShape = { channels: [8, 16, 16, 16], layersPe
 
 /** How much of the graph uses ONNX Runtime's contrib ops (see the file comment). */
 export type Fusion = 'none' | 'cpu-safe' | 'cuda';
-export type FusedOp = 'MultiHeadAttention' | 'PackedAttention' | 'SkipLayerNormalization' | 'Gelu' | 'GroupNorm' | 'SkipGroupNorm' | 'BiasSplitGelu' | 'BiasAdd' | 'NhwcConv';
+export type FusedOp = 'MultiHeadAttention' | 'PackedQkv' | 'SkipLayerNormalization' | 'Gelu' | 'GroupNorm' | 'SkipGroupNorm' | 'BiasSplitGelu' | 'BiasAdd' | 'NhwcConv';
 
 const CPU_SAFE: readonly FusedOp[] = ['MultiHeadAttention', 'SkipLayerNormalization', 'Gelu'];
-/** The ops with CUDA kernels only (PackedAttention is MultiHeadAttention's packed layouts, which only its CUDA kernel reads). */
-export const CUDA_ONLY_OPS: readonly FusedOp[] = ['GroupNorm', 'SkipGroupNorm', 'BiasSplitGelu', 'BiasAdd', 'NhwcConv', 'PackedAttention'];
+/** The ops with CUDA kernels only (PackedQkv is MultiHeadAttention's packed layouts, which only its CUDA kernel reads). */
+export const CUDA_ONLY_OPS: readonly FusedOp[] = ['GroupNorm', 'SkipGroupNorm', 'BiasSplitGelu', 'BiasAdd', 'NhwcConv', 'PackedQkv'];
 export const FUSED_OPS: Record<Fusion, readonly FusedOp[]> = {
   none: [],
   'cpu-safe': CPU_SAFE,
   cuda: [...CPU_SAFE, ...CUDA_ONLY_OPS],
 };
+
+/**
+ * The contrib ops a graph uses, from a list of names (a fusion's, --ops, one op to check): each
+ * name checked, MultiHeadAttention added when PackedQkv (its packed inputs) is asked for, in
+ * FUSED_OPS.cuda's order.
+ */
+export function resolveFusedOps(names: readonly string[]): FusedOp[] {
+  const known: readonly string[] = FUSED_OPS.cuda;
+  for (const name of names) if (!known.includes(name)) throw new Error(`"${name}" is not a fused op; use ${known.join(', ')}`);
+  const wanted = new Set(names);
+  if (wanted.has('PackedQkv')) wanted.add('MultiHeadAttention');
+  return FUSED_OPS.cuda.filter((op) => wanted.has(op));
+}
 
 /** The fullest fusion a provider runs: CUDA-only kernels on 'cuda', CPU-capable ones elsewhere. */
 export function fusionFor(ep: string): Fusion {
@@ -120,14 +133,14 @@ export function fusionFor(ep: string): Fusion {
 
 export interface FusionOptions {
   fusion?: Fusion;
-  /** Exactly these contrib ops instead of a fusion level (to check one op at a time). */
+  /** Exactly these contrib ops instead of a fusion level (to check one op at a time; resolveFusedOps). */
   ops?: readonly FusedOp[];
   /**
    * Build what these CUDA-only ops bring to the graph with CPU stand-ins for the ops themselves
-   * (see the file comment): 'NhwcConv' (the channels-last layout), 'PackedAttention' (packed
+   * (see the file comment): 'NhwcConv' (the channels-last layout), 'PackedQkv' (packed
    * projections). For testing on the CPU; default none.
    */
-  standIns?: ReadonlyArray<'NhwcConv' | 'PackedAttention'>;
+  standIns?: ReadonlyArray<'NhwcConv' | 'PackedQkv'>;
   /**
    * Weights drawn by an earlier build of the same shape, reused in draw order (every variant
    * draws the same values in the same order); an empty array is filled. Saves drawing the SD 1.5
@@ -161,7 +174,7 @@ class Builder {
   private readonly cache?: WeightCache;
   /** Feature maps are [N, H, W, C] between the graph's ends. */
   readonly nhwc: boolean;
-  /** Attention projections are packed per head (PackedAttention or its stand-in). */
+  /** Attention projections are packed per head (PackedQkv or its stand-in). */
   private readonly packed: boolean;
 
   constructor(
@@ -171,11 +184,10 @@ class Builder {
     opts: FusionOptions,
   ) {
     this.g = new GraphBuilder(name);
-    this.fused = new Set(opts.ops ?? FUSED_OPS[opts.fusion ?? 'none']);
-    if (this.fused.has('PackedAttention') && !this.fused.has('MultiHeadAttention')) throw new Error('PackedAttention is a layout of MultiHeadAttention: ask for both');
+    this.fused = new Set(resolveFusedOps(opts.ops ?? FUSED_OPS[opts.fusion ?? 'none']));
     this.cache = opts.weights;
     this.nhwc = this.fused.has('NhwcConv') || !!opts.standIns?.includes('NhwcConv');
-    this.packed = this.fused.has('PackedAttention') || !!opts.standIns?.includes('PackedAttention');
+    this.packed = this.fused.has('PackedQkv') || !!opts.standIns?.includes('PackedQkv');
   }
 
   /** The channel axis of a feature map. */
@@ -250,11 +262,10 @@ class Builder {
     const attrs = { kernel_shape: [k, k], pads: [pad, pad, pad, pad], strides: [stride, stride] };
     const w = this.draw([cout, cin, k, k], 1 / Math.sqrt(cin * k * k));
     if (this.uses('NhwcConv')) {
-      const ohwi = permute(w, [cout, cin, k, k], [0, 2, 3, 1]);
+      const ohwi = oihwToOhwi(w, cout, cin, k * k);
       return this.ms('NhwcConv', [x, this.stored([cout, k, k, cin], ohwi), this.weight([cout], 0.01)], attrs)[0];
     }
-    const y = (input: string) => this.op('Conv', [input, this.stored([cout, cin, k, k], w), this.weight([cout], 0.01)], attrs);
-    return this.nhwc ? this.toNhwc(y(this.toNchw(x))) : y(x);
+    return this.channelsFirst(x, (nchw) => this.op('Conv', [nchw, this.stored([cout, cin, k, k], w), this.weight([cout], 0.01)], attrs));
   }
 
   /** A feature map in the graph's layout from an NCHW one (the graph's input), and back. */
@@ -282,11 +293,19 @@ class Builder {
     return this.op('Mul', [x, this.op('Sigmoid', [x])]);
   }
 
-  toNhwc(x: string): string {
+  private toNhwc(x: string): string {
     return this.op('Transpose', [x], { perm: [0, 2, 3, 1] });
   }
-  toNchw(x: string): string {
+  private toNchw(x: string): string {
     return this.op('Transpose', [x], { perm: [0, 3, 1, 2] });
+  }
+  /** `f` of a feature map in the graph's layout, where `f` works on NHWC maps. */
+  private channelsLast(x: string, f: (nhwc: string) => string): string {
+    return this.nhwc ? f(x) : this.toNchw(f(this.toNhwc(x)));
+  }
+  /** `f` of a feature map in the graph's layout, where `f` works on NCHW maps. */
+  private channelsFirst(x: string, f: (nchw: string) => string): string {
+    return this.nhwc ? this.toNhwc(f(this.toNchw(x))) : f(x);
   }
 
   /** GroupNorm with per-channel affine, then SiLU when `silu`. */
@@ -296,9 +315,9 @@ class Builder {
       const attrs = { epsilon: { float: 1e-5 }, groups: G, activation: silu ? 1 : 0, channels_last: 1 };
       const gamma = this.weight([channels], 0.1, true);
       const beta = this.weight([channels], 0.01, true);
-      return this.nhwc ? this.ms('GroupNorm', [x, gamma, beta], attrs)[0] : this.toNchw(this.ms('GroupNorm', [this.toNhwc(x), gamma, beta], attrs)[0]);
+      return this.channelsLast(x, (nhwc) => this.ms('GroupNorm', [nhwc, gamma, beta], attrs)[0]);
     }
-    return this.nhwc ? this.toNhwc(this.plainGroupNorm(this.toNchw(x), channels, silu)) : this.plainGroupNorm(x, channels, silu);
+    return this.channelsFirst(x, (nchw) => this.plainGroupNorm(nchw, channels, silu));
   }
 
   /** GroupNorm as PyTorch exports it below opset 18, on an NCHW map. */
@@ -348,7 +367,7 @@ class Builder {
         const beta = this.weight([cout], 0.01, true);
         // The kernel wants the skip as (N, C): the embedding has the batch's size (syntheticUNet).
         const attrs = { epsilon: { float: 1e-5 }, groups: this.groups, activation: 1, channels_last: 1 };
-        h = this.nhwc ? this.ms('SkipGroupNorm', [h, gamma, beta, t], attrs)[0] : this.toNchw(this.ms('SkipGroupNorm', [this.toNhwc(h), gamma, beta, t], attrs)[0]);
+        h = this.channelsLast(h, (nhwc) => this.ms('SkipGroupNorm', [nhwc, gamma, beta, t], attrs)[0]);
       } else {
         h = this.groupNorm(this.op('Add', [h, this.op('Unsqueeze', [t, this.i64(this.nhwc ? [1, 2] : [2, 3])])]), cout, true);
       }
@@ -371,43 +390,33 @@ class Builder {
 
   /**
    * Transformer attention (no q/k/v biases): the output projection's MatMul and its bias, for the
-   * caller's residual. `context` undefined: self-attention over x. Packed (PackedAttention): the
+   * caller's residual. `context` undefined: self-attention over x. Packed (PackedQkv): the
    * same weights side by side, per head, in one MatMul ([.., N, 3, H] for Q, K and V of
    * self-attention, [.., N, 2, H] for K and V of cross-attention), MultiHeadAttention's packed inputs.
    */
   attention(x: string, context: string | undefined, channels: number, contextDim: number, heads: number): [string, string] {
-    const kvInput = context ?? x;
     const wq = this.draw([channels, channels], 1 / Math.sqrt(channels));
     const wk = this.draw([contextDim, channels], 1 / Math.sqrt(contextDim));
     const wv = this.draw([contextDim, channels], 1 / Math.sqrt(contextDim));
+    const kvInput = context ?? x;
+    // Packed self-attention takes its queries from the packed product too.
+    const q = this.packed && context === undefined ? undefined : this.op('MatMul', [x, this.stored([channels, channels], wq)]);
     let out: string;
     if (this.packed) {
-      const d = channels / heads;
-      // The stand-in splits the packed product again: [.., N, M, H] -> M x [.., C].
-      const unpack = (t: string, m: number) =>
-        this.g.opMulti('Split', [t, this.i64(new Array(m).fill(1))], { axis: 3 }, { outputs: m }).map((part) => this.op('Reshape', [part, this.i64([0, 0, channels])]));
-      const real = this.uses('PackedAttention');
-      if (context === undefined) {
-        const qkv = this.op('Reshape', [this.op('MatMul', [x, this.stored([channels, 3 * channels], interleaveHeads([wq, wk, wv], channels, heads))]), this.i64([0, 0, heads, 3, d])]);
-        if (real) out = this.ms('MultiHeadAttention', [qkv], { num_heads: heads })[0];
-        else {
-          const [q, k, v] = unpack(qkv, 3);
-          out = this.sdpa(q, k, v, channels, heads);
-        }
-      } else {
-        const q = this.op('MatMul', [x, this.stored([channels, channels], wq)]);
-        const kv = this.op('Reshape', [this.op('MatMul', [context, this.stored([contextDim, 2 * channels], interleaveHeads([wk, wv], contextDim, heads))]), this.i64([0, 0, heads, 2, d])]);
-        if (real) out = this.ms('MultiHeadAttention', [q, kv], { num_heads: heads })[0];
-        else {
-          const [k, v] = unpack(kv, 2);
-          out = this.sdpa(q, k, v, channels, heads);
-        }
+      const mats = q ? [wk, wv] : [wq, wk, wv];
+      const packed = this.op('Reshape', [
+        this.op('MatMul', [kvInput, this.stored([contextDim, mats.length * channels], interleaveHeads(mats, contextDim, heads))]),
+        this.i64([0, 0, heads, mats.length, channels / heads]),
+      ]);
+      if (this.uses('PackedQkv')) out = this.ms('MultiHeadAttention', q ? [q, packed] : [packed], { num_heads: heads })[0];
+      else {
+        // The stand-in splits the packed product again: [.., N, M, H] -> M x [.., C].
+        const parts = this.g.opMulti('Split', [packed, this.i64(mats.map(() => 1))], { axis: 3 }, { outputs: mats.length }).map((part) => this.op('Reshape', [part, this.i64([0, 0, channels])]));
+        const [pq, k, v] = q ? [q, ...parts] : parts;
+        out = this.sdpa(pq, k, v, channels, heads);
       }
     } else {
-      const q = this.op('MatMul', [x, this.stored([channels, channels], wq)]);
-      const k = this.op('MatMul', [kvInput, this.stored([contextDim, channels], wk)]);
-      const v = this.op('MatMul', [kvInput, this.stored([contextDim, channels], wv)]);
-      out = this.sdpa(q, k, v, channels, heads);
+      out = this.sdpa(q!, this.op('MatMul', [kvInput, this.stored([contextDim, channels], wk)]), this.op('MatMul', [kvInput, this.stored([contextDim, channels], wv)]), channels, heads);
     }
     return [this.op('MatMul', [out, this.weight([channels, channels], 1 / Math.sqrt(channels))]), this.weight([channels], 0.01)];
   }
@@ -463,20 +472,12 @@ class Builder {
   }
 }
 
-/** `data` (row-major, `dims`) with its axes in the order `perm`. */
-function permute<T extends Float32Array | Uint16Array>(data: T, dims: number[], perm: number[]): T {
-  const out = new (data.constructor as new (n: number) => T)(data.length);
-  const outDims = perm.map((p) => dims[p]);
-  const strides = dims.map((_, i) => dims.slice(i + 1).reduce((a, b) => a * b, 1));
-  const index = new Array(dims.length).fill(0);
-  for (let o = 0; o < out.length; o++) {
-    let src = 0;
-    for (let i = 0; i < perm.length; i++) src += index[i] * strides[perm[i]];
-    out[o] = data[src];
-    for (let i = index.length - 1; i >= 0; i--) {
-      if (++index[i] < outDims[i]) break;
-      index[i] = 0;
-    }
+/** Convolution weights [O, I, kH, kW] as NhwcConv wants them, [O, kH, kW, I] (`kk` = kH * kW). */
+function oihwToOhwi<T extends Float32Array | Uint16Array>(w: T, cout: number, cin: number, kk: number): T {
+  const out = new (w.constructor as new (n: number) => T)(w.length);
+  for (let o = 0; o < cout; o++) {
+    const base = o * cin * kk;
+    for (let i = 0; i < cin; i++) for (let p = 0; p < kk; p++) out[base + p * cin + i] = w[base + i * kk + p];
   }
   return out;
 }

@@ -6,7 +6,7 @@
  * CUDA_CHECK_UNET (SD 1.5's first two levels, fp16: the channel counts those kernels accept).
  * Fresh inputs per check; pass if ‖fused − plain‖ / ‖plain‖ < 1e-2 (fp16) and every output is
  * finite. Prints a table, writes fusion-check.json to --out, exits 1 if any check fails. With
- * `--ep cpu` it checks the cpu-safe fusion and the CPU stand-ins of NhwcConv and PackedAttention
+ * `--ep cpu` it checks the cpu-safe fusion and the CPU stand-ins of NhwcConv and PackedQkv
  * (the CUDA-only ops cannot load there). scripts/gpu-run.sh runs it before the benchmark and
  * benchmarks only the ops that passed (fusion-check.json -> `bench:gpu --ops`).
  */
@@ -14,7 +14,8 @@ import { parseArgs } from 'node:util';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { float16ToFloat32, float32ToFloat16 } from '../engine/index.ts';
+import { floatTensor, numericTensor, readFloat } from '../engine/tensor/tensors.ts';
+import { relativeError } from '../bench/gpu-common.ts';
 import {
   CUDA_CHECK_UNET,
   CUDA_ONLY_OPS,
@@ -23,6 +24,7 @@ import {
   SYNTHETIC_MODEL_OPTIONS,
   TINY_UNET,
   TINY_VAE,
+  resolveFusedOps,
   syntheticUNet,
   syntheticVaeDecoder,
   type FusedOp,
@@ -44,20 +46,9 @@ const VAE_SHAPE = { ...(values.shape === 'tiny' ? TINY_VAE : SD15_VAE), dtype } 
 
 const open = (g: SyntheticGraph) => ort.InferenceSession.create(g.graph.toModel(SYNTHETIC_MODEL_OPTIONS).model, { executionProviders: providers, graphOptimizationLevel: 'all' });
 const floats = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.7311 + seed * 1.37) + 0.3 * Math.cos(i * 0.013 * seed));
-const tensor = (n: number, seed: number, dims: number[]) => (dtype === 'float16' ? new ort.Tensor('float16', float32ToFloat16(floats(n, seed)), dims) : new ort.Tensor('float32', floats(n, seed), dims));
-const read = (t: ort.Tensor) => (t.type === 'float16' ? float16ToFloat32(t.data as Uint16Array) : Float32Array.from(t.data as Float32Array));
-
-function compare(a: Float32Array, ref: Float32Array): { rel: number; finite: boolean } {
-  let num = 0;
-  let den = 0;
-  let finite = true;
-  for (let i = 0; i < a.length; i++) {
-    if (!Number.isFinite(a[i]) || !Number.isFinite(ref[i])) finite = false;
-    num += (a[i] - ref[i]) ** 2;
-    den += ref[i] ** 2;
-  }
-  return { rel: Math.sqrt(num / den), finite };
-}
+const tensor = (n: number, seed: number, dims: number[]) => floatTensor(dtype, floats(n, seed), dims);
+// A copy: readFloat may hand back the tensor's own memory.
+const read = (t: ort.Tensor) => Float32Array.from(readFloat(t));
 
 interface Check {
   model: string;
@@ -79,7 +70,7 @@ async function check(model: 'unet' | 'vae', label: string, plainSession: ort.Inf
       const f = feeds();
       const ref = read(Object.values(await plainSession.run(f))[0]);
       const out = read(Object.values(await fused.run(f))[0]);
-      const c = compare(out, ref);
+      const c = relativeError(out, ref);
       worst = Math.max(worst, c.rel);
       finite &&= c.finite;
     }
@@ -96,12 +87,10 @@ async function check(model: 'unet' | 'vae', label: string, plainSession: ort.Inf
 // Most telling first (a run cut short by its time limit still says the most): the full fusion,
 // then each CUDA-only op alone (names a failing kernel), then the CPU-capable set on this provider.
 const cpuOps: FusedOp[] = [...FUSED_OPS['cpu-safe']];
-// PackedAttention is a layout of MultiHeadAttention's inputs: checked with it.
-const alone = (op: FusedOp): FusedOp[] => (op === 'PackedAttention' ? ['MultiHeadAttention', op] : [op]);
 const variants: Array<[string, FusionOptions]> =
   ep === 'cuda'
-    ? [['cuda', { fusion: 'cuda' }], ...CUDA_ONLY_OPS.map((op): [string, FusionOptions] => [op, { ops: alone(op) }]), ['cpu-safe', { fusion: 'cpu-safe' }]]
-    : [...cpuOps.map((op): [string, FusionOptions] => [op, { ops: [op] }]), ['cpu-safe', { fusion: 'cpu-safe' }], ['stand-ins', { fusion: 'cpu-safe', standIns: ['NhwcConv', 'PackedAttention'] }]];
+    ? [['cuda', { fusion: 'cuda' }], ...CUDA_ONLY_OPS.map((op): [string, FusionOptions] => [op, { ops: [op] }]), ['cpu-safe', { fusion: 'cpu-safe' }]]
+    : [...cpuOps.map((op): [string, FusionOptions] => [op, { ops: [op] }]), ['cpu-safe', { fusion: 'cpu-safe' }], ['stand-ins', { fusion: 'cpu-safe', standIns: ['NhwcConv', 'PackedQkv'] }]];
 const VAE_VARIANTS = ['cuda', 'GroupNorm', 'NhwcConv', 'MultiHeadAttention', 'cpu-safe', 'stand-ins'];
 /**
  * The contrib ops a benchmark on this provider should use: all of the full fusion when it passed,
@@ -116,8 +105,9 @@ function benchOps(): FusedOp[] {
   const full = ep === 'cuda' ? 'cuda' : 'cpu-safe';
   if (passed(full)) return [...FUSED_OPS[full]];
   const ops: FusedOp[] = passed('cpu-safe') ? [...FUSED_OPS['cpu-safe']] : [];
-  if (ep === 'cuda') for (const op of CUDA_ONLY_OPS) if (passed(op) && (op !== 'PackedAttention' || ops.includes('MultiHeadAttention'))) ops.push(op);
-  return ops;
+  if (ep === 'cuda') ops.push(...CUDA_ONLY_OPS.filter(passed));
+  // PackedQkv passed with MultiHeadAttention; without the cpu-safe set it brings it along.
+  return resolveFusedOps(ops);
 }
 const save = () => writeFile(join(values.out!, 'fusion-check.json'), JSON.stringify({ ep, dtype, date: new Date().toISOString(), tolerance: TOLERANCE, benchOps: benchOps(), checks }, null, 2) + '\n');
 await mkdir(values.out!, { recursive: true });
@@ -125,15 +115,14 @@ await mkdir(values.out!, { recursive: true });
 let seed = 0;
 const unetWeights: WeightCache = [];
 const plainUnet = await open(syntheticUNet(UNET_SHAPE, { weights: unetWeights }));
-const s = UNET_SHAPE;
 const unetFeeds = () => {
   seed++;
   const B = 2;
   const L = 32;
   return {
     sample: tensor(B * 4 * L * L, seed, [B, 4, L, L]),
-    timestep: s.timestepType === 'int64' ? new ort.Tensor('int64', BigInt64Array.from([BigInt(100 + seed * 37)]), [1]) : new ort.Tensor('float32', [100 + seed * 37], [1]),
-    encoder_hidden_states: tensor(B * 77 * s.crossAttentionDim, seed + 100, [B, 77, s.crossAttentionDim]),
+    timestep: numericTensor(UNET_SHAPE.timestepType, [100 + seed * 37], [1]),
+    encoder_hidden_states: tensor(B * 77 * UNET_SHAPE.crossAttentionDim, seed + 100, [B, 77, UNET_SHAPE.crossAttentionDim]),
   };
 };
 for (const [label, opts] of variants) await check('unet', label, plainUnet, opts, unetWeights, unetFeeds);
@@ -143,7 +132,9 @@ await plainUnet.release();
 const vaeWeights: WeightCache = [];
 const plainVae = await open(syntheticVaeDecoder(VAE_SHAPE, { weights: vaeWeights }));
 const vaeFeeds = () => ({ latent_sample: tensor(4 * 32 * 32, ++seed, [1, 4, 32, 32]) });
-for (const [label, opts] of [...variants, ['MultiHeadAttention', { ops: ['MultiHeadAttention'] }] as [string, FusionOptions]].filter(([l], i, all) => VAE_VARIANTS.includes(l) && all.findIndex(([m]) => m === l) === i)) await check('vae', label, plainVae, opts, vaeWeights, vaeFeeds);
+const vaeVariants = variants.filter(([label]) => VAE_VARIANTS.includes(label));
+if (!vaeVariants.some(([label]) => label === 'MultiHeadAttention')) vaeVariants.push(['MultiHeadAttention', { ops: ['MultiHeadAttention'] }]);
+for (const [label, opts] of vaeVariants) await check('vae', label, plainVae, opts, vaeWeights, vaeFeeds);
 await plainVae.release();
 
 await save();

@@ -3,23 +3,24 @@
  *   [--batches 1,4,8,16] [--repeats 3] [--out DIR]
  *
  * Upscale speed by tile batch: each super-resolution model folder (default: the esrgan-slim 4x
- * conversion in models/.cache/upscalers, which `bash scripts/gpu-bundle.sh` makes) upscales one
+ * conversion in the model cache, which `bash scripts/gpu-bundle.sh` makes) upscales one
  * size x size frame (the bot's default render size) through the engine's SuperResolutionUpscaler,
  * for every tile side and tiles-per-call batch: median ms per frame after a warm-up, output
  * megapixels per second, and the largest difference from batch 1 (tiles do not depend on their
  * batch, so it must be 0 or 1 level). The engine's GPU default is 8 tiles per call
  * (engine/upscale/super-resolution.ts); this is what should confirm or change it. Writes
  * upscale-gpu.json and upscale-gpu.md to --out. Needs only onnxruntime-node (no sharp, no
- * ffmpeg): the frame is drawn in code. CI runs it on the CPU with small sizes
+ * ffmpeg): the frame is drawn in code. The model folder is BLENDFARM_MODEL_CACHE's when that is set. CI runs it on the CPU with small sizes
  * (test/scripts/gpu-upscale.test.ts); scripts/gpu-run.sh runs it on a GPU after the benchmark.
  */
 import { parseArgs } from 'node:util';
-import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { SuperResolutionUpscaler, type RawImage } from '../engine/index.ts';
-import { MODELS_ROOT } from '../models/paths.ts';
+import { DEFAULT_SUPER_RESOLUTION_MODEL, modelCacheRoot } from '../models/esrgan/catalog.ts';
+import { CONVERTER_VERSION } from '../models/esrgan/convert.ts';
+import { deviceName, median } from '../bench/gpu-common.ts';
 
 const { values } = parseArgs({
   options: {
@@ -45,12 +46,14 @@ for (const [name, v] of [['size', size], ['repeats', repeats], ...tiles.map((t) 
   if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} takes whole numbers of at least 1, got ${v}`);
 }
 
-/** The esrgan-slim 4x folder in the model cache (models/esrgan/catalog.ts names it esrgan-slim-<version>-c<n>/x4). */
+/** The default upscaler's 4x conversion in the model cache (ensureSuperResolutionModel names it <model>-<version>-c<converter>/x4). */
 function defaultModels(): string[] {
-  const root = join(MODELS_ROOT, '.cache', 'upscalers');
-  const slim = existsSync(root) ? readdirSync(root).filter((d) => d.startsWith('esrgan-slim-') && existsSync(join(root, d, 'x4', 'model.onnx'))) : [];
-  if (slim.length === 0) throw new Error(`no esrgan-slim 4x model in ${root}: run bash scripts/gpu-bundle.sh here first (it converts it), or pass --models`);
-  return [join(root, slim.sort().at(-1)!, 'x4')];
+  const root = modelCacheRoot();
+  const prefix = `${DEFAULT_SUPER_RESOLUTION_MODEL}-`;
+  const suffix = `-c${CONVERTER_VERSION}`;
+  const found = existsSync(root) ? readdirSync(root).filter((d) => d.startsWith(prefix) && d.endsWith(suffix) && existsSync(join(root, d, 'x4', 'model.onnx'))) : [];
+  if (found.length !== 1) throw new Error(`${found.length === 0 ? 'no' : 'more than one'} ${DEFAULT_SUPER_RESOLUTION_MODEL} 4x conversion in ${root}: run bash scripts/gpu-bundle.sh here first (it converts it), or pass --models`);
+  return [join(root, found[0], 'x4')];
 }
 const modelDirs = values.models ? values.models.split(',').map((d) => resolve(d.trim())) : defaultModels();
 
@@ -86,39 +89,30 @@ interface Row {
   maxDiffVsBatch1: number;
 }
 
-function deviceName(): string {
-  if (ep !== 'cuda') return 'cpu';
-  try {
-    return execFileSync('nvidia-smi', ['--query-gpu=name', '--format=csv,noheader', '-i', String(deviceId)], { encoding: 'utf8' }).trim();
-  } catch {
-    return 'cuda';
-  }
-}
-
 const outDir = resolve(values.out!);
 await mkdir(outDir, { recursive: true });
 const frame = testFrame(size, size);
 const rows: Row[] = [];
-const report = { gpu: deviceName(), ep, date: new Date().toISOString(), frame: `${size}x${size}`, repeats, rows };
+const report = { gpu: deviceName(ep, deviceId), ep, date: new Date().toISOString(), frame: `${size}x${size}`, repeats, rows };
 const save = () => writeFile(join(outDir, 'upscale-gpu.json'), JSON.stringify(report, null, 2) + '\n');
 
 for (const dir of modelDirs) {
-  for (const tile of tiles) {
-    let reference: RawImage | undefined;
-    for (const batch of batches) {
-      const upscaler = await SuperResolutionUpscaler.load(dir, { ep, deviceId, batch });
-      try {
-        const first = await upscaler.upscaleImage(frame, { tile }); // warm-up: session, allocator, kernel choice
+  // One session per model; the tiles per call are an option of each upscale.
+  const upscaler = await SuperResolutionUpscaler.load(dir, { ep, deviceId });
+  try {
+    for (const tile of tiles) {
+      let reference: RawImage | undefined;
+      for (const batch of batches) {
+        const first = await upscaler.upscaleImage(frame, { tile, batch }); // warm-up: allocator and kernel choice at this batch
         reference ??= first;
         const tilesBefore = upscaler.tiles;
         const times: number[] = [];
         for (let r = 0; r < repeats; r++) {
           const t0 = performance.now();
-          await upscaler.upscaleImage(frame, { tile });
+          await upscaler.upscaleImage(frame, { tile, batch });
           times.push(performance.now() - t0);
         }
-        times.sort((a, b) => a - b);
-        const ms = times[Math.floor(times.length / 2)];
+        const ms = median(times, (t) => t);
         const scale = upscaler.manifest.scale;
         const row: Row = {
           model: upscaler.manifest.name,
@@ -132,11 +126,11 @@ for (const dir of modelDirs) {
         };
         rows.push(row);
         console.log(`${row.model} x${scale} tile ${tile} batch ${batch}: ${row.msPerFrame} ms/frame (${row.tilesPerFrame} tiles), ${row.outputMegapixelsPerSecond} MP/s, max diff vs batch 1: ${row.maxDiffVsBatch1}`);
-      } finally {
-        await upscaler.release();
+        await save();
       }
-      await save();
     }
+  } finally {
+    await upscaler.release();
   }
 }
 

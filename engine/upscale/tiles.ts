@@ -12,7 +12,7 @@
  * Memory is bounded by one row of tiles: the output is accumulated in a band of tile height (times
  * the scale) that slides down the image, and finished rows are written out as 8-bit RGB at once.
  */
-import type { RawImage } from '../image.ts';
+import { type RawImage, toByte } from '../image.ts';
 import { throwIfCancelled } from '../pipeline/denoise.ts';
 
 export interface TileOptions {
@@ -123,7 +123,7 @@ export async function upscaleTiled(img: RawImage, scale: number, receptiveRadius
         const o = ((bandY + r) * W + x) * 3;
         for (let c = 0; c < 3; c++) {
           const v = wt > 0 ? (acc[i * 3 + c] / wt) * 255 : 0;
-          out[o + c] = v <= 0 ? 0 : v >= 255 ? 255 : Math.round(v);
+          out[o + c] = toByte(v);
         }
       }
     }
@@ -136,8 +136,8 @@ export async function upscaleTiled(img: RawImage, scale: number, receptiveRadius
 
   const total = grid.xs.length * grid.ys.length;
   let done = 0;
-  const wy = grid.ys.map((y, j) => featherWeights(th, scale, j > 0, j < grid.ys.length - 1, grid.overlap, grid.margin));
-  const wx = grid.xs.map((x, i) => featherWeights(tw, scale, i > 0, i < grid.xs.length - 1, grid.overlap, grid.margin));
+  const wy = grid.ys.map((_, j) => featherWeights(th, scale, j > 0, j < grid.ys.length - 1, grid.overlap, grid.margin));
+  const wx = grid.xs.map((_, i) => featherWeights(tw, scale, i > 0, i < grid.xs.length - 1, grid.overlap, grid.margin));
   const per = 3 * tw * th;
   const operPlane = otw * oth;
   for (const [j, y0] of grid.ys.entries()) {

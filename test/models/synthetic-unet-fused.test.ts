@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import * as ort from 'onnxruntime-node';
+import { relativeError as gpuRelativeError } from '../../bench/gpu-common.ts';
 import {
   CUDA_CHECK_UNET,
   FUSED_OPS,
@@ -28,16 +29,8 @@ async function session(built: SyntheticGraph): Promise<ort.InferenceSession> {
   return ort.InferenceSession.create(built.graph.toModel(SYNTHETIC_MODEL_OPTIONS).model);
 }
 
-/** ‖a − b‖ / ‖b‖ */
-function relativeError(a: Float32Array, b: Float32Array): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] ** 2;
-  }
-  return Math.sqrt(num / den);
-}
+/** ‖a − b‖ / ‖b‖ (bench/gpu-common.ts, as the GPU check measures it). */
+const relativeError = (a: Float32Array, b: Float32Array) => gpuRelativeError(a, b).rel;
 
 const fresh = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.731 + seed) * 1.3 + Math.cos(i * 0.0173 * seed));
 
@@ -83,8 +76,8 @@ describe('fused synthetic UNet', () => {
     // Op counts do not depend on sizes; the tiny shape is quick to build (CUDA_CHECK_UNET is what a GPU runs).
     const fused = opCounts(syntheticUNet(TINY_UNET, { fusion: 'cuda' }));
     const cpuSafe = opCounts(syntheticUNet(TINY_UNET, { fusion: 'cpu-safe' }));
-    // BiasSplitGelu takes over GEGLU's Gelu; PackedAttention is a layout of MultiHeadAttention's inputs.
-    for (const op of FUSED_OPS.cuda.filter((o) => o !== 'Gelu' && o !== 'PackedAttention')) expect(fused.get(op), op).toBeGreaterThan(0);
+    // BiasSplitGelu takes over GEGLU's Gelu; PackedQkv is a layout of MultiHeadAttention's inputs.
+    for (const op of FUSED_OPS.cuda.filter((o) => o !== 'Gelu' && o !== 'PackedQkv')) expect(fused.get(op), op).toBeGreaterThan(0);
     expect(fused.get('Conv') ?? 0).toBe(0);
     // Channels-last throughout: one Transpose in (sample), one out; tokens are Reshapes of the map.
     expect(fused.get('Transpose')).toBe(2);
@@ -104,7 +97,7 @@ describe('fused synthetic UNet', () => {
   it('the channels-last layout and the packed projections compute the plain graph (CPU stand-ins for NhwcConv and packed attention)', async () => {
     const weights: WeightCache = [];
     const plain = await session(syntheticUNet(TINY_UNET, { weights }));
-    const standIns = syntheticUNet(TINY_UNET, { fusion: 'cpu-safe', standIns: ['NhwcConv', 'PackedAttention'], weights });
+    const standIns = syntheticUNet(TINY_UNET, { fusion: 'cpu-safe', standIns: ['NhwcConv', 'PackedQkv'], weights });
     // The stand-ins change the structure as the real ops do: no per-op Transposes around the feature maps.
     expect(opCounts(standIns).get('Transpose')).toBe(2 + 2 * opCounts(standIns).get('Conv')! + 2 * opCounts(standIns).get('InstanceNormalization')!);
     const fused = await session(standIns);

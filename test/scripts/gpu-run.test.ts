@@ -32,7 +32,6 @@ beforeAll(async () => {
     EP: 'cpu',
     SHAPE: 'tiny',
     OUT: join(dir, 'out'),
-    CHECK_ARGS: '--shape tiny',
     BENCH_ARGS: `--latent 8 --batches 1,2 --repeats 1 --size 64 --steps 4 --branches 4 --cache ${join(dir, 'cache')}`,
     UPSCALE_ARGS: '--size 64 --tiles 32 --batches 1,2 --repeats 1',
   };

@@ -1,0 +1,34 @@
+/**
+ * What the GPU measurements share (bench/gpu.ts, scripts/gpu-check-fusion.ts, scripts/gpu-upscale.ts):
+ * the device's name, how far a result is from its reference, and the median of repeated timings.
+ */
+import { execFileSync } from 'node:child_process';
+import { cpus } from 'node:os';
+
+/** "NVIDIA H200, 143771 MiB" from nvidia-smi on CUDA; "cpu: <model> x<cores>" on the CPU. */
+export function deviceName(ep: 'cpu' | 'cuda', deviceId = 0): string {
+  if (ep !== 'cuda') return `cpu: ${cpus()[0]?.model.trim() ?? 'unknown'} x${cpus().length}`;
+  try {
+    return execFileSync('nvidia-smi', ['--query-gpu=name,memory.total', '--format=csv,noheader', '-i', String(deviceId)], { encoding: 'utf8' }).trim();
+  } catch {
+    return 'cuda (nvidia-smi not found)';
+  }
+}
+
+/** ‖a − ref‖ / ‖ref‖, and whether every value of both is finite. */
+export function relativeError(a: Float32Array, ref: Float32Array): { rel: number; finite: boolean } {
+  let num = 0;
+  let den = 0;
+  let finite = true;
+  for (let i = 0; i < a.length; i++) {
+    if (!Number.isFinite(a[i]) || !Number.isFinite(ref[i])) finite = false;
+    num += (a[i] - ref[i]) ** 2;
+    den += ref[i] ** 2;
+  }
+  return { rel: Math.sqrt(num / den), finite };
+}
+
+/** The middle value by `key` (the upper one of an even count). */
+export function median<T>(values: readonly T[], key: (v: T) => number): T {
+  return [...values].sort((a, b) => key(a) - key(b))[Math.floor(values.length / 2)];
+}
