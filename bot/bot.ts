@@ -60,7 +60,8 @@ export async function startBot(opts: BotOptions): Promise<RunningBot> {
   const messenger = new JobMessenger(client, opts.farm, { log, ...opts.messenger });
   const ctx: BotContext = { farm: opts.farm, log, submissions: new SubmissionQueue(opts.submitConcurrency ?? DEFAULT_SUBMIT_CONCURRENCY) };
 
-  client.on(Events.InteractionCreate, (interaction) => void route(interaction, ctx));
+  const onInteraction = (interaction: Interaction) => void route(interaction, ctx);
+  client.on(Events.InteractionCreate, onInteraction);
   client.on(Events.MessageReactionAdd, (reaction, user) => {
     void handleReaction(reaction, user, ctx).catch((err) => log(`[bot] reaction failed: ${(err as Error).message}`));
   });
@@ -75,6 +76,9 @@ export async function startBot(opts: BotOptions): Promise<RunningBot> {
     client,
     messenger,
     async stop() {
+      // Nothing new is taken; submissions already acknowledged finish their database work first.
+      client.off(Events.InteractionCreate, onInteraction);
+      await ctx.submissions.onIdle();
       await messenger.stop();
       await client.destroy();
     },
@@ -83,7 +87,7 @@ export async function startBot(opts: BotOptions): Promise<RunningBot> {
 
 async function route(interaction: Interaction, ctx: BotContext): Promise<void> {
   // Queued submission work waits while this one is unanswered (acknowledgements first).
-  const answered = interaction.isRepliable() ? ctx.submissions?.received(interaction) : undefined;
+  const answered = interaction.isRepliable() ? ctx.submissions.received(interaction) : undefined;
   try {
     if (interaction.isChatInputCommand()) {
       const command = commandsByName.get(interaction.commandName);

@@ -5,14 +5,19 @@ export interface BotContext {
   farm: FarmContext;
   log: (message: string) => void;
   /** Where deferred submissions wait for their database work (startBot makes a SubmissionQueue, submit.ts). */
-  submissions?: SubmissionGate;
+  submissions: SubmissionGate;
 }
 
-/** Acknowledgements first: database steps run in turn, after received interactions are answered. */
+/**
+ * Acknowledgements first: database steps run in turn, after received interactions are answered.
+ * (SubmissionQueue in submit.ts; the interface keeps this module free of an import of it.)
+ */
 export interface SubmissionGate {
   /** An interaction arrived; steps wait until it is answered or the returned function is called. */
   received(interaction: { deferred: boolean; replied: boolean }): () => void;
   run<T>(step: () => Promise<T>): Promise<T>;
+  /** Settles once no step waits or runs (the bot waits for it when it stops). */
+  onIdle(): Promise<void>;
 }
 
 /** One slash command, as in the discord.js guide: its definition and its handler. */

@@ -16,7 +16,7 @@ export interface PictureOption {
 }
 
 /** How long a download from Discord's CDN may take (the interaction must be answered within 3 s). */
-export const DOWNLOAD_TIMEOUT_MS = 2000;
+const DOWNLOAD_TIMEOUT_MS = 2000;
 
 /**
  * The attached pictures among `wanted`, by farm input name (options left out are absent). Throws

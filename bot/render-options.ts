@@ -164,11 +164,13 @@ export async function serverDefaults(farm: FarmContext, guildId: string | null):
 }
 
 /** Discord options -> the farm's job parameters (which parseJobParams then checks and completes). */
-export function toJobParamsInput(prompts: string[], options: RenderOptions): JobParamsInput {
+export function toJobParamsInput(prompts: string[], options: RenderOptions, kind?: 'blend' | 'movie' | 'vary'): JobParamsInput {
   const params: JobParamsInput = { prompts };
   if (options.negative !== undefined) params.negativePrompt = options.negative;
-  // One seed makes the whole video reproducible: prompt i uses seed + i (wrapping within the seed range).
-  if (options.seed !== undefined) params.seeds = prompts.map((_, i) => (options.seed! + i) % (LIMITS.seed.max + 1));
+  // One seed makes the whole video reproducible: prompt i uses seed + i (wrapping within the seed
+  // range); a variation animation has one seed, whatever guidance prompts it has.
+  const seeds = kind === 'vary' ? 1 : prompts.length;
+  if (options.seed !== undefined) params.seeds = Array.from({ length: seeds }, (_, i) => (options.seed! + i) % (LIMITS.seed.max + 1));
   if (options.duration !== undefined) params.durationSeconds = options.duration;
   if (options.size !== undefined) {
     const size = SIZE_CHOICES[options.size as SizeChoice];

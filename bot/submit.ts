@@ -86,18 +86,9 @@ export class SubmissionQueue implements SubmissionGate {
   }
 
   /** Waiting and running steps. */
-  get size(): number {
-    return this.queue.size + this.queue.pending;
-  }
-
   onIdle(): Promise<void> {
     return this.queue.onIdle();
   }
-}
-
-/** Without a queue in the context (handlers called directly), steps run at once. */
-function step<T>(ctx: BotContext, work: () => Promise<T>): Promise<T> {
-  return ctx.submissions ? ctx.submissions.run(work) : work();
 }
 
 /**
@@ -143,7 +134,7 @@ export async function submitRender(
     // The farm's validator (pure and cheap) on what the member typed, before answering; submitJob
     // runs it again with the server's defaults filled in. Pictures: their headers (format, size,
     // pixels) with the farm's limits, so a bad file is refused privately before anything is queued.
-    const parsed = parseJobParams(kind, { ...toJobParamsInput(prompts, options), ...extra.params, ...limit });
+    const parsed = parseJobParams(kind, { ...toJobParamsInput(prompts, options, kind), ...extra.params, ...limit });
     await checkJobInputs(kind, parsed, extra.inputs);
   } catch (err) {
     await refuse(interaction, userMessage(err, ctx.log, names));
@@ -151,7 +142,7 @@ export async function submitRender(
   }
   await interaction.deferReply();
   await submitAndPost(interaction, ctx, names, async (fields) => {
-    const params = { ...toJobParamsInput(prompts, withServerDefaults(options, await serverDefaults(ctx.farm, interaction.guildId))), ...extra.params, ...limit };
+    const params = { ...toJobParamsInput(prompts, withServerDefaults(options, await serverDefaults(ctx.farm, interaction.guildId)), kind), ...extra.params, ...limit };
     return submitJob(ctx.farm, { ...fields, kind, params, inputs: extra.inputs });
   });
 }
@@ -173,7 +164,7 @@ async function submitAndPost(interaction: RepliableInteraction, ctx: BotContext,
   let job: Job;
   try {
     const member = interaction.member instanceof GuildMember ? interaction.member : undefined;
-    job = await step(ctx, () => submit({
+    job = await ctx.submissions.run(() => submit({
       userId: interaction.user.id,
       guildId: interaction.guildId,
       channelId: interaction.channelId,
@@ -186,7 +177,7 @@ async function submitAndPost(interaction: RepliableInteraction, ctx: BotContext,
     await refuse(interaction, userMessage(err, ctx.log, names));
     return;
   }
-  const content = await step(ctx, async () => queuedText(await withWholeMovie(ctx.farm, job), await queuePosition(ctx.farm, job.id)));
+  const content = await ctx.submissions.run(async () => queuedText(await withWholeMovie(ctx.farm, job), await queuePosition(ctx.farm, job.id)));
   const message = await interaction.editReply({ content, components: [cancelRow(job.id)] });
-  await step(ctx, () => setJobMessage(ctx.farm, job.id, { messageId: message.id, channelId: message.channelId }));
+  await ctx.submissions.run(() => setJobMessage(ctx.farm, job.id, { messageId: message.id, channelId: message.channelId }));
 }

@@ -26,9 +26,12 @@ async function main(): Promise<void> {
   console.log(`[main] database: ${db.location}`);
 
   // Metrics, health and the status page (BLENDFARM_HTTP_PORT; README "Running in production").
-  // Under start:sharded only shard 0 counts job events, so nothing is counted twice.
+  // Under start:sharded (`managed`) only shard 0 counts job events and keeps house, so nothing is
+  // counted or done twice.
   const shard = shardOf();
-  if (shard !== undefined && process.send) {
+  const managed = shard !== undefined && process.send !== undefined;
+  const firstShard = (shard ?? 0) === 0;
+  if (managed) {
     // discord.js reports each gateway state change to the manager over IPC; once the manager is
     // gone (below: this process then stops) those reports fail as an 'error' event on process,
     // which would otherwise end the process with a stack trace in the middle of its shutdown.
@@ -47,7 +50,7 @@ async function main(): Promise<void> {
         farm,
         ...listen,
         logger,
-        countJobEvents: (shard ?? 0) === 0,
+        countJobEvents: firstShard,
         statusPage: true,
         readiness: [{ name: 'discord', check: async () => (bot?.client.isReady() ? true : 'not connected to the Discord gateway') }],
       },
@@ -71,10 +74,10 @@ async function main(): Promise<void> {
     console.log(`[main] ${localWorkers} local render worker(s) on ${config.executionProvider ?? 'cpu'}${config.modelDir ? ` with ${config.modelDir}` : ' with the built-in demo model'}`);
   }
   // Workers expire queued jobs nobody took and apply the retention rules; without local workers
-  // this process does it too, on the same intervals (BLENDFARM_HEARTBEAT_SECONDS,
+  // this process does it too (shard 0 of several), on the same intervals (BLENDFARM_HEARTBEAT_SECONDS,
   // BLENDFARM_PRUNE_INTERVAL_SECONDS), so a farm whose workers are all gone still expires and refunds.
   let housekeeping: Housekeeping | undefined;
-  if (localWorkers === 0) {
+  if (localWorkers === 0 && firstShard) {
     housekeeping = startHousekeeping(farm, lineLogger(logger, { component: 'housekeeping' }));
     console.log('[main] no local workers: this process expires queued jobs nobody takes and applies the retention rules');
   }
@@ -98,7 +101,7 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   // Under start:sharded: when the manager is gone (killed, crashed) its shards stop too, rather
   // than keep gateway sessions nobody supervises and a restarted manager would duplicate.
-  if (shard !== undefined && process.send) {
+  if (managed) {
     if (!process.connected) void shutdown('shard manager gone');
     else process.once('disconnect', () => void shutdown('shard manager gone'));
   }

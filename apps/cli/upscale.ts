@@ -15,7 +15,7 @@ import {
   superResolutionEntry,
 } from '../../models/esrgan/catalog.ts';
 import { ProgressBar } from './progress.ts';
-import { COMMON_OPTIONS, EP_CHOICES, loadCliConfig, parseEp } from './common.ts';
+import { COMMON_OPTIONS, EP_CHOICES, loadCliConfig, parseEp, SEED_FLAG } from './common.ts';
 import { numberOption, runCli, UsageError } from '../cli-kit.ts';
 
 const MODEL_NAMES = [...SUPER_RESOLUTION_MODELS.map((m) => m.name), 'x4-diffusion'];
@@ -105,7 +105,7 @@ async function main(): Promise<void> {
     frameOpts = {
       promptA: values.prompt ?? '',
       steps: numberOption('steps', values.steps, { integer: true, min: 2, max: 1000 }),
-      seed: numberOption('seed', values.seed, { integer: true, min: 0, max: 0xffffffff }) ?? 0,
+      seed: numberOption('seed', values.seed, SEED_FLAG) ?? 0,
     };
   } else {
     upscaler = await SuperResolutionUpscaler.load(await ensureSuperResolutionModel(modelName, scale), {

@@ -7,7 +7,7 @@ import { variationDefaults } from '../../engine/variation/animation.ts';
 import { schedulerKinds } from '../../engine/schedulers/index.ts';
 import { VIDEO_FORMATS } from '../../engine/video/encode.ts';
 import { ProgressBar } from './progress.ts';
-import { COMMON_OPTIONS, EP_CHOICES, loadCliConfig, parseEp, videoFormatOption } from './common.ts';
+import { COMMON_OPTIONS, EP_CHOICES, loadCliConfig, parseEp, SEED_FLAG, videoFormatOption } from './common.ts';
 import { choiceOption, numberOption, runCli, UsageError } from '../cli-kit.ts';
 
 const d = variationDefaults;
@@ -110,7 +110,7 @@ export async function runVaryCli(argv = process.argv.slice(2)): Promise<void> {
         negativeScale: numberOption('clip-negative', values['clip-negative'], { min: 0, max: 1000 }),
         repeats: numberOption('opt-repeats', values['opt-repeats'], { integer: true, min: 0, max: 100 }),
       },
-      seed: numberOption('seed', values.seed, { integer: true, min: 0, max: 0xffffffff }),
+      seed: numberOption('seed', values.seed, SEED_FLAG),
       fps: numberOption('fps', values.fps, { min: 1, max: 120 }),
       width: numberOption('width', values.width, { integer: true, min: 64, max: 4096 }),
       height: numberOption('height', values.height, { integer: true, min: 64, max: 4096 }),

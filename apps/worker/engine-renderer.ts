@@ -78,7 +78,7 @@ interface WorkerModel {
  * inpainting transitions (and pictures); an image-variation pipeline variation animations. The
  * built-in demo model has a VAE encoder.
  */
-export function modelAbilities(dir: string | undefined): ModelAbility[] {
+function modelAbilities(dir: string | undefined): ModelAbility[] {
   if (dir === undefined) return ['text', 'picture'];
   const folder = readModelFolder(dir);
   if (folder.kind === 'image-variation') return ['variation'];
@@ -91,7 +91,7 @@ export function modelAbilities(dir: string | undefined): ModelAbility[] {
  * inpainting and variation models when their folders are set and valid (a bad folder is left out,
  * with the reason in the log, like the x4 upscaler).
  */
-export function workerModels(opts: EngineRendererOptions, mainId: string): Map<string, WorkerModel> {
+function workerModels(opts: EngineRendererOptions, mainId: string): Map<string, WorkerModel> {
   const models = new Map<string, WorkerModel>();
   let main: ModelAbility[];
   try {
@@ -218,7 +218,7 @@ function inputOf(job: ClaimedJob, name: string): Uint8Array {
  * animation's shape, the guidance prompts (none given: the engine's defaults; a negative prompt
  * steers away), the job's seed, size, steps, fps and format.
  */
-export function variationRequestFor(job: ClaimedJob): VariationRequest {
+function variationRequestFor(job: ClaimedJob): VariationRequest {
   const p: JobParams = job.params;
   const v = p.variation ?? DEFAULT_VARIATION;
   return {

@@ -16,7 +16,7 @@ const DEFAULT_FRAMES = variationFrames(DEFAULT_VARIATION);
  * frames per variation as close to the default as divides frames - 1 within the limits, so the
  * video has exactly the frames asked for.
  */
-export function variationShape(frames: number): { variations: number; intermediate: number } {
+function variationShape(frames: number): { variations: number; intermediate: number } {
   const steps = frames - 1;
   const fits = (i: number) => steps % i === 0 && steps / i >= LIMITS.variations.min && steps / i <= LIMITS.variations.max;
   const candidates = Array.from({ length: LIMITS.intermediate.max }, (_, k) => k + 1).sort((a, b) => Math.abs(a - DEFAULT_VARIATION.intermediate) - Math.abs(b - DEFAULT_VARIATION.intermediate) || a - b);
@@ -48,9 +48,6 @@ export const vary: Command = {
   async execute(interaction: ChatInputCommandInteraction, ctx: BotContext) {
     const o = interaction.options;
     const positive = o.getString('positive');
-    const negative = o.getString('negative');
-    const seed = o.getInteger('seed');
-    const { size, quality, format } = readRenderOptions(interaction);
     let inputs: Record<string, Uint8Array>;
     let shape: { variations: number; intermediate: number };
     try {
@@ -59,8 +56,8 @@ export const vary: Command = {
     } catch (err) {
       return refuse(interaction, userMessage(err, ctx.log, NAMES));
     }
-    await submitRender(interaction, ctx, 'vary', positive ? [positive] : [], { size, quality, format, ...(negative ? { negative } : {}) }, NAMES, {
-      params: { variation: shape, ...(seed !== null ? { seeds: [seed] } : {}) },
+    await submitRender(interaction, ctx, 'vary', positive ? [positive] : [], readRenderOptions(interaction), NAMES, {
+      params: { variation: shape },
       inputs,
     });
   },

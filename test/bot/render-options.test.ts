@@ -54,6 +54,9 @@ describe('Discord options -> job parameters', () => {
 
   it('one seed gives every prompt its own: prompt i uses seed + i, wrapping inside the seed range', () => {
     expect(toJobParamsInput(['a', 'b', 'c'], { seed: 42 }).seeds).toEqual([42, 43, 44]);
+    // A variation animation has one seed, with or without guidance prompts.
+    expect(parseJobParams('vary', toJobParamsInput([], { seed: 42 }, 'vary')).seeds).toEqual([42]);
+    expect(parseJobParams('vary', toJobParamsInput(['oil painting', 'at night'], { seed: 42 }, 'vary')).seeds).toEqual([42]);
     expect(toJobParamsInput(['a', 'b', 'c'], { seed: LIMITS.seed.max }).seeds).toEqual([LIMITS.seed.max, 0, 1]);
     expect(parseJobParams('movie', toJobParamsInput(['a', 'b', 'c'], { seed: LIMITS.seed.max })).seeds).toEqual([LIMITS.seed.max, 0, 1]);
   });
