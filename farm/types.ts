@@ -117,7 +117,8 @@ export interface ClaimedJob {
   parent?: {
     id: number;
     params: JobParams;
-    movie: Movie;
+    /** extend jobs only: an upscale needs just the finished video. */
+    movie?: Movie;
     pictures?: Record<string, JobInput>;
     artifact?: { format: string; bytes: Uint8Array; meta: Record<string, unknown> };
   };

@@ -360,14 +360,15 @@ export class FarmWorker {
     if ((job.kind !== 'extend' && job.kind !== 'upscale') || job.parentJobId === null) return;
     const parent = await getJob(this.farm, job.parentJobId);
     if (!parent) return;
-    const movie = await movieOf(this.farm.db.db, parent);
+    // An extension continues the whole movie (following its chain) and recovers its last frame,
+    // which the movie's pictures shape; an upscale needs only the finished video.
+    const movie = job.kind === 'extend' ? await movieOf(this.farm.db.db, parent) : undefined;
+    const pictures = movie?.images ? await movieImageInputs(this.farm.db.db, movie) : undefined;
     const artifact = await getArtifact(this.farm, parent.id);
-    // An extension recovers the old movie's last frame, which its pictures shape.
-    const pictures = job.kind === 'extend' && movie.images ? await movieImageInputs(this.farm.db.db, movie) : undefined;
     job.parent = {
       id: parent.id,
       params: parent.params,
-      movie,
+      ...(movie ? { movie } : {}),
       ...(pictures ? { pictures } : {}),
       ...(artifact ? { artifact: { format: artifact.format, bytes: new Uint8Array(artifact.bytes), meta: artifact.meta } } : {}),
     };

@@ -194,14 +194,15 @@ export function renderRequestFor(job: ClaimedJob): RenderRequest {
   if (request.images || request.inpaint) request.imageLimits = IMAGE_LIMITS;
   if (job.kind === 'extend') {
     const parent = job.parent;
-    if (!parent) throw new RenderError('the movie to extend no longer exists', { retryable: false });
-    const images = parent.movie.images?.map((img) => {
+    if (!parent?.movie) throw new RenderError('the movie to extend no longer exists', { retryable: false });
+    const movie = parent.movie;
+    const images = movie.images?.map((img) => {
       const name = INPUT_NAMES.image(img.index);
       const input = parent.pictures && Object.hasOwn(parent.pictures, name) ? parent.pictures[name] : undefined;
       if (!input) throw new RenderError(`the picture for prompt ${img.index + 1} of the movie to extend (job ${parent.id}) is missing; make a new /movie with the picture instead`, { retryable: false });
       return { index: img.index, image: input.bytes, strength: img.strength };
     });
-    return { ...request, extend: { prompts: parent.movie.prompts, seeds: parent.movie.seeds, video: parent.artifact?.bytes, ...(images ? { images } : {}) } };
+    return { ...request, extend: { prompts: movie.prompts, seeds: movie.seeds, video: parent.artifact?.bytes, ...(images ? { images } : {}) } };
   }
   return request;
 }

@@ -96,7 +96,7 @@ describe.each(BACKENDS)('follow-ups on %s', (backend) => {
       expect(Object.keys(await getJobInputs(farm, first.id))).toEqual([]);
       await waitForJob(farm, first.id, { timeoutMs: 20_000 });
       const handed = seen.find((job) => job.id === first.id)!;
-      expect(handed.parent!.movie.images).toEqual([
+      expect(handed.parent!.movie!.images).toEqual([
         { index: 0, strength: 0.4, jobId: movie.id, input: 'image-1' },
         { index: 1, strength: 0.7, jobId: movie.id, input: 'image-2' },
       ]);
