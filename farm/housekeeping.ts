@@ -30,11 +30,20 @@ export async function pruneOnce(farm: FarmContext, log: (line: string) => void):
   }
 }
 
-/** Calls `run` every `seconds` (never when 0 or less); the returned function stops it. */
-export function every(seconds: number, run: () => Promise<void>): () => void {
-  if (!(seconds > 0)) return () => {};
-  const timer = setInterval(() => void run(), seconds * 1000);
-  return () => clearInterval(timer);
+/**
+ * Calls `run` every `seconds` (never when 0 or less; a tick while a run is under way is skipped);
+ * the returned function stops the timer and waits for a run under way.
+ */
+export function every(seconds: number, run: () => Promise<void>): () => Promise<void> {
+  if (!(seconds > 0)) return async () => {};
+  let running: Promise<void> | undefined;
+  const timer = setInterval(() => {
+    running ??= run().finally(() => (running = undefined));
+  }, seconds * 1000);
+  return async () => {
+    clearInterval(timer);
+    await running?.catch(() => {});
+  };
 }
 
 export interface Housekeeping {
@@ -44,23 +53,17 @@ export interface Housekeeping {
 
 /** Runs sweepQueue every heartbeatSeconds and pruneOnce every pruneIntervalSeconds, as workers do. */
 export function startHousekeeping(farm: FarmContext, log: (line: string) => void): Housekeeping {
-  let busy: Promise<unknown> = Promise.resolve();
-  const track = (step: () => Promise<unknown>) => async () => {
-    const current = step();
-    busy = current.catch(() => {});
-    await busy;
-  };
-  const sweep = track(() =>
-    sweepQueue(farm, log).catch((error: unknown) => {
-      const why = dbFailureLine(error);
-      if (why) log(`queue upkeep failed: ${why}`);
-    }),
-  );
-  const stops = [every(farm.config.heartbeatSeconds, sweep), every(farm.config.pruneIntervalSeconds, track(() => pruneOnce(farm, log)))];
+  const sweep = () =>
+    sweepQueue(farm, log)
+      .then(() => {})
+      .catch((error: unknown) => {
+        const why = dbFailureLine(error);
+        if (why) log(`queue upkeep failed: ${why}`);
+      });
+  const stops = [every(farm.config.heartbeatSeconds, sweep), every(farm.config.pruneIntervalSeconds, () => pruneOnce(farm, log))];
   return {
     async stop() {
-      for (const stop of stops) stop();
-      await busy;
+      await Promise.all(stops.map((stop) => stop()));
     },
   };
 }

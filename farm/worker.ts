@@ -128,7 +128,7 @@ export class FarmWorker {
   private loopDone: Promise<void> | undefined;
   private stopPromise: Promise<void> | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
-  private stopPruning: (() => void) | undefined;
+  private stopPruning: (() => Promise<void>) | undefined;
   private unsubscribe: (() => Promise<void>) | undefined;
   /** BLENDFARM_SPOOL_DIR; undefined: finished videos are kept in memory only. */
   private readonly spool: Spool | undefined;
@@ -197,7 +197,7 @@ export class FarmWorker {
       for (const entry of this.running.values()) await this.handBack(entry.job).catch(() => {});
       if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
       await this.recovering;
-      this.stopPruning?.();
+      await this.stopPruning?.();
       await this.unsubscribe?.().catch(() => {});
       await markWorkerStopped(this.farm, this.id).catch(() => {});
       this.log(`stopped (${this.stats.completed} completed, ${this.stats.released} handed back)`);

@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import type { FarmDb } from '../../db/client.ts';
 import type { FarmContext } from '../../farm/config.ts';
 import { startHousekeeping } from '../../farm/index.ts';
+import { every } from '../../farm/housekeeping.ts';
 import { getJob, submitJob } from '../../farm/jobs.ts';
 import { auditBalance, getBudget } from '../../farm/policy/budget.ts';
 import { claimJob, completeJob } from '../../farm/queue.ts';
@@ -57,5 +58,23 @@ describe.each(BACKENDS)('housekeeping without workers on %s', (backend) => {
     await db.db.execute(sql`update jobs set run_after = now() - interval '91 seconds' where id = ${later.id}`);
     await sleep(600);
     expect((await getJob(farm, later.id))?.status).toBe('queued');
+  });
+});
+
+describe('every (the timers of housekeeping and worker retention)', () => {
+  it('skips ticks while a run is under way, and its stop waits for that run', async () => {
+    let runs = 0;
+    let finished = 0;
+    const stop = every(0.02, async () => {
+      runs++;
+      await sleep(150);
+      finished++;
+    });
+    while (runs === 0) await sleep(5);
+    await sleep(60); // a few ticks fall inside the run
+    await stop();
+    expect([runs, finished]).toEqual([1, 1]);
+    await sleep(60);
+    expect(runs).toBe(1); // stopped: no tick after
   });
 });
