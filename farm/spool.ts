@@ -13,6 +13,10 @@
 //   running under another worker's lease    -> kept until that ends (checked again next heartbeat)
 //   entry older than queueHorizonSeconds    -> deleted
 //
+// The worker that wrote an entry and still has the video in memory (its completion found the lease
+// gone) recovers it at once with those bytes (recoverHeld's `video`): the file is read back only by
+// a pass over the folder, i.e. after an outage past the lease or a restart.
+//
 // Layout: job-<id>-attempt-<n>-<random>.video (the bytes) and .json (its SpoolEntry). Each
 // is written under a temporary name, flushed and renamed, the sidecar last: an entry exists once
 // its sidecar does, and deleting goes the other way round. Several workers may share a folder
@@ -260,7 +264,7 @@ export async function recoverSpool(r: SpoolRecovery): Promise<Record<RecoveryOut
       continue;
     }
     try {
-      counts[await recoverHeld(r, name, maxAgeMs)]++;
+      counts[await recoverHeld(r, name, { maxAgeMs })]++;
     } catch (error) {
       r.spool.release(name);
       const why = dbFailureLine(error); // unreachable database: logged once by the handle
@@ -274,11 +278,23 @@ export async function recoverSpool(r: SpoolRecovery): Promise<Record<RecoveryOut
   return counts;
 }
 
+export interface RecoverHeldOptions {
+  /** Entries older than this are deleted unused; default queueHorizonSeconds. */
+  maxAgeMs?: number;
+  /**
+   * The entry's video as the worker that spooled it still holds it in memory: stored as it is,
+   * the file (kept for a restart) is not read back. Without it the file is read and checked
+   * against the sidecar's size and checksum.
+   */
+  video?: Buffer;
+}
+
 /**
  * Recovers one entry that this process already holds (Spool.hold): completes, deletes or keeps it
  * and lets go of it, except on a database failure, which is thrown with the entry still held.
  */
-export async function recoverHeld(r: SpoolRecovery, name: string, maxAgeMs = queueHorizonSeconds(r.farm.config) * 1000): Promise<Exclude<RecoveryOutcome, 'busy'>> {
+export async function recoverHeld(r: SpoolRecovery, name: string, options: RecoverHeldOptions = {}): Promise<Exclude<RecoveryOutcome, 'busy'>> {
+  const maxAgeMs = options.maxAgeMs ?? queueHorizonSeconds(r.farm.config) * 1000;
   const drop = async (jobId: number | string, why: string) => {
     await r.spool.remove(name);
     r.reported.delete(name);
@@ -309,8 +325,12 @@ export async function recoverHeld(r: SpoolRecovery, name: string, maxAgeMs = que
   if (job.status === 'running' && !held) {
     return keep(job.id, state.leaseLive ? `worker ${job.workerId ?? '?'} holds the job now` : `the lease of worker ${job.workerId ?? '?'} ran out and the job is not back in the queue yet`);
   }
-  const { bytes, broken: badVideo } = await r.spool.video(name, entry);
-  if (!bytes) return drop(job.id, badVideo ?? 'its video file is unreadable');
+  let bytes = options.video;
+  if (!bytes) {
+    const read = await r.spool.video(name, entry);
+    if (!read.bytes) return drop(job.id, read.broken ?? 'its video file is unreadable');
+    bytes = read.bytes;
+  }
 
   let lease: Lease = { id: job.id, leaseToken: entry.leaseToken, userId: job.userId, attempt: entry.attempt };
   let current = entry;

@@ -424,8 +424,9 @@ export class FarmWorker {
       this.log(`job ${job.id}: done in ${wallSeconds.toFixed(1)} s (${gpuSeconds.toFixed(1)} GPU-seconds)`);
     } else if (this.spool && spooled) {
       // The lease is gone: cancelled, or taken back while the database did not answer. The spool's
-      // rules decide whether the video is still wanted (a job back in the queue is claimed again).
-      const outcome = await recoverHeld(this.spoolRecovery(this.spool), spooled).catch((error: unknown) => {
+      // rules decide whether the video is still wanted (a job back in the queue is claimed again),
+      // and it is stored from memory (the spooled file is there for a restart).
+      const outcome = await recoverHeld(this.spoolRecovery(this.spool), spooled, { video }).catch((error: unknown) => {
         this.spool?.release(spooled);
         this.log(`job ${job.id}: result kept in the spool, the job was taken back meanwhile and could not be checked (${loggableError(error)})`);
         return 'waiting' as const;

@@ -19,7 +19,7 @@ import type { Job } from '../../farm/types.ts';
 import { waitForJob } from '../../farm/wait.ts';
 import { FarmWorker } from '../../farm/worker.ts';
 import { loadConfig } from '../../config/index.ts';
-import { BACKENDS, CHEAP_BLEND, createTestDatabase, GENEROUS_BUDGET, type TestDatabase, testConfig } from '../helpers/db.ts';
+import { BACKENDS, CHEAP_BLEND, createTestDatabase, expireLease, GENEROUS_BUDGET, type TestDatabase, testConfig } from '../helpers/db.ts';
 import { type FlakyProxy, proxyInFrontOf } from '../helpers/flaky-proxy.ts';
 import { useTestFarm } from '../helpers/farm.ts';
 import { useTempDir } from '../helpers/temp-dir.ts';
@@ -185,6 +185,36 @@ describe.each(BACKENDS)('the render spool on %s', (backend) => {
     expect(renderer.renders).toBe(1);
     expect((await expectSettledWithSpooledTime(job)).attempts).toBe(1);
     expect(worker.stats).toMatchObject({ recovered: 1, discarded: 0 });
+  });
+
+  it('the worker that finds its job taken back completes it again from the video in memory, not the file', async () => {
+    const model = 'taken-back';
+    const spoolDir = path.join(tmp, model);
+    const unplug = unpluggable(db);
+    const renderer = countingRenderer(model, spooledVideo, SPOOLED_GPU_SECONDS, () => (unplug.state.down = true));
+    const lines: string[] = [];
+    // A long lease: the worker keeps retrying the completion while the test takes the job back.
+    const config = testConfig({ budget: GENEROUS_BUDGET, spoolDir, leaseSeconds: 30 });
+    const worker = new FarmWorker({ farm: { db: unplug.db, config }, renderer, id: 'w-taken-back', log: (l) => lines.push(l) });
+    await worker.start();
+    const job = await submitJob(farm, { kind: 'blend', userId: 'user-taken-back', params: { ...CHEAP_BLEND, model } });
+    await until(() => lines.some((l) => l.startsWith(`job ${job.id}: storing the result failed`)));
+    // The spooled file is damaged: only the bytes the worker holds in memory are still right.
+    const videoFile = spoolFiles(spoolDir).find((f) => f.endsWith('.video'))!;
+    fs.writeFileSync(path.join(spoolDir, videoFile), Buffer.alloc(spooledVideo.byteLength, 0));
+    // Meanwhile the job is taken back (a back-off keeps the claim loop from rendering it again).
+    await expireLease(db, job.id);
+    expect(await reapExpiredLeases({ db, config: testConfig({ budget: GENEROUS_BUDGET, retryBackoffSeconds: 300 }) })).toBe(1);
+    unplug.state.down = false;
+    await waitForJob(farm, job.id, { timeoutMs: 20_000 });
+    await until(() => spoolFiles(spoolDir).length === 0);
+    await worker.stop();
+
+    expect(renderer.renders).toBe(1);
+    const done = await expectSettledWithSpooledTime(job);
+    expect(done).toMatchObject({ attempts: 2, workerId: 'w-taken-back' });
+    expect(worker.stats).toMatchObject({ recovered: 1, discarded: 0, completed: 0 });
+    expect(lines.some((l) => l.startsWith(`job ${job.id}: completed from the spool (claimed again as attempt 2`))).toBe(true);
   });
 
   it('deletes the entry of a job cancelled meanwhile and never completes it', async () => {
