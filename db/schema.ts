@@ -101,7 +101,14 @@ export const jobs = pgTable(
     workerId: text('worker_id'),
     progress: jsonb('progress').$type<Record<string, unknown>>(),
     error: text('error'),
-    parentJobId: bigint('parent_job_id', { mode: 'number' }).references((): AnyPgColumn => jobs.id),
+    /**
+     * The job this one continues from (re-roll, upscale, extend). `no action`, on purpose: a job
+     * another job points to cannot be deleted while that child exists (an extension's movie and an
+     * upscale's video are read along this link), so retention deletes a chain child first (or
+     * together, in one statement); neither cascade (it would delete kept children) nor set null
+     * (it would cut a kept extension off from the start of its movie).
+     */
+    parentJobId: bigint('parent_job_id', { mode: 'number' }).references((): AnyPgColumn => jobs.id, { onDelete: 'no action' }),
     reservedMs: bigint('reserved_ms', { mode: 'number' }).notNull().default(0),
     /** Measured GPU time of the successful attempt. */
     spentMs: bigint('spent_ms', { mode: 'number' }),
@@ -135,7 +142,11 @@ export const budgetLedger = pgTable(
     userId: text('user_id')
       .notNull()
       .references(() => users.id),
-    jobId: bigint('job_id', { mode: 'number' }).references(() => jobs.id),
+    /**
+     * Cleared when the job is deleted (retention): the entry stays, so every balance still equals
+     * the sum of its ledger; the note still names the job.
+     */
+    jobId: bigint('job_id', { mode: 'number' }).references(() => jobs.id, { onDelete: 'set null' }),
     kind: text('kind').$type<LedgerKind>().notNull(),
     /** Signed effect on the balance. */
     amountMs: bigint('amount_ms', { mode: 'number' }).notNull(),
@@ -156,7 +167,7 @@ export const jobEvents = pgTable(
     id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
     jobId: bigint('job_id', { mode: 'number' })
       .notNull()
-      .references(() => jobs.id),
+      .references(() => jobs.id, { onDelete: 'cascade' }),
     type: text('type').notNull(),
     data: jsonb('data').$type<Record<string, unknown>>().notNull().default({}),
     createdAt: createdAt(),
@@ -182,7 +193,7 @@ export const artifacts = pgTable(
     id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
     jobId: bigint('job_id', { mode: 'number' })
       .notNull()
-      .references(() => jobs.id),
+      .references(() => jobs.id, { onDelete: 'cascade' }),
     format: text('format').notNull(),
     mime: text('mime').notNull(),
     sizeBytes: integer('size_bytes').notNull(),
@@ -209,7 +220,7 @@ export const jobInputs = pgTable(
     id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
     jobId: bigint('job_id', { mode: 'number' })
       .notNull()
-      .references(() => jobs.id),
+      .references(() => jobs.id, { onDelete: 'cascade' }),
     name: text('name').notNull(),
     mime: text('mime').notNull(),
     bytes: bytea('bytes').notNull(),

@@ -4,14 +4,17 @@
 //
 //   artifactDays      videos of jobs finished longer ago are deleted; the job row stays
 //   maxArtifactBytes  while all videos together take more than this, the oldest go first
-//   jobDays           jobs finished longer ago are deleted with their events, video and other rows
-//                     that belong to them; budget_ledger entries stay (their job_id is cleared, the
-//                     note still names the job), so every balance still equals the sum of its ledger
+//   jobDays           jobs finished longer ago are deleted; the schema's foreign keys do the rest
+//                     (db/schema.ts): their events, video and pictures go with them (on delete
+//                     cascade), budget_ledger entries stay with their job_id cleared (on delete
+//                     set null; the note still names the job), so every balance still equals the
+//                     sum of its ledger
 //
 // Never touched: queued and running jobs, and every job an active job continues from (its
 // parent chain: an extension renders from its parent's movie and video). A job row another kept
-// job points to stays until that child goes (the parent_job_id foreign key). Workers run this
-// every pruneIntervalSeconds, one at a time (an advisory lock); `npm run farm -- prune` runs it once.
+// job points to stays until that child goes (parent_job_id is `no action`: the database refuses
+// to delete it first), so jobs go leaf first, in rounds. Workers run this every
+// pruneIntervalSeconds, one at a time (an advisory lock); `npm run farm -- prune` runs it once.
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { sql } from 'drizzle-orm';
@@ -32,7 +35,7 @@ export interface PruneReport {
   artifactBytes: number;
   jobs: number;
   events: number;
-  /** Rows of other tables that belonged to deleted jobs (pictures, ...), by table. */
+  /** Rows of other tables that went with deleted jobs, by table (job_inputs: their pictures). */
   otherRows: Record<string, number>;
   /** Files removed from the artifact directory. */
   files: number;
@@ -63,20 +66,6 @@ async function deleteArtifacts(tx: Transaction, ids: number[]): Promise<Array<{ 
           and a.job_id not in (select id from protected)
         returning a.size_bytes, a.path`,
   );
-}
-
-/** The tables whose rows belong to a job (foreign keys to jobs.id), but jobs itself and budget_ledger. */
-async function tablesReferencingJobs(tx: Transaction): Promise<Array<{ table: string; column: string }>> {
-  const rows = await queryRows<{ tbl: string; col: string }>(
-    tx,
-    sql`select c.conrelid::regclass::text as tbl, a.attname::text as col
-        from pg_constraint c join pg_attribute a on a.attrelid = c.conrelid and a.attnum = any(c.conkey)
-        where c.contype = 'f' and c.confrelid = 'jobs'::regclass`,
-  );
-  return rows
-    .filter((r) => /^[a-z_][a-z0-9_]*$/.test(r.tbl) && /^[a-z_][a-z0-9_]*$/.test(r.col))
-    .filter((r) => r.tbl !== 'jobs' && r.tbl !== 'budget_ledger')
-    .map((r) => ({ table: r.tbl, column: r.col }));
 }
 
 /** Applies the retention rules once. Dry run: counts what would be deleted, changes nothing. */
@@ -127,37 +116,35 @@ export async function pruneFarm(farm: FarmContext, options: PruneOptions = {}): 
       }
 
       if (jobDays > 0) {
-        const belonging = await tablesReferencingJobs(tx);
-        // Leaf first: a job another job points to goes in a later round, after its child.
+        // One statement per round: lock a batch of leaves (a job no other job points to; a locked
+        // one is left for the next pass), count what the foreign keys' cascade will take with them
+        // (same snapshot, before the delete), and delete them. A parent goes in a later round,
+        // after its child.
         for (let round = 0; round < 100; round++) {
-          const doomed = await queryRows<{ id: number }>(
+          const [batch] = await queryRows<{ jobs: number; events: number; inputs: number; artifacts: Array<{ size_bytes: number; path: string | null }> }>(
             tx,
-            sql`with ${PROTECTED}
-                select j.id::float8 as id from jobs j
-                where j.status in ('done', 'failed', 'cancelled')
-                  and j.finished_at < now() - make_interval(secs => ${jobDays * 86_400}::float8)
-                  and j.id not in (select id from protected)
-                  and not exists (select 1 from jobs c where c.parent_job_id = j.id)
-                order by j.id limit 1000
-                for update of j skip locked`,
+            sql`with ${PROTECTED},
+                doomed as (
+                  select j.id from jobs j
+                  where j.status in ('done', 'failed', 'cancelled')
+                    and j.finished_at < now() - make_interval(secs => ${jobDays * 86_400}::float8)
+                    and j.id not in (select id from protected)
+                    and not exists (select 1 from jobs c where c.parent_job_id = j.id)
+                  order by j.id limit 1000
+                  for update of j skip locked
+                ),
+                gone as (delete from jobs where id in (select id from doomed) returning id)
+                select (select count(*) from gone)::int as jobs,
+                  (select count(*) from job_events where job_id in (select id from doomed))::int as events,
+                  (select count(*) from job_inputs where job_id in (select id from doomed))::int as inputs,
+                  (select coalesce(jsonb_agg(jsonb_build_object('size_bytes', size_bytes, 'path', path)), '[]'::jsonb)
+                     from artifacts where job_id in (select id from doomed)) as artifacts`,
           );
-          if (doomed.length === 0) break;
-          const ids = JSON.stringify(doomed.map((r) => r.id));
-          const idList = sql`(select (jsonb_array_elements_text(${ids}::jsonb))::bigint)`;
-          for (const { table, column } of belonging) {
-            const rows = await queryRows<{ n: number; size: number | null; path: string | null }>(
-              tx,
-              table === 'artifacts'
-                ? sql`delete from artifacts where job_id in ${idList} returning 1 as n, size_bytes as size, path`
-                : sql`delete from ${sql.identifier(table)} where ${sql.identifier(column)} in ${idList} returning 1 as n, null::int as size, null::text as path`,
-            );
-            if (table === 'job_events') report.events += rows.length;
-            else if (table === 'artifacts') report.artifactsByAge += gone(rows.map((r) => ({ size_bytes: Number(r.size), path: r.path })));
-            else if (rows.length > 0) report.otherRows[table] = (report.otherRows[table] ?? 0) + rows.length;
-          }
-          await tx.execute(sql`update budget_ledger set job_id = null where job_id in ${idList}`);
-          const deleted = await queryRows<{ id: number }>(tx, sql`delete from jobs where id in ${idList} returning id`);
-          report.jobs += deleted.length;
+          if (batch.jobs === 0) break;
+          report.jobs += batch.jobs;
+          report.events += batch.events;
+          report.artifactsByAge += gone(batch.artifacts);
+          if (batch.inputs > 0) report.otherRows.job_inputs = (report.otherRows.job_inputs ?? 0) + batch.inputs;
         }
       }
       if (dryRun) throw rollback;

@@ -114,6 +114,30 @@ describe.each(BACKENDS)('retention on %s (item 9)', (backend) => {
     for (const balance of await allBalances(db)) expect(balance.balanceMs).toBe(balance.ledgerSumMs);
   });
 
+  it('keeps an old job a kept child continues from (its link intact); a deleted job takes its pictures along', async () => {
+    const farm = farmWith({ jobDays: 90 });
+    const oldParent = await finished(farm, 200, 10);
+    const youngChild = await finished(farm, 10, 10, { id: oldParent, kind: 'extend' });
+    const withPictures = await finished(farm, 120, 10);
+    await db.db.execute(sql`insert into job_inputs (job_id, name, mime, bytes) values (${withPictures}, 'start', 'image/png', decode('89504e47', 'hex')), (${withPictures}, 'end', 'image/png', decode('89504e47', 'hex'))`);
+    const report = await pruneFarm(farm);
+    expect(report.otherRows).toEqual({ job_inputs: 2 });
+    expect(await getJob(farm, withPictures)).toBeUndefined();
+    expect((await queryRows<{ n: number }>(db.db, sql`select count(*)::int as n from job_inputs where job_id = ${withPictures}`))[0].n).toBe(0);
+    expect(await countRows(db, 'budget_ledger', sql`job_id is null and note like ${`blend job ${withPictures}`}`)).toBe(1);
+    expect((await getJob(farm, oldParent))?.status).toBe('done');
+    expect((await getArtifact(farm, oldParent))?.bytes.length).toBe(10);
+    expect((await getJob(farm, youngChild))?.parentJobId).toBe(oldParent);
+    // The database itself refuses to delete a job another job continues from (parent_job_id: no action).
+    await expect(db.db.execute(sql`delete from jobs where id = ${oldParent}`)).rejects.toThrow();
+    expect((await getJob(farm, oldParent))?.status).toBe('done');
+    // Parent and child together in one statement is fine (the check runs at its end), events and videos go along.
+    await db.db.execute(sql`delete from jobs where id in (${oldParent}, ${youngChild})`);
+    expect(await countRows(db, 'jobs', sql`id in (${oldParent}, ${youngChild})`)).toBe(0);
+    expect(await countRows(db, 'job_events', sql`job_id in (${oldParent}, ${youngChild})`)).toBe(0);
+    expect(await countRows(db, 'artifacts', sql`job_id in (${oldParent}, ${youngChild})`)).toBe(0);
+  });
+
   it('removes files from the artifact directory, and runs as `npm run farm -- prune`', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'blendfarm-retention-'));
     try {
