@@ -22,6 +22,7 @@ import {
   upscaleVideo,
   type ExecutionProvider,
   type FrameUpscaler,
+  type ModelKind,
   type PerceptualMetric,
   type RenderProgress,
   type RenderRequest,
@@ -66,24 +67,28 @@ export interface EngineRendererOptions {
   variationModelDir?: string;
 }
 
-/** One model this worker has: its folder (undefined: the built-in demo model) and what it can do. */
+/**
+ * One model this worker has: its folder (undefined: the built-in demo model), the folder's kind
+ * (which pipeline loads it) and what it can do.
+ */
 interface WorkerModel {
   dir?: string;
+  kind: ModelKind;
   abilities: ModelAbility[];
 }
 
 /**
- * What a model folder can do, from readModelFolder: a text-to-image pipeline renders text
- * transitions, and with a VAE encoder also transitions from or to a picture; an inpainting pipeline
- * inpainting transitions (and pictures); an image-variation pipeline variation animations. The
- * built-in demo model has a VAE encoder.
+ * A model folder, read once (readModelFolder): its kind and what it can do. A text-to-image
+ * pipeline renders text transitions, and with a VAE encoder also transitions from or to a picture;
+ * an inpainting pipeline inpainting transitions (and pictures); an image-variation pipeline
+ * variation animations. The built-in demo model (no folder) is text-to-image with a VAE encoder.
  */
-function modelAbilities(dir: string | undefined): ModelAbility[] {
-  if (dir === undefined) return ['text', 'picture'];
+function readWorkerModel(dir: string | undefined): WorkerModel {
+  if (dir === undefined) return { kind: 'text2img', abilities: ['text', 'picture'] };
   const folder = readModelFolder(dir);
-  if (folder.kind === 'image-variation') return ['variation'];
   const picture: ModelAbility[] = folder.vaeEncoder ? ['picture'] : [];
-  return folder.kind === 'inpaint' ? ['inpaint', ...picture] : ['text', ...picture];
+  const abilities: ModelAbility[] = folder.kind === 'image-variation' ? ['variation'] : folder.kind === 'inpaint' ? ['inpaint', ...picture] : ['text', ...picture];
+  return { dir, kind: folder.kind, abilities };
 }
 
 /**
@@ -93,14 +98,14 @@ function modelAbilities(dir: string | undefined): ModelAbility[] {
  */
 function workerModels(opts: EngineRendererOptions, mainId: string): Map<string, WorkerModel> {
   const models = new Map<string, WorkerModel>();
-  let main: ModelAbility[];
+  let main: WorkerModel;
   try {
-    main = modelAbilities(opts.modelDir);
+    main = readWorkerModel(opts.modelDir);
   } catch {
-    // The first job reports the folder's problem (and fails without retries).
-    main = ['text'];
+    // The first job (or the warm-up) reports the folder's problem; jobs fail without retries.
+    main = { dir: opts.modelDir, kind: 'text2img', abilities: ['text'] };
   }
-  models.set(mainId, { dir: opts.modelDir, abilities: main });
+  models.set(mainId, main);
   const extra: Array<[string, string | undefined, string, ModelAbility]> = [
     [DEFAULT_MODELS.inpaint, opts.inpaintModelDir, 'BLENDFARM_INPAINT_MODEL_DIR', 'inpaint'],
     [DEFAULT_MODELS.variation, opts.variationModelDir, 'BLENDFARM_VARIATION_MODEL_DIR', 'variation'],
@@ -108,9 +113,9 @@ function workerModels(opts: EngineRendererOptions, mainId: string): Map<string, 
   for (const [id, dir, setting, needed] of extra) {
     if (!dir) continue;
     try {
-      const abilities = modelAbilities(dir);
-      if (!abilities.includes(needed)) throw new Error(`is a ${readModelFolder(dir).kind} model, not ${needed === 'inpaint' ? 'an inpainting' : 'an image-variation'} one`);
-      models.set(id, { dir, abilities });
+      const model = readWorkerModel(dir);
+      if (!model.abilities.includes(needed)) throw new Error(`is a ${model.kind} model, not ${needed === 'inpaint' ? 'an inpainting' : 'an image-variation'} one`);
+      models.set(id, model);
     } catch (err) {
       console.warn(`[worker] not offering model "${id}": ${setting} ${(err as Error).message}`);
     }
@@ -379,7 +384,7 @@ class EngineRenderer implements Renderer {
       const session = { ep: this.opts.ep, deviceId: this.opts.deviceId, threads: this.opts.threads };
       loading = (async () => {
         const dir = model.dir ?? (await ensureDemoModel(DEMO_MODEL_DIR));
-        return model.abilities.includes('variation') ? ImageVariationPipeline.load(dir, session) : StableDiffusionPipeline.load(dir, session);
+        return model.kind === 'image-variation' ? ImageVariationPipeline.load(dir, session) : StableDiffusionPipeline.load(dir, session);
       })();
       this.pipes.set(id, loading);
       // A failed load is not cached: the next job tries again (e.g. after the files are fixed).

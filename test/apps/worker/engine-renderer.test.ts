@@ -1,11 +1,12 @@
 // The engine adapter's request mapping: job parameters renamed into the engine's RenderRequest,
 // nothing clamped or raised; an extension renders its new prompts after the movie it continues.
-import { describe, expect, it } from 'vitest';
-import { renderRequestFor } from '../../../apps/worker/engine-renderer.ts';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { createRenderer, renderRequestFor } from '../../../apps/worker/engine-renderer.ts';
 import { parseJobParams } from '../../../farm/job-params.ts';
 import { LIMITS } from '../../../farm/limits.ts';
 import { RenderError } from '../../../farm/renderer.ts';
 import type { ClaimedJob } from '../../../farm/types.ts';
+import { testModelDir } from '../../../models/paths.ts';
 
 function claimed(kind: ClaimedJob['kind'], input: object, parent?: ClaimedJob['parent']): ClaimedJob {
   return { id: 7, kind, userId: 'u', params: parseJobParams(kind, input), model: 'demo', pixels: 0, attempt: 1, maxAttempts: 3, parentJobId: parent?.id ?? null, reservedGpuSeconds: 1, leaseToken: 't', parent };
@@ -52,5 +53,42 @@ describe('engine adapter', () => {
     expect(request.extend).toEqual({ prompts: ['a', 'b', 'c'], seeds: [1, 2, 3], video: undefined, images: [{ index: 2, image: picture, strength: 0.6 }] });
     // A picture that did not come with the job fails it for good, saying what to do.
     expect(() => renderRequestFor(claimed('extend', { prompts: ['d'], seeds: [4] }, { id: 3, params: parent, movie }))).toThrow(/picture for prompt 3 of the movie to extend \(job 3\) is missing; make a new \/movie/);
+  });
+});
+
+// The models a worker offers come from its model folders, each read once: its kind picks the
+// pipeline that loads it, and an extra folder of the wrong kind is left out with that kind named.
+describe('engine adapter models', () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  const modelWarnings = (warn: { mock: { calls: unknown[][] } }) => warn.mock.calls.map((call) => String(call[0])).filter((line) => line.startsWith('[worker] not offering model'));
+
+  it('offers the inpainting and variation folders with what each can do', () => {
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+    const renderer = createRenderer({ modelDir: testModelDir('demo'), inpaintModelDir: testModelDir('inpaint'), variationModelDir: testModelDir('variation') });
+    expect(renderer.capabilities().modelAbilities).toEqual({ demo: ['text', 'picture'], inpaint: ['inpaint', 'picture'], variation: ['variation'] });
+    expect(modelWarnings(warn)).toEqual([]);
+  });
+
+  it('leaves out a folder of the wrong kind, saying which kind it is', () => {
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+    const renderer = createRenderer({ modelDir: testModelDir('demo'), inpaintModelDir: testModelDir('variation'), variationModelDir: testModelDir('inpaint') });
+    expect(renderer.capabilities().models).toEqual(['demo']);
+    expect(modelWarnings(warn)).toEqual([
+      '[worker] not offering model "inpaint": BLENDFARM_INPAINT_MODEL_DIR is a image-variation model, not an inpainting one',
+      '[worker] not offering model "variation": BLENDFARM_VARIATION_MODEL_DIR is a inpaint model, not an image-variation one',
+    ]);
+  });
+
+  it('loads an image-variation folder as the main model with the variation pipeline', async () => {
+    const renderer = createRenderer({ modelDir: testModelDir('variation') });
+    try {
+      expect(renderer.capabilities().modelAbilities).toEqual({ variation: ['variation'] });
+      await expect(renderer.warmUp!()).resolves.toBeUndefined();
+    } finally {
+      await renderer.close?.();
+    }
   });
 });
