@@ -20,10 +20,16 @@
 #   4. node dist/gpu-upscale.mjs --ep cuda: upscale ms per 512x512 frame by tiles per call (1, 4,
 #      8, 16) and tile side, with the esrgan-slim 4x model carried in models/.cache/upscalers;
 #      writes $OUT/upscale-gpu.json and .md. Skipped when the model was not carried.
+#   5. bash scripts/ort-optimize.sh --target $EP on test/fixtures/tiny-sd-optimum (ONNX Runtime's own
+#      SD optimizer, the command models/README.md gives users; needs the device's python3 with onnx,
+#      onnxruntime and sympy, skipped with a note otherwise), then node dist/gpu-ort-optimized.mjs:
+#      the optimized and the plain export through the engine against diffusers' own image; writes
+#      $OUT/optimizer-stats.json, ort-optimize.log, ort-optimized.json and .md (well under a minute).
 # Exit code: 0 all passed; 3 kit incomplete; otherwise the first failing step's.
 # Knobs: BENCH_ARGS (extra bench:gpu arguments), BENCH_TIMEOUT (s, default 330),
 # CHECK_ARGS (extra gpu-check-fusion arguments), CHECK_TIMEOUT (s, default 120), UPSCALE_ARGS (extra gpu-upscale arguments), UPSCALE_TIMEOUT
-# (s, default 45), SKIP_BENCH=1, SKIP_CHECK=1 (then the full 'cuda' fusion), SKIP_UPSCALE=1.
+# (s, default 45), ORT_OPT_TIMEOUT and ORT_CHECK_TIMEOUT (s, default 60 each), ORT_CHECK_ARGS,
+# ORT_OPT_DIR, SKIP_BENCH=1, SKIP_CHECK=1 (then the full 'cuda' fusion), SKIP_UPSCALE=1, SKIP_ORT_OPT=1.
 # Dry run on a machine without a GPU (test/scripts/gpu-run.test.ts does this): EP=cpu SHAPE=tiny
 # with BLENDKIT pointing at a folder that has bin/node and env.sh; the CUDA provider is then not
 # required, and a node_modules folder that is a real folder (a development checkout) is kept.
@@ -59,7 +65,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "kit incomplete on this machine: missing ${missing[*]}; send it with the next call (carry .gpu-kit/<part>.tar.xz and .gpu-kit/unpack.sh) while this machine is warm"
   exit 3
 fi
-for f in dist/bench-gpu.mjs dist/gpu-check-fusion.mjs dist/gpu-upscale.mjs; do
+for f in dist/bench-gpu.mjs dist/gpu-check-fusion.mjs dist/gpu-upscale.mjs dist/gpu-ort-optimized.mjs; do
   [ -s "$f" ] || { echo "$f missing: run 'bash scripts/gpu-bundle.sh' here and carry dist"; exit 4; }
 done
 # shellcheck disable=SC1091
@@ -103,6 +109,25 @@ if [ "${SKIP_UPSCALE:-0}" != 1 ]; then
   else
     echo "== upscale bench skipped: models/.cache/upscalers/esrgan-slim-*/x4 was not carried"
   fi
+fi
+if [ "${SKIP_ORT_OPT:-0}" != 1 ]; then
+  t0=$SECONDS
+  opt="${ORT_OPT_DIR:-$PWD/models/.cache/tiny-sd-ort-$EP}"
+  timeout "${ORT_OPT_TIMEOUT:-60}" bash scripts/ort-optimize.sh --target "$EP" test/fixtures/tiny-sd-optimum "$opt" "$OUT/optimizer-stats.json" > "$OUT/ort-optimize.log" 2>&1
+  r=$?
+  tail -n 3 "$OUT/ort-optimize.log"
+  case $r in
+    5|6) echo "== ORT optimizer check skipped: $(head -n 1 "$OUT/ort-optimize.log")" ;;
+    *)
+      if [ $r -eq 0 ]; then
+        # shellcheck disable=SC2086
+        timeout "${ORT_CHECK_TIMEOUT:-60}" node dist/gpu-ort-optimized.mjs --ep "$EP" --optimized "$opt" --stats "$OUT/optimizer-stats.json" --out "$OUT" ${ORT_CHECK_ARGS:-}
+        r=$?
+      fi
+      echo "== ORT optimizer check exit $r after $((SECONDS - t0)) s"
+      [ $r -eq 0 ] || [ $rc -ne 0 ] || rc=$r
+      ;;
+  esac
 fi
 nvidia-smi --query-gpu=memory.used --format=csv,noheader || true
 ls -la "$OUT"

@@ -94,6 +94,16 @@ async function create(source: string | Uint8Array, path: string, opts: SessionOp
     session = typeof source === 'string' ? await ort.InferenceSession.create(source, options) : await ort.InferenceSession.create(source, options);
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
+    const missingKernel = /Failed to find kernel for (?:[\w.]+\.)?(\w+)\(|Could not find an implementation for (\w+)/.exec(msg);
+    if (missingKernel) {
+      const op = missingKernel[1] ?? missingKernel[2];
+      throw new ModelFileError(
+        path,
+        `uses ${op}, an operator the ${ep} provider has no kernel for (at this graph's types). Graphs from ONNX Runtime's Stable Diffusion optimizer with --float16 ` +
+          `(GroupNorm, SkipGroupNorm, NhwcConv, BiasSplitGelu, BiasAdd) run on CUDA only: render this folder with --ep cuda (BLENDFARM_EP=cuda), ` +
+          `and point CPU workers at the plain export or a CPU-safe optimizer run (models/README.md, "Fast GPU graphs")`,
+      );
+    }
     if (ep !== 'cpu' && /provider|backend|cuda|webgpu|dawn|libcu|\.so/i.test(msg)) {
       throw new ExecutionProviderError(ep, firstLine(msg));
     }

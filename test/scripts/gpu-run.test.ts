@@ -34,6 +34,8 @@ beforeAll(async () => {
     OUT: join(dir, 'out'),
     BENCH_ARGS: `--latent 8 --batches 1,2 --repeats 1 --size 64 --steps 4 --branches 4 --cache ${join(dir, 'cache')}`,
     UPSCALE_ARGS: '--size 64 --tiles 32 --batches 1,2 --repeats 1',
+    ORT_OPT_DIR: join(dir, 'tiny-sd-ort'),
+    ORT_CHECK_ARGS: '--repeats 1',
   };
   try {
     await run('bash', ['scripts/gpu-run.sh'], { cwd: ROOT, env, timeout: 400_000 });
@@ -45,7 +47,7 @@ beforeAll(async () => {
 }, 600_000);
 
 describe('scripts/gpu-run.sh, dry-run on the CPU', () => {
-  it('checks the fused kernels first, then benchmarks with the ops that passed, then the upscaler', async () => {
+  it('checks the fused kernels first, then benchmarks with the ops that passed, then the upscaler, then ONNX Runtime\'s optimizer output', async () => {
     expect(code, log).toBe(0);
     const order = ['== fusion check exit 0', '== benchmarking fused ops: MultiHeadAttention,SkipLayerNormalization,Gelu', '== bench:gpu exit 0', '== upscale bench exit 0'];
     const at = order.map((line) => log.indexOf(line));
@@ -57,6 +59,17 @@ describe('scripts/gpu-run.sh, dry-run on the CPU', () => {
     expect(bench.transition.ratio).toBeGreaterThan(0);
     const upscale = JSON.parse(await readFile(join(dir, 'out', 'upscale-gpu.json'), 'utf8'));
     expect(upscale.rows).toHaveLength(2);
+    // Step 5: ONNX Runtime's optimizer on the real-format fixture, where this Python has it.
+    const python = process.env.PYTHON ?? 'python3';
+    if (log.includes('== ORT optimizer check skipped:')) {
+      expect(log).toMatch(/== ORT optimizer check skipped: ort-optimize: (\S+ with onnx, onnxruntime and sympy is needed|numpy \S+ is too new)/);
+    } else {
+      expect(log, `${python} has onnxruntime, so step 5 should have run`).toContain('== ORT optimizer check exit 0');
+      const ort = JSON.parse(await readFile(join(dir, 'out', 'ort-optimized.json'), 'utf8'));
+      expect(ort.results.every((r: { ok: boolean }) => r.ok)).toBe(true);
+      expect(ort.optimizer.components.unet.contrib.MultiHeadAttention).toBeGreaterThan(0);
+    }
+    expect(log.indexOf('== upscale bench exit 0')).toBeLessThan(log.indexOf('== ORT optimizer check'));
     // gpu.md starts from the committed one and gains (or replaces) this run's section.
     expect(await readFile(join(dir, 'out', 'gpu.md'), 'utf8')).toContain('<!-- bench:gpu cpu tiny begin -->');
   });

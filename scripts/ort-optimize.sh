@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# bash scripts/ort-optimize.sh [--target cuda|cpu] IN OUT [STATS_JSON]
+#
+# Runs ONNX Runtime's own Stable Diffusion optimizer, the command models/README.md gives users
+# ("Fast GPU graphs"), on the Optimum export folder IN, writing OUT:
+#   --target cuda (default): `--float16`, every fusion (NhwcConv, GroupNorm, SkipGroupNorm,
+#     BiasSplitGelu, BiasAdd, packed QKV/KV, MultiHeadAttention, ...): runs on the CUDA provider only.
+#   --target cpu: fp32 with only the fusions that have CPU kernels (attention, LayerNorm, Gelu):
+#     what a CPU worker can load.
+# then:
+#   - sets the ONNX IR version of any model written above 13 to 13 (onnxruntime-node 1.29 reads at
+#     most 13; the README gives users the same one-liner),
+#   - writes STATS_JSON (default OUT/optimizer-stats.json): the onnxruntime version that optimized,
+#     and per component its node count and com.microsoft op counts.
+# Needs python3 with onnx and onnxruntime (any build: the optimizer rewrites graphs without a GPU).
+# Exit codes: 0 done; 5 python3, onnx, onnxruntime or sympy missing; 6 numpy 2.4 or later (the
+# optimizer up to ONNX Runtime 1.30 fails on it while fusing the VAE's attention); otherwise the
+# optimizer's.
+# scripts/gpu-run.sh runs it on the device on test/fixtures/tiny-sd-optimum, then
+# scripts/gpu-ort-optimized.ts renders both folders and compares them with diffusers.
+set -euo pipefail
+TARGET=cuda
+if [ "${1:-}" = --target ]; then TARGET="${2:-}"; shift 2; fi
+case "$TARGET" in
+  cuda) FLAGS=(--float16) ;;
+  cpu) FLAGS=(--disable_group_norm --disable_skip_group_norm --disable_bias_splitgelu --disable_bias_add --disable_nhwc_conv --disable_packed_kv --disable_packed_qkv) ;;
+  *) echo "ort-optimize: --target takes cuda or cpu, got '$TARGET'"; exit 2 ;;
+esac
+USAGE="usage: ort-optimize.sh [--target cuda|cpu] IN OUT [STATS_JSON]"
+IN="${1:?$USAGE}"
+OUT="${2:?$USAGE}"
+STATS="${3:-$OUT/optimizer-stats.json}"
+PY="${PYTHON:-python3}"
+if ! "$PY" -c 'import onnx, onnxruntime, sympy' 2>/dev/null; then
+  echo "ort-optimize: $PY with onnx, onnxruntime and sympy is needed (pip install onnxruntime==1.29.0 onnx sympy \"numpy<2.4\")"
+  exit 5
+fi
+if ! "$PY" -c 'import sys, numpy; sys.exit(tuple(int(x) for x in numpy.__version__.split(".")[:2]) >= (2, 4))'; then
+  echo "ort-optimize: numpy $("$PY" -c 'import numpy; print(numpy.__version__)') is too new for ONNX Runtime's SD optimizer (it fails fusing the VAE's attention: \"only 0-dimensional arrays can be converted to Python scalars\"); pip install \"numpy<2.4\""
+  exit 6
+fi
+# The optimizer only formats its log with coloredlogs (a dependency of the onnxruntime wheel);
+# a Python without it gets a no-op stand-in rather than a failed run.
+shim=""
+if ! "$PY" -c 'import coloredlogs' 2>/dev/null; then
+  shim=$(mktemp -d)
+  printf 'def install(*args, **kwargs):\n    pass\n' > "$shim/coloredlogs.py"
+  export PYTHONPATH="$shim${PYTHONPATH:+:$PYTHONPATH}"
+  echo "ort-optimize: coloredlogs missing, using a no-op stand-in"
+fi
+rm -rf "$OUT"
+"$PY" -m onnxruntime.transformers.models.stable_diffusion.optimize_pipeline -i "$IN" -o "$OUT" "${FLAGS[@]}"
+# Files the engine reads that the optimizer does not copy (it copies model_index.json, scheduler/,
+# tokenizer/ and each component's config.json): anything else at the top level, e.g. blendfarm.json.
+for f in "$IN"/*.json; do
+  [ -e "$OUT/$(basename "$f")" ] || case "$(basename "$f")" in reference.json) ;; *) cp "$f" "$OUT/" ;; esac
+done
+"$PY" - "$OUT" "$STATS" <<'PY'
+import json, os, sys
+import onnx, onnxruntime
+out, stats_path = sys.argv[1], sys.argv[2]
+stats = {"onnxruntime": onnxruntime.__version__, "onnx": onnx.__version__, "components": {}}
+for name in sorted(os.listdir(out)):
+    path = os.path.join(out, name, "model.onnx")
+    if not os.path.isfile(path):
+        continue
+    model = onnx.load(path, load_external_data=False)
+    if model.ir_version > 13:
+        model.ir_version = 13
+        onnx.save(model, path)
+    contrib = {}
+    for node in model.graph.node:
+        if node.domain == "com.microsoft":
+            contrib[node.op_type] = contrib.get(node.op_type, 0) + 1
+    stats["components"][name] = {"nodes": len(model.graph.node), "ir_version": model.ir_version, "contrib": dict(sorted(contrib.items()))}
+with open(stats_path, "w") as f:
+    json.dump(stats, f, indent=2)
+print(json.dumps(stats))
+PY
+[ -z "$shim" ] || rm -rf "$shim"
