@@ -27,6 +27,11 @@ export interface FakeRendererOptions {
   blockThread?: boolean;
   /** GPU-seconds to report; defaults to the measured wall time. */
   gpuSeconds?: number;
+  /**
+   * Warm-ups that fail ("fake model load failure ...") before one loads the "model" (tests of
+   * /readyz); a finished render loads it too, and a loaded model makes every warm-up succeed. Default 0.
+   */
+  warmUpFailures?: number;
 }
 
 export const FAKE_VIDEO_MAGIC = 'BLENDFARM-FAKE-VIDEO';
@@ -60,7 +65,17 @@ export function decodeFakeVideo(bytes: Uint8Array): { jobId: number; attempt: nu
 }
 
 export class FakeRenderer implements Renderer {
+  private warmUps = 0;
+  private loaded = false;
+
   constructor(private readonly options: FakeRendererOptions = {}) {}
+
+  async warmUp(): Promise<void> {
+    if (this.loaded) return;
+    const failures = this.options.warmUpFailures ?? 0;
+    if (++this.warmUps <= failures) throw new RenderError(`fake model load failure (warm-up ${this.warmUps} of the ${failures} set to fail)`);
+    this.loaded = true;
+  }
 
   capabilities(): WorkerCapabilities {
     return {
@@ -102,6 +117,7 @@ export class FakeRenderer implements Renderer {
       context.onProgress({ stage: 'branches', fraction: step / steps, branchesDone: step, branchesTotal: steps });
     }
 
+    this.loaded = true;
     const body = JSON.stringify({ jobId: job.id, attempt: job.attempt, prompts: job.params.prompts, seeds: job.params.seeds });
     const wallSeconds = (performance.now() - started) / 1000;
     return {

@@ -149,11 +149,19 @@ export async function createThreadRenderer(options: ThreadRendererOptions): Prom
       if (closed) throw new RenderError('the renderer is closed');
       const index = slots.findIndex((slot) => !slot.busy);
       if (index >= 0) {
-        if (slots[index].dead) {
-          slots[index] = new Slot(data);
-          await slots[index].ready;
-        }
+        // Taken before waiting, so no other render is given the same thread meanwhile.
         slots[index].busy = true;
+        try {
+          if (slots[index].dead) {
+            slots[index] = new Slot(data);
+            slots[index].busy = true;
+          }
+          // A thread warmUp started in place of a dead one may still be loading the module.
+          await slots[index].ready;
+        } catch (error) {
+          releaseSlot(index);
+          throw error;
+        }
         return index;
       }
       await new Promise<void>((resolve) => waiters.push(resolve));
@@ -196,29 +204,36 @@ export async function createThreadRenderer(options: ThreadRendererOptions): Prom
       }
     },
 
-    /** Every thread loads its model; rejects with the first thread's load error. */
+    /**
+     * Every thread loads its model; rejects with the first thread's load error. A thread that died
+     * (while loading its model, say) and that no render holds is started again first, so a later
+     * warm-up can succeed without waiting for a job to replace it.
+     */
     async warmUp(): Promise<void> {
+      if (closed) throw new RenderError('the renderer is closed');
       await Promise.all(
-        slots.map(
-          (slot) =>
-            new Promise<void>((resolve, reject) => {
-              if (slot.dead) return reject(new Error('render thread is gone'));
-              // A thread that dies while loading (out of memory, a crash in the runtime) settles it too.
-              const onExit = (code: number) => settle(new Error(`render thread exited (code ${code}) while loading its model`));
-              const onError = (error: Error) => settle(error);
-              const onMessage = (message: FromThread): void => {
-                if (message.type === 'warm') settle();
-                else if (message.type === 'warm-error') settle(toError(message.error));
-              };
-              const settle = (error?: Error) => {
-                slot.worker.off('message', onMessage).off('exit', onExit).off('error', onError);
-                if (error) reject(error);
-                else resolve();
-              };
-              slot.worker.on('message', onMessage).once('exit', onExit).once('error', onError);
-              slot.post({ type: 'warm-up' });
-            }),
-        ),
+        slots.map(async (_, index) => {
+          if (slots[index].dead && !slots[index].busy) slots[index] = new Slot(data);
+          const slot = slots[index];
+          await slot.ready;
+          await new Promise<void>((resolve, reject) => {
+            if (slot.dead) return reject(new Error('render thread is gone'));
+            // A thread that dies while loading (out of memory, a crash in the runtime) settles it too.
+            const onExit = (code: number) => settle(new Error(`render thread exited (code ${code}) while loading its model`));
+            const onError = (error: Error) => settle(error);
+            const onMessage = (message: FromThread): void => {
+              if (message.type === 'warm') settle();
+              else if (message.type === 'warm-error') settle(toError(message.error));
+            };
+            const settle = (error?: Error) => {
+              slot.worker.off('message', onMessage).off('exit', onExit).off('error', onError);
+              if (error) reject(error);
+              else resolve();
+            };
+            slot.worker.on('message', onMessage).once('exit', onExit).once('error', onError);
+            slot.post({ type: 'warm-up' });
+          });
+        }),
       );
     },
 

@@ -9,6 +9,10 @@
 // plus the farm settings of farm/config.ts (lease, heartbeat, artifact and spool directories, ...).
 // SIGTERM/SIGINT: stop claiming, finish running jobs within the grace period, hand back the
 // rest. A second signal hands everything back at once.
+// /readyz (with BLENDFARM_HTTP_PORT) is ready once the model is loaded (apps/worker/model-readiness.ts):
+// a model that fails to load is logged with the reason, /readyz says why, and loading is tried
+// again 5 s later, the pause doubling up to 5 min (MODEL_LOAD_RETRY); a job that loaded the
+// model makes the worker ready when it finishes.
 import { loadConfig, loadDotEnv } from '../../config/index.ts';
 import { defaultWorkerId, farmConfigFrom, openDatabase, startWorker } from '../../farm/index.ts';
 import { loadRenderer, rendererSpecFrom } from './load-renderer.ts';
@@ -16,6 +20,7 @@ import { createLogger, lineLogger, routeConsole, urlPassword } from '../log.ts';
 import { createRegistry, type Ops, startOps } from '../http/ops.ts';
 import { renderMetrics } from '../http/render-metrics.ts';
 import { opsListen } from '../http/listen.ts';
+import { ModelReadiness } from './model-readiness.ts';
 
 async function main(): Promise<void> {
   // Every setting is checked first, with one line per bad value.
@@ -34,8 +39,9 @@ async function main(): Promise<void> {
   // the farm-wide metrics and the status page come from the bot.
   const registry = createRegistry('worker');
   const listen = opsListen(settings, 'worker');
-  let state: 'loading' | 'loading-model' | 'ready' | 'stopping' = 'loading';
-  let modelError: string | undefined;
+  const readiness = new ModelReadiness({
+    log: (level, line) => (level === 'warn' ? console.warn : console.log)(`[worker ${workerId}] ${line}`),
+  });
   let ops: Ops | undefined;
   if (listen) {
     ops = await startOps(
@@ -47,19 +53,7 @@ async function main(): Promise<void> {
         gauges: false,
         countJobEvents: false,
         statusPage: false,
-        readiness: [
-          {
-            name: 'model',
-            check: async () =>
-              state === 'ready'
-                ? true
-                : state === 'loading'
-                  ? 'the renderer is still loading'
-                  : state === 'loading-model'
-                    ? (modelError ?? 'the model is still loading')
-                    : 'the worker is shutting down',
-          },
-        ],
+        readiness: [{ name: 'model', check: async () => readiness.check() }],
       },
       registry,
     ).catch(async (error: unknown) => {
@@ -74,30 +68,20 @@ async function main(): Promise<void> {
   });
   const worker = await startWorker({
     farm: { db, config },
-    renderer: renderMetrics(registry).wrap(renderer),
+    renderer: renderMetrics(registry).wrap(readiness.watch(renderer)),
     concurrency: spec.threads,
     id: workerId,
     log: lineLogger(logger),
   });
-  // Ready (/readyz) once the model is loaded. A model that fails to load keeps the worker unready
-  // and says why; jobs still try to load it again (e.g. after the files are fixed).
-  state = 'loading-model';
-  void (renderer.warmUp?.() ?? Promise.resolve()).then(
-    () => {
-      if (state === 'loading-model') state = 'ready';
-    },
-    (error: unknown) => {
-      modelError = `the model did not load: ${(error as Error).message}`;
-      console.error(`[worker ${worker.id}] ${modelError}`);
-    },
-  );
+  // Ready (/readyz) once the model is loaded: by the warm-up, one of its retries, or a job.
+  readiness.start(renderer.warmUp && (() => renderer.warmUp!()));
   console.log(`[worker ${worker.id}] database: ${db.location}; renderer: ${spec.module}`);
 
   let signals = 0;
   const shutdown = (signal: NodeJS.Signals): void => {
     signals++;
     console.log(`[worker ${worker.id}] ${signal}: ${signals === 1 ? `finishing running jobs (up to ${graceSeconds} s)` : 'handing jobs back now'}`);
-    state = 'stopping';
+    readiness.stop();
     const stopping = worker.stop(signals === 1 ? 'finish' : 'release', graceSeconds * 1000);
     if (signals > 1) return;
     void stopping

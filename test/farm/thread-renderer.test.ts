@@ -127,6 +127,26 @@ describe('thread renderer warm-up (engine adapter)', () => {
     }
   });
 
+  it('starts a thread that died while loading again on the next warm-up, which can then succeed', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dying-once-renderer-'));
+    const module = path.join(dir, 'dying-once.mjs');
+    const marker = path.join(dir, 'died');
+    // The first load kills its thread; the thread started in its place loads fine.
+    fs.writeFileSync(
+      module,
+      `import fs from 'node:fs';\nexport default () => ({ capabilities: () => ({ models: ['m'], maxPixels: 1, executionProvider: 'test' }), render: async () => { throw new Error('unused'); }, ` +
+        `warmUp: async () => { if (!fs.existsSync(${JSON.stringify(marker)})) { fs.writeFileSync(${JSON.stringify(marker)}, ''); process.exit(7); } } });\n`,
+    );
+    const renderer = await createThreadRenderer({ module, threads: 1 });
+    try {
+      await expect(renderer.warmUp!()).rejects.toThrow('render thread exited (code 7) while loading its model');
+      await expect(renderer.warmUp!()).resolves.toBeUndefined();
+    } finally {
+      await renderer.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('rejects with the reason when the model cannot load', async () => {
     const missing = path.join(os.tmpdir(), `no-model-${process.pid}`);
     const renderer = await createThreadRenderer({ module: ENGINE_RENDERER, rendererOptions: { modelDir: missing }, threads: 1 });

@@ -1,0 +1,132 @@
+// A worker's "model" readiness (/readyz): ready once its renderer has loaded the model (the
+// renderer's warmUp resolves). A warm-up that fails is logged in one line with the reason, /readyz
+// says why the worker is unready, and the warm-up is tried again after a back-off
+// (MODEL_LOAD_RETRY: 5 s, doubling up to 5 min between tries, for as long as the worker runs) —
+// the operator may fix the files or free GPU memory meanwhile. A job that finishes meanwhile may
+// have loaded the model itself (each job loads it when it is not loaded yet): the next try is made
+// at once, and a warm-up finds a loaded model loaded, so the worker is ready as soon as that job is
+// done rather than at the next scheduled try.
+import type { Renderer } from '../../farm/index.ts';
+
+export interface RetryBackoff {
+  /** Pause after the first failed try. */
+  firstMs: number;
+  /** Longest pause between tries: the pause doubles after each failure up to this. */
+  maxMs: number;
+}
+
+/** How a worker retries loading a model that failed to load: 5 s after the first failure, doubling up to 5 min. */
+export const MODEL_LOAD_RETRY: RetryBackoff = { firstMs: 5_000, maxMs: 300_000 };
+
+export interface ModelReadinessOptions {
+  /** Where the lines go: 'warn' for a failed try, 'info' for the model loaded after failures. */
+  log(level: 'info' | 'warn', line: string): void;
+  /** Default MODEL_LOAD_RETRY. */
+  retry?: RetryBackoff;
+}
+
+type Phase = 'renderer' | 'loading' | 'failed' | 'ready' | 'stopping';
+
+/** An error as one line: its message with line breaks and runs of spaces folded. */
+function oneLine(error: unknown): string {
+  const text = (error instanceof Error ? error.message : String(error)).replace(/\s+/g, ' ').trim();
+  return text || (error instanceof Error ? error.name : 'unknown error');
+}
+
+const seconds = (ms: number) => `${Math.max(1, Math.ceil(ms / 1000))} s`;
+
+export class ModelReadiness {
+  private phase: Phase = 'renderer';
+  private warmUp: (() => Promise<void>) | undefined;
+  private readonly retry: RetryBackoff;
+  /** Tries so far (the first warm-up included). */
+  private tries = 0;
+  private reason = '';
+  private timer: NodeJS.Timeout | undefined;
+  private nextTryAt = 0;
+  private trying = false;
+
+  constructor(private readonly options: ModelReadinessOptions) {
+    this.retry = options.retry ?? MODEL_LOAD_RETRY;
+  }
+
+  /** The /readyz check: true, or why the worker is not ready. */
+  check(): true | string {
+    switch (this.phase) {
+      case 'ready':
+        return true;
+      case 'renderer':
+        return 'the renderer is still loading';
+      case 'loading':
+        return this.tries > 1 ? `the model is loading (try ${this.tries}; the last one failed: ${this.reason})` : 'the model is still loading';
+      case 'failed':
+        return `the model did not load: ${this.reason} (try ${this.tries}; next try in ${seconds(this.nextTryAt - Date.now())})`;
+      case 'stopping':
+        return 'the worker is shutting down';
+    }
+  }
+
+  /**
+   * The renderer is loaded: its model is loaded now (`warmUp`) and again after each failure until
+   * it is. A renderer without a warm-up is ready at once.
+   */
+  start(warmUp: (() => Promise<void>) | undefined): void {
+    if (this.phase !== 'renderer') return;
+    if (!warmUp) {
+      this.phase = 'ready';
+      return;
+    }
+    this.warmUp = warmUp;
+    void this.tryNow();
+  }
+
+  /**
+   * The same renderer; a render that succeeds while the model is not known to be loaded makes the
+   * next try happen at once (that job may well have loaded it).
+   */
+  watch(renderer: Renderer): Renderer {
+    return {
+      capabilities: () => renderer.capabilities(),
+      render: async (job, context) => {
+        const result = await renderer.render(job, context);
+        if (this.phase === 'failed') void this.tryNow();
+        return result;
+      },
+      ...(renderer.warmUp ? { warmUp: () => renderer.warmUp!() } : {}),
+      ...(renderer.close ? { close: () => renderer.close!() } : {}),
+    };
+  }
+
+  /** No more tries; /readyz says the worker is shutting down. */
+  stop(): void {
+    this.phase = 'stopping';
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private async tryNow(): Promise<void> {
+    if (this.trying || !this.warmUp || (this.phase !== 'loading' && this.phase !== 'failed' && this.phase !== 'renderer')) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.trying = true;
+    this.tries++;
+    this.phase = 'loading';
+    try {
+      await this.warmUp();
+      if (this.phase !== 'loading') return; // stopped meanwhile
+      this.phase = 'ready';
+      if (this.tries > 1) this.options.log('info', `the model loaded on try ${this.tries}; the worker is ready`);
+    } catch (error) {
+      if (this.phase !== 'loading') return;
+      this.reason = oneLine(error);
+      const pauseMs = Math.min(this.retry.firstMs * 2 ** (this.tries - 1), this.retry.maxMs);
+      this.phase = 'failed';
+      this.nextTryAt = Date.now() + pauseMs;
+      this.timer = setTimeout(() => void this.tryNow(), pauseMs);
+      this.timer.unref();
+      this.options.log('warn', `the model did not load (try ${this.tries}): ${this.reason}; the worker stays unready and tries again in ${seconds(pauseMs)}`);
+    } finally {
+      this.trying = false;
+    }
+  }
+}
