@@ -1,9 +1,16 @@
 /**
  * Pictures members attach to slash commands (/blend from_image, to_image, image, mask; /vary
- * image): checked from Discord's metadata first (content type, size: the farm's
- * inputMetadataIssue), then downloaded from Discord's CDN, all before the interaction is answered.
- * The farm's checkJobInputs then reads each file's header (format from the content, pixels) in
- * submitRender; both refusals name the option and reach the member privately.
+ * image), in two halves around the interaction's answer:
+ *
+ * 1. Before answering, only what needs no download: attachedPictures checks Discord's metadata of
+ *    each (content type, size, and the width/height Discord reports) with the farm's
+ *    inputMetadataIssue; a refusal is a private reply, and nothing is downloaded.
+ * 2. After the deferral (submitRender), AttachedPictures.download fetches them from Discord's CDN,
+ *    with DOWNLOAD_TIMEOUT_MS to spare instead of Discord's 3 s, and the farm's checkJobInputs
+ *    reads each file's header (format from the content, pixels); those refusals go through
+ *    refuse() (the public "thinking…" is replaced, the reason sent privately).
+ *
+ * Every refusal names the option.
  */
 import type { Attachment, ChatInputCommandInteraction } from 'discord.js';
 import { IMAGE_LIMITS, inputMetadataIssue } from '../farm/index.ts';
@@ -15,35 +22,53 @@ export interface PictureOption {
   input: string;
 }
 
-/** How long a download from Discord's CDN may take (the interaction must be answered within 3 s). */
-const DOWNLOAD_TIMEOUT_MS = 2000;
+/**
+ * How long the download of one picture from Discord's CDN may take. It runs after the interaction
+ * is deferred, whose token lives 15 minutes (INTERACTION_TOKEN_LIFETIME_MS), so it can wait for a
+ * slow CDN; this only stops a download that hangs.
+ */
+export const DOWNLOAD_TIMEOUT_MS = 30_000;
+
+/** A command's attached pictures: checked from Discord's metadata, not yet downloaded. */
+export interface AttachedPictures {
+  /** The farm input names of the pictures attached (options left out are absent). */
+  readonly inputs: readonly string[];
+  /**
+   * The files by farm input name. Throws UserInputError naming the option when one cannot be
+   * downloaded (saying why and what to do) or is larger than it was said to be.
+   */
+  download(): Promise<Record<string, Uint8Array>>;
+}
 
 /**
- * The attached pictures among `wanted`, by farm input name (options left out are absent). Throws
- * UserInputError naming the option when a file is not a picture by its type, is too large, or
- * cannot be downloaded.
+ * The attached pictures among `wanted`. Throws UserInputError naming the option when Discord's
+ * metadata of one already breaks the farm's limits (not a picture by its type, too many bytes or
+ * pixels); nothing is downloaded here.
  */
-export async function downloadPictures(interaction: Pick<ChatInputCommandInteraction, 'options'>, wanted: readonly PictureOption[]): Promise<Record<string, Uint8Array>> {
+export function attachedPictures(interaction: Pick<ChatInputCommandInteraction, 'options'>, wanted: readonly PictureOption[]): AttachedPictures {
   const given = wanted.map((w) => ({ ...w, attachment: interaction.options.getAttachment(w.option) })).filter((w): w is PictureOption & { attachment: Attachment } => w.attachment !== null);
-  // Metadata first, for all of them: nothing is downloaded when one is refused.
   for (const { option, attachment } of given) {
-    const issue = inputMetadataIssue(`\`${option}\``, { size: attachment.size, contentType: attachment.contentType });
+    const { size, contentType, width, height } = attachment;
+    const issue = inputMetadataIssue(`\`${option}\``, { size, contentType, width, height });
     if (issue) throw new UserInputError(`That picture can't be used: ${issue}.`);
   }
-  const files = await Promise.all(given.map(async ({ option, input, attachment }) => [input, await download(option, attachment.url)] as const));
-  return Object.fromEntries(files);
+  return {
+    inputs: given.map((g) => g.input),
+    download: async () => Object.fromEntries(await Promise.all(given.map(async ({ option, input, attachment }) => [input, await download(option, attachment.url)] as const))),
+  };
 }
 
 async function download(option: string, url: string): Promise<Uint8Array> {
-  const failed = (why: string) => new UserInputError(`The \`${option}\` attachment could not be downloaded from Discord (${why}); attach it again.`);
-  let response: Response;
+  const failed = (why: string) => new UserInputError(`The \`${option}\` attachment could not be downloaded from Discord (${why}), so nothing was queued; run the command again with the picture attached.`);
+  let bytes: Uint8Array;
   try {
-    response = await fetch(url, { signal: AbortSignal.timeout(DOWNLOAD_TIMEOUT_MS) });
+    const response = await fetch(url, { signal: AbortSignal.timeout(DOWNLOAD_TIMEOUT_MS) });
+    if (!response.ok) throw failed(`Discord's CDN answered HTTP ${response.status}`);
+    bytes = new Uint8Array(await response.arrayBuffer());
   } catch (err) {
-    throw failed((err as Error).name === 'TimeoutError' ? 'it took too long' : 'the connection failed');
+    if (err instanceof UserInputError) throw err;
+    throw failed((err as Error).name === 'TimeoutError' ? `no complete answer within ${DOWNLOAD_TIMEOUT_MS / 1000} s` : 'the connection failed');
   }
-  if (!response.ok) throw failed(`HTTP ${response.status}`);
-  const bytes = new Uint8Array(await response.arrayBuffer());
   // The size Discord reported is checked before; the bytes themselves again (checkJobInputs does too).
   if (bytes.length > IMAGE_LIMITS.maxBytes) throw new UserInputError(`That picture can't be used: \`${option}\` is larger than ${IMAGE_LIMITS.maxBytes} bytes; attach a smaller picture.`);
   return bytes;

@@ -1,10 +1,13 @@
 /**
- * From an interaction to a queued job and its message. A new render (/blend, /movie, the movie
- * form) is checked with the farm's parseJobParams before the interaction is answered, so a typo gets
- * a private reply at once; then the interaction is deferred (Discord wants an answer within 3 s,
- * whatever the database does) and the job submitted. Follow-ups (buttons, the extend form) go
- * through the farm's submitFollowUp. Later refusals replace the public "thinking…" with a message
- * only the user sees.
+ * From an interaction to a queued job and its message. A new render (/blend, /movie, /vary, the
+ * movie form) is checked before the interaction is answered, with only what needs no download: the
+ * farm's parseJobParams on what the member typed, and the attached pictures' Discord metadata
+ * (bot/pictures.ts, by the command), so a typo or a picture that is too large gets a private reply
+ * at once. Then the interaction is deferred (Discord wants an answer within 3 s, whatever the CDN
+ * or the database does), the pictures are downloaded and their headers checked with the farm's
+ * checkJobInputs, and the job is submitted. Follow-ups (buttons, the extend form) go through the
+ * farm's submitFollowUp. Refusals after the deferral replace the public "thinking…" with a message
+ * only the user sees (refuse).
  */
 import { setImmediate as nextTurn, setTimeout as delay } from 'node:timers/promises';
 import { GuildMember, MessageFlags, type ChatInputCommandInteraction, type ModalSubmitInteraction, type RepliableInteraction } from 'discord.js';
@@ -20,6 +23,7 @@ import {
   type FollowUpKind,
   type FollowUpOptions,
   type Job,
+  type JobParams,
   type JobParamsInput,
   type SubmitJobInput,
 } from '../farm/index.ts';
@@ -27,6 +31,7 @@ import type { BotContext, SubmissionGate } from './context.ts';
 import { cancelRow } from './components/rows.ts';
 import { userMessage } from './errors.ts';
 import { queuedText, withWholeMovie } from './format.ts';
+import type { AttachedPictures } from './pictures.ts';
 import { OPTION_NAMES, serverDefaults, toJobParamsInput, withServerDefaults, type RenderOptions } from './render-options.ts';
 
 /** Interaction tokens stop working 15 minutes after the interaction. */
@@ -130,27 +135,43 @@ export async function submitRender(
 ): Promise<void> {
   const names = { ...OPTION_NAMES, ...promptNames };
   const limit = uploadLimit(interaction);
+  const pictures = extra.pictures?.inputs.length ? extra.pictures : undefined;
+  let parsed: JobParams;
   try {
     // The farm's validator (pure and cheap) on what the member typed, before answering; submitJob
-    // runs it again with the server's defaults filled in. Pictures: their headers (format, size,
-    // pixels) with the farm's limits, so a bad file is refused privately before anything is queued.
-    const parsed = parseJobParams(kind, { ...toJobParamsInput(prompts, options, kind), ...extra.params, ...limit });
-    await checkJobInputs(kind, parsed, extra.inputs);
+    // runs it again with the server's defaults filled in. Without pictures the inputs are checked
+    // here too (none needed, none given); pictures are read only after the deferral.
+    parsed = parseJobParams(kind, { ...toJobParamsInput(prompts, options, kind), ...extra.params, ...limit });
+    if (!pictures) await checkJobInputs(kind, parsed);
   } catch (err) {
     await refuse(interaction, userMessage(err, ctx.log, names));
     return;
   }
   await interaction.deferReply();
+  let inputs: Record<string, Uint8Array> | undefined;
+  if (pictures) {
+    try {
+      // The download may take its time now; the headers (format, size, pixels) with the farm's limits.
+      inputs = await pictures.download();
+      await checkJobInputs(kind, parsed, inputs);
+    } catch (err) {
+      await refuse(interaction, userMessage(err, ctx.log, names));
+      return;
+    }
+  }
   await submitAndPost(interaction, ctx, names, async (fields) => {
     const params = { ...toJobParamsInput(prompts, withServerDefaults(options, await serverDefaults(ctx.farm, interaction.guildId)), kind), ...extra.params, ...limit };
-    return submitJob(ctx.farm, { ...fields, kind, params, inputs: extra.inputs });
+    return submitJob(ctx.farm, { ...fields, kind, params, inputs });
   });
 }
 
-/** What a command adds to the shared render options: picture parameters and the downloaded pictures (bot/pictures.ts). */
+/**
+ * What a command adds to the shared render options: picture parameters and the attached pictures,
+ * checked from their metadata and downloaded after the deferral (bot/pictures.ts).
+ */
 export interface RenderExtras {
   params?: Pick<JobParamsInput, 'images' | 'inpaint' | 'variation' | 'seeds'>;
-  inputs?: Record<string, Uint8Array>;
+  pictures?: AttachedPictures;
 }
 
 /** A re-roll, upscale or extension of `parentJobId`, asked for by a deferred interaction. */

@@ -425,14 +425,20 @@ export const IMAGE_MIME_TYPES: readonly string[] = IMAGE_INPUT_FORMATS.map((f) =
 const mib = (n: number) => `${Number((n / 1024 / 1024).toFixed(1))} MiB`;
 
 /**
- * The cheap check a front end makes from an upload's metadata before downloading it (Discord
- * reports the size and a content type): the issue, naming the input, or undefined. The bytes are
- * checked by checkJobInputs anyway (a text file named .png passes this one).
+ * The cheap check a front end makes from an upload's metadata, before downloading it: the type and
+ * size Discord reports, and the width and height it reports for a picture it could read (absent
+ * for others). The issue, naming the input, or undefined. The bytes are checked by checkJobInputs
+ * anyway (a text file named .png, or a picture whose reported size is wrong, passes this one).
  */
-export function inputMetadataIssue(name: string, meta: { size: number; contentType?: string | null }): string | undefined {
+export function inputMetadataIssue(name: string, meta: { size: number; contentType?: string | null; width?: number | null; height?: number | null }): string | undefined {
   const type = meta.contentType?.split(';')[0].trim().toLowerCase();
   if (type && !IMAGE_MIME_TYPES.includes(type)) return `${name} is ${type}, not a picture; attach a PNG, JPEG or WebP picture`;
   if (meta.size > IMAGE_LIMITS.maxBytes) return `${name} is ${mib(meta.size)}, more than the ${mib(IMAGE_LIMITS.maxBytes)} limit; attach a smaller PNG, JPEG or WebP picture`;
+  const { width: w, height: h } = meta;
+  if (typeof w === 'number' && typeof h === 'number' && w > 0 && h > 0 && w * h > IMAGE_LIMITS.maxPixels) {
+    // The engine's inspectImage words it the same way when it reads the header.
+    return `${name} is ${w}x${h} (${((w * h) / 1e6).toFixed(1)} megapixels), more than the ${Number((IMAGE_LIMITS.maxPixels / 1e6).toFixed(3))}-megapixel limit; attach a smaller picture`;
+  }
   return undefined;
 }
 

@@ -2,7 +2,7 @@ import { SlashCommandBuilder, type ChatInputCommandInteraction } from 'discord.j
 import { INPUT_NAMES, LIMITS, DEFAULT_IMAGE_STRENGTH, MASK_PRESETS, type JobParamsInput } from '../../farm/index.ts';
 import type { BotContext, Command } from '../context.ts';
 import { UserInputError, userMessage } from '../errors.ts';
-import { downloadPictures } from '../pictures.ts';
+import { attachedPictures } from '../pictures.ts';
 import { addRenderOptions, promptOption, readRenderOptions } from '../render-options.ts';
 import { refuse, submitRender, type RenderExtras } from '../submit.ts';
 
@@ -45,7 +45,7 @@ export const blend: Command = {
     const prompts = [interaction.options.getString('from', true), interaction.options.getString('to', true)];
     let extra: RenderExtras;
     try {
-      extra = await pictureExtras(interaction);
+      extra = pictureExtras(interaction);
     } catch (err) {
       return refuse(interaction, userMessage(err, ctx.log, NAMES));
     }
@@ -54,10 +54,11 @@ export const blend: Command = {
 };
 
 /**
- * The picture options as job parameters and downloaded files: from_image / to_image are the
- * transition's ends (at `strength`); image with mask or mask_preset makes an inpainting transition.
+ * The picture options as job parameters and attached pictures (checked from Discord's metadata,
+ * downloaded after the deferral): from_image / to_image are the transition's ends (at `strength`);
+ * image with mask or mask_preset makes an inpainting transition.
  */
-async function pictureExtras(interaction: ChatInputCommandInteraction): Promise<RenderExtras> {
+function pictureExtras(interaction: ChatInputCommandInteraction): RenderExtras {
   const o = interaction.options;
   const inpainting = o.getAttachment('image') !== null;
   const maskPreset = o.getString('mask_preset');
@@ -65,12 +66,13 @@ async function pictureExtras(interaction: ChatInputCommandInteraction): Promise<
   if (inpainting && !hasMask && maskPreset === null) throw new UserInputError('`image` makes an inpainting transition and needs a mask: attach `mask` (white = change, black = keep) or pick `mask_preset`.');
   if (inpainting && hasMask && maskPreset !== null) throw new UserInputError('Give either `mask` or `mask_preset`, not both.');
   if (!inpainting && (hasMask || maskPreset !== null)) throw new UserInputError('`mask` and `mask_preset` belong to an inpainting picture: attach it as `image`.');
-  const inputs = await downloadPictures(interaction, PICTURES);
+  const pictures = attachedPictures(interaction, PICTURES);
   const strength = o.getNumber('strength') ?? undefined;
-  if (strength !== undefined && !inputs[INPUT_NAMES.image(0)] && !inputs[INPUT_NAMES.image(1)]) throw new UserInputError('`strength` applies to `from_image` and `to_image`; attach one of them, or leave `strength` out.');
+  const ends = [0, 1].filter((i) => pictures.inputs.includes(INPUT_NAMES.image(i)));
+  if (strength !== undefined && !ends.length) throw new UserInputError('`strength` applies to `from_image` and `to_image`; attach one of them, or leave `strength` out.');
   const params: Pick<JobParamsInput, 'images' | 'inpaint'> = {};
-  const images = [0, 1].filter((i) => inputs[INPUT_NAMES.image(i)]).map((index) => ({ index, ...(strength !== undefined ? { strength } : {}) }));
+  const images = ends.map((index) => ({ index, ...(strength !== undefined ? { strength } : {}) }));
   if (images.length) params.images = images;
   if (inpainting) params.inpaint = { mask: hasMask ? 'picture' : (maskPreset as (typeof MASK_PRESETS)[number]) };
-  return { params, inputs };
+  return { params, pictures };
 }

@@ -2,7 +2,7 @@ import { SlashCommandBuilder, type ChatInputCommandInteraction } from 'discord.j
 import { DEFAULT_VARIATION, INPUT_NAMES, LIMITS, variationFrames } from '../../farm/index.ts';
 import type { BotContext, Command } from '../context.ts';
 import { UserInputError, userMessage } from '../errors.ts';
-import { downloadPictures } from '../pictures.ts';
+import { attachedPictures, type AttachedPictures } from '../pictures.ts';
 import { formatOption, promptOption, qualityOption, readRenderOptions, sizeOption } from '../render-options.ts';
 import { refuse, submitRender } from '../submit.ts';
 
@@ -48,17 +48,17 @@ export const vary: Command = {
   async execute(interaction: ChatInputCommandInteraction, ctx: BotContext) {
     const o = interaction.options;
     const positive = o.getString('positive');
-    let inputs: Record<string, Uint8Array>;
+    let pictures: AttachedPictures;
     let shape: { variations: number; intermediate: number };
     try {
       shape = variationShape(o.getInteger('frames') ?? DEFAULT_FRAMES);
-      inputs = await downloadPictures(interaction, [{ option: 'image', input: INPUT_NAMES.startImage }]);
+      pictures = attachedPictures(interaction, [{ option: 'image', input: INPUT_NAMES.startImage }]);
     } catch (err) {
       return refuse(interaction, userMessage(err, ctx.log, NAMES));
     }
     await submitRender(interaction, ctx, 'vary', positive ? [positive] : [], readRenderOptions(interaction), NAMES, {
       params: { variation: shape },
-      inputs,
+      pictures,
     });
   },
 };

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import sharp from 'sharp';
-import { buttonsOf, type FakeDiscord, type FakeUser, type StoredMessage } from '../fake-discord/index.ts';
+import { ATTACHMENT_ROUTE, buttonsOf, type FakeDiscord, type FakeUser, type InteractionHandle, type RecordedRequest, type StoredMessage } from '../fake-discord/index.ts';
 import { type BotFarm, hasVideo, startBotFarm, stopBotFarm } from '../helpers/bot-farm.ts';
 import { countRows } from '../helpers/db.ts';
 import { meanAbsDiff } from '../helpers/demo.ts';
@@ -24,6 +24,11 @@ let db: FarmDb;
 let farm: FarmContext;
 
 const png = (bytes: Buffer) => ({ filename: 'picture.png', bytes, contentType: 'image/png' });
+/** The bot's downloads of the files attached to an interaction, from the fake CDN. */
+const downloadsOf = (handle: InteractionHandle): RecordedRequest[] => {
+  const ids = Object.keys(((handle.payload.data as { resolved?: { attachments?: object } }).resolved?.attachments ?? {}) as object);
+  return fake.requests.filter((r) => r.route === ATTACHMENT_ROUTE && ids.some((id) => r.path.includes(`/${id}/`)));
+};
 /** Columns x0..x1 of a 512-wide RGB frame. */
 const columns = (f: { data: Uint8Array }, x0: number, x1: number) => {
   const px: number[] = [];
@@ -98,23 +103,66 @@ describe('pictures through the bot', () => {
     expect(meanAbsDiff(after[before.length].data, before.at(-1)!.data)).toBeLessThan(12);
   }, RENDER_TIMEOUT);
 
-  it('a bad attachment gets a private refusal naming the option, and nothing is queued', async () => {
+  it('a file whose Discord metadata breaks a limit (type, size, pixels) is refused privately at once: no deferral, no download, nothing queued', async () => {
     const before = { jobs: await countRows(db, 'jobs') };
-    const text = fake.sendSlashCommand({ commandName: 'blend', user: alice, options: { from: 'a', to: 'b', to_image: png(Buffer.from('hello, not a picture')) } });
-    const r1 = await text.waitForResponse();
-    expect(r1.type).toBe(4);
-    expect(r1.data?.flags).toBe(64);
-    expect(r1.data?.content).toMatch(/`to_image` is not a picture that can be read; attach a PNG, JPEG or WebP file/);
-    const big = fake.sendSlashCommand({ commandName: 'blend', user: alice, options: { from: 'a', to: 'b', from_image: png(Buffer.alloc(11 * 1024 * 1024, 7)) } });
-    const r2 = await big.waitForResponse();
-    expect(r2.data?.flags).toBe(64);
-    expect(r2.data?.content).toMatch(/`from_image` is 11 MiB, more than the 10 MiB limit; attach a smaller PNG, JPEG or WebP picture/);
-    const pdf = fake.sendSlashCommand({ commandName: 'vary', user: alice, options: { image: { filename: 'doc.pdf', bytes: Buffer.from('%PDF-1.4'), contentType: 'application/pdf' } } });
-    expect((await pdf.waitForResponse()).data?.content).toMatch(/`image` is application\/pdf, not a picture/);
-    const noMask = fake.sendSlashCommand({ commandName: 'blend', user: alice, options: { from: 'a', to: 'b', image: png(PHOTO) } });
-    expect((await noMask.waitForResponse()).data?.content).toMatch(/needs a mask: attach `mask`.*or pick `mask_preset`/);
+    const refusedAtOnce = async (handle: InteractionHandle, text: RegExp) => {
+      const r = await handle.waitForResponse();
+      expect([r.type, r.data?.flags]).toEqual([4, 64]);
+      expect(r.data?.content).toMatch(text);
+      expect(downloadsOf(handle)).toEqual([]);
+    };
+    await refusedAtOnce(
+      fake.sendSlashCommand({ commandName: 'blend', user: alice, options: { from: 'a', to: 'b', from_image: png(Buffer.alloc(11 * 1024 * 1024, 7)) } }),
+      /`from_image` is 11 MiB, more than the 10 MiB limit; attach a smaller PNG, JPEG or WebP picture/,
+    );
+    await refusedAtOnce(
+      fake.sendSlashCommand({ commandName: 'vary', user: alice, options: { image: { filename: 'doc.pdf', bytes: Buffer.from('%PDF-1.4'), contentType: 'application/pdf' } } }),
+      /`image` is application\/pdf, not a picture/,
+    );
+    // A small file of many pixels: Discord reports its width and height (6000x5000, from the PNG header).
+    const huge = await sharp({ create: { width: 6000, height: 5000, channels: 3, background: '#ffffff' } }).png({ palette: true, colours: 2 }).toBuffer();
+    const pixels = fake.sendSlashCommand({ commandName: 'blend', user: alice, options: { from: 'a', to: 'b', image: png(PHOTO), mask: png(huge) } });
+    expect(Object.values((pixels.payload.data as { resolved: { attachments: object } }).resolved.attachments).map((a: { width?: number; height?: number }) => [a.width, a.height])).toContainEqual([6000, 5000]);
+    await refusedAtOnce(pixels, /`mask` is 6000x5000 \(30\.0 megapixels\), more than the 25-megapixel limit; attach a smaller picture/);
+    await refusedAtOnce(fake.sendSlashCommand({ commandName: 'blend', user: alice, options: { from: 'a', to: 'b', image: png(PHOTO) } }), /needs a mask: attach `mask`.*or pick `mask_preset`/);
     expect(await countRows(db, 'jobs')).toBe(before.jobs);
   }, 30_000);
+
+  it('a corrupt file (its metadata passes) is refused after the deferral: the reason privately, naming the option, the public placeholder removed', async () => {
+    const before = { jobs: await countRows(db, 'jobs') };
+    const handle = fake.sendSlashCommand({ commandName: 'blend', user: alice, options: { from: 'a', to: 'b', to_image: png(Buffer.from('hello, not a picture')) } });
+    expect(await handle.waitForResponse()).toMatchObject({ type: 5, ephemeral: false });
+    const placeholder = await handle.waitForOriginal((m) => m.deleted, 10_000);
+    expect(fake.edits(placeholder).map((r) => r.content)).toEqual(['This render could not start; the reason was sent to you privately.']);
+    const [reason] = handle.followUps();
+    expect([reason.ephemeral, reason.content]).toEqual([true, "That request can't be rendered: `to_image` is not a picture that can be read; attach a PNG, JPEG or WebP file."]);
+    expect(downloadsOf(handle).map((d) => d.status)).toEqual([200]);
+    expect(await countRows(db, 'jobs')).toBe(before.jobs);
+  }, 30_000);
+
+  it('a download that fails after the deferral says what happened and what to do, privately', async () => {
+    const handle = fake.sendSlashCommand({ commandName: 'vary', user: alice, options: { image: { ...png(PHOTO), cdnStatus: 404 } } });
+    expect((await handle.waitForResponse()).type).toBe(5);
+    await handle.waitForOriginal((m) => m.deleted, 10_000);
+    const [reason] = handle.followUps();
+    expect(reason.ephemeral).toBe(true);
+    expect(reason.content).toBe("The `image` attachment could not be downloaded from Discord (Discord's CDN answered HTTP 404), so nothing was queued; run the command again with the picture attached.");
+  }, 30_000);
+
+  it('a picture from a slow CDN (2.5 s, more than the old 2 s download limit) is rendered; the interaction was deferred before the download', async () => {
+    const handle = fake.sendSlashCommand({ commandName: 'vary', user: alice, options: { image: { ...png(PHOTO), cdnDelayMs: 2500 }, frames: 2, quality: 'draft' } });
+    await handle.waitForOriginal(hasVideo, RENDER_TIMEOUT);
+    const deferral = handle.response!;
+    const [download] = downloadsOf(handle);
+    expect([deferral.type, deferral.ephemeral]).toEqual([5, false]);
+    expect(deferral.latencyMs).toBeLessThan(2000);
+    expect([download.status, download.durationMs >= 2500]).toEqual([200, true]);
+    // Discord had the deferral before the bot asked the CDN for the picture.
+    expect(download.at).toBeGreaterThanOrEqual(deferral.at);
+    const [job] = await listJobs(farm, { order: 'newest', limit: 1 });
+    expect([job.kind, job.status]).toEqual(['vary', 'done']);
+    expect(Buffer.from((await getJobInputs(farm, job.id))['start-image'].bytes).equals(PHOTO)).toBe(true);
+  }, RENDER_TIMEOUT);
 
   it('/blend image + mask_preset on the inpainting model: the unmasked half stays constant across frames', async () => {
     const handle = fake.sendSlashCommand({ commandName: 'blend', user: alice, options: { from: 'a red house', to: 'a blue boat', image: png(PHOTO), mask_preset: 'left', quality: 'draft', duration: 1 } });

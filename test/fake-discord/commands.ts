@@ -206,6 +206,16 @@ export interface FakeUpload {
   bytes: Buffer | Uint8Array;
   /** What the uploading client declared; unset: Discord guesses from the file name's extension. */
   contentType?: string;
+  /**
+   * The width and height Discord reports for a picture it could read. Unset: read from a PNG's
+   * header (IHDR), none for anything else (as for a file Discord cannot read as a picture).
+   */
+  width?: number;
+  height?: number;
+  /** The fake CDN waits this long before it answers a download of the file (a slow CDN). */
+  cdnDelayMs?: number;
+  /** The fake CDN answers a download with this HTTP error status instead of the file (e.g. 404: gone). */
+  cdnStatus?: number;
 }
 
 export function isFakeUpload(v: unknown): v is FakeUpload {

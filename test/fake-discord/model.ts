@@ -53,6 +53,9 @@ export interface StoredAttachment {
   /** What Discord would report: the uploaded part's type, or one guessed from the extension. */
   contentType: string | null;
   size: number;
+  /** What Discord reports for a picture it could read (uploads to slash-command options only). */
+  width?: number;
+  height?: number;
   /** The exact bytes the bot uploaded. */
   bytes: Buffer;
   description: string | null;

@@ -133,6 +133,7 @@ export function apiAttachment(a: StoredAttachment): Json {
     url: a.url,
     proxy_url: a.url,
     ...(a.contentType ? { content_type: a.contentType } : {}),
+    ...(a.width !== undefined && a.height !== undefined ? { width: a.width, height: a.height } : {}),
     ...(a.description !== null ? { description: a.description } : {}),
     flags: 0,
   };

@@ -47,6 +47,9 @@ export interface FakeDiscordOptions {
 
 const MAX_BODY_BYTES = 512 * 1024 * 1024;
 
+/** The `route` of a download from the fake CDN in `requests` (files attached to options, message attachments). */
+export const ATTACHMENT_ROUTE = '/attachments/:channelId/:attachmentId/:filename';
+
 export class FakeDiscord {
   readonly token: string;
   readonly port: number;
@@ -287,7 +290,14 @@ export class FakeDiscord {
       this.store.changed();
     };
     try {
-      if (method === 'GET' && path.startsWith('/attachments/')) return this.serveAttachment(path, res, finish);
+      if (method === 'GET' && path.startsWith('/attachments/')) {
+        route = ATTACHMENT_ROUTE;
+        const record = (status: number) => {
+          this.requests.push({ method, path, route, query: url.search, status, errorCode: null, errorMessage: null, injected, at: started, durationMs: Date.now() - started });
+          this.store.changed();
+        };
+        return await this.serveAttachment(path, res, finish, record);
+      }
       const versioned = /^\/api\/v(\d+)(\/.*)$/.exec(path);
       if (!versioned) {
         this.unhandled.push({ method, path, at: started, reason: 'not under /api/v10' });
@@ -321,24 +331,33 @@ export class FakeDiscord {
     }
   }
 
-  private serveAttachment(path: string, res: ServerResponse, finish: (status: number, body?: unknown) => void): void {
+  /**
+   * The fake CDN: files users attached to slash-command options (after their cdnDelayMs; their
+   * cdnStatus instead of the file when set) and the attachments of messages. Recorded in
+   * `requests` under ATTACHMENT_ROUTE, `durationMs` up to the last byte.
+   */
+  private async serveAttachment(path: string, res: ServerResponse, finish: (status: number, body?: unknown) => void, record: (status: number) => void): Promise<void> {
     const [, , channelId, attachmentId] = path.split('/');
     const upload = this.store.uploads.get(attachmentId);
+    let served: { contentType: string | null; size: number; bytes: Buffer } | undefined;
     if (upload && upload.channelId === channelId) {
-      res.writeHead(200, { 'Content-Type': upload.contentType ?? 'application/octet-stream', 'Content-Length': upload.size });
-      res.end(upload.bytes);
-      return;
-    }
-    for (const message of this.store.messages.values()) {
-      if (message.channelId !== channelId) continue;
-      const attachment = message.revisions.flatMap((r) => r.attachments).find((a) => a.id === attachmentId);
-      if (attachment) {
-        res.writeHead(200, { 'Content-Type': attachment.contentType ?? 'application/octet-stream', 'Content-Length': attachment.size });
-        res.end(attachment.bytes);
+      if (upload.cdnDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, upload.cdnDelayMs));
+      const status = upload.cdnStatus;
+      if (status !== null) {
+        res.writeHead(status, { 'Content-Type': 'text/plain' }).end(`HTTP ${status}`, () => record(status));
         return;
       }
+      served = upload;
+    } else {
+      for (const message of this.store.messages.values()) {
+        if (message.channelId !== channelId) continue;
+        served = message.revisions.flatMap((r) => r.attachments).find((a) => a.id === attachmentId);
+        if (served) break;
+      }
     }
-    finish(404, Errors.notFound().body());
+    if (!served) return finish(404, Errors.notFound().body());
+    res.writeHead(200, { 'Content-Type': served.contentType ?? 'application/octet-stream', 'Content-Length': served.size });
+    res.end(served.bytes, () => record(200));
   }
 }
 

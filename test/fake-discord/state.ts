@@ -90,7 +90,7 @@ export class FakeState {
   /** http://127.0.0.1:PORT, known once the server listens; attachment URLs point there. */
   publicBase = '';
   /** Files users attached to slash-command options (ATTACHMENT), by attachment id; served like message attachments. */
-  readonly uploads = new Map<string, StoredAttachment & { channelId: string }>();
+  readonly uploads = new Map<string, StoredAttachment & { channelId: string; cdnDelayMs: number; cdnStatus: number | null }>();
   private readonly waiters = new Set<Waiter>();
 
   constructor(botUsername: string) {
@@ -324,11 +324,24 @@ export class FakeState {
   }
 
   /** A user's upload for an ATTACHMENT option, on the fake CDN under its channel. */
-  addUpload(channelId: string, file: { filename: string; bytes: Buffer | Uint8Array; contentType?: string }): StoredAttachment {
+  addUpload(channelId: string, file: { filename: string; bytes: Buffer | Uint8Array; contentType?: string; width?: number; height?: number; cdnDelayMs?: number; cdnStatus?: number }): StoredAttachment {
     const id = nextSnowflake();
     const filename = file.filename.replace(/[^\w.-]/g, '_');
     const bytes = Buffer.from(file.bytes);
-    const stored = { id, filename, contentType: contentTypeFor(filename, file.contentType ?? null), size: bytes.length, bytes, description: null, url: `${this.publicBase}/attachments/${channelId}/${id}/${encodeURIComponent(filename)}`, channelId };
+    const dimensions = file.width !== undefined && file.height !== undefined ? { width: file.width, height: file.height } : pngDimensions(bytes);
+    const stored = {
+      id,
+      filename,
+      contentType: contentTypeFor(filename, file.contentType ?? null),
+      size: bytes.length,
+      ...dimensions,
+      bytes,
+      description: null,
+      url: `${this.publicBase}/attachments/${channelId}/${id}/${encodeURIComponent(filename)}`,
+      channelId,
+      cdnDelayMs: file.cdnDelayMs ?? 0,
+      cdnStatus: file.cdnStatus ?? null,
+    };
     this.uploads.set(id, stored);
     return stored;
   }
@@ -347,6 +360,15 @@ export class FakeState {
 
 function snapshot(m: MessageContent): MessageContent {
   return { content: m.content, embeds: m.embeds, components: m.components, attachments: m.attachments, flags: m.flags };
+}
+
+/** A PNG's width and height from its IHDR chunk (what Discord reports for it); nothing for other files. */
+function pngDimensions(bytes: Buffer): { width: number; height: number } | Record<string, never> {
+  const signature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+  if (bytes.length < 24 || !bytes.subarray(0, 8).equals(signature) || bytes.toString('latin1', 12, 16) !== 'IHDR') return {};
+  const width = bytes.readUInt32BE(16);
+  const height = bytes.readUInt32BE(20);
+  return width > 0 && height > 0 ? { width, height } : {};
 }
 
 function contentTypeFor(filename: string, sent: string | null): string | null {

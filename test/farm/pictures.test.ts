@@ -73,6 +73,15 @@ describe('picture files', () => {
     expect(inputMetadataIssue('from_image', { size: 1000, contentType: 'text/plain; charset=utf-8' })).toMatch(/from_image is text\/plain, not a picture/);
     expect(inputMetadataIssue('from_image', { size: 30 * 1024 * 1024, contentType: 'image/png' })).toMatch(/from_image is 30 MiB, more than the 10 MiB limit/);
   });
+
+  it('inputMetadataIssue: the reported width and height against IMAGE_LIMITS.maxPixels, when there are any', () => {
+    expect(inputMetadataIssue('mask', { size: 1000, contentType: 'image/png', width: 6000, height: 5000 })).toBe('mask is 6000x5000 (30.0 megapixels), more than the 25-megapixel limit; attach a smaller picture');
+    expect(inputMetadataIssue('mask', { size: 1000, contentType: 'image/png', width: IMAGE_LIMITS.maxPixels / 5000, height: 5000 })).toBeUndefined();
+    expect(inputMetadataIssue('mask', { size: 1000, contentType: 'image/png', width: IMAGE_LIMITS.maxPixels / 5000 + 1, height: 5000 })).toMatch(/more than the 25-megapixel limit/);
+    // Not reported (Discord could not read the picture): left to checkJobInputs.
+    expect(inputMetadataIssue('mask', { size: 1000, contentType: 'image/png', width: null, height: null })).toBeUndefined();
+    expect(inputMetadataIssue('mask', { size: 1000, contentType: 'image/png', width: 6000 })).toBeUndefined();
+  });
 });
 
 describe('routing by model ability, and prices', () => {
