@@ -25,7 +25,8 @@ import { join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { timingTotals, timingsSince } from '../engine/pipeline/timings.ts';
 import { deviceName, median, relativeError } from './gpu-common.ts';
-import { LatentBlender, StableDiffusionPipeline, float32ToFloat16, float16ToFloat32, type TransitionResult } from '../engine/index.ts';
+import { LatentBlender, StableDiffusionPipeline, createPerceptualMetric, float32ToFloat16, float16ToFloat32, type TransitionResult } from '../engine/index.ts';
+import { builtinPerceptualGraph } from '../models/perceptual-graph.ts';
 import { ensureDemoModel } from '../models/demo-model.ts';
 import { DEMO_MODEL_DIR, MODELS_ROOT } from '../models/paths.ts';
 import { GraphBuilder, saveModel } from '../models/onnx/index.ts';
@@ -297,7 +298,9 @@ async function benchVae(models: Models, poller?: GpuMemoryPoller) {
 async function benchTransition(models: Models, poller?: GpuMemoryPoller) {
   poller?.mark('transition');
   const pipe = await StableDiffusionPipeline.load(models.pipeline, { ep, deviceId, maxBatch: cfg.maxBatch });
-  const blender = new LatentBlender(pipe);
+  // The built-in gap metric on the same provider (ONNX on a GPU, JavaScript on the CPU), as a worker measures gaps.
+  const metric = await createPerceptualMetric(undefined, { ep, deviceId }, builtinPerceptualGraph());
+  const blender = new LatentBlender(pipe, metric);
   const opts = {
     promptA: 'a lighthouse on a cliff at dusk, oil painting',
     promptB: 'a city of glass towers at noon, photograph',
@@ -330,6 +333,7 @@ async function benchTransition(models: Models, poller?: GpuMemoryPoller) {
     );
   }
   const maxBatch = pipe.unet.maxBatch;
+  await metric.release?.();
   await pipe.release();
   return { runs, maxBatch };
 }
@@ -389,15 +393,15 @@ const section = [
   `Transition through the engine (LatentBlender, fused UNet and VAE, UNet maxBatch ${transition.maxBatch}): ${cfg.size}x${cfg.size}, ${cfg.steps} steps, depth ${cfg.depth}, ${cfg.branches} branches, ` +
     `median of ${cfg.transitionRepeats} after a warm-up.`,
   '',
-  '| order | wall time | frames | UNet calls | stages (step x branches) | UNet runs | VAE decodes | everything else |',
-  '| --- | --- | --- | --- | --- | --- | --- | --- |',
+  '| order | wall time | frames | UNet calls | stages (step x branches) | UNet runs | VAE decodes | everything else | of which gaps |',
+  '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
   ...(['sequential', 'batched'] as const).map((o) => {
     const r = transition.runs[o];
     const rest = r.seconds - r.unetSeconds - r.vaeSeconds;
-    return `| ${o} | ${r.seconds.toFixed(2)} s | ${r.result.frames.length} | ${r.result.unetCalls} | ${r.result.stages.map((s) => `${s.idx}x${s.stems}`).join(', ')} | ${r.unetSeconds.toFixed(2)} s | ${r.vaeSeconds.toFixed(2)} s | ${rest.toFixed(2)} s |`;
+    return `| ${o} | ${r.seconds.toFixed(2)} s | ${r.result.frames.length} | ${r.result.unetCalls} | ${r.result.stages.map((s) => `${s.idx}x${s.stems}`).join(', ')} | ${r.unetSeconds.toFixed(2)} s | ${r.vaeSeconds.toFixed(2)} s | ${rest.toFixed(2)} s | ${r.result.timings.metricSeconds.toFixed(2)} s (${r.result.timings.metricPairs} pairs) |`;
   }),
   '',
-  `Batched stages: **${result.transition.ratio}x** the speed of one branch at a time.`,
+  `Batched stages: **${result.transition.ratio}x** the speed of one branch at a time. Gaps measured by ${transition.runs.batched.result.metric}.`,
   '',
   peak === null
     ? 'Peak GPU memory: n/a (CPU run).'

@@ -12,6 +12,7 @@ import { schedulerKinds } from '../../engine/schedulers/index.ts';
 import { renderMovie, transitionModes, MAX_MOVIE_PROMPTS, type TransitionMode } from '../../engine/blend/movie.ts';
 import { segmentsToVideo } from '../../engine/blend/video.ts';
 import { createPerceptualMetric } from '../../engine/blend/perceptual.ts';
+import { builtinPerceptualGraph } from '../../models/perceptual-graph.ts';
 import { VIDEO_FORMATS } from '../../engine/video/encode.ts';
 import { ProgressBar } from './progress.ts';
 import { chooseModel, COMMON_OPTIONS, EP_CHOICES, loadCliConfig, parseEp, SEED_FLAG, videoFormatOption } from './common.ts';
@@ -184,7 +185,7 @@ export async function runTransitionCli(kind: 'blend' | 'movie', argv = process.a
   const frame = pipe.resolve({ prompt: prompts[0], width, height });
   const images = await prepareRequestImages(pictureFlags, prompts.length, frame.width, frame.height);
   const inpaint = await prepareInpaint(inpaintRequest, frame.width, frame.height);
-  const metric = await createPerceptualMetric(values.lpips ?? config.lpipsModel, { ep, deviceId });
+  const metric = await createPerceptualMetric(values.lpips ?? config.lpipsModel, { ep, deviceId }, builtinPerceptualGraph());
   const bar = new ProgressBar(kind === 'blend' ? 'blending' : 'movie');
   const controller = new AbortController();
   const onSignal = () => controller.abort();

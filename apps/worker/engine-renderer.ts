@@ -43,6 +43,7 @@ import { RenderError, type ClaimedJob, type RenderContext, type Renderer, type R
 import type { JobProgress, WorkerCapabilities } from '../../farm/types.ts';
 import { DEFAULT_MODELS, DEFAULT_VARIATION, INPUT_NAMES, type JobParams, type ModelAbility } from '../../farm/job-params.ts';
 import { isOutOfMemory, outOfMemoryError, workerMaxPixels } from './gpu-memory.ts';
+import { builtinPerceptualGraph } from '../../models/perceptual-graph.ts';
 
 export interface EngineRendererOptions {
   /** ONNX pipeline folder; unset = the built-in demo model. */
@@ -433,7 +434,7 @@ class EngineRenderer implements Renderer {
       const request = renderRequestFor(job);
       const pipe = await this.pipeline(job.model);
       if (!(pipe instanceof StableDiffusionPipeline)) throw new RenderError(`model "${job.model}" on this worker is an image-variation model; it makes /vary animations only`, { retryable: false });
-      this.metric ??= createPerceptualMetric(this.opts.lpipsModel, { ep: this.opts.ep, deviceId: this.opts.deviceId });
+      this.metric ??= createPerceptualMetric(this.opts.lpipsModel, { ep: this.opts.ep, deviceId: this.opts.deviceId }, builtinPerceptualGraph());
       const out = await renderVideo(pipe, request, { signal: ctx.signal, metric: await this.metric, onProgress: (p) => ctx.onProgress(jobProgress(p)) });
       return {
         video: out.video,

@@ -9,24 +9,43 @@
  */
 import { sharpOf, type RawImage } from '../image.ts';
 import { InvalidRequestError } from '../errors.ts';
-import { openSession, type LoadedSession, type SessionOptions } from '../onnx/session.ts';
+import { openSession, openSessionFromBytes, ort, type LoadedSession, type SessionOptions } from '../onnx/session.ts';
 import { floatTensor, readFloat } from '../tensor/tensors.ts';
 
 export interface PerceptualMetric {
   /** Reported with every transition so results say how gaps were measured. */
   readonly name: string;
   distance(a: RawImage, b: RawImage): Promise<number>;
+  /** Several pairs at once (one batched model call where the metric has one); else distance() per pair. */
+  distances?(pairs: ReadonlyArray<readonly [RawImage, RawImage]>): Promise<number[]>;
   release?(): Promise<void>;
 }
 
-/** Weight of the coarsest (low-pass) luminance difference: uniform brightness changes barely register with LPIPS. */
-const LOW_PASS_WEIGHT = 0.1;
-/** Weight of the block-averaged chroma difference (colour casts). */
-const CHROMA_WEIGHT = 0.25;
-/** Side of the blocks chroma is averaged over (colour is seen at low resolution). */
-const CHROMA_BLOCK = 8;
-/** Band-pass levels: 2, 4, 8, 16, 32 px detail, then the low-pass rest. */
-const MAX_LEVELS = 5;
+/**
+ * The built-in metric's constants, one place for the JavaScript version below and the ONNX graph
+ * of the same computation (models/perceptual-graph.ts, OnnxBuiltinMetric).
+ */
+export const BUILTIN_METRIC = {
+  /** Rec. 601 luma weights of R, G, B. */
+  luma: [0.299, 0.587, 0.114] as const,
+  /** Weight of the coarsest (low-pass) luminance difference: uniform brightness changes barely register with LPIPS. */
+  lowPassWeight: 0.1,
+  /** Weight of the block-averaged chroma difference (colour casts). */
+  chromaWeight: 0.25,
+  /** Side of the blocks chroma is averaged over (colour is seen at low resolution). */
+  chromaBlock: 8,
+  /** Band-pass levels: 2, 4, 8, 16, 32 px detail, then the low-pass rest. */
+  levels: 5,
+} as const;
+const { lowPassWeight: LOW_PASS_WEIGHT, chromaWeight: CHROMA_WEIGHT, chromaBlock: CHROMA_BLOCK, levels: MAX_LEVELS } = BUILTIN_METRIC;
+const [LUMA_R, LUMA_G, LUMA_B] = BUILTIN_METRIC.luma;
+
+/**
+ * The smallest frame side for which every pyramid level runs (the JavaScript version stops early
+ * below it, when a level would be smaller than 4 pixels); the ONNX graph always runs all levels,
+ * so OnnxBuiltinMetric hands smaller frames to the JavaScript version.
+ */
+export const BUILTIN_METRIC_FULL_PYRAMID_SIDE = 4 << (MAX_LEVELS - 1);
 
 /**
  * Separable [1, 2, 1] / 4 blur of a w x h plane (edges clamped) into `out`; returns the sum of
@@ -67,16 +86,66 @@ function blurBand(src: Float32Array, w: number, h: number, out: Float32Array, tm
 /**
  * The weight-free default metric, at full resolution: a Laplacian pyramid of the luminance
  * difference. Each band-pass level (detail of 2, 4, 8, ... px) adds its mean absolute difference
- * with weight 1, the remaining low-pass difference (brightness) and the block-averaged chroma
- * difference (colour) add theirs with weight 1/4. So, like LPIPS, fine texture, noise and blur
+ * with weight 1, the remaining low-pass difference (brightness) adds its with weight 0.1 and the
+ * block-averaged chroma difference (colour) with weight 1/4 (BUILTIN_METRIC). So, like LPIPS, fine texture, noise and blur
  * (lost detail) weigh far more than a uniform brightness or colour shift of the same size.
  * The pyramid is linear, so one pyramid of A - B serves both frames: symmetric, exactly 0 for
  * identical frames, a few ms for a 512x512 pair (bench/results/perceptual.md).
  */
 export class BuiltinPerceptualMetric implements PerceptualMetric {
-  readonly name = 'builtin-laplacian (full-resolution luminance detail at 5 scales, low-pass brightness, chroma)';
+  readonly name = BUILTIN_METRIC_NAME;
   async distance(a: RawImage, b: RawImage): Promise<number> {
     return builtinDistance(a, b);
+  }
+}
+
+const BUILTIN_METRIC_NAME = 'builtin-laplacian (full-resolution luminance detail at 5 scales, low-pass brightness, chroma)';
+
+/**
+ * The built-in metric computed by ONNX Runtime on the renderer's execution provider, from the graph
+ * models/perceptual-graph.ts builds (the same computation as builtinDistance, within float32
+ * rounding: test/models/perceptual-graph.test.ts). On a GPU it takes a fraction of a millisecond
+ * per pair instead of several on the CPU, and a transition measures a stage's new gaps in one
+ * call (distances). Inputs `a`, `b`: uint8 [N, H, W, 3]; output `distance`: float [N]. Frames
+ * with a side under BUILTIN_METRIC_FULL_PYRAMID_SIDE go to the JavaScript version.
+ */
+export class OnnxBuiltinMetric implements PerceptualMetric {
+  readonly name: string;
+  private constructor(private readonly loaded: LoadedSession) {
+    this.name = `${BUILTIN_METRIC_NAME}, on ${loaded.ep}`;
+  }
+
+  static async load(graph: Uint8Array, opts: SessionOptions = {}): Promise<OnnxBuiltinMetric> {
+    return new OnnxBuiltinMetric(await openSessionFromBytes(graph, 'the built-in perceptual metric graph', opts));
+  }
+
+  async distance(a: RawImage, b: RawImage): Promise<number> {
+    return (await this.distances([[a, b]]))[0];
+  }
+
+  async distances(pairs: ReadonlyArray<readonly [RawImage, RawImage]>): Promise<number[]> {
+    if (pairs.length === 0) return [];
+    const [{ width: w, height: h }] = pairs[0];
+    for (const [a, b] of pairs) {
+      if (a.width !== b.width || a.height !== b.height || a.width !== w || a.height !== h) {
+        throw new InvalidRequestError(`perceptual distance needs frames of the same size, got ${a.width}x${a.height} and ${b.width}x${b.height}`);
+      }
+    }
+    if (Math.min(w, h) < BUILTIN_METRIC_FULL_PYRAMID_SIDE) return pairs.map(([a, b]) => builtinDistance(a, b));
+    const frame = w * h * 3;
+    const A = new Uint8Array(pairs.length * frame);
+    const B = new Uint8Array(pairs.length * frame);
+    pairs.forEach(([a, b], i) => {
+      A.set(a.data.subarray(0, frame), i * frame);
+      B.set(b.data.subarray(0, frame), i * frame);
+    });
+    const dims = [pairs.length, h, w, 3];
+    const out = await this.loaded.session.run({ a: new ort.Tensor('uint8', A, dims), b: new ort.Tensor('uint8', B, dims) });
+    return Array.from(readFloat(out.distance));
+  }
+
+  async release(): Promise<void> {
+    await this.loaded.session.release();
   }
 }
 
@@ -107,7 +176,7 @@ export function builtinDistance(a: RawImage, b: RawImage): number {
       const dr = pa[p] - pb[p];
       const dg = pa[p + 1] - pb[p + 1];
       const db = pa[p + 2] - pb[p + 2];
-      const dy = 0.299 * dr + 0.587 * dg + 0.114 * db;
+      const dy = LUMA_R * dr + LUMA_G * dg + LUMA_B * db;
       d[i] = dy * k;
       const blk = brow + colBlock[x];
       cb[blk] += db - dy;
@@ -195,7 +264,13 @@ export class OnnxLpipsMetric implements PerceptualMetric {
   }
 }
 
-/** LPIPS when a model path is given, else the built-in metric. */
-export async function createPerceptualMetric(lpipsModel?: string, opts: SessionOptions = {}): Promise<PerceptualMetric> {
-  return lpipsModel ? OnnxLpipsMetric.load(lpipsModel, opts) : new BuiltinPerceptualMetric();
+/**
+ * LPIPS when a model path is given, else the built-in metric: on a GPU provider through ONNX
+ * Runtime when its graph is given (models/perceptual-graph.ts), otherwise in JavaScript (on the
+ * CPU the two take about the same time, bench/results/perceptual.md).
+ */
+export async function createPerceptualMetric(lpipsModel?: string, opts: SessionOptions = {}, builtinGraph?: Uint8Array): Promise<PerceptualMetric> {
+  if (lpipsModel) return OnnxLpipsMetric.load(lpipsModel, opts);
+  if (builtinGraph && opts.ep && opts.ep !== 'cpu') return OnnxBuiltinMetric.load(builtinGraph, opts);
+  return new BuiltinPerceptualMetric();
 }

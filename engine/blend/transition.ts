@@ -157,7 +157,14 @@ export interface TransitionResult {
   start: Endpoint;
   end: Endpoint;
   unetCalls: number;
-  timings: { unetStepSeconds: number; decodeSeconds: number; totalSeconds: number };
+  timings: {
+    unetStepSeconds: number;
+    decodeSeconds: number;
+    totalSeconds: number;
+    /** Seconds spent measuring perceptual gaps (all pairs) and how many pairs were measured. */
+    metricSeconds: number;
+    metricPairs: number;
+  };
 }
 
 interface Branch {
@@ -409,6 +416,8 @@ class TransitionRun {
         unetStepSeconds: this.unetTrajectorySteps ? this.unetSeconds / this.unetTrajectorySteps : 0,
         decodeSeconds: this.decodes ? this.decodeSeconds / this.decodes : 0,
         totalSeconds,
+        metricSeconds: this.metricSeconds,
+        metricPairs: this.metricCalls,
       },
     };
   }
@@ -574,11 +583,9 @@ class TransitionRun {
       fresh.add(br);
       await this.emit('branches', false, image);
     }
-    for (let j = 0; j < this.gaps.length; j++) {
-      if (fresh.has(this.branches[j]) || fresh.has(this.branches[j + 1])) {
-        this.gaps[j] = await this.distance(this.branches[j].image, this.branches[j + 1].image);
-      }
-    }
+    const changed = this.gaps.map((_, j) => j).filter((j) => fresh.has(this.branches[j]) || fresh.has(this.branches[j + 1]));
+    const measured = await this.distances(changed.map((j) => [this.branches[j].image, this.branches[j + 1].image] as const));
+    changed.forEach((j, i) => (this.gaps[j] = measured[i]));
   }
 
   /** Runs trajectories that share their start step in lockstep, one batched UNet call per step. */
@@ -615,11 +622,18 @@ class TransitionRun {
   }
 
   private async distance(a: RawImage, b: RawImage): Promise<number> {
+    return (await this.distances([[a, b]]))[0];
+  }
+
+  /** The gaps of several neighbour pairs: one call where the metric takes pairs in a batch. */
+  private async distances(pairs: ReadonlyArray<readonly [RawImage, RawImage]>): Promise<number[]> {
+    if (pairs.length === 0) return [];
+    throwIfCancelled(this.opts.signal);
     const t0 = performance.now();
-    const d = await this.metric.distance(a, b);
+    const ds = this.metric.distances ? await this.metric.distances(pairs) : await sequentially(pairs, ([a, b]) => this.metric.distance(a, b));
     this.metricSeconds += (performance.now() - t0) / 1000;
-    this.metricCalls++;
-    return d;
+    this.metricCalls += pairs.length;
+    return ds;
   }
 
   /** Per-branch cost besides UNet steps: one decode and two distances (the reference counts only the decode). */
@@ -683,4 +697,11 @@ export async function inpaintConditioning(pipe: StableDiffusionPipeline, input: 
     }
   }
   return { mask: small, maskedImageLatents: enc.latent };
+}
+
+/** `fn` on each item in turn (a metric's calls share one model session). */
+async function sequentially<T, R>(items: readonly T[], fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = [];
+  for (const item of items) out.push(await fn(item));
+  return out;
 }

@@ -58,12 +58,15 @@ describe('npm run bench:gpu on the CPU (tiny shape)', () => {
     const md = await readFile(join(dir, 'out', 'gpu.md'), 'utf8');
     expect(md).toContain('<!-- bench:gpu cpu tiny begin -->');
     const row = (order: string) => {
-      const m = md.match(new RegExp(`^\\| ${order} \\| ([\\d.]+) s \\| (\\d+) \\| (\\d+) \\| ([^|]+) \\| ([\\d.]+) s \\| ([\\d.]+) s \\| (-?[\\d.]+) s \\|$`, 'm'));
+      const m = md.match(new RegExp(`^\\| ${order} \\| ([\\d.]+) s \\| (\\d+) \\| (\\d+) \\| ([^|]+) \\| ([\\d.]+) s \\| ([\\d.]+) s \\| (-?[\\d.]+) s \\| ([\\d.]+) s \\((\\d+) pairs\\) \\|$`, 'm'));
       expect(m, `${order} row in gpu.md`).not.toBeNull();
-      const [wall, unet, vae, rest] = [m![1], m![5], m![6], m![7]].map(Number);
+      const [wall, unet, vae, rest, gaps, pairs] = [m![1], m![5], m![6], m![7], m![8], m![9]].map(Number);
       // The split adds up to the wall time (each figure rounded to 0.01 s), and the models took some of it.
       expect(Math.abs(unet + vae + rest - wall)).toBeLessThanOrEqual(0.03);
       expect(unet).toBeGreaterThan(0);
+      // Gap measuring is part of "everything else": one pair per branch boundary at least.
+      expect(gaps).toBeLessThanOrEqual(rest + 0.01);
+      expect(pairs).toBeGreaterThanOrEqual(4);
       return { frames: Number(m![2]), calls: Number(m![3]), stages: m![4].trim() };
     };
     const seq = row('sequential');
