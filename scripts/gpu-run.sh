@@ -20,7 +20,10 @@
 #   4. node dist/gpu-upscale.mjs --ep cuda: upscale ms per 512x512 frame by tiles per call (1, 4,
 #      8, 16) and tile side, with the esrgan-slim 4x model carried in models/.cache/upscalers;
 #      writes $OUT/upscale-gpu.json and .md. Skipped when the model was not carried.
-#   5. bash scripts/ort-optimize.sh --target $EP on test/fixtures/tiny-sd-optimum (ONNX Runtime's own
+#   5. node dist/bench-perceptual.mjs --ep cuda: the built-in gap metric's ONNX graph on the GPU
+#      against the JavaScript version (exit 1 above 1e-4 relative) and ms per 512x512 pair, 1 and
+#      8 pairs per call; writes $OUT/perceptual.json (seconds).
+#   6. bash scripts/ort-optimize.sh --target $EP on test/fixtures/tiny-sd-optimum (ONNX Runtime's own
 #      SD optimizer, the command models/README.md gives users; needs the device's python3 with onnx,
 #      onnxruntime and sympy, skipped with a note otherwise), then node dist/gpu-ort-optimized.mjs:
 #      the optimized and the plain export through the engine against diffusers' own image; writes
@@ -29,7 +32,7 @@
 # Knobs: BENCH_ARGS (extra bench:gpu arguments), BENCH_TIMEOUT (s, default 330),
 # CHECK_ARGS (extra gpu-check-fusion arguments), CHECK_TIMEOUT (s, default 120), UPSCALE_ARGS (extra gpu-upscale arguments), UPSCALE_TIMEOUT
 # (s, default 45), ORT_OPT_TIMEOUT and ORT_CHECK_TIMEOUT (s, default 60 each), ORT_CHECK_ARGS,
-# ORT_OPT_DIR, SKIP_BENCH=1, SKIP_CHECK=1 (then the full 'cuda' fusion), SKIP_UPSCALE=1, SKIP_ORT_OPT=1.
+# ORT_OPT_DIR, PERCEPTUAL_TIMEOUT (s, default 30), SKIP_PERCEPTUAL=1, SKIP_BENCH=1, SKIP_CHECK=1 (then the full 'cuda' fusion), SKIP_UPSCALE=1, SKIP_ORT_OPT=1.
 # Dry run on a machine without a GPU (test/scripts/gpu-run.test.ts does this): EP=cpu SHAPE=tiny
 # with BLENDKIT pointing at a folder that has bin/node and env.sh; the CUDA provider is then not
 # required, and a node_modules folder that is a real folder (a development checkout) is kept.
@@ -65,7 +68,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "kit incomplete on this machine: missing ${missing[*]}; send it with the next call (carry .gpu-kit/<part>.tar.xz and .gpu-kit/unpack.sh) while this machine is warm"
   exit 3
 fi
-for f in dist/bench-gpu.mjs dist/gpu-check-fusion.mjs dist/gpu-upscale.mjs dist/gpu-ort-optimized.mjs; do
+for f in dist/bench-gpu.mjs dist/bench-perceptual.mjs dist/gpu-check-fusion.mjs dist/gpu-upscale.mjs dist/gpu-ort-optimized.mjs; do
   [ -s "$f" ] || { echo "$f missing: run 'bash scripts/gpu-bundle.sh' here and carry dist"; exit 4; }
 done
 # shellcheck disable=SC1091
@@ -109,6 +112,13 @@ if [ "${SKIP_UPSCALE:-0}" != 1 ]; then
   else
     echo "== upscale bench skipped: models/.cache/upscalers/esrgan-slim-*/x4 was not carried"
   fi
+fi
+if [ "${SKIP_PERCEPTUAL:-0}" != 1 ]; then
+  t0=$SECONDS
+  timeout "${PERCEPTUAL_TIMEOUT:-30}" node dist/bench-perceptual.mjs --ep "$EP" --out "$OUT"
+  r=$?
+  echo "== perceptual metric exit $r after $((SECONDS - t0)) s"
+  [ $r -eq 0 ] || [ $rc -ne 0 ] || rc=$r
 fi
 if [ "${SKIP_ORT_OPT:-0}" != 1 ]; then
   t0=$SECONDS

@@ -59,7 +59,7 @@ describe('scripts/gpu-run.sh, dry-run on the CPU', () => {
     expect(bench.transition.ratio).toBeGreaterThan(0);
     const upscale = JSON.parse(await readFile(join(dir, 'out', 'upscale-gpu.json'), 'utf8'));
     expect(upscale.rows).toHaveLength(2);
-    // Step 5: ONNX Runtime's optimizer on the real-format fixture, where this Python has it.
+    // Step 6: ONNX Runtime's optimizer on the real-format fixture, where this Python has it.
     const python = process.env.PYTHON ?? 'python3';
     if (log.includes('== ORT optimizer check skipped:')) {
       expect(log).toMatch(/== ORT optimizer check skipped: ort-optimize: (\S+ with onnx, onnxruntime and sympy is needed|numpy \S+ is too new)/);
@@ -69,7 +69,10 @@ describe('scripts/gpu-run.sh, dry-run on the CPU', () => {
       expect(ort.results.every((r: { ok: boolean }) => r.ok)).toBe(true);
       expect(ort.optimizer.components.unet.contrib.MultiHeadAttention).toBeGreaterThan(0);
     }
-    expect(log.indexOf('== upscale bench exit 0')).toBeLessThan(log.indexOf('== ORT optimizer check'));
+    expect(log.indexOf('== upscale bench exit 0')).toBeLessThan(log.indexOf('== perceptual metric exit 0'));
+    expect(log.indexOf('== perceptual metric exit 0')).toBeLessThan(log.indexOf('== ORT optimizer check'));
+    const perceptual = JSON.parse(await readFile(join(dir, 'out', 'perceptual.json'), 'utf8'));
+    expect(perceptual.maxRelDiff).toBeLessThanOrEqual(1e-4);
     // gpu.md starts from the committed one and gains (or replaces) this run's section.
     expect(await readFile(join(dir, 'out', 'gpu.md'), 'utf8')).toContain('<!-- bench:gpu cpu tiny begin -->');
   });
