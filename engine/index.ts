@@ -44,6 +44,18 @@ export {
 export { ImageVariationPipeline, type VariationPipelineOptions } from './variation/pipeline.ts';
 export { renderVariations, variationDefaults, MAX_VARIATION_FRAMES, type VariationOptions, type VariationResult, type VariationFrameInfo } from './variation/animation.ts';
 export { clipGuidanceShift, clipGuidanceDefaults, cosine, type ClipGuidanceOptions } from './variation/clip-guidance.ts';
+export {
+  readClipImageProcessor,
+  clipPixelValues,
+  clipProcessedImage,
+  clipResizeSize,
+  resizeLikePillow,
+  CLIP_IMAGE_MEAN,
+  CLIP_IMAGE_STD,
+  PIL_RESAMPLE_FILTERS,
+  type ClipImageProcessor,
+  type PilFilter,
+} from './variation/clip-image.ts';
 export { INPAINT_UNET_CHANNELS, type InpaintConditioning } from './pipeline/unet.ts';
 export { RenderCancelledError } from './pipeline/denoise.ts';
 export type { TransitionOptions, TransitionResult, TransitionProgress, Crossfeed, Endpoint, BranchRecord } from './blend/transition.ts';

@@ -16,7 +16,8 @@ import { validateSize } from '../pipeline/stable-diffusion.ts';
 import type { PromptEmbedding } from '../pipeline/text-encoder.ts';
 import { ModelFileError, openSession, type ExecutionProvider, type LoadedSession, type SessionOptions } from '../onnx/session.ts';
 import { floatTensor, intTensor, readFloat } from '../tensor/tensors.ts';
-import { sharpOf, type RawImage } from '../image.ts';
+import type { RawImage } from '../image.ts';
+import { clipPixelValues, readClipImageProcessor, type ClipImageProcessor } from './clip-image.ts';
 import { stepNoise } from '../noise.ts';
 import { InvalidRequestError, ModelOutputError, nonFinite } from '../errors.ts';
 
@@ -25,27 +26,8 @@ export interface VariationPipelineOptions extends SessionOptions {
   maxBatch?: number;
 }
 
-/** CLIPImageProcessor settings from feature_extractor/preprocessor_config.json. */
-interface ImageProcessor {
-  width: number;
-  height: number;
-  mean: number[];
-  std: number[];
-}
-
-function readImageProcessor(folder: ModelFolder): ImageProcessor {
-  const c = folder.featureExtractor ?? {};
-  const file = `${folder.dir}/feature_extractor/preprocessor_config.json`;
-  const crop = c.crop_size;
-  const side = typeof crop === 'number' ? { height: crop, width: crop } : (crop as { height?: number; width?: number } | undefined);
-  const height = Number(side?.height ?? 224);
-  const width = Number(side?.width ?? 224);
-  const mean = (c.image_mean as number[] | undefined) ?? [0.48145466, 0.4578275, 0.40821073];
-  const std = (c.image_std as number[] | undefined) ?? [0.26862954, 0.26130258, 0.27577711];
-  if (!(width > 0 && height > 0) || mean.length !== 3 || std.length !== 3 || std.some((s) => !(s > 0))) {
-    throw new ModelFileError(file, 'expected crop_size, image_mean (3 values) and image_std (3 positive values) as CLIPImageProcessor writes them');
-  }
-  return { width, height, mean, std };
+function readImageProcessor(folder: ModelFolder): ClipImageProcessor {
+  return readClipImageProcessor(folder.featureExtractor ?? {}, `${folder.dir}/feature_extractor/preprocessor_config.json`);
 }
 
 export class ImageVariationPipeline {
@@ -57,7 +39,7 @@ export class ImageVariationPipeline {
     readonly textEncoder: LoadedSession,
     readonly unet: UNet,
     readonly vae: VaeDecoder,
-    readonly processor: ImageProcessor,
+    readonly processor: ClipImageProcessor,
     readonly schedulerKind: SchedulerKind,
     readonly ep: ExecutionProvider,
   ) {}
@@ -109,20 +91,25 @@ export class ImageVariationPipeline {
   }
 
   /**
-   * The picture's CLIP image embedding: CLIPImageProcessor's preprocessing (scale the shortest side
-   * to the crop size, centre crop, bicubic; normalise with image_mean / image_std), then image_embeds.
+   * The picture's CLIP image embedding: CLIPImageProcessor's preprocessing (clip-image.ts: shortest
+   * side to size.shortest_edge with Pillow's bicubic, centre crop, rescale, normalise), then image_embeds.
    */
   async encodeImage(img: RawImage): Promise<Float32Array> {
-    const { width, height, mean, std } = this.processor;
-    const buf = await (await sharpOf(img.data, { raw: { width: img.width, height: img.height, channels: 3 } }))
-      .resize(width, height, { fit: 'cover', position: 'centre', kernel: 'cubic' })
-      .raw()
-      .toBuffer();
-    const plane = width * height;
-    const px = new Float32Array(3 * plane);
-    for (let p = 0; p < plane; p++) for (let c = 0; c < 3; c++) px[c * plane + p] = (buf[p * 3 + c] / 255 - mean[c]) / std[c];
+    return this.encodePixelValues(this.pixelValues(img));
+  }
+
+  /** CLIPImageProcessor's pixel_values for the picture ([3, H, W], the processor's crop size). */
+  pixelValues(img: RawImage): Float32Array {
+    return clipPixelValues(img, this.processor);
+  }
+
+  /** image_embeds for pixel_values already made ([batch, 3, H, W] flattened; one embedding per picture). */
+  async encodePixelValues(px: Float32Array): Promise<Float32Array> {
+    const { width, height } = this.processor;
+    const per = 3 * width * height;
+    if (px.length === 0 || px.length % per !== 0) throw new InvalidRequestError(`pixel_values must hold batch x 3 x ${height} x ${width} values, got ${px.length}`);
     const input = this.imageEncoder.inputs.find((i) => i.name === 'pixel_values') ?? this.imageEncoder.inputs[0];
-    const out = await this.imageEncoder.session.run({ [input.name]: floatTensor(input.type, px, [1, 3, height, width]) }, ['image_embeds']);
+    const out = await this.imageEncoder.session.run({ [input.name]: floatTensor(input.type, px, [px.length / per, 3, height, width]) }, ['image_embeds']);
     const e = Float32Array.from(readFloat(out.image_embeds));
     if (nonFinite(e).count > 0) throw new ModelOutputError(`${this.imageEncoder.path}: the image encoder produced NaN/infinite embeddings`);
     return e;
