@@ -2,9 +2,7 @@
 // SIGKILL mid-render has its job finished elsewhere exactly once; one sent SIGTERM finishes its
 // job and exits cleanly. On PGlite the killed process also leaves a stale lock behind, which
 // the next opener takes over.
-import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
 import { sql } from 'drizzle-orm';
 import { afterEach, describe, expect, it } from 'vitest';
 import { queryRows } from '../../../db/client.ts';
@@ -13,43 +11,14 @@ import { decodeFakeVideo, FakeRenderer } from '../../../farm/fake-renderer.ts';
 import { getArtifact, getJob, submitJob } from '../../../farm/jobs.ts';
 import { waitForJob } from '../../../farm/wait.ts';
 import { FarmWorker } from '../../../farm/worker.ts';
-import { type Backend, BACKENDS, CHEAP_BLEND, countRows, createTestDatabase, farmContext, FAST_CONFIG, GENEROUS_BUDGET, type TestDatabase } from '../../helpers/db.ts';
+import { type Backend, BACKENDS, CHEAP_BLEND, countRows, createTestDatabase, farmContext, GENEROUS_BUDGET, type TestDatabase } from '../../helpers/db.ts';
+import { startWorkerProcess, waitForOutput, type WorkerProcess } from '../../helpers/worker-process.ts';
 
-const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
-
-function startWorkerProcess(testDb: TestDatabase, id: string, rendererOptions: object): ChildProcess & { output: () => string } {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'apps/worker/main.ts'], {
-    cwd: ROOT,
-    env: {
-      ...process.env,
-      ...testDb.env,
-      BLENDFARM_RENDERER: 'farm/fake-renderer.ts',
-      BLENDFARM_RENDERER_OPTIONS: JSON.stringify(rendererOptions),
-      BLENDFARM_WORKER_ID: id,
-      BLENDFARM_LEASE_SECONDS: String(FAST_CONFIG.leaseSeconds),
-      BLENDFARM_HEARTBEAT_SECONDS: String(FAST_CONFIG.heartbeatSeconds),
-      BLENDFARM_POLL_INTERVAL_MS: '50',
-      BLENDFARM_RETRY_BACKOFF_SECONDS: '0',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let text = '';
-  child.stdout?.on('data', (chunk: Buffer) => (text += chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => (text += chunk.toString()));
-  return Object.assign(child, { output: () => text });
-}
-
-async function waitForOutput(child: ChildProcess & { output: () => string }, pattern: RegExp, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!pattern.test(child.output())) {
-    if (child.exitCode !== null) throw new Error(`worker exited early:\n${child.output()}`);
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${pattern}:\n${child.output()}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+/** A failed attempt is retried at once. */
+const NO_BACKOFF = { BLENDFARM_RETRY_BACKOFF_SECONDS: '0' };
 
 let testDb: TestDatabase | undefined;
-let child: (ChildProcess & { output: () => string }) | undefined;
+let child: WorkerProcess | undefined;
 
 afterEach(async () => {
   if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
@@ -69,7 +38,7 @@ async function submitOne(backend: Backend, prompts: string[]) {
 describe.each(BACKENDS)('worker processes on %s', (backend) => {
   it('finishes the job of a worker killed with SIGKILL exactly once, elsewhere', async () => {
     const job = await submitOne(backend, ['a slow render', 'b']);
-    child = startWorkerProcess(testDb!, 'doomed', { models: ['proc'], steps: 100, stepMs: 100 });
+    child = startWorkerProcess(testDb!, { id: 'doomed', rendererOptions: { models: ['proc'], steps: 100, stepMs: 100 }, env: NO_BACKOFF });
     await waitForOutput(child, new RegExp(`job ${job.id}: attempt 1 of 3 started`));
     child.kill('SIGKILL');
     await once(child, 'exit');
@@ -101,7 +70,7 @@ describe.each(BACKENDS)('worker processes on %s', (backend) => {
 describe('worker process on postgres', () => {
   it('finishes the running job and exits cleanly on SIGTERM', async () => {
     const job = await submitOne('postgres', ['a short render', 'b']);
-    child = startWorkerProcess(testDb!, 'polite', { models: ['proc'], steps: 10, stepMs: 80 });
+    child = startWorkerProcess(testDb!, { id: 'polite', rendererOptions: { models: ['proc'], steps: 10, stepMs: 80 }, env: NO_BACKOFF });
     await waitForOutput(child, new RegExp(`job ${job.id}: attempt 1 of 3 started`));
     child.kill('SIGTERM');
     const [code] = await once(child, 'exit');

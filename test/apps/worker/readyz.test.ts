@@ -2,49 +2,11 @@
 // model fails to load at first: /readyz answers 503 with the reason, the log says it in one line,
 // and the worker becomes ready (200) once the model loads — by the retry 5 s later, or at once by a
 // job that loaded it.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { submitJob } from '../../../farm/jobs.ts';
 import { waitForJob } from '../../../farm/wait.ts';
-import { CHEAP_BLEND, createTestDatabase, farmContext, FAST_CONFIG, GENEROUS_BUDGET, type TestDatabase } from '../../helpers/db.ts';
-
-const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
-
-type Worker = ChildProcess & { output: () => string };
-
-function startWorkerProcess(testDb: TestDatabase, rendererOptions: object): Worker {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'apps/worker/main.ts'], {
-    cwd: ROOT,
-    env: {
-      ...process.env,
-      ...testDb.env,
-      BLENDFARM_RENDERER: 'farm/fake-renderer.ts',
-      BLENDFARM_RENDERER_OPTIONS: JSON.stringify(rendererOptions),
-      BLENDFARM_WORKER_ID: 'readyz',
-      BLENDFARM_HTTP_PORT: '0',
-      BLENDFARM_LEASE_SECONDS: String(FAST_CONFIG.leaseSeconds),
-      BLENDFARM_HEARTBEAT_SECONDS: String(FAST_CONFIG.heartbeatSeconds),
-      BLENDFARM_POLL_INTERVAL_MS: '50',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let text = '';
-  child.stdout?.on('data', (chunk: Buffer) => (text += chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => (text += chunk.toString()));
-  return Object.assign(child, { output: () => text });
-}
-
-async function waitForOutput(child: Worker, pattern: RegExp, timeoutMs = 30_000): Promise<RegExpExecArray> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const match = pattern.exec(child.output());
-    if (match) return match;
-    if (child.exitCode !== null) throw new Error(`worker exited early:\n${child.output()}`);
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${pattern}:\n${child.output()}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+import { CHEAP_BLEND, createTestDatabase, farmContext, GENEROUS_BUDGET, type TestDatabase } from '../../helpers/db.ts';
+import { startWorkerProcess, waitForOutput, type WorkerProcess } from '../../helpers/worker-process.ts';
 
 async function readyz(base: string): Promise<{ status: number; body: { ready: boolean; checks: Record<string, string> } }> {
   const res = await fetch(`${base}/readyz`);
@@ -52,7 +14,7 @@ async function readyz(base: string): Promise<{ status: number; body: { ready: bo
 }
 
 let testDb: TestDatabase | undefined;
-let child: Worker | undefined;
+let child: WorkerProcess | undefined;
 
 afterEach(async () => {
   if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
@@ -64,7 +26,7 @@ afterEach(async () => {
 /** Starts the worker; resolves with its ops server's address once its first warm-up has failed. */
 async function workerWhoseModelFailed(rendererOptions: object): Promise<string> {
   testDb = await createTestDatabase('postgres');
-  child = startWorkerProcess(testDb, { models: ['proc'], steps: 2, stepMs: 5, ...rendererOptions });
+  child = startWorkerProcess(testDb, { id: 'readyz', rendererOptions: { models: ['proc'], steps: 2, stepMs: 5, ...rendererOptions }, env: { BLENDFARM_HTTP_PORT: '0' } });
   const [, base] = await waitForOutput(child, /HTTP: (http:\/\/[^/\s"]+)\/metrics/);
   await waitForOutput(child, /the model did not load \(try 1\): fake model load failure \(warm-up 1 of the \d+ set to fail\); the worker stays unready and tries again in 5 s/);
   const down = await readyz(base);

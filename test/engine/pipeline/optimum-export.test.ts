@@ -5,36 +5,14 @@
  * pipeline from diffusers' starting latents to the final image.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { StableDiffusionPipeline, InvalidRequestError, readModelFolder, sharpOfForTests } from './optimum-helpers.ts';
+import { maxAbsDiff, readReference, relDiff } from '../../helpers/reference-arrays.ts';
 
 const DIR = fileURLToPath(new URL('../../fixtures/tiny-sd-optimum/', import.meta.url));
-const meta = JSON.parse(readFileSync(join(DIR, 'reference.json'), 'utf8'));
-const bin = readFileSync(join(DIR, 'reference.bin'));
-const floats = new Float32Array(bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength));
-
-function ref(name: string): { data: Float32Array; shape: number[] } {
-  const a = meta.arrays[name];
-  if (!a) throw new Error(`no array ${name} in the fixture`);
-  return { data: floats.subarray(a.offset, a.offset + a.length), shape: a.shape };
-}
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
-
-/** Largest |a - b| relative to the reference's own scale (max |b|). */
-function relDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let scale = 0;
-  for (let i = 0; i < b.length; i++) scale = Math.max(scale, Math.abs(b[i]));
-  return maxAbsDiff(a, b) / scale;
-}
+const { meta, ref } = readReference(DIR);
 
 const ddim = meta.cases.find((c: { name: string }) => c.name === 'ddim_64');
 

@@ -23,32 +23,11 @@ import {
   type RawImage,
 } from '../../../engine/index.ts';
 import { testModelDir } from '../../../models/paths.ts';
+import { maxAbsDiff, readReference, relDiff } from '../../helpers/reference-arrays.ts';
 
 const FIXTURE = fileURLToPath(new URL('../../fixtures/tiny-clip-variation/', import.meta.url));
 const PHOTOS = fileURLToPath(new URL('../../fixtures/photos/', import.meta.url));
-const meta = JSON.parse(readFileSync(join(FIXTURE, 'reference.json'), 'utf8'));
-const bin = readFileSync(join(FIXTURE, 'reference.bin'));
-const floats = new Float32Array(bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength));
-
-function ref(name: string): { data: Float32Array; shape: number[] } {
-  const a = meta.arrays[name];
-  if (!a) throw new Error(`no array ${name} in the fixture`);
-  return { data: floats.subarray(a.offset, a.offset + a.length), shape: a.shape };
-}
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
-
-/** Largest |a - b| relative to the reference's own scale (max |b|). */
-function relDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let scale = 0;
-  for (let i = 0; i < b.length; i++) scale = Math.max(scale, Math.abs(b[i]));
-  return maxAbsDiff(a, b) / scale;
-}
+const { meta, ref } = readReference(FIXTURE);
 
 async function decodePng(file: string): Promise<RawImage> {
   const { default: sharp } = await import('sharp');
