@@ -29,6 +29,7 @@ export { LatentBlender, dampedGuidance, transitionDefaults, inpaintConditioning,
 export type { EndpointImage, InpaintInput } from './blend/transition.ts';
 export {
   prepareImage,
+  decodeImage,
   prepareMask,
   presetMask,
   inspectImage,

@@ -96,6 +96,30 @@ export async function inspectImage(
 }
 
 /**
+ * A user's picture at its own size: checked (inspectImage), EXIF-oriented, alpha flattened onto
+ * white, sRGB. A RawImage is returned as it is (after a size check). For models that take the
+ * picture through their own preprocessing (CLIP's processor for image variations), which must see
+ * the picture as uploaded, not as cropped to the render size.
+ */
+export async function decodeImage(input: ImageInput, label = 'the picture', limits?: ImageInputLimits): Promise<RawImage> {
+  if (isRawImage(input)) {
+    if (input.data.length < input.width * input.height * 3) throw new InvalidRequestError(`${label} has ${input.data.length} bytes, too few for ${input.width}x${input.height} RGB`);
+    return input;
+  }
+  await inspectImage(input, label, limits);
+  const buf = await (await sharpOf(Buffer.from(input.buffer, input.byteOffset, input.length), { limitInputPixels: false }))
+    .rotate()
+    .flatten({ background: '#ffffff' })
+    .removeAlpha()
+    .toColourspace('srgb')
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  if (buf.info.channels !== 3) throw new InvalidRequestError(`${label} could not be converted to RGB (got ${buf.info.channels} channels)`);
+  const data = buf.data;
+  return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: buf.info.width, height: buf.info.height, channels: 3 };
+}
+
+/**
  * A user's picture at the render size: checked (inspectImage), EXIF-oriented, alpha flattened onto
  * white, scaled to cover width x height and centre-cropped. A RawImage is only resized (same rule).
  */

@@ -16,7 +16,10 @@ import { clipGuidanceDefaults, clipGuidanceShift, cosine, type ClipGuidanceOptio
 import type { ImageVariationPipeline } from './pipeline.ts';
 
 export interface VariationOptions {
-  /** The start picture at the render size (prepareImage). */
+  /**
+   * The start picture at any size (decodeImage): the model's CLIP processor resizes and crops it,
+   * as diffusers' pipeline does with the picture it is given (the render size does not crop it).
+   */
   image: RawImage;
   /** Generations after the first variation (the source's -n). Default 10. */
   variations?: number;
@@ -91,9 +94,6 @@ export async function renderVariations(pipe: ImageVariationPipeline, opts: Varia
   };
   if (!(clip.positiveScale >= 0) || !(clip.negativeScale >= 0)) throw new InvalidRequestError('CLIP guidance scales must be 0 or more');
   if (!Number.isInteger(clip.repeats) || clip.repeats < 0 || clip.repeats > 100) throw new InvalidRequestError(`CLIP guidance repeats must be a whole number from 0 to 100, got ${clip.repeats}`);
-  if (opts.image.width !== r.width || opts.image.height !== r.height) {
-    throw new InvalidRequestError(`the picture is ${opts.image.width}x${opts.image.height} but the render is ${r.width}x${r.height}; bring it to the render size first (prepareImage)`);
-  }
   const seed = opts.seed ?? drawSeed();
   const positivePrompts = opts.positivePrompts ?? [...variationDefaults.positivePrompts];
   const negativePrompts = opts.negativePrompts ?? [...variationDefaults.negativePrompts];

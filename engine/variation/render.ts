@@ -4,14 +4,14 @@
  */
 import type { ImageVariationPipeline } from './pipeline.ts';
 import { renderVariations, type VariationOptions } from './animation.ts';
-import { prepareImage, type ImageInput, type ImageInputLimits } from '../input-image.ts';
+import { decodeImage, type ImageInput, type ImageInputLimits } from '../input-image.ts';
 import { encodeVideo, type VideoFormat } from '../video/encode.ts';
 import { encodePng, type RawImage } from '../image.ts';
 import { InvalidRequestError } from '../errors.ts';
 import { type RenderTimings, timingTotals, timingsSince } from '../pipeline/timings.ts';
 
 export interface VariationRequest extends Omit<VariationOptions, 'image' | 'signal' | 'onFrames'> {
-  /** The start picture as uploaded (PNG/JPEG/WebP bytes) or decoded RGB; cover-cropped to the render size. */
+  /** The start picture as uploaded (PNG/JPEG/WebP bytes) or decoded RGB, at its own size: the model's CLIP processor crops it. */
   image: ImageInput;
   /** Frames per second of the video (the source's default 20). */
   fps?: number;
@@ -57,8 +57,9 @@ export async function renderVariationVideo(
   const t0 = performance.now();
   const fps = req.fps ?? DEFAULT_VARIATION_FPS;
   if (!(fps >= 1 && fps <= 120)) throw new InvalidRequestError(`fps must be between 1 and 120, got ${fps}`);
-  const size = pipe.resolve(req);
-  const image = await prepareImage(req.image, size.width, size.height, 'the start picture', req.imageLimits);
+  pipe.resolve(req); // the request's sizes and steps, checked before the picture is decoded
+  // As uploaded: CLIP's processor crops it (not the render size), as diffusers does.
+  const image = await decodeImage(req.image, 'the start picture', req.imageLimits);
   const timingsBefore = timingTotals(pipe);
   const result = await renderVariations(pipe, {
     ...req,

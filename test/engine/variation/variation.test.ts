@@ -5,7 +5,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
-import { ImageVariationPipeline, InvalidRequestError, StableDiffusionPipeline, clipGuidanceShift, cosine, prepareImage, renderVariations, renderVariationVideo, type RawImage } from '../../../engine/index.ts';
+import { ImageVariationPipeline, InvalidRequestError, StableDiffusionPipeline, clipGuidanceShift, cosine, decodeImage, prepareImage, renderVariations, renderVariationVideo, type RawImage } from '../../../engine/index.ts';
 import { testModelDir } from '../../../models/paths.ts';
 
 const mad = (a: RawImage, b: RawImage) => {
@@ -109,7 +109,18 @@ describe('variation animations', () => {
   it('refuses bad options with a message that says what to do', async () => {
     await expect(renderVariations(pipe, { image: photo, noiseShift: 2 })).rejects.toThrow(/noise shift must be between 0/);
     await expect(renderVariations(pipe, { image: photo, variations: 100, intermediate: 60 })).rejects.toThrow(InvalidRequestError);
-    const big = await prepareImage(photo, 128, 128);
-    await expect(renderVariations(pipe, { image: big })).rejects.toThrow(/128x128 but the render is 64x64/);
+  });
+
+  it('embeds the picture as uploaded, whatever the render size: CLIP crops it, as diffusers does', async () => {
+    const original = await decodeImage(readFileSync('test/fixtures/photos/chelsea.png')); // 451x300
+    expect([original.width, original.height]).toEqual([451, 300]);
+    // A tall render: cropping the picture to it first would embed a narrow middle strip instead.
+    const r = await renderVariations(pipe, { image: original, width: 64, height: 128, variations: 1, intermediate: 1, seed: 3, clip: { repeats: 0 } });
+    expect([r.frames[0].width, r.frames[0].height]).toEqual([64, 128]);
+    const asUploaded = await pipe.encodeImage(original);
+    const renderCropped = await pipe.encodeImage(await prepareImage(original, 64, 128));
+    const gap = (a: Float32Array, b: Float32Array) => Math.max(...a.map((v, i) => Math.abs(v - b[i])));
+    expect(gap(r.embeddings[0], asUploaded)).toBe(0);
+    expect(gap(renderCropped, asUploaded)).toBeGreaterThan(1e-3);
   });
 });
