@@ -99,6 +99,9 @@ export class BuiltinPerceptualMetric implements PerceptualMetric {
   }
 }
 
+/** Pixels of all pairs in one call of OnnxBuiltinMetric (8 pairs at 512x512, 2 at 1024x1024); bigger stages take several calls. */
+export const ONNX_METRIC_PIXELS_PER_CALL = 8 * 512 * 512;
+
 const BUILTIN_METRIC_NAME = 'builtin-laplacian (full-resolution luminance detail at 5 scales, low-pass brightness, chroma)';
 
 /**
@@ -132,16 +135,24 @@ export class OnnxBuiltinMetric implements PerceptualMetric {
       }
     }
     if (Math.min(w, h) < BUILTIN_METRIC_FULL_PYRAMID_SIDE) return pairs.map(([a, b]) => builtinDistance(a, b));
+    // At most ONNX_METRIC_PIXELS_PER_CALL pixels per call: the graph's float planes take about
+    // 40 bytes per pixel and pair, beside the UNet's memory.
+    const perCall = Math.max(1, Math.floor(ONNX_METRIC_PIXELS_PER_CALL / (w * h)));
     const frame = w * h * 3;
-    const A = new Uint8Array(pairs.length * frame);
-    const B = new Uint8Array(pairs.length * frame);
-    pairs.forEach(([a, b], i) => {
-      A.set(a.data.subarray(0, frame), i * frame);
-      B.set(b.data.subarray(0, frame), i * frame);
-    });
-    const dims = [pairs.length, h, w, 3];
-    const out = await this.loaded.session.run({ a: new ort.Tensor('uint8', A, dims), b: new ort.Tensor('uint8', B, dims) });
-    return Array.from(readFloat(out.distance));
+    const out: number[] = [];
+    for (let start = 0; start < pairs.length; start += perCall) {
+      const chunk = pairs.slice(start, start + perCall);
+      const A = new Uint8Array(chunk.length * frame);
+      const B = new Uint8Array(chunk.length * frame);
+      chunk.forEach(([a, b], i) => {
+        A.set(a.data.subarray(0, frame), i * frame);
+        B.set(b.data.subarray(0, frame), i * frame);
+      });
+      const dims = [chunk.length, h, w, 3];
+      const result = await this.loaded.session.run({ a: new ort.Tensor('uint8', A, dims), b: new ort.Tensor('uint8', B, dims) });
+      out.push(...readFloat(result.distance));
+    }
+    return out;
   }
 
   async release(): Promise<void> {

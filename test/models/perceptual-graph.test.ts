@@ -12,6 +12,7 @@ import {
   BUILTIN_METRIC_FULL_PYRAMID_SIDE,
   BuiltinPerceptualMetric,
   InvalidRequestError,
+  ONNX_METRIC_PIXELS_PER_CALL,
   OnnxBuiltinMetric,
   SeededRandom,
   StableDiffusionPipeline,
@@ -69,6 +70,27 @@ describe('built-in perceptual metric as an ONNX graph', () => {
       }
       // Distinct values, so agreement is not a coincidence of constants.
       expect(new Set(js.map((v) => v.toFixed(4))).size).toBe(js.length);
+    }
+  });
+
+  it('splits many large pairs over several calls (ONNX_METRIC_PIXELS_PER_CALL) and keeps their order', async () => {
+    const a = await photo('coffee.png', [1024, 512]);
+    const pairs = [0, 1, 2, 3, 4, 5].map((k) => [a, noisy(a, 2 + 3 * k, k)] as const);
+    const runs: number[] = [];
+    const session = (metric as unknown as { loaded: { session: { run: (feeds: Record<string, { dims: readonly number[] }>) => Promise<unknown> } } }).loaded.session;
+    const run = session.run.bind(session);
+    session.run = (feeds) => {
+      runs.push(feeds.a.dims[0]);
+      return run(feeds);
+    };
+    try {
+      const got = await metric.distances(pairs);
+      expect(runs).toEqual([4, 2]); // 4 pairs of 1024x512 = ONNX_METRIC_PIXELS_PER_CALL
+      expect(ONNX_METRIC_PIXELS_PER_CALL).toBe(4 * 1024 * 512);
+      pairs.forEach(([x, y], i) => expect(rel(got[i], builtinDistance(x, y)), `pair ${i}`).toBeLessThan(1e-5));
+      for (let i = 1; i < got.length; i++) expect(got[i]).toBeGreaterThan(got[i - 1]); // more noise, larger gap: order kept
+    } finally {
+      session.run = run;
     }
   });
 
