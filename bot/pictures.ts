@@ -13,7 +13,7 @@
  * Every refusal names the option.
  */
 import type { Attachment, ChatInputCommandInteraction } from 'discord.js';
-import { IMAGE_LIMITS, inputMetadataIssue } from '../farm/index.ts';
+import { inputMetadataIssue } from '../farm/index.ts';
 import { UserInputError } from './errors.ts';
 
 /** A picture option of a command and the farm input it becomes (job-params.ts INPUT_NAMES). */
@@ -54,15 +54,23 @@ export function attachedPictures(interaction: Pick<ChatInputCommandInteraction, 
   }
   return {
     inputs: given.map((g) => g.input),
-    download: async () => Object.fromEntries(await Promise.all(given.map(async ({ option, input, attachment }) => [input, await download(option, attachment.url)] as const))),
+    download: async () => {
+      // One failure ends the others' downloads too: the command is refused either way.
+      const together = new AbortController();
+      try {
+        return Object.fromEntries(await Promise.all(given.map(async ({ option, input, attachment }) => [input, await download(option, attachment.url, together.signal)] as const)));
+      } finally {
+        together.abort();
+      }
+    },
   };
 }
 
-async function download(option: string, url: string): Promise<Uint8Array> {
+async function download(option: string, url: string, others: AbortSignal): Promise<Uint8Array> {
   const failed = (why: string) => new UserInputError(`The \`${option}\` attachment could not be downloaded from Discord (${why}), so nothing was queued; run the command again with the picture attached.`);
   let bytes: Uint8Array;
   try {
-    const response = await fetch(url, { signal: AbortSignal.timeout(DOWNLOAD_TIMEOUT_MS) });
+    const response = await fetch(url, { signal: AbortSignal.any([AbortSignal.timeout(DOWNLOAD_TIMEOUT_MS), others]) });
     if (!response.ok) throw failed(`Discord's CDN answered HTTP ${response.status}`);
     bytes = new Uint8Array(await response.arrayBuffer());
   } catch (err) {
@@ -70,6 +78,7 @@ async function download(option: string, url: string): Promise<Uint8Array> {
     throw failed((err as Error).name === 'TimeoutError' ? `no complete answer within ${DOWNLOAD_TIMEOUT_MS / 1000} s` : 'the connection failed');
   }
   // The size Discord reported is checked before; the bytes themselves again (checkJobInputs does too).
-  if (bytes.length > IMAGE_LIMITS.maxBytes) throw new UserInputError(`That picture can't be used: \`${option}\` is larger than ${IMAGE_LIMITS.maxBytes} bytes; attach a smaller picture.`);
+  const issue = inputMetadataIssue(`\`${option}\``, { size: bytes.length });
+  if (issue) throw new UserInputError(`That picture can't be used: ${issue}.`);
   return bytes;
 }

@@ -30,6 +30,7 @@ export type { EndpointImage, InpaintInput } from './blend/transition.ts';
 export {
   prepareImage,
   decodeImage,
+  pictureLimitIssue,
   prepareMask,
   presetMask,
   inspectImage,

@@ -59,6 +59,16 @@ function effectiveLimits(limits: ImageInputLimits | undefined): Required<ImageIn
 const mib = (n: number) => `${(n / 1024 / 1024).toFixed(n % (1024 * 1024) === 0 ? 0 : 1)} MiB`;
 
 /**
+ * How a picture over the limits is refused, worded once: by inspectImage when it reads the file,
+ * and by front ends that check an upload's reported size first (the farm's inputMetadataIssue).
+ */
+export const pictureLimitIssue = {
+  bytes: (label: string, bytes: number, maxBytes: number) => `${label} is ${mib(bytes)}, more than the ${mib(maxBytes)} limit; attach a smaller PNG, JPEG or WebP picture`,
+  pixels: (label: string, width: number, height: number, maxPixels: number) =>
+    `${label} is ${width}x${height} (${((width * height) / 1e6).toFixed(1)} megapixels), more than the ${Number((maxPixels / 1e6).toFixed(3))}-megapixel limit; attach a smaller picture`,
+};
+
+/**
  * Checks an encoded picture without decoding its pixels: format, byte size, pixel count.
  * Returns its format and (oriented) size. `label` names it in messages ("the from_image picture").
  */
@@ -69,9 +79,7 @@ export async function inspectImage(
 ): Promise<{ format: ImageInputFormat; width: number; height: number }> {
   const { maxBytes, maxPixels } = effectiveLimits(limits);
   if (bytes.length === 0) throw new InvalidRequestError(`${label} is an empty file; attach a PNG, JPEG or WebP picture`);
-  if (bytes.length > maxBytes) {
-    throw new InvalidRequestError(`${label} is ${mib(bytes.length)}, more than the ${mib(maxBytes)} limit; attach a smaller PNG, JPEG or WebP picture`);
-  }
+  if (bytes.length > maxBytes) throw new InvalidRequestError(pictureLimitIssue.bytes(label, bytes.length, maxBytes));
   let meta;
   try {
     meta = await (await sharpOf(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length), { limitInputPixels: false })).metadata();
@@ -85,11 +93,7 @@ export async function inspectImage(
   const w = meta.width ?? 0;
   const h = meta.pageHeight ?? meta.height ?? 0;
   if (w < 1 || h < 1) throw new InvalidRequestError(`${label} has no pixels; attach a PNG, JPEG or WebP picture`);
-  if (w * h > maxPixels) {
-    throw new InvalidRequestError(
-      `${label} is ${w}x${h} (${((w * h) / 1e6).toFixed(1)} megapixels), more than the ${Number((maxPixels / 1e6).toFixed(3))}-megapixel limit; attach a smaller picture`,
-    );
-  }
+  if (w * h > maxPixels) throw new InvalidRequestError(pictureLimitIssue.pixels(label, w, h, maxPixels));
   // EXIF orientations 5-8 swap width and height.
   const swap = (meta.orientation ?? 1) >= 5;
   return { format: format as ImageInputFormat, width: swap ? h : w, height: swap ? w : h };

@@ -3,7 +3,7 @@
 // is validated, against the limits table in limits.ts; bad values are refused at submission with a
 // clear message instead of failing on a GPU later. Stored as jsonb in jobs.params; the engine
 // adapter (apps/worker/engine-renderer.ts) renames the fields into the engine's RenderRequest.
-import { DEFAULT_IMAGE_STRENGTH, drawSeed, IMAGE_INPUT_FORMATS, inspectImage, InvalidRequestError, MASK_PRESETS, type MaskPreset, type VideoFormat } from '../engine/index.ts';
+import { DEFAULT_IMAGE_STRENGTH, drawSeed, IMAGE_INPUT_FORMATS, inspectImage, InvalidRequestError, MASK_PRESETS, pictureLimitIssue, type MaskPreset, type VideoFormat } from '../engine/index.ts';
 import { JOB_KINDS, type JobKind } from '../db/schema.ts';
 import { DEFAULT_UPSCALE_FACTOR, FIXED_SCALE_UPSCALERS, IMAGE_LIMITS, JOB_VIDEO_FORMATS, LIMITS, type Range, UPSCALE_FACTORS, upscalerMakes } from './limits.ts';
 import { unstorableTextIssue } from './text.ts';
@@ -422,8 +422,6 @@ export interface JobInput {
 /** The picture types a user may send, as MIME types (image/png, image/jpeg, image/webp). */
 export const IMAGE_MIME_TYPES: readonly string[] = IMAGE_INPUT_FORMATS.map((f) => `image/${f}`);
 
-const mib = (n: number) => `${Number((n / 1024 / 1024).toFixed(1))} MiB`;
-
 /**
  * The cheap check a front end makes from an upload's metadata, before downloading it: the type and
  * size Discord reports, and the width and height it reports for a picture it could read (absent
@@ -433,12 +431,9 @@ const mib = (n: number) => `${Number((n / 1024 / 1024).toFixed(1))} MiB`;
 export function inputMetadataIssue(name: string, meta: { size: number; contentType?: string | null; width?: number | null; height?: number | null }): string | undefined {
   const type = meta.contentType?.split(';')[0].trim().toLowerCase();
   if (type && !IMAGE_MIME_TYPES.includes(type)) return `${name} is ${type}, not a picture; attach a PNG, JPEG or WebP picture`;
-  if (meta.size > IMAGE_LIMITS.maxBytes) return `${name} is ${mib(meta.size)}, more than the ${mib(IMAGE_LIMITS.maxBytes)} limit; attach a smaller PNG, JPEG or WebP picture`;
+  if (meta.size > IMAGE_LIMITS.maxBytes) return pictureLimitIssue.bytes(name, meta.size, IMAGE_LIMITS.maxBytes);
   const { width: w, height: h } = meta;
-  if (typeof w === 'number' && typeof h === 'number' && w > 0 && h > 0 && w * h > IMAGE_LIMITS.maxPixels) {
-    // The engine's inspectImage words it the same way when it reads the header.
-    return `${name} is ${w}x${h} (${((w * h) / 1e6).toFixed(1)} megapixels), more than the ${Number((IMAGE_LIMITS.maxPixels / 1e6).toFixed(3))}-megapixel limit; attach a smaller picture`;
-  }
+  if (typeof w === 'number' && typeof h === 'number' && w > 0 && h > 0 && w * h > IMAGE_LIMITS.maxPixels) return pictureLimitIssue.pixels(name, w, h, IMAGE_LIMITS.maxPixels);
   return undefined;
 }
 
