@@ -13,7 +13,9 @@
 #   - writes STATS_JSON (default OUT/optimizer-stats.json): the onnxruntime version that optimized,
 #     and per component its node count and com.microsoft op counts.
 # Needs python3 with onnx and onnxruntime (any build: the optimizer rewrites graphs without a GPU).
-# Exit codes: 0 done; 5 python3, onnx, onnxruntime or sympy missing; 6 numpy 2.4 or later (the
+# OUT is replaced if it exists and this script wrote it (it holds optimizer-stats.json) or it is
+# empty; the script refuses an OUT that is IN or holds it, or another non-empty folder.
+# Exit codes: 0 done; 2 bad arguments; 5 python3, onnx, onnxruntime or sympy missing; 6 numpy 2.4 or later (the
 # optimizer up to ONNX Runtime 1.30 fails on it while fusing the VAE's attention); otherwise the
 # optimizer's.
 # scripts/gpu-run.sh runs it on the device on test/fixtures/tiny-sd-optimum, then
@@ -42,13 +44,26 @@ fi
 # The optimizer only formats its log with coloredlogs (a dependency of the onnxruntime wheel);
 # a Python without it gets a no-op stand-in rather than a failed run.
 shim=""
+trap '[ -z "$shim" ] || rm -rf "$shim"' EXIT
 if ! "$PY" -c 'import coloredlogs' 2>/dev/null; then
   shim=$(mktemp -d)
   printf 'def install(*args, **kwargs):\n    pass\n' > "$shim/coloredlogs.py"
   export PYTHONPATH="$shim${PYTHONPATH:+:$PYTHONPATH}"
   echo "ort-optimize: coloredlogs missing, using a no-op stand-in"
 fi
-rm -rf "$OUT"
+# OUT is replaced only when it is missing, empty or an earlier output of this script; never when it
+# is IN or holds IN (a user's export must not be deleted by a typo).
+[ -d "$IN" ] || { echo "ort-optimize: $IN is not a folder (expected an Optimum export: model_index.json, unet/, ...)"; exit 2; }
+in_real=$(cd "$IN" && pwd -P)
+if [ -e "$OUT" ]; then
+  out_real=$(cd "$OUT" 2>/dev/null && pwd -P) || { echo "ort-optimize: $OUT exists and is not a folder; give a new folder for the output"; exit 2; }
+  case "$in_real/" in "$out_real"/*) echo "ort-optimize: the output folder $OUT is the input or holds it; give a new folder for the output"; exit 2 ;; esac
+  if [ -n "$(ls -A "$OUT")" ] && [ ! -e "$OUT/optimizer-stats.json" ]; then
+    echo "ort-optimize: $OUT is not empty and was not written by this script; give a new folder for the output (it would be replaced)"
+    exit 2
+  fi
+  rm -rf "$OUT"
+fi
 "$PY" -m onnxruntime.transformers.models.stable_diffusion.optimize_pipeline -i "$IN" -o "$OUT" "${FLAGS[@]}"
 # Files the engine reads that the optimizer does not copy (it copies model_index.json, scheduler/,
 # tokenizer/ and each component's config.json): anything else at the top level, e.g. blendfarm.json.
@@ -77,4 +92,3 @@ with open(stats_path, "w") as f:
     json.dump(stats, f, indent=2)
 print(json.dumps(stats))
 PY
-[ -z "$shim" ] || rm -rf "$shim"

@@ -107,9 +107,10 @@ const BUILTIN_METRIC_NAME = 'builtin-laplacian (full-resolution luminance detail
 /**
  * The built-in metric computed by ONNX Runtime on the renderer's execution provider, from the graph
  * models/perceptual-graph.ts builds (the same computation as builtinDistance, within float32
- * rounding: test/models/perceptual-graph.test.ts). On a GPU it takes a fraction of a millisecond
- * per pair instead of several on the CPU, and a transition measures a stage's new gaps in one
- * call (distances). Inputs `a`, `b`: uint8 [N, H, W, 3]; output `distance`: float [N]. Frames
+ * rounding on the CPU: test/models/perceptual-graph.test.ts; on CUDA the device run checks it,
+ * bench/perceptual.ts). On a GPU it should take far less than the several milliseconds per pair
+ * of the CPU (to be measured by the device run), and a transition measures a stage's new gaps in
+ * one call (distances). Inputs `a`, `b`: uint8 [N, H, W, 3]; output `distance`: float [N]. Frames
  * with a side under BUILTIN_METRIC_FULL_PYRAMID_SIDE go to the JavaScript version.
  */
 export class OnnxBuiltinMetric implements PerceptualMetric {

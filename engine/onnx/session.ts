@@ -23,6 +23,12 @@ export interface TensorInfo {
   shape: Array<number | string>;
 }
 
+/**
+ * com.microsoft ops that ONNX Runtime's Stable Diffusion optimizer writes and that only the CUDA
+ * provider implements (the optimizer's attention, LayerNorm and GELU fusions also run on the CPU).
+ */
+export const CUDA_ONLY_CONTRIB_OPS = ['GroupNorm', 'SkipGroupNorm', 'NhwcConv', 'BiasSplitGelu', 'BiasAdd'] as const;
+
 export class ExecutionProviderError extends Error {
   constructor(readonly ep: ExecutionProvider, why: string) {
     super(
@@ -94,14 +100,22 @@ async function create(source: string | Uint8Array, path: string, opts: SessionOp
     session = typeof source === 'string' ? await ort.InferenceSession.create(source, options) : await ort.InferenceSession.create(source, options);
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
-    const missingKernel = /Failed to find kernel for (?:[\w.]+\.)?(\w+)\(|Could not find an implementation for (\w+)/.exec(msg);
+    const missingKernel = /Failed to find kernel for (?:[\w.]+\.)?(\w+)\((\d+)\)|Could not find an implementation for (\w+)\((\d+)\)/.exec(msg);
     if (missingKernel) {
-      const op = missingKernel[1] ?? missingKernel[2];
+      const op = missingKernel[1] ?? missingKernel[3];
+      const version = missingKernel[2] ?? missingKernel[4];
+      if (ep !== 'cuda' && (CUDA_ONLY_CONTRIB_OPS as readonly string[]).includes(op)) {
+        throw new ModelFileError(
+          path,
+          `uses ${op}, an operator the ${ep} provider has no kernel for. Graphs from ONNX Runtime's Stable Diffusion optimizer with --float16 ` +
+            `(${CUDA_ONLY_CONTRIB_OPS.join(', ')}) run on CUDA only: render this folder with --ep cuda (BLENDFARM_EP=cuda), ` +
+            `and point CPU workers at the plain export or a CPU-target optimizer run (models/README.md, "Fast GPU graphs")`,
+        );
+      }
       throw new ModelFileError(
         path,
-        `uses ${op}, an operator the ${ep} provider has no kernel for (at this graph's types). Graphs from ONNX Runtime's Stable Diffusion optimizer with --float16 ` +
-          `(GroupNorm, SkipGroupNorm, NhwcConv, BiasSplitGelu, BiasAdd) run on CUDA only: render this folder with --ep cuda (BLENDFARM_EP=cuda), ` +
-          `and point CPU workers at the plain export or a CPU-safe optimizer run (models/README.md, "Fast GPU graphs")`,
+        `uses ${op} (version ${version}), which ONNX Runtime ${ort.env.versions.common} has no kernel for on the ${ep} provider at this graph's types; ` +
+          'export the model again with standard ONNX ops (opset 17 works) or for another provider',
       );
     }
     if (ep !== 'cpu' && /provider|backend|cuda|webgpu|dawn|libcu|\.so/i.test(msg)) {

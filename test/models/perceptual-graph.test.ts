@@ -21,7 +21,7 @@ import {
   type RawImage,
 } from '../../engine/index.ts';
 import { LatentBlender } from '../../engine/blend/transition.ts';
-import { builtinPerceptualGraph } from '../../models/perceptual-graph.ts';
+import { builtinPerceptualGraph, builtinPerceptualGraphBuilder } from '../../models/perceptual-graph.ts';
 import { testModelDir } from '../../models/paths.ts';
 
 async function photo(name: string, size?: [number, number]): Promise<RawImage> {
@@ -100,6 +100,12 @@ describe('built-in perceptual metric as an ONNX graph', () => {
       const b = noisy(shifted(a, 5), 10, w);
       expect(rel(await metric.distance(a, b), builtinDistance(a, b)), `${w}x${h}`).toBeLessThan(1e-5);
     }
+  });
+
+  it('uses no Conv (a GPU provider may run convolutions in TF32): element-wise ops, reductions, one AveragePool', () => {
+    const ops = new Set(builtinPerceptualGraphBuilder().toGraphProto(new Set()).node.map((n) => n.opType));
+    expect(ops.has('Conv')).toBe(false);
+    expect([...ops].filter((op) => !['Cast', 'Sub', 'Mul', 'Add', 'Div', 'Abs', 'ReduceSum', 'ReduceMean', 'Unsqueeze', 'Concat', 'Pad', 'Slice', 'Shape', 'AveragePool', 'Identity'].includes(op))).toEqual([]);
   });
 
   it('leaves frames too small for every pyramid level to the JavaScript metric, exactly', async () => {
