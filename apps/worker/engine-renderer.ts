@@ -3,8 +3,8 @@
 // not share one with the event loop that heartbeats leases. The pipeline is loaded on the first job
 // and kept for the next ones. Its options come from the app (load-renderer.ts builds them from
 // loadConfig()'s result); nothing here reads the environment.
-import { basename } from 'node:path';
 import {
+  BuiltinPerceptualMetric,
   DiffusionUpscaler,
   ExecutionProviderError,
   ImageVariationPipeline,
@@ -44,6 +44,7 @@ import type { JobProgress, WorkerCapabilities } from '../../farm/types.ts';
 import { DEFAULT_MODELS, DEFAULT_VARIATION, INPUT_NAMES, type JobParams, type ModelAbility } from '../../farm/job-params.ts';
 import { isOutOfMemory, outOfMemoryError, workerMaxPixels } from './gpu-memory.ts';
 import { builtinPerceptualGraph } from '../../models/perceptual-graph.ts';
+import { mainModelId } from './model-id.ts';
 
 export interface EngineRendererOptions {
   /** ONNX pipeline folder; unset = the built-in demo model. */
@@ -68,23 +69,32 @@ export interface EngineRendererOptions {
   variationModelDir?: string;
 }
 
-/**
- * One model this worker has: its folder (undefined: the built-in demo model), the folder's kind
- * (which pipeline loads it) and what it can do.
- */
-interface WorkerModel {
-  dir?: string;
-  kind: ModelKind;
-  abilities: ModelAbility[];
+/** Seams for tests; the worker threads use the defaults. */
+export interface EngineRendererHooks {
+  /** Loads the metric that measures a transition's gaps; default the engine's createPerceptualMetric. */
+  createMetric?: typeof createPerceptualMetric;
 }
 
 /**
- * A model folder, read once (readModelFolder): its kind and what it can do. A text-to-image
+ * One model this worker has: its folder (undefined: the built-in demo model), the folder's kind as
+ * read at start (undefined: the folder could not be read) and what it was offered for.
+ */
+interface WorkerModel {
+  dir?: string;
+  kind?: ModelKind;
+  abilities: ModelAbility[];
+}
+
+/** A model kind as README.md and models/README.md name it, with its article. */
+const KIND_NAMES: Record<ModelKind, string> = { text2img: 'a text-to-image', inpaint: 'an inpainting', 'image-variation': 'an image-variation' };
+
+/**
+ * A model folder (readModelFolder): its kind and what it can do. A text-to-image
  * pipeline renders text transitions, and with a VAE encoder also transitions from or to a picture;
  * an inpainting pipeline inpainting transitions (and pictures); an image-variation pipeline
  * variation animations. The built-in demo model (no folder) is text-to-image with a VAE encoder.
  */
-function readWorkerModel(dir: string | undefined): WorkerModel {
+function readWorkerModel(dir: string | undefined): WorkerModel & { kind: ModelKind } {
   if (dir === undefined) return { kind: 'text2img', abilities: ['text', 'picture'] };
   const folder = readModelFolder(dir);
   const picture: ModelAbility[] = folder.vaeEncoder ? ['picture'] : [];
@@ -95,7 +105,8 @@ function readWorkerModel(dir: string | undefined): WorkerModel {
 /**
  * The models a worker offers, by id: the main one (BLENDFARM_MODEL_DIR, id `modelId`), and the
  * inpainting and variation models when their folders are set and valid (a bad folder is left out,
- * with the reason in the log, like the x4 upscaler).
+ * with the reason in the log, like the x4 upscaler). A main folder that cannot be read is offered
+ * for text transitions, its kind unknown: loading it reads the folder again.
  */
 function workerModels(opts: EngineRendererOptions, mainId: string): Map<string, WorkerModel> {
   const models = new Map<string, WorkerModel>();
@@ -103,8 +114,10 @@ function workerModels(opts: EngineRendererOptions, mainId: string): Map<string, 
   try {
     main = readWorkerModel(opts.modelDir);
   } catch {
-    // The first job (or the warm-up) reports the folder's problem; jobs fail without retries.
-    main = { dir: opts.modelDir, kind: 'text2img', abilities: ['text'] };
+    // The warm-up (and each job) reads the folder again when it loads the model, and reports the
+    // folder's problem while it lasts; the kind is not guessed, so a folder fixed later loads with
+    // its own pipeline.
+    main = { dir: opts.modelDir, abilities: ['text'] };
   }
   models.set(mainId, main);
   const extra: Array<[string, string | undefined, string, ModelAbility]> = [
@@ -115,7 +128,7 @@ function workerModels(opts: EngineRendererOptions, mainId: string): Map<string, 
     if (!dir) continue;
     try {
       const model = readWorkerModel(dir);
-      if (!model.abilities.includes(needed)) throw new Error(`is a ${model.kind} model, not ${needed === 'inpaint' ? 'an inpainting' : 'an image-variation'} one`);
+      if (!model.abilities.includes(needed)) throw new Error(`is ${KIND_NAMES[model.kind]} model, not ${needed === 'inpaint' ? 'an inpainting' : 'an image-variation'} one`);
       models.set(id, model);
     } catch (err) {
       console.warn(`[worker] not offering model "${id}": ${setting} ${(err as Error).message}`);
@@ -263,14 +276,20 @@ class EngineRenderer implements Renderer {
   /** Loaded pipelines by model id, kept for the next jobs. */
   private readonly pipes = new Map<string, Promise<StableDiffusionPipeline | ImageVariationPipeline>>();
   private models?: Map<string, WorkerModel>;
+  /** The gap metric: loaded, or loading; never a failed load (the next job tries again). */
   private metric?: Promise<PerceptualMetric>;
   private readonly modelId: string;
   private offered?: string[];
   /** Loaded upscalers by id and scale, kept for the next jobs like the pipeline. */
   private readonly upscalers = new Map<string, Promise<LoadedUpscaler>>();
+  /** The "restart to offer" lines logged, by model id: each said once. */
+  private readonly restartNotices = new Map<string, string>();
 
-  constructor(private readonly opts: EngineRendererOptions) {
-    this.modelId = opts.modelId ?? (opts.modelDir ? basename(opts.modelDir) : 'demo');
+  constructor(
+    private readonly opts: EngineRendererOptions,
+    private readonly hooks: EngineRendererHooks = {},
+  ) {
+    this.modelId = mainModelId(opts);
   }
 
   private offeredModels(): Map<string, WorkerModel> {
@@ -384,14 +403,57 @@ class EngineRenderer implements Renderer {
     if (!loading) {
       const session = { ep: this.opts.ep, deviceId: this.opts.deviceId, threads: this.opts.threads };
       loading = (async () => {
-        const dir = model.dir ?? (await ensureDemoModel(DEMO_MODEL_DIR));
-        return model.kind === 'image-variation' ? ImageVariationPipeline.load(dir, session) : StableDiffusionPipeline.load(dir, session);
+        if (model.dir === undefined) return StableDiffusionPipeline.load(await ensureDemoModel(DEMO_MODEL_DIR), session);
+        // Read again: the folder may have been fixed (or changed) since start-up.
+        const now = readWorkerModel(model.dir);
+        this.noticeAbilities(id, model, now);
+        return now.kind === 'image-variation' ? ImageVariationPipeline.load(model.dir, session) : StableDiffusionPipeline.load(model.dir, session);
       })();
       this.pipes.set(id, loading);
       // A failed load is not cached: the next job tries again (e.g. after the files are fixed).
       loading.catch(() => this.pipes.delete(id));
     }
     return loading;
+  }
+
+  /**
+   * A model whose folder now reads as able to do other things than it was offered for at start
+   * (its folder could not be read then, or was changed): one line saying a restart offers them,
+   * since the farm routes jobs by what the worker advertised when it started.
+   */
+  private noticeAbilities(id: string, offered: WorkerModel, now: WorkerModel & { kind: ModelKind }): void {
+    const same = now.abilities.length === offered.abilities.length && now.abilities.every((a) => offered.abilities.includes(a));
+    const key = now.abilities.join(',');
+    if (same || this.restartNotices.get(id) === key) return;
+    this.restartNotices.set(id, key);
+    console.warn(
+      `[worker] model "${id}" (${offered.dir}) is ${KIND_NAMES[now.kind]} model for ${now.abilities.join(', ')}, but this worker offered it for ${offered.abilities.join(', ')} when it started; restart the worker so that it offers the model for ${now.abilities.join(', ')}`,
+    );
+  }
+
+  /**
+   * The metric that measures a transition's gaps, loaded on the first job. When the built-in
+   * metric's graph does not open on the GPU (out of memory, a provider problem), one warning line
+   * and the JavaScript metric instead: the same values, on the CPU. An LPIPS model that does not
+   * load fails the job (its values are not the built-in metric's), and the next job tries again.
+   */
+  private gapMetric(): Promise<PerceptualMetric> {
+    if (!this.metric) {
+      const create = this.hooks.createMetric ?? createPerceptualMetric;
+      const lpips = this.opts.lpipsModel;
+      const loading = create(lpips, { ep: this.opts.ep, deviceId: this.opts.deviceId }, builtinPerceptualGraph()).catch((err: unknown) => {
+        if (lpips) throw err;
+        const reason = (err instanceof Error ? err.message : String(err)).replace(/\s+/g, ' ').trim();
+        console.warn(`[worker] the gap metric did not load on ${this.opts.ep ?? 'cpu'} (${reason}); measuring gaps with the JavaScript metric instead (same values, on the CPU)`);
+        return new BuiltinPerceptualMetric() as PerceptualMetric;
+      });
+      this.metric = loading;
+      // A failed load is not kept: the next job loads it again.
+      loading.catch(() => {
+        if (this.metric === loading) this.metric = undefined;
+      });
+    }
+    return this.metric;
   }
 
   /** A vary job: a variation animation of the job's start picture on the image-variation model. */
@@ -434,8 +496,8 @@ class EngineRenderer implements Renderer {
       const request = renderRequestFor(job);
       const pipe = await this.pipeline(job.model);
       if (!(pipe instanceof StableDiffusionPipeline)) throw new RenderError(`model "${job.model}" on this worker is an image-variation model; it makes /vary animations only`, { retryable: false });
-      this.metric ??= createPerceptualMetric(this.opts.lpipsModel, { ep: this.opts.ep, deviceId: this.opts.deviceId }, builtinPerceptualGraph());
-      const out = await renderVideo(pipe, request, { signal: ctx.signal, metric: await this.metric, onProgress: (p) => ctx.onProgress(jobProgress(p)) });
+      const metric = await this.gapMetric();
+      const out = await renderVideo(pipe, request, { signal: ctx.signal, metric, onProgress: (p) => ctx.onProgress(jobProgress(p)) });
       return {
         video: out.video,
         format: out.format,
@@ -486,9 +548,9 @@ class EngineRenderer implements Renderer {
   }
 }
 
-/** The factory thread-renderer.ts calls in each render thread; `options` are EngineRendererOptions. */
-export function createRenderer(options: unknown): Renderer {
-  return new EngineRenderer((options ?? {}) as EngineRendererOptions);
+/** The factory thread-renderer.ts calls in each render thread; `options` are EngineRendererOptions (`hooks`: tests only). */
+export function createRenderer(options: unknown, hooks?: EngineRendererHooks): Renderer {
+  return new EngineRenderer((options ?? {}) as EngineRendererOptions, hooks);
 }
 
 export default createRenderer;

@@ -5,8 +5,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Config } from '../../config/index.ts';
-import { createThreadRenderer, type ThreadRenderer } from '../../farm/index.ts';
+import { createThreadRenderer, type ClaimedJob, type ThreadRenderer, type WorkerCapabilities } from '../../farm/index.ts';
 import type { EngineRendererOptions } from './engine-renderer.ts';
+import { mainModelId } from './model-id.ts';
 
 const PROJECT_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const DEFAULT_RENDERER_MODULE = path.join(PROJECT_ROOT, 'apps', 'worker', 'engine-renderer.ts');
@@ -58,3 +59,14 @@ export function loadRenderer(spec: RendererSpec, abortGraceMs?: number): Promise
   return createThreadRenderer({ module: spec.module, rendererOptions: spec.options, threads: spec.threads, abortGraceMs });
 }
 
+/**
+ * Which jobs use the model the renderer's warm-up loads (ModelReadiness.watch): the engine
+ * adapter's warm-up loads its main model (mainModelId: the modelId option, else the model folder's
+ * name, else "demo"), which jobs naming that model load too — except upscale jobs, which load an
+ * upscaler whatever model they name. An inpainting or /vary job on the worker's other models loads
+ * those instead. Any other renderer module: the first model it advertises ("*": any model).
+ */
+export function warmedModelJobs(spec: RendererSpec, capabilities: WorkerCapabilities): (job: ClaimedJob) => boolean {
+  const main = spec.module === DEFAULT_RENDERER_MODULE ? mainModelId(spec.options as EngineRendererOptions) : capabilities.models[0];
+  return (job) => job.kind !== 'upscale' && main !== undefined && (main === '*' || job.model === main);
+}

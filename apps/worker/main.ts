@@ -11,11 +11,12 @@
 // rest. A second signal hands everything back at once.
 // /readyz (with BLENDFARM_HTTP_PORT) is ready once the model is loaded (apps/worker/model-readiness.ts):
 // a model that fails to load is logged with the reason, /readyz says why, and loading is tried
-// again 5 s later, the pause doubling up to 5 min (MODEL_LOAD_RETRY); a job that loaded the
-// model makes the worker ready when it finishes.
+// again 5 s later, the pause doubling up to 5 min (MODEL_LOAD_RETRY); a job on that model (not an
+// upscale, nor a job on the worker's inpainting or variation model) makes the worker ready when it
+// finishes.
 import { loadConfig, loadDotEnv } from '../../config/index.ts';
 import { defaultWorkerId, farmConfigFrom, openDatabase, startWorker } from '../../farm/index.ts';
-import { loadRenderer, rendererSpecFrom } from './load-renderer.ts';
+import { loadRenderer, rendererSpecFrom, warmedModelJobs } from './load-renderer.ts';
 import { createLogger, lineLogger, routeConsole, urlPassword } from '../log.ts';
 import { createRegistry, type Ops, startOps } from '../http/ops.ts';
 import { renderMetrics } from '../http/render-metrics.ts';
@@ -68,12 +69,12 @@ async function main(): Promise<void> {
   });
   const worker = await startWorker({
     farm: { db, config },
-    renderer: renderMetrics(registry).wrap(readiness.watch(renderer)),
+    renderer: renderMetrics(registry).wrap(readiness.watch(renderer, { usesWarmedModel: warmedModelJobs(spec, renderer.capabilities()) })),
     concurrency: spec.threads,
     id: workerId,
     log: lineLogger(logger),
   });
-  // Ready (/readyz) once the model is loaded: by the warm-up, one of its retries, or a job.
+  // Ready (/readyz) once the model is loaded: by the warm-up, one of its retries, or a job on it.
   readiness.start(renderer.warmUp && (() => renderer.warmUp!()));
   console.log(`[worker ${worker.id}] database: ${db.location}; renderer: ${spec.module}`);
 

@@ -2,11 +2,13 @@
 // renderer's warmUp resolves). A warm-up that fails is logged in one line with the reason, /readyz
 // says why the worker is unready, and the warm-up is tried again after a back-off
 // (MODEL_LOAD_RETRY: 5 s, doubling up to 5 min between tries, for as long as the worker runs) —
-// the operator may fix the files or free GPU memory meanwhile. A job that finishes meanwhile may
-// have loaded the model itself (each job loads it when it is not loaded yet): the next try is made
-// at once, and a warm-up finds a loaded model loaded, so the worker is ready as soon as that job is
-// done rather than at the next scheduled try.
-import type { Renderer } from '../../farm/index.ts';
+// the operator may fix the files or free GPU memory meanwhile. A job on the model the warm-up loads
+// that succeeds meanwhile has loaded that model itself (each job loads its model when it is not
+// loaded yet): the next try is made at once, and a warm-up finds a loaded model loaded, so the
+// worker is ready as soon as that job is done rather than at the next scheduled try. Other jobs
+// (upscales, /vary on the variation model) load other models: they leave the back-off alone, so a
+// worker short of GPU memory does not start a full model load after each of them.
+import type { ClaimedJob, Renderer } from '../../farm/index.ts';
 
 export interface RetryBackoff {
   /** Pause after the first failed try. */
@@ -23,6 +25,14 @@ export interface ModelReadinessOptions {
   log(level: 'info' | 'warn', line: string): void;
   /** Default MODEL_LOAD_RETRY. */
   retry?: RetryBackoff;
+}
+
+export interface WatchOptions {
+  /**
+   * Whether a job used the model the warm-up loads (so that, once it succeeded, that model is
+   * loaded); apps/worker/load-renderer.ts's warmedModelJobs says it for a worker's renderer.
+   */
+  usesWarmedModel(job: ClaimedJob): boolean;
 }
 
 type Phase = 'renderer' | 'loading' | 'failed' | 'ready' | 'stopping';
@@ -81,15 +91,16 @@ export class ModelReadiness {
   }
 
   /**
-   * The same renderer; a render that succeeds while the model is not known to be loaded makes the
-   * next try happen at once (that job may well have loaded it).
+   * The same renderer; a render on the warmed model (`usesWarmedModel`) that succeeds while the
+   * model is not known to be loaded makes the next try happen at once (that job has loaded it).
+   * Other renders leave the scheduled try as it is.
    */
-  watch(renderer: Renderer): Renderer {
+  watch(renderer: Renderer, options: WatchOptions): Renderer {
     return {
       capabilities: () => renderer.capabilities(),
       render: async (job, context) => {
         const result = await renderer.render(job, context);
-        if (this.phase === 'failed') void this.tryNow();
+        if (this.phase === 'failed' && options.usesWarmedModel(job)) void this.tryNow();
         return result;
       },
       ...(renderer.warmUp ? { warmUp: () => renderer.warmUp!() } : {}),

@@ -147,6 +147,32 @@ describe('thread renderer warm-up (engine adapter)', () => {
     }
   });
 
+  it('hands a replacement for a dead thread to one render at a time: two renders started at once run one after the other, and both succeed', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dead-thread-renderer-'));
+    const module = path.join(dir, 'one-at-a-time.mjs');
+    // Loading the model kills the thread; a render records when it ran and whether another was running on its thread.
+    fs.writeFileSync(
+      module,
+      `import { threadId } from 'node:worker_threads';\nlet running = 0;\n` +
+        `export default () => ({ capabilities: () => ({ models: ['m'], maxPixels: 1, executionProvider: 'test' }), warmUp: () => process.exit(7), ` +
+        `render: async () => { const others = running++; const started = Date.now(); await new Promise((r) => setTimeout(r, 150)); running--; ` +
+        `return { video: new Uint8Array(1), format: 'mp4', metadata: { threadId, others, started, ended: Date.now() }, gpuSeconds: 0 }; } });\n`,
+    );
+    const renderer = await createThreadRenderer({ module, threads: 1 });
+    try {
+      await expect(renderer.warmUp!()).rejects.toThrow('render thread exited (code 7) while loading its model');
+      const results = await Promise.all([renderer.render(job(['a', 'b']), context()), renderer.render(job(['c', 'd']), context())]);
+      const [first, second] = results.map((r) => r.metadata as { threadId: number; others: number; started: number; ended: number }).sort((a, b) => a.started - b.started);
+      // Both on the one replacement thread, neither while the other ran.
+      expect(first.threadId).toBe(second.threadId);
+      expect([first.others, second.others]).toEqual([0, 0]);
+      expect(second.started).toBeGreaterThanOrEqual(first.ended);
+    } finally {
+      await renderer.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('rejects with the reason when the model cannot load', async () => {
     const missing = path.join(os.tmpdir(), `no-model-${process.pid}`);
     const renderer = await createThreadRenderer({ module: ENGINE_RENDERER, rendererOptions: { modelDir: missing }, threads: 1 });

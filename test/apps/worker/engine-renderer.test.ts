@@ -1,7 +1,11 @@
 // The engine adapter's request mapping: job parameters renamed into the engine's RenderRequest,
 // nothing clamped or raised; an extension renders its new prompts after the movie it continues.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createRenderer, renderRequestFor } from '../../../apps/worker/engine-renderer.ts';
+import { BuiltinPerceptualMetric, ImageVariationPipeline, StableDiffusionPipeline, type PerceptualMetric } from '../../../engine/index.ts';
 import { parseJobParams } from '../../../farm/job-params.ts';
 import { LIMITS } from '../../../farm/limits.ts';
 import { RenderError } from '../../../farm/renderer.ts';
@@ -77,9 +81,15 @@ describe('engine adapter models', () => {
     const renderer = createRenderer({ modelDir: testModelDir('demo'), inpaintModelDir: testModelDir('variation'), variationModelDir: testModelDir('inpaint') });
     expect(renderer.capabilities().models).toEqual(['demo']);
     expect(modelWarnings(warn)).toEqual([
-      '[worker] not offering model "inpaint": BLENDFARM_INPAINT_MODEL_DIR is a image-variation model, not an inpainting one',
-      '[worker] not offering model "variation": BLENDFARM_VARIATION_MODEL_DIR is a inpaint model, not an image-variation one',
+      '[worker] not offering model "inpaint": BLENDFARM_INPAINT_MODEL_DIR is an image-variation model, not an inpainting one',
+      '[worker] not offering model "variation": BLENDFARM_VARIATION_MODEL_DIR is an inpainting model, not an image-variation one',
     ]);
+  });
+
+  it('says "a text-to-image model" of a text-to-image folder given as the variation model', () => {
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+    createRenderer({ modelDir: testModelDir('demo'), variationModelDir: testModelDir('demo') }).capabilities();
+    expect(modelWarnings(warn)).toEqual(['[worker] not offering model "variation": BLENDFARM_VARIATION_MODEL_DIR is a text-to-image model, not an image-variation one']);
   });
 
   it('loads an image-variation folder as the main model with the variation pipeline', async () => {
@@ -87,6 +97,127 @@ describe('engine adapter models', () => {
     try {
       expect(renderer.capabilities().modelAbilities).toEqual({ variation: ['variation'] });
       await expect(renderer.warmUp!()).resolves.toBeUndefined();
+    } finally {
+      await renderer.close?.();
+    }
+  });
+});
+
+// A main model folder that cannot be read at start is offered for text transitions only; once the
+// operator fixes it, loading it reads the folder again: its own pipeline loads it, and one line
+// says a restart offers what it can really do (the farm routes by what the worker advertised).
+describe('engine adapter: a model folder fixed after start-up', () => {
+  const dirs: string[] = [];
+  afterEach(() => {
+    vi.restoreAllMocks();
+    for (const dir of dirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** A model folder path that does not exist yet, and a function that makes it `name`'s test model. */
+  function brokenFolder(): { modelDir: string; fix(name: string): void } {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'blendfarm-fixed-model-'));
+    dirs.push(dir);
+    const modelDir = path.join(dir, 'main');
+    return { modelDir, fix: (name) => fs.symlinkSync(testModelDir(name), modelDir, 'dir') };
+  }
+  const restartLines = (warn: { mock: { calls: unknown[][] } }) => warn.mock.calls.map((call) => String(call[0])).filter((line) => line.includes('restart the worker'));
+
+  it('loads a variation folder fixed after start-up with the variation pipeline, and says a restart offers it', async () => {
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+    const variationLoad = vi.spyOn(ImageVariationPipeline, 'load');
+    const textLoad = vi.spyOn(StableDiffusionPipeline, 'load');
+    const { modelDir, fix } = brokenFolder();
+    const renderer = createRenderer({ modelDir });
+    try {
+      expect(renderer.capabilities().modelAbilities).toEqual({ main: ['text'] });
+      await expect(renderer.warmUp!()).rejects.toThrow(/folder not found/);
+      fix('variation');
+      await expect(renderer.warmUp!()).resolves.toBeUndefined();
+      expect(variationLoad).toHaveBeenCalledTimes(1);
+      expect(variationLoad.mock.calls[0][0]).toBe(modelDir);
+      expect(textLoad).not.toHaveBeenCalled();
+      expect(restartLines(warn)).toEqual([
+        `[worker] model "main" (${modelDir}) is an image-variation model for variation, but this worker offered it for text when it started; restart the worker so that it offers the model for variation`,
+      ]);
+      // What the farm was told stays as it was until the restart.
+      expect(renderer.capabilities().modelAbilities).toEqual({ main: ['text'] });
+    } finally {
+      await renderer.close?.();
+    }
+  });
+
+  it('says a restart offers picture transitions on a text-to-image folder (with a VAE encoder) fixed after start-up', async () => {
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+    const textLoad = vi.spyOn(StableDiffusionPipeline, 'load');
+    const { modelDir, fix } = brokenFolder();
+    const renderer = createRenderer({ modelDir });
+    try {
+      await expect(renderer.warmUp!()).rejects.toThrow(/folder not found/);
+      expect(restartLines(warn)).toEqual([]);
+      fix('demo');
+      await expect(renderer.warmUp!()).resolves.toBeUndefined();
+      expect(textLoad.mock.calls.map((call) => call[0])).toEqual([modelDir]);
+      expect(restartLines(warn)).toEqual([
+        `[worker] model "main" (${modelDir}) is a text-to-image model for text, picture, but this worker offered it for text when it started; restart the worker so that it offers the model for text, picture`,
+      ]);
+    } finally {
+      await renderer.close?.();
+    }
+  });
+});
+
+// The gap metric: on a GPU, the built-in metric's ONNX graph. When it does not open (out of GPU
+// memory, a provider problem) the worker measures with the JavaScript metric (same values) after one
+// warning line, instead of failing every later job; a failed load is never kept.
+describe('engine adapter gap metric', () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  const blend = (): ClaimedJob => ({
+    ...claimed('blend', { prompts: ['a red fox', 'a blue whale'], seeds: [3, 4], width: 64, height: 64, steps: 4, maxBranches: 3, durationSeconds: 1, fps: 4 }),
+    model: 'demo',
+  });
+  const ctx = () => ({ signal: new AbortController().signal, onProgress: () => {} });
+  const metricLines = (warn: { mock: { calls: unknown[][] } }) => warn.mock.calls.map((call) => String(call[0])).filter((line) => line.includes('gap metric'));
+
+  it('falls back to the JavaScript metric, with one warning line, when the GPU metric does not load; every job succeeds', async () => {
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+    const createMetric = vi.fn(async (): Promise<PerceptualMetric> => {
+      throw new Error('Failed to allocate memory for requested buffer of size 67108864\n  (CUDA out of memory)');
+    });
+    const renderer = createRenderer({ modelDir: testModelDir('demo') }, { createMetric });
+    try {
+      const first = await renderer.render(blend(), ctx());
+      const second = await renderer.render(blend(), ctx());
+      expect(first.metadata.metric).toBe(new BuiltinPerceptualMetric().name);
+      expect(second.metadata.metric).toBe(new BuiltinPerceptualMetric().name);
+      expect(second.metadata.maxGap).toBe(first.metadata.maxGap);
+      expect(createMetric).toHaveBeenCalledTimes(1);
+      expect(metricLines(warn)).toEqual([
+        '[worker] the gap metric did not load on cpu (Failed to allocate memory for requested buffer of size 67108864 (CUDA out of memory)); measuring gaps with the JavaScript metric instead (same values, on the CPU)',
+      ]);
+    } finally {
+      await renderer.close?.();
+    }
+  });
+
+  it('does not keep an LPIPS model that failed to load: that job fails, the next loads it again', async () => {
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+    let calls = 0;
+    const createMetric = vi.fn(async (_lpips?: string): Promise<PerceptualMetric> => {
+      if (++calls === 1) throw new Error('lpips.onnx: out of memory');
+      return new BuiltinPerceptualMetric();
+    });
+    const renderer = createRenderer({ modelDir: testModelDir('demo'), lpipsModel: '/models/lpips.onnx' }, { createMetric });
+    try {
+      await expect(renderer.render(blend(), ctx())).rejects.toThrow('lpips.onnx: out of memory');
+      const result = await renderer.render(blend(), ctx());
+      expect(result.metadata.metric).toBe(new BuiltinPerceptualMetric().name);
+      expect(createMetric).toHaveBeenCalledTimes(2);
+      expect(createMetric.mock.calls[1][0]).toBe('/models/lpips.onnx');
+      // LPIPS measures otherwise: no silent switch to the built-in metric.
+      expect(metricLines(warn)).toEqual([]);
     } finally {
       await renderer.close?.();
     }

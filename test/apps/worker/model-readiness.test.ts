@@ -1,8 +1,10 @@
 // A worker's model readiness (apps/worker/model-readiness.ts): unready until the model is loaded;
 // a failed warm-up is logged in one line with its reason, /readyz says why, and the warm-up is
 // retried after MODEL_LOAD_RETRY's back-off (5 s doubling to 5 min) until the model loads, or at
-// once when a job finished (it may have loaded the model itself).
+// once when a job on that model finished (it loaded the model itself); upscales and jobs on the
+// worker's other models leave the back-off alone.
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { DEFAULT_RENDERER_MODULE, FAKE_RENDERER_MODULE, warmedModelJobs } from '../../../apps/worker/load-renderer.ts';
 import { MODEL_LOAD_RETRY, ModelReadiness } from '../../../apps/worker/model-readiness.ts';
 import { FakeRenderer } from '../../../farm/fake-renderer.ts';
 import { parseJobParams } from '../../../farm/job-params.ts';
@@ -23,6 +25,10 @@ function flakyWarmUp(failures: number) {
 
 const job: ClaimedJob = { id: 1, kind: 'blend', userId: 'u', params: parseJobParams('blend', { prompts: ['a', 'b'], seeds: [1, 2] }), model: 'm', pixels: 0, attempt: 1, maxAttempts: 3, parentJobId: null, reservedGpuSeconds: 1, leaseToken: 't' };
 const context = () => ({ signal: new AbortController().signal, onProgress: () => {} });
+/** `job` as another kind of job, on another model. */
+const jobOf = (kind: ClaimedJob['kind'], model: string): ClaimedJob => ({ ...job, kind, model });
+/** A renderer whose renders all succeed without loading anything. */
+const succeeding = () => ({ capabilities: () => ({ models: ['m'], maxPixels: 1, executionProvider: 'test' }), render: async () => ({ video: new Uint8Array(1), format: 'mp4' as const, metadata: {}, gpuSeconds: 0 }) });
 
 afterEach(() => {
   vi.useRealTimers();
@@ -78,7 +84,7 @@ describe('model readiness', () => {
     // The model cannot be loaded by a warm-up, only by a render (as a job that loads it once the files are fixed).
     const fake = new FakeRenderer({ models: ['m'], steps: 1, stepMs: 1, warmUpFailures: 1_000 });
     const warmUp = vi.fn(() => fake.warmUp());
-    const renderer = readiness.watch(fake);
+    const renderer = readiness.watch(fake, { usesWarmedModel: (j) => j.model === 'm' });
     readiness.start(warmUp);
     await vi.waitFor(() => expect(readiness.check()).toMatch(/^the model did not load: fake model load failure/));
 
@@ -89,12 +95,36 @@ describe('model readiness', () => {
     expect(lines.at(-1)).toEqual({ level: 'info', line: 'the model loaded on try 2; the worker is ready' });
   });
 
-  it('a job that did not load the model leaves it unready, with the next pause longer', async () => {
+  it('makes no extra try after upscales and jobs on other models, which never load the warmed model', async () => {
     vi.useFakeTimers();
     const { log } = captured();
     const readiness = new ModelReadiness({ log });
     const warmUp = flakyWarmUp(100);
-    const renderer = readiness.watch({ capabilities: () => ({ models: ['m'], maxPixels: 1, executionProvider: 'test' }), render: async () => ({ video: new Uint8Array(1), format: 'mp4', metadata: {}, gpuSeconds: 0 }) });
+    const spec = { module: DEFAULT_RENDERER_MODULE, options: { modelDir: '/models/m' }, threads: 1 };
+    const renderer = readiness.watch(succeeding(), { usesWarmedModel: warmedModelJobs(spec, succeeding().capabilities()) });
+    readiness.start(warmUp);
+    await vi.advanceTimersByTimeAsync(0);
+    // An upscale of a movie made with the model, a /vary on the variation model, an inpainting on the inpainting model.
+    for (const other of [jobOf('upscale', 'm'), jobOf('vary', 'variation'), jobOf('blend', 'inpaint')]) {
+      await renderer.render(other, context());
+      await vi.advanceTimersByTimeAsync(0);
+    }
+    expect(warmUp).toHaveBeenCalledTimes(1);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(readiness.check()).toMatch(/^the model did not load: .* \(try 1; next try in 4 s\)$/);
+    // The back-off is kept: the next try comes when it was scheduled, 5 s after the first.
+    await vi.advanceTimersByTimeAsync(4_000);
+    expect(warmUp).toHaveBeenCalledTimes(2);
+    expect(readiness.check()).toMatch(/^the model did not load: .* \(try 2; next try in 10 s\)$/);
+  });
+
+  it('a job on the warmed model that did not leave it loaded keeps the worker unready, with the next pause longer', async () => {
+    vi.useFakeTimers();
+    const { log } = captured();
+    const readiness = new ModelReadiness({ log });
+    const warmUp = flakyWarmUp(100);
+    const spec = { module: DEFAULT_RENDERER_MODULE, options: { modelDir: '/models/m' }, threads: 1 };
+    const renderer = readiness.watch(succeeding(), { usesWarmedModel: warmedModelJobs(spec, succeeding().capabilities()) });
     readiness.start(warmUp);
     await vi.advanceTimersByTimeAsync(0);
     await renderer.render(job, context());
@@ -120,5 +150,34 @@ describe('model readiness', () => {
     const readiness = new ModelReadiness({ log: () => {} });
     readiness.start(undefined);
     expect(readiness.check()).toBe(true);
+  });
+});
+
+// Which jobs use the model a worker's warm-up loads: the engine adapter's main model (its modelId,
+// else the folder's name, else "demo"), named by any job but an upscale; another renderer module's
+// first advertised model.
+describe('warmed-model jobs', () => {
+  const engine = (options: object) => warmedModelJobs({ module: DEFAULT_RENDERER_MODULE, options, threads: 1 }, { models: ['ignored'], maxPixels: 1, executionProvider: 'cpu' });
+
+  it('for the engine adapter: jobs naming its main model, upscales excepted', () => {
+    const uses = engine({ modelDir: '/models/sd15/', inpaintModelDir: '/models/inp', variationModelDir: '/models/var' });
+    expect(['blend', 'movie', 'reroll', 'extend'].map((kind) => uses(jobOf(kind as ClaimedJob['kind'], 'sd15')))).toEqual([true, true, true, true]);
+    expect(uses(jobOf('upscale', 'sd15'))).toBe(false);
+    expect(uses(jobOf('vary', 'variation'))).toBe(false);
+    expect(uses(jobOf('blend', 'inpaint'))).toBe(false);
+    expect(uses(jobOf('blend', 'demo'))).toBe(false);
+    // A variation folder as the main model: a /vary on it loads it.
+    expect(uses(jobOf('vary', 'sd15'))).toBe(true);
+    expect(engine({ modelDir: '/models/sd15', modelId: 'main' })(jobOf('blend', 'main'))).toBe(true);
+    expect(engine({ modelDir: '/models/sd15', modelId: 'main' })(jobOf('blend', 'sd15'))).toBe(false);
+    expect(engine({})(jobOf('blend', 'demo'))).toBe(true);
+  });
+
+  it('for another renderer module: its first model, or any for "*"', () => {
+    const fake = (models: string[]) => warmedModelJobs({ module: FAKE_RENDERER_MODULE, options: {}, threads: 1 }, { models, maxPixels: 1, executionProvider: 'fake' });
+    expect(fake(['proc', 'other'])(jobOf('blend', 'proc'))).toBe(true);
+    expect(fake(['proc', 'other'])(jobOf('blend', 'other'))).toBe(false);
+    expect(fake(['*'])(jobOf('movie', 'anything'))).toBe(true);
+    expect(fake(['*'])(jobOf('upscale', 'anything'))).toBe(false);
   });
 });
