@@ -120,7 +120,13 @@ export class OnnxBuiltinMetric implements PerceptualMetric {
   }
 
   static async load(graph: Uint8Array, opts: SessionOptions = {}): Promise<OnnxBuiltinMetric> {
-    return new OnnxBuiltinMetric(await openSessionFromBytes(graph, 'the built-in perceptual metric graph', opts));
+    const metric = new OnnxBuiltinMetric(await openSessionFromBytes(graph, 'the built-in perceptual metric graph', opts));
+    // One small call now: the provider's first-run costs (kernel loading, memory arena) would
+    // otherwise land in the first transition's gap timing, which plans its branches.
+    const side = BUILTIN_METRIC_FULL_PYRAMID_SIDE;
+    const frame: RawImage = { data: new Uint8Array(side * side * 3), width: side, height: side, channels: 3 };
+    await metric.distance(frame, frame);
+    return metric;
   }
 
   async distance(a: RawImage, b: RawImage): Promise<number> {
