@@ -6,7 +6,8 @@
  *            (get_resize_output_image_size), or to size.height x size.width; Pillow's resampling
  *            (`resample`, bicubic for CLIP) on uint8, reimplemented here bit for bit
  *   crop     crop_size from the centre, top-left at floor((side - crop) / 2), zeros where the
- *            picture is smaller than the crop
+ *            picture is smaller than the crop; only the part of the resize inside the crop is
+ *            computed (the same values), so a 4000x1 picture costs what a square one does
  *   values   uint8 * rescale_factor (1/255), then (x - image_mean) / image_std per channel; [3, H, W]
  *
  * Checked against transformers 5.17 (test/engine/variation/clip-reference.test.ts): the same uint8
@@ -127,17 +128,22 @@ const FILTERS: Record<PilFilter, { support: number; f: (x: number) => number }> 
 /** Pillow's 8-bit fixed point: 22 fraction bits, rounding offset, clip to 0..255. */
 const PRECISION_BITS = 32 - 8 - 2;
 
-/** Pillow's precompute_coeffs + normalize_coeffs_8bpc: per output index, first input index, count, integer weights. */
-function coefficients(inSize: number, outSize: number, filter: PilFilter) {
+/**
+ * Pillow's precompute_coeffs + normalize_coeffs_8bpc for the output indices [from, from + count):
+ * per output index (relative to `from`), first input index, count, integer weights. An index's
+ * coefficients depend only on the index itself, so a range is computed exactly as the whole.
+ */
+function coefficients(inSize: number, outSize: number, filter: PilFilter, from = 0, count = outSize) {
   const { support: baseSupport, f } = FILTERS[filter];
   const scale = inSize / outSize;
   const filterscale = Math.max(scale, 1);
   const support = baseSupport * filterscale;
   const ksize = Math.ceil(support) * 2 + 1;
-  const bounds = new Int32Array(outSize * 2);
-  const kk = new Int32Array(outSize * ksize);
+  const bounds = new Int32Array(count * 2);
+  const kk = new Int32Array(count * ksize);
   const w = new Float64Array(ksize);
-  for (let xx = 0; xx < outSize; xx++) {
+  for (let i = 0; i < count; i++) {
+    const xx = from + i;
     const center = (xx + 0.5) * scale;
     const ss = 1 / filterscale;
     const xmin = Math.max(0, Math.trunc(center - support + 0.5));
@@ -149,10 +155,10 @@ function coefficients(inSize: number, outSize: number, filter: PilFilter) {
     }
     for (let x = 0; x < xmax; x++) {
       const k = ww !== 0 ? w[x] / ww : w[x];
-      kk[xx * ksize + x] = Math.trunc(k < 0 ? -0.5 + k * (1 << PRECISION_BITS) : 0.5 + k * (1 << PRECISION_BITS));
+      kk[i * ksize + x] = Math.trunc(k < 0 ? -0.5 + k * (1 << PRECISION_BITS) : 0.5 + k * (1 << PRECISION_BITS));
     }
-    bounds[xx * 2] = xmin;
-    bounds[xx * 2 + 1] = xmax;
+    bounds[i * 2] = xmin;
+    bounds[i * 2 + 1] = xmax;
   }
   return { ksize, bounds, kk };
 }
@@ -162,83 +168,113 @@ const clip8 = (ss: number) => {
   return v < 0 ? 0 : v > 255 ? 255 : v;
 };
 
+/** A rectangle of a resized picture, in its pixels. */
+export interface PixelRegion {
+  left: number;
+  top: number;
+  width: number;
+  height: number;
+}
+
 /**
  * Image.resize((width, height), filter) of Pillow for an RGB picture, to the same uint8 values:
  * a horizontal pass over the rows the vertical pass needs, then a vertical pass, each rounded and
  * clipped to uint8 (Resample.c, ImagingResampleInner).
+ *
+ * With `region`, only that part of the resized picture is computed and returned (region.width x
+ * region.height), to the same values as cropping the whole resize: each output column's and row's
+ * weights depend only on its own index. Nothing of width x height is allocated: the horizontal pass
+ * (first, as Pillow's: the values depend on its uint8 rounding before the vertical pass) makes only
+ * the region's columns, for only the input rows the region's rows read, so the intermediate is
+ * region.width x those rows (for CLIP's shortest-side resize, about crop x the picture's short side),
+ * then the vertical pass makes the region.
  */
-export function resizeLikePillow(img: RawImage, width: number, height: number, filter: PilFilter = 'bicubic'): RawImage {
+export function resizeLikePillow(img: RawImage, width: number, height: number, filter: PilFilter = 'bicubic', region?: PixelRegion): RawImage {
   if (!(positiveInt(width) && positiveInt(height))) throw new RangeError(`resize to ${width}x${height}: the size must be whole positive numbers`);
+  const r = region ?? { left: 0, top: 0, width, height };
+  if (!(Number.isInteger(r.left) && Number.isInteger(r.top) && positiveInt(r.width) && positiveInt(r.height) && r.left >= 0 && r.top >= 0 && r.left + r.width <= width && r.top + r.height <= height)) {
+    throw new RangeError(`region ${r.width}x${r.height} at (${r.left}, ${r.top}) is not inside the ${width}x${height} resize`);
+  }
   const C = img.channels;
   const needH = width !== img.width;
   const needV = height !== img.height;
-  const vert = coefficients(img.height, height, filter);
+  if (!needH && !needV) {
+    // No resampling: the region of the picture itself.
+    const out = new Uint8Array(r.width * r.height * C);
+    for (let y = 0; y < r.height; y++) out.set(img.data.subarray(((r.top + y) * img.width + r.left) * C, ((r.top + y) * img.width + r.left + r.width) * C), y * r.width * C);
+    return { data: out, width: r.width, height: r.height, channels: 3 };
+  }
+  const vert = needV ? coefficients(img.height, height, filter, r.top, r.height) : null;
+  // The source of the vertical pass, and where the region's first column is in it.
   let src = img.data;
   let srcW = img.width;
+  let srcX = r.left;
   if (needH) {
-    const first = vert.bounds[0];
-    const last = vert.bounds[height * 2 - 2] + vert.bounds[height * 2 - 1];
-    for (let i = 0; i < height; i++) vert.bounds[i * 2] -= first;
-    const { ksize, bounds, kk } = coefficients(img.width, width, filter);
-    const rows = last - first;
-    const tmp = new Uint8Array(width * rows * C);
+    // Input rows the vertical pass reads (all of the region's rows when there is none).
+    let first = r.top;
+    let rows = r.height;
+    if (vert) {
+      first = vert.bounds[0];
+      rows = vert.bounds[r.height * 2 - 2] + vert.bounds[r.height * 2 - 1] - first;
+      for (let i = 0; i < r.height; i++) vert.bounds[i * 2] -= first;
+    }
+    const { ksize, bounds, kk } = coefficients(img.width, width, filter, r.left, r.width);
+    const tmp = new Uint8Array(r.width * rows * C);
     for (let yy = 0; yy < rows; yy++) {
       const row = (yy + first) * img.width * C;
-      for (let xx = 0; xx < width; xx++) {
+      for (let xx = 0; xx < r.width; xx++) {
         const xmin = bounds[xx * 2];
         const xmax = bounds[xx * 2 + 1];
         const k = xx * ksize;
         for (let c = 0; c < C; c++) {
           let ss = 1 << (PRECISION_BITS - 1);
-          for (let x = 0; x < xmax; x++) ss += src[row + (x + xmin) * C + c] * kk[k + x];
-          tmp[(yy * width + xx) * C + c] = clip8(ss);
+          for (let x = 0; x < xmax; x++) ss += img.data[row + (x + xmin) * C + c] * kk[k + x];
+          tmp[(yy * r.width + xx) * C + c] = clip8(ss);
         }
       }
     }
+    if (!vert) return { data: tmp, width: r.width, height: r.height, channels: 3 };
     src = tmp;
-    srcW = width;
+    srcW = r.width;
+    srcX = 0;
   }
-  if (!needV) return { data: needH ? src : Uint8Array.from(src), width, height, channels: 3 };
-  const out = new Uint8Array(width * height * C);
-  const { ksize, bounds, kk } = vert;
-  for (let yy = 0; yy < height; yy++) {
+  const out = new Uint8Array(r.width * r.height * C);
+  const { ksize, bounds, kk } = vert!;
+  for (let yy = 0; yy < r.height; yy++) {
     const ymin = bounds[yy * 2];
     const ymax = bounds[yy * 2 + 1];
     const k = yy * ksize;
-    for (let xx = 0; xx < width; xx++) {
+    for (let xx = 0; xx < r.width; xx++) {
       for (let c = 0; c < C; c++) {
         let ss = 1 << (PRECISION_BITS - 1);
-        for (let y = 0; y < ymax; y++) ss += src[((y + ymin) * srcW + xx) * C + c] * kk[k + y];
-        out[(yy * width + xx) * C + c] = clip8(ss);
+        for (let y = 0; y < ymax; y++) ss += src[((y + ymin) * srcW + srcX + xx) * C + c] * kk[k + y];
+        out[(yy * r.width + xx) * C + c] = clip8(ss);
       }
     }
   }
-  return { data: out, width, height, channels: 3 };
+  return { data: out, width: r.width, height: r.height, channels: 3 };
 }
 
-/** The uint8 picture CLIPImageProcessor normalises: resized and centre-cropped (RGB, width x height of `p`). */
+/**
+ * The uint8 picture CLIPImageProcessor normalises: resized and centre-cropped (RGB, width x height of `p`).
+ * Only the part of the resize inside the crop is computed (resizeLikePillow's region), so a very thin
+ * picture (4000x1: a 896000x224 resize) costs what its 224x224 crop does.
+ */
 export function clipProcessedImage(img: RawImage, p: ClipImageProcessor): RawImage {
   const [rw, rh] = clipResizeSize(img.width, img.height, p);
-  const resized = rw === img.width && rh === img.height ? img : resizeLikePillow(img, rw, rh, p.filter);
-  if (!p.crop) return resized;
+  if (!p.crop) return rw === img.width && rh === img.height ? img : resizeLikePillow(img, rw, rh, p.filter);
   const { width, height } = p.crop;
   // numpy center_crop: top = (h - crop) // 2 (floor, also when negative: then zero padding).
   const top = Math.floor((rh - height) / 2);
   const left = Math.floor((rw - width) / 2);
+  // The part of the resized picture inside the crop (all of the crop unless the picture is smaller).
+  const x0 = Math.max(0, left);
+  const y0 = Math.max(0, top);
+  const region = { left: x0, top: y0, width: Math.min(rw, left + width) - x0, height: Math.min(rh, top + height) - y0 };
+  const part = resizeLikePillow(img, rw, rh, p.filter, region);
+  if (region.width === width && region.height === height) return part;
   const out = new Uint8Array(width * height * 3);
-  for (let y = 0; y < height; y++) {
-    const sy = y + top;
-    if (sy < 0 || sy >= rh) continue;
-    for (let x = 0; x < width; x++) {
-      const sx = x + left;
-      if (sx < 0 || sx >= rw) continue;
-      const s = (sy * rw + sx) * 3;
-      const d = (y * width + x) * 3;
-      out[d] = resized.data[s];
-      out[d + 1] = resized.data[s + 1];
-      out[d + 2] = resized.data[s + 2];
-    }
-  }
+  for (let y = 0; y < region.height; y++) out.set(part.data.subarray(y * region.width * 3, (y + 1) * region.width * 3), ((y0 - top + y) * width + x0 - left) * 3);
   return { data: out, width, height, channels: 3 };
 }
 
