@@ -100,27 +100,40 @@ export async function inspectImage(
 }
 
 /**
+ * The decode chain both decodeImage and prepareImage go through, so its rules live once: a RawImage
+ * is size-checked; a file is checked (inspectImage), EXIF-rotated and flattened onto white; then,
+ * with `cover`, scaled (Lanczos) to cover cover.width x cover.height and centre-cropped, in the same
+ * sharp pipeline, so libvips can shrink a large JPEG/WebP while decoding it instead of decoding it at
+ * full size first; alpha removed, sRGB, raw RGB, checked for 3 channels (and the cover size).
+ */
+async function decodeRgb(input: ImageInput, label: string, limits: ImageInputLimits | undefined, cover?: { width: number; height: number }): Promise<RawImage> {
+  let pipeline;
+  if (isRawImage(input)) {
+    if (input.data.length < input.width * input.height * 3) throw new InvalidRequestError(`${label} has ${input.data.length} bytes, too few for ${input.width}x${input.height} RGB`);
+    if (!cover || (input.width === cover.width && input.height === cover.height)) return input;
+    pipeline = await sharpOf(input.data, { raw: { width: input.width, height: input.height, channels: 3 } });
+  } else {
+    await inspectImage(input, label, limits);
+    pipeline = (await sharpOf(Buffer.from(input.buffer, input.byteOffset, input.length), { limitInputPixels: false })).rotate().flatten({ background: '#ffffff' });
+  }
+  if (cover) pipeline = pipeline.resize(cover.width, cover.height, { fit: 'cover', position: 'centre', kernel: 'lanczos3' });
+  const buf = await pipeline.removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+  const { width, height, channels } = buf.info;
+  if (channels !== 3 || (cover && (width !== cover.width || height !== cover.height))) {
+    throw new InvalidRequestError(`${label} could not be converted to ${cover ? `${cover.width}x${cover.height} ` : ''}RGB (got ${width}x${height}x${channels})`);
+  }
+  const data = buf.data;
+  return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width, height, channels: 3 };
+}
+
+/**
  * A user's picture at its own size: checked (inspectImage), EXIF-oriented, alpha flattened onto
  * white, sRGB. A RawImage is returned as it is (after a size check). For models that take the
  * picture through their own preprocessing (CLIP's processor for image variations), which must see
  * the picture as uploaded, not as cropped to the render size.
  */
 export async function decodeImage(input: ImageInput, label = 'the picture', limits?: ImageInputLimits): Promise<RawImage> {
-  if (isRawImage(input)) {
-    if (input.data.length < input.width * input.height * 3) throw new InvalidRequestError(`${label} has ${input.data.length} bytes, too few for ${input.width}x${input.height} RGB`);
-    return input;
-  }
-  await inspectImage(input, label, limits);
-  const buf = await (await sharpOf(Buffer.from(input.buffer, input.byteOffset, input.length), { limitInputPixels: false }))
-    .rotate()
-    .flatten({ background: '#ffffff' })
-    .removeAlpha()
-    .toColourspace('srgb')
-    .raw()
-    .toBuffer({ resolveWithObject: true });
-  if (buf.info.channels !== 3) throw new InvalidRequestError(`${label} could not be converted to RGB (got ${buf.info.channels} channels)`);
-  const data = buf.data;
-  return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: buf.info.width, height: buf.info.height, channels: 3 };
+  return decodeRgb(input, label, limits);
 }
 
 /**
@@ -129,26 +142,7 @@ export async function decodeImage(input: ImageInput, label = 'the picture', limi
  */
 export async function prepareImage(input: ImageInput, width: number, height: number, label = 'the picture', limits?: ImageInputLimits): Promise<RawImage> {
   if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) throw new RangeError(`bad target size ${width}x${height}`);
-  let pipeline;
-  if (isRawImage(input)) {
-    if (input.data.length < input.width * input.height * 3) throw new InvalidRequestError(`${label} has ${input.data.length} bytes, too few for ${input.width}x${input.height} RGB`);
-    if (input.width === width && input.height === height) return input;
-    pipeline = await sharpOf(input.data, { raw: { width: input.width, height: input.height, channels: 3 } });
-  } else {
-    await inspectImage(input, label, limits);
-    pipeline = (await sharpOf(Buffer.from(input.buffer, input.byteOffset, input.length), { limitInputPixels: false })).rotate().flatten({ background: '#ffffff' });
-  }
-  const buf = await pipeline
-    .resize(width, height, { fit: 'cover', position: 'centre', kernel: 'lanczos3' })
-    .removeAlpha()
-    .toColourspace('srgb')
-    .raw()
-    .toBuffer({ resolveWithObject: true });
-  if (buf.info.channels !== 3 || buf.info.width !== width || buf.info.height !== height) {
-    throw new InvalidRequestError(`${label} could not be converted to ${width}x${height} RGB (got ${buf.info.width}x${buf.info.height}x${buf.info.channels})`);
-  }
-  const data = buf.data;
-  return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width, height, channels: 3 };
+  return decodeRgb(input, label, limits, { width, height });
 }
 
 /** A mask picture at the render size (same checks and cover rule as prepareImage): white = change. */

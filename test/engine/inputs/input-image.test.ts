@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import sharp from 'sharp';
-import { IMAGE_INPUT_LIMITS, InvalidRequestError, prepareImage, prepareMask, presetMask } from '../../../engine/index.ts';
+import { IMAGE_INPUT_LIMITS, InvalidRequestError, decodeImage, prepareImage, prepareMask, presetMask } from '../../../engine/index.ts';
 
 const solid = (w: number, h: number, f: (x: number, y: number) => [number, number, number]) => {
   const data = Buffer.alloc(w * h * 3);
@@ -48,6 +48,60 @@ describe('prepareImage', () => {
     await expect(prepareImage(png, 8, 8, 'the picture', { maxBytes: 10 })).rejects.toThrow(/more than the .* limit; attach a smaller/);
     // Callers narrow the engine's limits, never widen them.
     expect(IMAGE_INPUT_LIMITS.maxBytes).toBeGreaterThan(1e6);
+  });
+});
+
+describe('decodeImage: the same decode rules, at the picture\'s own size', () => {
+  it('honours EXIF orientation and flattens transparency onto white, as prepareImage', async () => {
+    const jpeg = await solid(40, 20, (x) => (x < 20 ? [255, 0, 0] : [0, 0, 255])).jpeg({ quality: 95 }).withMetadata({ orientation: 6 }).toBuffer();
+    const img = await decodeImage(jpeg);
+    expect([img.width, img.height]).toEqual([20, 40]);
+    expect(px(img, 10, 5)[0]).toBeGreaterThan(200);
+    expect(px(img, 10, 34)[2]).toBeGreaterThan(200);
+    const webp = await sharp({ create: { width: 16, height: 12, channels: 4, background: { r: 0, g: 0, b: 0, alpha: 0 } } }).webp({ lossless: true }).toBuffer();
+    const white = await decodeImage(webp);
+    expect([white.width, white.height, white.data.length]).toEqual([16, 12, 16 * 12 * 3]);
+    expect(new Set(white.data)).toEqual(new Set([255]));
+  });
+
+  it('refuses what prepareImage refuses, in the same words', async () => {
+    const gif = await solid(8, 8, () => [1, 2, 3]).gif().toBuffer();
+    const png = await solid(100, 100, () => [9, 9, 9]).png().toBuffer();
+    const cases: Array<[Uint8Array, { maxPixels?: number; maxBytes?: number } | undefined]> = [
+      [gif, undefined],
+      [new Uint8Array(0), undefined],
+      [new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]), undefined],
+      [png, { maxPixels: 5000 }],
+      [png, { maxBytes: 10 }],
+    ];
+    for (const [bytes, limits] of cases) {
+      const a = await decodeImage(bytes, 'the start picture', limits).catch((e: Error) => e);
+      const b = await prepareImage(bytes, 8, 8, 'the start picture', limits).catch((e: Error) => e);
+      expect(a).toBeInstanceOf(InvalidRequestError);
+      expect((a as Error).message).toBe((b as Error).message);
+      expect((a as Error).message).toMatch(/^the start picture /);
+    }
+    const short = { data: new Uint8Array(10), width: 4, height: 4, channels: 3 as const };
+    await expect(decodeImage(short)).rejects.toThrow(/has 10 bytes, too few for 4x4 RGB/);
+    await expect(prepareImage(short, 2, 2)).rejects.toThrow(/has 10 bytes, too few for 4x4 RGB/);
+  });
+
+  it('prepareImage of a file is the cover resize of decodeImage\'s picture, but lets libvips shrink a JPEG while decoding it', async () => {
+    let s = 1;
+    const detail = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) >>> 26);
+    const big = solid(1600, 1200, (x) => [(x * 128) / 1600 + detail(), detail() * 3, 255 - detail()]);
+    // PNG has no shrink-on-load: the same chain gives the same pixels either way.
+    const png = await big.clone().png().toBuffer();
+    expect((await prepareImage(png, 64, 48)).data).toEqual((await prepareImage(await decodeImage(png), 64, 48)).data);
+    // A JPEG shrunk while decoding (libvips' shrink-on-load) differs slightly from one
+    // decoded at 1600x1200 and then resized: prepareImage must not decode it at full size first.
+    const jpeg = await big.clone().jpeg({ quality: 90 }).toBuffer();
+    const direct = await prepareImage(jpeg, 64, 48);
+    const viaFull = await prepareImage(await decodeImage(jpeg), 64, 48);
+    let d = 0;
+    for (let i = 0; i < direct.data.length; i++) d += Math.abs(direct.data[i] - viaFull.data[i]);
+    expect(d / direct.data.length).toBeGreaterThan(0.05);
+    expect(d / direct.data.length).toBeLessThan(3); // the same picture, resized by a different route
   });
 });
 
