@@ -3,7 +3,7 @@
  * (models/image-test-models.ts: CLIP-like image encoder with image_embeds, text encoder with
  * text_embeds, a UNet conditioned on [batch, 1, D]).
  */
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { ImageVariationPipeline, InvalidRequestError, StableDiffusionPipeline, clipGuidanceShift, cosine, decodeImage, prepareImage, renderVariations, renderVariationVideo, type RawImage } from '../../../engine/index.ts';
 import { testModelDir } from '../../../models/paths.ts';
@@ -112,15 +112,35 @@ describe('variation animations', () => {
   });
 
   it('embeds the picture as uploaded, whatever the render size: CLIP crops it, as diffusers does', async () => {
-    const original = await decodeImage(readFileSync('test/fixtures/photos/chelsea.png')); // 451x300
+    const bytes = readFileSync('test/fixtures/photos/chelsea.png'); // 451x300
+    const original = await decodeImage(bytes);
     expect([original.width, original.height]).toEqual([451, 300]);
-    // A tall render: cropping the picture to it first would embed a narrow middle strip instead.
-    const r = await renderVariations(pipe, { image: original, width: 64, height: 128, variations: 1, intermediate: 1, seed: 3, clip: { repeats: 0 } });
-    expect([r.frames[0].width, r.frames[0].height]).toEqual([64, 128]);
-    const asUploaded = await pipe.encodeImage(original);
-    const renderCropped = await pipe.encodeImage(await prepareImage(original, 64, 128));
+    // What reaches the image encoder when a tall render is asked for from the uploaded file:
+    // cropping the picture to the render size first would embed a narrow middle strip instead.
+    const seen: RawImage[] = [];
+    const embedded: Float32Array[] = [];
+    const encodeImage = pipe.encodeImage.bind(pipe);
+    const spy = vi.spyOn(pipe, 'encodeImage').mockImplementation(async (img) => {
+      seen.push(img);
+      const e = await encodeImage(img);
+      embedded.push(e);
+      return e;
+    });
+    let out;
+    try {
+      out = await renderVariationVideo(pipe, { image: bytes, width: 64, height: 128, steps: 2, variations: 1, intermediate: 1, seed: 3, clip: { repeats: 0 }, fps: 8 });
+    } finally {
+      spy.mockRestore();
+    }
+    expect([out.width, out.height]).toEqual([64, 128]);
+    // First the start picture, at its own size, then the variation frame (render size).
+    expect(seen.map((img) => [img.width, img.height])).toEqual([[451, 300], [64, 128]]);
+    expect(seen[0].data).toEqual(original.data);
     const gap = (a: Float32Array, b: Float32Array) => Math.max(...a.map((v, i) => Math.abs(v - b[i])));
-    expect(gap(r.embeddings[0], asUploaded)).toBe(0);
+    const asUploaded = await pipe.encodeImage(original);
+    expect(gap(embedded[0], asUploaded)).toBe(0);
+    // The test tells the two apart: the render-cropped picture's embedding is another.
+    const renderCropped = await pipe.encodeImage(await prepareImage(bytes, 64, 128));
     expect(gap(renderCropped, asUploaded)).toBeGreaterThan(1e-3);
   });
 });
