@@ -38,7 +38,7 @@ export interface Renderer {
    * Loads what jobs need (the model) ahead of the first one, so a worker can say it is ready
    * (/readyz) only once its model is loaded. Optional; rejects with the load error (jobs still try
    * to load the model again when they run). Called again after a failure (apps/worker/
-   * model-readiness.ts retries it with a back-off, and at once when a job finished), so it resolves
+   * model-readiness.ts retries it with a back-off, and at once when a job on that model finished), so it resolves
    * at once when the model is loaded already.
    */
   warmUp?(): Promise<void>;
