@@ -6,7 +6,9 @@
 // arenas, which keep each session's peak until the session is released, so the UNet's and the
 // VAE's peaks add up:
 //
-//   peak MiB = base + UNet items x pixels x unetMiBPerMP + attention + pixels x vaeMiBPerMP
+//   peak MiB = base + UNet items x pixels x unetMiBPerMP + attention + pixels x vaeMiBPerMP + gaps
+//   gaps = max(ONNX_METRIC_PIXELS_PER_CALL, pixels) x GAP_METRIC_BYTES_PER_PIXEL (the built-in gap
+//          metric's graph on the GPU: one call holds at most that many pixels of pair frames)
 //   attention (plain graphs only) = items x heads x tokens^2 x 2 bytes x 2 (scores and softmax),
 //             tokens = pixels / 64 (SD 1.x/2.x: attention at the first level) or / 256 (SDXL)
 //
@@ -18,7 +20,7 @@
 // uses at most 90% of the card.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { readModelFolder, type ExecutionProvider, type ModelFamily } from '../../engine/index.ts';
+import { ONNX_METRIC_PIXELS_PER_CALL, readModelFolder, type ExecutionProvider, type ModelFamily } from '../../engine/index.ts';
 import { RenderError } from '../../farm/renderer.ts';
 
 export interface MemoryModel {
@@ -44,6 +46,12 @@ export const MEMORY_MODELS: Record<ModelFamily, MemoryModel> = {
   'sdxl-turbo': SDXL,
 };
 
+/**
+ * Float planes the gap metric's graph holds per pixel of a pair at its peak (casts of both
+ * frames, their difference, the weighted sums, a pyramid level): an estimate, like the constants above.
+ */
+export const GAP_METRIC_BYTES_PER_PIXEL = 64;
+
 /** The engine's UNet batch per call when the worker does not set one (engine/pipeline/unet.ts). */
 export const DEFAULT_UNET_ITEMS = 16;
 /** The farm's default when nothing better is known (the engine renders at most 4096 per side). */
@@ -58,7 +66,8 @@ export function estimatePeakMiB(family: ModelFamily, pixels: number, opts: { ite
   const mp = pixels / MiB;
   const tokens = pixels / m.pixelsPerToken;
   const attention = opts.fusedAttention ? 0 : (items * m.heads * tokens * tokens * 2 * 2) / MiB;
-  return m.baseMiB + items * mp * m.unetMiBPerMP + attention + mp * m.vaeMiBPerMP;
+  const gaps = (Math.max(ONNX_METRIC_PIXELS_PER_CALL, pixels) * GAP_METRIC_BYTES_PER_PIXEL) / MiB;
+  return m.baseMiB + items * mp * m.unetMiBPerMP + attention + mp * m.vaeMiBPerMP + gaps;
 }
 
 /** Largest output size (a multiple of 64x64 pixels) whose estimated peak fits in 90% of `totalMiB`; 0 if none does. */

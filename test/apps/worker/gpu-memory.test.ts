@@ -8,8 +8,11 @@ import { GraphBuilder } from '../../../models/onnx/index.ts';
 import { DEMO_MODEL_DIR } from '../../../models/paths.ts';
 import { RenderError, isPermanentRenderError } from '../../../farm/renderer.ts';
 import { createRenderer } from '../../../apps/worker/engine-renderer.ts';
+import { ONNX_METRIC_PIXELS_PER_CALL } from '../../../engine/index.ts';
 import {
   DEFAULT_MAX_PIXELS,
+  GAP_METRIC_BYTES_PER_PIXEL,
+  MEMORY_MODELS,
   estimatePeakMiB,
   isOutOfMemory,
   maxPixelsForMemory,
@@ -75,6 +78,18 @@ describe('maxPixels from GPU memory', () => {
     expect(maxPixelsForMemory(24_576, 'sd1')).toBeLessThanOrEqual(maxPixelsForMemory(81_559, 'sd1'));
     expect(maxPixelsForMemory(2_000, 'sd1')).toBe(0);
     expect(maxPixelsForMemory(H200, 'sdxl')).toBeGreaterThan(0);
+  });
+
+  it('counts the gap metric\'s graph on the GPU: at least one full call of pair pixels, however small the job', () => {
+    const oneCall = (ONNX_METRIC_PIXELS_PER_CALL * GAP_METRIC_BYTES_PER_PIXEL) / 2 ** 20;
+    expect(oneCall).toBe(128);
+    const tiny = 64 * 64;
+    const weightsAndModels = MEMORY_MODELS.sd1.baseMiB + (tiny / 2 ** 20) * (MEMORY_MODELS.sd1.unetMiBPerMP + MEMORY_MODELS.sd1.vaeMiBPerMP);
+    expect(estimatePeakMiB('sd1', tiny, { items: 1, fusedAttention: true })).toBeCloseTo(weightsAndModels + oneCall, 6);
+    // A frame larger than one call's pixels is measured one pair per call.
+    const huge = 4096 * 4096;
+    const withoutGaps = MEMORY_MODELS.sd1.baseMiB + (huge / 2 ** 20) * (MEMORY_MODELS.sd1.unetMiBPerMP + MEMORY_MODELS.sd1.vaeMiBPerMP);
+    expect(estimatePeakMiB('sd1', huge, { items: 1, fusedAttention: true }) - withoutGaps).toBeCloseTo((huge * GAP_METRIC_BYTES_PER_PIXEL) / 2 ** 20, 6);
   });
 
   it('the setting wins; CPU workers keep the default; CUDA workers size from the card and the model folder', () => {
