@@ -4,7 +4,6 @@
  */
 import type { StableDiffusionPipeline } from './pipeline/stable-diffusion.ts';
 import { recoverEndpoint, renderMovie, type TransitionMode, type MovieProgress } from './blend/movie.ts';
-import { decodeVideoFrames } from './video/decode.ts';
 import { segmentsToVideo } from './blend/video.ts';
 import type { PerceptualMetric } from './blend/perceptual.ts';
 import type { VideoFormat } from './video/encode.ts';
@@ -183,8 +182,7 @@ export async function renderVideo(
   const t1 = performance.now();
   const timings = timingsSince(pipe, timingsBefore);
   const format = req.format ?? 'mp4';
-  const prefix = ext?.video ? await decodeVideoFrames(ext.video, segments[0].keyframes[0].width, segments[0].keyframes[0].height, opts.signal) : undefined;
-  const video = await segmentsToVideo(segments, { fps: req.fps, duration: req.duration, format, maxBytes: req.maxBytes, signal: opts.signal, prefix });
+  const video = await segmentsToVideo(segments, { fps: req.fps, duration: req.duration, format, maxBytes: req.maxBytes, signal: opts.signal, continues: ext?.video });
   const t2 = performance.now();
   const gaps = segments.flatMap((s) => s.gaps ?? []);
   const all = segments.flatMap((s, i) => (i === 0 ? s.keyframes : s.keyframes.slice(1)));

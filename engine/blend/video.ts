@@ -4,7 +4,8 @@
  */
 import { concatKeyframes, concatPlans, planFrames, renderFrames, type PlanMode } from '../video/frames.ts';
 import { encodeVideo, type EncodeResult, type VideoFormat } from '../video/encode.ts';
-import type { RawImage } from '../image.ts';
+import { appendFrames } from '../video/append.ts';
+import { decodeVideoFrames } from '../video/decode.ts';
 import { InvalidRequestError } from '../errors.ts';
 import type { MovieSegment } from './movie.ts';
 
@@ -19,10 +20,12 @@ export interface VideoOptions {
   signal?: AbortSignal;
   title?: string;
   /**
-   * Frames already shown before these segments (a movie being extended). Its last frame is the
-   * first segment's first keyframe, so that keyframe is not shown again.
+   * The finished video these segments continue (a movie being extended). Its last frame is the
+   * first segment's first keyframe, so that keyframe is not shown again. The new frames are joined
+   * to it without encoding it again where the streams allow (appendFrames); otherwise it is
+   * decoded and the whole movie encoded.
    */
-  prefix?: RawImage[];
+  continues?: Uint8Array;
 }
 
 export async function segmentsToVideo(segments: Array<Pick<MovieSegment, 'keyframes' | 'gaps'>>, opts: VideoOptions): Promise<EncodeResult> {
@@ -33,19 +36,19 @@ export async function segmentsToVideo(segments: Array<Pick<MovieSegment, 'keyfra
   });
   const planned = segments.map((s, i) => {
     // Each segment gets fps * duration frames; the joins share a frame, counted once.
-    const frames = Math.max(2, Math.round(opts.fps * durations[i]) + (i > 0 || opts.prefix?.length ? 1 : 0));
+    const frames = Math.max(2, Math.round(opts.fps * durations[i]) + (i > 0 || opts.continues ? 1 : 0));
     const mode = opts.plan ?? 'equal';
     return { keyframeCount: s.keyframes.length, plan: planFrames(s.keyframes.length, frames, { mode, gaps: mode === 'gap-weighted' ? s.gaps : undefined }) };
   });
   const plan = concatPlans(planned);
   const keyframes = concatKeyframes(segments.map((s) => s.keyframes));
   const { width, height } = keyframes[0];
-  const prefix = opts.prefix ?? [];
-  const frames = function* () {
-    yield* prefix;
+  const encode = { format: opts.format ?? 'mp4', fps: opts.fps, width, height, out: opts.out, maxBytes: opts.maxBytes, signal: opts.signal, title: opts.title } as const;
+  /** This movie's frames; continuing a video, without the first (the video's last frame). */
+  const own = function* () {
     let first = true;
     for (const f of renderFrames(keyframes, plan)) {
-      if (first && prefix.length) {
+      if (first && opts.continues) {
         first = false;
         continue;
       }
@@ -53,14 +56,13 @@ export async function segmentsToVideo(segments: Array<Pick<MovieSegment, 'keyfra
       yield f;
     }
   };
-  return encodeVideo(frames, {
-    format: opts.format ?? 'mp4',
-    fps: opts.fps,
-    width,
-    height,
-    out: opts.out,
-    maxBytes: opts.maxBytes,
-    signal: opts.signal,
-    title: opts.title,
-  });
+  if (!opts.continues) return encodeVideo(own, encode);
+  const appended = await appendFrames(opts.continues, own(), encode);
+  if (appended) return appended;
+  const prefix = await decodeVideoFrames(opts.continues, width, height, opts.signal);
+  const frames = function* () {
+    yield* prefix;
+    yield* own();
+  };
+  return encodeVideo(frames, encode);
 }

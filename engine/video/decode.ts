@@ -1,6 +1,7 @@
 /**
- * Decodes a finished video back into RGB frames (e.g. to extend a movie: the new part is appended
- * to the frames the user already has, and the whole is encoded once).
+ * Decodes a finished video back into RGB frames (e.g. to extend a movie whose video cannot take
+ * the new part by stream copy, engine/video/append.ts: the old frames and the new are then encoded
+ * together once).
  */
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';

@@ -140,6 +140,11 @@ function outputSize(format: VideoFormat, width: number, height: number, scale: n
   return { width: Math.max(1, Math.round(width * scale)), height: Math.max(1, Math.round(height * scale)) };
 }
 
+/** The size a full-size (first) attempt writes: the frames' size, made even where the codec needs it. */
+export function fullSize(format: VideoFormat, width: number, height: number): { width: number; height: number } {
+  return outputSize(format, width, height, 1);
+}
+
 interface AttemptSettings {
   width: number;
   height: number;

@@ -275,7 +275,7 @@ describe('renderVideo: one request in, one finished video out', () => {
 });
 
 describe('extend', () => {
-  it('recovers a movie’s last keyframe exactly and continues from it; the whole movie is re-encoded once', async () => {
+  it('recovers a movie’s last keyframe exactly and continues from it; the parent’s frames are kept as they were, not re-encoded', async () => {
     const { renderVideo } = await import('../../../engine/render.ts');
     const { recoverEndpoint } = await import('../../../engine/blend/movie.ts');
     const { decodeVideoFrames } = await import('../../../engine/video/decode.ts');
@@ -294,6 +294,20 @@ describe('extend', () => {
     expect(d).toHaveLength(16);
     // Same movie as rendering all three prompts at once, up to video compression.
     for (const i of [0, 7, 8, 15]) expect(meanAbsDiff(e[i].data, d[i].data)).toBeLessThan(6);
+    // The parent's 8 frames were joined by stream copy: they decode bit for bit as before.
+    const p = await decodeVideoFrames(parent.video, 128, 128);
+    expect(p).toHaveLength(8);
+    for (let i = 0; i < 8; i++) expect(Buffer.from(e[i].data).equals(Buffer.from(p[i].data)), `frame ${i}`).toBe(true);
+  });
+
+  it('a gif extension has no stream-copy join: the parent is decoded and the whole movie encoded once', async () => {
+    const { renderVideo } = await import('../../../engine/render.ts');
+    const { probeVideo } = await import('../../../engine/video/probe.ts');
+    const base = { ...SIZE, maxBranches: 3, fps: 8, duration: 1, format: 'gif' as const };
+    const parent = await renderVideo(pipe, { prompts: ['a red sunset', 'a green forest'], seeds: [1, 2], ...base });
+    const extended = await renderVideo(pipe, { prompts: ['a blue ocean'], seeds: [3], ...base, extend: { prompts: ['a red sunset', 'a green forest'], seeds: [1, 2], video: parent.video } });
+    expect(extended.frames).toBe(16);
+    expect([(await probeVideo(extended.video)).format, (await probeVideo(extended.video)).frames]).toEqual(['gif', 16]);
   });
 
   it('continues a movie that ends at a picture from that picture’s keyframe, not the prompt’s', async () => {

@@ -1,0 +1,79 @@
+/**
+ * Appending frames to a finished video without encoding it again (engine/video/append.ts), with
+ * real ffmpeg: the old frames decode exactly as before (their bytes were copied), the new ones
+ * follow, and every case where the streams cannot be joined is refused so the caller encodes the
+ * whole.
+ */
+import { describe, expect, it } from 'vitest';
+import { appendFrames } from '../../../engine/video/append.ts';
+import { decodeVideoFrames } from '../../../engine/video/decode.ts';
+import { encodeVideo, type VideoFormat } from '../../../engine/video/encode.ts';
+import { probeVideo } from '../../../engine/video/probe.ts';
+import type { RawImage } from '../../../engine/image.ts';
+
+const W = 64;
+const H = 48;
+
+/** A frame with a moving gradient and texture, different for each index. */
+function frame(i: number, w = W, h = H): RawImage {
+  const data = new Uint8Array(w * h * 3);
+  for (let y = 0; y < h; y++)
+    for (let x = 0; x < w; x++)
+      for (let c = 0; c < 3; c++) data[(y * w + x) * 3 + c] = Math.round(127 + 100 * Math.sin((x + 3 * i) * 0.07 * (c + 1) + y * 0.05) * Math.cos(i * 0.3 + c));
+  return { data, width: w, height: h, channels: 3 };
+}
+const frames = (from: number, count: number, w = W, h = H) => Array.from({ length: count }, (_, k) => frame(from + k, w, h));
+
+const meanAbs = (a: Uint8Array, b: Uint8Array) => a.reduce((s, v, i) => s + Math.abs(v - b[i]), 0) / a.length;
+
+describe('appendFrames', () => {
+  for (const format of ['mp4', 'webm'] as const) {
+    it(`${format}: the old frames keep their exact pixels, the new ones follow, and the file says so`, async () => {
+      const head = await encodeVideo(frames(0, 6), { format, fps: 8, width: W, height: H });
+      const joined = await appendFrames(head.bytes, frames(6, 4), { format, fps: 8, width: W, height: H, title: 'a "movie"' });
+      expect(joined).toBeDefined();
+      expect([joined!.frames, joined!.width, joined!.height, joined!.format]).toEqual([10, W, H, format]);
+      expect(joined!.durationSeconds).toBeCloseTo(10 / 8, 6);
+      const probe = await probeVideo(joined!.bytes);
+      expect([probe.frames, probe.fps, probe.codec]).toEqual([10, 8, format === 'mp4' ? 'h264' : 'vp9']);
+      const [before, after] = await Promise.all([decodeVideoFrames(head.bytes, W, H), decodeVideoFrames(joined!.bytes, W, H)]);
+      expect(after).toHaveLength(10);
+      // Copied, not re-encoded: bit for bit the same decoded pixels.
+      for (let i = 0; i < 6; i++) expect(Buffer.from(after[i].data).equals(Buffer.from(before[i].data)), `frame ${i}`).toBe(true);
+      // The new frames are the ones given (up to compression), in order.
+      for (let i = 6; i < 10; i++) {
+        expect(meanAbs(after[i].data, frame(i).data), `frame ${i}`).toBeLessThan(8);
+        expect(meanAbs(after[i].data, frame(i + 1).data), `frame ${i} is not its successor`).toBeGreaterThan(meanAbs(after[i].data, frame(i).data));
+      }
+    });
+  }
+
+  it('refuses what cannot be joined by stream copy, so the caller encodes the whole', async () => {
+    const head = await encodeVideo(frames(0, 4), { format: 'mp4', fps: 8, width: W, height: H });
+    // Another format, size or frame rate than the old video.
+    expect(await appendFrames(head.bytes, frames(4, 2), { format: 'webm', fps: 8, width: W, height: H })).toBeUndefined();
+    expect(await appendFrames(head.bytes, frames(4, 2, 32, 32), { format: 'mp4', fps: 8, width: 32, height: 32 })).toBeUndefined();
+    expect(await appendFrames(head.bytes, frames(4, 2), { format: 'mp4', fps: 12, width: W, height: H })).toBeUndefined();
+    // Formats with no such join.
+    for (const format of ['gif', 'webp'] as VideoFormat[]) {
+      const old = await encodeVideo(frames(0, 3), { format, fps: 8, width: W, height: H });
+      expect(await appendFrames(old.bytes, frames(3, 2), { format, fps: 8, width: W, height: H }), format).toBeUndefined();
+    }
+    // A joined file over the size limit.
+    expect(await appendFrames(head.bytes, frames(4, 2), { format: 'mp4', fps: 8, width: W, height: H, maxBytes: head.sizeBytes })).toBeUndefined();
+    // Not a video at all.
+    expect(await appendFrames(new TextEncoder().encode('not a video'), frames(4, 2), { format: 'mp4', fps: 8, width: W, height: H })).toBeUndefined();
+  });
+
+  it('refuses to join a head whose codec set-up differs (encoded at a target bitrate to fit a size limit)', async () => {
+    const big = frames(0, 24);
+    const free = await encodeVideo(big, { format: 'mp4', fps: 8, width: W, height: H });
+    const limited = await encodeVideo(big, { format: 'mp4', fps: 8, width: W, height: H, maxBytes: Math.floor(free.sizeBytes * 0.85) });
+    expect(limited.attempts.some((a) => a.bitrate !== undefined)).toBe(true);
+    expect([limited.width, limited.height]).toEqual([W, H]);
+    const joined = await appendFrames(limited.bytes, frames(24, 2), { format: 'mp4', fps: 8, width: W, height: H });
+    // x264's rate control (VBV) changes the stream's configuration record: the decoder set-up of the
+    // old video would not fit the new frames, so the join is refused.
+    expect(joined).toBeUndefined();
+  });
+});
