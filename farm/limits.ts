@@ -67,8 +67,12 @@ export const IMAGE_LIMITS = {
 
 export type LimitName = keyof typeof LIMITS;
 
-/** The video formats a job may ask for: the engine's formats (VIDEO_FORMATS) less animated webp. */
-export const JOB_VIDEO_FORMATS = ['mp4', 'webm', 'gif'] as const satisfies readonly VideoFormat[];
+/**
+ * The video formats a job may ask for: all the engine's (VIDEO_FORMATS). Discord shows animated
+ * WebP in attachments on every platform, smaller than a GIF of the same frames and not limited to
+ * 256 colours.
+ */
+export const JOB_VIDEO_FORMATS = ['mp4', 'webm', 'webp', 'gif'] as const satisfies readonly VideoFormat[];
 
 /** Upscale jobs multiply each side by one of these (2: four times the pixels). */
 export const UPSCALE_FACTORS = [2, 3, 4] as const;

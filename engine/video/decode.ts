@@ -8,10 +8,11 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { resolveFfmpeg } from './ffmpeg-path.ts';
-import type { RawImage } from '../image.ts';
+import { sharpOf, type RawImage } from '../image.ts';
 
 /** All frames of `video` as packed RGB at `width` x `height` (scaled if the file differs). */
 export async function decodeVideoFrames(video: Uint8Array, width: number, height: number, signal?: AbortSignal): Promise<RawImage[]> {
+  if (isWebp(video)) return decodeAnimatedWebp(video, width, height);
   const dir = await mkdtemp(path.join(tmpdir(), 'blendfarm-decode-'));
   try {
     // A file, not a pipe: MP4 and WebM demuxers need to seek.
@@ -31,4 +32,44 @@ export async function decodeVideoFrames(video: Uint8Array, width: number, height
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+function isWebp(bytes: Uint8Array): boolean {
+  const head = Buffer.from(bytes.buffer, bytes.byteOffset, Math.min(12, bytes.byteLength)).toString('latin1');
+  return head.startsWith('RIFF') && head.slice(8, 12) === 'WEBP';
+}
+
+/**
+ * Animated WebP through libvips (sharp): the ffmpeg builds in use cannot decode its animation
+ * (engine/video/probe.ts reads its container for the same reason). Frames come composited, as
+ * a player shows them, flattened onto black (the encoder writes opaque frames).
+ */
+async function decodeAnimatedWebp(video: Uint8Array, width: number, height: number): Promise<RawImage[]> {
+  const input = Buffer.from(video.buffer, video.byteOffset, video.byteLength);
+  let pages: number;
+  let pageHeight: number;
+  let fileWidth: number;
+  let raw: Buffer;
+  try {
+    const meta = await (await sharpOf(input, { animated: true, limitInputPixels: false })).metadata();
+    pages = meta.pages ?? 1;
+    pageHeight = meta.pageHeight ?? meta.height ?? 0;
+    fileWidth = meta.width ?? 0;
+    raw = await (await sharpOf(input, { animated: true, limitInputPixels: false })).flatten({ background: '#000000' }).removeAlpha().raw().toBuffer();
+  } catch (err) {
+    throw new Error(`could not decode the video: ${(err as Error).message}`);
+  }
+  const pageBytes = fileWidth * pageHeight * 3;
+  if (!(pageBytes > 0) || raw.length < pages * pageBytes) throw new Error('could not decode the video: the animated WebP has no readable frames');
+  const frames: RawImage[] = [];
+  for (let p = 0; p < pages; p++) {
+    const page = new Uint8Array(raw.buffer, raw.byteOffset + p * pageBytes, pageBytes);
+    if (fileWidth === width && pageHeight === height) {
+      frames.push({ data: page, width, height, channels: 3 });
+      continue;
+    }
+    const scaled = await (await sharpOf(page, { raw: { width: fileWidth, height: pageHeight, channels: 3 } })).resize(width, height, { fit: 'fill' }).raw().toBuffer();
+    frames.push({ data: new Uint8Array(scaled.buffer, scaled.byteOffset, scaled.length), width, height, channels: 3 });
+  }
+  return frames;
 }

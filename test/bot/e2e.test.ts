@@ -266,6 +266,21 @@ describe('forms, reactions and the other commands', () => {
     expect(movie.seeds.slice(0, 2)).toEqual([5, 6]);
   });
 
+  it('format webp posts an animated WebP, and Extend continues it (decoding the WebP, then one encode)', async () => {
+    const handle = await blend(alice, { from: 'a red sunset', to: 'a green forest', seed: 5, format: 'webp' });
+    const done = await handle.waitForOriginal(hasVideo, RENDER_TIMEOUT);
+    const file = done.attachments.find((a) => a.filename.endsWith('.webp'))!;
+    expect(file.contentType).toBe('image/webp');
+    const probe = await probeVideo(file.bytes);
+    expect([probe.format, probe.frames, probe.width, probe.height]).toEqual(['webp', 12, 512, 512]);
+    const parentId = Number(/bf:extend:(\d+)/.exec(buttonsOf(done).map((b) => b.customId).join(' '))![1]);
+    const open = fake.pressButton({ messageId: done.id, customId: `bf:extend:${parentId}`, user: alice });
+    expect((await open.waitForResponse()).type).toBe(9);
+    const extended = await fake.submitModal({ to: open, values: { prompts: 'a blue ocean' } }).waitForOriginal(hasVideo, RENDER_TIMEOUT);
+    const whole = await probeVideo(extended.attachments.find((a) => a.filename.endsWith('.webp'))!.bytes);
+    expect([whole.format, whole.frames]).toEqual(['webp', 24]);
+  });
+
   it('🔍 on a finished video upscales it 4x for whoever reacts (the owner here), in a reply', async () => {
     const { job: small, message: posted } = await postedVideo(['a moth', 'a lamp'], 64);
     fake.addReaction({ messageId: posted.id, emoji: '🔍', user: alice });

@@ -75,7 +75,7 @@ describe('the limits table', () => {
   });
 
   it('offers a subset of the engine formats', () => {
-    expect(issuesOf({ format: 'webp' })).toEqual([`format must be one of ${JOB_VIDEO_FORMATS.join(', ')} (got "webp")`]);
+    expect(issuesOf({ format: 'avi' })).toEqual([`format must be one of ${JOB_VIDEO_FORMATS.join(', ')} (got "avi")`]);
     for (const format of JOB_VIDEO_FORMATS) expect(issuesOf({ format })).toEqual([]);
   });
 

@@ -20,7 +20,7 @@ export interface BotFarm {
 }
 
 /** A message that carries a rendered video (what a finished job's message has). */
-export const hasVideo = (m: StoredMessage): boolean => m.attachments.some((a) => /\.(mp4|gif|webm)$/.test(a.filename));
+export const hasVideo = (m: StoredMessage): boolean => m.attachments.some((a) => /\.(mp4|gif|webm|webp)$/.test(a.filename));
 
 /** Starts the bot on `fake` and `farm` with quick message edits and retries. */
 export function startTestBot(fake: FakeDiscord, farm: FarmContext): Promise<RunningBot> {

@@ -1,0 +1,37 @@
+/**
+ * decodeVideoFrames (engine/video/decode.ts) on every format the engine writes, animated WebP
+ * included (through libvips: the ffmpeg builds in use cannot decode its animation): the frames
+ * come back in order, at the file's size or scaled.
+ */
+import { describe, expect, it } from 'vitest';
+import { decodeVideoFrames } from '../../../engine/video/decode.ts';
+import { encodeVideo, VIDEO_FORMATS } from '../../../engine/video/encode.ts';
+
+const W = 64;
+const H = 48;
+/** Flat frames of distinct grey levels, so order and values are easy to read back through lossy codecs. */
+const grey = (level: number) => ({ data: new Uint8Array(W * H * 3).fill(level), width: W, height: H, channels: 3 as const });
+const LEVELS = [20, 80, 140, 200, 250];
+
+describe('decodeVideoFrames', () => {
+  for (const format of VIDEO_FORMATS) {
+    it(`${format}: every frame, in order, at the file's size and scaled`, async () => {
+      const video = await encodeVideo(LEVELS.map(grey), { format, fps: 8, width: W, height: H });
+      const frames = await decodeVideoFrames(video.bytes, W, H);
+      expect(frames).toHaveLength(LEVELS.length);
+      frames.forEach((f, i) => {
+        expect([f.width, f.height, f.data.length]).toEqual([W, H, W * H * 3]);
+        const mean = f.data.reduce((s, v) => s + v, 0) / f.data.length;
+        expect(Math.abs(mean - LEVELS[i]), `${format} frame ${i}`).toBeLessThan(6);
+      });
+      const half = await decodeVideoFrames(video.bytes, W / 2, H / 2);
+      expect(half.map((f) => [f.width, f.height])).toEqual(LEVELS.map(() => [W / 2, H / 2]));
+      expect(Math.abs(half[3].data[100] - LEVELS[3])).toBeLessThan(8);
+    });
+  }
+
+  it('says so when the bytes are not a video it can read', async () => {
+    await expect(decodeVideoFrames(new TextEncoder().encode('RIFF\0\0\0\0WEBPnot really'), W, H)).rejects.toThrow(/^could not decode the video/);
+    await expect(decodeVideoFrames(new TextEncoder().encode('not a video'), W, H)).rejects.toThrow(/^could not decode the video/);
+  });
+});
