@@ -13,7 +13,7 @@
 # which the GPU host lacks), for dist/gpu-upscale.mjs: carry that folder along (bench/README.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for src in bench/unet.ts bench/blend.ts bench/gpu.ts bench/perceptual.ts scripts/gpu-check-fusion.ts scripts/gpu-upscale.ts scripts/gpu-ort-optimized.ts; do
+for src in bench/unet.ts bench/blend.ts bench/gpu.ts bench/perceptual.ts scripts/gpu-check-fusion.ts scripts/gpu-upscale.ts scripts/gpu-ort-optimized.ts scripts/gpu-ort-vs-builder.ts; do
   name=$(basename "$src" .ts)
   case "$src" in bench/*) out="dist/bench-$name.mjs" ;; *) out="dist/$name.mjs" ;; esac
   npx esbuild "$src" --bundle --platform=node --format=esm --target=node20 \

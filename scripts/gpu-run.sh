@@ -29,13 +29,18 @@
 #      onnxruntime and sympy, skipped with a note otherwise), then node dist/gpu-ort-optimized.mjs:
 #      the optimized and the plain export through the engine against diffusers' own image; writes
 #      $OUT/optimizer-stats.json, ort-optimize.log, ort-optimized.json and .md (well under a minute).
-#      Last: it needs the device's Python, and the step limits together (645 s) exceed call 2's
-#      540 s, so a benchmark that runs to its limit leaves only this step out.
+#      Steps 6 and 7 come last: they need the device's Python, and the step limits together
+#      (735 s) exceed call 2's 540 s, so a benchmark that runs to its limit leaves them out.
+#   7. node dist/gpu-ort-vs-builder.mjs --ep cuda --shape check: ONNX Runtime's optimizer (fp16, every
+#      fusion) and the project's 'cuda' builder on the same plain synthetic UNet, ms per call at
+#      batch 2/8/16 and agreement with the plain graph; writes $OUT/ort-vs-builder.json and .md.
+#      The optimizer's row needs the device's Python (as step 6); limit 90 s.
 # Exit code: 0 all passed; 3 kit incomplete; otherwise the first failing step's.
 # Knobs: BENCH_ARGS (extra bench:gpu arguments), BENCH_TIMEOUT (s, default 330),
 # CHECK_ARGS (extra gpu-check-fusion arguments), CHECK_TIMEOUT (s, default 120), UPSCALE_ARGS (extra gpu-upscale arguments), UPSCALE_TIMEOUT
 # (s, default 45), ORT_OPT_TIMEOUT and ORT_CHECK_TIMEOUT (s, default 60 each), ORT_CHECK_ARGS,
-# ORT_OPT_DIR, PERCEPTUAL_TIMEOUT (s, default 30), SKIP_PERCEPTUAL=1, SKIP_BENCH=1, SKIP_CHECK=1 (then the full 'cuda' fusion), SKIP_UPSCALE=1, SKIP_ORT_OPT=1.
+# ORT_OPT_DIR, PERCEPTUAL_TIMEOUT (s, default 30), ORT_VS_TIMEOUT (s, default 90), ORT_VS_ARGS,
+# SKIP_ORT_VS=1, SKIP_PERCEPTUAL=1, SKIP_BENCH=1, SKIP_CHECK=1 (then the full 'cuda' fusion), SKIP_UPSCALE=1, SKIP_ORT_OPT=1.
 # Dry run on a machine without a GPU (test/scripts/gpu-run.test.ts does this): EP=cpu SHAPE=tiny
 # with BLENDKIT pointing at a folder that has bin/node and env.sh; the CUDA provider is then not
 # required, and a node_modules folder that is a real folder (a development checkout) is kept.
@@ -71,7 +76,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "kit incomplete on this machine: missing ${missing[*]}; send it with the next call (carry .gpu-kit/<part>.tar.xz and .gpu-kit/unpack.sh) while this machine is warm"
   exit 3
 fi
-for f in dist/bench-gpu.mjs dist/bench-perceptual.mjs dist/gpu-check-fusion.mjs dist/gpu-upscale.mjs dist/gpu-ort-optimized.mjs; do
+for f in dist/bench-gpu.mjs dist/bench-perceptual.mjs dist/gpu-check-fusion.mjs dist/gpu-upscale.mjs dist/gpu-ort-optimized.mjs dist/gpu-ort-vs-builder.mjs; do
   [ -s "$f" ] || { echo "$f missing: run 'bash scripts/gpu-bundle.sh' here and carry dist"; exit 4; }
 done
 # shellcheck disable=SC1091
@@ -141,6 +146,14 @@ if [ "${SKIP_ORT_OPT:-0}" != 1 ]; then
       [ $r -eq 0 ] || [ $rc -ne 0 ] || rc=$r
       ;;
   esac
+fi
+if [ "${SKIP_ORT_VS:-0}" != 1 ]; then
+  t0=$SECONDS
+  # shellcheck disable=SC2086
+  timeout "${ORT_VS_TIMEOUT:-90}" node dist/gpu-ort-vs-builder.mjs --ep "$EP" --shape "$([ "$SHAPE" = tiny ] && echo tiny || echo check)" --out "$OUT" ${ORT_VS_ARGS:-}
+  r=$?
+  echo "== ORT optimizer vs builder exit $r after $((SECONDS - t0)) s"
+  [ $r -eq 0 ] || [ $rc -ne 0 ] || rc=$r
 fi
 nvidia-smi --query-gpu=memory.used --format=csv,noheader || true
 ls -la "$OUT"

@@ -36,6 +36,7 @@ beforeAll(async () => {
     UPSCALE_ARGS: '--size 64 --tiles 32 --batches 1,2 --repeats 1',
     ORT_OPT_DIR: join(dir, 'tiny-sd-ort'),
     ORT_CHECK_ARGS: '--repeats 1',
+    ORT_VS_ARGS: `--batches 1,2 --latent 8 --repeats 1 --work ${join(dir, 'ort-vs-builder')}`,
   };
   try {
     await run('bash', ['scripts/gpu-run.sh'], { cwd: ROOT, env, timeout: 400_000 });
@@ -47,9 +48,9 @@ beforeAll(async () => {
 }, 600_000);
 
 describe('scripts/gpu-run.sh, dry-run on the CPU', () => {
-  it('checks the fused kernels and the gap metric first, then benchmarks with the ops that passed, then the upscaler, then ONNX Runtime\'s optimizer output', async () => {
+  it('checks the fused kernels and the gap metric first, then benchmarks with the ops that passed, then the upscaler, then ONNX Runtime\'s optimizer output and its race with the builder', async () => {
     expect(code, log).toBe(0);
-    const order = ['== fusion check exit 0', '== benchmarking fused ops: MultiHeadAttention,SkipLayerNormalization,Gelu', '== perceptual metric exit 0', '== bench:gpu exit 0', '== upscale bench exit 0', '== ORT optimizer check'];
+    const order = ['== fusion check exit 0', '== benchmarking fused ops: MultiHeadAttention,SkipLayerNormalization,Gelu', '== perceptual metric exit 0', '== bench:gpu exit 0', '== upscale bench exit 0', '== ORT optimizer check', '== ORT optimizer vs builder exit 0'];
     const at = order.map((line) => log.indexOf(line));
     for (const [i, pos] of at.entries()) expect(pos, order[i]).toBeGreaterThanOrEqual(0);
     expect([...at].sort((a, b) => a - b)).toEqual(at);
@@ -69,6 +70,8 @@ describe('scripts/gpu-run.sh, dry-run on the CPU', () => {
       expect(ort.results.every((r: { ok: boolean }) => r.ok)).toBe(true);
       expect(ort.optimizer.components.unet.contrib.MultiHeadAttention).toBeGreaterThan(0);
     }
+    const versus = JSON.parse(await readFile(join(dir, 'out', 'ort-vs-builder.json'), 'utf8'));
+    expect(versus.rows.map((r: { ok: boolean }) => r.ok)).toEqual([true, true, true]);
     const perceptual = JSON.parse(await readFile(join(dir, 'out', 'perceptual.json'), 'utf8'));
     expect(perceptual.maxRelDiff).toBeLessThanOrEqual(1e-4);
     // gpu.md starts from the committed one and gains (or replaces) this run's section.

@@ -1,0 +1,45 @@
+/**
+ * scripts/gpu-ort-vs-builder.ts on the CPU with the tiny shape: ONNX Runtime's own SD optimizer
+ * and the project's fused builder on the same synthetic UNet, timed and checked against the plain
+ * graph, so the script cannot rot before a GPU runs it. The optimizer's row needs a Python with it
+ * ($PYTHON, else python3); without one the row says it was skipped and the builder's rows still
+ * run. Nothing about speed is asserted.
+ */
+import { describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { useTempDir } from '../helpers/temp-dir.ts';
+
+const run = promisify(execFile);
+const ROOT = new URL('../..', import.meta.url).pathname;
+
+let dir: string;
+useTempDir('ort-vs-builder-', (d) => (dir = d));
+
+describe('scripts/gpu-ort-vs-builder.ts on the CPU', () => {
+  it('times the plain graph, the builder\'s fused one and the optimizer\'s, and checks each against the plain output', async () => {
+    const args = ['--ep', 'cpu', '--shape', 'tiny', '--batches', '1,2', '--latent', '8', '--repeats', '1', '--out', dir, '--work', join(dir, 'work')];
+    await run(process.execPath, ['--import', 'tsx', 'scripts/gpu-ort-vs-builder.ts', ...args], { cwd: ROOT, timeout: 110_000 });
+    const report = JSON.parse(await readFile(join(dir, 'ort-vs-builder.json'), 'utf8'));
+    expect(report).toMatchObject({ ep: 'cpu', dtype: 'float32', shape: 'tiny', batches: [1, 2], tolerance: 1e-4 });
+    const [plain, builder, optimizer] = report.rows;
+    expect(plain).toMatchObject({ graph: 'plain (float32)', ok: true, contrib: {} });
+    expect(builder).toMatchObject({ graph: "project builder, 'cpu-safe' fusion", ok: true, contrib: { MultiHeadAttention: 8, SkipLayerNormalization: 8, Gelu: 4 } });
+    expect(builder.nodes).toBeLessThan(plain.nodes);
+    expect(builder.relVsPlain).toBeLessThan(1e-4);
+    for (const row of [plain, builder]) for (const b of ['1', '2']) expect(row.ms[b]).toBeGreaterThan(0);
+    if (report.ortOptimizer === null) {
+      expect(optimizer).toMatchObject({ graph: "ONNX Runtime's optimizer", ok: true });
+      expect(optimizer.note).toMatch(/^skipped: ort-optimize: /);
+    } else {
+      expect(optimizer.graph).toBe(`ONNX Runtime ${report.ortOptimizer} optimizer, --target cpu`);
+      expect(optimizer.ok).toBe(true);
+      expect(optimizer.relVsPlain).toBeLessThan(1e-4);
+      expect(optimizer.contrib.SkipLayerNormalization).toBeGreaterThan(0);
+    }
+    const md = await readFile(join(dir, 'ort-vs-builder.md'), 'utf8');
+    expect(md).toMatch(/^\| project builder, 'cpu-safe' fusion \| \d+ \| MultiHeadAttention 8, SkipLayerNormalization 8, Gelu 4 \| [\d.]+ \| [\d.]+ \| [\d.e-]+ \| ok \|$/m);
+  }, 120_000);
+});
