@@ -36,7 +36,7 @@
 #      batch 2/8/16 and agreement with the plain graph; writes $OUT/ort-vs-builder.json and .md.
 #      The optimizer's row needs the device's Python (as step 6); limit 90 s.
 # Exit code: 0 all passed; 3 kit incomplete; otherwise the first failing step's.
-# Knobs: BENCH_ARGS (extra bench:gpu arguments), BENCH_TIMEOUT (s, default 330),
+# Knobs: TOTAL_TIMEOUT (s from the start for all steps, default 525), BENCH_ARGS (extra bench:gpu arguments), BENCH_TIMEOUT (s, default 330),
 # CHECK_ARGS (extra gpu-check-fusion arguments), CHECK_TIMEOUT (s, default 120), UPSCALE_ARGS (extra gpu-upscale arguments), UPSCALE_TIMEOUT
 # (s, default 45), ORT_OPT_TIMEOUT and ORT_CHECK_TIMEOUT (s, default 60 each), ORT_CHECK_ARGS,
 # ORT_OPT_DIR, PERCEPTUAL_TIMEOUT (s, default 30), ORT_VS_TIMEOUT (s, default 90), ORT_VS_ARGS,
@@ -87,11 +87,19 @@ echo "node $(node --version)"
 
 rc=0
 ops_arg=()
-if [ "${SKIP_CHECK:-0}" != 1 ]; then
+# One deadline for all steps (TOTAL_TIMEOUT s from the script's start, default 525: call 2's
+# 540 s limit less a margin), so the script itself ends, with complete files and its exit code,
+# before the run is killed: each step gets at most what is left, and a step with under 10 s left
+# is skipped with a line saying so.
+DEADLINE=$(( ${TOTAL_TIMEOUT:-525} ))
+# At least 1: `timeout 0` would mean no limit at all.
+left() { local want=$1 remain=$(( DEADLINE - SECONDS - 5 )); [ "$remain" -lt 1 ] && remain=1; [ "$remain" -lt "$want" ] && echo "$remain" || echo "$want"; }
+has_time() { [ "$(left 10)" -ge 10 ] || { echo "== $1 skipped: no time left of TOTAL_TIMEOUT=${TOTAL_TIMEOUT:-525} s"; return 1; }; }
+if [ "${SKIP_CHECK:-0}" != 1 ] && has_time "fusion check"; then
   t0=$SECONDS
   # shellcheck disable=SC2086
   # The tiny benchmark shape checks on the tiny shapes too (a CPU dry run).
-  timeout "${CHECK_TIMEOUT:-120}" node dist/gpu-check-fusion.mjs --ep "$EP" --out "$OUT" --shape "$([ "$SHAPE" = tiny ] && echo tiny || echo check)" ${CHECK_ARGS:-}
+  timeout "$(left "${CHECK_TIMEOUT:-120}")" node dist/gpu-check-fusion.mjs --ep "$EP" --out "$OUT" --shape "$([ "$SHAPE" = tiny ] && echo tiny || echo check)" ${CHECK_ARGS:-}
   r=$?
   echo "== fusion check exit $r after $((SECONDS - t0)) s"
   [ $r -eq 0 ] || rc=$r
@@ -100,27 +108,27 @@ if [ "${SKIP_CHECK:-0}" != 1 ]; then
   ops=$(node -e 'try { const r = require(require("node:path").resolve(process.argv[1])); if (Array.isArray(r.benchOps)) console.log("ok:" + r.benchOps.join(",")); } catch {}' "$OUT/fusion-check.json")
   case "$ops" in ok:*) ops_arg=(--ops "${ops#ok:}"); echo "== benchmarking fused ops: ${ops#ok:}" ;; esac
 fi
-if [ "${SKIP_PERCEPTUAL:-0}" != 1 ]; then
+if [ "${SKIP_PERCEPTUAL:-0}" != 1 ] && has_time "perceptual metric"; then
   t0=$SECONDS
-  timeout "${PERCEPTUAL_TIMEOUT:-30}" node dist/bench-perceptual.mjs --ep "$EP" --out "$OUT"
+  timeout "$(left "${PERCEPTUAL_TIMEOUT:-30}")" node dist/bench-perceptual.mjs --ep "$EP" --out "$OUT"
   r=$?
   echo "== perceptual metric exit $r after $((SECONDS - t0)) s"
   [ $r -eq 0 ] || [ $rc -ne 0 ] || rc=$r
 fi
-if [ "${SKIP_BENCH:-0}" != 1 ]; then
+if [ "${SKIP_BENCH:-0}" != 1 ] && has_time "bench:gpu"; then
   [ -f "$OUT/gpu.md" ] || cp bench/results/gpu.md "$OUT/gpu.md" 2>/dev/null || true
   t0=$SECONDS
   # shellcheck disable=SC2086
-  timeout "${BENCH_TIMEOUT:-330}" node dist/bench-gpu.mjs --ep "$EP" --shape "$SHAPE" --out "$OUT" ${ops_arg[@]+"${ops_arg[@]}"} ${BENCH_ARGS:-}
+  timeout "$(left "${BENCH_TIMEOUT:-330}")" node dist/bench-gpu.mjs --ep "$EP" --shape "$SHAPE" --out "$OUT" ${ops_arg[@]+"${ops_arg[@]}"} ${BENCH_ARGS:-}
   r=$?
   echo "== bench:gpu exit $r after $((SECONDS - t0)) s"
   [ $r -eq 0 ] || [ $rc -ne 0 ] || rc=$r
 fi
-if [ "${SKIP_UPSCALE:-0}" != 1 ]; then
+if [ "${SKIP_UPSCALE:-0}" != 1 ] && has_time "upscale bench"; then
   if ls "${BLENDFARM_MODEL_CACHE:-models/.cache}"/upscalers/esrgan-slim-*/x4/model.onnx >/dev/null 2>&1; then
     t0=$SECONDS
     # shellcheck disable=SC2086
-    timeout "${UPSCALE_TIMEOUT:-45}" node dist/gpu-upscale.mjs --ep "$EP" --out "$OUT" ${UPSCALE_ARGS:-}
+    timeout "$(left "${UPSCALE_TIMEOUT:-45}")" node dist/gpu-upscale.mjs --ep "$EP" --out "$OUT" ${UPSCALE_ARGS:-}
     r=$?
     echo "== upscale bench exit $r after $((SECONDS - t0)) s"
     [ $r -eq 0 ] || [ $rc -ne 0 ] || rc=$r
@@ -128,10 +136,10 @@ if [ "${SKIP_UPSCALE:-0}" != 1 ]; then
     echo "== upscale bench skipped: models/.cache/upscalers/esrgan-slim-*/x4 was not carried"
   fi
 fi
-if [ "${SKIP_ORT_OPT:-0}" != 1 ]; then
+if [ "${SKIP_ORT_OPT:-0}" != 1 ] && has_time "ORT optimizer check"; then
   t0=$SECONDS
   opt="${ORT_OPT_DIR:-$PWD/models/.cache/tiny-sd-ort-$EP}"
-  timeout "${ORT_OPT_TIMEOUT:-60}" bash scripts/ort-optimize.sh --target "$EP" test/fixtures/tiny-sd-optimum "$opt" "$OUT/optimizer-stats.json" > "$OUT/ort-optimize.log" 2>&1
+  timeout "$(left "${ORT_OPT_TIMEOUT:-60}")" bash scripts/ort-optimize.sh --target "$EP" test/fixtures/tiny-sd-optimum "$opt" "$OUT/optimizer-stats.json" > "$OUT/ort-optimize.log" 2>&1
   r=$?
   tail -n 3 "$OUT/ort-optimize.log"
   case $r in
@@ -139,7 +147,7 @@ if [ "${SKIP_ORT_OPT:-0}" != 1 ]; then
     *)
       if [ $r -eq 0 ]; then
         # shellcheck disable=SC2086
-        timeout "${ORT_CHECK_TIMEOUT:-60}" node dist/gpu-ort-optimized.mjs --ep "$EP" --optimized "$opt" --stats "$OUT/optimizer-stats.json" --out "$OUT" ${ORT_CHECK_ARGS:-}
+        timeout "$(left "${ORT_CHECK_TIMEOUT:-60}")" node dist/gpu-ort-optimized.mjs --ep "$EP" --optimized "$opt" --stats "$OUT/optimizer-stats.json" --out "$OUT" ${ORT_CHECK_ARGS:-}
         r=$?
       fi
       echo "== ORT optimizer check exit $r after $((SECONDS - t0)) s"
@@ -147,10 +155,10 @@ if [ "${SKIP_ORT_OPT:-0}" != 1 ]; then
       ;;
   esac
 fi
-if [ "${SKIP_ORT_VS:-0}" != 1 ]; then
+if [ "${SKIP_ORT_VS:-0}" != 1 ] && has_time "ORT optimizer vs builder"; then
   t0=$SECONDS
   # shellcheck disable=SC2086
-  timeout "${ORT_VS_TIMEOUT:-90}" node dist/gpu-ort-vs-builder.mjs --ep "$EP" --shape "$([ "$SHAPE" = tiny ] && echo tiny || echo check)" --out "$OUT" ${ORT_VS_ARGS:-}
+  timeout "$(left "${ORT_VS_TIMEOUT:-90}")" node dist/gpu-ort-vs-builder.mjs --ep "$EP" --shape "$([ "$SHAPE" = tiny ] && echo tiny || echo check)" --out "$OUT" ${ORT_VS_ARGS:-}
   r=$?
   echo "== ORT optimizer vs builder exit $r after $((SECONDS - t0)) s"
   [ $r -eq 0 ] || [ $rc -ne 0 ] || rc=$r

@@ -77,4 +77,15 @@ describe('scripts/gpu-run.sh, dry-run on the CPU', () => {
     // gpu.md starts from the committed one and gains (or replaces) this run's section.
     expect(await readFile(join(dir, 'out', 'gpu.md'), 'utf8')).toContain('<!-- bench:gpu cpu tiny begin -->');
   });
+
+  it('keeps within TOTAL_TIMEOUT: with no time left every step is skipped with a line saying so, and the script still ends cleanly', async () => {
+    const kit = join(dir, 'kit');
+    const env = { ...process.env, BLENDKIT: kit, EP: 'cpu', SHAPE: 'tiny', OUT: join(dir, 'out-late'), TOTAL_TIMEOUT: '8' };
+    const { stdout } = await run('bash', ['scripts/gpu-run.sh'], { cwd: ROOT, env, timeout: 60_000 });
+    for (const step of ['fusion check', 'perceptual metric', 'bench:gpu', 'upscale bench', 'ORT optimizer check', 'ORT optimizer vs builder']) {
+      expect(stdout).toContain(`== ${step} skipped: no time left of TOTAL_TIMEOUT=8 s`);
+    }
+    expect(stdout).not.toMatch(/== \S.* exit \d+ after/);
+  });
 });
+
