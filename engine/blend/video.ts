@@ -59,7 +59,7 @@ export async function segmentsToVideo(segments: Array<Pick<MovieSegment, 'keyfra
   if (!opts.continues) return encodeVideo(own, encode);
   const appended = await appendFrames(opts.continues, own(), encode);
   if (appended) return appended;
-  const prefix = await decodeVideoFrames(opts.continues, width, height, opts.signal);
+  const prefix = await decodeVideoFrames(opts.continues, width, height, opts.signal, opts.fps);
   const frames = function* () {
     yield* prefix;
     yield* own();

@@ -8,7 +8,10 @@
  * Only when the two streams are interchangeable: the same container and codec (mp4/H.264 or
  * webm/VP9), frame size, pixel format, frame rate, time base, profile and level, and the same
  * codec configuration record (H.264's SPS/PPS in the container; a decoder set up from the old
- * video's must decode the new frames). Gif and animated webp have no such join. The joined file is
+ * video's must decode the new frames: a head x264 encoded at a target bitrate differs there and is
+ * refused). VP9 in webm carries no such record, so a webm head encoded at a target bitrate to fit
+ * a size limit does join a new part at the usual quality (then usually over the limit again, and
+ * the whole is encoded under it). Gif and animated webp have no such join. The joined file is
  * checked by decoding it (its frame count must be the sum) and must fit maxBytes. Otherwise
  * appendFrames returns undefined and the caller encodes the whole movie (decodeVideoFrames of the
  * old video plus the new frames, size-limited as usual).
@@ -69,11 +72,14 @@ async function streamConfig(file: string, signal?: AbortSignal): Promise<StreamC
 /**
  * `head` (a finished video) followed by `frames`, as one video of `opts.format`, without encoding
  * `head` again; undefined when that is not possible (see the module comment) and the caller must
- * encode the whole. `frames` is consumed either way.
+ * encode the whole (with a fresh `frames`: once the new part has been encoded, these are spent).
  */
 export async function appendFrames(head: Uint8Array, frames: FrameIterable, opts: EncodeOptions): Promise<EncodeResult | undefined> {
   if (opts.format !== 'mp4' && opts.format !== 'webm') return undefined;
-  const before = await probeVideo(head, { signal: opts.signal }).catch(() => undefined);
+  const before = await probeVideo(head, { signal: opts.signal }).catch((err: unknown) => {
+    if (opts.signal?.aborted) throw err;
+    return undefined; // not a video ffprobe can read: the caller's decode says what is wrong
+  });
   const size = fullSize(opts.format, opts.width, opts.height);
   if (!before || before.format !== opts.format || before.width !== size.width || before.height !== size.height || Math.abs(before.fps - opts.fps) > 1e-6) return undefined;
   const dir = await mkdtemp(path.join(tmpdir(), 'blendfarm-append-'));
@@ -83,39 +89,48 @@ export async function appendFrames(head: Uint8Array, frames: FrameIterable, opts
     const joined = path.join(dir, `joined.${opts.format}`);
     await writeFile(headFile, head);
     // The new part alone, as the whole would be encoded at full size (no size limit: the joined
-    // file is checked against it below).
+    // file is checked against it below). Its errors are real ones (ffmpeg, disk) and propagate.
     const tail = await encodeVideo(frames, { ...opts, maxBytes: undefined, out: tailFile });
-    const [a, b] = await Promise.all([streamConfig(headFile, opts.signal), streamConfig(tailFile, opts.signal)]);
-    if (JSON.stringify(a) !== JSON.stringify(b) || !a.extradata && opts.format === 'mp4') return undefined;
-    const list = path.join(dir, 'list.txt');
-    await writeFile(list, `file '${headFile}'\nfile '${tailFile}'\n`);
-    const container = opts.format === 'mp4' ? ['-movflags', '+faststart'] : [];
-    if (opts.title) container.push('-metadata', `title=${opts.title.replace(/[\u0000-\u001f]/g, ' ')}`);
-    await execFileAsync(resolveFfmpeg().path, ['-hide_banner', '-loglevel', 'error', '-y', '-f', 'concat', '-safe', '0', '-i', list, '-map', '0:v', '-c', 'copy', ...container, joined], {
-      signal: opts.signal,
-      windowsHide: true,
-    });
-    const after = await probeVideo(joined, { signal: opts.signal });
-    if (after.frames !== before.frames + tail.frames) return undefined;
-    const bytes = await readFile(joined);
-    if (opts.maxBytes !== undefined && bytes.length > opts.maxBytes) return undefined;
-    if (opts.out) await writeFile(opts.out, bytes);
-    return {
-      path: opts.out,
-      bytes,
-      format: opts.format,
-      width: size.width,
-      height: size.height,
-      frames: after.frames,
-      fps: opts.fps,
-      durationSeconds: after.frames / opts.fps,
-      sizeBytes: bytes.length,
-      attempts: tail.attempts,
-    };
-  } catch (err) {
-    if (opts.signal?.aborted) throw err;
-    return undefined; // a join ffmpeg refuses: the caller encodes the whole
+    return await join();
+
+    /** The join by stream copy, or undefined when the streams or ffmpeg refuse it. */
+    async function join(): Promise<EncodeResult | undefined> {
+      try {
+        const [a, b] = await Promise.all([streamConfig(headFile, opts.signal), streamConfig(tailFile, opts.signal)]);
+        if (JSON.stringify(a) !== JSON.stringify(b) || (!a.extradata && opts.format === 'mp4')) return undefined;
+        const list = path.join(dir, 'list.txt');
+        // Names relative to the list's own folder: no quoting of the temp path needed.
+        await writeFile(list, `file 'head.${opts.format}'\nfile 'tail.${opts.format}'\n`);
+        const container = opts.format === 'mp4' ? ['-movflags', '+faststart'] : [];
+        if (opts.title) container.push('-metadata', `title=${opts.title.replace(/[\u0000-\u001f]/g, ' ')}`);
+        await execFileAsync(resolveFfmpeg().path, ['-hide_banner', '-loglevel', 'error', '-y', '-f', 'concat', '-safe', '0', '-i', list, '-map', '0:v', '-c', 'copy', ...container, joined], {
+          signal: opts.signal,
+          windowsHide: true,
+        });
+        const after = await probeVideo(joined, { signal: opts.signal });
+        if (after.frames !== before!.frames + tail.frames) return undefined;
+        const bytes = await readFile(joined);
+        if (opts.maxBytes !== undefined && bytes.length > opts.maxBytes) return undefined;
+        if (opts.out) await writeFile(opts.out, bytes);
+        return {
+          path: opts.out,
+          bytes,
+          format: opts.format,
+          width: size.width,
+          height: size.height,
+          frames: after.frames,
+          fps: opts.fps,
+          durationSeconds: after.frames / opts.fps,
+          sizeBytes: bytes.length,
+          // The new part's encode (the old part was copied as it was).
+          attempts: tail.attempts,
+        };
+      } catch (err) {
+        if (opts.signal?.aborted) throw err;
+        return undefined; // a join ffmpeg refuses: the caller encodes the whole
+      }
+    }
   } finally {
-    await rm(dir, { recursive: true, force: true });
+    await rm(dir, { recursive: true, force: true, maxRetries: 2 });
   }
 }

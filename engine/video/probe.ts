@@ -14,7 +14,10 @@ export interface VideoProbe {
   codec: string;
   width: number;
   height: number;
-  /** Decoded frames (ffprobe -count_frames); for webp the number of animation frames. */
+  /**
+   * Decoded frames (ffprobe -count_frames); for animated webp the frames at its rate (a stored
+   * frame that lasts several frame times counts as that many: the encoder merges repeats).
+   */
   frames: number;
   fps: number;
   durationSeconds: number;
@@ -79,6 +82,7 @@ export function probeWebp(bytes: Uint8Array): VideoProbe {
   let durationMs = 0;
   let lossless = false;
   let alpha = false;
+  let shortestDelay = Infinity;
   const visit = (start: number, end: number, inFrame: boolean): void => {
     let at = start;
     while (at + 8 <= end) {
@@ -91,7 +95,9 @@ export function probeWebp(bytes: Uint8Array): VideoProbe {
         height = u24(b, body + 7) + 1;
       } else if (id === 'ANMF') {
         frames++;
-        durationMs += u24(b, body + 12);
+        const delay = u24(b, body + 12);
+        durationMs += delay;
+        if (delay > 0) shortestDelay = Math.min(shortestDelay, delay);
         visit(body + 16, body + size, true);
       } else if (id === 'ALPH') {
         alpha = true;
@@ -115,16 +121,25 @@ export function probeWebp(bytes: Uint8Array): VideoProbe {
   };
   visit(12, Math.min(b.length, 8 + b.readUInt32LE(4)), false);
   const durationSeconds = durationMs / 1000;
+  // The encoder (libwebp_anim) stores a run of near-identical frames as one longer frame, so the
+  // stored frames are not the video's: the rate is the shortest frame's (rounded to a whole rate,
+  // as delays are whole milliseconds), and the frames are the duration at that rate.
+  const fps = Number.isFinite(shortestDelay) ? webpFrameRate(shortestDelay) : durationSeconds > 0 ? frames / durationSeconds : 0;
   return {
     format: 'webp',
     codec: 'webp',
     width,
     height,
-    frames,
-    fps: durationSeconds > 0 ? frames / durationSeconds : 0,
+    frames: fps > 0 && frames > 1 ? Math.round(durationSeconds * fps) : frames,
+    fps,
     durationSeconds,
     pixFmt: lossless ? 'argb' : alpha ? 'yuva420p' : 'yuv420p',
   };
+}
+
+/** The frame rate an animated WebP was written at, from its shortest frame delay (whole milliseconds). */
+export function webpFrameRate(shortestDelayMs: number): number {
+  return Math.max(1, Math.round(1000 / shortestDelayMs));
 }
 
 async function readHeader(file: string): Promise<Buffer> {

@@ -48,6 +48,24 @@ describe('appendFrames', () => {
     });
   }
 
+  it('joins in a temporary folder whose path has a quote in it', async () => {
+    const { mkdtemp, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const quoted = await mkdtemp(join(tmpdir(), "it's-"));
+    const saved = process.env.TMPDIR;
+    process.env.TMPDIR = quoted;
+    try {
+      const head = await encodeVideo(frames(0, 4), { format: 'mp4', fps: 8, width: W, height: H });
+      const joined = await appendFrames(head.bytes, frames(4, 2), { format: 'mp4', fps: 8, width: W, height: H });
+      expect(joined?.frames).toBe(6);
+    } finally {
+      if (saved === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = saved;
+      await rm(quoted, { recursive: true, force: true });
+    }
+  });
+
   it('refuses what cannot be joined by stream copy, so the caller encodes the whole', async () => {
     const head = await encodeVideo(frames(0, 4), { format: 'mp4', fps: 8, width: W, height: H });
     // Another format, size or frame rate than the old video.
@@ -72,8 +90,8 @@ describe('appendFrames', () => {
     expect(limited.attempts.some((a) => a.bitrate !== undefined)).toBe(true);
     expect([limited.width, limited.height]).toEqual([W, H]);
     const joined = await appendFrames(limited.bytes, frames(24, 2), { format: 'mp4', fps: 8, width: W, height: H });
-    // x264's rate control (VBV) changes the stream's configuration record: the decoder set-up of the
-    // old video would not fit the new frames, so the join is refused.
+    // x264 in bitrate mode writes another configuration record (its PPS starts at another QP) than
+    // in CRF mode: the decoder set-up of the old video would not fit the new frames, so no join.
     expect(joined).toBeUndefined();
   });
 });

@@ -35,3 +35,22 @@ describe('decodeVideoFrames', () => {
     await expect(decodeVideoFrames(new TextEncoder().encode('not a video'), W, H)).rejects.toThrow(/^could not decode the video/);
   });
 });
+
+describe('animated WebP timing', () => {
+  it('a stored frame that lasts several frame times (the encoder merges repeats) decodes to that many frames', async () => {
+    const { probeVideo } = await import('../../../engine/video/probe.ts');
+    // Runs of identical frames: libwebp_anim stores each run as one longer frame.
+    const levels = [20, 20, 20, 120, 200, 200];
+    const video = await encodeVideo(levels.map(grey), { format: 'webp', fps: 8, width: W, height: H });
+    const { default: sharp } = await import('sharp');
+    expect((await sharp(video.bytes, { animated: true }).metadata()).pages).toBeLessThan(levels.length); // merged
+    const probe = await probeVideo(video.bytes);
+    expect([probe.frames, probe.fps]).toEqual([6, 8]);
+    expect(probe.durationSeconds).toBeCloseTo(6 / 8, 2);
+    const frames = await decodeVideoFrames(video.bytes, W, H);
+    expect(frames).toHaveLength(levels.length);
+    frames.forEach((f, i) => expect(Math.abs(f.data.reduce((s, v) => s + v, 0) / f.data.length - levels[i]), `frame ${i}`).toBeLessThan(6));
+    // Read at another rate, the same clock: twice as many frames at 16 fps.
+    expect(await decodeVideoFrames(video.bytes, W, H, undefined, 16)).toHaveLength(12);
+  });
+});
