@@ -17,6 +17,7 @@ export function deviceName(ep: 'cpu' | 'cuda', deviceId = 0): string {
 
 /** ‖a − ref‖ / ‖ref‖, and whether every value of both is finite. */
 export function relativeError(a: Float32Array, ref: Float32Array): { rel: number; finite: boolean } {
+  if (a.length !== ref.length) throw new RangeError(`relativeError: ${a.length} values against a reference of ${ref.length}`);
   let num = 0;
   let den = 0;
   let finite = true;

@@ -13,7 +13,7 @@
 #   - writes STATS_JSON (default OUT/optimizer-stats.json): the onnxruntime version that optimized,
 #     and per component its node count and com.microsoft op counts.
 # Needs python3 with onnx and onnxruntime (any build: the optimizer rewrites graphs without a GPU).
-# OUT is replaced if it exists and this script wrote it (it holds optimizer-stats.json) or it is
+# OUT is replaced if it exists and this script wrote it (it holds the mark .ort-optimize) or it is
 # empty; the script refuses an OUT that is IN or holds it, or another non-empty folder.
 # Exit codes: 0 done; 2 bad arguments; 5 python3, onnx, onnxruntime or sympy missing; 6 numpy 2.4 or later (the
 # optimizer up to ONNX Runtime 1.30 fails on it while fusing the VAE's attention); otherwise the
@@ -58,13 +58,15 @@ in_real=$(cd "$IN" && pwd -P)
 if [ -e "$OUT" ]; then
   out_real=$(cd "$OUT" 2>/dev/null && pwd -P) || { echo "ort-optimize: $OUT exists and is not a folder; give a new folder for the output"; exit 2; }
   case "$in_real/" in "$out_real"/*) echo "ort-optimize: the output folder $OUT is the input or holds it; give a new folder for the output"; exit 2 ;; esac
-  if [ -n "$(ls -A "$OUT")" ] && [ ! -e "$OUT/optimizer-stats.json" ]; then
+  if [ -n "$(ls -A "$OUT")" ] && [ ! -e "$OUT/.ort-optimize" ]; then
     echo "ort-optimize: $OUT is not empty and was not written by this script; give a new folder for the output (it would be replaced)"
     exit 2
   fi
   rm -rf "$OUT"
 fi
 "$PY" -m onnxruntime.transformers.models.stable_diffusion.optimize_pipeline -i "$IN" -o "$OUT" "${FLAGS[@]}"
+# The mark that lets a later run replace this folder (wherever STATS_JSON goes).
+echo "written by scripts/ort-optimize.sh --target $TARGET from $in_real" > "$OUT/.ort-optimize"
 # Files the engine reads that the optimizer does not copy (it copies model_index.json, scheduler/,
 # tokenizer/ and each component's config.json): anything else at the top level, e.g. blendfarm.json.
 for f in "$IN"/*.json; do
