@@ -24,6 +24,30 @@ function frame(i: number, w = W, h = H): RawImage {
 }
 const frames = (from: number, count: number, w = W, h = H) => Array.from({ length: count }, (_, k) => frame(from + k, w, h));
 
+/** Each frame's presentation time in seconds, from ffprobe. */
+async function presentationTimes(video: Uint8Array, format: string): Promise<number[]> {
+  const { execFile } = await import('node:child_process');
+  const { promisify } = await import('node:util');
+  const { mkdtemp, rm, writeFile } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { resolveFfprobe } = await import('../../../engine/video/ffmpeg-path.ts');
+  const dir = await mkdtemp(join(tmpdir(), 'pts-'));
+  try {
+    const file = join(dir, `v.${format}`);
+    await writeFile(file, video);
+    const { stdout } = await promisify(execFile)(resolveFfprobe().path, ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'frame=pts_time,best_effort_timestamp_time', '-of', 'csv=p=0', file]);
+    // One line per frame (side data adds empty ones): its first time that is a number.
+    return stdout
+      .split('\n')
+      .map((line) => line.split(',').map((v) => v.trim()).find((v) => v !== '' && v !== 'N/A'))
+      .filter((v): v is string => v !== undefined)
+      .map(Number);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 const meanAbs = (a: Uint8Array, b: Uint8Array) => a.reduce((s, v, i) => s + Math.abs(v - b[i]), 0) / a.length;
 
 describe('appendFrames', () => {
@@ -36,6 +60,10 @@ describe('appendFrames', () => {
       expect(joined!.durationSeconds).toBeCloseTo(10 / 8, 6);
       const probe = await probeVideo(joined!.bytes);
       expect([probe.frames, probe.fps, probe.codec]).toEqual([10, 8, format === 'mp4' ? 'h264' : 'vp9']);
+      // One clock across the join: presentation times a frame apart, no gap or overlap.
+      const times = (await presentationTimes(joined!.bytes, format)).sort((x, y) => x - y);
+      expect(times).toHaveLength(10);
+      for (let i = 1; i < times.length; i++) expect(times[i] - times[i - 1], `after frame ${i - 1}`).toBeCloseTo(1 / 8, 2);
       const [before, after] = await Promise.all([decodeVideoFrames(head.bytes, W, H), decodeVideoFrames(joined!.bytes, W, H)]);
       expect(after).toHaveLength(10);
       // Copied, not re-encoded: bit for bit the same decoded pixels.
