@@ -35,7 +35,7 @@ describe('job parameters', () => {
       'prompt 2 must not be empty',
       'fps must be an integer between 1 and 60 (got 0)',
       'width must be an integer that is a multiple of 8 between 64 and 2048 (got 500)',
-      'format must be one of mp4, webm, gif (got "avi")',
+      'format must be one of mp4, webm, webp, gif (got "avi")',
       'seeds must be a list with one seed per prompt (2)',
     ]);
     expect(() => parseJobParams('blend', { prompts: ['a'] })).toThrow('Invalid job parameters: a blend needs exactly 2 prompts (got 1).');
