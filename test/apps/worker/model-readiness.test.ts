@@ -95,7 +95,8 @@ describe('model readiness', () => {
     expect(lines.at(-1)).toEqual({ level: 'info', line: 'the model loaded on try 2; the worker is ready' });
   });
 
-  it('makes no extra try after upscales and jobs on other models, which never load the warmed model', async () => {
+  /** A worker whose main model ('m') keeps failing to load, watching a renderer whose jobs succeed; the first try made. */
+  async function failingMainModel() {
     vi.useFakeTimers();
     const { log } = captured();
     const readiness = new ModelReadiness({ log });
@@ -104,6 +105,11 @@ describe('model readiness', () => {
     const renderer = readiness.watch(succeeding(), { usesWarmedModel: warmedModelJobs(spec, succeeding().capabilities()) });
     readiness.start(warmUp);
     await vi.advanceTimersByTimeAsync(0);
+    return { readiness, warmUp, renderer };
+  }
+
+  it('makes no extra try after upscales and jobs on other models, which never load the warmed model', async () => {
+    const { readiness, warmUp, renderer } = await failingMainModel();
     // An upscale of a movie made with the model, a /vary on the variation model, an inpainting on the inpainting model.
     for (const other of [jobOf('upscale', 'm'), jobOf('vary', 'variation'), jobOf('blend', 'inpaint')]) {
       await renderer.render(other, context());
@@ -119,14 +125,7 @@ describe('model readiness', () => {
   });
 
   it('a job on the warmed model that did not leave it loaded keeps the worker unready, with the next pause longer', async () => {
-    vi.useFakeTimers();
-    const { log } = captured();
-    const readiness = new ModelReadiness({ log });
-    const warmUp = flakyWarmUp(100);
-    const spec = { module: DEFAULT_RENDERER_MODULE, options: { modelDir: '/models/m' }, threads: 1 };
-    const renderer = readiness.watch(succeeding(), { usesWarmedModel: warmedModelJobs(spec, succeeding().capabilities()) });
-    readiness.start(warmUp);
-    await vi.advanceTimersByTimeAsync(0);
+    const { readiness, warmUp, renderer } = await failingMainModel();
     await renderer.render(job, context());
     await vi.advanceTimersByTimeAsync(0);
     expect(warmUp).toHaveBeenCalledTimes(2);
