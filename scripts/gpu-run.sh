@@ -52,6 +52,14 @@ LOG="$OUT/run.log"
 exec > >(tee -a "$LOG") 2>&1
 echo "== gpu-run $(date -u +%FT%TZ) on $(hostname)"
 nvidia-smi --query-gpu=name,memory.total,memory.used,driver_version --format=csv,noheader || echo "nvidia-smi failed"
+# What the optimizer steps (6, 7) will find; every call reports it, call 1 included.
+"${PYTHON:-python3}" -c 'import sys
+for m in ("numpy", "onnx", "onnxruntime", "sympy", "torch"):
+    try:
+        print(m, __import__(m).__version__, end="; ")
+    except Exception as e:
+        print(m, "missing", end="; ")
+print("python", sys.version.split()[0])' 2>/dev/null || echo "no python3"
 
 K="${BLENDKIT:-/opt/blendkit}"
 EP="${EP:-cuda}"
