@@ -76,7 +76,7 @@ async function streamConfig(file: string, signal?: AbortSignal): Promise<StreamC
  */
 export async function appendFrames(head: Uint8Array, frames: FrameIterable, opts: EncodeOptions): Promise<EncodeResult | undefined> {
   if (opts.format !== 'mp4' && opts.format !== 'webm') return undefined;
-  const before = await probeVideo(head, { signal: opts.signal }).catch((err: unknown) => {
+  const before = await probeVideo(head, { signal: opts.signal, countPackets: true }).catch((err: unknown) => {
     if (opts.signal?.aborted) throw err;
     return undefined; // not a video ffprobe can read: the caller's decode says what is wrong
   });
@@ -107,7 +107,7 @@ export async function appendFrames(head: Uint8Array, frames: FrameIterable, opts
           signal: opts.signal,
           windowsHide: true,
         });
-        const after = await probeVideo(joined, { signal: opts.signal });
+        const after = await probeVideo(joined, { signal: opts.signal, countPackets: true });
         if (after.frames !== before!.frames + tail.frames) return undefined;
         const bytes = await readFile(joined);
         if (opts.maxBytes !== undefined && bytes.length > opts.maxBytes) return undefined;

@@ -76,6 +76,14 @@ describe('appendFrames', () => {
     });
   }
 
+  it('counts frames by packets (what the join checks) exactly as by decoding, for mp4 and webm', async () => {
+    for (const format of ['mp4', 'webm'] as const) {
+      const video = await encodeVideo(frames(0, 13), { format, fps: 8, width: W, height: H });
+      const [decoded, packets] = await Promise.all([probeVideo(video.bytes), probeVideo(video.bytes, { countPackets: true })]);
+      expect([decoded.frames, packets.frames], format).toEqual([13, 13]);
+    }
+  });
+
   it('joins in a temporary folder whose path has a quote in it', async () => {
     const { mkdtemp, rm } = await import('node:fs/promises');
     const { tmpdir } = await import('node:os');
