@@ -23,7 +23,7 @@ export { readModelFolder, familyDefaults, lcmDefaults, imageVariationDefaults, M
 export { guidanceScaleEmbedding } from './pipeline/unet.ts';
 export { upcastModelToFloat32 } from './onnx/upcast.ts';
 export type { PromptEmbedding } from './pipeline/text-encoder.ts';
-export { ExecutionProviderError, ModelFileError, executionProviders, type ExecutionProvider } from './onnx/session.ts';
+export { CUDA_ONLY_CONTRIB_OPS, ExecutionProviderError, ModelFileError, executionProviders, type ExecutionProvider } from './onnx/session.ts';
 export { encodePng, savePng, previewJpeg, type RawImage } from './image.ts';
 export { LatentBlender, dampedGuidance, transitionDefaults, inpaintConditioning, DEFAULT_IMAGE_STRENGTH } from './blend/transition.ts';
 export type { EndpointImage, InpaintInput } from './blend/transition.ts';

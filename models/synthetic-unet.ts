@@ -33,7 +33,7 @@
  * weights are testable on the CPU.
  */
 import { GraphBuilder, type ToModelOptions } from './onnx/index.ts';
-import { SeededRandom, float32ToFloat16, float16ToFloat32 } from '../engine/index.ts';
+import { CUDA_ONLY_CONTRIB_OPS, SeededRandom, float32ToFloat16, float16ToFloat32 } from '../engine/index.ts';
 
 export interface SyntheticUNetShape {
   /** Channels per resolution level (SD 1.5: 320, 640, 1280, 1280). */
@@ -105,8 +105,11 @@ export type Fusion = 'none' | 'cpu-safe' | 'cuda';
 export type FusedOp = 'MultiHeadAttention' | 'PackedQkv' | 'SkipLayerNormalization' | 'Gelu' | 'GroupNorm' | 'SkipGroupNorm' | 'BiasSplitGelu' | 'BiasAdd' | 'NhwcConv';
 
 const CPU_SAFE: readonly FusedOp[] = ['MultiHeadAttention', 'SkipLayerNormalization', 'Gelu'];
-/** The ops with CUDA kernels only (PackedQkv is MultiHeadAttention's packed layouts, which only its CUDA kernel reads). */
-export const CUDA_ONLY_OPS: readonly FusedOp[] = ['GroupNorm', 'SkipGroupNorm', 'BiasSplitGelu', 'BiasAdd', 'NhwcConv', 'PackedQkv'];
+/**
+ * The ops with CUDA kernels only: the engine's list of the SD optimizer's CUDA-only contrib ops,
+ * plus PackedQkv (MultiHeadAttention's packed layouts, which only its CUDA kernel reads).
+ */
+export const CUDA_ONLY_OPS: readonly FusedOp[] = [...CUDA_ONLY_CONTRIB_OPS, 'PackedQkv'];
 export const FUSED_OPS: Record<Fusion, readonly FusedOp[]> = {
   none: [],
   'cpu-safe': CPU_SAFE,
