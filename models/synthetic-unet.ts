@@ -153,6 +153,7 @@ export interface FusionOptions {
 }
 
 /** A shape's weights in draw order, in the model's dtype (fp16 as raw bits). */
+/** Drawn weights by draw order, in the dtype of the build that drew them (fp16 as raw bits); builds of either dtype may share one. */
 export type WeightCache = Array<Float32Array | Uint16Array>;
 
 /**
@@ -231,6 +232,9 @@ class Builder {
     const index = this.draws++;
     let data = this.cache?.[index];
     if (data?.length !== undefined && data.length !== count) throw new Error(`weight cache entry ${index} has ${data.length} values, this graph wants ${count}: the cache is from another shape`);
+    // A cache filled by a build of the other dtype: the same values, in this graph's.
+    if (data instanceof Float32Array && this.dtype === 'float16') data = float32ToFloat16(data);
+    else if (data instanceof Uint16Array && this.dtype === 'float32') data = float16ToFloat32(data);
     if (!data) {
       const drawn = new Float32Array(count);
       for (let i = 0; i < count; i++) drawn[i] = (this.rng.nextUint32() / 2147483648 - 1) * scale;

@@ -1,6 +1,6 @@
 /**
  * node dist/gpu-ort-vs-builder.mjs [--ep cuda] [--shape check|tiny] [--batches 2,8,16] [--latent 64]
- *   [--repeats 10] [--device 0] [--out DIR] [--work DIR]
+ *   [--repeats 10] [--device 0] [--out DIR] [--work DIR] [--dtype float16|float32]
  *
  * ONNX Runtime's own Stable Diffusion optimizer against the project's fused builder, on the same
  * UNet (issue 12): the plain synthetic UNet (models/synthetic-unet.ts, fp32, random weights) is
@@ -40,6 +40,7 @@ const { values } = parseArgs({
     device: { type: 'string', default: '0' },
     out: { type: 'string', default: '.' },
     work: { type: 'string', default: 'models/.cache/ort-vs-builder' },
+    dtype: { type: 'string' },
   },
 });
 const ep = values.ep as 'cpu' | 'cuda';
@@ -51,8 +52,9 @@ const repeats = Number(values.repeats);
 for (const v of [...batches, latent, repeats]) if (!Number.isInteger(v) || v < 1) throw new Error('--batches, --latent and --repeats take whole numbers of at least 1');
 const deviceId = Number(values.device);
 const providers: ort.InferenceSession.ExecutionProviderConfig[] = ep === 'cuda' ? [{ name: 'cuda', deviceId }] : ['cpu'];
-/** fp16 on a GPU (as users run it), fp32 on the CPU (which lacks fp16 kernels for much of it). */
-const dtype = ep === 'cuda' ? 'float16' : 'float32';
+/** fp16 on a GPU (as users run it), fp32 on the CPU (which lacks fp16 kernels for much of it); --dtype overrides. */
+const dtype = (values.dtype ?? (ep === 'cuda' ? 'float16' : 'float32')) as 'float16' | 'float32';
+if (dtype !== 'float16' && dtype !== 'float32') throw new Error(`--dtype must be float16 or float32, got ${values.dtype}`);
 const tolerance = dtype === 'float16' ? 1e-2 : 1e-4;
 const base = values.shape === 'tiny' ? TINY_UNET : CUDA_CHECK_UNET;
 const work = resolve(values.work!);

@@ -42,4 +42,20 @@ describe('scripts/gpu-ort-vs-builder.ts on the CPU', () => {
     const md = await readFile(join(dir, 'ort-vs-builder.md'), 'utf8');
     expect(md).toMatch(/^\| project builder, 'cpu-safe' fusion \| \d+ \| MultiHeadAttention 8, SkipLayerNormalization 8, Gelu 4 \| [\d.]+ \| [\d.]+ \| [\d.e-]+ \| ok \|$/m);
   }, 120_000);
+
+  it('fp16 as on a GPU: every graph is judged against the plain fp32 one, within the fp16 limit', async () => {
+    const out = join(dir, 'fp16');
+    const args = ['--ep', 'cpu', '--dtype', 'float16', '--shape', 'tiny', '--batches', '2', '--latent', '8', '--repeats', '1', '--out', out, '--work', join(dir, 'work16')];
+    await run(process.execPath, ['--import', 'tsx', 'scripts/gpu-ort-vs-builder.ts', ...args], { cwd: ROOT, timeout: 110_000 });
+    const report = JSON.parse(await readFile(join(out, 'ort-vs-builder.json'), 'utf8'));
+    expect(report.dtype).toBe('float16');
+    const [reference, plain16, builder] = report.rows;
+    expect([reference.graph, plain16.graph, builder.graph]).toEqual(['plain (float32)', 'plain (float16)', "project builder, 'cpu-safe' fusion"]);
+    // fp16 rounding shows, and sets the limit (at least 1e-2).
+    expect(plain16.relVsPlain).toBeGreaterThan(0);
+    expect(report.tolerance).toBe(Math.max(1e-2, 2 * plain16.relVsPlain));
+    expect(builder).toMatchObject({ ok: true });
+    expect(builder.relVsPlain).toBeLessThan(report.tolerance);
+  }, 120_000);
 });
+
