@@ -67,6 +67,19 @@ interface Preset {
 const PRESETS: Record<string, Preset> = {
   sd15: { unet: SD15_UNET, vae: SD15_VAE, batches: '1,2,4,8,16', latent: 64, repeats: 10, size: 512, steps: 20, depth: 0.5, branches: 24, transitionRepeats: 1 },
   tiny: { unet: TINY_UNET, vae: TINY_VAE, batches: '1,2,4,8,16', latent: 32, repeats: 3, size: 256, steps: 10, depth: 0.5, branches: 8, transitionRepeats: 1 },
+  /** tiny in fp16, as sd15 runs on a GPU: the fp16 paths checked on a CPU (test/bench/gpu.test.ts). */
+  'tiny-fp16': {
+    unet: { ...TINY_UNET, dtype: 'float16' },
+    vae: { ...TINY_VAE, dtype: 'float16' },
+    batches: '1,2',
+    latent: 16,
+    repeats: 1,
+    size: 128,
+    steps: 6,
+    depth: 0.5,
+    branches: 4,
+    transitionRepeats: 1,
+  },
 };
 
 const { values } = parseArgs({

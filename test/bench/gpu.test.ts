@@ -78,4 +78,24 @@ describe('npm run bench:gpu on the CPU (tiny shape)', () => {
     // Fused and plain graphs agree (relative difference column).
     for (const b of BATCHES) expect(md).toMatch(new RegExp(`^\\| ${b} \\| [\\d.]+ \\| [\\d.]+ \\| [\\d.]+x \\| \\d\\.\\de-([5-9]|\\d\\d) \\|$`, 'm'));
   });
+
+  it('runs its fp16 paths too, as the sd15 shape does on a GPU (tiny-fp16 on the CPU): fused agrees with plain, both orders render', async () => {
+    const out = join(dir, 'out-fp16');
+    const args = ['--ep', 'cpu', '--shape', 'tiny-fp16', '--out', out, '--cache', join(dir, 'cache')];
+    await run(process.execPath, ['--import', 'tsx', 'bench/gpu.ts', ...args], { cwd: ROOT, timeout: 110_000 });
+    const json = JSON.parse(await readFile(join(out, 'gpu.json'), 'utf8'));
+    for (const variant of ['plain', 'fused']) for (const ms of Object.values(json.unet_ms[variant])) expect(ms).toBeGreaterThan(0);
+    expect(json.transition.ratio).toBeGreaterThan(0);
+    const md = await readFile(join(out, 'gpu.md'), 'utf8');
+    expect(md).toContain('<!-- bench:gpu cpu tiny-fp16 begin -->');
+    expect(md).toMatch(/UNet: [\d.]+M parameters, float16,/);
+    expect(md).toMatch(/VAE decoder \([\d.]+M parameters, float16\)/);
+    // fp16 rounding, not a wrong graph: fused vs plain within fp16 tolerance at every batch.
+    for (const b of ['1', '2']) {
+      const m = md.match(new RegExp(`^\\| ${b} \\| [\\d.]+ \\| [\\d.]+ \\| [\\d.]+x \\| ([\\d.]+e-\\d+) \\|$`, 'm'));
+      expect(m, `batch ${b} row`).not.toBeNull();
+      expect(Number(m![1])).toBeLessThan(1e-2);
+    }
+  }, 120_000);
 });
+
