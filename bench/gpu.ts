@@ -1,5 +1,5 @@
 /**
- * npm run bench:gpu -- --ep cpu|cuda --shape tiny|sd15 [--out bench/results] [--device 0]
+ * npm run bench:gpu -- --ep cpu|cuda --shape tiny|tiny-fp16|sd15 [--out bench/results] [--device 0]
  *   [--batches 1,2,4,8,16] [--latent 64] [--repeats N] [--size 512] [--steps 20] [--depth 0.5]
  *   [--branches 24] [--transition-repeats N] [--max-batch N] [--cache DIR] [--ops A,B,...]
  *
