@@ -33,12 +33,14 @@ import {
   type WeightCache,
 } from '../models/synthetic-unet.ts';
 
-const { values } = parseArgs({ options: { ep: { type: 'string', default: 'cuda' }, out: { type: 'string', default: '.' }, device: { type: 'string', default: '0' }, shape: { type: 'string', default: 'check' } } });
+const { values } = parseArgs({ options: { ep: { type: 'string', default: 'cuda' }, out: { type: 'string', default: '.' }, device: { type: 'string', default: '0' }, shape: { type: 'string', default: 'check' }, dtype: { type: 'string' } } });
 const ep = values.ep!;
 const providers: ort.InferenceSession.ExecutionProviderConfig[] = ep === 'cuda' ? [{ name: 'cuda', deviceId: Number(values.device) }] : ['cpu'];
 const TOLERANCE = 1e-2;
-// The CPU provider lacks fp16 kernels for much of the graph: a CPU dry run checks in float32.
-const dtype = ep === 'cuda' ? 'float16' : 'float32';
+// The CPU provider lacks fp16 kernels for much of the graph: a CPU dry run checks in float32
+// (--dtype float16 runs the fp16 paths there too, for what has CPU kernels).
+const dtype = (values.dtype ?? (ep === 'cuda' ? 'float16' : 'float32')) as 'float16' | 'float32';
+if (dtype !== 'float16' && dtype !== 'float32') throw new Error(`--dtype must be float16 or float32, got ${values.dtype}`);
 // 'check': the smallest shapes every CUDA-only kernel accepts; 'tiny': seconds on a CPU (dry runs of scripts/gpu-run.sh).
 if (values.shape !== 'check' && values.shape !== 'tiny') throw new Error(`--shape must be check or tiny, got ${values.shape}`);
 const UNET_SHAPE = { ...(values.shape === 'tiny' ? TINY_UNET : CUDA_CHECK_UNET), dtype } as const;
