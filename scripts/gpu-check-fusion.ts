@@ -1,5 +1,5 @@
 /**
- * node dist/gpu-check-fusion.mjs [--ep cuda] [--out DIR] [--device 0] [--shape check|tiny]
+ * node dist/gpu-check-fusion.mjs [--ep cuda] [--out DIR] [--device 0] [--shape check|tiny] [--dtype float16|float32]
  *
  * Plain vs fused synthetic UNet and VAE decoder on a GPU, for the contrib ops that have no CPU
  * kernel: each op alone (so a failing kernel is named) and the full 'cuda' fusion, on
