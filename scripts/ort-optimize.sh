@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bash scripts/ort-optimize.sh [--target cuda|cpu] IN OUT [STATS_JSON]
+# bash scripts/ort-optimize.sh [--target cuda|cpu|cpu-fp16] IN OUT [STATS_JSON]
 #
 # Runs ONNX Runtime's own Stable Diffusion optimizer, the command models/README.md gives users
 # ("Fast GPU graphs"), on the Optimum export folder IN, writing OUT:
@@ -7,6 +7,8 @@
 #     BiasSplitGelu, BiasAdd, packed QKV/KV, MultiHeadAttention, ...): runs on the CUDA provider only.
 #   --target cpu: fp32 with only the fusions that have CPU kernels (attention, LayerNorm, Gelu):
 #     what a CPU worker can load.
+#   --target cpu-fp16: the same fusions in fp16 (the optimizer's fp16 conversion, as for CUDA):
+#     checks the engine's fp16 path on a CPU; slower than fp32 there, not for CPU workers.
 # then:
 #   - sets the ONNX IR version of any model written above 13 to 13 (onnxruntime-node 1.29 reads at
 #     most 13; the README gives users the same one-liner),
@@ -26,9 +28,10 @@ if [ "${1:-}" = --target ]; then TARGET="${2:-}"; shift 2; fi
 case "$TARGET" in
   cuda) FLAGS=(--float16) ;;
   cpu) FLAGS=(--disable_group_norm --disable_skip_group_norm --disable_bias_splitgelu --disable_bias_add --disable_nhwc_conv --disable_packed_kv --disable_packed_qkv) ;;
-  *) echo "ort-optimize: --target takes cuda or cpu, got '$TARGET'"; exit 2 ;;
+  cpu-fp16) FLAGS=(--float16 --disable_group_norm --disable_skip_group_norm --disable_bias_splitgelu --disable_bias_add --disable_nhwc_conv --disable_packed_kv --disable_packed_qkv) ;;
+  *) echo "ort-optimize: --target takes cuda, cpu or cpu-fp16, got '$TARGET'"; exit 2 ;;
 esac
-USAGE="usage: ort-optimize.sh [--target cuda|cpu] IN OUT [STATS_JSON]"
+USAGE="usage: ort-optimize.sh [--target cuda|cpu|cpu-fp16] IN OUT [STATS_JSON]"
 IN="${1:?$USAGE}"
 OUT="${2:?$USAGE}"
 STATS="${3:-$OUT/optimizer-stats.json}"

@@ -93,6 +93,15 @@ describe(`scripts/ort-optimize.sh (ONNX Runtime's SD optimizer via ${PYTHON}; sk
     expect(await readFile(join(dir, 'cpu-check', 'ort-optimized.md'), 'utf8')).toMatch(/\| unet \| \d+ \| .*MultiHeadAttention \d+/);
   }, 120_000);
 
+  it('--target cpu-fp16: the optimizer\'s fp16 conversion (fp16 inputs, timestep included) renders as diffusers does through the engine', async (ctx) => {
+    const opt = join(dir, 'cpu-fp16');
+    await optimize(ctx, ['--target', 'cpu-fp16', FIXTURE, opt]);
+    const { code, report } = await check(opt, join(dir, 'cpu-fp16-check'));
+    expect(code, JSON.stringify(report.results)).toBe(0);
+    expect(report.results[1]).toMatchObject({ label: 'optimized', ok: true, unetDtype: 'float16' });
+    expect(report.results[1].maxLevels).toBeLessThanOrEqual(2);
+  }, 120_000);
+
   it('--target cuda (the README command, --float16): CUDA-only ops, which a CPU worker refuses with a clear reason', async (ctx) => {
     const opt = join(dir, 'cuda');
     await optimize(ctx, [FIXTURE, opt]);
