@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { resolveFfmpeg } from './ffmpeg-path.ts';
 import { sharpOf, type RawImage } from '../image.ts';
-import { webpFrameRate } from './probe.ts';
+import { isWebp, webpFrameRate } from './probe.ts';
 
 /**
  * All frames of `video` as packed RGB at `width` x `height` (scaled if the file differs). For an
@@ -39,11 +39,6 @@ export async function decodeVideoFrames(video: Uint8Array, width: number, height
   }
 }
 
-function isWebp(bytes: Uint8Array): boolean {
-  const head = Buffer.from(bytes.buffer, bytes.byteOffset, Math.min(12, bytes.byteLength)).toString('latin1');
-  return head.startsWith('RIFF') && head.slice(8, 12) === 'WEBP';
-}
-
 /**
  * Animated WebP through libvips (sharp): the ffmpeg builds in use cannot decode its animation
  * (engine/video/probe.ts reads its container for the same reason). Frames come composited, as
@@ -57,7 +52,8 @@ async function decodeAnimatedWebp(video: Uint8Array, width: number, height: numb
   let delays: number[];
   let raw: Buffer;
   try {
-    const meta = await (await sharpOf(input, { animated: true, limitInputPixels: false })).metadata();
+    const image = await sharpOf(input, { animated: true, limitInputPixels: false });
+    const meta = await image.metadata();
     pages = meta.pages ?? 1;
     pageHeight = meta.pageHeight ?? meta.height ?? 0;
     fileWidth = meta.width ?? 0;
@@ -65,7 +61,7 @@ async function decodeAnimatedWebp(video: Uint8Array, width: number, height: numb
     if (fileWidth * pageHeight * pages > MAX_WEBP_PIXELS) {
       throw new Error(`the animation holds ${pages} frames of ${fileWidth}x${pageHeight}, more than ${Math.round(MAX_WEBP_PIXELS / 1e6)} megapixels in all; use mp4 or webm for videos this large`);
     }
-    raw = await (await sharpOf(input, { animated: true, limitInputPixels: false })).flatten({ background: '#000000' }).removeAlpha().raw().toBuffer();
+    raw = await image.flatten({ background: '#000000' }).removeAlpha().raw().toBuffer();
   } catch (err) {
     throw new Error(`could not decode the video: ${(err as Error).message}`);
   }

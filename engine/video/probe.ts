@@ -68,7 +68,8 @@ function normaliseFormat(formatName: string): string {
   return names[0] ?? formatName;
 }
 
-function isWebp(header: Uint8Array): boolean {
+/** A RIFF/WEBP file (still or animated), from its first 12 bytes. */
+export function isWebp(header: Uint8Array): boolean {
   const text = Buffer.from(header.subarray(0, 12)).toString('latin1');
   return text.startsWith('RIFF') && text.slice(8, 12) === 'WEBP';
 }
