@@ -33,3 +33,16 @@ export function relativeError(a: Float32Array, ref: Float32Array): { rel: number
 export function median<T>(values: readonly T[], key: (v: T) => number): T {
   return [...values].sort((a, b) => key(a) - key(b))[Math.floor(values.length / 2)];
 }
+
+/** The --ep of a GPU script: 'cpu' or 'cuda', else a one-line error. */
+export function gpuEp(value: string | undefined): 'cpu' | 'cuda' {
+  if (value !== 'cpu' && value !== 'cuda') throw new Error(`--ep must be cpu or cuda, got ${value}`);
+  return value;
+}
+
+/** --name's whole numbers of at least 1, from "2,8,16" (or one number), else a one-line error. */
+export function wholeNumbers(name: string, raw: string): number[] {
+  const values = raw.split(',').map((v) => Number(v.trim()));
+  for (const v of values) if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} takes whole numbers of at least 1, got ${raw}`);
+  return values;
+}

@@ -24,7 +24,7 @@ import { cp, mkdir, readFile, rm, writeFile, symlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { timingTotals, timingsSince } from '../engine/pipeline/timings.ts';
-import { deviceName, median, relativeError } from './gpu-common.ts';
+import { deviceName, gpuEp, median, relativeError, wholeNumbers } from './gpu-common.ts';
 import { LatentBlender, StableDiffusionPipeline, createPerceptualMetric, float32ToFloat16, float16ToFloat32, type TransitionResult } from '../engine/index.ts';
 import { builtinPerceptualGraph } from '../models/perceptual-graph.ts';
 import { ensureDemoModel } from '../models/demo-model.ts';
@@ -105,11 +105,10 @@ const { values } = parseArgs({
 const shapeName = values.shape!;
 const preset = PRESETS[shapeName];
 if (!preset) throw new Error(`--shape must be one of ${Object.keys(PRESETS).join(', ')}, got ${shapeName}`);
-const ep = values.ep as 'cpu' | 'cuda';
-if (ep !== 'cpu' && ep !== 'cuda') throw new Error(`--ep must be cpu or cuda, got ${values.ep}`);
+const ep = gpuEp(values.ep);
 const num = (v: string | undefined, d: number) => (v === undefined ? d : Number(v));
 const cfg = {
-  batches: (values.batches ?? preset.batches).split(',').map(Number),
+  batches: wholeNumbers('batches', values.batches ?? preset.batches),
   latent: num(values.latent, preset.latent),
   repeats: num(values.repeats, preset.repeats),
   size: num(values.size, preset.size),

@@ -13,10 +13,10 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { OnnxBuiltinMetric, builtinDistance, type RawImage } from '../engine/index.ts';
 import { builtinPerceptualGraph } from '../models/perceptual-graph.ts';
+import { gpuEp } from './gpu-common.ts';
 
 const { values } = parseArgs({ options: { ep: { type: 'string', default: 'cpu' }, out: { type: 'string' } } });
-const ep = values.ep as 'cpu' | 'cuda';
-if (ep !== 'cpu' && ep !== 'cuda') throw new Error(`--ep must be cpu or cuda, got ${values.ep}`);
+const ep = gpuEp(values.ep);
 
 const a: RawImage = { data: new Uint8Array(512 * 512 * 3).map((_, i) => (i * 7919) % 251), width: 512, height: 512, channels: 3 };
 const b: RawImage = { ...a, data: a.data.map((v) => (v + 3) % 256) };

@@ -26,7 +26,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { StableDiffusionPipeline } from '../engine/index.ts';
-import { deviceName, median, relativeError } from '../bench/gpu-common.ts';
+import { deviceName, gpuEp, median, relativeError, wholeNumbers } from '../bench/gpu-common.ts';
 
 const FIXTURE = 'test/fixtures/tiny-sd-optimum';
 /** uint8 levels an fp32 UNet's image may differ from diffusers' (float rounding only). */
@@ -44,13 +44,11 @@ const { values } = parseArgs({
     out: { type: 'string', default: '.' },
   },
 });
-const ep = values.ep as 'cpu' | 'cuda';
-if (ep !== 'cpu' && ep !== 'cuda') throw new Error(`--ep must be cpu or cuda, got ${values.ep}`);
+const ep = gpuEp(values.ep);
 if (!values.optimized) throw new Error('--optimized DIR is required: the folder written by scripts/ort-optimize.sh');
 const deviceId = Number(values.device);
-const repeats = Number(values.repeats);
+const [repeats] = wholeNumbers('repeats', values.repeats!);
 const maxLevels = Number(values['max-levels']);
-if (!Number.isInteger(repeats) || repeats < 1) throw new Error(`--repeats takes a whole number of at least 1, got ${values.repeats}`);
 if (!(maxLevels >= 0)) throw new Error(`--max-levels takes a number of levels (0-255), got ${values['max-levels']}`);
 
 /** diffusers' case from the fixture: its settings, starting latents, final latents and float image. */

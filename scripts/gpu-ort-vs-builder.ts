@@ -26,7 +26,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { floatTensor, numericTensor, readFloat } from '../engine/tensor/tensors.ts';
-import { deviceName, median, relativeError } from '../bench/gpu-common.ts';
+import { deviceName, gpuEp, median, relativeError, wholeNumbers } from '../bench/gpu-common.ts';
 import { CUDA_CHECK_UNET, SYNTHETIC_MODEL_OPTIONS, TINY_UNET, syntheticUNet, type SyntheticGraph, type WeightCache } from '../models/synthetic-unet.ts';
 
 const run = promisify(execFile);
@@ -43,13 +43,11 @@ const { values } = parseArgs({
     dtype: { type: 'string' },
   },
 });
-const ep = values.ep as 'cpu' | 'cuda';
-if (ep !== 'cpu' && ep !== 'cuda') throw new Error(`--ep must be cpu or cuda, got ${values.ep}`);
+const ep = gpuEp(values.ep);
 if (values.shape !== 'check' && values.shape !== 'tiny') throw new Error(`--shape must be check or tiny, got ${values.shape}`);
-const batches = values.batches!.split(',').map(Number);
-const latent = Number(values.latent);
-const repeats = Number(values.repeats);
-for (const v of [...batches, latent, repeats]) if (!Number.isInteger(v) || v < 1) throw new Error('--batches, --latent and --repeats take whole numbers of at least 1');
+const batches = wholeNumbers('batches', values.batches!);
+const [latent] = wholeNumbers('latent', values.latent!);
+const [repeats] = wholeNumbers('repeats', values.repeats!);
 const deviceId = Number(values.device);
 const providers: ort.InferenceSession.ExecutionProviderConfig[] = ep === 'cuda' ? [{ name: 'cuda', deviceId }] : ['cpu'];
 /** fp16 on a GPU (as users run it), fp32 on the CPU (which lacks fp16 kernels for much of it); --dtype overrides. */

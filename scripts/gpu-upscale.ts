@@ -20,7 +20,7 @@ import { join, resolve } from 'node:path';
 import { SuperResolutionUpscaler, type RawImage } from '../engine/index.ts';
 import { DEFAULT_SUPER_RESOLUTION_MODEL, modelCacheRoot } from '../models/esrgan/catalog.ts';
 import { CONVERTER_VERSION } from '../models/esrgan/convert.ts';
-import { deviceName, median } from '../bench/gpu-common.ts';
+import { deviceName, gpuEp, median, wholeNumbers } from '../bench/gpu-common.ts';
 
 const { values } = parseArgs({
   options: {
@@ -34,17 +34,12 @@ const { values } = parseArgs({
     out: { type: 'string', default: '.' },
   },
 });
-const ep = values.ep as 'cpu' | 'cuda';
-if (ep !== 'cpu' && ep !== 'cuda') throw new Error(`--ep must be cpu or cuda, got ${values.ep}`);
+const ep = gpuEp(values.ep);
 const deviceId = Number(values.device);
-const size = Number(values.size);
-const list = (raw: string) => raw.split(',').map((v) => Number(v.trim()));
-const tiles = list(values.tiles!);
-const batches = list(values.batches!);
-const repeats = Number(values.repeats);
-for (const [name, v] of [['size', size], ['repeats', repeats], ...tiles.map((t) => ['tiles', t]), ...batches.map((b) => ['batches', b])] as Array<[string, number]>) {
-  if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} takes whole numbers of at least 1, got ${v}`);
-}
+const [size] = wholeNumbers('size', values.size!);
+const tiles = wholeNumbers('tiles', values.tiles!);
+const batches = wholeNumbers('batches', values.batches!);
+const [repeats] = wholeNumbers('repeats', values.repeats!);
 
 /** The default upscaler's 4x conversion in the model cache (ensureSuperResolutionModel names it <model>-<version>-c<converter>/x4). */
 function defaultModels(): string[] {
