@@ -3,29 +3,23 @@
  * folder. It checks the report's schema and that both transition orders rendered the same
  * transition; it asserts nothing about speed.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { FUSED_OPS } from '../../models/synthetic-unet.ts';
+import { runScript } from '../helpers/cli.ts';
+import { useTempDir } from '../helpers/temp-dir.ts';
 
-const run = promisify(execFile);
-const ROOT = new URL('../..', import.meta.url).pathname;
 const BATCHES = ['1', '2', '4'];
 
 let dir: string;
 let stdout: string;
+useTempDir('bench-gpu-', (d) => (dir = d));
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'bench-gpu-'));
   const args = ['--ep', 'cpu', '--shape', 'tiny', '--out', join(dir, 'out'), '--cache', join(dir, 'cache')];
   // Small sizes keep CI fast; the full tiny preset is `npm run bench:gpu -- --ep cpu --shape tiny`.
   const small = ['--latent', '8', '--batches', BATCHES.join(','), '--repeats', '1', '--size', '64', '--steps', '6', '--branches', '5'];
-  ({ stdout } = await run(process.execPath, ['--import', 'tsx', 'bench/gpu.ts', ...args, ...small], { cwd: ROOT, timeout: 110_000 }));
-});
-afterAll(async () => {
-  if (dir) await rm(dir, { recursive: true, force: true });
+  ({ stdout } = await runScript('bench/gpu.ts', [...args, ...small]));
 });
 
 describe('npm run bench:gpu on the CPU (tiny shape)', () => {
@@ -82,7 +76,7 @@ describe('npm run bench:gpu on the CPU (tiny shape)', () => {
   it('runs its fp16 paths too, as the sd15 shape does on a GPU (tiny-fp16 on the CPU): fused agrees with plain, both orders render', async () => {
     const out = join(dir, 'out-fp16');
     const args = ['--ep', 'cpu', '--shape', 'tiny-fp16', '--out', out, '--cache', join(dir, 'cache')];
-    await run(process.execPath, ['--import', 'tsx', 'bench/gpu.ts', ...args], { cwd: ROOT, timeout: 110_000 });
+    await runScript('bench/gpu.ts', args);
     const json = JSON.parse(await readFile(join(out, 'gpu.json'), 'utf8'));
     for (const variant of ['plain', 'fused']) for (const ms of Object.values(json.unet_ms[variant])) expect(ms).toBeGreaterThan(0);
     expect(json.transition.ratio).toBeGreaterThan(0);

@@ -35,3 +35,11 @@ export async function runCli(script: string, args: string[], options: { cwd: str
     return { code: e.code, stdout: e.stdout, stderr: e.stderr };
   }
 }
+
+/**
+ * Runs a script of the repository (e.g. 'scripts/gpu-upscale.ts') with tsx from the root, as the
+ * device bundles run; rejects like execFile when it exits non-zero (the error has code and stdout).
+ */
+export function runScript(script: string, args: string[]): Promise<{ stdout: string; stderr: string }> {
+  return run(process.execPath, ['--import', TSX, join(ROOT, script), ...args], { cwd: ROOT, timeout: 110_000 });
+}

@@ -4,21 +4,18 @@
  * builder shows before a GPU session spends its time on it. (gpu-run.test.ts runs it in fp32.)
  */
 import { describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { useTempDir } from '../helpers/temp-dir.ts';
+import { runScript } from '../helpers/cli.ts';
 
-const run = promisify(execFile);
-const ROOT = new URL('../..', import.meta.url).pathname;
 
 let dir: string;
 useTempDir('check-fusion-', (d) => (dir = d));
 
 describe('scripts/gpu-check-fusion.ts --dtype float16 on the CPU', () => {
   it('passes every CPU-capable fusion and stand-in in fp16, within the fp16 tolerance', async () => {
-    await run(process.execPath, ['--import', 'tsx', 'scripts/gpu-check-fusion.ts', '--ep', 'cpu', '--shape', 'tiny', '--dtype', 'float16', '--out', dir], { cwd: ROOT, timeout: 110_000 });
+    await runScript('scripts/gpu-check-fusion.ts', ['--ep', 'cpu', '--shape', 'tiny', '--dtype', 'float16', '--out', dir]);
     const report = JSON.parse(await readFile(join(dir, 'fusion-check.json'), 'utf8'));
     expect(report).toMatchObject({ ep: 'cpu', dtype: 'float16', tolerance: 1e-2 });
     expect(report.checks.map((c: { model: string; ops: string }) => `${c.model} ${c.ops}`)).toEqual(

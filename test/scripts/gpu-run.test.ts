@@ -11,9 +11,9 @@ import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { useTempDir } from '../helpers/temp-dir.ts';
+import { ROOT } from '../helpers/cli.ts';
 
 const run = promisify(execFile);
-const ROOT = new URL('../..', import.meta.url).pathname;
 
 let dir: string;
 useTempDir('gpu-run-', (d) => (dir = d));

@@ -4,15 +4,12 @@
  * and tiles batched give the same frame as tiles one at a time. Nothing about speed is asserted.
  */
 import { describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { ensureSuperResolutionModel } from '../../models/esrgan/catalog.ts';
 import { useTempDir } from '../helpers/temp-dir.ts';
+import { runScript } from '../helpers/cli.ts';
 
-const run = promisify(execFile);
-const ROOT = new URL('../..', import.meta.url).pathname;
 
 let dir: string;
 useTempDir('gpu-upscale-', (d) => (dir = d));
@@ -21,7 +18,7 @@ describe('scripts/gpu-upscale.ts on the CPU', () => {
   it('times every tile side and batch, and batching changes no pixel', async () => {
     const model = await ensureSuperResolutionModel('esrgan-slim', 4);
     const args = ['--ep', 'cpu', '--models', model, '--size', '80', '--tiles', '32,48', '--batches', '1,3', '--repeats', '1', '--out', dir];
-    const { stdout } = await run(process.execPath, ['--import', 'tsx', 'scripts/gpu-upscale.ts', ...args], { cwd: ROOT, timeout: 110_000 });
+    const { stdout } = await runScript('scripts/gpu-upscale.ts', args);
     const report = JSON.parse(await readFile(join(dir, 'upscale-gpu.json'), 'utf8'));
     expect(report).toMatchObject({ ep: 'cpu', frame: '80x80', repeats: 1 });
     expect(report.gpu).toMatch(/^cpu: .+ x\d+$/);

@@ -12,9 +12,9 @@ import { cp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { useTempDir } from '../helpers/temp-dir.ts';
+import { ROOT, runScript } from '../helpers/cli.ts';
 
 const run = promisify(execFile);
-const ROOT = new URL('../..', import.meta.url).pathname;
 const FIXTURE = join(ROOT, 'test/fixtures/tiny-sd-optimum');
 const PYTHON = process.env.PYTHON ?? 'python3';
 
@@ -38,7 +38,7 @@ useTempDir('ort-optimized-', (d) => (dir = d));
 async function check(optimized: string, out: string, extra: string[] = []): Promise<{ code: number; report: any }> {
   let code = 0;
   try {
-    await run(process.execPath, ['--import', 'tsx', 'scripts/gpu-ort-optimized.ts', '--ep', 'cpu', '--optimized', optimized, '--repeats', '1', '--out', out, ...extra], { cwd: ROOT, timeout: 110_000 });
+    await runScript('scripts/gpu-ort-optimized.ts', ['--ep', 'cpu', '--optimized', optimized, '--repeats', '1', '--out', out, ...extra]);
   } catch (err) {
     code = (err as { code?: number }).code ?? -1;
   }

@@ -6,14 +6,11 @@
  * run. Nothing about speed is asserted.
  */
 import { describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { useTempDir } from '../helpers/temp-dir.ts';
+import { runScript } from '../helpers/cli.ts';
 
-const run = promisify(execFile);
-const ROOT = new URL('../..', import.meta.url).pathname;
 
 let dir: string;
 useTempDir('ort-vs-builder-', (d) => (dir = d));
@@ -21,7 +18,7 @@ useTempDir('ort-vs-builder-', (d) => (dir = d));
 describe('scripts/gpu-ort-vs-builder.ts on the CPU', () => {
   it('times the plain graph, the builder\'s fused one and the optimizer\'s, and checks each against the plain output', async () => {
     const args = ['--ep', 'cpu', '--shape', 'tiny', '--batches', '1,2', '--latent', '8', '--repeats', '1', '--out', dir, '--work', join(dir, 'work')];
-    await run(process.execPath, ['--import', 'tsx', 'scripts/gpu-ort-vs-builder.ts', ...args], { cwd: ROOT, timeout: 110_000 });
+    await runScript('scripts/gpu-ort-vs-builder.ts', args);
     const report = JSON.parse(await readFile(join(dir, 'ort-vs-builder.json'), 'utf8'));
     expect(report).toMatchObject({ ep: 'cpu', dtype: 'float32', shape: 'tiny', batches: [1, 2], tolerance: 1e-4 });
     const [plain, builder, optimizer] = report.rows;
@@ -46,7 +43,7 @@ describe('scripts/gpu-ort-vs-builder.ts on the CPU', () => {
   it('fp16 as on a GPU: every graph is judged against the plain fp32 one, within the fp16 limit', async () => {
     const out = join(dir, 'fp16');
     const args = ['--ep', 'cpu', '--dtype', 'float16', '--shape', 'tiny', '--batches', '2', '--latent', '8', '--repeats', '1', '--out', out, '--work', join(dir, 'work16')];
-    await run(process.execPath, ['--import', 'tsx', 'scripts/gpu-ort-vs-builder.ts', ...args], { cwd: ROOT, timeout: 110_000 });
+    await runScript('scripts/gpu-ort-vs-builder.ts', args);
     const report = JSON.parse(await readFile(join(out, 'ort-vs-builder.json'), 'utf8'));
     expect(report.dtype).toBe('float16');
     const [reference, plain16, builder] = report.rows;
