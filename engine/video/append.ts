@@ -76,21 +76,22 @@ async function streamConfig(file: string, signal?: AbortSignal): Promise<StreamC
  */
 export async function appendFrames(head: Uint8Array, frames: FrameIterable, opts: EncodeOptions): Promise<EncodeResult | undefined> {
   if (opts.format !== 'mp4' && opts.format !== 'webm') return undefined;
-  const before = await probeVideo(head, { signal: opts.signal, countPackets: true }).catch((err: unknown) => {
-    if (opts.signal?.aborted) throw err;
-    return undefined; // not a video ffprobe can read: the caller's decode says what is wrong
-  });
-  const size = fullSize(opts.format, opts.width, opts.height);
-  if (!before || before.format !== opts.format || before.width !== size.width || before.height !== size.height || Math.abs(before.fps - opts.fps) > 1e-6) return undefined;
   const dir = await mkdtemp(path.join(tmpdir(), 'blendfarm-append-'));
   try {
     const headFile = path.join(dir, `head.${opts.format}`);
     const tailFile = path.join(dir, `tail.${opts.format}`);
     const joined = path.join(dir, `joined.${opts.format}`);
     await writeFile(headFile, head);
+    const before = await probeVideo(headFile, { signal: opts.signal, countPackets: true }).catch((err: unknown) => {
+      if (opts.signal?.aborted) throw err;
+      return undefined; // not a video ffprobe can read: the caller's decode says what is wrong
+    });
+    const size = fullSize(opts.format, opts.width, opts.height);
+    if (!before || before.format !== opts.format || before.width !== size.width || before.height !== size.height || Math.abs(before.fps - opts.fps) > 1e-6) return undefined;
     // The new part alone, as the whole would be encoded at full size (no size limit: the joined
     // file is checked against it below). Its errors are real ones (ffmpeg, disk) and propagate.
     const tail = await encodeVideo(frames, { ...opts, maxBytes: undefined, out: tailFile });
+    const headFrames = before.frames;
     return await join();
 
     /** The join by stream copy, or undefined when the streams or ffmpeg refuse it. */
@@ -108,7 +109,7 @@ export async function appendFrames(head: Uint8Array, frames: FrameIterable, opts
           windowsHide: true,
         });
         const after = await probeVideo(joined, { signal: opts.signal, countPackets: true });
-        if (after.frames !== before!.frames + tail.frames) return undefined;
+        if (after.frames !== headFrames + tail.frames) return undefined;
         const bytes = await readFile(joined);
         if (opts.maxBytes !== undefined && bytes.length > opts.maxBytes) return undefined;
         if (opts.out) await writeFile(opts.out, bytes);

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { resolveFfmpeg } from './ffmpeg-path.ts';
 import { sharpOf, type RawImage } from '../image.ts';
-import { isWebp, webpFrameRate } from './probe.ts';
+import { isWebp, probeWebp } from './probe.ts';
 
 /**
  * All frames of `video` as packed RGB at `width` x `height` (scaled if the file differs). For an
@@ -69,8 +69,7 @@ async function decodeAnimatedWebp(video: Uint8Array, width: number, height: numb
   if (!(pageBytes > 0) || raw.length < pages * pageBytes) throw new Error('could not decode the video: the animated WebP has no readable frames');
   // Each stored frame shown for as many frame times as its delay spans (rounded on the running
   // clock, so the total stays exact); without delays, once each.
-  const positive = delays.filter((d) => d > 0);
-  const rate = fps ?? (positive.length ? webpFrameRate(Math.min(...positive)) : 0);
+  const rate = fps ?? probeWebp(video).fps;
   let clock = 0;
   const frames: RawImage[] = [];
   for (let p = 0; p < pages; p++) {

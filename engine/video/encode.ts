@@ -381,7 +381,7 @@ export async function encodeVideo(frames: FrameSource, opts: EncodeOptions): Pro
   };
 
   try {
-    const full = outputSize(opts.format, opts.width, opts.height, 1);
+    const full = fullSize(opts.format, opts.width, opts.height);
     const initial: AttemptSettings = opts.format === 'webp' ? { ...full, quality: WEBP_QUALITY } : { ...full };
     let size = await encodeAttempt(initial);
     const maxBytes = opts.maxBytes;

@@ -145,7 +145,7 @@ export function probeWebp(bytes: Uint8Array): VideoProbe {
 }
 
 /** The frame rate an animated WebP was written at, from its shortest frame delay (whole milliseconds). */
-export function webpFrameRate(shortestDelayMs: number): number {
+function webpFrameRate(shortestDelayMs: number): number {
   return Math.max(1, Math.round(1000 / shortestDelayMs));
 }
 
