@@ -29,6 +29,7 @@ import { join } from 'node:path';
 import { GraphBuilder, saveModel } from './onnx/index.ts';
 import { COLOUR_MIX, DEMO_SPEC_VERSION, Net, VOCAB, demoSpecs, embeddingTable, gaussianTable, noiseLevel, promptMean, pseudoInverse, TEXT_WIDTH } from './demo-model.ts';
 import { writeClipTokenizerFiles } from './tokenizer-files.ts';
+import { CLIP_IMAGE_MEAN, CLIP_IMAGE_STD } from '../engine/index.ts';
 
 const VERSION = 2;
 const VAE_SCALE = 0.18215;
@@ -39,9 +40,6 @@ export const INPAINT_KEEP_STD = 0.02;
 export const VARIATION_EMBED_DIM = 12;
 export const VARIATION_EMBED_SCALE = 5;
 export const VARIATION_DATA_STD = 0.05;
-/** CLIP's image normalisation (openai/clip-vit-large-patch14 preprocessor_config.json). */
-export const CLIP_IMAGE_MEAN = [0.48145466, 0.4578275, 0.40821073];
-export const CLIP_IMAGE_STD = [0.26862954, 0.26130258, 0.27577711];
 
 const save = async (dir: string, g: GraphBuilder) => {
   await mkdir(dir, { recursive: true });

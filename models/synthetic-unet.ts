@@ -152,7 +152,6 @@ export interface FusionOptions {
   weights?: WeightCache;
 }
 
-/** A shape's weights in draw order, in the model's dtype (fp16 as raw bits). */
 /** Drawn weights by draw order, in the dtype of the build that drew them (fp16 as raw bits); builds of either dtype may share one. */
 export type WeightCache = Array<Float32Array | Uint16Array>;
 

@@ -185,7 +185,7 @@ export async function runTransitionCli(kind: 'blend' | 'movie', argv = process.a
   const frame = pipe.resolve({ prompt: prompts[0], width, height });
   const images = await prepareRequestImages(pictureFlags, prompts.length, frame.width, frame.height);
   const inpaint = await prepareInpaint(inpaintRequest, frame.width, frame.height);
-  const metric = await createPerceptualMetric(values.lpips ?? config.lpipsModel, { ep, deviceId }, builtinPerceptualGraph());
+  const metric = await createPerceptualMetric(values.lpips ?? config.lpipsModel, { ep, deviceId }, builtinPerceptualGraph);
   const bar = new ProgressBar(kind === 'blend' ? 'blending' : 'movie');
   const controller = new AbortController();
   const onSignal = () => controller.abort();

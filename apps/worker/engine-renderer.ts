@@ -441,7 +441,7 @@ class EngineRenderer implements Renderer {
     if (!this.metric) {
       const create = this.hooks.createMetric ?? createPerceptualMetric;
       const lpips = this.opts.lpipsModel;
-      const loading = create(lpips, { ep: this.opts.ep, deviceId: this.opts.deviceId }, builtinPerceptualGraph()).catch((err: unknown) => {
+      const loading = create(lpips, { ep: this.opts.ep, deviceId: this.opts.deviceId }, builtinPerceptualGraph).catch((err: unknown) => {
         if (lpips) throw err;
         const reason = (err instanceof Error ? err.message : String(err)).replace(/\s+/g, ' ').trim();
         console.warn(`[worker] the gap metric did not load on ${this.opts.ep ?? 'cpu'} (${reason}); measuring gaps with the JavaScript metric instead (same values, on the CPU)`);

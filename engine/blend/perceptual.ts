@@ -284,11 +284,12 @@ export class OnnxLpipsMetric implements PerceptualMetric {
 
 /**
  * LPIPS when a model path is given, else the built-in metric: on a GPU provider through ONNX
- * Runtime when its graph is given (models/perceptual-graph.ts), otherwise in JavaScript (on the
+ * Runtime when a builder of its graph is given (models/perceptual-graph.ts; called only then),
+ * otherwise in JavaScript (on the
  * CPU the two take about the same time, bench/results/perceptual.md).
  */
-export async function createPerceptualMetric(lpipsModel?: string, opts: SessionOptions = {}, builtinGraph?: Uint8Array): Promise<PerceptualMetric> {
+export async function createPerceptualMetric(lpipsModel?: string, opts: SessionOptions = {}, builtinGraph?: () => Uint8Array): Promise<PerceptualMetric> {
   if (lpipsModel) return OnnxLpipsMetric.load(lpipsModel, opts);
-  if (builtinGraph && opts.ep && opts.ep !== 'cpu') return OnnxBuiltinMetric.load(builtinGraph, opts);
+  if (builtinGraph && opts.ep && opts.ep !== 'cpu') return OnnxBuiltinMetric.load(builtinGraph(), opts);
   return new BuiltinPerceptualMetric();
 }

@@ -262,7 +262,7 @@ class TransitionRun {
   private decodeSeconds = 0;
   private decodes = 0;
   private metricSeconds = 0;
-  private metricCalls = 0;
+  private metricPairs = 0;
   private readonly callsAtStart: number;
 
   private readonly steps: number;
@@ -417,7 +417,7 @@ class TransitionRun {
         decodeSeconds: this.decodes ? this.decodeSeconds / this.decodes : 0,
         totalSeconds,
         metricSeconds: this.metricSeconds,
-        metricPairs: this.metricCalls,
+        metricPairs: this.metricPairs,
       },
     };
   }
@@ -632,14 +632,14 @@ class TransitionRun {
     const t0 = performance.now();
     const ds = this.metric.distances ? await this.metric.distances(pairs) : await sequentially(pairs, ([a, b]) => this.metric.distance(a, b));
     this.metricSeconds += (performance.now() - t0) / 1000;
-    this.metricCalls += pairs.length;
+    this.metricPairs += pairs.length;
     return ds;
   }
 
   /** Per-branch cost besides UNet steps: one decode and two distances (the reference counts only the decode). */
   private branchOverheadSeconds(): number | undefined {
     if (!this.decodes) return undefined;
-    return this.decodeSeconds / this.decodes + (this.metricCalls ? (2 * this.metricSeconds) / this.metricCalls : 0);
+    return this.decodeSeconds / this.decodes + (this.metricPairs ? (2 * this.metricSeconds) / this.metricPairs : 0);
   }
 
   private async decode(latent: Float32Array): Promise<RawImage> {

@@ -123,8 +123,8 @@ describe('built-in perceptual metric as an ONNX graph', () => {
   });
 
   it('is chosen for GPU providers only: the CPU keeps the JavaScript metric (the same speed there)', async () => {
-    expect(await createPerceptualMetric(undefined, { ep: 'cpu' }, builtinPerceptualGraph())).toBeInstanceOf(BuiltinPerceptualMetric);
-    expect(await createPerceptualMetric(undefined, {}, builtinPerceptualGraph())).toBeInstanceOf(BuiltinPerceptualMetric);
+    expect(await createPerceptualMetric(undefined, { ep: 'cpu' }, builtinPerceptualGraph)).toBeInstanceOf(BuiltinPerceptualMetric);
+    expect(await createPerceptualMetric(undefined, {}, builtinPerceptualGraph)).toBeInstanceOf(BuiltinPerceptualMetric);
     expect(metric.name).toMatch(/^builtin-laplacian .*, on cpu$/);
   });
 
