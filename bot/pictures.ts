@@ -77,8 +77,6 @@ async function download(option: string, url: string, others: AbortSignal): Promi
     if (err instanceof UserInputError) throw err;
     throw failed((err as Error).name === 'TimeoutError' ? `no complete answer within ${DOWNLOAD_TIMEOUT_MS / 1000} s` : 'the connection failed');
   }
-  // The size Discord reported is checked before; the bytes themselves again (checkJobInputs does too).
-  const issue = inputMetadataIssue(`\`${option}\``, { size: bytes.length });
-  if (issue) throw new UserInputError(`That picture can't be used: ${issue}.`);
+  // The bytes themselves (size, format, pixels) are checked next, by the farm's checkJobInputs.
   return bytes;
 }

@@ -90,7 +90,7 @@ export class SubmissionQueue implements SubmissionGate {
     return false;
   }
 
-  /** Waiting and running steps. */
+  /** Resolves when no step is waiting or running (the bot's stop waits for it). */
   onIdle(): Promise<void> {
     return this.queue.onIdle();
   }

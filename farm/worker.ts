@@ -169,7 +169,7 @@ export class FarmWorker {
     });
     // Renders left in the spool by an outage or a previous run are stored before anything new is
     // claimed, so the claim loop does not pick up one of their jobs and render it again.
-    await this.spool?.removeStrays(queueHorizonSeconds(this.farm.config) * 1000).catch(() => 0);
+    await this.removeSpoolStrays();
     await this.recoverSpool();
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.farm.config.heartbeatSeconds * 1000);
     this.stopPruning = every(this.farm.config.pruneIntervalSeconds, () => this.prune());
@@ -289,11 +289,15 @@ export class FarmWorker {
     }
   }
 
-  /** The retention rules (retention.ts), every pruneIntervalSeconds; one worker at a time does the work. */
   /** Retention, and the spool's leftovers from crashed writes (both rare, slow-moving clean-ups). */
   private async prune(): Promise<void> {
-    await this.spool?.removeStrays(queueHorizonSeconds(this.farm.config) * 1000).catch((error: unknown) => this.log(`spool folder ${this.spool?.dir}: could not clean up (${(error as Error).message})`));
+    await this.removeSpoolStrays();
     await pruneOnce(this.farm, this.log);
+  }
+
+  /** Spool files no entry will claim (crashed writes, entries past the queue horizon); a failure is logged, not fatal. */
+  private async removeSpoolStrays(): Promise<void> {
+    await this.spool?.removeStrays(queueHorizonSeconds(this.farm.config) * 1000).catch((error: unknown) => this.log(`spool folder ${this.spool?.dir}: could not clean up (${(error as Error).message})`));
   }
 
   private async handBack(job: ClaimedJob): Promise<void> {

@@ -128,7 +128,7 @@ function workerModels(opts: EngineRendererOptions, mainId: string): Map<string, 
     if (!dir) continue;
     try {
       const model = readWorkerModel(dir);
-      if (!model.abilities.includes(needed)) throw new Error(`is ${KIND_NAMES[model.kind]} model, not ${needed === 'inpaint' ? 'an inpainting' : 'an image-variation'} one`);
+      if (!model.abilities.includes(needed)) throw new Error(`is ${KIND_NAMES[model.kind]} model, not ${KIND_NAMES[needed === 'inpaint' ? 'inpaint' : 'image-variation']} one`);
       models.set(id, model);
     } catch (err) {
       console.warn(`[worker] not offering model "${id}": ${setting} ${(err as Error).message}`);
