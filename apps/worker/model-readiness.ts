@@ -54,7 +54,6 @@ export class ModelReadiness {
   private reason = '';
   private timer: NodeJS.Timeout | undefined;
   private nextTryAt = 0;
-  private trying = false;
 
   constructor(private readonly options: ModelReadinessOptions) {
     this.retry = options.retry ?? MODEL_LOAD_RETRY;
@@ -103,7 +102,6 @@ export class ModelReadiness {
         if (this.phase === 'failed' && options.usesWarmedModel(job)) void this.tryNow();
         return result;
       },
-      ...(renderer.warmUp ? { warmUp: () => renderer.warmUp!() } : {}),
       ...(renderer.close ? { close: () => renderer.close!() } : {}),
     };
   }
@@ -116,10 +114,10 @@ export class ModelReadiness {
   }
 
   private async tryNow(): Promise<void> {
-    if (this.trying || !this.warmUp || (this.phase !== 'loading' && this.phase !== 'failed' && this.phase !== 'renderer')) return;
+    // One try at a time: a try under way is phase 'loading'.
+    if (!this.warmUp || (this.phase !== 'failed' && this.phase !== 'renderer')) return;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    this.trying = true;
     this.tries++;
     this.phase = 'loading';
     try {
@@ -136,8 +134,6 @@ export class ModelReadiness {
       this.timer = setTimeout(() => void this.tryNow(), pauseMs);
       this.timer.unref();
       this.options.log('warn', `the model did not load (try ${this.tries}): ${this.reason}; the worker stays unready and tries again in ${seconds(pauseMs)}`);
-    } finally {
-      this.trying = false;
     }
   }
 }
