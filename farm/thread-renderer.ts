@@ -149,13 +149,10 @@ export async function createThreadRenderer(options: ThreadRendererOptions): Prom
       if (closed) throw new RenderError('the renderer is closed');
       const index = slots.findIndex((slot) => !slot.busy);
       if (index >= 0) {
+        if (slots[index].dead) slots[index] = new Slot(data);
         // Taken before waiting, so no other render is given the same thread meanwhile.
         slots[index].busy = true;
         try {
-          if (slots[index].dead) {
-            slots[index] = new Slot(data);
-            slots[index].busy = true;
-          }
           // A thread warmUp started in place of a dead one may still be loading the module.
           await slots[index].ready;
         } catch (error) {
