@@ -1,6 +1,6 @@
 /**
- * What the GPU measurements share (bench/gpu.ts, scripts/gpu-check-fusion.ts, scripts/gpu-upscale.ts):
- * the device's name, how far a result is from its reference, and the median of repeated timings.
+ * What the GPU measurements (bench/ and scripts/gpu-*.ts) share: the device's name, how far a
+ * result is from its reference, the median of repeated timings, test inputs, and option parsing.
  */
 import { execFileSync } from 'node:child_process';
 import { cpus } from 'node:os';
@@ -32,6 +32,11 @@ export function relativeError(a: Float32Array, ref: Float32Array): { rel: number
 /** The middle value by `key` (the upper one of an even count). */
 export function median<T>(values: readonly T[], key: (v: T) => number): T {
   return [...values].sort((a, b) => key(a) - key(b))[Math.floor(values.length / 2)];
+}
+
+/** Deterministic test input values (no RNG state): the same feeds on every machine and run. */
+export function testFloats(n: number, seed: number): Float32Array {
+  return Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.7311 + seed * 1.37) + 0.3 * Math.cos(i * 0.013 * seed));
 }
 
 /** The --ep of a GPU script: 'cpu' or 'cuda', else a one-line error. */

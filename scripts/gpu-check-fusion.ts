@@ -15,7 +15,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { floatTensor, numericTensor, readFloat } from '../engine/tensor/tensors.ts';
-import { relativeError } from '../bench/gpu-common.ts';
+import { relativeError, testFloats } from '../bench/gpu-common.ts';
 import {
   CUDA_CHECK_UNET,
   CUDA_ONLY_OPS,
@@ -47,8 +47,7 @@ const UNET_SHAPE = { ...(values.shape === 'tiny' ? TINY_UNET : CUDA_CHECK_UNET),
 const VAE_SHAPE = { ...(values.shape === 'tiny' ? TINY_VAE : SD15_VAE), dtype } as const;
 
 const open = (g: SyntheticGraph) => ort.InferenceSession.create(g.graph.toModel(SYNTHETIC_MODEL_OPTIONS).model, { executionProviders: providers, graphOptimizationLevel: 'all' });
-const floats = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.7311 + seed * 1.37) + 0.3 * Math.cos(i * 0.013 * seed));
-const tensor = (n: number, seed: number, dims: number[]) => floatTensor(dtype, floats(n, seed), dims);
+const tensor = (n: number, seed: number, dims: number[]) => floatTensor(dtype, testFloats(n, seed), dims);
 // A copy: readFloat may hand back the tensor's own memory.
 const read = (t: ort.Tensor) => Float32Array.from(readFloat(t));
 

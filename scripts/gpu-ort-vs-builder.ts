@@ -14,7 +14,7 @@
  *
  * Needs python3 with onnx, onnxruntime and sympy for the ORT rows (the device has them); without
  * it those rows say why and the builder's rows are still measured. Exit code 1 if a graph fails
- * to load or run, the optimizer fails (other than missing from Python), or a graph disagrees with
+ * to load or run, the optimizer fails (other than Python lacking it or having numpy 2.4 or later, which skip its row), or a graph disagrees with
  * the plain fp32 one beyond the limit (fp32: 1e-4; fp16: 1e-2 or twice the plain fp16 graph's own
  * error, whichever is larger). scripts/gpu-run.sh
  * runs it last; test/scripts/ort-vs-builder.test.ts runs it on the CPU with the tiny shape.
@@ -26,7 +26,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { floatTensor, numericTensor, readFloat } from '../engine/tensor/tensors.ts';
-import { deviceName, gpuEp, median, relativeError, wholeNumbers } from '../bench/gpu-common.ts';
+import { deviceName, gpuEp, median, relativeError, testFloats, wholeNumbers } from '../bench/gpu-common.ts';
 import { CUDA_CHECK_UNET, SYNTHETIC_MODEL_OPTIONS, TINY_UNET, syntheticUNet, type SyntheticGraph, type WeightCache } from '../models/synthetic-unet.ts';
 
 const run = promisify(execFile);
@@ -67,15 +67,13 @@ interface Row {
   note?: string;
 }
 
-function opCounts(model: Uint8Array | SyntheticGraph): { nodes: number; contrib: Record<string, number> } | undefined {
-  if (model instanceof Uint8Array) return undefined;
+function opCounts(model: SyntheticGraph): { nodes: number; contrib: Record<string, number> } {
   const contrib: Record<string, number> = {};
   const nodes = model.graph.toGraphProto(new Set()).node;
   for (const n of nodes) if (n.domain === 'com.microsoft') contrib[n.opType] = (contrib[n.opType] ?? 0) + 1;
   return { nodes: nodes.length, contrib };
 }
 
-const floats = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.7311 + seed * 1.37) + 0.3 * Math.cos(i * 0.013 * seed));
 
 /** Feeds by the session's own input types (the optimizer's fp16 graph takes fp16 everywhere). */
 function feeds(session: ort.InferenceSession, batch: number): Record<string, ort.Tensor> {
@@ -84,9 +82,9 @@ function feeds(session: ort.InferenceSession, batch: number): Record<string, ort
     return m && m.isTensor ? m.type : 'float32';
   };
   return {
-    sample: floatTensor(type('sample'), floats(batch * 4 * latent * latent, 1), [batch, 4, latent, latent]),
+    sample: floatTensor(type('sample'), testFloats(batch * 4 * latent * latent, 1), [batch, 4, latent, latent]),
     timestep: numericTensor(type('timestep'), [321], [1]),
-    encoder_hidden_states: floatTensor(type('encoder_hidden_states'), floats(batch * 77 * base.crossAttentionDim, 2), [batch, 77, base.crossAttentionDim]),
+    encoder_hidden_states: floatTensor(type('encoder_hidden_states'), testFloats(batch * 77 * base.crossAttentionDim, 2), [batch, 77, base.crossAttentionDim]),
   };
 }
 
@@ -94,7 +92,8 @@ async function measure(label: string, source: string | Uint8Array, counts: { nod
   const row: Row = { graph: label, ...counts, ok: false };
   let session: ort.InferenceSession | undefined;
   try {
-    session = typeof source === 'string' ? await ort.InferenceSession.create(source, { executionProviders: providers, graphOptimizationLevel: 'all' }) : await ort.InferenceSession.create(source, { executionProviders: providers, graphOptimizationLevel: 'all' });
+    const options: ort.InferenceSession.SessionOptions = { executionProviders: providers, graphOptimizationLevel: 'all' };
+    session = typeof source === 'string' ? await ort.InferenceSession.create(source, options) : await ort.InferenceSession.create(source, options);
     const first = batches[0];
     const out = Float32Array.from(readFloat((await session.run(feeds(session, first)))[session.outputNames[0]]));
     row.ms = {};
@@ -138,7 +137,8 @@ const rows: Row[] = [];
 // limit is the larger of `tolerance` and twice the plain fp16 graph's own error, so a graph fails
 // for what its fusions changed, not for fp16 rounding (ORT's fp16 conversion also makes the
 // timestep and time embedding fp16, which the builder keeps in fp32).
-const reference = await measure('plain (float32)', plainFp32.graph.toModel(SYNTHETIC_MODEL_OPTIONS).model, opCounts(plainFp32));
+const plainFp32Model = plainFp32.graph.toModel(SYNTHETIC_MODEL_OPTIONS).model;
+const reference = await measure('plain (float32)', plainFp32Model, opCounts(plainFp32));
 rows.push(reference.row);
 let limit = tolerance;
 if (dtype === 'float16') {
@@ -152,14 +152,17 @@ rows.push((await measure(`project builder, '${fusion}' fusion`, fused.graph.toMo
 const folder = join(work, `plain-${values.shape}`);
 await rm(folder, { recursive: true, force: true });
 await mkdir(join(folder, 'unet'), { recursive: true });
-await writeFile(join(folder, 'unet', 'model.onnx'), plainFp32.graph.toModel(SYNTHETIC_MODEL_OPTIONS).model);
+await writeFile(join(folder, 'unet', 'model.onnx'), plainFp32Model);
 await writeFile(join(folder, 'model_index.json'), JSON.stringify({ _class_name: 'StableDiffusionPipeline' }));
-const optimized = join(work, `ort-${ep}-${values.shape}`);
-const stats = join(work, `ort-${ep}-${values.shape}.json`);
+// The optimizer's output for this precision: fp16 with every fusion on CUDA, fp16 or fp32 with the
+// CPU-kernel fusions elsewhere (and fp32 always with those: its CUDA output is fp16).
+const target = dtype === 'float32' ? 'cpu' : ep === 'cuda' ? 'cuda' : 'cpu-fp16';
+const optimized = join(work, `ort-${target}-${values.shape}`);
+const stats = join(work, `ort-${target}-${values.shape}.json`);
 let ortNote: string | undefined;
 await rm(optimized, { recursive: true, force: true });
 try {
-  await run('bash', ['scripts/ort-optimize.sh', '--target', ep, folder, optimized, stats], { maxBuffer: 64 * 1024 * 1024 });
+  await run('bash', ['scripts/ort-optimize.sh', '--target', target, folder, optimized, stats], { maxBuffer: 64 * 1024 * 1024 });
 } catch (err) {
   const { code, stdout } = err as { code?: number; stdout?: string };
   const last = String(stdout ?? '').trim().split('\n').filter((l) => l.startsWith('ort-optimize:')).pop();
@@ -173,7 +176,7 @@ if (ortNote) {
 } else {
   const s = JSON.parse(await readFile(stats, 'utf8')) as { onnxruntime: string; components: { unet: { nodes: number; contrib: Record<string, number> } } };
   ortVersion = s.onnxruntime;
-  rows.push((await measure(`ONNX Runtime ${s.onnxruntime} optimizer, --target ${ep}`, join(optimized, 'unet', 'model.onnx'), s.components.unet, reference.out, limit)).row);
+  rows.push((await measure(`ONNX Runtime ${s.onnxruntime} optimizer, --target ${target}`, join(optimized, 'unet', 'model.onnx'), s.components.unet, reference.out, limit)).row);
 }
 
 const report = { gpu: deviceName(ep, deviceId), ep, dtype, date: new Date().toISOString(), shape: values.shape, latent, repeats, batches, tolerance: limit, ortOptimizer: ortVersion ?? null, rows };

@@ -35,7 +35,7 @@
 #      fusion) and the project's 'cuda' builder on the same plain synthetic UNet, ms per call at
 #      batch 2/8/16 and agreement with the plain graph; writes $OUT/ort-vs-builder.json and .md.
 #      The optimizer's row needs the device's Python (as step 6); limit 90 s.
-# Exit code: 0 all passed; 3 kit incomplete; otherwise the first failing step's.
+# Exit code: 0 all passed; 3 kit incomplete; 4 a dist/ bundle missing; otherwise the first failing step's.
 # Knobs: TOTAL_TIMEOUT (s from the start for all steps, default 525), BENCH_ARGS (extra bench:gpu arguments), BENCH_TIMEOUT (s, default 330),
 # CHECK_ARGS (extra gpu-check-fusion arguments), CHECK_TIMEOUT (s, default 120), UPSCALE_ARGS (extra gpu-upscale arguments), UPSCALE_TIMEOUT
 # (s, default 45), ORT_OPT_TIMEOUT and ORT_CHECK_TIMEOUT (s, default 60 each), ORT_CHECK_ARGS,

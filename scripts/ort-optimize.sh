@@ -14,7 +14,8 @@
 #     most 13; the README gives users the same one-liner),
 #   - writes STATS_JSON (default OUT/optimizer-stats.json): the onnxruntime version that optimized,
 #     and per component its node count and com.microsoft op counts.
-# Needs python3 with onnx and onnxruntime (any build: the optimizer rewrites graphs without a GPU).
+# Needs python3 with onnx, onnxruntime and sympy, numpy below 2.4 (any onnxruntime build: the
+# optimizer rewrites graphs without a GPU).
 # OUT is replaced if it exists and this script wrote it (it holds the mark .ort-optimize) or it is
 # empty; the script refuses an OUT that is IN or holds it, or another non-empty folder.
 # Exit codes: 0 done; 2 bad arguments; 5 python3, onnx, onnxruntime or sympy missing; 6 numpy 2.4 or later (the
