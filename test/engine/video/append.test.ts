@@ -5,6 +5,13 @@
  * whole.
  */
 import { describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { resolveFfprobe } from '../../../engine/video/ffmpeg-path.ts';
+import { meanAbsDiff } from '../../helpers/demo.ts';
 import { appendFrames } from '../../../engine/video/append.ts';
 import { decodeVideoFrames } from '../../../engine/video/decode.ts';
 import { encodeVideo, type VideoFormat } from '../../../engine/video/encode.ts';
@@ -26,12 +33,6 @@ const frames = (from: number, count: number, w = W, h = H) => Array.from({ lengt
 
 /** Each frame's presentation time in seconds, from ffprobe. */
 async function presentationTimes(video: Uint8Array, format: string): Promise<number[]> {
-  const { execFile } = await import('node:child_process');
-  const { promisify } = await import('node:util');
-  const { mkdtemp, rm, writeFile } = await import('node:fs/promises');
-  const { tmpdir } = await import('node:os');
-  const { join } = await import('node:path');
-  const { resolveFfprobe } = await import('../../../engine/video/ffmpeg-path.ts');
   const dir = await mkdtemp(join(tmpdir(), 'pts-'));
   try {
     const file = join(dir, `v.${format}`);
@@ -48,7 +49,6 @@ async function presentationTimes(video: Uint8Array, format: string): Promise<num
   }
 }
 
-const meanAbs = (a: Uint8Array, b: Uint8Array) => a.reduce((s, v, i) => s + Math.abs(v - b[i]), 0) / a.length;
 
 describe('appendFrames', () => {
   for (const format of ['mp4', 'webm'] as const) {
@@ -70,8 +70,8 @@ describe('appendFrames', () => {
       for (let i = 0; i < 6; i++) expect(Buffer.from(after[i].data).equals(Buffer.from(before[i].data)), `frame ${i}`).toBe(true);
       // The new frames are the ones given (up to compression), in order.
       for (let i = 6; i < 10; i++) {
-        expect(meanAbs(after[i].data, frame(i).data), `frame ${i}`).toBeLessThan(8);
-        expect(meanAbs(after[i].data, frame(i + 1).data), `frame ${i} is not its successor`).toBeGreaterThan(meanAbs(after[i].data, frame(i).data));
+        expect(meanAbsDiff(after[i].data, frame(i).data), `frame ${i}`).toBeLessThan(8);
+        expect(meanAbsDiff(after[i].data, frame(i + 1).data), `frame ${i} is not its successor`).toBeGreaterThan(meanAbsDiff(after[i].data, frame(i).data));
       }
     });
   }
@@ -85,9 +85,6 @@ describe('appendFrames', () => {
   });
 
   it('joins in a temporary folder whose path has a quote in it', async () => {
-    const { mkdtemp, rm } = await import('node:fs/promises');
-    const { tmpdir } = await import('node:os');
-    const { join } = await import('node:path');
     const quoted = await mkdtemp(join(tmpdir(), "it's-"));
     const saved = process.env.TMPDIR;
     process.env.TMPDIR = quoted;

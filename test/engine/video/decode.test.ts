@@ -4,6 +4,8 @@
  * come back in order, at the file's size or scaled.
  */
 import { describe, expect, it } from 'vitest';
+import sharp from 'sharp';
+import { probeVideo } from '../../../engine/video/probe.ts';
 import { decodeVideoFrames } from '../../../engine/video/decode.ts';
 import { encodeVideo, VIDEO_FORMATS } from '../../../engine/video/encode.ts';
 
@@ -38,11 +40,9 @@ describe('decodeVideoFrames', () => {
 
 describe('animated WebP timing', () => {
   it('a stored frame that lasts several frame times (the encoder merges repeats) decodes to that many frames', async () => {
-    const { probeVideo } = await import('../../../engine/video/probe.ts');
     // Runs of identical frames: libwebp_anim stores each run as one longer frame.
     const levels = [20, 20, 20, 120, 200, 200];
     const video = await encodeVideo(levels.map(grey), { format: 'webp', fps: 8, width: W, height: H });
-    const { default: sharp } = await import('sharp');
     expect((await sharp(video.bytes, { animated: true }).metadata()).pages).toBeLessThan(levels.length); // merged
     const probe = await probeVideo(video.bytes);
     expect([probe.frames, probe.fps]).toEqual([6, 8]);
