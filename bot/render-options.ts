@@ -12,7 +12,7 @@ import type {
   SlashCommandOptionsOnlyBuilder,
   SlashCommandStringOption,
 } from 'discord.js';
-import { DEFAULT_PARAMS, getGuildSettings, LIMITS, QUALITY_PRESETS, JOB_VIDEO_FORMATS, type FarmContext, type JobParamsInput, type QualityPreset } from '../farm/index.ts';
+import { DEFAULT_PARAMS, getGuildSettings, LIMITS, QUALITY_PRESETS, JOB_VIDEO_FORMATS, seedCount, type FarmContext, type JobKind, type JobParamsInput, type QualityPreset } from '../farm/index.ts';
 import { UserInputError } from './errors.ts';
 
 /** Discord's own caps: a string option's value, and a form's text input. */
@@ -164,12 +164,12 @@ export async function serverDefaults(farm: FarmContext, guildId: string | null):
 }
 
 /** Discord options -> the farm's job parameters (which parseJobParams then checks and completes). */
-export function toJobParamsInput(prompts: string[], options: RenderOptions, kind?: 'blend' | 'movie' | 'vary'): JobParamsInput {
+export function toJobParamsInput(prompts: string[], options: RenderOptions, kind?: JobKind): JobParamsInput {
   const params: JobParamsInput = { prompts };
   if (options.negative !== undefined) params.negativePrompt = options.negative;
   // One seed makes the whole video reproducible: prompt i uses seed + i (wrapping within the seed
   // range); a variation animation has one seed, whatever guidance prompts it has.
-  const seeds = kind === 'vary' ? 1 : prompts.length;
+  const seeds = kind ? seedCount(kind, prompts) : prompts.length;
   if (options.seed !== undefined) params.seeds = Array.from({ length: seeds }, (_, i) => (options.seed! + i) % (LIMITS.seed.max + 1));
   if (options.duration !== undefined) params.durationSeconds = options.duration;
   if (options.size !== undefined) {

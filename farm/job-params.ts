@@ -237,7 +237,7 @@ export function parseJobParams(kind: JobKind, input: unknown): JobParams {
     } else upscaler = raw.upscaler;
   }
 
-  const seeds = readSeeds(raw.seeds, kind === 'vary' ? 1 : prompts.length, issues);
+  const seeds = readSeeds(raw.seeds, seedCount(kind, prompts), issues);
 
   if (issues.length > 0) throw new JobParamsError(issues);
   const params: JobParams = { prompts, negativePrompt, seeds, durationSeconds, fps, width, height, steps, maxBranches, depthStrength, model, format: format as VideoFormat };
@@ -417,6 +417,11 @@ export function inputNames(kind: JobKind, params: Pick<JobParams, 'images' | 'in
 export interface JobInput {
   bytes: Uint8Array;
   mime: string;
+}
+
+/** How many seeds a job takes: one per prompt (prompt i starts from seed i), one for a variation animation whatever its guidance prompts. */
+export function seedCount(kind: JobKind, prompts: readonly string[]): number {
+  return kind === 'vary' ? 1 : prompts.length;
 }
 
 /** The picture types a user may send, as MIME types (image/png, image/jpeg, image/webp). */
