@@ -46,24 +46,13 @@ export {
 export { ImageVariationPipeline, type VariationPipelineOptions } from './variation/pipeline.ts';
 export { renderVariations, variationDefaults, MAX_VARIATION_FRAMES, type VariationOptions, type VariationResult, type VariationFrameInfo } from './variation/animation.ts';
 export { clipGuidanceShift, clipGuidanceDefaults, cosine, type ClipGuidanceOptions } from './variation/clip-guidance.ts';
-export {
-  readClipImageProcessor,
-  clipPixelValues,
-  clipProcessedImage,
-  clipResizeSize,
-  resizeLikePillow,
-  CLIP_IMAGE_MEAN,
-  CLIP_IMAGE_STD,
-  PIL_RESAMPLE_FILTERS,
-  type ClipImageProcessor,
-  type PilFilter,
-} from './variation/clip-image.ts';
+export { CLIP_IMAGE_MEAN, CLIP_IMAGE_STD } from './variation/clip-image.ts';
 export { INPAINT_UNET_CHANNELS, type InpaintConditioning } from './pipeline/unet.ts';
 export { RenderCancelledError } from './pipeline/denoise.ts';
 export type { TransitionOptions, TransitionResult, TransitionProgress, Crossfeed, Endpoint, BranchRecord } from './blend/transition.ts';
 export { renderMovie, transitionModes, MAX_MOVIE_PROMPTS, MIN_MOVIE_PROMPTS, type MovieOptions, type MovieResult, type TransitionMode } from './blend/movie.ts';
 export { renderWalk, walkModes, type WalkMode } from './blend/walks.ts';
-export { createPerceptualMetric, BuiltinPerceptualMetric, BUILTIN_METRIC, BUILTIN_METRIC_FULL_PYRAMID_SIDE, builtinDistance, ONNX_METRIC_PIXELS_PER_CALL, OnnxBuiltinMetric, OnnxLpipsMetric, type PerceptualMetric } from './blend/perceptual.ts';
+export { createPerceptualMetric, BuiltinPerceptualMetric, BUILTIN_METRIC, builtinDistance, ONNX_METRIC_PIXELS_PER_CALL, OnnxBuiltinMetric, OnnxLpipsMetric, type PerceptualMetric } from './blend/perceptual.ts';
 export { segmentsToVideo, type VideoOptions } from './blend/video.ts';
 export { encodeVideo, probeVideo, decodeVideoFrames, resolveFfmpeg, resolveFfprobe, VIDEO_FORMATS, VideoTooLargeError, type VideoFormat } from './video/index.ts';
 export { renderVideo, prepareRequestImages, prepareInpaint, type RenderRequest, type RenderOutput, type RenderProgress, type RequestImage } from './render.ts';

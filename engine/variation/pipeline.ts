@@ -26,10 +26,6 @@ export interface VariationPipelineOptions extends SessionOptions {
   maxBatch?: number;
 }
 
-function readImageProcessor(folder: ModelFolder): ClipImageProcessor {
-  return readClipImageProcessor(folder.featureExtractor ?? {}, `${folder.dir}/feature_extractor/preprocessor_config.json`);
-}
-
 export class ImageVariationPipeline {
   private textCache = new Map<string, Float32Array>();
   private constructor(
@@ -72,7 +68,7 @@ export class ImageVariationPipeline {
       fallbackLabel: 'the image-variation default',
     });
     createScheduler(choice.kind, folder.schedulerConfig);
-    return new ImageVariationPipeline(folder, tokenizer, imageEncoder, textEncoder, unet, vae, readImageProcessor(folder), choice.kind, opts.ep ?? 'cpu');
+    return new ImageVariationPipeline(folder, tokenizer, imageEncoder, textEncoder, unet, vae, readClipImageProcessor(folder.featureExtractor ?? {}, `${folder.dir}/feature_extractor/preprocessor_config.json`), choice.kind, opts.ep ?? 'cpu');
   }
 
   get vaeScaleFactor(): number {

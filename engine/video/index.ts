@@ -8,4 +8,3 @@ export type { VideoFormat, FrameIterable, FrameSource, EncodeOptions, EncodeAtte
 export { probeVideo, probeWebp } from './probe.ts';
 export type { VideoProbe, ProbeOptions } from './probe.ts';
 export { decodeVideoFrames } from './decode.ts';
-export { appendFrames } from './append.ts';

@@ -8,8 +8,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
+import { BUILTIN_METRIC_FULL_PYRAMID_SIDE } from '../../engine/blend/perceptual.ts';
 import {
-  BUILTIN_METRIC_FULL_PYRAMID_SIDE,
   BuiltinPerceptualMetric,
   InvalidRequestError,
   ONNX_METRIC_PIXELS_PER_CALL,

@@ -8,17 +8,16 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import sharp from 'sharp';
+import { decodeImage, type RawImage } from '../../../engine/index.ts';
 import {
   PIL_RESAMPLE_FILTERS,
   clipPixelValues,
   clipProcessedImage,
   clipResizeSize,
-  decodeImage,
   readClipImageProcessor,
   resizeLikePillow,
   type ClipImageProcessor,
-  type RawImage,
-} from '../../../engine/index.ts';
+} from '../../../engine/variation/clip-image.ts';
 import { testModelDir } from '../../../models/paths.ts';
 
 /** The variation test model's processor: CLIP's (shortest side 224, bicubic, 224x224 crop). */

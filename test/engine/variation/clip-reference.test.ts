@@ -12,16 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
-import {
-  ImageVariationPipeline,
-  clipProcessedImage,
-  clipResizeSize,
-  cosine,
-  readClipImageProcessor,
-  readModelFolder,
-  resizeLikePillow,
-  type RawImage,
-} from '../../../engine/index.ts';
+import { ImageVariationPipeline, cosine, readModelFolder, type RawImage } from '../../../engine/index.ts';
+import { clipProcessedImage, clipResizeSize, readClipImageProcessor, resizeLikePillow } from '../../../engine/variation/clip-image.ts';
 import { testModelDir } from '../../../models/paths.ts';
 import { maxAbsDiff, readReference, relDiff } from '../../helpers/reference-arrays.ts';
 
