@@ -51,3 +51,10 @@ export function wholeNumbers(name: string, raw: string): number[] {
   for (const v of values) if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} takes whole numbers of at least 1, got ${raw}`);
   return values;
 }
+
+/** --name's one whole number of at least 1, else a one-line error (a list is refused). */
+export function wholeNumber(name: string, raw: string): number {
+  const [value, ...rest] = wholeNumbers(name, raw);
+  if (rest.length) throw new Error(`--${name} takes one whole number, got ${raw}`);
+  return value;
+}

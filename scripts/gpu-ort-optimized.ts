@@ -26,7 +26,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { StableDiffusionPipeline } from '../engine/index.ts';
-import { deviceName, gpuEp, median, relativeError, wholeNumbers } from '../bench/gpu-common.ts';
+import { deviceName, gpuEp, median, relativeError, wholeNumber } from '../bench/gpu-common.ts';
 
 const FIXTURE = 'test/fixtures/tiny-sd-optimum';
 /** uint8 levels an fp32 UNet's image may differ from diffusers' (float rounding only). */
@@ -47,7 +47,7 @@ const { values } = parseArgs({
 const ep = gpuEp(values.ep);
 if (!values.optimized) throw new Error('--optimized DIR is required: the folder written by scripts/ort-optimize.sh');
 const deviceId = Number(values.device);
-const [repeats] = wholeNumbers('repeats', values.repeats!);
+const repeats = wholeNumber('repeats', values.repeats!);
 const maxLevels = Number(values['max-levels']);
 if (!(maxLevels >= 0)) throw new Error(`--max-levels takes a number of levels (0-255), got ${values['max-levels']}`);
 

@@ -26,7 +26,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { floatTensor, numericTensor, readFloat } from '../engine/tensor/tensors.ts';
-import { deviceName, gpuEp, median, relativeError, testFloats, wholeNumbers } from '../bench/gpu-common.ts';
+import { deviceName, gpuEp, median, relativeError, testFloats, wholeNumber, wholeNumbers } from '../bench/gpu-common.ts';
 import { CUDA_CHECK_UNET, SYNTHETIC_MODEL_OPTIONS, TINY_UNET, syntheticUNet, type SyntheticGraph, type WeightCache } from '../models/synthetic-unet.ts';
 
 const run = promisify(execFile);
@@ -46,8 +46,8 @@ const { values } = parseArgs({
 const ep = gpuEp(values.ep);
 if (values.shape !== 'check' && values.shape !== 'tiny') throw new Error(`--shape must be check or tiny, got ${values.shape}`);
 const batches = wholeNumbers('batches', values.batches!);
-const [latent] = wholeNumbers('latent', values.latent!);
-const [repeats] = wholeNumbers('repeats', values.repeats!);
+const latent = wholeNumber('latent', values.latent!);
+const repeats = wholeNumber('repeats', values.repeats!);
 const deviceId = Number(values.device);
 const providers: ort.InferenceSession.ExecutionProviderConfig[] = ep === 'cuda' ? [{ name: 'cuda', deviceId }] : ['cpu'];
 /** fp16 on a GPU (as users run it), fp32 on the CPU (which lacks fp16 kernels for much of it); --dtype overrides. */

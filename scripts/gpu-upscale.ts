@@ -20,7 +20,7 @@ import { join, resolve } from 'node:path';
 import { SuperResolutionUpscaler, type RawImage } from '../engine/index.ts';
 import { DEFAULT_SUPER_RESOLUTION_MODEL, modelCacheRoot } from '../models/esrgan/catalog.ts';
 import { CONVERTER_VERSION } from '../models/esrgan/convert.ts';
-import { deviceName, gpuEp, median, wholeNumbers } from '../bench/gpu-common.ts';
+import { deviceName, gpuEp, median, wholeNumber, wholeNumbers } from '../bench/gpu-common.ts';
 
 const { values } = parseArgs({
   options: {
@@ -36,10 +36,10 @@ const { values } = parseArgs({
 });
 const ep = gpuEp(values.ep);
 const deviceId = Number(values.device);
-const [size] = wholeNumbers('size', values.size!);
+const size = wholeNumber('size', values.size!);
 const tiles = wholeNumbers('tiles', values.tiles!);
 const batches = wholeNumbers('batches', values.batches!);
-const [repeats] = wholeNumbers('repeats', values.repeats!);
+const repeats = wholeNumber('repeats', values.repeats!);
 
 /** The default upscaler's 4x conversion in the model cache (ensureSuperResolutionModel names it <model>-<version>-c<converter>/x4). */
 function defaultModels(): string[] {
