@@ -1,7 +1,11 @@
 /**
- * Text preparation exactly as openai/CLIP's simple_tokenizer does it (minus ftfy, which the
- * reference ids were made without): html-unescape twice, strip, collapse whitespace, lowercase,
- * then split into pre-tokens that BPE works on one at a time.
+ * Text preparation as openai/CLIP's simple_tokenizer does it: Unicode NFC, html-unescape twice,
+ * strip, collapse whitespace, lowercase, then split into pre-tokens that BPE works on one at a
+ * time. Of ftfy's fix_text (which CLIP runs first) only the NFC step is taken: it is the one every
+ * CLIP tokenizer agrees on (Hugging Face's normalizer starts with NFC too), and without it a
+ * prompt typed or pasted in decomposed form ("e" + U+0301 for "é", Korean as separate jamo) gets
+ * entirely different tokens. ftfy's other repairs (curly quotes, ligatures, full-width letters,
+ * mojibake) are left out, as in the reference ids and in Hugging Face's CLIPTokenizer.
  */
 import { unescapeHtml } from './html-unescape.ts';
 
@@ -32,7 +36,7 @@ const CLIP_PRETOKEN =
 
 /** The normalised text CLIP actually tokenizes. */
 export function cleanClipText(text: string): string {
-  const unescaped = unescapeHtml(unescapeHtml(text)).replace(PY_STRIP, '');
+  const unescaped = unescapeHtml(unescapeHtml(text.normalize('NFC'))).replace(PY_STRIP, '');
   return unescaped.replace(WHITESPACE_RUNS, ' ').replace(PY_STRIP, '').toLowerCase();
 }
 

@@ -2,7 +2,7 @@
  * Offline CLIP tokenizer for Stable Diffusion text encoders, reading the Hugging Face files a
  * model ships in tokenizer/ (and tokenizer_2/ for SDXL): vocab.json, merges.txt and, when
  * present, tokenizer_config.json / special_tokens_map.json. Produces the same ids as
- * openai/CLIP's simple_tokenizer (without ftfy).
+ * openai/CLIP's simple_tokenizer (of ftfy's repairs only NFC: engine/tokenizer/clip-text.ts).
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';

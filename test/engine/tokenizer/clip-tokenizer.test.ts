@@ -115,6 +115,18 @@ describe('encode', () => {
     expect(sd15.encode('&#233;t&eacute;')).toEqual(sd15.encode('été'));
   });
 
+  it('composes decomposed text first (NFC), as CLIP and Hugging Face do', () => {
+    const composed = reference.cases.find((c) => c.text === 'café crème brûlée');
+    expect(composed).toBeDefined();
+    const decomposed = composed!.text.normalize('NFD');
+    expect(decomposed).not.toBe(composed!.text);
+    expect(sd15.encode(decomposed)).toEqual(composed!.ids);
+    // Hangul typed as separate jamo; ids from transformers 5.17's CLIPTokenizer on these files.
+    const hangul = '한국어';
+    expect(sd15.encode(hangul.normalize('NFD'))).toEqual([49406, 15197, 250, 31871, 255, 31625, 368, 49407]);
+    expect(sd15.encode(hangul)).toEqual([49406, 15197, 250, 31871, 255, 31625, 368, 49407]);
+  });
+
   it('follows model_max_length from tokenizer_config.json', async () => {
     const dir = join(root, 'short', 'tokenizer');
     await mkdir(dir, { recursive: true });
