@@ -19,6 +19,17 @@ export interface FarmConfig extends PolicyOptions {
   retryBackoffSeconds: number;
   /** Attempts before a job is failed. Default 3. */
   maxAttempts: number;
+  /**
+   * A running job on its last attempt whose lease expired is failed by the reaper only once the
+   * lease has been expired this much longer (jobs with attempts left are re-queued at once). Until
+   * then the job stays running under the expired lease, so a render its worker finished and
+   * spooled (farm/spool.ts) is still completed under that lease when the worker reaches the
+   * database again or restarts, instead of the job being failed and the render thrown away; its
+   * own worker may also renew the lease. 0 = fail at once. Default 120: four default leases
+   * (twelve heartbeats), time for a supervisor to restart a worker or for a database to fail
+   * over, while a job whose worker really died is reported failed only two minutes later.
+   */
+  lastAttemptGraceSeconds: number;
   /** Idle workers re-check the queue this often even without a NOTIFY. Default 2000. */
   pollIntervalMs: number;
   /** A render that ignores abort for this long after a cancel gets its thread terminated. Default 10000. */
@@ -77,6 +88,7 @@ export const DEFAULT_FARM_CONFIG: FarmConfig = {
   progressThrottleMs: 1000,
   retryBackoffSeconds: 5,
   maxAttempts: 3,
+  lastAttemptGraceSeconds: 120,
   pollIntervalMs: 2000,
   abortGraceMs: 10_000,
   artifactDir: undefined,
@@ -104,6 +116,7 @@ export type FarmSettings = Pick<
   | 'progressThrottleMs'
   | 'retryBackoffSeconds'
   | 'maxAttempts'
+  | 'lastAttemptGraceSeconds'
   | 'fairnessHalfLife'
   | 'pollIntervalMs'
   | 'abortGraceMs'
@@ -138,6 +151,7 @@ export function farmConfigFrom(settings: Partial<FarmSettings>, overrides: FarmC
     progressThrottleMs: settings.progressThrottleMs,
     retryBackoffSeconds: settings.retryBackoffSeconds,
     maxAttempts: settings.maxAttempts,
+    lastAttemptGraceSeconds: settings.lastAttemptGraceSeconds,
     fairnessHalfLifeSeconds: settings.fairnessHalfLife,
     pollIntervalMs: settings.pollIntervalMs,
     abortGraceMs: settings.abortGraceMs,

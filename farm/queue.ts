@@ -271,15 +271,21 @@ export async function releaseJob(farm: FarmContext, lease: Lease, reason = 'work
 
 /**
  * Takes back running jobs whose lease expired (their worker died or hung): each is retried or,
- * out of attempts, failed and refunded. Safe to run from every worker at once (SKIP LOCKED).
- * Returns how many jobs were taken back.
+ * out of attempts, failed and refunded. A job on its last attempt is failed only once its lease
+ * has been expired for lastAttemptGraceSeconds: until then it stays running under the expired
+ * lease, so a render its worker finished and spooled is still completed under that lease when
+ * the worker comes back (farm/spool.ts), and the worker may still renew it. Safe to run from every
+ * worker at once (SKIP LOCKED). Returns how many jobs were taken back.
  */
 export async function reapExpiredLeases(farm: FarmContext, limit = 50): Promise<number> {
+  const grace = farm.config.lastAttemptGraceSeconds;
   return farm.db.db.transaction(async (tx) => {
+    // The first comparison lets the partial index on running leases find the candidates.
     const expired = await queryRows<{ id: string | number; lease_token: string; worker_id: string | null; attempts: number }>(
       tx,
       sql`select id, lease_token, worker_id, attempts from jobs
           where status = 'running' and lease_expires_at < now()
+            and lease_expires_at < now() - case when attempts >= max_attempts then make_interval(secs => ${grace}::float8) else interval '0' end
           order by lease_expires_at limit ${limit} for update skip locked`,
     );
     for (const job of expired) {

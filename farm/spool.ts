@@ -13,6 +13,11 @@
 //   running under another worker's lease    -> kept until that ends (checked again next heartbeat)
 //   entry older than queueHorizonSeconds    -> deleted
 //
+// A job on its last attempt is not reaped at once (reapExpiredLeases): it stays running under the
+// expired lease for lastAttemptGraceSeconds, so the "spooled lease token" row applies if this or a
+// worker sharing the folder reaches the database within that; after it the job is failed and
+// refunded, and the entry deleted as failed.
+//
 // The worker that wrote an entry and still has the video in memory (its completion found the lease
 // gone) recovers it at once with those bytes (recoverHeld's `video`): the file is read back only by
 // a pass over the folder, i.e. after an outage past the lease or a restart.

@@ -13,7 +13,8 @@
 //                              or any worker sharing the folder completes the job from it (at start and on
 //                              every heartbeat) instead of rendering it again, also after a restart
 // - lease lost              -> the render is aborted; its result could not be stored anyway
-// - worker killed (kill -9) -> its leases expire; any worker's reaper requeues the jobs
+// - worker killed (kill -9) -> its leases expire; any worker's reaper requeues the jobs (a job on its
+//                              last attempt is failed, lastAttemptGraceSeconds after its lease ran out)
 // - stop('finish') (SIGTERM) stops claiming and lets running renders finish within a grace
 //   period, then aborts them and hands the jobs back without using an attempt.
 import { randomBytes, randomUUID } from 'node:crypto';

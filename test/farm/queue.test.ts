@@ -3,11 +3,11 @@
 // the claim order is fair across users.
 import { sql } from 'drizzle-orm';
 import { describe, expect, it } from 'vitest';
-import type { FarmDb } from '../../db/client.ts';
+import { type FarmDb, queryRows } from '../../db/client.ts';
 import { auditBalance } from '../../farm/policy/budget.ts';
-import type { FarmContext } from '../../farm/config.ts';
+import { DEFAULT_FARM_CONFIG, type FarmContext } from '../../farm/config.ts';
 import { cancelJob, claimDelivery, getJob, listJobs, listUndelivered, markDelivered, retryJob, setJobMessage, submitJob } from '../../farm/jobs.ts';
-import { claimJob, completeJob, failAttempt, reapExpiredLeases, renewLeases, reportProgress } from '../../farm/queue.ts';
+import { claimJob, claimSpecificJob, completeJob, failAttempt, leaseStateOf, reapExpiredLeases, renewLeases, reportProgress } from '../../farm/queue.ts';
 import { queuePosition } from '../../farm/status.ts';
 import type { ClaimedJob, WorkerCapabilities } from '../../farm/types.ts';
 import {
@@ -128,7 +128,7 @@ describe.each(BACKENDS)('queue on %s', (backend) => {
     expect((await claimJob(farm, 'w', only('fail')))?.attempt).toBe(1);
   });
 
-  it('fails at once on a permanent error, and after three expired leases', async () => {
+  it('fails at once on a permanent error, and after three expired leases (the last one past the last-attempt grace)', async () => {
     const permanent = await submitJob(farm, { kind: 'blend', userId: 'perm-user', params: blend('perm') });
     const claimed = (await claimJob(farm, 'w', only('perm'))) as ClaimedJob;
     expect(claimed.id).toBe(permanent.id);
@@ -139,7 +139,7 @@ describe.each(BACKENDS)('queue on %s', (backend) => {
     for (let attempt = 1; attempt <= 3; attempt++) {
       const next = (await claimJob(farm, `crashy-${attempt}`, only('perm'))) as ClaimedJob;
       expect(next.id).toBe(abandoned.id);
-      await expireLease(db, abandoned.id);
+      await expireLease(db, abandoned.id, attempt < 3 ? 1 : farm.config.lastAttemptGraceSeconds + 1);
       expect(await reapExpiredLeases(farm)).toBe(1);
     }
     const failed = await getJob(farm, abandoned.id);
@@ -234,5 +234,79 @@ describe.each(BACKENDS)('queue on %s', (backend) => {
     expect((await getJob(farm, job.id))?.deliveredAt).toBeInstanceOf(Date);
     expect((await listUndelivered(farm, 1000)).some((j) => j.id === job.id)).toBe(false);
     expect(await claimDelivery(farm, job.id, 'shard-2', 60)).toBe(false);
+  });
+});
+
+// A job on its last attempt stays running under its expired lease for lastAttemptGraceSeconds, so
+// a render its worker finished and spooled can still be stored under that lease (farm/spool.ts;
+// the spool's side is in spool.test.ts). Its own database: the reaper's counts are exact.
+describe.each(BACKENDS)('the last-attempt grace on %s', (backend) => {
+  let db: FarmDb;
+  let farm: FarmContext;
+
+  useTestFarm(backend, { budget: GENEROUS_BUDGET }, (t) => ({ db, farm } = t));
+
+  it('re-queues a job with attempts left as soon as its lease expires, but fails one on its last attempt only lastAttemptGraceSeconds later', async () => {
+    const grace = farm.config.lastAttemptGraceSeconds;
+    expect(grace).toBe(DEFAULT_FARM_CONFIG.lastAttemptGraceSeconds);
+    // Attempts left: no grace.
+    const retried = await submitJob(farm, { kind: 'blend', userId: 'grace-user', params: blend('grace') });
+    const first = (await claimJob(farm, 'grace-worker', only('grace'))) as ClaimedJob;
+    expect(first.id).toBe(retried.id);
+    await expireLease(db, retried.id, 1);
+    expect(await reapExpiredLeases(farm)).toBe(1);
+    expect(await getJob(farm, retried.id)).toMatchObject({ status: 'queued', attempts: 1, workerId: null });
+
+    // The last attempt: within the grace nothing takes it, and its worker keeps it.
+    const lastAttempt: FarmContext = { db, config: { ...farm.config, maxAttempts: 1 } };
+    const job = await submitJob(lastAttempt, { kind: 'blend', userId: 'grace-last', params: blend('grace-last') });
+    const claimed = (await claimJob(farm, 'grace-worker', only('grace-last'))) as ClaimedJob;
+    expect(claimed).toMatchObject({ id: job.id, attempt: 1, maxAttempts: 1 });
+    await expireLease(db, job.id, grace - 10);
+    expect(await reapExpiredLeases(farm)).toBe(0);
+    expect(await getJob(farm, job.id)).toMatchObject({ status: 'running', attempts: 1, workerId: 'grace-worker', error: null });
+    expect(await claimSpecificJob(farm, 'other-worker', job.id, only('grace-last'))).toBeUndefined();
+    expect(await claimJob(farm, 'other-worker', only('grace-last'))).toBeUndefined();
+    // Its worker comes back within the grace: renewing the expired lease is what heartbeats do.
+    expect([...(await renewLeases(farm, 'grace-worker', [claimed.leaseToken]))]).toEqual([claimed.leaseToken]);
+    expect((await leaseStateOf(farm, job.id))?.leaseLive).toBe(true);
+    expect(await reapExpiredLeases(farm)).toBe(0);
+
+    // Past the grace it is failed and refunded in full, as without one; the stale worker can store nothing.
+    await expireLease(db, job.id, grace + 1);
+    expect(await reapExpiredLeases(farm)).toBe(1);
+    const failed = await getJob(farm, job.id);
+    expect(failed).toMatchObject({ status: 'failed', attempts: 1, chargedGpuSeconds: 0 });
+    expect(failed?.error).toMatch(/grace-worker stopped renewing its lease during attempt 1/);
+    expect(await completeJob(farm, claimed, { artifact: artifactOf('too late'), gpuSeconds: 1 })).toBe(false);
+    const after = await auditBalance(db.db, 'grace-last');
+    expect(after.balanceMs).toBe(GENEROUS_BUDGET.refillGpuSeconds * 1000);
+    expect(after.balanceMs).toBe(after.ledgerSumMs);
+    const [refund] = await queryRows<{ amount_ms: string | number }>(db.db, sql`select amount_ms from budget_ledger where job_id = ${job.id} and kind = 'refund'`);
+    expect(Number(refund.amount_ms)).toBe(Math.round(job.reservedGpuSeconds * 1000));
+    expect(await countRows(db, 'job_events', sql`job_id = ${job.id} and type = 'failed'`)).toBe(1);
+
+    // 0 turns the grace off: a last attempt is failed as soon as its lease expires.
+    const noGrace: FarmContext = { db, config: { ...farm.config, maxAttempts: 1, lastAttemptGraceSeconds: 0 } };
+    const quick = await submitJob(noGrace, { kind: 'blend', userId: 'grace-last', params: blend('grace-off') });
+    expect((await claimJob(noGrace, 'grace-worker', only('grace-off')))?.id).toBe(quick.id);
+    await expireLease(db, quick.id, 1);
+    expect(await reapExpiredLeases(farm)).toBe(0);
+    expect(await reapExpiredLeases(noGrace)).toBe(1);
+    expect(await getJob(farm, quick.id)).toMatchObject({ status: 'failed', chargedGpuSeconds: 0 });
+  });
+
+  it('cancels a last-attempt job whose lease expired within the grace like any running job', async () => {
+    const lastAttempt: FarmContext = { db, config: { ...farm.config, maxAttempts: 1 } };
+    const job = await submitJob(lastAttempt, { kind: 'blend', userId: 'grace-cancel', params: blend('grace-cancel') });
+    const claimed = (await claimJob(farm, 'grace-worker', only('grace-cancel'))) as ClaimedJob;
+    await expireLease(db, job.id, 5);
+    expect(await reapExpiredLeases(farm)).toBe(0);
+    const result = await cancelJob(farm, job.id);
+    expect(result.cancelled).toBe(true);
+    expect(result.job.status).toBe('cancelled');
+    expect(await completeJob(farm, claimed, { artifact: artifactOf('cancelled'), gpuSeconds: 1 })).toBe(false);
+    const audit = await auditBalance(db.db, 'grace-cancel');
+    expect(audit.balanceMs).toBe(audit.ledgerSumMs);
   });
 });

@@ -75,6 +75,16 @@ describe('BLENDFARM_SPOOL_DIR', () => {
   });
 });
 
+describe('BLENDFARM_LAST_ATTEMPT_GRACE_SECONDS', () => {
+  it('defaults to 120 s, 0 turns the grace off, a negative value is refused', () => {
+    expect(farmConfigFrom(loadConfig({})).lastAttemptGraceSeconds).toBe(120);
+    expect(farmConfigFrom({}).lastAttemptGraceSeconds).toBe(120);
+    expect(farmConfigFrom(loadConfig({ BLENDFARM_LAST_ATTEMPT_GRACE_SECONDS: '0' })).lastAttemptGraceSeconds).toBe(0);
+    expect(farmConfigFrom(loadConfig({ BLENDFARM_LAST_ATTEMPT_GRACE_SECONDS: '600' })).lastAttemptGraceSeconds).toBe(600);
+    expect(() => loadConfig({ BLENDFARM_LAST_ATTEMPT_GRACE_SECONDS: '-1' })).toThrow(/BLENDFARM_LAST_ATTEMPT_GRACE_SECONDS/);
+  });
+});
+
 describe.each(BACKENDS)('the render spool on %s', (backend) => {
   let db: FarmDb;
   let farm: FarmContext;
@@ -91,14 +101,15 @@ describe.each(BACKENDS)('the render spool on %s', (backend) => {
    * away past the lease; the worker is then stopped, as a process dying during the outage would be.
    * Returns the job and the spool folder with the entry left in it.
    */
-  async function spoolDuringOutage(model: string) {
+  async function spoolDuringOutage(model: string, { maxAttempts }: { maxAttempts?: number } = {}) {
     const spoolDir = path.join(tmp, model);
     const unplug = unpluggable(db);
     const renderer = countingRenderer(model, spooledVideo, SPOOLED_GPU_SECONDS, () => (unplug.state.down = true));
     const lines: string[] = [];
     const worker = new FarmWorker({ farm: { db: unplug.db, config: testConfig({ budget: GENEROUS_BUDGET, spoolDir }) }, renderer, id: `w-a-${model}`, log: (l) => lines.push(l) });
     await worker.start();
-    const job = await submitJob(farm, { kind: 'blend', userId: `user-${model}`, params: { ...CHEAP_BLEND, model } });
+    const submitter = maxAttempts === undefined ? farm : { db, config: { ...farm.config, maxAttempts } };
+    const job = await submitJob(submitter, { kind: 'blend', userId: `user-${model}`, params: { ...CHEAP_BLEND, model } });
     await until(() => lines.some((l) => l.startsWith(`job ${job.id}: finished, but the database did not take the result before the lease ran out`)));
     await worker.stop('release');
     expect(renderer.renders).toBe(1);
@@ -215,6 +226,54 @@ describe.each(BACKENDS)('the render spool on %s', (backend) => {
     expect(done).toMatchObject({ attempts: 2, workerId: 'w-taken-back' });
     expect(worker.stats).toMatchObject({ recovered: 1, discarded: 0, completed: 0 });
     expect(lines.some((l) => l.startsWith(`job ${job.id}: completed from the spool (claimed again as attempt 2`))).toBe(true);
+  });
+
+  it('a job on its last attempt is not failed by a reaper within the grace; a restarted worker completes it from the spool', async () => {
+    const { job, spoolDir } = await spoolDuringOutage('last-attempt', { maxAttempts: 1 });
+    // Its lease ran out well into the grace, by the database's clock; every worker's reaper leaves it running.
+    await expireLease(db, job.id, farm.config.lastAttemptGraceSeconds - 10);
+    await reapExpiredLeases(farm);
+    expect(await getJob(farm, job.id)).toMatchObject({ status: 'running', attempts: 1, maxAttempts: 1, workerId: 'w-a-last-attempt', error: null });
+
+    const lines: string[] = [];
+    const { worker, renderer } = restartedWorker('last-attempt', spoolDir, lines);
+    await worker.start();
+    await worker.stop();
+
+    expect(renderer.renders).toBe(0);
+    const done = await expectSettledWithSpooledTime(job);
+    expect(done).toMatchObject({ attempts: 1, error: null });
+    expect(worker.stats).toMatchObject({ recovered: 1, claimed: 0 });
+    expect(spoolFiles(spoolDir)).toEqual([]);
+    expect(lines.some((l) => l.startsWith(`job ${job.id}: completed from the spool (attempt 1, rendered by worker w-a-last-attempt`))).toBe(true);
+    const events = await queryRows<{ type: string }>(db.db, sql`select type from job_events where job_id = ${job.id} order by id`);
+    expect(events.map((e) => e.type)).toEqual(['queued', 'claimed', 'done']);
+    const ledger = await queryRows<{ kind: string }>(db.db, sql`select kind from budget_ledger where job_id = ${job.id} order by id`);
+    expect(ledger.map((e) => e.kind)).toEqual(['reserve', 'settle']);
+  });
+
+  it('past the grace a job on its last attempt is failed and refunded, and its spooled render deleted', async () => {
+    const { job, spoolDir } = await spoolDuringOutage('grace-over', { maxAttempts: 1 });
+    await expireLease(db, job.id, farm.config.lastAttemptGraceSeconds + 1);
+    expect(await reapExpiredLeases(farm)).toBeGreaterThanOrEqual(1);
+    const failed = await getJob(farm, job.id);
+    expect(failed).toMatchObject({ status: 'failed', attempts: 1, chargedGpuSeconds: 0 });
+    expect(failed?.error).toMatch(/worker w-a-grace-over stopped renewing its lease during attempt 1/);
+    const audit = await auditBalance(db.db, job.userId);
+    expect(audit.balanceMs).toBe(GENEROUS_BUDGET.refillGpuSeconds * 1000);
+    expect(audit.balanceMs).toBe(audit.ledgerSumMs);
+
+    const lines: string[] = [];
+    const { worker, renderer } = restartedWorker('grace-over', spoolDir, lines);
+    await worker.start();
+    await worker.stop();
+
+    expect(renderer.renders).toBe(0);
+    expect(worker.stats.recovered).toBe(0);
+    expect(await getJob(farm, job.id)).toMatchObject({ status: 'failed' });
+    expect(await getArtifact(farm, job.id)).toBeUndefined();
+    expect(spoolFiles(spoolDir)).toEqual([]);
+    expect(lines.some((l) => l.startsWith(`job ${job.id}: spooled render job-${job.id}-attempt-1-`) && l.endsWith('deleted: the job is failed already'))).toBe(true);
   });
 
   it('deletes the entry of a job cancelled meanwhile and never completes it', async () => {

@@ -169,9 +169,9 @@ export const GENEROUS_BUDGET = { refillGpuSeconds: 1_000_000, maxActiveJobs: 10_
 
 export const CHEAP_BLEND = { prompts: ['a red fox', 'a blue whale'], width: 64, height: 64, steps: 1, maxBranches: 2, durationSeconds: 1, fps: 4 };
 
-/** Pretends the lease ran out (the worker stopped heartbeating) without waiting for it. */
-export async function expireLease(db: FarmDb, jobId: number): Promise<void> {
-  await db.db.execute(sql`update jobs set lease_expires_at = now() - interval '1 second' where id = ${jobId}`);
+/** Pretends the lease ran out `secondsAgo` ago by the database's clock (the worker stopped heartbeating) without waiting for it. */
+export async function expireLease(db: FarmDb, jobId: number, secondsAgo = 1): Promise<void> {
+  await db.db.execute(sql`update jobs set lease_expires_at = now() - make_interval(secs => ${secondsAgo}::float8) where id = ${jobId}`);
 }
 
 /** Every budget_ledger sum next to the cached balance, for all users. */
