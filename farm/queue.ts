@@ -175,9 +175,24 @@ export interface CompletedArtifact {
 }
 
 /**
+ * completeJob's transaction did all its work but no answer to its COMMIT arrived (the connection
+ * dropped, or the client's query timeout fired while the server committed): the job may have
+ * been stored. completionOf tells which once the database answers; until then nothing written
+ * for this completion (an artifact file) may be deleted. The driver's error is the cause.
+ */
+export class CompletionUnknownError extends Error {
+  constructor(jobId: number, cause: unknown) {
+    super(`job ${jobId}: the database did not answer the completion's commit; it may have been stored`, { cause });
+    this.name = 'CompletionUnknownError';
+  }
+}
+
+/**
  * Finishes a job: status, artifact, settlement (FarmPolicy.settle: the measured GPU-seconds,
- * capped at the reservation) and the 'done' event in one transaction, only if the caller still
- * holds the lease. Returns false, changing nothing, when the lease was lost.
+ * capped at the reservation) and the 'done' event (with the lease token, for completionOf) in
+ * one transaction, only if the caller still holds the lease. Returns false, changing nothing,
+ * when the lease was lost. Throws CompletionUnknownError when the transaction failed after its
+ * work was done (only the COMMIT's answer was missing); any other error means nothing was stored.
  */
 export async function completeJob(
   farm: FarmContext,
@@ -185,23 +200,57 @@ export async function completeJob(
   result: { artifact: CompletedArtifact; gpuSeconds: number; progress?: JobProgress },
 ): Promise<boolean> {
   const spentMs = Math.max(0, secondsToMs(result.gpuSeconds));
-  return farm.db.db.transaction(async (tx) => {
-    const [row] = await queryRows<{ job: Record<string, unknown> }>(
-      tx,
-      sql`
-      update jobs set status = 'done', finished_at = now(), spent_ms = ${spentMs}::bigint, error = null,
-        progress = coalesce(${result.progress ? JSON.stringify(result.progress) : null}::jsonb, progress),
-        lease_token = null, lease_expires_at = null
-      where id = ${lease.id} and lease_token = ${lease.leaseToken} and status = 'running'
-      returning row_to_json(jobs) as job`,
-    );
-    if (!row) return false;
-    const job = jobRowFromJson(row.job);
-    await tx.insert(artifacts).values({ jobId: job.id, ...result.artifact, data: result.artifact.data ?? null, path: result.artifact.path ?? null });
-    await policyOf(farm).settle(tx, job, { kind: 'done', spentMs });
-    await recordEvent(tx, 'done', eventFields(job), { spentGpuSeconds: spentMs / 1000 });
-    return true;
-  });
+  let committing = false;
+  try {
+    return await farm.db.db.transaction(async (tx) => {
+      const stored = await completeLocked(tx, farm, lease, result.artifact, spentMs, result.progress);
+      committing = stored;
+      return stored;
+    });
+  } catch (error) {
+    if (committing) throw new CompletionUnknownError(lease.id, error);
+    throw error;
+  }
+}
+
+async function completeLocked(tx: Transaction, farm: FarmContext, lease: Lease, artifact: CompletedArtifact, spentMs: number, progress: JobProgress | undefined): Promise<boolean> {
+  const [row] = await queryRows<{ job: Record<string, unknown> }>(
+    tx,
+    sql`
+    update jobs set status = 'done', finished_at = now(), spent_ms = ${spentMs}::bigint, error = null,
+      progress = coalesce(${progress ? JSON.stringify(progress) : null}::jsonb, progress),
+      lease_token = null, lease_expires_at = null
+    where id = ${lease.id} and lease_token = ${lease.leaseToken} and status = 'running'
+    returning row_to_json(jobs) as job`,
+  );
+  if (!row) return false;
+  const job = jobRowFromJson(row.job);
+  await tx.insert(artifacts).values({ jobId: job.id, ...artifact, data: artifact.data ?? null, path: artifact.path ?? null });
+  await policyOf(farm).settle(tx, job, { kind: 'done', spentMs });
+  await recordEvent(tx, 'done', eventFields(job), { spentGpuSeconds: spentMs / 1000, leaseToken: lease.leaseToken });
+  return true;
+}
+
+/**
+ * What became of a completion under `lease` whose answer was lost (CompletionUnknownError):
+ * 'stored': the job is done, completed under this lease (its 'done' event names the token) and,
+ * when `artifactPath` is given, with that artifact file; 'pending': the job still runs under this
+ * lease, so a transaction of it may still commit (ask again later); 'lost': neither — the job
+ * was stored by someone else (another lease, or another file under this one), taken back,
+ * cancelled, failed or deleted, so nothing this completion wrote is referenced.
+ */
+export async function completionOf(farm: FarmContext, lease: Lease, artifactPath?: string): Promise<'stored' | 'pending' | 'lost'> {
+  const [row] = await queryRows<{ status: string; held: boolean; by_lease: boolean; path: string | null }>(
+    farm.db.db,
+    sql`select j.status, coalesce(j.lease_token::text = ${lease.leaseToken}, false) as held,
+          exists (select 1 from job_events e where e.job_id = j.id and e.type = 'done' and e.data->>'leaseToken' = ${lease.leaseToken}) as by_lease,
+          (select a.path from artifacts a where a.job_id = j.id) as path
+        from jobs j where j.id = ${lease.id}`,
+  );
+  if (!row) return 'lost';
+  if (row.status === 'done' && row.by_lease && (artifactPath === undefined || row.path === artifactPath)) return 'stored';
+  if (row.status === 'running' && row.held) return 'pending';
+  return 'lost';
 }
 
 export type FailOutcome = 'retrying' | 'failed' | 'lost';

@@ -249,7 +249,10 @@ export interface SpoolRecovery {
   workerId: string;
   capabilities: WorkerCapabilities;
   log(line: string): void;
-  /** Stores the video as the job's result under `lease`, settled with entry.gpuSeconds: completeJob's answer. */
+  /**
+   * Stores the video as the job's result under `lease`, settled with entry.gpuSeconds: completeJob's
+   * answer, or true when that answer was lost but the database shows the job stored by it (completionOf).
+   */
   complete(lease: Lease, entry: SpoolEntry, video: Buffer): Promise<boolean>;
   /** Names whose "kept" line was logged (one line per entry and reason, not one per heartbeat). */
   reported: Map<string, string>;

@@ -12,6 +12,10 @@
 //                              it once the database is back); past that the spool entry stays, and this
 //                              or any worker sharing the folder completes the job from it (at start and on
 //                              every heartbeat) instead of rendering it again, also after a restart
+// - completion's answer lost -> (the COMMIT went through, or may have) the retry or the check that
+//                              follows asks the database (completionOf): a completion stored under
+//                              this lease with this file counts as stored, its artifact file stays;
+//                              one the database cannot tell about yet keeps its file until it can
 // - lease lost              -> the render is aborted; its result could not be stored anyway
 // - worker killed (kill -9) -> its leases expire; any worker's reaper requeues the jobs (a job on its
 //                              last attempt is failed, lastAttemptGraceSeconds after its lease ran out)
@@ -23,13 +27,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import PQueue from 'p-queue';
-import { dbFailureLine, loggableError } from '../db/errors.ts';
+import { dbFailureLine, describeDbError, loggableError } from '../db/errors.ts';
 import { type FarmContext, queueHorizonSeconds, renderTimeLimitSeconds } from './config.ts';
 import { onJobEvent } from './events.ts';
 import { getArtifact, getJob, getJobInputs } from './jobs.ts';
 import { movieImageInputs, movieOf } from './movie.ts';
 import { every, pruneOnce, sweepQueue } from './housekeeping.ts';
-import { claimJob, type CompletedArtifact, completeJob, failAttempt, type Lease, releaseJob, renewLeases, reportProgress } from './queue.ts';
+import { claimJob, type CompletedArtifact, completeJob, completionOf, CompletionUnknownError, failAttempt, type Lease, releaseJob, renewLeases, reportProgress } from './queue.ts';
 import { isPermanentRenderError, MIME_TYPES, type Renderer, type RenderResult } from './renderer.ts';
 import type { ClaimedJob, JobProgress, WorkerCapabilities } from './types.ts';
 import { markWorkerStopped, registerWorker } from './worker-registry.ts';
@@ -61,6 +65,14 @@ interface ResultInfo {
   format: string;
   mime: string;
   meta: Record<string, unknown>;
+}
+
+/** A completion whose answer was lost and that the database could not tell about yet (FarmWorker.store). */
+interface UnsettledCompletion {
+  lease: Lease;
+  /** The artifact file it wrote (name inside the artifact folder, and full path); none for bytes stored in the database. */
+  fileName?: string;
+  filePath?: string;
 }
 
 export interface WorkerStats {
@@ -136,6 +148,8 @@ export class FarmWorker {
   private recovering: Promise<void> | undefined;
   private readonly spoolReported = new Map<string, string>();
   private spoolProblem: string | undefined;
+  /** Completions whose answer was lost, waiting for the database to say whether they were stored (store). */
+  private readonly unsettled: UnsettledCompletion[] = [];
 
   constructor(options: FarmWorkerOptions) {
     this.farm = options.farm;
@@ -198,6 +212,10 @@ export class FarmWorker {
       for (const entry of this.running.values()) await this.handBack(entry.job).catch(() => {});
       if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
       await this.recovering;
+      await this.settleUnknown();
+      for (const c of this.unsettled) {
+        if (c.filePath) this.log(`job ${c.lease.id}: stopping before the database could tell whether its result was stored; ${c.filePath} is kept (delete it if the job's video is another file)`);
+      }
       await this.stopPruning?.();
       await this.unsubscribe?.().catch(() => {});
       await markWorkerStopped(this.farm, this.id).catch(() => {});
@@ -279,8 +297,10 @@ export class FarmWorker {
         // A job that finished meanwhile is no longer in `running`.
         if (!held.has(entry.job.leaseToken) && this.running.get(entry.job.id) === entry) this.abort(entry.job.id, 'lease-lost');
       }
-      // The database answers: spooled renders first, before the sweep below could take back a job
-      // whose lease ran out during the outage while its video waits in the spool.
+      // The database answers: completions whose answer was lost are settled, then spooled renders,
+      // before the sweep below could take back a job whose lease ran out during the outage while
+      // its video waits in the spool.
+      await this.settleUnknown();
       await this.recoverSpool();
       const { reaped } = await sweepQueue(this.farm, this.log);
       if (reaped > 0) this.wake();
@@ -462,7 +482,10 @@ export class FarmWorker {
   /**
    * Stores a finished video as the job's result under `lease` (as a file in the artifact folder
    * first, when there is one) with `attempt`, which calls the completion once or retries it; the
-   * file is deleted again unless the completion was stored.
+   * file is deleted again unless the completion was stored. A completion whose answer was lost
+   * (CompletionUnknownError) may have been stored all the same: completionOf asks the database,
+   * and a completion found stored counts as stored (its file stays); one the database cannot tell
+   * about yet keeps its file until settleUnknown can.
    */
   private async store(lease: Lease, video: Buffer, info: ResultInfo, gpuSeconds: number, attempt: (write: () => Promise<boolean>) => Promise<boolean>): Promise<boolean> {
     const artifact: CompletedArtifact = { format: info.format, mime: info.mime, meta: info.meta, sizeBytes: video.byteLength };
@@ -476,12 +499,66 @@ export class FarmWorker {
     } else {
       artifact.data = video;
     }
-    let stored = false;
+    const unsettled: UnsettledCompletion = { lease, fileName: artifact.path, filePath };
+    let answerLost: unknown;
+    let outcome: 'stored' | 'lost' | 'unknown' = 'lost';
     try {
-      stored = await attempt(() => completeJob(this.farm, lease, { artifact, gpuSeconds, progress: { stage: 'done', fraction: 1 } }));
-      return stored;
+      const stored = await attempt(async () => {
+        try {
+          return await completeJob(this.farm, lease, { artifact, gpuSeconds, progress: { stage: 'done', fraction: 1 } });
+        } catch (error) {
+          if (error instanceof CompletionUnknownError) answerLost = error;
+          throw error;
+        }
+      });
+      // A later try finding the lease gone may be finding an earlier try's commit.
+      outcome = stored ? 'stored' : answerLost ? await this.completionAfterLostAnswer(unsettled, answerLost) : 'lost';
+      return outcome === 'stored';
+    } catch (error) {
+      if (!answerLost) throw error;
+      outcome = await this.completionAfterLostAnswer(unsettled, answerLost);
+      if (outcome === 'stored') return true;
+      throw error;
     } finally {
-      if (!stored && filePath) await fs.rm(filePath, { force: true });
+      if (outcome === 'lost' && filePath) await fs.rm(filePath, { force: true });
+      if (outcome === 'unknown') this.unsettled.push(unsettled);
+    }
+  }
+
+  /** completionOf for a completion whose answer was lost: 'unknown' when the database cannot tell yet (the job still runs under the lease, or it does not answer). */
+  private async completionAfterLostAnswer(c: UnsettledCompletion, answerLost: unknown): Promise<'stored' | 'lost' | 'unknown'> {
+    let state: 'stored' | 'pending' | 'lost';
+    try {
+      state = await completionOf(this.farm, c.lease, c.fileName);
+    } catch {
+      state = 'pending';
+    }
+    if (state === 'stored') {
+      this.log(`job ${c.lease.id}: the database stored the result although its answer was lost (${describeDbError((answerLost as Error).cause ?? answerLost)})`);
+      return 'stored';
+    }
+    if (state === 'lost') return 'lost';
+    if (c.filePath) this.log(`job ${c.lease.id}: no answer to storing the result (${describeDbError((answerLost as Error).cause ?? answerLost)}), and the database cannot tell yet whether it was stored; its file ${c.filePath} is kept until it can (checked at every heartbeat)`);
+    return 'unknown';
+  }
+
+  /**
+   * Completions whose answer was lost and the database could not tell about at once: asked again
+   * (at every heartbeat that reached the database, and at stop); a file no stored completion
+   * refers to is deleted. Never throws.
+   */
+  private async settleUnknown(): Promise<void> {
+    for (const c of [...this.unsettled]) {
+      let state: 'stored' | 'pending' | 'lost';
+      try {
+        state = await completionOf(this.farm, c.lease, c.fileName);
+      } catch {
+        return; // the next heartbeat asks again
+      }
+      if (state === 'pending') continue;
+      this.unsettled.splice(this.unsettled.indexOf(c), 1);
+      if (state === 'stored') this.log(`job ${c.lease.id}: its result had been stored after all, although the database's answer was lost`);
+      else if (c.filePath) await fs.rm(c.filePath, { force: true }).catch((error: unknown) => this.log(`job ${c.lease.id}: could not delete unused video file ${c.filePath} (${(error as Error).message})`));
     }
   }
 
