@@ -5,7 +5,8 @@
  *
  * Each layer is used only through its public surface (`farm/index.ts`, `engine/index.ts`).
  * Front ends and composition (CLIs, worker and bot mains, the engine adapter) live in apps/,
- * which may use anything; no layer imports apps/.
+ * which may use anything but the engine's internals (the engine only through engine/index.ts);
+ * no layer imports apps/.
  */
 const layer = (name) => `^${name}/`;
 module.exports = {
@@ -21,7 +22,7 @@ module.exports = {
       name: 'engine-through-its-index',
       comment: 'Outside engine/, the engine is used only through engine/index.ts.',
       severity: 'error',
-      from: { path: '^(bot|farm|db|config|models)/' },
+      from: { path: '^(apps|bot|farm|db|config|models)/' },
       to: { path: layer('engine'), pathNot: '^engine/index\\.ts$' },
     },
     {

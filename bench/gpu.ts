@@ -311,6 +311,7 @@ async function benchTransition(models: Models, poller?: GpuMemoryPoller) {
   poller?.mark('transition');
   const pipe = await StableDiffusionPipeline.load(models.pipeline, { ep, deviceId, maxBatch: cfg.maxBatch });
   // The built-in gap metric on the same provider (ONNX on a GPU, JavaScript on the CPU), as a worker measures gaps.
+  // No onFallback: a graph that does not open on the GPU fails the run instead of timing the JavaScript metric.
   const metric = await createPerceptualMetric(undefined, { ep, deviceId }, builtinPerceptualGraph);
   const blender = new LatentBlender(pipe, metric);
   const opts = {

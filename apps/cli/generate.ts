@@ -4,9 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import { basename, extname } from 'node:path';
-import { StableDiffusionPipeline } from '../../engine/pipeline/stable-diffusion.ts';
-import { schedulerKinds } from '../../engine/schedulers/index.ts';
-import { savePng } from '../../engine/image.ts';
+import { StableDiffusionPipeline, savePng, schedulerKinds } from '../../engine/index.ts';
 import { ProgressBar } from './progress.ts';
 import { chooseModel, COMMON_OPTIONS, EP_CHOICES, loadCliConfig, parseEp, SEED_FLAG } from './common.ts';
 import { choiceOption, numberOption, runCli, UsageError } from '../cli-kit.ts';

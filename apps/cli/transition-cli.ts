@@ -4,16 +4,24 @@
  */
 import { parseArgs } from 'node:util';
 import { readFile, stat } from 'node:fs/promises';
-import { prepareInpaint, prepareRequestImages, type RequestImage } from '../../engine/render.ts';
-import { MASK_PRESETS, isMaskPreset } from '../../engine/input-image.ts';
-import { DEFAULT_IMAGE_STRENGTH } from '../../engine/blend/transition.ts';
-import { StableDiffusionPipeline } from '../../engine/pipeline/stable-diffusion.ts';
-import { schedulerKinds } from '../../engine/schedulers/index.ts';
-import { renderMovie, transitionModes, MAX_MOVIE_PROMPTS, type TransitionMode } from '../../engine/blend/movie.ts';
-import { segmentsToVideo } from '../../engine/blend/video.ts';
-import { createPerceptualMetric } from '../../engine/blend/perceptual.ts';
+import {
+  DEFAULT_IMAGE_STRENGTH,
+  MASK_PRESETS,
+  MAX_MOVIE_PROMPTS,
+  StableDiffusionPipeline,
+  VIDEO_FORMATS,
+  createPerceptualMetric,
+  isMaskPreset,
+  prepareInpaint,
+  prepareRequestImages,
+  renderMovie,
+  schedulerKinds,
+  segmentsToVideo,
+  transitionModes,
+  type RequestImage,
+  type TransitionMode,
+} from '../../engine/index.ts';
 import { builtinPerceptualGraph } from '../../models/perceptual-graph.ts';
-import { VIDEO_FORMATS } from '../../engine/video/encode.ts';
 import { ProgressBar } from './progress.ts';
 import { chooseModel, COMMON_OPTIONS, EP_CHOICES, loadCliConfig, parseEp, SEED_FLAG, videoFormatOption } from './common.ts';
 import { choiceOption, numberOption, UsageError } from '../cli-kit.ts';
@@ -185,7 +193,10 @@ export async function runTransitionCli(kind: 'blend' | 'movie', argv = process.a
   const frame = pipe.resolve({ prompt: prompts[0], width, height });
   const images = await prepareRequestImages(pictureFlags, prompts.length, frame.width, frame.height);
   const inpaint = await prepareInpaint(inpaintRequest, frame.width, frame.height);
-  const metric = await createPerceptualMetric(values.lpips ?? config.lpipsModel, { ep, deviceId }, builtinPerceptualGraph);
+  // The built-in metric's graph that does not open on the GPU: the JavaScript metric (same values), one warning line.
+  const onFallback = (reason: string) =>
+    process.stderr.write(`warning: the gap metric did not load on ${ep} (${reason}); measuring gaps with the JavaScript metric instead (same values, on the CPU)\n`);
+  const metric = await createPerceptualMetric(values.lpips ?? config.lpipsModel, { ep, deviceId, onFallback }, builtinPerceptualGraph);
   const bar = new ProgressBar(kind === 'blend' ? 'blending' : 'movie');
   const controller = new AbortController();
   const onSignal = () => controller.abort();

@@ -1,11 +1,7 @@
 /** npm run vary -- picture.png --out variations.mp4 (see --help) */
 import { parseArgs } from 'node:util';
 import { readFile, stat } from 'node:fs/promises';
-import { ImageVariationPipeline } from '../../engine/variation/pipeline.ts';
-import { renderVariationVideo, DEFAULT_VARIATION_FPS } from '../../engine/variation/render.ts';
-import { variationDefaults } from '../../engine/variation/animation.ts';
-import { schedulerKinds } from '../../engine/schedulers/index.ts';
-import { VIDEO_FORMATS } from '../../engine/video/encode.ts';
+import { DEFAULT_VARIATION_FPS, ImageVariationPipeline, VIDEO_FORMATS, renderVariationVideo, schedulerKinds, variationDefaults } from '../../engine/index.ts';
 import { ProgressBar } from './progress.ts';
 import { COMMON_OPTIONS, EP_CHOICES, loadCliConfig, parseEp, SEED_FLAG, videoFormatOption } from './common.ts';
 import { choiceOption, numberOption, runCli, UsageError } from '../cli-kit.ts';

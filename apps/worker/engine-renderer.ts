@@ -4,7 +4,6 @@
 // and kept for the next ones. Its options come from the app (load-renderer.ts builds them from
 // loadConfig()'s result); nothing here reads the environment.
 import {
-  BuiltinPerceptualMetric,
   DiffusionUpscaler,
   ExecutionProviderError,
   ImageVariationPipeline,
@@ -433,20 +432,18 @@ class EngineRenderer implements Renderer {
 
   /**
    * The metric that measures a transition's gaps, loaded on the first job. When the built-in
-   * metric's graph does not open on the GPU (out of memory, a provider problem), one warning line
-   * and the JavaScript metric instead: the same values, on the CPU. An LPIPS model that does not
-   * load fails the job (its values are not the built-in metric's), and the next job tries again.
+   * metric's graph does not open on the GPU (out of memory, a provider problem), the engine
+   * measures with the JavaScript metric instead (the same values, on the CPU) and the worker logs
+   * one warning line. An LPIPS model that does not load fails the job (its values are not the
+   * built-in metric's), and the next job tries again.
    */
   private gapMetric(): Promise<PerceptualMetric> {
     if (!this.metric) {
       const create = this.hooks.createMetric ?? createPerceptualMetric;
-      const lpips = this.opts.lpipsModel;
-      const loading = create(lpips, { ep: this.opts.ep, deviceId: this.opts.deviceId }, builtinPerceptualGraph).catch((err: unknown) => {
-        if (lpips) throw err;
-        const reason = (err instanceof Error ? err.message : String(err)).replace(/\s+/g, ' ').trim();
-        console.warn(`[worker] the gap metric did not load on ${this.opts.ep ?? 'cpu'} (${reason}); measuring gaps with the JavaScript metric instead (same values, on the CPU)`);
-        return new BuiltinPerceptualMetric() as PerceptualMetric;
-      });
+      const ep = this.opts.ep ?? 'cpu';
+      const onFallback = (reason: string) =>
+        console.warn(`[worker] the gap metric did not load on ${ep} (${reason}); measuring gaps with the JavaScript metric instead (same values, on the CPU)`);
+      const loading = create(this.opts.lpipsModel, { ep: this.opts.ep, deviceId: this.opts.deviceId, onFallback }, builtinPerceptualGraph);
       this.metric = loading;
       // A failed load is not kept: the next job loads it again.
       loading.catch(() => {

@@ -282,14 +282,34 @@ export class OnnxLpipsMetric implements PerceptualMetric {
   }
 }
 
+export interface PerceptualMetricOptions extends SessionOptions {
+  /**
+   * Given: when the built-in metric's graph does not open on the GPU provider (out of memory, a
+   * provider problem), createPerceptualMetric returns the JavaScript metric instead (the same
+   * values, on the CPU) and calls this with why, on one line. Not given: that failure is thrown
+   * (a benchmark of the graph must not quietly measure the JavaScript metric).
+   */
+  onFallback?: (reason: string) => void;
+}
+
 /**
  * LPIPS when a model path is given, else the built-in metric: on a GPU provider through ONNX
  * Runtime when a builder of its graph is given (models/perceptual-graph.ts; called only then),
- * otherwise in JavaScript (on the
- * CPU the two take about the same time, bench/results/perceptual.md).
+ * otherwise in JavaScript (on the CPU the two take about the same time,
+ * bench/results/perceptual.md). A graph that does not load falls back to JavaScript only with
+ * `onFallback`; an LPIPS model that does not load always throws (its values are not the
+ * built-in metric's).
  */
-export async function createPerceptualMetric(lpipsModel?: string, opts: SessionOptions = {}, builtinGraph?: () => Uint8Array): Promise<PerceptualMetric> {
-  if (lpipsModel) return OnnxLpipsMetric.load(lpipsModel, opts);
-  if (builtinGraph && opts.ep && opts.ep !== 'cpu') return OnnxBuiltinMetric.load(builtinGraph(), opts);
+export async function createPerceptualMetric(lpipsModel?: string, opts: PerceptualMetricOptions = {}, builtinGraph?: () => Uint8Array): Promise<PerceptualMetric> {
+  const { onFallback, ...session } = opts;
+  if (lpipsModel) return OnnxLpipsMetric.load(lpipsModel, session);
+  if (builtinGraph && session.ep && session.ep !== 'cpu') {
+    if (!onFallback) return OnnxBuiltinMetric.load(builtinGraph(), session);
+    try {
+      return await OnnxBuiltinMetric.load(builtinGraph(), session);
+    } catch (err) {
+      onFallback((err instanceof Error ? err.message : String(err)).replace(/\s+/g, ' ').trim());
+    }
+  }
   return new BuiltinPerceptualMetric();
 }

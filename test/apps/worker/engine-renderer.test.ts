@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createRenderer, renderRequestFor } from '../../../apps/worker/engine-renderer.ts';
-import { BuiltinPerceptualMetric, ImageVariationPipeline, StableDiffusionPipeline, type PerceptualMetric } from '../../../engine/index.ts';
+import { BuiltinPerceptualMetric, ImageVariationPipeline, StableDiffusionPipeline, createPerceptualMetric, type PerceptualMetric, type PerceptualMetricOptions } from '../../../engine/index.ts';
 import { parseJobParams } from '../../../farm/job-params.ts';
 import { LIMITS } from '../../../farm/limits.ts';
 import { RenderError } from '../../../farm/renderer.ts';
@@ -183,9 +183,13 @@ describe('engine adapter gap metric', () => {
 
   it('falls back to the JavaScript metric, with one warning line, when the GPU metric does not load; every job succeeds', async () => {
     const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
-    const createMetric = vi.fn(async (): Promise<PerceptualMetric> => {
-      throw new Error('Failed to allocate memory for requested buffer of size 67108864\n  (CUDA out of memory)');
-    });
+    // The engine's own createPerceptualMetric, on a GPU provider, with a graph whose load fails
+    // the way an out-of-memory GPU does: the engine falls back and the worker logs the reason.
+    const createMetric = vi.fn((lpips: string | undefined, opts: PerceptualMetricOptions = {}) =>
+      createPerceptualMetric(lpips, { ...opts, ep: 'cuda' }, () => {
+        throw new Error('Failed to allocate memory for requested buffer of size 67108864\n  (CUDA out of memory)');
+      }),
+    );
     const renderer = createRenderer({ modelDir: testModelDir('demo') }, { createMetric });
     try {
       const first = await renderer.render(blend(), ctx());

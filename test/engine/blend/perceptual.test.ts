@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
-import { BuiltinPerceptualMetric, SeededRandom, type RawImage } from '../../../engine/index.ts';
+import { BuiltinPerceptualMetric, ExecutionProviderError, ModelFileError, SeededRandom, builtinDistance, createPerceptualMetric, type RawImage } from '../../../engine/index.ts';
 
 const PHOTOS = ['chelsea.png', 'coffee.png'];
 
@@ -89,5 +89,43 @@ describe('built-in perceptual metric on real photos', () => {
     const img = await load('chelsea.png');
     const other = await load('coffee.png');
     await expect(metric.distance(img, other)).rejects.toThrow(/same size, got 451x300 and 600x400/);
+  });
+});
+
+// createPerceptualMetric on a GPU provider builds the built-in metric's ONNX graph. When that graph
+// does not open, a caller that asks for it (onFallback: the worker, the CLIs) gets the JavaScript
+// metric, the same values on the CPU, with the reason; one that does not (the benchmarks) gets
+// the error. LPIPS never falls back: its values are not the built-in metric's. The failing loads
+// here are real ONNX Runtime loads: bytes that are no ONNX model, on 'cuda', fail on any machine
+// (where CUDA is missing the provider fails, where it is there the model does).
+describe('createPerceptualMetric when a model does not load', () => {
+  const notAGraph = () => new TextEncoder().encode('not an ONNX model');
+
+  it('falls back to the JavaScript metric, with the reason, when the built-in graph does not open on a GPU provider', async () => {
+    const reasons: string[] = [];
+    const fallback = await createPerceptualMetric(undefined, { ep: 'cuda', onFallback: (reason) => reasons.push(reason) }, notAGraph);
+    expect(fallback).toBeInstanceOf(BuiltinPerceptualMetric);
+    expect(fallback.name).toBe(new BuiltinPerceptualMetric().name);
+    expect(reasons).toHaveLength(1);
+    expect(reasons[0]).toMatch(/cuda execution provider could not be loaded|the built-in perceptual metric graph: not a loadable ONNX model/);
+    expect(reasons[0]).not.toMatch(/\n/);
+    const img = await load('chelsea.png');
+    for (const other of [noise(img, 6), shift(img, 9), await blur(img, 2), img]) {
+      expect(await fallback.distance(img, other)).toBe(builtinDistance(img, other));
+    }
+  });
+
+  it('throws the load error when the caller takes no fallback (a benchmark of the graph)', async () => {
+    const load = createPerceptualMetric(undefined, { ep: 'cuda' }, notAGraph);
+    await expect(load).rejects.toThrow(/cuda execution provider could not be loaded|not a loadable ONNX model/);
+    await expect(load).rejects.toSatisfy((err) => err instanceof ExecutionProviderError || err instanceof ModelFileError);
+  });
+
+  it('throws when an LPIPS model does not load, fallback or not', async () => {
+    const reasons: string[] = [];
+    const missing = '/nonexistent/lpips.onnx';
+    await expect(createPerceptualMetric(missing, { ep: 'cuda', onFallback: (reason) => reasons.push(reason) }, notAGraph)).rejects.toThrow(ModelFileError);
+    await expect(createPerceptualMetric(missing, { ep: 'cpu', onFallback: (reason) => reasons.push(reason) })).rejects.toThrow(/lpips\.onnx: file not found/);
+    expect(reasons).toEqual([]);
   });
 });
