@@ -49,12 +49,18 @@ interface Pending {
   context: RenderContext;
 }
 
+interface PendingWarmUp {
+  resolve(): void;
+  reject(error: Error): void;
+}
+
 class Slot {
   worker: Worker;
   ready: Promise<WorkerCapabilities>;
   busy = false;
   dead = false;
   readonly pending = new Map<number, Pending>();
+  readonly warmUps: PendingWarmUp[] = [];
 
   constructor(data: ThreadHostData) {
     this.worker = new Worker(BOOTSTRAP, { eval: true, workerData: { ...data, tsxApi: TSX_ESM_API, hostUrl: HOST_URL } });
@@ -73,7 +79,7 @@ class Slot {
     this.ready.catch(() => {});
     this.worker.on('message', (message: FromThread) => this.onMessage(message));
     this.worker.on('error', (error) => this.fail(error));
-    this.worker.on('exit', (code) => this.fail(new Error(`render thread exited unexpectedly (code ${code})`)));
+    this.worker.on('exit', (code) => this.fail(new Error(`render thread exited (code ${code})`)));
   }
 
   private onMessage(message: FromThread): void {
@@ -93,14 +99,34 @@ class Slot {
       const pending = this.pending.get(message.requestId);
       this.pending.delete(message.requestId);
       pending?.reject(toError(message.error));
+    } else if (message.type === 'warm' || message.type === 'warm-error') {
+      // Warm-ups carry no request id: the thread's first answer settles every warm-up waiting on it.
+      for (const warmUp of this.warmUps.splice(0)) {
+        if (message.type === 'warm') warmUp.resolve();
+        else warmUp.reject(toError(message.error));
+      }
     }
   }
 
-  /** The thread is gone: every render on it fails (retryable: another attempt may succeed). */
+  /** Loads the module's model in this thread (its warmUp); rejects when it fails or the thread dies first. */
+  warmUp(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.warmUps.push({ resolve, reject });
+      if (this.dead) return this.fail(new Error('render thread is gone'));
+      this.post({ type: 'warm-up' });
+    });
+  }
+
+  /**
+   * The thread is gone: every render and warm-up waiting on it fails (retryable: another attempt,
+   * on a new thread, may succeed). A warm-up says the thread died while loading its model.
+   */
   fail(error: Error): void {
     this.dead = true;
     for (const pending of this.pending.values()) pending.reject(new RenderError(`render thread failed: ${error.message}`, { cause: error }));
+    for (const warmUp of this.warmUps) warmUp.reject(new RenderError(`${error.message} while loading its model`, { cause: error }));
     this.pending.clear();
+    this.warmUps.length = 0;
   }
 
   post(message: ToThread): void {
@@ -213,23 +239,8 @@ export async function createThreadRenderer(options: ThreadRendererOptions): Prom
           if (slots[index].dead && !slots[index].busy) slots[index] = new Slot(data);
           const slot = slots[index];
           await slot.ready;
-          await new Promise<void>((resolve, reject) => {
-            if (slot.dead) return reject(new Error('render thread is gone'));
-            // A thread that dies while loading (out of memory, a crash in the runtime) settles it too.
-            const onExit = (code: number) => settle(new Error(`render thread exited (code ${code}) while loading its model`));
-            const onError = (error: Error) => settle(error);
-            const onMessage = (message: FromThread): void => {
-              if (message.type === 'warm') settle();
-              else if (message.type === 'warm-error') settle(toError(message.error));
-            };
-            const settle = (error?: Error) => {
-              slot.worker.off('message', onMessage).off('exit', onExit).off('error', onError);
-              if (error) reject(error);
-              else resolve();
-            };
-            slot.worker.on('message', onMessage).once('exit', onExit).once('error', onError);
-            slot.post({ type: 'warm-up' });
-          });
+          // A thread that dies while loading (out of memory, a crash in the runtime) rejects it (Slot.fail).
+          await slot.warmUp();
         }),
       );
     },
