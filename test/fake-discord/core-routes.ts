@@ -25,6 +25,13 @@ export class CoreRoutes extends RouteGroup {
     );
 
     add('GET', '/users/@me', () => ok({ ...apiUser(this.store.bot), verified: true, mfa_enabled: false, email: null, locale: 'en-US' }));
+    add('POST', '/users/@me/channels', (c) => {
+      const body = this.readJson(c);
+      const recipient = isRecord(body) && typeof body.recipient_id === 'string' ? this.store.users.get(body.recipient_id) : undefined;
+      if (!recipient) throw invalidFormBody([{ path: ['recipient_id'], code: 'BASE_TYPE_REQUIRED', message: 'This field is required' }]);
+      const channel = this.store.dmChannel(recipient);
+      return ok({ ...apiChannel(channel), recipients: [apiUser(recipient)] });
+    });
     add('GET', '/users/:userId', (c) => {
       const user = this.store.users.get(c.params.userId);
       if (!user) throw Errors.unknownUser();

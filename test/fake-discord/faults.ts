@@ -55,6 +55,11 @@ export class FaultInjector {
     return fault.opts.status === 429 ? rateLimit(fault.opts, path) : plainError(fault.opts);
   }
 
+  /** Drops every pending fault (an outage ends). */
+  clear(): void {
+    this.pending.length = 0;
+  }
+
   get pendingCount(): number {
     return this.pending.length;
   }

@@ -7,5 +7,5 @@ export type { FakeUpload } from './commands.ts';
 export type { GuildInit, ChannelInit, UserInit } from './state.ts';
 export type { IdentifyRecord, GatewayLogEntry, GatewayClosure, DispatchResult } from './gateway.ts';
 export type * from './model.ts';
-export { Intents, intentNames, Permissions, ALL_PERMISSIONS, MessageFlags, CallbackType, DEFAULT_ATTACHMENT_SIZE_LIMIT } from './protocol.ts';
+export { Intents, intentNames, Permissions, ALL_PERMISSIONS, DEFAULT_EVERYONE_PERMISSIONS, MessageFlags, CallbackType, DEFAULT_ATTACHMENT_SIZE_LIMIT } from './protocol.ts';
 export { buttonsOf, findComponent, customIdsOf, type ButtonInfo } from './inspect.ts';

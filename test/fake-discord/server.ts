@@ -16,7 +16,8 @@ import {
   type SlashCommandOptions,
 } from './interactions.ts';
 import type { FakeChannel, FakeGuild, FakeMember, FakeUser, MessageRevision, RecordedRequest, RegisteredCommand, StoredMessage, UnhandledRequest } from './model.ts';
-import { API_VERSION } from './protocol.ts';
+import { API_VERSION, Intents } from './protocol.ts';
+import { apiChannel } from './serialize.ts';
 import { buildRouter } from './rest.ts';
 import { decodeSegment, type Router } from './router.ts';
 import { FakeState, type ChannelInit, type GuildInit, type UserInit } from './state.ts';
@@ -156,6 +157,22 @@ export class FakeDiscord {
     return this.store.addChannel(this.guild(guildId).id, init);
   }
 
+  /**
+   * Deletes a channel (by id, or by name in the first server or the given one), as a member with
+   * Manage Channels does: REST calls on it answer 10003 Unknown Channel, its messages are gone, and
+   * the bot is sent CHANNEL_DELETE.
+   */
+  deleteChannel(idOrName: string, guildId?: string): void {
+    const channel = this.channel(idOrName, guildId);
+    this.store.deleteChannel(channel);
+    if (channel.guildId) this.gateway.dispatchToGuild(channel.guildId, 'CHANNEL_DELETE', apiChannel(channel), Intents.Guilds);
+  }
+
+  /** The bot's DM channel with `user`, once the bot has opened one (POST /users/@me/channels). */
+  dmChannel(user: FakeUser): FakeChannel | undefined {
+    return this.store.dmChannels.get(user.id);
+  }
+
   addRole(name: string, permissions: bigint, guildId?: string) {
     return this.store.addRole(this.guild(guildId), name, permissions);
   }
@@ -240,6 +257,11 @@ export class FakeDiscord {
   /** Answers the next request(s) matching `route` with an error (429 with proper headers, 413, 5xx...). */
   failNext(opts: FailNextOptions): void {
     this.faults.add(opts);
+  }
+
+  /** Drops every pending fault: an outage made with `times` larger than needed ends now. */
+  clearFaults(): void {
+    this.faults.clear();
   }
 
   get pendingFaults(): number {

@@ -91,6 +91,8 @@ export class FakeState {
   publicBase = '';
   /** Files users attached to slash-command options (ATTACHMENT), by attachment id; served like message attachments. */
   readonly uploads = new Map<string, StoredAttachment & { channelId: string; cdnDelayMs: number; cdnStatus: number | null }>();
+  /** The bot's DM channel with each user (POST /users/@me/channels), by user id. */
+  readonly dmChannels = new Map<string, FakeChannel>();
   private readonly waiters = new Set<Waiter>();
 
   constructor(botUsername: string) {
@@ -180,6 +182,26 @@ export class FakeState {
     };
     guild.channels.push(channel);
     this.channels.set(channel.id, channel);
+    return channel;
+  }
+
+  /** Deletes a server channel: its routes answer 10003 Unknown Channel, its messages are gone. */
+  deleteChannel(channel: FakeChannel): void {
+    const guild = channel.guildId ? this.guild(channel.guildId) : undefined;
+    if (guild) guild.channels.splice(guild.channels.indexOf(channel), 1);
+    this.channels.delete(channel.id);
+    for (const message of this.messages.values()) if (message.channelId === channel.id) message.deleted = true;
+    this.changed();
+  }
+
+  /** The bot's DM channel with `user`, made on first use as Discord does. */
+  dmChannel(user: FakeUser): FakeChannel {
+    let channel = this.dmChannels.get(user.id);
+    if (!channel) {
+      channel = { id: nextSnowflake(), guildId: null, name: user.username, type: ChannelType.DM, position: 0, parentId: null, topic: null };
+      this.dmChannels.set(user.id, channel);
+      this.channels.set(channel.id, channel);
+    }
     return channel;
   }
 
