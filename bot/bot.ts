@@ -14,7 +14,7 @@ import { handleForm } from './components/forms.ts';
 import { handleReaction } from './components/reactions.ts';
 import { JobMessenger, type MessengerOptions } from './delivery.ts';
 import { userMessage } from './errors.ts';
-import { DEFAULT_SUBMIT_CONCURRENCY, refuse, SubmissionQueue } from './submit.ts';
+import { DEFAULT_SUBMIT_CONCURRENCY, FollowUpsUnderWay, refuse, SubmissionQueue } from './submit.ts';
 
 export const BOT_INTENTS = [GatewayIntentBits.Guilds, GatewayIntentBits.GuildMessageReactions];
 
@@ -58,7 +58,7 @@ export async function startBot(opts: BotOptions): Promise<RunningBot> {
   const client = createClient(opts);
   opts.onClient?.(client);
   const messenger = new JobMessenger(client, opts.farm, { log, ...opts.messenger });
-  const ctx: BotContext = { farm: opts.farm, log, submissions: new SubmissionQueue(opts.submitConcurrency ?? DEFAULT_SUBMIT_CONCURRENCY) };
+  const ctx: BotContext = { farm: opts.farm, log, submissions: new SubmissionQueue(opts.submitConcurrency ?? DEFAULT_SUBMIT_CONCURRENCY), followUps: new FollowUpsUnderWay() };
 
   const onInteraction = (interaction: Interaction) => void route(interaction, ctx);
   client.on(Events.InteractionCreate, onInteraction);

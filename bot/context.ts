@@ -1,11 +1,19 @@
 import type { ChatInputCommandInteraction, SlashCommandBuilder, SlashCommandOptionsOnlyBuilder, SlashCommandSubcommandsOnlyBuilder } from 'discord.js';
-import type { FarmContext } from '../farm/index.ts';
+import type { FarmContext, FollowUpKind } from '../farm/index.ts';
 
 export interface BotContext {
   farm: FarmContext;
   log: (message: string) => void;
   /** Where deferred submissions wait for their database work (startBot makes a SubmissionQueue, submit.ts). */
   submissions: SubmissionGate;
+  /** Follow-up submissions under way (startBot makes a FollowUpsUnderWay, submit.ts), so a double press makes one job. */
+  followUps: FollowUpGuard;
+}
+
+/** One follow-up submission per (user, parent job, kind) at a time (FollowUpsUnderWay in submit.ts). */
+export interface FollowUpGuard {
+  /** Reserves the submission; the returned function releases it, undefined when one is already under way. */
+  begin(userId: string, parentJobId: number, kind: FollowUpKind): (() => void) | undefined;
 }
 
 /**

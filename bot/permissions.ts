@@ -57,3 +57,37 @@ export function notYoursText(job: JobPlace, who: Requester, what: string): strin
   }
   return `That job belongs to <@${job.userId}>; only they (or a moderator) can ${what} it. Make your own with /blend.`;
 }
+
+/**
+ * What the bot needs in a channel to keep a job's message there: see the channel, post (the
+ * fallback message once the interaction's token has expired), upload the video, and show the
+ * progress preview (an embedded picture). Names as Discord's settings show them.
+ */
+export const POSTING_PERMISSIONS: ReadonlyArray<{ flag: bigint; name: string }> = [
+  { flag: PermissionFlagsBits.ViewChannel, name: 'View Channel' },
+  { flag: PermissionFlagsBits.SendMessages, name: 'Send Messages' },
+  { flag: PermissionFlagsBits.AttachFiles, name: 'Attach Files' },
+  { flag: PermissionFlagsBits.EmbedLinks, name: 'Embed Links' },
+];
+
+/** "A, B and C". */
+export function listOfNames(names: readonly string[]): string {
+  return names.length <= 1 ? (names[0] ?? '') : `${names.slice(0, -1).join(', ')} and ${names.at(-1)}`;
+}
+
+/**
+ * The private refusal for a render asked for in a server channel where the bot lacks a posting
+ * permission (Discord sends the bot's permissions in that channel with every interaction), so
+ * nothing is queued or charged for a video that could not be posted; undefined when it has them
+ * all, or outside a server.
+ */
+export function postingRefusal(interaction: { inGuild(): boolean; appPermissions: Readonly<PermissionsBitField> | null }): string | undefined {
+  const granted = interaction.appPermissions;
+  if (!interaction.inGuild() || !granted) return undefined;
+  const missing = POSTING_PERMISSIONS.filter((p) => !granted.has(p.flag)).map((p) => `**${p.name}**`);
+  if (!missing.length) return undefined;
+  return (
+    `I can't post videos in this channel: I'm missing the ${listOfNames(missing)} permission${missing.length === 1 ? '' : 's'} here, so nothing was queued or charged. ` +
+    `Ask a server admin to give me ${listOfNames(POSTING_PERMISSIONS.map((p) => p.name))} in this channel (Edit Channel → Permissions), or use the command in a channel where I have them.`
+  );
+}

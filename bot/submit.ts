@@ -6,8 +6,11 @@
  * at once. Then the interaction is deferred (Discord wants an answer within 3 s, whatever the CDN
  * or the database does), the pictures are downloaded and their headers checked with the farm's
  * checkJobInputs, and the job is submitted. Follow-ups (buttons, the extend form) go through the
- * farm's submitFollowUp. Refusals after the deferral replace the public "thinking…" with a message
- * only the user sees (refuse).
+ * farm's submitFollowUp, one at a time per user, parent and kind (a double press makes one job).
+ * Every render is refused first, privately, in a server channel where the bot lacks a permission it
+ * needs to post the result (postingRefusal). Refusals after the deferral replace the public
+ * "thinking…" with a message only the user sees (refuse). Once the job is submitted nothing refuses
+ * it: if its queued message cannot be shown, that is logged and delivery posts the result anyway.
  */
 import { setImmediate as nextTurn, setTimeout as delay } from 'node:timers/promises';
 import { GuildMember, MessageFlags, type ChatInputCommandInteraction, type ModalSubmitInteraction, type RepliableInteraction } from 'discord.js';
@@ -15,11 +18,14 @@ import PQueue from 'p-queue';
 import {
   LIMITS,
   checkJobInputs,
+  getJob,
+  loggableError,
   parseJobParams,
   queuePosition,
   setJobMessage,
   submitFollowUp,
   submitJob,
+  TERMINAL_STATUSES,
   type FollowUpKind,
   type FollowUpOptions,
   type Job,
@@ -27,8 +33,9 @@ import {
   type JobParamsInput,
   type SubmitJobInput,
 } from '../farm/index.ts';
-import type { BotContext, SubmissionGate } from './context.ts';
+import type { BotContext, FollowUpGuard, SubmissionGate } from './context.ts';
 import { cancelRow } from './components/rows.ts';
+import { postingRefusal } from './permissions.ts';
 import { userMessage } from './errors.ts';
 import { queuedText, withWholeMovie } from './format.ts';
 import type { AttachedPictures } from './pictures.ts';
@@ -134,6 +141,11 @@ export async function submitRender(
   extra: RenderExtras = {},
 ): Promise<void> {
   const names = { ...OPTION_NAMES, ...promptNames };
+  const cannotPost = postingRefusal(interaction);
+  if (cannotPost) {
+    await refuse(interaction, cannotPost);
+    return;
+  }
   const limit = uploadLimit(interaction);
   const pictures = extra.pictures?.inputs.length ? extra.pictures : undefined;
   let parsed: JobParams;
@@ -174,9 +186,48 @@ export interface RenderExtras {
   pictures?: AttachedPictures;
 }
 
-/** A re-roll, upscale or extension of `parentJobId`, asked for by a deferred interaction. */
+const FOLLOW_UP_NAMES: Readonly<Record<FollowUpKind, string>> = { upscale: 'upscale', reroll: 're-roll', extend: 'extension' };
+
+/**
+ * One follow-up submission per (user, parent job, kind) at a time in this process: a second press
+ * of the same button while the first is still being submitted gets a private answer instead of a
+ * second job (each would be charged). A server's interactions all reach one bot process, so a
+ * process-local guard is enough. A press after the first job is queued makes another one, as asked.
+ */
+export class FollowUpsUnderWay implements FollowUpGuard {
+  private readonly keys = new Set<string>();
+
+  /** Reserves the submission; the returned function releases it, undefined when one is under way. */
+  begin(userId: string, parentJobId: number, kind: FollowUpKind): (() => void) | undefined {
+    const key = `${userId}:${parentJobId}:${kind}`;
+    if (this.keys.has(key)) return undefined;
+    this.keys.add(key);
+    return () => void this.keys.delete(key);
+  }
+}
+
+/**
+ * A re-roll, upscale or extension of `parentJobId` (a button or the extend form, not yet answered):
+ * refused privately where the bot could not post the result or while the same request of this user
+ * is still being submitted, else deferred publicly and submitted.
+ */
 export async function submitFollowUpRender(interaction: RepliableInteraction, ctx: BotContext, kind: FollowUpKind, parentJobId: number, options?: FollowUpOptions): Promise<void> {
-  await submitAndPost(interaction, ctx, {}, (fields) => submitFollowUp(ctx.farm, { ...fields, kind, parentJobId, options }));
+  const cannotPost = postingRefusal(interaction);
+  if (cannotPost) {
+    await refuse(interaction, cannotPost);
+    return;
+  }
+  const release = ctx.followUps.begin(interaction.user.id, parentJobId, kind);
+  if (!release) {
+    await refuse(interaction, `Your ${FOLLOW_UP_NAMES[kind]} of #${parentJobId} is already on its way; its message will appear in a moment.`);
+    return;
+  }
+  try {
+    await interaction.deferReply();
+    await submitAndPost(interaction, ctx, {}, (fields) => submitFollowUp(ctx.farm, { ...fields, kind, parentJobId, options }));
+  } finally {
+    release();
+  }
 }
 
 type InteractionFields = Omit<SubmitJobInput, 'kind' | 'params' | 'parentJobId'>;
@@ -198,7 +249,31 @@ async function submitAndPost(interaction: RepliableInteraction, ctx: BotContext,
     await refuse(interaction, userMessage(err, ctx.log, names));
     return;
   }
-  const content = await ctx.submissions.run(async () => queuedText(await withWholeMovie(ctx.farm, job), await queuePosition(ctx.farm, job.id)));
-  const message = await interaction.editReply({ content, components: [cancelRow(job.id)] });
-  await ctx.submissions.run(() => setJobMessage(ctx.farm, job.id, { messageId: message.id, channelId: message.channelId }));
+  // From here the job exists, queued and paid for: nothing below may refuse it or delete its
+  // message. Should showing it fail (Discord or the database), the job's message id stays unset and
+  // delivery edits the interaction's reply while its token lives, else posts a new message.
+  let shown = false;
+  try {
+    const content = await ctx.submissions.run(async () => queuedText(await withWholeMovie(ctx.farm, job), await queuePosition(ctx.farm, job.id)));
+    const message = await interaction.editReply({ content, components: [cancelRow(job.id)] });
+    shown = true;
+    await ctx.submissions.run(() => setJobMessage(ctx.farm, job.id, { messageId: message.id, channelId: message.channelId }));
+  } catch (err) {
+    ctx.log(`[bot] job ${job.id} is queued, but its message could not be ${shown ? 'recorded' : 'shown'} (its result will still be posted): ${loggableError(err)}`);
+    if (!shown) await showQueuedPlainly(interaction, ctx, job);
+  }
+}
+
+/**
+ * Best effort after a failed queued message: "Job #N is queued" with its Cancel button, unless the
+ * job has already finished (its delivery may have edited the video into this very message).
+ */
+async function showQueuedPlainly(interaction: RepliableInteraction, ctx: BotContext, job: Job): Promise<void> {
+  try {
+    const now = await getJob(ctx.farm, job.id);
+    if (!now || (TERMINAL_STATUSES as readonly string[]).includes(now.status)) return;
+    await interaction.editReply({ content: `Job #${job.id} is queued; its video will be posted in this channel when it is done.`, components: [cancelRow(job.id)] });
+  } catch (err) {
+    ctx.log(`[bot] job ${job.id}: the plain queued message could not be shown either: ${loggableError(err)}`);
+  }
 }

@@ -2,6 +2,7 @@ import { SlashCommandBuilder, type ChatInputCommandInteraction } from 'discord.j
 import { LIMITS } from '../../farm/index.ts';
 import type { BotContext, Command } from '../context.ts';
 import { movieForm } from '../components/forms.ts';
+import { postingRefusal } from '../permissions.ts';
 import { addRenderOptions, DISCORD_MAX_OPTION_LENGTH, promptListLength, readRenderOptions, splitPrompts } from '../render-options.ts';
 import { refuse, submitRender } from '../submit.ts';
 
@@ -21,6 +22,9 @@ export const movie: Command = {
     const text = interaction.options.getString('prompts');
     const options = readRenderOptions(interaction);
     if (text !== null) return submitRender(interaction, ctx, 'movie', splitPrompts(text, '|'), options);
+    // Before the form, so nobody types prompts for a movie that could not be posted here.
+    const cannotPost = postingRefusal(interaction);
+    if (cannotPost) return refuse(interaction, cannotPost);
     // No prompts given: a form with one prompt per line, whose id carries the other options.
     let form;
     try {

@@ -47,6 +47,5 @@ export async function handleButton(interaction: ButtonInteraction, ctx: BotConte
     await cancelJobFor(interaction, ctx, job);
     return;
   }
-  await interaction.deferReply();
   await submitFollowUpRender(interaction, ctx, action, job.id);
 }

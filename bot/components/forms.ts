@@ -59,6 +59,5 @@ export async function handleForm(interaction: ModalSubmitInteraction, ctx: BotCo
   const parent = await getJob(ctx.farm, route.jobId);
   if (!parent) return refuse(interaction, `Job #${route.jobId} no longer exists; make a new movie with /movie.`);
   if (!mayActOn(parent, interaction)) return refuse(interaction, notYoursText(parent, requesterOf(interaction, parent), 'extend'));
-  await interaction.deferReply();
   await submitFollowUpRender(interaction, ctx, 'extend', parent.id, { prompts });
 }
