@@ -24,6 +24,10 @@ export interface BotOptions {
   apiBase?: string;
   farm: FarmContext;
   log?: (message: string) => void;
+  /**
+   * Progress edits and delivery: retries, the sweep for undelivered jobs, when to give up
+   * (defaults DELIVERY_* in bot/delivery.ts; README "Running in production", Delivery).
+   */
   messenger?: MessengerOptions;
   /**
    * How many deferred submissions run their database work at once (default

@@ -2,13 +2,22 @@
  * Keeps each job's Discord message in step with the job: queued -> progress (at most one edit every
  * few seconds per job, for rate limits) -> the finished video with buttons, or the failure.
  *
- * Driven by the farm's job events (LISTEN/NOTIFY), so there is no polling loop. Delivery goes through
- * the interaction webhook while its token lives (15 minutes), then through the bot's own
- * channel-message edit, and if the message is gone, a new message that mentions the user. Each
- * finished job is claimed and marked delivered in the database, so it is posted once even with
- * several bot processes, and a restarted bot posts what finished while it was down.
+ * Driven by the farm's job events (LISTEN/NOTIFY). Delivery goes through the interaction webhook
+ * while its token lives (15 minutes), then through the bot's own channel-message edit, and if the
+ * message is gone (or was never recorded), a new message that mentions the user. Each finished job
+ * is claimed and marked delivered in the database, so it is posted once even with several bot
+ * processes.
+ *
+ * Events are hints (a reconnecting LISTEN connection misses some), so a sweep every
+ * DELIVERY_SWEEP_INTERVAL_MS (and one at start) re-reads the finished jobs nobody has posted and
+ * delivers those not already under way: what finished while no bot was listening, notifications
+ * lost, and failed deliveries, each retried after a wait that doubles from retryDelayMs up to
+ * DELIVERY_MAX_RETRY_DELAY_MS (kept in memory), so a Discord outage is ridden out. A job is given
+ * up (marked delivered, logged, its owner told by DM) when Discord says the place cannot be posted
+ * to whatever we do (UNDELIVERABLE_CODES: channel or server gone, no access, missing permissions),
+ * or once its delivery has failed for DELIVERY_GIVE_UP_AFTER_MS.
  */
-import { DiscordAPIError, Routes, type Client } from 'discord.js';
+import { DiscordAPIError, RESTJSONErrorCodes, Routes, type Client } from 'discord.js';
 import type { RawFile } from '@discordjs/rest';
 import {
   claimDelivery,
@@ -27,12 +36,25 @@ import {
   setJobMessage,
 } from '../farm/index.ts';
 import { cancelRow, finishedRow } from './components/rows.ts';
-import { doneText, failedText, progressText, queuedText, withWholeMovie } from './format.ts';
+import { doneText, escapeMarkdown, failedText, progressText, queuedText, title, withWholeMovie } from './format.ts';
+import { listOfNames, POSTING_PERMISSIONS } from './permissions.ts';
 import { shrinkVideo } from './shrink.ts';
 
 /** Discord's upload limit for a server without boosts; used when a job carries no limit of its own. */
 export const DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024;
 const TERMINAL = new Set<string>(TERMINAL_STATUSES);
+
+/** How often the finished jobs nobody has posted are read again (MessengerOptions.sweepIntervalMs). */
+export const DELIVERY_SWEEP_INTERVAL_MS = 30_000;
+/** The first wait before a failed delivery is tried again; it doubles with each failure (retryDelayMs). */
+export const DELIVERY_RETRY_DELAY_MS = 30_000;
+/** The longest wait between two tries of one delivery (maxRetryDelayMs). */
+export const DELIVERY_MAX_RETRY_DELAY_MS = 15 * 60_000;
+/** A delivery failing this long (since its first failure in this process) is given up (giveUpAfterMs). */
+export const DELIVERY_GIVE_UP_AFTER_MS = 24 * 60 * 60_000;
+/** Undelivered jobs a sweep reads beyond those waiting for a retry here, so these never crowd out newer ones. */
+const SWEEP_BATCH = 50;
+const SWEEP_MAX_ROWS = 1000;
 
 export interface MessengerOptions {
   /** Minimum time between two progress edits of one message. */
@@ -40,8 +62,21 @@ export interface MessengerOptions {
   /** Name of this bot process in delivery claims. */
   claimant?: string;
   log?: (message: string) => void;
-  /** Wait before a failed delivery is tried again, times the attempt number (five attempts at most). */
+  /** Wait before a failed delivery is tried again, doubling with each failure (default DELIVERY_RETRY_DELAY_MS). */
   retryDelayMs?: number;
+  /** The longest wait between two tries (default DELIVERY_MAX_RETRY_DELAY_MS). */
+  maxRetryDelayMs?: number;
+  /** How often undelivered jobs are read again (default DELIVERY_SWEEP_INTERVAL_MS). */
+  sweepIntervalMs?: number;
+  /** How long a delivery may keep failing before it is given up and its owner told (default DELIVERY_GIVE_UP_AFTER_MS). */
+  giveUpAfterMs?: number;
+}
+
+/** A failed delivery waiting for its next try. */
+interface RetryState {
+  failures: number;
+  firstFailedAt: number;
+  nextAt: number;
 }
 
 interface MessagePayload {
@@ -55,12 +90,18 @@ export class JobMessenger {
   private readonly lastEdit = new Map<number, number>();
   private readonly timers = new Map<number, NodeJS.Timeout>();
   private readonly delivering = new Set<number>();
+  private readonly retries = new Map<number, RetryState>();
   private unlisten?: () => Promise<void>;
+  private sweepTimer?: NodeJS.Timeout;
+  private sweeping = false;
   private stopped = false;
   private readonly editIntervalMs: number;
   private readonly claimant: string;
   private readonly log: (m: string) => void;
   private readonly retryDelayMs: number;
+  private readonly maxRetryDelayMs: number;
+  private readonly sweepIntervalMs: number;
+  private readonly giveUpAfterMs: number;
 
   constructor(
     private readonly client: Client,
@@ -70,20 +111,55 @@ export class JobMessenger {
     this.editIntervalMs = opts.editIntervalMs ?? 3000;
     this.claimant = opts.claimant ?? `bot-${process.pid}`;
     this.log = opts.log ?? ((m) => console.log(m));
-    this.retryDelayMs = opts.retryDelayMs ?? 30_000;
+    this.retryDelayMs = opts.retryDelayMs ?? DELIVERY_RETRY_DELAY_MS;
+    this.maxRetryDelayMs = Math.max(this.retryDelayMs, opts.maxRetryDelayMs ?? DELIVERY_MAX_RETRY_DELAY_MS);
+    this.sweepIntervalMs = opts.sweepIntervalMs ?? DELIVERY_SWEEP_INTERVAL_MS;
+    this.giveUpAfterMs = opts.giveUpAfterMs ?? DELIVERY_GIVE_UP_AFTER_MS;
   }
 
   async start(): Promise<void> {
     this.unlisten = await onJobEvent(this.farm.db, (e) => this.onEvent(e));
-    // Catch up on results that finished while no bot was listening.
-    for (const job of await listUndelivered(this.farm)) void this.deliver(job.id);
+    // Catch up on results that finished while no bot was listening, then keep sweeping.
+    await this.sweep();
+    this.sweepTimer = setInterval(() => void this.sweep(), this.sweepIntervalMs);
+    this.sweepTimer.unref();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
+    clearInterval(this.sweepTimer);
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
     await this.unlisten?.();
+  }
+
+  /**
+   * Reads the finished jobs nobody has posted (oldest first; as many more than those waiting for a
+   * retry here as SWEEP_BATCH, so they cannot crowd newer ones out) and delivers each one that is
+   * neither under way nor waiting for its retry.
+   */
+  async sweep(): Promise<void> {
+    if (this.sweeping || this.stopped) return;
+    this.sweeping = true;
+    try {
+      const limit = Math.min(SWEEP_MAX_ROWS, SWEEP_BATCH + this.retries.size + this.delivering.size);
+      const jobs = await listUndelivered(this.farm, limit);
+      const now = Date.now();
+      if (jobs.length < limit) {
+        // The whole list: retries of jobs not on it were delivered by another process.
+        const listed = new Set(jobs.map((j) => j.id));
+        for (const id of this.retries.keys()) if (!listed.has(id)) this.retries.delete(id);
+      }
+      for (const job of jobs) {
+        if (this.stopped) break;
+        if (this.delivering.has(job.id) || (this.retries.get(job.id)?.nextAt ?? 0) > now) continue;
+        void this.deliver(job.id);
+      }
+    } catch (err) {
+      this.log(`[bot] reading the undelivered jobs failed (tried again in ${Math.round(this.sweepIntervalMs / 1000)} s): ${loggableError(err)}`);
+    } finally {
+      this.sweeping = false;
+    }
   }
 
   private onEvent(e: JobEvent): void {
@@ -124,34 +200,97 @@ export class JobMessenger {
     await this.editJobMessage(job, payload);
   }
 
-  /** Posts a finished job's result (or its failure) exactly once. */
-  async deliver(jobId: number, attempt = 1): Promise<void> {
+  /**
+   * Posts a finished job's result (or its failure) exactly once. A failure waits for its retry
+   * (the sweep tries it again) unless it can never succeed, or has failed for giveUpAfterMs: then
+   * the job is given up.
+   */
+  async deliver(jobId: number): Promise<void> {
     if (this.delivering.has(jobId) || this.stopped) return;
     this.delivering.add(jobId);
     const timer = this.timers.get(jobId);
     if (timer) clearTimeout(timer);
     this.timers.delete(jobId);
+    let job: Job | undefined;
     try {
       const stored = await getJob(this.farm, jobId);
-      if (!stored || !TERMINAL.has(stored.status) || stored.deliveredAt) return;
+      if (!stored || !TERMINAL.has(stored.status) || stored.deliveredAt) {
+        this.retries.delete(jobId);
+        return;
+      }
       if (!(await claimDelivery(this.farm, jobId, this.claimant))) return;
+      job = stored;
       if (stored.messageId || stored.channelId) {
-        const job = await withWholeMovie(this.farm, stored);
-        if (job.status === 'done') {
+        const whole = await withWholeMovie(this.farm, stored);
+        job = whole;
+        if (whole.status === 'done') {
           const artifact = await getArtifact(this.farm, jobId);
           if (!artifact) throw new Error(`job ${jobId} is done but has no stored video`);
-          await this.postVideo(job, artifact);
+          await this.postVideo(whole, artifact);
         } else {
-          await this.editJobMessage(job, { content: failedText(job), components: [] });
+          await this.editJobMessage(whole, { content: failedText(whole), components: [] });
         }
       }
       await markDelivered(this.farm, jobId);
+      this.retries.delete(jobId);
     } catch (err) {
-      this.log(`[bot] delivering job ${jobId} failed (attempt ${attempt}): ${loggableError(err)}`);
-      if (attempt < 5 && !this.stopped) setTimeout(() => void this.deliver(jobId, attempt + 1), this.retryDelayMs * attempt).unref();
+      await this.failed(jobId, job, err);
     } finally {
       this.delivering.delete(jobId);
     }
+  }
+
+  /** A failed delivery: given up when it cannot succeed or has failed too long, else tried again later. */
+  private async failed(jobId: number, job: Job | undefined, err: unknown): Promise<void> {
+    const now = Date.now();
+    const previous = this.retries.get(jobId);
+    const state: RetryState = { failures: (previous?.failures ?? 0) + 1, firstFailedAt: previous?.firstFailedAt ?? now, nextAt: 0 };
+    const wait = Math.min(this.maxRetryDelayMs, this.retryDelayMs * 2 ** Math.min(state.failures - 1, 30));
+    state.nextAt = now + wait;
+    this.retries.set(jobId, state);
+    if (job && err instanceof Undeliverable) return this.giveUp(job, err.reason, err);
+    if (job && now - state.firstFailedAt >= this.giveUpAfterMs) {
+      const hours = Math.max(1, Math.round(this.giveUpAfterMs / 3_600_000));
+      return this.giveUp(job, { why: `Discord kept failing for ${hours === 1 ? 'an hour' : `${hours} hours`} when I tried to post it`, advice: 'Run the command again once Discord works normally.' }, err);
+    }
+    this.log(`[bot] delivering job ${jobId} failed (attempt ${state.failures}, next try in ${Math.round(wait / 1000)} s): ${loggableError(err)}`);
+  }
+
+  /**
+   * Stops trying: the job is marked delivered (so it leaves the undelivered list), the reason is
+   * logged and the owner is told by DM. Marked first, so the owner is told once however many
+   * processes get here.
+   */
+  private async giveUp(job: Job, reason: UndeliverableReason, err: unknown): Promise<void> {
+    try {
+      if (!(await markDelivered(this.farm, job.id))) {
+        this.retries.delete(job.id);
+        return;
+      }
+    } catch (markErr) {
+      this.log(`[bot] job ${job.id} cannot be posted (${reason.why}), and marking it delivered failed too (tried again later): ${loggableError(markErr)}`);
+      return;
+    }
+    this.retries.delete(job.id);
+    this.log(`[bot] job ${job.id} given up: cannot be posted in channel ${job.channelId ?? '(none)'} of server ${job.guildId ?? '(none)'}: ${reason.why} (${loggableError(err)}); marked delivered, telling user ${job.userId} by DM`);
+    if (job.status === 'cancelled') return; // they cancelled it themselves; nothing to tell
+    try {
+      await this.sendDirectMessage(job.userId, this.givenUpText(job, reason));
+    } catch (dmErr) {
+      this.log(`[bot] job ${job.id}: the DM telling user ${job.userId} it could not be posted failed too: ${loggableError(dmErr)}`);
+    }
+  }
+
+  private givenUpText(job: Job, reason: UndeliverableReason): string {
+    const guild = job.guildId ? this.client.guilds.cache.get(job.guildId)?.name : undefined;
+    const where = job.channelId ? `<#${job.channelId}>${guild ? ` in **${escapeMarkdown(guild)}**` : ''}` : 'its channel';
+    const what = job.status === 'done' ? `Your video is finished, but I could not post it in ${where}` : `Your job ended (${job.status}), but I could not post that in ${where}`;
+    return `${title(job)}\n${what}: ${reason.why}. ${reason.advice} I won't try to post job #${job.id} again.`;
+  }
+
+  private async sendDirectMessage(userId: string, content: string): Promise<void> {
+    const channel = (await this.client.rest.post(Routes.userChannels(), { body: { recipient_id: userId } })) as { id: string };
+    await this.client.rest.post(Routes.channelMessages(channel.id), { body: { content, allowed_mentions: { parse: [] } } });
   }
 
   private async postVideo(job: Job, artifact: Artifact): Promise<void> {
@@ -174,7 +313,7 @@ export class JobMessenger {
           await this.editJobMessage(job, payload(note, bytes));
           return;
         } catch (err) {
-          if (!(err instanceof DiscordAPIError && (err.status === 413 || err.code === 40005))) throw err;
+          if (!(err instanceof DiscordAPIError && (err.status === 413 || err.code === RESTJSONErrorCodes.RequestEntityTooLarge))) throw err;
           if (attempt >= 5) throw new TooLargeForServer(bytes.length, bytes.length);
           ({ bytes, note } = await this.shrink(artifact, Math.floor(bytes.length * 0.5)));
         }
@@ -225,13 +364,41 @@ export class JobMessenger {
         if (!isGone(err)) throw err;
       }
     }
-    if (!job.channelId) throw new Error(`job ${job.id} has no channel to post to`);
-    const posted = (await this.client.rest.post(Routes.channelMessages(job.channelId), {
-      body: { ...body, content: body.content.startsWith(`<@${job.userId}>`) ? body.content : `<@${job.userId}> ${body.content}`, allowed_mentions: { users: [job.userId] } },
-      files,
-    })) as { id: string };
-    // The job's message from now on: its buttons and reactions find the job, later edits land there.
-    await setJobMessage(this.farm, job.id, { messageId: posted.id, channelId: job.channelId });
+    if (!job.channelId) throw new Undeliverable({ why: 'it has no channel to post to', advice: 'Run the command again in a server channel.' });
+    let posted: { id: string };
+    try {
+      posted = (await this.client.rest.post(Routes.channelMessages(job.channelId), {
+        body: { ...body, content: body.content.startsWith(`<@${job.userId}>`) ? body.content : `<@${job.userId}> ${body.content}`, allowed_mentions: { users: [job.userId] } },
+        files,
+      })) as { id: string };
+    } catch (err) {
+      const reason = undeliverableReason(err);
+      if (reason) throw new Undeliverable(reason, err);
+      throw err;
+    }
+    try {
+      // The job's message from now on: its buttons and reactions find the job, later edits land there.
+      await setJobMessage(this.farm, job.id, { messageId: posted.id, channelId: job.channelId });
+    } catch (err) {
+      // Posted all the same: failing here would post it again. Later edits post anew, and 🔍/🔁 on it find no job.
+      this.log(`[bot] job ${job.id} was posted as message ${posted.id}, but recording that failed: ${loggableError(err)}`);
+    }
+  }
+}
+
+/** Why a job cannot be posted, in words for its owner, and what they can do about it. */
+export interface UndeliverableReason {
+  why: string;
+  advice: string;
+}
+
+/** A delivery that no retry can make succeed. */
+class Undeliverable extends Error {
+  constructor(
+    readonly reason: UndeliverableReason,
+    cause?: unknown,
+  ) {
+    super(`undeliverable: ${reason.why}`, { cause });
   }
 }
 
@@ -242,7 +409,37 @@ class TooLargeForServer extends Error {
   }
 }
 
-/** The route cannot be used any more: expired interaction token (50027), deleted message, no access. */
+const PERMISSION_ADVICE = `A server admin can give me ${listOfNames(POSTING_PERMISSIONS.map((p) => p.name))} in that channel, or run the command in a channel where I have them.`;
+
+/**
+ * Discord errors no retry can fix, for the channel a job is posted in (RESTJSONErrorCodes): the
+ * channel or the server is gone, or the bot may not see or post in it. What to tell the owner.
+ */
+export const UNDELIVERABLE_CODES: ReadonlyMap<number, UndeliverableReason> = new Map([
+  [RESTJSONErrorCodes.UnknownChannel, { why: 'that channel no longer exists', advice: 'Run the command again in another channel.' }],
+  [RESTJSONErrorCodes.UnknownGuild, { why: 'I am no longer in that server', advice: 'Run the command again in a server I am in.' }],
+  [RESTJSONErrorCodes.MissingAccess, { why: 'I can no longer see that channel', advice: PERMISSION_ADVICE }],
+  [RESTJSONErrorCodes.MissingPermissions, { why: 'I am missing a permission I need there', advice: PERMISSION_ADVICE }],
+  [RESTJSONErrorCodes.CannotSendMessagesInNonTextChannel, { why: 'it is not a text channel', advice: 'Run the command again in a text channel.' }],
+]);
+
+/**
+ * Ways to the job's message that no longer work, so the next one is tried (RESTJSONErrorCodes):
+ * the interaction token expired, the message or webhook was deleted; and any 401, 403 or 404 (no
+ * access to that message, e.g. its channel is gone: the fallback post then says why).
+ */
+const GONE_CODES: ReadonlySet<number> = new Set([RESTJSONErrorCodes.InvalidWebhookToken, RESTJSONErrorCodes.UnknownMessage, RESTJSONErrorCodes.UnknownWebhook]);
+
 function isGone(err: unknown): boolean {
-  return err instanceof DiscordAPIError && (err.code === 50027 || err.code === 10008 || err.code === 10015 || err.status === 401 || err.status === 404 || err.status === 403);
+  return err instanceof DiscordAPIError && (GONE_CODES.has(Number(err.code)) || err.status === 401 || err.status === 403 || err.status === 404);
+}
+
+/** Why the fallback post (the last way to the channel) can never succeed; undefined when a retry may. */
+function undeliverableReason(err: unknown): UndeliverableReason | undefined {
+  if (!(err instanceof DiscordAPIError)) return undefined;
+  const known = UNDELIVERABLE_CODES.get(Number(err.code));
+  if (known) return known;
+  if (err.status === 404) return UNDELIVERABLE_CODES.get(RESTJSONErrorCodes.UnknownChannel);
+  if (err.status === 403) return { why: `Discord refused me access to it (${err.message})`, advice: PERMISSION_ADVICE };
+  return undefined;
 }

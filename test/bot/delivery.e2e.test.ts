@@ -1,0 +1,226 @@
+/**
+ * Getting a queued job's video to its owner when Discord misbehaves: the real discord.js client
+ * against the fake Discord, a farm on PGlite and quick fake renders ("[fake ms=N]" slows one down).
+ * Short retry and sweep intervals stand in for the production ones (DELIVERY_* in bot/delivery.ts).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buttonsOf, DEFAULT_EVERYONE_PERMISSIONS, Permissions, startFakeDiscord, type FakeDiscord, type FakeGuild, type FakeUser, type InteractionHandle, type StoredMessage } from '../fake-discord/index.ts';
+import { DEFAULT_BOT_PERMISSIONS } from '../fake-discord/state.ts';
+import { hasVideo } from '../helpers/bot-farm.ts';
+import { createTestDatabase, farmContext, GENEROUS_BUDGET, type TestDatabase } from '../helpers/db.ts';
+import { getJob, listJobs, startLocalWorkers, waitForJob, type FarmContext, type Job, type LocalWorkers } from '../../farm/index.ts';
+import { FakeRenderer } from '../../farm/fake-renderer.ts';
+import { startBot, type RunningBot } from '../../bot/bot.ts';
+import { deployCommands } from '../../apps/bot/deploy-commands.ts';
+
+const WEBHOOK_ORIGINAL = '/webhooks/:applicationId/:token/messages/@original';
+
+let fake: FakeDiscord;
+let home: FakeGuild;
+let locked: FakeGuild;
+let alice: FakeUser;
+let testDb: TestDatabase;
+let farm: FarmContext;
+let workers: LocalWorkers;
+let bot: RunningBot;
+const logs: string[] = [];
+
+const isQueued = (m: StoredMessage) => buttonsOf(m).some((b) => b.customId?.startsWith('bf:cancel:'));
+const jobIdOn = (m: StoredMessage, action: string) => Number(buttonsOf(m).find((b) => b.customId?.startsWith(`bf:${action}:`))!.customId!.split(':')[2]);
+const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const until = async (check: () => boolean | Promise<boolean>, timeoutMs: number, what: string) => {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+};
+
+function blend(prompt: string, opts: { channelId?: string; guildId?: string } = {}): InteractionHandle {
+  return fake.sendSlashCommand({ commandName: 'blend', user: alice, ...opts, options: { from: prompt, to: 'a calm sea', quality: 'draft', duration: 1 } });
+}
+
+/** The job an interaction made (its token is stored on the job). */
+async function jobOf(run: InteractionHandle): Promise<Job> {
+  let job: Job | undefined;
+  await until(async () => (job = (await listJobs(farm, { userId: alice.id })).find((j) => j.interactionToken === run.token)) !== undefined, 10_000, 'the job of the interaction');
+  return job!;
+}
+
+/** Everything the bot showed for an interaction: its reply (even deleted) and its follow-ups. */
+const interactionMessages = (run: InteractionHandle) => fake.messages(undefined, { includeDeleted: true }).filter((m) => m.interactionId === run.id);
+
+beforeAll(async () => {
+  fake = await startFakeDiscord({
+    guilds: [
+      { name: 'Home', channels: ['renders', 'doomed', 'hidden'] },
+      // Invited without Attach Files: no render can be posted there.
+      { name: 'Locked', channels: ['lobby'], botPermissions: DEFAULT_BOT_PERMISSIONS & ~Permissions.AttachFiles, everyonePermissions: DEFAULT_EVERYONE_PERMISSIONS & ~Permissions.AttachFiles },
+    ],
+  });
+  home = fake.guild('Home');
+  locked = fake.guild('Locked');
+  alice = fake.createUser({ username: 'alice' });
+  fake.addMember(alice, { guildId: home.id });
+  fake.addMember(alice, { guildId: locked.id });
+  testDb = await createTestDatabase('pglite');
+  farm = farmContext(await testDb.open(), { budget: GENEROUS_BUDGET });
+  workers = await startLocalWorkers(farm, { renderer: () => new FakeRenderer({ models: ['demo'], steps: 2, stepMs: 5 }), log: () => {} });
+  for (const guild of [home, locked]) await deployCommands({ token: fake.token, guildId: guild.id, apiBase: fake.restBase });
+  bot = await startBot({
+    token: fake.token,
+    apiBase: fake.restBase,
+    farm,
+    log: (m) => logs.push(m),
+    messenger: { editIntervalMs: 100, retryDelayMs: 100, maxRetryDelayMs: 300, sweepIntervalMs: 150 },
+  });
+}, 90_000);
+
+afterAll(async () => {
+  await bot?.stop();
+  await workers?.stop('release');
+  await testDb?.drop();
+  await fake?.close();
+});
+
+describe('once a job is queued it is never refused', () => {
+  it('the queued message cannot be shown (webhook 500s): no "could not start", nothing deleted, the video posted later as a new message', async () => {
+    // Every try of the queued edit and of the plain "Job #N is queued" fails (discord.js tries each 4 times).
+    fake.failNext({ route: WEBHOOK_ORIGINAL, method: 'PATCH', status: 500, times: 8 });
+    const run = blend('[fake ms=1000] a lighthouse');
+    const job = await jobOf(run);
+    await until(() => logs.some((l) => l.includes(`job ${job.id} is queued, but its message could not be shown`)), 15_000, 'the log line');
+    expect((await getJob(farm, job.id))!.status).toMatch(/queued|running/);
+    // The interaction's token runs out before the render ends: the video comes as a new message.
+    fake.expireToken(run.token);
+    const posted = await fake.waitForMessage((m) => m.content.includes(`#${job.id}:`) && hasVideo(m), 20_000);
+    expect(posted.interactionId).toBeNull();
+    expect(posted.channelId).toBe(home.channels[0].id);
+    expect(posted.content).toMatch(new RegExp(`^<@${alice.id}> `));
+    expect(posted.mentions).toEqual([alice.id]);
+    await until(async () => (await getJob(farm, job.id))!.deliveredAt !== null, 5000, 'delivered');
+    const stored = (await getJob(farm, job.id))!;
+    expect([stored.status, stored.messageId]).toEqual(['done', posted.id]);
+    // The reply was never turned into a refusal, deleted, or followed by a private message.
+    const shown = interactionMessages(run);
+    expect(shown).toHaveLength(1);
+    expect(shown[0].deleted).toBe(false);
+    expect(shown.some((m) => m.ephemeral || /could not start/.test(m.content) || m.revisions.some((r) => /could not start/.test(r.content)))).toBe(false);
+    expect(fake.unhandled).toEqual([]);
+  });
+
+  it('when only the first edit fails, the reply says "Job #N is queued" and the video lands in it', async () => {
+    fake.failNext({ route: WEBHOOK_ORIGINAL, method: 'PATCH', status: 500, times: 4 });
+    const run = blend('[fake ms=300] a windmill');
+    const queued = await run.waitForOriginal((m) => /^Job #\d+ is queued/.test(m.content), 15_000);
+    const job = await jobOf(run);
+    expect(queued.content).toContain(`Job #${job.id} is queued`);
+    expect(jobIdOn(queued, 'cancel')).toBe(job.id);
+    const done = await run.waitForOriginal(hasVideo, 20_000);
+    expect(done.content).toContain(`#${job.id}:`);
+    expect(interactionMessages(run).filter((m) => m.ephemeral || m.deleted)).toEqual([]);
+  });
+});
+
+describe('delivery rides out outages and gives up only on what cannot succeed', () => {
+  it('a 503 outage longer than five tries: delivered once Discord answers again', async () => {
+    const run = blend('[fake ms=200] a fox');
+    await run.waitForOriginal(isQueued, 10_000);
+    const job = await jobOf(run);
+    const before = logs.length;
+    fake.failNext({ route: new RegExp(`/webhooks/[^/]+/${escape(run.token)}/messages/@original`), method: 'PATCH', status: 503, times: 100_000 });
+    expect((await waitForJob(farm, job.id, { timeoutMs: 20_000 })).status).toBe('done');
+    await until(() => logs.slice(before).some((l) => l.includes(`delivering job ${job.id} failed (attempt 7`)), 30_000, 'a seventh failed attempt');
+    expect((await getJob(farm, job.id))!.deliveredAt).toBeNull();
+    fake.clearFaults();
+    const done = await run.waitForOriginal(hasVideo, 10_000);
+    expect(done.content).toContain(`#${job.id}:`);
+    await until(async () => (await getJob(farm, job.id))!.deliveredAt !== null, 5000, 'delivered');
+  });
+
+  it('a deleted channel: the job is marked delivered and its owner told by DM; a newer job is still delivered', async () => {
+    const doomed = fake.channel('doomed', home.id);
+    const lost = blend('[fake ms=500] a ghost ship', { channelId: doomed.id });
+    await lost.waitForOriginal(isQueued, 10_000);
+    const lostJob = await jobOf(lost);
+    fake.deleteChannel(doomed.id);
+    const newer = blend('[fake ms=300] a harbour');
+    const newerJob = await jobOf(newer);
+    const dm = await fake.waitForMessage((m) => m.channelId === fake.dmChannel(alice)?.id && m.content.includes(`#${lostJob.id}`), 20_000);
+    expect(dm.content).toMatch(/could not post it in <#\d+>.*: that channel no longer exists\. Run the command again in another channel\./);
+    expect(dm.content).toContain(`I won't try to post job #${lostJob.id} again`);
+    const lostNow = (await getJob(farm, lostJob.id))!;
+    expect(lostNow.status).toBe('done');
+    expect(lostNow.deliveredAt).not.toBeNull();
+    expect(logs.some((l) => l.includes(`job ${lostJob.id} given up`) && l.includes('that channel no longer exists'))).toBe(true);
+    const done = await newer.waitForOriginal(hasVideo, 20_000);
+    expect(done.content).toContain(`#${newerJob.id}:`);
+    // Given up once: no retries, one DM.
+    await new Promise((r) => setTimeout(r, 600));
+    expect(fake.messages(fake.dmChannel(alice)!.id).filter((m) => m.content.includes(`#${lostJob.id}`))).toHaveLength(1);
+    expect(logs.some((l) => l.includes(`delivering job ${lostJob.id} failed`))).toBe(false);
+  });
+
+  it('token expired and no access to the channel (403 50001): given up at once, the owner told by DM, and a failed DM only logged', async () => {
+    const hidden = fake.channel('hidden', home.id);
+    const run = blend('[fake ms=500] an owl', { channelId: hidden.id });
+    await run.waitForOriginal(isQueued, 10_000);
+    const job = await jobOf(run);
+    fake.expireToken(run.token);
+    const inHidden = `/channels/${hidden.id}/messages`;
+    fake.failNext({ route: new RegExp(`^${inHidden}/\\d+$`), method: 'PATCH', status: 403, code: 50001, message: 'Missing Access', times: 100_000 });
+    fake.failNext({ route: new RegExp(`^${inHidden}$`), method: 'POST', status: 403, code: 50001, message: 'Missing Access', times: 100_000 });
+    const dm = await fake.waitForMessage((m) => m.channelId === fake.dmChannel(alice)?.id && m.content.includes(`#${job.id}`), 20_000);
+    expect(dm.content).toContain('I can no longer see that channel');
+    expect(dm.content).toContain('View Channel, Send Messages, Attach Files and Embed Links');
+    expect((await getJob(farm, job.id))!.deliveredAt).not.toBeNull();
+
+    // Same again, and this time alice does not accept DMs (50007): logged, nothing else.
+    const second = blend('[fake ms=500] a bat', { channelId: hidden.id });
+    await second.waitForOriginal(isQueued, 10_000);
+    const secondJob = await jobOf(second);
+    fake.expireToken(second.token);
+    fake.failNext({ route: new RegExp(`^/channels/${fake.dmChannel(alice)!.id}/messages$`), method: 'POST', status: 403, code: 50007, message: 'Cannot send messages to this user' });
+    await until(() => logs.some((l) => l.includes(`job ${secondJob.id}: the DM telling user ${alice.id} it could not be posted failed too`)), 20_000, 'the failed DM logged');
+    expect((await getJob(farm, secondJob.id))!.deliveredAt).not.toBeNull();
+    fake.clearFaults();
+  });
+});
+
+describe('refused before queuing where the bot cannot post', () => {
+  it('missing Attach Files: a private refusal naming it, and no job', async () => {
+    const before = (await listJobs(farm, {})).length;
+    const run = fake.sendSlashCommand({ commandName: 'blend', user: alice, guildId: locked.id, options: { from: 'a cat', to: 'a dog', quality: 'draft', duration: 1 } });
+    const answer = await run.waitForResponse();
+    expect([answer.type, answer.ephemeral]).toEqual([4, true]);
+    expect(String(answer.data?.content)).toMatch(/missing the \*\*Attach Files\*\* permission here, so nothing was queued or charged/);
+    expect(String(answer.data?.content)).toContain('View Channel, Send Messages, Attach Files and Embed Links');
+    // /movie without prompts is refused before its form.
+    const movie = fake.sendSlashCommand({ commandName: 'movie', user: alice, guildId: locked.id, options: { quality: 'draft' } });
+    const movieAnswer = await movie.waitForResponse();
+    expect([movieAnswer.type, movieAnswer.ephemeral]).toEqual([4, true]);
+    expect(String(movieAnswer.data?.content)).toMatch(/Attach Files/);
+    expect((await listJobs(farm, {})).length).toBe(before);
+  });
+});
+
+describe('buttons', () => {
+  it('Re-roll pressed twice quickly makes one job; the second press is told it is on its way', async () => {
+    const finished = await blend('a lantern').waitForOriginal((m) => hasVideo(m) && buttonsOf(m).some((b) => b.customId?.startsWith('bf:reroll:')), 20_000);
+    const parentId = jobIdOn(finished, 'reroll');
+    const before = (await listJobs(farm, { userId: alice.id })).length;
+    const first = fake.pressButton({ messageId: finished.id, customId: `bf:reroll:${parentId}`, user: alice });
+    const second = fake.pressButton({ messageId: finished.id, customId: `bf:reroll:${parentId}`, user: alice });
+    const answers = await Promise.all([first, second].map((p) => p.waitForOriginal((m) => Boolean(m.content), 10_000)));
+    const privateAnswers = answers.filter((m) => m.ephemeral);
+    expect(privateAnswers).toHaveLength(1);
+    expect(privateAnswers[0].content).toBe(`Your re-roll of #${parentId} is already on its way; its message will appear in a moment.`);
+    const made = (await listJobs(farm, { userId: alice.id })).slice(before);
+    expect(made.map((j) => [j.kind, j.parentJobId])).toEqual([['reroll', parentId]]);
+    // Once that one is queued and its message recorded, another press makes another job, as asked.
+    await until(async () => (await getJob(farm, made[0].id))!.messageId !== null, 10_000, 'the re-roll’s message recorded');
+    const third = fake.pressButton({ messageId: finished.id, customId: `bf:reroll:${parentId}`, user: alice });
+    await third.waitForOriginal((m) => isQueued(m) || hasVideo(m), 10_000);
+    expect((await listJobs(farm, { userId: alice.id })).slice(before)).toHaveLength(2);
+  });
+});
