@@ -25,9 +25,10 @@ export function estimateGpuSeconds(params: JobParams, model: CostModel, moviePro
     const frames = variationFrames(params.variation);
     return Math.round((model.overheadSeconds + frames * megapixels * (params.steps * model.secondsPerMegapixelStep + model.secondsPerMegapixelFrame)) * 1000) / 1000;
   }
-  // Latent blending renders both keyframes plus up to maxBranches partial branches per transition.
+  // Latent blending renders both keyframes plus up to maxBranches partial branches per transition,
+  // and decodes durationSeconds × fps frames per transition (durationSeconds is per transition).
   const unetSteps = transitions * (params.maxBranches + 2) * params.steps;
-  const frames = Math.ceil(params.durationSeconds * params.fps);
+  const frames = transitions * Math.ceil(params.durationSeconds * params.fps);
   const seconds =
     model.overheadSeconds +
     unetSteps * megapixels * model.secondsPerMegapixelStep +

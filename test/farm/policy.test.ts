@@ -35,6 +35,17 @@ describe('policy rules', () => {
     expect(policy.price(params, 4)).toBeGreaterThan(policy.price(params));
   });
 
+  it('prices a movie for every transition it renders and decodes: 3 prompts cost twice what 2 do, past the overhead', () => {
+    const cost = DEFAULT_POLICY_OPTIONS.cost;
+    const movie = (prompts: string[]) => parseJobParams('movie', { prompts, width: 512, height: 512, durationSeconds: 2, fps: 10, steps: 10, maxBranches: 6 });
+    const mp = (512 * 512) / 1e6;
+    // Per transition: (maxBranches + 2) × steps UNet steps and durationSeconds × fps decoded frames.
+    const perTransition = 8 * 10 * mp * cost.secondsPerMegapixelStep + 20 * mp * cost.secondsPerMegapixelFrame;
+    expect(estimateGpuSeconds(movie(['a', 'b']), cost)).toBeCloseTo(cost.overheadSeconds + perTransition, 3);
+    expect(estimateGpuSeconds(movie(['a', 'b', 'c']), cost)).toBeCloseTo(cost.overheadSeconds + 2 * perTransition, 3);
+    expect(estimateGpuSeconds(movie(['a', 'b', 'c', 'd']), cost)).toBeCloseTo(cost.overheadSeconds + 3 * perTransition, 3);
+  });
+
   it('is the default one unless the farm carries its own', () => {
     const config = { ...DEFAULT_POLICY_OPTIONS };
     const own: FarmPolicy = { ...defaultPolicy(config) };
