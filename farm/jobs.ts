@@ -155,8 +155,9 @@ export interface CancelResult {
 
 /**
  * Cancels a queued or running job; the policy settles it (FarmPolicy.settle): queued, the whole
- * reservation is refunded; running, the wall-clock time of the current attempt (capped at the
- * reservation) is charged and the rest refunded. The worker sees the cancel through its event
+ * reservation is refunded; running, the wall-clock time of the current attempt until now, or until
+ * its lease ran out if that was earlier (a dead worker), is charged (capped at the reservation) and
+ * the rest refunded. The worker sees the cancel through its event
  * subscription or its next heartbeat and stops, and its result could not be stored anyway (the
  * lease token is cleared).
  */
@@ -171,7 +172,12 @@ export async function cancelJob(farm: FarmContext, jobId: number, reason = 'canc
     }
     let ranMs: number | null = null;
     if (current.status === 'running') {
-      const [ran] = await queryRows<{ ms: number }>(tx, sql`select greatest(0, extract(epoch from (now() - started_at)) * 1000)::float8 as ms from jobs where id = ${jobId}`);
+      // Until now, or until its lease ran out when that was earlier (its worker died or lost the
+      // database, and nobody has reaped it yet): time nobody rendered is not charged.
+      const [ran] = await queryRows<{ ms: number }>(
+        tx,
+        sql`select greatest(0, extract(epoch from (least(now(), coalesce(lease_expires_at, now())) - started_at)) * 1000)::float8 as ms from jobs where id = ${jobId}`,
+      );
       ranMs = ran.ms;
     }
     await tx

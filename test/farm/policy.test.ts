@@ -80,6 +80,30 @@ describe.each(BACKENDS)('policy on %s', (backend) => {
     expect(audit.balanceMs).toBe(audit.ledgerSumMs);
   });
 
+  it('charges a cancelled running job only until its lease ran out when its worker died (time nobody rendered is free)', async () => {
+    // Reservations of about 100 GPU-seconds, so a few seconds of run time are charged as they are.
+    const farm = farmContext(db, { budget: GENEROUS_BUDGET, cost: { overheadSeconds: 100 } });
+    const stale = await submitJob(farm, { kind: 'blend', userId: 'stale', params: { ...CHEAP_BLEND, model: 'stale' } });
+    expect((await claimJob(farm, 'w-dead', only('stale')))?.id).toBe(stale.id);
+    // Its worker died 3 s into the attempt, an hour ago; no reaper has run since.
+    await db.db.execute(sql`update jobs set started_at = now() - interval '1 hour', lease_expires_at = now() - interval '1 hour' + interval '3 seconds' where id = ${stale.id}`);
+    const before = await auditBalance(db.db, 'stale');
+    const cancelled = await cancelJob(farm, stale.id);
+    expect(cancelled.job.chargedGpuSeconds).toBeCloseTo(3, 1);
+    expect(cancelled.refundedGpuSeconds).toBeCloseTo(stale.reservedGpuSeconds - 3, 1);
+    const after = await auditBalance(db.db, 'stale');
+    expect(after.balanceMs - before.balanceMs).toBe(Math.round(cancelled.refundedGpuSeconds * 1000));
+    expect(after.balanceMs).toBe(after.ledgerSumMs);
+
+    // A live worker's lease lies ahead: the time until the cancel is charged.
+    const live = await submitJob(farm, { kind: 'blend', userId: 'stale', params: { ...CHEAP_BLEND, model: 'stale' } });
+    expect((await claimJob(farm, 'w-live', only('stale')))?.id).toBe(live.id);
+    await db.db.execute(sql`update jobs set started_at = now() - interval '5 seconds' where id = ${live.id}`);
+    const charged = (await cancelJob(farm, live.id)).job.chargedGpuSeconds!;
+    expect(charged).toBeGreaterThanOrEqual(5);
+    expect(charged).toBeLessThan(10);
+  });
+
   it('runs under the policy its FarmContext carries', async () => {
     const base = farmContext(db, { budget: GENEROUS_BUDGET });
     const calls: string[] = [];
