@@ -52,6 +52,19 @@ export class InvalidJobStateError extends FarmError {
   }
 }
 
+/**
+ * An upscale or extension of a finished job whose video is no longer stored (retention deleted
+ * it): there is nothing to continue from.
+ */
+export class ParentVideoGoneError extends InvalidJobStateError {
+  constructor(
+    readonly jobId: number,
+    verb: 'upscaled' | 'extended',
+  ) {
+    super(`The video of job ${jobId} is no longer stored (finished videos are deleted after a while), so it can't be ${verb} any more; re-roll it to render it again, or start a new /blend or /movie.`);
+  }
+}
+
 const fmt = (seconds: number): string => (Math.round(seconds * 10) / 10).toString();
 
 export class BudgetExceededError extends FarmError {

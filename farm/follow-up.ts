@@ -2,36 +2,14 @@
 // parameters are derived from the parent's, and the new job links to it (parentJobId).
 import type { FarmContext } from './config.ts';
 import { InvalidJobStateError, JobNotFoundError } from './errors.ts';
+import { checkFollowUpParent, type FollowUpKind, followUpRefusal } from './follow-up-rule.ts';
 import { getJob, getJobInputs, submitJob, type SubmitJobInput } from './jobs.ts';
 import { inputNames, type JobParams, type JobParamsInput } from './job-params.ts';
 import { DEFAULT_UPSCALE_FACTOR, type UPSCALE_FACTORS } from './limits.ts';
 import { checkExtension, movieImageInputs, movieOf, type Movie } from './movie.ts';
-import type { Job, JobKind } from './types.ts';
+import type { Job } from './types.ts';
 
-export type FollowUpKind = 'reroll' | 'upscale' | 'extend';
-
-/** Every follow-up, in the order front ends offer them. */
-const FOLLOW_UP_KINDS_OFFERED: readonly FollowUpKind[] = ['upscale', 'reroll', 'extend'];
-
-/**
- * Why a finished job cannot have this follow-up (a message for the user), or undefined when it
- * can: the one rule behind submitFollowUp's refusals and the buttons front ends show
- * (followUpsFor). `parent.kind` is optional so followUpParams, which only has the parameters,
- * applies the checks that depend on them.
- */
-export function followUpRefusal(kind: FollowUpKind, parent: { kind?: JobKind; parentJobId?: number | null; params: Pick<JobParams, 'variation' | 'images'> }): string | undefined {
-  if (kind === 'reroll') return undefined;
-  if (parent.params.variation) return `A variation animation can only be re-rolled; to ${kind} it, start a new /vary from a frame of it.`;
-  if (kind === 'upscale' && parent.kind === 'upscale') {
-    return `This video is already an upscale; upscale the original video${parent.parentJobId ? ` (#${parent.parentJobId})` : ''} with a larger factor instead.`;
-  }
-  return undefined;
-}
-
-/** The follow-ups a finished job can have (in FOLLOW_UP_KINDS_OFFERED order): what its buttons should offer. */
-export function followUpsFor(parent: Pick<Job, 'kind' | 'params'>): FollowUpKind[] {
-  return FOLLOW_UP_KINDS_OFFERED.filter((kind) => followUpRefusal(kind, parent) === undefined);
-}
+export { type FollowUpKind, followUpRefusal, followUpsFor } from './follow-up-rule.ts';
 
 export interface FollowUpOptions {
   /** extend: the prompt(s) to continue to. */
@@ -87,16 +65,14 @@ export interface SubmitFollowUpInput extends Omit<SubmitJobInput, 'kind' | 'para
 
 /**
  * Submits a follow-up charged to input.userId (the person asking; front ends decide who may
- * act on whose job). Upscale and extend need a finished parent; re-roll works from any.
+ * act on whose job). Upscale and extend need a finished parent whose video is still stored
+ * (checkFollowUpParent, which submitJob applies again under lock); re-roll works from any.
  */
 export async function submitFollowUp(farm: FarmContext, input: SubmitFollowUpInput): Promise<Job> {
   const parent = await getJob(farm, input.parentJobId);
   if (!parent) throw new JobNotFoundError(input.parentJobId);
-  if (input.kind !== 'reroll' && parent.status !== 'done') {
-    throw new InvalidJobStateError(`Job ${parent.id} is ${parent.status}; only a finished video can be ${input.kind === 'upscale' ? 'upscaled' : 'extended'}.`);
-  }
-  const refusal = followUpRefusal(input.kind, parent);
-  if (refusal) throw new InvalidJobStateError(refusal);
+  // Refused here before the movie and its pictures are read; submitJob checks again, under lock.
+  await checkFollowUpParent(farm.db.db, input.kind, parent.id);
   const { options, ...rest } = input;
   const movie = await movieOf(farm.db.db, parent);
   const params = followUpParams(input.kind, await parentMovieParams(farm, parent, movie), options);

@@ -9,6 +9,7 @@ import { artifacts, jobInputs, jobs, type JobKind, type JobStatus } from '../db/
 import { type FarmContext, queueHorizonSeconds } from './config.ts';
 import { FarmError, InvalidJobStateError, JobNotFoundError, NoCapableWorkerError } from './errors.ts';
 import { recordEvent } from './events.ts';
+import { checkFollowUpParent } from './follow-up-rule.ts';
 import { storableText } from './text.ts';
 import { checkRequestIds, isJobId } from './ids.ts';
 import { checkJobInputs, type JobInput, type JobParams, outputPixels, parseJobParams } from './job-params.ts';
@@ -57,6 +58,17 @@ export async function submitJob(farm: FarmContext, input: SubmitJobInput): Promi
   if (FOLLOW_UP_KINDS.includes(input.kind) && parentJobId === null) {
     throw new FarmError('invalid_params', `A ${input.kind} job continues from an earlier job: give its id as the parent.`);
   }
+  let moviePrompts = params.prompts.length;
+  if (parentJobId !== null) {
+    // Refused before anything else is looked up (checked again under lock below).
+    const parent = await checkFollowUpParent(farm.db.db, input.kind, parentJobId);
+    if (input.kind === 'extend') {
+      // The whole movie decides the price.
+      const movie = await movieOf(farm.db.db, parent);
+      checkExtension(movie, params.prompts.length);
+      moviePrompts += movie.prompts.length;
+    }
+  }
   const pixels = outputPixels(params);
   const need = jobNeeds(input.kind, params);
   if (input.requireCapableWorker) {
@@ -72,16 +84,8 @@ export async function submitJob(farm: FarmContext, input: SubmitJobInput): Promi
   const policy = policyOf(farm);
 
   return farm.db.db.transaction(async (tx) => {
-    let moviePrompts = params.prompts.length;
-    if (parentJobId !== null) {
-      const [parent] = await tx.select({ kind: jobs.kind, params: jobs.params, parentJobId: jobs.parentJobId }).from(jobs).where(eq(jobs.id, parentJobId));
-      if (!parent) throw new JobNotFoundError(parentJobId);
-      if (input.kind === 'extend') {
-        const movie = await movieOf(tx, { ...parent, params: parent.params as unknown as JobParams });
-        checkExtension(movie, params.prompts.length);
-        moviePrompts += movie.prompts.length;
-      }
-    }
+    // The parent (and its video, which an upscale or extension starts from) stays until this commits.
+    if (parentJobId !== null) await checkFollowUpParent(tx, input.kind, parentJobId, { lock: true });
     const request = { userId: input.userId, guildId: input.guildId, roleIds: input.roleIds, gpuSeconds: policy.price(params, moviePrompts), note: (id: number) => `${input.kind} job ${id}` };
     const row = await policy.admit(tx, request, async (reservedMs) => {
       const [inserted] = await tx
@@ -204,6 +208,8 @@ export async function retryJob(farm: FarmContext, jobId: number, context: Omit<B
     if (current.status !== 'failed' && current.status !== 'cancelled') {
       throw new InvalidJobStateError(`Job ${jobId} is ${current.status}; only failed or cancelled jobs can be retried.`);
     }
+    // A follow-up is retried only while its parent can still have it (an upscale or extension: its video still stored).
+    if (current.parentJobId !== null) await checkFollowUpParent(tx, current.kind, current.parentJobId, { lock: true });
     const params = current.params as unknown as JobParams;
     const movie = await movieOf(tx, { ...current, params });
     const request = { userId: current.userId, guildId: current.guildId, roleIds: context.roleIds, gpuSeconds: policy.price(params, movie.prompts.length), note: (id: number) => `retry of job ${id}` };

@@ -13,8 +13,10 @@
 // Never touched: queued and running jobs, and every job an active job continues from (its
 // parent chain: an extension renders from its parent's movie and video). A job row another kept
 // job points to stays until that child goes (parent_job_id is `no action`: the database refuses
-// to delete it first), so jobs go leaf first, in rounds. Workers run this every
-// pruneIntervalSeconds, one at a time (an advisory lock); `npm run farm -- prune` runs it once.
+// to delete it first), so jobs go leaf first, in rounds. A follow-up being submitted (or retried)
+// holds its parent's row and video locked until it commits (follow-up-rule.ts checkFollowUpParent):
+// retention skips locked rows and decides only once it holds its own locks, so the new job protects
+// them before any delete. Workers run this every pruneIntervalSeconds, one at a time (an advisory lock); `npm run farm -- prune` runs it once.
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { sql } from 'drizzle-orm';
@@ -55,14 +57,24 @@ const PROTECTED = sql`protected as (
   select id from chain
 )`;
 
-/** Deletes artifact rows by id (each under the protection rule again) and returns what went. */
+/** `ids` as a bigint set for `in (...)`. */
+const idSet = (ids: number[]) => sql`(select (jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb))::bigint)`;
+
+/**
+ * Deletes artifact rows by id and returns what went: first locks them, skipping rows a submission
+ * holds (checkFollowUpParent locks the video an upscale or extension starts from until the new job
+ * commits), then, in a second statement whose snapshot sees every job committed before those locks,
+ * deletes those the protection rule still allows.
+ */
 async function deleteArtifacts(tx: Transaction, ids: number[]): Promise<Array<{ size_bytes: number; path: string | null }>> {
   if (ids.length === 0) return [];
+  const locked = await queryRows<{ id: number }>(tx, sql`select a.id::float8 as id from artifacts a where a.id in ${idSet(ids)} for update skip locked`);
+  if (locked.length === 0) return [];
   return queryRows(
     tx,
     sql`with ${PROTECTED}
         delete from artifacts a
-        where a.id in (select (jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb))::bigint)
+        where a.id in ${idSet(locked.map((r) => r.id))}
           and a.job_id not in (select id from protected)
         returning a.size_bytes, a.path`,
   );
@@ -116,23 +128,26 @@ export async function pruneFarm(farm: FarmContext, options: PruneOptions = {}): 
       }
 
       if (jobDays > 0) {
-        // One statement per round: lock a batch of leaves (a job no other job points to; a locked
-        // one is left for the next pass), count what the foreign keys' cascade will take with them
-        // (same snapshot, before the delete), and delete them. A parent goes in a later round,
+        // Two statements per round. The first locks a batch of leaves (a job no other job points
+        // to; a locked one, e.g. the parent of a follow-up being submitted, is left for the next
+        // pass). The second, whose snapshot sees every job committed before those locks were
+        // taken, checks the rule again, counts what the foreign keys' cascade will take with them
+        // (same snapshot, before the delete), and deletes them. A parent goes in a later round,
         // after its child.
+        const leaf = sql`j.status in ('done', 'failed', 'cancelled')
+                    and j.finished_at < now() - make_interval(secs => ${jobDays * 86_400}::float8)
+                    and j.id not in (select id from protected)
+                    and not exists (select 1 from jobs c where c.parent_job_id = j.id)`;
         for (let round = 0; round < 100; round++) {
+          const locked = await queryRows<{ id: number }>(
+            tx,
+            sql`with ${PROTECTED} select j.id::float8 as id from jobs j where ${leaf} order by j.id limit 1000 for update of j skip locked`,
+          );
+          if (locked.length === 0) break;
           const [batch] = await queryRows<{ jobs: number; events: number; inputs: number; artifacts: Array<{ size_bytes: number; path: string | null }> }>(
             tx,
             sql`with ${PROTECTED},
-                doomed as (
-                  select j.id from jobs j
-                  where j.status in ('done', 'failed', 'cancelled')
-                    and j.finished_at < now() - make_interval(secs => ${jobDays * 86_400}::float8)
-                    and j.id not in (select id from protected)
-                    and not exists (select 1 from jobs c where c.parent_job_id = j.id)
-                  order by j.id limit 1000
-                  for update of j skip locked
-                ),
+                doomed as (select j.id from jobs j where j.id in ${idSet(locked.map((r) => r.id))} and ${leaf}),
                 gone as (delete from jobs where id in (select id from doomed) returning id)
                 select (select count(*) from gone)::int as jobs,
                   (select count(*) from job_events where job_id in (select id from doomed))::int as events,

@@ -2,23 +2,25 @@
 // movie it continues, and its renderer is handed that whole movie; re-rolls and further extensions
 // of an extended movie see the whole movie too, and the whole movie counts towards the prompt limit.
 import { readFileSync } from 'node:fs';
+import { sql } from 'drizzle-orm';
 import { describe, expect, it } from 'vitest';
 import type { FarmDb } from '../../db/client.ts';
 import type { FarmContext } from '../../farm/config.ts';
-import { FarmError, NoCapableWorkerError } from '../../farm/errors.ts';
-import { followUpsFor, parentMovieParams, submitFollowUp } from '../../farm/follow-up.ts';
-import { getJob, getJobInputs, submitJob } from '../../farm/jobs.ts';
+import { FarmError, NoCapableWorkerError, ParentVideoGoneError } from '../../farm/errors.ts';
+import { followUpParams, followUpsFor, parentMovieParams, submitFollowUp } from '../../farm/follow-up.ts';
+import { cancelJob, getJob, getJobInputs, retryJob, submitJob } from '../../farm/jobs.ts';
 import { LIMITS } from '../../farm/limits.ts';
 import { movieOf } from '../../farm/movie.ts';
 import { estimateGpuSeconds } from '../../farm/policy/cost.ts';
 import type { Renderer } from '../../farm/renderer.ts';
-import type { ClaimedJob } from '../../farm/types.ts';
+import { pruneFarm } from '../../farm/retention.ts';
+import type { ClaimedJob, WorkerCapabilities } from '../../farm/types.ts';
 import { waitForJob } from '../../farm/wait.ts';
-import { claimJob, releaseJob } from '../../farm/queue.ts';
+import { claimJob, claimSpecificJob, completeJob, releaseJob } from '../../farm/queue.ts';
 import { getBudget } from '../../farm/policy/budget.ts';
 import { markWorkerStopped, registerWorker } from '../../farm/worker-registry.ts';
 import { FarmWorker } from '../../farm/worker.ts';
-import { BACKENDS, CHEAP_BLEND, GENEROUS_BUDGET } from '../helpers/db.ts';
+import { BACKENDS, CHEAP_BLEND, countRows, farmContext, GENEROUS_BUDGET } from '../helpers/db.ts';
 import { useTestFarm } from '../helpers/farm.ts';
 
 const PHOTO = readFileSync(new URL('../fixtures/photos/coffee.png', import.meta.url));
@@ -127,18 +129,25 @@ describe.each(BACKENDS)('follow-ups on %s', (backend) => {
   it('counts the whole movie towards the prompt limit, however the extension is submitted', async () => {
     const max = LIMITS.prompts.max;
     const params = { ...CHEAP_BLEND, model: 'long' };
-    // Submissions are checked against the workers the farm knows (issue 9, item 8): one has this model.
-    await registerWorker(farm, { id: 'w-long', host: 'test', pid: 1, concurrency: 1, capabilities: { models: ['long'], maxPixels: 1 << 20, executionProvider: 'test' } });
-    const movie = await submitJob(farm, { kind: 'movie', userId: 'bo', params: { ...params, prompts: ['a', 'b'] } });
-    const filler = Array.from({ length: max - 2 - 1 }, (_, i) => `p${i}`);
-    const extended = await submitJob(farm, { kind: 'extend', userId: 'bo', parentJobId: movie.id, params: { ...params, prompts: filler } });
-    // The movie has max - 1 prompts now: one more fits, two do not.
-    await expect(submitJob(farm, { kind: 'extend', userId: 'bo', parentJobId: extended.id, params: { ...params, prompts: ['x', 'y'] } })).rejects.toThrow(
-      `This movie has ${max - 1} prompts; an extension may bring it to at most ${max}.`,
-    );
-    await expect(submitJob(farm, { kind: 'extend', userId: 'bo', parentJobId: extended.id, params: { ...params, prompts: ['x'] } })).resolves.toMatchObject({ kind: 'extend' });
-    await expect(submitJob(farm, { kind: 'extend', userId: 'bo', params: { ...params, prompts: ['x'] } })).rejects.toBeInstanceOf(FarmError);
-    await markWorkerStopped(farm, 'w-long');
+    const worker = new FarmWorker({ farm, renderer: recordingRenderer('long', []), id: 'w-long', log: () => {} });
+    await worker.start();
+    try {
+      const movie = await submitJob(farm, { kind: 'movie', userId: 'bo', params: { ...params, prompts: ['a', 'b'] } });
+      await waitForJob(farm, movie.id, { timeoutMs: 20_000 });
+      const filler = Array.from({ length: max - 2 - 1 }, (_, i) => `p${i}`);
+      const extended = await submitJob(farm, { kind: 'extend', userId: 'bo', parentJobId: movie.id, params: { ...params, prompts: filler } });
+      expect((await waitForJob(farm, extended.id, { timeoutMs: 20_000 })).status).toBe('done');
+      // The movie has max - 1 prompts now: one more fits, two do not.
+      await expect(submitJob(farm, { kind: 'extend', userId: 'bo', parentJobId: extended.id, params: { ...params, prompts: ['x', 'y'] } })).rejects.toThrow(
+        `This movie has ${max - 1} prompts; an extension may bring it to at most ${max}.`,
+      );
+      const last = await submitJob(farm, { kind: 'extend', userId: 'bo', parentJobId: extended.id, params: { ...params, prompts: ['x'] } });
+      expect(last).toMatchObject({ kind: 'extend' });
+      await expect(submitJob(farm, { kind: 'extend', userId: 'bo', params: { ...params, prompts: ['x'] } })).rejects.toBeInstanceOf(FarmError);
+      await waitForJob(farm, last.id, { timeoutMs: 20_000 });
+    } finally {
+      await worker.stop();
+    }
   });
 
   it('upscales: linked to the parent, charged to whoever asks, and only for a worker with the upscaler and the room', async () => {
@@ -191,5 +200,88 @@ describe.each(BACKENDS)('follow-ups on %s', (backend) => {
     await markWorkerStopped(farm, 'w-small');
     await markWorkerStopped(farm, 'w-big');
 
+  });
+
+  /** Claims job `id` for `workerId` and stores a one-byte video for it. */
+  async function finish(id: number, workerId: string, capabilities: WorkerCapabilities): Promise<void> {
+    const claimed = await claimSpecificJob(farm, workerId, id, capabilities);
+    expect(claimed?.id).toBe(id);
+    const artifact = { format: 'mp4', mime: 'video/mp4', sizeBytes: 1, meta: {}, data: Buffer.from('v') };
+    expect(await completeJob(farm, claimed!, { artifact, gpuSeconds: 0.01 })).toBe(true);
+  }
+
+  /** Deletes the video of job `id` the way retention does (finished 40 days ago, artifactDays 30). */
+  async function pruneVideoOf(id: number): Promise<void> {
+    await db.db.execute(sql`update jobs set finished_at = now() - interval '40 days' where id = ${id}`);
+    await pruneFarm(farmContext(db, { retention: { artifactDays: 30, jobDays: 0, maxArtifactBytes: 0 } }));
+    expect(await countRows(db, 'artifacts', sql`job_id = ${id}`)).toBe(0);
+  }
+
+  const refusalOf = (submission: Promise<unknown>): Promise<FarmError | undefined> => submission.then(() => undefined, (e: unknown) => e as FarmError);
+
+  it('refuses, however it is submitted, an upscale or extension its parent cannot have: unfinished, an upscale again, a variation, a video no longer stored', async () => {
+    const caps: WorkerCapabilities = { models: ['rule'], modelAbilities: { rule: ['text', 'picture', 'variation'] }, maxPixels: 10_000_000, executionProvider: 'test', upscalers: ['esrgan-slim'] };
+    await registerWorker(farm, { id: 'w-rule', host: 'test', pid: 1, concurrency: 1, capabilities: caps });
+    const params = { ...CHEAP_BLEND, model: 'rule' };
+    // submitJob itself, as a front end that builds the parameters with followUpParams would call it.
+    const extend = (parentJobId: number) => submitJob(farm, { kind: 'extend', userId: 'eve', parentJobId, params: { ...params, prompts: ['c'] } });
+
+    // Not finished (queued, then cancelled): by submitJob and submitFollowUp alike.
+    const unfinished = await submitJob(farm, { kind: 'blend', userId: 'eve', params });
+    expect(await refusalOf(extend(unfinished.id))).toMatchObject({ code: 'invalid_state', message: `Job ${unfinished.id} is queued; only a finished video can be extended.` });
+    expect(await refusalOf(submitFollowUp(farm, { kind: 'upscale', parentJobId: unfinished.id, userId: 'eve' }))).toMatchObject({
+      code: 'invalid_state',
+      message: `Job ${unfinished.id} is queued; only a finished video can be upscaled.`,
+    });
+    await cancelJob(farm, unfinished.id);
+    expect(await refusalOf(extend(unfinished.id))).toMatchObject({ code: 'invalid_state', message: `Job ${unfinished.id} is cancelled; only a finished video can be extended.` });
+
+    // An upscale of an upscale, with the parameters followUpParams makes for it.
+    const blend = await submitJob(farm, { kind: 'blend', userId: 'eve', params });
+    await finish(blend.id, 'w-rule', caps);
+    const upscale = await submitFollowUp(farm, { kind: 'upscale', parentJobId: blend.id, userId: 'eve' });
+    await finish(upscale.id, 'w-rule', caps);
+    const again = followUpParams('upscale', await parentMovieParams(farm, (await getJob(farm, upscale.id))!));
+    expect(await refusalOf(submitJob(farm, { kind: 'upscale', userId: 'eve', parentJobId: upscale.id, params: again }))).toMatchObject({
+      code: 'invalid_state',
+      message: `This video is already an upscale; upscale the original video (#${blend.id}) with a larger factor instead.`,
+    });
+
+    // An extension of a variation animation.
+    const vary = await submitJob(farm, { kind: 'vary', userId: 'eve', params: { model: 'rule', prompts: [], width: 64, height: 64, variation: { variations: 2, intermediate: 2 } }, inputs: { 'start-image': PHOTO } });
+    await finish(vary.id, 'w-rule', caps);
+    expect(await refusalOf(extend(vary.id))).toMatchObject({ code: 'invalid_state', message: 'A variation animation can only be re-rolled; to extend it, start a new /vary from a frame of it.' });
+
+    // The video retention deleted: refused before anything is written or reserved, whoever submits it.
+    await pruneVideoOf(blend.id);
+    const held = (await getBudget(farm, 'eve')).heldGpuSeconds;
+    const children = await countRows(db, 'jobs', sql`parent_job_id = ${blend.id}`);
+    const gone = await refusalOf(submitFollowUp(farm, { kind: 'extend', parentJobId: blend.id, userId: 'eve', options: { prompts: ['c'] } }));
+    expect(gone).toBeInstanceOf(ParentVideoGoneError);
+    expect(gone).toMatchObject({
+      code: 'invalid_state',
+      jobId: blend.id,
+      message: `The video of job ${blend.id} is no longer stored (finished videos are deleted after a while), so it can't be extended any more; re-roll it to render it again, or start a new /blend or /movie.`,
+    });
+    expect((await refusalOf(submitFollowUp(farm, { kind: 'upscale', parentJobId: blend.id, userId: 'eve' })))?.message).toBe(
+      `The video of job ${blend.id} is no longer stored (finished videos are deleted after a while), so it can't be upscaled any more; re-roll it to render it again, or start a new /blend or /movie.`,
+    );
+    expect(await refusalOf(extend(blend.id))).toBeInstanceOf(ParentVideoGoneError);
+    expect(await countRows(db, 'jobs', sql`parent_job_id = ${blend.id}`)).toBe(children);
+    expect((await getBudget(farm, 'eve')).heldGpuSeconds).toBe(held);
+    // A re-roll renders from the parameters, so it still works.
+    const reroll = await submitFollowUp(farm, { kind: 'reroll', parentJobId: blend.id, userId: 'eve' });
+    expect(reroll).toMatchObject({ kind: 'reroll', parentJobId: blend.id, status: 'queued' });
+    await cancelJob(farm, reroll.id);
+
+    // A retry of an extension whose parent's video went meanwhile: the same refusal; the job stays as it was.
+    const movie = await submitJob(farm, { kind: 'blend', userId: 'eve', params });
+    await finish(movie.id, 'w-rule', caps);
+    const stranded = await extend(movie.id);
+    await cancelJob(farm, stranded.id);
+    await pruneVideoOf(movie.id);
+    expect(await refusalOf(retryJob(farm, stranded.id))).toMatchObject({ code: 'invalid_state', jobId: movie.id, message: expect.stringContaining(`The video of job ${movie.id} is no longer stored`) });
+    expect((await getJob(farm, stranded.id))?.status).toBe('cancelled');
+    await markWorkerStopped(farm, 'w-rule');
   });
 });

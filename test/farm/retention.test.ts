@@ -8,6 +8,8 @@ import { describe, expect, it } from 'vitest';
 import { farmCli } from '../../apps/farm-cli/main.ts';
 import { queryRows, type FarmDb } from '../../db/client.ts';
 import type { FarmContext, FarmConfigOverrides } from '../../farm/config.ts';
+import { ParentVideoGoneError } from '../../farm/errors.ts';
+import { checkFollowUpParent } from '../../farm/follow-up-rule.ts';
 import { getArtifact, getJob, submitJob } from '../../farm/jobs.ts';
 import type { JobKind } from '../../db/schema.ts';
 import { claimJob, completeJob } from '../../farm/queue.ts';
@@ -78,6 +80,44 @@ describe.each(BACKENDS)('retention on %s (item 9)', (backend) => {
     expect((await getJob(farm, running))?.status).toBe('running');
     expect((await getJob(farm, queued))?.status).toBe('queued');
     await db.db.execute(sql`update jobs set status = 'cancelled', finished_at = now() - interval '1000 days', lease_token = null where id in (${running}, ${queued})`);
+  });
+
+  // Concurrent transactions need two connections: Postgres only (PGlite runs one at a time).
+  it.skipIf(backend === 'pglite')('never deletes the video or job a follow-up being submitted holds, and a submission waits for a delete under way', async () => {
+    const farm = farmWith({ artifactDays: 30, jobDays: 60 });
+    await pruneFarm(farm); // what earlier tests left
+    const parent = await finished(farm, 100, 10);
+    // A submission between its parent check and its commit (submitJob's transaction): the parent and
+    // its video are locked, the new job not visible yet. Retention, meanwhile, deletes neither.
+    const during = await db.db.transaction(async (tx) => {
+      await checkFollowUpParent(tx, 'extend', parent, { lock: true });
+      return pruneFarm(farm);
+    });
+    expect(during).toMatchObject({ ran: true, artifactsByAge: 0, jobs: 0 });
+    expect((await getArtifact(farm, parent))?.bytes.length).toBe(10);
+    // Committed, the new job protects both from then on.
+    const child = await activeChild(farm, parent, false);
+    expect(await pruneFarm(farm)).toMatchObject({ artifactsByAge: 0, jobs: 0 });
+    expect((await getArtifact(farm, parent))?.bytes.length).toBe(10);
+    await db.db.execute(sql`update jobs set status = 'cancelled', finished_at = now() - interval '1000 days' where id = ${child}`);
+
+    // The other order: retention holds the video (its first statement locks what it will delete) and
+    // deletes it; a submission meanwhile waits, then finds the video gone and is refused.
+    const other = await finished(farm, 10, 10);
+    let submission: Promise<unknown> | undefined;
+    await db.db.transaction(async (tx) => {
+      await tx.execute(sql`select id from artifacts where job_id = ${other} for update`);
+      submission = submitJob(farm, { kind: 'extend', userId: 'keeper', parentJobId: other, params: { ...CHEAP_BLEND, prompts: ['next'], model: 'ret-waits' } }).then(
+        () => 'admitted',
+        (e: unknown) => e,
+      );
+      const waited = await Promise.race([submission, new Promise((resolve) => setTimeout(() => resolve('waiting'), 300))]);
+      expect(waited).toBe('waiting');
+      await tx.execute(sql`delete from artifacts where job_id = ${other}`);
+    });
+    const refused = await submission;
+    expect(refused).toBeInstanceOf(ParentVideoGoneError);
+    expect(await countRows(db, 'jobs', sql`parent_job_id = ${other}`)).toBe(0);
   });
 
   it('deletes the oldest videos while all of them take more than maxArtifactBytes', async () => {

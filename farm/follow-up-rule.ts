@@ -1,0 +1,72 @@
+// Which follow-ups a job may have: the one rule behind the buttons front ends show (followUpsFor),
+// submitFollowUp's refusals, and the parent checks submitJob and retryJob make for every follow-up,
+// whoever submits it (checkFollowUpParent). Apart from follow-up.ts so jobs.ts can use it without
+// importing follow-up.ts, which submits through jobs.ts.
+import { eq } from 'drizzle-orm';
+import type { Queryable } from '../db/client.ts';
+import { artifacts, jobs, type JobKind, type JobStatus } from '../db/schema.ts';
+import { InvalidJobStateError, JobNotFoundError, ParentVideoGoneError } from './errors.ts';
+import type { JobParams } from './job-params.ts';
+import type { Job } from './types.ts';
+
+export type FollowUpKind = 'reroll' | 'upscale' | 'extend';
+
+/** Every follow-up, in the order front ends offer them. */
+const FOLLOW_UP_KINDS_OFFERED: readonly FollowUpKind[] = ['upscale', 'reroll', 'extend'];
+
+/** Follow-ups made from the parent's finished video (a re-roll renders again from the parameters). */
+const FROM_PARENT_VIDEO: readonly JobKind[] = ['upscale', 'extend'];
+
+/**
+ * Why a finished job cannot have this follow-up (a message for the user), or undefined when it
+ * can: the one rule behind submitFollowUp's refusals and the buttons front ends show
+ * (followUpsFor). `parent.kind` is optional so followUpParams, which only has the parameters,
+ * applies the checks that depend on them.
+ */
+export function followUpRefusal(kind: FollowUpKind, parent: { kind?: JobKind; parentJobId?: number | null; params: Pick<JobParams, 'variation' | 'images'> }): string | undefined {
+  if (kind === 'reroll') return undefined;
+  if (parent.params.variation) return `A variation animation can only be re-rolled; to ${kind} it, start a new /vary from a frame of it.`;
+  if (kind === 'upscale' && parent.kind === 'upscale') {
+    return `This video is already an upscale; upscale the original video${parent.parentJobId ? ` (#${parent.parentJobId})` : ''} with a larger factor instead.`;
+  }
+  return undefined;
+}
+
+/** The follow-ups a finished job can have (in FOLLOW_UP_KINDS_OFFERED order): what its buttons should offer. */
+export function followUpsFor(parent: Pick<Job, 'kind' | 'params'>): FollowUpKind[] {
+  return FOLLOW_UP_KINDS_OFFERED.filter((kind) => followUpRefusal(kind, parent) === undefined);
+}
+
+/** The parent row checkFollowUpParent read. */
+export interface FollowUpParent {
+  id: number;
+  kind: JobKind;
+  status: JobStatus;
+  params: JobParams;
+  parentJobId: number | null;
+}
+
+/**
+ * The parent `parentJobId` of a new (or retried) job of `kind`, refused unless it can have that
+ * job: it must exist; an upscale or an extension (made from the parent's video) also needs it
+ * finished (`done`), allowed by followUpRefusal, and its video still stored (retention deletes old
+ * videos: ParentVideoGoneError). With `lock` (inside the transaction that writes the job) the
+ * parent's row and its video's row are held FOR KEY SHARE until that transaction ends; retention
+ * (retention.ts) skips locked rows and decides what to delete only once it holds its own locks, so
+ * it can neither delete the video under a submission nor miss the new job that protects it.
+ */
+export async function checkFollowUpParent(q: Queryable, kind: JobKind, parentJobId: number, options: { lock?: boolean } = {}): Promise<FollowUpParent> {
+  const select = q.select({ id: jobs.id, kind: jobs.kind, status: jobs.status, params: jobs.params, parentJobId: jobs.parentJobId }).from(jobs).where(eq(jobs.id, parentJobId));
+  const [row] = options.lock ? await select.for('key share') : await select;
+  if (!row) throw new JobNotFoundError(parentJobId);
+  const parent: FollowUpParent = { ...row, params: row.params as unknown as JobParams };
+  if (!FROM_PARENT_VIDEO.includes(kind)) return parent;
+  const verb = kind === 'upscale' ? 'upscaled' : 'extended';
+  if (parent.status !== 'done') throw new InvalidJobStateError(`Job ${parent.id} is ${parent.status}; only a finished video can be ${verb}.`);
+  const refusal = followUpRefusal(kind as FollowUpKind, parent);
+  if (refusal) throw new InvalidJobStateError(refusal);
+  const video = q.select({ id: artifacts.id }).from(artifacts).where(eq(artifacts.jobId, parentJobId));
+  const [artifact] = options.lock ? await video.for('key share') : await video;
+  if (!artifact) throw new ParentVideoGoneError(parent.id, verb);
+  return parent;
+}
