@@ -37,6 +37,24 @@ function atLeast(min: number, integer = false) {
   };
 }
 
+/**
+ * The longest wait a timer setting may ask for: 24 days. Node's timers take at most about 24.8
+ * days (farm/timers.ts, which the farm's timers go through, waits longer ones in steps); past that
+ * a value is far more likely a typo or a wrong unit than a wish, so it is refused with this bound.
+ */
+export const MAX_WAIT_SECONDS = 24 * 86_400;
+
+/** A wait in seconds or milliseconds: a number of at least `min`, at most MAX_WAIT_SECONDS (in the same unit). */
+function wait(min: number, unit: 's' | 'ms') {
+  const max = unit === 's' ? MAX_WAIT_SECONDS : MAX_WAIT_SECONDS * 1000;
+  const below = atLeast(min);
+  return (raw: string): number => {
+    const n = below(raw);
+    if (n > max) throw new SettingError(`must be at most ${max} (${unit === 's' ? 'seconds' : 'milliseconds'}: 24 days, the longest wait a setting may ask for)`);
+    return n;
+  };
+}
+
 function json(raw: string): unknown {
   try {
     return JSON.parse(raw);
@@ -230,24 +248,24 @@ export const settings = {
   costPerMegapixelStep: { env: 'BLENDFARM_GPU_SECONDS_PER_MEGAPIXEL_STEP', help: 'Cost model: GPU-seconds per UNet step per output megapixel, for reserving budgets (default 0.25)', example: '', parse: atLeast(0) } as SettingSpec<number>,
   costPerUpscaledMegapixel: { env: 'BLENDFARM_GPU_SECONDS_PER_UPSCALED_MEGAPIXEL', help: 'Cost model: GPU-seconds to upscale one frame per output megapixel, for reserving budgets for upscale jobs (default 0.05; raise it if workers run x4-diffusion)', example: '', parse: atLeast(0) } as SettingSpec<number>,
   leaseSeconds: { env: 'BLENDFARM_LEASE_SECONDS', help: 'A job whose worker stops heartbeating for this long is taken back and retried (default 30)', example: '', parse: atLeast(1) } as SettingSpec<number>,
-  heartbeatSeconds: { env: 'BLENDFARM_HEARTBEAT_SECONDS', help: 'How often workers renew their leases; must be below the lease (default 10)', example: '', parse: atLeast(0.1) } as SettingSpec<number>,
-  progressThrottleMs: { env: 'BLENDFARM_PROGRESS_THROTTLE_MS', help: 'Minimum milliseconds between progress writes per job (default 1000)', example: '', parse: atLeast(0) } as SettingSpec<number>,
+  heartbeatSeconds: { env: 'BLENDFARM_HEARTBEAT_SECONDS', help: 'How often workers renew their leases; must be below the lease (default 10)', example: '', parse: wait(0.1, 's') } as SettingSpec<number>,
+  progressThrottleMs: { env: 'BLENDFARM_PROGRESS_THROTTLE_MS', help: 'Minimum milliseconds between progress writes per job (default 1000)', example: '', parse: wait(0, 'ms') } as SettingSpec<number>,
   retryBackoffSeconds: { env: 'BLENDFARM_RETRY_BACKOFF_SECONDS', help: 'Retry n of a failed job waits n times this (default 5)', example: '', parse: atLeast(0) } as SettingSpec<number>,
   maxAttempts: { env: 'BLENDFARM_MAX_ATTEMPTS', help: 'Attempts before a job is marked failed (default 3)', example: '', parse: atLeast(1, true) } as SettingSpec<number>,
   lastAttemptGraceSeconds: { env: 'BLENDFARM_LAST_ATTEMPT_GRACE_SECONDS', help: 'A job on its last attempt whose worker stopped heartbeating is failed only this many seconds after its lease ran out, so a render that worker finished and kept in its spool is still stored when it comes back (jobs with attempts left are retried at once); 0 = fail at once (default 120)', example: '', parse: atLeast(0) } as SettingSpec<number>,
   fairnessHalfLife: { env: 'BLENDFARM_FAIRNESS_HALF_LIFE_SECONDS', help: 'Half-life of recent usage in the fair claim order (default 3600)', example: '', parse: atLeast(1) } as SettingSpec<number>,
-  pollIntervalMs: { env: 'BLENDFARM_POLL_INTERVAL_MS', help: 'Idle workers re-check the queue this often besides notifications (default 2000)', example: '', parse: atLeast(10) } as SettingSpec<number>,
-  abortGraceMs: { env: 'BLENDFARM_ABORT_GRACE_MS', help: 'A cancelled render that has not stopped after this long gets its thread replaced (default 10000)', example: '', parse: atLeast(0) } as SettingSpec<number>,
+  pollIntervalMs: { env: 'BLENDFARM_POLL_INTERVAL_MS', help: 'Idle workers re-check the queue this often besides notifications (default 2000)', example: '', parse: wait(10, 'ms') } as SettingSpec<number>,
+  abortGraceMs: { env: 'BLENDFARM_ABORT_GRACE_MS', help: 'A cancelled render that has not stopped after this long gets its thread replaced (default 10000)', example: '', parse: wait(0, 'ms') } as SettingSpec<number>,
   renderTimeoutFactor: { env: 'BLENDFARM_RENDER_TIMEOUT_FACTOR', help: "A render may run this many times its job's reserved GPU-seconds (but at least BLENDFARM_RENDER_TIMEOUT_MIN_SECONDS) before it is stopped and the job failed (default 4)", example: '', parse: atLeast(0.01) } as SettingSpec<number>,
-  renderTimeoutMinSeconds: { env: 'BLENDFARM_RENDER_TIMEOUT_MIN_SECONDS', help: 'The shortest render time limit, whatever the reservation (default 600)', example: '', parse: atLeast(1) } as SettingSpec<number>,
+  renderTimeoutMinSeconds: { env: 'BLENDFARM_RENDER_TIMEOUT_MIN_SECONDS', help: 'The shortest render time limit in seconds, whatever the reservation; at most 2073600 (24 days) (default 600)', example: '', parse: wait(1, 's') } as SettingSpec<number>,
   queueTimeoutSeconds: { env: 'BLENDFARM_QUEUE_TIMEOUT_SECONDS', help: 'A job no worker has taken for this long fails as expired, fully refunded; also how long a worker counts as known for refusing jobs none can run; 0 = never (default 21600)', example: '', parse: atLeast(0) } as SettingSpec<number>,
   retentionArtifactDays: { env: 'BLENDFARM_RETENTION_ARTIFACT_DAYS', help: 'Videos of jobs finished more than this many days ago are deleted (the job row stays); 0 = keep (default 30)', example: '', parse: atLeast(0) } as SettingSpec<number>,
   retentionJobDays: { env: 'BLENDFARM_RETENTION_JOB_DAYS', help: 'Jobs finished more than this many days ago are deleted with their events and video (ledger entries stay); 0 = keep (default 90)', example: '', parse: atLeast(0) } as SettingSpec<number>,
   retentionMaxArtifactBytes: { env: 'BLENDFARM_RETENTION_MAX_ARTIFACT_BYTES', help: 'Oldest videos are deleted while all stored videos take more than this many bytes; 0 = no cap (default 0)', example: '', parse: atLeast(0, true) } as SettingSpec<number>,
-  pruneIntervalSeconds: { env: 'BLENDFARM_PRUNE_INTERVAL_SECONDS', help: 'Workers, and `npm start` without local workers, apply the retention settings this often (npm run farm -- prune does it once); 0 = only by hand (default 3600)', example: '', parse: atLeast(0) } as SettingSpec<number>,
+  pruneIntervalSeconds: { env: 'BLENDFARM_PRUNE_INTERVAL_SECONDS', help: 'Workers, and `npm start` without local workers, apply the retention settings this often (npm run farm -- prune does it once); 0 = only by hand; at most 2073600 (24 days) (default 3600)', example: '', parse: wait(0, 's') } as SettingSpec<number>,
   workerConcurrency: { env: 'BLENDFARM_WORKER_CONCURRENCY', help: 'Render threads per worker: one per GPU (default 1)', example: '', parse: atLeast(1, true) } as SettingSpec<number>,
   workerId: { env: 'BLENDFARM_WORKER_ID', help: 'Stable name of this worker in farm status (default host-pid-random)', example: '', parse: text } as SettingSpec<string>,
-  shutdownGraceSeconds: { env: 'BLENDFARM_SHUTDOWN_GRACE_SECONDS', help: 'On SIGTERM a worker waits this long for running renders before handing them back (default 30)', example: '', parse: atLeast(0) } as SettingSpec<number>,
+  shutdownGraceSeconds: { env: 'BLENDFARM_SHUTDOWN_GRACE_SECONDS', help: 'On SIGTERM a worker waits this many seconds for running renders before handing them back (default 30)', example: '', parse: wait(0, 's') } as SettingSpec<number>,
   localWorkers: { env: 'BLENDFARM_LOCAL_WORKERS', help: 'Render workers inside `npm start` (default 1 with the embedded database, 0 with DATABASE_URL)', example: '', parse: atLeast(0, true) } as SettingSpec<number>,
   shards: { env: 'BLENDFARM_SHARDS', help: "Gateway shards (bot processes) `npm run start:sharded` runs (default: as many as Discord recommends for the bot: GET /gateway/bot at DISCORD_API_BASE, else discord.com)", example: '', parse: atLeast(1, true) } as SettingSpec<number>,
   renderer: { env: 'BLENDFARM_RENDERER', help: 'Renderer module for workers (default apps/worker/engine-renderer.ts; farm/fake-renderer.ts is a test double)', example: '', parse: text } as SettingSpec<string>,

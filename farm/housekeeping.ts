@@ -10,6 +10,7 @@ import { dbFailureLine, loggableError } from '../db/errors.ts';
 import type { FarmContext } from './config.ts';
 import { expireQueuedJobs, humanDuration, reapExpiredLeases } from './queue.ts';
 import { describePrune, pruneFarm } from './retention.ts';
+import { startInterval } from './timers.ts';
 
 /** Takes back abandoned jobs and expires queued ones nobody took, saying so when it did. Throws on database errors. */
 export async function sweepQueue(farm: FarmContext, log: (line: string) => void): Promise<{ reaped: number; expired: number }> {
@@ -37,11 +38,12 @@ export async function pruneOnce(farm: FarmContext, log: (line: string) => void):
 export function every(seconds: number, run: () => Promise<void>): () => Promise<void> {
   if (!(seconds > 0)) return async () => {};
   let running: Promise<void> | undefined;
-  const timer = setInterval(() => {
+  // However long (a monthly period is past the 24.8 days one Node timer takes: farm/timers.ts).
+  const timer = startInterval(() => {
     running ??= run().finally(() => (running = undefined));
   }, seconds * 1000);
   return async () => {
-    clearInterval(timer);
+    timer.clear();
     await running?.catch(() => {});
   };
 }

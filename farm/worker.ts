@@ -38,6 +38,7 @@ import { isPermanentRenderError, MIME_TYPES, type Renderer, type RenderResult } 
 import type { ClaimedJob, JobProgress, WorkerCapabilities } from './types.ts';
 import { markWorkerStopped, registerWorker } from './worker-registry.ts';
 import { jobDigest, recoverHeld, recoverSpool, Spool, type SpoolRecovery } from './spool.ts';
+import { delay, startInterval, startTimeout, type Timer } from './timers.ts';
 
 export interface FarmWorkerOptions {
   farm: FarmContext;
@@ -94,7 +95,7 @@ export function defaultWorkerId(): string {
 class ProgressThrottle {
   private latest: JobProgress | undefined;
   private lastWrite = 0;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: Timer | undefined;
   private chain: Promise<void> = Promise.resolve();
   private stopped = false;
 
@@ -108,7 +109,7 @@ class ProgressThrottle {
     this.latest = progress;
     if (this.timer) return;
     const wait = Math.max(0, this.lastWrite + this.intervalMs - Date.now());
-    this.timer = setTimeout(() => {
+    this.timer = startTimeout(() => {
       this.timer = undefined;
       const value = this.latest;
       this.latest = undefined;
@@ -120,7 +121,7 @@ class ProgressThrottle {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
+    this.timer?.clear();
     await this.chain;
   }
 }
@@ -140,7 +141,7 @@ export class FarmWorker {
   private wakeUp: (() => void) | undefined;
   private loopDone: Promise<void> | undefined;
   private stopPromise: Promise<void> | undefined;
-  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private heartbeatTimer: Timer | undefined;
   private stopPruning: (() => Promise<void>) | undefined;
   private unsubscribe: (() => Promise<void>) | undefined;
   /** BLENDFARM_SPOOL_DIR; undefined: finished videos are kept in memory only. */
@@ -186,7 +187,7 @@ export class FarmWorker {
     // claimed, so the claim loop does not pick up one of their jobs and render it again.
     await this.removeSpoolStrays();
     await this.recoverSpool();
-    this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.farm.config.heartbeatSeconds * 1000);
+    this.heartbeatTimer = startInterval(() => void this.heartbeat(), this.farm.config.heartbeatSeconds * 1000);
     this.stopPruning = every(this.farm.config.pruneIntervalSeconds, () => this.prune());
     this.loopDone = this.claimLoop();
     this.log(`started: ${this.concurrency} slot(s), models ${this.capabilities.models.join(', ')}, up to ${this.capabilities.maxPixels} px, ${this.capabilities.executionProvider}, spool ${this.spool?.dir ?? 'off'}`);
@@ -204,13 +205,13 @@ export class FarmWorker {
     this.wake();
     this.stopPromise = (async () => {
       await this.loopDone;
-      const graceTimer = setTimeout(() => this.abortAll('shutdown'), mode === 'release' ? 0 : graceMs);
+      const graceTimer = startTimeout(() => this.abortAll('shutdown'), mode === 'release' ? 0 : graceMs);
       // A render that ignores its abort must not keep the process alive forever.
       const abortDeadline = (mode === 'release' ? 0 : graceMs) + this.farm.config.abortGraceMs + 1000;
-      await Promise.race([this.queue.onIdle(), sleep(abortDeadline, undefined, { ref: false })]);
-      clearTimeout(graceTimer);
+      await Promise.race([this.queue.onIdle(), delay(abortDeadline, { ref: false })]);
+      graceTimer.clear();
       for (const entry of this.running.values()) await this.handBack(entry.job).catch(() => {});
-      if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+      this.heartbeatTimer?.clear();
       await this.recovering;
       await this.settleUnknown();
       for (const c of this.unsettled) {
@@ -232,12 +233,12 @@ export class FarmWorker {
 
   private idle(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
+      const timer = startTimeout(() => {
         this.wakeUp = undefined;
         resolve();
       }, ms);
       this.wakeUp = () => {
-        clearTimeout(timer);
+        timer.clear();
         resolve();
       };
     });
@@ -341,7 +342,8 @@ export class FarmWorker {
     // A hung render would hold its slot forever (the heartbeat keeps renewing the lease): past its
     // time limit it is aborted and the job failed.
     const limitSeconds = renderTimeLimitSeconds(this.farm.config, job.reservedGpuSeconds);
-    const limitTimer = setTimeout(() => this.abort(job.id, 'timeout'), limitSeconds * 1000);
+    // However long (a huge reservation × the factor can pass the 24.8 days one Node timer takes).
+    const limitTimer = startTimeout(() => this.abort(job.id, 'timeout'), limitSeconds * 1000);
     try {
       await this.attachParent(job);
       // The pictures stored with the job (job_inputs): the renderer cannot fetch them itself.
@@ -349,12 +351,12 @@ export class FarmWorker {
       if (Object.keys(inputs).length) job.inputs = inputs;
       const rendering = this.renderer.render(job, { signal: controller.signal, onProgress: (p) => progress.push(p) });
       const result = await this.untilAbandoned(rendering, controller.signal);
-      clearTimeout(limitTimer);
+      limitTimer.clear();
       await progress.stop();
       // Even after a shutdown abort, a finished render is worth storing (the lease is still ours).
       await this.finish(entry, result, (performance.now() - started) / 1000);
     } catch (error) {
-      clearTimeout(limitTimer);
+      limitTimer.clear();
       await progress.stop();
       const message = error instanceof Error ? error.message : String(error);
       if (entry.reason === 'timeout') {
@@ -406,15 +408,15 @@ export class FarmWorker {
    */
   private untilAbandoned<T>(rendering: Promise<T>, signal: AbortSignal): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
+      let timer: Timer | undefined;
       const onAbort = () => {
-        timer = setTimeout(() => reject(new Error(`render did not stop within ${this.farm.config.abortGraceMs} ms of being aborted`)), this.farm.config.abortGraceMs + 100);
+        timer = startTimeout(() => reject(new Error(`render did not stop within ${this.farm.config.abortGraceMs} ms of being aborted`)), this.farm.config.abortGraceMs + 100);
       };
       if (signal.aborted) onAbort();
       else signal.addEventListener('abort', onAbort, { once: true });
       rendering.then(resolve, reject).finally(() => {
         signal.removeEventListener('abort', onAbort);
-        if (timer) clearTimeout(timer);
+        timer?.clear();
       });
     });
   }
