@@ -146,6 +146,10 @@ function noCapableWorkerText(need: Need, online: readonly OnlineWorker[]): strin
     const ability = need.ability;
     const withModel = online.filter((w) => w.capabilities.models?.includes(need.model) || w.capabilities.models?.includes('*'));
     const able = withModel.filter((w) => w.capabilities.models?.includes('*') || w.capabilities.modelAbilities?.[need.model]?.includes(ability));
+    if (withModel.length > 0 && able.length === 0 && need.kind === 'extend' && ability === 'picture') {
+      // An extension takes no pictures itself: the movie it continues does (its last keyframe is re-rendered from them).
+      return `None of the ${workers} can use model "${need.model}" to continue this movie: it starts or ends at a picture, and re-rendering its last keyframe from that picture needs a model with a VAE encoder; make a new /movie instead, or ask the operator for a worker whose model has one.`;
+    }
     if (withModel.length > 0 && able.length === 0) {
       const what = { text: 'render text-to-video transitions (it is an inpainting or image-variation model)', picture: 'start or end at a picture (its model has no VAE encoder)', inpaint: 'render inpainting transitions (it is no inpainting model)', variation: 'render variation animations (it is no image-variation model)' }[ability];
       return `None of the ${workers} can use model "${need.model}" to ${what}; leave the pictures out, or ask the operator for a worker with such a model (BLENDFARM_INPAINT_MODEL_DIR, BLENDFARM_VARIATION_MODEL_DIR).`;

@@ -28,7 +28,8 @@ export interface FollowUpOptions {
  * movie, which it may bring to LIMITS.prompts.max prompts.
  */
 export function followUpParams(kind: FollowUpKind, parent: JobParams, options: FollowUpOptions = {}): JobParamsInput {
-  const { upscaleFactor: _factor, upscaler: _upscaler, ...base } = parent;
+  // movieHasPictures is submitJob's to set (from the movie an extension continues); `parent` lists the pictures themselves.
+  const { upscaleFactor: _factor, upscaler: _upscaler, movieHasPictures: _derived, ...base } = parent;
   // A re-roll keeps the pictures (submitFollowUp copies the parent's stored inputs).
   if (kind === 'reroll') return { ...base, seeds: undefined };
   const refusal = followUpRefusal(kind, { params: parent });
@@ -53,7 +54,7 @@ export function followUpParams(kind: FollowUpKind, parent: JobParams, options: F
  */
 export async function parentMovieParams(farm: FarmContext, parent: Job, movie?: Movie): Promise<JobParams> {
   const { prompts, seeds, images } = movie ?? (await movieOf(farm.db.db, parent));
-  const { images: _own, ...params } = parent.params;
+  const { images: _own, movieHasPictures: _derived, ...params } = parent.params;
   return { ...params, prompts, seeds, ...(images ? { images: images.map(({ index, strength }) => ({ index, strength })) } : {}) };
 }
 

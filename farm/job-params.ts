@@ -56,6 +56,12 @@ export interface JobParams {
   inpaint?: { mask: MaskPreset | 'picture' };
   /** vary only: a variation animation of input `start-image` (frames: variationFrames). */
   variation?: { variations: number; intermediate: number; noiseShift: number };
+  /**
+   * extend only, set by submitJob from the movie the job continues (never given by a front end:
+   * parseJobParams refuses it): that movie has pictures (Movie.images), from which the renderer
+   * re-renders its last keyframe, so the job needs a model that takes pictures (modelAbilityFor).
+   */
+  movieHasPictures?: true;
 }
 
 export interface JobImage {
@@ -72,13 +78,13 @@ export type ModelAbility = (typeof MODEL_ABILITIES)[number];
 
 /**
  * text: text-to-video transitions; picture: transitions that start or end at a picture (a model
- * with a VAE encoder); inpaint: inpainting transitions (an inpainting UNet); variation: variation
+ * with a VAE encoder), and extensions of a movie that does (movieHasPictures); inpaint: inpainting transitions (an inpainting UNet); variation: variation
  * animations (an image-variation model). Upscale jobs need an upscaler instead (worker-registry.ts).
  */
-export function modelAbilityFor(kind: JobKind, params: Pick<JobParams, 'images' | 'inpaint'>): ModelAbility {
+export function modelAbilityFor(kind: JobKind, params: Pick<JobParams, 'images' | 'inpaint' | 'movieHasPictures'>): ModelAbility {
   if (kind === 'vary') return 'variation';
   if (params.inpaint) return 'inpaint';
-  if (params.images?.length) return 'picture';
+  if (params.images?.length || params.movieHasPictures) return 'picture';
   return 'text';
 }
 

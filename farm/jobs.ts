@@ -51,7 +51,7 @@ export interface SubmitJobInput {
  */
 export async function submitJob(farm: FarmContext, input: SubmitJobInput): Promise<Job> {
   checkRequestIds(input);
-  const params = parseJobParams(input.kind, input.params);
+  let params = parseJobParams(input.kind, input.params);
   const pictures = await checkJobInputs(input.kind, params, input.inputs);
   const parentJobId = input.parentJobId ?? null;
   if (parentJobId !== null && !isJobId(parentJobId)) throw new JobNotFoundError(parentJobId);
@@ -63,10 +63,11 @@ export async function submitJob(farm: FarmContext, input: SubmitJobInput): Promi
     // Refused before anything else is looked up (checked again under lock below).
     const parent = await checkFollowUpParent(farm.db.db, input.kind, parentJobId);
     if (input.kind === 'extend') {
-      // The whole movie decides the price.
+      // The whole movie decides the price and, when it has pictures, what the worker's model must do.
       const movie = await movieOf(farm.db.db, parent);
       checkExtension(movie, params.prompts.length);
       moviePrompts += movie.prompts.length;
+      if (movie.images?.length) params = { ...params, movieHasPictures: true };
     }
   }
   const pixels = outputPixels(params);
@@ -210,14 +211,17 @@ export async function retryJob(farm: FarmContext, jobId: number, context: Omit<B
     }
     // A follow-up is retried only while its parent can still have it (an upscale or extension: its video still stored).
     if (current.parentJobId !== null) await checkFollowUpParent(tx, current.kind, current.parentJobId, { lock: true });
-    const params = current.params as unknown as JobParams;
+    let params = current.params as unknown as JobParams;
     const movie = await movieOf(tx, { ...current, params });
+    // An extension stored before submitJob recorded it learns what its movie needs (as submitJob would set it).
+    if (current.kind === 'extend' && movie.images?.length && !params.movieHasPictures) params = { ...params, movieHasPictures: true };
     const request = { userId: current.userId, guildId: current.guildId, roleIds: context.roleIds, gpuSeconds: policy.price(params, movie.prompts.length), note: (id: number) => `retry of job ${id}` };
     const row = await policy.admit(tx, request, async (reservedMs) => {
       const [updated] = await tx
         .update(jobs)
         .set({
           status: 'queued',
+          params: params as unknown as Record<string, unknown>,
           attempts: 0,
           maxAttempts: farm.config.maxAttempts,
           runAfter: sql`now()`,

@@ -99,7 +99,10 @@ export function abilitiesOf(capabilities: WorkerCapabilities, model: string): Mo
 }
 
 /** modelAbilityFor(kind, params) on a jobs row aliased `j`. */
-const ABILITY_SQL = sql.raw(`case when j.kind = 'vary' then 'variation' when j.params ? 'inpaint' then 'inpaint' when jsonb_array_length(coalesce(j.params -> 'images', '[]'::jsonb)) > 0 then 'picture' else 'text' end`);
+const ABILITY_SQL = sql.raw(
+  `case when j.kind = 'vary' then 'variation' when j.params ? 'inpaint' then 'inpaint' ` +
+    `when jsonb_array_length(coalesce(j.params -> 'images', '[]'::jsonb)) > 0 or j.params @> '{"movieHasPictures": true}'::jsonb then 'picture' else 'text' end`,
+);
 
 /** canRun as a condition on a jobs row aliased `j` (kind, model, pixels, params), for the claim. */
 export function capableSql(capabilities: WorkerCapabilities): SQL {

@@ -8,6 +8,7 @@ import type { FarmDb } from '../../db/client.ts';
 import type { FarmContext } from '../../farm/config.ts';
 import { FarmError, NoCapableWorkerError, ParentVideoGoneError } from '../../farm/errors.ts';
 import { followUpParams, followUpsFor, parentMovieParams, submitFollowUp } from '../../farm/follow-up.ts';
+import { parseJobParams } from '../../farm/job-params.ts';
 import { cancelJob, getJob, getJobInputs, retryJob, submitJob } from '../../farm/jobs.ts';
 import { LIMITS } from '../../farm/limits.ts';
 import { movieOf } from '../../farm/movie.ts';
@@ -18,7 +19,7 @@ import type { ClaimedJob, WorkerCapabilities } from '../../farm/types.ts';
 import { waitForJob } from '../../farm/wait.ts';
 import { claimJob, claimSpecificJob, completeJob, releaseJob } from '../../farm/queue.ts';
 import { getBudget } from '../../farm/policy/budget.ts';
-import { markWorkerStopped, registerWorker } from '../../farm/worker-registry.ts';
+import { canRun, jobNeeds, markWorkerStopped, registerWorker } from '../../farm/worker-registry.ts';
 import { FarmWorker } from '../../farm/worker.ts';
 import { BACKENDS, CHEAP_BLEND, countRows, farmContext, GENEROUS_BUDGET } from '../helpers/db.ts';
 import { useTestFarm } from '../helpers/farm.ts';
@@ -283,5 +284,57 @@ describe.each(BACKENDS)('follow-ups on %s', (backend) => {
     expect(await refusalOf(retryJob(farm, stranded.id))).toMatchObject({ code: 'invalid_state', jobId: movie.id, message: expect.stringContaining(`The video of job ${movie.id} is no longer stored`) });
     expect((await getJob(farm, stranded.id))?.status).toBe('cancelled');
     await markWorkerStopped(farm, 'w-rule');
+  });
+
+  it('routes an extension of a movie with pictures only to a worker whose model takes pictures (the engine re-renders its last keyframe from them)', async () => {
+    const withEncoder: WorkerCapabilities = { models: ['enc'], modelAbilities: { enc: ['text', 'picture'] }, maxPixels: 10_000_000, executionProvider: 'test' };
+    const textOnly: WorkerCapabilities = { models: ['enc'], modelAbilities: { enc: ['text'] }, maxPixels: 10_000_000, executionProvider: 'test' };
+    await registerWorker(farm, { id: 'w-enc', host: 'test', pid: 1, concurrency: 1, capabilities: withEncoder });
+    const params = { ...CHEAP_BLEND, model: 'enc' };
+    const pictured = await submitJob(farm, { kind: 'blend', userId: 'fay', params: { ...params, images: [{ index: 1, strength: 0.5 }] }, inputs: { 'image-2': PHOTO } });
+    await finish(pictured.id, 'w-enc', withEncoder);
+    const plain = await submitJob(farm, { kind: 'blend', userId: 'fay', params });
+    await finish(plain.id, 'w-enc', withEncoder);
+
+    const extension = await submitFollowUp(farm, { kind: 'extend', parentJobId: pictured.id, userId: 'fay', options: { prompts: ['c'] } });
+    // Found from the whole movie at submission and stored with the job; the extension itself has no pictures.
+    expect(extension.params).toMatchObject({ prompts: ['c'], movieHasPictures: true });
+    expect(extension.params.images).toBeUndefined();
+    expect((await getJob(farm, extension.id))?.params.movieHasPictures).toBe(true);
+    const need = jobNeeds('extend', extension.params);
+    expect(need.ability).toBe('picture');
+    expect(canRun(textOnly, need)).toBe(false);
+    expect(canRun(withEncoder, need)).toBe(true);
+    // The claim applies the same rule: a worker whose model has no VAE encoder gets nothing.
+    expect(await claimJob(farm, 'w-text', textOnly)).toBeUndefined();
+    const claimed = await claimJob(farm, 'w-enc', withEncoder);
+    expect(claimed?.id).toBe(extension.id);
+    await completeJob(farm, claimed!, { artifact: { format: 'mp4', mime: 'video/mp4', sizeBytes: 1, meta: {}, data: Buffer.from('v') }, gpuSeconds: 0.01 });
+    // Further along the chain too, however it is submitted.
+    const deeper = await submitJob(farm, { kind: 'extend', userId: 'fay', parentJobId: extension.id, params: { ...params, prompts: ['d'] } });
+    expect(deeper.params.movieHasPictures).toBe(true);
+    expect(await claimJob(farm, 'w-text', textOnly)).toBeUndefined();
+    await cancelJob(farm, deeper.id);
+    // An extension stored without it (by an older version) gets it when retried.
+    await db.db.execute(sql`update jobs set params = params - 'movieHasPictures' where id = ${deeper.id}`);
+    expect((await retryJob(farm, deeper.id)).params.movieHasPictures).toBe(true);
+    expect(await claimJob(farm, 'w-text', textOnly)).toBeUndefined();
+    await cancelJob(farm, deeper.id);
+
+    // An extension of a movie without pictures needs text only: the text-only worker takes it.
+    const plainExtension = await submitFollowUp(farm, { kind: 'extend', parentJobId: plain.id, userId: 'fay', options: { prompts: ['c'] } });
+    expect(plainExtension.params.movieHasPictures).toBeUndefined();
+    expect((await claimJob(farm, 'w-text', textOnly))?.id).toBe(plainExtension.id);
+    await cancelJob(farm, plainExtension.id);
+    // Only the farm sets it.
+    expect(() => parseJobParams('extend', { prompts: ['c'], movieHasPictures: true })).toThrow('unknown parameter "movieHasPictures"');
+
+    // With only the text-only worker online, a bot submission (requireCapableWorker) is refused, saying why.
+    await markWorkerStopped(farm, 'w-enc');
+    await registerWorker(farm, { id: 'w-text', host: 'test', pid: 2, concurrency: 1, capabilities: textOnly });
+    const refused = await refusalOf(submitFollowUp(farm, { kind: 'extend', parentJobId: pictured.id, userId: 'fay', options: { prompts: ['d'] }, requireCapableWorker: true }));
+    expect(refused).toBeInstanceOf(NoCapableWorkerError);
+    expect(refused?.message).toMatch(/can use model "enc" to continue this movie: it starts or ends at a picture, and re-rendering its last keyframe from that picture needs a model with a VAE encoder; make a new \/movie instead/);
+    await markWorkerStopped(farm, 'w-text');
   });
 });
