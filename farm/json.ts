@@ -61,6 +61,8 @@ export function budgetToJson(budget: BudgetStatus) {
     refillGpuSeconds: budget.refillGpuSeconds,
     refillPeriodSeconds: budget.refillPeriodSeconds,
     nextRefillAt: budget.nextRefillAt.toISOString(),
+    refillDue: budget.refillDue,
+    limitsComplete: budget.limitsComplete,
     activeJobs: budget.activeJobs,
     maxActiveJobs: budget.maxActiveJobs,
     ledger: budget.ledger.map((entry) => ({ ...entry, createdAt: entry.createdAt.toISOString() })),

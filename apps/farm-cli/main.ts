@@ -61,7 +61,8 @@ Commands:
   submit extend "next prompt" --parent JOB --user ID
   status [--json]                               queue, running jobs, workers online
   show JOB [--json]                             one job
-  budget --user ID [--grant N] [--note TEXT] [--json]
+  budget --user ID [--guild ID] [--grant N] [--note TEXT] [--json]
+                                                shows (and grants); never applies a due refill
   cancel JOB [--json]                           refunds what was not used
   retry JOB [--json]                            requeues a failed or cancelled job
   fetch JOB --out FILE                          saves a finished job's video
@@ -312,12 +313,18 @@ export async function farmCli(argv: string[], io: CliIo = {}): Promise<number> {
           await grantBudget(farm, values.user, grant, values.note);
           granted = `Granted ${grant} GPU-seconds to ${values.user}. `;
         }
+        // A read (and a grant) never applies a due refill: only the member's next request does,
+        // with the limits of where it is made (farm/README.md, Budgets).
         const budget = await getBudget(farm, values.user, { guildId: values.guild ?? null });
-        print(
-          `${granted}${budget.userId}: ${budget.balanceGpuSeconds} GPU-seconds left (${budget.heldGpuSeconds} held by ${budget.activeJobs}/${budget.maxActiveJobs} active jobs); ` +
-            `tops up to ${budget.refillGpuSeconds} every ${budget.refillPeriodSeconds} s, next at ${budget.nextRefillAt.toISOString()}.`,
-          budgetToJson(budget),
-        );
+        const scope = !values.guild
+          ? ' (limits outside any server; --guild ID for a server\'s)'
+          : budget.limitsComplete
+            ? ''
+            : ' (limits without the member\'s roles: this server\'s role overrides may give more)';
+        const refill = budget.refillDue
+          ? `a refill to ${budget.refillGpuSeconds} is due: the member's next request applies it, with the limits of where it is made${scope}.`
+          : `tops up to ${budget.refillGpuSeconds} every ${budget.refillPeriodSeconds} s, next at ${budget.nextRefillAt.toISOString()}${scope}.`;
+        print(`${granted}${budget.userId}: ${budget.balanceGpuSeconds} GPU-seconds left (${budget.heldGpuSeconds} held by ${budget.activeJobs}/${budget.maxActiveJobs} active jobs); ${refill}`, budgetToJson(budget));
         return 0;
       }
 

@@ -4,19 +4,34 @@ import type { BotContext, Command } from '../context.ts';
 import { duration, title, withWholeMovie } from '../format.ts';
 import { userMessage } from '../errors.ts';
 
+/** The member's roles from an interaction in a server (a cached GuildMember, or the raw member Discord sent); undefined outside one. */
+function interactionRoleIds(interaction: ChatInputCommandInteraction): readonly string[] | undefined {
+  const member = interaction.member;
+  if (!interaction.guildId || !member) return undefined;
+  return member instanceof GuildMember ? [...member.roles.cache.keys()] : member.roles;
+}
+
 export const budget: Command = {
   data: new SlashCommandBuilder().setName('budget').setDescription('Your GPU-seconds: balance, next refill, your queued and running jobs'),
   async execute(interaction: ChatInputCommandInteraction, ctx: BotContext) {
     await interaction.deferReply({ flags: MessageFlags.Ephemeral });
     try {
-      const member = interaction.member instanceof GuildMember ? interaction.member : undefined;
-      const b = await getBudget(ctx.farm, interaction.user.id, { guildId: interaction.guildId, roleIds: member ? [...member.roles.cache.keys()] : [] }, 0);
+      // A read: it never applies a due refill (that would start a new period with this place's
+      // allowance); the next request does, with the limits of the server it is made in.
+      const inServer = interaction.guildId !== null;
+      const b = await getBudget(ctx.farm, interaction.user.id, { guildId: interaction.guildId, roleIds: inServer ? interactionRoleIds(interaction) : [] }, 0);
       const active = await listJobs(ctx.farm, { userId: interaction.user.id, statuses: ['queued', 'running'] });
-      const refillIn = (b.nextRefillAt.getTime() - Date.now()) / 1000;
+      const every = `every ${duration(b.refillPeriodSeconds)}`;
+      const refill = b.refillDue
+        ? inServer
+          ? `A refill to ${b.refillGpuSeconds} is due: your next request here applies it (then one ${every}).`
+          : `A refill is due: your next request applies it, with the allowance of the server you make it in (${b.refillGpuSeconds} outside servers).`
+        : `Refills to ${b.refillGpuSeconds} ${every}; next refill <t:${Math.floor(b.nextRefillAt.getTime() / 1000)}:R>.`;
       const lines = [
         `**${b.balanceGpuSeconds.toFixed(1)} GPU-seconds** available (${b.heldGpuSeconds.toFixed(1)} held by your active jobs).`,
-        `Refills to ${b.refillGpuSeconds} every ${duration(b.refillPeriodSeconds)}; next refill <t:${Math.floor(b.nextRefillAt.getTime() / 1000)}:R>${refillIn <= 0 ? ' (on your next request)' : ''}.`,
+        refill,
         `Active jobs: ${b.activeJobs} of ${b.maxActiveJobs}.`,
+        ...(inServer ? [] : ['Outside a server the farm’s own limits apply; run /budget in a server to see its limits for you.']),
         ...(await Promise.all(active.map(async (j) => `• ${title(await withWholeMovie(ctx.farm, j))} (${j.status})`))),
       ];
       await interaction.editReply(lines.join('\n'));

@@ -6,8 +6,13 @@
 //
 // Refill policy: once per period (guild setting, per-role override, farm default) the balance plus
 // the seconds held by the user's queued and running jobs is topped up to the period's allowance;
-// unused seconds do not pile up. The refill is applied
-// lazily the next time the user's budget is touched.
+// unused seconds do not pile up. There is one refill clock per user, while the allowance depends
+// on where a request comes from, so a due refill is applied (and the clock moved) only by
+// admission with the member's complete limits (ResolvedLimits.complete): a request outside any
+// server (the farm's defaults), or in a server with the member's roles (or a server without role
+// overrides). Reads (getBudget), grants and requests in a server without the member's roles never
+// apply it: they would top up with less than the member's allowance and start a new period.
+// A refill applied after grants made since it fell due counts them as coming after it.
 import { and, desc, eq, inArray, sql } from 'drizzle-orm';
 import { type FarmDb, type Queryable, type Transaction, queryRows } from '../../db/client.ts';
 import { budgetLedger, guilds, jobs, type LedgerKind } from '../../db/schema.ts';
@@ -25,19 +30,35 @@ export interface BudgetFarm {
 }
 
 export interface BudgetContext {
-  /** The server the request came from (its settings pick the refill and limits). */
+  /** The server the request came from (its settings pick the refill and limits); null or unset: outside any server. */
   guildId?: string | null;
-  /** The member's roles there; the most generous role override applies. */
+  /**
+   * The member's roles there; the most generous role override applies. Unset: not known (an
+   * operator's command, a CLI retry), so a server's role overrides cannot be applied and the
+   * limits may be less than the member's (ResolvedLimits.complete); an empty list: no roles.
+   */
   roleIds?: readonly string[];
 }
 
 /** The budget rules for one user in one place: the farm's defaults after guild and role overrides. */
 export type BudgetLimits = BudgetDefaults;
 
+export interface ResolvedLimits extends BudgetLimits {
+  /**
+   * Whether these are the member's whole limits for the request: outside any server (the farm's
+   * defaults), or in a server with the member's roles known, or in a server without role
+   * overrides. Only then may admission apply a due refill (applyDueRefill).
+   */
+  complete: boolean;
+}
+
+/** A user's budget row as one transaction sees it. */
 export interface LockedUser {
   id: string;
+  /** The stored balance: a due refill that is not applied yet is not in it. */
   balanceMs: number;
-  lastRefillMs: number;
+  /** When the last refill was applied (ms since epoch); null: never. */
+  lastRefillMs: number | null;
   /** Database clock at the transaction start (ms since epoch). */
   nowMs: number;
 }
@@ -59,7 +80,16 @@ export interface BudgetStatus {
   heldGpuSeconds: number;
   refillGpuSeconds: number;
   refillPeriodSeconds: number;
+  /** When the next refill falls due; when one is due already (refillDue), now. */
   nextRefillAt: Date;
+  /**
+   * A refill period has ended and its refill is not applied yet: it is not in balanceGpuSeconds.
+   * The member's next request with complete limits applies it (in a server: with that server's
+   * and the member's roles' allowance), topping up to the allowance of where it is made.
+   */
+  refillDue: boolean;
+  /** Whether the limits shown are the member's whole limits here (ResolvedLimits.complete): false for a server with role overrides when the roles were not given. */
+  limitsComplete: boolean;
   activeJobs: number;
   maxActiveJobs: number;
   /** Newest first. */
@@ -70,13 +100,16 @@ export interface BudgetStatus {
  * The farm's budget defaults, overridden by the guild's settings and the member's most generous
  * role. Stored server and role values are applied within the operator's ceilings
  * (guildSettingRanges): a value saved before a ceiling existed or was lowered gives at most the
- * ceiling. The farm's own defaults are the operator's and are not clamped.
+ * ceiling. The farm's own defaults are the operator's and are not clamped. `complete` says whether
+ * they are the member's whole limits (roles given, or none that could matter).
  */
-export async function resolveLimits(q: Queryable, options: Pick<PolicyOptions, 'budget' | 'guildCeilings'>, context: BudgetContext = {}): Promise<BudgetLimits> {
-  const limits: BudgetLimits = { ...options.budget };
+export async function resolveLimits(q: Queryable, options: Pick<PolicyOptions, 'budget' | 'guildCeilings'>, context: BudgetContext = {}): Promise<ResolvedLimits> {
+  const limits: ResolvedLimits = { ...options.budget, complete: true };
   if (!context.guildId) return limits;
   const [guild] = await q.select().from(guilds).where(eq(guilds.id, context.guildId));
   if (!guild) return limits;
+  // Roles not given: complete only if no role of this server could raise the limits.
+  limits.complete = context.roleIds !== undefined || Object.keys(guild.roleOverrides).length === 0;
   const ranges = guildSettingRanges(options.guildCeilings);
   const within = (setting: GuildSettingName, value: number): number => Math.min(Math.max(value, ranges[setting].min), ranges[setting].max);
   if (guild.refillGpuSeconds !== null) limits.refillGpuSeconds = within('refillGpuSeconds', guild.refillGpuSeconds);
@@ -91,35 +124,77 @@ export async function resolveLimits(q: Queryable, options: Pick<PolicyOptions, '
   return limits;
 }
 
-/** Creates the user on first sight, locks its row for this transaction and applies a due refill. */
-export async function lockUser(tx: Transaction, userId: string, limits: BudgetLimits): Promise<LockedUser> {
+const USER_ROW = (userId: string, lock: boolean) =>
+  sql`select balance_ms,
+             (extract(epoch from last_refill_at) * 1000)::float8 as last_refill_ms,
+             (extract(epoch from now()) * 1000)::float8 as now_ms
+      from users where id = ${userId} ${lock ? sql`for update` : sql.empty()}`;
+
+type UserRow = { balance_ms: string | number; last_refill_ms: number | null; now_ms: number };
+
+/** Creates the user on first sight and locks its row for this transaction. Applies no refill (applyDueRefill does). */
+export async function lockUser(tx: Transaction, userId: string): Promise<LockedUser> {
   await tx.execute(sql`insert into users (id) values (${userId}) on conflict (id) do nothing`);
-  const [row] = await queryRows<{ balance_ms: string | number; last_refill_ms: number | null; now_ms: number }>(
-    tx,
-    sql`select balance_ms,
-               (extract(epoch from last_refill_at) * 1000)::float8 as last_refill_ms,
-               (extract(epoch from now()) * 1000)::float8 as now_ms
-        from users where id = ${userId} for update`,
-  );
-  const user: LockedUser = { id: userId, balanceMs: Number(row.balance_ms), lastRefillMs: row.last_refill_ms ?? -Infinity, nowMs: row.now_ms };
-  if (user.nowMs >= user.lastRefillMs + limits.refillPeriodSeconds * 1000) {
-    // Top up what the user has, held seconds included: seconds reserved by queued and running
-    // jobs come back (settle, refund) later, so after a refill balance + held is the allowance
-    // (or stays above it), never the allowance plus the held seconds.
-    const allowanceMs = Math.round(limits.refillGpuSeconds * 1000);
-    const { heldMs } = await countActiveJobs(tx, userId);
-    const topUpMs = allowanceMs - (user.balanceMs + heldMs);
-    if (topUpMs > 0) {
-      user.balanceMs = await addLedgerEntry(tx, userId, 'refill', topUpMs, null, `top-up to ${limits.refillGpuSeconds} GPU-seconds (${heldMs / 1000} held by active jobs)`);
-    }
-    await tx.execute(sql`update users set last_refill_at = now() where id = ${userId}`);
-    user.lastRefillMs = user.nowMs;
-  }
-  return user;
+  const [row] = await queryRows<UserRow>(tx, USER_ROW(userId, true));
+  return { id: userId, balanceMs: Number(row.balance_ms), lastRefillMs: row.last_refill_ms, nowMs: row.now_ms };
 }
 
+/** A user's row for reading, without creating or locking it (a user never seen: 0, never refilled). */
+async function readUser(q: Queryable, userId: string): Promise<LockedUser> {
+  const [row] = await queryRows<UserRow>(q, USER_ROW(userId, false));
+  if (row) return { id: userId, balanceMs: Number(row.balance_ms), lastRefillMs: row.last_refill_ms, nowMs: row.now_ms };
+  const [clock] = await queryRows<{ now_ms: number }>(q, sql`select (extract(epoch from now()) * 1000)::float8 as now_ms`);
+  return { id: userId, balanceMs: 0, lastRefillMs: null, nowMs: clock.now_ms };
+}
+
+/** When the current period's refill falls (fell) due, ms since epoch; null: never refilled, due now. */
+function refillDueAtMs(user: LockedUser, limits: BudgetLimits): number | null {
+  return user.lastRefillMs === null ? null : user.lastRefillMs + limits.refillPeriodSeconds * 1000;
+}
+
+export function isRefillDue(user: LockedUser, limits: BudgetLimits): boolean {
+  const dueAtMs = refillDueAtMs(user, limits);
+  return dueAtMs === null || user.nowMs >= dueAtMs;
+}
+
+/** When the next refill falls due; now when one is due already (it applies on the member's next request). */
 export function nextRefillAt(user: LockedUser, limits: BudgetLimits): Date {
-  return new Date(user.lastRefillMs + limits.refillPeriodSeconds * 1000);
+  const dueAtMs = refillDueAtMs(user, limits);
+  return new Date(dueAtMs === null || user.nowMs >= dueAtMs ? user.nowMs : dueAtMs);
+}
+
+/**
+ * Applies a due refill inside an admission's transaction (user locked by lockUser): tops up what
+ * the user has, held seconds included, to the allowance and starts a new period. Seconds reserved
+ * by queued and running jobs come back (settle, refund) later, so after a refill balance + held is
+ * the allowance (or stays above it), never the allowance plus the held seconds. The refill counts
+ * as coming when it fell due: operator grants since then (which do not refill) are left out of
+ * what it tops up, so a grant neither eats the refill nor is undone by it. Only with complete
+ * limits (ResolvedLimits.complete): anything else would top up with less than the member's
+ * allowance and start a new period (README, Budgets).
+ */
+export async function applyDueRefill(tx: Transaction, user: LockedUser, limits: ResolvedLimits): Promise<void> {
+  if (!limits.complete || !isRefillDue(user, limits)) return;
+  const allowanceMs = Math.round(limits.refillGpuSeconds * 1000);
+  const { heldMs } = await countActiveJobs(tx, user.id);
+  const grantedMs = await grantedSince(tx, user.id, refillDueAtMs(user, limits));
+  const topUpMs = allowanceMs - (user.balanceMs + heldMs - grantedMs);
+  if (topUpMs > 0) {
+    const granted = grantedMs !== 0 ? `, ${grantedMs / 1000} granted since it fell due` : '';
+    user.balanceMs = await addLedgerEntry(tx, user.id, 'refill', topUpMs, null, `top-up to ${limits.refillGpuSeconds} GPU-seconds (${heldMs / 1000} held by active jobs${granted})`);
+  }
+  await tx.execute(sql`update users set last_refill_at = now() where id = ${user.id}`);
+  user.lastRefillMs = user.nowMs;
+}
+
+/** Sum of the operator grants (ms, signed) made at or after `sinceMs` (null: ever). */
+async function grantedSince(q: Queryable, userId: string, sinceMs: number | null): Promise<number> {
+  const since = sinceMs === null ? sql.empty() : sql`and created_at >= to_timestamp(${sinceMs / 1000}::float8)`;
+  const [row] = await queryRows<{ granted_ms: number }>(
+    q,
+    sql`select coalesce(sum(amount_ms), 0)::float8 as granted_ms from budget_ledger where user_id = ${userId} and kind = 'grant' ${since}`,
+  );
+  return row.granted_ms;
 }
 
 /** Applies a signed amount to the balance and records it; returns the balance after (ms). */
@@ -149,10 +224,14 @@ export async function countActiveJobs(q: Queryable, userId: string): Promise<{ c
   return { count: row.count, heldMs: row.heldMs };
 }
 
+/**
+ * A user's budget as `context` sees it. A read: it writes nothing and never applies a due refill
+ * (refillDue says one is due), whoever asks and from wherever.
+ */
 export async function getBudget(farm: BudgetFarm, userId: string, context: BudgetContext = {}, ledgerEntries = 20): Promise<BudgetStatus> {
   return farm.db.db.transaction(async (tx) => {
     const limits = await resolveLimits(tx, farm.config, context);
-    const user = await lockUser(tx, userId, limits);
+    const user = await readUser(tx, userId);
     const active = await countActiveJobs(tx, userId);
     const ledger = await tx
       .select()
@@ -167,6 +246,8 @@ export async function getBudget(farm: BudgetFarm, userId: string, context: Budge
       refillGpuSeconds: limits.refillGpuSeconds,
       refillPeriodSeconds: limits.refillPeriodSeconds,
       nextRefillAt: nextRefillAt(user, limits),
+      refillDue: isRefillDue(user, limits),
+      limitsComplete: limits.complete,
       activeJobs: active.count,
       maxActiveJobs: limits.maxActiveJobs,
       ledger: ledger.map((entry) => ({
@@ -182,14 +263,18 @@ export async function getBudget(farm: BudgetFarm, userId: string, context: Budge
   });
 }
 
-/** Operator grant (negative to take seconds away, never below zero). Returns the new balance. */
+/**
+ * Operator grant (negative to take seconds away, never below zero). Returns the new balance. Adds
+ * to the stored balance only: a due refill is left for the member's next request (applyDueRefill),
+ * which counts this grant as coming after it.
+ */
 export async function grantBudget(farm: BudgetFarm, userId: string, gpuSeconds: number, note?: string): Promise<number> {
   checkId('user id', userId);
   if (!Number.isFinite(gpuSeconds) || gpuSeconds === 0) throw new FarmError('invalid_params', `A grant must be a non-zero number of GPU-seconds (got ${gpuSeconds}).`);
   const noteIssue = note === undefined ? undefined : unstorableTextIssue('The note', note);
   if (noteIssue) throw new FarmError('invalid_params', `${noteIssue}.`);
   return farm.db.db.transaction(async (tx) => {
-    const user = await lockUser(tx, userId, await resolveLimits(tx, farm.config));
+    const user = await lockUser(tx, userId);
     const amountMs = Math.round(gpuSeconds * 1000);
     if (user.balanceMs + amountMs < 0) {
       throw new FarmError('invalid_params', `Cannot take ${-gpuSeconds} GPU-seconds from ${userId}: the balance is only ${user.balanceMs / 1000}.`);

@@ -177,7 +177,8 @@ describe.each(BACKENDS)('job rights across servers (%s)', (backend) => {
       expect(await getGuildSettings(farm, home.id)).toMatchObject({ refillGpuSeconds: 3600, refillPeriodSeconds: 7200, maxActiveJobs: 10 });
       const newcomer = fake.createUser({ username: 'newcomer' });
       fake.addMember(newcomer, { guildId: home.id });
-      expect(await getBudget(farm, newcomer.id, { guildId: home.id }, 0)).toMatchObject({ balanceGpuSeconds: 3600, maxActiveJobs: 10 });
+      // A read applies no refill: the newcomer's first request here tops up to the ceiling.
+      expect(await getBudget(farm, newcomer.id, { guildId: home.id, roleIds: [] }, 0)).toMatchObject({ balanceGpuSeconds: 0, refillDue: true, refillGpuSeconds: 3600, maxActiveJobs: 10 });
     });
 
     it('role overrides are clamped the same way', async () => {

@@ -88,38 +88,61 @@ describe.each(BACKENDS)('budgets on %s', (backend) => {
     await updateGuildSettings(farm, 'guild-1', { refillPeriodSeconds: 600, role: { roleId: 'patron', override: { refillGpuSeconds: 1000, maxActiveJobs: 20 } } });
     const updated = await updateGuildSettings(farm, 'guild-1', { role: { roleId: 'helper', override: { refillGpuSeconds: 300 } } });
     expect(updated).toMatchObject({ refillGpuSeconds: 200, refillPeriodSeconds: 600, maxActiveJobs: 5, roleOverrides: { patron: { refillGpuSeconds: 1000 }, helper: { refillGpuSeconds: 300 } } });
+    // A read shows the limits and applies nothing; the first request applies the refill with them.
     const member = await getBudget(farm, 'member', { guildId: 'guild-1', roleIds: ['nobody-role'] });
-    expect(member).toMatchObject({ balanceGpuSeconds: 200, refillGpuSeconds: 200, refillPeriodSeconds: 600, maxActiveJobs: 5 });
+    expect(member).toMatchObject({ balanceGpuSeconds: 0, refillDue: true, limitsComplete: true, refillGpuSeconds: 200, refillPeriodSeconds: 600, maxActiveJobs: 5 });
     const patron = await getBudget(farm, 'patron-user', { guildId: 'guild-1', roleIds: ['helper', 'patron'] });
-    expect(patron).toMatchObject({ balanceGpuSeconds: 1000, refillGpuSeconds: 1000, maxActiveJobs: 20 });
+    expect(patron).toMatchObject({ balanceGpuSeconds: 0, refillDue: true, refillGpuSeconds: 1000, maxActiveJobs: 20 });
+    await submitJob(farm, { kind: 'blend', userId: 'patron-user', guildId: 'guild-1', roleIds: ['helper', 'patron'], params: CHEAP_BLEND });
+    const patronAfter = await getBudget(farm, 'patron-user', { guildId: 'guild-1', roleIds: ['helper', 'patron'] });
+    expect(patronAfter).toMatchObject({ refillDue: false, heldGpuSeconds: cost });
+    expect(patronAfter.balanceGpuSeconds).toBeCloseTo(1000 - cost, 3);
 
     // Spend some, then let the period pass: the balance goes back up to the allowance, no further.
-    await submitJob(farm, { kind: 'blend', userId: 'member', guildId: 'guild-1', params: CHEAP_BLEND });
-    expect((await getBudget(farm, 'member', { guildId: 'guild-1' })).balanceGpuSeconds).toBeCloseTo(200 - cost, 3);
+    const inGuild = { guildId: 'guild-1', roleIds: ['nobody-role'] };
+    await submitJob(farm, { kind: 'blend', userId: 'member', ...inGuild, params: CHEAP_BLEND });
+    expect((await getBudget(farm, 'member', inGuild)).balanceGpuSeconds).toBeCloseTo(200 - cost, 3);
     // 50 more seconds spent (an operator's debit); the job is still queued and holds its reservation,
     // so the top-up counts it: balance + held comes back to the allowance, not above it.
     await grantBudget(farm, 'member', -50, 'spent elsewhere');
     await db.db.execute(sql`update users set last_refill_at = now() - interval '11 minutes' where id = 'member'`);
-    const refilled = await getBudget(farm, 'member', { guildId: 'guild-1' });
-    expect(refilled.balanceGpuSeconds).toBeCloseTo(200 - cost, 3);
-    expect(refilled.ledger[0]).toMatchObject({ kind: 'refill', amountGpuSeconds: 50 });
+    await db.db.execute(sql`update budget_ledger set created_at = created_at - interval '11 minutes' where user_id = 'member'`);
+    const due = await getBudget(farm, 'member', inGuild);
+    expect(due).toMatchObject({ refillDue: true });
+    expect(due.balanceGpuSeconds).toBeCloseTo(150 - cost, 3);
+    // The next request applies it, then reserves.
+    await submitJob(farm, { kind: 'blend', userId: 'member', ...inGuild, params: CHEAP_BLEND });
+    const refilled = await getBudget(farm, 'member', inGuild);
+    expect(refilled.balanceGpuSeconds).toBeCloseTo(200 - 2 * cost, 3);
+    expect(refilled.ledger.slice(0, 2)).toMatchObject([{ kind: 'reserve' }, { kind: 'refill', amountGpuSeconds: 50 }]);
+    expect(refilled.refillDue).toBe(false);
     expect(refilled.nextRefillAt.getTime()).toBeGreaterThan(Date.now() + 500_000);
     // Within the period nothing more is added.
-    expect((await getBudget(farm, 'member', { guildId: 'guild-1' })).ledger).toHaveLength(refilled.ledger.length);
+    await submitJob(farm, { kind: 'blend', userId: 'member', ...inGuild, params: CHEAP_BLEND });
+    expect((await getBudget(farm, 'member', inGuild)).ledger.filter((e) => e.kind === 'refill')).toHaveLength(2);
     const audit = await auditBalance(db.db, 'member');
     expect(audit.balanceMs).toBe(audit.ledgerSumMs);
   });
 
-  it('grants seconds and refuses to take more than the balance', async () => {
-    expect(await grantBudget(farm, 'granted', 50, 'contest prize')).toBe(150);
-    expect(await grantBudget(farm, 'granted', -20)).toBe(130);
+  it('grants seconds and refuses to take more than the balance; a grant never applies the refill, nor eats it', async () => {
+    // A grant adds to the stored balance only (a new user has 0 and a refill due).
+    expect(await grantBudget(farm, 'granted', 50, 'contest prize')).toBe(50);
+    expect(await grantBudget(farm, 'granted', -20)).toBe(30);
     await expect(grantBudget(farm, 'granted', -1000)).rejects.toThrow(FarmError);
     const budget = await getBudget(farm, 'granted');
-    expect(budget.balanceGpuSeconds).toBe(130);
+    expect(budget).toMatchObject({ balanceGpuSeconds: 30, refillDue: true });
     expect(budget.ledger.map((e) => [e.kind, e.amountGpuSeconds])).toEqual([
       ['grant', -20],
       ['grant', 50],
+    ]);
+    // The first request applies the refill as if it had come before the grants: 100, then +50 −20.
+    await submitJob(farm, { kind: 'blend', userId: 'granted', params: CHEAP_BLEND });
+    const after = await getBudget(farm, 'granted');
+    expect(after.balanceGpuSeconds + after.heldGpuSeconds).toBeCloseTo(130, 3);
+    expect(after.ledger.map((e) => [e.kind, e.amountGpuSeconds]).slice(1)).toEqual([
       ['refill', 100],
+      ['grant', -20],
+      ['grant', 50],
     ]);
   });
 

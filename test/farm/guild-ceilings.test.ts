@@ -28,18 +28,23 @@ describe.each(BACKENDS)('guild values past the ceilings on %s', (backend) => {
   });
 
   it('gives a member at most the ceilings', async () => {
-    const member = await getBudget(farm, 'member', { guildId: 'old-guild' });
+    const member = await getBudget(farm, 'member', { guildId: 'old-guild', roleIds: [] });
     expect(member.refillGpuSeconds).toBe(20);
-    expect(member.balanceGpuSeconds).toBe(20);
     expect(member.refillPeriodSeconds).toBe(7200);
     expect(member.maxActiveJobs).toBe(2);
+    // The refill a request applies is the ceiling's too.
+    await submitJob(farm, { kind: 'blend', userId: 'member', guildId: 'old-guild', roleIds: [], params: { ...CHEAP_BLEND, model: 'ceil-m' } });
+    const after = await getBudget(farm, 'member', { guildId: 'old-guild', roleIds: [] });
+    expect(after.balanceGpuSeconds + after.heldGpuSeconds).toBeCloseTo(20, 6);
   });
 
   it('gives a role with a refill of 1e15 at most the ceiling', async () => {
     const whale = await getBudget(farm, 'whale-member', { guildId: 'old-guild', roleIds: ['whale'] });
     expect(whale.refillGpuSeconds).toBe(20);
-    expect(whale.balanceGpuSeconds).toBe(20);
     expect(whale.maxActiveJobs).toBe(2);
+    await submitJob(farm, { kind: 'blend', userId: 'whale-member', guildId: 'old-guild', roleIds: ['whale'], params: { ...CHEAP_BLEND, model: 'ceil-w' } });
+    const after = await getBudget(farm, 'whale-member', { guildId: 'old-guild', roleIds: ['whale'] });
+    expect(after.balanceGpuSeconds + after.heldGpuSeconds).toBeCloseTo(20, 6);
   });
 
   it('admits jobs within the ceilings only', async () => {

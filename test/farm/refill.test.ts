@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import type { FarmDb } from '../../db/client.ts';
 import type { FarmContext } from '../../farm/config.ts';
 import { submitJob } from '../../farm/jobs.ts';
-import { auditBalance, getBudget } from '../../farm/policy/budget.ts';
+import { applyDueRefill, auditBalance, getBudget, lockUser, resolveLimits } from '../../farm/policy/budget.ts';
 import { claimJob, completeJob } from '../../farm/queue.ts';
 import { BACKENDS, CHEAP_BLEND } from '../helpers/db.ts';
 import { useTestFarm } from '../helpers/farm.ts';
@@ -19,12 +19,16 @@ describe.each(BACKENDS)('refills on %s', (backend) => {
   useTestFarm(backend, { budget: { refillGpuSeconds: 10, refillPeriodSeconds: 3600, maxActiveJobs: 5 }, cost: { overheadSeconds: 7 } }, (t) => ({ db, farm } = t));
 
   const nextPeriod = (userId: string) => db.db.execute(sql`update users set last_refill_at = now() - interval '2 hours' where id = ${userId}`);
+  /** What the user's next request outside any server does first (admission with complete limits): applies a due refill. */
+  const refillAsARequestWould = (userId: string) =>
+    db.db.transaction(async (tx) => applyDueRefill(tx, await lockUser(tx, userId), await resolveLimits(tx, farm.config)));
 
   /** Submits, lets a period pass while the job waits, then finishes it having used 0.05 GPU-seconds. */
   async function jobAcrossARefill(userId: string): Promise<{ afterRefill: { balance: number; held: number } }> {
     const job = await submitJob(farm, { kind: 'blend', userId, params: { ...CHEAP_BLEND, model: `refill-${userId}` } });
     expect(job.reservedGpuSeconds).toBeGreaterThan(7);
     await nextPeriod(userId);
+    await refillAsARequestWould(userId);
     const budget = await getBudget(farm, userId);
     const claimed = await claimJob(farm, 'w-refill', { models: [`refill-${userId}`], maxPixels: 1 << 30, executionProvider: 'test' });
     expect(claimed?.id).toBe(job.id);
@@ -33,6 +37,7 @@ describe.each(BACKENDS)('refills on %s', (backend) => {
   }
 
   it('does not give back held seconds on top of the allowance', async () => {
+    await refillAsARequestWould('saver');
     expect((await getBudget(farm, 'saver')).balanceGpuSeconds).toBe(10);
     const first = await jobAcrossARefill('saver');
     // balance + held is the allowance after the refill, not the allowance plus what is held.
@@ -52,14 +57,17 @@ describe.each(BACKENDS)('refills on %s', (backend) => {
   });
 
   it('still tops up a user with nothing held to the allowance, and never takes seconds away', async () => {
-    await getBudget(farm, 'rich');
+    await refillAsARequestWould('rich');
+    // Balances set during the period (a grant, then a debit), before the next refill fell due.
     await db.db.execute(sql`update users set balance_ms = 50000 where id = 'rich'`);
-    await db.db.execute(sql`insert into budget_ledger (user_id, kind, amount_ms, balance_after_ms, note) values ('rich', 'grant', 40000, 50000, 'test')`);
+    await db.db.execute(sql`insert into budget_ledger (user_id, kind, amount_ms, balance_after_ms, note, created_at) values ('rich', 'grant', 40000, 50000, 'test', now() - interval '3 hours')`);
     await nextPeriod('rich');
+    await refillAsARequestWould('rich');
     expect((await getBudget(farm, 'rich')).balanceGpuSeconds).toBe(50);
     await db.db.execute(sql`update users set balance_ms = 1000 where id = 'rich'`);
-    await db.db.execute(sql`insert into budget_ledger (user_id, kind, amount_ms, balance_after_ms, note) values ('rich', 'grant', -49000, 1000, 'test')`);
+    await db.db.execute(sql`insert into budget_ledger (user_id, kind, amount_ms, balance_after_ms, note, created_at) values ('rich', 'grant', -49000, 1000, 'test', now() - interval '3 hours')`);
     await nextPeriod('rich');
+    await refillAsARequestWould('rich');
     expect((await getBudget(farm, 'rich')).balanceGpuSeconds).toBe(10);
   });
 });
