@@ -60,21 +60,32 @@ export async function claimJob(farm: FarmContext, workerId: string, capabilities
   );
 }
 
+/** The id of job `j`'s latest 'queued' event: which queuing of it this is (ClaimedJob.queuedEventId). */
+const LATEST_QUEUED_EVENT = (job: SQL) => sql`(select max(e.id) from job_events e where e.job_id = ${job} and e.type = 'queued')`;
+
 /**
  * Claims one named job for a render this worker already has (its spool, farm/spool.ts): the same
  * bookkeeping as claimJob — attempt, lease token and expiry, the policy's onClaim, a 'claimed'
- * event (data `fromSpool: true`) and its NOTIFY — but only while the job is queued and this worker
- * could render it. The claim order and a retry's back-off (run_after) do not apply: the render is
- * done, so taking it first delays nobody. Returns undefined, changing nothing, when the job is not
- * queued (taken, cancelled, finished) or another claim holds it right now.
+ * event (data `fromSpool: true`) and its NOTIFY — but only while the job is queued, this worker
+ * could render it and, when `queuedEventId` is given, it is still that queuing of the job (not
+ * retried by its owner since). The claim order and a retry's back-off (run_after) do not apply: the
+ * render is done, so taking it first delays nobody. Returns undefined, changing nothing, when the
+ * job is not queued (taken, cancelled, finished), was retried, or another claim holds it right now.
  */
-export async function claimSpecificJob(farm: FarmContext, workerId: string, jobId: number, capabilities: WorkerCapabilities): Promise<ClaimedJob | undefined> {
+export async function claimSpecificJob(
+  farm: FarmContext,
+  workerId: string,
+  jobId: number,
+  capabilities: WorkerCapabilities,
+  queuedEventId?: number,
+): Promise<ClaimedJob | undefined> {
+  const sameQueuing = queuedEventId === undefined ? sql`true` : sql`${LATEST_QUEUED_EVENT(sql`j.id`)} = ${queuedEventId}`;
   return claimPicked(
     farm,
     workerId,
     sql`picked as (
       select j.id from jobs j
-      where j.id = ${jobId} and j.status = 'queued' and ${capableSql(capabilities)}
+      where j.id = ${jobId} and j.status = 'queued' and ${capableSql(capabilities)} and ${sameQueuing}
       for update of j skip locked
     )`,
     { fromSpool: true },
@@ -83,7 +94,7 @@ export async function claimSpecificJob(farm: FarmContext, workerId: string, jobI
 
 /** The claim itself, for the job in CTE "picked" (id) that `pick` (one or more CTEs) selects. */
 async function claimPicked(farm: FarmContext, workerId: string, pick: SQL, eventData: Record<string, unknown> = {}): Promise<ClaimedJob | undefined> {
-  const [row] = await queryRows<{ job: Record<string, unknown> }>(
+  const [row] = await queryRows<{ job: Record<string, unknown>; queued_event_id: number | string | null }>(
     farm.db.db,
     sql`
     with ${pick}, claimed as (
@@ -102,12 +113,15 @@ async function claimPicked(farm: FarmContext, workerId: string, pick: SQL, event
       insert into job_events (job_id, type, data)
       select id, 'claimed', jsonb_build_object('workerId', worker_id, 'attempt', attempts) || ${JSON.stringify(eventData)}::jsonb from claimed
     )
-    select row_to_json(claimed) as job,
+    select row_to_json(claimed) as job, ${LATEST_QUEUED_EVENT(sql`claimed.id`)} as queued_event_id,
            pg_notify(${JOB_EVENTS_CHANNEL}, json_build_object(
              'jobId', id, 'type', 'claimed', 'status', 'running', 'attempt', attempts, 'at', now())::text) -- ids only: farm/events.ts
     from claimed`,
   );
-  return row ? claimedJobFromRow(jobRowFromJson(row.job)) : undefined;
+  if (!row) return undefined;
+  const job = claimedJobFromRow(jobRowFromJson(row.job));
+  if (row.queued_event_id !== null) job.queuedEventId = Number(row.queued_event_id);
+  return job;
 }
 
 /** A job with its lease as it stands (token, and whether it runs out in the future by the database's clock). */
@@ -115,17 +129,21 @@ export interface LeaseState {
   job: Job;
   leaseToken: string | null;
   leaseLive: boolean;
+  /** Which queuing of the job this is (ClaimedJob.queuedEventId). */
+  queuedEventId?: number;
 }
 
 /** The job and who holds it: what a spooled render needs to know (farm/spool.ts). Undefined: no such job. */
 export async function leaseStateOf(farm: FarmContext, jobId: number): Promise<LeaseState | undefined> {
-  const [row] = await queryRows<{ job: Record<string, unknown>; live: boolean | null }>(
+  const [row] = await queryRows<{ job: Record<string, unknown>; live: boolean | null; queued_event_id: number | string | null }>(
     farm.db.db,
-    sql`select row_to_json(jobs) as job, lease_expires_at > now() as live from jobs where id = ${jobId}`,
+    sql`select row_to_json(jobs) as job, lease_expires_at > now() as live, ${LATEST_QUEUED_EVENT(sql`jobs.id`)} as queued_event_id from jobs where id = ${jobId}`,
   );
   if (!row) return undefined;
   const jobRow = jobRowFromJson(row.job);
-  return { job: jobFromRow(jobRow), leaseToken: jobRow.leaseToken, leaseLive: row.live === true };
+  const state: LeaseState = { job: jobFromRow(jobRow), leaseToken: jobRow.leaseToken, leaseLive: row.live === true };
+  if (row.queued_event_id !== null) state.queuedEventId = Number(row.queued_event_id);
+  return state;
 }
 
 /**

@@ -8,6 +8,8 @@
 //   job row                                    entry
 //   missing, done, failed or cancelled      -> deleted
 //   params changed (jobDigest differs)      -> deleted, never stored
+//   retried by its owner since the render   -> deleted, never stored (SpoolEntry.queuedEventId differs:
+//     (after a cancel or a failure)            the retry asked for a fresh render)
 //   running under the spooled lease token   -> completed under that lease (even once it expired)
 //   queued (the lease ran out, reaped)      -> claimed again for this worker (claimSpecificJob), completed
 //   running under another worker's lease    -> kept until that ends (checked again next heartbeat)
@@ -53,6 +55,12 @@ export interface SpoolEntry {
   gpuSeconds: number;
   /** jobDigest of the job as claimed. */
   jobDigest: string;
+  /**
+   * ClaimedJob.queuedEventId of the claim that rendered it: the queuing of the job the video belongs
+   * to. A job its owner retried since (after a cancel or a failure) has another, and the entry is
+   * deleted: the retry asked for a fresh render. Absent in entries written before it was recorded.
+   */
+  queuedEventId?: number;
   /** ISO time the entry was written (its age decides queueHorizonSeconds). */
   createdAt: string;
 }
@@ -99,6 +107,7 @@ function parseEntry(text: string): SpoolEntry | undefined {
     typeof value.gpuSeconds === 'number' &&
     Number.isFinite(value.gpuSeconds) &&
     typeof value.jobDigest === 'string' &&
+    (value.queuedEventId === undefined || Number.isSafeInteger(value.queuedEventId)) &&
     typeof value.createdAt === 'string' &&
     Number.isFinite(Date.parse(value.createdAt));
   return ok ? (value as SpoolEntry) : undefined;
@@ -329,6 +338,11 @@ export async function recoverHeld(r: SpoolRecovery, name: string, options: Recov
   const { job } = state;
   if (job.status === 'done' || job.status === 'failed' || job.status === 'cancelled') return drop(job.id, `the job is ${job.status} already`);
   if (jobDigest(job) !== entry.jobDigest) return drop(job.id, 'the job is not the one rendered (its parameters differ); it is never stored with this video');
+  // Same id, owner and parameters, but queued again by its owner since (a retry after a cancel or
+  // a failure): the retry asked for a fresh render, and the cancelled run was charged already.
+  if (entry.queuedEventId !== undefined && state.queuedEventId !== entry.queuedEventId) {
+    return drop(job.id, 'the job was queued again by a retry since it was rendered (after a cancel or a failure); it is rendered afresh');
+  }
   const held = job.status === 'running' && state.leaseToken === entry.leaseToken;
   if (job.status === 'running' && !held) {
     return keep(job.id, state.leaseLive ? `worker ${job.workerId ?? '?'} holds the job now` : `the lease of worker ${job.workerId ?? '?'} ran out and the job is not back in the queue yet`);
@@ -343,7 +357,7 @@ export async function recoverHeld(r: SpoolRecovery, name: string, options: Recov
   let lease: Lease = { id: job.id, leaseToken: entry.leaseToken, userId: job.userId, attempt: entry.attempt };
   let current = entry;
   if (!held) {
-    const claimed = await claimSpecificJob(r.farm, r.workerId, job.id, r.capabilities);
+    const claimed = await claimSpecificJob(r.farm, r.workerId, job.id, r.capabilities, entry.queuedEventId);
     if (!claimed) return keep(job.id, 'the job is queued but could not be claimed for this worker (another worker took it first, or this worker cannot run its model or size)');
     lease = claimed;
     current = { ...entry, attempt: claimed.attempt, leaseToken: claimed.leaseToken, workerId: r.workerId };

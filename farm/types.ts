@@ -108,6 +108,13 @@ export interface ClaimedJob {
   /** Proof of ownership for heartbeats and completion; a new one per claim. */
   leaseToken: string;
   /**
+   * Which queuing of the job this claim belongs to: the id of its latest 'queued' event (its
+   * submission, or its owner's retry after a cancel or a failure), read by the claim. A retry
+   * changes it; a lease taken back, a failed attempt or a release do not. A spooled render of an
+   * earlier queuing is never stored (farm/spool.ts). Undefined when the job has no such event.
+   */
+  queuedEventId?: number;
+  /**
    * For extend and upscale jobs: the job they continue or upscale. `movie`: the prompts, seeds and
    * pictures of its whole movie (an extension's include those it continues in turn); `pictures`:
    * for an extension of a movie with pictures, their files by movie-wide input name

@@ -471,7 +471,8 @@ export class FarmWorker {
     if (!this.spool) return undefined;
     const { job } = entry;
     try {
-      return await this.spool.put({ jobId: job.id, attempt: job.attempt, leaseToken: job.leaseToken, workerId: this.id, ...info, gpuSeconds, jobDigest: jobDigest(job) }, video);
+      const queuing = job.queuedEventId === undefined ? {} : { queuedEventId: job.queuedEventId };
+      return await this.spool.put({ jobId: job.id, attempt: job.attempt, leaseToken: job.leaseToken, workerId: this.id, ...info, gpuSeconds, jobDigest: jobDigest(job), ...queuing }, video);
     } catch (error) {
       this.log(
         `job ${job.id}: could not write the finished video to the spool folder ${this.spool.dir} (${(error as Error).message}); it is kept in memory only, ` +

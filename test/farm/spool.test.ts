@@ -1,8 +1,8 @@
 // The workers' disk spool (farm/spool.ts), on both back ends: a render finished while the database
 // is unreachable past the lease is kept on disk and completed from there — by the same worker once
 // the database answers, or by a new worker after a restart — without being rendered again, settled
-// with the GPU time the render took; an entry whose job was cancelled or changed is deleted unused,
-// and a job another worker holds is left alone until it ends.
+// with the GPU time the render took; an entry whose job was cancelled, changed or retried by its owner
+// is deleted unused, and a job another worker holds is left alone until it ends.
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -11,9 +11,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FarmDb, openDatabase, queryRows } from '../../db/client.ts';
 import { type FarmContext, farmConfigFrom } from '../../farm/config.ts';
 import { FakeRenderer } from '../../farm/fake-renderer.ts';
-import { cancelJob, getArtifact, getJob, submitJob } from '../../farm/jobs.ts';
+import { cancelJob, getArtifact, getJob, retryJob, submitJob } from '../../farm/jobs.ts';
 import { auditBalance } from '../../farm/policy/budget.ts';
-import { claimJob, completeJob, reapExpiredLeases } from '../../farm/queue.ts';
+import { claimJob, claimSpecificJob, completeJob, reapExpiredLeases, releaseJob } from '../../farm/queue.ts';
 import type { Renderer, RenderResult } from '../../farm/renderer.ts';
 import type { Job } from '../../farm/types.ts';
 import { waitForJob } from '../../farm/wait.ts';
@@ -289,6 +289,79 @@ describe.each(BACKENDS)('the render spool on %s', (backend) => {
     expect(await getArtifact(farm, job.id)).toBeUndefined();
     expect(spoolFiles(spoolDir)).toEqual([]);
     expect(lines.some((l) => l.startsWith(`job ${job.id}: spooled render job-${job.id}-attempt-1-`) && l.endsWith('deleted: the job is cancelled already'))).toBe(true);
+  });
+
+  it('deletes the entry of a job cancelled and then retried by its owner, and renders the retry afresh (charged once for each render)', async () => {
+    const { job, spoolDir } = await spoolDuringOutage('retried');
+    const cancelled = await cancelJob(farm, job.id);
+    const chargedForCancel = cancelled.job.chargedGpuSeconds!;
+    // Same id, owner and parameters: the digest alone cannot tell the retry from the job rendered.
+    const retried = await retryJob(farm, job.id);
+    expect(retried).toMatchObject({ status: 'queued', attempts: 0 });
+    const lines: string[] = [];
+    const { worker, renderer } = restartedWorker('retried', spoolDir, lines);
+    await worker.start();
+    const done = await waitForJob(farm, job.id, { timeoutMs: 20_000 });
+    await worker.stop();
+
+    expect(
+      lines.some(
+        (l) => l.startsWith(`job ${job.id}: spooled render job-${job.id}-attempt-1-`) && l.endsWith('deleted: the job was queued again by a retry since it was rendered (after a cancel or a failure); it is rendered afresh'),
+      ),
+    ).toBe(true);
+    expect(lines.some((l) => l.includes('completed from the spool'))).toBe(false);
+    expect(renderer.renders).toBe(1);
+    expect(worker.stats).toMatchObject({ recovered: 0, claimed: 1, completed: 1 });
+    expect(done).toMatchObject({ status: 'done', attempts: 1, workerId: 'w-b-retried', spentGpuSeconds: 5 });
+    expect((await getArtifact(farm, job.id))!.bytes.toString()).toBe('rendered again');
+    expect(spoolFiles(spoolDir)).toEqual([]);
+    // Charged for the cancelled run and for the fresh render, never for the spooled video again.
+    const ledger = await queryRows<{ kind: string; amount_ms: string | number }>(db.db, sql`select kind, amount_ms from budget_ledger where job_id = ${job.id} order by id`);
+    expect(ledger.map((e) => e.kind)).toEqual(['reserve', 'refund', 'reserve', 'settle']);
+    const charged = -ledger.reduce((sum, e) => sum + Number(e.amount_ms), 0) / 1000;
+    expect(charged).toBeCloseTo(chargedForCancel + Math.min(5, retried.reservedGpuSeconds), 3);
+    const audit = await auditBalance(db.db, job.userId);
+    expect(audit.balanceMs).toBe(audit.ledgerSumMs);
+  });
+
+  it('keeps recovering a job the reaper took back, also after a release: those do not count as a retry', async () => {
+    const { job, spoolDir } = await spoolDuringOutage('requeued');
+    const sidecar = spoolFiles(spoolDir).find((f) => f.endsWith('.json'))!;
+    const [{ id: queuedEventId }] = await queryRows<{ id: number }>(db.db, sql`select max(id)::float8 as id from job_events where job_id = ${job.id} and type = 'queued'`);
+    expect(JSON.parse(fs.readFileSync(path.join(spoolDir, sidecar), 'utf8'))).toMatchObject({ jobId: job.id, queuedEventId });
+    // Taken back by a reaper, claimed by another worker that shuts down and releases it.
+    await reapExpiredLeases(farm);
+    const other = await claimJob(farm, 'w-releasing', { models: ['requeued'], maxPixels: 1024 * 1024, executionProvider: 'cpu' });
+    expect(other?.id).toBe(job.id);
+    expect(await releaseJob(farm, other!)).toBe(true);
+    const lines: string[] = [];
+    const { worker, renderer } = restartedWorker('requeued', spoolDir, lines);
+    await worker.start();
+    await worker.stop();
+
+    expect(renderer.renders).toBe(0);
+    expect(worker.stats.recovered).toBe(1);
+    await expectSettledWithSpooledTime(job);
+    expect(spoolFiles(spoolDir)).toEqual([]);
+  });
+
+  it('an entry written before the queuing was recorded is still recovered; claimSpecificJob refuses an earlier queuing', async () => {
+    const { job, spoolDir } = await spoolDuringOutage('older-entry');
+    const sidecar = spoolFiles(spoolDir).find((f) => f.endsWith('.json'))!;
+    const { queuedEventId, ...older } = JSON.parse(fs.readFileSync(path.join(spoolDir, sidecar), 'utf8')) as { queuedEventId: number };
+    fs.writeFileSync(path.join(spoolDir, sidecar), JSON.stringify(older));
+    await reapExpiredLeases(farm);
+    const caps = { models: ['older-entry'], maxPixels: 1024 * 1024, executionProvider: 'cpu' };
+    expect(await claimSpecificJob(farm, 'w-stale', job.id, caps, queuedEventId - 1)).toBeUndefined();
+    expect(await getJob(farm, job.id)).toMatchObject({ status: 'queued' });
+    const lines: string[] = [];
+    const { worker, renderer } = restartedWorker('older-entry', spoolDir, lines);
+    await worker.start();
+    await worker.stop();
+
+    expect(renderer.renders).toBe(0);
+    expect(worker.stats.recovered).toBe(1);
+    await expectSettledWithSpooledTime(job);
   });
 
   it('deletes the entry when the job is not the one rendered (its parameters changed) and renders it afresh', async () => {
