@@ -7,6 +7,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { RenderError, type RenderContext, type Renderer, type RenderResult } from './renderer.ts';
+import { startTimeout, type Timer } from './timers.ts';
 import type { FromThread, SerializedError, ThreadHostData, ToThread } from './thread-protocol.ts';
 import type { ClaimedJob, WorkerCapabilities } from './types.ts';
 import type { VideoFormat } from '../engine/index.ts';
@@ -202,11 +203,12 @@ export async function createThreadRenderer(options: ThreadRendererOptions): Prom
       const index = await acquire();
       const slot = slots[index];
       const requestId = nextRequestId++;
-      let graceTimer: NodeJS.Timeout | undefined;
+      let graceTimer: Timer | undefined;
       const onAbort = (): void => {
         const reason = context.signal.reason instanceof Error ? context.signal.reason.message : 'aborted';
         slot.post({ type: 'abort', requestId, reason });
-        graceTimer = setTimeout(() => {
+        // A setting (BLENDFARM_ABORT_GRACE_MS): waited out in full however long (timers.ts).
+        graceTimer = startTimeout(() => {
           // Ignoring the abort: replace the thread rather than wait for it.
           slot.fail(new Error(`render did not stop within ${abortGraceMs} ms of being aborted`));
           void slot.worker.terminate();
@@ -222,7 +224,7 @@ export async function createThreadRenderer(options: ThreadRendererOptions): Prom
         });
       } finally {
         context.signal.removeEventListener('abort', onAbort);
-        if (graceTimer) clearTimeout(graceTimer);
+        graceTimer?.clear();
         releaseSlot(index);
       }
     },

@@ -87,6 +87,28 @@ describe('thread renderer', () => {
     expect(after).toHaveLength(2);
   });
 
+  it('waits out an abort grace longer than one Node timer takes (30 days), instead of terminating the thread at once', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error): void => void warnings.push(w.name);
+    process.on('warning', onWarning);
+    const patient = await createThreadRenderer({ module: FAKE_RENDERER_MODULE, rendererOptions: { models: ['demo'], maxPixels: 1234567, steps: 4, stepMs: 20, blockThread: true }, abortGraceMs: 30 * 24 * 3600 * 1000 });
+    try {
+      const stuck = new AbortController();
+      const hanging = patient.render(job(['[fake hang] stuck', 'b']), context(stuck.signal));
+      const settled = hanging.then(() => 'resolved', (e: Error) => e.message);
+      setTimeout(() => stuck.abort(new Error('job cancelled')), 50);
+      // Node's setTimeout would have fired after 1 ms and terminated the thread.
+      const early = await Promise.race([settled, new Promise((resolve) => setTimeout(() => resolve('still waiting'), 400))]);
+      expect(early).toBe('still waiting');
+      await patient.close();
+      expect(await settled).toMatch(/^render thread failed: render thread exited/);
+      expect(warnings).not.toContain('TimeoutOverflowWarning');
+    } finally {
+      process.off('warning', onWarning);
+      await patient.close();
+    }
+  });
+
   it('fails at start-up with the module error when the renderer cannot load', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'blendfarm-broken-'));
     fs.writeFileSync(path.join(dir, 'package.json'), '{"type":"module"}');
