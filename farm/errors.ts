@@ -65,6 +65,29 @@ export class ParentVideoGoneError extends InvalidJobStateError {
   }
 }
 
+/**
+ * An upscale its owner already has queued or running: same parent, same factor and upscaler (a
+ * second press of Upscale or 🔍 would render, and charge, the same video twice).
+ */
+export class DuplicateUpscaleError extends InvalidJobStateError {
+  constructor(
+    readonly existingJobId: number,
+    readonly parentJobId: number,
+    status: 'queued' | 'running',
+    upscaleFactor: number,
+    upscaler?: string,
+  ) {
+    super(
+      `You already have this upscale of job #${parentJobId} ${status === 'running' ? 'rendering' : 'queued'}: job #${existingJobId} ` +
+        `(${upscaleFactor}x${upscaler ? ` with ${upscaler}` : ''}); its video is posted when it is done. To ask again, cancel job #${existingJobId} first.`,
+    );
+  }
+
+  override details(): Record<string, unknown> {
+    return { existingJobId: this.existingJobId, parentJobId: this.parentJobId };
+  }
+}
+
 const fmt = (seconds: number): string => (Math.round(seconds * 10) / 10).toString();
 
 export class BudgetExceededError extends FarmError {

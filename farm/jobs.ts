@@ -3,16 +3,17 @@
 // queue.ts; the budget, cost and fairness rules are in policy/.
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { and, asc, desc, eq, inArray, isNull, sql, type SQL } from 'drizzle-orm';
-import { queryRows } from '../db/client.ts';
+import { and, asc, desc, eq, inArray, isNull, ne, sql, type SQL } from 'drizzle-orm';
+import { queryRows, type Transaction } from '../db/client.ts';
 import { artifacts, jobInputs, jobs, type JobKind, type JobStatus } from '../db/schema.ts';
 import { type FarmContext, queueHorizonSeconds } from './config.ts';
-import { FarmError, InvalidJobStateError, JobNotFoundError, NoCapableWorkerError } from './errors.ts';
+import { DuplicateUpscaleError, FarmError, InvalidJobStateError, JobNotFoundError, NoCapableWorkerError } from './errors.ts';
 import { recordEvent } from './events.ts';
 import { checkFollowUpParent } from './follow-up-rule.ts';
 import { storableText } from './text.ts';
 import { checkRequestIds, isJobId } from './ids.ts';
 import { checkJobInputs, type JobInput, type JobParams, outputPixels, parseJobParams } from './job-params.ts';
+import { DEFAULT_UPSCALE_FACTOR } from './limits.ts';
 import { checkExtension, movieOf } from './movie.ts';
 import { type BudgetContext, policyOf } from './policy/index.ts';
 import { type Artifact, type Job, jobFromRow, TERMINAL_STATUSES } from './types.ts';
@@ -87,6 +88,7 @@ export async function submitJob(farm: FarmContext, input: SubmitJobInput): Promi
   return farm.db.db.transaction(async (tx) => {
     // The parent (and its video, which an upscale or extension starts from) stays until this commits.
     if (parentJobId !== null) await checkFollowUpParent(tx, input.kind, parentJobId, { lock: true });
+    if (input.kind === 'upscale' && parentJobId !== null) await refuseDuplicateUpscale(tx, input.userId, parentJobId, params);
     const request = { userId: input.userId, guildId: input.guildId, roleIds: input.roleIds, gpuSeconds: policy.price(params, moviePrompts), note: (id: number) => `${input.kind} job ${id}` };
     const row = await policy.admit(tx, request, async (reservedMs) => {
       const [inserted] = await tx
@@ -114,6 +116,39 @@ export async function submitJob(farm: FarmContext, input: SubmitJobInput): Promi
     await recordEvent(tx, 'queued', { jobId: row.id, userId: row.userId, status: 'queued', attempt: 0 });
     return jobFromRow(row);
   });
+}
+
+/** Advisory lock class (with a hash of user and parent) under which duplicate upscales are looked for. */
+const UPSCALE_LOCK_CLASS = 0x75707363; // 'upsc'
+
+/**
+ * Refuses (DuplicateUpscaleError) an upscale of `parentJobId` by `userId` while they have the same
+ * one (factor and upscaler) queued or running: a second press of Upscale or 🔍 would render and
+ * charge the same video twice. Inside the transaction that queues the job: a transaction-scoped
+ * advisory lock on (user, parent) makes two submissions take turns, and the second, reading after
+ * the first has committed (read committed: each statement sees what was committed before it),
+ * finds its job. `exceptJobId`: the job being retried.
+ */
+async function refuseDuplicateUpscale(tx: Transaction, userId: string, parentJobId: number, params: Pick<JobParams, 'upscaleFactor' | 'upscaler'>, exceptJobId?: number): Promise<void> {
+  await tx.execute(sql`select pg_advisory_xact_lock(${UPSCALE_LOCK_CLASS}::int, hashtext(${`${userId}:${parentJobId}`}))`);
+  const factor = params.upscaleFactor ?? DEFAULT_UPSCALE_FACTOR;
+  const [existing] = await tx
+    .select({ id: jobs.id, status: jobs.status })
+    .from(jobs)
+    .where(
+      and(
+        eq(jobs.parentJobId, parentJobId),
+        eq(jobs.userId, userId),
+        eq(jobs.kind, 'upscale'),
+        inArray(jobs.status, ['queued', 'running']),
+        sql`coalesce((${jobs.params}->>'upscaleFactor')::int, ${DEFAULT_UPSCALE_FACTOR}::int) = ${factor}::int`,
+        sql`(${jobs.params}->>'upscaler') is not distinct from ${params.upscaler ?? null}::text`,
+        exceptJobId === undefined ? undefined : ne(jobs.id, exceptJobId),
+      ),
+    )
+    .orderBy(asc(jobs.id))
+    .limit(1);
+  if (existing) throw new DuplicateUpscaleError(existing.id, parentJobId, existing.status as 'queued' | 'running', factor, params.upscaler);
 }
 
 /** The pictures stored with a job (its start/end pictures, inpainting picture and mask, variation start picture), by name. */
@@ -212,6 +247,7 @@ export async function retryJob(farm: FarmContext, jobId: number, context: Omit<B
     // A follow-up is retried only while its parent can still have it (an upscale or extension: its video still stored).
     if (current.parentJobId !== null) await checkFollowUpParent(tx, current.kind, current.parentJobId, { lock: true });
     let params = current.params as unknown as JobParams;
+    if (current.kind === 'upscale' && current.parentJobId !== null) await refuseDuplicateUpscale(tx, current.userId, current.parentJobId, params, current.id);
     const movie = await movieOf(tx, { ...current, params });
     // An extension stored before submitJob recorded it learns what its movie needs (as submitJob would set it).
     if (current.kind === 'extend' && movie.images?.length && !params.movieHasPictures) params = { ...params, movieHasPictures: true };

@@ -3,10 +3,10 @@
 // of an extended movie see the whole movie too, and the whole movie counts towards the prompt limit.
 import { readFileSync } from 'node:fs';
 import { sql } from 'drizzle-orm';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { FarmDb } from '../../db/client.ts';
 import type { FarmContext } from '../../farm/config.ts';
-import { FarmError, NoCapableWorkerError, ParentVideoGoneError } from '../../farm/errors.ts';
+import { DuplicateUpscaleError, FarmError, NoCapableWorkerError, ParentVideoGoneError } from '../../farm/errors.ts';
 import { followUpParams, followUpsFor, parentMovieParams, submitFollowUp } from '../../farm/follow-up.ts';
 import { parseJobParams } from '../../farm/job-params.ts';
 import { cancelJob, getJob, getJobInputs, retryJob, submitJob } from '../../farm/jobs.ts';
@@ -337,4 +337,78 @@ describe.each(BACKENDS)('follow-ups on %s', (backend) => {
     expect(refused?.message).toMatch(/can use model "enc" to continue this movie: it starts or ends at a picture, and re-rendering its last keyframe from that picture needs a model with a VAE encoder; make a new \/movie instead/);
     await markWorkerStopped(farm, 'w-text');
   });
+  // A worker whose "fu" model takes text and pictures, whose "inpaint" model only inpaints, with an upscaler.
+  const FU_CAPS: WorkerCapabilities = { models: ['fu', 'inpaint'], modelAbilities: { fu: ['text', 'picture'], inpaint: ['inpaint'] }, maxPixels: 10_000_000, executionProvider: 'test', upscalers: ['esrgan-slim'] };
+
+  it('refuses an upscale its owner already has queued or running on the same parent, and allows it again once that one is done', async () => {
+    await registerWorker(farm, { id: 'w-fu', host: 'test', pid: 1, concurrency: 1, capabilities: FU_CAPS });
+    const parent = await submitJob(farm, { kind: 'blend', userId: 'ida', params: { ...CHEAP_BLEND, model: 'fu' } });
+    await finish(parent.id, 'w-fu', FU_CAPS);
+    const first = await submitFollowUp(farm, { kind: 'upscale', parentJobId: parent.id, userId: 'ida' });
+    const held = (await getBudget(farm, 'ida')).heldGpuSeconds;
+    const children = await countRows(db, 'jobs', sql`parent_job_id = ${parent.id}`);
+    const message = `You already have this upscale of job #${parent.id} queued: job #${first.id} (4x); its video is posted when it is done. To ask again, cancel job #${first.id} first.`;
+    const again = await refusalOf(submitFollowUp(farm, { kind: 'upscale', parentJobId: parent.id, userId: 'ida' }));
+    expect(again).toBeInstanceOf(DuplicateUpscaleError);
+    expect(again).toMatchObject({ code: 'invalid_state', existingJobId: first.id, parentJobId: parent.id, message });
+    // However it is submitted; nothing written or reserved.
+    const same = followUpParams('upscale', await parentMovieParams(farm, parent));
+    expect((await refusalOf(submitJob(farm, { kind: 'upscale', userId: 'ida', parentJobId: parent.id, params: same })))?.message).toBe(message);
+    expect(await countRows(db, 'jobs', sql`parent_job_id = ${parent.id}`)).toBe(children);
+    expect((await getBudget(farm, 'ida')).heldGpuSeconds).toBe(held);
+
+    // Running: still refused. Another factor, another upscaler or another person is another request.
+    const claimed = await claimSpecificJob(farm, 'w-fu', first.id, FU_CAPS);
+    expect(claimed?.id).toBe(first.id);
+    expect((await refusalOf(submitFollowUp(farm, { kind: 'upscale', parentJobId: parent.id, userId: 'ida' })))?.message).toBe(message.replace('queued:', 'rendering:'));
+    const twoX = await submitFollowUp(farm, { kind: 'upscale', parentJobId: parent.id, userId: 'ida', options: { upscaleFactor: 2 } });
+    const named = await submitFollowUp(farm, { kind: 'upscale', parentJobId: parent.id, userId: 'ida', options: { upscaler: 'esrgan-slim' } });
+    const other = await submitFollowUp(farm, { kind: 'upscale', parentJobId: parent.id, userId: 'jo' });
+    // Re-rolls and extensions may be asked for twice (their seeds or prompts differ).
+    const rerolls = [await submitFollowUp(farm, { kind: 'reroll', parentJobId: parent.id, userId: 'ida' }), await submitFollowUp(farm, { kind: 'reroll', parentJobId: parent.id, userId: 'ida' })];
+    expect(await completeJob(farm, claimed!, { artifact: { format: 'mp4', mime: 'video/mp4', sizeBytes: 1, meta: {}, data: Buffer.from('v') }, gpuSeconds: 0.01 })).toBe(true);
+
+    // Done: the same upscale may be asked for again; two at the same moment make one job.
+    const submit = () => submitFollowUp(farm, { kind: 'upscale', parentJobId: parent.id, userId: 'ida' });
+    const results = await Promise.allSettled([submit(), submit()]);
+    const made = results.filter((r): r is PromiseFulfilledResult<Awaited<ReturnType<typeof submit>>> => r.status === 'fulfilled');
+    expect(made).toHaveLength(1);
+    const refused = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    expect(refused?.reason).toBeInstanceOf(DuplicateUpscaleError);
+    expect(refused?.reason).toMatchObject({ existingJobId: made[0].value.id });
+    // Cancelled: allowed again; a retry of the cancelled one while a new one is queued is a duplicate too.
+    await cancelJob(farm, made[0].value.id);
+    const replacement = await submit();
+    expect(await refusalOf(retryJob(farm, made[0].value.id))).toMatchObject({ code: 'invalid_state', existingJobId: replacement.id });
+    for (const job of [twoX, named, other, ...rerolls, replacement]) await cancelJob(farm, job.id);
+    await markWorkerStopped(farm, 'w-fu');
+  });
+
+  // Concurrent transactions need two connections: Postgres only (PGlite runs one at a time).
+  it.skipIf(backend === 'pglite')('checks for a duplicate upscale inside the transaction that queues it: two submissions at once make one job', async () => {
+    await registerWorker(farm, { id: 'w-fu', host: 'test', pid: 1, concurrency: 1, capabilities: FU_CAPS });
+    const parent = await submitJob(farm, { kind: 'blend', userId: 'lou', params: { ...CHEAP_BLEND, model: 'fu' } });
+    await finish(parent.id, 'w-fu', FU_CAPS);
+    const submit = () => submitFollowUp(farm, { kind: 'upscale', parentJobId: parent.id, userId: 'lou' }).then((job) => job, (e: unknown) => e as Error);
+    let results: Array<Awaited<ReturnType<typeof submit>>> = [];
+    // Both submissions get as far as they can while the user's row is held (the policy's admission
+    // waits for it): each has checked its parent, neither has written its job.
+    await db.db.transaction(async (tx) => {
+      await tx.execute(sql`select id from users where id = 'lou' for update`);
+      const both = Promise.all([submit(), submit()]);
+      const early = await Promise.race([both, new Promise((resolve) => setTimeout(() => resolve('waiting'), 400))]);
+      expect(early).toBe('waiting');
+      void both.then((r) => (results = r));
+    });
+    await vi.waitFor(() => expect(results).toHaveLength(2), { timeout: 10_000 });
+    const made = results.filter((r) => !(r instanceof Error));
+    const refused = results.filter((r) => r instanceof Error);
+    expect(made).toHaveLength(1);
+    expect(refused[0]).toBeInstanceOf(DuplicateUpscaleError);
+    expect(refused[0]).toMatchObject({ existingJobId: (made[0] as { id: number }).id });
+    expect(await countRows(db, 'jobs', sql`parent_job_id = ${parent.id} and kind = 'upscale'`)).toBe(1);
+    await cancelJob(farm, (made[0] as { id: number }).id);
+    await markWorkerStopped(farm, 'w-fu');
+  });
+
 });
