@@ -7,6 +7,7 @@ import type { Queryable } from '../db/client.ts';
 import { artifacts, jobs, type JobKind, type JobStatus } from '../db/schema.ts';
 import { InvalidJobStateError, JobNotFoundError, ParentVideoGoneError } from './errors.ts';
 import type { JobParams } from './job-params.ts';
+import { LIMITS } from './limits.ts';
 import type { Job } from './types.ts';
 
 export type FollowUpKind = 'reroll' | 'upscale' | 'extend';
@@ -17,23 +18,41 @@ const FOLLOW_UP_KINDS_OFFERED: readonly FollowUpKind[] = ['upscale', 'reroll', '
 /** Follow-ups made from the parent's finished video (a re-roll renders again from the parameters). */
 const FROM_PARENT_VIDEO: readonly JobKind[] = ['upscale', 'extend'];
 
+/** The parameters the rule reads: for an extension's prompts, those of the whole movie it makes. */
+export type FollowUpRuleParams = Pick<JobParams, 'variation' | 'images' | 'prompts'>;
+
 /**
  * Why a finished job cannot have this follow-up (a message for the user), or undefined when it
  * can: the one rule behind submitFollowUp's refusals and the buttons front ends show
  * (followUpsFor). `parent.kind` is optional so followUpParams, which only has the parameters,
  * applies the checks that depend on them.
+ *
+ * `parent.params.prompts` must be the prompts of the whole movie the job made (an extension's own
+ * parameters list only its new ones: pass withWholeMovie's / parentMovieParams' parameters; an
+ * upscale's already list the whole movie). Given an extension's own list the prompt check can only
+ * miss (it never refuses wrongly), and the submission's checkExtension still refuses then.
+ *
+ * A re-roll or an extension of an upscale is made from the video it upscaled (submitFollowUp
+ * follows the upscale back to its source), so an upscale offers both.
  */
-export function followUpRefusal(kind: FollowUpKind, parent: { kind?: JobKind; parentJobId?: number | null; params: Pick<JobParams, 'variation' | 'images'> }): string | undefined {
+export function followUpRefusal(kind: FollowUpKind, parent: { kind?: JobKind; parentJobId?: number | null; params: FollowUpRuleParams }): string | undefined {
   if (kind === 'reroll') return undefined;
   if (parent.params.variation) return `A variation animation can only be re-rolled; to ${kind} it, start a new /vary from a frame of it.`;
   if (kind === 'upscale' && parent.kind === 'upscale') {
     return `This video is already an upscale; upscale the original video${parent.parentJobId ? ` (#${parent.parentJobId})` : ''} with a larger factor instead.`;
   }
+  if (kind === 'extend' && parent.params.prompts.length >= LIMITS.prompts.max) {
+    return `This movie already has ${parent.params.prompts.length} prompts, the most a movie may have, so it can't be extended; start a new /movie to go on from its last prompt.`;
+  }
   return undefined;
 }
 
-/** The follow-ups a finished job can have (in FOLLOW_UP_KINDS_OFFERED order): what its buttons should offer. */
-export function followUpsFor(parent: Pick<Job, 'kind' | 'params'>): FollowUpKind[] {
+/**
+ * The follow-ups a finished job can have (in FOLLOW_UP_KINDS_OFFERED order): what its buttons
+ * should offer. `parent.params.prompts`: the whole movie's, as for followUpRefusal (the bot posts a
+ * finished job with withWholeMovie's parameters), so a movie at LIMITS.prompts.max offers no Extend.
+ */
+export function followUpsFor(parent: { kind: JobKind; parentJobId?: number | null; params: FollowUpRuleParams }): FollowUpKind[] {
   return FOLLOW_UP_KINDS_OFFERED.filter((kind) => followUpRefusal(kind, parent) === undefined);
 }
 
@@ -65,6 +84,13 @@ export async function checkFollowUpParent(q: Queryable, kind: JobKind, parentJob
   if (parent.status !== 'done') throw new InvalidJobStateError(`Job ${parent.id} is ${parent.status}; only a finished video can be ${verb}.`);
   const refusal = followUpRefusal(kind as FollowUpKind, parent);
   if (refusal) throw new InvalidJobStateError(refusal);
+  if (kind === 'extend' && parent.kind === 'upscale') {
+    // The upscale's movie has lost its pictures and inpainting, and its video is at another size:
+    // an extension continues the movie it upscaled (submitFollowUp, the Extend button, goes there itself).
+    throw new InvalidJobStateError(
+      `Job ${parent.id} is an upscale; an extension continues the movie it upscaled${parent.parentJobId !== null ? `: extend job ${parent.parentJobId} instead` : ''} (upscale the extension afterwards).`,
+    );
+  }
   const video = q.select({ id: artifacts.id }).from(artifacts).where(eq(artifacts.jobId, parentJobId));
   const [artifact] = options.lock ? await video.for('key share') : await video;
   if (!artifact) throw new ParentVideoGoneError(parent.id, verb);

@@ -65,16 +65,36 @@ export interface SubmitFollowUpInput extends Omit<SubmitJobInput, 'kind' | 'para
 }
 
 /**
+ * The job a re-roll or an extension of `job` is made from: `job` itself, or for an upscale the
+ * video it upscaled (followed back through upscales). An upscale keeps neither the source's
+ * pictures nor its inpainting (nothing is re-rendered) and its video is at another size, so a
+ * re-roll made from it would lose the pictures and an extension would continue without them.
+ */
+export async function followUpSource(farm: FarmContext, job: Job): Promise<Job> {
+  let source = job;
+  // Parents are older jobs, so the walk ends; upscales of upscales are refused anyway.
+  while (source.kind === 'upscale' && source.parentJobId !== null) {
+    const next = await getJob(farm, source.parentJobId);
+    if (!next) throw new JobNotFoundError(source.parentJobId);
+    source = next;
+  }
+  return source;
+}
+
+/**
  * Submits a follow-up charged to input.userId (the person asking; front ends decide who may
  * act on whose job). Upscale and extend need a finished parent whose video is still stored
- * (checkFollowUpParent, which submitJob applies again under lock); re-roll works from any.
+ * (checkFollowUpParent, which submitJob applies again under lock); re-roll works from any. A
+ * re-roll or extension of an upscale is one of the video it upscaled (followUpSource): the new
+ * job links to that job, renders at its size and keeps its pictures and inpainting.
  */
 export async function submitFollowUp(farm: FarmContext, input: SubmitFollowUpInput): Promise<Job> {
-  const parent = await getJob(farm, input.parentJobId);
-  if (!parent) throw new JobNotFoundError(input.parentJobId);
+  const asked = await getJob(farm, input.parentJobId);
+  if (!asked) throw new JobNotFoundError(input.parentJobId);
+  const parent = input.kind === 'upscale' ? asked : await followUpSource(farm, asked);
   // Refused here before the movie and its pictures are read; submitJob checks again, under lock.
   await checkFollowUpParent(farm.db.db, input.kind, parent.id);
-  const { options, ...rest } = input;
+  const { options, parentJobId: _asked, ...rest } = input;
   const movie = await movieOf(farm.db.db, parent);
   const params = followUpParams(input.kind, await parentMovieParams(farm, parent, movie), options);
   // The pictures the new job still uses (a re-roll: all of the movie's, wherever in its chain they
@@ -85,5 +105,5 @@ export async function submitFollowUp(farm: FarmContext, input: SubmitFollowUpInp
   const kind = input.kind === 'reroll' && parent.kind === 'vary' ? 'vary' : input.kind;
   const needed = inputNames(kind, { images: params.images?.map((img) => ({ index: img.index, strength: img.strength ?? 0 })), inpaint: params.inpaint });
   const inputs = Object.fromEntries(needed.filter((name) => Object.hasOwn(stored, name)).map((name) => [name, stored[name].bytes]));
-  return submitJob(farm, { ...rest, kind, params, inputs });
+  return submitJob(farm, { ...rest, kind, parentJobId: parent.id, params, inputs });
 }

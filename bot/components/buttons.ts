@@ -4,9 +4,10 @@
  * reply from the first response (nobody else in the channel sees a "thinking…" flash).
  */
 import { MessageFlags, type ButtonInteraction } from 'discord.js';
-import { followUpRefusal, getJob } from '../../farm/index.ts';
+import { followUpRefusal, getJob, LIMITS } from '../../farm/index.ts';
 import type { BotContext } from '../context.ts';
 import { cancelJobFor } from '../commands/cancel.ts';
+import { withWholeMovie } from '../format.ts';
 import { mayActOn, notYoursText, requesterOf } from '../permissions.ts';
 import { submitFollowUpRender } from '../submit.ts';
 import { parseButtonId, type ButtonAction } from './custom-id.ts';
@@ -31,15 +32,19 @@ export async function handleButton(interaction: ButtonInteraction, ctx: BotConte
     await interaction.reply({ content: notYoursText(job, requesterOf(interaction, job), VERBS[action]), flags: MessageFlags.Ephemeral });
     return;
   }
-  // An older message may still carry a button this job cannot use (e.g. Extend on a variation animation).
-  const refusal = action === 'cancel' ? undefined : followUpRefusal(action, job);
+  // The rule counts the whole movie's prompts; an extension's own parameters list only its new ones.
+  const whole = action === 'extend' ? await withWholeMovie(ctx.farm, job) : job;
+  // An older message may still carry a button this job cannot use (e.g. Extend on a variation
+  // animation, or on a movie that has the most prompts a movie may have).
+  const refusal = action === 'cancel' ? undefined : followUpRefusal(action, whole);
   if (refusal) {
     await interaction.reply({ content: refusal, flags: MessageFlags.Ephemeral });
     return;
   }
   if (action === 'extend') {
-    // A form must be the first answer; the job is checked again when it comes back.
-    await interaction.showModal(extendForm(jobId));
+    // A form must be the first answer; the job is checked again when it comes back. It asks for
+    // no more prompts than the movie has room for.
+    await interaction.showModal(extendForm(jobId, LIMITS.prompts.max - whole.params.prompts.length));
     return;
   }
   if (action === 'cancel') {

@@ -4,9 +4,10 @@
  * answering, so a typo gets a private reply.
  */
 import { ActionRowBuilder, ModalBuilder, TextInputBuilder, TextInputStyle, MessageFlags, type ModalSubmitInteraction } from 'discord.js';
-import { getJob, LIMITS, parseJobParams } from '../../farm/index.ts';
+import { followUpParams, getJob, LIMITS, parseJobParams } from '../../farm/index.ts';
 import type { BotContext } from '../context.ts';
 import { userMessage } from '../errors.ts';
+import { withWholeMovie } from '../format.ts';
 import { mayActOn, notYoursText, requesterOf } from '../permissions.ts';
 import { DISCORD_MAX_TEXT_INPUT_LENGTH, promptListLength, splitPrompts, type RenderOptions } from '../render-options.ts';
 import { refuse, submitFollowUpRender, submitRender } from '../submit.ts';
@@ -14,22 +15,30 @@ import { extendFormId, movieFormId, parseFormId } from './custom-id.ts';
 
 const PROMPTS_FIELD = 'prompts';
 
-function promptsInput(label: string, placeholder: string): ActionRowBuilder<TextInputBuilder> {
+function promptsInput(label: string, placeholder: string, maxLength = promptListLength(DISCORD_MAX_TEXT_INPUT_LENGTH)): ActionRowBuilder<TextInputBuilder> {
   const input = new TextInputBuilder()
     .setCustomId(PROMPTS_FIELD)
     .setLabel(label)
     .setStyle(TextInputStyle.Paragraph)
     .setRequired(true)
-    .setMaxLength(promptListLength(DISCORD_MAX_TEXT_INPUT_LENGTH))
+    .setMaxLength(maxLength)
     .setPlaceholder(placeholder);
   return new ActionRowBuilder<TextInputBuilder>().addComponents(input);
 }
 
-export function extendForm(jobId: number): ModalBuilder {
+/**
+ * The Extend form of job `jobId`, whose movie has room for `promptsLeft` more prompts
+ * (LIMITS.prompts.max minus its whole movie's): the label says how many, and the field takes no
+ * more text than that many prompts (one per line).
+ */
+export function extendForm(jobId: number, promptsLeft: number): ModalBuilder {
+  const left = Math.max(1, Math.min(promptsLeft, LIMITS.prompts.max - LIMITS.prompts.min));
+  const label = left === 1 ? 'Next prompt (room for one more)' : `Next prompts, one per line (at most ${left})`;
+  const maxLength = Math.min(DISCORD_MAX_TEXT_INPUT_LENGTH, left * (LIMITS.promptLength.max + '\r\n'.length));
   return new ModalBuilder()
     .setCustomId(extendFormId(jobId))
     .setTitle(`Extend #${jobId}`)
-    .addComponents(promptsInput('Next prompt(s), one per line', 'a rainbow over calm water'));
+    .addComponents(promptsInput(label, 'a rainbow over calm water', maxLength));
 }
 
 /** The /movie form; its id carries the command's other options. Throws RangeError when they do not fit. */
@@ -59,5 +68,11 @@ export async function handleForm(interaction: ModalSubmitInteraction, ctx: BotCo
   const parent = await getJob(ctx.farm, route.jobId);
   if (!parent) return refuse(interaction, `Job #${route.jobId} no longer exists; make a new movie with /movie.`);
   if (!mayActOn(parent, interaction)) return refuse(interaction, notYoursText(parent, requesterOf(interaction, parent), 'extend'));
+  try {
+    // The whole movie's rule (room for these prompts, not a variation), privately before answering.
+    followUpParams('extend', (await withWholeMovie(ctx.farm, parent)).params, { prompts });
+  } catch (err) {
+    return refuse(interaction, userMessage(err, ctx.log));
+  }
   await submitFollowUpRender(interaction, ctx, 'extend', parent.id, { prompts });
 }

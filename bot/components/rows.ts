@@ -16,7 +16,11 @@ const FOLLOW_UP_BUTTONS: Record<FollowUpKind, { label: string; emoji: string; st
 
 /**
  * On a finished video: a button for each follow-up the job can have (the farm's followUpsFor, so a
- * variation animation gets only Re-roll). Undefined when there are none (a row may not be empty).
+ * variation animation gets only Re-roll, an upscale no second Upscale, a movie with the most
+ * prompts a movie may have no Extend). `job.params` must list the whole movie's prompts
+ * (withWholeMovie: an extension's own list only its new ones). On an upscale, Re-roll and Extend
+ * act on the video it upscaled (the farm's submitFollowUp goes back to it). Undefined when there
+ * are none (a row may not be empty).
  */
 export function finishedRow(job: Pick<Job, 'id' | 'kind' | 'params' | 'parentJobId'>): ActionRowBuilder<ButtonBuilder> | undefined {
   const kinds = followUpsFor(job);

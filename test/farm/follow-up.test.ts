@@ -7,7 +7,7 @@ import { describe, expect, it, vi } from 'vitest';
 import type { FarmDb } from '../../db/client.ts';
 import type { FarmContext } from '../../farm/config.ts';
 import { DuplicateUpscaleError, FarmError, NoCapableWorkerError, ParentVideoGoneError } from '../../farm/errors.ts';
-import { followUpParams, followUpsFor, parentMovieParams, submitFollowUp } from '../../farm/follow-up.ts';
+import { followUpParams, followUpRefusal, followUpsFor, parentMovieParams, submitFollowUp } from '../../farm/follow-up.ts';
 import { parseJobParams } from '../../farm/job-params.ts';
 import { cancelJob, getJob, getJobInputs, retryJob, submitJob } from '../../farm/jobs.ts';
 import { LIMITS } from '../../farm/limits.ts';
@@ -339,6 +339,94 @@ describe.each(BACKENDS)('follow-ups on %s', (backend) => {
   });
   // A worker whose "fu" model takes text and pictures, whose "inpaint" model only inpaints, with an upscaler.
   const FU_CAPS: WorkerCapabilities = { models: ['fu', 'inpaint'], modelAbilities: { fu: ['text', 'picture'], inpaint: ['inpaint'] }, maxPixels: 10_000_000, executionProvider: 'test', upscalers: ['esrgan-slim'] };
+
+  it('re-rolls and extends an upscale from the video it upscaled: its pictures, its inpainting and its size', async () => {
+    await registerWorker(farm, { id: 'w-fu', host: 'test', pid: 1, concurrency: 1, capabilities: FU_CAPS });
+    const params = { ...CHEAP_BLEND, model: 'fu', prompts: ['a', 'b'], images: [{ index: 0, strength: 0.4 }, { index: 1, strength: 0.7 }] };
+    const blend = await submitJob(farm, { kind: 'blend', userId: 'gus', params, inputs: { 'image-1': PHOTO, 'image-2': OTHER } });
+    await finish(blend.id, 'w-fu', FU_CAPS);
+    const upscale = await submitFollowUp(farm, { kind: 'upscale', parentJobId: blend.id, userId: 'gus' });
+    expect(upscale.params.images).toBeUndefined();
+    await finish(upscale.id, 'w-fu', FU_CAPS);
+    const upscaled = (await getJob(farm, upscale.id))!;
+    // The buttons on an upscale: no second Upscale; Re-roll and Extend (of the video it upscaled).
+    expect(followUpsFor(upscaled)).toEqual(['reroll', 'extend']);
+
+    // Re-roll: the picture blend again (not a text-only blend), at its size, linked to it, with its pictures copied.
+    const reroll = await submitFollowUp(farm, { kind: 'reroll', parentJobId: upscale.id, userId: 'gus' });
+    expect(reroll).toMatchObject({ kind: 'reroll', parentJobId: blend.id, model: 'fu', pixels: 64 * 64 });
+    expect(reroll.params).toMatchObject({ prompts: ['a', 'b'], width: 64, height: 64, images: [{ index: 0, strength: 0.4 }, { index: 1, strength: 0.7 }] });
+    expect(reroll.params.upscaleFactor).toBeUndefined();
+    expect(reroll.params.seeds).not.toEqual(blend.params.seeds);
+    const copied = await getJobInputs(farm, reroll.id);
+    expect(Object.keys(copied)).toEqual(['image-1', 'image-2']);
+    expect(Buffer.from(copied['image-2'].bytes).equals(OTHER)).toBe(true);
+    expect(jobNeeds('reroll', reroll.params).ability).toBe('picture');
+
+    // Extend: an extension of the picture blend (its video, at its size), which the renderer is handed
+    // with the movie's pictures, so the join re-renders the last keyframe from the end picture.
+    const extension = await submitFollowUp(farm, { kind: 'extend', parentJobId: upscale.id, userId: 'gus', options: { prompts: ['c'] } });
+    expect(extension).toMatchObject({ kind: 'extend', parentJobId: blend.id, pixels: 64 * 64 });
+    expect(extension.params).toMatchObject({ prompts: ['c'], width: 64, height: 64, movieHasPictures: true });
+    expect((await movieOf(db.db, extension)).images).toEqual([
+      { index: 0, strength: 0.4, jobId: blend.id, input: 'image-1' },
+      { index: 1, strength: 0.7, jobId: blend.id, input: 'image-2' },
+    ]);
+    // Submitted straight to the upscale (not through submitFollowUp), it is refused, naming the job to extend.
+    const direct = await refusalOf(submitJob(farm, { kind: 'extend', userId: 'gus', parentJobId: upscale.id, params: { ...CHEAP_BLEND, model: 'fu', prompts: ['c'] } }));
+    expect(direct).toMatchObject({
+      code: 'invalid_state',
+      message: `Job ${upscale.id} is an upscale; an extension continues the movie it upscaled: extend job ${blend.id} instead (upscale the extension afterwards).`,
+    });
+    for (const id of [reroll.id, extension.id]) await cancelJob(farm, id);
+
+    // An inpainting movie: the re-roll of its upscale inpaints again on the inpainting model (before,
+    // it lost the inpainting and was refused: no known worker's inpainting model does text-to-video).
+    const inpainted = await submitJob(farm, { kind: 'blend', userId: 'gus', params: { ...CHEAP_BLEND, model: 'inpaint', inpaint: { mask: 'picture' } }, inputs: { 'inpaint-image': PHOTO, 'inpaint-mask': OTHER } });
+    await finish(inpainted.id, 'w-fu', FU_CAPS);
+    const inpaintUpscale = await submitFollowUp(farm, { kind: 'upscale', parentJobId: inpainted.id, userId: 'gus' });
+    await finish(inpaintUpscale.id, 'w-fu', FU_CAPS);
+    const inpaintReroll = await submitFollowUp(farm, { kind: 'reroll', parentJobId: inpaintUpscale.id, userId: 'gus' });
+    expect(inpaintReroll).toMatchObject({ parentJobId: inpainted.id, model: 'inpaint' });
+    expect(inpaintReroll.params.inpaint).toEqual({ mask: 'picture' });
+    expect(Object.keys(await getJobInputs(farm, inpaintReroll.id))).toEqual(['inpaint-image', 'inpaint-mask']);
+    const inpaintExtension = await submitFollowUp(farm, { kind: 'extend', parentJobId: inpaintUpscale.id, userId: 'gus', options: { prompts: ['c'] } });
+    expect(inpaintExtension).toMatchObject({ parentJobId: inpainted.id, model: 'inpaint' });
+    expect(inpaintExtension.params.inpaint).toEqual({ mask: 'picture' });
+    expect(Object.keys(await getJobInputs(farm, inpaintExtension.id))).toEqual(['inpaint-image', 'inpaint-mask']);
+    for (const id of [inpaintReroll.id, inpaintExtension.id]) await cancelJob(farm, id);
+    await markWorkerStopped(farm, 'w-fu');
+  });
+
+  it('offers no Extend on a movie with the most prompts a movie may have, and refuses one, however it is asked for', async () => {
+    const max = LIMITS.prompts.max;
+    await registerWorker(farm, { id: 'w-fu', host: 'test', pid: 1, concurrency: 1, capabilities: FU_CAPS });
+    const full = await submitJob(farm, { kind: 'movie', userId: 'hal', params: { ...CHEAP_BLEND, model: 'fu', prompts: Array.from({ length: max }, (_, i) => `p${i}`) } });
+    await finish(full.id, 'w-fu', FU_CAPS);
+    const message = `This movie already has ${max} prompts, the most a movie may have, so it can't be extended; start a new /movie to go on from its last prompt.`;
+    expect(followUpRefusal('extend', full)).toBe(message);
+    expect(followUpsFor(full)).toEqual(['upscale', 'reroll']);
+    const children = await countRows(db, 'jobs', sql`parent_job_id = ${full.id}`);
+    expect(await refusalOf(submitFollowUp(farm, { kind: 'extend', parentJobId: full.id, userId: 'hal', options: { prompts: ['more'] } }))).toMatchObject({ code: 'invalid_state', message });
+    expect(await refusalOf(submitJob(farm, { kind: 'extend', userId: 'hal', parentJobId: full.id, params: { ...CHEAP_BLEND, model: 'fu', prompts: ['more'] } }))).toMatchObject({ code: 'invalid_state', message });
+    expect(await countRows(db, 'jobs', sql`parent_job_id = ${full.id}`)).toBe(children);
+
+    // Brought to the most by an extension (whose own parameters list one prompt): the whole movie counts.
+    const almost = await submitJob(farm, { kind: 'movie', userId: 'hal', params: { ...CHEAP_BLEND, model: 'fu', prompts: Array.from({ length: max - 1 }, (_, i) => `p${i}`) } });
+    await finish(almost.id, 'w-fu', FU_CAPS);
+    expect(followUpsFor(almost)).toContain('extend');
+    const last = await submitFollowUp(farm, { kind: 'extend', parentJobId: almost.id, userId: 'hal', options: { prompts: ['the end'] } });
+    await finish(last.id, 'w-fu', FU_CAPS);
+    const whole = { ...last, params: await parentMovieParams(farm, last) };
+    expect(followUpsFor(whole)).toEqual(['upscale', 'reroll']);
+    expect(followUpRefusal('extend', whole)).toBe(message);
+    expect((await refusalOf(submitFollowUp(farm, { kind: 'extend', parentJobId: last.id, userId: 'hal', options: { prompts: ['more'] } })))?.message).toBe(message);
+    // Its upscale lists the whole movie: no Extend there either.
+    const upscale = await submitFollowUp(farm, { kind: 'upscale', parentJobId: last.id, userId: 'hal' });
+    expect(followUpsFor(upscale)).toEqual(['reroll']);
+    await cancelJob(farm, upscale.id);
+    await markWorkerStopped(farm, 'w-fu');
+  });
 
   it('refuses an upscale its owner already has queued or running on the same parent, and allows it again once that one is done', async () => {
     await registerWorker(farm, { id: 'w-fu', host: 'test', pid: 1, concurrency: 1, capabilities: FU_CAPS });

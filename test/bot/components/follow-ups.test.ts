@@ -1,0 +1,128 @@
+/**
+ * The follow-up buttons and the Extend form through the real discord.js client against the fake
+ * Discord, on both database back ends, with the fake renderer: a movie with the most prompts a movie
+ * may have offers no Extend and a stale Extend button is refused privately without a form; the form
+ * asks for no more prompts than the movie has room for; Re-roll and Extend on an upscale of a picture
+ * blend act on the blend, pictures included.
+ */
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buttonsOf, startFakeDiscord, type FakeDiscord, type FakeGuild, type FakeUser, type InteractionHandle, type StoredMessage } from '../../fake-discord/index.ts';
+import { BACKENDS, createTestDatabase, farmContext, GENEROUS_BUDGET, type TestDatabase } from '../../helpers/db.ts';
+import { hasVideo } from '../../helpers/bot-farm.ts';
+import { getJob, getJobInputs, LIMITS, listJobs, movieOf, startLocalWorkers, submitJob, waitForJob, type FarmContext, type Job, type JobParamsInput, type LocalWorkers } from '../../../farm/index.ts';
+import { FakeRenderer } from '../../../farm/fake-renderer.ts';
+import { startBot, type RunningBot } from '../../../bot/bot.ts';
+import { deployCommands } from '../../../apps/bot/deploy-commands.ts';
+
+const PHOTO = readFileSync(new URL('../../fixtures/photos/coffee.png', import.meta.url));
+
+describe.each(BACKENDS)('follow-up buttons and the Extend form (%s)', (backend) => {
+  let fake: FakeDiscord;
+  let home: FakeGuild;
+  let alice: FakeUser;
+  let testDb: TestDatabase;
+  let farm: FarmContext;
+  let workers: LocalWorkers;
+  let bot: RunningBot;
+
+  const actionsOn = (m: StoredMessage) => buttonsOf(m).map((b) => b.customId!.split(':')[1]);
+  const newest = async (): Promise<Job> => (await listJobs(farm, { order: 'newest', limit: 1 }))[0];
+  const prompts = (n: number) => Array.from({ length: n }, (_, i) => `scene ${i + 1}`);
+
+  /** A finished job of alice's, posted into the channel by delivery with its buttons (as the operator CLI's jobs are). */
+  async function posted(kind: 'blend' | 'movie', params: JobParamsInput, inputs?: Record<string, Uint8Array>): Promise<{ job: Job; message: StoredMessage }> {
+    const job = await submitJob(farm, { kind, userId: alice.id, guildId: home.id, channelId: home.channels[0].id, params: { durationSeconds: 1, fps: 4, width: 64, height: 64, quality: 'draft', ...params }, inputs });
+    expect((await waitForJob(farm, job.id, { timeoutMs: 20_000 })).status).toBe('done');
+    const message = await fake.waitForMessage((m) => m.content?.includes(`#${job.id}:`) === true && hasVideo(m) && buttonsOf(m).length > 0, 20_000);
+    return { job: (await getJob(farm, job.id))!, message };
+  }
+
+  function press(message: StoredMessage, action: string, jobId: number, replayed = false): InteractionHandle {
+    return fake.pressButton({ messageId: message.id, customId: `bf:${action}:${jobId}`, user: alice, replayed });
+  }
+
+  /** The text input of the form a press was answered with. */
+  async function formField(open: InteractionHandle): Promise<{ label: string; max_length: number }> {
+    const response = await open.waitForResponse();
+    expect(response.type).toBe(9);
+    const [row] = (response.data as { components: Array<{ components: Array<{ label: string; max_length: number }> }> }).components;
+    return row.components[0];
+  }
+
+  beforeAll(async () => {
+    fake = await startFakeDiscord({ guilds: [{ name: 'Blendfarm', channels: ['renders'] }] });
+    home = fake.guild('Blendfarm');
+    alice = fake.createUser({ username: 'alice' });
+    fake.addMember(alice, { guildId: home.id });
+    testDb = await createTestDatabase(backend);
+    farm = farmContext(await testDb.open(), { budget: GENEROUS_BUDGET });
+    workers = await startLocalWorkers(farm, { renderer: () => new FakeRenderer({ steps: 2, stepMs: 5 }), log: () => {} });
+    await deployCommands({ token: fake.token, guildId: home.id, apiBase: fake.restBase });
+    bot = await startBot({ token: fake.token, apiBase: fake.restBase, farm, log: () => {}, messenger: { editIntervalMs: 100, retryDelayMs: 100 } });
+  }, 90_000);
+
+  afterAll(async () => {
+    await bot?.stop();
+    await workers?.stop('release');
+    await testDb?.drop();
+    await fake?.close();
+  });
+
+  it(`a movie with ${LIMITS.prompts.max} prompts has no Extend button (also when an extension brought it there), and a stale one is refused privately, without a form`, async () => {
+    const max = LIMITS.prompts.max;
+    const { job: full, message } = await posted('movie', { prompts: prompts(max) });
+    expect(actionsOn(message)).toEqual(['upscale', 'reroll']);
+    const before = (await listJobs(farm, {})).length;
+    const stale = press(message, 'extend', full.id, true);
+    const refusal = await stale.waitForResponse();
+    expect([refusal.type, refusal.ephemeral]).toEqual([4, true]);
+    expect(refusal.data?.content).toBe(`This movie already has ${max} prompts, the most a movie may have, so it can't be extended; start a new /movie to go on from its last prompt.`);
+    expect((await listJobs(farm, {})).length).toBe(before);
+
+    // One short of the most: Extend asks for one more prompt; the extension's own message has no Extend.
+    const { job: almost, message: almostMessage } = await posted('movie', { prompts: prompts(max - 1) });
+    expect(actionsOn(almostMessage)).toEqual(['upscale', 'reroll', 'extend']);
+    const open = press(almostMessage, 'extend', almost.id);
+    expect(await formField(open)).toMatchObject({ label: 'Next prompt (room for one more)', max_length: LIMITS.promptLength.max + 2 });
+    const extended = await fake.submitModal({ to: open, values: { prompts: 'the end' } }).waitForOriginal((m) => hasVideo(m) && buttonsOf(m).length > 0, 20_000);
+    const extension = await newest();
+    expect([extension.kind, extension.parentJobId, extension.params.prompts]).toEqual(['extend', almost.id, ['the end']]);
+    expect(actionsOn(extended)).toEqual(['upscale', 'reroll']);
+  });
+
+  it('the Extend form asks for no more prompts than the movie has room for, and refuses more privately before answering', async () => {
+    const max = LIMITS.prompts.max;
+    const { job, message } = await posted('movie', { prompts: prompts(max - 2) });
+    const open = press(message, 'extend', job.id);
+    expect(await formField(open)).toMatchObject({ label: 'Next prompts, one per line (at most 2)', max_length: 2 * (LIMITS.promptLength.max + 2) });
+    const before = (await listJobs(farm, {})).length;
+    const refused = await fake.submitModal({ to: open, values: { prompts: 'one\ntwo\nthree' } }).waitForResponse();
+    // Answered privately at once: nothing public was deferred.
+    expect([refused.type, refused.ephemeral]).toEqual([4, true]);
+    expect(refused.data?.content).toBe(`This movie has ${max - 2} prompts; an extension may bring it to at most ${max}.`);
+    expect((await listJobs(farm, {})).length).toBe(before);
+  });
+
+  it('Re-roll and Extend on an upscale of a picture blend act on the blend: its pictures, its size', async () => {
+    const { job: blend, message } = await posted('blend', { prompts: ['a cup of coffee', 'a cup of tea'], images: [{ index: 0, strength: 0.5 }] }, { 'image-1': PHOTO });
+    const upscaling = press(message, 'upscale', blend.id);
+    const upscaled = await upscaling.waitForOriginal((m) => hasVideo(m) && buttonsOf(m).length > 0, 20_000);
+    const upscale = await newest();
+    expect([upscale.kind, upscale.parentJobId, upscale.params.images]).toEqual(['upscale', blend.id, undefined]);
+    expect(actionsOn(upscaled)).toEqual(['reroll', 'extend']);
+
+    await press(upscaled, 'reroll', upscale.id).waitForOriginal((m) => hasVideo(m), 20_000);
+    const reroll = await newest();
+    expect([reroll.kind, reroll.parentJobId, reroll.params.width, reroll.params.upscaleFactor]).toEqual(['reroll', blend.id, 64, undefined]);
+    expect(reroll.params.images).toEqual([{ index: 0, strength: 0.5 }]);
+    expect(Buffer.from((await getJobInputs(farm, reroll.id))['image-1'].bytes).equals(PHOTO)).toBe(true);
+
+    const open = press(upscaled, 'extend', upscale.id);
+    expect((await formField(open)).label).toBe(`Next prompts, one per line (at most ${LIMITS.prompts.max - 2})`);
+    await fake.submitModal({ to: open, values: { prompts: 'a cup of cocoa' } }).waitForOriginal((m) => hasVideo(m), 20_000);
+    const extension = await newest();
+    expect([extension.kind, extension.parentJobId, extension.params.prompts, extension.params.movieHasPictures]).toEqual(['extend', blend.id, ['a cup of cocoa'], true]);
+    expect((await movieOf(farm.db.db, extension)).images).toEqual([{ index: 0, strength: 0.5, jobId: blend.id, input: 'image-1' }]);
+  });
+});
