@@ -18,6 +18,12 @@ export interface FollowUpOptions {
   upscaleFactor?: (typeof UPSCALE_FACTORS)[number];
   /** upscale: the upscaler to use (e.g. esrgan-medium); unset: the best the claiming worker has. */
   upscaler?: string;
+  /**
+   * The largest video the front end can post where the follow-up was asked for (the bot: the
+   * pressing interaction's upload limit, which drops when a server loses its boost); checked like
+   * the job parameter (LIMITS.maxBytes). Unset: the parent's.
+   */
+  maxBytes?: number;
 }
 
 /**
@@ -29,7 +35,9 @@ export interface FollowUpOptions {
  */
 export function followUpParams(kind: FollowUpKind, parent: JobParams, options: FollowUpOptions = {}): JobParamsInput {
   // movieHasPictures is submitJob's to set (from the movie an extension continues); `parent` lists the pictures themselves.
-  const { upscaleFactor: _factor, upscaler: _upscaler, movieHasPictures: _derived, ...base } = parent;
+  const { upscaleFactor: _factor, upscaler: _upscaler, movieHasPictures: _derived, ...inherited } = parent;
+  // The upload limit where the follow-up was asked for, when the front end knows it (parseJobParams checks it).
+  const base = options.maxBytes === undefined ? inherited : { ...inherited, maxBytes: options.maxBytes };
   // A re-roll keeps the pictures (submitFollowUp copies the parent's stored inputs).
   if (kind === 'reroll') return { ...base, seeds: undefined };
   const refusal = followUpRefusal(kind, { params: parent });

@@ -9,7 +9,7 @@ import type { BotContext } from '../context.ts';
 import { cancelJobFor } from '../commands/cancel.ts';
 import { withWholeMovie } from '../format.ts';
 import { mayActOn, notYoursText, requesterOf } from '../permissions.ts';
-import { submitFollowUpRender } from '../submit.ts';
+import { submitFollowUpRender, uploadLimit } from '../submit.ts';
 import { parseButtonId, type ButtonAction } from './custom-id.ts';
 import { extendForm } from './forms.ts';
 
@@ -52,5 +52,6 @@ export async function handleButton(interaction: ButtonInteraction, ctx: BotConte
     await cancelJobFor(interaction, ctx, job);
     return;
   }
-  await submitFollowUpRender(interaction, ctx, action, job.id);
+  // Rendered for the upload limit where the button was pressed (a server's limit drops when its boost lapses), not the parent's.
+  await submitFollowUpRender(interaction, ctx, action, job.id, uploadLimit(interaction));
 }

@@ -10,7 +10,7 @@ import { userMessage } from '../errors.ts';
 import { withWholeMovie } from '../format.ts';
 import { mayActOn, notYoursText, requesterOf } from '../permissions.ts';
 import { DISCORD_MAX_TEXT_INPUT_LENGTH, promptListLength, splitPrompts, type RenderOptions } from '../render-options.ts';
-import { refuse, submitFollowUpRender, submitRender } from '../submit.ts';
+import { refuse, submitFollowUpRender, submitRender, uploadLimit } from '../submit.ts';
 import { extendFormId, movieFormId, parseFormId } from './custom-id.ts';
 
 const PROMPTS_FIELD = 'prompts';
@@ -74,5 +74,6 @@ export async function handleForm(interaction: ModalSubmitInteraction, ctx: BotCo
   } catch (err) {
     return refuse(interaction, userMessage(err, ctx.log));
   }
-  await submitFollowUpRender(interaction, ctx, 'extend', parent.id, { prompts });
+  // Rendered for the upload limit where the form was sent, not the parent's.
+  await submitFollowUpRender(interaction, ctx, 'extend', parent.id, { prompts, ...uploadLimit(interaction) });
 }

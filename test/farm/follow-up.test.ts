@@ -8,7 +8,7 @@ import type { FarmDb } from '../../db/client.ts';
 import type { FarmContext } from '../../farm/config.ts';
 import { DuplicateUpscaleError, FarmError, NoCapableWorkerError, ParentVideoGoneError } from '../../farm/errors.ts';
 import { followUpParams, followUpRefusal, followUpsFor, parentMovieParams, submitFollowUp } from '../../farm/follow-up.ts';
-import { parseJobParams } from '../../farm/job-params.ts';
+import { JobParamsError, parseJobParams } from '../../farm/job-params.ts';
 import { cancelJob, getJob, getJobInputs, retryJob, submitJob } from '../../farm/jobs.ts';
 import { LIMITS } from '../../farm/limits.ts';
 import { movieOf } from '../../farm/movie.ts';
@@ -499,4 +499,25 @@ describe.each(BACKENDS)('follow-ups on %s', (backend) => {
     await markWorkerStopped(farm, 'w-fu');
   });
 
+  it('renders a follow-up for the upload limit it is asked with (where the button was pressed), else the parent’s', async () => {
+    await registerWorker(farm, { id: 'w-fu', host: 'test', pid: 1, concurrency: 1, capabilities: FU_CAPS });
+    const parent = await submitJob(farm, { kind: 'blend', userId: 'kit', params: { ...CHEAP_BLEND, model: 'fu', maxBytes: 50 * 1024 * 1024 } });
+    await finish(parent.id, 'w-fu', FU_CAPS);
+    const jobs = [];
+    for (const kind of ['upscale', 'reroll', 'extend'] as const) {
+      const options = { maxBytes: 10 * 1024 * 1024, ...(kind === 'extend' ? { prompts: ['c'] } : {}) };
+      const job = await submitFollowUp(farm, { kind, parentJobId: parent.id, userId: 'kit', options });
+      expect([kind, job.params.maxBytes]).toEqual([kind, 10 * 1024 * 1024]);
+      expect((await getJob(farm, job.id))?.params.maxBytes).toBe(10 * 1024 * 1024);
+      jobs.push(job);
+    }
+    // Without one, the parent's; a value out of range is refused by the job parameters' own rule.
+    const inherited = await submitFollowUp(farm, { kind: 'reroll', parentJobId: parent.id, userId: 'kit' });
+    expect(inherited.params.maxBytes).toBe(50 * 1024 * 1024);
+    const bad = await refusalOf(submitFollowUp(farm, { kind: 'reroll', parentJobId: parent.id, userId: 'kit', options: { maxBytes: 5 } }));
+    expect(bad).toBeInstanceOf(JobParamsError);
+    expect(bad?.message).toBe('Invalid job parameters: maxBytes must be an integer between 10000 and 2000000000 (got 5).');
+    for (const job of [...jobs, inherited]) await cancelJob(farm, job.id);
+    await markWorkerStopped(farm, 'w-fu');
+  });
 });

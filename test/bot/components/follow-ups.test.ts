@@ -3,7 +3,8 @@
  * Discord, on both database back ends, with the fake renderer: a movie with the most prompts a movie
  * may have offers no Extend and a stale Extend button is refused privately without a form; the form
  * asks for no more prompts than the movie has room for; Re-roll and Extend on an upscale of a picture
- * blend act on the blend, pictures included.
+ * blend act on the blend, pictures included; a follow-up is rendered for the upload limit of the
+ * server where its button was pressed, not the parent's.
  */
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,6 +17,7 @@ import { startBot, type RunningBot } from '../../../bot/bot.ts';
 import { deployCommands } from '../../../apps/bot/deploy-commands.ts';
 
 const PHOTO = readFileSync(new URL('../../fixtures/photos/coffee.png', import.meta.url));
+const MIB = 1024 * 1024;
 
 describe.each(BACKENDS)('follow-up buttons and the Extend form (%s)', (backend) => {
   let fake: FakeDiscord;
@@ -124,5 +126,26 @@ describe.each(BACKENDS)('follow-up buttons and the Extend form (%s)', (backend) 
     const extension = await newest();
     expect([extension.kind, extension.parentJobId, extension.params.prompts, extension.params.movieHasPictures]).toEqual(['extend', blend.id, ['a cup of cocoa'], true]);
     expect((await movieOf(farm.db.db, extension)).images).toEqual([{ index: 0, strength: 0.5, jobId: blend.id, input: 'image-1' }]);
+  });
+
+  it('a follow-up is rendered for the upload limit where its button was pressed, not the parent’s', async () => {
+    // Made while the server had a 50 MiB limit; the boost has lapsed since.
+    const { job: parent, message } = await posted('blend', { prompts: ['a lighthouse', 'a storm'], maxBytes: 50 * MIB });
+    fake.setAttachmentSizeLimit(60_000, home.id);
+    try {
+      await press(message, 'upscale', parent.id).waitForOriginal((m) => hasVideo(m), 20_000);
+      const upscale = await newest();
+      expect([upscale.kind, upscale.params.maxBytes]).toEqual(['upscale', 60_000]);
+      await press(message, 'reroll', parent.id).waitForOriginal((m) => hasVideo(m), 20_000);
+      const reroll = await newest();
+      expect([reroll.kind, reroll.params.maxBytes]).toEqual(['reroll', 60_000]);
+      const open = press(message, 'extend', parent.id);
+      await open.waitForResponse();
+      await fake.submitModal({ to: open, values: { prompts: 'a calm sea' } }).waitForOriginal((m) => hasVideo(m), 20_000);
+      const extension = await newest();
+      expect([extension.kind, extension.params.maxBytes]).toEqual(['extend', 60_000]);
+    } finally {
+      fake.setAttachmentSizeLimit(10 * MIB, home.id);
+    }
   });
 });
