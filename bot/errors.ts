@@ -4,7 +4,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { loggableError } from '../farm/index.ts';
-import { FarmError, JobParamsError } from '../farm/index.ts';
+import { BudgetExceededError, FarmError, JobParamsError } from '../farm/index.ts';
+import { discordWhen } from './format.ts';
 
 /** Input the bot itself cannot map onto a request (e.g. a size choice it does not know). */
 export class UserInputError extends Error {
@@ -18,6 +19,7 @@ export class UserInputError extends Error {
  */
 export function userMessage(err: unknown, log: (msg: string) => void = console.error, optionNames: Readonly<Record<string, string>> = {}): string {
   if (err instanceof UserInputError) return err.message;
+  if (err instanceof BudgetExceededError) return budgetText(err);
   if (err instanceof JobParamsError) return `That request can't be rendered: ${err.issues.map((issue) => nameOption(issue, optionNames)).join('; ')}.`;
   if (err instanceof FarmError) {
     switch (err.code) {
@@ -36,6 +38,16 @@ export function userMessage(err: unknown, log: (msg: string) => void = console.e
   const ref = randomBytes(4).toString('hex');
   log(`[bot] unexpected error (ref ${ref}): ${loggableError(err)}`);
   return `Something went wrong on our side (reference \`${ref}\`). Please try again; if it keeps happening, tell a server admin the reference.`;
+}
+
+const gpuSeconds = (seconds: number): string => (Math.round(seconds * 10) / 10).toString();
+
+/** The farm's budget refusal with its refill time as a Discord timestamp (each reader's own clock), not an ISO string. */
+function budgetText(err: BudgetExceededError): string {
+  return (
+    `This job needs about ${gpuSeconds(err.costGpuSeconds)} GPU-seconds but only ${gpuSeconds(err.balanceGpuSeconds)} are left; ` +
+    `the budget refills to ${gpuSeconds(err.refillGpuSeconds)} ${discordWhen(err.nextRefillAt)}; or ask for a smaller, shorter or lower-quality render.`
+  );
 }
 
 /** "durationSeconds must be …" -> "`duration` must be …" when the field has an option name. */

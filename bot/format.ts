@@ -19,6 +19,20 @@ export function duration(seconds: number): string {
 }
 
 /**
+ * A moment as Discord shows it to each reader, in their own time zone and language: `<t:UNIX:R>`
+ * ("in 3 hours"), `<t:UNIX:f>` ("3 December 2026 13:31"). Every time the bot shows goes through
+ * this, never an ISO string.
+ */
+export function discordTime(at: Date, style: 'R' | 'f' | 'F' | 't' | 'T' | 'd' | 'D' = 'f'): string {
+  return `<t:${Math.floor(at.getTime() / 1000)}:${style}>`;
+}
+
+/** "<t:…:R> (<t:…:f>)": how far off, and when. */
+export function discordWhen(at: Date): string {
+  return `${discordTime(at, 'R')} (${discordTime(at, 'f')})`;
+}
+
+/**
  * The job as its messages show it. An extension's parameters list only its new prompts and seeds
  * (it continues its parent's movie), so it is shown with those of the whole movie.
  */

@@ -29,9 +29,17 @@ describe('userMessage', () => {
   it('the farm’s refusals and the bot’s own input errors are shown as they are', () => {
     expect(userMessage(new UserInputError('Unknown size "huge".'))).toBe('Unknown size "huge".');
     expect(userMessage(new FarmError('invalid_state', 'Job 3 is running.'))).toBe('Job 3 is running.');
-    const budget = new BudgetExceededError(30, 5, new Date('2024-01-02T00:00:00Z'), 600);
-    expect(userMessage(budget)).toBe(budget.message);
+    expect(userMessage(new FarmError('too_many_active_jobs', 'You already have 3 jobs.'))).toBe('You already have 3 jobs.');
     expect(userMessage(new FarmError('no_capable_worker', 'No render worker is online.'))).toMatch(/Try again in a few minutes/);
+  });
+
+  it('a budget refusal shows its refill time as a Discord timestamp (each reader’s own clock), never as an ISO string', () => {
+    const budget = new BudgetExceededError(30, 5.04, new Date('2024-01-02T00:00:00Z'), 600);
+    const text = userMessage(budget);
+    expect(text).toBe(
+      'This job needs about 30 GPU-seconds but only 5 are left; the budget refills to 600 <t:1704153600:R> (<t:1704153600:f>); or ask for a smaller, shorter or lower-quality render.',
+    );
+    expect(text).not.toContain('2024-01-02T');
   });
 
   it('anything else: a reference for the user, the details in the log', () => {

@@ -1,7 +1,7 @@
 // bot/format.ts: what a job's message says at each stage. Pure functions on a Job; no Discord.
 import { describe, expect, it } from 'vitest';
 import type { Job } from '../../farm/index.ts';
-import { BAR_WIDTH, doneText, duration, escapeMarkdown, failedText, progressBar, progressText, queuedText, title } from '../../bot/format.ts';
+import { BAR_WIDTH, discordTime, discordWhen, doneText, duration, escapeMarkdown, failedText, progressBar, progressText, queuedText, title } from '../../bot/format.ts';
 
 function job(overrides: Partial<Job> = {}, params: Partial<Job['params']> = {}): Job {
   return {
@@ -36,6 +36,13 @@ function job(overrides: Partial<Job> = {}, params: Partial<Job['params']> = {}):
 }
 
 describe('pieces', () => {
+  it('times as Discord timestamps: whole seconds, relative and full', () => {
+    const at = new Date('2026-12-03T13:31:28.631Z');
+    expect(discordTime(at, 'R')).toBe('<t:1796304688:R>');
+    expect(discordTime(at)).toBe('<t:1796304688:f>');
+    expect(discordWhen(at)).toBe('<t:1796304688:R> (<t:1796304688:f>)');
+  });
+
   it('progress bar: filled in proportion, clamped, with a percentage', () => {
     expect(progressBar(0)).toBe(`${'░'.repeat(BAR_WIDTH)} 0%`);
     expect(progressBar(0.5)).toBe(`${'█'.repeat(BAR_WIDTH / 2)}${'░'.repeat(BAR_WIDTH / 2)} 50%`);
