@@ -70,9 +70,45 @@ export const POSTING_PERMISSIONS: ReadonlyArray<{ flag: bigint; name: string }> 
   { flag: PermissionFlagsBits.EmbedLinks, name: 'Embed Links' },
 ];
 
+/**
+ * What the bot needs besides to answer a 🔍/🔁 reaction: its "queued" message is a reply to the
+ * video, and Discord lets a bot reply only where it may read the message history.
+ */
+export const REACTION_PERMISSIONS: ReadonlyArray<{ flag: bigint; name: string }> = [...POSTING_PERMISSIONS, { flag: PermissionFlagsBits.ReadMessageHistory, name: 'Read Message History' }];
+
 /** "A, B and C". */
 export function listOfNames(names: readonly string[]): string {
   return names.length <= 1 ? (names[0] ?? '') : `${names.slice(0, -1).join(', ')} and ${names.at(-1)}`;
+}
+
+/** Where a render was asked for, as a refusal names it: "this channel" (a command's own reply) or "<#id>" (a DM about a reaction). */
+export interface RefusalPlace {
+  /** "in this channel" or "in <#id>". */
+  in: string;
+  /** "here" or "there". */
+  here: string;
+  /** What else the member can do: "use the command in a channel where I have them". */
+  instead: string;
+}
+
+const IN_THIS_CHANNEL: RefusalPlace = { in: 'in this channel', here: 'here', instead: 'or use the command in a channel where I have them' };
+
+/**
+ * The refusal for a render in a channel where the bot lacks some of `required` (its permissions
+ * there: `granted`), so nothing is queued or charged for a video that could not be posted;
+ * undefined when it has them all. Names what is missing and the whole list to ask an admin for.
+ */
+export function missingPermissionsRefusal(
+  granted: Readonly<PermissionsBitField>,
+  required: ReadonlyArray<{ flag: bigint; name: string }> = POSTING_PERMISSIONS,
+  place: RefusalPlace = IN_THIS_CHANNEL,
+): string | undefined {
+  const missing = required.filter((p) => !granted.has(p.flag)).map((p) => `**${p.name}**`);
+  if (!missing.length) return undefined;
+  return (
+    `I can't post videos ${place.in}: I'm missing the ${listOfNames(missing)} permission${missing.length === 1 ? '' : 's'} ${place.here}, so nothing was queued or charged. ` +
+    `Ask a server admin to give me ${listOfNames(required.map((p) => p.name))} ${place.in} (Edit Channel → Permissions), ${place.instead}.`
+  );
 }
 
 /**
@@ -84,10 +120,19 @@ export function listOfNames(names: readonly string[]): string {
 export function postingRefusal(interaction: { inGuild(): boolean; appPermissions: Readonly<PermissionsBitField> | null }): string | undefined {
   const granted = interaction.appPermissions;
   if (!interaction.inGuild() || !granted) return undefined;
-  const missing = POSTING_PERMISSIONS.filter((p) => !granted.has(p.flag)).map((p) => `**${p.name}**`);
-  if (!missing.length) return undefined;
-  return (
-    `I can't post videos in this channel: I'm missing the ${listOfNames(missing)} permission${missing.length === 1 ? '' : 's'} here, so nothing was queued or charged. ` +
-    `Ask a server admin to give me ${listOfNames(POSTING_PERMISSIONS.map((p) => p.name))} in this channel (Edit Channel → Permissions), or use the command in a channel where I have them.`
-  );
+  return missingPermissionsRefusal(granted);
+}
+
+/**
+ * The role ids of the member behind an interaction in a server, for the budget (a server's role
+ * overrides): from the cached GuildMember, or from the raw member Discord sent when the server is
+ * not cached (its `roles`, plus the server's @everyone role, which a cached member lists too).
+ * Undefined outside a server, or when Discord sent no member: then the roles are not known, which
+ * the farm treats so (no refill is applied with limits that may be less than the member's).
+ */
+export function interactionRoleIds(interaction: Pick<Interaction, 'guildId' | 'member'>): string[] | undefined {
+  const { guildId, member } = interaction;
+  if (!guildId || !member) return undefined;
+  if (member instanceof GuildMember) return [...member.roles.cache.keys()];
+  return Array.isArray(member.roles) ? [...new Set([guildId, ...member.roles])] : undefined;
 }

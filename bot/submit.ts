@@ -13,7 +13,7 @@
  * it: if its queued message cannot be shown, that is logged and delivery posts the result anyway.
  */
 import { setImmediate as nextTurn, setTimeout as delay } from 'node:timers/promises';
-import { GuildMember, MessageFlags, type ChatInputCommandInteraction, type ModalSubmitInteraction, type RepliableInteraction } from 'discord.js';
+import { MessageFlags, type ChatInputCommandInteraction, type ModalSubmitInteraction, type RepliableInteraction } from 'discord.js';
 import PQueue from 'p-queue';
 import {
   LIMITS,
@@ -35,7 +35,7 @@ import {
 } from '../farm/index.ts';
 import type { BotContext, FollowUpGuard, SubmissionGate } from './context.ts';
 import { cancelRow } from './components/rows.ts';
-import { postingRefusal } from './permissions.ts';
+import { interactionRoleIds, postingRefusal } from './permissions.ts';
 import { userMessage } from './errors.ts';
 import { queuedText, withWholeMovie } from './format.ts';
 import type { AttachedPictures } from './pictures.ts';
@@ -235,14 +235,14 @@ type InteractionFields = Omit<SubmitJobInput, 'kind' | 'params' | 'parentJobId'>
 async function submitAndPost(interaction: RepliableInteraction, ctx: BotContext, names: Readonly<Record<string, string>>, submit: (fields: InteractionFields) => Promise<Job>): Promise<void> {
   let job: Job;
   try {
-    const member = interaction.member instanceof GuildMember ? interaction.member : undefined;
     job = await ctx.submissions.run(() => submit({
       userId: interaction.user.id,
       guildId: interaction.guildId,
       channelId: interaction.channelId,
       interactionToken: interaction.token,
       interactionExpiresAt: new Date(interaction.createdTimestamp + INTERACTION_TOKEN_LIFETIME_MS),
-      roleIds: member ? [...member.roles.cache.keys()] : [],
+      // The member's roles (cached or as Discord sent them): a server's role overrides set the budget.
+      roleIds: interactionRoleIds(interaction),
       requireCapableWorker: true,
     }));
   } catch (err) {

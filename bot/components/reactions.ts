@@ -1,8 +1,19 @@
 /**
- * 🔍 or 🔁 on a finished video does what its Upscale or Re-roll button does, with the same rights
- * and the same budget limits: a reaction carries neither permissions nor roles, so in a server the
- * member is fetched from Discord and their roles go with the request, as a button's do (without
- * them a server's role overrides would not count: a lower job limit, and no refill).
+ * 🔍 or 🔁 on a finished video does what its Upscale or Re-roll button does, under the same rules
+ * (bot/submit.ts submitFollowUpRender):
+ * - the same rights and budget limits: a reaction carries neither permissions nor roles, so in a
+ *   server the member is fetched from Discord and their roles go with the request, as a button's do
+ *   (without them a server's role overrides would not count: a lower job limit, and no refill);
+ * - refused before anything is queued where the bot could not post the result: a reaction carries
+ *   no app permissions either, so the bot's own permissions in that channel are read from the cached
+ *   server (REACTION_PERMISSIONS: those a button needs, and Read Message History for the reply);
+ * - one submission per user, parent job and kind at a time, shared with the buttons (ctx.followUps),
+ *   so a reaction and a button press together make one job;
+ * - once the job is submitted nothing refuses it: a failed reply or a failed recording of its
+ *   message is logged, and delivery posts the result in the job's channel anyway.
+ * A refusal is private, as a button's is: the member gets it by DM (budget and job numbers are
+ * theirs alone) and their reaction is removed; only if the DM fails does the channel see a short
+ * note without any details, pointing at the button (whose refusal only they see).
  */
 import {
   DiscordAPIError,
@@ -14,15 +25,17 @@ import {
   RESTJSONErrorCodes,
   type User,
 } from 'discord.js';
-import { getJobByMessageId, setJobMessage, submitFollowUp, type FollowUpKind } from '../../farm/index.ts';
+import { followUpsFor, getJobByMessageId, loggableError, setJobMessage, submitFollowUp, type FollowUpKind, type Job } from '../../farm/index.ts';
 import type { BotContext } from '../context.ts';
 import { userMessage } from '../errors.ts';
 import { queuedText } from '../format.ts';
-import { rightsOn } from '../permissions.ts';
+import { missingPermissionsRefusal, REACTION_PERMISSIONS, rightsOn } from '../permissions.ts';
 import { cancelRow } from './rows.ts';
 
 export const REACTIONS: Readonly<Record<string, FollowUpKind>> = { '🔍': 'upscale', '🔁': 'reroll' };
 const VERBS: Readonly<Record<string, string>> = { upscale: 'upscale', reroll: 're-roll' };
+const NOUNS: Readonly<Record<string, string>> = { upscale: 'upscale', reroll: 're-roll' };
+const BUTTONS: Readonly<Record<string, string>> = { upscale: 'Upscale', reroll: 'Re-roll' };
 
 type MemberLookup = { member: GuildMember } | { member: null; gone: boolean };
 
@@ -40,6 +53,68 @@ async function currentMember(message: Message<true>, userId: string): Promise<Me
   }
 }
 
+/**
+ * Why the bot could not post the result in the message's channel (its own permissions there, from
+ * the cached server and channel overwrites); undefined when it can. Unknown permissions (the server
+ * not cached and not fetchable) refuse nothing: delivery still gives up plainly if it cannot post.
+ */
+async function cannotPostRefusal(message: Message<true>): Promise<string | undefined> {
+  let granted;
+  try {
+    const guild = message.guild ?? (await message.client.guilds.fetch(message.guildId));
+    const me = guild.members.me ?? (await guild.members.fetchMe());
+    granted = me.permissionsIn(message.channel);
+  } catch {
+    return undefined;
+  }
+  return missingPermissionsRefusal(granted, REACTION_PERMISSIONS, { in: `in <#${message.channelId}>`, here: 'there', instead: 'or use a channel where I have them' });
+}
+
+/** One reaction being answered: who, on which job, and how they are told. */
+class ReactionRequest {
+  constructor(
+    readonly reaction: MessageReaction | PartialMessageReaction,
+    readonly user: User | PartialUser,
+    readonly message: Message,
+    readonly parent: Job,
+    readonly kind: FollowUpKind,
+    readonly ctx: BotContext,
+  ) {}
+
+  get emoji(): string {
+    return this.reaction.emoji.name ?? '';
+  }
+
+  /** Takes their reaction off, so reacting again asks again. Best effort: without Manage Messages only their own stays. */
+  async removeReaction(): Promise<void> {
+    await this.reaction.users.remove(this.user.id).catch(() => undefined);
+  }
+
+  /**
+   * A refusal only they see: by DM, with the whole reason. Should the DM fail (they accept no DMs
+   * from server members), the channel gets a short note with no details, unless `noteIfNoDm` is
+   * false (nothing went wrong that they need to know about).
+   */
+  async refuse(why: string, noteIfNoDm = true): Promise<void> {
+    await this.removeReaction();
+    const where = this.message.inGuild() ? ` in <#${this.message.channelId}>` : '';
+    try {
+      await this.user.send({ content: `Your ${this.emoji} on job #${this.parent.id}${where} did not ${VERBS[this.kind]} it. ${why}`, allowedMentions: { parse: [] } });
+      return;
+    } catch (err) {
+      this.ctx.log(`[bot] a refusal of user ${this.user.id}'s ${this.emoji} on job ${this.parent.id} could not be sent by DM: ${loggableError(err)}`);
+    }
+    if (!noteIfNoDm) return;
+    // The reason stays private (budgets, job counts); the button tells it privately.
+    const button = followUpsFor(this.parent).includes(this.kind) ? ` — use the **${BUTTONS[this.kind]}** button to see the reason` : '';
+    try {
+      await this.message.reply({ content: `<@${this.user.id}> your ${this.emoji} could not start; I could not DM you why${button}.`, allowedMentions: { users: [this.user.id] } });
+    } catch (err) {
+      this.ctx.log(`[bot] the note that user ${this.user.id}'s ${this.emoji} on job ${this.parent.id} could not start could not be posted either: ${loggableError(err)}`);
+    }
+  }
+}
+
 export async function handleReaction(reaction: MessageReaction | PartialMessageReaction, user: User | PartialUser, ctx: BotContext): Promise<void> {
   if (user.bot) return;
   const kind = REACTIONS[reaction.emoji.name ?? ''];
@@ -48,37 +123,50 @@ export async function handleReaction(reaction: MessageReaction | PartialMessageR
   if (message.author?.id !== message.client.user.id) return;
   const parent = await getJobByMessageId(ctx.farm, message.id);
   if (!parent || parent.status !== 'done') return;
+  const request = new ReactionRequest(reaction, user, message, parent, kind, ctx);
   let member: GuildMember | null = null;
   if (message.inGuild()) {
     const lookup = await currentMember(message, user.id);
     if (!lookup.member) {
-      await reaction.users.remove(user.id).catch(() => undefined);
       // Only the owner is told: anyone else may act on the job only as a member (a moderator).
-      if (parent.userId === user.id) {
-        const why = lookup.gone
-          ? `You're no longer a member of this server, so your ${reaction.emoji.name} did not ${VERBS[kind]} job #${parent.id}.`
-          : `I couldn't check your roles in this server just now (they set your budget here), so your ${reaction.emoji.name} did not ${VERBS[kind]} job #${parent.id}; react again in a moment.`;
-        await message.reply({ content: `<@${user.id}> ${why}`, allowedMentions: { users: [user.id] } });
-      }
-      return;
+      if (parent.userId !== user.id) return request.removeReaction();
+      return request.refuse(
+        lookup.gone ? `You're no longer a member of that server.` : `I couldn't check your roles in that server just now (they set your budget there); react again in a moment.`,
+      );
     }
     member = lookup.member;
   }
   // Their rights in the job's channel: the fetched member's roles and the cached server's channel overwrites.
   const permissions = member && parent.userId !== user.id && message.inGuild() ? member.permissionsIn(message.channel) : null;
   const rights = rightsOn(parent, { userId: user.id, guildId: message.guildId, channelId: message.channelId, permissionsInJobChannel: permissions });
-  const allowed = rights === 'owner' || rights === 'moderator';
-  if (!allowed) {
-    await reaction.users.remove(user.id).catch(() => undefined);
-    return;
-  }
+  if (rights !== 'owner' && rights !== 'moderator') return request.removeReaction();
+  // Nothing is queued or charged for a video the bot could not post here.
+  const cannotPost = message.inGuild() ? await cannotPostRefusal(message) : undefined;
+  if (cannotPost) return request.refuse(cannotPost);
+  // Shared with the buttons: a press and a reaction (or two reactions) make one job.
+  const release = ctx.followUps.begin(user.id, parent.id, kind);
+  if (!release) return request.refuse(`Your ${NOUNS[kind]} of #${parent.id} is already on its way; its message will appear in a moment.`, false);
   try {
-    // The member's roles, as the buttons pass them: a server's role overrides set the budget (outside a server: none).
-    const roleIds = member ? [...member.roles.cache.keys()] : [];
-    const job = await submitFollowUp(ctx.farm, { kind, parentJobId: parent.id, userId: user.id, guildId: message.guildId, channelId: message.channelId, roleIds, requireCapableWorker: true });
-    const posted = await message.reply({ content: `<@${user.id}> ${queuedText(job, undefined)}`, components: [cancelRow(job.id)], allowedMentions: { users: [user.id] } });
-    await setJobMessage(ctx.farm, job.id, { messageId: posted.id, channelId: posted.channelId });
-  } catch (err) {
-    await message.reply({ content: `<@${user.id}> ${userMessage(err, ctx.log)}`, allowedMentions: { users: [user.id] } });
+    let job: Job;
+    try {
+      // The member's roles, as the buttons pass them: a server's role overrides set the budget (outside a server: none).
+      const roleIds = member ? [...member.roles.cache.keys()] : undefined;
+      job = await ctx.submissions.run(() =>
+        submitFollowUp(ctx.farm, { kind, parentJobId: parent.id, userId: user.id, guildId: message.guildId, channelId: message.channelId, roleIds, requireCapableWorker: true }),
+      );
+    } catch (err) {
+      return await request.refuse(userMessage(err, ctx.log));
+    }
+    // The job is queued and paid for: nothing below refuses it. Its message id stays unset if the
+    // reply fails, and delivery posts the result in the channel (mentioning the owner) anyway.
+    let posted: Message | undefined;
+    try {
+      posted = await message.reply({ content: `<@${user.id}> ${queuedText(job, undefined)}`, components: [cancelRow(job.id)], allowedMentions: { users: [user.id] } });
+      await ctx.submissions.run(() => setJobMessage(ctx.farm, job.id, { messageId: posted!.id, channelId: posted!.channelId }));
+    } catch (err) {
+      ctx.log(`[bot] job ${job.id} is queued, but its message could not be ${posted ? 'recorded' : 'posted'} (its result will still be posted): ${loggableError(err)}`);
+    }
+  } finally {
+    release();
   }
 }

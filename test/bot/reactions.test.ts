@@ -3,7 +3,9 @@
  * client against the fake Discord, on both database back ends: the reacting member's roles are
  * fetched and passed, so a role's job limit and refill count (without them the reaction was held
  * to the server's job limit, refused where the Re-roll button succeeded, and could not apply a
- * due refill); an owner who has left the server is told plainly and nothing is queued.
+ * due refill); an owner who has left the server is told plainly (by DM) and nothing is queued. A
+ * command whose member Discord sends raw (the server not in the bot's cache) is admitted with the
+ * roles Discord sent, not as a member without roles.
  */
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -30,6 +32,13 @@ describe.each(BACKENDS)('reactions use the member’s roles (%s)', (backend) => 
   const finished = (m: StoredMessage) => buttonsOf(m).some((b) => b.customId?.startsWith('bf:reroll:'));
   const isQueued = (m: StoredMessage) => buttonsOf(m).some((b) => b.customId?.startsWith('bf:cancel:'));
   const jobIdOn = (m: StoredMessage, action: string) => Number(buttonsOf(m).find((b) => b.customId?.startsWith(`bf:${action}:`))!.customId!.split(':')[2]);
+  const until = async (check: () => boolean, timeoutMs: number, what: string) => {
+    const deadline = Date.now() + timeoutMs;
+    while (!check()) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
 
   function blend(user: FakeUser, from: string): InteractionHandle {
     return fake.sendSlashCommand({ commandName: 'blend', user, guildId: home.id, options: { from, to: 'a city of glass at noon', quality: 'draft', duration: 1 } });
@@ -95,15 +104,36 @@ describe.each(BACKENDS)('reactions use the member’s roles (%s)', (backend) => 
     expect(after.balanceGpuSeconds + after.heldGpuSeconds).toBeCloseTo(3000, 3);
   });
 
-  it('an owner who has left the server is told so, their reaction is removed and nothing is queued', async () => {
+  it('an owner who has left the server is told so by DM, their reaction is removed and nothing is queued', async () => {
     const before = (await listJobs(farm, {})).length;
     expect(fake.addReaction({ messageId: carolsVideo.id, emoji: '🔁', user: carol }).delivered).toBe(true);
     // Carol leaves before the bot gets to the reaction.
     home.members.delete(carol.id);
-    const reply = await fake.waitForMessage((m) => m.content?.startsWith(`<@${carol.id}> `) === true, 15_000);
-    expect(reply.content).toBe(`<@${carol.id}> You're no longer a member of this server, so your 🔁 did not re-roll job #${jobIdOn(carolsVideo, 'reroll')}.`);
-    expect(fake.message(carolsVideo.id)!.reactions.get('🔁')?.has(carol.id) ?? false).toBe(false);
+    const parentId = jobIdOn(carolsVideo, 'reroll');
+    const dm = await fake.waitForMessage((m) => m.channelId === fake.dmChannel(carol)?.id, 15_000);
+    expect(dm.content).toBe(`Your 🔁 on job #${parentId} in <#${carolsVideo.channelId}> did not re-roll it. You're no longer a member of that server.`);
+    await until(() => !(fake.message(carolsVideo.id)!.reactions.get('🔁')?.has(carol.id) ?? false), 5000, 'the reaction removed');
+    expect(fake.messages(carolsVideo.channelId).filter((m) => m.content.includes(`<@${carol.id}>`))).toEqual([]);
     expect((await listJobs(farm, {})).length).toBe(before);
     expect(fake.serverErrors).toEqual([]);
+  });
+
+  it('a command from a member Discord sends raw (the server not in the bot’s cache) is admitted under their role’s job limit', async () => {
+    // Alice (Patrons: 3 jobs) still has her slow job active; the server's limit of one is reached.
+    expect((await getBudget(farm, alice.id, { guildId: home.id, roleIds: [home.id, patronRole] })).activeJobs).toBeGreaterThanOrEqual(1);
+    const cached = bot.client.guilds.cache.get(home.id)!;
+    bot.client.guilds.cache.delete(home.id);
+    try {
+      const run = blend(alice, '[fake ms=120000] another slow render');
+      const answer = await run.waitForOriginal((m) => isQueued(m) || /limit|could not start/.test(m.content), 15_000);
+      expect(answer.content).not.toMatch(/limit is 1/);
+      expect(isQueued(answer)).toBe(true);
+      const [job] = await listJobs(farm, { order: 'newest', limit: 1 });
+      expect([job.userId, job.interactionToken]).toEqual([alice.id, run.token]);
+      // Admitted with her roles: more jobs active than the server's limit of one allows.
+      expect((await listJobs(farm, { userId: alice.id, statuses: ['queued', 'running'] })).length).toBeGreaterThanOrEqual(2);
+    } finally {
+      bot.client.guilds.cache.set(home.id, cached);
+    }
   });
 });

@@ -1,0 +1,197 @@
+/**
+ * 🔍 / 🔁 reactions follow the buttons' rules, through the real discord.js client against the fake
+ * Discord (a farm on PGlite, quick fake renders): a refusal reaches its member by DM with the whole
+ * reason (budget numbers, refill time as a Discord timestamp) and the channel sees nothing of it, or
+ * only a short note without details when their DMs are closed; no job where the bot could not post
+ * the result; a reaction and a button press together make one job; and once the job is submitted a
+ * failed reply is only logged (the result is still delivered).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PermissionsBitField } from 'discord.js';
+import { buttonsOf, Permissions, startFakeDiscord, type FakeChannel, type FakeDiscord, type FakeGuild, type FakeUser, type StoredMessage } from '../fake-discord/index.ts';
+import { apiRole } from '../fake-discord/serialize.ts';
+import { hasVideo } from '../helpers/bot-farm.ts';
+import { createTestDatabase, farmContext, type TestDatabase } from '../helpers/db.ts';
+import { getBudget, getJob, grantBudget, listJobs, startLocalWorkers, type FarmContext, type Job, type LocalWorkers } from '../../farm/index.ts';
+import { FakeRenderer } from '../../farm/fake-renderer.ts';
+import { startBot, type RunningBot } from '../../bot/bot.ts';
+import { deployCommands } from '../../apps/bot/deploy-commands.ts';
+
+let fake: FakeDiscord;
+let home: FakeGuild;
+let studio: FakeGuild;
+let renders: FakeChannel;
+let alice: FakeUser;
+let testDb: TestDatabase;
+let farm: FarmContext;
+let workers: LocalWorkers;
+let bot: RunningBot;
+const logs: string[] = [];
+
+const finished = (m: StoredMessage) => hasVideo(m) && buttonsOf(m).some((b) => b.customId?.startsWith('bf:reroll:'));
+const jobIdOn = (m: StoredMessage, action: string) => Number(buttonsOf(m).find((b) => b.customId?.startsWith(`bf:${action}:`))!.customId!.split(':')[2]);
+const until = async (check: () => boolean | Promise<boolean>, timeoutMs: number, what: string) => {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+};
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A finished video of alice's, in `guild`'s first channel. */
+function video(from: string, guild: FakeGuild = home): Promise<StoredMessage> {
+  return fake.sendSlashCommand({ commandName: 'blend', user: alice, guildId: guild.id, options: { from, to: 'a calm sea', quality: 'draft', duration: 1 } }).waitForOriginal(finished, 20_000);
+}
+
+const followUpsOf = async (parentId: number): Promise<Job[]> => (await listJobs(farm, { userId: alice.id })).filter((j) => j.parentJobId === parentId);
+/** Messages in a channel created since `since` (ms). */
+const postedSince = (channelId: string, since: number) => fake.messages(channelId, { includeDeleted: true }).filter((m) => m.createdAt >= since);
+const dmsSince = (since: number) => (fake.dmChannel(alice) ? postedSince(fake.dmChannel(alice)!.id, since) : []);
+
+beforeAll(async () => {
+  fake = await startFakeDiscord({ guilds: [{ name: 'Home', channels: ['renders'] }, { name: 'Studio', channels: ['art'] }] });
+  home = fake.guild('Home');
+  studio = fake.guild('Studio');
+  renders = fake.channel('renders', home.id);
+  alice = fake.createUser({ username: 'alice' });
+  fake.addMember(alice, { guildId: home.id });
+  fake.addMember(alice, { guildId: studio.id });
+  testDb = await createTestDatabase('pglite');
+  farm = farmContext(await testDb.open(), { budget: { refillGpuSeconds: 1000, refillPeriodSeconds: 86_400, maxActiveJobs: 20 } });
+  workers = await startLocalWorkers(farm, { renderer: () => new FakeRenderer({ models: ['demo'], steps: 2, stepMs: 5 }), log: () => {} });
+  for (const guild of [home, studio]) await deployCommands({ token: fake.token, guildId: guild.id, apiBase: fake.restBase });
+  bot = await startBot({ token: fake.token, apiBase: fake.restBase, farm, log: (m) => logs.push(m), messenger: { editIntervalMs: 100, retryDelayMs: 100, maxRetryDelayMs: 300, sweepIntervalMs: 150 } });
+}, 90_000);
+
+afterAll(async () => {
+  await bot?.stop();
+  await workers?.stop('release');
+  await testDb?.drop();
+  await fake?.close();
+});
+
+describe('a refused reaction is told privately', () => {
+  let parent: StoredMessage;
+  let parentId: number;
+  let spent = 0;
+
+  beforeAll(async () => {
+    parent = await video('a lantern');
+    parentId = jobIdOn(parent, 'reroll');
+    // Alice has spent her budget: a re-roll is refused with her numbers and the refill time.
+    spent = (await getBudget(farm, alice.id, { guildId: home.id, roleIds: [home.id] })).balanceGpuSeconds;
+    await grantBudget(farm, alice.id, -spent, 'spent');
+  });
+
+  afterAll(async () => {
+    fake.clearFaults();
+    await grantBudget(farm, alice.id, spent, 'back');
+  });
+
+  it('by DM, with the whole reason and the refill as a Discord timestamp; nothing with numbers in the channel, her reaction removed, nothing queued', async () => {
+    const since = Date.now();
+    expect(fake.addReaction({ messageId: parent.id, emoji: '🔁', user: alice }).delivered).toBe(true);
+    const dm = await fake.waitForMessage((m) => m.channelId === fake.dmChannel(alice)?.id && m.content.includes(`#${parentId}`), 15_000);
+    expect(dm.content).toMatch(new RegExp(`^Your 🔁 on job #${parentId} in <#${renders.id}> did not re-roll it\\. This job needs about [\\d.]+ GPU-seconds but only 0 are left; the budget refills to 1000 <t:\\d+:R> \\(<t:\\d+:f>\\)`));
+    expect(dm.content).not.toMatch(/\d{4}-\d\d-\d\dT\d\d:/); // no ISO time
+    const at = Number(/<t:(\d+):R>/.exec(dm.content)![1]);
+    expect(Math.abs(at * 1000 - (Date.now() + 86_400_000))).toBeLessThan(120_000);
+    await until(() => !(fake.message(parent.id)!.reactions.get('🔁')?.has(alice.id) ?? false), 5000, 'the reaction removed');
+    await sleep(300);
+    expect(postedSince(renders.id, since)).toEqual([]);
+    expect(await followUpsOf(parentId)).toEqual([]);
+  });
+
+  it('DMs closed: a short public note without the reason, pointing at the button, which tells it privately', async () => {
+    const since = Date.now();
+    fake.failNext({ route: `/channels/${fake.dmChannel(alice)!.id}/messages`, method: 'POST', status: 403, code: 50007, message: 'Cannot send messages to this user' });
+    fake.addReaction({ messageId: parent.id, emoji: '🔁', user: alice });
+    const note = await fake.waitForMessage((m) => m.channelId === renders.id && m.createdAt >= since, 15_000);
+    expect(note.content).toBe(`<@${alice.id}> your 🔁 could not start; I could not DM you why — use the **Re-roll** button to see the reason.`);
+    expect(note.mentions).toEqual([alice.id]);
+    expect(note.messageReference?.message_id).toBe(parent.id);
+    await sleep(300);
+    const publicText = postedSince(renders.id, since).map((m) => m.content.replaceAll(`<@${alice.id}>`, '')).join('\n');
+    expect(publicText).not.toMatch(/\d|GPU|budget|refill|limit/i);
+    expect(dmsSince(since)).toEqual([]);
+    expect(logs.some((l) => l.includes(`could not be sent by DM`))).toBe(true);
+    expect(await followUpsOf(parentId)).toEqual([]);
+
+    // The button gives the reason, privately, with the same Discord timestamps.
+    const press = fake.pressButton({ messageId: parent.id, customId: `bf:reroll:${parentId}`, user: alice });
+    const answer = await fake.waitForMessage((m) => m.interactionId === press.id && /GPU-seconds/.test(m.content), 10_000);
+    expect(answer.ephemeral).toBe(true);
+    expect(answer.content).toMatch(/only 0 are left; the budget refills to 1000 <t:\d+:R> \(<t:\d+:f>\)/);
+  });
+});
+
+describe('the buttons’ rules', () => {
+  it('missing Attach Files in that channel: refused by DM naming it, nothing queued', async () => {
+    const art = fake.channel('art', studio.id);
+    const parent = await video('a kite', studio);
+    const parentId = jobIdOn(parent, 'upscale');
+    // A server admin takes Attach Files from the bot's role and from @everyone.
+    for (const role of studio.roles.filter((r) => r.botId !== null || r.id === studio.id)) {
+      role.permissions &= ~Permissions.AttachFiles;
+      fake.gateway.dispatchToGuild(studio.id, 'GUILD_ROLE_UPDATE', { guild_id: studio.id, role: apiRole(role) });
+    }
+    await until(() => bot.client.guilds.cache.get(studio.id)?.members.me?.permissions.has(PermissionsBitField.Flags.AttachFiles) === false, 5000, 'the role update');
+
+    const since = Date.now();
+    fake.addReaction({ messageId: parent.id, emoji: '🔍', user: alice });
+    const dm = await fake.waitForMessage((m) => m.channelId === fake.dmChannel(alice)?.id && m.createdAt >= since, 15_000);
+    expect(dm.content).toBe(
+      `Your 🔍 on job #${parentId} in <#${art.id}> did not upscale it. I can't post videos in <#${art.id}>: I'm missing the **Attach Files** permission there, so nothing was queued or charged. ` +
+        `Ask a server admin to give me View Channel, Send Messages, Attach Files, Embed Links and Read Message History in <#${art.id}> (Edit Channel → Permissions), or use a channel where I have them.`,
+    );
+    await until(() => !(fake.message(parent.id)!.reactions.get('🔍')?.has(alice.id) ?? false), 5000, 'the reaction removed');
+    await sleep(300);
+    expect(await followUpsOf(parentId)).toEqual([]);
+    expect(postedSince(art.id, since)).toEqual([]);
+  });
+
+  it('a reaction and a Re-roll press together make one job', async () => {
+    const parent = await video('a harbour');
+    const parentId = jobIdOn(parent, 'reroll');
+    // Both answers are held up a little (a rate limit), so each submission is still under way when the other arrives.
+    fake.failNext({ route: '/interactions/:interactionId/:token/callback', method: 'POST', status: 429, retryAfter: 0.5 });
+    fake.failNext({ route: `/channels/${renders.id}/messages`, method: 'POST', status: 429, retryAfter: 0.5 });
+    const since = Date.now();
+    const press = fake.pressButton({ messageId: parent.id, customId: `bf:reroll:${parentId}`, user: alice });
+    fake.addReaction({ messageId: parent.id, emoji: '🔁', user: alice });
+    await until(async () => (await followUpsOf(parentId)).length > 0, 10_000, 'the re-roll');
+    // One of them says the other's job is on its way: the button privately, or the reaction by DM.
+    const onItsWay = `Your re-roll of #${parentId} is already on its way; its message will appear in a moment.`;
+    await until(
+      () => fake.messages(undefined, { includeDeleted: true }).some((m) => m.createdAt >= since && m.content.endsWith(onItsWay) && (m.ephemeral || m.channelId === fake.dmChannel(alice)?.id)),
+      10_000,
+      'the "already on its way" answer',
+    );
+    await press.waitForResponse();
+    await sleep(1000);
+    const made = await followUpsOf(parentId);
+    expect(made.map((j) => j.kind)).toEqual(['reroll']);
+    fake.clearFaults();
+  });
+
+  it('the reply fails after the submission: only logged, no error shown, and the video is delivered in the channel', async () => {
+    const parent = await video('[fake ms=200] a windmill');
+    const parentId = jobIdOn(parent, 'reroll');
+    const since = Date.now();
+    // Every try of the "queued" reply fails (discord.js tries a 500 four times).
+    fake.failNext({ route: `/channels/${renders.id}/messages`, method: 'POST', status: 500, times: 4 });
+    fake.addReaction({ messageId: parent.id, emoji: '🔁', user: alice });
+    await until(async () => (await followUpsOf(parentId)).length === 1, 10_000, 'the re-roll');
+    const [job] = await followUpsOf(parentId);
+    await until(() => logs.some((l) => l.includes(`job ${job.id} is queued, but its message could not be posted`)), 15_000, 'the log line');
+    const delivered = await fake.waitForMessage((m) => m.channelId === renders.id && hasVideo(m) && m.content.includes(`#${job.id}`), 20_000);
+    expect(delivered.content).toMatch(new RegExp(`^<@${alice.id}> `));
+    await until(async () => (await getJob(farm, job.id))!.deliveredAt !== null, 5000, 'delivered');
+    expect((await getJob(farm, job.id))!.messageId).toBe(delivered.id);
+    const shown = [...postedSince(renders.id, since), ...dmsSince(since)];
+    expect(shown.filter((m) => /could not|did not|wrong/i.test(m.content))).toEqual([]);
+    expect(fake.message(parent.id)!.reactions.get('🔁')?.has(alice.id)).toBe(true);
+    expect(fake.unhandled).toEqual([]);
+  });
+});
