@@ -38,7 +38,7 @@ import {
 import { cancelRow, finishedRow } from './components/rows.ts';
 import { doneText, escapeMarkdown, failedText, progressText, queuedText, title, withWholeMovie } from './format.ts';
 import { listOfNames, POSTING_PERMISSIONS } from './permissions.ts';
-import { shrinkVideo } from './shrink.ts';
+import { shrinkVideo, type ShrinkOptions } from './shrink.ts';
 
 /** Discord's upload limit for a server without boosts; used when a job carries no limit of its own. */
 export const DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024;
@@ -70,6 +70,8 @@ export interface MessengerOptions {
   sweepIntervalMs?: number;
   /** How long a delivery may keep failing before it is given up and its owner told (default DELIVERY_GIVE_UP_AFTER_MS). */
   giveUpAfterMs?: number;
+  /** Bounds on re-encoding a video too large for its channel in this process (SHRINK_* in bot/shrink.ts). */
+  shrink?: ShrinkOptions;
 }
 
 /** A failed delivery waiting for its next try. */
@@ -102,6 +104,9 @@ export class JobMessenger {
   private readonly maxRetryDelayMs: number;
   private readonly sweepIntervalMs: number;
   private readonly giveUpAfterMs: number;
+  private readonly shrinkOptions: ShrinkOptions;
+  /** Shrinks run one at a time, so their memory (SHRINK_MAX_RAW_BYTES) is held once. */
+  private shrinking: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly client: Client,
@@ -115,6 +120,7 @@ export class JobMessenger {
     this.maxRetryDelayMs = Math.max(this.retryDelayMs, opts.maxRetryDelayMs ?? DELIVERY_MAX_RETRY_DELAY_MS);
     this.sweepIntervalMs = opts.sweepIntervalMs ?? DELIVERY_SWEEP_INTERVAL_MS;
     this.giveUpAfterMs = opts.giveUpAfterMs ?? DELIVERY_GIVE_UP_AFTER_MS;
+    this.shrinkOptions = opts.shrink ?? {};
   }
 
   async start(): Promise<void> {
@@ -293,6 +299,13 @@ export class JobMessenger {
     await this.client.rest.post(Routes.channelMessages(channel.id), { body: { content, allowed_mentions: { parse: [] } } });
   }
 
+  /**
+   * Posts the finished video in the job's message. A video larger than the channel takes is
+   * re-encoded smaller here (bot/shrink.ts); when that cannot be done (TooLargeForServer: too large
+   * to re-encode in this process, or not small enough even then, or Discord refusing every smaller
+   * copy), the message says so without the file (seeds and buttons stay) and the job counts as
+   * delivered: no retry would change the outcome.
+   */
   private async postVideo(job: Job, artifact: Artifact): Promise<void> {
     const name = `blendfarm-${job.id}.${artifact.format}`;
     const payload = (note: string | undefined, data?: Buffer): MessagePayload => ({
@@ -305,7 +318,7 @@ export class JobMessenger {
       let bytes = artifact.bytes;
       let note: string | undefined = artifact.meta.shrunk ? '(Encoded at a lower quality to fit this server’s upload limit.)' : undefined;
       const limit = job.params.maxBytes ?? DEFAULT_UPLOAD_LIMIT;
-      if (bytes.length > limit) ({ bytes, note } = await this.shrink(artifact, limit));
+      if (bytes.length > limit) ({ bytes, note } = await this.shrink(artifact, limit, limit));
       // The server's real limit can be lower than we were told (413 / code 40005). Discord does
       // not say what it is: halve and retry, five times at most.
       for (let attempt = 0; ; attempt++) {
@@ -314,21 +327,28 @@ export class JobMessenger {
           return;
         } catch (err) {
           if (!(err instanceof DiscordAPIError && (err.status === 413 || err.code === RESTJSONErrorCodes.RequestEntityTooLarge))) throw err;
-          if (attempt >= 5) throw new TooLargeForServer(bytes.length, bytes.length);
-          ({ bytes, note } = await this.shrink(artifact, Math.floor(bytes.length * 0.5)));
+          if (attempt >= 5) throw new TooLargeForServer(artifact, undefined, `Discord refused it even re-encoded to ${mib(bytes.length)}`);
+          ({ bytes, note } = await this.shrink(artifact, Math.floor(bytes.length * 0.5), undefined));
         }
       }
     } catch (err) {
       // Say so in the message (seeds and buttons stay) rather than leave it at "rendering".
       if (!(err instanceof TooLargeForServer)) throw err;
+      this.log(`[bot] job ${job.id}: its ${mib(artifact.sizeBytes)} video is not attached (${err.why})${err.cause ? `: ${loggableError(err.cause)}` : ''}`);
       await this.editJobMessage(job, payload(err.message));
     }
   }
 
-  private async shrink(artifact: Artifact, limit: number): Promise<{ bytes: Buffer; note: string }> {
-    const result = await shrinkVideo(artifact.bytes, artifact.format, limit);
-    if (!result) throw new TooLargeForServer(artifact.sizeBytes, limit);
-    return { bytes: result, note: `(Re-encoded to ${(result.length / 1048576).toFixed(1)} MiB to fit this server's upload limit.)` };
+  /**
+   * The video re-encoded under `limit`, one shrink at a time in this process; TooLargeForServer
+   * when it cannot be, naming the server's limit when it is known (`serverLimit`).
+   */
+  private async shrink(artifact: Artifact, limit: number, serverLimit: number | undefined): Promise<{ bytes: Buffer; note: string }> {
+    const turn = this.shrinking.then(() => shrinkVideo(artifact.bytes, artifact.format, limit, this.shrinkOptions));
+    this.shrinking = turn.catch(() => undefined);
+    const result = await turn;
+    if (!result.bytes) throw new TooLargeForServer(artifact, serverLimit, result.why, result.cause);
+    return { bytes: result.bytes, note: `(Re-encoded to ${mib(result.bytes.length)} to fit this server's upload limit.)` };
   }
 
   /**
@@ -402,10 +422,28 @@ class Undeliverable extends Error {
   }
 }
 
+/** "12.3 MiB"; under 1 MiB in KiB. */
+const mib = (n: number) => (n >= 1048576 ? `${(n / 1048576).toFixed(1)} MiB` : `${Math.ceil(n / 1024)} KiB`);
+
+/**
+ * A finished video that cannot be attached in its channel, whatever we try again: larger than the
+ * channel's upload limit and not re-encodable under it (`why`). The message says what happened and
+ * what the owner can do.
+ */
 class TooLargeForServer extends Error {
-  constructor(size: number, limit: number) {
-    const mib = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
-    super(`The video (${mib(size)}) could not be made to fit this server's upload limit (${mib(limit)}), even re-encoded smaller. Try a shorter duration or a smaller size.`);
+  constructor(
+    artifact: Pick<Artifact, 'sizeBytes' | 'format'>,
+    limit: number | undefined,
+    readonly why: string,
+    cause?: unknown,
+  ) {
+    const allows = limit === undefined ? 'more than this server accepts for an upload' : `more than the ${mib(limit)} this server accepts for an upload`;
+    const smaller = artifact.format === 'webm' ? 'shorter or at a smaller size' : 'shorter, at a smaller size, or as webm (smaller files for the same quality)';
+    super(
+      `The video is ${mib(artifact.sizeBytes)}, ${allows}, and ${why}, so it is not attached. ` +
+        `To get it here, render it again ${smaller}; or a server admin can raise the upload limit with a higher Boost level.`,
+      { cause },
+    );
   }
 }
 

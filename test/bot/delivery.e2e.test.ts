@@ -3,13 +3,15 @@
  * against the fake Discord, a farm on PGlite and quick fake renders ("[fake ms=N]" slows one down).
  * Short retry and sweep intervals stand in for the production ones (DELIVERY_* in bot/delivery.ts).
  */
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buttonsOf, DEFAULT_EVERYONE_PERMISSIONS, Permissions, startFakeDiscord, type FakeDiscord, type FakeGuild, type FakeUser, type InteractionHandle, type StoredMessage } from '../fake-discord/index.ts';
 import { DEFAULT_BOT_PERMISSIONS } from '../fake-discord/state.ts';
 import { hasVideo } from '../helpers/bot-farm.ts';
 import { createTestDatabase, farmContext, GENEROUS_BUDGET, type TestDatabase } from '../helpers/db.ts';
-import { getJob, listJobs, startLocalWorkers, waitForJob, type FarmContext, type Job, type LocalWorkers } from '../../farm/index.ts';
+import { getJob, listJobs, startLocalWorkers, waitForJob, type ClaimedJob, type FarmContext, type Job, type LocalWorkers, type RenderContext, type RenderResult } from '../../farm/index.ts';
 import { FakeRenderer } from '../../farm/fake-renderer.ts';
+import { encodeVideo } from '../../engine/index.ts';
 import { startBot, type RunningBot } from '../../bot/bot.ts';
 import { deployCommands } from '../../apps/bot/deploy-commands.ts';
 
@@ -18,6 +20,10 @@ const WEBHOOK_ORIGINAL = '/webhooks/:applicationId/:token/messages/@original';
 let fake: FakeDiscord;
 let home: FakeGuild;
 let locked: FakeGuild;
+/** Takes uploads of at most 20 000 bytes. */
+let small: FakeGuild;
+/** 48 frames of 128×128 noise: far more than 20 000 bytes, and 2.4 MB decoded. */
+let noiseVideo: Buffer;
 let alice: FakeUser;
 let testDb: TestDatabase;
 let farm: FarmContext;
@@ -35,6 +41,20 @@ const until = async (check: () => boolean | Promise<boolean>, timeoutMs: number,
     await new Promise((r) => setTimeout(r, 50));
   }
 };
+
+/**
+ * The fake renderer, but a prompt with "[noise]" gets a real video of noise (noiseVideo) and one
+ * with "[garbage]" bytes no decoder reads, both far larger than the Small server takes.
+ */
+class LargeVideoRenderer extends FakeRenderer {
+  override async render(job: ClaimedJob, context: RenderContext): Promise<RenderResult> {
+    const result = await super.render(job, context);
+    const prompt = job.params.prompts.join(' ');
+    if (prompt.includes('[noise]')) return { ...result, video: noiseVideo, format: 'mp4', mime: 'video/mp4' };
+    if (prompt.includes('[garbage]')) return { ...result, video: randomBytes(60_000), format: 'mp4', mime: 'video/mp4' };
+    return result;
+  }
+}
 
 function blend(prompt: string, opts: { channelId?: string; guildId?: string } = {}): InteractionHandle {
   return fake.sendSlashCommand({ commandName: 'blend', user: alice, ...opts, options: { from: prompt, to: 'a calm sea', quality: 'draft', duration: 1 } });
@@ -56,23 +76,27 @@ beforeAll(async () => {
       { name: 'Home', channels: ['renders', 'doomed', 'hidden'] },
       // Invited without Attach Files: no render can be posted there.
       { name: 'Locked', channels: ['lobby'], botPermissions: DEFAULT_BOT_PERMISSIONS & ~Permissions.AttachFiles, everyonePermissions: DEFAULT_EVERYONE_PERMISSIONS & ~Permissions.AttachFiles },
+      { name: 'Small', channels: ['tiny'], attachmentSizeLimit: 20_000 },
     ],
   });
   home = fake.guild('Home');
   locked = fake.guild('Locked');
+  small = fake.guild('Small');
   alice = fake.createUser({ username: 'alice' });
-  fake.addMember(alice, { guildId: home.id });
-  fake.addMember(alice, { guildId: locked.id });
+  for (const guild of [home, locked, small]) fake.addMember(alice, { guildId: guild.id });
+  const frames = Array.from({ length: 48 }, () => ({ data: new Uint8Array(randomBytes(128 * 128 * 3)), width: 128, height: 128, channels: 3 as const }));
+  noiseVideo = (await encodeVideo(frames, { format: 'mp4', fps: 12, width: 128, height: 128, crf: 10 })).bytes;
   testDb = await createTestDatabase('pglite');
   farm = farmContext(await testDb.open(), { budget: GENEROUS_BUDGET });
-  workers = await startLocalWorkers(farm, { renderer: () => new FakeRenderer({ models: ['demo'], steps: 2, stepMs: 5 }), log: () => {} });
-  for (const guild of [home, locked]) await deployCommands({ token: fake.token, guildId: guild.id, apiBase: fake.restBase });
+  workers = await startLocalWorkers(farm, { renderer: () => new LargeVideoRenderer({ models: ['demo'], steps: 2, stepMs: 5 }), log: () => {} });
+  for (const guild of [home, locked, small]) await deployCommands({ token: fake.token, guildId: guild.id, apiBase: fake.restBase });
   bot = await startBot({
     token: fake.token,
     apiBase: fake.restBase,
     farm,
     log: (m) => logs.push(m),
-    messenger: { editIntervalMs: 100, retryDelayMs: 100, maxRetryDelayMs: 300, sweepIntervalMs: 150 },
+    // The bot decodes at most 100 kB of frames to shrink a video (a quarter of the side at least).
+    messenger: { editIntervalMs: 100, retryDelayMs: 100, maxRetryDelayMs: 300, sweepIntervalMs: 150, shrink: { maxRawBytes: 100_000 } },
   });
 }, 90_000);
 
@@ -184,6 +208,45 @@ describe('delivery rides out outages and gives up only on what cannot succeed', 
     await until(() => logs.some((l) => l.includes(`job ${secondJob.id}: the DM telling user ${alice.id} it could not be posted failed too`)), 20_000, 'the failed DM logged');
     expect((await getJob(farm, secondJob.id))!.deliveredAt).not.toBeNull();
     fake.clearFaults();
+  });
+});
+
+describe('a video too large for its channel that cannot be shrunk here', () => {
+  const settled = async (job: Job, run: InteractionHandle) => {
+    const done = await run.waitForOriginal((m) => /is not attached/.test(m.content), 20_000);
+    await until(async () => (await getJob(farm, job.id))!.deliveredAt !== null, 5000, 'delivered');
+    // No retries: nothing more is tried, edited or logged for it.
+    const edits = fake.edits(run).length;
+    await new Promise((r) => setTimeout(r, 800));
+    expect(fake.edits(run).length).toBe(edits);
+    expect(logs.some((l) => l.includes(`delivering job ${job.id} failed`))).toBe(false);
+    expect(logs.filter((l) => l.startsWith(`[bot] job ${job.id}: its `) && l.includes('video is not attached'))).toHaveLength(1);
+    expect(fake.messages(fake.dmChannel(alice)?.id).filter((m) => m.content.includes(`#${job.id}`))).toEqual([]);
+    return done;
+  };
+
+  it('too large to decode in the bot: one clear message (sizes, what to do) with seeds and buttons, marked delivered, no retries', async () => {
+    expect(noiseVideo.length).toBeGreaterThan(20_000);
+    const run = blend('[noise] static', { guildId: small.id });
+    const job = await jobOf(run);
+    expect(job.params.maxBytes).toBe(20_000);
+    const done = await settled(job, run);
+    expect(done.attachments).toEqual([]);
+    expect(done.content).toContain(`#${job.id}:`);
+    expect(done.content).toContain('seeds ');
+    expect(done.content).toContain(
+      `The video is ${Math.ceil(noiseVideo.length / 1024)} KiB, more than the 20 KiB this server accepts for an upload, and it is too long and too large (48 frames of 128×128) to be re-encoded smaller here, so it is not attached. ` +
+        'To get it here, render it again shorter, at a smaller size, or as webm (smaller files for the same quality); or a server admin can raise the upload limit with a higher Boost level.',
+    );
+    expect(buttonsOf(done).map((b) => b.customId?.split(':')[1])).toEqual(['upscale', 'reroll', 'extend']);
+  });
+
+  it('a video the bot cannot decode at all: the same, not retried for a day', async () => {
+    const run = blend('[garbage] snow', { guildId: small.id });
+    const job = await jobOf(run);
+    const done = await settled(job, run);
+    expect(done.attachments).toEqual([]);
+    expect(done.content).toMatch(/The video is 59 KiB, more than the 20 KiB this server accepts for an upload, and it could not be re-encoded smaller, so it is not attached\./);
   });
 });
 
