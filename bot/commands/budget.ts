@@ -1,15 +1,9 @@
-import { MessageFlags, SlashCommandBuilder, type ChatInputCommandInteraction, GuildMember } from 'discord.js';
+import { MessageFlags, SlashCommandBuilder, type ChatInputCommandInteraction } from 'discord.js';
 import { getBudget, listJobs } from '../../farm/index.ts';
 import type { BotContext, Command } from '../context.ts';
-import { duration, title, withWholeMovie } from '../format.ts';
+import { discordWhen, duration, title, withWholeMovie } from '../format.ts';
 import { userMessage } from '../errors.ts';
-
-/** The member's roles from an interaction in a server (a cached GuildMember, or the raw member Discord sent); undefined outside one. */
-function interactionRoleIds(interaction: ChatInputCommandInteraction): readonly string[] | undefined {
-  const member = interaction.member;
-  if (!interaction.guildId || !member) return undefined;
-  return member instanceof GuildMember ? [...member.roles.cache.keys()] : member.roles;
-}
+import { interactionRoleIds } from '../permissions.ts';
 
 export const budget: Command = {
   data: new SlashCommandBuilder().setName('budget').setDescription('Your GPU-seconds: balance, next refill, your queued and running jobs'),
@@ -17,7 +11,9 @@ export const budget: Command = {
     await interaction.deferReply({ flags: MessageFlags.Ephemeral });
     try {
       // A read: it never applies a due refill (that would start a new period with this place's
-      // allowance); the next request does, with the limits of the server it is made in.
+      // allowance); the next request does, with the limits of the server it is made in. In a server
+      // the member's roles as the buttons pass them (undefined when Discord sent none: not known,
+      // so getBudget applies no role override); outside one there are no roles to know.
       const inServer = interaction.guildId !== null;
       const b = await getBudget(ctx.farm, interaction.user.id, { guildId: interaction.guildId, roleIds: inServer ? interactionRoleIds(interaction) : [] }, 0);
       const active = await listJobs(ctx.farm, { userId: interaction.user.id, statuses: ['queued', 'running'] });
@@ -26,7 +22,7 @@ export const budget: Command = {
         ? inServer
           ? `A refill to ${b.refillGpuSeconds} is due: your next request here applies it (then one ${every}).`
           : `A refill is due: your next request applies it, with the allowance of the server you make it in (${b.refillGpuSeconds} outside servers).`
-        : `Refills to ${b.refillGpuSeconds} ${every}; next refill <t:${Math.floor(b.nextRefillAt.getTime() / 1000)}:R>.`;
+        : `Refills to ${b.refillGpuSeconds} ${every}; next refill ${discordWhen(b.nextRefillAt)}.`;
       const lines = [
         `**${b.balanceGpuSeconds.toFixed(1)} GPU-seconds** available (${b.heldGpuSeconds.toFixed(1)} held by your active jobs).`,
         refill,

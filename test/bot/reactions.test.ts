@@ -102,6 +102,11 @@ describe.each(BACKENDS)('reactions use the member’s roles (%s)', (backend) => 
     expect(refill?.note).toMatch(/^top-up to 3000 GPU-seconds/);
     expect(after.refillDue).toBe(false);
     expect(after.balanceGpuSeconds + after.heldGpuSeconds).toBeCloseTo(3000, 3);
+    // /budget now names the next refill as Discord timestamps (each reader's own clock), never an ISO string.
+    const t = Math.floor(after.nextRefillAt.getTime() / 1000);
+    const look2 = await fake.sendSlashCommand({ commandName: 'budget', user: alice, guildId: home.id }).waitForOriginal((m) => /GPU-seconds/.test(m.content ?? ''), 10_000);
+    expect(look2.content).toContain(`Refills to 3000 every 1440m 00s; next refill <t:${t}:R> (<t:${t}:f>).`);
+    expect(look2.content).not.toMatch(/\d{4}-\d{2}-\d{2}T/);
   });
 
   it('an owner who has left the server is told so by DM, their reaction is removed and nothing is queued', async () => {
