@@ -76,6 +76,19 @@ export const POSTING_PERMISSIONS: ReadonlyArray<{ flag: bigint; name: string }> 
  */
 export const REACTION_PERMISSIONS: ReadonlyArray<{ flag: bigint; name: string }> = [...POSTING_PERMISSIONS, { flag: PermissionFlagsBits.ReadMessageHistory, name: 'Read Message History' }];
 
+/**
+ * What the bot is invited with (its OAuth2 bot permissions): all it needs in a channel, to post
+ * renders and to answer 🔍/🔁 reactions (REACTION_PERMISSIONS). The setup steps `npm start` prints
+ * without a token are made from this list, and the README's invite step names the same (a test
+ * compares them).
+ */
+export const INVITE_PERMISSIONS: ReadonlyArray<{ flag: bigint; name: string }> = REACTION_PERMISSIONS;
+
+/** The `permissions` value of an OAuth2 invite URL granting `list` (Discord's bit field, in decimal). */
+export function permissionsInteger(list: ReadonlyArray<{ flag: bigint }>): string {
+  return list.reduce((bits, p) => bits | p.flag, 0n).toString();
+}
+
 /** "A, B and C". */
 export function listOfNames(names: readonly string[]): string {
   return names.length <= 1 ? (names[0] ?? '') : `${names.slice(0, -1).join(', ')} and ${names.at(-1)}`;

@@ -1,15 +1,25 @@
 import { ConfigError, loadConfig, loadDotEnv, type Config } from '../../config/index.ts';
+import { INVITE_PERMISSIONS, listOfNames, permissionsInteger } from '../../bot/permissions.ts';
+
+/** The bot's invite URL: its scopes and INVITE_PERMISSIONS, with APPLICATION_ID for the application's id to fill in. */
+export function inviteUrl(): string {
+  return `https://discord.com/oauth2/authorize?client_id=APPLICATION_ID&scope=bot+applications.commands&permissions=${permissionsInteger(INVITE_PERMISSIONS)}`;
+}
 
 /** What to tell someone who starts the bot without a token. */
 export function missingTokenHelp(): string {
+  const permissions = listOfNames(INVITE_PERMISSIONS.map((p) => `"${p.name}"`));
   return `DISCORD_TOKEN is not set, so the bot cannot log in.
 
 To create a bot and get a token:
   1. Open https://discord.com/developers/applications and click "New Application".
   2. On the "Bot" page click "Reset Token", copy it, and put it in .env:  DISCORD_TOKEN=...
-  3. On the "OAuth2" page pick the scopes "bot" and "applications.commands", the bot permissions
-     "Send Messages", "Attach Files", "Embed Links" and "Add Reactions", and open the generated
-     URL to invite the bot to your server.
+  3. Invite the bot to your server: on the "OAuth2" page pick the scopes "bot" and
+     "applications.commands" and the bot permissions
+       ${permissions}
+     (to post renders and answer 🔍/🔁 reactions), and open the generated URL; or open this one
+     with your Application ID (on the "General Information" page) in place of APPLICATION_ID:
+       ${inviteUrl()}
   4. Optionally set DISCORD_GUILD_ID to your server's id for instant command registration, then run
      npm run deploy-commands
   5. Start again with: npm start

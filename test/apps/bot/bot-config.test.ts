@@ -1,0 +1,33 @@
+/** The setup steps printed without a token, and the README's, invite the bot with what it needs: one list, bot/permissions.ts. */
+import { describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PermissionsBitField } from 'discord.js';
+import { inviteUrl, missingTokenHelp } from '../../../apps/bot/bot-config.ts';
+import { INVITE_PERMISSIONS, listOfNames, permissionsInteger, REACTION_PERMISSIONS } from '../../../bot/permissions.ts';
+import { ROOT } from '../../helpers/cli.ts';
+
+const oneLine = (text: string) => text.replace(/\s+/g, ' ');
+
+describe('invite permissions', () => {
+  it('are what the bot checks before answering a reaction (posting, and Read Message History for the reply)', () => {
+    expect(INVITE_PERMISSIONS.map((p) => p.name)).toEqual(REACTION_PERMISSIONS.map((p) => p.name));
+    expect(new PermissionsBitField(BigInt(permissionsInteger(INVITE_PERMISSIONS))).toArray().sort()).toEqual(
+      ['AttachFiles', 'EmbedLinks', 'ReadMessageHistory', 'SendMessages', 'ViewChannel'].sort(),
+    );
+  });
+
+  it('the printed steps name them all and give an invite URL with the same bits', () => {
+    const help = oneLine(missingTokenHelp());
+    expect(help).toContain(`the bot permissions ${listOfNames(INVITE_PERMISSIONS.map((p) => `"${p.name}"`))} `);
+    expect(help).toContain('"Read Message History"');
+    expect(inviteUrl()).toBe(`https://discord.com/oauth2/authorize?client_id=APPLICATION_ID&scope=bot+applications.commands&permissions=${permissionsInteger(INVITE_PERMISSIONS)}`);
+    expect(help).toContain(inviteUrl());
+  });
+
+  it('the README names the same list and integer', () => {
+    const readme = oneLine(readFileSync(join(ROOT, 'README.md'), 'utf8'));
+    expect(readme).toContain(`the ${listOfNames(INVITE_PERMISSIONS.map((p) => p.name))} permissions`);
+    expect(readme).toContain(`\`permissions=${permissionsInteger(INVITE_PERMISSIONS)}\``);
+  });
+});
