@@ -17,7 +17,7 @@
  * to whatever we do (UNDELIVERABLE_CODES: channel or server gone, no access, missing permissions),
  * or once its delivery has failed for DELIVERY_GIVE_UP_AFTER_MS.
  */
-import { DiscordAPIError, RESTJSONErrorCodes, Routes, type Client } from 'discord.js';
+import { DiscordAPIError, GuildPremiumTier, RESTJSONErrorCodes, Routes, type Client } from 'discord.js';
 import type { RawFile } from '@discordjs/rest';
 import {
   claimDelivery,
@@ -42,6 +42,18 @@ import { shrinkVideo, type ShrinkOptions } from './shrink.ts';
 
 /** Discord's upload limit for a server without boosts; used when a job carries no limit of its own. */
 export const DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024;
+
+/**
+ * Discord's per-file upload limit by a server's Boost level (Guild.premiumTier): level 1 keeps the
+ * default, level 2 has 50 MiB, level 3 100 MiB. For where Discord does not say the limit (a
+ * reaction carries none; an interaction's attachmentSizeLimit does).
+ */
+export const UPLOAD_LIMIT_BY_PREMIUM_TIER: Readonly<Record<GuildPremiumTier, number>> = {
+  [GuildPremiumTier.None]: DEFAULT_UPLOAD_LIMIT,
+  [GuildPremiumTier.Tier1]: DEFAULT_UPLOAD_LIMIT,
+  [GuildPremiumTier.Tier2]: 50 * 1024 * 1024,
+  [GuildPremiumTier.Tier3]: 100 * 1024 * 1024,
+};
 const TERMINAL = new Set<string>(TERMINAL_STATUSES);
 
 /** How often the finished jobs nobody has posted are read again (MessengerOptions.sweepIntervalMs). */

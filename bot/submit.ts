@@ -13,7 +13,7 @@
  * it: if its queued message cannot be shown, that is logged and delivery posts the result anyway.
  */
 import { setImmediate as nextTurn, setTimeout as delay } from 'node:timers/promises';
-import { MessageFlags, type ChatInputCommandInteraction, type ModalSubmitInteraction, type RepliableInteraction } from 'discord.js';
+import { MessageFlags, type ChatInputCommandInteraction, type Guild, type ModalSubmitInteraction, type RepliableInteraction } from 'discord.js';
 import PQueue from 'p-queue';
 import {
   LIMITS,
@@ -35,6 +35,7 @@ import {
 } from '../farm/index.ts';
 import type { BotContext, FollowUpGuard, SubmissionGate } from './context.ts';
 import { cancelRow } from './components/rows.ts';
+import { DEFAULT_UPLOAD_LIMIT, UPLOAD_LIMIT_BY_PREMIUM_TIER } from './delivery.ts';
 import { interactionRoleIds, postingRefusal } from './permissions.ts';
 import { userMessage } from './errors.ts';
 import { queuedText, withWholeMovie } from './format.ts';
@@ -122,7 +123,19 @@ export async function refuse(interaction: RepliableInteraction, text: string): P
 
 /** Render to fit what this server accepts as an upload (Discord sends the limit with the interaction). */
 export function uploadLimit(interaction: Pick<RepliableInteraction, 'attachmentSizeLimit'>): Pick<JobParamsInput, 'maxBytes'> {
-  const limit = interaction.attachmentSizeLimit;
+  return asMaxBytes(interaction.attachmentSizeLimit);
+}
+
+/**
+ * The upload limit where Discord does not send one (a reaction): the server's by its Boost level
+ * (UPLOAD_LIMIT_BY_PREMIUM_TIER), the default outside a server or at a level not known.
+ */
+export function guildUploadLimit(guild: Pick<Guild, 'premiumTier'> | null): Pick<JobParamsInput, 'maxBytes'> {
+  return asMaxBytes((guild && UPLOAD_LIMIT_BY_PREMIUM_TIER[guild.premiumTier]) ?? DEFAULT_UPLOAD_LIMIT);
+}
+
+/** A limit in bytes as the job parameter takes it (within LIMITS.maxBytes); nothing for one that is not a size. */
+function asMaxBytes(limit: number): Pick<JobParamsInput, 'maxBytes'> {
   if (!Number.isInteger(limit) || limit <= 0) return {};
   return { maxBytes: Math.min(Math.max(limit, LIMITS.maxBytes.min), LIMITS.maxBytes.max) };
 }

@@ -7,6 +7,8 @@
  * - refused before anything is queued where the bot could not post the result: a reaction carries
  *   no app permissions either, so the bot's own permissions in that channel are read from the cached
  *   server (REACTION_PERMISSIONS: those a button needs, and Read Message History for the reply);
+ * - rendered for the server's upload limit now, not the parent's: a button press carries the limit
+ *   (uploadLimit), a reaction does not, so it is the server's by its Boost level (guildUploadLimit);
  * - one submission per user, parent job and kind at a time, shared with the buttons (ctx.followUps),
  *   so a reaction and a button press together make one job;
  * - once the job is submitted nothing refuses it: a failed reply or a failed recording of its
@@ -17,6 +19,7 @@
  */
 import {
   DiscordAPIError,
+  type Guild,
   type GuildMember,
   type Message,
   type MessageReaction,
@@ -30,12 +33,18 @@ import type { BotContext } from '../context.ts';
 import { userMessage } from '../errors.ts';
 import { queuedText } from '../format.ts';
 import { missingPermissionsRefusal, REACTION_PERMISSIONS, rightsOn } from '../permissions.ts';
+import { guildUploadLimit } from '../submit.ts';
 import { cancelRow } from './rows.ts';
 
 export const REACTIONS: Readonly<Record<string, FollowUpKind>> = { '🔍': 'upscale', '🔁': 'reroll' };
 const VERBS: Readonly<Record<string, string>> = { upscale: 'upscale', reroll: 're-roll' };
 const NOUNS: Readonly<Record<string, string>> = { upscale: 'upscale', reroll: 're-roll' };
 const BUTTONS: Readonly<Record<string, string>> = { upscale: 'Upscale', reroll: 'Re-roll' };
+
+/** The message's server: cached (the Guilds intent), else fetched. */
+async function serverOf(message: Message<true>): Promise<Guild> {
+  return message.guild ?? (await message.client.guilds.fetch(message.guildId));
+}
 
 type MemberLookup = { member: GuildMember } | { member: null; gone: boolean };
 
@@ -45,7 +54,7 @@ type MemberLookup = { member: GuildMember } | { member: null; gone: boolean };
  */
 async function currentMember(message: Message<true>, userId: string): Promise<MemberLookup> {
   try {
-    const guild = message.guild ?? (await message.client.guilds.fetch(message.guildId));
+    const guild = await serverOf(message);
     return { member: await guild.members.fetch({ user: userId, force: true }) };
   } catch (err) {
     const gone = err instanceof DiscordAPIError && (err.code === RESTJSONErrorCodes.UnknownMember || err.code === RESTJSONErrorCodes.UnknownUser);
@@ -61,7 +70,7 @@ async function currentMember(message: Message<true>, userId: string): Promise<Me
 async function cannotPostRefusal(message: Message<true>): Promise<string | undefined> {
   let granted;
   try {
-    const guild = message.guild ?? (await message.client.guilds.fetch(message.guildId));
+    const guild = await serverOf(message);
     const me = guild.members.me ?? (await guild.members.fetchMe());
     granted = me.permissionsIn(message.channel);
   } catch {
@@ -143,6 +152,9 @@ export async function handleReaction(reaction: MessageReaction | PartialMessageR
   // Nothing is queued or charged for a video the bot could not post here.
   const cannotPost = message.inGuild() ? await cannotPostRefusal(message) : undefined;
   if (cannotPost) return request.refuse(cannotPost);
+  // Rendered for the upload limit the server has now, as a button press is (which Discord sends it
+  // with); a reaction carries none, so it is the server's by its Boost level.
+  const options = guildUploadLimit(message.inGuild() ? await serverOf(message).catch(() => null) : null);
   // Shared with the buttons: a press and a reaction (or two reactions) make one job.
   const release = ctx.followUps.begin(user.id, parent.id, kind);
   if (!release) return request.refuse(`Your ${NOUNS[kind]} of #${parent.id} is already on its way; its message will appear in a moment.`, false);
@@ -152,7 +164,7 @@ export async function handleReaction(reaction: MessageReaction | PartialMessageR
       // The member's roles, as the buttons pass them: a server's role overrides set the budget (outside a server: none).
       const roleIds = member ? [...member.roles.cache.keys()] : undefined;
       job = await ctx.submissions.run(() =>
-        submitFollowUp(ctx.farm, { kind, parentJobId: parent.id, userId: user.id, guildId: message.guildId, channelId: message.channelId, roleIds, requireCapableWorker: true }),
+        submitFollowUp(ctx.farm, { kind, parentJobId: parent.id, userId: user.id, guildId: message.guildId, channelId: message.channelId, roleIds, options, requireCapableWorker: true }),
       );
     } catch (err) {
       return await request.refuse(userMessage(err, ctx.log));

@@ -20,6 +20,7 @@ import { deployCommands } from '../../apps/bot/deploy-commands.ts';
 let fake: FakeDiscord;
 let home: FakeGuild;
 let studio: FakeGuild;
+let boosted: FakeGuild;
 let renders: FakeChannel;
 let alice: FakeUser;
 let testDb: TestDatabase;
@@ -38,6 +39,7 @@ const until = async (check: () => boolean | Promise<boolean>, timeoutMs: number,
   }
 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const MIB = 1024 * 1024;
 
 /** A finished video of alice's, in `guild`'s first channel. */
 function video(from: string, guild: FakeGuild = home): Promise<StoredMessage> {
@@ -50,17 +52,21 @@ const postedSince = (channelId: string, since: number) => fake.messages(channelI
 const dmsSince = (since: number) => (fake.dmChannel(alice) ? postedSince(fake.dmChannel(alice)!.id, since) : []);
 
 beforeAll(async () => {
-  fake = await startFakeDiscord({ guilds: [{ name: 'Home', channels: ['renders'] }, { name: 'Studio', channels: ['art'] }] });
+  fake = await startFakeDiscord({
+    guilds: [{ name: 'Home', channels: ['renders'] }, { name: 'Studio', channels: ['art'] }, { name: 'Boosted', channels: ['gallery'], attachmentSizeLimit: 50 * MIB }],
+  });
   home = fake.guild('Home');
   studio = fake.guild('Studio');
+  boosted = fake.guild('Boosted');
   renders = fake.channel('renders', home.id);
   alice = fake.createUser({ username: 'alice' });
   fake.addMember(alice, { guildId: home.id });
   fake.addMember(alice, { guildId: studio.id });
+  fake.addMember(alice, { guildId: boosted.id });
   testDb = await createTestDatabase('pglite');
   farm = farmContext(await testDb.open(), { budget: { refillGpuSeconds: 1000, refillPeriodSeconds: 86_400, maxActiveJobs: 20 } });
   workers = await startLocalWorkers(farm, { renderer: () => new FakeRenderer({ models: ['demo'], steps: 2, stepMs: 5 }), log: () => {} });
-  for (const guild of [home, studio]) await deployCommands({ token: fake.token, guildId: guild.id, apiBase: fake.restBase });
+  for (const guild of [home, studio, boosted]) await deployCommands({ token: fake.token, guildId: guild.id, apiBase: fake.restBase });
   bot = await startBot({ token: fake.token, apiBase: fake.restBase, farm, log: (m) => logs.push(m), messenger: { editIntervalMs: 100, retryDelayMs: 100, maxRetryDelayMs: 300, sweepIntervalMs: 150 } });
 }, 90_000);
 
@@ -193,5 +199,44 @@ describe('the buttons’ rules', () => {
     expect(shown.filter((m) => /could not|did not|wrong/i.test(m.content))).toEqual([]);
     expect(fake.message(parent.id)!.reactions.get('🔁')?.has(alice.id)).toBe(true);
     expect(fake.unhandled).toEqual([]);
+  });
+});
+
+describe('a reaction renders for the server’s upload limit now, from its Boost level (a reaction carries no limit)', () => {
+  let at10: StoredMessage;
+  let at50: StoredMessage;
+  const maxBytesOf = async (m: StoredMessage) => (await getJob(farm, jobIdOn(m, 'reroll')))!.params.maxBytes;
+  const upscaleOf = async (parent: StoredMessage): Promise<Job> => {
+    fake.addReaction({ messageId: parent.id, emoji: '🔍', user: alice });
+    await until(async () => (await followUpsOf(jobIdOn(parent, 'reroll'))).length === 1, 10_000, 'the upscale');
+    return (await followUpsOf(jobIdOn(parent, 'reroll')))[0];
+  };
+
+  beforeAll(async () => {
+    // Rendered at Boost level 2 (50 MiB, Discord says so with the command); then the boosts lapse
+    // (GUILD_UPDATE: no level, 10 MiB) and another is rendered at 10 MiB.
+    at50 = await video('a boosted harbour', boosted);
+    fake.setAttachmentSizeLimit(10 * MIB, boosted.id);
+    at10 = await video('a plain meadow', boosted);
+    expect([await maxBytesOf(at50), await maxBytesOf(at10)]).toEqual([50 * MIB, 10 * MIB]);
+  });
+
+  afterAll(() => fake.setAttachmentSizeLimit(50 * MIB, boosted.id));
+
+  it('🔍 in a server boosted to level 2 since: an upscale at 50 MiB, though its parent was rendered at 10 MiB', async () => {
+    fake.setAttachmentSizeLimit(50 * MIB, boosted.id);
+    const job = await upscaleOf(at10);
+    expect([job.kind, job.params.maxBytes]).toEqual(['upscale', 50 * MIB]);
+  });
+
+  it('🔍 in a server whose boosts have lapsed since: an upscale at 10 MiB, though its parent was rendered at 50 MiB', async () => {
+    fake.setAttachmentSizeLimit(10 * MIB, boosted.id);
+    const job = await upscaleOf(at50);
+    expect([job.kind, job.params.maxBytes]).toEqual(['upscale', 10 * MIB]);
+  });
+
+  it('🔍 in a server without boosts: 10 MiB', async () => {
+    const job = await upscaleOf(await video('an unboosted lane'));
+    expect([job.kind, job.guildId, job.params.maxBytes]).toEqual(['upscale', home.id, 10 * MIB]);
   });
 });

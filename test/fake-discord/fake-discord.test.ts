@@ -233,6 +233,22 @@ describe('fake Discord with the real discord.js client', () => {
     }
   });
 
+  it('reports the Boost level that goes with the upload limit, and sends GUILD_UPDATE when it changes', async () => {
+    const MIB = 1024 * 1024;
+    const id = fake.guild().id;
+    const tiers = async () => [client.guilds.cache.get(id)!.premiumTier, ((await client.rest.get(Routes.guild(id))) as { premium_tier: number }).premium_tier];
+    expect(await tiers()).toEqual([0, 0]);
+    try {
+      fake.setAttachmentSizeLimit(50 * MIB);
+      await vi.waitFor(async () => expect(await tiers()).toEqual([2, 2]), { timeout: 3000 });
+      fake.setAttachmentSizeLimit(100 * MIB);
+      await vi.waitFor(async () => expect(await tiers()).toEqual([3, 3]), { timeout: 3000 });
+    } finally {
+      fake.setAttachmentSizeLimit(10 * MIB);
+    }
+    await vi.waitFor(async () => expect(await tiers()).toEqual([0, 0]), { timeout: 3000 });
+  });
+
   it('answers calls with an expired token with 50027 (webhooks) and 10062 (callbacks)', async () => {
     const release = deferred<void>();
     const outcome = deferred<unknown>();

@@ -352,15 +352,23 @@ export class FakeGateway {
    * that can still resume (the event is then replayed on RESUME, as Discord does).
    */
   dispatchToGuild(guildId: string, t: string, d: Json, neededIntent?: number): DispatchResult {
-    const candidates = [...this.sessions.values()]
-      .filter((s) => !s.ended && this.shardOf(guildId, s.shard[1]) === s.shard[0])
-      .filter((s) => s.conn !== null || (s.droppedAt !== null && Date.now() - s.droppedAt <= this.opts.resumeWindowMs))
-      .sort((a, b) => Number(b.conn !== null) - Number(a.conn !== null) || b.identifiedAt - a.identifiedAt);
-    const session = candidates[0];
+    const session = this.sessionFor(guildId);
     if (!session) throw new Error(`no bot session on the fake gateway receives events for server ${guildId}: log a discord.js Client in first`);
     if (neededIntent !== undefined && (session.intents & neededIntent) === 0) return { sessionId: session.id, delivered: false };
     this.dispatchTo(session, t, d);
     return { sessionId: session.id, delivered: true };
+  }
+
+  /** Whether a bot session receives (or, resuming, will receive) events for `guildId`. */
+  servesGuild(guildId: string): boolean {
+    return this.sessionFor(guildId) !== undefined;
+  }
+
+  private sessionFor(guildId: string): Session | undefined {
+    return [...this.sessions.values()]
+      .filter((s) => !s.ended && this.shardOf(guildId, s.shard[1]) === s.shard[0])
+      .filter((s) => s.conn !== null || (s.droppedAt !== null && Date.now() - s.droppedAt <= this.opts.resumeWindowMs))
+      .sort((a, b) => Number(b.conn !== null) - Number(a.conn !== null) || b.identifiedAt - a.identifiedAt)[0];
   }
 
   private dispatchTo(session: Session, t: string, d: unknown): void {

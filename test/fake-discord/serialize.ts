@@ -119,7 +119,7 @@ export function apiGuild(guild: FakeGuild): Json {
 }
 
 /** Boost tiers raise the upload limit on Discord; report the tier that matches the configured limit. */
-function premiumTierFor(limit: number): number {
+export function premiumTierFor(limit: number): number {
   if (limit >= 100 * 1024 * 1024) return 3;
   if (limit >= 50 * 1024 * 1024) return 2;
   return 0;

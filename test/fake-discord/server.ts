@@ -17,7 +17,7 @@ import {
 } from './interactions.ts';
 import type { FakeChannel, FakeGuild, FakeMember, FakeUser, MessageRevision, RecordedRequest, RegisteredCommand, StoredMessage, UnhandledRequest } from './model.ts';
 import { API_VERSION, Intents } from './protocol.ts';
-import { apiChannel } from './serialize.ts';
+import { apiChannel, apiGuild, premiumTierFor } from './serialize.ts';
 import { buildRouter } from './rest.ts';
 import { decodeSegment, type Router } from './router.ts';
 import { FakeState, type ChannelInit, type GuildInit, type UserInit } from './state.ts';
@@ -177,9 +177,16 @@ export class FakeDiscord {
     return this.store.addRole(this.guild(guildId), name, permissions);
   }
 
-  /** Changes a server's per-file upload limit (bytes). */
+  /**
+   * Changes a server's per-file upload limit (bytes). Its Boost level (`premium_tier`) follows the
+   * limit (50 MiB: tier 2, 100 MiB: tier 3, less: none); when that changes, the bot is sent
+   * GUILD_UPDATE, as Discord does when a server gains or loses boosts.
+   */
   setAttachmentSizeLimit(bytes: number, guildId?: string): void {
-    this.guild(guildId).attachmentSizeLimit = bytes;
+    const guild = this.guild(guildId);
+    const tier = premiumTierFor(guild.attachmentSizeLimit);
+    guild.attachmentSizeLimit = bytes;
+    if (premiumTierFor(bytes) !== tier && this.gateway.servesGuild(guild.id)) this.gateway.dispatchToGuild(guild.id, 'GUILD_UPDATE', apiGuild(guild), Intents.Guilds);
   }
 
   /** Registered commands: global ones, or a server's when guildId is given. */
