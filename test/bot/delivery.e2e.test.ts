@@ -5,15 +5,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buttonsOf, DEFAULT_EVERYONE_PERMISSIONS, Permissions, startFakeDiscord, type FakeDiscord, type FakeGuild, type FakeUser, type InteractionHandle, type StoredMessage } from '../fake-discord/index.ts';
+import { buttonsOf, DEFAULT_EVERYONE_PERMISSIONS, Permissions, type FakeDiscord, type FakeGuild, type FakeUser, type InteractionHandle, type StoredMessage } from '../fake-discord/index.ts';
 import { DEFAULT_BOT_PERMISSIONS } from '../fake-discord/state.ts';
-import { hasVideo } from '../helpers/bot-farm.ts';
-import { createTestDatabase, farmContext, GENEROUS_BUDGET, type TestDatabase } from '../helpers/db.ts';
-import { getJob, listJobs, startLocalWorkers, waitForJob, type ClaimedJob, type FarmContext, type Job, type LocalWorkers, type RenderContext, type RenderResult } from '../../farm/index.ts';
+import { type BotFarm, hasVideo, startBotFarm, stopBotFarm } from '../helpers/bot-farm.ts';
+import { getJob, listJobs, waitForJob, type ClaimedJob, type FarmContext, type Job, type RenderContext, type RenderResult } from '../../farm/index.ts';
 import { FakeRenderer } from '../../farm/fake-renderer.ts';
 import { encodeVideo } from '../../engine/index.ts';
-import { startBot, type RunningBot } from '../../bot/bot.ts';
-import { deployCommands } from '../../apps/bot/deploy-commands.ts';
 
 const WEBHOOK_ORIGINAL = '/webhooks/:applicationId/:token/messages/@original';
 
@@ -25,10 +22,8 @@ let small: FakeGuild;
 /** 48 frames of 128×128 noise: far more than 20 000 bytes, and 2.4 MB decoded. */
 let noiseVideo: Buffer;
 let alice: FakeUser;
-let testDb: TestDatabase;
+let running: BotFarm | undefined;
 let farm: FarmContext;
-let workers: LocalWorkers;
-let bot: RunningBot;
 const logs: string[] = [];
 
 const isQueued = (m: StoredMessage) => buttonsOf(m).some((b) => b.customId?.startsWith('bf:cancel:'));
@@ -71,41 +66,29 @@ async function jobOf(run: InteractionHandle): Promise<Job> {
 const interactionMessages = (run: InteractionHandle) => fake.messages(undefined, { includeDeleted: true }).filter((m) => m.interactionId === run.id);
 
 beforeAll(async () => {
-  fake = await startFakeDiscord({
+  const frames = Array.from({ length: 48 }, () => ({ data: new Uint8Array(randomBytes(128 * 128 * 3)), width: 128, height: 128, channels: 3 as const }));
+  noiseVideo = (await encodeVideo(frames, { format: 'mp4', fps: 12, width: 128, height: 128, crf: 10 })).bytes;
+  running = await startBotFarm({
     guilds: [
       { name: 'Home', channels: ['renders', 'doomed', 'hidden'] },
       // Invited without Attach Files: no render can be posted there.
       { name: 'Locked', channels: ['lobby'], botPermissions: DEFAULT_BOT_PERMISSIONS & ~Permissions.AttachFiles, everyonePermissions: DEFAULT_EVERYONE_PERMISSIONS & ~Permissions.AttachFiles },
       { name: 'Small', channels: ['tiny'], attachmentSizeLimit: 20_000 },
     ],
-  });
-  home = fake.guild('Home');
-  locked = fake.guild('Locked');
-  small = fake.guild('Small');
-  alice = fake.createUser({ username: 'alice' });
-  for (const guild of [home, locked, small]) fake.addMember(alice, { guildId: guild.id });
-  const frames = Array.from({ length: 48 }, () => ({ data: new Uint8Array(randomBytes(128 * 128 * 3)), width: 128, height: 128, channels: 3 as const }));
-  noiseVideo = (await encodeVideo(frames, { format: 'mp4', fps: 12, width: 128, height: 128, crf: 10 })).bytes;
-  testDb = await createTestDatabase('pglite');
-  farm = farmContext(await testDb.open(), { budget: GENEROUS_BUDGET });
-  workers = await startLocalWorkers(farm, { renderer: () => new LargeVideoRenderer({ models: ['demo'], steps: 2, stepMs: 5 }), log: () => {} });
-  for (const guild of [home, locked, small]) await deployCommands({ token: fake.token, guildId: guild.id, apiBase: fake.restBase });
-  bot = await startBot({
-    token: fake.token,
-    apiBase: fake.restBase,
-    farm,
+    members: [{ username: 'alice', guilds: ['Home', 'Locked', 'Small'] }],
+    renderer: () => new LargeVideoRenderer({ models: ['demo'], steps: 2, stepMs: 5 }),
     log: (m) => logs.push(m),
     // The bot decodes at most 100 kB of frames to shrink a video (a quarter of the side at least).
     messenger: { editIntervalMs: 100, retryDelayMs: 100, maxRetryDelayMs: 300, sweepIntervalMs: 150, shrink: { maxRawBytes: 100_000 } },
   });
+  ({ fake, farm } = running);
+  alice = running.users.alice;
+  home = fake.guild('Home');
+  locked = fake.guild('Locked');
+  small = fake.guild('Small');
 }, 90_000);
 
-afterAll(async () => {
-  await bot?.stop();
-  await workers?.stop('release');
-  await testDb?.drop();
-  await fake?.close();
-});
+afterAll(() => stopBotFarm(running ?? {}));
 
 describe('once a job is queued it is never refused', () => {
   it('the queued message cannot be shown (webhook 500s): no "could not start", nothing deleted, the video posted later as a new message', async () => {

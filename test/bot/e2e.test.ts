@@ -48,9 +48,10 @@ beforeAll(async () => {
   // Upscalers are converted from their npm packages on first use: into an empty cache, as on a fresh clone.
   modelCache = await mkdtemp(join(tmpdir(), 'blendfarm-e2e-models-'));
   process.env.BLENDFARM_MODEL_CACHE = modelCache;
-  let users: Record<string, FakeUser>;
-  ({ fake, users, testDb, db, farm, renderer, workers, bot } = await startBotFarm({ usernames: ['alice', 'bob'], rendererOptions: { modelDir: testModelDir('demo') } }));
-  ({ alice, bob } = users);
+  const running = await startBotFarm({ members: ['alice', 'bob'], renderer: { engine: { modelDir: testModelDir('demo') } } });
+  ({ fake, testDb, db, farm, workers, bot } = running);
+  renderer = running.renderer!;
+  ({ alice, bob } = running.users);
 });
 
 afterAll(async () => {

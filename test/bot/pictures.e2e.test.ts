@@ -38,8 +38,8 @@ const columns = (f: { data: Uint8Array }, x0: number, x1: number) => {
 
 beforeAll(async () => {
   running = await startBotFarm({
-    usernames: ['alice'],
-    rendererOptions: { modelDir: testModelDir('demo'), inpaintModelDir: testModelDir('inpaint'), variationModelDir: testModelDir('variation') },
+    members: ['alice'],
+    renderer: { engine: { modelDir: testModelDir('demo'), inpaintModelDir: testModelDir('inpaint'), variationModelDir: testModelDir('variation') } },
   });
   ({ fake, db, farm } = running);
   alice = running.users.alice;

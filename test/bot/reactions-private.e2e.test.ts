@@ -8,14 +8,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PermissionsBitField } from 'discord.js';
-import { buttonsOf, Permissions, startFakeDiscord, type FakeChannel, type FakeDiscord, type FakeGuild, type FakeUser, type StoredMessage } from '../fake-discord/index.ts';
+import { buttonsOf, Permissions, type FakeChannel, type FakeDiscord, type FakeGuild, type FakeUser, type StoredMessage } from '../fake-discord/index.ts';
 import { apiRole } from '../fake-discord/serialize.ts';
-import { hasVideo } from '../helpers/bot-farm.ts';
-import { createTestDatabase, farmContext, type TestDatabase } from '../helpers/db.ts';
-import { getBudget, getJob, grantBudget, listJobs, startLocalWorkers, type FarmContext, type Job, type LocalWorkers } from '../../farm/index.ts';
-import { FakeRenderer } from '../../farm/fake-renderer.ts';
-import { startBot, type RunningBot } from '../../bot/bot.ts';
-import { deployCommands } from '../../apps/bot/deploy-commands.ts';
+import { type BotFarm, hasVideo, startBotFarm, stopBotFarm } from '../helpers/bot-farm.ts';
+import { getBudget, getJob, grantBudget, listJobs, type FarmContext, type Job } from '../../farm/index.ts';
+import type { RunningBot } from '../../bot/bot.ts';
 
 let fake: FakeDiscord;
 let home: FakeGuild;
@@ -23,9 +20,8 @@ let studio: FakeGuild;
 let boosted: FakeGuild;
 let renders: FakeChannel;
 let alice: FakeUser;
-let testDb: TestDatabase;
+let running: BotFarm | undefined;
 let farm: FarmContext;
-let workers: LocalWorkers;
 let bot: RunningBot;
 const logs: string[] = [];
 
@@ -52,30 +48,23 @@ const postedSince = (channelId: string, since: number) => fake.messages(channelI
 const dmsSince = (since: number) => (fake.dmChannel(alice) ? postedSince(fake.dmChannel(alice)!.id, since) : []);
 
 beforeAll(async () => {
-  fake = await startFakeDiscord({
+  running = await startBotFarm({
     guilds: [{ name: 'Home', channels: ['renders'] }, { name: 'Studio', channels: ['art'] }, { name: 'Boosted', channels: ['gallery'], attachmentSizeLimit: 50 * MIB }],
+    members: [{ username: 'alice', guilds: ['Home', 'Studio', 'Boosted'] }],
+    config: { budget: { refillGpuSeconds: 1000, refillPeriodSeconds: 86_400, maxActiveJobs: 20 } },
+    renderer: { fake: { models: ['demo'], steps: 2, stepMs: 5 } },
+    log: (m) => logs.push(m),
+    messenger: { editIntervalMs: 100, retryDelayMs: 100, maxRetryDelayMs: 300, sweepIntervalMs: 150 },
   });
+  ({ fake, farm, bot } = running);
+  alice = running.users.alice;
   home = fake.guild('Home');
   studio = fake.guild('Studio');
   boosted = fake.guild('Boosted');
   renders = fake.channel('renders', home.id);
-  alice = fake.createUser({ username: 'alice' });
-  fake.addMember(alice, { guildId: home.id });
-  fake.addMember(alice, { guildId: studio.id });
-  fake.addMember(alice, { guildId: boosted.id });
-  testDb = await createTestDatabase('pglite');
-  farm = farmContext(await testDb.open(), { budget: { refillGpuSeconds: 1000, refillPeriodSeconds: 86_400, maxActiveJobs: 20 } });
-  workers = await startLocalWorkers(farm, { renderer: () => new FakeRenderer({ models: ['demo'], steps: 2, stepMs: 5 }), log: () => {} });
-  for (const guild of [home, studio, boosted]) await deployCommands({ token: fake.token, guildId: guild.id, apiBase: fake.restBase });
-  bot = await startBot({ token: fake.token, apiBase: fake.restBase, farm, log: (m) => logs.push(m), messenger: { editIntervalMs: 100, retryDelayMs: 100, maxRetryDelayMs: 300, sweepIntervalMs: 150 } });
 }, 90_000);
 
-afterAll(async () => {
-  await bot?.stop();
-  await workers?.stop('release');
-  await testDb?.drop();
-  await fake?.close();
-});
+afterAll(() => stopBotFarm(running ?? {}));
 
 describe('a refused reaction is told privately', () => {
   let parent: StoredMessage;

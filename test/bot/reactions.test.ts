@@ -9,12 +9,11 @@
  */
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buttonsOf, startFakeDiscord, type FakeDiscord, type FakeGuild, type FakeUser, type InteractionHandle, type StoredMessage } from '../fake-discord/index.ts';
-import { BACKENDS, createTestDatabase, farmContext, type TestDatabase } from '../helpers/db.ts';
-import { getBudget, grantBudget, listJobs, startLocalWorkers, updateGuildSettings, type FarmContext, type LocalWorkers } from '../../farm/index.ts';
-import { FakeRenderer } from '../../farm/fake-renderer.ts';
-import { startBot, type RunningBot } from '../../bot/bot.ts';
-import { deployCommands } from '../../apps/bot/deploy-commands.ts';
+import { buttonsOf, type FakeDiscord, type FakeGuild, type FakeUser, type InteractionHandle, type StoredMessage } from '../fake-discord/index.ts';
+import { type BotFarm, startBotFarm, stopBotFarm } from '../helpers/bot-farm.ts';
+import { BACKENDS } from '../helpers/db.ts';
+import { getBudget, grantBudget, listJobs, updateGuildSettings, type FarmContext } from '../../farm/index.ts';
+import type { RunningBot } from '../../bot/bot.ts';
 
 describe.each(BACKENDS)('reactions use the member’s roles (%s)', (backend) => {
   let fake: FakeDiscord;
@@ -22,9 +21,8 @@ describe.each(BACKENDS)('reactions use the member’s roles (%s)', (backend) => 
   let patronRole: string;
   let alice: FakeUser;
   let carol: FakeUser;
-  let testDb: TestDatabase;
+  let running: BotFarm | undefined;
   let farm: FarmContext;
-  let workers: LocalWorkers;
   let bot: RunningBot;
   let alicesVideo: StoredMessage;
   let carolsVideo: StoredMessage;
@@ -45,21 +43,21 @@ describe.each(BACKENDS)('reactions use the member’s roles (%s)', (backend) => 
   }
 
   beforeAll(async () => {
-    fake = await startFakeDiscord({ guilds: [{ name: 'Blendfarm', channels: ['renders'], roles: [{ name: 'Patrons' }] }] });
+    running = await startBotFarm({
+      guilds: [{ name: 'Blendfarm', channels: ['renders'], roles: [{ name: 'Patrons' }] }],
+      members: [{ username: 'alice', roles: ['Patrons'] }, 'carol'],
+      backend,
+      // One active job each by the farm's rule; Patrons may have three, and a bigger refill (below).
+      config: { budget: { refillGpuSeconds: 1000, refillPeriodSeconds: 86_400, maxActiveJobs: 1 } },
+      // Quick renders unless a prompt asks for a slow one ("[fake ms=N]").
+      renderer: { fake: { models: ['demo'], steps: 2, stepMs: 5 } },
+      messenger: { editIntervalMs: 100, retryDelayMs: 100 },
+    });
+    ({ fake, farm, bot } = running);
+    ({ alice, carol } = running.users);
     home = fake.guild('Blendfarm');
     patronRole = home.roles.find((r) => r.name === 'Patrons')!.id;
-    alice = fake.createUser({ username: 'alice' });
-    carol = fake.createUser({ username: 'carol' });
-    fake.addMember(alice, { guildId: home.id, roles: ['Patrons'] });
-    fake.addMember(carol, { guildId: home.id });
-    testDb = await createTestDatabase(backend);
-    // One active job each by the farm's rule; Patrons may have three, and a bigger refill.
-    farm = farmContext(await testDb.open(), { budget: { refillGpuSeconds: 1000, refillPeriodSeconds: 86_400, maxActiveJobs: 1 } });
     await updateGuildSettings(farm, home.id, { role: { roleId: patronRole, override: { refillGpuSeconds: 3000, maxActiveJobs: 3 } } });
-    // Quick renders unless a prompt asks for a slow one ("[fake ms=N]").
-    workers = await startLocalWorkers(farm, { renderer: () => new FakeRenderer({ models: ['demo'], steps: 2, stepMs: 5 }), log: () => {} });
-    await deployCommands({ token: fake.token, guildId: home.id, apiBase: fake.restBase });
-    bot = await startBot({ token: fake.token, apiBase: fake.restBase, farm, log: () => {}, messenger: { editIntervalMs: 100, retryDelayMs: 100 } });
 
     alicesVideo = await blend(alice, 'a lighthouse at dusk').waitForOriginal(finished, 30_000);
     carolsVideo = await blend(carol, 'a kite over the sea').waitForOriginal(finished, 30_000);
@@ -67,12 +65,7 @@ describe.each(BACKENDS)('reactions use the member’s roles (%s)', (backend) => 
     await blend(alice, '[fake ms=120000] a very slow render').waitForOriginal(isQueued, 10_000);
   }, 90_000);
 
-  afterAll(async () => {
-    await bot?.stop();
-    await workers?.stop('release');
-    await testDb?.drop();
-    await fake?.close();
-  });
+  afterAll(() => stopBotFarm(running ?? {}));
 
   it('🔁 by a Patron with a job already active is admitted under the role’s job limit and applies a due refill with the role’s allowance', async () => {
     const roles = { guildId: home.id, roleIds: [home.id, patronRole] };

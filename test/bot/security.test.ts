@@ -6,12 +6,10 @@
  * engine), so the jobs' states are what the test makes them.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buttonsOf, Permissions, startFakeDiscord, type FakeDiscord, type FakeGuild, type FakeUser, type InteractionHandle, type StoredMessage } from '../fake-discord/index.ts';
-import { BACKENDS, createTestDatabase, farmContext, GENEROUS_BUDGET, type TestDatabase } from '../helpers/db.ts';
-import { getBudget, getGuildSettings, getJob, listJobs, startLocalWorkers, type FarmContext, type LocalWorkers } from '../../farm/index.ts';
-import { FakeRenderer } from '../../farm/fake-renderer.ts';
-import { startBot, type RunningBot } from '../../bot/bot.ts';
-import { deployCommands } from '../../apps/bot/deploy-commands.ts';
+import { buttonsOf, Permissions, type FakeDiscord, type FakeGuild, type FakeUser, type InteractionHandle, type StoredMessage } from '../fake-discord/index.ts';
+import { type BotFarm, startBotFarm, stopBotFarm } from '../helpers/bot-farm.ts';
+import { BACKENDS, GENEROUS_BUDGET } from '../helpers/db.ts';
+import { getBudget, getGuildSettings, getJob, listJobs, type FarmContext } from '../../farm/index.ts';
 
 const CEILINGS = { maxRefillGpuSeconds: 3600, minRefillPeriodSeconds: 7200, maxActiveJobs: 10 };
 const CALLBACK = 'POST /interactions/:interactionId/:token/callback';
@@ -25,10 +23,8 @@ describe.each(BACKENDS)('job rights across servers (%s)', (backend) => {
   let moderator: FakeUser;
   let mallory: FakeUser;
   let homeOwner: FakeUser;
-  let testDb: TestDatabase;
+  let running: BotFarm | undefined;
   let farm: FarmContext;
-  let workers: LocalWorkers;
-  let bot: RunningBot;
   /** Alice's finished video, and a job of hers that stays queued behind a slow render. */
   let finished: StoredMessage;
   let finishedId: number;
@@ -56,28 +52,24 @@ describe.each(BACKENDS)('job rights across servers (%s)', (backend) => {
   }
 
   beforeAll(async () => {
-    fake = await startFakeDiscord({
+    running = await startBotFarm({
       guilds: [
         { name: 'Blendfarm', channels: ['renders'], roles: [{ name: 'Moderators', permissions: Permissions.ManageMessages }] },
         { name: 'Elsewhere', owner: 'mallory', channels: ['lobby'] },
       ],
+      members: ['alice', 'bob', { username: 'moderator', roles: ['Moderators'] }],
+      backend,
+      config: { budget: GENEROUS_BUDGET, guildCeilings: CEILINGS },
+      // Quick renders unless a prompt asks for a slow one ("[fake ms=N]").
+      renderer: { fake: { models: ['demo'], steps: 2, stepMs: 5 } },
+      messenger: { editIntervalMs: 100, retryDelayMs: 100 },
     });
+    ({ fake, farm } = running);
+    ({ alice, bob, moderator } = running.users);
     home = fake.guild('Blendfarm');
     elsewhere = fake.guild('Elsewhere');
     homeOwner = fake.user(home.ownerId);
     mallory = fake.user(elsewhere.ownerId);
-    alice = fake.createUser({ username: 'alice' });
-    bob = fake.createUser({ username: 'bob' });
-    moderator = fake.createUser({ username: 'moderator' });
-    fake.addMember(alice, { guildId: home.id });
-    fake.addMember(bob, { guildId: home.id });
-    fake.addMember(moderator, { guildId: home.id, roles: ['Moderators'] });
-    testDb = await createTestDatabase(backend);
-    farm = farmContext(await testDb.open(), { budget: GENEROUS_BUDGET, guildCeilings: CEILINGS });
-    // Quick renders unless a prompt asks for a slow one ("[fake ms=N]").
-    workers = await startLocalWorkers(farm, { renderer: () => new FakeRenderer({ models: ['demo'], steps: 2, stepMs: 5 }), log: () => {} });
-    for (const guild of [home, elsewhere]) await deployCommands({ token: fake.token, guildId: guild.id, apiBase: fake.restBase });
-    bot = await startBot({ token: fake.token, apiBase: fake.restBase, farm, log: () => {}, messenger: { editIntervalMs: 100, retryDelayMs: 100 } });
 
     finished = await blend(alice, 'a lighthouse at dusk').waitForOriginal((m) => buttonsOf(m).some((b) => b.customId?.startsWith('bf:reroll:')), 30_000);
     finishedId = jobIdOn(finished, 'reroll');
@@ -87,12 +79,7 @@ describe.each(BACKENDS)('job rights across servers (%s)', (backend) => {
     queuedId = jobIdOn(queuedMessage, 'cancel');
   }, 60_000);
 
-  afterAll(async () => {
-    await bot?.stop();
-    await workers?.stop('release');
-    await testDb?.drop();
-    await fake?.close();
-  });
+  afterAll(() => stopBotFarm(running ?? {}));
 
   describe('item 1: moderator rights count only in the job’s own server', () => {
     it('the admin of another server cannot /cancel a stranger’s job, and learns nothing about it', async () => {

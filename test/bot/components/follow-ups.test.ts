@@ -8,13 +8,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buttonsOf, startFakeDiscord, type FakeDiscord, type FakeGuild, type FakeUser, type InteractionHandle, type StoredMessage } from '../../fake-discord/index.ts';
-import { BACKENDS, createTestDatabase, farmContext, GENEROUS_BUDGET, type TestDatabase } from '../../helpers/db.ts';
-import { hasVideo } from '../../helpers/bot-farm.ts';
-import { getJob, getJobInputs, LIMITS, listJobs, movieOf, startLocalWorkers, submitJob, waitForJob, type FarmContext, type Job, type JobParamsInput, type LocalWorkers } from '../../../farm/index.ts';
-import { FakeRenderer } from '../../../farm/fake-renderer.ts';
-import { startBot, type RunningBot } from '../../../bot/bot.ts';
-import { deployCommands } from '../../../apps/bot/deploy-commands.ts';
+import { buttonsOf, type FakeDiscord, type FakeGuild, type FakeUser, type InteractionHandle, type StoredMessage } from '../../fake-discord/index.ts';
+import { BACKENDS } from '../../helpers/db.ts';
+import { type BotFarm, hasVideo, startBotFarm, stopBotFarm } from '../../helpers/bot-farm.ts';
+import { getJob, getJobInputs, LIMITS, listJobs, movieOf, submitJob, waitForJob, type FarmContext, type Job, type JobParamsInput } from '../../../farm/index.ts';
 
 const PHOTO = readFileSync(new URL('../../fixtures/photos/coffee.png', import.meta.url));
 const MIB = 1024 * 1024;
@@ -23,10 +20,8 @@ describe.each(BACKENDS)('follow-up buttons and the Extend form (%s)', (backend) 
   let fake: FakeDiscord;
   let home: FakeGuild;
   let alice: FakeUser;
-  let testDb: TestDatabase;
+  let running: BotFarm | undefined;
   let farm: FarmContext;
-  let workers: LocalWorkers;
-  let bot: RunningBot;
 
   const actionsOn = (m: StoredMessage) => buttonsOf(m).map((b) => b.customId!.split(':')[1]);
   const newest = async (): Promise<Job> => (await listJobs(farm, { order: 'newest', limit: 1 }))[0];
@@ -53,23 +48,13 @@ describe.each(BACKENDS)('follow-up buttons and the Extend form (%s)', (backend) 
   }
 
   beforeAll(async () => {
-    fake = await startFakeDiscord({ guilds: [{ name: 'Blendfarm', channels: ['renders'] }] });
+    running = await startBotFarm({ members: ['alice'], backend, renderer: { fake: { steps: 2, stepMs: 5 } }, messenger: { editIntervalMs: 100, retryDelayMs: 100 } });
+    ({ fake, farm } = running);
     home = fake.guild('Blendfarm');
-    alice = fake.createUser({ username: 'alice' });
-    fake.addMember(alice, { guildId: home.id });
-    testDb = await createTestDatabase(backend);
-    farm = farmContext(await testDb.open(), { budget: GENEROUS_BUDGET });
-    workers = await startLocalWorkers(farm, { renderer: () => new FakeRenderer({ steps: 2, stepMs: 5 }), log: () => {} });
-    await deployCommands({ token: fake.token, guildId: home.id, apiBase: fake.restBase });
-    bot = await startBot({ token: fake.token, apiBase: fake.restBase, farm, log: () => {}, messenger: { editIntervalMs: 100, retryDelayMs: 100 } });
+    alice = running.users.alice;
   }, 90_000);
 
-  afterAll(async () => {
-    await bot?.stop();
-    await workers?.stop('release');
-    await testDb?.drop();
-    await fake?.close();
-  });
+  afterAll(() => stopBotFarm(running ?? {}));
 
   it(`a movie with ${LIMITS.prompts.max} prompts has no Extend button (also when an extension brought it there), and a stale one is refused privately, without a form`, async () => {
     const max = LIMITS.prompts.max;
