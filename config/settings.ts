@@ -43,6 +43,7 @@ function atLeast(min: number, integer = false) {
  * a value is far more likely a typo or a wrong unit than a wish, so it is refused with this bound.
  */
 export const MAX_WAIT_SECONDS = 24 * 86_400;
+const MAX_WAIT_TEXT = `${MAX_WAIT_SECONDS / 86_400} days`;
 
 /** A wait in seconds or milliseconds: a number of at least `min`, at most MAX_WAIT_SECONDS (in the same unit). */
 function wait(min: number, unit: 's' | 'ms') {
@@ -50,7 +51,7 @@ function wait(min: number, unit: 's' | 'ms') {
   const below = atLeast(min);
   return (raw: string): number => {
     const n = below(raw);
-    if (n > max) throw new SettingError(`must be at most ${max} (${unit === 's' ? 'seconds' : 'milliseconds'}: 24 days, the longest wait a setting may ask for)`);
+    if (n > max) throw new SettingError(`must be at most ${max} (${unit === 's' ? 'seconds' : 'milliseconds'}: ${MAX_WAIT_TEXT}, the longest wait a setting may ask for)`);
     return n;
   };
 }
@@ -257,12 +258,12 @@ export const settings = {
   pollIntervalMs: { env: 'BLENDFARM_POLL_INTERVAL_MS', help: 'Idle workers re-check the queue this often besides notifications (default 2000)', example: '', parse: wait(10, 'ms') } as SettingSpec<number>,
   abortGraceMs: { env: 'BLENDFARM_ABORT_GRACE_MS', help: 'A cancelled render that has not stopped after this long gets its thread replaced (default 10000)', example: '', parse: wait(0, 'ms') } as SettingSpec<number>,
   renderTimeoutFactor: { env: 'BLENDFARM_RENDER_TIMEOUT_FACTOR', help: "A render may run this many times its job's reserved GPU-seconds (but at least BLENDFARM_RENDER_TIMEOUT_MIN_SECONDS) before it is stopped and the job failed (default 4)", example: '', parse: atLeast(0.01) } as SettingSpec<number>,
-  renderTimeoutMinSeconds: { env: 'BLENDFARM_RENDER_TIMEOUT_MIN_SECONDS', help: 'The shortest render time limit in seconds, whatever the reservation; at most 2073600 (24 days) (default 600)', example: '', parse: wait(1, 's') } as SettingSpec<number>,
+  renderTimeoutMinSeconds: { env: 'BLENDFARM_RENDER_TIMEOUT_MIN_SECONDS', help: `The shortest render time limit in seconds, whatever the reservation; at most ${MAX_WAIT_SECONDS} (${MAX_WAIT_TEXT}) (default 600)`, example: '', parse: wait(1, 's') } as SettingSpec<number>,
   queueTimeoutSeconds: { env: 'BLENDFARM_QUEUE_TIMEOUT_SECONDS', help: 'A job no worker has taken for this long fails as expired, fully refunded; also how long a worker counts as known for refusing jobs none can run; 0 = never (default 21600)', example: '', parse: atLeast(0) } as SettingSpec<number>,
   retentionArtifactDays: { env: 'BLENDFARM_RETENTION_ARTIFACT_DAYS', help: 'Videos of jobs finished more than this many days ago are deleted (the job row stays); 0 = keep (default 30)', example: '', parse: atLeast(0) } as SettingSpec<number>,
   retentionJobDays: { env: 'BLENDFARM_RETENTION_JOB_DAYS', help: 'Jobs finished more than this many days ago are deleted with their events and video (ledger entries stay); 0 = keep (default 90)', example: '', parse: atLeast(0) } as SettingSpec<number>,
   retentionMaxArtifactBytes: { env: 'BLENDFARM_RETENTION_MAX_ARTIFACT_BYTES', help: 'Oldest videos are deleted while all stored videos take more than this many bytes; 0 = no cap (default 0)', example: '', parse: atLeast(0, true) } as SettingSpec<number>,
-  pruneIntervalSeconds: { env: 'BLENDFARM_PRUNE_INTERVAL_SECONDS', help: 'Workers, and `npm start` without local workers, apply the retention settings this often (npm run farm -- prune does it once); 0 = only by hand; at most 2073600 (24 days) (default 3600)', example: '', parse: wait(0, 's') } as SettingSpec<number>,
+  pruneIntervalSeconds: { env: 'BLENDFARM_PRUNE_INTERVAL_SECONDS', help: `Workers, and \`npm start\` without local workers, apply the retention settings this often (npm run farm -- prune does it once); 0 = only by hand; at most ${MAX_WAIT_SECONDS} (${MAX_WAIT_TEXT}) (default 3600)`, example: '', parse: wait(0, 's') } as SettingSpec<number>,
   workerConcurrency: { env: 'BLENDFARM_WORKER_CONCURRENCY', help: 'Render threads per worker: one per GPU (default 1)', example: '', parse: atLeast(1, true) } as SettingSpec<number>,
   workerId: { env: 'BLENDFARM_WORKER_ID', help: 'Stable name of this worker in farm status (default host-pid-random)', example: '', parse: text } as SettingSpec<string>,
   shutdownGraceSeconds: { env: 'BLENDFARM_SHUTDOWN_GRACE_SECONDS', help: 'On SIGTERM a worker waits this many seconds for running renders before handing them back (default 30)', example: '', parse: wait(0, 's') } as SettingSpec<number>,
