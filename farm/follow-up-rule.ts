@@ -12,8 +12,13 @@ import type { Job } from './types.ts';
 
 export type FollowUpKind = 'reroll' | 'upscale' | 'extend';
 
-/** Every follow-up, in the order front ends offer them. */
-const FOLLOW_UP_KINDS_OFFERED: readonly FollowUpKind[] = ['upscale', 'reroll', 'extend'];
+/** Every follow-up (a job kind that starts from an earlier job and must name it), in the order front ends offer them. */
+const FOLLOW_UP_KINDS: readonly FollowUpKind[] = ['upscale', 'reroll', 'extend'];
+
+/** Whether jobs of `kind` are follow-ups: made from an earlier job (parentJobId), which they must name. */
+export function isFollowUpKind(kind: JobKind): kind is FollowUpKind {
+  return (FOLLOW_UP_KINDS as readonly JobKind[]).includes(kind);
+}
 
 /** Follow-ups made from the parent's finished video (a re-roll renders again from the parameters). */
 const FROM_PARENT_VIDEO: readonly JobKind[] = ['upscale', 'extend'];
@@ -48,12 +53,12 @@ export function followUpRefusal(kind: FollowUpKind, parent: { kind?: JobKind; pa
 }
 
 /**
- * The follow-ups a finished job can have (in FOLLOW_UP_KINDS_OFFERED order): what its buttons
+ * The follow-ups a finished job can have (in FOLLOW_UP_KINDS order): what its buttons
  * should offer. `parent.params.prompts`: the whole movie's, as for followUpRefusal (the bot posts a
  * finished job with withWholeMovie's parameters), so a movie at LIMITS.prompts.max offers no Extend.
  */
 export function followUpsFor(parent: { kind: JobKind; parentJobId?: number | null; params: FollowUpRuleParams }): FollowUpKind[] {
-  return FOLLOW_UP_KINDS_OFFERED.filter((kind) => followUpRefusal(kind, parent) === undefined);
+  return FOLLOW_UP_KINDS.filter((kind) => followUpRefusal(kind, parent) === undefined);
 }
 
 /** The parent row checkFollowUpParent read. */

@@ -9,7 +9,7 @@ import { artifacts, jobInputs, jobs, type JobKind, type JobStatus } from '../db/
 import { type FarmContext, queueHorizonSeconds } from './config.ts';
 import { DuplicateUpscaleError, FarmError, InvalidJobStateError, JobNotFoundError, NoCapableWorkerError } from './errors.ts';
 import { recordEvent } from './events.ts';
-import { checkFollowUpParent } from './follow-up-rule.ts';
+import { checkFollowUpParent, isFollowUpKind } from './follow-up-rule.ts';
 import { storableText } from './text.ts';
 import { checkRequestIds, isJobId } from './ids.ts';
 import { checkJobInputs, type JobInput, type JobParams, outputPixels, parseJobParams } from './job-params.ts';
@@ -18,9 +18,6 @@ import { checkExtension, movieOf } from './movie.ts';
 import { type BudgetContext, policyOf } from './policy/index.ts';
 import { type Artifact, type Job, jobFromRow, TERMINAL_STATUSES } from './types.ts';
 import { findKnownWorkers, findCapableWorkers, jobNeeds } from './worker-registry.ts';
-
-/** Kinds that start from an earlier job and must name it. */
-const FOLLOW_UP_KINDS: readonly JobKind[] = ['upscale', 'reroll', 'extend'];
 
 export interface SubmitJobInput {
   kind: JobKind;
@@ -56,7 +53,7 @@ export async function submitJob(farm: FarmContext, input: SubmitJobInput): Promi
   const pictures = await checkJobInputs(input.kind, params, input.inputs);
   const parentJobId = input.parentJobId ?? null;
   if (parentJobId !== null && !isJobId(parentJobId)) throw new JobNotFoundError(parentJobId);
-  if (FOLLOW_UP_KINDS.includes(input.kind) && parentJobId === null) {
+  if (isFollowUpKind(input.kind) && parentJobId === null) {
     throw new FarmError('invalid_params', `A ${input.kind} job continues from an earlier job: give its id as the parent.`);
   }
   let moviePrompts = params.prompts.length;
