@@ -1,13 +1,15 @@
 // The operator CLI, run in-process against both back ends: --json shapes (documented in
 // farm/README.md), exit codes, and --wait (on PGlite it renders in the same process).
+import { sql } from 'drizzle-orm';
 import { describe, expect, it } from 'vitest';
-import type { FarmDb } from '../../db/client.ts';
+import { type FarmDb, queryRows } from '../../db/client.ts';
 import { farmCli, USAGE } from '../../apps/farm-cli/main.ts';
 import { UPSCALE_FACTORS } from '../../farm/limits.ts';
 import { loadConfig } from '../../config/index.ts';
 import { farmConfigFrom } from '../../farm/config.ts';
 import { farmActivity } from '../../farm/activity.ts';
 import { FakeRenderer } from '../../farm/fake-renderer.ts';
+import { updateGuildSettings } from '../../farm/guilds.ts';
 import { FarmWorker } from '../../farm/worker.ts';
 import { BACKENDS } from '../helpers/db.ts';
 import { useTestFarm } from '../helpers/farm.ts';
@@ -92,6 +94,31 @@ describe.each(BACKENDS)('farm CLI on %s', (backend) => {
     expect((await cli('cancel', String(submitted.id), '--json')).json.cancelled).toBe(false);
     const retried = await cli('retry', String(submitted.id), '--json');
     expect(retried.json.job).toMatchObject({ id: submitted.id, status: 'queued', attempts: 0 });
+  });
+
+  it('budget reads: says when a refill is due and whose limits it shows, and applies nothing', async () => {
+    const farm = { db, config: farmConfigFrom(loadConfig(ENV)) };
+    await updateGuildSettings(farm, 'g-roles-cli', { refillGpuSeconds: 1200, role: { roleId: 'patron', override: { refillGpuSeconds: 3000 } } });
+    await cli('submit', 'blend', 'x', 'y', '--user', 'op-due', '--json');
+    // The period ends: the refill is due, and only the member's next request applies it.
+    await db.db.execute(sql`update users set last_refill_at = now() - interval '2 days' where id = 'op-due'`);
+    const ledger = async () => (await queryRows<{ n: number }>(db.db, sql`select count(*)::int as n from budget_ledger where user_id = 'op-due'`))[0].n;
+    const entries = await ledger();
+
+    const plain = await cli('budget', '--user', 'op-due');
+    expect(plain.code).toBe(0);
+    expect(plain.stdout).toContain("a refill to 1000 is due: the member's next request applies it, with the limits of where it is made (limits outside any server; --guild ID for a server's).");
+    const inServer = await cli('budget', '--user', 'op-due', '--guild', 'g-roles-cli', '--json');
+    expect(inServer.json).toMatchObject({ refillDue: true, limitsComplete: false, refillGpuSeconds: 1200 });
+    expect((await cli('budget', '--user', 'op-due', '--guild', 'g-roles-cli')).stdout).toContain(
+      "a refill to 1200 is due: the member's next request applies it, with the limits of where it is made (limits without the member's roles: this server's role overrides may give more).",
+    );
+    expect(await ledger()).toBe(entries);
+
+    // Once a request applied it: the next one, and no scope note for a server whose limits are complete.
+    await cli('submit', 'blend', 'x', 'y', '--user', 'op-due', '--json');
+    const after = await cli('budget', '--user', 'op-due', '--guild', 'g-plain-cli');
+    expect(after.stdout).toMatch(/; tops up to 1000 every 86400 s, next at \d{4}-\d{2}-\d{2}T[^ ]+Z\.$/);
   });
 
   it('upscales with the farm\'s factors (2|3|4) and a named --upscaler', async () => {
