@@ -8,7 +8,6 @@ import { artifacts, jobs, type JobKind, type JobStatus } from '../db/schema.ts';
 import { InvalidJobStateError, JobNotFoundError, ParentVideoGoneError } from './errors.ts';
 import type { JobParams } from './job-params.ts';
 import { LIMITS } from './limits.ts';
-import type { Job } from './types.ts';
 
 export type FollowUpKind = 'reroll' | 'upscale' | 'extend';
 

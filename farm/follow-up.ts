@@ -78,7 +78,7 @@ export interface SubmitFollowUpInput extends Omit<SubmitJobInput, 'kind' | 'para
  * pictures nor its inpainting (nothing is re-rendered) and its video is at another size, so a
  * re-roll made from it would lose the pictures and an extension would continue without them.
  */
-export async function followUpSource(farm: FarmContext, job: Job): Promise<Job> {
+async function followUpSource(farm: FarmContext, job: Job): Promise<Job> {
   let source = job;
   // Parents are older jobs, so the walk ends; upscales of upscales are refused anyway.
   while (source.kind === 'upscale' && source.parentJobId !== null) {

@@ -152,7 +152,7 @@ function refillDueAtMs(user: LockedUser, limits: BudgetLimits): number | null {
   return user.lastRefillMs === null ? null : user.lastRefillMs + limits.refillPeriodSeconds * 1000;
 }
 
-export function isRefillDue(user: LockedUser, limits: BudgetLimits): boolean {
+function isRefillDue(user: LockedUser, limits: BudgetLimits): boolean {
   const dueAtMs = refillDueAtMs(user, limits);
   return dueAtMs === null || user.nowMs >= dueAtMs;
 }
