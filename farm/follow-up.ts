@@ -9,7 +9,7 @@ import { DEFAULT_UPSCALE_FACTOR, type UPSCALE_FACTORS } from './limits.ts';
 import { checkExtension, movieImageInputs, movieOf, type Movie } from './movie.ts';
 import type { Job } from './types.ts';
 
-export { type FollowUpKind, followUpRefusal, followUpsFor } from './follow-up-rule.ts';
+export { type FollowUpKind, followUpRefusal, followUpsFor, isFollowUpKind } from './follow-up-rule.ts';
 
 export interface FollowUpOptions {
   /** extend: the prompt(s) to continue to. */

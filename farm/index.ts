@@ -54,7 +54,7 @@ export {
   getJobInputs,
 } from './jobs.ts';
 export { type Movie, movieOf } from './movie.ts';
-export { type FollowUpKind, type FollowUpOptions, type SubmitFollowUpInput, followUpParams, followUpRefusal, followUpsFor, parentMovieParams } from './follow-up.ts';
+export { type FollowUpKind, type FollowUpOptions, type SubmitFollowUpInput, followUpParams, followUpRefusal, followUpsFor, isFollowUpKind, parentMovieParams } from './follow-up.ts';
 export {
   type GuildSettings,
   type GuildSettingsPatch,

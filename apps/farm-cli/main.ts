@@ -8,7 +8,6 @@ import { loadConfig } from '../../config/index.ts';
 import {
   type FarmContext,
   type FarmDb,
-  type FollowUpKind,
   type Job,
   type JobKind,
   type JobParamsInput,
@@ -28,6 +27,7 @@ import {
   getBudget,
   getJob,
   grantBudget,
+  isFollowUpKind,
   isJobKind,
   JOB_VIDEO_FORMATS,
   jobToJson,
@@ -210,7 +210,10 @@ export async function farmCli(argv: string[], io: CliIo = {}): Promise<number> {
     switch (command) {
       case 'submit': {
         const [kind, ...prompts] = rest;
-        if (!isJobKind(kind)) throw new UsageError(`submit needs a kind: blend, movie, reroll, upscale or extend (got "${kind ?? ''}").`);
+        // vary jobs need a picture, which the CLI does not upload: the kinds it submits are these.
+        if (!isJobKind(kind) || !(kind === 'blend' || kind === 'movie' || isFollowUpKind(kind))) {
+          throw new UsageError(`submit needs a kind: blend, movie, reroll, upscale or extend (got "${kind ?? ''}").`);
+        }
         if (!values.user) throw new UsageError('submit needs --user ID (whose budget pays for the job).');
         const common = { userId: values.user, guildId: values.guild ?? null };
         let job: Job;
@@ -227,7 +230,7 @@ export async function farmCli(argv: string[], io: CliIo = {}): Promise<number> {
           const upscaleFactor = UPSCALE_FACTORS.find((f) => String(f) === factor);
           job = await submitFollowUp(farm, {
             ...common,
-            kind: kind as FollowUpKind,
+            kind,
             parentJobId: jobId(values.parent, `submit ${kind} --parent`, 'the id of the job to start from'),
             options: { prompts, ...(upscaleFactor !== undefined ? { upscaleFactor } : {}), ...(values.upscaler !== undefined ? { upscaler: values.upscaler } : {}) },
           });

@@ -162,6 +162,10 @@ describe.each(BACKENDS)('farm CLI on %s', (backend) => {
     expect(missing.json.error.code).toBe('not_found');
 
     expect((await cli('submit', 'blend', 'a', 'b')).code).toBe(2);
+    // vary needs a picture the CLI does not upload: a usage error, not a follow-up of the parent.
+    const vary = await cli('submit', 'vary', '--parent', '1', '--user', 'op-5');
+    expect(vary.code).toBe(2);
+    expect(vary.stderr).toContain('submit needs a kind: blend, movie, reroll, upscale or extend (got "vary").');
     const unknown = await cli('frobnicate');
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain('Unknown command "frobnicate"');
