@@ -77,6 +77,17 @@ export const POSTING_PERMISSIONS: ReadonlyArray<{ flag: bigint; name: string }> 
 export const REACTION_PERMISSIONS: ReadonlyArray<{ flag: bigint; name: string }> = [...POSTING_PERMISSIONS, { flag: PermissionFlagsBits.ReadMessageHistory, name: 'Read Message History' }];
 
 /**
+ * The permissions `required` as they apply in `channel`: in a thread (a forum's posts too) Discord
+ * checks Send Messages in Threads where it checks Send Messages elsewhere (there Send Messages is
+ * the parent's "post a new message", in a forum "Create Posts"), so that one takes its place.
+ * Elsewhere, or when the channel is not known, `required` as it is.
+ */
+export function permissionsIn(channel: { isThread(): boolean } | null | undefined, required: ReadonlyArray<{ flag: bigint; name: string }>): ReadonlyArray<{ flag: bigint; name: string }> {
+  if (!channel?.isThread()) return required;
+  return required.map((p) => (p.flag === PermissionFlagsBits.SendMessages ? { flag: PermissionFlagsBits.SendMessagesInThreads, name: 'Send Messages in Threads' } : p));
+}
+
+/**
  * What the bot is invited with (its OAuth2 bot permissions): all it needs in a channel, to post
  * renders and to answer 🔍/🔁 reactions (REACTION_PERMISSIONS). The setup steps `npm start` prints
  * without a token are made from this list, and the README's invite step names the same (a test
@@ -126,14 +137,18 @@ export function missingPermissionsRefusal(
 
 /**
  * The private refusal for a render asked for in a server channel where the bot lacks a posting
- * permission (Discord sends the bot's permissions in that channel with every interaction), so
- * nothing is queued or charged for a video that could not be posted; undefined when it has them
- * all, or outside a server.
+ * permission (Discord sends the bot's permissions in that channel with every interaction; in a
+ * thread Send Messages in Threads counts, not Send Messages: permissionsIn), so nothing is queued or
+ * charged for a video that could not be posted; undefined when it has them all, or outside a server.
  */
-export function postingRefusal(interaction: { inGuild(): boolean; appPermissions: Readonly<PermissionsBitField> | null }): string | undefined {
+export function postingRefusal(interaction: {
+  inGuild(): boolean;
+  appPermissions: Readonly<PermissionsBitField> | null;
+  channel: { isThread(): boolean } | null;
+}): string | undefined {
   const granted = interaction.appPermissions;
   if (!interaction.inGuild() || !granted) return undefined;
-  return missingPermissionsRefusal(granted);
+  return missingPermissionsRefusal(granted, permissionsIn(interaction.channel, POSTING_PERMISSIONS));
 }
 
 /**

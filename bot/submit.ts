@@ -199,7 +199,15 @@ export interface RenderExtras {
   pictures?: AttachedPictures;
 }
 
-const FOLLOW_UP_NAMES: Readonly<Record<FollowUpKind, string>> = { upscale: 'upscale', reroll: 're-roll', extend: 'extension' };
+/** A follow-up as a noun ("your re-roll of #12"). */
+export const FOLLOW_UP_NAMES: Readonly<Record<FollowUpKind, string>> = { upscale: 'upscale', reroll: 're-roll', extend: 'extension' };
+/** A follow-up as a verb ("did not re-roll it", "only its owner can re-roll it"). */
+export const FOLLOW_UP_VERBS: Readonly<Record<FollowUpKind, string>> = { upscale: 'upscale', reroll: 're-roll', extend: 'extend' };
+
+/** The answer to a second request (a button press or a 🔍/🔁 reaction) while the same one of that member is being submitted. */
+export function alreadyOnItsWayText(kind: FollowUpKind, parentJobId: number): string {
+  return `Your ${FOLLOW_UP_NAMES[kind]} of #${parentJobId} is already on its way; its message will appear in a moment.`;
+}
 
 /**
  * One follow-up submission per (user, parent job, kind) at a time in this process: a second press
@@ -232,7 +240,7 @@ export async function submitFollowUpRender(interaction: RepliableInteraction, ct
   }
   const release = ctx.followUps.begin(interaction.user.id, parentJobId, kind);
   if (!release) {
-    await refuse(interaction, `Your ${FOLLOW_UP_NAMES[kind]} of #${parentJobId} is already on its way; its message will appear in a moment.`);
+    await refuse(interaction, alreadyOnItsWayText(kind, parentJobId));
     return;
   }
   try {

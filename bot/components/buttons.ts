@@ -9,11 +9,11 @@ import type { BotContext } from '../context.ts';
 import { cancelJobFor } from '../commands/cancel.ts';
 import { withWholeMovie } from '../format.ts';
 import { mayActOn, notYoursText, requesterOf } from '../permissions.ts';
-import { submitFollowUpRender, uploadLimit } from '../submit.ts';
+import { FOLLOW_UP_VERBS, submitFollowUpRender, uploadLimit } from '../submit.ts';
 import { parseButtonId, type ButtonAction } from './custom-id.ts';
 import { extendForm } from './forms.ts';
 
-const VERBS: Record<ButtonAction, string> = { upscale: 'upscale', reroll: 're-roll', extend: 'extend', cancel: 'cancel' };
+const VERBS: Record<ButtonAction, string> = { ...FOLLOW_UP_VERBS, cancel: 'cancel' };
 
 export async function handleButton(interaction: ButtonInteraction, ctx: BotContext): Promise<void> {
   const parsed = parseButtonId(interaction.customId);

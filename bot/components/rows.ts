@@ -8,7 +8,8 @@ export function cancelRow(jobId: number): ActionRowBuilder<ButtonBuilder> {
   return new ActionRowBuilder<ButtonBuilder>().addComponents(new ButtonBuilder().setCustomId(buttonId('cancel', jobId)).setLabel('Cancel').setStyle(ButtonStyle.Secondary));
 }
 
-const FOLLOW_UP_BUTTONS: Record<FollowUpKind, { label: string; emoji: string; style: ButtonStyle }> = {
+/** Each follow-up's button: its label and emoji (a 🔍/🔁 reaction is the button's emoji, bot/components/reactions.ts). */
+export const FOLLOW_UP_BUTTONS: Readonly<Record<FollowUpKind, { label: string; emoji: string; style: ButtonStyle }>> = {
   upscale: { label: 'Upscale', emoji: '🔍', style: ButtonStyle.Primary },
   reroll: { label: 'Re-roll', emoji: '🔁', style: ButtonStyle.Secondary },
   extend: { label: 'Extend', emoji: '➕', style: ButtonStyle.Secondary },
