@@ -5,8 +5,19 @@
  * forms and reactions), and the messenger that keeps job messages up to date (delivery.ts).
  * The farm and the bot's settings are handed in by the entry point (apps/bot/main.ts).
  */
-import { Client, Events, GatewayIntentBits, MessageFlags, Partials, type Interaction } from 'discord.js';
-import type { FarmContext } from '../farm/index.ts';
+import {
+  Client,
+  Events,
+  GatewayIntentBits,
+  MessageFlags,
+  Partials,
+  type Interaction,
+  type MessageReaction,
+  type PartialMessageReaction,
+  type PartialUser,
+  type User,
+} from 'discord.js';
+import { loggableError, type FarmContext } from '../farm/index.ts';
 import type { BotContext } from './context.ts';
 import { commandsByName } from './commands/index.ts';
 import { handleButton } from './components/buttons.ts';
@@ -62,19 +73,29 @@ export async function startBot(opts: BotOptions): Promise<RunningBot> {
   const client = createClient(opts);
   opts.onClient?.(client);
   const messenger = new JobMessenger(client, opts.farm, { log, ...opts.messenger });
-  const ctx: BotContext = { farm: opts.farm, log, submissions: new SubmissionQueue(opts.submitConcurrency ?? DEFAULT_SUBMIT_CONCURRENCY), followUps: new FollowUpsUnderWay() };
+  const ctx: BotContext = { farm: opts.farm, log, submissions: new SubmissionQueue(opts.submitConcurrency ?? DEFAULT_SUBMIT_CONCURRENCY), followUps: new FollowUpsUnderWay(),
+    replySettled: (jobId) => messenger.replySettled(jobId),
+  };
 
   const onInteraction = (interaction: Interaction) => void route(interaction, ctx);
   client.on(Events.InteractionCreate, onInteraction);
-  client.on(Events.MessageReactionAdd, (reaction, user) => {
-    void handleReaction(reaction, user, ctx).catch((err) => log(`[bot] reaction failed: ${(err as Error).message}`));
-  });
+  const onReaction = (reaction: MessageReaction | PartialMessageReaction, user: User | PartialUser) => {
+    void handleReaction(reaction, user, ctx).catch((err) => log(`[bot] reaction failed: ${loggableError(err)}`));
+  };
+  client.on(Events.MessageReactionAdd, onReaction);
   client.on(Events.Error, (err) => log(`[bot] client error: ${err.message}`));
 
   const ready = new Promise<void>((resolve) => client.once(Events.ClientReady, () => resolve()));
   await client.login(opts.token);
   await ready;
-  await messenger.start();
+  try {
+    await messenger.start();
+  } catch (err) {
+    // No bot without its deliveries: nothing left connected or ticking behind the error.
+    await messenger.stop();
+    await client.destroy();
+    throw err;
+  }
   log(`[bot] logged in as ${client.user?.tag} in ${client.guilds.cache.size} server(s)`);
   return {
     client,
@@ -82,6 +103,7 @@ export async function startBot(opts: BotOptions): Promise<RunningBot> {
     async stop() {
       // Nothing new is taken; submissions already acknowledged finish their database work first.
       client.off(Events.InteractionCreate, onInteraction);
+      client.off(Events.MessageReactionAdd, onReaction);
       await ctx.submissions.onIdle();
       await messenger.stop();
       await client.destroy();

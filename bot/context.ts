@@ -8,6 +8,11 @@ export interface BotContext {
   submissions: SubmissionGate;
   /** Follow-up submissions under way (startBot makes a FollowUpsUnderWay, submit.ts), so a double press makes one job. */
   followUps: FollowUpGuard;
+  /**
+   * A 🔍/🔁 reaction's job: its reply (the job's message) is posted and recorded, or could not be,
+   * so delivery need not wait for it (startBot: JobMessenger.replySettled).
+   */
+  replySettled?: (jobId: number) => void;
 }
 
 /** One follow-up submission per (user, parent job, kind) at a time (FollowUpsUnderWay in submit.ts). */

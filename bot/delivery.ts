@@ -6,7 +6,9 @@
  * while its token lives (15 minutes), then through the bot's own channel-message edit, and if the
  * message is gone (or was never recorded), a new message that mentions the user. Each finished job
  * is claimed and marked delivered in the database, so it is posted once even with several bot
- * processes.
+ * processes: the claim lasts DELIVERY_CLAIM_SECONDS and is renewed while a delivery takes longer
+ * (re-encoding a large video can take minutes), and checked again right before each post, so a
+ * delivery whose claim another process has taken over since posts nothing.
  *
  * Events are hints (a reconnecting LISTEN connection misses some), so a sweep every
  * DELIVERY_SWEEP_INTERVAL_MS (and one at start) re-reads the finished jobs nobody has posted and
@@ -14,9 +16,10 @@
  * lost, and failed deliveries, each retried after a wait that doubles from retryDelayMs up to
  * DELIVERY_MAX_RETRY_DELAY_MS (kept in memory), so a Discord outage is ridden out. A job is given
  * up (marked delivered, logged, its owner told by DM) when Discord says the place cannot be posted
- * to whatever we do (UNDELIVERABLE_CODES: channel or server gone, no access, missing permissions),
- * or once its delivery has failed for DELIVERY_GIVE_UP_AFTER_MS.
+ * to whatever we do (UNDELIVERABLE_CODES: channel or server gone, no access, missing permissions)
+ * or its video is no longer stored, or once its delivery has failed for DELIVERY_GIVE_UP_AFTER_MS.
  */
+import { hostname } from 'node:os';
 import { DiscordAPIError, GuildPremiumTier, RESTJSONErrorCodes, Routes, type Client } from 'discord.js';
 import type { RawFile } from '@discordjs/rest';
 import {
@@ -64,6 +67,20 @@ export const DELIVERY_RETRY_DELAY_MS = 30_000;
 export const DELIVERY_MAX_RETRY_DELAY_MS = 15 * 60_000;
 /** A delivery failing this long (since its first failure in this process) is given up (giveUpAfterMs). */
 export const DELIVERY_GIVE_UP_AFTER_MS = 24 * 60 * 60_000;
+/**
+ * How long a delivery claim keeps other bot processes (shards) off a job. Renewed every third of it
+ * while the delivery lasts, and checked before each post (MessengerOptions.claimSeconds).
+ */
+export const DELIVERY_CLAIM_SECONDS = 120;
+/**
+ * How long after its submission a follow-up with a channel but neither a message nor an interaction
+ * (a 🔍/🔁 reaction's, whose reply becomes its message once posted and recorded) waits for that
+ * message before its result is posted as a new one (MessengerOptions.replyGraceMs). Without the
+ * wait a quick render was posted twice: as a new message, and into the reply recorded just after.
+ * The process posting the reply says when it is settled (JobMessenger.replySettled), so a failed
+ * reply does not wait this long there.
+ */
+export const DELIVERY_REPLY_GRACE_MS = 15_000;
 /** Undelivered jobs a sweep reads beyond those waiting for a retry here, so these never crowd out newer ones. */
 const SWEEP_BATCH = 50;
 const SWEEP_MAX_ROWS = 1000;
@@ -71,8 +88,10 @@ const SWEEP_MAX_ROWS = 1000;
 export interface MessengerOptions {
   /** Minimum time between two progress edits of one message. */
   editIntervalMs?: number;
-  /** Name of this bot process in delivery claims. */
+  /** Name of this bot process in delivery claims (default bot-HOSTNAME-PID: unique across machines and containers). */
   claimant?: string;
+  /** How long a delivery claim lasts before it is renewed (default DELIVERY_CLAIM_SECONDS). */
+  claimSeconds?: number;
   log?: (message: string) => void;
   /** Wait before a failed delivery is tried again, doubling with each failure (default DELIVERY_RETRY_DELAY_MS). */
   retryDelayMs?: number;
@@ -82,6 +101,8 @@ export interface MessengerOptions {
   sweepIntervalMs?: number;
   /** How long a delivery may keep failing before it is given up and its owner told (default DELIVERY_GIVE_UP_AFTER_MS). */
   giveUpAfterMs?: number;
+  /** How long a reaction's job waits for its reply to be recorded before its result is posted anew (default DELIVERY_REPLY_GRACE_MS). */
+  replyGraceMs?: number;
   /** Bounds on re-encoding a video too large for its channel in this process (SHRINK_* in bot/shrink.ts). */
   shrink?: ShrinkOptions;
 }
@@ -105,17 +126,25 @@ export class JobMessenger {
   private readonly timers = new Map<number, NodeJS.Timeout>();
   private readonly delivering = new Set<number>();
   private readonly retries = new Map<number, RetryState>();
+  /** Reactions' jobs whose reply this process has posted and recorded, or failed to, and when: no need to wait for it (replySettled). */
+  private readonly settledReplies = new Map<number, number>();
+  /** The renewal of each delivery's claim while it lasts. */
+  private readonly claimRenewals = new Map<number, NodeJS.Timeout>();
+  /** Aborted by stop(): a shrink under way ends, and what it was for is left to the next bot. */
+  private readonly stopping = new AbortController();
   private unlisten?: () => Promise<void>;
   private sweepTimer?: NodeJS.Timeout;
   private sweeping = false;
   private stopped = false;
   private readonly editIntervalMs: number;
   private readonly claimant: string;
+  private readonly claimSeconds: number;
   private readonly log: (m: string) => void;
   private readonly retryDelayMs: number;
   private readonly maxRetryDelayMs: number;
   private readonly sweepIntervalMs: number;
   private readonly giveUpAfterMs: number;
+  private readonly replyGraceMs: number;
   private readonly shrinkOptions: ShrinkOptions;
   /** Shrinks run one at a time, so their memory (SHRINK_MAX_RAW_BYTES) is held once. */
   private shrinking: Promise<unknown> = Promise.resolve();
@@ -126,28 +155,40 @@ export class JobMessenger {
     opts: MessengerOptions = {},
   ) {
     this.editIntervalMs = opts.editIntervalMs ?? 3000;
-    this.claimant = opts.claimant ?? `bot-${process.pid}`;
+    this.claimant = opts.claimant ?? `bot-${hostname()}-${process.pid}`;
+    this.claimSeconds = opts.claimSeconds ?? DELIVERY_CLAIM_SECONDS;
     this.log = opts.log ?? ((m) => console.log(m));
     this.retryDelayMs = opts.retryDelayMs ?? DELIVERY_RETRY_DELAY_MS;
     this.maxRetryDelayMs = Math.max(this.retryDelayMs, opts.maxRetryDelayMs ?? DELIVERY_MAX_RETRY_DELAY_MS);
     this.sweepIntervalMs = opts.sweepIntervalMs ?? DELIVERY_SWEEP_INTERVAL_MS;
     this.giveUpAfterMs = opts.giveUpAfterMs ?? DELIVERY_GIVE_UP_AFTER_MS;
-    this.shrinkOptions = opts.shrink ?? {};
+    this.replyGraceMs = opts.replyGraceMs ?? DELIVERY_REPLY_GRACE_MS;
+    this.shrinkOptions = { ...opts.shrink, signal: this.stopping.signal };
   }
 
   async start(): Promise<void> {
-    this.unlisten = await onJobEvent(this.farm.db, (e) => this.onEvent(e));
+    const unlisten = await onJobEvent(this.farm.db, (e) => this.onEvent(e));
+    this.unlisten = unlisten;
+    if (this.stopped) return unlisten(); // stopped while this was listening: stop() had nothing to end yet
     // Catch up on results that finished while no bot was listening, then keep sweeping.
     await this.sweep();
+    if (this.stopped) return; // stopped during that first sweep: no timer to leave behind
     this.sweepTimer = setInterval(() => void this.sweep(), this.sweepIntervalMs);
     this.sweepTimer.unref();
   }
 
+  /**
+   * No more sweeps, edits or claim renewals; a shrink under way is stopped. A delivery under way
+   * posts nothing more and is not given up: its claim runs out and the next bot delivers it.
+   */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.stopping.abort();
     clearInterval(this.sweepTimer);
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
+    for (const t of this.claimRenewals.values()) clearInterval(t);
+    this.claimRenewals.clear();
     await this.unlisten?.();
   }
 
@@ -163,6 +204,8 @@ export class JobMessenger {
       const limit = Math.min(SWEEP_MAX_ROWS, SWEEP_BATCH + this.retries.size + this.delivering.size);
       const jobs = await listUndelivered(this.farm, limit);
       const now = Date.now();
+      // Past the wait a settled reply would have cut short, whoever delivered the job.
+      for (const [id, at] of this.settledReplies) if (now - at > this.replyGraceMs) this.settledReplies.delete(id);
       if (jobs.length < limit) {
         // The whole list: retries of jobs not on it were delivered by another process.
         const listed = new Set(jobs.map((j) => j.id));
@@ -234,28 +277,84 @@ export class JobMessenger {
       const stored = await getJob(this.farm, jobId);
       if (!stored || !TERMINAL.has(stored.status) || stored.deliveredAt) {
         this.retries.delete(jobId);
+        if (stored?.deliveredAt) this.settledReplies.delete(jobId);
         return;
       }
-      if (!(await claimDelivery(this.farm, jobId, this.claimant))) return;
+      // A reaction's reply still on its way: it is the job's message once recorded (replySettled or
+      // the sweep after DELIVERY_REPLY_GRACE_MS deliver it then).
+      if (this.awaitingReply(stored)) return;
+      if (!(await claimDelivery(this.farm, jobId, this.claimant, this.claimSeconds))) return;
+      this.renewClaimWhileDelivering(jobId);
       job = stored;
       if (stored.messageId || stored.channelId) {
         const whole = await withWholeMovie(this.farm, stored);
         job = whole;
         if (whole.status === 'done') {
           const artifact = await getArtifact(this.farm, jobId);
-          if (!artifact) throw new Error(`job ${jobId} is done but has no stored video`);
+          if (!artifact) throw new Undeliverable({ why: 'its video is no longer stored', advice: 'Run the command again to render it anew.' });
           await this.postVideo(whole, artifact);
         } else {
-          await this.editJobMessage(whole, { content: failedText(whole), components: [] });
+          await this.post(whole, { content: failedText(whole), components: [] });
         }
       }
       await markDelivered(this.farm, jobId);
       this.retries.delete(jobId);
+      this.settledReplies.delete(jobId);
     } catch (err) {
-      await this.failed(jobId, job, err);
+      if (err instanceof ClaimLost) {
+        // Another bot process took the job over (this claim had run out): it posts it, not this one.
+        this.retries.delete(jobId);
+        this.log(`[bot] job ${jobId}: another bot process is delivering it now; nothing posted here`);
+      } else if (this.stopped) {
+        this.log(`[bot] delivering job ${jobId} stopped with the bot; the next one delivers it${err instanceof Stopping ? '' : `: ${loggableError(err)}`}`);
+      } else {
+        await this.failed(jobId, job, err);
+      }
     } finally {
+      clearInterval(this.claimRenewals.get(jobId));
+      this.claimRenewals.delete(jobId);
       this.delivering.delete(jobId);
     }
+  }
+
+  /**
+   * The reply that is a 🔍/🔁 reaction's job's message has been posted and recorded, or could not
+   * be (bot/components/reactions.ts): deliver the job without waiting any longer for it.
+   */
+  replySettled(jobId: number): void {
+    if (this.stopped) return;
+    this.settledReplies.set(jobId, Date.now());
+    void this.deliver(jobId);
+  }
+
+  /**
+   * A job whose message is a reaction's reply not yet recorded, within DELIVERY_REPLY_GRACE_MS of
+   * its submission: a follow-up with a channel but neither a message nor an interaction (an
+   * operator's new job posted into a channel has no parent, and is posted at once).
+   */
+  private awaitingReply(job: Job): boolean {
+    if (job.parentJobId === null || job.channelId === null || job.messageId !== null || job.interactionToken !== null || this.settledReplies.has(job.id)) return false;
+    return Date.now() - job.createdAt.getTime() < this.replyGraceMs;
+  }
+
+  /** Renews the job's delivery claim every third of its length until the delivery ends (deliver's finally) or the bot stops. */
+  private renewClaimWhileDelivering(jobId: number): void {
+    if (this.stopped) return;
+    const renew = () => void claimDelivery(this.farm, jobId, this.claimant, this.claimSeconds).catch((err) => this.log(`[bot] renewing the delivery claim on job ${jobId} failed: ${loggableError(err)}`));
+    const timer = setInterval(renew, Math.max(10, (this.claimSeconds * 1000) / 3));
+    timer.unref();
+    this.claimRenewals.set(jobId, timer);
+  }
+
+  /**
+   * Edits the job's message, after checking this process still holds the job's delivery claim (it
+   * may have run out while a shrink or a rate limit held the delivery up, and another process taken
+   * it: then ClaimLost, and nothing is posted twice) and the bot is not stopping (Stopping).
+   */
+  private async post(job: Job, payload: MessagePayload): Promise<void> {
+    if (this.stopped) throw new Stopping();
+    if (!(await claimDelivery(this.farm, job.id, this.claimant, this.claimSeconds))) throw new ClaimLost();
+    await this.editJobMessage(job, payload);
   }
 
   /** A failed delivery: given up when it cannot succeed or has failed too long, else tried again later. */
@@ -335,7 +434,7 @@ export class JobMessenger {
       // not say what it is: halve and retry, five times at most.
       for (let attempt = 0; ; attempt++) {
         try {
-          await this.editJobMessage(job, payload(note, bytes));
+          await this.post(job, payload(note, bytes));
           return;
         } catch (err) {
           if (!(err instanceof DiscordAPIError && (err.status === 413 || err.code === RESTJSONErrorCodes.RequestEntityTooLarge))) throw err;
@@ -346,8 +445,8 @@ export class JobMessenger {
     } catch (err) {
       // Say so in the message (seeds and buttons stay) rather than leave it at "rendering".
       if (!(err instanceof TooLargeForServer)) throw err;
+      await this.post(job, payload(err.message));
       this.log(`[bot] job ${job.id}: its ${mib(artifact.sizeBytes)} video is not attached (${err.why})${err.cause ? `: ${loggableError(err.cause)}` : ''}`);
-      await this.editJobMessage(job, payload(err.message));
     }
   }
 
@@ -359,6 +458,7 @@ export class JobMessenger {
     const turn = this.shrinking.then(() => shrinkVideo(artifact.bytes, artifact.format, limit, this.shrinkOptions));
     this.shrinking = turn.catch(() => undefined);
     const result = await turn;
+    if (this.stopped) throw new Stopping(); // not final: the next bot shrinks it again
     if (!result.bytes) throw new TooLargeForServer(artifact, serverLimit, result.why, result.cause);
     return { bytes: result.bytes, note: `(Re-encoded to ${mib(result.bytes.length)} to fit this server's upload limit.)` };
   }
@@ -422,6 +522,20 @@ export class JobMessenger {
 export interface UndeliverableReason {
   why: string;
   advice: string;
+}
+
+/** This process's delivery claim on the job ran out and another process holds it now (JobMessenger.post). */
+class ClaimLost extends Error {
+  constructor() {
+    super('the delivery claim was taken over by another bot process');
+  }
+}
+
+/** The bot is stopping: a delivery under way posts nothing more, and is not given up. */
+class Stopping extends Error {
+  constructor() {
+    super('the bot is stopping');
+  }
 }
 
 /** A delivery that no retry can make succeed. */
@@ -490,6 +604,7 @@ function undeliverableReason(err: unknown): UndeliverableReason | undefined {
   const known = UNDELIVERABLE_CODES.get(Number(err.code));
   if (known) return known;
   if (err.status === 404) return UNDELIVERABLE_CODES.get(RESTJSONErrorCodes.UnknownChannel);
-  if (err.status === 403) return { why: `Discord refused me access to it (${err.message})`, advice: PERMISSION_ADVICE };
+  // Discord's own wording stays in the log (giveUp logs the error); the owner gets the gist.
+  if (err.status === 403) return { why: 'Discord refused me access to it', advice: PERMISSION_ADVICE };
   return undefined;
 }

@@ -22,6 +22,8 @@ export interface ShrinkOptions {
   maxRawBytes?: number;
   /** Default SHRINK_TIMEOUT_MS. */
   timeoutMs?: number;
+  /** Stops the shrink early (the bot stopping); the result then says nothing final (the caller knows why). */
+  signal?: AbortSignal;
 }
 
 /** The re-encoded video, or why there is none (in words for the job's message) and the error behind it. */
@@ -32,7 +34,8 @@ const even = (n: number) => Math.max(2, 2 * Math.round(n / 2));
 export async function shrinkVideo(video: Buffer, format: string, maxBytes: number, opts: ShrinkOptions = {}): Promise<ShrinkResult> {
   const maxRaw = opts.maxRawBytes ?? SHRINK_MAX_RAW_BYTES;
   const timeoutMs = opts.timeoutMs ?? SHRINK_TIMEOUT_MS;
-  const signal = AbortSignal.timeout(timeoutMs);
+  const timeout = AbortSignal.timeout(timeoutMs);
+  const signal = opts.signal ? AbortSignal.any([timeout, opts.signal]) : timeout;
   try {
     // Packets, not decoded frames: counting needs no decode (exact for the streams the engine writes).
     const info = await probeVideo(video, { signal, countPackets: true });
@@ -50,7 +53,8 @@ export async function shrinkVideo(video: Buffer, format: string, maxBytes: numbe
     return { bytes: out.bytes };
   } catch (err) {
     if (err instanceof VideoTooLargeError) return { why: 'even re-encoded at a lower quality and a smaller size it does not fit', cause: err };
-    if (signal.aborted) return { why: `re-encoding it smaller took longer than ${Math.round(timeoutMs / 60_000) || 1} minute${timeoutMs <= 90_000 ? '' : 's'}`, cause: err };
+    if (opts.signal?.aborted) return { why: 'the re-encoding was stopped', cause: err };
+    if (timeout.aborted) return { why: `re-encoding it smaller took longer than ${Math.round(timeoutMs / 60_000) || 1} minute${timeoutMs <= 90_000 ? '' : 's'}`, cause: err };
     return { why: 'it could not be re-encoded smaller', cause: err };
   }
 }

@@ -23,26 +23,32 @@ import {
   type GuildMember,
   type Message,
   type MessageReaction,
+  type PartialMessage,
   type PartialMessageReaction,
   type PartialUser,
   RESTJSONErrorCodes,
   type User,
 } from 'discord.js';
-import { followUpsFor, getJobByMessageId, loggableError, setJobMessage, submitFollowUp, type FollowUpKind, type Job } from '../../farm/index.ts';
+import { followUpsFor, getJob, getJobByMessageId, loggableError, setJobMessage, submitFollowUp, type FollowUpKind, type Job } from '../../farm/index.ts';
 import type { BotContext } from '../context.ts';
 import { userMessage } from '../errors.ts';
 import { queuedText } from '../format.ts';
-import { missingPermissionsRefusal, REACTION_PERMISSIONS, rightsOn } from '../permissions.ts';
-import { guildUploadLimit } from '../submit.ts';
-import { cancelRow } from './rows.ts';
+import { missingPermissionsRefusal, permissionsIn, REACTION_PERMISSIONS, rightsOn } from '../permissions.ts';
+import { alreadyOnItsWayText, FOLLOW_UP_VERBS, guildUploadLimit } from '../submit.ts';
+import { cancelRow, FOLLOW_UP_BUTTONS } from './rows.ts';
 
-export const REACTIONS: Readonly<Record<string, FollowUpKind>> = { '🔍': 'upscale', '🔁': 'reroll' };
-const VERBS: Readonly<Record<string, string>> = { upscale: 'upscale', reroll: 're-roll' };
-const NOUNS: Readonly<Record<string, string>> = { upscale: 'upscale', reroll: 're-roll' };
-const BUTTONS: Readonly<Record<string, string>> = { upscale: 'Upscale', reroll: 'Re-roll' };
+/** The follow-ups a reaction asks for, by their button's emoji (an extension needs its form: no reaction). */
+export const REACTIONS: Readonly<Record<string, FollowUpKind>> = Object.fromEntries((['upscale', 'reroll'] as const).map((kind) => [FOLLOW_UP_BUTTONS[kind].emoji, kind]));
+
+/**
+ * The message reacted to, as the reaction event has it: often a partial (a message this process
+ * never received, such as every command reply, has only its ids), which is all the bot needs.
+ */
+type ReactedMessage = Message | PartialMessage;
+type ReactedServerMessage = ReactedMessage & Message<true>;
 
 /** The message's server: cached (the Guilds intent), else fetched. */
-async function serverOf(message: Message<true>): Promise<Guild> {
+async function serverOf(message: ReactedServerMessage): Promise<Guild> {
   return message.guild ?? (await message.client.guilds.fetch(message.guildId));
 }
 
@@ -52,7 +58,7 @@ type MemberLookup = { member: GuildMember } | { member: null; gone: boolean };
  * The reacting member as Discord has them now (not the copy the reaction event put in the cache),
  * so current roles count and a member who has left since is seen as gone (10007 Unknown Member).
  */
-async function currentMember(message: Message<true>, userId: string): Promise<MemberLookup> {
+async function currentMember(message: ReactedServerMessage, userId: string): Promise<MemberLookup> {
   try {
     const guild = await serverOf(message);
     return { member: await guild.members.fetch({ user: userId, force: true }) };
@@ -64,10 +70,11 @@ async function currentMember(message: Message<true>, userId: string): Promise<Me
 
 /**
  * Why the bot could not post the result in the message's channel (its own permissions there, from
- * the cached server and channel overwrites); undefined when it can. Unknown permissions (the server
- * not cached and not fetchable) refuse nothing: delivery still gives up plainly if it cannot post.
+ * the cached server and channel overwrites; in a thread Send Messages in Threads for Send Messages);
+ * undefined when it can. Unknown permissions (the server not cached and not fetchable) refuse
+ * nothing: delivery still gives up plainly if it cannot post.
  */
-async function cannotPostRefusal(message: Message<true>): Promise<string | undefined> {
+async function cannotPostRefusal(message: ReactedServerMessage): Promise<string | undefined> {
   let granted;
   try {
     const guild = await serverOf(message);
@@ -76,7 +83,8 @@ async function cannotPostRefusal(message: Message<true>): Promise<string | undef
   } catch {
     return undefined;
   }
-  return missingPermissionsRefusal(granted, REACTION_PERMISSIONS, { in: `in <#${message.channelId}>`, here: 'there', instead: 'or use a channel where I have them' });
+  const required = permissionsIn(message.channel, REACTION_PERMISSIONS);
+  return missingPermissionsRefusal(granted, required, { in: `in <#${message.channelId}>`, here: 'there', instead: 'or use a channel where I have them' });
 }
 
 /** One reaction being answered: who, on which job, and how they are told. */
@@ -84,7 +92,7 @@ class ReactionRequest {
   constructor(
     readonly reaction: MessageReaction | PartialMessageReaction,
     readonly user: User | PartialUser,
-    readonly message: Message,
+    readonly message: ReactedMessage,
     readonly parent: Job,
     readonly kind: FollowUpKind,
     readonly ctx: BotContext,
@@ -108,14 +116,14 @@ class ReactionRequest {
     await this.removeReaction();
     const where = this.message.inGuild() ? ` in <#${this.message.channelId}>` : '';
     try {
-      await this.user.send({ content: `Your ${this.emoji} on job #${this.parent.id}${where} did not ${VERBS[this.kind]} it. ${why}`, allowedMentions: { parse: [] } });
+      await this.user.send({ content: `Your ${this.emoji} on job #${this.parent.id}${where} did not ${FOLLOW_UP_VERBS[this.kind]} it. ${why}`, allowedMentions: { parse: [] } });
       return;
     } catch (err) {
       this.ctx.log(`[bot] a refusal of user ${this.user.id}'s ${this.emoji} on job ${this.parent.id} could not be sent by DM: ${loggableError(err)}`);
     }
     if (!noteIfNoDm) return;
     // The reason stays private (budgets, job counts); the button tells it privately.
-    const button = followUpsFor(this.parent).includes(this.kind) ? ` — use the **${BUTTONS[this.kind]}** button to see the reason` : '';
+    const button = followUpsFor(this.parent).includes(this.kind) ? ` — use the **${FOLLOW_UP_BUTTONS[this.kind].label}** button to see the reason` : '';
     try {
       await this.message.reply({ content: `<@${this.user.id}> your ${this.emoji} could not start; I could not DM you why${button}.`, allowedMentions: { users: [this.user.id] } });
     } catch (err) {
@@ -128,8 +136,10 @@ export async function handleReaction(reaction: MessageReaction | PartialMessageR
   if (user.bot) return;
   const kind = REACTIONS[reaction.emoji.name ?? ''];
   if (!kind) return;
-  const message = reaction.message.partial ? await reaction.message.fetch() : reaction.message;
-  if (message.author?.id !== message.client.user.id) return;
+  // The job whose message it is, by the message's id: a job's message is always the bot's, so the
+  // message itself (a partial unless this process saw it posted) is not fetched. Fetching it needs
+  // Read Message History, whose absence would end here unexplained instead of being refused below.
+  const message = reaction.message;
   const parent = await getJobByMessageId(ctx.farm, message.id);
   if (!parent || parent.status !== 'done') return;
   const request = new ReactionRequest(reaction, user, message, parent, kind, ctx);
@@ -157,7 +167,7 @@ export async function handleReaction(reaction: MessageReaction | PartialMessageR
   const options = guildUploadLimit(message.inGuild() ? await serverOf(message).catch(() => null) : null);
   // Shared with the buttons: a press and a reaction (or two reactions) make one job.
   const release = ctx.followUps.begin(user.id, parent.id, kind);
-  if (!release) return request.refuse(`Your ${NOUNS[kind]} of #${parent.id} is already on its way; its message will appear in a moment.`, false);
+  if (!release) return request.refuse(alreadyOnItsWayText(kind, parent.id), false);
   try {
     let job: Job;
     try {
@@ -171,12 +181,26 @@ export async function handleReaction(reaction: MessageReaction | PartialMessageR
     }
     // The job is queued and paid for: nothing below refuses it. Its message id stays unset if the
     // reply fails, and delivery posts the result in the channel (mentioning the owner) anyway.
+    // Delivery waits for the reply (DELIVERY_REPLY_GRACE_MS) until told it is settled.
     let posted: Message | undefined;
     try {
       posted = await message.reply({ content: `<@${user.id}> ${queuedText(job, undefined)}`, components: [cancelRow(job.id)], allowedMentions: { users: [user.id] } });
-      await ctx.submissions.run(() => setJobMessage(ctx.farm, job.id, { messageId: posted!.id, channelId: posted!.channelId }));
+      const reply = posted;
+      const recorded = await ctx.submissions.run(async () => {
+        // A reply slower than delivery's wait: the result has a message of its own, which stays the job's.
+        const now = await getJob(ctx.farm, job.id);
+        if (now?.messageId || now?.deliveredAt) return false;
+        await setJobMessage(ctx.farm, job.id, { messageId: reply.id, channelId: reply.channelId });
+        return true;
+      });
+      if (!recorded) {
+        ctx.log(`[bot] job ${job.id}: its reply came after its result was posted as a message of its own; the reply is deleted`);
+        await reply.delete().catch((err: unknown) => ctx.log(`[bot] job ${job.id}: deleting its late reply failed: ${loggableError(err)}`));
+      }
     } catch (err) {
       ctx.log(`[bot] job ${job.id} is queued, but its message could not be ${posted ? 'recorded' : 'posted'} (its result will still be posted): ${loggableError(err)}`);
+    } finally {
+      ctx.replySettled?.(job.id);
     }
   } finally {
     release();

@@ -229,3 +229,61 @@ describe('a reaction renders for the server’s upload limit now, from its Boost
     expect([job.kind, job.guildId, job.params.maxBytes]).toEqual(['upscale', home.id, 10 * MIB]);
   });
 });
+
+describe('a reaction on a message the bot cannot read back', () => {
+  it('without Read Message History on a message the bot has not cached (a partial, not fetchable): refused by DM naming it, nothing queued, the message never fetched', async () => {
+    const parent = await video('a reading room');
+    const parentId = jobIdOn(parent, 'upscale');
+    // A server admin takes Read Message History from the bot's role and from @everyone: Discord
+    // would now refuse to hand the bot its own message (403 50001), which the fake does not check.
+    const rolesOf = () => home.roles.filter((r) => r.botId !== null || r.id === home.id);
+    const setHistory = async (allowed: boolean) => {
+      for (const role of rolesOf()) {
+        role.permissions = allowed ? role.permissions | Permissions.ReadMessageHistory : role.permissions & ~Permissions.ReadMessageHistory;
+        fake.gateway.dispatchToGuild(home.id, 'GUILD_ROLE_UPDATE', { guild_id: home.id, role: apiRole(role) });
+      }
+      await until(() => bot.client.guilds.cache.get(home.id)?.members.me?.permissions.has(PermissionsBitField.Flags.ReadMessageHistory) === allowed, 5000, 'the role update');
+    };
+    const getMessage = `/channels/${renders.id}/messages/${parent.id}`;
+    // As after a restart: the bot no longer has the message, so the reaction comes as a partial.
+    const channel = bot.client.channels.cache.get(renders.id);
+    if (channel?.isTextBased()) channel.messages.cache.delete(parent.id);
+    await setHistory(false);
+    try {
+      fake.failNext({ route: getMessage, method: 'GET', status: 403, code: 50001, message: 'Missing Access', times: 10 });
+      const since = Date.now();
+      fake.addReaction({ messageId: parent.id, emoji: '🔍', user: alice });
+      const dm = await fake.waitForMessage((m) => m.channelId === fake.dmChannel(alice)?.id && m.createdAt >= since, 15_000);
+      expect(dm.content).toBe(
+        `Your 🔍 on job #${parentId} in <#${renders.id}> did not upscale it. I can't post videos in <#${renders.id}>: I'm missing the **Read Message History** permission there, so nothing was queued or charged. ` +
+          `Ask a server admin to give me View Channel, Send Messages, Attach Files, Embed Links and Read Message History in <#${renders.id}> (Edit Channel → Permissions), or use a channel where I have them.`,
+      );
+      await until(() => !(fake.message(parent.id)!.reactions.get('🔍')?.has(alice.id) ?? false), 5000, 'the reaction removed');
+      await sleep(300);
+      expect(await followUpsOf(parentId)).toEqual([]);
+      expect(fake.requests.filter((r) => r.method === 'GET' && r.path === getMessage)).toEqual([]);
+    } finally {
+      fake.clearFaults();
+      await setHistory(true);
+    }
+  });
+
+  it('a message the bot has not cached (a partial) with every permission: the job is queued as a reply to it, and a quick render is posted into that reply, once', async () => {
+    const parent = await video('a forgotten pier');
+    const parentId = jobIdOn(parent, 'reroll');
+    const channel = bot.client.channels.cache.get(renders.id);
+    if (channel?.isTextBased()) channel.messages.cache.delete(parent.id);
+    const since = Date.now();
+    // The reply is held up (a rate limit) while the re-roll renders in milliseconds: delivery waits for the reply.
+    fake.failNext({ route: `/channels/${renders.id}/messages`, method: 'POST', status: 429, retryAfter: 0.5 });
+    fake.addReaction({ messageId: parent.id, emoji: '🔁', user: alice });
+    const reply = await fake.waitForMessage((m) => m.channelId === renders.id && m.messageReference?.message_id === parent.id && hasVideo(m), 15_000);
+    const [job] = await followUpsOf(parentId);
+    expect(job.kind).toBe('reroll');
+    expect(reply.content).toContain(`#${job.id}:`);
+    await until(async () => (await getJob(farm, job.id))!.deliveredAt !== null, 5000, 'delivered');
+    expect((await getJob(farm, job.id))!.messageId).toBe(reply.id);
+    await sleep(300);
+    expect(postedSince(renders.id, since).map((m) => m.id)).toEqual([reply.id]);
+  });
+});

@@ -8,6 +8,7 @@
  */
 import { execFile } from 'node:child_process';
 import { once } from 'node:events';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { sql } from 'drizzle-orm';
@@ -115,7 +116,8 @@ describe('npm run start:sharded', () => {
     // Delivered once each, by one of the shard processes (any of them may: the interaction
     // webhook does not care which gateway session the bot used; the claim makes it exactly once).
     await expect.poll(async () => (await jobs()).every((j) => j.delivered_at !== null), { timeout: 30_000 }).toBe(true);
-    const claimants = new Set([...pids.values()].map((pid) => `bot-${pid}`));
+    // Claimants are bot-HOSTNAME-PID (the shards run on this machine).
+    const claimants = new Set([...pids.values()].map((pid) => `bot-${hostname()}-${pid}`));
     for (const job of await jobs()) expect(claimants).toContain(job.delivery_claimed_by);
     expect(fake.unhandled).toEqual([]);
     expect(bot!.output).not.toContain(fake.token);

@@ -1,0 +1,147 @@
+/**
+ * A finished job is posted once, even with two bot processes (shards) sweeping the same farm and a
+ * delivery that takes longer than its claim; and a bot that stops posts nothing more nor gives a
+ * job up. Two JobMessengers (each a bot process, with its own claimant) on one farm (PGlite, fake
+ * renders) and a stand-in for discord.js's REST client that records the posts and holds them up
+ * as a test needs.
+ */
+import { randomBytes } from 'node:crypto';
+import { sql } from 'drizzle-orm';
+import { DiscordAPIError, type Client } from 'discord.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { getJob, startLocalWorkers, submitJob, waitForJob, type ClaimedJob, type FarmContext, type LocalWorkers, type RenderContext, type RenderResult } from '../../farm/index.ts';
+import { FakeRenderer } from '../../farm/fake-renderer.ts';
+import { JobMessenger, type MessengerOptions } from '../../bot/delivery.ts';
+import { CHEAP_BLEND, createTestDatabase, farmContext, GENEROUS_BUDGET, type TestDatabase } from '../helpers/db.ts';
+
+/** The fake renderer, but "[big]" in a prompt makes a 30 000-byte "video" (no decoder reads it). */
+class BigRenderer extends FakeRenderer {
+  override async render(job: ClaimedJob, context: RenderContext): Promise<RenderResult> {
+    const result = await super.render(job, context);
+    return job.params.prompts.join(' ').includes('[big]') ? { ...result, video: randomBytes(30_000), format: 'mp4', mime: 'video/mp4' } : result;
+  }
+}
+
+interface Post {
+  by: string;
+  route: string;
+}
+
+/** What discord.js's REST client does for the messenger, recorded; `hold` decides how each edit of a job's message ends. */
+function restStub(by: string, posts: Post[], hold: (route: string) => Promise<void> = async () => {}): Client {
+  const rest = {
+    async patch(route: string) {
+      posts.push({ by, route });
+      await hold(route);
+      return {};
+    },
+    async post(route: string) {
+      posts.push({ by, route });
+      return { id: '900000000000000001' };
+    },
+  };
+  return { rest, application: { id: '800000000000000001' }, user: { id: '800000000000000001' }, guilds: { cache: new Map() } } as unknown as Client;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const CHANNEL = '700000000000000001';
+
+let testDb: TestDatabase;
+let farm: FarmContext;
+let workers: LocalWorkers;
+const messengers: JobMessenger[] = [];
+const logs: string[] = [];
+
+function messenger(client: Client, opts: MessengerOptions): JobMessenger {
+  const m = new JobMessenger(client, farm, { log: (l) => logs.push(l), retryDelayMs: 50, sweepIntervalMs: 50, ...opts });
+  messengers.push(m);
+  return m;
+}
+
+/** A finished job with a message in CHANNEL (as a command's reply whose token has expired). */
+async function finishedJob(prompt: string, params: Record<string, unknown> = {}): Promise<number> {
+  const job = await submitJob(farm, { kind: 'blend', userId: 'owner-1', guildId: '600000000000000001', channelId: CHANNEL, messageId: '500000000000000001', params: { ...CHEAP_BLEND, prompts: [prompt, 'a calm sea'], ...params } });
+  expect((await waitForJob(farm, job.id, { timeoutMs: 20_000 })).status).toBe('done');
+  return job.id;
+}
+
+beforeAll(async () => {
+  testDb = await createTestDatabase('pglite');
+  farm = farmContext(await testDb.open(), { budget: GENEROUS_BUDGET });
+  workers = await startLocalWorkers(farm, { renderer: () => new BigRenderer({ models: ['demo'], steps: 1, stepMs: 1 }), log: () => {} });
+}, 60_000);
+
+afterAll(async () => {
+  for (const m of messengers) await m.stop();
+  await workers?.stop('release');
+  await testDb?.drop();
+});
+
+describe('a delivery is posted once across bot processes', () => {
+  it('a post held up past the claim’s length: the claim is renewed, so the other process, sweeping all along, posts nothing', async () => {
+    const jobId = await finishedJob('a slow harbour');
+    const posts: Post[] = [];
+    // Shard A's edit takes 1.5 s, three times its 0.5 s claim (a shrink or a rate limit can take minutes).
+    const a = messenger(restStub('A', posts, () => sleep(1500)), { claimant: 'shard-a', claimSeconds: 0.5 });
+    const b = messenger(restStub('B', posts), { claimant: 'shard-b', claimSeconds: 0.5 });
+    const delivering = a.deliver(jobId);
+    await sleep(50);
+    // Shard B sweeps the undelivered jobs every 50 ms meanwhile.
+    const deadline = Date.now() + 2000;
+    while (Date.now() < deadline) {
+      await b.sweep();
+      await sleep(50);
+    }
+    await delivering;
+    expect(posts.map((p) => p.by)).toEqual(['A']);
+    expect((await getJob(farm, jobId))!.deliveredAt).not.toBeNull();
+  });
+
+  it('a claim another process has taken over meanwhile: nothing more is posted, and the job is left to that process', async () => {
+    const jobId = await finishedJob('[big] a taken-over lighthouse', { maxBytes: 40_000 });
+    const posts: Post[] = [];
+    // Discord answers A's first post (30 000 bytes) with 413, after shard B has taken the job over
+    // (A's claim ran out while it was held up): A's smaller copy is then never posted.
+    const a = messenger(
+      restStub('A', posts, async (route) => {
+        await farm.db.db.execute(sql`update jobs set delivery_claimed_by = 'shard-b', delivery_claim_expires_at = now() + interval '1 minute' where id = ${jobId}`);
+        throw new DiscordAPIError({ code: 40005, message: 'Request entity too large' }, 40005, 413, 'PATCH', route, {});
+      }),
+      { claimant: 'shard-a', claimSeconds: 60 },
+    );
+    await a.deliver(jobId);
+    expect(posts.map((p) => p.by)).toEqual(['A']);
+    const job = (await getJob(farm, jobId))!;
+    expect(job.deliveredAt).toBeNull();
+    expect(logs).toContain(`[bot] job ${jobId}: another bot process is delivering it now; nothing posted here`);
+    expect(logs.some((l) => l.includes(`job ${jobId}`) && /not attached|given up|failed/.test(l))).toBe(false);
+  });
+});
+
+describe('a bot that stops', () => {
+  it('posts nothing more for a delivery under way (its shrink stopped) and does not give it up: the next bot delivers it', async () => {
+    const jobId = await finishedJob('[big] a stopped windmill', { maxBytes: 10_000 });
+    const posts: Post[] = [];
+    const a = messenger(restStub('A', posts), { claimant: 'shard-a', claimSeconds: 0.5 });
+    const delivering = a.deliver(jobId);
+    await a.stop();
+    await delivering;
+    expect(posts).toEqual([]);
+    expect((await getJob(farm, jobId))!.deliveredAt).toBeNull();
+    expect(logs).toContain(`[bot] delivering job ${jobId} stopped with the bot; the next one delivers it`);
+    // The next bot: the video does not fit 10 000 bytes and cannot be re-encoded, which its message says.
+    await sleep(600); // the stopped bot's claim runs out
+    const next = messenger(restStub('B', posts), { claimant: 'shard-b' });
+    await next.deliver(jobId);
+    expect(posts.map((p) => p.by)).toEqual(['B']);
+    expect((await getJob(farm, jobId))!.deliveredAt).not.toBeNull();
+  });
+
+  it('a sweep that ends after stop() leaves no timer behind', async () => {
+    const m = messenger(restStub('C', []), { claimant: 'shard-c' });
+    const starting = m.start();
+    await m.stop();
+    await starting;
+    expect((m as unknown as { sweepTimer?: NodeJS.Timeout }).sweepTimer).toBeUndefined();
+  });
+});
