@@ -31,6 +31,7 @@ import {
   markDelivered,
   onJobEvent,
   queuePosition,
+  releaseDelivery,
   TERMINAL_STATUSES,
   type Artifact,
   type FarmContext,
@@ -81,6 +82,12 @@ export const DELIVERY_CLAIM_SECONDS = 120;
  * reply does not wait this long there.
  */
 export const DELIVERY_REPLY_GRACE_MS = 15_000;
+/**
+ * How long stop() waits for the deliveries under way to end (a shrink is stopped at once; a post
+ * already sent to Discord is waited for), so those it aborted release their claims and the next
+ * bot delivers them at once. One that takes longer keeps its claim until it runs out.
+ */
+export const DELIVERY_STOP_WAIT_MS = 5_000;
 /** Undelivered jobs a sweep reads beyond those waiting for a retry here, so these never crowd out newer ones. */
 const SWEEP_BATCH = 50;
 const SWEEP_MAX_ROWS = 1000;
@@ -125,6 +132,8 @@ export class JobMessenger {
   private readonly lastEdit = new Map<number, number>();
   private readonly timers = new Map<number, NodeJS.Timeout>();
   private readonly delivering = new Set<number>();
+  /** The deliveries under way (deliver), which stop() waits for. */
+  private readonly deliveries = new Set<Promise<void>>();
   private readonly retries = new Map<number, RetryState>();
   /** Reactions' jobs whose reply this process has posted and recorded, or failed to, and when: no need to wait for it (replySettled). */
   private readonly settledReplies = new Map<number, number>();
@@ -179,7 +188,8 @@ export class JobMessenger {
 
   /**
    * No more sweeps, edits or claim renewals; a shrink under way is stopped. A delivery under way
-   * posts nothing more and is not given up: its claim runs out and the next bot delivers it.
+   * posts nothing more and is not given up: it releases its claim (waited for up to
+   * DELIVERY_STOP_WAIT_MS), so the next bot delivers it at once.
    */
   async stop(): Promise<void> {
     this.stopped = true;
@@ -190,6 +200,12 @@ export class JobMessenger {
     for (const t of this.claimRenewals.values()) clearInterval(t);
     this.claimRenewals.clear();
     await this.unlisten?.();
+    if (this.deliveries.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      const waited = new Promise<void>((resolve) => (timer = setTimeout(resolve, DELIVERY_STOP_WAIT_MS)));
+      await Promise.race([Promise.allSettled([...this.deliveries]), waited]);
+      clearTimeout(timer);
+    }
   }
 
   /**
@@ -268,11 +284,20 @@ export class JobMessenger {
    */
   async deliver(jobId: number): Promise<void> {
     if (this.delivering.has(jobId) || this.stopped) return;
+    const run = this.deliverNow(jobId);
+    this.deliveries.add(run);
+    const done = () => void this.deliveries.delete(run);
+    run.then(done, done);
+    await run;
+  }
+
+  private async deliverNow(jobId: number): Promise<void> {
     this.delivering.add(jobId);
     const timer = this.timers.get(jobId);
     if (timer) clearTimeout(timer);
     this.timers.delete(jobId);
     let job: Job | undefined;
+    let claimed = false;
     try {
       const stored = await getJob(this.farm, jobId);
       if (!stored || !TERMINAL.has(stored.status) || stored.deliveredAt) {
@@ -284,6 +309,7 @@ export class JobMessenger {
       // the sweep after DELIVERY_REPLY_GRACE_MS deliver it then).
       if (this.awaitingReply(stored)) return;
       if (!(await claimDelivery(this.farm, jobId, this.claimant, this.claimSeconds))) return;
+      claimed = true;
       this.renewClaimWhileDelivering(jobId);
       job = stored;
       if (stored.messageId || stored.channelId) {
@@ -307,6 +333,8 @@ export class JobMessenger {
         this.log(`[bot] job ${jobId}: another bot process is delivering it now; nothing posted here`);
       } else if (this.stopped) {
         this.log(`[bot] delivering job ${jobId} stopped with the bot; the next one delivers it${err instanceof Stopping ? '' : `: ${loggableError(err)}`}`);
+        // Nothing is being posted now: the next bot need not wait for the claim to run out.
+        if (claimed) await releaseDelivery(this.farm, jobId, this.claimant).catch((releaseErr) => this.log(`[bot] releasing the delivery claim on job ${jobId} failed (it runs out instead): ${loggableError(releaseErr)}`));
       } else {
         await this.failed(jobId, job, err);
       }

@@ -278,7 +278,13 @@ async function submitAndPost(interaction: RepliableInteraction, ctx: BotContext,
     const content = await ctx.submissions.run(async () => queuedText(await withWholeMovie(ctx.farm, job), await queuePosition(ctx.farm, job.id)));
     const message = await interaction.editReply({ content, components: [cancelRow(job.id)] });
     shown = true;
-    await ctx.submissions.run(() => setJobMessage(ctx.farm, job.id, { messageId: message.id, channelId: message.channelId }));
+    // Recorded only if delivery has not posted the result as a message of its own meanwhile (this
+    // reply was gone when it tried): that one stays the job's, and this stale reply goes.
+    const recorded = await ctx.submissions.run(() => setJobMessage(ctx.farm, job.id, { messageId: message.id, channelId: message.channelId }, { onlyIfUnset: true }));
+    if (!recorded) {
+      ctx.log(`[bot] job ${job.id}: its reply was shown after its result was posted as a message of its own; the reply is deleted`);
+      await interaction.deleteReply().catch((err: unknown) => ctx.log(`[bot] job ${job.id}: deleting its late reply failed: ${loggableError(err)}`));
+    }
   } catch (err) {
     ctx.log(`[bot] job ${job.id} is queued, but its message could not be ${shown ? 'recorded' : 'shown'} (its result will still be posted): ${loggableError(err)}`);
     if (!shown) await showQueuedPlainly(interaction, ctx, job);

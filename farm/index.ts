@@ -48,6 +48,7 @@ export {
   retryJob,
   markDelivered,
   claimDelivery,
+  releaseDelivery,
   listUndelivered,
   setJobMessage,
   getArtifact,

@@ -320,6 +320,21 @@ export async function claimDelivery(farm: FarmContext, jobId: number, claimant: 
   return rows.length === 1;
 }
 
+/**
+ * Gives up a delivery claim this claimant holds on a job not yet delivered (a bot stopping in the
+ * middle of a delivery), so another process may deliver it at once instead of when the claim runs
+ * out. Returns whether a claim was released.
+ */
+export async function releaseDelivery(farm: FarmContext, jobId: number, claimant: string): Promise<boolean> {
+  if (!isJobId(jobId)) return false;
+  const rows = await farm.db.db
+    .update(jobs)
+    .set({ deliveryClaimedBy: null, deliveryClaimExpiresAt: null })
+    .where(and(eq(jobs.id, jobId), isNull(jobs.deliveredAt), eq(jobs.deliveryClaimedBy, claimant)))
+    .returning({ id: jobs.id });
+  return rows.length === 1;
+}
+
 /** Finished jobs whose result nobody has posted yet, oldest first (a restarted bot catches up). */
 export async function listUndelivered(farm: FarmContext, limit = 50): Promise<Job[]> {
   const rows = await farm.db.db
@@ -338,12 +353,19 @@ export interface JobMessageFields {
   interactionExpiresAt?: Date | null;
 }
 
-/** Remembers where the job's Discord message lives (set once the bot has posted it). */
-export async function setJobMessage(farm: FarmContext, jobId: number, fields: JobMessageFields): Promise<void> {
+/**
+ * Remembers where the job's Discord message lives (set once the bot has posted it). With
+ * `onlyIfUnset`, only while the job has no message recorded (a reply racing the delivery that
+ * posted the result as a message of its own and recorded that): returns whether it was recorded.
+ */
+export async function setJobMessage(farm: FarmContext, jobId: number, fields: JobMessageFields, opts: { onlyIfUnset?: boolean } = {}): Promise<boolean> {
   checkRequestIds({ channelId: fields.channelId, messageId: fields.messageId });
   if (!isJobId(jobId)) throw new JobNotFoundError(jobId);
-  const rows = await farm.db.db.update(jobs).set(fields).where(eq(jobs.id, jobId)).returning({ id: jobs.id });
-  if (rows.length === 0) throw new JobNotFoundError(jobId);
+  const where = opts.onlyIfUnset ? and(eq(jobs.id, jobId), isNull(jobs.messageId)) : eq(jobs.id, jobId);
+  const rows = await farm.db.db.update(jobs).set(fields).where(where).returning({ id: jobs.id });
+  if (rows.length === 1) return true;
+  if (opts.onlyIfUnset && (await farm.db.db.select({ id: jobs.id }).from(jobs).where(eq(jobs.id, jobId))).length === 1) return false;
+  throw new JobNotFoundError(jobId);
 }
 
 /** The finished video of a job (from the database or the artifact directory). */

@@ -29,7 +29,7 @@ import {
   RESTJSONErrorCodes,
   type User,
 } from 'discord.js';
-import { followUpsFor, getJob, getJobByMessageId, loggableError, setJobMessage, submitFollowUp, type FollowUpKind, type Job } from '../../farm/index.ts';
+import { followUpsFor, getJobByMessageId, loggableError, setJobMessage, submitFollowUp, type FollowUpKind, type Job } from '../../farm/index.ts';
 import type { BotContext } from '../context.ts';
 import { userMessage } from '../errors.ts';
 import { queuedText } from '../format.ts';
@@ -186,13 +186,9 @@ export async function handleReaction(reaction: MessageReaction | PartialMessageR
     try {
       posted = await message.reply({ content: `<@${user.id}> ${queuedText(job, undefined)}`, components: [cancelRow(job.id)], allowedMentions: { users: [user.id] } });
       const reply = posted;
-      const recorded = await ctx.submissions.run(async () => {
-        // A reply slower than delivery's wait: the result has a message of its own, which stays the job's.
-        const now = await getJob(ctx.farm, job.id);
-        if (now?.messageId || now?.deliveredAt) return false;
-        await setJobMessage(ctx.farm, job.id, { messageId: reply.id, channelId: reply.channelId });
-        return true;
-      });
+      // A reply slower than delivery's wait: the result has a message of its own, which stays the
+      // job's (recorded only if none is, in one statement, so delivery's message is never overwritten).
+      const recorded = await ctx.submissions.run(() => setJobMessage(ctx.farm, job.id, { messageId: reply.id, channelId: reply.channelId }, { onlyIfUnset: true }));
       if (!recorded) {
         ctx.log(`[bot] job ${job.id}: its reply came after its result was posted as a message of its own; the reply is deleted`);
         await reply.delete().catch((err: unknown) => ctx.log(`[bot] job ${job.id}: deleting its late reply failed: ${loggableError(err)}`));

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getJob, startLocalWorkers, submitJob, waitForJob, type ClaimedJob, type FarmContext, type LocalWorkers, type RenderContext, type RenderResult } from '../../farm/index.ts';
 import { FakeRenderer } from '../../farm/fake-renderer.ts';
 import { JobMessenger, type MessengerOptions } from '../../bot/delivery.ts';
+import { queryRows } from '../../db/client.ts';
 import { CHEAP_BLEND, createTestDatabase, farmContext, GENEROUS_BUDGET, type TestDatabase } from '../helpers/db.ts';
 
 /** The fake renderer, but "[big]" in a prompt makes a 30 000-byte "video" (no decoder reads it). */
@@ -43,6 +44,8 @@ function restStub(by: string, posts: Post[], hold: (route: string) => Promise<vo
   return { rest, application: { id: '800000000000000001' }, user: { id: '800000000000000001' }, guilds: { cache: new Map() } } as unknown as Client;
 }
 
+/** Who holds the job's delivery claim (not on Job). */
+const claimantOf = async (jobId: number) => (await queryRows<{ by: string | null }>(farm.db.db, sql`select delivery_claimed_by as by from jobs where id = ${jobId}`))[0]?.by ?? null;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const CHANNEL = '700000000000000001';
 
@@ -133,6 +136,26 @@ describe('a bot that stops', () => {
     await sleep(600); // the stopped bot's claim runs out
     const next = messenger(restStub('B', posts), { claimant: 'shard-b' });
     await next.deliver(jobId);
+    expect(posts.map((p) => p.by)).toEqual(['B']);
+    expect((await getJob(farm, jobId))!.deliveredAt).not.toBeNull();
+  });
+
+  it('releases the claim of a delivery it stopped, so another bot delivers it at once, not when the claim runs out', async () => {
+    const jobId = await finishedJob('[big] a released mill', { maxBytes: 10_000 });
+    const posts: Post[] = [];
+    // A two-minute claim: were it kept, the other bot could not deliver the job for two minutes.
+    const a = messenger(restStub('A', posts), { claimant: 'shard-a', claimSeconds: 120 });
+    const b = messenger(restStub('B', posts), { claimant: 'shard-b', claimSeconds: 120 });
+    const delivering = a.deliver(jobId);
+    // A's claim is taken (its shrink is under way) before it stops.
+    const deadline = Date.now() + 5000;
+    while ((await claimantOf(jobId)) !== 'shard-a' && Date.now() < deadline) await sleep(5);
+    await a.stop();
+    await delivering;
+    expect(posts).toEqual([]);
+    expect((await getJob(farm, jobId))!.deliveredAt).toBeNull();
+    expect(await claimantOf(jobId)).toBeNull();
+    await b.deliver(jobId);
     expect(posts.map((p) => p.by)).toEqual(['B']);
     expect((await getJob(farm, jobId))!.deliveredAt).not.toBeNull();
   });

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { type FarmDb, queryRows } from '../../db/client.ts';
 import { auditBalance } from '../../farm/policy/budget.ts';
 import { DEFAULT_FARM_CONFIG, type FarmContext } from '../../farm/config.ts';
-import { cancelJob, claimDelivery, getJob, listJobs, listUndelivered, markDelivered, retryJob, setJobMessage, submitJob } from '../../farm/jobs.ts';
+import { cancelJob, claimDelivery, getJob, listJobs, listUndelivered, markDelivered, releaseDelivery, retryJob, setJobMessage, submitJob } from '../../farm/jobs.ts';
 import { claimJob, claimSpecificJob, completeJob, failAttempt, leaseStateOf, reapExpiredLeases, renewLeases, reportProgress } from '../../farm/queue.ts';
 import { queuePosition } from '../../farm/status.ts';
 import type { ClaimedJob, WorkerCapabilities } from '../../farm/types.ts';
@@ -234,6 +234,38 @@ describe.each(BACKENDS)('queue on %s', (backend) => {
     expect((await getJob(farm, job.id))?.deliveredAt).toBeInstanceOf(Date);
     expect((await listUndelivered(farm, 1000)).some((j) => j.id === job.id)).toBe(false);
     expect(await claimDelivery(farm, job.id, 'shard-2', 60)).toBe(false);
+  });
+
+  it('releases a delivery claim only for its claimant, and never once delivered', async () => {
+    const job = await submitJob(farm, { kind: 'blend', userId: 'release-user', params: blend('release') });
+    const claimed = (await claimJob(farm, 'w', only('release'))) as ClaimedJob;
+    await completeJob(farm, claimed, { artifact: artifactOf('x'), gpuSeconds: 0.5 });
+
+    expect(await releaseDelivery(farm, job.id, 'shard-1')).toBe(false); // nobody holds it
+    expect(await claimDelivery(farm, job.id, 'shard-1', 600)).toBe(true);
+    expect(await releaseDelivery(farm, job.id, 'shard-2')).toBe(false); // not shard-2's to release
+    expect(await claimDelivery(farm, job.id, 'shard-2', 600)).toBe(false);
+    expect(await releaseDelivery(farm, job.id, 'shard-1')).toBe(true);
+    // Released: another claimant takes it at once, long before the 600 s claim would have run out.
+    expect(await claimDelivery(farm, job.id, 'shard-2', 600)).toBe(true);
+    expect(await markDelivered(farm, job.id)).toBe(true);
+    expect(await releaseDelivery(farm, job.id, 'shard-2')).toBe(false);
+    expect(await releaseDelivery(farm, 0, 'shard-2')).toBe(false);
+  });
+
+  it('records a job message only if none is, when asked, atomically', async () => {
+    const job = await submitJob(farm, { kind: 'blend', userId: 'message-user', params: blend('message') });
+    // Racing recorders (a late reply against delivery's own post): exactly one wins.
+    const results = await Promise.all(['111', '222', '333'].map((id) => setJobMessage(farm, job.id, { channelId: 'chan-1', messageId: `msg-${id}` }, { onlyIfUnset: true })));
+    expect(results.filter(Boolean)).toHaveLength(1);
+    const winner = (await getJob(farm, job.id))!.messageId;
+    expect(winner).toBe(`msg-${['111', '222', '333'][results.indexOf(true)]}`);
+    expect(await setJobMessage(farm, job.id, { channelId: 'chan-1', messageId: 'msg-late' }, { onlyIfUnset: true })).toBe(false);
+    expect((await getJob(farm, job.id))!.messageId).toBe(winner);
+    // Without the option it is recorded whatever was there (delivery's own new message).
+    expect(await setJobMessage(farm, job.id, { channelId: 'chan-1', messageId: 'msg-posted' })).toBe(true);
+    expect((await getJob(farm, job.id))!.messageId).toBe('msg-posted');
+    await expect(setJobMessage(farm, 2_000_000_000, { messageId: 'msg-x' }, { onlyIfUnset: true })).rejects.toThrow();
   });
 });
 
