@@ -70,14 +70,13 @@ async function currentMember(message: ReactedServerMessage, userId: string): Pro
 
 /**
  * Why the bot could not post the result in the message's channel (its own permissions there, from
- * the cached server and channel overwrites; in a thread Send Messages in Threads for Send Messages);
- * undefined when it can. Unknown permissions (the server not cached and not fetchable) refuse
- * nothing: delivery still gives up plainly if it cannot post.
+ * the server and its channel overwrites; in a thread Send Messages in Threads for Send Messages);
+ * undefined when it can. Unknown permissions (the bot's own member not fetchable) refuse nothing:
+ * delivery still gives up plainly if it cannot post.
  */
-async function cannotPostRefusal(message: ReactedServerMessage): Promise<string | undefined> {
+async function cannotPostRefusal(guild: Guild, message: ReactedServerMessage): Promise<string | undefined> {
   let granted;
   try {
-    const guild = await serverOf(message);
     const me = guild.members.me ?? (await guild.members.fetchMe());
     granted = me.permissionsIn(message.channel);
   } catch {
@@ -160,11 +159,12 @@ export async function handleReaction(reaction: MessageReaction | PartialMessageR
   const rights = rightsOn(parent, { userId: user.id, guildId: message.guildId, channelId: message.channelId, permissionsInJobChannel: permissions });
   if (rights !== 'owner' && rights !== 'moderator') return request.removeReaction();
   // Nothing is queued or charged for a video the bot could not post here.
-  const cannotPost = message.inGuild() ? await cannotPostRefusal(message) : undefined;
+  // In a server `member` is set (else it returned above), and its guild is the one currentMember resolved.
+  const cannotPost = member && message.inGuild() ? await cannotPostRefusal(member.guild, message) : undefined;
   if (cannotPost) return request.refuse(cannotPost);
   // Rendered for the upload limit the server has now, as a button press is (which Discord sends it
   // with); a reaction carries none, so it is the server's by its Boost level.
-  const options = guildUploadLimit(message.inGuild() ? await serverOf(message).catch(() => null) : null);
+  const options = guildUploadLimit(member?.guild ?? null);
   // Shared with the buttons: a press and a reaction (or two reactions) make one job.
   const release = ctx.followUps.begin(user.id, parent.id, kind);
   if (!release) return request.refuse(alreadyOnItsWayText(kind, parent.id), false);
