@@ -131,9 +131,8 @@ interface MessagePayload {
 export class JobMessenger {
   private readonly lastEdit = new Map<number, number>();
   private readonly timers = new Map<number, NodeJS.Timeout>();
-  private readonly delivering = new Set<number>();
-  /** The deliveries under way (deliver), which stop() waits for. */
-  private readonly deliveries = new Set<Promise<void>>();
+  /** The deliveries under way (deliver), by job: one at a time per job, and stop() waits for them. */
+  private readonly deliveries = new Map<number, Promise<void>>();
   private readonly retries = new Map<number, RetryState>();
   /** Reactions' jobs whose reply this process has posted and recorded, or failed to, and when: no need to wait for it (replySettled). */
   private readonly settledReplies = new Map<number, number>();
@@ -203,7 +202,7 @@ export class JobMessenger {
     if (this.deliveries.size > 0) {
       let timer: NodeJS.Timeout | undefined;
       const waited = new Promise<void>((resolve) => (timer = setTimeout(resolve, DELIVERY_STOP_WAIT_MS)));
-      await Promise.race([Promise.allSettled([...this.deliveries]), waited]);
+      await Promise.race([Promise.allSettled([...this.deliveries.values()]), waited]);
       clearTimeout(timer);
     }
   }
@@ -217,7 +216,7 @@ export class JobMessenger {
     if (this.sweeping || this.stopped) return;
     this.sweeping = true;
     try {
-      const limit = Math.min(SWEEP_MAX_ROWS, SWEEP_BATCH + this.retries.size + this.delivering.size);
+      const limit = Math.min(SWEEP_MAX_ROWS, SWEEP_BATCH + this.retries.size + this.deliveries.size);
       const jobs = await listUndelivered(this.farm, limit);
       const now = Date.now();
       // Past the wait a settled reply would have cut short, whoever delivered the job.
@@ -229,7 +228,7 @@ export class JobMessenger {
       }
       for (const job of jobs) {
         if (this.stopped) break;
-        if (this.delivering.has(job.id) || (this.retries.get(job.id)?.nextAt ?? 0) > now) continue;
+        if (this.deliveries.has(job.id) || (this.retries.get(job.id)?.nextAt ?? 0) > now) continue;
         void this.deliver(job.id);
       }
     } catch (err) {
@@ -283,16 +282,13 @@ export class JobMessenger {
    * the job is given up.
    */
   async deliver(jobId: number): Promise<void> {
-    if (this.delivering.has(jobId) || this.stopped) return;
-    const run = this.deliverNow(jobId);
-    this.deliveries.add(run);
-    const done = () => void this.deliveries.delete(run);
-    run.then(done, done);
+    if (this.deliveries.has(jobId) || this.stopped) return;
+    const run = this.deliverNow(jobId).finally(() => this.deliveries.delete(jobId));
+    this.deliveries.set(jobId, run);
     await run;
   }
 
   private async deliverNow(jobId: number): Promise<void> {
-    this.delivering.add(jobId);
     const timer = this.timers.get(jobId);
     if (timer) clearTimeout(timer);
     this.timers.delete(jobId);
@@ -341,7 +337,6 @@ export class JobMessenger {
     } finally {
       clearInterval(this.claimRenewals.get(jobId));
       this.claimRenewals.delete(jobId);
-      this.delivering.delete(jobId);
     }
   }
 
