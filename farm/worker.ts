@@ -25,7 +25,6 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import PQueue from 'p-queue';
 import { dbFailureLine, describeDbError, loggableError } from '../db/errors.ts';
 import { type FarmContext, queueHorizonSeconds, renderTimeLimitSeconds } from './config.ts';
@@ -536,12 +535,13 @@ export class FarmWorker {
     } catch {
       state = 'pending';
     }
+    const why = describeDbError((answerLost as Error).cause ?? answerLost);
     if (state === 'stored') {
-      this.log(`job ${c.lease.id}: the database stored the result although its answer was lost (${describeDbError((answerLost as Error).cause ?? answerLost)})`);
+      this.log(`job ${c.lease.id}: the database stored the result although its answer was lost (${why})`);
       return 'stored';
     }
     if (state === 'lost') return 'lost';
-    if (c.filePath) this.log(`job ${c.lease.id}: no answer to storing the result (${describeDbError((answerLost as Error).cause ?? answerLost)}), and the database cannot tell yet whether it was stored; its file ${c.filePath} is kept until it can (checked at every heartbeat)`);
+    if (c.filePath) this.log(`job ${c.lease.id}: no answer to storing the result (${why}), and the database cannot tell yet whether it was stored; its file ${c.filePath} is kept until it can (checked at every heartbeat)`);
     return 'unknown';
   }
 
@@ -619,7 +619,7 @@ export class FarmWorker {
         if (leftMs <= 0) throw error;
         // One line per job (an unreachable database is logged once by the handle itself).
         if (attempt === 1) this.log(`job ${entry.job.id}: storing the result failed (${dbFailureLine(error) ?? 'database unreachable'}); keeping it ${where} and retrying while the lease holds (${Math.round(leftMs / 1000)} s)`);
-        await sleep(Math.min(pauseMs, leftMs));
+        await delay(Math.min(pauseMs, leftMs));
         pauseMs = Math.min(pauseMs * 2, 2000);
       }
     }
@@ -637,7 +637,7 @@ export class FarmWorker {
         if (attempt >= 3) throw error;
         const why = dbFailureLine(error);
         if (why) this.log(`database write failed (${why}); retrying`);
-        await sleep(500 * attempt);
+        await delay(500 * attempt);
       }
     }
   }
