@@ -110,13 +110,23 @@ describe.each(BACKENDS)('a completion whose answer was lost, on %s', (backend) =
     return { artifactDir, spoolDir, config, lossy, lines, worker, reader };
   }
 
-  it('the retry that finds the lease gone recognises the committed try: the job is done and its video file stays', async () => {
-    const { artifactDir, lossy, lines, worker, reader } = setUp('committed', { mode: 'committed' });
+  /**
+   * Starts `worker`, submits a blend job of model `name` (its id handed to `submitted`, for a plan's
+   * `meanwhile`), waits until the worker has finished with it, and stops the worker.
+   */
+  async function renderOne(name: string, worker: FarmWorker, submitted?: (jobId: number) => void) {
     await worker.start();
-    const job = await submitJob(farm, { kind: 'blend', userId: 'u-committed', params: { ...CHEAP_BLEND, model: 'committed' } });
+    const job = await submitJob(farm, { kind: 'blend', userId: `u-${name}`, params: { ...CHEAP_BLEND, model: name } });
+    submitted?.(job.id);
     const done = await waitForJob(farm, job.id, { timeoutMs: 20_000 });
     await until(() => worker.stats.completed + worker.stats.discarded > 0);
     await worker.stop();
+    return { job, done };
+  }
+
+  it('the retry that finds the lease gone recognises the committed try: the job is done and its video file stays', async () => {
+    const { artifactDir, lossy, lines, worker, reader } = setUp('committed', { mode: 'committed' });
+    const { job, done } = await renderOne('committed', worker);
 
     expect(lossy.state.lost).toBe(1);
     expect(done.status).toBe('done');
@@ -132,11 +142,7 @@ describe.each(BACKENDS)('a completion whose answer was lost, on %s', (backend) =
 
   it('with a spool too: the entry is deleted and the file stays', async () => {
     const { artifactDir, spoolDir, lossy, worker, reader } = setUp('committed-spool', { mode: 'committed' }, { spool: true });
-    await worker.start();
-    const job = await submitJob(farm, { kind: 'blend', userId: 'u-committed-spool', params: { ...CHEAP_BLEND, model: 'committed-spool' } });
-    await waitForJob(farm, job.id, { timeoutMs: 20_000 });
-    await until(() => worker.stats.completed + worker.stats.discarded > 0);
-    await worker.stop();
+    const { job } = await renderOne('committed-spool', worker);
 
     expect(lossy.state.lost).toBe(1);
     expect((await getArtifact(reader, job.id))?.bytes.byteLength).toBeGreaterThan(0);
@@ -159,12 +165,7 @@ describe.each(BACKENDS)('a completion whose answer was lost, on %s', (backend) =
         expect(await completeJob(farm, other!, { artifact: { format: 'mp4', mime: 'video/mp4', sizeBytes: theirs.byteLength, meta: {}, path: 'theirs.mp4' }, gpuSeconds: 1 })).toBe(true);
       },
     });
-    await worker.start();
-    const job = await submitJob(farm, { kind: 'blend', userId: 'u-taken', params: { ...CHEAP_BLEND, model: 'taken' } });
-    jobId = job.id;
-    await waitForJob(farm, job.id, { timeoutMs: 20_000 });
-    await until(() => worker.stats.completed + worker.stats.discarded > 0);
-    await worker.stop();
+    const { job } = await renderOne('taken', worker, (id) => (jobId = id));
 
     expect(lossy.state.lost).toBe(1);
     expect(await getJob(farm, job.id)).toMatchObject({ status: 'done', workerId: 'w-other' });
@@ -177,12 +178,7 @@ describe.each(BACKENDS)('a completion whose answer was lost, on %s', (backend) =
   it('a job cancelled while the answer was missing: the file is deleted', async () => {
     let jobId = 0;
     const { artifactDir, lossy, worker } = setUp('cancelled', { mode: 'rolled back', meanwhile: async () => void (await cancelJob(farm, jobId)) });
-    await worker.start();
-    const job = await submitJob(farm, { kind: 'blend', userId: 'u-cancelled', params: { ...CHEAP_BLEND, model: 'cancelled' } });
-    jobId = job.id;
-    await waitForJob(farm, job.id, { timeoutMs: 20_000 });
-    await until(() => worker.stats.completed + worker.stats.discarded > 0);
-    await worker.stop();
+    const { job } = await renderOne('cancelled', worker, (id) => (jobId = id));
 
     expect(lossy.state.lost).toBe(1);
     expect(await getJob(farm, job.id)).toMatchObject({ status: 'cancelled' });

@@ -121,10 +121,19 @@ describe.each(BACKENDS)('the render spool on %s', (backend) => {
     return { job, spoolDir };
   }
 
-  function restartedWorker(model: string, spoolDir: string, lines: string[]) {
+  function restartedWorker(model: string, spoolDir: string) {
+    const lines: string[] = [];
     const renderer = countingRenderer(model, Buffer.from('rendered again'), 5);
     const worker = new FarmWorker({ farm: { db, config: testConfig({ budget: GENEROUS_BUDGET, spoolDir }) }, renderer, id: `w-b-${model}`, log: (l) => lines.push(l) });
-    return { worker, renderer };
+    return { worker, renderer, lines };
+  }
+
+  /** A restarted worker started and stopped again: the spool is recovered at start, before anything is claimed. */
+  async function restartedAndStopped(model: string, spoolDir: string) {
+    const restarted = restartedWorker(model, spoolDir);
+    await restarted.worker.start();
+    await restarted.worker.stop();
+    return restarted;
   }
 
   async function expectSettledWithSpooledTime(job: Pick<Job, 'id' | 'userId'>) {
@@ -146,10 +155,7 @@ describe.each(BACKENDS)('the render spool on %s', (backend) => {
     expect(await reapExpiredLeases(farm)).toBeGreaterThanOrEqual(1);
     expect(await getJob(farm, job.id)).toMatchObject({ status: 'queued', attempts: 1 });
 
-    const lines: string[] = [];
-    const { worker, renderer } = restartedWorker('restart', spoolDir, lines);
-    await worker.start(); // the spool is recovered before anything is claimed
-    await worker.stop();
+    const { worker, renderer, lines } = await restartedAndStopped('restart', spoolDir);
 
     expect(renderer.renders).toBe(0);
     const done = await expectSettledWithSpooledTime(job);
@@ -164,10 +170,7 @@ describe.each(BACKENDS)('the render spool on %s', (backend) => {
 
   it('a restarted worker completes a job still running under the spooled lease with that lease', async () => {
     const { job, spoolDir } = await spoolDuringOutage('same-lease');
-    const lines: string[] = [];
-    const { worker, renderer } = restartedWorker('same-lease', spoolDir, lines);
-    await worker.start();
-    await worker.stop();
+    const { worker, renderer, lines } = await restartedAndStopped('same-lease', spoolDir);
 
     expect(renderer.renders).toBe(0);
     const done = await expectSettledWithSpooledTime(job);
@@ -235,10 +238,7 @@ describe.each(BACKENDS)('the render spool on %s', (backend) => {
     await reapExpiredLeases(farm);
     expect(await getJob(farm, job.id)).toMatchObject({ status: 'running', attempts: 1, maxAttempts: 1, workerId: 'w-a-last-attempt', error: null });
 
-    const lines: string[] = [];
-    const { worker, renderer } = restartedWorker('last-attempt', spoolDir, lines);
-    await worker.start();
-    await worker.stop();
+    const { worker, renderer, lines } = await restartedAndStopped('last-attempt', spoolDir);
 
     expect(renderer.renders).toBe(0);
     const done = await expectSettledWithSpooledTime(job);
@@ -263,10 +263,7 @@ describe.each(BACKENDS)('the render spool on %s', (backend) => {
     expect(audit.balanceMs).toBe(GENEROUS_BUDGET.refillGpuSeconds * 1000);
     expect(audit.balanceMs).toBe(audit.ledgerSumMs);
 
-    const lines: string[] = [];
-    const { worker, renderer } = restartedWorker('grace-over', spoolDir, lines);
-    await worker.start();
-    await worker.stop();
+    const { worker, renderer, lines } = await restartedAndStopped('grace-over', spoolDir);
 
     expect(renderer.renders).toBe(0);
     expect(worker.stats.recovered).toBe(0);
@@ -279,10 +276,7 @@ describe.each(BACKENDS)('the render spool on %s', (backend) => {
   it('deletes the entry of a job cancelled meanwhile and never completes it', async () => {
     const { job, spoolDir } = await spoolDuringOutage('cancelled');
     await cancelJob(farm, job.id);
-    const lines: string[] = [];
-    const { worker, renderer } = restartedWorker('cancelled', spoolDir, lines);
-    await worker.start();
-    await worker.stop();
+    const { worker, renderer, lines } = await restartedAndStopped('cancelled', spoolDir);
 
     expect(renderer.renders).toBe(0);
     expect(await getJob(farm, job.id)).toMatchObject({ status: 'cancelled' });
@@ -298,8 +292,7 @@ describe.each(BACKENDS)('the render spool on %s', (backend) => {
     // Same id, owner and parameters: the digest alone cannot tell the retry from the job rendered.
     const retried = await retryJob(farm, job.id);
     expect(retried).toMatchObject({ status: 'queued', attempts: 0 });
-    const lines: string[] = [];
-    const { worker, renderer } = restartedWorker('retried', spoolDir, lines);
+    const { worker, renderer, lines } = restartedWorker('retried', spoolDir);
     await worker.start();
     const done = await waitForJob(farm, job.id, { timeoutMs: 20_000 });
     await worker.stop();
@@ -334,10 +327,7 @@ describe.each(BACKENDS)('the render spool on %s', (backend) => {
     const other = await claimJob(farm, 'w-releasing', { models: ['requeued'], maxPixels: 1024 * 1024, executionProvider: 'cpu' });
     expect(other?.id).toBe(job.id);
     expect(await releaseJob(farm, other!)).toBe(true);
-    const lines: string[] = [];
-    const { worker, renderer } = restartedWorker('requeued', spoolDir, lines);
-    await worker.start();
-    await worker.stop();
+    const { worker, renderer } = await restartedAndStopped('requeued', spoolDir);
 
     expect(renderer.renders).toBe(0);
     expect(worker.stats.recovered).toBe(1);
@@ -354,10 +344,7 @@ describe.each(BACKENDS)('the render spool on %s', (backend) => {
     const caps = { models: ['older-entry'], maxPixels: 1024 * 1024, executionProvider: 'cpu' };
     expect(await claimSpecificJob(farm, 'w-stale', job.id, caps, queuedEventId - 1)).toBeUndefined();
     expect(await getJob(farm, job.id)).toMatchObject({ status: 'queued' });
-    const lines: string[] = [];
-    const { worker, renderer } = restartedWorker('older-entry', spoolDir, lines);
-    await worker.start();
-    await worker.stop();
+    const { worker, renderer } = await restartedAndStopped('older-entry', spoolDir);
 
     expect(renderer.renders).toBe(0);
     expect(worker.stats.recovered).toBe(1);
@@ -368,8 +355,7 @@ describe.each(BACKENDS)('the render spool on %s', (backend) => {
     const { job, spoolDir } = await spoolDuringOutage('changed');
     await db.db.execute(sql`update jobs set params = jsonb_set(params, '{prompts,0}', '"a green fox"') where id = ${job.id}`);
     await reapExpiredLeases(farm);
-    const lines: string[] = [];
-    const { worker, renderer } = restartedWorker('changed', spoolDir, lines);
+    const { worker, renderer, lines } = restartedWorker('changed', spoolDir);
     await worker.start();
     const done = await waitForJob(farm, job.id, { timeoutMs: 20_000 });
     await worker.stop();
@@ -389,8 +375,7 @@ describe.each(BACKENDS)('the render spool on %s', (backend) => {
     const claimed = await claimJob(other, 'w-other', { models: ['held'], maxPixels: 1024 * 1024, executionProvider: 'cpu' });
     expect(claimed?.id).toBe(job.id);
 
-    const lines: string[] = [];
-    const { worker, renderer } = restartedWorker('held', spoolDir, lines);
+    const { worker, renderer, lines } = restartedWorker('held', spoolDir);
     await worker.start();
     await until(() => lines.some((l) => l.startsWith(`job ${job.id}: spooled render`) && l.includes('kept: worker w-other holds the job now')));
     // Several heartbeats (0.25 s each) later the job is still the other worker's.
@@ -416,8 +401,7 @@ describe.each(BACKENDS)('the render spool on %s', (backend) => {
     const entry = JSON.parse(fs.readFileSync(path.join(spoolDir, sidecar), 'utf8')) as { createdAt: string; leaseToken: string };
     expect(entry).toMatchObject({ jobId: job.id, attempt: 1, workerId: 'w-a-old', sizeBytes: spooledVideo.byteLength, gpuSeconds: SPOOLED_GPU_SECONDS });
     fs.writeFileSync(path.join(spoolDir, sidecar), JSON.stringify({ ...entry, createdAt: new Date(Date.now() - 7 * 3600_000).toISOString() }));
-    const lines: string[] = [];
-    const { worker, renderer } = restartedWorker('old', spoolDir, lines);
+    const { worker, renderer, lines } = restartedWorker('old', spoolDir);
     await worker.start();
     await worker.stop('release');
 
