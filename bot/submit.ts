@@ -278,17 +278,25 @@ async function submitAndPost(interaction: RepliableInteraction, ctx: BotContext,
     const content = await ctx.submissions.run(async () => queuedText(await withWholeMovie(ctx.farm, job), await queuePosition(ctx.farm, job.id)));
     const message = await interaction.editReply({ content, components: [cancelRow(job.id)] });
     shown = true;
-    // Recorded only if delivery has not posted the result as a message of its own meanwhile (this
-    // reply was gone when it tried): that one stays the job's, and this stale reply goes.
-    const recorded = await ctx.submissions.run(() => setJobMessage(ctx.farm, job.id, { messageId: message.id, channelId: message.channelId }, { onlyIfUnset: true }));
-    if (!recorded) {
-      ctx.log(`[bot] job ${job.id}: its reply was shown after its result was posted as a message of its own; the reply is deleted`);
-      await interaction.deleteReply().catch((err: unknown) => ctx.log(`[bot] job ${job.id}: deleting its late reply failed: ${loggableError(err)}`));
-    }
+    await recordJobReply(ctx, job.id, message, () => interaction.deleteReply());
   } catch (err) {
     ctx.log(`[bot] job ${job.id} is queued, but its message could not be ${shown ? 'recorded' : 'shown'} (its result will still be posted): ${loggableError(err)}`);
     if (!shown) await showQueuedPlainly(interaction, ctx, job);
   }
+}
+
+/**
+ * Records `reply` (a job's "queued" message: an interaction's reply, or a reaction's reply) as job
+ * `jobId`'s message, only if delivery has not posted the result as a message of its own meanwhile
+ * (the reply was gone or not yet there when it tried): that one stays the job's (one statement, so
+ * it is never overwritten), and this stale reply goes (`remove`, best effort). Throws if the
+ * recording fails.
+ */
+export async function recordJobReply(ctx: BotContext, jobId: number, reply: { id: string; channelId: string }, remove: () => Promise<unknown>): Promise<void> {
+  const recorded = await ctx.submissions.run(() => setJobMessage(ctx.farm, jobId, { messageId: reply.id, channelId: reply.channelId }, { onlyIfUnset: true }));
+  if (recorded) return;
+  ctx.log(`[bot] job ${jobId}: its reply was shown after its result was posted as a message of its own; the reply is deleted`);
+  await remove().catch((err: unknown) => ctx.log(`[bot] job ${jobId}: deleting its late reply failed: ${loggableError(err)}`));
 }
 
 /**

@@ -29,12 +29,12 @@ import {
   RESTJSONErrorCodes,
   type User,
 } from 'discord.js';
-import { followUpsFor, getJobByMessageId, loggableError, setJobMessage, submitFollowUp, type FollowUpKind, type Job } from '../../farm/index.ts';
+import { followUpsFor, getJobByMessageId, loggableError, submitFollowUp, type FollowUpKind, type Job } from '../../farm/index.ts';
 import type { BotContext } from '../context.ts';
 import { userMessage } from '../errors.ts';
 import { queuedText } from '../format.ts';
 import { missingPermissionsRefusal, permissionsIn, REACTION_PERMISSIONS, rightsOn } from '../permissions.ts';
-import { alreadyOnItsWayText, FOLLOW_UP_VERBS, guildUploadLimit } from '../submit.ts';
+import { alreadyOnItsWayText, FOLLOW_UP_VERBS, guildUploadLimit, recordJobReply } from '../submit.ts';
 import { cancelRow, FOLLOW_UP_BUTTONS } from './rows.ts';
 
 /** The follow-ups a reaction asks for, by their button's emoji (an extension needs its form: no reaction). */
@@ -186,13 +186,8 @@ export async function handleReaction(reaction: MessageReaction | PartialMessageR
     try {
       posted = await message.reply({ content: `<@${user.id}> ${queuedText(job, undefined)}`, components: [cancelRow(job.id)], allowedMentions: { users: [user.id] } });
       const reply = posted;
-      // A reply slower than delivery's wait: the result has a message of its own, which stays the
-      // job's (recorded only if none is, in one statement, so delivery's message is never overwritten).
-      const recorded = await ctx.submissions.run(() => setJobMessage(ctx.farm, job.id, { messageId: reply.id, channelId: reply.channelId }, { onlyIfUnset: true }));
-      if (!recorded) {
-        ctx.log(`[bot] job ${job.id}: its reply came after its result was posted as a message of its own; the reply is deleted`);
-        await reply.delete().catch((err: unknown) => ctx.log(`[bot] job ${job.id}: deleting its late reply failed: ${loggableError(err)}`));
-      }
+      // A reply slower than delivery's wait: the result has a message of its own, which stays the job's.
+      await recordJobReply(ctx, job.id, reply, () => reply.delete());
     } catch (err) {
       ctx.log(`[bot] job ${job.id} is queued, but its message could not be ${posted ? 'recorded' : 'posted'} (its result will still be posted): ${loggableError(err)}`);
     } finally {
