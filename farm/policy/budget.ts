@@ -132,17 +132,19 @@ const USER_ROW = (userId: string, lock: boolean) =>
 
 type UserRow = { balance_ms: string | number; last_refill_ms: number | null; now_ms: number };
 
+const userFromRow = (userId: string, row: UserRow): LockedUser => ({ id: userId, balanceMs: Number(row.balance_ms), lastRefillMs: row.last_refill_ms, nowMs: row.now_ms });
+
 /** Creates the user on first sight and locks its row for this transaction. Applies no refill (applyDueRefill does). */
 export async function lockUser(tx: Transaction, userId: string): Promise<LockedUser> {
   await tx.execute(sql`insert into users (id) values (${userId}) on conflict (id) do nothing`);
   const [row] = await queryRows<UserRow>(tx, USER_ROW(userId, true));
-  return { id: userId, balanceMs: Number(row.balance_ms), lastRefillMs: row.last_refill_ms, nowMs: row.now_ms };
+  return userFromRow(userId, row);
 }
 
 /** A user's row for reading, without creating or locking it (a user never seen: 0, never refilled). */
 async function readUser(q: Queryable, userId: string): Promise<LockedUser> {
   const [row] = await queryRows<UserRow>(q, USER_ROW(userId, false));
-  if (row) return { id: userId, balanceMs: Number(row.balance_ms), lastRefillMs: row.last_refill_ms, nowMs: row.now_ms };
+  if (row) return userFromRow(userId, row);
   const [clock] = await queryRows<{ now_ms: number }>(q, sql`select (extract(epoch from now()) * 1000)::float8 as now_ms`);
   return { id: userId, balanceMs: 0, lastRefillMs: null, nowMs: clock.now_ms };
 }
@@ -159,8 +161,7 @@ function isRefillDue(user: LockedUser, limits: BudgetLimits): boolean {
 
 /** When the next refill falls due; now when one is due already (it applies on the member's next request). */
 export function nextRefillAt(user: LockedUser, limits: BudgetLimits): Date {
-  const dueAtMs = refillDueAtMs(user, limits);
-  return new Date(dueAtMs === null || user.nowMs >= dueAtMs ? user.nowMs : dueAtMs);
+  return new Date(isRefillDue(user, limits) ? user.nowMs : refillDueAtMs(user, limits)!);
 }
 
 /**
