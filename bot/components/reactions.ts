@@ -33,7 +33,7 @@ import { followUpsFor, getJobByMessageId, loggableError, submitFollowUp, type Fo
 import type { BotContext } from '../context.ts';
 import { userMessage } from '../errors.ts';
 import { queuedText } from '../format.ts';
-import { missingPermissionsRefusal, permissionsIn, REACTION_PERMISSIONS, rightsOn } from '../permissions.ts';
+import { interactionRoleIds, missingPermissionsRefusal, permissionsIn, REACTION_PERMISSIONS, rightsOn } from '../permissions.ts';
 import { alreadyOnItsWayText, FOLLOW_UP_VERBS, guildUploadLimit, recordJobReply } from '../submit.ts';
 import { cancelRow, FOLLOW_UP_BUTTONS } from './rows.ts';
 
@@ -172,7 +172,7 @@ export async function handleReaction(reaction: MessageReaction | PartialMessageR
     let job: Job;
     try {
       // The member's roles, as the buttons pass them: a server's role overrides set the budget (outside a server: none).
-      const roleIds = member ? [...member.roles.cache.keys()] : undefined;
+      const roleIds = interactionRoleIds({ guildId: message.guildId, member });
       job = await ctx.submissions.run(() =>
         submitFollowUp(ctx.farm, { kind, parentJobId: parent.id, userId: user.id, guildId: message.guildId, channelId: message.channelId, roleIds, options, requireCapableWorker: true }),
       );
