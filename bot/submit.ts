@@ -200,7 +200,7 @@ export interface RenderExtras {
 }
 
 /** A follow-up as a noun ("your re-roll of #12"). */
-export const FOLLOW_UP_NAMES: Readonly<Record<FollowUpKind, string>> = { upscale: 'upscale', reroll: 're-roll', extend: 'extension' };
+const FOLLOW_UP_NAMES: Readonly<Record<FollowUpKind, string>> = { upscale: 'upscale', reroll: 're-roll', extend: 'extension' };
 /** A follow-up as a verb ("did not re-roll it", "only its owner can re-roll it"). */
 export const FOLLOW_UP_VERBS: Readonly<Record<FollowUpKind, string>> = { upscale: 'upscale', reroll: 're-roll', extend: 'extend' };
 
