@@ -143,7 +143,6 @@ export class JobMessenger {
   private unlisten?: () => Promise<void>;
   private sweepTimer?: NodeJS.Timeout;
   private sweeping = false;
-  private stopped = false;
   private readonly editIntervalMs: number;
   private readonly claimant: string;
   private readonly claimSeconds: number;
@@ -174,6 +173,10 @@ export class JobMessenger {
     this.shrinkOptions = { ...opts.shrink, signal: this.stopping.signal };
   }
 
+  private get stopped(): boolean {
+    return this.stopping.signal.aborted;
+  }
+
   async start(): Promise<void> {
     const unlisten = await onJobEvent(this.farm.db, (e) => this.onEvent(e));
     this.unlisten = unlisten;
@@ -191,7 +194,6 @@ export class JobMessenger {
    * DELIVERY_STOP_WAIT_MS), so the next bot delivers it at once.
    */
   async stop(): Promise<void> {
-    this.stopped = true;
     this.stopping.abort();
     clearInterval(this.sweepTimer);
     for (const t of this.timers.values()) clearTimeout(t);
