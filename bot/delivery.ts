@@ -298,6 +298,7 @@ export class JobMessenger {
     let claimed = false;
     try {
       const stored = await getJob(this.farm, jobId);
+      if (stored && TERMINAL.has(stored.status)) this.lastEdit.delete(jobId); // no more progress edits
       if (!stored || !TERMINAL.has(stored.status) || stored.deliveredAt) {
         this.retries.delete(jobId);
         if (stored?.deliveredAt) this.settledReplies.delete(jobId);
