@@ -5,7 +5,7 @@ import { Errors, invalidFormBody } from './errors.ts';
 import { isRecord } from './checks.ts';
 import { CHANNEL_MESSAGE_FLAGS, EDIT_FLAGS, validateMessagePayload } from './message-payload.ts';
 import type { FakeGuild, RegisteredCommand, StoredMessage } from './model.ts';
-import { Intents, MessageType, TEXT_CHANNEL_TYPES } from './protocol.ts';
+import { Intents, MessageType, Permissions, TEXT_CHANNEL_TYPES } from './protocol.ts';
 import { RouteGroup } from './route-group.ts';
 import { intParam, noContent, ok, type RestContext, type RestResult, type Router } from './router.ts';
 import { apiChannel, apiGuild, apiMember, apiRole, apiUser, type Json } from './serialize.ts';
@@ -54,7 +54,8 @@ export class CoreRoutes extends RouteGroup {
       const counts = c.query.get('with_counts') === 'true' ? { approximate_member_count: guild.members.size, approximate_presence_count: 0 } : {};
       return ok({ ...apiGuild(guild), ...counts });
     });
-    add('GET', '/guilds/:guildId/channels', (c) => ok(this.guild(c).channels.map(apiChannel)));
+    // Threads are listed elsewhere on Discord (active threads), not with the channels.
+    add('GET', '/guilds/:guildId/channels', (c) => ok(this.guild(c).channels.filter((ch) => ch.thread === null).map(apiChannel)));
     add('GET', '/guilds/:guildId/roles', (c) => ok(this.guild(c).roles.map(apiRole)));
     add('GET', '/guilds/:guildId/members', (c) => this.listMembers(c));
     add('GET', '/guilds/:guildId/members/:userId', (c) => {
@@ -65,13 +66,16 @@ export class CoreRoutes extends RouteGroup {
     });
 
     add('GET', '/channels/:channelId', (c) => ok(apiChannel(this.channel(c))));
+    add('PATCH', '/channels/:channelId', (c) => this.editThread(c));
     add('POST', '/channels/:channelId/typing', (c) => (this.textChannel(c), noContent));
     add('GET', '/channels/:channelId/messages', (c) => this.listMessages(c));
     add('POST', '/channels/:channelId/messages', (c) => this.createChannelMessage(c));
     add('GET', '/channels/:channelId/messages/:messageId', (c) => ok(this.json(this.visibleMessage(c))));
     add('PATCH', '/channels/:channelId/messages/:messageId', (c) => this.editChannelMessage(c));
     add('DELETE', '/channels/:channelId/messages/:messageId', (c) => {
-      this.store.deleteMessage(this.visibleMessage(c));
+      const message = this.visibleMessage(c);
+      this.beforeChange(this.store.channels.get(message.channelId));
+      this.store.deleteMessage(message);
       return noContent;
     });
     const reactions = '/channels/:channelId/messages/:messageId/reactions';
@@ -200,6 +204,33 @@ export class CoreRoutes extends RouteGroup {
     return channel;
   }
 
+  /**
+   * PATCH /channels/:id, for threads only (the fake models no other channel settings): `archived`
+   * and `locked`. Unarchiving a thread that is not locked (and stays unlocked) needs Send Messages;
+   * anything else needs Manage Threads (403 / 50013), as Discord documents. THREAD_UPDATE follows.
+   */
+  private editThread(c: RestContext): RestResult {
+    const channel = this.channel(c);
+    if (!channel.thread || !channel.guildId) throw Errors.badRequest('the fake Discord edits only threads (archived, locked) through PATCH /channels/:id');
+    const body = this.readJson(c);
+    if (!isRecord(body)) throw invalidFormBody([{ path: [], code: 'DICT_TYPE_CONVERT', message: 'Only dictionaries may be used in a DictType' }]);
+    const unknown = Object.keys(body).filter((k) => k !== 'archived' && k !== 'locked');
+    if (unknown.length) throw Errors.badRequest(`the fake Discord edits only archived and locked on threads, not ${unknown.join(', ')}`);
+    for (const key of ['archived', 'locked'] as const) {
+      if (body[key] !== undefined && typeof body[key] !== 'boolean') throw invalidFormBody([{ path: [key], code: 'BOOLEAN_TYPE_CONVERT', message: 'Must be either true or false.' }]);
+    }
+    const change = { archived: body.archived as boolean | undefined, locked: body.locked as boolean | undefined };
+    const granted = this.store.permissionsOf(this.store.guild(channel.guildId), this.store.bot.id);
+    const lockedAfter = change.locked ?? channel.thread.locked;
+    const onlyUnarchives = change.archived === false && !lockedAfter && (change.locked === undefined || change.locked === channel.thread.locked);
+    const needed = onlyUnarchives ? Permissions.ViewChannel | Permissions.SendMessages : Permissions.ViewChannel | Permissions.ManageThreads;
+    if ((granted & needed) !== needed) throw Errors.missingPermissions();
+    // Discord: an archived thread takes no other change unless this one unarchives it.
+    if (channel.thread.archived && change.archived !== false) throw Errors.threadArchived();
+    this.setThreadState(channel, change);
+    return ok(apiChannel(channel));
+  }
+
   private textChannel(c: RestContext) {
     const channel = this.channel(c);
     if (!TEXT_CHANNEL_TYPES.has(channel.type)) throw Errors.nonTextChannel();
@@ -248,6 +279,7 @@ export class CoreRoutes extends RouteGroup {
         patch.messageReference = null;
       } else type = MessageType.Reply;
     }
+    this.beforeNewMessage(channel);
     const message = this.store.createMessage(
       { channelId: channel.id, authorId: this.store.bot.id, type, origin: 'channel', interactionId: null, flags: patch.flags ?? 0, via: `POST ${c.route}` },
       patch,
@@ -258,6 +290,7 @@ export class CoreRoutes extends RouteGroup {
   private editChannelMessage(c: RestContext): RestResult {
     const message = this.visibleMessage(c);
     if (message.authorId !== this.store.bot.id) throw Errors.cannotEditOthersMessage();
+    this.beforeChange(this.store.channels.get(message.channelId));
     const { json, uploads } = this.readMessageBody(c, message.guildId);
     const patch = validateMessagePayload(json, uploads, { mode: 'edit', allowedFlags: EDIT_FLAGS, existing: message });
     return ok(this.json(this.store.editMessage(message, patch, `PATCH ${c.route}`)));
@@ -265,6 +298,7 @@ export class CoreRoutes extends RouteGroup {
 
   private react(c: RestContext, userId: string, add: boolean): RestResult {
     const message = this.visibleMessage(c);
+    this.beforeChange(this.store.channels.get(message.channelId));
     const key = emojiKey(c.params.emoji);
     const users = message.reactions.get(key) ?? new Set<string>();
     if (add) users.add(userId);

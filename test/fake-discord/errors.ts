@@ -74,10 +74,13 @@ export const Errors = {
   alreadyAcknowledged: () => new ApiError(400, 40060, 'Interaction has already been acknowledged.'),
   missingAccess: () => new ApiError(403, 50001, 'Missing Access'),
   cannotEditOthersMessage: () => new ApiError(403, 50005, 'Cannot edit a message authored by another user'),
+  missingPermissions: () => new ApiError(403, 50013, 'Missing Permissions'),
   emptyMessage: () => new ApiError(400, 50006, 'Cannot send an empty message'),
   nonTextChannel: () => new ApiError(400, 50008, 'Cannot send messages in a non-text channel'),
   invalidWebhookToken: () => new ApiError(401, 50027, 'Invalid Webhook Token'),
   invalidApiVersion: () => new ApiError(400, 50041, 'Invalid API version provided'),
+  threadArchived: () => new ApiError(400, 50083, 'Thread is archived'),
   invalidJson: (detail: string) => new ApiError(400, 50109, `The request body contains invalid JSON. (${detail})`),
+  threadLocked: () => new ApiError(400, 160005, 'Thread is locked'),
   badRequest: (message: string) => new ApiError(400, 0, message),
 };

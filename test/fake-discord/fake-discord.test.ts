@@ -298,6 +298,56 @@ describe('fake Discord with the real discord.js client', () => {
     expect(fake.messages(channelId).filter((m) => m.origin === 'channel')).toEqual([]);
   });
 
+  it('threads: an archived one refuses edits (50083) until unarchived, a new message unarchives it unless it is locked', async () => {
+    const thread = fake.addThread({ name: 'ideas', parent: 'general' });
+    await vi.waitFor(() => expect(client.channels.cache.get(thread.id)?.isThread()).toBe(true), { timeout: 3000 });
+    const inThread = deferred<unknown>();
+    let interaction: ChatInputCommandInteraction | undefined;
+    onInteraction = async (i) => {
+      if (!i.isChatInputCommand()) return;
+      interaction = i;
+      await i.deferReply();
+      inThread.resolve(await i.editReply('queued'));
+    };
+    const run = fake.sendSlashCommand({ commandName: 'blend', user, channelId: thread.id, options: { from: 'a thread' } });
+    await inThread.promise;
+    expect(interaction!.channel?.isThread()).toBe(true);
+    const reply = run.original()!;
+    expect(reply.channelId).toBe(thread.id);
+
+    fake.setThread(thread.id, { archived: true });
+    await vi.waitFor(() => expect((client.channels.cache.get(thread.id) as { archived?: boolean } | undefined)?.archived).toBe(true), { timeout: 3000 });
+    const refusedEdit = (await interaction!.editReply('done').catch((e: unknown) => e)) as DiscordAPIError;
+    expect([refusedEdit.status, refusedEdit.code]).toEqual([400, 50083]);
+    const refusedChannelEdit = (await client.rest.patch(Routes.channelMessage(thread.id, reply.id), { body: { content: 'done' } }).catch((e: unknown) => e)) as DiscordAPIError;
+    expect(refusedChannelEdit.code).toBe(50083);
+    // Unarchived (Send Messages is enough on a thread that is not locked): the edit lands, and the client hears of it.
+    await client.rest.patch(Routes.channel(thread.id), { body: { archived: false } });
+    expect(thread.thread!.archived).toBe(false);
+    await vi.waitFor(() => expect((client.channels.cache.get(thread.id) as { archived?: boolean } | undefined)?.archived).toBe(false), { timeout: 3000 });
+    expect((await interaction!.editReply('done')).content).toBe('done');
+
+    // A new message unarchives it by itself.
+    fake.setThread(thread.id, { archived: true });
+    await client.rest.post(Routes.channelMessages(thread.id), { body: { content: 'hello again' } });
+    expect(thread.thread!.archived).toBe(false);
+
+    // Locked: a bot without Manage Threads may neither unarchive it nor post in it.
+    fake.setThread(thread.id, { archived: true, locked: true });
+    const unarchive = (await client.rest.patch(Routes.channel(thread.id), { body: { archived: false } }).catch((e: unknown) => e)) as DiscordAPIError;
+    expect([unarchive.status, unarchive.code]).toEqual([403, 50013]);
+    const post = (await client.rest.post(Routes.channelMessages(thread.id), { body: { content: 'let me in' } }).catch((e: unknown) => e)) as DiscordAPIError;
+    expect(post.code).toBe(50083);
+    fake.setThread(thread.id, { archived: false });
+    const postLocked = (await client.rest.post(Routes.channelMessages(thread.id), { body: { content: 'let me in' } }).catch((e: unknown) => e)) as DiscordAPIError;
+    expect(postLocked.code).toBe(160005);
+    expect(fake.messages(thread.id).map((m) => m.content)).toEqual(['done', 'hello again']);
+    expect(fake.unhandled).toEqual([]);
+    // Threads are not among the server's channels in GUILD_CREATE or GET /guilds/:id/channels.
+    const listed = (await client.rest.get(Routes.guildChannels(fake.guild().id))) as { id: string }[];
+    expect(listed.map((c) => c.id)).not.toContain(thread.id);
+  });
+
   it('replays an interaction sent while the connection was down once the client resumes', async () => {
     onInteraction = async (i) => {
       if (i.isChatInputCommand()) await i.reply({ content: `resumed: ${i.options.getString('from', true)}` });

@@ -319,11 +319,14 @@ export class FakeGateway {
       unavailable: false,
       member_count: guild.members.size,
       members: members.map((m) => apiMember(m, this.state.user(m.userId))),
-      channels: guild.channels.map((c) => {
-        const { guild_id: _omit, ...rest } = apiChannel(c);
-        return rest;
-      }),
-      threads: [],
+      // Threads are not channels here: the active ones the bot can see come as `threads`.
+      channels: guild.channels
+        .filter((c) => c.thread === null)
+        .map((c) => {
+          const { guild_id: _omit, ...rest } = apiChannel(c);
+          return rest;
+        }),
+      threads: guild.channels.filter((c) => c.thread !== null && !c.thread.archived).map(apiChannel),
       presences: [],
       voice_states: [],
       stage_instances: [],

@@ -4,7 +4,7 @@ export { InteractionHandle } from './handle.ts';
 export type { SlashCommandOptions, ButtonPressOptions, ModalSubmitOptions, ReactionOptions, Actor } from './interactions.ts';
 export type { FailNextOptions } from './faults.ts';
 export type { FakeUpload } from './commands.ts';
-export type { GuildInit, ChannelInit, UserInit } from './state.ts';
+export type { GuildInit, ChannelInit, ThreadInit, UserInit } from './state.ts';
 export type { IdentifyRecord, GatewayLogEntry, GatewayClosure, DispatchResult } from './gateway.ts';
 export type * from './model.ts';
 export { Intents, intentNames, Permissions, ALL_PERMISSIONS, DEFAULT_EVERYONE_PERMISSIONS, MessageFlags, CallbackType, DEFAULT_ATTACHMENT_SIZE_LIMIT } from './protocol.ts';

@@ -20,7 +20,9 @@ export class InteractionRoutes extends RouteGroup {
       'DELETE',
       webhookMessage,
       (c) => {
-        this.store.deleteMessage(this.webhookMessage(c, this.webhookInteraction(c)));
+        const message = this.webhookMessage(c, this.webhookInteraction(c));
+        if (!message.ephemeral) this.beforeChange(this.store.channels.get(message.channelId));
+        this.store.deleteMessage(message);
         return noContent;
       },
       false,
@@ -52,6 +54,7 @@ export class InteractionRoutes extends RouteGroup {
         if (it.kind === 'autocomplete') throw refuse('autocomplete interactions can only be answered with type 8');
         if (!data) throw invalidFormBody([{ path: ['data'], code: 'BASE_TYPE_REQUIRED', message: 'This field is required' }]);
         const patch = validateMessagePayload(data, uploads, { mode: 'create', allowedFlags: RESPONSE_FLAGS });
+        if (((patch.flags ?? 0) & MessageFlags.Ephemeral) === 0) this.beforeNewMessage(this.store.channels.get(it.channelId)!);
         const message = this.store.createMessage(
           { channelId: it.channelId, authorId: this.store.bot.id, type: responseType(it), origin: 'interaction-response', interactionId: it.id, flags: patch.flags ?? 0, via },
           patch,
@@ -65,6 +68,7 @@ export class InteractionRoutes extends RouteGroup {
         if (!Number.isInteger(flags) || ((flags as number) & ~(MessageFlags.Ephemeral | MessageFlags.SuppressNotifications)) !== 0) {
           throw invalidFormBody([{ path: ['data', 'flags'], code: 'MESSAGE_FLAGS_INVALID', message: 'A deferred reply may only set the ephemeral (64) and suppress-notifications (4096) flags.' }]);
         }
+        if (((flags as number) & MessageFlags.Ephemeral) === 0) this.beforeNewMessage(this.store.channels.get(it.channelId)!);
         // Discord shows a "thinking..." placeholder (flag 128) that the first @original edit replaces.
         const message = this.store.createMessage(
           {
@@ -87,6 +91,7 @@ export class InteractionRoutes extends RouteGroup {
         if (type === CallbackType.UpdateMessage) {
           if (!data) throw invalidFormBody([{ path: ['data'], code: 'BASE_TYPE_REQUIRED', message: 'This field is required' }]);
           const patch = validateMessagePayload(data, uploads, { mode: 'edit', allowedFlags: EDIT_FLAGS | (componentMessage.flags & MessageFlags.Ephemeral), existing: componentMessage });
+          if (!componentMessage.ephemeral) this.beforeChange(this.store.channels.get(componentMessage.channelId));
           this.store.editMessage(componentMessage, patch, via);
         }
         it.originalMessageId = componentMessage.id;
@@ -156,6 +161,8 @@ export class InteractionRoutes extends RouteGroup {
     const message = this.webhookMessage(c, it);
     const { json, uploads } = this.readMessageBody(c, it.guildId);
     const patch = validateMessagePayload(json, uploads, { mode: 'edit', allowedFlags: EDIT_FLAGS | (message.flags & MessageFlags.Ephemeral), existing: message });
+    // An edit does not unarchive a thread, as a new message does.
+    if (!message.ephemeral) this.beforeChange(this.store.channels.get(message.channelId));
     return ok(this.json(this.store.editMessage(message, patch, `PATCH ${c.route}`)));
   }
 
@@ -171,9 +178,11 @@ export class InteractionRoutes extends RouteGroup {
       // (its ephemeral state stays what the deferral chose).
       const patch = validateMessagePayload(json, uploads, { mode: 'edit', allowedFlags: RESPONSE_FLAGS, existing: original });
       delete patch.flags;
+      if (!original.ephemeral) this.beforeChange(this.store.channels.get(original.channelId));
       message = this.store.editMessage(original, patch, `POST ${c.route}`);
     } else {
       const patch = validateMessagePayload(json, uploads, { mode: 'create', allowedFlags: RESPONSE_FLAGS });
+      if (((patch.flags ?? 0) & MessageFlags.Ephemeral) === 0) this.beforeNewMessage(this.store.channels.get(it.channelId)!);
       message = this.store.createMessage(
         { channelId: it.channelId, authorId: this.store.bot.id, type: responseType(it), origin: 'follow-up', interactionId: it.id, flags: patch.flags ?? 0, via: `POST ${c.route}` },
         patch,

@@ -32,6 +32,17 @@ export interface FakeChannel {
   position: number;
   parentId: string | null;
   topic: string | null;
+  /** A thread's state (threads only): archived threads refuse edits, locked ones new messages too. */
+  thread: FakeThreadState | null;
+}
+
+export interface FakeThreadState {
+  archived: boolean;
+  /** Only members with Manage Threads may unarchive a locked thread or post in it. */
+  locked: boolean;
+  /** ISO time the archived state last changed. */
+  archiveTimestamp: string;
+  ownerId: string;
 }
 
 export interface FakeGuild {

@@ -174,7 +174,13 @@ export const ChannelType = {
   GuildVoice: 2,
   GuildCategory: 4,
   GuildAnnouncement: 5,
+  AnnouncementThread: 10,
+  PublicThread: 11,
+  PrivateThread: 12,
 } as const;
+
+/** Thread channel types: messages in them follow the thread's archived and locked state. */
+export const THREAD_CHANNEL_TYPES: ReadonlySet<number> = new Set([ChannelType.AnnouncementThread, ChannelType.PublicThread, ChannelType.PrivateThread]);
 
 /** Channel types a bot can post messages in (voice channels have a text chat too). */
 export const TEXT_CHANNEL_TYPES: ReadonlySet<number> = new Set([
@@ -182,6 +188,9 @@ export const TEXT_CHANNEL_TYPES: ReadonlySet<number> = new Set([
   ChannelType.DM,
   ChannelType.GuildVoice,
   ChannelType.GuildAnnouncement,
+  ChannelType.AnnouncementThread,
+  ChannelType.PublicThread,
+  ChannelType.PrivateThread,
 ]);
 
 export const Permissions = {
@@ -202,6 +211,7 @@ export const Permissions = {
   UseExternalEmojis: 1n << 18n,
   ChangeNickname: 1n << 26n,
   UseApplicationCommands: 1n << 31n,
+  ManageThreads: 1n << 34n,
   SendMessagesInThreads: 1n << 38n,
 } as const;
 

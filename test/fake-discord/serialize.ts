@@ -1,4 +1,5 @@
 /** Turns the fake's records into the JSON shapes Discord's API v10 sends. */
+import { ChannelType } from './protocol.ts';
 import type { FakeChannel, FakeGuild, FakeMember, FakeRole, FakeUser, StoredAttachment, StoredMessage } from './model.ts';
 
 export type Json = Record<string, unknown>;
@@ -58,6 +59,24 @@ export function apiMember(member: FakeMember, user: FakeUser): Json {
 }
 
 export function apiChannel(channel: FakeChannel): Json {
+  if (channel.thread) {
+    const t = channel.thread;
+    return {
+      id: channel.id,
+      type: channel.type,
+      guild_id: channel.guildId ?? undefined,
+      parent_id: channel.parentId,
+      owner_id: t.ownerId,
+      name: channel.name,
+      last_message_id: null,
+      message_count: 0,
+      member_count: 1,
+      total_message_sent: 0,
+      rate_limit_per_user: 0,
+      flags: 0,
+      thread_metadata: { archived: t.archived, auto_archive_duration: 1440, archive_timestamp: t.archiveTimestamp, locked: t.locked, ...(channel.type === ChannelType.PrivateThread ? { invitable: true } : {}) },
+    };
+  }
   return {
     id: channel.id,
     type: channel.type,

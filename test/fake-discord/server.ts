@@ -20,7 +20,7 @@ import { API_VERSION, Intents } from './protocol.ts';
 import { apiChannel, apiGuild, premiumTierFor } from './serialize.ts';
 import { buildRouter } from './rest.ts';
 import { decodeSegment, type Router } from './router.ts';
-import { FakeState, type ChannelInit, type GuildInit, type UserInit } from './state.ts';
+import { FakeState, type ChannelInit, type GuildInit, type ThreadInit, type UserInit } from './state.ts';
 
 export interface FakeDiscordOptions {
   /** The bot token the fake accepts (REST "Authorization: Bot ..." and gateway IDENTIFY). */
@@ -155,6 +155,30 @@ export class FakeDiscord {
 
   addChannel(init: ChannelInit, guildId?: string): FakeChannel {
     return this.store.addChannel(this.guild(guildId).id, init);
+  }
+
+  /**
+   * Starts a thread in a channel of the server (the first one when guildId is left out) and tells
+   * the bot (THREAD_CREATE). Commands can be sent in it by its id (`channelId`).
+   */
+  addThread(init: ThreadInit, guildId?: string): FakeChannel {
+    const guild = this.guild(guildId);
+    const thread = this.store.addThread(guild.id, init);
+    if (this.gateway.servesGuild(guild.id)) this.gateway.dispatchToGuild(guild.id, 'THREAD_CREATE', { ...apiChannel(thread), newly_created: true }, Intents.Guilds);
+    return thread;
+  }
+
+  /**
+   * Archives, unarchives, locks or unlocks a thread (by id, or by name in the first server or the
+   * given one), as a member with Manage Threads (or Discord's auto-archive) does, and tells the bot
+   * (THREAD_UPDATE). An archived thread refuses edits (50083) until a new message (unless it is
+   * locked) or PATCH /channels/:id with archived false unarchives it.
+   */
+  setThread(idOrName: string, change: { archived?: boolean; locked?: boolean }, guildId?: string): FakeChannel {
+    const thread = this.channel(idOrName, guildId);
+    this.store.setThreadState(thread, change);
+    if (thread.guildId && this.gateway.servesGuild(thread.guildId)) this.gateway.dispatchToGuild(thread.guildId, 'THREAD_UPDATE', apiChannel(thread), Intents.Guilds);
+    return thread;
   }
 
   /**

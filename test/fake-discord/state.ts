@@ -1,5 +1,5 @@
 /** Everything the fake remembers: users, servers, channels, messages, commands, interactions. */
-import { ALL_PERMISSIONS, ChannelType, DEFAULT_ATTACHMENT_SIZE_LIMIT, DEFAULT_EVERYONE_PERMISSIONS, Permissions } from './protocol.ts';
+import { ALL_PERMISSIONS, ChannelType, THREAD_CHANNEL_TYPES, DEFAULT_ATTACHMENT_SIZE_LIMIT, DEFAULT_EVERYONE_PERMISSIONS, Permissions } from './protocol.ts';
 import type { AttachmentPlan, MessagePatch } from './message-payload.ts';
 import type {
   FakeChannel,
@@ -27,6 +27,18 @@ export interface ChannelInit {
   /** A Discord channel type number; text (0) by default. */
   type?: number;
   topic?: string;
+}
+
+export interface ThreadInit {
+  name: string;
+  /** The channel it was started in (id or name, in the same server). */
+  parent: string;
+  /** A Discord thread channel type number; public (11) by default. */
+  type?: number;
+  archived?: boolean;
+  locked?: boolean;
+  /** Who started it (default the server's owner). */
+  owner?: FakeUser;
 }
 
 export interface GuildInit {
@@ -179,10 +191,45 @@ export class FakeState {
       position: guild.channels.length,
       parentId: null,
       topic: init.topic ?? null,
+      thread: null,
     };
     guild.channels.push(channel);
     this.channels.set(channel.id, channel);
     return channel;
+  }
+
+  /** A thread started in a text channel of the server (listed with the server's channels, as its GUILD_CREATE's `threads` while active). */
+  addThread(guildId: string, init: ThreadInit): FakeChannel {
+    const guild = this.guild(guildId);
+    const parent = guild.channels.find((c) => (c.id === init.parent || c.name === init.parent) && c.thread === null);
+    if (!parent) throw new Error(`server ${guild.name} has no channel ${init.parent} to start a thread in`);
+    const type = init.type ?? ChannelType.PublicThread;
+    if (!THREAD_CHANNEL_TYPES.has(type)) throw new Error(`channel type ${type} is not a thread type`);
+    const channel: FakeChannel = {
+      id: nextSnowflake(),
+      guildId,
+      name: init.name,
+      type,
+      position: 0,
+      parentId: parent.id,
+      topic: null,
+      thread: { archived: init.archived ?? false, locked: init.locked ?? false, archiveTimestamp: new Date().toISOString(), ownerId: init.owner?.id ?? guild.ownerId },
+    };
+    guild.channels.push(channel);
+    this.channels.set(channel.id, channel);
+    this.changed();
+    return channel;
+  }
+
+  /** Archives, unarchives, locks or unlocks a thread (the archive timestamp follows the archived state). */
+  setThreadState(channel: FakeChannel, change: { archived?: boolean; locked?: boolean }): void {
+    if (!channel.thread) throw new Error(`channel ${channel.name} is not a thread`);
+    if (change.archived !== undefined && change.archived !== channel.thread.archived) {
+      channel.thread.archived = change.archived;
+      channel.thread.archiveTimestamp = new Date().toISOString();
+    }
+    if (change.locked !== undefined) channel.thread.locked = change.locked;
+    this.changed();
   }
 
   /** Deletes a server channel: its routes answer 10003 Unknown Channel, its messages are gone. */
@@ -198,7 +245,7 @@ export class FakeState {
   dmChannel(user: FakeUser): FakeChannel {
     let channel = this.dmChannels.get(user.id);
     if (!channel) {
-      channel = { id: nextSnowflake(), guildId: null, name: user.username, type: ChannelType.DM, position: 0, parentId: null, topic: null };
+      channel = { id: nextSnowflake(), guildId: null, name: user.username, type: ChannelType.DM, position: 0, parentId: null, topic: null, thread: null };
       this.dmChannels.set(user.id, channel);
       this.channels.set(channel.id, channel);
     }
