@@ -84,6 +84,19 @@ export function jobDigest(job: Pick<ClaimedJob, 'id' | 'kind' | 'userId' | 'mode
   return createHash('sha256').update(canonicalJson(rendered)).digest('hex');
 }
 
+/**
+ * Whether a spooled render's digest is this job's: as the job stands or, for an extension whose
+ * movieHasPictures was added after the render (migration 0003 flagged extensions stored by an older
+ * version), without that flag. The flag is derived from the movie the extension continues, which
+ * does not change, so it says nothing new about what was rendered.
+ */
+function renderedFor(job: Pick<ClaimedJob, 'id' | 'kind' | 'userId' | 'model' | 'params'>, digest: string): boolean {
+  if (jobDigest(job) === digest) return true;
+  if (job.kind !== 'extend' || !job.params.movieHasPictures) return false;
+  const { movieHasPictures: _derived, ...params } = job.params;
+  return jobDigest({ ...job, params }) === digest;
+}
+
 function parseEntry(text: string): SpoolEntry | undefined {
   let value: Partial<SpoolEntry>;
   try {
@@ -337,7 +350,7 @@ export async function recoverHeld(r: SpoolRecovery, name: string, options: Recov
   if (!state) return drop(entry.jobId, 'the job no longer exists');
   const { job } = state;
   if (job.status === 'done' || job.status === 'failed' || job.status === 'cancelled') return drop(job.id, `the job is ${job.status} already`);
-  if (jobDigest(job) !== entry.jobDigest) return drop(job.id, 'the job is not the one rendered (its parameters differ); it is never stored with this video');
+  if (!renderedFor(job, entry.jobDigest)) return drop(job.id, 'the job is not the one rendered (its parameters differ); it is never stored with this video');
   // Same id, owner and parameters, but queued again by its owner since (a retry after a cancel or
   // a failure): the retry asked for a fresh render, and the cancelled run was charged already.
   if (entry.queuedEventId !== undefined && state.queuedEventId !== entry.queuedEventId) {

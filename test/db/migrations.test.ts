@@ -2,7 +2,9 @@
 // db/schema.ts) gives every foreign key to jobs its on-delete action on a database that already
 // holds jobs, events, videos, pictures and ledger rows, on both drivers; retention, now a plain
 // delete of jobs, then removes what belongs to old jobs and keeps the ledger and kept chains.
-import fs from 'node:fs';
+// migrations/0003_extend_movie_has_pictures flags the active extensions of movies with pictures that
+// an older version stored without movieHasPictures, so the claim routes them to a picture model.
+import fs, { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
@@ -18,14 +20,20 @@ import { type FarmDb, openDatabase, queryRows } from '../../db/client.ts';
 import { MIGRATIONS_FOLDER } from '../../db/migrate.ts';
 import { jobs, schema } from '../../db/schema.ts';
 import type { FarmContext } from '../../farm/config.ts';
-import { getArtifact, getJob, submitJob } from '../../farm/jobs.ts';
-import { claimJob, completeJob } from '../../farm/queue.ts';
+import { cancelJob, getArtifact, getJob, submitJob } from '../../farm/jobs.ts';
+import { claimJob, claimSpecificJob, completeJob } from '../../farm/queue.ts';
+import { jobDigest, recoverSpool, Spool } from '../../farm/spool.ts';
+import type { WorkerCapabilities } from '../../farm/types.ts';
 import { pruneFarm } from '../../farm/retention.ts';
 import type { JobKind } from '../../db/schema.ts';
-import { allBalances, BACKENDS, CHEAP_BLEND, countRows, createTestDatabase, farmContext, GENEROUS_BUDGET, type TestDatabase } from '../helpers/db.ts';
+import { allBalances, type Backend, BACKENDS, CHEAP_BLEND, countRows, createTestDatabase, farmContext, GENEROUS_BUDGET, type TestDatabase } from '../helpers/db.ts';
 
 /** The migration that gave the foreign keys to jobs their on-delete actions. */
+const PHOTO = readFileSync(new URL('../fixtures/photos/coffee.png', import.meta.url));
+
 const FK_ACTIONS_MIGRATION = '0002_fk_on_delete_actions';
+/** The migration that flagged extensions of movies with pictures stored before the flag existed. */
+const MOVIE_HAS_PICTURES_MIGRATION = '0003_extend_movie_has_pictures';
 
 interface Journal {
   entries: Array<{ idx: number; tag: string }>;
@@ -75,6 +83,34 @@ it('declares an on-delete action for every foreign key to jobs in db/schema.ts (
   });
 });
 
+/** A database as the version before migration `tag` left it; `open(true)` starts the new version on it (applies the pending migrations). */
+async function olderDatabase(backend: Backend, tag: string, cleanup: Array<() => Promise<void> | void>): Promise<(migrate: boolean) => Promise<FarmDb>> {
+  const oldMigrations = migrationsBefore(tag);
+  cleanup.push(() => fs.rmSync(oldMigrations, { recursive: true, force: true }));
+  if (backend === 'postgres') {
+    const testDb: TestDatabase = await createTestDatabase('postgres');
+    cleanup.push(() => testDb.drop());
+    const client = new pg.Client({ connectionString: testDb.url });
+    await client.connect();
+    try {
+      await migratePg(drizzlePg({ client }), { migrationsFolder: oldMigrations });
+    } finally {
+      await client.end();
+    }
+    return (migrate) => testDb.open({ migrate });
+  }
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'blendfarm-pglite-upgrade-'));
+  cleanup.push(() => fs.rmSync(dataDir, { recursive: true, force: true }));
+  const client = await PGlite.create(dataDir);
+  await migrateWithPglite(drizzlePglite({ client }), { migrationsFolder: oldMigrations });
+  await client.close();
+  return async (migrate) => {
+    const handle = await openDatabase({ url: '', dataDir, migrate });
+    cleanup.push(() => handle.close().catch(() => {}));
+    return handle;
+  };
+}
+
 describe.each(BACKENDS)('upgrading an older database on %s', (backend) => {
   const cleanup: Array<() => Promise<void> | void> = [];
   afterAll(async () => {
@@ -82,35 +118,7 @@ describe.each(BACKENDS)('upgrading an older database on %s', (backend) => {
   });
 
   it('applies the foreign-key migration to a database holding rows; retention then deletes old jobs with what belongs to them', async () => {
-    const oldMigrations = migrationsBefore(FK_ACTIONS_MIGRATION);
-    cleanup.push(() => fs.rmSync(oldMigrations, { recursive: true, force: true }));
-
-    // The database as the older version left it.
-    let open: (migrate: boolean) => Promise<FarmDb>;
-    if (backend === 'postgres') {
-      const testDb: TestDatabase = await createTestDatabase('postgres');
-      cleanup.push(() => testDb.drop());
-      const client = new pg.Client({ connectionString: testDb.url });
-      await client.connect();
-      try {
-        await migratePg(drizzlePg({ client }), { migrationsFolder: oldMigrations });
-      } finally {
-        await client.end();
-      }
-      open = (migrate) => testDb.open({ migrate });
-    } else {
-      const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'blendfarm-pglite-upgrade-'));
-      cleanup.push(() => fs.rmSync(dataDir, { recursive: true, force: true }));
-      const client = await PGlite.create(dataDir);
-      await migrateWithPglite(drizzlePglite({ client }), { migrationsFolder: oldMigrations });
-      await client.close();
-      open = async (migrate) => {
-        const handle = await openDatabase({ url: '', dataDir, migrate });
-        cleanup.push(() => handle.close().catch(() => {}));
-        return handle;
-      };
-    }
-
+    const open = await olderDatabase(backend, FK_ACTIONS_MIGRATION, cleanup);
     const old = await open(false);
     expect(await jobForeignKeys(old)).toEqual({
       'artifacts.job_id': 'a',
@@ -187,5 +195,82 @@ describe.each(BACKENDS)('upgrading an older database on %s', (backend) => {
     expect((await getJob(farm, youngChild))?.parentJobId).toBe(keptParent);
     expect((await getJob(farm, queued))).toMatchObject({ status: 'queued', parentJobId: activeParent });
     expect(await countRows(db, 'jobs')).toBe(4);
+  });
+});
+
+describe.each(BACKENDS)('upgrading extensions stored before movieHasPictures on %s', (backend) => {
+  const cleanup: Array<() => Promise<void> | void> = [];
+  afterAll(async () => {
+    for (const step of cleanup.reverse()) await step();
+  });
+
+  it('backfills the flag on queued and running extensions of a movie with pictures; a text-only worker no longer claims them, a spooled render of one is still completed', async () => {
+    const open = await olderDatabase(backend, MOVIE_HAS_PICTURES_MIGRATION, cleanup);
+    const old = await open(false);
+    let farm: FarmContext = farmContext(old, { budget: GENEROUS_BUDGET, leaseSeconds: 300 });
+    const withEncoder: WorkerCapabilities = { models: ['enc'], modelAbilities: { enc: ['text', 'picture'] }, maxPixels: 10_000_000, executionProvider: 'test' };
+    const textOnly: WorkerCapabilities = { models: ['enc'], modelAbilities: { enc: ['text'] }, maxPixels: 10_000_000, executionProvider: 'test' };
+    const params = { ...CHEAP_BLEND, model: 'enc' };
+    const artifact = { format: 'mp4', mime: 'video/mp4', sizeBytes: 1, meta: {}, data: Buffer.from('v') };
+    const finish = async (id: number) => {
+      const claimed = await claimSpecificJob(farm, 'w-old', id, withEncoder);
+      expect(await completeJob(farm, claimed!, { artifact, gpuSeconds: 0.1 })).toBe(true);
+    };
+    // What the older version stored: extensions without the flag.
+    const asOlderVersion = async (id: number) => void (await old.db.execute(sql`update jobs set params = params - 'movieHasPictures' where id = ${id}`));
+    const extend = async (parentJobId: number, prompt: string) => {
+      const job = await submitJob(farm, { kind: 'extend', userId: 'fay', parentJobId, params: { ...params, prompts: [prompt] } });
+      await asOlderVersion(job.id);
+      return job.id;
+    };
+    const pictured = (await submitJob(farm, { kind: 'blend', userId: 'fay', params: { ...params, images: [{ index: 1, strength: 0.5 }] }, inputs: { 'image-2': PHOTO } })).id;
+    await finish(pictured);
+    const plain = (await submitJob(farm, { kind: 'blend', userId: 'fay', params })).id;
+    await finish(plain);
+    const finishedExtension = await extend(pictured, 'done');
+    await finish(finishedExtension);
+    const queued = await extend(pictured, 'queued');
+    const deeper = await extend(finishedExtension, 'deeper'); // the pictures are two links up
+    const plainExtension = await extend(plain, 'plain');
+    const cancelled = await extend(pictured, 'cancelled');
+    await cancelJob(farm, cancelled);
+    // Running on an old worker, which spooled its render and lost the database.
+    const running = await extend(pictured, 'running');
+    const claimed = await claimSpecificJob(farm, 'w-old', running, withEncoder);
+    const spoolDir = fs.mkdtempSync(path.join(os.tmpdir(), 'blendfarm-upgrade-spool-'));
+    cleanup.push(() => fs.rmSync(spoolDir, { recursive: true, force: true }));
+    const spool = new Spool(spoolDir);
+    const video = Buffer.from('the render of the running extension');
+    spool.release(await spool.put({ jobId: running, attempt: claimed!.attempt, leaseToken: claimed!.leaseToken, workerId: 'w-old', format: 'mp4', mime: 'video/mp4', meta: {}, gpuSeconds: 0.5, jobDigest: jobDigest(claimed!), queuedEventId: claimed!.queuedEventId }, video));
+    const flagged = async (db: FarmDb) =>
+      (await queryRows<{ id: number }>(db.db, sql`select id::int from jobs where params @> '{"movieHasPictures": true}'::jsonb order by id`)).map((r) => r.id);
+    expect(await flagged(old)).toEqual([]);
+    await old.close();
+
+    const db = await open(true);
+    farm = farmContext(db, { budget: GENEROUS_BUDGET, leaseSeconds: 300 });
+    // Active extensions of the picture movie, however far down the chain; not the text movie's, not finished ones.
+    expect(await flagged(db)).toEqual([queued, deeper, running]);
+    expect((await getJob(farm, plainExtension))?.params.movieHasPictures).toBeUndefined();
+    // The claim routes them: the text-only worker gets only the text movie's extension.
+    expect((await claimJob(farm, 'w-text', textOnly))?.id).toBe(plainExtension);
+    expect(await claimJob(farm, 'w-text', textOnly)).toBeUndefined();
+    expect((await claimJob(farm, 'w-enc', withEncoder))?.id).toBe(queued);
+    expect((await claimJob(farm, 'w-enc', withEncoder))?.id).toBe(deeper);
+    // The render spooled before the upgrade is the same job: completed, not deleted as changed.
+    const lines: string[] = [];
+    const counts = await recoverSpool({
+      farm,
+      spool,
+      workerId: 'w-new',
+      capabilities: withEncoder,
+      log: (line) => lines.push(line),
+      complete: (lease, entry, bytes) => completeJob(farm, lease, { artifact: { format: entry.format, mime: entry.mime, sizeBytes: bytes.byteLength, meta: entry.meta, data: bytes }, gpuSeconds: entry.gpuSeconds }),
+      reported: new Map(),
+    });
+    expect(lines.join('\n')).toContain(`job ${running}: completed from the spool`);
+    expect(counts.completed).toBe(1);
+    expect(await getJob(farm, running)).toMatchObject({ status: 'done', spentGpuSeconds: 0.5 });
+    expect((await getArtifact(farm, running))?.bytes.toString()).toBe(video.toString());
   });
 });
