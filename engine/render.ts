@@ -5,6 +5,7 @@
 import type { StableDiffusionPipeline } from './pipeline/stable-diffusion.ts';
 import { recoverEndpoint, renderMovie, type TransitionMode, type MovieProgress } from './blend/movie.ts';
 import { segmentsToVideo } from './blend/video.ts';
+import { checkVideoRequest } from './video/rules.ts';
 import type { PerceptualMetric } from './blend/perceptual.ts';
 import type { VideoFormat } from './video/encode.ts';
 import { encodePng } from './image.ts';
@@ -155,7 +156,9 @@ export async function renderVideo(
     depthStrength: req.depthStrength,
     signal: opts.signal,
   };
-  // Pictures are prepared at the render size before anything renders, so a bad file fails first.
+  // The video's settings and the pictures are checked before anything renders, so a bad value or
+  // file fails at once, not after the whole movie has been rendered.
+  checkVideoRequest(Math.max(1, ext ? req.prompts.length : req.prompts.length - 1), { fps: req.fps, duration: req.duration, format: req.format, maxBytes: req.maxBytes });
   const size = pipe.resolve({ prompt: req.prompts[0] ?? '', width: req.width, height: req.height });
   const inpaint = await prepareInpaint(req.inpaint, size.width, size.height, req.imageLimits);
   const pictures = await prepareRequestImages(req.images, req.prompts.length, size.width, size.height, req.imageLimits);

@@ -38,9 +38,14 @@ export function estimateSeconds(stages: Stage[], steps: number, unetStep: number
   return t;
 }
 
-export function planStages(steps: number, depthStrength: number, budget: StageBudget): Stage[] {
+/** What a stage plan needs of the request: a depth strictly inside (0, 1) and at least 2 steps to branch between. */
+export function checkStageRequest(steps: number, depthStrength: number): void {
   if (!(depthStrength > 0 && depthStrength < 1)) throw new InvalidRequestError(`depth strength must be between 0 and 1 (exclusive), got ${depthStrength}`);
   if (steps < 2) throw new InvalidRequestError(`latent blending needs at least 2 denoising steps, got ${steps}`);
+}
+
+export function planStages(steps: number, depthStrength: number, budget: StageBudget): Stage[] {
+  checkStageRequest(steps, depthStrength);
   const base = Math.max(1, Math.floor(steps * depthStrength));
   const k = Math.ceil(steps / 10);
   const idxs: number[] = [];

@@ -16,7 +16,7 @@ import { drawSeed, latentNoise, stepNoise } from '../noise.ts';
 import { previewJpeg, type RawImage } from '../image.ts';
 import { slerp } from './slerp.ts';
 import { linspace } from '../schedulers/scheduler.ts';
-import { planStages, type Stage } from './stages.ts';
+import { checkStageRequest, planStages, type Stage } from './stages.ts';
 import type { PerceptualMetric } from './perceptual.ts';
 import { InvalidRequestError } from '../errors.ts';
 import { BuiltinPerceptualMetric } from './perceptual.ts';
@@ -324,6 +324,8 @@ class TransitionRun {
       throw new InvalidRequestError(`maxBranches must be a whole number from 2 to 500, got ${opts.maxBranches}`);
     }
     if (opts.computeSeconds !== undefined && !(opts.computeSeconds > 0)) throw new InvalidRequestError(`computeSeconds must be positive, got ${opts.computeSeconds}`);
+    // Checked here, not only when the stages are planned after the keyframes were rendered.
+    checkStageRequest(this.N, this.depth);
     if (opts.start && opts.imageA) throw new InvalidRequestError('a movie segment that continues from the previous one cannot also start from a picture; give the picture to the first prompt only');
     for (const [name, img] of [['A', opts.imageA], ['B', opts.imageB]] as const) {
       if (!img) continue;

@@ -6,7 +6,7 @@ import { concatKeyframes, concatPlans, planFrames, renderFrames, type PlanMode }
 import { encodeVideo, type EncodeResult, type VideoFormat } from '../video/encode.ts';
 import { appendFrames } from '../video/append.ts';
 import { decodeVideoFrames } from '../video/decode.ts';
-import { InvalidRequestError } from '../errors.ts';
+import { checkVideoRequest } from '../video/rules.ts';
 import type { MovieSegment } from './movie.ts';
 
 export interface VideoOptions {
@@ -29,11 +29,7 @@ export interface VideoOptions {
 }
 
 export async function segmentsToVideo(segments: Array<Pick<MovieSegment, 'keyframes' | 'gaps'>>, opts: VideoOptions): Promise<EncodeResult> {
-  if (!(opts.fps > 0 && opts.fps <= 120)) throw new InvalidRequestError(`fps must be between 1 and 120, got ${opts.fps}`);
-  const durations = segments.map((_, i) => (Array.isArray(opts.duration) ? opts.duration[i] : opts.duration));
-  durations.forEach((d, i) => {
-    if (!(typeof d === 'number' && d > 0 && d <= 600)) throw new InvalidRequestError(`segment ${i + 1} duration must be between 0 and 600 seconds, got ${d}`);
-  });
+  const durations = checkVideoRequest(segments.length, opts);
   const planned = segments.map((s, i) => {
     // Each segment gets fps * duration frames; the joins share a frame, counted once.
     const frames = Math.max(2, Math.round(opts.fps * durations[i]) + (i > 0 || opts.continues ? 1 : 0));

@@ -7,7 +7,7 @@ import { renderVariations, type VariationOptions } from './animation.ts';
 import { decodeImage, type ImageInput, type ImageInputLimits } from '../input-image.ts';
 import { encodeVideo, type VideoFormat } from '../video/encode.ts';
 import { encodePng, type RawImage } from '../image.ts';
-import { InvalidRequestError } from '../errors.ts';
+import { checkFps, checkVideoOutput } from '../video/rules.ts';
 import { type RenderTimings, timingTotals, timingsSince } from '../pipeline/timings.ts';
 
 export interface VariationRequest extends Omit<VariationOptions, 'image' | 'signal' | 'onFrames'> {
@@ -56,7 +56,8 @@ export async function renderVariationVideo(
 ): Promise<VariationOutput> {
   const t0 = performance.now();
   const fps = req.fps ?? DEFAULT_VARIATION_FPS;
-  if (!(fps >= 1 && fps <= 120)) throw new InvalidRequestError(`fps must be between 1 and 120, got ${fps}`);
+  checkFps(fps);
+  checkVideoOutput(req.format, req.maxBytes);
   pipe.resolve(req); // the request's sizes and steps, checked before the picture is decoded
   // As uploaded: CLIP's processor crops it (not the render size), as diffusers does.
   const image = await decodeImage(req.image, 'the start picture', req.imageLimits);

@@ -4,7 +4,7 @@
  * the value and what to give instead.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InvalidRequestError, SeededRandom, StableDiffusionPipeline, latentNoise } from '../../../engine/index.ts';
+import { InvalidRequestError, SeededRandom, StableDiffusionPipeline, latentNoise, renderVideo, type RenderRequest, type VideoFormat } from '../../../engine/index.ts';
 import { LatentBlender } from '../../../engine/blend/transition.ts';
 import { renderMovie } from '../../../engine/blend/movie.ts';
 import { renderWalk, type WalkMode } from '../../../engine/blend/walks.ts';
@@ -62,7 +62,30 @@ describe('bad requests are InvalidRequestError', () => {
   it('video: fps and segment durations out of range', async () => {
     const keyframe = (await pipe.generate({ prompt: 'x', seed: 1, steps: 2, ...SIZE })).images[0];
     await rejectsAsRequest(() => segmentsToVideo([{ keyframes: [keyframe, keyframe] }], { fps: 0, duration: 1 }), /fps must be between 1 and 120, got 0/);
-    await rejectsAsRequest(() => segmentsToVideo([{ keyframes: [keyframe, keyframe] }], { fps: 10, duration: 0 }), /segment 1 duration must be between 0 and 600 seconds, got 0/);
+    await rejectsAsRequest(() => segmentsToVideo([{ keyframes: [keyframe, keyframe] }], { fps: 10, duration: 0 }), /segment 1 duration must be more than 0 and at most 600 seconds, got 0/);
+  });
+
+  it('renderVideo: bad video settings, too few steps and a bad depth fail before any UNet call', async () => {
+    const base: RenderRequest = { prompts: ['a red house', 'a blue boat'], seeds: [1, 2], steps: 4, ...SIZE, maxBranches: 3, duration: 0.5, fps: 4 };
+    const bad: Array<[Partial<RenderRequest>, RegExp]> = [
+      [{ fps: 0 }, /fps must be between 1 and 120, got 0/],
+      [{ fps: 1000 }, /fps must be between 1 and 120, got 1000/],
+      [{ duration: 0 }, /segment 1 duration must be more than 0 and at most 600 seconds, got 0/],
+      [{ prompts: ['a', 'b', 'c'], seeds: undefined, duration: [1] }, /1 durations for 2 transitions; give one number for all or one per transition/],
+      [{ format: 'avi' as VideoFormat }, /unknown video format "avi"; use one of mp4, webm, webp, gif/],
+      [{ maxBytes: 0 }, /the size limit \(maxBytes\) must be a positive number of bytes, got 0/],
+      [{ steps: 1 }, /latent blending needs at least 2 denoising steps, got 1/],
+      [{ depthStrength: 1.5 }, /depth strength must be between 0 and 1 \(exclusive\), got 1.5/],
+      [{ extend: { prompts: ['x', 'y'], seeds: [5, 6] }, fps: 500 }, /fps must be between 1 and 120, got 500/],
+    ];
+    for (const [change, message] of bad) {
+      const calls = pipe.unet.calls;
+      await rejectsAsRequest(() => renderVideo(pipe, { ...base, ...change }), message);
+      expect(pipe.unet.calls, JSON.stringify(change)).toBe(calls);
+    }
+    // A per-transition list of the right length still renders.
+    const ok = await renderVideo(pipe, { ...base, prompts: ['a', 'b', 'c'], seeds: [1, 2, 3], duration: [0.5, 0.25] });
+    expect(ok.frames).toBe(3);
   });
 
   it('seeded noise: negative or fractional seeds', () => {

@@ -109,6 +109,13 @@ describe('variation animations', () => {
   it('refuses bad options with a message that says what to do', async () => {
     await expect(renderVariations(pipe, { image: photo, noiseShift: 2 })).rejects.toThrow(/noise shift must be between 0/);
     await expect(renderVariations(pipe, { image: photo, variations: 100, intermediate: 60 })).rejects.toThrow(InvalidRequestError);
+    // The video's format and size limit are checked before any frame is rendered, as fps is.
+    const req = { image: readFileSync('test/fixtures/photos/coffee.png'), width: 64, height: 64, steps: 2, variations: 1, intermediate: 1, seed: 3, clip: { repeats: 0 }, fps: 8 };
+    const calls = pipe.unet.calls;
+    await expect(renderVariationVideo(pipe, { ...req, format: 'mov' as never })).rejects.toThrow(/unknown video format "mov"; use one of mp4, webm, webp, gif/);
+    await expect(renderVariationVideo(pipe, { ...req, maxBytes: -5 })).rejects.toThrow(InvalidRequestError);
+    await expect(renderVariationVideo(pipe, { ...req, fps: 0 })).rejects.toThrow(/fps must be between 1 and 120, got 0/);
+    expect(pipe.unet.calls).toBe(calls);
   });
 
   it('embeds the picture as uploaded, whatever the render size: CLIP crops it, as diffusers does', async () => {
