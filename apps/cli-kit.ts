@@ -45,9 +45,20 @@ export function choiceOption<T extends string>(name: string, raw: string | undef
 }
 
 /**
+ * Whether `err` is a bad command line: a UsageError, or node:util parseArgs refusing the arguments
+ * (an unknown flag, a flag without its value: its errors carry an ERR_PARSE_ARGS_* code).
+ */
+export function isUsageError(err: unknown): boolean {
+  if (err instanceof UsageError) return true;
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS_');
+}
+
+/**
  * The top-level runner of every command-line program: runs main and sets process.exitCode to what
- * main returned (else 0), 2 for a UsageError, 1 for any other error, each error shown as one line
- * on stderr (the stack trace only when DEBUG is set). Returns the exit status too.
+ * main returned (else 0), 2 for a bad command line (isUsageError), 1 for any other error, each
+ * error shown as one line on stderr (the stack trace only when DEBUG is set). Returns the exit
+ * status too.
  */
 export async function runCli(main: () => Promise<number | void>): Promise<number> {
   let code: number;
@@ -57,7 +68,7 @@ export async function runCli(main: () => Promise<number | void>): Promise<number
     if (process.env.DEBUG) console.error(err);
     const msg = err instanceof ConfigError ? err.message : err instanceof Error ? err.message : String(err);
     process.stderr.write(`\nerror: ${msg}\n`);
-    code = err instanceof UsageError ? 2 : 1;
+    code = isUsageError(err) ? 2 : 1;
   }
   process.exitCode = code;
   return code;

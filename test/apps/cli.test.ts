@@ -93,6 +93,20 @@ describe('choice flags are checked the same way by every render CLI', () => {
   });
 });
 
+describe('a flag the command does not know, or one without its value, is a bad command line', () => {
+  it.each([
+    ['blend.ts', ['a', 'b', '--colour', 'red'], "error: Unknown option '--colour'"],
+    ['movie.ts', ['a', 'b', '--fps'], "error: Option '--fps <value>' argument missing"],
+    ['generate.ts', ['x', '--bogus'], "error: Unknown option '--bogus'"],
+    ['upscale.ts', ['in.mp4', '--scale'], "error: Option '--scale <value>' argument missing"],
+  ])('%s %j: exit 2 and one line saying so', async (script, args, message) => {
+    const r = await cli(script, args);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(message);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+});
+
 describe('seed flags take the engine\'s seeds (0..MAX_SEED) only', () => {
   const past = String(MAX_SEED + 1);
   const range = `from 0 to ${MAX_SEED}`;
