@@ -16,11 +16,13 @@
  * lost, and failed deliveries, each retried after a wait that doubles from retryDelayMs up to
  * DELIVERY_MAX_RETRY_DELAY_MS (kept in memory), so a Discord outage is ridden out. A job is given
  * up (marked delivered, logged, its owner told by DM) when Discord says the place cannot be posted
- * to whatever we do (UNDELIVERABLE_CODES: channel or server gone, no access, missing permissions)
- * or its video is no longer stored, or once its delivery has failed for DELIVERY_GIVE_UP_AFTER_MS.
+ * to whatever we do (UNDELIVERABLE_CODES: channel or server gone, no access, missing permissions,
+ * a thread locked by a moderator) or its video is no longer stored, or once its delivery has failed
+ * for DELIVERY_GIVE_UP_AFTER_MS. A thread archived since (Discord refuses edits there) is unarchived
+ * for the result when it is not locked and the bot may (reopenThread), as a new message would.
  */
 import { hostname } from 'node:os';
-import { DiscordAPIError, GuildPremiumTier, RESTJSONErrorCodes, Routes, type Client } from 'discord.js';
+import { DiscordAPIError, GuildPremiumTier, RESTJSONErrorCodes, Routes, type APIChannel, type Client } from 'discord.js';
 import type { RawFile } from '@discordjs/rest';
 import {
   claimDelivery,
@@ -132,7 +134,7 @@ export class JobMessenger {
   private readonly lastEdit = new Map<number, number>();
   private readonly timers = new Map<number, NodeJS.Timeout>();
   /** The deliveries under way (deliver), by job: one at a time per job, and stop() waits for them. */
-  private readonly deliveries = new Map<number, Promise<void>>();
+  private readonly deliveries = new Map<number, Promise<unknown>>();
   private readonly retries = new Map<number, RetryState>();
   /** Reactions' jobs whose reply this process has posted and recorded, or failed to, and when: no need to wait for it (replySettled). */
   private readonly settledReplies = new Map<number, number>();
@@ -275,7 +277,8 @@ export class JobMessenger {
         payload.embeds = [{ image: { url: `attachment://${name}` } }];
       }
     }
-    await this.editJobMessage(job, payload);
+    // A progress edit leaves an archived thread as it is (the edit fails and is logged); the result reopens it.
+    await this.editJobMessage(job, payload, { reopenThread: false });
   }
 
   /**
@@ -380,7 +383,7 @@ export class JobMessenger {
   private async post(job: Job, payload: MessagePayload): Promise<void> {
     if (this.stopped) throw new Stopping();
     if (!(await claimDelivery(this.farm, job.id, this.claimant, this.claimSeconds))) throw new ClaimLost();
-    await this.editJobMessage(job, payload);
+    await this.editJobMessage(job, payload, { reopenThread: true });
   }
 
   /** A failed delivery: given up when it cannot succeed or has failed too long, else tried again later. */
@@ -491,9 +494,11 @@ export class JobMessenger {
 
   /**
    * Edits the job's message: interaction webhook while the token is valid, then the bot's own
-   * message edit, then a new message mentioning the owner.
+   * message edit, then a new message mentioning the owner. In a thread archived since (Discord
+   * refuses edits there with 50083, and posting anew would unarchive it anyway) the thread is
+   * unarchived first when `reopenThread` (reopenThread); a locked one is not (Undeliverable).
    */
-  private async editJobMessage(job: Job, payload: MessagePayload): Promise<void> {
+  private async editJobMessage(job: Job, payload: MessagePayload, { reopenThread }: { reopenThread: boolean }): Promise<void> {
     const body = {
       // Messages not made by a command (🔍/🔁 reactions) say whose job they are; edits never re-ping.
       content: job.interactionToken ? payload.content : `<@${job.userId}> ${payload.content}`,
@@ -506,9 +511,19 @@ export class JobMessenger {
     const files = payload.files ?? [];
     const appId = this.client.application?.id ?? this.client.user?.id;
     const tokenAlive = job.interactionToken && job.interactionExpiresAt && job.interactionExpiresAt.getTime() - Date.now() > 10_000;
+    // An edit refused because the thread is archived is made again once the thread is reopened.
+    const inOpenThread = async (edit: () => Promise<unknown>): Promise<void> => {
+      try {
+        await edit();
+      } catch (err) {
+        if (!reopenThread || !isArchivedThread(err) || !job.channelId) throw err;
+        await this.reopenThread(job, err);
+        await edit();
+      }
+    };
     if (tokenAlive && appId) {
       try {
-        await this.client.rest.patch(Routes.webhookMessage(appId, job.interactionToken!, '@original'), { body, files, auth: false });
+        await inOpenThread(() => this.client.rest.patch(Routes.webhookMessage(appId, job.interactionToken!, '@original'), { body, files, auth: false }));
         return;
       } catch (err) {
         if (!isGone(err)) throw err;
@@ -516,7 +531,7 @@ export class JobMessenger {
     }
     if (job.channelId && job.messageId) {
       try {
-        await this.client.rest.patch(Routes.channelMessage(job.channelId, job.messageId), { body, files });
+        await inOpenThread(() => this.client.rest.patch(Routes.channelMessage(job.channelId!, job.messageId!), { body, files }));
         return;
       } catch (err) {
         if (!isGone(err)) throw err;
@@ -541,6 +556,30 @@ export class JobMessenger {
       // Posted all the same: failing here would post it again. Later edits post anew, and 🔍/🔁 on it find no job.
       this.log(`[bot] job ${job.id} was posted as message ${posted.id}, but recording that failed: ${loggableError(err)}`);
     }
+  }
+
+  /**
+   * Unarchives the job's thread (archived since the job was asked for: Discord refuses edits there
+   * with 50083), so its message can be edited as a new message would have unarchived it. Not a
+   * thread locked by a moderator, nor one the bot may not unarchive: those are Undeliverable (a new
+   * message is refused there too), so the owner is told at once instead of a day of retries.
+   */
+  private async reopenThread(job: Job, cause: unknown): Promise<void> {
+    const threadId = job.channelId!;
+    try {
+      const thread = (await this.client.rest.get(Routes.channel(threadId))) as APIChannel;
+      if ('thread_metadata' in thread && thread.thread_metadata?.locked) throw new Undeliverable(THREAD_LOCKED, cause);
+      await this.client.rest.patch(Routes.channel(threadId), { body: { archived: false } });
+    } catch (err) {
+      if (err instanceof Undeliverable) throw err;
+      if (err instanceof DiscordAPIError && err.code === RESTJSONErrorCodes.ThreadLocked) throw new Undeliverable(THREAD_LOCKED, err);
+      // Not allowed to unarchive it (no Send Messages there, or locked meanwhile): a new message would be refused too.
+      if (err instanceof DiscordAPIError && (err.status === 403 || isArchivedThread(err))) throw new Undeliverable(THREAD_NOT_REOPENED, err);
+      const reason = undeliverableReason(err); // the thread is gone
+      if (reason) throw new Undeliverable(reason, err);
+      throw err;
+    }
+    this.log(`[bot] job ${job.id}: its thread ${threadId} had been archived; unarchived it to post the result`);
   }
 }
 
@@ -599,6 +638,14 @@ class TooLargeForServer extends Error {
   }
 }
 
+/** A thread a moderator locked: nobody but moderators posts there, and the bot does not reopen it. */
+const THREAD_LOCKED: UndeliverableReason = { why: 'its thread was locked by a moderator', advice: 'Run the command again in an open channel or thread.' };
+/** An archived thread the bot may not unarchive (Discord's refusal): a new message would be refused as well. */
+const THREAD_NOT_REOPENED: UndeliverableReason = {
+  why: 'its thread was archived and I may not reopen it',
+  advice: 'Run the command again in an open channel or thread (or ask a moderator to reopen that one first).',
+};
+
 const PERMISSION_ADVICE = `A server admin can give me ${listOfNames(POSTING_PERMISSIONS.map((p) => p.name))} in that channel, or run the command in a channel where I have them.`;
 
 /**
@@ -611,6 +658,9 @@ export const UNDELIVERABLE_CODES: ReadonlyMap<number, UndeliverableReason> = new
   [RESTJSONErrorCodes.MissingAccess, { why: 'I can no longer see that channel', advice: PERMISSION_ADVICE }],
   [RESTJSONErrorCodes.MissingPermissions, { why: 'I am missing a permission I need there', advice: PERMISSION_ADVICE }],
   [RESTJSONErrorCodes.CannotSendMessagesInNonTextChannel, { why: 'it is not a text channel', advice: 'Run the command again in a text channel.' }],
+  // A new message unarchives an archived thread unless it is locked: refused, it is locked (archived or not).
+  [RESTJSONErrorCodes.ThreadLocked, THREAD_LOCKED],
+  [RESTJSONErrorCodes.InvalidActionOnArchivedThread, THREAD_LOCKED],
 ]);
 
 /**
@@ -619,6 +669,11 @@ export const UNDELIVERABLE_CODES: ReadonlyMap<number, UndeliverableReason> = new
  * access to that message, e.g. its channel is gone: the fallback post then says why).
  */
 const GONE_CODES: ReadonlySet<number> = new Set([RESTJSONErrorCodes.InvalidWebhookToken, RESTJSONErrorCodes.UnknownMessage, RESTJSONErrorCodes.UnknownWebhook]);
+
+/** Discord's refusal of an edit (or any change but a new message) in an archived thread. */
+function isArchivedThread(err: unknown): boolean {
+  return err instanceof DiscordAPIError && err.code === RESTJSONErrorCodes.InvalidActionOnArchivedThread;
+}
 
 function isGone(err: unknown): boolean {
   return err instanceof DiscordAPIError && (GONE_CODES.has(Number(err.code)) || err.status === 401 || err.status === 403 || err.status === 404);

@@ -194,6 +194,62 @@ describe('delivery rides out outages and gives up only on what cannot succeed', 
   });
 });
 
+describe('a reply in a thread archived since', () => {
+  const archived = (id: string) => fake.channel(id).thread!.archived;
+
+  it('archived but not locked: the bot unarchives it and the video lands in the reply, with no retry', async () => {
+    const thread = fake.addThread({ name: 'heron ideas', parent: 'renders' }, home.id);
+    const run = blend('[fake ms=600] a heron', { channelId: thread.id });
+    await run.waitForOriginal(isQueued, 10_000);
+    const job = await jobOf(run);
+    fake.setThread(thread.id, { archived: true });
+    const done = await run.waitForOriginal(hasVideo, 20_000);
+    expect(done.content).toContain(`#${job.id}:`);
+    expect(done.channelId).toBe(thread.id);
+    expect(archived(thread.id)).toBe(false);
+    await until(async () => (await getJob(farm, job.id))!.deliveredAt !== null, 5000, 'delivered');
+    expect(logs.some((l) => l.includes(`delivering job ${job.id} failed`) || l.includes(`job ${job.id} given up`))).toBe(false);
+    expect(fake.messages(fake.dmChannel(alice)?.id).filter((m) => m.content.includes(`#${job.id}`))).toEqual([]);
+    // The same once the interaction's token is gone: the bot's own edit of the reply, after unarchiving.
+    const late = blend('[fake ms=600] a stork', { channelId: thread.id });
+    await late.waitForOriginal(isQueued, 10_000);
+    const lateJob = await jobOf(late);
+    fake.expireToken(late.token);
+    fake.setThread(thread.id, { archived: true });
+    const lateDone = await late.waitForOriginal(hasVideo, 20_000);
+    expect(lateDone.content).toContain(`#${lateJob.id}:`);
+    expect(archived(thread.id)).toBe(false);
+  });
+
+  it('locked by a moderator: given up at once (no day of retries), the thread left as it is, the owner told by DM', async () => {
+    const thread = fake.addThread({ name: 'closed ideas', parent: 'renders' }, home.id);
+    const run = blend('[fake ms=600] a crane', { channelId: thread.id });
+    await run.waitForOriginal(isQueued, 10_000);
+    const job = await jobOf(run);
+    fake.setThread(thread.id, { archived: true, locked: true });
+    const dm = await fake.waitForMessage((m) => m.channelId === fake.dmChannel(alice)?.id && m.content.includes(`#${job.id}`), 20_000);
+    expect(dm.content).toMatch(/could not post it in <#\d+> in \*\*Home\*\*: its thread was locked by a moderator\. /);
+    expect(dm.content).toContain(`I won't try to post job #${job.id} again`);
+    expect((await getJob(farm, job.id))!.deliveredAt).not.toBeNull();
+    expect(fake.channel(thread.id).thread).toMatchObject({ archived: true, locked: true });
+    expect(logs.some((l) => l.includes(`delivering job ${job.id} failed`))).toBe(false);
+    expect(logs.some((l) => l.includes(`job ${job.id} given up`) && l.includes('its thread was locked'))).toBe(true);
+    // Locked but not archived, the token gone: the fallback post is refused (160005), given up the same way.
+    fake.setThread(thread.id, { archived: false, locked: false });
+    const second = blend('[fake ms=600] an ibis', { channelId: thread.id });
+    await second.waitForOriginal(isQueued, 10_000);
+    const secondJob = await jobOf(second);
+    fake.expireToken(second.token);
+    // Its reply is gone (deleted by a moderator), so the bot posts a new message.
+    fake.failNext({ route: new RegExp(`^/channels/${thread.id}/messages/\\d+$`), method: 'PATCH', status: 404, code: 10008, message: 'Unknown Message', times: 100_000 });
+    fake.setThread(thread.id, { locked: true });
+    const secondDm = await fake.waitForMessage((m) => m.channelId === fake.dmChannel(alice)?.id && m.content.includes(`#${secondJob.id}`), 20_000);
+    expect(secondDm.content).toContain('its thread was locked by a moderator');
+    expect(logs.some((l) => l.includes(`delivering job ${secondJob.id} failed`))).toBe(false);
+    fake.clearFaults();
+  });
+});
+
 describe('a video too large for its channel that cannot be shrunk here', () => {
   const settled = async (job: Job, run: InteractionHandle) => {
     const done = await run.waitForOriginal((m) => /is not attached/.test(m.content), 20_000);
