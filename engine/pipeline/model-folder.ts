@@ -137,6 +137,12 @@ export function readModelFolder(dir: string): ModelFolder {
   }
   const index = readJson(join(dir, 'model_index.json'), 'the pipeline description written by diffusers/optimum, with a "_class_name" key');
   const className = String(index._class_name ?? '');
+  if (className === 'StableDiffusionUpscalePipeline') {
+    throw new ModelFileError(
+      dir,
+      'this is the x4 upscaler (StableDiffusionUpscalePipeline): it enlarges finished videos (npm run upscale -- --model x4-diffusion --weights DIR; a worker takes it as BLENDFARM_X4_UPSCALER_DIR), it does not render from text; point the model setting at a text-to-image export (models/README.md)',
+    );
+  }
   const hasTe2 = existsSync(join(dir, 'text_encoder_2'));
   const isXL = hasTe2 || /XL/.test(className);
 

@@ -80,14 +80,27 @@ export class UNet {
     const find = (want: string[], what: string): string => {
       const hit = want.find((w) => this.byName.has(w));
       if (!hit) {
-        throw new Error(`${loaded.path}: the UNet has no ${what} input (looked for ${want.join(', ')}; it has ${inputs.map((i) => i.name).join(', ')})`);
+        throw new ModelFileError(loaded.path, `the UNet has no ${what} input (looked for ${want.join(', ')}; it has ${inputs.map((i) => i.name).join(', ')}); is this a Stable Diffusion UNet exported to ONNX?`);
       }
       return hit;
     };
+    const sampleNames = ['sample', 'latent_sample', 'x'];
+    const timestepNames = ['timestep', 'timesteps', 't'];
+    const hiddenNames = ['encoder_hidden_states', 'context'];
+    // An input nobody feeds fails every render inside ONNX Runtime ("input 'class_labels' is missing"): refuse it at load.
+    const fed = new Set([...sampleNames, ...timestepNames, ...hiddenNames, 'text_embeds', 'time_ids', 'timestep_cond']);
+    const unknown = inputs.map((i) => i.name).filter((n) => !fed.has(n));
+    if (unknown.length) {
+      const hint = unknown.includes('class_labels') ? " (class_labels is the noise level of the x4 upscaler's UNet: use that model for upscaling, not as a text-to-image model)" : '';
+      throw new ModelFileError(
+        loaded.path,
+        `the UNet takes ${unknown.join(', ')}, which a Stable Diffusion text-to-image, inpainting or image-variation UNet does not${hint}; point the model setting at such an export (models/README.md)`,
+      );
+    }
     this.names = {
-      sample: find(['sample', 'latent_sample', 'x'], 'latent sample'),
-      timestep: find(['timestep', 'timesteps', 't'], 'timestep'),
-      hidden: find(['encoder_hidden_states', 'context'], 'text embedding'),
+      sample: find(sampleNames, 'latent sample'),
+      timestep: find(timestepNames, 'timestep'),
+      hidden: find(hiddenNames, 'text embedding'),
       textEmbeds: this.byName.has('text_embeds') ? 'text_embeds' : undefined,
       timeIds: this.byName.has('time_ids') ? 'time_ids' : undefined,
       timestepCond: this.byName.has('timestep_cond') ? 'timestep_cond' : undefined,

@@ -6,9 +6,12 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
+import { cpSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
-import { StableDiffusionPipeline, InvalidRequestError, readModelFolder, sharpOfForTests } from './optimum-helpers.ts';
+import { StableDiffusionPipeline, InvalidRequestError, ModelFileError, readModelFolder, sharpOfForTests } from './optimum-helpers.ts';
+import { testModelDir } from '../../../models/paths.ts';
+import { useTempDir } from '../../helpers/temp-dir.ts';
 import { maxAbsDiff, readReference, relDiff } from '../../helpers/reference-arrays.ts';
 
 const DIR = fileURLToPath(new URL('../../fixtures/tiny-sd-optimum/', import.meta.url));
@@ -130,5 +133,40 @@ describe('tiny-sd-optimum: what a user points BLENDFARM_MODEL_DIR at', () => {
     await expect(pipe.generate({ prompt: 'x', width: 64, height: 64, steps: 1, latents: new Float32Array(100) })).rejects.toThrow(
       /latents must hold batch x 4 x 32 x 32 values \(4096 per image for 64x64\), got 100/,
     );
+  });
+});
+
+describe('a folder of the wrong kind is refused at load, naming what it is', () => {
+  let tmp = '';
+  useTempDir('wrong-kind-', (d) => (tmp = d));
+  /** tiny-sd-optimum with its unet/model.onnx replaced by `onnx`. */
+  const withUnet = (name: string, onnx: string): string => {
+    const dir = join(tmp, name);
+    cpSync(DIR, dir, { recursive: true });
+    cpSync(onnx, join(dir, 'unet', 'model.onnx'));
+    return dir;
+  };
+  const loadError = async (dir: string): Promise<Error> => {
+    const err = await StableDiffusionPipeline.load(dir).then(
+      async (p) => {
+        await p.release();
+        return new Error('loaded');
+      },
+      (e: Error) => e,
+    );
+    expect(err).toBeInstanceOf(ModelFileError);
+    return err;
+  };
+
+  it('the x4 upscaler folder: not a text-to-image model (it loaded, and every render failed inside ONNX Runtime)', async () => {
+    expect(() => readModelFolder(testModelDir('x4-upscaler'))).toThrow(ModelFileError);
+    expect((await loadError(testModelDir('x4-upscaler'))).message).toMatch(/this is the x4 upscaler \(StableDiffusionUpscalePipeline\): it enlarges finished videos .*x4-diffusion/);
+  });
+
+  it("a UNet with an input the engine does not feed (the upscaler's class_labels) or without a timestep", async () => {
+    const upscalerUnet = await loadError(withUnet('x4-unet', join(testModelDir('x4-upscaler'), 'unet', 'model.onnx')));
+    expect(upscalerUnet.message).toMatch(/the UNet takes class_labels, which a Stable Diffusion text-to-image, inpainting or image-variation UNet does not \(class_labels is the noise level of the x4 upscaler's UNet/);
+    const vaeAsUnet = await loadError(withUnet('vae-unet', join(DIR, 'vae_decoder', 'model.onnx')));
+    expect(vaeAsUnet.message).toMatch(/unet\/model.onnx: the UNet has no timestep input \(looked for timestep, timesteps, t; it has latent_sample\); is this a Stable Diffusion UNet/);
   });
 });

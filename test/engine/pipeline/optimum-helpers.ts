@@ -1,5 +1,5 @@
 /** Shared by the optimum-export tests: the engine's public surface and a PNG reader. */
-export { StableDiffusionPipeline, InvalidRequestError, readModelFolder } from '../../../engine/index.ts';
+export { StableDiffusionPipeline, InvalidRequestError, ModelFileError, readModelFolder } from '../../../engine/index.ts';
 
 /** Raw RGB bytes of a PNG (sharp, as the engine uses it). */
 export async function sharpOfForTests(file: string): Promise<Uint8Array> {
