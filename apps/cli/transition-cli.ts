@@ -77,6 +77,19 @@ Options:
 `;
 }
 
+/** Flags only the other command reads, with what this one takes instead: given here, they are refused, never ignored. */
+const OTHER_COMMANDS_FLAGS: Record<'blend' | 'movie', Record<string, string>> = {
+  blend: { seeds: '--seed-a and --seed-b', images: '--image-a and --image-b', strength: '--strength-a and --strength-b' },
+  movie: {
+    'seed-a': '--seeds N,N,...',
+    'seed-b': '--seeds N,N,...',
+    'image-a': '--images I:FILE,...',
+    'image-b': '--images I:FILE,...',
+    'strength-a': '--strength',
+    'strength-b': '--strength',
+  },
+};
+
 const splitNumbers = (name: string, raw: string | undefined, integer: boolean) =>
   raw === undefined ? undefined : raw.split(',').map((v) => numberOption(name, v.trim(), integer ? SEED_FLAG : { min: 0.1, max: 600 })!);
 
@@ -124,6 +137,11 @@ export async function runTransitionCli(kind: 'blend' | 'movie', argv = process.a
     process.stdout.write(help(kind));
     return;
   }
+  for (const [flag, instead] of Object.entries(OTHER_COMMANDS_FLAGS[kind])) {
+    if (values[flag as keyof typeof values] !== undefined) {
+      throw new UsageError(`--${flag} is for npm run ${kind === 'blend' ? 'movie' : 'blend'}; npm run ${kind} takes ${instead} (see --help)`);
+    }
+  }
   const prompts = positionals;
   if (kind === 'blend' && prompts.length !== 2) throw new UsageError('give exactly two prompts in quotes: npm run blend -- "a calm sea" "a stormy sea" (see --help)');
   if (kind === 'movie' && (prompts.length < 2 || prompts.length > MAX_MOVIE_PROMPTS)) throw new UsageError(`give 2 to ${MAX_MOVIE_PROMPTS} prompts in quotes (see --help)`);
@@ -165,9 +183,10 @@ export async function runTransitionCli(kind: 'blend' | 'movie', argv = process.a
       if (strength !== undefined && !file) throw new UsageError(`--strength-${end} needs --image-${end}`);
       if (file) pictureFlags.push({ index, image: await readPicture(`image-${end}`, file), strength });
     }
-  } else if (values.images) {
+  } else {
     const strength = numberOption('strength', values.strength, { min: 0.01, max: 1 });
-    for (const part of values.images.split(',')) {
+    if (strength !== undefined && !values.images) throw new UsageError('--strength needs --images');
+    for (const part of values.images?.split(',') ?? []) {
       const m = /^(\d+):(.+)$/.exec(part.trim());
       if (!m) throw new UsageError(`--images takes INDEX:FILE pairs separated by commas (e.g. 1:start.png,3:middle.jpg), got "${part}"`);
       pictureFlags.push({ index: Number(m[1]) - 1, image: await readPicture('images', m[2]), strength });

@@ -76,6 +76,22 @@ describe('npm run blend / movie', () => {
   });
 });
 
+describe('blend and movie refuse the flags only the other one reads, rather than ignore them', () => {
+  it.each([
+    ['blend.ts', ['a', 'b', '--seeds', '1,2'], '--seeds is for npm run movie; npm run blend takes --seed-a and --seed-b'],
+    ['blend.ts', ['a', 'b', '--strength', '0.3'], '--strength is for npm run movie; npm run blend takes --strength-a and --strength-b'],
+    ['blend.ts', ['a', 'b', '--images', '1:x.png'], '--images is for npm run movie; npm run blend takes --image-a and --image-b'],
+    ['movie.ts', ['a', 'b', '--seed-a', '1'], '--seed-a is for npm run blend; npm run movie takes --seeds N,N,...'],
+    ['movie.ts', ['a', 'b', '--image-b', 'x.png'], '--image-b is for npm run blend; npm run movie takes --images I:FILE,...'],
+    ['movie.ts', ['a', 'b', '--strength-a', '0.3'], '--strength-a is for npm run blend; npm run movie takes --strength'],
+    ['movie.ts', ['a', 'b', '--strength', '0.3'], '--strength needs --images'],
+  ])('%s %j: a usage error saying what to give instead', async (script, args, message) => {
+    const r = await cli(script, args);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`error: ${message}`);
+  });
+});
+
 describe('choice flags are checked the same way by every render CLI', () => {
   const photo = fileURLToPath(new URL('../fixtures/photos/coffee.png', import.meta.url));
   const formats = `--format must be one of ${VIDEO_FORMATS.join(', ')}, got "avi"`;
