@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { resolveFfmpeg } from './ffmpeg-path.ts';
+import { probeVideo } from './probe.ts';
 import type { RawImage } from './frames.ts';
 
 export type VideoFormat = 'mp4' | 'webm' | 'webp' | 'gif';
@@ -77,6 +78,12 @@ export class VideoTooLargeError extends Error {
 const DEFAULT_CRF: Record<'mp4' | 'webm', number> = { mp4: 23, webm: 32 };
 const CRF_RANGE: Record<'mp4' | 'webm', [number, number]> = { mp4: [0, 51], webm: [0, 63] };
 const WEBP_QUALITY = 75;
+/**
+ * GIF frame delays are whole centiseconds, and browsers (Chromium, Firefox, Safari, so Discord too)
+ * show a delay under 2 cs as 10 cs: above 50 fps a GIF plays several times too slowly. Faster
+ * requests are written at 50 fps, frames dropped evenly, the same duration.
+ */
+export const GIF_MAX_FPS = 50;
 /** Lower libwebp qualities tried before shrinking, since libwebp_anim has no bitrate target. */
 const WEBP_FALLBACK_QUALITIES = [50, 25];
 const RESOLUTION_STEPS = [0.75, 0.5, 0.35, 0.25];
@@ -183,7 +190,8 @@ function outputArgs(opts: EncodeOptions, s: AttemptSettings): string[] {
     case 'gif': {
       // One pass: split the stream, build a palette from one copy, apply it to the other.
       const palette = 'split[a][b];[a]palettegen=stats_mode=full[p];[b][p]paletteuse=dither=bayer:bayer_scale=3:diff_mode=rectangle';
-      return ['-vf', filter ? `${filter},${palette}` : palette, '-loop', '0', '-f', 'gif'];
+      const rate = opts.fps > GIF_MAX_FPS ? `fps=${GIF_MAX_FPS}` : undefined;
+      return ['-vf', [filter, rate, palette].filter(Boolean).join(','), '-loop', '0', '-f', 'gif'];
     }
   }
 }
@@ -366,14 +374,16 @@ export async function encodeVideo(frames: FrameSource, opts: EncodeOptions): Pro
 
   const finish = async (settings: AttemptSettings): Promise<EncodeResult> => {
     const bytes = await readFile(target);
+    // A GIF above GIF_MAX_FPS holds fewer frames than were given, at GIF_MAX_FPS.
+    const capped = opts.format === 'gif' && opts.fps > GIF_MAX_FPS;
     return {
       path: opts.out,
       bytes,
       format: opts.format,
       width: settings.width,
       height: settings.height,
-      frames: frameCount,
-      fps: opts.fps,
+      frames: capped ? (await probeVideo(bytes, { signal: opts.signal })).frames : frameCount,
+      fps: capped ? GIF_MAX_FPS : opts.fps,
       durationSeconds: frameCount / opts.fps,
       sizeBytes: bytes.length,
       attempts,

@@ -29,6 +29,34 @@ function solid(width: number, height: number, rgb: [number, number, number]): Ra
   return { data, width, height, channels: 3 };
 }
 
+/** Each frame's delay in centiseconds, read from a GIF's graphic control extensions (walking the blocks). */
+function gifFrameDelays(b: Buffer): number[] {
+  let p = 13;
+  if (b[10] & 0x80) p += 3 * 2 ** ((b[10] & 7) + 1); // global colour table
+  const skipSubBlocks = () => {
+    while (b[p] !== 0) p += b[p] + 1;
+    p++;
+  };
+  const delays: number[] = [];
+  for (;;) {
+    const block = b[p++];
+    if (block === 0x3b) return delays;
+    if (block === 0x21) {
+      const label = b[p++];
+      if (label === 0xf9) delays.push(b.readUInt16LE(p + 2));
+      skipSubBlocks();
+    } else if (block === 0x2c) {
+      const packed = b[p + 8];
+      p += 9;
+      if (packed & 0x80) p += 3 * 2 ** ((packed & 7) + 1); // local colour table
+      p++; // LZW minimum code size
+      skipSubBlocks();
+    } else {
+      throw new Error(`unexpected GIF block 0x${block?.toString(16)} at ${p - 1}`);
+    }
+  }
+}
+
 /** Deterministic noise (LCG), so sizes are meaningful and repeatable. */
 function noise(width: number, height: number, seed: number): RawImage {
   const data = Buffer.alloc(width * height * 3);
@@ -386,6 +414,20 @@ describe('encodeVideo', () => {
     expect(probe).toMatchObject({ format: 'gif', codec: 'gif', width: size, height: size, frames: fps * seconds });
     // GIF delays are whole centiseconds, so 1/12 s frames cannot add up exactly.
     expect(Math.abs(probe.durationSeconds - seconds)).toBeLessThan(0.1);
+  });
+
+  it('gif above 50 fps: every frame delay is at least 2 cs (browsers show 0-1 cs as 10 cs), same duration', async () => {
+    const frames = Array.from({ length: 60 }, (_, i) => solid(16, 16, [i * 4, 255 - i * 4, (i * 37) % 256]));
+    for (const [fps, wantFps] of [[60, 50], [120, 50], [24, 24]] as const) {
+      const result = await encodeVideo(frames, { format: 'gif', fps, width: 16, height: 16 });
+      const delays = gifFrameDelays(result.bytes);
+      expect(Math.min(...delays), `${fps} fps`).toBeGreaterThanOrEqual(2);
+      // The file plays for the duration asked for (60 frames at fps), to the centisecond per frame.
+      expect(Math.abs(delays.reduce((a, b) => a + b, 0) / 100 - 60 / fps), `${fps} fps`).toBeLessThanOrEqual(0.02);
+      expect(result.fps).toBe(wantFps);
+      expect(result.frames).toBe(delays.length);
+      expect(result.durationSeconds).toBeCloseTo(60 / fps, 6);
+    }
   });
 
   it('maxBytes: re-encodes at a computed bitrate when the first mp4 is too big', async () => {
