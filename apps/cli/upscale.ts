@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import sharp from 'sharp';
-import { DiffusionUpscaler, SuperResolutionUpscaler, upscaleVideo, VIDEO_FORMATS, type RawImage, type VideoFormat } from '../../engine/index.ts';
+import { DiffusionUpscaler, SuperResolutionUpscaler, upscaleVideo, VIDEO_FORMATS, type FrameUpscaler, type RawImage, type VideoFormat } from '../../engine/index.ts';
 import {
   DEFAULT_SUPER_RESOLUTION_MODEL,
   SUPER_RESOLUTION_MODELS,
@@ -71,6 +71,12 @@ async function main(): Promise<void> {
   const modelName = values.model ?? DEFAULT_SUPER_RESOLUTION_MODEL;
   if (!MODEL_NAMES.includes(modelName)) throw new UsageError(`--model must be one of ${MODEL_NAMES.join(', ')}, got "${modelName}"`);
   const diffusion = modelName === 'x4-diffusion';
+  // Flags of the other kind of upscaler are refused, not ignored.
+  const otherKinds = diffusion ? (['tile', 'batch'] as const) : (['weights', 'prompt', 'steps', 'seed'] as const);
+  const misplaced = otherKinds.filter((flag) => values[flag] !== undefined);
+  if (misplaced.length) {
+    throw new UsageError(`${misplaced.map((f) => `--${f}`).join(', ')} ${misplaced.length === 1 ? 'is' : 'are'} for ${diffusion ? 'the esrgan models' : 'x4-diffusion (--model x4-diffusion)'} only; ${modelName} does not use ${misplaced.length === 1 ? 'it' : 'them'}`);
+  }
   const scale = numberOption('scale', values.scale, { integer: true, min: 2, max: 8 }) ?? (diffusion ? 4 : 2);
   if (diffusion && scale !== 4) throw new UsageError('x4-diffusion upscales 4x; leave out --scale or give --scale 4');
   if (!diffusion) {
@@ -127,7 +133,13 @@ async function main(): Promise<void> {
       await (outExt === 'png' ? s.png() : outExt === 'webp' ? s.webp({ quality: 92 }) : s.jpeg({ quality: 92 })).toFile(out);
       summary = { input, output: out, kind: 'image', model: upscaler.name, scale: upscaler.scale, width: result!.width, height: result!.height, frames: 1 };
     } else {
-      const result = await upscaleVideo(upscaler as never, bytes, {
+      // The per-frame options (--tile; --prompt, --steps, --seed) go with every frame of a video too.
+      const withOptions: FrameUpscaler = {
+        name: upscaler.name,
+        scale: upscaler.scale,
+        upscaleFrames: (frames, opts) => upscaler.upscaleFrames(frames, { ...frameOpts, ...opts } as never),
+      };
+      const result = await upscaleVideo(withOptions, bytes, {
         out,
         format: outExt as VideoFormat,
         crf: numberOption('crf', values.crf, { integer: true, min: 0, max: 63 }),

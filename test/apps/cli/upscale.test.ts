@@ -3,6 +3,7 @@
  * in gives video out (every frame, 2x), --json prints a summary, x4-diffusion runs with its test model.
  */
 import { describe, expect, it } from 'vitest';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { encodeVideo, probeVideo, type RawImage } from '../../../engine/index.ts';
@@ -52,6 +53,36 @@ describe('npm run upscale', () => {
     const r = await cli([small, '--out', out, '--model', 'x4-diffusion', '--weights', weights, '--steps', '4', '--prompt', 'a cat', '--json']);
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout.trim())).toMatchObject({ kind: 'image', model: 'x4-diffusion', scale: 4, width: 128, height: 96 });
+  });
+
+  it('applies --seed, --steps and --prompt to every frame of a video, as to an image', async () => {
+    const weights = await ensureX4TestModel();
+    const frames: RawImage[] = [];
+    for (let k = 0; k < 3; k++) {
+      const { data } = await sharp(CROP).extract({ left: 10 + 3 * k, top: 10, width: 16, height: 16 }).raw().toBuffer({ resolveWithObject: true });
+      frames.push({ data: new Uint8Array(data), width: 16, height: 16, channels: 3 });
+    }
+    const input = join(dir, 'tiny.mp4');
+    await encodeVideo(frames, { out: input, format: 'mp4', fps: 8, width: 16, height: 16 });
+    const run = async (name: string, seed: string) => {
+      const out = join(dir, name);
+      const r = await cli([input, '--out', out, '--model', 'x4-diffusion', '--weights', weights, '--steps', '3', '--prompt', 'a cat', '--seed', seed]);
+      expect(r.code, r.stderr).toBe(0);
+      return readFile(out);
+    };
+    const [first, again, other] = [await run('s1.mp4', '1'), await run('s1-again.mp4', '1'), await run('s2.mp4', '2')];
+    // The same seed gives the same video (the seed was used, not a drawn one); another seed another video.
+    expect(again.equals(first)).toBe(true);
+    expect(other.equals(first)).toBe(false);
+  });
+
+  it('refuses the flags of the other kind of upscaler instead of ignoring them', async () => {
+    const seed = await cli([CROP, '--out', join(dir, 'x.png'), '--seed', '3']);
+    expect(seed.code).toBe(2);
+    expect(seed.stderr).toContain('error: --seed is for x4-diffusion (--model x4-diffusion) only; esrgan-slim does not use it');
+    const tile = await cli([CROP, '--out', join(dir, 'x.png'), '--model', 'x4-diffusion', '--weights', 'w', '--tile', '64', '--batch', '2']);
+    expect(tile.code).toBe(2);
+    expect(tile.stderr).toContain('error: --tile, --batch are for the esrgan models only; x4-diffusion does not use them');
   });
 
   it('says what is wrong and what to do', async () => {
