@@ -24,18 +24,37 @@
 # scripts/gpu-run.sh runs it on the device on test/fixtures/tiny-sd-optimum, then
 # scripts/gpu-ort-optimized.ts renders both folders and compares them with diffusers.
 set -euo pipefail
+USAGE="usage: bash scripts/ort-optimize.sh [--target cuda|cpu|cpu-fp16] IN OUT [STATS_JSON]"
+# A bad command line is exit 2 with the usage, whatever this machine's Python has.
+usage() { echo "ort-optimize: $1"; echo "$USAGE"; exit 2; }
 TARGET=cuda
-if [ "${1:-}" = --target ]; then TARGET="${2:-}"; shift 2; fi
+if [ "${1:-}" = --target ]; then
+  [ $# -ge 2 ] || usage "--target needs a value: cuda, cpu or cpu-fp16"
+  TARGET="$2"
+  shift 2
+fi
 case "$TARGET" in
   cuda) FLAGS=(--float16) ;;
   cpu) FLAGS=(--disable_group_norm --disable_skip_group_norm --disable_bias_splitgelu --disable_bias_add --disable_nhwc_conv --disable_packed_kv --disable_packed_qkv) ;;
   cpu-fp16) FLAGS=(--float16 --disable_group_norm --disable_skip_group_norm --disable_bias_splitgelu --disable_bias_add --disable_nhwc_conv --disable_packed_kv --disable_packed_qkv) ;;
-  *) echo "ort-optimize: --target takes cuda, cpu or cpu-fp16, got '$TARGET'"; exit 2 ;;
+  *) usage "--target takes cuda, cpu or cpu-fp16, got '$TARGET'" ;;
 esac
-USAGE="usage: ort-optimize.sh [--target cuda|cpu|cpu-fp16] IN OUT [STATS_JSON]"
-IN="${1:?$USAGE}"
-OUT="${2:?$USAGE}"
+[ $# -ge 2 ] && [ $# -le 3 ] || usage "give the input folder and the output folder (and optionally the stats file)"
+IN="$1"
+OUT="$2"
 STATS="${3:-$OUT/optimizer-stats.json}"
+# OUT is replaced only when it is missing, empty or an earlier output of this script; never when it
+# is IN or holds IN (a user's export must not be deleted by a typo).
+[ -d "$IN" ] || { echo "ort-optimize: $IN is not a folder (expected an Optimum export: model_index.json, unet/, ...)"; exit 2; }
+in_real=$(cd "$IN" && pwd -P)
+if [ -e "$OUT" ]; then
+  out_real=$(cd "$OUT" 2>/dev/null && pwd -P) || { echo "ort-optimize: $OUT exists and is not a folder; give a new folder for the output"; exit 2; }
+  case "$in_real/" in "$out_real"/*) echo "ort-optimize: the output folder $OUT is the input or holds it; give a new folder for the output"; exit 2 ;; esac
+  if [ -n "$(ls -A "$OUT")" ] && [ ! -e "$OUT/.ort-optimize" ]; then
+    echo "ort-optimize: $OUT is not empty and was not written by this script; give a new folder for the output (it would be replaced)"
+    exit 2
+  fi
+fi
 PY="${PYTHON:-python3}"
 if ! "$PY" -c 'import onnx, onnxruntime, sympy' 2>/dev/null; then
   echo "ort-optimize: $PY with onnx, onnxruntime and sympy is needed (pip install onnxruntime==1.29.0 onnx sympy \"numpy<2.4\")"
@@ -55,19 +74,7 @@ if ! "$PY" -c 'import coloredlogs' 2>/dev/null; then
   export PYTHONPATH="$shim${PYTHONPATH:+:$PYTHONPATH}"
   echo "ort-optimize: coloredlogs missing, using a no-op stand-in"
 fi
-# OUT is replaced only when it is missing, empty or an earlier output of this script; never when it
-# is IN or holds IN (a user's export must not be deleted by a typo).
-[ -d "$IN" ] || { echo "ort-optimize: $IN is not a folder (expected an Optimum export: model_index.json, unet/, ...)"; exit 2; }
-in_real=$(cd "$IN" && pwd -P)
-if [ -e "$OUT" ]; then
-  out_real=$(cd "$OUT" 2>/dev/null && pwd -P) || { echo "ort-optimize: $OUT exists and is not a folder; give a new folder for the output"; exit 2; }
-  case "$in_real/" in "$out_real"/*) echo "ort-optimize: the output folder $OUT is the input or holds it; give a new folder for the output"; exit 2 ;; esac
-  if [ -n "$(ls -A "$OUT")" ] && [ ! -e "$OUT/.ort-optimize" ]; then
-    echo "ort-optimize: $OUT is not empty and was not written by this script; give a new folder for the output (it would be replaced)"
-    exit 2
-  fi
-  rm -rf "$OUT"
-fi
+[ ! -e "$OUT" ] || rm -rf "$OUT"
 "$PY" -m onnxruntime.transformers.models.stable_diffusion.optimize_pipeline -i "$IN" -o "$OUT" "${FLAGS[@]}"
 # The mark that lets a later run replace this folder (wherever STATS_JSON goes).
 echo "written by scripts/ort-optimize.sh --target $TARGET from $in_real" > "$OUT/.ort-optimize"
