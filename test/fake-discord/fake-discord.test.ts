@@ -24,7 +24,7 @@ import {
   type Interaction,
 } from 'discord.js';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { buttonsOf, startFakeDiscord, type FakeDiscord, type FakeUser, type StoredMessage } from './index.ts';
+import { buttonsOf, Permissions, startFakeDiscord, type FakeDiscord, type FakeUser, type StoredMessage } from './index.ts';
 
 const TOKEN = 'fake.token.value';
 const ORIGINAL = '/webhooks/:applicationId/:token/messages/@original';
@@ -346,6 +346,31 @@ describe('fake Discord with the real discord.js client', () => {
     // Threads are not among the server's channels in GUILD_CREATE or GET /guilds/:id/channels.
     const listed = (await client.rest.get(Routes.guildChannels(fake.guild().id))) as { id: string }[];
     expect(listed.map((c) => c.id)).not.toContain(thread.id);
+  });
+
+  it('channel overwrites set the permissions an interaction carries: without View Channel none', async () => {
+    const bob = fake.createUser({ username: 'bob' });
+    fake.addMember(bob);
+    const { ViewChannel, SendMessages, ManageMessages } = Permissions;
+    const moderators = fake.addRole('Moderators', ManageMessages);
+    fake.addMember(bob, { roles: [moderators.id] });
+    const hidden = fake.addChannel({ name: 'private', overwrites: [{ role: '@everyone', deny: ViewChannel }, { user: 'alice', allow: ViewChannel }, { user: fake.bot.id, allow: ViewChannel }, { role: 'Moderators', deny: SendMessages }] });
+    onInteraction = async (i) => {
+      if (i.isChatInputCommand()) await i.reply({ content: 'ok', flags: MessageFlags.Ephemeral });
+    };
+    const perms = (h: { payload: Record<string, unknown> }) => BigInt((h.payload.member as { permissions: string }).permissions);
+    const asAlice = fake.sendSlashCommand({ commandName: 'blend', user, channelId: hidden.id, options: { from: 'x' } });
+    expect(perms(asAlice) & ViewChannel).toBe(ViewChannel);
+    expect(BigInt(asAlice.payload.app_permissions as string) & ViewChannel).toBe(ViewChannel);
+    expect((asAlice.payload.channel as { permission_overwrites: unknown[] }).permission_overwrites).toHaveLength(4);
+    // Bob moderates (Manage Messages) but may not see the channel: Discord gives him nothing there.
+    const asBob = fake.sendSlashCommand({ commandName: 'blend', user: bob, channelId: hidden.id, options: { from: 'x' } });
+    expect(perms(asBob)).toBe(0n);
+    // Where he sees it, his role's Manage Messages counts (and the bot's own permissions are its server-wide ones).
+    const inGeneral = fake.sendSlashCommand({ commandName: 'blend', user: bob, options: { from: 'x' } });
+    expect(perms(inGeneral) & (ManageMessages | SendMessages)).toBe(ManageMessages | SendMessages);
+    expect(BigInt(inGeneral.payload.app_permissions as string) & SendMessages).toBe(SendMessages);
+    await Promise.all([asAlice, asBob, inGeneral].map((h) => h.waitForResponse()));
   });
 
   it('replays an interaction sent while the connection was down once the client resumes', async () => {

@@ -80,7 +80,7 @@ export class InteractionFactory {
     if (!command) {
       throw new Error(`/${opts.commandName} is not registered for server ${guild.name} or globally: the bot must register it (PUT .../commands) before a user can run it`);
     }
-    const perms = this.permissions(guild, opts);
+    const perms = this.permissions(guild, channel, opts);
     if (command.default_member_permissions !== null && !opts.ignoreCommandPermissions) {
       const needed = BigInt(command.default_member_permissions);
       if ((perms & needed) !== needed) {
@@ -122,7 +122,7 @@ export class InteractionFactory {
     const guild = this.store.guild(message.guildId ?? this.firstGuild().id);
     const channel = this.channelIn(guild, message.channelId);
     const data: Json = { custom_id: opts.customId, component_type: ComponentType.Button, ...((button as { id?: unknown }).id !== undefined ? { id: (button as { id?: unknown }).id } : {}) };
-    return this.dispatch({ kind: 'component', type: InteractionType.MessageComponent, guild, channel, actor: opts, perms: this.permissions(guild, opts), data, componentMessage: message });
+    return this.dispatch({ kind: 'component', type: InteractionType.MessageComponent, guild, channel, actor: opts, perms: this.permissions(guild, channel, opts), data, componentMessage: message });
   }
 
   submitModal(opts: ModalSubmitOptions): InteractionHandle {
@@ -138,7 +138,7 @@ export class InteractionFactory {
     const componentMessage = source.componentMessageId ? this.liveMessage(source.componentMessageId) : null;
     const actor: Actor = { user, memberPermissions: opts.memberPermissions };
     const data: Json = { custom_id: modal.custom_id, components };
-    return this.dispatch({ kind: 'modal-submit', type: InteractionType.ModalSubmit, guild, channel, actor, perms: this.permissions(guild, actor), data, componentMessage });
+    return this.dispatch({ kind: 'modal-submit', type: InteractionType.ModalSubmit, guild, channel, actor, perms: this.permissions(guild, channel, actor), data, componentMessage });
   }
 
   /** Records the reaction, and sends MESSAGE_REACTION_ADD if the bot asked for reaction events. */
@@ -228,7 +228,7 @@ export class InteractionFactory {
       member: { ...apiMember(guild.members.get(actor.user.id)!, actor.user), permissions },
       token,
       version: 1,
-      app_permissions: this.store.permissionsOf(guild, this.store.bot.id).toString(),
+      app_permissions: this.store.permissionsIn(guild, channel, this.store.bot.id).toString(),
       locale: actor.locale ?? 'en-US',
       guild_locale: guild.locale,
       entitlements: [],
@@ -292,8 +292,9 @@ export class InteractionFactory {
     if (owner !== user.id) throw new Error(`message ${message.id} is ephemeral: only its recipient can see and press its buttons`);
   }
 
-  private permissions(guild: FakeGuild, actor: Actor): bigint {
-    return actor.memberPermissions ?? this.store.permissionsOf(guild, actor.user.id);
+  /** The member's permissions in the channel, overwrites included (as Discord sends them with an interaction). */
+  private permissions(guild: FakeGuild, channel: FakeChannel, actor: Actor): bigint {
+    return actor.memberPermissions ?? this.store.permissionsIn(guild, channel, actor.user.id);
   }
 
   private firstGuild(): FakeGuild {

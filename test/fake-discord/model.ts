@@ -34,6 +34,16 @@ export interface FakeChannel {
   topic: string | null;
   /** A thread's state (threads only): archived threads refuse edits, locked ones new messages too. */
   thread: FakeThreadState | null;
+  /** Permission overwrites (a thread has none: its parent's apply). */
+  overwrites: FakeOverwrite[];
+}
+
+/** A channel permission overwrite: for a role (type 0; the server's id is @everyone) or a member (type 1). */
+export interface FakeOverwrite {
+  id: string;
+  type: 0 | 1;
+  allow: bigint;
+  deny: bigint;
 }
 
 export interface FakeThreadState {

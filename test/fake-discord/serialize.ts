@@ -86,7 +86,7 @@ export function apiChannel(channel: FakeChannel): Json {
     parent_id: channel.parentId,
     topic: channel.topic,
     nsfw: false,
-    permission_overwrites: [],
+    permission_overwrites: channel.overwrites.map((o) => ({ id: o.id, type: o.type, allow: o.allow.toString(), deny: o.deny.toString() })),
     rate_limit_per_user: 0,
     last_message_id: null,
     flags: 0,

@@ -3,6 +3,7 @@ import { ALL_PERMISSIONS, ChannelType, THREAD_CHANNEL_TYPES, DEFAULT_ATTACHMENT_
 import type { AttachmentPlan, MessagePatch } from './message-payload.ts';
 import type {
   FakeChannel,
+  FakeOverwrite,
   FakeGuild,
   FakeMember,
   FakeRole,
@@ -27,6 +28,8 @@ export interface ChannelInit {
   /** A Discord channel type number; text (0) by default. */
   type?: number;
   topic?: string;
+  /** Permission overwrites: for a role by name ('@everyone' included) or a member by username. */
+  overwrites?: { role?: string; user?: string; allow?: bigint; deny?: bigint }[];
 }
 
 export interface ThreadInit {
@@ -192,6 +195,7 @@ export class FakeState {
       parentId: null,
       topic: init.topic ?? null,
       thread: null,
+      overwrites: (init.overwrites ?? []).map((o) => this.overwrite(guild, o)),
     };
     guild.channels.push(channel);
     this.channels.set(channel.id, channel);
@@ -214,6 +218,7 @@ export class FakeState {
       parentId: parent.id,
       topic: null,
       thread: { archived: init.archived ?? false, locked: init.locked ?? false, archiveTimestamp: new Date().toISOString(), ownerId: init.owner?.id ?? guild.ownerId },
+      overwrites: [],
     };
     guild.channels.push(channel);
     this.channels.set(channel.id, channel);
@@ -245,7 +250,7 @@ export class FakeState {
   dmChannel(user: FakeUser): FakeChannel {
     let channel = this.dmChannels.get(user.id);
     if (!channel) {
-      channel = { id: nextSnowflake(), guildId: null, name: user.username, type: ChannelType.DM, position: 0, parentId: null, topic: null, thread: null };
+      channel = { id: nextSnowflake(), guildId: null, name: user.username, type: ChannelType.DM, position: 0, parentId: null, topic: null, thread: null, overwrites: [] };
       this.dmChannels.set(user.id, channel);
       this.channels.set(channel.id, channel);
     }
@@ -263,6 +268,39 @@ export class FakeState {
     let bits = guild.roles[0].permissions;
     for (const id of member?.roles ?? []) bits |= this.role(guild, id)?.permissions ?? 0n;
     return (bits & Permissions.Administrator) !== 0n ? ALL_PERMISSIONS : bits;
+  }
+
+  /**
+   * A member's permissions in a channel as Discord computes them: server-wide (owner and
+   * Administrator get all), then the channel's overwrites for @everyone, the member's roles and the
+   * member; none at all without View Channel. A thread takes its parent's overwrites.
+   */
+  permissionsIn(guild: FakeGuild, channel: FakeChannel, userId: string): bigint {
+    const base = this.permissionsOf(guild, userId);
+    if ((base & Permissions.Administrator) !== 0n) return ALL_PERMISSIONS;
+    const source = channel.thread && channel.parentId ? (this.channels.get(channel.parentId) ?? channel) : channel;
+    const apply = (bits: bigint, allow: bigint, deny: bigint) => (bits & ~deny) | allow;
+    let bits = base;
+    const everyone = source.overwrites.find((o) => o.type === 0 && o.id === guild.id);
+    if (everyone) bits = apply(bits, everyone.allow, everyone.deny);
+    const roles = new Set(guild.members.get(userId)?.roles ?? []);
+    const forRoles = source.overwrites.filter((o) => o.type === 0 && roles.has(o.id));
+    bits = apply(bits, forRoles.reduce((a, o) => a | o.allow, 0n), forRoles.reduce((d, o) => d | o.deny, 0n));
+    const own = source.overwrites.find((o) => o.type === 1 && o.id === userId);
+    if (own) bits = apply(bits, own.allow, own.deny);
+    return (bits & Permissions.ViewChannel) === 0n ? 0n : bits;
+  }
+
+  private overwrite(guild: FakeGuild, init: { role?: string; user?: string; allow?: bigint; deny?: bigint }): FakeOverwrite {
+    const amounts = { allow: init.allow ?? 0n, deny: init.deny ?? 0n };
+    if (init.role !== undefined) {
+      const role = guild.roles.find((r) => r.name === init.role || r.id === init.role);
+      if (!role) throw new Error(`server ${guild.name} has no role "${init.role}" for an overwrite`);
+      return { id: role.id, type: 0, ...amounts };
+    }
+    const userId = [...guild.members.keys()].find((id) => id === init.user || this.user(id).username === init.user);
+    if (!userId) throw new Error(`server ${guild.name} has no member "${init.user}" for an overwrite`);
+    return { id: userId, type: 1, ...amounts };
   }
 
   commandsIn(scope: string): RegisteredCommand[] {
