@@ -12,9 +12,10 @@ import { sharpOf, type RawImage } from '../image.ts';
 import { isWebp, probeWebp } from './probe.ts';
 
 /**
- * All frames of `video` as packed RGB at `width` x `height` (scaled if the file differs). For an
- * animated WebP, `fps` is the rate to read it at (default: the rate it was written at, from its
- * shortest frame): a stored frame lasting several frame times is repeated that often.
+ * All frames of `video` as packed RGB at `width` x `height` (scaled if the file differs). `fps` is
+ * the rate to read it at (default: the rate it was written at; for an animated WebP, from its
+ * shortest frame): frames are repeated or dropped to keep every moment at its time, so a GIF
+ * written at 50 fps for a 60 fps request reads back as 60 fps frames of the same duration.
  */
 export async function decodeVideoFrames(video: Uint8Array, width: number, height: number, signal?: AbortSignal, fps?: number): Promise<RawImage[]> {
   if (isWebp(video)) return decodeAnimatedWebp(video, width, height, signal, fps);
@@ -23,7 +24,8 @@ export async function decodeVideoFrames(video: Uint8Array, width: number, height
     // A file, not a pipe: MP4 and WebM demuxers need to seek.
     const input = path.join(dir, 'in');
     await writeFile(input, video);
-    const args = ['-v', 'error', '-i', input, '-vf', `scale=${width}:${height}`, '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'];
+    const rate = fps !== undefined && fps > 0 ? `fps=${fps},` : '';
+    const args = ['-v', 'error', '-i', input, '-vf', `${rate}scale=${width}:${height}`, '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'];
     const raw = await new Promise<Buffer>((resolve, reject) => {
       execFile(resolveFfmpeg().path, args, { encoding: 'buffer', maxBuffer: 2 ** 31, signal }, (err, stdout, stderr) => {
         if (err) reject(new Error(`could not decode the video: ${stderr.toString().trim().split('\n').pop() ?? err.message}`));

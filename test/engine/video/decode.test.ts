@@ -54,3 +54,20 @@ describe('animated WebP timing', () => {
     expect(await decodeVideoFrames(video.bytes, W, H, undefined, 16)).toHaveLength(12);
   });
 });
+
+describe('reading at a given rate (a movie being extended at its fps)', () => {
+  it('GIF, mp4 and webm read at `fps` keep their duration: a 60 fps GIF (stored at 50) gives 60 frames a second', async () => {
+    const frames = Array.from({ length: 120 }, (_, i) => grey(10 + 2 * i));
+    const gif = await encodeVideo(frames, { format: 'gif', fps: 60, width: W, height: H });
+    expect(gif.fps).toBe(50); // GIF_MAX_FPS
+    const back = await decodeVideoFrames(gif.bytes, W, H, undefined, 60);
+    expect(back).toHaveLength(120);
+    // Still in order: the last frame read back is (near) the last frame written.
+    expect(Math.abs(back[119].data[0] - (10 + 2 * 119))).toBeLessThan(8);
+    for (const format of ['mp4', 'webm'] as const) {
+      const video = await encodeVideo(frames.slice(0, 48), { format, fps: 24, width: W, height: H });
+      expect(await decodeVideoFrames(video.bytes, W, H, undefined, 30), format).toHaveLength(60);
+      expect(await decodeVideoFrames(video.bytes, W, H, undefined, 24), format).toHaveLength(48);
+    }
+  });
+});
