@@ -28,7 +28,7 @@ import { TextEncoders, lerpEmbedding, type PromptEmbedding } from '../pipeline/t
 import { VaeDecoder } from '../pipeline/vae.ts';
 import { chooseScheduler, createScheduler, type Scheduler, type SchedulerKind } from '../schedulers/index.ts';
 import { makeAlphasCumprod, makeBetas, resolveSchedulerConfig, SCHEDULER_BASE_DEFAULTS } from '../schedulers/scheduler.ts';
-import { SeededRandom, drawSeed, latentNoise } from '../noise.ts';
+import { MAX_SEED, SeededRandom, drawSeed, latentNoise } from '../noise.ts';
 import { slerp } from '../blend/slerp.ts';
 import { throwIfCancelled } from '../pipeline/denoise.ts';
 import { InvalidRequestError } from '../errors.ts';
@@ -292,7 +292,9 @@ export class DiffusionUpscaler {
       await this.text.encode(req.negativePrompt ?? '', { negative: true }),
     ];
     const plane = w * h;
-    const imageNoise = latentNoise(seed + 1, 3 * plane);
+    // The conditioning noise's seed follows the request's, wrapping at the top of the 32-bit range
+    // (seed MAX_SEED, which a user may give, would otherwise be refused as 2^32).
+    const imageNoise = latentNoise(seed === MAX_SEED ? 0 : seed + 1, 3 * plane);
     const sched0 = this.scheduler(steps, seed);
     const timesteps = sched0.timesteps;
     // UNet steps per trajectory: the schedule's length (steps + 1 for PNDM, whose schedule repeats a timestep).

@@ -8,7 +8,7 @@ import sharp, { type Sharp } from 'sharp';
 import { join } from 'node:path';
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { DiffusionUpscaler, type RawImage } from '../../../engine/index.ts';
+import { DiffusionUpscaler, MAX_SEED, type RawImage } from '../../../engine/index.ts';
 import { ensureX4TestModel, X4_SCHEDULER_CONFIG } from '../../../models/x4-upscaler-test.ts';
 import { DEMO_MODEL_DIR } from '../../../models/paths.ts';
 
@@ -96,6 +96,13 @@ describe('x4 diffusion upscaler', () => {
       const dUp = meanAbs(lows[keyIdx[k]].data, lows[keyIdx[k - 1]].data);
       expect(dUp).toBeLessThan(dLow * 1.25 + 1);
     }
+  });
+
+  it('takes every seed a movie may have, the largest (MAX_SEED) included', async () => {
+    const low = await shrink(photo, 16, 16);
+    const r = await up.upscaleKeyframes({ keyframes: [low], steps: 2, seed: MAX_SEED });
+    expect(r.seed).toBe(MAX_SEED);
+    expect([r.frames[0].image.width, r.frames[0].image.height]).toEqual([64, 64]);
   });
 
   it('refuses a folder that is not the x4 upscaler, and sizes it cannot take', async () => {
