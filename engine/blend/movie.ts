@@ -78,6 +78,7 @@ export async function renderMovie(pipe: StableDiffusionPipeline, opts: MovieOpti
   }
   if (pictures.length > prompts.length) throw new InvalidRequestError(`${pictures.length} pictures for ${prompts.length} prompts; give at most one picture per prompt`);
   if (opts.start && pictures[0]) throw new InvalidRequestError('the first prompt continues the earlier movie, so it cannot also start from a picture');
+  if (opts.seeds && opts.seeds.length > prompts.length) throw new InvalidRequestError(`${opts.seeds.length} seeds for ${prompts.length} prompts; give at most one seed per prompt`);
   const seeds = prompts.map((_, i) => opts.seeds?.[i] ?? drawSeed());
   const segments: MovieSegment[] = [];
   const count = prompts.length - 1;
@@ -147,6 +148,10 @@ export async function recoverEndpoint(
   pipe: StableDiffusionPipeline,
   opts: Omit<MovieOptions, 'maxBranches' | 'computeSeconds' | 'mode' | 'onProgress'> & { seeds: number[] },
 ): Promise<Endpoint> {
+  // Without every seed the keyframes would be drawn afresh: the continuation would start on another picture.
+  if (opts.seeds.length !== opts.prompts.length) {
+    throw new InvalidRequestError(`the movie to extend has ${opts.prompts.length} prompts and ${opts.seeds.length} seeds; give the seed of every prompt, as its render reported them`);
+  }
   const blender = new LatentBlender(pipe);
   let end: Endpoint | undefined;
   const pictures = opts.images ?? [];

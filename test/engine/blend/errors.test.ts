@@ -77,6 +77,9 @@ describe('bad requests are InvalidRequestError', () => {
       [{ steps: 1 }, /latent blending needs at least 2 denoising steps, got 1/],
       [{ depthStrength: 1.5 }, /depth strength must be between 0 and 1 \(exclusive\), got 1.5/],
       [{ extend: { prompts: ['x', 'y'], seeds: [5, 6] }, fps: 500 }, /fps must be between 1 and 120, got 500/],
+      // An extension without the old movie's every seed would continue from a different picture.
+      [{ extend: { prompts: ['x', 'y', 'z'], seeds: [5, 6] } }, /the movie to extend has 3 prompts and 2 seeds; give the seed of every prompt/],
+      [{ seeds: [1, 2, 3] }, /3 seeds for 2 prompts; give at most one seed per prompt/],
     ];
     for (const [change, message] of bad) {
       const calls = pipe.unet.calls;
