@@ -4,7 +4,7 @@
 import fs from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { loadConfig } from '../../config/index.ts';
+import { loadConfig, loadDotEnv } from '../../config/index.ts';
 import {
   type FarmContext,
   type FarmDb,
@@ -407,5 +407,9 @@ export async function farmCli(argv: string[], io: CliIo = {}): Promise<number> {
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  await runCli(() => farmCli(process.argv.slice(2)));
+  // The settings in .env, as npm start and npm run worker read them: the same farm, not a fresh PGlite.
+  await runCli(() => {
+    loadDotEnv();
+    return farmCli(process.argv.slice(2));
+  });
 }
