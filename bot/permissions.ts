@@ -1,7 +1,7 @@
 /**
  * Who may act on a job (cancel it, re-roll, upscale or extend it): its owner, or a moderator of
- * the job's own server. Moderator rights (Manage Messages) count only when the request comes from
- * the server the job was made in: an admin of another server the bot is in has no say over it,
+ * the job's own server who can see its channel. Moderator rights (Manage Messages, with View
+ * Channel) count only when the request comes from the server the job was made in: an admin of another server the bot is in has no say over it,
  * and neither has anyone in a DM. Where the request comes from the job's own channel, Discord's
  * member permissions for that channel (overwrites included) decide; from another channel of the
  * same server, the member's permissions in the job's channel as computed from the cached server.
@@ -24,12 +24,17 @@ export type Rights = 'owner' | 'moderator' | 'none' | 'elsewhere';
 
 /**
  * 'owner', 'moderator' (Manage Messages in the job's own server and channel), 'none' (same server,
- * no right), or 'elsewhere' (another server or a DM: nothing about the job may be shown).
+ * no right), or 'elsewhere' (another server, a DM, or a channel of the job's server the requester
+ * cannot see: nothing about the job may be shown).
  */
 export function rightsOn(job: JobPlace, who: Requester): Rights {
   if (job.userId === who.userId) return 'owner';
   if (!job.guildId || who.guildId !== job.guildId) return 'elsewhere';
-  return who.permissionsInJobChannel?.has(PermissionFlagsBits.ManageMessages) ? 'moderator' : 'none';
+  const granted = who.permissionsInJobChannel;
+  // Discord grants nothing in a channel one cannot see; discord.js's permissionsFor does not apply
+  // that rule, so Manage Messages from a role would count in a private channel without it.
+  if (granted && !granted.has(PermissionFlagsBits.ViewChannel)) return 'elsewhere';
+  return granted?.has(PermissionFlagsBits.ManageMessages) ? 'moderator' : 'none';
 }
 
 /** The requester behind an interaction; no network calls (the server's channels and roles are cached with the Guilds intent). */
@@ -53,7 +58,7 @@ export function mayActOn(job: JobPlace, interaction: Interaction): boolean {
  */
 export function notYoursText(job: JobPlace, who: Requester, what: string): string {
   if (rightsOn(job, who) === 'elsewhere') {
-    return `Job #${job.id} is not yours, so you can't ${what} it; only its owner (or a moderator of the server it was made in) can. Make your own with /blend.`;
+    return `Job #${job.id} is not yours, so you can't ${what} it; only its owner (or a moderator who can see the channel it was made in) can. Make your own with /blend.`;
   }
   return `That job belongs to <@${job.userId}>; only they (or a moderator) can ${what} it. Make your own with /blend.`;
 }

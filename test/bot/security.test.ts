@@ -54,10 +54,18 @@ describe.each(BACKENDS)('job rights across servers (%s)', (backend) => {
   beforeAll(async () => {
     running = await startBotFarm({
       guilds: [
-        { name: 'Blendfarm', channels: ['renders'], roles: [{ name: 'Moderators', permissions: Permissions.ManageMessages }] },
+        {
+          name: 'Blendfarm',
+          roles: [{ name: 'Moderators', permissions: Permissions.ManageMessages }, { name: 'Insiders' }],
+          channels: [
+            'renders',
+            // Only Insiders (alice) and the bot (its role is named after it) see #private; the moderators do not.
+            { name: 'private', overwrites: [{ role: '@everyone', deny: Permissions.ViewChannel }, { role: 'Insiders', allow: Permissions.ViewChannel }, { role: 'blendfarm-test-bot', allow: Permissions.ViewChannel }] },
+          ],
+        },
         { name: 'Elsewhere', owner: 'mallory', channels: ['lobby'] },
       ],
-      members: ['alice', 'bob', { username: 'moderator', roles: ['Moderators'] }],
+      members: [{ username: 'alice', roles: ['Insiders'] }, 'bob', { username: 'moderator', roles: ['Moderators'] }],
       backend,
       config: { budget: GENEROUS_BUDGET, guildCeilings: CEILINGS },
       // Quick renders unless a prompt asks for a slow one ("[fake ms=N]").
@@ -120,6 +128,34 @@ describe.each(BACKENDS)('job rights across servers (%s)', (backend) => {
       const run = fake.sendSlashCommand({ commandName: 'cancel', user: moderator, guildId: home.id, options: { job: id } });
       expect((await run.waitForOriginal((m) => Boolean(m.content), 10_000)).content).toMatch(new RegExp(`Cancelled job #${id}`));
       expect((await getJob(farm, id))?.status).toBe('cancelled');
+    });
+  });
+
+  describe('a moderator has no rights on a job in a channel they cannot see', () => {
+    let privateId: number;
+    beforeAll(async () => {
+      const inPrivate = fake.sendSlashCommand({ commandName: 'blend', user: alice, guildId: home.id, channelId: fake.channel('private', home.id).id, options: { from: 'the private plans of alice', to: 'a city of glass at noon', quality: 'draft', duration: 1 } });
+      privateId = jobIdOn(await inPrivate.waitForOriginal(isQueued, 10_000), 'cancel');
+    });
+
+    it('a Re-roll replayed in a channel they see renders nothing and says nothing about the job', async () => {
+      const before = (await listJobs(farm, {})).length;
+      const press = fake.pressButton({ messageId: finished.id, customId: `bf:reroll:${privateId}`, user: moderator, replayed: true });
+      const r = await press.waitForResponse();
+      expect([r.type, r.ephemeral]).toEqual([4, true]);
+      expect(String(r.data?.content)).toMatch(new RegExp(`Job #${privateId} is not yours`));
+      expect(String(r.data?.content)).not.toContain(alice.id);
+      await afterBotCaughtUp(alice);
+      expect((await listJobs(farm, {})).length).toBe(before);
+      // (Alice's own /budget, privately, lists it.)
+      expect(fake.messages(fake.channel('renders', home.id).id).some((m) => !m.ephemeral && /private plans/.test(m.content))).toBe(false);
+    });
+
+    it('nor /cancel from another channel', async () => {
+      const run = fake.sendSlashCommand({ commandName: 'cancel', user: moderator, guildId: home.id, options: { job: privateId } });
+      const reply = await run.waitForOriginal((m) => Boolean(m.content), 10_000);
+      expect(reply.content).toMatch(new RegExp(`Job #${privateId} is not yours`));
+      expect((await getJob(farm, privateId))?.status).toBe('queued');
     });
   });
 
