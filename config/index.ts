@@ -58,10 +58,23 @@ export function readSetting<K extends SettingKey>(key: K, env: NodeJS.ProcessEnv
   }
 }
 
-/** Loads `.env` from the working directory when there is one (Node >= 20.12 has this built in). */
+/** The Node release that reads `.env` files (process.loadEnvFile): package.json's engines. */
+export const DOT_ENV_NODE = '20.12';
+
+/**
+ * Loads `.env` from the working directory when there is one (variables already set in the
+ * environment win). A Node without process.loadEnvFile (before DOT_ENV_NODE) cannot read it: that
+ * is a ConfigError saying so, never a `.env` silently ignored.
+ */
 export function loadDotEnv(path = '.env'): void {
+  if (!existsSync(path)) return;
   const load = (process as { loadEnvFile?: (p: string) => void }).loadEnvFile;
-  if (existsSync(path) && load) load(path);
+  if (!load) {
+    throw new ConfigError([
+      `${path} is there, but Node ${process.version} cannot read it (process.loadEnvFile came in Node ${DOT_ENV_NODE}); install Node ${DOT_ENV_NODE} or later, or set the settings in the environment instead.`,
+    ]);
+  }
+  load(path);
 }
 
 /** A copy of the configuration that is safe to log: secrets replaced by "set"/"unset". */

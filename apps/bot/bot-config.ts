@@ -33,12 +33,12 @@ Without a bot you can still render: npm run blend -- "prompt A" "prompt B" --out
  * setting checked, and a missing token explained, before anything connects. Exits on a problem.
  */
 export function loadBotConfig(): Config & { discordToken: string } {
-  loadDotEnv();
   let config: Config;
   try {
+    loadDotEnv();
     config = loadConfig();
   } catch (err) {
-    process.stderr.write(`error: ${err instanceof ConfigError ? err.message : String(err)}\n`);
+    process.stderr.write(`error: ${err instanceof ConfigError || err instanceof Error ? err.message : String(err)}\n`);
     process.exit(1);
   }
   if (!config.discordToken) {

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
-import { loadConfig, ConfigError, redactedConfig, settings } from '../../config/index.ts';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig, loadDotEnv, ConfigError, DOT_ENV_NODE, redactedConfig, settings } from '../../config/index.ts';
 import { envExample } from '../../scripts/write-env-example.ts';
 
 describe('configuration', () => {
@@ -44,5 +46,60 @@ describe('configuration', () => {
     const file = readFileSync(new URL('../../.env.example', import.meta.url), 'utf8');
     expect(file).toBe(envExample());
     for (const spec of Object.values(settings)) expect(file).toContain(`\n${spec.env}=`);
+  });
+
+  describe('.env', () => {
+    const withDotEnv = (text: string, body: (path: string) => void) => {
+      const dir = mkdtempSync(join(tmpdir(), 'blendfarm-dotenv-'));
+      try {
+        writeFileSync(join(dir, '.env'), text);
+        body(join(dir, '.env'));
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    };
+
+    it('is read, with what the environment sets winning', () => {
+      withDotEnv('BLENDFARM_TEST_DOTENV_A=from-file\nBLENDFARM_TEST_DOTENV_B=from-file\n', (path) => {
+        process.env.BLENDFARM_TEST_DOTENV_B = 'from-env';
+        try {
+          loadDotEnv(path);
+          expect([process.env.BLENDFARM_TEST_DOTENV_A, process.env.BLENDFARM_TEST_DOTENV_B]).toEqual(['from-file', 'from-env']);
+        } finally {
+          delete process.env.BLENDFARM_TEST_DOTENV_A;
+          delete process.env.BLENDFARM_TEST_DOTENV_B;
+        }
+      });
+    });
+
+    it('on a Node that cannot read it, is a configuration error saying so, not silently ignored', () => {
+      const proc = process as { loadEnvFile?: unknown };
+      const loader = proc.loadEnvFile;
+      proc.loadEnvFile = undefined;
+      try {
+        withDotEnv('BLENDFARM_TEST_DOTENV_A=x\n', (path) => {
+          let err: unknown;
+          try {
+            loadDotEnv(path);
+          } catch (e) {
+            err = e;
+          }
+          expect(err).toBeInstanceOf(ConfigError);
+          expect((err as ConfigError).problems).toEqual([
+            `${path} is there, but Node ${process.version} cannot read it (process.loadEnvFile came in Node ${DOT_ENV_NODE}); install Node ${DOT_ENV_NODE} or later, or set the settings in the environment instead.`,
+          ]);
+          expect(process.env.BLENDFARM_TEST_DOTENV_A).toBeUndefined();
+        });
+        // No .env, nothing to read: fine on any Node.
+        expect(() => loadDotEnv(join(tmpdir(), 'blendfarm-no-such-dotenv'))).not.toThrow();
+      } finally {
+        proc.loadEnvFile = loader;
+      }
+    });
+
+    it('needs a Node that package.json admits', () => {
+      const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { engines: { node: string } };
+      expect(pkg.engines.node).toBe(`>=${DOT_ENV_NODE}`);
+    });
   });
 });
