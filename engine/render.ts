@@ -117,6 +117,8 @@ export interface RenderOutput {
   timings: RenderTimings;
   /** PNG of the middle keyframe: a thumbnail for the finished message. */
   thumbnail: Buffer;
+  /** What the user should know about the result, e.g. a prompt whose end the text encoder could not read. */
+  warnings: string[];
 }
 
 export async function renderVideo(
@@ -189,6 +191,10 @@ export async function renderVideo(
   const t2 = performance.now();
   const gaps = segments.flatMap((s) => s.gaps ?? []);
   const all = segments.flatMap((s, i) => (i === 0 ? s.keyframes : s.keyframes.slice(1)));
+  const prompt = (i: number) => (req.prompts.length === 2 && !ext ? `Prompt ${i === 0 ? 'A' : 'B'}` : `Prompt ${i + 1}`);
+  const warnings = [...req.prompts.map((p, i) => pipe.truncationWarning(p, prompt(i))), pipe.truncationWarning(req.negativePrompt ?? '', 'The negative prompt')].filter(
+    (w): w is string => w !== undefined,
+  );
   opts.onProgress?.({ fraction: 1, segment: segments.length, segments: segments.length, stage: 0, stages: 0, branchesDone: all.length, branchesPlanned: all.length, etaSeconds: 0 });
   return {
     video: video.bytes,
@@ -208,5 +214,6 @@ export async function renderVideo(
     encodeSeconds: (t2 - t1) / 1000,
     timings,
     thumbnail: await encodePng(all[Math.floor(all.length / 2)]),
+    warnings,
   };
 }

@@ -156,6 +156,18 @@ export class StableDiffusionPipeline {
     return { cond, uncond };
   }
 
+  /**
+   * What to tell the user when `text` is longer than the text encoder reads (77 CLIP tokens): the
+   * tokens past it are dropped, as diffusers does, so the end of the prompt has no effect.
+   * `what` names it in the message ("The prompt", "Prompt 3"); undefined when it fits.
+   */
+  truncationWarning(text: string, what: string): string | undefined {
+    const tok = this.tokenizers[0];
+    const { truncated, tokenCount } = tok.encodeWithInfo(text);
+    if (!truncated) return undefined;
+    return `${what} is ${tokenCount - 2} CLIP tokens long; the text encoder reads ${tok.maxLength - 2} (${tok.maxLength} CLIP tokens with its start and end), so its end was cut off: shorten it to keep every word.`;
+  }
+
   /** Initial latents for a seed, scaled by the scheduler's initial noise sigma. */
   initialLatents(seed: number, width: number, height: number, initNoiseSigma: number): Float32Array {
     const [h, w] = this.latentSize(width, height);
@@ -202,8 +214,7 @@ export class StableDiffusionPipeline {
     const { width, height, steps, guidance, batchSize, seed, scheduler: kind } = this.resolve(opts);
     const warnings: string[] = [...this.warnings];
     const { cond, uncond } = await this.encodePrompt(opts.prompt, opts.negativePrompt ?? '');
-    if (cond.truncated) warnings.push('The prompt is longer than 77 CLIP tokens; the end was cut off.');
-    if (uncond.truncated) warnings.push('The negative prompt is longer than 77 CLIP tokens; the end was cut off.');
+    for (const w of [this.truncationWarning(opts.prompt, 'The prompt'), this.truncationWarning(opts.negativePrompt ?? '', 'The negative prompt')]) if (w) warnings.push(w);
     const t1 = performance.now();
 
     const [h, w] = this.latentSize(width, height);

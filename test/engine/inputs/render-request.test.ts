@@ -26,6 +26,18 @@ describe('RenderRequest pictures', () => {
     await expect(renderVideo(pipe, { ...base, mode: 'embedding-walk', images: [{ index: 0, image: PHOTO }] })).rejects.toThrow(/latent-blend mode only/);
   }, 60_000);
 
+  it('says which prompt was longer than the text encoder reads (its end had no effect); none for short prompts', async () => {
+    const pipe = await StableDiffusionPipeline.load(testModelDir('demo'));
+    const long = Array.from({ length: 60 }, (_, i) => `castle ${i}`).join(' ');
+    const tokens = pipe.tokenizers[0].encodeWithInfo(long).tokenCount - 2;
+    const base: RenderRequest = { prompts: ['a red house', long], seeds: [1, 2], steps: 2, width: 64, height: 64, maxBranches: 2, duration: 0.5, fps: 4 };
+    const out = await renderVideo(pipe, base);
+    expect(out.warnings).toEqual([`Prompt B is ${tokens} CLIP tokens long; the text encoder reads 75 (77 CLIP tokens with its start and end), so its end was cut off: shorten it to keep every word.`]);
+    const movie = await renderVideo(pipe, { ...base, prompts: [long, 'a', 'b'], seeds: [1, 2, 3], negativePrompt: long });
+    expect(movie.warnings.map((w) => w.split(' is ')[0])).toEqual(['Prompt 1', 'The negative prompt']);
+    expect((await renderVideo(pipe, { ...base, prompts: ['a', 'b'] })).warnings).toEqual([]);
+  }, 60_000);
+
   it('renders an inpainting transition from a picture and a mask preset', async () => {
     const pipe = await StableDiffusionPipeline.load(testModelDir('inpaint'));
     const out = await renderVideo(pipe, { prompts: ['a red house', 'a blue boat'], seeds: [1, 2], steps: 6, width: 64, height: 64, maxBranches: 3, duration: 0.5, fps: 4, inpaint: { image: PHOTO, mask: 'border' } });

@@ -92,7 +92,12 @@ describe('text-to-image, fp32 demo model', () => {
   it('reports truncation of a prompt longer than 77 tokens', async () => {
     const long = Array.from({ length: 90 }, (_, i) => `word${i}`).join(' ');
     const r = await pipe.generate({ prompt: long, seed: 1, steps: 1, ...SIZE });
-    expect(r.warnings.join(' ')).toMatch(/77 CLIP tokens/);
+    const tokens = pipe.tokenizers[0].encodeWithInfo(long).tokenCount - 2;
+    expect(tokens).toBeGreaterThan(75);
+    expect(r.warnings).toContain(
+      `The prompt is ${tokens} CLIP tokens long; the text encoder reads 75 (77 CLIP tokens with its start and end), so its end was cut off: shorten it to keep every word.`,
+    );
+    expect((await pipe.generate({ prompt: 'short', seed: 1, steps: 1, ...SIZE })).warnings.join(' ')).not.toMatch(/cut off/);
   });
 
   it('refuses sizes that are not multiples of 8 with a clear message', async () => {
