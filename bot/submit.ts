@@ -13,7 +13,7 @@
  * it: if its queued message cannot be shown, that is logged and delivery posts the result anyway.
  */
 import { setImmediate as nextTurn, setTimeout as delay } from 'node:timers/promises';
-import { MessageFlags, type ChatInputCommandInteraction, type Guild, type ModalSubmitInteraction, type RepliableInteraction } from 'discord.js';
+import { MessageFlags, type ChatInputCommandInteraction, type Guild, type GuildMember, type Interaction, type ModalSubmitInteraction, type RepliableInteraction } from 'discord.js';
 import PQueue from 'p-queue';
 import {
   LIMITS,
@@ -205,8 +205,39 @@ const FOLLOW_UP_NAMES: Readonly<Record<FollowUpKind, string>> = { upscale: 'upsc
 export const FOLLOW_UP_VERBS: Readonly<Record<FollowUpKind, string>> = { upscale: 'upscale', reroll: 're-roll', extend: 'extend' };
 
 /** The answer to a second request (a button press or a 🔍/🔁 reaction) while the same one of that member is being submitted. */
-export function alreadyOnItsWayText(kind: FollowUpKind, parentJobId: number): string {
+function alreadyOnItsWayText(kind: FollowUpKind, parentJobId: number): string {
   return `Your ${FOLLOW_UP_NAMES[kind]} of #${parentJobId} is already on its way; its message will appear in a moment.`;
+}
+
+/**
+ * Runs `submit` as the member's one follow-up of `kind` on `parentJobId` under way in this process
+ * (ctx.followUps): a second request meanwhile (a double press, a press and a 🔍/🔁 reaction, two
+ * reactions) makes no second job, and is answered with `alreadyOnItsWay` and the words for it. The
+ * one rule for the buttons, the extend form and the reactions.
+ */
+export async function oneFollowUpAtATime(
+  ctx: BotContext,
+  request: { userId: string; parentJobId: number; kind: FollowUpKind },
+  alreadyOnItsWay: (text: string) => Promise<void>,
+  submit: () => Promise<void>,
+): Promise<void> {
+  const release = ctx.followUps.begin(request.userId, request.parentJobId, request.kind);
+  if (!release) return alreadyOnItsWay(alreadyOnItsWayText(request.kind, request.parentJobId));
+  try {
+    await submit();
+  } finally {
+    release();
+  }
+}
+
+/**
+ * Who asks and where, as every submission from Discord carries it (an interaction's, a reaction's):
+ * in a server the member's roles (cached, or as Discord sent them), whose role overrides set the
+ * budget there; and a worker able to render it must be online (else the member is told at once
+ * rather than queued for a job nothing would start).
+ */
+export function requesterFields(from: { userId: string; guildId: string | null; channelId: string | null; member: Interaction['member'] | GuildMember }): Pick<SubmitJobInput, 'userId' | 'guildId' | 'channelId' | 'roleIds' | 'requireCapableWorker'> {
+  return { userId: from.userId, guildId: from.guildId, channelId: from.channelId, roleIds: interactionRoleIds(from), requireCapableWorker: true };
 }
 
 /**
@@ -238,17 +269,15 @@ export async function submitFollowUpRender(interaction: RepliableInteraction, ct
     await refuse(interaction, cannotPost);
     return;
   }
-  const release = ctx.followUps.begin(interaction.user.id, parentJobId, kind);
-  if (!release) {
-    await refuse(interaction, alreadyOnItsWayText(kind, parentJobId));
-    return;
-  }
-  try {
-    await interaction.deferReply();
-    await submitAndPost(interaction, ctx, {}, (fields) => submitFollowUp(ctx.farm, { ...fields, kind, parentJobId, options }));
-  } finally {
-    release();
-  }
+  await oneFollowUpAtATime(
+    ctx,
+    { userId: interaction.user.id, parentJobId, kind },
+    (text) => refuse(interaction, text),
+    async () => {
+      await interaction.deferReply();
+      await submitAndPost(interaction, ctx, {}, (fields) => submitFollowUp(ctx.farm, { ...fields, kind, parentJobId, options }));
+    },
+  );
 }
 
 type InteractionFields = Omit<SubmitJobInput, 'kind' | 'params' | 'parentJobId'>;
@@ -257,14 +286,9 @@ async function submitAndPost(interaction: RepliableInteraction, ctx: BotContext,
   let job: Job;
   try {
     job = await ctx.submissions.run(() => submit({
-      userId: interaction.user.id,
-      guildId: interaction.guildId,
-      channelId: interaction.channelId,
+      ...requesterFields({ userId: interaction.user.id, guildId: interaction.guildId, channelId: interaction.channelId, member: interaction.member }),
       interactionToken: interaction.token,
       interactionExpiresAt: new Date(interaction.createdTimestamp + INTERACTION_TOKEN_LIFETIME_MS),
-      // The member's roles (cached or as Discord sent them): a server's role overrides set the budget.
-      roleIds: interactionRoleIds(interaction),
-      requireCapableWorker: true,
     }));
   } catch (err) {
     await refuse(interaction, userMessage(err, ctx.log, names));

@@ -33,8 +33,8 @@ import { followUpsFor, getJobByMessageId, loggableError, submitFollowUp, type Fo
 import type { BotContext } from '../context.ts';
 import { userMessage } from '../errors.ts';
 import { queuedText } from '../format.ts';
-import { interactionRoleIds, missingPermissionsRefusal, permissionsIn, REACTION_PERMISSIONS, rightsOn } from '../permissions.ts';
-import { alreadyOnItsWayText, FOLLOW_UP_VERBS, guildUploadLimit, recordJobReply } from '../submit.ts';
+import { missingPermissionsRefusal, permissionsIn, REACTION_PERMISSIONS, rightsOn } from '../permissions.ts';
+import { FOLLOW_UP_VERBS, guildUploadLimit, oneFollowUpAtATime, recordJobReply, requesterFields } from '../submit.ts';
 import { cancelRow, FOLLOW_UP_BUTTONS } from './rows.ts';
 
 /** The follow-ups a reaction asks for, by their button's emoji (an extension needs its form: no reaction). */
@@ -166,16 +166,12 @@ export async function handleReaction(reaction: MessageReaction | PartialMessageR
   // with); a reaction carries none, so it is the server's by its Boost level.
   const options = guildUploadLimit(member?.guild ?? null);
   // Shared with the buttons: a press and a reaction (or two reactions) make one job.
-  const release = ctx.followUps.begin(user.id, parent.id, kind);
-  if (!release) return request.refuse(alreadyOnItsWayText(kind, parent.id), false);
-  try {
+  await oneFollowUpAtATime(ctx, { userId: user.id, parentJobId: parent.id, kind }, (text) => request.refuse(text, false), async () => {
     let job: Job;
     try {
-      // The member's roles, as the buttons pass them: a server's role overrides set the budget (outside a server: none).
-      const roleIds = interactionRoleIds({ guildId: message.guildId, member });
-      job = await ctx.submissions.run(() =>
-        submitFollowUp(ctx.farm, { kind, parentJobId: parent.id, userId: user.id, guildId: message.guildId, channelId: message.channelId, roleIds, options, requireCapableWorker: true }),
-      );
+      // Who and where, as a button's submission carries it (the member's roles set the budget; outside a server: none).
+      const fields = requesterFields({ userId: user.id, guildId: message.guildId, channelId: message.channelId, member });
+      job = await ctx.submissions.run(() => submitFollowUp(ctx.farm, { ...fields, kind, parentJobId: parent.id, options }));
     } catch (err) {
       return await request.refuse(userMessage(err, ctx.log));
     }
@@ -193,7 +189,5 @@ export async function handleReaction(reaction: MessageReaction | PartialMessageR
     } finally {
       ctx.replySettled?.(job.id);
     }
-  } finally {
-    release();
-  }
+  });
 }
