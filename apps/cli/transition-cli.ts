@@ -154,6 +154,15 @@ export async function runTransitionCli(kind: 'blend' | 'movie', argv = process.a
   const scheduler = choiceOption('scheduler', values.scheduler, schedulerKinds);
   if (values.order && values.order !== 'batched' && values.order !== 'sequential') throw new UsageError('--order must be batched or sequential');
   if (values.plan && values.plan !== 'equal' && values.plan !== 'gap-weighted') throw new UsageError('--plan must be equal or gap-weighted');
+  // Each mode's own flags: a walk renders --walk-frames evenly spaced frames (no tree, no gaps to
+  // weigh); latent blending builds its tree from --branches or --seconds. The other mode's flags are refused, not ignored.
+  if (mode === 'latent-blend') {
+    if (values['walk-frames'] !== undefined) throw new UsageError(`--walk-frames is for the walk modes (--mode ${transitionModes.filter((m) => m !== 'latent-blend').join('|')}); latent-blend takes --branches or --seconds`);
+  } else {
+    const treeFlags = (['branches', 'seconds', 'depth', 'order'] as const).filter((flag) => values[flag] !== undefined).map((flag) => `--${flag}`);
+    if (values.plan === 'gap-weighted') treeFlags.push('--plan gap-weighted');
+    if (treeFlags.length) throw new UsageError(`${treeFlags.join(', ')} ${treeFlags.length === 1 ? 'is' : 'are'} for --mode latent-blend only; --mode ${mode} renders --walk-frames frames per segment instead`);
+  }
   if (values.branches && values.seconds) throw new UsageError('give either --branches or --seconds, not both');
   const seconds = numberOption('seconds', values.seconds, { min: 0.1, max: 3600 });
   const branches = numberOption('branches', values.branches, { integer: true, min: 2, max: 500 }) ?? (seconds === undefined ? 15 : undefined);

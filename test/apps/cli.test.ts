@@ -92,6 +92,20 @@ describe('blend and movie refuse the flags only the other one reads, rather than
   });
 });
 
+describe('each transition mode refuses the flags of the other, rather than ignore them', () => {
+  it.each([
+    ['blend.ts', ['a', 'b', '--walk-frames', '5'], '--walk-frames is for the walk modes (--mode embedding-walk|noise-mixing|seed-slerp|circular); latent-blend takes --branches or --seconds'],
+    ['blend.ts', ['a', 'b', '--mode', 'embedding-walk', '--branches', '5'], '--branches is for --mode latent-blend only; --mode embedding-walk renders --walk-frames frames per segment instead'],
+    ['movie.ts', ['a', 'b', '--mode', 'circular', '--depth', '0.3', '--plan', 'gap-weighted'], '--depth, --plan gap-weighted are for --mode latent-blend only; --mode circular renders'],
+    ['movie.ts', ['a', 'b', '--mode', 'seed-slerp', '--seconds', '2', '--order', 'batched'], '--seconds, --order are for --mode latent-blend only'],
+  ])('%s %j: a usage error before anything renders', async (script, args, message) => {
+    const r = await cli(script, args);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`error: ${message}`);
+    expect(r.stderr).not.toMatch(/Using the built-in demo model/);
+  });
+});
+
 describe('choice flags are checked the same way by every render CLI', () => {
   const photo = fileURLToPath(new URL('../fixtures/photos/coffee.png', import.meta.url));
   const formats = `--format must be one of ${VIDEO_FORMATS.join(', ')}, got "avi"`;
