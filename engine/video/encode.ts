@@ -8,7 +8,6 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { resolveFfmpeg } from './ffmpeg-path.ts';
-import { probeVideo } from './probe.ts';
 import type { RawImage } from './frames.ts';
 
 export type VideoFormat = 'mp4' | 'webm' | 'webp' | 'gif';
@@ -79,11 +78,34 @@ const DEFAULT_CRF: Record<'mp4' | 'webm', number> = { mp4: 23, webm: 32 };
 const CRF_RANGE: Record<'mp4' | 'webm', [number, number]> = { mp4: [0, 51], webm: [0, 63] };
 const WEBP_QUALITY = 75;
 /**
- * GIF frame delays are whole centiseconds, and browsers (Chromium, Firefox, Safari, so Discord too)
- * show a delay under 2 cs as 10 cs: above 50 fps a GIF plays several times too slowly. Faster
- * requests are written at 50 fps, frames dropped evenly, the same duration.
+ * The fastest rate an animated image plays at in a browser (so in Discord): Chromium, Firefox and
+ * Safari show a frame of 10 ms or less for 100 ms. GIF delays are whole centiseconds, so 2 cs
+ * (50 fps) is the shortest; WebP's are milliseconds, 11 ms (90 fps). Faster requests are written
+ * at this rate, frames dropped evenly, the same duration.
  */
-export const GIF_MAX_FPS = 50;
+export const ANIMATION_MAX_FPS: Readonly<Partial<Record<VideoFormat, number>>> = { gif: 50, webp: 90 };
+
+/** The rate a format is written at for a requested fps (lower for animated images above their limit). */
+export function writtenFps(format: VideoFormat, fps: number): number {
+  return Math.min(fps, ANIMATION_MAX_FPS[format] ?? Infinity);
+}
+
+/** Frames at `from` fps as frames at the lower rate `to`: output frame j is input frame round(j * from / to). */
+function resampled(frames: FrameIterable, from: number, to: number): AsyncIterable<RawImage> {
+  return {
+    async *[Symbol.asyncIterator]() {
+      let next = 0; // output frame index
+      let i = 0;
+      for await (const frame of frames as AsyncIterable<RawImage>) {
+        if (Math.round((next * from) / to) === i) {
+          yield frame;
+          next++;
+        }
+        i++;
+      }
+    },
+  };
+}
 /** Lower libwebp qualities tried before shrinking, since libwebp_anim has no bitrate target. */
 const WEBP_FALLBACK_QUALITIES = [50, 25];
 const RESOLUTION_STEPS = [0.75, 0.5, 0.35, 0.25];
@@ -190,8 +212,7 @@ function outputArgs(opts: EncodeOptions, s: AttemptSettings): string[] {
     case 'gif': {
       // One pass: split the stream, build a palette from one copy, apply it to the other.
       const palette = 'split[a][b];[a]palettegen=stats_mode=full[p];[b][p]paletteuse=dither=bayer:bayer_scale=3:diff_mode=rectangle';
-      const rate = opts.fps > GIF_MAX_FPS ? `fps=${GIF_MAX_FPS}` : undefined;
-      return ['-vf', [filter, rate, palette].filter(Boolean).join(','), '-loop', '0', '-f', 'gif'];
+      return ['-vf', filter ? `${filter},${palette}` : palette, '-loop', '0', '-f', 'gif'];
     }
   }
 }
@@ -339,9 +360,14 @@ function correctedBitrate(bitrate: number, size: number, maxBytes: number): numb
  * Encodes frames into a video. With `maxBytes`, an oversized result is re-encoded at a computed
  * bitrate (two tries), then at smaller resolutions, until it fits; every try is in `attempts`.
  */
-export async function encodeVideo(frames: FrameSource, opts: EncodeOptions): Promise<EncodeResult> {
-  validateOptions(opts);
-  throwIfAborted(opts.signal);
+export async function encodeVideo(source: FrameSource, requested: EncodeOptions): Promise<EncodeResult> {
+  validateOptions(requested);
+  throwIfAborted(requested.signal);
+  // Animated images above the rate players show: every frame's time kept, fewer frames.
+  const fps = writtenFps(requested.format, requested.fps);
+  const opts: EncodeOptions = { ...requested, fps };
+  const frames: FrameSource =
+    fps === requested.fps ? source : typeof source === 'function' ? () => resampled(source(), requested.fps, fps) : resampled(source, requested.fps, fps);
   const ffmpeg = resolveFfmpeg().path;
   const workDir = await mkdtemp(path.join(tmpdir(), 'blendfarm-video-'));
   const target = opts.out ?? path.join(workDir, `video.${opts.format}`);
@@ -374,16 +400,14 @@ export async function encodeVideo(frames: FrameSource, opts: EncodeOptions): Pro
 
   const finish = async (settings: AttemptSettings): Promise<EncodeResult> => {
     const bytes = await readFile(target);
-    // A GIF above GIF_MAX_FPS holds fewer frames than were given, at GIF_MAX_FPS.
-    const capped = opts.format === 'gif' && opts.fps > GIF_MAX_FPS;
     return {
       path: opts.out,
       bytes,
       format: opts.format,
       width: settings.width,
       height: settings.height,
-      frames: capped ? (await probeVideo(bytes, { signal: opts.signal })).frames : frameCount,
-      fps: capped ? GIF_MAX_FPS : opts.fps,
+      frames: frameCount,
+      fps: opts.fps,
       durationSeconds: frameCount / opts.fps,
       sizeBytes: bytes.length,
       attempts,

@@ -59,7 +59,7 @@ describe('reading at a given rate (a movie being extended at its fps)', () => {
   it('GIF, mp4 and webm read at `fps` keep their duration: a 60 fps GIF (stored at 50) gives 60 frames a second', async () => {
     const frames = Array.from({ length: 120 }, (_, i) => grey(10 + 2 * i));
     const gif = await encodeVideo(frames, { format: 'gif', fps: 60, width: W, height: H });
-    expect(gif.fps).toBe(50); // GIF_MAX_FPS
+    expect(gif.fps).toBe(50); // ANIMATION_MAX_FPS.gif
     const back = await decodeVideoFrames(gif.bytes, W, H, undefined, 60);
     expect(back).toHaveLength(120);
     // Still in order: the last frame read back is (near) the last frame written.

@@ -57,6 +57,17 @@ function gifFrameDelays(b: Buffer): number[] {
   }
 }
 
+/** Each ANMF frame's duration in ms, read from an animated WebP's chunks. */
+function webpFrameDurations(b: Buffer): number[] {
+  const out: number[] = [];
+  for (let p = 12; p + 8 <= b.length; ) {
+    const size = b.readUInt32LE(p + 4);
+    if (b.toString('latin1', p, p + 4) === 'ANMF') out.push(b.readUIntLE(p + 8 + 12, 3));
+    p += 8 + size + (size & 1);
+  }
+  return out;
+}
+
 /** Deterministic noise (LCG), so sizes are meaningful and repeatable. */
 function noise(width: number, height: number, seed: number): RawImage {
   const data = Buffer.alloc(width * height * 3);
@@ -416,18 +427,32 @@ describe('encodeVideo', () => {
     expect(Math.abs(probe.durationSeconds - seconds)).toBeLessThan(0.1);
   });
 
-  it('gif above 50 fps: every frame delay is at least 2 cs (browsers show 0-1 cs as 10 cs), same duration', async () => {
+  it('gif above 50 fps, webp above 90: no frame of 10 ms or less (browsers show those for 100 ms), same duration', async () => {
     const frames = Array.from({ length: 60 }, (_, i) => solid(16, 16, [i * 4, 255 - i * 4, (i * 37) % 256]));
-    for (const [fps, wantFps] of [[60, 50], [120, 50], [24, 24]] as const) {
-      const result = await encodeVideo(frames, { format: 'gif', fps, width: 16, height: 16 });
-      const delays = gifFrameDelays(result.bytes);
-      expect(Math.min(...delays), `${fps} fps`).toBeGreaterThanOrEqual(2);
-      // The file plays for the duration asked for (60 frames at fps), to the centisecond per frame.
-      expect(Math.abs(delays.reduce((a, b) => a + b, 0) / 100 - 60 / fps), `${fps} fps`).toBeLessThanOrEqual(0.02);
-      expect(result.fps).toBe(wantFps);
-      expect(result.frames).toBe(delays.length);
-      expect(result.durationSeconds).toBeCloseTo(60 / fps, 6);
+    const cases = [
+      ['gif', 60, 50],
+      ['gif', 120, 50],
+      ['gif', 24, 24],
+      ['webp', 100, 90],
+      ['webp', 120, 90],
+      ['webp', 60, 60],
+    ] as const;
+    for (const [format, fps, wantFps] of cases) {
+      const label = `${format} at ${fps} fps`;
+      const result = await encodeVideo(frames, { format, fps, width: 16, height: 16 });
+      // Frame times in ms, as the file stores them (GIF: centiseconds).
+      const times = format === 'gif' ? gifFrameDelays(result.bytes).map((d) => d * 10) : webpFrameDurations(result.bytes);
+      expect(Math.min(...times), label).toBeGreaterThan(10);
+      // The file plays for the duration asked for (60 frames at fps), to the frame.
+      expect(Math.abs(times.reduce((a, b) => a + b, 0) / 1000 - 60 / fps), label).toBeLessThanOrEqual(1 / wantFps);
+      expect(result.fps, label).toBe(wantFps);
+      expect(Math.abs(result.durationSeconds - 60 / fps), label).toBeLessThanOrEqual(1 / wantFps);
+      if (format === 'gif') expect(result.frames, label).toBe(times.length);
+      else expect(result.frames, label).toBe(Math.round((60 / fps) * wantFps));
     }
+    // A frame factory (replayed for size-limited attempts) is resampled the same way on every attempt.
+    const fitted = await encodeVideo(() => frames, { format: 'gif', fps: 120, width: 16, height: 16, maxBytes: 100 }).catch((e: Error) => e);
+    expect(fitted).toBeInstanceOf(VideoTooLargeError);
   });
 
   it('maxBytes: re-encodes at a computed bitrate when the first mp4 is too big', async () => {
