@@ -134,7 +134,7 @@ export class JobMessenger {
   private readonly lastEdit = new Map<number, number>();
   private readonly timers = new Map<number, NodeJS.Timeout>();
   /** The deliveries under way (deliver), by job: one at a time per job, and stop() waits for them. */
-  private readonly deliveries = new Map<number, Promise<unknown>>();
+  private readonly deliveries = new Map<number, Promise<boolean>>();
   private readonly retries = new Map<number, RetryState>();
   /** Reactions' jobs whose reply this process has posted and recorded, or failed to, and when: no need to wait for it (replySettled). */
   private readonly settledReplies = new Map<number, number>();
@@ -290,10 +290,13 @@ export class JobMessenger {
     if (this.deliveries.has(jobId) || this.stopped) return;
     const run = this.deliverNow(jobId).finally(() => this.deliveries.delete(jobId));
     this.deliveries.set(jobId, run);
-    await run;
+    // The job ended otherwise while its post was under way (a failure whose spooled render was
+    // stored meanwhile is done now): delivered again, as it is now.
+    if (await run) await this.deliver(jobId);
   }
 
-  private async deliverNow(jobId: number): Promise<void> {
+  /** Returns true when the job's status changed while it was being posted, so it must be delivered again. */
+  private async deliverNow(jobId: number): Promise<boolean> {
     const timer = this.timers.get(jobId);
     if (timer) clearTimeout(timer);
     this.timers.delete(jobId);
@@ -305,12 +308,12 @@ export class JobMessenger {
       if (!stored || !TERMINAL.has(stored.status) || stored.deliveredAt) {
         this.retries.delete(jobId);
         if (stored?.deliveredAt) this.settledReplies.delete(jobId);
-        return;
+        return false;
       }
       // A reaction's reply still on its way: it is the job's message once recorded (replySettled or
       // the sweep after DELIVERY_REPLY_GRACE_MS deliver it then).
-      if (this.awaitingReply(stored)) return;
-      if (!(await claimDelivery(this.farm, jobId, this.claimant, this.claimSeconds))) return;
+      if (this.awaitingReply(stored)) return false;
+      if (!(await claimDelivery(this.farm, jobId, this.claimant, this.claimSeconds))) return false;
       claimed = true;
       this.renewClaimWhileDelivering(jobId);
       job = stored;
@@ -325,9 +328,13 @@ export class JobMessenger {
           await this.post(whole, { content: failedText(whole), components: [] });
         }
       }
-      await markDelivered(this.farm, jobId);
+      const marked = await markDelivered(this.farm, jobId, { status: job.status });
       this.retries.delete(jobId);
       this.settledReplies.delete(jobId);
+      if (!marked && (await getJob(this.farm, jobId))?.status !== job.status) {
+        await releaseDelivery(this.farm, jobId, this.claimant);
+        return true;
+      }
     } catch (err) {
       if (err instanceof ClaimLost) {
         // Another bot process took the job over (this claim had run out): it posts it, not this one.
@@ -344,6 +351,7 @@ export class JobMessenger {
       clearInterval(this.claimRenewals.get(jobId));
       this.claimRenewals.delete(jobId);
     }
+    return false;
   }
 
   /**
@@ -409,7 +417,7 @@ export class JobMessenger {
    */
   private async giveUp(job: Job, reason: UndeliverableReason, err: unknown): Promise<void> {
     try {
-      if (!(await markDelivered(this.farm, job.id))) {
+      if (!(await markDelivered(this.farm, job.id, { status: job.status }))) {
         this.retries.delete(job.id);
         return;
       }

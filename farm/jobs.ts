@@ -283,15 +283,18 @@ export async function retryJob(farm: FarmContext, jobId: number, context: Omit<B
 
 /**
  * Records that a finished job's result was posted. Returns true exactly once per job, however
- * many bot processes race to deliver it; callers that get false must not post again.
+ * many bot processes race to deliver it; callers that get false must not post again. `status`:
+ * the status that was posted; false, changing nothing, when the job has another one now (a job
+ * failed when its lease ran out whose spooled render was stored meanwhile is done now: its video
+ * is still to be delivered).
  */
-export async function markDelivered(farm: FarmContext, jobId: number): Promise<boolean> {
+export async function markDelivered(farm: FarmContext, jobId: number, opts: { status?: JobStatus } = {}): Promise<boolean> {
   if (!isJobId(jobId)) return false;
   return farm.db.db.transaction(async (tx) => {
     const [row] = await tx
       .update(jobs)
       .set({ deliveredAt: sql`now()`, deliveryClaimExpiresAt: null })
-      .where(and(eq(jobs.id, jobId), isNull(jobs.deliveredAt), inArray(jobs.status, [...TERMINAL_STATUSES])))
+      .where(and(eq(jobs.id, jobId), isNull(jobs.deliveredAt), inArray(jobs.status, [...TERMINAL_STATUSES]), opts.status === undefined ? undefined : eq(jobs.status, opts.status)))
       .returning({ id: jobs.id, userId: jobs.userId, status: jobs.status, attempts: jobs.attempts });
     if (!row) return false;
     await recordEvent(tx, 'delivered', { jobId: row.id, userId: row.userId, status: row.status, attempt: row.attempts });

@@ -232,20 +232,27 @@ export async function completeJob(
 }
 
 async function completeLocked(tx: Transaction, farm: FarmContext, lease: Lease, artifact: CompletedArtifact, spentMs: number, progress: JobProgress | undefined): Promise<boolean> {
-  const [row] = await queryRows<{ job: Record<string, unknown> }>(
+  // Running under this lease, or failed by a reaper when this lease ran out and not queued again
+  // since (reapExpiredLeases keeps the token on such a row; a retry clears it): the render exists,
+  // so the job is done after all, charged again, and delivered again (its failure may have been).
+  const [row] = await queryRows<{ job: Record<string, unknown>; was: string }>(
     tx,
     sql`
+    with old as (select id, status from jobs where id = ${lease.id} for update)
     update jobs set status = 'done', finished_at = now(), spent_ms = ${spentMs}::bigint, error = null,
       progress = coalesce(${progress ? JSON.stringify(progress) : null}::jsonb, progress),
-      lease_token = null, lease_expires_at = null
-    where id = ${lease.id} and lease_token = ${lease.leaseToken} and status = 'running'
-    returning row_to_json(jobs) as job`,
+      lease_token = null, lease_expires_at = null,
+      delivered_at = null, delivery_claimed_by = null, delivery_claim_expires_at = null
+    from old
+    where jobs.id = old.id and jobs.lease_token = ${lease.leaseToken} and jobs.status in ('running', 'failed')
+    returning row_to_json(jobs) as job, old.status as was`,
   );
   if (!row) return false;
   const job = jobRowFromJson(row.job);
+  const afterFailure = row.was === 'failed';
   await tx.insert(artifacts).values({ jobId: job.id, ...artifact, data: artifact.data ?? null, path: artifact.path ?? null });
-  await policyOf(farm).settle(tx, job, { kind: 'done', spentMs });
-  await recordEvent(tx, 'done', eventFields(job), { spentGpuSeconds: spentMs / 1000, leaseToken: lease.leaseToken });
+  await policyOf(farm).settle(tx, job, afterFailure ? { kind: 'done-after-refund', spentMs } : { kind: 'done', spentMs });
+  await recordEvent(tx, 'done', eventFields(job), { spentGpuSeconds: spentMs / 1000, leaseToken: lease.leaseToken, ...(afterFailure ? { afterFailure: true } : {}) });
   return true;
 }
 
@@ -267,7 +274,8 @@ export async function completionOf(farm: FarmContext, lease: Lease, artifactPath
   );
   if (!row) return 'lost';
   if (row.status === 'done' && row.by_lease && (artifactPath === undefined || row.path === artifactPath)) return 'stored';
-  if (row.status === 'running' && row.held) return 'pending';
+  // Failed by a reaper with this lease kept: a completion under it may still commit too.
+  if ((row.status === 'running' || row.status === 'failed') && row.held) return 'pending';
   return 'lost';
 }
 
@@ -289,7 +297,12 @@ export async function failAttempt(
   return farm.db.db.transaction((tx) => failLocked(tx, farm, lease.id, lease.leaseToken, storableText(error), permanent, options.timedOut ?? false));
 }
 
-async function failLocked(tx: Transaction, farm: FarmContext, jobId: number, leaseToken: string, error: string, permanent: boolean, timedOut = false): Promise<FailOutcome> {
+/**
+ * `reaped`: the lease ran out (reapExpiredLeases). A job that fails so keeps its lease token and
+ * worker: its worker may have finished the render and spooled it, and a completion under that lease
+ * is still taken (completeLocked) until the job is queued again.
+ */
+async function failLocked(tx: Transaction, farm: FarmContext, jobId: number, leaseToken: string, error: string, permanent: boolean, timedOut = false, reaped = false): Promise<FailOutcome> {
   const [row] = await queryRows<{ job: Record<string, unknown>; worker_id: string | null; ran_ms: number }>(
     tx,
     sql`
@@ -299,7 +312,9 @@ async function failLocked(tx: Transaction, farm: FarmContext, jobId: number, lea
       finished_at = case when ${permanent}::boolean or attempts >= max_attempts then now() end,
       charged_ms = null,
       run_after = now() + make_interval(secs => ${farm.config.retryBackoffSeconds}::float8 * attempts),
-      error = ${error}, progress = null, worker_id = null, lease_token = null, lease_expires_at = null
+      error = ${error}, progress = null, lease_expires_at = null,
+      worker_id = case when ${reaped}::boolean and attempts >= max_attempts then jobs.worker_id end,
+      lease_token = case when ${reaped}::boolean and attempts >= max_attempts then jobs.lease_token end
     from old
     where jobs.id = old.id and jobs.lease_token = ${leaseToken} and jobs.status = 'running'
     returning row_to_json(jobs) as job, old.worker_id, greatest(0, extract(epoch from (now() - jobs.started_at)) * 1000)::float8 as ran_ms`,
@@ -341,7 +356,9 @@ export async function releaseJob(farm: FarmContext, lease: Lease, reason = 'work
  * out of attempts, failed and refunded. A job on its last attempt is failed only once its lease
  * has been expired for lastAttemptGraceSeconds: until then it stays running under the expired
  * lease, so a render its worker finished and spooled is still completed under that lease when
- * the worker comes back (farm/spool.ts), and the worker may still renew it. Safe to run from every
+ * the worker comes back (farm/spool.ts), and the worker may still renew it. One failed after that
+ * keeps its lease token: a completion under it (the spool's, after a longer outage) still makes it
+ * done, charged again, until its owner retries it. Safe to run from every
  * worker at once (SKIP LOCKED). Returns how many jobs were taken back.
  */
 export async function reapExpiredLeases(farm: FarmContext, limit = 50): Promise<number> {
@@ -357,7 +374,7 @@ export async function reapExpiredLeases(farm: FarmContext, limit = 50): Promise<
     );
     for (const job of expired) {
       const error = `worker ${job.worker_id ?? '?'} stopped renewing its lease during attempt ${job.attempts} (it crashed, hung or lost its connection)`;
-      await failLocked(tx, farm, Number(job.id), job.lease_token, error, false);
+      await failLocked(tx, farm, Number(job.id), job.lease_token, error, false, false, true);
     }
     return expired.length;
   });

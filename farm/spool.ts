@@ -11,6 +11,8 @@
 //   retried by its owner since the render   -> deleted, never stored (SpoolEntry.queuedEventId differs:
 //     (after a cancel or a failure)            the retry asked for a fresh render)
 //   running under the spooled lease token   -> completed under that lease (even once it expired)
+//   failed by a reaper under that token     -> completed under that lease: done after all, charged again
+//     (not queued again since)
 //   queued (the lease ran out, reaped)      -> claimed again for this worker (claimSpecificJob), completed
 //   running under another worker's lease    -> kept until that ends (checked again next heartbeat)
 //   entry older than queueHorizonSeconds    -> deleted
@@ -18,7 +20,8 @@
 // A job on its last attempt is not reaped at once (reapExpiredLeases): it stays running under the
 // expired lease for lastAttemptGraceSeconds, so the "spooled lease token" row applies if this or a
 // worker sharing the folder reaches the database within that; after it the job is failed and
-// refunded, and the entry deleted as failed.
+// refunded, and the entry, found later, still completes it (failed -> done, charged again, its
+// delivery done again) unless its owner has retried it meanwhile.
 //
 // The worker that wrote an entry and still has the video in memory (its completion found the lease
 // gone) recovers it at once with those bytes (recoverHeld's `video`): the file is read back only by
@@ -349,14 +352,17 @@ export async function recoverHeld(r: SpoolRecovery, name: string, options: Recov
   const state = await leaseStateOf(r.farm, entry.jobId);
   if (!state) return drop(entry.jobId, 'the job no longer exists');
   const { job } = state;
-  if (job.status === 'done' || job.status === 'failed' || job.status === 'cancelled') return drop(job.id, `the job is ${job.status} already`);
+  // Failed by a reaper when the spooled lease ran out (its token kept, not queued again since): the
+  // render exists, so it is completed under that lease after all (queue.ts completeLocked).
+  const failedUnderLease = job.status === 'failed' && state.leaseToken === entry.leaseToken;
+  if (job.status === 'done' || (job.status === 'failed' && !failedUnderLease) || job.status === 'cancelled') return drop(job.id, `the job is ${job.status} already`);
   if (!renderedFor(job, entry.jobDigest)) return drop(job.id, 'the job is not the one rendered (its parameters differ); it is never stored with this video');
   // Same id, owner and parameters, but queued again by its owner since (a retry after a cancel or
   // a failure): the retry asked for a fresh render, and the cancelled run was charged already.
   if (entry.queuedEventId !== undefined && state.queuedEventId !== entry.queuedEventId) {
     return drop(job.id, 'the job was queued again by a retry since it was rendered (after a cancel or a failure); it is rendered afresh');
   }
-  const held = job.status === 'running' && state.leaseToken === entry.leaseToken;
+  const held = (job.status === 'running' && state.leaseToken === entry.leaseToken) || failedUnderLease;
   if (job.status === 'running' && !held) {
     return keep(job.id, state.leaseLive ? `worker ${job.workerId ?? '?'} holds the job now` : `the lease of worker ${job.workerId ?? '?'} ran out and the job is not back in the queue yet`);
   }
@@ -383,7 +389,8 @@ export async function recoverHeld(r: SpoolRecovery, name: string, options: Recov
   r.reported.delete(name);
   r.log(
     `job ${job.id}: completed from the spool (${held ? `attempt ${entry.attempt}` : `claimed again as attempt ${lease.attempt}`}, rendered by worker ${entry.workerId} at ${entry.createdAt}, ` +
-      `${entry.gpuSeconds.toFixed(1)} GPU-seconds) instead of being rendered again`,
+      `${entry.gpuSeconds.toFixed(1)} GPU-seconds) instead of being rendered again` +
+      (failedUnderLease ? '; it had been failed and refunded when its lease ran out, and is done now, charged again' : ''),
   );
   return 'completed';
 }

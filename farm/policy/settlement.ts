@@ -1,12 +1,18 @@
 // Settlement: what a job that ended costs, and what of its reservation goes back to the user.
 import { sql } from 'drizzle-orm';
 import type { Transaction } from '../../db/client.ts';
-import { addLedgerEntry } from './budget.ts';
+import { addLedgerEntry, lockUser } from './budget.ts';
 
 /** How a job ended, with what the charge is measured from. */
 export type Outcome =
   /** The render finished; `spentMs`: the GPU time its worker measured. */
   | { kind: 'done'; spentMs: number }
+  /**
+   * The render finished and was stored after a reaper had failed the job (its lease ran out on its
+   * last attempt) and refunded the whole reservation: `spentMs` is charged again, at most what the
+   * balance holds now.
+   */
+  | { kind: 'done-after-refund'; spentMs: number }
   /** Out of attempts, or a permanent error. */
   | { kind: 'failed' }
   /** Stopped for running past its time limit (config.ts renderTimeLimitSeconds); `ranMs`: how long the attempt ran. */
@@ -22,7 +28,7 @@ export interface SettledJob {
 
 export interface Settlement {
   chargedMs: number;
-  /** Given back to the balance. */
+  /** Given back to the balance (negative: taken from it, a charge after a full refund). */
   returnedMs: number;
 }
 
@@ -32,7 +38,7 @@ export interface Settlement {
  * never a negative balance).
  */
 export function chargeFor(reservedMs: number, outcome: Outcome): number {
-  const used = outcome.kind === 'done' ? outcome.spentMs : outcome.kind === 'cancelled' || outcome.kind === 'timed-out' ? (outcome.ranMs ?? 0) : 0;
+  const used = outcome.kind === 'done' || outcome.kind === 'done-after-refund' ? outcome.spentMs : outcome.kind === 'cancelled' || outcome.kind === 'timed-out' ? (outcome.ranMs ?? 0) : 0;
   return Math.max(0, Math.min(reservedMs, Math.round(used)));
 }
 
@@ -42,6 +48,16 @@ export function chargeFor(reservedMs: number, outcome: Outcome): number {
  * cancelled one).
  */
 export async function settleJob(tx: Transaction, job: SettledJob, outcome: Outcome): Promise<Settlement> {
+  if (outcome.kind === 'done-after-refund') {
+    // The reservation came back with the failure: the charge is taken again, from what is there
+    // (the refund may have been spent meanwhile; the balance never goes below zero).
+    const { balanceMs } = await lockUser(tx, job.userId);
+    const chargedMs = Math.min(chargeFor(job.reservedMs, outcome), balanceMs);
+    await tx.execute(sql`update jobs set charged_ms = ${chargedMs}::bigint where id = ${job.id}`);
+    const short = chargedMs < chargeFor(job.reservedMs, outcome) ? `, charged ${chargedMs / 1000} (all the balance held)` : '';
+    if (chargedMs > 0) await addLedgerEntry(tx, job.userId, 'settle', -chargedMs, job.id, `job ${job.id} used ${outcome.spentMs / 1000} GPU-seconds, stored after it had been failed and refunded${short}`);
+    return { chargedMs, returnedMs: -chargedMs };
+  }
   const chargedMs = chargeFor(job.reservedMs, outcome);
   const returnedMs = job.reservedMs - chargedMs;
   await tx.execute(sql`update jobs set charged_ms = ${chargedMs}::bigint where id = ${job.id}`);

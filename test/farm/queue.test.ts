@@ -7,7 +7,7 @@ import { type FarmDb, queryRows } from '../../db/client.ts';
 import { auditBalance } from '../../farm/policy/budget.ts';
 import { DEFAULT_FARM_CONFIG, type FarmContext } from '../../farm/config.ts';
 import { cancelJob, claimDelivery, getJob, listJobs, listUndelivered, markDelivered, releaseDelivery, retryJob, setJobMessage, submitJob } from '../../farm/jobs.ts';
-import { claimJob, claimSpecificJob, completeJob, failAttempt, leaseStateOf, reapExpiredLeases, renewLeases, reportProgress } from '../../farm/queue.ts';
+import { claimJob, claimSpecificJob, completeJob, failAttempt, leaseStateOf, reapExpiredLeases, releaseJob, renewLeases, reportProgress } from '../../farm/queue.ts';
 import { queuePosition } from '../../farm/status.ts';
 import type { ClaimedJob, WorkerCapabilities } from '../../farm/types.ts';
 import {
@@ -304,19 +304,32 @@ describe.each(BACKENDS)('the last-attempt grace on %s', (backend) => {
     expect((await leaseStateOf(farm, job.id))?.leaseLive).toBe(true);
     expect(await reapExpiredLeases(farm)).toBe(0);
 
-    // Past the grace it is failed and refunded in full, as without one; the stale worker can store nothing.
+    // Past the grace it is failed and refunded in full, as without one. The stale worker can no
+    // longer renew it (its render stops), report progress or fail it.
     await expireLease(db, job.id, grace + 1);
     expect(await reapExpiredLeases(farm)).toBe(1);
     const failed = await getJob(farm, job.id);
     expect(failed).toMatchObject({ status: 'failed', attempts: 1, chargedGpuSeconds: 0 });
     expect(failed?.error).toMatch(/grace-worker stopped renewing its lease during attempt 1/);
-    expect(await completeJob(farm, claimed, { artifact: artifactOf('too late'), gpuSeconds: 1 })).toBe(false);
     const after = await auditBalance(db.db, 'grace-last');
     expect(after.balanceMs).toBe(GENEROUS_BUDGET.refillGpuSeconds * 1000);
     expect(after.balanceMs).toBe(after.ledgerSumMs);
     const [refund] = await queryRows<{ amount_ms: string | number }>(db.db, sql`select amount_ms from budget_ledger where job_id = ${job.id} and kind = 'refund'`);
     expect(Number(refund.amount_ms)).toBe(Math.round(job.reservedGpuSeconds * 1000));
     expect(await countRows(db, 'job_events', sql`job_id = ${job.id} and type = 'failed'`)).toBe(1);
+    expect([...(await renewLeases(farm, 'grace-worker', [claimed.leaseToken]))]).toEqual([]);
+    expect(await reportProgress(farm, claimed, 'grace-worker', { stage: 'x', fraction: 0.5 })).toBe(false);
+    expect(await failAttempt(farm, claimed, 'late error')).toBe('lost');
+    expect(await releaseJob(farm, claimed)).toBe(false);
+    // A render it finished under that lease is still stored (a spooled one, after a long outage:
+    // farm/spool.ts): done after all, the GPU-seconds charged again.
+    expect(await completeJob(farm, claimed, { artifact: artifactOf('stored late'), gpuSeconds: 1 })).toBe(true);
+    expect(await getJob(farm, job.id)).toMatchObject({ status: 'done', error: null, chargedGpuSeconds: 1 });
+    const charged = await auditBalance(db.db, 'grace-last');
+    expect(charged.balanceMs).toBe(GENEROUS_BUDGET.refillGpuSeconds * 1000 - 1000);
+    expect(charged.balanceMs).toBe(charged.ledgerSumMs);
+    // Once: a second completion under that lease stores nothing.
+    expect(await completeJob(farm, claimed, { artifact: artifactOf('again'), gpuSeconds: 1 })).toBe(false);
 
     // 0 turns the grace off: a last attempt is failed as soon as its lease expires.
     const noGrace: FarmContext = { db, config: { ...farm.config, maxAttempts: 1, lastAttemptGraceSeconds: 0 } };

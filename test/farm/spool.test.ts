@@ -11,8 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FarmDb, openDatabase, queryRows } from '../../db/client.ts';
 import { type FarmContext, farmConfigFrom } from '../../farm/config.ts';
 import { FakeRenderer } from '../../farm/fake-renderer.ts';
-import { cancelJob, getArtifact, getJob, retryJob, submitJob } from '../../farm/jobs.ts';
-import { auditBalance } from '../../farm/policy/budget.ts';
+import { cancelJob, getArtifact, getJob, markDelivered, retryJob, submitJob } from '../../farm/jobs.ts';
+import { auditBalance, grantBudget } from '../../farm/policy/budget.ts';
 import { claimJob, claimSpecificJob, completeJob, reapExpiredLeases, releaseJob } from '../../farm/queue.ts';
 import type { Renderer, RenderResult } from '../../farm/renderer.ts';
 import type { Job } from '../../farm/types.ts';
@@ -252,25 +252,83 @@ describe.each(BACKENDS)('the render spool on %s', (backend) => {
     expect(ledger.map((e) => e.kind)).toEqual(['reserve', 'settle']);
   });
 
-  it('past the grace a job on its last attempt is failed and refunded, and its spooled render deleted', async () => {
-    const { job, spoolDir } = await spoolDuringOutage('grace-over', { maxAttempts: 1 });
+  /** A job on its last attempt whose spooled render outlived the grace: failed by a reaper and refunded in full. */
+  async function failedPastGrace(model: string) {
+    const { job, spoolDir } = await spoolDuringOutage(model, { maxAttempts: 1 });
     await expireLease(db, job.id, farm.config.lastAttemptGraceSeconds + 1);
     expect(await reapExpiredLeases(farm)).toBeGreaterThanOrEqual(1);
     const failed = await getJob(farm, job.id);
     expect(failed).toMatchObject({ status: 'failed', attempts: 1, chargedGpuSeconds: 0 });
-    expect(failed?.error).toMatch(/worker w-a-grace-over stopped renewing its lease during attempt 1/);
+    expect(failed?.error).toMatch(new RegExp(`worker w-a-${model} stopped renewing its lease during attempt 1`));
     const audit = await auditBalance(db.db, job.userId);
     expect(audit.balanceMs).toBe(GENEROUS_BUDGET.refillGpuSeconds * 1000);
     expect(audit.balanceMs).toBe(audit.ledgerSumMs);
+    return { job, spoolDir };
+  }
+
+  it('past the grace a job on its last attempt is failed and refunded; its spooled render, found later, makes it done after all, charged again and delivered again', async () => {
+    const { job, spoolDir } = await failedPastGrace('grace-over');
+    // The bot posted the failure.
+    expect(await markDelivered(farm, job.id, { status: 'failed' })).toBe(true);
 
     const { worker, renderer, lines } = await restartedAndStopped('grace-over', spoolDir);
 
     expect(renderer.renders).toBe(0);
-    expect(worker.stats.recovered).toBe(0);
-    expect(await getJob(farm, job.id)).toMatchObject({ status: 'failed' });
-    expect(await getArtifact(farm, job.id)).toBeUndefined();
+    expect(worker.stats).toMatchObject({ recovered: 1, claimed: 0 });
+    const done = await getJob(farm, job.id);
+    expect(done).toMatchObject({ status: 'done', attempts: 1, error: null, spentGpuSeconds: SPOOLED_GPU_SECONDS, chargedGpuSeconds: SPOOLED_GPU_SECONDS, deliveredAt: null });
+    expect(Buffer.compare((await getArtifact(farm, job.id))!.bytes, spooledVideo)).toBe(0);
     expect(spoolFiles(spoolDir)).toEqual([]);
-    expect(lines.some((l) => l.startsWith(`job ${job.id}: spooled render job-${job.id}-attempt-1-`) && l.endsWith('deleted: the job is failed already'))).toBe(true);
+    expect(lines.some((l) => l.startsWith(`job ${job.id}: completed from the spool (attempt 1, rendered by worker w-a-grace-over`) && l.endsWith('it had been failed and refunded when its lease ran out, and is done now, charged again'))).toBe(true);
+    // Charged again through the ledger: the refund stays, the render's GPU-seconds are taken.
+    const ledger = await queryRows<{ kind: string; amount_ms: string | number }>(db.db, sql`select kind, amount_ms from budget_ledger where job_id = ${job.id} order by id`);
+    const reserved = Math.round(done!.reservedGpuSeconds * 1000);
+    expect(ledger.map((e) => [e.kind, Number(e.amount_ms)])).toEqual([['reserve', -reserved], ['refund', reserved], ['settle', -SPOOLED_GPU_SECONDS * 1000]]);
+    const audit = await auditBalance(db.db, job.userId);
+    expect(audit.balanceMs).toBe(GENEROUS_BUDGET.refillGpuSeconds * 1000 - SPOOLED_GPU_SECONDS * 1000);
+    expect(audit.balanceMs).toBe(audit.ledgerSumMs);
+    const events = await queryRows<{ type: string; data: Record<string, unknown> }>(db.db, sql`select type, data from job_events where job_id = ${job.id} order by id`);
+    expect(events.map((e) => e.type)).toEqual(['queued', 'claimed', 'failed', 'delivered', 'done']);
+    expect(events[4].data).toMatchObject({ afterFailure: true, spentGpuSeconds: SPOOLED_GPU_SECONDS });
+    // The failure's delivery is over; the video is delivered once more. A bot that posted the
+    // failure while it became done cannot mark it delivered.
+    expect(await markDelivered(farm, job.id, { status: 'failed' })).toBe(false);
+    expect(await markDelivered(farm, job.id, { status: 'done' })).toBe(true);
+    expect(await markDelivered(farm, job.id)).toBe(false);
+  });
+
+  it('a job failed past the grace and retried by its owner since: the spooled render is deleted and the retry rendered afresh', async () => {
+    const { job, spoolDir } = await failedPastGrace('grace-retried');
+    await retryJob(farm, job.id);
+    const { worker, renderer, lines } = restartedWorker('grace-retried', spoolDir);
+    await worker.start();
+    await waitForJob(farm, job.id, { timeoutMs: 20_000 });
+    await worker.stop();
+
+    expect(renderer.renders).toBe(1);
+    expect(await getJob(farm, job.id)).toMatchObject({ status: 'done', spentGpuSeconds: 5 });
+    expect((await getArtifact(farm, job.id))!.bytes.toString()).toBe('rendered again');
+    expect(spoolFiles(spoolDir)).toEqual([]);
+    expect(lines.some((l) => l.startsWith(`job ${job.id}: spooled render job-${job.id}-attempt-1-`) && l.endsWith('deleted: the job was queued again by a retry since it was rendered (after a cancel or a failure); it is rendered afresh'))).toBe(true);
+    const audit = await auditBalance(db.db, job.userId);
+    expect(audit.balanceMs).toBe(audit.ledgerSumMs);
+  });
+
+  it('a job failed past the grace whose owner spent the refund meanwhile: charged what the balance holds, never below zero', async () => {
+    const { job, spoolDir } = await failedPastGrace('grace-spent');
+    // All but 0.3 GPU-seconds spent elsewhere (taken away here).
+    const left = 300;
+    await grantBudget(farm, job.userId, -(GENEROUS_BUDGET.refillGpuSeconds * 1000 - left) / 1000);
+
+    const { renderer } = await restartedAndStopped('grace-spent', spoolDir);
+
+    expect(renderer.renders).toBe(0);
+    expect(await getJob(farm, job.id)).toMatchObject({ status: 'done', spentGpuSeconds: SPOOLED_GPU_SECONDS, chargedGpuSeconds: left / 1000 });
+    const audit = await auditBalance(db.db, job.userId);
+    expect(audit).toEqual({ balanceMs: 0, ledgerSumMs: 0 });
+    const [settle] = await queryRows<{ amount_ms: string | number; note: string }>(db.db, sql`select amount_ms, note from budget_ledger where job_id = ${job.id} and kind = 'settle'`);
+    expect(Number(settle.amount_ms)).toBe(-left);
+    expect(settle.note).toContain('all the balance held');
   });
 
   it('deletes the entry of a job cancelled meanwhile and never completes it', async () => {
