@@ -3,7 +3,7 @@
  * internal messages stay in the log; the user gets a short reference to quote instead.
  */
 import { randomBytes } from 'node:crypto';
-import { loggableError } from '../farm/index.ts';
+import { isConnectionError, loggableError } from '../farm/index.ts';
 import { BudgetExceededError, FarmError, JobParamsError } from '../farm/index.ts';
 import { discordWhen } from './format.ts';
 
@@ -13,12 +13,27 @@ export class UserInputError extends Error {
 }
 
 /**
+ * The farm did not answer a lookup made before an interaction's first answer in time for Discord's
+ * 3 s (beforeAnswer in submit.ts): the member is told so, and nothing was done.
+ */
+export class FarmTooSlowError extends Error {
+  override name = 'FarmTooSlowError';
+  constructor() {
+    super("The render farm is slow to answer right now, so nothing was done; try again in a moment. If it keeps happening, tell a server admin.");
+  }
+}
+
+/** The farm's database could not be reached (the database handle logs the outage once, with its cause). */
+const DATABASE_UNREACHABLE = "The render farm's database isn't answering right now; try again in a minute. If it keeps happening, tell a server admin.";
+
+/**
  * The message for `err`. `optionNames` maps the farm's field names (the first words of a
  * JobParamsError issue, e.g. "durationSeconds" or "prompt 1") to the Discord option a member
  * typed, so a refusal names what they can fix.
  */
 export function userMessage(err: unknown, log: (msg: string) => void = console.error, optionNames: Readonly<Record<string, string>> = {}): string {
-  if (err instanceof UserInputError) return err.message;
+  if (err instanceof UserInputError || err instanceof FarmTooSlowError) return err.message;
+  if (isConnectionError(err)) return DATABASE_UNREACHABLE;
   if (err instanceof BudgetExceededError) return budgetText(err);
   if (err instanceof JobParamsError) return `That request can't be rendered: ${err.issues.map((issue) => nameOption(issue, optionNames)).join('; ')}.`;
   if (err instanceof FarmError) {

@@ -37,7 +37,7 @@ import type { BotContext, FollowUpGuard, SubmissionGate } from './context.ts';
 import { cancelRow } from './components/rows.ts';
 import { DEFAULT_UPLOAD_LIMIT, UPLOAD_LIMIT_BY_PREMIUM_TIER } from './delivery.ts';
 import { interactionRoleIds, postingRefusal } from './permissions.ts';
-import { userMessage } from './errors.ts';
+import { FarmTooSlowError, userMessage } from './errors.ts';
 import { queuedText, withWholeMovie } from './format.ts';
 import type { AttachedPictures } from './pictures.ts';
 import { OPTION_NAMES, serverDefaults, toJobParamsInput, withServerDefaults, type RenderOptions } from './render-options.ts';
@@ -47,6 +47,31 @@ export const INTERACTION_TOKEN_LIFETIME_MS = 15 * 60 * 1000;
 
 /** How many deferred submissions do their database work at once (BotOptions.submitConcurrency). */
 export const DEFAULT_SUBMIT_CONCURRENCY = 2;
+
+/**
+ * How long the lookups made before an interaction's first answer (the job and the rights on it, so
+ * a refusal is private from the start) may take: Discord forgets an interaction unanswered after
+ * 3 s, so past this the member is told the farm is slow instead (beforeAnswer).
+ */
+export const LOOKUP_BEFORE_ANSWER_MS = 2000;
+
+/**
+ * `lookup` (database reads before an interaction's first answer), or a FarmTooSlowError once it has
+ * taken `ms`: a database that stops answering (its queries give up only after
+ * BLENDFARM_DB_QUERY_TIMEOUT_MS) would otherwise leave the interaction unanswered ("This
+ * interaction failed"). A lookup given up on still ends in the background; it changes nothing.
+ */
+export async function beforeAnswer<T>(lookup: () => Promise<T>, ms = LOOKUP_BEFORE_ANSWER_MS): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const running = lookup();
+  const tooSlow = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new FarmTooSlowError()), ms)));
+  try {
+    return await Promise.race([running, tooSlow]);
+  } finally {
+    clearTimeout(timer);
+    running.catch(() => undefined); // its failure after the timeout is not an unhandled rejection
+  }
+}
 
 /** The longest a queued step waits for unanswered interactions before it runs anyway. */
 const MAX_ACK_HOLD_MS = 500;

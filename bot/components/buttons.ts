@@ -9,7 +9,7 @@ import type { BotContext } from '../context.ts';
 import { cancelJobFor } from '../commands/cancel.ts';
 import { withWholeMovie } from '../format.ts';
 import { mayActOn, notYoursText, requesterOf } from '../permissions.ts';
-import { FOLLOW_UP_VERBS, submitFollowUpRender, uploadLimit } from '../submit.ts';
+import { beforeAnswer, FOLLOW_UP_VERBS, submitFollowUpRender, uploadLimit } from '../submit.ts';
 import { parseButtonId, type ButtonAction } from './custom-id.ts';
 import { extendForm } from './forms.ts';
 
@@ -22,9 +22,14 @@ export async function handleButton(interaction: ButtonInteraction, ctx: BotConte
     return;
   }
   const { action, jobId } = parsed;
-  // One keyed lookup, then the rights: all a refusal needs, before the first response.
-  const job = await getJob(ctx.farm, jobId);
-  if (!job) {
+  // One keyed lookup, then the rights: all a refusal needs, before the first response (in time for
+  // Discord's 3 s: beforeAnswer). The rule counts the whole movie's prompts; an extension's own
+  // parameters list only its new ones.
+  const { job, whole } = await beforeAnswer(async () => {
+    const found = await getJob(ctx.farm, jobId);
+    return { job: found, whole: found && action === 'extend' && mayActOn(found, interaction) ? await withWholeMovie(ctx.farm, found) : found };
+  });
+  if (!job || !whole) {
     await interaction.reply({ content: `Job #${jobId} no longer exists; make a new one with /blend.`, flags: MessageFlags.Ephemeral });
     return;
   }
@@ -32,8 +37,6 @@ export async function handleButton(interaction: ButtonInteraction, ctx: BotConte
     await interaction.reply({ content: notYoursText(job, requesterOf(interaction, job), VERBS[action]), flags: MessageFlags.Ephemeral });
     return;
   }
-  // The rule counts the whole movie's prompts; an extension's own parameters list only its new ones.
-  const whole = action === 'extend' ? await withWholeMovie(ctx.farm, job) : job;
   // An older message may still carry a button this job cannot use (e.g. Extend on a variation
   // animation, or on a movie that has the most prompts a movie may have).
   const refusal = action === 'cancel' ? undefined : followUpRefusal(action, whole);

@@ -10,7 +10,7 @@ import { userMessage } from '../errors.ts';
 import { withWholeMovie } from '../format.ts';
 import { mayActOn, notYoursText, requesterOf } from '../permissions.ts';
 import { DISCORD_MAX_TEXT_INPUT_LENGTH, promptListLength, splitPrompts, type RenderOptions } from '../render-options.ts';
-import { refuse, submitFollowUpRender, submitRender, uploadLimit } from '../submit.ts';
+import { beforeAnswer, refuse, submitFollowUpRender, submitRender, uploadLimit } from '../submit.ts';
 import { extendFormId, movieFormId, parseFormId } from './custom-id.ts';
 
 const PROMPTS_FIELD = 'prompts';
@@ -64,13 +64,17 @@ export async function handleForm(interaction: ModalSubmitInteraction, ctx: BotCo
   } catch (err) {
     return refuse(interaction, userMessage(err, ctx.log));
   }
-  // One keyed lookup and the rights before the first response, so a refusal is private.
-  const parent = await getJob(ctx.farm, route.jobId);
+  // One keyed lookup and the rights before the first response, so a refusal is private (in time
+  // for Discord's 3 s: beforeAnswer).
+  const { parent, whole } = await beforeAnswer(async () => {
+    const found = await getJob(ctx.farm, route.jobId);
+    return { parent: found, whole: found && mayActOn(found, interaction) ? await withWholeMovie(ctx.farm, found) : undefined };
+  });
   if (!parent) return refuse(interaction, `Job #${route.jobId} no longer exists; make a new movie with /movie.`);
-  if (!mayActOn(parent, interaction)) return refuse(interaction, notYoursText(parent, requesterOf(interaction, parent), 'extend'));
+  if (!whole) return refuse(interaction, notYoursText(parent, requesterOf(interaction, parent), 'extend'));
   try {
     // The whole movie's rule (room for these prompts, not a variation), privately before answering.
-    followUpParams('extend', (await withWholeMovie(ctx.farm, parent)).params, { prompts });
+    followUpParams('extend', whole.params, { prompts });
   } catch (err) {
     return refuse(interaction, userMessage(err, ctx.log));
   }
