@@ -51,8 +51,13 @@ export function title(job: Pick<Job, 'id' | 'kind' | 'params' | 'parentJobId'>):
   return `**${KIND_LABELS[job.kind]}** #${job.id}${of}: ${escapeMarkdown(chain)}`;
 }
 
+/**
+ * Text a member typed, shown as typed: markdown (bold, code, spoilers, quotes, masked links
+ * "[text](url)", which would put a link of theirs under the bot's name) escaped, @everyone/@here
+ * broken.
+ */
 export function escapeMarkdown(text: string): string {
-  return text.replace(/([\\*_~`|>])/g, '\\$1').replace(/@/g, '@\u200b');
+  return text.replace(/([\\*_~`|>[\]])/g, '\\$1').replace(/@/g, '@\u200b');
 }
 
 export function queuedText(job: Job, position: number | undefined): string {

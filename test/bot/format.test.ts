@@ -58,6 +58,11 @@ describe('pieces', () => {
     expect(escapeMarkdown('*bold* _it_ `code` a|b @everyone')).toBe('\\*bold\\* \\_it\\_ \\`code\\` a\\|b @\u200beveryone');
   });
 
+  it('a masked link in a prompt is not a link in the bot’s message (no phishing under the bot’s name)', () => {
+    const job = { id: 7, kind: 'blend' as const, parentJobId: null, params: { prompts: ['[Claim your free Nitro](https://evil.example/nitro)', 'a cat'] } };
+    expect(title(job as never)).toBe('**Blend** #7: \\[Claim your free Nitro\\](https://evil.example/nitro) → a cat');
+  });
+
   it('title: kind, number and prompts; long movies shortened; an extension names the movie it continues', () => {
     expect(title(job())).toBe('**Blend** #7: a cat → a dog');
     const prompts = ['one', 'two', 'three', 'four', 'five', 'six'];
