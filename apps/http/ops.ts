@@ -3,11 +3,11 @@
 // events, and the HTTP server that serves them. apps/bot/main.ts and apps/worker/main.ts call
 // startOps when BLENDFARM_HTTP_PORT is set.
 import type { Client } from 'discord.js';
-import { collectDefaultMetrics, Counter, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { checkDatabase } from '../../db/health.ts';
 import { type FarmContext, farmActivity, onJobEvent, registerFarmMetrics, type FarmMetrics } from '../../farm/index.ts';
 import type { Logger } from '../log.ts';
-import { type OpsServer, type ReadinessCheck, startOpsServer } from './server.ts';
+import { type OpsServer, type ReadinessCheck, runReadiness, startOpsServer } from './server.ts';
 
 export interface OpsOptions {
   role: 'bot' | 'worker';
@@ -67,6 +67,19 @@ export async function startOps(options: OpsOptions, registry: Registry = createR
     },
     ...(options.readiness ?? []),
   ];
+  // The same checks as a gauge, so Prometheus can alert on a process that answers but is not ready
+  // (ops/prometheus.yml's BlendfarmNotReady); `up` alone says only that /metrics answered.
+  new Gauge({
+    name: 'blendfarm_ready',
+    help: 'Readiness checks of this process, as /readyz runs them: 1 when the check passes, 0 when not, by check (database, discord, model)',
+    labelNames: ['check'] as const,
+    registers: [registry],
+    async collect() {
+      const results = await runReadiness(readiness);
+      this.reset();
+      for (const [name, result] of results) this.set({ check: name }, result === true ? 1 : 0);
+    },
+  });
   const server = await startOpsServer({
     host: options.host,
     port: options.port,

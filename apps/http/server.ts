@@ -37,7 +37,7 @@ export interface OpsServerOptions {
   /** Process role shown on the page ("bot", "worker"). */
   role: string;
   log?: (level: 'info' | 'warn', fields: Record<string, unknown>, message: string) => void;
-  /** How long one readiness check may take (default 3000 ms). */
+  /** How long one readiness check may take (default DEFAULT_CHECK_TIMEOUT_MS, 3000 ms). */
   checkTimeoutMs?: number;
 }
 
@@ -67,6 +67,14 @@ function bearer(req: http.IncomingMessage): string | undefined {
   return match?.[1]?.trim();
 }
 
+/** How long one readiness check may take unless OpsServerOptions.checkTimeoutMs says otherwise. */
+export const DEFAULT_CHECK_TIMEOUT_MS = 3000;
+
+/** Every check at once, each bounded by `timeoutMs`: [name, true or the reason] in the checks' order. What /readyz answers from. */
+export function runReadiness(checks: readonly ReadinessCheck[], timeoutMs = DEFAULT_CHECK_TIMEOUT_MS): Promise<Array<readonly [string, true | string]>> {
+  return Promise.all(checks.map(async (c) => [c.name, await runCheck(c, timeoutMs)] as const));
+}
+
 async function runCheck(check: ReadinessCheck, timeoutMs: number): Promise<true | string> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<string>((resolve) => {
@@ -82,7 +90,7 @@ async function runCheck(check: ReadinessCheck, timeoutMs: number): Promise<true 
 export async function startOpsServer(options: OpsServerOptions): Promise<OpsServer> {
   const html = page('index.html');
   const script = page('app.js');
-  const timeoutMs = options.checkTimeoutMs ?? 3000;
+  const timeoutMs = options.checkTimeoutMs ?? DEFAULT_CHECK_TIMEOUT_MS;
   const sseClients = new Set<http.ServerResponse>();
   let unsubscribe: (() => Promise<void>) | undefined;
   if (options.status) {
@@ -119,7 +127,7 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
         json(res, 200, { ok: true, role: options.role, uptimeSeconds: Math.round(process.uptime()) });
         return;
       case '/readyz': {
-        const results = await Promise.all(options.readiness.map(async (c) => [c.name, await runCheck(c, timeoutMs)] as const));
+        const results = await runReadiness(options.readiness, timeoutMs);
         const failing = results.filter(([, r]) => r !== true);
         const checks = Object.fromEntries(results.map(([name, r]) => [name, r === true ? 'ok' : r]));
         json(res, failing.length ? 503 : 200, { ready: failing.length === 0, role: options.role, checks });

@@ -147,6 +147,29 @@ describe.each(BACKENDS)('operations server on %s', (backend) => {
     expect((await f.get('/readyz')).status).toBe(200);
   });
 
+  it('exports the /readyz checks as blendfarm_ready (1 or 0 by check), for alerts on a process that answers but is not ready', async () => {
+    let modelLoaded = false;
+    f.ops.addReadiness({ name: 'test-model', check: async () => modelLoaded || 'the model is still loading' });
+    const ready = async () => {
+      const text = (await f.get('/metrics')).text;
+      return { database: sample(text, 'blendfarm_ready', { check: 'database' }), model: sample(text, 'blendfarm_ready', { check: 'test-model' }) };
+    };
+    try {
+      expect(await ready()).toEqual({ database: 1, model: 0 });
+      await f.db.db.execute(sql`alter table drizzle.__drizzle_migrations rename to __drizzle_migrations_away`);
+      try {
+        expect(await ready()).toEqual({ database: 0, model: 0 });
+      } finally {
+        await f.db.db.execute(sql`alter table drizzle.__drizzle_migrations_away rename to __drizzle_migrations`);
+      }
+    } finally {
+      // The check stays registered: ready from here on, for the tests after this one.
+      modelLoaded = true;
+    }
+    expect(await ready()).toEqual({ database: 1, model: 1 });
+    expect((await f.get('/readyz')).json()).toMatchObject({ ready: true, checks: { database: 'ok', 'test-model': 'ok' } });
+  });
+
   it('answers /healthz, and /readyz with the database check', async () => {
     const health = await f.get('/healthz');
     expect(health.status).toBe(200);
