@@ -110,6 +110,13 @@ export class UNet {
     this.dtype = sample.type;
     this.channels = typeof sample.shape[1] === 'number' && sample.shape[1] > 0 ? sample.shape[1] : 4;
     this.latentChannels = this.channels === INPAINT_UNET_CHANNELS ? 4 : this.channels;
+    if (this.channels !== 4 && this.channels !== INPAINT_UNET_CHANNELS) {
+      // Depth-to-image (5), instruct-pix2pix (8), the x4 upscaler (7): their extra channels carry a picture nobody gives here.
+      throw new ModelFileError(
+        loaded.path,
+        `the UNet takes ${this.channels} input channels; a text-to-image or image-variation UNet takes 4 and an inpainting UNet ${INPAINT_UNET_CHANNELS} (depth-to-image and instruct-pix2pix exports take 5 and 8, which blendfarm does not render); point the model setting at such an export (models/README.md)`,
+      );
+    }
     if (this.names.timestepCond) {
       const dim = this.byName.get(this.names.timestepCond)!.shape[1];
       const fromModel = typeof dim === 'number' && dim > 0 ? dim : undefined;

@@ -12,6 +12,7 @@ import * as ort from 'onnxruntime-node';
 import { StableDiffusionPipeline, InvalidRequestError, ModelFileError, readModelFolder, sharpOfForTests } from './optimum-helpers.ts';
 import { testModelDir } from '../../../models/paths.ts';
 import { useTempDir } from '../../helpers/temp-dir.ts';
+import { GraphBuilder, saveModel } from '../../../models/onnx/index.ts';
 import { maxAbsDiff, readReference, relDiff } from '../../helpers/reference-arrays.ts';
 
 const DIR = fileURLToPath(new URL('../../fixtures/tiny-sd-optimum/', import.meta.url));
@@ -163,9 +164,18 @@ describe('a folder of the wrong kind is refused at load, naming what it is', () 
     expect((await loadError(testModelDir('x4-upscaler'))).message).toMatch(/this is the x4 upscaler \(StableDiffusionUpscalePipeline\): it enlarges finished videos .*x4-diffusion/);
   });
 
-  it("a UNet with an input the engine does not feed (the upscaler's class_labels) or without a timestep", async () => {
+  it("a UNet with an input the engine does not feed (the upscaler's class_labels), with 8 input channels, or without a timestep", async () => {
     const upscalerUnet = await loadError(withUnet('x4-unet', join(testModelDir('x4-upscaler'), 'unet', 'model.onnx')));
     expect(upscalerUnet.message).toMatch(/the UNet takes class_labels, which a Stable Diffusion text-to-image, inpainting or image-variation UNet does not \(class_labels is the noise level of the x4 upscaler's UNet/);
+    // An instruct-pix2pix-style UNet: 8 input channels (latents + a picture's), nothing else unusual.
+    const g = new GraphBuilder('unet8');
+    const sample = g.input('sample', 'float32', ['batch', 8, 'h', 'w']);
+    g.input('timestep', 'float32', []);
+    g.input('encoder_hidden_states', 'float32', ['batch', 'seq', 32]);
+    g.output(g.op('Identity', [sample]), 'out_sample', 'float32', ['batch', 8, 'h', 'w']);
+    await saveModel(tmp, 'unet8.onnx', g.toModel());
+    const eight = await loadError(withUnet('unet8', join(tmp, 'unet8.onnx')));
+    expect(eight.message).toMatch(/the UNet takes 8 input channels; a text-to-image or image-variation UNet takes 4 and an inpainting UNet 9/);
     const vaeAsUnet = await loadError(withUnet('vae-unet', join(DIR, 'vae_decoder', 'model.onnx')));
     expect(vaeAsUnet.message).toMatch(/unet\/model.onnx: the UNet has no timestep input \(looked for timestep, timesteps, t; it has latent_sample\); is this a Stable Diffusion UNet/);
   });
