@@ -161,6 +161,10 @@ export async function renderVideo(
   // The video's settings and the pictures are checked before anything renders, so a bad value or
   // file fails at once, not after the whole movie has been rendered.
   checkVideoRequest(Math.max(1, ext ? req.prompts.length : req.prompts.length - 1), { fps: req.fps, duration: req.duration, format: req.format, maxBytes: req.maxBytes });
+  if (ext && (req.mode ?? 'latent-blend') !== 'latent-blend') {
+    // The walks keep no keyframe trajectory to continue from: the join would be a cut.
+    throw new InvalidRequestError(`a movie can be extended in the latent-blend mode only, not ${req.mode}; leave the mode at latent-blend`);
+  }
   const size = pipe.resolve({ prompt: req.prompts[0] ?? '', width: req.width, height: req.height });
   const inpaint = await prepareInpaint(req.inpaint, size.width, size.height, req.imageLimits);
   const pictures = await prepareRequestImages(req.images, req.prompts.length, size.width, size.height, req.imageLimits);

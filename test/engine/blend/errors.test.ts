@@ -80,6 +80,7 @@ describe('bad requests are InvalidRequestError', () => {
       // An extension without the old movie's every seed would continue from a different picture.
       [{ extend: { prompts: ['x', 'y', 'z'], seeds: [5, 6] } }, /the movie to extend has 3 prompts and 2 seeds; give the seed of every prompt/],
       [{ seeds: [1, 2, 3] }, /3 seeds for 2 prompts; give at most one seed per prompt/],
+      [{ extend: { prompts: ['x', 'y'], seeds: [5, 6] }, mode: 'embedding-walk' }, /a movie can be extended in the latent-blend mode only, not embedding-walk/],
     ];
     for (const [change, message] of bad) {
       const calls = pipe.unet.calls;
