@@ -10,7 +10,8 @@
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { type FarmDb, openDatabase } from '../db/client.ts';
+import { sql } from 'drizzle-orm';
+import { type FarmDb, openDatabase, queryRows } from '../db/client.ts';
 import { farmConfigFrom } from '../farm/config.ts';
 import { onJobEvent } from '../farm/events.ts';
 import { FakeRenderer } from '../farm/fake-renderer.ts';
@@ -93,7 +94,9 @@ async function main(): Promise<void> {
   await admin(`create database "${databaseName}"`);
   const control = await openDatabase({ url: benchUrl, poolSize: 20 });
   try {
-    const [{ server_version: version }] = (await new pg.Pool({ connectionString: benchUrl, max: 1 }).query('show server_version')).rows as Array<{ server_version: string }>;
+    // Through the control handle: a connection of its own left open was ended by the drop below,
+    // and its pool's unhandled 'error' crashed the benchmark after its last round (exit 1).
+    const [{ server_version: version }] = await queryRows<{ server_version: string }>(control.db, sql`show server_version`);
     console.log(`# queue benchmark: ${jobsPerRound} jobs per round, ${userCount} users, no-op renderer`);
     console.log(`# ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, Postgres ${version}, ${new Date().toISOString()}`);
     console.log('| workers | jobs | seconds | jobs/s |');
