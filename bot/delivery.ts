@@ -15,7 +15,7 @@
  * delivers those not already under way: what finished while no bot was listening, notifications
  * lost, and failed deliveries, each retried after a wait that doubles from retryDelayMs up to
  * DELIVERY_MAX_RETRY_DELAY_MS (kept in memory), so a Discord outage is ridden out. A job is given
- * up (marked delivered, logged, its owner told by DM) when Discord says the place cannot be posted
+ * up (marked undeliverable with the reason, logged, its owner told by DM) when Discord says the place cannot be posted
  * to whatever we do (UNDELIVERABLE_CODES: channel or server gone, no access, missing permissions,
  * a thread locked by a moderator) or its video is no longer stored, or once its delivery has failed
  * for DELIVERY_GIVE_UP_AFTER_MS. A thread archived since (Discord refuses edits there) is unarchived
@@ -245,7 +245,7 @@ export class JobMessenger {
   private onEvent(e: JobEvent): void {
     if (this.stopped) return;
     if (TERMINAL.has(e.type)) void this.deliver(e.jobId);
-    else if (e.type !== 'delivered') this.scheduleEdit(e.jobId);
+    else if (e.type !== 'delivered' && e.type !== 'undeliverable') this.scheduleEdit(e.jobId);
   }
 
   private scheduleEdit(jobId: number): void {
@@ -411,22 +411,24 @@ export class JobMessenger {
   }
 
   /**
-   * Stops trying: the job is marked delivered (so it leaves the undelivered list), the reason is
-   * logged and the owner is told by DM. Marked first, so the owner is told once however many
+   * Stops trying: the job is marked undeliverable (markDelivered with the reason: it leaves the
+   * undelivered list, and its event says why), the reason is logged and the owner is told by DM. Marked first, so the owner is told once however many
    * processes get here.
    */
   private async giveUp(job: Job, reason: UndeliverableReason, err: unknown): Promise<void> {
+    const why = `cannot be posted in channel ${job.channelId ?? '(none)'} of server ${job.guildId ?? '(none)'}: ${reason.why} (${loggableError(err)})`;
     try {
-      if (!(await markDelivered(this.farm, job.id, { status: job.status }))) {
+      // Recorded as undeliverable, with why, so operators can find the results nobody got.
+      if (!(await markDelivered(this.farm, job.id, { status: job.status, undeliverable: why }))) {
         this.retries.delete(job.id);
         return;
       }
     } catch (markErr) {
-      this.log(`[bot] job ${job.id} cannot be posted (${reason.why}), and marking it delivered failed too (tried again later): ${loggableError(markErr)}`);
+      this.log(`[bot] job ${job.id} cannot be posted (${reason.why}), and marking it undeliverable failed too (tried again later): ${loggableError(markErr)}`);
       return;
     }
     this.retries.delete(job.id);
-    this.log(`[bot] job ${job.id} given up: cannot be posted in channel ${job.channelId ?? '(none)'} of server ${job.guildId ?? '(none)'}: ${reason.why} (${loggableError(err)}); marked delivered, telling user ${job.userId} by DM`);
+    this.log(`[bot] job ${job.id} given up: ${why}; marked undeliverable, telling user ${job.userId} by DM`);
     if (job.status === 'cancelled') return; // they cancelled it themselves; nothing to tell
     try {
       await this.sendDirectMessage(job.userId, this.givenUpText(job, reason));

@@ -24,6 +24,7 @@ export const JOB_EVENT_TYPES = [
   'failed', // out of attempts, or a permanent error
   'cancelled',
   'delivered', // a front end posted the result (markDelivered)
+  'undeliverable', // a front end gave up posting the result; its stored data says why (markDelivered with `undeliverable`)
 ] as const;
 export type JobEventType = (typeof JOB_EVENT_TYPES)[number];
 

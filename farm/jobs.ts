@@ -286,9 +286,11 @@ export async function retryJob(farm: FarmContext, jobId: number, context: Omit<B
  * many bot processes race to deliver it; callers that get false must not post again. `status`:
  * the status that was posted; false, changing nothing, when the job has another one now (a job
  * failed when its lease ran out whose spooled render was stored meanwhile is done now: its video
- * is still to be delivered).
+ * is still to be delivered). `undeliverable`: the front end gave up posting it, and why (for
+ * operators); the job leaves listUndelivered all the same, but its event is `undeliverable`, with
+ * the reason in its stored data, instead of `delivered`, so the results nobody got can be found.
  */
-export async function markDelivered(farm: FarmContext, jobId: number, opts: { status?: JobStatus } = {}): Promise<boolean> {
+export async function markDelivered(farm: FarmContext, jobId: number, opts: { status?: JobStatus; undeliverable?: string } = {}): Promise<boolean> {
   if (!isJobId(jobId)) return false;
   return farm.db.db.transaction(async (tx) => {
     const [row] = await tx
@@ -297,7 +299,9 @@ export async function markDelivered(farm: FarmContext, jobId: number, opts: { st
       .where(and(eq(jobs.id, jobId), isNull(jobs.deliveredAt), inArray(jobs.status, [...TERMINAL_STATUSES]), opts.status === undefined ? undefined : eq(jobs.status, opts.status)))
       .returning({ id: jobs.id, userId: jobs.userId, status: jobs.status, attempts: jobs.attempts });
     if (!row) return false;
-    await recordEvent(tx, 'delivered', { jobId: row.id, userId: row.userId, status: row.status, attempt: row.attempts });
+    const fields = { jobId: row.id, userId: row.userId, status: row.status, attempt: row.attempts };
+    if (opts.undeliverable === undefined) await recordEvent(tx, 'delivered', fields);
+    else await recordEvent(tx, 'undeliverable', fields, { reason: storableText(opts.undeliverable) });
     return true;
   });
 }

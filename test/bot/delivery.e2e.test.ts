@@ -11,6 +11,8 @@ import { type BotFarm, hasVideo, startBotFarm, stopBotFarm } from '../helpers/bo
 import { getJob, listJobs, waitForJob, type ClaimedJob, type FarmContext, type Job, type RenderContext, type RenderResult } from '../../farm/index.ts';
 import { FakeRenderer } from '../../farm/fake-renderer.ts';
 import { encodeVideo } from '../../engine/index.ts';
+import { sql } from 'drizzle-orm';
+import { queryRows } from '../../db/client.ts';
 
 const WEBHOOK_ORIGINAL = '/webhooks/:applicationId/:token/messages/@original';
 
@@ -61,6 +63,10 @@ async function jobOf(run: InteractionHandle): Promise<Job> {
   await until(async () => (job = (await listJobs(farm, { userId: alice.id })).find((j) => j.interactionToken === run.token)) !== undefined, 10_000, 'the job of the interaction');
   return job!;
 }
+
+/** A job's delivery events as an operator reads them from job_events: delivered, or undeliverable and why. */
+const deliveryEvents = (jobId: number) =>
+  queryRows<{ type: string; reason: string | null }>(running!.db.db, sql`select type, data->>'reason' as reason from job_events where job_id = ${jobId} and type in ('delivered', 'undeliverable') order by id`);
 
 /** Everything the bot showed for an interaction: its reply (even deleted) and its follow-ups. */
 const interactionMessages = (run: InteractionHandle) => fake.messages(undefined, { includeDeleted: true }).filter((m) => m.interactionId === run.id);
@@ -145,7 +151,7 @@ describe('delivery rides out outages and gives up only on what cannot succeed', 
     await until(async () => (await getJob(farm, job.id))!.deliveredAt !== null, 5000, 'delivered');
   });
 
-  it('a deleted channel: the job is marked delivered and its owner told by DM; a newer job is still delivered', async () => {
+  it('a deleted channel: the job is given up (marked undeliverable, and why) and its owner told by DM; a newer job is still delivered', async () => {
     const doomed = fake.channel('doomed', home.id);
     const lost = blend('[fake ms=500] a ghost ship', { channelId: doomed.id });
     await lost.waitForOriginal(isQueued, 10_000);
@@ -162,6 +168,10 @@ describe('delivery rides out outages and gives up only on what cannot succeed', 
     expect(logs.some((l) => l.includes(`job ${lostJob.id} given up`) && l.includes('that channel no longer exists'))).toBe(true);
     const done = await newer.waitForOriginal(hasVideo, 20_000);
     expect(done.content).toContain(`#${newerJob.id}:`);
+    // An operator finds the job nobody got, and why; the one posted is just delivered.
+    expect(await deliveryEvents(lostJob.id)).toEqual([{ type: 'undeliverable', reason: expect.stringContaining(`channel ${doomed.id} of server ${home.id}: that channel no longer exists`) }]);
+    await until(async () => (await getJob(farm, newerJob.id))!.deliveredAt !== null, 5000, 'delivered');
+    expect(await deliveryEvents(newerJob.id)).toEqual([{ type: 'delivered', reason: null }]);
     // Given up once: no retries, one DM.
     await new Promise((r) => setTimeout(r, 600));
     expect(fake.messages(fake.dmChannel(alice)!.id).filter((m) => m.content.includes(`#${lostJob.id}`))).toHaveLength(1);
@@ -234,6 +244,7 @@ describe('a reply in a thread archived since', () => {
     expect(fake.channel(thread.id).thread).toMatchObject({ archived: true, locked: true });
     expect(logs.some((l) => l.includes(`delivering job ${job.id} failed`))).toBe(false);
     expect(logs.some((l) => l.includes(`job ${job.id} given up`) && l.includes('its thread was locked'))).toBe(true);
+    expect(await deliveryEvents(job.id)).toEqual([{ type: 'undeliverable', reason: expect.stringContaining('its thread was locked by a moderator') }]);
     // Locked but not archived, the token gone: the fallback post is refused (160005), given up the same way.
     fake.setThread(thread.id, { archived: false, locked: false });
     const second = blend('[fake ms=600] an ibis', { channelId: thread.id });
