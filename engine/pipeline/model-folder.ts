@@ -146,6 +146,12 @@ export function readModelFolder(dir: string): ModelFolder {
   const hasTe2 = existsSync(join(dir, 'text_encoder_2'));
   const isXL = hasTe2 || /XL/.test(className);
 
+  if (isXL && !existsSync(join(dir, 'text_encoder')) && existsSync(join(dir, 'text_encoder_2'))) {
+    throw new ModelFileError(
+      dir,
+      `this has text_encoder_2/ but no text_encoder/: it is the SDXL refiner (${className || 'StableDiffusionXLImg2ImgPipeline'}), which refines a finished picture and cannot render from text; point the model setting at the SDXL base export (models/README.md)`,
+    );
+  }
   const textEncoder = onnxFile(dir, 'text_encoder', true);
   const textEncoder2 = isXL ? onnxFile(dir, 'text_encoder_2', true) : undefined;
   const unet = onnxFile(dir, 'unet', true);

@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { cpSync } from 'node:fs';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { StableDiffusionPipeline, InvalidRequestError, ModelFileError, readModelFolder, sharpOfForTests } from './optimum-helpers.ts';
@@ -162,6 +162,16 @@ describe('a folder of the wrong kind is refused at load, naming what it is', () 
   it('the x4 upscaler folder: not a text-to-image model (it loaded, and every render failed inside ONNX Runtime)', async () => {
     expect(() => readModelFolder(testModelDir('x4-upscaler'))).toThrow(ModelFileError);
     expect((await loadError(testModelDir('x4-upscaler'))).message).toMatch(/this is the x4 upscaler \(StableDiffusionUpscalePipeline\): it enlarges finished videos .*x4-diffusion/);
+  });
+
+  it('the SDXL refiner (text_encoder_2 only): not a text-to-image model, instead of "text_encoder/model.onnx: file not found"', () => {
+    const dir = join(tmp, 'refiner');
+    cpSync(testModelDir('xl'), dir, { recursive: true, filter: (src) => !src.replace(/\\/g, '/').includes('/text_encoder/') && !src.endsWith('/text_encoder') });
+    // optimum's refiner export names its pipeline so.
+    const index = join(dir, 'model_index.json');
+    writeFileSync(index, JSON.stringify({ ...JSON.parse(readFileSync(index, 'utf8')), _class_name: 'ORTStableDiffusionXLImg2ImgPipeline' }));
+    expect(() => readModelFolder(dir)).toThrow(ModelFileError);
+    expect(() => readModelFolder(dir)).toThrow(/it is the SDXL refiner \(ORTStableDiffusionXLImg2ImgPipeline\), which refines a finished picture and cannot render from text; point the model setting at the SDXL base export/);
   });
 
   it("a UNet with an input the engine does not feed (the upscaler's class_labels), with 8 input channels, or without a timestep", async () => {
