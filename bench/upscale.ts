@@ -9,8 +9,8 @@
  * (best of 2 runs). Also times tiles batched 1 vs 4 per call. Results go in bench/results/upscale.md.
  */
 import { parseArgs } from 'node:util';
-import { readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import sharp, { type Sharp } from 'sharp';
 import { SuperResolutionUpscaler, type RawImage } from '../engine/index.ts';
 import { availableSuperResolutionModels, ensureSuperResolutionModel } from '../models/esrgan/catalog.ts';
@@ -25,7 +25,13 @@ const { values } = parseArgs({
     models: { type: 'string' },
   },
 });
-const photosDir = values.photos ?? join(REPO_ROOT, '..', 'shared', 'fixtures', 'photos');
+/**
+ * The photos the recorded results use (bench/results/upscale.md): the two CC0 photographs in the
+ * repository's test fixtures, so a fresh clone measures them too. --photos DIR takes every picture in DIR.
+ */
+const DEFAULT_PHOTOS_DIR = join(REPO_ROOT, 'test', 'fixtures', 'photos');
+const DEFAULT_PHOTOS = ['chelsea.png', 'coffee.png'];
+const photosDir = values.photos ?? DEFAULT_PHOTOS_DIR;
 const scales = (values.scales ?? '2,4').split(',').map(Number);
 const size = Number(values.size ?? 240);
 const threads = Number(values.threads ?? 2);
@@ -116,7 +122,8 @@ interface Row {
 }
 
 async function main(): Promise<void> {
-  const photos = readdirSync(photosDir).filter((f) => /\.(png|jpe?g|webp)$/i.test(f)).sort();
+  if (!existsSync(photosDir) || !statSync(photosDir).isDirectory()) throw new Error(`--photos ${photosDir}: no such folder; give a folder of PNG, JPEG or WebP photographs`);
+  const photos = values.photos ? readdirSync(photosDir).filter((f) => /\.(png|jpe?g|webp)$/i.test(f)).sort() : DEFAULT_PHOTOS;
   if (photos.length === 0) throw new Error(`no photos in ${photosDir}; pass --photos DIR`);
   const models = availableSuperResolutionModels().filter((m) => m.installed && (!wanted || wanted.includes(m.name)));
   const rows: Row[] = [];
@@ -152,6 +159,7 @@ async function main(): Promise<void> {
     for (const up of ups.values()) await up.release();
   }
 
+  console.log(`photos: ${photos.join(', ')} in ${relative(REPO_ROOT, photosDir) || '.'}`);
   console.log(`crops: centre ${size}x${size} (rounded down to a multiple of the scale), ${threads} threads, CPU EP\n`);
   console.log('| photo | scale | method | PSNR (dB) | SSIM | ms / output MP |');
   console.log('| --- | --- | --- | --- | --- | --- |');
@@ -186,4 +194,7 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+await main().catch((error: unknown) => {
+  process.stderr.write(`error: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exitCode = 1;
+});
