@@ -80,8 +80,10 @@ beforeAll(async () => {
       // Invited without Attach Files: no render can be posted there.
       { name: 'Locked', channels: ['lobby'], botPermissions: DEFAULT_BOT_PERMISSIONS & ~Permissions.AttachFiles, everyonePermissions: DEFAULT_EVERYONE_PERMISSIONS & ~Permissions.AttachFiles },
       { name: 'Small', channels: ['tiny'], attachmentSizeLimit: 20_000 },
+      // The bot may post in threads only (Send Messages in Threads, not Send Messages): it cannot unarchive one.
+      { name: 'Threads only', channels: ['forum-ish'], botPermissions: DEFAULT_BOT_PERMISSIONS & ~Permissions.SendMessages, everyonePermissions: DEFAULT_EVERYONE_PERMISSIONS & ~Permissions.SendMessages },
     ],
-    members: [{ username: 'alice', guilds: ['Home', 'Locked', 'Small'] }],
+    members: [{ username: 'alice', guilds: ['Home', 'Locked', 'Small', 'Threads only'] }],
     renderer: () => new LargeVideoRenderer({ models: ['demo'], steps: 2, stepMs: 5 }),
     log: (m) => logs.push(m),
     // The bot decodes at most 100 kB of frames to shrink a video (a quarter of the side at least).
@@ -256,6 +258,17 @@ describe('a reply in a thread archived since', () => {
     fake.setThread(thread.id, { locked: true });
     const secondDm = await fake.waitForMessage((m) => m.channelId === fake.dmChannel(alice)?.id && m.content.includes(`#${secondJob.id}`), 20_000);
     expect(secondDm.content).toContain('its thread was locked by a moderator');
+    // Archived, not locked, but the bot may not unarchive it (Send Messages): given up at once too.
+    const threadsOnly = fake.guild('Threads only');
+    const other = fake.addThread({ name: 'ideas', parent: 'forum-ish' }, threadsOnly.id);
+    const third = blend('[fake ms=600] a swan', { guildId: threadsOnly.id, channelId: other.id });
+    await third.waitForOriginal(isQueued, 10_000);
+    const thirdJob = await jobOf(third);
+    fake.setThread(other.id, { archived: true });
+    const thirdDm = await fake.waitForMessage((m) => m.channelId === fake.dmChannel(alice)?.id && m.content.includes(`#${thirdJob.id}`), 20_000);
+    expect(thirdDm.content).toContain('its thread was archived and I may not reopen it');
+    expect(fake.channel(other.id).thread!.archived).toBe(true);
+    expect(logs.some((l) => l.includes(`delivering job ${thirdJob.id} failed`))).toBe(false);
     expect(logs.some((l) => l.includes(`delivering job ${secondJob.id} failed`))).toBe(false);
     fake.clearFaults();
   });
