@@ -36,6 +36,12 @@ export interface RoleOverride {
   maxActiveJobs?: number;
 }
 
+/** A refill clock: the latest refill to at least `allowanceMs` was `beforeMs` before users.last_refill_at. */
+export interface RefillLevel {
+  allowanceMs: number;
+  beforeMs: number;
+}
+
 /** node-postgres hands back Buffer, PGlite Uint8Array; callers always get a Buffer. */
 const bytea = customType<{ data: Buffer; driverData: Buffer | Uint8Array }>({
   dataType: () => 'bytea',
@@ -52,6 +58,12 @@ export const users = pgTable(
     /** Cached balance; always equals sum(budget_ledger.amount_ms) for the user (same transaction). */
     balanceMs: bigint('balance_ms', { mode: 'number' }).notNull().default(0),
     lastRefillAt: timestamp('last_refill_at', { withTimezone: true }),
+    /**
+     * One refill clock per allowance (farm/policy/budget.ts): for each allowance refilled to, how
+     * long before last_refill_at the latest refill to at least it was. null: one refill, at
+     * last_refill_at, counting for every allowance (rows from before this column).
+     */
+    refillLevels: jsonb('refill_levels').$type<RefillLevel[]>(),
     /** Exponentially decayed GPU usage used to order claims fairly (see farm/README.md). */
     usageMs: doublePrecision('usage_ms').notNull().default(0),
     usageAt: timestamp('usage_at', { withTimezone: true }),

@@ -6,16 +6,21 @@
 //
 // Refill policy: once per period (guild setting, per-role override, farm default) the balance plus
 // the seconds held by the user's queued and running jobs is topped up to the period's allowance;
-// unused seconds do not pile up. There is one refill clock per user, while the allowance depends
-// on where a request comes from, so a due refill is applied (and the clock moved) only by
-// admission with the member's complete limits (ResolvedLimits.complete): a request outside any
-// server (the farm's defaults), or in a server with the member's roles (or a server without role
-// overrides). Reads (getBudget), grants and requests in a server without the member's roles never
-// apply it: they would top up with less than the member's allowance and start a new period.
+// unused seconds do not pile up. One balance per user, while the allowance and period depend on
+// where a request comes from, so a user has one refill clock per allowance (RefillLevel): a refill
+// to an allowance counts for that allowance and every smaller one, never for a larger one. A member
+// of a server giving 3600 a day and of one giving 100 an hour gets the 3600 every day however often
+// the 100 tops them up meanwhile (one clock for both put the 3600 off a day at every top-up), and
+// after the 3600 no 100 for an hour; joining more servers gives no more than the largest allowance
+// at a time. A due refill is applied (and its clock moved) only by admission with the member's
+// complete limits (ResolvedLimits.complete): a request outside any server (the farm's defaults),
+// or in a server with the member's roles (or a server without role overrides). Reads (getBudget),
+// grants and requests in a server without the member's roles never apply it: they would top up
+// with less than the member's allowance and start a new period.
 // A refill applied after grants made since it fell due counts them as coming after it.
 import { and, desc, eq, inArray, sql } from 'drizzle-orm';
 import { type FarmDb, type Queryable, type Transaction, queryRows } from '../../db/client.ts';
-import { budgetLedger, guilds, jobs, type LedgerKind } from '../../db/schema.ts';
+import { budgetLedger, guilds, jobs, type LedgerKind, type RefillLevel } from '../../db/schema.ts';
 import { FarmError } from '../errors.ts';
 import { type GuildSettingName, guildSettingRanges } from '../limits.ts';
 import { checkId } from '../ids.ts';
@@ -59,6 +64,8 @@ export interface LockedUser {
   balanceMs: number;
   /** When the last refill was applied (ms since epoch); null: never. */
   lastRefillMs: number | null;
+  /** The refill clocks (users.refill_levels), largest allowance first; null: the last refill counts for every allowance. */
+  refillLevels: RefillLevel[] | null;
   /** Database clock at the transaction start (ms since epoch). */
   nowMs: number;
 }
@@ -125,14 +132,20 @@ export async function resolveLimits(q: Queryable, options: Pick<PolicyOptions, '
 }
 
 const USER_ROW = (userId: string, lock: boolean) =>
-  sql`select balance_ms,
+  sql`select balance_ms, refill_levels,
              (extract(epoch from last_refill_at) * 1000)::float8 as last_refill_ms,
              (extract(epoch from now()) * 1000)::float8 as now_ms
       from users where id = ${userId} ${lock ? sql`for update` : sql.empty()}`;
 
-type UserRow = { balance_ms: string | number; last_refill_ms: number | null; now_ms: number };
+type UserRow = { balance_ms: string | number; refill_levels: RefillLevel[] | string | null; last_refill_ms: number | null; now_ms: number };
 
-const userFromRow = (userId: string, row: UserRow): LockedUser => ({ id: userId, balanceMs: Number(row.balance_ms), lastRefillMs: row.last_refill_ms, nowMs: row.now_ms });
+const userFromRow = (userId: string, row: UserRow): LockedUser => ({
+  id: userId,
+  balanceMs: Number(row.balance_ms),
+  lastRefillMs: row.last_refill_ms,
+  refillLevels: typeof row.refill_levels === 'string' ? (JSON.parse(row.refill_levels) as RefillLevel[]) : row.refill_levels,
+  nowMs: row.now_ms,
+});
 
 /** Creates the user on first sight and locks its row for this transaction. Applies no refill (applyDueRefill does). */
 export async function lockUser(tx: Transaction, userId: string): Promise<LockedUser> {
@@ -146,12 +159,35 @@ async function readUser(q: Queryable, userId: string): Promise<LockedUser> {
   const [row] = await queryRows<UserRow>(q, USER_ROW(userId, false));
   if (row) return userFromRow(userId, row);
   const [clock] = await queryRows<{ now_ms: number }>(q, sql`select (extract(epoch from now()) * 1000)::float8 as now_ms`);
-  return { id: userId, balanceMs: 0, lastRefillMs: null, nowMs: clock.now_ms };
+  return { id: userId, balanceMs: 0, lastRefillMs: null, refillLevels: null, nowMs: clock.now_ms };
 }
 
-/** When the current period's refill falls (fell) due, ms since epoch; null: never refilled, due now. */
+const allowanceMsOf = (limits: BudgetLimits) => Math.round(limits.refillGpuSeconds * 1000);
+
+/** When the user was last refilled to at least `allowanceMs` (ms since epoch); null: never. */
+function lastRefillToMs(user: LockedUser, allowanceMs: number): number | null {
+  if (user.lastRefillMs === null) return null;
+  if (user.refillLevels === null) return user.lastRefillMs;
+  const level = user.refillLevels.filter((l) => l.allowanceMs >= allowanceMs).reduce<RefillLevel | undefined>((best, l) => (!best || l.beforeMs < best.beforeMs ? l : best), undefined);
+  return level ? user.lastRefillMs - level.beforeMs : null;
+}
+
+/** When the current period's refill falls (fell) due, ms since epoch; null: never refilled to this allowance, due now. */
 function refillDueAtMs(user: LockedUser, limits: BudgetLimits): number | null {
-  return user.lastRefillMs === null ? null : user.lastRefillMs + limits.refillPeriodSeconds * 1000;
+  const lastMs = lastRefillToMs(user, allowanceMsOf(limits));
+  return lastMs === null ? null : lastMs + limits.refillPeriodSeconds * 1000;
+}
+
+/**
+ * The clocks after a refill to `allowanceMs` now: it is the latest refill for that allowance and
+ * every smaller one; a larger allowance keeps its own (moved back by the time since the last refill).
+ */
+function levelsAfterRefill(user: LockedUser, allowanceMs: number): RefillLevel[] {
+  const sinceMs = user.lastRefillMs === null ? 0 : Math.max(0, user.nowMs - user.lastRefillMs);
+  // Before the column existed the last refill counted for every allowance.
+  const old = user.lastRefillMs === null ? [] : (user.refillLevels ?? [{ allowanceMs: Number.MAX_SAFE_INTEGER, beforeMs: 0 }]);
+  const larger = old.filter((l) => l.allowanceMs > allowanceMs).map((l) => ({ allowanceMs: l.allowanceMs, beforeMs: l.beforeMs + sinceMs }));
+  return [...larger.sort((a, b) => b.allowanceMs - a.allowanceMs), { allowanceMs, beforeMs: 0 }];
 }
 
 function isRefillDue(user: LockedUser, limits: BudgetLimits): boolean {
@@ -176,7 +212,7 @@ export function nextRefillAt(user: LockedUser, limits: BudgetLimits): Date {
  */
 export async function applyDueRefill(tx: Transaction, user: LockedUser, limits: ResolvedLimits): Promise<void> {
   if (!limits.complete || !isRefillDue(user, limits)) return;
-  const allowanceMs = Math.round(limits.refillGpuSeconds * 1000);
+  const allowanceMs = allowanceMsOf(limits);
   const { heldMs } = await countActiveJobs(tx, user.id);
   const grantedMs = await grantedSince(tx, user.id, refillDueAtMs(user, limits));
   const topUpMs = allowanceMs - (user.balanceMs + heldMs - grantedMs);
@@ -184,8 +220,10 @@ export async function applyDueRefill(tx: Transaction, user: LockedUser, limits: 
     const granted = grantedMs !== 0 ? `, ${grantedMs / 1000} granted since it fell due` : '';
     user.balanceMs = await addLedgerEntry(tx, user.id, 'refill', topUpMs, null, `top-up to ${limits.refillGpuSeconds} GPU-seconds (${heldMs / 1000} held by active jobs${granted})`);
   }
-  await tx.execute(sql`update users set last_refill_at = now() where id = ${user.id}`);
+  const levels = levelsAfterRefill(user, allowanceMs);
+  await tx.execute(sql`update users set last_refill_at = now(), refill_levels = ${JSON.stringify(levels)}::jsonb where id = ${user.id}`);
   user.lastRefillMs = user.nowMs;
+  user.refillLevels = levels;
 }
 
 /** Sum of the operator grants (ms, signed) made at or after `sinceMs` (null: ever). */

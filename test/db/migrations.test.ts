@@ -83,6 +83,20 @@ it('declares an on-delete action for every foreign key to jobs in db/schema.ts (
   });
 });
 
+/**
+ * Columns today's code reads and writes that a later migration than those under test adds: the
+ * tests fill the older database with today's functions, so these stand in while they do and are
+ * dropped (oldDatabaseFilled) before the new version migrates it.
+ */
+const STAND_INS = [sql`alter table users add column if not exists refill_levels jsonb`];
+const DROP_STAND_INS = [sql`alter table users drop column if exists refill_levels`];
+
+/** The older database holds its rows: the stand-in columns go, as the older version never had them. */
+async function oldDatabaseFilled(db: FarmDb): Promise<void> {
+  for (const statement of DROP_STAND_INS) await db.db.execute(statement);
+  await db.close();
+}
+
 /** A database as the version before migration `tag` left it; `open(true)` starts the new version on it (applies the pending migrations). */
 async function olderDatabase(backend: Backend, tag: string, cleanup: Array<() => Promise<void> | void>): Promise<(migrate: boolean) => Promise<FarmDb>> {
   const oldMigrations = migrationsBefore(tag);
@@ -97,17 +111,26 @@ async function olderDatabase(backend: Backend, tag: string, cleanup: Array<() =>
     } finally {
       await client.end();
     }
-    return (migrate) => testDb.open({ migrate });
+    return withStandIns((migrate) => testDb.open({ migrate }));
   }
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'blendfarm-pglite-upgrade-'));
   cleanup.push(() => fs.rmSync(dataDir, { recursive: true, force: true }));
   const client = await PGlite.create(dataDir);
   await migrateWithPglite(drizzlePglite({ client }), { migrationsFolder: oldMigrations });
   await client.close();
-  return async (migrate) => {
+  return withStandIns(async (migrate) => {
     const handle = await openDatabase({ url: '', dataDir, migrate });
     cleanup.push(() => handle.close().catch(() => {}));
     return handle;
+  });
+}
+
+/** open(false) adds the stand-in columns (STAND_INS). */
+function withStandIns(open: (migrate: boolean) => Promise<FarmDb>): (migrate: boolean) => Promise<FarmDb> {
+  return async (migrate) => {
+    const db = await open(migrate);
+    if (!migrate) for (const statement of STAND_INS) await db.db.execute(statement);
+    return db;
   };
 }
 
@@ -153,7 +176,7 @@ describe.each(BACKENDS)('upgrading an older database on %s', (backend) => {
     const ledgerTotal = await countRows(old, 'budget_ledger');
     expect(eventsOfDoomed).toBeGreaterThanOrEqual(6);
     expect(ledgerOfDoomed).toBeGreaterThanOrEqual(4);
-    await old.close();
+    await oldDatabaseFilled(old);
 
     // The new version starts: the pending migration runs on the populated database.
     const db = await open(true);
@@ -245,7 +268,7 @@ describe.each(BACKENDS)('upgrading extensions stored before movieHasPictures on 
     const flagged = async (db: FarmDb) =>
       (await queryRows<{ id: number }>(db.db, sql`select id::int from jobs where params @> '{"movieHasPictures": true}'::jsonb order by id`)).map((r) => r.id);
     expect(await flagged(old)).toEqual([]);
-    await old.close();
+    await oldDatabaseFilled(old);
 
     const db = await open(true);
     farm = farmContext(db, { budget: GENEROUS_BUDGET, leaseSeconds: 300 });

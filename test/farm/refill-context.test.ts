@@ -1,4 +1,6 @@
-// One refill clock per user, allowances per server and role: a due refill is applied only by a
+// One balance per user, allowances per server and role, one refill clock per allowance (a refill in a
+// server with a smaller allowance and a shorter period used to put off the larger one's by a whole
+// period at every top-up): a due refill is applied only by a
 // request that carries the member's complete limits. An operator's look (CLI, no server), a look
 // from another place (/budget in a DM, the CLI with --guild but no roles), a grant, a retry from
 // the CLI (no roles) and a request in a server without the member's roles (what a reaction did)
@@ -140,6 +142,58 @@ describe.each(BACKENDS)('who applies a due refill, on %s', (backend) => {
     const job = await submitJob(farm, { kind: 'blend', userId: 'dm', guildId: null, roleIds: [], params: blend('m-dm') });
     const after = await getBudget(farm, 'dm');
     expect(after.balanceGpuSeconds).toBeCloseTo(600 - job.reservedGpuSeconds, 3);
+  });
+
+  it('a member of two servers: refills in a server with a smaller allowance and a shorter period do not put off the larger one’s', async () => {
+    await updateGuildSettings(farm, 'g-hourly', { refillGpuSeconds: 100, refillPeriodSeconds: 3600 });
+    const big = { guildId: 'g-big', roleIds: [] };
+    const hourly = { guildId: 'g-hourly', roleIds: [] };
+    const hoursPass = async (hours: number) => {
+      await db.db.execute(sql`update users set last_refill_at = last_refill_at - make_interval(hours => ${hours}) where id = 'two'`);
+      await db.db.execute(sql`update budget_ledger set created_at = created_at - make_interval(hours => ${hours}) where user_id = 'two'`);
+    };
+    // The daily 3600 of g-big, nearly all spent.
+    await cancelJob(farm, (await submitJob(farm, { kind: 'blend', userId: 'two', ...big, params: blend('m-two') })).id);
+    await grantBudget(farm, 'two', 50 - (await getBudget(farm, 'two', big)).balanceGpuSeconds, 'spent');
+    // Every hour or two the member renders in g-hourly, which tops them up to its 100 each time.
+    for (let i = 0; i < 12; i++) {
+      await hoursPass(2);
+      await cancelJob(farm, (await submitJob(farm, { kind: 'blend', userId: 'two', ...hourly, params: blend('m-two') })).id);
+      expect((await getBudget(farm, 'two', hourly)).balanceGpuSeconds).toBe(100);
+    }
+    // A day after g-big's refill, its next one is due in g-big whatever g-hourly did meanwhile.
+    await hoursPass(1);
+    const seen = await getBudget(farm, 'two', big);
+    expect(seen).toMatchObject({ balanceGpuSeconds: 100, refillDue: true, refillGpuSeconds: 3600 });
+    expect(Math.abs(seen.nextRefillAt.getTime() - Date.now())).toBeLessThan(60_000);
+    const job = await submitJob(farm, { kind: 'blend', userId: 'two', ...big, params: blend('m-two') });
+    const after = await getBudget(farm, 'two', big);
+    expect(after.balanceGpuSeconds).toBeCloseTo(3600 - job.reservedGpuSeconds, 3);
+    expect(after.refillDue).toBe(false);
+    expect(after.nextRefillAt.getTime()).toBeGreaterThan(Date.now() + (DAY - 60) * 1000);
+    // …which in turn counts as g-hourly's refill too (it gave at least its 100): none is due there for an hour.
+    expect((await getBudget(farm, 'two', hourly)).refillDue).toBe(false);
+    await hoursPass(1);
+    expect((await getBudget(farm, 'two', hourly)).refillDue).toBe(true);
+    expect((await getBudget(farm, 'two', big)).refillDue).toBe(false);
+    const audit = await auditBalance(db.db, 'two');
+    expect(audit.balanceMs).toBe(audit.ledgerSumMs);
+  });
+
+  it('a user refilled before the clocks per allowance existed: that refill counts for every allowance until the next one', async () => {
+    await updateGuildSettings(farm, 'g-hourly', { refillGpuSeconds: 100, refillPeriodSeconds: 3600 });
+    await cancelJob(farm, (await submitJob(farm, { kind: 'blend', userId: 'old', guildId: 'g-hourly', roleIds: [], params: blend('m-old') })).id);
+    // As the older version left the row: one clock, no levels.
+    await db.db.execute(sql`update users set refill_levels = null, last_refill_at = now() - interval '2 hours' where id = 'old'`);
+    expect((await getBudget(farm, 'old', { guildId: 'g-big', roleIds: [] })).refillDue).toBe(false);
+    expect((await getBudget(farm, 'old', { guildId: 'g-hourly', roleIds: [] })).refillDue).toBe(true);
+    await cancelJob(farm, (await submitJob(farm, { kind: 'blend', userId: 'old', guildId: 'g-hourly', roleIds: [], params: blend('m-old') })).id);
+    // The new refill (100) counts up to 100; the 3600's clock is still the old refill's.
+    const [row] = await queryRows<{ levels: unknown }>(db.db, sql`select refill_levels as levels from users where id = 'old'`);
+    const levels = (typeof row.levels === 'string' ? JSON.parse(row.levels) : row.levels) as Array<{ allowanceMs: number; beforeMs: number }>;
+    expect(levels.map((l) => l.allowanceMs)).toEqual([Number.MAX_SAFE_INTEGER, 100_000]);
+    expect(levels[0].beforeMs).toBeGreaterThan(2 * 3600_000 - 60_000);
+    expect((await getBudget(farm, 'old', { guildId: 'g-big', roleIds: [] })).nextRefillAt.getTime()).toBeCloseTo(Date.now() + (DAY - 2 * 3600) * 1000, -5);
   });
 
   it('a debit made while the refill was due is not undone by it', async () => {
