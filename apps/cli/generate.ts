@@ -53,6 +53,10 @@ async function main(): Promise<void> {
   if (positionals.length !== 1 || !positionals[0].trim()) {
     throw new UsageError('give exactly one prompt in quotes, e.g. npm run generate -- "a lighthouse at dusk" --out lighthouse.png (see --help)');
   }
+  // The files are PNG: an --out naming another format would get PNG bytes under its name.
+  if (values.out !== undefined && extname(values.out) !== '' && extname(values.out).toLowerCase() !== '.png') {
+    throw new UsageError(`--out ${values.out}: generate writes PNG files; give a name ending in .png`);
+  }
   const scheduler = choiceOption('scheduler', values.scheduler, schedulerKinds);
   const opts = {
     prompt: positionals[0],

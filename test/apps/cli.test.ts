@@ -48,6 +48,16 @@ describe('npm run generate', () => {
   });
 });
 
+describe('npm run generate --out', () => {
+  it('refuses a file name of another format instead of writing PNG bytes under it', async () => {
+    for (const out of ['picture.jpg', 'batch.webp']) {
+      const r = await cli('generate.ts', ['x', '--out', out, '--steps', '1']);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(`error: --out ${out}: generate writes PNG files; give a name ending in .png`);
+    }
+  });
+});
+
 describe('npm run blend / movie', () => {
   it('renders a 2-prompt transition to MP4 with the frames and duration asked for', async () => {
     const r = await cli('blend.ts', ['a red sunset', 'a green forest', '--out', 't.mp4', '--duration', '2', '--fps', '12', '--seed-a', '1', '--seed-b', '2', '--branches', '9', '--json']);
