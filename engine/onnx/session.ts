@@ -4,7 +4,8 @@
  * instead of assuming names and dtypes.
  */
 import * as ort from 'onnxruntime-node';
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 
 export type ExecutionProvider = 'cpu' | 'cuda' | 'webgpu';
 export const executionProviders: readonly ExecutionProvider[] = ['cpu', 'cuda', 'webgpu'];
@@ -100,6 +101,13 @@ async function create(source: string | Uint8Array, path: string, opts: SessionOp
     session = typeof source === 'string' ? await ort.InferenceSession.create(source, options) : await ort.InferenceSession.create(source, options);
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
+    const pointer = typeof source === 'string' ? lfsPointerFor(source) : undefined;
+    if (pointer) {
+      throw new ModelFileError(
+        path,
+        `${pointer === source ? 'this file' : `its weights file ${basename(pointer)}`} is a Git LFS pointer (a few lines of text), not the model's data: the download skipped the large files; fetch them (git lfs pull in the clone, or huggingface-cli download) and try again`,
+      );
+    }
     const missingKernel = /Failed to find kernel for (?:[\w.]+\.)?(\w+)\((\d+)\)|Could not find an implementation for (\w+)\((\d+)\)/.exec(msg);
     if (missingKernel) {
       const op = missingKernel[1] ?? missingKernel[3];
@@ -127,6 +135,36 @@ async function create(source: string | Uint8Array, path: string, opts: SessionOp
     throw new ModelFileError(path, `not a loadable ONNX model (${firstLine(msg)})`);
   }
   return { session, inputs: infos(session.inputMetadata), outputs: infos(session.outputMetadata), ep, path };
+}
+
+const LFS_POINTER = 'version https://git-lfs.github.com/spec/';
+
+/** A Git LFS pointer file left where a model or its external weights should be: the file itself, or a small file beside it. */
+function lfsPointerFor(modelPath: string): string | undefined {
+  const isPointer = (file: string): boolean => {
+    try {
+      if (statSync(file).size > 1024) return false;
+      const fd = openSync(file, 'r');
+      try {
+        const head = Buffer.alloc(LFS_POINTER.length);
+        readSync(fd, head, 0, head.length, 0);
+        return head.toString('latin1') === LFS_POINTER;
+      } finally {
+        closeSync(fd);
+      }
+    } catch {
+      return false;
+    }
+  };
+  if (isPointer(modelPath)) return modelPath;
+  try {
+    const dir = dirname(modelPath);
+    return readdirSync(dir)
+      .map((name) => join(dir, name))
+      .find((file) => file !== modelPath && isPointer(file));
+  } catch {
+    return undefined;
+  }
 }
 
 function firstLine(s: string): string {

@@ -4,9 +4,12 @@
  * "not a loadable ONNX model".
  */
 import { describe, expect, it } from 'vitest';
-import { ModelFileError, openSessionFromBytes } from '../../../engine/onnx/session.ts';
+import { join } from 'node:path';
+import { writeFile } from 'node:fs/promises';
+import { ModelFileError, openSession, openSessionFromBytes } from '../../../engine/onnx/session.ts';
 import { SYNTHETIC_MODEL_OPTIONS, TINY_UNET, syntheticUNet } from '../../../models/synthetic-unet.ts';
-import { GraphBuilder } from '../../../models/onnx/index.ts';
+import { GraphBuilder, saveModel } from '../../../models/onnx/index.ts';
+import { useTempDir } from '../../helpers/temp-dir.ts';
 
 describe('openSession errors', () => {
   it('names the CUDA-only fused op and the way out when the CPU provider has no kernel for it', async () => {
@@ -37,5 +40,38 @@ describe('openSession errors', () => {
 
   it('still calls a file that is not ONNX at all not loadable', async () => {
     await expect(openSessionFromBytes(new TextEncoder().encode('not a model'), 'x.onnx', { ep: 'cpu' })).rejects.toThrow(/^x\.onnx: not a loadable ONNX model/);
+  });
+});
+
+describe('a download that skipped the Git LFS files', () => {
+  let dir = '';
+  useTempDir('lfs-', (d) => (dir = d));
+  const pointer = 'version https://git-lfs.github.com/spec/v1\noid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\nsize 3438167534\n';
+  const openError = (file: string) => openSession(file, { ep: 'cpu' }).then(
+    async (s) => {
+      await s.session.release();
+      return undefined;
+    },
+    (e: unknown) => e as Error,
+  );
+
+  it('a model.onnx that is an LFS pointer is named as such, with the way to fetch it (it read: not a loadable ONNX model)', async () => {
+    await writeFile(join(dir, 'model.onnx'), pointer);
+    const err = await openError(join(dir, 'model.onnx'));
+    expect(err).toBeInstanceOf(ModelFileError);
+    expect(err!.message).toMatch(/model\.onnx: this file is a Git LFS pointer \(a few lines of text\), not the model's data: the download skipped the large files; fetch them \(git lfs pull/);
+  });
+
+  it('external weights that are an LFS pointer are named, the model file beside them being fine', async () => {
+    const g = new GraphBuilder('external');
+    const x = g.input('x', 'float32', [1, 256]);
+    g.output(g.op('Add', [x, g.initializer('w', 'float32', [1, 256], new Float32Array(256).fill(1))]), 'y', 'float32', [1, 256]);
+    const sub = join(dir, 'ext');
+    await saveModel(sub, 'model.onnx', g.toModel({ externalData: { location: 'model.onnx_data', minBytes: 16 } }));
+    expect((await openError(join(sub, 'model.onnx'))) ?? 'loaded').toBe('loaded'); // the real weights load
+    await writeFile(join(sub, 'model.onnx_data'), pointer);
+    const err = await openError(join(sub, 'model.onnx'));
+    expect(err).toBeInstanceOf(ModelFileError);
+    expect(err!.message).toMatch(/model\.onnx: its weights file model\.onnx_data is a Git LFS pointer/);
   });
 });
