@@ -132,6 +132,8 @@ interface MessagePayload {
 
 export class JobMessenger {
   private readonly lastEdit = new Map<number, number>();
+  /** Jobs whose message is in a thread archived since: no more progress edits (each would be refused); the result reopens it. */
+  private readonly inArchivedThread = new Set<number>();
   private readonly timers = new Map<number, NodeJS.Timeout>();
   /** The deliveries under way (deliver), by job: one at a time per job, and stop() waits for them. */
   private readonly deliveries = new Map<number, Promise<boolean>>();
@@ -250,12 +252,18 @@ export class JobMessenger {
 
   private scheduleEdit(jobId: number): void {
     if (this.timers.has(jobId)) return; // an edit is already due; it will read the latest state
+    if (this.inArchivedThread.has(jobId)) return;
     const wait = Math.max(0, (this.lastEdit.get(jobId) ?? 0) + this.editIntervalMs - Date.now());
     this.timers.set(
       jobId,
       setTimeout(() => {
         this.timers.delete(jobId);
-        void this.editProgress(jobId).catch((err) => this.log(`[bot] progress edit for job ${jobId} failed: ${loggableError(err)}`));
+        void this.editProgress(jobId).catch((err) => {
+          if (!isArchivedThread(err)) return this.log(`[bot] progress edit for job ${jobId} failed: ${loggableError(err)}`);
+          // Said once, not for every progress event of a long render.
+          this.inArchivedThread.add(jobId);
+          this.log(`[bot] job ${jobId}: its thread has been archived; no more progress edits (the result will reopen it)`);
+        });
       }, wait),
     );
   }
@@ -304,7 +312,11 @@ export class JobMessenger {
     let claimed = false;
     try {
       const stored = await getJob(this.farm, jobId);
-      if (stored && TERMINAL.has(stored.status)) this.lastEdit.delete(jobId); // no more progress edits
+      if (stored && TERMINAL.has(stored.status)) {
+        // No more progress edits.
+        this.lastEdit.delete(jobId);
+        this.inArchivedThread.delete(jobId);
+      }
       if (!stored || !TERMINAL.has(stored.status) || stored.deliveredAt) {
         this.retries.delete(jobId);
         if (stored?.deliveredAt) this.settledReplies.delete(jobId);

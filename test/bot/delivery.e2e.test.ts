@@ -64,6 +64,12 @@ async function jobOf(run: InteractionHandle): Promise<Job> {
   return job!;
 }
 
+/** The bot's DMs to alice about job `id` (none before the bot has opened a DM channel with her). */
+const dmsAbout = (id: number) => {
+  const dm = fake.dmChannel(alice);
+  return dm ? fake.messages(dm.id).filter((m) => new RegExp(`#${id}\\b`).test(m.content)) : [];
+};
+
 /** A job's delivery events as an operator reads them from job_events: delivered, or undeliverable and why. */
 const deliveryEvents = (jobId: number) =>
   queryRows<{ type: string; reason: string | null }>(running!.db.db, sql`select type, data->>'reason' as reason from job_events where job_id = ${jobId} and type in ('delivered', 'undeliverable') order by id`);
@@ -176,7 +182,7 @@ describe('delivery rides out outages and gives up only on what cannot succeed', 
     expect(await deliveryEvents(newerJob.id)).toEqual([{ type: 'delivered', reason: null }]);
     // Given up once: no retries, one DM.
     await new Promise((r) => setTimeout(r, 600));
-    expect(fake.messages(fake.dmChannel(alice)!.id).filter((m) => m.content.includes(`#${lostJob.id}`))).toHaveLength(1);
+    expect(dmsAbout(lostJob.id)).toHaveLength(1);
     expect(logs.some((l) => l.includes(`delivering job ${lostJob.id} failed`))).toBe(false);
   });
 
@@ -221,7 +227,9 @@ describe('a reply in a thread archived since', () => {
     expect(archived(thread.id)).toBe(false);
     await until(async () => (await getJob(farm, job.id))!.deliveredAt !== null, 5000, 'delivered');
     expect(logs.some((l) => l.includes(`delivering job ${job.id} failed`) || l.includes(`job ${job.id} given up`))).toBe(false);
-    expect(fake.messages(fake.dmChannel(alice)?.id).filter((m) => m.content.includes(`#${job.id}`))).toEqual([]);
+    expect(dmsAbout(job.id)).toEqual([]);
+    // The progress edits refused meanwhile are said once, not once per progress event.
+    expect(logs.filter((l) => l.includes(`job ${job.id}`) && /progress edit/.test(l))).toEqual([`[bot] job ${job.id}: its thread has been archived; no more progress edits (the result will reopen it)`]);
     // The same once the interaction's token is gone: the bot's own edit of the reply, after unarchiving.
     const late = blend('[fake ms=600] a stork', { channelId: thread.id });
     await late.waitForOriginal(isQueued, 10_000);
@@ -284,7 +292,7 @@ describe('a video too large for its channel that cannot be shrunk here', () => {
     expect(fake.edits(run).length).toBe(edits);
     expect(logs.some((l) => l.includes(`delivering job ${job.id} failed`))).toBe(false);
     expect(logs.filter((l) => l.startsWith(`[bot] job ${job.id}: its `) && l.includes('video is not attached'))).toHaveLength(1);
-    expect(fake.messages(fake.dmChannel(alice)?.id).filter((m) => m.content.includes(`#${job.id}`))).toEqual([]);
+    expect(dmsAbout(job.id)).toEqual([]);
     return done;
   };
 
