@@ -1,4 +1,5 @@
 /** Shared plumbing of the render CLIs: model choice (with the demo fallback), execution provider. */
+import { extname } from 'node:path';
 import { loadConfig, loadDotEnv, type Config } from '../../config/index.ts';
 import { ensureDemoModel } from '../../models/demo-model.ts';
 import { DEMO_MODEL_DIR } from '../../models/paths.ts';
@@ -37,12 +38,18 @@ export function parseEp(value: string | undefined, config: Config): ExecutionPro
 }
 
 /**
- * The video format: --format, else the --out file's extension when it names one of the engine's
- * VIDEO_FORMATS, else mp4.
+ * The video format: --format, else the --out file's extension (one of the engine's VIDEO_FORMATS),
+ * else mp4. An --out whose extension is another format, or names none of them, is refused: the
+ * file would hold one format under another's name.
  */
 export function videoFormatOption(format: string | undefined, out: string | undefined): VideoFormat {
-  const ext = out?.split('.').pop()?.toLowerCase();
-  return choiceOption('format', format, VIDEO_FORMATS) ?? (VIDEO_FORMATS.find((f) => f === ext) ?? 'mp4');
+  const chosen = choiceOption('format', format, VIDEO_FORMATS);
+  const ext = out === undefined ? '' : extname(out).slice(1).toLowerCase();
+  if (ext === '') return chosen ?? 'mp4';
+  const named = VIDEO_FORMATS.find((f) => f === ext);
+  if (!named) throw new UsageError(`--out ${out}: give a name ending in ${VIDEO_FORMATS.map((f) => `.${f}`).join(', ')} (the extension picks the format)`);
+  if (chosen !== undefined && chosen !== named) throw new UsageError(`--out ${out} names ${named} but --format is ${chosen}; leave out --format or give a name ending in .${chosen}`);
+  return named;
 }
 
 /** `--ep`'s choices, for help texts. */

@@ -147,6 +147,24 @@ describe('a flag the command does not know, or one without its value, is a bad c
   });
 });
 
+describe('--out and --format agree, or the command is refused', () => {
+  it.each([
+    ['blend.ts', ['a', 'b', '--out', 't.mp4', '--format', 'gif'], '--out t.mp4 names mp4 but --format is gif; leave out --format or give a name ending in .gif'],
+    ['movie.ts', ['a', 'b', '--out', 'm.avi'], '--out m.avi: give a name ending in .mp4, .webm, .webp, .gif (the extension picks the format)'],
+    ['vary.ts', [fileURLToPath(new URL('../fixtures/photos/coffee.png', import.meta.url)), '--model', 'x', '--out', 'v.webm', '--format', 'mp4'], '--out v.webm names webm but --format is mp4'],
+  ])('%s %j: a usage error, no file of one format under another\'s name', async (script, args, message) => {
+    const r = await cli(script, args);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`error: ${message}`);
+  });
+
+  it('takes the format from the extension, whatever its case', async () => {
+    const r = await cli('blend.ts', ['a', 'b', '--out', 'T.GIF', '--branches', '2', '--duration', '0.5', '--fps', '4', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ file: 'T.GIF', format: 'gif' });
+  });
+});
+
 describe('seed flags take the engine\'s seeds (0..MAX_SEED) only', () => {
   const past = String(MAX_SEED + 1);
   const range = `from 0 to ${MAX_SEED}`;

@@ -52,7 +52,7 @@ describe('npm run blend with pictures', () => {
 
 describe('inpainting transitions from the command line', () => {
   it('--inpaint with --mask-preset keeps the picture outside the mask in every frame', async () => {
-    const out = join(dir, 'inpaint.mp4');
+    const out = join(dir, 'inpaint.webm');
     const r = await cli('blend.ts', ['a red house', 'a blue boat', '--model', testModelDir('inpaint'), '--inpaint', PHOTO, '--mask-preset', 'left', '--steps', '8', '--width', '64', '--height', '64', '--branches', '5', '--duration', '1', '--fps', '6', '--format', 'webm', '--out', out, '--json']);
     expect(r.code, r.stderr).toBe(0);
     const frames = await decodeVideoFrames(await import('node:fs/promises').then((f) => f.readFile(out)), 64, 64);
