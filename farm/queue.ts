@@ -65,11 +65,12 @@ const LATEST_QUEUED_EVENT = (job: SQL) => sql`(select max(e.id) from job_events 
 
 /**
  * Claims one named job for a render this worker already has (its spool, farm/spool.ts): the same
- * bookkeeping as claimJob — attempt, lease token and expiry, the policy's onClaim, a 'claimed'
+ * bookkeeping as claimJob — attempt, lease token and expiry, a 'claimed'
  * event (data `fromSpool: true`) and its NOTIFY — but only while the job is queued, this worker
  * could render it and, when `queuedEventId` is given, it is still that queuing of the job (not
  * retried by its owner since). The claim order and a retry's back-off (run_after) do not apply: the
- * render is done, so taking it first delays nobody. Returns undefined, changing nothing, when the
+ * render is done, so taking it first delays nobody; and the policy's onClaim is not run: the claim
+ * that rendered it booked it already. Returns undefined, changing nothing, when the
  * job is not queued (taken, cancelled, finished), was retried, or another claim holds it right now.
  */
 export async function claimSpecificJob(
@@ -89,11 +90,16 @@ export async function claimSpecificJob(
       for update of j skip locked
     )`,
     { fromSpool: true },
+    false,
   );
 }
 
 /** The claim itself, for the job in CTE "picked" (id) that `pick` (one or more CTEs) selects. */
-async function claimPicked(farm: FarmContext, workerId: string, pick: SQL, eventData: Record<string, unknown> = {}): Promise<ClaimedJob | undefined> {
+/**
+ * `book`: the policy's onClaim books the claim against its owner's share; not for a render already
+ * done (claimSpecificJob: its first claim booked it).
+ */
+async function claimPicked(farm: FarmContext, workerId: string, pick: SQL, eventData: Record<string, unknown> = {}, book = true): Promise<ClaimedJob | undefined> {
   const [row] = await queryRows<{ job: Record<string, unknown>; queued_event_id: number | string | null }>(
     farm.db.db,
     sql`
@@ -109,7 +115,7 @@ async function claimPicked(farm: FarmContext, workerId: string, pick: SQL, event
       from picked
       where jobs.id = picked.id
       returning jobs.*
-    ), ${policyOf(farm).onClaim()}, logged as (
+    ), ${book ? policyOf(farm).onClaim() : sql`charged as (select 1)`}, logged as (
       insert into job_events (job_id, type, data)
       select id, 'claimed', jsonb_build_object('workerId', worker_id, 'attempt', attempts) || ${JSON.stringify(eventData)}::jsonb from claimed
     )
@@ -336,14 +342,19 @@ async function failLocked(tx: Transaction, farm: FarmContext, jobId: number, lea
  * lease was already gone.
  */
 export async function releaseJob(farm: FarmContext, lease: Lease, reason = 'worker shut down'): Promise<boolean> {
+  const unbook = policyOf(farm).onRelease?.();
   return farm.db.db.transaction(async (tx) => {
+    // The claim's booking in the claim order (onClaim) is undone: the job's next claim books it.
     const [row] = await queryRows<{ job: Record<string, unknown> }>(
       tx,
       sql`
-      update jobs set status = 'queued', attempts = greatest(0, attempts - 1), run_after = now(),
-        progress = null, worker_id = null, lease_token = null, lease_expires_at = null
-      where id = ${lease.id} and lease_token = ${lease.leaseToken} and status = 'running'
-      returning row_to_json(jobs) as job`,
+      with released as (
+        update jobs set status = 'queued', attempts = greatest(0, attempts - 1), run_after = now(),
+          progress = null, worker_id = null, lease_token = null, lease_expires_at = null
+        where id = ${lease.id} and lease_token = ${lease.leaseToken} and status = 'running'
+        returning *
+      )${unbook ? sql`, ${unbook}` : sql.empty()}
+      select row_to_json(released) as job from released`,
     );
     if (!row) return false;
     await recordEvent(tx, 'released', eventFields(jobRowFromJson(row.job)), { reason });

@@ -34,3 +34,17 @@ export function chargeClaim(halfLifeSeconds: number): SQL {
       from claimed where users.id = claimed.user_id
     )`;
 }
+
+/**
+ * CTE "unbooked": takes a claim that rendered nothing (handed back at shutdown: CTE "released",
+ * jobs.*, its started_at the claim's time) off its owner's usage, as much of it as has not decayed
+ * since, so the job's next claim does not count it twice.
+ */
+export function unbookClaim(halfLifeSeconds: number): SQL {
+  return sql`unbooked as (
+      update users set usage_ms = greatest(0, ${decayedUsage('users', halfLifeSeconds)}
+          - released.reserved_ms * power(0.5, greatest(0, extract(epoch from (now() - coalesce(released.started_at, now()))))::float8 / ${halfLifeSeconds}::float8)),
+        usage_at = now()
+      from released where users.id = released.user_id
+    )`;
+}

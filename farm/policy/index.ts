@@ -18,7 +18,7 @@ import type { Transaction } from '../../db/client.ts';
 import type { JobParams } from '../job-params.ts';
 import { type AdmissionRequest, admitJob } from './admission.ts';
 import { estimateGpuSeconds } from './cost.ts';
-import { chargeClaim, fairQueue } from './fair-order.ts';
+import { chargeClaim, fairQueue, unbookClaim } from './fair-order.ts';
 import type { PolicyOptions } from './options.ts';
 import { type Outcome, type SettledJob, type Settlement, settleJob } from './settlement.ts';
 
@@ -44,6 +44,11 @@ export interface FarmPolicy {
   claimOrder(): SQL;
   /** SQL for a CTE named "charged" in the claim statement, booking the claimed job (CTE "claimed", jobs.*) against its owner. */
   onClaim(): SQL;
+  /**
+   * SQL for a CTE named "unbooked" in the statement that hands a job back unrendered (releaseJob:
+   * CTE "released", jobs.*), undoing onClaim's booking; without it nothing is undone.
+   */
+  onRelease?(): SQL;
 }
 
 export function defaultPolicy(options: PolicyOptions): FarmPolicy {
@@ -53,6 +58,7 @@ export function defaultPolicy(options: PolicyOptions): FarmPolicy {
     settle: settleJob,
     claimOrder: () => fairQueue(options.fairnessHalfLifeSeconds),
     onClaim: () => chargeClaim(options.fairnessHalfLifeSeconds),
+    onRelease: () => unbookClaim(options.fairnessHalfLifeSeconds),
   };
 }
 

@@ -177,6 +177,30 @@ describe.each(BACKENDS)('queue on %s', (backend) => {
     expect(new Set(order.slice(0, 3)).size).toBe(3);
   });
 
+  it('counts a claim once in the claim order: a job handed back at shutdown keeps its place, a spooled render claimed again is not booked again', async () => {
+    const usageOf = async (userId: string) => Number((await queryRows<{ usage: number }>(db.db, sql`select usage_ms::float8 as usage from users where id = ${userId}`))[0].usage);
+    const first = await submitJob(farm, { kind: 'blend', userId: 'once-a', params: blend('once') });
+    const second = await submitJob(farm, { kind: 'blend', userId: 'once-b', params: blend('once') });
+    const reservedMs = Math.round(first.reservedGpuSeconds * 1000);
+    const claimed = (await claimJob(farm, 'w-once', only('once'))) as ClaimedJob;
+    expect(claimed.id).toBe(first.id);
+    expect(await usageOf('once-a')).toBeCloseTo(reservedMs, -1);
+    // The worker shuts down before rendering it: the job is handed back, and goes first again.
+    expect(await releaseJob(farm, claimed)).toBe(true);
+    expect(await usageOf('once-a')).toBeCloseTo(0, -1);
+    const again = (await claimJob(farm, 'w-once', only('once'))) as ClaimedJob;
+    expect(again.id).toBe(first.id);
+    expect(await usageOf('once-a')).toBeCloseTo(reservedMs, -1);
+    expect((await claimJob(farm, 'w-once', only('once')))?.id).toBe(second.id);
+
+    // Its worker dies after rendering it; the reaper takes it back and a worker with the spooled
+    // render claims it again (claimSpecificJob): the render was booked by the claim that made it.
+    await expireLease(db, first.id, 1);
+    expect(await reapExpiredLeases(farm)).toBeGreaterThanOrEqual(1);
+    expect((await claimSpecificJob(farm, 'w-spool', first.id, only('once')))?.id).toBe(first.id);
+    expect(await usageOf('once-a')).toBeCloseTo(reservedMs, -1);
+  });
+
   it('only claims jobs that fit the worker (model and size)', async () => {
     const big = await submitJob(farm, { kind: 'blend', userId: 'fit-user', params: { ...blend('fit'), width: 1024, height: 1024, model: 'sdxl' } });
     const small: WorkerCapabilities = { models: ['sdxl'], maxPixels: 512 * 512, executionProvider: 'test' };
