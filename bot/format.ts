@@ -7,6 +7,32 @@ import { parentMovieParams, type FarmContext, type Job, type JobProgress } from 
 
 export const BAR_WIDTH = 16;
 
+/** The most characters Discord takes in a message's content. */
+export const MAX_MESSAGE_LENGTH = 2000;
+
+/**
+ * One message of `head`, as many of `items` as fit, a line saying how many more there are, and
+ * `tail`, within MAX_MESSAGE_LENGTH (a reply that lists jobs or workers would otherwise be refused
+ * by Discord once there are many, and the member get an error instead).
+ */
+export function listInMessage(parts: { head: readonly string[]; items: readonly string[]; tail?: readonly string[] }, max = MAX_MESSAGE_LENGTH): string {
+  const { head, items, tail = [] } = parts;
+  const more = (n: number) => `…and ${n} more.`;
+  const fixed = [...head, ...tail].join('\n').length;
+  const shown: string[] = [];
+  let length = fixed;
+  for (const [i, item] of items.entries()) {
+    const left = items.length - i - 1;
+    if (length + 1 + item.length + (left > 0 ? 1 + more(left).length : 0) > max) {
+      shown.push(more(items.length - i));
+      break;
+    }
+    shown.push(item);
+    length += 1 + item.length;
+  }
+  return [...head, ...shown, ...tail].join('\n');
+}
+
 export function progressBar(fraction: number): string {
   const f = Math.max(0, Math.min(1, fraction));
   const filled = Math.round(f * BAR_WIDTH);

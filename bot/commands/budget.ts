@@ -1,7 +1,7 @@
 import { MessageFlags, SlashCommandBuilder, type ChatInputCommandInteraction } from 'discord.js';
 import { getBudget, listJobs } from '../../farm/index.ts';
 import type { BotContext, Command } from '../context.ts';
-import { discordWhen, duration, title, withWholeMovie } from '../format.ts';
+import { discordWhen, duration, listInMessage, title, withWholeMovie } from '../format.ts';
 import { userMessage } from '../errors.ts';
 import { interactionRoleIds } from '../permissions.ts';
 
@@ -23,14 +23,14 @@ export const budget: Command = {
           ? `A refill to ${b.refillGpuSeconds} is due: your next request here applies it (then one ${every}).`
           : `A refill is due: your next request applies it, with the allowance of the server you make it in (${b.refillGpuSeconds} outside servers).`
         : `Refills to ${b.refillGpuSeconds} ${every}; next refill ${discordWhen(b.nextRefillAt)}.`;
-      const lines = [
+      const head = [
         `**${b.balanceGpuSeconds.toFixed(1)} GPU-seconds** available (${b.heldGpuSeconds.toFixed(1)} held by your active jobs).`,
         refill,
         `Active jobs: ${b.activeJobs} of ${b.maxActiveJobs}.`,
         ...(inServer ? [] : ['Outside a server the farm’s own limits apply; run /budget in a server to see its limits for you.']),
-        ...(await Promise.all(active.map(async (j) => `• ${title(await withWholeMovie(ctx.farm, j))} (${j.status})`))),
       ];
-      await interaction.editReply(lines.join('\n'));
+      const jobs = await Promise.all(active.map(async (j) => `• ${title(await withWholeMovie(ctx.farm, j))} (${j.status})`));
+      await interaction.editReply(listInMessage({ head, items: jobs }));
     } catch (err) {
       await interaction.editReply(userMessage(err, ctx.log));
     }

@@ -1,7 +1,7 @@
 // bot/format.ts: what a job's message says at each stage. Pure functions on a Job; no Discord.
 import { describe, expect, it } from 'vitest';
 import type { Job } from '../../farm/index.ts';
-import { BAR_WIDTH, discordTime, discordWhen, doneText, duration, escapeMarkdown, failedText, progressBar, progressText, queuedText, title } from '../../bot/format.ts';
+import { BAR_WIDTH, discordTime, listInMessage, MAX_MESSAGE_LENGTH, discordWhen, doneText, duration, escapeMarkdown, failedText, progressBar, progressText, queuedText, title } from '../../bot/format.ts';
 
 function job(overrides: Partial<Job> = {}, params: Partial<Job['params']> = {}): Job {
   return {
@@ -56,6 +56,18 @@ describe('pieces', () => {
 
   it('markdown and mentions in prompts are shown as typed', () => {
     expect(escapeMarkdown('*bold* _it_ `code` a|b @everyone')).toBe('\\*bold\\* \\_it\\_ \\`code\\` a\\|b @\u200beveryone');
+  });
+
+  it('a list in one message (/queue’s workers): as many as fit, how many more, and the tail always', () => {
+    const workers = Array.from({ length: 80 }, (_, i) => `• gpu-worker-${i}.farm.example: cuda (NVIDIA H100), 1/1 busy`);
+    const text = listInMessage({ head: ['**3** waiting, **80** rendering, **80** workers online.'], items: workers, tail: ['You have nothing waiting.'] });
+    expect(text.length).toBeLessThanOrEqual(MAX_MESSAGE_LENGTH);
+    const lines = text.split('\n');
+    const shown = lines.filter((l) => l.startsWith('• '));
+    expect(shown).toEqual(workers.slice(0, shown.length));
+    expect(lines.slice(-2)).toEqual([`…and ${80 - shown.length} more.`, 'You have nothing waiting.']);
+    // Few enough: all of them, no "more" line.
+    expect(listInMessage({ head: ['h'], items: ['• a', '• b'], tail: ['t'] })).toBe('h\n• a\n• b\nt');
   });
 
   it('a masked link in a prompt is not a link in the bot’s message (no phishing under the bot’s name)', () => {
