@@ -96,7 +96,7 @@ export class StableDiffusionPipeline {
     const session: SessionOptions = { ep: opts.ep, deviceId: opts.deviceId, threads: opts.threads };
     const text = await TextEncoders.load(folder, tokenizers, folder.isXL, session);
     const unet = await UNet.load(folder.unet, { ...session, maxBatch: opts.maxBatch, timeCondProjDim: folder.timeCondProjDim, vaeScaleFactor: folder.vaeScaleFactor });
-    const vae = await VaeDecoder.load(folder.vaeDecoder, folder.vaeScalingFactor, { ...session, forceUpcast: folder.vaeForceUpcast });
+    const vae = await VaeDecoder.load(folder.vaeDecoder, folder.vaeScalingFactor, { ...session, forceUpcast: folder.vaeForceUpcast, scaleFactor: folder.vaeScaleFactor });
     const vaeEncoder = folder.vaeEncoder ? await VaeEncoder.load(folder.vaeEncoder, folder.vaeScalingFactor, session) : undefined;
     // The caller's choice, else blendfarm.json's or an LCM UNet's, else scheduler_config.json's class, else the family default.
     const choice = chooseScheduler({

@@ -1,5 +1,5 @@
 /** VAE decoder (latents -> RGB) and optional encoder (RGB -> latents), with the model's scaling factor. */
-import { openSession, openSessionFromBytes, type LoadedSession, type SessionOptions } from '../onnx/session.ts';
+import { ModelFileError, openSession, openSessionFromBytes, type LoadedSession, type SessionOptions } from '../onnx/session.ts';
 import { upcastModelToFloat32 } from '../onnx/upcast.ts';
 import { floatTensor, readFloat } from '../tensor/tensors.ts';
 import { imagesFromVaeOutput, vaeInputFromImage, type RawImage } from '../image.ts';
@@ -10,6 +10,8 @@ import { readFileSync } from 'node:fs';
 export interface VaeDecoderOptions extends SessionOptions {
   /** vae_decoder/config.json force_upcast: decode in fp32 as diffusers does, converting an fp16 model. */
   forceUpcast?: boolean;
+  /** Pixels per latent cell the folder says the decoder makes (ModelFolder.vaeScaleFactor); checked on every decode. */
+  scaleFactor?: number;
 }
 
 const FP16_FIX =
@@ -30,6 +32,7 @@ export class VaeDecoder {
     /** The dtype of the model file as exported. */
     readonly exportedDtype: string,
     private readonly options: SessionOptions,
+    private readonly scaleFactor?: number,
   ) {}
 
   static async load(path: string, scalingFactor: number, opts: VaeDecoderOptions): Promise<VaeDecoder> {
@@ -40,10 +43,10 @@ export class VaeDecoder {
       try {
         const fp32 = await upcastSession(path, session);
         await loaded.session.release();
-        return new VaeDecoder(fp32, scalingFactor, true, dtype, session);
+        return new VaeDecoder(fp32, scalingFactor, true, dtype, session, opts.scaleFactor);
       } catch (err) {
         // Keep the fp16 decoder: images that do not overflow still decode, and those that do are refused.
-        const vae = new VaeDecoder(loaded, scalingFactor, false, dtype, session);
+        const vae = new VaeDecoder(loaded, scalingFactor, false, dtype, session, opts.scaleFactor);
         vae.warnings.push(
           `${path}: this fp16 VAE decoder is marked force_upcast (it overflows in fp16) but could not be converted to fp32 (${(err as Error).message}); ` +
             `images that overflow will fail instead of rendering; ${FP16_FIX}`,
@@ -51,7 +54,7 @@ export class VaeDecoder {
         return vae;
       }
     }
-    return new VaeDecoder(loaded, scalingFactor, false, dtype, session);
+    return new VaeDecoder(loaded, scalingFactor, false, dtype, session, opts.scaleFactor);
   }
 
   /** The dtype the decoder runs in now. */
@@ -110,6 +113,14 @@ export class VaeDecoder {
     this.calls++;
     const t = result[outName];
     const [, , H, W] = t.dims as number[];
+    const f = this.scaleFactor;
+    if (f !== undefined && (H !== h * f || W !== w * f)) {
+      // Otherwise every frame comes out at another size than the one asked for, without a word.
+      throw new ModelFileError(
+        this.loaded.path,
+        `the VAE decoder made a ${W}x${H} picture from ${w}x${h} latents (${W / w}x), but the folder says ${f}x (vae_decoder/config.json's block_out_channels, or 8 when it gives none); put the export's own config.json next to vae_decoder/model.onnx`,
+      );
+    }
     return { data: readFloat(t), H, W };
   }
 

@@ -59,7 +59,7 @@ export class ImageVariationPipeline {
       );
     }
     const unet = await UNet.load(folder.unet, { ...session, maxBatch: opts.maxBatch, vaeScaleFactor: folder.vaeScaleFactor });
-    const vae = await VaeDecoder.load(folder.vaeDecoder, folder.vaeScalingFactor, { ...session, forceUpcast: folder.vaeForceUpcast });
+    const vae = await VaeDecoder.load(folder.vaeDecoder, folder.vaeScalingFactor, { ...session, forceUpcast: folder.vaeForceUpcast, scaleFactor: folder.vaeScaleFactor });
     const choice = chooseScheduler({
       requested: opts.scheduler,
       folderChoice: folder.requestedScheduler,

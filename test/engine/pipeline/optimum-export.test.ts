@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { cpSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { StableDiffusionPipeline, InvalidRequestError, ModelFileError, readModelFolder, sharpOfForTests } from './optimum-helpers.ts';
@@ -162,6 +162,24 @@ describe('a folder of the wrong kind is refused at load, naming what it is', () 
   it('the x4 upscaler folder: not a text-to-image model (it loaded, and every render failed inside ONNX Runtime)', async () => {
     expect(() => readModelFolder(testModelDir('x4-upscaler'))).toThrow(ModelFileError);
     expect((await loadError(testModelDir('x4-upscaler'))).message).toMatch(/this is the x4 upscaler \(StableDiffusionUpscalePipeline\): it enlarges finished videos .*x4-diffusion/);
+  });
+
+  it('a VAE decoder whose config.json is missing (factor 2 here, 8 assumed) fails at the first decode instead of making pictures of another size', async () => {
+    const dir = join(tmp, 'no-vae-config');
+    cpSync(DIR, dir, { recursive: true });
+    rmSync(join(dir, 'vae_decoder', 'config.json'));
+    const p = await StableDiffusionPipeline.load(dir);
+    try {
+      expect(p.vaeScaleFactor).toBe(8);
+      const err = await p.generate({ prompt: 'x', width: 64, height: 64, steps: 1, seed: 1 }).then(
+        (r) => new Error(`rendered ${r.images[0].width}x${r.images[0].height}`),
+        (e: Error) => e,
+      );
+      expect(err).toBeInstanceOf(ModelFileError);
+      expect(err.message).toMatch(/vae_decoder\/model\.onnx: the VAE decoder made a 16x16 picture from 8x8 latents \(2x\), but the folder says 8x .*put the export's own config\.json next to vae_decoder\/model\.onnx/);
+    } finally {
+      await p.release();
+    }
   });
 
   it('the SDXL refiner (text_encoder_2 only): not a text-to-image model, instead of "text_encoder/model.onnx: file not found"', () => {
