@@ -2,6 +2,7 @@
  * The command-line tools as a user runs them: child processes, the demo model, real files.
  */
 import { describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -68,6 +69,17 @@ describe('npm run blend / movie', () => {
     const probe = await probeVideo(join(dir, 't.mp4'));
     expect([probe.codec, probe.frames, probe.pixFmt]).toEqual(['h264', 24, 'yuv420p']);
     expect((await stat(join(dir, 't.mp4'))).size).toBe(s.sizeBytes);
+  });
+
+  it('prints the line README.md\'s quick start shows for its command', async () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const command = /npm ci && npm run blend -- ("[^"]+") ("[^"]+") --out (\S+)/.exec(readme)!;
+    const shown = /It prints one line, e\.g\. `([^`]+)`/.exec(readme)![1].replace(/\s+/g, ' ');
+    const r = await cli('blend.ts', [JSON.parse(command[1]), JSON.parse(command[2]), '--out', command[3]]);
+    expect(r.code, r.stderr).toBe(0);
+    // The same line with its own numbers: every number in the README's example stands for any number.
+    const shape = new RegExp(`^${shown.split(/\d+(?:\.\d+)?/).map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('\\d+(?:\\.\\d+)?')}$`);
+    expect(r.stdout.trim()).toMatch(shape);
   });
 
   it('renders a 3-prompt movie as an animated GIF, reporting every seed', async () => {
