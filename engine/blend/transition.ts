@@ -451,8 +451,7 @@ class TransitionRun {
    */
   private async imageTrajectory(img: EndpointImage, f: 0 | 1, seed: number): Promise<Trajectory> {
     const N = this.N;
-    const { latent, h, w } = await this.pipe.vaeEncoder!.encode(img.image);
-    if (h !== this.h || w !== this.w) throw new Error(`the VAE encoder gave ${h}x${w} latents for a ${this.width}x${this.height} picture; expected ${this.h}x${this.w}`);
+    const { latent } = await this.pipe.vaeEncoder!.encode(img.image);
     const noise = latentNoise(seed, latent.length);
     const s = img2imgStartIndex(this.steps, img.strength, N);
     const scheduler = this.newScheduler(f, s);

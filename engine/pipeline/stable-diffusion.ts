@@ -97,7 +97,7 @@ export class StableDiffusionPipeline {
     const text = await TextEncoders.load(folder, tokenizers, folder.isXL, session);
     const unet = await UNet.load(folder.unet, { ...session, maxBatch: opts.maxBatch, timeCondProjDim: folder.timeCondProjDim, vaeScaleFactor: folder.vaeScaleFactor });
     const vae = await VaeDecoder.load(folder.vaeDecoder, folder.vaeScalingFactor, { ...session, forceUpcast: folder.vaeForceUpcast, scaleFactor: folder.vaeScaleFactor });
-    const vaeEncoder = folder.vaeEncoder ? await VaeEncoder.load(folder.vaeEncoder, folder.vaeScalingFactor, session) : undefined;
+    const vaeEncoder = folder.vaeEncoder ? await VaeEncoder.load(folder.vaeEncoder, folder.vaeScalingFactor, { ...session, scaleFactor: folder.vaeScaleFactor }) : undefined;
     // The caller's choice, else blendfarm.json's or an LCM UNet's, else scheduler_config.json's class, else the family default.
     const choice = chooseScheduler({
       requested: opts.scheduler,

@@ -138,10 +138,12 @@ export class VaeEncoder {
   private constructor(
     readonly loaded: LoadedSession,
     readonly scalingFactor: number,
+    private readonly scaleFactor?: number,
   ) {}
 
-  static async load(path: string, scalingFactor: number, opts: SessionOptions): Promise<VaeEncoder> {
-    return new VaeEncoder(await openSession(path, opts), scalingFactor);
+  /** `opts.scaleFactor`: pixels per latent cell the folder says (ModelFolder.vaeScaleFactor); checked on every encode. */
+  static async load(path: string, scalingFactor: number, opts: SessionOptions & { scaleFactor?: number }): Promise<VaeEncoder> {
+    return new VaeEncoder(await openSession(path, opts), scalingFactor, opts.scaleFactor);
   }
 
   /**
@@ -158,6 +160,13 @@ export class VaeEncoder {
     );
     const t = result[outName];
     const [, c, h, w] = t.dims as number[];
+    const f = this.scaleFactor;
+    if (f !== undefined && (img.height !== h * f || img.width !== w * f)) {
+      throw new ModelFileError(
+        this.loaded.path,
+        `the VAE encoder made ${w}x${h} latents from a ${img.width}x${img.height} picture (${img.width / w}x), but the folder says ${f}x (vae_decoder/config.json's block_out_channels, or 8 when it gives none); put the export's own config.json next to vae_decoder/model.onnx`,
+      );
+    }
     const data = readFloat(t);
     const keep = c === 8 ? 4 : c;
     const latent = new Float32Array(keep * h * w);

@@ -177,6 +177,9 @@ describe('a folder of the wrong kind is refused at load, naming what it is', () 
       );
       expect(err).toBeInstanceOf(ModelFileError);
       expect(err.message).toMatch(/vae_decoder\/model\.onnx: the VAE decoder made a 16x16 picture from 8x8 latents \(2x\), but the folder says 8x .*put the export's own config\.json next to vae_decoder\/model\.onnx/);
+      // The encoder (a picture end, inpainting) is checked the same way: it made 32x32 latents of a 64x64 picture.
+      const picture = { data: new Uint8Array(64 * 64 * 3).fill(90), width: 64, height: 64, channels: 3 as const };
+      await expect(p.vaeEncoder!.encode(picture)).rejects.toThrow(/vae_encoder\/model\.onnx: the VAE encoder made 32x32 latents from a 64x64 picture \(2x\), but the folder says 8x/);
     } finally {
       await p.release();
     }
