@@ -1,5 +1,6 @@
 /** Shared plumbing of the render CLIs: model choice (with the demo fallback), execution provider. */
-import { extname } from 'node:path';
+import { existsSync, statSync } from 'node:fs';
+import { dirname, extname } from 'node:path';
 import { loadConfig, loadDotEnv, type Config } from '../../config/index.ts';
 import { ensureDemoModel } from '../../models/demo-model.ts';
 import { DEMO_MODEL_DIR } from '../../models/paths.ts';
@@ -63,3 +64,13 @@ export const COMMON_OPTIONS = {
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
+
+/**
+ * Refuses an --out whose folder is not there, before anything renders (the file is written only
+ * at the end, and a render can take minutes). Returns `out`.
+ */
+export function outputFile(out: string): string {
+  const folder = dirname(out);
+  if (!existsSync(folder) || !statSync(folder).isDirectory()) throw new UsageError(`--out ${out}: there is no folder ${folder}; create it or give another path`);
+  return out;
+}

@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { basename, extname } from 'node:path';
 import { StableDiffusionPipeline, savePng, schedulerKinds } from '../../engine/index.ts';
 import { ProgressBar } from './progress.ts';
-import { chooseModel, COMMON_OPTIONS, EP_CHOICES, loadCliConfig, parseEp, SEED_FLAG } from './common.ts';
+import { chooseModel, COMMON_OPTIONS, EP_CHOICES, loadCliConfig, outputFile, parseEp, SEED_FLAG } from './common.ts';
 import { choiceOption, numberOption, runCli, UsageError } from '../cli-kit.ts';
 
 const HELP = `Usage: npm run generate -- "a prompt" --out image.png [options]
@@ -69,6 +69,7 @@ async function main(): Promise<void> {
     batchSize: numberOption('batch', values.batch, { integer: true, min: 1, max: 64 }),
     scheduler,
   };
+  const out = outputFile(values.out ?? 'image.png');
   const config = loadCliConfig();
   const ep = parseEp(values.ep, config);
   const deviceId = numberOption('device', values.device, { integer: true, min: 0, max: 64 }) ?? config.deviceId;
@@ -81,7 +82,6 @@ async function main(): Promise<void> {
   bar.done();
   for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
 
-  const out = values.out ?? 'image.png';
   const files: string[] = [];
   const stem = out.slice(0, out.length - extname(out).length);
   for (let i = 0; i < result.images.length; i++) {

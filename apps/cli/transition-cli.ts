@@ -23,7 +23,7 @@ import {
 } from '../../engine/index.ts';
 import { builtinPerceptualGraph } from '../../models/perceptual-graph.ts';
 import { ProgressBar } from './progress.ts';
-import { chooseModel, COMMON_OPTIONS, EP_CHOICES, loadCliConfig, parseEp, SEED_FLAG, videoFormatOption } from './common.ts';
+import { chooseModel, COMMON_OPTIONS, EP_CHOICES, loadCliConfig, outputFile, parseEp, SEED_FLAG, videoFormatOption } from './common.ts';
 import { choiceOption, numberOption, UsageError } from '../cli-kit.ts';
 
 const BLEND_PICTURE_HELP = [
@@ -209,6 +209,7 @@ export async function runTransitionCli(kind: 'blend' | 'movie', argv = process.a
     ? { image: await readPicture('inpaint', values.inpaint), mask: values.mask ? await readPicture('mask', values.mask) : (values['mask-preset'] as (typeof MASK_PRESETS)[number]) }
     : undefined;
 
+  const out = outputFile(values.out ?? `${kind === 'blend' ? 'transition' : 'movie'}.${format}`);
   const config = loadCliConfig();
   const ep = parseEp(values.ep, config);
   const deviceId = numberOption('device', values.device, { integer: true, min: 0, max: 64 }) ?? config.deviceId;
@@ -258,7 +259,6 @@ export async function runTransitionCli(kind: 'blend' | 'movie', argv = process.a
     metric,
   );
   bar.done();
-  const out = values.out ?? `${kind === 'blend' ? 'transition' : 'movie'}.${format}`;
   const video = await segmentsToVideo(result.segments, {
     fps,
     duration,

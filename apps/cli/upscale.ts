@@ -15,7 +15,7 @@ import {
   superResolutionEntry,
 } from '../../models/esrgan/catalog.ts';
 import { ProgressBar } from './progress.ts';
-import { COMMON_OPTIONS, EP_CHOICES, loadCliConfig, parseEp, SEED_FLAG } from './common.ts';
+import { COMMON_OPTIONS, EP_CHOICES, loadCliConfig, outputFile, parseEp, SEED_FLAG } from './common.ts';
 import { numberOption, runCli, UsageError } from '../cli-kit.ts';
 
 const MODEL_NAMES = [...SUPER_RESOLUTION_MODELS.map((m) => m.name), 'x4-diffusion'];
@@ -83,7 +83,7 @@ async function main(): Promise<void> {
     const entry = superResolutionEntry(modelName);
     if (!entry.scales.includes(scale)) throw new UsageError(`--scale must be one of ${entry.scales.join(', ')} for ${modelName}, got ${scale}`);
   }
-  const out = values.out ?? `${input.slice(0, input.length - extname(input).length)}-up.${inExt || 'mp4'}`;
+  const out = outputFile(values.out ?? `${input.slice(0, input.length - extname(input).length)}-up.${inExt || 'mp4'}`);
   const outExt = extname(out).slice(1).toLowerCase();
   const bytes = await readFile(input);
   const meta = await sharp(bytes, { animated: true })

@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { readFile, stat } from 'node:fs/promises';
 import { DEFAULT_VARIATION_FPS, ImageVariationPipeline, VIDEO_FORMATS, renderVariationVideo, schedulerKinds, variationDefaults } from '../../engine/index.ts';
 import { ProgressBar } from './progress.ts';
-import { COMMON_OPTIONS, EP_CHOICES, loadCliConfig, parseEp, SEED_FLAG, videoFormatOption } from './common.ts';
+import { COMMON_OPTIONS, EP_CHOICES, loadCliConfig, outputFile, parseEp, SEED_FLAG, videoFormatOption } from './common.ts';
 import { choiceOption, numberOption, runCli, UsageError } from '../cli-kit.ts';
 
 const d = variationDefaults;
@@ -78,6 +78,7 @@ export async function runVaryCli(argv = process.argv.slice(2)): Promise<void> {
   });
   const format = videoFormatOption(values.format, values.out);
   const scheduler = choiceOption('scheduler', values.scheduler, schedulerKinds);
+  const out = outputFile(values.out ?? `variations.${format}`);
   const config = loadCliConfig();
   const modelDir = values.model ?? process.env.BLENDFARM_VARIATION_MODEL_DIR;
   if (!modelDir) throw new UsageError('give --model DIR: an image-variation model folder (lambdalabs/sd-image-variations-diffusers exported to ONNX; models/README.md), or set BLENDFARM_VARIATION_MODEL_DIR');
@@ -85,7 +86,6 @@ export async function runVaryCli(argv = process.argv.slice(2)): Promise<void> {
   const deviceId = numberOption('device', values.device, { integer: true, min: 0, max: 64 }) ?? config.deviceId;
   const started = performance.now();
   const pipe = await ImageVariationPipeline.load(modelDir, { ep, deviceId, threads: config.threads, scheduler });
-  const out = values.out ?? `variations.${format}`;
   const bar = new ProgressBar('variations');
   const controller = new AbortController();
   const onSignal = () => controller.abort();

@@ -177,6 +177,22 @@ describe('--out and --format agree, or the command is refused', () => {
   });
 });
 
+describe('an --out in a folder that is not there is refused before anything renders', () => {
+  const photo = fileURLToPath(new URL('../fixtures/photos/chelsea-crop.png', import.meta.url));
+  it.each([
+    ['generate.ts', ['x', '--steps', '2', '--out', 'no-such-folder/x.png']],
+    ['blend.ts', ['a', 'b', '--branches', '2', '--out', 'no-such-folder/t.mp4']],
+    ['movie.ts', ['a', 'b', 'c', '--branches', '2', '--out', 'no-such-folder/m.gif']],
+    ['upscale.ts', [photo, '--out', 'no-such-folder/big.png']],
+  ])('%s %j: a usage error naming the folder', async (script, args) => {
+    const r = await cli(script, args);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/error: --out no-such-folder\/\S+: there is no folder no-such-folder; create it or give another path/);
+    // Refused before the model loads or anything renders.
+    expect(r.stderr).not.toMatch(/Using the built-in demo model|\[#/);
+  });
+});
+
 describe('seed flags take the engine\'s seeds (0..MAX_SEED) only', () => {
   const past = String(MAX_SEED + 1);
   const range = `from 0 to ${MAX_SEED}`;
