@@ -9,8 +9,9 @@ export interface BotContext {
   /** Follow-up submissions under way (startBot makes a FollowUpsUnderWay, submit.ts), so a double press makes one job. */
   followUps: FollowUpGuard;
   /**
-   * A 🔍/🔁 reaction's job: its reply (the job's message) is posted and recorded, or could not be,
-   * so delivery need not wait for it (startBot: JobMessenger.replySettled).
+   * A job's reply (its message: a command's or button's "queued" reply, a 🔍/🔁 reaction's reply) is
+   * shown and recorded, or could not be, so delivery need not wait for it (startBot:
+   * JobMessenger.replySettled).
    */
   replySettled?: (jobId: number) => void;
 }

@@ -76,12 +76,13 @@ export const DELIVERY_GIVE_UP_AFTER_MS = 24 * 60 * 60_000;
  */
 export const DELIVERY_CLAIM_SECONDS = 120;
 /**
- * How long after its submission a follow-up with a channel but neither a message nor an interaction
- * (a 🔍/🔁 reaction's, whose reply becomes its message once posted and recorded) waits for that
- * message before its result is posted as a new one (MessengerOptions.replyGraceMs). Without the
- * wait a quick render was posted twice: as a new message, and into the reply recorded just after.
- * The process posting the reply says when it is settled (JobMessenger.replySettled), so a failed
- * reply does not wait this long there.
+ * How long after its submission a job asked for on Discord waits for its reply (the "queued"
+ * message, which becomes its message once shown and recorded) before its result is posted anyway
+ * (MessengerOptions.replyGraceMs): a command's or a button's (the interaction's reply) and a 🔍/🔁
+ * reaction's (a reply to the video). Without the wait a quick render was posted and then
+ * overwritten by the late "queued" text (a command's), or posted twice, as a new message and into
+ * the reply recorded just after (a reaction's). The process showing the reply says when it is
+ * settled (JobMessenger.replySettled), so a failed reply does not wait this long there.
  */
 export const DELIVERY_REPLY_GRACE_MS = 15_000;
 /**
@@ -110,7 +111,7 @@ export interface MessengerOptions {
   sweepIntervalMs?: number;
   /** How long a delivery may keep failing before it is given up and its owner told (default DELIVERY_GIVE_UP_AFTER_MS). */
   giveUpAfterMs?: number;
-  /** How long a reaction's job waits for its reply to be recorded before its result is posted anew (default DELIVERY_REPLY_GRACE_MS). */
+  /** How long a job asked for on Discord waits for its reply to be recorded before its result is posted anyway (default DELIVERY_REPLY_GRACE_MS). */
   replyGraceMs?: number;
   /** Bounds on re-encoding a video too large for its channel in this process (SHRINK_* in bot/shrink.ts). */
   shrink?: ShrinkOptions;
@@ -138,7 +139,7 @@ export class JobMessenger {
   /** The deliveries under way (deliver), by job: one at a time per job, and stop() waits for them. */
   private readonly deliveries = new Map<number, Promise<boolean>>();
   private readonly retries = new Map<number, RetryState>();
-  /** Reactions' jobs whose reply this process has posted and recorded, or failed to, and when: no need to wait for it (replySettled). */
+  /** Jobs whose reply this process has shown and recorded, or failed to, and when: no need to wait for it (replySettled). */
   private readonly settledReplies = new Map<number, number>();
   /** The renewal of each delivery's claim while it lasts. */
   private readonly claimRenewals = new Map<number, NodeJS.Timeout>();
@@ -322,8 +323,9 @@ export class JobMessenger {
         if (stored?.deliveredAt) this.settledReplies.delete(jobId);
         return false;
       }
-      // A reaction's reply still on its way: it is the job's message once recorded (replySettled or
-      // the sweep after DELIVERY_REPLY_GRACE_MS deliver it then).
+      // Its reply still on its way: it is the job's message once recorded (replySettled or the
+      // sweep after DELIVERY_REPLY_GRACE_MS deliver it then), and a result posted now would be
+      // overwritten by it.
       if (this.awaitingReply(stored)) return false;
       if (!(await claimDelivery(this.farm, jobId, this.claimant, this.claimSeconds))) return false;
       claimed = true;
@@ -367,8 +369,9 @@ export class JobMessenger {
   }
 
   /**
-   * The reply that is a 🔍/🔁 reaction's job's message has been posted and recorded, or could not
-   * be (bot/components/reactions.ts): deliver the job without waiting any longer for it.
+   * The reply that is a job's message (a command's or button's "queued" reply, bot/submit.ts; a
+   * 🔍/🔁 reaction's, bot/components/reactions.ts) has been shown and recorded, or could not be:
+   * deliver the job without waiting any longer for it.
    */
   replySettled(jobId: number): void {
     if (this.stopped) return;
@@ -377,12 +380,14 @@ export class JobMessenger {
   }
 
   /**
-   * A job whose message is a reaction's reply not yet recorded, within DELIVERY_REPLY_GRACE_MS of
-   * its submission: a follow-up with a channel but neither a message nor an interaction (an
-   * operator's new job posted into a channel has no parent, and is posted at once).
+   * A job whose reply is still being shown, within DELIVERY_REPLY_GRACE_MS of its submission: no
+   * message recorded yet, not settled here, and asked for on Discord, by an interaction (a command
+   * or a button: its token) or a reaction (a follow-up). An operator's new job posted into a
+   * channel has neither, and is posted at once.
    */
   private awaitingReply(job: Job): boolean {
-    if (job.parentJobId === null || job.channelId === null || job.messageId !== null || job.interactionToken !== null || this.settledReplies.has(job.id)) return false;
+    if (job.channelId === null || job.messageId !== null || this.settledReplies.has(job.id)) return false;
+    if (job.interactionToken === null && job.parentJobId === null) return false;
     return Date.now() - job.createdAt.getTime() < this.replyGraceMs;
   }
 

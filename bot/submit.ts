@@ -322,6 +322,8 @@ async function submitAndPost(interaction: RepliableInteraction, ctx: BotContext,
   // From here the job exists, queued and paid for: nothing below may refuse it or delete its
   // message. Should showing it fail (Discord or the database), the job's message id stays unset and
   // delivery edits the interaction's reply while its token lives, else posts a new message.
+  // Delivery waits for this reply (DELIVERY_REPLY_GRACE_MS) until told it is settled: a result
+  // posted first would be overwritten by the "queued" text.
   let shown = false;
   try {
     const content = await ctx.submissions.run(async () => queuedText(await withWholeMovie(ctx.farm, job), await queuePosition(ctx.farm, job.id)));
@@ -331,6 +333,8 @@ async function submitAndPost(interaction: RepliableInteraction, ctx: BotContext,
   } catch (err) {
     ctx.log(`[bot] job ${job.id} is queued, but its message could not be ${shown ? 'recorded' : 'shown'} (its result will still be posted): ${loggableError(err)}`);
     if (!shown) await showQueuedPlainly(interaction, ctx, job);
+  } finally {
+    ctx.replySettled?.(job.id);
   }
 }
 
