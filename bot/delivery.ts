@@ -271,7 +271,7 @@ export class JobMessenger {
 
   private async editProgress(jobId: number): Promise<void> {
     const stored = await getJob(this.farm, jobId);
-    if (!stored || TERMINAL.has(stored.status) || !stored.messageId || this.stopped) return;
+    if (!stored || TERMINAL.has(stored.status) || !stored.messageId || this.stopped || !this.editsProgressOf(stored)) return;
     this.lastEdit.set(jobId, Date.now());
     const job = await withWholeMovie(this.farm, stored);
     let payload: MessagePayload;
@@ -288,6 +288,19 @@ export class JobMessenger {
     }
     // A progress edit leaves an archived thread as it is (the edit fails and is logged); the result reopens it.
     await this.editJobMessage(job, payload, { reopenThread: false });
+  }
+
+  /**
+   * Whether this process edits the job's progress: every bot process (shard) hears every job event,
+   * and each editing the same message would multiply its edits (and their rate limits), a late one
+   * landing after another process posted the result. The process whose gateway shard serves the
+   * job's server does it; for a job outside any server, the one with shard 0 (which gets DMs), or a
+   * process that is not a ShardingManager child.
+   */
+  private editsProgressOf(job: Job): boolean {
+    if (job.guildId) return this.client.guilds.cache.has(job.guildId);
+    const shards = this.client.shard?.ids;
+    return !shards || shards.includes(0);
   }
 
   /**

@@ -26,13 +26,17 @@ class BigRenderer extends FakeRenderer {
 interface Post {
   by: string;
   route: string;
+  content?: string;
 }
 
-/** What discord.js's REST client does for the messenger, recorded; `hold` decides how each edit of a job's message ends. */
-function restStub(by: string, posts: Post[], hold: (route: string) => Promise<void> = async () => {}): Client {
+/**
+ * What discord.js's REST client does for the messenger, recorded; `hold` decides how each edit of a
+ * job's message ends. `guildIds`: the servers this process's gateway shard serves.
+ */
+function restStub(by: string, posts: Post[], hold: (route: string) => Promise<void> = async () => {}, guildIds: string[] = []): Client {
   const rest = {
-    async patch(route: string) {
-      posts.push({ by, route });
+    async patch(route: string, options?: { body?: { content?: string } }) {
+      posts.push({ by, route, content: options?.body?.content });
       await hold(route);
       return {};
     },
@@ -41,7 +45,7 @@ function restStub(by: string, posts: Post[], hold: (route: string) => Promise<vo
       return { id: '900000000000000001' };
     },
   };
-  return { rest, application: { id: '800000000000000001' }, user: { id: '800000000000000001' }, guilds: { cache: new Map() } } as unknown as Client;
+  return { rest, application: { id: '800000000000000001' }, user: { id: '800000000000000001' }, guilds: { cache: new Map(guildIds.map((id) => [id, {}])) } } as unknown as Client;
 }
 
 /** Who holds the job's delivery claim (not on Job). */
@@ -118,6 +122,32 @@ describe('a delivery is posted once across bot processes', () => {
     expect(job.deliveredAt).toBeNull();
     expect(logs).toContain(`[bot] job ${jobId}: another bot process is delivering it now; nothing posted here`);
     expect(logs.some((l) => l.includes(`job ${jobId}`) && /not attached|given up|failed/.test(l))).toBe(false);
+  });
+});
+
+describe('progress edits across bot processes', () => {
+  it('only the process whose shard serves the job’s server edits its progress; the result is posted once', async () => {
+    const guildId = '600000000000000002';
+    const posts: Post[] = [];
+    // Both listen to the farm's events; A's shard serves the job's server, B's another one.
+    const a = messenger(restStub('A', posts, async () => {}, [guildId]), { claimant: 'shard-a', editIntervalMs: 10 });
+    const b = messenger(restStub('B', posts, async () => {}, ['600000000000000003']), { claimant: 'shard-b', editIntervalMs: 10 });
+    await Promise.all([a.start(), b.start()]);
+    try {
+      const job = await submitJob(farm, { kind: 'blend', userId: 'owner-1', guildId, channelId: CHANNEL, messageId: '500000000000000002', params: { ...CHEAP_BLEND, prompts: ['[fake ms=400] a slow heron', 'a calm sea'] } });
+      expect((await waitForJob(farm, job.id, { timeoutMs: 20_000 })).status).toBe('done');
+      const deadline = Date.now() + 5000;
+      while ((await getJob(farm, job.id))!.deliveredAt === null && Date.now() < deadline) await sleep(20);
+      // (Both also sweep the earlier tests' undelivered jobs: only this job's posts count.)
+      const mine = posts.filter((p) => p.content?.includes(`#${job.id}:`));
+      const progress = mine.filter((p) => !p.content!.includes('seeds '));
+      expect(progress.length).toBeGreaterThan(0);
+      expect(new Set(progress.map((p) => p.by))).toEqual(new Set(['A']));
+      expect(mine.filter((p) => p.content!.includes('seeds '))).toHaveLength(1);
+    } finally {
+      // Listening and sweeping no more: the next tests' jobs are theirs.
+      await Promise.all([a.stop(), b.stop()]);
+    }
   });
 });
 
