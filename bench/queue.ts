@@ -17,17 +17,29 @@ import { onJobEvent } from '../farm/events.ts';
 import { FakeRenderer } from '../farm/fake-renderer.ts';
 import { submitJob } from '../farm/jobs.ts';
 import { FarmWorker } from '../farm/worker.ts';
+import { numberOption, runCli } from '../apps/cli-kit.ts';
 
-const { values } = parseArgs({
-  options: {
-    jobs: { type: 'string', default: '2000' },
-    workers: { type: 'string', default: '1,4,16' },
-    users: { type: 'string', default: '8' },
-  },
-});
-const jobsPerRound = Number(values.jobs);
-const workerCounts = values.workers.split(',').map(Number);
-const userCount = Number(values.users);
+let jobsPerRound = 0;
+let workerCounts: number[] = [];
+let userCount = 0;
+
+/**
+ * The command line, checked before anything is created (a bad one is exit 2): --jobs 0 (or a word)
+ * waited forever for jobs that were never submitted, and the database it had made was left behind
+ * when it was stopped.
+ */
+function readOptions(): void {
+  const { values } = parseArgs({
+    options: {
+      jobs: { type: 'string', default: '2000' },
+      workers: { type: 'string', default: '1,4,16' },
+      users: { type: 'string', default: '8' },
+    },
+  });
+  jobsPerRound = numberOption('jobs', values.jobs, { integer: true, min: 1, max: 1_000_000 })!;
+  workerCounts = values.workers.split(',').map((n) => numberOption('workers', n.trim(), { integer: true, min: 1, max: 256 })!);
+  userCount = numberOption('users', values.users, { integer: true, min: 1, max: 100_000 })!;
+}
 
 const serverUrl = process.env.BENCH_DATABASE_URL ?? process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const databaseName = `blendfarm_bench_${process.pid}`;
@@ -55,7 +67,7 @@ const config = farmConfigFrom(
     budget: { refillGpuSeconds: 1e9, maxActiveJobs: 1e9 },
   },
 );
-const params = { prompts: ['a', 'b'], width: 64, height: 64, steps: 1, maxBranches: 2, durationSeconds: 1, fps: 1 };
+const params = { prompts: ['a', 'b'], width: 64, height: 64, steps: 2, maxBranches: 2, durationSeconds: 1, fps: 1 };
 
 async function round(control: FarmDb, workerCount: number): Promise<{ seconds: number; jobsPerSecond: number }> {
   const farm = { db: control, config };
@@ -111,4 +123,7 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+await runCli(async () => {
+  readOptions();
+  await main();
+});

@@ -38,4 +38,22 @@ describe('npm run bench:queue', () => {
     expect(result.stderr).not.toMatch(/\n\s+at /);
     expect(await benchDatabases()).toEqual(before);
   });
+
+  it('refuses a bad --jobs, --workers or --users at once (exit 2), creating no database', async () => {
+    const before = await benchDatabases();
+    for (const [args, message] of [
+      [['--jobs', '0'], '--jobs must be a whole number from 1 to 1000000, got "0"'],
+      [['--workers', '1,x'], '--workers must be a whole number from 1 to 256, got "x"'],
+      [['--users', 'many'], '--users must be a whole number from 1 to 100000, got "many"'],
+    ] as const) {
+      const result = await run(process.execPath, ['--import', TSX, join(ROOT, 'bench/queue.ts'), ...args], {
+        cwd: ROOT,
+        env: { ...process.env, BENCH_DATABASE_URL: TEST_PG_URL },
+        timeout: 30_000,
+      }).catch((err: { code: number; stdout: string; stderr: string }) => err);
+      expect('code' in result ? result.code : 0).toBe(2);
+      expect(result.stderr).toContain(`error: ${message}`);
+    }
+    expect(await benchDatabases()).toEqual(before);
+  });
 });
