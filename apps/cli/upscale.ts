@@ -91,6 +91,8 @@ async function main(): Promise<void> {
     .catch(() => null);
   const isImage = meta !== null && IMAGE_FORMATS.includes(inExt) && (meta.pages ?? 1) <= 1;
   if (isImage && !IMAGE_FORMATS.includes(outExt)) throw new UsageError(`an image in gives an image out: --out must end in .png, .jpg or .webp, got "${out}"`);
+  const videoOnly = (['crf', 'max-bytes'] as const).filter((flag) => values[flag] !== undefined).map((flag) => `--${flag}`);
+  if (isImage && videoOnly.length) throw new UsageError(`${videoOnly.join(' and ')} ${videoOnly.length === 1 ? 'is' : 'are'} for videos; ${input} is an image`);
   if (!isImage && !VIDEO_FORMATS.includes(outExt as VideoFormat)) throw new UsageError(`a video in gives a video out: --out must end in ${VIDEO_FORMATS.map((f) => `.${f}`).join(', ')}, got "${out}"`);
 
   const config = loadCliConfig();

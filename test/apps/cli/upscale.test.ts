@@ -76,13 +76,16 @@ describe('npm run upscale', () => {
     expect(other.equals(first)).toBe(false);
   });
 
-  it('refuses the flags of the other kind of upscaler instead of ignoring them', async () => {
+  it('refuses the flags of the other kind of upscaler, and video flags for an image, instead of ignoring them', async () => {
     const seed = await cli([CROP, '--out', join(dir, 'x.png'), '--seed', '3']);
     expect(seed.code).toBe(2);
     expect(seed.stderr).toContain('error: --seed is for x4-diffusion (--model x4-diffusion) only; esrgan-slim does not use it');
     const tile = await cli([CROP, '--out', join(dir, 'x.png'), '--model', 'x4-diffusion', '--weights', 'w', '--tile', '64', '--batch', '2']);
     expect(tile.code).toBe(2);
     expect(tile.stderr).toContain('error: --tile, --batch are for the esrgan models only; x4-diffusion does not use them');
+    const crf = await cli([CROP, '--out', join(dir, 'x.png'), '--crf', '20', '--max-bytes', '5000']);
+    expect(crf.code).toBe(2);
+    expect(crf.stderr).toContain(`error: --crf and --max-bytes are for videos; ${CROP} is an image`);
   });
 
   it('says what is wrong and what to do', async () => {
