@@ -171,6 +171,7 @@ export async function runTransitionCli(kind: 'blend' | 'movie', argv = process.a
       ? [numberOption('seed-a', values['seed-a'], SEED_FLAG), numberOption('seed-b', values['seed-b'], SEED_FLAG)]
       : splitNumbers('seeds', values.seeds, true);
   if (kind === 'movie' && seeds && seeds.length !== prompts.length) throw new UsageError(`--seeds needs one seed per prompt (${prompts.length}), got ${seeds.length}`);
+  if (values.durations !== undefined && values.duration !== undefined) throw new UsageError('give either --duration (every segment) or --durations (one per segment), not both');
   const durations = splitNumbers('durations', values.durations, false);
   if (durations && durations.length !== prompts.length - 1) throw new UsageError(`--durations needs one value per segment (${prompts.length - 1}), got ${durations.length}`);
   const duration = durations ?? numberOption('duration', values.duration, { min: 0.1, max: 600 }) ?? 4;

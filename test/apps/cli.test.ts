@@ -107,6 +107,7 @@ describe('blend and movie refuse the flags only the other one reads, rather than
     ['movie.ts', ['a', 'b', '--image-b', 'x.png'], '--image-b is for npm run blend; npm run movie takes --images I:FILE,...'],
     ['movie.ts', ['a', 'b', '--strength-a', '0.3'], '--strength-a is for npm run blend; npm run movie takes --strength'],
     ['movie.ts', ['a', 'b', '--strength', '0.3'], '--strength needs --images'],
+    ['movie.ts', ['a', 'b', 'c', '--duration', '2', '--durations', '1,3'], 'give either --duration (every segment) or --durations (one per segment), not both'],
   ])('%s %j: a usage error saying what to give instead', async (script, args, message) => {
     const r = await cli(script, args);
     expect(r.code).toBe(2);
