@@ -133,6 +133,8 @@ interface MessagePayload {
 
 export class JobMessenger {
   private readonly lastEdit = new Map<number, number>();
+  /** The progress edit under way for each job: its delivery waits for it, so the result is the message's last edit. */
+  private readonly progressEdits = new Map<number, Promise<void>>();
   /** Jobs whose message is in a thread archived since: no more progress edits (each would be refused); the result reopens it. */
   private readonly inArchivedThread = new Set<number>();
   private readonly timers = new Map<number, NodeJS.Timeout>();
@@ -259,12 +261,15 @@ export class JobMessenger {
       jobId,
       setTimeout(() => {
         this.timers.delete(jobId);
-        void this.editProgress(jobId).catch((err) => {
-          if (!isArchivedThread(err)) return this.log(`[bot] progress edit for job ${jobId} failed: ${loggableError(err)}`);
-          // Said once, not for every progress event of a long render.
-          this.inArchivedThread.add(jobId);
-          this.log(`[bot] job ${jobId}: its thread has been archived; no more progress edits (the result will reopen it)`);
-        });
+        const edit = this.editProgress(jobId)
+          .catch((err) => {
+            if (!isArchivedThread(err)) return this.log(`[bot] progress edit for job ${jobId} failed: ${loggableError(err)}`);
+            // Said once, not for every progress event of a long render.
+            this.inArchivedThread.add(jobId);
+            this.log(`[bot] job ${jobId}: its thread has been archived; no more progress edits (the result will reopen it)`);
+          })
+          .finally(() => this.progressEdits.delete(jobId));
+        this.progressEdits.set(jobId, edit);
       }, wait),
     );
   }
@@ -274,6 +279,8 @@ export class JobMessenger {
     if (!stored || TERMINAL.has(stored.status) || !stored.messageId || this.stopped || !this.editsProgressOf(stored)) return;
     this.lastEdit.set(jobId, Date.now());
     const job = await withWholeMovie(this.farm, stored);
+    // Its delivery has begun meanwhile (and waits for this edit): the result is the last word.
+    if (this.deliveries.has(jobId)) return;
     let payload: MessagePayload;
     if (job.status === 'queued') {
       payload = { content: queuedText(job, await queuePosition(this.farm, job.id)), components: [cancelRow(job.id).toJSON()] };
@@ -322,6 +329,8 @@ export class JobMessenger {
     const timer = this.timers.get(jobId);
     if (timer) clearTimeout(timer);
     this.timers.delete(jobId);
+    // A progress edit already sent would otherwise land after the result and replace it.
+    await this.progressEdits.get(jobId);
     let job: Job | undefined;
     let claimed = false;
     try {

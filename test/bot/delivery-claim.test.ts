@@ -33,11 +33,11 @@ interface Post {
  * What discord.js's REST client does for the messenger, recorded; `hold` decides how each edit of a
  * job's message ends. `guildIds`: the servers this process's gateway shard serves.
  */
-function restStub(by: string, posts: Post[], hold: (route: string) => Promise<void> = async () => {}, guildIds: string[] = []): Client {
+function restStub(by: string, posts: Post[], hold: (route: string, content?: string) => Promise<void> = async () => {}, guildIds: string[] = []): Client {
   const rest = {
     async patch(route: string, options?: { body?: { content?: string } }) {
       posts.push({ by, route, content: options?.body?.content });
-      await hold(route);
+      await hold(route, options?.body?.content);
       return {};
     },
     async post(route: string) {
@@ -147,6 +147,32 @@ describe('progress edits across bot processes', () => {
     } finally {
       // Listening and sweeping no more: the next tests' jobs are theirs.
       await Promise.all([a.stop(), b.stop()]);
+    }
+  });
+});
+
+describe('a progress edit under way when the job finishes', () => {
+  it('lands before the result, not after it (the message ends with the video)', async () => {
+    const guildId = '600000000000000004';
+    const landed: string[] = [];
+    // Discord takes 600 ms over each progress edit (a slow connection, a rate limit), none over the result.
+    const hold = async (_route: string, content?: string) => {
+      if (!content?.includes('seeds ')) await sleep(600);
+      landed.push(content ?? '');
+    };
+    const a = messenger(restStub('A', [], hold, [guildId]), { claimant: 'shard-a', editIntervalMs: 10 });
+    await a.start();
+    try {
+      const job = await submitJob(farm, { kind: 'blend', userId: 'owner-1', guildId, channelId: CHANNEL, messageId: '500000000000000004', params: { ...CHEAP_BLEND, prompts: ['[fake ms=150] a quick egret', 'a calm sea'] } });
+      expect((await waitForJob(farm, job.id, { timeoutMs: 20_000 })).status).toBe('done');
+      const deadline = Date.now() + 5000;
+      while ((await getJob(farm, job.id))!.deliveredAt === null && Date.now() < deadline) await sleep(20);
+      await sleep(800); // any edit still held has landed
+      const mine = landed.filter((c) => c.includes(`#${job.id}:`));
+      expect(mine.length).toBeGreaterThan(1);
+      expect(mine.at(-1)).toContain('seeds ');
+    } finally {
+      await a.stop();
     }
   });
 });
