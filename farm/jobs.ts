@@ -4,7 +4,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { and, asc, desc, eq, inArray, isNull, ne, sql, type SQL } from 'drizzle-orm';
-import { queryRows, type Transaction } from '../db/client.ts';
+import { type Queryable, queryRows, type Transaction } from '../db/client.ts';
 import { artifacts, jobInputs, jobs, type JobKind, type JobStatus } from '../db/schema.ts';
 import { type FarmContext, queueHorizonSeconds } from './config.ts';
 import { DuplicateUpscaleError, FarmError, InvalidJobStateError, JobNotFoundError, NoCapableWorkerError } from './errors.ts';
@@ -14,7 +14,7 @@ import { storableText } from './text.ts';
 import { checkRequestIds, isJobId } from './ids.ts';
 import { checkJobInputs, type JobInput, type JobParams, outputPixels, parseJobParams } from './job-params.ts';
 import { DEFAULT_UPSCALE_FACTOR } from './limits.ts';
-import { checkExtension, movieOf } from './movie.ts';
+import { checkExtension, type Movie, movieOf } from './movie.ts';
 import { type BudgetContext, policyOf } from './policy/index.ts';
 import { type Artifact, type Job, jobFromRow, TERMINAL_STATUSES } from './types.ts';
 import { findKnownWorkers, findCapableWorkers, jobNeeds } from './worker-registry.ts';
@@ -69,17 +69,7 @@ export async function submitJob(farm: FarmContext, input: SubmitJobInput): Promi
     }
   }
   const pixels = outputPixels(params);
-  const need = jobNeeds(input.kind, params);
-  if (input.requireCapableWorker) {
-    const { capable, online } = await findCapableWorkers(farm, need);
-    if (capable.length === 0) throw new NoCapableWorkerError(need, online);
-  } else {
-    // Always: a job no known worker can run (a model none has, a size none fits) would only wait
-    // and expire. With no worker known at all the job waits for the first one (and expires after
-    // queueTimeoutSeconds if none comes).
-    const { capable, known } = await findKnownWorkers(farm, need, queueHorizonSeconds(farm.config));
-    if (known.length > 0 && capable.length === 0) throw new NoCapableWorkerError(need, known);
-  }
+  await refuseIfNoWorkerCan(farm, input.kind, params, input.requireCapableWorker ?? false);
   const policy = policyOf(farm);
 
   return farm.db.db.transaction(async (tx) => {
@@ -113,6 +103,23 @@ export async function submitJob(farm: FarmContext, input: SubmitJobInput): Promi
     await recordEvent(tx, 'queued', { jobId: row.id, userId: row.userId, status: 'queued', attempt: 0 });
     return jobFromRow(row);
   });
+}
+
+/**
+ * Refuses (NoCapableWorkerError) a job to be queued (submitted or retried) that no worker can run:
+ * with `requireCapableWorker`, none online; always, none the farm knows when it knows any (a model
+ * none has, a size none fits: it would only wait and expire). With no worker known at all the job
+ * waits for the first one (and expires after queueTimeoutSeconds if none comes).
+ */
+async function refuseIfNoWorkerCan(farm: FarmContext, kind: JobKind, params: JobParams, requireCapableWorker: boolean): Promise<void> {
+  const need = jobNeeds(kind, params);
+  if (requireCapableWorker) {
+    const { capable, online } = await findCapableWorkers(farm, need);
+    if (capable.length === 0) throw new NoCapableWorkerError(need, online);
+  } else {
+    const { capable, known } = await findKnownWorkers(farm, need, queueHorizonSeconds(farm.config));
+    if (known.length > 0 && capable.length === 0) throw new NoCapableWorkerError(need, known);
+  }
 }
 
 /** Advisory lock class (with a hash of user and parent) under which duplicate upscales are looked for. */
@@ -235,6 +242,10 @@ export async function cancelJob(farm: FarmContext, jobId: number, reason = 'canc
 export async function retryJob(farm: FarmContext, jobId: number, context: Omit<BudgetContext, 'guildId'> = {}): Promise<Job> {
   if (!isJobId(jobId)) throw new JobNotFoundError(jobId);
   const policy = policyOf(farm);
+  // As for a submission: a job no known worker can run (its model gone from every worker since)
+  // would only wait and expire. Asked before the transaction (PGlite has one connection).
+  const [stored] = await farm.db.db.select().from(jobs).where(eq(jobs.id, jobId));
+  if (stored && (stored.status === 'failed' || stored.status === 'cancelled')) await refuseIfNoWorkerCan(farm, stored.kind, (await retriedParams(farm.db.db, stored)).params, false);
   return farm.db.db.transaction(async (tx) => {
     const [current] = await tx.select().from(jobs).where(eq(jobs.id, jobId)).for('update');
     if (!current) throw new JobNotFoundError(jobId);
@@ -243,11 +254,8 @@ export async function retryJob(farm: FarmContext, jobId: number, context: Omit<B
     }
     // A follow-up is retried only while its parent can still have it (an upscale or extension: its video still stored).
     if (current.parentJobId !== null) await checkFollowUpParent(tx, current.kind, current.parentJobId, { lock: true });
-    let params = current.params as unknown as JobParams;
+    const { params, movie } = await retriedParams(tx, current);
     if (current.kind === 'upscale' && current.parentJobId !== null) await refuseDuplicateUpscale(tx, current.userId, current.parentJobId, params, current.id);
-    const movie = await movieOf(tx, { ...current, params });
-    // An extension stored before submitJob recorded it learns what its movie needs (as submitJob would set it).
-    if (current.kind === 'extend' && movie.images?.length && !params.movieHasPictures) params = { ...params, movieHasPictures: true };
     const request = { userId: current.userId, guildId: current.guildId, roleIds: context.roleIds, gpuSeconds: policy.price(params, movie.prompts.length), note: (id: number) => `retry of job ${id}` };
     const row = await policy.admit(tx, request, async (reservedMs) => {
       const [updated] = await tx
@@ -279,6 +287,17 @@ export async function retryJob(farm: FarmContext, jobId: number, context: Omit<B
     await recordEvent(tx, 'queued', { jobId: row.id, userId: row.userId, status: 'queued', attempt: 0 }, { retry: true });
     return jobFromRow(row);
   });
+}
+
+/**
+ * A retried job's parameters and whole movie: an extension stored before submitJob recorded
+ * movieHasPictures learns what its movie needs (as submitJob would set it).
+ */
+async function retriedParams(q: Queryable, job: typeof jobs.$inferSelect): Promise<{ params: JobParams; movie: Movie }> {
+  let params = job.params as unknown as JobParams;
+  const movie = await movieOf(q, { ...job, params });
+  if (job.kind === 'extend' && movie.images?.length && !params.movieHasPictures) params = { ...params, movieHasPictures: true };
+  return { params, movie };
 }
 
 /**

@@ -7,7 +7,7 @@ import { queryRows, type FarmDb } from '../../db/client.ts';
 import type { FarmContext } from '../../farm/config.ts';
 import { NoCapableWorkerError } from '../../farm/errors.ts';
 import { FakeRenderer } from '../../farm/fake-renderer.ts';
-import { getJob, submitJob } from '../../farm/jobs.ts';
+import { cancelJob, getJob, retryJob, submitJob } from '../../farm/jobs.ts';
 import { auditBalance, getBudget } from '../../farm/policy/budget.ts';
 import { expireQueuedJobs } from '../../farm/queue.ts';
 import { waitForJob } from '../../farm/wait.ts';
@@ -64,6 +64,19 @@ describe.each(BACKENDS)('queued jobs nobody can run, on %s (item 8)', (backend) 
     expect(await countRows(db, 'budget_ledger')).toBe(ledger);
     const fits = await submitJob(farm, { kind: 'blend', userId: 'picky', params: { ...CHEAP_BLEND, model: 'known' } });
     expect(fits.status).toBe('queued');
+  });
+
+  it('refuses a retry no known worker can run, as a submission, changing nothing', async () => {
+    const job = await submitJob(farm, { kind: 'blend', userId: 'retrier', params: { ...CHEAP_BLEND, model: 'known' } });
+    await cancelJob(farm, job.id);
+    // The model left every worker since.
+    await db.db.execute(sql`update jobs set model = 'retired', params = jsonb_set(params, '{model}', '"retired"') where id = ${job.id}`);
+    const ledger = await countRows(db, 'budget_ledger');
+    const refused = await retryJob(farm, job.id).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(NoCapableWorkerError);
+    expect((refused as NoCapableWorkerError).message).toBe('None of the 1 online worker can render model "retired" at 4096 pixels per frame; pick another model or a smaller size.');
+    expect(await getJob(farm, job.id)).toMatchObject({ status: 'cancelled' });
+    expect(await countRows(db, 'budget_ledger')).toBe(ledger);
   });
 
   it('has running workers expire what nobody took', async () => {
