@@ -4,6 +4,8 @@
  * are never printed.
  */
 
+import { existsSync, statSync } from 'node:fs';
+
 export interface SettingSpec<T> {
   env: string;
   /** One line for .env.example and for error messages. */
@@ -117,9 +119,24 @@ function upscalerId(raw: string): string {
   return raw.trim();
 }
 
+/**
+ * A folder the process writes into (created when missing): a path that is there but is a file is
+ * refused here, naming the setting, rather than failing later as a bare EEXIST/ENOTDIR from mkdir.
+ */
+function folder(raw: string): string {
+  const path = raw.trim();
+  if (existsSync(path) && !statSync(path).isDirectory()) throw new SettingError(`is a file, not a folder; give a folder (it is created when missing)`);
+  return path;
+}
+
+/** The PGlite folder, or memory:// (no folder). */
+function dataDir(raw: string): string {
+  return raw.trim().startsWith('memory://') ? raw.trim() : folder(raw);
+}
+
 /** A folder, or `off` (false): no spool. */
 function spoolDir(raw: string): string | false {
-  return raw.trim().toLowerCase() === 'off' ? false : raw.trim();
+  return raw.trim().toLowerCase() === 'off' ? false : folder(raw);
 }
 
 function statusToken(raw: string): string {
@@ -138,7 +155,7 @@ export const settings = {
     env: 'BLENDFARM_MODEL_CACHE',
     help: 'Folder for models converted on first use (the ESRGAN upscalers); unset = models/.cache in the project',
     example: '',
-    parse: text,
+    parse: folder,
   } as SettingSpec<string>,
   executionProvider: {
     env: 'BLENDFARM_EP',
@@ -210,7 +227,7 @@ export const settings = {
     env: 'BLENDFARM_DATA_DIR',
     help: 'Embedded database (PGlite) directory when DATABASE_URL is unset; memory:// keeps it in memory',
     example: './data/pglite',
-    parse: text,
+    parse: dataDir,
   } as SettingSpec<string>,
   discordToken: {
     env: 'DISCORD_TOKEN',
@@ -232,7 +249,7 @@ export const settings = {
     parse: url(['http:', 'https:']),
   } as SettingSpec<string>,
   // Farm: the apps pass loadConfig()'s result to farmConfigFrom (farm/config.ts) and the worker's loader.
-  artifactDir: { env: 'BLENDFARM_ARTIFACT_DIR', help: 'Keep finished videos as files here (shared by all machines) instead of in the database', example: '', parse: text } as SettingSpec<string>,
+  artifactDir: { env: 'BLENDFARM_ARTIFACT_DIR', help: 'Keep finished videos as files here (shared by all machines) instead of in the database', example: '', parse: folder } as SettingSpec<string>,
   spoolDir: {
     env: 'BLENDFARM_SPOOL_DIR',
     help: "Workers keep each finished video here (a local disk that survives a restart, one folder per farm) until the database has stored it, so a database outage or a worker restart does not cost a render; off = keep it in memory only, while the job's lease holds",

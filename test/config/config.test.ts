@@ -34,6 +34,30 @@ describe('configuration', () => {
     expect(db).not.toContain('mysql://x');
   });
 
+  it('refuses a folder setting that names a file, saying which and what to do', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'blendfarm-folders-'));
+    try {
+      const file = join(dir, 'not-a-folder');
+      writeFileSync(file, 'x');
+      let err: unknown;
+      try {
+        loadConfig({ BLENDFARM_DATA_DIR: file, BLENDFARM_SPOOL_DIR: file, BLENDFARM_ARTIFACT_DIR: file, BLENDFARM_MODEL_CACHE: file });
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(ConfigError);
+      const problems = (err as ConfigError).problems;
+      for (const name of ['BLENDFARM_DATA_DIR', 'BLENDFARM_SPOOL_DIR', 'BLENDFARM_ARTIFACT_DIR', 'BLENDFARM_MODEL_CACHE']) {
+        expect(problems.find((p) => p.startsWith(`${name}=`))).toContain(`${JSON.stringify(file)} is a file, not a folder; give a folder (it is created when missing).`);
+      }
+      // Folders, missing ones (created on use), memory:// and off are fine.
+      const c = loadConfig({ BLENDFARM_DATA_DIR: 'memory://', BLENDFARM_SPOOL_DIR: 'off', BLENDFARM_ARTIFACT_DIR: dir, BLENDFARM_MODEL_CACHE: join(dir, 'missing') });
+      expect([c.dataDir, c.spoolDir, c.artifactDir, c.modelCache]).toEqual(['memory://', false, dir, join(dir, 'missing')]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('never shows secrets in the loggable copy', () => {
     const c = loadConfig({ DISCORD_TOKEN: 'abc.def.ghi', DATABASE_URL: 'postgres://u:pw@h/db' });
     const shown = JSON.stringify(redactedConfig(c));
