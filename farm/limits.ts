@@ -5,7 +5,7 @@
  * accepts (engine/index.ts: MAX_SEED, VIDEO_FORMATS, MAX_MOVIE_PROMPTS and the pipeline's own
  * checks), never widens it; test/farm/limits.test.ts checks that.
  */
-import { IMAGE_INPUT_LIMITS, MAX_SEED, MAX_VARIATION_FRAMES, type VideoFormat } from '../engine/index.ts';
+import { IMAGE_INPUT_LIMITS, MAX_SEED, MAX_VARIATION_FRAMES, MIN_BLEND_STEPS, type VideoFormat } from '../engine/index.ts';
 
 export interface Range {
   min: number;
@@ -26,8 +26,8 @@ export const LIMITS = {
   /** Seconds of video per transition. */
   durationSeconds: { min: 1, max: 30 },
   fps: { min: 1, max: 60, integer: true },
-  /** Denoising steps per keyframe. */
-  steps: { min: 1, max: 150, integer: true },
+  /** Denoising steps per keyframe (latent blending needs the engine's MIN_BLEND_STEPS; one range for every kind). */
+  steps: { min: MIN_BLEND_STEPS, max: 150, integer: true },
   /** Keyframes (branches) per transition. */
   maxBranches: { min: 2, max: 256, integer: true },
   /** How deep in the diffusion the branches split off (0 = at once, 1 = never). */

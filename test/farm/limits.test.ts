@@ -51,6 +51,11 @@ describe('the limits table', () => {
     expect(issuesOf({ durationSeconds: 0.5 })).toEqual(['durationSeconds must be a number between 1 and 30 (got 0.5)']);
   });
 
+  it('refuses one denoising step at submission: latent blending needs two, so it would fail only on a worker', () => {
+    expect(issuesOf({ steps: 1 })).toEqual(['steps must be an integer between 2 and 150 (got 1)']);
+    expect(issuesOf({ steps: 2 })).toEqual([]);
+  });
+
   it('checks prompt text once: not empty, at most promptLength characters, the negative prompt may be empty', () => {
     const { max } = LIMITS.promptLength;
     expect(issuesOf({ prompts: ['a', 'x'.repeat(max)], negativePrompt: '' })).toEqual([]);

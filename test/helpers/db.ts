@@ -167,7 +167,7 @@ export function farmContext(db: FarmDb, overrides: FarmConfigOverrides = {}): Fa
 /** A budget big enough that tests about other things never hit it. */
 export const GENEROUS_BUDGET = { refillGpuSeconds: 1_000_000, maxActiveJobs: 10_000 };
 
-export const CHEAP_BLEND = { prompts: ['a red fox', 'a blue whale'], width: 64, height: 64, steps: 1, maxBranches: 2, durationSeconds: 1, fps: 4 };
+export const CHEAP_BLEND = { prompts: ['a red fox', 'a blue whale'], width: 64, height: 64, steps: 2, maxBranches: 2, durationSeconds: 1, fps: 4 };
 
 /** Pretends the lease ran out `secondsAgo` ago by the database's clock (the worker stopped heartbeating) without waiting for it. */
 export async function expireLease(db: FarmDb, jobId: number, secondsAgo = 1): Promise<void> {
