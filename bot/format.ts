@@ -3,7 +3,7 @@
  * job with the prompts of the whole movie it makes (withWholeMovie), which for an extension
  * includes the movie it continues.
  */
-import { parentMovieParams, type FarmContext, type Job, type JobProgress } from '../farm/index.ts';
+import { parentMovieParams, resultWarnings, type FarmContext, type Job, type JobProgress } from '../farm/index.ts';
 
 export const BAR_WIDTH = 16;
 
@@ -110,7 +110,9 @@ export function doneText(job: Job, meta: Record<string, unknown>, note?: string)
   const took = job.startedAt && job.finishedAt ? (job.finishedAt.getTime() - job.startedAt.getTime()) / 1000 : undefined;
   if (took !== undefined) bits.push(`rendered in ${duration(took)}`);
   if (job.chargedGpuSeconds !== null) bits.push(`${job.chargedGpuSeconds.toFixed(1)} GPU-s`);
-  return `${title(job)}\n${bits.join(' · ')}${note ? `\n${note}` : ''}`;
+  const head = [title(job), bits.join(' · '), ...(note ? [note] : [])];
+  // What the worker said about the result (a prompt cut short): one line each, as many as fit.
+  return listInMessage({ head, items: resultWarnings(meta).map((w) => `⚠️ ${escapeMarkdown(w)}`) });
 }
 
 /** "1.5×", "3×": a scale as the messages show it. */

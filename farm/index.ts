@@ -74,7 +74,7 @@ export { type FarmStatus, farmStatus, queuePosition } from './status.ts';
 export { reapExpiredLeases, expireQueuedJobs } from './queue.ts';
 export { type PruneOptions, type PruneReport, pruneFarm, describePrune } from './retention.ts';
 export { type WorkerInfo, listWorkers, findCapableWorkers, canRun, jobNeeds, abilitiesOf } from './worker-registry.ts';
-export { type Renderer, type RenderContext, type RenderResult, type RendererFactory, RenderError, MIME_TYPES } from './renderer.ts';
+export { type Renderer, type RenderContext, type RenderResult, type RendererFactory, RenderError, MIME_TYPES, RESULT_WARNINGS, resultWarnings } from './renderer.ts';
 export { type FarmWorkerOptions, type StopMode, type WorkerStats, FarmWorker, startWorker } from './worker.ts';
 export { type LocalWorkers, type LocalWorkersOptions, startLocalWorkers } from './local.ts';
 export { type Housekeeping, startHousekeeping, sweepQueue, pruneOnce } from './housekeeping.ts';

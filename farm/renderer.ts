@@ -3,6 +3,7 @@
 // or a module loaded into worker threads by thread-renderer.ts), so the engine can be swapped, and
 // tests use a stand-in. The engine's adapter is apps/worker/engine-renderer.ts.
 import type { VideoFormat } from '../engine/index.ts';
+import { storableText } from './text.ts';
 import type { ClaimedJob, JobProgress, WorkerCapabilities } from './types.ts';
 
 export type { ClaimedJob, JobProgress, WorkerCapabilities };
@@ -29,6 +30,42 @@ export interface RenderResult {
   metadata: Record<string, unknown>;
   /** Measured GPU time of this render; what the user is charged (capped at the reservation). */
   gpuSeconds: number;
+  /**
+   * What the user who asked should know about the result, one sentence each (e.g. a prompt longer
+   * than the text encoder reads, whose end had no effect). Stored with the artifact's metadata as
+   * `warnings` (resultWarnings reads them back) and shown with the delivered video.
+   */
+  warnings?: string[];
+}
+
+/** The most warnings stored with one result, and characters kept of each: one short line each. */
+export const RESULT_WARNINGS = { max: 20, length: 300 } as const;
+
+/**
+ * A result's metadata with its warnings under `warnings` (cleaned: text only, at most
+ * RESULT_WARNINGS.max of RESULT_WARNINGS.length characters each, nothing the database refuses);
+ * the metadata as it is when there are none.
+ */
+export function withResultWarnings(metadata: Record<string, unknown>, warnings: readonly unknown[] | undefined): Record<string, unknown> {
+  const clean = cleanWarnings([...resultWarnings(metadata), ...(warnings ?? [])]);
+  if (clean.length === 0) return metadata;
+  return { ...metadata, warnings: clean };
+}
+
+/** The warnings stored with a finished job's result (its artifact's metadata); [] when none. */
+export function resultWarnings(meta: Record<string, unknown> | undefined): string[] {
+  return Array.isArray(meta?.warnings) ? cleanWarnings(meta.warnings) : [];
+}
+
+function cleanWarnings(warnings: readonly unknown[]): string[] {
+  const seen = new Set<string>();
+  for (const w of warnings) {
+    if (typeof w !== 'string') continue;
+    const line = w.replace(/\s+/g, ' ').trim();
+    const short = storableText(line.length > RESULT_WARNINGS.length ? `${line.slice(0, RESULT_WARNINGS.length - 1)}…` : line);
+    if (short) seen.add(short);
+  }
+  return [...seen].slice(0, RESULT_WARNINGS.max);
 }
 
 export interface Renderer {

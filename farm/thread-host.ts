@@ -49,7 +49,7 @@ async function main(): Promise<void> {
       .then((result) => {
         // A private copy can be transferred without touching pooled Buffer memory.
         const video = new Uint8Array(result.video);
-        send({ type: 'result', requestId, video, format: result.format, mime: result.mime, metadata: result.metadata, gpuSeconds: result.gpuSeconds }, [video.buffer]);
+        send({ type: 'result', requestId, video, format: result.format, mime: result.mime, metadata: result.metadata, gpuSeconds: result.gpuSeconds, warnings: result.warnings }, [video.buffer]);
       })
       .catch((error: unknown) => send({ type: 'error', requestId, error: serializeError(error) }))
       .finally(() => running.delete(requestId));

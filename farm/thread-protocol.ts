@@ -26,7 +26,7 @@ export type FromThread =
   | { type: 'ready'; capabilities: ReturnType<Renderer['capabilities']> }
   | { type: 'init-error'; error: SerializedError }
   | { type: 'progress'; requestId: number; progress: JobProgress }
-  | { type: 'result'; requestId: number; video: Uint8Array; format: string; mime?: string; metadata: Record<string, unknown>; gpuSeconds: number }
+  | { type: 'result'; requestId: number; video: Uint8Array; format: string; mime?: string; metadata: Record<string, unknown>; gpuSeconds: number; warnings?: string[] }
   | { type: 'error'; requestId: number; error: SerializedError }
   | { type: 'warm' }
   | { type: 'warm-error'; error: SerializedError }

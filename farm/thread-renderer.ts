@@ -95,6 +95,7 @@ class Slot {
         mime: message.mime,
         metadata: message.metadata,
         gpuSeconds: message.gpuSeconds,
+        warnings: message.warnings,
       });
     } else if (message.type === 'error') {
       const pending = this.pending.get(message.requestId);

@@ -33,7 +33,7 @@ import { getArtifact, getJob, getJobInputs } from './jobs.ts';
 import { movieImageInputs, movieOf } from './movie.ts';
 import { every, pruneOnce, sweepQueue } from './housekeeping.ts';
 import { claimJob, type CompletedArtifact, completeJob, completionOf, CompletionUnknownError, failAttempt, type Lease, releaseJob, renewLeases, reportProgress } from './queue.ts';
-import { isPermanentRenderError, MIME_TYPES, type Renderer, type RenderResult } from './renderer.ts';
+import { isPermanentRenderError, MIME_TYPES, type Renderer, type RenderResult, withResultWarnings } from './renderer.ts';
 import type { ClaimedJob, JobProgress, WorkerCapabilities } from './types.ts';
 import { markWorkerStopped, registerWorker } from './worker-registry.ts';
 import { jobDigest, recoverHeld, recoverSpool, Spool, type SpoolRecovery } from './spool.ts';
@@ -423,7 +423,7 @@ export class FarmWorker {
   private async finish(entry: RunningJob, result: RenderResult, wallSeconds: number): Promise<void> {
     const { job } = entry;
     const video = Buffer.from(result.video.buffer, result.video.byteOffset, result.video.byteLength);
-    const info: ResultInfo = { format: result.format, mime: result.mime ?? MIME_TYPES[result.format] ?? 'application/octet-stream', meta: result.metadata };
+    const info: ResultInfo = { format: result.format, mime: result.mime ?? MIME_TYPES[result.format] ?? 'application/octet-stream', meta: withResultWarnings(result.metadata, result.warnings) };
     const gpuSeconds = Number.isFinite(result.gpuSeconds) && result.gpuSeconds >= 0 ? result.gpuSeconds : wallSeconds;
     // On disk before the first try: from here on the render outlives an outage past the lease and a restart.
     const spooled = await this.spoolResult(entry, video, info, gpuSeconds);

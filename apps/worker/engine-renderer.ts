@@ -519,6 +519,8 @@ class EngineRenderer implements Renderer {
         },
         // Wall time of the render on this worker's device is what the job is charged.
         gpuSeconds: (performance.now() - started) / 1000,
+        // E.g. a prompt longer than the text encoder reads: stored with the result, shown to the user.
+        warnings: out.warnings,
       };
     } catch (err) {
       if (err instanceof RenderError || ctx.signal.aborted) throw err;

@@ -108,6 +108,19 @@ describe('each stage', () => {
     expect(doneText(job({ status: 'done' }), {}, '(smaller)')).toBe('**Blend** #7: a cat → a dog\nseeds 42, 43\n(smaller)');
   });
 
+  it('done: the worker’s warnings, one escaped line each, as many as fit the message', () => {
+    const cut = 'Prompt B is 93 CLIP tokens long; the text encoder reads 75 (77 CLIP tokens with its start and end), so its end was cut off: shorten it to keep every word.';
+    expect(doneText(job({ status: 'done' }), { seeds: [42, 43], warnings: [cut, 'a *bold* @everyone\nline', 7] }, '(smaller)')).toBe(
+      `**Blend** #7: a cat → a dog\nseeds 42, 43\n(smaller)\n⚠️ ${cut}\n⚠️ a \\*bold\\* @\u200beveryone line`,
+    );
+    // A 16-prompt movie whose every prompt was cut: as many lines as fit, and how many more.
+    const many = Array.from({ length: 17 }, (_, i) => cut.replace('Prompt B', `Prompt ${i + 1}`));
+    const text = doneText(job({ status: 'done' }, { prompts: Array.from({ length: 16 }, () => 'x'.repeat(500)) }), { warnings: many });
+    expect(text.length).toBeLessThanOrEqual(MAX_MESSAGE_LENGTH);
+    expect(text).toMatch(/⚠️ Prompt 1 is 93 CLIP tokens long/);
+    expect(text).toMatch(/\n…and \d+ more\.$/);
+  });
+
   it('failed: the attempts and the first line of the error; cancelled: the refund', () => {
     const failed = job({ status: 'failed', attempts: 3, error: 'out of *memory*\nstack trace…' });
     expect(failedText(failed)).toBe(

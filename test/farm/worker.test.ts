@@ -16,6 +16,7 @@ import { cancelJob, getArtifact, getJob, submitJob } from '../../farm/jobs.ts';
 import { startLocalWorkers } from '../../farm/local.ts';
 import { waitForJob } from '../../farm/wait.ts';
 import { FarmWorker } from '../../farm/worker.ts';
+import { RESULT_WARNINGS, resultWarnings, type Renderer } from '../../farm/renderer.ts';
 import { listWorkers } from '../../farm/worker-registry.ts';
 import { BACKENDS, CHEAP_BLEND, countRows, farmContext, GENEROUS_BUDGET, type TestDatabase } from '../helpers/db.ts';
 import { useTestFarm } from '../helpers/farm.ts';
@@ -79,6 +80,23 @@ describe.each(BACKENDS)('workers on %s', (backend) => {
     expect(mine.find((e) => e.type === 'claimed')).toMatchObject({ status: 'running', attempt: 1 });
     const [registered] = (await listWorkers(farm)).filter((w) => w.id === 'w-e2e');
     expect(registered).toMatchObject({ online: false, capabilities: { models: ['e2e'], executionProvider: 'fake' } });
+  });
+
+  it('stores the renderer’s warnings with the result, cleaned: text only, each on one line of at most RESULT_WARNINGS.length characters', async () => {
+    const fake = new FakeRenderer({ models: ['warns'], maxPixels: 1024 * 1024 });
+    const said = ['Prompt B is 93 CLIP tokens long; shorten it.', 'two\nlines\u0000', 42, 'x'.repeat(400), 'Prompt B is 93 CLIP tokens long; shorten it.'];
+    const renderer: Renderer = { capabilities: () => fake.capabilities(), render: async (j, ctx) => ({ ...(await fake.render(j, ctx)), warnings: said as string[] }) };
+    const w = new FarmWorker({ farm, renderer, id: 'w-warns', log: quiet });
+    await w.start();
+    const job = await submitJob(farm, { kind: 'blend', userId: 'alice', params: { ...CHEAP_BLEND, model: 'warns' } });
+    expect((await waitForJob(farm, job.id, { timeoutMs: 20_000 })).status).toBe('done');
+    await w.stop();
+    const meta = (await getArtifact(farm, job.id))!.meta;
+    expect(meta.warnings).toEqual(['Prompt B is 93 CLIP tokens long; shorten it.', 'two lines', `${'x'.repeat(RESULT_WARNINGS.length - 1)}…`]);
+    expect(resultWarnings(meta)).toEqual(meta.warnings);
+    // The renderer's other metadata is kept; a result without warnings has none stored.
+    expect(meta.renderer).toBe('fake');
+    expect(resultWarnings({ seeds: [1] })).toEqual([]);
   });
 
   it('refuses a job no online worker can run, when asked to', async () => {
