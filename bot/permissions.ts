@@ -53,14 +53,13 @@ export function mayActOn(job: JobPlace, interaction: Interaction): boolean {
 }
 
 /**
- * The private refusal for someone who may not act on `job`. From another server or a DM it says
- * nothing about the job (not whose it is, not what it shows); in the job's server it names the owner.
+ * The one private answer to anyone who names or presses job `jobId` and may not act on it, whether
+ * the job does not exist (never did, or deleted since) or is not theirs to act on: the same words
+ * either way, so no one can probe which job numbers exist or whose they are (another server's, a
+ * channel they cannot see). An owner acting on their own job gets that job's own answers instead.
  */
-export function notYoursText(job: JobPlace, who: Requester, what: string): string {
-  if (rightsOn(job, who) === 'elsewhere') {
-    return `Job #${job.id} is not yours, so you can't ${what} it; only its owner (or a moderator who can see the channel it was made in) can. Make your own with /blend.`;
-  }
-  return `That job belongs to <@${job.userId}>; only they (or a moderator) can ${what} it. Make your own with /blend.`;
+export function noJobOfYoursText(jobId: number, what: string): string {
+  return `Job #${jobId} isn't one you can ${what}: it isn't yours, or it no longer exists. Only a job's owner (or a moderator who can see the channel it was made in) can ${what} it; \`/budget\` lists your active jobs, and /blend makes a new one.`;
 }
 
 /**

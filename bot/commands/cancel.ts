@@ -2,7 +2,7 @@ import { MessageFlags, SlashCommandBuilder, type ChatInputCommandInteraction, ty
 import { cancelJob, getJob, listJobs, type Job } from '../../farm/index.ts';
 import type { BotContext, Command } from '../context.ts';
 import { userMessage } from '../errors.ts';
-import { mayActOn, notYoursText, requesterOf } from '../permissions.ts';
+import { mayActOn, noJobOfYoursText } from '../permissions.ts';
 
 /** Cancels `job` for a deferred interaction whose user may act on it (checked by the caller). */
 export async function cancelJobFor(interaction: RepliableInteraction, ctx: BotContext, job: Job): Promise<void> {
@@ -35,14 +35,11 @@ export const cancel: Command = {
         }
       } else {
         job = await getJob(ctx.farm, id);
-        if (!job) {
-          await interaction.editReply(`There is no job #${id}; \`/budget\` lists your active jobs.`);
+        // One answer for a job that does not exist and one they may not act on (noJobOfYoursText).
+        if (!job || !mayActOn(job, interaction)) {
+          await interaction.editReply(noJobOfYoursText(id, 'cancel'));
           return;
         }
-      }
-      if (!mayActOn(job, interaction)) {
-        await interaction.editReply(notYoursText(job, requesterOf(interaction, job), 'cancel'));
-        return;
       }
       await cancelJobFor(interaction, ctx, job);
     } catch (err) {

@@ -8,7 +8,7 @@ import { followUpRefusal, getJob, LIMITS } from '../../farm/index.ts';
 import type { BotContext } from '../context.ts';
 import { cancelJobFor } from '../commands/cancel.ts';
 import { withWholeMovie } from '../format.ts';
-import { mayActOn, notYoursText, requesterOf } from '../permissions.ts';
+import { mayActOn, noJobOfYoursText } from '../permissions.ts';
 import { beforeAnswer, FOLLOW_UP_VERBS, submitFollowUpRender, uploadLimit } from '../submit.ts';
 import { parseButtonId, type ButtonAction } from './custom-id.ts';
 import { extendForm } from './forms.ts';
@@ -29,12 +29,9 @@ export async function handleButton(interaction: ButtonInteraction, ctx: BotConte
     const found = await getJob(ctx.farm, jobId);
     return { job: found, whole: found && action === 'extend' && mayActOn(found, interaction) ? await withWholeMovie(ctx.farm, found) : found };
   });
-  if (!job || !whole) {
-    await interaction.reply({ content: `Job #${jobId} no longer exists; make a new one with /blend.`, flags: MessageFlags.Ephemeral });
-    return;
-  }
-  if (!mayActOn(job, interaction)) {
-    await interaction.reply({ content: notYoursText(job, requesterOf(interaction, job), VERBS[action]), flags: MessageFlags.Ephemeral });
+  // One answer for a job that does not exist and one they may not act on (noJobOfYoursText).
+  if (!job || !whole || !mayActOn(job, interaction)) {
+    await interaction.reply({ content: noJobOfYoursText(jobId, VERBS[action]), flags: MessageFlags.Ephemeral });
     return;
   }
   // An older message may still carry a button this job cannot use (e.g. Extend on a variation

@@ -8,7 +8,7 @@ import { followUpParams, getJob, LIMITS, parseJobParams } from '../../farm/index
 import type { BotContext } from '../context.ts';
 import { userMessage } from '../errors.ts';
 import { withWholeMovie } from '../format.ts';
-import { mayActOn, notYoursText, requesterOf } from '../permissions.ts';
+import { mayActOn, noJobOfYoursText } from '../permissions.ts';
 import { DISCORD_MAX_TEXT_INPUT_LENGTH, promptListLength, splitPrompts, type RenderOptions } from '../render-options.ts';
 import { beforeAnswer, refuse, submitFollowUpRender, submitRender, uploadLimit } from '../submit.ts';
 import { extendFormId, movieFormId, parseFormId } from './custom-id.ts';
@@ -70,8 +70,8 @@ export async function handleForm(interaction: ModalSubmitInteraction, ctx: BotCo
     const found = await getJob(ctx.farm, route.jobId);
     return { parent: found, whole: found && mayActOn(found, interaction) ? await withWholeMovie(ctx.farm, found) : undefined };
   });
-  if (!parent) return refuse(interaction, `Job #${route.jobId} no longer exists; make a new movie with /movie.`);
-  if (!whole) return refuse(interaction, notYoursText(parent, requesterOf(interaction, parent), 'extend'));
+  // One answer for a job that does not exist and one they may not act on (noJobOfYoursText).
+  if (!parent || !whole) return refuse(interaction, noJobOfYoursText(route.jobId, 'extend'));
   try {
     // The whole movie's rule (room for these prompts, not a variation), privately before answering.
     followUpParams('extend', whole.params, { prompts });

@@ -13,6 +13,14 @@ import { getBudget, getGuildSettings, getJob, listJobs, type FarmContext } from 
 
 const CEILINGS = { maxRefillGpuSeconds: 3600, minRefillPeriodSeconds: 7200, maxActiveJobs: 10 };
 const CALLBACK = 'POST /interactions/:interactionId/:token/callback';
+/** A job number that does not exist. */
+const NO_SUCH_JOB = 9_999_999;
+
+/**
+ * The one answer to a member who names or presses a job they may not act on, the same whether it
+ * exists or not: that of a job number that does not exist, with `id` in its place.
+ */
+let notOneOfYours: (id: number, what: string) => string;
 
 describe.each(BACKENDS)('job rights across servers (%s)', (backend) => {
   let fake: FakeDiscord;
@@ -89,12 +97,47 @@ describe.each(BACKENDS)('job rights across servers (%s)', (backend) => {
 
   afterAll(() => stopBotFarm(running ?? {}));
 
+  describe('one answer for a job that does not exist and for one they may not act on', () => {
+    beforeAll(async () => {
+      // What /cancel and a button say of a job number that has never existed, as the model answer.
+      const cancelled = fake.sendSlashCommand({ commandName: 'cancel', user: mallory, guildId: elsewhere.id, options: { job: NO_SUCH_JOB } });
+      const cancelText = (await cancelled.waitForOriginal((m) => Boolean(m.content), 10_000)).content;
+      const press = fake.pressButton({ messageId: finished.id, customId: `bf:reroll:${NO_SUCH_JOB}`, user: bob, replayed: true });
+      const rerollText = String((await press.waitForResponse()).data?.content);
+      expect(cancelText).toMatch(new RegExp(`^Job #${NO_SUCH_JOB} isn't one you can cancel: it isn't yours, or it no longer exists\\.`));
+      expect(rerollText).toMatch(new RegExp(`^Job #${NO_SUCH_JOB} isn't one you can re-roll`));
+      const models: Record<string, string> = { cancel: cancelText, 're-roll': rerollText };
+      notOneOfYours = (id, what) => {
+        const model = models[what] ?? rerollText.replaceAll('re-roll', what);
+        return model.replace(`#${NO_SUCH_JOB}`, `#${id}`);
+      };
+    });
+
+    it('a stranger in the job’s own server gets it for /cancel, buttons and the extend form, and nothing changes', async () => {
+      const run = fake.sendSlashCommand({ commandName: 'cancel', user: bob, guildId: home.id, options: { job: queuedId } });
+      expect((await run.waitForOriginal((m) => Boolean(m.content), 10_000)).content).toBe(notOneOfYours(queuedId, 'cancel'));
+      const press = fake.pressButton({ messageId: queuedMessage.id, customId: `bf:cancel:${queuedId}`, user: bob });
+      expect(String((await press.waitForResponse()).data?.content)).toBe(notOneOfYours(queuedId, 'cancel'));
+      // Alice's own Extend form, sent back by Bob.
+      const before = (await listJobs(farm, {})).length;
+      const extend = fake.pressButton({ messageId: finished.id, customId: `bf:extend:${finishedId}`, user: alice });
+      expect((await extend.waitForResponse()).type).toBe(9);
+      const form = fake.submitModal({ to: extend, user: bob, values: { prompts: 'a storm over the sea' } });
+      const r = await form.waitForResponse();
+      expect([r.type, r.ephemeral]).toEqual([4, true]);
+      expect(String(r.data?.content)).toBe(notOneOfYours(finishedId, 'extend'));
+      await afterBotCaughtUp(bob);
+      expect((await getJob(farm, queuedId))?.status).toBe('queued');
+      expect((await listJobs(farm, {})).length).toBe(before);
+    });
+  });
+
   describe('item 1: moderator rights count only in the job’s own server', () => {
     it('the admin of another server cannot /cancel a stranger’s job, and learns nothing about it', async () => {
       const run = fake.sendSlashCommand({ commandName: 'cancel', user: mallory, guildId: elsewhere.id, options: { job: queuedId } });
       const reply = await run.waitForOriginal((m) => Boolean(m.content), 10_000);
       expect(reply.ephemeral).toBe(true);
-      expect(reply.content).toMatch(new RegExp(`Job #${queuedId} is not yours`));
+      expect(reply.content).toBe(notOneOfYours(queuedId, 'cancel'));
       expect(reply.content).not.toContain(alice.id);
       expect(reply.content).not.toMatch(/secret prompt/);
       expect((await getJob(farm, queuedId))?.status).toBe('queued');
@@ -107,7 +150,7 @@ describe.each(BACKENDS)('job rights across servers (%s)', (backend) => {
       const press = fake.pressButton({ messageId: own.id, customId: `bf:reroll:${finishedId}`, user: mallory, replayed: true });
       const r = await press.waitForResponse();
       expect([r.type, r.ephemeral]).toEqual([4, true]);
-      expect(String(r.data?.content)).toMatch(new RegExp(`Job #${finishedId} is not yours`));
+      expect(String(r.data?.content)).toBe(notOneOfYours(finishedId, 're-roll'));
       expect(String(r.data?.content)).not.toMatch(/lighthouse/);
       await afterBotCaughtUp(alice);
       expect((await listJobs(farm, {})).length).toBe(before);
@@ -143,7 +186,7 @@ describe.each(BACKENDS)('job rights across servers (%s)', (backend) => {
       const press = fake.pressButton({ messageId: finished.id, customId: `bf:reroll:${privateId}`, user: moderator, replayed: true });
       const r = await press.waitForResponse();
       expect([r.type, r.ephemeral]).toEqual([4, true]);
-      expect(String(r.data?.content)).toMatch(new RegExp(`Job #${privateId} is not yours`));
+      expect(String(r.data?.content)).toBe(notOneOfYours(privateId, 're-roll'));
       expect(String(r.data?.content)).not.toContain(alice.id);
       await afterBotCaughtUp(alice);
       expect((await listJobs(farm, {})).length).toBe(before);
@@ -154,7 +197,7 @@ describe.each(BACKENDS)('job rights across servers (%s)', (backend) => {
     it('nor /cancel from another channel', async () => {
       const run = fake.sendSlashCommand({ commandName: 'cancel', user: moderator, guildId: home.id, options: { job: privateId } });
       const reply = await run.waitForOriginal((m) => Boolean(m.content), 10_000);
-      expect(reply.content).toMatch(new RegExp(`Job #${privateId} is not yours`));
+      expect(reply.content).toBe(notOneOfYours(privateId, 'cancel'));
       expect((await getJob(farm, privateId))?.status).toBe('queued');
     });
   });
@@ -167,7 +210,7 @@ describe.each(BACKENDS)('job rights across servers (%s)', (backend) => {
         const press = fake.pressButton({ messageId: finished.id, customId: `bf:${action}:${finishedId}`, user: bob });
         const r = await press.waitForResponse();
         expect([r.type, r.ephemeral]).toEqual([4, true]);
-        expect(String(r.data?.content)).toMatch(/belongs to/);
+        expect(String(r.data?.content)).toBe(notOneOfYours(finishedId, action === 'reroll' ? 're-roll' : action));
         await afterBotCaughtUp(bob);
         const trace = traceOf(press);
         expect(trace.calls).toEqual([CALLBACK]);
