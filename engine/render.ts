@@ -121,6 +121,16 @@ export interface RenderOutput {
   warnings: string[];
 }
 
+/**
+ * What to tell the user about a transition's or movie's prompts: each one longer than the text
+ * encoder reads (pipe.truncationWarning), named as the user knows it (A/B of a blend, 1..n of a
+ * movie or of an extension's new prompts), and the negative prompt. Empty when all fit.
+ */
+export function promptWarnings(pipe: StableDiffusionPipeline, prompts: readonly string[], negativePrompt: string | undefined, opts: { extension?: boolean } = {}): string[] {
+  const prompt = (i: number) => (prompts.length === 2 && !opts.extension ? `Prompt ${i === 0 ? 'A' : 'B'}` : `Prompt ${i + 1}`);
+  return [...prompts.map((p, i) => pipe.truncationWarning(p, prompt(i))), pipe.truncationWarning(negativePrompt ?? '', 'The negative prompt')].filter((w): w is string => w !== undefined);
+}
+
 export async function renderVideo(
   pipe: StableDiffusionPipeline,
   req: RenderRequest,
@@ -195,10 +205,7 @@ export async function renderVideo(
   const t2 = performance.now();
   const gaps = segments.flatMap((s) => s.gaps ?? []);
   const all = segments.flatMap((s, i) => (i === 0 ? s.keyframes : s.keyframes.slice(1)));
-  const prompt = (i: number) => (req.prompts.length === 2 && !ext ? `Prompt ${i === 0 ? 'A' : 'B'}` : `Prompt ${i + 1}`);
-  const warnings = [...req.prompts.map((p, i) => pipe.truncationWarning(p, prompt(i))), pipe.truncationWarning(req.negativePrompt ?? '', 'The negative prompt')].filter(
-    (w): w is string => w !== undefined,
-  );
+  const warnings = promptWarnings(pipe, req.prompts, req.negativePrompt, { extension: ext !== undefined });
   opts.onProgress?.({ fraction: 1, segment: segments.length, segments: segments.length, stage: 0, stages: 0, branchesDone: all.length, branchesPlanned: all.length, etaSeconds: 0 });
   return {
     video: video.bytes,

@@ -14,6 +14,7 @@ import {
   isMaskPreset,
   prepareInpaint,
   prepareRequestImages,
+  promptWarnings,
   renderMovie,
   schedulerKinds,
   segmentsToVideo,
@@ -223,6 +224,9 @@ export async function runTransitionCli(kind: 'blend' | 'movie', argv = process.a
   const frame = pipe.resolve({ prompt: prompts[0], width, height });
   const images = await prepareRequestImages(pictureFlags, prompts.length, frame.width, frame.height);
   const inpaint = await prepareInpaint(inpaintRequest, frame.width, frame.height);
+  // A prompt longer than the text encoder reads: said before rendering (Ctrl-C and shorten it), and in the summary.
+  const warnings = promptWarnings(pipe, prompts, values.negative);
+  for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
   // The built-in metric's graph that does not open on the GPU: the JavaScript metric (same values), one warning line.
   const onFallback = (reason: string) =>
     process.stderr.write(`warning: the gap metric did not load on ${ep} (${reason}); measuring gaps with the JavaScript metric instead (same values, on the CPU)\n`);
@@ -296,6 +300,8 @@ export async function runTransitionCli(kind: 'blend' | 'movie', argv = process.a
     meanGap: gaps.length ? Number((gaps.reduce((a, b) => a + b, 0) / gaps.length).toFixed(4)) : null,
     renderSeconds: Number(result.seconds.toFixed(3)),
     totalSeconds: Number(((performance.now() - started) / 1000).toFixed(3)),
+    // A prompt longer than the text encoder reads (its end had no effect), as the farm's workers report it.
+    warnings,
   };
   if (values.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
   else {

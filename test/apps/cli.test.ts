@@ -71,6 +71,19 @@ describe('npm run blend / movie', () => {
     expect((await stat(join(dir, 't.mp4'))).size).toBe(s.sizeBytes);
   });
 
+  it('says which prompt is longer than the text encoder reads, on stderr and in the JSON summary; nothing for short prompts', async () => {
+    const long = `a castle ${Array.from({ length: 90 }, (_, i) => String.fromCharCode(97 + (i % 26))).join(' ')}`;
+    const r = await cli('blend.ts', ['a red sunset', long, '--out', 'w.mp4', '--duration', '0.5', '--fps', '4', '--branches', '3', '--steps', '2', '--width', '64', '--height', '64', '--json']);
+    expect(r.code).toBe(0);
+    const s = JSON.parse(r.stdout);
+    expect(s.warnings).toHaveLength(1);
+    expect(s.warnings[0]).toMatch(/^Prompt B is \d+ CLIP tokens long; the text encoder reads 75 .*shorten it to keep every word\.$/);
+    expect(r.stderr).toContain(`warning: ${s.warnings[0]}\n`);
+    const movie = await cli('movie.ts', ['a', long, 'c', '--negative', 'blur', '--out', 'm.mp4', '--duration', '0.5', '--fps', '4', '--branches', '3', '--steps', '2', '--width', '64', '--height', '64', '--json']);
+    expect(JSON.parse(movie.stdout).warnings.map((w: string) => w.split(' is ')[0])).toEqual(['Prompt 2']);
+    expect(JSON.parse((await cli('blend.ts', ['a', 'b', '--out', 's.mp4', '--duration', '0.5', '--fps', '4', '--branches', '3', '--steps', '2', '--width', '64', '--height', '64', '--json'])).stdout).warnings).toEqual([]);
+  }, 120_000);
+
   it('prints the line README.md\'s quick start shows for its command', async () => {
     const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
     const command = /npm ci && npm run blend -- ("[^"]+") ("[^"]+") --out (\S+)/.exec(readme)!;
