@@ -86,19 +86,37 @@ async function cannotPostRefusal(guild: Guild, message: ReactedServerMessage): P
   return missingPermissionsRefusal(granted, required, { in: `in <#${message.channelId}>`, here: 'there', instead: 'or use a channel where I have them' });
 }
 
-/** One reaction being answered: who, on which job, and how they are told. */
+/**
+ * Whether `message` is this bot's (only its messages can be a job's). A partial message (one this
+ * process never received) is fetched for its author; undefined when that fails.
+ */
+async function isOwnMessage(message: ReactedMessage): Promise<boolean | undefined> {
+  try {
+    const full = message.partial ? await message.fetch() : message;
+    return full.author.id === message.client.user.id;
+  } catch {
+    return undefined;
+  }
+}
+
+/** One reaction being answered: who, on which job (undefined: the farm could not be asked which), and how they are told. */
 class ReactionRequest {
   constructor(
     readonly reaction: MessageReaction | PartialMessageReaction,
     readonly user: User | PartialUser,
     readonly message: ReactedMessage,
-    readonly parent: Job,
+    readonly parent: Job | undefined,
     readonly kind: FollowUpKind,
     readonly ctx: BotContext,
   ) {}
 
   get emoji(): string {
     return this.reaction.emoji.name ?? '';
+  }
+
+  /** "job 12", or "message <id>" when the job is not known, for the log. */
+  private get subject(): string {
+    return this.parent ? `job ${this.parent.id}` : `message ${this.message.id}`;
   }
 
   /** Takes their reaction off, so reacting again asks again. Best effort: without Manage Messages only their own stays. */
@@ -114,19 +132,20 @@ class ReactionRequest {
   async refuse(why: string, noteIfNoDm = true): Promise<void> {
     await this.removeReaction();
     const where = this.message.inGuild() ? ` in <#${this.message.channelId}>` : '';
+    const on = this.parent ? `job #${this.parent.id}` : 'a video';
     try {
-      await this.user.send({ content: `Your ${this.emoji} on job #${this.parent.id}${where} did not ${FOLLOW_UP_VERBS[this.kind]} it. ${why}`, allowedMentions: { parse: [] } });
+      await this.user.send({ content: `Your ${this.emoji} on ${on}${where} did not ${FOLLOW_UP_VERBS[this.kind]} it. ${why}`, allowedMentions: { parse: [] } });
       return;
     } catch (err) {
-      this.ctx.log(`[bot] a refusal of user ${this.user.id}'s ${this.emoji} on job ${this.parent.id} could not be sent by DM: ${loggableError(err)}`);
+      this.ctx.log(`[bot] a refusal of user ${this.user.id}'s ${this.emoji} on ${this.subject} could not be sent by DM: ${loggableError(err)}`);
     }
     if (!noteIfNoDm) return;
     // The reason stays private (budgets, job counts); the button tells it privately.
-    const button = followUpsFor(this.parent).includes(this.kind) ? ` — use the **${FOLLOW_UP_BUTTONS[this.kind].label}** button to see the reason` : '';
+    const button = this.parent && followUpsFor(this.parent).includes(this.kind) ? ` — use the **${FOLLOW_UP_BUTTONS[this.kind].label}** button to see the reason` : '';
     try {
       await this.message.reply({ content: `<@${this.user.id}> your ${this.emoji} could not start; I could not DM you why${button}.`, allowedMentions: { users: [this.user.id] } });
     } catch (err) {
-      this.ctx.log(`[bot] the note that user ${this.user.id}'s ${this.emoji} on job ${this.parent.id} could not start could not be posted either: ${loggableError(err)}`);
+      this.ctx.log(`[bot] the note that user ${this.user.id}'s ${this.emoji} on ${this.subject} could not start could not be posted either: ${loggableError(err)}`);
     }
   }
 }
@@ -139,7 +158,19 @@ export async function handleReaction(reaction: MessageReaction | PartialMessageR
   // message itself (a partial unless this process saw it posted) is not fetched. Fetching it needs
   // Read Message History, whose absence would end here unexplained instead of being refused below.
   const message = reaction.message;
-  const parent = await getJobByMessageId(ctx.farm, message.id);
+  let parent: Job | undefined;
+  try {
+    parent = await getJobByMessageId(ctx.farm, message.id);
+  } catch (err) {
+    // The farm's database is not answering (or failed): the member is told privately that nothing
+    // was done, in the words a command's answer has (userMessage), if the message is the bot's
+    // (only those can be a job's); a 🔍 on anyone else's message is none of the bot's business.
+    if ((await isOwnMessage(message)) !== true) {
+      ctx.log(`[bot] user ${user.id}'s ${reaction.emoji.name ?? ''} on message ${message.id} was not looked up (the farm did not answer): ${loggableError(err)}`);
+      return;
+    }
+    return new ReactionRequest(reaction, user, message, undefined, kind, ctx).refuse(userMessage(err, ctx.log));
+  }
   if (!parent || parent.status !== 'done') return;
   const request = new ReactionRequest(reaction, user, message, parent, kind, ctx);
   let member: GuildMember | null = null;

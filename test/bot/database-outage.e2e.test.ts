@@ -78,4 +78,22 @@ describe('the database stops answering', () => {
       proxy.restore();
     }
   });
+
+  it('a 🔍 on the bot\'s message is answered by DM, in the words a command gets, and nothing is done', async () => {
+    proxy.blackhole();
+    try {
+      // What a command is told meanwhile: the one wording for this case.
+      const command = fake.sendSlashCommand({ commandName: 'cancel', user: alice, options: { job: jobId } });
+      const commandAnswer = (await command.waitForOriginal((m) => Boolean(m.content), 15_000)).content;
+      const since = Date.now();
+      expect(fake.addReaction({ messageId: message.id, emoji: '🔍', user: alice }).delivered).toBe(true);
+      const dm = await fake.waitForMessage((m) => m.channelId === fake.dmChannel(alice)?.id && m.createdAt >= since, 15_000);
+      expect(dm.content).toBe(`Your 🔍 on a video in <#${message.channelId}> did not upscale it. ${commandAnswer}`);
+      expect(commandAnswer).toMatch(/^The render farm's database isn't answering right now/);
+      // Taken off, so reacting again asks again.
+      expect(fake.message(message.id)!.reactions.get('🔍')?.has(alice.id) ?? false).toBe(false);
+    } finally {
+      proxy.restore();
+    }
+  });
 });
