@@ -3,7 +3,7 @@
  * job with the prompts of the whole movie it makes (withWholeMovie), which for an extension
  * includes the movie it continues.
  */
-import { parentMovieParams, resultWarnings, type FarmContext, type Job, type JobProgress } from '../farm/index.ts';
+import { parentMovieParams, promptLengthNotices, resultWarnings, type FarmContext, type Job, type JobProgress } from '../farm/index.ts';
 
 export const BAR_WIDTH = 16;
 
@@ -88,7 +88,9 @@ export function escapeMarkdown(text: string): string {
 
 export function queuedText(job: Job, position: number | undefined): string {
   const where = position === undefined ? 'in the queue' : position <= 1 ? 'next in the queue' : `number ${position} in the queue`;
-  return `${title(job)}\nQueued: ${where}. Reserved ${job.reservedGpuSeconds.toFixed(0)} GPU-seconds from your budget.`;
+  const head = [title(job), `Queued: ${where}. Reserved ${job.reservedGpuSeconds.toFixed(0)} GPU-seconds from your budget.`];
+  // A prompt certainly longer than the text encoder reads, said before it renders (Cancel refunds).
+  return listInMessage({ head, items: promptLengthNotices(job.kind, job.params).map((n) => `⚠️ ${escapeMarkdown(n)}`) });
 }
 
 export function progressText(job: Job, progress: Omit<JobProgress, 'preview'> | null | undefined): string {

@@ -56,7 +56,7 @@ export { renderWalk, walkModes, type WalkMode } from './blend/walks.ts';
 export { createPerceptualMetric, BuiltinPerceptualMetric, BUILTIN_METRIC, builtinDistance, ONNX_METRIC_PIXELS_PER_CALL, OnnxBuiltinMetric, OnnxLpipsMetric, type PerceptualMetric, type PerceptualMetricOptions } from './blend/perceptual.ts';
 export { segmentsToVideo, type VideoOptions } from './blend/video.ts';
 export { encodeVideo, probeVideo, decodeVideoFrames, resolveFfmpeg, resolveFfprobe, VIDEO_FORMATS, VideoTooLargeError, type VideoFormat } from './video/index.ts';
-export { renderVideo, promptWarnings, prepareRequestImages, prepareInpaint, type RenderRequest, type RenderOutput, type RenderProgress, type RequestImage } from './render.ts';
+export { renderVideo, promptWarnings, promptLengthNotices, prepareRequestImages, prepareInpaint, type RenderRequest, type RenderOutput, type RenderProgress, type RequestImage } from './render.ts';
 export type { RenderTimings } from './pipeline/timings.ts';
 export type { BatchTiming } from './pipeline/unet.ts';
 export { renderVariationVideo, DEFAULT_VARIATION_FPS, type VariationRequest, type VariationOutput, type VariationProgress } from './variation/render.ts';

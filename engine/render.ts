@@ -12,6 +12,8 @@ import { encodePng } from './image.ts';
 import { DEFAULT_IMAGE_STRENGTH, type EndpointImage, type InpaintInput } from './blend/transition.ts';
 import { isMaskPreset, prepareImage, prepareMask, presetMask, type ImageInput, type ImageInputLimits, type MaskPreset } from './input-image.ts';
 import { InvalidRequestError } from './errors.ts';
+import { clipTokensAtLeast } from './tokenizer/clip-text.ts';
+import { CLIP_MAX_LENGTH } from './tokenizer/tokenizer-config.ts';
 import { type RenderTimings, timingTotals, timingsSince } from './pipeline/timings.ts';
 
 /** A user's picture as a keyframe of a latent-blending request. */
@@ -127,8 +129,27 @@ export interface RenderOutput {
  * movie or of an extension's new prompts), and the negative prompt. Empty when all fit.
  */
 export function promptWarnings(pipe: StableDiffusionPipeline, prompts: readonly string[], negativePrompt: string | undefined, opts: { extension?: boolean } = {}): string[] {
+  return eachPrompt(prompts, negativePrompt, opts, (text, what) => pipe.truncationWarning(text, what));
+}
+
+/**
+ * What can be told about the prompts before any model is loaded (a front end at submission): each
+ * one that is certainly longer than the text encoder reads, since even its pre-tokens are more
+ * (clipTokensAtLeast; every CLIP tokenizer makes at least that many tokens). A prompt of fewer
+ * pre-tokens may still be too long: renderVideo's warnings say so exactly, once it is rendered.
+ */
+export function promptLengthNotices(prompts: readonly string[], negativePrompt: string | undefined, opts: { extension?: boolean } = {}): string[] {
+  const reads = CLIP_MAX_LENGTH - 2;
+  return eachPrompt(prompts, negativePrompt, opts, (text, what) => {
+    const least = clipTokensAtLeast(text);
+    return least > reads ? `${what} is at least ${least} CLIP tokens long; the text encoder reads ${reads}, so its end will be cut off: shorten it to keep every word.` : undefined;
+  });
+}
+
+/** `say` for each prompt, named as the user knows it (A/B of a blend, 1..n of a movie or of an extension's new prompts), and the negative prompt. */
+function eachPrompt(prompts: readonly string[], negativePrompt: string | undefined, opts: { extension?: boolean }, say: (text: string, what: string) => string | undefined): string[] {
   const prompt = (i: number) => (prompts.length === 2 && !opts.extension ? `Prompt ${i === 0 ? 'A' : 'B'}` : `Prompt ${i + 1}`);
-  return [...prompts.map((p, i) => pipe.truncationWarning(p, prompt(i))), pipe.truncationWarning(negativePrompt ?? '', 'The negative prompt')].filter((w): w is string => w !== undefined);
+  return [...prompts.map((p, i) => say(p, prompt(i))), say(negativePrompt ?? '', 'The negative prompt')].filter((w): w is string => w !== undefined);
 }
 
 export async function renderVideo(

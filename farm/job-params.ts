@@ -3,7 +3,7 @@
 // is validated, against the limits table in limits.ts; bad values are refused at submission with a
 // clear message instead of failing on a GPU later. Stored as jsonb in jobs.params; the engine
 // adapter (apps/worker/engine-renderer.ts) renames the fields into the engine's RenderRequest.
-import { DEFAULT_IMAGE_STRENGTH, drawSeed, IMAGE_INPUT_FORMATS, inspectImage, InvalidRequestError, MASK_PRESETS, pictureLimitIssue, type MaskPreset, type VideoFormat } from '../engine/index.ts';
+import { DEFAULT_IMAGE_STRENGTH, drawSeed, IMAGE_INPUT_FORMATS, inspectImage, InvalidRequestError, MASK_PRESETS, pictureLimitIssue, promptLengthNotices as enginePromptLengthNotices, type MaskPreset, type VideoFormat } from '../engine/index.ts';
 import { JOB_KINDS, type JobKind } from '../db/schema.ts';
 import { DEFAULT_UPSCALE_FACTOR, FIXED_SCALE_UPSCALERS, IMAGE_LIMITS, JOB_VIDEO_FORMATS, LIMITS, type Range, UPSCALE_FACTORS, upscalerMakes } from './limits.ts';
 import { unstorableTextIssue } from './text.ts';
@@ -426,6 +426,17 @@ export interface JobInput {
 }
 
 /** How many seeds a job takes: one per prompt (prompt i starts from seed i), one for a variation animation whatever its guidance prompts. */
+/**
+ * What the member should hear about a transition's or movie's prompts before it renders (blend,
+ * movie, reroll): each prompt certainly longer than the text encoder reads, with no model loaded
+ * (the engine's promptLengthNotices). Other kinds: none. The worker's result says exactly which
+ * prompts were cut (RenderResult.warnings), this one included.
+ */
+export function promptLengthNotices(kind: JobKind, params: Pick<JobParams, 'prompts' | 'negativePrompt'>): string[] {
+  if (kind !== 'blend' && kind !== 'movie' && kind !== 'reroll') return [];
+  return enginePromptLengthNotices(params.prompts, params.negativePrompt);
+}
+
 export function seedCount(kind: JobKind, prompts: readonly string[]): number {
   return kind === 'vary' ? 1 : prompts.length;
 }

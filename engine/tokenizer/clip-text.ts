@@ -44,3 +44,11 @@ export function cleanClipText(text: string): string {
 export function splitClipWords(cleaned: string): string[] {
   return cleaned.match(CLIP_PRETOKEN) ?? [];
 }
+
+/**
+ * The fewest tokens any CLIP byte-level BPE tokenizer makes of `text`, start and end not counted:
+ * its pre-tokens, each of which becomes at least one token. Needs no vocabulary (no model).
+ */
+export function clipTokensAtLeast(text: string): number {
+  return splitClipWords(cleanClipText(text)).length;
+}

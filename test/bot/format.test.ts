@@ -90,6 +90,18 @@ describe('each stage', () => {
     expect(queuedText(job(), undefined)).toBe('**Blend** #7: a cat → a dog\nQueued: in the queue. Reserved 12 GPU-seconds from your budget.');
     expect(queuedText(job(), 1)).toMatch(/Queued: next in the queue\./);
     expect(queuedText(job(), 3)).toMatch(/Queued: number 3 in the queue\./);
+    // A prompt certainly longer than CLIP reads, said before it renders; a movie of 16 such prompts still fits.
+    const long = Array.from({ length: 90 }, () => 'cat').join(' ');
+    expect(queuedText(job({}, { prompts: ['a cat', long] }), 1)).toBe(
+      `**Blend** #7: a cat → ${long.slice(0, 77)}…\nQueued: next in the queue. Reserved 12 GPU-seconds from your budget.\n` +
+        '⚠️ Prompt B is at least 90 CLIP tokens long; the text encoder reads 75, so its end will be cut off: shorten it to keep every word.',
+    );
+    const movie = queuedText(job({ kind: 'movie' }, { prompts: Array.from({ length: 16 }, () => `${long} *x*`), negativePrompt: long }), 1);
+    expect(movie.length).toBeLessThanOrEqual(MAX_MESSAGE_LENGTH);
+    expect(movie).toMatch(/\n⚠️ Prompt 1 is at least 93 CLIP tokens long;/);
+    expect(movie).toMatch(/\n…and \d+ more\.$/);
+    // Not for an extension (its message shows the whole movie) or an upscale.
+    expect(queuedText(job({ kind: 'upscale' }, { prompts: ['a cat', long] }), 1)).not.toMatch(/⚠️/);
   });
 
   it('running: starting, then a bar with frames, stage and time left', () => {

@@ -1,7 +1,8 @@
 /**
  * A prompt longer than the text encoder reads, end to end: /blend on the fake Discord, a real
- * engine worker thread rendering the demo model, the engine's warning stored with the job's result
- * (its artifact's metadata) and shown in the posted message under the video.
+ * engine worker thread rendering the demo model: said in the queued message before it renders
+ * (no model needed), then the engine's warning stored with the job's result (its artifact's
+ * metadata) and shown in the posted message under the video.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FakeDiscord, FakeUser } from '../fake-discord/index.ts';
@@ -43,6 +44,14 @@ describe('prompt warnings', () => {
     // ...and shown once, on its own line, under the video's details.
     expect(posted.content?.split('\n').filter((line) => line.startsWith('⚠️'))).toEqual([`⚠️ ${warning}`]);
     expect(posted.content!.length).toBeLessThanOrEqual(2000);
+    // Before it rendered, the queued message said so already (no model needed: a lower bound of the count above).
+    const queued = fake.edits(handle).map((r) => r.content ?? '').filter((t) => /Queued/.test(t));
+    expect(queued.length).toBeGreaterThan(0);
+    for (const t of queued) {
+      const least = Number(/\n⚠️ Prompt B is at least (\d+) CLIP tokens long; the text encoder reads 75, so its end will be cut off: shorten it to keep every word\.$/.exec(t)?.[1]);
+      expect(least).toBeGreaterThan(75);
+      expect(least).toBeLessThanOrEqual(tokens);
+    }
   }, 120_000);
 
   it('says nothing for prompts that fit', async () => {
@@ -51,5 +60,6 @@ describe('prompt warnings', () => {
     const [job] = await listJobs(running.farm, { order: 'newest', limit: 1 });
     expect((await getArtifact(running.farm, job.id))?.meta.warnings).toBeUndefined();
     expect(posted.content).not.toMatch(/⚠️/);
+    expect(fake.edits(handle).some((r) => /⚠️/.test(r.content ?? ''))).toBe(false);
   }, 120_000);
 });

@@ -3,6 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadTokenizer, type ClipTokenizer } from '../../../engine/tokenizer/clip-tokenizer.ts';
+import { clipTokensAtLeast } from '../../../engine/tokenizer/clip-text.ts';
+import { promptLengthNotices } from '../../../engine/index.ts';
 import { CLIP_VOCAB_SIZE, writeClipTokenizerFiles } from '../../../models/tokenizer-files.ts';
 
 interface ReferenceCase {
@@ -138,6 +140,27 @@ describe('encode', () => {
     const ids = short.encode('a photo of a very surreal dreamscape', { pad: true });
     expect(ids).toEqual([...sd15.encode('a photo of a very surreal dreamscape').slice(0, 7), 49407]);
     expect(short.encode('a cat', { pad: true })).toEqual([49406, ...bodyOf(sd15, 'a cat'), 49407, 0, 0, 0, 0]);
+  });
+});
+
+describe('prompt length without a model', () => {
+  it('never counts more tokens than CLIP makes (openai/CLIP references and a long prompt)', () => {
+    for (const c of reference.cases) expect(clipTokensAtLeast(c.text)).toBeLessThanOrEqual(c.ids.length - 2);
+    const long = Array.from({ length: 40 }, (_, i) => `a breathtaking, hyperrealistic landscape ${i}`).join(' ');
+    expect(clipTokensAtLeast(long)).toBeLessThanOrEqual(sd15.encodeWithInfo(long).tokenCount - 2);
+    expect(clipTokensAtLeast('a photo of a cat, 8k')).toBe(8); // a, photo, of, a, cat, ",", 8, k
+  });
+
+  it('names each prompt certainly longer than the text encoder reads, as the render warnings do; none that may fit', () => {
+    const long = Array.from({ length: 80 }, () => 'cat').join(' ');
+    const fits = Array.from({ length: 75 }, () => 'cat').join(' ');
+    expect(sd15.encodeWithInfo(fits).truncated).toBe(false);
+    expect(promptLengthNotices(['a', long], long)).toEqual([
+      'Prompt B is at least 80 CLIP tokens long; the text encoder reads 75, so its end will be cut off: shorten it to keep every word.',
+      'The negative prompt is at least 80 CLIP tokens long; the text encoder reads 75, so its end will be cut off: shorten it to keep every word.',
+    ]);
+    expect(promptLengthNotices([fits, 'b', long], undefined).map((n) => n.split(' is ')[0])).toEqual(['Prompt 3']);
+    expect(promptLengthNotices([fits, fits], fits)).toEqual([]);
   });
 });
 
