@@ -23,6 +23,18 @@ export class FarmTooSlowError extends Error {
   }
 }
 
+/**
+ * Whether a moderator may act on a job could not be checked with Discord in time (are they in the
+ * private thread it was made in? rightsOf in permissions.ts): nothing was done. It names neither the
+ * job nor where it is.
+ */
+export class AccessUncheckedError extends Error {
+  override name = 'AccessUncheckedError';
+  constructor() {
+    super("I couldn't check with Discord just now whether you may act on that job, so nothing was done; try again in a moment.");
+  }
+}
+
 /** The farm's database could not be reached (the database handle logs the outage once, with its cause). */
 const DATABASE_UNREACHABLE = "The render farm's database isn't answering right now; try again in a minute. If it keeps happening, tell a server admin.";
 
@@ -32,7 +44,7 @@ const DATABASE_UNREACHABLE = "The render farm's database isn't answering right n
  * typed, so a refusal names what they can fix.
  */
 export function userMessage(err: unknown, log: (msg: string) => void = console.error, optionNames: Readonly<Record<string, string>> = {}): string {
-  if (err instanceof UserInputError || err instanceof FarmTooSlowError) return err.message;
+  if (err instanceof UserInputError || err instanceof FarmTooSlowError || err instanceof AccessUncheckedError) return err.message;
   if (isConnectionError(err)) return DATABASE_UNREACHABLE;
   if (err instanceof BudgetExceededError) return budgetText(err);
   if (err instanceof JobParamsError) return `That request can't be rendered: ${err.issues.map((issue) => nameOption(issue, optionNames)).join('; ')}.`;

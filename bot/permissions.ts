@@ -1,13 +1,15 @@
 /**
  * Who may act on a job (cancel it, re-roll, upscale or extend it): its owner, or a moderator of
- * the job's own server who can see its channel. Moderator rights (Manage Messages, with View
+ * the job's own server who can see its channel (a private thread: who has joined it, or has Manage
+ * Threads; rightsOf). Moderator rights (Manage Messages, with View
  * Channel) count only when the request comes from the server the job was made in: an admin of another server the bot is in has no say over it,
  * and neither has anyone in a DM. Where the request comes from the job's own channel, Discord's
  * member permissions for that channel (overwrites included) decide; from another channel of the
  * same server, the member's permissions in the job's channel as computed from the cached server.
  */
-import { GuildMember, PermissionFlagsBits, type Interaction, type PermissionsBitField } from 'discord.js';
+import { ChannelType, DiscordAPIError, GuildMember, PermissionFlagsBits, type AnyThreadChannel, type Interaction, type PermissionsBitField } from 'discord.js';
 import type { Job } from '../farm/index.ts';
+import { AccessUncheckedError } from './errors.ts';
 
 export type JobPlace = Pick<Job, 'id' | 'userId' | 'guildId' | 'channelId'>;
 
@@ -47,8 +49,45 @@ export function requesterOf(interaction: Interaction, job: JobPlace): Requester 
   return { ...base, permissionsInJobChannel: channel && member ? channel.permissionsFor(member) : null };
 }
 
-export function mayActOn(job: JobPlace, interaction: Interaction): boolean {
-  const rights = rightsOn(job, requesterOf(interaction, job));
+/** How long the one Discord call a moderator's rights may need (have they joined the private thread?) may take. */
+export const THREAD_ACCESS_CHECK_MS = 1500;
+
+/**
+ * rightsOn for the requester behind `interaction`, with the one thing the cache cannot tell: in a
+ * private thread only those who have joined it and those with Manage Threads see it, while
+ * discord.js gives a thread its parent's permissions and, without the privileged Guild Members
+ * intent, does not hear who joins or leaves. So a moderator by those permissions, asking from
+ * another channel about a job made in a private thread, without Manage Threads, is looked up in the
+ * thread (one call, only on this rare path, at most `waitMs`): not joined is 'elsewhere'; an answer
+ * that does not come throws AccessUncheckedError (nothing is done). From the job's own channel
+ * Discord's permissions decide: being there, they see it.
+ */
+export async function rightsOf(job: JobPlace, interaction: Interaction, waitMs = THREAD_ACCESS_CHECK_MS): Promise<Rights> {
+  const who = requesterOf(interaction, job);
+  const rights = rightsOn(job, who);
+  if (rights !== 'moderator' || !job.channelId || job.channelId === interaction.channelId) return rights;
+  const channel = interaction.guild?.channels.cache.get(job.channelId);
+  if (channel?.type !== ChannelType.PrivateThread || who.permissionsInJobChannel?.has(PermissionFlagsBits.ManageThreads)) return rights;
+  return (await hasJoined(channel, who.userId, waitMs)) ? rights : 'elsewhere';
+}
+
+/** Whether `userId` has joined `thread` (Discord: 404 Unknown Member if not); AccessUncheckedError when Discord does not say within `ms`. */
+async function hasJoined(thread: AnyThreadChannel, userId: string, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const tooSlow = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new AccessUncheckedError()), ms)));
+  try {
+    await Promise.race([thread.members.fetch({ member: userId, force: true, cache: false }), tooSlow]);
+    return true;
+  } catch (err) {
+    if (err instanceof DiscordAPIError && err.status === 404) return false;
+    throw err instanceof AccessUncheckedError ? err : new AccessUncheckedError();
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export async function mayActOn(job: JobPlace, interaction: Interaction): Promise<boolean> {
+  const rights = await rightsOf(job, interaction);
   return rights === 'owner' || rights === 'moderator';
 }
 

@@ -36,7 +36,7 @@ export const cancel: Command = {
       } else {
         job = await getJob(ctx.farm, id);
         // One answer for a job that does not exist and one they may not act on (noJobOfYoursText).
-        if (!job || !mayActOn(job, interaction)) {
+        if (!job || !(await mayActOn(job, interaction))) {
           await interaction.editReply(noJobOfYoursText(id, 'cancel'));
           return;
         }

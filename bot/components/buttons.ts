@@ -25,12 +25,13 @@ export async function handleButton(interaction: ButtonInteraction, ctx: BotConte
   // One keyed lookup, then the rights: all a refusal needs, before the first response (in time for
   // Discord's 3 s: beforeAnswer). The rule counts the whole movie's prompts; an extension's own
   // parameters list only its new ones.
-  const { job, whole } = await beforeAnswer(async () => {
+  const { job, allowed, whole } = await beforeAnswer(async () => {
     const found = await getJob(ctx.farm, jobId);
-    return { job: found, whole: found && action === 'extend' && mayActOn(found, interaction) ? await withWholeMovie(ctx.farm, found) : found };
+    const allowed = found !== undefined && (await mayActOn(found, interaction));
+    return { job: found, allowed, whole: found && allowed && action === 'extend' ? await withWholeMovie(ctx.farm, found) : found };
   });
   // One answer for a job that does not exist and one they may not act on (noJobOfYoursText).
-  if (!job || !whole || !mayActOn(job, interaction)) {
+  if (!job || !whole || !allowed) {
     await interaction.reply({ content: noJobOfYoursText(jobId, VERBS[action]), flags: MessageFlags.Ephemeral });
     return;
   }

@@ -68,7 +68,7 @@ export async function handleForm(interaction: ModalSubmitInteraction, ctx: BotCo
   // for Discord's 3 s: beforeAnswer).
   const { parent, whole } = await beforeAnswer(async () => {
     const found = await getJob(ctx.farm, route.jobId);
-    return { parent: found, whole: found && mayActOn(found, interaction) ? await withWholeMovie(ctx.farm, found) : undefined };
+    return { parent: found, whole: found && (await mayActOn(found, interaction)) ? await withWholeMovie(ctx.farm, found) : undefined };
   });
   // One answer for a job that does not exist and one they may not act on (noJobOfYoursText).
   if (!parent || !whole) return refuse(interaction, noJobOfYoursText(route.jobId, 'extend'));

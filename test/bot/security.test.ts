@@ -5,6 +5,7 @@
  * clamps to the operator's ceilings and says so (item 2). Renders are the FakeRenderer's (no
  * engine), so the jobs' states are what the test makes them.
  */
+import { ChannelType } from 'discord.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buttonsOf, Permissions, type FakeDiscord, type FakeGuild, type FakeUser, type InteractionHandle, type StoredMessage } from '../fake-discord/index.ts';
 import { type BotFarm, startBotFarm, stopBotFarm } from '../helpers/bot-farm.ts';
@@ -199,6 +200,45 @@ describe.each(BACKENDS)('job rights across servers (%s)', (backend) => {
       const reply = await run.waitForOriginal((m) => Boolean(m.content), 10_000);
       expect(reply.content).toBe(notOneOfYours(privateId, 'cancel'));
       expect((await getJob(farm, privateId))?.status).toBe('queued');
+    });
+  });
+
+  describe('a private thread: a moderator who has not joined it has no rights on a job made there', () => {
+    const UNCHECKED = "I couldn't check with Discord just now whether you may act on that job, so nothing was done; try again in a moment.";
+    /** A queued job of Alice's in a new private thread of #renders that she and `members` have joined. */
+    async function jobInPrivateThread(name: string, members: FakeUser[]): Promise<number> {
+      const thread = fake.addThread({ name, parent: 'renders', type: ChannelType.PrivateThread, owner: alice, members }, home.id);
+      const made = fake.sendSlashCommand({ commandName: 'blend', user: alice, guildId: home.id, channelId: thread.id, options: { from: `the plans in ${name}`, to: 'a city of glass at noon', quality: 'draft', duration: 1 } });
+      return jobIdOn(await made.waitForOriginal(isQueued, 10_000), 'cancel');
+    }
+    const cancelFromRenders = async (job: number) =>
+      (await fake.sendSlashCommand({ commandName: 'cancel', user: moderator, guildId: home.id, options: { job } }).waitForOriginal((m) => Boolean(m.content), 10_000)).content;
+
+    it('not joined: /cancel and a Cancel button from #renders get the one answer, and the job stays', async () => {
+      const id = await jobInPrivateThread('secret-plans', []);
+      expect(await cancelFromRenders(id)).toBe(notOneOfYours(id, 'cancel'));
+      const press = fake.pressButton({ messageId: finished.id, customId: `bf:cancel:${id}`, user: moderator, replayed: true });
+      expect(String((await press.waitForResponse()).data?.content)).toBe(notOneOfYours(id, 'cancel'));
+      expect((await getJob(farm, id))?.status).toBe('queued');
+    });
+
+    it('joined: the moderator may cancel it from #renders', async () => {
+      const id = await jobInPrivateThread('shared-plans', [moderator]);
+      expect(await cancelFromRenders(id)).toMatch(new RegExp(`^Cancelled job #${id}`));
+      expect((await getJob(farm, id))?.status).toBe('cancelled');
+    });
+
+    it('when Discord will not say (refused, or too slow), nothing is done and they are told so', async () => {
+      const id = await jobInPrivateThread('unchecked-plans', [moderator]);
+      fake.failNext({ route: '/channels/:channelId/thread-members/:userId', method: 'GET', status: 403 });
+      expect(await cancelFromRenders(id)).toBe(UNCHECKED);
+      // Rate limited for 5 s: given up after THREAD_ACCESS_CHECK_MS, in time for a button's 3 s.
+      fake.failNext({ route: '/channels/:channelId/thread-members/:userId', method: 'GET', status: 429, retryAfter: 5 });
+      const press = fake.pressButton({ messageId: finished.id, customId: `bf:cancel:${id}`, user: moderator, replayed: true });
+      const r = await press.waitForResponse(6000);
+      expect(r.latencyMs).toBeLessThan(3000);
+      expect([r.type, r.ephemeral, String(r.data?.content)]).toEqual([4, true, UNCHECKED]);
+      expect((await getJob(farm, id))?.status).toBe('queued');
     });
   });
 

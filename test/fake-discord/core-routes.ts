@@ -67,6 +67,13 @@ export class CoreRoutes extends RouteGroup {
 
     add('GET', '/channels/:channelId', (c) => ok(apiChannel(this.channel(c))));
     add('PATCH', '/channels/:channelId', (c) => this.editThread(c));
+    // A thread's member: 404 / 10007 for anyone who has not joined it, as on Discord.
+    add('GET', '/channels/:channelId/thread-members/:userId', (c) => {
+      const channel = this.channel(c);
+      if (!channel.thread) throw Errors.badRequest('that channel is not a thread');
+      if (!channel.thread.memberIds.has(c.params.userId)) throw Errors.unknownMember();
+      return ok({ id: channel.id, user_id: c.params.userId, join_timestamp: channel.thread.archiveTimestamp, flags: 0 });
+    });
     add('POST', '/channels/:channelId/typing', (c) => (this.textChannel(c), noContent));
     add('GET', '/channels/:channelId/messages', (c) => this.listMessages(c));
     add('POST', '/channels/:channelId/messages', (c) => this.createChannelMessage(c));

@@ -53,6 +53,8 @@ export interface FakeThreadState {
   /** ISO time the archived state last changed. */
   archiveTimestamp: string;
   ownerId: string;
+  /** Who has joined it (its starter and ThreadInit.members): in a private thread only they, and those with Manage Threads, see it. */
+  memberIds: Set<string>;
 }
 
 export interface FakeGuild {

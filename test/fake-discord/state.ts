@@ -42,6 +42,8 @@ export interface ThreadInit {
   locked?: boolean;
   /** Who started it (default the server's owner). */
   owner?: FakeUser;
+  /** Who else has joined it (GET /channels/:id/thread-members/:userId answers for them, 404 / 10007 for anyone else). */
+  members?: FakeUser[];
 }
 
 export interface GuildInit {
@@ -217,7 +219,7 @@ export class FakeState {
       position: 0,
       parentId: parent.id,
       topic: null,
-      thread: { archived: init.archived ?? false, locked: init.locked ?? false, archiveTimestamp: new Date().toISOString(), ownerId: init.owner?.id ?? guild.ownerId },
+      thread: { archived: init.archived ?? false, locked: init.locked ?? false, archiveTimestamp: new Date().toISOString(), ownerId: init.owner?.id ?? guild.ownerId, memberIds: new Set([init.owner?.id ?? guild.ownerId, ...(init.members ?? []).map((u) => u.id)]) },
       overwrites: [],
     };
     guild.channels.push(channel);
