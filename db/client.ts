@@ -2,6 +2,7 @@
 //   DATABASE_URL set   -> node-postgres Pool (many processes, many machines)
 //   DATABASE_URL unset -> embedded PGlite in a local data directory (zero setup, one process)
 // Farm code only sees `FarmDb`: a drizzle database plus LISTEN support and close().
+import fs from 'node:fs';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
@@ -181,6 +182,7 @@ async function openPostgres(url: string, options: OpenDatabaseOptions): Promise<
 async function openPglite(dataDir: string, options: OpenDatabaseOptions): Promise<FarmDb> {
   const inMemory = dataDir === IN_MEMORY;
   const resolved = inMemory ? IN_MEMORY : path.resolve(dataDir);
+  if (!inMemory) prepareDataDir(resolved);
   const lock: DataDirLock | undefined = inMemory ? undefined : lockDataDir(resolved);
   let client: PGlite;
   try {
@@ -208,6 +210,37 @@ async function openPglite(dataDir: string, options: OpenDatabaseOptions): Promis
       }
     },
   };
+}
+
+/**
+ * Start-up check of the PGlite folder: it is created one level at a time (Node's recursive mkdir
+ * loops forever under /proc, so `BLENDFARM_DATA_DIR=/proc/x` hung start-up) and a file is written
+ * and removed in it, so a folder this process cannot create or write into (read-only, another
+ * user's, a pseudo file system) fails at once with the setting's name and what to do, rather than
+ * hanging or failing later inside PGlite.
+ */
+function prepareDataDir(dir: string): void {
+  const fail = (error: unknown): never => {
+    const why = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    throw new Error(
+      `BLENDFARM_DATA_DIR=${dir}: PGlite cannot write there (${why}). Set BLENDFARM_DATA_DIR to a folder this process may create and write to (default ${DEFAULT_PGLITE_DIR}), or set DATABASE_URL to use Postgres instead.`,
+      { cause: error },
+    );
+  };
+  try {
+    const missing: string[] = [];
+    for (let at = dir; !fs.existsSync(at); at = path.dirname(at)) {
+      missing.unshift(at);
+      if (path.dirname(at) === at) break;
+    }
+    for (const folder of missing) fs.mkdirSync(folder);
+    if (!fs.statSync(dir).isDirectory()) throw new Error('it is a file, not a folder');
+    const probe = path.join(dir, `.blendfarm-write-test-${process.pid}`);
+    fs.writeFileSync(probe, '');
+    fs.rmSync(probe, { force: true });
+  } catch (error) {
+    fail(error);
+  }
 }
 
 function quoteIdent(name: string): string {
