@@ -14,11 +14,14 @@ import { format } from 'node:util';
 import pino, { type Logger } from 'pino';
 import pretty from 'pino-pretty';
 import { REDACTED, redactConnectionString } from '../config/redact.ts';
+import { settings, type Config } from '../config/index.ts';
 
 export type { Logger } from 'pino';
 export { REDACTED };
 
-const SECRET_KEYS = ['token', 'password', 'authorization', 'cookie', 'secret', 'interactionToken', 'discordToken', 'databaseUrl', 'statusToken', 'DATABASE_URL', 'DISCORD_TOKEN'];
+/** The settings marked `secret` in config/settings.ts: the one list of secret settings. */
+const SECRET_SETTINGS = Object.entries(settings).filter(([, spec]) => (spec as { secret?: boolean }).secret);
+const SECRET_KEYS = ['token', 'password', 'authorization', 'cookie', 'secret', 'interactionToken', ...SECRET_SETTINGS.flatMap(([key, spec]) => [key, spec.env])];
 const REDACT_PATHS = [...SECRET_KEYS, ...SECRET_KEYS.map((k) => `*.${k}`), 'req.headers.authorization', 'req.headers.cookie'];
 
 export interface LoggerOptions {
@@ -42,6 +45,18 @@ export function urlPassword(url: string | undefined): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The values to hide (`secrets`) for a process with this configuration: every setting marked
+ * `secret` in config/settings.ts; of a connection string (DATABASE_URL), its password, so logs
+ * still say where the database is. Every process's logger takes its secrets from here.
+ */
+export function secretsOf(config: Partial<Config>): string[] {
+  return SECRET_SETTINGS.map(([key]) => config[key as keyof Config])
+    .filter((v): v is string => typeof v === 'string' && v !== '')
+    .map((v) => (/^[a-z][a-z0-9+.-]*:\/\//i.test(v) ? urlPassword(v) : v))
+    .filter((v): v is string => v !== undefined);
 }
 
 /** Removes every known secret and connection-string password from one line of output (JSON or text). */

@@ -10,7 +10,7 @@ import { type Housekeeping, startHousekeeping } from '../../farm/index.ts';
 import { loadRenderer, rendererSpecFrom } from '../worker/load-renderer.ts';
 import { startBot } from '../../bot/bot.ts';
 import { loadBotConfig } from './bot-config.ts';
-import { createLogger, lineLogger, routeConsole, urlPassword } from '../log.ts';
+import { createLogger, lineLogger, routeConsole, secretsOf } from '../log.ts';
 import { createRegistry, type Ops, startOps, watchDiscordRest } from '../http/ops.ts';
 import { renderMetrics } from '../http/render-metrics.ts';
 import { opsListen, shardOf } from '../http/listen.ts';
@@ -18,7 +18,7 @@ import { opsListen, shardOf } from '../http/listen.ts';
 async function main(): Promise<void> {
   const config = loadBotConfig();
   // One JSON line per event (readable on a terminal); secrets are scrubbed from every line.
-  const logger = createLogger({ name: 'bot', level: config.logLevel, format: config.logFormat, secrets: [config.discordToken, urlPassword(config.databaseUrl), config.statusToken] });
+  const logger = createLogger({ name: 'bot', level: config.logLevel, format: config.logFormat, secrets: secretsOf(config) });
   routeConsole(logger);
   const farmConfig = farmConfigFrom(config);
   const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });

@@ -17,7 +17,7 @@
 import { loadConfig, loadDotEnv } from '../../config/index.ts';
 import { defaultWorkerId, farmConfigFrom, openDatabase, startWorker } from '../../farm/index.ts';
 import { loadRenderer, rendererSpecFrom, warmedModelJobs } from './load-renderer.ts';
-import { createLogger, lineLogger, routeConsole, urlPassword } from '../log.ts';
+import { createLogger, lineLogger, routeConsole, secretsOf } from '../log.ts';
 import { createRegistry, type Ops, startOps } from '../http/ops.ts';
 import { renderMetrics } from '../http/render-metrics.ts';
 import { opsListen } from '../http/listen.ts';
@@ -32,7 +32,7 @@ async function main(): Promise<void> {
   const graceSeconds = settings.shutdownGraceSeconds ?? 30;
   const workerId = settings.workerId || defaultWorkerId();
   // One JSON line per event (readable on a terminal); secrets are scrubbed from every line.
-  const logger = createLogger({ name: 'worker', level: settings.logLevel, format: settings.logFormat, secrets: [urlPassword(settings.databaseUrl), settings.statusToken] }).child({ workerId });
+  const logger = createLogger({ name: 'worker', level: settings.logLevel, format: settings.logFormat, secrets: secretsOf(settings) }).child({ workerId });
   routeConsole(logger);
   const db = await openDatabase({ url: settings.databaseUrl ?? '', dataDir: settings.dataDir });
 

@@ -101,3 +101,41 @@ describe('HTTP settings', () => {
     expect(problems.join('\n')).not.toContain('short-tok');
   });
 });
+
+describe('secrets in every process', () => {
+  it('secretsOf covers every setting marked secret (the one list): each value, or a connection string\'s password', async () => {
+    const { settings } = await import('../../config/index.ts');
+    const { secretsOf } = await import('../../apps/log.ts');
+    const config = loadConfig({ DISCORD_TOKEN: 'aaaa.bbbb.cccc-token', DATABASE_URL: 'postgres://u:pw-4321@db/farm', BLENDFARM_STATUS_TOKEN: 'status-token-0123456789' });
+    expect(secretsOf(config).sort()).toEqual(['aaaa.bbbb.cccc-token', 'pw-4321', 'status-token-0123456789']);
+    const secret = Object.values(settings).filter((s) => (s as { secret?: boolean }).secret).map((s) => s.env);
+    expect(secret.sort()).toEqual(['BLENDFARM_STATUS_TOKEN', 'DATABASE_URL', 'DISCORD_TOKEN']);
+  });
+
+  it("the worker process's log lines hide DISCORD_TOKEN, as the bot's do", async () => {
+    const { spawn } = await import('node:child_process');
+    const token = 'MTIzNDU2Nzg5MDEyMzQ1Njc4.GhIjKl.worker-log-secret';
+    const child = spawn(process.execPath, ['--import', 'tsx', 'apps/worker/main.ts'], {
+      cwd: new URL('../..', import.meta.url).pathname,
+      // The worker id carries the token, so every line of the worker would show it unless scrubbed.
+      env: { ...process.env, DATABASE_URL: '', DISCORD_TOKEN: token, BLENDFARM_WORKER_ID: `w-${token}`, BLENDFARM_DATA_DIR: 'memory://', BLENDFARM_RENDERER: 'farm/fake-renderer.ts', BLENDFARM_LOG_FORMAT: 'json', BLENDFARM_HTTP_PORT: '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    const started = new Promise<void>((resolve) => {
+      const on = (d: Buffer) => {
+        out += d.toString();
+        if (out.includes('database:')) resolve();
+      };
+      child.stdout.on('data', on);
+      child.stderr.on('data', on);
+    });
+    const exited = new Promise((resolve) => child.on('close', resolve));
+    await Promise.race([started, exited]);
+    child.kill('SIGTERM');
+    await exited;
+    expect(out).toContain('database:');
+    expect(out).not.toContain('worker-log-secret');
+    expect(out).toContain('w-***');
+  }, 60_000);
+});
