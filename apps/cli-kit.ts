@@ -2,7 +2,7 @@
  * What every command-line program in apps/ shares: the usage error, numeric flags, and the one
  * top-level runner that turns errors into one line and an exit status.
  */
-import { ConfigError } from '../config/index.ts';
+import { ConfigError, settings } from '../config/index.ts';
 
 /** A bad command line: exit status 2, with the message (and, where the program has one, a pointer to --help). */
 export class UsageError extends Error {
@@ -72,4 +72,29 @@ export async function runCli(main: () => Promise<number | void>): Promise<number
   }
   process.exitCode = code;
   return code;
+}
+
+/**
+ * The command line of a long-running process that takes its settings from the environment (npm
+ * start, npm run worker, start:sharded, deploy-commands): `--help` (or -h) prints `usage` and
+ * exits 0, any other argument is refused with exit status 2, both before anything is read or
+ * connected. Nothing happens when there are no arguments.
+ */
+export function settingsOnlyArguments(command: string, usage: string, args: readonly string[] = process.argv.slice(2)): void {
+  if (args.length === 0) return;
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(usage.endsWith('\n') ? usage : `${usage}\n`);
+    process.exit(0);
+  }
+  process.stderr.write(`error: ${command} takes no arguments (its settings come from the environment or .env), got "${args[0]}"; run \`${command} -- --help\` for its settings.\n`);
+  process.exit(2);
+}
+
+/** Where every setting is explained: the end of each settings-only process's --help. */
+export const SETTINGS_DOCS = 'Every setting, with a one-line explanation and its default: .env.example (generated from config/settings.ts); copy it to .env. README.md, "Configuration" and "Running in production".';
+
+/** One line per setting for a --help text: its variable and its explanation, from config/settings.ts. */
+export function settingLines(keys: ReadonlyArray<keyof typeof settings>): string {
+  const width = Math.max(...keys.map((k) => settings[k].env.length));
+  return keys.map((k) => `  ${settings[k].env.padEnd(width)}  ${settings[k].help}`).join('\n');
 }

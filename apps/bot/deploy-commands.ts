@@ -5,6 +5,7 @@
 import { REST, Routes } from 'discord.js';
 import { commands } from '../../bot/commands/index.ts';
 import { loadBotConfig } from './bot-config.ts';
+import { SETTINGS_DOCS, settingLines, settingsOnlyArguments } from '../cli-kit.ts';
 
 export async function deployCommands(opts: { token: string; guildId?: string; apiBase?: string }): Promise<{ scope: string; count: number }> {
   const rest = new REST(opts.apiBase ? { api: opts.apiBase } : {}).setToken(opts.token);
@@ -16,6 +17,17 @@ export async function deployCommands(opts: { token: string; guildId?: string; ap
 }
 
 if (process.argv[1]?.endsWith('deploy-commands.ts')) {
+  settingsOnlyArguments(
+    'npm run deploy-commands',
+    `Usage: npm run deploy-commands
+
+Registers the bot's slash commands with Discord. It takes no arguments; the settings it reads:
+
+${settingLines(['discordToken', 'discordGuildId', 'discordApiBase'])}
+
+${SETTINGS_DOCS}
+`,
+  );
   const config = loadBotConfig();
   try {
     const r = await deployCommands({ token: config.discordToken, guildId: config.discordGuildId, apiBase: config.discordApiBase });

@@ -14,6 +14,19 @@ import { createLogger, lineLogger, routeConsole, secretsOf } from '../log.ts';
 import { createRegistry, type Ops, startOps, watchDiscordRest } from '../http/ops.ts';
 import { renderMetrics } from '../http/render-metrics.ts';
 import { opsListen, shardOf } from '../http/listen.ts';
+import { SETTINGS_DOCS, settingLines, settingsOnlyArguments } from '../cli-kit.ts';
+
+const USAGE = `Usage: npm start
+
+Runs the Discord bot, an embedded database (PGlite, unless DATABASE_URL is set) and, by default,
+one render worker in this process. It takes no arguments; the settings it reads most:
+
+${settingLines(['discordToken', 'discordApiBase', 'databaseUrl', 'dataDir', 'localWorkers', 'modelDir', 'executionProvider', 'httpPort', 'httpHost', 'statusToken', 'logLevel', 'logFormat'])}
+
+plus the farm's settings (budgets, leases, retention: BLENDFARM_*). ${SETTINGS_DOCS}
+`;
+
+settingsOnlyArguments('npm start', USAGE);
 
 async function main(): Promise<void> {
   const config = loadBotConfig();

@@ -13,6 +13,7 @@ import { DiscordAPIError, REST, type RESTGetAPIGatewayBotResult, Routes, type Sh
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { loadBotConfig } from './bot-config.ts';
+import { SETTINGS_DOCS, settingLines, settingsOnlyArguments } from '../cli-kit.ts';
 
 /** discord.js's default pause between two shard starts: Discord allows one IDENTIFY per 5 s per bucket. */
 const IDENTIFY_INTERVAL_MS = 5500;
@@ -30,6 +31,18 @@ function fail(message: string): never {
   process.exit(1);
 }
 
+settingsOnlyArguments(
+  'npm run start:sharded',
+  `Usage: npm run start:sharded
+
+Runs one bot process (npm start) per Discord gateway shard; render workers run separately
+(npm run worker). It takes no arguments; the settings it reads most:
+
+${settingLines(['discordToken', 'databaseUrl', 'shards', 'discordApiBase', 'localWorkers', 'httpPort'])}
+
+Each shard process gets this environment. ${SETTINGS_DOCS}
+`,
+);
 const config = loadBotConfig();
 if (!config.databaseUrl) fail('sharding runs several bot processes, which need a shared Postgres: set DATABASE_URL.');
 const apiBase = config.discordApiBase;

@@ -22,6 +22,19 @@ import { createRegistry, type Ops, startOps } from '../http/ops.ts';
 import { renderMetrics } from '../http/render-metrics.ts';
 import { opsListen } from '../http/listen.ts';
 import { ModelReadiness } from './model-readiness.ts';
+import { SETTINGS_DOCS, settingLines, settingsOnlyArguments } from '../cli-kit.ts';
+
+const USAGE = `Usage: npm run worker
+
+Runs one render worker: it claims jobs from the farm's database and renders them. It takes no
+arguments; the settings it reads most:
+
+${settingLines(['databaseUrl', 'dataDir', 'modelDir', 'executionProvider', 'deviceId', 'workerConcurrency', 'workerId', 'shutdownGraceSeconds', 'spoolDir', 'renderer', 'httpPort', 'logLevel', 'logFormat'])}
+
+plus the farm's settings (leases, heartbeat, retention: BLENDFARM_*). ${SETTINGS_DOCS}
+`;
+
+settingsOnlyArguments('npm run worker', USAGE);
 
 async function main(): Promise<void> {
   // Every setting is checked first, with one line per bad value.
