@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import sharp from 'sharp';
-import { DiffusionUpscaler, SuperResolutionUpscaler, upscaleVideo, VIDEO_FORMATS, type FrameUpscaler, type RawImage, type VideoFormat } from '../../engine/index.ts';
+import { DiffusionUpscaler, IMAGE_INPUT_FORMATS, probeVideo, SuperResolutionUpscaler, upscaleVideo, VIDEO_FORMATS, type FrameUpscaler, type RawImage, type VideoFormat } from '../../engine/index.ts';
 import {
   DEFAULT_SUPER_RESOLUTION_MODEL,
   SUPER_RESOLUTION_MODELS,
@@ -19,7 +19,8 @@ import { COMMON_OPTIONS, EP_CHOICES, loadCliConfig, outputFile, parseEp, SEED_FL
 import { numberOption, runCli, UsageError } from '../cli-kit.ts';
 
 const MODEL_NAMES = [...SUPER_RESOLUTION_MODELS.map((m) => m.name), 'x4-diffusion'];
-const IMAGE_FORMATS = ['png', 'jpg', 'jpeg', 'webp'];
+/** File extensions of the pictures it takes: the engine's formats, and jpg for jpeg. */
+const IMAGE_FORMATS: string[] = [...IMAGE_INPUT_FORMATS, 'jpg'];
 
 const HELP = `Usage: npm run upscale -- INPUT --out OUTPUT [options]
 
@@ -93,6 +94,15 @@ async function main(): Promise<void> {
   if (isImage && !IMAGE_FORMATS.includes(outExt)) throw new UsageError(`an image in gives an image out: --out must end in .png, .jpg or .webp, got "${out}"`);
   const videoOnly = (['crf', 'max-bytes'] as const).filter((flag) => values[flag] !== undefined).map((flag) => `--${flag}`);
   if (isImage && videoOnly.length) throw new UsageError(`${videoOnly.join(' and ')} ${videoOnly.length === 1 ? 'is' : 'are'} for videos; ${input} is an image`);
+  if (!isImage) {
+    // Read here, by the user's own file name: the engine reads the bytes through a temporary file,
+    // whose name its error would carry.
+    await probeVideo(input, { countPackets: true }).catch((error: unknown) => {
+      throw new UsageError(
+        `${input} is neither a picture nor a video that can be read (${(error as Error).message}); give a picture (${IMAGE_INPUT_FORMATS.join(', ')}) or a video (${VIDEO_FORMATS.join(', ')})`,
+      );
+    });
+  }
   if (!isImage && !VIDEO_FORMATS.includes(outExt as VideoFormat)) throw new UsageError(`a video in gives a video out: --out must end in ${VIDEO_FORMATS.map((f) => `.${f}`).join(', ')}, got "${out}"`);
 
   const config = loadCliConfig();

@@ -3,10 +3,10 @@
  * in gives video out (every frame, 2x), --json prints a summary, x4-diffusion runs with its test model.
  */
 import { describe, expect, it } from 'vitest';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { encodeVideo, probeVideo, type RawImage } from '../../../engine/index.ts';
+import { encodeVideo, IMAGE_INPUT_FORMATS, probeVideo, VIDEO_FORMATS, type RawImage } from '../../../engine/index.ts';
 import { ensureX4TestModel } from '../../../models/x4-upscaler-test.ts';
 import { ROOT, runCli } from '../../helpers/cli.ts';
 import { useTempDir } from '../../helpers/temp-dir.ts';
@@ -97,5 +97,15 @@ describe('npm run upscale', () => {
     expect(badScale.stderr).toMatch(/--scale must be one of 2, 3, 4, 8/);
     const wrongOut = await cli([CROP, '--out', join(dir, 'x.mp4')]);
     expect(wrongOut.stderr).toMatch(/an image in gives an image out/);
+  });
+
+  it('names the user\'s file, and the formats it takes, for a file that is neither a picture nor a video', async () => {
+    const notes = join(dir, 'notes.txt');
+    await writeFile(notes, 'hello, not a picture\n');
+    const r = await cli([notes, '--out', join(dir, 'notes-up.mp4')]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`error: ${notes} is neither a picture nor a video that can be read`);
+    expect(r.stderr).toContain(`give a picture (${IMAGE_INPUT_FORMATS.join(', ')}) or a video (${VIDEO_FORMATS.join(', ')})`);
+    expect(r.stderr).not.toContain('blendfarm-probe');
   });
 });
