@@ -53,6 +53,8 @@ export { RenderCancelledError } from './pipeline/denoise.ts';
 export type { TransitionOptions, TransitionResult, TransitionProgress, Crossfeed, Endpoint, BranchRecord } from './blend/transition.ts';
 export { renderMovie, transitionModes, MAX_MOVIE_PROMPTS, MIN_MOVIE_PROMPTS, type MovieOptions, type MovieResult, type TransitionMode } from './blend/movie.ts';
 export { renderWalk, walkModes, type WalkMode } from './blend/walks.ts';
+export { MIN_WALK_FRAMES, MAX_WALK_FRAMES, DEFAULT_WALK_FRAMES } from './blend/walks.ts';
+export { MIN_FPS, MAX_FPS, MAX_SEGMENT_SECONDS } from './video/rules.ts';
 export { createPerceptualMetric, BuiltinPerceptualMetric, BUILTIN_METRIC, builtinDistance, ONNX_METRIC_PIXELS_PER_CALL, OnnxBuiltinMetric, OnnxLpipsMetric, type PerceptualMetric, type PerceptualMetricOptions } from './blend/perceptual.ts';
 export { segmentsToVideo, type VideoOptions } from './blend/video.ts';
 export { encodeVideo, probeVideo, decodeVideoFrames, resolveFfmpeg, resolveFfprobe, VIDEO_FORMATS, VideoTooLargeError, type VideoFormat } from './video/index.ts';

@@ -6,6 +6,12 @@ import { parseArgs } from 'node:util';
 import { readFile, stat } from 'node:fs/promises';
 import {
   DEFAULT_IMAGE_STRENGTH,
+  DEFAULT_WALK_FRAMES,
+  MAX_FPS,
+  MAX_SEGMENT_SECONDS,
+  MAX_WALK_FRAMES,
+  MIN_FPS,
+  MIN_WALK_FRAMES,
   MASK_PRESETS,
   MAX_MOVIE_PROMPTS,
   StableDiffusionPipeline,
@@ -26,6 +32,12 @@ import { builtinPerceptualGraph } from '../../models/perceptual-graph.ts';
 import { ProgressBar } from './progress.ts';
 import { chooseModel, COMMON_OPTIONS, EP_CHOICES, loadCliConfig, outputFile, parseEp, SEED_FLAG, videoFormatOption } from './common.ts';
 import { choiceOption, numberOption, UsageError } from '../cli-kit.ts';
+
+/** The command line's video defaults (the engine's rules bound them: MIN_FPS..MAX_FPS, MAX_SEGMENT_SECONDS). */
+const DEFAULT_DURATION = 4;
+const DEFAULT_FPS = 24;
+/** Seconds of one segment on the command line: the engine's longest, from a tenth of a second. */
+const DURATION_RANGE = { min: 0.1, max: MAX_SEGMENT_SECONDS };
 
 const BLEND_PICTURE_HELP = [
   '--image-a FILE        start from this picture (PNG/JPEG/WebP): prompt A re-renders it (img2img)',
@@ -48,13 +60,13 @@ function help(kind: 'blend' | 'movie'): string {
 Options:
   --out FILE            video file to write (default: ${kind === 'blend' ? 'transition' : 'movie'}.<format>)
   --format NAME         ${VIDEO_FORMATS.join(' | ')} (default: from --out's extension, else mp4)
-  --duration S          seconds ${kind === 'blend' ? 'of video' : 'per segment'} (default: 4)${kind === 'movie' ? '\n  --durations S,S,...   seconds for each segment' : ''}
-  --fps N               frames per second (default: 24)
+  --duration S          seconds ${kind === 'blend' ? 'of video' : 'per segment'} up to ${MAX_SEGMENT_SECONDS} (default: ${DEFAULT_DURATION})${kind === 'movie' ? '\n  --durations S,S,...   seconds for each segment' : ''}
+  --fps N               frames per second, ${MIN_FPS}..${MAX_FPS} (default: ${DEFAULT_FPS})
   --branches N          budget: images in the tree per transition, both ends included (default: 15)
   --seconds S           budget instead: compute seconds per transition, from measured step times
   --depth D             depth strength 0..1: where the tree branches (default: the model's, 0.5)
   --mode NAME           ${transitionModes.join(' | ')} (default: latent-blend)
-  --walk-frames N       distinct frames per segment for the walk modes (default: 12)
+  --walk-frames N       distinct frames per segment for the walk modes, ${MIN_WALK_FRAMES}..${MAX_WALK_FRAMES} (default: ${DEFAULT_WALK_FRAMES})
   ${kind === 'blend' ? `--seed-a N            seed of prompt A, ${SEED_FLAG.min}..${SEED_FLAG.max} (default: drawn and printed)\n  --seed-b N            seed of prompt B` : `--seeds N,N,...       one seed per prompt, each ${SEED_FLAG.min}..${SEED_FLAG.max} (default: drawn and printed)`}
   ${kind === 'blend' ? BLEND_PICTURE_HELP : MOVIE_PICTURE_HELP}
   --inpaint FILE        inpainting transition (needs an inpainting --model): keep this picture outside the mask
@@ -92,7 +104,7 @@ const OTHER_COMMANDS_FLAGS: Record<'blend' | 'movie', Record<string, string>> = 
 };
 
 const splitNumbers = (name: string, raw: string | undefined, integer: boolean) =>
-  raw === undefined ? undefined : raw.split(',').map((v) => numberOption(name, v.trim(), integer ? SEED_FLAG : { min: 0.1, max: 600 })!);
+  raw === undefined ? undefined : raw.split(',').map((v) => numberOption(name, v.trim(), integer ? SEED_FLAG : DURATION_RANGE)!);
 
 export async function runTransitionCli(kind: 'blend' | 'movie', argv = process.argv.slice(2)): Promise<void> {
   const { values, positionals } = parseArgs({
@@ -175,8 +187,8 @@ export async function runTransitionCli(kind: 'blend' | 'movie', argv = process.a
   if (values.durations !== undefined && values.duration !== undefined) throw new UsageError('give either --duration (every segment) or --durations (one per segment), not both');
   const durations = splitNumbers('durations', values.durations, false);
   if (durations && durations.length !== prompts.length - 1) throw new UsageError(`--durations needs one value per segment (${prompts.length - 1}), got ${durations.length}`);
-  const duration = durations ?? numberOption('duration', values.duration, { min: 0.1, max: 600 }) ?? 4;
-  const fps = numberOption('fps', values.fps, { min: 1, max: 120 }) ?? 24;
+  const duration = durations ?? numberOption('duration', values.duration, DURATION_RANGE) ?? DEFAULT_DURATION;
+  const fps = numberOption('fps', values.fps, { min: MIN_FPS, max: MAX_FPS }) ?? DEFAULT_FPS;
   const maxBytes = numberOption('max-bytes', values['max-bytes'], { integer: true, min: 1024 });
 
   const pictureFlags: RequestImage[] = [];
@@ -242,7 +254,7 @@ export async function runTransitionCli(kind: 'blend' | 'movie', argv = process.a
       prompts,
       seeds,
       mode,
-      walkFrames: numberOption('walk-frames', values['walk-frames'], { integer: true, min: 2, max: 600 }),
+      walkFrames: numberOption('walk-frames', values['walk-frames'], { integer: true, min: MIN_WALK_FRAMES, max: MAX_WALK_FRAMES }),
       negativePrompt: values.negative,
       steps: numberOption('steps', values.steps, { integer: true, min: 2, max: 1000 }),
       guidance: numberOption('guidance', values.guidance, { min: 0, max: 50 }),

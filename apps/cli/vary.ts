@@ -1,7 +1,7 @@
 /** npm run vary -- picture.png --out variations.mp4 (see --help) */
 import { parseArgs } from 'node:util';
 import { readFile, stat } from 'node:fs/promises';
-import { DEFAULT_VARIATION_FPS, ImageVariationPipeline, VIDEO_FORMATS, renderVariationVideo, schedulerKinds, variationDefaults } from '../../engine/index.ts';
+import { DEFAULT_VARIATION_FPS, ImageVariationPipeline, MAX_FPS, MAX_VARIATION_FRAMES, MIN_FPS, VIDEO_FORMATS, renderVariationVideo, schedulerKinds, variationDefaults } from '../../engine/index.ts';
 import { ProgressBar } from './progress.ts';
 import { COMMON_OPTIONS, EP_CHOICES, loadCliConfig, outputFile, parseEp, SEED_FLAG, videoFormatOption } from './common.ts';
 import { choiceOption, numberOption, runCli, UsageError } from '../cli-kit.ts';
@@ -17,7 +17,7 @@ positive prompts and away from the negative ones.
 Options:
   --out FILE            video file to write (default: variations.<format>)
   --format NAME         ${VIDEO_FORMATS.join(' | ')} (default: from --out's extension, else mp4)
-  --frames N            generations after the first variation (default: ${d.variations})
+  --frames N            generations after the first variation, 1..${MAX_VARIATION_FRAMES} (default: ${d.variations})
   --intermediate N      frames per generation, the variation included; the others lerp embedding and noise (default: ${d.intermediate}; 1 = none)
   --noise-shift P       how far the noise moves per generation: 1 = fresh noise, 0 = the same noise (default: ${d.noiseShift})
   --steps N             denoising steps (default: the model's, 20)
@@ -28,7 +28,7 @@ Options:
   --clip-negative S     CLIP guidance scale away from the negative prompts (default: ${d.negativeScale})
   --opt-repeats N       CLIP guidance gradient steps per generation; 0 turns guidance off (default: ${d.repeats})
   --seed N              noise seed (default: drawn and printed)
-  --fps N               frames per second (default: ${DEFAULT_VARIATION_FPS})
+  --fps N               frames per second, ${MIN_FPS}..${MAX_FPS} (default: ${DEFAULT_VARIATION_FPS})
   --width W, --height H frame size in pixels (default: the model's); the picture is scaled to fill it and centre-cropped
   --scheduler NAME      ${schedulerKinds.join(' | ')}
   --max-bytes N         fit the file under N bytes
@@ -94,7 +94,7 @@ export async function runVaryCli(argv = process.argv.slice(2)): Promise<void> {
     pipe,
     {
       image,
-      variations: numberOption('frames', values.frames, { integer: true, min: 1, max: 600 }),
+      variations: numberOption('frames', values.frames, { integer: true, min: 1, max: MAX_VARIATION_FRAMES }),
       intermediate: numberOption('intermediate', values.intermediate, { integer: true, min: 1, max: 60 }),
       noiseShift: numberOption('noise-shift', values['noise-shift'], { min: 0, max: 1 }),
       steps: numberOption('steps', values.steps, { integer: true, min: 1, max: 1000 }),
@@ -107,7 +107,7 @@ export async function runVaryCli(argv = process.argv.slice(2)): Promise<void> {
         repeats: numberOption('opt-repeats', values['opt-repeats'], { integer: true, min: 0, max: 100 }),
       },
       seed: numberOption('seed', values.seed, SEED_FLAG),
-      fps: numberOption('fps', values.fps, { min: 1, max: 120 }),
+      fps: numberOption('fps', values.fps, { min: MIN_FPS, max: MAX_FPS }),
       width: numberOption('width', values.width, { integer: true, min: 64, max: 4096 }),
       height: numberOption('height', values.height, { integer: true, min: 64, max: 4096 }),
       format,

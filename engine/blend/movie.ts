@@ -8,7 +8,7 @@ import type { RawImage } from '../image.ts';
 import { drawSeed } from '../noise.ts';
 import { InvalidRequestError } from '../errors.ts';
 import { LatentBlender, type Endpoint, type EndpointImage, type TransitionOptions, type TransitionProgress, type TransitionResult } from './transition.ts';
-import { renderWalk, type WalkMode } from './walks.ts';
+import { DEFAULT_WALK_FRAMES, renderWalk, type WalkMode } from './walks.ts';
 import type { PerceptualMetric } from './perceptual.ts';
 
 export type TransitionMode = 'latent-blend' | WalkMode;
@@ -121,7 +121,7 @@ export async function renderMovie(pipe: StableDiffusionPipeline, opts: MovieOpti
         promptB: prompts[i + 1],
         seedA: chained ? seeds[i] : seeds[0],
         seedB: chained ? seeds[i + 1] : seeds[1],
-        frames: opts.walkFrames ?? 12,
+        frames: opts.walkFrames ?? DEFAULT_WALK_FRAMES,
         onFrames: (done, total) => progress({ framesDone: done, framesTotal: total }),
       });
       branches += w.frames.length - (i > 0 ? 1 : 0);

@@ -62,11 +62,16 @@ interface FrameJob {
   mix?: number;
 }
 
+/** Distinct frames per segment of a walk mode: the range, and the default when a caller leaves it out. */
+export const MIN_WALK_FRAMES = 2;
+export const MAX_WALK_FRAMES = 600;
+export const DEFAULT_WALK_FRAMES = 12;
+
 export async function renderWalk(pipe: StableDiffusionPipeline, opts: WalkOptions): Promise<WalkResult> {
   const r = pipe.resolve({ prompt: opts.promptA, steps: opts.steps, guidance: opts.guidance, width: opts.width, height: opts.height, seed: opts.seedA, scheduler: opts.scheduler });
   const seedB = opts.seedB ?? drawSeed();
   if (!walkModes.includes(opts.mode)) throw new InvalidRequestError(`unknown transition mode "${String(opts.mode)}"; use one of ${walkModes.join(', ')}`);
-  if (!Number.isInteger(opts.frames) || opts.frames < 2 || opts.frames > 600) throw new InvalidRequestError(`frames must be a whole number from 2 to 600, got ${opts.frames}`);
+  if (!Number.isInteger(opts.frames) || opts.frames < MIN_WALK_FRAMES || opts.frames > MAX_WALK_FRAMES) throw new InvalidRequestError(`frames must be a whole number from ${MIN_WALK_FRAMES} to ${MAX_WALK_FRAMES}, got ${opts.frames}`);
   const { cond: cA, uncond } = await pipe.encodePrompt(opts.promptA, opts.negativePrompt ?? '');
   const { cond: cB } = await pipe.encodePrompt(opts.promptB, opts.negativePrompt ?? '');
   // Latent size from the model's own VAE scale factor (not every VAE downsamples 8x).

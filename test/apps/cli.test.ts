@@ -7,7 +7,7 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
-import { MAX_SEED, VIDEO_FORMATS } from '../../engine/index.ts';
+import { DEFAULT_WALK_FRAMES, MAX_FPS, MAX_SEED, MAX_SEGMENT_SECONDS, MAX_VARIATION_FRAMES, MAX_WALK_FRAMES, MIN_FPS, MIN_WALK_FRAMES, VIDEO_FORMATS } from '../../engine/index.ts';
 import { probeVideo } from '../../engine/video/probe.ts';
 import { runCli } from '../helpers/cli.ts';
 import { useTempDir } from '../helpers/temp-dir.ts';
@@ -170,6 +170,29 @@ describe('a flag the command does not know, or one without its value, is a bad c
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(message);
     expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+});
+
+describe("the CLIs' video ranges are the engine's rules (engine/video/rules.ts, walks, variations), written once", () => {
+  it.each([
+    ['blend.ts', ['a', 'b', '--fps', String(MAX_FPS + 1)], `--fps must be a number from ${MIN_FPS} to ${MAX_FPS}`],
+    ['movie.ts', ['a', 'b', '--duration', String(MAX_SEGMENT_SECONDS + 1)], `--duration must be a number from 0.1 to ${MAX_SEGMENT_SECONDS}`],
+    ['movie.ts', ['a', 'b', 'c', '--durations', `1,${MAX_SEGMENT_SECONDS + 1}`], `--durations must be a number from 0.1 to ${MAX_SEGMENT_SECONDS}`],
+    ['blend.ts', ['a', 'b', '--mode', 'circular', '--walk-frames', String(MAX_WALK_FRAMES + 1)], `--walk-frames must be a whole number from ${MIN_WALK_FRAMES} to ${MAX_WALK_FRAMES}`],
+  ])('%s %j is refused with the engine\'s range', async (script, args, message) => {
+    const r = await cli(script, args);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`error: ${message}`);
+  });
+
+  it('--help states the ranges from the same constants', async () => {
+    const movie = (await cli('movie.ts', ['--help'])).stdout;
+    expect(movie).toContain(`frames per second, ${MIN_FPS}..${MAX_FPS}`);
+    expect(movie).toContain(`up to ${MAX_SEGMENT_SECONDS}`);
+    expect(movie).toContain(`${MIN_WALK_FRAMES}..${MAX_WALK_FRAMES} (default: ${DEFAULT_WALK_FRAMES})`);
+    const vary = (await cli('vary.ts', ['--help'])).stdout;
+    expect(vary).toContain(`frames per second, ${MIN_FPS}..${MAX_FPS}`);
+    expect(vary).toContain(`1..${MAX_VARIATION_FRAMES}`);
   });
 });
 
