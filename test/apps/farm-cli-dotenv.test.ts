@@ -3,31 +3,20 @@
  * read (README "Configuration": copy .env.example to .env): it reads the same settings, so it
  * talks to the same farm, never to a fresh embedded database of its own.
  */
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { settings } from '../../config/index.ts';
-import { ROOT, TSX } from '../helpers/cli.ts';
+import { runTool } from '../helpers/cli.ts';
 import { useTempDir } from '../helpers/temp-dir.ts';
 
-const run = promisify(execFile);
 let dir: string;
 useTempDir('blendfarm-farm-dotenv-', (d) => (dir = d));
 
 /** The farm CLI in `dir`, with none of the settings in its environment (only `.env` gives them). */
-async function farm(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const spec of Object.values(settings)) delete env[spec.env];
-  try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', TSX, join(ROOT, 'apps/farm-cli/main.ts'), ...args], { cwd: dir, env, timeout: 60_000 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
+function farm(args: string[]) {
+  return runTool('apps/farm-cli/main.ts', args, { cwd: dir, env: Object.fromEntries(Object.values(settings).map((spec) => [spec.env, undefined])), timeoutMs: 60_000 });
 }
 
 describe('npm run farm reads .env', () => {

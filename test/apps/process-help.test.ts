@@ -1,34 +1,18 @@
 // `npm start`, `npm run worker`, `start:sharded` and `deploy-commands` take their settings from
 // the environment: --help prints the usage (the settings read, where they are explained) and exits
 // 0, any other argument exits 2, both before anything is opened or connected.
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { runTool } from '../helpers/cli.ts';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'blendfarm-help-'));
 const dataDir = path.join(tmp, 'pglite');
 
-function run(script: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const env: NodeJS.ProcessEnv = { ...process.env, DATABASE_URL: '', BLENDFARM_DATA_DIR: dataDir, BLENDFARM_HTTP_PORT: 'off', BLENDFARM_RENDERER: 'farm/fake-renderer.ts', DISCORD_API_BASE: 'http://127.0.0.1:9/api' };
-  delete env.DISCORD_TOKEN;
-  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  // A process that started instead of answering is stopped (and the test fails on its status).
-  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-  return new Promise((resolve) =>
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    }),
-  );
-}
+/** A process entry point with no database URL, its data folder in `tmp`, no Discord token and a closed Discord address. */
+const run = (script: string, args: string[]) =>
+  runTool(script, args, { env: { DATABASE_URL: '', BLENDFARM_DATA_DIR: dataDir, BLENDFARM_HTTP_PORT: 'off', BLENDFARM_RENDERER: 'farm/fake-renderer.ts', DISCORD_API_BASE: 'http://127.0.0.1:9/api', DISCORD_TOKEN: undefined }, timeoutMs: 20_000 });
 
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
@@ -39,7 +23,7 @@ describe.each([
   ['npm run deploy-commands', 'apps/bot/deploy-commands.ts', 'DISCORD_GUILD_ID'],
 ])('%s', (command, script, setting) => {
   it('--help prints its usage and settings and exits 0 without opening anything', async () => {
-    const r = await run(path.join(ROOT, script), ['--help']);
+    const r = await run(script, ['--help']);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(`Usage: ${command}`);
     expect(r.stdout).toContain(setting);
@@ -49,7 +33,7 @@ describe.each([
   }, 30_000);
 
   it('an unknown argument exits 2 naming it', async () => {
-    const r = await run(path.join(ROOT, script), ['--bogus']);
+    const r = await run(script, ['--bogus']);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(`error: ${command} takes no arguments`);
     expect(r.stderr).toContain('"--bogus"');

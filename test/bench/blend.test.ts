@@ -1,26 +1,9 @@
 // npm run bench:blend checks its command line as the other CLIs do (apps/cli-kit.ts): one line and
 // exit status 2 for a bad one, before any model is built or loaded.
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { runTool } from '../helpers/cli.ts';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-
-function bench(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/blend.ts', ...args], { cwd: ROOT, env: { ...process.env, DEBUG: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  // A benchmark that started instead of refusing is stopped (the test then fails on its status).
-  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-  return new Promise((resolve) =>
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    }),
-  );
-}
+const bench = (args: string[]) => runTool('bench/blend.ts', args, { env: { DEBUG: '' }, timeoutMs: 30_000 });
 
 describe('npm run bench:blend command line', () => {
   it.each([

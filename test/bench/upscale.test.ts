@@ -3,23 +3,11 @@
  * numbers: on a fresh clone it measures the CC0 photos in the repository (test/fixtures/photos), as
  * bench/results/upscale.md was; a folder that is not there is one line and exit 1. Nothing about speed.
  */
-import { execFile } from 'node:child_process';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { ROOT, TSX } from '../helpers/cli.ts';
+import { ROOT, runTool } from '../helpers/cli.ts';
 
-const run = promisify(execFile);
-
-async function bench(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', TSX, join(ROOT, 'bench/upscale.ts'), ...args], { cwd: ROOT, timeout: 120_000 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const bench = (args: string[]) => runTool('bench/upscale.ts', args);
 
 describe('npm run bench:upscale', () => {
   it('measures the photos in the repository by default', async () => {

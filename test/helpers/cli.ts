@@ -13,27 +13,39 @@ export const ROOT = new URL('../..', import.meta.url).pathname;
 export const TSX = pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href;
 
 export interface CliResult {
-  code: number;
+  /** null: killed (timed out). */
+  code: number | null;
   stdout: string;
   stderr: string;
+}
+
+/**
+ * Runs `script` (a path from the repository root) with tsx as a child node process and resolves
+ * with its exit code and output; a failing tool resolves too, with its code (null when it was
+ * killed at `timeoutMs`). `env` is added to this process's environment; an undefined value removes
+ * that variable.
+ */
+export async function runTool(script: string, args: string[], options: { cwd?: string; env?: Record<string, string | undefined>; timeoutMs?: number } = {}): Promise<CliResult> {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const [key, value] of Object.entries(options.env ?? {})) {
+    if (value === undefined) delete env[key];
+    else env[key] = value;
+  }
+  try {
+    const { stdout, stderr } = await run(process.execPath, ['--import', TSX, join(ROOT, script), ...args], { cwd: options.cwd ?? ROOT, env, timeout: options.timeoutMs ?? 120_000, killSignal: 'SIGKILL' });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as CliResult;
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
 }
 
 /**
  * Runs apps/cli/<script> with `args` in `cwd` (no model folder configured, no DEBUG, plus `env`)
  * and resolves with its exit code and output; a failing tool resolves too, with its code.
  */
-export async function runCli(script: string, args: string[], options: { cwd: string; env?: Record<string, string> }): Promise<CliResult> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', TSX, join(ROOT, 'apps/cli', script), ...args], {
-      cwd: options.cwd,
-      env: { ...process.env, BLENDFARM_MODEL_DIR: '', DEBUG: '', ...options.env },
-      timeout: 120_000,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as CliResult;
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
+export function runCli(script: string, args: string[], options: { cwd: string; env?: Record<string, string> }): Promise<CliResult> {
+  return runTool(join('apps/cli', script), args, { cwd: options.cwd, env: { BLENDFARM_MODEL_DIR: '', DEBUG: '', ...options.env } });
 }
 
 /**
