@@ -470,14 +470,35 @@ export class JobMessenger {
     this.log(`[bot] job ${job.id} given up: ${why}; marked undeliverable, telling user ${job.userId} by DM`);
     if (job.status === 'cancelled') return; // they cancelled it themselves; nothing to tell
     try {
-      await this.sendDirectMessage(job.userId, this.givenUpText(job, reason));
+      await this.sendDirectMessage(job.userId, this.givenUpText(job, reason, await this.serverName(job.guildId)));
     } catch (dmErr) {
       this.log(`[bot] job ${job.id}: the DM telling user ${job.userId} it could not be posted failed too: ${loggableError(dmErr)}`);
     }
   }
 
-  private givenUpText(job: Job, reason: UndeliverableReason): string {
-    const guild = job.guildId ? this.client.guilds.cache.get(job.guildId)?.name : undefined;
+  /**
+   * The server's name for a DM: from this process's cache, else asked of Discord (another shard
+   * serves it; any process may give a delivery up), waiting at most SERVER_NAME_WAIT_MS; undefined
+   * when it cannot be had (the DM then names the channel only).
+   */
+  private async serverName(guildId: string | null): Promise<string | undefined> {
+    if (!guildId) return undefined;
+    const cached = this.client.guilds.cache.get(guildId)?.name;
+    if (cached) return cached;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const asked = this.client.rest.get(Routes.guild(guildId)) as Promise<{ name?: unknown }>;
+    asked.catch(() => undefined);
+    try {
+      const guild = await Promise.race([asked, new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), SERVER_NAME_WAIT_MS)))]);
+      return typeof guild?.name === 'string' ? guild.name : undefined;
+    } catch {
+      return undefined;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private givenUpText(job: Job, reason: UndeliverableReason, guild: string | undefined): string {
     const where = job.channelId ? `<#${job.channelId}>${guild ? ` in **${escapeMarkdown(guild)}**` : ''}` : 'its channel';
     const what = job.status === 'done' ? `Your video is finished, but I could not post it in ${where}` : `Your job ended (${job.status}), but I could not post that in ${where}`;
     return `${title(job)}\n${what}: ${reason.why}. ${reason.advice} I won't try to post job #${job.id} again.`;
@@ -701,6 +722,9 @@ const PERMISSION_ADVICE = `A server admin can give me ${listOfNames(POSTING_PERM
  * Discord errors no retry can fix, for the channel a job is posted in (RESTJSONErrorCodes): the
  * channel or the server is gone, or the bot may not see or post in it. What to tell the owner.
  */
+/** How long a give-up DM waits for the server's name from Discord when this process does not serve that server. */
+const SERVER_NAME_WAIT_MS = 2000;
+
 export const UNDELIVERABLE_CODES: ReadonlyMap<number, UndeliverableReason> = new Map([
   [RESTJSONErrorCodes.UnknownChannel, { why: 'that channel no longer exists', advice: 'Run the command again in another channel.' }],
   [RESTJSONErrorCodes.UnknownGuild, { why: 'I am no longer in that server', advice: 'Run the command again in a server I am in.' }],

@@ -40,9 +40,14 @@ function restStub(by: string, posts: Post[], hold: (route: string, content?: str
       await hold(route, options?.body?.content);
       return {};
     },
-    async post(route: string) {
-      posts.push({ by, route });
+    async post(route: string, options?: { body?: { content?: string } }) {
+      posts.push({ by, route, content: options?.body?.content });
       return { id: '900000000000000001' };
+    },
+    // GET /guilds/:id: a server's name, as Discord answers any process of a bot in that server.
+    async get(route: string) {
+      posts.push({ by, route });
+      return { id: route.split('/').pop(), name: 'Harbour Club' };
     },
   };
   return { rest, application: { id: '800000000000000001' }, user: { id: '800000000000000001' }, guilds: { cache: new Map(guildIds.map((id) => [id, {}])) } } as unknown as Client;
@@ -122,6 +127,29 @@ describe('a delivery is posted once across bot processes', () => {
     expect(job.deliveredAt).toBeNull();
     expect(logs).toContain(`[bot] job ${jobId}: another bot process is delivering it now; nothing posted here`);
     expect(logs.some((l) => l.includes(`job ${jobId}`) && /not attached|given up|failed/.test(l))).toBe(false);
+  });
+});
+
+describe('giving a delivery up in a process that does not serve the server', () => {
+  it('the DM names the server, asked of Discord', async () => {
+    const jobId = await finishedJob('a vanished pier');
+    const posts: Post[] = [];
+    // The channel is gone (10003: given up at once); this process's shard serves another server.
+    const gone = (method: string, route: string) => new DiscordAPIError({ code: 10003, message: 'Unknown Channel' }, 10003, 404, method, route, {});
+    const client = restStub('B', posts, async (route) => {
+      throw gone('PATCH', route);
+    }, ['600000000000000003']);
+    const rest = client.rest as unknown as { post: (route: string, options?: { body?: { content?: string } }) => Promise<unknown> };
+    const post = rest.post.bind(rest);
+    rest.post = async (route, options) => {
+      if (route.startsWith(`/channels/${CHANNEL}/`)) throw gone('POST', route);
+      return post(route, options);
+    };
+    const b = messenger(client, { claimant: 'shard-b' });
+    await b.deliver(jobId);
+    const dm = posts.find((p) => p.content?.includes("I won't try to post"));
+    expect(dm?.content).toContain(`<#${CHANNEL}> in **Harbour Club**`);
+    expect(posts.some((p) => p.route === '/guilds/600000000000000001')).toBe(true);
   });
 });
 
