@@ -425,7 +425,6 @@ export interface JobInput {
   mime: string;
 }
 
-/** How many seeds a job takes: one per prompt (prompt i starts from seed i), one for a variation animation whatever its guidance prompts. */
 /**
  * What the member should hear about a transition's or movie's prompts before it renders (blend,
  * movie, reroll): each prompt certainly longer than the text encoder reads, with no model loaded
@@ -437,6 +436,7 @@ export function promptLengthNotices(kind: JobKind, params: Pick<JobParams, 'prom
   return enginePromptLengthNotices(params.prompts, params.negativePrompt);
 }
 
+/** How many seeds a job takes: one per prompt (prompt i starts from seed i), one for a variation animation whatever its guidance prompts. */
 export function seedCount(kind: JobKind, prompts: readonly string[]): number {
   return kind === 'vary' ? 1 : prompts.length;
 }
