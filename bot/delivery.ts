@@ -293,7 +293,8 @@ export class JobMessenger {
         payload.embeds = [{ image: { url: `attachment://${name}` } }];
       }
     }
-    // A progress edit leaves an archived thread as it is (the edit fails and is logged); the result reopens it.
+    // A progress edit leaves an archived thread as it is (the edit fails, scheduleEdit logs it once and
+    // stops the job's progress edits); the result reopens it.
     await this.editJobMessage(job, payload, { reopenThread: false });
   }
 
@@ -716,15 +717,15 @@ const THREAD_NOT_REOPENED: UndeliverableReason = {
   advice: 'Run the command again in an open channel or thread (or ask a moderator to reopen that one first).',
 };
 
+/** How long a give-up DM waits for the server's name from Discord when this process does not serve that server. */
+const SERVER_NAME_WAIT_MS = 2000;
+
 const PERMISSION_ADVICE = `A server admin can give me ${listOfNames(POSTING_PERMISSIONS.map((p) => p.name))} in that channel, or run the command in a channel where I have them.`;
 
 /**
  * Discord errors no retry can fix, for the channel a job is posted in (RESTJSONErrorCodes): the
  * channel or the server is gone, or the bot may not see or post in it. What to tell the owner.
  */
-/** How long a give-up DM waits for the server's name from Discord when this process does not serve that server. */
-const SERVER_NAME_WAIT_MS = 2000;
-
 export const UNDELIVERABLE_CODES: ReadonlyMap<number, UndeliverableReason> = new Map([
   [RESTJSONErrorCodes.UnknownChannel, { why: 'that channel no longer exists', advice: 'Run the command again in another channel.' }],
   [RESTJSONErrorCodes.UnknownGuild, { why: 'I am no longer in that server', advice: 'Run the command again in a server I am in.' }],
