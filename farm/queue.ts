@@ -94,8 +94,8 @@ export async function claimSpecificJob(
   );
 }
 
-/** The claim itself, for the job in CTE "picked" (id) that `pick` (one or more CTEs) selects. */
 /**
+ * The claim itself, for the job in CTE "picked" (id) that `pick` (one or more CTEs) selects.
  * `book`: the policy's onClaim books the claim against its owner's share; not for a render already
  * done (claimSpecificJob: its first claim booked it).
  */
