@@ -38,10 +38,10 @@ export function estimateSeconds(stages: Stage[], steps: number, unetStep: number
   return t;
 }
 
-/** What a stage plan needs of the request: a depth strictly inside (0, 1) and at least 2 steps to branch between. */
 /** Latent blending branches off after the first step and mixes before the last: one step leaves nothing to share. */
 export const MIN_BLEND_STEPS = 2;
 
+/** What a stage plan needs of the request: a depth strictly inside (0, 1) and at least MIN_BLEND_STEPS steps to branch between. */
 export function checkStageRequest(steps: number, depthStrength: number): void {
   if (!(depthStrength > 0 && depthStrength < 1)) throw new InvalidRequestError(`depth strength must be between 0 and 1 (exclusive), got ${depthStrength}`);
   if (steps < MIN_BLEND_STEPS) throw new InvalidRequestError(`latent blending needs at least ${MIN_BLEND_STEPS} denoising steps, got ${steps}`);
