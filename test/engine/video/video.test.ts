@@ -450,9 +450,13 @@ describe('encodeVideo', () => {
       if (format === 'gif') expect(result.frames, label).toBe(times.length);
       else expect(result.frames, label).toBe(Math.round((60 / fps) * wantFps));
     }
-    // A frame factory (replayed for size-limited attempts) is resampled the same way on every attempt.
-    const fitted = await encodeVideo(() => frames, { format: 'gif', fps: 120, width: 16, height: 16, maxBytes: 100 }).catch((e: Error) => e);
+    // A frame factory (replayed for size-limited attempts) is resampled the same way on every attempt:
+    // a replay of other length is a RangeError, so every smaller size must have been tried.
+    // (64x64: at 16x16 no smaller size is above MIN_SIDE, and only the first attempt would run.)
+    const big = Array.from({ length: 60 }, (_, i) => solid(64, 64, [i * 4, 255 - i * 4, (i * 37) % 256]));
+    const fitted = await encodeVideo(() => big, { format: 'gif', fps: 120, width: 64, height: 64, maxBytes: 100 }).catch((e: Error) => e);
     expect(fitted).toBeInstanceOf(VideoTooLargeError);
+    expect((fitted as VideoTooLargeError).attempts.length).toBeGreaterThan(1);
   });
 
   it('maxBytes: re-encodes at a computed bitrate when the first mp4 is too big', async () => {
