@@ -84,6 +84,28 @@ export async function runVaryCli(argv = process.argv.slice(2)): Promise<void> {
   if (!modelDir) throw new UsageError('give --model DIR: an image-variation model folder (lambdalabs/sd-image-variations-diffusers exported to ONNX; models/README.md), or set BLENDFARM_VARIATION_MODEL_DIR');
   const ep = parseEp(values.ep, config);
   const deviceId = numberOption('device', values.device, { integer: true, min: 0, max: 64 }) ?? config.deviceId;
+  // Every option is read before the model loads: a bad number is refused at once.
+  const request = {
+    image,
+    variations: numberOption('frames', values.frames, { integer: true, min: 1, max: MAX_VARIATION_FRAMES }),
+    intermediate: numberOption('intermediate', values.intermediate, { integer: true, min: 1, max: 60 }),
+    noiseShift: numberOption('noise-shift', values['noise-shift'], { min: 0, max: 1 }),
+    steps: numberOption('steps', values.steps, { integer: true, min: 1, max: 1000 }),
+    guidance: numberOption('guidance', values.guidance, { min: 0, max: 50 }),
+    positivePrompts: prompts(values.positive),
+    negativePrompts: prompts(values.negative),
+    clip: {
+      positiveScale: numberOption('clip-positive', values['clip-positive'], { min: 0, max: 1000 }),
+      negativeScale: numberOption('clip-negative', values['clip-negative'], { min: 0, max: 1000 }),
+      repeats: numberOption('opt-repeats', values['opt-repeats'], { integer: true, min: 0, max: 100 }),
+    },
+    seed: numberOption('seed', values.seed, SEED_FLAG),
+    fps: numberOption('fps', values.fps, { min: MIN_FPS, max: MAX_FPS }),
+    width: numberOption('width', values.width, { integer: true, min: 64, max: 4096 }),
+    height: numberOption('height', values.height, { integer: true, min: 64, max: 4096 }),
+    format,
+    maxBytes: numberOption('max-bytes', values['max-bytes'], { integer: true, min: 1024 }),
+  };
   const started = performance.now();
   const pipe = await ImageVariationPipeline.load(modelDir, { ep, deviceId, threads: config.threads, scheduler });
   const bar = new ProgressBar('variations');
@@ -92,27 +114,7 @@ export async function runVaryCli(argv = process.argv.slice(2)): Promise<void> {
   process.once('SIGINT', onSignal);
   const result = await renderVariationVideo(
     pipe,
-    {
-      image,
-      variations: numberOption('frames', values.frames, { integer: true, min: 1, max: MAX_VARIATION_FRAMES }),
-      intermediate: numberOption('intermediate', values.intermediate, { integer: true, min: 1, max: 60 }),
-      noiseShift: numberOption('noise-shift', values['noise-shift'], { min: 0, max: 1 }),
-      steps: numberOption('steps', values.steps, { integer: true, min: 1, max: 1000 }),
-      guidance: numberOption('guidance', values.guidance, { min: 0, max: 50 }),
-      positivePrompts: prompts(values.positive),
-      negativePrompts: prompts(values.negative),
-      clip: {
-        positiveScale: numberOption('clip-positive', values['clip-positive'], { min: 0, max: 1000 }),
-        negativeScale: numberOption('clip-negative', values['clip-negative'], { min: 0, max: 1000 }),
-        repeats: numberOption('opt-repeats', values['opt-repeats'], { integer: true, min: 0, max: 100 }),
-      },
-      seed: numberOption('seed', values.seed, SEED_FLAG),
-      fps: numberOption('fps', values.fps, { min: MIN_FPS, max: MAX_FPS }),
-      width: numberOption('width', values.width, { integer: true, min: 64, max: 4096 }),
-      height: numberOption('height', values.height, { integer: true, min: 64, max: 4096 }),
-      format,
-      maxBytes: numberOption('max-bytes', values['max-bytes'], { integer: true, min: 1024 }),
-    },
+    request,
     { signal: controller.signal, out, onProgress: (p) => bar.update(p.framesDone, p.framesTotal, '') },
   );
   bar.done();

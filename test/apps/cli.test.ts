@@ -159,6 +159,20 @@ describe('choice flags are checked the same way by every render CLI', () => {
   });
 });
 
+describe('vary reads every number before it loads the model', () => {
+  const photo = fileURLToPath(new URL('../fixtures/photos/coffee.png', import.meta.url));
+  it.each([
+    [['--fps', '0'], `--fps must be a number from ${MIN_FPS} to ${MAX_FPS}`],
+    [['--frames', String(MAX_VARIATION_FRAMES + 1)], `--frames must be`],
+    [['--steps', 'many'], '--steps must be'],
+  ])('%j with a model folder that is not there: the number is refused, exit 2', async (args, message) => {
+    const r = await cli('vary.ts', [photo, '--model', 'no-such-model-folder', ...args]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(message);
+    expect(r.stderr).not.toContain('no-such-model-folder');
+  });
+});
+
 describe('a flag the command does not know, or one without its value, is a bad command line', () => {
   it.each([
     ['blend.ts', ['a', 'b', '--colour', 'red'], "error: Unknown option '--colour'"],
