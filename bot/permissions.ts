@@ -40,7 +40,7 @@ export function rightsOn(job: JobPlace, who: Requester): Rights {
 }
 
 /** The requester behind an interaction; no network calls (the server's channels and roles are cached with the Guilds intent). */
-export function requesterOf(interaction: Interaction, job: JobPlace): Requester {
+function requesterOf(interaction: Interaction, job: JobPlace): Requester {
   const base = { userId: interaction.user.id, guildId: interaction.guildId, channelId: interaction.channelId };
   if (!interaction.inGuild() || interaction.guildId !== job.guildId) return { ...base, permissionsInJobChannel: null };
   if (!job.channelId || job.channelId === interaction.channelId) return { ...base, permissionsInJobChannel: interaction.memberPermissions };
