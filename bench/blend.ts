@@ -6,9 +6,8 @@
  * UNet costs what a real one does (the images are noise). Results go in bench/results/blend.md.
  */
 import { parseArgs } from 'node:util';
-import { executionProviders, MAX_IMAGE_SIDE, MIN_BLEND_STEPS, StableDiffusionPipeline } from '../engine/index.ts';
+import { executionProviders, LatentBlender, MAX_IMAGE_SIDE, MIN_BLEND_STEPS, StableDiffusionPipeline } from '../engine/index.ts';
 import { choiceOption, numberOption, runCli, UsageError } from '../apps/cli-kit.ts';
-import { LatentBlender } from '../engine/blend/transition.ts';
 import { cp, mkdir, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
