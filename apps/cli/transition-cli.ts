@@ -302,7 +302,8 @@ export async function runTransitionCli(kind: 'blend' | 'movie', argv = process.a
     segments: result.segments.length,
     keyframes: result.branches,
     frames: video.frames,
-    fps,
+    // As written: an animated image above the rate players show is written slower (ANIMATION_MAX_FPS), same duration.
+    fps: video.fps,
     durationSeconds: Number(video.durationSeconds.toFixed(3)),
     width: video.width,
     height: video.height,
@@ -319,7 +320,7 @@ export async function runTransitionCli(kind: 'blend' | 'movie', argv = process.a
   else {
     process.stdout.write(
       `${out}: ${summary.keyframes} keyframes${gaps.length ? ` (max gap ${summary.maxGap}, mean ${summary.meanGap})` : ''}, seeds ${result.seeds.join(', ')}, ` +
-        `${video.frames} frames at ${fps} fps (${summary.durationSeconds}s, ${video.width}x${video.height}), ${(size / 1024).toFixed(0)} KiB, ` +
+        `${video.frames} frames at ${video.fps} fps (${summary.durationSeconds}s, ${video.width}x${video.height}), ${(size / 1024).toFixed(0)} KiB, ` +
         `rendered in ${summary.renderSeconds.toFixed(1)}s, total ${summary.totalSeconds.toFixed(1)}s (model ${summary.model}, ${ep})\n`,
     );
   }

@@ -226,6 +226,16 @@ describe('--out and --format agree, or the command is refused', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ file: 'T.GIF', format: 'gif' });
   });
+
+  it('reports the rate the file is written at: a GIF asked for at 60 fps is written at 50 (ANIMATION_MAX_FPS)', async () => {
+    const args = ['a', 'b', '--out', 'fast.gif', '--branches', '2', '--duration', '1', '--fps', '60', '--width', '64', '--height', '64'];
+    const json = await cli('blend.ts', [...args, '--json']);
+    expect(json.code, json.stderr).toBe(0);
+    expect(JSON.parse(json.stdout)).toMatchObject({ format: 'gif', fps: 50, frames: 50, durationSeconds: 1 });
+    const line = await cli('blend.ts', args);
+    expect(line.code, line.stderr).toBe(0);
+    expect(line.stdout).toContain(', 50 frames at 50 fps (1s, ');
+  });
 });
 
 describe('an --out in a folder that is not there is refused before anything renders', () => {
