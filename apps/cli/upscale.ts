@@ -91,7 +91,7 @@ async function main(): Promise<void> {
     .metadata()
     .catch(() => null);
   const isImage = meta !== null && IMAGE_FORMATS.includes(inExt) && (meta.pages ?? 1) <= 1;
-  if (isImage && !IMAGE_FORMATS.includes(outExt)) throw new UsageError(`an image in gives an image out: --out must end in .png, .jpg or .webp, got "${out}"`);
+  if (isImage && !IMAGE_FORMATS.includes(outExt)) throw new UsageError(`an image in gives an image out: --out must end in ${IMAGE_FORMATS.map((f) => `.${f}`).join(', ')}, got "${out}"`);
   const videoOnly = (['crf', 'max-bytes'] as const).filter((flag) => values[flag] !== undefined).map((flag) => `--${flag}`);
   if (isImage && videoOnly.length) throw new UsageError(`${videoOnly.join(' and ')} ${videoOnly.length === 1 ? 'is' : 'are'} for videos; ${input} is an image`);
   if (!isImage) {

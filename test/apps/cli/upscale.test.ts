@@ -97,6 +97,8 @@ describe('npm run upscale', () => {
     expect(badScale.stderr).toMatch(/--scale must be one of 2, 3, 4, 8/);
     const wrongOut = await cli([CROP, '--out', join(dir, 'x.mp4')]);
     expect(wrongOut.stderr).toMatch(/an image in gives an image out/);
+    // Every extension it writes an image to is named (.jpeg too), from the one list.
+    expect(wrongOut.stderr).toContain('--out must end in .png, .jpeg, .webp, .jpg, got');
   });
 
   it('names the user\'s file, and the formats it takes, for a file that is neither a picture nor a video', async () => {
