@@ -9,6 +9,7 @@
 //   "[fake permanent] ..." throw a non-retryable RenderError
 //   "[fake ms=300] ..."    take 300 ms per step instead of the configured stepMs
 //   "[fake hang] ..."      ignore abort and never finish (simulates a stuck render)
+//   "[fake warn] ..."      finish with a warning, as the engine warns of a prompt it cut
 import { setTimeout as sleep } from 'node:timers/promises';
 import { threadId } from 'node:worker_threads';
 import { MIME_TYPES, RenderError, type RenderContext, type Renderer, type RenderResult } from './renderer.ts';
@@ -41,10 +42,11 @@ interface Directive {
   permanent: boolean;
   stepMs?: number;
   hang: boolean;
+  warn: boolean;
 }
 
 export function parseDirective(prompt: string | undefined): Directive {
-  const directive: Directive = { failAttempts: 0, permanent: false, hang: false };
+  const directive: Directive = { failAttempts: 0, permanent: false, hang: false, warn: false };
   const match = /\[fake ([^\]]*)\]/.exec(prompt ?? '');
   if (!match) return directive;
   for (const word of match[1].split(/\s+/)) {
@@ -53,9 +55,13 @@ export function parseDirective(prompt: string | undefined): Directive {
     if (key === 'permanent') directive.permanent = true;
     if (key === 'ms') directive.stepMs = Number(value);
     if (key === 'hang') directive.hang = true;
+    if (key === 'warn') directive.warn = true;
   }
   return directive;
 }
+
+/** The warning a "[fake warn]" job finishes with. */
+export const FAKE_WARNING = 'prompt 1 is longer than the fake renderer reads; its end was cut off';
 
 /** Reads back what the fake renderer wrote, for assertions. */
 export function decodeFakeVideo(bytes: Uint8Array): { jobId: number; attempt: number; prompts: string[]; seeds: number[] } {
@@ -126,6 +132,7 @@ export class FakeRenderer implements Renderer {
       mime: MIME_TYPES[job.params.format],
       metadata: { seeds: job.params.seeds, prompts: job.params.prompts, renderer: 'fake', wallSeconds, threadId },
       gpuSeconds: this.options.gpuSeconds ?? wallSeconds,
+      ...(directive.warn ? { warnings: [FAKE_WARNING] } : {}),
     };
   }
 }

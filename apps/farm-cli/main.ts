@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { loadConfig, loadDotEnv } from '../../config/index.ts';
 import {
+  type Artifact,
   type FarmContext,
   type FarmDb,
   type Job,
@@ -37,6 +38,7 @@ import {
   parseJobId,
   pruneFarm,
   QUALITY_PRESETS,
+  resultWarnings,
   retryJob,
   setStatusPageVisibility,
   startLocalWorkers,
@@ -174,6 +176,11 @@ function describeJob(job: Job): string {
     ` prompts=${JSON.stringify(job.params.prompts)}`;
 }
 
+/** The warnings stored with a result (a prompt the engine cut, …), one line each after a newline; '' when none. */
+function warningLines(artifact: Artifact | undefined): string {
+  return resultWarnings(artifact?.meta).map((w) => `\nwarning: ${w}`).join('');
+}
+
 /** The farm CLI on `argv`, in this process; returns the exit status. */
 export async function farmCli(argv: string[], io: CliIo = {}): Promise<number> {
   const out = io.stdout ?? ((text: string) => process.stdout.write(`${text}\n`));
@@ -269,7 +276,7 @@ export async function farmCli(argv: string[], io: CliIo = {}): Promise<number> {
         const artifact = await getArtifact(farm, finished.id);
         const human =
           finished.status === 'done'
-            ? `Job ${finished.id} done: ${artifact?.format} ${artifact?.sizeBytes} bytes, ${finished.spentGpuSeconds} GPU-seconds (charged ${finished.chargedGpuSeconds}).`
+            ? `Job ${finished.id} done: ${artifact?.format} ${artifact?.sizeBytes} bytes, ${finished.spentGpuSeconds} GPU-seconds (charged ${finished.chargedGpuSeconds}).${warningLines(artifact)}`
             : `Job ${finished.id} ${finished.status}: ${finished.error ?? 'no error recorded'}.`;
         print(human, { job: jobToJson(finished), artifact: artifactToJson(artifact) });
         return finished.status === 'done' ? 0 : 1;
@@ -304,7 +311,7 @@ export async function farmCli(argv: string[], io: CliIo = {}): Promise<number> {
         const job = await getJob(farm, id);
         if (!job) throw new FarmError('not_found', `There is no job ${id}.`);
         const artifact = await getArtifact(farm, id);
-        print(describeJob(job), { job: jobToJson(job), artifact: artifactToJson(artifact) });
+        print(`${describeJob(job)}${warningLines(artifact)}`, { job: jobToJson(job), artifact: artifactToJson(artifact) });
         return 0;
       }
 

@@ -8,7 +8,7 @@ import { UPSCALE_FACTORS } from '../../farm/limits.ts';
 import { loadConfig } from '../../config/index.ts';
 import { farmConfigFrom } from '../../farm/config.ts';
 import { farmActivity } from '../../farm/activity.ts';
-import { FakeRenderer } from '../../farm/fake-renderer.ts';
+import { FAKE_WARNING, FakeRenderer } from '../../farm/fake-renderer.ts';
 import { updateGuildSettings } from '../../farm/guilds.ts';
 import { FarmWorker } from '../../farm/worker.ts';
 import { BACKENDS } from '../helpers/db.ts';
@@ -70,6 +70,22 @@ describe.each(BACKENDS)('farm CLI on %s', (backend) => {
     const reroll = await cli('submit', 'reroll', '--parent', String(json.job.id), '--user', 'op-3', '--json');
     expect(reroll.code).toBe(0);
     expect(reroll.json.job).toMatchObject({ kind: 'reroll', parentJobId: json.job.id, userId: 'op-3', params: { prompts: ['dawn', 'noon', 'dusk'] } });
+  });
+
+  it('prints the warnings stored with a result after --wait and in show (a prompt the engine cut)', async () => {
+    const worker = backend === 'postgres' ? new FarmWorker({ farm: { db, config: farmConfigFrom(loadConfig(ENV)) }, renderer: new FakeRenderer({ models: ['demo'], stepMs: 5 }), log: () => {} }) : undefined;
+    await worker?.start();
+    const waited = await cli('submit', 'blend', '[fake warn] a long kite', 'a cloud', '--user', 'op-warn', '--quality', 'draft', '--wait', '--timeout', '30');
+    await worker?.stop();
+    expect(waited.code).toBe(0);
+    const lines = waited.stdout.split('\n');
+    expect(lines[0]).toMatch(/^Job (\d+) done: /);
+    expect(lines.slice(1)).toEqual([`warning: ${FAKE_WARNING}`]);
+    const id = /^Job (\d+)/.exec(lines[0])![1];
+    expect((await cli('show', id)).stdout.split('\n').slice(1)).toEqual([`warning: ${FAKE_WARNING}`]);
+    // A result without warnings prints none.
+    const quiet = await cli('show', String((await cli('submit', 'blend', 'x', 'y', '--user', 'op-warn', '--json')).json.job.id));
+    expect(quiet.stdout).not.toContain('warning:');
   });
 
   it('shows status, budgets, cancels and retries', async () => {
