@@ -45,6 +45,7 @@ import { cancelRow, finishedRow } from './components/rows.ts';
 import { doneText, escapeMarkdown, failedText, progressText, queuedText, title, withWholeMovie } from './format.ts';
 import { listOfNames, POSTING_PERMISSIONS } from './permissions.ts';
 import { shrinkVideo, type ShrinkOptions } from './shrink.ts';
+import { within } from './within.ts';
 
 /** Discord's upload limit for a server without boosts; used when a job carries no limit of its own. */
 export const DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024;
@@ -486,16 +487,11 @@ export class JobMessenger {
     if (!guildId) return undefined;
     const cached = this.client.guilds.cache.get(guildId)?.name;
     if (cached) return cached;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const asked = this.client.rest.get(Routes.guild(guildId)) as Promise<{ name?: unknown }>;
-    asked.catch(() => undefined);
     try {
-      const guild = await Promise.race([asked, new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), SERVER_NAME_WAIT_MS)))]);
+      const guild = await within(this.client.rest.get(Routes.guild(guildId)) as Promise<{ name?: unknown }>, SERVER_NAME_WAIT_MS, () => undefined);
       return typeof guild?.name === 'string' ? guild.name : undefined;
     } catch {
       return undefined;
-    } finally {
-      clearTimeout(timer);
     }
   }
 

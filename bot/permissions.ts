@@ -10,6 +10,7 @@
 import { ChannelType, DiscordAPIError, GuildMember, PermissionFlagsBits, type AnyThreadChannel, type Interaction, type PermissionsBitField } from 'discord.js';
 import type { Job } from '../farm/index.ts';
 import { AccessUncheckedError } from './errors.ts';
+import { within } from './within.ts';
 
 export type JobPlace = Pick<Job, 'id' | 'userId' | 'guildId' | 'channelId'>;
 
@@ -73,16 +74,14 @@ export async function rightsOf(job: JobPlace, interaction: Interaction, waitMs =
 
 /** Whether `userId` has joined `thread` (Discord: 404 Unknown Member if not); AccessUncheckedError when Discord does not say within `ms`. */
 async function hasJoined(thread: AnyThreadChannel, userId: string, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const tooSlow = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new AccessUncheckedError()), ms)));
   try {
-    await Promise.race([thread.members.fetch({ member: userId, force: true, cache: false }), tooSlow]);
+    await within(thread.members.fetch({ member: userId, force: true, cache: false }), ms, (): never => {
+      throw new AccessUncheckedError();
+    });
     return true;
   } catch (err) {
     if (err instanceof DiscordAPIError && err.status === 404) return false;
     throw err instanceof AccessUncheckedError ? err : new AccessUncheckedError();
-  } finally {
-    clearTimeout(timer);
   }
 }
 

@@ -41,6 +41,7 @@ import { FarmTooSlowError, userMessage } from './errors.ts';
 import { queuedText, withWholeMovie } from './format.ts';
 import type { AttachedPictures } from './pictures.ts';
 import { OPTION_NAMES, serverDefaults, toJobParamsInput, withServerDefaults, type RenderOptions } from './render-options.ts';
+import { within } from './within.ts';
 
 /** Interaction tokens stop working 15 minutes after the interaction. */
 export const INTERACTION_TOKEN_LIFETIME_MS = 15 * 60 * 1000;
@@ -61,16 +62,10 @@ export const LOOKUP_BEFORE_ANSWER_MS = 2000;
  * BLENDFARM_DB_QUERY_TIMEOUT_MS) would otherwise leave the interaction unanswered ("This
  * interaction failed"). A lookup given up on still ends in the background; it changes nothing.
  */
-export async function beforeAnswer<T>(lookup: () => Promise<T>, ms = LOOKUP_BEFORE_ANSWER_MS): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const running = lookup();
-  const tooSlow = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new FarmTooSlowError()), ms)));
-  try {
-    return await Promise.race([running, tooSlow]);
-  } finally {
-    clearTimeout(timer);
-    running.catch(() => undefined); // its failure after the timeout is not an unhandled rejection
-  }
+export function beforeAnswer<T>(lookup: () => Promise<T>, ms = LOOKUP_BEFORE_ANSWER_MS): Promise<T> {
+  return within(lookup(), ms, (): never => {
+    throw new FarmTooSlowError();
+  });
 }
 
 /** The longest a queued step waits for unanswered interactions before it runs anyway. */
