@@ -27,7 +27,7 @@ export { CUDA_ONLY_CONTRIB_OPS, ExecutionProviderError, ModelFileError, executio
 export { encodePng, savePng, previewJpeg, type RawImage } from './image.ts';
 export { LatentBlender, dampedGuidance, transitionDefaults, inpaintConditioning, DEFAULT_IMAGE_STRENGTH } from './blend/transition.ts';
 export type { EndpointImage, InpaintInput } from './blend/transition.ts';
-export { MIN_BLEND_STEPS } from './blend/stages.ts';
+export { MAX_BRANCHES, MIN_BLEND_STEPS } from './blend/stages.ts';
 export {
   prepareImage,
   decodeImage,

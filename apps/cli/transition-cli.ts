@@ -5,6 +5,7 @@
 import { parseArgs } from 'node:util';
 import { readFile, stat } from 'node:fs/promises';
 import {
+  MAX_BRANCHES,
   DEFAULT_IMAGE_STRENGTH,
   DEFAULT_WALK_FRAMES,
   MAX_FPS,
@@ -62,7 +63,7 @@ Options:
   --format NAME         ${VIDEO_FORMATS.join(' | ')} (default: from --out's extension, else mp4)
   --duration S          seconds ${kind === 'blend' ? 'of video' : 'per segment'} up to ${MAX_SEGMENT_SECONDS} (default: ${DEFAULT_DURATION})${kind === 'movie' ? '\n  --durations S,S,...   seconds for each segment' : ''}
   --fps N               frames per second, ${MIN_FPS}..${MAX_FPS} (default: ${DEFAULT_FPS})
-  --branches N          budget: images in the tree per transition, both ends included (default: 15)
+  --branches N          budget: images in the tree per transition, both ends included, 2 to ${MAX_BRANCHES} (default: 15)
   --seconds S           budget instead: compute seconds per transition, from measured step times
   --depth D             depth strength 0..1: where the tree branches (default: the model's, 0.5)
   --mode NAME           ${transitionModes.join(' | ')} (default: latent-blend)
@@ -178,7 +179,7 @@ export async function runTransitionCli(kind: 'blend' | 'movie', argv = process.a
   }
   if (values.branches && values.seconds) throw new UsageError('give either --branches or --seconds, not both');
   const seconds = numberOption('seconds', values.seconds, { min: 0.1, max: 3600 });
-  const branches = numberOption('branches', values.branches, { integer: true, min: 2, max: 500 }) ?? (seconds === undefined ? 15 : undefined);
+  const branches = numberOption('branches', values.branches, { integer: true, min: 2, max: MAX_BRANCHES }) ?? (seconds === undefined ? 15 : undefined);
   const seeds =
     kind === 'blend'
       ? [numberOption('seed-a', values['seed-a'], SEED_FLAG), numberOption('seed-b', values['seed-b'], SEED_FLAG)]

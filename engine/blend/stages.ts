@@ -41,6 +41,9 @@ export function estimateSeconds(stages: Stage[], steps: number, unetStep: number
 /** Latent blending branches off after the first step and mixes before the last: one step leaves nothing to share. */
 export const MIN_BLEND_STEPS = 2;
 
+/** The most branches (keyframes) one transition may have, a budget's hard ceiling included. */
+export const MAX_BRANCHES = 500;
+
 /** What a stage plan needs of the request: a depth strictly inside (0, 1) and at least MIN_BLEND_STEPS steps to branch between. */
 export function checkStageRequest(steps: number, depthStrength: number): void {
   if (!(depthStrength > 0 && depthStrength < 1)) throw new InvalidRequestError(`depth strength must be between 0 and 1 (exclusive), got ${depthStrength}`);
@@ -88,7 +91,7 @@ export function planStages(steps: number, depthStrength: number, budget: StageBu
     return idxs.map((idx, s) => ({ idx, stems: stems[s] }));
   }
   // A hard ceiling so a tiny measured step time cannot plan an absurd tree.
-  const ceiling = Math.min(limit, 500);
+  const ceiling = Math.min(limit, MAX_BRANCHES);
   for (;;) {
     if (total() >= ceiling) break;
     let target = stems.length - 1;
@@ -109,7 +112,7 @@ export function planStages(steps: number, depthStrength: number, budget: StageBu
 
 /** Branches in a single stage at `idx`: the branch limit, or as many as the compute budget holds (at least one). */
 function oneStageStems(steps: number, idx: number, budget: StageBudget, limit: number): number {
-  const ceiling = Math.min(limit, 500);
+  const ceiling = Math.min(limit, MAX_BRANCHES);
   if (budget.computeSeconds === undefined) return ceiling;
   const unet = budget.unetStepSeconds ?? 0;
   const decode = budget.decodeSeconds ?? 0;

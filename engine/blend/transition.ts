@@ -16,7 +16,7 @@ import { drawSeed, latentNoise, stepNoise } from '../noise.ts';
 import { previewJpeg, type RawImage } from '../image.ts';
 import { slerp } from './slerp.ts';
 import { linspace } from '../schedulers/scheduler.ts';
-import { checkStageRequest, planStages, type Stage } from './stages.ts';
+import { checkStageRequest, MAX_BRANCHES, planStages, type Stage } from './stages.ts';
 import type { PerceptualMetric } from './perceptual.ts';
 import { InvalidRequestError } from '../errors.ts';
 import { BuiltinPerceptualMetric } from './perceptual.ts';
@@ -320,8 +320,8 @@ class TransitionRun {
     this.callsAtStart = pipe.unet.calls;
     if (!opts.promptA.trim() || !opts.promptB.trim()) throw new InvalidRequestError('both prompts must contain text; give a non-empty prompt for each end');
     if (opts.maxBranches === undefined && opts.computeSeconds === undefined) throw new InvalidRequestError('give a budget: maxBranches or computeSeconds');
-    if (opts.maxBranches !== undefined && (!Number.isInteger(opts.maxBranches) || opts.maxBranches < 2 || opts.maxBranches > 500)) {
-      throw new InvalidRequestError(`maxBranches must be a whole number from 2 to 500, got ${opts.maxBranches}`);
+    if (opts.maxBranches !== undefined && (!Number.isInteger(opts.maxBranches) || opts.maxBranches < 2 || opts.maxBranches > MAX_BRANCHES)) {
+      throw new InvalidRequestError(`maxBranches must be a whole number from 2 to ${MAX_BRANCHES}, got ${opts.maxBranches}`);
     }
     if (opts.computeSeconds !== undefined && !(opts.computeSeconds > 0)) throw new InvalidRequestError(`computeSeconds must be positive, got ${opts.computeSeconds}`);
     // Checked here, not only when the stages are planned after the keyframes were rendered.

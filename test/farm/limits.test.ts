@@ -1,7 +1,7 @@
 // The limits table (farm/limits.ts): every limit is enforced by parseJobParams, at both ends, with
 // a message naming the field, the range and the value; and each narrows what the engine accepts.
 import { describe, expect, it } from 'vitest';
-import { MAX_MOVIE_PROMPTS, MAX_SEED, MIN_MOVIE_PROMPTS, VIDEO_FORMATS } from '../../engine/index.ts';
+import { MAX_BRANCHES, MAX_MOVIE_PROMPTS, MAX_SEED, MIN_MOVIE_PROMPTS, VIDEO_FORMATS } from '../../engine/index.ts';
 import { JobParamsError, parseJobParams } from '../../farm/job-params.ts';
 import { JOB_VIDEO_FORMATS, LIMITS, type Range } from '../../farm/limits.ts';
 
@@ -91,9 +91,9 @@ describe('the limits table', () => {
     expect(LIMITS.prompts.min).toBeGreaterThanOrEqual(MIN_MOVIE_PROMPTS);
     expect(LIMITS.prompts.max).toBeLessThanOrEqual(MAX_MOVIE_PROMPTS);
     for (const format of JOB_VIDEO_FORMATS) expect(VIDEO_FORMATS).toContain(format);
-    // The engine renders branch budgets of 2 to 500 and splits between 0.05 and 0.95 of the schedule.
+    // The engine renders branch budgets of 2 to MAX_BRANCHES and splits between 0.05 and 0.95 of the schedule.
     expect(LIMITS.maxBranches.min).toBeGreaterThanOrEqual(2);
-    expect(LIMITS.maxBranches.max).toBeLessThanOrEqual(500);
+    expect(LIMITS.maxBranches.max).toBeLessThanOrEqual(MAX_BRANCHES);
     for (const range of Object.values(LIMITS) as Range[]) expect(range.min).toBeLessThan(range.max);
   });
 });
