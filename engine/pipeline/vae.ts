@@ -18,6 +18,10 @@ const FP16_FIX =
   'use an fp32 VAE decoder (optimum-cli export onnx without --dtype fp16, or replace vae_decoder/ with an fp32 export) ' +
   'or an fp16-fixed VAE (madebyollin/sdxl-vae-fp16-fix exported as vae_decoder/)';
 
+/** The end of a VAE-size error: the factor the folder gave, where it comes from and the fix. */
+const scaleMismatch = (f: number) =>
+  `, but the folder says ${f}x (vae_decoder/config.json's block_out_channels, or 8 when it gives none); put the export's own config.json next to vae_decoder/model.onnx`;
+
 export class VaeDecoder {
   calls = 0;
   /** Wall milliseconds of those session runs, summed since load. */
@@ -118,7 +122,7 @@ export class VaeDecoder {
       // Otherwise every frame comes out at another size than the one asked for, without a word.
       throw new ModelFileError(
         this.loaded.path,
-        `the VAE decoder made a ${W}x${H} picture from ${w}x${h} latents (${W / w}x), but the folder says ${f}x (vae_decoder/config.json's block_out_channels, or 8 when it gives none); put the export's own config.json next to vae_decoder/model.onnx`,
+        `the VAE decoder made a ${W}x${H} picture from ${w}x${h} latents (${W / w}x)${scaleMismatch(f)}`,
       );
     }
     return { data: readFloat(t), H, W };
@@ -164,7 +168,7 @@ export class VaeEncoder {
     if (f !== undefined && (img.height !== h * f || img.width !== w * f)) {
       throw new ModelFileError(
         this.loaded.path,
-        `the VAE encoder made ${w}x${h} latents from a ${img.width}x${img.height} picture (${img.width / w}x), but the folder says ${f}x (vae_decoder/config.json's block_out_channels, or 8 when it gives none); put the export's own config.json next to vae_decoder/model.onnx`,
+        `the VAE encoder made ${w}x${h} latents from a ${img.width}x${img.height} picture (${img.width / w}x)${scaleMismatch(f)}`,
       );
     }
     const data = readFloat(t);
