@@ -1,4 +1,4 @@
-import { ConfigError, loadConfig, loadDotEnv, type Config } from '../../config/index.ts';
+import { loadConfig, loadDotEnv, type Config } from '../../config/index.ts';
 import { INVITE_PERMISSIONS, listOfNames, permissionsInteger } from '../../bot/permissions.ts';
 
 /** The bot's invite URL: its scopes and INVITE_PERMISSIONS, with APPLICATION_ID for the application's id to fill in. */
@@ -38,7 +38,7 @@ export function loadBotConfig(): Config & { discordToken: string } {
     loadDotEnv();
     config = loadConfig();
   } catch (err) {
-    process.stderr.write(`error: ${err instanceof ConfigError || err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exit(1);
   }
   if (!config.discordToken) {
