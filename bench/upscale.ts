@@ -13,6 +13,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import sharp, { type Sharp } from 'sharp';
 import { SuperResolutionUpscaler, type RawImage } from '../engine/index.ts';
+import { runCli } from '../apps/cli-kit.ts';
 import { availableSuperResolutionModels, ensureSuperResolutionModel } from '../models/esrgan/catalog.ts';
 import { REPO_ROOT } from '../models/paths.ts';
 
@@ -194,7 +195,4 @@ async function main(): Promise<void> {
   }
 }
 
-await main().catch((error: unknown) => {
-  process.stderr.write(`error: ${error instanceof Error ? error.message : String(error)}\n`);
-  process.exitCode = 1;
-});
+await runCli(main);
