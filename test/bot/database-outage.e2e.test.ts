@@ -52,36 +52,39 @@ afterAll(async () => {
   await fake?.close();
 });
 
+/** Runs `check` while the proxy drops every packet to Postgres, and lets the database answer again after it. */
+async function whileDatabaseAway(check: () => Promise<void>): Promise<void> {
+  proxy.blackhole();
+  try {
+    await check();
+  } finally {
+    proxy.restore();
+  }
+}
+
 describe('the database stops answering', () => {
   it('a button is still answered within 3 s, privately, saying the farm is slow and nothing was done', async () => {
-    proxy.blackhole();
-    try {
+    await whileDatabaseAway(async () => {
       const press = fake.pressButton({ messageId: message.id, customId: `bf:cancel:${jobId}`, user: alice, replayed: true });
       const r = await press.waitForResponse(6000);
       expect(r.latencyMs).toBeLessThan(3000);
       expect([r.type, r.ephemeral]).toEqual([4, true]);
       expect(String(r.data?.content)).toBe('The render farm is slow to answer right now, so nothing was done; try again in a moment. If it keeps happening, tell a server admin.');
-    } finally {
-      proxy.restore();
-    }
+    });
   });
 
   it('a command (deferred at once) is told the database is not answering once it gives up, not "something went wrong"', async () => {
-    proxy.blackhole();
-    try {
+    await whileDatabaseAway(async () => {
       const run = fake.sendSlashCommand({ commandName: 'cancel', user: alice, options: { job: jobId } });
       expect((await run.waitForResponse()).latencyMs).toBeLessThan(3000);
       const answer = await run.waitForOriginal((m) => Boolean(m.content), 15_000);
       expect(answer.ephemeral).toBe(true);
       expect(answer.content).toBe("The render farm's database isn't answering right now; try again in a minute. If it keeps happening, tell a server admin.");
-    } finally {
-      proxy.restore();
-    }
+    });
   });
 
   it('a 🔍 on the bot\'s message is answered by DM, in the words a command gets, and nothing is done', async () => {
-    proxy.blackhole();
-    try {
+    await whileDatabaseAway(async () => {
       // What a command is told meanwhile: the one wording for this case.
       const command = fake.sendSlashCommand({ commandName: 'cancel', user: alice, options: { job: jobId } });
       const commandAnswer = (await command.waitForOriginal((m) => Boolean(m.content), 15_000)).content;
@@ -92,8 +95,6 @@ describe('the database stops answering', () => {
       expect(commandAnswer).toMatch(/^The render farm's database isn't answering right now/);
       // Taken off, so reacting again asks again.
       expect(fake.message(message.id)!.reactions.get('🔍')?.has(alice.id) ?? false).toBe(false);
-    } finally {
-      proxy.restore();
-    }
+    });
   });
 });
