@@ -209,12 +209,7 @@ export class JobMessenger {
     for (const t of this.claimRenewals.values()) clearInterval(t);
     this.claimRenewals.clear();
     await this.unlisten?.();
-    if (this.deliveries.size > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      const waited = new Promise<void>((resolve) => (timer = setTimeout(resolve, DELIVERY_STOP_WAIT_MS)));
-      await Promise.race([Promise.allSettled([...this.deliveries.values()]), waited]);
-      clearTimeout(timer);
-    }
+    if (this.deliveries.size > 0) await within(Promise.allSettled([...this.deliveries.values()]), DELIVERY_STOP_WAIT_MS, () => undefined);
   }
 
   /**
