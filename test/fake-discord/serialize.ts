@@ -59,37 +59,25 @@ export function apiMember(member: FakeMember, user: FakeUser): Json {
 }
 
 export function apiChannel(channel: FakeChannel): Json {
-  if (channel.thread) {
-    const t = channel.thread;
+  // What every channel has; a thread adds its owner, counts and metadata, another channel its place and overwrites.
+  const common = { id: channel.id, type: channel.type, guild_id: channel.guildId ?? undefined, name: channel.name, parent_id: channel.parentId, last_message_id: null, rate_limit_per_user: 0, flags: 0 };
+  const t = channel.thread;
+  if (t) {
     return {
-      id: channel.id,
-      type: channel.type,
-      guild_id: channel.guildId ?? undefined,
-      parent_id: channel.parentId,
+      ...common,
       owner_id: t.ownerId,
-      name: channel.name,
-      last_message_id: null,
       message_count: 0,
       member_count: 1,
       total_message_sent: 0,
-      rate_limit_per_user: 0,
-      flags: 0,
       thread_metadata: { archived: t.archived, auto_archive_duration: 1440, archive_timestamp: t.archiveTimestamp, locked: t.locked, ...(channel.type === ChannelType.PrivateThread ? { invitable: true } : {}) },
     };
   }
   return {
-    id: channel.id,
-    type: channel.type,
-    guild_id: channel.guildId ?? undefined,
-    name: channel.name,
+    ...common,
     position: channel.position,
-    parent_id: channel.parentId,
     topic: channel.topic,
     nsfw: false,
     permission_overwrites: channel.overwrites.map((o) => ({ id: o.id, type: o.type, allow: o.allow.toString(), deny: o.deny.toString() })),
-    rate_limit_per_user: 0,
-    last_message_id: null,
-    flags: 0,
   };
 }
 
