@@ -52,9 +52,10 @@ export async function settleJob(tx: Transaction, job: SettledJob, outcome: Outco
     // The reservation came back with the failure: the charge is taken again, from what is there
     // (the refund may have been spent meanwhile; the balance never goes below zero).
     const { balanceMs } = await lockUser(tx, job.userId);
-    const chargedMs = Math.min(chargeFor(job.reservedMs, outcome), balanceMs);
+    const dueMs = chargeFor(job.reservedMs, outcome);
+    const chargedMs = Math.min(dueMs, balanceMs);
     await tx.execute(sql`update jobs set charged_ms = ${chargedMs}::bigint where id = ${job.id}`);
-    const short = chargedMs < chargeFor(job.reservedMs, outcome) ? `, charged ${chargedMs / 1000} (all the balance held)` : '';
+    const short = chargedMs < dueMs ? `, charged ${chargedMs / 1000} (all the balance held)` : '';
     if (chargedMs > 0) await addLedgerEntry(tx, job.userId, 'settle', -chargedMs, job.id, `job ${job.id} used ${outcome.spentMs / 1000} GPU-seconds, stored after it had been failed and refunded${short}`);
     return { chargedMs, returnedMs: -chargedMs };
   }
