@@ -220,13 +220,6 @@ async function openPglite(dataDir: string, options: OpenDatabaseOptions): Promis
  * hanging or failing later inside PGlite.
  */
 function prepareDataDir(dir: string): void {
-  const fail = (error: unknown): never => {
-    const why = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
-    throw new Error(
-      `BLENDFARM_DATA_DIR=${dir}: PGlite cannot write there (${why}). Set BLENDFARM_DATA_DIR to a folder this process may create and write to (default ${DEFAULT_PGLITE_DIR}), or set DATABASE_URL to use Postgres instead.`,
-      { cause: error },
-    );
-  };
   try {
     const missing: string[] = [];
     for (let at = dir; !fs.existsSync(at); at = path.dirname(at)) {
@@ -239,7 +232,11 @@ function prepareDataDir(dir: string): void {
     fs.writeFileSync(probe, '');
     fs.rmSync(probe, { force: true });
   } catch (error) {
-    fail(error);
+    const why = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    throw new Error(
+      `BLENDFARM_DATA_DIR=${dir}: PGlite cannot write there (${why}). Set BLENDFARM_DATA_DIR to a folder this process may create and write to (default ${DEFAULT_PGLITE_DIR}), or set DATABASE_URL to use Postgres instead.`,
+      { cause: error },
+    );
   }
 }
 
