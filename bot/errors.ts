@@ -16,7 +16,7 @@ export class UserInputError extends Error {
  * The farm did not answer a lookup made before an interaction's first answer in time for Discord's
  * 3 s (beforeAnswer in submit.ts): the member is told so, and nothing was done.
  */
-export class FarmTooSlowError extends Error {
+export class FarmTooSlowError extends UserInputError {
   override name = 'FarmTooSlowError';
   constructor() {
     super("The render farm is slow to answer right now, so nothing was done; try again in a moment. If it keeps happening, tell a server admin.");
@@ -28,7 +28,7 @@ export class FarmTooSlowError extends Error {
  * private thread it was made in? rightsOf in permissions.ts): nothing was done. It names neither the
  * job nor where it is.
  */
-export class AccessUncheckedError extends Error {
+export class AccessUncheckedError extends UserInputError {
   override name = 'AccessUncheckedError';
   constructor() {
     super("I couldn't check with Discord just now whether you may act on that job, so nothing was done; try again in a moment.");
@@ -44,7 +44,7 @@ const DATABASE_UNREACHABLE = "The render farm's database isn't answering right n
  * typed, so a refusal names what they can fix.
  */
 export function userMessage(err: unknown, log: (msg: string) => void = console.error, optionNames: Readonly<Record<string, string>> = {}): string {
-  if (err instanceof UserInputError || err instanceof FarmTooSlowError || err instanceof AccessUncheckedError) return err.message;
+  if (err instanceof UserInputError) return err.message;
   if (isConnectionError(err)) return DATABASE_UNREACHABLE;
   if (err instanceof BudgetExceededError) return budgetText(err);
   if (err instanceof JobParamsError) return `That request can't be rendered: ${err.issues.map((issue) => nameOption(issue, optionNames)).join('; ')}.`;
