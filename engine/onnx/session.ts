@@ -4,8 +4,9 @@
  * instead of assuming names and dtypes.
  */
 import * as ort from 'onnxruntime-node';
-import { closeSync, existsSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { externalDataLocations } from './external-data.ts';
 
 export type ExecutionProvider = 'cpu' | 'cuda' | 'webgpu';
 export const executionProviders: readonly ExecutionProvider[] = ['cpu', 'cuda', 'webgpu'];
@@ -101,11 +102,14 @@ async function create(source: string | Uint8Array, path: string, opts: SessionOp
     session = typeof source === 'string' ? await ort.InferenceSession.create(source, options) : await ort.InferenceSession.create(source, options);
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
-    const pointer = typeof source === 'string' ? lfsPointerFor(source) : undefined;
-    if (pointer) {
+    // Only the files this load reads: the model file, or (when it parses) the weight files it names.
+    const needed = typeof source === 'string' ? filesOfModel(source) : undefined;
+    const pointers = needed?.filter(isLfsPointer) ?? [];
+    if (pointers.length > 0) {
+      const names = pointers.map((file) => basename(file)).join(', ');
       throw new ModelFileError(
         path,
-        `${pointer === source ? 'this file' : `its weights file ${basename(pointer)}`} is a Git LFS pointer (a few lines of text), not the model's data: the download skipped the large files; fetch them (git lfs pull in the clone, or huggingface-cli download) and try again`,
+        `${pointers[0] === source ? 'this file is a Git LFS pointer' : pointers.length === 1 ? `its weights file ${names} is a Git LFS pointer` : `its weights files ${names} are Git LFS pointers`} (a few lines of text), not the model's data: the download skipped the large files; fetch them (git lfs pull in the clone, or huggingface-cli download) and try again`,
       );
     }
     const missingKernel = /Failed to find kernel for (?:[\w.]+\.)?(\w+)\((\d+)\)|Could not find an implementation for (\w+)\((\d+)\)/.exec(msg);
@@ -130,7 +134,9 @@ async function create(source: string | Uint8Array, path: string, opts: SessionOp
       throw new ExecutionProviderError(ep, firstLine(msg));
     }
     if (/external|data file|\.onnx_data|\.pb|No such file/i.test(msg)) {
-      throw new ModelFileError(path, `its external weight file is missing or unreadable (${firstLine(msg)}); keep model.onnx and its weights file side by side`);
+      const weights = needed?.filter((file) => file !== source).map((file) => basename(file)) ?? [];
+      const named = weights.length === 1 ? ` ${weights[0]}` : weights.length > 1 ? ` (${weights.join(', ')})` : '';
+      throw new ModelFileError(path, `its external weight file${named} is missing or unreadable (${firstLine(msg)}); keep model.onnx and its weights file side by side`);
     }
     throw new ModelFileError(path, `not a loadable ONNX model (${firstLine(msg)})`);
   }
@@ -139,31 +145,33 @@ async function create(source: string | Uint8Array, path: string, opts: SessionOp
 
 const LFS_POINTER = 'version https://git-lfs.github.com/spec/';
 
-/** A Git LFS pointer file left where a model or its external weights should be: the file itself, or a small file beside it. */
-function lfsPointerFor(modelPath: string): string | undefined {
-  const isPointer = (file: string): boolean => {
-    try {
-      if (statSync(file).size > 1024) return false;
-      const fd = openSync(file, 'r');
-      try {
-        const head = Buffer.alloc(LFS_POINTER.length);
-        readSync(fd, head, 0, head.length, 0);
-        return head.toString('latin1') === LFS_POINTER;
-      } finally {
-        closeSync(fd);
-      }
-    } catch {
-      return false;
-    }
-  };
-  if (isPointer(modelPath)) return modelPath;
+/**
+ * The files loading `modelPath` reads: the model file and the external weight files it names
+ * (nothing else in its folder, so an unrelated file there is never blamed). Just the model file
+ * when it cannot be parsed.
+ */
+function filesOfModel(modelPath: string): string[] {
   try {
-    const dir = dirname(modelPath);
-    return readdirSync(dir)
-      .map((name) => join(dir, name))
-      .find((file) => file !== modelPath && isPointer(file));
+    return [modelPath, ...externalDataLocations(modelPath).map((location) => join(dirname(modelPath), location))];
   } catch {
-    return undefined;
+    return [modelPath];
+  }
+}
+
+/** A Git LFS pointer file (a few lines of text starting with the LFS spec line) left where model data should be. */
+function isLfsPointer(file: string): boolean {
+  try {
+    if (statSync(file).size > 1024) return false;
+    const fd = openSync(file, 'r');
+    try {
+      const head = Buffer.alloc(LFS_POINTER.length);
+      readSync(fd, head, 0, head.length, 0);
+      return head.toString('latin1') === LFS_POINTER;
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return false;
   }
 }
 

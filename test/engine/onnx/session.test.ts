@@ -74,4 +74,30 @@ describe('a download that skipped the Git LFS files', () => {
     expect(err).toBeInstanceOf(ModelFileError);
     expect(err!.message).toMatch(/model\.onnx: its weights file model\.onnx_data is a Git LFS pointer/);
   });
+
+  /** A folder holding model.onnx with its weights in model.onnx_data, and `extra` files beside them. */
+  const externalModel = async (name: string, extra: Record<string, string>): Promise<string> => {
+    const g = new GraphBuilder('external');
+    const x = g.input('x', 'float32', [1, 256]);
+    g.output(g.op('Add', [x, g.initializer('w', 'float32', [1, 256], new Float32Array(256).fill(1))]), 'y', 'float32', [1, 256]);
+    const sub = join(dir, name);
+    await saveModel(sub, 'model.onnx', g.toModel({ externalData: { location: 'model.onnx_data', minBytes: 16 } }));
+    for (const [file, text] of Object.entries(extra)) await writeFile(join(sub, file), text);
+    return join(sub, 'model.onnx');
+  };
+
+  it('an unrelated pointer file in the folder is not blamed for a weights file that is broken in another way (it was: the first small pointer in the folder was named)', async () => {
+    const model = await externalModel('unrelated', { 'a-notes.onnx_data': pointer, 'model.onnx_data': 'truncated' });
+    const err = await openError(model);
+    expect(err).toBeInstanceOf(ModelFileError);
+    expect(err!.message).toMatch(/model\.onnx: its external weight file model\.onnx_data is missing or unreadable \(/);
+    expect(err!.message).not.toMatch(/Git LFS|a-notes/);
+  });
+
+  it('with an unrelated pointer file beside it, the pointer the model needs is the one named', async () => {
+    const model = await externalModel('both', { 'a-notes.onnx_data': pointer, 'model.onnx_data': pointer });
+    const err = await openError(model);
+    expect(err!.message).toMatch(/model\.onnx: its weights file model\.onnx_data is a Git LFS pointer \(a few lines of text\)/);
+    expect(err!.message).not.toMatch(/a-notes/);
+  });
 });
