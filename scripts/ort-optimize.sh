@@ -57,11 +57,11 @@ if [ -e "$OUT" ]; then
 fi
 PY="${PYTHON:-python3}"
 if ! "$PY" -c 'import onnx, onnxruntime, sympy' 2>/dev/null; then
-  echo "ort-optimize: $PY with onnx, onnxruntime and sympy is needed (pip install onnxruntime==1.29.0 onnx sympy \"numpy<2.4\")"
+  echo "ort-optimize: $PY with onnx, onnxruntime and sympy is needed (pip install -r scripts/ort-optimize-requirements.txt)"
   exit 5
 fi
 if ! "$PY" -c 'import sys, numpy; sys.exit(tuple(int(x) for x in numpy.__version__.split(".")[:2]) >= (2, 4))'; then
-  echo "ort-optimize: numpy $("$PY" -c 'import numpy; print(numpy.__version__)') is too new for ONNX Runtime's SD optimizer (it fails fusing the VAE's attention: \"only 0-dimensional arrays can be converted to Python scalars\"); pip install \"numpy<2.4\""
+  echo "ort-optimize: numpy $("$PY" -c 'import numpy; print(numpy.__version__)') is too new for ONNX Runtime's SD optimizer (it fails fusing the VAE's attention: \"only 0-dimensional arrays can be converted to Python scalars\"); pip install -r scripts/ort-optimize-requirements.txt"
   exit 6
 fi
 # The optimizer only formats its log with coloredlogs (a dependency of the onnxruntime wheel);
