@@ -94,15 +94,15 @@ async function main(): Promise<void> {
   if (isImage && !IMAGE_FORMATS.includes(outExt)) throw new UsageError(`an image in gives an image out: --out must end in ${IMAGE_FORMATS.map((f) => `.${f}`).join(', ')}, got "${out}"`);
   const videoOnly = (['crf', 'max-bytes'] as const).filter((flag) => values[flag] !== undefined).map((flag) => `--${flag}`);
   if (isImage && videoOnly.length) throw new UsageError(`${videoOnly.join(' and ')} ${videoOnly.length === 1 ? 'is' : 'are'} for videos; ${input} is an image`);
-  if (!isImage) {
-    // Read here, by the user's own file name: the engine reads the bytes through a temporary file,
-    // whose name its error would carry.
-    await probeVideo(input, { countPackets: true }).catch((error: unknown) => {
-      throw new UsageError(
-        `${input} is neither a picture nor a video that can be read (${(error as Error).message}); give a picture (${IMAGE_INPUT_FORMATS.join(', ')}) or a video (${VIDEO_FORMATS.join(', ')})`,
-      );
-    });
-  }
+  // A video is probed once, here, by the user's own file name (the engine would read the bytes
+  // through a temporary file, whose name its error would carry); upscaleVideo gets this probe.
+  const source = isImage
+    ? undefined
+    : await probeVideo(input, { countPackets: true }).catch((error: unknown) => {
+        throw new UsageError(
+          `${input} is neither a picture nor a video that can be read (${(error as Error).message}); give a picture (${IMAGE_INPUT_FORMATS.join(', ')}) or a video (${VIDEO_FORMATS.join(', ')})`,
+        );
+      });
   if (!isImage && !VIDEO_FORMATS.includes(outExt as VideoFormat)) throw new UsageError(`a video in gives a video out: --out must end in ${VIDEO_FORMATS.map((f) => `.${f}`).join(', ')}, got "${out}"`);
 
   const config = loadCliConfig();
@@ -157,6 +157,7 @@ async function main(): Promise<void> {
         crf: numberOption('crf', values.crf, { integer: true, min: 0, max: 63 }),
         maxBytes: numberOption('max-bytes', values['max-bytes'], { integer: true, min: 1024 }),
         onFrame: (d, t) => bar.update(d, t),
+        source,
       });
       bar.done();
       summary = {

@@ -25,6 +25,8 @@ export interface UpscaleVideoOptions {
   maxBytes?: number;
   signal?: AbortSignal;
   onFrame?: (done: number, total: number) => void;
+  /** The input's probe when the caller has made one already (probeVideo); without it the video is probed here. */
+  source?: VideoProbe;
 }
 
 export interface UpscaleVideoResult extends EncodeResult {
@@ -35,7 +37,7 @@ export interface UpscaleVideoResult extends EncodeResult {
 
 /** Decodes `video`, upscales every frame with `upscaler` and encodes the frames. */
 export async function upscaleVideo(upscaler: FrameUpscaler, video: Uint8Array, opts: UpscaleVideoOptions = {}): Promise<UpscaleVideoResult> {
-  const source = await probeVideo(video, { signal: opts.signal });
+  const source = opts.source ?? (await probeVideo(video, { signal: opts.signal }));
   if (!(source.width > 0 && source.height > 0)) throw new RangeError('the input has no video stream with a known size; give an mp4, webm, gif or animated webp');
   const frames = await decodeVideoFrames(video, source.width, source.height, opts.signal);
   if (frames.length === 0) throw new RangeError('the input video has no frames to upscale');

@@ -3,10 +3,10 @@
  * in gives video out (every frame, 2x), --json prints a summary, x4-diffusion runs with its test model.
  */
 import { describe, expect, it } from 'vitest';
-import { readFile, writeFile } from 'node:fs/promises';
+import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { encodeVideo, IMAGE_INPUT_FORMATS, probeVideo, VIDEO_FORMATS, type RawImage } from '../../../engine/index.ts';
+import { encodeVideo, IMAGE_INPUT_FORMATS, probeVideo, resolveFfprobe, VIDEO_FORMATS, type RawImage } from '../../../engine/index.ts';
 import { ensureX4TestModel } from '../../../models/x4-upscaler-test.ts';
 import { ROOT, runCli } from '../../helpers/cli.ts';
 import { useTempDir } from '../../helpers/temp-dir.ts';
@@ -43,6 +43,26 @@ describe('npm run upscale', () => {
     expect(r.stderr).toMatch(/upscaling \[#+\] 4\/4/);
     const probe = await probeVideo(out);
     expect([probe.width, probe.height, probe.frames]).toEqual([96, 72, 4]);
+  });
+
+  it('probes the input video once (it probed it twice: once for the error by file name, once in the engine)', async () => {
+    const frames: RawImage[] = [];
+    for (let k = 0; k < 2; k++) {
+      const { data } = await sharp(CROP).extract({ left: 10 + 5 * k, top: 10, width: 16, height: 16 }).raw().toBuffer({ resolveWithObject: true });
+      frames.push({ data: new Uint8Array(data), width: 16, height: 16, channels: 3 });
+    }
+    const input = join(dir, 'probe-once.mp4');
+    await encodeVideo(frames, { out: input, format: 'mp4', fps: 8, width: 16, height: 16 });
+    // An ffprobe that writes one line per run to a log, then runs the real one.
+    const log = join(dir, 'ffprobe.log');
+    const wrapper = join(dir, 'ffprobe-logged');
+    await writeFile(wrapper, `#!/bin/sh\necho run >> '${log}'\nexec '${resolveFfprobe().path}' "$@"\n`);
+    await chmod(wrapper, 0o755);
+    const out = join(dir, 'probe-once-up.mp4');
+    const r = await runCli('upscale.ts', [input, '--out', out, '--json'], { cwd: dir, env: { FFPROBE_PATH: wrapper } });
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout.trim())).toMatchObject({ kind: 'video', width: 32, height: 32, frames: 2, fps: 8 });
+    expect((await readFile(log, 'utf8')).trim().split('\n')).toEqual(['run']);
   });
 
   it('runs the diffusion upscaler from its weights folder, 4x', async () => {
