@@ -162,10 +162,14 @@ export class StableDiffusionPipeline {
    * `what` names it in the message ("The prompt", "Prompt 3"); undefined when it fits.
    */
   truncationWarning(text: string, what: string): string | undefined {
-    const tok = this.tokenizers[0];
-    const { truncated, tokenCount } = tok.encodeWithInfo(text);
-    if (!truncated) return undefined;
-    return `${what} is ${tokenCount - 2} CLIP tokens long; the text encoder reads ${tok.maxLength - 2} (${tok.maxLength} CLIP tokens with its start and end), so its end was cut off: shorten it to keep every word.`;
+    return this.truncationWarningFor(this.tokenizers[0].encodeWithInfo(text).tokenCount, what);
+  }
+
+  /** truncationWarning's words for a prompt already tokenized: `tokenCount` CLIP tokens, start and end included. */
+  private truncationWarningFor(tokenCount: number | undefined, what: string): string | undefined {
+    const { maxLength } = this.tokenizers[0];
+    if (tokenCount === undefined || tokenCount <= maxLength) return undefined;
+    return `${what} is ${tokenCount - 2} CLIP tokens long; the text encoder reads ${maxLength - 2} (${maxLength} CLIP tokens with its start and end), so its end was cut off: shorten it to keep every word.`;
   }
 
   /** Initial latents for a seed, scaled by the scheduler's initial noise sigma. */
@@ -214,7 +218,8 @@ export class StableDiffusionPipeline {
     const { width, height, steps, guidance, batchSize, seed, scheduler: kind } = this.resolve(opts);
     const warnings: string[] = [...this.warnings];
     const { cond, uncond } = await this.encodePrompt(opts.prompt, opts.negativePrompt ?? '');
-    for (const w of [this.truncationWarning(opts.prompt, 'The prompt'), this.truncationWarning(opts.negativePrompt ?? '', 'The negative prompt')]) if (w) warnings.push(w);
+    // The lengths come from the tokenization the encoders made; the prompts are not tokenized again.
+    for (const w of [this.truncationWarningFor(cond.tokenCount, 'The prompt'), this.truncationWarningFor(uncond.tokenCount, 'The negative prompt')]) if (w) warnings.push(w);
     const t1 = performance.now();
 
     const [h, w] = this.latentSize(width, height);

@@ -16,6 +16,11 @@ export interface PromptEmbedding {
   pooled?: Float32Array;
   /** The prompt was longer than 77 tokens and was cut. */
   truncated: boolean;
+  /**
+   * CLIP tokens of the prompt before the cut, start and end included (the first tokenizer's
+   * count); absent for embeddings that do not come from a prompt (image embeddings).
+   */
+  tokenCount?: number;
 }
 
 interface EncoderSpec {
@@ -111,10 +116,12 @@ export class TextEncoders {
     const widths: number[] = [];
     let pooled: Float32Array | undefined;
     let truncated = false;
+    let tokenCount: number | undefined;
     let tokens = 77;
     for (const enc of this.encoders) {
       const info = enc.tokenizer.encodeWithInfo(text, { pad: true });
       truncated ||= info.truncated;
+      tokenCount ??= info.tokenCount;
       tokens = info.ids.length;
       const input = enc.loaded.inputs.find((i) => i.name === 'input_ids') ?? enc.loaded.inputs[0];
       const feeds: Record<string, ort.Tensor> = { [input.name]: intTensor(input.type, info.ids, [1, info.ids.length]) };
@@ -134,7 +141,7 @@ export class TextEncoders {
       for (let t = 0; t < tokens; t++) hidden.set(part.subarray(t * w, (t + 1) * w), t * width + offset);
       offset += w;
     });
-    return { hidden, tokens, width, pooled, truncated };
+    return { hidden, tokens, width, pooled, truncated, tokenCount };
   }
 }
 

@@ -3,7 +3,7 @@
  * real tokenizer, real onnxruntime sessions, real schedulers. Because the demo UNet is the exact
  * noise predictor of a known distribution, these tests check where samplers land, not just shapes.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { cp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StableDiffusionPipeline, ExecutionProviderError, ModelFileError, InvalidRequestError } from '../../../engine/index.ts';
@@ -98,6 +98,23 @@ describe('text-to-image, fp32 demo model', () => {
       `The prompt is ${tokens} CLIP tokens long; the text encoder reads 75 (77 CLIP tokens with its start and end), so its end was cut off: shorten it to keep every word.`,
     );
     expect((await pipe.generate({ prompt: 'short', seed: 1, steps: 1, ...SIZE })).warnings.join(' ')).not.toMatch(/cut off/);
+  });
+
+  it('tokenizes each prompt once for both the encoder and the length warning (it tokenized it again for the warning)', async () => {
+    const long = Array.from({ length: 85 }, (_, i) => `tile${i}`).join(' ');
+    const negative = Array.from({ length: 80 }, (_, i) => `blur${i}`).join(' ');
+    const tokenizer = pipe.tokenizers[0];
+    const [promptTokens, negativeTokens] = [tokenizer.encodeWithInfo(long).tokenCount - 2, tokenizer.encodeWithInfo(negative).tokenCount - 2];
+    const spy = vi.spyOn(tokenizer, 'encodeWithInfo');
+    try {
+      const r = await pipe.generate({ prompt: long, negativePrompt: negative, seed: 1, steps: 1, guidance: 2, width: 64, height: 64 });
+      expect(spy.mock.calls.map(([text]) => text)).toEqual([long, negative]);
+      // The same warnings as before, from that one count.
+      expect(r.warnings).toContain(`The prompt is ${promptTokens} CLIP tokens long; the text encoder reads 75 (77 CLIP tokens with its start and end), so its end was cut off: shorten it to keep every word.`);
+      expect(r.warnings).toContain(`The negative prompt is ${negativeTokens} CLIP tokens long; the text encoder reads 75 (77 CLIP tokens with its start and end), so its end was cut off: shorten it to keep every word.`);
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it('refuses sizes that are not multiples of 8 with a clear message', async () => {
