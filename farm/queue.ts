@@ -201,8 +201,9 @@ export interface CompletedArtifact {
 /**
  * completeJob's transaction did all its work but no answer to its COMMIT arrived (the connection
  * dropped, or the client's query timeout fired while the server committed): the job may have
- * been stored. completionOf tells which once the database answers; until then nothing written
- * for this completion (an artifact file) may be deleted. The driver's error is the cause.
+ * been stored. completionOf tells which once the database answers and the transaction is over;
+ * until then nothing written for this completion (an artifact file) may be deleted. The driver's
+ * error is the cause.
  */
 export class CompletionUnknownError extends Error {
   constructor(jobId: number, cause: unknown) {
@@ -263,26 +264,35 @@ async function completeLocked(tx: Transaction, farm: FarmContext, lease: Lease, 
 }
 
 /**
- * What became of a completion under `lease` whose answer was lost (CompletionUnknownError):
- * 'stored': the job is done, completed under this lease (its 'done' event names the token) and,
- * when `artifactPath` is given, with that artifact file; 'pending': the job still runs under this
- * lease, so a transaction of it may still commit (ask again later); 'lost': neither — the job
- * was stored by someone else (another lease, or another file under this one), taken back,
- * cancelled, failed or deleted, so nothing this completion wrote is referenced.
+ * What became of a completion under `lease` whose answer was lost (CompletionUnknownError). Such a
+ * completion's transaction had locked the job row (completeLocked's first statement) when its
+ * answer went missing, and holds that lock until it commits or rolls back — the server ends an
+ * abandoned one within BLENDFARM_DB_QUERY_TIMEOUT_MS (idle_in_transaction_session_timeout) — so:
+ * - 'stored': the job is done, completed under this lease (its 'done' event names the token) and,
+ *   when `artifactPath` is given, with that artifact file;
+ * - 'pending': not stored yet, and a transaction holds the job row now: it may be this
+ *   completion's, whose COMMIT may still land (ask again later; keep its file);
+ * - 'not-stored': not stored, and no transaction holds the row, so this completion's transaction
+ *   is over without having committed: nothing it wrote is referenced or ever will be (delete its
+ *   file). That is so whatever the job is now — done by another lease or with another file,
+ *   cancelled, queued again, deleted, or still running or failed (by a reaper, the token kept)
+ *   under this very lease: then another completion under it (the spool's, farm/spool.ts) can still
+ *   make it done, with a file of its own.
  */
-export async function completionOf(farm: FarmContext, lease: Lease, artifactPath?: string): Promise<'stored' | 'pending' | 'lost'> {
-  const [row] = await queryRows<{ status: string; held: boolean; by_lease: boolean; path: string | null }>(
+export async function completionOf(farm: FarmContext, lease: Lease, artifactPath?: string): Promise<'stored' | 'pending' | 'not-stored'> {
+  // First whether the row is free (a lock taken and let go at once), then, in a statement that
+  // starts after that (so it sees whatever a transaction holding it committed), what it says.
+  const free = await queryRows<{ id: number }>(farm.db.db, sql`select id from jobs where id = ${lease.id} for share skip locked`);
+  const [row] = await queryRows<{ status: string; by_lease: boolean; path: string | null }>(
     farm.db.db,
-    sql`select j.status, coalesce(j.lease_token::text = ${lease.leaseToken}, false) as held,
+    sql`select j.status,
           exists (select 1 from job_events e where e.job_id = j.id and e.type = 'done' and e.data->>'leaseToken' = ${lease.leaseToken}) as by_lease,
           (select a.path from artifacts a where a.job_id = j.id) as path
         from jobs j where j.id = ${lease.id}`,
   );
-  if (!row) return 'lost';
+  if (!row) return 'not-stored';
   if (row.status === 'done' && row.by_lease && (artifactPath === undefined || row.path === artifactPath)) return 'stored';
-  // Failed by a reaper with this lease kept: a completion under it may still commit too.
-  if ((row.status === 'running' || row.status === 'failed') && row.held) return 'pending';
-  return 'lost';
+  return free.length === 0 ? 'pending' : 'not-stored';
 }
 
 export type FailOutcome = 'retrying' | 'failed' | 'lost';

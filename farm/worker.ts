@@ -15,7 +15,10 @@
 // - completion's answer lost -> (the COMMIT went through, or may have) the retry or the check that
 //                              follows asks the database (completionOf): a completion stored under
 //                              this lease with this file counts as stored, its artifact file stays;
-//                              one the database cannot tell about yet keeps its file until it can
+//                              one whose transaction is over unstored has its file deleted at once
+//                              (the spool's entry, if any, stores the job later with a file of its
+//                              own); one whose transaction may still commit, or that the database
+//                              cannot be asked about, keeps its file until the next heartbeat asks
 // - lease lost              -> the render is aborted; its result could not be stored anyway
 // - worker killed (kill -9) -> its leases expire; any worker's reaper requeues the jobs (a job on its
 //                              last attempt is failed, lastAttemptGraceSeconds after its lease ran out)
@@ -486,8 +489,9 @@ export class FarmWorker {
    * first, when there is one) with `attempt`, which calls the completion once or retries it; the
    * file is deleted again unless the completion was stored. A completion whose answer was lost
    * (CompletionUnknownError) may have been stored all the same: completionOf asks the database,
-   * and a completion found stored counts as stored (its file stays); one the database cannot tell
-   * about yet keeps its file until settleUnknown can.
+   * and a completion found stored counts as stored (its file stays); one found not stored (its
+   * transaction is over) has its file deleted; one still in doubt (its transaction may still
+   * commit, or the database does not answer) keeps its file until settleUnknown can tell.
    */
   private async store(lease: Lease, video: Buffer, info: ResultInfo, gpuSeconds: number, attempt: (write: () => Promise<boolean>) => Promise<boolean>): Promise<boolean> {
     const artifact: CompletedArtifact = { format: info.format, mime: info.mime, meta: info.meta, sizeBytes: video.byteLength };
@@ -503,7 +507,7 @@ export class FarmWorker {
     }
     const unsettled: UnsettledCompletion = { lease, fileName: artifact.path, filePath };
     let answerLost: unknown;
-    let outcome: 'stored' | 'lost' | 'unknown' = 'lost';
+    let outcome: 'stored' | 'not-stored' | 'unknown' = 'not-stored';
     try {
       const stored = await attempt(async () => {
         try {
@@ -514,7 +518,7 @@ export class FarmWorker {
         }
       });
       // A later try finding the lease gone may be finding an earlier try's commit.
-      outcome = stored ? 'stored' : answerLost ? await this.completionAfterLostAnswer(unsettled, answerLost) : 'lost';
+      outcome = stored ? 'stored' : answerLost ? await this.completionAfterLostAnswer(unsettled, answerLost) : 'not-stored';
       return outcome === 'stored';
     } catch (error) {
       if (!answerLost) throw error;
@@ -522,14 +526,14 @@ export class FarmWorker {
       if (outcome === 'stored') return true;
       throw error;
     } finally {
-      if (outcome === 'lost' && filePath) await fs.rm(filePath, { force: true });
+      if (outcome === 'not-stored' && filePath) await fs.rm(filePath, { force: true });
       if (outcome === 'unknown') this.unsettled.push(unsettled);
     }
   }
 
-  /** completionOf for a completion whose answer was lost: 'unknown' when the database cannot tell yet (the job still runs under the lease, or it does not answer). */
-  private async completionAfterLostAnswer(c: UnsettledCompletion, answerLost: unknown): Promise<'stored' | 'lost' | 'unknown'> {
-    let state: 'stored' | 'pending' | 'lost';
+  /** completionOf for a completion whose answer was lost: 'unknown' when the database cannot tell yet (a transaction holds the job, or it does not answer). */
+  private async completionAfterLostAnswer(c: UnsettledCompletion, answerLost: unknown): Promise<'stored' | 'not-stored' | 'unknown'> {
+    let state: 'stored' | 'pending' | 'not-stored';
     try {
       state = await completionOf(this.farm, c.lease, c.fileName);
     } catch {
@@ -540,7 +544,7 @@ export class FarmWorker {
       this.log(`job ${c.lease.id}: the database stored the result although its answer was lost (${why})`);
       return 'stored';
     }
-    if (state === 'lost') return 'lost';
+    if (state === 'not-stored') return 'not-stored';
     if (c.filePath) this.log(`job ${c.lease.id}: no answer to storing the result (${why}), and the database cannot tell yet whether it was stored; its file ${c.filePath} is kept until it can (checked at every heartbeat)`);
     return 'unknown';
   }
@@ -552,7 +556,7 @@ export class FarmWorker {
    */
   private async settleUnknown(): Promise<void> {
     for (const c of [...this.unsettled]) {
-      let state: 'stored' | 'pending' | 'lost';
+      let state: 'stored' | 'pending' | 'not-stored';
       try {
         state = await completionOf(this.farm, c.lease, c.fileName);
       } catch {

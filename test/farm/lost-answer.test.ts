@@ -20,7 +20,7 @@ import { jobDigest, Spool } from '../../farm/spool.ts';
 import { waitForJob } from '../../farm/wait.ts';
 import { FarmWorker } from '../../farm/worker.ts';
 import { registerWorker } from '../../farm/worker-registry.ts';
-import { BACKENDS, CHEAP_BLEND, expireLease, GENEROUS_BUDGET, testConfig } from '../helpers/db.ts';
+import { BACKENDS, CHEAP_BLEND, countRows, expireLease, GENEROUS_BUDGET, testConfig } from '../helpers/db.ts';
 import { useTestFarm } from '../helpers/farm.ts';
 import { useTempDir } from '../helpers/temp-dir.ts';
 
@@ -244,19 +244,127 @@ describe.each(BACKENDS)('a completion whose answer was lost, on %s', (backend) =
     expect(files(spoolDir!)).toEqual([]);
   });
 
-  it('completionOf: pending while the lease holds, stored under it with its file, lost otherwise; completeJob marks an unknown commit', async () => {
+  /**
+   * A spool entry for `model`'s job on its last attempt, whose lease a reaper took back after the
+   * grace: the job is failed and refunded, and keeps the spooled lease's token (a completion under it
+   * still makes it done).
+   */
+  async function failedUnderSpooledLease(model: string, spoolDir: string) {
+    const lastAttempt: FarmContext = { db, config: testConfig({ budget: GENEROUS_BUDGET, maxAttempts: 1, lastAttemptGraceSeconds: 0 }) };
+    const job = await submitJob(lastAttempt, { kind: 'blend', userId: `u-${model}`, params: { ...CHEAP_BLEND, model } });
+    const claimed = (await claimJob(lastAttempt, 'w-dead', CAPS))!;
+    expect(claimed.id).toBe(job.id);
+    const video = Buffer.from(`the spooled render of ${model}`);
+    const spool = new Spool(spoolDir);
+    const name = await spool.put({ jobId: job.id, attempt: claimed.attempt, leaseToken: claimed.leaseToken, workerId: 'w-dead', format: 'mp4', mime: 'video/mp4', meta: {}, gpuSeconds: 0.5, jobDigest: jobDigest(claimed), queuedEventId: claimed.queuedEventId }, video);
+    spool.release(name);
+    await expireLease(db, job.id);
+    expect(await reapExpiredLeases(lastAttempt)).toBe(1);
+    const [row] = await queryRows<{ status: string; held: boolean }>(db.db, sql`select status, lease_token::text = ${claimed.leaseToken} as held from jobs where id = ${job.id}`);
+    expect(row).toEqual({ status: 'failed', held: true });
+    return { job, video, name, claimed };
+  }
+
+  it('a failed job (token kept) whose spooled completion lost its answer and did not commit: the file goes at once, the entry completes the job next', async () => {
+    const { artifactDir, spoolDir, lossy, lines, worker, reader } = setUp('failed-lost', { mode: 'rolled back' }, { spool: true });
+    const { job, video } = await failedUnderSpooledLease('failed-lost', spoolDir!);
+    await worker.start();
+    // The first try's file is not referenced and cannot be: deleted while the worker runs.
+    expect(lossy.state.lost).toBe(1);
+    expect(files(artifactDir)).toEqual([]);
+    await waitForJob(farm, job.id, { timeoutMs: 20_000 });
+    await until(() => files(spoolDir!).length === 0);
+    await worker.stop();
+
+    expect(await getJob(farm, job.id)).toMatchObject({ status: 'done', attempts: 1 });
+    const [stored] = await queryRows<{ path: string }>(db.db, sql`select path from artifacts where job_id = ${job.id}`);
+    expect(files(artifactDir)).toEqual([stored.path]);
+    expect((await getArtifact(reader, job.id))!.bytes.toString()).toBe(video.toString());
+    const [done] = await queryRows<{ data: { afterFailure?: boolean } }>(db.db, sql`select data from job_events where job_id = ${job.id} and type = 'done'`);
+    expect(done.data.afterFailure).toBe(true);
+    expect(lines.some((l) => l.includes('is kept until it can') || l.includes('is kept (delete it'))).toBe(false);
+  });
+
+  it('… and when that entry ages out before a pass can use it: entry and file are both deleted while the worker runs, the job stays failed and refunded', async () => {
+    let spoolDir = '';
+    const { artifactDir, lossy, lines, worker } = setUp(
+      'failed-aged',
+      {
+        mode: 'rolled back',
+        // While the answer is missing, the entry passes the spool's horizon.
+        meanwhile: async () => {
+          const spool = new Spool(spoolDir);
+          for (const name of await spool.names()) {
+            const { entry } = await spool.read(name);
+            await spool.rewrite(name, { ...entry!, createdAt: new Date(Date.now() - 2 * 86_400_000).toISOString() });
+          }
+        },
+      },
+      { spool: true },
+    );
+    spoolDir = path.join(tmp, 'failed-aged', 'spool');
+    const { job } = await failedUnderSpooledLease('failed-aged', spoolDir);
+    await worker.start();
+    await until(() => files(spoolDir).length === 0);
+    // Nothing of this completion is left on disk while the worker still runs.
+    expect(files(artifactDir)).toEqual([]);
+    await worker.stop();
+
+    expect(lossy.state.lost).toBe(1);
+    expect(files(artifactDir)).toEqual([]);
+    expect(lines.some((l) => l.startsWith(`job ${job.id}: spooled render `) && l.includes('deleted: it is older than'))).toBe(true);
+    expect(lines.some((l) => l.includes('is kept'))).toBe(false);
+    expect(await getJob(farm, job.id)).toMatchObject({ status: 'failed' });
+    expect(await countRows(db, 'artifacts', sql`job_id = ${job.id}`)).toBe(0);
+    const audit = await auditBalance(db.db, 'u-failed-aged');
+    expect(audit.balanceMs).toBe(audit.ledgerSumMs);
+  });
+
+  it.skipIf(backend === 'pglite')('completionOf: pending while a transaction holds the job (its commit may still land), then stored or not-stored for good', async () => {
+    // PGlite has one connection: no transaction can be open while completionOf asks, so it never answers pending there.
+    const job = await submitJob(farm, { kind: 'blend', userId: 'u-inflight', params: { ...CHEAP_BLEND, model: 'inflight' } });
+    const lease = (await claimJob(farm, 'w-inflight', CAPS))!;
+    expect(lease.id).toBe(job.id);
+    // A completion whose transaction did its work and waits before its COMMIT (its answer lost meanwhile).
+    let commit!: () => void;
+    let worked!: () => void;
+    const gate = new Promise<void>((resolve) => (commit = resolve));
+    const working = new Promise<void>((resolve) => (worked = resolve));
+    const slow = new Proxy(db.db, {
+      get(target, prop) {
+        if (prop !== 'transaction') return Reflect.get(target, prop) as unknown;
+        return (fn: (tx: unknown) => Promise<unknown>) =>
+          target.transaction(async (tx) => {
+            const r = await fn(tx);
+            worked();
+            await gate;
+            return r;
+          });
+      },
+    });
+    const artifact = { format: 'mp4', mime: 'video/mp4', sizeBytes: 1, meta: {}, path: 'inflight.mp4' };
+    const completing = completeJob({ db: { ...db, db: slow }, config: farm.config }, lease, { artifact, gpuSeconds: 1 });
+    await working;
+    expect(await completionOf(farm, lease, 'inflight.mp4')).toBe('pending');
+    commit();
+    expect(await completing).toBe(true);
+    expect(await completionOf(farm, lease, 'inflight.mp4')).toBe('stored');
+    expect(await completionOf(farm, lease, 'other.mp4')).toBe('not-stored');
+  });
+
+  it('completionOf: not-stored while the job runs under the lease with no transaction open, stored under it with its file, not-stored otherwise; completeJob marks an unknown commit', async () => {
     const job = await submitJob(farm, { kind: 'blend', userId: 'u-of', params: { ...CHEAP_BLEND, model: 'of' } });
     const lease = (await claimJob(farm, 'w-of', CAPS))!;
     expect(lease.id).toBe(job.id);
-    expect(await completionOf(farm, lease, 'mine.mp4')).toBe('pending');
+    expect(await completionOf(farm, lease, 'mine.mp4')).toBe('not-stored');
     const lossy = losingAnswers(db, { mode: 'committed' });
     const artifact = { format: 'mp4', mime: 'video/mp4', sizeBytes: 1, meta: {}, path: 'mine.mp4' };
     const error = await completeJob({ db: lossy.db, config: farm.config }, lease, { artifact, gpuSeconds: 1 }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(CompletionUnknownError);
     expect(await completionOf(farm, lease, 'mine.mp4')).toBe('stored');
     expect(await completionOf(farm, lease)).toBe('stored');
-    expect(await completionOf(farm, lease, 'another.mp4')).toBe('lost');
-    expect(await completionOf(farm, { ...lease, leaseToken: '00000000-0000-4000-8000-000000000000' })).toBe('lost');
-    expect(await completionOf(farm, { ...lease, id: 987_654_321 })).toBe('lost');
+    expect(await completionOf(farm, lease, 'another.mp4')).toBe('not-stored');
+    expect(await completionOf(farm, { ...lease, leaseToken: '00000000-0000-4000-8000-000000000000' })).toBe('not-stored');
+    expect(await completionOf(farm, { ...lease, id: 987_654_321 })).toBe('not-stored');
   });
 });
