@@ -4,6 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import { readFile, stat } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import {
   MAX_BRANCHES,
   DEFAULT_IMAGE_STRENGTH,
@@ -191,6 +192,17 @@ export async function runTransitionCli(kind: 'blend' | 'movie', argv = process.a
   const duration = durations ?? numberOption('duration', values.duration, DURATION_RANGE) ?? DEFAULT_DURATION;
   const fps = numberOption('fps', values.fps, { min: MIN_FPS, max: MAX_FPS }) ?? DEFAULT_FPS;
   const maxBytes = numberOption('max-bytes', values['max-bytes'], { integer: true, min: 1024 });
+  // Every number is read before the model loads: a bad one is refused at once, not after loading
+  // (or behind a model folder's own error).
+  const width = numberOption('width', values.width, { integer: true, min: 64, max: 4096 });
+  const height = numberOption('height', values.height, { integer: true, min: 64, max: 4096 });
+  const steps = numberOption('steps', values.steps, { integer: true, min: 2, max: 1000 });
+  const guidance = numberOption('guidance', values.guidance, { min: 0, max: 50 });
+  const depthStrength = numberOption('depth', values.depth, { min: 0.01, max: 0.99 });
+  const walkFrames = numberOption('walk-frames', values['walk-frames'], { integer: true, min: MIN_WALK_FRAMES, max: MAX_WALK_FRAMES });
+  if (values.lpips !== undefined && !existsSync(values.lpips)) {
+    throw new UsageError(`--lpips ${values.lpips}: file not found; give an LPIPS model exported to ONNX, or leave out --lpips for the built-in metric`);
+  }
 
   const pictureFlags: RequestImage[] = [];
   const readPicture = async (flag: string, file: string) => {
@@ -231,8 +243,6 @@ export async function runTransitionCli(kind: 'blend' | 'movie', argv = process.a
   const model = await chooseModel(values.model, config);
   const started = performance.now();
   const pipe = await StableDiffusionPipeline.load(model.dir, { ep, deviceId, threads: config.threads, scheduler });
-  const width = numberOption('width', values.width, { integer: true, min: 64, max: 4096 });
-  const height = numberOption('height', values.height, { integer: true, min: 64, max: 4096 });
   // Pictures are checked and brought to the frame size before anything renders.
   const frame = pipe.resolve({ prompt: prompts[0], width, height });
   const images = await prepareRequestImages(pictureFlags, prompts.length, frame.width, frame.height);
@@ -255,15 +265,15 @@ export async function runTransitionCli(kind: 'blend' | 'movie', argv = process.a
       prompts,
       seeds,
       mode,
-      walkFrames: numberOption('walk-frames', values['walk-frames'], { integer: true, min: MIN_WALK_FRAMES, max: MAX_WALK_FRAMES }),
+      walkFrames,
       negativePrompt: values.negative,
-      steps: numberOption('steps', values.steps, { integer: true, min: 2, max: 1000 }),
-      guidance: numberOption('guidance', values.guidance, { min: 0, max: 50 }),
+      steps,
+      guidance,
       width,
       height,
       images,
       inpaint,
-      depthStrength: numberOption('depth', values.depth, { min: 0.01, max: 0.99 }),
+      depthStrength,
       maxBranches: branches,
       computeSeconds: seconds,
       order: values.order as 'batched' | 'sequential' | undefined,

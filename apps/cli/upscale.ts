@@ -84,6 +84,14 @@ async function main(): Promise<void> {
     const entry = superResolutionEntry(modelName);
     if (!entry.scales.includes(scale)) throw new UsageError(`--scale must be one of ${entry.scales.join(', ')} for ${modelName}, got ${scale}`);
   }
+  // Every number is read before anything loads: a bad one is refused at once.
+  const crf = numberOption('crf', values.crf, { integer: true, min: 0, max: 63 });
+  const maxBytes = numberOption('max-bytes', values['max-bytes'], { integer: true, min: 1024 });
+  const steps = numberOption('steps', values.steps, { integer: true, min: 2, max: 1000 });
+  const seed = numberOption('seed', values.seed, SEED_FLAG);
+  const tile = numberOption('tile', values.tile, { integer: true, min: 16, max: 2048 });
+  const batch = numberOption('batch', values.batch, { integer: true, min: 1, max: 64 });
+  const deviceFlag = numberOption('device', values.device, { integer: true, min: 0, max: 64 });
   const out = outputFile(values.out ?? `${input.slice(0, input.length - extname(input).length)}-up.${inExt || 'mp4'}`);
   const outExt = extname(out).slice(1).toLowerCase();
   const bytes = await readFile(input);
@@ -107,7 +115,7 @@ async function main(): Promise<void> {
 
   const config = loadCliConfig();
   const ep = parseEp(values.ep, config);
-  const deviceId = numberOption('device', values.device, { integer: true, min: 0, max: 64 }) ?? config.deviceId;
+  const deviceId = deviceFlag ?? config.deviceId;
   const session = { ep, deviceId, threads: config.threads };
   const started = performance.now();
   const bar = new ProgressBar('upscaling');
@@ -122,15 +130,15 @@ async function main(): Promise<void> {
     upscaler = await DiffusionUpscaler.load(values.weights, session);
     frameOpts = {
       promptA: values.prompt ?? '',
-      steps: numberOption('steps', values.steps, { integer: true, min: 2, max: 1000 }),
-      seed: numberOption('seed', values.seed, SEED_FLAG) ?? 0,
+      steps,
+      seed: seed ?? 0,
     };
   } else {
     upscaler = await SuperResolutionUpscaler.load(await ensureSuperResolutionModel(modelName, scale), {
       ...session,
-      batch: numberOption('batch', values.batch, { integer: true, min: 1, max: 64 }),
+      batch,
     });
-    frameOpts = { tile: numberOption('tile', values.tile, { integer: true, min: 16, max: 2048 }) };
+    frameOpts = { tile };
   }
 
   let summary: Record<string, unknown>;
@@ -154,8 +162,8 @@ async function main(): Promise<void> {
       const result = await upscaleVideo(withOptions, bytes, {
         out,
         format: outExt as VideoFormat,
-        crf: numberOption('crf', values.crf, { integer: true, min: 0, max: 63 }),
-        maxBytes: numberOption('max-bytes', values['max-bytes'], { integer: true, min: 1024 }),
+        crf,
+        maxBytes,
         onFrame: (d, t) => bar.update(d, t),
         source,
       });

@@ -14,6 +14,8 @@ import { useTempDir } from '../helpers/temp-dir.ts';
 
 const cli = (script: string, args: string[]) => runCli(script, args, { cwd: dir });
 
+const CROP_PHOTO = fileURLToPath(new URL('../fixtures/photos/chelsea-crop.png', import.meta.url));
+
 let dir: string;
 useTempDir('blendfarm-cli-', (d) => (dir = d));
 
@@ -170,6 +172,27 @@ describe('vary reads every number before it loads the model', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(message);
     expect(r.stderr).not.toContain('no-such-model-folder');
+  });
+});
+
+describe('blend, movie and upscale read every number (and the --lpips file) before they load a model', () => {
+  // Before, these were read after the model had loaded: behind a model folder's own error, or after seconds of loading.
+  it.each([
+    ['blend.ts', ['a', 'b', '--model', 'no-such-model-folder', '--steps', 'many'], '--steps must be a whole number from 2 to 1000, got "many"'],
+    ['blend.ts', ['a', 'b', '--model', 'no-such-model-folder', '--width', '10'], '--width must be a whole number from 64 to 4096, got "10"'],
+    ['movie.ts', ['a', 'b', '--model', 'no-such-model-folder', '--guidance', '99'], '--guidance must be a number from 0 to 50, got "99"'],
+    ['movie.ts', ['a', 'b', '--model', 'no-such-model-folder', '--depth', '1'], '--depth must be a number from 0.01 to 0.99, got "1"'],
+    ['blend.ts', ['a', 'b', '--model', 'no-such-model-folder', '--mode', 'circular', '--walk-frames', '1'], `--walk-frames must be a whole number from ${MIN_WALK_FRAMES} to ${MAX_WALK_FRAMES}, got "1"`],
+    ['blend.ts', ['a', 'b', '--model', 'no-such-model-folder', '--lpips', 'no-such-lpips.onnx'], '--lpips no-such-lpips.onnx: file not found; give an LPIPS model exported to ONNX, or leave out --lpips for the built-in metric'],
+    ['upscale.ts', [CROP_PHOTO, '--out', 'up.png', '--model', 'x4-diffusion', '--weights', 'no-such-model-folder', '--steps', '1'], '--steps must be a whole number from 2 to 1000, got "1"'],
+    ['upscale.ts', [CROP_PHOTO, '--out', 'up.png', '--model', 'x4-diffusion', '--weights', 'no-such-model-folder', '--seed', 'x'], '--seed must be a whole number'],
+    ['upscale.ts', [fileURLToPath(import.meta.url), '--out', 'up.mp4', '--crf', '99'], '--crf must be a whole number from 0 to 63, got "99"'],
+  ])('%s %j: the bad value is refused, exit 2', async (script, args, message) => {
+    const r = await cli(script, args);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`error: ${message}`);
+    expect(r.stderr).not.toContain('no-such-model-folder');
+    expect(r.stderr).not.toContain('Using the built-in demo model');
   });
 });
 
