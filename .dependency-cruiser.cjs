@@ -6,7 +6,8 @@
  * Each layer is used only through its public surface (`farm/index.ts`, `engine/index.ts`).
  * Front ends and composition (CLIs, worker and bot mains, the engine adapter) live in apps/,
  * which may use anything but the engine's internals (the engine only through engine/index.ts);
- * no layer imports apps/.
+ * no layer imports apps/. The benchmarks (bench/) and operator scripts (scripts/) are front ends
+ * too, under the same rule.
  */
 const layer = (name) => `^${name}/`;
 module.exports = {
@@ -20,9 +21,9 @@ module.exports = {
     },
     {
       name: 'engine-through-its-index',
-      comment: 'Outside engine/, the engine is used only through engine/index.ts.',
+      comment: 'Outside engine/, the engine is used only through engine/index.ts (benchmarks and scripts included).',
       severity: 'error',
-      from: { path: '^(apps|bot|farm|db|config|models)/' },
+      from: { path: '^(apps|bot|farm|db|config|models|bench|scripts)/' },
       to: { path: layer('engine'), pathNot: '^engine/index\\.ts$' },
     },
     {
@@ -70,7 +71,7 @@ module.exports = {
     {
       name: 'no-circular',
       severity: 'error',
-      from: { path: '^(apps|bot|farm|engine|db|config|models)/' },
+      from: { path: '^(apps|bot|farm|engine|db|config|models|bench|scripts)/' },
       to: { circular: true },
     },
   ],

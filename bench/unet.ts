@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { saveModel } from '../models/onnx/index.ts';
 import { syntheticUNet, SD15_UNET, SYNTHETIC_BUILDER_VERSION, TINY_UNET } from '../models/synthetic-unet.ts';
-import { float32ToFloat16 } from '../engine/tensor/fp16.ts';
+import { float32ToFloat16 } from '../engine/index.ts';
 
 const { values } = parseArgs({
   options: {

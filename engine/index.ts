@@ -9,6 +9,8 @@ export { BYTE_SYMBOLS } from './tokenizer/byte-unicode.ts';
 export { CLIP_BOS_TOKEN, CLIP_EOS_TOKEN, CLIP_MAX_LENGTH, type TokenizerSettings } from './tokenizer/tokenizer-config.ts';
 export { createScheduler, chooseScheduler, isSchedulerKind, schedulerKinds, schedulerRegistry, DDIMScheduler, type Scheduler, type SchedulerKind } from './schedulers/index.ts';
 export { float32ToFloat16, float16ToFloat32 } from './tensor/fp16.ts';
+// Tensors of the engine's ONNX runtime, for tools that run a graph themselves (scripts/gpu-check-fusion.ts).
+export { floatTensor, numericTensor, readFloat } from './tensor/tensors.ts';
 export { SeededRandom, latentNoise, drawSeed, stepNoise, MAX_SEED } from './noise.ts';
 export { InvalidRequestError, ModelOutputError } from './errors.ts';
 export {
@@ -59,7 +61,8 @@ export { createPerceptualMetric, BuiltinPerceptualMetric, BUILTIN_METRIC, builti
 export { segmentsToVideo, type VideoOptions } from './blend/video.ts';
 export { encodeVideo, probeVideo, decodeVideoFrames, resolveFfmpeg, resolveFfprobe, VIDEO_FORMATS, VideoTooLargeError, type VideoFormat } from './video/index.ts';
 export { renderVideo, promptWarnings, promptLengthNotices, prepareRequestImages, prepareInpaint, type RenderRequest, type RenderOutput, type RenderProgress, type RequestImage } from './render.ts';
-export type { RenderTimings } from './pipeline/timings.ts';
+// Where a pipeline's model time went (RenderOutput.timings; bench/gpu.ts measures a transition with these).
+export { timingTotals, timingsSince, type RenderTimings } from './pipeline/timings.ts';
 export type { BatchTiming } from './pipeline/unet.ts';
 export { renderVariationVideo, DEFAULT_VARIATION_FPS, type VariationRequest, type VariationOutput, type VariationProgress } from './variation/render.ts';
 export {

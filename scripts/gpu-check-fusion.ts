@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { floatTensor, numericTensor, readFloat } from '../engine/tensor/tensors.ts';
+import { floatTensor, numericTensor, readFloat } from '../engine/index.ts';
 import { relativeError, testFloats } from '../bench/gpu-common.ts';
 import {
   CUDA_CHECK_UNET,

@@ -25,7 +25,7 @@ import { promisify } from 'node:util';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { floatTensor, numericTensor, readFloat } from '../engine/tensor/tensors.ts';
+import { floatTensor, numericTensor, readFloat } from '../engine/index.ts';
 import { deviceName, gpuEp, median, relativeError, testFloats, wholeNumber, wholeNumbers } from '../bench/gpu-common.ts';
 import { CUDA_CHECK_UNET, SYNTHETIC_MODEL_OPTIONS, TINY_UNET, syntheticUNet, type SyntheticGraph, type WeightCache } from '../models/synthetic-unet.ts';
 

@@ -1,5 +1,5 @@
 // The layer rules of .dependency-cruiser.cjs, checked on the real source tree with
-// dependency-cruiser (the same check as `npx depcruise apps bot farm engine db config models`).
+// dependency-cruiser (the same check as `npx depcruise apps bot farm engine db config models bench scripts`).
 import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -10,7 +10,8 @@ import { describe, expect, it } from 'vitest';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const rules = createRequire(import.meta.url)(join(ROOT, '.dependency-cruiser.cjs'));
-const LAYERS = ['apps', 'bot', 'farm', 'engine', 'db', 'config', 'models'];
+// The layers and the front ends outside apps/: benchmarks and operator scripts.
+const LAYERS = ['apps', 'bot', 'farm', 'engine', 'db', 'config', 'models', 'bench', 'scripts'];
 
 async function violations(baseDir: string, dirs: string[]): Promise<IViolation[]> {
   const cwd = process.cwd();
@@ -44,11 +45,13 @@ describe('layers', () => {
       file('farm/index.ts', "export * from './jobs.ts';\n");
       file('farm/jobs.ts', "import '../engine/render.ts';\nexport const jobs = 1;\n");
       file('bot/bot.ts', "import '../farm/jobs.ts';\nimport '../db/schema.ts';\n");
+      file('bench/speed.ts', "import '../engine/render.ts';\nimport '../engine/index.ts';\n");
       file('db/schema.ts', 'export const schema = 1;\n');
-      const found = (await violations(dir, ['engine', 'farm', 'bot', 'db', 'config'])).map(describeViolation).sort();
+      const found = (await violations(dir, ['engine', 'farm', 'bot', 'db', 'config', 'bench'])).map(describeViolation).sort();
       expect(found).toEqual(
         [
           'bot-not-db-config-models: bot/bot.ts -> db/schema.ts',
+          'engine-through-its-index: bench/speed.ts -> engine/render.ts',
           'engine-is-self-contained: engine/render.ts -> config/index.ts',
           'engine-through-its-index: farm/jobs.ts -> engine/render.ts',
           'farm-through-its-index: bot/bot.ts -> farm/jobs.ts',
