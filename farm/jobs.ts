@@ -109,15 +109,16 @@ export async function submitJob(farm: FarmContext, input: SubmitJobInput): Promi
  * Refuses (NoCapableWorkerError) a job to be queued (submitted or retried) that no worker can run:
  * with `requireCapableWorker`, none online; always, none the farm knows when it knows any (a model
  * none has, a size none fits: it would only wait and expire). With no worker known at all the job
- * waits for the first one (and expires after queueTimeoutSeconds if none comes).
+ * waits for the first one (and expires after queueTimeoutSeconds if none comes). `q`: where to
+ * read the workers (retryJob's transaction); default the database.
  */
-async function refuseIfNoWorkerCan(farm: FarmContext, kind: JobKind, params: JobParams, requireCapableWorker: boolean): Promise<void> {
+async function refuseIfNoWorkerCan(farm: FarmContext, kind: JobKind, params: JobParams, requireCapableWorker: boolean, q: Queryable = farm.db.db): Promise<void> {
   const need = jobNeeds(kind, params);
   if (requireCapableWorker) {
-    const { capable, online } = await findCapableWorkers(farm, need);
+    const { capable, online } = await findCapableWorkers(farm, need, q);
     if (capable.length === 0) throw new NoCapableWorkerError(need, online);
   } else {
-    const { capable, known } = await findKnownWorkers(farm, need, queueHorizonSeconds(farm.config));
+    const { capable, known } = await findKnownWorkers(farm, need, queueHorizonSeconds(farm.config), q);
     if (known.length > 0 && capable.length === 0) throw new NoCapableWorkerError(need, known);
   }
 }
@@ -237,15 +238,15 @@ export async function cancelJob(farm: FarmContext, jobId: number, reason = 'canc
 
 /**
  * Puts a failed or cancelled job back in the queue with fresh attempts. The policy admits and
- * prices it again, under the same rules as a new submission.
+ * prices it again, under the same rules as a new submission. Everything it reads — the job, its
+ * parent and movie, the workers — it reads once, in its transaction, with the job row locked: the
+ * job it checks is the job it queues (one failed while the retry was asked for is checked as
+ * failed). The workers are not locked: one that leaves right after the commit is no different from
+ * one that leaves later, and the queue's expiry (queueTimeoutSeconds) covers both.
  */
 export async function retryJob(farm: FarmContext, jobId: number, context: Omit<BudgetContext, 'guildId'> = {}): Promise<Job> {
   if (!isJobId(jobId)) throw new JobNotFoundError(jobId);
   const policy = policyOf(farm);
-  // As for a submission: a job no known worker can run (its model gone from every worker since)
-  // would only wait and expire. Asked before the transaction (PGlite has one connection).
-  const [stored] = await farm.db.db.select().from(jobs).where(eq(jobs.id, jobId));
-  if (stored && (stored.status === 'failed' || stored.status === 'cancelled')) await refuseIfNoWorkerCan(farm, stored.kind, (await retriedParams(farm.db.db, stored)).params, false);
   return farm.db.db.transaction(async (tx) => {
     const [current] = await tx.select().from(jobs).where(eq(jobs.id, jobId)).for('update');
     if (!current) throw new JobNotFoundError(jobId);
@@ -255,6 +256,9 @@ export async function retryJob(farm: FarmContext, jobId: number, context: Omit<B
     // A follow-up is retried only while its parent can still have it (an upscale or extension: its video still stored).
     if (current.parentJobId !== null) await checkFollowUpParent(tx, current.kind, current.parentJobId, { lock: true });
     const { params, movie } = await retriedParams(tx, current);
+    // As for a submission: a job no known worker can run (its model gone from every worker since)
+    // would only wait and expire.
+    await refuseIfNoWorkerCan(farm, current.kind, params, false, tx);
     if (current.kind === 'upscale' && current.parentJobId !== null) await refuseDuplicateUpscale(tx, current.userId, current.parentJobId, params, current.id);
     const request = { userId: current.userId, guildId: current.guildId, roleIds: context.roleIds, gpuSeconds: policy.price(params, movie.prompts.length), note: (id: number) => `retry of job ${id}` };
     const row = await policy.admit(tx, request, async (reservedMs) => {

@@ -1,6 +1,7 @@
 // Workers announce themselves (capabilities, concurrency) and heartbeat, so `farm status` and
 // the bot can tell whether anything online can run a job.
 import { and, asc, eq, isNull, sql, type SQL } from 'drizzle-orm';
+import type { Queryable } from '../db/client.ts';
 import { workers, type JobKind } from '../db/schema.ts';
 import type { FarmContext } from './config.ts';
 import { type JobParams, type ModelAbility, modelAbilityFor, outputPixels } from './job-params.ts';
@@ -38,10 +39,13 @@ export async function markWorkerStopped(farm: FarmContext, workerId: string): Pr
   await farm.db.db.update(workers).set({ stoppedAt: sql`now()` }).where(eq(workers.id, workerId));
 }
 
-/** A worker counts as online while it has heartbeated within one lease period. */
-export async function listWorkers(farm: FarmContext, options: { onlineOnly?: boolean } = {}): Promise<WorkerInfo[]> {
+/**
+ * A worker counts as online while it has heartbeated within one lease period. `q`: where to read
+ * (an open transaction, so a check inside it reads nothing outside it); default the database.
+ */
+export async function listWorkers(farm: FarmContext, options: { onlineOnly?: boolean; q?: Queryable } = {}): Promise<WorkerInfo[]> {
   const online = sql<boolean>`(${workers.stoppedAt} is null and ${workers.heartbeatAt} > now() - make_interval(secs => ${farm.config.leaseSeconds}))`;
-  const rows = await farm.db.db
+  const rows = await (options.q ?? farm.db.db)
     .select({
       worker: workers,
       online,
@@ -120,8 +124,8 @@ export function capableSql(capabilities: WorkerCapabilities): SQL {
     else ${anyModel}::boolean or coalesce((${JSON.stringify(abilities)}::jsonb -> j.model) ? (${ABILITY_SQL}), false) end)`;
 }
 
-export async function findCapableWorkers(farm: FarmContext, need: JobNeeds): Promise<{ capable: WorkerInfo[]; online: WorkerInfo[] }> {
-  const online = await listWorkers(farm, { onlineOnly: true });
+export async function findCapableWorkers(farm: FarmContext, need: JobNeeds, q: Queryable = farm.db.db): Promise<{ capable: WorkerInfo[]; online: WorkerInfo[] }> {
+  const online = await listWorkers(farm, { onlineOnly: true, q });
   return { capable: online.filter((w) => canRun(w.capabilities, need)), online };
 }
 
@@ -129,12 +133,12 @@ export async function findCapableWorkers(farm: FarmContext, need: JobNeeds): Pro
  * The workers the farm knows — those that heartbeated within `withinSeconds`, stopped since or
  * not (a worker restarting for an upgrade still counts) — and those of them that can run `need`.
  */
-export async function findKnownWorkers(farm: FarmContext, need: JobNeeds, withinSeconds: number): Promise<{ capable: WorkerInfo[]; known: WorkerInfo[] }> {
-  const recent = await farm.db.db
+export async function findKnownWorkers(farm: FarmContext, need: JobNeeds, withinSeconds: number, q: Queryable = farm.db.db): Promise<{ capable: WorkerInfo[]; known: WorkerInfo[] }> {
+  const recent = await q
     .select({ id: workers.id })
     .from(workers)
     .where(sql`${workers.heartbeatAt} > now() - make_interval(secs => ${withinSeconds}::float8)`);
   const ids = new Set(recent.map((r) => r.id));
-  const known = (await listWorkers(farm)).filter((w) => ids.has(w.id));
+  const known = (await listWorkers(farm, { q })).filter((w) => ids.has(w.id));
   return { capable: known.filter((w) => canRun(w.capabilities, need)), known };
 }

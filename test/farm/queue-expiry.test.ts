@@ -9,7 +9,7 @@ import { NoCapableWorkerError } from '../../farm/errors.ts';
 import { FakeRenderer } from '../../farm/fake-renderer.ts';
 import { cancelJob, getJob, retryJob, submitJob } from '../../farm/jobs.ts';
 import { auditBalance, getBudget } from '../../farm/policy/budget.ts';
-import { expireQueuedJobs } from '../../farm/queue.ts';
+import { claimJob, expireQueuedJobs, failAttempt } from '../../farm/queue.ts';
 import { waitForJob } from '../../farm/wait.ts';
 import { FarmWorker } from '../../farm/worker.ts';
 import { markWorkerStopped, registerWorker } from '../../farm/worker-registry.ts';
@@ -110,5 +110,51 @@ describe.each(BACKENDS)('refusals counting stopped workers, on %s', (backend) =>
       'None of the 2 known workers (1 online now) can render model "unknown" at 4096 pixels per frame; pick another model or a smaller size.',
     );
     expect((refused as NoCapableWorkerError).details()).toMatchObject({ workersOnline: 1, workersKnown: 2 });
+  });
+});
+
+describe.each(BACKENDS)('a retry checked against the workers, on %s', (backend) => {
+  let db: FarmDb;
+  let farm: FarmContext;
+
+  useTestFarm(backend, { budget: { refillGpuSeconds: 100, maxActiveJobs: 20 }, queueTimeoutSeconds: 90 }, (t) => ({ db, farm } = t));
+
+  it('checks a retry against the job as its transaction locked it, reading nothing outside it: a job failed while the retry was asked for is refused too', async () => {
+    await registerWorker(farm, { id: 'w-known', host: 'test', pid: 1, concurrency: 1, capabilities: { models: ['known'], maxPixels: 256 * 256, executionProvider: 'test' } });
+    const job = await submitJob(farm, { kind: 'blend', userId: 'racer', params: { ...CHEAP_BLEND, model: 'known' } });
+    const lease = (await claimJob(farm, 'w-known', { models: ['known'], maxPixels: 256 * 256, executionProvider: 'test' }))!;
+    expect(lease.id).toBe(job.id);
+    // Between the retry being asked for and its transaction: the job fails for good, and its model
+    // has left every worker (as a stale read outside the transaction would not see).
+    const outside: string[] = [];
+    let hookRan = false;
+    let ledger = 0;
+    const racing = new Proxy(db.db, {
+      get(target, prop) {
+        if (prop === 'transaction') {
+          return async (fn: (tx: unknown) => Promise<unknown>) => {
+            if (!hookRan) {
+              hookRan = true;
+              expect(await failAttempt(farm, lease, 'model file gone', { permanent: true })).toBe('failed');
+              await db.db.execute(sql`update jobs set model = 'retired', params = jsonb_set(params, '{model}', '"retired"') where id = ${job.id}`);
+              ledger = await countRows(db, 'budget_ledger');
+            }
+            return target.transaction(fn);
+          };
+        }
+        if (typeof prop === 'string' && ['select', 'execute', 'insert', 'update', 'delete'].includes(prop)) outside.push(prop);
+        const value = Reflect.get(target, prop) as unknown;
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const refused = await retryJob({ ...farm, db: { ...db, db: racing } }, job.id).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(NoCapableWorkerError);
+    expect(outside).toEqual([]);
+    expect(await getJob(farm, job.id)).toMatchObject({ status: 'failed', error: 'model file gone' });
+    // Nothing booked by the retry: the failure's refund is the last entry.
+    expect(ledger).toBeGreaterThan(0);
+    expect(await countRows(db, 'budget_ledger')).toBe(ledger);
+    const events = await queryRows<{ type: string }>(db.db, sql`select type from job_events where job_id = ${job.id} order by id`);
+    expect(events.map((e) => e.type)).toEqual(['queued', 'claimed', 'failed']);
   });
 });
