@@ -125,6 +125,47 @@ interface RetryState {
   nextAt: number;
 }
 
+/**
+ * Everything this process holds for one job, in one record (JobMessenger.jobs). A record exists
+ * only while one of its fields is set: every change goes through JobMessenger.hold, which drops the
+ * record once the last field is cleared, so a job nobody is editing, delivering or retrying here
+ * costs nothing. Each field says who sets it and what clears it.
+ */
+interface JobState {
+  /**
+   * When this process last edited the job's progress: the next edit waits editIntervalMs after it.
+   * Set by editProgress; cleared when a delivery finds the job finished, or by a delivered or
+   * undeliverable event (whoever delivered it).
+   */
+  lastEditAt?: number;
+  /** The progress edit due (scheduleEdit): cleared when it fires, by the job's delivery, or by stop(). */
+  editTimer?: NodeJS.Timeout;
+  /** The progress edit under way: its delivery waits for it, so the result is the message's last edit. Cleared when it ends. */
+  progressEdit?: Promise<void>;
+  /**
+   * The job's message is in a thread archived since: no more progress edits (each would be refused);
+   * the result reopens it. Cleared with lastEditAt.
+   */
+  inArchivedThread?: true;
+  /** The delivery under way (deliver): one at a time per job, and stop() waits for it. Cleared when it ends. */
+  delivery?: Promise<boolean>;
+  /** The renewal of the delivery's claim while it lasts: cleared when the delivery ends, or by stop(). */
+  claimRenewal?: NodeJS.Timeout;
+  /**
+   * A failed delivery waiting for its next try (failed). Cleared once the job is delivered or given
+   * up (here or, as the sweep finds, elsewhere) or another process has taken it over.
+   */
+  retry?: RetryState;
+  /**
+   * When this process showed and recorded the job's reply, or failed to (replySettled): no need to
+   * wait for it. Cleared once the job is delivered, or by the sweep past replyGraceMs.
+   */
+  replySettledAt?: number;
+}
+
+/** What JobMessenger.heldFor names: the parts of a job's state held in this process. */
+export type JobStatePart = keyof JobState;
+
 interface MessagePayload {
   content: string;
   components: ReturnType<ReturnType<typeof cancelRow>['toJSON']>[];
@@ -133,19 +174,8 @@ interface MessagePayload {
 }
 
 export class JobMessenger {
-  private readonly lastEdit = new Map<number, number>();
-  /** The progress edit under way for each job: its delivery waits for it, so the result is the message's last edit. */
-  private readonly progressEdits = new Map<number, Promise<void>>();
-  /** Jobs whose message is in a thread archived since: no more progress edits (each would be refused); the result reopens it. */
-  private readonly inArchivedThread = new Set<number>();
-  private readonly timers = new Map<number, NodeJS.Timeout>();
-  /** The deliveries under way (deliver), by job: one at a time per job, and stop() waits for them. */
-  private readonly deliveries = new Map<number, Promise<boolean>>();
-  private readonly retries = new Map<number, RetryState>();
-  /** Jobs whose reply this process has shown and recorded, or failed to, and when: no need to wait for it (replySettled). */
-  private readonly settledReplies = new Map<number, number>();
-  /** The renewal of each delivery's claim while it lasts. */
-  private readonly claimRenewals = new Map<number, NodeJS.Timeout>();
+  /** Each job's state in this process, by job id: see JobState for what each part is and what ends it. Changed only through hold(). */
+  private readonly jobs = new Map<number, JobState>();
   /** Aborted by stop(): a shrink under way ends, and what it was for is left to the next bot. */
   private readonly stopping = new AbortController();
   private unlisten?: () => Promise<void>;
@@ -204,12 +234,38 @@ export class JobMessenger {
   async stop(): Promise<void> {
     this.stopping.abort();
     clearInterval(this.sweepTimer);
-    for (const t of this.timers.values()) clearTimeout(t);
-    this.timers.clear();
-    for (const t of this.claimRenewals.values()) clearInterval(t);
-    this.claimRenewals.clear();
+    for (const [jobId, state] of this.jobs) {
+      clearTimeout(state.editTimer);
+      clearInterval(state.claimRenewal);
+      this.hold(jobId, { editTimer: undefined, claimRenewal: undefined });
+    }
     await this.unlisten?.();
-    if (this.deliveries.size > 0) await within(Promise.allSettled([...this.deliveries.values()]), DELIVERY_STOP_WAIT_MS, () => undefined);
+    const deliveries = [...this.jobs.values()].flatMap((state) => (state.delivery ? [state.delivery] : []));
+    if (deliveries.length > 0) await within(Promise.allSettled(deliveries), DELIVERY_STOP_WAIT_MS, () => undefined);
+    // Nothing more happens here: what this process knew of its jobs (retries, edit times) goes with it.
+    this.jobs.clear();
+  }
+
+  /**
+   * Changes the job's state: a field given undefined is cleared. The record is made by the first
+   * field set and dropped with the last one cleared, here only.
+   */
+  private hold(jobId: number, change: Partial<JobState>): void {
+    const state: JobState = this.jobs.get(jobId) ?? {};
+    Object.assign(state, change);
+    for (const part of Object.keys(state) as JobStatePart[]) if (state[part] === undefined) delete state[part];
+    if (Object.keys(state).length > 0) this.jobs.set(jobId, state);
+    else this.jobs.delete(jobId);
+  }
+
+  /** What this process holds for the job ([] when nothing): for diagnostics and tests. */
+  heldFor(jobId: number): JobStatePart[] {
+    return Object.keys(this.jobs.get(jobId) ?? {}) as JobStatePart[];
+  }
+
+  /** How many jobs this process holds any state for: for diagnostics and tests. */
+  get heldJobCount(): number {
+    return this.jobs.size;
   }
 
   /**
@@ -221,19 +277,22 @@ export class JobMessenger {
     if (this.sweeping || this.stopped) return;
     this.sweeping = true;
     try {
-      const limit = Math.min(SWEEP_MAX_ROWS, SWEEP_BATCH + this.retries.size + this.deliveries.size);
+      let held = 0;
+      for (const state of this.jobs.values()) held += (state.retry ? 1 : 0) + (state.delivery ? 1 : 0);
+      const limit = Math.min(SWEEP_MAX_ROWS, SWEEP_BATCH + held);
       const jobs = await listUndelivered(this.farm, limit);
       const now = Date.now();
-      // Past the wait a settled reply would have cut short, whoever delivered the job.
-      for (const [id, at] of this.settledReplies) if (now - at > this.replyGraceMs) this.settledReplies.delete(id);
-      if (jobs.length < limit) {
-        // The whole list: retries of jobs not on it were delivered by another process.
-        const listed = new Set(jobs.map((j) => j.id));
-        for (const id of this.retries.keys()) if (!listed.has(id)) this.retries.delete(id);
+      // The whole list: retries of jobs not on it were delivered by another process.
+      const listed = jobs.length < limit ? new Set(jobs.map((j) => j.id)) : undefined;
+      for (const [id, state] of this.jobs) {
+        // Past the wait a settled reply would have cut short, whoever delivered the job.
+        if (state.replySettledAt !== undefined && now - state.replySettledAt > this.replyGraceMs) this.hold(id, { replySettledAt: undefined });
+        if (state.retry && listed && !listed.has(id)) this.hold(id, { retry: undefined });
       }
       for (const job of jobs) {
         if (this.stopped) break;
-        if (this.deliveries.has(job.id) || (this.retries.get(job.id)?.nextAt ?? 0) > now) continue;
+        const state = this.jobs.get(job.id);
+        if (state?.delivery || (state?.retry?.nextAt ?? 0) > now) continue;
         void this.deliver(job.id);
       }
     } catch (err) {
@@ -246,37 +305,42 @@ export class JobMessenger {
   private onEvent(e: JobEvent): void {
     if (this.stopped) return;
     if (TERMINAL.has(e.type)) void this.deliver(e.jobId);
-    else if (e.type !== 'delivered' && e.type !== 'undeliverable') this.scheduleEdit(e.jobId);
+    // Delivered (here or by another process): its progress is over, so its edit times go.
+    else if (e.type === 'delivered' || e.type === 'undeliverable') this.endProgressEdits(e.jobId);
+    else this.scheduleEdit(e.jobId);
+  }
+
+  /** No more progress edits for the job: what they needed (last edit time, archived thread) is let go. */
+  private endProgressEdits(jobId: number): void {
+    this.hold(jobId, { lastEditAt: undefined, inArchivedThread: undefined });
   }
 
   private scheduleEdit(jobId: number): void {
-    if (this.timers.has(jobId)) return; // an edit is already due; it will read the latest state
-    if (this.inArchivedThread.has(jobId)) return;
-    const wait = Math.max(0, (this.lastEdit.get(jobId) ?? 0) + this.editIntervalMs - Date.now());
-    this.timers.set(
-      jobId,
-      setTimeout(() => {
-        this.timers.delete(jobId);
-        const edit = this.editProgress(jobId)
-          .catch((err) => {
-            if (!isArchivedThread(err)) return this.log(`[bot] progress edit for job ${jobId} failed: ${loggableError(err)}`);
-            // Said once, not for every progress event of a long render.
-            this.inArchivedThread.add(jobId);
-            this.log(`[bot] job ${jobId}: its thread has been archived; no more progress edits (the result will reopen it)`);
-          })
-          .finally(() => this.progressEdits.delete(jobId));
-        this.progressEdits.set(jobId, edit);
-      }, wait),
-    );
+    const state = this.jobs.get(jobId);
+    if (state?.editTimer) return; // an edit is already due; it will read the latest state
+    if (state?.inArchivedThread) return;
+    const wait = Math.max(0, (state?.lastEditAt ?? 0) + this.editIntervalMs - Date.now());
+    const editTimer = setTimeout(() => {
+      const progressEdit = this.editProgress(jobId)
+        .catch((err) => {
+          if (!isArchivedThread(err)) return this.log(`[bot] progress edit for job ${jobId} failed: ${loggableError(err)}`);
+          // Said once, not for every progress event of a long render.
+          if (!this.stopped) this.hold(jobId, { inArchivedThread: true });
+          this.log(`[bot] job ${jobId}: its thread has been archived; no more progress edits (the result will reopen it)`);
+        })
+        .finally(() => this.hold(jobId, { progressEdit: undefined }));
+      this.hold(jobId, { editTimer: undefined, progressEdit });
+    }, wait);
+    this.hold(jobId, { editTimer });
   }
 
   private async editProgress(jobId: number): Promise<void> {
     const stored = await getJob(this.farm, jobId);
     if (!stored || TERMINAL.has(stored.status) || !stored.messageId || this.stopped || !this.editsProgressOf(stored)) return;
-    this.lastEdit.set(jobId, Date.now());
+    this.hold(jobId, { lastEditAt: Date.now() });
     const job = await withWholeMovie(this.farm, stored);
     // Its delivery has begun meanwhile (and waits for this edit): the result is the last word.
-    if (this.deliveries.has(jobId)) return;
+    if (this.jobs.get(jobId)?.delivery) return;
     let payload: MessagePayload;
     if (job.status === 'queued') {
       payload = { content: queuedText(job, await queuePosition(this.farm, job.id)), components: [cancelRow(job.id).toJSON()] };
@@ -313,9 +377,9 @@ export class JobMessenger {
    * the job is given up.
    */
   async deliver(jobId: number): Promise<void> {
-    if (this.deliveries.has(jobId) || this.stopped) return;
-    const run = this.deliverNow(jobId).finally(() => this.deliveries.delete(jobId));
-    this.deliveries.set(jobId, run);
+    if (this.jobs.get(jobId)?.delivery || this.stopped) return;
+    const run = this.deliverNow(jobId).finally(() => this.hold(jobId, { delivery: undefined }));
+    this.hold(jobId, { delivery: run });
     // The job ended otherwise while its post was under way (a failure whose spooled render was
     // stored meanwhile is done now): delivered again, as it is now.
     if (await run) await this.deliver(jobId);
@@ -323,23 +387,17 @@ export class JobMessenger {
 
   /** Returns true when the job's status changed while it was being posted, so it must be delivered again. */
   private async deliverNow(jobId: number): Promise<boolean> {
-    const timer = this.timers.get(jobId);
-    if (timer) clearTimeout(timer);
-    this.timers.delete(jobId);
+    clearTimeout(this.jobs.get(jobId)?.editTimer);
+    this.hold(jobId, { editTimer: undefined });
     // A progress edit already sent would otherwise land after the result and replace it.
-    await this.progressEdits.get(jobId);
+    await this.jobs.get(jobId)?.progressEdit;
     let job: Job | undefined;
     let claimed = false;
     try {
       const stored = await getJob(this.farm, jobId);
-      if (stored && TERMINAL.has(stored.status)) {
-        // No more progress edits.
-        this.lastEdit.delete(jobId);
-        this.inArchivedThread.delete(jobId);
-      }
+      if (stored && TERMINAL.has(stored.status)) this.endProgressEdits(jobId);
       if (!stored || !TERMINAL.has(stored.status) || stored.deliveredAt) {
-        this.retries.delete(jobId);
-        if (stored?.deliveredAt) this.settledReplies.delete(jobId);
+        this.hold(jobId, { retry: undefined, ...(stored?.deliveredAt ? { replySettledAt: undefined } : {}) });
         return false;
       }
       // Its reply still on its way: it is the job's message once recorded (replySettled or the
@@ -362,8 +420,7 @@ export class JobMessenger {
         }
       }
       const marked = await markDelivered(this.farm, jobId, { status: job.status });
-      this.retries.delete(jobId);
-      this.settledReplies.delete(jobId);
+      this.hold(jobId, { retry: undefined, replySettledAt: undefined });
       if (!marked && (await getJob(this.farm, jobId))?.status !== job.status) {
         await releaseDelivery(this.farm, jobId, this.claimant);
         return true;
@@ -371,7 +428,7 @@ export class JobMessenger {
     } catch (err) {
       if (err instanceof ClaimLost) {
         // Another bot process took the job over (this claim had run out): it posts it, not this one.
-        this.retries.delete(jobId);
+        this.hold(jobId, { retry: undefined });
         this.log(`[bot] job ${jobId}: another bot process is delivering it now; nothing posted here`);
       } else if (this.stopped) {
         this.log(`[bot] delivering job ${jobId} stopped with the bot; the next one delivers it${err instanceof Stopping ? '' : `: ${loggableError(err)}`}`);
@@ -381,8 +438,8 @@ export class JobMessenger {
         await this.failed(jobId, job, err);
       }
     } finally {
-      clearInterval(this.claimRenewals.get(jobId));
-      this.claimRenewals.delete(jobId);
+      clearInterval(this.jobs.get(jobId)?.claimRenewal);
+      this.hold(jobId, { claimRenewal: undefined });
     }
     return false;
   }
@@ -394,7 +451,7 @@ export class JobMessenger {
    */
   replySettled(jobId: number): void {
     if (this.stopped) return;
-    this.settledReplies.set(jobId, Date.now());
+    this.hold(jobId, { replySettledAt: Date.now() });
     void this.deliver(jobId);
   }
 
@@ -405,7 +462,7 @@ export class JobMessenger {
    * channel has neither, and is posted at once.
    */
   private awaitingReply(job: Job): boolean {
-    if (job.channelId === null || job.messageId !== null || this.settledReplies.has(job.id)) return false;
+    if (job.channelId === null || job.messageId !== null || this.jobs.get(job.id)?.replySettledAt !== undefined) return false;
     if (job.interactionToken === null && job.parentJobId === null) return false;
     return Date.now() - job.createdAt.getTime() < this.replyGraceMs;
   }
@@ -414,9 +471,9 @@ export class JobMessenger {
   private renewClaimWhileDelivering(jobId: number): void {
     if (this.stopped) return;
     const renew = () => void claimDelivery(this.farm, jobId, this.claimant, this.claimSeconds).catch((err) => this.log(`[bot] renewing the delivery claim on job ${jobId} failed: ${loggableError(err)}`));
-    const timer = setInterval(renew, Math.max(10, (this.claimSeconds * 1000) / 3));
-    timer.unref();
-    this.claimRenewals.set(jobId, timer);
+    const claimRenewal = setInterval(renew, Math.max(10, (this.claimSeconds * 1000) / 3));
+    claimRenewal.unref();
+    this.hold(jobId, { claimRenewal });
   }
 
   /**
@@ -433,11 +490,11 @@ export class JobMessenger {
   /** A failed delivery: given up when it cannot succeed or has failed too long, else tried again later. */
   private async failed(jobId: number, job: Job | undefined, err: unknown): Promise<void> {
     const now = Date.now();
-    const previous = this.retries.get(jobId);
+    const previous = this.jobs.get(jobId)?.retry;
     const state: RetryState = { failures: (previous?.failures ?? 0) + 1, firstFailedAt: previous?.firstFailedAt ?? now, nextAt: 0 };
     const wait = Math.min(this.maxRetryDelayMs, this.retryDelayMs * 2 ** Math.min(state.failures - 1, 30));
     state.nextAt = now + wait;
-    this.retries.set(jobId, state);
+    this.hold(jobId, { retry: state });
     if (job && err instanceof Undeliverable) return this.giveUp(job, err.reason, err);
     if (job && now - state.firstFailedAt >= this.giveUpAfterMs) {
       const hours = Math.max(1, Math.round(this.giveUpAfterMs / 3_600_000));
@@ -456,14 +513,14 @@ export class JobMessenger {
     try {
       // Recorded as undeliverable, with why, so operators can find the results nobody got.
       if (!(await markDelivered(this.farm, job.id, { status: job.status, undeliverable: why }))) {
-        this.retries.delete(job.id);
+        this.hold(job.id, { retry: undefined });
         return;
       }
     } catch (markErr) {
       this.log(`[bot] job ${job.id} cannot be posted (${reason.why}), and marking it undeliverable failed too (tried again later): ${loggableError(markErr)}`);
       return;
     }
-    this.retries.delete(job.id);
+    this.hold(job.id, { retry: undefined });
     this.log(`[bot] job ${job.id} given up: ${why}; marked undeliverable, telling user ${job.userId} by DM`);
     if (job.status === 'cancelled') return; // they cancelled it themselves; nothing to tell
     try {
