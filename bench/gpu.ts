@@ -24,7 +24,7 @@ import { cp, mkdir, readFile, rm, writeFile, symlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { deviceName, gpuEp, median, relativeError, wholeNumbers } from './gpu-common.ts';
-import { LatentBlender, StableDiffusionPipeline, createPerceptualMetric, float32ToFloat16, float16ToFloat32, timingTotals, timingsSince, type TransitionResult } from '../engine/index.ts';
+import { LatentBlender, StableDiffusionPipeline, createPerceptualMetric, float32ToFloat16, float16ToFloat32, timingTotals, timingsSince, type BatchTiming, type TransitionResult } from '../engine/index.ts';
 import { builtinPerceptualGraph } from '../models/perceptual-graph.ts';
 import { ensureDemoModel } from '../models/demo-model.ts';
 import { DEMO_MODEL_DIR, MODELS_ROOT } from '../models/paths.ts';
@@ -306,6 +306,11 @@ async function benchVae(models: Models, poller?: GpuMemoryPoller) {
   return { ms, agreement: relativeError(outs.fused, outs.plain).rel };
 }
 
+/** "batch 2: 179 calls, 10.10 ms each; batch 14: …", smallest batch first (a guided item counts 2). */
+function unetRunsText(runs: BatchTiming[]): string {
+  return runs.map((t) => `batch ${t.batch}: ${t.calls} calls, ${(t.ms / t.calls).toFixed(2)} ms each`).join('; ');
+}
+
 async function benchTransition(models: Models, poller?: GpuMemoryPoller) {
   poller?.mark('transition');
   const pipe = await StableDiffusionPipeline.load(models.pipeline, { ep, deviceId, maxBatch: cfg.maxBatch });
@@ -325,18 +330,24 @@ async function benchTransition(models: Models, poller?: GpuMemoryPoller) {
   };
   // Warm-up: session initialisation, allocator growth, kernel selection for the batch sizes.
   await blender.transition({ ...opts, maxBranches: Math.min(cfg.branches, 4), order: 'batched' });
-  const runs: Record<'sequential' | 'batched', { seconds: number; unetSeconds: number; vaeSeconds: number; result: TransitionResult }> = {} as never;
+  type Run = { seconds: number; unetSeconds: number; vaeSeconds: number; unetByBatch: BatchTiming[] };
+  const runs: Record<'sequential' | 'batched', Run & { result: TransitionResult }> = {} as never;
   // Where the time went: UNet and VAE session runs (the engine's render timings), the rest is
   // the same in both orders (perceptual gaps, image conversion, scheduling) and caps their ratio.
   for (const order of ['sequential', 'batched'] as const) {
-    const times: Array<{ seconds: number; unetSeconds: number; vaeSeconds: number }> = [];
+    const times: Run[] = [];
     let result: TransitionResult | undefined;
     for (let i = 0; i < cfg.transitionRepeats; i++) {
       const before = timingTotals(pipe);
       const t0 = performance.now();
       result = await blender.transition({ ...opts, maxBranches: cfg.branches, order });
       const spent = timingsSince(pipe, before);
-      times.push({ seconds: (performance.now() - t0) / 1000, unetSeconds: spent.unet.reduce((sum, t) => sum + t.ms, 0) / 1000, vaeSeconds: spent.vaeDecode.ms / 1000 });
+      times.push({
+        seconds: (performance.now() - t0) / 1000,
+        unetSeconds: spent.unet.reduce((sum, t) => sum + t.ms, 0) / 1000,
+        vaeSeconds: spent.vaeDecode.ms / 1000,
+        unetByBatch: [...spent.unet].sort((a, b) => a.batch - b.batch),
+      });
     }
     runs[order] = { ...median(times, (t) => t.seconds), result: result! };
     const r = result!;
@@ -414,6 +425,10 @@ const section = [
   }),
   '',
   `Batched stages: **${result.transition.ratio}x** the speed of one branch at a time. Gaps measured by ${transition.runs.batched.result.metric}.`,
+  '',
+  // The UNet's cost by batch size, per order: both orders denoise the same items (same tree), so
+  // the ratio's UNet part is what larger batches save per item (see "What caps the transition ratio").
+  ...(['sequential', 'batched'] as const).map((o) => `UNet runs by batch, ${o}: ${unetRunsText(transition.runs[o].unetByBatch)}.`),
   '',
   peak === null
     ? 'Peak GPU memory: n/a (CPU run).'

@@ -69,6 +69,25 @@ describe('npm run bench:gpu on the CPU (tiny shape)', () => {
     expect(bat.frames).toBe(seq.frames);
     expect(bat.stages).toBe(seq.stages);
     expect(bat.calls).toBeLessThanOrEqual(seq.calls);
+    // The UNet's runs by batch: the calls add up to the table's, one branch at a time is batch 2
+    // (a guided item; the two keyframes run together in both orders), and both orders denoise the
+    // same items, batched in fewer, larger calls.
+    const byBatch = (order: string) => {
+      const line = md.match(new RegExp(`^UNet runs by batch, ${order}: (.+)\\.$`, 'm'));
+      expect(line, `${order} runs-by-batch line in gpu.md`).not.toBeNull();
+      return line![1].split('; ').map((part) => {
+        const m = part.match(/^batch (\d+): (\d+) calls, ([\d.]+) ms each$/);
+        expect(m, part).not.toBeNull();
+        return { batch: Number(m![1]), calls: Number(m![2]), ms: Number(m![3]) };
+      });
+    };
+    const items = (runs: Array<{ batch: number; calls: number }>) => runs.reduce((n, r) => n + r.batch * r.calls, 0);
+    const seqRuns = byBatch('sequential');
+    const batRuns = byBatch('batched');
+    expect(seqRuns.map((r) => r.batch)).toEqual([2, 4]);
+    expect(seqRuns.reduce((n, r) => n + r.calls, 0)).toBe(seq.calls);
+    expect(batRuns.reduce((n, r) => n + r.calls, 0)).toBe(bat.calls);
+    expect(items(batRuns)).toBe(items(seqRuns));
     // Fused and plain graphs agree (relative difference column).
     for (const b of BATCHES) expect(md).toMatch(new RegExp(`^\\| ${b} \\| [\\d.]+ \\| [\\d.]+ \\| [\\d.]+x \\| \\d\\.\\de-([5-9]|\\d\\d) \\|$`, 'm'));
   });
