@@ -25,11 +25,11 @@ export { readModelFolder, familyDefaults, lcmDefaults, imageVariationDefaults, M
 export { guidanceScaleEmbedding } from './pipeline/unet.ts';
 export { upcastModelToFloat32 } from './onnx/upcast.ts';
 export type { PromptEmbedding } from './pipeline/text-encoder.ts';
-export { CUDA_ONLY_CONTRIB_OPS, ExecutionProviderError, ModelFileError, executionProviders, type ExecutionProvider } from './onnx/session.ts';
+export { CUDA_ONLY_CONTRIB_OPS, DEFAULT_DEVICE_ID, ExecutionProviderError, ModelFileError, executionProviders, type ExecutionProvider } from './onnx/session.ts';
 export { encodePng, savePng, previewJpeg, type RawImage } from './image.ts';
 export { LatentBlender, dampedGuidance, transitionDefaults, inpaintConditioning, DEFAULT_IMAGE_STRENGTH } from './blend/transition.ts';
 export type { EndpointImage, InpaintInput } from './blend/transition.ts';
-export { MAX_BRANCHES, MIN_BLEND_STEPS } from './blend/stages.ts';
+export { DEFAULT_BRANCHES, MAX_BRANCHES, MIN_BLEND_STEPS } from './blend/stages.ts';
 export {
   prepareImage,
   decodeImage,
@@ -53,12 +53,13 @@ export { CLIP_IMAGE_MEAN, CLIP_IMAGE_STD } from './variation/clip-image.ts';
 export { INPAINT_UNET_CHANNELS, type InpaintConditioning } from './pipeline/unet.ts';
 export { RenderCancelledError } from './pipeline/denoise.ts';
 export type { TransitionOptions, TransitionResult, TransitionProgress, Crossfeed, Endpoint, BranchRecord } from './blend/transition.ts';
-export { renderMovie, transitionModes, MAX_MOVIE_PROMPTS, MIN_MOVIE_PROMPTS, type MovieOptions, type MovieResult, type TransitionMode } from './blend/movie.ts';
+export { renderMovie, transitionModes, DEFAULT_TRANSITION_MODE, MAX_MOVIE_PROMPTS, MIN_MOVIE_PROMPTS, type MovieOptions, type MovieResult, type TransitionMode } from './blend/movie.ts';
 export { renderWalk, walkModes, type WalkMode } from './blend/walks.ts';
 export { MIN_WALK_FRAMES, MAX_WALK_FRAMES, DEFAULT_WALK_FRAMES } from './blend/walks.ts';
 export { MIN_FPS, MAX_FPS, MAX_SEGMENT_SECONDS } from './video/rules.ts';
 export { createPerceptualMetric, BuiltinPerceptualMetric, BUILTIN_METRIC, builtinDistance, ONNX_METRIC_PIXELS_PER_CALL, OnnxBuiltinMetric, OnnxLpipsMetric, type PerceptualMetric, type PerceptualMetricOptions } from './blend/perceptual.ts';
 export { segmentsToVideo, type VideoOptions } from './blend/video.ts';
+export { DEFAULT_PLAN, planModes, type PlanMode } from './video/frames.ts';
 export { encodeVideo, probeVideo, decodeVideoFrames, resolveFfmpeg, resolveFfprobe, VIDEO_FORMATS, VideoTooLargeError, type VideoFormat } from './video/index.ts';
 export { renderVideo, promptWarnings, promptLengthNotices, prepareRequestImages, prepareInpaint, type RenderRequest, type RenderOutput, type RenderProgress, type RequestImage } from './render.ts';
 // Where a pipeline's model time went (RenderOutput.timings; bench/gpu.ts measures a transition with these).
@@ -68,14 +69,16 @@ export { renderVariationVideo, DEFAULT_VARIATION_FPS, type VariationRequest, typ
 export {
   SuperResolutionUpscaler,
   readSuperResolutionManifest,
+  DEFAULT_TILE_BATCH,
   type SuperResolutionManifest,
   type SuperResolutionLoadOptions,
 } from './upscale/super-resolution.ts';
-export { upscaleTiled, planTiles, tileStarts, featherWeights, type TileOptions, type TileRunner, type TileGrid } from './upscale/tiles.ts';
+export { upscaleTiled, planTiles, DEFAULT_TILE, tileStarts, featherWeights, type TileOptions, type TileRunner, type TileGrid } from './upscale/tiles.ts';
 export { upscaleVideo, type FrameUpscaler, type UpscaleVideoOptions, type UpscaleVideoResult } from './upscale/video.ts';
 export {
   DiffusionUpscaler,
   readDiffusionUpscalerFolder,
+  DEFAULT_UPSCALE_STEPS,
   type DiffusionUpscalerFolder,
   type DiffusionUpscaleRequest,
   type DiffusionUpscaleResult,

@@ -3,7 +3,8 @@
  * Everything is plain data (no database, no Discord), so it can cross a worker-thread boundary.
  */
 import type { StableDiffusionPipeline } from './pipeline/stable-diffusion.ts';
-import { recoverEndpoint, renderMovie, type TransitionMode, type MovieProgress } from './blend/movie.ts';
+import { DEFAULT_TRANSITION_MODE, recoverEndpoint, renderMovie, type TransitionMode, type MovieProgress } from './blend/movie.ts';
+import { DEFAULT_BRANCHES } from './blend/stages.ts';
 import { segmentsToVideo } from './blend/video.ts';
 import { checkVideoRequest } from './video/rules.ts';
 import type { PerceptualMetric } from './blend/perceptual.ts';
@@ -192,7 +193,7 @@ export async function renderVideo(
   // The video's settings and the pictures are checked before anything renders, so a bad value or
   // file fails at once, not after the whole movie has been rendered.
   checkVideoRequest(Math.max(1, ext ? req.prompts.length : req.prompts.length - 1), { fps: req.fps, duration: req.duration, format: req.format, maxBytes: req.maxBytes });
-  if (ext && (req.mode ?? 'latent-blend') !== 'latent-blend') {
+  if (ext && (req.mode ?? DEFAULT_TRANSITION_MODE) !== 'latent-blend') {
     // The walks keep no keyframe trajectory to continue from: the join would be a cut.
     throw new InvalidRequestError(`a movie can be extended in the latent-blend mode only, not ${req.mode}; leave the mode at latent-blend`);
   }
@@ -211,7 +212,7 @@ export async function renderVideo(
       inpaint,
       images: ext ? [undefined, ...pictures] : pictures,
       mode: req.mode,
-      maxBranches: req.maxBranches ?? (req.computeSeconds === undefined ? 15 : undefined),
+      maxBranches: req.maxBranches ?? (req.computeSeconds === undefined ? DEFAULT_BRANCHES : undefined),
       computeSeconds: req.computeSeconds,
       onProgress: progress,
       progressIntervalMs: opts.progressIntervalMs,

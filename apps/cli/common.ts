@@ -4,7 +4,7 @@ import { dirname, extname } from 'node:path';
 import { loadConfig, loadDotEnv, type Config } from '../../config/index.ts';
 import { ensureDemoModel } from '../../models/demo-model.ts';
 import { DEMO_MODEL_DIR } from '../../models/paths.ts';
-import { executionProviders, MAX_SEED, VIDEO_FORMATS, type ExecutionProvider, type VideoFormat } from '../../engine/index.ts';
+import { DEFAULT_DEVICE_ID, executionProviders, MAX_SEED, VIDEO_FORMATS, type ExecutionProvider, type VideoFormat } from '../../engine/index.ts';
 import { choiceOption, UsageError } from '../cli-kit.ts';
 
 /** A seed flag's range: the engine's (MAX_SEED, engine/noise.ts); numberOption refuses others with a usage error naming it. */
@@ -30,8 +30,11 @@ export async function chooseModel(flag: string | undefined, config: Config): Pro
   return { dir: await ensureDemoModel(DEMO_MODEL_DIR), isDemo: true };
 }
 
+/** The execution provider when neither --ep nor BLENDFARM_EP names one. */
+export const DEFAULT_EP: ExecutionProvider = 'cpu';
+
 export function parseEp(value: string | undefined, config: Config): ExecutionProvider {
-  const ep = value ?? config.executionProvider ?? 'cpu';
+  const ep = value ?? config.executionProvider ?? DEFAULT_EP;
   if (!(executionProviders as readonly string[]).includes(ep)) {
     throw new UsageError(`--ep must be ${executionProviders.slice(0, -1).join(', ')} or ${executionProviders.at(-1)}, got "${ep}"`);
   }
@@ -55,6 +58,19 @@ export function videoFormatOption(format: string | undefined, out: string | unde
 
 /** `--ep`'s choices, for help texts. */
 export const EP_CHOICES = executionProviders.join(' | ');
+
+/** --device's range: a GPU index, as BLENDFARM_DEVICE_ID takes it. */
+export const DEVICE_FLAG = { integer: true, min: 0, max: 64 } as const;
+
+/**
+ * The help lines every render CLI shares, written once: what follows the flag and its argument
+ * (each tool pads the flags to its own column).
+ */
+export const SHARED_HELP = {
+  ep: `execution provider: ${EP_CHOICES} (default: BLENDFARM_EP, else ${DEFAULT_EP})`,
+  device: `GPU index for cuda, ${DEVICE_FLAG.min}..${DEVICE_FLAG.max} (default: BLENDFARM_DEVICE_ID, else ${DEFAULT_DEVICE_ID})`,
+  pipelineModel: 'ONNX pipeline folder (default: BLENDFARM_MODEL_DIR, else the built-in demo model)',
+} as const;
 
 /** Options every rendering tool takes (spread into parseArgs's options). */
 export const COMMON_OPTIONS = {

@@ -6,15 +6,18 @@ import { parseArgs } from 'node:util';
 import { basename, extname } from 'node:path';
 import { StableDiffusionPipeline, savePng, schedulerKinds } from '../../engine/index.ts';
 import { ProgressBar } from './progress.ts';
-import { chooseModel, COMMON_OPTIONS, EP_CHOICES, loadCliConfig, outputFile, parseEp, SEED_FLAG } from './common.ts';
+import { chooseModel, COMMON_OPTIONS, DEVICE_FLAG, loadCliConfig, outputFile, parseEp, SEED_FLAG, SHARED_HELP } from './common.ts';
 import { choiceOption, numberOption, runCli, UsageError } from '../cli-kit.ts';
+
+/** The file written without --out. */
+const DEFAULT_OUT = 'image.png';
 
 const HELP = `Usage: npm run generate -- "a prompt" --out image.png [options]
 
 Renders one image (or a batch) from a text prompt with a Stable Diffusion model exported to ONNX.
 
 Options:
-  --out FILE          PNG file to write (default: image.png); a batch writes FILE-1.png, FILE-2.png, ...
+  --out FILE          PNG file to write (default: ${DEFAULT_OUT}); a batch writes FILE-1.png, FILE-2.png, ...
   --negative TEXT     negative prompt (what the image should not show)
   --seed N            random seed, ${SEED_FLAG.min}..${SEED_FLAG.max} (default: drawn at random and printed)
   --steps N           denoising steps (default: the model's, e.g. 25 for SD 1.5, 1-4 for turbo models)
@@ -23,9 +26,9 @@ Options:
   --height H          image height in pixels, a multiple of 8
   --batch N           images to render at once; image i uses seed + i (default: 1)
   --scheduler NAME    ${schedulerKinds.join(' | ')} (default: the model's)
-  --model DIR         ONNX pipeline folder (default: BLENDFARM_MODEL_DIR, else the built-in demo model)
-  --ep NAME           execution provider: ${EP_CHOICES} (default: BLENDFARM_EP or cpu)
-  --device N          GPU index for cuda (default: BLENDFARM_DEVICE_ID or 0)
+  --model DIR         ${SHARED_HELP.pipelineModel}
+  --ep NAME           ${SHARED_HELP.ep}
+  --device N          ${SHARED_HELP.device}
   --json              print a JSON summary on stdout instead of the text line
   -h, --help          show this help
 `;
@@ -69,10 +72,10 @@ async function main(): Promise<void> {
     batchSize: numberOption('batch', values.batch, { integer: true, min: 1, max: 64 }),
     scheduler,
   };
-  const out = outputFile(values.out ?? 'image.png');
+  const out = outputFile(values.out ?? DEFAULT_OUT);
   const config = loadCliConfig();
   const ep = parseEp(values.ep, config);
-  const deviceId = numberOption('device', values.device, { integer: true, min: 0, max: 64 }) ?? config.deviceId;
+  const deviceId = numberOption('device', values.device, DEVICE_FLAG) ?? config.deviceId;
   const model = await chooseModel(values.model, config);
 
   const started = performance.now();

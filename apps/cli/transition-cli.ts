@@ -6,7 +6,12 @@ import { parseArgs } from 'node:util';
 import { readFile, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import {
+  DEFAULT_BRANCHES,
+  DEFAULT_PLAN,
+  DEFAULT_TRANSITION_MODE,
   MAX_BRANCHES,
+  planModes,
+  transitionDefaults,
   DEFAULT_IMAGE_STRENGTH,
   DEFAULT_WALK_FRAMES,
   MAX_FPS,
@@ -32,12 +37,16 @@ import {
 } from '../../engine/index.ts';
 import { builtinPerceptualGraph } from '../../models/perceptual-graph.ts';
 import { ProgressBar } from './progress.ts';
-import { chooseModel, COMMON_OPTIONS, EP_CHOICES, loadCliConfig, outputFile, parseEp, SEED_FLAG, videoFormatOption } from './common.ts';
+import { chooseModel, COMMON_OPTIONS, DEVICE_FLAG, loadCliConfig, outputFile, parseEp, SEED_FLAG, SHARED_HELP, videoFormatOption } from './common.ts';
 import { choiceOption, numberOption, UsageError } from '../cli-kit.ts';
 
 /** The command line's video defaults (the engine's rules bound them: MIN_FPS..MAX_FPS, MAX_SEGMENT_SECONDS). */
 const DEFAULT_DURATION = 4;
 const DEFAULT_FPS = 24;
+/** How the branches of a stage run; without --order the engine picks (batched on GPUs, sequential on the CPU). */
+const ORDERS = ['batched', 'sequential'] as const;
+/** The file written without --out: this name, the format's extension. */
+const DEFAULT_OUT_STEM = { blend: 'transition', movie: 'movie' } as const;
 /** Seconds of one segment on the command line: the engine's longest, from a tenth of a second. */
 const DURATION_RANGE = { min: 0.1, max: MAX_SEGMENT_SECONDS };
 
@@ -60,14 +69,14 @@ function help(kind: 'blend' | 'movie'): string {
   return `Usage: ${usage}
 
 Options:
-  --out FILE            video file to write (default: ${kind === 'blend' ? 'transition' : 'movie'}.<format>)
+  --out FILE            video file to write (default: ${DEFAULT_OUT_STEM[kind]}.<format>)
   --format NAME         ${VIDEO_FORMATS.join(' | ')} (default: from --out's extension, else mp4)
   --duration S          seconds ${kind === 'blend' ? 'of video' : 'per segment'} up to ${MAX_SEGMENT_SECONDS} (default: ${DEFAULT_DURATION})${kind === 'movie' ? '\n  --durations S,S,...   seconds for each segment' : ''}
   --fps N               frames per second, ${MIN_FPS}..${MAX_FPS} (default: ${DEFAULT_FPS})
-  --branches N          budget: images in the tree per transition, both ends included, 2 to ${MAX_BRANCHES} (default: 15)
+  --branches N          budget: images in the tree per transition, both ends included, 2 to ${MAX_BRANCHES} (default: ${DEFAULT_BRANCHES})
   --seconds S           budget instead: compute seconds per transition, from measured step times
-  --depth D             depth strength 0..1: where the tree branches (default: the model's, 0.5)
-  --mode NAME           ${transitionModes.join(' | ')} (default: latent-blend)
+  --depth D             depth strength 0..1: where the tree branches (default: the model's, ${transitionDefaults('sd1').depthStrength})
+  --mode NAME           ${transitionModes.join(' | ')} (default: ${DEFAULT_TRANSITION_MODE})
   --walk-frames N       distinct frames per segment for the walk modes, ${MIN_WALK_FRAMES}..${MAX_WALK_FRAMES} (default: ${DEFAULT_WALK_FRAMES})
   ${kind === 'blend' ? `--seed-a N            seed of prompt A, ${SEED_FLAG.min}..${SEED_FLAG.max} (default: drawn and printed)\n  --seed-b N            seed of prompt B` : `--seeds N,N,...       one seed per prompt, each ${SEED_FLAG.min}..${SEED_FLAG.max} (default: drawn and printed)`}
   ${kind === 'blend' ? BLEND_PICTURE_HELP : MOVIE_PICTURE_HELP}
@@ -80,13 +89,13 @@ Options:
   --guidance G          guidance scale (default: the model's; damped towards the middle)
   --width W, --height H frame size in pixels, multiples of 8 (default: the model's)
   --scheduler NAME      ${schedulerKinds.join(' | ')}
-  --order NAME          batched | sequential: how branches of a stage are run (default: batched on GPUs, sequential on the CPU)
-  --plan NAME           equal | gap-weighted: screen time per keyframe gap (default: equal)
+  --order NAME          ${ORDERS.join(' | ')}: how branches of a stage are run (default: batched on GPUs, sequential on the CPU)
+  --plan NAME           ${planModes.join(' | ')}: screen time per keyframe gap (default: ${DEFAULT_PLAN})
   --max-bytes N         fit the file under N bytes (lower bitrate, then resolution), e.g. 10485760
   --lpips FILE          LPIPS ONNX model for perceptual distances (default: BLENDFARM_LPIPS_MODEL, else built-in)
-  --model DIR           ONNX pipeline folder (default: BLENDFARM_MODEL_DIR, else the built-in demo model)
-  --ep NAME             ${EP_CHOICES} (default: BLENDFARM_EP or cpu)
-  --device N            GPU index for cuda
+  --model DIR           ${SHARED_HELP.pipelineModel}
+  --ep NAME             ${SHARED_HELP.ep}
+  --device N            ${SHARED_HELP.device}
   --json                print a JSON summary on stdout
   -h, --help            show this help
 `;
@@ -164,23 +173,22 @@ export async function runTransitionCli(kind: 'blend' | 'movie', argv = process.a
     if (!p.trim()) throw new UsageError(`prompt ${i + 1} is empty: every prompt needs some text`);
   });
   const format = videoFormatOption(values.format, values.out);
-  const mode = (values.mode ?? 'latent-blend') as TransitionMode;
-  if (!transitionModes.includes(mode)) throw new UsageError(`--mode must be one of ${transitionModes.join(', ')}, got "${values.mode}"`);
+  const mode: TransitionMode = choiceOption('mode', values.mode, transitionModes) ?? DEFAULT_TRANSITION_MODE;
   const scheduler = choiceOption('scheduler', values.scheduler, schedulerKinds);
-  if (values.order && values.order !== 'batched' && values.order !== 'sequential') throw new UsageError('--order must be batched or sequential');
-  if (values.plan && values.plan !== 'equal' && values.plan !== 'gap-weighted') throw new UsageError('--plan must be equal or gap-weighted');
+  const order = choiceOption('order', values.order, ORDERS);
+  const plan = choiceOption('plan', values.plan, planModes);
   // Each mode's own flags: a walk renders --walk-frames evenly spaced frames (no tree, no gaps to
   // weigh); latent blending builds its tree from --branches or --seconds. The other mode's flags are refused, not ignored.
   if (mode === 'latent-blend') {
     if (values['walk-frames'] !== undefined) throw new UsageError(`--walk-frames is for the walk modes (--mode ${transitionModes.filter((m) => m !== 'latent-blend').join('|')}); latent-blend takes --branches or --seconds`);
   } else {
     const treeFlags = (['branches', 'seconds', 'depth', 'order'] as const).filter((flag) => values[flag] !== undefined).map((flag) => `--${flag}`);
-    if (values.plan === 'gap-weighted') treeFlags.push('--plan gap-weighted');
+    if (plan === 'gap-weighted') treeFlags.push('--plan gap-weighted');
     if (treeFlags.length) throw new UsageError(`${treeFlags.join(', ')} ${treeFlags.length === 1 ? 'is' : 'are'} for --mode latent-blend only; --mode ${mode} renders --walk-frames frames per segment instead`);
   }
   if (values.branches && values.seconds) throw new UsageError('give either --branches or --seconds, not both');
   const seconds = numberOption('seconds', values.seconds, { min: 0.1, max: 3600 });
-  const branches = numberOption('branches', values.branches, { integer: true, min: 2, max: MAX_BRANCHES }) ?? (seconds === undefined ? 15 : undefined);
+  const branches = numberOption('branches', values.branches, { integer: true, min: 2, max: MAX_BRANCHES }) ?? (seconds === undefined ? DEFAULT_BRANCHES : undefined);
   const seeds =
     kind === 'blend'
       ? [numberOption('seed-a', values['seed-a'], SEED_FLAG), numberOption('seed-b', values['seed-b'], SEED_FLAG)]
@@ -236,10 +244,10 @@ export async function runTransitionCli(kind: 'blend' | 'movie', argv = process.a
     ? { image: await readPicture('inpaint', values.inpaint), mask: values.mask ? await readPicture('mask', values.mask) : (values['mask-preset'] as (typeof MASK_PRESETS)[number]) }
     : undefined;
 
-  const out = outputFile(values.out ?? `${kind === 'blend' ? 'transition' : 'movie'}.${format}`);
+  const out = outputFile(values.out ?? `${DEFAULT_OUT_STEM[kind]}.${format}`);
   const config = loadCliConfig();
   const ep = parseEp(values.ep, config);
-  const deviceId = numberOption('device', values.device, { integer: true, min: 0, max: 64 }) ?? config.deviceId;
+  const deviceId = numberOption('device', values.device, DEVICE_FLAG) ?? config.deviceId;
   const model = await chooseModel(values.model, config);
   const started = performance.now();
   const pipe = await StableDiffusionPipeline.load(model.dir, { ep, deviceId, threads: config.threads, scheduler });
@@ -276,7 +284,7 @@ export async function runTransitionCli(kind: 'blend' | 'movie', argv = process.a
       depthStrength,
       maxBranches: branches,
       computeSeconds: seconds,
-      order: values.order as 'batched' | 'sequential' | undefined,
+      order,
       signal: controller.signal,
       onProgress: (p) => {
         const seg = p.segments > 1 ? `segment ${p.segment}/${p.segments} ` : '';
@@ -293,7 +301,7 @@ export async function runTransitionCli(kind: 'blend' | 'movie', argv = process.a
     format,
     out,
     maxBytes,
-    plan: values.plan as 'equal' | 'gap-weighted' | undefined,
+    plan,
     signal: controller.signal,
   });
   process.off('SIGINT', onSignal);

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import sharp from 'sharp';
-import { DiffusionUpscaler, IMAGE_INPUT_FORMATS, probeVideo, SuperResolutionUpscaler, upscaleVideo, VIDEO_FORMATS, type FrameUpscaler, type RawImage, type VideoFormat } from '../../engine/index.ts';
+import { DEFAULT_TILE, DEFAULT_TILE_BATCH, DEFAULT_UPSCALE_STEPS, DiffusionUpscaler, IMAGE_INPUT_FORMATS, probeVideo, SuperResolutionUpscaler, upscaleVideo, VIDEO_FORMATS, type FrameUpscaler, type RawImage, type VideoFormat } from '../../engine/index.ts';
 import {
   DEFAULT_SUPER_RESOLUTION_MODEL,
   SUPER_RESOLUTION_MODELS,
@@ -15,12 +15,18 @@ import {
   superResolutionEntry,
 } from '../../models/esrgan/catalog.ts';
 import { ProgressBar } from './progress.ts';
-import { COMMON_OPTIONS, EP_CHOICES, loadCliConfig, outputFile, parseEp, SEED_FLAG } from './common.ts';
+import { COMMON_OPTIONS, DEVICE_FLAG, loadCliConfig, outputFile, parseEp, SEED_FLAG, SHARED_HELP } from './common.ts';
 import { numberOption, runCli, UsageError } from '../cli-kit.ts';
 
 const MODEL_NAMES = [...SUPER_RESOLUTION_MODELS.map((m) => m.name), 'x4-diffusion'];
 /** File extensions of the pictures it takes: the engine's formats, and jpg for jpeg. */
 const IMAGE_FORMATS: string[] = [...IMAGE_INPUT_FORMATS, 'jpg'];
+
+/** The esrgan models' scale without --scale; x4-diffusion always upscales 4x. */
+const DEFAULT_SCALE = 2;
+const X4_SCALE = 4;
+/** x4-diffusion's seed without --seed: the same picture every run. */
+const DEFAULT_X4_SEED = 0;
 
 const HELP = `Usage: npm run upscale -- INPUT --out OUTPUT [options]
 
@@ -28,18 +34,18 @@ Makes a video (mp4, webm, gif, animated webp) or an image (png, jpg, webp) bigge
 
 Options:
   --out FILE          file to write; its extension picks the format (default: INPUT-up.EXT)
-  --scale N           2 | 3 | 4 | 8 for the esrgan models (default 2); x4-diffusion is always 4
+  --scale N           ${[...new Set(SUPER_RESOLUTION_MODELS.flatMap((m) => m.scales))].join(' | ')} for the esrgan models (default ${DEFAULT_SCALE}); x4-diffusion is always ${X4_SCALE}
   --model NAME        ${MODEL_NAMES.join(' | ')} (default ${DEFAULT_SUPER_RESOLUTION_MODEL}; see bench/results/upscale.md)
   --weights DIR       x4-diffusion only: stabilityai/stable-diffusion-x4-upscaler exported to ONNX
   --prompt TEXT       x4-diffusion only: what the picture shows (default: none)
-  --steps N           x4-diffusion only: denoising steps (default 25)
-  --seed N            x4-diffusion only: random seed (default 0)
-  --tile N            esrgan models: tile side in input pixels (default 128)
-  --batch N           esrgan models: tiles per network call (default 1 on cpu, 8 on gpus)
+  --steps N           x4-diffusion only: denoising steps (default ${DEFAULT_UPSCALE_STEPS})
+  --seed N            x4-diffusion only: random seed, ${SEED_FLAG.min}..${SEED_FLAG.max} (default ${DEFAULT_X4_SEED})
+  --tile N            esrgan models: tile side in input pixels (default ${DEFAULT_TILE})
+  --batch N           esrgan models: tiles per network call (default ${DEFAULT_TILE_BATCH.cpu} on cpu, ${DEFAULT_TILE_BATCH.gpu} on gpus)
   --crf N             video quality (x264/VP9 CRF; lower is better)
   --max-bytes N       fit a video under N bytes
-  --ep NAME           execution provider: ${EP_CHOICES} (default: BLENDFARM_EP or cpu)
-  --device N          GPU index for cuda (default: BLENDFARM_DEVICE_ID or 0)
+  --ep NAME           ${SHARED_HELP.ep}
+  --device N          ${SHARED_HELP.device}
   --json              print a JSON summary on stdout instead of the text line
   -h, --help          show this help
 `;
@@ -78,8 +84,8 @@ async function main(): Promise<void> {
   if (misplaced.length) {
     throw new UsageError(`${misplaced.map((f) => `--${f}`).join(', ')} ${misplaced.length === 1 ? 'is' : 'are'} for ${diffusion ? 'the esrgan models' : 'x4-diffusion (--model x4-diffusion)'} only; ${modelName} does not use ${misplaced.length === 1 ? 'it' : 'them'}`);
   }
-  const scale = numberOption('scale', values.scale, { integer: true, min: 2, max: 8 }) ?? (diffusion ? 4 : 2);
-  if (diffusion && scale !== 4) throw new UsageError('x4-diffusion upscales 4x; leave out --scale or give --scale 4');
+  const scale = numberOption('scale', values.scale, { integer: true, min: 2, max: 8 }) ?? (diffusion ? X4_SCALE : DEFAULT_SCALE);
+  if (diffusion && scale !== X4_SCALE) throw new UsageError(`x4-diffusion upscales ${X4_SCALE}x; leave out --scale or give --scale ${X4_SCALE}`);
   if (!diffusion) {
     const entry = superResolutionEntry(modelName);
     if (!entry.scales.includes(scale)) throw new UsageError(`--scale must be one of ${entry.scales.join(', ')} for ${modelName}, got ${scale}`);
@@ -91,7 +97,7 @@ async function main(): Promise<void> {
   const seed = numberOption('seed', values.seed, SEED_FLAG);
   const tile = numberOption('tile', values.tile, { integer: true, min: 16, max: 2048 });
   const batch = numberOption('batch', values.batch, { integer: true, min: 1, max: 64 });
-  const deviceFlag = numberOption('device', values.device, { integer: true, min: 0, max: 64 });
+  const deviceFlag = numberOption('device', values.device, DEVICE_FLAG);
   const out = outputFile(values.out ?? `${input.slice(0, input.length - extname(input).length)}-up.${inExt || 'mp4'}`);
   const outExt = extname(out).slice(1).toLowerCase();
   const bytes = await readFile(input);
@@ -131,7 +137,7 @@ async function main(): Promise<void> {
     frameOpts = {
       promptA: values.prompt ?? '',
       steps,
-      seed: seed ?? 0,
+      seed: seed ?? DEFAULT_X4_SEED,
     };
   } else {
     upscaler = await SuperResolutionUpscaler.load(await ensureSuperResolutionModel(modelName, scale), {

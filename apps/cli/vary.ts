@@ -1,12 +1,14 @@
 /** npm run vary -- picture.png --out variations.mp4 (see --help) */
 import { parseArgs } from 'node:util';
 import { readFile, stat } from 'node:fs/promises';
-import { DEFAULT_VARIATION_FPS, ImageVariationPipeline, MAX_FPS, MAX_VARIATION_FRAMES, MIN_FPS, VIDEO_FORMATS, renderVariationVideo, schedulerKinds, variationDefaults } from '../../engine/index.ts';
+import { DEFAULT_VARIATION_FPS, imageVariationDefaults, ImageVariationPipeline, MAX_FPS, MAX_VARIATION_FRAMES, MIN_FPS, VIDEO_FORMATS, renderVariationVideo, schedulerKinds, variationDefaults } from '../../engine/index.ts';
 import { ProgressBar } from './progress.ts';
-import { COMMON_OPTIONS, EP_CHOICES, loadCliConfig, outputFile, parseEp, SEED_FLAG, videoFormatOption } from './common.ts';
+import { COMMON_OPTIONS, DEVICE_FLAG, loadCliConfig, outputFile, parseEp, SEED_FLAG, SHARED_HELP, videoFormatOption } from './common.ts';
 import { choiceOption, numberOption, runCli, UsageError } from '../cli-kit.ts';
 
 const d = variationDefaults;
+/** The file written without --out: this name, the format's extension. */
+const DEFAULT_OUT_STEM = 'variations';
 const HELP = `Usage: npm run vary -- picture.png --model DIR --out variations.mp4 [options]
 
 A variation animation (zzbuzzard/sd-variant-anim): every frame is a variation of the previous one,
@@ -15,13 +17,13 @@ models/README.md). Between generations CLIP guidance nudges the picture's embedd
 positive prompts and away from the negative ones.
 
 Options:
-  --out FILE            video file to write (default: variations.<format>)
+  --out FILE            video file to write (default: ${DEFAULT_OUT_STEM}.<format>)
   --format NAME         ${VIDEO_FORMATS.join(' | ')} (default: from --out's extension, else mp4)
   --frames N            generations after the first variation, 1..${MAX_VARIATION_FRAMES} (default: ${d.variations})
   --intermediate N      frames per generation, the variation included; the others lerp embedding and noise (default: ${d.intermediate}; 1 = none)
   --noise-shift P       how far the noise moves per generation: 1 = fresh noise, 0 = the same noise (default: ${d.noiseShift})
-  --steps N             denoising steps (default: the model's, 20)
-  --guidance G          classifier-free guidance (default: the model's, 4)
+  --steps N             denoising steps (default: the model's, ${imageVariationDefaults.steps})
+  --guidance G          classifier-free guidance (default: the model's, ${imageVariationDefaults.guidance})
   --positive "A|B|..."  prompts to move towards, separated by | (default: ${d.positivePrompts.join('|')})
   --negative "A|B|..."  prompts to move away from (default: ${d.negativePrompts.join('|')})
   --clip-positive S     CLIP guidance scale towards the positive prompts (default: ${d.positiveScale})
@@ -33,8 +35,8 @@ Options:
   --scheduler NAME      ${schedulerKinds.join(' | ')}
   --max-bytes N         fit the file under N bytes
   --model DIR           image-variation model folder (default: BLENDFARM_VARIATION_MODEL_DIR)
-  --ep NAME             ${EP_CHOICES} (default: BLENDFARM_EP or cpu)
-  --device N            GPU index for cuda
+  --ep NAME             ${SHARED_HELP.ep}
+  --device N            ${SHARED_HELP.device}
   --json                print a JSON summary on stdout
   -h, --help            show this help
 `;
@@ -78,12 +80,12 @@ export async function runVaryCli(argv = process.argv.slice(2)): Promise<void> {
   });
   const format = videoFormatOption(values.format, values.out);
   const scheduler = choiceOption('scheduler', values.scheduler, schedulerKinds);
-  const out = outputFile(values.out ?? `variations.${format}`);
+  const out = outputFile(values.out ?? `${DEFAULT_OUT_STEM}.${format}`);
   const config = loadCliConfig();
   const modelDir = values.model ?? process.env.BLENDFARM_VARIATION_MODEL_DIR;
   if (!modelDir) throw new UsageError('give --model DIR: an image-variation model folder (lambdalabs/sd-image-variations-diffusers exported to ONNX; models/README.md), or set BLENDFARM_VARIATION_MODEL_DIR');
   const ep = parseEp(values.ep, config);
-  const deviceId = numberOption('device', values.device, { integer: true, min: 0, max: 64 }) ?? config.deviceId;
+  const deviceId = numberOption('device', values.device, DEVICE_FLAG) ?? config.deviceId;
   // Every option is read before the model loads: a bad number is refused at once.
   const request = {
     image,

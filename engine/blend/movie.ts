@@ -13,6 +13,8 @@ import type { PerceptualMetric } from './perceptual.ts';
 
 export type TransitionMode = 'latent-blend' | WalkMode;
 export const transitionModes: readonly TransitionMode[] = ['latent-blend', 'embedding-walk', 'noise-mixing', 'seed-slerp', 'circular'];
+/** The mode of a request that names none. */
+export const DEFAULT_TRANSITION_MODE: TransitionMode = 'latent-blend';
 
 export const MIN_MOVIE_PROMPTS = 2;
 export const MAX_MOVIE_PROMPTS = 16;
@@ -70,7 +72,7 @@ export async function renderMovie(pipe: StableDiffusionPipeline, opts: MovieOpti
   prompts.forEach((p, i) => {
     if (!p.trim()) throw new InvalidRequestError(`prompt ${i + 1} is empty; give text for every prompt`);
   });
-  const mode = opts.mode ?? 'latent-blend';
+  const mode = opts.mode ?? DEFAULT_TRANSITION_MODE;
   if (mode === 'circular' && prompts.length !== 2) throw new InvalidRequestError('the circular walk loops between two prompts; give exactly two');
   const pictures = opts.images ?? [];
   if (mode !== 'latent-blend' && (pictures.some(Boolean) || opts.inpaint)) {

@@ -44,6 +44,9 @@ export const MIN_BLEND_STEPS = 2;
 /** The most branches (keyframes) one transition may have, a budget's hard ceiling included. */
 export const MAX_BRANCHES = 500;
 
+/** Images in a transition's tree, both ends included, when a request gives neither a branch count nor a compute budget. */
+export const DEFAULT_BRANCHES = 15;
+
 /** What a stage plan needs of the request: a depth strictly inside (0, 1) and at least MIN_BLEND_STEPS steps to branch between. */
 export function checkStageRequest(steps: number, depthStrength: number): void {
   if (!(depthStrength > 0 && depthStrength < 1)) throw new InvalidRequestError(`depth strength must be between 0 and 1 (exclusive), got ${depthStrength}`);

@@ -2,7 +2,7 @@
  * From keyframes to a video file: per-segment frame plans (equal screen time per perceptual gap,
  * or gap-weighted), joined so shared boundary frames appear once, streamed to ffmpeg.
  */
-import { concatKeyframes, concatPlans, planFrames, renderFrames, type PlanMode } from '../video/frames.ts';
+import { concatKeyframes, concatPlans, DEFAULT_PLAN, planFrames, renderFrames, type PlanMode } from '../video/frames.ts';
 import { encodeVideo, type EncodeResult, type VideoFormat } from '../video/encode.ts';
 import { appendFrames } from '../video/append.ts';
 import { decodeVideoFrames } from '../video/decode.ts';
@@ -33,7 +33,7 @@ export async function segmentsToVideo(segments: Array<Pick<MovieSegment, 'keyfra
   const planned = segments.map((s, i) => {
     // Each segment gets fps * duration frames; the joins share a frame, counted once.
     const frames = Math.max(2, Math.round(opts.fps * durations[i]) + (i > 0 || opts.continues ? 1 : 0));
-    const mode = opts.plan ?? 'equal';
+    const mode = opts.plan ?? DEFAULT_PLAN;
     return { keyframeCount: s.keyframes.length, plan: planFrames(s.keyframes.length, frames, { mode, gaps: mode === 'gap-weighted' ? s.gaps : undefined }) };
   });
   const plan = concatPlans(planned);

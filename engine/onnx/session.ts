@@ -11,6 +11,9 @@ import { externalDataLocations } from './external-data.ts';
 export type ExecutionProvider = 'cpu' | 'cuda' | 'webgpu';
 export const executionProviders: readonly ExecutionProvider[] = ['cpu', 'cuda', 'webgpu'];
 
+/** The GPU a GPU provider uses when none is named. */
+export const DEFAULT_DEVICE_ID = 0;
+
 export interface SessionOptions {
   ep?: ExecutionProvider;
   deviceId?: number;
@@ -86,7 +89,7 @@ async function create(source: string | Uint8Array, path: string, opts: SessionOp
   const ep = opts.ep ?? 'cpu';
   const providers: ort.InferenceSession.ExecutionProviderConfig[] =
     ep === 'cuda'
-      ? [{ name: 'cuda', deviceId: opts.deviceId ?? 0 }]
+      ? [{ name: 'cuda', deviceId: opts.deviceId ?? DEFAULT_DEVICE_ID }]
       : ep === 'webgpu'
         ? [{ name: 'webgpu' }]
         : [{ name: 'cpu' }];

@@ -34,6 +34,9 @@ import { throwIfCancelled } from '../pipeline/denoise.ts';
 import { InvalidRequestError } from '../errors.ts';
 import type { RawImage } from '../image.ts';
 
+/** Denoising steps of the x4 upscaler when a request names none. */
+export const DEFAULT_UPSCALE_STEPS = 25;
+
 export interface DiffusionUpscalerFolder {
   dir: string;
   unet: string;
@@ -269,7 +272,7 @@ export class DiffusionUpscaler {
     }
     const m = this.folder.sizeMultiple;
     if (w % m !== 0 || h % m !== 0) throw new InvalidRequestError(`the x4 upscaler needs a low-res size that is a multiple of ${m} on each side, got ${w}x${h}; pad or crop the keyframes (upscaleFrames pads them)`);
-    const steps = req.steps ?? 25;
+    const steps = req.steps ?? DEFAULT_UPSCALE_STEPS;
     if (!Number.isInteger(steps) || steps < 2 || steps > 1000) throw new InvalidRequestError(`steps must be a whole number from 2 to 1000, got ${steps}`);
     const guidance = req.guidance ?? 9;
     if (!(guidance >= 0 && guidance <= 50)) throw new InvalidRequestError(`guidance must be between 0 and 50, got ${guidance}`);

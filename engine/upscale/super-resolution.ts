@@ -14,6 +14,9 @@ import { floatTensor, readFloat } from '../tensor/tensors.ts';
 import type { RawImage } from '../image.ts';
 import { upscaleTiled, type TileOptions } from './tiles.ts';
 
+/** Tiles per network call when none is given: one on the CPU (no gain from more), eight on a GPU. */
+export const DEFAULT_TILE_BATCH = { cpu: 1, gpu: 8 } as const;
+
 export interface SuperResolutionManifest {
   kind: 'super-resolution';
   name: string;
@@ -64,7 +67,7 @@ export class SuperResolutionUpscaler {
       throw new ModelFileError(join(dir, 'model.onnx'), `expected one input [N, 3, H, W] (RGB in [0, 1]), got ${loaded.inputs.map((i) => `${i.name} [${i.shape.join(', ')}]`).join(', ')}`);
     }
     const ep = opts.ep ?? 'cpu';
-    return new SuperResolutionUpscaler(loaded, manifest, opts.batch ?? (ep === 'cpu' ? 1 : 8));
+    return new SuperResolutionUpscaler(loaded, manifest, opts.batch ?? DEFAULT_TILE_BATCH[ep === 'cpu' ? 'cpu' : 'gpu']);
   }
 
   get name(): string {

@@ -15,6 +15,9 @@
 import { type RawImage, toByte } from '../image.ts';
 import { throwIfCancelled } from '../pipeline/denoise.ts';
 
+/** Tile side in input pixels when none is given. */
+export const DEFAULT_TILE = 128;
+
 export interface TileOptions {
   /** Tile side in input pixels (default 128). */
   tile?: number;
@@ -59,7 +62,7 @@ export function planTiles(width: number, height: number, receptiveRadius: number
   // actually reaches an output pixel; half of it, capped, keeps the overlap affordable.
   const margin = opts.margin ?? Math.min(MAX_DEFAULT_MARGIN, Math.ceil(receptiveRadius / 2));
   const overlap = opts.overlap ?? 2 * margin + 8;
-  const tile = opts.tile ?? 128;
+  const tile = opts.tile ?? DEFAULT_TILE;
   if (!Number.isInteger(tile) || tile < 8) throw new RangeError(`tile size must be a whole number of at least 8 pixels, got ${tile}`);
   if (!Number.isInteger(overlap) || overlap <= 2 * margin || overlap >= tile) {
     throw new RangeError(`tile overlap must be a whole number above twice the margin (${2 * margin}) and below the tile size (${tile}), got ${overlap}`);

@@ -22,6 +22,9 @@ export interface FrameBlend {
 export type FramePlan = FrameBlend[];
 
 export type PlanMode = 'equal' | 'gap-weighted';
+/** The reference behaviour: every keyframe gap gets the same screen time. */
+export const DEFAULT_PLAN: PlanMode = 'equal';
+export const planModes: readonly PlanMode[] = ['equal', 'gap-weighted'];
 
 export interface PlanOptions {
   /** gaps[j] = perceptual distance between keyframe j and j + 1 (length keyframeCount - 1). */
@@ -37,9 +40,9 @@ const exact = (keyframe: number): FrameBlend => ({ left: keyframe, right: keyfra
  * The last position is forced to exactly 1 so rounding cannot move the final keyframe.
  */
 function keyframePositions(keyframeCount: number, opts: PlanOptions): number[] {
-  const mode = opts.mode ?? 'equal';
-  if (mode !== 'equal' && mode !== 'gap-weighted') {
-    throw new RangeError(`Unknown plan mode "${String(mode)}": use 'equal' or 'gap-weighted'.`);
+  const mode = opts.mode ?? DEFAULT_PLAN;
+  if (!planModes.includes(mode)) {
+    throw new RangeError(`Unknown plan mode "${String(mode)}": use ${planModes.map((m) => `'${m}'`).join(' or ')}.`);
   }
   const equal = Array.from({ length: keyframeCount }, (_, j) => (keyframeCount === 1 ? 0 : j / (keyframeCount - 1)));
   if (mode === 'equal') return equal;

@@ -7,7 +7,28 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
-import { DEFAULT_WALK_FRAMES, MAX_FPS, MAX_SEED, MAX_SEGMENT_SECONDS, MAX_VARIATION_FRAMES, MAX_WALK_FRAMES, MIN_FPS, MIN_WALK_FRAMES, VIDEO_FORMATS } from '../../engine/index.ts';
+import {
+  DEFAULT_BRANCHES,
+  DEFAULT_DEVICE_ID,
+  DEFAULT_PLAN,
+  DEFAULT_TILE,
+  DEFAULT_TILE_BATCH,
+  DEFAULT_TRANSITION_MODE,
+  DEFAULT_UPSCALE_STEPS,
+  DEFAULT_WALK_FRAMES,
+  imageVariationDefaults,
+  MAX_BRANCHES,
+  MAX_FPS,
+  MAX_SEED,
+  MAX_SEGMENT_SECONDS,
+  MAX_VARIATION_FRAMES,
+  MAX_WALK_FRAMES,
+  MIN_FPS,
+  MIN_WALK_FRAMES,
+  planModes,
+  transitionModes,
+  VIDEO_FORMATS,
+} from '../../engine/index.ts';
 import { probeVideo } from '../../engine/video/probe.ts';
 import { runCli } from '../helpers/cli.ts';
 import { useTempDir } from '../helpers/temp-dir.ts';
@@ -153,11 +174,40 @@ describe('choice flags are checked the same way by every render CLI', () => {
     ['generate.ts', ['x', '--scheduler', 'heun'], '--scheduler must be one of'],
     ['movie.ts', ['a', 'b', '--scheduler', 'heun'], '--scheduler must be one of'],
     ['vary.ts', [photo, '--model', 'x', '--scheduler', 'heun'], '--scheduler must be one of'],
+    // --plan and --order said only "--plan must be equal or gap-weighted", without what was given.
+    ['blend.ts', ['a', 'b', '--plan', 'fast'], `--plan must be one of ${planModes.join(', ')}, got "fast"`],
+    ['movie.ts', ['a', 'b', '--order', 'random'], '--order must be one of batched, sequential, got "random"'],
+    ['blend.ts', ['a', 'b', '--mode', 'morph'], `--mode must be one of ${transitionModes.join(', ')}, got "morph"`],
   ])('%s %j: a usage error naming the choices', async (script, args, message) => {
     const r = await cli(script, args);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(message);
     if (message.startsWith('--scheduler')) expect(r.stderr).toContain('got "heun"');
+  });
+});
+
+describe('each --help states a default once, from the constant the code uses', () => {
+  const help = async (script: string) => (await cli(script, ['--help'])).stdout;
+  it('--ep and --device say their defaults in every render CLI (blend, movie and vary left out --device\'s)', async () => {
+    for (const script of ['blend.ts', 'movie.ts', 'generate.ts', 'vary.ts', 'upscale.ts']) {
+      const text = await help(script);
+      expect(text, script).toMatch(new RegExp(`--ep NAME +execution provider: cpu \\| cuda \\| webgpu \\(default: BLENDFARM_EP, else cpu\\)\n`));
+      expect(text, script).toMatch(new RegExp(`--device N +GPU index for cuda, 0\\.\\.64 \\(default: BLENDFARM_DEVICE_ID, else ${DEFAULT_DEVICE_ID}\\)\n`));
+    }
+  });
+
+  it('the engine\'s defaults, as the engine applies them', async () => {
+    const blend = await help('blend.ts');
+    expect(blend).toContain(`2 to ${MAX_BRANCHES} (default: ${DEFAULT_BRANCHES})`);
+    expect(blend).toContain(`(default: ${DEFAULT_TRANSITION_MODE})`);
+    expect(blend).toContain(`${planModes.join(' | ')}: screen time per keyframe gap (default: ${DEFAULT_PLAN})`);
+    const upscale = await help('upscale.ts');
+    expect(upscale).toContain(`denoising steps (default ${DEFAULT_UPSCALE_STEPS})`);
+    expect(upscale).toContain(`tile side in input pixels (default ${DEFAULT_TILE})`);
+    expect(upscale).toContain(`tiles per network call (default ${DEFAULT_TILE_BATCH.cpu} on cpu, ${DEFAULT_TILE_BATCH.gpu} on gpus)`);
+    const vary = await help('vary.ts');
+    expect(vary).toContain(`denoising steps (default: the model's, ${imageVariationDefaults.steps})`);
+    expect(vary).toContain(`classifier-free guidance (default: the model's, ${imageVariationDefaults.guidance})`);
   });
 });
 
