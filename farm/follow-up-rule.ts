@@ -85,7 +85,12 @@ export async function checkFollowUpParent(q: Queryable, kind: JobKind, parentJob
   const parent: FollowUpParent = { ...row, params: row.params as unknown as JobParams };
   if (!FROM_PARENT_VIDEO.includes(kind)) return parent;
   const verb = kind === 'upscale' ? 'upscaled' : 'extended';
-  if (parent.status !== 'done') throw new InvalidJobStateError(`Job ${parent.id} is ${parent.status}; only a finished video can be ${verb}.`);
+  if (parent.status === 'queued' || parent.status === 'running') {
+    throw new InvalidJobStateError(`Job ${parent.id} is ${parent.status}; only a finished video can be ${verb}: wait until it is done, then ask again.`);
+  }
+  if (parent.status !== 'done') {
+    throw new InvalidJobStateError(`Job ${parent.id} is ${parent.status}, so it has no video to ${kind}; re-roll it to render it again, then ${kind} the re-roll.`);
+  }
   const refusal = followUpRefusal(kind as FollowUpKind, parent);
   if (refusal) throw new InvalidJobStateError(refusal);
   if (kind === 'extend' && parent.kind === 'upscale') {

@@ -251,7 +251,8 @@ export async function retryJob(farm: FarmContext, jobId: number, context: Omit<B
     const [current] = await tx.select().from(jobs).where(eq(jobs.id, jobId)).for('update');
     if (!current) throw new JobNotFoundError(jobId);
     if (current.status !== 'failed' && current.status !== 'cancelled') {
-      throw new InvalidJobStateError(`Job ${jobId} is ${current.status}; only failed or cancelled jobs can be retried.`);
+      const instead = current.status === 'done' ? 're-roll it for a new render' : 'wait for it to finish, or cancel it and then retry it';
+      throw new InvalidJobStateError(`Job ${jobId} is ${current.status}; only failed or cancelled jobs can be retried: ${instead}.`);
     }
     // A follow-up is retried only while its parent can still have it (an upscale or extension: its video still stored).
     if (current.parentJobId !== null) await checkFollowUpParent(tx, current.kind, current.parentJobId, { lock: true });

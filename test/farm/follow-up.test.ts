@@ -229,13 +229,13 @@ describe.each(BACKENDS)('follow-ups on %s', (backend) => {
 
     // Not finished (queued, then cancelled): by submitJob and submitFollowUp alike.
     const unfinished = await submitJob(farm, { kind: 'blend', userId: 'eve', params });
-    expect(await refusalOf(extend(unfinished.id))).toMatchObject({ code: 'invalid_state', message: `Job ${unfinished.id} is queued; only a finished video can be extended.` });
+    expect(await refusalOf(extend(unfinished.id))).toMatchObject({ code: 'invalid_state', message: `Job ${unfinished.id} is queued; only a finished video can be extended: wait until it is done, then ask again.` });
     expect(await refusalOf(submitFollowUp(farm, { kind: 'upscale', parentJobId: unfinished.id, userId: 'eve' }))).toMatchObject({
       code: 'invalid_state',
-      message: `Job ${unfinished.id} is queued; only a finished video can be upscaled.`,
+      message: `Job ${unfinished.id} is queued; only a finished video can be upscaled: wait until it is done, then ask again.`,
     });
     await cancelJob(farm, unfinished.id);
-    expect(await refusalOf(extend(unfinished.id))).toMatchObject({ code: 'invalid_state', message: `Job ${unfinished.id} is cancelled; only a finished video can be extended.` });
+    expect(await refusalOf(extend(unfinished.id))).toMatchObject({ code: 'invalid_state', message: `Job ${unfinished.id} is cancelled, so it has no video to extend; re-roll it to render it again, then extend the re-roll.` });
 
     // An upscale of an upscale, with the parameters followUpParams makes for it.
     const blend = await submitJob(farm, { kind: 'blend', userId: 'eve', params });

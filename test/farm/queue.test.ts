@@ -122,6 +122,11 @@ describe.each(BACKENDS)('queue on %s', (backend) => {
 
     // A retry reserves again and starts counting attempts from scratch.
     const retried = await retryJob(farm, job.id);
+    // Only once: a queued (or running) job is refused, saying what to do instead.
+    expect((await retryJob(farm, job.id).catch((e: unknown) => e)) as Error).toMatchObject({
+      code: 'invalid_state',
+      message: `Job ${job.id} is queued; only failed or cancelled jobs can be retried: wait for it to finish, or cancel it and then retry it.`,
+    });
     expect(retried.status).toBe('queued');
     expect(retried.attempts).toBe(0);
     expect((await auditBalance(db.db, 'fail-user')).balanceMs).toBe(before.balanceMs);
@@ -349,6 +354,11 @@ describe.each(BACKENDS)('the last-attempt grace on %s', (backend) => {
     // farm/spool.ts): done after all, the GPU-seconds charged again.
     expect(await completeJob(farm, claimed, { artifact: artifactOf('stored late'), gpuSeconds: 1 })).toBe(true);
     expect(await getJob(farm, job.id)).toMatchObject({ status: 'done', error: null, chargedGpuSeconds: 1 });
+    // Done now: not retried, and the refusal says what gives another render.
+    expect((await retryJob(farm, job.id).catch((e: unknown) => e)) as Error).toMatchObject({
+      code: 'invalid_state',
+      message: `Job ${job.id} is done; only failed or cancelled jobs can be retried: re-roll it for a new render.`,
+    });
     const charged = await auditBalance(db.db, 'grace-last');
     expect(charged.balanceMs).toBe(GENEROUS_BUDGET.refillGpuSeconds * 1000 - 1000);
     expect(charged.balanceMs).toBe(charged.ledgerSumMs);
