@@ -316,7 +316,7 @@ export async function grantBudget(farm: BudgetFarm, userId: string, gpuSeconds: 
     const user = await lockUser(tx, userId);
     const amountMs = Math.round(gpuSeconds * 1000);
     if (user.balanceMs + amountMs < 0) {
-      throw new FarmError('invalid_params', `Cannot take ${-gpuSeconds} GPU-seconds from ${userId}: the balance is only ${user.balanceMs / 1000}.`);
+      throw new FarmError('invalid_params', `Cannot take ${-gpuSeconds} GPU-seconds from ${userId}: the balance is only ${user.balanceMs / 1000}; take at most ${user.balanceMs / 1000}.`);
     }
     return (await addLedgerEntry(tx, userId, 'grant', amountMs, null, note ?? 'operator grant')) / 1000;
   });
