@@ -40,7 +40,10 @@ export async function waitForJob(farm: FarmContext, jobId: number, options: Wait
       if (!job) throw new JobNotFoundError(jobId);
       if (isTerminal(job)) return job;
       const remaining = deadline - Date.now();
-      if (remaining <= 0) throw new Error(`Job ${jobId} is still ${job.status} after ${options.timeoutMs} ms.`);
+      if (remaining <= 0) {
+        const goesOn = job.status === 'queued' ? 'stays queued and is rendered when a worker takes it' : 'goes on rendering';
+        throw new Error(`Job ${jobId} is still ${job.status} after ${options.timeoutMs} ms; only the waiting stopped: the job ${goesOn} (cancel it if it is no longer wanted).`);
+      }
       if (dirty) continue;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, Math.min(remaining, options.recheckMs ?? 5000));
