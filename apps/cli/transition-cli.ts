@@ -24,6 +24,8 @@ import {
   StableDiffusionPipeline,
   VIDEO_FORMATS,
   createPerceptualMetric,
+  inspectImage,
+  InvalidRequestError,
   isMaskPreset,
   prepareInpaint,
   prepareRequestImages,
@@ -213,12 +215,18 @@ export async function runTransitionCli(kind: 'blend' | 'movie', argv = process.a
   }
 
   const pictureFlags: RequestImage[] = [];
+  // A picture is read and checked (format, size) here, named by its flag and file, before the model loads.
   const readPicture = async (flag: string, file: string) => {
+    let bytes: Buffer;
     try {
-      return await readFile(file);
+      bytes = await readFile(file);
     } catch (err) {
       throw new UsageError(`--${flag}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); give the path of a PNG, JPEG or WebP file`);
     }
+    await inspectImage(bytes, `--${flag} ${file}`).catch((err: unknown) => {
+      throw err instanceof InvalidRequestError ? new UsageError(err.message) : err;
+    });
+    return bytes;
   };
   if (kind === 'blend') {
     for (const [end, index] of [['a', 0], ['b', 1]] as const) {
@@ -233,7 +241,9 @@ export async function runTransitionCli(kind: 'blend' | 'movie', argv = process.a
     for (const part of values.images?.split(',') ?? []) {
       const m = /^(\d+):(.+)$/.exec(part.trim());
       if (!m) throw new UsageError(`--images takes INDEX:FILE pairs separated by commas (e.g. 1:start.png,3:middle.jpg), got "${part}"`);
-      pictureFlags.push({ index: Number(m[1]) - 1, image: await readPicture('images', m[2]), strength });
+      const index = Number(m[1]);
+      if (index < 1 || index > prompts.length) throw new UsageError(`--images ${part.trim()}: there is no prompt ${index}; give the index of a prompt, 1 to ${prompts.length}`);
+      pictureFlags.push({ index: index - 1, image: await readPicture('images', m[2]), strength });
     }
   }
   if ((values.mask || values['mask-preset']) && !values.inpaint) throw new UsageError('--mask and --mask-preset need --inpaint PICTURE');

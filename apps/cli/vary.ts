@@ -1,7 +1,7 @@
 /** npm run vary -- picture.png --out variations.mp4 (see --help) */
 import { parseArgs } from 'node:util';
 import { readFile, stat } from 'node:fs/promises';
-import { DEFAULT_VARIATION_FPS, imageVariationDefaults, ImageVariationPipeline, MAX_FPS, MAX_VARIATION_FRAMES, MIN_FPS, VIDEO_FORMATS, renderVariationVideo, schedulerKinds, variationDefaults } from '../../engine/index.ts';
+import { DEFAULT_VARIATION_FPS, imageVariationDefaults, ImageVariationPipeline, inspectImage, InvalidRequestError, MAX_FPS, MAX_VARIATION_FRAMES, MIN_FPS, VIDEO_FORMATS, renderVariationVideo, schedulerKinds, variationDefaults } from '../../engine/index.ts';
 import { ProgressBar } from './progress.ts';
 import { COMMON_OPTIONS, DEVICE_FLAG, loadCliConfig, outputFile, parseEp, SEED_FLAG, SHARED_HELP, videoFormatOption } from './common.ts';
 import { choiceOption, numberOption, runCli, UsageError } from '../cli-kit.ts';
@@ -77,6 +77,10 @@ export async function runVaryCli(argv = process.argv.slice(2)): Promise<void> {
   const file = positionals[0];
   const image = await readFile(file).catch((err: NodeJS.ErrnoException) => {
     throw new UsageError(`cannot read ${file} (${err.code ?? err.message}); give the path of a PNG, JPEG or WebP file`);
+  });
+  // Checked here (format, size), by its file name, before the model loads.
+  await inspectImage(image, file).catch((err: unknown) => {
+    throw err instanceof InvalidRequestError ? new UsageError(err.message) : err;
   });
   const format = videoFormatOption(values.format, values.out);
   const scheduler = choiceOption('scheduler', values.scheduler, schedulerKinds);

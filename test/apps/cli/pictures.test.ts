@@ -42,12 +42,31 @@ describe('npm run blend with pictures', () => {
     const notAPicture = join(dir, 'notes.png');
     await import('node:fs/promises').then((f) => f.writeFile(notAPicture, 'hello'));
     const bad = await cli('blend.ts', ['a', 'b', '--model', testModelDir('demo'), '--image-b', notAPicture, '--out', join(dir, 'x.mp4')]);
-    expect(bad.code).toBe(1);
-    expect(bad.stderr).toMatch(/the picture for prompt 2 is not a picture that can be read; attach a PNG, JPEG or WebP file/);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain(`error: --image-b ${notAPicture} is not a picture that can be read; attach a PNG, JPEG or WebP file`);
     const flag = await cli('blend.ts', ['a', 'b', '--strength-a', '0.3']);
     expect(flag.code).toBe(2);
     expect(flag.stderr).toMatch(/--strength-a needs --image-a/);
   }, 60_000);
+});
+
+describe('pictures are checked by their flag and file before a model loads', () => {
+  // Before, a file that is no picture, or an --images index past the prompts, was found only after
+  // the model had loaded (exit 1, "the picture for prompt 2"), or hidden behind a model folder's error.
+  it.each([
+    ['blend.ts', ['a', 'b', '--image-a', 'NOTES'], '--image-a NOTES is not a picture that can be read; attach a PNG, JPEG or WebP file'],
+    ['blend.ts', ['a', 'b', '--inpaint', PHOTO, '--mask', 'NOTES'], '--mask NOTES is not a picture that can be read; attach a PNG, JPEG or WebP file'],
+    ['movie.ts', ['a', 'b', '--images', `3:${PHOTO}`], `--images 3:${PHOTO}: there is no prompt 3; give the index of a prompt, 1 to 2`],
+    ['movie.ts', ['a', 'b', 'c', '--images', `0:${PHOTO}`], `--images 0:${PHOTO}: there is no prompt 0; give the index of a prompt, 1 to 3`],
+    ['vary.ts', ['NOTES'], 'NOTES is not a picture that can be read; attach a PNG, JPEG or WebP file'],
+  ])('%s %j: exit 2, naming the flag and file', async (script, args, message) => {
+    const notes = join(dir, 'notes.png');
+    await import('node:fs/promises').then((f) => f.writeFile(notes, 'hello'));
+    const r = await cli(script, [...args.map((a) => (a === 'NOTES' ? notes : a)), '--model', 'no-such-model-folder']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`error: ${message.replace('NOTES', notes)}`);
+    expect(r.stderr).not.toContain('no-such-model-folder');
+  });
 });
 
 describe('inpainting transitions from the command line', () => {
