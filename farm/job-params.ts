@@ -114,6 +114,19 @@ export const DEFAULT_PARAMS = {
   format: 'mp4',
 } as const satisfies Partial<JobParams>;
 
+/**
+ * What is wrong with a model or upscaler id, as the end of "must be a ... id of ...", or undefined
+ * when it is fine: `range` characters (LIMITS.modelId, LIMITS.upscalerId), letters, digits, ".", "_"
+ * and "-" only. An id too long is told its length, not echoed.
+ */
+function idIssue(id: unknown, range: Range, example = ''): string | undefined {
+  const rule = `${range.min} to ${range.max} letters, digits, ".", "_" or "-"${example}`;
+  if (typeof id !== 'string') return `${rule} (got ${JSON.stringify(id)})`;
+  if (id.length > range.max) return `${rule} (got ${id.length} characters)`;
+  if (id.length < range.min || !/^[A-Za-z0-9._-]*$/.test(id)) return `${rule} (got ${JSON.stringify(id)})`;
+  return undefined;
+}
+
 export class JobParamsError extends Error {
   readonly issues: string[];
   constructor(issues: string[]) {
@@ -219,7 +232,8 @@ export function parseJobParams(kind: JobKind, input: unknown): JobParams {
   const inpaint = readInpaint(kind, raw.inpaint, issues);
   const variation = readVariation(kind, raw.variation, issues);
   const model = readText(raw.model ?? DEFAULT_MODELS[modelAbilityFor(kind, { images, inpaint })], 'model', issues, { allowEmpty: false });
-  if (model && !/^[A-Za-z0-9._-]{1,100}$/.test(model)) issues.push(`model must be a model id of letters, digits, ".", "_" or "-" (got ${JSON.stringify(model)})`);
+  const modelIssue = model === undefined ? undefined : idIssue(model, LIMITS.modelId);
+  if (modelIssue) issues.push(`model must be a model id of ${modelIssue}`);
 
   const format = raw.format ?? DEFAULT_PARAMS.format;
   if (!(JOB_VIDEO_FORMATS as readonly unknown[]).includes(format)) issues.push(`format must be one of ${JOB_VIDEO_FORMATS.join(', ')} (got ${JSON.stringify(format)})`);
@@ -235,8 +249,9 @@ export function parseJobParams(kind: JobKind, input: unknown): JobParams {
   let upscaler: string | undefined;
   if (raw.upscaler !== undefined && kind !== 'upscale') issues.push('upscaler only applies to upscale jobs');
   else if (raw.upscaler !== undefined) {
-    if (typeof raw.upscaler !== 'string' || !/^[A-Za-z0-9._-]{1,64}$/.test(raw.upscaler)) {
-      issues.push(`upscaler must be an upscaler id of letters, digits, ".", "_" or "-" such as esrgan-slim (got ${JSON.stringify(raw.upscaler)})`);
+    const upscalerIssue = idIssue(raw.upscaler, LIMITS.upscalerId, ' such as esrgan-slim');
+    if (upscalerIssue || typeof raw.upscaler !== 'string') {
+      issues.push(`upscaler must be an upscaler id of ${upscalerIssue}`);
     } else if (upscaleFactor && !upscalerMakes(raw.upscaler, upscaleFactor)) {
       const only = FIXED_SCALE_UPSCALERS[raw.upscaler as keyof typeof FIXED_SCALE_UPSCALERS];
       issues.push(`upscaler ${raw.upscaler} cannot make ${upscaleFactor}x (it upscales ${only}x only); ask for upscaleFactor ${only} or another upscaler`);

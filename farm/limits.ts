@@ -53,6 +53,10 @@ export const LIMITS = {
   noiseShift: { min: 0, max: 1 },
   /** Variation animations: guidance prompts the variations are steered towards. */
   guidancePrompts: { min: 0, max: 4, integer: true },
+  /** Characters in a model id a job names (letters, digits, ".", "_" and "-": workers' model names). */
+  modelId: { min: 1, max: 100, integer: true },
+  /** Characters in an upscaler id an upscale job names (the same characters). */
+  upscalerId: { min: 1, max: 64, integer: true },
 } as const satisfies Record<string, Range>;
 
 /**

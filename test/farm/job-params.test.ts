@@ -6,6 +6,7 @@ import { DEFAULT_FARM_CONFIG, farmConfigFrom } from '../../farm/config.ts';
 import { estimateGpuSeconds } from '../../farm/policy/cost.ts';
 import { followUpParams } from '../../farm/follow-up.ts';
 import { DEFAULT_PARAMS, outputPixels, parseJobParams, QUALITY_PRESETS } from '../../farm/job-params.ts';
+import { LIMITS } from '../../farm/limits.ts';
 import { issuesOf } from '../helpers/job-params.ts';
 
 describe('job parameters', () => {
@@ -56,6 +57,14 @@ describe('job parameters', () => {
     expect(issuesOf(() => parseJobParams('blend', { prompts: ['a', 'b'], upscaler: 'esrgan-slim' }))).toEqual(['upscaler only applies to upscale jobs']);
     expect(outputPixels(parseJobParams('upscale', { prompts: ['a', 'b'], width: 256, height: 128, upscaleFactor: 4 }))).toBe(1024 * 512);
     expect(issuesOf(() => parseJobParams('blend', { prompts: ['a', 'b'], model: 'a b/../c' }))[0]).toMatch(/^model must be a model id/);
+    // An id too long is told the length (LIMITS.modelId, LIMITS.upscalerId), not that its characters are wrong.
+    expect(parseJobParams('blend', { prompts: ['a', 'b'], model: 'm'.repeat(LIMITS.modelId.max) }).model).toHaveLength(LIMITS.modelId.max);
+    expect(issuesOf(() => parseJobParams('blend', { prompts: ['a', 'b'], model: 'm'.repeat(LIMITS.modelId.max + 1) }))).toEqual([
+      `model must be a model id of ${LIMITS.modelId.min} to ${LIMITS.modelId.max} letters, digits, ".", "_" or "-" (got ${LIMITS.modelId.max + 1} characters)`,
+    ]);
+    expect(issuesOf(() => parseJobParams('upscale', { prompts: ['a', 'b'], upscaler: 'u'.repeat(LIMITS.upscalerId.max + 1) }))).toEqual([
+      `upscaler must be an upscaler id of ${LIMITS.upscalerId.min} to ${LIMITS.upscalerId.max} letters, digits, ".", "_" or "-" such as esrgan-slim (got ${LIMITS.upscalerId.max + 1} characters)`,
+    ]);
     expect(parseJobParams('blend', { prompts: ['a', 'b'], maxBytes: 8_000_000 }).maxBytes).toBe(8_000_000);
     expect(issuesOf(() => parseJobParams('blend', { prompts: ['a', 'b'], maxBytes: 5 }))).toEqual(['maxBytes must be an integer between 10000 and 2000000000 (got 5)']);
   });
