@@ -110,7 +110,7 @@ export const DEFAULT_PARAMS = {
   height: 512,
   ...QUALITY_PRESETS.standard,
   depthStrength: 0.5,
-  model: 'demo',
+  model: DEFAULT_MODELS.text,
   format: 'mp4',
 } as const satisfies Partial<JobParams>;
 
