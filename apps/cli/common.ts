@@ -1,6 +1,6 @@
 /** Shared plumbing of the render CLIs: model choice (with the demo fallback), execution provider. */
 import { existsSync, statSync } from 'node:fs';
-import { dirname, extname } from 'node:path';
+import { dirname, extname, join } from 'node:path';
 import { loadConfig, loadDotEnv, type Config } from '../../config/index.ts';
 import { ensureDemoModel } from '../../models/demo-model.ts';
 import { DEMO_MODEL_DIR } from '../../models/paths.ts';
@@ -82,10 +82,12 @@ export const COMMON_OPTIONS = {
 } as const;
 
 /**
- * Refuses an --out whose folder is not there, before anything renders (the file is written only
- * at the end, and a render can take minutes). Returns `out`.
+ * Refuses an --out whose folder is not there, or that is a folder itself, before anything renders
+ * (the file is written only at the end, and a render can take minutes). `fileName` is the name
+ * the tool writes without --out, suggested inside such a folder. Returns `out`.
  */
-export function outputFile(out: string): string {
+export function outputFile(out: string, fileName: string): string {
+  if (existsSync(out) && statSync(out).isDirectory()) throw new UsageError(`--out ${out} is a folder; give a file name, e.g. --out ${join(out, fileName)}`);
   const folder = dirname(out);
   if (!existsSync(folder) || !statSync(folder).isDirectory()) throw new UsageError(`--out ${out}: there is no folder ${folder}; create it or give another path`);
   return out;

@@ -72,7 +72,7 @@ async function main(): Promise<void> {
     batchSize: numberOption('batch', values.batch, { integer: true, min: 1, max: 64 }),
     scheduler,
   };
-  const out = outputFile(values.out ?? DEFAULT_OUT);
+  const out = outputFile(values.out ?? DEFAULT_OUT, DEFAULT_OUT);
   const config = loadCliConfig();
   const ep = parseEp(values.ep, config);
   const deviceId = numberOption('device', values.device, DEVICE_FLAG) ?? config.deviceId;

@@ -254,7 +254,8 @@ export async function runTransitionCli(kind: 'blend' | 'movie', argv = process.a
     ? { image: await readPicture('inpaint', values.inpaint), mask: values.mask ? await readPicture('mask', values.mask) : (values['mask-preset'] as (typeof MASK_PRESETS)[number]) }
     : undefined;
 
-  const out = outputFile(values.out ?? `${DEFAULT_OUT_STEM[kind]}.${format}`);
+  const fileName = `${DEFAULT_OUT_STEM[kind]}.${format}`;
+  const out = outputFile(values.out ?? fileName, fileName);
   const config = loadCliConfig();
   const ep = parseEp(values.ep, config);
   const deviceId = numberOption('device', values.device, DEVICE_FLAG) ?? config.deviceId;

@@ -98,7 +98,8 @@ async function main(): Promise<void> {
   const tile = numberOption('tile', values.tile, { integer: true, min: 16, max: 2048 });
   const batch = numberOption('batch', values.batch, { integer: true, min: 1, max: 64 });
   const deviceFlag = numberOption('device', values.device, DEVICE_FLAG);
-  const out = outputFile(values.out ?? `${input.slice(0, input.length - extname(input).length)}-up.${inExt || 'mp4'}`);
+  const defaultOut = `${input.slice(0, input.length - extname(input).length)}-up.${inExt || 'mp4'}`;
+  const out = outputFile(values.out ?? defaultOut, basename(defaultOut));
   const outExt = extname(out).slice(1).toLowerCase();
   const bytes = await readFile(input);
   const meta = await sharp(bytes, { animated: true })

@@ -84,7 +84,8 @@ export async function runVaryCli(argv = process.argv.slice(2)): Promise<void> {
   });
   const format = videoFormatOption(values.format, values.out);
   const scheduler = choiceOption('scheduler', values.scheduler, schedulerKinds);
-  const out = outputFile(values.out ?? `${DEFAULT_OUT_STEM}.${format}`);
+  const fileName = `${DEFAULT_OUT_STEM}.${format}`;
+  const out = outputFile(values.out ?? fileName, fileName);
   const config = loadCliConfig();
   const modelDir = values.model ?? process.env.BLENDFARM_VARIATION_MODEL_DIR;
   if (!modelDir) throw new UsageError('give --model DIR: an image-variation model folder (lambdalabs/sd-image-variations-diffusers exported to ONNX; models/README.md), or set BLENDFARM_VARIATION_MODEL_DIR');

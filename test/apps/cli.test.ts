@@ -3,7 +3,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
@@ -323,6 +323,25 @@ describe('an --out in a folder that is not there is refused before anything rend
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/error: --out no-such-folder\/\S+: there is no folder no-such-folder; create it or give another path/);
     // Refused before the model loads or anything renders.
+    expect(r.stderr).not.toMatch(/Using the built-in demo model|\[#/);
+  });
+});
+
+describe('an --out that is a folder is refused before anything renders', () => {
+  // Before, the render ran and then failed: generate with sharp's 'vips2png: unable to write to
+  // target', blend with 'Path is a directory: rm returned EISDIR'.
+  const photo = fileURLToPath(new URL('../fixtures/photos/chelsea-crop.png', import.meta.url));
+  it.each([
+    ['generate.ts', ['x', '--steps', '1', '--width', '64', '--height', '64'], 'image.png'],
+    ['blend.ts', ['a', 'b', '--branches', '2', '--duration', '0.1', '--width', '64', '--height', '64', '--steps', '2'], 'transition.mp4'],
+    ['movie.ts', ['a', 'b', '--format', 'gif', '--branches', '2', '--width', '64', '--height', '64', '--steps', '2'], 'movie.gif'],
+    ['upscale.ts', [photo], 'chelsea-crop-up.png'],
+  ])('%s %j --out FOLDER: a usage error suggesting a file in it', async (script, args, fileName) => {
+    const folder = join(dir, 'a-folder');
+    await mkdir(folder, { recursive: true });
+    const r = await cli(script, [...args, '--out', folder]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`error: --out ${folder} is a folder; give a file name, e.g. --out ${join(folder, fileName)}`);
     expect(r.stderr).not.toMatch(/Using the built-in demo model|\[#/);
   });
 });
