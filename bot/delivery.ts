@@ -42,7 +42,7 @@ import {
   setJobMessage,
 } from '../farm/index.ts';
 import { cancelRow, finishedRow } from './components/rows.ts';
-import { doneText, escapeMarkdown, failedText, progressText, queuedText, title, withWholeMovie } from './format.ts';
+import { doneText, escapeMarkdown, failedText, fitMessage, progressText, queuedText, title, withWholeMovie } from './format.ts';
 import { listOfNames, POSTING_PERMISSIONS } from './permissions.ts';
 import { shrinkVideo, type ShrinkOptions } from './shrink.ts';
 import { within } from './within.ts';
@@ -550,7 +550,7 @@ export class JobMessenger {
   private givenUpText(job: Job, reason: UndeliverableReason, guild: string | undefined): string {
     const where = job.channelId ? `<#${job.channelId}>${guild ? ` in **${escapeMarkdown(guild)}**` : ''}` : 'its channel';
     const what = job.status === 'done' ? `Your video is finished, but I could not post it in ${where}` : `Your job ended (${job.status}), but I could not post that in ${where}`;
-    return `${title(job)}\n${what}: ${reason.why}. ${reason.advice} I won't try to post job #${job.id} again.`;
+    return fitMessage(`${title(job)}\n${what}: ${reason.why}. ${reason.advice} I won't try to post job #${job.id} again.`);
   }
 
   private async sendDirectMessage(userId: string, content: string): Promise<void> {
@@ -618,9 +618,11 @@ export class JobMessenger {
    * unarchived first when `reopenThread` (reopenThread); a locked one is not (Undeliverable).
    */
   private async editJobMessage(job: Job, payload: MessagePayload, { reopenThread }: { reopenThread: boolean }): Promise<void> {
+    // Whose job it is, before the text, within Discord's limit (the texts leave room for it: JOB_TEXT_LENGTH).
+    const mentioned = (content: string) => (content.startsWith(`<@${job.userId}>`) ? content : fitMessage(`<@${job.userId}> ${content}`));
     const body = {
       // Messages not made by a command (🔍/🔁 reactions) say whose job they are; edits never re-ping.
-      content: job.interactionToken ? payload.content : `<@${job.userId}> ${payload.content}`,
+      content: job.interactionToken ? fitMessage(payload.content) : mentioned(payload.content),
       components: payload.components,
       embeds: payload.embeds ?? [],
       // Replaces the message's attachments with exactly these files.
@@ -660,7 +662,7 @@ export class JobMessenger {
     let posted: { id: string };
     try {
       posted = (await this.client.rest.post(Routes.channelMessages(job.channelId), {
-        body: { ...body, content: body.content.startsWith(`<@${job.userId}>`) ? body.content : `<@${job.userId}> ${body.content}`, allowed_mentions: { users: [job.userId] } },
+        body: { ...body, content: mentioned(body.content), allowed_mentions: { users: [job.userId] } },
         files,
       })) as { id: string };
     } catch (err) {

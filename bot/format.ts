@@ -11,16 +11,79 @@ export const BAR_WIDTH = 16;
 export const MAX_MESSAGE_LENGTH = 2000;
 
 /**
+ * The room a job's text (queuedText, progressText, doneText, failedText) has: a job message not
+ * made by a command starts with its owner's mention, "<@id> " (bot/delivery.ts editJobMessage; a
+ * 🔍/🔁 reaction's reply), and the whole must still fit MAX_MESSAGE_LENGTH. A user id has at most
+ * 20 digits.
+ */
+export const JOB_TEXT_LENGTH = MAX_MESSAGE_LENGTH - `<@${'0'.repeat(20)}> `.length;
+
+/** How a line cut to fit a message ends: where it was cut, and that it was. */
+export const CUT_MARK = '… (cut)';
+
+/** Lines are cut no shorter than this; past it the message is cut at its end instead (fitLines). */
+const SHORTEST_CUT_LINE = 40;
+
+/**
+ * The one rule for text longer than a message takes (`max`, MAX_MESSAGE_LENGTH by default): the
+ * longest lines are cut, each to the same length and ending in CUT_MARK, until the whole fits, so
+ * the short lines (a status, numbers, what to do) stay whole and the cut shows where it is. A long
+ * prompt, a worker's progress message, a note: whatever made it long is what is cut. When that
+ * would leave lines shorter than SHORTEST_CUT_LINE (a great many lines), the text is cut at its end
+ * instead, with the same mark.
+ */
+export function fitMessage(text: string, max = MAX_MESSAGE_LENGTH): string {
+  return fitLines(text.split('\n'), max).join('\n');
+}
+
+/** fitMessage on lines: the same lines, the longest cut, or fewer when the text is cut at its end. */
+function fitLines(lines: readonly string[], max: number): string[] {
+  if (lines.join('\n').length <= max) return [...lines];
+  // The longest a line may be for all of them to fit: lines shorter than that stay whole.
+  let room = max - (lines.length - 1);
+  let cap = 0;
+  const lengths = lines.map((l) => l.length).sort((a, b) => a - b);
+  for (const [i, length] of lengths.entries()) {
+    const left = lengths.length - i;
+    if (length * left > room) {
+      cap = Math.floor(room / left);
+      break;
+    }
+    room -= length;
+  }
+  if (cap >= SHORTEST_CUT_LINE) return lines.map((l) => (l.length > cap ? cutLine(l, cap) : l));
+  const text = cutLine(lines.join('\n'), Math.max(max, CUT_MARK.length));
+  return text.split('\n');
+}
+
+/**
+ * `line` cut to `length` characters with CUT_MARK, not inside what Discord shows as one thing: an
+ * escape ("\\*"), a mention, channel or timestamp ("<@…>", "<t:…>"), a character of two UTF-16 units.
+ */
+function cutLine(line: string, length: number): string {
+  let kept = line.slice(0, Math.max(0, length - CUT_MARK.length));
+  kept = kept.replace(/<[^<>\s]*$/, ''); // a mention, channel or timestamp cut open
+  if (/[\uD800-\uDBFF]$/.test(kept)) kept = kept.slice(0, -1);
+  if (/(^|[^\\])(\\\\)*\\$/.test(kept)) kept = kept.slice(0, -1); // an escape cut from what it escapes
+  return `${kept}${CUT_MARK}`;
+}
+
+/**
  * One message of `head`, as many of `items` as fit, a line saying how many more there are, and
- * `tail`, within MAX_MESSAGE_LENGTH (a reply that lists jobs or workers would otherwise be refused
- * by Discord once there are many, and the member get an error instead).
+ * `tail`, within `max` (MAX_MESSAGE_LENGTH by default: a reply that lists jobs or workers would
+ * otherwise be refused by Discord once there are many, and the member get an error instead). Head
+ * and tail lines too long by themselves are cut by fitMessage's rule, leaving room for that line.
  */
 export function listInMessage(parts: { head: readonly string[]; items: readonly string[]; tail?: readonly string[] }, max = MAX_MESSAGE_LENGTH): string {
-  const { head, items, tail = [] } = parts;
+  const { items } = parts;
   const more = (n: number) => `…and ${n} more.`;
-  const fixed = [...head, ...tail].join('\n').length;
+  const all = [...parts.head, ...items, ...(parts.tail ?? [])].join('\n').length;
+  // Fixed lines cut to fit leave room for the line saying how many items are left out.
+  const fixed = fitLines([...parts.head, ...(parts.tail ?? [])], all > max && items.length > 0 ? max - 1 - more(items.length).length : max);
+  const head = fixed.slice(0, parts.head.length);
+  const tail = fixed.slice(parts.head.length);
   const shown: string[] = [];
-  let length = fixed;
+  let length = fixed.join('\n').length;
   for (const [i, item] of items.entries()) {
     const left = items.length - i - 1;
     if (length + 1 + item.length + (left > 0 ? 1 + more(left).length : 0) > max) {
@@ -90,17 +153,17 @@ export function queuedText(job: Job, position: number | undefined): string {
   const where = position === undefined ? 'in the queue' : position <= 1 ? 'next in the queue' : `number ${position} in the queue`;
   const head = [title(job), `Queued: ${where}. Reserved ${job.reservedGpuSeconds.toFixed(0)} GPU-seconds from your budget.`];
   // A prompt certainly longer than the text encoder reads, said before it renders (Cancel refunds).
-  return listInMessage({ head, items: promptLengthNotices(job.kind, job.params).map((n) => `⚠️ ${escapeMarkdown(n)}`) });
+  return listInMessage({ head, items: promptLengthNotices(job.kind, job.params).map((n) => `⚠️ ${escapeMarkdown(n)}`) }, JOB_TEXT_LENGTH);
 }
 
 export function progressText(job: Job, progress: Omit<JobProgress, 'preview'> | null | undefined): string {
-  if (!progress) return `${title(job)}\nStarting on a render worker…`;
+  if (!progress) return fitMessage(`${title(job)}\nStarting on a render worker…`, JOB_TEXT_LENGTH);
   const parts = [progressBar(progress.fraction)];
   if (progress.branchesTotal) parts.push(`${progress.branchesDone ?? 0}/${progress.branchesTotal} frames`);
   else if (progress.framesTotal) parts.push(`${progress.framesDone ?? 0}/${progress.framesTotal} frames`);
   if (progress.message) parts.push(progress.message);
   if (progress.etaSeconds !== undefined && progress.etaSeconds !== null) parts.push(`about ${duration(progress.etaSeconds)} left`);
-  return `${title(job)}\n\`${parts[0]}\` ${parts.slice(1).join(' · ')}`;
+  return fitMessage(`${title(job)}\n\`${parts[0]}\` ${parts.slice(1).join(' · ')}`, JOB_TEXT_LENGTH);
 }
 
 export function doneText(job: Job, meta: Record<string, unknown>, note?: string): string {
@@ -114,7 +177,7 @@ export function doneText(job: Job, meta: Record<string, unknown>, note?: string)
   if (job.chargedGpuSeconds !== null) bits.push(`${job.chargedGpuSeconds.toFixed(1)} GPU-s`);
   const head = [title(job), bits.join(' · '), ...(note ? [note] : [])];
   // What the worker said about the result (a prompt cut short): one line each, as many as fit.
-  return listInMessage({ head, items: resultWarnings(meta).map((w) => `⚠️ ${escapeMarkdown(w)}`) });
+  return listInMessage({ head, items: resultWarnings(meta).map((w) => `⚠️ ${escapeMarkdown(w)}`) }, JOB_TEXT_LENGTH);
 }
 
 /** "1.5×", "3×": a scale as the messages show it. */
@@ -146,6 +209,9 @@ function failedSettlementText(job: Pick<Job, 'reservedGpuSeconds' | 'chargedGpuS
 }
 
 export function failedText(job: Job): string {
-  if (job.status === 'cancelled') return `${title(job)}\nCancelled. Unused GPU-seconds went back to your budget.`;
-  return `${title(job)}\nThe render failed after ${job.attempts} attempt${job.attempts === 1 ? '' : 's'}: ${escapeMarkdown((job.error ?? 'unknown error').split('\n')[0].slice(0, 300))}\n${failedSettlementText(job)} Try again, or change the settings.`;
+  if (job.status === 'cancelled') return fitMessage(`${title(job)}\nCancelled. Unused GPU-seconds went back to your budget.`, JOB_TEXT_LENGTH);
+  return fitMessage(
+    `${title(job)}\nThe render failed after ${job.attempts} attempt${job.attempts === 1 ? '' : 's'}: ${escapeMarkdown((job.error ?? 'unknown error').split('\n')[0].slice(0, 300))}\n${failedSettlementText(job)} Try again, or change the settings.`,
+    JOB_TEXT_LENGTH,
+  );
 }

@@ -1,7 +1,7 @@
 // bot/format.ts: what a job's message says at each stage. Pure functions on a Job; no Discord.
 import { describe, expect, it } from 'vitest';
 import type { Job } from '../../farm/index.ts';
-import { BAR_WIDTH, discordTime, listInMessage, MAX_MESSAGE_LENGTH, discordWhen, doneText, duration, escapeMarkdown, failedText, progressBar, progressText, queuedText, title } from '../../bot/format.ts';
+import { BAR_WIDTH, CUT_MARK, discordTime, fitMessage, JOB_TEXT_LENGTH, listInMessage, MAX_MESSAGE_LENGTH, discordWhen, doneText, duration, escapeMarkdown, failedText, progressBar, progressText, queuedText, title } from '../../bot/format.ts';
 
 function job(overrides: Partial<Job> = {}, params: Partial<Job['params']> = {}): Job {
   return {
@@ -149,5 +149,79 @@ describe('each stage', () => {
     );
     expect(failedText(timedOut)).not.toMatch(/reserved GPU-seconds were refunded/);
     expect(failedText(job({ status: 'cancelled' }))).toBe('**Blend** #7: a cat → a dog\nCancelled. Unused GPU-seconds went back to your budget.');
+  });
+});
+
+describe('messages longer than Discord takes', () => {
+  /** How a job message not made by a command starts: its owner's mention, with the longest user id. */
+  const MENTION = `<@${'9'.repeat(20)}> `;
+  /** CUT_MARK in a regular expression. */
+  const CUT = CUT_MARK.replace(/[()]/g, '\\$&');
+
+  it('a list whose fixed lines alone pass the limit: the long line is cut with a mark, the rest whole, and the list still counted', () => {
+    const name = `Server ${'n'.repeat(2500)}`;
+    const text = listInMessage({ head: [`In ${name}:`, '**3** waiting.'], items: ['• a', '• b', '• c'], tail: ['You have nothing waiting.'] });
+    expect(text.length).toBeLessThanOrEqual(MAX_MESSAGE_LENGTH);
+    const lines = text.split('\n');
+    expect(lines[0].startsWith('In Server nnn')).toBe(true);
+    expect(lines[0].endsWith(CUT_MARK)).toBe(true);
+    expect(lines.slice(1)).toEqual(['**3** waiting.', '…and 3 more.', 'You have nothing waiting.']);
+    // Fixed lines that fit by themselves, but not with the line saying how many more: that line fits too.
+    const near = listInMessage({ head: ['h'.repeat(1995)], items: ['• a', '• b'] });
+    expect(near.length).toBeLessThanOrEqual(MAX_MESSAGE_LENGTH);
+    expect(near.endsWith(`${CUT_MARK}\n…and 2 more.`)).toBe(true);
+    // One item that fits: nothing cut.
+    expect(listInMessage({ head: ['h'.repeat(1995)], items: ['• a'] })).toBe(`${'h'.repeat(1995)}\n• a`);
+  });
+
+  it('fitMessage: only the longest lines are cut, each ending in the mark; short lines stay whole', () => {
+    const text = fitMessage(['**Blend** #7: a cat', 'x'.repeat(3000), 'seeds 42, 43', 'y'.repeat(1500)].join('\n'));
+    expect(text.length).toBeLessThanOrEqual(MAX_MESSAGE_LENGTH);
+    const lines = text.split('\n');
+    expect([lines[0], lines[2]]).toEqual(['**Blend** #7: a cat', 'seeds 42, 43']);
+    expect(lines[1]).toMatch(new RegExp(`^x+${CUT}$`));
+    expect(lines[3]).toMatch(new RegExp(`^y+${CUT}$`));
+    // Text that fits is left as it is.
+    expect(fitMessage('a\nb')).toBe('a\nb');
+  });
+
+  it('fitMessage does not cut inside a mention, a timestamp or an escape', () => {
+    const line = (tail: string) => `${'a'.repeat(100 - CUT_MARK.length - 3)}${tail}${'b'.repeat(300)}`;
+    expect(fitMessage(line('<@123456789>'), 100)).toBe(`${'a'.repeat(100 - CUT_MARK.length - 3)}${CUT_MARK}`);
+    expect(fitMessage(line('<t:1796304688:R>'), 100)).toBe(`${'a'.repeat(100 - CUT_MARK.length - 3)}${CUT_MARK}`);
+    expect(fitMessage(`${'a'.repeat(100 - CUT_MARK.length - 1)}\\*${'b'.repeat(300)}`, 100)).toBe(`${'a'.repeat(100 - CUT_MARK.length - 1)}${CUT_MARK}`);
+  });
+
+  it('fitMessage with too many lines to cut each: cut at its end, with the mark', () => {
+    const text = fitMessage(Array.from({ length: 400 }, (_, i) => `line ${i} of a long list`).join('\n'));
+    expect(text.length).toBeLessThanOrEqual(MAX_MESSAGE_LENGTH);
+    expect(text.startsWith('line 0 of a long list\nline 1 of')).toBe(true);
+    expect(text.endsWith(CUT_MARK)).toBe(true);
+  });
+
+  it('every job text fits with its owner’s mention before it, the title kept and the long part cut with a mark', () => {
+    const long = Array.from({ length: 90 }, () => '*cat*').join(' ');
+    const movie = job({ kind: 'movie', status: 'running', attempts: 1 }, { prompts: Array.from({ length: 16 }, () => long), negativePrompt: long });
+    const warnings = Array.from({ length: 40 }, (_, i) => `Prompt ${i + 1} is 93 CLIP tokens long; the text encoder reads 75, so its end was cut off.`);
+    const upscale = { ...movie, kind: 'upscale' as const, status: 'done' as const };
+    const texts = {
+      queued: queuedText(movie, 3),
+      // A worker's progress message is its own text, of any length.
+      progress: progressText(movie, { stage: 'branches', fraction: 0.5, message: `blending ${'m'.repeat(5000)}`, etaSeconds: 30 }),
+      // A long note (why a video is not attached), a long upscaler name, and more warnings than fit.
+      done: doneText(upscale, { upscaler: 'u'.repeat(1200), scale: 4, warnings }, `(${'n'.repeat(2500)})`),
+      failed: failedText({ ...movie, status: 'failed', error: 'e'.repeat(5000) }),
+      cancelled: failedText({ ...movie, status: 'cancelled' }),
+    };
+    for (const [stage, text] of Object.entries(texts)) {
+      expect(text.length, stage).toBeLessThanOrEqual(JOB_TEXT_LENGTH);
+      expect(`${MENTION}${text}`.length, stage).toBeLessThanOrEqual(MAX_MESSAGE_LENGTH);
+      expect(text.split('\n')[0], stage).toBe(title(stage === 'done' ? upscale : movie));
+    }
+    expect(texts.progress).toMatch(new RegExp(`blending m+${CUT}$`));
+    const done = texts.done.split('\n');
+    expect(done[1]).toMatch(new RegExp(`^Upscaled 4× with u+${CUT}$`));
+    expect(done[2]).toMatch(new RegExp(`^\\(n+${CUT}$`));
+    expect(done.at(-1)).toMatch(/^…and \d+ more\.$/);
   });
 });
