@@ -130,11 +130,18 @@ function tokenizerDir(dir: string, name: string): string {
   return tdir;
 }
 
+/**
+ * Throws unless `dir` is a folder: "folder not found", or, for a file (a model.onnx or
+ * model_index.json given instead of its folder), "is a file". `expected` says what the folder holds.
+ */
+export function requireModelFolder(dir: string, expected: string): void {
+  if (!existsSync(dir)) throw new ModelFileError(dir, `folder not found (expected ${expected})`);
+  if (!statSync(dir).isDirectory()) throw new ModelFileError(dir, `is a file, not a folder; give the model's folder, the one holding model_index.json (expected ${expected})`);
+}
+
 /** Inspects a model folder without loading any weights. */
 export function readModelFolder(dir: string): ModelFolder {
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) {
-    throw new ModelFileError(dir, 'folder not found (expected a Stable Diffusion pipeline exported to ONNX; see models/README.md)');
-  }
+  requireModelFolder(dir, 'a Stable Diffusion pipeline exported to ONNX; see models/README.md');
   const index = readJson(join(dir, 'model_index.json'), 'the pipeline description written by diffusers/optimum, with a "_class_name" key');
   const className = String(index._class_name ?? '');
   if (className === 'StableDiffusionUpscalePipeline') {

@@ -26,6 +26,7 @@ import { floatTensor, numericTensor, readFloat } from '../tensor/tensors.ts';
 import { loadTokenizer } from '../tokenizer/clip-tokenizer.ts';
 import { TextEncoders, lerpEmbedding, type PromptEmbedding } from '../pipeline/text-encoder.ts';
 import { VaeDecoder } from '../pipeline/vae.ts';
+import { requireModelFolder } from '../pipeline/model-folder.ts';
 import { chooseScheduler, createScheduler, type Scheduler, type SchedulerKind } from '../schedulers/index.ts';
 import { makeAlphasCumprod, makeBetas, resolveSchedulerConfig, SCHEDULER_BASE_DEFAULTS } from '../schedulers/scheduler.ts';
 import { MAX_SEED, SeededRandom, drawSeed, latentNoise } from '../noise.ts';
@@ -67,7 +68,7 @@ function readJson(file: string, what: string): Record<string, unknown> {
 
 /** Reads an x4 upscaler folder in the diffusers / optimum ONNX layout. */
 export function readDiffusionUpscalerFolder(dir: string): DiffusionUpscalerFolder {
-  if (!existsSync(dir)) throw new ModelFileError(dir, 'folder not found (expected stabilityai/stable-diffusion-x4-upscaler exported to ONNX: model_index.json, unet/, vae_decoder/, text_encoder/, tokenizer/, scheduler/, low_res_scheduler/)');
+  requireModelFolder(dir, 'stabilityai/stable-diffusion-x4-upscaler exported to ONNX: model_index.json, unet/, vae_decoder/, text_encoder/, tokenizer/, scheduler/, low_res_scheduler/');
   const index = readJson(join(dir, 'model_index.json'), 'the pipeline index, model_index.json');
   const cls = String(index._class_name ?? '');
   if (!/StableDiffusionUpscalePipeline$/.test(cls)) {

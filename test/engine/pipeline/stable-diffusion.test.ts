@@ -217,6 +217,11 @@ describe('clear errors', () => {
     await expect(StableDiffusionPipeline.load(join(dir, 'nope'))).rejects.toThrow(/folder not found .*models\/README\.md/);
   });
 
+  it('a model file given instead of its folder is called a file (it was "folder not found", though the path is there)', async () => {
+    const file = join(testModelDir('demo'), 'unet', 'model.onnx');
+    await expect(StableDiffusionPipeline.load(file)).rejects.toThrow(`${file}: is a file, not a folder; give the model's folder, the one holding model_index.json (expected a Stable Diffusion pipeline exported to ONNX; see models/README.md)`);
+  });
+
   it('says which execution provider could not be loaded and why', async () => {
     const err = await StableDiffusionPipeline.load(testModelDir('demo'), { ep: 'cuda' }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ExecutionProviderError);

@@ -107,6 +107,9 @@ describe('x4 diffusion upscaler', () => {
 
   it('refuses a folder that is not the x4 upscaler, and sizes it cannot take', async () => {
     await expect(DiffusionUpscaler.load(DEMO_MODEL_DIR)).rejects.toThrow(/not a StableDiffusionUpscalePipeline/);
+    // A file given as the folder is called a file (it read "<file>/model_index.json: file not found").
+    const index = join(DEMO_MODEL_DIR, 'model_index.json');
+    await expect(DiffusionUpscaler.load(index)).rejects.toThrow(`${index}: is a file, not a folder; give the model's folder`);
     const odd = await shrink(photo, 30, 20);
     await expect(up.upscaleKeyframes({ keyframes: [odd], steps: 4 })).rejects.toThrow(/multiple of 8 on each side, got 30x20/);
   });
