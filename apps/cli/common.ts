@@ -4,11 +4,18 @@ import { dirname, extname, join } from 'node:path';
 import { loadConfig, loadDotEnv, type Config } from '../../config/index.ts';
 import { ensureDemoModel } from '../../models/demo-model.ts';
 import { DEMO_MODEL_DIR } from '../../models/paths.ts';
-import { DEFAULT_DEVICE_ID, executionProviders, MAX_SEED, VIDEO_FORMATS, type ExecutionProvider, type VideoFormat } from '../../engine/index.ts';
+import { DEFAULT_DEVICE_ID, executionProviders, MAX_GUIDANCE, MAX_IMAGE_SIDE, MAX_SEED, MAX_STEPS, VIDEO_FORMATS, type ExecutionProvider, type VideoFormat } from '../../engine/index.ts';
 import { choiceOption, UsageError } from '../cli-kit.ts';
 
 /** A seed flag's range: the engine's (MAX_SEED, engine/noise.ts); numberOption refuses others with a usage error naming it. */
 export const SEED_FLAG = { integer: true, min: 0, max: MAX_SEED } as const;
+
+/** --width and --height: whole pixels up to the engine's MAX_IMAGE_SIDE (the engine then asks for a multiple of the model's VAE factor, 8). */
+export const SIZE_FLAG = { integer: true, min: 64, max: MAX_IMAGE_SIDE } as const;
+/** --guidance: the engine's range. */
+export const GUIDANCE_FLAG = { min: 0, max: MAX_GUIDANCE } as const;
+/** --steps: from `min` (1 for a plain render; MIN_BLEND_STEPS to branch between, 2 for the x4 upscaler) to the engine's MAX_STEPS. */
+export const stepsFlag = (min: number) => ({ integer: true, min, max: MAX_STEPS }) as const;
 
 export interface ModelChoice {
   dir: string;

@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { basename, extname } from 'node:path';
 import { StableDiffusionPipeline, savePng, schedulerKinds } from '../../engine/index.ts';
 import { ProgressBar } from './progress.ts';
-import { chooseModel, COMMON_OPTIONS, DEVICE_FLAG, loadCliConfig, outputFile, parseEp, SEED_FLAG, SHARED_HELP } from './common.ts';
+import { chooseModel, COMMON_OPTIONS, DEVICE_FLAG, GUIDANCE_FLAG, loadCliConfig, outputFile, parseEp, SEED_FLAG, SHARED_HELP, SIZE_FLAG, stepsFlag } from './common.ts';
 import { choiceOption, numberOption, runCli, UsageError } from '../cli-kit.ts';
 
 /** The file written without --out. */
@@ -65,10 +65,10 @@ async function main(): Promise<void> {
     prompt: positionals[0],
     negativePrompt: values.negative,
     seed: numberOption('seed', values.seed, SEED_FLAG),
-    steps: numberOption('steps', values.steps, { integer: true, min: 1, max: 1000 }),
-    guidance: numberOption('guidance', values.guidance, { min: 0, max: 50 }),
-    width: numberOption('width', values.width, { integer: true, min: 64, max: 4096 }),
-    height: numberOption('height', values.height, { integer: true, min: 64, max: 4096 }),
+    steps: numberOption('steps', values.steps, stepsFlag(1)),
+    guidance: numberOption('guidance', values.guidance, GUIDANCE_FLAG),
+    width: numberOption('width', values.width, SIZE_FLAG),
+    height: numberOption('height', values.height, SIZE_FLAG),
     batchSize: numberOption('batch', values.batch, { integer: true, min: 1, max: 64 }),
     scheduler,
   };

@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { readFile, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import {
+  MIN_BLEND_STEPS,
   DEFAULT_BRANCHES,
   DEFAULT_PLAN,
   DEFAULT_TRANSITION_MODE,
@@ -39,7 +40,7 @@ import {
 } from '../../engine/index.ts';
 import { builtinPerceptualGraph } from '../../models/perceptual-graph.ts';
 import { ProgressBar } from './progress.ts';
-import { chooseModel, COMMON_OPTIONS, DEVICE_FLAG, loadCliConfig, outputFile, parseEp, SEED_FLAG, SHARED_HELP, videoFormatOption } from './common.ts';
+import { chooseModel, COMMON_OPTIONS, DEVICE_FLAG, GUIDANCE_FLAG, loadCliConfig, outputFile, parseEp, SEED_FLAG, SHARED_HELP, SIZE_FLAG, stepsFlag, videoFormatOption } from './common.ts';
 import { choiceOption, numberOption, UsageError } from '../cli-kit.ts';
 
 /** The command line's video defaults (the engine's rules bound them: MIN_FPS..MAX_FPS, MAX_SEGMENT_SECONDS). */
@@ -204,10 +205,10 @@ export async function runTransitionCli(kind: 'blend' | 'movie', argv = process.a
   const maxBytes = numberOption('max-bytes', values['max-bytes'], { integer: true, min: 1024 });
   // Every number is read before the model loads: a bad one is refused at once, not after loading
   // (or behind a model folder's own error).
-  const width = numberOption('width', values.width, { integer: true, min: 64, max: 4096 });
-  const height = numberOption('height', values.height, { integer: true, min: 64, max: 4096 });
-  const steps = numberOption('steps', values.steps, { integer: true, min: 2, max: 1000 });
-  const guidance = numberOption('guidance', values.guidance, { min: 0, max: 50 });
+  const width = numberOption('width', values.width, SIZE_FLAG);
+  const height = numberOption('height', values.height, SIZE_FLAG);
+  const steps = numberOption('steps', values.steps, stepsFlag(MIN_BLEND_STEPS));
+  const guidance = numberOption('guidance', values.guidance, GUIDANCE_FLAG);
   const depthStrength = numberOption('depth', values.depth, { min: 0.01, max: 0.99 });
   const walkFrames = numberOption('walk-frames', values['walk-frames'], { integer: true, min: MIN_WALK_FRAMES, max: MAX_WALK_FRAMES });
   if (values.lpips !== undefined && !existsSync(values.lpips)) {

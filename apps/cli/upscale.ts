@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import sharp from 'sharp';
-import { DEFAULT_TILE, DEFAULT_TILE_BATCH, DEFAULT_UPSCALE_STEPS, DiffusionUpscaler, IMAGE_INPUT_FORMATS, probeVideo, SuperResolutionUpscaler, upscaleVideo, VIDEO_FORMATS, type FrameUpscaler, type RawImage, type VideoFormat } from '../../engine/index.ts';
+import { DEFAULT_TILE, DEFAULT_TILE_BATCH, DEFAULT_UPSCALE_STEPS, DiffusionUpscaler, MIN_UPSCALE_STEPS, IMAGE_INPUT_FORMATS, probeVideo, SuperResolutionUpscaler, upscaleVideo, VIDEO_FORMATS, type FrameUpscaler, type RawImage, type VideoFormat } from '../../engine/index.ts';
 import {
   DEFAULT_SUPER_RESOLUTION_MODEL,
   SUPER_RESOLUTION_MODELS,
@@ -15,7 +15,7 @@ import {
   superResolutionEntry,
 } from '../../models/esrgan/catalog.ts';
 import { ProgressBar } from './progress.ts';
-import { COMMON_OPTIONS, DEVICE_FLAG, loadCliConfig, outputFile, parseEp, SEED_FLAG, SHARED_HELP } from './common.ts';
+import { COMMON_OPTIONS, DEVICE_FLAG, loadCliConfig, outputFile, parseEp, SEED_FLAG, SHARED_HELP, stepsFlag } from './common.ts';
 import { numberOption, runCli, UsageError } from '../cli-kit.ts';
 
 const MODEL_NAMES = [...SUPER_RESOLUTION_MODELS.map((m) => m.name), 'x4-diffusion'];
@@ -93,7 +93,7 @@ async function main(): Promise<void> {
   // Every number is read before anything loads: a bad one is refused at once.
   const crf = numberOption('crf', values.crf, { integer: true, min: 0, max: 63 });
   const maxBytes = numberOption('max-bytes', values['max-bytes'], { integer: true, min: 1024 });
-  const steps = numberOption('steps', values.steps, { integer: true, min: 2, max: 1000 });
+  const steps = numberOption('steps', values.steps, stepsFlag(MIN_UPSCALE_STEPS));
   const seed = numberOption('seed', values.seed, SEED_FLAG);
   const tile = numberOption('tile', values.tile, { integer: true, min: 16, max: 2048 });
   const batch = numberOption('batch', values.batch, { integer: true, min: 1, max: 64 });

@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { readFile, stat } from 'node:fs/promises';
 import { DEFAULT_VARIATION_FPS, imageVariationDefaults, ImageVariationPipeline, inspectImage, InvalidRequestError, MAX_FPS, MAX_VARIATION_FRAMES, MIN_FPS, VIDEO_FORMATS, renderVariationVideo, schedulerKinds, variationDefaults } from '../../engine/index.ts';
 import { ProgressBar } from './progress.ts';
-import { COMMON_OPTIONS, DEVICE_FLAG, loadCliConfig, outputFile, parseEp, SEED_FLAG, SHARED_HELP, videoFormatOption } from './common.ts';
+import { COMMON_OPTIONS, DEVICE_FLAG, GUIDANCE_FLAG, loadCliConfig, outputFile, parseEp, SEED_FLAG, SHARED_HELP, SIZE_FLAG, stepsFlag, videoFormatOption } from './common.ts';
 import { choiceOption, numberOption, runCli, UsageError } from '../cli-kit.ts';
 
 const d = variationDefaults;
@@ -97,8 +97,8 @@ export async function runVaryCli(argv = process.argv.slice(2)): Promise<void> {
     variations: numberOption('frames', values.frames, { integer: true, min: 1, max: MAX_VARIATION_FRAMES }),
     intermediate: numberOption('intermediate', values.intermediate, { integer: true, min: 1, max: 60 }),
     noiseShift: numberOption('noise-shift', values['noise-shift'], { min: 0, max: 1 }),
-    steps: numberOption('steps', values.steps, { integer: true, min: 1, max: 1000 }),
-    guidance: numberOption('guidance', values.guidance, { min: 0, max: 50 }),
+    steps: numberOption('steps', values.steps, stepsFlag(1)),
+    guidance: numberOption('guidance', values.guidance, GUIDANCE_FLAG),
     positivePrompts: prompts(values.positive),
     negativePrompts: prompts(values.negative),
     clip: {
@@ -108,8 +108,8 @@ export async function runVaryCli(argv = process.argv.slice(2)): Promise<void> {
     },
     seed: numberOption('seed', values.seed, SEED_FLAG),
     fps: numberOption('fps', values.fps, { min: MIN_FPS, max: MAX_FPS }),
-    width: numberOption('width', values.width, { integer: true, min: 64, max: 4096 }),
-    height: numberOption('height', values.height, { integer: true, min: 64, max: 4096 }),
+    width: numberOption('width', values.width, SIZE_FLAG),
+    height: numberOption('height', values.height, SIZE_FLAG),
     format,
     maxBytes: numberOption('max-bytes', values['max-bytes'], { integer: true, min: 1024 }),
   };

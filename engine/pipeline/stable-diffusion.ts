@@ -60,6 +60,10 @@ export { InvalidRequestError } from '../errors.ts';
 
 /** Largest image side the engine renders, in pixels. */
 export const MAX_IMAGE_SIDE = 4096;
+/** The most denoising steps a request may ask for (every pipeline: text-to-image, transitions, variations, the x4 upscaler). */
+export const MAX_STEPS = 1000;
+/** The largest classifier-free guidance scale a request may ask for (every pipeline). */
+export const MAX_GUIDANCE = 50;
 
 /**
  * Image sizes must be whole multiples of the VAE's scale factor (8 for every released SD VAE; the
@@ -186,9 +190,9 @@ export class StableDiffusionPipeline {
     const height = opts.height ?? d.height;
     validateSize(width, height, this.vaeScaleFactor);
     const steps = opts.steps ?? d.steps;
-    if (!Number.isInteger(steps) || steps < 1 || steps > 1000) throw new InvalidRequestError(`steps must be a whole number from 1 to 1000, got ${steps}`);
+    if (!Number.isInteger(steps) || steps < 1 || steps > MAX_STEPS) throw new InvalidRequestError(`steps must be a whole number from 1 to ${MAX_STEPS}, got ${steps}`);
     const guidance = opts.guidance ?? d.guidance;
-    if (!Number.isFinite(guidance) || guidance < 0 || guidance > 50) throw new InvalidRequestError(`guidance must be between 0 and 50, got ${guidance}`);
+    if (!Number.isFinite(guidance) || guidance < 0 || guidance > MAX_GUIDANCE) throw new InvalidRequestError(`guidance must be between 0 and ${MAX_GUIDANCE}, got ${guidance}`);
     const per = this.latentChannels * (height / this.vaeScaleFactor) * (width / this.vaeScaleFactor);
     let batchSize = opts.batchSize ?? 1;
     if (opts.latents !== undefined) {

@@ -27,6 +27,7 @@ import { loadTokenizer } from '../tokenizer/clip-tokenizer.ts';
 import { TextEncoders, lerpEmbedding, type PromptEmbedding } from '../pipeline/text-encoder.ts';
 import { VaeDecoder } from '../pipeline/vae.ts';
 import { requireModelFolder } from '../pipeline/model-folder.ts';
+import { MAX_GUIDANCE, MAX_STEPS } from '../pipeline/stable-diffusion.ts';
 import { chooseScheduler, createScheduler, type Scheduler, type SchedulerKind } from '../schedulers/index.ts';
 import { makeAlphasCumprod, makeBetas, resolveSchedulerConfig, SCHEDULER_BASE_DEFAULTS } from '../schedulers/scheduler.ts';
 import { MAX_SEED, SeededRandom, drawSeed, latentNoise } from '../noise.ts';
@@ -37,6 +38,8 @@ import type { RawImage } from '../image.ts';
 
 /** Denoising steps of the x4 upscaler when a request names none. */
 export const DEFAULT_UPSCALE_STEPS = 25;
+/** The fewest steps the x4 upscaler's tree can branch between. */
+export const MIN_UPSCALE_STEPS = 2;
 
 export interface DiffusionUpscalerFolder {
   dir: string;
@@ -274,9 +277,9 @@ export class DiffusionUpscaler {
     const m = this.folder.sizeMultiple;
     if (w % m !== 0 || h % m !== 0) throw new InvalidRequestError(`the x4 upscaler needs a low-res size that is a multiple of ${m} on each side, got ${w}x${h}; pad or crop the keyframes (upscaleFrames pads them)`);
     const steps = req.steps ?? DEFAULT_UPSCALE_STEPS;
-    if (!Number.isInteger(steps) || steps < 2 || steps > 1000) throw new InvalidRequestError(`steps must be a whole number from 2 to 1000, got ${steps}`);
+    if (!Number.isInteger(steps) || steps < MIN_UPSCALE_STEPS || steps > MAX_STEPS) throw new InvalidRequestError(`steps must be a whole number from ${MIN_UPSCALE_STEPS} to ${MAX_STEPS}, got ${steps}`);
     const guidance = req.guidance ?? 9;
-    if (!(guidance >= 0 && guidance <= 50)) throw new InvalidRequestError(`guidance must be between 0 and 50, got ${guidance}`);
+    if (!(guidance >= 0 && guidance <= MAX_GUIDANCE)) throw new InvalidRequestError(`guidance must be between 0 and ${MAX_GUIDANCE}, got ${guidance}`);
     const noiseLevel = req.noiseLevel ?? 20;
     if (!Number.isInteger(noiseLevel) || noiseLevel < 0 || noiseLevel > this.folder.maxNoiseLevel) {
       throw new InvalidRequestError(`noise level must be a whole number from 0 to ${this.folder.maxNoiseLevel} (the model's max_noise_level), got ${noiseLevel}`);

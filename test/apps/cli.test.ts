@@ -19,6 +19,11 @@ import {
   imageVariationDefaults,
   MAX_BRANCHES,
   MAX_FPS,
+  MAX_GUIDANCE,
+  MAX_IMAGE_SIDE,
+  MAX_STEPS,
+  MIN_BLEND_STEPS,
+  MIN_UPSCALE_STEPS,
   MAX_SEED,
   MAX_SEGMENT_SECONDS,
   MAX_VARIATION_FRAMES,
@@ -260,12 +265,18 @@ describe('a flag the command does not know, or one without its value, is a bad c
   });
 });
 
-describe("the CLIs' video ranges are the engine's rules (engine/video/rules.ts, walks, variations), written once", () => {
+describe("the CLIs' ranges are the engine's rules (engine/video/rules.ts, walks, variations, the pipelines' steps, guidance and size), written once", () => {
   it.each([
     ['blend.ts', ['a', 'b', '--fps', String(MAX_FPS + 1)], `--fps must be a number from ${MIN_FPS} to ${MAX_FPS}`],
     ['movie.ts', ['a', 'b', '--duration', String(MAX_SEGMENT_SECONDS + 1)], `--duration must be a number from 0.1 to ${MAX_SEGMENT_SECONDS}`],
     ['movie.ts', ['a', 'b', 'c', '--durations', `1,${MAX_SEGMENT_SECONDS + 1}`], `--durations must be a number from 0.1 to ${MAX_SEGMENT_SECONDS}`],
     ['blend.ts', ['a', 'b', '--mode', 'circular', '--walk-frames', String(MAX_WALK_FRAMES + 1)], `--walk-frames must be a whole number from ${MIN_WALK_FRAMES} to ${MAX_WALK_FRAMES}`],
+    // Steps, guidance and frame size: the engine's MAX_STEPS, MAX_GUIDANCE, MAX_IMAGE_SIDE and each pipeline's fewest steps.
+    ['generate.ts', ['x', '--steps', String(MAX_STEPS + 1)], `--steps must be a whole number from 1 to ${MAX_STEPS}`],
+    ['blend.ts', ['a', 'b', '--steps', String(MIN_BLEND_STEPS - 1)], `--steps must be a whole number from ${MIN_BLEND_STEPS} to ${MAX_STEPS}`],
+    ['vary.ts', [fileURLToPath(new URL('../fixtures/photos/coffee.png', import.meta.url)), '--model', 'x', '--guidance', String(MAX_GUIDANCE + 1)], `--guidance must be a number from 0 to ${MAX_GUIDANCE}`],
+    ['movie.ts', ['a', 'b', '--width', String(MAX_IMAGE_SIDE + 8)], `--width must be a whole number from 64 to ${MAX_IMAGE_SIDE}`],
+    ['upscale.ts', [CROP_PHOTO, '--model', 'x4-diffusion', '--steps', String(MIN_UPSCALE_STEPS - 1)], `--steps must be a whole number from ${MIN_UPSCALE_STEPS} to ${MAX_STEPS}`],
   ])('%s %j is refused with the engine\'s range', async (script, args, message) => {
     const r = await cli(script, args);
     expect(r.code).toBe(2);
