@@ -348,7 +348,8 @@ export async function recoverHeld(r: SpoolRecovery, name: string, options: Recov
     return 'dropped';
   }
   const ageMs = Date.now() - Date.parse(entry.createdAt);
-  if (ageMs > maxAgeMs) return drop(entry.jobId, `it is older than ${Math.round(maxAgeMs / 1000)} s (BLENDFARM_QUEUE_TIMEOUT_SECONDS), the job has expired or been rendered again by now`);
+  // Not a guess about the job (not asked): a job failed under this entry's lease would still have taken it.
+  if (ageMs > maxAgeMs) return drop(entry.jobId, `it is older than ${Math.round(maxAgeMs / 1000)} s (BLENDFARM_QUEUE_TIMEOUT_SECONDS; a day when that is 0), the longest a spooled render is kept`);
   const state = await leaseStateOf(r.farm, entry.jobId);
   if (!state) return drop(entry.jobId, 'the job no longer exists');
   const { job } = state;
