@@ -62,7 +62,7 @@ export { MIN_FPS, MAX_FPS, MAX_SEGMENT_SECONDS } from './video/rules.ts';
 export { createPerceptualMetric, BuiltinPerceptualMetric, BUILTIN_METRIC, builtinDistance, ONNX_METRIC_PIXELS_PER_CALL, OnnxBuiltinMetric, OnnxLpipsMetric, type PerceptualMetric, type PerceptualMetricOptions } from './blend/perceptual.ts';
 export { segmentsToVideo, type VideoOptions } from './blend/video.ts';
 export { DEFAULT_PLAN, planModes, type PlanMode } from './video/frames.ts';
-export { encodeVideo, probeVideo, decodeVideoFrames, resolveFfmpeg, resolveFfprobe, VIDEO_FORMATS, VideoTooLargeError, type VideoFormat } from './video/index.ts';
+export { encodeVideo, probeVideo, decodeVideoFrames, resolveFfmpeg, resolveFfprobe, VIDEO_FORMATS, CRF_RANGE, DEFAULT_CRF, VideoTooLargeError, type VideoFormat } from './video/index.ts';
 export { renderVideo, promptWarnings, promptLengthNotices, prepareRequestImages, prepareInpaint, type RenderRequest, type RenderOutput, type RenderProgress, type RequestImage } from './render.ts';
 // Where a pipeline's model time went (RenderOutput.timings; bench/gpu.ts measures a transition with these).
 export { timingTotals, timingsSince, type RenderTimings } from './pipeline/timings.ts';

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import sharp from 'sharp';
-import { DEFAULT_TILE, DEFAULT_TILE_BATCH, DEFAULT_UPSCALE_STEPS, DiffusionUpscaler, MIN_UPSCALE_STEPS, IMAGE_INPUT_FORMATS, probeVideo, SuperResolutionUpscaler, upscaleVideo, VIDEO_FORMATS, type FrameUpscaler, type RawImage, type VideoFormat } from '../../engine/index.ts';
+import { CRF_RANGE, DEFAULT_CRF, DEFAULT_TILE, DEFAULT_TILE_BATCH, DEFAULT_UPSCALE_STEPS, DiffusionUpscaler, MIN_UPSCALE_STEPS, IMAGE_INPUT_FORMATS, probeVideo, SuperResolutionUpscaler, upscaleVideo, VIDEO_FORMATS, type FrameUpscaler, type RawImage, type VideoFormat } from '../../engine/index.ts';
 import {
   DEFAULT_SUPER_RESOLUTION_MODEL,
   SUPER_RESOLUTION_MODELS,
@@ -42,7 +42,7 @@ Options:
   --seed N            x4-diffusion only: random seed, ${SEED_FLAG.min}..${SEED_FLAG.max} (default ${DEFAULT_X4_SEED})
   --tile N            esrgan models: tile side in input pixels (default ${DEFAULT_TILE})
   --batch N           esrgan models: tiles per network call (default ${DEFAULT_TILE_BATCH.cpu} on cpu, ${DEFAULT_TILE_BATCH.gpu} on gpus)
-  --crf N             video quality (x264/VP9 CRF; lower is better)
+  --crf N             video quality, lower is better: ${(Object.keys(CRF_RANGE) as Array<keyof typeof CRF_RANGE>).map((f) => `${f} ${CRF_RANGE[f][0]}..${CRF_RANGE[f][1]} (default ${DEFAULT_CRF[f]})`).join(', ')}; gif and webp have none
   --max-bytes N       fit a video under N bytes
   --ep NAME           ${SHARED_HELP.ep}
   --device N          ${SHARED_HELP.device}
@@ -91,7 +91,6 @@ async function main(): Promise<void> {
     if (!entry.scales.includes(scale)) throw new UsageError(`--scale must be one of ${entry.scales.join(', ')} for ${modelName}, got ${scale}`);
   }
   // Every number is read before anything loads: a bad one is refused at once.
-  const crf = numberOption('crf', values.crf, { integer: true, min: 0, max: 63 });
   const maxBytes = numberOption('max-bytes', values['max-bytes'], { integer: true, min: 1024 });
   const steps = numberOption('steps', values.steps, stepsFlag(MIN_UPSCALE_STEPS));
   const seed = numberOption('seed', values.seed, SEED_FLAG);
@@ -119,6 +118,13 @@ async function main(): Promise<void> {
         );
       });
   if (!isImage && !VIDEO_FORMATS.includes(outExt as VideoFormat)) throw new UsageError(`a video in gives a video out: --out must end in ${VIDEO_FORMATS.map((f) => `.${f}`).join(', ')}, got "${out}"`);
+  // --crf in the written format's range (the encoder's CRF_RANGE), refused where the format has no CRF
+  // rather than ignored; before, mp4 was let through up to 63 and failed after the whole upscale.
+  const crfRange = Object.hasOwn(CRF_RANGE, outExt) ? CRF_RANGE[outExt as keyof typeof CRF_RANGE] : undefined;
+  if (values.crf !== undefined && !crfRange) {
+    throw new UsageError(`--crf is for ${Object.keys(CRF_RANGE).join(' and ')} output; a ${outExt} has no CRF (--max-bytes bounds its size)`);
+  }
+  const crf = crfRange && numberOption('crf', values.crf, { integer: true, min: crfRange[0], max: crfRange[1] });
 
   const config = loadCliConfig();
   const ep = parseEp(values.ep, config);

@@ -74,8 +74,9 @@ export class VideoTooLargeError extends Error {
   }
 }
 
-const DEFAULT_CRF: Record<'mp4' | 'webm', number> = { mp4: 23, webm: 32 };
-const CRF_RANGE: Record<'mp4' | 'webm', [number, number]> = { mp4: [0, 51], webm: [0, 63] };
+/** The formats with a CRF (constant quality: lower is better), their default and their range. */
+export const DEFAULT_CRF: Readonly<Record<'mp4' | 'webm', number>> = { mp4: 23, webm: 32 };
+export const CRF_RANGE: Readonly<Record<'mp4' | 'webm', readonly [number, number]>> = { mp4: [0, 51], webm: [0, 63] };
 const WEBP_QUALITY = 75;
 /**
  * The fastest rate an animated image plays at in a browser (so in Discord): Chromium, Firefox and

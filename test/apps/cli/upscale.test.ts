@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { encodeVideo, IMAGE_INPUT_FORMATS, probeVideo, resolveFfprobe, VIDEO_FORMATS, type RawImage } from '../../../engine/index.ts';
+import { CRF_RANGE, encodeVideo, IMAGE_INPUT_FORMATS, probeVideo, resolveFfprobe, VIDEO_FORMATS, type RawImage } from '../../../engine/index.ts';
 import { ensureX4TestModel } from '../../../models/x4-upscaler-test.ts';
 import { ROOT, runCli } from '../../helpers/cli.ts';
 import { useTempDir } from '../../helpers/temp-dir.ts';
@@ -63,6 +63,23 @@ describe('npm run upscale', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout.trim())).toMatchObject({ kind: 'video', width: 32, height: 32, frames: 2, fps: 8 });
     expect((await readFile(log, 'utf8')).trim().split('\n')).toEqual(['run']);
+  });
+
+  it('checks --crf against the format written, before upscaling: mp4 0..51, none for gif (mp4 60 failed after the upscale, gif ignored it)', async () => {
+    const frames: RawImage[] = [];
+    for (let k = 0; k < 2; k++) frames.push({ data: new Uint8Array(16 * 16 * 3).fill(40 * k), width: 16, height: 16, channels: 3 });
+    const input = join(dir, 'crf-in.mp4');
+    await encodeVideo(frames, { out: input, format: 'mp4', fps: 8, width: 16, height: 16 });
+    const mp4 = await cli([input, '--out', join(dir, 'crf.mp4'), '--crf', '60']);
+    expect(mp4.code).toBe(2);
+    expect(mp4.stderr).toContain(`error: --crf must be a whole number from ${CRF_RANGE.mp4[0]} to ${CRF_RANGE.mp4[1]}, got "60"`);
+    expect(mp4.stderr).not.toMatch(/upscaling \[/);
+    const gif = await cli([input, '--out', join(dir, 'crf.gif'), '--crf', '20']);
+    expect(gif.code).toBe(2);
+    expect(gif.stderr).toContain('error: --crf is for mp4 and webm output; a gif has no CRF (--max-bytes bounds its size)');
+    const webm = await cli([input, '--out', join(dir, 'crf.webm'), '--crf', '60', '--json']);
+    expect(webm.code, webm.stderr).toBe(0);
+    expect(JSON.parse(webm.stdout.trim())).toMatchObject({ kind: 'video', width: 32, height: 32, frames: 2 });
   });
 
   it('runs the diffusion upscaler from its weights folder, 4x', async () => {
