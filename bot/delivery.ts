@@ -4,7 +4,7 @@
  *
  * Driven by the farm's job events (LISTEN/NOTIFY). Delivery goes through the interaction webhook
  * while its token lives (15 minutes), then through the bot's own channel-message edit, and if the
- * message is gone (or was never recorded), a new message that mentions the user. Each finished job
+ * message is gone (or was never recorded), a new message that mentions the user (bot/job-message.ts). Each finished job
  * is claimed and marked delivered in the database, so it is posted once even with several bot
  * processes: the claim lasts DELIVERY_CLAIM_SECONDS and is renewed while a delivery takes longer
  * (re-encoding a large video can take minutes), and checked again right before each post, so a
@@ -16,14 +16,13 @@
  * lost, and failed deliveries, each retried after a wait that doubles from retryDelayMs up to
  * DELIVERY_MAX_RETRY_DELAY_MS (kept in memory), so a Discord outage is ridden out. A job is given
  * up (marked undeliverable with the reason, logged, its owner told by DM) when Discord says the place cannot be posted
- * to whatever we do (UNDELIVERABLE_CODES: channel or server gone, no access, missing permissions,
+ * to whatever we do (UNDELIVERABLE_CODES in bot/job-message.ts: channel or server gone, no access, missing permissions,
  * a thread locked by a moderator) or its video is no longer stored, or once its delivery has failed
  * for DELIVERY_GIVE_UP_AFTER_MS. A thread archived since (Discord refuses edits there) is unarchived
  * for the result when it is not locked and the bot may (reopenThread), as a new message would.
  */
 import { hostname } from 'node:os';
-import { DiscordAPIError, GuildPremiumTier, RESTJSONErrorCodes, Routes, type APIChannel, type Client } from 'discord.js';
-import type { RawFile } from '@discordjs/rest';
+import { DiscordAPIError, GuildPremiumTier, RESTJSONErrorCodes, Routes, type Client } from 'discord.js';
 import {
   claimDelivery,
   getArtifact,
@@ -39,11 +38,10 @@ import {
   type FarmContext,
   type Job,
   type JobEvent,
-  setJobMessage,
 } from '../farm/index.ts';
 import { cancelRow, finishedRow } from './components/rows.ts';
 import { doneText, escapeMarkdown, failedText, fitMessage, progressText, queuedText, title, withWholeMovie } from './format.ts';
-import { listOfNames, POSTING_PERMISSIONS } from './permissions.ts';
+import { editJobMessage, isArchivedThread, Undeliverable, type JobMessageContext, type MessagePayload, type UndeliverableReason } from './job-message.ts';
 import { shrinkVideo, type ShrinkOptions } from './shrink.ts';
 import { within } from './within.ts';
 
@@ -166,13 +164,6 @@ interface JobState {
 /** What JobMessenger.heldFor names: the parts of a job's state held in this process. */
 export type JobStatePart = keyof JobState;
 
-interface MessagePayload {
-  content: string;
-  components: ReturnType<ReturnType<typeof cancelRow>['toJSON']>[];
-  embeds?: Array<Record<string, unknown>>;
-  files?: RawFile[];
-}
-
 export class JobMessenger {
   /** Each job's state in this process, by job id: see JobState for what each part is and what ends it. Changed only through hold(). */
   private readonly jobs = new Map<number, JobState>();
@@ -191,6 +182,8 @@ export class JobMessenger {
   private readonly giveUpAfterMs: number;
   private readonly replyGraceMs: number;
   private readonly shrinkOptions: ShrinkOptions;
+  /** What posting to a job's message needs (bot/job-message.ts). */
+  private readonly discord: JobMessageContext;
   /** Shrinks run one at a time, so their memory (SHRINK_MAX_RAW_BYTES) is held once. */
   private shrinking: Promise<unknown> = Promise.resolve();
 
@@ -209,6 +202,7 @@ export class JobMessenger {
     this.giveUpAfterMs = opts.giveUpAfterMs ?? DELIVERY_GIVE_UP_AFTER_MS;
     this.replyGraceMs = opts.replyGraceMs ?? DELIVERY_REPLY_GRACE_MS;
     this.shrinkOptions = { ...opts.shrink, signal: this.stopping.signal };
+    this.discord = { client, farm, log: this.log };
   }
 
   private get stopped(): boolean {
@@ -355,7 +349,7 @@ export class JobMessenger {
     }
     // A progress edit leaves an archived thread as it is (the edit fails, scheduleEdit logs it once and
     // stops the job's progress edits); the result reopens it.
-    await this.editJobMessage(job, payload, { reopenThread: false });
+    await editJobMessage(this.discord, job, payload, { reopenThread: false });
   }
 
   /**
@@ -484,7 +478,7 @@ export class JobMessenger {
   private async post(job: Job, payload: MessagePayload): Promise<void> {
     if (this.stopped) throw new Stopping();
     if (!(await claimDelivery(this.farm, job.id, this.claimant, this.claimSeconds))) throw new ClaimLost();
-    await this.editJobMessage(job, payload, { reopenThread: true });
+    await editJobMessage(this.discord, job, payload, { reopenThread: true });
   }
 
   /** A failed delivery: given up when it cannot succeed or has failed too long, else tried again later. */
@@ -610,104 +604,6 @@ export class JobMessenger {
     if (!result.bytes) throw new TooLargeForServer(artifact, serverLimit, result.why, result.cause);
     return { bytes: result.bytes, note: `(Re-encoded to ${mib(result.bytes.length)} to fit this server's upload limit.)` };
   }
-
-  /**
-   * Edits the job's message: interaction webhook while the token is valid, then the bot's own
-   * message edit, then a new message mentioning the owner. In a thread archived since (Discord
-   * refuses edits there with 50083, and posting anew would unarchive it anyway) the thread is
-   * unarchived first when `reopenThread` (reopenThread); a locked one is not (Undeliverable).
-   */
-  private async editJobMessage(job: Job, payload: MessagePayload, { reopenThread }: { reopenThread: boolean }): Promise<void> {
-    // Whose job it is, before the text, within Discord's limit (the texts leave room for it: JOB_TEXT_LENGTH).
-    const mentioned = (content: string) => (content.startsWith(`<@${job.userId}>`) ? content : fitMessage(`<@${job.userId}> ${content}`));
-    const body = {
-      // Messages not made by a command (🔍/🔁 reactions) say whose job they are; edits never re-ping.
-      content: job.interactionToken ? fitMessage(payload.content) : mentioned(payload.content),
-      components: payload.components,
-      embeds: payload.embeds ?? [],
-      // Replaces the message's attachments with exactly these files.
-      attachments: (payload.files ?? []).map((f, i) => ({ id: i, filename: f.name })),
-      allowed_mentions: { parse: [] as string[] },
-    };
-    const files = payload.files ?? [];
-    const appId = this.client.application?.id ?? this.client.user?.id;
-    const tokenAlive = job.interactionToken && job.interactionExpiresAt && job.interactionExpiresAt.getTime() - Date.now() > 10_000;
-    // An edit refused because the thread is archived is made again once the thread is reopened.
-    const inOpenThread = async (edit: () => Promise<unknown>): Promise<void> => {
-      try {
-        await edit();
-      } catch (err) {
-        if (!reopenThread || !isArchivedThread(err) || !job.channelId) throw err;
-        await this.reopenThread(job, err);
-        await edit();
-      }
-    };
-    if (tokenAlive && appId) {
-      try {
-        await inOpenThread(() => this.client.rest.patch(Routes.webhookMessage(appId, job.interactionToken!, '@original'), { body, files, auth: false }));
-        return;
-      } catch (err) {
-        if (!isGone(err)) throw err;
-      }
-    }
-    if (job.channelId && job.messageId) {
-      try {
-        await inOpenThread(() => this.client.rest.patch(Routes.channelMessage(job.channelId!, job.messageId!), { body, files }));
-        return;
-      } catch (err) {
-        if (!isGone(err)) throw err;
-      }
-    }
-    if (!job.channelId) throw new Undeliverable({ why: 'it has no channel to post to', advice: 'Run the command again in a server channel.' });
-    let posted: { id: string };
-    try {
-      posted = (await this.client.rest.post(Routes.channelMessages(job.channelId), {
-        body: { ...body, content: mentioned(body.content), allowed_mentions: { users: [job.userId] } },
-        files,
-      })) as { id: string };
-    } catch (err) {
-      const reason = undeliverableReason(err);
-      if (reason) throw new Undeliverable(reason, err);
-      throw err;
-    }
-    try {
-      // The job's message from now on: its buttons and reactions find the job, later edits land there.
-      await setJobMessage(this.farm, job.id, { messageId: posted.id, channelId: job.channelId });
-    } catch (err) {
-      // Posted all the same: failing here would post it again. Later edits post anew, and 🔍/🔁 on it find no job.
-      this.log(`[bot] job ${job.id} was posted as message ${posted.id}, but recording that failed: ${loggableError(err)}`);
-    }
-  }
-
-  /**
-   * Unarchives the job's thread (archived since the job was asked for: Discord refuses edits there
-   * with 50083), so its message can be edited as a new message would have unarchived it. Not a
-   * thread locked by a moderator, nor one the bot may not unarchive: those are Undeliverable (a new
-   * message is refused there too), so the owner is told at once instead of a day of retries.
-   */
-  private async reopenThread(job: Job, cause: unknown): Promise<void> {
-    const threadId = job.channelId!;
-    try {
-      const thread = (await this.client.rest.get(Routes.channel(threadId))) as APIChannel;
-      if ('thread_metadata' in thread && thread.thread_metadata?.locked) throw new Undeliverable(THREAD_LOCKED, cause);
-      await this.client.rest.patch(Routes.channel(threadId), { body: { archived: false } });
-    } catch (err) {
-      if (err instanceof Undeliverable) throw err;
-      if (err instanceof DiscordAPIError && err.code === RESTJSONErrorCodes.ThreadLocked) throw new Undeliverable(THREAD_LOCKED, err);
-      // Not allowed to unarchive it (no Send Messages there, or locked meanwhile): a new message would be refused too.
-      if (err instanceof DiscordAPIError && (err.status === 403 || isArchivedThread(err))) throw new Undeliverable(THREAD_NOT_REOPENED, err);
-      const reason = undeliverableReason(err); // the thread is gone
-      if (reason) throw new Undeliverable(reason, err);
-      throw err;
-    }
-    this.log(`[bot] job ${job.id}: its thread ${threadId} had been archived; unarchived it to post the result`);
-  }
-}
-
-/** Why a job cannot be posted, in words for its owner, and what they can do about it. */
-export interface UndeliverableReason {
-  why: string;
-  advice: string;
 }
 
 /** This process's delivery claim on the job ran out and another process holds it now (JobMessenger.post). */
@@ -721,16 +617,6 @@ class ClaimLost extends Error {
 class Stopping extends Error {
   constructor() {
     super('the bot is stopping');
-  }
-}
-
-/** A delivery that no retry can make succeed. */
-class Undeliverable extends Error {
-  constructor(
-    readonly reason: UndeliverableReason,
-    cause?: unknown,
-  ) {
-    super(`undeliverable: ${reason.why}`, { cause });
   }
 }
 
@@ -759,57 +645,5 @@ class TooLargeForServer extends Error {
   }
 }
 
-/** A thread a moderator locked: nobody but moderators posts there, and the bot does not reopen it. */
-const THREAD_LOCKED: UndeliverableReason = { why: 'its thread was locked by a moderator', advice: 'Run the command again in an open channel or thread.' };
-/** An archived thread the bot may not unarchive (Discord's refusal): a new message would be refused as well. */
-const THREAD_NOT_REOPENED: UndeliverableReason = {
-  why: 'its thread was archived and I may not reopen it',
-  advice: 'Run the command again in an open channel or thread (or ask a moderator to reopen that one first).',
-};
-
 /** How long a give-up DM waits for the server's name from Discord when this process does not serve that server. */
 const SERVER_NAME_WAIT_MS = 2000;
-
-const PERMISSION_ADVICE = `A server admin can give me ${listOfNames(POSTING_PERMISSIONS.map((p) => p.name))} in that channel, or run the command in a channel where I have them.`;
-
-/**
- * Discord errors no retry can fix, for the channel a job is posted in (RESTJSONErrorCodes): the
- * channel or the server is gone, or the bot may not see or post in it. What to tell the owner.
- */
-export const UNDELIVERABLE_CODES: ReadonlyMap<number, UndeliverableReason> = new Map([
-  [RESTJSONErrorCodes.UnknownChannel, { why: 'that channel no longer exists', advice: 'Run the command again in another channel.' }],
-  [RESTJSONErrorCodes.UnknownGuild, { why: 'I am no longer in that server', advice: 'Run the command again in a server I am in.' }],
-  [RESTJSONErrorCodes.MissingAccess, { why: 'I can no longer see that channel', advice: PERMISSION_ADVICE }],
-  [RESTJSONErrorCodes.MissingPermissions, { why: 'I am missing a permission I need there', advice: PERMISSION_ADVICE }],
-  [RESTJSONErrorCodes.CannotSendMessagesInNonTextChannel, { why: 'it is not a text channel', advice: 'Run the command again in a text channel.' }],
-  // A new message unarchives an archived thread unless it is locked: refused, it is locked (archived or not).
-  [RESTJSONErrorCodes.ThreadLocked, THREAD_LOCKED],
-  [RESTJSONErrorCodes.InvalidActionOnArchivedThread, THREAD_LOCKED],
-]);
-
-/**
- * Ways to the job's message that no longer work, so the next one is tried (RESTJSONErrorCodes):
- * the interaction token expired, the message or webhook was deleted; and any 401, 403 or 404 (no
- * access to that message, e.g. its channel is gone: the fallback post then says why).
- */
-const GONE_CODES: ReadonlySet<number> = new Set([RESTJSONErrorCodes.InvalidWebhookToken, RESTJSONErrorCodes.UnknownMessage, RESTJSONErrorCodes.UnknownWebhook]);
-
-/** Discord's refusal of an edit (or any change but a new message) in an archived thread. */
-function isArchivedThread(err: unknown): boolean {
-  return err instanceof DiscordAPIError && err.code === RESTJSONErrorCodes.InvalidActionOnArchivedThread;
-}
-
-function isGone(err: unknown): boolean {
-  return err instanceof DiscordAPIError && (GONE_CODES.has(Number(err.code)) || err.status === 401 || err.status === 403 || err.status === 404);
-}
-
-/** Why the fallback post (the last way to the channel) can never succeed; undefined when a retry may. */
-function undeliverableReason(err: unknown): UndeliverableReason | undefined {
-  if (!(err instanceof DiscordAPIError)) return undefined;
-  const known = UNDELIVERABLE_CODES.get(Number(err.code));
-  if (known) return known;
-  if (err.status === 404) return UNDELIVERABLE_CODES.get(RESTJSONErrorCodes.UnknownChannel);
-  // Discord's own wording stays in the log (giveUp logs the error); the owner gets the gist.
-  if (err.status === 403) return { why: 'Discord refused me access to it', advice: PERMISSION_ADVICE };
-  return undefined;
-}
