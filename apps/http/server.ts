@@ -1,5 +1,7 @@
 // The operations HTTP server every long-running process can start (BLENDFARM_HTTP_PORT):
-//   GET /metrics        Prometheus text format (prom-client registry)
+//   GET /metrics        Prometheus text format (prom-client registry); a metric whose collection
+//                       fails or takes too long (a database gauge during an outage) is left out,
+//                       the rest answered, so blendfarm_ready still says the database is down
 //   GET /healthz        200 while the process's event loop answers
 //   GET /readyz         200 when every readiness check passes, else 503 with the reasons
 //   GET /status         the status page (read-only); /status/app.js its script
@@ -12,6 +14,7 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
+import { describeDbError } from '../../db/errors.ts';
 
 export interface ReadinessCheck {
   name: string;
@@ -37,7 +40,7 @@ export interface OpsServerOptions {
   /** Process role shown on the page ("bot", "worker"). */
   role: string;
   log?: (level: 'info' | 'warn', fields: Record<string, unknown>, message: string) => void;
-  /** How long one readiness check may take (default DEFAULT_CHECK_TIMEOUT_MS, 3000 ms). */
+  /** How long one readiness check, or collecting one metric, may take (default DEFAULT_CHECK_TIMEOUT_MS, 3000 ms). */
   checkTimeoutMs?: number;
 }
 
@@ -67,24 +70,63 @@ function bearer(req: http.IncomingMessage): string | undefined {
   return match?.[1]?.trim();
 }
 
-/** How long one readiness check may take unless OpsServerOptions.checkTimeoutMs says otherwise. */
+/** How long one readiness check, or collecting one metric, may take unless OpsServerOptions.checkTimeoutMs says otherwise. */
 export const DEFAULT_CHECK_TIMEOUT_MS = 3000;
+
+/** `promise`, or `fallback()` once `timeoutMs` has passed without it settling. */
+async function bounded<T>(promise: Promise<T>, timeoutMs: number, fallback: () => T): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<T>((resolve) => {
+    timer = setTimeout(() => resolve(fallback()), timeoutMs);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * The registry in Prometheus text format, each metric collected on its own and bounded by
+ * `timeoutMs`: a metric whose collect() fails or does not finish in time (the farm's database
+ * gauges while the database is away) is left out and reported through `failed`, and the others
+ * are answered. prom-client's registry.metrics() fails as a whole instead, so one unreachable
+ * database would take every metric with it, blendfarm_ready{check="database"} 0 included: the
+ * very sample that says what is wrong.
+ */
+export async function metricsText(registry: Registry, timeoutMs: number, failed: (name: string, reason: string | undefined) => void): Promise<string> {
+  const names = registry.getMetricsAsArray().map((metric) => (metric as unknown as { name: string }).name);
+  const parts = await Promise.all(
+    names.map(async (name) => {
+      const text = await bounded(
+        registry.getSingleMetricAsString(name).catch((error: unknown) => {
+          failed(name, describeDbError(error));
+          return undefined;
+        }),
+        timeoutMs,
+        () => {
+          failed(name, `not collected within ${timeoutMs} ms`);
+          return undefined;
+        },
+      );
+      if (text !== undefined) failed(name, undefined);
+      return text;
+    }),
+  );
+  return `${parts.filter((p): p is string => p !== undefined).join('\n\n')}\n`;
+}
 
 /** Every check at once, each bounded by `timeoutMs`: [name, true or the reason] in the checks' order. What /readyz answers from. */
 export function runReadiness(checks: readonly ReadinessCheck[], timeoutMs = DEFAULT_CHECK_TIMEOUT_MS): Promise<Array<readonly [string, true | string]>> {
   return Promise.all(checks.map(async (c) => [c.name, await runCheck(c, timeoutMs)] as const));
 }
 
-async function runCheck(check: ReadinessCheck, timeoutMs: number): Promise<true | string> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<string>((resolve) => {
-    timer = setTimeout(() => resolve(`no answer within ${timeoutMs} ms`), timeoutMs);
-  });
-  try {
-    return await Promise.race([check.check().catch((error: unknown) => (error as Error).message || String(error)), timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
+function runCheck(check: ReadinessCheck, timeoutMs: number): Promise<true | string> {
+  return bounded(
+    check.check().catch((error: unknown) => (error as Error).message || String(error)),
+    timeoutMs,
+    () => `no answer within ${timeoutMs} ms`,
+  );
 }
 
 export async function startOpsServer(options: OpsServerOptions): Promise<OpsServer> {
@@ -92,6 +134,16 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
   const script = page('app.js');
   const timeoutMs = options.checkTimeoutMs ?? DEFAULT_CHECK_TIMEOUT_MS;
   const sseClients = new Set<http.ServerResponse>();
+  // Metrics left out of /metrics now: logged when one starts failing and when it is back, not per scrape.
+  const failingMetrics = new Set<string>();
+  const metricFailed = (name: string, reason: string | undefined) => {
+    if (reason === undefined) {
+      if (failingMetrics.delete(name)) options.log?.('info', { metric: name }, `/metrics: ${name} is collected again`);
+    } else if (!failingMetrics.has(name)) {
+      failingMetrics.add(name);
+      options.log?.('warn', { metric: name }, `/metrics: ${name} left out (${reason}); the other metrics are served`);
+    }
+  };
   let unsubscribe: (() => Promise<void>) | undefined;
   if (options.status) {
     unsubscribe = await options.status.subscribe((event) => {
@@ -119,8 +171,8 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
     }
     switch (url.pathname) {
       case '/metrics': {
-        const body = await options.registry.metrics();
-        send(res, 200, options.registry.contentType, body);
+        // A second longer than a readiness check: blendfarm_ready, which runs the checks, is always in.
+        send(res, 200, options.registry.contentType, await metricsText(options.registry, timeoutMs + 1000, metricFailed));
         return;
       }
       case '/healthz':
@@ -169,8 +221,11 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
 
   const server = http.createServer((req, res) => {
     handle(req, res).catch((error: unknown) => {
-      options.log?.('warn', { path: req.url }, `HTTP ${req.url} failed: ${(error as Error).message}`);
-      if (!res.headersSent) json(res, 500, { error: (error as Error).message });
+      // The error's code and message only: a failed query's text and parameters stay out of the
+      // answer and the log (describeDbError).
+      const reason = describeDbError(error);
+      options.log?.('warn', { path: req.url }, `HTTP ${req.url} failed: ${reason}`);
+      if (!res.headersSent) json(res, 500, { error: reason });
       else res.end();
     });
   });

@@ -216,4 +216,36 @@ describe('readiness when Postgres stops accepting connections', () => {
     await until(async () => (await f.get('/readyz')).status === 200);
     expect((await f.get('/readyz')).json()).toMatchObject({ ready: true, checks: { database: 'ok' } });
   });
+
+  it('keeps answering /metrics while the database is away: blendfarm_ready says so, the database gauges are left out, no query text anywhere', async () => {
+    expect(sample((await f.get('/metrics')).text, 'blendfarm_ready', { check: 'database' })).toBe(1);
+    await admin.query(`alter database "${name}" allow_connections false`);
+    await admin.query('select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()', [name]);
+    try {
+      await until(async () => (await f.get('/readyz')).status === 503);
+      const metrics = await f.get('/metrics');
+      expect(metrics.status).toBe(200);
+      expect(sample(metrics.text, 'blendfarm_ready', { check: 'database' })).toBe(0);
+      expect(sample(metrics.text, 'process_cpu_user_seconds_total')).toBeGreaterThan(0);
+      expect(sample(metrics.text, 'blendfarm_gpu_seconds_charged_total', { kind: 'blend' })).toBeGreaterThanOrEqual(0);
+      // The gauges that read the database are left out, not answered with stale or made-up numbers.
+      expect(metrics.text).not.toMatch(/^# TYPE blendfarm_jobs /m);
+      expect(metrics.text).not.toMatch(/failed query|\bselect\b|params:/i);
+      // Said once per metric in the log, with the database error's code, not the query.
+      const leftOut = f.lines.filter((l) => l.includes('/metrics: blendfarm_jobs left out'));
+      expect(leftOut).toHaveLength(1);
+      expect(leftOut[0]).not.toMatch(/failed query|\bselect\b|params:/i);
+      await f.get('/metrics');
+      expect(f.lines.filter((l) => l.includes('/metrics: blendfarm_jobs left out'))).toHaveLength(1);
+      // Whatever else fails for the database answers its code and message, not the query.
+      const data = await f.get('/status/data');
+      expect(data.status).toBe(500);
+      expect(data.text).not.toMatch(/failed query|\bselect\b|params:/i);
+    } finally {
+      await admin.query(`alter database "${name}" allow_connections true`);
+    }
+    await until(async () => /^# TYPE blendfarm_jobs gauge$/m.test((await f.get('/metrics')).text));
+    expect(sample((await f.get('/metrics')).text, 'blendfarm_ready', { check: 'database' })).toBe(1);
+    expect(f.lines.some((l) => l.includes('/metrics: blendfarm_jobs is collected again'))).toBe(true);
+  });
 });
