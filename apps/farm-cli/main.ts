@@ -5,6 +5,7 @@ import fs from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { loadConfig, loadDotEnv } from '../../config/index.ts';
+import { describeDbError, isConnectionError } from '../../db/errors.ts';
 import {
   type Artifact,
   type FarmContext,
@@ -179,6 +180,21 @@ function describeJob(job: Job): string {
 /** The warnings stored with a result (a prompt the engine cut, …), one line each after a newline; '' when none. */
 function warningLines(artifact: Artifact | undefined): string {
   return resultWarnings(artifact?.meta).map((w) => `\nwarning: ${w}`).join('');
+}
+
+/**
+ * What the CLI says about an error that is neither a refusal nor a bad command line. A failed
+ * query arrives wrapped ("Failed query: <the SQL> params: ..."): it is said by the database
+ * error's code and message (describeDbError; the SQL and its parameters are not the operator's
+ * business), as unreachable or as refused. Any other error already says what went wrong and what
+ * to do (openDatabase's "Could not open Postgres at ..." and "BLENDFARM_DATA_DIR=...: PGlite cannot
+ * write there ... Set BLENDFARM_DATA_DIR to ...") and is shown as it is, never swapped for its cause.
+ */
+function failureMessage(error: unknown): string {
+  const wrapped = error !== null && typeof error === 'object' && ((error as Error).name === 'DrizzleQueryError' || 'params' in error);
+  if (!wrapped) return error instanceof Error ? error.message : String(error);
+  if (isConnectionError(error)) return `The database did not answer (${describeDbError(error)}); check that it is running and that DATABASE_URL points at it, then run the command again.`;
+  return `The database refused the request: ${describeDbError(error)}`;
 }
 
 /** The farm CLI on `argv`, in this process; returns the exit status. */
@@ -399,10 +415,7 @@ export async function farmCli(argv: string[], io: CliIo = {}): Promise<number> {
     }
     const code = error instanceof FarmError ? error.code : error instanceof JobParamsError ? 'invalid_params' : 'error';
     const details = error instanceof FarmError ? error.details() : error instanceof JobParamsError ? { issues: error.issues } : {};
-    // Driver errors arrive wrapped ("Failed query: <the SQL> params: ..."); the cause says what
-    // actually went wrong, and the SQL and its parameters are not the user's business.
-    const cause = (error as Error).cause;
-    const message = code === 'error' && cause instanceof Error ? `The database refused the request: ${cause.message}` : (error as Error).message;
+    const message = code === 'error' ? failureMessage(error) : (error as Error).message;
     if (json) out(JSON.stringify({ error: { code, message, ...details } }, null, 2));
     else err(message);
     return 1;

@@ -1,5 +1,7 @@
 // The operator CLI, run in-process against both back ends: --json shapes (documented in
 // farm/README.md), exit codes, and --wait (on PGlite it renders in the same process).
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { sql } from 'drizzle-orm';
 import { describe, expect, it } from 'vitest';
 import { type FarmDb, queryRows } from '../../db/client.ts';
@@ -13,6 +15,7 @@ import { updateGuildSettings } from '../../farm/guilds.ts';
 import { FarmWorker } from '../../farm/worker.ts';
 import { BACKENDS } from '../helpers/db.ts';
 import { useTestFarm } from '../helpers/farm.ts';
+import { useTempDir } from '../helpers/temp-dir.ts';
 
 const ENV = {
   BLENDFARM_RENDERER: 'farm/fake-renderer.ts',
@@ -226,5 +229,45 @@ describe.each(BACKENDS)('farm CLI on %s', (backend) => {
     expect(badId.code).toBe(1);
     expect(badId.json.error).toMatchObject({ code: 'invalid_params', field: 'guild id' });
     expect((await publicJob())?.prompts).toBeUndefined();
+  });
+
+  it('says a failed query by the database error, without the SQL or its parameters', async () => {
+    await db.db.execute(sql`alter table users rename to users_away`);
+    try {
+      const r = await cli('budget', '--user', 'op-secret-user');
+      expect(r.code).toBe(1);
+      expect(r.stderr).toBe('The database refused the request: 42P01: relation "users" does not exist');
+    } finally {
+      await db.db.execute(sql`alter table users_away rename to users`);
+    }
+  });
+});
+
+describe('farm CLI when the database cannot be opened', () => {
+  let dir: string;
+  useTempDir('blendfarm-farm-open-', (d) => (dir = d));
+
+  async function run(env: NodeJS.ProcessEnv, ...argv: string[]) {
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = await farmCli(argv, { env, stdout: (t) => out.push(t), stderr: (t) => err.push(t) });
+    return { code, stdout: out.join('\n'), stderr: err.join('\n') };
+  }
+
+  it('says what openDatabase says (where, why and what to do), not its bare cause', async () => {
+    // A folder that cannot be made: its parent is a file.
+    await writeFile(join(dir, 'a-file'), 'x');
+    const dataDir = join(dir, 'a-file', 'pglite');
+    const pglite = await run({ ...ENV, BLENDFARM_DATA_DIR: dataDir }, 'status');
+    expect(pglite.code).toBe(1);
+    expect(pglite.stderr).toBe(
+      `BLENDFARM_DATA_DIR=${dataDir}: PGlite cannot write there (ENOTDIR). Set BLENDFARM_DATA_DIR to a folder this process may create and write to (default ./data/pglite), or set DATABASE_URL to use Postgres instead.`,
+    );
+
+    // Nothing listens on port 1: named with its password hidden, in --json too.
+    const postgres = await run({ ...ENV, DATABASE_URL: 'postgres://op:s3cret-pw@127.0.0.1:1/farm' }, 'status', '--json');
+    expect(postgres.code).toBe(1);
+    expect(JSON.parse(postgres.stdout).error).toEqual({ code: 'error', message: 'Could not open Postgres at postgres://op:***@127.0.0.1:1/farm: ECONNREFUSED: connect ECONNREFUSED 127.0.0.1:1' });
+    expect(postgres.stdout + postgres.stderr).not.toContain('s3cret-pw');
   });
 });
