@@ -8,7 +8,9 @@
 //   BLENDFARM_SHUTDOWN_GRACE_SECONDS  how long SIGTERM waits for running renders (default 30)
 // plus the farm settings of farm/config.ts (lease, heartbeat, artifact and spool directories, ...).
 // SIGTERM/SIGINT: stop claiming, finish running jobs within the grace period, hand back the
-// rest. A second signal hands everything back at once.
+// rest. A second signal hands everything back at once; the same signal again within a second
+// (SAME_SIGNAL_MS) is the first one passed on (a terminal's Ctrl-C reaches tsx and the worker
+// both, and tsx relays it), not a second request.
 // /readyz (with BLENDFARM_HTTP_PORT) is ready once the model is loaded (apps/worker/model-readiness.ts):
 // a model that fails to load is logged with the reason, /readyz says why, and loading is tried
 // again 5 s later, the pause doubling up to 5 min (MODEL_LOAD_RETRY); a job on that model (not an
@@ -35,6 +37,9 @@ plus the farm's settings (leases, heartbeat, retention: BLENDFARM_*). ${SETTINGS
 `;
 
 settingsOnlyArguments('npm run worker', USAGE);
+
+/** The same signal again within this long is the first one passed on by npm, tsx or a supervisor, not a second request. */
+const SAME_SIGNAL_MS = 1000;
 
 async function main(): Promise<void> {
   // Every setting is checked first, with one line per bad value.
@@ -92,7 +97,16 @@ async function main(): Promise<void> {
   console.log(`[worker ${worker.id}] database: ${db.location}; renderer: ${spec.module}`);
 
   let signals = 0;
+  let first: { signal: NodeJS.Signals; at: number } | undefined;
   const shutdown = (signal: NodeJS.Signals): void => {
+    // One Ctrl-C on `npm run worker` reaches this process twice within milliseconds: the terminal
+    // signals the whole process group, and tsx passes its own copy on (so does a supervisor that
+    // signals every process of the service). That is one request to stop, not the second one.
+    if (first?.signal === signal && Date.now() - first.at < SAME_SIGNAL_MS) {
+      console.log(`[worker ${worker.id}] ${signal} again within ${SAME_SIGNAL_MS / 1000} s: taken as the same request (still finishing running jobs); send it again later to hand them back now`);
+      return;
+    }
+    first ??= { signal, at: Date.now() };
     signals++;
     console.log(`[worker ${worker.id}] ${signal}: ${signals === 1 ? `finishing running jobs (up to ${graceSeconds} s)` : 'handing jobs back now'}`);
     readiness.stop();

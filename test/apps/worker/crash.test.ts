@@ -1,6 +1,7 @@
 // Real worker processes (apps/worker/main.ts with the stand-in renderer): one killed with
 // SIGKILL mid-render has its job finished elsewhere exactly once; one sent SIGTERM finishes its
-// job and exits cleanly. On PGlite the killed process also leaves a stale lock behind, which
+// job and exits cleanly (one Ctrl-C delivered twice is one request; a second signal later hands
+// the job back). On PGlite the killed process also leaves a stale lock behind, which
 // the next opener takes over.
 import { once } from 'node:events';
 import { sql } from 'drizzle-orm';
@@ -82,5 +83,37 @@ describe('worker process on postgres', () => {
     expect(await getJob(farm, job.id)).toMatchObject({ status: 'done', attempts: 1, workerId: 'polite' });
     const [worker] = await queryRows<{ stopped: boolean }>(db.db, sql`select stopped_at is not null as stopped from workers where id = 'polite'`);
     expect(worker.stopped).toBe(true);
+  });
+
+  it('takes one Ctrl-C delivered twice (the process group, then tsx passing it on) as one request: the job still finishes', async () => {
+    const job = await submitOne('postgres', ['a short render', 'b']);
+    child = startWorkerProcess(testDb!, { id: 'ctrl-c', rendererOptions: { models: ['proc'], steps: 10, stepMs: 100 }, env: NO_BACKOFF });
+    await waitForOutput(child, new RegExp(`job ${job.id}: attempt 1 of 3 started`));
+    child.kill('SIGINT');
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    child.kill('SIGINT');
+    const [code] = await once(child, 'exit');
+    expect(code).toBe(0);
+    const db = await testDb!.open();
+    expect(await getJob(farmContext(db), job.id)).toMatchObject({ status: 'done', attempts: 1, workerId: 'ctrl-c' });
+    expect(child.output()).toMatch(/SIGINT: finishing running jobs/);
+    expect(child.output()).toMatch(/SIGINT again within 1 s: taken as the same request/);
+    expect(child.output()).not.toMatch(/handing jobs back now/);
+  });
+
+  it('hands the running job back at once on a second signal sent later', async () => {
+    const job = await submitOne('postgres', ['a slow render', 'b']);
+    child = startWorkerProcess(testDb!, { id: 'impatient', rendererOptions: { models: ['proc'], steps: 100, stepMs: 100 }, env: NO_BACKOFF });
+    await waitForOutput(child, new RegExp(`job ${job.id}: attempt 1 of 3 started`));
+    child.kill('SIGTERM');
+    await waitForOutput(child, /SIGTERM: finishing running jobs/);
+    await new Promise((resolve) => setTimeout(resolve, 1200));
+    child.kill('SIGTERM');
+    const [code] = await once(child, 'exit');
+    expect(code).toBe(0);
+    expect(child.output()).toMatch(/SIGTERM: handing jobs back now/);
+
+    const db = await testDb!.open();
+    expect(await getJob(farmContext(db), job.id)).toMatchObject({ status: 'queued', workerId: null });
   });
 });
