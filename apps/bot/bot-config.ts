@@ -28,6 +28,25 @@ Without a bot you can still render: npm run blend -- "prompt A" "prompt B" --out
 `;
 }
 
+/** What to say when Discord refuses the bot's token (npm start, start:sharded): where, and what to do. */
+export function tokenRefusedText(apiBase: string | undefined): string {
+  return `the Discord API at ${apiBase ?? 'discord.com'} refused DISCORD_TOKEN (401 Unauthorized): copy the bot's token again from the developer portal ("Bot" page) into DISCORD_TOKEN.`;
+}
+
+/**
+ * The one line for a bot that could not log in to Discord: a refused token or an API it cannot
+ * reach says where and what to do (discord.js says only "An invalid token was provided." or
+ * "connect ECONNREFUSED 127.0.0.1:443"); anything else keeps its own message.
+ */
+export function loginFailureText(error: unknown, apiBase: string | undefined): string {
+  const e = (error ?? {}) as { code?: unknown; status?: unknown; message?: unknown; cause?: { code?: unknown } };
+  if (e.code === 'TokenInvalid' || e.status === 401) return tokenRefusedText(apiBase);
+  // A socket error (ECONNREFUSED, ENOTFOUND, ETIMEDOUT, ...), thrown as it is or as a fetch failure's cause.
+  const network = [e.code, e.cause?.code].find((code): code is string => typeof code === 'string' && /^E[A-Z_]+$/.test(code));
+  if (network) return `could not reach the Discord API at ${apiBase ?? 'discord.com'} (${network}): check DISCORD_API_BASE (unset = Discord's own) and that the API is reachable from here.`;
+  return typeof e.message === 'string' && e.message ? e.message : String(error);
+}
+
 /**
  * Configuration for the bot's entry points (npm start, deploy-commands, start:sharded): every
  * setting checked, and a missing token explained, before anything connects. Exits on a problem.

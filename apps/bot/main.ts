@@ -9,7 +9,7 @@ import { startLocalWorkers, type LocalWorkers } from '../../farm/local.ts';
 import { type Housekeeping, startHousekeeping } from '../../farm/index.ts';
 import { loadRenderer, rendererSpecFrom } from '../worker/load-renderer.ts';
 import { startBot } from '../../bot/bot.ts';
-import { loadBotConfig } from './bot-config.ts';
+import { loadBotConfig, loginFailureText } from './bot-config.ts';
 import { createLogger, lineLogger, routeConsole, secretsOf } from '../log.ts';
 import { createRegistry, type Ops, startOps, watchDiscordRest } from '../http/ops.ts';
 import { renderMetrics } from '../http/render-metrics.ts';
@@ -96,7 +96,12 @@ async function main(): Promise<void> {
   }
 
   // REST metrics are attached before login, so rate limits while logging in are counted too.
-  bot = await startBot({ token: config.discordToken, apiBase: config.discordApiBase, farm, log: lineLogger(logger), onClient: (client) => watchDiscordRest(client.rest, registry) });
+  bot = await startBot({ token: config.discordToken, apiBase: config.discordApiBase, farm, log: lineLogger(logger), onClient: (client) => watchDiscordRest(client.rest, registry) }).catch(
+    (error: unknown) => {
+      if (process.env.DEBUG) console.error(error);
+      throw new Error(loginFailureText(error, config.discordApiBase));
+    },
+  );
   const running = bot;
   let stopping = false;
   const shutdown = async (signal: string) => {

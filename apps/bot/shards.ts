@@ -12,7 +12,7 @@
 import { DiscordAPIError, REST, type RESTGetAPIGatewayBotResult, Routes, type Shard, ShardingManager } from 'discord.js';
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { loadBotConfig } from './bot-config.ts';
+import { loadBotConfig, tokenRefusedText } from './bot-config.ts';
 import { SETTINGS_DOCS, settingLines, settingsOnlyArguments } from '../cli-kit.ts';
 
 /** discord.js's default pause between two shard starts: Discord allows one IDENTIFY per 5 s per bucket. */
@@ -57,7 +57,7 @@ async function recommendation(): Promise<{ shards: number; maxConcurrency: numbe
     info = (await rest.get(Routes.gatewayBot())) as RESTGetAPIGatewayBotResult;
   } catch (error) {
     if (error instanceof DiscordAPIError && error.status === 401) {
-      fail(`the Discord API at ${where} refused DISCORD_TOKEN (401 Unauthorized): copy the bot's token again from the developer portal ("Bot" page) into DISCORD_TOKEN.`);
+      fail(tokenRefusedText(apiBase));
     }
     const cause = (error as { cause?: { code?: string; message?: string } }).cause;
     const detail = cause?.code ?? cause?.message ?? (error as Error).message;
