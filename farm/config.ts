@@ -68,13 +68,16 @@ export interface RetentionOptions {
 }
 
 /**
- * How long the farm waits for anything about a queued job: a queued job expires after
+ * How long the farm waits for anything about a job: a queued job expires after
  * queueTimeoutSeconds, so a worker that heartbeated within it still counts as known (submissions
- * are checked against its capabilities) and a spooled render older than it is deleted unused (its
- * job has expired or been rendered again). A day when queued jobs never expire.
+ * are checked against its capabilities) and a spooled render older than it is deleted unused. A
+ * day when queued jobs never expire; never less than a lease plus lastAttemptGraceSeconds, the
+ * time a job on its last attempt waits, running under its expired lease, for its spooled render
+ * (a short queue timeout must not delete the render that grace keeps the job for).
  */
-export function queueHorizonSeconds(config: Pick<FarmConfig, 'queueTimeoutSeconds'>): number {
-  return config.queueTimeoutSeconds > 0 ? config.queueTimeoutSeconds : 86_400;
+export function queueHorizonSeconds(config: Pick<FarmConfig, 'queueTimeoutSeconds' | 'leaseSeconds' | 'lastAttemptGraceSeconds'>): number {
+  const queue = config.queueTimeoutSeconds > 0 ? config.queueTimeoutSeconds : 86_400;
+  return Math.max(queue, config.leaseSeconds + config.lastAttemptGraceSeconds);
 }
 
 /** How long a render of a job with this reservation may run: max(min, reserved × factor) seconds. */

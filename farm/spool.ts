@@ -15,7 +15,7 @@
 //     (not queued again since)
 //   queued (the lease ran out, reaped)      -> claimed again for this worker (claimSpecificJob), completed
 //   running under another worker's lease    -> kept until that ends (checked again next heartbeat)
-//   entry older than queueHorizonSeconds    -> deleted
+//   entry older than queueHorizonSeconds    -> deleted (the queue timeout, at least lease + last-attempt grace)
 //
 // A job on its last attempt is not reaped at once (reapExpiredLeases): it stays running under the
 // expired lease for lastAttemptGraceSeconds, so the "spooled lease token" row applies if this or a
@@ -349,7 +349,7 @@ export async function recoverHeld(r: SpoolRecovery, name: string, options: Recov
   }
   const ageMs = Date.now() - Date.parse(entry.createdAt);
   // Not a guess about the job (not asked): a job failed under this entry's lease would still have taken it.
-  if (ageMs > maxAgeMs) return drop(entry.jobId, `it is older than ${Math.round(maxAgeMs / 1000)} s (BLENDFARM_QUEUE_TIMEOUT_SECONDS; a day when that is 0), the longest a spooled render is kept`);
+  if (ageMs > maxAgeMs) return drop(entry.jobId, `it is older than ${Math.round(maxAgeMs / 1000)} s (BLENDFARM_QUEUE_TIMEOUT_SECONDS, a day when that is 0, at least the lease plus BLENDFARM_LAST_ATTEMPT_GRACE_SECONDS), the longest a spooled render is kept`);
   const state = await leaseStateOf(r.farm, entry.jobId);
   if (!state) return drop(entry.jobId, 'the job no longer exists');
   const { job } = state;

@@ -17,6 +17,7 @@ import { claimJob, claimSpecificJob, completeJob, reapExpiredLeases, releaseJob 
 import type { Renderer, RenderResult } from '../../farm/renderer.ts';
 import type { Job } from '../../farm/types.ts';
 import { waitForJob } from '../../farm/wait.ts';
+import { jobDigest, Spool } from '../../farm/spool.ts';
 import { FarmWorker } from '../../farm/worker.ts';
 import { loadConfig } from '../../config/index.ts';
 import { BACKENDS, CHEAP_BLEND, createTestDatabase, expireLease, GENEROUS_BUDGET, type TestDatabase, testConfig } from '../helpers/db.ts';
@@ -464,7 +465,7 @@ describe.each(BACKENDS)('the render spool on %s', (backend) => {
     await worker.stop('release');
 
     // The line says the rule, not a guess about the job it did not ask about.
-    expect(lines.some((l) => l.startsWith(`job ${job.id}: spooled render`) && l.endsWith('deleted: it is older than 21600 s (BLENDFARM_QUEUE_TIMEOUT_SECONDS; a day when that is 0), the longest a spooled render is kept'))).toBe(true);
+    expect(lines.some((l) => l.startsWith(`job ${job.id}: spooled render`) && l.endsWith('deleted: it is older than 21600 s (BLENDFARM_QUEUE_TIMEOUT_SECONDS, a day when that is 0, at least the lease plus BLENDFARM_LAST_ATTEMPT_GRACE_SECONDS), the longest a spooled render is kept'))).toBe(true);
     expect(spoolFiles(spoolDir)).toEqual([]);
     expect(worker.stats.recovered).toBe(0);
     expect(renderer.renders).toBe(0);
@@ -519,5 +520,42 @@ describe('the render spool through a real network outage (Postgres)', () => {
     expect(Buffer.compare((await getArtifact(farm, job.id))!.bytes, video)).toBe(0);
     expect(b.stats.recovered).toBe(1);
     expect(spoolFiles(spoolDir)).toEqual([]);
+  });
+});
+
+describe.each(BACKENDS)('the spool horizon with a short queue timeout, on %s', (backend) => {
+  let db: FarmDb;
+  let farm: FarmContext;
+  let tmp: string;
+  // Queued jobs expire after 1 s, and a job on its last attempt keeps its expired lease for a minute.
+  const overrides = { budget: GENEROUS_BUDGET, queueTimeoutSeconds: 1, lastAttemptGraceSeconds: 60, maxAttempts: 1 };
+  useTestFarm(backend, overrides, (t) => ({ db, farm } = t));
+  useTempDir('blendfarm-spool-horizon-', (dir) => (tmp = dir));
+
+  it('keeps an entry the last-attempt grace still waits for, however short BLENDFARM_QUEUE_TIMEOUT_SECONDS: the job is completed from it', async () => {
+    const caps = { models: ['horizon'], maxPixels: 1 << 20, executionProvider: 'cpu' };
+    const job = await submitJob(farm, { kind: 'blend', userId: 'u-horizon', params: { ...CHEAP_BLEND, model: 'horizon' } });
+    const claimed = (await claimJob(farm, 'w-gone', caps))!;
+    expect(claimed.id).toBe(job.id);
+    const spoolDir = path.join(tmp, 'spool');
+    const spool = new Spool(spoolDir);
+    const video = Buffer.from('rendered before the worker went away');
+    const name = await spool.put({ jobId: job.id, attempt: claimed.attempt, leaseToken: claimed.leaseToken, workerId: 'w-gone', format: 'mp4', mime: 'video/mp4', meta: {}, gpuSeconds: 0.5, jobDigest: jobDigest(claimed), queuedEventId: claimed.queuedEventId }, video);
+    // Written 5 s ago, past the 1 s queue timeout; the lease ran out 3 s ago, well within the grace.
+    const { entry } = await spool.read(name);
+    await spool.rewrite(name, { ...entry!, createdAt: new Date(Date.now() - 5000).toISOString() });
+    spool.release(name);
+    await expireLease(db, job.id, 3);
+
+    const lines: string[] = [];
+    const worker = new FarmWorker({ farm: { db, config: testConfig({ ...overrides, spoolDir }) }, renderer: new FakeRenderer({ models: ['horizon'] }), id: 'w-back', log: (l) => lines.push(l) });
+    await worker.start();
+    await worker.stop('release');
+
+    expect(lines.filter((l) => l.includes('deleted'))).toEqual([]);
+    expect(await getJob(farm, job.id)).toMatchObject({ status: 'done', attempts: 1, spentGpuSeconds: 0.5 });
+    expect((await getArtifact(farm, job.id))!.bytes.toString()).toBe(video.toString());
+    expect(spoolFiles(spoolDir)).toEqual([]);
+    expect(worker.stats).toMatchObject({ recovered: 1, claimed: 0 });
   });
 });
