@@ -100,6 +100,11 @@ async function main(): Promise<void> {
   const defaultOut = `${input.slice(0, input.length - extname(input).length)}-up.${inExt || 'mp4'}`;
   const out = outputFile(values.out ?? defaultOut, basename(defaultOut));
   const outExt = extname(out).slice(1).toLowerCase();
+  // --crf in the written format's range (the encoder's CRF_RANGE), read like every number before the
+  // input is: before, mp4 was let through up to 63 and failed after the whole upscale. A format
+  // without a CRF (gif, webp, pictures) refuses it below, once the input says which rule applies.
+  const crfRange = Object.hasOwn(CRF_RANGE, outExt) ? CRF_RANGE[outExt as keyof typeof CRF_RANGE] : undefined;
+  const crf = crfRange && numberOption('crf', values.crf, { integer: true, min: crfRange[0], max: crfRange[1] });
   const bytes = await readFile(input);
   const meta = await sharp(bytes, { animated: true })
     .metadata()
@@ -118,13 +123,9 @@ async function main(): Promise<void> {
         );
       });
   if (!isImage && !VIDEO_FORMATS.includes(outExt as VideoFormat)) throw new UsageError(`a video in gives a video out: --out must end in ${VIDEO_FORMATS.map((f) => `.${f}`).join(', ')}, got "${out}"`);
-  // --crf in the written format's range (the encoder's CRF_RANGE), refused where the format has no CRF
-  // rather than ignored; before, mp4 was let through up to 63 and failed after the whole upscale.
-  const crfRange = Object.hasOwn(CRF_RANGE, outExt) ? CRF_RANGE[outExt as keyof typeof CRF_RANGE] : undefined;
   if (values.crf !== undefined && !crfRange) {
     throw new UsageError(`--crf is for ${Object.keys(CRF_RANGE).join(' and ')} output; a ${outExt} has no CRF (--max-bytes bounds its size)`);
   }
-  const crf = crfRange && numberOption('crf', values.crf, { integer: true, min: crfRange[0], max: crfRange[1] });
 
   const config = loadCliConfig();
   const ep = parseEp(values.ep, config);

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import {
+  CRF_RANGE,
   DEFAULT_BRANCHES,
   DEFAULT_DEVICE_ID,
   DEFAULT_PLAN,
@@ -241,7 +242,7 @@ describe('blend, movie and upscale read every number (and the --lpips file) befo
     ['blend.ts', ['a', 'b', '--model', 'no-such-model-folder', '--lpips', 'no-such-lpips.onnx'], '--lpips no-such-lpips.onnx: file not found; give an LPIPS model exported to ONNX, or leave out --lpips for the built-in metric'],
     ['upscale.ts', [CROP_PHOTO, '--out', 'up.png', '--model', 'x4-diffusion', '--weights', 'no-such-model-folder', '--steps', '1'], '--steps must be a whole number from 2 to 1000, got "1"'],
     ['upscale.ts', [CROP_PHOTO, '--out', 'up.png', '--model', 'x4-diffusion', '--weights', 'no-such-model-folder', '--seed', 'x'], '--seed must be a whole number'],
-    ['upscale.ts', [fileURLToPath(import.meta.url), '--out', 'up.mp4', '--crf', '99'], '--crf must be a whole number from 0 to 63, got "99"'],
+    ['upscale.ts', [fileURLToPath(import.meta.url), '--out', 'up.mp4', '--crf', '99'], `--crf must be a whole number from ${CRF_RANGE.mp4[0]} to ${CRF_RANGE.mp4[1]}, got "99"`],
   ])('%s %j: the bad value is refused, exit 2', async (script, args, message) => {
     const r = await cli(script, args);
     expect(r.code).toBe(2);
