@@ -80,6 +80,12 @@ export function queueHorizonSeconds(config: Pick<FarmConfig, 'queueTimeoutSecond
   return Math.max(queue, config.leaseSeconds + config.lastAttemptGraceSeconds);
 }
 
+/**
+ * How long a worker asked to stop ('finish': SIGTERM) lets running renders finish before it hands
+ * them back (FarmWorker.stop's default; BLENDFARM_SHUTDOWN_GRACE_SECONDS, read by the worker app).
+ */
+export const DEFAULT_SHUTDOWN_GRACE_SECONDS = 30;
+
 /** How long a render of a job with this reservation may run: max(min, reserved × factor) seconds. */
 export function renderTimeLimitSeconds(config: Pick<FarmConfig, 'renderTimeoutFactor' | 'renderTimeoutMinSeconds'>, reservedGpuSeconds: number): number {
   return Math.max(config.renderTimeoutMinSeconds, Math.ceil(reservedGpuSeconds * config.renderTimeoutFactor));

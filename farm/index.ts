@@ -12,7 +12,7 @@ export { DataDirLockedError } from '../db/pglite-lock.ts';
 export { describeDbError, isConnectionError, loggableError } from '../db/errors.ts';
 export { MAX_ID_LENGTH, InvalidIdError, checkId, isJobId, parseJobId } from './ids.ts';
 export { unstorableTextIssue, storableText } from './text.ts';
-export { type FarmConfig, type FarmConfigOverrides, type FarmContext, type FarmSettings, DEFAULT_FARM_CONFIG, farmConfigFrom } from './config.ts';
+export { type FarmConfig, type FarmConfigOverrides, type FarmContext, type FarmSettings, DEFAULT_FARM_CONFIG, DEFAULT_SHUTDOWN_GRACE_SECONDS, farmConfigFrom } from './config.ts';
 export * from './types.ts';
 export * from './errors.ts';
 export * from './job-params.ts';

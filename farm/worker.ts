@@ -30,7 +30,7 @@ import os from 'node:os';
 import path from 'node:path';
 import PQueue from 'p-queue';
 import { dbFailureLine, describeDbError, loggableError } from '../db/errors.ts';
-import { type FarmContext, queueHorizonSeconds, renderTimeLimitSeconds } from './config.ts';
+import { DEFAULT_SHUTDOWN_GRACE_SECONDS, type FarmContext, queueHorizonSeconds, renderTimeLimitSeconds } from './config.ts';
 import { onJobEvent } from './events.ts';
 import { getArtifact, getJob, getJobInputs } from './jobs.ts';
 import { movieImageInputs, movieOf } from './movie.ts';
@@ -200,7 +200,7 @@ export class FarmWorker {
    * left. 'release': abort running renders now and hand their jobs back. Calling again with
    * 'release' while a 'finish' stop is under way escalates it.
    */
-  stop(mode: StopMode = 'finish', graceMs = 30_000): Promise<void> {
+  stop(mode: StopMode = 'finish', graceMs = DEFAULT_SHUTDOWN_GRACE_SECONDS * 1000): Promise<void> {
     if (mode === 'release') this.abortAll('shutdown');
     if (this.stopPromise) return this.stopPromise;
     this.stopping = true;

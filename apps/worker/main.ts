@@ -17,7 +17,7 @@
 // upscale, nor a job on the worker's inpainting or variation model) makes the worker ready when it
 // finishes.
 import { loadConfig, loadDotEnv } from '../../config/index.ts';
-import { defaultWorkerId, farmConfigFrom, openDatabase, startWorker } from '../../farm/index.ts';
+import { DEFAULT_SHUTDOWN_GRACE_SECONDS, defaultWorkerId, farmConfigFrom, openDatabase, startWorker } from '../../farm/index.ts';
 import { loadRenderer, rendererSpecFrom, warmedModelJobs } from './load-renderer.ts';
 import { createLogger, lineLogger, routeConsole, secretsOf } from '../log.ts';
 import { createRegistry, type Ops, startOps } from '../http/ops.ts';
@@ -47,7 +47,7 @@ async function main(): Promise<void> {
   const settings = loadConfig();
   const config = farmConfigFrom(settings);
   const spec = rendererSpecFrom(settings);
-  const graceSeconds = settings.shutdownGraceSeconds ?? 30;
+  const graceSeconds = settings.shutdownGraceSeconds ?? DEFAULT_SHUTDOWN_GRACE_SECONDS;
   const workerId = settings.workerId || defaultWorkerId();
   // One JSON line per event (readable on a terminal); secrets are scrubbed from every line.
   const logger = createLogger({ name: 'worker', level: settings.logLevel, format: settings.logFormat, secrets: secretsOf(settings) }).child({ workerId });

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { settings } from '../../config/index.ts';
-import { DEFAULT_FARM_CONFIG, type FarmSettings, farmConfigFrom } from '../../farm/config.ts';
+import { DEFAULT_FARM_CONFIG, DEFAULT_SHUTDOWN_GRACE_SECONDS, type FarmSettings, farmConfigFrom } from '../../farm/config.ts';
 
 type Key = keyof FarmSettings;
 
@@ -94,6 +94,11 @@ describe('the farm defaults, written once', () => {
       .map((s) => ({ env: s.env, value: s.value, help: /\(default ([\d.]+)[;)]/.exec(s.help)?.[1] }))
       .filter((s) => s.help === undefined || Number(s.help) !== s.value);
     expect(wrong).toEqual([]);
+  });
+
+  it('the shutdown grace (a FarmWorker.stop default, not a FarmConfig field) is stated as DEFAULT_SHUTDOWN_GRACE_SECONDS in its help and the README', () => {
+    expect(/\(default ([\d.]+)\)/.exec(settings.shutdownGraceSeconds.help)?.[1]).toBe(String(DEFAULT_SHUTDOWN_GRACE_SECONDS));
+    expect(readmeDefaults().get('BLENDFARM_SHUTDOWN_GRACE_SECONDS')).toBe(String(DEFAULT_SHUTDOWN_GRACE_SECONDS));
   });
 
   it("farm/README.md's Configuration table names the default the farm uses", () => {
