@@ -5,8 +5,8 @@
  */
 import { openDatabase } from '../../db/client.ts';
 import { farmConfigFrom } from '../../farm/config.ts';
-import { startLocalWorkers, type LocalWorkers } from '../../farm/local.ts';
-import { type Housekeeping, startHousekeeping } from '../../farm/index.ts';
+import { startLocalWorkers } from '../../farm/local.ts';
+import { startHousekeeping } from '../../farm/index.ts';
 import { loadRenderer, rendererSpecFrom } from '../worker/load-renderer.ts';
 import { startBot } from '../../bot/bot.ts';
 import { loadBotConfig, loginFailureText } from './bot-config.ts';
@@ -28,13 +28,63 @@ plus the farm's settings (budgets, leases, retention: BLENDFARM_*). ${SETTINGS_D
 
 settingsOnlyArguments('npm start', USAGE);
 
+// SIGTERM/SIGINT stop what has started so far, newest first, from the first moment: a signal while
+// the bot is still starting (a model loading, Discord slow to answer the login) used to kill the
+// process with its local workers' jobs claimed and the embedded database open. A start-up
+// failure stops what did start, too.
+const started: Array<{ name: string; stop: () => Promise<void> }> = [];
+let stopping = false;
+let startingDone = false;
+/** How long a shutdown waits for the part being started (a model load, the Discord login) before stopping the rest without it. */
+const STARTING_WAIT_MS = 5000;
+/** Resolved when, after a signal, main() has finished starting its current part or failed. */
+let stepSettled: () => void = () => {};
+const nextStep = new Promise<void>((resolve) => (stepSettled = resolve));
+
+/** Stops every started part, newest first; false when one failed to stop (it is logged). */
+async function stopStarted(): Promise<boolean> {
+  let ok = true;
+  for (const part of started.splice(0).reverse()) {
+    await part.stop().catch((error: unknown) => {
+      ok = false;
+      console.error(`[main] stopping the ${part.name} failed: ${(error as Error).message}`);
+    });
+  }
+  return ok;
+}
+
+async function shutdown(signal: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  console.log(`[main] ${signal}: stopping (running renders finish or are handed back)`);
+  // The part being started is waited for (bounded), so that it stops with the others, in order.
+  if (!startingDone) await new Promise<void>((resolve) => {
+    setTimeout(resolve, STARTING_WAIT_MS).unref();
+    void nextStep.then(resolve);
+  });
+  process.exit((await stopStarted()) ? 0 : 1);
+}
+
+/** A part has started: stopped at shutdown. During a shutdown it is the last part: main() starts nothing more. */
+async function keep(name: string, stop: () => Promise<void>): Promise<void> {
+  started.push({ name, stop });
+  if (!stopping) return;
+  stepSettled();
+  await new Promise(() => {});
+}
+
 async function main(): Promise<void> {
   const config = loadBotConfig();
   // One JSON line per event (readable on a terminal); secrets are scrubbed from every line.
   const logger = createLogger({ name: 'bot', level: config.logLevel, format: config.logFormat, secrets: secretsOf(config) });
   routeConsole(logger);
   const farmConfig = farmConfigFrom(config);
+
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+
   const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
+  await keep('database', () => db.close());
   const farm = { db, config: farmConfig };
   console.log(`[main] database: ${db.location}`);
 
@@ -75,23 +125,24 @@ async function main(): Promise<void> {
       return undefined;
     });
   }
+  if (ops) await keep('HTTP server', () => ops!.stop());
 
   // One-process mode runs a worker here; with Postgres it is optional (BLENDFARM_LOCAL_WORKERS=0).
   const localWorkers = config.localWorkers ?? (db.kind === 'pglite' ? 1 : 0);
-  let workers: LocalWorkers | undefined;
   if (localWorkers > 0) {
     const spec = rendererSpecFrom(config);
     const renderer = renderMetrics(registry).wrap(await loadRenderer(spec, farmConfig.abortGraceMs));
     const workerLog = lineLogger(logger, localWorkers === 1 ? { workerId: `local-${process.pid}-1` } : {});
-    workers = await startLocalWorkers(farm, { renderer, count: localWorkers, concurrency: spec.threads, log: workerLog });
+    const local = await startLocalWorkers(farm, { renderer, count: localWorkers, concurrency: spec.threads, log: workerLog });
+    await keep('local workers', () => local.stop('release'));
     console.log(`[main] ${localWorkers} local render worker(s) on ${config.executionProvider ?? 'cpu'}${config.modelDir ? ` with ${config.modelDir}` : ' with the built-in demo model'}`);
   }
   // Workers expire queued jobs nobody took and apply the retention rules; without local workers
   // this process does it too (shard 0 of several), on the same intervals (BLENDFARM_HEARTBEAT_SECONDS,
   // BLENDFARM_PRUNE_INTERVAL_SECONDS), so a farm whose workers are all gone still expires and refunds.
-  let housekeeping: Housekeeping | undefined;
   if (localWorkers === 0 && firstShard) {
-    housekeeping = startHousekeeping(farm, lineLogger(logger, { component: 'housekeeping' }));
+    const keeper = startHousekeeping(farm, lineLogger(logger, { component: 'housekeeping' }));
+    await keep('housekeeping', () => keeper.stop());
     console.log('[main] no local workers: this process expires queued jobs nobody takes and applies the retention rules');
   }
 
@@ -103,20 +154,7 @@ async function main(): Promise<void> {
     },
   );
   const running = bot;
-  let stopping = false;
-  const shutdown = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    console.log(`[main] ${signal}: stopping (running renders finish or are handed back)`);
-    await running.stop();
-    await workers?.stop('release');
-    await housekeeping?.stop();
-    await ops?.stop();
-    await db.close();
-    process.exit(0);
-  };
-  process.on('SIGINT', () => void shutdown('SIGINT'));
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  await keep('bot', () => running.stop());
   // Under start:sharded: when the manager is gone (killed, crashed) its shards stop too, rather
   // than keep gateway sessions nobody supervises and a restarted manager would duplicate.
   if (managed) {
@@ -125,8 +163,16 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
-  if (process.env.DEBUG) console.error(err);
-  process.exit(1);
-});
+main().then(
+  () => void (startingDone = true),
+  async (err: unknown) => {
+    process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
+    if (process.env.DEBUG) console.error(err);
+    // A shutdown under way stops what did start; otherwise it is stopped here (local workers
+    // that may have claimed jobs, the database), then the process ends.
+    if (stopping) return stepSettled();
+    stopping = true;
+    await stopStarted();
+    process.exit(1);
+  },
+);

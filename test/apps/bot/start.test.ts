@@ -1,10 +1,16 @@
 /** Starting the bot without what it needs: one clear explanation and a non-zero exit. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { ROOT, TSX } from '../../helpers/cli.ts';
 import { type FakeDiscord, startFakeDiscord } from '../../fake-discord/index.ts';
+import { openDatabase } from '../../../db/client.ts';
+import { getJob, submitJob } from '../../../farm/index.ts';
+import { CHEAP_BLEND, farmContext } from '../../helpers/db.ts';
 
 
 function run(script: string, env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -60,4 +66,60 @@ describe('npm start when it cannot log in to Discord', () => {
       "error: could not reach the Discord API at http://127.0.0.1:1/api (ECONNREFUSED): check DISCORD_API_BASE (unset = Discord's own) and that the API is reachable from here.",
     ]);
   });
+});
+
+describe('npm start stopped while it is still logging in', () => {
+  // A Discord API that accepts connections and never answers: the login waits.
+  let silent: Server;
+  let sockets: Socket[] = [];
+  beforeAll(async () => {
+    silent = createServer((socket) => void sockets.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  });
+  afterAll(async () => {
+    for (const socket of sockets) socket.destroy();
+    sockets = [];
+    await new Promise<void>((resolve) => silent.close(() => resolve()));
+  });
+
+  it('SIGTERM hands the local worker\'s running job back and closes the database, exit 0 (it was killed with the job claimed)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'bf-start-signal-'));
+    const dataDir = join(dir, 'pglite');
+    try {
+      // A job waiting before the bot starts: its local worker claims it while the login waits.
+      const before = await openDatabase({ url: '', dataDir });
+      const job = await submitJob(farmContext(before), { kind: 'blend', userId: 'early', params: { ...CHEAP_BLEND, prompts: ['[fake ms=5000] a', 'b'] } });
+      await before.close();
+
+      const child = spawn(process.execPath, ['--import', TSX, join(ROOT, 'apps/bot/main.ts')], {
+        cwd: dir,
+        env: { ...process.env, DISCORD_TOKEN: 'a.b.c', DISCORD_API_BASE: `http://127.0.0.1:${(silent.address() as AddressInfo).port}/api`, DATABASE_URL: '', BLENDFARM_DATA_DIR: dataDir, BLENDFARM_RENDERER: join(ROOT, 'farm/fake-renderer.ts') },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let output = '';
+      child.stdout!.on('data', (d) => (output += d));
+      child.stderr!.on('data', (d) => (output += d));
+      const exited = once(child, 'exit');
+      const deadline = Date.now() + 60_000;
+      // Up to the login (the API has a connection), with the job running on the local worker.
+      while (sockets.length === 0 || !output.includes(`job ${job.id} claimed`)) {
+        if (child.exitCode !== null || Date.now() > deadline) throw new Error(`npm start did not reach its login with the job running:\n${output}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      child.kill('SIGTERM');
+      const [code, signal] = await exited;
+      expect({ code, signal }).toEqual({ code: 0, signal: null });
+      expect(output).toContain('[main] SIGTERM: stopping');
+
+      const after = await openDatabase({ url: '', dataDir });
+      try {
+        const row = await getJob(farmContext(after), job.id);
+        expect(row?.status).toBe('queued');
+      } finally {
+        await after.close();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 90_000);
 });
