@@ -39,11 +39,14 @@ export function tokenRefusedText(apiBase: string | undefined): string {
  * "connect ECONNREFUSED 127.0.0.1:443"); anything else keeps its own message.
  */
 export function loginFailureText(error: unknown, apiBase: string | undefined): string {
-  const e = (error ?? {}) as { code?: unknown; status?: unknown; message?: unknown; cause?: { code?: unknown } };
+  const e = (error ?? {}) as { code?: unknown; name?: unknown; status?: unknown; message?: unknown; cause?: { code?: unknown } };
   if (e.code === 'TokenInvalid' || e.status === 401) return tokenRefusedText(apiBase);
-  // A socket error (ECONNREFUSED, ENOTFOUND, ETIMEDOUT, ...), thrown as it is or as a fetch failure's cause.
-  const network = [e.code, e.cause?.code].find((code): code is string => typeof code === 'string' && /^E[A-Z_]+$/.test(code));
-  if (network) return `could not reach the Discord API at ${apiBase ?? 'discord.com'} (${network}): check DISCORD_API_BASE (unset = Discord's own) and that the API is reachable from here.`;
+  // A socket error (ECONNREFUSED, ENOTFOUND, ETIMEDOUT, ...) or undici's own (UND_ERR_CONNECT_TIMEOUT,
+  // UND_ERR_SOCKET, ...), thrown as it is or as a fetch failure's cause; or a request that connected
+  // and got no answer in time (discord.js's REST timeout aborts it: AbortError, or TimeoutError).
+  const network = [e.code, e.cause?.code].find((code): code is string => typeof code === 'string' && /^(E[A-Z_]+|UND_ERR_[A-Z_]+)$/.test(code));
+  const reason = network ?? (e.name === 'AbortError' || e.name === 'TimeoutError' ? 'no answer in time' : undefined);
+  if (reason) return `could not reach the Discord API at ${apiBase ?? 'discord.com'} (${reason}): check DISCORD_API_BASE (unset = Discord's own) and that the API is reachable from here.`;
   return typeof e.message === 'string' && e.message ? e.message : String(error);
 }
 

@@ -68,6 +68,11 @@ async function shutdown(signal: string): Promise<void> {
 /** A part has started: stopped at shutdown. During a shutdown it is the last part: main() starts nothing more. */
 async function keep(name: string, stop: () => Promise<void>): Promise<void> {
   started.push({ name, stop });
+  await unlessStopping();
+}
+
+/** Before main() starts its next part: during a shutdown it starts nothing more (this never returns then). */
+async function unlessStopping(): Promise<void> {
   if (!stopping) return;
   stepSettled();
   await new Promise(() => {});
@@ -126,12 +131,14 @@ async function main(): Promise<void> {
     });
   }
   if (ops) await keep('HTTP server', () => ops!.stop());
+  await unlessStopping();
 
   // One-process mode runs a worker here; with Postgres it is optional (BLENDFARM_LOCAL_WORKERS=0).
   const localWorkers = config.localWorkers ?? (db.kind === 'pglite' ? 1 : 0);
   if (localWorkers > 0) {
     const spec = rendererSpecFrom(config);
     const renderer = renderMetrics(registry).wrap(await loadRenderer(spec, farmConfig.abortGraceMs));
+    await unlessStopping();
     const workerLog = lineLogger(logger, localWorkers === 1 ? { workerId: `local-${process.pid}-1` } : {});
     const local = await startLocalWorkers(farm, { renderer, count: localWorkers, concurrency: spec.threads, log: workerLog });
     await keep('local workers', () => local.stop('release'));
@@ -146,6 +153,7 @@ async function main(): Promise<void> {
     console.log('[main] no local workers: this process expires queued jobs nobody takes and applies the retention rules');
   }
 
+  await unlessStopping();
   // REST metrics are attached before login, so rate limits while logging in are counted too.
   bot = await startBot({ token: config.discordToken, apiBase: config.discordApiBase, farm, log: lineLogger(logger), onClient: (client) => watchDiscordRest(client.rest, registry) }).catch(
     (error: unknown) => {
@@ -164,7 +172,10 @@ async function main(): Promise<void> {
 }
 
 main().then(
-  () => void (startingDone = true),
+  () => {
+    startingDone = true;
+    stepSettled();
+  },
   async (err: unknown) => {
     process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
     if (process.env.DEBUG) console.error(err);

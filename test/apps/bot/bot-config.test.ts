@@ -2,8 +2,9 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PermissionsBitField } from 'discord.js';
-import { inviteUrl, missingTokenHelp } from '../../../apps/bot/bot-config.ts';
+import { type AddressInfo, createServer, type Socket } from 'node:net';
+import { PermissionsBitField, REST, Routes } from 'discord.js';
+import { inviteUrl, loginFailureText, missingTokenHelp } from '../../../apps/bot/bot-config.ts';
 import { INVITE_PERMISSIONS, listOfNames, permissionsInteger, REACTION_PERMISSIONS } from '../../../bot/permissions.ts';
 import { ROOT } from '../../helpers/cli.ts';
 
@@ -29,5 +30,27 @@ describe('invite permissions', () => {
     const readme = oneLine(readFileSync(join(ROOT, 'README.md'), 'utf8'));
     expect(readme).toContain(`the ${listOfNames(INVITE_PERMISSIONS.map((p) => p.name))} permissions`);
     expect(readme).toContain(`\`permissions=${permissionsInteger(INVITE_PERMISSIONS)}\``);
+  });
+});
+
+describe('loginFailureText', () => {
+  it("names an API that takes the connection and never answers (discord.js's REST timeout), not a bare 'This operation was aborted'", async () => {
+    const sockets: Socket[] = [];
+    const silent = createServer((socket) => void sockets.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const base = `http://127.0.0.1:${(silent.address() as AddressInfo).port}/api`;
+    try {
+      const error = await new REST({ api: base, timeout: 300, retries: 0 }).setToken('a.b.c').get(Routes.gatewayBot()).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(Error);
+      expect(loginFailureText(error, base)).toBe(
+        `could not reach the Discord API at ${base} (no answer in time): check DISCORD_API_BASE (unset = Discord's own) and that the API is reachable from here.`,
+      );
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
   });
 });
