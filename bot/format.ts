@@ -12,7 +12,7 @@ export const MAX_MESSAGE_LENGTH = 2000;
 
 /**
  * The room a job's text (queuedText, progressText, doneText, failedText) has: a job message not
- * made by a command starts with its owner's mention, "<@id> " (bot/delivery.ts editJobMessage; a
+ * made by a command starts with its owner's mention, "<@id> " (bot/job-message.ts editJobMessage; a
  * 🔍/🔁 reaction's reply), and the whole must still fit MAX_MESSAGE_LENGTH. A user id has at most
  * 20 digits.
  */

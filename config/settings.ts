@@ -104,6 +104,9 @@ function discordToken(raw: string): string {
 /** Where `npm start` serves /metrics, /healthz, /readyz and /status unless BLENDFARM_HTTP_PORT says otherwise. */
 export const DEFAULT_BOT_HTTP_PORT = 9464;
 
+/** The highest GPU index BLENDFARM_DEVICE_ID and the CLIs' --device take. */
+export const MAX_DEVICE_ID = 64;
+
 function httpPort(raw: string): number | 'off' {
   if (raw.trim().toLowerCase() === 'off') return 'off';
   try {
@@ -167,7 +170,7 @@ export const settings = {
     env: 'BLENDFARM_DEVICE_ID',
     help: 'GPU index for the cuda execution provider',
     example: '0',
-    parse: int(0, 64),
+    parse: int(0, MAX_DEVICE_ID),
   } as SettingSpec<number>,
   threads: {
     env: 'BLENDFARM_THREADS',

@@ -1,7 +1,7 @@
 /** Shared plumbing of the render CLIs: model choice (with the demo fallback), execution provider. */
 import { existsSync, statSync } from 'node:fs';
 import { dirname, extname, join } from 'node:path';
-import { loadConfig, loadDotEnv, type Config } from '../../config/index.ts';
+import { loadConfig, loadDotEnv, MAX_DEVICE_ID, type Config } from '../../config/index.ts';
 import { ensureDemoModel } from '../../models/demo-model.ts';
 import { DEMO_MODEL_DIR } from '../../models/paths.ts';
 import { DEFAULT_DEVICE_ID, executionProviders, MAX_GUIDANCE, MAX_IMAGE_SIDE, MAX_SEED, MAX_STEPS, VIDEO_FORMATS, type ExecutionProvider, type VideoFormat } from '../../engine/index.ts';
@@ -67,7 +67,7 @@ export function videoFormatOption(format: string | undefined, out: string | unde
 export const EP_CHOICES = executionProviders.join(' | ');
 
 /** --device's range: a GPU index, as BLENDFARM_DEVICE_ID takes it. */
-export const DEVICE_FLAG = { integer: true, min: 0, max: 64 } as const;
+export const DEVICE_FLAG = { integer: true, min: 0, max: MAX_DEVICE_ID } as const;
 
 /**
  * The help lines every render CLI shares, written once: what follows the flag and its argument
