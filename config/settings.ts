@@ -116,9 +116,16 @@ function httpPort(raw: string): number | 'off' {
   }
 }
 
+/** The characters a model or upscaler id may use (workers' model names): letters, digits, ".", "_" and "-". */
+export const ID_CHARACTERS = /^[A-Za-z0-9._-]*$/;
+
+/** The longest upscaler id, in BLENDFARM_UPSCALER and in a job (the farm's LIMITS.upscalerId). */
+export const MAX_UPSCALER_ID_LENGTH = 64;
+
 /** An upscaler id (the worker checks that it has it when it starts). */
 function upscalerId(raw: string): string {
-  if (!/^[A-Za-z0-9._-]{1,64}$/.test(raw.trim())) throw new SettingError('must be an upscaler id such as esrgan-slim, esrgan-medium, esrgan-thick or x4-diffusion');
+  const id = raw.trim();
+  if (!id || id.length > MAX_UPSCALER_ID_LENGTH || !ID_CHARACTERS.test(id)) throw new SettingError('must be an upscaler id such as esrgan-slim, esrgan-medium, esrgan-thick or x4-diffusion');
   return raw.trim();
 }
 
@@ -279,7 +286,7 @@ export const settings = {
   abortGraceMs: { env: 'BLENDFARM_ABORT_GRACE_MS', help: 'A cancelled render that has not stopped after this long gets its thread replaced (default 10000)', example: '', parse: wait(0, 'ms') } as SettingSpec<number>,
   renderTimeoutFactor: { env: 'BLENDFARM_RENDER_TIMEOUT_FACTOR', help: "A render may run this many times its job's reserved GPU-seconds (but at least BLENDFARM_RENDER_TIMEOUT_MIN_SECONDS) before it is stopped and the job failed (default 4)", example: '', parse: atLeast(0.01) } as SettingSpec<number>,
   renderTimeoutMinSeconds: { env: 'BLENDFARM_RENDER_TIMEOUT_MIN_SECONDS', help: `The shortest render time limit in seconds, whatever the reservation; at most ${MAX_WAIT_SECONDS} (${MAX_WAIT_TEXT}) (default 600)`, example: '', parse: wait(1, 's') } as SettingSpec<number>,
-  queueTimeoutSeconds: { env: 'BLENDFARM_QUEUE_TIMEOUT_SECONDS', help: 'A job no worker has taken for this long fails as expired, fully refunded; also how long a worker counts as known for refusing jobs none can run; 0 = never (default 21600)', example: '', parse: atLeast(0) } as SettingSpec<number>,
+  queueTimeoutSeconds: { env: 'BLENDFARM_QUEUE_TIMEOUT_SECONDS', help: 'A job no worker has taken for this long fails as expired, fully refunded; also how long a worker counts as known for refusing jobs none can run, and how long a spooled render is kept, both at least BLENDFARM_LEASE_SECONDS + BLENDFARM_LAST_ATTEMPT_GRACE_SECONDS; 0 = never (default 21600)', example: '', parse: atLeast(0) } as SettingSpec<number>,
   retentionArtifactDays: { env: 'BLENDFARM_RETENTION_ARTIFACT_DAYS', help: 'Videos of jobs finished more than this many days ago are deleted (the job row stays); 0 = keep (default 30)', example: '', parse: atLeast(0) } as SettingSpec<number>,
   retentionJobDays: { env: 'BLENDFARM_RETENTION_JOB_DAYS', help: 'Jobs finished more than this many days ago are deleted with their events and video (ledger entries stay); 0 = keep (default 90)', example: '', parse: atLeast(0) } as SettingSpec<number>,
   retentionMaxArtifactBytes: { env: 'BLENDFARM_RETENTION_MAX_ARTIFACT_BYTES', help: 'Oldest videos are deleted while all stored videos take more than this many bytes; 0 = no cap (default 0)', example: '', parse: atLeast(0, true) } as SettingSpec<number>,

@@ -4,6 +4,7 @@
 // clear message instead of failing on a GPU later. Stored as jsonb in jobs.params; the engine
 // adapter (apps/worker/engine-renderer.ts) renames the fields into the engine's RenderRequest.
 import { DEFAULT_IMAGE_STRENGTH, drawSeed, IMAGE_INPUT_FORMATS, inspectImage, InvalidRequestError, MASK_PRESETS, pictureLimitIssue, promptLengthNotices as enginePromptLengthNotices, type MaskPreset, type VideoFormat } from '../engine/index.ts';
+import { ID_CHARACTERS } from '../config/index.ts';
 import { JOB_KINDS, type JobKind } from '../db/schema.ts';
 import { DEFAULT_UPSCALE_FACTOR, FIXED_SCALE_UPSCALERS, IMAGE_LIMITS, JOB_VIDEO_FORMATS, LIMITS, type Range, UPSCALE_FACTORS, upscalerMakes } from './limits.ts';
 import { unstorableTextIssue } from './text.ts';
@@ -123,7 +124,7 @@ function idIssue(id: unknown, range: Range, example = ''): string | undefined {
   const rule = `${range.min} to ${range.max} letters, digits, ".", "_" or "-"${example}`;
   if (typeof id !== 'string') return `${rule} (got ${JSON.stringify(id)})`;
   if (id.length > range.max) return `${rule} (got ${id.length} characters)`;
-  if (id.length < range.min || !/^[A-Za-z0-9._-]*$/.test(id)) return `${rule} (got ${JSON.stringify(id)})`;
+  if (id.length < range.min || !ID_CHARACTERS.test(id)) return `${rule} (got ${JSON.stringify(id)})`;
   return undefined;
 }
 

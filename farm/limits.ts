@@ -5,6 +5,7 @@
  * accepts (engine/index.ts: MAX_SEED, VIDEO_FORMATS, MAX_MOVIE_PROMPTS and the pipeline's own
  * checks), never widens it; test/farm/limits.test.ts checks that.
  */
+import { MAX_UPSCALER_ID_LENGTH } from '../config/index.ts';
 import { IMAGE_INPUT_LIMITS, MAX_SEED, MAX_VARIATION_FRAMES, MIN_BLEND_STEPS, type VideoFormat } from '../engine/index.ts';
 
 export interface Range {
@@ -56,7 +57,7 @@ export const LIMITS = {
   /** Characters in a model id a job names (letters, digits, ".", "_" and "-": workers' model names). */
   modelId: { min: 1, max: 100, integer: true },
   /** Characters in an upscaler id an upscale job names (the same characters). */
-  upscalerId: { min: 1, max: 64, integer: true },
+  upscalerId: { min: 1, max: MAX_UPSCALER_ID_LENGTH, integer: true },
 } as const satisfies Record<string, Range>;
 
 /**

@@ -97,16 +97,17 @@ async function main(): Promise<void> {
   console.log(`[worker ${worker.id}] database: ${db.location}; renderer: ${spec.module}`);
 
   let signals = 0;
-  let first: { signal: NodeJS.Signals; at: number } | undefined;
+  let last: { signal: NodeJS.Signals; at: number } | undefined;
   const shutdown = (signal: NodeJS.Signals): void => {
     // One Ctrl-C on `npm run worker` reaches this process twice within milliseconds: the terminal
     // signals the whole process group, and tsx passes its own copy on (so does a supervisor that
     // signals every process of the service). That is one request to stop, not the second one.
-    if (first?.signal === signal && Date.now() - first.at < SAME_SIGNAL_MS) {
-      console.log(`[worker ${worker.id}] ${signal} again within ${SAME_SIGNAL_MS / 1000} s: taken as the same request (still finishing running jobs); send it again later to hand them back now`);
+    // Each request is compared with the one before it, so a later Ctrl-C's own copy is not a third.
+    if (last?.signal === signal && Date.now() - last.at < SAME_SIGNAL_MS) {
+      console.log(`[worker ${worker.id}] ${signal} again within ${SAME_SIGNAL_MS / 1000} s: taken as the same request${signals === 1 ? ' (still finishing running jobs); send it again later to hand them back now' : ''}`);
       return;
     }
-    first ??= { signal, at: Date.now() };
+    last = { signal, at: Date.now() };
     signals++;
     console.log(`[worker ${worker.id}] ${signal}: ${signals === 1 ? `finishing running jobs (up to ${graceSeconds} s)` : 'handing jobs back now'}`);
     readiness.stop();
