@@ -7,7 +7,7 @@ import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { checkDatabase } from '../../db/health.ts';
 import { type FarmContext, farmActivity, onJobEvent, registerFarmMetrics, type FarmMetrics } from '../../farm/index.ts';
 import type { Logger } from '../log.ts';
-import { type OpsServer, type ReadinessCheck, runReadiness, startOpsServer } from './server.ts';
+import { DEFAULT_CHECK_TIMEOUT_MS, type OpsServer, type ReadinessCheck, runReadiness, startOpsServer } from './server.ts';
 
 export interface OpsOptions {
   role: 'bot' | 'worker';
@@ -24,6 +24,11 @@ export interface OpsOptions {
   statusPage: boolean;
   /** Role-specific readiness (gateway connected, renderer loaded); the database check is always there. */
   readiness?: ReadinessCheck[];
+  /**
+   * How long one readiness check may take, in /readyz and in the blendfarm_ready gauge alike (the
+   * server bounds each metric a second longer, so the gauge is always in). Default DEFAULT_CHECK_TIMEOUT_MS.
+   */
+  checkTimeoutMs?: number;
 }
 
 export interface Ops {
@@ -45,6 +50,7 @@ export function createRegistry(role: string): Registry {
 
 export async function startOps(options: OpsOptions, registry: Registry = createRegistry(options.role)): Promise<Ops> {
   const { farm, logger } = options;
+  const checkTimeoutMs = options.checkTimeoutMs ?? DEFAULT_CHECK_TIMEOUT_MS;
   const farmMetrics = await registerFarmMetrics(farm, {
     registry,
     gauges: options.gauges,
@@ -75,7 +81,7 @@ export async function startOps(options: OpsOptions, registry: Registry = createR
     labelNames: ['check'] as const,
     registers: [registry],
     async collect() {
-      const results = await runReadiness(readiness);
+      const results = await runReadiness(readiness, checkTimeoutMs);
       this.reset();
       for (const [name, result] of results) this.set({ check: name }, result === true ? 1 : 0);
     },
@@ -85,6 +91,7 @@ export async function startOps(options: OpsOptions, registry: Registry = createR
     port: options.port,
     registry,
     readiness,
+    checkTimeoutMs,
     role: options.role,
     statusToken: options.statusToken,
     status: options.statusPage

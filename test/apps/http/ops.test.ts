@@ -5,10 +5,12 @@
 import { readFileSync } from 'node:fs';
 import { sql } from 'drizzle-orm';
 import pg from 'pg';
-import { discordRestMetrics } from '../../../apps/http/ops.ts';
+import { Writable } from 'node:stream';
+import { discordRestMetrics, startOps } from '../../../apps/http/ops.ts';
+import { createLogger } from '../../../apps/log.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BudgetExceededError, type FarmActivity, setStatusPageVisibility, submitJob, waitForJob } from '../../../farm/index.ts';
-import { BACKENDS, CHEAP_BLEND, farmContext, TEST_PG_URL } from '../../helpers/db.ts';
+import { BACKENDS, CHEAP_BLEND, createTestDatabase, farmContext, TEST_PG_URL } from '../../helpers/db.ts';
 import { DB_PASSWORD, DISCORD_TOKEN, type OpsFarm, sample, startOpsFarm, STATUS_TOKEN, until } from './helpers.ts';
 
 describe.each(BACKENDS)('operations server on %s', (backend) => {
@@ -247,5 +249,27 @@ describe('readiness when Postgres stops accepting connections', () => {
     await until(async () => /^# TYPE blendfarm_jobs gauge$/m.test((await f.get('/metrics')).text));
     expect(sample((await f.get('/metrics')).text, 'blendfarm_ready', { check: 'database' })).toBe(1);
     expect(f.lines.some((l) => l.includes('/metrics: blendfarm_jobs is collected again'))).toBe(true);
+  });
+});
+
+describe('the readiness timeout', () => {
+  it('is one setting for /readyz and the blendfarm_ready gauge: a check that never answers reads "no answer within" that time in both', async () => {
+    const testDb = await createTestDatabase('pglite');
+    const db = await testDb.open();
+    const logger = createLogger({ name: 'test', format: 'json', destination: new Writable({ write: (_chunk, _encoding, callback) => callback() }) });
+    const ops = await startOps({ role: 'worker', farm: farmContext(db), host: '127.0.0.1', port: 0, logger, countJobEvents: false, statusPage: false, checkTimeoutMs: 300, readiness: [{ name: 'stuck', check: () => new Promise(() => {}) }] });
+    try {
+      const base = `http://127.0.0.1:${ops.server.port}`;
+      const ready = await fetch(`${base}/readyz`);
+      expect(ready.status).toBe(503);
+      expect(await ready.json()).toMatchObject({ ready: false, checks: { database: 'ok', stuck: 'no answer within 300 ms' } });
+      const metrics = await (await fetch(`${base}/metrics`)).text();
+      expect(sample(metrics, 'blendfarm_ready', { check: 'stuck' })).toBe(0);
+      expect(sample(metrics, 'blendfarm_ready', { check: 'database' })).toBe(1);
+    } finally {
+      await ops.stop();
+      await db.close();
+      await testDb.drop();
+    }
   });
 });
