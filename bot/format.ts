@@ -57,13 +57,21 @@ function fitLines(lines: readonly string[], max: number): string[] {
 }
 
 /**
+ * The first `length` UTF-16 units of `text`, less one where that would split a character of two
+ * units (an emoji): half of one is not valid UTF-8, and Discord refuses the whole message.
+ */
+export function headOf(text: string, length: number): string {
+  const kept = text.slice(0, length);
+  return /[\uD800-\uDBFF]$/.test(kept) ? kept.slice(0, -1) : kept;
+}
+
+/**
  * `line` cut to `length` characters with CUT_MARK, not inside what Discord shows as one thing: an
  * escape ("\\*"), a mention, channel or timestamp ("<@…>", "<t:…>"), a character of two UTF-16 units.
  */
 function cutLine(line: string, length: number): string {
-  let kept = line.slice(0, Math.max(0, length - CUT_MARK.length));
+  let kept = headOf(line, Math.max(0, length - CUT_MARK.length));
   kept = kept.replace(/<[^<>\s]*$/, ''); // a mention, channel or timestamp cut open
-  if (/[\uD800-\uDBFF]$/.test(kept)) kept = kept.slice(0, -1);
   if (/(^|[^\\])(\\\\)*\\$/.test(kept)) kept = kept.slice(0, -1); // an escape cut from what it escapes
   return `${kept}${CUT_MARK}`;
 }
@@ -133,7 +141,7 @@ const KIND_LABELS: Record<Job['kind'], string> = { blend: 'Blend', movie: 'Movie
 
 /** Prompts as a title, shortened so a 16-prompt movie still fits a message. */
 export function title(job: Pick<Job, 'id' | 'kind' | 'params' | 'parentJobId'>): string {
-  const shorten = (p: string) => (p.length > 80 ? `${p.slice(0, 77)}…` : p);
+  const shorten = (p: string) => (p.length > 80 ? `${headOf(p, 77)}…` : p);
   const prompts = job.params.prompts.map(shorten);
   const chain = prompts.length > 4 ? `${prompts.slice(0, 2).join(' → ')} → … → ${prompts.at(-1)}` : prompts.join(' → ');
   const of = (job.kind === 'extend' || job.kind === 'upscale') && job.parentJobId !== null ? ` of #${job.parentJobId}` : '';
@@ -143,10 +151,14 @@ export function title(job: Pick<Job, 'id' | 'kind' | 'params' | 'parentJobId'>):
 /**
  * Text a member typed, shown as typed: markdown (bold, code, spoilers, quotes, masked links
  * "[text](url)", which would put a link of theirs under the bot's name) escaped, @everyone/@here
- * broken.
+ * broken, and a web address broken after its scheme ("https\u200b://"), so that it is neither a
+ * link nor a preview in the bot's message.
  */
 export function escapeMarkdown(text: string): string {
-  return text.replace(/([\\*_~`|>[\]])/g, '\\$1').replace(/@/g, '@\u200b');
+  return text
+    .replace(/([\\*_~`|>[\]])/g, '\\$1')
+    .replace(/@/g, '@\u200b')
+    .replace(/\b([a-z][a-z0-9+.-]*):\/\//gi, '$1\u200b://');
 }
 
 export function queuedText(job: Job, position: number | undefined): string {
@@ -211,7 +223,7 @@ function failedSettlementText(job: Pick<Job, 'reservedGpuSeconds' | 'chargedGpuS
 export function failedText(job: Job): string {
   if (job.status === 'cancelled') return fitMessage(`${title(job)}\nCancelled. Unused GPU-seconds went back to your budget.`, JOB_TEXT_LENGTH);
   return fitMessage(
-    `${title(job)}\nThe render failed after ${job.attempts} attempt${job.attempts === 1 ? '' : 's'}: ${escapeMarkdown((job.error ?? 'unknown error').split('\n')[0].slice(0, 300))}\n${failedSettlementText(job)} Try again, or change the settings.`,
+    `${title(job)}\nThe render failed after ${job.attempts} attempt${job.attempts === 1 ? '' : 's'}: ${escapeMarkdown(headOf((job.error ?? 'unknown error').split('\n')[0], 300))}\n${failedSettlementText(job)} Try again, or change the settings.`,
     JOB_TEXT_LENGTH,
   );
 }

@@ -3,6 +3,9 @@ import { describe, expect, it } from 'vitest';
 import type { Job } from '../../farm/index.ts';
 import { BAR_WIDTH, CUT_MARK, discordTime, fitMessage, JOB_TEXT_LENGTH, listInMessage, MAX_MESSAGE_LENGTH, discordWhen, doneText, duration, escapeMarkdown, failedText, progressBar, progressText, queuedText, title } from '../../bot/format.ts';
 
+/** The text as it comes back from UTF-8 (a lone half of an emoji does not: it becomes U+FFFD). */
+const utf8 = (text: string) => Buffer.from(text, 'utf8').toString('utf8');
+
 function job(overrides: Partial<Job> = {}, params: Partial<Job['params']> = {}): Job {
   return {
     id: 7,
@@ -72,7 +75,24 @@ describe('pieces', () => {
 
   it('a masked link in a prompt is not a link in the bot’s message (no phishing under the bot’s name)', () => {
     const job = { id: 7, kind: 'blend' as const, parentJobId: null, params: { prompts: ['[Claim your free Nitro](https://evil.example/nitro)', 'a cat'] } };
-    expect(title(job as never)).toBe('**Blend** #7: \\[Claim your free Nitro\\](https://evil.example/nitro) → a cat');
+    expect(title(job as never)).toBe('**Blend** #7: \\[Claim your free Nitro\\](https\u200b://evil.example/nitro) → a cat');
+  });
+
+  it('a web address in a prompt is neither a link nor a preview in the bot’s message', () => {
+    const job = { id: 7, kind: 'blend' as const, parentJobId: null, params: { prompts: ['Claim your free Nitro https://evil.example/nitro or HTTP://x.example', 'a cat'] } };
+    const text = title(job as never);
+    expect(text).not.toMatch(/[a-z]+:\/\//i);
+    expect(text).toBe('**Blend** #7: Claim your free Nitro https\u200b://evil.example/nitro or HTTP\u200b://x.example → a cat');
+  });
+
+  it('a long prompt is shortened without splitting an emoji (half of one is not UTF-8: Discord refused the message, and the video was never posted)', () => {
+    const fox = `${'a'.repeat(76)}🦊 and more words after it`;
+    const text = title({ id: 7, kind: 'blend', parentJobId: null, params: { prompts: [fox, 'a cat'] } } as never);
+    expect(utf8(text)).toBe(text);
+    expect(text).toBe(`**Blend** #7: ${'a'.repeat(76)}… → a cat`);
+    const failed = failedText(job({ status: 'failed', attempts: 1, error: `${'e'.repeat(299)}🦊 tail` }));
+    expect(utf8(failed)).toBe(failed);
+    expect(failed).toContain(`: ${'e'.repeat(299)}\n`);
   });
 
   it('title: kind, number and prompts; long movies shortened; an extension names the movie it continues', () => {
