@@ -165,11 +165,13 @@ export async function handleReaction(reaction: MessageReaction | PartialMessageR
     // The farm's database is not answering (or failed): the member is told privately that nothing
     // was done, in the words a command's answer has (userMessage), if the message is the bot's
     // (only those can be a job's); a 🔍 on anyone else's message is none of the bot's business.
+    // By DM only: whose job it is cannot be read now, so a note in the channel would be posted for
+    // anyone's reaction (a member who may only react could make the bot post one per reaction).
     if ((await isOwnMessage(message)) !== true) {
       ctx.log(`[bot] user ${user.id}'s ${reaction.emoji.name ?? ''} on message ${message.id} was not looked up (the farm did not answer): ${loggableError(err)}`);
       return;
     }
-    return new ReactionRequest(reaction, user, message, undefined, kind, ctx).refuse(userMessage(err, ctx.log));
+    return new ReactionRequest(reaction, user, message, undefined, kind, ctx).refuse(userMessage(err, ctx.log), false);
   }
   if (!parent || parent.status !== 'done') return;
   const request = new ReactionRequest(reaction, user, message, parent, kind, ctx);

@@ -5,7 +5,7 @@
  * gives a bot to answer an interaction. Every interaction is still answered in time, and what the
  * member is told says what happened and what to do.
  */
-import { Routes } from 'discord.js';
+import { REST, Routes } from 'discord.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase, type FarmDb } from '../../db/client.ts';
 import type { RunningBot } from '../../bot/bot.ts';
@@ -95,6 +95,24 @@ describe('the database stops answering', () => {
       expect(commandAnswer).toMatch(/^The render farm's database isn't answering right now/);
       // Taken off, so reacting again asks again.
       expect(fake.message(message.id)!.reactions.get('🔍')?.has(alice.id) ?? false).toBe(false);
+    });
+  });
+
+  it('a 🔍 from a member whose DMs are closed posts nothing in the channel (the owner is unknown then: anyone could make the bot post one note per reaction)', async () => {
+    await whileDatabaseAway(async () => {
+      // Her DM channel, opened as the bot opens one (the refusal's DM to it is then refused).
+      const dm = (await new REST({ api: fake.restBase }).setToken(fake.token).post(Routes.userChannels(), { body: { recipient_id: alice.id } })) as { id: string };
+      const since = Date.now();
+      fake.failNext({ route: `/channels/${dm.id}/messages`, method: 'POST', status: 403, code: 50007, message: 'Cannot send messages to this user' });
+      expect(fake.addReaction({ messageId: message.id, emoji: '🔍', user: alice }).delivered).toBe(true);
+      const deadline = Date.now() + 15_000;
+      while (fake.message(message.id)!.reactions.get('🔍')?.has(alice.id)) {
+        if (Date.now() > deadline) throw new Error('the reaction was not taken off');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      // The DM is tried (and refused) after the reaction is taken off; a note would follow it.
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(fake.messages(message.channelId, { includeDeleted: true }).filter((m) => m.createdAt >= since)).toEqual([]);
     });
   });
 });
