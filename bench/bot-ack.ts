@@ -7,8 +7,9 @@
 //
 // The real discord.js client and bot (bot/bot.ts) run in a child process, as `npm start` does: the
 // bot, the farm on an in-memory PGlite (the `npm start` default) or on a fresh database on the
-// Postgres of BENCH_DATABASE_URL / DATABASE_URL / postgres://postgres@127.0.0.1:5432/test (dropped
-// afterwards), and one render worker with the no-op FakeRenderer so that submissions are admitted.
+// Postgres bench/postgres.ts chooses (BENCH_DATABASE_URL, else DATABASE_URL, else the tests'
+// default, else an embedded Postgres; dropped afterwards), and one render worker with the no-op
+// FakeRenderer so that submissions are admitted.
 // The fake Discord runs in this process, so its own work does not share the bot's event loop (the
 // real Discord is elsewhere too). Each round waits for every job of the burst to be queued and its
 // message posted before the next begins.
@@ -18,31 +19,59 @@ import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { deployCommands } from '../apps/bot/deploy-commands.ts';
+import { choiceOption, numberOption, runCli } from '../apps/cli-kit.ts';
 import { startBot } from '../bot/bot.ts';
 import { FakeRenderer } from '../farm/fake-renderer.ts';
 import { farmConfigFrom, IN_MEMORY, openDatabase, startLocalWorkers, type FarmContext } from '../farm/index.ts';
 import { startFakeDiscord } from '../test/fake-discord/index.ts';
+import { BENCH_POSTGRES_HELP, benchPostgres, withDatabase } from './postgres.ts';
 
-const { values } = parseArgs({
-  options: {
-    db: { type: 'string', default: 'pglite' },
-    bursts: { type: 'string', default: '50,200' },
-    rounds: { type: 'string', default: '3' },
-    // BotOptions.submitConcurrency (unset: the bot's default).
-    'submit-concurrency': { type: 'string' },
-    // Internal: run the bot side against this REST base (the child process).
-    bot: { type: 'string' },
-    url: { type: 'string', default: '' },
-  },
-});
-const bursts = values.bursts.split(',').map(Number);
-const rounds = Number(values.rounds);
-const backend = values.db === 'postgres' ? 'postgres' : 'pglite';
+const BACKENDS = ['pglite', 'postgres'] as const;
+const DEFAULTS = { db: BACKENDS[0], bursts: '50,200', rounds: '3' } as const;
 
-const serverUrl = process.env.BENCH_DATABASE_URL ?? process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const USAGE = `Usage: npx tsx bench/bot-ack.ts [--db ${BACKENDS.join('|')}] [--bursts LIST] [--rounds N] [--submit-concurrency N]
+
+The bot's acknowledgement latency: bursts of simultaneous /blend from distinct users against a fake
+Discord; p50/p95/p99/max milliseconds to the bot's first answer, printed on stdout as a Markdown
+table (recorded results: bench/results/bot-ack.md).
+  --db NAME                 the farm's database: ${BACKENDS.join(' or ')} (default ${DEFAULTS.db}: in memory, as npm start)
+  --bursts LIST             comma-separated burst sizes (default ${DEFAULTS.bursts})
+  --rounds N                rounds per burst size (default ${DEFAULTS.rounds})
+  --submit-concurrency N    the bot's submitConcurrency (default: the bot's own)
+With --db postgres: ${BENCH_POSTGRES_HELP}
+`;
+
+/** The command line, checked (a bad one is a UsageError: one line, exit 2); undefined for --help. */
+function options(argv: string[]) {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      help: { type: 'boolean', short: 'h' },
+      db: { type: 'string', default: DEFAULTS.db },
+      bursts: { type: 'string', default: DEFAULTS.bursts },
+      rounds: { type: 'string', default: DEFAULTS.rounds },
+      // BotOptions.submitConcurrency (unset: the bot's default).
+      'submit-concurrency': { type: 'string' },
+      // Internal: run the bot side against this REST base (the child process).
+      bot: { type: 'string' },
+      url: { type: 'string', default: '' },
+    },
+  });
+  if (values.help) return undefined;
+  return {
+    backend: choiceOption('db', values.db, BACKENDS)!,
+    bursts: values.bursts.split(',').map((n) => numberOption('bursts', n.trim(), { integer: true, min: 1 })!),
+    rounds: numberOption('rounds', values.rounds, { integer: true, min: 1 })!,
+    submitConcurrency: numberOption('submit-concurrency', values['submit-concurrency'], { integer: true, min: 1 }),
+    bot: values.bot,
+    url: values.url,
+  };
+}
+type Options = NonNullable<ReturnType<typeof options>>;
+
 const databaseName = `blendfarm_bench_ack_${process.pid}`;
 
-async function admin(statement: string): Promise<void> {
+async function admin(serverUrl: string, statement: string): Promise<void> {
   const client = new pg.Client({ connectionString: serverUrl });
   await client.connect();
   try {
@@ -57,11 +86,11 @@ function percentile(sorted: number[], p: number): number {
 }
 
 /** The child: farm, one no-op render worker and the bot, until stdin closes. */
-async function serveBot(restBase: string, url: string): Promise<void> {
+async function serveBot(restBase: string, url: string, submitConcurrency: number | undefined): Promise<void> {
   const db = await openDatabase({ url, dataDir: IN_MEMORY });
   const farm: FarmContext = { db, config: farmConfigFrom({}, { budget: { refillGpuSeconds: 1e9, maxActiveJobs: 1e6 }, pollIntervalMs: 200 }) };
   const workers = await startLocalWorkers(farm, { renderer: () => new FakeRenderer({ models: ['demo'], steps: 1, stepMs: 600_000 }), log: () => {} });
-  const bot = await startBot({ token: 'fake.token.value', apiBase: restBase, farm, log: (m) => process.env.BENCH_BOT_LOG && console.error(m), messenger: { editIntervalMs: 3000 }, ...(values['submit-concurrency'] ? { submitConcurrency: Number(values['submit-concurrency']) } : {}) });
+  const bot = await startBot({ token: 'fake.token.value', apiBase: restBase, farm, log: (m) => process.env.BENCH_BOT_LOG && console.error(m), messenger: { editIntervalMs: 3000 }, ...(submitConcurrency !== undefined ? { submitConcurrency } : {}) });
   // Diagnostics: how long after Discord created it each interaction reached the bot's handler.
   const arrivals: number[] = [];
   bot.client.on('interactionCreate', (i) => void arrivals.push(Date.now() - i.createdTimestamp));
@@ -74,23 +103,34 @@ async function serveBot(restBase: string, url: string): Promise<void> {
   await db.close();
 }
 
-async function main(): Promise<void> {
-  let url = '';
-  if (backend === 'postgres') {
-    await admin(`create database "${databaseName}"`);
-    const u = new URL(serverUrl);
-    u.pathname = `/${databaseName}`;
-    url = u.toString();
+async function main(opts: Options): Promise<void> {
+  if (opts.backend !== 'postgres') return measure(opts, '', 'in-memory PGlite');
+  const server = await benchPostgres();
+  try {
+    await admin(server.url, `create database "${databaseName}"`);
+    try {
+      await measure(opts, withDatabase(server.url, databaseName), server.description);
+    } finally {
+      await admin(server.url, `drop database if exists "${databaseName}" with (force)`);
+    }
+  } finally {
+    await server.stop();
   }
+}
+
+/** Starts the fake Discord and the bot's process (its farm on `url`, PGlite when empty) and measures. */
+async function measure(opts: Options, url: string, database: string): Promise<void> {
+  const { bursts, rounds, backend, submitConcurrency } = opts;
   const fake = await startFakeDiscord({ guilds: [{ name: 'Bench', channels: ['renders'] }] });
   await deployCommands({ token: fake.token, guildId: fake.guild().id, apiBase: fake.restBase });
-  const child = spawn(process.execPath, [...process.execArgv, ...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []), new URL(import.meta.url).pathname, '--bot', fake.restBase, '--url', url, ...(values['submit-concurrency'] ? ['--submit-concurrency', values['submit-concurrency']] : [])], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...process.execArgv, ...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []), new URL(import.meta.url).pathname, '--bot', fake.restBase, '--url', url, ...(submitConcurrency !== undefined ? ['--submit-concurrency', String(submitConcurrency)] : [])], { stdio: ['pipe', 'pipe', 'inherit'] });
   await new Promise<void>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`the bot process exited (${code})`)));
     createInterface({ input: child.stdout! }).on('line', (line) => line === 'ready' && resolve());
   });
   try {
-    console.log(`# bot acknowledgement latency: ${bursts.join(' and ')} simultaneous /blend from distinct users, ${rounds} rounds each, ${backend}, submitConcurrency ${values['submit-concurrency'] ?? 'default'}`);
+    console.log(`# bot acknowledgement latency: ${bursts.join(' and ')} simultaneous /blend from distinct users, ${rounds} rounds each, ${backend}, submitConcurrency ${submitConcurrency ?? 'default'}`);
+    console.log(`# database: ${database}`);
     console.log(`# ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, ${new Date().toISOString()}`);
     console.log('| burst | round | p50 ms | p95 ms | p99 ms | max ms | answered | posted |');
     console.log('|------:|------:|-------:|-------:|-------:|-------:|---------:|-------:|');
@@ -111,9 +151,15 @@ async function main(): Promise<void> {
     child.stdin!.end();
     await new Promise((resolve) => child.once('exit', resolve));
     await fake.close();
-    if (backend === 'postgres') await admin(`drop database if exists "${databaseName}" with (force)`);
   }
 }
 
-if (values.bot !== undefined) await serveBot(values.bot, values.url);
-else await main();
+await runCli(async () => {
+  const opts = options(process.argv.slice(2));
+  if (!opts) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  if (opts.bot !== undefined) await serveBot(opts.bot, opts.url, opts.submitConcurrency);
+  else await main(opts);
+});

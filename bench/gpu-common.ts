@@ -4,6 +4,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { cpus } from 'node:os';
+import { choiceOption, UsageError } from '../apps/cli-kit.ts';
 
 /** "NVIDIA H200, 143771 MiB" from nvidia-smi on CUDA; "cpu: <model> x<cores>" on the CPU. */
 export function deviceName(ep: 'cpu' | 'cuda', deviceId = 0): string {
@@ -39,22 +40,26 @@ export function testFloats(n: number, seed: number): Float32Array {
   return Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.7311 + seed * 1.37) + 0.3 * Math.cos(i * 0.013 * seed));
 }
 
-/** The --ep of a GPU script: 'cpu' or 'cuda', else a one-line error. */
-export function gpuEp(value: string | undefined): 'cpu' | 'cuda' {
-  if (value !== 'cpu' && value !== 'cuda') throw new Error(`--ep must be cpu or cuda, got ${value}`);
-  return value;
+/** The execution providers a GPU script measures on. */
+export const GPU_EPS = ['cpu', 'cuda'] as const;
+
+/** The --ep of a GPU script: one of GPU_EPS, else a UsageError (one line, exit status 2 under runCli). */
+export function gpuEp(value: string | undefined): (typeof GPU_EPS)[number] {
+  const ep = choiceOption('ep', value, GPU_EPS);
+  if (ep === undefined) throw new UsageError(`--ep must be one of ${GPU_EPS.join(', ')}`);
+  return ep;
 }
 
-/** --name's whole numbers of at least 1, from "2,8,16" (or one number), else a one-line error. */
+/** --name's whole numbers of at least 1, from "2,8,16" (or one number), else a UsageError. */
 export function wholeNumbers(name: string, raw: string): number[] {
   const values = raw.split(',').map((v) => Number(v.trim()));
-  for (const v of values) if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} takes whole numbers of at least 1, got ${raw}`);
+  for (const v of values) if (!Number.isInteger(v) || v < 1) throw new UsageError(`--${name} takes whole numbers of at least 1, got ${raw}`);
   return values;
 }
 
-/** --name's one whole number of at least 1, else a one-line error (a list is refused). */
+/** --name's one whole number of at least 1, else a UsageError (a list is refused). */
 export function wholeNumber(name: string, raw: string): number {
   const [value, ...rest] = wholeNumbers(name, raw);
-  if (rest.length) throw new Error(`--${name} takes one whole number, got ${raw}`);
+  if (rest.length) throw new UsageError(`--${name} takes one whole number, got ${raw}`);
   return value;
 }

@@ -23,7 +23,8 @@ import { existsSync } from 'node:fs';
 import { cp, mkdir, readFile, rm, writeFile, symlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { deviceName, gpuEp, median, relativeError, wholeNumbers } from './gpu-common.ts';
+import { deviceName, GPU_EPS, gpuEp, median, relativeError, wholeNumbers } from './gpu-common.ts';
+import { choiceOption, numberOption, runCli } from '../apps/cli-kit.ts';
 import { LatentBlender, StableDiffusionPipeline, createPerceptualMetric, float32ToFloat16, float16ToFloat32, timingTotals, timingsSince, type BatchTiming, type TransitionResult } from '../engine/index.ts';
 import { builtinPerceptualGraph } from '../models/perceptual-graph.ts';
 import { ensureDemoModel } from '../models/demo-model.ts';
@@ -81,48 +82,101 @@ const PRESETS: Record<string, Preset> = {
   },
 };
 
-const { values } = parseArgs({
-  options: {
-    ep: { type: 'string', default: 'cpu' },
-    shape: { type: 'string', default: 'tiny' },
-    out: { type: 'string', default: 'bench/results' },
-    cache: { type: 'string', default: join(MODELS_ROOT, '.cache', 'gpu-bench') },
-    device: { type: 'string', default: '0' },
-    batches: { type: 'string' },
-    latent: { type: 'string' },
-    repeats: { type: 'string' },
-    size: { type: 'string' },
-    steps: { type: 'string' },
-    depth: { type: 'string' },
-    branches: { type: 'string' },
-    'transition-repeats': { type: 'string' },
-    'max-batch': { type: 'string' },
-    ops: { type: 'string' },
-  },
-});
+const DEFAULTS = { ep: 'cpu', shape: 'tiny', out: 'bench/results', cache: join(MODELS_ROOT, '.cache', 'gpu-bench'), device: '0' } as const;
 
-const shapeName = values.shape!;
-const preset = PRESETS[shapeName];
-if (!preset) throw new Error(`--shape must be one of ${Object.keys(PRESETS).join(', ')}, got ${shapeName}`);
-const ep = gpuEp(values.ep);
-const num = (v: string | undefined, d: number) => (v === undefined ? d : Number(v));
-const cfg = {
-  batches: wholeNumbers('batches', values.batches ?? preset.batches),
-  latent: num(values.latent, preset.latent),
-  repeats: num(values.repeats, preset.repeats),
-  size: num(values.size, preset.size),
-  steps: num(values.steps, preset.steps),
-  depth: num(values.depth, preset.depth),
-  branches: num(values.branches, preset.branches),
-  transitionRepeats: num(values['transition-repeats'], preset.transitionRepeats),
-  maxBatch: values['max-batch'] ? Number(values['max-batch']) : undefined,
-};
-const deviceId = Number(values.device);
-const fusedOps: readonly FusedOp[] = values.ops === undefined ? FUSED_OPS[fusionFor(ep)] : resolveFusedOps(values.ops.split(',').map((o) => o.trim()).filter(Boolean));
+/** "tiny 1,2,4,8,16; sd15 ..." for one preset field: a --help default that depends on --shape. */
+const perShape = (key: keyof Preset) => Object.entries(PRESETS).map(([name, p]) => `${name} ${String(p[key])}`).join('; ');
+
+const USAGE = `Usage: npm run bench:gpu -- [--ep ${GPU_EPS.join('|')}] [--shape ${Object.keys(PRESETS).join('|')}] [--out DIR] [--cache DIR] [--device N]
+  [--batches LIST] [--latent N] [--repeats N] [--size PX] [--steps N] [--depth X] [--branches N]
+  [--transition-repeats N] [--max-batch N] [--ops A,B,...]
+
+UNet ms per call by batch size, plain graph vs fused (ONNX Runtime contrib ops), VAE decode ms, and a
+transition rendered one branch at a time vs in batched stages, with peak GPU memory (nvidia-smi, CUDA
+only). The models (random weights, SD shapes) are generated on this machine into --cache. Writes
+gpu.json and this run's section of gpu.md in --out (recorded results: bench/results/gpu.md).
+  --ep NAME               execution provider: ${GPU_EPS.join(', ')} (default ${DEFAULTS.ep})
+  --shape NAME            ${Object.keys(PRESETS).join(', ')} (default ${DEFAULTS.shape}); sets the defaults below
+  --out DIR               where gpu.json and gpu.md go (default ${DEFAULTS.out})
+  --cache DIR             where the generated models are kept (default ${DEFAULTS.cache})
+  --device N              the CUDA device (default ${DEFAULTS.device})
+  --batches LIST          UNet batch sizes (default: ${perShape('batches')})
+  --latent N              UNet latent side (default: ${perShape('latent')})
+  --repeats N             timed calls per UNet batch and VAE variant (default: ${perShape('repeats')})
+  --size PX               transition and VAE image side (default: ${perShape('size')})
+  --steps N               transition steps (default: ${perShape('steps')})
+  --depth X               transition depth strength, 0 to 1 (default: ${perShape('depth')})
+  --branches N            transition branches (default: ${perShape('branches')})
+  --transition-repeats N  timed transitions per order; the median is shown (default: ${perShape('transitionRepeats')})
+  --max-batch N           the engine's UNet batch limit (default: the engine's)
+  --ops A,B,...           exactly these fused ops, of ${FUSED_OPS.cuda.join(', ')} (default: all of them on CUDA,
+                          ${FUSED_OPS[fusionFor('cpu')].join(', ')} elsewhere)
+`;
+
+/** The command line, checked (a bad one is a UsageError: one line, exit 2); undefined for --help. */
+function options(argv: string[]) {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      help: { type: 'boolean', short: 'h' },
+      ep: { type: 'string', default: DEFAULTS.ep },
+      shape: { type: 'string', default: DEFAULTS.shape },
+      out: { type: 'string', default: DEFAULTS.out },
+      cache: { type: 'string', default: DEFAULTS.cache },
+      device: { type: 'string', default: DEFAULTS.device },
+      batches: { type: 'string' },
+      latent: { type: 'string' },
+      repeats: { type: 'string' },
+      size: { type: 'string' },
+      steps: { type: 'string' },
+      depth: { type: 'string' },
+      branches: { type: 'string' },
+      'transition-repeats': { type: 'string' },
+      'max-batch': { type: 'string' },
+      ops: { type: 'string' },
+    },
+  });
+  if (values.help) return undefined;
+  const shapeName = choiceOption('shape', values.shape, PRESETS)!;
+  const preset = PRESETS[shapeName];
+  const whole = (name: keyof typeof values, fallback: number) => numberOption(name, values[name] as string | undefined, { integer: true, min: 1 }) ?? fallback;
+  const ep = gpuEp(values.ep);
+  const ops = values.ops?.split(',').map((o) => o.trim()).filter(Boolean);
+  for (const op of ops ?? []) choiceOption('ops', op, FUSED_OPS.cuda);
+  return {
+    shapeName,
+    preset,
+    ep,
+    deviceId: numberOption('device', values.device, { integer: true, min: 0 })!,
+    fusedOps: ops === undefined ? FUSED_OPS[fusionFor(ep)] : resolveFusedOps(ops),
+    cache: values.cache,
+    out: values.out,
+    cfg: {
+      batches: wholeNumbers('batches', values.batches ?? preset.batches),
+      latent: whole('latent', preset.latent),
+      repeats: whole('repeats', preset.repeats),
+      size: whole('size', preset.size),
+      steps: whole('steps', preset.steps),
+      depth: numberOption('depth', values.depth, { min: 0, max: 1 }) ?? preset.depth,
+      branches: whole('branches', preset.branches),
+      transitionRepeats: whole('transition-repeats', preset.transitionRepeats),
+      maxBatch: numberOption('max-batch', values['max-batch'], { integer: true, min: 1 }),
+    },
+  };
+}
+
+// The command line first: --help or a bad one (exit 2) ends here, before anything is generated or measured.
+let parsed: ReturnType<typeof options>;
+await runCli(async () => {
+  parsed = options(process.argv.slice(2));
+  if (!parsed) process.stdout.write(USAGE);
+});
+if (!parsed) process.exit();
+const { shapeName, preset, ep, deviceId, fusedOps, cfg } = parsed;
 // The fusion's name when the ops are exactly one, else the ops themselves (folder names, reports).
 const fusion = (Object.entries(FUSED_OPS).find(([, ops]) => ops.length === fusedOps.length && ops.every((o) => fusedOps.includes(o)))?.[0] ?? `ops-${[...fusedOps].sort().join('+')}`) as string;
-const cacheDir = resolve(values.cache!, shapeName);
-const outDir = resolve(values.out!);
+const cacheDir = resolve(parsed.cache, shapeName);
+const outDir = resolve(parsed.out);
 const log = (s: string) => console.log(`[bench:gpu ${((performance.now() - T0) / 1000).toFixed(1)}s] ${s}`);
 const T0 = performance.now();
 
@@ -363,86 +417,88 @@ async function benchTransition(models: Models, poller?: GpuMemoryPoller) {
 
 // --- run ---
 
-const poller = ep === 'cuda' ? new GpuMemoryPoller() : undefined;
-poller?.start();
-log(`ep ${ep}, shape ${shapeName}, fusion ${fusion}, ${JSON.stringify(cfg)}`);
-await mkdir(outDir, { recursive: true });
-// gpu.json is rewritten after each phase, so a run cut short still leaves what it measured (null for the rest).
-const result: {
-  gpu: string;
-  date: string;
-  unet_ms: Record<'plain' | 'fused', Record<string, number>> | null;
-  vae_decode_ms: number | null;
-  transition: { sequential_s: number; batched_s: number; ratio: number } | null;
-  peak_gpu_mib: number | null;
-  fused_ops: readonly FusedOp[];
-} = { gpu: ep === 'cuda' ? deviceName(ep, deviceId) : `${deviceName(ep)} (${shapeName} shape)`, date: new Date().toISOString(), unet_ms: null, vae_decode_ms: null, transition: null, peak_gpu_mib: null, fused_ops: fusedOps };
-const save = async () => {
-  result.peak_gpu_mib = poller?.peaks.size ? Math.max(...poller.peaks.values()) : null;
-  await writeFile(join(outDir, 'gpu.json'), JSON.stringify(result, null, 2) + '\n');
-};
-const models = await ensureModels();
-const unet = await benchUNet(models, poller);
-result.unet_ms = unet.ms;
-await save();
-const vae = await benchVae(models, poller);
-result.vae_decode_ms = vae.ms.fused;
-await save();
-const transition = await benchTransition(models, poller);
-const seq = transition.runs.sequential;
-const bat = transition.runs.batched;
-result.transition = { sequential_s: round(seq.seconds, 3), batched_s: round(bat.seconds, 3), ratio: round(seq.seconds / bat.seconds, 3) };
-const peak = poller ? await poller.stop() : null;
-await save();
+await runCli(async () => {
+  const poller = ep === 'cuda' ? new GpuMemoryPoller() : undefined;
+  poller?.start();
+  log(`ep ${ep}, shape ${shapeName}, fusion ${fusion}, ${JSON.stringify(cfg)}`);
+  await mkdir(outDir, { recursive: true });
+  // gpu.json is rewritten after each phase, so a run cut short still leaves what it measured (null for the rest).
+  const result: {
+    gpu: string;
+    date: string;
+    unet_ms: Record<'plain' | 'fused', Record<string, number>> | null;
+    vae_decode_ms: number | null;
+    transition: { sequential_s: number; batched_s: number; ratio: number } | null;
+    peak_gpu_mib: number | null;
+    fused_ops: readonly FusedOp[];
+  } = { gpu: ep === 'cuda' ? deviceName(ep, deviceId) : `${deviceName(ep)} (${shapeName} shape)`, date: new Date().toISOString(), unet_ms: null, vae_decode_ms: null, transition: null, peak_gpu_mib: null, fused_ops: fusedOps };
+  const save = async () => {
+    result.peak_gpu_mib = poller?.peaks.size ? Math.max(...poller.peaks.values()) : null;
+    await writeFile(join(outDir, 'gpu.json'), JSON.stringify(result, null, 2) + '\n');
+  };
+  const models = await ensureModels();
+  const unet = await benchUNet(models, poller);
+  result.unet_ms = unet.ms;
+  await save();
+  const vae = await benchVae(models, poller);
+  result.vae_decode_ms = vae.ms.fused;
+  await save();
+  const transition = await benchTransition(models, poller);
+  const seq = transition.runs.sequential;
+  const bat = transition.runs.batched;
+  result.transition = { sequential_s: round(seq.seconds, 3), batched_s: round(bat.seconds, 3), ratio: round(seq.seconds / bat.seconds, 3) };
+  const peak = poller ? await poller.stop() : null;
+  await save();
 
-const command = `npm run bench:gpu -- ${process.argv.slice(2).join(' ')}`.trim();
-const section = [
-  `## ${result.date.slice(0, 10)}, ${result.gpu}, ${ep.toUpperCase()} EP, \`${shapeName}\` shape`,
-  '',
-  `\`${command}\``,
-  '',
-  `UNet: ${(models.parameters.unet / 1e6).toFixed(2)}M parameters, ${preset.unet.dtype}, ${cfg.latent}x${cfg.latent} latents, 77 text tokens, median of ${cfg.repeats} calls after 2 warm-ups. ` +
-    `Fused = '${fusion}' (models/synthetic-unet.ts: ${fusedOps.join(', ')}); relative difference fused vs plain ‖f−p‖/‖p‖ per batch in the last column.`,
-  '',
-  '| batch | plain ms | fused ms | plain/fused | fused vs plain |',
-  '| --- | --- | --- | --- | --- |',
-  ...cfg.batches.map((b) => {
-    const k = String(b);
-    return `| ${b} | ${unet.ms.plain[k]} | ${unet.ms.fused[k]} | ${(unet.ms.plain[k] / unet.ms.fused[k]).toFixed(2)}x | ${unet.agreement[k].toExponential(1)} |`;
-  }),
-  '',
-  `VAE decoder (${(models.parameters.vae / 1e6).toFixed(2)}M parameters, ${preset.vae.dtype}) at ${cfg.size}x${cfg.size}: plain ${vae.ms.plain} ms, fused ${vae.ms.fused} ms (fused vs plain ${vae.agreement.toExponential(1)}).`,
-  '',
-  `Transition through the engine (LatentBlender, fused UNet and VAE, UNet maxBatch ${transition.maxBatch}): ${cfg.size}x${cfg.size}, ${cfg.steps} steps, depth ${cfg.depth}, ${cfg.branches} branches, ` +
-    `median of ${cfg.transitionRepeats} after a warm-up.`,
-  '',
-  '| order | wall time | frames | UNet calls | stages (step x branches) | UNet runs | VAE decodes | everything else | of which gaps |',
-  '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
-  ...(['sequential', 'batched'] as const).map((o) => {
-    const r = transition.runs[o];
-    const rest = r.seconds - r.unetSeconds - r.vaeSeconds;
-    return `| ${o} | ${r.seconds.toFixed(2)} s | ${r.result.frames.length} | ${r.result.unetCalls} | ${r.result.stages.map((s) => `${s.idx}x${s.stems}`).join(', ')} | ${r.unetSeconds.toFixed(2)} s | ${r.vaeSeconds.toFixed(2)} s | ${rest.toFixed(2)} s | ${r.result.timings.metricSeconds.toFixed(2)} s (${r.result.timings.metricPairs} pairs) |`;
-  }),
-  '',
-  `Batched stages: **${result.transition.ratio}x** the speed of one branch at a time. Gaps measured by ${transition.runs.batched.result.metric}.`,
-  '',
-  // The UNet's cost by batch size, per order: both orders denoise the same items (same tree), so
-  // the ratio's UNet part is what larger batches save per item (see "What caps the transition ratio").
-  ...(['sequential', 'batched'] as const).map((o) => `UNet runs by batch, ${o}: ${unetRunsText(transition.runs[o].unetByBatch)}.`),
-  '',
-  peak === null
-    ? 'Peak GPU memory: n/a (CPU run).'
-    : `Peak GPU memory ${peak} MiB (nvidia-smi memory.used, polled every 100 ms; ${poller!.baseline} MiB before the first session). Per phase: ${[...poller!.peaks].map(([k, v]) => `${k} ${v}`).join(', ')} MiB.`,
-  '',
-];
+  const command = `npm run bench:gpu -- ${process.argv.slice(2).join(' ')}`.trim();
+  const section = [
+    `## ${result.date.slice(0, 10)}, ${result.gpu}, ${ep.toUpperCase()} EP, \`${shapeName}\` shape`,
+    '',
+    `\`${command}\``,
+    '',
+    `UNet: ${(models.parameters.unet / 1e6).toFixed(2)}M parameters, ${preset.unet.dtype}, ${cfg.latent}x${cfg.latent} latents, 77 text tokens, median of ${cfg.repeats} calls after 2 warm-ups. ` +
+      `Fused = '${fusion}' (models/synthetic-unet.ts: ${fusedOps.join(', ')}); relative difference fused vs plain ‖f−p‖/‖p‖ per batch in the last column.`,
+    '',
+    '| batch | plain ms | fused ms | plain/fused | fused vs plain |',
+    '| --- | --- | --- | --- | --- |',
+    ...cfg.batches.map((b) => {
+      const k = String(b);
+      return `| ${b} | ${unet.ms.plain[k]} | ${unet.ms.fused[k]} | ${(unet.ms.plain[k] / unet.ms.fused[k]).toFixed(2)}x | ${unet.agreement[k].toExponential(1)} |`;
+    }),
+    '',
+    `VAE decoder (${(models.parameters.vae / 1e6).toFixed(2)}M parameters, ${preset.vae.dtype}) at ${cfg.size}x${cfg.size}: plain ${vae.ms.plain} ms, fused ${vae.ms.fused} ms (fused vs plain ${vae.agreement.toExponential(1)}).`,
+    '',
+    `Transition through the engine (LatentBlender, fused UNet and VAE, UNet maxBatch ${transition.maxBatch}): ${cfg.size}x${cfg.size}, ${cfg.steps} steps, depth ${cfg.depth}, ${cfg.branches} branches, ` +
+      `median of ${cfg.transitionRepeats} after a warm-up.`,
+    '',
+    '| order | wall time | frames | UNet calls | stages (step x branches) | UNet runs | VAE decodes | everything else | of which gaps |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+    ...(['sequential', 'batched'] as const).map((o) => {
+      const r = transition.runs[o];
+      const rest = r.seconds - r.unetSeconds - r.vaeSeconds;
+      return `| ${o} | ${r.seconds.toFixed(2)} s | ${r.result.frames.length} | ${r.result.unetCalls} | ${r.result.stages.map((s) => `${s.idx}x${s.stems}`).join(', ')} | ${r.unetSeconds.toFixed(2)} s | ${r.vaeSeconds.toFixed(2)} s | ${rest.toFixed(2)} s | ${r.result.timings.metricSeconds.toFixed(2)} s (${r.result.timings.metricPairs} pairs) |`;
+    }),
+    '',
+    `Batched stages: **${result.transition.ratio}x** the speed of one branch at a time. Gaps measured by ${transition.runs.batched.result.metric}.`,
+    '',
+    // The UNet's cost by batch size, per order: both orders denoise the same items (same tree), so
+    // the ratio's UNet part is what larger batches save per item (see "What caps the transition ratio").
+    ...(['sequential', 'batched'] as const).map((o) => `UNet runs by batch, ${o}: ${unetRunsText(transition.runs[o].unetByBatch)}.`),
+    '',
+    peak === null
+      ? 'Peak GPU memory: n/a (CPU run).'
+      : `Peak GPU memory ${peak} MiB (nvidia-smi memory.used, polled every 100 ms; ${poller!.baseline} MiB before the first session). Per phase: ${[...poller!.peaks].map(([k, v]) => `${k} ${v}`).join(', ')} MiB.`,
+    '',
+  ];
 
-// gpu.md keeps one section per (ep, shape) between markers, so CPU and GPU figures sit side by side.
-const mdFile = join(outDir, 'gpu.md');
-const begin = `<!-- bench:gpu ${ep} ${shapeName} begin -->`;
-const end = `<!-- bench:gpu ${ep} ${shapeName} end -->`;
-const block = [begin, ...section, end].join('\n');
-const old = existsSync(mdFile) ? await readFile(mdFile, 'utf8') : '# GPU benchmark (`npm run bench:gpu`)\n\nWritten by bench/gpu.ts; see its header for what is measured.\n';
-const md = old.includes(begin) && old.includes(end) ? old.slice(0, old.indexOf(begin)) + block + old.slice(old.indexOf(end) + end.length) : `${old.trimEnd()}\n\n${block}\n`;
-await writeFile(mdFile, md);
-console.log(section.join('\n'));
-console.log(JSON.stringify(result));
+  // gpu.md keeps one section per (ep, shape) between markers, so CPU and GPU figures sit side by side.
+  const mdFile = join(outDir, 'gpu.md');
+  const begin = `<!-- bench:gpu ${ep} ${shapeName} begin -->`;
+  const end = `<!-- bench:gpu ${ep} ${shapeName} end -->`;
+  const block = [begin, ...section, end].join('\n');
+  const old = existsSync(mdFile) ? await readFile(mdFile, 'utf8') : '# GPU benchmark (`npm run bench:gpu`)\n\nWritten by bench/gpu.ts; see its header for what is measured.\n';
+  const md = old.includes(begin) && old.includes(end) ? old.slice(0, old.indexOf(begin)) + block + old.slice(old.indexOf(end) + end.length) : `${old.trimEnd()}\n\n${block}\n`;
+  await writeFile(mdFile, md);
+  console.log(section.join('\n'));
+  console.log(JSON.stringify(result));
+});

@@ -4,9 +4,10 @@
 //
 //   npm run bench:queue -- [--jobs N] [--workers 1,4,16] [--users N]
 //
-// Uses a fresh database on the server of BENCH_DATABASE_URL, else DATABASE_URL, else
-// postgres://postgres@127.0.0.1:5432/test, and drops it afterwards. Every worker gets its own
-// connection pool (as separate processes would) but all run in this one Node process.
+// Uses a fresh database on the server bench/postgres.ts chooses (BENCH_DATABASE_URL, else
+// DATABASE_URL, else the tests' default, else an embedded Postgres) and drops it afterwards.
+// Every worker gets its own connection pool (as separate processes would) but all run in this
+// one Node process.
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
@@ -18,6 +19,20 @@ import { FakeRenderer } from '../farm/fake-renderer.ts';
 import { submitJob } from '../farm/jobs.ts';
 import { FarmWorker } from '../farm/worker.ts';
 import { numberOption, runCli } from '../apps/cli-kit.ts';
+import { BENCH_POSTGRES_HELP, benchPostgres, withDatabase } from './postgres.ts';
+
+const DEFAULTS = { jobs: '2000', workers: '1,4,16', users: '8' } as const;
+const LIMITS = { jobs: 1_000_000, workers: 256, users: 100_000 } as const;
+
+const USAGE = `Usage: npm run bench:queue -- [--jobs N] [--workers LIST] [--users N]
+
+Queue throughput: jobs per second claimed and completed by each number of workers with a renderer
+that does nothing (the farm's own overhead per job), printed on stdout as a Markdown table (recorded results: bench/results/queue.md).
+  --jobs N        jobs per round, 1 to ${LIMITS.jobs} (default ${DEFAULTS.jobs})
+  --workers LIST  comma-separated worker counts, one round each, 1 to ${LIMITS.workers} (default ${DEFAULTS.workers})
+  --users N       distinct users the jobs are spread over, 1 to ${LIMITS.users} (default ${DEFAULTS.users})
+${BENCH_POSTGRES_HELP}
+`;
 
 let jobsPerRound = 0;
 let workerCounts: number[] = [];
@@ -26,28 +41,28 @@ let userCount = 0;
 /**
  * The command line, checked before anything is created (a bad one is exit 2): --jobs 0 (or a word)
  * waited forever for jobs that were never submitted, and the database it had made was left behind
- * when it was stopped.
+ * when it was stopped. False for --help.
  */
-function readOptions(): void {
+function readOptions(): boolean {
   const { values } = parseArgs({
     options: {
-      jobs: { type: 'string', default: '2000' },
-      workers: { type: 'string', default: '1,4,16' },
-      users: { type: 'string', default: '8' },
+      help: { type: 'boolean', short: 'h' },
+      jobs: { type: 'string', default: DEFAULTS.jobs },
+      workers: { type: 'string', default: DEFAULTS.workers },
+      users: { type: 'string', default: DEFAULTS.users },
     },
   });
-  jobsPerRound = numberOption('jobs', values.jobs, { integer: true, min: 1, max: 1_000_000 })!;
-  workerCounts = values.workers.split(',').map((n) => numberOption('workers', n.trim(), { integer: true, min: 1, max: 256 })!);
-  userCount = numberOption('users', values.users, { integer: true, min: 1, max: 100_000 })!;
+  if (values.help) return false;
+  jobsPerRound = numberOption('jobs', values.jobs, { integer: true, min: 1, max: LIMITS.jobs })!;
+  workerCounts = values.workers.split(',').map((n) => numberOption('workers', n.trim(), { integer: true, min: 1, max: LIMITS.workers })!);
+  userCount = numberOption('users', values.users, { integer: true, min: 1, max: LIMITS.users })!;
+  return true;
 }
 
-const serverUrl = process.env.BENCH_DATABASE_URL ?? process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const databaseName = `blendfarm_bench_${process.pid}`;
-const benchUrl = (() => {
-  const url = new URL(serverUrl);
-  url.pathname = `/${databaseName}`;
-  return url.toString();
-})();
+/** The chosen server's URL and the benchmark database's on it (set by main). */
+let serverUrl = '';
+let benchUrl = '';
 
 async function admin(statement: string): Promise<void> {
   const client = new pg.Client({ connectionString: serverUrl });
@@ -103,6 +118,17 @@ async function round(control: FarmDb, workerCount: number): Promise<{ seconds: n
 }
 
 async function main(): Promise<void> {
+  const server = await benchPostgres();
+  try {
+    serverUrl = server.url;
+    benchUrl = withDatabase(serverUrl, databaseName);
+    await measure(server.description);
+  } finally {
+    await server.stop();
+  }
+}
+
+async function measure(serverDescription: string): Promise<void> {
   await admin(`create database "${databaseName}"`);
   const control = await openDatabase({ url: benchUrl, poolSize: 20 });
   try {
@@ -111,6 +137,7 @@ async function main(): Promise<void> {
     const [{ server_version: version }] = await queryRows<{ server_version: string }>(control.db, sql`show server_version`);
     console.log(`# queue benchmark: ${jobsPerRound} jobs per round, ${userCount} users, no-op renderer`);
     console.log(`# ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, Postgres ${version}, ${new Date().toISOString()}`);
+    console.log(`# server: ${serverDescription}`);
     console.log('| workers | jobs | seconds | jobs/s |');
     console.log('|--------:|-----:|--------:|-------:|');
     for (const count of workerCounts) {
@@ -124,6 +151,9 @@ async function main(): Promise<void> {
 }
 
 await runCli(async () => {
-  readOptions();
+  if (!readOptions()) {
+    process.stdout.write(USAGE);
+    return;
+  }
   await main();
 });

