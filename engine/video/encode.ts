@@ -3,7 +3,8 @@
 // Only numbers chosen here go into ffmpeg arguments and filter strings; user text (an optional
 // title) travels as its own argv element. ffmpeg is spawned without a shell.
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rename, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
@@ -338,12 +339,20 @@ async function runFfmpeg(ffmpeg: string, args: string[], input: FfmpegInput, opt
     if (exit.code !== 0) {
       throw new Error(`ffmpeg failed (${exit.code !== null ? `exit code ${exit.code}` : exit.signal}) encoding ${opts.format}: ${lastLines(stderr)}`);
     }
+    // Some ffmpeg builds (the 2018 one @ffmpeg-installer ships) exit 0 when the disk fills while
+    // they finish the file: an mp4 without its index, a webm cut short. Their error says so.
+    if (WRITE_FAILED.test(stderr)) {
+      throw new Error(`ffmpeg could not finish writing the ${opts.format} (${lastLines(stderr)}); check that the disk has room and can be written to`);
+    }
     if (pumpError) throw pumpError;
     return written;
   } finally {
     signal?.removeEventListener('abort', kill);
   }
 }
+
+/** What ffmpeg says when it could not write its output, whatever its exit status. */
+const WRITE_FAILED = /Error writing trailer|No space left on device|Disk quota exceeded|Input\/output error/i;
 
 /** Bitrate that should land a video of this length under maxBytes, leaving room for the container. */
 function budgetBitrate(maxBytes: number, frames: number, durationSeconds: number): number {
@@ -371,7 +380,9 @@ export async function encodeVideo(source: FrameSource, requested: EncodeOptions)
     fps === requested.fps ? source : typeof source === 'function' ? () => resampled(source(), requested.fps, fps) : resampled(source, requested.fps, fps);
   const ffmpeg = resolveFfmpeg().path;
   const workDir = await mkdtemp(path.join(tmpdir(), 'blendfarm-video-'));
-  const target = opts.out ?? path.join(workDir, `video.${opts.format}`);
+  // Written beside `out` under a temporary name and renamed onto it once it is whole, so a failed
+  // or stopped encode leaves nothing half-written there and never removes a file already there.
+  const target = opts.out ? path.join(path.dirname(opts.out), `.${path.basename(opts.out)}.${randomBytes(4).toString('hex')}.partial`) : path.join(workDir, `video.${opts.format}`);
   // A one-shot iterable cannot be replayed, so a size-limited encode also writes a lossless
   // FFV1 copy during the first pass for later attempts to read.
   const replay = opts.maxBytes !== undefined && typeof frames !== 'function' ? path.join(workDir, 'frames.nut') : undefined;
@@ -401,6 +412,7 @@ export async function encodeVideo(source: FrameSource, requested: EncodeOptions)
 
   const finish = async (settings: AttemptSettings): Promise<EncodeResult> => {
     const bytes = await readFile(target);
+    if (opts.out) await rename(target, opts.out);
     return {
       path: opts.out,
       bytes,
@@ -459,8 +471,8 @@ export async function encodeVideo(source: FrameSource, requested: EncodeOptions)
     const smallest = Math.min(...attempts.map((a) => a.sizeBytes));
     throw new VideoTooLargeError(opts.format, maxBytes, smallest, attempts);
   } catch (err) {
-    // No partial or oversized file is left at the caller's path.
-    if (opts.out) await rm(opts.out, { force: true });
+    // No partial or oversized file is left beside the caller's path; a file already at it stays.
+    if (opts.out) await rm(target, { force: true });
     throw err;
   } finally {
     await rm(workDir, { recursive: true, force: true });

@@ -514,6 +514,39 @@ describe('encodeVideo', () => {
     expect(existsSync(out)).toBe(false);
   });
 
+  it('a failed encode leaves a file already at `out` as it was, and nothing half-written beside it (it deleted the file)', async () => {
+    const dir = await mkdtemp(path.join(workDir, 'keep-'));
+    const out = path.join(dir, 'keep.mp4');
+    await writeFile(out, 'an earlier render');
+    const frames = Array.from({ length: 6 }, (_, i) => noise(64, 64, 7 + i));
+    await expect(encodeVideo(frames, { format: 'mp4', fps: 6, width: 64, height: 64, maxBytes: 300, out })).rejects.toBeInstanceOf(VideoTooLargeError);
+    expect(await readFile(out, 'utf8')).toBe('an earlier render');
+    expect(readdirSync(dir)).toEqual(['keep.mp4']);
+    // A successful one replaces it, whole.
+    const result = await encodeVideo(frames, { format: 'mp4', fps: 6, width: 64, height: 64, out });
+    expect((await readFile(out)).equals(result.bytes)).toBe(true);
+    expect(readdirSync(dir)).toEqual(['keep.mp4']);
+  });
+
+  it('an ffmpeg that exits 0 after failing to write (a full disk) is a failure, and no file is left (it was reported written)', async () => {
+    // What the 2018 ffmpeg build does when the disk fills while it writes the mp4's index: the
+    // error on stderr, a file without its index, exit status 0.
+    const fake = path.join(workDir, 'ffmpeg-disk-full.sh');
+    await writeFile(fake, '#!/bin/sh\ncat > /dev/null\nfor a; do last=$a; done\nprintf partial > "$last"\necho "[mp4 @ 0x55] Error writing trailer of $last: No space left on device" >&2\nexit 0\n', { mode: 0o755 });
+    const dir = await mkdtemp(path.join(workDir, 'full-'));
+    const out = path.join(dir, 'full.mp4');
+    const saved = process.env.FFMPEG_PATH;
+    process.env.FFMPEG_PATH = fake;
+    try {
+      const error = (await encodeVideo([solid(16, 16, [1, 2, 3])], { format: 'mp4', fps: 1, width: 16, height: 16, out }).catch((e: unknown) => e)) as Error;
+      expect(error.message).toMatch(/^ffmpeg could not finish writing the mp4 \(.*No space left on device\); check that the disk has room and can be written to$/);
+    } finally {
+      if (saved === undefined) delete process.env.FFMPEG_PATH;
+      else process.env.FFMPEG_PATH = saved;
+    }
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
   it('rejects frames that do not match the declared size', async () => {
     const frames = [solid(16, 16, [0, 0, 0]), solid(8, 8, [0, 0, 0])];
     await expect(encodeVideo(frames, { format: 'mp4', fps: 2, width: 16, height: 16 })).rejects.toThrow(/Frame 1 is 8x8x3/);
