@@ -1,6 +1,8 @@
 /** Shared plumbing of the render CLIs: model choice (with the demo fallback), execution provider. */
-import { existsSync, statSync } from 'node:fs';
-import { dirname, extname, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { closeSync, existsSync, openSync, rmSync, statSync } from 'node:fs';
+import { rename, rm } from 'node:fs/promises';
+import { basename, dirname, extname, join } from 'node:path';
 import { loadConfig, loadDotEnv, MAX_DEVICE_ID, type Config } from '../../config/index.ts';
 import { ensureDemoModel } from '../../models/demo-model.ts';
 import { DEMO_MODEL_DIR } from '../../models/paths.ts';
@@ -89,7 +91,7 @@ export const COMMON_OPTIONS = {
 } as const;
 
 /**
- * Refuses an --out whose folder is not there, or that is a folder itself, before anything renders
+ * Refuses an --out whose folder is not there or cannot be written, or that is a folder itself, before anything renders
  * (the file is written only at the end, and a render can take minutes). `fileName` is the name
  * the tool writes without --out, suggested inside such a folder. Returns `out`.
  */
@@ -97,5 +99,31 @@ export function outputFile(out: string, fileName: string): string {
   if (existsSync(out) && statSync(out).isDirectory()) throw new UsageError(`--out ${out} is a folder; give a file name, e.g. --out ${join(out, fileName)}`);
   const folder = dirname(out);
   if (!existsSync(folder) || !statSync(folder).isDirectory()) throw new UsageError(`--out ${out}: there is no folder ${folder}; create it or give another path`);
+  // A file is made there and removed: permissions alone do not say it (root passes them, while a
+  // read-only or virtual file system still refuses), and the render would fail only at its end.
+  const probe = join(folder, `.${basename(out)}.${randomBytes(4).toString('hex')}.probe`);
+  try {
+    closeSync(openSync(probe, 'wx'));
+    rmSync(probe, { force: true });
+  } catch (error) {
+    throw new UsageError(`--out ${out}: files cannot be made in ${folder} (${(error as NodeJS.ErrnoException).code}); give a path in a folder you can write to`);
+  }
   return out;
+}
+
+/**
+ * Writes `out` whole: `write` writes a temporary file beside it (same extension), which is renamed
+ * onto `out` once complete. On failure (a full disk, a folder that refuses it) nothing is left
+ * behind, a file already at `out` stays as it was, and the error is one line naming `out`.
+ */
+export async function writeWhole(out: string, write: (file: string) => Promise<unknown>): Promise<void> {
+  const partial = join(dirname(out), `.${basename(out)}.${randomBytes(4).toString('hex')}.partial${extname(out)}`);
+  try {
+    await write(partial);
+    await rename(partial, out);
+  } catch (error) {
+    await rm(partial, { force: true });
+    const message = (error instanceof Error ? error.message : String(error)).split('\n')[0].replaceAll(partial, out);
+    throw new Error(`could not write ${out}: ${message}`, { cause: error });
+  }
 }

@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { basename, extname } from 'node:path';
 import { StableDiffusionPipeline, savePng, schedulerKinds } from '../../engine/index.ts';
 import { ProgressBar } from './progress.ts';
-import { chooseModel, COMMON_OPTIONS, DEVICE_FLAG, GUIDANCE_FLAG, loadCliConfig, outputFile, parseEp, SEED_FLAG, SHARED_HELP, SIZE_FLAG, stepsFlag } from './common.ts';
+import { chooseModel, COMMON_OPTIONS, DEVICE_FLAG, GUIDANCE_FLAG, loadCliConfig, outputFile, parseEp, SEED_FLAG, SHARED_HELP, SIZE_FLAG, stepsFlag, writeWhole } from './common.ts';
 import { choiceOption, numberOption, runCli, UsageError } from '../cli-kit.ts';
 
 /** The file written without --out. */
@@ -89,7 +89,7 @@ async function main(): Promise<void> {
   const stem = out.slice(0, out.length - extname(out).length);
   for (let i = 0; i < result.images.length; i++) {
     const file = result.images.length === 1 ? out : `${stem}-${i + 1}.png`;
-    await savePng(result.images[i], file);
+    await writeWhole(file, (partial) => savePng(result.images[i], partial));
     files.push(file);
   }
   const seconds = (performance.now() - started) / 1000;

@@ -15,7 +15,7 @@ import {
   superResolutionEntry,
 } from '../../models/esrgan/catalog.ts';
 import { ProgressBar } from './progress.ts';
-import { COMMON_OPTIONS, DEVICE_FLAG, loadCliConfig, outputFile, parseEp, SEED_FLAG, SHARED_HELP, stepsFlag } from './common.ts';
+import { COMMON_OPTIONS, DEVICE_FLAG, loadCliConfig, outputFile, parseEp, SEED_FLAG, SHARED_HELP, stepsFlag, writeWhole } from './common.ts';
 import { numberOption, runCli, UsageError } from '../cli-kit.ts';
 
 const MODEL_NAMES = [...SUPER_RESOLUTION_MODELS.map((m) => m.name), 'x4-diffusion'];
@@ -155,16 +155,21 @@ async function main(): Promise<void> {
     frameOpts = { tile };
   }
 
+  // Ctrl-C stops the upscale where it is (the encoder too): nothing is written at --out. Without it
+  // the process died mid-encode and left a shorter video that looked finished.
+  const controller = new AbortController();
+  const onSignal = () => controller.abort();
+  process.once('SIGINT', onSignal);
   let summary: Record<string, unknown>;
   try {
     if (isImage) {
       const { data, info } = await sharp(bytes).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
       const img: RawImage = { data: new Uint8Array(data), width: info.width, height: info.height, channels: 3 };
       let result: RawImage | undefined;
-      for await (const frame of upscaler.upscaleFrames([img], { ...frameOpts, onTile: (d: number, t: number) => bar.update(d, t), onFrame: () => bar.update(1, 1) } as never)) result = frame;
+      for await (const frame of upscaler.upscaleFrames([img], { ...frameOpts, signal: controller.signal, onTile: (d: number, t: number) => bar.update(d, t), onFrame: () => bar.update(1, 1) } as never)) result = frame;
       bar.done();
       const s = sharp(result!.data, { raw: { width: result!.width, height: result!.height, channels: 3 } });
-      await (outExt === 'png' ? s.png() : outExt === 'webp' ? s.webp({ quality: 92 }) : s.jpeg({ quality: 92 })).toFile(out);
+      await writeWhole(out, (partial) => (outExt === 'png' ? s.png() : outExt === 'webp' ? s.webp({ quality: 92 }) : s.jpeg({ quality: 92 })).toFile(partial));
       summary = { input, output: out, kind: 'image', model: upscaler.name, scale: upscaler.scale, width: result!.width, height: result!.height, frames: 1 };
     } else {
       // The per-frame options (--tile; --prompt, --steps, --seed) go with every frame of a video too.
@@ -180,6 +185,7 @@ async function main(): Promise<void> {
         maxBytes,
         onFrame: (d, t) => bar.update(d, t),
         source,
+        signal: controller.signal,
       });
       bar.done();
       summary = {
@@ -196,6 +202,7 @@ async function main(): Promise<void> {
       };
     }
   } finally {
+    process.off('SIGINT', onSignal);
     await upscaler.release();
   }
   const seconds = (performance.now() - started) / 1000;

@@ -339,6 +339,21 @@ describe('an --out in a folder that is not there is refused before anything rend
   });
 });
 
+describe('an --out in a folder where no file can be made is refused before anything renders', () => {
+  // /proc takes no new files, whoever asks (root too, whom permissions let through). Before, the
+  // render ran and failed at its end: generate with six lines of libvips errors, blend with ffmpeg's.
+  const photo = fileURLToPath(new URL('../fixtures/photos/chelsea-crop.png', import.meta.url));
+  it.each([
+    ['generate.ts', ['x', '--steps', '2', '--width', '64', '--height', '64', '--out', '/proc/x.png']],
+    ['blend.ts', ['a', 'b', '--branches', '2', '--out', '/proc/t.mp4']],
+    ['upscale.ts', [photo, '--out', '/proc/big.png']],
+  ])('%s %j: one usage line naming the folder', async (script, args) => {
+    const r = await cli(script, args);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^error: --out \/proc\/\S+: files cannot be made in \/proc \([A-Z]+\); give a path in a folder you can write to$/)]);
+  });
+});
+
 describe('an --out that is a folder is refused before anything renders', () => {
   // Before, the render ran and then failed: generate with sharp's 'vips2png: unable to write to
   // target', blend with 'Path is a directory: rm returned EISDIR'.

@@ -2,13 +2,16 @@
  * npm run upscale as a user runs it: a child process on real files. Image in gives image out, video
  * in gives video out (every frame, 2x), --json prints a summary, x4-diffusion runs with its test model.
  */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { CRF_RANGE, encodeVideo, IMAGE_INPUT_FORMATS, probeVideo, resolveFfprobe, VIDEO_FORMATS, type RawImage } from '../../../engine/index.ts';
 import { ensureX4TestModel } from '../../../models/x4-upscaler-test.ts';
-import { ROOT, runCli } from '../../helpers/cli.ts';
+import { ROOT, runCli, TSX } from '../../helpers/cli.ts';
 import { useTempDir } from '../../helpers/temp-dir.ts';
 
 const CROP = join(ROOT, 'test/fixtures/photos/chelsea-crop.png');
@@ -147,4 +150,38 @@ describe('npm run upscale', () => {
     expect(r.stderr).toContain(`give a picture (${IMAGE_INPUT_FORMATS.join(', ')}) or a video (${VIDEO_FORMATS.join(', ')})`);
     expect(r.stderr).not.toContain('blendfarm-probe');
   });
+});
+
+describe('npm run upscale stopped with Ctrl-C', () => {
+  it('stops where it is: one error line, the file already at --out kept, nothing half-written (it died mid-encode and left a shorter video that looked finished)', async () => {
+    const frames: RawImage[] = [];
+    for (let k = 0; k < 48; k++) {
+      const { data } = await sharp(CROP).extract({ left: k, top: 10, width: 64, height: 48 }).raw().toBuffer({ resolveWithObject: true });
+      frames.push({ data: new Uint8Array(data), width: 64, height: 48, channels: 3 });
+    }
+    const input = join(dir, 'stop-in.mp4');
+    await encodeVideo(frames, { out: input, format: 'mp4', fps: 12, width: 64, height: 48 });
+    const out = join(dir, 'stop-out.mp4');
+    await writeFile(out, 'an earlier upscale');
+    const before = readdirSync(dir).sort();
+    const child = spawn(process.execPath, ['--import', TSX, join(ROOT, 'apps/cli/upscale.ts'), input, '--out', out, '--scale', '3', '--model', 'esrgan-medium'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    const exited = once(child, 'exit');
+    const deadline = Date.now() + 60_000;
+    // Some frames done, most not.
+    while (!/upscaling \[.*\] \d+\/48/.test(stderr)) {
+      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`no progress:\n${stderr}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    child.kill('SIGINT');
+    const [code, signal] = await exited;
+    expect({ code, signal }).toEqual({ code: 1, signal: null });
+    const lines = stderr.split(/[\r\n]+/).filter((l) => l.startsWith('error:'));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/abort/i);
+    expect(stderr).not.toMatch(/\n\s+at /);
+    expect(await readFile(out, 'utf8')).toBe('an earlier upscale');
+    expect(readdirSync(dir).sort()).toEqual(before);
+  }, 90_000);
 });
