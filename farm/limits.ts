@@ -6,7 +6,7 @@
  * checks), never widens it; test/farm/limits.test.ts checks that.
  */
 import { MAX_UPSCALER_ID_LENGTH } from '../config/index.ts';
-import { IMAGE_INPUT_LIMITS, MAX_SEED, MAX_VARIATION_FRAMES, MIN_BLEND_STEPS, type VideoFormat } from '../engine/index.ts';
+import { IMAGE_INPUT_LIMITS, MAX_PROMPT_LENGTH, MAX_SEED, MAX_VARIATION_FRAMES, MIN_BLEND_STEPS, type VideoFormat } from '../engine/index.ts';
 
 export interface Range {
   min: number;
@@ -18,8 +18,8 @@ export interface Range {
 }
 
 export const LIMITS = {
-  /** Characters in one prompt or negative prompt (CLIP reads about 300 characters at most anyway). */
-  promptLength: { min: 1, max: 500, integer: true },
+  /** Characters in one prompt or negative prompt (the engine's MAX_PROMPT_LENGTH: CLIP reads about 300 at most anyway). */
+  promptLength: { min: 1, max: MAX_PROMPT_LENGTH, integer: true },
   /** Prompts in one movie (a blend has exactly 2; an extension brings its movie to at most `max`). */
   prompts: { min: 2, max: 16, integer: true },
   /** Width and height of the rendered frames, in pixels. */

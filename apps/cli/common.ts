@@ -6,7 +6,7 @@ import { basename, dirname, extname, join } from 'node:path';
 import { loadConfig, loadDotEnv, MAX_DEVICE_ID, type Config } from '../../config/index.ts';
 import { ensureDemoModel } from '../../models/demo-model.ts';
 import { DEMO_MODEL_DIR } from '../../models/paths.ts';
-import { DEFAULT_DEVICE_ID, executionProviders, MAX_GUIDANCE, MAX_IMAGE_SIDE, MAX_SEED, MAX_STEPS, VIDEO_FORMATS, type ExecutionProvider, type VideoFormat } from '../../engine/index.ts';
+import { DEFAULT_DEVICE_ID, executionProviders, MAX_GUIDANCE, MAX_IMAGE_SIDE, MAX_PROMPT_LENGTH, MAX_SEED, MAX_STEPS, VIDEO_FORMATS, type ExecutionProvider, type VideoFormat } from '../../engine/index.ts';
 import { choiceOption, UsageError } from '../cli-kit.ts';
 
 /** A seed flag's range: the engine's (MAX_SEED, engine/noise.ts); numberOption refuses others with a usage error naming it. */
@@ -14,6 +14,18 @@ export const SEED_FLAG = { integer: true, min: 0, max: MAX_SEED } as const;
 
 /** --width and --height: whole pixels up to the engine's MAX_IMAGE_SIDE (the engine then asks for a multiple of the model's VAE factor, 8). */
 export const SIZE_FLAG = { integer: true, min: 64, max: MAX_IMAGE_SIDE } as const;
+/**
+ * Refuses a prompt longer than the engine's MAX_PROMPT_LENGTH, naming it as the user typed it
+ * (`what`: "prompt 2", "--negative"). Past it the text encoder reads nothing more, and a command
+ * line of some 30 000 characters makes onnxruntime-node 1.29 crash (segmentation fault) as it starts.
+ */
+export function promptArgument(what: string, text: string): string {
+  if (text.length > MAX_PROMPT_LENGTH) {
+    throw new UsageError(`${what} is ${text.length} characters long; give at most ${MAX_PROMPT_LENGTH} (the text encoder reads about 300 characters, the rest is cut off)`);
+  }
+  return text;
+}
+
 /** --guidance: the engine's range. */
 export const GUIDANCE_FLAG = { min: 0, max: MAX_GUIDANCE } as const;
 /** --steps: from `min` (1 for a plain render; MIN_BLEND_STEPS to branch between, 2 for the x4 upscaler) to the engine's MAX_STEPS. */

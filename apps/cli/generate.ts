@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { basename, extname } from 'node:path';
 import { StableDiffusionPipeline, savePng, schedulerKinds } from '../../engine/index.ts';
 import { ProgressBar } from './progress.ts';
-import { chooseModel, COMMON_OPTIONS, DEVICE_FLAG, GUIDANCE_FLAG, loadCliConfig, outputFile, parseEp, SEED_FLAG, SHARED_HELP, SIZE_FLAG, stepsFlag, writeWhole } from './common.ts';
+import { chooseModel, COMMON_OPTIONS, DEVICE_FLAG, GUIDANCE_FLAG, loadCliConfig, outputFile, parseEp, SEED_FLAG, SHARED_HELP, SIZE_FLAG, stepsFlag, promptArgument, writeWhole } from './common.ts';
 import { choiceOption, numberOption, runCli, UsageError } from '../cli-kit.ts';
 
 /** The file written without --out. */
@@ -62,8 +62,8 @@ async function main(): Promise<void> {
   }
   const scheduler = choiceOption('scheduler', values.scheduler, schedulerKinds);
   const opts = {
-    prompt: positionals[0],
-    negativePrompt: values.negative,
+    prompt: promptArgument('the prompt', positionals[0]),
+    negativePrompt: values.negative === undefined ? undefined : promptArgument('--negative', values.negative),
     seed: numberOption('seed', values.seed, SEED_FLAG),
     steps: numberOption('steps', values.steps, stepsFlag(1)),
     guidance: numberOption('guidance', values.guidance, GUIDANCE_FLAG),

@@ -40,7 +40,7 @@ import {
 } from '../../engine/index.ts';
 import { builtinPerceptualGraph } from '../../models/perceptual-graph.ts';
 import { ProgressBar } from './progress.ts';
-import { chooseModel, COMMON_OPTIONS, DEVICE_FLAG, GUIDANCE_FLAG, loadCliConfig, outputFile, parseEp, SEED_FLAG, SHARED_HELP, SIZE_FLAG, stepsFlag, videoFormatOption } from './common.ts';
+import { chooseModel, COMMON_OPTIONS, DEVICE_FLAG, GUIDANCE_FLAG, loadCliConfig, outputFile, parseEp, SEED_FLAG, SHARED_HELP, SIZE_FLAG, promptArgument, stepsFlag, videoFormatOption } from './common.ts';
 import { choiceOption, numberOption, UsageError } from '../cli-kit.ts';
 
 /** The command line's video defaults (the engine's rules bound them: MIN_FPS..MAX_FPS, MAX_SEGMENT_SECONDS). */
@@ -174,7 +174,9 @@ export async function runTransitionCli(kind: 'blend' | 'movie', argv = process.a
   if (kind === 'movie' && (prompts.length < 2 || prompts.length > MAX_MOVIE_PROMPTS)) throw new UsageError(`give 2 to ${MAX_MOVIE_PROMPTS} prompts in quotes (see --help)`);
   prompts.forEach((p, i) => {
     if (!p.trim()) throw new UsageError(`prompt ${i + 1} is empty: every prompt needs some text`);
+    promptArgument(`prompt ${i + 1}`, p);
   });
+  if (values.negative !== undefined) promptArgument('--negative', values.negative);
   const format = videoFormatOption(values.format, values.out);
   const mode: TransitionMode = choiceOption('mode', values.mode, transitionModes) ?? DEFAULT_TRANSITION_MODE;
   const scheduler = choiceOption('scheduler', values.scheduler, schedulerKinds);

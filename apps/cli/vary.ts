@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { readFile, stat } from 'node:fs/promises';
 import { DEFAULT_VARIATION_FPS, imageVariationDefaults, ImageVariationPipeline, inspectImage, InvalidRequestError, MAX_FPS, MAX_VARIATION_FRAMES, MIN_FPS, VIDEO_FORMATS, renderVariationVideo, schedulerKinds, variationDefaults } from '../../engine/index.ts';
 import { ProgressBar } from './progress.ts';
-import { COMMON_OPTIONS, DEVICE_FLAG, GUIDANCE_FLAG, loadCliConfig, outputFile, parseEp, SEED_FLAG, SHARED_HELP, SIZE_FLAG, stepsFlag, videoFormatOption } from './common.ts';
+import { COMMON_OPTIONS, DEVICE_FLAG, GUIDANCE_FLAG, loadCliConfig, outputFile, parseEp, SEED_FLAG, SHARED_HELP, SIZE_FLAG, promptArgument, stepsFlag, videoFormatOption } from './common.ts';
 import { choiceOption, numberOption, runCli, UsageError } from '../cli-kit.ts';
 
 const d = variationDefaults;
@@ -41,7 +41,9 @@ Options:
   -h, --help            show this help
 `;
 
-const prompts = (raw: string | undefined) => (raw === undefined ? undefined : raw.trim() === '' ? [] : raw.split('|').map((p) => p.trim()).filter(Boolean));
+/** A --positive/--negative list ("A|B|..."), each prompt within MAX_PROMPT_LENGTH. */
+const prompts = (flag: string, raw: string | undefined) =>
+  raw === undefined ? undefined : raw.trim() === '' ? [] : raw.split('|').map((p) => p.trim()).filter(Boolean).map((p, i) => promptArgument(`--${flag} prompt ${i + 1}`, p));
 
 export async function runVaryCli(argv = process.argv.slice(2)): Promise<void> {
   const { values, positionals } = parseArgs({
@@ -99,8 +101,8 @@ export async function runVaryCli(argv = process.argv.slice(2)): Promise<void> {
     noiseShift: numberOption('noise-shift', values['noise-shift'], { min: 0, max: 1 }),
     steps: numberOption('steps', values.steps, stepsFlag(1)),
     guidance: numberOption('guidance', values.guidance, GUIDANCE_FLAG),
-    positivePrompts: prompts(values.positive),
-    negativePrompts: prompts(values.negative),
+    positivePrompts: prompts('positive', values.positive),
+    negativePrompts: prompts('negative', values.negative),
     clip: {
       positiveScale: numberOption('clip-positive', values['clip-positive'], { min: 0, max: 1000 }),
       negativeScale: numberOption('clip-negative', values['clip-negative'], { min: 0, max: 1000 }),

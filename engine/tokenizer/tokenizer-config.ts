@@ -10,6 +10,12 @@ export const CLIP_EOS_TOKEN = '<|endoftext|>';
 export const CLIP_MAX_LENGTH = 77;
 
 /**
+ * The longest prompt (or negative prompt), in characters, the front ends take: the text encoder
+ * reads 75 CLIP tokens, about 300 characters of English, so more is cut off anyway.
+ */
+export const MAX_PROMPT_LENGTH = 500;
+
+/**
  * transformers writes int(1e30) as model_max_length when a tokenizer has no limit; anything
  * this large means "unset", and CLIP text encoders then still take 77 positions.
  */

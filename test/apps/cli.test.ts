@@ -22,6 +22,7 @@ import {
   MAX_FPS,
   MAX_GUIDANCE,
   MAX_IMAGE_SIDE,
+  MAX_PROMPT_LENGTH,
   MAX_STEPS,
   MIN_BLEND_STEPS,
   MIN_UPSCALE_STEPS,
@@ -391,5 +392,24 @@ describe('seed flags take the engine\'s seeds (0..MAX_SEED) only', () => {
     expect((await cli('generate.ts', ['--help'])).stdout).toContain(`--seed N            random seed, 0..${MAX_SEED}`);
     expect((await cli('blend.ts', ['--help'])).stdout).toContain(`seed of prompt A, 0..${MAX_SEED}`);
     expect((await cli('movie.ts', ['--help'])).stdout).toContain(`one seed per prompt, each 0..${MAX_SEED}`);
+  });
+});
+
+describe('a prompt longer than MAX_PROMPT_LENGTH is refused before a model loads', () => {
+  // Before, it was read (and cut at 75 CLIP tokens) by the text encoder; a prompt of some 30 000
+  // characters made the process die of a segmentation fault as onnxruntime-node started (exit 139, nothing said).
+  const photo = fileURLToPath(new URL('../fixtures/photos/coffee.png', import.meta.url));
+  const long = 'a b c d e f '.repeat(3000);
+  const over = 'x'.repeat(MAX_PROMPT_LENGTH + 1);
+  it.each([
+    ['generate.ts', [long, '--steps', '2'], `the prompt is ${long.length} characters long`],
+    ['generate.ts', ['x', '--negative', over], `--negative is ${over.length} characters long`],
+    ['blend.ts', ['a', over], `prompt 2 is ${over.length} characters long`],
+    ['movie.ts', ['a', 'b', 'c', '--negative', over], `--negative is ${over.length} characters long`],
+    ['vary.ts', [photo, '--model', 'no-such-model-folder', '--positive', `a|${over}`], `--positive prompt 2 is ${over.length} characters long`],
+  ])('%s: exit 2, one line', async (script, args, what) => {
+    const r = await cli(script, args as string[]);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toBe(`error: ${what}; give at most ${MAX_PROMPT_LENGTH} (the text encoder reads about 300 characters, the rest is cut off)`);
   });
 });
