@@ -1,13 +1,15 @@
 /** Shared plumbing of the render CLIs: model choice (with the demo fallback), execution provider. */
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, openSync, rmSync, statSync } from 'node:fs';
-import { rename, rm } from 'node:fs/promises';
 import { basename, dirname, extname, join } from 'node:path';
 import { loadConfig, loadDotEnv, MAX_DEVICE_ID, type Config } from '../../config/index.ts';
 import { ensureDemoModel } from '../../models/demo-model.ts';
 import { DEMO_MODEL_DIR } from '../../models/paths.ts';
 import { DEFAULT_DEVICE_ID, executionProviders, MAX_GUIDANCE, MAX_IMAGE_SIDE, MAX_PROMPT_LENGTH, MAX_SEED, MAX_STEPS, VIDEO_FORMATS, type ExecutionProvider, type VideoFormat } from '../../engine/index.ts';
 import { choiceOption, UsageError } from '../cli-kit.ts';
+
+/** Pictures a CLI writes reach --out whole (the engine's rule for every file it writes for a user). */
+export { writeWhole } from '../../engine/index.ts';
 
 /** A seed flag's range: the engine's (MAX_SEED, engine/noise.ts); numberOption refuses others with a usage error naming it. */
 export const SEED_FLAG = { integer: true, min: 0, max: MAX_SEED } as const;
@@ -123,19 +125,3 @@ export function outputFile(out: string, fileName: string): string {
   return out;
 }
 
-/**
- * Writes `out` whole: `write` writes a temporary file beside it (same extension), which is renamed
- * onto `out` once complete. On failure (a full disk, a folder that refuses it) nothing is left
- * behind, a file already at `out` stays as it was, and the error is one line naming `out`.
- */
-export async function writeWhole(out: string, write: (file: string) => Promise<unknown>): Promise<void> {
-  const partial = join(dirname(out), `.${basename(out)}.${randomBytes(4).toString('hex')}.partial${extname(out)}`);
-  try {
-    await write(partial);
-    await rename(partial, out);
-  } catch (error) {
-    await rm(partial, { force: true });
-    const message = (error instanceof Error ? error.message : String(error)).split('\n')[0].replaceAll(partial, out);
-    throw new Error(`could not write ${out}: ${message}`, { cause: error });
-  }
-}

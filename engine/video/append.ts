@@ -22,6 +22,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { encodeVideo, fullSize, type EncodeOptions, type EncodeResult, type FrameIterable } from './encode.ts';
+import { writeWhole } from '../output-file.ts';
 import { resolveFfmpeg, resolveFfprobe } from './ffmpeg-path.ts';
 import { probeVideo } from './probe.ts';
 
@@ -112,7 +113,7 @@ export async function appendFrames(head: Uint8Array, frames: FrameIterable, opts
         if (after.frames !== headFrames + tail.frames) return undefined;
         const bytes = await readFile(joined);
         if (opts.maxBytes !== undefined && bytes.length > opts.maxBytes) return undefined;
-        if (opts.out) await writeFile(opts.out, bytes);
+        if (opts.out) await writeWhole(opts.out, (file) => writeFile(file, bytes));
         return {
           path: opts.out,
           bytes,

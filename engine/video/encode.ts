@@ -3,11 +3,11 @@
 // Only numbers chosen here go into ffmpeg arguments and filter strings; user text (an optional
 // title) travels as its own argv element. ffmpeg is spawned without a shell.
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rename, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
+import { partialPath } from '../output-file.ts';
 import { resolveFfmpeg } from './ffmpeg-path.ts';
 import type { RawImage } from './frames.ts';
 
@@ -382,7 +382,7 @@ export async function encodeVideo(source: FrameSource, requested: EncodeOptions)
   const workDir = await mkdtemp(path.join(tmpdir(), 'blendfarm-video-'));
   // Written beside `out` under a temporary name and renamed onto it once it is whole, so a failed
   // or stopped encode leaves nothing half-written there and never removes a file already there.
-  const target = opts.out ? path.join(path.dirname(opts.out), `.${path.basename(opts.out)}.${randomBytes(4).toString('hex')}.partial`) : path.join(workDir, `video.${opts.format}`);
+  const target = opts.out ? partialPath(opts.out) : path.join(workDir, `video.${opts.format}`);
   // A one-shot iterable cannot be replayed, so a size-limited encode also writes a lossless
   // FFV1 copy during the first pass for later attempts to read.
   const replay = opts.maxBytes !== undefined && typeof frames !== 'function' ? path.join(workDir, 'frames.nut') : undefined;

@@ -1,10 +1,10 @@
-// apps/cli/common.ts writeWhole: a picture a CLI writes reaches --out whole or not at all.
+// engine/output-file.ts writeWhole: a file written for a user (a CLI's picture, a joined movie) reaches its path whole or not at all.
 import { readdirSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { writeWhole } from '../../../apps/cli/common.ts';
-import { useTempDir } from '../../helpers/temp-dir.ts';
+import { writeWhole } from '../../engine/output-file.ts';
+import { useTempDir } from '../helpers/temp-dir.ts';
 
 let dir: string;
 useTempDir('blendfarm-write-whole-', (d) => (dir = d));
