@@ -68,15 +68,11 @@ export const pictureLimitIssue = {
     `${label} is ${width}x${height} (${((width * height) / 1e6).toFixed(1)} megapixels), more than the ${Number((maxPixels / 1e6).toFixed(3))}-megapixel limit; attach a smaller picture`,
 };
 
-/**
- * Checks an encoded picture without decoding its pixels: format, byte size, pixel count.
- * Returns its format and (oriented) size. `label` names it in messages ("the from_image picture").
- */
-export async function inspectImage(
-  bytes: Uint8Array,
-  label = 'the picture',
-  limits?: ImageInputLimits,
-): Promise<{ format: ImageInputFormat; width: number; height: number }> {
+/** How a picture whose header reads but whose pixels do not (a cut-off download, `head -c`) is refused. */
+const damagedIssue = (label: string, format: ImageInputFormat) => `${label} is a damaged or cut-off ${format.toUpperCase()} file; attach a whole PNG, JPEG or WebP picture`;
+
+/** The header checks of inspectImage (format, byte size, pixel count), without decoding the pixels. */
+async function readHeader(bytes: Uint8Array, label: string, limits: ImageInputLimits | undefined): Promise<{ format: ImageInputFormat; width: number; height: number }> {
   const { maxBytes, maxPixels } = effectiveLimits(limits);
   if (bytes.length === 0) throw new InvalidRequestError(`${label} is an empty file; attach a PNG, JPEG or WebP picture`);
   if (bytes.length > maxBytes) throw new InvalidRequestError(pictureLimitIssue.bytes(label, bytes.length, maxBytes));
@@ -100,24 +96,60 @@ export async function inspectImage(
 }
 
 /**
+ * Checks an encoded picture: format, byte size and pixel count from its header, then that its
+ * pixels decode. Returns its format and (oriented) size. `label` names it in messages ("the
+ * from_image picture").
+ *
+ * The header of a cut-off file (a partial download, `head -c`) reads whole, and libvips failed only
+ * when the render decoded the pixels ("vipspng: libpng read error", naming neither the picture nor
+ * the file, after the model had loaded). So the pixels are decoded here as well, shrunk as they are
+ * read (JPEG and WebP decode at a fraction of their size, PNG row by row, nothing kept): a damaged
+ * file is refused when the picture is checked, by its label.
+ */
+export async function inspectImage(
+  bytes: Uint8Array,
+  label = 'the picture',
+  limits?: ImageInputLimits,
+): Promise<{ format: ImageInputFormat; width: number; height: number }> {
+  const info = await readHeader(bytes, label, limits);
+  try {
+    const decode = await sharpOf(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length), { limitInputPixels: false, sequentialRead: true });
+    await decode.resize(64, 64, { fit: 'inside', withoutEnlargement: true }).raw().toBuffer();
+  } catch {
+    throw new InvalidRequestError(damagedIssue(label, info.format));
+  }
+  return info;
+}
+
+/**
  * The decode chain both decodeImage and prepareImage go through, so its rules live once: a RawImage
- * is size-checked; a file is checked (inspectImage), EXIF-rotated and flattened onto white; then,
+ * is size-checked; a file is checked (inspectImage's header checks; pixels that do not decode are
+ * refused with its damaged-file message, by the label), EXIF-rotated and flattened onto white; then,
  * with `cover`, scaled (Lanczos) to cover cover.width x cover.height and centre-cropped, in the same
  * sharp pipeline, so libvips can shrink a large JPEG/WebP while decoding it instead of decoding it at
  * full size first; alpha removed, sRGB, raw RGB, checked for 3 channels (and the cover size).
  */
 async function decodeRgb(input: ImageInput, label: string, limits: ImageInputLimits | undefined, cover?: { width: number; height: number }): Promise<RawImage> {
   let pipeline;
+  /** The file's format; undefined for a RawImage. */
+  let format: ImageInputFormat | undefined;
   if (isRawImage(input)) {
     if (input.data.length < input.width * input.height * 3) throw new InvalidRequestError(`${label} has ${input.data.length} bytes, too few for ${input.width}x${input.height} RGB`);
     if (!cover || (input.width === cover.width && input.height === cover.height)) return input;
     pipeline = await sharpOf(input.data, { raw: { width: input.width, height: input.height, channels: 3 } });
   } else {
-    await inspectImage(input, label, limits);
+    format = (await readHeader(input, label, limits)).format;
     pipeline = (await sharpOf(Buffer.from(input.buffer, input.byteOffset, input.length), { limitInputPixels: false })).rotate().flatten({ background: '#ffffff' });
   }
   if (cover) pipeline = pipeline.resize(cover.width, cover.height, { fit: 'cover', position: 'centre', kernel: 'lanczos3' });
-  const buf = await pipeline.removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+  const buf = await pipeline
+    .removeAlpha()
+    .toColourspace('srgb')
+    .raw()
+    .toBuffer({ resolveWithObject: true })
+    .catch((err: unknown) => {
+      throw format ? new InvalidRequestError(damagedIssue(label, format)) : err;
+    });
   const { width, height, channels } = buf.info;
   if (channels !== 3 || (cover && (width !== cover.width || height !== cover.height))) {
     throw new InvalidRequestError(`${label} could not be converted to ${cover ? `${cover.width}x${cover.height} ` : ''}RGB (got ${width}x${height}x${channels})`);

@@ -59,13 +59,29 @@ describe('pictures are checked by their flag and file before a model loads', () 
     ['movie.ts', ['a', 'b', '--images', `3:${PHOTO}`], `--images 3:${PHOTO}: there is no prompt 3; give the index of a prompt, 1 to 2`],
     ['movie.ts', ['a', 'b', 'c', '--images', `0:${PHOTO}`], `--images 0:${PHOTO}: there is no prompt 0; give the index of a prompt, 1 to 3`],
     ['vary.ts', ['NOTES'], 'NOTES is not a picture that can be read; attach a PNG, JPEG or WebP file'],
+    // A cut-off picture (its header whole, its pixels not: `head -c 5000 photo.png`) printed libvips'
+    // "vipspng: libpng read error" (exit 1) once the model had loaded, naming neither flag nor file.
+    ['blend.ts', ['a', 'b', '--image-a', 'CUT'], '--image-a CUT is a damaged or cut-off PNG file; attach a whole PNG, JPEG or WebP picture'],
+    ['vary.ts', ['CUT'], 'CUT is a damaged or cut-off PNG file; attach a whole PNG, JPEG or WebP picture'],
   ])('%s %j: exit 2, naming the flag and file', async (script, args, message) => {
+    const { readFile, writeFile } = await import('node:fs/promises');
     const notes = join(dir, 'notes.png');
-    await import('node:fs/promises').then((f) => f.writeFile(notes, 'hello'));
-    const r = await cli(script, [...args.map((a) => (a === 'NOTES' ? notes : a)), '--model', 'no-such-model-folder']);
+    await writeFile(notes, 'hello');
+    const cut = join(dir, 'cut.png');
+    await writeFile(cut, (await readFile(PHOTO)).subarray(0, 5000));
+    const named = (a: string) => (a === 'NOTES' ? notes : a === 'CUT' ? cut : a);
+    const r = await cli(script, [...args.map(named), '--model', 'no-such-model-folder']);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain(`error: ${message.replace('NOTES', notes)}`);
-    expect(r.stderr).not.toContain('no-such-model-folder');
+    // The whole of stderr: one line, nothing from a model or a progress bar before it.
+    expect(r.stderr.trim()).toBe(`error: ${message.replace(/NOTES|CUT/, named)}`);
+  });
+
+  it('a cut-off picture is refused before a model that is there loads', async () => {
+    const { readFile, writeFile } = await import('node:fs/promises');
+    const cut = join(dir, 'cut.png');
+    await writeFile(cut, (await readFile(PHOTO)).subarray(0, 5000));
+    const r = await cli('blend.ts', ['a', 'b', '--model', testModelDir('demo'), '--image-a', cut, '--steps', '4', '--width', '64', '--height', '64', '--out', join(dir, 'cut.mp4')]);
+    expect([r.code, r.stderr.trim()]).toEqual([2, `error: --image-a ${cut} is a damaged or cut-off PNG file; attach a whole PNG, JPEG or WebP picture`]);
   });
 });
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import sharp from 'sharp';
-import { IMAGE_INPUT_LIMITS, InvalidRequestError, decodeImage, prepareImage, prepareMask, presetMask } from '../../../engine/index.ts';
+import { IMAGE_INPUT_LIMITS, InvalidRequestError, decodeImage, inspectImage, prepareImage, prepareMask, presetMask } from '../../../engine/index.ts';
 
 const solid = (w: number, h: number, f: (x: number, y: number) => [number, number, number]) => {
   const data = Buffer.alloc(w * h * 3);
@@ -48,6 +48,29 @@ describe('prepareImage', () => {
     await expect(prepareImage(png, 8, 8, 'the picture', { maxBytes: 10 })).rejects.toThrow(/more than the .* limit; attach a smaller/);
     // Callers narrow the engine's limits, never widen them.
     expect(IMAGE_INPUT_LIMITS.maxBytes).toBeGreaterThan(1e6);
+  });
+});
+
+describe('a damaged (cut-off) picture', () => {
+  // Its header reads whole, so it passed inspectImage, and the render's decode failed later with
+  // libvips' own words ("vipspng: libpng read error"), naming neither the picture nor its file.
+  const gradient = () => solid(64, 48, (x, y) => [x * 4, y * 5, (x * y) % 256]);
+  const cut = (b: Buffer) => new Uint8Array(b.subarray(0, Math.floor(b.length / 2)));
+
+  it('is refused when checked (inspectImage), by its label, for PNG and JPEG', async () => {
+    const png = await gradient().png().toBuffer();
+    const jpeg = await gradient().jpeg({ quality: 95 }).toBuffer();
+    expect(await inspectImage(png, 'the picture')).toEqual({ format: 'png', width: 64, height: 48 });
+    await expect(inspectImage(cut(png), '--image-a cut.png')).rejects.toThrow(new InvalidRequestError('--image-a cut.png is a damaged or cut-off PNG file; attach a whole PNG, JPEG or WebP picture'));
+    await expect(inspectImage(cut(jpeg), 'the from_image picture')).rejects.toThrow(new InvalidRequestError('the from_image picture is a damaged or cut-off JPEG file; attach a whole PNG, JPEG or WebP picture'));
+  });
+
+  it('is refused with the same message where it is decoded (prepareImage, prepareMask, decodeImage)', async () => {
+    const png = cut(await gradient().png().toBuffer());
+    const message = 'the picture for prompt 1 is a damaged or cut-off PNG file; attach a whole PNG, JPEG or WebP picture';
+    await expect(prepareImage(png, 16, 16, 'the picture for prompt 1')).rejects.toThrow(new InvalidRequestError(message));
+    await expect(prepareMask(png, 16, 16, 'the picture for prompt 1')).rejects.toThrow(new InvalidRequestError(message));
+    await expect(decodeImage(png, 'the picture for prompt 1')).rejects.toThrow(new InvalidRequestError(message));
   });
 });
 
