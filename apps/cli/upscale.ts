@@ -4,10 +4,10 @@
  */
 import { parseArgs } from 'node:util';
 import { readFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import sharp from 'sharp';
-import { CRF_RANGE, DEFAULT_CRF, DEFAULT_TILE, DEFAULT_TILE_BATCH, DEFAULT_UPSCALE_STEPS, DiffusionUpscaler, MIN_UPSCALE_STEPS, IMAGE_INPUT_FORMATS, probeVideo, SuperResolutionUpscaler, upscaleVideo, VIDEO_FORMATS, type FrameUpscaler, type RawImage, type VideoFormat } from '../../engine/index.ts';
+import { CRF_RANGE, decodeImage, DEFAULT_CRF, DEFAULT_TILE, DEFAULT_TILE_BATCH, DEFAULT_UPSCALE_STEPS, DiffusionUpscaler, MIN_UPSCALE_STEPS, IMAGE_INPUT_FORMATS, inspectImage, InvalidRequestError, probeVideo, SuperResolutionUpscaler, upscaleVideo, VIDEO_FORMATS, type FrameUpscaler, type RawImage, type VideoFormat } from '../../engine/index.ts';
 import {
   DEFAULT_SUPER_RESOLUTION_MODEL,
   SUPER_RESOLUTION_MODELS,
@@ -74,6 +74,8 @@ async function main(): Promise<void> {
   if (positionals.length !== 1) throw new UsageError('give exactly one input file, e.g. npm run upscale -- transition.mp4 --out big.mp4 (see --help)');
   const input = positionals[0];
   if (!existsSync(input)) throw new UsageError(`${input}: file not found`);
+  // A folder was read as a file: "EISDIR: illegal operation on a directory, read".
+  if (statSync(input).isDirectory()) throw new UsageError(`${input} is a folder; give a picture or video file`);
   const inExt = extname(input).slice(1).toLowerCase();
   const modelName = values.model ?? DEFAULT_SUPER_RESOLUTION_MODEL;
   if (!MODEL_NAMES.includes(modelName)) throw new UsageError(`--model must be one of ${MODEL_NAMES.join(', ')}, got "${modelName}"`);
@@ -109,7 +111,20 @@ async function main(): Promise<void> {
   const meta = await sharp(bytes, { animated: true })
     .metadata()
     .catch(() => null);
+  const unreadable = (why?: string) =>
+    new UsageError(`${input} is neither a picture nor a video that can be read${why ? ` (${why})` : ''}; give a picture (${IMAGE_INPUT_FORMATS.join(', ')}) or a video (${VIDEO_FORMATS.join(', ')})`);
+  // A file named as a picture that is none (a text file named x.png) went on as a video: ffprobe
+  // "read" it as a one-frame image sequence of 0x0, and the error was about --out's extension.
+  if (meta === null && IMAGE_FORMATS.includes(inExt)) throw unreadable();
   const isImage = meta !== null && IMAGE_FORMATS.includes(inExt) && (meta.pages ?? 1) <= 1;
+  // A picture is checked as the other tools check theirs (the engine's inspectImage: format, the
+  // IMAGE_INPUT_LIMITS size and pixel limits, pixels that decode), before the model loads: a
+  // 108-megapixel picture was upscaled for some 17 minutes, and a cut-off one failed with libvips' words.
+  if (isImage) {
+    await inspectImage(bytes, input).catch((err: unknown) => {
+      throw err instanceof InvalidRequestError ? new UsageError(err.message) : err;
+    });
+  }
   if (isImage && !IMAGE_FORMATS.includes(outExt)) throw new UsageError(`an image in gives an image out: --out must end in ${IMAGE_FORMATS.map((f) => `.${f}`).join(', ')}, got "${out}"`);
   const videoOnly = (['crf', 'max-bytes'] as const).filter((flag) => values[flag] !== undefined).map((flag) => `--${flag}`);
   if (isImage && videoOnly.length) throw new UsageError(`${videoOnly.join(' and ')} ${videoOnly.length === 1 ? 'is' : 'are'} for videos; ${input} is an image`);
@@ -118,10 +133,9 @@ async function main(): Promise<void> {
   const source = isImage
     ? undefined
     : await probeVideo(input, { countPackets: true }).catch((error: unknown) => {
-        throw new UsageError(
-          `${input} is neither a picture nor a video that can be read (${(error as Error).message}); give a picture (${IMAGE_INPUT_FORMATS.join(', ')}) or a video (${VIDEO_FORMATS.join(', ')})`,
-        );
+        throw unreadable((error as Error).message);
       });
+  if (source && (source.width < 1 || source.height < 1)) throw unreadable('no frames of a known size');
   if (!isImage && !VIDEO_FORMATS.includes(outExt as VideoFormat)) throw new UsageError(`a video in gives a video out: --out must end in ${VIDEO_FORMATS.map((f) => `.${f}`).join(', ')}, got "${out}"`);
   if (values.crf !== undefined && !crfRange) {
     throw new UsageError(`--crf is for ${Object.keys(CRF_RANGE).join(' and ')} output; a ${outExt} has no CRF (--max-bytes bounds its size)`);
@@ -163,8 +177,11 @@ async function main(): Promise<void> {
   let summary: Record<string, unknown>;
   try {
     if (isImage) {
-      const { data, info } = await sharp(bytes).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
-      const img: RawImage = { data: new Uint8Array(data), width: info.width, height: info.height, channels: 3 };
+      // The engine's decode, as for the other tools' pictures: EXIF orientation applied (a phone
+      // photo came out on its side), transparency onto white, and a failure named by the file.
+      const img: RawImage = await decodeImage(bytes, input).catch((err: unknown) => {
+        throw err instanceof InvalidRequestError ? new UsageError(err.message) : err;
+      });
       let result: RawImage | undefined;
       for await (const frame of upscaler.upscaleFrames([img], { ...frameOpts, signal: controller.signal, onTile: (d: number, t: number) => bar.update(d, t), onFrame: () => bar.update(1, 1) } as never)) result = frame;
       bar.done();

@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { chmod, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { CRF_RANGE, encodeVideo, IMAGE_INPUT_FORMATS, probeVideo, resolveFfprobe, VIDEO_FORMATS, type RawImage } from '../../../engine/index.ts';
@@ -149,6 +149,59 @@ describe('npm run upscale', () => {
     expect(r.stderr).toContain(`error: ${notes} is neither a picture nor a video that can be read`);
     expect(r.stderr).toContain(`give a picture (${IMAGE_INPUT_FORMATS.join(', ')}) or a video (${VIDEO_FORMATS.join(', ')})`);
     expect(r.stderr).not.toContain('blendfarm-probe');
+  });
+});
+
+describe('npm run upscale: the input is checked before the model loads, as the other tools check theirs', () => {
+  // Each refusal is the whole of stderr: one line, nothing from a model or a progress bar before it.
+  const refused = async (args: string[]) => {
+    const r = await cli(args);
+    return [r.code, r.stderr.trim()];
+  };
+  const unreadable = (name: string) => `error: ${name} is neither a picture nor a video that can be read; give a picture (${IMAGE_INPUT_FORMATS.join(', ')}) or a video (${VIDEO_FORMATS.join(', ')})`;
+
+  it('a text file named x.png (or x.bmp) is neither a picture nor a video (it was "a video in gives a video out: --out must end in .mp4")', async () => {
+    await writeFile(join(dir, 'x.png'), 'hello, not a picture\n');
+    expect(await refused(['x.png'])).toEqual([2, unreadable('x.png')]);
+    expect(await refused(['x.png', '--out', 'x-big.png'])).toEqual([2, unreadable('x.png')]);
+    // Under another picture's name ffprobe "reads" it as one frame of 0x0, which went on to the model.
+    await writeFile(join(dir, 'x.bmp'), 'hello, not a picture\n');
+    expect(await refused(['x.bmp', '--out', 'x-big.mp4'])).toEqual([2, unreadable('x.bmp').replace(' that can be read;', ' that can be read (no frames of a known size);')]);
+  });
+
+  it('a folder is named as one (it was "EISDIR: illegal operation on a directory, read")', async () => {
+    await mkdir(join(dir, 'shots'));
+    expect(await refused(['shots', '--out', 'big.png'])).toEqual([2, 'error: shots is a folder; give a picture or video file']);
+  });
+
+  it('a picture over the pixel limit is refused in the words blend and vary use (a 108-megapixel one was upscaled for some 17 minutes)', async () => {
+    await sharp({ create: { width: 12000, height: 9000, channels: 3, background: '#336699' } }).png().toFile(join(dir, 'huge.png'));
+    expect(await refused(['huge.png'])).toEqual([2, 'error: huge.png is 12000x9000 (108.0 megapixels), more than the 40-megapixel limit; attach a smaller picture']);
+  });
+
+  it('a cut-off picture is named as damaged (it was libvips\' "vipspng: libpng read error", exit 1, after the model loaded)', async () => {
+    await writeFile(join(dir, 'cut.png'), (await readFile(CROP)).subarray(0, 5000));
+    expect(await refused(['cut.png'])).toEqual([2, 'error: cut.png is a damaged or cut-off PNG file; attach a whole PNG, JPEG or WebP picture']);
+  });
+
+  it('decodes a picture as the other tools do: EXIF orientation applied (a phone photo came out on its side), transparency onto white', async () => {
+    // Stored 40x20, left half red, right half blue; orientation 6: shown 20x40, red on top.
+    const raw = Buffer.alloc(40 * 20 * 3);
+    for (let p = 0; p < 40 * 20; p++) raw.set(p % 40 < 20 ? [255, 0, 0] : [0, 0, 255], p * 3);
+    await sharp(raw, { raw: { width: 40, height: 20, channels: 3 } }).jpeg({ quality: 95 }).withMetadata({ orientation: 6 }).toFile(join(dir, 'phone.jpg'));
+    const turned = await cli(['phone.jpg', '--out', 'phone-up.png', '--json']);
+    expect(turned.code, turned.stderr).toBe(0);
+    const up = await sharp(join(dir, 'phone-up.png')).raw().toBuffer({ resolveWithObject: true });
+    expect([up.info.width, up.info.height]).toEqual([40, 80]);
+    const at = (x: number, y: number) => Array.from(up.data.subarray((y * 40 + x) * up.info.channels, (y * 40 + x) * up.info.channels + 3));
+    expect(at(20, 10)[0]).toBeGreaterThan(200);
+    expect(at(20, 70)[2]).toBeGreaterThan(200);
+    await sharp({ create: { width: 16, height: 16, channels: 4, background: { r: 0, g: 0, b: 0, alpha: 0 } } }).png().toFile(join(dir, 'clear.png'));
+    const clear = await cli(['clear.png', '--out', 'clear-up.png']);
+    expect(clear.code, clear.stderr).toBe(0);
+    const { data } = await sharp(join(dir, 'clear-up.png')).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    // White on average (the model softens the borders); it was black, the colour under the transparency.
+    expect(data.reduce((sum, v) => sum + v, 0) / data.length).toBeGreaterThan(200);
   });
 });
 
