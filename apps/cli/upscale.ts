@@ -15,7 +15,7 @@ import {
   superResolutionEntry,
 } from '../../models/esrgan/catalog.ts';
 import { ProgressBar } from './progress.ts';
-import { COMMON_OPTIONS, DEVICE_FLAG, loadCliConfig, outputFile, parseEp, SEED_FLAG, SHARED_HELP, stepsFlag, writeWhole } from './common.ts';
+import { COMMON_OPTIONS, DEVICE_FLAG, loadCliConfig, outputFile, parseEp, SEED_FLAG, SHARED_HELP, stepsFlag, writeWhole, promptArgument } from './common.ts';
 import { numberOption, runCli, UsageError } from '../cli-kit.ts';
 
 const MODEL_NAMES = [...SUPER_RESOLUTION_MODELS.map((m) => m.name), 'x4-diffusion'];
@@ -95,6 +95,7 @@ async function main(): Promise<void> {
   // Every number is read before anything loads: a bad one is refused at once.
   const maxBytes = numberOption('max-bytes', values['max-bytes'], { integer: true, min: 1024 });
   const steps = numberOption('steps', values.steps, stepsFlag(MIN_UPSCALE_STEPS));
+  const prompt = values.prompt === undefined ? '' : promptArgument('--prompt', values.prompt);
   const seed = numberOption('seed', values.seed, SEED_FLAG);
   const tile = numberOption('tile', values.tile, { integer: true, min: 16, max: 2048 });
   const batch = numberOption('batch', values.batch, { integer: true, min: 1, max: 64 });
@@ -157,7 +158,7 @@ async function main(): Promise<void> {
     }
     upscaler = await DiffusionUpscaler.load(values.weights, session);
     frameOpts = {
-      promptA: values.prompt ?? '',
+      promptA: prompt,
       steps,
       seed: seed ?? DEFAULT_X4_SEED,
     };

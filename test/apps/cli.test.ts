@@ -407,6 +407,7 @@ describe('a prompt longer than MAX_PROMPT_LENGTH is refused before a model loads
     ['blend.ts', ['a', over], `prompt 2 is ${over.length} characters long`],
     ['movie.ts', ['a', 'b', 'c', '--negative', over], `--negative is ${over.length} characters long`],
     ['vary.ts', [photo, '--model', 'no-such-model-folder', '--positive', `a|${over}`], `--positive prompt 2 is ${over.length} characters long`],
+    ['upscale.ts', [photo, '--out', 'up.png', '--model', 'x4-diffusion', '--weights', 'no-such-model-folder', '--prompt', over], `--prompt is ${over.length} characters long`],
   ])('%s: exit 2, one line', async (script, args, what) => {
     const r = await cli(script, args as string[]);
     expect(r.code).toBe(2);
