@@ -63,32 +63,32 @@ const mib = (n: number) => `${(n / 1024 / 1024).toFixed(n % (1024 * 1024) === 0 
  * and by front ends that check an upload's reported size first (the farm's inputMetadataIssue).
  */
 export const pictureLimitIssue = {
-  bytes: (label: string, bytes: number, maxBytes: number) => `${label} is ${mib(bytes)}, more than the ${mib(maxBytes)} limit; attach a smaller PNG, JPEG or WebP picture`,
+  bytes: (label: string, bytes: number, maxBytes: number) => `${label} is ${mib(bytes)}, more than the ${mib(maxBytes)} limit; use a smaller PNG, JPEG or WebP picture`,
   pixels: (label: string, width: number, height: number, maxPixels: number) =>
-    `${label} is ${width}x${height} (${((width * height) / 1e6).toFixed(1)} megapixels), more than the ${Number((maxPixels / 1e6).toFixed(3))}-megapixel limit; attach a smaller picture`,
+    `${label} is ${width}x${height} (${((width * height) / 1e6).toFixed(1)} megapixels), more than the ${Number((maxPixels / 1e6).toFixed(3))}-megapixel limit; use a smaller picture`,
 };
 
 /** How a picture whose header reads but whose pixels do not (a cut-off download, `head -c`) is refused. */
-const damagedIssue = (label: string, format: ImageInputFormat) => `${label} is a damaged or cut-off ${format.toUpperCase()} file; attach a whole PNG, JPEG or WebP picture`;
+const damagedIssue = (label: string, format: ImageInputFormat) => `${label} is a damaged or cut-off ${format.toUpperCase()} file; use a whole PNG, JPEG or WebP picture`;
 
 /** The header checks of inspectImage (format, byte size, pixel count), without decoding the pixels. */
 async function readHeader(bytes: Uint8Array, label: string, limits: ImageInputLimits | undefined): Promise<{ format: ImageInputFormat; width: number; height: number }> {
   const { maxBytes, maxPixels } = effectiveLimits(limits);
-  if (bytes.length === 0) throw new InvalidRequestError(`${label} is an empty file; attach a PNG, JPEG or WebP picture`);
+  if (bytes.length === 0) throw new InvalidRequestError(`${label} is an empty file; use a PNG, JPEG or WebP picture`);
   if (bytes.length > maxBytes) throw new InvalidRequestError(pictureLimitIssue.bytes(label, bytes.length, maxBytes));
   let meta;
   try {
     meta = await (await sharpOf(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length), { limitInputPixels: false })).metadata();
   } catch {
-    throw new InvalidRequestError(`${label} is not a picture that can be read; attach a PNG, JPEG or WebP file`);
+    throw new InvalidRequestError(`${label} is not a picture that can be read; use a PNG, JPEG or WebP file`);
   }
   const format = String(meta.format ?? '') === 'jpg' ? 'jpeg' : meta.format;
   if (!format || !(IMAGE_INPUT_FORMATS as readonly string[]).includes(format)) {
-    throw new InvalidRequestError(`${label} is ${format ? `a ${format.toUpperCase()} file` : 'not a known picture format'}; attach a PNG, JPEG or WebP picture instead`);
+    throw new InvalidRequestError(`${label} is ${format ? `a ${format.toUpperCase()} file` : 'not a known picture format'}; use a PNG, JPEG or WebP picture instead`);
   }
   const w = meta.width ?? 0;
   const h = meta.pageHeight ?? meta.height ?? 0;
-  if (w < 1 || h < 1) throw new InvalidRequestError(`${label} has no pixels; attach a PNG, JPEG or WebP picture`);
+  if (w < 1 || h < 1) throw new InvalidRequestError(`${label} has no pixels; use a PNG, JPEG or WebP picture`);
   if (w * h > maxPixels) throw new InvalidRequestError(pictureLimitIssue.pixels(label, w, h, maxPixels));
   // EXIF orientations 5-8 swap width and height.
   const swap = (meta.orientation ?? 1) >= 5;

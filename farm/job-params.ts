@@ -479,7 +479,7 @@ export function inputMetadataIssue(name: string, meta: { size: number; contentTy
  * The other half of the one validator, for the pictures (async: it reads their headers): exactly the
  * inputs the parameters refer to, each a PNG, JPEG or WebP within IMAGE_LIMITS (the engine's
  * inspectImage: format from the content, byte size, decoded pixels). Throws JobParamsError naming
- * each bad input (e.g. "image-1 is not a picture that can be read; attach a PNG, JPEG or WebP file").
+ * each bad input (e.g. "image-1 is not a picture that can be read; use a PNG, JPEG or WebP file").
  */
 export async function checkJobInputs(kind: JobKind, params: Pick<JobParams, 'images' | 'inpaint'>, inputs: Readonly<Record<string, Uint8Array>> = {}): Promise<Record<string, JobInput>> {
   const needed = inputNames(kind, params);

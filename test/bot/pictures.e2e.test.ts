@@ -123,7 +123,7 @@ describe('pictures through the bot', () => {
     };
     await refusedAtOnce(
       fake.sendSlashCommand({ commandName: 'blend', user: alice, options: { from: 'a', to: 'b', from_image: png(Buffer.alloc(11 * 1024 * 1024, 7)) } }),
-      /`from_image` is 11 MiB, more than the 10 MiB limit; attach a smaller PNG, JPEG or WebP picture/,
+      /`from_image` is 11 MiB, more than the 10 MiB limit; use a smaller PNG, JPEG or WebP picture/,
     );
     await refusedAtOnce(
       fake.sendSlashCommand({ commandName: 'vary', user: alice, options: { image: { filename: 'doc.pdf', bytes: Buffer.from('%PDF-1.4'), contentType: 'application/pdf' } } }),
@@ -133,7 +133,7 @@ describe('pictures through the bot', () => {
     const huge = await sharp({ create: { width: 6000, height: 5000, channels: 3, background: '#ffffff' } }).png({ palette: true, colours: 2 }).toBuffer();
     const pixels = fake.sendSlashCommand({ commandName: 'blend', user: alice, options: { from: 'a', to: 'b', image: png(PHOTO), mask: png(huge) } });
     expect(Object.values((pixels.payload.data as { resolved: { attachments: object } }).resolved.attachments).map((a: { width?: number; height?: number }) => [a.width, a.height])).toContainEqual([6000, 5000]);
-    await refusedAtOnce(pixels, /`mask` is 6000x5000 \(30\.0 megapixels\), more than the 25-megapixel limit; attach a smaller picture/);
+    await refusedAtOnce(pixels, /`mask` is 6000x5000 \(30\.0 megapixels\), more than the 25-megapixel limit; use a smaller picture/);
     await refusedAtOnce(fake.sendSlashCommand({ commandName: 'blend', user: alice, options: { from: 'a', to: 'b', image: png(PHOTO) } }), /needs a mask: attach `mask`.*or pick `mask_preset`/);
     expect(await countRows(db, 'jobs')).toBe(before.jobs);
   }, 30_000);
@@ -145,7 +145,7 @@ describe('pictures through the bot', () => {
     const placeholder = await handle.waitForOriginal((m) => m.deleted, 10_000);
     expect(fake.edits(placeholder).map((r) => r.content)).toEqual(['This render could not start; the reason was sent to you privately.']);
     const [reason] = handle.followUps();
-    expect([reason.ephemeral, reason.content]).toEqual([true, "That request can't be rendered: `to_image` is not a picture that can be read; attach a PNG, JPEG or WebP file."]);
+    expect([reason.ephemeral, reason.content]).toEqual([true, "That request can't be rendered: `to_image` is not a picture that can be read; use a PNG, JPEG or WebP file."]);
     expect(downloadsOf(handle).map((d) => d.status)).toEqual([200]);
     expect(await countRows(db, 'jobs')).toBe(before.jobs);
   }, 30_000);

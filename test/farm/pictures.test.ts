@@ -62,8 +62,8 @@ describe('picture files', () => {
     const bad = await checkJobInputs('blend', params, { 'image-1': PHOTO, 'image-2': new TextEncoder().encode('hello'), 'inpaint-image': new Uint8Array(IMAGE_LIMITS.maxBytes + 1) }).catch((e: JobParamsError) => e.issues);
     expect(bad).toEqual([
       'image-1 is not used by this blend job; leave it out',
-      'image-2 is not a picture that can be read; attach a PNG, JPEG or WebP file',
-      'inpaint-image is 10.0 MiB, more than the 10 MiB limit; attach a smaller PNG, JPEG or WebP picture',
+      'image-2 is not a picture that can be read; use a PNG, JPEG or WebP file',
+      'inpaint-image is 10.0 MiB, more than the 10 MiB limit; use a smaller PNG, JPEG or WebP picture',
       'inpaint-mask is missing; attach a PNG, JPEG or WebP picture',
     ]);
   });
@@ -75,7 +75,7 @@ describe('picture files', () => {
   });
 
   it('inputMetadataIssue: the reported width and height against IMAGE_LIMITS.maxPixels, when there are any', () => {
-    expect(inputMetadataIssue('mask', { size: 1000, contentType: 'image/png', width: 6000, height: 5000 })).toBe('mask is 6000x5000 (30.0 megapixels), more than the 25-megapixel limit; attach a smaller picture');
+    expect(inputMetadataIssue('mask', { size: 1000, contentType: 'image/png', width: 6000, height: 5000 })).toBe('mask is 6000x5000 (30.0 megapixels), more than the 25-megapixel limit; use a smaller picture');
     expect(inputMetadataIssue('mask', { size: 1000, contentType: 'image/png', width: IMAGE_LIMITS.maxPixels / 5000, height: 5000 })).toBeUndefined();
     expect(inputMetadataIssue('mask', { size: 1000, contentType: 'image/png', width: IMAGE_LIMITS.maxPixels / 5000 + 1, height: 5000 })).toMatch(/more than the 25-megapixel limit/);
     // Not reported (Discord could not read the picture): left to checkJobInputs.

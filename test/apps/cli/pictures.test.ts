@@ -43,7 +43,7 @@ describe('npm run blend with pictures', () => {
     await import('node:fs/promises').then((f) => f.writeFile(notAPicture, 'hello'));
     const bad = await cli('blend.ts', ['a', 'b', '--model', testModelDir('demo'), '--image-b', notAPicture, '--out', join(dir, 'x.mp4')]);
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toContain(`error: --image-b ${notAPicture} is not a picture that can be read; attach a PNG, JPEG or WebP file`);
+    expect(bad.stderr).toContain(`error: --image-b ${notAPicture} is not a picture that can be read; use a PNG, JPEG or WebP file`);
     const flag = await cli('blend.ts', ['a', 'b', '--strength-a', '0.3']);
     expect(flag.code).toBe(2);
     expect(flag.stderr).toMatch(/--strength-a needs --image-a/);
@@ -54,15 +54,15 @@ describe('pictures are checked by their flag and file before a model loads', () 
   // Before, a file that is no picture, or an --images index past the prompts, was found only after
   // the model had loaded (exit 1, "the picture for prompt 2"), or hidden behind a model folder's error.
   it.each([
-    ['blend.ts', ['a', 'b', '--image-a', 'NOTES'], '--image-a NOTES is not a picture that can be read; attach a PNG, JPEG or WebP file'],
-    ['blend.ts', ['a', 'b', '--inpaint', PHOTO, '--mask', 'NOTES'], '--mask NOTES is not a picture that can be read; attach a PNG, JPEG or WebP file'],
+    ['blend.ts', ['a', 'b', '--image-a', 'NOTES'], '--image-a NOTES is not a picture that can be read; use a PNG, JPEG or WebP file'],
+    ['blend.ts', ['a', 'b', '--inpaint', PHOTO, '--mask', 'NOTES'], '--mask NOTES is not a picture that can be read; use a PNG, JPEG or WebP file'],
     ['movie.ts', ['a', 'b', '--images', `3:${PHOTO}`], `--images 3:${PHOTO}: there is no prompt 3; give the index of a prompt, 1 to 2`],
     ['movie.ts', ['a', 'b', 'c', '--images', `0:${PHOTO}`], `--images 0:${PHOTO}: there is no prompt 0; give the index of a prompt, 1 to 3`],
-    ['vary.ts', ['NOTES'], 'NOTES is not a picture that can be read; attach a PNG, JPEG or WebP file'],
+    ['vary.ts', ['NOTES'], 'NOTES is not a picture that can be read; use a PNG, JPEG or WebP file'],
     // A cut-off picture (its header whole, its pixels not: `head -c 5000 photo.png`) printed libvips'
     // "vipspng: libpng read error" (exit 1) once the model had loaded, naming neither flag nor file.
-    ['blend.ts', ['a', 'b', '--image-a', 'CUT'], '--image-a CUT is a damaged or cut-off PNG file; attach a whole PNG, JPEG or WebP picture'],
-    ['vary.ts', ['CUT'], 'CUT is a damaged or cut-off PNG file; attach a whole PNG, JPEG or WebP picture'],
+    ['blend.ts', ['a', 'b', '--image-a', 'CUT'], '--image-a CUT is a damaged or cut-off PNG file; use a whole PNG, JPEG or WebP picture'],
+    ['vary.ts', ['CUT'], 'CUT is a damaged or cut-off PNG file; use a whole PNG, JPEG or WebP picture'],
   ])('%s %j: exit 2, naming the flag and file', async (script, args, message) => {
     const { readFile, writeFile } = await import('node:fs/promises');
     const notes = join(dir, 'notes.png');
@@ -81,7 +81,7 @@ describe('pictures are checked by their flag and file before a model loads', () 
     const cut = join(dir, 'cut.png');
     await writeFile(cut, (await readFile(PHOTO)).subarray(0, 5000));
     const r = await cli('blend.ts', ['a', 'b', '--model', testModelDir('demo'), '--image-a', cut, '--steps', '4', '--width', '64', '--height', '64', '--out', join(dir, 'cut.mp4')]);
-    expect([r.code, r.stderr.trim()]).toEqual([2, `error: --image-a ${cut} is a damaged or cut-off PNG file; attach a whole PNG, JPEG or WebP picture`]);
+    expect([r.code, r.stderr.trim()]).toEqual([2, `error: --image-a ${cut} is a damaged or cut-off PNG file; use a whole PNG, JPEG or WebP picture`]);
   });
 });
 

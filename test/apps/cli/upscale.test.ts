@@ -176,12 +176,12 @@ describe('npm run upscale: the input is checked before the model loads, as the o
 
   it('a picture over the pixel limit is refused in the words blend and vary use (a 108-megapixel one was upscaled for some 17 minutes)', async () => {
     await sharp({ create: { width: 12000, height: 9000, channels: 3, background: '#336699' } }).png().toFile(join(dir, 'huge.png'));
-    expect(await refused(['huge.png'])).toEqual([2, 'error: huge.png is 12000x9000 (108.0 megapixels), more than the 40-megapixel limit; attach a smaller picture']);
+    expect(await refused(['huge.png'])).toEqual([2, 'error: huge.png is 12000x9000 (108.0 megapixels), more than the 40-megapixel limit; use a smaller picture']);
   });
 
   it('a cut-off picture is named as damaged (it was libvips\' "vipspng: libpng read error", exit 1, after the model loaded)', async () => {
     await writeFile(join(dir, 'cut.png'), (await readFile(CROP)).subarray(0, 5000));
-    expect(await refused(['cut.png'])).toEqual([2, 'error: cut.png is a damaged or cut-off PNG file; attach a whole PNG, JPEG or WebP picture']);
+    expect(await refused(['cut.png'])).toEqual([2, 'error: cut.png is a damaged or cut-off PNG file; use a whole PNG, JPEG or WebP picture']);
   });
 
   it('decodes a picture as the other tools do: EXIF orientation applied (a phone photo came out on its side), transparency onto white', async () => {

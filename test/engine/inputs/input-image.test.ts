@@ -40,12 +40,12 @@ describe('prepareImage', () => {
 
   it('refuses other formats, empty, oversized and too many pixels with a message that says what to do', async () => {
     const gif = await solid(8, 8, () => [1, 2, 3]).gif().toBuffer();
-    await expect(prepareImage(gif, 8, 8, 'the from_image picture')).rejects.toThrow(/the from_image picture is a GIF file; attach a PNG, JPEG or WebP/);
+    await expect(prepareImage(gif, 8, 8, 'the from_image picture')).rejects.toThrow(/the from_image picture is a GIF file; use a PNG, JPEG or WebP/);
     await expect(prepareImage(new Uint8Array(0), 8, 8)).rejects.toThrow(InvalidRequestError);
     await expect(prepareImage(new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]), 8, 8)).rejects.toThrow(/not a picture that can be read/);
     const png = await solid(100, 100, () => [9, 9, 9]).png().toBuffer();
-    await expect(prepareImage(png, 8, 8, 'the picture', { maxPixels: 5000 })).rejects.toThrow(/100x100 \(0\.0 megapixels\), more than the 0\.005-megapixel limit; attach a smaller picture/);
-    await expect(prepareImage(png, 8, 8, 'the picture', { maxBytes: 10 })).rejects.toThrow(/more than the .* limit; attach a smaller/);
+    await expect(prepareImage(png, 8, 8, 'the picture', { maxPixels: 5000 })).rejects.toThrow(/100x100 \(0\.0 megapixels\), more than the 0\.005-megapixel limit; use a smaller picture/);
+    await expect(prepareImage(png, 8, 8, 'the picture', { maxBytes: 10 })).rejects.toThrow(/more than the .* limit; use a smaller/);
     // Callers narrow the engine's limits, never widen them.
     expect(IMAGE_INPUT_LIMITS.maxBytes).toBeGreaterThan(1e6);
   });
@@ -61,13 +61,13 @@ describe('a damaged (cut-off) picture', () => {
     const png = await gradient().png().toBuffer();
     const jpeg = await gradient().jpeg({ quality: 95 }).toBuffer();
     expect(await inspectImage(png, 'the picture')).toEqual({ format: 'png', width: 64, height: 48 });
-    await expect(inspectImage(cut(png), '--image-a cut.png')).rejects.toThrow(new InvalidRequestError('--image-a cut.png is a damaged or cut-off PNG file; attach a whole PNG, JPEG or WebP picture'));
-    await expect(inspectImage(cut(jpeg), 'the from_image picture')).rejects.toThrow(new InvalidRequestError('the from_image picture is a damaged or cut-off JPEG file; attach a whole PNG, JPEG or WebP picture'));
+    await expect(inspectImage(cut(png), '--image-a cut.png')).rejects.toThrow(new InvalidRequestError('--image-a cut.png is a damaged or cut-off PNG file; use a whole PNG, JPEG or WebP picture'));
+    await expect(inspectImage(cut(jpeg), 'the from_image picture')).rejects.toThrow(new InvalidRequestError('the from_image picture is a damaged or cut-off JPEG file; use a whole PNG, JPEG or WebP picture'));
   });
 
   it('is refused with the same message where it is decoded (prepareImage, prepareMask, decodeImage)', async () => {
     const png = cut(await gradient().png().toBuffer());
-    const message = 'the picture for prompt 1 is a damaged or cut-off PNG file; attach a whole PNG, JPEG or WebP picture';
+    const message = 'the picture for prompt 1 is a damaged or cut-off PNG file; use a whole PNG, JPEG or WebP picture';
     await expect(prepareImage(png, 16, 16, 'the picture for prompt 1')).rejects.toThrow(new InvalidRequestError(message));
     await expect(prepareMask(png, 16, 16, 'the picture for prompt 1')).rejects.toThrow(new InvalidRequestError(message));
     await expect(decodeImage(png, 'the picture for prompt 1')).rejects.toThrow(new InvalidRequestError(message));
