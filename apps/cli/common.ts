@@ -5,7 +5,7 @@ import { basename, dirname, extname, join } from 'node:path';
 import { loadConfig, loadDotEnv, MAX_DEVICE_ID, type Config } from '../../config/index.ts';
 import { ensureDemoModel } from '../../models/demo-model.ts';
 import { DEMO_MODEL_DIR } from '../../models/paths.ts';
-import { DEFAULT_DEVICE_ID, executionProviders, MAX_GUIDANCE, MAX_IMAGE_SIDE, MAX_PROMPT_LENGTH, MAX_SEED, MAX_STEPS, VIDEO_FORMATS, type ExecutionProvider, type VideoFormat } from '../../engine/index.ts';
+import { DEFAULT_DEVICE_ID, unreplaceableIssue, executionProviders, MAX_GUIDANCE, MAX_IMAGE_SIDE, MAX_PROMPT_LENGTH, MAX_SEED, MAX_STEPS, VIDEO_FORMATS, type ExecutionProvider, type VideoFormat } from '../../engine/index.ts';
 import { choiceOption, UsageError } from '../cli-kit.ts';
 
 /** Pictures a CLI writes reach --out whole (the engine's rule for every file it writes for a user). */
@@ -105,12 +105,34 @@ export const COMMON_OPTIONS = {
 } as const;
 
 /**
+ * Ctrl-C, SIGTERM (timeout, docker stop) and SIGHUP (the terminal closed) stop a render: the first
+ * aborts `controller` (the render and its encoder stop, nothing is written at --out), a second one
+ * ends the process at once (exit 130; the engine removes its temporary file on the way out).
+ * Without a controller the first one ends it. Returns the function that removes the handlers.
+ */
+export function stopOnSignals(controller?: AbortController): () => void {
+  let signals = 0;
+  const onSignal = () => {
+    if (++signals === 1 && controller) controller.abort();
+    else process.exit(130);
+  };
+  for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
+  return () => {
+    for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
+  };
+}
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/**
  * Refuses an --out whose folder is not there or cannot be written, or that is a folder itself, before anything renders
  * (the file is written only at the end, and a render can take minutes). `fileName` is the name
  * the tool writes without --out, suggested inside such a folder. Returns `out`.
  */
 export function outputFile(out: string, fileName: string): string {
   if (existsSync(out) && statSync(out).isDirectory()) throw new UsageError(`--out ${out} is a folder; give a file name, e.g. --out ${join(out, fileName)}`);
+  // The file is renamed into place when whole: that would replace a link, a device or a pipe itself.
+  const issue = unreplaceableIssue(out);
+  if (issue) throw new UsageError(`--out ${issue}`);
   const folder = dirname(out);
   if (!existsSync(folder) || !statSync(folder).isDirectory()) throw new UsageError(`--out ${out}: there is no folder ${folder}; create it or give another path`);
   // A file is made there and removed: permissions alone do not say it (root passes them, while a

@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { basename, extname } from 'node:path';
 import { StableDiffusionPipeline, savePng, schedulerKinds } from '../../engine/index.ts';
 import { ProgressBar } from './progress.ts';
-import { chooseModel, COMMON_OPTIONS, DEVICE_FLAG, GUIDANCE_FLAG, loadCliConfig, outputFile, parseEp, SEED_FLAG, SHARED_HELP, SIZE_FLAG, stepsFlag, promptArgument, writeWhole } from './common.ts';
+import { chooseModel, COMMON_OPTIONS, DEVICE_FLAG, GUIDANCE_FLAG, loadCliConfig, outputFile, parseEp, SEED_FLAG, SHARED_HELP, SIZE_FLAG, stepsFlag, promptArgument, writeWhole, stopOnSignals } from './common.ts';
 import { choiceOption, numberOption, runCli, UsageError } from '../cli-kit.ts';
 
 /** The file written without --out. */
@@ -78,6 +78,8 @@ async function main(): Promise<void> {
   const deviceId = numberOption('device', values.device, DEVICE_FLAG) ?? config.deviceId;
   const model = await chooseModel(values.model, config);
 
+  // A signal ends it (nothing half-written is left: the engine removes its temporary file on exit).
+  stopOnSignals();
   const started = performance.now();
   const pipe = await StableDiffusionPipeline.load(model.dir, { ep, deviceId, threads: config.threads });
   const bar = new ProgressBar('denoising');

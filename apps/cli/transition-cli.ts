@@ -40,7 +40,7 @@ import {
 } from '../../engine/index.ts';
 import { builtinPerceptualGraph } from '../../models/perceptual-graph.ts';
 import { ProgressBar } from './progress.ts';
-import { chooseModel, COMMON_OPTIONS, DEVICE_FLAG, GUIDANCE_FLAG, loadCliConfig, outputFile, parseEp, SEED_FLAG, SHARED_HELP, SIZE_FLAG, promptArgument, stepsFlag, videoFormatOption } from './common.ts';
+import { chooseModel, COMMON_OPTIONS, DEVICE_FLAG, GUIDANCE_FLAG, loadCliConfig, outputFile, parseEp, SEED_FLAG, SHARED_HELP, SIZE_FLAG, promptArgument, stepsFlag, videoFormatOption, stopOnSignals } from './common.ts';
 import { choiceOption, numberOption, UsageError } from '../cli-kit.ts';
 
 /** The command line's video defaults (the engine's rules bound them: MIN_FPS..MAX_FPS, MAX_SEGMENT_SECONDS). */
@@ -278,8 +278,7 @@ export async function runTransitionCli(kind: 'blend' | 'movie', argv = process.a
   const metric = await createPerceptualMetric(values.lpips ?? config.lpipsModel, { ep, deviceId, onFallback }, builtinPerceptualGraph);
   const bar = new ProgressBar(kind === 'blend' ? 'blending' : 'movie');
   const controller = new AbortController();
-  const onSignal = () => controller.abort();
-  process.once('SIGINT', onSignal);
+  const stopSignals = stopOnSignals(controller);
 
   const result = await renderMovie(
     pipe,
@@ -318,7 +317,7 @@ export async function runTransitionCli(kind: 'blend' | 'movie', argv = process.a
     plan,
     signal: controller.signal,
   });
-  process.off('SIGINT', onSignal);
+  stopSignals();
   await pipe.release();
   await metric.release?.();
   const size = (await stat(out)).size;

@@ -15,7 +15,7 @@ import {
   superResolutionEntry,
 } from '../../models/esrgan/catalog.ts';
 import { ProgressBar } from './progress.ts';
-import { COMMON_OPTIONS, DEVICE_FLAG, loadCliConfig, outputFile, parseEp, SEED_FLAG, SHARED_HELP, stepsFlag, writeWhole, promptArgument } from './common.ts';
+import { COMMON_OPTIONS, DEVICE_FLAG, loadCliConfig, outputFile, parseEp, SEED_FLAG, SHARED_HELP, stepsFlag, writeWhole, promptArgument, stopOnSignals } from './common.ts';
 import { numberOption, runCli, UsageError } from '../cli-kit.ts';
 
 const MODEL_NAMES = [...SUPER_RESOLUTION_MODELS.map((m) => m.name), 'x4-diffusion'];
@@ -173,8 +173,7 @@ async function main(): Promise<void> {
   // Ctrl-C stops the upscale where it is (the encoder too): nothing is written at --out. Without it
   // the process died mid-encode and left a shorter video that looked finished.
   const controller = new AbortController();
-  const onSignal = () => controller.abort();
-  process.once('SIGINT', onSignal);
+  const stopSignals = stopOnSignals(controller);
   let summary: Record<string, unknown>;
   try {
     if (isImage) {
@@ -220,7 +219,7 @@ async function main(): Promise<void> {
       };
     }
   } finally {
-    process.off('SIGINT', onSignal);
+    stopSignals();
     await upscaler.release();
   }
   const seconds = (performance.now() - started) / 1000;

@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { readFile, stat } from 'node:fs/promises';
 import { DEFAULT_VARIATION_FPS, imageVariationDefaults, ImageVariationPipeline, inspectImage, InvalidRequestError, MAX_FPS, MAX_VARIATION_FRAMES, MIN_FPS, VIDEO_FORMATS, renderVariationVideo, schedulerKinds, variationDefaults } from '../../engine/index.ts';
 import { ProgressBar } from './progress.ts';
-import { COMMON_OPTIONS, DEVICE_FLAG, GUIDANCE_FLAG, loadCliConfig, outputFile, parseEp, SEED_FLAG, SHARED_HELP, SIZE_FLAG, promptArgument, stepsFlag, videoFormatOption } from './common.ts';
+import { COMMON_OPTIONS, DEVICE_FLAG, GUIDANCE_FLAG, loadCliConfig, outputFile, parseEp, SEED_FLAG, SHARED_HELP, SIZE_FLAG, promptArgument, stepsFlag, videoFormatOption, stopOnSignals } from './common.ts';
 import { choiceOption, numberOption, runCli, UsageError } from '../cli-kit.ts';
 
 const d = variationDefaults;
@@ -119,15 +119,14 @@ export async function runVaryCli(argv = process.argv.slice(2)): Promise<void> {
   const pipe = await ImageVariationPipeline.load(modelDir, { ep, deviceId, threads: config.threads, scheduler });
   const bar = new ProgressBar('variations');
   const controller = new AbortController();
-  const onSignal = () => controller.abort();
-  process.once('SIGINT', onSignal);
+  const stopSignals = stopOnSignals(controller);
   const result = await renderVariationVideo(
     pipe,
     request,
     { signal: controller.signal, out, onProgress: (p) => bar.update(p.framesDone, p.framesTotal, '') },
   );
   bar.done();
-  process.off('SIGINT', onSignal);
+  stopSignals();
   await pipe.release();
   const summary = {
     file: out,

@@ -379,10 +379,11 @@ export async function encodeVideo(source: FrameSource, requested: EncodeOptions)
   const frames: FrameSource =
     fps === requested.fps ? source : typeof source === 'function' ? () => resampled(source(), requested.fps, fps) : resampled(source, requested.fps, fps);
   const ffmpeg = resolveFfmpeg().path;
-  const workDir = await mkdtemp(path.join(tmpdir(), 'blendfarm-video-'));
   // Written beside `out` under a temporary name and renamed onto it once it is whole, so a failed
   // or stopped encode leaves nothing half-written there and never removes a file already there.
-  const target = opts.out ? partialPath(opts.out) : path.join(workDir, `video.${opts.format}`);
+  const partial = opts.out ? partialPath(opts.out) : undefined;
+  const workDir = await mkdtemp(path.join(tmpdir(), 'blendfarm-video-'));
+  const target = partial?.path ?? path.join(workDir, `video.${opts.format}`);
   // A one-shot iterable cannot be replayed, so a size-limited encode also writes a lossless
   // FFV1 copy during the first pass for later attempts to read.
   const replay = opts.maxBytes !== undefined && typeof frames !== 'function' ? path.join(workDir, 'frames.nut') : undefined;
@@ -475,6 +476,7 @@ export async function encodeVideo(source: FrameSource, requested: EncodeOptions)
     if (opts.out) await rm(target, { force: true });
     throw err;
   } finally {
+    partial?.settled();
     await rm(workDir, { recursive: true, force: true });
   }
 }

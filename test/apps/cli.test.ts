@@ -340,6 +340,19 @@ describe('an --out in a folder that is not there is refused before anything rend
   });
 });
 
+describe('an --out that is no file (a device, a link) is refused before anything renders', () => {
+  // The file is renamed into place when whole: run as root, --out /dev/null replaced the device
+  // itself with a PNG, and a symbolic link was replaced by a file (its target kept the old one).
+  it.each([
+    ['generate.ts', ['x', '--steps', '2', '--width', '64', '--height', '64', '--out', '/dev/null'], '/dev/null is a device'],
+    ['blend.ts', ['a', 'b', '--branches', '2', '--out', '/dev/null'], '/dev/null is a device'],
+  ])('%s %j: one usage line', async (script, args, what) => {
+    const r = await cli(script, args);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toBe(`error: --out ${what}, not a file; give the path of a file to write (a new one, or a file to replace)`);
+  });
+});
+
 describe('an --out in a folder where no file can be made is refused before anything renders', () => {
   // /proc takes no new files, whoever asks (root too, whom permissions let through). Before, the
   // render ran and failed at its end: generate with six lines of libvips errors, blend with ffmpeg's.

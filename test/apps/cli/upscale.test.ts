@@ -205,19 +205,19 @@ describe('npm run upscale: the input is checked before the model loads, as the o
   });
 });
 
-describe('npm run upscale stopped with Ctrl-C', () => {
-  it('stops where it is: one error line, the file already at --out kept, nothing half-written (it died mid-encode and left a shorter video that looked finished)', async () => {
+describe('npm run upscale stopped with Ctrl-C or SIGTERM', () => {
+  it.each(['SIGINT', 'SIGTERM'] as const)('%s stops it where it is: one error line, the file already at --out kept, nothing half-written (it died mid-encode and left a shorter video that looked finished)', async (stopSignal) => {
     const frames: RawImage[] = [];
     for (let k = 0; k < 48; k++) {
-      const { data } = await sharp(CROP).extract({ left: k, top: 10, width: 64, height: 48 }).raw().toBuffer({ resolveWithObject: true });
-      frames.push({ data: new Uint8Array(data), width: 64, height: 48, channels: 3 });
+      const { data } = await sharp(CROP).extract({ left: k % 32, top: 10, width: 96, height: 72 }).raw().toBuffer({ resolveWithObject: true });
+      frames.push({ data: new Uint8Array(data), width: 96, height: 72, channels: 3 });
     }
     const input = join(dir, 'stop-in.mp4');
-    await encodeVideo(frames, { out: input, format: 'mp4', fps: 12, width: 64, height: 48 });
+    await encodeVideo(frames, { out: input, format: 'mp4', fps: 12, width: 96, height: 72 });
     const out = join(dir, 'stop-out.mp4');
     await writeFile(out, 'an earlier upscale');
     const before = readdirSync(dir).sort();
-    const child = spawn(process.execPath, ['--import', TSX, join(ROOT, 'apps/cli/upscale.ts'), input, '--out', out, '--scale', '3', '--model', 'esrgan-medium'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', TSX, join(ROOT, 'apps/cli/upscale.ts'), input, '--out', out, '--scale', '4', '--model', 'esrgan-medium'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     child.stderr!.on('data', (d) => (stderr += d));
     const exited = once(child, 'exit');
@@ -227,7 +227,7 @@ describe('npm run upscale stopped with Ctrl-C', () => {
       if (child.exitCode !== null || Date.now() > deadline) throw new Error(`no progress:\n${stderr}`);
       await new Promise((r) => setTimeout(r, 50));
     }
-    child.kill('SIGINT');
+    child.kill(stopSignal);
     const [code, signal] = await exited;
     expect({ code, signal }).toEqual({ code: 1, signal: null });
     const lines = stderr.split(/[\r\n]+/).filter((l) => l.startsWith('error:'));
