@@ -196,7 +196,7 @@ export async function submitRender(
   let inputs: Record<string, Uint8Array> | undefined;
   if (pictures) {
     try {
-      // The download may take its time now; the headers (format, size, pixels) with the farm's limits.
+      // The download may take its time now; each picture is checked (format, size, pixels, that it decodes) with the farm's limits.
       inputs = await pictures.download();
       await checkJobInputs(kind, parsed, inputs);
     } catch (err) {

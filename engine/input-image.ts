@@ -112,14 +112,19 @@ export async function inspectImage(
   limits?: ImageInputLimits,
 ): Promise<{ format: ImageInputFormat; width: number; height: number }> {
   const info = await readHeader(bytes, label, limits);
+  if (decodedPixels.has(bytes)) return info;
   try {
     const decode = await sharpOf(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length), { limitInputPixels: false, sequentialRead: true });
     await decode.resize(64, 64, { fit: 'inside', withoutEnlargement: true }).raw().toBuffer();
   } catch {
     throw new InvalidRequestError(damagedIssue(label, info.format));
   }
+  decodedPixels.add(bytes);
   return info;
 }
+
+/** Pictures whose pixels inspectImage has decoded: a second check of the same bytes (the bot checks its download, then submitJob does) reads only the header. */
+const decodedPixels = new WeakSet<Uint8Array>();
 
 /**
  * The decode chain both decodeImage and prepareImage go through, so its rules live once: a RawImage
