@@ -17,14 +17,13 @@ import os from 'node:os';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
 import { deployCommands } from '../apps/bot/deploy-commands.ts';
 import { choiceOption, numberOption, runCli } from '../apps/cli-kit.ts';
 import { startBot } from '../bot/bot.ts';
 import { FakeRenderer } from '../farm/fake-renderer.ts';
 import { farmConfigFrom, IN_MEMORY, openDatabase, startLocalWorkers, type FarmContext } from '../farm/index.ts';
 import { startFakeDiscord } from '../test/fake-discord/index.ts';
-import { BENCH_POSTGRES_HELP, benchPostgres, withDatabase } from './postgres.ts';
+import { BENCH_POSTGRES_HELP, withBenchDatabase } from './postgres.ts';
 
 const BACKENDS = ['pglite', 'postgres'] as const;
 const DEFAULTS = { db: BACKENDS[0], bursts: '50,200', rounds: '3' } as const;
@@ -71,16 +70,6 @@ type Options = NonNullable<ReturnType<typeof options>>;
 
 const databaseName = `blendfarm_bench_ack_${process.pid}`;
 
-async function admin(serverUrl: string, statement: string): Promise<void> {
-  const client = new pg.Client({ connectionString: serverUrl });
-  await client.connect();
-  try {
-    await client.query(statement);
-  } finally {
-    await client.end();
-  }
-}
-
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 }
@@ -105,17 +94,7 @@ async function serveBot(restBase: string, url: string, submitConcurrency: number
 
 async function main(opts: Options): Promise<void> {
   if (opts.backend !== 'postgres') return measure(opts, '', 'in-memory PGlite');
-  const server = await benchPostgres();
-  try {
-    await admin(server.url, `create database "${databaseName}"`);
-    try {
-      await measure(opts, withDatabase(server.url, databaseName), server.description);
-    } finally {
-      await admin(server.url, `drop database if exists "${databaseName}" with (force)`);
-    }
-  } finally {
-    await server.stop();
-  }
+  await withBenchDatabase(databaseName, (url, server) => measure(opts, url, server));
 }
 
 /** Starts the fake Discord and the bot's process (its farm on `url`, PGlite when empty) and measures. */

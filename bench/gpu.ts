@@ -25,6 +25,7 @@ import { join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { deviceName, GPU_EPS, gpuEp, median, relativeError, wholeNumbers } from './gpu-common.ts';
 import { choiceOption, numberOption, runCli } from '../apps/cli-kit.ts';
+import { DEVICE_FLAG } from '../apps/cli/common.ts';
 import { LatentBlender, StableDiffusionPipeline, createPerceptualMetric, float32ToFloat16, float16ToFloat32, timingTotals, timingsSince, type BatchTiming, type TransitionResult } from '../engine/index.ts';
 import { builtinPerceptualGraph } from '../models/perceptual-graph.ts';
 import { ensureDemoModel } from '../models/demo-model.ts';
@@ -147,7 +148,7 @@ function options(argv: string[]) {
     shapeName,
     preset,
     ep,
-    deviceId: numberOption('device', values.device, { integer: true, min: 0 })!,
+    deviceId: numberOption('device', values.device, DEVICE_FLAG)!,
     fusedOps: ops === undefined ? FUSED_OPS[fusionFor(ep)] : resolveFusedOps(ops),
     cache: values.cache,
     out: values.out,

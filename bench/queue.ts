@@ -10,7 +10,6 @@
 // one Node process.
 import os from 'node:os';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
 import { sql } from 'drizzle-orm';
 import { type FarmDb, openDatabase, queryRows } from '../db/client.ts';
 import { farmConfigFrom } from '../farm/config.ts';
@@ -19,7 +18,7 @@ import { FakeRenderer } from '../farm/fake-renderer.ts';
 import { submitJob } from '../farm/jobs.ts';
 import { FarmWorker } from '../farm/worker.ts';
 import { numberOption, runCli } from '../apps/cli-kit.ts';
-import { BENCH_POSTGRES_HELP, benchPostgres, withDatabase } from './postgres.ts';
+import { BENCH_POSTGRES_HELP, withBenchDatabase } from './postgres.ts';
 
 const DEFAULTS = { jobs: '2000', workers: '1,4,16', users: '8' } as const;
 const LIMITS = { jobs: 1_000_000, workers: 256, users: 100_000 } as const;
@@ -60,19 +59,8 @@ function readOptions(): boolean {
 }
 
 const databaseName = `blendfarm_bench_${process.pid}`;
-/** The chosen server's URL and the benchmark database's on it (set by main). */
-let serverUrl = '';
+/** The benchmark database's URL (set by main). */
 let benchUrl = '';
-
-async function admin(statement: string): Promise<void> {
-  const client = new pg.Client({ connectionString: serverUrl });
-  await client.connect();
-  try {
-    await client.query(statement);
-  } finally {
-    await client.end();
-  }
-}
 
 const config = farmConfigFrom(
   {},
@@ -118,18 +106,13 @@ async function round(control: FarmDb, workerCount: number): Promise<{ seconds: n
 }
 
 async function main(): Promise<void> {
-  const server = await benchPostgres();
-  try {
-    serverUrl = server.url;
-    benchUrl = withDatabase(serverUrl, databaseName);
-    await measure(server.description);
-  } finally {
-    await server.stop();
-  }
+  await withBenchDatabase(databaseName, (url, server) => {
+    benchUrl = url;
+    return measure(server);
+  });
 }
 
 async function measure(serverDescription: string): Promise<void> {
-  await admin(`create database "${databaseName}"`);
   const control = await openDatabase({ url: benchUrl, poolSize: 20 });
   try {
     // Through the control handle: a connection of its own left open was ended by the drop below,
@@ -146,7 +129,6 @@ async function measure(serverDescription: string): Promise<void> {
     }
   } finally {
     await control.close();
-    await admin(`drop database if exists "${databaseName}" with (force)`);
   }
 }
 

@@ -14,6 +14,7 @@ import { MODELS_ROOT } from '../models/paths.ts';
 import { syntheticUNet, SD15_UNET, SYNTHETIC_BUILDER_VERSION, TINY_UNET } from '../models/synthetic-unet.ts';
 import { float32ToFloat16 } from '../engine/index.ts';
 import { choiceOption, numberOption, runCli } from '../apps/cli-kit.ts';
+import { DEVICE_FLAG } from '../apps/cli/common.ts';
 import { GPU_EPS, gpuEp, wholeNumbers } from './gpu-common.ts';
 
 const SHAPES = { tiny: TINY_UNET, sd15: SD15_UNET, 'sd15-fp32': { ...SD15_UNET, dtype: 'float32' as const } } as const;
@@ -56,7 +57,7 @@ function options(argv: string[]) {
     size: numberOption('size', values.size, { integer: true, min: 1 })!,
     repeats: numberOption('repeats', values.repeats, { integer: true, min: 1 })!,
     dir: values.dir,
-    device: numberOption('device', values.device, { integer: true, min: 0 })!,
+    device: numberOption('device', values.device, DEVICE_FLAG)!,
   };
 }
 

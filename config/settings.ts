@@ -126,7 +126,7 @@ export const MAX_UPSCALER_ID_LENGTH = 64;
 function upscalerId(raw: string): string {
   const id = raw.trim();
   if (!id || id.length > MAX_UPSCALER_ID_LENGTH || !ID_CHARACTERS.test(id)) throw new SettingError('must be an upscaler id such as esrgan-slim, esrgan-medium, esrgan-thick or x4-diffusion');
-  return raw.trim();
+  return id;
 }
 
 /**

@@ -6,7 +6,7 @@ export { loadTokenizer, ClipTokenizer } from './tokenizer/clip-tokenizer.ts';
 // What a model builder needs to write tokenizer files the loader reads back.
 export { END_OF_WORD, type MergePair } from './tokenizer/bpe.ts';
 export { BYTE_SYMBOLS } from './tokenizer/byte-unicode.ts';
-export { partialPath, unreplaceableIssue, writeWhole } from './output-file.ts';
+export { unreplaceableIssue, writeWhole } from './output-file.ts';
 export { CLIP_BOS_TOKEN, CLIP_EOS_TOKEN, CLIP_MAX_LENGTH, MAX_PROMPT_LENGTH, type TokenizerSettings } from './tokenizer/tokenizer-config.ts';
 export { createScheduler, chooseScheduler, isSchedulerKind, schedulerKinds, schedulerRegistry, DDIMScheduler, type Scheduler, type SchedulerKind } from './schedulers/index.ts';
 export { float32ToFloat16, float16ToFloat32 } from './tensor/fp16.ts';

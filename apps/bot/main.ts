@@ -34,10 +34,9 @@ settingsOnlyArguments('npm start', USAGE);
 // failure stops what did start, too.
 const started: Array<{ name: string; stop: () => Promise<void> }> = [];
 let stopping = false;
-let startingDone = false;
 /** How long a shutdown waits for the part being started (a model load, the Discord login) before stopping the rest without it. */
 const STARTING_WAIT_MS = 5000;
-/** Resolved when, after a signal, main() has finished starting its current part or failed. */
+/** Resolved when main() has finished starting (or, after a signal, its current part) or failed. */
 let stepSettled: () => void = () => {};
 const nextStep = new Promise<void>((resolve) => (stepSettled = resolve));
 
@@ -57,8 +56,9 @@ async function shutdown(signal: string): Promise<void> {
   if (stopping) return;
   stopping = true;
   console.log(`[main] ${signal}: stopping (running renders finish or are handed back)`);
-  // The part being started is waited for (bounded), so that it stops with the others, in order.
-  if (!startingDone) await new Promise<void>((resolve) => {
+  // The part being started is waited for (bounded), so that it stops with the others, in order;
+  // once main() has finished, nextStep is already settled.
+  await new Promise<void>((resolve) => {
     setTimeout(resolve, STARTING_WAIT_MS).unref();
     void nextStep.then(resolve);
   });
@@ -172,10 +172,7 @@ async function main(): Promise<void> {
 }
 
 main().then(
-  () => {
-    startingDone = true;
-    stepSettled();
-  },
+  () => stepSettled(),
   async (err: unknown) => {
     process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
     if (process.env.DEBUG) console.error(err);

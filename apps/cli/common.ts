@@ -5,11 +5,18 @@ import { basename, dirname, extname, join } from 'node:path';
 import { loadConfig, loadDotEnv, MAX_DEVICE_ID, type Config } from '../../config/index.ts';
 import { ensureDemoModel } from '../../models/demo-model.ts';
 import { DEMO_MODEL_DIR } from '../../models/paths.ts';
-import { DEFAULT_DEVICE_ID, unreplaceableIssue, executionProviders, MAX_GUIDANCE, MAX_IMAGE_SIDE, MAX_PROMPT_LENGTH, MAX_SEED, MAX_STEPS, VIDEO_FORMATS, type ExecutionProvider, type VideoFormat } from '../../engine/index.ts';
+import { DEFAULT_DEVICE_ID, InvalidRequestError, unreplaceableIssue, executionProviders, MAX_GUIDANCE, MAX_IMAGE_SIDE, MAX_PROMPT_LENGTH, MAX_SEED, MAX_STEPS, VIDEO_FORMATS, type ExecutionProvider, type VideoFormat } from '../../engine/index.ts';
 import { choiceOption, UsageError } from '../cli-kit.ts';
 
 /** Pictures a CLI writes reach --out whole (the engine's rule for every file it writes for a user). */
 export { writeWhole } from '../../engine/index.ts';
+
+/** The engine refusing what the user gave (InvalidRequestError: a picture, a value) is a bad command line: exit 2, its message as it is. */
+export function asUsageError<T>(work: Promise<T>): Promise<T> {
+  return work.catch((err: unknown) => {
+    throw err instanceof InvalidRequestError ? new UsageError(err.message) : err;
+  });
+}
 
 /** A seed flag's range: the engine's (MAX_SEED, engine/noise.ts); numberOption refuses others with a usage error naming it. */
 export const SEED_FLAG = { integer: true, min: 0, max: MAX_SEED } as const;

@@ -26,7 +26,6 @@ import {
   VIDEO_FORMATS,
   createPerceptualMetric,
   inspectImage,
-  InvalidRequestError,
   isMaskPreset,
   prepareInpaint,
   prepareRequestImages,
@@ -40,7 +39,7 @@ import {
 } from '../../engine/index.ts';
 import { builtinPerceptualGraph } from '../../models/perceptual-graph.ts';
 import { ProgressBar } from './progress.ts';
-import { chooseModel, COMMON_OPTIONS, DEVICE_FLAG, GUIDANCE_FLAG, loadCliConfig, outputFile, parseEp, SEED_FLAG, SHARED_HELP, SIZE_FLAG, promptArgument, stepsFlag, videoFormatOption, stopOnSignals } from './common.ts';
+import { asUsageError, chooseModel, COMMON_OPTIONS, DEVICE_FLAG, GUIDANCE_FLAG, loadCliConfig, outputFile, parseEp, SEED_FLAG, SHARED_HELP, SIZE_FLAG, promptArgument, stepsFlag, videoFormatOption, stopOnSignals } from './common.ts';
 import { choiceOption, numberOption, UsageError } from '../cli-kit.ts';
 
 /** The command line's video defaults (the engine's rules bound them: MIN_FPS..MAX_FPS, MAX_SEGMENT_SECONDS). */
@@ -226,9 +225,7 @@ export async function runTransitionCli(kind: 'blend' | 'movie', argv = process.a
     } catch (err) {
       throw new UsageError(`--${flag}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); give the path of a PNG, JPEG or WebP file`);
     }
-    await inspectImage(bytes, `--${flag} ${file}`).catch((err: unknown) => {
-      throw err instanceof InvalidRequestError ? new UsageError(err.message) : err;
-    });
+    await asUsageError(inspectImage(bytes, `--${flag} ${file}`));
     return bytes;
   };
   if (kind === 'blend') {

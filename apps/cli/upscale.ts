@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { existsSync, statSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import sharp from 'sharp';
-import { CRF_RANGE, decodeImage, DEFAULT_CRF, DEFAULT_TILE, DEFAULT_TILE_BATCH, DEFAULT_UPSCALE_STEPS, DiffusionUpscaler, MIN_UPSCALE_STEPS, IMAGE_INPUT_FORMATS, inspectImage, InvalidRequestError, probeVideo, SuperResolutionUpscaler, upscaleVideo, VIDEO_FORMATS, type FrameUpscaler, type RawImage, type VideoFormat } from '../../engine/index.ts';
+import { CRF_RANGE, decodeImage, DEFAULT_CRF, DEFAULT_TILE, DEFAULT_TILE_BATCH, DEFAULT_UPSCALE_STEPS, DiffusionUpscaler, MIN_UPSCALE_STEPS, IMAGE_INPUT_FORMATS, inspectImage, probeVideo, SuperResolutionUpscaler, upscaleVideo, VIDEO_FORMATS, type FrameUpscaler, type RawImage, type VideoFormat } from '../../engine/index.ts';
 import {
   DEFAULT_SUPER_RESOLUTION_MODEL,
   SUPER_RESOLUTION_MODELS,
@@ -15,7 +15,7 @@ import {
   superResolutionEntry,
 } from '../../models/esrgan/catalog.ts';
 import { ProgressBar } from './progress.ts';
-import { COMMON_OPTIONS, DEVICE_FLAG, loadCliConfig, outputFile, parseEp, SEED_FLAG, SHARED_HELP, stepsFlag, writeWhole, promptArgument, stopOnSignals } from './common.ts';
+import { asUsageError, COMMON_OPTIONS, DEVICE_FLAG, loadCliConfig, outputFile, parseEp, SEED_FLAG, SHARED_HELP, stepsFlag, writeWhole, promptArgument, stopOnSignals } from './common.ts';
 import { numberOption, runCli, UsageError } from '../cli-kit.ts';
 
 const MODEL_NAMES = [...SUPER_RESOLUTION_MODELS.map((m) => m.name), 'x4-diffusion'];
@@ -122,9 +122,7 @@ async function main(): Promise<void> {
   // IMAGE_INPUT_LIMITS size and pixel limits, pixels that decode), before the model loads: a
   // 108-megapixel picture was upscaled for some 17 minutes, and a cut-off one failed with libvips' words.
   if (isImage) {
-    await inspectImage(bytes, input).catch((err: unknown) => {
-      throw err instanceof InvalidRequestError ? new UsageError(err.message) : err;
-    });
+    await asUsageError(inspectImage(bytes, input));
   }
   if (isImage && !IMAGE_FORMATS.includes(outExt)) throw new UsageError(`an image in gives an image out: --out must end in ${IMAGE_FORMATS.map((f) => `.${f}`).join(', ')}, got "${out}"`);
   const videoOnly = (['crf', 'max-bytes'] as const).filter((flag) => values[flag] !== undefined).map((flag) => `--${flag}`);
@@ -179,9 +177,7 @@ async function main(): Promise<void> {
     if (isImage) {
       // The engine's decode, as for the other tools' pictures: EXIF orientation applied (a phone
       // photo came out on its side), transparency onto white, and a failure named by the file.
-      const img: RawImage = await decodeImage(bytes, input).catch((err: unknown) => {
-        throw err instanceof InvalidRequestError ? new UsageError(err.message) : err;
-      });
+      const img: RawImage = await asUsageError(decodeImage(bytes, input));
       let result: RawImage | undefined;
       for await (const frame of upscaler.upscaleFrames([img], { ...frameOpts, signal: controller.signal, onTile: (d: number, t: number) => bar.update(d, t), onFrame: () => bar.update(1, 1) } as never)) result = frame;
       bar.done();

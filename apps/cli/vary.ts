@@ -1,9 +1,9 @@
 /** npm run vary -- picture.png --out variations.mp4 (see --help) */
 import { parseArgs } from 'node:util';
 import { readFile, stat } from 'node:fs/promises';
-import { DEFAULT_VARIATION_FPS, imageVariationDefaults, ImageVariationPipeline, inspectImage, InvalidRequestError, MAX_FPS, MAX_VARIATION_FRAMES, MIN_FPS, VIDEO_FORMATS, renderVariationVideo, schedulerKinds, variationDefaults } from '../../engine/index.ts';
+import { DEFAULT_VARIATION_FPS, imageVariationDefaults, ImageVariationPipeline, inspectImage, MAX_FPS, MAX_VARIATION_FRAMES, MIN_FPS, VIDEO_FORMATS, renderVariationVideo, schedulerKinds, variationDefaults } from '../../engine/index.ts';
 import { ProgressBar } from './progress.ts';
-import { COMMON_OPTIONS, DEVICE_FLAG, GUIDANCE_FLAG, loadCliConfig, outputFile, parseEp, SEED_FLAG, SHARED_HELP, SIZE_FLAG, promptArgument, stepsFlag, videoFormatOption, stopOnSignals } from './common.ts';
+import { asUsageError, COMMON_OPTIONS, DEVICE_FLAG, GUIDANCE_FLAG, loadCliConfig, outputFile, parseEp, SEED_FLAG, SHARED_HELP, SIZE_FLAG, promptArgument, stepsFlag, videoFormatOption, stopOnSignals } from './common.ts';
 import { choiceOption, numberOption, runCli, UsageError } from '../cli-kit.ts';
 
 const d = variationDefaults;
@@ -81,9 +81,7 @@ export async function runVaryCli(argv = process.argv.slice(2)): Promise<void> {
     throw new UsageError(`cannot read ${file} (${err.code ?? err.message}); give the path of a PNG, JPEG or WebP file`);
   });
   // Checked here (format, size), by its file name, before the model loads.
-  await inspectImage(image, file).catch((err: unknown) => {
-    throw err instanceof InvalidRequestError ? new UsageError(err.message) : err;
-  });
+  await asUsageError(inspectImage(image, file));
   const format = videoFormatOption(values.format, values.out);
   const scheduler = choiceOption('scheduler', values.scheduler, schedulerKinds);
   const fileName = `${DEFAULT_OUT_STEM}.${format}`;

@@ -16,7 +16,7 @@ import { type FarmDb, type OpenDatabaseOptions, openDatabase, queryRows } from '
 import { MIGRATIONS_FOLDER, migratePglite } from '../../db/migrate.ts';
 import { LOCK_FILE_NAME } from '../../db/pglite-lock.ts';
 import { type FarmConfigOverrides, type FarmContext, farmConfigFrom } from '../../farm/config.ts';
-import { DEFAULT_TEST_DATABASE_URL } from './test-postgres.ts';
+import { DEFAULT_TEST_DATABASE_URL, withDatabase } from './test-postgres.ts';
 
 /** The server global-setup chose (configured or embedded); the variable when run without it. */
 function testServerUrl(): string {
@@ -47,12 +47,6 @@ export interface TestDatabase {
   open(options?: Omit<OpenDatabaseOptions, 'url' | 'dataDir'>): Promise<FarmDb>;
   /** Closes every handle opened through open() and deletes the database. */
   drop(): Promise<void>;
-}
-
-function withDatabase(url: string, database: string): string {
-  const parsed = new URL(url);
-  parsed.pathname = `/${database}`;
-  return parsed.toString();
 }
 
 async function createPostgresDatabase(): Promise<TestDatabase> {

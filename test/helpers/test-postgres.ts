@@ -10,6 +10,13 @@ import pg from 'pg';
 import { redactConnectionString } from '../../config/redact.ts';
 
 export const DEFAULT_TEST_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/test';
+
+/** `url` with its database replaced by `database`. */
+export function withDatabase(url: string, database: string): string {
+  const parsed = new URL(url);
+  parsed.pathname = `/${database}`;
+  return parsed.toString();
+}
 /** How long a configured server gets to answer before the embedded one is started instead. */
 export const REACHABLE_TIMEOUT_MS = 2000;
 
