@@ -55,6 +55,21 @@ export function isUsageError(err: unknown): boolean {
 }
 
 /**
+ * runCli for a program whose `parse` reads the command line and returns undefined for --help: the
+ * usage is printed then; otherwise `main` runs with what was parsed (a bad command line is exit 2).
+ */
+export function runParsed<T>(usage: string, parse: (argv: string[]) => T | undefined, main: (args: T) => Promise<number | void>): Promise<number> {
+  return runCli(async () => {
+    const args = parse(process.argv.slice(2));
+    if (args === undefined) {
+      process.stdout.write(usage);
+      return;
+    }
+    return main(args);
+  });
+}
+
+/**
  * The top-level runner of every command-line program: runs main and sets process.exitCode to what
  * main returned (else 0), 2 for a bad command line (isUsageError), 1 for any other error, each
  * error shown as one line on stderr (the stack trace only when DEBUG is set). Returns the exit

@@ -7,7 +7,7 @@
  */
 import { parseArgs } from 'node:util';
 import { executionProviders, LatentBlender, MAX_IMAGE_SIDE, MIN_BLEND_STEPS, StableDiffusionPipeline } from '../engine/index.ts';
-import { choiceOption, numberOption, runCli, UsageError } from '../apps/cli-kit.ts';
+import { choiceOption, numberOption, runParsed, UsageError } from '../apps/cli-kit.ts';
 import { cp, mkdir, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -60,14 +60,7 @@ function options(argv: string[]) {
   };
 }
 
-await runCli(async () => {
-  const args = options(process.argv.slice(2));
-  if (!args) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
-  await bench(args);
-});
+await runParsed(USAGE, options, bench);
 
 /** The demo pipeline with an SD-shaped random UNet (built once into models/.cache). */
 async function syntheticPipeline(name: keyof typeof SYNTHETIC_SHAPES): Promise<string> {

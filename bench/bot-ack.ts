@@ -18,7 +18,7 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { deployCommands } from '../apps/bot/deploy-commands.ts';
-import { choiceOption, numberOption, runCli } from '../apps/cli-kit.ts';
+import { choiceOption, numberOption, runParsed } from '../apps/cli-kit.ts';
 import { startBot } from '../bot/bot.ts';
 import { FakeRenderer } from '../farm/fake-renderer.ts';
 import { farmConfigFrom, IN_MEMORY, openDatabase, startLocalWorkers, type FarmContext } from '../farm/index.ts';
@@ -133,12 +133,4 @@ async function measure(opts: Options, url: string, database: string): Promise<vo
   }
 }
 
-await runCli(async () => {
-  const opts = options(process.argv.slice(2));
-  if (!opts) {
-    process.stdout.write(USAGE);
-    return;
-  }
-  if (opts.bot !== undefined) await serveBot(opts.bot, opts.url, opts.submitConcurrency);
-  else await main(opts);
-});
+await runParsed(USAGE, options, (opts) => (opts.bot !== undefined ? serveBot(opts.bot, opts.url, opts.submitConcurrency) : main(opts)));

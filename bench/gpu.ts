@@ -26,7 +26,7 @@ import * as ort from 'onnxruntime-node';
 import { deviceName, GPU_EPS, gpuEp, median, relativeError, wholeNumbers } from './gpu-common.ts';
 import { choiceOption, numberOption, runCli } from '../apps/cli-kit.ts';
 import { DEVICE_FLAG } from '../apps/cli/common.ts';
-import { LatentBlender, StableDiffusionPipeline, createPerceptualMetric, float32ToFloat16, float16ToFloat32, timingTotals, timingsSince, type BatchTiming, type TransitionResult } from '../engine/index.ts';
+import { DEFAULT_DEVICE_ID, LatentBlender, StableDiffusionPipeline, createPerceptualMetric, float32ToFloat16, float16ToFloat32, timingTotals, timingsSince, type BatchTiming, type TransitionResult } from '../engine/index.ts';
 import { builtinPerceptualGraph } from '../models/perceptual-graph.ts';
 import { ensureDemoModel } from '../models/demo-model.ts';
 import { DEMO_MODEL_DIR, MODELS_ROOT } from '../models/paths.ts';
@@ -83,7 +83,7 @@ const PRESETS: Record<string, Preset> = {
   },
 };
 
-const DEFAULTS = { ep: 'cpu', shape: 'tiny', out: 'bench/results', cache: join(MODELS_ROOT, '.cache', 'gpu-bench'), device: '0' } as const;
+const DEFAULTS = { ep: 'cpu', shape: 'tiny', out: 'bench/results', cache: join(MODELS_ROOT, '.cache', 'gpu-bench'), device: String(DEFAULT_DEVICE_ID) } as const;
 
 /** "tiny 1,2,4,8,16; sd15 ..." for one preset field: a --help default that depends on --shape. */
 const perShape = (key: keyof Preset) => Object.entries(PRESETS).map(([name, p]) => `${name} ${String(p[key])}`).join('; ');

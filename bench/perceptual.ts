@@ -13,7 +13,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { OnnxBuiltinMetric, builtinDistance, type RawImage } from '../engine/index.ts';
 import { builtinPerceptualGraph } from '../models/perceptual-graph.ts';
-import { runCli } from '../apps/cli-kit.ts';
+import { runParsed } from '../apps/cli-kit.ts';
 import { GPU_EPS, gpuEp } from './gpu-common.ts';
 
 const DEFAULT_EP = 'cpu';
@@ -91,11 +91,4 @@ async function bench(args: NonNullable<ReturnType<typeof options>>): Promise<num
   return worst <= MAX_REL_DIFF ? 0 : 1;
 }
 
-await runCli(async () => {
-  const args = options(process.argv.slice(2));
-  if (!args) {
-    process.stdout.write(USAGE);
-    return;
-  }
-  return bench(args);
-});
+await runParsed(USAGE, options, bench);

@@ -12,13 +12,13 @@ import * as ort from 'onnxruntime-node';
 import { saveModel } from '../models/onnx/index.ts';
 import { MODELS_ROOT } from '../models/paths.ts';
 import { syntheticUNet, SD15_UNET, SYNTHETIC_BUILDER_VERSION, TINY_UNET } from '../models/synthetic-unet.ts';
-import { float32ToFloat16 } from '../engine/index.ts';
-import { choiceOption, numberOption, runCli } from '../apps/cli-kit.ts';
+import { DEFAULT_DEVICE_ID, float32ToFloat16 } from '../engine/index.ts';
+import { choiceOption, numberOption, runParsed } from '../apps/cli-kit.ts';
 import { DEVICE_FLAG } from '../apps/cli/common.ts';
 import { GPU_EPS, gpuEp, wholeNumbers } from './gpu-common.ts';
 
 const SHAPES = { tiny: TINY_UNET, sd15: SD15_UNET, 'sd15-fp32': { ...SD15_UNET, dtype: 'float32' as const } } as const;
-const DEFAULTS = { shape: 'tiny', ep: 'cpu', batches: '2,4,8', size: '64', repeats: '10', dir: join(MODELS_ROOT, '.cache'), device: '0' } as const;
+const DEFAULTS = { shape: 'tiny', ep: 'cpu', batches: '2,4,8', size: '64', repeats: '10', dir: join(MODELS_ROOT, '.cache'), device: String(DEFAULT_DEVICE_ID) } as const;
 
 const USAGE = `Usage: npm run bench:unet -- [--shape NAME] [--ep ${GPU_EPS.join('|')}] [--batches LIST] [--size N] [--repeats N] [--dir DIR] [--device N]
 
@@ -61,14 +61,7 @@ function options(argv: string[]) {
   };
 }
 
-await runCli(async () => {
-  const args = options(process.argv.slice(2));
-  if (!args) {
-    process.stdout.write(USAGE);
-    return;
-  }
-  await bench(args);
-});
+await runParsed(USAGE, options, bench);
 
 async function bench(args: NonNullable<ReturnType<typeof options>>): Promise<void> {
   const shape: (typeof SHAPES)[keyof typeof SHAPES] = SHAPES[args.shapeName];

@@ -13,7 +13,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import sharp, { type Sharp } from 'sharp';
 import { SuperResolutionUpscaler, type RawImage } from '../engine/index.ts';
-import { choiceOption, numberOption, runCli } from '../apps/cli-kit.ts';
+import { choiceOption, numberOption, runParsed } from '../apps/cli-kit.ts';
 import { availableSuperResolutionModels, ensureSuperResolutionModel } from '../models/esrgan/catalog.ts';
 import { REPO_ROOT } from '../models/paths.ts';
 
@@ -223,11 +223,4 @@ async function main(args: NonNullable<ReturnType<typeof options>>): Promise<void
   }
 }
 
-await runCli(async () => {
-  const args = options(process.argv.slice(2));
-  if (!args) {
-    process.stdout.write(USAGE);
-    return;
-  }
-  await main(args);
-});
+await runParsed(USAGE, options, main);
