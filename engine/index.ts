@@ -59,7 +59,7 @@ export type { TransitionOptions, TransitionResult, TransitionProgress, Crossfeed
 export { renderMovie, transitionModes, DEFAULT_TRANSITION_MODE, MAX_MOVIE_PROMPTS, MIN_MOVIE_PROMPTS, type MovieOptions, type MovieResult, type TransitionMode } from './blend/movie.ts';
 export { renderWalk, walkModes, type WalkMode } from './blend/walks.ts';
 export { MIN_WALK_FRAMES, MAX_WALK_FRAMES, DEFAULT_WALK_FRAMES } from './blend/walks.ts';
-export { MIN_FPS, MAX_FPS, MAX_SEGMENT_SECONDS } from './video/rules.ts';
+export { MIN_FPS, MAX_FPS, MAX_SEGMENT_SECONDS, MAX_UPSCALED_VIDEO_PIXELS, upscaleVideoIssue } from './video/rules.ts';
 export { createPerceptualMetric, BuiltinPerceptualMetric, BUILTIN_METRIC, builtinDistance, ONNX_METRIC_PIXELS_PER_CALL, OnnxBuiltinMetric, OnnxLpipsMetric, type PerceptualMetric, type PerceptualMetricOptions } from './blend/perceptual.ts';
 export { segmentsToVideo, type VideoOptions } from './blend/video.ts';
 export { DEFAULT_PLAN, planModes, type PlanMode } from './video/frames.ts';

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { existsSync, statSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import sharp from 'sharp';
-import { CRF_RANGE, decodeImage, DEFAULT_CRF, DEFAULT_TILE, DEFAULT_TILE_BATCH, DEFAULT_UPSCALE_STEPS, DiffusionUpscaler, MIN_UPSCALE_STEPS, IMAGE_INPUT_FORMATS, inspectImage, probeVideo, SuperResolutionUpscaler, upscaleVideo, VIDEO_FORMATS, type FrameUpscaler, type RawImage, type VideoFormat } from '../../engine/index.ts';
+import { CRF_RANGE, decodeImage, DEFAULT_CRF, DEFAULT_TILE, DEFAULT_TILE_BATCH, DEFAULT_UPSCALE_STEPS, DiffusionUpscaler, MIN_UPSCALE_STEPS, IMAGE_INPUT_FORMATS, inspectImage, probeVideo, SuperResolutionUpscaler, upscaleVideo, upscaleVideoIssue, VIDEO_FORMATS, type FrameUpscaler, type RawImage, type VideoFormat } from '../../engine/index.ts';
 import {
   DEFAULT_SUPER_RESOLUTION_MODEL,
   SUPER_RESOLUTION_MODELS,
@@ -135,6 +135,11 @@ async function main(): Promise<void> {
         throw unreadable((error as Error).message);
       });
   if (source && (source.width < 1 || source.height < 1)) throw unreadable('no frames of a known size');
+  // A video is held to the picture rules too, from its probe, before the model loads: frames within
+  // the picture pixel limit, and the whole output within the engine's MAX_UPSCALED_VIDEO_PIXELS (a
+  // 4K video at 4x ran for hours, with only the ETA shown).
+  const videoIssue = source && upscaleVideoIssue(input, source, scale);
+  if (videoIssue) throw new UsageError(videoIssue);
   if (!isImage && !VIDEO_FORMATS.includes(outExt as VideoFormat)) throw new UsageError(`a video in gives a video out: --out must end in ${VIDEO_FORMATS.map((f) => `.${f}`).join(', ')}, got "${out}"`);
   if (values.crf !== undefined && !crfRange) {
     throw new UsageError(`--crf is for ${Object.keys(CRF_RANGE).join(' and ')} output; a ${outExt} has no CRF (--max-bytes bounds its size)`);
