@@ -3,7 +3,7 @@
  * job with the prompts of the whole movie it makes (withWholeMovie), which for an extension
  * includes the movie it continues.
  */
-import { parentMovieParams, promptLengthNotices, resultWarnings, type FarmContext, type Job, type JobProgress } from '../farm/index.ts';
+import { failureForOwner, parentMovieParams, promptLengthNotices, resultWarnings, type FarmContext, type Job, type JobProgress } from '../farm/index.ts';
 
 export const BAR_WIDTH = 16;
 
@@ -223,7 +223,7 @@ function failedSettlementText(job: Pick<Job, 'reservedGpuSeconds' | 'chargedGpuS
 export function failedText(job: Job): string {
   if (job.status === 'cancelled') return fitMessage(`${title(job)}\nCancelled. Unused GPU-seconds went back to your budget.`, JOB_TEXT_LENGTH);
   return fitMessage(
-    `${title(job)}\nThe render failed after ${job.attempts} attempt${job.attempts === 1 ? '' : 's'}: ${escapeMarkdown(headOf((job.error ?? 'unknown error').split('\n')[0], 300))}\n${failedSettlementText(job)} Try again, or change the settings.`,
+    `${title(job)}\nThe render failed after ${job.attempts} attempt${job.attempts === 1 ? '' : 's'}: ${escapeMarkdown(headOf(failureForOwner(job).split('\n')[0], 300))}\n${failedSettlementText(job)} Try again, or change the settings.`,
     JOB_TEXT_LENGTH,
   );
 }

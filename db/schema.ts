@@ -112,7 +112,15 @@ export const jobs = pgTable(
     leaseExpiresAt: timestamp('lease_expires_at', { withTimezone: true }),
     workerId: text('worker_id'),
     progress: jsonb('progress').$type<Record<string, unknown>>(),
+    /** Why the job (or its last attempt) failed, in full: for operators (farm status, events, logs). */
     error: text('error'),
+    /**
+     * The failure as the job's owner is told it (the bot, a public status page), when it is theirs
+     * to act on: a setting the render could not do, its time limit, a picture gone. Null when the
+     * failure is not about their request (a crash, a model or driver fault): they get a generic
+     * line, and `error` stays for the operator.
+     */
+    userError: text('user_error'),
     /**
      * The job this one continues from (re-roll, upscale, extend). `no action`, on purpose: a job
      * another job points to cannot be deleted while that child exists (an extension's movie and an

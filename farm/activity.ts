@@ -1,13 +1,14 @@
 // What the status page shows: the queue by model, workers with their device and current jobs,
 // throughput and wait over the last hour, recent failures. Two views of one snapshot:
 // - full (operators): prompts, user ids, error texts;
-// - public (no login): no user ids, and prompts and error texts only of jobs from servers that
-//   made their jobs public (`setStatusPageVisibility`); every other job, including jobs
+// - public (no login): no user ids, and prompts and failures as their owners are told them
+//   (failureForOwner) only of jobs from servers that made their jobs public (`setStatusPageVisibility`); every other job, including jobs
 //   without a server (CLI, DMs), shows kind, model, status and progress only.
 import { and, desc, eq, gt, inArray, sql } from 'drizzle-orm';
 import { queryRows } from '../db/client.ts';
 import { guilds, jobs } from '../db/schema.ts';
 import type { FarmContext } from './config.ts';
+import { failureForOwner } from './failure.ts';
 import { failureCause, type FailureCause } from './metrics.ts';
 import { queuedInClaimOrder } from './status.ts';
 import { type Job, jobFromRow, type JobProgress, TERMINAL_STATUSES } from './types.ts';
@@ -117,7 +118,8 @@ function toActivityJob(job: Job, isPublic: boolean, full: boolean, extra: Partia
     out.userId = job.userId;
     out.guildId = job.guildId;
   }
-  if (job.error !== null && (full || isPublic)) out.error = job.error;
+  // The operator sees the failure in full; a public page what the job's owner is told.
+  if (job.error !== null && (full || isPublic)) out.error = full ? job.error : failureForOwner(job);
   if (job.error !== null) out.cause = failureCause(job.error);
   return out;
 }

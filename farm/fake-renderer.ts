@@ -6,7 +6,8 @@
 // Behaviour can be steered per job through a directive in the first prompt, so one worker can
 // serve tests that need different outcomes:
 //   "[fake fail=2] ..."    throw a retryable error on attempts 1 and 2
-//   "[fake permanent] ..." throw a non-retryable RenderError
+//   "[fake permanent] ..." throw a non-retryable RenderError (an internal fault: its owner is told a generic line)
+//   "[fake refuse] ..."    throw a non-retryable RenderError whose message is for the job's owner (userMessage)
 //   "[fake ms=300] ..."    take 300 ms per step instead of the configured stepMs
 //   "[fake hang] ..."      ignore abort and never finish (simulates a stuck render)
 //   "[fake warn] ..."      finish with a warning, as the engine warns of a prompt it cut
@@ -40,19 +41,21 @@ export const FAKE_VIDEO_MAGIC = 'BLENDFARM-FAKE-VIDEO';
 interface Directive {
   failAttempts: number;
   permanent: boolean;
+  refuse: boolean;
   stepMs?: number;
   hang: boolean;
   warn: boolean;
 }
 
 export function parseDirective(prompt: string | undefined): Directive {
-  const directive: Directive = { failAttempts: 0, permanent: false, hang: false, warn: false };
+  const directive: Directive = { failAttempts: 0, permanent: false, refuse: false, hang: false, warn: false };
   const match = /\[fake ([^\]]*)\]/.exec(prompt ?? '');
   if (!match) return directive;
   for (const word of match[1].split(/\s+/)) {
     const [key, value] = word.split('=');
     if (key === 'fail') directive.failAttempts = Number(value ?? 1);
     if (key === 'permanent') directive.permanent = true;
+    if (key === 'refuse') directive.refuse = true;
     if (key === 'ms') directive.stepMs = Number(value);
     if (key === 'hang') directive.hang = true;
     if (key === 'warn') directive.warn = true;
@@ -119,6 +122,9 @@ export class FakeRenderer implements Renderer {
       }
       if (step === 1 && directive.permanent) {
         throw new RenderError('fake permanent failure', { retryable: false });
+      }
+      if (step === 1 && directive.refuse) {
+        throw new RenderError('fake refusal: use a smaller size', { retryable: false, userMessage: true });
       }
       context.onProgress({ stage: 'branches', fraction: step / steps, branchesDone: step, branchesTotal: steps });
     }

@@ -227,7 +227,7 @@ export async function cancelJob(farm: FarmContext, jobId: number, reason = 'canc
     }
     await tx
       .update(jobs)
-      .set({ status: 'cancelled', finishedAt: sql`now()`, leaseToken: null, leaseExpiresAt: null, error: reason })
+      .set({ status: 'cancelled', finishedAt: sql`now()`, leaseToken: null, leaseExpiresAt: null, error: reason, userError: reason })
       .where(eq(jobs.id, jobId));
     const { returnedMs } = await policyOf(farm).settle(tx, current, { kind: 'cancelled', ranMs });
     const [row] = await tx.select().from(jobs).where(eq(jobs.id, jobId));
@@ -276,6 +276,7 @@ export async function retryJob(farm: FarmContext, jobId: number, context: Omit<B
           workerId: null,
           progress: null,
           error: null,
+          userError: null,
           reservedMs,
           spentMs: null,
           chargedMs: null,

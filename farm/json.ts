@@ -23,6 +23,7 @@ export function jobToJson(job: Job) {
     workerId: job.workerId,
     progress: job.progress ? { ...job.progress, preview: undefined } : null,
     error: job.error,
+    userError: job.userError,
     reservedGpuSeconds: job.reservedGpuSeconds,
     spentGpuSeconds: job.spentGpuSeconds,
     chargedGpuSeconds: job.chargedGpuSeconds,

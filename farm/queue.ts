@@ -12,6 +12,7 @@ import { type Transaction, queryRows } from '../db/client.ts';
 import { artifacts, jobs } from '../db/schema.ts';
 import type { FarmContext } from './config.ts';
 import { JOB_EVENTS_CHANNEL, eventPayload, recordEvent, type EventFields } from './events.ts';
+import { LEASE_LOST_TEXT } from './failure.ts';
 import { policyOf } from './policy/index.ts';
 import { storableText } from './text.ts';
 import { capableSql } from './worker-registry.ts';
@@ -246,7 +247,7 @@ async function completeLocked(tx: Transaction, farm: FarmContext, lease: Lease, 
     tx,
     sql`
     with old as (select id, status from jobs where id = ${lease.id} for update)
-    update jobs set status = 'done', finished_at = now(), spent_ms = ${spentMs}::bigint, error = null,
+    update jobs set status = 'done', finished_at = now(), spent_ms = ${spentMs}::bigint, error = null, user_error = null,
       progress = coalesce(${progress ? JSON.stringify(progress) : null}::jsonb, progress),
       lease_token = null, lease_expires_at = null,
       delivered_at = null, delivery_claimed_by = null, delivery_claim_expires_at = null
@@ -306,11 +307,18 @@ export async function failAttempt(
   farm: FarmContext,
   lease: Lease,
   error: string,
-  options: { permanent?: boolean; /** Ran past its time limit: fails at once, charged for the time the attempt ran. */ timedOut?: boolean } = {},
+  options: {
+    permanent?: boolean;
+    /** Ran past its time limit: fails at once, charged for the time the attempt ran. */
+    timedOut?: boolean;
+    /** The failure as the job's owner is told it (Job.userError); left out, they get failureForOwner's generic line. */
+    userError?: string;
+  } = {},
 ): Promise<FailOutcome> {
   // A renderer's message may carry anything (a prompt echoed back with a NUL in it): cleaned, never refused.
   const permanent = (options.permanent ?? false) || (options.timedOut ?? false);
-  return farm.db.db.transaction((tx) => failLocked(tx, farm, lease.id, lease.leaseToken, storableText(error), permanent, options.timedOut ?? false));
+  const texts = { error: storableText(error), userError: options.userError === undefined ? null : storableText(options.userError) };
+  return farm.db.db.transaction((tx) => failLocked(tx, farm, lease.id, lease.leaseToken, texts, permanent, options.timedOut ?? false));
 }
 
 /**
@@ -318,7 +326,16 @@ export async function failAttempt(
  * worker: its worker may have finished the render and spooled it, and a completion under that lease
  * is still taken (completeLocked) until the job is queued again.
  */
-async function failLocked(tx: Transaction, farm: FarmContext, jobId: number, leaseToken: string, error: string, permanent: boolean, timedOut = false, reaped = false): Promise<FailOutcome> {
+async function failLocked(
+  tx: Transaction,
+  farm: FarmContext,
+  jobId: number,
+  leaseToken: string,
+  { error, userError }: { error: string; userError: string | null },
+  permanent: boolean,
+  timedOut = false,
+  reaped = false,
+): Promise<FailOutcome> {
   const [row] = await queryRows<{ job: Record<string, unknown>; worker_id: string | null; ran_ms: number }>(
     tx,
     sql`
@@ -328,7 +345,7 @@ async function failLocked(tx: Transaction, farm: FarmContext, jobId: number, lea
       finished_at = case when ${permanent}::boolean or attempts >= max_attempts then now() end,
       charged_ms = null,
       run_after = now() + make_interval(secs => ${farm.config.retryBackoffSeconds}::float8 * attempts),
-      error = ${error}, progress = null, lease_expires_at = null,
+      error = ${error}, user_error = ${userError}, progress = null, lease_expires_at = null,
       worker_id = case when ${reaped}::boolean and attempts >= max_attempts then jobs.worker_id end,
       lease_token = case when ${reaped}::boolean and attempts >= max_attempts then jobs.lease_token end
     from old
@@ -395,7 +412,7 @@ export async function reapExpiredLeases(farm: FarmContext, limit = 50): Promise<
     );
     for (const job of expired) {
       const error = `worker ${job.worker_id ?? '?'} stopped renewing its lease during attempt ${job.attempts} (it crashed, hung or lost its connection)`;
-      await failLocked(tx, farm, Number(job.id), job.lease_token, error, false, false, true);
+      await failLocked(tx, farm, Number(job.id), job.lease_token, { error, userError: LEASE_LOST_TEXT }, false, false, true);
     }
     return expired.length;
   });
@@ -430,7 +447,7 @@ export async function expireQueuedJobs(farm: FarmContext, limit = 50): Promise<n
         where status = 'queued' and run_after < now() - make_interval(secs => ${timeout}::float8)
         order by id limit ${limit} for update skip locked
       )
-      update jobs set status = 'failed', finished_at = now(), error = ${error}, progress = null, charged_ms = null
+      update jobs set status = 'failed', finished_at = now(), error = ${error}, user_error = ${error}, progress = null, charged_ms = null
       from stale where jobs.id = stale.id
       returning row_to_json(jobs) as job`,
     );

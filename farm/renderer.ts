@@ -91,20 +91,35 @@ export interface Renderer {
 export type RendererFactory = (options: unknown) => Renderer | Promise<Renderer>;
 
 /**
- * Throw this from render() to control retries: `retryable: false` fails the job at once (bad
- * input, missing model), instead of spending its remaining attempts on the same error.
+ * Throw this from render() to control retries and what the job's owner is told.
+ * - `retryable: false` fails the job at once (bad input, missing model), instead of spending its
+ *   remaining attempts on the same error.
+ * - `userMessage`: the failure as the owner is told it, when it is theirs to act on (a setting the
+ *   render cannot do, a picture gone); `true` when `message` itself is written for them. Left out,
+ *   the owner gets a generic line (failureForOwner) and `message` is for the operator only (farm
+ *   status, events, logs): a model, driver or ffmpeg message, a path or a host name never reaches
+ *   a channel.
  */
 export class RenderError extends Error {
   readonly retryable: boolean;
-  constructor(message: string, options: { retryable?: boolean; cause?: unknown } = {}) {
+  readonly userMessage?: string;
+  constructor(message: string, options: { retryable?: boolean; cause?: unknown; userMessage?: string | true } = {}) {
     super(message, { cause: options.cause });
     this.name = 'RenderError';
     this.retryable = options.retryable ?? true;
+    const forUser = options.userMessage === true ? message : options.userMessage;
+    if (forUser !== undefined) this.userMessage = forUser;
   }
 }
 
 export function isPermanentRenderError(error: unknown): boolean {
   return typeof error === 'object' && error !== null && (error as { retryable?: unknown }).retryable === false;
+}
+
+/** A thrown error's text for the job's owner (RenderError's userMessage, read structurally: it may come from a render thread); undefined when there is none. */
+export function userMessageOf(error: unknown): string | undefined {
+  const text = typeof error === 'object' && error !== null ? (error as { userMessage?: unknown }).userMessage : undefined;
+  return typeof text === 'string' && text.trim() !== '' ? text : undefined;
 }
 
 export const MIME_TYPES: Record<VideoFormat, string> = { mp4: 'video/mp4', webm: 'video/webm', webp: 'image/webp', gif: 'image/gif' };

@@ -1,6 +1,6 @@
 // Messages between a worker's main thread (thread-renderer.ts) and its render threads
 // (thread-host.ts).
-import type { Renderer } from './renderer.ts';
+import { type Renderer, userMessageOf } from './renderer.ts';
 import type { ClaimedJob, JobProgress } from './types.ts';
 
 export interface ThreadHostData {
@@ -20,6 +20,8 @@ export interface SerializedError {
   message: string;
   stack?: string;
   retryable?: boolean;
+  /** RenderError's userMessage. */
+  userMessage?: string;
 }
 
 export type FromThread =
@@ -35,7 +37,14 @@ export type FromThread =
 export function serializeError(error: unknown): SerializedError {
   if (error instanceof Error) {
     const retryable = (error as { retryable?: unknown }).retryable;
-    return { name: error.name, message: error.message, stack: error.stack, ...(typeof retryable === 'boolean' ? { retryable } : {}) };
+    const userMessage = userMessageOf(error);
+    return {
+      name: error.name,
+      message: error.message,
+      stack: error.stack,
+      ...(typeof retryable === 'boolean' ? { retryable } : {}),
+      ...(userMessage !== undefined ? { userMessage } : {}),
+    };
   }
   return { name: 'Error', message: String(error) };
 }

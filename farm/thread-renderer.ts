@@ -138,7 +138,7 @@ class Slot {
 
 function toError(serialized: SerializedError, prefix?: string): Error {
   const message = prefix ? `${prefix}: ${serialized.message}` : serialized.message;
-  const error = new RenderError(message, { retryable: serialized.retryable ?? true });
+  const error = new RenderError(message, { retryable: serialized.retryable ?? true, ...(serialized.userMessage !== undefined ? { userMessage: serialized.userMessage } : {}) });
   error.name = serialized.name;
   if (serialized.stack) error.stack = serialized.stack;
   return error;

@@ -81,7 +81,14 @@ export interface Job {
   workerId: string | null;
   leaseExpiresAt: Date | null;
   progress: JobProgress | null;
+  /** Why it failed, in full, for operators. */
   error: string | null;
+  /**
+   * The failure as its owner is told it, when it is theirs to act on (RenderError's userMessage,
+   * the farm's own time-limit and expiry texts); null otherwise: failureForOwner gives the line
+   * they see then.
+   */
+  userError: string | null;
   parentJobId: number | null;
   reservedGpuSeconds: number;
   spentGpuSeconds: number | null;
@@ -167,6 +174,7 @@ export function jobFromRow(row: JobRow): Job {
     leaseExpiresAt: row.leaseExpiresAt,
     progress: row.progress as JobProgress | null,
     error: row.error,
+    userError: row.userError,
     parentJobId: row.parentJobId,
     reservedGpuSeconds: row.reservedMs / 1000,
     spentGpuSeconds: msToSeconds(row.spentMs),

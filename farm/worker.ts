@@ -36,7 +36,7 @@ import { getArtifact, getJob, getJobInputs } from './jobs.ts';
 import { movieImageInputs, movieOf } from './movie.ts';
 import { every, pruneOnce, sweepQueue } from './housekeeping.ts';
 import { claimJob, type CompletedArtifact, completeJob, completionOf, CompletionUnknownError, failAttempt, type Lease, releaseJob, renewLeases, reportProgress } from './queue.ts';
-import { isPermanentRenderError, MIME_TYPES, type Renderer, type RenderResult, withResultWarnings } from './renderer.ts';
+import { isPermanentRenderError, MIME_TYPES, type Renderer, type RenderResult, userMessageOf, withResultWarnings } from './renderer.ts';
 import type { ClaimedJob, JobProgress, WorkerCapabilities } from './types.ts';
 import { markWorkerStopped, registerWorker } from './worker-registry.ts';
 import { jobDigest, recoverHeld, recoverSpool, Spool, type SpoolRecovery } from './spool.ts';
@@ -366,7 +366,7 @@ export class FarmWorker {
         const limitText =
           `The render took longer than ${limitSeconds} s, the limit for a job reserving ${job.reservedGpuSeconds} GPU-seconds, and was stopped; ` +
           'it was charged for the time it ran and the rest refunded. Try a smaller, shorter or lower-quality render.';
-        const outcome = await this.retryWrite(() => failAttempt(this.farm, job, limitText, { timedOut: true }));
+        const outcome = await this.retryWrite(() => failAttempt(this.farm, job, limitText, { timedOut: true, userError: limitText }));
         this.log(`job ${job.id}: stopped after ${limitSeconds} s, its time limit: ${outcome}`);
       } else if (entry.reason === 'shutdown') {
         await this.retryWrite(() => this.handBack(job));
@@ -375,7 +375,7 @@ export class FarmWorker {
         this.stats.discarded++;
       } else {
         this.stats.failedAttempts++;
-        const outcome = await this.retryWrite(() => failAttempt(this.farm, job, message, { permanent: isPermanentRenderError(error) }));
+        const outcome = await this.retryWrite(() => failAttempt(this.farm, job, message, { permanent: isPermanentRenderError(error), userError: userMessageOf(error) }));
         this.log(`job ${job.id}: attempt ${job.attempt} failed (${message}): ${outcome}`);
       }
     } finally {

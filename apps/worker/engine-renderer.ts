@@ -212,12 +212,12 @@ export function renderRequestFor(job: ClaimedJob): RenderRequest {
   if (request.images || request.inpaint) request.imageLimits = IMAGE_LIMITS;
   if (job.kind === 'extend') {
     const parent = job.parent;
-    if (!parent?.movie) throw new RenderError('the movie to extend no longer exists', { retryable: false });
+    if (!parent?.movie) throw new RenderError('the movie to extend no longer exists', { retryable: false, userMessage: true });
     const movie = parent.movie;
     const images = movie.images?.map((img) => {
       const name = INPUT_NAMES.image(img.index);
       const input = parent.pictures && Object.hasOwn(parent.pictures, name) ? parent.pictures[name] : undefined;
-      if (!input) throw new RenderError(`the picture for prompt ${img.index + 1} of the movie to extend (job ${parent.id}) is missing; make a new /movie with the picture instead`, { retryable: false });
+      if (!input) throw new RenderError(`the picture for prompt ${img.index + 1} of the movie to extend (job ${parent.id}) is missing; make a new /movie with the picture instead`, { retryable: false, userMessage: true });
       return { index: img.index, image: input.bytes, strength: img.strength };
     });
     return { ...request, extend: { prompts: movie.prompts, seeds: movie.seeds, video: parent.artifact?.bytes, ...(images ? { images } : {}) } };
@@ -228,7 +228,7 @@ export function renderRequestFor(job: ClaimedJob): RenderRequest {
 /** A picture stored with the job (ClaimedJob.inputs, from job_inputs). */
 function inputOf(job: ClaimedJob, name: string): Uint8Array {
   const input = job.inputs && Object.hasOwn(job.inputs, name) ? job.inputs[name] : undefined;
-  if (!input) throw new RenderError(`the picture ${name} of job ${job.id} is missing from the database; submit the job again with the picture`, { retryable: false });
+  if (!input) throw new RenderError(`the picture ${name} of job ${job.id} is missing from the database; submit the job again with the picture`, { retryable: false, userMessage: true });
   return input.bytes;
 }
 
@@ -340,7 +340,7 @@ class EngineRenderer implements Renderer {
    */
   private async upscale(job: ClaimedJob, ctx: RenderContext, started: number): Promise<RenderResult> {
     const source = job.parent?.artifact;
-    if (!source) throw new RenderError(`the video to upscale (job ${job.parentJobId}) is gone; render it again and upscale the new one`, { retryable: false });
+    if (!source) throw new RenderError(`the video to upscale (job ${job.parentJobId}) is gone; render it again and upscale the new one`, { retryable: false, userMessage: true });
     const factor = job.params.upscaleFactor ?? DEFAULT_UPSCALE_FACTOR;
     const id = chooseUpscaler(job.params.upscaler, factor, this.offeredUpscalers());
     const label = `${id} ${factor}×`;
@@ -534,7 +534,9 @@ class EngineRenderer implements Renderer {
         err instanceof ExecutionProviderError ||
         err instanceof VideoTooLargeError ||
         err instanceof UpscalerNotAvailableError;
-      throw new RenderError((err as Error).message, { retryable: !permanent, cause: err });
+      // The engine's refusals of a request say what to change, for the job's owner; every other message is for the operator.
+      const forOwner = err instanceof InvalidRequestError || err instanceof VideoTooLargeError;
+      throw new RenderError((err as Error).message, { retryable: !permanent, cause: err, ...(forOwner ? { userMessage: true as const } : {}) });
     }
   }
 

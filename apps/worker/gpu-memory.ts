@@ -152,9 +152,10 @@ export function isOutOfMemory(err: unknown): boolean {
 export function outOfMemoryError(err: unknown, size: { width?: number; height?: number }, maxPixels: number): RenderError {
   const first = (err instanceof Error ? err.message : String(err)).split('\n')[0].slice(0, 200);
   const at = size.width && size.height ? ` at ${size.width}x${size.height}` : '';
+  const forOwner = `The render ran out of memory on this worker${at}. Try a smaller size or fewer branches.`;
   return new RenderError(
     `The render ran out of memory on this worker${at} (it advertises up to ${maxPixels} pixels per frame). ` +
       `Try a smaller size or fewer branches; an operator can lower the worker's maxPixels setting. (${first})`,
-    { retryable: false, cause: err },
+    { retryable: false, cause: err, userMessage: forOwner },
   );
 }

@@ -26,6 +26,7 @@ function job(overrides: Partial<Job> = {}, params: Partial<Job['params']> = {}):
     leaseExpiresAt: null,
     progress: null,
     error: null,
+    userError: null,
     parentJobId: null,
     reservedGpuSeconds: 12.4,
     spentGpuSeconds: null,
@@ -90,7 +91,7 @@ describe('pieces', () => {
     const text = title({ id: 7, kind: 'blend', parentJobId: null, params: { prompts: [fox, 'a cat'] } } as never);
     expect(utf8(text)).toBe(text);
     expect(text).toBe(`**Blend** #7: ${'a'.repeat(76)}… → a cat`);
-    const failed = failedText(job({ status: 'failed', attempts: 1, error: `${'e'.repeat(299)}🦊 tail` }));
+    const failed = failedText(job({ status: 'failed', attempts: 1, error: 'x', userError: `${'e'.repeat(299)}🦊 tail` }));
     expect(utf8(failed)).toBe(failed);
     expect(failed).toContain(`: ${'e'.repeat(299)}\n`);
   });
@@ -153,22 +154,32 @@ describe('each stage', () => {
     expect(text).toMatch(/\n…and \d+ more\.$/);
   });
 
-  it('failed: the attempts and the first line of the error; cancelled: the refund', () => {
-    const failed = job({ status: 'failed', attempts: 3, error: 'out of *memory*\nstack trace…' });
+  it('failed: the attempts and the first line of the failure as its owner is told it; cancelled: the refund', () => {
+    const failed = job({ status: 'failed', attempts: 3, error: 'operator detail', userError: 'out of *memory*\nstack trace…' });
     expect(failedText(failed)).toBe(
       '**Blend** #7: a cat → a dog\nThe render failed after 3 attempts: out of \\*memory\\*\nYour reserved GPU-seconds were refunded. Try again, or change the settings.',
     );
-    expect(failedText(job({ status: 'failed', attempts: 1, error: null }))).toMatch(/after 1 attempt: unknown error/);
     // A full refund is settled as chargedGpuSeconds 0.
-    expect(failedText(job({ status: 'failed', attempts: 3, error: 'boom', chargedGpuSeconds: 0 }))).toMatch(/\nYour reserved GPU-seconds were refunded\. Try again/);
+    expect(failedText(job({ status: 'failed', attempts: 3, error: 'boom', userError: 'boom', chargedGpuSeconds: 0 }))).toMatch(/\nYour reserved GPU-seconds were refunded\. Try again/);
     // Stopped on its render time limit: charged for the time it ran, the rest refunded (issue 9 item 5).
-    const timedOut = job({ status: 'failed', attempts: 1, error: 'The render took longer than 600 s', reservedGpuSeconds: 12.4, chargedGpuSeconds: 10 });
+    const timedOut = job({ status: 'failed', attempts: 1, error: 'The render took longer than 600 s', userError: 'The render took longer than 600 s', reservedGpuSeconds: 12.4, chargedGpuSeconds: 10 });
     expect(failedText(timedOut)).toBe(
       '**Blend** #7: a cat → a dog\nThe render failed after 1 attempt: The render took longer than 600 s\n' +
         'It was charged 10.0 GPU-seconds for the time it ran; the other 2.4 of the 12.4 reserved went back to your budget. Try again, or change the settings.',
     );
     expect(failedText(timedOut)).not.toMatch(/reserved GPU-seconds were refunded/);
     expect(failedText(job({ status: 'cancelled' }))).toBe('**Blend** #7: a cat → a dog\nCancelled. Unused GPU-seconds went back to your budget.');
+  });
+
+  it('a failure that is not about the request (no userError) shows a generic line with the job id, never the operator\'s text', () => {
+    const crashed = job({ status: 'failed', attempts: 3, error: 'render thread failed: /srv/models/sd15/unet/model.onnx: CUDA failure 700 on gpu-host-7' });
+    const text = failedText(crashed);
+    expect(text).toBe(
+      "**Blend** #7: a cat → a dog\nThe render failed after 3 attempts: something went wrong on the farm's side, not with your request; the farm's operator can look it up as job 7\n" +
+        'Your reserved GPU-seconds were refunded. Try again, or change the settings.',
+    );
+    expect(text).not.toMatch(/CUDA|srv|gpu-host/);
+    expect(failedText(job({ status: 'failed', attempts: 1, error: null }))).toMatch(/after 1 attempt: something went wrong on the farm's side/);
   });
 });
 
@@ -230,7 +241,7 @@ describe('messages longer than Discord takes', () => {
       progress: progressText(movie, { stage: 'branches', fraction: 0.5, message: `blending ${'m'.repeat(5000)}`, etaSeconds: 30 }),
       // A long note (why a video is not attached), a long upscaler name, and more warnings than fit.
       done: doneText(upscale, { upscaler: 'u'.repeat(1200), scale: 4, warnings }, `(${'n'.repeat(2500)})`),
-      failed: failedText({ ...movie, status: 'failed', error: 'e'.repeat(5000) }),
+      failed: failedText({ ...movie, status: 'failed', error: 'e'.repeat(5000), userError: 'e'.repeat(5000) }),
       cancelled: failedText({ ...movie, status: 'cancelled' }),
     };
     for (const [stage, text] of Object.entries(texts)) {

@@ -36,7 +36,7 @@ describe.each(BACKENDS)('queued jobs nobody can run, on %s (item 8)', (backend) 
     await ageQueued(job.id);
     expect(await expireQueuedJobs(farm)).toBe(1);
     const expired = await getJob(farm, job.id);
-    expect(expired).toMatchObject({ status: 'failed', attempts: 0, error: EXPIRED, chargedGpuSeconds: 0 });
+    expect(expired).toMatchObject({ status: 'failed', attempts: 0, error: EXPIRED, userError: EXPIRED, chargedGpuSeconds: 0 });
     expect(expired?.finishedAt).toBeInstanceOf(Date);
     expect((await getBudget(farm, 'waiter')).balanceGpuSeconds).toBeCloseTo(start, 6);
     const [refund] = await queryRows<{ amount_ms: string | number }>(db.db, sql`select amount_ms from budget_ledger where job_id = ${job.id} and kind = 'refund'`);

@@ -150,6 +150,8 @@ describe.each(BACKENDS)('queue on %s', (backend) => {
     const failed = await getJob(farm, abandoned.id);
     expect(failed?.status).toBe('failed');
     expect(failed?.error).toMatch(/crashy-3 stopped renewing its lease during attempt 3/);
+    // Its owner is not told the worker's name.
+    expect(failed?.userError).toBe('the worker rendering it stopped answering (it crashed or lost its connection)');
     const audit = await auditBalance(db.db, 'perm-user');
     expect(audit.balanceMs).toBe(audit.ledgerSumMs);
     expect(audit.balanceMs).toBe(GENEROUS_BUDGET.refillGpuSeconds * 1000);

@@ -69,6 +69,12 @@ describe('thread renderer', () => {
   it('passes a permanent error back as not retryable', async () => {
     const error = await renderer.render(job(['[fake permanent] a', 'b']), context()).catch((e: unknown) => e);
     expect(error).toMatchObject({ message: 'fake permanent failure', retryable: false, name: 'RenderError' });
+    expect((error as { userMessage?: string }).userMessage).toBeUndefined();
+  });
+
+  it('passes the text for the job\'s owner back from the thread (userMessage)', async () => {
+    const error = await renderer.render(job(['[fake refuse] a', 'b']), context()).catch((e: unknown) => e);
+    expect(error).toMatchObject({ message: 'fake refusal: use a smaller size', userMessage: 'fake refusal: use a smaller size', retryable: false });
   });
 
   it('aborts a render, and replaces a thread whose render ignores the abort', async () => {

@@ -47,6 +47,8 @@ describe.each(BACKENDS)('a hung render on %s (item 5)', (backend) => {
       `The render took longer than 1 s, the limit for a job reserving ${hung.reservedGpuSeconds} GPU-seconds, and was stopped; ` +
         'it was charged for the time it ran and the rest refunded. Try a smaller, shorter or lower-quality render.',
     );
+    // Written for its owner: they are told the same.
+    expect(failed.userError).toBe(failed.error);
     expect(failed.chargedGpuSeconds).toBeGreaterThanOrEqual(1);
     expect(failed.chargedGpuSeconds).toBeLessThan(hung.reservedGpuSeconds);
     const [refund] = await queryRows<{ amount_ms: string | number }>(db.db, sql`select amount_ms from budget_ledger where job_id = ${hung.id} and kind = 'refund'`);

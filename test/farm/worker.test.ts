@@ -11,6 +11,7 @@ import { auditBalance } from '../../farm/policy/budget.ts';
 import type { FarmContext } from '../../farm/config.ts';
 import { type JobEvent, onJobEvent } from '../../farm/events.ts';
 import { decodeFakeVideo, FakeRenderer } from '../../farm/fake-renderer.ts';
+import { failureForOwner } from '../../farm/failure.ts';
 import { NoCapableWorkerError } from '../../farm/errors.ts';
 import { cancelJob, getArtifact, getJob, submitJob } from '../../farm/jobs.ts';
 import { startLocalWorkers } from '../../farm/local.ts';
@@ -121,20 +122,25 @@ describe.each(BACKENDS)('workers on %s', (backend) => {
     const recovers = await submitJob(farm, { kind: 'blend', userId: 'bob', params: { ...CHEAP_BLEND, prompts: ['[fake fail=2] a', 'b'], model: 'flaky' } });
     const hopeless = await submitJob(farm, { kind: 'blend', userId: 'bob', params: { ...CHEAP_BLEND, prompts: ['[fake fail=9] a', 'b'], model: 'flaky' } });
     const permanent = await submitJob(farm, { kind: 'blend', userId: 'bob', params: { ...CHEAP_BLEND, prompts: ['[fake permanent] a', 'b'], model: 'flaky' } });
-    const [r, h, p] = await Promise.all([recovers, hopeless, permanent].map((job) => waitForJob(farm, job.id, { timeoutMs: 20_000 })));
+    const refused = await submitJob(farm, { kind: 'blend', userId: 'bob', params: { ...CHEAP_BLEND, prompts: ['[fake refuse] a', 'b'], model: 'flaky' } });
+    const [r, h, p, u] = await Promise.all([recovers, hopeless, permanent, refused].map((job) => waitForJob(farm, job.id, { timeoutMs: 20_000 })));
     await w.stop();
 
     expect(r).toMatchObject({ status: 'done', attempts: 3 });
     expect(decodeFakeVideo((await getArtifact(farm, r.id))!.bytes).attempt).toBe(3);
-    expect(h).toMatchObject({ status: 'failed', attempts: 3, error: 'fake failure on attempt 3', chargedGpuSeconds: 0 });
-    expect(p).toMatchObject({ status: 'failed', attempts: 1, error: 'fake permanent failure' });
+    // The operator's text in full; the owner's only where the renderer wrote one for them.
+    expect(h).toMatchObject({ status: 'failed', attempts: 3, error: 'fake failure on attempt 3', userError: null, chargedGpuSeconds: 0 });
+    expect(p).toMatchObject({ status: 'failed', attempts: 1, error: 'fake permanent failure', userError: null });
+    expect(u).toMatchObject({ status: 'failed', attempts: 1, error: 'fake refusal: use a smaller size', userError: 'fake refusal: use a smaller size' });
+    expect(failureForOwner(p)).toBe(`something went wrong on the farm's side, not with your request; the farm's operator can look it up as job ${p.id}`);
+    expect(failureForOwner(u)).toBe('fake refusal: use a smaller size');
     expect(await getArtifact(farm, h.id)).toBeUndefined();
-    const refunds = await countRows(db, 'budget_ledger', sql`kind = 'refund' and job_id in (${h.id}, ${p.id})`);
-    expect(refunds).toBe(2);
+    const refunds = await countRows(db, 'budget_ledger', sql`kind = 'refund' and job_id in (${h.id}, ${p.id}, ${u.id})`);
+    expect(refunds).toBe(3);
     const audit = await auditBalance(db.db, 'bob');
     expect(audit.balanceMs).toBe(audit.ledgerSumMs);
     expect(audit.balanceMs).toBe(GENEROUS_BUDGET.refillGpuSeconds * 1000 - Math.round((r.chargedGpuSeconds ?? 0) * 1000));
-    expect(w.stats).toMatchObject({ completed: 1, failedAttempts: 6 });
+    expect(w.stats).toMatchObject({ completed: 1, failedAttempts: 7 });
   });
 
   it('stops a running render when its job is cancelled', async () => {

@@ -95,6 +95,21 @@ describe.each(BACKENDS)('operations server on %s', (backend) => {
     expect(JSON.stringify(last[2])).toContain('login failed for token ***');
   });
 
+  it("shows a public server's failure as its owner is told it; the worker's own text only with the operator token", async () => {
+    await setStatusPageVisibility(f.farm, 'g-shown', 'public');
+    await f.worker('faulty', { steps: 2, stepMs: 5 });
+    const job = await submitJob(f.farm, { kind: 'blend', userId: 'fay', guildId: 'g-shown', params: { ...CHEAP_BLEND, prompts: ['[fake permanent] a', 'b'], model: 'faulty' } });
+    expect((await waitForJob(f.farm, job.id, { timeoutMs: 20_000 })).status).toBe('failed');
+    const publicView = await f.get('/status/data');
+    expect(publicView.json<FarmActivity>().failures.find((j) => j.id === job.id)).toMatchObject({
+      prompts: ['[fake permanent] a', 'b'],
+      error: `something went wrong on the farm's side, not with your request; the farm's operator can look it up as job ${job.id}`,
+    });
+    expect(publicView.text).not.toContain('fake permanent failure');
+    const full = (await f.get('/status/data', { authorization: `Bearer ${STATUS_TOKEN}` })).json<FarmActivity>();
+    expect(full.failures.find((j) => j.id === job.id)?.error).toBe('fake permanent failure');
+  });
+
   it('hides prompts of private servers and user ids without the operator token', async () => {
     await setStatusPageVisibility(f.farm, 'g-open', 'public');
     // The only worker for this model has stopped: the farm knows the model, so it accepts the jobs,

@@ -227,3 +227,35 @@ describe('engine adapter gap metric', () => {
     }
   });
 });
+
+// What a failed job's owner is told (RenderError's userMessage): the engine's refusals of a request
+// say what to change and reach them; a model, driver or file fault is the operator's alone.
+describe('engine adapter failures: the owner\'s text', () => {
+  const ctx = () => ({ signal: new AbortController().signal, onProgress: () => {} });
+
+  it('a request the engine refuses carries its message for the owner; a broken model folder carries none', async () => {
+    const job = claimed('blend', { prompts: ['a red fox', 'a blue whale'], seeds: [3, 4], width: 64, height: 64, steps: 4, maxBranches: 3, durationSeconds: 1, fps: 4 });
+    // Past the farm's validation (a worker older or newer than the front end): a size the engine cannot render.
+    const odd = { ...job, params: { ...job.params, width: 60 } };
+    const renderer = createRenderer({ modelDir: testModelDir('demo') });
+    try {
+      const refused = await renderer.render(odd, ctx()).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(RenderError);
+      expect(refused).toMatchObject({ retryable: false });
+      expect((refused as RenderError).userMessage).toBe((refused as Error).message);
+      expect((refused as Error).message).toMatch(/60/);
+    } finally {
+      await renderer.close?.();
+    }
+    const missing = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'bf-owner-')), 'absent');
+    const broken = createRenderer({ modelDir: missing });
+    try {
+      const fault = await broken.render({ ...job, model: 'absent' }, ctx()).catch((e: unknown) => e);
+      expect(fault).toBeInstanceOf(RenderError);
+      expect((fault as Error).message).toContain(missing);
+      expect((fault as RenderError).userMessage).toBeUndefined();
+    } finally {
+      await broken.close?.();
+    }
+  });
+});

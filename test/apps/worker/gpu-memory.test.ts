@@ -48,6 +48,8 @@ describe('out of memory', () => {
     expect(isPermanentRenderError(failure)).toBe(true);
     expect(failure.message).toMatch(/ran out of memory on this worker at 1024x768/);
     expect(failure.message).toMatch(/smaller size/);
+    // Its owner is told what to change, without the worker's settings or onnxruntime's words.
+    expect(failure.userMessage).toBe('The render ran out of memory on this worker at 1024x768. Try a smaller size or fewer branches.');
   });
 
   it('leaves other onnxruntime errors alone', async () => {

@@ -113,6 +113,8 @@ describe('upscale jobs in the engine adapter', () => {
     expect(err).toBeInstanceOf(RenderError);
     expect((err as RenderError).retryable).toBe(false);
     expect((err as Error).message).toMatch(/cannot upscale 4x with x4-diffusion \(it has esrgan-slim/);
+    // About this worker, not the request: the operator's.
+    expect((err as RenderError).userMessage).toBeUndefined();
   });
 
   it('delivers the largest size that fits maxBytes when the full size does not, and says so', async () => {
@@ -136,5 +138,6 @@ describe('upscale jobs in the engine adapter', () => {
     expect(err).toBeInstanceOf(RenderError);
     expect((err as RenderError).retryable).toBe(false);
     expect((err as Error).message).toMatch(/video to upscale \(job 8\) is gone/);
+    expect((err as RenderError).userMessage).toBe((err as Error).message);
   });
 });

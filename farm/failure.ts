@@ -1,0 +1,19 @@
+// What a failed job's owner is told. A job row keeps two texts: `error`, the failure in full for
+// operators, and `userError`, the part its owner can act on (RenderError's userMessage, the farm's
+// own time-limit and expiry texts). Everything that shows a failure to a job's owner or the public
+// (the bot, a public status page) reads it through failureForOwner, so a model, driver or ffmpeg
+// message, a path or a host name stays with the operator.
+import type { Job } from './types.ts';
+
+/** The owner's line for a failure that is not about their request. */
+export function internalFailureText(jobId: number): string {
+  return `something went wrong on the farm's side, not with your request; the farm's operator can look it up as job ${jobId}`;
+}
+
+/** What the owner of a failed (or retried) job is told: its userError, else the generic line. */
+export function failureForOwner(job: Pick<Job, 'id' | 'userError'>): string {
+  return job.userError ?? internalFailureText(job.id);
+}
+
+/** The owner's line when a job's worker stopped renewing its lease (the operator's names the worker). */
+export const LEASE_LOST_TEXT = 'the worker rendering it stopped answering (it crashed or lost its connection)';
