@@ -4,7 +4,7 @@
  */
 import { loadTokenizer, type ClipTokenizer } from '../tokenizer/clip-tokenizer.ts';
 import { chooseScheduler, createScheduler, type Scheduler, type SchedulerKind } from '../schedulers/index.ts';
-import { lcmDefaults, readModelFolder, type ModelFolder } from './model-folder.ts';
+import { type FamilyDefaults, lcmDefaults, readModelFolder, type ModelFolder } from './model-folder.ts';
 import { TextEncoders, type PromptEmbedding } from './text-encoder.ts';
 import { UNet } from './unet.ts';
 import { VaeDecoder, VaeEncoder } from './vae.ts';
@@ -76,6 +76,22 @@ export function validateSize(width: number, height: number, vaeScaleFactor = 8):
       throw new InvalidRequestError(`${name} must be a multiple of ${vaeScaleFactor} between ${min} and ${MAX_IMAGE_SIDE} pixels, got ${v}`);
     }
   }
+}
+
+/** A request's size, steps and guidance, each the model's default when not given, checked against the engine's limits (every pipeline). */
+export function resolveSettings(
+  defaults: Pick<FamilyDefaults, 'width' | 'height' | 'steps' | 'guidance'>,
+  vaeScaleFactor: number,
+  opts: { width?: number; height?: number; steps?: number; guidance?: number },
+): { width: number; height: number; steps: number; guidance: number } {
+  const width = opts.width ?? defaults.width;
+  const height = opts.height ?? defaults.height;
+  validateSize(width, height, vaeScaleFactor);
+  const steps = opts.steps ?? defaults.steps;
+  if (!Number.isInteger(steps) || steps < 1 || steps > MAX_STEPS) throw new InvalidRequestError(`steps must be a whole number from 1 to ${MAX_STEPS}, got ${steps}`);
+  const guidance = opts.guidance ?? defaults.guidance;
+  if (!Number.isFinite(guidance) || guidance < 0 || guidance > MAX_GUIDANCE) throw new InvalidRequestError(`guidance must be between 0 and ${MAX_GUIDANCE}, got ${guidance}`);
+  return { width, height, steps, guidance };
 }
 
 export class StableDiffusionPipeline {
@@ -185,14 +201,7 @@ export class StableDiffusionPipeline {
   }
 
   resolve(opts: GenerateOptions) {
-    const d = this.folder.defaults;
-    const width = opts.width ?? d.width;
-    const height = opts.height ?? d.height;
-    validateSize(width, height, this.vaeScaleFactor);
-    const steps = opts.steps ?? d.steps;
-    if (!Number.isInteger(steps) || steps < 1 || steps > MAX_STEPS) throw new InvalidRequestError(`steps must be a whole number from 1 to ${MAX_STEPS}, got ${steps}`);
-    const guidance = opts.guidance ?? d.guidance;
-    if (!Number.isFinite(guidance) || guidance < 0 || guidance > MAX_GUIDANCE) throw new InvalidRequestError(`guidance must be between 0 and ${MAX_GUIDANCE}, got ${guidance}`);
+    const { width, height, steps, guidance } = resolveSettings(this.folder.defaults, this.vaeScaleFactor, opts);
     const per = this.latentChannels * (height / this.vaeScaleFactor) * (width / this.vaeScaleFactor);
     let batchSize = opts.batchSize ?? 1;
     if (opts.latents !== undefined) {

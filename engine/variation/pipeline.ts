@@ -12,7 +12,7 @@ import { readModelFolder, type ModelFolder } from '../pipeline/model-folder.ts';
 import { UNet } from '../pipeline/unet.ts';
 import { VaeDecoder } from '../pipeline/vae.ts';
 import { denoiseLockstep } from '../pipeline/denoise.ts';
-import { MAX_GUIDANCE, MAX_STEPS, validateSize } from '../pipeline/stable-diffusion.ts';
+import { resolveSettings, validateSize } from '../pipeline/stable-diffusion.ts';
 import type { PromptEmbedding } from '../pipeline/text-encoder.ts';
 import { ModelFileError, openSession, type ExecutionProvider, type LoadedSession, type SessionOptions } from '../onnx/session.ts';
 import { floatTensor, intTensor, readFloat } from '../tensor/tensors.ts';
@@ -125,15 +125,7 @@ export class ImageVariationPipeline {
 
   /** Checks a requested size against the model and returns the resolved settings. */
   resolve(opts: { width?: number; height?: number; steps?: number; guidance?: number }) {
-    const d = this.folder.defaults;
-    const width = opts.width ?? d.width;
-    const height = opts.height ?? d.height;
-    validateSize(width, height, this.vaeScaleFactor);
-    const steps = opts.steps ?? d.steps;
-    if (!Number.isInteger(steps) || steps < 1 || steps > MAX_STEPS) throw new InvalidRequestError(`steps must be a whole number from 1 to ${MAX_STEPS}, got ${steps}`);
-    const guidance = opts.guidance ?? d.guidance;
-    if (!Number.isFinite(guidance) || guidance < 0 || guidance > MAX_GUIDANCE) throw new InvalidRequestError(`guidance must be between 0 and ${MAX_GUIDANCE}, got ${guidance}`);
-    return { width, height, steps, guidance };
+    return resolveSettings(this.folder.defaults, this.vaeScaleFactor, opts);
   }
 
   /**
