@@ -3,7 +3,7 @@
 // is validated, against the limits table in limits.ts; bad values are refused at submission with a
 // clear message instead of failing on a GPU later. Stored as jsonb in jobs.params; the engine
 // adapter (apps/worker/engine-renderer.ts) renames the fields into the engine's RenderRequest.
-import { DEFAULT_IMAGE_STRENGTH, drawSeed, IMAGE_INPUT_FORMATS, inspectImage, InvalidRequestError, MASK_PRESETS, pictureLimitIssue, promptLengthNotices as enginePromptLengthNotices, type MaskPreset, type VideoFormat } from '../engine/index.ts';
+import { DEFAULT_IMAGE_STRENGTH, drawSeed, IMAGE_INPUT_FORMATS, inspectImage, InvalidRequestError, MASK_PRESETS, MAX_UPSCALED_VIDEO_PIXELS, pictureLimitIssue, promptLengthNotices as enginePromptLengthNotices, type MaskPreset, type VideoFormat } from '../engine/index.ts';
 import { ID_CHARACTERS } from '../config/index.ts';
 import { JOB_KINDS, type JobKind } from '../db/schema.ts';
 import { DEFAULT_UPSCALE_FACTOR, FIXED_SCALE_UPSCALERS, IMAGE_LIMITS, JOB_VIDEO_FORMATS, LIMITS, type Range, UPSCALE_FACTORS, upscalerMakes } from './limits.ts';
@@ -261,6 +261,11 @@ export function parseJobParams(kind: JobKind, input: unknown): JobParams {
 
   const seeds = readSeeds(raw.seeds, seedCount(kind, prompts), issues);
 
+  // The whole upscaled video, once its numbers are known to be good (an upscale lists the whole movie's prompts).
+  if (issues.length === 0 && upscaleFactor) {
+    const tooBig = upscaleSizeIssue({ prompts, durationSeconds, fps, width, height, upscaleFactor, upscaler });
+    if (tooBig) issues.push(tooBig);
+  }
   if (issues.length > 0) throw new JobParamsError(issues);
   const params: JobParams = { prompts, negativePrompt, seeds, durationSeconds, fps, width, height, steps, maxBranches, depthStrength, model, format: format as VideoFormat };
   if (guidance !== undefined) params.guidance = guidance;
@@ -316,6 +321,55 @@ function readSeeds(value: unknown, count: number, issues: string[]): number[] {
     if (issue) issues.push(issue);
     return seed as number;
   });
+}
+
+/**
+ * Frames of the video a movie with these parameters makes: durationSeconds x fps per transition
+ * (rounded up: the engine makes it rounded, so never more), one transition per pair of prompts. An upscale
+ * job's parameters list the prompts of the whole movie it upscales (followUpParams, from
+ * parentMovieParams: an extended movie's included), so for an upscale these are the frames of the
+ * video it upscales. The price (policy/cost.ts) counts frames the same way.
+ */
+export function movieFrames(params: Pick<JobParams, 'prompts' | 'durationSeconds' | 'fps'>): number {
+  return Math.max(1, params.prompts.length - 1) * Math.ceil(params.durationSeconds * params.fps);
+}
+
+/** Gigapixels as the upscale refusal writes them: one decimal, more where one would read as the limit itself. */
+function gigapixelsText(pixels: number): string {
+  let digits = 1;
+  while (digits < 3 && pixels !== MAX_UPSCALED_VIDEO_PIXELS && (pixels / 1e9).toFixed(digits) === (MAX_UPSCALED_VIDEO_PIXELS / 1e9).toFixed(digits)) digits++;
+  return (pixels / 1e9).toFixed(digits);
+}
+
+/**
+ * Why an upscale job cannot be queued for its size, or undefined when it can: its whole output
+ * (movieFrames x the upscaled frame's pixels) more than the engine's MAX_UPSCALED_VIDEO_PIXELS
+ * (the upscaler's work, and the frames the engine's decoder reads, grow with it: such a job would
+ * fail on the worker after the upscaler loads, or run for hours). Names the largest factor that
+ * fits when a smaller one does (and that the named upscaler cannot make it, if so), else what to
+ * shorten. parseJobParams applies it to every upscale job submitted (submitJob: a new one, and a
+ * follow-up, which submitFollowUp submits through it); retryJob queues a stored job's parameters
+ * again unchanged, which passed it then (rows stored before the rule existed aside).
+ */
+export function upscaleSizeIssue(params: Pick<JobParams, 'prompts' | 'durationSeconds' | 'fps' | 'width' | 'height' | 'upscaler'> & { upscaleFactor: number }): string | undefined {
+  const frames = movieFrames(params);
+  const total = (factor: number) => frames * params.width * factor * params.height * factor;
+  const factor = params.upscaleFactor;
+  if (total(factor) <= MAX_UPSCALED_VIDEO_PIXELS) return undefined;
+  const transitions = Math.max(1, params.prompts.length - 1);
+  const frame = (f: number) => `${params.width * f}x${params.height * f}`;
+  const what =
+    `this video upscaled ${factor}x would be ${frames} frames of ${frame(factor)} (${transitions} transition${transitions === 1 ? '' : 's'} of ${params.durationSeconds} s at ${params.fps} fps), ` +
+    `${gigapixelsText(total(factor))} gigapixels in all, more than the farm's ${MAX_UPSCALED_VIDEO_PIXELS / 1e9}-gigapixel limit for an upscaled video`;
+  const fits = [...UPSCALE_FACTORS].reverse().find((f) => f < factor && total(f) <= MAX_UPSCALED_VIDEO_PIXELS);
+  if (fits !== undefined) {
+    const other = params.upscaler !== undefined && !upscalerMakes(params.upscaler, fits) ? ` with another upscaler (${params.upscaler} makes ${FIXED_SCALE_UPSCALERS[params.upscaler]}x only)` : '';
+    return `${what}; ${fits}x fits (${gigapixelsText(total(fits))} gigapixels): upscale it ${fits}x${other} instead`;
+  }
+  const smallest = UPSCALE_FACTORS[0];
+  const fitFrames = Math.floor(MAX_UPSCALED_VIDEO_PIXELS / (params.width * smallest * params.height * smallest));
+  const even = factor === smallest ? '' : `, and even ${smallest}x would be ${gigapixelsText(total(smallest))} gigapixels`;
+  return `${what}${even}; at ${smallest}x at most ${fitFrames} frames of ${params.width}x${params.height} fit: upscale a shorter movie (fewer prompts, seconds per transition or fps) or a smaller one`;
 }
 
 /** Output frame size in pixels; what a worker's maxPixels is compared against. */

@@ -2,6 +2,7 @@
 // movie it continues, and its renderer is handed that whole movie; re-rolls and further extensions
 // of an extended movie see the whole movie too, and the whole movie counts towards the prompt limit.
 import { readFileSync } from 'node:fs';
+import { MAX_UPSCALED_VIDEO_PIXELS } from '../../engine/index.ts';
 import { sql } from 'drizzle-orm';
 import { describe, expect, it, vi } from 'vitest';
 import type { FarmDb } from '../../db/client.ts';
@@ -469,6 +470,59 @@ describe.each(BACKENDS)('follow-ups on %s', (backend) => {
     const replacement = await submit();
     expect(await refusalOf(retryJob(farm, made[0].value.id))).toMatchObject({ code: 'invalid_state', existingJobId: replacement.id });
     for (const job of [twoX, named, other, ...rerolls, replacement]) await cancelJob(farm, job.id);
+    await markWorkerStopped(farm, 'w-fu');
+  });
+
+  it('refuses an upscale whose whole video would be more than the engine’s MAX_UPSCALED_VIDEO_PIXELS, however it is submitted, naming the largest factor that fits; nothing stored or reserved', async () => {
+    await registerWorker(farm, { id: 'w-fu', host: 'test', pid: 1, concurrency: 1, capabilities: FU_CAPS });
+    expect(MAX_UPSCALED_VIDEO_PIXELS).toBe(2_000_000_000);
+    // 400 frames of 512x512: at 4x (2048x2048 a frame) 1.68 gigapixels, within the limit.
+    const movie = await submitJob(farm, { kind: 'movie', userId: 'max', params: { ...CHEAP_BLEND, model: 'fu', width: 512, height: 512, durationSeconds: 20, fps: 20 } });
+    await finish(movie.id, 'w-fu', FU_CAPS);
+    // Extended by one prompt, the whole movie has 800 frames: 4x would make 3.36 gigapixels, 3x 1.89.
+    const extension = await submitFollowUp(farm, { kind: 'extend', parentJobId: movie.id, userId: 'max', options: { prompts: ['a green owl'] } });
+    await finish(extension.id, 'w-fu', FU_CAPS);
+
+    const before = await getBudget(farm, 'max');
+    const jobsBefore = await countRows(db, 'jobs');
+    const ledgerBefore = await countRows(db, 'budget_ledger');
+    const message =
+      "Invalid job parameters: this video upscaled 4x would be 800 frames of 2048x2048 (2 transitions of 20 s at 20 fps), 3.4 gigapixels in all, more than the farm's 2-gigapixel limit for an upscaled video; " +
+      '3x fits (1.9 gigapixels): upscale it 3x instead.';
+    // The Upscale button and 🔍 (submitFollowUp, at the default 4x), and submitJob with the parameters followUpParams makes.
+    const refused = await refusalOf(submitFollowUp(farm, { kind: 'upscale', parentJobId: extension.id, userId: 'max', requireCapableWorker: true }));
+    expect(refused).toBeInstanceOf(JobParamsError);
+    expect(refused?.message).toBe(message);
+    const params = followUpParams('upscale', await parentMovieParams(farm, (await getJob(farm, extension.id))!));
+    expect(params.prompts).toHaveLength(3);
+    expect((await refusalOf(submitJob(farm, { kind: 'upscale', userId: 'max', parentJobId: extension.id, params })))?.message).toBe(message);
+    // x4-diffusion makes 4x only: the factor that fits needs another upscaler.
+    expect((await refusalOf(submitFollowUp(farm, { kind: 'upscale', parentJobId: extension.id, userId: 'max', options: { upscaler: 'x4-diffusion' } })))?.message).toBe(
+      message.replace('upscale it 3x instead', 'upscale it 3x with another upscaler (x4-diffusion makes 4x only) instead'),
+    );
+    // Nothing stored, reserved or charged.
+    expect(await countRows(db, 'jobs')).toBe(jobsBefore);
+    expect(await countRows(db, 'budget_ledger')).toBe(ledgerBefore);
+    const after = await getBudget(farm, 'max');
+    expect([after.balanceGpuSeconds, after.heldGpuSeconds]).toEqual([before.balanceGpuSeconds, before.heldGpuSeconds]);
+
+    // Within the limit: the movie before its extension at 4x, the extended one at 3x (a retry too).
+    const whole = await submitFollowUp(farm, { kind: 'upscale', parentJobId: movie.id, userId: 'max' });
+    expect(whole.params).toMatchObject({ upscaleFactor: 4, prompts: movie.params.prompts });
+    const threeX = await submitFollowUp(farm, { kind: 'upscale', parentJobId: extension.id, userId: 'max', options: { upscaleFactor: 3 } });
+    expect(threeX).toMatchObject({ kind: 'upscale', status: 'queued', parentJobId: extension.id, params: { upscaleFactor: 3, prompts: params.prompts } });
+    await cancelJob(farm, threeX.id);
+    expect((await retryJob(farm, threeX.id)).status).toBe('queued');
+    for (const job of [whole, threeX]) await cancelJob(farm, job.id);
+
+    // However long the movie, no factor fits: it says how many frames would, at the smallest.
+    const long = await submitJob(farm, { kind: 'movie', userId: 'max', params: { ...CHEAP_BLEND, model: 'fu', prompts: Array.from({ length: 16 }, (_, i) => `scene ${i + 1}`), width: 512, height: 512, durationSeconds: 30, fps: 60 } });
+    await finish(long.id, 'w-fu', FU_CAPS);
+    expect((await refusalOf(submitFollowUp(farm, { kind: 'upscale', parentJobId: long.id, userId: 'max', options: { upscaleFactor: 2 } })))?.message).toBe(
+      "Invalid job parameters: this video upscaled 2x would be 27000 frames of 1024x1024 (15 transitions of 30 s at 60 fps), 28.3 gigapixels in all, more than the farm's 2-gigapixel limit for an upscaled video; " +
+        'at 2x at most 1907 frames of 512x512 fit: upscale a shorter movie (fewer prompts, seconds per transition or fps) or a smaller one.',
+    );
+    expect(await countRows(db, 'jobs', sql`parent_job_id = ${long.id}`)).toBe(0);
     await markWorkerStopped(farm, 'w-fu');
   });
 

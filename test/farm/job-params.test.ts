@@ -5,7 +5,7 @@ import { settings } from '../../config/settings.ts';
 import { DEFAULT_FARM_CONFIG, farmConfigFrom } from '../../farm/config.ts';
 import { estimateGpuSeconds } from '../../farm/policy/cost.ts';
 import { followUpParams } from '../../farm/follow-up.ts';
-import { DEFAULT_PARAMS, outputPixels, parseJobParams, QUALITY_PRESETS } from '../../farm/job-params.ts';
+import { DEFAULT_PARAMS, movieFrames, outputPixels, parseJobParams, QUALITY_PRESETS, upscaleSizeIssue } from '../../farm/job-params.ts';
 import { LIMITS } from '../../farm/limits.ts';
 import { issuesOf } from '../helpers/job-params.ts';
 
@@ -94,6 +94,23 @@ describe('job parameters', () => {
     expect(cost({ prompts: ['a', 'b', 'c'] })).toBeGreaterThan(base);
     expect(cost({ quality: 'max' })).toBeGreaterThan(cost({ quality: 'draft' }));
     expect(cost({ durationSeconds: 20 })).toBeGreaterThan(base);
+  });
+
+  it("holds an upscale's whole output (movieFrames x upscaled frame pixels, as priced) to the engine's MAX_UPSCALED_VIDEO_PIXELS", () => {
+    // 2048x2048 a frame at 4x: 476 frames are 1.997 gigapixels, 477 are 2.001.
+    const upscale = (durationSeconds: number, fps: number) => () => parseJobParams('upscale', { prompts: ['a', 'b'], width: 512, height: 512, durationSeconds, fps });
+    expect(movieFrames(upscale(28, 17)())).toBe(476);
+    expect(upscale(28, 17)().upscaleFactor).toBe(4);
+    expect(issuesOf(upscale(9, 53))).toEqual([
+      "this video upscaled 4x would be 477 frames of 2048x2048 (1 transition of 9 s at 53 fps), 2.001 gigapixels in all, more than the farm's 2-gigapixel limit for an upscaled video; 3x fits (1.1 gigapixels): upscale it 3x instead",
+    ]);
+    expect(upscaleSizeIssue({ prompts: ['a', 'b'], width: 512, height: 512, durationSeconds: 28, fps: 17, upscaleFactor: 4 })).toBeUndefined();
+    expect(upscaleSizeIssue({ prompts: ['a', 'b'], width: 512, height: 512, durationSeconds: 9, fps: 53, upscaleFactor: 3 })).toBeUndefined();
+    // Frames as the price counts them: durationSeconds x fps rounded up, per transition of the whole movie.
+    expect(movieFrames({ prompts: ['a', 'b', 'c'], durationSeconds: 2.5, fps: 3 })).toBe(16);
+    // Other kinds are not upscaled; other issues come first (the numbers may be wrong).
+    expect(parseJobParams('movie', { prompts: Array(16).fill('a'), width: 2048, height: 2048, durationSeconds: 30, fps: 60 }).prompts).toHaveLength(16);
+    expect(issuesOf(() => parseJobParams('upscale', { prompts: Array(16).fill('a'), width: 2048, height: 2048, durationSeconds: 30, fps: 61 }))).toEqual(['fps must be an integer between 1 and 60 (got 61)']);
   });
 
   it('prices an upscale per output megapixel-frame of the video it upscales, not as a render', () => {

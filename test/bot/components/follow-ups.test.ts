@@ -3,8 +3,9 @@
  * Discord, on both database back ends, with the fake renderer: a movie with the most prompts a movie
  * may have offers no Extend and a stale Extend button is refused privately without a form; the form
  * asks for no more prompts than the movie has room for; Re-roll and Extend on an upscale of a picture
- * blend act on the blend, pictures included; a follow-up is rendered for the upload limit of the
- * server where its button was pressed, not the parent's.
+ * blend act on the blend, pictures included; an Upscale or 🔍 of a video too long to upscale is
+ * refused privately with the farm's limit and the factor that fits; a follow-up is rendered for the
+ * upload limit of the server where its button was pressed, not the parent's.
  */
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -111,6 +112,28 @@ describe.each(BACKENDS)('follow-up buttons and the Extend form (%s)', (backend) 
     const extension = await newest();
     expect([extension.kind, extension.parentJobId, extension.params.prompts, extension.params.movieHasPictures]).toEqual(['extend', blend.id, ['a cup of cocoa'], true]);
     expect((await movieOf(farm.db.db, extension)).images).toEqual([{ index: 0, strength: 0.5, jobId: blend.id, input: 'image-1' }]);
+  });
+
+  it('an Upscale or 🔍 of a video too long to upscale at 4x is refused privately, saying the farm’s limit and that 2x fits; nothing queued', async () => {
+    // 900 frames of 512x512: 3.8 gigapixels at 4x, more than the engine's MAX_UPSCALED_VIDEO_PIXELS (2); 0.9 at 2x.
+    const { job, message } = await posted('movie', { prompts: ['a desert', 'an oasis'], width: 512, height: 512, durationSeconds: 30, fps: 30 });
+    const why =
+      "That request can't be rendered: this video upscaled 4x would be 900 frames of 2048x2048 (1 transition of 30 s at 30 fps), 3.8 gigapixels in all, more than the farm's 2-gigapixel limit for an upscaled video; " +
+      '2x fits (0.9 gigapixels): upscale it 2x instead.';
+    const before = (await listJobs(farm, {})).length;
+    const pressed = press(message, 'upscale', job.id);
+    // The public placeholder is resolved and removed; the reason goes to the presser alone.
+    const placeholder = await pressed.waitForOriginal((m) => m.deleted, 10_000);
+    expect(fake.edits(placeholder).map((r) => r.content)).toEqual(['This render could not start; the reason was sent to you privately.']);
+    const [reason] = pressed.followUps();
+    expect([reason.ephemeral, reason.content]).toEqual([true, why]);
+
+    // 🔍 does what the button does: the reason by DM, the reaction taken off.
+    const since = Date.now();
+    expect(fake.addReaction({ messageId: message.id, emoji: '🔍', user: alice }).delivered).toBe(true);
+    const dm = await fake.waitForMessage((m) => m.channelId === fake.dmChannel(alice)?.id && m.createdAt >= since, 15_000);
+    expect(dm.content).toBe(`Your 🔍 on job #${job.id} in <#${message.channelId}> did not upscale it. ${why}`);
+    expect((await listJobs(farm, {})).length).toBe(before);
   });
 
   it('a follow-up is rendered for the upload limit where its button was pressed, not the parent’s', async () => {
