@@ -5,10 +5,12 @@
  * 1. Before answering, only what needs no download: attachedPictures checks Discord's metadata of
  *    each (content type, size, and the width/height Discord reports) with the farm's
  *    inputMetadataIssue; a refusal is a private reply, and nothing is downloaded.
- * 2. After the deferral (submitRender), AttachedPictures.download fetches them from Discord's CDN,
- *    with DOWNLOAD_TIMEOUT_MS to spare instead of Discord's 3 s, and the farm's checkJobInputs
- *    reads each file's header (format from the content, pixels); those refusals go through
- *    refuse() (the public "thinking…" is replaced, the reason sent privately).
+ * 2. After the deferral, and only once the farm's checkSubmission has found nothing that refuses
+ *    the job without them (budget, active jobs, a capable worker: submitRender),
+ *    AttachedPictures.download fetches them from Discord's CDN, with DOWNLOAD_TIMEOUT_MS to spare
+ *    instead of Discord's 3 s, and the farm's checkJobInputs reads each file's header (format from
+ *    the content, pixels); those refusals go through refuse() (the public "thinking…" is
+ *    replaced, the reason sent privately).
  *
  * Every refusal names the option.
  */

@@ -4,9 +4,12 @@
  * farm's parseJobParams on what the member typed, and the attached pictures' Discord metadata
  * (bot/pictures.ts, by the command), so a typo or a picture that is too large gets a private reply
  * at once. Then the interaction is deferred (Discord wants an answer within 3 s, whatever the CDN
- * or the database does), the pictures are downloaded and their headers checked with the farm's
- * checkJobInputs, and the job is submitted. Follow-ups (buttons, the extend form) go through the
- * farm's submitFollowUp, one at a time per user, parent and kind (a double press makes one job).
+ * or the database does). With pictures, the farm's checkSubmission refuses what submitJob would
+ * refuse without them (no budget left, too many active jobs, no worker able to render it) before
+ * any is downloaded; then they are downloaded and their headers checked with the farm's
+ * checkJobInputs. Then the job is submitted (submitJob checks everything again and decides).
+ * Follow-ups (buttons, the extend form) go through the farm's submitFollowUp, one at a time per
+ * user, parent and kind (a double press makes one job).
  * Every render is refused first, privately, in a server channel where the bot lacks a permission it
  * needs to post the result (postingRefusal). Refusals after the deferral replace the public
  * "thinking…" with a message only the user sees (refuse). Once the job is submitted nothing refuses
@@ -18,6 +21,7 @@ import PQueue from 'p-queue';
 import {
   LIMITS,
   checkJobInputs,
+  checkSubmission,
   getJob,
   loggableError,
   parseJobParams,
@@ -193,9 +197,14 @@ export async function submitRender(
     return;
   }
   await interaction.deferReply();
+  /** The job's parameters with the server's defaults filled in. */
+  const params = async () => ({ ...toJobParamsInput(prompts, withServerDefaults(options, await serverDefaults(ctx.farm, interaction.guildId)), kind), ...extra.params, ...limit });
   let inputs: Record<string, Uint8Array> | undefined;
   if (pictures) {
     try {
+      // What submitJob would refuse without the pictures (no budget left, too many active jobs, no
+      // worker able to render it) is refused before any is downloaded; submitJob decides in the end.
+      await ctx.submissions.run(async () => checkSubmission(ctx.farm, { ...interactionRequester(interaction), kind, params: await params() }));
       // The download may take its time now; each picture is checked (format, size, pixels, that it decodes) with the farm's limits.
       inputs = await pictures.download();
       await checkJobInputs(kind, parsed, inputs);
@@ -204,10 +213,7 @@ export async function submitRender(
       return;
     }
   }
-  await submitAndPost(interaction, ctx, names, async (fields) => {
-    const params = { ...toJobParamsInput(prompts, withServerDefaults(options, await serverDefaults(ctx.farm, interaction.guildId)), kind), ...extra.params, ...limit };
-    return submitJob(ctx.farm, { ...fields, kind, params, inputs });
-  });
+  await submitAndPost(interaction, ctx, names, async (fields) => submitJob(ctx.farm, { ...fields, kind, params: await params(), inputs }));
 }
 
 /**
@@ -260,6 +266,11 @@ export function requesterFields(from: { userId: string; guildId: string | null; 
   return { userId: from.userId, guildId: from.guildId, channelId: from.channelId, roleIds: interactionRoleIds(from), requireCapableWorker: true };
 }
 
+/** Who asks and where, for an interaction (requesterFields). */
+function interactionRequester(interaction: RepliableInteraction): ReturnType<typeof requesterFields> {
+  return requesterFields({ userId: interaction.user.id, guildId: interaction.guildId, channelId: interaction.channelId, member: interaction.member });
+}
+
 /**
  * One follow-up submission per (user, parent job, kind) at a time in this process: a second press
  * of the same button while the first is still being submitted gets a private answer instead of a
@@ -306,7 +317,7 @@ async function submitAndPost(interaction: RepliableInteraction, ctx: BotContext,
   let job: Job;
   try {
     job = await ctx.submissions.run(() => submit({
-      ...requesterFields({ userId: interaction.user.id, guildId: interaction.guildId, channelId: interaction.channelId, member: interaction.member }),
+      ...interactionRequester(interaction),
       interactionToken: interaction.token,
       interactionExpiresAt: new Date(interaction.createdTimestamp + INTERACTION_TOKEN_LIFETIME_MS),
     }));

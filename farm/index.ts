@@ -4,7 +4,7 @@ import type { Config } from '../config/index.ts';
 import { type OpenDatabaseOptions, openDatabase } from '../db/client.ts';
 import { type FarmConfigOverrides, type FarmContext, farmConfigFrom } from './config.ts';
 import { submitFollowUp as submitFollowUpUncounted } from './follow-up.ts';
-import { submitJob as submitJobUncounted } from './jobs.ts';
+import { checkSubmission as checkSubmissionUncounted, submitJob as submitJobUncounted } from './jobs.ts';
 import { countRefusals } from './metrics.ts';
 
 export { type FarmDb, type OpenDatabaseOptions, openDatabase, DEFAULT_PGLITE_DIR, IN_MEMORY } from '../db/client.ts';
@@ -97,6 +97,11 @@ export { type ActivityBucket, type ActivityJob, type ActivityWorker, type FarmAc
 
 /** Submits a job (farm/jobs.ts); refusals are counted for blendfarm_submissions_refused_total. */
 export const submitJob = countRefusals(submitJobUncounted);
+/**
+ * Would submitJob refuse this job now, its pictures aside (farm/jobs.ts)? A read-only forecast
+ * before costly work; its refusals are counted in place of the submission they spare.
+ */
+export const checkSubmission = countRefusals(checkSubmissionUncounted);
 /** Submits a re-roll, upscale or extension (farm/follow-up.ts); refusals are counted too. */
 export const submitFollowUp = countRefusals(submitFollowUpUncounted);
 

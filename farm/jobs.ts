@@ -15,7 +15,7 @@ import { checkRequestIds, isJobId } from './ids.ts';
 import { checkJobInputs, type JobInput, type JobParams, outputPixels, parseJobParams } from './job-params.ts';
 import { DEFAULT_UPSCALE_FACTOR } from './limits.ts';
 import { checkExtension, type Movie, movieOf } from './movie.ts';
-import { type BudgetContext, policyOf } from './policy/index.ts';
+import { type AdmissionRequest, type BudgetContext, policyOf } from './policy/index.ts';
 import { type Artifact, type Job, jobFromRow, TERMINAL_STATUSES } from './types.ts';
 import { findKnownWorkers, findCapableWorkers, jobNeeds } from './worker-registry.ts';
 
@@ -48,36 +48,14 @@ export interface SubmitJobInput {
  * fit is refused with the numbers.
  */
 export async function submitJob(farm: FarmContext, input: SubmitJobInput): Promise<Job> {
-  checkRequestIds(input);
-  let params = parseJobParams(input.kind, input.params);
-  const pictures = await checkJobInputs(input.kind, params, input.inputs);
-  const parentJobId = input.parentJobId ?? null;
-  if (parentJobId !== null && !isJobId(parentJobId)) throw new JobNotFoundError(parentJobId);
-  if (isFollowUpKind(input.kind) && parentJobId === null) {
-    throw new FarmError('invalid_params', `A ${input.kind} job continues from an earlier job: give its id as the parent.`);
-  }
-  let moviePrompts = params.prompts.length;
-  if (parentJobId !== null) {
-    // Refused before anything else is looked up (checked again under lock below).
-    const parent = await checkFollowUpParent(farm.db.db, input.kind, parentJobId);
-    if (input.kind === 'extend') {
-      // The whole movie decides the price and, when it has pictures, what the worker's model must do.
-      const movie = await movieOf(farm.db.db, parent);
-      checkExtension(movie, params.prompts.length);
-      moviePrompts += movie.prompts.length;
-      if (movie.images?.length) params = { ...params, movieHasPictures: true };
-    }
-  }
-  const pixels = outputPixels(params);
-  await refuseIfNoWorkerCan(farm, input.kind, params, input.requireCapableWorker ?? false);
+  const { params, pictures, parentJobId, pixels, admission } = await checkRequest(farm, input, { pictures: true });
   const policy = policyOf(farm);
 
   return farm.db.db.transaction(async (tx) => {
     // The parent (and its video, which an upscale or extension starts from) stays until this commits.
     if (parentJobId !== null) await checkFollowUpParent(tx, input.kind, parentJobId, { lock: true });
     if (input.kind === 'upscale' && parentJobId !== null) await refuseDuplicateUpscale(tx, input.userId, parentJobId, params);
-    const request = { userId: input.userId, guildId: input.guildId, roleIds: input.roleIds, gpuSeconds: policy.price(params, moviePrompts), note: (id: number) => `${input.kind} job ${id}` };
-    const row = await policy.admit(tx, request, async (reservedMs) => {
+    const row = await policy.admit(tx, { ...admission, note: (id: number) => `${input.kind} job ${id}` }, async (reservedMs) => {
       const [inserted] = await tx
         .insert(jobs)
         .values({
@@ -103,6 +81,57 @@ export async function submitJob(farm: FarmContext, input: SubmitJobInput): Promi
     await recordEvent(tx, 'queued', { jobId: row.id, userId: row.userId, status: 'queued', attempt: 0 });
     return jobFromRow(row);
   });
+}
+
+/**
+ * Would submitJob refuse this job now, its pictures aside? Throws the refusal submitJob would make
+ * before queueing it (the same error and words): its ids and parameters, the parent of a
+ * follow-up, no worker able to run it (with `requireCapableWorker`, none online), and the policy's
+ * admission (FarmPolicy.check: too many active jobs, a budget that does not cover the price); the
+ * pictures the parameters refer to are not looked at. Reads only. For a front end that would
+ * otherwise do costly work first (the bot downloads a command's pictures after this); a forecast:
+ * submitJob checks everything again and decides.
+ */
+export async function checkSubmission(farm: FarmContext, input: Omit<SubmitJobInput, 'inputs'>): Promise<void> {
+  const { admission } = await checkRequest(farm, input, { pictures: false });
+  await policyOf(farm).check?.(farm.db.db, admission);
+}
+
+/**
+ * submitJob's checks before its transaction, in its order: the request's ids, its parameters, its
+ * pictures (unless `pictures` is false: checkSubmission), the parent of a follow-up (checked again
+ * under lock by submitJob), a worker able to run it. Returns what queueing it takes, the admission
+ * request (price included) but for its ledger note.
+ */
+async function checkRequest(
+  farm: FarmContext,
+  input: SubmitJobInput,
+  check: { pictures: boolean },
+): Promise<{ params: JobParams; pictures: Record<string, JobInput>; parentJobId: number | null; pixels: number; admission: Omit<AdmissionRequest, 'note'> }> {
+  checkRequestIds(input);
+  let params = parseJobParams(input.kind, input.params);
+  const pictures = check.pictures ? await checkJobInputs(input.kind, params, input.inputs) : {};
+  const parentJobId = input.parentJobId ?? null;
+  if (parentJobId !== null && !isJobId(parentJobId)) throw new JobNotFoundError(parentJobId);
+  if (isFollowUpKind(input.kind) && parentJobId === null) {
+    throw new FarmError('invalid_params', `A ${input.kind} job continues from an earlier job: give its id as the parent.`);
+  }
+  let moviePrompts = params.prompts.length;
+  if (parentJobId !== null) {
+    // Refused before anything else is looked up (submitJob checks again under lock).
+    const parent = await checkFollowUpParent(farm.db.db, input.kind, parentJobId);
+    if (input.kind === 'extend') {
+      // The whole movie decides the price and, when it has pictures, what the worker's model must do.
+      const movie = await movieOf(farm.db.db, parent);
+      checkExtension(movie, params.prompts.length);
+      moviePrompts += movie.prompts.length;
+      if (movie.images?.length) params = { ...params, movieHasPictures: true };
+    }
+  }
+  const pixels = outputPixels(params);
+  await refuseIfNoWorkerCan(farm, input.kind, params, input.requireCapableWorker ?? false);
+  const admission = { userId: input.userId, guildId: input.guildId, roleIds: input.roleIds, gpuSeconds: policyOf(farm).price(params, moviePrompts) };
+  return { params, pictures, parentJobId, pixels, admission };
 }
 
 /**

@@ -155,7 +155,7 @@ export async function lockUser(tx: Transaction, userId: string): Promise<LockedU
 }
 
 /** A user's row for reading, without creating or locking it (a user never seen: 0, never refilled). */
-async function readUser(q: Queryable, userId: string): Promise<LockedUser> {
+export async function readUser(q: Queryable, userId: string): Promise<LockedUser> {
   const [row] = await queryRows<UserRow>(q, USER_ROW(userId, false));
   if (row) return userFromRow(userId, row);
   const [clock] = await queryRows<{ now_ms: number }>(q, sql`select (extract(epoch from now()) * 1000)::float8 as now_ms`);
@@ -200,30 +200,55 @@ export function nextRefillAt(user: LockedUser, limits: BudgetLimits): Date {
   return new Date(isRefillDue(user, limits) ? user.nowMs : refillDueAtMs(user, limits)!);
 }
 
+/** A refill that has fallen due, as admission would apply it now (dueRefill). */
+export interface DueRefill {
+  /** What it adds to the balance (ms): the allowance less what the user has, held seconds included; 0 when they have that much. */
+  topUpMs: number;
+  /** Its ledger note. */
+  note: string;
+  /** The refill clocks after it (users.refill_levels). */
+  levels: RefillLevel[];
+}
+
 /**
- * Applies a due refill inside an admission's transaction (user locked by lockUser): tops up what
- * the user has, held seconds included, to the allowance and starts a new period. Seconds reserved
- * by queued and running jobs come back (settle, refund) later, so after a refill balance + held is
- * the allowance (or stays above it), never the allowance plus the held seconds. The refill counts
- * as coming when it fell due: operator grants since then (which do not refill) are left out of
- * what it tops up, so a grant neither eats the refill nor is undone by it. Only with complete
- * limits (ResolvedLimits.complete): anything else would top up with less than the member's
- * allowance and start a new period (README, Budgets).
+ * The refill that admission would apply now, read only (applyDueRefill writes it; an admission's
+ * check, checkAdmission, only counts it): undefined when none is due, or when the limits are not
+ * the member's whole limits (ResolvedLimits.complete), which would top up with less than the
+ * member's allowance and start a new period (README, Budgets). It tops up what the user has, held
+ * seconds included, to the allowance: seconds reserved by queued and running jobs come back
+ * (settle, refund) later, so after a refill balance + held is the allowance (or stays above it),
+ * never the allowance plus the held seconds. The refill counts as coming when it fell due:
+ * operator grants since then (which do not refill) are left out of what it tops up, so a grant
+ * neither eats the refill nor is undone by it.
+ */
+export async function dueRefill(q: Queryable, user: LockedUser, limits: ResolvedLimits): Promise<DueRefill | undefined> {
+  if (!limits.complete || !isRefillDue(user, limits)) return undefined;
+  const allowanceMs = allowanceMsOf(limits);
+  const { heldMs } = await countActiveJobs(q, user.id);
+  const grantedMs = await grantedSince(q, user.id, refillDueAtMs(user, limits));
+  const granted = grantedMs !== 0 ? `, ${grantedMs / 1000} granted since it fell due` : '';
+  return {
+    topUpMs: Math.max(0, allowanceMs - (user.balanceMs + heldMs - grantedMs)),
+    note: `top-up to ${limits.refillGpuSeconds} GPU-seconds (${heldMs / 1000} held by active jobs${granted})`,
+    levels: levelsAfterRefill(user, allowanceMs),
+  };
+}
+
+/** The user as `refill` leaves them: its top-up in the balance, a new period started now. */
+export function afterRefill(user: LockedUser, refill: DueRefill): LockedUser {
+  return { ...user, balanceMs: user.balanceMs + refill.topUpMs, lastRefillMs: user.nowMs, refillLevels: refill.levels };
+}
+
+/**
+ * Applies a due refill (dueRefill) inside an admission's transaction (user locked by lockUser):
+ * records its top-up, if any, and starts a new period; `user` is updated to match.
  */
 export async function applyDueRefill(tx: Transaction, user: LockedUser, limits: ResolvedLimits): Promise<void> {
-  if (!limits.complete || !isRefillDue(user, limits)) return;
-  const allowanceMs = allowanceMsOf(limits);
-  const { heldMs } = await countActiveJobs(tx, user.id);
-  const grantedMs = await grantedSince(tx, user.id, refillDueAtMs(user, limits));
-  const topUpMs = allowanceMs - (user.balanceMs + heldMs - grantedMs);
-  if (topUpMs > 0) {
-    const granted = grantedMs !== 0 ? `, ${grantedMs / 1000} granted since it fell due` : '';
-    user.balanceMs = await addLedgerEntry(tx, user.id, 'refill', topUpMs, null, `top-up to ${limits.refillGpuSeconds} GPU-seconds (${heldMs / 1000} held by active jobs${granted})`);
-  }
-  const levels = levelsAfterRefill(user, allowanceMs);
-  await tx.execute(sql`update users set last_refill_at = now(), refill_levels = ${JSON.stringify(levels)}::jsonb where id = ${user.id}`);
-  user.lastRefillMs = user.nowMs;
-  user.refillLevels = levels;
+  const refill = await dueRefill(tx, user, limits);
+  if (!refill) return;
+  if (refill.topUpMs > 0) await addLedgerEntry(tx, user.id, 'refill', refill.topUpMs, null, refill.note);
+  await tx.execute(sql`update users set last_refill_at = now(), refill_levels = ${JSON.stringify(refill.levels)}::jsonb where id = ${user.id}`);
+  Object.assign(user, afterRefill(user, refill));
 }
 
 /** Sum of the operator grants (ms, signed) made at or after `sinceMs` (null: ever). */

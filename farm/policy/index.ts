@@ -6,6 +6,8 @@
  *   price       what a job is expected to cost (cost.ts), reserved at admission
  *   admit       may this user queue this job now? the one check for submissions and retries
  *               (admission.ts: active-job cap, balance, reservation)
+ *   check       would admit refuse it now? read only, before work that a refusal would waste
+ *               (checkSubmission in jobs.ts: the bot asks before downloading pictures)
  *   settle      what a job that ended costs, and what goes back to the user (settlement.ts)
  *   claimOrder  which queued job a worker takes next (fair-order.ts), and onClaim, what a claim
  *               books against its owner's share
@@ -14,9 +16,9 @@
  * default and setting); a FarmContext may carry another `policy`.
  */
 import type { SQL } from 'drizzle-orm';
-import type { Transaction } from '../../db/client.ts';
+import type { Queryable, Transaction } from '../../db/client.ts';
 import type { JobParams } from '../job-params.ts';
-import { type AdmissionRequest, admitJob } from './admission.ts';
+import { type AdmissionRequest, admitJob, checkAdmission } from './admission.ts';
 import { estimateGpuSeconds } from './cost.ts';
 import { chargeClaim, fairQueue, unbookClaim } from './fair-order.ts';
 import type { PolicyOptions } from './options.ts';
@@ -34,6 +36,11 @@ export interface FarmPolicy {
    * and reserves that much of the user's budget. Returns what `queue` returned.
    */
   admit<T extends { id: number }>(tx: Transaction, request: AdmissionRequest, queue: (reservedMs: number) => Promise<T>): Promise<T>;
+  /**
+   * Read only: throws the FarmError `admit` would refuse this request with now, else resolves. A
+   * forecast (admit decides, in its transaction); without it nothing is refused before admit.
+   */
+  check?(q: Queryable, request: Omit<AdmissionRequest, 'note'>): Promise<void>;
   /** Runs inside the transaction that ends a job: sets jobs.charged_ms and returns the rest of the reservation. */
   settle(tx: Transaction, job: SettledJob, outcome: Outcome): Promise<Settlement>;
   /**
@@ -55,6 +62,7 @@ export function defaultPolicy(options: PolicyOptions): FarmPolicy {
   return {
     price: (params, moviePrompts) => estimateGpuSeconds(params, options.cost, moviePrompts),
     admit: (tx, request, queue) => admitJob(tx, options, request, queue),
+    check: (q, request) => checkAdmission(q, options, request),
     settle: settleJob,
     claimOrder: () => fairQueue(options.fairnessHalfLifeSeconds),
     onClaim: () => chargeClaim(options.fairnessHalfLifeSeconds),

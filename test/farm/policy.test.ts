@@ -50,7 +50,7 @@ describe('policy rules', () => {
     const config = { ...DEFAULT_POLICY_OPTIONS };
     const own: FarmPolicy = { ...defaultPolicy(config) };
     expect(policyOf({ config, policy: own })).toBe(own);
-    expect(Object.keys(policyOf({ config })).sort()).toEqual(['admit', 'claimOrder', 'onClaim', 'onRelease', 'price', 'settle']);
+    expect(Object.keys(policyOf({ config })).sort()).toEqual(['admit', 'check', 'claimOrder', 'onClaim', 'onRelease', 'price', 'settle']);
   });
 });
 
