@@ -4,8 +4,8 @@ import type { FarmContext } from './config.ts';
 import { InvalidJobStateError, JobNotFoundError } from './errors.ts';
 import { checkFollowUpParent, type FollowUpKind, followUpRefusal } from './follow-up-rule.ts';
 import { getJob, getJobInputs, submitJob, type SubmitJobInput } from './jobs.ts';
-import { inputNames, type JobParams, type JobParamsInput } from './job-params.ts';
-import { DEFAULT_UPSCALE_FACTOR, type UPSCALE_FACTORS } from './limits.ts';
+import { defaultUpscaleFactor, inputNames, type JobParams, type JobParamsInput } from './job-params.ts';
+import type { UPSCALE_FACTORS } from './limits.ts';
 import { checkExtension, movieImageInputs, movieOf, type Movie } from './movie.ts';
 import type { Job } from './types.ts';
 
@@ -14,7 +14,10 @@ export { type FollowUpKind, followUpRefusal, followUpsFor, isFollowUpKind } from
 export interface FollowUpOptions {
   /** extend: the prompt(s) to continue to. */
   prompts?: string[];
-  /** upscale: 2, 3 or 4 per side (default DEFAULT_UPSCALE_FACTOR, 4: sixteen times the pixels). */
+  /**
+   * upscale: 2, 3 or 4 per side. Default: DEFAULT_UPSCALE_FACTOR (4: sixteen times the pixels), or
+   * the largest smaller one that keeps a long video within the farm's limit (defaultUpscaleFactor).
+   */
   upscaleFactor?: (typeof UPSCALE_FACTORS)[number];
   /** upscale: the upscaler to use (e.g. esrgan-medium); unset: the best the claiming worker has. */
   upscaler?: string;
@@ -46,7 +49,8 @@ export function followUpParams(kind: FollowUpKind, parent: JobParams, options: F
   if (kind === 'upscale') {
     // The worker upscales the parent's finished video (job.parent), frame by frame; the parameters
     // keep the parent's, so prices, sizes and titles follow from them (not its pictures: nothing is re-rendered).
-    return { ...withoutPictures, upscaleFactor: options.upscaleFactor ?? DEFAULT_UPSCALE_FACTOR, ...(options.upscaler ? { upscaler: options.upscaler } : {}) };
+    const upscaleFactor = options.upscaleFactor ?? defaultUpscaleFactor(parent, options.upscaler);
+    return { ...withoutPictures, upscaleFactor, ...(options.upscaler ? { upscaler: options.upscaler } : {}) };
   }
   const next = options.prompts ?? [];
   checkExtension(parent, next.length);

@@ -330,8 +330,21 @@ function readSeeds(value: unknown, count: number, issues: string[]): number[] {
  * parentMovieParams: an extended movie's included), so for an upscale these are the frames of the
  * video it upscales. The price (policy/cost.ts) counts frames the same way.
  */
-export function movieFrames(params: Pick<JobParams, 'prompts' | 'durationSeconds' | 'fps'>): number {
-  return Math.max(1, params.prompts.length - 1) * Math.ceil(params.durationSeconds * params.fps);
+export function movieFrames(params: Pick<JobParams, 'prompts' | 'durationSeconds' | 'fps'>, moviePrompts = params.prompts.length): number {
+  return Math.max(1, moviePrompts - 1) * Math.ceil(params.durationSeconds * params.fps);
+}
+
+/**
+ * The factor an upscale asked for without one gets (the bot's Upscale button and 🔍): the largest
+ * of UPSCALE_FACTORS up to DEFAULT_UPSCALE_FACTOR that keeps the whole video within
+ * MAX_UPSCALED_VIDEO_PIXELS (upscaleSizeIssue) and that `upscaler`, when named, makes; when none
+ * does, DEFAULT_UPSCALE_FACTOR, which submission then refuses saying why.
+ */
+export function defaultUpscaleFactor(params: Pick<JobParams, 'prompts' | 'durationSeconds' | 'fps' | 'width' | 'height'>, upscaler?: string): (typeof UPSCALE_FACTORS)[number] {
+  const fits = [...UPSCALE_FACTORS]
+    .reverse()
+    .find((f) => f <= DEFAULT_UPSCALE_FACTOR && (upscaler === undefined || upscalerMakes(upscaler, f)) && upscaleSizeIssue({ ...params, upscaler, upscaleFactor: f }) === undefined);
+  return fits ?? DEFAULT_UPSCALE_FACTOR;
 }
 
 /** Gigapixels as the upscale refusal writes them: one decimal, more where one would read as the limit itself. */

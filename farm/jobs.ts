@@ -12,7 +12,7 @@ import { recordEvent } from './events.ts';
 import { checkFollowUpParent, isFollowUpKind } from './follow-up-rule.ts';
 import { storableText } from './text.ts';
 import { checkRequestIds, isJobId } from './ids.ts';
-import { checkJobInputs, type JobInput, type JobParams, outputPixels, parseJobParams } from './job-params.ts';
+import { checkJobInputs, type JobInput, JobParamsError, type JobParams, outputPixels, parseJobParams, upscaleSizeIssue } from './job-params.ts';
 import { DEFAULT_UPSCALE_FACTOR } from './limits.ts';
 import { checkExtension, type Movie, movieOf } from './movie.ts';
 import { type AdmissionRequest, type BudgetContext, policyOf } from './policy/index.ts';
@@ -289,6 +289,9 @@ export async function retryJob(farm: FarmContext, jobId: number, context: Omit<B
     // As for a submission: a job no known worker can run (its model gone from every worker since)
     // would only wait and expire.
     await refuseIfNoWorkerCan(farm, current.kind, params, false, tx);
+    // Its parameters passed submission's rules then; an upscale stored before the size rule existed did not.
+    const tooBig = params.upscaleFactor ? upscaleSizeIssue({ ...params, upscaleFactor: params.upscaleFactor }) : undefined;
+    if (tooBig) throw new JobParamsError([tooBig]);
     if (current.kind === 'upscale' && current.parentJobId !== null) await refuseDuplicateUpscale(tx, current.userId, current.parentJobId, params, current.id);
     const request = { userId: current.userId, guildId: current.guildId, roleIds: context.roleIds, gpuSeconds: policy.price(params, movie.prompts.length), note: (id: number) => `retry of job ${id}` };
     const row = await policy.admit(tx, request, async (reservedMs) => {

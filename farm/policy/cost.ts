@@ -1,7 +1,7 @@
 // Up-front estimate of a job's GPU-seconds, reserved from the user's budget at admission.
 // It only needs to be a sensible upper-ish bound: settlement charges the measured time, capped
 // at the reservation, so a generous estimate costs users nothing but temporarily held seconds.
-import { type JobParams, outputPixels, variationFrames } from '../job-params.ts';
+import { type JobParams, movieFrames, outputPixels, variationFrames } from '../job-params.ts';
 import type { CostModel } from './options.ts';
 
 /**
@@ -15,7 +15,7 @@ export function estimateGpuSeconds(params: JobParams, model: CostModel, moviePro
   // An upscale (only upscale jobs have a factor) renders nothing: it upscales each frame of the
   // parent's finished video, so it costs per output megapixel per frame.
   if (params.upscaleFactor) {
-    const videoFrames = transitions * Math.ceil(params.durationSeconds * params.fps);
+    const videoFrames = movieFrames(params, moviePrompts);
     return Math.round((model.overheadSeconds + videoFrames * megapixels * model.secondsPerUpscaledMegapixelFrame) * 1000) / 1000;
   }
   // A variation animation renders every frame as a whole diffusion (intermediate frames from
@@ -28,7 +28,7 @@ export function estimateGpuSeconds(params: JobParams, model: CostModel, moviePro
   // Latent blending renders both keyframes plus up to maxBranches partial branches per transition,
   // and decodes durationSeconds × fps frames per transition (durationSeconds is per transition).
   const unetSteps = transitions * (params.maxBranches + 2) * params.steps;
-  const frames = transitions * Math.ceil(params.durationSeconds * params.fps);
+  const frames = movieFrames(params, moviePrompts);
   const seconds =
     model.overheadSeconds +
     unetSteps * megapixels * model.secondsPerMegapixelStep +

@@ -489,11 +489,11 @@ describe.each(BACKENDS)('follow-ups on %s', (backend) => {
     const message =
       "Invalid job parameters: this video upscaled 4x would be 800 frames of 2048x2048 (2 transitions of 20 s at 20 fps), 3.4 gigapixels in all, more than the farm's 2-gigapixel limit for an upscaled video; " +
       '3x fits (1.9 gigapixels): upscale it 3x instead.';
-    // The Upscale button and 🔍 (submitFollowUp, at the default 4x), and submitJob with the parameters followUpParams makes.
-    const refused = await refusalOf(submitFollowUp(farm, { kind: 'upscale', parentJobId: extension.id, userId: 'max', requireCapableWorker: true }));
+    // Asked for 4x: submitFollowUp, and submitJob with the parameters followUpParams makes.
+    const refused = await refusalOf(submitFollowUp(farm, { kind: 'upscale', parentJobId: extension.id, userId: 'max', requireCapableWorker: true, options: { upscaleFactor: 4 } }));
     expect(refused).toBeInstanceOf(JobParamsError);
     expect(refused?.message).toBe(message);
-    const params = followUpParams('upscale', await parentMovieParams(farm, (await getJob(farm, extension.id))!));
+    const params = followUpParams('upscale', await parentMovieParams(farm, (await getJob(farm, extension.id))!), { upscaleFactor: 4 });
     expect(params.prompts).toHaveLength(3);
     expect((await refusalOf(submitJob(farm, { kind: 'upscale', userId: 'max', parentJobId: extension.id, params })))?.message).toBe(message);
     // x4-diffusion makes 4x only: the factor that fits needs another upscaler.
@@ -507,13 +507,20 @@ describe.each(BACKENDS)('follow-ups on %s', (backend) => {
     expect([after.balanceGpuSeconds, after.heldGpuSeconds]).toEqual([before.balanceGpuSeconds, before.heldGpuSeconds]);
 
     // Within the limit: the movie before its extension at 4x, the extended one at 3x (a retry too).
+    // Asked without a factor (the Upscale button, 🔍), each gets the largest that fits.
     const whole = await submitFollowUp(farm, { kind: 'upscale', parentJobId: movie.id, userId: 'max' });
     expect(whole.params).toMatchObject({ upscaleFactor: 4, prompts: movie.params.prompts });
-    const threeX = await submitFollowUp(farm, { kind: 'upscale', parentJobId: extension.id, userId: 'max', options: { upscaleFactor: 3 } });
+    const threeX = await submitFollowUp(farm, { kind: 'upscale', parentJobId: extension.id, userId: 'max' });
     expect(threeX).toMatchObject({ kind: 'upscale', status: 'queued', parentJobId: extension.id, params: { upscaleFactor: 3, prompts: params.prompts } });
     await cancelJob(farm, threeX.id);
     expect((await retryJob(farm, threeX.id)).status).toBe('queued');
     for (const job of [whole, threeX]) await cancelJob(farm, job.id);
+    // An upscale stored before the rule existed (4x of the extended movie) is refused when retried, as it would be at submission.
+    await db.db.execute(sql`update jobs set params = jsonb_set(params, '{upscaleFactor}', '4') where id = ${threeX.id}`);
+    const retried = await refusalOf(retryJob(farm, threeX.id));
+    expect(retried).toBeInstanceOf(JobParamsError);
+    expect(retried?.message).toBe(message);
+    expect((await getJob(farm, threeX.id))?.status).toBe('cancelled');
 
     // However long the movie, no factor fits: it says how many frames would, at the smallest.
     const long = await submitJob(farm, { kind: 'movie', userId: 'max', params: { ...CHEAP_BLEND, model: 'fu', prompts: Array.from({ length: 16 }, (_, i) => `scene ${i + 1}`), width: 512, height: 512, durationSeconds: 30, fps: 60 } });

@@ -3,8 +3,9 @@
  * Discord, on both database back ends, with the fake renderer: a movie with the most prompts a movie
  * may have offers no Extend and a stale Extend button is refused privately without a form; the form
  * asks for no more prompts than the movie has room for; Re-roll and Extend on an upscale of a picture
- * blend act on the blend, pictures included; an Upscale or 🔍 of a video too long to upscale is
- * refused privately with the farm's limit and the factor that fits; a follow-up is rendered for the
+ * blend act on the blend, pictures included; Upscale on a video too long to upscale 4x upscales it
+ * at the largest factor that fits, and an Upscale or 🔍 of one too long even at 2x is refused
+ * privately with the farm's limit; a follow-up is rendered for the
  * upload limit of the server where its button was pressed, not the parent's.
  */
 import { readFileSync } from 'node:fs';
@@ -114,12 +115,21 @@ describe.each(BACKENDS)('follow-up buttons and the Extend form (%s)', (backend) 
     expect((await movieOf(farm.db.db, extension)).images).toEqual([{ index: 0, strength: 0.5, jobId: blend.id, input: 'image-1' }]);
   });
 
-  it('an Upscale or 🔍 of a video too long to upscale at 4x is refused privately, saying the farm’s limit and that 2x fits; nothing queued', async () => {
-    // 900 frames of 512x512: 3.8 gigapixels at 4x, more than the engine's MAX_UPSCALED_VIDEO_PIXELS (2); 0.9 at 2x.
+  it('Upscale on a video too long to upscale 4x upscales it at the largest factor that fits', async () => {
+    // 900 frames of 512x512: 3.8 gigapixels at 4x and 2.1 at 3x, more than the engine's MAX_UPSCALED_VIDEO_PIXELS (2); 0.9 at 2x.
     const { job, message } = await posted('movie', { prompts: ['a desert', 'an oasis'], width: 512, height: 512, durationSeconds: 30, fps: 30 });
+    const upscaled = await press(message, 'upscale', job.id).waitForOriginal((m) => hasVideo(m) && buttonsOf(m).length > 0, 20_000);
+    const upscale = await newest();
+    expect([upscale.kind, upscale.parentJobId, upscale.params.upscaleFactor]).toEqual(['upscale', job.id, 2]);
+    expect(upscaled.content).toMatch(/^\*\*Upscale\*\* #/);
+  });
+
+  it('an Upscale or 🔍 of a video too long to upscale even at 2x is refused privately, saying the farm’s limit; nothing queued', async () => {
+    // 1800 frames of 1024x1024: 7.5 gigapixels at 2x, more than the engine's MAX_UPSCALED_VIDEO_PIXELS (2).
+    const { job, message } = await posted('movie', { prompts: ['a desert', 'an oasis'], width: 1024, height: 1024, durationSeconds: 30, fps: 60 });
     const why =
-      "That request can't be rendered: this video upscaled 4x would be 900 frames of 2048x2048 (1 transition of 30 s at 30 fps), 3.8 gigapixels in all, more than the farm's 2-gigapixel limit for an upscaled video; " +
-      '2x fits (0.9 gigapixels): upscale it 2x instead.';
+      "That request can't be rendered: this video upscaled 4x would be 1800 frames of 4096x4096 (1 transition of 30 s at 60 fps), 30.2 gigapixels in all, more than the farm's 2-gigapixel limit for an upscaled video, " +
+      'and even 2x would be 7.5 gigapixels; at 2x at most 476 frames of 1024x1024 fit: upscale a shorter movie (fewer prompts, seconds per transition or fps) or a smaller one.';
     const before = (await listJobs(farm, {})).length;
     const pressed = press(message, 'upscale', job.id);
     // The public placeholder is resolved and removed; the reason goes to the presser alone.
