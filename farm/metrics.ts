@@ -9,7 +9,8 @@
 //   the bot (`npm start`) does; `npm run worker` does not (it exports its own engine timings).
 //
 // Submission refusals (budget, active-job limit, no capable worker, bad parameters) are counted
-// in the process that submits (`countRefusals`, wired into submitJob/submitFollowUp).
+// in the process that submits (`countRefusals`, wired into submitJob, submitFollowUp and
+// checkSubmission, whose refusal stands for the submission it spares).
 //
 // Labels are bounded: job kind, status, model id, worker id, cause, reason. Never a prompt, a
 // user id or a job id.
