@@ -7,8 +7,8 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import sharp from 'sharp';
-import { ATTACHMENT_ROUTE, buttonsOf, type FakeDiscord, type FakeUser, type InteractionHandle, type RecordedRequest, type StoredMessage } from '../fake-discord/index.ts';
-import { type BotFarm, hasVideo, startBotFarm, stopBotFarm } from '../helpers/bot-farm.ts';
+import { buttonsOf, type FakeDiscord, type FakeUser, type InteractionHandle, type StoredMessage } from '../fake-discord/index.ts';
+import { type BotFarm, downloadsOf, hasVideo, startBotFarm, stopBotFarm } from '../helpers/bot-farm.ts';
 import { countRows } from '../helpers/db.ts';
 import { meanAbsDiff } from '../helpers/demo.ts';
 import { getJobInputs, listJobs, listWorkers, type FarmContext, type FarmDb } from '../../farm/index.ts';
@@ -24,11 +24,6 @@ let db: FarmDb;
 let farm: FarmContext;
 
 const png = (bytes: Buffer) => ({ filename: 'picture.png', bytes, contentType: 'image/png' });
-/** The bot's downloads of the files attached to an interaction, from the fake CDN. */
-const downloadsOf = (handle: InteractionHandle): RecordedRequest[] => {
-  const ids = Object.keys(((handle.payload.data as { resolved?: { attachments?: object } }).resolved?.attachments ?? {}) as object);
-  return fake.requests.filter((r) => r.route === ATTACHMENT_ROUTE && ids.some((id) => r.path.includes(`/${id}/`)));
-};
 /** Columns x0..x1 of a 512-wide RGB frame. */
 const columns = (f: { data: Uint8Array }, x0: number, x1: number) => {
   const px: number[] = [];
@@ -119,7 +114,7 @@ describe('pictures through the bot', () => {
       const r = await handle.waitForResponse();
       expect([r.type, r.data?.flags]).toEqual([4, 64]);
       expect(r.data?.content).toMatch(text);
-      expect(downloadsOf(handle)).toEqual([]);
+      expect(downloadsOf(fake, handle)).toEqual([]);
     };
     await refusedAtOnce(
       fake.sendSlashCommand({ commandName: 'blend', user: alice, options: { from: 'a', to: 'b', from_image: png(Buffer.alloc(11 * 1024 * 1024, 7)) } }),
@@ -146,7 +141,7 @@ describe('pictures through the bot', () => {
     expect(fake.edits(placeholder).map((r) => r.content)).toEqual(['This render could not start; the reason was sent to you privately.']);
     const [reason] = handle.followUps();
     expect([reason.ephemeral, reason.content]).toEqual([true, "That request can't be rendered: `to_image` is not a picture that can be read; use a PNG, JPEG or WebP file."]);
-    expect(downloadsOf(handle).map((d) => d.status)).toEqual([200]);
+    expect(downloadsOf(fake, handle).map((d) => d.status)).toEqual([200]);
     expect(await countRows(db, 'jobs')).toBe(before.jobs);
   }, 30_000);
 
@@ -163,7 +158,7 @@ describe('pictures through the bot', () => {
     const handle = fake.sendSlashCommand({ commandName: 'vary', user: alice, options: { image: { ...png(PHOTO), cdnDelayMs: 2500 }, frames: 2, quality: 'draft' } });
     await handle.waitForOriginal(hasVideo, RENDER_TIMEOUT);
     const deferral = handle.response!;
-    const [download] = downloadsOf(handle);
+    const [download] = downloadsOf(fake, handle);
     expect([deferral.type, deferral.ephemeral]).toEqual([5, false]);
     expect(deferral.latencyMs).toBeLessThan(2000);
     expect([download.status, download.durationMs >= 2500]).toEqual([200, true]);

@@ -6,7 +6,7 @@ import { deployCommands } from '../../apps/bot/deploy-commands.ts';
 import { createThreadRenderer, type FarmContext, type FarmDb, type LocalWorkers, type Renderer, startLocalWorkers, type ThreadRenderer, type ThreadRendererOptions } from '../../farm/index.ts';
 import type { FarmConfigOverrides } from '../../farm/config.ts';
 import { FakeRenderer, type FakeRendererOptions } from '../../farm/fake-renderer.ts';
-import { type FakeDiscord, type FakeUser, type GuildInit, type StoredMessage, startFakeDiscord } from '../fake-discord/index.ts';
+import { ATTACHMENT_ROUTE, type FakeDiscord, type FakeUser, type GuildInit, type InteractionHandle, type RecordedRequest, type StoredMessage, startFakeDiscord } from '../fake-discord/index.ts';
 import { type Backend, createTestDatabase, farmContext, GENEROUS_BUDGET, type TestDatabase } from './db.ts';
 
 export interface BotFarm {
@@ -47,6 +47,12 @@ export interface BotFarmOptions {
 }
 
 /** A message that carries a rendered video (what a finished job's message has). */
+/** The bot's downloads of the files attached to an interaction, from the fake CDN. */
+export function downloadsOf(fake: FakeDiscord, handle: InteractionHandle): RecordedRequest[] {
+  const ids = Object.keys(((handle.payload.data as { resolved?: { attachments?: object } }).resolved?.attachments ?? {}) as object);
+  return fake.requests.filter((r) => r.route === ATTACHMENT_ROUTE && ids.some((id) => r.path.includes(`/${id}/`)));
+}
+
 export const hasVideo = (m: StoredMessage): boolean => m.attachments.some((a) => /\.(mp4|gif|webm|webp)$/.test(a.filename));
 
 /** Quick message edits and retries. */
