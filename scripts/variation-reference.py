@@ -25,7 +25,7 @@ Writes (test/fixtures/tiny-sd-variation/):
   image_encoder/model.onnx             CLIPVisionModelWithProjection: pixel_values [b,3,224,224] -> image_embeds [b,32]
   feature_extractor/preprocessor_config.json   CLIPImageProcessor (shortest edge 224, bicubic, 224 crop)
   text_encoder/model.onnx              CLIPTextModelWithProjection: input_ids -> text_embeds, last_hidden_state (CLIP guidance only)
-  tokenizer/                           CLIP BPE files, copied from test/fixtures/tiny-sd-optimum/tokenizer (vocab 49408)
+  (no tokenizer/: the test adds the project's CLIP files, models/test/variation/tokenizer; vocab 49408)
   unet/model.onnx, unet/config.json    sample [b,4,h,w], timestep f32 [1], encoder_hidden_states [b,1,32] -> out_sample
   vae_decoder/, vae_encoder/           optimum's layout: latent_sample -> sample; sample -> latent_parameters
   scheduler/scheduler_config.json      PNDMScheduler, SD 1.x settings (as lambdalabs/sd-image-variations-diffusers)
@@ -57,7 +57,6 @@ from transformers.models.clip import CLIPImageProcessorPil
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "test" / "fixtures" / "tiny-sd-variation"
 PHOTO = ROOT / "test" / "fixtures" / "photos" / "chelsea.png"
-TOKENIZER = ROOT / "test" / "fixtures" / "tiny-sd-optimum" / "tokenizer"
 EMBED = 32  # CLIP projection_dim = the UNet's cross_attention_dim
 SIZE = 64  # pixels; the VAE downsamples by 2 (two blocks), so 32 x 32 latents
 LATENTS_SEED = 42
@@ -167,7 +166,7 @@ def main():
     vision.config.save_pretrained(OUT / "image_encoder")
     scheduler.save_pretrained(OUT / "scheduler")
     processor.save_pretrained(OUT / "feature_extractor")
-    shutil.copytree(TOKENIZER, OUT / "tokenizer")
+    # No tokenizer/: CLIP's files (1.6 MB) are the project's own; the test adds models/test/variation's.
     (OUT / "model_index.json").write_text(json.dumps({
         "_class_name": "StableDiffusionImageVariationPipeline",
         "_diffusers_version": diffusers.__version__,

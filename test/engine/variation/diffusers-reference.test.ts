@@ -5,19 +5,26 @@
  * user's folder with ImageVariationPipeline.load: the image encoder on a real photo (the engine's own
  * CLIP preprocessing), the UNet and VAE decoder on torch's inputs, then the whole denoising from
  * diffusers' image embedding and starting latents (DDIM, PNDM and DPM++ 2M, guidance 3, 4 steps,
- * 64x64) to diffusers' final latents and image.
+ * 64x64) to diffusers' final latents and image. The folder keeps no tokenizer (CLIP's files are 1.6 MB
+ * and the text encoder is not compared here): the test puts the project's (models/test/variation) into
+ * a copy, as clip-reference.test.ts does.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ImageVariationPipeline, readModelFolder, type RawImage } from '../../../engine/index.ts';
 import { denoiseLockstep } from '../../../engine/pipeline/denoise.ts';
 import type { SchedulerKind } from '../../../engine/schedulers/index.ts';
 import { readReference, relDiff } from '../../helpers/reference-arrays.ts';
+import { testModelDir } from '../../../models/paths.ts';
 
-const DIR = fileURLToPath(new URL('../../fixtures/tiny-sd-variation/', import.meta.url));
+const FIXTURE = fileURLToPath(new URL('../../fixtures/tiny-sd-variation/', import.meta.url));
 const PHOTOS = fileURLToPath(new URL('../../fixtures/photos/', import.meta.url));
-const { meta, ref } = readReference(DIR);
+const { meta, ref } = readReference(FIXTURE);
+/** The fixture with the project's CLIP tokenizer files: the folder the engine loads (beforeAll). */
+let DIR: string;
 
 interface Case {
   name: string;
@@ -62,11 +69,15 @@ const pipes = new Map<SchedulerKind, ImageVariationPipeline>();
 let photo: RawImage;
 
 beforeAll(async () => {
+  DIR = mkdtempSync(join(tmpdir(), 'tiny-sd-variation-'));
+  cpSync(FIXTURE, DIR, { recursive: true });
+  cpSync(join(testModelDir('variation'), 'tokenizer'), join(DIR, 'tokenizer'), { recursive: true });
   for (const c of cases) if (!pipes.has(c.engine_scheduler)) pipes.set(c.engine_scheduler, await ImageVariationPipeline.load(DIR, { scheduler: c.engine_scheduler }));
   photo = await decodePng(join(PHOTOS, cases[0].photo));
 });
 afterAll(async () => {
   for (const p of pipes.values()) await p.release();
+  if (DIR) rmSync(DIR, { recursive: true, force: true });
 });
 
 const anyPipe = () => pipes.get(cases[0].engine_scheduler)!;
