@@ -1,5 +1,5 @@
 /**
- * Reference fixtures made by Python (test/fixtures/tiny-sd-optimum, tiny-clip-variation): a
+ * Reference fixtures made by Python (test/fixtures/tiny-sd-optimum, tiny-sd-variation): a
  * reference.json whose `arrays` index float32 runs of one reference.bin, and the comparisons the
  * tests make against them.
  */

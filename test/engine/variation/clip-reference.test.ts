@@ -1,12 +1,18 @@
 /**
- * The image-variation model's CLIP side checked against transformers (test/fixtures/tiny-clip-variation:
- * tiny random-weight CLIPVisionModelWithProjection / CLIPTextModelWithProjection exported as
- * models/README.md says, with transformers 5.17's own numbers): CLIPImageProcessor's preprocessing of
- * two real photos, image_embeds from its pixel_values and from the photo, the tokenizer's ids and
- * text_embeds / last_hidden_state of a few prompts. The fixture's towers are put into a copy of the
- * variation test model (its UNet, VAE and tokenizer files), so the engine loads it as a user's folder.
+ * The image-variation model's CLIP side checked against transformers (test/fixtures/tiny-sd-variation:
+ * its tiny random-weight CLIPVisionModelWithProjection / CLIPTextModelWithProjection, with
+ * transformers 5.17's own numbers in reference.json's "clip" and the clip.* arrays, made by
+ * scripts/variation-reference.py): CLIPImageProcessor's preprocessing of two real photos, image_embeds
+ * from its pixel_values and from the photo, the tokenizer's ids and text_embeds / last_hidden_state of
+ * a few prompts. The folder keeps no tokenizer: the test puts the project's (models/test/variation)
+ * into a copy, as diffusers-reference.test.ts does, and loads it as a user's folder.
+ *
+ * transformers' processed pictures (224 x 224, 150528 values each) are not stored: the fixture has
+ * their SHA-256 and the sum of each channel row, and the tests that need them use the engine's own
+ * picture after checking it hashes to transformers' (transformersPicture).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHash } from 'node:crypto';
 import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,9 +23,14 @@ import { clipProcessedImage, clipResizeSize, readClipImageProcessor, resizeLikeP
 import { testModelDir } from '../../../models/paths.ts';
 import { maxAbsDiff, readReference, relDiff } from '../../helpers/reference-arrays.ts';
 
-const FIXTURE = fileURLToPath(new URL('../../fixtures/tiny-clip-variation/', import.meta.url));
+const FIXTURE = fileURLToPath(new URL('../../fixtures/tiny-sd-variation/', import.meta.url));
 const PHOTOS = fileURLToPath(new URL('../../fixtures/photos/', import.meta.url));
-const { meta, ref } = readReference(FIXTURE);
+const { meta: allMeta, ref: fixtureRef } = readReference(FIXTURE);
+/** The fixture's CLIP-side references: reference.json's "clip", and its arrays (named clip.*). */
+const meta = allMeta.clip;
+const ref = (name: string) => fixtureRef(`clip.${name}`);
+/** The towers' widths, from the fixture's text_encoder/config.json: projection (text_embeds, image_embeds) and hidden size. */
+const { projection_dim: EMBED, hidden_size: TEXT_HIDDEN } = JSON.parse(readFileSync(join(FIXTURE, 'text_encoder', 'config.json'), 'utf8')) as { projection_dim: number; hidden_size: number };
 
 async function decodePng(file: string): Promise<RawImage> {
   const { default: sharp } = await import('sharp');
@@ -39,35 +50,56 @@ function pixelValuesOf(levels: Uint8Array, w: number, h: number): Float32Array {
   return px;
 }
 
+/** Sum of each channel row of an HWC picture, [3, height] as transformers' [3, H, W] levels summed over W. */
+function rowSums(img: RawImage): Float64Array {
+  const sums = new Float64Array(3 * img.height);
+  for (let y = 0; y < img.height; y++)
+    for (let x = 0; x < img.width; x++) for (let c = 0; c < 3; c++) sums[c * img.height + y] += img.data[(y * img.width + x) * 3 + c];
+  return sums;
+}
+
+/**
+ * transformers' PIL-backend picture of a photo (HWC uint8, 224 x 224), which the fixture keeps as its
+ * SHA-256 and row sums: the engine's picture, once it is checked to be that picture at every value
+ * (the same row sums, then the same SHA-256 of all 150528 values).
+ */
+function transformersPicture(name: string): RawImage {
+  const pic = clipProcessedImage(photos[name], pipe.processor);
+  expect([pic.width, pic.height]).toEqual([224, 224]);
+  const want = ref(`pil_row_sums.${name}`);
+  expect(want.shape).toEqual([3, 224]);
+  const got = rowSums(pic);
+  const rows = [...got.keys()].filter((i) => got[i] !== want.data[i]);
+  // Where a difference is, to read when this fails: channel and row of the first few, and their sums.
+  const where = rows.slice(0, 5).map((i) => `channel ${Math.floor(i / 224)} row ${i % 224}: ${got[i]} vs ${want.data[i]}`);
+  expect(rows.length, `${name}: rows whose levels sum differently from transformers' (${where.join('; ')})`).toBe(0);
+  expect(createHash('sha256').update(pic.data).digest('hex'), `${name}: SHA-256 of the picture's 150528 values`).toBe(meta.photos[name].pil_sha256);
+  return pic;
+}
+
+/** transformers' torchvision-backend picture: the PIL one with the stored differences added. */
+function torchvisionPicture(name: string, pil: RawImage): RawImage {
+  const diff = ref(`torchvision_minus_pil.${name}`).data;
+  const tv = Uint8Array.from(pil.data);
+  const plane = pil.width * pil.height;
+  for (let k = 0; k < diff.length; k += 2) {
+    const [c, p] = [Math.floor(diff[k] / plane), diff[k] % plane];
+    tv[p * 3 + c] += diff[k + 1];
+  }
+  return { ...pil, data: tv };
+}
+
 let dir: string;
 let pipe: ImageVariationPipeline;
 const photos: Record<string, RawImage> = {};
-/** transformers' processed pictures (HWC uint8): the PIL backend's, and the torchvision backend's. */
-const pil: Record<string, RawImage> = {};
-const torchvision: Record<string, RawImage> = {};
 
 beforeAll(async () => {
-  // A user's folder: the variation test model with the fixture's CLIP towers and processor config.
-  dir = mkdtempSync(join(tmpdir(), 'tiny-clip-variation-'));
-  cpSync(testModelDir('variation'), dir, { recursive: true });
-  for (const part of ['image_encoder', 'text_encoder', 'feature_extractor']) {
-    rmSync(join(dir, part), { recursive: true, force: true });
-    cpSync(join(FIXTURE, part), join(dir, part), { recursive: true });
-  }
+  // A user's folder: the fixture with the project's CLIP tokenizer files.
+  dir = mkdtempSync(join(tmpdir(), 'tiny-sd-variation-clip-'));
+  cpSync(FIXTURE, dir, { recursive: true });
+  cpSync(join(testModelDir('variation'), 'tokenizer'), join(dir, 'tokenizer'), { recursive: true });
   pipe = await ImageVariationPipeline.load(dir);
-  for (const name of photoNames) {
-    photos[name] = await decodePng(join(PHOTOS, `${name}.png`));
-    pil[name] = await decodePng(join(FIXTURE, 'pixels', `${name}.pil.png`));
-    // The torchvision backend's picture is stored as its differences from the PIL one.
-    const diff = ref(`torchvision_minus_pil.${name}`).data;
-    const tv = Uint8Array.from(pil[name].data);
-    const plane = pil[name].width * pil[name].height;
-    for (let k = 0; k < diff.length; k += 2) {
-      const [c, p] = [Math.floor(diff[k] / plane), diff[k] % plane];
-      tv[p * 3 + c] += diff[k + 1];
-    }
-    torchvision[name] = { ...pil[name], data: tv };
-  }
+  for (const name of photoNames) photos[name] = await decodePng(join(PHOTOS, `${name}.png`));
 });
 
 afterAll(async () => {
@@ -75,7 +107,7 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-describe('tiny-clip-variation: CLIPImageProcessor (transformers 5.17)', () => {
+describe('tiny-sd-variation, CLIP side: CLIPImageProcessor (transformers 5.17)', () => {
   it('reads the processor config transformers wrote, and the older integer form the same way', () => {
     expect(readModelFolder(dir).kind).toBe('image-variation');
     const p = pipe.processor;
@@ -117,18 +149,16 @@ describe('tiny-clip-variation: CLIPImageProcessor (transformers 5.17)', () => {
     it(`${name}: the resized, centre-cropped picture is transformers' PIL backend's at every value, its torchvision backend's within one level`, () => {
       const info = meta.photos[name];
       expect([photos[name].width, photos[name].height]).toEqual(info.size);
-      const pic = clipProcessedImage(photos[name], pipe.processor);
-      expect([pic.width, pic.height]).toEqual([224, 224]);
-      let differing = 0;
-      for (let i = 0; i < pic.data.length; i++) if (pic.data[i] !== pil[name].data[i]) differing++;
-      expect(differing).toBe(0);
+      // Every value: the same row sums, then the same SHA-256 as transformers' PIL backend's picture.
+      const pic = transformersPicture(name);
       // The two backends of transformers 5 differ at a few hundred values by one level.
       const tv = info.torchvision_vs_pil;
       expect(tv.max_levels).toBe(1);
+      const torchvision = torchvisionPicture(name, pic);
       let tvDiffering = 0;
       let tvMax = 0;
       for (let i = 0; i < pic.data.length; i++) {
-        const d = Math.abs(pic.data[i] - torchvision[name].data[i]);
+        const d = Math.abs(pic.data[i] - torchvision.data[i]);
         tvMax = Math.max(tvMax, d);
         if (d) tvDiffering++;
       }
@@ -142,48 +172,49 @@ describe('tiny-clip-variation: CLIPImageProcessor (transformers 5.17)', () => {
       expect(meta.photos[name].pixel_values_vs_levels_max_abs).toBeLessThan(1e-6);
       const px = pipe.pixelValues(photos[name]);
       expect(px.length).toBe(3 * 224 * 224);
-      expect(maxAbsDiff(px, pixelValuesOf(pil[name].data, 224, 224))).toBeLessThan(1e-6);
+      expect(maxAbsDiff(px, pixelValuesOf(transformersPicture(name).data, 224, 224))).toBeLessThan(1e-6);
     });
   }
 
   it('the fixture tells preprocessing apart: a cover-resize (the engine before) is off by levels, not rounding', async () => {
     const { default: sharp } = await import('sharp');
     const p = photos.chelsea;
+    const pil = transformersPicture('chelsea');
     const cover = await sharp(p.data, { raw: { width: p.width, height: p.height, channels: 3 } })
       .resize(224, 224, { fit: 'cover', position: 'centre', kernel: 'cubic' })
       .raw()
       .toBuffer();
     let sum = 0;
-    for (let i = 0; i < cover.length; i++) sum += Math.abs(cover[i] - pil.chelsea.data[i]);
+    for (let i = 0; i < cover.length; i++) sum += Math.abs(cover[i] - pil.data[i]);
     expect(sum / cover.length).toBeGreaterThan(2);
     // Pillow's resize at the cover size (337 x 224) cropped at its centre is off too: the size matters.
     const wide = resizeLikePillow(p, 337, 224);
     const crop = clipProcessedImage(wide, { ...pipe.processor, resize: null });
     let off = 0;
-    for (let i = 0; i < crop.data.length; i++) off += Math.abs(crop.data[i] - pil.chelsea.data[i]);
+    for (let i = 0; i < crop.data.length; i++) off += Math.abs(crop.data[i] - pil.data[i]);
     expect(off / crop.data.length).toBeGreaterThan(2);
   });
 });
 
-describe('tiny-clip-variation: image encoder (CLIPVisionModelWithProjection -> image_embeds)', () => {
+describe('tiny-sd-variation, CLIP side: image encoder (CLIPVisionModelWithProjection -> image_embeds)', () => {
   it('gives torch\'s image_embeds on transformers\' pixel_values, one picture and a batch of two', async () => {
     const batch: Float32Array[] = [];
     for (const name of photoNames) {
-      const px = pixelValuesOf(pil[name].data, 224, 224);
+      const px = pixelValuesOf(transformersPicture(name).data, 224, 224);
       batch.push(px);
       const want = ref(`image_embeds.${name}`);
-      expect(want.shape).toEqual([1, 32]);
+      expect(want.shape).toEqual([1, EMBED]);
       const e = await pipe.encodePixelValues(px);
-      expect(e.length).toBe(32);
+      expect(e.length).toBe(EMBED);
       expect(relDiff(e, want.data)).toBeLessThan(1e-4);
     }
     const both = new Float32Array(batch[0].length * 2);
     both.set(batch[0]);
     both.set(batch[1], batch[0].length);
     const e2 = await pipe.encodePixelValues(both);
-    expect(e2.length).toBe(64);
-    expect(relDiff(e2.subarray(0, 32), ref(`image_embeds.${photoNames[0]}`).data)).toBeLessThan(1e-4);
-    expect(relDiff(e2.subarray(32), ref(`image_embeds.${photoNames[1]}`).data)).toBeLessThan(1e-4);
+    expect(e2.length).toBe(2 * EMBED);
+    expect(relDiff(e2.subarray(0, EMBED), ref(`image_embeds.${photoNames[0]}`).data)).toBeLessThan(1e-4);
+    expect(relDiff(e2.subarray(EMBED), ref(`image_embeds.${photoNames[1]}`).data)).toBeLessThan(1e-4);
   });
 
   it('from the photo itself (encodeImage) gives transformers\' image_embeds, end to end', async () => {
@@ -206,7 +237,7 @@ describe('tiny-clip-variation: image encoder (CLIPVisionModelWithProjection -> i
   });
 });
 
-describe('tiny-clip-variation: text encoder (CLIPTextModelWithProjection)', () => {
+describe('tiny-sd-variation, CLIP side: text encoder (CLIPTextModelWithProjection) and tokenizer', () => {
   const keys = Object.keys(meta.prompts) as string[];
 
   it('the tokenizer gives transformers\' CLIPTokenizer ids (padded to 77, truncated)', () => {
@@ -222,13 +253,16 @@ describe('tiny-clip-variation: text encoder (CLIPTextModelWithProjection)', () =
     const got: Float32Array[] = [];
     for (const key of keys) {
       const want = ref(`text_embeds.${key}`);
-      expect(want.shape).toEqual([1, 32]);
+      expect(want.shape).toEqual([1, EMBED]);
       const e = await pipe.encodeText(meta.prompts[key].text);
       expect(relDiff(e, want.data), key).toBeLessThan(1e-4);
       got.push(e);
     }
-    // Different prompts are far apart on that scale.
-    expect(relDiff(got[0], ref(`text_embeds.${keys[1]}`).data)).toBeGreaterThan(0.01);
+    // Different prompts are far apart on that scale, every pair of them (measured: 0.14 at the closest). A
+    // text encoder of hidden size 2 gives every prompt the same text_embeds (its final LayerNorm leaves two
+    // values per token), which this tells apart.
+    for (let i = 0; i < keys.length; i++)
+      for (let j = i + 1; j < keys.length; j++) expect(relDiff(got[i], ref(`text_embeds.${keys[j]}`).data), `${keys[i]} vs ${keys[j]}`).toBeGreaterThan(0.01);
   });
 
   it('the exported graph\'s last_hidden_state (int64 input_ids, batch of two) matches torch too', async () => {
@@ -237,10 +271,10 @@ describe('tiny-clip-variation: text encoder (CLIPTextModelWithProjection)', () =
     const out = await pipe.textEncoder.session.run({ input_ids: new ort.Tensor('int64', BigInt64Array.from(ids), [2, 77]) });
     const hidden = out.last_hidden_state.data as Float32Array;
     const want0 = ref(`last_hidden_state.${k0}`);
-    expect(want0.shape).toEqual([1, 77, 8]);
-    expect(out.last_hidden_state.dims).toEqual([2, 77, 8]);
-    expect(relDiff(hidden.subarray(0, 77 * 8), want0.data)).toBeLessThan(1e-4);
-    expect(relDiff(hidden.subarray(77 * 8), ref(`last_hidden_state.${k1}`).data)).toBeLessThan(1e-4);
-    expect(relDiff((out.text_embeds.data as Float32Array).subarray(32), ref(`text_embeds.${k1}`).data)).toBeLessThan(1e-4);
+    expect(want0.shape).toEqual([1, 77, TEXT_HIDDEN]);
+    expect(out.last_hidden_state.dims).toEqual([2, 77, TEXT_HIDDEN]);
+    expect(relDiff(hidden.subarray(0, 77 * TEXT_HIDDEN), want0.data)).toBeLessThan(1e-4);
+    expect(relDiff(hidden.subarray(77 * TEXT_HIDDEN), ref(`last_hidden_state.${k1}`).data)).toBeLessThan(1e-4);
+    expect(relDiff((out.text_embeds.data as Float32Array).subarray(EMBED), ref(`text_embeds.${k1}`).data)).toBeLessThan(1e-4);
   });
 });
