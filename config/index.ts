@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { settings, SettingError, type SettingKey, type Settings, type SettingSpec } from './settings.ts';
 
-export { ID_CHARACTERS, MAX_DEVICE_ID, MAX_UPSCALER_ID_LENGTH, settings } from './settings.ts';
+export { DEFAULT_MODEL_ID, ID_CHARACTERS, MAX_DEVICE_ID, MAX_MODEL_ID_LENGTH, MAX_UPSCALER_ID_LENGTH, settings } from './settings.ts';
 
 type ValueOf<K extends SettingKey> = Settings[K] extends SettingSpec<infer T> ? T : never;
 

@@ -122,6 +122,18 @@ export const ID_CHARACTERS = /^[A-Za-z0-9._-]*$/;
 /** The longest upscaler id, in BLENDFARM_UPSCALER and in a job (the farm's LIMITS.upscalerId). */
 export const MAX_UPSCALER_ID_LENGTH = 64;
 
+/** The longest model id, in BLENDFARM_MODEL_ID and in a job (the farm's LIMITS.modelId). */
+export const MAX_MODEL_ID_LENGTH = 100;
+
+/** The id of the model a job that names none asks for: every bot command, and the CLIs' jobs without --model (the farm's DEFAULT_MODELS.text). */
+export const DEFAULT_MODEL_ID = 'demo';
+
+function modelId(raw: string): string {
+  const id = raw.trim();
+  if (!id || id.length > MAX_MODEL_ID_LENGTH || !ID_CHARACTERS.test(id)) throw new SettingError(`must be a model id of 1 to ${MAX_MODEL_ID_LENGTH} letters, digits, ".", "_" or "-"`);
+  return id;
+}
+
 /** An upscaler id (the worker checks that it has it when it starts). */
 function upscalerId(raw: string): string {
   const id = raw.trim();
@@ -160,6 +172,12 @@ export const settings = {
     help: 'Folder of a Stable Diffusion pipeline exported to ONNX (diffusers/optimum layout); unset = the built-in demo model',
     example: '',
     parse: text,
+  } as SettingSpec<string>,
+  modelId: {
+    env: 'BLENDFARM_MODEL_ID',
+    help: `The id a worker offers its BLENDFARM_MODEL_DIR model under, the id jobs name; unset = "${DEFAULT_MODEL_ID}", the model every bot command and every job without a model asks for (set another id only for a second model that jobs name explicitly)`,
+    example: '',
+    parse: modelId,
   } as SettingSpec<string>,
   modelCache: {
     env: 'BLENDFARM_MODEL_CACHE',

@@ -4,7 +4,7 @@
 // clear message instead of failing on a GPU later. Stored as jsonb in jobs.params; the engine
 // adapter (apps/worker/engine-renderer.ts) renames the fields into the engine's RenderRequest.
 import { DEFAULT_IMAGE_STRENGTH, drawSeed, IMAGE_INPUT_FORMATS, inspectImage, InvalidRequestError, MASK_PRESETS, MAX_UPSCALED_VIDEO_PIXELS, pictureLimitIssue, promptLengthNotices as enginePromptLengthNotices, type MaskPreset, type VideoFormat } from '../engine/index.ts';
-import { ID_CHARACTERS } from '../config/index.ts';
+import { DEFAULT_MODEL_ID, ID_CHARACTERS } from '../config/index.ts';
 import { JOB_KINDS, type JobKind } from '../db/schema.ts';
 import { DEFAULT_UPSCALE_FACTOR, FIXED_SCALE_UPSCALERS, IMAGE_LIMITS, JOB_VIDEO_FORMATS, LIMITS, type Range, UPSCALE_FACTORS, upscalerMakes } from './limits.ts';
 import { unstorableTextIssue } from './text.ts';
@@ -89,8 +89,12 @@ export function modelAbilityFor(kind: JobKind, params: Pick<JobParams, 'images' 
   return 'text';
 }
 
-/** The model a job uses when it names none: the demo model, or the id workers give their inpainting / variation model. */
-export const DEFAULT_MODELS: Readonly<Record<ModelAbility, string>> = { text: 'demo', picture: 'demo', inpaint: 'inpaint', variation: 'variation' };
+/**
+ * The model a job uses when it names none: DEFAULT_MODEL_ID, the id a worker gives its main model
+ * (BLENDFARM_MODEL_DIR, or the built-in demo model) unless BLENDFARM_MODEL_ID says otherwise; or
+ * the id workers give their inpainting / variation model.
+ */
+export const DEFAULT_MODELS: Readonly<Record<ModelAbility, string>> = { text: DEFAULT_MODEL_ID, picture: DEFAULT_MODEL_ID, inpaint: 'inpaint', variation: 'variation' };
 
 /** Default animation of a vary job: 8 generations of 4 frames, 33 frames (under 3 s at 12 fps). */
 export const DEFAULT_VARIATION = { variations: 8, intermediate: 4, noiseShift: 0.4 } as const;

@@ -5,7 +5,7 @@
  * accepts (engine/index.ts: MAX_SEED, VIDEO_FORMATS, MAX_MOVIE_PROMPTS and the pipeline's own
  * checks), never widens it; test/farm/limits.test.ts checks that.
  */
-import { MAX_UPSCALER_ID_LENGTH } from '../config/index.ts';
+import { MAX_MODEL_ID_LENGTH, MAX_UPSCALER_ID_LENGTH } from '../config/index.ts';
 import { IMAGE_INPUT_LIMITS, MAX_PROMPT_LENGTH, MAX_SEED, MAX_VARIATION_FRAMES, MIN_BLEND_STEPS, type VideoFormat } from '../engine/index.ts';
 
 export interface Range {
@@ -55,7 +55,7 @@ export const LIMITS = {
   /** Variation animations: guidance prompts the variations are steered towards. */
   guidancePrompts: { min: 0, max: 4, integer: true },
   /** Characters in a model id a job names (letters, digits, ".", "_" and "-": workers' model names). */
-  modelId: { min: 1, max: 100, integer: true },
+  modelId: { min: 1, max: MAX_MODEL_ID_LENGTH, integer: true },
   /** Characters in an upscaler id an upscale job names (the same characters). */
   upscalerId: { min: 1, max: MAX_UPSCALER_ID_LENGTH, integer: true },
 } as const satisfies Record<string, Range>;

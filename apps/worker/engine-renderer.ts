@@ -48,7 +48,7 @@ import { mainModelId } from './model-id.ts';
 export interface EngineRendererOptions {
   /** ONNX pipeline folder; unset = the built-in demo model. */
   modelDir?: string;
-  /** Model id advertised to the farm (jobs name it); default: "demo" or the folder's name. */
+  /** Model id advertised to the farm (jobs name it; BLENDFARM_MODEL_ID); default: "demo", the id a job without a model asks for (mainModelId). */
   modelId?: string;
   ep?: ExecutionProvider;
   deviceId?: number;

@@ -150,12 +150,13 @@ export function isOutOfMemory(err: unknown): boolean {
  * the same worker; the farm then refunds it) and saying what to change.
  */
 export function outOfMemoryError(err: unknown, size: { width?: number; height?: number }, maxPixels: number): RenderError {
-  const first = (err instanceof Error ? err.message : String(err)).split('\n')[0].slice(0, 200);
+  // The operator's text keeps onnxruntime's whole first line: its end names the allocation that failed.
+  const first = (err instanceof Error ? err.message : String(err)).split('\n')[0];
   const at = size.width && size.height ? ` at ${size.width}x${size.height}` : '';
   const forOwner = `The render ran out of memory on this worker${at}. Try a smaller size or fewer branches.`;
   return new RenderError(
     `The render ran out of memory on this worker${at} (it advertises up to ${maxPixels} pixels per frame). ` +
-      `Try a smaller size or fewer branches; an operator can lower the worker's maxPixels setting. (${first})`,
+      `Try a smaller size or fewer branches; an operator can lower it with BLENDFARM_RENDERER_OPTIONS='{"maxPixels": N}'. (${first})`,
     { retryable: false, cause: err, userMessage: forOwner },
   );
 }

@@ -26,6 +26,7 @@ export interface RendererSpec {
 export function engineRendererOptions(settings: Config): EngineRendererOptions {
   return {
     modelDir: settings.modelDir,
+    modelId: settings.modelId,
     ep: settings.executionProvider,
     deviceId: settings.deviceId,
     threads: settings.threads,
@@ -61,8 +62,8 @@ export function loadRenderer(spec: RendererSpec, abortGraceMs?: number): Promise
 
 /**
  * Which jobs use the model the renderer's warm-up loads (ModelReadiness.watch): the engine
- * adapter's warm-up loads its main model (mainModelId: the modelId option, else the model folder's
- * name, else "demo"), which jobs naming that model load too — except upscale jobs, which load an
+ * adapter's warm-up loads its main model (mainModelId: the modelId option, BLENDFARM_MODEL_ID, else
+ * "demo", the id a job without a model asks for), which jobs naming that model load too — except upscale jobs, which load an
  * upscaler whatever model they name. An inpainting or /vary job on the worker's other models loads
  * those instead. Any other renderer module: the first model it advertises ("*": any model).
  */

@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createRenderer, renderRequestFor } from '../../../apps/worker/engine-renderer.ts';
 import { BuiltinPerceptualMetric, ImageVariationPipeline, StableDiffusionPipeline, createPerceptualMetric, type PerceptualMetric, type PerceptualMetricOptions } from '../../../engine/index.ts';
@@ -92,10 +93,25 @@ describe('engine adapter models', () => {
     expect(modelWarnings(warn)).toEqual(['[worker] not offering model "variation": BLENDFARM_VARIATION_MODEL_DIR is a text-to-image model, not an image-variation one']);
   });
 
+  it('offers a real export as the model every job without one asks for (a bot command), unless BLENDFARM_MODEL_ID names it', async () => {
+    const real = fileURLToPath(new URL('../../fixtures/tiny-sd-optimum/', import.meta.url));
+    const renderer = createRenderer({ modelDir: real });
+    const named = createRenderer({ modelDir: real, modelId: 'sd-tiny' });
+    try {
+      // Before, the folder's name ("tiny-sd-optimum"): no bot job was ever claimed.
+      expect(renderer.capabilities().models).toEqual([parseJobParams('blend', { prompts: ['a', 'b'] }).model]);
+      expect(named.capabilities().models).toEqual(['sd-tiny']);
+    } finally {
+      await renderer.close?.();
+      await named.close?.();
+    }
+  });
+
   it('loads an image-variation folder as the main model with the variation pipeline', async () => {
+    // Offered under the default id, as any main folder (BLENDFARM_MODEL_ID names it otherwise).
     const renderer = createRenderer({ modelDir: testModelDir('variation') });
     try {
-      expect(renderer.capabilities().modelAbilities).toEqual({ variation: ['variation'] });
+      expect(renderer.capabilities().modelAbilities).toEqual({ demo: ['variation'] });
       await expect(renderer.warmUp!()).resolves.toBeUndefined();
     } finally {
       await renderer.close?.();
@@ -127,7 +143,7 @@ describe('engine adapter: a model folder fixed after start-up', () => {
     const variationLoad = vi.spyOn(ImageVariationPipeline, 'load');
     const textLoad = vi.spyOn(StableDiffusionPipeline, 'load');
     const { modelDir, fix } = brokenFolder();
-    const renderer = createRenderer({ modelDir });
+    const renderer = createRenderer({ modelDir, modelId: 'main' });
     try {
       expect(renderer.capabilities().modelAbilities).toEqual({ main: ['text'] });
       await expect(renderer.warmUp!()).rejects.toThrow(/folder not found/);
@@ -150,7 +166,7 @@ describe('engine adapter: a model folder fixed after start-up', () => {
     const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
     const textLoad = vi.spyOn(StableDiffusionPipeline, 'load');
     const { modelDir, fix } = brokenFolder();
-    const renderer = createRenderer({ modelDir });
+    const renderer = createRenderer({ modelDir, modelId: 'main' });
     try {
       await expect(renderer.warmUp!()).rejects.toThrow(/folder not found/);
       expect(restartLines(warn)).toEqual([]);
@@ -248,7 +264,7 @@ describe('engine adapter failures: the owner\'s text', () => {
       await renderer.close?.();
     }
     const missing = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'bf-owner-')), 'absent');
-    const broken = createRenderer({ modelDir: missing });
+    const broken = createRenderer({ modelDir: missing, modelId: 'absent' });
     try {
       const fault = await broken.render({ ...job, model: 'absent' }, ctx()).catch((e: unknown) => e);
       expect(fault).toBeInstanceOf(RenderError);

@@ -101,7 +101,7 @@ describe('model readiness', () => {
     const { log } = captured();
     const readiness = new ModelReadiness({ log });
     const warmUp = flakyWarmUp(100);
-    const spec = { module: DEFAULT_RENDERER_MODULE, options: { modelDir: '/models/m' }, threads: 1 };
+    const spec = { module: DEFAULT_RENDERER_MODULE, options: { modelDir: '/models/m', modelId: 'm' }, threads: 1 };
     const renderer = readiness.watch(succeeding(), { usesWarmedModel: warmedModelJobs(spec, succeeding().capabilities()) });
     readiness.start(warmUp);
     await vi.advanceTimersByTimeAsync(0);
@@ -159,14 +159,15 @@ describe('warmed-model jobs', () => {
   const engine = (options: object) => warmedModelJobs({ module: DEFAULT_RENDERER_MODULE, options, threads: 1 }, { models: ['ignored'], maxPixels: 1, executionProvider: 'cpu' });
 
   it('for the engine adapter: jobs naming its main model, upscales excepted', () => {
+    // A real folder is offered as "demo", the id every bot command asks for, unless BLENDFARM_MODEL_ID names it.
     const uses = engine({ modelDir: '/models/sd15/', inpaintModelDir: '/models/inp', variationModelDir: '/models/var' });
-    expect(['blend', 'movie', 'reroll', 'extend'].map((kind) => uses(jobOf(kind as ClaimedJob['kind'], 'sd15')))).toEqual([true, true, true, true]);
-    expect(uses(jobOf('upscale', 'sd15'))).toBe(false);
+    expect(['blend', 'movie', 'reroll', 'extend'].map((kind) => uses(jobOf(kind as ClaimedJob['kind'], 'demo')))).toEqual([true, true, true, true]);
+    expect(uses(jobOf('upscale', 'demo'))).toBe(false);
     expect(uses(jobOf('vary', 'variation'))).toBe(false);
     expect(uses(jobOf('blend', 'inpaint'))).toBe(false);
-    expect(uses(jobOf('blend', 'demo'))).toBe(false);
+    expect(uses(jobOf('blend', 'sd15'))).toBe(false);
     // A variation folder as the main model: a /vary on it loads it.
-    expect(uses(jobOf('vary', 'sd15'))).toBe(true);
+    expect(engine({ modelDir: '/models/sd15', modelId: 'sd15' })(jobOf('vary', 'sd15'))).toBe(true);
     expect(engine({ modelDir: '/models/sd15', modelId: 'main' })(jobOf('blend', 'main'))).toBe(true);
     expect(engine({ modelDir: '/models/sd15', modelId: 'main' })(jobOf('blend', 'sd15'))).toBe(false);
     expect(engine({})(jobOf('blend', 'demo'))).toBe(true);
