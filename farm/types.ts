@@ -9,6 +9,11 @@ export type { JobKind, JobStatus };
 
 /** A job in one of these will not change any more (except for its delivery bookkeeping). */
 export const TERMINAL_STATUSES = ['done', 'failed', 'cancelled'] as const satisfies readonly JobStatus[];
+
+/** How a job that ended is said after "had already": "finished", "failed", "been cancelled" (a cancel that came too late). */
+export function endedText(status: JobStatus): string {
+  return status === 'done' ? 'finished' : status === 'cancelled' ? 'been cancelled' : status;
+}
 export const ACTIVE_STATUSES = ['queued', 'running'] as const satisfies readonly JobStatus[];
 
 /** What a worker can run; it only claims jobs that fit. */

@@ -21,6 +21,7 @@ import {
   cancelJob,
   DEFAULT_UPSCALE_FACTOR,
   describePrune,
+  endedText,
   checkId,
   farmConfigFrom,
   FarmError,
@@ -359,7 +360,7 @@ export async function farmCli(argv: string[], io: CliIo = {}): Promise<number> {
         print(
           result.cancelled
             ? `Cancelled job ${result.job.id}; refunded ${result.refundedGpuSeconds} GPU-seconds.`
-            : `Job ${result.job.id} had already ${result.job.status === 'done' ? 'finished' : result.job.status}; nothing to cancel.`,
+            : `Job ${result.job.id} had already ${endedText(result.job.status)}; nothing to cancel.`,
           { cancelled: result.cancelled, refundedGpuSeconds: result.refundedGpuSeconds, job: jobToJson(result.job) },
         );
         return 0;

@@ -186,6 +186,8 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
         return;
       }
       case '/':
+        // A worker serves no status page: its / falls through to the list of what it does serve.
+        if (!options.status) break;
         send(res, 302, 'text/plain; charset=utf-8', 'See /status\n', { location: '/status' });
         return;
       case '/status':

@@ -1,5 +1,5 @@
 import { MessageFlags, SlashCommandBuilder, type ChatInputCommandInteraction, type RepliableInteraction } from 'discord.js';
-import { cancelJob, getJob, listJobs, type Job } from '../../farm/index.ts';
+import { cancelJob, endedText, getJob, listJobs, type Job } from '../../farm/index.ts';
 import type { BotContext, Command } from '../context.ts';
 import { userMessage } from '../errors.ts';
 import { mayActOn, noJobOfYoursText } from '../permissions.ts';
@@ -9,7 +9,7 @@ export async function cancelJobFor(interaction: RepliableInteraction, ctx: BotCo
   try {
     const r = await cancelJob(ctx.farm, job.id, `cancelled by ${interaction.user.id}`);
     await interaction.editReply(
-      r.cancelled ? `Cancelled job #${job.id}; ${r.refundedGpuSeconds.toFixed(1)} GPU-seconds went back to its owner's budget.` : `Job #${job.id} had already ${r.job.status === 'done' ? 'finished' : r.job.status}.`,
+      r.cancelled ? `Cancelled job #${job.id}; ${r.refundedGpuSeconds.toFixed(1)} GPU-seconds went back to its owner's budget.` : `Job #${job.id} had already ${endedText(r.job.status)}.`,
     );
   } catch (err) {
     await interaction.editReply(userMessage(err, ctx.log));

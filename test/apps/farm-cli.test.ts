@@ -31,7 +31,7 @@ const ENV = {
 
 const JOB_KEYS = [
   'attempts', 'channelId', 'chargedGpuSeconds', 'createdAt', 'deliveredAt', 'error', 'finishedAt', 'guildId', 'id', 'kind', 'maxAttempts',
-  'messageId', 'params', 'parentJobId', 'progress', 'reservedGpuSeconds', 'spentGpuSeconds', 'startedAt', 'status', 'userId', 'workerId',
+  'messageId', 'params', 'parentJobId', 'progress', 'reservedGpuSeconds', 'spentGpuSeconds', 'startedAt', 'status', 'userError', 'userId', 'workerId',
 ];
 
 describe.each(BACKENDS)('farm CLI on %s', (backend) => {
@@ -111,6 +111,7 @@ describe.each(BACKENDS)('farm CLI on %s', (backend) => {
     const cancelled = await cli('cancel', String(submitted.id), '--json');
     expect(cancelled.json).toMatchObject({ cancelled: true, refundedGpuSeconds: submitted.reservedGpuSeconds, job: { status: 'cancelled' } });
     expect((await cli('cancel', String(submitted.id), '--json')).json.cancelled).toBe(false);
+    expect((await cli('cancel', String(submitted.id))).stdout).toBe(`Job ${submitted.id} had already been cancelled; nothing to cancel.`);
     const retried = await cli('retry', String(submitted.id), '--json');
     expect(retried.json.job).toMatchObject({ id: submitted.id, status: 'queued', attempts: 0 });
   });

@@ -48,6 +48,9 @@ describe('worker process readiness', () => {
     }
     expect(ready).toEqual({ status: 200, body: expect.objectContaining({ ready: true, checks: { database: 'ok', model: 'ok' } }) });
     expect(child!.output()).toMatch(/the model loaded on try 2; the worker is ready/);
+    // A worker has no status page: / lists what it serves, instead of redirecting to a 404.
+    const root = await fetch(`${base}/`, { redirect: 'manual' });
+    expect([root.status, await root.text()]).toEqual([404, 'Nothing at /. Try /metrics, /healthz, /readyz.\n']);
   });
 
   it('goes from 503 to 200 as soon as a job that loaded the model is done', async () => {
