@@ -14,7 +14,7 @@ import { readSetting } from '../config/index.ts';
 import { redactConnectionString } from '../config/redact.ts';
 import { describeDbError, isConnectionError } from './errors.ts';
 import { type LogLine, OutageLog } from './outage.ts';
-import { migratePglite, migratePostgres } from './migrate.ts';
+import { type AppliedMigrations, migratePglite, migratePostgres } from './migrate.ts';
 import { type DataDirLock, lockDataDir } from './pglite-lock.ts';
 import { schema } from './schema.ts';
 
@@ -143,6 +143,11 @@ function clientConfig(url: string, timeouts: DbTimeouts, Client: typeof pg.Clien
   };
 }
 
+/** One line when opening upgraded the database's schema (AppliedMigrations), on the outage log's stream. */
+function reportMigrations(applied: AppliedMigrations, location: string, log: LogLine = (line) => console.error(line)): void {
+  if (applied.length) log(`[db] upgraded the database at ${location}: applied migration${applied.length === 1 ? '' : 's'} ${applied.join(', ')}`);
+}
+
 async function openPostgres(url: string, options: OpenDatabaseOptions): Promise<FarmDb> {
   const timeouts = { ...dbTimeoutsFromEnv(), ...options.timeouts };
   const location = redactConnectionString(url);
@@ -156,7 +161,7 @@ async function openPostgres(url: string, options: OpenDatabaseOptions): Promise<
   // process; the transaction's next query fails and the client is discarded on release.
   pool.on('connect', (client) => client.on('error', (error) => outage.failed(error)));
   try {
-    if (options.migrate !== false) await migratePostgres(pool);
+    if (options.migrate !== false) reportMigrations(await migratePostgres(pool), location, options.log);
   } catch (error) {
     await pool.end().catch(() => {});
     throw new Error(`Could not open Postgres at ${location}: ${describeDbError(error)}`, { cause: error });
@@ -187,7 +192,7 @@ async function openPglite(dataDir: string, options: OpenDatabaseOptions): Promis
   let client: PGlite;
   try {
     client = await PGlite.create(inMemory ? undefined : resolved);
-    if (options.migrate !== false) await migratePglite(client);
+    if (options.migrate !== false) reportMigrations(await migratePglite(client), resolved, options.log);
   } catch (error) {
     lock?.release();
     throw error;

@@ -28,7 +28,8 @@ export class OutageLog {
       return;
     }
     this.outage = { since: Date.now(), failures: 1 };
-    this.log(`[db] cannot reach the database at ${this.where} (${describeDbError(error)}); retrying, and saying so here once it answers again`);
+    // Neutral on what comes next: a worker or the bot retries, a CLI command ends with its error.
+    this.log(`[db] cannot reach the database at ${this.where} (${describeDbError(error)}); a line here says when it answers again, while this process runs`);
   }
 
   /** A query succeeded (or the server answered, even with an error). */

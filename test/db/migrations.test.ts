@@ -16,7 +16,7 @@ import { migrate as migrateWithPglite } from 'drizzle-orm/pglite/migrator';
 import { sql } from 'drizzle-orm';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type FarmDb, openDatabase, queryRows } from '../../db/client.ts';
+import { type FarmDb, IN_MEMORY, openDatabase, queryRows } from '../../db/client.ts';
 import { MIGRATIONS_FOLDER } from '../../db/migrate.ts';
 import { jobs, schema } from '../../db/schema.ts';
 import type { FarmContext } from '../../farm/config.ts';
@@ -295,5 +295,35 @@ describe.each(BACKENDS)('upgrading extensions stored before movieHasPictures on 
     expect(counts.completed).toBe(1);
     expect(await getJob(farm, running)).toMatchObject({ status: 'done', spentGpuSeconds: 0.5 });
     expect((await getArtifact(farm, running))?.bytes.toString()).toBe(video.toString());
+  });
+});
+
+describe('the line an upgrade logs', () => {
+  const cleanup: Array<() => Promise<void> | void> = [];
+  afterAll(async () => {
+    for (const step of cleanup.reverse()) await step();
+  });
+
+  it('names the migrations applied to a database that had the tables, once; a new or current database logs nothing', async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'blendfarm-pglite-upgrade-log-'));
+    cleanup.push(() => fs.rmSync(dataDir, { recursive: true, force: true }));
+    const oldMigrations = migrationsBefore(MOVIE_HAS_PICTURES_MIGRATION);
+    cleanup.push(() => fs.rmSync(oldMigrations, { recursive: true, force: true }));
+    const client = await PGlite.create(dataDir);
+    await migrateWithPglite(drizzlePglite({ client }), { migrationsFolder: oldMigrations });
+    await client.close();
+
+    const journal = JSON.parse(fs.readFileSync(path.join(MIGRATIONS_FOLDER, 'meta/_journal.json'), 'utf8')) as Journal;
+    const pending = journal.entries.slice(journal.entries.findIndex((e) => e.tag === MOVIE_HAS_PICTURES_MIGRATION)).map((e) => e.tag);
+    const lines: string[] = [];
+    const upgraded = await openDatabase({ url: '', dataDir, migrate: true, log: (l) => lines.push(l) });
+    await upgraded.close();
+    expect(lines).toEqual([`[db] upgraded the database at ${path.resolve(dataDir)}: applied migrations ${pending.join(', ')}`]);
+
+    const again = await openDatabase({ url: '', dataDir, migrate: true, log: (l) => lines.push(l) });
+    await again.close();
+    const fresh = await openDatabase({ url: '', dataDir: IN_MEMORY, migrate: true, log: (l) => lines.push(l) });
+    await fresh.close();
+    expect(lines).toHaveLength(1);
   });
 });
