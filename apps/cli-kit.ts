@@ -2,7 +2,11 @@
  * What every command-line program in apps/ shares: the usage error, numeric flags, and the one
  * top-level runner that turns errors into one line and an exit status.
  */
+import { randomBytes } from 'node:crypto';
+import { closeSync, existsSync, openSync, rmSync, statSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { ConfigError, settings } from '../config/index.ts';
+import { unreplaceableIssue } from '../engine/index.ts';
 
 /** A bad command line: exit status 2, with the message (and, where the program has one, a pointer to --help). */
 export class UsageError extends Error {
@@ -112,4 +116,28 @@ export const SETTINGS_DOCS = 'Every setting, with a one-line explanation and its
 export function settingLines(keys: ReadonlyArray<keyof typeof settings>): string {
   const width = Math.max(...keys.map((k) => settings[k].env.length));
   return keys.map((k) => `  ${settings[k].env.padEnd(width)}  ${settings[k].help}`).join('\n');
+}
+
+/**
+ * Refuses an --out whose folder is not there or cannot be written, or that is a folder itself, before anything renders
+ * (the file is written only at the end, and a render can take minutes). `fileName` is the name
+ * the tool writes without --out, suggested inside such a folder. Returns `out`.
+ */
+export function outputFile(out: string, fileName: string): string {
+  if (existsSync(out) && statSync(out).isDirectory()) throw new UsageError(`--out ${out} is a folder; give a file name, e.g. --out ${join(out, fileName)}`);
+  // The file is renamed into place when whole: that would replace a link, a device or a pipe itself.
+  const issue = unreplaceableIssue(out);
+  if (issue) throw new UsageError(`--out ${issue}`);
+  const folder = dirname(out);
+  if (!existsSync(folder) || !statSync(folder).isDirectory()) throw new UsageError(`--out ${out}: there is no folder ${folder}; create it or give another path`);
+  // A file is made there and removed: permissions alone do not say it (root passes them, while a
+  // read-only or virtual file system still refuses), and the render would fail only at its end.
+  const probe = join(folder, `.${basename(out)}.${randomBytes(4).toString('hex')}.probe`);
+  try {
+    closeSync(openSync(probe, 'wx'));
+    rmSync(probe, { force: true });
+  } catch (error) {
+    throw new UsageError(`--out ${out}: files cannot be made in ${folder} (${(error as NodeJS.ErrnoException).code}); give a path in a folder you can write to`);
+  }
+  return out;
 }

@@ -1,12 +1,11 @@
 /** Shared plumbing of the render CLIs: model choice (with the demo fallback), execution provider. */
-import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, openSync, rmSync, statSync } from 'node:fs';
-import { basename, dirname, extname, join } from 'node:path';
+import { extname, join } from 'node:path';
 import { loadConfig, loadDotEnv, MAX_DEVICE_ID, type Config } from '../../config/index.ts';
 import { ensureDemoModel } from '../../models/demo-model.ts';
 import { DEMO_MODEL_DIR } from '../../models/paths.ts';
-import { DEFAULT_DEVICE_ID, InvalidRequestError, unreplaceableIssue, executionProviders, MAX_GUIDANCE, MAX_IMAGE_SIDE, MAX_PROMPT_LENGTH, MAX_SEED, MAX_STEPS, VIDEO_FORMATS, type ExecutionProvider, type VideoFormat } from '../../engine/index.ts';
+import { DEFAULT_DEVICE_ID, InvalidRequestError, executionProviders, MAX_GUIDANCE, MAX_IMAGE_SIDE, MAX_PROMPT_LENGTH, MAX_SEED, MAX_STEPS, VIDEO_FORMATS, type ExecutionProvider, type VideoFormat } from '../../engine/index.ts';
 import { choiceOption, UsageError } from '../cli-kit.ts';
+export { outputFile } from '../cli-kit.ts';
 
 /** Pictures a CLI writes reach --out whole (the engine's rule for every file it writes for a user). */
 export { writeWhole } from '../../engine/index.ts';
@@ -130,27 +129,4 @@ export function stopOnSignals(controller?: AbortController): () => void {
 }
 const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
-/**
- * Refuses an --out whose folder is not there or cannot be written, or that is a folder itself, before anything renders
- * (the file is written only at the end, and a render can take minutes). `fileName` is the name
- * the tool writes without --out, suggested inside such a folder. Returns `out`.
- */
-export function outputFile(out: string, fileName: string): string {
-  if (existsSync(out) && statSync(out).isDirectory()) throw new UsageError(`--out ${out} is a folder; give a file name, e.g. --out ${join(out, fileName)}`);
-  // The file is renamed into place when whole: that would replace a link, a device or a pipe itself.
-  const issue = unreplaceableIssue(out);
-  if (issue) throw new UsageError(`--out ${issue}`);
-  const folder = dirname(out);
-  if (!existsSync(folder) || !statSync(folder).isDirectory()) throw new UsageError(`--out ${out}: there is no folder ${folder}; create it or give another path`);
-  // A file is made there and removed: permissions alone do not say it (root passes them, while a
-  // read-only or virtual file system still refuses), and the render would fail only at its end.
-  const probe = join(folder, `.${basename(out)}.${randomBytes(4).toString('hex')}.probe`);
-  try {
-    closeSync(openSync(probe, 'wx'));
-    rmSync(probe, { force: true });
-  } catch (error) {
-    throw new UsageError(`--out ${out}: files cannot be made in ${folder} (${(error as NodeJS.ErrnoException).code}); give a path in a folder you can write to`);
-  }
-  return out;
-}
 

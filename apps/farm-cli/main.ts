@@ -50,7 +50,8 @@ import {
   waitForJob,
   workerToJson,
 } from '../../farm/index.ts';
-import { choiceOption, numberOption, runCli, UsageError } from '../cli-kit.ts';
+import { choiceOption, numberOption, outputFile, runCli, UsageError } from '../cli-kit.ts';
+import { writeWhole } from '../../engine/index.ts';
 import { loadRenderer, rendererSpecFrom } from '../worker/load-renderer.ts';
 
 export const USAGE = `Usage: npm run farm -- <command> [options]
@@ -381,9 +382,11 @@ export async function farmCli(argv: string[], io: CliIo = {}): Promise<number> {
       case 'fetch': {
         const id = jobId(rest[0], 'fetch');
         if (!values.out) throw new UsageError('fetch needs --out FILE.');
+        // Refused in one line before anything is read (a missing folder, a folder, a device or link); written whole or not at all.
+        const out = outputFile(values.out, `job-${id}.mp4`);
         const artifact = await getArtifact(farm, id);
         if (!artifact) throw new FarmError('not_found', `Job ${id} has no finished video (yet); see \`npm run farm -- show ${id}\`.`);
-        await fs.writeFile(values.out, artifact.bytes);
+        await writeWhole(out, (file) => fs.writeFile(file, artifact.bytes));
         print(`Wrote ${artifact.sizeBytes} bytes (${artifact.format}) to ${values.out}.`, { path: values.out, artifact: artifactToJson(artifact) });
         return 0;
       }

@@ -47,6 +47,13 @@ describe.each(BACKENDS)('farm CLI on %s', (backend) => {
 
   useTestFarm(backend, {}, (t) => ({ db } = t));
 
+  it('fetch refuses an --out in a missing folder in one line, before reading anything', async () => {
+    const { code, stdout, stderr } = await cli('fetch', '1', '--out', '/nonexistent-folder-bf/x.mp4');
+    expect([code, stdout]).toEqual([2, '']);
+    expect(stderr).toContain('--out /nonexistent-folder-bf/x.mp4: there is no folder /nonexistent-folder-bf; create it or give another path');
+    expect(stderr).not.toMatch(/ENOENT/);
+  });
+
   it('submits a blend and prints the documented job shape', async () => {
     const { code, json } = await cli('submit', 'blend', 'a red fox', 'a blue whale', '--user', 'op-1', '--size', '256x128', '--quality', 'draft', '--seed', '7', '--seed', '8', '--json');
     expect(code).toBe(0);
