@@ -197,8 +197,9 @@ export async function submitRender(
     return;
   }
   await interaction.deferReply();
-  /** The job's parameters with the server's defaults filled in. */
-  const params = async () => ({ ...toJobParamsInput(prompts, withServerDefaults(options, await serverDefaults(ctx.farm, interaction.guildId)), kind), ...extra.params, ...limit });
+  /** The job's parameters with the server's defaults filled in: read once, for the check before the download and the submission. */
+  let built: Promise<JobParamsInput> | undefined;
+  const params = () => (built ??= (async () => ({ ...toJobParamsInput(prompts, withServerDefaults(options, await serverDefaults(ctx.farm, interaction.guildId)), kind), ...extra.params, ...limit }))());
   let inputs: Record<string, Uint8Array> | undefined;
   if (pictures) {
     try {
