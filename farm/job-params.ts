@@ -283,6 +283,24 @@ export function parseJobParams(kind: JobKind, input: unknown): JobParams {
 }
 
 /**
+ * A stored job's parameters (jobs.params, as parseJobParams made them) checked again by
+ * parseJobParams, under the rules a submission passes now: retryJob queues nothing a submission
+ * would refuse, so a row stored before a rule existed is refused with the JobParamsError (the
+ * same words) the submission would get. For a row that passed, the result equals `stored`:
+ * parseJobParams stores every default it fills in and every seed it draws, trimmed text, sorted
+ * pictures, so reading its own output changes nothing. movieHasPictures, which submitJob derives
+ * for an extension from the movie it continues and which a request may not give (parseJobParams
+ * refuses it), is kept for an extension and dropped elsewhere (it means nothing there).
+ */
+export function recheckStoredParams(kind: JobKind, stored: unknown): JobParams {
+  if (typeof stored !== 'object' || stored === null || Array.isArray(stored)) return parseJobParams(kind, stored);
+  const { movieHasPictures, ...request } = stored as Partial<JobParams>;
+  const params = parseJobParams(kind, request);
+  if (kind === 'extend' && movieHasPictures === true) params.movieHasPictures = true;
+  return params;
+}
+
+/**
  * Trimmed text; empty (unless allowed), over-long text and text Postgres cannot store (NUL, lone
  * surrogates: text.ts) are the issues (LIMITS.promptLength).
  */
@@ -365,8 +383,8 @@ function gigapixelsText(pixels: number): string {
  * fail on the worker after the upscaler loads, or run for hours). Names the largest factor that
  * fits when a smaller one does (and that the named upscaler cannot make it, if so), else what to
  * shorten. parseJobParams applies it to every upscale job submitted (submitJob: a new one, and a
- * follow-up, which submitFollowUp submits through it); retryJob queues a stored job's parameters
- * again unchanged, which passed it then (rows stored before the rule existed aside).
+ * follow-up, which submitFollowUp submits through it) and retried (retryJob, through
+ * recheckStoredParams: a row stored before the rule existed is refused too).
  */
 export function upscaleSizeIssue(params: Pick<JobParams, 'prompts' | 'durationSeconds' | 'fps' | 'width' | 'height' | 'upscaler'> & { upscaleFactor: number }): string | undefined {
   const frames = movieFrames(params);

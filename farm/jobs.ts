@@ -12,7 +12,7 @@ import { recordEvent } from './events.ts';
 import { checkFollowUpParent, isFollowUpKind } from './follow-up-rule.ts';
 import { storableText } from './text.ts';
 import { checkRequestIds, isJobId } from './ids.ts';
-import { checkJobInputs, type JobInput, JobParamsError, type JobParams, outputPixels, parseJobParams, upscaleSizeIssue } from './job-params.ts';
+import { checkJobInputs, type JobInput, type JobParams, outputPixels, parseJobParams, recheckStoredParams } from './job-params.ts';
 import { DEFAULT_UPSCALE_FACTOR } from './limits.ts';
 import { checkExtension, type Movie, movieOf } from './movie.ts';
 import { type AdmissionRequest, type BudgetContext, policyOf } from './policy/index.ts';
@@ -123,15 +123,25 @@ async function checkRequest(
     if (input.kind === 'extend') {
       // The whole movie decides the price and, when it has pictures, what the worker's model must do.
       const movie = await movieOf(farm.db.db, parent);
-      checkExtension(movie, params.prompts.length);
+      params = extensionRules(params, movie);
       moviePrompts += movie.prompts.length;
-      if (movie.images?.length) params = { ...params, movieHasPictures: true };
     }
   }
   const pixels = outputPixels(params);
   await refuseIfNoWorkerCan(farm, input.kind, params, input.requireCapableWorker ?? false);
   const admission = { userId: input.userId, guildId: input.guildId, roleIds: input.roleIds, gpuSeconds: policyOf(farm).price(params, moviePrompts) };
   return { params, pictures, parentJobId, pixels, admission };
+}
+
+/**
+ * Submission's rules for an extension's parameters that read the movie it continues (`continued`:
+ * that whole movie, without the extension's own prompts), for submitJob (checkRequest) and
+ * retryJob (retriedParams) alike: the whole movie within LIMITS.prompts.max (checkExtension), and
+ * movieHasPictures set when that movie has pictures (its model must take them: modelAbilityFor).
+ */
+function extensionRules(params: JobParams, continued: Pick<Movie, 'prompts' | 'images'>): JobParams {
+  checkExtension(continued, params.prompts.length);
+  return continued.images?.length && !params.movieHasPictures ? { ...params, movieHasPictures: true } : params;
 }
 
 /**
@@ -266,8 +276,10 @@ export async function cancelJob(farm: FarmContext, jobId: number, reason = 'canc
 }
 
 /**
- * Puts a failed or cancelled job back in the queue with fresh attempts. The policy admits and
- * prices it again, under the same rules as a new submission. Everything it reads — the job, its
+ * Puts a failed or cancelled job back in the queue with fresh attempts. Its stored parameters
+ * pass submission's rules again (retriedParams: one stored before a rule existed is refused in
+ * submission's words), and the policy admits and prices it again, under the same rules as a new
+ * submission. Everything it reads — the job, its
  * parent and movie, the workers — it reads once, in its transaction, with the job row locked: the
  * job it checks is the job it queues (one failed while the retry was asked for is checked as
  * failed). The workers are not locked: one that leaves right after the commit is no different from
@@ -289,9 +301,6 @@ export async function retryJob(farm: FarmContext, jobId: number, context: Omit<B
     // As for a submission: a job no known worker can run (its model gone from every worker since)
     // would only wait and expire.
     await refuseIfNoWorkerCan(farm, current.kind, params, false, tx);
-    // Its parameters passed submission's rules then; an upscale stored before the size rule existed did not.
-    const tooBig = params.upscaleFactor ? upscaleSizeIssue({ ...params, upscaleFactor: params.upscaleFactor }) : undefined;
-    if (tooBig) throw new JobParamsError([tooBig]);
     if (current.kind === 'upscale' && current.parentJobId !== null) await refuseDuplicateUpscale(tx, current.userId, current.parentJobId, params, current.id);
     const request = { userId: current.userId, guildId: current.guildId, roleIds: context.roleIds, gpuSeconds: policy.price(params, movie.prompts.length), note: (id: number) => `retry of job ${id}` };
     const row = await policy.admit(tx, request, async (reservedMs) => {
@@ -328,13 +337,16 @@ export async function retryJob(farm: FarmContext, jobId: number, context: Omit<B
 }
 
 /**
- * A retried job's parameters and whole movie: an extension stored before submitJob recorded
- * movieHasPictures learns what its movie needs (as submitJob would set it).
+ * A retried job's parameters and whole movie, under the rules a submission passes now, in
+ * submission's words: its stored parameters checked again by parseJobParams (recheckStoredParams:
+ * a row stored before a rule existed is refused with the JobParamsError a submission would get;
+ * one that passed comes back unchanged), and an extension by extensionRules, from the movie it
+ * continues (an extension stored before submitJob recorded movieHasPictures learns it here).
  */
 async function retriedParams(q: Queryable, job: typeof jobs.$inferSelect): Promise<{ params: JobParams; movie: Movie }> {
-  let params = job.params as unknown as JobParams;
+  let params = recheckStoredParams(job.kind, job.params);
   const movie = await movieOf(q, { ...job, params });
-  if (job.kind === 'extend' && movie.images?.length && !params.movieHasPictures) params = { ...params, movieHasPictures: true };
+  if (job.kind === 'extend') params = extensionRules(params, { prompts: movie.prompts.slice(0, movie.prompts.length - params.prompts.length), images: movie.images });
   return { params, movie };
 }
 

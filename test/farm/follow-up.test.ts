@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { MAX_UPSCALED_VIDEO_PIXELS } from '../../engine/index.ts';
 import { sql } from 'drizzle-orm';
 import { describe, expect, it, vi } from 'vitest';
-import type { FarmDb } from '../../db/client.ts';
+import { type FarmDb, queryRows } from '../../db/client.ts';
 import type { FarmContext } from '../../farm/config.ts';
 import { DuplicateUpscaleError, FarmError, NoCapableWorkerError, ParentVideoGoneError } from '../../farm/errors.ts';
 import { followUpParams, followUpRefusal, followUpsFor, parentMovieParams, submitFollowUp } from '../../farm/follow-up.ts';
@@ -531,6 +531,100 @@ describe.each(BACKENDS)('follow-ups on %s', (backend) => {
     );
     expect(await countRows(db, 'jobs', sql`parent_job_id = ${long.id}`)).toBe(0);
     await markWorkerStopped(farm, 'w-fu');
+  });
+
+  const RT_CAPS: WorkerCapabilities = {
+    models: ['rt', 'inpaint', 'variation'],
+    modelAbilities: { rt: ['text', 'picture'], inpaint: ['inpaint'], variation: ['variation'] },
+    maxPixels: 10_000_000,
+    executionProvider: 'test',
+    upscalers: ['esrgan-slim'],
+  };
+  /** A job row as stored, every column. */
+  const rowOf = async (id: number) => (await queryRows<Record<string, unknown>>(db.db, sql`select * from jobs where id = ${id}`))[0];
+
+  it('retries every kind of job with its stored parameters as they were (submission’s rules read their own output unchanged)', async () => {
+    await registerWorker(farm, { id: 'w-rt', host: 'test', pid: 1, concurrency: 1, capabilities: RT_CAPS });
+    const base = { ...CHEAP_BLEND, model: 'rt' };
+    const pictured = await submitJob(farm, {
+      kind: 'blend',
+      userId: 'rae',
+      params: { ...base, prompts: ['  a red fox ', 'a blue whale'], images: [{ index: 1, strength: 0.7 }, { index: 0 }], guidance: 7.5, maxBytes: 8 * 1024 * 1024, quality: 'draft', seeds: [null, 5] },
+      inputs: { 'image-1': PHOTO, 'image-2': OTHER },
+    });
+    await finish(pictured.id, 'w-rt', RT_CAPS);
+    const made = [
+      await submitJob(farm, { kind: 'movie', userId: 'rae', params: { ...base, prompts: ['a', 'b', 'c'], negativePrompt: ' blurry ', format: 'webm' } }),
+      await submitJob(farm, { kind: 'blend', userId: 'rae', params: { ...base, model: 'inpaint', inpaint: { mask: 'picture' } }, inputs: { 'inpaint-image': PHOTO, 'inpaint-mask': OTHER } }),
+      await submitJob(farm, { kind: 'blend', userId: 'rae', params: { ...base, model: 'inpaint', inpaint: { mask: 'centre' } }, inputs: { 'inpaint-image': PHOTO } }),
+      await submitJob(farm, { kind: 'vary', userId: 'rae', params: { model: 'variation', prompts: ['a cat'], width: 64, height: 64, steps: 2, variation: { variations: 2 } }, inputs: { 'start-image': PHOTO } }),
+      await submitFollowUp(farm, { kind: 'reroll', parentJobId: pictured.id, userId: 'rae' }),
+      await submitFollowUp(farm, { kind: 'extend', parentJobId: pictured.id, userId: 'rae', options: { prompts: [' a green owl '] } }),
+      await submitFollowUp(farm, { kind: 'upscale', parentJobId: pictured.id, userId: 'rae', options: { upscaleFactor: 2, upscaler: 'esrgan-slim' } }),
+      await submitFollowUp(farm, { kind: 'upscale', parentJobId: pictured.id, userId: 'sam' }),
+    ];
+    const extension = made[5];
+    expect(extension.params).toMatchObject({ prompts: ['a green owl'], movieHasPictures: true });
+    for (const job of made) {
+      await cancelJob(farm, job.id);
+      const stored = (await rowOf(job.id)).params;
+      const retried = await retryJob(farm, job.id);
+      expect([job.kind, retried.status]).toEqual([job.kind, 'queued']);
+      expect(retried.params).toEqual(job.params);
+      expect((await rowOf(job.id)).params).toEqual(stored);
+      await cancelJob(farm, job.id);
+    }
+    // An extension stored without movieHasPictures (by an older version) still learns it.
+    await db.db.execute(sql`update jobs set params = params - 'movieHasPictures' where id = ${extension.id}`);
+    expect((await retryJob(farm, extension.id)).params).toEqual(extension.params);
+    await cancelJob(farm, extension.id);
+    await markWorkerStopped(farm, 'w-rt');
+  });
+
+  it('refuses to retry a job stored before a rule of submission existed, in the words a submission would get; the job and the budget as they were', async () => {
+    await registerWorker(farm, { id: 'w-rt', host: 'test', pid: 1, concurrency: 1, capabilities: RT_CAPS });
+    const base = { ...CHEAP_BLEND, model: 'rt' };
+    const movie = await submitJob(farm, { kind: 'movie', userId: 'old', params: { ...base, prompts: ['a', 'b', 'c'] } });
+    await cancelJob(farm, movie.id);
+    // Stored by a version that allowed more steps and longer prompts than now.
+    const long = 'x'.repeat(LIMITS.promptLength.max + 1);
+    await db.db.execute(sql`update jobs set params = jsonb_set(jsonb_set(params, '{steps}', to_jsonb(${LIMITS.steps.max + 1}::int)), '{prompts,1}', to_jsonb(${long}::text)) where id = ${movie.id}`);
+    // An extension stored when the movie it continues left room for its prompts: the whole movie's limit applies too.
+    const parent = await submitJob(farm, { kind: 'movie', userId: 'old', params: { ...base, prompts: ['a', 'b', 'c'] } });
+    await finish(parent.id, 'w-rt', RT_CAPS);
+    const extension = await submitFollowUp(farm, { kind: 'extend', parentJobId: parent.id, userId: 'old', options: { prompts: ['d'] } });
+    await cancelJob(farm, extension.id);
+    const most = LIMITS.prompts.max - LIMITS.prompts.min;
+    const prompts = Array.from({ length: most }, (_, i) => `scene ${i + 1}`);
+    await db.db.execute(sql`update jobs set params = params || jsonb_build_object('prompts', ${JSON.stringify(prompts)}::jsonb, 'seeds', ${JSON.stringify(prompts.map((_, i) => i))}::jsonb) where id = ${extension.id}`);
+
+    const rows = [await rowOf(movie.id), await rowOf(extension.id)];
+    const budget = await getBudget(farm, 'old');
+    const ledger = await countRows(db, 'budget_ledger');
+    const events = await countRows(db, 'job_events');
+
+    const retried = await refusalOf(retryJob(farm, movie.id));
+    expect(retried).toBeInstanceOf(JobParamsError);
+    expect(retried?.message).toBe(
+      `Invalid job parameters: prompt 2 must be at most ${LIMITS.promptLength.max} characters (got ${LIMITS.promptLength.max + 1}); ` +
+        `steps must be an integer between ${LIMITS.steps.min} and ${LIMITS.steps.max} (got ${LIMITS.steps.max + 1}).`,
+    );
+    // The same refusal a submission of those parameters gets.
+    const submitted = await refusalOf(submitJob(farm, { kind: 'movie', userId: 'old', params: rows[0].params }));
+    expect(submitted).toBeInstanceOf(JobParamsError);
+    expect(submitted?.message).toBe(retried?.message);
+
+    const extensionRefused = await refusalOf(retryJob(farm, extension.id));
+    expect(extensionRefused).toMatchObject({ code: 'invalid_params', message: `This movie has 3 prompts; an extension may bring it to at most ${LIMITS.prompts.max}.` });
+    expect((await refusalOf(submitJob(farm, { kind: 'extend', userId: 'old', parentJobId: parent.id, params: rows[1].params })))?.message).toBe(extensionRefused?.message);
+
+    // Nothing queued, reserved or recorded.
+    expect([await rowOf(movie.id), await rowOf(extension.id)]).toEqual(rows);
+    const after = await getBudget(farm, 'old');
+    expect([after.balanceGpuSeconds, after.heldGpuSeconds]).toEqual([budget.balanceGpuSeconds, budget.heldGpuSeconds]);
+    expect(await countRows(db, 'budget_ledger')).toBe(ledger);
+    expect(await countRows(db, 'job_events')).toBe(events);
+    await markWorkerStopped(farm, 'w-rt');
   });
 
   // Concurrent transactions need two connections: Postgres only (PGlite runs one at a time).
