@@ -199,6 +199,12 @@ export const workers = pgTable('workers', {
   id: text('id').primaryKey(),
   host: text('host').notNull(),
   pid: integer('pid').notNull(),
+  /**
+   * The process holding the id (a random uuid per start): only it heartbeats the row or marks it
+   * stopped, so a second process started with the same BLENDFARM_WORKER_ID is noticed instead of
+   * silently sharing the row (farm/worker-registry.ts). Null: registered before the column existed.
+   */
+  instance: uuid('instance'),
   /** WorkerCapabilities (models, maxPixels, executionProvider, ...). */
   capabilities: jsonb('capabilities').$type<Record<string, unknown>>().notNull(),
   concurrency: integer('concurrency').notNull(),

@@ -154,7 +154,7 @@ export async function leaseStateOf(farm: FarmContext, jobId: number): Promise<Le
 }
 
 /**
- * Extends the leases of this worker's running jobs and marks the worker alive. Returns the
+ * Extends the leases of this worker's running jobs (the worker's own row: heartbeatWorker). Returns the
  * tokens still held; a token missing from the answer means that job was cancelled or taken
  * back, and its render should stop.
  */
@@ -162,7 +162,6 @@ export async function renewLeases(farm: FarmContext, workerId: string, leaseToke
   const rows = await queryRows<{ lease_token: string }>(
     farm.db.db,
     sql`
-    with alive as (update workers set heartbeat_at = now() where id = ${workerId})
     update jobs set lease_expires_at = ${leaseExpiry(farm)}
     where status = 'running' and worker_id = ${workerId}
       and lease_token in (select (jsonb_array_elements_text(${JSON.stringify(leaseTokens)}::jsonb))::uuid)

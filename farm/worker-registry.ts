@@ -1,11 +1,13 @@
 // Workers announce themselves (capabilities, concurrency) and heartbeat, so `farm status` and
 // the bot can tell whether anything online can run a job.
+import { randomUUID } from 'node:crypto';
 import { and, asc, eq, isNull, sql, type SQL } from 'drizzle-orm';
 import type { Queryable } from '../db/client.ts';
 import { workers, type JobKind } from '../db/schema.ts';
 import type { FarmContext } from './config.ts';
 import { type JobParams, type ModelAbility, modelAbilityFor, outputPixels } from './job-params.ts';
 import { DEFAULT_UPSCALE_FACTOR, UPSCALE_FACTORS, upscalerMakes } from './limits.ts';
+import { delay } from './timers.ts';
 import type { JobNeeds, WorkerCapabilities } from './types.ts';
 
 export interface WorkerRegistration {
@@ -14,6 +16,8 @@ export interface WorkerRegistration {
   pid: number;
   capabilities: WorkerCapabilities;
   concurrency: number;
+  /** This process's hold on the id (claimWorkerId); default a new random one. */
+  instance?: string;
 }
 
 export interface WorkerInfo extends WorkerRegistration {
@@ -24,8 +28,9 @@ export interface WorkerInfo extends WorkerRegistration {
   runningJobs: number;
 }
 
+/** Registers (or re-registers) a worker under its id; the row is then `worker.instance`'s. */
 export async function registerWorker(farm: FarmContext, worker: WorkerRegistration): Promise<void> {
-  const values = { ...worker, capabilities: worker.capabilities as unknown as Record<string, unknown> };
+  const values = { ...worker, instance: worker.instance ?? randomUUID(), capabilities: worker.capabilities as unknown as Record<string, unknown> };
   await farm.db.db
     .insert(workers)
     .values(values)
@@ -35,8 +40,111 @@ export async function registerWorker(farm: FarmContext, worker: WorkerRegistrati
     });
 }
 
-export async function markWorkerStopped(farm: FarmContext, workerId: string): Promise<void> {
-  await farm.db.db.update(workers).set({ stoppedAt: sql`now()` }).where(eq(workers.id, workerId));
+/** Marks a worker stopped; with `instance`, only while the row is still that process's (not a newer holder's of the id). */
+export async function markWorkerStopped(farm: FarmContext, workerId: string, instance?: string): Promise<void> {
+  await farm.db.db
+    .update(workers)
+    .set({ stoppedAt: sql`now()` })
+    .where(and(eq(workers.id, workerId), instance === undefined ? undefined : eq(workers.instance, instance)));
+}
+
+/** Who holds a worker id (the row's process). */
+export interface WorkerIdHolder {
+  host: string;
+  pid: number;
+  instance: string | null;
+  heartbeatAt: Date;
+  stoppedAt: Date | null;
+  /** Heartbeated within one lease period and not stopped. */
+  live: boolean;
+}
+
+async function holderOf(farm: FarmContext, workerId: string): Promise<WorkerIdHolder | undefined> {
+  const [row] = await farm.db.db
+    .select({
+      host: workers.host,
+      pid: workers.pid,
+      instance: workers.instance,
+      heartbeatAt: workers.heartbeatAt,
+      stoppedAt: workers.stoppedAt,
+      live: sql<boolean>`(${workers.stoppedAt} is null and ${workers.heartbeatAt} > now() - make_interval(secs => ${farm.config.leaseSeconds}))`,
+    })
+    .from(workers)
+    .where(eq(workers.id, workerId));
+  return row;
+}
+
+/** "host h, pid p" */
+export function holderText(holder: Pick<WorkerIdHolder, 'host' | 'pid'>): string {
+  return `host ${holder.host}, pid ${holder.pid}`;
+}
+
+/** Another process is running under the worker id a worker was started with. */
+export class WorkerIdInUseError extends Error {
+  constructor(
+    readonly workerId: string,
+    readonly holder: WorkerIdHolder,
+  ) {
+    super(
+      `worker id "${workerId}" is in use: the worker on ${holderText(holder)} still heartbeats under it. ` +
+        'Give each worker its own BLENDFARM_WORKER_ID (two processes under one id mark each other offline), or stop that worker first.',
+    );
+    this.name = 'WorkerIdInUseError';
+  }
+}
+
+/** Whether a process with this pid runs on this machine (EPERM: it does, as another user). */
+function processRuns(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Registers a starting worker under its id, unless another process is running under it. A row that
+ * another process heartbeated within the lease is that process's while its heartbeat goes on: on
+ * this machine a pid that no longer runs settles it at once (a crash, or a restart after kill -9);
+ * elsewhere the row is watched for two heartbeats (plus a second). A heartbeat meanwhile:
+ * WorkerIdInUseError, and nothing is written. None: the process is gone, and the id is taken over.
+ * Two workers starting at the same moment can both pass; the heartbeat (heartbeatWorker) then tells
+ * the earlier one its id was taken.
+ */
+export async function claimWorkerId(farm: FarmContext, worker: WorkerRegistration & { instance: string }, log: (line: string) => void): Promise<void> {
+  const holder = await holderOf(farm, worker.id);
+  if (holder?.live && holder.instance !== worker.instance) {
+    const sameMachine = holder.host === worker.host;
+    if (sameMachine && holder.pid === worker.pid) {
+      // An earlier worker of this same process (a restart within it): its own process decides.
+    } else if (sameMachine && !processRuns(holder.pid)) {
+      log(`taking over worker id "${worker.id}" from pid ${holder.pid} on this machine, which no longer runs (it stopped without saying so)`);
+    } else {
+      const watchMs = Math.round((2 * farm.config.heartbeatSeconds + 1) * 1000);
+      log(`worker id "${worker.id}" was in use by the worker on ${holderText(holder)} until ${Math.max(0, Math.round((Date.now() - holder.heartbeatAt.getTime()) / 1000))} s ago; watching its heartbeat for ${watchMs / 1000} s before taking the id over`);
+      await delay(watchMs);
+      const now = await holderOf(farm, worker.id);
+      if (now && now.instance === holder.instance && now.stoppedAt === null && now.heartbeatAt.getTime() > holder.heartbeatAt.getTime()) throw new WorkerIdInUseError(worker.id, now);
+      if (now && now.instance !== holder.instance && now.live) throw new WorkerIdInUseError(worker.id, now);
+      log(`taking over worker id "${worker.id}": the worker on ${holderText(holder)} ${now?.stoppedAt ? 'has stopped' : 'stopped heartbeating'}`);
+    }
+  }
+  await registerWorker(farm, worker);
+}
+
+/**
+ * A worker's heartbeat on its row. 'held': renewed. 'gone': no row (re-register). Otherwise the
+ * row is another process's (it started under the same id since): who holds it.
+ */
+export async function heartbeatWorker(farm: FarmContext, workerId: string, instance: string): Promise<'held' | 'gone' | WorkerIdHolder> {
+  const renewed = await farm.db.db
+    .update(workers)
+    .set({ heartbeatAt: sql`now()` })
+    .where(and(eq(workers.id, workerId), eq(workers.instance, instance)))
+    .returning({ id: workers.id });
+  if (renewed.length > 0) return 'held';
+  return (await holderOf(farm, workerId)) ?? 'gone';
 }
 
 /**

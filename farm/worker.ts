@@ -38,7 +38,7 @@ import { every, pruneOnce, sweepQueue } from './housekeeping.ts';
 import { claimJob, type CompletedArtifact, completeJob, completionOf, CompletionUnknownError, failAttempt, type Lease, releaseJob, renewLeases, reportProgress } from './queue.ts';
 import { isPermanentRenderError, MIME_TYPES, type Renderer, type RenderResult, userMessageOf, withResultWarnings } from './renderer.ts';
 import type { ClaimedJob, JobProgress, WorkerCapabilities } from './types.ts';
-import { markWorkerStopped, registerWorker } from './worker-registry.ts';
+import { claimWorkerId, heartbeatWorker, holderText, markWorkerStopped, registerWorker, type WorkerIdHolder } from './worker-registry.ts';
 import { jobDigest, recoverHeld, recoverSpool, Spool, type SpoolRecovery } from './spool.ts';
 import { delay, startInterval, startTimeout, type Timer } from './timers.ts';
 
@@ -50,6 +50,12 @@ export interface FarmWorkerOptions {
   /** Concurrent renders (one per GPU). Default 1. */
   concurrency?: number;
   log?: (line: string) => void;
+  /**
+   * Called once when another process has taken this worker's id since it started (it was started
+   * under the same BLENDFARM_WORKER_ID): the worker logs it and is already stopping ('finish'),
+   * so a process can end. Default: none.
+   */
+  onIdTaken?: (holder: WorkerIdHolder) => void;
 }
 
 export type StopMode = 'finish' | 'release';
@@ -131,6 +137,11 @@ class ProgressThrottle {
 export class FarmWorker {
   readonly id: string;
   readonly concurrency: number;
+  /** This process's hold on the worker id (the row's `instance`). */
+  private readonly instance = randomUUID();
+  private readonly onIdTaken: ((holder: WorkerIdHolder) => void) | undefined;
+  /** Set once another process has taken the id (heartbeat). */
+  private idTaken = false;
   readonly stats: WorkerStats = { claimed: 0, completed: 0, failedAttempts: 0, discarded: 0, released: 0, recovered: 0 };
 
   private readonly farm: FarmContext;
@@ -162,6 +173,7 @@ export class FarmWorker {
     this.concurrency = Math.max(1, options.concurrency ?? 1);
     this.queue = new PQueue({ concurrency: this.concurrency });
     this.log = options.log ?? ((line) => console.log(`[worker ${this.id}] ${line}`));
+    this.onIdTaken = options.onIdTaken;
     this.spool = this.farm.config.spoolDir ? new Spool(this.farm.config.spoolDir) : undefined;
   }
 
@@ -171,13 +183,8 @@ export class FarmWorker {
   }
 
   async start(): Promise<void> {
-    await registerWorker(this.farm, {
-      id: this.id,
-      host: os.hostname(),
-      pid: process.pid,
-      capabilities: this.capabilities,
-      concurrency: this.concurrency,
-    });
+    // Refused (WorkerIdInUseError) while another process runs under the same id.
+    await claimWorkerId(this.farm, this.registration(), this.log);
     this.unsubscribe = await onJobEvent(this.farm.db, (event) => {
       if (event.type === 'cancelled') this.abort(event.jobId, 'cancelled');
       // A job taken back may be one whose video waits in the spool: claimed from there before its
@@ -221,10 +228,37 @@ export class FarmWorker {
       }
       await this.stopPruning?.();
       await this.unsubscribe?.().catch(() => {});
-      await markWorkerStopped(this.farm, this.id).catch(() => {});
+      // Only while the row is this process's: a newer holder of the id stays online.
+      await markWorkerStopped(this.farm, this.id, this.instance).catch(() => {});
       this.log(`stopped (${this.stats.completed} completed, ${this.stats.released} handed back)`);
     })();
     return this.stopPromise;
+  }
+
+  private registration() {
+    return { id: this.id, host: os.hostname(), pid: process.pid, capabilities: this.capabilities, concurrency: this.concurrency, instance: this.instance };
+  }
+
+  /**
+   * The worker's own row: renewed, registered again if it is gone, or — when another process has
+   * taken the id since — this worker stops claiming, finishes what it runs (its leases are its
+   * own) and leaves the row to the newer process.
+   */
+  private async heartbeatRow(): Promise<void> {
+    if (this.idTaken) return;
+    const beat = await heartbeatWorker(this.farm, this.id, this.instance);
+    if (beat === 'held') return;
+    if (beat === 'gone') {
+      await registerWorker(this.farm, this.registration());
+      return;
+    }
+    this.idTaken = true;
+    this.log(
+      `another worker took this worker's id since it started (${holderText(beat)}): two processes must not share one BLENDFARM_WORKER_ID. ` +
+        'This one stops claiming jobs and stops once its running renders end; give each worker its own id.',
+    );
+    void this.stop('finish');
+    this.onIdTaken?.(beat);
   }
 
   private wake(): void {
@@ -294,6 +328,7 @@ export class FarmWorker {
       // Only jobs asked about can be judged: one claimed during the query is not in the answer.
       const asked = [...this.running.values()];
       const sent = performance.now();
+      await this.heartbeatRow();
       const held = await renewLeases(this.farm, this.id, asked.map((entry) => entry.job.leaseToken));
       for (const entry of asked) {
         if (held.has(entry.job.leaseToken)) entry.leaseUntil = sent + this.farm.config.leaseSeconds * 1000;

@@ -91,10 +91,31 @@ async function main(): Promise<void> {
     concurrency: spec.threads,
     id: workerId,
     log: lineLogger(logger),
+    // Another process was started under this id: the worker has logged it and is stopping; the
+    // process ends once it has (exit 1, so a supervisor shows it).
+    onIdTaken: () => {
+      readiness.stop();
+      closeAndExit(worker.stop('finish', graceSeconds * 1000), 1);
+    },
   });
   // Ready (/readyz) once the model is loaded: by the warm-up, one of its retries, or a job on it.
   readiness.start(renderer.warmUp && (() => renderer.warmUp!()));
   console.log(`[worker ${worker.id}] database: ${db.location}; renderer: ${spec.module}`);
+
+  /** After the worker stops: the renderer, the ops server and the database close, then the process exits. */
+  const closeAndExit = (stopping: Promise<void>, code: number): void => {
+    void stopping
+      .then(() => renderer.close())
+      .then(() => ops?.stop())
+      .then(() => db.close())
+      .then(
+        () => process.exit(code),
+        (error: unknown) => {
+          console.error(`[worker ${worker.id}] shutdown failed: ${(error as Error).message}`);
+          process.exit(1);
+        },
+      );
+  };
 
   let signals = 0;
   let last: { signal: NodeJS.Signals; at: number } | undefined;
@@ -113,17 +134,7 @@ async function main(): Promise<void> {
     readiness.stop();
     const stopping = worker.stop(signals === 1 ? 'finish' : 'release', graceSeconds * 1000);
     if (signals > 1) return;
-    void stopping
-      .then(() => renderer.close())
-      .then(() => ops?.stop())
-      .then(() => db.close())
-      .then(
-        () => process.exit(0),
-        (error: unknown) => {
-          console.error(`[worker ${worker.id}] shutdown failed: ${(error as Error).message}`);
-          process.exit(1);
-        },
-      );
+    closeAndExit(stopping, 0);
   };
   process.on('SIGTERM', shutdown);
   process.on('SIGINT', shutdown);

@@ -12,8 +12,25 @@ import { decodeFakeVideo, FakeRenderer } from '../../../farm/fake-renderer.ts';
 import { getArtifact, getJob, submitJob } from '../../../farm/jobs.ts';
 import { waitForJob } from '../../../farm/wait.ts';
 import { FarmWorker } from '../../../farm/worker.ts';
+import { registerWorker } from '../../../farm/worker-registry.ts';
 import { type Backend, BACKENDS, CHEAP_BLEND, countRows, createTestDatabase, farmContext, GENEROUS_BUDGET, type TestDatabase } from '../../helpers/db.ts';
 import { startWorkerProcess, waitForOutput, type WorkerProcess } from '../../helpers/worker-process.ts';
+
+/** The process's log messages (the msg of each JSON line), one per line. */
+function messages(child: WorkerProcess): string {
+  return child
+    .output()
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      try {
+        return String((JSON.parse(line) as { msg?: unknown }).msg ?? line);
+      } catch {
+        return line;
+      }
+    })
+    .join('\n');
+}
 
 /** A failed attempt is retried at once. */
 const NO_BACKOFF = { BLENDFARM_RETRY_BACKOFF_SECONDS: '0' };
@@ -99,6 +116,31 @@ describe('worker process on postgres', () => {
     expect(child.output()).toMatch(/SIGINT: finishing running jobs/);
     expect(child.output()).toMatch(/SIGINT again within 1 s: taken as the same request/);
     expect(child.output()).not.toMatch(/handing jobs back now/);
+  });
+
+  it('one worker id, one process: a second process under it refuses to start; a worker whose id is taken finishes its job and exits 1', async () => {
+    const job = await submitOne('postgres', ['a slow render', 'b']);
+    child = startWorkerProcess(testDb!, { id: 'twin', rendererOptions: { models: ['proc'], steps: 30, stepMs: 100 }, env: NO_BACKOFF });
+    await waitForOutput(child, new RegExp(`job ${job.id}: attempt 1 of 3 started`));
+
+    // The same configuration started again, e.g. on a second machine or a second container.
+    const second = startWorkerProcess(testDb!, { id: 'twin', rendererOptions: { models: ['proc'] } });
+    const [secondCode] = await once(second, 'exit');
+    expect(secondCode).toBe(1);
+    expect(messages(second)).toMatch(/worker id "twin" is in use: the worker on host \S+, pid \d+ still heartbeats under it\. Give each worker its own BLENDFARM_WORKER_ID/);
+    expect(second.output()).not.toMatch(/\n\s+at /); // no stack trace
+
+    // Another process takes the id over meanwhile (both started at once): the first one notices at
+    // its next heartbeat, finishes its render and exits 1, leaving the row to the newer holder.
+    const db = await testDb!.open();
+    const farm = farmContext(db);
+    await registerWorker(farm, { id: 'twin', host: 'elsewhere', pid: 7, concurrency: 1, capabilities: { models: ['proc'], maxPixels: 1 << 20, executionProvider: 'test' } });
+    const [code] = await once(child, 'exit');
+    expect(code).toBe(1);
+    expect(messages(child)).toMatch(/another worker took this worker's id since it started \(host elsewhere, pid 7\)/);
+    expect(await getJob(farm, job.id)).toMatchObject({ status: 'done', attempts: 1, workerId: 'twin' });
+    const [row] = await queryRows<{ host: string; stopped: boolean }>(db.db, sql`select host, stopped_at is not null as stopped from workers where id = 'twin'`);
+    expect(row).toEqual({ host: 'elsewhere', stopped: false });
   });
 
   it('hands the running job back at once on a second signal sent later', async () => {

@@ -1,0 +1,116 @@
+// One worker id, one process: a worker started under an id another live process heartbeats is
+// refused; a holder that stopped heartbeating (or whose pid no longer runs here) is taken over;
+// and a worker whose id another process took since it started stops without marking the newer
+// holder offline, finishing the job it was rendering.
+import { spawnSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import os from 'node:os';
+import { describe, expect, it } from 'vitest';
+import type { FarmContext } from '../../farm/config.ts';
+import { FakeRenderer } from '../../farm/fake-renderer.ts';
+import { submitJob } from '../../farm/jobs.ts';
+import { waitForJob } from '../../farm/wait.ts';
+import { FarmWorker } from '../../farm/worker.ts';
+import { heartbeatWorker, listWorkers, registerWorker, WorkerIdInUseError, type WorkerIdHolder } from '../../farm/worker-registry.ts';
+import { BACKENDS, CHEAP_BLEND, GENEROUS_BUDGET } from '../helpers/db.ts';
+import { useTestFarm } from '../helpers/farm.ts';
+
+const CAPS = { models: ['idm'], maxPixels: 1024 * 1024, executionProvider: 'test' };
+
+describe.each(BACKENDS)('worker ids on %s', (backend) => {
+  let farm: FarmContext;
+  useTestFarm(backend, { budget: GENEROUS_BUDGET }, (t) => {
+    farm = t.farm;
+  });
+
+  function worker(id: string, lines: string[], options: { stepMs?: number; onIdTaken?: (holder: WorkerIdHolder) => void } = {}) {
+    const renderer = new FakeRenderer({ models: [`model-${id}`], maxPixels: 1024 * 1024, steps: 5, stepMs: options.stepMs ?? 1 });
+    return new FarmWorker({ farm, renderer, id, log: (line) => lines.push(line), onIdTaken: options.onIdTaken });
+  }
+
+  /** Another machine's live worker under `id`: its row, heartbeated as its process would. */
+  async function remoteWorker(id: string): Promise<{ instance: string; stop: () => void }> {
+    const instance = randomUUID();
+    await registerWorker(farm, { id, host: 'other-machine', pid: 4242, capabilities: CAPS, concurrency: 1, instance });
+    const beat = setInterval(() => void heartbeatWorker(farm, id, instance), farm.config.heartbeatSeconds * 1000);
+    return { instance, stop: () => clearInterval(beat) };
+  }
+
+  async function row(id: string) {
+    return (await listWorkers(farm)).find((w) => w.id === id);
+  }
+
+  it('refuses to start under an id another machine’s worker still heartbeats, and writes nothing', async () => {
+    const remote = await remoteWorker('gpu-shared');
+    const lines: string[] = [];
+    try {
+      const error = await worker('gpu-shared', lines)
+        .start()
+        .then(() => undefined, (e: unknown) => e);
+      expect(error).toBeInstanceOf(WorkerIdInUseError);
+      expect((error as Error).message).toBe(
+        'worker id "gpu-shared" is in use: the worker on host other-machine, pid 4242 still heartbeats under it. ' +
+          'Give each worker its own BLENDFARM_WORKER_ID (two processes under one id mark each other offline), or stop that worker first.',
+      );
+      expect(lines.join('\n')).toMatch(/worker id "gpu-shared" was in use by the worker on host other-machine, pid 4242 until \d+ s ago; watching its heartbeat for 1\.5 s/);
+      const held = await row('gpu-shared');
+      expect(held).toMatchObject({ host: 'other-machine', pid: 4242, online: true, capabilities: { models: ['idm'] } });
+    } finally {
+      remote.stop();
+    }
+  });
+
+  it('takes over an id whose holder on another machine stopped heartbeating without saying so', async () => {
+    const remote = await remoteWorker('gpu-crashed');
+    remote.stop(); // the machine died: its row is still fresh, but nothing renews it
+    const lines: string[] = [];
+    const w = worker('gpu-crashed', lines);
+    await w.start();
+    try {
+      expect(lines.some((l) => l.includes('taking over worker id "gpu-crashed": the worker on host other-machine, pid 4242 stopped heartbeating'))).toBe(true);
+      expect(await row('gpu-crashed')).toMatchObject({ host: os.hostname(), pid: process.pid, online: true, capabilities: { models: ['model-gpu-crashed'] } });
+    } finally {
+      await w.stop();
+    }
+  });
+
+  it('takes over at once an id held by a pid of this machine that no longer runs (a restart after a crash)', async () => {
+    const deadPid = spawnSync(process.execPath, ['-e', '0']).pid!;
+    await registerWorker(farm, { id: 'gpu-restarted', host: os.hostname(), pid: deadPid, capabilities: CAPS, concurrency: 1, instance: randomUUID() });
+    const lines: string[] = [];
+    const w = worker('gpu-restarted', lines);
+    await w.start();
+    try {
+      // Settled by the pid, without watching the heartbeat.
+      expect(lines.some((l) => l.includes('watching its heartbeat'))).toBe(false);
+      expect(lines.some((l) => l.includes(`taking over worker id "gpu-restarted" from pid ${deadPid} on this machine, which no longer runs`))).toBe(true);
+      expect(await row('gpu-restarted')).toMatchObject({ pid: process.pid, online: true });
+    } finally {
+      await w.stop();
+    }
+  });
+
+  it('a worker whose id another process took stops claiming, finishes its render, and leaves the newer holder online', async () => {
+    const lines: string[] = [];
+    let taken: WorkerIdHolder | undefined;
+    const w = worker('gpu-dup', lines, { stepMs: 300, onIdTaken: (holder) => (taken = holder) });
+    await w.start();
+    const job = await submitJob(farm, { kind: 'blend', userId: 'dup-user', params: { ...CHEAP_BLEND, model: 'model-gpu-dup' } });
+    await expect.poll(() => w.runningJobIds, { timeout: 10_000 }).toEqual([job.id]);
+
+    // A second process is started under the same id (a copied configuration) while it renders.
+    const remote = await remoteWorker('gpu-dup');
+    try {
+      await expect.poll(() => taken, { timeout: 10_000 }).toMatchObject({ host: 'other-machine', pid: 4242, instance: remote.instance });
+      expect(lines.some((l) => l.startsWith("another worker took this worker's id since it started (host other-machine, pid 4242)"))).toBe(true);
+      // Its render is finished (its lease is its own), then it stops.
+      const done = await waitForJob(farm, job.id, { timeoutMs: 20_000 });
+      expect(done.status).toBe('done');
+      await w.stop();
+      // The newer holder is still online: the stopping worker did not mark the row stopped.
+      expect(await row('gpu-dup')).toMatchObject({ host: 'other-machine', online: true, stoppedAt: null });
+    } finally {
+      remote.stop();
+    }
+  });
+});
