@@ -85,6 +85,19 @@ export async function setStatusPageVisibility(farm: FarmContext, guildId: string
     });
 }
 
+/**
+ * A server's status-page visibility as stored by setStatusPageVisibility; `isDefault`: it never set
+ * one (no row, or no visibility in its settings), so it is 'private', the default.
+ */
+export async function getStatusPageVisibility(farm: FarmContext, guildId: string): Promise<{ visibility: 'public' | 'private'; isDefault: boolean }> {
+  const [row] = await farm.db.db
+    .select({ value: sql<string | null>`${guilds.settings} ->> ${STATUS_PAGE_KEY}` })
+    .from(guilds)
+    .where(eq(guilds.id, guildId));
+  const value = row?.value ?? null;
+  return { visibility: value === 'public' ? 'public' : 'private', isDefault: value !== 'public' && value !== 'private' };
+}
+
 async function publicGuilds(farm: FarmContext, ids: string[]): Promise<Set<string>> {
   if (ids.length === 0) return new Set();
   const rows = await farm.db.db

@@ -4,8 +4,11 @@
 import fs from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
+import { asc, eq } from 'drizzle-orm';
 import { loadConfig, loadDotEnv } from '../../config/index.ts';
 import { describeDbError, isConnectionError } from '../../db/errors.ts';
+import { jobs } from '../../db/schema.ts';
+import { getStatusPageVisibility } from '../../farm/activity.ts';
 import {
   type Artifact,
   type FarmContext,
@@ -46,6 +49,7 @@ import {
   startLocalWorkers,
   submitFollowUp,
   submitJob,
+  TERMINAL_STATUSES,
   UPSCALE_FACTORS,
   waitForJob,
   workerToJson,
@@ -53,6 +57,9 @@ import {
 import { choiceOption, numberOption, outputFile, runCli, UsageError } from '../cli-kit.ts';
 import { writeWhole } from '../../engine/index.ts';
 import { loadRenderer, rendererSpecFrom } from '../worker/load-renderer.ts';
+
+/** Exit status of a --wait whose --timeout ran out (as coreutils' timeout): the job goes on. */
+export const EXIT_TIMED_OUT = 124;
 
 export const USAGE = `Usage: npm run farm -- <command> [options]
 
@@ -65,23 +72,31 @@ Commands:
                                                 have (status --json lists them), default the best the worker has
   submit extend "next prompt" --parent JOB --user ID
   status [--json]                               queue, running jobs, workers online
-  show JOB [--json]                             one job
+  show JOB [--json]                             one job: parameters, attempts, times, GPU time, error, video
   budget --user ID [--guild ID] [--grant N] [--note TEXT] [--json]
                                                 shows (and grants); never applies a due refill
   cancel JOB [--json]                           refunds what was not used
   retry JOB [--json]                            requeues a failed or cancelled job
-  fetch JOB --out FILE                          saves a finished job's video
+  fetch JOB --out FILE [--json]                 saves a finished job's video
   prune [--dry-run] [--json]                    deletes old videos and jobs (BLENDFARM_RETENTION_* settings)
-  guild GUILD status-page public|private [--json]
-                                                shows (or hides) the server's prompts on the public status page
+  guild GUILD status-page [public|private] [--json]
+                                                shows (or hides) the server's prompts on the public status page;
+                                                without public|private, says which it is now (private by default)
 
 Render options: --negative TEXT, --seed N (once per prompt), --duration SECONDS, --fps N,
   --size WxH (or --width N --height N), --steps N, --quality ${Object.keys(QUALITY_PRESETS).join('|')},
   --branches N, --depth ${LIMITS.depthStrength.min}..${LIMITS.depthStrength.max}, --guidance X, --model ID, --format ${JOB_VIDEO_FORMATS.join('|')}, --guild ID
   (ranges: farm/limits.ts; the farm refuses values outside them with the reason)
 --wait: wait for the job to finish (with the embedded database it renders in this process,
-  using BLENDFARM_RENDERER); --timeout SECONDS limits the wait.
-Exit status: 0 done, 1 refused or the job failed/was cancelled, 2 bad command line.`;
+  using BLENDFARM_RENDERER); --timeout SECONDS limits the wait. A wait that times out leaves
+  the job queued or running (with the embedded database it goes back to the queue).
+--json: every answer on stdout is JSON, errors included: {"error": {"code", "message", ...}}.
+Exit status:
+  0    done (with --wait: the job finished)
+  1    the farm refused (no such job, over budget, invalid parameters, ...), the database
+       failed, or (with --wait) the job failed or was cancelled
+  2    bad command line (usage)
+  ${EXIT_TIMED_OUT}  --wait --timeout ran out before the job finished (the job goes on)`;
 
 export interface CliIo {
   stdout?: (text: string) => void;
@@ -179,6 +194,89 @@ function describeJob(job: Job): string {
     ` prompts=${JSON.stringify(job.params.prompts)}`;
 }
 
+/** A job that started from another (its parent), as `show` lists it. */
+type FollowUp = Pick<Job, 'id' | 'kind' | 'status'>;
+
+/** The jobs started from `jobId` (reroll, upscale, extend, vary), oldest first, at most 50. */
+async function followUpsOf(farm: FarmContext, jobId: number): Promise<FollowUp[]> {
+  return farm.db.db.select({ id: jobs.id, kind: jobs.kind, status: jobs.status }).from(jobs).where(eq(jobs.parentJobId, jobId)).orderBy(asc(jobs.id)).limit(50);
+}
+
+const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
+const gpuSeconds = (value: number): string => `${Number(value.toFixed(3))} GPU-seconds`;
+
+/**
+ * `show` in text: one aligned "key: value" line per thing the job has (absent values left out):
+ * who asked for it, its parameters, attempts, worker and progress, times, GPU time, the error in
+ * full (and the owner's line when it differs), its video and how to fetch it, its parent and follow-ups.
+ */
+function jobDetails(job: Job, artifact: Artifact | undefined, parent: FollowUp | undefined, followUps: FollowUp[]): string {
+  const p = job.params;
+  const rows: Array<[string, string | number | null | undefined]> = [
+    ['job', job.id],
+    ['kind', job.kind],
+    ['status', job.status],
+    ['user', job.userId],
+    ['guild', job.guildId],
+    ['channel', job.channelId],
+    ['model', job.model],
+  ];
+  (p.prompts ?? []).forEach((prompt, i) => {
+    const seed = p.seeds?.[i];
+    rows.push([`prompt ${i + 1}`, `${JSON.stringify(prompt)}${seed !== undefined ? ` (seed ${seed})` : ''}`]);
+  });
+  if (p.negativePrompt) rows.push(['negative', JSON.stringify(p.negativePrompt)]);
+  if (p.images?.length) rows.push(['pictures', p.images.map((image) => `prompt ${image.index + 1} at strength ${image.strength}`).join(', ')]);
+  if (p.inpaint) rows.push(['inpaint', `mask ${p.inpaint.mask}`]);
+  if (p.variation) rows.push(['variation', `${p.variation.variations} variations, ${p.variation.intermediate} intermediate frames, noise shift ${p.variation.noiseShift}`]);
+  if (p.width !== undefined && p.height !== undefined) {
+    const factor = job.kind === 'upscale' ? (p.upscaleFactor ?? DEFAULT_UPSCALE_FACTOR) : undefined;
+    rows.push(['size', factor === undefined ? `${p.width}x${p.height}` : `${p.width}x${p.height}, upscaled ${factor}x to ${p.width * factor}x${p.height * factor}`]);
+  }
+  if (job.kind === 'upscale') rows.push(['upscaler', p.upscaler ?? 'the best the worker has for the factor']);
+  rows.push(
+    ['duration', p.durationSeconds !== undefined ? `${p.durationSeconds} s per transition` : undefined],
+    ['fps', p.fps],
+    ['steps', p.steps],
+    ['branches', p.maxBranches],
+    ['depth', p.depthStrength],
+    ['guidance', p.guidance],
+    ['format', p.format],
+    ['max bytes', p.maxBytes],
+    ['attempts', `${job.attempts}/${job.maxAttempts}`],
+    ['worker', job.workerId ? `${job.workerId}${job.status === 'running' && job.leaseExpiresAt ? ` (lease until ${job.leaseExpiresAt.toISOString()})` : ''}` : undefined],
+    ['progress', job.progress ? `${Math.round(job.progress.fraction * 100)}% ${job.progress.stage}${job.progress.message ? ` (${job.progress.message})` : ''}` : undefined],
+    ['created', job.createdAt.toISOString()],
+    ['started', job.startedAt ? `${job.startedAt.toISOString()} (after ${seconds(job.startedAt.getTime() - job.createdAt.getTime())} queued)` : undefined],
+    [
+      'finished',
+      job.finishedAt
+        ? `${job.finishedAt.toISOString()} (${job.startedAt ? `ran ${seconds(job.finishedAt.getTime() - job.startedAt.getTime())}, ` : ''}${seconds(job.finishedAt.getTime() - job.createdAt.getTime())} in all)`
+        : undefined,
+    ],
+    ['delivered', job.deliveredAt?.toISOString()],
+    ['reserved', gpuSeconds(job.reservedGpuSeconds)],
+    ['spent', job.spentGpuSeconds === null ? undefined : gpuSeconds(job.spentGpuSeconds)],
+    ['charged', job.chargedGpuSeconds === null ? undefined : gpuSeconds(job.chargedGpuSeconds)],
+    ['error', job.error],
+    ['user error', job.userError && job.userError !== job.error ? job.userError : undefined],
+  );
+  if (artifact) {
+    rows.push(['video', `${artifact.sizeBytes} bytes, ${artifact.mime} (${artifact.format})`]);
+    rows.push(['fetch', `npm run farm -- fetch ${job.id} --out job-${job.id}.${artifact.format}`]);
+  } else if (job.status === 'done') {
+    rows.push(['video', 'none stored (prune deletes old videos)']);
+  }
+  for (const warning of resultWarnings(artifact?.meta)) rows.push(['warning', warning]);
+  if (job.parentJobId !== null) rows.push(['parent', parent ? `job ${parent.id} (${parent.kind}, ${parent.status})` : `job ${job.parentJobId} (deleted)`]);
+  if (followUps.length > 0) rows.push(['follow-ups', followUps.map((f) => `job ${f.id} (${f.kind}, ${f.status})`).join(', ')]);
+
+  const shown = rows.filter((row): row is [string, string | number] => row[1] !== undefined && row[1] !== null && row[1] !== '');
+  const width = Math.max(...shown.map(([key]) => key.length)) + 1;
+  // One line per item: a value's own line breaks (a multi-line error) are indented under it.
+  return shown.map(([key, value]) => `${`${key}:`.padEnd(width)} ${String(value).replace(/\n/g, `\n${' '.repeat(width + 1)}`)}`).join('\n');
+}
+
 /** The warnings stored with a result (a prompt the engine cut, …), one line each after a newline; '' when none. */
 function warningLines(artifact: Artifact | undefined): string {
   return resultWarnings(artifact?.meta).map((w) => `\nwarning: ${w}`).join('');
@@ -199,26 +297,44 @@ function failureMessage(error: unknown): string {
   return `The database refused the request: ${describeDbError(error)}`;
 }
 
+/** Whether `argv` asks for --json (before any "--"), read without parsing it: for answers before, or instead of, parseArgs. */
+function jsonRequested(argv: readonly string[]): boolean {
+  const end = argv.indexOf('--');
+  return (end < 0 ? argv : argv.slice(0, end)).includes('--json');
+}
+
 /** The farm CLI on `argv`, in this process; returns the exit status. */
 export async function farmCli(argv: string[], io: CliIo = {}): Promise<number> {
   const out = io.stdout ?? ((text: string) => process.stdout.write(`${text}\n`));
   const err = io.stderr ?? ((text: string) => process.stderr.write(`${text}\n`));
   const env = io.env ?? process.env;
 
+  // With --json every answer is JSON on stdout, a bad command line's too (the shape of the farm's errors, code "usage").
+  const usageError = (message: string, asJson: boolean): number => {
+    if (asJson) out(JSON.stringify({ error: { code: 'usage', message } }, null, 2));
+    else err(`${message}\nRun \`npm run farm -- --help\` for usage.`);
+    return 2;
+  };
   let parsed: { values: Values; positionals: string[] };
   try {
     parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
   } catch (error) {
+    if (jsonRequested(argv)) return usageError((error as Error).message, true);
     err(`${(error as Error).message}\n\n${USAGE}`);
     return 2;
   }
   const { values, positionals } = parsed;
   const [command, ...rest] = positionals;
+  const json = values.json === true;
   if (values.help || !command) {
-    (command || values.help ? out : err)(USAGE);
+    if (json) {
+      if (values.help) out(JSON.stringify({ usage: USAGE }, null, 2));
+      else usageError('A command is needed: submit, status, show, budget, cancel, retry, fetch, prune or guild.', true);
+    } else {
+      (command || values.help ? out : err)(USAGE);
+    }
     return values.help ? 0 : 2;
   }
-  const json = values.json === true;
   const print = (human: string, data: unknown): void => out(json ? JSON.stringify(data, null, 2) : human);
 
   let db: FarmDb | undefined = io.db;
@@ -279,18 +395,41 @@ export async function farmCli(argv: string[], io: CliIo = {}): Promise<number> {
           err(`Queued job ${job.id}; waiting for a worker...`);
         }
         const timeout = values.timeout === undefined ? undefined : numberOption('timeout', values.timeout, { min: 0 });
-        const finished = await waitForJob(farm, job.id, {
-          timeoutMs: timeout === undefined ? undefined : timeout * 1000,
-          onEvent: (event) => {
-            if (json) return;
-            if (event.type !== 'progress' && event.type !== 'retrying') return err(`job ${job.id}: ${event.type}`);
-            // Events carry ids only: the progress and the error are in the row.
-            void getJob(farm, job.id).then((row) => {
-              if (event.type === 'progress' && row?.progress) err(`job ${job.id}: ${Math.round(row.progress.fraction * 100)}% ${row.progress.stage}`);
-              else if (event.type === 'retrying') err(`job ${job.id}: retrying${row?.error ? ` (${row.error})` : ''}`);
-            }, () => {});
-          },
-        });
+        let finished: Job;
+        try {
+          finished = await waitForJob(farm, job.id, {
+            timeoutMs: timeout === undefined ? undefined : timeout * 1000,
+            onEvent: (event) => {
+              if (json) return;
+              if (event.type !== 'progress' && event.type !== 'retrying') return err(`job ${job.id}: ${event.type}`);
+              // Events carry ids only: the progress and the error are in the row.
+              void getJob(farm, job.id).then((row) => {
+                if (event.type === 'progress' && row?.progress) err(`job ${job.id}: ${Math.round(row.progress.fraction * 100)}% ${row.progress.stage}`);
+                else if (event.type === 'retrying') err(`job ${job.id}: retrying${row?.error ? ` (${row.error})` : ''}`);
+              }, () => {});
+            },
+          });
+        } catch (error) {
+          // The --timeout ran out when the job has not ended: the wait stops, not the job (its own exit status).
+          if (timeout === undefined) throw error;
+          // Rendered here (embedded database): hand the job back to the queue before saying where it is.
+          const renderedHere = localWorkers !== undefined;
+          await localWorkers?.stop('release').catch(() => {});
+          localWorkers = undefined;
+          const row = await getJob(farm, job.id).catch(() => undefined);
+          if (!row || (TERMINAL_STATUSES as readonly string[]).includes(row.status)) throw error;
+          const goesOn = renderedHere
+            ? 'this process stopped rendering it and it waits in the queue for a worker on this database (npm start)'
+            : row.status === 'queued'
+              ? 'it keeps its place in the queue'
+              : 'it goes on rendering';
+          const message =
+            `Job ${row.id} is still ${row.status} after waiting ${timeout} s; only the wait stopped: ${goesOn}. ` +
+            `\`npm run farm -- show ${row.id}\` to follow it (\`npm run farm -- cancel ${row.id}\` if it is no longer wanted).`;
+          if (json) out(JSON.stringify({ error: { code: 'timed_out', message }, job: jobToJson(row) }, null, 2));
+          else err(message);
+          return EXIT_TIMED_OUT;
+        }
         const artifact = await getArtifact(farm, finished.id);
         const human =
           finished.status === 'done'
@@ -329,7 +468,12 @@ export async function farmCli(argv: string[], io: CliIo = {}): Promise<number> {
         const job = await getJob(farm, id);
         if (!job) throw new FarmError('not_found', `There is no job ${id}.`);
         const artifact = await getArtifact(farm, id);
-        print(`${describeJob(job)}${warningLines(artifact)}`, { job: jobToJson(job), artifact: artifactToJson(artifact) });
+        if (json) {
+          print('', { job: jobToJson(job), artifact: artifactToJson(artifact) });
+          return 0;
+        }
+        const parentJob = job.parentJobId === null ? undefined : await getJob(farm, job.parentJobId);
+        out(jobDetails(job, artifact, parentJob, await followUpsOf(farm, id)));
         return 0;
       }
 
@@ -392,13 +536,24 @@ export async function farmCli(argv: string[], io: CliIo = {}): Promise<number> {
       }
 
       case 'guild': {
-        // Exactly: guild GUILD status-page public|private, with --json as the only flag.
-        const usage = 'guild needs a server id, then `status-page public` or `status-page private`, e.g. `npm run farm -- guild 123456789012345678 status-page public`.';
+        // Exactly: guild GUILD status-page [public|private], with --json as the only flag.
+        const usage =
+          'guild needs a server id, then `status-page` (shows the setting), `status-page public` or `status-page private`, e.g. `npm run farm -- guild 123456789012345678 status-page public`.';
         const [guildId, setting, visibility, ...extra] = rest;
         const flags = Object.keys(values).filter((flag) => flag !== 'json');
         if (flags.length > 0) throw new UsageError(`guild takes no --${flags[0]} (only --json). ${usage}`);
         if (guildId === undefined || setting !== 'status-page' || extra.length > 0) throw new UsageError(usage);
-        if (visibility !== 'public' && visibility !== 'private') throw new UsageError(`status-page is public or private (got "${visibility ?? ''}"). ${usage}`);
+        if (visibility === undefined) {
+          checkId('guild id', guildId);
+          const current = await getStatusPageVisibility(farm, guildId);
+          const what =
+            current.visibility === 'public'
+              ? 'public: its prompts (and errors) show on the public status page.'
+              : `private${current.isDefault ? ' (the default: never set)' : ''}: its prompts are hidden from the public status page (operators with the token still see them).`;
+          print(`Server ${guildId}: status page ${what}`, { guildId, statusPage: current.visibility, default: current.isDefault });
+          return 0;
+        }
+        if (visibility !== 'public' && visibility !== 'private') throw new UsageError(`status-page is public or private (got "${visibility}"). ${usage}`);
         const statusPage = visibility;
         checkId('guild id', guildId);
         await setStatusPageVisibility(farm, guildId, statusPage);
@@ -413,10 +568,7 @@ export async function farmCli(argv: string[], io: CliIo = {}): Promise<number> {
     }
     return 2;
   } catch (error) {
-    if (error instanceof UsageError) {
-      err(`${error.message}\nRun \`npm run farm -- --help\` for usage.`);
-      return 2;
-    }
+    if (error instanceof UsageError) return usageError(error.message, json);
     const code = error instanceof FarmError ? error.code : error instanceof JobParamsError ? 'invalid_params' : 'error';
     const details = error instanceof FarmError ? error.details() : error instanceof JobParamsError ? { issues: error.issues } : {};
     const message = code === 'error' ? failureMessage(error) : (error as Error).message;
@@ -432,8 +584,16 @@ export async function farmCli(argv: string[], io: CliIo = {}): Promise<number> {
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   // The settings in .env, as npm start and npm run worker read them: the same farm, not a fresh PGlite.
-  await runCli(() => {
-    loadDotEnv();
-    return farmCli(process.argv.slice(2));
+  await runCli(async () => {
+    const argv = process.argv.slice(2);
+    try {
+      loadDotEnv();
+    } catch (error) {
+      // A .env that cannot be read: with --json, said in JSON like every other error.
+      if (!jsonRequested(argv)) throw error;
+      process.stdout.write(`${JSON.stringify({ error: { code: 'error', message: (error as Error).message } }, null, 2)}\n`);
+      return 1;
+    }
+    return farmCli(argv);
   });
 }

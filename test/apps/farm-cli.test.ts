@@ -1,18 +1,19 @@
 // The operator CLI, run in-process against both back ends: --json shapes (documented in
 // farm/README.md), exit codes, and --wait (on PGlite it renders in the same process).
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sql } from 'drizzle-orm';
 import { describe, expect, it } from 'vitest';
 import { type FarmDb, queryRows } from '../../db/client.ts';
 import { farmCli, USAGE } from '../../apps/farm-cli/main.ts';
 import { UPSCALE_FACTORS } from '../../farm/limits.ts';
-import { loadConfig } from '../../config/index.ts';
+import { loadConfig, settings } from '../../config/index.ts';
 import { farmConfigFrom } from '../../farm/config.ts';
 import { farmActivity } from '../../farm/activity.ts';
 import { FAKE_WARNING, FakeRenderer } from '../../farm/fake-renderer.ts';
 import { updateGuildSettings } from '../../farm/guilds.ts';
 import { FarmWorker } from '../../farm/worker.ts';
+import { runTool } from '../helpers/cli.ts';
 import { BACKENDS } from '../helpers/db.ts';
 import { useTestFarm } from '../helpers/farm.ts';
 import { useTempDir } from '../helpers/temp-dir.ts';
@@ -92,7 +93,8 @@ describe.each(BACKENDS)('farm CLI on %s', (backend) => {
     expect(lines[0]).toMatch(/^Job (\d+) done: /);
     expect(lines.slice(1)).toEqual([`warning: ${FAKE_WARNING}`]);
     const id = /^Job (\d+)/.exec(lines[0])![1];
-    expect((await cli('show', id)).stdout.split('\n').slice(1)).toEqual([`warning: ${FAKE_WARNING}`]);
+    // Aligned with the other keys in show's block.
+    expect((await cli('show', id)).stdout.split('\n').filter((line) => line.startsWith('warning:')).map((line) => line.replace(/^warning: +/, 'warning: '))).toEqual([`warning: ${FAKE_WARNING}`]);
     // A result without warnings prints none.
     const quiet = await cli('show', String((await cli('submit', 'blend', 'x', 'y', '--user', 'op-warn', '--json')).json.job.id));
     expect(quiet.stdout).not.toContain('warning:');
@@ -223,7 +225,6 @@ describe.each(BACKENDS)('farm CLI on %s', (backend) => {
     // Strict: exactly one setting and one value, no other flags; the server id follows the farm's id rule.
     for (const argv of [
       ['guild', 'g-cli'],
-      ['guild', 'g-cli', 'status-page'],
       ['guild', 'g-cli', 'status-page', 'open'],
       ['guild', 'g-cli', 'status-page', 'public', 'now'],
       ['guild', 'g-cli', 'budget', 'public'],
@@ -237,6 +238,158 @@ describe.each(BACKENDS)('farm CLI on %s', (backend) => {
     expect(badId.code).toBe(1);
     expect(badId.json.error).toMatchObject({ code: 'invalid_params', field: 'guild id' });
     expect((await publicJob())?.prompts).toBeUndefined();
+  });
+
+  it('show prints the job as an aligned key: value block: owner, parameters, attempts, times, GPU time, video, parent and follow-ups', async () => {
+    const worker = backend === 'postgres' ? new FarmWorker({ farm: { db, config: farmConfigFrom(loadConfig(ENV)) }, renderer: new FakeRenderer({ models: ['demo'], stepMs: 5 }), log: () => {} }) : undefined;
+    await worker?.start();
+    const done = await cli('submit', 'blend', 'a red fox', 'a blue whale', '--user', 'op-show', '--guild', 'g-show', '--negative', 'blurry', '--seed', '7', '--seed', '8', '--size', '256x128', '--quality', 'draft', '--fps', '8', '--wait', '--timeout', '30', '--json');
+    await worker?.stop();
+    expect(done.json.job.status).toBe('done');
+    const id = done.json.job.id as number;
+    const reroll = (await cli('submit', 'reroll', '--parent', String(id), '--user', 'op-show', '--json')).json.job;
+
+    const shown = await cli('show', String(id));
+    expect([shown.code, shown.stderr]).toEqual([0, '']);
+    const lines = shown.stdout.split('\n');
+    // Aligned: every value starts in the same column.
+    const column = lines[0].indexOf(String(id));
+    for (const line of lines) expect(line, line).toMatch(new RegExp(`^[a-z0-9 -]+: *\\S.*$`));
+    for (const line of lines) expect(line.slice(0, column).trimEnd().endsWith(':') && line[column] !== ' ', line).toBe(true);
+    const value = (key: string) => lines.find((line) => line.startsWith(`${key}:`))?.slice(column);
+    expect(value('job')).toBe(String(id));
+    expect(value('kind')).toBe('blend');
+    expect(value('status')).toBe('done');
+    expect(value('user')).toBe('op-show');
+    expect(value('guild')).toBe('g-show');
+    expect(value('model')).toBe('demo');
+    expect(value('prompt 1')).toBe('"a red fox" (seed 7)');
+    expect(value('prompt 2')).toBe('"a blue whale" (seed 8)');
+    expect(value('negative')).toBe('"blurry"');
+    expect(value('size')).toBe('256x128');
+    expect(value('fps')).toBe('8');
+    expect(value('steps')).toBe(String(done.json.job.params.steps));
+    expect(value('duration')).toBe(`${done.json.job.params.durationSeconds} s per transition`);
+    expect(value('format')).toBe('mp4');
+    expect(value('attempts')).toBe('1/3');
+    expect(value('worker')).toBe(done.json.job.workerId);
+    expect(value('progress')).toMatch(/^100% /);
+    expect(value('created')).toBe(done.json.job.createdAt);
+    expect(value('started')).toMatch(new RegExp(`^${done.json.job.startedAt} \\(after \\d+\\.\\d s queued\\)$`));
+    expect(value('finished')).toMatch(new RegExp(`^${done.json.job.finishedAt} \\(ran \\d+\\.\\d s, \\d+\\.\\d s in all\\)$`));
+    expect(value('reserved')).toBe(`${done.json.job.reservedGpuSeconds} GPU-seconds`);
+    expect(value('spent')).toMatch(/^[\d.]+ GPU-seconds$/);
+    expect(value('charged')).toMatch(/^[\d.]+ GPU-seconds$/);
+    expect(value('video')).toBe(`${done.json.artifact.sizeBytes} bytes, video/mp4 (mp4)`);
+    expect(value('fetch')).toBe(`npm run farm -- fetch ${id} --out job-${id}.mp4`);
+    expect(value('follow-ups')).toBe(`job ${reroll.id} (reroll, ${reroll.status})`);
+    // Absent values are left out: no error, no parent, no delivery.
+    expect(value('error') ?? value('parent') ?? value('delivered') ?? value('user error')).toBeUndefined();
+
+    // The follow-up names its parent; the full error for operators, and the owner's line apart when it differs.
+    await db.db.execute(sql`update jobs set status = 'failed', error = ${'worker w-1: onnxruntime exploded\nat line 2'}, user_error = 'The render failed; try again.' where id = ${reroll.id}`);
+    const child = (await cli('show', String(reroll.id))).stdout.split('\n');
+    const at = child[0].indexOf(String(reroll.id));
+    const childValue = (key: string) => child.find((line) => line.startsWith(`${key}:`))?.slice(at);
+    expect(childValue('parent')).toBe(`job ${id} (blend, done)`);
+    expect(childValue('status')).toBe('failed');
+    expect(childValue('error')).toBe('worker w-1: onnxruntime exploded');
+    expect(child[child.findIndex((line) => line.startsWith('error:')) + 1]).toBe(`${' '.repeat(at)}at line 2`);
+    expect(childValue('user error')).toBe('The render failed; try again.');
+    expect(childValue('video')).toBeUndefined();
+
+    // --json is as it was.
+    const json = await cli('show', String(id), '--json');
+    expect(Object.keys(json.json)).toEqual(['job', 'artifact']);
+    expect(Object.keys(json.json.job).sort()).toEqual(JOB_KEYS);
+  });
+
+  it('with --json answers usage errors in JSON on stdout too (exit 2), for every command; text mode unchanged', async () => {
+    for (const [argv, message] of [
+      [['show', 'abc'], 'show needs a job id'],
+      [['show'], 'show needs a job id'],
+      [['cancel', 'x'], 'cancel needs a job id'],
+      [['retry'], 'retry needs a job id'],
+      [['fetch', '1'], 'fetch needs --out FILE.'],
+      [['fetch', '1', '--out', '/nonexistent-folder-bf/x.mp4'], 'there is no folder /nonexistent-folder-bf'],
+      [['submit', 'blend', 'a', 'b'], 'submit needs --user ID'],
+      [['submit', 'blend', 'a', 'b', '--user', 'u', '--fps', 'fast'], '--fps must be a whole number, got "fast"'],
+      [['submit', 'reroll', '--user', 'u'], 'submit reroll needs --parent JOB'],
+      [['budget'], 'budget needs --user ID.'],
+      [['guild', 'g-json', 'status-page', 'open'], 'status-page is public or private (got "open")'],
+      [['frobnicate'], 'Unknown command "frobnicate"'],
+      [['status', '--bogus'], "Unknown option '--bogus'"],
+      [[], 'A command is needed'],
+    ] as Array<[string[], string]>) {
+      const r = await cli(...argv, '--json');
+      expect([r.code, r.stderr], argv.join(' ')).toEqual([2, '']);
+      expect(Object.keys(r.json), argv.join(' ')).toEqual(['error']);
+      expect(r.json.error.code).toBe('usage');
+      expect(r.json.error.message, argv.join(' ')).toContain(message);
+    }
+    // Text mode: on stderr with the pointer to --help, nothing on stdout.
+    const text = await cli('show', 'abc');
+    expect([text.code, text.stdout]).toEqual([2, '']);
+    expect(text.stderr).toContain('show needs a job id: a whole number from 1 to 9007199254740991 (got "abc")');
+    expect(text.stderr).toContain('Run `npm run farm -- --help` for usage.');
+    // --help with --json: the usage text in JSON.
+    const help = await cli('--help', '--json');
+    expect([help.code, help.json]).toEqual([0, { usage: USAGE }]);
+    expect(USAGE).toContain('fetch JOB --out FILE [--json]');
+    // A refusal of the farm stays exit 1, in JSON.
+    const missing = await cli('show', '999999', '--json');
+    expect([missing.code, missing.json]).toEqual([1, { error: { code: 'not_found', message: 'There is no job 999999.' } }]);
+  });
+
+  it('a --wait whose --timeout runs out exits 124 (not 1 like a failed job), says the job goes on and how to follow it', async () => {
+    expect(USAGE).toMatch(/Exit status:\n\s+0 +done/);
+    expect(USAGE).toMatch(/\n\s+1 +the farm refused .*\n.*the job failed or was cancelled/);
+    expect(USAGE).toMatch(/\n\s+2 +bad command line/);
+    expect(USAGE).toMatch(/\n\s+124 +--wait --timeout ran out before the job finished \(the job goes on\)/);
+    // Postgres: no worker runs, the job stays queued. PGlite: this process renders it, 200 ms a step, and hands it back.
+    const waited = await cli('submit', 'blend', '[fake ms=200] a slow kite', 'a cloud', '--user', 'op-timeout', '--quality', 'draft', '--wait', '--timeout', '0.3');
+    expect([waited.code, waited.stdout]).toEqual([124, '']);
+    const id = /Job (\d+) is still (queued|running) after waiting 0\.3 s; only the wait stopped/.exec(waited.stderr)?.[1];
+    expect(id, waited.stderr).toBeDefined();
+    expect(waited.stderr).toContain(`\`npm run farm -- show ${id}\` to follow it`);
+    const after = await cli('show', id!, '--json');
+    expect(['queued', 'running']).toContain(after.json.job.status);
+
+    const asJson = await cli('submit', 'blend', '[fake ms=200] a slow kite', 'a cloud', '--user', 'op-timeout', '--quality', 'draft', '--wait', '--timeout', '0.3', '--json');
+    expect(asJson.code).toBe(124);
+    expect(Object.keys(asJson.json)).toEqual(['error', 'job']);
+    expect(asJson.json.error.code).toBe('timed_out');
+    expect(asJson.json.error.message).toContain(`\`npm run farm -- show ${asJson.json.job.id}\` to follow it`);
+    expect(['queued', 'running']).toContain(asJson.json.job.status);
+    for (const job of [id!, String(asJson.json.job.id)]) expect((await cli('cancel', job)).code).toBe(0);
+
+    // A job that fails is still exit 1.
+    const worker = backend === 'postgres' ? new FarmWorker({ farm: { db, config: farmConfigFrom(loadConfig(ENV)) }, renderer: new FakeRenderer({ models: ['demo'], stepMs: 5 }), log: () => {} }) : undefined;
+    await worker?.start();
+    const failed = await cli('submit', 'blend', '[fake permanent] a kite', 'a cloud', '--user', 'op-timeout', '--quality', 'draft', '--wait', '--timeout', '30');
+    await worker?.stop();
+    expect(failed.code).toBe(1);
+    expect(failed.stdout).toMatch(/^Job \d+ failed: /);
+  });
+
+  it('guild GUILD status-page without a value shows the setting and whether it is the default', async () => {
+    const fresh = await cli('guild', 'g-never', 'status-page');
+    expect([fresh.code, fresh.stderr]).toEqual([0, '']);
+    expect(fresh.stdout).toBe('Server g-never: status page private (the default: never set): its prompts are hidden from the public status page (operators with the token still see them).');
+    expect((await cli('guild', 'g-never', 'status-page', '--json')).json).toEqual({ guildId: 'g-never', statusPage: 'private', default: true });
+
+    expect((await cli('guild', 'g-shown', 'status-page', 'public')).code).toBe(0);
+    const opened = await cli('guild', 'g-shown', 'status-page');
+    expect([opened.code, opened.stdout]).toEqual([0, 'Server g-shown: status page public: its prompts (and errors) show on the public status page.']);
+    expect((await cli('guild', 'g-shown', 'status-page', '--json')).json).toEqual({ guildId: 'g-shown', statusPage: 'public', default: false });
+
+    expect((await cli('guild', 'g-shown', 'status-page', 'private')).code).toBe(0);
+    expect((await cli('guild', 'g-shown', 'status-page', '--json')).json).toEqual({ guildId: 'g-shown', statusPage: 'private', default: false });
+    expect((await cli('guild', 'g-shown', 'status-page')).stdout).toBe('Server g-shown: status page private: its prompts are hidden from the public status page (operators with the token still see them).');
+    // The id is checked as when setting it.
+    const badId = await cli('guild', 'g bad', 'status-page', '--json');
+    expect(badId.code).toBe(1);
+    expect(badId.json.error).toMatchObject({ code: 'invalid_params', field: 'guild id' });
   });
 
   it('says a failed query by the database error, without the SQL or its parameters', async () => {
@@ -261,6 +414,20 @@ describe('farm CLI when the database cannot be opened', () => {
     const code = await farmCli(argv, { env, stdout: (t) => out.push(t), stderr: (t) => err.push(t) });
     return { code, stdout: out.join('\n'), stderr: err.join('\n') };
   }
+
+  it('with --json says a .env it cannot read in JSON on stdout (exit 1), as the process runs', async () => {
+    // A folder named .env: process.loadEnvFile cannot read it.
+    await mkdir(join(dir, '.env'));
+    const env = Object.fromEntries(Object.values(settings).map((spec) => [spec.env, undefined]));
+    const r = await runTool('apps/farm-cli/main.ts', ['status', '--json'], { cwd: dir, env, timeoutMs: 60_000 });
+    expect([r.code, r.stderr]).toEqual([1, '']);
+    const { error } = JSON.parse(r.stdout);
+    expect(error).toEqual({ code: 'error', message: expect.stringContaining('.env') });
+    // Text mode as before: the same message on stderr.
+    const text = await runTool('apps/farm-cli/main.ts', ['status'], { cwd: dir, env, timeoutMs: 60_000 });
+    expect([text.code, text.stdout]).toEqual([1, '']);
+    expect(text.stderr).toContain(`error: ${error.message}`);
+  });
 
   it('says what openDatabase says (where, why and what to do), not its bare cause', async () => {
     // A folder that cannot be made: its parent is a file.
