@@ -91,6 +91,35 @@ export function renderTimeLimitSeconds(config: Pick<FarmConfig, 'renderTimeoutFa
   return Math.max(config.renderTimeoutMinSeconds, Math.ceil(reservedGpuSeconds * config.renderTimeoutFactor));
 }
 
+/**
+ * A render past its time limit that is still progressing runs on while its progress projects the
+ * end within this many times the limit: a slow worker (a CPU one, or an older GPU, on a job
+ * priced for the cost model's GPU) finishes instead of being stopped at 100 % minus a bit. The
+ * time past the limit is not charged beyond the reservation (settlement caps the charge).
+ */
+export const RENDER_OVERTIME_FACTOR = 4;
+/** "Still progressing": a progress report within this long (or within the limit, when shorter). */
+export const RENDER_STALL_SECONDS = 120;
+
+/**
+ * At or past a render's time limit: how many more seconds it may run, or undefined to stop it
+ * now. `fraction` (0..1) and `secondsSinceProgress`: its latest progress report, if any. It runs
+ * on only while it reported progress within RENDER_STALL_SECONDS (or the limit, if shorter) and
+ * its pace (elapsed / fraction) ends it within RENDER_OVERTIME_FACTOR × the limit; the answer is
+ * the time that pace still needs plus a tenth (at least a second), never past that cap. Asked
+ * again when that runs out.
+ */
+export function renderOvertimeSeconds(limitSeconds: number, elapsedSeconds: number, progress: { fraction: number; secondsSinceProgress: number } | undefined): number | undefined {
+  const cap = limitSeconds * RENDER_OVERTIME_FACTOR;
+  if (!progress || elapsedSeconds >= cap) return undefined;
+  if (progress.secondsSinceProgress > Math.min(RENDER_STALL_SECONDS, limitSeconds)) return undefined;
+  const fraction = Math.min(progress.fraction, 1);
+  if (!(fraction > 0)) return undefined;
+  const projected = elapsedSeconds / fraction;
+  if (projected > cap) return undefined;
+  return Math.min(cap - elapsedSeconds, Math.max(1, (projected - elapsedSeconds) * 1.1));
+}
+
 export const DEFAULT_FARM_CONFIG: FarmConfig = {
   leaseSeconds: 30,
   heartbeatSeconds: 10,

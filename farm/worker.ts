@@ -6,7 +6,9 @@
 // - render throws           -> failAttempt: retried after a back-off, failed + refunded after max attempts
 // - job cancelled           -> the 'cancelled' event (or the next heartbeat) aborts the render
 // - render runs too long    -> aborted after renderTimeLimitSeconds (a multiple of its reservation),
-//                              failed at once, charged for the time it ran (capped), the rest refunded
+//                              or later while still progressing at a pace that ends it within
+//                              RENDER_OVERTIME_FACTOR × that (renderOvertimeSeconds), failed at once,
+//                              charged for the time it ran (capped), the rest refunded
 // - database down at the end -> the finished video is written to the spool (farm/spool.ts) and the
 //                              completion retried until the lease would have expired (heartbeats renew
 //                              it once the database is back); past that the spool entry stays, and this
@@ -30,7 +32,7 @@ import os from 'node:os';
 import path from 'node:path';
 import PQueue from 'p-queue';
 import { dbFailureLine, describeDbError, loggableError } from '../db/errors.ts';
-import { DEFAULT_SHUTDOWN_GRACE_SECONDS, type FarmContext, queueHorizonSeconds, renderTimeLimitSeconds } from './config.ts';
+import { DEFAULT_SHUTDOWN_GRACE_SECONDS, type FarmContext, queueHorizonSeconds, RENDER_OVERTIME_FACTOR, renderOvertimeSeconds, renderTimeLimitSeconds } from './config.ts';
 import { onJobEvent } from './events.ts';
 import { getArtifact, getJob, getJobInputs } from './jobs.ts';
 import { movieImageInputs, movieOf } from './movie.ts';
@@ -67,6 +69,8 @@ interface RunningJob {
   reason?: AbortReason;
   /** performance.now() by which the lease runs out unless renewed (claim, heartbeats, progress writes push it). */
   leaseUntil: number;
+  /** The renderer's latest progress report: its fraction, and performance.now() when it came (the time limit's overtime rule). */
+  lastProgress?: { fraction: number; at: number };
 }
 
 /** A finished render's description, apart from its bytes. */
@@ -377,16 +381,36 @@ export class FarmWorker {
     });
     const started = performance.now();
     // A hung render would hold its slot forever (the heartbeat keeps renewing the lease): past its
-    // time limit it is aborted and the job failed.
+    // time limit it is aborted and the job failed, unless it is still progressing at a pace that
+    // ends it within RENDER_OVERTIME_FACTOR × the limit (renderOvertimeSeconds: a slow worker).
     const limitSeconds = renderTimeLimitSeconds(this.farm.config, job.reservedGpuSeconds);
+    let overtime = false;
+    const atLimit = (): void => {
+      const now = performance.now();
+      const last = entry.lastProgress;
+      const more = renderOvertimeSeconds(limitSeconds, (now - started) / 1000, last && { fraction: last.fraction, secondsSinceProgress: (now - last.at) / 1000 });
+      if (more === undefined) {
+        this.abort(job.id, 'timeout');
+        return;
+      }
+      if (!overtime) this.log(`job ${job.id}: past its time limit (${limitSeconds} s) but still progressing (${Math.round(last!.fraction * 100)} % done): letting it run on, up to ${limitSeconds * RENDER_OVERTIME_FACTOR} s`);
+      overtime = true;
+      limitTimer = startTimeout(atLimit, more * 1000);
+    };
     // However long (a huge reservation × the factor can pass the 24.8 days one Node timer takes).
-    const limitTimer = startTimeout(() => this.abort(job.id, 'timeout'), limitSeconds * 1000);
+    let limitTimer = startTimeout(atLimit, limitSeconds * 1000);
     try {
       await this.attachParent(job);
       // The pictures stored with the job (job_inputs): the renderer cannot fetch them itself.
       const inputs = await getJobInputs(this.farm, job.id);
       if (Object.keys(inputs).length) job.inputs = inputs;
-      const rendering = this.renderer.render(job, { signal: controller.signal, onProgress: (p) => progress.push(p) });
+      const rendering = this.renderer.render(job, {
+        signal: controller.signal,
+        onProgress: (p) => {
+          entry.lastProgress = { fraction: p.fraction, at: performance.now() };
+          progress.push(p);
+        },
+      });
       const result = await this.untilAbandoned(rendering, controller.signal);
       limitTimer.clear();
       await progress.stop();
@@ -398,11 +422,14 @@ export class FarmWorker {
       const message = error instanceof Error ? error.message : String(error);
       if (entry.reason === 'timeout') {
         this.stats.failedAttempts++;
+        const ranSeconds = Math.round((performance.now() - started) / 1000);
         const limitText =
-          `The render took longer than ${limitSeconds} s, the limit for a job reserving ${job.reservedGpuSeconds} GPU-seconds, and was stopped; ` +
+          (overtime
+            ? `The render ran ${ranSeconds} s, past its limit of ${limitSeconds} s for a job reserving ${job.reservedGpuSeconds} GPU-seconds, and was stopped: it stopped progressing, or too slowly to end within ${limitSeconds * RENDER_OVERTIME_FACTOR} s; `
+            : `The render took longer than ${limitSeconds} s, the limit for a job reserving ${job.reservedGpuSeconds} GPU-seconds, and was stopped; `) +
           'it was charged for the time it ran and the rest refunded. Try a smaller, shorter or lower-quality render.';
         const outcome = await this.retryWrite(() => failAttempt(this.farm, job, limitText, { timedOut: true, userError: limitText }));
-        this.log(`job ${job.id}: stopped after ${limitSeconds} s, its time limit: ${outcome}`);
+        this.log(`job ${job.id}: stopped after ${overtime ? `${ranSeconds} s, past` : `${limitSeconds} s,`} its time limit${overtime ? ` of ${limitSeconds} s` : ''}: ${outcome}`);
       } else if (entry.reason === 'shutdown') {
         await this.retryWrite(() => this.handBack(job));
       } else if (entry.reason) {

@@ -4,7 +4,7 @@
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FarmDb, openDatabase, queryRows } from '../../db/client.ts';
-import { type FarmContext, renderTimeLimitSeconds } from '../../farm/config.ts';
+import { type FarmContext, RENDER_OVERTIME_FACTOR, renderOvertimeSeconds, renderTimeLimitSeconds } from '../../farm/config.ts';
 import { FakeRenderer } from '../../farm/fake-renderer.ts';
 import { getArtifact, getJob, submitJob } from '../../farm/jobs.ts';
 import { auditBalance } from '../../farm/policy/budget.ts';
@@ -22,7 +22,41 @@ describe('render time limit', () => {
     expect(renderTimeLimitSeconds(config, 1000)).toBe(4000);
     expect(renderTimeLimitSeconds(config, 200.1)).toBe(801);
   });
+
+  it('lets a render past it run on while its progress projects the end within RENDER_OVERTIME_FACTOR × the limit', () => {
+    expect(RENDER_OVERTIME_FACTOR).toBe(4);
+    // 600 s in, 50 % done, progress 5 s ago: the pace needs 600 s more; a tenth on top.
+    expect(renderOvertimeSeconds(600, 600, { fraction: 0.5, secondsSinceProgress: 5 })).toBeCloseTo(660);
+    // Projected past 2400 s (600 / 0.2 = 3000): stopped.
+    expect(renderOvertimeSeconds(600, 600, { fraction: 0.2, secondsSinceProgress: 5 })).toBeUndefined();
+    // No progress in the last 120 s (a hang after some progress), or none at all: stopped.
+    expect(renderOvertimeSeconds(600, 600, { fraction: 0.9, secondsSinceProgress: 121 })).toBeUndefined();
+    expect(renderOvertimeSeconds(600, 600, undefined)).toBeUndefined();
+    expect(renderOvertimeSeconds(600, 600, { fraction: 0, secondsSinceProgress: 1 })).toBeUndefined();
+    // A short limit: progress within the limit itself counts.
+    expect(renderOvertimeSeconds(10, 10, { fraction: 0.5, secondsSinceProgress: 11 })).toBeUndefined();
+    // Never past the cap; at least a second; at the cap, stopped.
+    expect(renderOvertimeSeconds(600, 2300, { fraction: 0.96, secondsSinceProgress: 1 })).toBe(100);
+    expect(renderOvertimeSeconds(600, 1000, { fraction: 0.9999, secondsSinceProgress: 1 })).toBe(1);
+    expect(renderOvertimeSeconds(600, 2400, { fraction: 0.99, secondsSinceProgress: 1 })).toBeUndefined();
+  });
 });
+
+/** Reports 50 % at 0.5 s and 60 % at 0.9 s, then nothing more; stops when aborted. */
+class StallingRenderer implements Renderer {
+  capabilities() {
+    return { models: ['stall'], maxPixels: 1 << 22, executionProvider: 'test' };
+  }
+  async render(_job: unknown, context: Parameters<Renderer['render']>[1]): Promise<RenderResult> {
+    const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    await wait(500);
+    context.onProgress({ stage: 'branches', fraction: 0.5 });
+    await wait(400);
+    context.onProgress({ stage: 'branches', fraction: 0.6 });
+    await new Promise((_, reject) => context.signal.addEventListener('abort', () => reject(context.signal.reason), { once: true }));
+    throw new Error('unreachable');
+  }
+}
 
 describe.each(BACKENDS)('a hung render on %s (item 5)', (backend) => {
   let db: FarmDb;
@@ -58,6 +92,52 @@ describe.each(BACKENDS)('a hung render on %s (item 5)', (backend) => {
     const audit = await auditBalance(db.db, 'hanger');
     expect(audit.balanceMs).toBe(audit.ledgerSumMs);
     expect(worker.stats).toMatchObject({ completed: 1, failedAttempts: 1 });
+  });
+});
+
+describe.each(BACKENDS)('a slow render past its time limit on %s', (backend) => {
+  let farm: FarmContext;
+  // As above: any render may run 1 s before the overtime rule decides.
+  useTestFarm(backend, { budget: GENEROUS_BUDGET, cost: { overheadSeconds: 100 }, renderTimeoutFactor: 0.001, renderTimeoutMinSeconds: 1, abortGraceMs: 200 }, (t) => ({ farm } = t));
+
+  it('runs on and finishes while still progressing at a pace that ends it within 4 × the limit (a slow worker)', async () => {
+    const lines: string[] = [];
+    const worker = new FarmWorker({ farm, renderer: new FakeRenderer({ models: ['slow'], steps: 10 }), id: 'w-slow', log: (l) => lines.push(l) });
+    await worker.start();
+    // 10 steps of 250 ms: 2.5 s, past the 1 s limit but well within 4 s.
+    const job = await submitJob(farm, { kind: 'blend', userId: 'patient', params: { ...CHEAP_BLEND, prompts: ['[fake ms=250] a', 'b'], model: 'slow' } });
+    const done = await waitForJob(farm, job.id, { timeoutMs: 30_000 });
+    await worker.stop();
+    expect(done).toMatchObject({ status: 'done', attempts: 1 });
+    expect(lines.some((l) => new RegExp(`^job ${job.id}: past its time limit \\(1 s\\) but still progressing \\(\\d+ % done\\): letting it run on, up to 4 s$`).test(l))).toBe(true);
+  });
+
+  it('is stopped at the limit when its pace would take past 4 × the limit', async () => {
+    const worker = new FarmWorker({ farm, renderer: new FakeRenderer({ models: ['slower'], steps: 10 }), id: 'w-slower', log: () => {} });
+    await worker.start();
+    // 10 steps of 700 ms: 7 s; at 1 s, 10 % done projects 7 s or more.
+    const job = await submitJob(farm, { kind: 'blend', userId: 'patient', params: { ...CHEAP_BLEND, prompts: ['[fake ms=700] a', 'b'], model: 'slower' } });
+    const failed = await waitForJob(farm, job.id, { timeoutMs: 30_000 });
+    await worker.stop();
+    expect(failed).toMatchObject({ status: 'failed', attempts: 1 });
+    expect(failed.error).toMatch(/^The render took longer than 1 s, the limit for a job reserving [\d.]+ GPU-seconds, and was stopped; /);
+  });
+
+  it('is stopped once it stops progressing in its overtime, and told so', async () => {
+    const worker = new FarmWorker({ farm, renderer: new StallingRenderer(), id: 'w-stall', log: () => {} });
+    await worker.start();
+    const job = await submitJob(farm, { kind: 'blend', userId: 'patient', params: { ...CHEAP_BLEND, model: 'stall' } });
+    const failed = await waitForJob(farm, job.id, { timeoutMs: 30_000 });
+    await worker.stop();
+    expect(failed).toMatchObject({ status: 'failed', attempts: 1 });
+    // About 2 s: at 1 s its pace (60 % at 0.9 s) asks for 1 s more; by then nothing came for over 1 s.
+    const prefix = 'The render ran ';
+    expect(failed.error!.startsWith(prefix)).toBe(true);
+    expect(failed.error!.slice(prefix.length).replace(/^\d+/, 'N')).toBe(
+      `N s, past its limit of 1 s for a job reserving ${job.reservedGpuSeconds} GPU-seconds, and was stopped: it stopped progressing, or too slowly to end within 4 s; ` +
+        'it was charged for the time it ran and the rest refunded. Try a smaller, shorter or lower-quality render.',
+    );
+    expect(failed.userError).toBe(failed.error);
   });
 });
 
