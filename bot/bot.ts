@@ -118,7 +118,9 @@ async function route(interaction: Interaction, ctx: BotContext): Promise<void> {
     if (interaction.isChatInputCommand()) {
       const command = commandsByName.get(interaction.commandName);
       if (!command) {
-        await interaction.reply({ content: 'This command is not known to this bot version; ask an admin to run `npm run deploy-commands`.', flags: MessageFlags.Ephemeral });
+        // The operator's line names the fix; the member's only who can make it.
+        ctx.log(`[bot] /${interaction.commandName} is not one of this bot's commands: the commands Discord shows are out of date; run \`npm run deploy-commands\``);
+        await interaction.reply({ content: "This command is not known to this version of the bot; tell the farm's operator, who can update the bot's commands.", flags: MessageFlags.Ephemeral });
         return;
       }
       await command.execute(interaction, ctx);

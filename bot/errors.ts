@@ -3,9 +3,10 @@
  * internal messages stay in the log; the user gets a short reference to quote instead.
  */
 import { randomBytes } from 'node:crypto';
-import { isConnectionError, loggableError } from '../farm/index.ts';
-import { BudgetExceededError, FarmError, JobParamsError } from '../farm/index.ts';
+import { INPUT_NAMES, isConnectionError, loggableError } from '../farm/index.ts';
+import { BudgetExceededError, FarmError, JobParamsError, NoCapableWorkerError } from '../farm/index.ts';
 import { discordWhen } from './format.ts';
+import { SIZE_CHOICES } from './render-options.ts';
 
 /** Input the bot itself cannot map onto a request (e.g. a size choice it does not know). */
 export class UserInputError extends Error {
@@ -51,9 +52,9 @@ export function userMessage(err: unknown, log: (msg: string) => void = console.e
   if (err instanceof FarmError) {
     switch (err.code) {
       case 'no_capable_worker':
-        return /No render worker is online/.test(err.message)
-          ? 'No render worker is online right now, so nothing would start. Try again in a few minutes (server admins: start one with `npm run worker`).'
-          : err.message;
+        // The farm's message is the operator's (worker counts, model ids, settings): logs and the CLI keep it.
+        if (err instanceof NoCapableWorkerError) return noWorkerText(err, optionNames);
+        return /No render worker is online/.test(err.message) ? NO_WORKER_ONLINE : NO_WORKER_CAN;
       case 'budget_exceeded':
       case 'too_many_active_jobs':
       case 'not_found':
@@ -83,4 +84,57 @@ function nameOption(issue: string, optionNames: Readonly<Record<string, string>>
     .sort((a, b) => b.length - a.length)
     .find((f) => issue.startsWith(`${f} `));
   return field === undefined ? issue : `\`${optionNames[field]}\`${issue.slice(field.length)}`;
+}
+
+/** Refusals of a job no worker can take, in the command's own terms: no setting names, model ids, pixel counts or worker counts. */
+export const NO_WORKER_ONLINE = "No render worker is online right now, so nothing would start. Try again in a few minutes, or tell the farm's operator if it lasts.";
+const NO_WORKER_CAN = "No render worker online can take this job right now. Try again later, or ask the farm's operator.";
+const ASK = "Try again later, or ask the farm's operator.";
+
+/** What a model must do, as a member would say it: "This farm can't {what} right now". */
+const ABILITY_WHAT: Readonly<Record<NonNullable<NoCapableWorkerError['ability']>, string>> = {
+  text: 'render transitions from text',
+  picture: 'start or end a video at a picture',
+  inpaint: 'inpaint pictures',
+  variation: 'make image variations',
+};
+
+/** "`from_image` and `to_image`" for the inputs that have an option name, or undefined when none has. */
+function optionList(inputs: readonly string[], optionNames: Readonly<Record<string, string>>): string | undefined {
+  const names = inputs.flatMap((input) => (optionNames[input] ? [`\`${optionNames[input]}\``] : []));
+  return names.length === 0 ? undefined : names.join(' and ');
+}
+
+/**
+ * The smallest frame a member can pick (SIZE_CHOICES): at it, "pick a smaller size" cannot help. A
+ * function, not a constant: render-options.ts imports this module, so SIZE_CHOICES may not be
+ * initialised yet while this one loads.
+ */
+const smallestSizePixels = (): number => Math.min(...Object.values(SIZE_CHOICES).map((s) => s.width * s.height));
+
+function noWorkerText(err: NoCapableWorkerError, optionNames: Readonly<Record<string, string>>): string {
+  switch (err.shortfall) {
+    case 'no_worker':
+      return NO_WORKER_ONLINE;
+    case 'no_upscaler':
+      return `Upscaling isn't available on this farm right now: no render worker online can upscale. ${ASK}`;
+    case 'upscaler':
+      return `This farm can't upscale this video${err.upscaleFactor ? ` ${err.upscaleFactor}×` : ''} right now: no render worker online can. ${ASK}`;
+    case 'size': {
+      const size = optionNames.width;
+      return size && err.pixels > smallestSizePixels()
+        ? `No render worker online can render this size right now: pick a smaller \`${size}\`, or ask the farm's operator.`
+        : `No render worker online can render a video this size right now. ${ASK}`;
+    }
+    case 'model':
+    case 'ability': {
+      const ability = err.ability ?? 'text';
+      if (err.kind === 'extend' && ability === 'picture') {
+        return `This farm can't extend this video right now: it starts or ends at a picture, and no render worker online has a model that can continue from one. Make a new /movie instead, or ask the farm's operator.`;
+      }
+      const leaveOut =
+        ability === 'picture' ? optionList([INPUT_NAMES.image(0), INPUT_NAMES.image(1)], optionNames) : ability === 'inpaint' ? optionList([INPUT_NAMES.inpaintImage, INPUT_NAMES.inpaintMask], optionNames) : undefined;
+      return `This farm can't ${ABILITY_WHAT[ability]} right now: no render worker online has a model that can. ${leaveOut ? `Leave ${leaveOut} out, or ask the farm's operator.` : ASK}`;
+    }
+  }
 }

@@ -130,7 +130,22 @@ export class ActiveJobLimitError extends FarmError {
   }
 }
 
+/**
+ * Why no worker could take a job (NoCapableWorkerError.shortfall), so a front end can word it in
+ * its own terms: `no_worker`: none online (or known); `model`: none has the job's model; `ability`:
+ * those with it cannot use it for this job (NoCapableWorkerError.ability: pictures, inpainting,
+ * variations, text); `size`: one has a model that can, but none takes this many pixels;
+ * `no_upscaler` (upscale): none has any upscaler; `upscaler` (upscale): some have upscalers, but
+ * none makes this factor (or the upscaler named) at this size.
+ */
+export type WorkerShortfall = 'no_worker' | 'model' | 'ability' | 'size' | 'no_upscaler' | 'upscaler';
+
 export class NoCapableWorkerError extends FarmError {
+  /** The job's kind (blend, movie, upscale, reroll, extend, vary). */
+  readonly kind: string;
+  /** What the job needs its model to do (not for upscales). */
+  readonly ability?: 'text' | 'picture' | 'inpaint' | 'variation';
+  readonly shortfall: WorkerShortfall;
   readonly model: string;
   readonly pixels: number;
   /** Of the workers checked, those online now. */
@@ -142,6 +157,9 @@ export class NoCapableWorkerError extends FarmError {
 
   constructor(need: Need, online: readonly OnlineWorker[]) {
     super('no_capable_worker', noCapableWorkerText(need, online));
+    this.kind = need.kind;
+    if (need.kind !== 'upscale' && need.ability) this.ability = need.ability;
+    this.shortfall = workerShortfall(need, online);
     this.model = need.model;
     this.pixels = need.pixels;
     this.workersOnline = online.filter((w) => w.online !== false).length;
@@ -155,6 +173,17 @@ export class NoCapableWorkerError extends FarmError {
   override details(): Record<string, unknown> {
     return { model: this.model, pixels: this.pixels, workersOnline: this.workersOnline, workersKnown: this.workersKnown, ...(this.upscaleFactor ? { upscaleFactor: this.upscaleFactor, upscaler: this.upscaler ?? null } : {}) };
   }
+}
+
+/** Why none of `online` can take the job (`online` holds no worker that can: NoCapableWorkerError). */
+export function workerShortfall(need: Need, online: readonly OnlineWorker[]): WorkerShortfall {
+  if (online.length === 0) return 'no_worker';
+  if (need.kind === 'upscale') return online.some((w) => (w.capabilities.upscalers ?? []).length > 0) ? 'upscaler' : 'no_upscaler';
+  const withModel = online.filter((w) => w.capabilities.models?.includes(need.model) || w.capabilities.models?.includes('*'));
+  if (withModel.length === 0) return 'model';
+  const ability = need.ability ?? 'text';
+  const able = withModel.filter((w) => w.capabilities.models?.includes('*') || (w.capabilities.modelAbilities?.[need.model] ?? ['text']).includes(ability));
+  return able.length === 0 ? 'ability' : 'size';
 }
 
 function noCapableWorkerText(need: Need, online: readonly OnlineWorker[]): string {

@@ -1,8 +1,31 @@
 import { MessageFlags, SlashCommandBuilder, type ChatInputCommandInteraction } from 'discord.js';
-import { listJobs, listWorkers, queuePosition } from '../../farm/index.ts';
+import { listJobs, listWorkers, queuePosition, type Job, type WorkerInfo } from '../../farm/index.ts';
 import type { BotContext, Command } from '../context.ts';
 import { userMessage } from '../errors.ts';
 import { listInMessage } from '../format.ts';
+
+/** Execution providers that render on a GPU (engine/onnx/session.ts executionProviders). */
+const GPU_PROVIDERS = new Set(['cuda', 'webgpu', 'tensorrt', 'rocm', 'dml', 'coreml']);
+
+/**
+ * "**2** workers online (1 GPU, 1 CPU), **1** busy": counts only. A farm may serve many servers,
+ * and its workers' ids (host names by default) and devices are its operator's business.
+ */
+export function workersText(workers: readonly Pick<WorkerInfo, 'capabilities' | 'runningJobs'>[]): string {
+  const gpu = workers.filter((w) => GPU_PROVIDERS.has(w.capabilities.executionProvider)).length;
+  const cpu = workers.filter((w) => w.capabilities.executionProvider === 'cpu').length;
+  const other = workers.length - gpu - cpu;
+  const kinds = gpu + cpu === 0 ? [] : [gpu && `${gpu} GPU`, cpu && `${cpu} CPU`, other && `${other} other`].filter(Boolean);
+  const busy = workers.filter((w) => w.runningJobs > 0).length;
+  return `**${workers.length}** worker${workers.length === 1 ? '' : 's'} online${kinds.length ? ` (${kinds.join(', ')})` : ''}, **${busy}** busy`;
+}
+
+/** "Your job #12 is rendering (40%)." */
+function renderingLine(job: Pick<Job, 'id' | 'progress'>): string {
+  const fraction = job.progress?.fraction;
+  const percent = typeof fraction === 'number' && Number.isFinite(fraction) ? ` (${Math.round(Math.max(0, Math.min(1, fraction)) * 100)}%)` : '';
+  return `• Your job #${job.id} is rendering${percent}.`;
+}
 
 export const queue: Command = {
   data: new SlashCommandBuilder().setName('queue').setDescription('The render farm right now: jobs waiting and running, workers online, your place'),
@@ -14,14 +37,17 @@ export const queue: Command = {
         listJobs(ctx.farm, { statuses: ['running'], limit: 1000 }),
         listWorkers(ctx.farm, { onlineOnly: true }),
       ]);
+      const mineRunning = running.filter((j) => j.userId === interaction.user.id);
       const mineJob = queued.find((j) => j.userId === interaction.user.id);
       const mine = mineJob ? ((await queuePosition(ctx.farm, mineJob.id)) ?? 0) - 1 : -1;
-      const tail = [mine >= 0 ? `Your next job is number ${mine + 1} in line (the order is fair across users, so it can move).` : 'You have nothing waiting.'];
-      if (workers.length === 0) tail.push('No worker is online, so nothing is rendering; server admins can start one with `npm run worker`.');
+      const tail: string[] = [];
+      if (mine >= 0) tail.push(`Your next job is number ${mine + 1} in line (the order is fair across users, so it can move).`);
+      else if (mineRunning.length === 0) tail.push('You have nothing waiting or rendering.');
+      if (workers.length === 0) tail.push("No render worker is online, so nothing is rendering; jobs wait until one starts. If it lasts, tell the farm's operator.");
       await interaction.editReply(
         listInMessage({
-          head: [`**${queued.length}** waiting, **${running.length}** rendering, **${workers.length}** worker${workers.length === 1 ? '' : 's'} online.`],
-          items: workers.map((w) => `• ${w.id}: ${w.capabilities.executionProvider}${w.capabilities.device ? ` (${w.capabilities.device})` : ''}, ${w.runningJobs}/${w.concurrency} busy`),
+          head: [`**${queued.length}** waiting, **${running.length}** rendering, ${workersText(workers)}.`],
+          items: mineRunning.map(renderingLine),
           tail,
         }),
       );

@@ -1,6 +1,6 @@
 // bot/errors.ts: what a member reads when something is refused.
 import { describe, expect, it } from 'vitest';
-import { BudgetExceededError, FarmError, JobParamsError, parseJobParams } from '../../farm/index.ts';
+import { BudgetExceededError, FarmError, JobParamsError, NoCapableWorkerError, parseJobParams } from '../../farm/index.ts';
 import { UserInputError, userMessage } from '../../bot/errors.ts';
 import { OPTION_NAMES, toJobParamsInput } from '../../bot/render-options.ts';
 
@@ -30,7 +30,62 @@ describe('userMessage', () => {
     expect(userMessage(new UserInputError('Unknown size "huge".'))).toBe('Unknown size "huge".');
     expect(userMessage(new FarmError('invalid_state', 'Job 3 is running.'))).toBe('Job 3 is running.');
     expect(userMessage(new FarmError('too_many_active_jobs', 'You already have 3 jobs.'))).toBe('You already have 3 jobs.');
-    expect(userMessage(new FarmError('no_capable_worker', 'No render worker is online.'))).toMatch(/Try again in a few minutes/);
+    expect(userMessage(new FarmError('no_capable_worker', 'No render worker is online.'))).toBe(
+      "No render worker is online right now, so nothing would start. Try again in a few minutes, or tell the farm's operator if it lasts.",
+    );
+    expect(userMessage(new FarmError('no_capable_worker', 'None of the 2 online workers can do it.'))).toBe("No render worker online can take this job right now. Try again later, or ask the farm's operator.");
+  });
+
+  describe('no worker can take the job: the command’s terms, the operator’s text kept for logs and the CLI', () => {
+    const demo = (abilities: string[], maxPixels = 4096 * 4096, upscalers: string[] = []) => ({ capabilities: { maxPixels, models: ['demo'], modelAbilities: { demo: abilities }, upscalers } });
+    const blendNames = { ...OPTION_NAMES, 'image-1': 'from_image', 'image-2': 'to_image', 'inpaint-image': 'image', 'inpaint-mask': 'mask' };
+
+    it('an extension of a movie with pictures', () => {
+      const err = new NoCapableWorkerError({ kind: 'extend', model: 'demo', pixels: 262_144, ability: 'picture' }, [demo(['text'])]);
+      expect([err.kind, err.ability, err.shortfall]).toEqual(['extend', 'picture', 'ability']);
+      expect(err.message).toMatch(/^None of the 1 online worker can use model "demo" to continue this movie/);
+      expect(userMessage(err)).toBe(
+        "This farm can't extend this video right now: it starts or ends at a picture, and no render worker online has a model that can continue from one. Make a new /movie instead, or ask the farm's operator.",
+      );
+    });
+
+    it('a re-roll (no options to name): what the farm cannot do, and whom to ask', () => {
+      const pictures = new NoCapableWorkerError({ kind: 'reroll', model: 'demo', pixels: 262_144, ability: 'picture' }, [demo(['text'])]);
+      expect(userMessage(pictures)).toBe("This farm can't start or end a video at a picture right now: no render worker online has a model that can. Try again later, or ask the farm's operator.");
+      const text = new NoCapableWorkerError({ kind: 'reroll', model: 'demo', pixels: 262_144, ability: 'text' }, [demo(['inpaint'])]);
+      expect(userMessage(text)).toBe("This farm can't render transitions from text right now: no render worker online has a model that can. Try again later, or ask the farm's operator.");
+      const size = new NoCapableWorkerError({ kind: 'reroll', model: 'demo', pixels: 393_216, ability: 'text' }, [demo(['text'], 262_144)]);
+      expect(size.shortfall).toBe('size');
+      expect(userMessage(size)).toBe("No render worker online can render a video this size right now. Try again later, or ask the farm's operator.");
+    });
+
+    it('a /blend with pictures: the options to leave out; the operator’s message is unchanged', () => {
+      const err = new NoCapableWorkerError({ kind: 'blend', model: 'demo', pixels: 262_144, ability: 'picture' }, [demo(['text'])]);
+      expect(err.message).toBe(
+        'None of the 1 online worker can use model "demo" to start or end at a picture (its model has no VAE encoder); leave the pictures out, or ask the operator for a worker with such a model (BLENDFARM_INPAINT_MODEL_DIR, BLENDFARM_VARIATION_MODEL_DIR).',
+      );
+      expect(userMessage(err, () => {}, blendNames)).toBe(
+        "This farm can't start or end a video at a picture right now: no render worker online has a model that can. Leave `from_image` and `to_image` out, or ask the farm's operator.",
+      );
+      const size = new NoCapableWorkerError({ kind: 'blend', model: 'demo', pixels: 393_216, ability: 'text' }, [demo(['text'], 262_144)]);
+      expect(userMessage(size, () => {}, blendNames)).toBe("No render worker online can render this size right now: pick a smaller `size`, or ask the farm's operator.");
+    });
+
+    it('an upscale: not offered by any worker, or not this one', () => {
+      const none = new NoCapableWorkerError({ kind: 'upscale', model: 'demo', pixels: 4_194_304, upscaleFactor: 4 }, [demo(['text'])]);
+      expect(none.shortfall).toBe('no_upscaler');
+      expect(userMessage(none)).toBe("Upscaling isn't available on this farm right now: no render worker online can upscale. Try again later, or ask the farm's operator.");
+      const other = new NoCapableWorkerError({ kind: 'upscale', model: 'demo', pixels: 4_194_304, upscaleFactor: 4 }, [demo(['text'], 1_000_000, ['esrgan-slim'])]);
+      expect(other.shortfall).toBe('upscaler');
+      expect(userMessage(other)).toBe("This farm can't upscale this video 4× right now: no render worker online can. Try again later, or ask the farm's operator.");
+    });
+
+    it('no worker at all', () => {
+      const err = new NoCapableWorkerError({ kind: 'movie', model: 'demo', pixels: 262_144, ability: 'text' }, []);
+      expect(err.shortfall).toBe('no_worker');
+      expect(err.message).toBe('No render worker is online; start one with `npm run worker` (or try again later).');
+      expect(userMessage(err)).toBe("No render worker is online right now, so nothing would start. Try again in a few minutes, or tell the farm's operator if it lasts.");
+    });
   });
 
   it('a budget refusal shows its refill time as a Discord timestamp (each reader’s own clock), never as an ISO string', () => {
