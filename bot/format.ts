@@ -3,7 +3,8 @@
  * job with the prompts of the whole movie it makes (withWholeMovie), which for an extension
  * includes the movie it continues.
  */
-import { failureForOwner, parentMovieParams, promptLengthNotices, resultWarnings, type FarmContext, type Job, type JobProgress } from '../farm/index.ts';
+import { failureForOwner, followUpsFor, parentMovieParams, promptLengthNotices, resultWarnings, type FarmContext, type Job, type JobProgress } from '../farm/index.ts';
+import { LEASE_LOST_TEXT } from '../farm/failure.ts';
 
 export const BAR_WIDTH = 16;
 
@@ -110,9 +111,26 @@ export function progressBar(fraction: number): string {
   return `${'█'.repeat(filled)}${'░'.repeat(BAR_WIDTH - filled)} ${Math.round(f * 100)}%`;
 }
 
+/**
+ * A length of time as people read it, exact to the second: "45s", "1m 05s", "90m", "2h 30m",
+ * "24h", "1d 12h". Under two hours in minutes (an ETA, a render time), up to a day in hours, past
+ * that in days; parts that are zero are left out, minutes and seconds after a larger unit have two
+ * digits.
+ */
 export function duration(seconds: number): string {
   const s = Math.max(0, Math.round(seconds));
-  return s >= 60 ? `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, '0')}s` : `${s}s`;
+  if (s < 60) return `${s}s`;
+  const units: Array<[string, number]> = s > 86400 ? [['d', 86400], ['h', 3600], ['m', 60], ['s', 1]] : s >= 7200 ? [['h', 3600], ['m', 60], ['s', 1]] : [['m', 60], ['s', 1]];
+  const parts: string[] = [];
+  let left = s;
+  for (const [unit, size] of units) {
+    const n = Math.floor(left / size);
+    left -= n * size;
+    if (n === 0) continue;
+    const padded = parts.length > 0 && (unit === 'm' || unit === 's');
+    parts.push(`${padded ? String(n).padStart(2, '0') : n}${unit}`);
+  }
+  return parts.join(' ');
 }
 
 /**
@@ -168,14 +186,40 @@ export function queuedText(job: Job, position: number | undefined): string {
   return listInMessage({ head, items: promptLengthNotices(job.kind, job.params).map((n) => `⚠️ ${escapeMarkdown(n)}`) }, JOB_TEXT_LENGTH);
 }
 
+/** "attempt 2 of 3" on a job's second or later attempt (a retry after a failed one); undefined on its first. */
+function retryAttempt(job: Pick<Job, 'attempts' | 'maxAttempts'>): string | undefined {
+  return job.attempts > 1 ? `attempt ${job.attempts} of ${job.maxAttempts}` : undefined;
+}
+
+/**
+ * What the progress counts (JobProgress): branchesDone/branchesTotal are the keyframes a transition,
+ * movie or re-roll renders (latent-blend branches, or a walk's distinct frames: the video's frames
+ * are made from them afterwards, and the done message counts them as keyframes); framesDone/
+ * framesTotal are video frames (an upscale's, a variation animation's).
+ */
 export function progressText(job: Job, progress: Omit<JobProgress, 'preview'> | null | undefined): string {
-  if (!progress) return fitMessage(`${title(job)}\nStarting on a render worker…`, JOB_TEXT_LENGTH);
+  const retry = retryAttempt(job);
+  if (!progress) return fitMessage(`${title(job)}\n${retry ? `Retrying on a render worker (${retry})…` : 'Starting on a render worker…'}`, JOB_TEXT_LENGTH);
   const parts = [progressBar(progress.fraction)];
-  if (progress.branchesTotal) parts.push(`${progress.branchesDone ?? 0}/${progress.branchesTotal} frames`);
+  if (progress.branchesTotal) parts.push(`${progress.branchesDone ?? 0}/${progress.branchesTotal} keyframes`);
   else if (progress.framesTotal) parts.push(`${progress.framesDone ?? 0}/${progress.framesTotal} frames`);
   if (progress.message) parts.push(progress.message);
   if (progress.etaSeconds !== undefined && progress.etaSeconds !== null) parts.push(`about ${duration(progress.etaSeconds)} left`);
+  if (retry) parts.push(retry);
   return fitMessage(`${title(job)}\n\`${parts[0]}\` ${parts.slice(1).join(' · ')}`, JOB_TEXT_LENGTH);
+}
+
+/**
+ * The line saying what a 🔍/🔁 reaction on the finished video does (bot/components/reactions.ts),
+ * for the follow-ups the job offers (followUpsFor, as its buttons); undefined when it offers neither,
+ * or outside a server (reactions are read from servers only: the GuildMessageReactions intent).
+ */
+export function reactionsText(job: Pick<Job, 'kind' | 'params' | 'parentJobId' | 'guildId'>): string | undefined {
+  if (job.guildId === null) return undefined;
+  const kinds = followUpsFor(job);
+  const offered = [kinds.includes('upscale') ? '🔍 upscales it' : undefined, kinds.includes('reroll') ? '🔁 re-rolls it' : undefined].filter((t) => t !== undefined);
+  if (offered.length === 0) return undefined;
+  return `Reacting with ${offered.join(' and ')}, as the button${offered.length > 1 ? 's do' : ' does'}.`;
 }
 
 export function doneText(job: Job, meta: Record<string, unknown>, note?: string): string {
@@ -187,7 +231,8 @@ export function doneText(job: Job, meta: Record<string, unknown>, note?: string)
   const took = job.startedAt && job.finishedAt ? (job.finishedAt.getTime() - job.startedAt.getTime()) / 1000 : undefined;
   if (took !== undefined) bits.push(`rendered in ${duration(took)}`);
   if (job.chargedGpuSeconds !== null) bits.push(`${job.chargedGpuSeconds.toFixed(1)} GPU-s`);
-  const head = [title(job), bits.join(' · '), ...(note ? [note] : [])];
+  const reactions = reactionsText(job);
+  const head = [title(job), bits.join(' · '), ...(note ? [note] : []), ...(reactions ? [reactions] : [])];
   // What the worker said about the result (a prompt cut short): one line each, as many as fit.
   return listInMessage({ head, items: resultWarnings(meta).map((w) => `⚠️ ${escapeMarkdown(w)}`) }, JOB_TEXT_LENGTH);
 }
@@ -220,10 +265,52 @@ function failedSettlementText(job: Pick<Job, 'reservedGpuSeconds' | 'chargedGpuS
   return `It was charged ${charged.toFixed(1)} GPU-seconds for the time it ran; the other ${refunded.toFixed(1)} of the ${job.reservedGpuSeconds.toFixed(1)} reserved went back to your budget.`;
 }
 
+/**
+ * The reason the bot gives cancelJob (stored as the job's error): who cancelled it, by Discord user
+ * id, so the job's message can say when it was not its owner (cancelledText).
+ */
+export function cancelReason(userId: string): string {
+  return `cancelled by ${userId}`;
+}
+
+/** The farm CLI's reason (apps/farm-cli: `cancel`). */
+const OPERATOR_CANCEL_REASON = 'cancelled by an operator';
+
+/** "Cancelled." by its owner; otherwise who did it, as far as the job's stored reason tells. */
+function cancelledText(job: Pick<Job, 'userId' | 'error'>): string {
+  const by = /^cancelled by (\d+)$/.exec(job.error ?? '');
+  let who = '';
+  if (by && by[1] !== job.userId) who = ' by a moderator';
+  else if (job.error === OPERATOR_CANCEL_REASON) who = " by the farm's operator";
+  return `Cancelled${who}. Unused GPU-seconds went back to your budget.`;
+}
+
+/**
+ * A job that no worker took before the queue's timeout (farm/queue.ts expireQueuedJobs): its error
+ * starts with "Expired:", its userError says in how long. Never claimed in that queuing, refunded in full.
+ */
+function isExpired(job: Pick<Job, 'status' | 'error'>): boolean {
+  return job.status === 'failed' && (job.error ?? '').startsWith('Expired:');
+}
+
+/**
+ * A failure that was the farm's, not the request's (farm/failure.ts): no userError (the generic
+ * line), or the worker lost mid-render. Other settings would not have helped.
+ */
+function farmSideFailure(job: Pick<Job, 'userError'>): boolean {
+  return job.userError === null || job.userError === LEASE_LOST_TEXT;
+}
+
 export function failedText(job: Job): string {
-  if (job.status === 'cancelled') return fitMessage(`${title(job)}\nCancelled. Unused GPU-seconds went back to your budget.`, JOB_TEXT_LENGTH);
+  if (job.status === 'cancelled') return fitMessage(`${title(job)}\n${cancelledText(job)}`, JOB_TEXT_LENGTH);
+  const reason = escapeMarkdown(headOf(failureForOwner(job).split('\n')[0], 300));
+  if (isExpired(job)) {
+    const said = `${reason.charAt(0).toUpperCase()}${reason.slice(1)}`.replace(/[.\s]+$/, '');
+    return fitMessage(`${title(job)}\n${said}; the GPU-seconds it held are back in your budget. Try again later.`, JOB_TEXT_LENGTH);
+  }
+  const next = farmSideFailure(job) ? 'Try again.' : 'Try again, or change the settings.';
   return fitMessage(
-    `${title(job)}\nThe render failed after ${job.attempts} attempt${job.attempts === 1 ? '' : 's'}: ${escapeMarkdown(headOf(failureForOwner(job).split('\n')[0], 300))}\n${failedSettlementText(job)} Try again, or change the settings.`,
+    `${title(job)}\nThe render failed after ${job.attempts} attempt${job.attempts === 1 ? '' : 's'}: ${reason}\n${failedSettlementText(job)} ${next}`,
     JOB_TEXT_LENGTH,
   );
 }

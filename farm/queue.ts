@@ -434,9 +434,12 @@ export function humanDuration(seconds: number): string {
 export async function expireQueuedJobs(farm: FarmContext, limit = 50): Promise<number> {
   const timeout = farm.config.queueTimeoutSeconds;
   if (!(timeout > 0)) return 0;
+  // Nothing here checks the workers: every one that can render it may just have been busy.
   const error =
-    `Expired: no worker could take this job within ${humanDuration(timeout)}, so it was cancelled and the GPU-seconds it held were refunded in full. ` +
-    'No running worker can render it now: try another model or a smaller size, or ask the farm operator.';
+    `Expired: no worker took this job within ${humanDuration(timeout)} of it becoming claimable, so it failed unrendered and the GPU-seconds it held were refunded in full. ` +
+    'The workers that can render it were busy all that time, or none of them was running.';
+  // Its owner's line (failureForOwner; the bot adds the refund and what to do).
+  const userError = `no render worker took this job within ${humanDuration(timeout)}, so it was dropped`;
   return farm.db.db.transaction(async (tx) => {
     const rows = await queryRows<{ job: Record<string, unknown> }>(
       tx,
@@ -446,7 +449,7 @@ export async function expireQueuedJobs(farm: FarmContext, limit = 50): Promise<n
         where status = 'queued' and run_after < now() - make_interval(secs => ${timeout}::float8)
         order by id limit ${limit} for update skip locked
       )
-      update jobs set status = 'failed', finished_at = now(), error = ${error}, user_error = ${error}, progress = null, charged_ms = null
+      update jobs set status = 'failed', finished_at = now(), error = ${error}, user_error = ${userError}, progress = null, charged_ms = null
       from stale where jobs.id = stale.id
       returning row_to_json(jobs) as job`,
     );

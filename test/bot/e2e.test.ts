@@ -331,8 +331,10 @@ describe('forms, reactions and the other commands', () => {
     const press = fake.pressButton({ messageId: queued.id, customId: cancelId, user: alice });
     const answer = await press.waitForOriginal((m) => /Cancelled job/.test(m.content ?? ''), 10_000);
     expect(answer.ephemeral).toBe(true);
-    expect(answer.content).toMatch(/GPU-seconds went back/);
+    // Their own job: their budget.
+    expect(answer.content).toMatch(new RegExp(`^Cancelled job #${jobId}; [\\d.]+ GPU-seconds went back to your budget\\.$`));
     const final = await handle.waitForOriginal((m) => /Cancelled\./.test(m.content ?? ''), 30_000);
+    expect(final.content).toMatch(/\nCancelled\. Unused GPU-seconds went back to your budget\.$/);
     expect(buttonsOf(final)).toHaveLength(0);
     expect((await getJob(farm, jobId))?.status).toBe('cancelled');
   });

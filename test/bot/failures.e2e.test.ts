@@ -36,11 +36,14 @@ describe('a failed render in the channel', () => {
     expect(job).toMatchObject({ status: 'failed', error: 'fake permanent failure', userError: null });
     expect(posted.content).toContain(`The render failed after 1 attempt: something went wrong on the farm's side, not with your request; the farm's operator can look it up as job ${job.id}\n`);
     expect(posted.content).not.toContain('fake permanent failure');
+    // The farm's fault: other settings would not help.
+    expect(posted.content).toMatch(/\nYour reserved GPU-seconds were refunded\. Try again\.$/);
   });
 
   it('a refusal written for the owner: shown as it is', async () => {
     const { posted, job } = await failedBlend('[fake refuse] a lighthouse');
     expect(job).toMatchObject({ status: 'failed', userError: 'fake refusal: use a smaller size' });
     expect(posted.content).toContain('The render failed after 1 attempt: fake refusal: use a smaller size\n');
+    expect(posted.content).toMatch(/\nYour reserved GPU-seconds were refunded\. Try again, or change the settings\.$/);
   });
 });

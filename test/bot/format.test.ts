@@ -54,8 +54,10 @@ describe('pieces', () => {
     expect(progressBar(-1)).toBe(progressBar(0));
   });
 
-  it('durations: seconds under a minute, then minutes and two-digit seconds', () => {
-    expect([duration(0), duration(59.4), duration(61), duration(3600)]).toEqual(['0s', '59s', '1m 01s', '60m 00s']);
+  it('durations: seconds under a minute, minutes under two hours, hours up to a day, then days; exact, zero parts left out', () => {
+    expect([duration(0), duration(59.4), duration(61), duration(75), duration(3600), duration(5400), duration(7199)]).toEqual(['0s', '59s', '1m 01s', '1m 15s', '60m', '90m', '119m 59s']);
+    expect([duration(7200), duration(9000), duration(7205), duration(86400), duration(86401)]).toEqual(['2h', '2h 30m', '2h 05s', '24h', '1d 01s']);
+    expect([duration(129600), duration(172800), duration(7 * 86400), duration(86400 + 3600 + 60 + 1)]).toEqual(['1d 12h', '2d', '7d', '1d 1h 01m 01s']);
   });
 
   it('markdown and mentions in prompts are shown as typed', () => {
@@ -125,26 +127,47 @@ describe('each stage', () => {
     expect(queuedText(job({ kind: 'upscale' }, { prompts: ['a cat', long] }), 1)).not.toMatch(/⚠️/);
   });
 
-  it('running: starting, then a bar with frames, stage and time left', () => {
-    const running = job({ status: 'running' });
+  it('running: starting, then a bar with keyframes (or video frames), stage and time left', () => {
+    const running = job({ status: 'running', attempts: 1 });
     expect(progressText(running, null)).toBe('**Blend** #7: a cat → a dog\nStarting on a render worker…');
+    // Branches are the keyframes the done message counts, not the video's frames.
     expect(progressText(running, { stage: 'branches', fraction: 0.25, branchesDone: 3, branchesTotal: 12, message: 'blending', etaSeconds: 75 })).toBe(
-      `**Blend** #7: a cat → a dog\n\`${progressBar(0.25)}\` 3/12 frames · blending · about 1m 15s left`,
+      `**Blend** #7: a cat → a dog\n\`${progressBar(0.25)}\` 3/12 keyframes · blending · about 1m 15s left`,
     );
+    // An upscale's or a variation animation's count is of video frames.
+    expect(progressText(running, { stage: 'upscaling', fraction: 0.5, framesDone: 40, framesTotal: 80 })).toBe(`**Blend** #7: a cat → a dog\n\`${progressBar(0.5)}\` 40/80 frames`);
     expect(progressText(running, { stage: 'encoding', fraction: 0.9 })).toBe(`**Blend** #7: a cat → a dog\n\`${progressBar(0.9)}\` `);
+  });
+
+  it('running again after a failed attempt: says it is a retry, and which attempt', () => {
+    const retried = job({ status: 'running', attempts: 2, maxAttempts: 3 });
+    expect(progressText(retried, null)).toBe('**Blend** #7: a cat → a dog\nRetrying on a render worker (attempt 2 of 3)…');
+    expect(progressText(retried, { stage: 'branches', fraction: 0.25, branchesDone: 3, branchesTotal: 12 })).toBe(
+      `**Blend** #7: a cat → a dog\n\`${progressBar(0.25)}\` 3/12 keyframes · attempt 2 of 3`,
+    );
   });
 
   it('done: the seeds to reproduce it, keyframes, render time, GPU-seconds charged, and a note', () => {
     const done = job({ status: 'done', startedAt: new Date('2024-01-01T00:00:00Z'), finishedAt: new Date('2024-01-01T00:01:05Z'), chargedGpuSeconds: 8.25 });
-    expect(doneText(done, { seeds: [42, 43], keyframes: 9 })).toBe('**Blend** #7: a cat → a dog\nseeds 42, 43 · 9 keyframes · rendered in 1m 05s · 8.3 GPU-s');
+    expect(doneText(done, { seeds: [42, 43], keyframes: 9 })).toBe(
+      '**Blend** #7: a cat → a dog\nseeds 42, 43 · 9 keyframes · rendered in 1m 05s · 8.3 GPU-s\nReacting with 🔍 upscales it and 🔁 re-rolls it, as the buttons do.',
+    );
     // Without the renderer's seeds, the job's; a note goes on its own line.
-    expect(doneText(job({ status: 'done' }), {}, '(smaller)')).toBe('**Blend** #7: a cat → a dog\nseeds 42, 43\n(smaller)');
+    expect(doneText(job({ status: 'done' }), {}, '(smaller)')).toBe('**Blend** #7: a cat → a dog\nseeds 42, 43\n(smaller)\nReacting with 🔍 upscales it and 🔁 re-rolls it, as the buttons do.');
+  });
+
+  it('done: the 🔍/🔁 reactions said only for the follow-ups the job offers, and only in a server', () => {
+    // A variation animation offers only Re-roll; an upscale no second upscale.
+    expect(doneText(job({ status: 'done', kind: 'vary' }, { variation: { variations: 4, intermediate: 2, noiseShift: 0.1 } }), {})).toBe('**Variation** #7: a cat → a dog\nseeds 42, 43\nReacting with 🔁 re-rolls it, as the button does.');
+    expect(doneText(job({ status: 'done', kind: 'upscale', parentJobId: 3 }), {})).toBe('**Upscale** #7 of #3: a cat → a dog\nseeds 42, 43\nReacting with 🔁 re-rolls it, as the button does.');
+    // In a DM the bot reads no reactions: the buttons only.
+    expect(doneText(job({ status: 'done', guildId: null }), {})).toBe('**Blend** #7: a cat → a dog\nseeds 42, 43');
   });
 
   it('done: the worker’s warnings, one escaped line each, as many as fit the message', () => {
     const cut = 'Prompt B is 93 CLIP tokens long; the text encoder reads 75 (77 CLIP tokens with its start and end), so its end was cut off: shorten it to keep every word.';
     expect(doneText(job({ status: 'done' }), { seeds: [42, 43], warnings: [cut, 'a *bold* @everyone\nline', 7] }, '(smaller)')).toBe(
-      `**Blend** #7: a cat → a dog\nseeds 42, 43\n(smaller)\n⚠️ ${cut}\n⚠️ a \\*bold\\* @\u200beveryone line`,
+      `**Blend** #7: a cat → a dog\nseeds 42, 43\n(smaller)\nReacting with 🔍 upscales it and 🔁 re-rolls it, as the buttons do.\n⚠️ ${cut}\n⚠️ a \\*bold\\* @\u200beveryone line`,
     );
     // A 16-prompt movie whose every prompt was cut: as many lines as fit, and how many more.
     const many = Array.from({ length: 17 }, (_, i) => cut.replace('Prompt B', `Prompt ${i + 1}`));
@@ -154,7 +177,7 @@ describe('each stage', () => {
     expect(text).toMatch(/\n…and \d+ more\.$/);
   });
 
-  it('failed: the attempts and the first line of the failure as its owner is told it; cancelled: the refund', () => {
+  it('failed: the attempts and the first line of the failure as its owner is told it; cancelled: the refund, and who cancelled it', () => {
     const failed = job({ status: 'failed', attempts: 3, error: 'operator detail', userError: 'out of *memory*\nstack trace…' });
     expect(failedText(failed)).toBe(
       '**Blend** #7: a cat → a dog\nThe render failed after 3 attempts: out of \\*memory\\*\nYour reserved GPU-seconds were refunded. Try again, or change the settings.',
@@ -169,6 +192,27 @@ describe('each stage', () => {
     );
     expect(failedText(timedOut)).not.toMatch(/reserved GPU-seconds were refunded/);
     expect(failedText(job({ status: 'cancelled' }))).toBe('**Blend** #7: a cat → a dog\nCancelled. Unused GPU-seconds went back to your budget.');
+    // By its owner (the reason the bot gives cancelJob), by someone else with the right (a moderator), by the farm's CLI.
+    expect(failedText(job({ status: 'cancelled', error: 'cancelled by 111', userError: 'cancelled by 111' }))).toBe('**Blend** #7: a cat → a dog\nCancelled. Unused GPU-seconds went back to your budget.');
+    expect(failedText(job({ status: 'cancelled', error: 'cancelled by 999', userError: 'cancelled by 999' }))).toBe(
+      '**Blend** #7: a cat → a dog\nCancelled by a moderator. Unused GPU-seconds went back to your budget.',
+    );
+    expect(failedText(job({ status: 'cancelled', error: 'cancelled by an operator', userError: 'cancelled by an operator' }))).toBe(
+      "**Blend** #7: a cat → a dog\nCancelled by the farm's operator. Unused GPU-seconds went back to your budget.",
+    );
+  });
+
+  it('expired in the queue: no attempt count, the refund said once, try again later', () => {
+    const expired = job({
+      status: 'failed',
+      attempts: 0,
+      error: 'Expired: no worker took this job within 6 h of it becoming claimable, so it failed unrendered and the GPU-seconds it held were refunded in full. The workers that can render it were busy all that time, or none of them was running.',
+      userError: 'no render worker took this job within 6 h, so it was dropped',
+      chargedGpuSeconds: 0,
+    });
+    expect(failedText(expired)).toBe('**Blend** #7: a cat → a dog\nNo render worker took this job within 6 h, so it was dropped; the GPU-seconds it held are back in your budget. Try again later.');
+    // Expired after a failed attempt (queued again for a retry): still no "failed after".
+    expect(failedText({ ...expired, attempts: 1 })).toBe(failedText(expired));
   });
 
   it('a failure that is not about the request (no userError) shows a generic line with the job id, never the operator\'s text', () => {
@@ -176,10 +220,14 @@ describe('each stage', () => {
     const text = failedText(crashed);
     expect(text).toBe(
       "**Blend** #7: a cat → a dog\nThe render failed after 3 attempts: something went wrong on the farm's side, not with your request; the farm's operator can look it up as job 7\n" +
-        'Your reserved GPU-seconds were refunded. Try again, or change the settings.',
+        'Your reserved GPU-seconds were refunded. Try again.',
     );
     expect(text).not.toMatch(/CUDA|srv|gpu-host/);
     expect(failedText(job({ status: 'failed', attempts: 1, error: null }))).toMatch(/after 1 attempt: something went wrong on the farm's side/);
+    // The worker lost mid-render is the farm's side too: other settings would not help.
+    expect(failedText(job({ status: 'failed', attempts: 3, error: 'worker w1 stopped renewing its lease', userError: 'the worker rendering it stopped answering (it crashed or lost its connection)' }))).toBe(
+      '**Blend** #7: a cat → a dog\nThe render failed after 3 attempts: the worker rendering it stopped answering (it crashed or lost its connection)\nYour reserved GPU-seconds were refunded. Try again.',
+    );
   });
 });
 

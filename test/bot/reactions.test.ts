@@ -98,7 +98,7 @@ describe.each(BACKENDS)('reactions use the member’s roles (%s)', (backend) => 
     // /budget now names the next refill as Discord timestamps (each reader's own clock), never an ISO string.
     const t = Math.floor(after.nextRefillAt.getTime() / 1000);
     const look2 = await fake.sendSlashCommand({ commandName: 'budget', user: alice, guildId: home.id }).waitForOriginal((m) => /GPU-seconds/.test(m.content ?? ''), 10_000);
-    expect(look2.content).toContain(`Refills to 3000 every 1440m 00s; next refill <t:${t}:R> (<t:${t}:f>).`);
+    expect(look2.content).toContain(`Refills to 3000 every 24h; next refill <t:${t}:R> (<t:${t}:f>).`);
     expect(look2.content).not.toMatch(/\d{4}-\d{2}-\d{2}T/);
   });
 

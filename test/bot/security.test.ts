@@ -166,12 +166,16 @@ describe.each(BACKENDS)('job rights across servers (%s)', (backend) => {
       expect((await getJob(farm, queuedId))?.status).toBe('queued');
     });
 
-    it('a moderator of the job’s own server still may cancel it', async () => {
-      const other = await blend(alice, 'another queued render').waitForOriginal(isQueued, 10_000);
+    it('a moderator of the job’s own server still may cancel it, and the job’s message says a moderator did', async () => {
+      const handle = blend(alice, 'another queued render');
+      const other = await handle.waitForOriginal(isQueued, 10_000);
       const id = jobIdOn(other, 'cancel');
       const run = fake.sendSlashCommand({ commandName: 'cancel', user: moderator, guildId: home.id, options: { job: id } });
-      expect((await run.waitForOriginal((m) => Boolean(m.content), 10_000)).content).toMatch(new RegExp(`Cancelled job #${id}`));
+      // Not the moderator's budget: its owner's.
+      expect((await run.waitForOriginal((m) => Boolean(m.content), 10_000)).content).toMatch(new RegExp(`^Cancelled job #${id}; [\\d.]+ GPU-seconds went back to its owner's budget\\.$`));
       expect((await getJob(farm, id))?.status).toBe('cancelled');
+      const final = await handle.waitForOriginal((m) => /Cancelled/.test(m.content ?? ''), 30_000);
+      expect(final.content).toMatch(/\nCancelled by a moderator\. Unused GPU-seconds went back to your budget\.$/);
     });
   });
 
@@ -278,7 +282,7 @@ describe.each(BACKENDS)('job rights across servers (%s)', (backend) => {
       const reply = await set.waitForOriginal((m) => /Refill/.test(m.content ?? ''), 10_000);
       expect(reply.ephemeral).toBe(true);
       expect(reply.content).toMatch(/you asked for 10000000 GPU-seconds; clamped to the farm's ceiling of \*\*3600\*\*/);
-      expect(reply.content).toMatch(/you asked for 60m 00s; clamped to the farm's shortest period of \*\*120m 00s\*\*/);
+      expect(reply.content).toMatch(/you asked for 60m; clamped to the farm's shortest period of \*\*2h\*\*/);
       expect(reply.content).toMatch(/Job limit: you asked for 1000; clamped to the farm's ceiling of \*\*10\*\*/);
       expect(await getGuildSettings(farm, home.id)).toMatchObject({ refillGpuSeconds: 3600, refillPeriodSeconds: 7200, maxActiveJobs: 10 });
       const newcomer = fake.createUser({ username: 'newcomer' });

@@ -42,7 +42,7 @@ describe.each(BACKENDS)('housekeeping without workers on %s', (backend) => {
     try {
       const expired = await waitForJob(farm, waiting.id, { timeoutMs: 20_000 });
       expect(expired).toMatchObject({ status: 'failed', chargedGpuSeconds: 0 });
-      expect(expired.error).toMatch(/^Expired: no worker could take this job within 90 s/);
+      expect(expired.error).toMatch(/^Expired: no worker took this job within 90 s of it becoming claimable, so it failed unrendered/);
       for (let i = 0; i < 200 && (await getJob(farm, old.id)); i++) await sleep(50);
       expect(await getJob(farm, old.id)).toBeUndefined();
     } finally {

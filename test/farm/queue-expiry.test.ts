@@ -16,7 +16,12 @@ import { markWorkerStopped, registerWorker } from '../../farm/worker-registry.ts
 import { BACKENDS, CHEAP_BLEND, countRows } from '../helpers/db.ts';
 import { useTestFarm } from '../helpers/farm.ts';
 
-const EXPIRED = 'Expired: no worker could take this job within 90 s, so it was cancelled and the GPU-seconds it held were refunded in full. No running worker can render it now: try another model or a smaller size, or ask the farm operator.';
+// For the operator: failed (not "cancelled"), and no claim that no worker can render it (nothing checks that).
+const EXPIRED =
+  'Expired: no worker took this job within 90 s of it becoming claimable, so it failed unrendered and the GPU-seconds it held were refunded in full. ' +
+  'The workers that can render it were busy all that time, or none of them was running.';
+// For its owner (failureForOwner): the bot adds the refund and what to do (bot/format.ts failedText).
+const EXPIRED_FOR_OWNER = 'no render worker took this job within 90 s, so it was dropped';
 
 describe.each(BACKENDS)('queued jobs nobody can run, on %s (item 8)', (backend) => {
   let db: FarmDb;
@@ -36,7 +41,7 @@ describe.each(BACKENDS)('queued jobs nobody can run, on %s (item 8)', (backend) 
     await ageQueued(job.id);
     expect(await expireQueuedJobs(farm)).toBe(1);
     const expired = await getJob(farm, job.id);
-    expect(expired).toMatchObject({ status: 'failed', attempts: 0, error: EXPIRED, userError: EXPIRED, chargedGpuSeconds: 0 });
+    expect(expired).toMatchObject({ status: 'failed', attempts: 0, error: EXPIRED, userError: EXPIRED_FOR_OWNER, chargedGpuSeconds: 0 });
     expect(expired?.finishedAt).toBeInstanceOf(Date);
     expect((await getBudget(farm, 'waiter')).balanceGpuSeconds).toBeCloseTo(start, 6);
     const [refund] = await queryRows<{ amount_ms: string | number }>(db.db, sql`select amount_ms from budget_ledger where job_id = ${job.id} and kind = 'refund'`);
@@ -87,7 +92,7 @@ describe.each(BACKENDS)('queued jobs nobody can run, on %s (item 8)', (backend) 
     await ageQueued(accepted.id);
     const failed = await waitForJob(farm, accepted.id, { timeoutMs: 20_000 });
     await worker.stop();
-    expect(failed).toMatchObject({ status: 'failed', error: EXPIRED });
+    expect(failed).toMatchObject({ status: 'failed', error: EXPIRED, userError: EXPIRED_FOR_OWNER });
     const audit = await auditBalance(db.db, 'picky');
     expect(audit.balanceMs).toBe(audit.ledgerSumMs);
     expect(audit.balanceMs).toBe(100_000);
