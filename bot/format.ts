@@ -3,8 +3,7 @@
  * job with the prompts of the whole movie it makes (withWholeMovie), which for an extension
  * includes the movie it continues.
  */
-import { failureForOwner, followUpsFor, parentMovieParams, promptLengthNotices, resultWarnings, type FarmContext, type Job, type JobProgress } from '../farm/index.ts';
-import { LEASE_LOST_TEXT } from '../farm/failure.ts';
+import { failureForOwner, followUpsFor, LEASE_LOST_TEXT, parentMovieParams, promptLengthNotices, resultWarnings, type FarmContext, type Job, type JobProgress } from '../farm/index.ts';
 
 export const BAR_WIDTH = 16;
 
