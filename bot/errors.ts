@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { INPUT_NAMES, isConnectionError, loggableError } from '../farm/index.ts';
 import { BudgetExceededError, FarmError, JobParamsError, NoCapableWorkerError } from '../farm/index.ts';
 import { discordWhen } from './format.ts';
-import { SIZE_CHOICES } from './render-options.ts';
+import { SMALLEST_SIZE_PIXELS } from './sizes.ts';
 
 /** Input the bot itself cannot map onto a request (e.g. a size choice it does not know). */
 export class UserInputError extends Error {
@@ -105,13 +105,6 @@ function optionList(inputs: readonly string[], optionNames: Readonly<Record<stri
   return names.length === 0 ? undefined : names.join(' and ');
 }
 
-/**
- * The smallest frame a member can pick (SIZE_CHOICES): at it, "pick a smaller size" cannot help. A
- * function, not a constant: render-options.ts imports this module, so SIZE_CHOICES may not be
- * initialised yet while this one loads.
- */
-const smallestSizePixels = (): number => Math.min(...Object.values(SIZE_CHOICES).map((s) => s.width * s.height));
-
 function noWorkerText(err: NoCapableWorkerError, optionNames: Readonly<Record<string, string>>): string {
   switch (err.shortfall) {
     case 'no_worker':
@@ -122,7 +115,7 @@ function noWorkerText(err: NoCapableWorkerError, optionNames: Readonly<Record<st
       return `This farm can't upscale this video${err.upscaleFactor ? ` ${err.upscaleFactor}×` : ''} right now: no render worker online can. ${ASK}`;
     case 'size': {
       const size = optionNames.width;
-      return size && err.pixels > smallestSizePixels()
+      return size && err.pixels > SMALLEST_SIZE_PIXELS
         ? `No render worker online can render this size right now: pick a smaller \`${size}\`, or ask the farm's operator.`
         : `No render worker online can render a video this size right now. ${ASK}`;
     }

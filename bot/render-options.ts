@@ -14,6 +14,7 @@ import type {
 } from 'discord.js';
 import { DEFAULT_PARAMS, getGuildSettings, LIMITS, QUALITY_PRESETS, JOB_VIDEO_FORMATS, seedCount, type FarmContext, type JobKind, type JobParamsInput, type QualityPreset } from '../farm/index.ts';
 import { UserInputError } from './errors.ts';
+import { SIZE_CHOICES, type SizeChoice } from './sizes.ts';
 
 /** Discord's own caps: a string option's value, and a form's text input. */
 export const DISCORD_MAX_OPTION_LENGTH = 6000;
@@ -24,12 +25,7 @@ export function promptListLength(cap: number): number {
   return Math.min(cap, LIMITS.prompts.max * (LIMITS.promptLength.max + ' | '.length));
 }
 
-export const SIZE_CHOICES = {
-  square: { width: 512, height: 512, label: 'Square (512×512)' },
-  landscape: { width: 768, height: 512, label: 'Landscape (768×512)' },
-  portrait: { width: 512, height: 768, label: 'Portrait (512×768)' },
-} as const;
-export type SizeChoice = keyof typeof SIZE_CHOICES;
+export { SIZE_CHOICES, type SizeChoice };
 
 export const QUALITY_LABELS: Record<QualityPreset, string> = {
   draft: 'Draft (fast)',
