@@ -3,7 +3,7 @@
  * job with the prompts of the whole movie it makes (withWholeMovie), which for an extension
  * includes the movie it continues.
  */
-import { failureForOwner, followUpsFor, LEASE_LOST_TEXT, parentMovieParams, promptLengthNotices, resultWarnings, type FarmContext, type Job, type JobProgress } from '../farm/index.ts';
+import { failureForOwner, followUpsFor, isExpiredJob, LEASE_LOST_TEXT, parentMovieParams, promptLengthNotices, resultWarnings, type FarmContext, type Job, type JobProgress } from '../farm/index.ts';
 
 export const BAR_WIDTH = 16;
 
@@ -285,14 +285,6 @@ function cancelledText(job: Pick<Job, 'userId' | 'error'>): string {
 }
 
 /**
- * A job that no worker took before the queue's timeout (farm/queue.ts expireQueuedJobs): its error
- * starts with "Expired:", its userError says in how long. Never claimed in that queuing, refunded in full.
- */
-function isExpired(job: Pick<Job, 'status' | 'error'>): boolean {
-  return job.status === 'failed' && (job.error ?? '').startsWith('Expired:');
-}
-
-/**
  * A failure that was the farm's, not the request's (farm/failure.ts): no userError (the generic
  * line), or the worker lost mid-render. Other settings would not have helped.
  */
@@ -303,7 +295,8 @@ function farmSideFailure(job: Pick<Job, 'userError'>): boolean {
 export function failedText(job: Job): string {
   if (job.status === 'cancelled') return fitMessage(`${title(job)}\n${cancelledText(job)}`, JOB_TEXT_LENGTH);
   const reason = escapeMarkdown(headOf(failureForOwner(job).split('\n')[0], 300));
-  if (isExpired(job)) {
+  // Expired unclaimed (its userError says in how long): never rendered, refunded in full.
+  if (isExpiredJob(job)) {
     const said = `${reason.charAt(0).toUpperCase()}${reason.slice(1)}`.replace(/[.\s]+$/, '');
     return fitMessage(`${title(job)}\n${said}; the GPU-seconds it held are back in your budget. Try again later.`, JOB_TEXT_LENGTH);
   }

@@ -17,3 +17,11 @@ export function failureForOwner(job: Pick<Job, 'id' | 'userError'>): string {
 
 /** The owner's line when a job's worker stopped renewing its lease (the operator's names the worker). */
 export const LEASE_LOST_TEXT = 'the worker rendering it stopped answering (it crashed or lost its connection)';
+
+/** How the error of a job that expired unclaimed in the queue begins (expireQueuedJobs, farm/queue.ts). */
+export const EXPIRED_ERROR_PREFIX = 'Expired:';
+
+/** A job that failed because no worker took it before the queue's timeout: never rendered in that queuing, refunded in full. */
+export function isExpiredJob(job: Pick<Job, 'status' | 'error'>): boolean {
+  return job.status === 'failed' && (job.error ?? '').startsWith(EXPIRED_ERROR_PREFIX);
+}

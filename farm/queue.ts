@@ -12,7 +12,7 @@ import { type Transaction, queryRows } from '../db/client.ts';
 import { artifacts, jobs } from '../db/schema.ts';
 import type { FarmContext } from './config.ts';
 import { JOB_EVENTS_CHANNEL, eventPayload, recordEvent, type EventFields } from './events.ts';
-import { LEASE_LOST_TEXT } from './failure.ts';
+import { EXPIRED_ERROR_PREFIX, LEASE_LOST_TEXT } from './failure.ts';
 import { policyOf } from './policy/index.ts';
 import { storableText } from './text.ts';
 import { capableSql } from './worker-registry.ts';
@@ -436,7 +436,7 @@ export async function expireQueuedJobs(farm: FarmContext, limit = 50): Promise<n
   if (!(timeout > 0)) return 0;
   // Nothing here checks the workers: every one that can render it may just have been busy.
   const error =
-    `Expired: no worker took this job within ${humanDuration(timeout)} of it becoming claimable, so it failed unrendered and the GPU-seconds it held were refunded in full. ` +
+    `${EXPIRED_ERROR_PREFIX} no worker took this job within ${humanDuration(timeout)} of it becoming claimable, so it failed unrendered and the GPU-seconds it held were refunded in full. ` +
     'The workers that can render it were busy all that time, or none of them was running.';
   // Its owner's line (failureForOwner; the bot adds the refund and what to do).
   const userError = `no render worker took this job within ${humanDuration(timeout)}, so it was dropped`;
