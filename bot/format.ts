@@ -3,7 +3,7 @@
  * job with the prompts of the whole movie it makes (withWholeMovie), which for an extension
  * includes the movie it continues.
  */
-import { failureForOwner, followUpsFor, isExpiredJob, LEASE_LOST_TEXT, parentMovieParams, promptLengthNotices, resultWarnings, type FarmContext, type Job, type JobProgress } from '../farm/index.ts';
+import { cancelledBy, failureForOwner, followUpsFor, isExpiredJob, LEASE_LOST_TEXT, parentMovieParams, promptLengthNotices, resultWarnings, type FarmContext, type Job, type JobProgress } from '../farm/index.ts';
 
 export const BAR_WIDTH = 16;
 
@@ -264,23 +264,9 @@ function failedSettlementText(job: Pick<Job, 'reservedGpuSeconds' | 'chargedGpuS
   return `It was charged ${charged.toFixed(1)} GPU-seconds for the time it ran; the other ${refunded.toFixed(1)} of the ${job.reservedGpuSeconds.toFixed(1)} reserved went back to your budget.`;
 }
 
-/**
- * The reason the bot gives cancelJob (stored as the job's error): who cancelled it, by Discord user
- * id, so the job's message can say when it was not its owner (cancelledText).
- */
-export function cancelReason(userId: string): string {
-  return `cancelled by ${userId}`;
-}
-
-/** The farm CLI's reason (apps/farm-cli: `cancel`). */
-const OPERATOR_CANCEL_REASON = 'cancelled by an operator';
-
-/** "Cancelled." by its owner; otherwise who did it, as far as the job's stored reason tells. */
+/** "Cancelled." by its owner; otherwise who did it, as far as the job's stored reason tells (farm: cancelledBy). */
 function cancelledText(job: Pick<Job, 'userId' | 'error'>): string {
-  const by = /^cancelled by (\d+)$/.exec(job.error ?? '');
-  let who = '';
-  if (by && by[1] !== job.userId) who = ' by a moderator';
-  else if (job.error === OPERATOR_CANCEL_REASON) who = " by the farm's operator";
+  const who = { 'someone-else': ' by a moderator', operator: " by the farm's operator", owner: '', unknown: '' }[cancelledBy(job)];
   return `Cancelled${who}. Unused GPU-seconds went back to your budget.`;
 }
 

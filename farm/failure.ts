@@ -25,3 +25,19 @@ export const EXPIRED_ERROR_PREFIX = 'Expired:';
 export function isExpiredJob(job: Pick<Job, 'status' | 'error'>): boolean {
   return job.status === 'failed' && (job.error ?? '').startsWith(EXPIRED_ERROR_PREFIX);
 }
+
+/** The reason stored (as the job's error) when a member cancels a job: who did it, by user id. */
+export function cancelReason(userId: string): string {
+  return `cancelled by ${userId}`;
+}
+
+/** The reason stored when the farm's operator cancels a job (the farm CLI's `cancel`). */
+export const OPERATOR_CANCEL_REASON = 'cancelled by an operator';
+
+/** Who cancelled a job, as far as its stored reason tells (older rows and other callers: unknown). */
+export function cancelledBy(job: Pick<Job, 'userId' | 'error'>): 'owner' | 'someone-else' | 'operator' | 'unknown' {
+  if (job.error === OPERATOR_CANCEL_REASON) return 'operator';
+  const by = /^cancelled by (.+)$/.exec(job.error ?? '');
+  if (!by) return 'unknown';
+  return by[1] === job.userId ? 'owner' : 'someone-else';
+}

@@ -75,7 +75,7 @@ export { reapExpiredLeases, expireQueuedJobs } from './queue.ts';
 export { type PruneOptions, type PruneReport, pruneFarm, describePrune } from './retention.ts';
 export { type WorkerInfo, listWorkers, findCapableWorkers, canRun, jobNeeds, abilitiesOf } from './worker-registry.ts';
 export { type Renderer, type RenderContext, type RenderResult, type RendererFactory, RenderError, MIME_TYPES, RESULT_WARNINGS, resultWarnings, userMessageOf } from './renderer.ts';
-export { failureForOwner, isExpiredJob, LEASE_LOST_TEXT } from './failure.ts';
+export { cancelledBy, cancelReason, failureForOwner, isExpiredJob, LEASE_LOST_TEXT, OPERATOR_CANCEL_REASON } from './failure.ts';
 export { type FarmWorkerOptions, type StopMode, type WorkerStats, FarmWorker, startWorker } from './worker.ts';
 export { type LocalWorkers, type LocalWorkersOptions, startLocalWorkers } from './local.ts';
 export { type Housekeeping, startHousekeeping, sweepQueue, pruneOnce } from './housekeeping.ts';

@@ -40,6 +40,7 @@ import {
   JobParamsError,
   LIMITS,
   openDatabase,
+  OPERATOR_CANCEL_REASON,
   parseJobId,
   pruneFarm,
   QUALITY_PRESETS,
@@ -501,7 +502,7 @@ export async function farmCli(argv: string[], io: CliIo = {}): Promise<number> {
       }
 
       case 'cancel': {
-        const result = await cancelJob(farm, jobId(rest[0], 'cancel'), 'cancelled by an operator');
+        const result = await cancelJob(farm, jobId(rest[0], 'cancel'), OPERATOR_CANCEL_REASON);
         print(
           result.cancelled
             ? `Cancelled job ${result.job.id}; refunded ${result.refundedGpuSeconds} GPU-seconds.`

@@ -1,8 +1,7 @@
 import { MessageFlags, SlashCommandBuilder, type ChatInputCommandInteraction, type RepliableInteraction } from 'discord.js';
-import { cancelJob, endedText, getJob, listJobs, type Job } from '../../farm/index.ts';
+import { cancelJob, cancelReason, endedText, getJob, listJobs, type Job } from '../../farm/index.ts';
 import type { BotContext, Command } from '../context.ts';
 import { userMessage } from '../errors.ts';
-import { cancelReason } from '../format.ts';
 import { mayActOn, noJobOfYoursText } from '../permissions.ts';
 
 /** Cancels `job` for a deferred interaction whose user may act on it (checked by the caller). */
