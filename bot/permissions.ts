@@ -101,6 +101,17 @@ export function noJobOfYoursText(jobId: number, what: string): string {
 }
 
 /**
+ * The private answer to someone who can see a job and may not act on it: they pressed a button on
+ * its own message, or reacted to its video (so it exists, and they know it). Says whose it is to
+ * act on and what they can do instead; nothing more about the job. A job number typed into a
+ * command, or replayed on another message, gets noJobOfYoursText.
+ */
+export function onlyItsOwnerText(what: string): string {
+  if (what === 'cancel') return 'Only the person who asked for this render (or a moderator) can cancel it.';
+  return `Only the person who made this video (or a moderator) can ${what} it; make your own with /blend.`;
+}
+
+/**
  * What the bot needs in a channel to keep a job's message there: see the channel, post (the
  * fallback message once the interaction's token has expired), upload the video, and show the
  * progress preview (an embedded picture). Names as Discord's settings show them.

@@ -29,7 +29,9 @@ export const blend: Command = {
     .addNumberOption((o) =>
       o
         .setName('strength')
-        .setDescription(`How far the pictures are re-rendered: ${LIMITS.imageStrength.min} keeps them, 1 keeps their layout (default ${DEFAULT_IMAGE_STRENGTH})`)
+        // The engine's own scale (EndpointImage.strength in engine/blend/transition.ts): the share of
+        // the diffusion redone, so 0.2 keeps the picture, 0.8 keeps only its layout, 1 redoes it all.
+        .setDescription(`How much of each picture is redone: 0.2 keeps it, 0.8 only its layout, ${LIMITS.imageStrength.max} all of it (default ${DEFAULT_IMAGE_STRENGTH})`)
         .setMinValue(LIMITS.imageStrength.min)
         .setMaxValue(LIMITS.imageStrength.max),
     )

@@ -83,6 +83,8 @@ export const settings: Command = {
       const sub = interaction.options.getSubcommand();
       let s = await getGuildSettings(ctx.farm, interaction.guildId);
       let clamped: ClampedSetting[] = [];
+      /** What this command did, said before the settings as they now are. */
+      const notes: string[] = [];
       if (sub === 'set') {
         const hours = interaction.options.getInteger('period-hours');
         ({ clamped, ...s } = await updateGuildSettings(ctx.farm, interaction.guildId, {
@@ -92,16 +94,17 @@ export const settings: Command = {
         }));
       } else if (sub === 'defaults') {
         const reset = interaction.options.getBoolean('reset') ?? false;
-        s = await updateGuildSettings(ctx.farm, interaction.guildId, {
-          defaults: reset
-            ? null
-            : {
-                quality: interaction.options.getString('quality') ?? undefined,
-                size: interaction.options.getString('size') ?? undefined,
-                duration: interaction.options.getNumber('duration') ?? undefined,
-                format: interaction.options.getString('format') ?? undefined,
-              },
-        });
+        const given = {
+          quality: interaction.options.getString('quality') ?? undefined,
+          size: interaction.options.getString('size') ?? undefined,
+          duration: interaction.options.getNumber('duration') ?? undefined,
+          format: interaction.options.getString('format') ?? undefined,
+        };
+        const setting = describeDefaults(given);
+        // reset with values: the old defaults are forgotten, then the values given are the defaults.
+        if (reset) s = await updateGuildSettings(ctx.farm, interaction.guildId, { defaults: null });
+        if (setting || !reset) s = await updateGuildSettings(ctx.farm, interaction.guildId, { defaults: given });
+        if (reset) notes.push(setting ? `Forgot the previous render defaults, then set ${setting}.` : 'Forgot all render defaults.');
       } else if (sub === 'role') {
         const role = interaction.options.getRole('role', true);
         const remove = interaction.options.getBoolean('remove') ?? false;
@@ -114,6 +117,7 @@ export const settings: Command = {
       const d = ctx.farm.config.budget;
       const defaults = describeDefaults(s.defaults);
       const lines = [
+        ...notes,
         `Render defaults: ${defaults || `none (${FARM_DEFAULTS_TEXT})`}.`,
         `Refill: **${s.refillGpuSeconds ?? d.refillGpuSeconds}** GPU-seconds every **${duration(s.refillPeriodSeconds ?? d.refillPeriodSeconds)}**${s.refillGpuSeconds === null ? ' (farm default)' : ''}.`,
         `Max queued + running jobs per member: **${s.maxActiveJobs ?? d.maxActiveJobs}**${s.maxActiveJobs === null ? ' (farm default)' : ''}.`,

@@ -8,7 +8,7 @@ import { followUpRefusal, getJob, LIMITS } from '../../farm/index.ts';
 import type { BotContext } from '../context.ts';
 import { cancelJobFor } from '../commands/cancel.ts';
 import { withWholeMovie } from '../format.ts';
-import { mayActOn, noJobOfYoursText } from '../permissions.ts';
+import { noJobOfYoursText, onlyItsOwnerText, rightsOf } from '../permissions.ts';
 import { beforeAnswer, FOLLOW_UP_VERBS, submitFollowUpRender, uploadLimit } from '../submit.ts';
 import { parseButtonId, type ButtonAction } from './custom-id.ts';
 import { extendForm } from './forms.ts';
@@ -25,14 +25,21 @@ export async function handleButton(interaction: ButtonInteraction, ctx: BotConte
   // One keyed lookup, then the rights: all a refusal needs, before the first response (in time for
   // Discord's 3 s: beforeAnswer). The rule counts the whole movie's prompts; an extension's own
   // parameters list only its new ones.
-  const { job, allowed, whole } = await beforeAnswer(async () => {
+  const { job, rights, whole } = await beforeAnswer(async () => {
     const found = await getJob(ctx.farm, jobId);
-    const allowed = found !== undefined && (await mayActOn(found, interaction));
-    return { job: found, allowed, whole: found && allowed && action === 'extend' ? await withWholeMovie(ctx.farm, found) : found };
+    const rights = found && (await rightsOf(found, interaction));
+    const allowed = rights === 'owner' || rights === 'moderator';
+    return { job: found, rights, whole: found && allowed && action === 'extend' ? await withWholeMovie(ctx.farm, found) : found };
   });
-  // One answer for a job that does not exist and one they may not act on (noJobOfYoursText).
-  if (!job || !whole || !allowed) {
-    await interaction.reply({ content: noJobOfYoursText(jobId, VERBS[action]), flags: MessageFlags.Ephemeral });
+  if (!job || !whole || (rights !== 'owner' && rights !== 'moderator')) {
+    // Pressed on the job's own message by a member of its server who can see its channel: the job
+    // is in front of them, so they are told whose it is (its message may not be recorded yet, a
+    // moment after it is shown: then any message in the job's channel). Anyone else (a job id
+    // replayed on another message, another server, a hidden channel) gets the one answer for a job
+    // that does not exist and one they may not act on (noJobOfYoursText).
+    const onItsMessage = job?.messageId ? job.messageId === interaction.message.id : job?.channelId === interaction.channelId;
+    const seen = job !== undefined && rights === 'none' && onItsMessage;
+    await interaction.reply({ content: seen ? onlyItsOwnerText(VERBS[action]) : noJobOfYoursText(jobId, VERBS[action]), flags: MessageFlags.Ephemeral });
     return;
   }
   // An older message may still carry a button this job cannot use (e.g. Extend on a variation

@@ -33,7 +33,7 @@ import { followUpsFor, getJobByMessageId, loggableError, submitFollowUp, type Fo
 import type { BotContext } from '../context.ts';
 import { userMessage } from '../errors.ts';
 import { queuedText } from '../format.ts';
-import { missingPermissionsRefusal, permissionsIn, REACTION_PERMISSIONS, rightsOn } from '../permissions.ts';
+import { missingPermissionsRefusal, onlyItsOwnerText, permissionsIn, REACTION_PERMISSIONS, rightsOn } from '../permissions.ts';
 import { FOLLOW_UP_VERBS, guildUploadLimit, oneFollowUpAtATime, recordJobReply, requesterFields } from '../submit.ts';
 import { cancelRow, FOLLOW_UP_BUTTONS } from './rows.ts';
 
@@ -190,6 +190,10 @@ export async function handleReaction(reaction: MessageReaction | PartialMessageR
   // Their rights in the job's channel: the fetched member's roles and the cached server's channel overwrites.
   const permissions = member && parent.userId !== user.id && message.inGuild() ? member.permissionsIn(message.channel) : null;
   const rights = rightsOn(parent, { userId: user.id, guildId: message.guildId, channelId: message.channelId, permissionsInJobChannel: permissions });
+  // A member who may not act on it reacted to the video itself (so it is in front of them): told by
+  // DM whose it is, as any refusal is; a DM that fails is only logged (nothing went wrong for them
+  // to be told in the channel). Anyone the job's channel is hidden from ('elsewhere') is told nothing.
+  if (rights === 'none') return request.refuse(onlyItsOwnerText(FOLLOW_UP_VERBS[kind]), false);
   if (rights !== 'owner' && rights !== 'moderator') return request.removeReaction();
   // Nothing is queued or charged for a video the bot could not post here.
   // In a server `member` is set (else it returned above), and its guild is the one currentMember resolved.

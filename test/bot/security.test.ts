@@ -114,11 +114,12 @@ describe.each(BACKENDS)('job rights across servers (%s)', (backend) => {
       };
     });
 
-    it('a stranger in the job’s own server gets it for /cancel, buttons and the extend form, and nothing changes', async () => {
+    it('a stranger in the job’s own server gets it for /cancel and the extend form; a button on the job’s own message says whose it is; nothing changes', async () => {
       const run = fake.sendSlashCommand({ commandName: 'cancel', user: bob, guildId: home.id, options: { job: queuedId } });
       expect((await run.waitForOriginal((m) => Boolean(m.content), 10_000)).content).toBe(notOneOfYours(queuedId, 'cancel'));
+      // The job is in front of them (its own message): told whose it is, and nothing more about it.
       const press = fake.pressButton({ messageId: queuedMessage.id, customId: `bf:cancel:${queuedId}`, user: bob });
-      expect(String((await press.waitForResponse()).data?.content)).toBe(notOneOfYours(queuedId, 'cancel'));
+      expect(String((await press.waitForResponse()).data?.content)).toBe('Only the person who asked for this render (or a moderator) can cancel it.');
       // Alice's own Extend form, sent back by Bob.
       const before = (await listJobs(farm, {})).length;
       const extend = fake.pressButton({ messageId: finished.id, customId: `bf:extend:${finishedId}`, user: alice });
@@ -254,7 +255,7 @@ describe.each(BACKENDS)('job rights across servers (%s)', (backend) => {
         const press = fake.pressButton({ messageId: finished.id, customId: `bf:${action}:${finishedId}`, user: bob });
         const r = await press.waitForResponse();
         expect([r.type, r.ephemeral]).toEqual([4, true]);
-        expect(String(r.data?.content)).toBe(notOneOfYours(finishedId, action === 'reroll' ? 're-roll' : action));
+        expect(String(r.data?.content)).toBe(`Only the person who made this video (or a moderator) can ${action === 'reroll' ? 're-roll' : action} it; make your own with /blend.`);
         await afterBotCaughtUp(bob);
         const trace = traceOf(press);
         expect(trace.calls).toEqual([CALLBACK]);
