@@ -1,7 +1,7 @@
 // A snapshot of the farm for operators (`farm status`) and the bot's /queue, and where a queued
 // job stands in the policy's claim order.
 import { and, desc, gt, inArray, sql } from 'drizzle-orm';
-import { queryRows } from '../db/client.ts';
+import { type Database, queryRows } from '../db/client.ts';
 import { jobs, JOB_STATUSES, type JobStatus, workers } from '../db/schema.ts';
 import type { FarmContext } from './config.ts';
 import { isJobId } from './ids.ts';
@@ -42,7 +42,9 @@ export async function queuedInClaimOrder(farm: FarmContext, limit = 50): Promise
 
 export interface FarmStatus {
   database: string;
+  /** Every job by status, from the same snapshot as the lists: a list shorter than its count was cut at its limit. */
   counts: Record<JobStatus, number>;
+  /** Running jobs (at most 500). */
   running: Job[];
   /** The first queued jobs in claim order (position 1 is claimed next). */
   queued: Array<Job & { position: number }>;
@@ -52,7 +54,20 @@ export interface FarmStatus {
   workers: WorkerInfo[];
 }
 
-export async function farmStatus(farm: FarmContext, options: { queuedLimit?: number; recentLimit?: number } = {}): Promise<FarmStatus> {
+/**
+ * The counts and the lists are read in one read-only REPEATABLE READ transaction (one snapshot, on
+ * Postgres and PGlite alike): a job that changes meanwhile is counted and listed as it was, never
+ * counted as queued and listed as running.
+ */
+export async function farmStatus(farm: FarmContext, options: { queuedLimit?: number; recentLimit?: number; runningLimit?: number } = {}): Promise<FarmStatus> {
+  return farm.db.db.transaction(
+    (tx) => statusIn({ ...farm, db: { ...farm.db, db: tx as unknown as Database } }, options),
+    { isolationLevel: 'repeatable read', accessMode: 'read only' },
+  );
+}
+
+/** farmStatus's reads, on `farm` whose database handle is the snapshot's transaction. */
+async function statusIn(farm: FarmContext, options: { queuedLimit?: number; recentLimit?: number; runningLimit?: number }): Promise<FarmStatus> {
   const countRows = await farm.db.db
     .select({ status: jobs.status, count: sql<number>`count(*)::int` })
     .from(jobs)
@@ -60,7 +75,7 @@ export async function farmStatus(farm: FarmContext, options: { queuedLimit?: num
   const counts = Object.fromEntries(JOB_STATUSES.map((s) => [s, 0])) as Record<JobStatus, number>;
   for (const row of countRows) counts[row.status] = row.count;
 
-  const running = await listJobs(farm, { statuses: ['running'], limit: 500 });
+  const running = await listJobs(farm, { statuses: ['running'], limit: options.runningLimit ?? 500 });
   const queued = (await queuedInClaimOrder(farm, options.queuedLimit ?? 50)).map(({ job, position }) => ({ ...jobFromRow(job), position }));
   const recentRows = await farm.db.db
     .select()
@@ -74,7 +89,7 @@ export async function farmStatus(farm: FarmContext, options: { queuedLimit?: num
     .from(workers)
     .where(and(gt(workers.heartbeatAt, sql`now() - interval '1 hour'`)));
   const seen = new Set(recentlySeen.map((w) => w.id));
-  const allWorkers = (await listWorkers(farm)).filter((w) => w.online || seen.has(w.id));
+  const allWorkers = (await listWorkers(farm, { q: farm.db.db })).filter((w) => w.online || seen.has(w.id));
 
   return { database: farm.db.location, counts, running, queued, recent: recentRows.map(jobFromRow), workers: allWorkers };
 }

@@ -4,10 +4,10 @@
 import fs from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { asc, eq } from 'drizzle-orm';
+import { and, asc, eq, inArray } from 'drizzle-orm';
 import { loadConfig, loadDotEnv } from '../../config/index.ts';
 import { describeDbError, isConnectionError } from '../../db/errors.ts';
-import { jobs } from '../../db/schema.ts';
+import { jobEvents, jobs } from '../../db/schema.ts';
 import { getStatusPageVisibility } from '../../farm/activity.ts';
 import {
   type Artifact,
@@ -38,6 +38,7 @@ import {
   JOB_VIDEO_FORMATS,
   jobToJson,
   JobParamsError,
+  JobNotFoundError,
   LIMITS,
   openDatabase,
   OPERATOR_CANCEL_REASON,
@@ -145,6 +146,13 @@ function number(values: Values, flag: keyof Values, integer = false): number | u
   return typeof raw === 'string' ? numberOption(flag, raw, { integer }) : undefined;
 }
 
+/** --timeout SECONDS: a plain decimal number (numberOption) above 0; a wait of 0 s would time out before it began. */
+function waitTimeout(raw: string | undefined): number | undefined {
+  const value = numberOption('timeout', raw);
+  if (value !== undefined && !(value > 0)) throw new UsageError(`--timeout must be a number of seconds greater than 0, got "${raw}"`);
+  return value;
+}
+
 function jobId(raw: string | undefined, command: string, what = 'a job id'): number {
   const id = raw === undefined ? undefined : parseJobId(raw);
   if (id === undefined) {
@@ -203,16 +211,77 @@ async function followUpsOf(farm: FarmContext, jobId: number): Promise<FollowUp[]
   return farm.db.db.select({ id: jobs.id, kind: jobs.kind, status: jobs.status }).from(jobs).where(eq(jobs.parentJobId, jobId)).orderBy(asc(jobs.id)).limit(50);
 }
 
+/** What a job's stored events (job_events) tell `show` beyond its row. */
+interface JobHistory {
+  /** The worker of its latest attempt ('claimed' event): the row's worker_id is cleared when an attempt fails. */
+  lastWorker?: string;
+  /** When it was last put in the queue before its latest start (a 'queued', 'retrying' or 'released' event). */
+  queuedAt?: Date;
+  /** That queuing was not its submission: an attempt failed, a worker handed it back, or `retry` queued it again. */
+  requeued: boolean;
+}
+
+/** Reads the job's queue and claim events (few: one per submission, attempt and hand-back) for `show`. */
+async function historyOf(farm: FarmContext, jobId: number): Promise<JobHistory> {
+  const events = await farm.db.db
+    .select({ type: jobEvents.type, data: jobEvents.data, at: jobEvents.createdAt })
+    .from(jobEvents)
+    .where(and(eq(jobEvents.jobId, jobId), inArray(jobEvents.type, ['queued', 'retrying', 'released', 'claimed'])))
+    .orderBy(asc(jobEvents.id));
+  let lastClaim = events.length - 1;
+  while (lastClaim >= 0 && events[lastClaim].type !== 'claimed') lastClaim--;
+  const claimedBy = lastClaim < 0 ? undefined : events[lastClaim].data.workerId;
+  const queuings = events.slice(0, lastClaim < 0 ? events.length : lastClaim).filter((e) => e.type !== 'claimed');
+  const last = queuings.at(-1);
+  return {
+    lastWorker: typeof claimedBy === 'string' ? claimedBy : undefined,
+    queuedAt: last?.at,
+    requeued: last !== undefined && (last !== events[0] || last.type !== 'queued'),
+  };
+}
+
 const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 const gpuSeconds = (value: number): string => `${Number(value.toFixed(3))} GPU-seconds`;
+
+/** `text` ending in one full stop: one is added unless it already ends a sentence (".", "!", "?", also before a closing quote or bracket). */
+export function sentence(text: string): string {
+  const trimmed = text.trimEnd();
+  return /[.!?]["'`)\]]*$/.test(trimmed) ? trimmed : `${trimmed}.`;
+}
 
 /**
  * `show` in text: one aligned "key: value" line per thing the job has (absent values left out):
  * who asked for it, its parameters, attempts, worker and progress, times, GPU time, the error in
  * full (and the owner's line when it differs), its video and how to fetch it, its parent and follow-ups.
  */
-function jobDetails(job: Job, artifact: Artifact | undefined, parent: FollowUp | undefined, followUps: FollowUp[]): string {
+function jobDetails(job: Job, artifact: Artifact | undefined, parent: FollowUp | undefined, followUps: FollowUp[], history: JobHistory): string {
   const p = job.params;
+  // An error on a job that is queued or running again is its previous attempt's.
+  const again = job.status === 'queued' || job.status === 'running';
+  const worker = job.workerId
+    ? `${job.workerId}${job.status === 'running' && job.leaseExpiresAt ? ` (lease until ${job.leaseExpiresAt.toISOString()})` : ''}`
+    : history.lastWorker && job.attempts > 0
+      ? `${history.lastWorker} (last attempt)`
+      : undefined;
+  let started: string | undefined;
+  if (job.startedAt) {
+    const start = job.startedAt.getTime();
+    const sinceCreated = seconds(start - job.createdAt.getTime());
+    // Queued time counts from its latest queuing; a requeued job's first submission is said apart.
+    started = history.queuedAt && history.requeued && history.queuedAt.getTime() <= start
+      ? `${job.startedAt.toISOString()} (after ${seconds(start - history.queuedAt.getTime())} queued since it was queued again; ${sinceCreated} after it was first submitted)`
+      : history.requeued || (!history.queuedAt && job.attempts > 1)
+        ? `${job.startedAt.toISOString()} (${sinceCreated} after it was first submitted)`
+        : `${job.startedAt.toISOString()} (after ${sinceCreated} queued)`;
+  }
+  // A job that ended without a finished render has no measured GPU time: said, with what it was charged.
+  const ended = (TERMINAL_STATUSES as readonly string[]).includes(job.status);
+  const spent =
+    job.spentGpuSeconds !== null
+      ? gpuSeconds(job.spentGpuSeconds)
+      : ended && job.status !== 'done'
+        ? `none measured (it ${endedText(job.status)} before a render finished; charged ${gpuSeconds(job.chargedGpuSeconds ?? 0)})`
+        : undefined;
   const rows: Array<[string, string | number | null | undefined]> = [
     ['job', job.id],
     ['kind', job.kind],
@@ -245,10 +314,10 @@ function jobDetails(job: Job, artifact: Artifact | undefined, parent: FollowUp |
     ['format', p.format],
     ['max bytes', p.maxBytes],
     ['attempts', `${job.attempts}/${job.maxAttempts}`],
-    ['worker', job.workerId ? `${job.workerId}${job.status === 'running' && job.leaseExpiresAt ? ` (lease until ${job.leaseExpiresAt.toISOString()})` : ''}` : undefined],
+    ['worker', worker],
     ['progress', job.progress ? `${Math.round(job.progress.fraction * 100)}% ${job.progress.stage}${job.progress.message ? ` (${job.progress.message})` : ''}` : undefined],
     ['created', job.createdAt.toISOString()],
-    ['started', job.startedAt ? `${job.startedAt.toISOString()} (after ${seconds(job.startedAt.getTime() - job.createdAt.getTime())} queued)` : undefined],
+    ['started', started],
     [
       'finished',
       job.finishedAt
@@ -257,10 +326,10 @@ function jobDetails(job: Job, artifact: Artifact | undefined, parent: FollowUp |
     ],
     ['delivered', job.deliveredAt?.toISOString()],
     ['reserved', gpuSeconds(job.reservedGpuSeconds)],
-    ['spent', job.spentGpuSeconds === null ? undefined : gpuSeconds(job.spentGpuSeconds)],
+    ['spent', spent],
     ['charged', job.chargedGpuSeconds === null ? undefined : gpuSeconds(job.chargedGpuSeconds)],
-    ['error', job.error],
-    ['user error', job.userError && job.userError !== job.error ? job.userError : undefined],
+    [again ? 'previous error' : 'error', job.error],
+    [again ? 'previous user error' : 'user error', job.userError && job.userError !== job.error ? job.userError : undefined],
   );
   if (artifact) {
     rows.push(['video', `${artifact.sizeBytes} bytes, ${artifact.mime} (${artifact.format})`]);
@@ -277,6 +346,12 @@ function jobDetails(job: Job, artifact: Artifact | undefined, parent: FollowUp |
   // One line per item: a value's own line breaks (a multi-line error) are indented under it.
   return shown.map(([key, value]) => `${`${key}:`.padEnd(width)} ${String(value).replace(/\n/g, `\n${' '.repeat(width + 1)}`)}`).join('\n');
 }
+
+/** What each status-page setting means, as `guild GUILD status-page [public|private]` says it (set or shown). */
+const STATUS_PAGE_MEANS: Record<'public' | 'private', string> = {
+  public: 'its prompts (and errors) show on the public status page.',
+  private: 'its prompts are hidden from the public status page (operators with the token still see them).',
+};
 
 /** The warnings stored with a result (a prompt the engine cut, …), one line each after a newline; '' when none. */
 function warningLines(artifact: Artifact | undefined): string {
@@ -344,6 +419,11 @@ export async function farmCli(argv: string[], io: CliIo = {}): Promise<number> {
   try {
     const commands = ['submit', 'status', 'show', 'budget', 'cancel', 'retry', 'fetch', 'prune', 'guild'];
     if (!commands.includes(command)) throw new UsageError(`Unknown command "${command}"; commands: ${commands.join(', ')}.`);
+    // --timeout limits a --wait: refused without one, and read before anything is submitted.
+    if (values.timeout !== undefined && !values.wait) {
+      throw new UsageError('--timeout only applies with --wait (it limits how long `submit --wait` waits for the job); add --wait or leave --timeout out.');
+    }
+    const timeout = waitTimeout(values.timeout);
     const settings = loadConfig(env);
     const config = farmConfigFrom(settings);
     db ??= await openDatabase({ url: settings.databaseUrl ?? '', dataDir: settings.dataDir });
@@ -395,7 +475,6 @@ export async function farmCli(argv: string[], io: CliIo = {}): Promise<number> {
         } else if (!json) {
           err(`Queued job ${job.id}; waiting for a worker...`);
         }
-        const timeout = values.timeout === undefined ? undefined : numberOption('timeout', values.timeout, { min: 0 });
         let finished: Job;
         try {
           finished = await waitForJob(farm, job.id, {
@@ -435,7 +514,7 @@ export async function farmCli(argv: string[], io: CliIo = {}): Promise<number> {
         const human =
           finished.status === 'done'
             ? `Job ${finished.id} done: ${artifact?.format} ${artifact?.sizeBytes} bytes, ${finished.spentGpuSeconds} GPU-seconds (charged ${finished.chargedGpuSeconds}).${warningLines(artifact)}`
-            : `Job ${finished.id} ${finished.status}: ${finished.error ?? 'no error recorded'}.`;
+            : sentence(`Job ${finished.id} ${finished.status}: ${finished.error ?? 'no error recorded'}`);
         print(human, { job: jobToJson(finished), artifact: artifactToJson(artifact) });
         return finished.status === 'done' ? 0 : 1;
       }
@@ -447,7 +526,10 @@ export async function farmCli(argv: string[], io: CliIo = {}): Promise<number> {
           `Database: ${status.database}`,
           `Jobs: ${c.queued} queued, ${c.running} running, ${c.done} done, ${c.failed} failed, ${c.cancelled} cancelled`,
           ...status.running.map((job) => `  running ${describeJob(job)}`),
+          // The counts and the lists are one snapshot (farmStatus): a list shorter than its count was cut at its limit.
+          ...(status.running.length < c.running ? [`  (showing ${status.running.length} of ${c.running} running)`] : []),
           ...status.queued.map((job) => `  queued (${job.position}) ${describeJob(job)}`),
+          ...(status.queued.length < c.queued ? [`  (showing the first ${status.queued.length} of ${c.queued} queued, in claim order)`] : []),
           `Workers: ${status.workers.filter((w) => w.online).length} online`,
           ...status.workers.map(
             (w) => `  ${w.id} ${w.online ? 'online' : 'offline'} on ${w.host}: ${w.runningJobs}/${w.concurrency} busy, models ${w.capabilities.models.join(',')}, up to ${w.capabilities.maxPixels} px, ${w.capabilities.executionProvider}`,
@@ -467,14 +549,14 @@ export async function farmCli(argv: string[], io: CliIo = {}): Promise<number> {
       case 'show': {
         const id = jobId(rest[0], 'show');
         const job = await getJob(farm, id);
-        if (!job) throw new FarmError('not_found', `There is no job ${id}.`);
+        if (!job) throw new JobNotFoundError(id);
         const artifact = await getArtifact(farm, id);
         if (json) {
           print('', { job: jobToJson(job), artifact: artifactToJson(artifact) });
           return 0;
         }
         const parentJob = job.parentJobId === null ? undefined : await getJob(farm, job.parentJobId);
-        out(jobDetails(job, artifact, parentJob, await followUpsOf(farm, id)));
+        out(jobDetails(job, artifact, parentJob, await followUpsOf(farm, id), await historyOf(farm, id)));
         return 0;
       }
 
@@ -530,6 +612,8 @@ export async function farmCli(argv: string[], io: CliIo = {}): Promise<number> {
         // Refused in one line before anything is read (a missing folder, a folder, a device or link); written whole or not at all.
         const out = outputFile(values.out, `job-${id}.mp4`);
         const artifact = await getArtifact(farm, id);
+        // A job that does not exist is said as every other command says it; one without a video apart.
+        if (!artifact && !(await getJob(farm, id))) throw new JobNotFoundError(id);
         if (!artifact) throw new FarmError('not_found', `Job ${id} has no finished video (yet); see \`npm run farm -- show ${id}\`.`);
         await writeWhole(out, (file) => fs.writeFile(file, artifact.bytes));
         print(`Wrote ${artifact.sizeBytes} bytes (${artifact.format}) to ${values.out}.`, { path: values.out, artifact: artifactToJson(artifact) });
@@ -547,23 +631,16 @@ export async function farmCli(argv: string[], io: CliIo = {}): Promise<number> {
         if (visibility === undefined) {
           checkId('guild id', guildId);
           const current = await getStatusPageVisibility(farm, guildId);
-          const what =
-            current.visibility === 'public'
-              ? 'public: its prompts (and errors) show on the public status page.'
-              : `private${current.isDefault ? ' (the default: never set)' : ''}: its prompts are hidden from the public status page (operators with the token still see them).`;
-          print(`Server ${guildId}: status page ${what}`, { guildId, statusPage: current.visibility, default: current.isDefault });
+          const isDefault = current.isDefault ? ' (the default: never set)' : '';
+          print(`Server ${guildId}: status page ${current.visibility}${isDefault}: ${STATUS_PAGE_MEANS[current.visibility]}`, { guildId, statusPage: current.visibility, default: current.isDefault });
           return 0;
         }
         if (visibility !== 'public' && visibility !== 'private') throw new UsageError(`status-page is public or private (got "${visibility}"). ${usage}`);
         const statusPage = visibility;
         checkId('guild id', guildId);
         await setStatusPageVisibility(farm, guildId, statusPage);
-        print(
-          statusPage === 'public'
-            ? `Server ${guildId}: its prompts (and errors) now show on the public status page.`
-            : `Server ${guildId}: its prompts are hidden from the public status page (operators with the token still see them).`,
-          { guildId, statusPage },
-        );
+        // Said as the no-value form says the setting, with "now".
+        print(`Server ${guildId}: status page now ${statusPage}: ${STATUS_PAGE_MEANS[statusPage]}`, { guildId, statusPage });
         return 0;
       }
     }

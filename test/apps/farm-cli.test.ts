@@ -14,7 +14,11 @@ import { FAKE_WARNING, FakeRenderer } from '../../farm/fake-renderer.ts';
 import { updateGuildSettings } from '../../farm/guilds.ts';
 import { FarmWorker } from '../../farm/worker.ts';
 import { runTool } from '../helpers/cli.ts';
-import { BACKENDS } from '../helpers/db.ts';
+import { BACKENDS, CHEAP_BLEND, farmContext, GENEROUS_BUDGET, type TestDatabase } from '../helpers/db.ts';
+import { recordEvent } from '../../farm/events.ts';
+import { submitJob } from '../../farm/jobs.ts';
+import { claimJob, failAttempt } from '../../farm/queue.ts';
+import type { ClaimedJob } from '../../farm/types.ts';
 import { useTestFarm } from '../helpers/farm.ts';
 import { useTempDir } from '../helpers/temp-dir.ts';
 
@@ -338,7 +342,7 @@ describe.each(BACKENDS)('farm CLI on %s', (backend) => {
     expect(USAGE).toContain('fetch JOB --out FILE [--json]');
     // A refusal of the farm stays exit 1, in JSON.
     const missing = await cli('show', '999999', '--json');
-    expect([missing.code, missing.json]).toEqual([1, { error: { code: 'not_found', message: 'There is no job 999999.' } }]);
+    expect([missing.code, missing.json]).toEqual([1, { error: { code: 'not_found', message: 'There is no job 999999; check the id (farm status lists jobs).' } }]);
   });
 
   it('a --wait whose --timeout runs out exits 124 (not 1 like a failed job), says the job goes on and how to follow it', async () => {
@@ -444,5 +448,183 @@ describe('farm CLI when the database cannot be opened', () => {
     expect(postgres.code).toBe(1);
     expect(JSON.parse(postgres.stdout).error).toEqual({ code: 'error', message: 'Could not open Postgres at postgres://op:***@127.0.0.1:1/farm: ECONNREFUSED: connect ECONNREFUSED 127.0.0.1:1' });
     expect(postgres.stdout + postgres.stderr).not.toContain('s3cret-pw');
+  });
+});
+
+// The operator's review: a sentence's one full stop, not-found for fetch, --timeout's rules, the
+// status page confirmations, what `show` says of retried and failed jobs, and status as one snapshot.
+describe.each(BACKENDS)('farm CLI answers (review) on %s', (backend) => {
+  let db: FarmDb;
+  let testDb: TestDatabase;
+  // The fake renderer's model: on PGlite the first test's --wait registers a worker that has it.
+  const caps = { models: ['demo'], maxPixels: 1e7, executionProvider: 'test' };
+
+  async function cli(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string; json: any }> {
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = await farmCli(argv, { db, env: ENV, stdout: (t) => out.push(t), stderr: (t) => err.push(t) });
+    const stdout = out.join('\n');
+    return { code, stdout, stderr: err.join('\n'), json: argv.includes('--json') && stdout ? JSON.parse(stdout) : undefined };
+  }
+  const farmOn = (on: FarmDb) => farmContext(on, { budget: GENEROUS_BUDGET, retryBackoffSeconds: 0 });
+  const jobsOf = async (user: string) => queryRows<{ id: number }>(db.db, sql`select id::int as id from jobs where user_id = ${user} order by id`);
+  /** show's text as key -> value (values start in one column). */
+  const shown = async (id: number) => {
+    const r = await cli('show', String(id));
+    expect([r.code, r.stderr]).toEqual([0, '']);
+    const lines = r.stdout.split('\n');
+    const column = lines[0].indexOf(String(id));
+    return new Map(lines.filter((line) => /^[a-z]/.test(line)).map((line) => [line.slice(0, line.indexOf(':')), line.slice(column)]));
+  };
+
+  useTestFarm(backend, { budget: GENEROUS_BUDGET }, (t) => ({ db, testDb } = t));
+
+  it('submit --wait of a failed job ends its line with one full stop when the error has its own', async () => {
+    const waiting = cli('submit', 'blend', '[fake ms=1000] a kite', 'a cloud', '--user', 'op-period', '--quality', 'draft', '--wait', '--timeout', '30');
+    let id: number | undefined;
+    for (let i = 0; i < 200 && id === undefined; i++) {
+      id = (await jobsOf('op-period'))[0]?.id;
+      if (id === undefined) await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(id).toBeDefined();
+    const error = 'The render ran out of GPU memory; ask for a lower-quality render.';
+    // Failed as a worker fails it (its row and its event), whether it was still queued or being rendered here.
+    await db.db.transaction(async (tx) => {
+      await tx.execute(sql`update jobs set status = 'failed', error = ${error}, finished_at = now(), worker_id = null, lease_token = null, lease_expires_at = null, progress = null where id = ${id}`);
+      await recordEvent(tx, 'failed', { jobId: id!, userId: 'op-period', status: 'failed', attempt: 1, error });
+    });
+    const failed = await waiting;
+    expect([failed.code, failed.stdout]).toEqual([1, `Job ${id} failed: ${error}`]);
+  });
+
+  it('fetch of a job that does not exist says so as every command does (exit 1); one without a video says that', async () => {
+    const missing = await cli('fetch', '999999', '--out', 'job.mp4');
+    expect([missing.code, missing.stdout, missing.stderr]).toEqual([1, '', 'There is no job 999999; check the id (farm status lists jobs).']);
+    const asJson = await cli('fetch', '999999', '--out', 'job.mp4', '--json');
+    expect([asJson.code, asJson.json]).toEqual([1, { error: { code: 'not_found', message: 'There is no job 999999; check the id (farm status lists jobs).' } }]);
+    expect((await cli('show', '999999')).stderr).toBe('There is no job 999999; check the id (farm status lists jobs).');
+    const queued = (await cli('submit', 'blend', 'x', 'y', '--user', 'op-fetch', '--json')).json.job;
+    const early = await cli('fetch', String(queued.id), '--out', 'job.mp4');
+    expect([early.code, early.stderr]).toEqual([1, `Job ${queued.id} has no finished video (yet); see \`npm run farm -- show ${queued.id}\`.`]);
+    expect((await cli('cancel', String(queued.id))).code).toBe(0);
+  });
+
+  it('refuses --timeout without --wait, and a --timeout that is not above 0, before submitting anything (exit 2)', async () => {
+    for (const argv of [
+      ['submit', 'blend', 'a', 'b', '--user', 'op-to', '--timeout', '5'],
+      ['status', '--timeout', '5'],
+    ]) {
+      const r = await cli(...argv);
+      expect([r.code, r.stdout], argv.join(' ')).toEqual([2, '']);
+      expect(r.stderr).toContain('--timeout only applies with --wait');
+    }
+    for (const value of ['0', '-1', '0.0']) {
+      const r = await cli('submit', 'blend', 'a', 'b', '--user', 'op-to', '--wait', `--timeout=${value}`);
+      expect([r.code, r.stdout], value).toEqual([2, '']);
+      expect(r.stderr).toContain(`--timeout must be a number of seconds greater than 0, got "${value}"`);
+    }
+    const json = await cli('submit', 'blend', 'a', 'b', '--user', 'op-to', '--timeout', '5', '--json');
+    expect([json.code, json.json.error.code]).toEqual([2, 'usage']);
+    expect(await jobsOf('op-to')).toEqual([]);
+  });
+
+  it('guild status-page public|private confirms as the no-value form says the setting, with "now"', async () => {
+    const opened = await cli('guild', 'g-par', 'status-page', 'public');
+    expect([opened.code, opened.stdout]).toEqual([0, 'Server g-par: status page now public: its prompts (and errors) show on the public status page.']);
+    const closed = await cli('guild', 'g-par', 'status-page', 'private');
+    expect([closed.code, closed.stdout]).toEqual([0, 'Server g-par: status page now private: its prompts are hidden from the public status page (operators with the token still see them).']);
+    expect((await cli('guild', 'g-par', 'status-page')).stdout).toBe('Server g-par: status page private: its prompts are hidden from the public status page (operators with the token still see them).');
+  });
+
+  it('show: the last attempt\'s worker, queued time since it was queued again, the previous error labelled, and a failed job\'s GPU time', async () => {
+    const farm = farmOn(db);
+    const job = await submitJob(farm, { kind: 'blend', userId: 'op-retry', params: { ...CHEAP_BLEND, model: 'demo' } });
+    await new Promise((r) => setTimeout(r, 300));
+    const first = (await claimJob(farm, 'gpu-1', caps)) as ClaimedJob;
+    expect(first.id).toBe(job.id);
+    expect(await failAttempt(farm, first, 'gpu-1: CUDA out of memory.')).toBe('retrying');
+
+    // Queued again: the worker of the attempt that failed, its error as the previous one.
+    const queued = await shown(job.id);
+    expect(queued.get('status')).toBe('queued');
+    expect(queued.get('worker')).toBe('gpu-1 (last attempt)');
+    expect(queued.get('previous error')).toBe('gpu-1: CUDA out of memory.');
+    expect(queued.has('error')).toBe(false);
+
+    const second = (await claimJob(farm, 'gpu-2', caps)) as ClaimedJob;
+    expect(second.attempt).toBe(2);
+    const running = await shown(job.id);
+    expect(running.get('worker')).toMatch(/^gpu-2 \(lease until \S+\)$/);
+    expect(running.get('previous error')).toBe('gpu-1: CUDA out of memory.');
+    // Queued time counts from its requeuing, not from its submission 0.3 s earlier.
+    const started = /^\S+ \(after (\d+\.\d) s queued since it was queued again; (\d+\.\d) s after it was first submitted\)$/.exec(running.get('started') ?? '');
+    expect(started, running.get('started')).not.toBeNull();
+    expect(Number(started![1])).toBeLessThan(0.3);
+    expect(Number(started![2])).toBeGreaterThanOrEqual(0.3);
+
+    expect(await failAttempt(farm, second, 'gpu-2: CUDA out of memory again.', { permanent: true })).toBe('failed');
+    const failed = await shown(job.id);
+    expect(failed.get('status')).toBe('failed');
+    expect(failed.get('worker')).toBe('gpu-2 (last attempt)');
+    expect(failed.get('error')).toBe('gpu-2: CUDA out of memory again.');
+    expect(failed.has('previous error')).toBe(false);
+    expect(failed.get('spent')).toBe('none measured (it failed before a render finished; charged 0 GPU-seconds)');
+    expect(failed.get('charged')).toBe('0 GPU-seconds');
+  });
+
+  it('status: counts and lists are one snapshot, and a list cut at its limit says so', async () => {
+    const farm = farmOn(db);
+    // A job queued between status' reads: counted and listed alike, never counted out and listed in.
+    if (backend === 'postgres') {
+      await submitJob(farm, { kind: 'blend', userId: 'op-snap', params: { ...CHEAP_BLEND, model: 'demo' } });
+      const other = await testDb.open();
+      const pool = (db.db as unknown as { $client: any }).$client;
+      const { query, connect } = pool;
+      let fired = false;
+      const afterQuery = async (statement: unknown): Promise<void> => {
+        const text = typeof statement === 'string' ? statement : (statement as { text?: string })?.text ?? '';
+        if (fired || !/count\(\*\)/.test(text) || !/"jobs"/.test(text)) return;
+        fired = true;
+        await submitJob(farmOn(other), { kind: 'blend', userId: 'op-snap-2', params: { ...CHEAP_BLEND, model: 'demo' } });
+      };
+      const watched = (call: (...args: any[]) => any) =>
+        async function (this: unknown, ...args: any[]) {
+          const result = await call.apply(this, args);
+          await afterQuery(args[0]);
+          return result;
+        };
+      pool.query = watched(query);
+      pool.connect = async function (this: unknown, ...args: any[]) {
+        const client = await connect.apply(this, args);
+        if (!client.reviewWatched) {
+          client.query = watched(client.query);
+          client.reviewWatched = true;
+        }
+        return client;
+      };
+      try {
+        const status = await cli('status');
+        expect(fired).toBe(true);
+        const lines = status.stdout.split('\n');
+        const counted = Number(/^Jobs: (\d+) queued, (\d+) running/.exec(lines[1])?.[1]);
+        expect(lines.filter((line) => line.startsWith('  queued (')).length, status.stdout).toBe(counted);
+        const asJson = await cli('status', '--json');
+        expect(asJson.json.queued.length).toBe(asJson.json.counts.queued);
+      } finally {
+        pool.query = query;
+        pool.connect = connect;
+        await other.close();
+      }
+    }
+    // More queued than the list holds (50): the list says how many it shows of how many.
+    for (let i = 0; i < 52; i++) await submitJob(farm, { kind: 'blend', userId: `op-many-${i % 3}`, params: { ...CHEAP_BLEND, model: 'demo' } });
+    const status = await cli('status');
+    expect(status.code).toBe(0);
+    const lines = status.stdout.split('\n');
+    const counted = Number(/^Jobs: (\d+) queued/.exec(lines[1])?.[1]);
+    expect(counted).toBeGreaterThan(50);
+    expect(lines.filter((line) => line.startsWith('  queued (')).length).toBe(50);
+    expect(lines).toContain(`  (showing the first 50 of ${counted} queued, in claim order)`);
+    expect(status.stdout).not.toContain('running)');
   });
 });
