@@ -130,15 +130,17 @@ export function fieldsOf(line: string): { workerId?: string; jobId?: number; att
 }
 
 /**
- * A `log(line)` callback (what the farm's workers and the bot accept) writing one structured line
- * per call: job id, worker id, attempt and duration are taken from the text when it has them.
+ * A `log(line, level?)` callback (what the farm's workers and the bot accept) writing one structured
+ * line per call: job id, worker id, attempt and duration are taken from the text when it has them.
+ * Without a level, a line that says something failed is a warning and any other is info.
  */
-export function lineLogger(logger: Logger, defaults: Record<string, unknown> = {}): (line: string) => void {
-  return (line) => {
+export function lineLogger(logger: Logger, defaults: Record<string, unknown> = {}): (line: string, level?: 'info' | 'warn' | 'error') => void {
+  return (line, level) => {
     const text = line.replace(/^\[[^\]]+\]\s*/, (prefix) => (/^\[worker /.test(prefix) ? '' : prefix));
     const bound = logger.bindings();
     const fields = Object.fromEntries(Object.entries({ ...defaults, ...fieldsOf(line) }).filter(([key]) => !(key in bound)));
-    if (/\b(failed|error|could not)\b/i.test(line)) logger.warn(fields, text);
+    if (level) logger[level](fields, text);
+    else if (/\b(failed|error|could not)\b/i.test(line)) logger.warn(fields, text);
     else logger.info(fields, text);
   };
 }

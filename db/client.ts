@@ -54,6 +54,11 @@ export interface OpenDatabaseOptions {
   timeouts?: Partial<DbTimeouts>;
   /** Where outage lines go (default: stderr). */
   log?: LogLine;
+  /**
+   * Where the line naming the migrations an upgrade applied goes: news, not a fault (a process with
+   * a logger passes its info level). Default: `log` (stderr, which keeps a CLI's stdout for its answer).
+   */
+  info?: LogLine;
 }
 
 /** Client-side limits for Postgres connections (settings in config/settings.ts). */
@@ -143,7 +148,7 @@ function clientConfig(url: string, timeouts: DbTimeouts, Client: typeof pg.Clien
   };
 }
 
-/** One line when opening upgraded the database's schema (AppliedMigrations), on the outage log's stream. */
+/** One line when opening upgraded the database's schema (AppliedMigrations), to `info` (else the outage log's stream). */
 function reportMigrations(applied: AppliedMigrations, location: string, log: LogLine = (line) => console.error(line)): void {
   if (applied.length) log(`[db] upgraded the database at ${location}: applied migration${applied.length === 1 ? '' : 's'} ${applied.join(', ')}`);
 }
@@ -161,7 +166,7 @@ async function openPostgres(url: string, options: OpenDatabaseOptions): Promise<
   // process; the transaction's next query fails and the client is discarded on release.
   pool.on('connect', (client) => client.on('error', (error) => outage.failed(error)));
   try {
-    if (options.migrate !== false) reportMigrations(await migratePostgres(pool), location, options.log);
+    if (options.migrate !== false) reportMigrations(await migratePostgres(pool), location, options.info ?? options.log);
   } catch (error) {
     await pool.end().catch(() => {});
     throw new Error(`Could not open Postgres at ${location}: ${describeDbError(error)}`, { cause: error });
@@ -192,7 +197,7 @@ async function openPglite(dataDir: string, options: OpenDatabaseOptions): Promis
   let client: PGlite;
   try {
     client = await PGlite.create(inMemory ? undefined : resolved);
-    if (options.migrate !== false) reportMigrations(await migratePglite(client), resolved, options.log);
+    if (options.migrate !== false) reportMigrations(await migratePglite(client), resolved, options.info ?? options.log);
   } catch (error) {
     lock?.release();
     throw error;

@@ -205,6 +205,12 @@ export const workers = pgTable('workers', {
    * silently sharing the row (farm/worker-registry.ts). Null: registered before the column existed.
    */
   instance: uuid('instance'),
+  /**
+   * The holder's pid namespace on its host (Linux: /proc/self/ns/pid), so `pid` is checked on this
+   * machine only where it means the same process (containers sharing a host name have their own).
+   * Null: unknown (not Linux, or registered before the column existed).
+   */
+  pidNamespace: text('pid_namespace'),
   /** WorkerCapabilities (models, maxPixels, executionProvider, ...). */
   capabilities: jsonb('capabilities').$type<Record<string, unknown>>().notNull(),
   concurrency: integer('concurrency').notNull(),

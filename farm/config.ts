@@ -102,22 +102,27 @@ export const RENDER_OVERTIME_FACTOR = 4;
 export const RENDER_STALL_SECONDS = 120;
 
 /**
- * At or past a render's time limit: how many more seconds it may run, or undefined to stop it
- * now. `fraction` (0..1) and `secondsSinceProgress`: its latest progress report, if any. It runs
- * on only while it reported progress within RENDER_STALL_SECONDS (or the limit, if shorter) and
- * its pace (elapsed / fraction) ends it within RENDER_OVERTIME_FACTOR × the limit; the answer is
- * the time that pace still needs plus a tenth (at least a second), never past that cap. Asked
- * again when that runs out.
+ * At or past a render's time limit: `runOn`, how many more seconds it may run, or `stop`, why not.
+ * `fraction` (0..1) and `secondsSinceProgress`: its latest progress report, if any. It runs on
+ * only while it reported progress within RENDER_STALL_SECONDS (or the limit, if shorter) and its
+ * pace (elapsed / fraction) ends it within RENDER_OVERTIME_FACTOR × the limit; `runOn` is the time
+ * that pace still needs plus a tenth (at least a second), never past that cap. Asked again when
+ * that runs out.
  */
-export function renderOvertimeSeconds(limitSeconds: number, elapsedSeconds: number, progress: { fraction: number; secondsSinceProgress: number } | undefined): number | undefined {
+export function renderOvertime(
+  limitSeconds: number,
+  elapsedSeconds: number,
+  progress: { fraction: number; secondsSinceProgress: number } | undefined,
+): { runOn: number } | { stop: string } {
   const cap = limitSeconds * RENDER_OVERTIME_FACTOR;
-  if (!progress || elapsedSeconds >= cap) return undefined;
-  if (progress.secondsSinceProgress > Math.min(RENDER_STALL_SECONDS, limitSeconds)) return undefined;
+  if (elapsedSeconds >= cap) return { stop: `it reached ${RENDER_OVERTIME_FACTOR} × its limit (${cap} s)` };
+  if (!progress || !(progress.fraction > 0)) return { stop: 'it reported no progress' };
+  const stall = Math.min(RENDER_STALL_SECONDS, limitSeconds);
+  if (progress.secondsSinceProgress > stall) return { stop: `it reported no progress in the last ${stall} s` };
   const fraction = Math.min(progress.fraction, 1);
-  if (!(fraction > 0)) return undefined;
   const projected = elapsedSeconds / fraction;
-  if (projected > cap) return undefined;
-  return Math.min(cap - elapsedSeconds, Math.max(1, (projected - elapsedSeconds) * 1.1));
+  if (projected > cap) return { stop: `at its pace (${Math.round(fraction * 100)} % done after ${Math.round(elapsedSeconds)} s) it would end after ${Math.round(projected)} s, past ${cap} s` };
+  return { runOn: Math.min(cap - elapsedSeconds, Math.max(1, (projected - elapsedSeconds) * 1.1)) };
 }
 
 export const DEFAULT_FARM_CONFIG: FarmConfig = {

@@ -417,6 +417,28 @@ export async function reapExpiredLeases(farm: FarmContext, limit = 50): Promise<
   });
 }
 
+/**
+ * Takes back, at once, the running jobs of a worker id whose process ended (a new process took the
+ * id over: claimWorkerId): as the reaper would once their leases ran out, each attempt fails and
+ * the job is queued again. Jobs on their last attempt are left to the reaper and its grace, so a
+ * render the ended process spooled on another machine can still complete them. `why`: what ended.
+ */
+export async function takeBackJobsOf(farm: FarmContext, workerId: string, why: string): Promise<number> {
+  return farm.db.db.transaction(async (tx) => {
+    const held = await queryRows<{ id: string | number; lease_token: string; attempts: number }>(
+      tx,
+      sql`select id, lease_token, attempts from jobs
+          where status = 'running' and worker_id = ${workerId} and attempts < max_attempts
+          order by id for update skip locked`,
+    );
+    for (const job of held) {
+      const error = `${why} during attempt ${job.attempts}`;
+      await failLocked(tx, farm, Number(job.id), job.lease_token, { error, userError: LEASE_LOST_TEXT }, false, false, true);
+    }
+    return held.length;
+  });
+}
+
 /** "6 h", "90 min", "45 s": a timeout as people read it. */
 export function humanDuration(seconds: number): string {
   if (seconds >= 7200 && seconds % 3600 === 0) return `${seconds / 3600} h`;

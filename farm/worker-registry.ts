@@ -1,6 +1,7 @@
 // Workers announce themselves (capabilities, concurrency) and heartbeat, so `farm status` and
 // the bot can tell whether anything online can run a job.
 import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
 import { and, asc, eq, isNull, sql, type SQL } from 'drizzle-orm';
 import type { Queryable } from '../db/client.ts';
 import { workers, type JobKind } from '../db/schema.ts';
@@ -18,6 +19,8 @@ export interface WorkerRegistration {
   concurrency: number;
   /** This process's hold on the id (claimWorkerId); default a new random one. */
   instance?: string;
+  /** The process's pid namespace (pidNamespace()); default unknown. */
+  pidNamespace?: string;
 }
 
 export interface WorkerInfo extends WorkerRegistration {
@@ -30,7 +33,7 @@ export interface WorkerInfo extends WorkerRegistration {
 
 /** Registers (or re-registers) a worker under its id; the row is then `worker.instance`'s. */
 export async function registerWorker(farm: FarmContext, worker: WorkerRegistration): Promise<void> {
-  const values = { ...worker, instance: worker.instance ?? randomUUID(), capabilities: worker.capabilities as unknown as Record<string, unknown> };
+  const values = { ...worker, instance: worker.instance ?? randomUUID(), pidNamespace: worker.pidNamespace ?? null, capabilities: worker.capabilities as unknown as Record<string, unknown> };
   await farm.db.db
     .insert(workers)
     .values(values)
@@ -52,6 +55,7 @@ export async function markWorkerStopped(farm: FarmContext, workerId: string, ins
 export interface WorkerIdHolder {
   host: string;
   pid: number;
+  pidNamespace: string | null;
   instance: string | null;
   heartbeatAt: Date;
   stoppedAt: Date | null;
@@ -64,6 +68,7 @@ async function holderOf(farm: FarmContext, workerId: string): Promise<WorkerIdHo
     .select({
       host: workers.host,
       pid: workers.pid,
+      pidNamespace: workers.pidNamespace,
       instance: workers.instance,
       heartbeatAt: workers.heartbeatAt,
       stoppedAt: workers.stoppedAt,
@@ -79,21 +84,31 @@ export function holderText(holder: Pick<WorkerIdHolder, 'host' | 'pid'>): string
   return `host ${holder.host}, pid ${holder.pid}`;
 }
 
-/** Another process is running under the worker id a worker was started with. */
+/** Another process (or another worker of this one) runs under the worker id a worker was started with. */
 export class WorkerIdInUseError extends Error {
   constructor(
     readonly workerId: string,
     readonly holder: WorkerIdHolder,
+    sameProcess = false,
   ) {
     super(
-      `worker id "${workerId}" is in use: the worker on ${holderText(holder)} still heartbeats under it. ` +
-        'Give each worker its own BLENDFARM_WORKER_ID (two processes under one id mark each other offline), or stop that worker first.',
+      `worker id "${workerId}" is in use: ${sameProcess ? 'another worker of this process runs under it' : `the worker on ${holderText(holder)} still heartbeats under it`}. ` +
+        'Give each worker its own BLENDFARM_WORKER_ID (the farm tells workers apart by it: their status, their jobs), or stop that worker first.',
     );
     this.name = 'WorkerIdInUseError';
   }
 }
 
-/** Whether a process with this pid runs on this machine (EPERM: it does, as another user). */
+/** This process's pid namespace ("pid:[4026531836]"): pids compare only within one. Undefined off Linux. */
+export function pidNamespace(): string | undefined {
+  try {
+    return fs.readlinkSync('/proc/self/ns/pid');
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether a process with this pid runs in this pid namespace (EPERM: it does, as another user). */
 function processRuns(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -103,48 +118,82 @@ function processRuns(pid: number): boolean {
   }
 }
 
+/** Instances of the workers this process started and has not stopped (claimWorkerId, releaseWorkerId). */
+const runningHere = new Set<string>();
+
+/** How a worker came to hold its id: 'free' (nobody live held it), or taken over from a holder that was gone. */
+export type WorkerIdClaim = { tookOver: false } | { tookOver: true; from: WorkerIdHolder };
+
 /**
- * Registers a starting worker under its id, unless another process is running under it. A row that
- * another process heartbeated within the lease is that process's while its heartbeat goes on: on
- * this machine a pid that no longer runs settles it at once (a crash, or a restart after kill -9);
- * elsewhere the row is watched for two heartbeats (plus a second). A heartbeat meanwhile:
- * WorkerIdInUseError, and nothing is written. None: the process is gone, and the id is taken over.
+ * Registers a starting worker under its id, unless another live worker holds it. The row's holder
+ * counts as live while it heartbeated within the lease and did not stop. Then:
+ * - the same process (host, pid namespace and pid all this one's): a worker of this process still
+ *   running under the id refuses this one; an earlier one that ended without stopping is replaced;
+ * - the same machine (host and pid namespace) with a pid that no longer runs: taken over at once
+ *   (a restart after a crash or kill -9);
+ * - otherwise (another machine, another container, or a pid that runs): its heartbeat is watched
+ *   for two heartbeat periods plus a second. A heartbeat meanwhile: WorkerIdInUseError, nothing is
+ *   written. None: the holder is gone, and the id is taken over.
  * Two workers starting at the same moment can both pass; the heartbeat (heartbeatWorker) then tells
  * the earlier one its id was taken.
  */
-export async function claimWorkerId(farm: FarmContext, worker: WorkerRegistration & { instance: string }, log: (line: string) => void): Promise<void> {
+export async function claimWorkerId(farm: FarmContext, worker: WorkerRegistration & { instance: string }, log: (line: string) => void): Promise<WorkerIdClaim> {
   const holder = await holderOf(farm, worker.id);
+  let claim: WorkerIdClaim = { tookOver: false };
   if (holder?.live && holder.instance !== worker.instance) {
-    const sameMachine = holder.host === worker.host;
+    const sameMachine = holder.host === worker.host && holder.pidNamespace !== null && holder.pidNamespace === (worker.pidNamespace ?? null);
     if (sameMachine && holder.pid === worker.pid) {
-      // An earlier worker of this same process (a restart within it): its own process decides.
+      if (holder.instance !== null && runningHere.has(holder.instance)) throw new WorkerIdInUseError(worker.id, holder, true);
+      log(`taking over worker id "${worker.id}" from an earlier worker of this process that ended without stopping`);
     } else if (sameMachine && !processRuns(holder.pid)) {
-      log(`taking over worker id "${worker.id}" from pid ${holder.pid} on this machine, which no longer runs (it stopped without saying so)`);
+      log(`taking over worker id "${worker.id}" from pid ${holder.pid} on this machine, which no longer runs (it ended without stopping)`);
     } else {
       const watchMs = Math.round((2 * farm.config.heartbeatSeconds + 1) * 1000);
-      log(`worker id "${worker.id}" was in use by the worker on ${holderText(holder)} until ${Math.max(0, Math.round((Date.now() - holder.heartbeatAt.getTime()) / 1000))} s ago; watching its heartbeat for ${watchMs / 1000} s before taking the id over`);
+      const ago = Math.max(0, Math.round((Date.now() - holder.heartbeatAt.getTime()) / 1000));
+      log(
+        `worker id "${worker.id}" is held by the worker on ${holderText(holder)} (last heartbeat ${ago} s ago); ` +
+          `watching its heartbeat for ${watchMs / 1000} s: this worker starts only if that one has stopped`,
+      );
       await delay(watchMs);
       const now = await holderOf(farm, worker.id);
       if (now && now.instance === holder.instance && now.stoppedAt === null && now.heartbeatAt.getTime() > holder.heartbeatAt.getTime()) throw new WorkerIdInUseError(worker.id, now);
       if (now && now.instance !== holder.instance && now.live) throw new WorkerIdInUseError(worker.id, now);
       log(`taking over worker id "${worker.id}": the worker on ${holderText(holder)} ${now?.stoppedAt ? 'has stopped' : 'stopped heartbeating'}`);
     }
+    claim = { tookOver: true, from: holder };
   }
   await registerWorker(farm, worker);
+  runningHere.add(worker.instance);
+  return claim;
+}
+
+/** A worker of this process stopped: its instance no longer holds the id here (claimWorkerId). */
+export function releaseWorkerId(instance: string): void {
+  runningHere.delete(instance);
 }
 
 /**
- * A worker's heartbeat on its row. 'held': renewed. 'gone': no row (re-register). Otherwise the
- * row is another process's (it started under the same id since): who holds it.
+ * A worker's heartbeat on its row, which also restores what the row says of it (online, host, pid,
+ * capabilities: an older worker version under the same id may have overwritten them or marked the
+ * row stopped). 'held': renewed. 'gone': no row (register again). Otherwise the row is another
+ * process's (it started under the same id since): who holds it.
  */
-export async function heartbeatWorker(farm: FarmContext, workerId: string, instance: string): Promise<'held' | 'gone' | WorkerIdHolder> {
+export async function heartbeatWorker(farm: FarmContext, worker: WorkerRegistration & { instance: string }): Promise<'held' | 'gone' | WorkerIdHolder> {
   const renewed = await farm.db.db
     .update(workers)
-    .set({ heartbeatAt: sql`now()` })
-    .where(and(eq(workers.id, workerId), eq(workers.instance, instance)))
+    .set({
+      heartbeatAt: sql`now()`,
+      stoppedAt: null,
+      host: worker.host,
+      pid: worker.pid,
+      pidNamespace: worker.pidNamespace ?? null,
+      capabilities: worker.capabilities as unknown as Record<string, unknown>,
+      concurrency: worker.concurrency,
+    })
+    .where(and(eq(workers.id, worker.id), eq(workers.instance, worker.instance)))
     .returning({ id: workers.id });
   if (renewed.length > 0) return 'held';
-  return (await holderOf(farm, workerId)) ?? 'gone';
+  return (await holderOf(farm, worker.id)) ?? 'gone';
 }
 
 /**

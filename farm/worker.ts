@@ -7,7 +7,7 @@
 // - job cancelled           -> the 'cancelled' event (or the next heartbeat) aborts the render
 // - render runs too long    -> aborted after renderTimeLimitSeconds (a multiple of its reservation),
 //                              or later while still progressing at a pace that ends it within
-//                              RENDER_OVERTIME_FACTOR × that (renderOvertimeSeconds), failed at once,
+//                              RENDER_OVERTIME_FACTOR × that (renderOvertime), failed at once,
 //                              charged for the time it ran (capped), the rest refunded
 // - database down at the end -> the finished video is written to the spool (farm/spool.ts) and the
 //                              completion retried until the lease would have expired (heartbeats renew
@@ -32,15 +32,15 @@ import os from 'node:os';
 import path from 'node:path';
 import PQueue from 'p-queue';
 import { dbFailureLine, describeDbError, loggableError } from '../db/errors.ts';
-import { DEFAULT_SHUTDOWN_GRACE_SECONDS, type FarmContext, queueHorizonSeconds, RENDER_OVERTIME_FACTOR, renderOvertimeSeconds, renderTimeLimitSeconds } from './config.ts';
+import { DEFAULT_SHUTDOWN_GRACE_SECONDS, type FarmContext, queueHorizonSeconds, RENDER_OVERTIME_FACTOR, renderOvertime, renderTimeLimitSeconds } from './config.ts';
 import { onJobEvent } from './events.ts';
 import { getArtifact, getJob, getJobInputs } from './jobs.ts';
 import { movieImageInputs, movieOf } from './movie.ts';
 import { every, pruneOnce, sweepQueue } from './housekeeping.ts';
-import { claimJob, type CompletedArtifact, completeJob, completionOf, CompletionUnknownError, failAttempt, type Lease, releaseJob, renewLeases, reportProgress } from './queue.ts';
+import { claimJob, type CompletedArtifact, completeJob, completionOf, CompletionUnknownError, failAttempt, type Lease, releaseJob, renewLeases, reportProgress, takeBackJobsOf } from './queue.ts';
 import { isPermanentRenderError, MIME_TYPES, type Renderer, type RenderResult, userMessageOf, withResultWarnings } from './renderer.ts';
 import type { ClaimedJob, JobProgress, WorkerCapabilities } from './types.ts';
-import { claimWorkerId, heartbeatWorker, holderText, markWorkerStopped, registerWorker, type WorkerIdHolder } from './worker-registry.ts';
+import { claimWorkerId, heartbeatWorker, holderText, markWorkerStopped, pidNamespace, registerWorker, releaseWorkerId, type WorkerIdHolder } from './worker-registry.ts';
 import { jobDigest, recoverHeld, recoverSpool, Spool, type SpoolRecovery } from './spool.ts';
 import { delay, startInterval, startTimeout, type Timer } from './timers.ts';
 
@@ -51,7 +51,8 @@ export interface FarmWorkerOptions {
   id?: string;
   /** Concurrent renders (one per GPU). Default 1. */
   concurrency?: number;
-  log?: (line: string) => void;
+  /** Where the worker's lines go; `level` is given for the lines that need attention (default: guessed by the logger). */
+  log?: (line: string, level?: 'info' | 'warn' | 'error') => void;
   /**
    * Called once when another process has taken this worker's id since it started (it was started
    * under the same BLENDFARM_WORKER_ID): the worker logs it and is already stopping ('finish'),
@@ -151,7 +152,7 @@ export class FarmWorker {
   private readonly farm: FarmContext;
   private readonly renderer: Renderer;
   private readonly capabilities: WorkerCapabilities;
-  private readonly log: (line: string) => void;
+  private readonly log: (line: string, level?: 'info' | 'warn' | 'error') => void;
   private readonly queue: PQueue;
   private readonly running = new Map<number, RunningJob>();
   private stopping = false;
@@ -159,6 +160,8 @@ export class FarmWorker {
   private loopDone: Promise<void> | undefined;
   private stopPromise: Promise<void> | undefined;
   private heartbeatTimer: Timer | undefined;
+  /** The heartbeat under way, if any (stop waits for it). */
+  private heartbeating: Promise<void> | undefined;
   private stopPruning: (() => Promise<void>) | undefined;
   private unsubscribe: (() => Promise<void>) | undefined;
   /** BLENDFARM_SPOOL_DIR; undefined: finished videos are kept in memory only. */
@@ -188,7 +191,7 @@ export class FarmWorker {
 
   async start(): Promise<void> {
     // Refused (WorkerIdInUseError) while another process runs under the same id.
-    await claimWorkerId(this.farm, this.registration(), this.log);
+    const claim = await claimWorkerId(this.farm, this.registration(), this.log);
     this.unsubscribe = await onJobEvent(this.farm.db, (event) => {
       if (event.type === 'cancelled') this.abort(event.jobId, 'cancelled');
       // A job taken back may be one whose video waits in the spool: claimed from there before its
@@ -200,7 +203,15 @@ export class FarmWorker {
     // claimed, so the claim loop does not pick up one of their jobs and render it again.
     await this.removeSpoolStrays();
     await this.recoverSpool();
-    this.heartbeatTimer = startInterval(() => void this.heartbeat(), this.farm.config.heartbeatSeconds * 1000);
+    // The jobs the process it took the id over from was rendering (those the spool did not just
+    // complete) go back to the queue now, not when their leases run out.
+    if (claim.tookOver) {
+      const taken = await takeBackJobsOf(this.farm, this.id, `the process that held worker id ${this.id} (${holderText(claim.from)}) ended`);
+      if (taken > 0) this.log(`took back ${taken} job(s) the previous holder of this id was rendering`);
+    }
+    this.heartbeatTimer = startInterval(() => {
+      this.heartbeating = this.heartbeat();
+    }, this.farm.config.heartbeatSeconds * 1000);
     this.stopPruning = every(this.farm.config.pruneIntervalSeconds, () => this.prune());
     this.loopDone = this.claimLoop();
     this.log(`started: ${this.concurrency} slot(s), models ${this.capabilities.models.join(', ')}, up to ${this.capabilities.maxPixels} px, ${this.capabilities.executionProvider}, spool ${this.spool?.dir ?? 'off'}`);
@@ -225,6 +236,8 @@ export class FarmWorker {
       graceTimer.clear();
       for (const entry of this.running.values()) await this.handBack(entry.job).catch(() => {});
       this.heartbeatTimer?.clear();
+      // A heartbeat under way would mark the row online again after it is marked stopped.
+      await this.heartbeating;
       await this.recovering;
       await this.settleUnknown();
       for (const c of this.unsettled) {
@@ -234,13 +247,14 @@ export class FarmWorker {
       await this.unsubscribe?.().catch(() => {});
       // Only while the row is this process's: a newer holder of the id stays online.
       await markWorkerStopped(this.farm, this.id, this.instance).catch(() => {});
+      releaseWorkerId(this.instance);
       this.log(`stopped (${this.stats.completed} completed, ${this.stats.released} handed back)`);
     })();
     return this.stopPromise;
   }
 
   private registration() {
-    return { id: this.id, host: os.hostname(), pid: process.pid, capabilities: this.capabilities, concurrency: this.concurrency, instance: this.instance };
+    return { id: this.id, host: os.hostname(), pid: process.pid, pidNamespace: pidNamespace(), capabilities: this.capabilities, concurrency: this.concurrency, instance: this.instance };
   }
 
   /**
@@ -250,7 +264,7 @@ export class FarmWorker {
    */
   private async heartbeatRow(): Promise<void> {
     if (this.idTaken) return;
-    const beat = await heartbeatWorker(this.farm, this.id, this.instance);
+    const beat = await heartbeatWorker(this.farm, this.registration());
     if (beat === 'held') return;
     if (beat === 'gone') {
       await registerWorker(this.farm, this.registration());
@@ -260,6 +274,7 @@ export class FarmWorker {
     this.log(
       `another worker took this worker's id since it started (${holderText(beat)}): two processes must not share one BLENDFARM_WORKER_ID. ` +
         'This one stops claiming jobs and stops once its running renders end; give each worker its own id.',
+      'error',
     );
     void this.stop('finish');
     this.onIdTaken?.(beat);
@@ -382,20 +397,23 @@ export class FarmWorker {
     const started = performance.now();
     // A hung render would hold its slot forever (the heartbeat keeps renewing the lease): past its
     // time limit it is aborted and the job failed, unless it is still progressing at a pace that
-    // ends it within RENDER_OVERTIME_FACTOR × the limit (renderOvertimeSeconds: a slow worker).
+    // ends it within RENDER_OVERTIME_FACTOR × the limit (renderOvertime: a slow worker).
     const limitSeconds = renderTimeLimitSeconds(this.farm.config, job.reservedGpuSeconds);
     let overtime = false;
+    /** Why the render was stopped at or past its limit (renderOvertime), for the log. */
+    let stoppedBecause = '';
     const atLimit = (): void => {
       const now = performance.now();
       const last = entry.lastProgress;
-      const more = renderOvertimeSeconds(limitSeconds, (now - started) / 1000, last && { fraction: last.fraction, secondsSinceProgress: (now - last.at) / 1000 });
-      if (more === undefined) {
+      const decision = renderOvertime(limitSeconds, (now - started) / 1000, last && { fraction: last.fraction, secondsSinceProgress: (now - last.at) / 1000 });
+      if ('stop' in decision) {
+        stoppedBecause = decision.stop;
         this.abort(job.id, 'timeout');
         return;
       }
       if (!overtime) this.log(`job ${job.id}: past its time limit (${limitSeconds} s) but still progressing (${Math.round(last!.fraction * 100)} % done): letting it run on, up to ${limitSeconds * RENDER_OVERTIME_FACTOR} s`);
       overtime = true;
-      limitTimer = startTimeout(atLimit, more * 1000);
+      limitTimer = startTimeout(atLimit, decision.runOn * 1000);
     };
     // However long (a huge reservation × the factor can pass the 24.8 days one Node timer takes).
     let limitTimer = startTimeout(atLimit, limitSeconds * 1000);
@@ -429,7 +447,7 @@ export class FarmWorker {
             : `The render took longer than ${limitSeconds} s, the limit for a job reserving ${job.reservedGpuSeconds} GPU-seconds, and was stopped; `) +
           'it was charged for the time it ran and the rest refunded. Try a smaller, shorter or lower-quality render.';
         const outcome = await this.retryWrite(() => failAttempt(this.farm, job, limitText, { timedOut: true, userError: limitText }));
-        this.log(`job ${job.id}: stopped after ${overtime ? `${ranSeconds} s, past` : `${limitSeconds} s,`} its time limit${overtime ? ` of ${limitSeconds} s` : ''}: ${outcome}`);
+        this.log(`job ${job.id}: stopped after ${overtime ? `${ranSeconds} s, past` : `${limitSeconds} s,`} its time limit${overtime ? ` of ${limitSeconds} s` : ''} (${stoppedBecause}): ${outcome}`);
       } else if (entry.reason === 'shutdown') {
         await this.retryWrite(() => this.handBack(job));
       } else if (entry.reason) {

@@ -1,1 +1,2 @@
-ALTER TABLE "workers" ADD COLUMN "instance" uuid;
+ALTER TABLE "workers" ADD COLUMN "instance" uuid;--> statement-breakpoint
+ALTER TABLE "workers" ADD COLUMN "pid_namespace" text;

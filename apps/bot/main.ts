@@ -88,7 +88,7 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => void shutdown('SIGINT'));
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
 
-  const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
+  const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, info: (line) => console.log(line) });
   await keep('database', () => db.close());
   const farm = { db, config: farmConfig };
   console.log(`[main] database: ${db.location}`);

@@ -17,7 +17,7 @@
 // upscale, nor a job on the worker's inpainting or variation model) makes the worker ready when it
 // finishes.
 import { loadConfig, loadDotEnv } from '../../config/index.ts';
-import { DEFAULT_SHUTDOWN_GRACE_SECONDS, defaultWorkerId, farmConfigFrom, openDatabase, startWorker } from '../../farm/index.ts';
+import { DEFAULT_SHUTDOWN_GRACE_SECONDS, defaultWorkerId, farmConfigFrom, openDatabase, startWorker, WorkerIdInUseError } from '../../farm/index.ts';
 import { loadRenderer, rendererSpecFrom, warmedModelJobs } from './load-renderer.ts';
 import { createLogger, lineLogger, routeConsole, secretsOf } from '../log.ts';
 import { createRegistry, type Ops, startOps } from '../http/ops.ts';
@@ -38,6 +38,13 @@ plus the farm's settings (leases, heartbeat, retention: BLENDFARM_*). ${SETTINGS
 
 settingsOnlyArguments('npm run worker', USAGE);
 
+/**
+ * Exit status of a worker whose id another live worker holds (refused at start, or taken over
+ * since): 78, EX_CONFIG in sysexits.h — a configuration to fix, not a crash to restart
+ * (systemd: RestartPreventExitStatus=78).
+ */
+const EXIT_ID_IN_USE = 78;
+
 /** The same signal again within this long is the first one passed on by npm, tsx or a supervisor, not a second request. */
 const SAME_SIGNAL_MS = 1000;
 
@@ -52,7 +59,7 @@ async function main(): Promise<void> {
   // One JSON line per event (readable on a terminal); secrets are scrubbed from every line.
   const logger = createLogger({ name: 'worker', level: settings.logLevel, format: settings.logFormat, secrets: secretsOf(settings) }).child({ workerId });
   routeConsole(logger);
-  const db = await openDatabase({ url: settings.databaseUrl ?? '', dataDir: settings.dataDir });
+  const db = await openDatabase({ url: settings.databaseUrl ?? '', dataDir: settings.dataDir, info: (line) => console.log(line) });
 
   // Metrics and health (BLENDFARM_HTTP_PORT, off unless set): engine timings of this worker;
   // the farm-wide metrics and the status page come from the bot.
@@ -92,10 +99,10 @@ async function main(): Promise<void> {
     id: workerId,
     log: lineLogger(logger),
     // Another process was started under this id: the worker has logged it and is stopping; the
-    // process ends once it has (exit 1, so a supervisor shows it).
+    // process ends once it has, with EXIT_ID_IN_USE (a restart would only be refused).
     onIdTaken: () => {
       readiness.stop();
-      closeAndExit(worker.stop('finish', graceSeconds * 1000), 1);
+      closeAndExit(worker.stop('finish', graceSeconds * 1000), EXIT_ID_IN_USE);
     },
   });
   // Ready (/readyz) once the model is loaded: by the warm-up, one of its retries, or a job on it.
@@ -142,5 +149,5 @@ async function main(): Promise<void> {
 
 main().catch((error: unknown) => {
   console.error((error as Error).message);
-  process.exit(1);
+  process.exit(error instanceof WorkerIdInUseError ? EXIT_ID_IN_USE : 1);
 });

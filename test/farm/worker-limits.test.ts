@@ -4,7 +4,7 @@
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FarmDb, openDatabase, queryRows } from '../../db/client.ts';
-import { type FarmContext, RENDER_OVERTIME_FACTOR, renderOvertimeSeconds, renderTimeLimitSeconds } from '../../farm/config.ts';
+import { type FarmContext, RENDER_OVERTIME_FACTOR, renderOvertime, renderTimeLimitSeconds } from '../../farm/config.ts';
 import { FakeRenderer } from '../../farm/fake-renderer.ts';
 import { getArtifact, getJob, submitJob } from '../../farm/jobs.ts';
 import { auditBalance } from '../../farm/policy/budget.ts';
@@ -26,19 +26,19 @@ describe('render time limit', () => {
   it('lets a render past it run on while its progress projects the end within RENDER_OVERTIME_FACTOR × the limit', () => {
     expect(RENDER_OVERTIME_FACTOR).toBe(4);
     // 600 s in, 50 % done, progress 5 s ago: the pace needs 600 s more; a tenth on top.
-    expect(renderOvertimeSeconds(600, 600, { fraction: 0.5, secondsSinceProgress: 5 })).toBeCloseTo(660);
-    // Projected past 2400 s (600 / 0.2 = 3000): stopped.
-    expect(renderOvertimeSeconds(600, 600, { fraction: 0.2, secondsSinceProgress: 5 })).toBeUndefined();
+    expect(renderOvertime(600, 600, { fraction: 0.5, secondsSinceProgress: 5 })).toEqual({ runOn: expect.closeTo(660) });
+    // Projected past 2400 s (600 / 0.2 = 3000): stopped, and why.
+    expect(renderOvertime(600, 600, { fraction: 0.2, secondsSinceProgress: 5 })).toEqual({ stop: 'at its pace (20 % done after 600 s) it would end after 3000 s, past 2400 s' });
     // No progress in the last 120 s (a hang after some progress), or none at all: stopped.
-    expect(renderOvertimeSeconds(600, 600, { fraction: 0.9, secondsSinceProgress: 121 })).toBeUndefined();
-    expect(renderOvertimeSeconds(600, 600, undefined)).toBeUndefined();
-    expect(renderOvertimeSeconds(600, 600, { fraction: 0, secondsSinceProgress: 1 })).toBeUndefined();
+    expect(renderOvertime(600, 600, { fraction: 0.9, secondsSinceProgress: 121 })).toEqual({ stop: 'it reported no progress in the last 120 s' });
+    expect(renderOvertime(600, 600, undefined)).toEqual({ stop: 'it reported no progress' });
+    expect(renderOvertime(600, 600, { fraction: 0, secondsSinceProgress: 1 })).toEqual({ stop: 'it reported no progress' });
     // A short limit: progress within the limit itself counts.
-    expect(renderOvertimeSeconds(10, 10, { fraction: 0.5, secondsSinceProgress: 11 })).toBeUndefined();
+    expect(renderOvertime(10, 10, { fraction: 0.5, secondsSinceProgress: 11 })).toEqual({ stop: 'it reported no progress in the last 10 s' });
     // Never past the cap; at least a second; at the cap, stopped.
-    expect(renderOvertimeSeconds(600, 2300, { fraction: 0.96, secondsSinceProgress: 1 })).toBe(100);
-    expect(renderOvertimeSeconds(600, 1000, { fraction: 0.9999, secondsSinceProgress: 1 })).toBe(1);
-    expect(renderOvertimeSeconds(600, 2400, { fraction: 0.99, secondsSinceProgress: 1 })).toBeUndefined();
+    expect(renderOvertime(600, 2300, { fraction: 0.96, secondsSinceProgress: 1 })).toEqual({ runOn: 100 });
+    expect(renderOvertime(600, 1000, { fraction: 0.9999, secondsSinceProgress: 1 })).toEqual({ runOn: 1 });
+    expect(renderOvertime(600, 2400, { fraction: 0.99, secondsSinceProgress: 1 })).toEqual({ stop: 'it reached 4 × its limit (2400 s)' });
   });
 });
 
@@ -113,7 +113,8 @@ describe.each(BACKENDS)('a slow render past its time limit on %s', (backend) => 
   });
 
   it('is stopped at the limit when its pace would take past 4 × the limit', async () => {
-    const worker = new FarmWorker({ farm, renderer: new FakeRenderer({ models: ['slower'], steps: 10 }), id: 'w-slower', log: () => {} });
+    const lines: string[] = [];
+    const worker = new FarmWorker({ farm, renderer: new FakeRenderer({ models: ['slower'], steps: 10 }), id: 'w-slower', log: (l) => lines.push(l) });
     await worker.start();
     // 10 steps of 700 ms: 7 s; at 1 s, 10 % done projects 7 s or more.
     const job = await submitJob(farm, { kind: 'blend', userId: 'patient', params: { ...CHEAP_BLEND, prompts: ['[fake ms=700] a', 'b'], model: 'slower' } });
@@ -121,6 +122,8 @@ describe.each(BACKENDS)('a slow render past its time limit on %s', (backend) => 
     await worker.stop();
     expect(failed).toMatchObject({ status: 'failed', attempts: 1 });
     expect(failed.error).toMatch(/^The render took longer than 1 s, the limit for a job reserving [\d.]+ GPU-seconds, and was stopped; /);
+    // The operator's log says why it was not let run on.
+    expect(lines.some((l) => new RegExp(`^job ${job.id}: stopped after 1 s, its time limit \\(at its pace \\(\\d+ % done after 1 s\\) it would end after \\d+ s, past 4 s\\): `).test(l))).toBe(true);
   });
 
   it('is stopped once it stops progressing in its overtime, and told so', async () => {

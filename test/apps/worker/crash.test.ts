@@ -118,7 +118,7 @@ describe('worker process on postgres', () => {
     expect(child.output()).not.toMatch(/handing jobs back now/);
   });
 
-  it('one worker id, one process: a second process under it refuses to start; a worker whose id is taken finishes its job and exits 1', async () => {
+  it('one worker id, one process: a second process under it refuses to start (exit 78); a worker whose id is taken finishes its job and exits 78', async () => {
     const job = await submitOne('postgres', ['a slow render', 'b']);
     child = startWorkerProcess(testDb!, { id: 'twin', rendererOptions: { models: ['proc'], steps: 30, stepMs: 100 }, env: NO_BACKOFF });
     await waitForOutput(child, new RegExp(`job ${job.id}: attempt 1 of 3 started`));
@@ -126,18 +126,21 @@ describe('worker process on postgres', () => {
     // The same configuration started again, e.g. on a second machine or a second container.
     const second = startWorkerProcess(testDb!, { id: 'twin', rendererOptions: { models: ['proc'] } });
     const [secondCode] = await once(second, 'exit');
-    expect(secondCode).toBe(1);
+    expect(secondCode).toBe(78);
     expect(messages(second)).toMatch(/worker id "twin" is in use: the worker on host \S+, pid \d+ still heartbeats under it\. Give each worker its own BLENDFARM_WORKER_ID/);
     expect(second.output()).not.toMatch(/\n\s+at /); // no stack trace
 
     // Another process takes the id over meanwhile (both started at once): the first one notices at
-    // its next heartbeat, finishes its render and exits 1, leaving the row to the newer holder.
+    // its next heartbeat, finishes its render and exits 78 (EX_CONFIG), leaving the row to the newer holder.
     const db = await testDb!.open();
     const farm = farmContext(db);
     await registerWorker(farm, { id: 'twin', host: 'elsewhere', pid: 7, concurrency: 1, capabilities: { models: ['proc'], maxPixels: 1 << 20, executionProvider: 'test' } });
     const [code] = await once(child, 'exit');
-    expect(code).toBe(1);
+    expect(code).toBe(78);
     expect(messages(child)).toMatch(/another worker took this worker's id since it started \(host elsewhere, pid 7\)/);
+    // Logged as an error (pino level 50), not as news.
+    const taken = child.output().split('\n').find((line) => line.includes("another worker took this worker's id"));
+    expect(JSON.parse(taken!)).toMatchObject({ level: 50 });
     expect(await getJob(farm, job.id)).toMatchObject({ status: 'done', attempts: 1, workerId: 'twin' });
     const [row] = await queryRows<{ host: string; stopped: boolean }>(db.db, sql`select host, stopped_at is not null as stopped from workers where id = 'twin'`);
     expect(row).toEqual({ host: 'elsewhere', stopped: false });
