@@ -65,6 +65,13 @@ export interface RetentionOptions {
   jobDays: number;
   /** The oldest videos are deleted while all of them take more bytes than this. Default 0 (no cap). */
   maxArtifactBytes: number;
+  /**
+   * The pictures (job_inputs) of jobs that ended without a video (failed or cancelled) are deleted
+   * this many hours after they ended; the job row stays, and a retry after that has none to render
+   * from. A retry within the window still has them. Pictures of done jobs stay (re-roll and extend use
+   * them) until the job goes. Default 24.
+   */
+  unrenderedInputHours: number;
 }
 
 /**
@@ -139,7 +146,7 @@ export const DEFAULT_FARM_CONFIG: FarmConfig = {
   renderTimeoutFactor: 4,
   renderTimeoutMinSeconds: 600,
   queueTimeoutSeconds: 21_600,
-  retention: { artifactDays: 30, jobDays: 90, maxArtifactBytes: 0 },
+  retention: { artifactDays: 30, jobDays: 90, maxArtifactBytes: 0, unrenderedInputHours: 24 },
   pruneIntervalSeconds: 3600,
   ...DEFAULT_POLICY_OPTIONS,
 };
@@ -179,6 +186,7 @@ export type FarmSettings = Pick<
   | 'retentionArtifactDays'
   | 'retentionJobDays'
   | 'retentionMaxArtifactBytes'
+  | 'retentionUnrenderedInputHours'
   | 'pruneIntervalSeconds'
 >;
 
@@ -209,6 +217,7 @@ export function farmConfigFrom(settings: Partial<FarmSettings>, overrides: FarmC
     artifactDays: settings.retentionArtifactDays,
     jobDays: settings.retentionJobDays,
     maxArtifactBytes: settings.retentionMaxArtifactBytes,
+    unrenderedInputHours: settings.retentionUnrenderedInputHours,
   });
   const budget = defined({
     refillGpuSeconds: settings.refillGpuSeconds,

@@ -4,6 +4,15 @@
 //
 //   artifactDays      videos of jobs finished longer ago are deleted; the job row stays
 //   maxArtifactBytes  while all videos together take more than this, the oldest go first
+//                     (videos only: pictures of unrendered jobs have their own rule, and those of
+//                     rendered jobs stay while the job does: re-roll and extend render from them)
+//   unrenderedInputHours  the pictures (job_inputs) of jobs that ended without a video (failed or
+//                     cancelled) are deleted this many hours after they ended; the job row stays.
+//                     A cancelled or failed job costs nothing, so its pictures (up to 10 MiB each)
+//                     would otherwise be stored free until jobDays; a retry within the window still
+//                     has them, one after it has none to render from. A failed job a late render may
+//                     still turn done (reapExpiredLeases keeps its lease token) keeps them at least
+//                     queueHorizonSeconds, after which no spooled render of it is stored
 //   jobDays           jobs finished longer ago are deleted; the schema's foreign keys do the rest
 //                     (db/schema.ts): their events, video and pictures go with them (on delete
 //                     cascade), budget_ledger entries stay with their job_id cleared (on delete
@@ -21,7 +30,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { sql } from 'drizzle-orm';
 import { queryRows, type Transaction } from '../db/client.ts';
-import type { FarmContext } from './config.ts';
+import { type FarmContext, queueHorizonSeconds } from './config.ts';
 
 export interface PruneOptions {
   /** Count what would go, delete nothing. */
@@ -41,6 +50,10 @@ export interface PruneReport {
   otherRows: Record<string, number>;
   /** Files removed from the artifact directory. */
   files: number;
+  /** Pictures (job_inputs rows) of jobs that ended without a video, deleted by unrenderedInputHours. */
+  unrenderedInputs: number;
+  /** Their bytes. */
+  unrenderedInputBytes: number;
 }
 
 const PRUNE_LOCK = sql`hashtext('blendfarm:prune')`;
@@ -83,8 +96,8 @@ async function deleteArtifacts(tx: Transaction, ids: number[]): Promise<Array<{ 
 /** Applies the retention rules once. Dry run: counts what would be deleted, changes nothing. */
 export async function pruneFarm(farm: FarmContext, options: PruneOptions = {}): Promise<PruneReport> {
   const dryRun = options.dryRun ?? false;
-  const { artifactDays, jobDays, maxArtifactBytes } = farm.config.retention;
-  const report: PruneReport = { dryRun, ran: true, artifactsByAge: 0, artifactsBySize: 0, artifactBytes: 0, jobs: 0, events: 0, otherRows: {}, files: 0 };
+  const { artifactDays, jobDays, maxArtifactBytes, unrenderedInputHours } = farm.config.retention;
+  const report: PruneReport = { dryRun, ran: true, artifactsByAge: 0, artifactsBySize: 0, artifactBytes: 0, jobs: 0, events: 0, otherRows: {}, files: 0, unrenderedInputs: 0, unrenderedInputBytes: 0 };
   const files: string[] = [];
 
   const rollback = new Error('dry run');
@@ -125,6 +138,34 @@ export async function pruneFarm(farm: FarmContext, options: PruneOptions = {}): 
               select ordered.id::float8 as id from ordered, total where total.bytes - ordered.before > ${maxArtifactBytes}::float8`,
         );
         report.artifactsBySize = gone(await deleteArtifacts(tx, over.map((r) => r.id)));
+      }
+
+      if (unrenderedInputHours > 0) {
+        // As for jobs below: the first statement locks the jobs (FOR SHARE: a retry, which locks
+        // its job FOR UPDATE, waits for this commit and then finds the pictures gone, or holds the
+        // row and is skipped), the second checks the rule again and deletes their pictures.
+        const windowSeconds = unrenderedInputHours * 3600;
+        const lateRenderSeconds = Math.max(windowSeconds, queueHorizonSeconds(farm.config));
+        const unrendered = sql`j.status in ('failed', 'cancelled')
+                    and j.finished_at < now() - make_interval(secs => case when j.lease_token is null then ${windowSeconds}::float8 else ${lateRenderSeconds}::float8 end)
+                    and j.id not in (select id from protected)
+                    and not exists (select 1 from artifacts a where a.job_id = j.id)
+                    and exists (select 1 from job_inputs i where i.job_id = j.id)`;
+        const locked = await queryRows<{ id: number }>(
+          tx,
+          sql`with ${PROTECTED} select j.id::float8 as id from jobs j where ${unrendered} order by j.id for share of j skip locked`,
+        );
+        if (locked.length > 0) {
+          const [deleted] = await queryRows<{ rows: number; bytes: number }>(
+            tx,
+            sql`with ${PROTECTED},
+                doomed as (select j.id from jobs j where j.id in ${idSet(locked.map((r) => r.id))} and ${unrendered}),
+                gone as (delete from job_inputs where job_id in (select id from doomed) returning octet_length(bytes) as n)
+                select count(*)::int as rows, coalesce(sum(n), 0)::float8 as bytes from gone`,
+          );
+          report.unrenderedInputs = deleted.rows;
+          report.unrenderedInputBytes = deleted.bytes;
+        }
       }
 
       if (jobDays > 0) {
@@ -183,6 +224,7 @@ export function describePrune(report: PruneReport): string {
   if (!report.ran) return 'Another process is pruning right now; nothing done.';
   const mb = (report.artifactBytes / 1_000_000).toFixed(1);
   const other = Object.entries(report.otherRows).map(([table, n]) => `, ${n} ${table} row(s)`).join('');
-  return `${report.dryRun ? 'Would delete' : 'Deleted'} ${report.artifactsByAge + report.artifactsBySize} video(s) (${mb} MB; ${report.artifactsBySize} for the size cap), ${report.jobs} job(s), ${report.events} event(s)${other}` +
+  const pictures = report.unrenderedInputs > 0 ? `, ${report.unrenderedInputs} picture(s) of unrendered jobs (${(report.unrenderedInputBytes / 1_000_000).toFixed(1)} MB)` : '';
+  return `${report.dryRun ? 'Would delete' : 'Deleted'} ${report.artifactsByAge + report.artifactsBySize} video(s) (${mb} MB; ${report.artifactsBySize} for the size cap), ${report.jobs} job(s), ${report.events} event(s)${other}${pictures}` +
     (report.files > 0 ? `; removed ${report.files} file(s)` : '') + '.';
 }
