@@ -8,6 +8,8 @@
 //   "[fake fail=2] ..."    throw a retryable error on attempts 1 and 2
 //   "[fake permanent] ..." throw a non-retryable RenderError (an internal fault: its owner is told a generic line)
 //   "[fake refuse] ..."    throw a non-retryable RenderError whose message is for the job's owner (userMessage)
+//   "[fake toolarge] ..."  render every step, then throw as the engine adapter maps a video that cannot fit its
+//                          maxBytes: non-retryable, for the owner, the request's own fault (requestFault: charged)
 //   "[fake ms=300] ..."    take 300 ms per step instead of the configured stepMs
 //   "[fake hang] ..."      ignore abort and never finish (simulates a stuck render)
 //   "[fake warn] ..."      finish with a warning, as the engine warns of a prompt it cut
@@ -42,13 +44,14 @@ interface Directive {
   failAttempts: number;
   permanent: boolean;
   refuse: boolean;
+  tooLarge: boolean;
   stepMs?: number;
   hang: boolean;
   warn: boolean;
 }
 
 export function parseDirective(prompt: string | undefined): Directive {
-  const directive: Directive = { failAttempts: 0, permanent: false, refuse: false, hang: false, warn: false };
+  const directive: Directive = { failAttempts: 0, permanent: false, refuse: false, tooLarge: false, hang: false, warn: false };
   const match = /\[fake ([^\]]*)\]/.exec(prompt ?? '');
   if (!match) return directive;
   for (const word of match[1].split(/\s+/)) {
@@ -56,12 +59,16 @@ export function parseDirective(prompt: string | undefined): Directive {
     if (key === 'fail') directive.failAttempts = Number(value ?? 1);
     if (key === 'permanent') directive.permanent = true;
     if (key === 'refuse') directive.refuse = true;
+    if (key === 'toolarge') directive.tooLarge = true;
     if (key === 'ms') directive.stepMs = Number(value);
     if (key === 'hang') directive.hang = true;
     if (key === 'warn') directive.warn = true;
   }
   return directive;
 }
+
+/** What a "[fake toolarge]" job fails with, worded like the engine's VideoTooLargeError. */
+export const FAKE_TOO_LARGE = 'Could not fit the gif under 10 MiB: the smallest attempt was 14.2 MiB; use fewer frames, a smaller size or another format.';
 
 /** The warning a "[fake warn]" job finishes with. */
 export const FAKE_WARNING = 'prompt 1 is longer than the fake renderer reads; its end was cut off';
@@ -128,6 +135,7 @@ export class FakeRenderer implements Renderer {
       }
       context.onProgress({ stage: 'branches', fraction: step / steps, branchesDone: step, branchesTotal: steps });
     }
+    if (directive.tooLarge) throw new RenderError(FAKE_TOO_LARGE, { retryable: false, userMessage: true, requestFault: true });
 
     this.loaded = true;
     const body = JSON.stringify({ jobId: job.id, attempt: job.attempt, prompts: job.params.prompts, seeds: job.params.seeds });

@@ -300,7 +300,9 @@ export type FailOutcome = 'retrying' | 'failed' | 'lost';
 /**
  * Ends an attempt with an error. The job is queued again (after a back-off) unless it is out
  * of attempts or the error is permanent; then it is failed with this error and settled by the
- * policy (the whole reservation is refunded). 'lost': the lease was gone already, nothing changed.
+ * policy: the whole reservation is refunded, unless the attempt ran past its time limit or failed
+ * by its request's own fault (then the time it ran is charged). 'lost': the lease was gone already,
+ * nothing changed.
  */
 export async function failAttempt(
   farm: FarmContext,
@@ -310,15 +312,24 @@ export async function failAttempt(
     permanent?: boolean;
     /** Ran past its time limit: fails at once, charged for the time the attempt ran. */
     timedOut?: boolean;
+    /**
+     * The request's own fault (RenderError requestFault: e.g. a video that cannot fit its maxBytes):
+     * fails at once, charged for the time the attempt ran, like a timed-out render.
+     */
+    requestFault?: boolean;
     /** The failure as the job's owner is told it (Job.userError); left out, they get failureForOwner's generic line. */
     userError?: string;
   } = {},
 ): Promise<FailOutcome> {
   // A renderer's message may carry anything (a prompt echoed back with a NUL in it): cleaned, never refused.
-  const permanent = (options.permanent ?? false) || (options.timedOut ?? false);
+  const charged: ChargedFailure | undefined = options.timedOut ? 'timed-out' : options.requestFault ? 'request-fault' : undefined;
+  const permanent = (options.permanent ?? false) || charged !== undefined;
   const texts = { error: storableText(error), userError: options.userError === undefined ? null : storableText(options.userError) };
-  return farm.db.db.transaction((tx) => failLocked(tx, farm, lease.id, lease.leaseToken, texts, permanent, options.timedOut ?? false));
+  return farm.db.db.transaction((tx) => failLocked(tx, farm, lease.id, lease.leaseToken, texts, permanent, charged));
 }
+
+/** A failure charged for the time its attempt ran (settlement's outcome of that kind); any other is refunded in full. */
+type ChargedFailure = 'timed-out' | 'request-fault';
 
 /**
  * `reaped`: the lease ran out (reapExpiredLeases). A job that fails so keeps its lease token and
@@ -332,7 +343,7 @@ async function failLocked(
   leaseToken: string,
   { error, userError }: { error: string; userError: string | null },
   permanent: boolean,
-  timedOut = false,
+  charged: ChargedFailure | undefined = undefined,
   reaped = false,
 ): Promise<FailOutcome> {
   const [row] = await queryRows<{ job: Record<string, unknown>; worker_id: string | null; ran_ms: number }>(
@@ -355,7 +366,7 @@ async function failLocked(
   const job = jobRowFromJson(row.job);
   const fields = { ...eventFields(job), workerId: row.worker_id, error };
   if (job.status === 'failed') {
-    await policyOf(farm).settle(tx, job, timedOut ? { kind: 'timed-out', ranMs: row.ran_ms } : { kind: 'failed' });
+    await policyOf(farm).settle(tx, job, charged ? { kind: charged, ranMs: row.ran_ms } : { kind: 'failed' });
     await recordEvent(tx, 'failed', fields);
     return 'failed';
   }
@@ -411,7 +422,7 @@ export async function reapExpiredLeases(farm: FarmContext, limit = 50): Promise<
     );
     for (const job of expired) {
       const error = `worker ${job.worker_id ?? '?'} stopped renewing its lease during attempt ${job.attempts} (it crashed, hung or lost its connection)`;
-      await failLocked(tx, farm, Number(job.id), job.lease_token, { error, userError: LEASE_LOST_TEXT }, false, false, true);
+      await failLocked(tx, farm, Number(job.id), job.lease_token, { error, userError: LEASE_LOST_TEXT }, false, undefined, true);
     }
     return expired.length;
   });
@@ -433,7 +444,7 @@ export async function takeBackJobsOf(farm: FarmContext, workerId: string, why: s
     );
     for (const job of held) {
       const error = `${why} during attempt ${job.attempts}`;
-      await failLocked(tx, farm, Number(job.id), job.lease_token, { error, userError: LEASE_LOST_TEXT }, false, false, true);
+      await failLocked(tx, farm, Number(job.id), job.lease_token, { error, userError: LEASE_LOST_TEXT }, false, undefined, true);
     }
     return held.length;
   });

@@ -99,21 +99,34 @@ export type RendererFactory = (options: unknown) => Renderer | Promise<Renderer>
  *   the owner gets a generic line (failureForOwner) and `message` is for the operator only (farm
  *   status, events, logs): a model, driver or ffmpeg message, a path or a host name never reaches
  *   a channel.
+ * - `requestFault: true`: the request itself made the render fail (a video that cannot fit its
+ *   maxBytes, a setting or picture the engine refuses), not the farm (a crash, out of memory on this
+ *   worker, a model that does not load, a lost lease). The job fails at once and its owner is
+ *   charged the time the attempt ran (capped at the reservation), as for a render stopped at its
+ *   time limit: otherwise a render that fails late would be free, and resubmitting it would keep
+ *   GPUs busy without limit. Left out, a failure is refunded in full.
  */
 export class RenderError extends Error {
   readonly retryable: boolean;
   readonly userMessage?: string;
-  constructor(message: string, options: { retryable?: boolean; cause?: unknown; userMessage?: string | true } = {}) {
+  readonly requestFault: boolean;
+  constructor(message: string, options: { retryable?: boolean; cause?: unknown; userMessage?: string | true; requestFault?: boolean } = {}) {
     super(message, { cause: options.cause });
     this.name = 'RenderError';
     this.retryable = options.retryable ?? true;
     const forUser = options.userMessage === true ? message : options.userMessage;
     if (forUser !== undefined) this.userMessage = forUser;
+    this.requestFault = options.requestFault ?? false;
   }
 }
 
 export function isPermanentRenderError(error: unknown): boolean {
   return typeof error === 'object' && error !== null && (error as { retryable?: unknown }).retryable === false;
+}
+
+/** Whether a thrown error is the request's own fault (RenderError's requestFault, read structurally: it may come from a render thread). */
+export function isRequestFault(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { requestFault?: unknown }).requestFault === true;
 }
 
 /** A thrown error's text for the job's owner (RenderError's userMessage, read structurally: it may come from a render thread); undefined when there is none. */

@@ -1,6 +1,6 @@
 // Messages between a worker's main thread (thread-renderer.ts) and its render threads
 // (thread-host.ts).
-import { type Renderer, userMessageOf } from './renderer.ts';
+import { isRequestFault, type Renderer, userMessageOf } from './renderer.ts';
 import type { ClaimedJob, JobProgress } from './types.ts';
 
 export interface ThreadHostData {
@@ -22,6 +22,8 @@ export interface SerializedError {
   retryable?: boolean;
   /** RenderError's userMessage. */
   userMessage?: string;
+  /** RenderError's requestFault (set only when true). */
+  requestFault?: boolean;
 }
 
 export type FromThread =
@@ -44,6 +46,7 @@ export function serializeError(error: unknown): SerializedError {
       stack: error.stack,
       ...(typeof retryable === 'boolean' ? { retryable } : {}),
       ...(userMessage !== undefined ? { userMessage } : {}),
+      ...(isRequestFault(error) ? { requestFault: true } : {}),
     };
   }
   return { name: 'Error', message: String(error) };

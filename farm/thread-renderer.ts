@@ -138,7 +138,11 @@ class Slot {
 
 function toError(serialized: SerializedError, prefix?: string): Error {
   const message = prefix ? `${prefix}: ${serialized.message}` : serialized.message;
-  const error = new RenderError(message, { retryable: serialized.retryable ?? true, ...(serialized.userMessage !== undefined ? { userMessage: serialized.userMessage } : {}) });
+  const error = new RenderError(message, {
+    retryable: serialized.retryable ?? true,
+    ...(serialized.userMessage !== undefined ? { userMessage: serialized.userMessage } : {}),
+    ...(serialized.requestFault === true ? { requestFault: true } : {}),
+  });
   error.name = serialized.name;
   if (serialized.stack) error.stack = serialized.stack;
   return error;

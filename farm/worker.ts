@@ -38,7 +38,7 @@ import { getArtifact, getJob, getJobInputs } from './jobs.ts';
 import { movieImageInputs, movieOf } from './movie.ts';
 import { every, pruneOnce, sweepQueue } from './housekeeping.ts';
 import { claimJob, type CompletedArtifact, completeJob, completionOf, CompletionUnknownError, failAttempt, type Lease, releaseJob, renewLeases, reportProgress, takeBackJobsOf } from './queue.ts';
-import { isPermanentRenderError, MIME_TYPES, type Renderer, type RenderResult, userMessageOf, withResultWarnings } from './renderer.ts';
+import { isPermanentRenderError, isRequestFault, MIME_TYPES, type Renderer, type RenderResult, userMessageOf, withResultWarnings } from './renderer.ts';
 import type { ClaimedJob, JobProgress, WorkerCapabilities } from './types.ts';
 import { claimWorkerId, heartbeatWorker, holderText, markWorkerStopped, pidNamespace, registerWorker, releaseWorkerId, type WorkerIdHolder } from './worker-registry.ts';
 import { jobDigest, recoverHeld, recoverSpool, Spool, type SpoolRecovery } from './spool.ts';
@@ -455,7 +455,8 @@ export class FarmWorker {
         this.stats.discarded++;
       } else {
         this.stats.failedAttempts++;
-        const outcome = await this.retryWrite(() => failAttempt(this.farm, job, message, { permanent: isPermanentRenderError(error), userError: userMessageOf(error) }));
+        // The request's own fault (a video that cannot fit its maxBytes...) is charged the time it ran: a render that fails late is not free.
+        const outcome = await this.retryWrite(() => failAttempt(this.farm, job, message, { permanent: isPermanentRenderError(error), requestFault: isRequestFault(error), userError: userMessageOf(error) }));
         this.log(`job ${job.id}: attempt ${job.attempt} failed (${message}): ${outcome}`);
       }
     } finally {

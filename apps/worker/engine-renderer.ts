@@ -535,8 +535,10 @@ class EngineRenderer implements Renderer {
         err instanceof VideoTooLargeError ||
         err instanceof UpscalerNotAvailableError;
       // The engine's refusals of a request say what to change, for the job's owner; every other message is for the operator.
+      // They are the request's own fault, too: the job is charged the time it ran (a gif that cannot fit its maxBytes fails
+      // only after the whole render). A model, driver or file fault, or out of memory on this worker, is the farm's: refunded.
       const forOwner = err instanceof InvalidRequestError || err instanceof VideoTooLargeError;
-      throw new RenderError((err as Error).message, { retryable: !permanent, cause: err, ...(forOwner ? { userMessage: true as const } : {}) });
+      throw new RenderError((err as Error).message, { retryable: !permanent, cause: err, ...(forOwner ? { userMessage: true as const, requestFault: true } : {}) });
     }
   }
 

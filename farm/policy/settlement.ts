@@ -13,8 +13,13 @@ export type Outcome =
    * balance holds now.
    */
   | { kind: 'done-after-refund'; spentMs: number }
-  /** Out of attempts, or a permanent error. */
+  /** Out of attempts, or a permanent error that was the farm's (a crash, out of memory, a model that does not load, a lost lease). */
   | { kind: 'failed' }
+  /**
+   * Failed by the request itself (RenderError requestFault: a video that cannot fit its maxBytes, a
+   * setting or picture the engine refuses); `ranMs`: how long the attempt ran before it failed.
+   */
+  | { kind: 'request-fault'; ranMs: number }
   /** Stopped for running past its time limit (config.ts renderTimeLimitSeconds); `ranMs`: how long the attempt ran. */
   | { kind: 'timed-out'; ranMs: number }
   /** Cancelled; `ranMs`: how long the current attempt had run (null: it was still queued). */
@@ -33,13 +38,28 @@ export interface Settlement {
 }
 
 /**
- * The charge rule: a finished job pays its measured time, a cancelled or timed-out one the time
- * its attempt ran, a failed one nothing; never more than was reserved (an under-estimate is the farm's loss,
- * never a negative balance).
+ * The charge rule: a finished job pays its measured time; a cancelled or timed-out one, or one
+ * that failed by its request's own fault, the time its attempt ran; one that failed by the farm's
+ * fault nothing. Never more than was reserved (an under-estimate is the farm's loss, never a
+ * negative balance).
  */
 export function chargeFor(reservedMs: number, outcome: Outcome): number {
-  const used = outcome.kind === 'done' || outcome.kind === 'done-after-refund' ? outcome.spentMs : outcome.kind === 'cancelled' || outcome.kind === 'timed-out' ? (outcome.ranMs ?? 0) : 0;
+  const used = usedMs(outcome);
   return Math.max(0, Math.min(reservedMs, Math.round(used)));
+}
+
+function usedMs(outcome: Outcome): number {
+  switch (outcome.kind) {
+    case 'done':
+    case 'done-after-refund':
+      return outcome.spentMs;
+    case 'cancelled':
+    case 'timed-out':
+    case 'request-fault':
+      return outcome.ranMs ?? 0;
+    case 'failed':
+      return 0;
+  }
 }
 
 /**
@@ -64,6 +84,8 @@ export async function settleJob(tx: Transaction, job: SettledJob, outcome: Outco
   await tx.execute(sql`update jobs set charged_ms = ${chargedMs}::bigint where id = ${job.id}`);
   if (outcome.kind === 'done') {
     await addLedgerEntry(tx, job.userId, 'settle', returnedMs, job.id, `job ${job.id} used ${outcome.spentMs / 1000} GPU-seconds`);
+  } else if (outcome.kind === 'request-fault') {
+    if (returnedMs > 0) await addLedgerEntry(tx, job.userId, 'refund', returnedMs, job.id, `job ${job.id} failed by its request, charged ${chargedMs / 1000} GPU-seconds for the time it ran`);
   } else if (returnedMs > 0) {
     await addLedgerEntry(tx, job.userId, 'refund', returnedMs, job.id, `job ${job.id} ${outcome.kind}`);
   }

@@ -5,10 +5,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeFakeVideo } from '../../farm/fake-renderer.ts';
+import { decodeFakeVideo, FAKE_TOO_LARGE } from '../../farm/fake-renderer.ts';
 import { parseJobParams } from '../../farm/job-params.ts';
 import { FAKE_RENDERER_MODULE } from '../../apps/worker/load-renderer.ts';
-import type { RenderContext } from '../../farm/renderer.ts';
+import { isRequestFault, type RenderContext } from '../../farm/renderer.ts';
 import { createThreadRenderer, type ThreadRenderer } from '../../farm/thread-renderer.ts';
 import type { ClaimedJob, JobProgress } from '../../farm/types.ts';
 import { testModelDir } from '../../models/paths.ts';
@@ -75,6 +75,14 @@ describe('thread renderer', () => {
   it('passes the text for the job\'s owner back from the thread (userMessage)', async () => {
     const error = await renderer.render(job(['[fake refuse] a', 'b']), context()).catch((e: unknown) => e);
     expect(error).toMatchObject({ message: 'fake refusal: use a smaller size', userMessage: 'fake refusal: use a smaller size', retryable: false });
+  });
+
+  it('passes the request\'s own fault back from the thread (requestFault: the job is charged the time it ran); a farm fault stays refundable', async () => {
+    const error = await renderer.render(job(['[fake toolarge] a', 'b']), context()).catch((e: unknown) => e);
+    expect(error).toMatchObject({ message: FAKE_TOO_LARGE, userMessage: FAKE_TOO_LARGE, retryable: false, requestFault: true });
+    expect(isRequestFault(error)).toBe(true);
+    const farmFault = await renderer.render(job(['[fake permanent] a', 'b']), context()).catch((e: unknown) => e);
+    expect(isRequestFault(farmFault)).toBe(false);
   });
 
   it('aborts a render, and replaces a thread whose render ignores the abort', async () => {

@@ -249,7 +249,7 @@ describe('engine adapter gap metric', () => {
 describe('engine adapter failures: the owner\'s text', () => {
   const ctx = () => ({ signal: new AbortController().signal, onProgress: () => {} });
 
-  it('a request the engine refuses carries its message for the owner; a broken model folder carries none', async () => {
+  it('a request the engine refuses carries its message for the owner and is the request\'s fault (charged); a broken model folder carries none and is the farm\'s', async () => {
     const job = claimed('blend', { prompts: ['a red fox', 'a blue whale'], seeds: [3, 4], width: 64, height: 64, steps: 4, maxBranches: 3, durationSeconds: 1, fps: 4 });
     // Past the farm's validation (a worker older or newer than the front end): a size the engine cannot render.
     const odd = { ...job, params: { ...job.params, width: 60 } };
@@ -257,9 +257,16 @@ describe('engine adapter failures: the owner\'s text', () => {
     try {
       const refused = await renderer.render(odd, ctx()).catch((e: unknown) => e);
       expect(refused).toBeInstanceOf(RenderError);
-      expect(refused).toMatchObject({ retryable: false });
+      // The request's own fault: the job is charged the time it ran.
+      expect(refused).toMatchObject({ retryable: false, requestFault: true });
       expect((refused as RenderError).userMessage).toBe((refused as Error).message);
       expect((refused as Error).message).toMatch(/60/);
+      // A gif that cannot fit its maxBytes fails only after the whole render: charged too.
+      const tooLarge = await renderer.render({ ...job, params: { ...job.params, format: 'gif', maxBytes: 200 } }, ctx()).catch((e: unknown) => e);
+      expect(tooLarge).toBeInstanceOf(RenderError);
+      expect(tooLarge).toMatchObject({ retryable: false, requestFault: true });
+      expect((tooLarge as Error).message).toMatch(/^Could not fit the gif under/);
+      expect((tooLarge as RenderError).userMessage).toBe((tooLarge as Error).message);
     } finally {
       await renderer.close?.();
     }
@@ -270,6 +277,8 @@ describe('engine adapter failures: the owner\'s text', () => {
       expect(fault).toBeInstanceOf(RenderError);
       expect((fault as Error).message).toContain(missing);
       expect((fault as RenderError).userMessage).toBeUndefined();
+      // The farm's fault: refunded in full.
+      expect((fault as RenderError).requestFault).toBe(false);
     } finally {
       await broken.close?.();
     }
