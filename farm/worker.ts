@@ -3,7 +3,8 @@
 // job with one lease-conditional transaction (artifact + settlement + event).
 //
 // Failure handling:
-// - render throws           -> failAttempt: retried after a back-off, failed + refunded after max attempts
+// - render throws           -> failAttempt: retried after a back-off, failed + refunded after max attempts;
+//                              a RenderError with requestFault fails at once, charged the time it ran
 // - job cancelled           -> the 'cancelled' event (or the next heartbeat) aborts the render
 // - render runs too long    -> aborted after renderTimeLimitSeconds (a multiple of its reservation),
 //                              or later while still progressing at a pace that ends it within
