@@ -7,8 +7,9 @@
  * the branch limit or the compute budget is reached. Injection step 0 is never used: a branch
  * needs parents' latents from the step before it.
  *
- * Turbo models (`oneStage`) get one stage at floor(N * depthStrength) holding every branch, as the
- * reference does for SDXL-Turbo (injection step 2 of 4): with so few steps there is no tree to grow.
+ * Turbo models (`oneStage`) get one stage at round(N * depthStrength) (Python's round: halves to even)
+ * holding every branch, as the reference does for SDXL-Turbo (injection step 2 of 4): with so few
+ * steps there is no tree to grow.
  */
 import { linspace } from '../schedulers/scheduler.ts';
 import { InvalidRequestError } from '../errors.ts';
@@ -67,7 +68,10 @@ export function planStages(steps: number, depthStrength: number, budget: StageBu
     throw new InvalidRequestError('give a budget: maxBranches or computeSeconds');
   }
   if (limit <= 0) return [];
-  if (budget.oneStage) return [{ idx: base, stems: oneStageStems(steps, base, budget, limit) }];
+  if (budget.oneStage) {
+    const idx = Math.min(steps - 1, Math.max(1, roundHalfEven(steps * depthStrength)));
+    return [{ idx, stems: oneStageStems(steps, idx, budget, limit) }];
+  }
   if (limit < idxs.length) {
     // Fewer branches than stages: spread single branches across the depth range.
     const first = idxs[0];
@@ -123,4 +127,10 @@ function oneStageStems(steps: number, idx: number, budget: StageBudget, limit: n
   if (perBranch <= 0) return ceiling;
   const fit = Math.floor((budget.computeSeconds - estimateSeconds([], steps, unet, decode)) / perBranch);
   return Math.max(1, Math.min(ceiling, fit));
+}
+
+/** Python 3's round(): to the nearest whole number, halves to the even one (round(2.5) = 2, round(3.5) = 4). */
+function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x - Math.trunc(x)) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }

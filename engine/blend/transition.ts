@@ -4,9 +4,14 @@
  * intermediate latents of their two neighbouring parents and are placed where the perceptual gap
  * between neighbouring frames is largest.
  *
- * Faster than the reference: all branches of one stage are chosen together (largest gaps, splitting
- * a chosen gap's estimate as it goes) and denoised as one batched UNet call, so a GPU sees batch 2k
- * instead of 2. `order: 'sequential'` keeps the one-branch-at-a-time order for comparison.
+ * Faster than the reference: a stage's branches are added in measured waves. A wave splits up to w
+ * of the largest measured gaps at their midpoints (one branch per gap, as the reference splits its
+ * largest gap; only gaps at least half the largest) and denoises them as one batched UNet call, so a
+ * GPU sees batch 2w instead of 2; the gaps next to the new branches are measured before the next
+ * wave is chosen, so every branch is placed by a measured gap. `order: 'sequential'` (waves of one)
+ * is the reference's one-branch-at-a-time order. The two orders give the same tree whenever, in
+ * every wave, each gap the wave splits is larger than every gap measured next to the branches the
+ * same wave placed in larger gaps (chooseWave).
  */
 import type { StableDiffusionPipeline } from '../pipeline/stable-diffusion.ts';
 import { denoiseLockstep, throwIfCancelled } from '../pipeline/denoise.ts';
@@ -133,9 +138,11 @@ export interface BranchRecord {
   fract: number;
   injIdx: number;
   parents: [number, number];
-  /** The (estimated) gap that was split, and the largest gap at that moment. */
+  /** The measured gap that was split, and the largest measured gap when its wave was chosen (equal in waves of one). */
   splitGap: number;
   largestGap: number;
+  /** 1-based wave of its stage that placed it (branches of one wave are denoised as one batch and measured together). */
+  wave: number;
 }
 
 export interface TransitionResult {
@@ -376,11 +383,7 @@ class TransitionRun {
       // Batching pays on GPUs; on a CPU the same work in bigger calls measured ~20% slower
       // (bench/results/blend.md), so CPU renders default to one branch at a time.
       const order = this.opts.order ?? (this.pipe.ep === 'cpu' ? 'sequential' : 'batched');
-      if (order === 'sequential') {
-        for (let k = 0; k < stage.stems; k++) await this.runStage(stage.idx, 1);
-      } else {
-        await this.runStage(stage.idx, stage.stems);
-      }
+      await this.runStage(stage.idx, stage.stems, order === 'sequential' ? 1 : this.waveLimit());
     }
     await this.emit('done', true);
 
@@ -517,25 +520,26 @@ class TransitionRun {
     await this.emit('keyframes', false, imgB);
   }
 
-  /** Adds `count` branches injected at step `idx`, chosen together and denoised as one batch. */
-  private async runStage(idx: number, count: number): Promise<void> {
-    const N = this.N;
-    // Choose fractions: repeatedly split the largest (estimated) gap.
-    const fr = this.branches.map((b) => b.fract);
-    const est = [...this.gaps];
-    const chosen: number[] = [];
-    const records: Array<Pick<BranchRecord, 'splitGap' | 'largestGap'>> = [];
-    for (let k = 0; k < count; k++) {
-      let j = 0;
-      for (let i = 1; i < est.length; i++) if (est[i] > est[j]) j = i;
-      const f = (fr[j] + fr[j + 1]) / 2;
-      chosen.push(f);
-      records.push({ splitGap: est[j], largestGap: Math.max(...est) });
-      fr.splice(j + 1, 0, f);
-      est.splice(j, 1, est[j] / 2, est[j] / 2);
+  /**
+   * Adds `count` branches injected at step `idx`, in waves of at most `wave` branches (chooseWave).
+   * A wave splits the largest measured gaps at their midpoints, at most one branch per gap (the
+   * reference's choice, made for several gaps at once), denoises its branches as one batch, then
+   * measures the gaps next to them before the next wave is chosen: no branch is placed by an
+   * estimate. A first stage grows at most 1, 2, 4, ... (there is one gap to begin with); later
+   * stages have many gaps and run in few waves. `wave` 1 is the reference's one-at-a-time order.
+   */
+  private async runStage(idx: number, count: number, wave: number): Promise<void> {
+    for (let left = count, n = 1; left > 0; n++) {
+      const chosen = chooseWave(this.branches.map((b) => b.fract), this.gaps, Math.min(left, wave));
+      await this.runWave(idx, n, chosen);
+      left -= chosen.length;
     }
+  }
 
-    const trajs: Trajectory[] = chosen.map((f, k) => {
+  /** Renders the branches `chosen` (from chooseWave) at step `idx` as one batch and measures their gaps. */
+  private async runWave(idx: number, wave: number, chosen: WaveChoice[]): Promise<void> {
+    const N = this.N;
+    const trajs: Trajectory[] = chosen.map(({ fract: f, splitGap, largestGap }) => {
       // Parents: the nearest existing branches on each side from earlier stages.
       let left = -1;
       let right = -1;
@@ -548,7 +552,7 @@ class TransitionRun {
       const p1 = this.branches[left];
       const p2 = this.branches[right];
       const g = (f - p1.fract) / (p2.fract - p1.fract);
-      this.history.push({ fract: f, injIdx: idx, parents: [p1.fract, p2.fract], ...records[k] });
+      this.history.push({ fract: f, injIdx: idx, parents: [p1.fract, p2.fract], splitGap, largestGap, wave });
       const mix = new Map<number, Float32Array>();
       const parentMix = (i: number): Float32Array | null => {
         let m = mix.get(i);
@@ -587,6 +591,17 @@ class TransitionRun {
     const changed = this.gaps.map((_, j) => j).filter((j) => fresh.has(this.branches[j]) || fresh.has(this.branches[j + 1]));
     const measured = await this.distances(changed.map((j) => [this.branches[j].image, this.branches[j + 1].image] as const));
     changed.forEach((j, i) => (this.gaps[j] = measured[i]));
+  }
+
+  /**
+   * Branches per batched wave: as many as one UNet call takes (its maxBatch, halved for classifier-free
+   * guidance). A bigger wave would be split into several calls per step anyway, so smaller waves cost
+   * no more UNet calls and place more branches by measured gaps.
+   */
+  private waveLimit(): number {
+    const unet = this.pipe.unet;
+    const guided = unet.timeCondDim === undefined && this.guidance > 1;
+    return Math.max(1, Math.floor(unet.maxBatch / (guided ? 2 : 1)));
   }
 
   /** Runs trajectories that share their start step in lockstep, one batched UNet call per step. */
@@ -674,6 +689,34 @@ class TransitionRun {
     if (newest) event.preview = await previewJpeg(newest);
     cb(event);
   }
+}
+
+/** One branch of a wave: its fraction, the measured gap it splits and the largest measured gap then. */
+export interface WaveChoice {
+  fract: number;
+  splitGap: number;
+  largestGap: number;
+}
+
+/**
+ * The next wave of at most `w` branches: the midpoints of the largest measured gaps (gaps[j] lies
+ * between fracts[j] and fracts[j + 1]), at most one per gap, largest first (ties: leftmost first, as
+ * the one-at-a-time loop's argmax). The largest gap is always split (with w = 1 this is the
+ * reference's choice); another only if it is at least half the largest: splitting a gap leaves two
+ * of about half its size, so the reference's loop would split a smaller gap only after one of those,
+ * and it waits for the next wave, chosen after they are measured.
+ *
+ * The wave's fractions are the next choices of the one-at-a-time loop exactly when (ties aside) each
+ * gap it splits is larger than every gap measured next to the branches it placed in its larger gaps
+ * (else that loop would split one of those first). A branch's latents depend only on its fraction
+ * and on earlier stages, so when this holds for every wave the two orders build the same tree.
+ */
+export function chooseWave(fracts: readonly number[], gaps: readonly number[], w: number): WaveChoice[] {
+  if (fracts.length !== gaps.length + 1) throw new Error(`${fracts.length} fractions need ${fracts.length - 1} gaps, got ${gaps.length}`);
+  const order = gaps.map((_, j) => j).sort((a, b) => gaps[b] - gaps[a] || a - b);
+  const largestGap = gaps[order[0]];
+  const take = order.slice(0, Math.max(0, w)).filter((j, k) => k === 0 || gaps[j] >= largestGap / 2);
+  return take.map((j) => ({ fract: (fracts[j] + fracts[j + 1]) / 2, splitGap: gaps[j], largestGap }));
 }
 
 /**

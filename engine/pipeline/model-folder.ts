@@ -41,7 +41,8 @@ export const familyDefaults: Record<ModelFamily, FamilyDefaults> = {
   sd2: { width: 512, height: 512, steps: 25, guidance: 7.5, scheduler: 'dpmpp_2m' },
   'sd2-v': { width: 768, height: 768, steps: 25, guidance: 7.5, scheduler: 'dpmpp_2m' },
   'sd-turbo': { width: 512, height: 512, steps: 2, guidance: 0, scheduler: 'euler' },
-  sdxl: { width: 1024, height: 1024, steps: 30, guidance: 5, scheduler: 'dpmpp_2m' },
+  // Guidance 4: the reference latent blending's SDXL default (BlendingEngine.set_guidance_scale).
+  sdxl: { width: 1024, height: 1024, steps: 30, guidance: 4, scheduler: 'dpmpp_2m' },
   'sdxl-turbo': { width: 512, height: 512, steps: 4, guidance: 0, scheduler: 'euler' },
 };
 

@@ -3,6 +3,7 @@ import { planStages, estimateSeconds } from '../../../engine/blend/stages.ts';
 import { branch1Coefficients, crossfeedCoefficients, dampedGuidance, transitionDefaults } from '../../../engine/blend/transition.ts';
 import { img2imgStartIndex } from '../../../engine/blend/img2img.ts';
 import { slerp } from '../../../engine/blend/slerp.ts';
+import { familyDefaults } from '../../../engine/pipeline/model-folder.ts';
 
 describe('stage schedule', () => {
   it('reproduces the reference example: N=30, depth 0.5, 15 branches -> stems [4,3,3,2,1]', () => {
@@ -36,8 +37,26 @@ describe('stage schedule', () => {
   });
 });
 
+describe("the reference's SDXL settings", () => {
+  it('SDXL renders at guidance 4 by default, as the reference latent blending does (it had 5)', () => {
+    expect(familyDefaults.sdxl).toMatchObject({ width: 1024, height: 1024, steps: 30, guidance: 4 });
+    expect(familyDefaults['sdxl-turbo'].guidance).toBe(0);
+  });
+});
+
 describe('turbo families: one stage', () => {
-  it('holds every branch at floor(N * depth), as the reference does for SDXL-Turbo (step 2 of 4)', () => {
+  it("injects at the reference's int(round(N * depth)), halves to even, within [1, N - 1]", () => {
+    const idx = (steps: number, depth: number) => planStages(steps, depth, { maxBranches: 5, oneStage: true })[0].idx;
+    expect(idx(4, 0.5)).toBe(2);
+    expect(idx(4, 0.7)).toBe(3); // round(2.8); floor would give 2
+    expect(idx(3, 0.5)).toBe(2); // round(1.5) = 2 (even)
+    expect(idx(5, 0.5)).toBe(2); // round(2.5) = 2 (even), not 3
+    expect(idx(8, 0.1)).toBe(1); // round(0.8)
+    expect(idx(4, 0.95)).toBe(3); // round(3.8) = 4 leaves no step to blend in: the last step
+    expect(idx(4, 0.1)).toBe(1); // round(0.4) = 0: a branch needs its parents' latents from a step before
+  });
+
+  it('holds every branch at round(N * depth), as the reference does for SDXL-Turbo (step 2 of 4)', () => {
     expect(transitionDefaults('sdxl-turbo').oneStage).toBe(true);
     expect(transitionDefaults('sd-turbo').oneStage).toBe(true);
     expect(transitionDefaults('sd1').oneStage).toBe(false);
