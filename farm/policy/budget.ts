@@ -9,10 +9,17 @@
 // unused seconds do not pile up. One balance per user, while the allowance and period depend on
 // where a request comes from, so a user has one refill clock per allowance (RefillLevel): a refill
 // to an allowance counts for that allowance and every smaller one, never for a larger one. A member
-// of a server giving 3600 a day and of one giving 100 an hour gets the 3600 every day however often
-// the 100 tops them up meanwhile (one clock for both put the 3600 off a day at every top-up), and
-// after the 3600 no 100 for an hour; joining more servers gives no more than the largest allowance
-// at a time. A due refill is applied (and its clock moved) only by admission with the member's
+// of a server giving 3600 a day and of one giving 100 an hour gets the 3600's refill every day
+// however often the 100 tops them up meanwhile (one clock for both put the 3600 off a day at every
+// top-up), and after the 3600 no 100 for an hour.
+// A larger allowance is no fresh refill, though: a refill to A with period P tops up at most A less
+// the largest allowance the user was refilled to within the P before it (largestRefillWithinMs;
+// none: 0), so within any stretch no longer than the shortest period in play all refills together
+// give at most the largest allowance among them. An admin raising the server's refill 90, 91, 92…
+// within a period, roles with overrides 3591, 3592…, or servers giving different amounts each top
+// up only the difference (1, 1…) over what the period gave already, never the whole amount again;
+// the daily 3600 above gives at most 3500 when a 100 came within its day.
+// A due refill is applied (and its clock moved) only by admission with the member's
 // complete limits (ResolvedLimits.complete): a request outside any server (the farm's defaults),
 // or in a server with the member's roles (or a server without role overrides). Reads (getBudget),
 // grants and requests in a server without the member's roles never apply it: they would top up
@@ -190,6 +197,22 @@ function levelsAfterRefill(user: LockedUser, allowanceMs: number): RefillLevel[]
   return [...larger.sort((a, b) => b.allowanceMs - a.allowanceMs), { allowanceMs, beforeMs: 0 }];
 }
 
+/**
+ * The largest allowance (ms) the user was refilled to within the `limits` period before now (0:
+ * none): a refill to `limits` now adds at most its allowance less this. The clocks keep every
+ * refill that matters here: one they left out was followed by a refill to at least as much, later
+ * and so within the period too. The test is refillDueAtMs's, reversed: a refill to the allowance of
+ * `limits` is due exactly when this is less than it.
+ */
+function largestRefillWithinMs(user: LockedUser, limits: BudgetLimits): number {
+  if (user.lastRefillMs === null) return 0;
+  const lastMs = user.lastRefillMs;
+  // Before the column existed the last refill counted for every allowance.
+  const levels = user.refillLevels ?? [{ allowanceMs: Number.MAX_SAFE_INTEGER, beforeMs: 0 }];
+  const periodMs = limits.refillPeriodSeconds * 1000;
+  return levels.filter((l) => !(user.nowMs >= lastMs - l.beforeMs + periodMs)).reduce((largest, l) => Math.max(largest, l.allowanceMs), 0);
+}
+
 function isRefillDue(user: LockedUser, limits: BudgetLimits): boolean {
   const dueAtMs = refillDueAtMs(user, limits);
   return dueAtMs === null || user.nowMs >= dueAtMs;
@@ -202,7 +225,11 @@ export function nextRefillAt(user: LockedUser, limits: BudgetLimits): Date {
 
 /** A refill that has fallen due, as admission would apply it now (dueRefill). */
 export interface DueRefill {
-  /** What it adds to the balance (ms): the allowance less what the user has, held seconds included; 0 when they have that much. */
+  /**
+   * What it adds to the balance (ms): the allowance less what the user has, held seconds included
+   * (0 when they have that much), and never more than the allowance less the largest one the user
+   * was refilled to within the period before (largestRefillWithinMs).
+   */
   topUpMs: number;
   /** Its ledger note. */
   note: string;
@@ -219,7 +246,9 @@ export interface DueRefill {
  * (settle, refund) later, so after a refill balance + held is the allowance (or stays above it),
  * never the allowance plus the held seconds. The refill counts as coming when it fell due:
  * operator grants since then (which do not refill) are left out of what it tops up, so a grant
- * neither eats the refill nor is undone by it.
+ * neither eats the refill nor is undone by it. A refill within a period of one to a smaller
+ * allowance (another server's, another role's, the server's before its admin raised it) tops up
+ * only the difference between the two allowances at most: the period gave the smaller one already.
  */
 export async function dueRefill(q: Queryable, user: LockedUser, limits: ResolvedLimits): Promise<DueRefill | undefined> {
   if (!limits.complete || !isRefillDue(user, limits)) return undefined;
@@ -227,9 +256,11 @@ export async function dueRefill(q: Queryable, user: LockedUser, limits: Resolved
   const { heldMs } = await countActiveJobs(q, user.id);
   const grantedMs = await grantedSince(q, user.id, refillDueAtMs(user, limits));
   const granted = grantedMs !== 0 ? `, ${grantedMs / 1000} granted since it fell due` : '';
+  const givenMs = largestRefillWithinMs(user, limits);
+  const given = givenMs > 0 ? `; at most ${(allowanceMs - givenMs) / 1000} more: refilled to ${givenMs / 1000} within the period` : '';
   return {
-    topUpMs: Math.max(0, allowanceMs - (user.balanceMs + heldMs - grantedMs)),
-    note: `top-up to ${limits.refillGpuSeconds} GPU-seconds (${heldMs / 1000} held by active jobs${granted})`,
+    topUpMs: Math.max(0, Math.min(allowanceMs - (user.balanceMs + heldMs - grantedMs), allowanceMs - givenMs)),
+    note: `top-up to ${limits.refillGpuSeconds} GPU-seconds (${heldMs / 1000} held by active jobs${granted}${given})`,
     levels: levelsAfterRefill(user, allowanceMs),
   };
 }

@@ -3,7 +3,11 @@
 import { DEFAULT_GUILD_CEILINGS, type GuildCeilings } from '../limits.ts';
 
 export interface BudgetDefaults {
-  /** Each period the balance is topped up to this many GPU-seconds, not accumulated. Default 600 (BLENDFARM_REFILL_GPU_SECONDS). */
+  /**
+   * Each period the balance is topped up to this many GPU-seconds, not accumulated. Default 600
+   * (BLENDFARM_REFILL_GPU_SECONDS). A larger allowance (a server's, a role's) applied within the
+   * period of a smaller one adds only the difference (budget.ts, largestRefillWithinMs).
+   */
   refillGpuSeconds: number;
   /** Length of a refill period in seconds. Default 86400, a day (BLENDFARM_REFILL_PERIOD_SECONDS). */
   refillPeriodSeconds: number;
