@@ -145,8 +145,8 @@ describe('built-in perceptual metric as an ONNX graph', () => {
       const onnx = await new LatentBlender(pipe, counted).transition(opts);
       expect(onnx.frames.map((f) => [f.fract, f.injIdx])).toEqual(js.frames.map((f) => [f.fract, f.injIdx]));
       for (const [i, g] of onnx.gaps.entries()) expect(rel(g, js.gaps[i])).toBeLessThan(1e-5);
-      // One call for the keyframes' gap, then one per stage, however many branches each added.
-      expect(calls).toBe(1 + onnx.stages.length);
+      // One call for the keyframes' gap, then one per wave (a stage's branches are placed in measured waves), however many branches each added.
+      expect(calls).toBe(1 + new Set(onnx.history.map((h) => `${h.injIdx}/${h.wave}`)).size);
       expect(onnx.timings.metricPairs).toBeGreaterThan(calls);
       expect(onnx.metric).toBe(metric.name);
     } finally {
