@@ -2,13 +2,19 @@
 // throughput and wait over the last hour, recent failures. Two views of one snapshot:
 // - full (operators): prompts, user ids, error texts;
 // - public (no login): no user ids, and prompts and failures as their owners are told them
-//   (failureForOwner) only of jobs from servers that made their jobs public (`setStatusPageVisibility`); every other job, including jobs
-//   without a server (CLI, DMs), shows kind, model, status and progress only.
-import { and, desc, eq, gt, inArray, sql } from 'drizzle-orm';
+//   (failureForOwner; a cancelled job: who cancelled it as owner, moderator or operator, never an id)
+//   only of jobs from servers that made their jobs public (`setStatusPageVisibility`); every other job, including jobs
+//   without a server (CLI, DMs), shows kind, model, status and progress only. Workers are shown as
+//   "worker 1", "worker 2"… with their state, slots, jobs and GPU or CPU: no id, host or device
+//   (the bot's /queue hides them too).
+// The snapshot reads bounded sets only: the hour's buckets in one grouped query over the jobs that
+// finished or started in the last hour, failures and recent jobs by finished_at (see the indexes
+// noted at farmActivity). The HTTP server shares one snapshot among requests (apps/http/server.ts).
+import { and, desc, eq, gt, inArray, isNotNull, isNull, sql } from 'drizzle-orm';
 import { queryRows } from '../db/client.ts';
 import { guilds, jobs } from '../db/schema.ts';
 import type { FarmContext } from './config.ts';
-import { failureForOwner } from './failure.ts';
+import { cancelledByText, failureForOwner } from './failure.ts';
 import { failureCause, type FailureCause } from './metrics.ts';
 import { queuedInClaimOrder } from './status.ts';
 import { type Job, jobFromRow, type JobProgress, TERMINAL_STATUSES } from './types.ts';
@@ -20,6 +26,7 @@ export interface ActivityJob {
   status: Job['status'];
   model: string;
   attempts: number;
+  /** Full view: the worker's id; public view: its name in `workers` ("worker 2"), null if not listed. */
   workerId: string | null;
   /** 1-based claim order of queued jobs. */
   position?: number;
@@ -40,11 +47,17 @@ export interface ActivityJob {
 }
 
 export interface ActivityWorker {
-  id: string;
-  host: string;
+  /** Full view: the worker's id; public view: "worker N", its place in this list. */
+  name: string;
+  /** Full view only. */
+  id?: string;
+  /** Full view only. */
+  host?: string;
   online: boolean;
+  /** Full view: the execution provider ('cuda', 'cpu', …); public view: its kind, 'GPU', 'CPU' or 'other'. */
   executionProvider: string;
-  device: string | null;
+  /** Full view only. */
+  device?: string | null;
   slots: number;
   heartbeatAt: string;
   jobs: number[];
@@ -131,17 +144,31 @@ function toActivityJob(job: Job, isPublic: boolean, full: boolean, extra: Partia
     out.userId = job.userId;
     out.guildId = job.guildId;
   }
-  // The operator sees the failure in full; a public page what the job's owner is told.
-  if (job.error !== null && (full || isPublic)) out.error = full ? job.error : failureForOwner(job);
+  // The operator sees the failure in full; a public page what the job's owner is told. A cancelled
+  // job's reason is read again from its error (cancelledByText): rows cancelled before userError
+  // left out the canceller's user id still name it there.
+  if (job.error !== null && (full || isPublic)) out.error = full ? job.error : job.status === 'cancelled' ? cancelledByText(job) : failureForOwner(job);
   if (job.error !== null) out.cause = failureCause(job.error);
   return out;
 }
 
-/** One snapshot for the status page; `full` only for a holder of the operator token. */
+/** Execution providers that render on a GPU (as bot/commands/queue.ts counts them). */
+const GPU_PROVIDERS = new Set(['cuda', 'webgpu', 'tensorrt', 'rocm', 'dml', 'coreml']);
+
+function providerKind(provider: string): 'GPU' | 'CPU' | 'other' {
+  return GPU_PROVIDERS.has(provider) ? 'GPU' : provider === 'cpu' ? 'CPU' : 'other';
+}
+
+/**
+ * One snapshot for the status page; `full` only for a holder of the operator token.
+ * Indexes that keep it off whole-table scans as the jobs table grows: jobs.finished_at (hour
+ * buckets, failures, recent jobs) and jobs.started_at (the hour's waits); without them each of
+ * those is one sequential scan, not one per bucket.
+ */
 export async function farmActivity(farm: FarmContext, options: { full: boolean; bucketMinutes?: number }): Promise<FarmActivity> {
   const db = farm.db.db;
   const bucketMinutes = options.bucketMinutes ?? 5;
-  const [queueRows, running, queuedRows, failedRows, recentRows, allWorkers, hourRows] = await Promise.all([
+  const [queueRows, running, queuedRows, finishedFailedRows, retriedRows, recentRows, allWorkers, hourRows] = await Promise.all([
     db
       .select({ status: jobs.status, model: jobs.model, count: sql<number>`count(*)::int` })
       .from(jobs)
@@ -149,37 +176,60 @@ export async function farmActivity(farm: FarmContext, options: { full: boolean; 
       .groupBy(jobs.status, jobs.model),
     db.select().from(jobs).where(eq(jobs.status, 'running')).orderBy(jobs.id).limit(200),
     queuedInClaimOrder(farm, 20),
-    // Failed jobs and jobs that are being retried after a failed attempt, newest first.
+    // Failed jobs and jobs that are being retried after a failed attempt, newest first, by
+    // coalesce(finished_at, run_after, created_at) within the last day: finished ones by finished_at
+    // (an index range), the rest (queued or running again, never finished) apart; merged below.
     db
       .select()
       .from(jobs)
-      .where(and(sql`${jobs.error} is not null`, gt(sql`coalesce(${jobs.finishedAt}, ${jobs.runAfter}, ${jobs.createdAt})`, sql`now() - interval '1 day'`)))
-      .orderBy(desc(sql`coalesce(${jobs.finishedAt}, ${jobs.runAfter}, ${jobs.createdAt})`))
+      .where(and(isNotNull(jobs.error), gt(jobs.finishedAt, sql`now() - interval '1 day'`)))
+      .orderBy(desc(jobs.finishedAt))
       .limit(10),
-    db.select().from(jobs).where(inArray(jobs.status, [...TERMINAL_STATUSES])).orderBy(desc(jobs.finishedAt)).limit(10),
+    db
+      .select()
+      .from(jobs)
+      .where(and(inArray(jobs.status, ['queued', 'running']), isNotNull(jobs.error), isNull(jobs.finishedAt), gt(sql`coalesce(${jobs.runAfter}, ${jobs.createdAt})`, sql`now() - interval '1 day'`)))
+      .orderBy(desc(sql`coalesce(${jobs.runAfter}, ${jobs.createdAt})`))
+      .limit(10),
+    db.select().from(jobs).where(and(inArray(jobs.status, [...TERMINAL_STATUSES]), isNotNull(jobs.finishedAt))).orderBy(desc(jobs.finishedAt)).limit(10),
     listWorkers(farm),
+    // The hour in buckets, in one pass over the jobs that finished or were first claimed in it
+    // ([now - 1 hour, now): bucket b is [since + b·m, since + (b+1)·m)); empty buckets are filled in below.
     queryRows<{ bucket: number; finished: number; failed: number; mean_wait: number | null }>(
       db,
-      sql`with buckets as (select generate_series(0, ${60 / bucketMinutes - 1}) as bucket),
-               span as (select now() - interval '1 hour' as since)
-          select b.bucket,
-                 (select count(*)::int from jobs j, span where j.status = 'done' and j.finished_at >= span.since + make_interval(mins => b.bucket * ${bucketMinutes})
-                    and j.finished_at < span.since + make_interval(mins => (b.bucket + 1) * ${bucketMinutes})) as finished,
-                 (select count(*)::int from jobs j, span where j.status = 'failed' and j.finished_at >= span.since + make_interval(mins => b.bucket * ${bucketMinutes})
-                    and j.finished_at < span.since + make_interval(mins => (b.bucket + 1) * ${bucketMinutes})) as failed,
-                 (select avg(extract(epoch from j.started_at - j.created_at))::float8 from jobs j, span
-                   where j.attempts = 1 and j.started_at >= span.since + make_interval(mins => b.bucket * ${bucketMinutes})
-                    and j.started_at < span.since + make_interval(mins => (b.bucket + 1) * ${bucketMinutes})) as mean_wait
-          from buckets b order by b.bucket`,
+      sql`with span as (select now() - interval '1 hour' as since, now() as until),
+               events as (
+                 select j.status, j.finished_at as at, null::float8 as wait from jobs j, span
+                  where j.status in ('done', 'failed') and j.finished_at >= span.since and j.finished_at < span.until
+                 union all
+                 select 'claimed', j.started_at, extract(epoch from j.started_at - j.created_at)::float8 from jobs j, span
+                  where j.attempts = 1 and j.started_at >= span.since and j.started_at < span.until)
+          select floor(extract(epoch from (e.at - span.since)) / ${bucketMinutes * 60})::int as bucket,
+                 (count(*) filter (where e.status = 'done'))::int as finished,
+                 (count(*) filter (where e.status = 'failed'))::int as failed,
+                 (avg(e.wait) filter (where e.status = 'claimed'))::float8 as mean_wait
+          from events e, span group by 1 order by 1`,
     ),
   ]);
   const queuedJobs = queuedRows.map(({ job, position }) => ({ job: jobFromRow(job), position }));
   const runningJobs = running.map(jobFromRow);
-  const failedJobs = failedRows.map(jobFromRow);
+  const failureTime = (r: (typeof retriedRows)[number]) => (r.finishedAt ?? r.runAfter ?? r.createdAt).getTime();
+  const failedJobs = [...finishedFailedRows, ...retriedRows]
+    .sort((a, b) => failureTime(b) - failureTime(a))
+    .slice(0, 10)
+    .map(jobFromRow);
   const recentJobs = recentRows.map(jobFromRow);
   const guildIds = [...new Set([...runningJobs, ...queuedJobs.map((q) => q.job), ...failedJobs, ...recentJobs].map((j) => j.guildId).filter((g): g is string => !!g))];
   const publicSet = await publicGuilds(farm, guildIds);
-  const view = (job: Job, extra?: Partial<ActivityJob>) => toActivityJob(job, job.guildId !== null && publicSet.has(job.guildId), options.full, extra);
+  const hourAgo = Date.now() - 3600_000;
+  const shownWorkers = allWorkers.filter((w) => w.online || w.heartbeatAt.getTime() > hourAgo);
+  // The public view names a worker by its place in the list; the full view by its id.
+  const workerName = new Map(shownWorkers.map((w, i) => [w.id, options.full ? w.id : `worker ${i + 1}`]));
+  const view = (job: Job, extra?: Partial<ActivityJob>) =>
+    toActivityJob(job, job.guildId !== null && publicSet.has(job.guildId), options.full, {
+      ...(options.full ? {} : { workerId: job.workerId === null ? null : (workerName.get(job.workerId) ?? null) }),
+      ...extra,
+    });
 
   const byModel = new Map<string, { model: string; queued: number; running: number }>();
   for (const row of queueRows) {
@@ -188,31 +238,33 @@ export async function farmActivity(farm: FarmContext, options: { full: boolean; 
     else entry.running = row.count;
     byModel.set(row.model, entry);
   }
-  const hourAgo = Date.now() - 3600_000;
-  const seenRecently = (w: (typeof allWorkers)[number]) => w.online || w.heartbeatAt.getTime() > hourAgo;
   const now = new Date();
+  const buckets = new Map(hourRows.map((r) => [Number(r.bucket), r]));
   return {
     at: now.toISOString(),
     view: options.full ? 'full' : 'public',
     queue: [...byModel.values()].sort((a, b) => a.model.localeCompare(b.model)),
-    workers: allWorkers.filter(seenRecently).map((w) => ({
-      id: w.id,
-      host: w.host,
+    workers: shownWorkers.map((w) => ({
+      name: workerName.get(w.id) ?? w.id,
+      ...(options.full ? { id: w.id, host: w.host } : {}),
       online: w.online,
-      executionProvider: w.capabilities.executionProvider,
-      device: w.capabilities.device ?? null,
+      executionProvider: options.full ? w.capabilities.executionProvider : providerKind(w.capabilities.executionProvider),
+      ...(options.full ? { device: w.capabilities.device ?? null } : {}),
       slots: w.concurrency,
       heartbeatAt: w.heartbeatAt.toISOString(),
       jobs: runningJobs.filter((j) => j.workerId === w.id).map((j) => j.id),
     })),
     running: runningJobs.map((j) => view(j)),
     queued: queuedJobs.map(({ job, position }) => view(job, { position })),
-    hour: hourRows.map((r) => ({
-      start: new Date(now.getTime() - 3600_000 + r.bucket * bucketMinutes * 60_000).toISOString(),
-      finished: r.finished,
-      failed: r.failed,
-      meanWaitSeconds: r.mean_wait === null ? null : Number(r.mean_wait),
-    })),
+    hour: Array.from({ length: Math.floor(60 / bucketMinutes) }, (_, bucket) => {
+      const r = buckets.get(bucket);
+      return {
+        start: new Date(now.getTime() - 3600_000 + bucket * bucketMinutes * 60_000).toISOString(),
+        finished: r?.finished ?? 0,
+        failed: r?.failed ?? 0,
+        meanWaitSeconds: r?.mean_wait == null ? null : Number(r.mean_wait),
+      };
+    }),
     failures: failedJobs.map((j) => view(j)),
     recent: recentJobs.map((j) => view(j)),
   };

@@ -41,3 +41,12 @@ export function cancelledBy(job: Pick<Job, 'userId' | 'error'>): 'owner' | 'some
   if (!by) return 'unknown';
   return by[1] === job.userId ? 'owner' : 'someone-else';
 }
+
+/**
+ * What a cancelled job's owner and the public (a public status page) are told of who cancelled it,
+ * read from its stored reason through cancelledBy: no user id (the stored `error` keeps the id for
+ * operators). cancelJob stores this as the job's userError.
+ */
+export function cancelledByText(job: Pick<Job, 'userId' | 'error'>): string {
+  return { owner: 'cancelled by its owner', 'someone-else': 'cancelled by a moderator', operator: "cancelled by the farm's operator", unknown: 'cancelled' }[cancelledBy(job)];
+}

@@ -9,6 +9,7 @@ import { artifacts, jobInputs, jobs, type JobKind, type JobStatus } from '../db/
 import { type FarmContext, queueHorizonSeconds } from './config.ts';
 import { DuplicateUpscaleError, FarmError, InvalidJobStateError, JobNotFoundError, NoCapableWorkerError } from './errors.ts';
 import { recordEvent } from './events.ts';
+import { cancelledByText } from './failure.ts';
 import { checkFollowUpParent, isFollowUpKind } from './follow-up-rule.ts';
 import { storableText } from './text.ts';
 import { checkRequestIds, isJobId } from './ids.ts';
@@ -264,9 +265,12 @@ export async function cancelJob(farm: FarmContext, jobId: number, reason = 'canc
       );
       ranMs = ran.ms;
     }
+    // The operator's error names who cancelled (a user id); what its owner and a public status page
+    // read (userError) says only owner, moderator or operator.
+    const userError = cancelledByText({ userId: current.userId, error: reason });
     await tx
       .update(jobs)
-      .set({ status: 'cancelled', finishedAt: sql`now()`, leaseToken: null, leaseExpiresAt: null, error: reason, userError: reason })
+      .set({ status: 'cancelled', finishedAt: sql`now()`, leaseToken: null, leaseExpiresAt: null, error: reason, userError })
       .where(eq(jobs.id, jobId));
     const { returnedMs } = await policyOf(farm).settle(tx, current, { kind: 'cancelled', ranMs });
     const [row] = await tx.select().from(jobs).where(eq(jobs.id, jobId));

@@ -29,6 +29,8 @@ export interface OpsOptions {
    * server bounds each metric a second longer, so the gauge is always in). Default DEFAULT_CHECK_TIMEOUT_MS.
    */
   checkTimeoutMs?: number;
+  /** How long a status snapshot is served again (OpsServerOptions.statusSnapshotMaxAgeMs; default STATUS_SNAPSHOT_MAX_AGE_MS). */
+  statusSnapshotMaxAgeMs?: number;
 }
 
 export interface Ops {
@@ -94,6 +96,7 @@ export async function startOps(options: OpsOptions, registry: Registry = createR
     checkTimeoutMs,
     role: options.role,
     statusToken: options.statusToken,
+    statusSnapshotMaxAgeMs: options.statusSnapshotMaxAgeMs,
     status: options.statusPage
       ? {
           snapshot: (full) => farmActivity(farm, { full }),

@@ -5,8 +5,12 @@
 //   GET /healthz        200 while the process's event loop answers
 //   GET /readyz         200 when every readiness check passes, else 503 with the reasons
 //   GET /status         the status page (read-only); /status/app.js its script
-//   GET /status/data    the page's snapshot as JSON: public view, full view with the operator token
-//   GET /status/events  server-sent events: job id and event type of every job event (no content)
+//   GET /status/data    the page's snapshot as JSON: public view, full view with the operator token;
+//                       one snapshot per view is shared by every request that comes while it is
+//                       being made or up to STATUS_SNAPSHOT_MAX_AGE_MS after (anyone can ask, and
+//                       each snapshot queries the farm's database)
+//   GET /status/events  server-sent events: job id and event type of every job event (no content);
+//                       at most MAX_STATUS_EVENT_CLIENTS at once, more are answered 503 (Retry-After)
 // The operator token goes in `Authorization: Bearer TOKEN` (the page reads it from #token=...
 // in its own URL, which browsers never send to the server).
 import { createHash, timingSafeEqual } from 'node:crypto';
@@ -42,6 +46,47 @@ export interface OpsServerOptions {
   log?: (level: 'info' | 'warn', fields: Record<string, unknown>, message: string) => void;
   /** How long one readiness check, or collecting one metric, may take (default DEFAULT_CHECK_TIMEOUT_MS, 3000 ms). */
   checkTimeoutMs?: number;
+  /** How long a finished status snapshot is served again (default STATUS_SNAPSHOT_MAX_AGE_MS); 0: only requests that come while it is made share it. */
+  statusSnapshotMaxAgeMs?: number;
+  /** How many /status/events streams may be open at once (default MAX_STATUS_EVENT_CLIENTS). */
+  maxStatusEventClients?: number;
+}
+
+/**
+ * How long a status snapshot (/status/data) is served again after it was made, per view (public,
+ * full). Requests that come while one is being made always wait for it instead of making their own.
+ * The page refreshes once more after this long when job events stop (status/app.js), so it ends on
+ * a snapshot made after the last event.
+ */
+export const STATUS_SNAPSHOT_MAX_AGE_MS = 2000;
+
+/** How many /status/events streams may be open at once; one more is answered 503 with Retry-After. */
+export const MAX_STATUS_EVENT_CLIENTS = 100;
+
+/** Seconds a refused /status/events client is asked to wait (Retry-After). */
+const EVENTS_RETRY_AFTER_SECONDS = 30;
+
+/**
+ * `make(key)`, shared: calls for a key while its promise is pending get that promise, and so do
+ * calls up to `maxAgeMs` after it resolved; a rejected one is not kept (the next call tries again).
+ */
+export function sharedSnapshots<K, T>(make: (key: K) => Promise<T>, maxAgeMs: number, now: () => number = Date.now): (key: K) => Promise<T> {
+  const entries = new Map<K, { promise: Promise<T>; doneAt?: number }>();
+  return (key) => {
+    const entry = entries.get(key);
+    if (entry && (entry.doneAt === undefined || now() - entry.doneAt < maxAgeMs)) return entry.promise;
+    const fresh: { promise: Promise<T>; doneAt?: number } = { promise: Promise.resolve().then(() => make(key)) };
+    entries.set(key, fresh);
+    fresh.promise.then(
+      () => {
+        fresh.doneAt = now();
+      },
+      () => {
+        if (entries.get(key) === fresh) entries.delete(key);
+      },
+    );
+    return fresh.promise;
+  };
 }
 
 export interface OpsServer {
@@ -134,6 +179,9 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
   const script = page('app.js');
   const timeoutMs = options.checkTimeoutMs ?? DEFAULT_CHECK_TIMEOUT_MS;
   const sseClients = new Set<http.ServerResponse>();
+  const maxEventClients = options.maxStatusEventClients ?? MAX_STATUS_EVENT_CLIENTS;
+  const status = options.status;
+  const snapshot = status ? sharedSnapshots((full: boolean) => status.snapshot(full), options.statusSnapshotMaxAgeMs ?? STATUS_SNAPSHOT_MAX_AGE_MS) : undefined;
   // Metrics left out of /metrics now: logged when one starts failing and when it is back, not per scrape.
   const failingMetrics = new Set<string>();
   const metricFailed = (name: string, reason: string | undefined) => {
@@ -200,17 +248,23 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
         send(res, 200, 'text/javascript; charset=utf-8', script);
         return;
       case '/status/data': {
-        if (!options.status) break;
+        if (!snapshot) break;
         const presented = bearer(req);
         if (presented !== undefined && !tokenMatches(presented, options.statusToken)) {
           json(res, 401, { error: options.statusToken ? 'The operator token is wrong; check BLENDFARM_STATUS_TOKEN.' : 'No operator token is configured on this server (BLENDFARM_STATUS_TOKEN); only the public view exists.' });
           return;
         }
-        json(res, 200, await options.status.snapshot(presented !== undefined));
+        json(res, 200, await snapshot(presented !== undefined));
         return;
       }
       case '/status/events': {
         if (!options.status) break;
+        if (sseClients.size >= maxEventClients) {
+          send(res, 503, 'text/plain; charset=utf-8', `Too many live status pages open (${maxEventClients}); try again later. /status/data still answers.\n`, {
+            'retry-after': String(EVENTS_RETRY_AFTER_SECONDS),
+          });
+          return;
+        }
         res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
         res.write('retry: 2000\n\n');
         sseClients.add(res);

@@ -83,9 +83,10 @@
       (w) =>
         el(
           'tr',
-          { dataset: { workerId: w.id } },
-          el('td', {}, w.id, el('div', { class: 'muted' }, w.host)),
-          el('td', {}, `${w.device || '–'} (${w.executionProvider}, ${w.slots} slot${w.slots === 1 ? '' : 's'})`),
+          { dataset: { workerId: w.name } },
+          // The public view names a worker "worker N" and says GPU or CPU only; the full view adds its host and device.
+          el('td', {}, w.name, ...(w.host ? [el('div', { class: 'muted' }, w.host)] : [])),
+          el('td', {}, `${w.device ? `${w.device} (` : ''}${w.executionProvider}, ${w.slots} slot${w.slots === 1 ? '' : 's'}${w.device ? ')' : ''}`),
           el('td', { class: w.online ? 'live' : 'offline' }, w.online ? (w.jobs.length ? 'busy' : 'idle') : 'offline'),
           el('td', {}, w.jobs.length ? w.jobs.map((id) => `#${id}`).join(', ') : '–'),
           el('td', { class: 'num' }, ago(w.heartbeatAt)),
@@ -125,14 +126,31 @@
     }
   }
 
-  // Many events arrive together (progress); one refresh per quarter second is plenty.
+  // Many events arrive together (progress); one refresh per quarter second is plenty. The server
+  // serves a snapshot again for up to 2 s (STATUS_SNAPSHOT_MAX_AGE_MS in server.ts), so one more
+  // refresh after the last event of a burst shows what that event changed.
   let pending;
-  const soon = () => { if (!pending) pending = setTimeout(() => { pending = undefined; void refresh(); }, 250); };
+  let trailing;
+  const soon = () => {
+    if (!pending) pending = setTimeout(() => { pending = undefined; void refresh(); }, 250);
+    clearTimeout(trailing);
+    trailing = setTimeout(() => { void refresh(); }, 2500);
+  };
 
-  const events = new EventSource('/status/events');
-  events.addEventListener('open', () => { $('connection').textContent = 'live'; $('connection').className = 'badge live'; soon(); });
-  events.addEventListener('error', () => { $('connection').textContent = 'reconnecting…'; $('connection').className = 'badge offline'; });
-  events.addEventListener('job', soon);
+  // A server with too many live pages open answers 503 and EventSource gives up: the page keeps
+  // its 15 s refresh and tries the live stream again a minute later.
+  function listen() {
+    const events = new EventSource('/status/events');
+    events.addEventListener('open', () => { $('connection').textContent = 'live'; $('connection').className = 'badge live'; soon(); });
+    events.addEventListener('error', () => {
+      const closed = events.readyState === EventSource.CLOSED;
+      $('connection').textContent = closed ? 'updating every 15 s' : 'reconnecting…';
+      $('connection').className = 'badge offline';
+      if (closed) setTimeout(listen, 60_000);
+    });
+    events.addEventListener('job', soon);
+  }
+  listen();
 
   $('token-form').addEventListener('submit', (e) => {
     e.preventDefault();

@@ -27,7 +27,7 @@ export interface OpsFarm {
   close(): Promise<void>;
 }
 
-export async function startOpsFarm(backend: Backend): Promise<OpsFarm> {
+export async function startOpsFarm(backend: Backend, options: { statusSnapshotMaxAgeMs?: number } = {}): Promise<OpsFarm> {
   const testDb = await createTestDatabase(backend);
   const db = await testDb.open();
   const farm = farmContext(db, { budget: GENEROUS_BUDGET });
@@ -40,7 +40,13 @@ export async function startOpsFarm(backend: Backend): Promise<OpsFarm> {
   });
   const logger = createLogger({ name: 'test', format: 'json', destination, secrets: [STATUS_TOKEN, DB_PASSWORD, DISCORD_TOKEN] });
   const registry = createRegistry('bot');
-  const ops = await startOps({ role: 'bot', farm, host: '127.0.0.1', port: 0, statusToken: STATUS_TOKEN, logger, countJobEvents: true, statusPage: true }, registry);
+  // Tests read /status/data right after changing the farm: unless asked otherwise, a finished
+  // snapshot is not served again (statusSnapshotMaxAgeMs 0; concurrent requests still share one).
+  // status-data.test.ts covers the sharing, status-page.test.ts the page under the default.
+  const ops = await startOps(
+    { role: 'bot', farm, host: '127.0.0.1', port: 0, statusToken: STATUS_TOKEN, logger, countJobEvents: true, statusPage: true, statusSnapshotMaxAgeMs: options.statusSnapshotMaxAgeMs ?? 0 },
+    registry,
+  );
   const metrics = renderMetrics(registry);
   const workers: FarmWorker[] = [];
   return {

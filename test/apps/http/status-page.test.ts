@@ -8,7 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { submitJob } from '../../../farm/index.ts';
+import { STATUS_SNAPSHOT_MAX_AGE_MS } from '../../../apps/http/server.ts';
+import { cancelJob, OPERATOR_CANCEL_REASON, submitJob } from '../../../farm/index.ts';
 import { CHEAP_BLEND } from '../../helpers/db.ts';
 import { type OpsFarm, startOpsFarm, STATUS_TOKEN } from './helpers.ts';
 
@@ -39,13 +40,13 @@ describe('status page in headless chromium', () => {
     if (profile) fs.rmSync(profile, { recursive: true, force: true });
   });
 
-  async function open(hash = ''): Promise<Page> {
+  async function open(hash = '', on: OpsFarm = f): Promise<Page> {
     const page = await browser.newPage();
     page.on('console', (message) => {
       if (message.type() === 'error') problems.push(`console: ${message.text()}`);
     });
     page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
-    await page.goto(`${f.ops.server.url}/status${hash}`);
+    await page.goto(`${on.ops.server.url}/status${hash}`);
     await page.locator('#connection.live').waitFor();
     return page;
   }
@@ -63,10 +64,11 @@ describe('status page in headless chromium', () => {
     expect(await page.locator('body').textContent()).not.toContain('a quiet harbour');
     await page.locator('#queue tr[data-model="page"]', { hasText: '1' }).waitFor();
 
-    // A worker takes it: rendering, with its worker, then finished.
+    // A worker takes it: rendering, with its worker (in the public view "worker 1", not its id), then finished.
     await f.worker('page', { steps: 6, stepMs: 150 });
-    await page.locator(`#running tr[data-job-id="${job.id}"]`, { hasText: 'w-page' }).waitFor();
-    await page.locator('#workers tr[data-worker-id="w-page"]', { hasText: 'fake' }).waitFor();
+    await page.locator(`#running tr[data-job-id="${job.id}"]`, { hasText: 'worker 1' }).waitFor();
+    await page.locator('#workers tr[data-worker-id="worker 1"]', { hasText: 'other' }).waitFor();
+    expect(await page.locator('body').textContent()).not.toContain('w-page');
     await page.locator(`#recent tr[data-job-id="${job.id}"][data-status="done"]`).waitFor({ timeout: 20_000 });
     await page.locator(`#running tr[data-job-id="${job.id}"]`).waitFor({ state: 'detached' });
     expect(await page.locator('#chart rect').count()).toBeGreaterThan(0);
@@ -79,9 +81,30 @@ describe('status page in headless chromium', () => {
     const page = await open(`#token=${encodeURIComponent(STATUS_TOKEN)}`);
     await page.locator('#view', { hasText: 'full view' }).waitFor();
     await page.locator('#recent', { hasText: 'a quiet harbour → a loud market' }).waitFor();
+    // The operator sees the worker's id and provider.
+    await page.locator('#workers tr[data-worker-id="w-page"]', { hasText: 'fake' }).waitFor();
     // The token does not stay in the address bar.
     expect(page.url()).not.toContain(STATUS_TOKEN);
     await page.close();
     expect(problems).toEqual([]);
+  });
+
+  it('ends on a snapshot made after the last job event, though the server serves one again for a while', async () => {
+    const shared = await startOpsFarm('pglite', { statusSnapshotMaxAgeMs: STATUS_SNAPSHOT_MAX_AGE_MS });
+    try {
+      const idle = await shared.worker('parked');
+      await idle.stop('release', 0);
+      const page = await open('', shared);
+      const job = await submitJob(shared.farm, { kind: 'blend', userId: 'bob', params: { ...CHEAP_BLEND, model: 'parked' } });
+      // Well before the page's own 15 s refresh: the refresh after the events' burst shows it.
+      await page.locator(`#queued tr[data-job-id="${job.id}"]`).waitFor({ timeout: 6000 });
+      await cancelJob(shared.farm, job.id, OPERATOR_CANCEL_REASON);
+      await page.locator(`#recent tr[data-job-id="${job.id}"][data-status="cancelled"]`).waitFor({ timeout: 6000 });
+      await page.locator(`#queued tr[data-job-id="${job.id}"]`).waitFor({ state: 'detached', timeout: 1000 });
+      await page.close();
+      expect(problems).toEqual([]);
+    } finally {
+      await shared.close();
+    }
   });
 });
