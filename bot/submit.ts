@@ -214,16 +214,22 @@ export async function submitRender(
       return;
     }
   }
-  await submitAndPost(interaction, ctx, names, async (fields) => submitJob(ctx.farm, { ...fields, kind, params: await params(), inputs }));
+  await submitAndPost(interaction, ctx, names, async (fields) => submitJob(ctx.farm, { ...fields, kind, params: await params(), inputs }), extra.notice);
 }
 
 /**
  * What a command adds to the shared render options: picture parameters and the attached pictures,
- * checked from their metadata and downloaded after the deferral (bot/pictures.ts).
+ * checked from their metadata and downloaded after the deferral (bot/pictures.ts), and a notice.
  */
 export interface RenderExtras {
   params?: Pick<JobParamsInput, 'images' | 'inpaint' | 'variation' | 'seeds'>;
   pictures?: AttachedPictures;
+  /**
+   * A word for the member about how their request was taken (e.g. /vary's frame count changed to
+   * one that splits), sent privately once the job exists and its message is shown; nothing is
+   * said when the render is refused (the refusal says nothing was rendered).
+   */
+  notice?: string;
 }
 
 /** A follow-up as a noun ("your re-roll of #12"). */
@@ -314,7 +320,18 @@ export async function submitFollowUpRender(interaction: RepliableInteraction, ct
 
 type InteractionFields = Omit<SubmitJobInput, 'kind' | 'params' | 'parentJobId'>;
 
-async function submitAndPost(interaction: RepliableInteraction, ctx: BotContext, names: Readonly<Record<string, string>>, submit: (fields: InteractionFields) => Promise<Job>): Promise<void> {
+/**
+ * Submits the job and shows it as the interaction's reply; then `notice`, if any, as a private
+ * follow-up (only once the reply shows something: the first follow-up to a deferral still
+ * "thinking…" would take over that public message).
+ */
+async function submitAndPost(
+  interaction: RepliableInteraction,
+  ctx: BotContext,
+  names: Readonly<Record<string, string>>,
+  submit: (fields: InteractionFields) => Promise<Job>,
+  notice?: string,
+): Promise<void> {
   let job: Job;
   try {
     job = await ctx.submissions.run(() => submit({
@@ -339,10 +356,16 @@ async function submitAndPost(interaction: RepliableInteraction, ctx: BotContext,
     await recordJobReply(ctx, job.id, message, () => interaction.deleteReply());
   } catch (err) {
     ctx.log(`[bot] job ${job.id} is queued, but its message could not be ${shown ? 'recorded' : 'shown'} (its result will still be posted): ${loggableError(err)}`);
-    if (!shown) await showQueuedPlainly(interaction, ctx, job);
+    if (!shown) shown = await showQueuedPlainly(interaction, ctx, job);
   } finally {
     ctx.replySettled?.(job.id);
   }
+  if (!notice) return;
+  if (!shown) {
+    ctx.log(`[bot] job ${job.id}: its notice was not sent (its reply shows nothing): ${notice}`);
+    return;
+  }
+  await interaction.followUp({ content: notice, flags: MessageFlags.Ephemeral }).catch((err: unknown) => ctx.log(`[bot] job ${job.id}: its notice could not be sent (${notice}): ${loggableError(err)}`));
 }
 
 /**
@@ -362,13 +385,16 @@ export async function recordJobReply(ctx: BotContext, jobId: number, reply: { id
 /**
  * Best effort after a failed queued message: "Job #N is queued" with its Cancel button, unless the
  * job has already finished (its delivery may have edited the video into this very message).
+ * Whether it was shown.
  */
-async function showQueuedPlainly(interaction: RepliableInteraction, ctx: BotContext, job: Job): Promise<void> {
+async function showQueuedPlainly(interaction: RepliableInteraction, ctx: BotContext, job: Job): Promise<boolean> {
   try {
     const now = await getJob(ctx.farm, job.id);
-    if (!now || (TERMINAL_STATUSES as readonly string[]).includes(now.status)) return;
+    if (!now || (TERMINAL_STATUSES as readonly string[]).includes(now.status)) return false;
     await interaction.editReply({ content: `Job #${job.id} is queued; its video will be posted in this channel when it is done.`, components: [cancelRow(job.id)] });
+    return true;
   } catch (err) {
     ctx.log(`[bot] job ${job.id}: the plain queued message could not be shown either: ${loggableError(err)}`);
+    return false;
   }
 }

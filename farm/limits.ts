@@ -40,8 +40,9 @@ export const LIMITS = {
   /** Largest acceptable video file (an upload limit). */
   maxBytes: { min: 10_000, max: 2_000_000_000, integer: true },
   /**
-   * How far a user's picture is re-rendered under its prompt (img2img strength): near 0 the
-   * transition starts or ends at the picture itself, 1 keeps only its rough layout.
+   * How much of a user's picture is re-rendered under its prompt (img2img strength, the engine's
+   * EndpointImage.strength): 0.2 keeps the picture, 0.8 keeps only its layout, 1 re-renders
+   * everything (nothing of the picture is kept).
    */
   imageStrength: { min: 0.05, max: 1 },
   /** Variation animations: generations after the first variation. */

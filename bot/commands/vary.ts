@@ -1,5 +1,5 @@
-import { MessageFlags, SlashCommandBuilder, type ChatInputCommandInteraction } from 'discord.js';
-import { DEFAULT_VARIATION, INPUT_NAMES, LIMITS, loggableError, variationFrames } from '../../farm/index.ts';
+import { SlashCommandBuilder, type ChatInputCommandInteraction } from 'discord.js';
+import { DEFAULT_VARIATION, INPUT_NAMES, LIMITS, variationFrames } from '../../farm/index.ts';
 import type { BotContext, Command } from '../context.ts';
 import { userMessage } from '../errors.ts';
 import { attachedPictures, type AttachedPictures } from '../pictures.ts';
@@ -82,22 +82,11 @@ export const vary: Command = {
     } catch (err) {
       return refuse(interaction, userMessage(err, ctx.log, NAMES));
     }
-    // replySettled is called once a job exists (submit.ts), whether or not its message could be
-    // shown: only then is the changed count worth a word (a refusal says nothing was rendered).
-    let queued = false;
-    const settled: BotContext = {
-      ...ctx,
-      replySettled: (jobId) => {
-        queued = true;
-        ctx.replySettled?.(jobId);
-      },
-    };
-    await submitRender(interaction, settled, 'vary', positive ? [positive] : [], readRenderOptions(interaction), NAMES, {
+    // The changed count is said once the job exists (a refusal says nothing was rendered).
+    await submitRender(interaction, ctx, 'vary', positive ? [positive] : [], readRenderOptions(interaction), NAMES, {
       params: { variation: shape },
       pictures,
+      notice: frames !== asked ? roundedFramesText(asked, frames) : undefined,
     });
-    if (queued && frames !== asked) {
-      await interaction.followUp({ content: roundedFramesText(asked, frames), flags: MessageFlags.Ephemeral }).catch((err: unknown) => ctx.log(`[bot] the note that /vary rendered ${frames} frames for ${asked} could not be sent: ${loggableError(err)}`));
-    }
   },
 };

@@ -14,10 +14,23 @@
  * - once the job is submitted nothing refuses it: a failed reply or a failed recording of its
  *   message is logged, and delivery posts the result in the job's channel anyway.
  * A refusal is private, as a button's is: the member gets it by DM (budget and job numbers are
- * theirs alone) and their reaction is removed; only if the DM fails does the channel see a short
- * note without any details, pointing at the button (whose refusal only they see).
+ * theirs alone); only if the DM fails does the channel see a short note without any details,
+ * pointing at the button (whose refusal only they see).
+ * Reactions cost nothing to add and take off, so nothing a member can repeat by toggling one makes
+ * the bot repeat a failing or public request (ReactionNotices; Cloudflare bans an IP for an hour
+ * after 10,000 401/403/429 answers in 10 minutes):
+ * - who may act is read from the cache first (the reaction event brings the member with their
+ *   roles); only the job's owner and a moderator by those roles are fetched from Discord;
+ * - a refused reaction is taken off only where the bot has Manage Messages in that channel (which
+ *   its invite does not ask for: INVITE_PERMISSIONS); elsewhere it stays, as reacting again then
+ *   means taking it off first;
+ * - a member who may not act on the job is told whose it is once per job and emoji within
+ *   REACTION_NOTICE_WINDOW_MS; a member whose DM was refused (403) is not DM'd again about a
+ *   reaction for DMS_CLOSED_MEMORY_MS; the channel's note that a reaction could not start is posted
+ *   once per member and job within REACTION_NOTICE_WINDOW_MS.
  */
 import {
+  type Client,
   DiscordAPIError,
   type Guild,
   type GuildMember,
@@ -26,6 +39,7 @@ import {
   type PartialMessage,
   type PartialMessageReaction,
   type PartialUser,
+  PermissionFlagsBits,
   RESTJSONErrorCodes,
   type User,
 } from 'discord.js';
@@ -46,6 +60,91 @@ export const REACTIONS: Readonly<Record<string, FollowUpKind>> = Object.fromEntr
  */
 type ReactedMessage = Message | PartialMessage;
 type ReactedServerMessage = ReactedMessage & Message<true>;
+
+/** How long a member is not told again the same refusal of a reaction on the same job, nor the channel shown another note about their reactions on it. */
+export const REACTION_NOTICE_WINDOW_MS = 10 * 60 * 1000;
+/** How long a member whose DM the bot was refused (403: DMs closed, or the bot blocked) is not DM'd about a reaction. */
+export const DMS_CLOSED_MEMORY_MS = 10 * 60 * 1000;
+/** The most entries each of those memories keeps; past it the oldest are forgotten first (a bound on memory, whatever is reacted). */
+export const REACTION_MEMORY_MAX_ENTRIES = 10_000;
+
+/** Keys remembered for `ttlMs` from when they were last added, at most `maxEntries` of them (the oldest go first). */
+class RecentKeys {
+  /** When each key was added; in insertion order, so the oldest come first. */
+  private readonly added = new Map<string, number>();
+
+  constructor(
+    private readonly ttlMs: number,
+    private readonly maxEntries = REACTION_MEMORY_MAX_ENTRIES,
+  ) {}
+
+  has(key: string, now = Date.now()): boolean {
+    const at = this.added.get(key);
+    if (at === undefined) return false;
+    if (now - at < this.ttlMs) return true;
+    this.added.delete(key);
+    return false;
+  }
+
+  add(key: string, now = Date.now()): void {
+    this.added.delete(key);
+    this.added.set(key, now);
+    for (const [oldest, at] of this.added) {
+      if (this.added.size <= this.maxEntries && now - at < this.ttlMs) break;
+      this.added.delete(oldest);
+    }
+  }
+
+  /** True, and remembered, unless the key already is (then false). */
+  claim(key: string, now = Date.now()): boolean {
+    if (this.has(key, now)) return false;
+    this.add(key, now);
+    return true;
+  }
+
+  /** Forgets every key starting with `prefix`. */
+  forget(prefix: string): void {
+    for (const key of [...this.added.keys()]) if (key.startsWith(prefix)) this.added.delete(key);
+  }
+
+  get size(): number {
+    return this.added.size;
+  }
+}
+
+/**
+ * What one bot remembers about answering reactions, so toggling one repeats nothing that fails or
+ * shows in the channel: the refusals of members who may not act on a job (by member, job and
+ * kind), the members whose DMs are closed, and the channel notes (by member and job). In memory, per
+ * client (a restart forgets it: at most one more of each).
+ */
+export class ReactionNotices {
+  readonly refusals = new RecentKeys(REACTION_NOTICE_WINDOW_MS);
+  readonly closedDms = new RecentKeys(DMS_CLOSED_MEMORY_MS);
+  readonly notes = new RecentKeys(REACTION_NOTICE_WINDOW_MS);
+
+  /** Forgets all of it about `userId`, as the windows running out would (tests: a member who has opened their DMs). */
+  forget(userId: string): void {
+    this.refusals.forget(`${userId}:`);
+    this.closedDms.forget(`${userId}:`);
+    this.notes.forget(`${userId}:`);
+  }
+}
+
+const noticesByClient = new WeakMap<Client, ReactionNotices>();
+
+/** The ReactionNotices of the bot behind `client`. */
+export function reactionNotices(client: Client): ReactionNotices {
+  let notices = noticesByClient.get(client);
+  if (!notices) noticesByClient.set(client, (notices = new ReactionNotices()));
+  return notices;
+}
+
+/** Whether the bot may take a member's reaction off `message`: Manage Messages in its server channel (never in a DM). */
+function mayRemoveReactions(message: ReactedMessage): boolean {
+  if (!message.inGuild()) return false;
+  return message.channel?.permissionsFor(message.client.user)?.has(PermissionFlagsBits.ManageMessages) ?? false;
+}
 
 /** The message's server: cached (the Guilds intent), else fetched. */
 async function serverOf(message: ReactedServerMessage): Promise<Guild> {
@@ -119,33 +218,55 @@ class ReactionRequest {
     return this.parent ? `job ${this.parent.id}` : `message ${this.message.id}`;
   }
 
-  /** Takes their reaction off, so reacting again asks again. Best effort: without Manage Messages only their own stays. */
+  private get notices(): ReactionNotices {
+    return reactionNotices(this.message.client);
+  }
+
+  /**
+   * Takes their reaction off, so reacting again asks again; only where the bot has Manage Messages
+   * in that channel (Discord refuses it otherwise, 403): elsewhere the reaction stays.
+   */
   async removeReaction(): Promise<void> {
-    await this.reaction.users.remove(this.user.id).catch(() => undefined);
+    if (!mayRemoveReactions(this.message)) return;
+    await this.reaction.users.remove(this.user.id).catch((err: unknown) => this.ctx.log(`[bot] user ${this.user.id}'s ${this.emoji} on ${this.subject} could not be taken off: ${loggableError(err)}`));
   }
 
   /**
    * A refusal only they see: by DM, with the whole reason. Should the DM fail (they accept no DMs
    * from server members), the channel gets a short note with no details, unless `noteIfNoDm` is
-   * false (nothing went wrong that they need to know about).
+   * false (nothing went wrong that they need to know about); at most one such note per member and
+   * job within REACTION_NOTICE_WINDOW_MS. A member whose DM was refused is not DM'd again for
+   * DMS_CLOSED_MEMORY_MS (the note, if any, stands for it). `once`: told at most once per member,
+   * job and kind within REACTION_NOTICE_WINDOW_MS (the same answer to a toggled reaction).
    */
-  async refuse(why: string, noteIfNoDm = true): Promise<void> {
+  async refuse(why: string, noteIfNoDm = true, once = false): Promise<void> {
     await this.removeReaction();
-    const where = this.message.inGuild() ? ` in <#${this.message.channelId}>` : '';
-    const on = this.parent ? `job #${this.parent.id}` : 'a video';
-    try {
-      await this.user.send({ content: `Your ${this.emoji} on ${on}${where} did not ${FOLLOW_UP_VERBS[this.kind]} it. ${why}`, allowedMentions: { parse: [] } });
-      return;
-    } catch (err) {
-      this.ctx.log(`[bot] a refusal of user ${this.user.id}'s ${this.emoji} on ${this.subject} could not be sent by DM: ${loggableError(err)}`);
-    }
+    if (once && this.parent && !this.notices.refusals.claim(`${this.user.id}:${this.parent.id}:${this.kind}`)) return;
+    if (await this.sendDm(why)) return;
     if (!noteIfNoDm) return;
+    if (this.parent && !this.notices.notes.claim(`${this.user.id}:${this.parent.id}`)) return;
     // The reason stays private (budgets, job counts); the button tells it privately.
     const button = this.parent && followUpsFor(this.parent).includes(this.kind) ? ` — use the **${FOLLOW_UP_BUTTONS[this.kind].label}** button to see the reason` : '';
     try {
       await this.message.reply({ content: `<@${this.user.id}> your ${this.emoji} could not start; I could not DM you why${button}.`, allowedMentions: { users: [this.user.id] } });
     } catch (err) {
       this.ctx.log(`[bot] the note that user ${this.user.id}'s ${this.emoji} on ${this.subject} could not start could not be posted either: ${loggableError(err)}`);
+    }
+  }
+
+  /** The refusal by DM; false when it was not sent (it failed, or their DMs were found closed lately: not tried). */
+  private async sendDm(why: string): Promise<boolean> {
+    if (this.notices.closedDms.has(`${this.user.id}:`)) return false;
+    const where = this.message.inGuild() ? ` in <#${this.message.channelId}>` : '';
+    const on = this.parent ? `job #${this.parent.id}` : 'a video';
+    try {
+      await this.user.send({ content: `Your ${this.emoji} on ${on}${where} did not ${FOLLOW_UP_VERBS[this.kind]} it. ${why}`, allowedMentions: { parse: [] } });
+      return true;
+    } catch (err) {
+      // 403 (50007: DMs closed to server members, or the bot blocked): not tried again for a while.
+      if (err instanceof DiscordAPIError && err.status === 403) this.notices.closedDms.add(`${this.user.id}:`);
+      this.ctx.log(`[bot] a refusal of user ${this.user.id}'s ${this.emoji} on ${this.subject} could not be sent by DM: ${loggableError(err)}`);
+      return false;
     }
   }
 }
@@ -175,7 +296,19 @@ export async function handleReaction(reaction: MessageReaction | PartialMessageR
   }
   if (!parent || parent.status !== 'done') return;
   const request = new ReactionRequest(reaction, user, message, parent, kind, ctx);
+  const refuseNotTheirs = () => request.refuse(onlyItsOwnerText(FOLLOW_UP_VERBS[kind]), false, true);
   let member: GuildMember | null = null;
+  if (message.inGuild() && parent.userId !== user.id) {
+    // Anyone but the owner is judged from the cache first, with no call to Discord: the reaction
+    // event brought the member with their roles (and the server's channels and roles are cached).
+    // Only a moderator by those is fetched below (their current roles, and the budget's).
+    const cached = message.guild?.members.cache.get(user.id);
+    if (cached) {
+      const cachedRights = rightsOn(parent, { userId: user.id, guildId: message.guildId, channelId: message.channelId, permissionsInJobChannel: cached.permissionsIn(message.channel) });
+      if (cachedRights === 'none') return refuseNotTheirs();
+      if (cachedRights === 'elsewhere') return request.removeReaction();
+    }
+  }
   if (message.inGuild()) {
     const lookup = await currentMember(message, user.id);
     if (!lookup.member) {
@@ -191,9 +324,10 @@ export async function handleReaction(reaction: MessageReaction | PartialMessageR
   const permissions = member && parent.userId !== user.id && message.inGuild() ? member.permissionsIn(message.channel) : null;
   const rights = rightsOn(parent, { userId: user.id, guildId: message.guildId, channelId: message.channelId, permissionsInJobChannel: permissions });
   // A member who may not act on it reacted to the video itself (so it is in front of them): told by
-  // DM whose it is, as any refusal is; a DM that fails is only logged (nothing went wrong for them
-  // to be told in the channel). Anyone the job's channel is hidden from ('elsewhere') is told nothing.
-  if (rights === 'none') return request.refuse(onlyItsOwnerText(FOLLOW_UP_VERBS[kind]), false);
+  // DM whose it is, as any refusal is, once per job and emoji within REACTION_NOTICE_WINDOW_MS; a
+  // DM that fails is only logged (nothing went wrong for them to be told in the channel). Anyone the
+  // job's channel is hidden from ('elsewhere') is told nothing.
+  if (rights === 'none') return refuseNotTheirs();
   if (rights !== 'owner' && rights !== 'moderator') return request.removeReaction();
   // Nothing is queued or charged for a video the bot could not post here.
   // In a server `member` is set (else it returned above), and its guild is the one currentMember resolved.

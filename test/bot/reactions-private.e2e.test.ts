@@ -13,6 +13,7 @@ import { apiRole } from '../fake-discord/serialize.ts';
 import { type BotFarm, hasVideo, startBotFarm, stopBotFarm } from '../helpers/bot-farm.ts';
 import { getBudget, getJob, grantBudget, listJobs, type FarmContext, type Job } from '../../farm/index.ts';
 import type { RunningBot } from '../../bot/bot.ts';
+import { reactionNotices } from '../../bot/components/reactions.ts';
 
 let fake: FakeDiscord;
 let home: FakeGuild;
@@ -82,6 +83,8 @@ describe('a refused reaction is told privately', () => {
   afterAll(async () => {
     fake.clearFaults();
     await grantBudget(farm, alice.id, spent, 'back');
+    // The bot remembers her DMs closed (DMS_CLOSED_MEMORY_MS); the tests below have them open again.
+    reactionNotices(bot.client).forget(alice.id);
   });
 
   it('by DM, with the whole reason and the refill as a Discord timestamp; nothing with numbers in the channel, her reaction removed, nothing queued', async () => {

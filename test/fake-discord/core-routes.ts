@@ -305,7 +305,14 @@ export class CoreRoutes extends RouteGroup {
 
   private react(c: RestContext, userId: string, add: boolean): RestResult {
     const message = this.visibleMessage(c);
-    this.beforeChange(this.store.channels.get(message.channelId));
+    const channel = this.store.channels.get(message.channelId);
+    this.beforeChange(channel);
+    // Taking off someone else's reaction needs Manage Messages in that channel (403 50013 without),
+    // and is not possible at all in a DM, as on Discord.
+    if (!add && userId !== this.store.bot.id) {
+      const guild = channel?.guildId ? this.store.guild(channel.guildId) : undefined;
+      if (!guild || !channel || (this.store.permissionsIn(guild, channel, this.store.bot.id) & Permissions.ManageMessages) === 0n) throw Errors.missingPermissions();
+    }
     const key = emojiKey(c.params.emoji);
     const users = message.reactions.get(key) ?? new Set<string>();
     if (add) users.add(userId);
