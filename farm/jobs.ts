@@ -13,7 +13,7 @@ import { cancelledByText } from './failure.ts';
 import { checkFollowUpParent, isFollowUpKind } from './follow-up-rule.ts';
 import { storableText } from './text.ts';
 import { checkRequestIds, isJobId } from './ids.ts';
-import { checkJobInputs, type JobInput, type JobParams, outputPixels, parseJobParams, recheckStoredParams } from './job-params.ts';
+import { checkJobInputs, inputNames, type JobInput, type JobParams, outputPixels, parseJobParams, recheckStoredParams } from './job-params.ts';
 import { DEFAULT_UPSCALE_FACTOR } from './limits.ts';
 import { checkExtension, type Movie, movieOf } from './movie.ts';
 import { type AdmissionRequest, type BudgetContext, policyOf } from './policy/index.ts';
@@ -302,6 +302,7 @@ export async function retryJob(farm: FarmContext, jobId: number, context: Omit<B
     // A follow-up is retried only while its parent can still have it (an upscale or extension: its video still stored).
     if (current.parentJobId !== null) await checkFollowUpParent(tx, current.kind, current.parentJobId, { lock: true });
     const { params, movie } = await retriedParams(tx, current);
+    await refuseIfPicturesGone(farm, tx, current.id, current.kind, params);
     // As for a submission: a job no known worker can run (its model gone from every worker since)
     // would only wait and expire.
     await refuseIfNoWorkerCan(farm, current.kind, params, false, tx);
@@ -338,6 +339,22 @@ export async function retryJob(farm: FarmContext, jobId: number, context: Omit<B
     await recordEvent(tx, 'queued', { jobId: row.id, userId: row.userId, status: 'queued', attempt: 0 }, { retry: true });
     return jobFromRow(row);
   });
+}
+
+/**
+ * Refuses the retry of a job whose own pictures (job_inputs) are no longer stored: retention
+ * deletes those of a job that ended without a video unrenderedInputHours after it ended
+ * (retention.ts). The worker would otherwise fail it only after it was queued and reserved.
+ */
+async function refuseIfPicturesGone(farm: FarmContext, tx: Transaction, jobId: number, kind: JobKind, params: JobParams): Promise<void> {
+  const needed = inputNames(kind, params);
+  if (needed.length === 0) return;
+  const stored = new Set((await tx.select({ name: jobInputs.name }).from(jobInputs).where(eq(jobInputs.jobId, jobId))).map((r) => r.name));
+  if (needed.every((name) => stored.has(name))) return;
+  const hours = farm.config.retention.unrenderedInputHours;
+  throw new InvalidJobStateError(
+    `The pictures of job ${jobId} are no longer stored (those of a job that ended without a video are deleted ${hours > 0 ? `${hours} hours after it ended` : 'after a while'}), so it can't be retried; run the command again with the pictures.`,
+  );
 }
 
 /**
