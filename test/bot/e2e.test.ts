@@ -119,8 +119,9 @@ describe('/blend end to end', () => {
     const before = (await listJobs(farm, {})).length;
     const press = fake.pressButton({ messageId: finished.id, customId: `bf:reroll:${parentId}`, user: bob });
     await press.waitForResponse();
-    const refusal = await fake.waitForMessage((m) => m.ephemeral && /isn't one you can re-roll/.test(m.content ?? ''), 10_000);
-    expect(refusal.content).toMatch(/it isn't yours, or it no longer exists\. Only a job's owner \(or a moderator who can see the channel it was made in\)/);
+    // Pressed on the job's own message: they see the job, so they are told whose it is (not the neutral answer).
+    const refusal = await fake.waitForMessage((m) => m.ephemeral && /can re-roll it/.test(m.content ?? ''), 10_000);
+    expect(refusal.content).toBe('Only the person who made this video (or a moderator) can re-roll it; make your own with /blend.');
     expect((await listJobs(farm, {})).length).toBe(before);
   });
 
@@ -327,7 +328,8 @@ describe('forms, reactions and the other commands', () => {
     const cancelId = buttonsOf(queued).find((b) => b.customId?.startsWith('bf:cancel:'))!.customId!;
     const jobId = Number(cancelId.split(':')[2]);
     const stranger = fake.pressButton({ messageId: queued.id, customId: cancelId, user: bob });
-    expect((await stranger.waitForOriginal((m) => Boolean(m.content), 10_000)).content).toMatch(/isn't one you can cancel: it isn't yours, or it no longer exists/);
+    // Pressed on the job's own message: they see the job, so they are told whose it is.
+    expect((await stranger.waitForOriginal((m) => Boolean(m.content), 10_000)).content).toBe('Only the person who asked for this render (or a moderator) can cancel it.');
     const press = fake.pressButton({ messageId: queued.id, customId: cancelId, user: alice });
     const answer = await press.waitForOriginal((m) => /Cancelled job/.test(m.content ?? ''), 10_000);
     expect(answer.ephemeral).toBe(true);
