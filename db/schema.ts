@@ -149,6 +149,9 @@ export const jobs = pgTable(
     index('jobs_running_lease_idx').on(t.leaseExpiresAt).where(sql`${t.status} = 'running'`),
     index('jobs_user_status_idx').on(t.userId, t.status),
     index('jobs_parent_idx').on(t.parentJobId),
+    // The status page's last hour, failures and recent jobs, and retention, read by these.
+    index('jobs_finished_at_idx').on(t.finishedAt),
+    index('jobs_started_at_idx').on(t.startedAt),
     index('jobs_undelivered_idx')
       .on(t.finishedAt)
       .where(sql`${t.deliveredAt} is null and ${t.status} in ('done', 'failed', 'cancelled')`),
