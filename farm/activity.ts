@@ -18,7 +18,7 @@ import { cancelledByText, failureForOwner } from './failure.ts';
 import { failureCause, type FailureCause } from './metrics.ts';
 import { queuedInClaimOrder } from './status.ts';
 import { type Job, jobFromRow, type JobProgress, TERMINAL_STATUSES } from './types.ts';
-import { listWorkers } from './worker-registry.ts';
+import { listWorkers, providerKind } from './worker-registry.ts';
 
 export interface ActivityJob {
   id: number;
@@ -150,13 +150,6 @@ function toActivityJob(job: Job, isPublic: boolean, full: boolean, extra: Partia
   if (job.error !== null && (full || isPublic)) out.error = full ? job.error : job.status === 'cancelled' ? cancelledByText(job) : failureForOwner(job);
   if (job.error !== null) out.cause = failureCause(job.error);
   return out;
-}
-
-/** Execution providers that render on a GPU (as bot/commands/queue.ts counts them). */
-const GPU_PROVIDERS = new Set(['cuda', 'webgpu', 'tensorrt', 'rocm', 'dml', 'coreml']);
-
-function providerKind(provider: string): 'GPU' | 'CPU' | 'other' {
-  return GPU_PROVIDERS.has(provider) ? 'GPU' : provider === 'cpu' ? 'CPU' : 'other';
 }
 
 /**

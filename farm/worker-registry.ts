@@ -226,6 +226,14 @@ export async function listWorkers(farm: FarmContext, options: { onlineOnly?: boo
   }));
 }
 
+/** Execution providers that render on a GPU (engine/onnx/session.ts executionProviders). */
+const GPU_PROVIDERS = new Set(['cuda', 'webgpu', 'tensorrt', 'rocm', 'dml', 'coreml']);
+
+/** What kind of device a worker renders on, as members and the public status page are told: GPU, CPU or other. */
+export function providerKind(provider: string): 'GPU' | 'CPU' | 'other' {
+  return GPU_PROVIDERS.has(provider) ? 'GPU' : provider === 'cpu' ? 'CPU' : 'other';
+}
+
 export function jobNeeds(kind: JobKind, params: JobParams): JobNeeds {
   return { kind, model: params.model, ability: modelAbilityFor(kind, params), pixels: outputPixels(params), upscaleFactor: params.upscaleFactor, upscaler: params.upscaler };
 }

@@ -1,19 +1,16 @@
 import { MessageFlags, SlashCommandBuilder, type ChatInputCommandInteraction } from 'discord.js';
-import { listJobs, listWorkers, queuePosition, type Job, type WorkerInfo } from '../../farm/index.ts';
+import { listJobs, listWorkers, providerKind, queuePosition, type Job, type WorkerInfo } from '../../farm/index.ts';
 import type { BotContext, Command } from '../context.ts';
 import { userMessage } from '../errors.ts';
 import { listInMessage } from '../format.ts';
-
-/** Execution providers that render on a GPU (engine/onnx/session.ts executionProviders). */
-const GPU_PROVIDERS = new Set(['cuda', 'webgpu', 'tensorrt', 'rocm', 'dml', 'coreml']);
 
 /**
  * "**2** workers online (1 GPU, 1 CPU), **1** busy": counts only. A farm may serve many servers,
  * and its workers' ids (host names by default) and devices are its operator's business.
  */
 export function workersText(workers: readonly Pick<WorkerInfo, 'capabilities' | 'runningJobs'>[]): string {
-  const gpu = workers.filter((w) => GPU_PROVIDERS.has(w.capabilities.executionProvider)).length;
-  const cpu = workers.filter((w) => w.capabilities.executionProvider === 'cpu').length;
+  const gpu = workers.filter((w) => providerKind(w.capabilities.executionProvider) === 'GPU').length;
+  const cpu = workers.filter((w) => providerKind(w.capabilities.executionProvider) === 'CPU').length;
   const other = workers.length - gpu - cpu;
   const kinds = gpu + cpu === 0 ? [] : [gpu && `${gpu} GPU`, cpu && `${cpu} CPU`, other && `${other} other`].filter(Boolean);
   const busy = workers.filter((w) => w.runningJobs > 0).length;
