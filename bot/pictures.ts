@@ -60,7 +60,7 @@ export function attachedPictures(interaction: Pick<ChatInputCommandInteraction, 
       // One failure ends the others' downloads too: the command is refused either way.
       const together = new AbortController();
       try {
-        return Object.fromEntries(await Promise.all(given.map(async ({ option, input, attachment }) => [input, await download(option, attachment.url, together.signal)] as const)));
+        return Object.fromEntries(await Promise.all(given.map(async ({ option, input, attachment }) => [input, await download(option, attachment.url, attachment.size, together.signal)] as const)));
       } finally {
         together.abort();
       }
@@ -68,17 +68,46 @@ export function attachedPictures(interaction: Pick<ChatInputCommandInteraction, 
   };
 }
 
-async function download(option: string, url: string, others: AbortSignal): Promise<Uint8Array> {
+/**
+ * Downloads one attachment, reading at most what its metadata declared (`declared` bytes, itself
+ * within IMAGE_LIMITS): a body longer than that is not read on, and the command is refused.
+ */
+async function download(option: string, url: string, declared: number, others: AbortSignal): Promise<Uint8Array> {
   const failed = (why: string) => new UserInputError(`The \`${option}\` attachment could not be downloaded from Discord (${why}), so nothing was queued; run the command again with the picture attached.`);
   let bytes: Uint8Array;
   try {
     const response = await fetch(url, { signal: AbortSignal.any([AbortSignal.timeout(DOWNLOAD_TIMEOUT_MS), others]) });
     if (!response.ok) throw failed(`Discord's CDN answered HTTP ${response.status}`);
-    bytes = new Uint8Array(await response.arrayBuffer());
+    bytes = await readAtMost(response, declared, () => failed(`it was larger than the ${declared} bytes Discord said it has`));
   } catch (err) {
     if (err instanceof UserInputError) throw err;
     throw failed((err as Error).name === 'TimeoutError' ? `no complete answer within ${DOWNLOAD_TIMEOUT_MS / 1000} s` : 'the connection failed');
   }
   // The bytes themselves (size, format, pixels) are checked next, by the farm's checkJobInputs.
+  return bytes;
+}
+
+/** The body of `response`, or `tooLong()` thrown (the rest unread, the stream cancelled) once it passes `max` bytes. */
+async function readAtMost(response: Response, max: number, tooLong: () => Error): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const reader = response.body?.getReader();
+  if (!reader) return new Uint8Array(0);
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > max) {
+      await reader.cancel().catch(() => {});
+      throw tooLong();
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(total);
+  let at = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, at);
+    at += chunk.byteLength;
+  }
   return bytes;
 }

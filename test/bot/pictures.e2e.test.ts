@@ -154,6 +154,17 @@ describe('pictures through the bot', () => {
     expect(reason.content).toBe("The `image` attachment could not be downloaded from Discord (Discord's CDN answered HTTP 404), so nothing was queued; run the command again with the picture attached.");
   }, 30_000);
 
+  it('a download longer than the size Discord declared is cut off and refused, privately, nothing queued', async () => {
+    const before = { jobs: await countRows(db, 'jobs') };
+    const handle = fake.sendSlashCommand({ commandName: 'vary', user: alice, options: { image: { ...png(PHOTO), declaredSize: 1000 } } });
+    expect((await handle.waitForResponse()).type).toBe(5);
+    await handle.waitForOriginal((m) => m.deleted, 10_000);
+    const [reason] = handle.followUps();
+    expect(reason.ephemeral).toBe(true);
+    expect(reason.content).toBe('The `image` attachment could not be downloaded from Discord (it was larger than the 1000 bytes Discord said it has), so nothing was queued; run the command again with the picture attached.');
+    expect(await countRows(db, 'jobs')).toBe(before.jobs);
+  }, 30_000);
+
   it('a picture from a slow CDN (2.5 s, more than the old 2 s download limit) is rendered; the interaction was deferred before the download', async () => {
     const handle = fake.sendSlashCommand({ commandName: 'vary', user: alice, options: { image: { ...png(PHOTO), cdnDelayMs: 2500 }, frames: 2, quality: 'draft' } });
     await handle.waitForOriginal(hasVideo, RENDER_TIMEOUT);

@@ -216,6 +216,8 @@ export interface FakeUpload {
   cdnDelayMs?: number;
   /** The fake CDN answers a download with this HTTP error status instead of the file (e.g. 404: gone). */
   cdnStatus?: number;
+  /** The size the attachment object reports (default: the bytes' length); the CDN still serves every byte. */
+  declaredSize?: number;
 }
 
 export function isFakeUpload(v: unknown): v is FakeUpload {

@@ -409,7 +409,8 @@ export class FakeDiscord {
       }
     }
     if (!served) return finish(404, Errors.notFound().body());
-    res.writeHead(200, { 'Content-Type': served.contentType ?? 'application/octet-stream', 'Content-Length': served.size });
+    // The bytes' own length: an upload's declaredSize is what its attachment object says, not what the CDN sends.
+    res.writeHead(200, { 'Content-Type': served.contentType ?? 'application/octet-stream', 'Content-Length': served.bytes.length });
     res.end(served.bytes, () => record(200));
   }
 }

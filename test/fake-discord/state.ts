@@ -433,7 +433,7 @@ export class FakeState {
   }
 
   /** A user's upload for an ATTACHMENT option, on the fake CDN under its channel. */
-  addUpload(channelId: string, file: { filename: string; bytes: Buffer | Uint8Array; contentType?: string; width?: number; height?: number; cdnDelayMs?: number; cdnStatus?: number }): StoredAttachment {
+  addUpload(channelId: string, file: { filename: string; bytes: Buffer | Uint8Array; contentType?: string; width?: number; height?: number; cdnDelayMs?: number; cdnStatus?: number; declaredSize?: number }): StoredAttachment {
     const id = nextSnowflake();
     const filename = file.filename.replace(/[^\w.-]/g, '_');
     const bytes = Buffer.from(file.bytes);
@@ -442,7 +442,7 @@ export class FakeState {
       id,
       filename,
       contentType: contentTypeFor(filename, file.contentType ?? null),
-      size: bytes.length,
+      size: file.declaredSize ?? bytes.length,
       ...dimensions,
       bytes,
       description: null,
