@@ -66,14 +66,21 @@ export async function farmStatus(farm: FarmContext, options: { queuedLimit?: num
   );
 }
 
-/** farmStatus's reads, on `farm` whose database handle is the snapshot's transaction. */
-async function statusIn(farm: FarmContext, options: { queuedLimit?: number; recentLimit?: number; runningLimit?: number }): Promise<FarmStatus> {
+/** How many jobs have each of `statuses` now (the others: 0), in one query. */
+export async function countJobs(farm: FarmContext, statuses: readonly JobStatus[] = JOB_STATUSES): Promise<Record<JobStatus, number>> {
   const countRows = await farm.db.db
     .select({ status: jobs.status, count: sql<number>`count(*)::int` })
     .from(jobs)
+    .where(inArray(jobs.status, [...statuses]))
     .groupBy(jobs.status);
   const counts = Object.fromEntries(JOB_STATUSES.map((s) => [s, 0])) as Record<JobStatus, number>;
   for (const row of countRows) counts[row.status] = row.count;
+  return counts;
+}
+
+/** farmStatus's reads, on `farm` whose database handle is the snapshot's transaction. */
+async function statusIn(farm: FarmContext, options: { queuedLimit?: number; recentLimit?: number; runningLimit?: number }): Promise<FarmStatus> {
+  const counts = await countJobs(farm);
 
   const running = await listJobs(farm, { statuses: ['running'], limit: options.runningLimit ?? 500 });
   const queued = (await queuedInClaimOrder(farm, options.queuedLimit ?? 50)).map(({ job, position }) => ({ ...jobFromRow(job), position }));

@@ -1,5 +1,5 @@
 import { MessageFlags, SlashCommandBuilder, type ChatInputCommandInteraction } from 'discord.js';
-import { listJobs, listWorkers, providerKind, queuePosition, type Job, type WorkerInfo } from '../../farm/index.ts';
+import { countJobs, listJobs, listWorkers, providerKind, queuePosition, type Job, type WorkerInfo } from '../../farm/index.ts';
 import type { BotContext, Command } from '../context.ts';
 import { userMessage } from '../errors.ts';
 import { listInMessage } from '../format.ts';
@@ -29,13 +29,14 @@ export const queue: Command = {
   async execute(interaction: ChatInputCommandInteraction, ctx: BotContext) {
     await interaction.deferReply({ flags: MessageFlags.Ephemeral });
     try {
-      const [queued, running, workers] = await Promise.all([
-        listJobs(ctx.farm, { statuses: ['queued'], limit: 1000 }),
-        listJobs(ctx.farm, { statuses: ['running'], limit: 1000 }),
+      // Counts for the farm, rows only for the member's own active jobs (at most their job limit).
+      const [counts, mineActive, workers] = await Promise.all([
+        countJobs(ctx.farm, ['queued', 'running']),
+        listJobs(ctx.farm, { userId: interaction.user.id, statuses: ['queued', 'running'], limit: 1000 }),
         listWorkers(ctx.farm, { onlineOnly: true }),
       ]);
-      const mineRunning = running.filter((j) => j.userId === interaction.user.id);
-      const mineJob = queued.find((j) => j.userId === interaction.user.id);
+      const mineRunning = mineActive.filter((j) => j.status === 'running');
+      const mineJob = mineActive.find((j) => j.status === 'queued');
       const mine = mineJob ? ((await queuePosition(ctx.farm, mineJob.id)) ?? 0) - 1 : -1;
       const tail: string[] = [];
       if (mine >= 0) tail.push(`Your next job is number ${mine + 1} in line (the order is fair across users, so it can move).`);
@@ -43,7 +44,7 @@ export const queue: Command = {
       if (workers.length === 0) tail.push("No render worker is online, so nothing is rendering; jobs wait until one starts. If it lasts, tell the farm's operator.");
       await interaction.editReply(
         listInMessage({
-          head: [`**${queued.length}** waiting, **${running.length}** rendering, ${workersText(workers)}.`],
+          head: [`**${counts.queued}** waiting, **${counts.running}** rendering, ${workersText(workers)}.`],
           items: mineRunning.map(renderingLine),
           tail,
         }),

@@ -5,6 +5,7 @@
  * the fake Discord, a real farm on PGlite, fake renders whose workers advertise what each test needs.
  */
 import { readFileSync } from 'node:fs';
+import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buttonsOf, type FakeDiscord, type FakeUser, type InteractionHandle, type StoredMessage } from '../fake-discord/index.ts';
 import { type BotFarm, hasVideo, startBotFarm, stopBotFarm } from '../helpers/bot-farm.ts';
@@ -197,6 +198,22 @@ describe('/queue', () => {
         "No render worker is online, so nothing is rendering; jobs wait until one starts. If it lasts, tell the farm's operator.",
       ].join('\n'),
     );
+  }, 30_000);
+});
+
+describe('/queue on a long queue', () => {
+  it('counts every waiting job (it stopped at 1000) without reading them', async () => {
+    await noWorkers();
+    const kind = 'blend';
+    await farm.db.db.execute(sql`insert into users (id) values ('crowd') on conflict do nothing`);
+    await farm.db.db.execute(
+      sql`insert into jobs (kind, user_id, params, model, pixels) select ${kind}, 'crowd', '{"prompts": ["a", "b"]}'::jsonb, 'nobody-has-it', 4096 from generate_series(1, 1005)`,
+    );
+    try {
+      expect((await queueText()).split('\n')[0]).toBe('**1005** waiting, **0** rendering, **0** workers online, **0** busy.');
+    } finally {
+      await farm.db.db.execute(sql`delete from jobs where user_id = 'crowd'`);
+    }
   }, 30_000);
 });
 
