@@ -60,6 +60,7 @@ export function userMessage(err: unknown, log: (msg: string) => void = console.e
       case 'not_found':
       case 'invalid_state':
       case 'invalid_params':
+      case 'too_many_pictures':
         return err.message;
     }
   }

@@ -4,7 +4,7 @@
 import type { Config } from '../config/index.ts';
 import type { FarmDb } from '../db/client.ts';
 import { defined } from './defined.ts';
-import type { GuildCeilings } from './limits.ts';
+import { type GuildCeilings, MAX_HELD_PICTURE_BYTES_PER_USER } from './limits.ts';
 import { DEFAULT_POLICY_OPTIONS, type BudgetDefaults, type CostModel, type FarmPolicy, type PolicyOptions } from './policy/index.ts';
 
 /** The lease and worker knobs here; the budget, cost and fairness options in policy/options.ts. */
@@ -54,6 +54,12 @@ export interface FarmConfig extends PolicyOptions {
   queueTimeoutSeconds: number;
   /** Retention (farm/retention.ts); 0 turns each rule off. */
   retention: RetentionOptions;
+  /**
+   * The most picture bytes one member's jobs may hold: waiting, running, or ended without a video
+   * and not yet cleaned up (retention.unrenderedInputHours). Default MAX_HELD_PICTURE_BYTES_PER_USER
+   * (200 MiB; BLENDFARM_MAX_HELD_PICTURE_BYTES).
+   */
+  maxHeldPictureBytes: number;
   /** Workers apply the retention rules this often; 0 = only `npm run farm -- prune`. Default 3600. */
   pruneIntervalSeconds: number;
 }
@@ -146,6 +152,7 @@ export const DEFAULT_FARM_CONFIG: FarmConfig = {
   renderTimeoutFactor: 4,
   renderTimeoutMinSeconds: 600,
   queueTimeoutSeconds: 21_600,
+  maxHeldPictureBytes: MAX_HELD_PICTURE_BYTES_PER_USER,
   retention: { artifactDays: 30, jobDays: 90, maxArtifactBytes: 0, unrenderedInputHours: 24 },
   pruneIntervalSeconds: 3600,
   ...DEFAULT_POLICY_OPTIONS,
@@ -183,6 +190,7 @@ export type FarmSettings = Pick<
   | 'renderTimeoutFactor'
   | 'renderTimeoutMinSeconds'
   | 'queueTimeoutSeconds'
+  | 'maxHeldPictureBytes'
   | 'retentionArtifactDays'
   | 'retentionJobDays'
   | 'retentionMaxArtifactBytes'
@@ -211,6 +219,7 @@ export function farmConfigFrom(settings: Partial<FarmSettings>, overrides: FarmC
     renderTimeoutFactor: settings.renderTimeoutFactor,
     renderTimeoutMinSeconds: settings.renderTimeoutMinSeconds,
     queueTimeoutSeconds: settings.queueTimeoutSeconds,
+    maxHeldPictureBytes: settings.maxHeldPictureBytes,
     pruneIntervalSeconds: settings.pruneIntervalSeconds,
   });
   const retention = defined({

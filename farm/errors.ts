@@ -23,7 +23,8 @@ export type FarmErrorCode =
   | 'too_many_active_jobs'
   | 'no_capable_worker'
   | 'invalid_state'
-  | 'invalid_params';
+  | 'invalid_params'
+  | 'too_many_pictures';
 
 export class FarmError extends Error {
   constructor(
@@ -111,6 +112,33 @@ export class BudgetExceededError extends FarmError {
       nextRefillAt: this.nextRefillAt.toISOString(),
       refillGpuSeconds: this.refillGpuSeconds,
     };
+  }
+}
+
+const mib = (bytes: number): string => `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
+
+/**
+ * A submission whose pictures would take the member's held picture bytes (their jobs waiting,
+ * running, or ended without a video and not yet cleaned up) past MAX_HELD_PICTURE_BYTES_PER_USER.
+ * `windowHours`: how long pictures of unrendered jobs are kept (0: until the job is deleted).
+ */
+export class PictureAllowanceError extends FarmError {
+  constructor(
+    readonly heldBytes: number,
+    readonly newBytes: number,
+    readonly maxBytes: number,
+    readonly windowHours: number,
+  ) {
+    const ended = windowHours > 0 ? `or ended without a video in the last ${windowHours} hours` : 'or ended without a video';
+    super(
+      'too_many_pictures',
+      `Your jobs that are waiting or rendering, ${ended}, hold ${mib(heldBytes)} of pictures; this one's ${mib(newBytes)} would pass the ${mib(maxBytes)} one member's jobs may hold. ` +
+        `Wait until they render${windowHours > 0 ? ' or those pictures age out' : ''}, or attach smaller pictures.`,
+    );
+  }
+
+  override details(): Record<string, unknown> {
+    return { heldBytes: this.heldBytes, newBytes: this.newBytes, maxBytes: this.maxBytes };
   }
 }
 

@@ -16,7 +16,7 @@ export { type FarmConfig, type FarmConfigOverrides, type FarmContext, type FarmS
 export * from './types.ts';
 export * from './errors.ts';
 export * from './job-params.ts';
-export { type Range, type LimitName, LIMITS, JOB_VIDEO_FORMATS, UPSCALE_FACTORS, DEFAULT_UPSCALE_FACTOR, FIXED_SCALE_UPSCALERS, IMAGE_LIMITS, upscalerMakes, GUILD_LIMITS, DEFAULT_GUILD_CEILINGS, type GuildCeilings } from './limits.ts';
+export { type Range, type LimitName, LIMITS, JOB_VIDEO_FORMATS, UPSCALE_FACTORS, DEFAULT_UPSCALE_FACTOR, FIXED_SCALE_UPSCALERS, IMAGE_LIMITS, MAX_HELD_PICTURE_BYTES_PER_USER, upscalerMakes, GUILD_LIMITS, DEFAULT_GUILD_CEILINGS, type GuildCeilings } from './limits.ts';
 export {
   type FarmPolicy,
   type PolicyOptions,

@@ -7,7 +7,7 @@ import { and, asc, desc, eq, inArray, isNull, ne, sql, type SQL } from 'drizzle-
 import { type Queryable, queryRows, type Transaction } from '../db/client.ts';
 import { artifacts, jobInputs, jobs, type JobKind, type JobStatus } from '../db/schema.ts';
 import { type FarmContext, queueHorizonSeconds } from './config.ts';
-import { DuplicateUpscaleError, FarmError, InvalidJobStateError, JobNotFoundError, NoCapableWorkerError } from './errors.ts';
+import { DuplicateUpscaleError, FarmError, InvalidJobStateError, JobNotFoundError, NoCapableWorkerError, PictureAllowanceError } from './errors.ts';
 import { recordEvent } from './events.ts';
 import { cancelledByText } from './failure.ts';
 import { checkFollowUpParent, isFollowUpKind } from './follow-up-rule.ts';
@@ -78,10 +78,33 @@ export async function submitJob(farm: FarmContext, input: SubmitJobInput): Promi
       return inserted;
     });
     const stored = Object.entries(pictures).map(([name, { bytes, mime }]) => ({ jobId: row.id, name, mime, bytes: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) }));
-    if (stored.length) await tx.insert(jobInputs).values(stored);
+    if (stored.length) {
+      // Under the user's row lock (the admission's): two submissions at once are counted in turn.
+      await refuseOverPictureAllowance(farm, tx, input.userId, stored.reduce((sum, s) => sum + s.bytes.byteLength, 0));
+      await tx.insert(jobInputs).values(stored);
+    }
     await recordEvent(tx, 'queued', { jobId: row.id, userId: row.userId, status: 'queued', attempt: 0 });
     return jobFromRow(row);
   });
+}
+
+/**
+ * Refuses pictures that would take what the user's jobs hold past the farm's maxHeldPictureBytes:
+ * the pictures of their jobs waiting or running, and of those that ended without a video and are
+ * not yet cleaned up (retention's unrenderedInputHours; 0 keeps them until the job goes). Pictures
+ * of done jobs are not counted: they made a video and were paid for.
+ */
+async function refuseOverPictureAllowance(farm: FarmContext, tx: Transaction, userId: string, newBytes: number): Promise<void> {
+  const hours = farm.config.retention.unrenderedInputHours;
+  const ended = hours > 0 ? sql`(j.status in ('failed', 'cancelled') and j.finished_at > now() - make_interval(hours => ${hours}::int))` : sql`j.status in ('failed', 'cancelled')`;
+  const [row] = await queryRows<{ held: string | number }>(
+    tx,
+    sql`select coalesce(sum(octet_length(i.bytes)), 0)::bigint as held from job_inputs i join jobs j on j.id = i.job_id
+        where j.user_id = ${userId} and (j.status in ('queued', 'running') or ${ended})`,
+  );
+  const held = Number(row?.held ?? 0);
+  const max = farm.config.maxHeldPictureBytes;
+  if (held + newBytes > max) throw new PictureAllowanceError(held, newBytes, max, hours);
 }
 
 /**

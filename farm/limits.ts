@@ -71,6 +71,15 @@ export const IMAGE_LIMITS = {
   maxPixels: Math.min(25_000_000, IMAGE_INPUT_LIMITS.maxPixels),
 } as const;
 
+/**
+ * The most picture bytes one member's jobs may hold while they wait or run, or after they ended
+ * without a video (until retention deletes those: BLENDFARM_RETENTION_UNRENDERED_INPUT_HOURS). A
+ * cancel refunds in full, so without it submitting pictures and cancelling stored them for free.
+ * Room for every active job's pictures at the default job limit (3 jobs × 4 pictures × 10 MiB) and
+ * a few cancelled ones.
+ */
+export const MAX_HELD_PICTURE_BYTES_PER_USER = 200 * 1024 * 1024;
+
 export type LimitName = keyof typeof LIMITS;
 
 /**

@@ -110,7 +110,7 @@ export async function registerFarmMetrics(farm: FarmContext, options: FarmMetric
 
   new Counter({
     name: 'blendfarm_submissions_refused_total',
-    help: 'Submissions refused, by reason (budget_exceeded, too_many_active_jobs, no_capable_worker, invalid_params)',
+    help: 'Submissions refused, by reason (budget_exceeded, too_many_active_jobs, too_many_pictures, no_capable_worker, invalid_params)',
     labelNames: ['reason'] as const,
     registers: [registry],
     collect() {

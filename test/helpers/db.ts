@@ -177,7 +177,7 @@ export async function allBalances(db: FarmDb): Promise<Array<{ userId: string; b
   return rows.map((r) => ({ userId: r.id, balanceMs: Number(r.balance_ms), ledgerSumMs: Number(r.ledger_sum_ms) }));
 }
 
-export async function countRows(db: FarmDb, table: 'artifacts' | 'job_events' | 'budget_ledger' | 'jobs', where = sql`true`): Promise<number> {
+export async function countRows(db: FarmDb, table: 'artifacts' | 'job_events' | 'budget_ledger' | 'jobs' | 'job_inputs', where = sql`true`): Promise<number> {
   const [row] = await queryRows<{ n: number }>(db.db, sql`select count(*)::int as n from ${sql.identifier(table)} where ${where}`);
   return row.n;
 }

@@ -1,0 +1,70 @@
+// The pictures one member's jobs may hold (maxHeldPictureBytes): a cancel refunds in full, so
+// submitting pictures and cancelling at once stored them for free (a hostile review: ~20 MiB per
+// cycle, kept until retention). Jobs waiting or running, and those that ended without a video
+// within retention's window, count; done jobs and pictures retention has let go of do not.
+import { readFileSync } from 'node:fs';
+import { sql } from 'drizzle-orm';
+import { describe, expect, it } from 'vitest';
+import { type FarmDb, queryRows } from '../../db/client.ts';
+import type { FarmContext } from '../../farm/config.ts';
+import { PictureAllowanceError } from '../../farm/errors.ts';
+import { cancelJob, submitJob } from '../../farm/jobs.ts';
+import { auditBalance } from '../../farm/policy/budget.ts';
+import { BACKENDS, CHEAP_BLEND, countRows, farmContext, GENEROUS_BUDGET } from '../helpers/db.ts';
+import { useTestFarm } from '../helpers/farm.ts';
+
+const PHOTO = new Uint8Array(readFileSync(new URL('../fixtures/photos/coffee.png', import.meta.url)));
+const OTHER = new Uint8Array(readFileSync(new URL('../fixtures/photos/chelsea-crop.png', import.meta.url)));
+const PAIR = PHOTO.length + OTHER.length;
+
+describe.each(BACKENDS)('the pictures a member’s jobs may hold, on %s', (backend) => {
+  let db: FarmDb;
+  let farm: FarmContext;
+  let seq = 0;
+  // Room for one job's two pictures and a half.
+  useTestFarm(backend, {}, (t) => {
+    db = t.db;
+    farm = farmContext(db, { budget: GENEROUS_BUDGET, maxHeldPictureBytes: Math.round(PAIR * 1.5) });
+  });
+
+  const withPictures = (userId: string) =>
+    submitJob(farm, { kind: 'blend', userId, params: { ...CHEAP_BLEND, model: `held-${++seq}`, images: [{ index: 0 }, { index: 1 }] }, inputs: { 'image-1': PHOTO, 'image-2': OTHER } });
+
+  it('refuses pictures past the allowance while a cancelled job’s are kept, nothing stored or reserved; frees it when they age out or the job renders', async () => {
+    const first = await withPictures('hoarder');
+    await cancelJob(farm, first.id);
+
+    const jobsBefore = await countRows(db, 'jobs');
+    const inputsBefore = await countRows(db, 'job_inputs');
+    const balanceBefore = await auditBalance(db.db, 'hoarder');
+    const error = await withPictures('hoarder').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(PictureAllowanceError);
+    expect((error as PictureAllowanceError).code).toBe('too_many_pictures');
+    const mib = (n: number) => `${(n / (1024 * 1024)).toFixed(1)} MiB`;
+    expect((error as Error).message).toBe(
+      `Your jobs that are waiting or rendering, or ended without a video in the last 24 hours, hold ${mib(PAIR)} of pictures; this one's ${mib(PAIR)} would pass the ${mib(Math.round(PAIR * 1.5))} one member's jobs may hold. ` +
+        'Wait until they render or those pictures age out, or attach smaller pictures.',
+    );
+    expect(await countRows(db, 'jobs')).toBe(jobsBefore);
+    expect(await countRows(db, 'job_inputs')).toBe(inputsBefore);
+    expect(await auditBalance(db.db, 'hoarder')).toEqual(balanceBefore);
+
+    // Another member is not held to this one's pictures.
+    await cancelJob(farm, (await withPictures('neighbour')).id);
+
+    // Ended longer ago than retention keeps such pictures: no longer counted.
+    await db.db.execute(sql`update jobs set finished_at = now() - interval '25 hours' where id = ${first.id}`);
+    const second = await withPictures('hoarder');
+    expect(second.status).toBe('queued');
+
+    // A waiting job's pictures count; once it has rendered (done) they do not.
+    await expect(withPictures('hoarder')).rejects.toBeInstanceOf(PictureAllowanceError);
+    await db.db.execute(sql`update jobs set status = 'done', finished_at = now() where id = ${second.id}`);
+    expect((await withPictures('hoarder')).status).toBe('queued');
+    const [held] = await queryRows<{ n: number }>(db.db, sql`select count(*)::int as n from job_inputs i join jobs j on j.id = i.job_id where j.user_id = 'hoarder'`);
+    expect(held.n).toBe(6);
+  });
+});
