@@ -26,7 +26,8 @@ interface LockContents {
   startedAt: string;
 }
 
-function isProcessAlive(pid: number): boolean {
+/** Whether a process with this pid runs in this pid namespace (EPERM: it does, as another user). */
+export function isProcessAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

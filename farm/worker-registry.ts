@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import { and, asc, eq, isNull, sql, type SQL } from 'drizzle-orm';
 import type { Queryable } from '../db/client.ts';
+import { isProcessAlive } from '../db/pglite-lock.ts';
 import { workers, type JobKind } from '../db/schema.ts';
 import type { FarmContext } from './config.ts';
 import { type JobParams, type ModelAbility, modelAbilityFor, outputPixels } from './job-params.ts';
@@ -108,16 +109,6 @@ export function pidNamespace(): string | undefined {
   }
 }
 
-/** Whether a process with this pid runs in this pid namespace (EPERM: it does, as another user). */
-function processRuns(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** Instances of the workers this process started and has not stopped (claimWorkerId, releaseWorkerId). */
 const runningHere = new Set<string>();
 
@@ -145,7 +136,7 @@ export async function claimWorkerId(farm: FarmContext, worker: WorkerRegistratio
     if (sameMachine && holder.pid === worker.pid) {
       if (holder.instance !== null && runningHere.has(holder.instance)) throw new WorkerIdInUseError(worker.id, holder, true);
       log(`taking over worker id "${worker.id}" from an earlier worker of this process that ended without stopping`);
-    } else if (sameMachine && !processRuns(holder.pid)) {
+    } else if (sameMachine && !isProcessAlive(holder.pid)) {
       log(`taking over worker id "${worker.id}" from pid ${holder.pid} on this machine, which no longer runs (it ended without stopping)`);
     } else {
       const watchMs = Math.round((2 * farm.config.heartbeatSeconds + 1) * 1000);
