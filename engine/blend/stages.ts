@@ -7,6 +7,16 @@
  * the branch limit or the compute budget is reached. Injection step 0 is never used: a branch
  * needs parents' latents from the step before it.
  *
+ * The compute budget is a ceiling: the plan is the last one of that growth whose estimate
+ * (estimateSeconds) is within it: one more branch would exceed it. The reference
+ * (get_time_based_branching) estimates a plan, grows it and only then compares, so it returns the plan
+ * one branch past the first one over its budget (two past the last within it), and at least one
+ * branch per stage plus one however small the budget.
+ * When the branch limit or the budget holds fewer branches than there are stages, single branches are
+ * spread evenly over the injection steps from the first stage to the last (the depth range is kept,
+ * not cut from the shallow end); at least one branch is planned, even when the keyframes alone
+ * exceed the budget.
+ *
  * Turbo models (`oneStage`) get one stage at round(N * depthStrength) (Python's round: halves to even)
  * holding every branch, as the reference does for SDXL-Turbo (injection step 2 of 4): with so few
  * steps there is no tree to grow.
@@ -72,31 +82,23 @@ export function planStages(steps: number, depthStrength: number, budget: StageBu
     const idx = Math.min(steps - 1, Math.max(1, roundHalfEven(steps * depthStrength)));
     return [{ idx, stems: oneStageStems(steps, idx, budget, limit) }];
   }
-  if (limit < idxs.length) {
-    // Fewer branches than stages: spread single branches across the depth range.
-    const first = idxs[0];
-    const last = idxs[idxs.length - 1];
-    const spread = [...new Set(linspace(first, last, limit).map((v) => Math.round(v)))];
-    return spread.map((idx) => ({ idx, stems: 1 }));
+  const unet = budget.unetStepSeconds ?? 0;
+  const decode = budget.decodeSeconds ?? 0;
+  const fits = (stages: Stage[]) => budget.computeSeconds === undefined || withinBudget(estimateSeconds(stages, steps, unet, decode), budget.computeSeconds);
+  const stems = idxs.map(() => 1);
+  const plan = () => idxs.map((idx, s) => ({ idx, stems: stems[s] }));
+  if (limit < idxs.length || !fits(plan())) {
+    // Fewer branches than stages (by the limit or the budget): as many single branches as both
+    // allow, spread across the depth range. At least one, even if the keyframes alone overrun.
+    let best = spreadSingles(idxs, 1);
+    for (let n = 2; n <= Math.min(limit, idxs.length); n++) {
+      const spread = spreadSingles(idxs, n);
+      if (fits(spread)) best = spread;
+    }
+    return best;
   }
 
-  const stems = idxs.map(() => 1);
   const total = () => stems.reduce((a, b) => a + b, 0);
-  const cost = () =>
-    estimateSeconds(
-      idxs.map((idx, s) => ({ idx, stems: stems[s] })),
-      steps,
-      budget.unetStepSeconds ?? 0,
-      budget.decodeSeconds ?? 0,
-    );
-  if (budget.computeSeconds !== undefined && cost() > budget.computeSeconds) {
-    // Not even one branch per stage fits: keep as many early stages as do.
-    while (stems.length > 1 && cost() > budget.computeSeconds) {
-      stems.pop();
-      idxs.pop();
-    }
-    return idxs.map((idx, s) => ({ idx, stems: stems[s] }));
-  }
   // A hard ceiling so a tiny measured step time cannot plan an absurd tree.
   const ceiling = Math.min(limit, MAX_BRANCHES);
   for (;;) {
@@ -109,12 +111,24 @@ export function planStages(steps: number, depthStrength: number, budget: StageBu
       }
     }
     stems[target] += 1;
-    if (budget.computeSeconds !== undefined && cost() > budget.computeSeconds) {
+    if (!fits(plan())) {
       stems[target] -= 1; // the budget is a ceiling, not a target to overshoot
       break;
     }
   }
-  return idxs.map((idx, s) => ({ idx, stems: stems[s] }));
+  return plan();
+}
+
+/** `n` single branches at injection steps spread evenly from the first stage's to the last's (duplicates merged). */
+function spreadSingles(idxs: number[], n: number): Stage[] {
+  const first = idxs[0];
+  const last = idxs[idxs.length - 1];
+  return [...new Set(linspace(first, last, n).map((v) => Math.round(v)))].map((idx) => ({ idx, stems: 1 }));
+}
+
+/** An estimate within the budget, allowing for floating-point rounding in the sum (1e-9 of it). */
+function withinBudget(estimate: number, computeSeconds: number): boolean {
+  return estimate <= computeSeconds * (1 + 1e-9);
 }
 
 /** Branches in a single stage at `idx`: the branch limit, or as many as the compute budget holds (at least one). */
