@@ -5,6 +5,12 @@ import { discordWhen, duration, listInMessage, title, withWholeMovie } from '../
 import { userMessage } from '../errors.ts';
 import { interactionRoleIds } from '../permissions.ts';
 
+/** "1 GPU-second", "2.5 GPU-seconds" (at most one decimal). */
+const gpuSeconds = (n: number): string => {
+  const shown = Number(n.toFixed(1));
+  return `${shown} GPU-second${shown === 1 ? '' : 's'}`;
+};
+
 export const budget: Command = {
   data: new SlashCommandBuilder().setName('budget').setDescription('Your GPU-seconds: balance, next refill, your queued and running jobs'),
   async execute(interaction: ChatInputCommandInteraction, ctx: BotContext) {
@@ -18,9 +24,12 @@ export const budget: Command = {
       const b = await getBudget(ctx.farm, interaction.user.id, { guildId: interaction.guildId, roleIds: inServer ? interactionRoleIds(interaction) : [] }, 0);
       const active = await listJobs(ctx.farm, { userId: interaction.user.id, statuses: ['queued', 'running'] });
       const every = `every ${duration(b.refillPeriodSeconds)}`;
+      // A refill within a period of one to a smaller allowance adds only the difference (budget.ts).
       const refill = b.refillDue
         ? inServer
-          ? `A refill to ${b.refillGpuSeconds} is due: your next request here applies it (then one ${every}).`
+          ? b.refilledWithinPeriodGpuSeconds !== null && b.refillAddsGpuSeconds !== null
+            ? `A refill is due: your next request here adds ${gpuSeconds(b.refillAddsGpuSeconds)} (you were refilled to ${b.refilledWithinPeriodGpuSeconds} within this period; a larger allowance adds only the difference).`
+            : `A refill to ${b.refillGpuSeconds} is due: your next request here applies it (then one ${every}).`
           : `A refill is due: your next request applies it, with the allowance of the server you make it in (${b.refillGpuSeconds} outside servers).`
         : `Refills to ${b.refillGpuSeconds} ${every}; next refill ${discordWhen(b.nextRefillAt)}.`;
       const head = [

@@ -99,9 +99,22 @@ export interface BudgetStatus {
   /**
    * A refill period has ended and its refill is not applied yet: it is not in balanceGpuSeconds.
    * The member's next request with complete limits applies it (in a server: with that server's
-   * and the member's roles' allowance), topping up to the allowance of where it is made.
+   * and the member's roles' allowance), topping up to the allowance of where it is made, or, within
+   * the period of a refill to a smaller allowance, adding only the difference (refillAddsGpuSeconds).
    */
   refillDue: boolean;
+  /**
+   * What the due refill adds to the balance (GPU-seconds) when the member's next request with these
+   * limits applies it: dueRefill's top-up, the rule admission applies (so at most the allowance
+   * less the largest one the member was refilled to within the period). null: none is due.
+   */
+  refillAddsGpuSeconds: number | null;
+  /**
+   * When that cap decides refillAddsGpuSeconds (it adds only the difference, not the top-up to the
+   * allowance): the largest allowance the member was refilled to within the period. null otherwise
+   * (none due, or it tops up to the allowance).
+   */
+  refilledWithinPeriodGpuSeconds: number | null;
   /** Whether the limits shown are the member's whole limits here (ResolvedLimits.complete): false for a server with role overrides when the roles were not given. */
   limitsComplete: boolean;
   activeJobs: number;
@@ -328,6 +341,12 @@ export async function getBudget(farm: BudgetFarm, userId: string, context: Budge
     const limits = await resolveLimits(tx, farm.config, context);
     const user = await readUser(tx, userId);
     const active = await countActiveJobs(tx, userId);
+    // The due refill as admission would apply it with these limits (dueRefill's one rule; with
+    // limits that are not complete, what a request with just these limits would get). Read only.
+    const refillDue = isRefillDue(user, limits);
+    const refill = refillDue ? await dueRefill(tx, user, { ...limits, complete: true }) : undefined;
+    const withinMs = refill ? largestRefillWithinMs(user, limits) : 0;
+    const capped = refill !== undefined && withinMs > 0 && refill.topUpMs === allowanceMsOf(limits) - withinMs;
     const ledger = await tx
       .select()
       .from(budgetLedger)
@@ -341,7 +360,9 @@ export async function getBudget(farm: BudgetFarm, userId: string, context: Budge
       refillGpuSeconds: limits.refillGpuSeconds,
       refillPeriodSeconds: limits.refillPeriodSeconds,
       nextRefillAt: nextRefillAt(user, limits),
-      refillDue: isRefillDue(user, limits),
+      refillDue,
+      refillAddsGpuSeconds: refill ? refill.topUpMs / 1000 : null,
+      refilledWithinPeriodGpuSeconds: capped ? withinMs / 1000 : null,
       limitsComplete: limits.complete,
       activeJobs: active.count,
       maxActiveJobs: limits.maxActiveJobs,

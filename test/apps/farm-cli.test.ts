@@ -13,11 +13,12 @@ import { farmActivity } from '../../farm/activity.ts';
 import { FAKE_WARNING, FakeRenderer } from '../../farm/fake-renderer.ts';
 import { updateGuildSettings } from '../../farm/guilds.ts';
 import { FarmWorker } from '../../farm/worker.ts';
+import { markWorkerStopped, registerWorker } from '../../farm/worker-registry.ts';
 import { runTool } from '../helpers/cli.ts';
 import { BACKENDS, CHEAP_BLEND, farmContext, GENEROUS_BUDGET, type TestDatabase } from '../helpers/db.ts';
 import { recordEvent } from '../../farm/events.ts';
 import { submitJob } from '../../farm/jobs.ts';
-import { claimJob, failAttempt } from '../../farm/queue.ts';
+import { claimJob, completeJob, failAttempt } from '../../farm/queue.ts';
 import type { ClaimedJob } from '../../farm/types.ts';
 import { useTestFarm } from '../helpers/farm.ts';
 import { useTempDir } from '../helpers/temp-dir.ts';
@@ -152,6 +153,43 @@ describe.each(BACKENDS)('farm CLI on %s', (backend) => {
     await cli('submit', 'blend', 'x', 'y', '--user', 'op-due', '--json');
     const after = await cli('budget', '--user', 'op-due', '--guild', 'g-plain-cli');
     expect(after.stdout).toMatch(/; tops up to 1000 every 86400 s, next at \d{4}-\d{2}-\d{2}T[^ ]+Z\.$/);
+  });
+
+  it('budget says what a due refill adds when the period gave a smaller allowance already: 1 after a raise from 90 to 91, in text and --json', async () => {
+    const farm = { db, config: farmConfigFrom(loadConfig(ENV)) };
+    const here = { guildId: 'g-raise-cli', roleIds: [] };
+    await updateGuildSettings(farm, 'g-raise-cli', { refillGpuSeconds: 90 });
+    // Refilled to 90 here, 2 of them used (a worker of its own, known to the farm before the job comes).
+    const worker = { models: ['m-raise'], maxPixels: 1 << 30, executionProvider: 'test' };
+    await registerWorker(farm, { id: 'w-raise', host: 'test', pid: 1, concurrency: 1, capabilities: worker });
+    const job = await submitJob(farm, { kind: 'blend', userId: 'op-raise', ...here, params: { ...CHEAP_BLEND, model: 'm-raise' } });
+    const claimed = (await claimJob(farm, 'w-raise', worker)) as ClaimedJob;
+    expect(claimed.id).toBe(job.id);
+    await completeJob(farm, claimed, { artifact: { format: 'mp4', mime: 'video/mp4', sizeBytes: 1, meta: {}, data: Buffer.from('x') }, gpuSeconds: 2 });
+    await markWorkerStopped(farm, 'w-raise');
+    await updateGuildSettings(farm, 'g-raise-cli', { refillGpuSeconds: 91 });
+
+    const raised = await cli('budget', '--user', 'op-raise', '--guild', 'g-raise-cli', '--json');
+    expect(raised.json).toMatchObject({ balanceGpuSeconds: 88, refillDue: true, refillGpuSeconds: 91, refillAddsGpuSeconds: 1, refilledWithinPeriodGpuSeconds: 90 });
+    expect(Object.keys(raised.json).slice(-3)).toEqual(['refillAddsGpuSeconds', 'refilledWithinPeriodGpuSeconds', 'ledger']);
+    expect((await cli('budget', '--user', 'op-raise', '--guild', 'g-raise-cli')).stdout).toBe(
+      "op-raise: 88 GPU-seconds left (0 held by 0/20 active jobs); a refill is due: the member's next request with these limits adds 1 GPU-second (refilled to 90 within the period; a larger allowance adds only the difference).",
+    );
+    // The farm's 1000 outside servers: 1000 less the 90, not the top-up to 1000 (912).
+    const outside = await cli('budget', '--user', 'op-raise', '--json');
+    expect(outside.json).toMatchObject({ refillDue: true, refillGpuSeconds: 1000, refillAddsGpuSeconds: 910, refilledWithinPeriodGpuSeconds: 90 });
+
+    // An ordinary due refill (a new period) is worded as before, and its JSON names no cap.
+    await db.db.execute(sql`update users set last_refill_at = now() - interval '2 days' where id = 'op-raise'`);
+    await db.db.execute(sql`update budget_ledger set created_at = created_at - interval '2 days' where user_id = 'op-raise'`);
+    const ordinary = await cli('budget', '--user', 'op-raise', '--guild', 'g-raise-cli', '--json');
+    expect(ordinary.json).toMatchObject({ refillDue: true, refillAddsGpuSeconds: 3, refilledWithinPeriodGpuSeconds: null });
+    expect((await cli('budget', '--user', 'op-raise', '--guild', 'g-raise-cli')).stdout).toContain(
+      "a refill to 91 is due: the member's next request applies it, with the limits of where it is made.",
+    );
+    // Nothing due: both null.
+    await submitJob(farm, { kind: 'blend', userId: 'op-raise', ...here, params: { ...CHEAP_BLEND, model: 'm-raise' } });
+    expect((await cli('budget', '--user', 'op-raise', '--guild', 'g-raise-cli', '--json')).json).toMatchObject({ refillDue: false, refillAddsGpuSeconds: null, refilledWithinPeriodGpuSeconds: null });
   });
 
   it('upscales with the farm\'s factors (2|3|4) and a named --upscaler', async () => {
