@@ -25,8 +25,9 @@
  *   its invite does not ask for: INVITE_PERMISSIONS); elsewhere it stays, as reacting again then
  *   means taking it off first;
  * - a member who may not act on the job is told whose it is once per job and emoji within
- *   REACTION_NOTICE_WINDOW_MS; a member whose DM was refused (403) is not DM'd again about a
- *   reaction for DMS_CLOSED_MEMORY_MS; the channel's note that a reaction could not start is posted
+ *   REACTION_NOTICE_WINDOW_MS; a member whose DM
+ *   was refused (403) is not DM'd again about a reaction for DMS_CLOSED_MEMORY_MS (a DM waits for
+ *   the one still on its way to them); the channel's note that a reaction could not start is posted
  *   once per member and job within REACTION_NOTICE_WINDOW_MS.
  */
 import {
@@ -122,6 +123,8 @@ export class ReactionNotices {
   readonly refusals = new RecentKeys(REACTION_NOTICE_WINDOW_MS);
   readonly closedDms = new RecentKeys(DMS_CLOSED_MEMORY_MS);
   readonly notes = new RecentKeys(REACTION_NOTICE_WINDOW_MS);
+  /** The DM on its way to each member, if any: the next waits for it, so a refused one (403) is not followed by another. */
+  readonly dmsUnderway = new Map<string, Promise<unknown>>();
 
   /** Forgets all of it about `userId`, as the windows running out would (tests: a member who has opened their DMs). */
   forget(userId: string): void {
@@ -256,7 +259,21 @@ class ReactionRequest {
 
   /** The refusal by DM; false when it was not sent (it failed, or their DMs were found closed lately: not tried). */
   private async sendDm(why: string): Promise<boolean> {
+    // Reactions toggled quickly refuse concurrently (a busy re-roll, then the budget): the second
+    // DM waits for the first, and is not tried once that one found their DMs closed.
+    const underway = this.notices.dmsUnderway.get(this.user.id);
+    if (underway) await underway;
     if (this.notices.closedDms.has(`${this.user.id}:`)) return false;
+    const attempt = this.tryDm(why);
+    this.notices.dmsUnderway.set(this.user.id, attempt);
+    try {
+      return await attempt;
+    } finally {
+      if (this.notices.dmsUnderway.get(this.user.id) === attempt) this.notices.dmsUnderway.delete(this.user.id);
+    }
+  }
+
+  private async tryDm(why: string): Promise<boolean> {
     const where = this.message.inGuild() ? ` in <#${this.message.channelId}>` : '';
     const on = this.parent ? `job #${this.parent.id}` : 'a video';
     try {

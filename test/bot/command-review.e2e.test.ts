@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buttonsOf, type FakeDiscord, type FakeUser, type InteractionHandle, type StoredMessage } from '../fake-discord/index.ts';
 import { type BotFarm, hasVideo, startBotFarm, stopBotFarm } from '../helpers/bot-farm.ts';
+import { until } from '../helpers/until.ts';
 import { getGuildSettings, LIMITS, listJobs, variationFrames, type FarmContext, type Job } from '../../farm/index.ts';
 import { commands } from '../../bot/commands/index.ts';
 import { MAX_VARY_FRAMES, nearestVaryFrames, variationShape } from '../../bot/commands/vary.ts';
@@ -35,13 +36,6 @@ beforeAll(async () => {
 afterAll(() => stopBotFarm(running ?? {}));
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const until = async (check: () => boolean, timeoutMs: number, what: string) => {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-};
 const finished = (m: StoredMessage) => hasVideo(m) && buttonsOf(m).some((b) => b.customId?.startsWith('bf:reroll:'));
 const newest = async (): Promise<Job> => (await listJobs(farm, { order: 'newest', limit: 1 }))[0];
 
