@@ -76,7 +76,7 @@ Options:
   --duration S          seconds ${kind === 'blend' ? 'of video' : 'per segment'} up to ${MAX_SEGMENT_SECONDS} (default: ${DEFAULT_DURATION})${kind === 'movie' ? '\n  --durations S,S,...   seconds for each segment' : ''}
   --fps N               frames per second, ${MIN_FPS}..${MAX_FPS} (default: ${DEFAULT_FPS})
   --branches N          budget: images in the tree per transition, both ends included, 2 to ${MAX_BRANCHES} (default: ${DEFAULT_BRANCHES})
-  --seconds S           budget instead: compute seconds per transition, from measured step times
+  --seconds S           budget instead: at most S estimated compute seconds per transition, from measured step times (keyframes and one branch always)
   --depth D             depth strength 0..1: where the tree branches (default: the model's, ${transitionDefaults('sd1').depthStrength})
   --mode NAME           ${transitionModes.join(' | ')} (default: ${DEFAULT_TRANSITION_MODE})
   --walk-frames N       distinct frames per segment for the walk modes, ${MIN_WALK_FRAMES}..${MAX_WALK_FRAMES} (default: ${DEFAULT_WALK_FRAMES})
