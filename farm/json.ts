@@ -66,6 +66,8 @@ export function budgetToJson(budget: BudgetStatus) {
     limitsComplete: budget.limitsComplete,
     activeJobs: budget.activeJobs,
     maxActiveJobs: budget.maxActiveJobs,
+    refillAddsGpuSeconds: budget.refillAddsGpuSeconds,
+    refilledWithinPeriodGpuSeconds: budget.refilledWithinPeriodGpuSeconds,
     ledger: budget.ledger.map((entry) => ({ ...entry, createdAt: entry.createdAt.toISOString() })),
   };
 }

@@ -582,10 +582,7 @@ export async function farmCli(argv: string[], io: CliIo = {}): Promise<number> {
           : budget.refilledWithinPeriodGpuSeconds !== null
             ? `a refill is due: the member's next request with these limits adds ${budget.refillAddsGpuSeconds} GPU-second${budget.refillAddsGpuSeconds === 1 ? '' : 's'} (refilled to ${budget.refilledWithinPeriodGpuSeconds} within the period; a larger allowance adds only the difference)${scope}.`
             : `a refill to ${budget.refillGpuSeconds} is due: the member's next request applies it, with the limits of where it is made${scope}.`;
-        // What the due refill adds, before the ledger (budgetToJson, farm/json.ts, leaves it out).
-        const { ledger, ...json } = budgetToJson(budget);
-        const due = { refillAddsGpuSeconds: budget.refillAddsGpuSeconds, refilledWithinPeriodGpuSeconds: budget.refilledWithinPeriodGpuSeconds };
-        print(`${granted}${budget.userId}: ${budget.balanceGpuSeconds} GPU-seconds left (${budget.heldGpuSeconds} held by ${budget.activeJobs}/${budget.maxActiveJobs} active jobs); ${refill}`, { ...json, ...due, ledger });
+        print(`${granted}${budget.userId}: ${budget.balanceGpuSeconds} GPU-seconds left (${budget.heldGpuSeconds} held by ${budget.activeJobs}/${budget.maxActiveJobs} active jobs); ${refill}`, budgetToJson(budget));
         return 0;
       }
 
