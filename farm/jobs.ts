@@ -96,7 +96,7 @@ export async function submitJob(farm: FarmContext, input: SubmitJobInput): Promi
  */
 async function refuseOverPictureAllowance(farm: FarmContext, tx: Transaction, userId: string, newBytes: number): Promise<void> {
   const hours = farm.config.retention.unrenderedInputHours;
-  const ended = hours > 0 ? sql`(j.status in ('failed', 'cancelled') and j.finished_at > now() - make_interval(hours => ${hours}::int))` : sql`j.status in ('failed', 'cancelled')`;
+  const ended = hours > 0 ? sql`(j.status in ('failed', 'cancelled') and j.finished_at > now() - make_interval(secs => ${hours * 3600}::float8))` : sql`j.status in ('failed', 'cancelled')`;
   const [row] = await queryRows<{ held: string | number }>(
     tx,
     sql`select coalesce(sum(octet_length(i.bytes)), 0)::bigint as held from job_inputs i join jobs j on j.id = i.job_id

@@ -432,14 +432,16 @@ export async function reapExpiredLeases(farm: FarmContext, limit = 50): Promise<
  * Takes back, at once, the running jobs of a worker id whose process ended (a new process took the
  * id over: claimWorkerId): as the reaper would once their leases ran out, each attempt fails and
  * the job is queued again. Jobs on their last attempt are left to the reaper and its grace, so a
- * render the ended process spooled on another machine can still complete them. `why`: what ended.
+ * render the ended process spooled on another machine can still complete them. `why`: what ended;
+ * `exceptLeaseTokens`: leases whose render waits in the caller's spool (left to complete from it).
  */
-export async function takeBackJobsOf(farm: FarmContext, workerId: string, why: string): Promise<number> {
+export async function takeBackJobsOf(farm: FarmContext, workerId: string, why: string, exceptLeaseTokens: readonly string[] = []): Promise<number> {
   return farm.db.db.transaction(async (tx) => {
     const held = await queryRows<{ id: string | number; lease_token: string; attempts: number }>(
       tx,
       sql`select id, lease_token, attempts from jobs
           where status = 'running' and worker_id = ${workerId} and attempts < max_attempts
+            and not (lease_token::text = any(select jsonb_array_elements_text(${JSON.stringify(exceptLeaseTokens)}::jsonb)))
           order by id for update skip locked`,
     );
     for (const job of held) {

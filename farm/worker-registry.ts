@@ -100,10 +100,15 @@ export class WorkerIdInUseError extends Error {
   }
 }
 
-/** This process's pid namespace ("pid:[4026531836]"): pids compare only within one. Undefined off Linux. */
+/**
+ * Where this process's pid means something: the machine's boot (its boot id) and the pid namespace
+ * ("<boot id> pid:[4026531836]"). The namespace alone is not enough: every host's first one has the
+ * same number, so two machines (cloned VMs) with one host name would pass for one. Undefined off
+ * Linux: then no pid is checked, and a holder is watched instead.
+ */
 export function pidNamespace(): string | undefined {
   try {
-    return fs.readlinkSync('/proc/self/ns/pid');
+    return `${fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()} ${fs.readlinkSync('/proc/self/ns/pid')}`;
   } catch {
     return undefined;
   }
@@ -112,8 +117,13 @@ export function pidNamespace(): string | undefined {
 /** Instances of the workers this process started and has not stopped (claimWorkerId, releaseWorkerId). */
 const runningHere = new Set<string>();
 
-/** How a worker came to hold its id: 'free' (nobody live held it), or taken over from a holder that was gone. */
-export type WorkerIdClaim = { tookOver: false } | { tookOver: true; from: WorkerIdHolder };
+/**
+ * How a worker came to hold its id: nobody live held it, or taken over from a holder that was gone.
+ * `ended`: known to have ended (its pid no longer runs on this machine, or an earlier worker of this
+ * process); otherwise it only stopped heartbeating, and may still be rendering cut off from the
+ * database, so its jobs are left to their leases.
+ */
+export type WorkerIdClaim = { tookOver: false } | { tookOver: true; from: WorkerIdHolder; ended: boolean };
 
 /**
  * Registers a starting worker under its id, unless another live worker holds it. The row's holder
@@ -136,8 +146,10 @@ export async function claimWorkerId(farm: FarmContext, worker: WorkerRegistratio
     if (sameMachine && holder.pid === worker.pid) {
       if (holder.instance !== null && runningHere.has(holder.instance)) throw new WorkerIdInUseError(worker.id, holder, true);
       log(`taking over worker id "${worker.id}" from an earlier worker of this process that ended without stopping`);
+      claim = { tookOver: true, from: holder, ended: true };
     } else if (sameMachine && !isProcessAlive(holder.pid)) {
       log(`taking over worker id "${worker.id}" from pid ${holder.pid} on this machine, which no longer runs (it ended without stopping)`);
+      claim = { tookOver: true, from: holder, ended: true };
     } else {
       const watchMs = Math.round((2 * farm.config.heartbeatSeconds + 1) * 1000);
       const ago = Math.max(0, Math.round((Date.now() - holder.heartbeatAt.getTime()) / 1000));
@@ -150,8 +162,8 @@ export async function claimWorkerId(farm: FarmContext, worker: WorkerRegistratio
       if (now && now.instance === holder.instance && now.stoppedAt === null && now.heartbeatAt.getTime() > holder.heartbeatAt.getTime()) throw new WorkerIdInUseError(worker.id, now);
       if (now && now.instance !== holder.instance && now.live) throw new WorkerIdInUseError(worker.id, now);
       log(`taking over worker id "${worker.id}": the worker on ${holderText(holder)} ${now?.stoppedAt ? 'has stopped' : 'stopped heartbeating'}`);
+      claim = { tookOver: true, from: holder, ended: false };
     }
-    claim = { tookOver: true, from: holder };
   }
   await registerWorker(farm, worker);
   runningHere.add(worker.instance);

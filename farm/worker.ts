@@ -55,6 +55,11 @@ export interface FarmWorkerOptions {
   /** Where the worker's lines go; `level` is given for the lines that need attention (default: guessed by the logger). */
   log?: (line: string, level?: 'info' | 'warn' | 'error') => void;
   /**
+   * How long a stop of the worker's own (its id taken) lets running renders finish before they are
+   * handed back. Default DEFAULT_SHUTDOWN_GRACE_SECONDS (apps/worker: BLENDFARM_SHUTDOWN_GRACE_SECONDS).
+   */
+  graceMs?: number;
+  /**
    * Called once when another process has taken this worker's id since it started (it was started
    * under the same BLENDFARM_WORKER_ID): the worker logs it and is already stopping ('finish'),
    * so a process can end. Default: none.
@@ -146,6 +151,7 @@ export class FarmWorker {
   /** This process's hold on the worker id (the row's `instance`). */
   private readonly instance = randomUUID();
   private readonly onIdTaken: ((holder: WorkerIdHolder) => void) | undefined;
+  private readonly graceMs: number;
   /** Set once another process has taken the id (heartbeat). */
   private idTaken = false;
   readonly stats: WorkerStats = { claimed: 0, completed: 0, failedAttempts: 0, discarded: 0, released: 0, recovered: 0 };
@@ -182,6 +188,7 @@ export class FarmWorker {
     this.queue = new PQueue({ concurrency: this.concurrency });
     this.log = options.log ?? ((line) => console.log(`[worker ${this.id}] ${line}`));
     this.onIdTaken = options.onIdTaken;
+    this.graceMs = options.graceMs ?? DEFAULT_SHUTDOWN_GRACE_SECONDS * 1000;
     this.spool = this.farm.config.spoolDir ? new Spool(this.farm.config.spoolDir) : undefined;
   }
 
@@ -204,10 +211,14 @@ export class FarmWorker {
     // claimed, so the claim loop does not pick up one of their jobs and render it again.
     await this.removeSpoolStrays();
     await this.recoverSpool();
-    // The jobs the process it took the id over from was rendering (those the spool did not just
-    // complete) go back to the queue now, not when their leases run out.
-    if (claim.tookOver) {
-      const taken = await takeBackJobsOf(this.farm, this.id, `the process that held worker id ${this.id} (${holderText(claim.from)}) ended`);
+    // A pass an event started meanwhile is not waited for by recoverSpool: this waits for it too.
+    await this.recovering;
+    // The jobs a process known to have ended was rendering go back to the queue now, not when their
+    // leases run out; not those whose render waits in this spool (completed from it later). A holder
+    // that only stopped heartbeating may still be rendering, cut off: its jobs keep their leases.
+    if (claim.tookOver && claim.ended) {
+      const spooled = await this.spooledLeaseTokens();
+      const taken = await takeBackJobsOf(this.farm, this.id, `the process that held worker id ${this.id} (${holderText(claim.from)}) ended`, spooled);
       if (taken > 0) this.log(`took back ${taken} job(s) the previous holder of this id was rendering`);
     }
     this.heartbeatTimer = startInterval(() => {
@@ -254,6 +265,18 @@ export class FarmWorker {
     return this.stopPromise;
   }
 
+  /** The lease tokens of the renders waiting in this worker's spool (none without one, or when it cannot be read). */
+  private async spooledLeaseTokens(): Promise<string[]> {
+    const spool = this.spool;
+    if (!spool) return [];
+    try {
+      const entries = await Promise.all((await spool.names()).map((name) => spool.read(name)));
+      return entries.flatMap(({ entry }) => (entry ? [entry.leaseToken] : []));
+    } catch {
+      return [];
+    }
+  }
+
   private registration() {
     return { id: this.id, host: os.hostname(), pid: process.pid, pidNamespace: pidNamespace(), capabilities: this.capabilities, concurrency: this.concurrency, instance: this.instance };
   }
@@ -277,7 +300,7 @@ export class FarmWorker {
         'This one stops claiming jobs and stops once its running renders end; give each worker its own id.',
       'error',
     );
-    void this.stop('finish');
+    void this.stop('finish', this.graceMs);
     this.onIdTaken?.(beat);
   }
 

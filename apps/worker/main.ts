@@ -98,6 +98,7 @@ async function main(): Promise<void> {
     concurrency: spec.threads,
     id: workerId,
     log: lineLogger(logger),
+    graceMs: graceSeconds * 1000,
     // Another process was started under this id: the worker has logged it and is stopping; the
     // process ends once it has, with EXIT_ID_IN_USE (a restart would only be refused).
     onIdTaken: () => {

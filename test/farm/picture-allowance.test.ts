@@ -67,4 +67,12 @@ describe.each(BACKENDS)('the pictures a member’s jobs may hold, on %s', (backe
     const [held] = await queryRows<{ n: number }>(db.db, sql`select count(*)::int as n from job_inputs i join jobs j on j.id = i.job_id where j.user_id = 'hoarder'`);
     expect(held.n).toBe(6);
   });
+
+  it('works with a fractional retention window (BLENDFARM_RETENTION_UNRENDERED_INPUT_HOURS=0.5)', async () => {
+    const halfHour = farmContext(db, { budget: GENEROUS_BUDGET, maxHeldPictureBytes: PAIR * 3, retention: { artifactDays: 30, jobDays: 90, maxArtifactBytes: 0, unrenderedInputHours: 0.5 } });
+    const job = await submitJob(halfHour, { kind: 'blend', userId: 'halfhour', params: { ...CHEAP_BLEND, model: `held-${++seq}`, images: [{ index: 0 }, { index: 1 }] }, inputs: { 'image-1': PHOTO, 'image-2': OTHER } });
+    await cancelJob(halfHour, job.id);
+    const again = await submitJob(halfHour, { kind: 'blend', userId: 'halfhour', params: { ...CHEAP_BLEND, model: `held-${++seq}`, images: [{ index: 0 }, { index: 1 }] }, inputs: { 'image-1': PHOTO, 'image-2': OTHER } });
+    expect(again.status).toBe('queued');
+  });
 });

@@ -78,6 +78,26 @@ describe.each(BACKENDS)('worker ids on %s', (backend) => {
     }
   });
 
+  it('taking over from a holder that only stopped heartbeating leaves its jobs to their leases (it may be rendering, cut off from the database)', async () => {
+    const remote = await remoteWorker('gpu-cutoff');
+    const job = await submitJob(farm, { kind: 'blend', userId: 'cutoff-user', params: { ...CHEAP_BLEND, model: 'idm' } });
+    // The remote worker claimed it, then lost the database: no heartbeat, its lease still valid for a while.
+    const claimed = await claimJob(farm, 'gpu-cutoff', CAPS);
+    expect(claimed?.id).toBe(job.id);
+    remote.stop();
+    const lines: string[] = [];
+    const w = new FarmWorker({ farm, renderer: new FakeRenderer({ models: ['other-model'], maxPixels: 1024 * 1024 }), id: 'gpu-cutoff', log: (l) => lines.push(l) });
+    await w.start();
+    try {
+      expect(lines.some((l) => l.includes('stopped heartbeating'))).toBe(true);
+      expect(lines.some((l) => l.includes('took back'))).toBe(false);
+      const [row] = await queryRows<{ status: string; attempts: number; lease_token: string }>(farm.db.db, sql`select status, attempts, lease_token from jobs where id = ${job.id}`);
+      expect(row).toEqual({ status: 'running', attempts: 1, lease_token: claimed!.leaseToken });
+    } finally {
+      await w.stop();
+    }
+  });
+
   it('takes over at once an id held by a pid of this machine that no longer runs (a restart after a crash)', async () => {
     const deadPid = spawnSync(process.execPath, ['-e', '0']).pid!;
     await registerWorker(farm, { id: 'gpu-restarted', host: os.hostname(), pid: deadPid, pidNamespace: pidNamespace(), capabilities: { ...CAPS, models: ['model-gpu-restarted'] }, concurrency: 1, instance: randomUUID() });
