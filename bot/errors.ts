@@ -123,6 +123,9 @@ function noWorkerText(err: NoCapableWorkerError, optionNames: Readonly<Record<st
     case 'model':
     case 'ability': {
       const ability = err.ability ?? 'text';
+      // No worker has the main model at all (a text job would be refused too): leaving pictures out
+      // or making a new /movie would not help. Inpainting and variations have models of their own.
+      if (err.shortfall === 'model' && (ability === 'text' || ability === 'picture')) return `This farm can't render this right now: no render worker online has its model. ${ASK}`;
       if (err.kind === 'extend' && ability === 'picture') {
         return `This farm can't extend this video right now: it starts or ends at a picture, and no render worker online has a model that can continue from one. Make a new /movie instead, or ask the farm's operator.`;
       }

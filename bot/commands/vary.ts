@@ -39,11 +39,13 @@ export const MAX_VARY_FRAMES = (() => {
  * as near, the larger (the member asked for at least `frames`). The count itself when it splits.
  */
 export function nearestVaryFrames(frames: number): number {
+  if (!Number.isFinite(frames)) return DEFAULT_FRAMES;
   const asked = Math.min(Math.max(Math.round(frames), LIMITS.variationFrames.min), MAX_VARY_FRAMES);
-  for (let d = 0; ; d++) {
+  for (let d = 0; d <= MAX_VARY_FRAMES; d++) {
     if (asked + d <= MAX_VARY_FRAMES && variationShape(asked + d)) return asked + d;
     if (asked - d >= LIMITS.variationFrames.min && variationShape(asked - d)) return asked - d;
   }
+  return MAX_VARY_FRAMES; // unreachable: MAX_VARY_FRAMES itself splits
 }
 
 /** What the member is told when their frame count was changed to one that splits. */

@@ -261,10 +261,13 @@ class ReactionRequest {
   private async sendDm(why: string): Promise<boolean> {
     // Reactions toggled quickly refuse concurrently (a busy re-roll, then the budget): the second
     // DM waits for the first, and is not tried once that one found their DMs closed.
-    const underway = this.notices.dmsUnderway.get(this.user.id);
-    if (underway) await underway;
-    if (this.notices.closedDms.has(`${this.user.id}:`)) return false;
-    const attempt = this.tryDm(why);
+    // Chained before any await: each DM waits for the one before it, however many arrive at once.
+    const before = this.notices.dmsUnderway.get(this.user.id);
+    const attempt = (async () => {
+      if (before) await before;
+      if (this.notices.closedDms.has(`${this.user.id}:`)) return false;
+      return this.tryDm(why);
+    })();
     this.notices.dmsUnderway.set(this.user.id, attempt);
     try {
       return await attempt;

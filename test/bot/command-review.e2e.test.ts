@@ -62,6 +62,9 @@ describe('/vary frames', () => {
       if (variationShape(f)) expect(near).toBe(f);
     }
     expect([62, 72, 80, 90].map(nearestVaryFrames)).toEqual([63, 73, 81, 91]);
+    // Not a number (Discord sends none, the function is exported): the default, not an endless loop.
+    expect(nearestVaryFrames(Number.NaN)).toBe(nearestVaryFrames(Number.POSITIVE_INFINITY));
+    expect(variationShape(nearestVaryFrames(Number.NaN))).toBeDefined();
   });
 
   it('90 frames: rendered as 91, and the member is told so privately', async () => {

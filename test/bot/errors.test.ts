@@ -59,6 +59,17 @@ describe('userMessage', () => {
       expect(userMessage(size)).toBe("No render worker online can render a video this size right now. Try again later, or ask the farm's operator.");
     });
 
+    it('no worker has the model at all: no advice that would be refused in turn (leaving pictures out, a new /movie)', () => {
+      const other = { capabilities: { maxPixels: 4096 * 4096, models: ['some-other-model'], modelAbilities: { 'some-other-model': ['text', 'picture'] }, upscalers: [] } };
+      const blend = new NoCapableWorkerError({ kind: 'blend', model: 'demo', pixels: 262_144, ability: 'picture' }, [other]);
+      expect(blend.shortfall).toBe('model');
+      expect(userMessage(blend, () => {}, blendNames)).toBe("This farm can't render this right now: no render worker online has its model. Try again later, or ask the farm's operator.");
+      const extend = new NoCapableWorkerError({ kind: 'extend', model: 'demo', pixels: 262_144, ability: 'picture' }, [other]);
+      expect(userMessage(extend)).toBe("This farm can't render this right now: no render worker online has its model. Try again later, or ask the farm's operator.");
+      const text = new NoCapableWorkerError({ kind: 'movie', model: 'demo', pixels: 262_144, ability: 'text' }, [other]);
+      expect(userMessage(text)).toBe("This farm can't render this right now: no render worker online has its model. Try again later, or ask the farm's operator.");
+    });
+
     it('a /blend with pictures: the options to leave out; the operator’s message is unchanged', () => {
       const err = new NoCapableWorkerError({ kind: 'blend', model: 'demo', pixels: 262_144, ability: 'picture' }, [demo(['text'])]);
       expect(err.message).toBe(
