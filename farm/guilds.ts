@@ -34,6 +34,8 @@ export interface GuildSettingsPatch {
   role?: { roleId: string; override: RoleOverride | null };
   /** Merged into the render defaults; null clears them all. */
   defaults?: RenderDefaults | null;
+  /** With `defaults`: they replace the render defaults instead of being merged in (a reset with values, in one write). */
+  replaceDefaults?: boolean;
 }
 
 export async function getGuildSettings(farm: FarmContext, guildId: string): Promise<GuildSettings> {
@@ -104,7 +106,7 @@ export async function updateGuildSettings(farm: FarmContext, guildId: string, pa
     if (patch.defaults !== undefined) {
       const [row] = await tx.select({ settings: guilds.settings }).from(guilds).where(eq(guilds.id, guildId)).for('update');
       const current = (row?.settings ?? {}) as { defaults?: RenderDefaults };
-      const merged = patch.defaults === null ? {} : { ...(current.defaults ?? {}), ...defined(patch.defaults) };
+      const merged = patch.defaults === null ? {} : { ...(patch.replaceDefaults ? {} : (current.defaults ?? {})), ...defined(patch.defaults) };
       set.settings = { ...current, defaults: merged };
     }
     if (patch.role) {

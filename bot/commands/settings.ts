@@ -101,9 +101,8 @@ export const settings: Command = {
           format: interaction.options.getString('format') ?? undefined,
         };
         const setting = describeDefaults(given);
-        // reset with values: the old defaults are forgotten, then the values given are the defaults.
-        if (reset) s = await updateGuildSettings(ctx.farm, interaction.guildId, { defaults: null });
-        if (setting || !reset) s = await updateGuildSettings(ctx.farm, interaction.guildId, { defaults: given });
+        // reset with values: the values given replace the old defaults, in one write (nothing half done).
+        s = await updateGuildSettings(ctx.farm, interaction.guildId, reset && !setting ? { defaults: null } : { defaults: given, replaceDefaults: reset });
         if (reset) notes.push(setting ? `Forgot the previous render defaults, then set ${setting}.` : 'Forgot all render defaults.');
       } else if (sub === 'role') {
         const role = interaction.options.getRole('role', true);
