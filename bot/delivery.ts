@@ -569,7 +569,7 @@ export class JobMessenger {
     });
     try {
       let bytes = artifact.bytes;
-      let note: string | undefined = artifact.meta.shrunk ? '(Encoded at a lower quality to fit this server’s upload limit.)' : undefined;
+      let note: string | undefined = artifact.meta.shrunk ? "(Encoded at a lower quality to fit this server's upload limit.)" : undefined;
       const limit = job.params.maxBytes ?? DEFAULT_UPLOAD_LIMIT;
       if (bytes.length > limit) ({ bytes, note } = await this.shrink(artifact, limit, limit));
       // The server's real limit can be lower than we were told (413 / code 40005). Discord does

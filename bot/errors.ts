@@ -20,7 +20,7 @@ export class UserInputError extends Error {
 export class FarmTooSlowError extends UserInputError {
   override name = 'FarmTooSlowError';
   constructor() {
-    super("The render farm is slow to answer right now, so nothing was done; try again in a moment. If it keeps happening, tell a server admin.");
+    super("The render farm is slow to answer right now, so nothing was done; try again in a moment. If it keeps happening, tell the farm's operator.");
   }
 }
 
@@ -37,7 +37,7 @@ export class AccessUncheckedError extends UserInputError {
 }
 
 /** The farm's database could not be reached (the database handle logs the outage once, with its cause). */
-const DATABASE_UNREACHABLE = "The render farm's database isn't answering right now; try again in a minute. If it keeps happening, tell a server admin.";
+const DATABASE_UNREACHABLE = "The render farm's database isn't answering right now; try again in a minute. If it keeps happening, tell the farm's operator.";
 
 /**
  * The message for `err`. `optionNames` maps the farm's field names (the first words of a
@@ -66,7 +66,7 @@ export function userMessage(err: unknown, log: (msg: string) => void = console.e
   }
   const ref = randomBytes(4).toString('hex');
   log(`[bot] unexpected error (ref ${ref}): ${loggableError(err)}`);
-  return `Something went wrong on our side (reference \`${ref}\`). Please try again; if it keeps happening, tell a server admin the reference.`;
+  return `Something went wrong on our side (reference \`${ref}\`). Please try again; if it keeps happening, tell the farm's operator the reference.`;
 }
 
 const gpuSeconds = (seconds: number): string => (Math.round(seconds * 10) / 10).toString();

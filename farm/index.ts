@@ -71,7 +71,7 @@ export { getJobByMessageId } from './lookup.ts';
 export { type JobEvent, type JobEventType, type JobEventHandler, JOB_EVENTS_CHANNEL, onJobEvent } from './events.ts';
 export { type WaitOptions, waitForJob } from './wait.ts';
 export { countJobs, type FarmStatus, farmStatus, queuePosition } from './status.ts';
-export { reapExpiredLeases, expireQueuedJobs } from './queue.ts';
+export { reapExpiredLeases, expireQueuedJobs, humanDuration } from './queue.ts';
 export { type PruneOptions, type PruneReport, pruneFarm, describePrune } from './retention.ts';
 export { type WorkerInfo, listWorkers, findCapableWorkers, canRun, jobNeeds, abilitiesOf, providerKind, WorkerIdInUseError } from './worker-registry.ts';
 export { type Renderer, type RenderContext, type RenderResult, type RendererFactory, RenderError, MIME_TYPES, RESULT_WARNINGS, resultWarnings, userMessageOf } from './renderer.ts';

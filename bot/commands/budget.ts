@@ -36,7 +36,7 @@ export const budget: Command = {
         `**${b.balanceGpuSeconds.toFixed(1)} GPU-seconds** available (${b.heldGpuSeconds.toFixed(1)} held by your active jobs).`,
         refill,
         `Active jobs: ${b.activeJobs} of ${b.maxActiveJobs}.`,
-        ...(inServer ? [] : ['Outside a server the farm’s own limits apply; run /budget in a server to see its limits for you.']),
+        ...(inServer ? [] : ["Outside a server the farm's own limits apply; run /budget in a server to see its limits for you."]),
       ];
       const jobs = await Promise.all(active.map(async (j) => `• ${title(await withWholeMovie(ctx.farm, j))} (${j.status})`));
       await interaction.editReply(listInMessage({ head, items: jobs }));

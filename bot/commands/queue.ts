@@ -1,5 +1,5 @@
 import { MessageFlags, SlashCommandBuilder, type ChatInputCommandInteraction } from 'discord.js';
-import { countJobs, listJobs, listWorkers, providerKind, queuePosition, type Job, type WorkerInfo } from '../../farm/index.ts';
+import { countJobs, humanDuration, listJobs, listWorkers, providerKind, queuePosition, type Job, type WorkerInfo } from '../../farm/index.ts';
 import type { BotContext, Command } from '../context.ts';
 import { userMessage } from '../errors.ts';
 import { listInMessage } from '../format.ts';
@@ -15,6 +15,12 @@ export function workersText(workers: readonly Pick<WorkerInfo, 'capabilities' | 
   const kinds = gpu + cpu === 0 ? [] : [gpu && `${gpu} GPU`, cpu && `${cpu} CPU`, other && `${other} other`].filter(Boolean);
   const busy = workers.filter((w) => w.runningJobs > 0).length;
   return `**${workers.length}** worker${workers.length === 1 ? '' : 's'} online${kinds.length ? ` (${kinds.join(', ')})` : ''}, **${busy}** busy`;
+}
+
+/** How long a queued job waits for a worker before it expires (the farm's queue timeout). */
+function queueWaitText(farm: BotContext['farm']): string {
+  const timeout = farm.config.queueTimeoutSeconds;
+  return timeout > 0 ? `up to ${humanDuration(timeout)} for one` : 'until one starts';
 }
 
 /** "Your job #12 is rendering (40%)." */
@@ -41,7 +47,7 @@ export const queue: Command = {
       const tail: string[] = [];
       if (mine >= 0) tail.push(`Your next job is number ${mine + 1} in line (the order is fair across users, so it can move).`);
       else if (mineRunning.length === 0) tail.push('You have nothing waiting or rendering.');
-      if (workers.length === 0) tail.push("No render worker is online, so nothing is rendering; jobs wait until one starts. If it lasts, tell the farm's operator.");
+      if (workers.length === 0) tail.push(`No render worker is online, so nothing is rendering; queued jobs wait ${queueWaitText(ctx.farm)}. If it lasts, tell the farm's operator.`);
       await interaction.editReply(
         listInMessage({
           head: [`**${counts.queued}** waiting, **${counts.running}** rendering, ${workersText(workers)}.`],

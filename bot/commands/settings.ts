@@ -57,7 +57,7 @@ export const settings: Command = {
         .addStringOption((o) => sizeOption(o, 'Default frame size'))
         .addNumberOption((o) => durationOption(o, 'Default seconds per transition'))
         .addStringOption((o) => formatOption(o, 'Default video format'))
-        .addBooleanOption((o) => o.setName('reset').setDescription('Forget all server defaults')),
+        .addBooleanOption((o) => o.setName('reset').setDescription('Forget the current defaults first; values given here are then set')),
     )
     .addSubcommand((s) =>
       s
@@ -66,7 +66,7 @@ export const settings: Command = {
         .addRoleOption((o) => o.setName('role').setDescription('The role').setRequired(true))
         .addIntegerOption((o) => refillOption(o, 'GPU-seconds per period for this role (the farm may cap it)'))
         .addIntegerOption((o) => maxJobsOption(o, 'Queued + running jobs for this role (the farm may cap it)'))
-        .addBooleanOption((o) => o.setName('remove').setDescription('Remove this role’s override')),
+        .addBooleanOption((o) => o.setName('remove').setDescription("Remove this role's override")),
     ),
   async execute(interaction: ChatInputCommandInteraction, ctx: BotContext) {
     await interaction.deferReply({ flags: MessageFlags.Ephemeral });

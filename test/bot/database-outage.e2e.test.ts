@@ -69,7 +69,7 @@ describe('the database stops answering', () => {
       const r = await press.waitForResponse(6000);
       expect(r.latencyMs).toBeLessThan(3000);
       expect([r.type, r.ephemeral]).toEqual([4, true]);
-      expect(String(r.data?.content)).toBe('The render farm is slow to answer right now, so nothing was done; try again in a moment. If it keeps happening, tell a server admin.');
+      expect(String(r.data?.content)).toBe('The render farm is slow to answer right now, so nothing was done; try again in a moment. If it keeps happening, tell the farm\'s operator.');
     });
   });
 
@@ -79,7 +79,7 @@ describe('the database stops answering', () => {
       expect((await run.waitForResponse()).latencyMs).toBeLessThan(3000);
       const answer = await run.waitForOriginal((m) => Boolean(m.content), 15_000);
       expect(answer.ephemeral).toBe(true);
-      expect(answer.content).toBe("The render farm's database isn't answering right now; try again in a minute. If it keeps happening, tell a server admin.");
+      expect(answer.content).toBe("The render farm's database isn't answering right now; try again in a minute. If it keeps happening, tell the farm's operator.");
     });
   });
 
