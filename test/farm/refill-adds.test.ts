@@ -13,6 +13,7 @@ import { getBudget } from '../../farm/policy/budget.ts';
 import { claimJob, completeJob } from '../../farm/queue.ts';
 import { BACKENDS, CHEAP_BLEND } from '../helpers/db.ts';
 import { useTestFarm } from '../helpers/farm.ts';
+import { HOURLY_REFILL_CEILING } from '../helpers/db.ts';
 
 const HOUR = 3600;
 
@@ -23,11 +24,7 @@ describe.each(BACKENDS)('what a due refill adds, on %s', (backend) => {
   // A job costs exactly 1 GPU-second.
   useTestFarm(
     backend,
-    {
-      budget: { refillGpuSeconds: 10, refillPeriodSeconds: HOUR, maxActiveJobs: 10 },
-      guildCeilings: { maxRefillGpuSeconds: 100, minRefillPeriodSeconds: HOUR, maxActiveJobs: 10 },
-      cost: { overheadSeconds: 1, secondsPerMegapixelStep: 0, secondsPerMegapixelFrame: 0 },
-    },
+    HOURLY_REFILL_CEILING,
     (t) => ({ db, farm } = t),
   );
 

@@ -21,6 +21,7 @@ import { auditBalance, getBudget } from '../../farm/policy/budget.ts';
 import { claimJob, completeJob } from '../../farm/queue.ts';
 import { BACKENDS, CHEAP_BLEND } from '../helpers/db.ts';
 import { useTestFarm } from '../helpers/farm.ts';
+import { HOURLY_REFILL_CEILING } from '../helpers/db.ts';
 
 const HOUR = 3600;
 
@@ -31,11 +32,7 @@ describe.each(BACKENDS)('refills within the farm’s ceiling per period, on %s',
   // Servers may give at most 100 GPU-seconds per period of at least an hour; a job costs exactly 1.
   useTestFarm(
     backend,
-    {
-      budget: { refillGpuSeconds: 10, refillPeriodSeconds: HOUR, maxActiveJobs: 10 },
-      guildCeilings: { maxRefillGpuSeconds: 100, minRefillPeriodSeconds: HOUR, maxActiveJobs: 10 },
-      cost: { overheadSeconds: 1, secondsPerMegapixelStep: 0, secondsPerMegapixelFrame: 0 },
-    },
+    HOURLY_REFILL_CEILING,
     (t) => ({ db, farm } = t),
   );
 

@@ -181,3 +181,13 @@ export async function countRows(db: FarmDb, table: 'artifacts' | 'job_events' | 
   const [row] = await queryRows<{ n: number }>(db.db, sql`select count(*)::int as n from ${sql.identifier(table)} where ${where}`);
   return row.n;
 }
+
+/**
+ * Refill tests: the farm gives 10 GPU-seconds an hour, servers may give at most 100 per period of
+ * at least an hour, and every job costs exactly 1 GPU-second.
+ */
+export const HOURLY_REFILL_CEILING: FarmConfigOverrides = {
+  budget: { refillGpuSeconds: 10, refillPeriodSeconds: 3600, maxActiveJobs: 10 },
+  guildCeilings: { maxRefillGpuSeconds: 100, minRefillPeriodSeconds: 3600, maxActiveJobs: 10 },
+  cost: { overheadSeconds: 1, secondsPerMegapixelStep: 0, secondsPerMegapixelFrame: 0 },
+};
