@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { INPUT_NAMES, isConnectionError, loggableError } from '../farm/index.ts';
 import { BudgetExceededError, FarmError, JobParamsError, NoCapableWorkerError } from '../farm/index.ts';
-import { discordWhen } from './format.ts';
+import { discordWhen, gpuSeconds } from './format.ts';
 import { SMALLEST_SIZE_PIXELS } from './sizes.ts';
 
 /** Input the bot itself cannot map onto a request (e.g. a size choice it does not know). */
@@ -69,13 +69,11 @@ export function userMessage(err: unknown, log: (msg: string) => void = console.e
   return `Something went wrong on our side (reference \`${ref}\`). Please try again; if it keeps happening, tell the farm's operator the reference.`;
 }
 
-const gpuSeconds = (seconds: number): string => (Math.round(seconds * 10) / 10).toString();
-
 /** The farm's budget refusal with its refill time as a Discord timestamp (each reader's own clock), not an ISO string. */
 function budgetText(err: BudgetExceededError): string {
   return (
-    `This job needs about ${gpuSeconds(err.costGpuSeconds)} GPU-seconds but only ${gpuSeconds(err.balanceGpuSeconds)} are left; ` +
-    `the budget refills to ${gpuSeconds(err.refillGpuSeconds)} ${discordWhen(err.nextRefillAt)}; or ask for a smaller, shorter or lower-quality render.`
+    `This job needs about ${gpuSeconds(err.costGpuSeconds)} but you have ${gpuSeconds(err.balanceGpuSeconds)} left; ` +
+    `your budget tops up to ${gpuSeconds(err.refillGpuSeconds)} ${discordWhen(err.nextRefillAt)}; or ask for a smaller, shorter or lower-quality render.`
   );
 }
 

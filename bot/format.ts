@@ -137,6 +137,15 @@ export function duration(seconds: number): string {
  * ("in 3 hours"), `<t:UNIX:f>` ("3 December 2026 13:31"). Every time the bot shows goes through
  * this, never an ISO string.
  */
+/**
+ * GPU-seconds as every bot message shows them: at most one decimal, the unit spelled out and in the
+ * singular for exactly one ("1 GPU-second", "2.5 GPU-seconds", "0 GPU-seconds").
+ */
+export function gpuSeconds(seconds: number): string {
+  const shown = Number(seconds.toFixed(1));
+  return `${shown === 0 ? 0 : shown} GPU-second${shown === 1 ? '' : 's'}`;
+}
+
 export function discordTime(at: Date, style: 'R' | 'f' | 'F' | 't' | 'T' | 'd' | 'D' = 'f'): string {
   return `<t:${Math.floor(at.getTime() / 1000)}:${style}>`;
 }
@@ -180,7 +189,7 @@ export function escapeMarkdown(text: string): string {
 
 export function queuedText(job: Job, position: number | undefined): string {
   const where = position === undefined ? 'in the queue' : position <= 1 ? 'next in the queue' : `number ${position} in the queue`;
-  const head = [title(job), `Queued: ${where}. Reserved ${job.reservedGpuSeconds.toFixed(0)} GPU-seconds from your budget.`];
+  const head = [title(job), `Queued: ${where}. Reserved ${gpuSeconds(job.reservedGpuSeconds)} from your budget.`];
   // A prompt certainly longer than the text encoder reads, said before it renders (Cancel refunds).
   return listInMessage({ head, items: promptLengthNotices(job.kind, job.params).map((n) => `⚠️ ${escapeMarkdown(n)}`) }, JOB_TEXT_LENGTH);
 }
@@ -216,9 +225,10 @@ export function progressText(job: Job, progress: Omit<JobProgress, 'preview'> | 
 export function reactionsText(job: Pick<Job, 'kind' | 'params' | 'parentJobId' | 'guildId'>): string | undefined {
   if (job.guildId === null) return undefined;
   const kinds = followUpsFor(job);
-  const offered = [kinds.includes('upscale') ? '🔍 upscales it' : undefined, kinds.includes('reroll') ? '🔁 re-rolls it' : undefined].filter((t) => t !== undefined);
+  const offered = [kinds.includes('upscale') ? '🔍 to upscale it' : undefined, kinds.includes('reroll') ? '🔁 to re-roll it' : undefined].filter((t) => t !== undefined);
   if (offered.length === 0) return undefined;
-  return `Reacting with ${offered.join(' and ')}, as the button${offered.length > 1 ? 's do' : ' does'}.`;
+  // Who may: the same rights as the buttons (bot/permissions.ts, rightsOf).
+  return `Its maker (or a moderator) can also react with ${offered.join(' or ')}.`;
 }
 
 export function doneText(job: Job, meta: Record<string, unknown>, note?: string): string {
@@ -229,7 +239,7 @@ export function doneText(job: Job, meta: Record<string, unknown>, note?: string)
   if (typeof meta.keyframes === 'number') bits.push(`${meta.keyframes} keyframes`);
   const took = job.startedAt && job.finishedAt ? (job.finishedAt.getTime() - job.startedAt.getTime()) / 1000 : undefined;
   if (took !== undefined) bits.push(`rendered in ${duration(took)}`);
-  if (job.chargedGpuSeconds !== null) bits.push(`${job.chargedGpuSeconds.toFixed(1)} GPU-s`);
+  if (job.chargedGpuSeconds !== null) bits.push(`charged ${gpuSeconds(job.chargedGpuSeconds)}`);
   const reactions = reactionsText(job);
   const head = [title(job), bits.join(' · '), ...(note ? [note] : []), ...(reactions ? [reactions] : [])];
   // What the worker said about the result (a prompt cut short): one line each, as many as fit.
@@ -261,7 +271,7 @@ function failedSettlementText(job: Pick<Job, 'reservedGpuSeconds' | 'chargedGpuS
   const charged = job.chargedGpuSeconds ?? 0;
   if (charged <= 0) return 'Your reserved GPU-seconds were refunded.';
   const refunded = Math.max(0, job.reservedGpuSeconds - charged);
-  return `It was charged ${charged.toFixed(1)} GPU-seconds for the time it ran; the other ${refunded.toFixed(1)} of the ${job.reservedGpuSeconds.toFixed(1)} reserved went back to your budget.`;
+  return `It was charged ${gpuSeconds(charged)} for the time it ran; the other ${Number(refunded.toFixed(1))} of the ${Number(job.reservedGpuSeconds.toFixed(1))} reserved went back to your budget.`;
 }
 
 /** "Cancelled." by its owner; otherwise who did it, as far as the job's stored reason tells (farm: cancelledBy). */

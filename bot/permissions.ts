@@ -108,7 +108,7 @@ export function noJobOfYoursText(jobId: number, what: string): string {
  */
 export function onlyItsOwnerText(what: string): string {
   if (what === 'cancel') return 'Only the person who asked for this render (or a moderator) can cancel it.';
-  return `Only the person who made this video (or a moderator) can ${what} it; make your own with /blend.`;
+  return `Only the person who made this video (or a moderator) can ${what} it; make your own with /blend, /movie or /vary.`;
 }
 
 /**

@@ -1,15 +1,9 @@
 import { MessageFlags, SlashCommandBuilder, type ChatInputCommandInteraction } from 'discord.js';
 import { getBudget, listJobs } from '../../farm/index.ts';
 import type { BotContext, Command } from '../context.ts';
-import { discordWhen, duration, listInMessage, title, withWholeMovie } from '../format.ts';
+import { discordWhen, duration, gpuSeconds, listInMessage, title, withWholeMovie } from '../format.ts';
 import { userMessage } from '../errors.ts';
 import { interactionRoleIds } from '../permissions.ts';
-
-/** "1 GPU-second", "2.5 GPU-seconds" (at most one decimal). */
-const gpuSeconds = (n: number): string => {
-  const shown = Number(n.toFixed(1));
-  return `${shown} GPU-second${shown === 1 ? '' : 's'}`;
-};
 
 export const budget: Command = {
   data: new SlashCommandBuilder().setName('budget').setDescription('Your GPU-seconds: balance, next refill, your queued and running jobs'),
@@ -28,12 +22,12 @@ export const budget: Command = {
       const refill = b.refillDue
         ? inServer
           ? b.refilledWithinPeriodGpuSeconds !== null && b.refillAddsGpuSeconds !== null
-            ? `A refill is due: your next request here adds ${gpuSeconds(b.refillAddsGpuSeconds)} (you were refilled to ${b.refilledWithinPeriodGpuSeconds} within this period; a larger allowance adds only the difference).`
-            : `A refill to ${b.refillGpuSeconds} is due: your next request here applies it (then one ${every}).`
-          : `A refill is due: your next request applies it, with the allowance of the server you make it in (${b.refillGpuSeconds} outside servers).`
-        : `Refills to ${b.refillGpuSeconds} ${every}; next refill ${discordWhen(b.nextRefillAt)}.`;
+            ? `A refill is due: your next request here adds ${gpuSeconds(b.refillAddsGpuSeconds)} (you were refilled to ${gpuSeconds(b.refilledWithinPeriodGpuSeconds)} within this period; a larger allowance adds only the difference).`
+            : `A refill to ${gpuSeconds(b.refillGpuSeconds)} is due: your next request here applies it (then one ${every}).`
+          : `A refill is due: your next request applies it, with the allowance of the server you make it in (${gpuSeconds(b.refillGpuSeconds)} outside servers).`
+        : `Tops up to ${gpuSeconds(b.refillGpuSeconds)} ${every}; next refill ${discordWhen(b.nextRefillAt)}.`;
       const head = [
-        `**${b.balanceGpuSeconds.toFixed(1)} GPU-seconds** available (${b.heldGpuSeconds.toFixed(1)} held by your active jobs).`,
+        `**${gpuSeconds(b.balanceGpuSeconds)}** available (${Number(b.heldGpuSeconds.toFixed(1))} held by your active jobs).`,
         refill,
         `Active jobs: ${b.activeJobs} of ${b.maxActiveJobs}.`,
         ...(inServer ? [] : ["Outside a server the farm's own limits apply; run /budget in a server to see its limits for you."]),

@@ -2,6 +2,7 @@ import { MessageFlags, SlashCommandBuilder, type ChatInputCommandInteraction, ty
 import { cancelJob, cancelReason, endedText, getJob, listJobs, type Job } from '../../farm/index.ts';
 import type { BotContext, Command } from '../context.ts';
 import { userMessage } from '../errors.ts';
+import { gpuSeconds } from '../format.ts';
 import { mayActOn, noJobOfYoursText } from '../permissions.ts';
 
 /** Cancels `job` for a deferred interaction whose user may act on it (checked by the caller). */
@@ -11,7 +12,7 @@ export async function cancelJobFor(interaction: RepliableInteraction, ctx: BotCo
     const r = await cancelJob(ctx.farm, job.id, cancelReason(interaction.user.id));
     const whose = r.job.userId === interaction.user.id ? 'your' : "its owner's";
     await interaction.editReply(
-      r.cancelled ? `Cancelled job #${job.id}; ${r.refundedGpuSeconds.toFixed(1)} GPU-seconds went back to ${whose} budget.` : `Job #${job.id} had already ${endedText(r.job.status)}.`,
+      r.cancelled ? `Cancelled job #${job.id}; ${gpuSeconds(r.refundedGpuSeconds)} went back to ${whose} budget.` : `Job #${job.id} had already ${endedText(r.job.status)}.`,
     );
   } catch (err) {
     await interaction.editReply(userMessage(err, ctx.log));

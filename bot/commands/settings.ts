@@ -1,7 +1,7 @@
 import { MessageFlags, PermissionFlagsBits, SlashCommandBuilder, type ChatInputCommandInteraction, type SlashCommandIntegerOption } from 'discord.js';
 import { getGuildSettings, GUILD_LIMITS, updateGuildSettings, type ClampedSetting } from '../../farm/index.ts';
 import type { BotContext, Command } from '../context.ts';
-import { duration } from '../format.ts';
+import { duration, gpuSeconds } from '../format.ts';
 import { userMessage } from '../errors.ts';
 import { describeDefaults, durationOption, FARM_DEFAULTS_TEXT, formatOption, qualityOption, sizeOption } from '../render-options.ts';
 
@@ -20,7 +20,7 @@ function clampedText(c: ClampedSetting): string {
   const who = c.roleId ? ` for <@&${c.roleId}>` : '';
   switch (c.setting) {
     case 'refillGpuSeconds':
-      return `⚠️ Refill${who}: you asked for ${c.asked} GPU-seconds; clamped to the farm's ceiling of **${c.applied}**. The farm's operator sets the ceiling.`;
+      return `⚠️ Refill${who}: you asked for ${gpuSeconds(c.asked)}; clamped to the farm's ceiling of **${gpuSeconds(c.applied)}**. The farm's operator sets the ceiling.`;
     case 'refillPeriodSeconds':
       return `⚠️ Refill period: you asked for ${duration(c.asked)}; clamped to the farm's shortest period of **${duration(c.applied)}**. The farm's operator sets it.`;
     case 'maxActiveJobs':
@@ -118,9 +118,9 @@ export const settings: Command = {
       const lines = [
         ...notes,
         `Render defaults: ${defaults || `none (${FARM_DEFAULTS_TEXT})`}.`,
-        `Refill: **${s.refillGpuSeconds ?? d.refillGpuSeconds}** GPU-seconds every **${duration(s.refillPeriodSeconds ?? d.refillPeriodSeconds)}**${s.refillGpuSeconds === null ? ' (farm default)' : ''}.`,
+        `Refill: **${gpuSeconds(s.refillGpuSeconds ?? d.refillGpuSeconds)}** every **${duration(s.refillPeriodSeconds ?? d.refillPeriodSeconds)}**${s.refillGpuSeconds === null ? ' (farm default)' : ''}.`,
         `Max queued + running jobs per member: **${s.maxActiveJobs ?? d.maxActiveJobs}**${s.maxActiveJobs === null ? ' (farm default)' : ''}.`,
-        ...Object.entries(s.roleOverrides).map(([roleId, o]) => `• <@&${roleId}>: ${o.refillGpuSeconds !== undefined ? `${o.refillGpuSeconds} GPU-s` : 'default refill'}, ${o.maxActiveJobs !== undefined ? `${o.maxActiveJobs} jobs` : 'default job limit'}`),
+        ...Object.entries(s.roleOverrides).map(([roleId, o]) => `• <@&${roleId}>: ${o.refillGpuSeconds !== undefined ? gpuSeconds(o.refillGpuSeconds) : 'default refill'}, ${o.maxActiveJobs !== undefined ? `${o.maxActiveJobs} jobs` : 'default job limit'}`),
         ...clamped.map(clampedText),
       ];
       await interaction.editReply({ content: lines.join('\n'), allowedMentions: { parse: [] } });

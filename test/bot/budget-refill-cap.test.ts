@@ -64,11 +64,11 @@ describe.each(BACKENDS)('/budget says what a due refill adds (%s)', (backend) =>
 
     await updateGuildSettings(farm, home.id, { refillGpuSeconds: 91 });
     const capped = await lookAtBudget();
-    expect(capped).toContain('**60.0 GPU-seconds** available');
+    expect(capped).toContain('**60 GPU-seconds** available');
     expect(capped).toContain(
-      'A refill is due: your next request here adds 1 GPU-second (you were refilled to 90 within this period; a larger allowance adds only the difference).',
+      'A refill is due: your next request here adds 1 GPU-second (you were refilled to 90 GPU-seconds within this period; a larger allowance adds only the difference).',
     );
-    expect(capped).not.toContain('A refill to 91 is due');
+    expect(capped).not.toContain('A refill to 91 GPU-seconds is due');
 
     // The next request adds exactly that: 60 + 1 − 30.
     await renderOne('a kite over the sea');
@@ -81,7 +81,7 @@ describe.each(BACKENDS)('/budget says what a due refill adds (%s)', (backend) =>
     await farm.db.db.execute(sql`update budget_ledger set created_at = created_at - interval '2 days' where user_id = ${dana.id}`);
     expect(await getBudget(farm, dana.id, here())).toMatchObject({ refillDue: true, refillAddsGpuSeconds: 60, refilledWithinPeriodGpuSeconds: null });
     const ordinary = await lookAtBudget();
-    expect(ordinary).toContain('A refill to 91 is due: your next request here applies it (then one every 24h).');
+    expect(ordinary).toContain('A refill to 91 GPU-seconds is due: your next request here applies it (then one every 24h).');
     expect(fake.serverErrors).toEqual([]);
   });
 });

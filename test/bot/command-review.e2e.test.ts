@@ -150,7 +150,7 @@ describe('someone else’s video', () => {
     const press = fake.pressButton({ messageId: video.id, customId: `bf:reroll:${jobId}`, user: bob });
     const answer = await press.waitForOriginal((m) => m.interactionId === press.id, 10_000);
     expect(answer.ephemeral).toBe(true);
-    expect(answer.content).toBe('Only the person who made this video (or a moderator) can re-roll it; make your own with /blend.');
+    expect(answer.content).toBe('Only the person who made this video (or a moderator) can re-roll it; make your own with /blend, /movie or /vary.');
     expect((await listJobs(farm, { userId: bob.id })).length).toBe(0);
   });
 
@@ -167,7 +167,7 @@ describe('someone else’s video', () => {
     const before = (await listJobs(farm, {})).length;
     expect(fake.addReaction({ messageId: video.id, emoji: '🔍', user: bob }).delivered).toBe(true);
     const dm = await fake.waitForMessage((m) => m.channelId === fake.dmChannel(bob)?.id && m.createdAt >= since, 15_000);
-    expect(dm.content).toBe(`Your 🔍 on job #${jobId} in <#${video.channelId}> did not upscale it. Only the person who made this video (or a moderator) can upscale it; make your own with /blend.`);
+    expect(dm.content).toBe(`Your 🔍 on job #${jobId} in <#${video.channelId}> did not upscale it. Only the person who made this video (or a moderator) can upscale it; make your own with /blend, /movie or /vary.`);
     await until(() => !(fake.message(video.id)!.reactions.get('🔍')?.has(bob.id) ?? false), 5000, 'the reaction removed');
     await sleep(200);
     expect(fake.messages(video.channelId).filter((m) => m.createdAt >= since)).toEqual([]);

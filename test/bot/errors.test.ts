@@ -103,7 +103,7 @@ describe('userMessage', () => {
     const budget = new BudgetExceededError(30, 5.04, new Date('2024-01-02T00:00:00Z'), 600);
     const text = userMessage(budget);
     expect(text).toBe(
-      'This job needs about 30 GPU-seconds but only 5 are left; the budget refills to 600 <t:1704153600:R> (<t:1704153600:f>); or ask for a smaller, shorter or lower-quality render.',
+      'This job needs about 30 GPU-seconds but you have 5 GPU-seconds left; your budget tops up to 600 GPU-seconds <t:1704153600:R> (<t:1704153600:f>); or ask for a smaller, shorter or lower-quality render.',
     );
     expect(text).not.toContain('2024-01-02T');
   });

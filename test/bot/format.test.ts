@@ -1,7 +1,7 @@
 // bot/format.ts: what a job's message says at each stage. Pure functions on a Job; no Discord.
 import { describe, expect, it } from 'vitest';
 import type { Job } from '../../farm/index.ts';
-import { BAR_WIDTH, CUT_MARK, discordTime, fitMessage, JOB_TEXT_LENGTH, listInMessage, MAX_MESSAGE_LENGTH, discordWhen, doneText, duration, escapeMarkdown, failedText, progressBar, progressText, queuedText, title } from '../../bot/format.ts';
+import { BAR_WIDTH, CUT_MARK, discordTime, fitMessage, JOB_TEXT_LENGTH, listInMessage, MAX_MESSAGE_LENGTH, discordWhen, doneText, duration, escapeMarkdown, gpuSeconds, failedText, progressBar, progressText, queuedText, title } from '../../bot/format.ts';
 
 /** The text as it comes back from UTF-8 (a lone half of an emoji does not: it becomes U+FFFD). */
 const utf8 = (text: string) => Buffer.from(text, 'utf8').toString('utf8');
@@ -40,6 +40,10 @@ function job(overrides: Partial<Job> = {}, params: Partial<Job['params']> = {}):
 }
 
 describe('pieces', () => {
+  it('GPU-seconds read one way everywhere: at most one decimal, the unit spelled out, singular for exactly one', () => {
+    expect([1, 2.5, 0, 0.04, 12.345, 1.04, 90].map(gpuSeconds)).toEqual(['1 GPU-second', '2.5 GPU-seconds', '0 GPU-seconds', '0 GPU-seconds', '12.3 GPU-seconds', '1 GPU-second', '90 GPU-seconds']);
+  });
+
   it('times as Discord timestamps: whole seconds, relative and full', () => {
     const at = new Date('2026-12-03T13:31:28.631Z');
     expect(discordTime(at, 'R')).toBe('<t:1796304688:R>');
@@ -110,13 +114,13 @@ describe('pieces', () => {
 
 describe('each stage', () => {
   it('queued: the place in line (when known) and the GPU-seconds reserved', () => {
-    expect(queuedText(job(), undefined)).toBe('**Blend** #7: a cat → a dog\nQueued: in the queue. Reserved 12 GPU-seconds from your budget.');
+    expect(queuedText(job(), undefined)).toBe('**Blend** #7: a cat → a dog\nQueued: in the queue. Reserved 12.4 GPU-seconds from your budget.');
     expect(queuedText(job(), 1)).toMatch(/Queued: next in the queue\./);
     expect(queuedText(job(), 3)).toMatch(/Queued: number 3 in the queue\./);
     // A prompt certainly longer than CLIP reads, said before it renders; a movie of 16 such prompts still fits.
     const long = Array.from({ length: 90 }, () => 'cat').join(' ');
     expect(queuedText(job({}, { prompts: ['a cat', long] }), 1)).toBe(
-      `**Blend** #7: a cat → ${long.slice(0, 77)}…\nQueued: next in the queue. Reserved 12 GPU-seconds from your budget.\n` +
+      `**Blend** #7: a cat → ${long.slice(0, 77)}…\nQueued: next in the queue. Reserved 12.4 GPU-seconds from your budget.\n` +
         '⚠️ Prompt B is at least 90 CLIP tokens long; the text encoder reads 75, so its end will be cut off: shorten it to keep every word.',
     );
     const movie = queuedText(job({ kind: 'movie' }, { prompts: Array.from({ length: 16 }, () => `${long} *x*`), negativePrompt: long }), 1);
@@ -150,16 +154,16 @@ describe('each stage', () => {
   it('done: the seeds to reproduce it, keyframes, render time, GPU-seconds charged, and a note', () => {
     const done = job({ status: 'done', startedAt: new Date('2024-01-01T00:00:00Z'), finishedAt: new Date('2024-01-01T00:01:05Z'), chargedGpuSeconds: 8.25 });
     expect(doneText(done, { seeds: [42, 43], keyframes: 9 })).toBe(
-      '**Blend** #7: a cat → a dog\nseeds 42, 43 · 9 keyframes · rendered in 1m 05s · 8.3 GPU-s\nReacting with 🔍 upscales it and 🔁 re-rolls it, as the buttons do.',
+      '**Blend** #7: a cat → a dog\nseeds 42, 43 · 9 keyframes · rendered in 1m 05s · charged 8.3 GPU-seconds\nIts maker (or a moderator) can also react with 🔍 to upscale it or 🔁 to re-roll it.',
     );
     // Without the renderer's seeds, the job's; a note goes on its own line.
-    expect(doneText(job({ status: 'done' }), {}, '(smaller)')).toBe('**Blend** #7: a cat → a dog\nseeds 42, 43\n(smaller)\nReacting with 🔍 upscales it and 🔁 re-rolls it, as the buttons do.');
+    expect(doneText(job({ status: 'done' }), {}, '(smaller)')).toBe('**Blend** #7: a cat → a dog\nseeds 42, 43\n(smaller)\nIts maker (or a moderator) can also react with 🔍 to upscale it or 🔁 to re-roll it.');
   });
 
   it('done: the 🔍/🔁 reactions said only for the follow-ups the job offers, and only in a server', () => {
     // A variation animation offers only Re-roll; an upscale no second upscale.
-    expect(doneText(job({ status: 'done', kind: 'vary' }, { variation: { variations: 4, intermediate: 2, noiseShift: 0.1 } }), {})).toBe('**Variation** #7: a cat → a dog\nseeds 42, 43\nReacting with 🔁 re-rolls it, as the button does.');
-    expect(doneText(job({ status: 'done', kind: 'upscale', parentJobId: 3 }), {})).toBe('**Upscale** #7 of #3: a cat → a dog\nseeds 42, 43\nReacting with 🔁 re-rolls it, as the button does.');
+    expect(doneText(job({ status: 'done', kind: 'vary' }, { variation: { variations: 4, intermediate: 2, noiseShift: 0.1 } }), {})).toBe('**Variation** #7: a cat → a dog\nseeds 42, 43\nIts maker (or a moderator) can also react with 🔁 to re-roll it.');
+    expect(doneText(job({ status: 'done', kind: 'upscale', parentJobId: 3 }), {})).toBe('**Upscale** #7 of #3: a cat → a dog\nseeds 42, 43\nIts maker (or a moderator) can also react with 🔁 to re-roll it.');
     // In a DM the bot reads no reactions: the buttons only.
     expect(doneText(job({ status: 'done', guildId: null }), {})).toBe('**Blend** #7: a cat → a dog\nseeds 42, 43');
   });
@@ -167,7 +171,7 @@ describe('each stage', () => {
   it('done: the worker’s warnings, one escaped line each, as many as fit the message', () => {
     const cut = 'Prompt B is 93 CLIP tokens long; the text encoder reads 75 (77 CLIP tokens with its start and end), so its end was cut off: shorten it to keep every word.';
     expect(doneText(job({ status: 'done' }), { seeds: [42, 43], warnings: [cut, 'a *bold* @everyone\nline', 7] }, '(smaller)')).toBe(
-      `**Blend** #7: a cat → a dog\nseeds 42, 43\n(smaller)\nReacting with 🔍 upscales it and 🔁 re-rolls it, as the buttons do.\n⚠️ ${cut}\n⚠️ a \\*bold\\* @\u200beveryone line`,
+      `**Blend** #7: a cat → a dog\nseeds 42, 43\n(smaller)\nIts maker (or a moderator) can also react with 🔍 to upscale it or 🔁 to re-roll it.\n⚠️ ${cut}\n⚠️ a \\*bold\\* @\u200beveryone line`,
     );
     // A 16-prompt movie whose every prompt was cut: as many lines as fit, and how many more.
     const many = Array.from({ length: 17 }, (_, i) => cut.replace('Prompt B', `Prompt ${i + 1}`));
@@ -188,7 +192,7 @@ describe('each stage', () => {
     const timedOut = job({ status: 'failed', attempts: 1, error: 'The render took longer than 600 s', userError: 'The render took longer than 600 s', reservedGpuSeconds: 12.4, chargedGpuSeconds: 10 });
     expect(failedText(timedOut)).toBe(
       '**Blend** #7: a cat → a dog\nThe render failed after 1 attempt: The render took longer than 600 s\n' +
-        'It was charged 10.0 GPU-seconds for the time it ran; the other 2.4 of the 12.4 reserved went back to your budget. Try again, or change the settings.',
+        'It was charged 10 GPU-seconds for the time it ran; the other 2.4 of the 12.4 reserved went back to your budget. Try again, or change the settings.',
     );
     expect(failedText(timedOut)).not.toMatch(/reserved GPU-seconds were refunded/);
     expect(failedText(job({ status: 'cancelled' }))).toBe('**Blend** #7: a cat → a dog\nCancelled. Unused GPU-seconds went back to your budget.');

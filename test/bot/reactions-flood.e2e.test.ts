@@ -92,7 +92,7 @@ describe('a member who may not act on the video toggles 🔁 30 times', () => {
     const dms = made.filter((r) => r.method === 'POST' && r.path === `/channels/${dm}/messages`);
     expect(dms.length).toBe(1);
     expect(fake.messages(dm).filter((m) => m.createdAt >= since).map((m) => m.content)).toEqual([
-      `Your 🔁 on job #${parentId} in <#${parent.channelId}> did not re-roll it. Only the person who made this video (or a moderator) can re-roll it; make your own with /blend.`,
+      `Your 🔁 on job #${parentId} in <#${parent.channelId}> did not re-roll it. Only the person who made this video (or a moderator) can re-roll it; make your own with /blend, /movie or /vary.`,
     ]);
     expect(made.filter((r) => r.route === REACTION_OF_USER)).toEqual([]);
     expect(made.filter((r) => r.path === `/guilds/${invited.id}/members/${bob.id}`)).toEqual([]);

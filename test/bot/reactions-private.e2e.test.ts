@@ -91,7 +91,7 @@ describe('a refused reaction is told privately', () => {
     const since = Date.now();
     expect(fake.addReaction({ messageId: parent.id, emoji: '🔁', user: alice }).delivered).toBe(true);
     const dm = await fake.waitForMessage((m) => m.channelId === fake.dmChannel(alice)?.id && m.content.includes(`#${parentId}`), 15_000);
-    expect(dm.content).toMatch(new RegExp(`^Your 🔁 on job #${parentId} in <#${renders.id}> did not re-roll it\\. This job needs about [\\d.]+ GPU-seconds but only 0 are left; the budget refills to 1000 <t:\\d+:R> \\(<t:\\d+:f>\\)`));
+    expect(dm.content).toMatch(new RegExp(`^Your 🔁 on job #${parentId} in <#${renders.id}> did not re-roll it\\. This job needs about [\\d.]+ GPU-seconds but you have 0 GPU-seconds left; your budget tops up to 1000 GPU-seconds <t:\\d+:R> \\(<t:\\d+:f>\\)`));
     expect(dm.content).not.toMatch(/\d{4}-\d\d-\d\dT\d\d:/); // no ISO time
     const at = Number(/<t:(\d+):R>/.exec(dm.content)![1]);
     expect(Math.abs(at * 1000 - (Date.now() + 86_400_000))).toBeLessThan(120_000);
@@ -120,7 +120,7 @@ describe('a refused reaction is told privately', () => {
     const press = fake.pressButton({ messageId: parent.id, customId: `bf:reroll:${parentId}`, user: alice });
     const answer = await fake.waitForMessage((m) => m.interactionId === press.id && /GPU-seconds/.test(m.content), 10_000);
     expect(answer.ephemeral).toBe(true);
-    expect(answer.content).toMatch(/only 0 are left; the budget refills to 1000 <t:\d+:R> \(<t:\d+:f>\)/);
+    expect(answer.content).toMatch(/you have 0 GPU-seconds left; your budget tops up to 1000 GPU-seconds <t:\d+:R> \(<t:\d+:f>\)/);
   });
 });
 

@@ -77,7 +77,7 @@ describe.each(BACKENDS)('reactions use the member’s roles (%s)', (backend) => 
     expect(await getBudget(farm, alice.id, roles)).toMatchObject({ balanceGpuSeconds: 5, refillDue: true, activeJobs: 1, maxActiveJobs: 3 });
     // /budget says so and applies nothing (a look never starts a period).
     const look = await fake.sendSlashCommand({ commandName: 'budget', user: alice, guildId: home.id }).waitForOriginal((m) => /GPU-seconds/.test(m.content ?? ''), 10_000);
-    expect(look.content).toContain('**5.0 GPU-seconds** available');
+    expect(look.content).toContain('**5 GPU-seconds** available');
     expect(look.content).toContain('A refill to 3000 is due: your next request here applies it');
     expect(look.content).toContain('Active jobs: 1 of 3.');
     expect(await getBudget(farm, alice.id, roles)).toMatchObject({ balanceGpuSeconds: 5, refillDue: true });
@@ -98,7 +98,7 @@ describe.each(BACKENDS)('reactions use the member’s roles (%s)', (backend) => 
     // /budget now names the next refill as Discord timestamps (each reader's own clock), never an ISO string.
     const t = Math.floor(after.nextRefillAt.getTime() / 1000);
     const look2 = await fake.sendSlashCommand({ commandName: 'budget', user: alice, guildId: home.id }).waitForOriginal((m) => /GPU-seconds/.test(m.content ?? ''), 10_000);
-    expect(look2.content).toContain(`Refills to 3000 every 24h; next refill <t:${t}:R> (<t:${t}:f>).`);
+    expect(look2.content).toContain(`Tops up to 3000 GPU-seconds every 24h; next refill <t:${t}:R> (<t:${t}:f>).`);
     expect(look2.content).not.toMatch(/\d{4}-\d{2}-\d{2}T/);
   });
 

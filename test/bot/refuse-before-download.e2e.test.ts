@@ -48,7 +48,7 @@ afterAll(() => stopBotFarm(running ?? {}));
 
 describe('refusals that need no picture come before its download', () => {
   it('no budget left: the budget refusal with its numbers, privately; the CDN saw no request for the picture', async () => {
-    await refusedBeforeDownload(vary(), /^This job needs about [\d.]+ GPU-seconds but only 0 are left; the budget refills to 0 <t:\d+:R> \(<t:\d+:f>\); or ask for a smaller, shorter or lower-quality render\.$/);
+    await refusedBeforeDownload(vary(), /^This job needs about [\d.]+ GPU-seconds but you have 0 GPU-seconds left; your budget tops up to 0 GPU-seconds <t:\d+:R> \(<t:\d+:f>\); or ask for a smaller, shorter or lower-quality render\.$/);
   }, 30_000);
 
   it('with budget granted the same command downloads the picture once and renders it', async () => {

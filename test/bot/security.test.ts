@@ -255,7 +255,7 @@ describe.each(BACKENDS)('job rights across servers (%s)', (backend) => {
         const press = fake.pressButton({ messageId: finished.id, customId: `bf:${action}:${finishedId}`, user: bob });
         const r = await press.waitForResponse();
         expect([r.type, r.ephemeral]).toEqual([4, true]);
-        expect(String(r.data?.content)).toBe(`Only the person who made this video (or a moderator) can ${action === 'reroll' ? 're-roll' : action} it; make your own with /blend.`);
+        expect(String(r.data?.content)).toBe(`Only the person who made this video (or a moderator) can ${action === 'reroll' ? 're-roll' : action} it; make your own with /blend, /movie or /vary.`);
         await afterBotCaughtUp(bob);
         const trace = traceOf(press);
         expect(trace.calls).toEqual([CALLBACK]);
@@ -282,7 +282,7 @@ describe.each(BACKENDS)('job rights across servers (%s)', (backend) => {
       const set = fake.sendSlashCommand({ commandName: 'settings', user: homeOwner, guildId: home.id, subcommand: 'set', options: { refill: 10_000_000, 'period-hours': 1, 'max-jobs': 1000 } });
       const reply = await set.waitForOriginal((m) => /Refill/.test(m.content ?? ''), 10_000);
       expect(reply.ephemeral).toBe(true);
-      expect(reply.content).toMatch(/you asked for 10000000 GPU-seconds; clamped to the farm's ceiling of \*\*3600\*\*/);
+      expect(reply.content).toMatch(/you asked for 10000000 GPU-seconds; clamped to the farm's ceiling of \*\*3600 GPU-seconds\*\*/);
       expect(reply.content).toMatch(/you asked for 60m; clamped to the farm's shortest period of \*\*2h\*\*/);
       expect(reply.content).toMatch(/Job limit: you asked for 1000; clamped to the farm's ceiling of \*\*10\*\*/);
       expect(await getGuildSettings(farm, home.id)).toMatchObject({ refillGpuSeconds: 3600, refillPeriodSeconds: 7200, maxActiveJobs: 10 });
@@ -296,7 +296,7 @@ describe.each(BACKENDS)('job rights across servers (%s)', (backend) => {
       const role = fake.addRole('Patrons', 0n, home.id);
       const set = fake.sendSlashCommand({ commandName: 'settings', user: homeOwner, guildId: home.id, subcommand: 'role', options: { role: role.id, refill: 9_999_999, 'max-jobs': 500 } });
       const reply = await set.waitForOriginal((m) => /Refill/.test(m.content ?? ''), 10_000);
-      expect(reply.content).toMatch(new RegExp(`Refill for <@&${role.id}>: you asked for 9999999 GPU-seconds; clamped to the farm's ceiling of \\*\\*3600\\*\\*`));
+      expect(reply.content).toMatch(new RegExp(`Refill for <@&${role.id}>: you asked for 9999999 GPU-seconds; clamped to the farm's ceiling of \\*\\*3600 GPU-seconds\\*\\*`));
       expect(reply.content).toMatch(new RegExp(`Job limit for <@&${role.id}>: you asked for 500; clamped`));
       expect((await getGuildSettings(farm, home.id)).roleOverrides[role.id]).toEqual({ refillGpuSeconds: 3600, maxActiveJobs: 10 });
     });
