@@ -506,6 +506,43 @@ export function variationFrames(variation: NonNullable<JobParams['variation']>):
   return 1 + variation.variations * variation.intermediate;
 }
 
+/**
+ * `frames` (the whole animation, the picture included) as variations x intermediate:
+ * frames per variation as close to the default as divides frames - 1 within the limits, so the
+ * video has exactly the frames asked for; undefined when no such split exists (frames - 1 a prime
+ * above the most variations, say).
+ */
+export function variationShape(frames: number): { variations: number; intermediate: number } | undefined {
+  const steps = frames - 1;
+  if (!Number.isInteger(frames) || frames < LIMITS.variationFrames.min || frames > LIMITS.variationFrames.max) return undefined;
+  const fits = (i: number) => steps % i === 0 && steps / i >= LIMITS.variations.min && steps / i <= LIMITS.variations.max;
+  const candidates = Array.from({ length: LIMITS.intermediate.max - LIMITS.intermediate.min + 1 }, (_, k) => k + LIMITS.intermediate.min).sort(
+    (a, b) => Math.abs(a - DEFAULT_VARIATION.intermediate) - Math.abs(b - DEFAULT_VARIATION.intermediate) || a - b,
+  );
+  const intermediate = candidates.find(fits);
+  return intermediate === undefined ? undefined : { variations: steps / intermediate, intermediate };
+}
+
+/** The most frames a variation animation can have that split exactly (what /vary offers): the largest count within the farm's limits that splits (variationShape). */
+export const MAX_SPLITTABLE_VARIATION_FRAMES = (() => {
+  for (let f = LIMITS.variationFrames.max; f > LIMITS.variationFrames.min; f--) if (variationShape(f)) return f;
+  return LIMITS.variationFrames.min;
+})();
+
+/**
+ * The frame count nearest `frames` that splits (variationShape), up to MAX_SPLITTABLE_VARIATION_FRAMES; of two
+ * as near, the larger (they asked for at least `frames`). The count itself when it splits.
+ */
+export function nearestSplittableVariationFrames(frames: number): number {
+  if (!Number.isFinite(frames)) return variationFrames(DEFAULT_VARIATION);
+  const asked = Math.min(Math.max(Math.round(frames), LIMITS.variationFrames.min), MAX_SPLITTABLE_VARIATION_FRAMES);
+  for (let d = 0; d <= MAX_SPLITTABLE_VARIATION_FRAMES; d++) {
+    if (asked + d <= MAX_SPLITTABLE_VARIATION_FRAMES && variationShape(asked + d)) return asked + d;
+    if (asked - d >= LIMITS.variationFrames.min && variationShape(asked - d)) return asked - d;
+  }
+  return MAX_SPLITTABLE_VARIATION_FRAMES; // unreachable: MAX_SPLITTABLE_VARIATION_FRAMES itself splits
+}
+
 /** Names of the pictures stored with a job (job_inputs.name), as its parameters refer to them. */
 export const INPUT_NAMES = {
   /** The picture for prompt index i (0-based): image-1, image-2, ... */

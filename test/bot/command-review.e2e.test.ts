@@ -11,9 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buttonsOf, type FakeDiscord, type FakeUser, type InteractionHandle, type StoredMessage } from '../fake-discord/index.ts';
 import { type BotFarm, hasVideo, startBotFarm, stopBotFarm } from '../helpers/bot-farm.ts';
 import { until } from '../helpers/until.ts';
-import { getGuildSettings, LIMITS, listJobs, variationFrames, type FarmContext, type Job } from '../../farm/index.ts';
+import { getGuildSettings, LIMITS, listJobs, MAX_SPLITTABLE_VARIATION_FRAMES, nearestSplittableVariationFrames, variationFrames, variationShape, type FarmContext, type Job } from '../../farm/index.ts';
 import { commands } from '../../bot/commands/index.ts';
-import { MAX_VARY_FRAMES, nearestVaryFrames, variationShape } from '../../bot/commands/vary.ts';
 import { noJobOfYoursText } from '../../bot/permissions.ts';
 
 const PHOTO = readFileSync(new URL('../fixtures/photos/coffee.png', import.meta.url));
@@ -51,20 +50,20 @@ async function followUps(handle: InteractionHandle, count = 1): Promise<StoredMe
 describe('/vary frames', () => {
   it('the picker offers up to the largest count that splits (599 within 600), and every count in it renders', () => {
     const frames = optionOf('vary', 'frames');
-    expect([frames.min_value, frames.max_value]).toEqual([LIMITS.variationFrames.min, MAX_VARY_FRAMES]);
-    expect(MAX_VARY_FRAMES).toBe(599);
+    expect([frames.min_value, frames.max_value]).toEqual([LIMITS.variationFrames.min, MAX_SPLITTABLE_VARIATION_FRAMES]);
+    expect(MAX_SPLITTABLE_VARIATION_FRAMES).toBe(599);
     expect(variationShape(600)).toBeUndefined();
-    for (let f = LIMITS.variationFrames.min; f <= MAX_VARY_FRAMES; f++) {
-      const near = nearestVaryFrames(f);
+    for (let f = LIMITS.variationFrames.min; f <= MAX_SPLITTABLE_VARIATION_FRAMES; f++) {
+      const near = nearestSplittableVariationFrames(f);
       const shape = variationShape(near)!;
       expect(variationFrames({ ...shape, noiseShift: 0 })).toBe(near);
       expect(Math.abs(near - f)).toBeLessThanOrEqual(3);
       if (variationShape(f)) expect(near).toBe(f);
     }
-    expect([62, 72, 80, 90].map(nearestVaryFrames)).toEqual([63, 73, 81, 91]);
+    expect([62, 72, 80, 90].map(nearestSplittableVariationFrames)).toEqual([63, 73, 81, 91]);
     // Not a number (Discord sends none, the function is exported): the default, not an endless loop.
-    expect(nearestVaryFrames(Number.NaN)).toBe(nearestVaryFrames(Number.POSITIVE_INFINITY));
-    expect(variationShape(nearestVaryFrames(Number.NaN))).toBeDefined();
+    expect(nearestSplittableVariationFrames(Number.NaN)).toBe(nearestSplittableVariationFrames(Number.POSITIVE_INFINITY));
+    expect(variationShape(nearestSplittableVariationFrames(Number.NaN))).toBeDefined();
   });
 
   it('90 frames: rendered as 91, and the member is told so privately', async () => {
