@@ -5,6 +5,7 @@ import { eq, sql } from 'drizzle-orm';
 import { guilds, type RoleOverride } from '../db/schema.ts';
 import type { FarmContext } from './config.ts';
 import { defined } from './defined.ts';
+import { JobParamsError, modelIdIssue } from './job-params.ts';
 import { type GuildSettingName, guildSettingRanges } from './limits.ts';
 
 export { type GuildSettingName, guildSettingRanges } from './limits.ts';
@@ -15,6 +16,11 @@ export interface RenderDefaults {
   size?: string;
   duration?: number;
   format?: string;
+  /**
+   * The model /blend and /movie jobs name when the member names none (in place of the farm's main
+   * model, DEFAULT_MODELS.text; inpainting and variations keep their own models).
+   */
+  model?: string;
 }
 
 export interface GuildSettings {
@@ -68,7 +74,8 @@ export interface GuildSettingsUpdate extends GuildSettings {
 /**
  * Stores a server's settings. Values must be whole numbers (RangeError otherwise); those past the
  * operator's ceilings (or below the shortest period) are stored at the ceiling and listed in
- * `clamped`, so the front end can say so.
+ * `clamped`, so the front end can say so. A default model must be a model id (modelIdIssue;
+ * JobParamsError otherwise); whether a worker offers it is not checked (workers come and go).
  */
 export async function updateGuildSettings(farm: FarmContext, guildId: string, patch: GuildSettingsPatch): Promise<GuildSettingsUpdate> {
   const ranges = guildSettingRanges(farm.config.guildCeilings);
@@ -80,6 +87,8 @@ export async function updateGuildSettings(farm: FarmContext, guildId: string, pa
     if (applied !== v) clamped.push({ setting, ...(roleId !== undefined ? { roleId } : {}), asked: v, applied });
     return applied as V;
   };
+  const modelIssue = patch.defaults?.model === undefined ? undefined : modelIdIssue(patch.defaults.model);
+  if (modelIssue) throw new JobParamsError([modelIssue]);
   patch = {
     ...patch,
     refillGpuSeconds: clamp('refillGpuSeconds', patch.refillGpuSeconds),

@@ -73,7 +73,7 @@ export { type WaitOptions, waitForJob } from './wait.ts';
 export { countJobs, type FarmStatus, farmStatus, queuePosition } from './status.ts';
 export { reapExpiredLeases, expireQueuedJobs, humanDuration } from './queue.ts';
 export { type PruneOptions, type PruneReport, pruneFarm, describePrune } from './retention.ts';
-export { type WorkerInfo, listWorkers, findCapableWorkers, canRun, jobNeeds, abilitiesOf, providerKind, WorkerIdInUseError } from './worker-registry.ts';
+export { type WorkerInfo, type OfferedModel, offeredModels, listWorkers, findCapableWorkers, canRun, jobNeeds, abilitiesOf, providerKind, WorkerIdInUseError } from './worker-registry.ts';
 export { type Renderer, type RenderContext, type RenderResult, type RendererFactory, RenderError, MIME_TYPES, RESULT_WARNINGS, resultWarnings, userMessageOf } from './renderer.ts';
 export { cancelledBy, cancelReason, failureForOwner, isExpiredJob, LEASE_LOST_TEXT, OPERATOR_CANCEL_REASON } from './failure.ts';
 export { type FarmWorkerOptions, type StopMode, type WorkerStats, FarmWorker, startWorker } from './worker.ts';

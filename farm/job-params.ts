@@ -132,6 +132,16 @@ function idIssue(id: unknown, range: Range, example = ''): string | undefined {
   return undefined;
 }
 
+/**
+ * What is wrong with a model id a job names, as parseJobParams says it ("model must be a model id of
+ * 1 to 100 letters, ..."); undefined when it is fine. For front ends that take a model id before a
+ * job exists (a server's default model).
+ */
+export function modelIdIssue(id: unknown): string | undefined {
+  const issue = idIssue(id, LIMITS.modelId);
+  return issue === undefined ? undefined : `model must be a model id of ${issue}`;
+}
+
 export class JobParamsError extends Error {
   readonly issues: string[];
   constructor(issues: string[]) {
@@ -237,8 +247,8 @@ export function parseJobParams(kind: JobKind, input: unknown): JobParams {
   const inpaint = readInpaint(kind, raw.inpaint, issues);
   const variation = readVariation(kind, raw.variation, issues);
   const model = readText(raw.model ?? DEFAULT_MODELS[modelAbilityFor(kind, { images, inpaint })], 'model', issues, { allowEmpty: false });
-  const modelIssue = model === undefined ? undefined : idIssue(model, LIMITS.modelId);
-  if (modelIssue) issues.push(`model must be a model id of ${modelIssue}`);
+  const modelIssue = model === undefined ? undefined : modelIdIssue(model);
+  if (modelIssue) issues.push(modelIssue);
 
   const format = raw.format ?? DEFAULT_PARAMS.format;
   if (!(JOB_VIDEO_FORMATS as readonly unknown[]).includes(format)) issues.push(`format must be one of ${JOB_VIDEO_FORMATS.join(', ')} (got ${JSON.stringify(format)})`);

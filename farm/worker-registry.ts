@@ -7,7 +7,7 @@ import type { Queryable } from '../db/client.ts';
 import { isProcessAlive } from '../db/pglite-lock.ts';
 import { workers, type JobKind } from '../db/schema.ts';
 import type { FarmContext } from './config.ts';
-import { type JobParams, type ModelAbility, modelAbilityFor, outputPixels } from './job-params.ts';
+import { type JobParams, MODEL_ABILITIES, type ModelAbility, modelAbilityFor, outputPixels } from './job-params.ts';
 import { DEFAULT_UPSCALE_FACTOR, UPSCALE_FACTORS, upscalerMakes } from './limits.ts';
 import { delay } from './timers.ts';
 import type { JobNeeds, WorkerCapabilities } from './types.ts';
@@ -227,6 +227,39 @@ export async function listWorkers(farm: FarmContext, options: { onlineOnly?: boo
     online: isOnline,
     runningJobs,
   }));
+}
+
+/** A model online workers offer (offeredModels): what it can do, and on how many workers of which kind. */
+export interface OfferedModel {
+  /** The model id a job names (JobParams.model). */
+  id: string;
+  /** What it can do on at least one of those workers (abilitiesOf), in MODEL_ABILITIES order. */
+  abilities: ModelAbility[];
+  /** Online workers offering it, busy or not. */
+  workers: number;
+  /** Those workers by device kind (providerKind). */
+  devices: Record<ReturnType<typeof providerKind>, number>;
+}
+
+/**
+ * The models online workers offer, by id (the order of ids), read as /queue and the status page
+ * read the workers table (listWorkers, online only). "*" (a test double's "any model") names no
+ * model, so it is not listed.
+ */
+export async function offeredModels(farm: FarmContext, q?: Queryable): Promise<OfferedModel[]> {
+  const byId = new Map<string, OfferedModel>();
+  for (const worker of await listWorkers(farm, { onlineOnly: true, q })) {
+    for (const id of worker.capabilities.models) {
+      if (id === '*') continue;
+      const model = byId.get(id) ?? { id, abilities: [], workers: 0, devices: { GPU: 0, CPU: 0, other: 0 } };
+      const abilities = new Set([...model.abilities, ...abilitiesOf(worker.capabilities, id)]);
+      model.abilities = MODEL_ABILITIES.filter((a) => abilities.has(a));
+      model.workers += 1;
+      model.devices[providerKind(worker.capabilities.executionProvider)] += 1;
+      byId.set(id, model);
+    }
+  }
+  return [...byId.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
 
 /** Execution providers that render on a GPU (engine/onnx/session.ts executionProviders). */
