@@ -25,7 +25,7 @@ export async function sweepQueue(farm: FarmContext, log: (line: string) => void)
 export async function pruneOnce(farm: FarmContext, log: (line: string) => void): Promise<void> {
   try {
     const report = await pruneFarm(farm);
-    if (report.ran && report.artifactsByAge + report.artifactsBySize + report.jobs > 0) log(`retention: ${describePrune(report)}`);
+    if (report.ran && report.artifactsByAge + report.artifactsBySize + report.jobs + report.unrenderedInputs > 0) log(`retention: ${describePrune(report)}`);
   } catch (error) {
     log(`retention failed: ${loggableError(error)}`);
   }

@@ -11,6 +11,7 @@ import { type FarmDb, queryRows } from '../../db/client.ts';
 import type { FarmConfigOverrides, FarmContext } from '../../farm/config.ts';
 import { cancelJob, getJob, getJobInputs, submitJob } from '../../farm/jobs.ts';
 import { claimJob, completeJob } from '../../farm/queue.ts';
+import { pruneOnce } from '../../farm/housekeeping.ts';
 import { describePrune, pruneFarm } from '../../farm/retention.ts';
 import { BACKENDS, CHEAP_BLEND, farmContext, GENEROUS_BUDGET } from '../helpers/db.ts';
 import { useTestFarm } from '../helpers/farm.ts';
@@ -111,5 +112,17 @@ describe.each(BACKENDS)('retention of unrendered jobs\' pictures on %s', (backen
     expect(await farmCli(['prune'], { db, env, stdout: (t) => out.push(t), stderr: () => {} })).toBe(0);
     expect(out.pop()).toMatch(/^Deleted 0 video\(s\) \(0\.0 MB; 0 for the size cap\), 0 job\(s\), 0 event\(s\), 2 picture\(s\) of unrendered jobs \(\d+\.\d MB\)\.$/);
     expect(await getJobInputs(farm, old)).toEqual({});
+  });
+
+  it('the periodic run logs a run that deleted only such pictures (the usual case: nothing else was old enough)', async () => {
+    const farm = farmWith({ unrenderedInputHours: 24 });
+    await cancelledWithPictures(farm, 25);
+    const lines: string[] = [];
+    await pruneOnce(farm, (line) => lines.push(line));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^retention: Deleted 0 video\(s\) .*, 2 picture\(s\) of unrendered jobs \(\d+\.\d MB\)\.$/);
+    // Nothing left to delete: nothing logged.
+    await pruneOnce(farm, (line) => lines.push(line));
+    expect(lines).toHaveLength(1);
   });
 });
