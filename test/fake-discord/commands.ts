@@ -243,10 +243,20 @@ export interface SlashInput {
 }
 
 /**
+ * What a member is typing into an autocomplete option: the option's name and the text so far. As
+ * Discord sends it, that option is `focused: true` with the typed text as a string value (whatever
+ * the option's type), and options still missing are left out, required ones too.
+ */
+export interface FocusedInput {
+  name: string;
+  typed: string;
+}
+
+/**
  * Builds `data.options` and `data.resolved` for a chat-input interaction, refusing (with an
  * Error naming the problem) anything the Discord client would never let a user send.
  */
-export function buildSlashOptions(command: RegisteredCommand, input: SlashInput, r: OptionResolver): { options: Json[]; resolved: Json | undefined } {
+export function buildSlashOptions(command: RegisteredCommand, input: SlashInput, r: OptionResolver, focused?: FocusedInput): { options: Json[]; resolved: Json | undefined } {
   const resolved: Record<string, Record<string, Json>> = {};
   const where = `/${command.name}`;
   let level = command.options;
@@ -265,14 +275,19 @@ export function buildSlashOptions(command: RegisteredCommand, input: SlashInput,
     wrap.push((inner) => [{ type: T.Subcommand, name: sub.name, options: inner }]);
   }
   const given = input.options ?? {};
-  for (const name of Object.keys(given)) {
+  for (const name of [...Object.keys(given), ...(focused ? [focused.name] : [])]) {
     if (!level.some((o) => o.name === name)) throw new Error(`${where} has no option "${name}" (it has: ${level.map((o) => o.name).join(', ') || 'none'})`);
   }
+  if (focused) checkFocusable(level.find((o) => o.name === focused.name)!, focused, where);
   const values: Json[] = [];
   for (const option of level) {
+    if (option.name === focused?.name) {
+      values.push({ type: option.type, name: option.name, value: focused.typed, focused: true });
+      continue;
+    }
     const value = given[option.name];
     if (value === undefined) {
-      if (option.required) throw new Error(`${where} requires the option "${option.name}"`);
+      if (option.required && !focused) throw new Error(`${where} requires the option "${option.name}"`);
       continue;
     }
     values.push({ type: option.type, name: option.name, value: optionValue(option, value, `${where} ${option.name}`, r, resolved) });
@@ -350,6 +365,27 @@ function optionValue(option: CommandOption, value: SlashOptionValue, where: stri
     default:
       throw new Error(`${where}: option type ${option.type} is not supported by the fake's sendSlashCommand`);
   }
+}
+
+/** Discord sends an autocomplete interaction only for an option registered with autocomplete, while text is typed into it. */
+function checkFocusable(option: CommandOption, focused: FocusedInput, where: string): void {
+  if (option.autocomplete !== true) throw new Error(`${where} ${option.name} was not registered with autocomplete: Discord sends no autocomplete interaction for it`);
+  if (typeof focused.typed !== 'string') throw new Error(`${where} ${option.name}: the typed text is a string, got ${JSON.stringify(focused.typed)}`);
+  if (option.max_length !== undefined && focused.typed.length > option.max_length) throw new Error(`${where} ${option.name}: Discord lets nobody type more than ${option.max_length} characters`);
+}
+
+/**
+ * What is wrong with an autocomplete result (callback type 8) for an option of `optionType`, as
+ * Discord checks it: at most 25 choices, each a name of 1 to 100 characters and a value of the
+ * option's type (a string of at most 100 characters); undefined when it is fine.
+ */
+export function autocompleteResultIssue(data: Json | null, optionType: number): FieldIssue | undefined {
+  const choices = data?.choices;
+  if (!Array.isArray(choices)) return { path: ['data', 'choices'], code: 'BASE_TYPE_REQUIRED', message: 'This field is required' };
+  if (choices.length > 25) return { path: ['data', 'choices'], code: 'BASE_TYPE_MAX_LENGTH', message: 'Must be 25 or fewer in length.' };
+  const bad = choices.findIndex((c) => !isRecord(c) || typeof c.name !== 'string' || c.name.length < 1 || c.name.length > 100 || !valueFits(optionType, c.value));
+  if (bad >= 0) return { path: ['data', 'choices', bad], code: 'APPLICATION_COMMAND_OPTION_CHOICE_INVALID', message: "A choice needs a name (1-100 characters) and a value of the option's type." };
+  return undefined;
 }
 
 function checkChoice(option: CommandOption, value: string | number, where: string): void {

@@ -502,3 +502,99 @@ describe('forms, follow-ups and reactions through the fake', () => {
     expect(handlerErrors).toEqual([]);
   });
 });
+
+describe('autocomplete through the fake', () => {
+  let fake3: FakeDiscord;
+  let bot: Client;
+  let dave: FakeUser;
+  /** What the bot answers the next autocomplete with, from the focused option; what it saw. */
+  let answer: (focused: { name: string; value: string }) => Array<{ name: string; value: string | number }> = () => [];
+  const seen: Array<{ command: string; subcommand: string | null; focused: { name: string; value: string }; from: string | null }> = [];
+  const refusals: unknown[] = [];
+
+  beforeAll(async () => {
+    fake3 = await startFakeDiscord({ token: TOKEN });
+    dave = fake3.createUser({ username: 'dave' });
+    bot = new Client({ intents: [GatewayIntentBits.Guilds], rest: { api: fake3.restBase } });
+    bot.on('interactionCreate', (i) => {
+      if (!i.isAutocomplete()) return;
+      const focused = i.options.getFocused(true);
+      seen.push({ command: i.commandName, subcommand: i.options.getSubcommand(false), focused: { name: focused.name, value: String(focused.value) }, from: i.options.getString('from') });
+      i.respond(answer({ name: focused.name, value: String(focused.value) })).catch((error: unknown) => refusals.push(error));
+    });
+    const ready = once(bot, 'clientReady');
+    await bot.login(TOKEN);
+    await ready;
+    await bot.application!.commands.set([
+      {
+        name: 'blend',
+        description: 'Blend',
+        options: [
+          { type: ApplicationCommandOptionType.String, name: 'from', description: 'First prompt', required: true },
+          { type: ApplicationCommandOptionType.String, name: 'model', description: 'Model', autocomplete: true, maxLength: 100 },
+          { type: ApplicationCommandOptionType.Integer, name: 'seed', description: 'Seed' },
+        ],
+      },
+      {
+        name: 'settings',
+        description: 'Settings',
+        options: [{ type: ApplicationCommandOptionType.Subcommand, name: 'defaults', description: 'Defaults', options: [{ type: ApplicationCommandOptionType.String, name: 'model', description: 'Model', autocomplete: true }] }],
+      },
+    ]);
+  });
+
+  afterAll(async () => {
+    await bot?.destroy();
+    await fake3?.close();
+  });
+
+  it('sends the typed text as the focused option, required options still missing, and records the type-8 choices', async () => {
+    answer = ({ value }) => ['sdxl-turbo', 'demo', 'sd15'].filter((m) => m.includes(value)).map((m) => ({ name: `${m} · 1 GPU worker`, value: m }));
+    const handle = fake3.sendAutocomplete({ commandName: 'blend', user: dave, focused: 'model', typed: 'sd' });
+    expect(handle.kind).toBe('autocomplete');
+    expect(handle.payload.type).toBe(4);
+    expect((handle.payload.data as { options: unknown[] }).options).toEqual([{ type: 3, name: 'model', value: 'sd', focused: true }]);
+    expect(await handle.waitForChoices()).toEqual([
+      { name: 'sdxl-turbo · 1 GPU worker', value: 'sdxl-turbo' },
+      { name: 'sd15 · 1 GPU worker', value: 'sd15' },
+    ]);
+    expect(handle.response?.typeName).toBe('autocomplete-result');
+    expect(seen.at(-1)).toEqual({ command: 'blend', subcommand: null, focused: { name: 'model', value: 'sd' }, from: null });
+
+    // Options already filled in come along; inside a subcommand the focused option is nested in it.
+    const filled = fake3.sendAutocomplete({ commandName: 'blend', user: dave, focused: 'model', options: { from: 'a cat' } });
+    expect(await filled.waitForChoices()).toHaveLength(3);
+    expect(seen.at(-1)).toMatchObject({ focused: { name: 'model', value: '' }, from: 'a cat' });
+    const nested = fake3.sendAutocomplete({ commandName: 'settings', subcommand: 'defaults', user: dave, focused: 'model', typed: 'demo' });
+    expect(await nested.waitForChoices()).toEqual([{ name: 'demo · 1 GPU worker', value: 'demo' }]);
+    expect(seen.at(-1)).toMatchObject({ command: 'settings', subcommand: 'defaults' });
+  });
+
+  it('sends none for an option without autocomplete or past its length, and refuses results Discord refuses (50035)', async () => {
+    expect(() => fake3.sendAutocomplete({ commandName: 'blend', user: dave, focused: 'from' })).toThrow(/not registered with autocomplete/);
+    expect(() => fake3.sendAutocomplete({ commandName: 'blend', user: dave, focused: 'model', typed: 'x'.repeat(101) })).toThrow(/more than 100/);
+    const bad: Array<Array<{ name: string; value: string | number }>> = [
+      Array.from({ length: 26 }, (_, i) => ({ name: `m${i}`, value: `m${i}` })),
+      [{ name: 'x'.repeat(101), value: 'x' }],
+      [{ name: '', value: 'x' }],
+      [{ name: 'seven', value: 7 }],
+      [{ name: 'long', value: 'x'.repeat(101) }],
+    ];
+    for (const choices of bad) {
+      const before = refusals.length;
+      answer = () => choices;
+      const handle = fake3.sendAutocomplete({ commandName: 'blend', user: dave, focused: 'model' });
+      await vi.waitFor(() => expect(refusals.length).toBe(before + 1));
+      expect(refusals.at(-1)).toBeInstanceOf(DiscordAPIError);
+      expect((refusals.at(-1) as DiscordAPIError).code).toBe(50035);
+      expect(handle.response).toBeNull();
+    }
+    // 25 choices is the most, and an empty list is an answer too.
+    answer = () => Array.from({ length: 25 }, (_, i) => ({ name: `m${i}`, value: `m${i}` }));
+    expect(await fake3.sendAutocomplete({ commandName: 'blend', user: dave, focused: 'model' }).waitForChoices()).toHaveLength(25);
+    answer = () => [];
+    expect(await fake3.sendAutocomplete({ commandName: 'blend', user: dave, focused: 'model' }).waitForChoices()).toEqual([]);
+    expect(fake3.unhandled).toEqual([]);
+    expect(fake3.serverErrors).toEqual([]);
+  });
+});

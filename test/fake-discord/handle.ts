@@ -31,9 +31,16 @@ export class InteractionHandle {
     return this.state.expired || Date.now() > this.state.expiresAt;
   }
 
-  /** Resolves with the bot's callback (type 4 reply, 5 deferred, 6 deferred update, 7 update, 9 modal). */
+  /** Resolves with the bot's callback (type 4 reply, 5 deferred, 6 deferred update, 7 update, 8 autocomplete result, 9 modal). */
   waitForResponse(timeoutMs = 5000): Promise<InteractionCallbackRecord> {
     return this.store.waitFor(() => this.state.response, timeoutMs, `a callback to interaction ${this.id} (${this.describe()})`);
+  }
+
+  /** Resolves with the choices of the bot's autocomplete result (callback type 8); fails on any other answer. */
+  async waitForChoices(timeoutMs = 5000): Promise<Array<{ name: string; value: string | number }>> {
+    const response = await this.waitForResponse(timeoutMs);
+    if (response.type !== 8) throw new Error(`interaction ${this.id} (${this.describe()}) was answered with callback type ${response.type}, not an autocomplete result (8)`);
+    return (response.data?.choices ?? []) as Array<{ name: string; value: string | number }>;
   }
 
   /** The message @original points at (the reply, or for buttons the message that carried it). */
@@ -59,7 +66,9 @@ export class InteractionHandle {
 
   private describe(): string {
     const data = this.state.payload.data as Json;
-    return this.state.kind === 'command' ? `/${String(data.name)}` : `${this.state.kind} ${String(data.custom_id)}`;
+    if (this.state.kind === 'command') return `/${String(data.name)}`;
+    if (this.state.kind === 'autocomplete') return `autocomplete in /${String(data.name)}`;
+    return `${this.state.kind} ${String(data.custom_id)}`;
   }
 }
 

@@ -1,7 +1,7 @@
 /** A local fake Discord (REST + gateway) for end-to-end tests with the real discord.js client. */
 export { startFakeDiscord, FakeDiscord, ATTACHMENT_ROUTE, type FakeDiscordOptions } from './server.ts';
 export { InteractionHandle } from './handle.ts';
-export type { SlashCommandOptions, ButtonPressOptions, ModalSubmitOptions, ReactionOptions, Actor } from './interactions.ts';
+export type { SlashCommandOptions, AutocompleteOptions, ButtonPressOptions, ModalSubmitOptions, ReactionOptions, Actor } from './interactions.ts';
 export type { FailNextOptions } from './faults.ts';
 export type { FakeUpload } from './commands.ts';
 export type { GuildInit, ChannelInit, ThreadInit, UserInit } from './state.ts';

@@ -1,6 +1,7 @@
 /** REST routes for answering interactions: the callback, and the interaction webhook (@original, follow-ups). */
 import { Errors, invalidFormBody } from './errors.ts';
 import { isRecord } from './checks.ts';
+import { autocompleteResultIssue } from './commands.ts';
 import { EDIT_FLAGS, RESPONSE_FLAGS, validateMessagePayload } from './message-payload.ts';
 import { validateModal } from './modal.ts';
 import type { InteractionState, StoredMessage } from './model.ts';
@@ -97,9 +98,12 @@ export class InteractionRoutes extends RouteGroup {
         it.originalMessageId = componentMessage.id;
         break;
       }
-      case CallbackType.ApplicationCommandAutocompleteResult:
+      case CallbackType.ApplicationCommandAutocompleteResult: {
         if (it.kind !== 'autocomplete') throw refuse('type 8 only answers autocomplete interactions');
+        const issue = autocompleteResultIssue(data, focusedOptionType(it.payload));
+        if (issue) throw invalidFormBody([issue]);
         break;
+      }
       case CallbackType.Modal:
         if (it.kind === 'modal-submit') throw refuse('a modal submission cannot be answered with another modal');
         it.modal = validateModal(data);
@@ -192,6 +196,21 @@ export class InteractionRoutes extends RouteGroup {
     }
     return wait ? ok(this.json(message)) : noContent;
   }
+}
+
+/** The type of the option an autocomplete interaction's member is typing into (`focused: true`, possibly inside a subcommand). */
+function focusedOptionType(payload: Record<string, unknown>): number {
+  const find = (options: unknown): number | undefined => {
+    for (const o of Array.isArray(options) ? (options as Array<Record<string, unknown>>) : []) {
+      if (o.focused === true) return o.type as number;
+      const inner = find(o.options);
+      if (inner !== undefined) return inner;
+    }
+    return undefined;
+  };
+  const type = find((payload.data as Record<string, unknown> | undefined)?.options);
+  if (type === undefined) throw new Error('an autocomplete interaction without a focused option');
+  return type;
 }
 
 function responseType(it: InteractionState): number {

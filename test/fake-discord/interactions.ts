@@ -1,9 +1,9 @@
 /**
- * Building the INTERACTION_CREATE payloads a user's click would produce (slash command, button,
- * modal submit), reactions, and the handle a test uses to watch what the bot did in reply.
+ * Building the INTERACTION_CREATE payloads a user's click would produce (slash command, autocomplete,
+ * button, modal submit), reactions, and the handle a test uses to watch what the bot did in reply.
  */
 import { randomBytes } from 'node:crypto';
-import { buildSlashOptions, type SlashInput } from './commands.ts';
+import { buildSlashOptions, type FocusedInput, type SlashInput } from './commands.ts';
 import type { FakeGateway, DispatchResult } from './gateway.ts';
 import { InteractionHandle } from './handle.ts';
 import { customIdsOf, findComponent } from './inspect.ts';
@@ -35,6 +35,16 @@ export interface SlashCommandOptions extends Actor, SlashInput {
   channelId?: string;
   /** Send it even if the member lacks the command's default_member_permissions (Discord would hide it). */
   ignoreCommandPermissions?: boolean;
+}
+
+/** A member typing into an option registered with autocomplete (sendAutocomplete). */
+export interface AutocompleteOptions extends Omit<SlashCommandOptions, 'options'> {
+  /** The option being typed into, sent with `focused: true`. */
+  focused: string;
+  /** What has been typed into it so far (default ''). */
+  typed?: string;
+  /** Options already filled in (checked like a slash command's; missing required ones are fine). */
+  options?: SlashCommandOptions['options'];
 }
 
 export interface ButtonPressOptions extends Actor {
@@ -72,6 +82,16 @@ export class InteractionFactory {
   ) {}
 
   slashCommand(opts: SlashCommandOptions): InteractionHandle {
+    return this.commandInteraction(opts);
+  }
+
+  /** The interaction Discord sends while a member types into an autocomplete option (type 4), answered with type 8. */
+  autocomplete(opts: AutocompleteOptions): InteractionHandle {
+    return this.commandInteraction(opts, { name: opts.focused, typed: opts.typed ?? '' });
+  }
+
+  /** A chat-input command's interaction: run (type 2), or, with `focused`, autocompleting that option (type 4). */
+  private commandInteraction(opts: SlashCommandOptions, focused?: FocusedInput): InteractionHandle {
     const guild = opts.guildId ? this.store.guild(opts.guildId) : this.firstGuild();
     const channel = this.channelIn(guild, opts.channelId);
     const command =
@@ -99,7 +119,7 @@ export class InteractionFactory {
       channelJson: apiChannel,
       roleJson: apiRole,
       upload: (file) => apiAttachment(this.store.addUpload(channel.id, file)) as Json & { id: string },
-    });
+    }, focused);
     const data: Json = {
       id: command.id,
       name: command.name,
@@ -108,7 +128,8 @@ export class InteractionFactory {
       ...(options.length ? { options } : {}),
       ...(resolved ? { resolved } : {}),
     };
-    return this.dispatch({ kind: 'command', type: InteractionType.ApplicationCommand, guild, channel, actor: opts, perms, data, componentMessage: null });
+    const [kind, type] = focused ? (['autocomplete', InteractionType.ApplicationCommandAutocomplete] as const) : (['command', InteractionType.ApplicationCommand] as const);
+    return this.dispatch({ kind, type, guild, channel, actor: opts, perms, data, componentMessage: null });
   }
 
   pressButton(opts: ButtonPressOptions): InteractionHandle {

@@ -10,6 +10,7 @@ import { FakeGateway, type DispatchResult, type GatewayClosure, type GatewayLogE
 import { InteractionHandle } from './handle.ts';
 import {
   InteractionFactory,
+  type AutocompleteOptions,
   type ButtonPressOptions,
   type ModalSubmitOptions,
   type ReactionOptions,
@@ -223,6 +224,15 @@ export class FakeDiscord {
   /** A user runs a slash command; Discord's checks on options and permissions apply. */
   sendSlashCommand(opts: SlashCommandOptions): InteractionHandle {
     return this.factory.slashCommand(opts);
+  }
+
+  /**
+   * A user types into an option registered with autocomplete: the interaction (type 4) carries the
+   * options filled in so far and the typed text with `focused: true`; the bot answers with type 8
+   * (`handle.waitForChoices()`).
+   */
+  sendAutocomplete(opts: AutocompleteOptions): InteractionHandle {
+    return this.factory.autocomplete(opts);
   }
 
   pressButton(opts: ButtonPressOptions): InteractionHandle {
