@@ -53,7 +53,9 @@ export async function claimJob(farm: FarmContext, workerId: string, capabilities
     ), picked as (
       select j.id
       from jobs j join candidates c on c.id = j.id
-      where j.status = 'queued'
+      -- Re-checked on the row version the lock returns (EvalPlanQual): a job taken and put back
+      -- with a back-off (or retried with other parameters) since this statement's snapshot.
+      where j.status = 'queued' and j.run_after <= now() and ${capableSql(capabilities)}
       order by c.virtual_start asc, c.id asc
       limit 1
       for update of j skip locked
@@ -413,13 +415,15 @@ export async function reapExpiredLeases(farm: FarmContext, limit = 50): Promise<
   const grace = farm.config.lastAttemptGraceSeconds;
   return farm.db.db.transaction(async (tx) => {
     // The first comparison lets the partial index on running leases find the candidates.
-    const expired = await queryRows<{ id: string | number; lease_token: string; worker_id: string | null; attempts: number }>(
+    const expired = await queryRows<{ id: string | number; lease_token: string; worker_id: string | null; attempts: number; user_id: string }>(
       tx,
-      sql`select id, lease_token, worker_id, attempts from jobs
+      sql`select id, lease_token, worker_id, attempts, user_id from jobs
           where status = 'running' and lease_expires_at < now()
             and lease_expires_at < now() - case when attempts >= max_attempts then make_interval(secs => ${grace}::float8) else interval '0' end
           order by lease_expires_at limit ${limit} for update skip locked`,
     );
+    // Settled in owner order: every batch transaction takes users rows in the same (ascending) order.
+    expired.sort((a, b) => (a.user_id < b.user_id ? -1 : a.user_id > b.user_id ? 1 : Number(a.id) - Number(b.id)));
     for (const job of expired) {
       const error = `worker ${job.worker_id ?? '?'} stopped renewing its lease during attempt ${job.attempts} (it crashed, hung or lost its connection)`;
       await failLocked(tx, farm, Number(job.id), job.lease_token, { error, userError: LEASE_LOST_TEXT }, false, undefined, true);
@@ -488,8 +492,8 @@ export async function expireQueuedJobs(farm: FarmContext, limit = 50): Promise<n
       from stale where jobs.id = stale.id
       returning row_to_json(jobs) as job`,
     );
-    for (const row of rows) {
-      const job = jobRowFromJson(row.job);
+    const expiredJobs = rows.map((row) => jobRowFromJson(row.job)).sort((a, b) => (a.userId < b.userId ? -1 : a.userId > b.userId ? 1 : a.id - b.id));
+    for (const job of expiredJobs) {
       await policyOf(farm).settle(tx, job, { kind: 'failed' });
       await recordEvent(tx, 'failed', { ...eventFields(job), error }, { expired: true });
     }
