@@ -142,11 +142,15 @@ export function permissionsIn(channel: { isThread(): boolean } | null | undefine
 
 /**
  * What the bot is invited with (its OAuth2 bot permissions): all it needs in a channel, to post
- * renders and to answer 🔍/🔁 reactions (REACTION_PERMISSIONS). The setup steps `npm start` prints
+ * renders and to answer 🔍/🔁 reactions (REACTION_PERMISSIONS), in threads too. The setup steps `npm start` prints
  * without a token are made from this list, and the README's invite step names the same (a test
  * compares them).
  */
-export const INVITE_PERMISSIONS: ReadonlyArray<{ flag: bigint; name: string }> = REACTION_PERMISSIONS;
+export const INVITE_PERMISSIONS: ReadonlyArray<{ flag: bigint; name: string }> = [
+  ...REACTION_PERMISSIONS,
+  // Renders asked for in threads and forum posts (permissionsIn: there it replaces Send Messages).
+  { flag: PermissionFlagsBits.SendMessagesInThreads, name: 'Send Messages in Threads' },
+];
 
 /** The `permissions` value of an OAuth2 invite URL granting `list` (Discord's bit field, in decimal). */
 export function permissionsInteger(list: ReadonlyArray<{ flag: bigint }>): string {

@@ -239,6 +239,18 @@ export const settings = {
     example: '',
     parse: text,
   } as SettingSpec<string>,
+  ffprobePath: {
+    env: 'FFPROBE_PATH',
+    help: 'ffprobe binary to use (reads videos: upscales, extensions, shrinking to fit the upload limit); unset = ffprobe-static, then @ffprobe-installer/ffprobe, then ffprobe on PATH',
+    example: '',
+    parse: text,
+  } as SettingSpec<string>,
+  debug: {
+    env: 'DEBUG',
+    help: 'set (any value) to print stack traces of errors on stderr besides their one-line message',
+    example: '',
+    parse: text,
+  } as SettingSpec<string>,
   databaseUrl: {
     env: 'DATABASE_URL',
     help: 'Postgres connection string shared by bot and workers; unset = embedded PGlite in BLENDFARM_DATA_DIR (one process only)',

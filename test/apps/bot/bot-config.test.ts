@@ -5,17 +5,20 @@ import { join } from 'node:path';
 import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { PermissionsBitField, REST, Routes } from 'discord.js';
 import { inviteUrl, loginFailureText, missingTokenHelp } from '../../../apps/bot/bot-config.ts';
-import { INVITE_PERMISSIONS, listOfNames, permissionsInteger, REACTION_PERMISSIONS } from '../../../bot/permissions.ts';
+import { INVITE_PERMISSIONS, listOfNames, permissionsIn, permissionsInteger, REACTION_PERMISSIONS } from '../../../bot/permissions.ts';
 import { ROOT } from '../../helpers/cli.ts';
 
 const oneLine = (text: string) => text.replace(/\s+/g, ' ');
 
 describe('invite permissions', () => {
-  it('are what the bot checks before answering a reaction (posting, and Read Message History for the reply)', () => {
-    expect(INVITE_PERMISSIONS.map((p) => p.name)).toEqual(REACTION_PERMISSIONS.map((p) => p.name));
+  it('are what the bot checks before answering a reaction (posting, and Read Message History for the reply), and posting in threads', () => {
+    expect(INVITE_PERMISSIONS.map((p) => p.name)).toEqual([...REACTION_PERMISSIONS.map((p) => p.name), 'Send Messages in Threads']);
     expect(new PermissionsBitField(BigInt(permissionsInteger(INVITE_PERMISSIONS))).toArray().sort()).toEqual(
-      ['AttachFiles', 'EmbedLinks', 'ReadMessageHistory', 'SendMessages', 'ViewChannel'].sort(),
+      ['AttachFiles', 'EmbedLinks', 'ReadMessageHistory', 'SendMessages', 'SendMessagesInThreads', 'ViewChannel'].sort(),
     );
+    // Everything the bot checks before posting in a thread (permissionsIn) is granted by the invite.
+    const thread = { isThread: () => true };
+    for (const p of permissionsIn(thread, REACTION_PERMISSIONS)) expect(INVITE_PERMISSIONS.map((i) => i.flag)).toContain(p.flag);
   });
 
   it('the printed steps name them all and give an invite URL with the same bits', () => {
