@@ -1,8 +1,8 @@
 /**
  * The Discord side: a discord.js client with only the intents the features need (slash commands
  * and buttons need none beyond Guilds; 🔍/🔁 need guild message reactions; no message content),
- * routing interactions to the handlers (commands/, one file per command; components/ for buttons,
- * forms and reactions), and the messenger that keeps job messages up to date (delivery.ts).
+ * routing interactions to the handlers (commands/, one file per command, each answering its own
+ * options' autocomplete; components/ for buttons, forms and reactions), and the messenger that keeps job messages up to date (delivery.ts).
  * The farm and the bot's settings are handed in by the entry point (apps/bot/main.ts).
  */
 import {
@@ -124,6 +124,10 @@ async function route(interaction: Interaction, ctx: BotContext): Promise<void> {
         return;
       }
       await command.execute(interaction, ctx);
+    } else if (interaction.isAutocomplete()) {
+      // A command without suggestions (an out-of-date registration) gets none.
+      const command = commandsByName.get(interaction.commandName);
+      await (command?.autocomplete ? command.autocomplete(interaction, ctx) : interaction.respond([]));
     } else if (interaction.isButton()) {
       await handleButton(interaction, ctx);
     } else if (interaction.isModalSubmit()) {

@@ -1,4 +1,4 @@
-import type { ChatInputCommandInteraction, SlashCommandBuilder, SlashCommandOptionsOnlyBuilder, SlashCommandSubcommandsOnlyBuilder } from 'discord.js';
+import type { AutocompleteInteraction, ChatInputCommandInteraction, SlashCommandBuilder, SlashCommandOptionsOnlyBuilder, SlashCommandSubcommandsOnlyBuilder } from 'discord.js';
 import type { FarmContext, FollowUpKind } from '../farm/index.ts';
 
 export interface BotContext {
@@ -38,4 +38,6 @@ export interface SubmissionGate {
 export interface Command {
   data: SlashCommandBuilder | SlashCommandOptionsOnlyBuilder | SlashCommandSubcommandsOnlyBuilder;
   execute(interaction: ChatInputCommandInteraction, ctx: BotContext): Promise<void>;
+  /** Suggestions while a member types into one of its autocomplete options (bot/autocomplete.ts); answers within 3 s and never throws. */
+  autocomplete?(interaction: AutocompleteInteraction, ctx: BotContext): Promise<void>;
 }

@@ -3,7 +3,7 @@
  * internal messages stay in the log; the user gets a short reference to quote instead.
  */
 import { randomBytes } from 'node:crypto';
-import { INPUT_NAMES, isConnectionError, loggableError } from '../farm/index.ts';
+import { DEFAULT_MODELS, INPUT_NAMES, isConnectionError, loggableError } from '../farm/index.ts';
 import { BudgetExceededError, FarmError, JobParamsError, NoCapableWorkerError } from '../farm/index.ts';
 import { discordWhen, gpuSeconds } from './format.ts';
 import { SMALLEST_SIZE_PIXELS } from './sizes.ts';
@@ -104,6 +104,18 @@ function optionList(inputs: readonly string[], optionNames: Readonly<Record<stri
   return names.length === 0 ? undefined : names.join(' and ');
 }
 
+/**
+ * No online worker has a model the job names in place of the default (DEFAULT_MODELS) — picked by
+ * the member, or by the server's defaults — where the command has a model option: which model, and
+ * to pick one from the option's list. Undefined otherwise (the default model's texts stand). The id
+ * passed parseJobParams, so it holds no markdown.
+ */
+function chosenModelText(err: NoCapableWorkerError, optionNames: Readonly<Record<string, string>>): string | undefined {
+  const option = optionNames.model;
+  if (err.shortfall !== 'model' || !option || err.model === DEFAULT_MODELS[err.ability ?? 'text']) return undefined;
+  return `No render worker online has the model \`${err.model}\` right now, so nothing was queued: pick one from the list the \`${option}\` option offers, or ask the farm's operator.`;
+}
+
 function noWorkerText(err: NoCapableWorkerError, optionNames: Readonly<Record<string, string>>): string {
   switch (err.shortfall) {
     case 'no_worker':
@@ -121,6 +133,8 @@ function noWorkerText(err: NoCapableWorkerError, optionNames: Readonly<Record<st
     case 'model':
     case 'ability': {
       const ability = err.ability ?? 'text';
+      const chosen = chosenModelText(err, optionNames);
+      if (chosen) return chosen;
       // No worker has the main model at all (a text job would be refused too): leaving pictures out
       // or making a new /movie would not help. Inpainting and variations have models of their own.
       if (err.shortfall === 'model' && (ability === 'text' || ability === 'picture')) return `This farm can't render this right now: no render worker online has its model. ${ASK}`;

@@ -3,7 +3,7 @@
  * job with the prompts of the whole movie it makes (withWholeMovie), which for an extension
  * includes the movie it continues.
  */
-import { cancelledBy, failureForOwner, followUpsFor, isExpiredJob, LEASE_LOST_TEXT, parentMovieParams, promptLengthNotices, resultWarnings, type FarmContext, type Job, type JobProgress } from '../farm/index.ts';
+import { cancelledBy, DEFAULT_MODELS, failureForOwner, followUpsFor, isExpiredJob, modelAbilityFor, LEASE_LOST_TEXT, parentMovieParams, promptLengthNotices, resultWarnings, type FarmContext, type Job, type JobProgress } from '../farm/index.ts';
 
 export const BAR_WIDTH = 16;
 
@@ -187,9 +187,20 @@ export function escapeMarkdown(text: string): string {
     .replace(/\b([a-z][a-z0-9+.-]*):\/\//gi, '$1\u200b://');
 }
 
+/**
+ * "model sdxl-turbo" for a job on another model than its kind renders on by default
+ * (DEFAULT_MODELS: the farm's main model, or the inpainting or variation model); undefined for one
+ * on that default, and for an upscale (it runs no diffusion model).
+ */
+export function modelText(job: Pick<Job, 'kind' | 'params'>): string | undefined {
+  if (job.kind === 'upscale' || job.params.model === DEFAULT_MODELS[modelAbilityFor(job.kind, job.params)]) return undefined;
+  return `model ${escapeMarkdown(job.params.model)}`;
+}
+
 export function queuedText(job: Job, position: number | undefined): string {
   const where = position === undefined ? 'in the queue' : position <= 1 ? 'next in the queue' : `number ${position} in the queue`;
-  const head = [title(job), `Queued: ${where}. Reserved ${gpuSeconds(job.reservedGpuSeconds)} from your budget.`];
+  const model = modelText(job);
+  const head = [title(job), `Queued: ${where}${model ? `, on ${model}` : ''}. Reserved ${gpuSeconds(job.reservedGpuSeconds)} from your budget.`];
   // A prompt certainly longer than the text encoder reads, said before it renders (Cancel refunds).
   return listInMessage({ head, items: promptLengthNotices(job.kind, job.params).map((n) => `⚠️ ${escapeMarkdown(n)}`) }, JOB_TEXT_LENGTH);
 }
@@ -234,6 +245,8 @@ export function reactionsText(job: Pick<Job, 'kind' | 'params' | 'parentJobId' |
 export function doneText(job: Job, meta: Record<string, unknown>, note?: string): string {
   const seeds = Array.isArray(meta.seeds) ? (meta.seeds as number[]).join(', ') : job.params.seeds.join(', ');
   const bits = [`seeds ${seeds}`];
+  const model = modelText(job);
+  if (model) bits.push(model);
   const upscaled = upscaleText(job, meta);
   if (upscaled) bits.unshift(upscaled);
   if (typeof meta.keyframes === 'number') bits.push(`${meta.keyframes} keyframes`);

@@ -12,8 +12,9 @@ import type {
   SlashCommandOptionsOnlyBuilder,
   SlashCommandStringOption,
 } from 'discord.js';
-import { DEFAULT_PARAMS, getGuildSettings, LIMITS, QUALITY_PRESETS, JOB_VIDEO_FORMATS, seedCount, type FarmContext, type JobKind, type JobParamsInput, type QualityPreset } from '../farm/index.ts';
+import { DEFAULT_MODELS, DEFAULT_PARAMS, getGuildSettings, LIMITS, modelAbilityFor, QUALITY_PRESETS, JOB_VIDEO_FORMATS, seedCount, type FarmContext, type JobKind, type JobParamsInput, type QualityPreset } from '../farm/index.ts';
 import { UserInputError } from './errors.ts';
+import { escapeMarkdown } from './format.ts';
 import { SIZE_CHOICES, type SizeChoice } from './sizes.ts';
 
 /** Discord's own caps: a string option's value, and a form's text input. */
@@ -46,6 +47,8 @@ export interface RenderOptions {
   quality?: string;
   depth?: number;
   format?: string;
+  /** A model id online workers offer (the `model` option's autocomplete lists them); absent: the farm's main model. */
+  model?: string;
 }
 
 /** Which Discord option each job-parameter field comes from (for refusals that name the option). */
@@ -57,6 +60,7 @@ export const OPTION_NAMES: Readonly<Record<string, keyof RenderOptions>> = {
   height: 'size',
   quality: 'quality',
   format: 'format',
+  model: 'model',
 };
 
 /** The options whose values are the farm's defaults when neither the member nor the server picks one. */
@@ -66,11 +70,11 @@ function farmDefault(): Required<Pick<RenderOptions, 'quality' | 'size' | 'durat
   return { quality: quality ?? `${DEFAULT_PARAMS.steps} steps`, size: size ?? `${DEFAULT_PARAMS.width}×${DEFAULT_PARAMS.height}`, duration: DEFAULT_PARAMS.durationSeconds, format: DEFAULT_PARAMS.format };
 }
 
-/** "quality standard, size square, duration 4 s, format mp4": what /settings shows as the farm's defaults. */
+/** "quality standard, size square, duration 4 s, format mp4": what /settings shows as the farm's defaults (a model id escaped: it may hold "_"). */
 export function describeDefaults(options: RenderOptions): string {
   return Object.entries(options)
     .filter(([, v]) => v !== undefined)
-    .map(([k, v]) => `${k} ${k === 'duration' ? `${v} s` : v}`)
+    .map(([k, v]) => `${k} ${k === 'duration' ? `${v} s` : escapeMarkdown(String(v))}`)
     .join(', ');
 }
 export const FARM_DEFAULTS_TEXT = describeDefaults(farmDefault());
@@ -93,6 +97,8 @@ export const formatOption = (o: SlashCommandStringOption, description: string) =
     .setName('format')
     .setDescription(description)
     .addChoices(...JOB_VIDEO_FORMATS.map((f) => ({ name: f, value: f })));
+/** The model to render with: any id (LIMITS.modelId), the models online workers offer suggested as the member types (bot/autocomplete.ts). */
+export const modelOption = (o: SlashCommandStringOption, description: string) => o.setName('model').setDescription(description).setMaxLength(LIMITS.modelId.max).setAutocomplete(true);
 const seedOption = (o: SlashCommandIntegerOption) =>
   o.setName('seed').setDescription('Seed for a reproducible video (prompt i uses seed + i)').setMinValue(LIMITS.seed.min).setMaxValue(LIMITS.seed.max);
 const depthOption = (o: SlashCommandNumberOption) =>
@@ -115,7 +121,8 @@ export function addRenderOptions(b: SlashCommandOptionsOnlyBuilder): SlashComman
     .addStringOption((o) => sizeOption(o, 'Frame size'))
     .addStringOption((o) => qualityOption(o, 'More steps and branches: smoother, slower, costs more'))
     .addNumberOption(depthOption)
-    .addStringOption((o) => formatOption(o, `Video format (default ${format})`));
+    .addStringOption((o) => formatOption(o, `Video format (default ${format})`))
+    .addStringOption((o) => modelOption(o, "The model to render with: pick one the farm's workers offer (default: the farm's main model)"));
 }
 
 /** The shared options a member gave (options left out are absent, not undefined). */
@@ -129,6 +136,7 @@ export function readRenderOptions(interaction: Pick<ChatInputCommandInteraction,
     quality: o.getString('quality') ?? undefined,
     depth: o.getNumber('depth') ?? undefined,
     format: o.getString('format') ?? undefined,
+    model: o.getString('model')?.trim() || undefined,
   };
   return given(read);
 }
@@ -149,9 +157,19 @@ export function splitPrompts(text: string, separator: '|' | 'line'): string[] {
     .filter((p) => p.length > 0);
 }
 
-/** A member's options over the server's defaults: only options the member gave override. */
-export function withServerDefaults(options: RenderOptions, defaults: RenderOptions): RenderOptions {
-  return { ...given(defaults), ...given(options) };
+/**
+ * A member's options over the server's defaults: only options the member gave override. The
+ * server's default model stands in for the farm's main model only: `usesMainModel` false (an
+ * inpainting or variation job, whose models are their own: usesMainModel) leaves it out.
+ */
+export function withServerDefaults(options: RenderOptions, defaults: RenderOptions, usesMainModel = true): RenderOptions {
+  const { model, ...rest } = given(defaults);
+  return { ...rest, ...(usesMainModel && model !== undefined ? { model } : {}), ...given(options) };
+}
+
+/** Whether a job of `kind` with these picture parameters renders on the farm's main model when it names none (not inpainting, not variations). */
+export function usesMainModel(kind: JobKind, params: Pick<JobParamsInput, 'inpaint' | 'images'> = {}): boolean {
+  return DEFAULT_MODELS[modelAbilityFor(kind, { inpaint: params.inpaint, images: undefined })] === DEFAULT_MODELS.text;
 }
 
 /** The server's render defaults (none outside servers or when none are set). */
@@ -177,5 +195,6 @@ export function toJobParamsInput(prompts: string[], options: RenderOptions, kind
   if (options.quality !== undefined) params.quality = options.quality as QualityPreset;
   if (options.depth !== undefined) params.depthStrength = options.depth;
   if (options.format !== undefined) params.format = options.format as JobParamsInput['format'];
+  if (options.model !== undefined) params.model = options.model;
   return params;
 }

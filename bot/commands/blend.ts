@@ -1,5 +1,6 @@
 import { SlashCommandBuilder, type ChatInputCommandInteraction } from 'discord.js';
 import { INPUT_NAMES, LIMITS, DEFAULT_IMAGE_STRENGTH, MASK_PRESETS, type JobParamsInput } from '../../farm/index.ts';
+import { autocompleteModel } from '../autocomplete.ts';
 import type { BotContext, Command } from '../context.ts';
 import { UserInputError, userMessage } from '../errors.ts';
 import { attachedPictures } from '../pictures.ts';
@@ -43,6 +44,7 @@ export const blend: Command = {
         .setDescription('Inpainting: the part of image to change, instead of a mask picture')
         .addChoices(...MASK_PRESETS.map((m) => ({ name: m, value: m }))),
     ),
+  autocomplete: autocompleteModel,
   async execute(interaction: ChatInputCommandInteraction, ctx: BotContext) {
     const prompts = [interaction.options.getString('from', true), interaction.options.getString('to', true)];
     let extra: RenderExtras;

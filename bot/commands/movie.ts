@@ -1,5 +1,6 @@
 import { SlashCommandBuilder, type ChatInputCommandInteraction } from 'discord.js';
 import { LIMITS } from '../../farm/index.ts';
+import { autocompleteModel } from '../autocomplete.ts';
 import type { BotContext, Command } from '../context.ts';
 import { movieForm } from '../components/forms.ts';
 import { postingRefusal } from '../permissions.ts';
@@ -31,6 +32,7 @@ export const movie: Command = {
           .setMaxLength(promptListLength(DISCORD_MAX_OPTION_LENGTH)),
       ),
   ),
+  autocomplete: autocompleteModel,
   async execute(interaction: ChatInputCommandInteraction, ctx: BotContext) {
     const text = interaction.options.getString('prompts');
     const options = readRenderOptions(interaction);

@@ -1,9 +1,10 @@
 import { MessageFlags, PermissionFlagsBits, SlashCommandBuilder, type ChatInputCommandInteraction, type SlashCommandIntegerOption } from 'discord.js';
-import { getGuildSettings, GUILD_LIMITS, updateGuildSettings, type ClampedSetting } from '../../farm/index.ts';
+import { getGuildSettings, GUILD_LIMITS, JobParamsError, offeredModels, updateGuildSettings, type ClampedSetting } from '../../farm/index.ts';
+import { autocompleteModel } from '../autocomplete.ts';
 import type { BotContext, Command } from '../context.ts';
 import { duration, gpuSeconds } from '../format.ts';
 import { userMessage } from '../errors.ts';
-import { describeDefaults, durationOption, FARM_DEFAULTS_TEXT, formatOption, qualityOption, sizeOption } from '../render-options.ts';
+import { describeDefaults, durationOption, FARM_DEFAULTS_TEXT, formatOption, modelOption, qualityOption, sizeOption } from '../render-options.ts';
 
 const HOUR = 3600;
 
@@ -26,6 +27,18 @@ function clampedText(c: ClampedSetting): string {
     case 'maxActiveJobs':
       return `⚠️ Job limit${who}: you asked for ${c.asked}; clamped to the farm's ceiling of **${c.applied}**. The farm's operator sets the ceiling.`;
   }
+}
+
+/** A default model the farm refused (modelIdIssue), naming the option: nothing was changed. */
+function modelRefusal(err: JobParamsError): string {
+  return `That default can't be set, so nothing was changed: ${err.issues.map((issue) => issue.replace(/^model /, '`model` ')).join('; ')}.`;
+}
+
+/** A warning when no online worker offers the new default model for text transitions (it is stored anyway: workers come and go). */
+async function unofferedModelNote(ctx: BotContext, model: string): Promise<string[]> {
+  const offered = await offeredModels(ctx.farm);
+  if (offered.some((m) => m.id === model && m.abilities.includes('text'))) return [];
+  return [`⚠️ No render worker online offers the model \`${model}\` right now: /blend and /movie without their own \`model\` are refused until one does. The \`model\` option lists the ones on offer.`];
 }
 
 export const settings: Command = {
@@ -57,6 +70,7 @@ export const settings: Command = {
         .addStringOption((o) => sizeOption(o, 'Default frame size'))
         .addNumberOption((o) => durationOption(o, 'Default seconds per transition'))
         .addStringOption((o) => formatOption(o, 'Default video format'))
+        .addStringOption((o) => modelOption(o, "Default model, one the farm's workers offer (inpainting and /vary keep their own)"))
         .addBooleanOption((o) => o.setName('reset').setDescription('Forget the current defaults first; values given here are then set')),
     )
     .addSubcommand((s) =>
@@ -68,6 +82,7 @@ export const settings: Command = {
         .addIntegerOption((o) => maxJobsOption(o, 'Queued + running jobs for this role (the farm may cap it)'))
         .addBooleanOption((o) => o.setName('remove').setDescription("Remove this role's override")),
     ),
+  autocomplete: autocompleteModel,
   async execute(interaction: ChatInputCommandInteraction, ctx: BotContext) {
     await interaction.deferReply({ flags: MessageFlags.Ephemeral });
     if (!interaction.guildId) {
@@ -99,11 +114,13 @@ export const settings: Command = {
           size: interaction.options.getString('size') ?? undefined,
           duration: interaction.options.getNumber('duration') ?? undefined,
           format: interaction.options.getString('format') ?? undefined,
+          model: interaction.options.getString('model')?.trim() || undefined,
         };
         const setting = describeDefaults(given);
         // reset with values: the values given replace the old defaults, in one write (nothing half done).
         s = await updateGuildSettings(ctx.farm, interaction.guildId, reset && !setting ? { defaults: null } : { defaults: given, replaceDefaults: reset });
         if (reset) notes.push(setting ? `Forgot the previous render defaults, then set ${setting}.` : 'Forgot all render defaults.');
+        if (given.model !== undefined) notes.push(...(await unofferedModelNote(ctx, given.model)));
       } else if (sub === 'role') {
         const role = interaction.options.getRole('role', true);
         const remove = interaction.options.getBoolean('remove') ?? false;
@@ -125,7 +142,7 @@ export const settings: Command = {
       ];
       await interaction.editReply({ content: lines.join('\n'), allowedMentions: { parse: [] } });
     } catch (err) {
-      await interaction.editReply(err instanceof RangeError ? `That value is out of range: ${err.message}.` : userMessage(err, ctx.log));
+      await interaction.editReply(err instanceof RangeError ? `That value is out of range: ${err.message}.` : err instanceof JobParamsError ? modelRefusal(err) : userMessage(err, ctx.log));
     }
   },
 };

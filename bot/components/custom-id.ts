@@ -39,6 +39,8 @@ const MOVIE_FORM_OPTIONS: ReadonlyArray<readonly [keyof RenderOptions, 'string' 
   ['depth', 'number'],
   ['format', 'string'],
   ['negative', 'string'],
+  // Last, so forms shown before the option existed still read the same.
+  ['model', 'string'],
 ];
 
 /** Throws RangeError when the options do not fit in a custom id. */

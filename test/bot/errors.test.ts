@@ -70,6 +70,19 @@ describe('userMessage', () => {
       expect(userMessage(text)).toBe("This farm can't render this right now: no render worker online has its model. Try again later, or ask the farm's operator.");
     });
 
+    it('a model the member picked that no worker has: named, with where to pick one; the default model keeps its text', () => {
+      const picked = new NoCapableWorkerError({ kind: 'blend', model: 'sdxl-turbo', pixels: 262_144, ability: 'text' }, [demo(['text'])]);
+      expect(picked.shortfall).toBe('model');
+      expect(userMessage(picked, () => {}, blendNames)).toBe(
+        "No render worker online has the model `sdxl-turbo` right now, so nothing was queued: pick one from the list the `model` option offers, or ask the farm's operator.",
+      );
+      // Without a model option (a re-roll, whose model is its parent's) and for the default model: as before.
+      expect(userMessage(picked)).toBe("This farm can't render this right now: no render worker online has its model. Try again later, or ask the farm's operator.");
+      const other = { capabilities: { maxPixels: 4096 * 4096, models: ['sdxl-turbo'], upscalers: [] } };
+      const byDefault = new NoCapableWorkerError({ kind: 'movie', model: 'demo', pixels: 262_144, ability: 'text' }, [other]);
+      expect(userMessage(byDefault, () => {}, blendNames)).toBe("This farm can't render this right now: no render worker online has its model. Try again later, or ask the farm's operator.");
+    });
+
     it('a /blend with pictures: the options to leave out; the operator’s message is unchanged', () => {
       const err = new NoCapableWorkerError({ kind: 'blend', model: 'demo', pixels: 262_144, ability: 'picture' }, [demo(['text'])]);
       expect(err.message).toBe(

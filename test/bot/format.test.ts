@@ -160,9 +160,18 @@ describe('each stage', () => {
     expect(doneText(job({ status: 'done' }), {}, '(smaller)')).toBe('**Blend** #7: a cat → a dog\nseeds 42, 43\n(smaller)\nIts maker (or a moderator) can also react with 🔍 to upscale it or 🔁 to re-roll it.');
   });
 
+  it('names the model, escaped, only when it is not the one the job would have by default', () => {
+    expect(doneText(job({ status: 'done', guildId: null }, { model: 'my_model' }), {})).toBe('**Blend** #7: a cat → a dog\nseeds 42, 43 · model my\\_model');
+    expect(queuedText(job({}, { model: 'sdxl-turbo' }), 1)).toMatch(/^Queued: next in the queue, on model sdxl-turbo\. Reserved/m);
+    expect(queuedText(job(), 1)).not.toMatch(/model/);
+    expect(doneText(job({ status: 'done', guildId: null }, { model: 'inpaint', inpaint: { mask: 'centre' } }), {})).not.toMatch(/model/);
+    // An upscale runs no diffusion model.
+    expect(doneText(job({ status: 'done', guildId: null, kind: 'upscale', parentJobId: 3 }, { model: 'sdxl-turbo' }), {})).not.toMatch(/model/);
+  });
+
   it('done: the 🔍/🔁 reactions said only for the follow-ups the job offers, and only in a server', () => {
     // A variation animation offers only Re-roll; an upscale no second upscale.
-    expect(doneText(job({ status: 'done', kind: 'vary' }, { variation: { variations: 4, intermediate: 2, noiseShift: 0.1 } }), {})).toBe('**Variation** #7: a cat → a dog\nseeds 42, 43\nIts maker (or a moderator) can also react with 🔁 to re-roll it.');
+    expect(doneText(job({ status: 'done', kind: 'vary' }, { model: 'variation', variation: { variations: 4, intermediate: 2, noiseShift: 0.1 } }), {})).toBe('**Variation** #7: a cat → a dog\nseeds 42, 43\nIts maker (or a moderator) can also react with 🔁 to re-roll it.');
     expect(doneText(job({ status: 'done', kind: 'upscale', parentJobId: 3 }), {})).toBe('**Upscale** #7 of #3: a cat → a dog\nseeds 42, 43\nIts maker (or a moderator) can also react with 🔁 to re-roll it.');
     // In a DM the bot reads no reactions: the buttons only.
     expect(doneText(job({ status: 'done', guildId: null }), {})).toBe('**Blend** #7: a cat → a dog\nseeds 42, 43');

@@ -12,7 +12,9 @@ import {
   SIZE_CHOICES,
   splitPrompts,
   toJobParamsInput,
+  usesMainModel,
   withServerDefaults,
+  describeDefaults,
   type RenderOptions,
 } from '../../bot/render-options.ts';
 
@@ -106,6 +108,29 @@ describe('reading options and server defaults', () => {
     expect(withServerDefaults({ format: 'mp4', seed: 1 }, defaults)).toEqual({ size: 'landscape', duration: 2, format: 'mp4', quality: 'high', seed: 1 });
     expect(withServerDefaults({ duration: undefined }, defaults).duration).toBe(2);
     expect(withServerDefaults({ size: 'square' }, {})).toEqual({ size: 'square' });
+  });
+
+  it('the model: read trimmed, mapped onto the job’s model, a server’s default only for jobs on the main model', () => {
+    expect(readRenderOptions(interactionWith({ model: ' sdxl-turbo ' }))).toEqual({ model: 'sdxl-turbo' });
+    expect(readRenderOptions(interactionWith({ model: '  ' }))).toEqual({});
+    expect(toJobParamsInput(['a', 'b'], { model: 'sdxl-turbo' })).toEqual({ prompts: ['a', 'b'], model: 'sdxl-turbo' });
+    // Checked by the farm's one rule, named after the option.
+    expect(() => parseJobParams('blend', toJobParamsInput(['a', 'b'], { model: 'sdxl turbo' }))).toThrow(/model must be a model id/);
+    const defaults: RenderOptions = { model: 'sdxl-turbo', quality: 'draft' };
+    expect(withServerDefaults({}, defaults)).toEqual({ model: 'sdxl-turbo', quality: 'draft' });
+    expect(withServerDefaults({ model: 'demo' }, defaults).model).toBe('demo');
+    expect(withServerDefaults({}, defaults, usesMainModel('vary'))).toEqual({ quality: 'draft' });
+    expect(withServerDefaults({}, defaults, usesMainModel('blend', { inpaint: { mask: 'centre' } }))).toEqual({ quality: 'draft' });
+    expect(usesMainModel('blend', { images: [{ index: 0 }] })).toBe(true);
+    expect(usesMainModel('movie')).toBe(true);
+    expect(describeDefaults({ model: 'my_model' })).toBe('model my\\_model');
+    // /blend, /movie and /settings defaults suggest models as the member types; /vary has its own.
+    for (const [name, path] of [['blend', []], ['movie', []], ['settings', ['defaults']]] as const) {
+      let options = commandJson(name).options;
+      for (const sub of path) options = option(options, sub).options!;
+      expect(option(options, 'model'), name).toMatchObject({ type: 3, autocomplete: true, max_length: LIMITS.modelId.max });
+    }
+    expect(option(commandJson('vary').options, 'model')).toBeUndefined();
   });
 
   it('describes the farm’s own defaults in the options’ terms', () => {

@@ -27,6 +27,13 @@ describe('button ids', () => {
     expect(buttonId('upscale', 12)).toBe('bf:upscale:12');
   });
 
+  it('carries the model last, so forms shown before it existed read the same', () => {
+    const options: RenderOptions = { seed: 1, negative: 'blurry', model: 'sdxl-turbo' };
+    expect(parseFormId(movieFormId(options))).toEqual({ kind: 'movie', options });
+    expect(movieFormId({ model: 'sdxl-turbo' })).toBe('bf:movie-form:[null,null,null,null,null,null,null,"sdxl-turbo"]');
+    expect(parseFormId('bf:movie-form:[1,null,null,null,null,null,"blurry"]')).toEqual({ kind: 'movie', options: { seed: 1, negative: 'blurry' } });
+  });
+
   it('reject ids the bot did not make', () => {
     for (const id of ['', 'bf:delete:1', 'xx:upscale:1', 'bf:upscale:', 'bf:upscale:abc', 'bf:upscale:-1', 'bf:upscale:1:2', ' bf:upscale:1', `bf:upscale:${BIG_JOB}0`, 'bf:extend-form:1']) {
       expect(parseButtonId(id), id).toBeUndefined();
@@ -59,7 +66,7 @@ describe('form ids', () => {
 
   it('reject ids the bot did not make', () => {
     const form = (text: string) => `bf:movie-form:${text}`;
-    const tooMany = JSON.stringify(Array.from({ length: 8 }, () => null));
+    const tooMany = JSON.stringify(Array.from({ length: 9 }, () => null));
     for (const id of ['', 'bf:upscale:1', 'bf:extend-form:', 'bf:extend-form:x', 'xx:extend-form:1', form(''), form('!!'), form('{"seed":1}'), form('"text"'), form('null'), form('[1'), form('["1"]'), form('[1,"2"]'), form(tooMany)]) {
       expect(parseFormId(id), id).toBeUndefined();
     }
