@@ -1,7 +1,7 @@
 // bot/autocomplete.ts: the `model` option's choices from the models online workers offer. Pure
 // functions; the choices through Discord are in models.e2e.test.ts.
 import { describe, expect, it } from 'vitest';
-import { MAX_AUTOCOMPLETE_CHOICES, modelChoiceName, modelChoices, workerCountText } from '../../bot/autocomplete.ts';
+import { answerAutocomplete, MAX_AUTOCOMPLETE_CHOICES, modelChoiceName, modelChoices, workerCountText } from '../../bot/autocomplete.ts';
 import type { OfferedModel } from '../../farm/index.ts';
 
 const model = (id: string, devices: Partial<OfferedModel['devices']> = { GPU: 1 }, abilities: OfferedModel['abilities'] = ['text']): OfferedModel => {
@@ -31,5 +31,45 @@ describe('model choices', () => {
     expect(modelChoices(offered, 'nothing')).toEqual([]);
     const many = Array.from({ length: 30 }, (_, i) => model(`m${String(i).padStart(2, '0')}`));
     expect(modelChoices(many, 'm').map((c) => c.value)).toEqual(many.slice(0, MAX_AUTOCOMPLETE_CHOICES).map((m) => m.id));
+  });
+});
+
+describe('answering an autocomplete', () => {
+  /** Just enough of an AutocompleteInteraction: what it was answered with. */
+  function interaction(respond: (choices: unknown[]) => Promise<void> = async () => {}) {
+    const answers: unknown[][] = [];
+    const it = { commandName: 'blend', respond: async (choices: unknown[]) => (answers.push(choices), respond(choices)) };
+    return { it: it as unknown as Parameters<typeof answerAutocomplete>[0], answers };
+  }
+  const ctx = (logs: string[]) => ({ log: (line: string) => void logs.push(line) }) as unknown as Parameters<typeof answerAutocomplete>[1];
+
+  it('answers with the choices found', async () => {
+    const { it: i, answers } = interaction();
+    await answerAutocomplete(i, ctx([]), async () => [{ name: 'demo · 1 CPU worker', value: 'demo' }]);
+    expect(answers).toEqual([[{ name: 'demo · 1 CPU worker', value: 'demo' }]]);
+  });
+
+  it('answers with none, and logs why, when the farm fails or is too slow for Discord’s 3 s; never throws', async () => {
+    const logs: string[] = [];
+    const failed = interaction();
+    await answerAutocomplete(failed.it, ctx(logs), async () => {
+      throw new Error('connection refused');
+    });
+    expect(failed.answers).toEqual([[]]);
+    expect(logs.at(-1)).toMatch(/autocomplete in \/blend failed; no choices shown: .*connection refused/);
+
+    const slow = interaction();
+    const started = Date.now();
+    await answerAutocomplete(slow.it, ctx(logs), () => new Promise(() => {}));
+    expect(Date.now() - started).toBeLessThan(2900);
+    expect(slow.answers).toEqual([[]]);
+    expect(logs.at(-1)).toMatch(/did not answer within 2000 ms/);
+
+    // Discord refusing the answer (the interaction expired) is logged, not thrown.
+    const refused = interaction(async () => {
+      throw new Error('Unknown interaction');
+    });
+    await expect(answerAutocomplete(refused.it, ctx(logs), async () => [])).resolves.toBeUndefined();
+    expect(logs.at(-1)).toMatch(/could not be answered: .*Unknown interaction/);
   });
 });
