@@ -19,7 +19,7 @@ positive prompts and away from the negative ones.
 Options:
   --out FILE            video file to write (default: ${DEFAULT_OUT_STEM}.<format>)
   --format NAME         ${VIDEO_FORMATS.join(' | ')} (default: from --out's extension, else mp4)
-  --frames N            generations after the first variation, 1..${MAX_VARIATION_FRAMES} (default: ${d.variations})
+  --frames N            generations after the first variation, at least 1 (default: ${d.variations}); the video has 1 + N x intermediate frames in all, within 1..${MAX_VARIATION_FRAMES} (N x intermediate at most ${MAX_VARIATION_FRAMES - 1})
   --intermediate N      frames per generation, the variation included; the others lerp embedding and noise (default: ${d.intermediate}; 1 = none)
   --noise-shift P       how far the noise moves per generation: 1 = fresh noise, 0 = the same noise (default: ${d.noiseShift})
   --steps N             denoising steps (default: the model's, ${imageVariationDefaults.steps})
