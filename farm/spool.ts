@@ -251,16 +251,18 @@ export class Spool {
     const temp = path.join(this.dir, `.${file}.${randomBytes(4).toString('hex')}.tmp`);
     const handle = await fs.open(temp, 'w');
     try {
-      await handle.writeFile(data);
-      // Flushed before the rename: after a power cut the name never points at a half-written file.
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    try {
+      try {
+        await handle.writeFile(data);
+        // Flushed before the rename: after a power cut the name never points at a half-written file.
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
       await fs.rename(temp, path.join(this.dir, file));
     } catch (error) {
-      await fs.rm(temp, { force: true });
+      // Whatever failed (a full disk fails the write or the flush), the partial file goes: left
+      // behind, it would keep a full spool full and fail every later write.
+      await fs.rm(temp, { force: true }).catch(() => {});
       throw error;
     }
   }
