@@ -180,6 +180,20 @@ export class Spool {
     return name;
   }
 
+  /**
+   * Whether the folder takes a file: creates it if need be, writes a small temporary file and
+   * deletes it. Throws what failed (a read-only or missing mount, a file in its place).
+   */
+  async probe(): Promise<void> {
+    await fs.mkdir(this.dir, { recursive: true });
+    const temp = path.join(this.dir, `.probe-${randomBytes(4).toString('hex')}.tmp`);
+    try {
+      await fs.writeFile(temp, 'blendfarm spool probe\n');
+    } finally {
+      await fs.rm(temp, { force: true }).catch(() => {});
+    }
+  }
+
   /** Replaces an entry's sidecar (recovery claimed the job again: a new attempt and lease). */
   async rewrite(name: string, entry: SpoolEntry): Promise<void> {
     await this.writeAtomically(name + SIDECAR, JSON.stringify(entry, null, 2));

@@ -207,6 +207,7 @@ export class FarmWorker {
       if (event.type === 'retrying') void this.recoverSpool();
       if (event.type === 'queued' || event.type === 'retrying' || event.type === 'released') this.wake();
     });
+    await this.probeSpool();
     // Renders left in the spool by an outage or a previous run are stored before anything new is
     // claimed, so the claim loop does not pick up one of their jobs and render it again.
     await this.removeSpoolStrays();
@@ -263,6 +264,25 @@ export class FarmWorker {
       this.log(`stopped (${this.stats.completed} completed, ${this.stats.released} handed back)`);
     })();
     return this.stopPromise;
+  }
+
+  /**
+   * Whether the spool folder takes files, found at start rather than at the first finished job: a
+   * folder it cannot write is one warning line (the worker still starts; its results are then kept
+   * in memory only).
+   */
+  private async probeSpool(): Promise<void> {
+    if (!this.spool) return;
+    try {
+      await this.spool.probe();
+    } catch (error) {
+      this.log(
+        `spool folder ${this.spool.dir} cannot be written (${(error as Error).message}): finished videos are kept in memory only, ` +
+          'so a database outage at the end of a render, longer than the lease, or a restart before the result is stored loses that render; ' +
+          'give the worker a writable folder with room for a few videos in BLENDFARM_SPOOL_DIR',
+        'warn',
+      );
+    }
   }
 
   /** The lease tokens of the renders waiting in this worker's spool (none without one, or when it cannot be read). */
