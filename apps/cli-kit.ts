@@ -49,6 +49,36 @@ export function choiceOption<T extends string>(name: string, raw: string | undef
 }
 
 /**
+ * `argv` with a value that starts with "-" joined to the flag before it ("--grant -450" as
+ * "--grant=-450", "--note -5 for a test" likewise): node:util parseArgs reads such a value as a flag
+ * and refuses the line as ambiguous. Only flags of type string in `options` take the next argument,
+ * and never one that is itself a flag of `options`; a "--" ends the flags.
+ */
+export function negativeValuesJoined(argv: readonly string[], options: Readonly<Record<string, { type: 'string' | 'boolean'; short?: string }>>): string[] {
+  // The long name of a flag of `options` ("--grant", "--grant=5", "-g"), undefined for anything else.
+  const nameOf = (arg: string): string | undefined => {
+    if (arg.startsWith('--')) return Object.hasOwn(options, arg.slice(2).split('=')[0]) ? arg.slice(2).split('=')[0] : undefined;
+    if (/^-[A-Za-z]$/.test(arg)) return Object.keys(options).find((name) => options[name].short === arg.slice(1));
+    return undefined;
+  };
+  const flagOf = (arg: string) => {
+    const name = nameOf(arg);
+    return name === undefined ? undefined : options[name];
+  };
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--') return [...out, ...argv.slice(i)];
+    const next = argv[i + 1];
+    if (next !== undefined && next !== '--' && next.startsWith('-') && !flagOf(next) && !arg.includes('=') && flagOf(arg)?.type === 'string') {
+      out.push(`--${nameOf(arg)}=${next}`);
+      i++;
+    } else out.push(arg);
+  }
+  return out;
+}
+
+/**
  * Whether `err` is a bad command line: a UsageError, or node:util parseArgs refusing the arguments
  * (an unknown flag, a flag without its value: its errors carry an ERR_PARSE_ARGS_* code).
  */

@@ -55,8 +55,9 @@ export interface OpenDatabaseOptions {
   /** Where outage lines go (default: stderr). */
   log?: LogLine;
   /**
-   * Where the line naming the migrations an upgrade applied goes: news, not a fault (a process with
-   * a logger passes its info level). Default: `log` (stderr, which keeps a CLI's stdout for its answer).
+   * Where news goes, not faults: the line naming the migrations an upgrade applied, and the line
+   * saying the database answers again after an outage (a process with a logger passes its info
+   * level). Default: `log` (stderr, which keeps a CLI's stdout for its answer).
    */
   info?: LogLine;
 }
@@ -156,7 +157,7 @@ function reportMigrations(applied: AppliedMigrations, location: string, log: Log
 async function openPostgres(url: string, options: OpenDatabaseOptions): Promise<FarmDb> {
   const timeouts = { ...dbTimeoutsFromEnv(), ...options.timeouts };
   const location = redactConnectionString(url);
-  const outage = new OutageLog(location, options.log);
+  const outage = new OutageLog(location, options.log, options.info ?? options.log);
   const Client = observedClient((error) => (error ? outage.failed(error) : outage.ok()));
   const pool = new pg.Pool({ ...clientConfig(url, timeouts, Client), max: options.poolSize ?? 10 });
   // An idle client losing its connection must not crash the process; the pool replaces it.

@@ -15,6 +15,8 @@ export class OutageLog {
     /** Where the database is (already redacted), for the log lines. */
     private readonly where: string,
     private readonly log: LogLine = (line) => console.error(line),
+    /** Where the line saying it answers again goes: a recovery, not a fault (default: `log`). */
+    private readonly recovered: LogLine = log,
   ) {}
 
   get down(): boolean {
@@ -29,7 +31,7 @@ export class OutageLog {
     }
     this.outage = { since: Date.now(), failures: 1 };
     // Neutral on what comes next: a worker or the bot retries, a CLI command ends with its error.
-    this.log(`[db] cannot reach the database at ${this.where} (${describeDbError(error)}); a line here says when it answers again, while this process runs`);
+    this.log(`[db] cannot reach the database at ${this.where} (${describeDbError(error)}); a line here says when it answers again, if this process keeps running`);
   }
 
   /** A query succeeded (or the server answered, even with an error). */
@@ -38,6 +40,6 @@ export class OutageLog {
     if (!outage) return;
     this.outage = undefined;
     const seconds = ((Date.now() - outage.since) / 1000).toFixed(1);
-    this.log(`[db] the database at ${this.where} answers again, after ${seconds} s and ${outage.failures} failed operation(s)`);
+    this.recovered(`[db] the database at ${this.where} answers again, after ${seconds} s and ${outage.failures} failed operation(s)`);
   }
 }

@@ -56,7 +56,7 @@ import {
   waitForJob,
   workerToJson,
 } from '../../farm/index.ts';
-import { choiceOption, numberOption, outputFile, runCli, UsageError } from '../cli-kit.ts';
+import { choiceOption, negativeValuesJoined, numberOption, outputFile, runCli, UsageError } from '../cli-kit.ts';
 import { writeWhole } from '../../engine/index.ts';
 import { loadRenderer, rendererSpecFrom } from '../worker/load-renderer.ts';
 
@@ -393,7 +393,7 @@ export async function farmCli(argv: string[], io: CliIo = {}): Promise<number> {
   };
   let parsed: { values: Values; positionals: string[] };
   try {
-    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args: negativeValuesJoined(argv, OPTIONS), options: OPTIONS, allowPositionals: true, strict: true });
   } catch (error) {
     if (jsonRequested(argv)) return usageError((error as Error).message, true);
     err(`${(error as Error).message}\n\n${USAGE}`);

@@ -121,6 +121,10 @@ describe.each(BACKENDS)('farm CLI on %s', (backend) => {
     expect(budget.json.balanceGpuSeconds).toBeCloseTo(1025 - submitted.reservedGpuSeconds, 3);
     expect(budget.json.heldGpuSeconds).toBeCloseTo(submitted.reservedGpuSeconds, 3);
     expect(budget.json.ledger[0]).toMatchObject({ kind: 'grant', amountGpuSeconds: 25, note: 'thanks' });
+    // A negative grant as an operator types it (node's parseArgs alone read "-5" as a flag: "ambiguous").
+    const taken = await cli('budget', '--user', 'op-4', '--grant', '-5', '--note', '-5 for a test', '--json');
+    expect(taken.code).toBe(0);
+    expect(taken.json.ledger[0]).toMatchObject({ kind: 'grant', amountGpuSeconds: -5, note: '-5 for a test' });
 
     const cancelled = await cli('cancel', String(submitted.id), '--json');
     expect(cancelled.json).toMatchObject({ cancelled: true, refundedGpuSeconds: submitted.reservedGpuSeconds, job: { status: 'cancelled' } });

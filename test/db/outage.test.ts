@@ -7,6 +7,7 @@ import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FarmDb, openDatabase } from '../../db/client.ts';
 import { isConnectionError } from '../../db/errors.ts';
+import { OutageLog } from '../../db/outage.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { type FlakyProxy, proxyInFrontOf } from '../helpers/flaky-proxy.ts';
 
@@ -85,5 +86,21 @@ describe('a Postgres outage', () => {
     expect(errors.every((e) => isConnectionError(e))).toBe(true);
     expect(refusedLines).toHaveLength(1);
     expect(refusedLines[0]).toContain('ECONNREFUSED');
+  });
+});
+
+describe('OutageLog', () => {
+  it('says the outage where faults go and the recovery where news goes (a worker logs it at info, not as an error)', () => {
+    const faults: string[] = [];
+    const news: string[] = [];
+    const outage = new OutageLog('postgres://db', (l) => faults.push(l), (l) => news.push(l));
+    outage.ok();
+    outage.failed(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }));
+    outage.failed(new Error('again'));
+    expect(outage.down).toBe(true);
+    outage.ok();
+    expect(faults).toHaveLength(1);
+    expect(faults[0]).toMatch(/^\[db\] cannot reach the database at postgres:\/\/db \(.*ECONNREFUSED.*\); a line here says when it answers again, if this process keeps running$/);
+    expect(news).toEqual([expect.stringMatching(/^\[db\] the database at postgres:\/\/db answers again, after \d+\.\d s and 2 failed operation\(s\)$/)]);
   });
 });
