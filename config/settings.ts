@@ -175,7 +175,7 @@ export const settings = {
   } as SettingSpec<string>,
   modelId: {
     env: 'BLENDFARM_MODEL_ID',
-    help: `The id a worker offers its BLENDFARM_MODEL_DIR model under, the id jobs name; unset = "${DEFAULT_MODEL_ID}", the model every bot command and every job without a model asks for (set another id only for a second model that jobs name explicitly)`,
+    help: `The id a worker offers its BLENDFARM_MODEL_DIR model under, the id jobs name; unset = "${DEFAULT_MODEL_ID}", the model every bot command and every job without a model asks for (set another id for a second model: jobs name it, and the bot's model option lists it while a worker offering it is online)`,
     example: '',
     parse: modelId,
   } as SettingSpec<string>,

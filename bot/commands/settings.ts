@@ -65,7 +65,7 @@ export const settings: Command = {
     .addSubcommand((s) =>
       s
         .setName('defaults')
-        .setDescription('What /blend and /movie use when a member leaves an option out')
+        .setDescription('What /blend, /movie and /vary use when a member leaves an option out')
         .addStringOption((o) => qualityOption(o, 'Default quality'))
         .addStringOption((o) => sizeOption(o, 'Default frame size'))
         .addNumberOption((o) => durationOption(o, 'Default seconds per transition'))
