@@ -227,7 +227,8 @@ export async function renderVideo(
   const t2 = performance.now();
   const gaps = segments.flatMap((s) => s.gaps ?? []);
   const all = segments.flatMap((s, i) => (i === 0 ? s.keyframes : s.keyframes.slice(1)));
-  const warnings = promptWarnings(pipe, req.prompts, req.negativePrompt, { extension: ext !== undefined });
+  // The pipeline's load-time notes (an SDXL encoder without hidden_states.N, a scheduler class that fell back), then the prompts'.
+  const warnings = [...pipe.warnings, ...promptWarnings(pipe, req.prompts, req.negativePrompt, { extension: ext !== undefined })];
   opts.onProgress?.({ fraction: 1, segment: segments.length, segments: segments.length, stage: 0, stages: 0, branchesDone: all.length, branchesPlanned: all.length, etaSeconds: 0 });
   return {
     video: video.bytes,

@@ -20,7 +20,7 @@ export function asUsageError<T>(work: Promise<T>): Promise<T> {
 /** A seed flag's range: the engine's (MAX_SEED, engine/noise.ts); numberOption refuses others with a usage error naming it. */
 export const SEED_FLAG = { integer: true, min: 0, max: MAX_SEED } as const;
 
-/** --width and --height: whole pixels up to the engine's MAX_IMAGE_SIDE (the engine then asks for a multiple of the model's VAE factor, 8). */
+/** --width and --height: whole pixels up to the engine's MAX_IMAGE_SIDE (the engine then asks for a multiple of the model's size multiple: its VAE factor, 8, times its UNet's downsampling, e.g. 64 px for SD 1.5). */
 export const SIZE_FLAG = { integer: true, min: 64, max: MAX_IMAGE_SIDE } as const;
 /**
  * Refuses a prompt longer than the engine's MAX_PROMPT_LENGTH, naming it as the user typed it

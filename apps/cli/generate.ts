@@ -22,8 +22,8 @@ Options:
   --seed N            random seed, ${SEED_FLAG.min}..${SEED_FLAG.max} (default: drawn at random and printed)
   --steps N           denoising steps (default: the model's, e.g. 25 for SD 1.5, 1-4 for turbo models)
   --guidance G        classifier-free guidance scale; 0 or 1 skips the unconditional pass (default: the model's)
-  --width W           image width in pixels, a multiple of 8 (default: the model's native size)
-  --height H          image height in pixels, a multiple of 8
+  --width W           image width in pixels, a multiple of what the model takes (8 x its UNet's downsampling, e.g. 64 for SD 1.5; default: the model's native size)
+  --height H          image height in pixels, the same multiple
   --batch N           images to render at once; image i uses seed + i (default: 1)
   --scheduler NAME    ${schedulerKinds.join(' | ')} (default: the model's)
   --model DIR         ${SHARED_HELP.pipelineModel}

@@ -89,7 +89,7 @@ Options:
   --negative TEXT       negative prompt
   --steps N             denoising steps (default: the model's)
   --guidance G          guidance scale (default: the model's; damped towards the middle)
-  --width W, --height H frame size in pixels, multiples of 8 (default: the model's)
+  --width W, --height H frame size in pixels, multiples of what the model takes (e.g. 64 for SD 1.5; default: the model's)
   --scheduler NAME      ${schedulerKinds.join(' | ')}
   --order NAME          ${ORDERS.join(' | ')}: how branches of a stage are run (default: batched on GPUs, sequential on the CPU)
   --plan NAME           ${planModes.join(' | ')}: screen time per keyframe gap (default: ${DEFAULT_PLAN})
@@ -266,8 +266,9 @@ export async function runTransitionCli(kind: 'blend' | 'movie', argv = process.a
   const frame = pipe.resolve({ prompt: prompts[0], width, height });
   const images = await prepareRequestImages(pictureFlags, prompts.length, frame.width, frame.height);
   const inpaint = await prepareInpaint(inpaintRequest, frame.width, frame.height);
-  // A prompt longer than the text encoder reads: said before rendering (Ctrl-C and shorten it), and in the summary.
-  const warnings = promptWarnings(pipe, prompts, values.negative);
+  // The pipeline's load-time notes (as generate prints them) and a prompt longer than the text encoder reads: said before
+  // rendering (Ctrl-C and shorten it), and in the summary.
+  const warnings = [...pipe.warnings, ...promptWarnings(pipe, prompts, values.negative)];
   for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
   // The built-in metric's graph that does not open on the GPU: the JavaScript metric (same values), one warning line.
   const onFallback = (reason: string) =>

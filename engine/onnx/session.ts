@@ -4,7 +4,7 @@
  * instead of assuming names and dtypes.
  */
 import * as ort from 'onnxruntime-node';
-import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, openSync, readSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { externalDataLocations } from './external-data.ts';
 
@@ -55,6 +55,51 @@ export class ModelFileError extends Error {
   }
 }
 
+/**
+ * What to tell the user when a file or folder cannot be opened for a reason other than its
+ * absence: EACCES/EPERM ("permission denied: <path> (check its permissions for the user running
+ * Blendfarm)") or EISDIR ("<path> is a folder, not a file"). Undefined for other errors (ENOENT:
+ * the caller says what it expected there).
+ */
+export function fileAccessIssue(err: unknown, path: string): string | undefined {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  if (code === 'EACCES' || code === 'EPERM') return `permission denied: ${path} (check its permissions for the user running Blendfarm)`;
+  if (code === 'EISDIR') return `${path} is a folder, not a file`;
+  return undefined;
+}
+
+/** A ModelFileError whose message is fileAccessIssue's text (it names the path itself). */
+export class FileAccessError extends ModelFileError {
+  constructor(file: string, issue: string) {
+    super(file, issue);
+    this.message = issue;
+    this.name = 'ModelFileError';
+  }
+}
+
+/**
+ * Throws a FileAccessError when `file` cannot be read by this process (no permission on it or a
+ * folder above it) or is a folder; returns whether it exists. Root passes every permission check.
+ */
+export function checkReadableFile(file: string): boolean {
+  let isDir: boolean;
+  try {
+    isDir = statSync(file).isDirectory();
+  } catch (err) {
+    const issue = fileAccessIssue(err, file);
+    if (issue) throw new FileAccessError(file, issue);
+    return false;
+  }
+  if (isDir) throw new FileAccessError(file, `${file} is a folder, not a file`);
+  try {
+    accessSync(file, constants.R_OK);
+  } catch (err) {
+    const issue = fileAccessIssue(err, file) ?? `cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`;
+    throw new FileAccessError(file, issue);
+  }
+  return true;
+}
+
 export interface LoadedSession {
   session: ort.InferenceSession;
   inputs: TensorInfo[];
@@ -76,7 +121,7 @@ function infos(meta: readonly ort.InferenceSession.ValueMetadata[]): TensorInfo[
  * a farm worker that advertises CUDA must not quietly render at CPU speed.
  */
 export async function openSession(path: string, opts: SessionOptions = {}): Promise<LoadedSession> {
-  if (!existsSync(path)) throw new ModelFileError(path, 'file not found (expected an ONNX model, model.onnx)');
+  if (!checkReadableFile(path)) throw new ModelFileError(path, 'file not found (expected an ONNX model, model.onnx)');
   return create(path, path, opts);
 }
 
@@ -115,6 +160,8 @@ async function create(source: string | Uint8Array, path: string, opts: SessionOp
         `${pointers[0] === source ? 'this file is a Git LFS pointer' : pointers.length === 1 ? `its weights file ${names} is a Git LFS pointer` : `its weights files ${names} are Git LFS pointers`} (a few lines of text), not the model's data: the download skipped the large files; fetch them (git lfs pull in the clone, or huggingface-cli download) and try again`,
       );
     }
+    // A file this load reads that this user may not read, or a folder in its place: say that, not ONNX Runtime's "system error number 13".
+    for (const file of needed ?? []) checkReadableFile(file);
     const missingKernel = /Failed to find kernel for (?:[\w.]+\.)?(\w+)\((\d+)\)|Could not find an implementation for (\w+)\((\d+)\)/.exec(msg);
     if (missingKernel) {
       const op = missingKernel[1] ?? missingKernel[3];

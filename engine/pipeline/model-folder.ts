@@ -16,9 +16,9 @@
  *                    feature_extractor/preprocessor_config.json; text_encoder/ is then CLIP's text
  *                    model *with projection* (output text_embeds), used only for CLIP guidance
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { ModelFileError } from '../onnx/session.ts';
+import { checkReadableFile, FileAccessError, fileAccessIssue, ModelFileError } from '../onnx/session.ts';
 import type { SchedulerKind } from '../schedulers/index.ts';
 
 export const MODEL_KINDS = ['text2img', 'inpaint', 'image-variation'] as const;
@@ -76,6 +76,12 @@ export interface ModelFolder {
    * config does not say).
    */
   vaeScaleFactor: number;
+  /**
+   * Image sides must be multiples of this: vaeScaleFactor x the UNet's total downsampling
+   * (unetDownsampling: 2 ** (len(block_out_channels) - 1) from unet/config.json; 64 px for SD 1.5).
+   * vaeScaleFactor alone when unet/config.json does not say.
+   */
+  sizeMultiple: number;
   /** vae_decoder/config.json `force_upcast`: the VAE overflows in fp16 (SDXL's) and diffusers decodes it in fp32. */
   vaeForceUpcast: boolean;
   /** unet/config.json `time_cond_proj_dim`: set for LCM-distilled UNets, which take a guidance embedding (timestep_cond). */
@@ -86,6 +92,8 @@ export interface ModelFolder {
   /** Whether the folder says it is the project's built-in demo model. */
   isDemo: boolean;
   kind: ModelKind;
+  /** What the user should know about the folder (e.g. an SDXL export without tokenizer_2/); shown with every result. */
+  warnings: string[];
   /** image-variation: the CLIP image encoder (pixel_values -> image_embeds). */
   imageEncoder?: string;
   /** image-variation: feature_extractor/preprocessor_config.json (CLIPImageProcessor settings). */
@@ -93,10 +101,17 @@ export interface ModelFolder {
 }
 
 function readJson(file: string, expected: string): Record<string, unknown> {
-  if (!existsSync(file)) throw new ModelFileError(file, `file not found (expected ${expected})`);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const issue = fileAccessIssue(err, file);
+    if (issue) throw new FileAccessError(file, issue);
+    throw new ModelFileError(file, `file not found (expected ${expected})`);
+  }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(readFileSync(file, 'utf8'));
+    parsed = JSON.parse(text);
   } catch (err) {
     throw new ModelFileError(file, `not valid JSON (${(err as Error).message}); expected ${expected}`);
   }
@@ -107,14 +122,14 @@ function readJson(file: string, expected: string): Record<string, unknown> {
 }
 
 function optionalJson(file: string): Record<string, unknown> | undefined {
-  return existsSync(file) ? readJson(file, 'a JSON object') : undefined;
+  return checkReadableFile(file) ? readJson(file, 'a JSON object') : undefined;
 }
 
 function onnxFile(dir: string, component: string, required: true): string;
 function onnxFile(dir: string, component: string, required: false): string | undefined;
 function onnxFile(dir: string, component: string, required: boolean): string | undefined {
   const file = join(dir, component, 'model.onnx');
-  if (!existsSync(file)) {
+  if (!checkReadableFile(file)) {
     if (!required) return undefined;
     throw new ModelFileError(file, `file not found (expected the ${component} exported to ONNX as ${component}/model.onnx)`);
   }
@@ -126,7 +141,7 @@ function tokenizerDir(dir: string, name: string): string {
   const tdir = join(dir, name);
   for (const f of ['vocab.json', 'merges.txt']) {
     const file = join(tdir, f);
-    if (!existsSync(file)) throw new ModelFileError(file, `file not found (expected the CLIP tokenizer's ${f} in ${name}/)`);
+    if (!checkReadableFile(file)) throw new ModelFileError(file, `file not found (expected the CLIP tokenizer's ${f} in ${name}/)`);
   }
   return tdir;
 }
@@ -136,8 +151,17 @@ function tokenizerDir(dir: string, name: string): string {
  * model_index.json given instead of its folder), "is a file". `expected` says what the folder holds.
  */
 export function requireModelFolder(dir: string, expected: string): void {
-  if (!existsSync(dir)) throw new ModelFileError(dir, `folder not found (expected ${expected})`);
-  if (!statSync(dir).isDirectory()) throw new ModelFileError(dir, `is a file, not a folder; give the model's folder, the one holding model_index.json (expected ${expected})`);
+  let isDir: boolean;
+  try {
+    isDir = statSync(dir).isDirectory();
+    // Listing and entering it: a folder this user may not read would otherwise read as "file not found" inside it.
+    if (isDir) accessSync(dir, constants.R_OK | constants.X_OK);
+  } catch (err) {
+    const issue = fileAccessIssue(err, dir);
+    if (issue) throw new FileAccessError(dir, issue);
+    throw new ModelFileError(dir, `folder not found (expected ${expected})`);
+  }
+  if (!isDir) throw new ModelFileError(dir, `is a file, not a folder; give the model's folder, the one holding model_index.json (expected ${expected})`);
 }
 
 /** Inspects a model folder without loading any weights. */
@@ -166,7 +190,14 @@ export function readModelFolder(dir: string): ModelFolder {
   const vaeDecoder = onnxFile(dir, 'vae_decoder', true);
   const vaeEncoder = onnxFile(dir, 'vae_encoder', false);
   const tok = tokenizerDir(dir, 'tokenizer');
+  const warnings: string[] = [];
   const tok2 = isXL ? (existsSync(join(dir, 'tokenizer_2')) ? tokenizerDir(dir, 'tokenizer_2') : tok) : undefined;
+  if (isXL && tok2 === tok) {
+    // Not refused: an export may share one tokenizer on purpose. SDXL's own tokenizer_2 pads with "!", tokenizer/ with <|endoftext|>.
+    warnings.push(
+      `${join(dir, 'tokenizer_2')} is missing, so the second text encoder uses tokenizer/: SDXL's own tokenizer_2 pads prompts with "!" where tokenizer/ pads with <|endoftext|>, so prompts may be followed less closely and images differ from diffusers'. Copy tokenizer_2/ from the original model to fix it.`,
+    );
+  }
 
   const schedulerConfig = readJson(
     join(dir, 'scheduler', 'scheduler_config.json'),
@@ -206,6 +237,7 @@ export function readModelFolder(dir: string): ModelFolder {
   }
 
   const vaeScaleFactor = readVaeScaleFactor(join(dir, 'vae_decoder', 'config.json'), vaeConfig);
+  const sizeMultiple = vaeScaleFactor * (unetDownsampling(join(dir, 'unet', 'config.json'), unetConfig) ?? 1);
   const defaults = { ...familyDefaults[family] };
   if (kind === 'image-variation') Object.assign(defaults, imageVariationDefaults);
   const sampleSize = Number(unetConfig?.sample_size);
@@ -232,6 +264,7 @@ export function readModelFolder(dir: string): ModelFolder {
     schedulerConfig,
     vaeScalingFactor: scaling,
     vaeScaleFactor,
+    sizeMultiple,
     vaeForceUpcast: vaeConfig?.force_upcast === true,
     timeCondProjDim,
     defaults,
@@ -240,6 +273,7 @@ export function readModelFolder(dir: string): ModelFolder {
     kind,
     imageEncoder,
     featureExtractor,
+    warnings,
   };
 }
 
@@ -249,6 +283,22 @@ function readVaeScaleFactor(file: string, config: Record<string, unknown> | unde
   if (blocks === undefined) return 8;
   if (!Array.isArray(blocks) || blocks.length < 1 || blocks.length > 8) {
     throw new ModelFileError(file, `"block_out_channels" should be a list of 1 to 8 channel counts (the VAE's blocks), got ${JSON.stringify(blocks)}`);
+  }
+  return 2 ** (blocks.length - 1);
+}
+
+/**
+ * How many times a diffusers UNet halves its input per side: every down block but the last
+ * downsamples, so 2 ** (len(block_out_channels) - 1) from unet/config.json (8 for SD 1.5, 2.x and
+ * the x4 upscaler, 4 for SDXL). A latent side that is not a multiple of it breaks the exported
+ * graph's skip connections (ONNX Runtime: "Concat ... mismatched dimensions"). Undefined when the
+ * config does not say.
+ */
+export function unetDownsampling(file: string, config: Record<string, unknown> | undefined): number | undefined {
+  const blocks = config?.block_out_channels;
+  if (blocks === undefined) return undefined;
+  if (!Array.isArray(blocks) || blocks.length < 1 || blocks.length > 8) {
+    throw new ModelFileError(file, `"block_out_channels" should be a list of 1 to 8 channel counts (the UNet's down blocks), got ${JSON.stringify(blocks)}`);
   }
   return 2 ** (blocks.length - 1);
 }

@@ -66,14 +66,26 @@ export const MAX_STEPS = 1000;
 export const MAX_GUIDANCE = 50;
 
 /**
- * Image sizes must be whole multiples of the VAE's scale factor (8 for every released SD VAE; the
- * model's own, pipe.vaeScaleFactor) from 8 latent cells up to MAX_IMAGE_SIDE pixels.
+ * What sizes a model renders: multiples of `sizeMultiple` (ModelFolder.sizeMultiple: the VAE's
+ * scale factor times the UNet's total downsampling, 64 px for SD 1.5), at least 8 latent cells.
+ * A plain number is a VAE scale factor alone (the rule when the UNet's config does not say).
  */
-export function validateSize(width: number, height: number, vaeScaleFactor = 8): void {
-  const min = 8 * vaeScaleFactor;
+export type SizeRule = number | { vaeScaleFactor: number; sizeMultiple: number };
+
+/**
+ * Image sizes must be whole multiples of the model's size multiple (its VAE scale factor, 8 for
+ * every released SD VAE, times its UNet's downsampling when unet/config.json states
+ * block_out_channels: 64 for SD 1.5) from 8 latent cells up to MAX_IMAGE_SIDE pixels.
+ */
+export function validateSize(width: number, height: number, rule: SizeRule = 8): void {
+  const vaeScaleFactor = typeof rule === 'number' ? rule : rule.vaeScaleFactor;
+  const multiple = typeof rule === 'number' ? rule : Math.max(rule.sizeMultiple, vaeScaleFactor);
+  const min = Math.max(8 * vaeScaleFactor, multiple);
   for (const [name, v] of [['width', width], ['height', height]] as const) {
-    if (!Number.isInteger(v) || v < min || v > MAX_IMAGE_SIDE || v % vaeScaleFactor !== 0) {
-      throw new InvalidRequestError(`${name} must be a multiple of ${vaeScaleFactor} between ${min} and ${MAX_IMAGE_SIDE} pixels, got ${v}`);
+    if (!Number.isInteger(v) || v < min || v > MAX_IMAGE_SIDE || v % multiple !== 0) {
+      // Past the VAE's factor, the UNet's: name the model as the reason (other models take other sizes).
+      const what = multiple === vaeScaleFactor ? `a multiple of ${multiple}` : `a multiple of ${multiple} for this model (its VAE's factor ${vaeScaleFactor} x its UNet's downsampling ${multiple / vaeScaleFactor})`;
+      throw new InvalidRequestError(`${name} must be ${what} between ${min} and ${MAX_IMAGE_SIDE} pixels, got ${v}`);
     }
   }
 }
@@ -81,12 +93,12 @@ export function validateSize(width: number, height: number, vaeScaleFactor = 8):
 /** A request's size, steps and guidance, each the model's default when not given, checked against the engine's limits (every pipeline). */
 export function resolveSettings(
   defaults: Pick<FamilyDefaults, 'width' | 'height' | 'steps' | 'guidance'>,
-  vaeScaleFactor: number,
+  size: SizeRule,
   opts: { width?: number; height?: number; steps?: number; guidance?: number },
 ): { width: number; height: number; steps: number; guidance: number } {
   const width = opts.width ?? defaults.width;
   const height = opts.height ?? defaults.height;
-  validateSize(width, height, vaeScaleFactor);
+  validateSize(width, height, size);
   const steps = opts.steps ?? defaults.steps;
   if (!Number.isInteger(steps) || steps < 1 || steps > MAX_STEPS) throw new InvalidRequestError(`steps must be a whole number from 1 to ${MAX_STEPS}, got ${steps}`);
   const guidance = opts.guidance ?? defaults.guidance;
@@ -149,9 +161,9 @@ export class StableDiffusionPipeline {
     return this.folder.vaeScaleFactor;
   }
 
-  /** Latent [height, width] for an image size (validated against the VAE's scale factor). */
+  /** Latent [height, width] for an image size (validated against the model's size multiple, folder.sizeMultiple). */
   latentSize(width: number, height: number): [number, number] {
-    validateSize(width, height, this.vaeScaleFactor);
+    validateSize(width, height, this.folder);
     return [height / this.vaeScaleFactor, width / this.vaeScaleFactor];
   }
 
@@ -160,7 +172,7 @@ export class StableDiffusionPipeline {
 
   /** Load-time notes for the user (e.g. quality lost to an export without hidden_states.N). */
   get warnings(): string[] {
-    return [...this.text.warnings, ...this.vae.warnings, ...this.schedulerWarnings];
+    return [...this.folder.warnings, ...this.text.warnings, ...this.vae.warnings, ...this.schedulerWarnings];
   }
 
   /** A fresh scheduler with `steps` timesteps; one per trajectory, since multistep solvers keep state. */
@@ -201,7 +213,7 @@ export class StableDiffusionPipeline {
   }
 
   resolve(opts: GenerateOptions) {
-    const { width, height, steps, guidance } = resolveSettings(this.folder.defaults, this.vaeScaleFactor, opts);
+    const { width, height, steps, guidance } = resolveSettings(this.folder.defaults, this.folder, opts);
     const per = this.latentChannels * (height / this.vaeScaleFactor) * (width / this.vaeScaleFactor);
     let batchSize = opts.batchSize ?? 1;
     if (opts.latents !== undefined) {

@@ -21,12 +21,12 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ModelFileError, openSession, type LoadedSession, type SessionOptions, type TensorInfo, ort } from '../onnx/session.ts';
+import { FileAccessError, fileAccessIssue, ModelFileError, openSession, type LoadedSession, type SessionOptions, type TensorInfo, ort } from '../onnx/session.ts';
 import { floatTensor, numericTensor, readFloat } from '../tensor/tensors.ts';
 import { loadTokenizer } from '../tokenizer/clip-tokenizer.ts';
 import { TextEncoders, lerpEmbedding, type PromptEmbedding } from '../pipeline/text-encoder.ts';
 import { VaeDecoder } from '../pipeline/vae.ts';
-import { requireModelFolder } from '../pipeline/model-folder.ts';
+import { requireModelFolder, unetDownsampling } from '../pipeline/model-folder.ts';
 import { MAX_GUIDANCE, MAX_STEPS } from '../pipeline/stable-diffusion.ts';
 import { chooseScheduler, createScheduler, type Scheduler, type SchedulerKind } from '../schedulers/index.ts';
 import { makeAlphasCumprod, makeBetas, resolveSchedulerConfig, SCHEDULER_BASE_DEFAULTS } from '../schedulers/scheduler.ts';
@@ -61,9 +61,16 @@ export interface DiffusionUpscalerFolder {
 }
 
 function readJson(file: string, what: string): Record<string, unknown> {
-  if (!existsSync(file)) throw new ModelFileError(file, `file not found (expected ${what})`);
+  let text: string;
   try {
-    return JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const issue = fileAccessIssue(err, file);
+    if (issue) throw new FileAccessError(file, issue);
+    throw new ModelFileError(file, `file not found (expected ${what})`);
+  }
+  try {
+    return JSON.parse(text) as Record<string, unknown>;
   } catch (err) {
     throw new ModelFileError(file, `not valid JSON (${(err as Error).message}); expected ${what}`);
   }
@@ -87,7 +94,8 @@ export function readDiffusionUpscalerFolder(dir: string): DiffusionUpscalerFolde
   const blocks = Array.isArray(vaeConfig.block_out_channels) ? vaeConfig.block_out_channels.length : 3;
   const unetConfigFile = join(dir, 'unet', 'config.json');
   const unetConfig = existsSync(unetConfigFile) ? readJson(unetConfigFile, 'the UNet config') : {};
-  const unetBlocks = Array.isArray(unetConfig.block_out_channels) ? unetConfig.block_out_channels.length : 4;
+  // The one rule of model-folder.ts; the released x4 UNet has 4 blocks (8) when its config does not say.
+  const sizeMultiple = unetDownsampling(unetConfigFile, unetConfig) ?? 8;
   return {
     dir,
     unet: file('unet'),
@@ -98,7 +106,7 @@ export function readDiffusionUpscalerFolder(dir: string): DiffusionUpscalerFolde
     lowResSchedulerConfig: readJson(join(dir, 'low_res_scheduler', 'scheduler_config.json'), "the low-res image's noise scheduler config (DDPMScheduler)"),
     vaeScalingFactor: Number(vaeConfig.scaling_factor ?? 0.08333),
     scale: 2 ** (blocks - 1),
-    sizeMultiple: 2 ** (unetBlocks - 1),
+    sizeMultiple,
     maxNoiseLevel: Number(index.max_noise_level ?? 350),
   };
 }

@@ -76,7 +76,7 @@ export class ImageVariationPipeline {
   }
 
   latentSize(width: number, height: number): [number, number] {
-    validateSize(width, height, this.vaeScaleFactor);
+    validateSize(width, height, this.folder);
     return [height / this.vaeScaleFactor, width / this.vaeScaleFactor];
   }
 
@@ -125,7 +125,7 @@ export class ImageVariationPipeline {
 
   /** Checks a requested size against the model and returns the resolved settings. */
   resolve(opts: { width?: number; height?: number; steps?: number; guidance?: number }) {
-    return resolveSettings(this.folder.defaults, this.vaeScaleFactor, opts);
+    return resolveSettings(this.folder.defaults, this.folder, opts);
   }
 
   /**

@@ -38,7 +38,16 @@ describe('tiny-sd-optimum: what a user points BLENDFARM_MODEL_DIR at', () => {
 
   it('validates sizes against the model\'s scale factor', async () => {
     await expect(pipe.generate({ prompt: 'x', width: 65, height: 64, steps: 1 })).rejects.toThrow(InvalidRequestError);
-    await expect(pipe.generate({ prompt: 'x', width: 65, height: 64, steps: 1 })).rejects.toThrow(/width must be a multiple of 2 between 16 and 4096 pixels, got 65/);
+    await expect(pipe.generate({ prompt: 'x', width: 65, height: 64, steps: 1 })).rejects.toThrow(/width must be a multiple of 4 for this model/);
+  });
+
+  it('and against its UNet\'s downsampling (block_out_channels: 2 blocks, halved once): 66 px is refused before ONNX Runtime fails on it (it was: "Concat ... mismatched dimensions of 33 and 34")', async () => {
+    expect(readModelFolder(DIR).sizeMultiple).toBe(4);
+    await expect(pipe.generate({ prompt: 'x', width: 66, height: 64, steps: 1 })).rejects.toThrow(InvalidRequestError);
+    await expect(pipe.generate({ prompt: 'x', width: 66, height: 64, steps: 1 })).rejects.toThrow(
+      /^width must be a multiple of 4 for this model \(its VAE's factor 2 x its UNet's downsampling 2\) between 16 and 4096 pixels, got 66$/,
+    );
+    expect(() => pipe.resolve({ prompt: 'x', width: 68, height: 64 })).not.toThrow();
   });
 
   it('text encoder: the tokenizer gives diffusers\' ids and the hidden states match torch (int64 input_ids)', async () => {
