@@ -183,12 +183,38 @@ async function create(source: string | Uint8Array, path: string, opts: SessionOp
     if (ep !== 'cpu' && /provider|backend|cuda|webgpu|dawn|libcu|\.so/i.test(msg)) {
       throw new ExecutionProviderError(ep, firstLine(msg));
     }
-    if (/external|data file|\.onnx_data|\.pb|No such file/i.test(msg)) {
-      const weights = needed?.filter((file) => file !== source).map((file) => basename(file)) ?? [];
-      const named = weights.length === 1 ? ` ${weights[0]}` : weights.length > 1 ? ` (${weights.join(', ')})` : '';
-      throw new ModelFileError(path, `its external weight file${named} is missing or unreadable (${firstLine(msg)}); keep model.onnx and its weights file side by side`);
+    const ir = /Unsupported model IR version: (\d+), max supported IR version: (\d+)/.exec(msg);
+    if (ir) {
+      throw new ModelFileError(
+        path,
+        `is stored in ONNX IR version ${ir[1]}, and ONNX Runtime ${ort.env.versions.common} reads up to IR version ${ir[2]}. The graph itself is usually fine: ` +
+          `set its IR version to ${ir[2]} (models/README.md, "Fast GPU graphs"): python -c "import onnx,sys; m=onnx.load(sys.argv[1],load_external_data=False); m.ir_version=${ir[2]}; onnx.save(m,sys.argv[1])" ${typeof source === 'string' ? source : 'model.onnx'}`,
+      );
     }
-    throw new ModelFileError(path, `not a loadable ONNX model (${firstLine(msg)})`);
+    const opset = /Opset (\d+) is under development[\s\S]*?official support for domain (\S+) is till opset (\d+)/.exec(msg);
+    if (opset) {
+      throw new ModelFileError(
+        path,
+        `uses opset ${opset[1]} of ${opset[2]}, which ONNX Runtime ${ort.env.versions.common} does not support: it supports ${opset[2]} up to opset ${opset[3]}. ` +
+          'Export the model again with a released opset (opset 17 works, e.g. torch.onnx.export(..., opset_version=17))',
+      );
+    }
+    if (/external|data file|\.onnx_data|\.pb|No such file/i.test(msg)) {
+      const weightFiles = needed?.filter((file) => file !== source) ?? [];
+      const missing = weightFiles.filter((file) => !existsSync(file));
+      const names = (files: string[]) => (files.length === 1 ? ` ${basename(files[0])}` : files.length > 1 ? `s ${files.map((file) => basename(file)).join(', ')}` : '');
+      if (missing.length > 0) {
+        throw new ModelFileError(path, `its external weight file${names(missing)} ${missing.length === 1 ? 'is' : 'are'} missing; keep model.onnx and its weights file side by side`);
+      }
+      if (/out of bounds|can not be read in full/i.test(msg)) {
+        throw new ModelFileError(
+          path,
+          `its external weight file${names(weightFiles)} ${weightFiles.length > 1 ? 'are' : 'is'} truncated or unreadable: the model reads past its end (${ortMessage(msg)}); copy the weights again whole (a download or copy stopped early)`,
+        );
+      }
+      throw new ModelFileError(path, `its external weight file${names(weightFiles)} is unreadable (${ortMessage(msg)}); keep model.onnx and its weights file side by side`);
+    }
+    throw new ModelFileError(path, `not a loadable ONNX model (${ortMessage(msg)})`);
   }
   return { session, inputs: infos(session.inputMetadata), outputs: infos(session.outputMetadata), ep, path };
 }
@@ -226,7 +252,44 @@ function isLfsPointer(file: string): boolean {
 }
 
 function firstLine(s: string): string {
-  return s.split('\n')[0].slice(0, 400);
+  return cutAtWord(s.split('\n')[0], 400);
+}
+
+/**
+ * ONNX Runtime's error without what only its developers read: "Load model from X failed:", the
+ * source file and C++ signature (/onnxruntime_src/...cc:192 onnxruntime::Model::Model(...)),
+ * "[ONNXRuntimeError] : 1 : FAIL :"; the first line, cut at a word boundary past 400 characters.
+ */
+export function ortMessage(msg: string): string {
+  let s = msg.split('\n')[0].replace(/^Load model from .*? failed:/, '');
+  for (;;) {
+    const at = /\/onnxruntime_src\/\S+:\d+ /.exec(s);
+    if (!at) break;
+    let end = at.index + at[0].length;
+    // A C++ signature follows: skip to its closing parenthesis (and a trailing "const").
+    const open = s.indexOf('(', end);
+    if (open >= 0 && !/[.!?] /.test(s.slice(end, open))) {
+      let depth = 0;
+      for (let i = open; i < s.length; i++) {
+        if (s[i] === '(') depth++;
+        else if (s[i] === ')' && --depth === 0) {
+          end = i + 1;
+          break;
+        }
+      }
+      end = end + (/^ const\b/.exec(s.slice(end))?.[0].length ?? 0);
+    }
+    s = s.slice(0, at.index) + s.slice(end).replace(/^\s+/, '');
+  }
+  s = s.replace(/\[ONNXRuntimeError\] : \d+ : \w+ : /g, '').replace(/\b\w+\.(?:cc|h):\d+ (?:\w+ )?(?=[A-Z])/g, '').trim();
+  return cutAtWord(s, 400);
+}
+
+/** `s` up to `max` characters, cut at the last space before it with "…" when longer. */
+function cutAtWord(s: string, max: number): string {
+  if (s.length <= max) return s;
+  const space = s.lastIndexOf(' ', max);
+  return `${s.slice(0, space > max / 2 ? space : max).replace(/[\s,;:]+$/, '')}…`;
 }
 
 export { ort };

@@ -5,8 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { writeFile } from 'node:fs/promises';
-import { ModelFileError, openSession, openSessionFromBytes } from '../../../engine/onnx/session.ts';
+import { rm, truncate, writeFile } from 'node:fs/promises';
+import { ModelFileError, openSession, openSessionFromBytes, ortMessage } from '../../../engine/onnx/session.ts';
 import { SYNTHETIC_MODEL_OPTIONS, TINY_UNET, syntheticUNet } from '../../../models/synthetic-unet.ts';
 import { GraphBuilder, saveModel } from '../../../models/onnx/index.ts';
 import { useTempDir } from '../../helpers/temp-dir.ts';
@@ -40,6 +40,64 @@ describe('openSession errors', () => {
 
   it('still calls a file that is not ONNX at all not loadable', async () => {
     await expect(openSessionFromBytes(new TextEncoder().encode('not a model'), 'x.onnx', { ep: 'cpu' })).rejects.toThrow(/^x\.onnx: not a loadable ONNX model/);
+  });
+});
+
+describe('ONNX Runtime load errors say what to do, in full words', () => {
+  let dir = '';
+  useTempDir('ort-load-', (d) => (dir = d));
+  const addModel = (opts: { irVersion?: number; opset?: number; externalData?: { location: string; minBytes: number } } = {}) => {
+    const g = new GraphBuilder('m');
+    const x = g.input('x', 'float32', [1, 256]);
+    g.output(g.op('Add', [x, g.initializer('w', 'float32', [1, 256], new Float32Array(256).fill(1))]), 'y', 'float32', [1, 256]);
+    return g.toModel(opts);
+  };
+  const openError = (file: string) => openSession(file, { ep: 'cpu' }).then(
+    async (s) => {
+      await s.session.release();
+      return undefined;
+    },
+    (e: unknown) => e as Error,
+  );
+
+  it('IR version 14 points to the fix models/README.md documents (it was: "not a loadable ONNX model (... max supported IR version: 13)")', async () => {
+    await saveModel(join(dir, 'ir14'), 'model.onnx', addModel({ irVersion: 14 }));
+    const file = join(dir, 'ir14', 'model.onnx');
+    const err = await openError(file);
+    expect(err).toBeInstanceOf(ModelFileError);
+    expect(err!.message).toBe(
+      `${file}: is stored in ONNX IR version 14, and ONNX Runtime 1.29.0 reads up to IR version 13. The graph itself is usually fine: set its IR version to 13 (models/README.md, "Fast GPU graphs"): ` +
+        `python -c "import onnx,sys; m=onnx.load(sys.argv[1],load_external_data=False); m.ir_version=13; onnx.save(m,sys.argv[1])" ${file}`,
+    );
+  });
+
+  it('an opset too new says which opsets are supported, whole (it was: cut at 400 characters, mid-word, before the supported opset)', async () => {
+    await saveModel(join(dir, 'opset'), 'model.onnx', addModel({ opset: 99 }));
+    const err = await openError(join(dir, 'opset', 'model.onnx'));
+    expect(err).toBeInstanceOf(ModelFileError);
+    expect(err!.message).toMatch(/model\.onnx: uses opset 99 of ai\.onnx, which ONNX Runtime 1\.29\.0 does not support: it supports ai\.onnx up to opset \d+\. Export the model again with a released opset \(opset 17 works/);
+  });
+
+  it('truncated external weights are called truncated; absent ones missing (it was: "missing or unreadable" for both)', async () => {
+    await saveModel(join(dir, 'trunc'), 'model.onnx', addModel({ externalData: { location: 'model.onnx_data', minBytes: 16 } }));
+    const file = join(dir, 'trunc', 'model.onnx');
+    await truncate(join(dir, 'trunc', 'model.onnx_data'), 100);
+    const err = await openError(file);
+    expect(err!.message).toMatch(/model\.onnx: its external weight file model\.onnx_data is truncated or unreadable: the model reads past its end \(.*given file_length: 100 are out of bounds.*\); copy the weights again whole/);
+    expect(err!.message).not.toMatch(/onnxruntime_src|missing/);
+    await rm(join(dir, 'trunc', 'model.onnx_data'));
+    expect((await openError(file))!.message).toBe(`${file}: its external weight file model.onnx_data is missing; keep model.onnx and its weights file side by side`);
+  });
+
+  it('other errors lose ONNX Runtime\'s source paths and C++ signatures, and a long one is cut at a word', () => {
+    expect(
+      ortMessage(
+        'Load model from /m/unet/model.onnx failed:/onnxruntime_src/onnxruntime/core/graph/model.cc:192 onnxruntime::Model::Model(onnx::ModelProto&&, const onnxruntime::PathString&, const onnxruntime::ModelOptions&) Something odd: 3 vs 4\nmore',
+      ),
+    ).toBe('Something odd: 3 vs 4');
+    const long = ortMessage(`${'word '.repeat(100)}end`);
+    expect(long.length).toBeLessThanOrEqual(401);
+    expect(long).toMatch(/ word…$/);
   });
 });
 
@@ -90,7 +148,7 @@ describe('a download that skipped the Git LFS files', () => {
     const model = await externalModel('unrelated', { 'a-notes.onnx_data': pointer, 'model.onnx_data': 'truncated' });
     const err = await openError(model);
     expect(err).toBeInstanceOf(ModelFileError);
-    expect(err!.message).toMatch(/model\.onnx: its external weight file model\.onnx_data is missing or unreadable \(/);
+    expect(err!.message).toMatch(/model\.onnx: its external weight file model\.onnx_data is truncated or unreadable: the model reads past its end \(/);
     expect(err!.message).not.toMatch(/Git LFS|a-notes/);
   });
 
