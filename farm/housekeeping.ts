@@ -8,17 +8,29 @@
 // the same intervals.
 import { dbFailureLine, loggableError } from '../db/errors.ts';
 import type { FarmContext } from './config.ts';
-import { expireQueuedJobs, humanDuration, reapExpiredLeases } from './queue.ts';
+import { expireQueuedJobs, humanDuration, type ReapedJob, reapExpiredLeasesDetailed } from './queue.ts';
 import { describePrune, pruneFarm } from './retention.ts';
 import { startInterval } from './timers.ts';
 
 /** Takes back abandoned jobs and expires queued ones nobody took, saying so when it did. Throws on database errors. */
 export async function sweepQueue(farm: FarmContext, log: (line: string) => void): Promise<{ reaped: number; expired: number }> {
-  const reaped = await reapExpiredLeases(farm);
-  if (reaped > 0) log(`took back ${reaped} job(s) whose worker stopped heartbeating`);
+  const taken = await reapExpiredLeasesDetailed(farm);
+  const reaped = taken.length;
+  if (reaped > 0) log(`took back ${reaped} job(s) whose worker stopped renewing the lease: ${taken.map(reapedText).join('; ')}`);
   const expired = await expireQueuedJobs(farm);
   if (expired > 0) log(`expired ${expired} job(s) no worker took within ${humanDuration(farm.config.queueTimeoutSeconds)} (refunded)`);
   return { reaped, expired };
+}
+
+/** One job the reaper took back, for the log: "job 12 (worker gpu-1, attempt 1): queued again for attempt 2". */
+function reapedText(job: ReapedJob): string {
+  const what =
+    job.outcome === 'retrying'
+      ? `queued again for attempt ${job.attempt + 1}`
+      : job.outcome === 'failed'
+        ? 'failed on its last attempt, refunded in full'
+        : 'settled elsewhere meanwhile, left as it was';
+  return `job ${job.jobId} (worker ${job.workerId ?? 'unknown'}, attempt ${job.attempt}): ${what}`;
 }
 
 /** The retention rules once (one process at a time does the work); failures are logged, not thrown. */

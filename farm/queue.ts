@@ -409,9 +409,26 @@ export async function releaseJob(farm: FarmContext, lease: Lease, reason = 'work
  * the worker comes back (farm/spool.ts), and the worker may still renew it. One failed after that
  * keeps its lease token: a completion under it (the spool's, after a longer outage) still makes it
  * done, charged again, until its owner retries it. Safe to run from every
- * worker at once (SKIP LOCKED). Returns how many jobs were taken back.
+ * worker at once (SKIP LOCKED). Returns how many jobs were taken back (reapExpiredLeasesDetailed:
+ * which, and what became of each).
  */
 export async function reapExpiredLeases(farm: FarmContext, limit = 50): Promise<number> {
+  return (await reapExpiredLeasesDetailed(farm, limit)).length;
+}
+
+/** One job reapExpiredLeasesDetailed took back: whose lease it was, and what became of the job. */
+export interface ReapedJob {
+  jobId: number;
+  /** The worker that held the lease (null when unknown). */
+  workerId: string | null;
+  /** The attempt whose lease ran out. */
+  attempt: number;
+  /** 'retrying': queued again for another attempt; 'failed': that was its last attempt, failed and refunded; 'lost': settled by someone else meanwhile. */
+  outcome: FailOutcome;
+}
+
+/** reapExpiredLeases, saying which jobs it took back, from which workers, and what became of each (in the order they were settled). */
+export async function reapExpiredLeasesDetailed(farm: FarmContext, limit = 50): Promise<ReapedJob[]> {
   const grace = farm.config.lastAttemptGraceSeconds;
   return farm.db.db.transaction(async (tx) => {
     // The first comparison lets the partial index on running leases find the candidates.
@@ -424,11 +441,13 @@ export async function reapExpiredLeases(farm: FarmContext, limit = 50): Promise<
     );
     // Settled in owner order: every batch transaction takes users rows in the same (ascending) order.
     expired.sort((a, b) => (a.user_id < b.user_id ? -1 : a.user_id > b.user_id ? 1 : Number(a.id) - Number(b.id)));
+    const reaped: ReapedJob[] = [];
     for (const job of expired) {
       const error = `worker ${job.worker_id ?? '?'} stopped renewing its lease during attempt ${job.attempts} (it crashed, hung or lost its connection)`;
-      await failLocked(tx, farm, Number(job.id), job.lease_token, { error, userError: LEASE_LOST_TEXT }, false, undefined, true);
+      const outcome = await failLocked(tx, farm, Number(job.id), job.lease_token, { error, userError: LEASE_LOST_TEXT }, false, undefined, true);
+      reaped.push({ jobId: Number(job.id), workerId: job.worker_id, attempt: Number(job.attempts), outcome });
     }
-    return expired.length;
+    return reaped;
   });
 }
 

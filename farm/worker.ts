@@ -106,6 +106,21 @@ export interface WorkerStats {
   recovered: number;
 }
 
+/** Why a render was abandoned before it finished, and what became of it and the job, for the log (not 'shutdown': the job is handed back). */
+const ABANDONED_BECAUSE: Record<Exclude<AbortReason, 'shutdown'>, string> = {
+  cancelled: 'the job was cancelled (by its owner or the operator); nothing is stored',
+  'lease-lost': 'its lease was lost (the farm gave the job to another worker or failed it); its result could not be stored',
+  timeout: 'it ran past its time limit',
+};
+
+/** What failAttempt did with a job, in words: queued again, failed for good (and why), or nothing (the lease was gone). */
+function attemptOutcomeText(job: ClaimedJob, outcome: 'retrying' | 'failed' | 'lost', permanent: boolean, requestFault = false): string {
+  if (outcome === 'lost') return "nothing recorded: the job's lease was already gone (cancelled, or taken back by the farm)";
+  if (outcome === 'retrying') return `queued again for attempt ${job.attempt + 1} of ${job.maxAttempts}`;
+  const why = permanent ? 'this error is not retried' : 'that was its last attempt';
+  return `the job failed (${why}), ${requestFault ? 'charged for the time it ran' : 'refunded in full'}`;
+}
+
 export function defaultWorkerId(): string {
   return `${os.hostname()}-${process.pid}-${randomBytes(2).toString('hex')}`;
 }
@@ -491,17 +506,21 @@ export class FarmWorker {
             : `The render took longer than ${limitSeconds} s, the limit for a job reserving ${job.reservedGpuSeconds} GPU-seconds, and was stopped; `) +
           'it was charged for the time it ran and the rest refunded. Try a smaller, shorter or lower-quality render.';
         const outcome = await this.retryWrite(() => failAttempt(this.farm, job, limitText, { timedOut: true, userError: limitText }));
-        this.log(`job ${job.id}: stopped after ${overtime ? `${ranSeconds} s, past` : `${limitSeconds} s,`} its time limit${overtime ? ` of ${limitSeconds} s` : ''} (${stoppedBecause}): ${outcome}`);
+        this.log(
+          `job ${job.id}: render abandoned after ${overtime ? `${ranSeconds} s, past` : `${limitSeconds} s,`} its time limit${overtime ? ` of ${limitSeconds} s` : ''} (${stoppedBecause}): ` +
+            (outcome === 'lost' ? attemptOutcomeText(job, outcome, true) : 'the job failed, charged for the time it ran and the rest refunded (a render past its time limit is not retried)'),
+        );
       } else if (entry.reason === 'shutdown') {
         await this.retryWrite(() => this.handBack(job));
       } else if (entry.reason) {
-        this.log(`job ${job.id}: stopped (${entry.reason})`);
+        this.log(`job ${job.id}: render abandoned: ${ABANDONED_BECAUSE[entry.reason]}`);
         this.stats.discarded++;
       } else {
         this.stats.failedAttempts++;
         // The request's own fault (a video that cannot fit its maxBytes...) is charged the time it ran: a render that fails late is not free.
-        const outcome = await this.retryWrite(() => failAttempt(this.farm, job, message, { permanent: isPermanentRenderError(error), requestFault: isRequestFault(error), userError: userMessageOf(error) }));
-        this.log(`job ${job.id}: attempt ${job.attempt} failed (${message}): ${outcome}`);
+        const permanent = isPermanentRenderError(error);
+        const outcome = await this.retryWrite(() => failAttempt(this.farm, job, message, { permanent, requestFault: isRequestFault(error), userError: userMessageOf(error) }));
+        this.log(`job ${job.id}: attempt ${job.attempt} of ${job.maxAttempts} failed (${message}): ${attemptOutcomeText(job, outcome, permanent || isRequestFault(error), isRequestFault(error))}`);
       }
     } finally {
       this.running.delete(job.id);

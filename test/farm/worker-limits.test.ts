@@ -123,7 +123,7 @@ describe.each(BACKENDS)('a slow render past its time limit on %s', (backend) => 
     expect(failed).toMatchObject({ status: 'failed', attempts: 1 });
     expect(failed.error).toMatch(/^The render took longer than 1 s, the limit for a job reserving [\d.]+ GPU-seconds, and was stopped; /);
     // The operator's log says why it was not let run on.
-    expect(lines.some((l) => new RegExp(`^job ${job.id}: stopped after 1 s, its time limit \\(at its pace \\(\\d+ % done after 1 s\\) it would end after \\d+ s, past 4 s\\): `).test(l))).toBe(true);
+    expect(lines.some((l) => new RegExp(`^job ${job.id}: render abandoned after 1 s, its time limit \\(at its pace \\(\\d+ % done after 1 s\\) it would end after \\d+ s, past 4 s\\): `).test(l))).toBe(true);
   });
 
   it('is stopped once it stops progressing in its overtime, and told so', async () => {
