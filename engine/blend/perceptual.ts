@@ -9,7 +9,7 @@
  */
 import { sharpOf, type RawImage } from '../image.ts';
 import { InvalidRequestError } from '../errors.ts';
-import { openSession, openSessionFromBytes, ort, type LoadedSession, type SessionOptions } from '../onnx/session.ts';
+import { ModelFileError, openSession, openSessionFromBytes, ort, type LoadedSession, type SessionOptions, type TensorInfo } from '../onnx/session.ts';
 import { floatTensor, readFloat } from '../tensor/tensors.ts';
 
 export interface PerceptualMetric {
@@ -236,6 +236,20 @@ export function builtinDistance(a: RawImage, b: RawImage): number {
  *   torch.onnx.export(lpips.LPIPS(net='alex'), (x0, x1), 'lpips.onnx', input_names=['in0','in1'],
  *                     output_names=['distance'], dynamic_axes={'in0': {2:'h',3:'w'}, 'in1': {2:'h',3:'w'}}, opset_version=17)
  */
+/** Why a loaded model is not an LPIPS model (two float [N, 3, H, W] inputs, one output); undefined when it fits. */
+function lpipsShapeIssue(loaded: LoadedSession): string | undefined {
+  if (loaded.inputs.length !== 2) return `it has ${loaded.inputs.length} input${loaded.inputs.length === 1 ? '' : 's'}, not two`;
+  for (const input of loaded.inputs) {
+    if (input.type !== 'float32' && input.type !== 'float16') return `its input ${input.name} is ${input.type}, not a float image`;
+    const channels = input.shape[1];
+    if (input.shape.length !== 4 || (typeof channels === 'number' && channels !== 3 && channels !== -1)) {
+      return `its input ${input.name} has shape [${input.shape.join(', ')}], not [N, 3, H, W]`;
+    }
+  }
+  if (loaded.outputs.length !== 1) return `it has ${loaded.outputs.length} outputs, not one`;
+  return undefined;
+}
+
 export class OnnxLpipsMetric implements PerceptualMetric {
   readonly name: string;
   private constructor(private readonly loaded: LoadedSession) {
@@ -244,8 +258,16 @@ export class OnnxLpipsMetric implements PerceptualMetric {
 
   static async load(path: string, opts: SessionOptions = {}): Promise<OnnxLpipsMetric> {
     const loaded = await openSession(path, opts);
-    if (loaded.inputs.length < 2) {
-      throw new Error(`${path}: an LPIPS model needs two image inputs ([1,3,H,W] in [-1,1]); this one has ${loaded.inputs.length}`);
+    const issue = lpipsShapeIssue(loaded);
+    if (issue) {
+      await loaded.session.release();
+      const list = (infos: TensorInfo[]) => infos.map((i) => `${i.name} ${i.type} [${i.shape.join(', ')}]`).join(', ') || 'none';
+      throw new ModelFileError(
+        path,
+        `not a perceptual distance (LPIPS) model: ${issue}. The LPIPS model (--lpips, BLENDFARM_LPIPS_MODEL) rates how different two frames look, to place latent blending's frames; ` +
+          `it takes two float image inputs [N, 3, H, W] in [-1, 1] and gives one output, the distance (models/README.md, "Perceptual distance"). ` +
+          `This one has inputs ${list(loaded.inputs)} and outputs ${list(loaded.outputs)}; leave out --lpips for the built-in metric`,
+      );
     }
     return new OnnxLpipsMetric(loaded);
   }

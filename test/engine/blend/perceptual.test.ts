@@ -7,7 +7,11 @@
 import { describe, expect, it } from 'vitest';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
+import { join } from 'node:path';
 import { BuiltinPerceptualMetric, ExecutionProviderError, ModelFileError, SeededRandom, builtinDistance, createPerceptualMetric, type RawImage } from '../../../engine/index.ts';
+import { GraphBuilder, saveModel } from '../../../models/onnx/index.ts';
+import { testModelDir } from '../../../models/paths.ts';
+import { useTempDir } from '../../helpers/temp-dir.ts';
 
 const PHOTOS = ['chelsea.png', 'coffee.png'];
 
@@ -127,5 +131,41 @@ describe('createPerceptualMetric when a model does not load', () => {
     await expect(createPerceptualMetric(missing, { ep: 'cuda', onFallback: (reason) => reasons.push(reason) }, notAGraph)).rejects.toThrow(ModelFileError);
     await expect(createPerceptualMetric(missing, { ep: 'cpu', onFallback: (reason) => reasons.push(reason) })).rejects.toThrow(/lpips\.onnx: file not found/);
     expect(reasons).toEqual([]);
+  });
+});
+
+describe('an --lpips model that is not a perceptual metric is refused at load', () => {
+  let dir = '';
+  useTempDir('lpips-', (d) => (dir = d));
+
+  it('a UNet given as --lpips is named, with what the flag is for (it was: "input \'encoder_hidden_states\' is missing in \'feeds\'" after the keyframes)', async () => {
+    const unet = join(testModelDir('demo'), 'unet', 'model.onnx');
+    const err = await createPerceptualMetric(unet, { ep: 'cpu' }).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(err).toBeInstanceOf(ModelFileError);
+    expect(err!.message).toMatch(new RegExp(`^${unet.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: not a perceptual distance \\(LPIPS\\) model: it has 3 inputs, not two\\. The LPIPS model \\(--lpips, BLENDFARM_LPIPS_MODEL\\) rates how different two frames look`));
+    expect(err!.message).toMatch(/This one has inputs sample float32 \[.*encoder_hidden_states/);
+  });
+
+  it('two inputs that are not images, and a model with two outputs, are refused; a model of the LPIPS shape loads and measures', async () => {
+    const model = async (name: string, channels: number, outputs: number) => {
+      const g = new GraphBuilder(name);
+      const a = g.input('in0', 'float32', [1, channels, 8, 8]);
+      const b = g.input('in1', 'float32', [1, channels, 8, 8]);
+      const d = g.op('Abs', [g.op('Sub', [a, b])]);
+      g.output(d, 'distance', 'float32', [1, channels, 8, 8]);
+      if (outputs === 2) g.output(g.op('Neg', [d]), 'other', 'float32', [1, channels, 8, 8]);
+      await saveModel(join(dir, name), 'model.onnx', g.toModel());
+      return join(dir, name, 'model.onnx');
+    };
+    await expect(createPerceptualMetric(await model('gray', 1, 1), { ep: 'cpu' })).rejects.toThrow(/not a perceptual distance \(LPIPS\) model: its input in0 has shape \[1, 1, 8, 8\], not \[N, 3, H, W\]/);
+    await expect(createPerceptualMetric(await model('two-out', 3, 2), { ep: 'cpu' })).rejects.toThrow(/not a perceptual distance \(LPIPS\) model: it has 2 outputs, not one/);
+    const metric = await createPerceptualMetric(await model('ok', 3, 1), { ep: 'cpu' });
+    const black: RawImage = { data: new Uint8Array(8 * 8 * 3), width: 8, height: 8, channels: 3 };
+    const white: RawImage = { ...black, data: new Uint8Array(8 * 8 * 3).fill(255) };
+    expect(await metric.distance(black, white)).toBeCloseTo(2, 5);
+    await metric.release?.();
   });
 });
