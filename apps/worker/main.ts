@@ -18,7 +18,8 @@
 // finishes.
 import { loadConfig, loadDotEnv } from '../../config/index.ts';
 import { DEFAULT_SHUTDOWN_GRACE_SECONDS, defaultWorkerId, farmConfigFrom, openDatabase, startWorker, WorkerIdInUseError } from '../../farm/index.ts';
-import { loadRenderer, rendererSpecFrom, warmedModelJobs } from './load-renderer.ts';
+import { DEFAULT_RENDERER_MODULE, loadRenderer, rendererSpecFrom, warmedModelJobs } from './load-renderer.ts';
+import { resolveFfmpeg, resolveFfprobe } from '../../engine/index.ts';
 import { createLogger, lineLogger, routeConsole, secretsOf } from '../log.ts';
 import { createRegistry, type Ops, startOps } from '../http/ops.ts';
 import { renderMetrics } from '../http/render-metrics.ts';
@@ -45,6 +46,28 @@ settingsOnlyArguments('npm run worker', USAGE);
  */
 const EXIT_ID_IN_USE = 78;
 
+/** Exit status of a worker refused at start for its configuration (no usable ffmpeg or ffprobe): the same EX_CONFIG, 78. */
+const EXIT_CONFIG = 78;
+
+/** A setting the worker cannot run with, found at start: one line, exit EXIT_CONFIG (a restart would only fail again). */
+class WorkerConfigError extends Error {}
+
+/**
+ * Every job the engine renders ends in ffmpeg (encoding) and ffprobe (reading a video back): a
+ * worker that cannot find them would fail every job it claims, so it refuses to start instead,
+ * with the lookup's own message (FFMPEG_PATH/FFPROBE_PATH set to a missing file, or neither bundled
+ * nor on PATH).
+ */
+function requireVideoTools(): void {
+  for (const resolve of [resolveFfmpeg, resolveFfprobe]) {
+    try {
+      resolve();
+    } catch (error) {
+      throw new WorkerConfigError(`the worker cannot start: ${(error as Error).message}`);
+    }
+  }
+}
+
 /** The same signal again within this long is the first one passed on by npm, tsx or a supervisor, not a second request. */
 const SAME_SIGNAL_MS = 1000;
 
@@ -54,6 +77,8 @@ async function main(): Promise<void> {
   const settings = loadConfig();
   const config = farmConfigFrom(settings);
   const spec = rendererSpecFrom(settings);
+  // The engine's renderer encodes with ffmpeg: checked now, not at the end of the first render (another module brings its own tools).
+  if (spec.module === DEFAULT_RENDERER_MODULE) requireVideoTools();
   const graceSeconds = settings.shutdownGraceSeconds ?? DEFAULT_SHUTDOWN_GRACE_SECONDS;
   const workerId = settings.workerId || defaultWorkerId();
   // One JSON line per event (readable on a terminal); secrets are scrubbed from every line.
@@ -150,5 +175,5 @@ async function main(): Promise<void> {
 
 main().catch((error: unknown) => {
   console.error((error as Error).message);
-  process.exit(error instanceof WorkerIdInUseError ? EXIT_ID_IN_USE : 1);
+  process.exit(error instanceof WorkerIdInUseError ? EXIT_ID_IN_USE : error instanceof WorkerConfigError ? EXIT_CONFIG : 1);
 });
