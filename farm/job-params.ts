@@ -3,7 +3,7 @@
 // is validated, against the limits table in limits.ts; bad values are refused at submission with a
 // clear message instead of failing on a GPU later. Stored as jsonb in jobs.params; the engine
 // adapter (apps/worker/engine-renderer.ts) renames the fields into the engine's RenderRequest.
-import { DEFAULT_IMAGE_STRENGTH, drawSeed, IMAGE_INPUT_FORMATS, inspectImage, InvalidRequestError, MASK_PRESETS, MAX_UPSCALED_VIDEO_PIXELS, pictureLimitIssue, promptLengthNotices as enginePromptLengthNotices, type MaskPreset, type VideoFormat } from '../engine/index.ts';
+import { DEFAULT_IMAGE_STRENGTH, drawSeed, IMAGE_INPUT_FORMATS, inspectImage, InvalidRequestError, MASK_PRESETS, MAX_UPSCALED_VIDEO_PIXELS, MIN_BLEND_STEPS, type ModelFamily, pictureLimitIssue, promptLengthNotices as enginePromptLengthNotices, type MaskPreset, type VideoFormat } from '../engine/index.ts';
 import { DEFAULT_MODEL_ID, ID_CHARACTERS } from '../config/index.ts';
 import { JOB_KINDS, type JobKind } from '../db/schema.ts';
 import { DEFAULT_UPSCALE_FACTOR, FIXED_SCALE_UPSCALERS, IMAGE_LIMITS, JOB_VIDEO_FORMATS, LIMITS, type Range, UPSCALE_FACTORS, upscalerMakes } from './limits.ts';
@@ -106,6 +106,26 @@ export const QUALITY_PRESETS = {
   max: { steps: 50, maxBranches: 96 },
 } as const satisfies Record<string, { steps: number; maxBranches: number }>;
 export type QualityPreset = keyof typeof QUALITY_PRESETS;
+/** The preset of a job that names neither `quality` nor `steps` (DEFAULT_PARAMS). */
+export const DEFAULT_QUALITY = 'standard' satisfies QualityPreset;
+
+/**
+ * The steps of each quality preset on a few-step distilled ("turbo") model, whose family (the
+ * engine's ModelFamily, read from the model's folder) the workers advertise
+ * (WorkerCapabilities.modelFamilies); branches stay QUALITY_PRESETS'. Such a model is made for 1 to
+ * 4 steps (guidance 0, the engine's family default): 20 would cost 5x the time for no better
+ * picture. standard, high and max: 4, the reference latent blending's sdxl-turbo setting
+ * (lunarring/latentblending BlendingEngine.set_num_inference_steps) and the engine's sdxl-turbo
+ * default, which gives the blending tree injection depths 2 and 3 to branch at; more steps are
+ * past what the model was distilled for, so the better presets buy smoothness with their branches.
+ * draft: MIN_BLEND_STEPS (2, also the engine's sd-turbo default), the fewest latent blending can
+ * branch between (1 step leaves no depth to inject at: the engine refuses it).
+ */
+const TURBO_PRESET_STEPS = { draft: MIN_BLEND_STEPS, standard: 4, high: 4, max: 4 } as const satisfies Record<QualityPreset, number>;
+export const FAMILY_PRESET_STEPS: Readonly<Partial<Record<ModelFamily, Readonly<Record<QualityPreset, number>>>>> = {
+  'sd-turbo': TURBO_PRESET_STEPS,
+  'sdxl-turbo': TURBO_PRESET_STEPS,
+};
 
 export const DEFAULT_PARAMS = {
   negativePrompt: '',
@@ -113,7 +133,7 @@ export const DEFAULT_PARAMS = {
   fps: 12,
   width: 512,
   height: 512,
-  ...QUALITY_PRESETS.standard,
+  ...QUALITY_PRESETS[DEFAULT_QUALITY],
   depthStrength: 0.5,
   model: DEFAULT_MODELS.text,
   format: 'mp4',
@@ -140,6 +160,38 @@ function idIssue(id: unknown, range: Range, example = ''): string | undefined {
 export function modelIdIssue(id: unknown): string | undefined {
   const issue = idIssue(id, LIMITS.modelId);
   return issue === undefined ? undefined : `model must be a model id of ${issue}`;
+}
+
+/**
+ * The quality preset whose steps a job's input (as given to parseJobParams) leaves to the farm: its
+ * `quality`, or DEFAULT_QUALITY when it names none; undefined when it gives `steps` (kept as given),
+ * names no known preset, or is not an object.
+ */
+export function stepsPresetOf(input: unknown): QualityPreset | undefined {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) return undefined;
+  const fields = input as Record<string, unknown>;
+  if (Object.hasOwn(fields, 'steps') && fields.steps !== undefined) return undefined;
+  const quality = Object.hasOwn(fields, 'quality') ? fields.quality : undefined;
+  if (quality === undefined) return DEFAULT_QUALITY;
+  return typeof quality === 'string' && Object.hasOwn(QUALITY_PRESETS, quality) ? (quality as QualityPreset) : undefined;
+}
+
+/**
+ * A job's parameters (parseJobParams of `input`) with its quality preset's steps for the model's
+ * family (FAMILY_PRESET_STEPS): `families` holds the family each worker able to run the job
+ * advertises for its model (undefined: none advertised). Only when the input left the steps to a
+ * preset (stepsPresetOf), at least one worker is given, and every one's family has a table giving
+ * the same steps; otherwise `params` as they are (QUALITY_PRESETS' steps). Upscale jobs render no
+ * diffusion: unchanged. Pure: submission (jobs.ts) reads the workers and stores the result, so the
+ * worker renders those steps, the reservation prices them, and follow-ups, which copy the steps,
+ * keep them.
+ */
+export function withFamilyPresetSteps(kind: JobKind, input: unknown, params: JobParams, families: ReadonlyArray<string | undefined>): JobParams {
+  const preset = stepsPresetOf(input);
+  if (kind === 'upscale' || preset === undefined || families.length === 0) return params;
+  const steps = new Set(families.map((f) => (f !== undefined && Object.hasOwn(FAMILY_PRESET_STEPS, f) ? FAMILY_PRESET_STEPS[f as ModelFamily]![preset] : undefined)));
+  const [only] = steps;
+  return steps.size === 1 && only !== undefined && only !== params.steps ? { ...params, steps: only } : params;
 }
 
 export class JobParamsError extends Error {

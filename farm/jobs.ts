@@ -13,12 +13,12 @@ import { cancelledByText } from './failure.ts';
 import { checkFollowUpParent, isFollowUpKind } from './follow-up-rule.ts';
 import { storableText } from './text.ts';
 import { checkRequestIds, isJobId } from './ids.ts';
-import { checkJobInputs, inputNames, type JobInput, type JobParams, outputPixels, parseJobParams, recheckStoredParams } from './job-params.ts';
+import { checkJobInputs, inputNames, type JobInput, type JobParams, outputPixels, parseJobParams, recheckStoredParams, withFamilyPresetSteps } from './job-params.ts';
 import { DEFAULT_UPSCALE_FACTOR } from './limits.ts';
 import { checkExtension, type Movie, movieOf } from './movie.ts';
 import { type AdmissionRequest, type BudgetContext, policyOf } from './policy/index.ts';
 import { type Artifact, type Job, jobFromRow, TERMINAL_STATUSES } from './types.ts';
-import { findKnownWorkers, findCapableWorkers, jobNeeds } from './worker-registry.ts';
+import { familyOf, findKnownWorkers, findCapableWorkers, jobNeeds, type WorkerInfo } from './worker-registry.ts';
 
 export interface SubmitJobInput {
   kind: JobKind;
@@ -152,7 +152,10 @@ async function checkRequest(
     }
   }
   const pixels = outputPixels(params);
-  await refuseIfNoWorkerCan(farm, input.kind, params, input.requireCapableWorker ?? false);
+  const capable = await refuseIfNoWorkerCan(farm, input.kind, params, input.requireCapableWorker ?? false);
+  // A quality preset on a model its workers say is a turbo one: the family's steps, stored in the
+  // params (the worker renders them, the price below counts them, follow-ups copy them).
+  params = withFamilyPresetSteps(input.kind, input.params, params, capable.map((w) => familyOf(w.capabilities, params.model)));
   const admission = { userId: input.userId, guildId: input.guildId, roleIds: input.roleIds, gpuSeconds: policyOf(farm).price(params, moviePrompts) };
   return { params, pictures, parentJobId, pixels, admission };
 }
@@ -173,17 +176,19 @@ function extensionRules(params: JobParams, continued: Pick<Movie, 'prompts' | 'i
  * with `requireCapableWorker`, none online; always, none the farm knows when it knows any (a model
  * none has, a size none fits: it would only wait and expire). With no worker known at all the job
  * waits for the first one (and expires after queueTimeoutSeconds if none comes). `q`: where to
- * read the workers (retryJob's transaction); default the database.
+ * read the workers (retryJob's transaction); default the database. Returns the workers able to
+ * run it: online ones with `requireCapableWorker`, else those the farm knows (none: none known).
  */
-async function refuseIfNoWorkerCan(farm: FarmContext, kind: JobKind, params: JobParams, requireCapableWorker: boolean, q: Queryable = farm.db.db): Promise<void> {
+async function refuseIfNoWorkerCan(farm: FarmContext, kind: JobKind, params: JobParams, requireCapableWorker: boolean, q: Queryable = farm.db.db): Promise<WorkerInfo[]> {
   const need = jobNeeds(kind, params);
   if (requireCapableWorker) {
     const { capable, online } = await findCapableWorkers(farm, need, q);
     if (capable.length === 0) throw new NoCapableWorkerError(need, online);
-  } else {
-    const { capable, known } = await findKnownWorkers(farm, need, queueHorizonSeconds(farm.config), q);
-    if (known.length > 0 && capable.length === 0) throw new NoCapableWorkerError(need, known);
+    return capable;
   }
+  const { capable, known } = await findKnownWorkers(farm, need, queueHorizonSeconds(farm.config), q);
+  if (known.length > 0 && capable.length === 0) throw new NoCapableWorkerError(need, known);
+  return capable;
 }
 
 /** Advisory lock class (with a hash of user and parent) under which duplicate upscales are looked for. */

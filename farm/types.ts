@@ -38,6 +38,14 @@ export interface WorkerCapabilities {
    * (an image-variation model). A model missing here does "text" only; "*" models do everything.
    */
   modelAbilities?: Record<string, ModelAbility[]>;
+  /**
+   * The family of each model in `models`, as the engine reads it from the model's folder (its
+   * ModelFamily: "sd1", "sd2", "sd2-v", "sd-turbo", "sdxl", "sdxl-turbo"). A quality preset renders
+   * the family's steps (job-params.ts FAMILY_PRESET_STEPS: a turbo model 2 to 4) when every worker
+   * able to run the job says the same; a model missing here (older workers, test doubles) renders
+   * QUALITY_PRESETS' steps.
+   */
+  modelFamilies?: Record<string, string>;
 }
 
 /** What a job needs from a worker: its model (or, for an upscale job, an upscaler for its factor) and its output pixels. */

@@ -303,6 +303,12 @@ export function abilitiesOf(capabilities: WorkerCapabilities, model: string): Mo
   return listed ?? ['text'];
 }
 
+/** The family a worker advertises for its model (WorkerCapabilities.modelFamilies), or undefined. */
+export function familyOf(capabilities: WorkerCapabilities, model: string): string | undefined {
+  const family = capabilities.modelFamilies && Object.hasOwn(capabilities.modelFamilies, model) ? capabilities.modelFamilies[model] : undefined;
+  return typeof family === 'string' ? family : undefined;
+}
+
 /** modelAbilityFor(kind, params) on a jobs row aliased `j`. */
 const ABILITY_SQL = sql.raw(
   `case when j.kind = 'vary' then 'variation' when j.params ? 'inpaint' then 'inpaint' ` +
