@@ -7,6 +7,7 @@ import { closeSync, existsSync, openSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { ConfigError, settings } from '../config/index.ts';
 import { unreplaceableIssue } from '../engine/index.ts';
+import { isOutOfMemory } from './worker/gpu-memory.ts';
 
 /** A bad command line: exit status 2, with the message (and, where the program has one, a pointer to --help). */
 export class UsageError extends Error {
@@ -109,18 +110,33 @@ export function runParsed<T>(usage: string, parse: (argv: string[]) => T | undef
  * error shown as one line on stderr (the stack trace only when DEBUG is set). Returns the exit
  * status too.
  */
-export async function runCli(main: () => Promise<number | void>): Promise<number> {
+export async function runCli(main: () => Promise<number | void>, opts: { outOfMemory?: string } = {}): Promise<number> {
   let code: number;
   try {
     code = (await main()) ?? 0;
   } catch (err) {
     if (process.env.DEBUG) console.error(err);
-    const msg = err instanceof ConfigError ? err.message : err instanceof Error ? err.message : String(err);
+    const msg = isOutOfMemory(err)
+      ? outOfMemoryMessage(err, opts.outOfMemory ?? OUT_OF_MEMORY_HINT)
+      : err instanceof ConfigError ? err.message : err instanceof Error ? err.message : String(err);
     process.stderr.write(`\nerror: ${msg}\n`);
     code = isUsageError(err) ? 2 : 1;
   }
   process.exitCode = code;
   return code;
+}
+
+/** What a render CLI says to change when the render runs out of memory (runCli's default). */
+export const OUT_OF_MEMORY_HINT = 'pick a smaller --width/--height';
+
+/**
+ * An out-of-memory failure (the worker's rule, isOutOfMemory in apps/worker/gpu-memory.ts: ONNX
+ * Runtime's arenas, CUDA, cuDNN, cuBLAS or the JS heap) as the CLIs say it: what ran out, what to
+ * change, and ONNX Runtime's first line, whose end names the allocation that failed.
+ */
+export function outOfMemoryMessage(err: unknown, hint: string): string {
+  const first = (err instanceof Error ? err.message : String(err)).split('\n')[0];
+  return `the render ran out of memory: ${hint} (${first})`;
 }
 
 /**

@@ -51,6 +51,10 @@ export function loadCliConfig(): Config {
 
 /** --model, else BLENDFARM_MODEL_DIR, else the built-in demo model (built on first use). */
 export async function chooseModel(flag: string | undefined, config: Config): Promise<ModelChoice> {
+  // Given but empty (--model "", an unset shell variable): a mistake, not a request for the demo model. An empty BLENDFARM_MODEL_DIR stays "unset".
+  if (flag !== undefined && flag.trim() === '') {
+    throw new UsageError('--model needs a folder: give the path of a model folder, or leave out --model to use BLENDFARM_MODEL_DIR (else the built-in demo model)');
+  }
   const dir = flag ?? config.modelDir;
   if (dir) return { dir, isDemo: false };
   process.stderr.write(

@@ -233,4 +233,4 @@ async function main(): Promise<void> {
   }
 }
 
-process.exitCode = await runCli(main);
+process.exitCode = await runCli(main, { outOfMemory: 'give a smaller picture or video, or (esrgan models) a smaller --tile or --batch' });

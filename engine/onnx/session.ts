@@ -8,6 +8,15 @@ import { accessSync, closeSync, constants, existsSync, openSync, readSync, statS
 import { basename, dirname, join } from 'node:path';
 import { externalDataLocations } from './external-data.ts';
 
+/**
+ * ONNX Runtime's own log lines (coloured, on stderr) repeat errors the engine rethrows with a
+ * message that says what to do, and its warnings are for its developers: only fatal ones are
+ * printed, unless DEBUG is set (then its default, warnings and up). Set here, before any session
+ * exists: the runtime reads it once, when its environment starts.
+ */
+export const ORT_LOG_SEVERITY: 2 | 4 = process.env.DEBUG ? 2 : 4;
+ort.env.logLevel = ORT_LOG_SEVERITY === 2 ? 'warning' : 'fatal';
+
 export type ExecutionProvider = 'cpu' | 'cuda' | 'webgpu';
 export const executionProviders: readonly ExecutionProvider[] = ['cpu', 'cuda', 'webgpu'];
 
@@ -143,6 +152,8 @@ async function create(source: string | Uint8Array, path: string, opts: SessionOp
     graphOptimizationLevel: 'all',
     // Large arena growth on CPU wastes memory on a shared farm box for little speed.
     enableCpuMemArena: true,
+    // The session's own log (load and run errors, e.g. a Concat that does not fit): see ORT_LOG_SEVERITY.
+    logSeverityLevel: ORT_LOG_SEVERITY,
   };
   if (opts.threads && opts.threads > 0) options.intraOpNumThreads = opts.threads;
   let session: ort.InferenceSession;

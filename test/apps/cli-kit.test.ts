@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
-import { describe, expect, it } from 'vitest';
-import { negativeValuesJoined } from '../../apps/cli-kit.ts';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { negativeValuesJoined, runCli } from '../../apps/cli-kit.ts';
 
 const OPTIONS = { grant: { type: 'string' }, note: { type: 'string', short: 'n' }, json: { type: 'boolean' }, steps: { type: 'string', short: 's' } } as const;
 
@@ -20,5 +20,36 @@ describe('negativeValuesJoined', () => {
     expect(negativeValuesJoined(['--', '--grant', '-5'], OPTIONS)).toEqual(['--', '--grant', '-5']);
     expect(negativeValuesJoined(['--unknown', '-5'], OPTIONS)).toEqual(['--unknown', '-5']);
     expect(negativeValuesJoined(['--grant', '-n'], OPTIONS)).toEqual(['--grant', '-n']);
+  });
+});
+
+describe('runCli: a render that runs out of memory says what to change, as the worker does (isOutOfMemory, one rule)', () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+    process.exitCode = undefined;
+  });
+  const run = async (err: Error, opts?: { outOfMemory?: string }) => {
+    const written: string[] = [];
+    vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      written.push(String(chunk));
+      return true;
+    });
+    const code = await runCli(() => Promise.reject(err), opts);
+    vi.restoreAllMocks();
+    return { code, stderr: written.join('') };
+  };
+
+  it('ONNX Runtime\'s allocation failure: pick a smaller --width/--height, with its first line (it was: the raw message alone)', async () => {
+    const ort = new Error('Failed to allocate memory for requested buffer of size 4294967296\nstack of the runtime');
+    const r = await run(ort);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe('\nerror: the render ran out of memory: pick a smaller --width/--height (Failed to allocate memory for requested buffer of size 4294967296)\n');
+    expect((await run(new RangeError('Array buffer allocation failed'), { outOfMemory: 'give a smaller picture' })).stderr).toBe(
+      '\nerror: the render ran out of memory: give a smaller picture (Array buffer allocation failed)\n',
+    );
+  });
+
+  it('other errors are shown as they are', async () => {
+    expect((await run(new Error('something else'))).stderr).toBe('\nerror: something else\n');
   });
 });
