@@ -116,7 +116,7 @@ async function main(): Promise<void> {
   else {
     process.stdout.write(
       `${files.map((f) => basename(f)).join(', ')}: model ${summary.model} (${summary.family}, ${summary.dtype}, ${ep}), ` +
-        `seed ${result.seeds.join(',')}, ${result.steps} steps, ${result.scheduler}, guidance ${result.guidance}, ` +
+        `seed ${result.seeds.join(',')}, ${result.steps} step${result.steps === 1 ? '' : 's'}, ${result.scheduler}, guidance ${result.guidance}, ` +
         `${result.width}x${result.height}, ${seconds.toFixed(1)}s\n`,
     );
   }

@@ -82,7 +82,7 @@ export function readDiffusionUpscalerFolder(dir: string): DiffusionUpscalerFolde
   const index = readJson(join(dir, 'model_index.json'), 'the pipeline index, model_index.json');
   const cls = String(index._class_name ?? '');
   if (!/StableDiffusionUpscalePipeline$/.test(cls)) {
-    throw new ModelFileError(join(dir, 'model_index.json'), `_class_name is "${cls}", not a StableDiffusionUpscalePipeline; point --model at the x4 upscaler's ONNX export`);
+    throw new ModelFileError(join(dir, 'model_index.json'), `_class_name is "${cls}", not a StableDiffusionUpscalePipeline; point --weights (BLENDFARM_X4_UPSCALER_DIR) at the x4 upscaler's ONNX export (models/README.md, "Upscalers")`);
   }
   const file = (component: string) => {
     const f = join(dir, component, 'model.onnx');

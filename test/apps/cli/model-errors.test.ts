@@ -29,6 +29,8 @@ describe('--model ""', () => {
     const unset = await cli('generate.ts', ['x', '--out', 'x.png', '--steps', '1', '--width', '64', '--height', '64'], { BLENDFARM_MODEL_DIR: '' });
     expect(unset.code).toBe(0);
     expect(unset.stderr).toMatch(/Using the built-in demo model/);
+    // The summary line counts in words: "1 step" (it was: "1 steps").
+    expect(unset.stdout).toMatch(/, 1 step, /);
   });
 });
 

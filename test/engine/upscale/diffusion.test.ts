@@ -107,6 +107,8 @@ describe('x4 diffusion upscaler', () => {
 
   it('refuses a folder that is not the x4 upscaler, and sizes it cannot take', async () => {
     await expect(DiffusionUpscaler.load(DEMO_MODEL_DIR)).rejects.toThrow(/not a StableDiffusionUpscalePipeline/);
+    // The folder is given as --weights (--model names the upscaler, x4-diffusion).
+    await expect(DiffusionUpscaler.load(DEMO_MODEL_DIR)).rejects.toThrow(/not a StableDiffusionUpscalePipeline; point --weights \(BLENDFARM_X4_UPSCALER_DIR\) at the x4 upscaler's ONNX export/);
     // A file given as the folder is called a file (it read "<file>/model_index.json: file not found").
     const index = join(DEMO_MODEL_DIR, 'model_index.json');
     await expect(DiffusionUpscaler.load(index)).rejects.toThrow(`${index}: is a file, not a folder; give the model's folder`);
