@@ -96,11 +96,6 @@ export async function queryRows<T>(q: Queryable, statement: SQL): Promise<T[]> {
   return result.rows;
 }
 
-/** A connection string with every form of password hidden (config/redact.ts). */
-export function redactUrl(url: string): string {
-  return redactConnectionString(url);
-}
-
 type Observer = (error?: unknown) => void;
 
 /**

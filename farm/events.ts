@@ -89,11 +89,6 @@ export async function recordEvent(q: Queryable, type: JobEventType, fields: Even
     from stored`);
 }
 
-/** Publishes without storing (progress). */
-export async function publishEvent(q: Queryable, type: JobEventType, fields: EventFields): Promise<void> {
-  await q.execute(sql`select pg_notify(${JOB_EVENTS_CHANNEL}, (${JSON.stringify(eventPayload(type, fields))}::jsonb || jsonb_build_object('at', now()))::text)`);
-}
-
 export function parseJobEvent(payload: string): JobEvent | undefined {
   try {
     const event = JSON.parse(payload) as JobEvent;

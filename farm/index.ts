@@ -1,8 +1,5 @@
 // The farm's public surface for front ends (bot, CLI, web) and worker hosts. Everything takes
-// a FarmContext ({ db, config }); openFarm() builds one from loadConfig()'s result.
-import type { Config } from '../config/index.ts';
-import { type OpenDatabaseOptions, openDatabase } from '../db/client.ts';
-import { type FarmConfigOverrides, type FarmContext, farmConfigFrom } from './config.ts';
+// a FarmContext ({ db, config }): openDatabase() and farmConfigFrom(loadConfig()) make one.
 import { submitFollowUp as submitFollowUpUncounted } from './follow-up.ts';
 import { checkSubmission as checkSubmissionUncounted, submitJob as submitJobUncounted } from './jobs.ts';
 import { countRefusals } from './metrics.ts';
@@ -16,7 +13,7 @@ export { type FarmConfig, type FarmConfigOverrides, type FarmContext, type FarmS
 export * from './types.ts';
 export * from './errors.ts';
 export * from './job-params.ts';
-export { type Range, type LimitName, LIMITS, JOB_VIDEO_FORMATS, UPSCALE_FACTORS, DEFAULT_UPSCALE_FACTOR, FIXED_SCALE_UPSCALERS, IMAGE_LIMITS, MAX_HELD_PICTURE_BYTES_PER_USER, upscalerMakes, GUILD_LIMITS, DEFAULT_GUILD_CEILINGS, type GuildCeilings } from './limits.ts';
+export { type Range, LIMITS, JOB_VIDEO_FORMATS, UPSCALE_FACTORS, DEFAULT_UPSCALE_FACTOR, FIXED_SCALE_UPSCALERS, IMAGE_LIMITS, MAX_HELD_PICTURE_BYTES_PER_USER, upscalerMakes, GUILD_LIMITS, DEFAULT_GUILD_CEILINGS, type GuildCeilings } from './limits.ts';
 export {
   type FarmPolicy,
   type PolicyOptions,
@@ -104,17 +101,3 @@ export const submitJob = countRefusals(submitJobUncounted);
 export const checkSubmission = countRefusals(checkSubmissionUncounted);
 /** Submits a re-roll, upscale or extension (farm/follow-up.ts); refusals are counted too. */
 export const submitFollowUp = countRefusals(submitFollowUpUncounted);
-
-/**
- * Opens the database named by the settings (DATABASE_URL, else PGlite in BLENDFARM_DATA_DIR) and
- * builds the farm's configuration from them: `openFarm(loadConfig())`.
- */
-export async function openFarm(
-  settings: Config,
-  options: Omit<OpenDatabaseOptions, 'url' | 'dataDir'> & { config?: FarmConfigOverrides } = {},
-): Promise<FarmContext & { close(): Promise<void> }> {
-  const { config: overrides, ...dbOptions } = options;
-  const config = farmConfigFrom(settings, overrides);
-  const db = await openDatabase({ ...dbOptions, url: settings.databaseUrl ?? '', dataDir: settings.dataDir });
-  return { db, config, close: () => db.close() };
-}

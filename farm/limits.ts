@@ -80,8 +80,6 @@ export const IMAGE_LIMITS = {
  */
 export const MAX_HELD_PICTURE_BYTES_PER_USER = 200 * 1024 * 1024;
 
-export type LimitName = keyof typeof LIMITS;
-
 /**
  * The video formats a job may ask for: all the engine's (VIDEO_FORMATS). Discord shows animated
  * WebP in attachments on every platform, smaller than a GIF of the same frames and not limited to

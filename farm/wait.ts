@@ -12,9 +12,10 @@ export interface WaitOptions {
   onEvent?: (event: JobEvent) => void;
   /** Give up after this long (rejects). Default: wait forever. */
   timeoutMs?: number;
-  /** Safety re-read interval. Default 5 s. */
-  recheckMs?: number;
 }
+
+/** How often the row is re-read anyway, for notifications lost while LISTEN was reconnecting. */
+const RECHECK_MS = 5000;
 
 const isTerminal = (job: Job): boolean => (TERMINAL_STATUSES as readonly string[]).includes(job.status);
 
@@ -46,7 +47,7 @@ export async function waitForJob(farm: FarmContext, jobId: number, options: Wait
       }
       if (dirty) continue;
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, Math.min(remaining, options.recheckMs ?? 5000));
+        const timer = setTimeout(resolve, Math.min(remaining, RECHECK_MS));
         settle = () => {
           clearTimeout(timer);
           resolve();

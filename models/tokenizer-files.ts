@@ -6,7 +6,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzip } from 'node:zlib';
-import { END_OF_WORD, type MergePair, BYTE_SYMBOLS, ClipTokenizer, CLIP_BOS_TOKEN, CLIP_EOS_TOKEN, CLIP_MAX_LENGTH, type TokenizerSettings } from '../engine/index.ts';
+import { END_OF_WORD, type MergePair, BYTE_SYMBOLS, CLIP_BOS_TOKEN, CLIP_EOS_TOKEN, CLIP_MAX_LENGTH } from '../engine/index.ts';
 import { MODELS_ROOT } from './paths.ts';
 
 export const CLIP_MERGES_GZ = join(MODELS_ROOT, 'assets', 'clip-bpe-merges.txt.gz');
@@ -45,17 +45,6 @@ export async function buildClipVocabulary(gzPath: string = CLIP_MERGES_GZ): Prom
     CLIP_EOS_TOKEN,
   ];
   return { tokens, merges };
-}
-
-/** token → id, the shape vocab.json has. */
-export function vocabularyMap(vocabulary: ClipVocabulary): Map<string, number> {
-  return new Map(vocabulary.tokens.map((token, id) => [token, id] as const));
-}
-
-/** An in-memory tokenizer straight from the asset, for callers that have no tokenizer/ folder. */
-export async function buildClipTokenizer(settings?: Partial<TokenizerSettings>): Promise<ClipTokenizer> {
-  const vocabulary = await buildClipVocabulary();
-  return new ClipTokenizer({ vocab: vocabularyMap(vocabulary), merges: vocabulary.merges, settings });
 }
 
 export interface ClipTokenizerFileOptions {
