@@ -4,6 +4,7 @@
  * "not a loadable ONNX model".
  */
 import { describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { rm, truncate, writeFile } from 'node:fs/promises';
 import { ModelFileError, openSession, openSessionFromBytes, ortMessage } from '../../../engine/onnx/session.ts';
@@ -69,6 +70,10 @@ describe('ONNX Runtime load errors say what to do, in full words', () => {
       `${file}: is stored in ONNX IR version 14, and ONNX Runtime 1.29.0 reads up to IR version 13. The graph itself is usually fine: set its IR version to 13 (models/README.md, "Fast GPU graphs"): ` +
         `python -c "import onnx,sys; m=onnx.load(sys.argv[1],load_external_data=False); m.ir_version=13; onnx.save(m,sys.argv[1])" ${file}`,
     );
+    // The same command and wording as models/README.md's "Fast GPU graphs".
+    const readme = readFileSync(new URL('../../../models/README.md', import.meta.url), 'utf8');
+    expect(readme).toContain('`python -c "import onnx,sys; m=onnx.load(sys.argv[1],load_external_data=False); m.ir_version=13; onnx.save(m,sys.argv[1])" unet/model.onnx`');
+    expect(readme.replace(/\s+/g, ' ')).toContain('if a load fails with "is stored in ONNX IR version 14"');
   });
 
   it('an opset too new says which opsets are supported, whole (it was: cut at 400 characters, mid-word, before the supported opset)', async () => {
