@@ -32,7 +32,6 @@ import { writeClipTokenizerFiles } from './tokenizer-files.ts';
 import { CLIP_IMAGE_MEAN, CLIP_IMAGE_STD } from '../engine/index.ts';
 
 const VERSION = 2;
-const VAE_SCALE = 0.18215;
 
 /** Std of the inpainting test model's data outside the mask (latent units): the picture barely moves. */
 export const INPAINT_KEEP_STD = 0.02;

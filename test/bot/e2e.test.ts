@@ -20,7 +20,6 @@ import {
   startLocalWorkers,
   updateGuildSettings,
   type FarmContext,
-  type FarmDb,
   type Job,
   type LocalWorkers,
   type ThreadRenderer,
@@ -36,7 +35,6 @@ let fake: FakeDiscord;
 let alice: FakeUser;
 let bob: FakeUser;
 let testDb: TestDatabase;
-let db: FarmDb;
 let farm: FarmContext;
 let renderer: ThreadRenderer;
 let workers: LocalWorkers;
@@ -49,7 +47,7 @@ beforeAll(async () => {
   modelCache = await mkdtemp(join(tmpdir(), 'blendfarm-e2e-models-'));
   process.env.BLENDFARM_MODEL_CACHE = modelCache;
   const running = await startBotFarm({ members: ['alice', 'bob'], renderer: { engine: { modelDir: testModelDir('demo') } } });
-  ({ fake, testDb, db, farm, workers, bot } = running);
+  ({ fake, testDb, farm, workers, bot } = running);
   renderer = running.renderer!;
   ({ alice, bob } = running.users);
 });

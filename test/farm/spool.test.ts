@@ -171,7 +171,7 @@ describe.each(BACKENDS)('the render spool on %s', (backend) => {
 
   it('a restarted worker completes a job still running under the spooled lease with that lease', async () => {
     const { job, spoolDir } = await spoolDuringOutage('same-lease');
-    const { worker, renderer, lines } = await restartedAndStopped('same-lease', spoolDir);
+    const { renderer, lines } = await restartedAndStopped('same-lease', spoolDir);
 
     expect(renderer.renders).toBe(0);
     const done = await expectSettledWithSpooledTime(job);
@@ -335,7 +335,7 @@ describe.each(BACKENDS)('the render spool on %s', (backend) => {
   it('deletes the entry of a job cancelled meanwhile and never completes it', async () => {
     const { job, spoolDir } = await spoolDuringOutage('cancelled');
     await cancelJob(farm, job.id);
-    const { worker, renderer, lines } = await restartedAndStopped('cancelled', spoolDir);
+    const { renderer, lines } = await restartedAndStopped('cancelled', spoolDir);
 
     expect(renderer.renders).toBe(0);
     expect(await getJob(farm, job.id)).toMatchObject({ status: 'cancelled' });

@@ -5,7 +5,6 @@
  * whose JSON files are edited per case).
  */
 import { describe, expect, it } from 'vitest';
-import { join } from 'node:path';
 import {
   chooseScheduler,
   createScheduler,
