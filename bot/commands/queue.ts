@@ -1,8 +1,8 @@
 import { MessageFlags, SlashCommandBuilder, type ChatInputCommandInteraction } from 'discord.js';
-import { countJobs, humanDuration, listJobs, listWorkers, providerKind, queuePosition, type Job, type WorkerInfo } from '../../farm/index.ts';
+import { countJobs, listJobs, listWorkers, providerKind, queuePosition, type Job, type WorkerInfo } from '../../farm/index.ts';
 import type { BotContext, Command } from '../context.ts';
 import { userMessage } from '../errors.ts';
-import { listInMessage } from '../format.ts';
+import { duration, listInMessage } from '../format.ts';
 
 /**
  * "**2** workers online (1 GPU, 1 CPU), **1** busy": counts only. A farm may serve many servers,
@@ -17,10 +17,10 @@ export function workersText(workers: readonly Pick<WorkerInfo, 'capabilities' | 
   return `**${workers.length}** worker${workers.length === 1 ? '' : 's'} online${kinds.length ? ` (${kinds.join(', ')})` : ''}, **${busy}** busy`;
 }
 
-/** How long a queued job waits for a worker before it expires (the farm's queue timeout). */
-function queueWaitText(farm: BotContext['farm']): string {
+/** How long a queued job waits for a worker before it expires (the farm's queue timeout), spelled like /settings' durations. */
+export function queueWaitText(farm: Pick<BotContext['farm'], 'config'>): string {
   const timeout = farm.config.queueTimeoutSeconds;
-  return timeout > 0 ? `up to ${humanDuration(timeout)} for one` : 'until one starts';
+  return timeout > 0 ? `up to ${duration(timeout)} for one` : 'until one starts';
 }
 
 /** "Your job #12 is rendering (40%)." */

@@ -195,7 +195,7 @@ describe('/queue', () => {
       [
         '**0** waiting, **0** rendering, **0** workers online, **0** busy.',
         'You have nothing waiting or rendering.',
-        "No render worker is online, so nothing is rendering; queued jobs wait up to 6 h for one. If it lasts, tell the farm's operator.",
+        "No render worker is online, so nothing is rendering; queued jobs wait up to 6h for one. If it lasts, tell the farm's operator.",
       ].join('\n'),
     );
   }, 30_000);
