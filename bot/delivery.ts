@@ -40,7 +40,7 @@ import {
   type JobEvent,
 } from '../farm/index.ts';
 import { cancelRow, finishedRow } from './components/rows.ts';
-import { doneText, escapeMarkdown, failedText, fitMessage, progressText, queuedText, title, withWholeMovie } from './format.ts';
+import { doneText, escapeMarkdown, failedText, fileSize, fitMessage, progressText, queuedText, title, withWholeMovie } from './format.ts';
 import { editJobMessage, isArchivedThread, Undeliverable, type JobMessageContext, type MessagePayload, type UndeliverableReason } from './job-message.ts';
 import { shrinkVideo, type ShrinkOptions } from './shrink.ts';
 import { within } from './within.ts';
@@ -580,7 +580,7 @@ export class JobMessenger {
           return;
         } catch (err) {
           if (!(err instanceof DiscordAPIError && (err.status === 413 || err.code === RESTJSONErrorCodes.RequestEntityTooLarge))) throw err;
-          if (attempt >= 5) throw new TooLargeForServer(artifact, undefined, `Discord refused it even re-encoded to ${mib(bytes.length)}`);
+          if (attempt >= 5) throw new TooLargeForServer(artifact, undefined, `Discord refused it even re-encoded to ${fileSize(bytes.length)}`);
           ({ bytes, note } = await this.shrink(artifact, Math.floor(bytes.length * 0.5), undefined));
         }
       }
@@ -588,7 +588,7 @@ export class JobMessenger {
       // Say so in the message (seeds and buttons stay) rather than leave it at "rendering".
       if (!(err instanceof TooLargeForServer)) throw err;
       await this.post(job, payload(err.message));
-      this.log(`[bot] job ${job.id}: its ${mib(artifact.sizeBytes)} video is not attached (${err.why})${err.cause ? `: ${loggableError(err.cause)}` : ''}`);
+      this.log(`[bot] job ${job.id}: its ${fileSize(artifact.sizeBytes)} video is not attached (${err.why})${err.cause ? `: ${loggableError(err.cause)}` : ''}`);
     }
   }
 
@@ -602,7 +602,7 @@ export class JobMessenger {
     const result = await turn;
     if (this.stopped) throw new Stopping(); // not final: the next bot shrinks it again
     if (!result.bytes) throw new TooLargeForServer(artifact, serverLimit, result.why, result.cause);
-    return { bytes: result.bytes, note: `(Re-encoded to ${mib(result.bytes.length)} to fit this server's upload limit.)` };
+    return { bytes: result.bytes, note: `(Re-encoded to ${fileSize(result.bytes.length)} to fit this server's upload limit.)` };
   }
 }
 
@@ -620,25 +620,22 @@ class Stopping extends Error {
   }
 }
 
-/** "12.3 MiB"; under 1 MiB in KiB. */
-const mib = (n: number) => (n >= 1048576 ? `${(n / 1048576).toFixed(1)} MiB` : `${Math.ceil(n / 1024)} KiB`);
-
 /**
  * A finished video that cannot be attached in its channel, whatever we try again: larger than the
  * channel's upload limit and not re-encodable under it (`why`). The message says what happened and
  * what the owner can do.
  */
-class TooLargeForServer extends Error {
+export class TooLargeForServer extends Error {
   constructor(
     artifact: Pick<Artifact, 'sizeBytes' | 'format'>,
     limit: number | undefined,
     readonly why: string,
     cause?: unknown,
   ) {
-    const allows = limit === undefined ? 'more than this server accepts for an upload' : `more than the ${mib(limit)} this server accepts for an upload`;
+    const allows = limit === undefined ? 'more than this server accepts for an upload' : `more than the ${fileSize(limit)} this server accepts for an upload`;
     const smaller = artifact.format === 'webm' ? 'shorter or at a smaller size' : 'shorter, at a smaller size, or as webm (smaller files for the same quality)';
     super(
-      `The video is ${mib(artifact.sizeBytes)}, ${allows}, and ${why}, so it is not attached. ` +
+      `The video is ${fileSize(artifact.sizeBytes)}, ${allows}, and ${why}, so it is not attached. ` +
         `To get it here, render it again ${smaller}; or a server admin can raise the upload limit with a higher Boost level.`,
       { cause },
     );

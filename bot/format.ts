@@ -138,6 +138,16 @@ export function duration(seconds: number): string {
  * this, never an ISO string.
  */
 /**
+ * A size in bytes as every bot message shows it: from 1 MiB up in MiB with at most one decimal
+ * ("10 MiB", "1.5 MiB"), below that in whole KiB rounded up ("640 KiB"), so the same upload limit
+ * reads the same wherever the bot names it.
+ */
+export function fileSize(bytes: number): string {
+  const kib = Math.ceil(bytes / 1024);
+  return kib < 1024 ? `${kib} KiB` : `${Number((bytes / 1048576).toFixed(1))} MiB`;
+}
+
+/**
  * GPU-seconds as every bot message shows them: at most one decimal, the unit spelled out and in the
  * singular for exactly one ("1 GPU-second", "2.5 GPU-seconds", "0 GPU-seconds").
  */
@@ -271,7 +281,7 @@ export function upscaleText(job: Pick<Job, 'kind' | 'params'>, meta: Record<stri
   if (job.kind !== 'upscale' || typeof meta.upscaler !== 'string' || typeof meta.scale !== 'number') return undefined;
   const upscaler = escapeMarkdown(meta.upscaler);
   if (typeof meta.reducedFrom !== 'number') return `Upscaled ${times(meta.scale)} with ${upscaler}`;
-  const limit = job.params.maxBytes ? `Discord's ${Number((job.params.maxBytes / 1048576).toFixed(1))} MiB upload limit` : 'the upload limit';
+  const limit = job.params.maxBytes ? `Discord's ${fileSize(job.params.maxBytes)} upload limit` : 'the upload limit';
   return `Upscaled with ${upscaler}: ${times(meta.reducedFrom)} asked, only ${times(meta.scale)} fits ${limit}`;
 }
 
