@@ -48,6 +48,8 @@ interface Directive {
   stepMs?: number;
   hang: boolean;
   warn: boolean;
+  /** "[fake workerfault]" (the model's files) or "[fake workerfault=worker]" (no ffmpeg): a worker fault, as the engine adapter throws. */
+  workerFault?: 'model' | 'worker';
 }
 
 export function parseDirective(prompt: string | undefined): Directive {
@@ -63,6 +65,7 @@ export function parseDirective(prompt: string | undefined): Directive {
     if (key === 'ms') directive.stepMs = Number(value);
     if (key === 'hang') directive.hang = true;
     if (key === 'warn') directive.warn = true;
+    if (key === 'workerfault') directive.workerFault = value === 'worker' ? 'worker' : 'model';
   }
   return directive;
 }
@@ -126,6 +129,9 @@ export class FakeRenderer implements Renderer {
       }
       if (step === 1 && job.attempt <= directive.failAttempts) {
         throw new RenderError(`fake failure on attempt ${job.attempt}`);
+      }
+      if (step === 1 && directive.workerFault) {
+        throw new RenderError(directive.workerFault === 'worker' ? 'fake worker fault: no ffmpeg' : 'fake worker fault: the model folder is gone', { workerFault: directive.workerFault });
       }
       if (step === 1 && directive.permanent) {
         throw new RenderError('fake permanent failure', { retryable: false });

@@ -79,9 +79,21 @@ export interface Renderer {
    * at once when the model is loaded already.
    */
   warmUp?(): Promise<void>;
+  /**
+   * The models this worker knows it cannot render right now (its model did not load: apps/worker/
+   * model-readiness.ts says so while it retries); "*" for every model. The farm claims no job on
+   * them (upscales load no model and are still claimed). Optional; asked before each claim.
+   */
+  unavailableModels?(): readonly string[];
   /** Frees models, threads, GPU memory. */
   close?(): Promise<void>;
 }
+
+/**
+ * What a worker fault (RenderError's workerFault) rules out on this worker for a while: 'model',
+ * what the job needed (its model; for an upscale, upscales); 'worker', every job (a missing ffmpeg).
+ */
+export type WorkerFaultScope = 'model' | 'worker';
 
 /**
  * A module that can be loaded by path (thread-renderer.ts; apps/worker/load-renderer.ts picks it)
@@ -105,19 +117,32 @@ export type RendererFactory = (options: unknown) => Renderer | Promise<Renderer>
  *   charged the time the attempt ran (capped at the reservation), as for a render stopped at its
  *   time limit: otherwise a render that fails late would be free, and resubmitting it would keep
  *   GPUs busy without limit. Left out, a failure is refunded in full.
+ * - `workerFault`: this worker cannot render it, the job is not at fault (its model's files are
+ *   missing or broken, its execution provider does not load, ffmpeg is gone): the farm hands the job
+ *   back to the queue without using an attempt, so another worker renders it, and this worker claims
+ *   no job needing the same thing (WorkerFaultScope) for a pause that doubles while the fault lasts
+ *   (farm/worker.ts, WORKER_FAULT_PAUSE), saying so in its log and readiness.
  */
 export class RenderError extends Error {
   readonly retryable: boolean;
   readonly userMessage?: string;
   readonly requestFault: boolean;
-  constructor(message: string, options: { retryable?: boolean; cause?: unknown; userMessage?: string | true; requestFault?: boolean } = {}) {
+  readonly workerFault?: WorkerFaultScope;
+  constructor(message: string, options: { retryable?: boolean; cause?: unknown; userMessage?: string | true; requestFault?: boolean; workerFault?: WorkerFaultScope } = {}) {
     super(message, { cause: options.cause });
     this.name = 'RenderError';
     this.retryable = options.retryable ?? true;
     const forUser = options.userMessage === true ? message : options.userMessage;
     if (forUser !== undefined) this.userMessage = forUser;
     this.requestFault = options.requestFault ?? false;
+    if (options.workerFault) this.workerFault = options.workerFault;
   }
+}
+
+/** A thrown error's worker fault (RenderError's workerFault, read structurally: it may come from a render thread); undefined when it is none. */
+export function workerFaultOf(error: unknown): WorkerFaultScope | undefined {
+  const scope = typeof error === 'object' && error !== null ? (error as { workerFault?: unknown }).workerFault : undefined;
+  return scope === 'model' || scope === 'worker' ? scope : undefined;
 }
 
 export function isPermanentRenderError(error: unknown): boolean {

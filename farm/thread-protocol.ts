@@ -1,6 +1,6 @@
 // Messages between a worker's main thread (thread-renderer.ts) and its render threads
 // (thread-host.ts).
-import { isRequestFault, type Renderer, userMessageOf } from './renderer.ts';
+import { isRequestFault, type Renderer, userMessageOf, workerFaultOf, type WorkerFaultScope } from './renderer.ts';
 import type { ClaimedJob, JobProgress } from './types.ts';
 
 export interface ThreadHostData {
@@ -24,6 +24,8 @@ export interface SerializedError {
   userMessage?: string;
   /** RenderError's requestFault (set only when true). */
   requestFault?: boolean;
+  /** RenderError's workerFault. */
+  workerFault?: WorkerFaultScope;
 }
 
 export type FromThread =
@@ -40,6 +42,7 @@ export function serializeError(error: unknown): SerializedError {
   if (error instanceof Error) {
     const retryable = (error as { retryable?: unknown }).retryable;
     const userMessage = userMessageOf(error);
+    const workerFault = workerFaultOf(error);
     return {
       name: error.name,
       message: error.message,
@@ -47,6 +50,7 @@ export function serializeError(error: unknown): SerializedError {
       ...(typeof retryable === 'boolean' ? { retryable } : {}),
       ...(userMessage !== undefined ? { userMessage } : {}),
       ...(isRequestFault(error) ? { requestFault: true } : {}),
+      ...(workerFault ? { workerFault } : {}),
     };
   }
   return { name: 'Error', message: String(error) };

@@ -142,6 +142,7 @@ function toError(serialized: SerializedError, prefix?: string): Error {
     retryable: serialized.retryable ?? true,
     ...(serialized.userMessage !== undefined ? { userMessage: serialized.userMessage } : {}),
     ...(serialized.requestFault === true ? { requestFault: true } : {}),
+    ...(serialized.workerFault ? { workerFault: serialized.workerFault } : {}),
   });
   error.name = serialized.name;
   if (serialized.stack) error.stack = serialized.stack;

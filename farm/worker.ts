@@ -25,6 +25,13 @@
 // - lease lost              -> the render is aborted; its result could not be stored anyway
 // - worker killed (kill -9) -> its leases expire; any worker's reaper requeues the jobs (a job on its
 //                              last attempt is failed, lastAttemptGraceSeconds after its lease ran out)
+// - worker fault            -> (RenderError workerFault: the model's files, the execution provider, a missing
+//                              ffmpeg on this worker) the job is handed back without using an attempt, and
+//                              this worker claims no job needing the same (its model, upscales, or any job)
+//                              for a pause (WORKER_FAULT_PAUSE: 5 s doubling up to 5 min) and says so in its
+//                              log and faultCheck (/readyz); after the pause one claim tries again, and a
+//                              render that succeeds ends the fault. Models the renderer says it cannot load
+//                              (Renderer.unavailableModels) are not claimed at all.
 // - stop('finish') (SIGTERM) stops claiming and lets running renders finish within a grace
 //   period, then aborts them and hands the jobs back without using an attempt.
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -39,7 +46,7 @@ import { getArtifact, getJob, getJobInputs } from './jobs.ts';
 import { movieImageInputs, movieOf } from './movie.ts';
 import { every, pruneOnce, sweepQueue } from './housekeeping.ts';
 import { claimJob, type CompletedArtifact, completeJob, completionOf, CompletionUnknownError, failAttempt, type Lease, releaseJob, renewLeases, reportProgress, takeBackJobsOf } from './queue.ts';
-import { isPermanentRenderError, isRequestFault, MIME_TYPES, type Renderer, type RenderResult, userMessageOf, withResultWarnings } from './renderer.ts';
+import { isPermanentRenderError, isRequestFault, MIME_TYPES, type Renderer, type RenderResult, userMessageOf, withResultWarnings, workerFaultOf } from './renderer.ts';
 import type { ClaimedJob, JobProgress, WorkerCapabilities } from './types.ts';
 import { claimWorkerId, heartbeatWorker, holderText, markWorkerStopped, pidNamespace, registerWorker, releaseWorkerId, type WorkerIdHolder } from './worker-registry.ts';
 import { jobDigest, recoverHeld, recoverSpool, Spool, type SpoolRecovery } from './spool.ts';
@@ -65,6 +72,23 @@ export interface FarmWorkerOptions {
    * so a process can end. Default: none.
    */
   onIdTaken?: (holder: WorkerIdHolder) => void;
+  /** How long a worker fault keeps the worker from claiming what it could not do; default WORKER_FAULT_PAUSE. */
+  faultPause?: { firstMs: number; maxMs: number };
+}
+
+/** After a worker fault, the worker claims no job needing the same for 5 s, doubling after each further fault up to 5 min. */
+export const WORKER_FAULT_PAUSE = { firstMs: 5_000, maxMs: 300_000 } as const;
+
+/** One thing this worker found it cannot do (a worker fault): what, why, and until when it claims no job needing it. */
+interface WorkerFault {
+  /** What it rules out, for the log and /readyz: 'model "sdxl"', 'upscales', 'any job'. */
+  what: string;
+  reason: string;
+  /** Date.now() until which no job needing it is claimed; past it, one claim tries again. */
+  until: number;
+  pauseMs: number;
+  /** Faults in a row. */
+  count: number;
 }
 
 export type StopMode = 'finish' | 'release';
@@ -193,6 +217,11 @@ export class FarmWorker {
   private spoolProblem: string | undefined;
   /** Completions whose answer was lost, waiting for the database to say whether they were stored (store). */
   private readonly unsettled: UnsettledCompletion[] = [];
+  /** Worker faults by what they rule out: 'model:<id>', 'upscale' or 'worker' (faultKey). */
+  private readonly faults = new Map<string, WorkerFault>();
+  private readonly faultPause: { firstMs: number; maxMs: number };
+  /** The models the renderer said it cannot render at the last claim, to log a change once. */
+  private unavailableSaid = '';
 
   constructor(options: FarmWorkerOptions) {
     this.farm = options.farm;
@@ -205,6 +234,77 @@ export class FarmWorker {
     this.onIdTaken = options.onIdTaken;
     this.graceMs = options.graceMs ?? DEFAULT_SHUTDOWN_GRACE_SECONDS * 1000;
     this.spool = this.farm.config.spoolDir ? new Spool(this.farm.config.spoolDir) : undefined;
+    this.faultPause = options.faultPause ?? WORKER_FAULT_PAUSE;
+  }
+
+  /**
+   * The /readyz check of what this worker can render: true, or the worker faults whose pause is
+   * running (what it does not claim, why, and for how long).
+   */
+  faultCheck(): true | string {
+    const now = Date.now();
+    const active = [...this.faults.values()].filter((f) => f.until > now);
+    if (active.length === 0) return true;
+    return active.map((f) => `claims no ${f.what === 'any job' ? 'job' : `job on ${f.what}`} for ${Math.max(1, Math.ceil((f.until - now) / 1000))} s: ${f.reason}`).join('; ');
+  }
+
+  /**
+   * What the next claim may take: the capabilities without the models the renderer cannot load now
+   * and without what a worker fault rules out; undefined when nothing is left.
+   */
+  private claimCapabilities(): WorkerCapabilities | undefined {
+    const now = Date.now();
+    const paused = (key: string) => (this.faults.get(key)?.until ?? 0) > now;
+    if (paused('worker')) return undefined;
+    const unavailable = new Set(this.renderer.unavailableModels?.() ?? []);
+    const said = [...unavailable].sort().join(', ');
+    if (said !== this.unavailableSaid) {
+      this.log(said ? `claiming no job on ${said}: the renderer says the model did not load (upscales and other models are still claimed)` : `claiming jobs on every model again`, said ? 'warn' : 'info');
+      this.unavailableSaid = said;
+    }
+    const caps = this.capabilities;
+    const models = unavailable.has('*') ? [] : caps.models.filter((m) => !unavailable.has(m) && !paused(`model:${m}`));
+    const upscalers = paused('upscale') ? [] : caps.upscalers;
+    if (models.length === caps.models.length && upscalers === caps.upscalers) return caps;
+    if (models.length === 0 && (upscalers ?? []).length === 0) return undefined;
+    const abilities = caps.modelAbilities && Object.fromEntries(Object.entries(caps.modelAbilities).filter(([m]) => models.includes(m)));
+    return { ...caps, models, ...(abilities ? { modelAbilities: abilities } : {}), ...(upscalers ? { upscalers } : {}) };
+  }
+
+  /** Which worker fault a job's failure sets: what the job needed (its model, or upscales) or the whole worker. */
+  private static faultKey(job: ClaimedJob, scope: 'model' | 'worker'): { key: string; what: string } {
+    if (scope === 'worker') return { key: 'worker', what: 'any job' };
+    return job.kind === 'upscale' ? { key: 'upscale', what: 'upscales' } : { key: `model:${job.model}`, what: `model "${job.model}"` };
+  }
+
+  /**
+   * A worker fault in a render: the job goes back to the queue without using an attempt (another
+   * worker renders it), and this worker claims nothing needing the same for a pause that doubles
+   * while the fault lasts (no claim-and-release loop).
+   */
+  private async workerFault(job: ClaimedJob, scope: 'model' | 'worker', message: string): Promise<void> {
+    const { key, what } = FarmWorker.faultKey(job, scope);
+    const before = this.faults.get(key);
+    const pauseMs = before ? Math.min(before.pauseMs * 2, this.faultPause.maxMs) : this.faultPause.firstMs;
+    this.faults.set(key, { what, reason: message, until: Date.now() + pauseMs, pauseMs, count: (before?.count ?? 0) + 1 });
+    const released = await this.retryWrite(() => releaseJob(this.farm, job, `worker ${this.id} cannot render it: ${message}`)).catch(() => false);
+    if (released) this.stats.released++;
+    this.log(
+      `job ${job.id}: this worker cannot render it (${message}); ` +
+        (released ? 'handed back to the queue without using an attempt, for another worker' : "its lease was already gone, nothing recorded") +
+        `. This worker claims no ${what === 'any job' ? 'job' : `job on ${what}`} for ${Math.ceil(pauseMs / 1000)} s (fault ${before ? before.count + 1 : 1} in a row), then tries one again`,
+      'error',
+    );
+  }
+
+  /** A render that succeeded ends the fault of what it needed (and a worker-wide one). */
+  private clearFaults(job: ClaimedJob): void {
+    for (const key of ['worker', FarmWorker.faultKey(job, 'model').key]) {
+      const fault = this.faults.get(key);
+      if (!fault) continue;
+      this.faults.delete(key);
+      this.log(`${fault.what === 'any job' ? 'jobs' : fault.what} render${fault.what === 'any job' ? '' : 's'} again on this worker (job ${job.id} succeeded): claiming them again`);
+    }
   }
 
   /** Ids of the jobs rendering right now. */
@@ -364,9 +464,15 @@ export class FarmWorker {
         await this.idle(this.farm.config.pollIntervalMs);
         continue;
       }
+      // Not what the renderer cannot load now, nor what a worker fault rules out for now.
+      const capabilities = this.claimCapabilities();
+      if (!capabilities) {
+        await this.idle(this.farm.config.pollIntervalMs);
+        continue;
+      }
       let job: ClaimedJob | undefined;
       try {
-        job = await claimJob(this.farm, this.id, this.capabilities);
+        job = await claimJob(this.farm, this.id, capabilities);
       } catch (error) {
         const why = dbFailureLine(error); // unreachable database: logged once by the handle
         if (why) this.log(`claim failed: ${why}; retrying`);
@@ -492,6 +598,7 @@ export class FarmWorker {
       limitTimer.clear();
       await progress.stop();
       // Even after a shutdown abort, a finished render is worth storing (the lease is still ours).
+      this.clearFaults(job);
       await this.finish(entry, result, (performance.now() - started) / 1000);
     } catch (error) {
       limitTimer.clear();
@@ -515,6 +622,9 @@ export class FarmWorker {
       } else if (entry.reason) {
         this.log(`job ${job.id}: render abandoned: ${ABANDONED_BECAUSE[entry.reason]}`);
         this.stats.discarded++;
+      } else if (workerFaultOf(error)) {
+        // This worker's fault, not the job's: another worker renders it, attempt unused.
+        await this.workerFault(job, workerFaultOf(error)!, message);
       } else {
         this.stats.failedAttempts++;
         // The request's own fault (a video that cannot fit its maxBytes...) is charged the time it ran: a render that fails late is not free.

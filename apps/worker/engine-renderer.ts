@@ -38,7 +38,7 @@ import {
 } from '../../models/esrgan/catalog.ts';
 import { DEFAULT_UPSCALE_FACTOR, IMAGE_LIMITS, upscalerMakes } from '../../farm/limits.ts';
 // Only the farm modules a render thread needs (farm/index.ts would load the database drivers too).
-import { RenderError, type ClaimedJob, type RenderContext, type Renderer, type RenderResult } from '../../farm/renderer.ts';
+import { RenderError, type ClaimedJob, type RenderContext, type Renderer, type RenderResult, type WorkerFaultScope } from '../../farm/renderer.ts';
 import type { JobProgress, WorkerCapabilities } from '../../farm/types.ts';
 import { DEFAULT_MODELS, DEFAULT_VARIATION, INPUT_NAMES, type JobParams, type ModelAbility } from '../../farm/job-params.ts';
 import { isOutOfMemory, outOfMemoryError, workerMaxPixels } from './gpu-memory.ts';
@@ -525,13 +525,16 @@ class EngineRenderer implements Renderer {
     } catch (err) {
       if (err instanceof RenderError || ctx.signal.aborted) throw err;
       if (isOutOfMemory(err)) throw outOfMemoryError(err, job.params, workerMaxPixels(this.opts));
-      // Bad input and missing models fail the same way on every attempt: do not retry them.
+      // This worker's own faults, not the job's: its model's files, its execution provider (the
+      // job's model, or the upscaler an upscale loads), its ffmpeg. The farm hands the job back
+      // without using an attempt, for another worker, and stops claiming what this one cannot do.
+      const fault = workerFaultScope(err);
+      if (fault) throw new RenderError((err as Error).message, { cause: err, workerFault: fault });
+      // Bad input fails the same way on every attempt: do not retry it.
       const permanent =
         err instanceof InvalidRequestError ||
         err instanceof ModelOutputError ||
         err instanceof RangeError ||
-        err instanceof ModelFileError ||
-        err instanceof ExecutionProviderError ||
         err instanceof VideoTooLargeError ||
         err instanceof UpscalerNotAvailableError;
       // The engine's refusals of a request say what to change, for the job's owner; every other message is for the operator.
@@ -549,6 +552,21 @@ class EngineRenderer implements Renderer {
     for (const loading of this.upscalers.values()) await (await loading.catch(() => undefined))?.release();
     this.upscalers.clear();
   }
+}
+
+/**
+ * Whether an engine error is this worker's fault rather than the job's: 'model' for the model (or
+ * upscaler) files and the execution provider, 'worker' for a missing ffmpeg or ffprobe (the lookup's
+ * messages, engine/video/ffmpeg-path.ts, or a binary gone since: spawn ENOENT); undefined otherwise.
+ */
+export function workerFaultScope(err: unknown): WorkerFaultScope | undefined {
+  if (err instanceof ModelFileError || err instanceof ExecutionProviderError) return 'model';
+  const message = err instanceof Error ? err.message : '';
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  const syscall = String((err as NodeJS.ErrnoException | undefined)?.syscall ?? '');
+  if (code === 'ENOENT' && syscall.startsWith('spawn')) return 'worker';
+  if (/\b(FFMPEG_PATH|FFPROBE_PATH) is set to .*(but no file exists there|which is not executable)|\b(ffmpeg|ffprobe) not found: install /.test(message)) return 'worker';
+  return undefined;
 }
 
 /** The factory thread-renderer.ts calls in each render thread; `options` are EngineRendererOptions (`hooks`: tests only). */

@@ -15,9 +15,16 @@
 // a model that fails to load is logged with the reason, /readyz says why, and loading is tried
 // again 5 s later, the pause doubling up to 5 min (MODEL_LOAD_RETRY); a job on that model (not an
 // upscale, nor a job on the worker's inpainting or variation model) makes the worker ready when it
-// finishes.
+// finishes. While the model is known not to load, the worker claims no job on it (upscales and its
+// other models still), so a healthy worker renders them.
+// A render that fails for this worker's own fault (model files, execution provider, a missing ffmpeg:
+// engine-renderer.ts's workerFault) hands its job back without using an attempt, and the worker
+// claims nothing needing the same for a doubling pause (farm/worker.ts, WORKER_FAULT_PAUSE); /readyz
+// says so under "renders".
+// Exit 78 (EX_CONFIG): another live worker holds this id, or the engine's renderer finds no usable
+// ffmpeg or ffprobe at start (FFMPEG_PATH/FFPROBE_PATH, the bundled binaries, PATH).
 import { loadConfig, loadDotEnv } from '../../config/index.ts';
-import { DEFAULT_SHUTDOWN_GRACE_SECONDS, defaultWorkerId, farmConfigFrom, openDatabase, startWorker, WorkerIdInUseError } from '../../farm/index.ts';
+import { DEFAULT_SHUTDOWN_GRACE_SECONDS, defaultWorkerId, farmConfigFrom, type FarmWorker, openDatabase, startWorker, WorkerIdInUseError } from '../../farm/index.ts';
 import { DEFAULT_RENDERER_MODULE, loadRenderer, rendererSpecFrom, warmedModelJobs } from './load-renderer.ts';
 import { resolveFfmpeg, resolveFfprobe } from '../../engine/index.ts';
 import { createLogger, lineLogger, routeConsole, secretsOf } from '../log.ts';
@@ -25,6 +32,8 @@ import { createRegistry, type Ops, startOps } from '../http/ops.ts';
 import { renderMetrics } from '../http/render-metrics.ts';
 import { opsListen } from '../http/listen.ts';
 import { ModelReadiness } from './model-readiness.ts';
+import { mainModelId } from './model-id.ts';
+import type { EngineRendererOptions } from './engine-renderer.ts';
 import { SETTINGS_DOCS, settingLines, settingsOnlyArguments } from '../cli-kit.ts';
 
 const USAGE = `Usage: npm run worker
@@ -94,6 +103,8 @@ async function main(): Promise<void> {
     log: (level, line) => (level === 'warn' ? console.warn : console.log)(`[worker ${workerId}] ${line}`),
   });
   let ops: Ops | undefined;
+  /** The farm worker once started (its faultCheck is a readiness check). */
+  let started: FarmWorker | undefined;
   if (listen) {
     ops = await startOps(
       {
@@ -104,7 +115,11 @@ async function main(): Promise<void> {
         gauges: false,
         countJobEvents: false,
         statusPage: false,
-        readiness: [{ name: 'model', check: async () => readiness.check() }],
+        readiness: [
+          { name: 'model', check: async () => readiness.check() },
+          // What the worker stopped claiming after a fault of its own in a render (farm/worker.ts faultCheck).
+          { name: 'renders', check: async () => started?.faultCheck() ?? true },
+        ],
       },
       registry,
     ).catch(async (error: unknown) => {
@@ -117,9 +132,12 @@ async function main(): Promise<void> {
     await db.close();
     throw error;
   });
+  // The model the warm-up loads: the engine's main model, or another renderer's first one.
+  const warmedModel = spec.module === DEFAULT_RENDERER_MODULE ? mainModelId(spec.options as EngineRendererOptions) : renderer.capabilities().models[0];
   const worker = await startWorker({
     farm: { db, config },
-    renderer: renderMetrics(registry).wrap(readiness.watch(renderer, { usesWarmedModel: warmedModelJobs(spec, renderer.capabilities()) })),
+    // Readiness outermost: the farm asks it which models it cannot render now (unavailableModels).
+    renderer: readiness.watch(renderMetrics(registry).wrap(renderer), { usesWarmedModel: warmedModelJobs(spec, renderer.capabilities()), model: warmedModel }),
     concurrency: spec.threads,
     id: workerId,
     log: lineLogger(logger),
@@ -131,6 +149,7 @@ async function main(): Promise<void> {
       closeAndExit(worker.stop('finish', graceSeconds * 1000), EXIT_ID_IN_USE);
     },
   });
+  started = worker;
   // Ready (/readyz) once the model is loaded: by the warm-up, one of its retries, or a job on it.
   readiness.start(renderer.warmUp && (() => renderer.warmUp!()));
   console.log(`[worker ${worker.id}] database: ${db.location}; renderer: ${spec.module}`);

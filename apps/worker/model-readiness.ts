@@ -8,7 +8,11 @@
 // worker is ready as soon as that job is done rather than at the next scheduled try. Other jobs
 // (upscales, /vary on the variation model) load other models: they leave the back-off alone, so a
 // worker short of GPU memory does not start a full model load after each of them.
-import type { ClaimedJob, Renderer } from '../../farm/index.ts';
+// While the model is known not to load (a try failed, until one succeeds), the watched renderer
+// says so (Renderer.unavailableModels): the worker claims no job on it, so a healthy worker renders
+// them and none fails here for good. A render on that model that fails with a worker fault (its
+// files, its execution provider) makes it known not to load again, with the same back-off.
+import { type ClaimedJob, type Renderer, workerFaultOf } from '../../farm/index.ts';
 
 export interface RetryBackoff {
   /** Pause after the first failed try. */
@@ -33,6 +37,12 @@ export interface WatchOptions {
    * loaded); apps/worker/load-renderer.ts's warmedModelJobs says it for a worker's renderer.
    */
   usesWarmedModel(job: ClaimedJob): boolean;
+  /**
+   * The id of the model the warm-up loads ("*": the renderer's only one): the watched renderer
+   * reports it unavailable (Renderer.unavailableModels) while it is known not to load. Left out,
+   * nothing is reported.
+   */
+  model?: string;
 }
 
 type Phase = 'renderer' | 'loading' | 'failed' | 'ready' | 'stopping';
@@ -98,12 +108,25 @@ export class ModelReadiness {
     return {
       capabilities: () => renderer.capabilities(),
       render: async (job, context) => {
-        const result = await renderer.render(job, context);
+        let result;
+        try {
+          result = await renderer.render(job, context);
+        } catch (error) {
+          // The model stopped loading (files gone, the provider failing): unready, retried as after a failed warm-up.
+          if (this.phase === 'ready' && this.warmUp && workerFaultOf(error) === 'model' && options.usesWarmedModel(job)) this.failed(error);
+          throw error;
+        }
         if (this.phase === 'failed' && options.usesWarmedModel(job)) void this.tryNow();
         return result;
       },
+      unavailableModels: () => [...(options.model !== undefined && this.modelDown() ? [options.model] : []), ...(renderer.unavailableModels?.() ?? [])],
       ...(renderer.close ? { close: () => renderer.close!() } : {}),
     };
+  }
+
+  /** Whether the model is known not to load: a try failed and none has succeeded since (one may be under way). */
+  private modelDown(): boolean {
+    return this.phase === 'failed' || (this.phase === 'loading' && this.tries > 1);
   }
 
   /** No more tries; /readyz says the worker is shutting down. */
@@ -127,13 +150,23 @@ export class ModelReadiness {
       if (this.tries > 1) this.options.log('info', `the model loaded on try ${this.tries}; the worker is ready`);
     } catch (error) {
       if (this.phase !== 'loading') return;
-      this.reason = oneLine(error);
-      const pauseMs = Math.min(this.retry.firstMs * 2 ** (this.tries - 1), this.retry.maxMs);
-      this.phase = 'failed';
-      this.nextTryAt = Date.now() + pauseMs;
-      this.timer = setTimeout(() => void this.tryNow(), pauseMs);
-      this.timer.unref();
-      this.options.log('warn', `the model did not load (try ${this.tries}): ${this.reason}; the worker stays unready and tries again in ${seconds(pauseMs)}`);
+      this.failed(error);
     }
+  }
+
+  /** A try failed (or a render found the model not loading): unready, the next try after the back-off. */
+  private failed(error: unknown): void {
+    const fromRender = this.phase === 'ready';
+    this.reason = oneLine(error);
+    const pauseMs = Math.min(this.retry.firstMs * 2 ** (this.tries - 1), this.retry.maxMs);
+    this.phase = 'failed';
+    this.nextTryAt = Date.now() + pauseMs;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.tryNow(), pauseMs);
+    this.timer.unref();
+    this.options.log(
+      'warn',
+      `the model did not load (${fromRender ? 'in a render' : `try ${this.tries}`}): ${this.reason}; the worker stays unready, claims no job on it, and tries again in ${seconds(pauseMs)}`,
+    );
   }
 }

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeFakeVideo, FAKE_TOO_LARGE } from '../../farm/fake-renderer.ts';
 import { parseJobParams } from '../../farm/job-params.ts';
 import { FAKE_RENDERER_MODULE } from '../../apps/worker/load-renderer.ts';
-import { isRequestFault, type RenderContext } from '../../farm/renderer.ts';
+import { isRequestFault, type RenderContext, workerFaultOf } from '../../farm/renderer.ts';
 import { createThreadRenderer, type ThreadRenderer } from '../../farm/thread-renderer.ts';
 import type { ClaimedJob, JobProgress } from '../../farm/types.ts';
 import { testModelDir } from '../../models/paths.ts';
@@ -83,6 +83,15 @@ describe('thread renderer', () => {
     expect(isRequestFault(error)).toBe(true);
     const farmFault = await renderer.render(job(['[fake permanent] a', 'b']), context()).catch((e: unknown) => e);
     expect(isRequestFault(farmFault)).toBe(false);
+  });
+
+  it('passes a worker fault back from the thread (workerFault: the job goes back unspent, the worker stops claiming it)', async () => {
+    const error = await renderer.render(job(['[fake workerfault] a', 'b']), context()).catch((e: unknown) => e);
+    expect(error).toMatchObject({ message: 'fake worker fault: the model folder is gone', workerFault: 'model', retryable: true });
+    expect(workerFaultOf(error)).toBe('model');
+    const whole = await renderer.render(job(['[fake workerfault=worker] a', 'b']), context()).catch((e: unknown) => e);
+    expect(workerFaultOf(whole)).toBe('worker');
+    expect(workerFaultOf(await renderer.render(job(['[fake permanent] a', 'b']), context()).catch((e: unknown) => e))).toBeUndefined();
   });
 
   it('aborts a render, and replaces a thread whose render ignores the abort', async () => {

@@ -5,8 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { createRenderer, renderRequestFor } from '../../../apps/worker/engine-renderer.ts';
-import { BuiltinPerceptualMetric, ImageVariationPipeline, StableDiffusionPipeline, createPerceptualMetric, type PerceptualMetric, type PerceptualMetricOptions } from '../../../engine/index.ts';
+import { createRenderer, renderRequestFor, workerFaultScope } from '../../../apps/worker/engine-renderer.ts';
+import { BuiltinPerceptualMetric, ExecutionProviderError, ImageVariationPipeline, ModelFileError, StableDiffusionPipeline, createPerceptualMetric, type PerceptualMetric, type PerceptualMetricOptions } from '../../../engine/index.ts';
 import { parseJobParams } from '../../../farm/job-params.ts';
 import { LIMITS } from '../../../farm/limits.ts';
 import { RenderError } from '../../../farm/renderer.ts';
@@ -282,5 +282,31 @@ describe('engine adapter failures: the owner\'s text', () => {
     } finally {
       await broken.close?.();
     }
+  });
+});
+
+describe('worker faults (the worker cannot render it, the job is not at fault)', () => {
+  it('a model folder that is gone fails the render as a worker fault of its model: retryable, not the owner\'s', async () => {
+    const modelDir = path.join(os.tmpdir(), `blendfarm-gone-${process.pid}-${Date.now()}`);
+    const renderer = createRenderer({ modelDir, modelId: 'demo' });
+    try {
+      const error = await renderer.render(claimed('blend', { prompts: ['a', 'b'], steps: 2 }), { signal: new AbortController().signal, onProgress: () => {} }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(RenderError);
+      expect(error).toMatchObject({ workerFault: 'model', retryable: true, requestFault: false });
+      expect((error as RenderError).userMessage).toBeUndefined();
+      expect((error as Error).message).toMatch(/folder not found/);
+    } finally {
+      await renderer.close?.();
+    }
+  });
+
+  it('classifies model files and execution providers as the model\'s fault, a missing ffmpeg as the whole worker\'s, anything else as none', () => {
+    expect(workerFaultScope(new ModelFileError('/m/unet/model.onnx', 'file not found'))).toBe('model');
+    expect(workerFaultScope(new ExecutionProviderError('cuda', 'libcudart.so.13: cannot open shared object file'))).toBe('model');
+    expect(workerFaultScope(new Error('FFMPEG_PATH is set to "/nonexistent" but no file exists there; point it at the binary or unset it.'))).toBe('worker');
+    expect(workerFaultScope(new Error('ffprobe not found: install ffprobe-static or @ffprobe-installer/ffprobe, put ffprobe on PATH, or set FFPROBE_PATH to the ffprobe binary.'))).toBe('worker');
+    expect(workerFaultScope(Object.assign(new Error('spawn /usr/bin/ffmpeg ENOENT'), { code: 'ENOENT', syscall: 'spawn /usr/bin/ffmpeg' }))).toBe('worker');
+    expect(workerFaultScope(new Error('ENOENT: no such file or directory, open /tmp/x'))).toBeUndefined();
+    expect(workerFaultScope(new RangeError('bad size'))).toBeUndefined();
   });
 });

@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { DEFAULT_RENDERER_MODULE, FAKE_RENDERER_MODULE, warmedModelJobs } from '../../../apps/worker/load-renderer.ts';
 import { MODEL_LOAD_RETRY, ModelReadiness } from '../../../apps/worker/model-readiness.ts';
 import { FakeRenderer } from '../../../farm/fake-renderer.ts';
+import { RenderError } from '../../../farm/renderer.ts';
 import { parseJobParams } from '../../../farm/job-params.ts';
 import type { ClaimedJob } from '../../../farm/types.ts';
 
@@ -35,6 +36,60 @@ afterEach(() => {
 });
 
 describe('model readiness', () => {
+  it('reports the warmed model unavailable (no job on it is claimed) while it is known not to load, and available once it loads', async () => {
+    vi.useFakeTimers();
+    const { log } = captured();
+    const readiness = new ModelReadiness({ log });
+    const renderer = readiness.watch(succeeding(), { usesWarmedModel: (j) => j.model === 'm', model: 'm' });
+    // The first load under way: jobs may be claimed (each loads the model itself).
+    let loaded!: () => void;
+    let fail!: (e: Error) => void;
+    readiness.start(() => new Promise<void>((resolve, reject) => ((loaded = resolve), (fail = reject))));
+    expect(renderer.unavailableModels!()).toEqual([]);
+    fail(new Error('/tmp/m: folder not found'));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(renderer.unavailableModels!()).toEqual(['m']);
+    // Still down while the retry is under way.
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(renderer.unavailableModels!()).toEqual(['m']);
+    loaded();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(readiness.check()).toBe(true);
+    expect(renderer.unavailableModels!()).toEqual([]);
+  });
+
+  it('a render of the warmed model that fails with a worker fault makes the worker unready and the model unavailable, retried after the back-off', async () => {
+    vi.useFakeTimers();
+    const { lines, log } = captured();
+    const readiness = new ModelReadiness({ log });
+    let broken = true;
+    const failing = {
+      ...succeeding(),
+      render: async () => {
+        throw new RenderError('/tmp/m: folder not found', { workerFault: 'model' });
+      },
+    };
+    const renderer = readiness.watch(failing, { usesWarmedModel: (j) => j.kind !== 'upscale' && j.model === 'm', model: 'm' });
+    const warmUp = vi.fn(async () => {
+      if (broken && warmUp.mock.calls.length > 1) throw new Error('/tmp/m: folder not found');
+    });
+    readiness.start(warmUp);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(readiness.check()).toBe(true);
+    // A job on another model, or an upscale, failing so says nothing about the warmed model.
+    await expect(renderer.render(jobOf('upscale', 'm'), context())).rejects.toThrow();
+    await expect(renderer.render(jobOf('blend', 'other'), context())).rejects.toThrow();
+    expect(readiness.check()).toBe(true);
+    await expect(renderer.render(job, context())).rejects.toThrow(/folder not found/);
+    expect(readiness.check()).toMatch(/^the model did not load: \/tmp\/m: folder not found/);
+    expect(renderer.unavailableModels!()).toEqual(['m']);
+    expect(lines.at(-1)).toEqual({ level: 'warn', line: 'the model did not load (in a render): /tmp/m: folder not found; the worker stays unready, claims no job on it, and tries again in 5 s' });
+    broken = false;
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(readiness.check()).toBe(true);
+    expect(renderer.unavailableModels!()).toEqual([]);
+  });
+
   it('is unready while the renderer and then the model load, ready once the first warm-up succeeds', async () => {
     const { lines, log } = captured();
     const readiness = new ModelReadiness({ log });
@@ -56,7 +111,7 @@ describe('model readiness', () => {
     readiness.start(warmUp);
     await vi.advanceTimersByTimeAsync(0);
     expect(readiness.check()).toBe('the model did not load: unet/model.onnx: file not found (try 1; next try in 5 s)');
-    expect(lines).toEqual([{ level: 'warn', line: 'the model did not load (try 1): unet/model.onnx: file not found; the worker stays unready and tries again in 5 s' }]);
+    expect(lines).toEqual([{ level: 'warn', line: 'the model did not load (try 1): unet/model.onnx: file not found; the worker stays unready, claims no job on it, and tries again in 5 s' }]);
     await vi.advanceTimersByTimeAsync(2_000);
     expect(readiness.check()).toMatch(/\(try 1; next try in 3 s\)$/);
 
@@ -68,7 +123,7 @@ describe('model readiness', () => {
       expect(readiness.check()).not.toBe(true);
       await vi.advanceTimersByTimeAsync(1);
       expect(warmUp).toHaveBeenCalledTimes(i + 2);
-      if (i + 2 <= 8) expect(lines.at(-1)?.line).toMatch(new RegExp(`^the model did not load \\(try ${i + 2}\\): .*; the worker stays unready and tries again in ${Math.min(pause * 2, 300)} s$`));
+      if (i + 2 <= 8) expect(lines.at(-1)?.line).toMatch(new RegExp(`^the model did not load \\(try ${i + 2}\\): .*; the worker stays unready, claims no job on it, and tries again in ${Math.min(pause * 2, 300)} s$`));
     }
     expect(readiness.check()).toBe(true);
     expect(lines.filter((l) => l.level === 'warn')).toHaveLength(8);

@@ -1,0 +1,130 @@
+// A worker's own faults (farm/worker.ts): a render that fails with RenderError workerFault (its
+// model's files, its execution provider, a missing ffmpeg) hands the job back without using an
+// attempt, and the worker claims no job needing the same for a doubling pause, saying so in its log
+// and faultCheck (/readyz) — no claim-and-release loop; a healthy worker renders the job. A model
+// the renderer says it cannot load (Renderer.unavailableModels) is never claimed, upscales still are.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describe, expect, it } from 'vitest';
+import type { FarmContext } from '../../farm/config.ts';
+import { FakeRenderer } from '../../farm/fake-renderer.ts';
+import { getJob, submitJob } from '../../farm/jobs.ts';
+import { RenderError, type Renderer, type WorkerFaultScope } from '../../farm/renderer.ts';
+import { waitForJob } from '../../farm/wait.ts';
+import { FarmWorker } from '../../farm/worker.ts';
+import { CHEAP_BLEND, GENEROUS_BUDGET } from '../helpers/db.ts';
+import { useTestFarm } from '../helpers/farm.ts';
+
+async function until(condition: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await sleep(10);
+  }
+}
+
+/** A renderer offering `model` whose every render fails with a worker fault of `scope` (as the engine's does with its model folder gone). */
+function brokenRenderer(model: string, scope: WorkerFaultScope, unavailable: string[] = []): Renderer & { renders: number } {
+  const inner = new FakeRenderer({ models: [model], steps: 1, stepMs: 1 });
+  const r = {
+    renders: 0,
+    capabilities: () => inner.capabilities(),
+    async render(): Promise<never> {
+      r.renders++;
+      throw new RenderError(scope === 'worker' ? 'FFMPEG_PATH is set to "/nonexistent" but no file exists there; point it at the binary or unset it.' : '/tmp/m: folder not found', { workerFault: scope });
+    },
+    unavailableModels: () => unavailable,
+  };
+  return r;
+}
+
+describe('worker faults (pglite)', () => {
+  let farm: FarmContext;
+  useTestFarm('pglite', { budget: GENEROUS_BUDGET }, (t) => {
+    farm = t.farm;
+  });
+
+  it('hands the job back without using an attempt, claims nothing on that model during the pause, and a healthy worker renders it', async () => {
+    const lines: string[] = [];
+    const renderer = brokenRenderer('wf-model', 'model');
+    const broken = new FarmWorker({ farm, renderer, id: 'w-broken', log: (line) => lines.push(line), faultPause: { firstMs: 60_000, maxMs: 60_000 } });
+    await broken.start();
+    let healthy: FarmWorker | undefined;
+    try {
+      const job = await submitJob(farm, { kind: 'blend', userId: 'wf-a', params: { ...CHEAP_BLEND, model: 'wf-model' } });
+      await until(() => lines.some((l) => l.startsWith(`job ${job.id}: this worker cannot render it`)));
+      expect(lines.find((l) => l.startsWith(`job ${job.id}: this worker cannot render it`))).toBe(
+        `job ${job.id}: this worker cannot render it (/tmp/m: folder not found); handed back to the queue without using an attempt, for another worker. This worker claims no job on model "wf-model" for 60 s (fault 1 in a row), then tries one again`,
+      );
+      const back = await getJob(farm, job.id);
+      expect(back).toMatchObject({ status: 'queued', attempts: 0 });
+      expect(broken.faultCheck()).toMatch(/^claims no job on model "wf-model" for (59|60) s: \/tmp\/m: folder not found$/);
+      // No loop: the job stays queued, the broken worker does not take it again.
+      await sleep(500);
+      expect(renderer.renders).toBe(1);
+      expect(broken.stats).toMatchObject({ claimed: 1, failedAttempts: 0, released: 1 });
+      expect((await getJob(farm, job.id))?.status).toBe('queued');
+      healthy = new FarmWorker({ farm, renderer: new FakeRenderer({ models: ['wf-model'], steps: 1, stepMs: 1 }), id: 'w-healthy', log: () => {} });
+      await healthy.start();
+      const done = await waitForJob(farm, job.id, { timeoutMs: 15_000 });
+      expect(done).toMatchObject({ status: 'done', attempts: 1, workerId: 'w-healthy' });
+      expect(renderer.renders).toBe(1);
+    } finally {
+      await healthy?.stop('release', 0);
+      await broken.stop('release', 0);
+    }
+  });
+
+  it('after the pause it tries one job again, and the pause doubles while the fault lasts', async () => {
+    const lines: string[] = [];
+    const renderer = brokenRenderer('wf-retry', 'model');
+    const broken = new FarmWorker({ farm, renderer, id: 'w-retry', log: (line) => lines.push(line), faultPause: { firstMs: 300, maxMs: 10_000 } });
+    await broken.start();
+    try {
+      const job = await submitJob(farm, { kind: 'blend', userId: 'wf-b', params: { ...CHEAP_BLEND, model: 'wf-retry' } });
+      await until(() => renderer.renders >= 2);
+      await sleep(300);
+      // The second fault pauses 600 ms: within that no third claim.
+      expect(renderer.renders).toBe(2);
+      expect(lines.some((l) => l.includes('for 1 s (fault 2 in a row)'))).toBe(true);
+      expect(await getJob(farm, job.id)).toMatchObject({ status: 'queued', attempts: 0 });
+    } finally {
+      await broken.stop('release', 0);
+    }
+  });
+
+  it('a worker-wide fault (no ffmpeg) stops every claim', async () => {
+    const lines: string[] = [];
+    const renderer = brokenRenderer('wf-all', 'worker');
+    const broken = new FarmWorker({ farm, renderer, id: 'w-all', log: (line) => lines.push(line), faultPause: { firstMs: 60_000, maxMs: 60_000 } });
+    await broken.start();
+    try {
+      const job = await submitJob(farm, { kind: 'blend', userId: 'wf-c', params: { ...CHEAP_BLEND, model: 'wf-all' } });
+      await until(() => renderer.renders === 1 && lines.some((l) => l.includes('handed back')));
+      expect(lines.find((l) => l.startsWith(`job ${job.id}: this worker cannot render it`))).toMatch(/This worker claims no job for 60 s/);
+      expect(broken.faultCheck()).toMatch(/^claims no job for (59|60) s: FFMPEG_PATH is set to/);
+      const other = await submitJob(farm, { kind: 'blend', userId: 'wf-c', params: { ...CHEAP_BLEND, model: 'wf-all', prompts: ['x', 'y'] } });
+      await sleep(500);
+      expect(renderer.renders).toBe(1);
+      expect(await getJob(farm, other.id)).toMatchObject({ status: 'queued', attempts: 0 });
+    } finally {
+      await broken.stop('release', 0);
+    }
+  });
+
+  it('claims no job on a model the renderer says did not load', async () => {
+    const lines: string[] = [];
+    const renderer = brokenRenderer('wf-down', 'model', ['wf-down']);
+    const worker = new FarmWorker({ farm, renderer, id: 'w-down', log: (line) => lines.push(line) });
+    await worker.start();
+    try {
+      const job = await submitJob(farm, { kind: 'blend', userId: 'wf-d', params: { ...CHEAP_BLEND, model: 'wf-down' } });
+      await sleep(600);
+      expect(renderer.renders).toBe(0);
+      expect(worker.stats.claimed).toBe(0);
+      expect(await getJob(farm, job.id)).toMatchObject({ status: 'queued', attempts: 0 });
+      expect(lines).toContain('claiming no job on wf-down: the renderer says the model did not load (upscales and other models are still claimed)');
+    } finally {
+      await worker.stop('release', 0);
+    }
+  });
+});
