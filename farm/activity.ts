@@ -17,7 +17,7 @@ import type { FarmContext } from './config.ts';
 import { cancelledByText, failureForOwner } from './failure.ts';
 import { failureCause, type FailureCause } from './metrics.ts';
 import { queuedInClaimOrder } from './status.ts';
-import { type Job, jobFromRow, type JobProgress, TERMINAL_STATUSES } from './types.ts';
+import { ACTIVE_STATUSES, type Job, jobFromRow, type JobProgress, TERMINAL_STATUSES } from './types.ts';
 import { listWorkers, providerKind } from './worker-registry.ts';
 
 export interface ActivityJob {
@@ -165,7 +165,7 @@ export async function farmActivity(farm: FarmContext, options: { full: boolean; 
     db
       .select({ status: jobs.status, model: jobs.model, count: sql<number>`count(*)::int` })
       .from(jobs)
-      .where(inArray(jobs.status, ['queued', 'running']))
+      .where(inArray(jobs.status, [...ACTIVE_STATUSES]))
       .groupBy(jobs.status, jobs.model),
     db.select().from(jobs).where(eq(jobs.status, 'running')).orderBy(jobs.id).limit(200),
     queuedInClaimOrder(farm, 20),
@@ -181,7 +181,7 @@ export async function farmActivity(farm: FarmContext, options: { full: boolean; 
     db
       .select()
       .from(jobs)
-      .where(and(inArray(jobs.status, ['queued', 'running']), isNotNull(jobs.error), isNull(jobs.finishedAt), gt(sql`coalesce(${jobs.runAfter}, ${jobs.createdAt})`, sql`now() - interval '1 day'`)))
+      .where(and(inArray(jobs.status, [...ACTIVE_STATUSES]), isNotNull(jobs.error), isNull(jobs.finishedAt), gt(sql`coalesce(${jobs.runAfter}, ${jobs.createdAt})`, sql`now() - interval '1 day'`)))
       .orderBy(desc(sql`coalesce(${jobs.runAfter}, ${jobs.createdAt})`))
       .limit(10),
     db.select().from(jobs).where(and(inArray(jobs.status, [...TERMINAL_STATUSES]), isNotNull(jobs.finishedAt))).orderBy(desc(jobs.finishedAt)).limit(10),

@@ -17,7 +17,7 @@ import { checkJobInputs, inputNames, type JobInput, type JobParams, outputPixels
 import { DEFAULT_UPSCALE_FACTOR } from './limits.ts';
 import { checkExtension, type Movie, movieOf } from './movie.ts';
 import { type AdmissionRequest, type BudgetContext, policyOf } from './policy/index.ts';
-import { type Artifact, type Job, jobFromRow, TERMINAL_STATUSES } from './types.ts';
+import { ACTIVE_STATUSES, type Artifact, type Job, jobFromRow, sqlStatuses, TERMINAL_STATUSES } from './types.ts';
 import { familyOf, findKnownWorkers, findCapableWorkers, jobNeeds, type WorkerInfo } from './worker-registry.ts';
 
 export interface SubmitJobInput {
@@ -100,7 +100,7 @@ async function refuseOverPictureAllowance(farm: FarmContext, tx: Transaction, us
   const [row] = await queryRows<{ held: string | number }>(
     tx,
     sql`select coalesce(sum(octet_length(i.bytes)), 0)::bigint as held from job_inputs i join jobs j on j.id = i.job_id
-        where j.user_id = ${userId} and (j.status in ('queued', 'running') or ${ended})`,
+        where j.user_id = ${userId} and (j.status in ${sqlStatuses(ACTIVE_STATUSES)} or ${ended})`,
   );
   const held = Number(row?.held ?? 0);
   const max = farm.config.maxHeldPictureBytes;
@@ -213,7 +213,7 @@ async function refuseDuplicateUpscale(tx: Transaction, userId: string, parentJob
         eq(jobs.parentJobId, parentJobId),
         eq(jobs.userId, userId),
         eq(jobs.kind, 'upscale'),
-        inArray(jobs.status, ['queued', 'running']),
+        inArray(jobs.status, [...ACTIVE_STATUSES]),
         sql`coalesce((${jobs.params}->>'upscaleFactor')::int, ${DEFAULT_UPSCALE_FACTOR}::int) = ${factor}::int`,
         sql`(${jobs.params}->>'upscaler') is not distinct from ${params.upscaler ?? null}::text`,
         exceptJobId === undefined ? undefined : ne(jobs.id, exceptJobId),

@@ -22,7 +22,7 @@ import type { FarmContext } from './config.ts';
 import { FarmError } from './errors.ts';
 import { onJobEvent, type JobEventType } from './events.ts';
 import { getJob } from './jobs.ts';
-import type { Job } from './types.ts';
+import { ACTIVE_STATUSES, type Job } from './types.ts';
 
 /** Seconds: a queue can hold a job from a second to hours. */
 export const WAIT_BUCKETS_SECONDS = [0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200];
@@ -100,8 +100,6 @@ export interface FarmMetrics {
   stop(): Promise<void>;
 }
 
-const ACTIVE = ['queued', 'running'] as const;
-
 export async function registerFarmMetrics(farm: FarmContext, options: FarmMetricsOptions): Promise<FarmMetrics> {
   const { registry } = options;
   // Models seen by this process stay listed at 0 once drained, as do the models online workers serve.
@@ -134,7 +132,7 @@ function registerGauges(farm: FarmContext, registry: Registry, seenModels: Set<s
       const rows = await db
         .select({ status: jobs.status, model: jobs.model, count: sql<number>`count(*)::int` })
         .from(jobs)
-        .where(inArray(jobs.status, [...ACTIVE]))
+        .where(inArray(jobs.status, [...ACTIVE_STATUSES]))
         .groupBy(jobs.status, jobs.model);
       const served = await queryRows<{ model: string }>(
         db,
@@ -143,7 +141,7 @@ function registerGauges(farm: FarmContext, registry: Registry, seenModels: Set<s
       );
       for (const row of [...rows, ...served]) if (row.model !== '*') seenModels.add(row.model);
       this.reset();
-      for (const model of seenModels) for (const status of ACTIVE) this.set({ status, model }, 0);
+      for (const model of seenModels) for (const status of ACTIVE_STATUSES) this.set({ status, model }, 0);
       for (const row of rows) this.set({ status: row.status, model: row.model }, row.count);
     },
   });

@@ -31,6 +31,7 @@ import path from 'node:path';
 import { sql } from 'drizzle-orm';
 import { queryRows, type Transaction } from '../db/client.ts';
 import { type FarmContext, queueHorizonSeconds } from './config.ts';
+import { ACTIVE_STATUSES, sqlStatuses } from './types.ts';
 
 export interface PruneOptions {
   /** Count what would go, delete nothing. */
@@ -63,7 +64,7 @@ const PRUNE_LOCK = sql`hashtext('blendfarm:prune')`;
  */
 const PROTECTED = sql`protected as (
   with recursive chain(id, parent_job_id) as (
-    select id, parent_job_id from jobs where status in ('queued', 'running')
+    select id, parent_job_id from jobs where status in ${sqlStatuses(ACTIVE_STATUSES)}
     union
     select p.id, p.parent_job_id from jobs p join chain c on p.id = c.parent_job_id
   )

@@ -1,5 +1,6 @@
 // The farm's public record types, and the mapping from database rows to them. Outside db/ all
 // GPU time is in GPU-seconds (numbers); the database keeps integer milliseconds.
+import { type SQL, sql } from 'drizzle-orm';
 import type { JobKind, JobStatus } from '../db/schema.ts';
 import { jobs } from '../db/schema.ts';
 import type { JobInput, JobParams, ModelAbility } from './job-params.ts';
@@ -14,7 +15,17 @@ export const TERMINAL_STATUSES = ['done', 'failed', 'cancelled'] as const satisf
 export function endedText(status: JobStatus): string {
   return status === 'done' ? 'finished' : status === 'cancelled' ? 'been cancelled' : status;
 }
+
+/** A job in one of these may still change: waiting for a worker, or rendering. */
 export const ACTIVE_STATUSES = ['queued', 'running'] as const satisfies readonly JobStatus[];
+
+/**
+ * A status list for raw SQL, `status in ${sqlStatuses(ACTIVE_STATUSES)}`: "('queued', 'running')",
+ * written as literals (fixed names, never input) so the statement reads as it would by hand.
+ */
+export function sqlStatuses(statuses: readonly JobStatus[]): SQL {
+  return sql.raw(`(${statuses.map((s) => `'${s}'`).join(', ')})`);
+}
 
 /** What a worker can run; it only claims jobs that fit. */
 export interface WorkerCapabilities {

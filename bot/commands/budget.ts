@@ -1,5 +1,5 @@
 import { MessageFlags, SlashCommandBuilder, type ChatInputCommandInteraction } from 'discord.js';
-import { getBudget, listJobs } from '../../farm/index.ts';
+import { ACTIVE_STATUSES, getBudget, listJobs } from '../../farm/index.ts';
 import type { BotContext, Command } from '../context.ts';
 import { discordWhen, duration, gpuSeconds, listInMessage, title, withWholeMovie } from '../format.ts';
 import { userMessage } from '../errors.ts';
@@ -16,7 +16,7 @@ export const budget: Command = {
       // so getBudget applies no role override); outside one there are no roles to know.
       const inServer = interaction.guildId !== null;
       const b = await getBudget(ctx.farm, interaction.user.id, { guildId: interaction.guildId, roleIds: inServer ? interactionRoleIds(interaction) : [] }, 0);
-      const active = await listJobs(ctx.farm, { userId: interaction.user.id, statuses: ['queued', 'running'] });
+      const active = await listJobs(ctx.farm, { userId: interaction.user.id, statuses: ACTIVE_STATUSES });
       const every = `every ${duration(b.refillPeriodSeconds)}`;
       // A refill within a period of one to a smaller allowance adds only the difference (budget.ts).
       const refill = b.refillDue

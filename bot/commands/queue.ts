@@ -1,5 +1,5 @@
 import { MessageFlags, SlashCommandBuilder, type ChatInputCommandInteraction } from 'discord.js';
-import { countJobs, listJobs, listWorkers, providerKind, queuePosition, type Job, type WorkerInfo } from '../../farm/index.ts';
+import { ACTIVE_STATUSES, countJobs, listJobs, listWorkers, providerKind, queuePosition, type Job, type WorkerInfo } from '../../farm/index.ts';
 import type { BotContext, Command } from '../context.ts';
 import { userMessage } from '../errors.ts';
 import { duration, listInMessage } from '../format.ts';
@@ -37,8 +37,8 @@ export const queue: Command = {
     try {
       // Counts for the farm, rows only for the member's own active jobs (at most their job limit).
       const [counts, mineActive, workers] = await Promise.all([
-        countJobs(ctx.farm, ['queued', 'running']),
-        listJobs(ctx.farm, { userId: interaction.user.id, statuses: ['queued', 'running'], limit: 1000 }),
+        countJobs(ctx.farm, ACTIVE_STATUSES),
+        listJobs(ctx.farm, { userId: interaction.user.id, statuses: ACTIVE_STATUSES, limit: 1000 }),
         listWorkers(ctx.farm, { onlineOnly: true }),
       ]);
       const mineRunning = mineActive.filter((j) => j.status === 'running');
