@@ -4,6 +4,7 @@
  * restart and cannot be forged into acting on someone else's behalf. Forms: the extend form names
  * its parent job; the movie form carries the command's other options. Discord allows 100 characters.
  */
+import { parseJobId } from '../../farm/index.ts';
 import type { RenderOptions } from '../render-options.ts';
 
 export const CUSTOM_ID_MAX_LENGTH = 100;
@@ -16,11 +17,12 @@ export function buttonId(action: ButtonAction, jobId: number): string {
   return `${PREFIX}:${action}:${jobId}`;
 }
 
-/** The action and job of one of this bot's buttons; undefined for any other id. */
+/** The action and job of one of this bot's buttons; undefined for any other id. The job id follows the farm's rule (parseJobId). */
 export function parseButtonId(customId: string): { action: ButtonAction; jobId: number } | undefined {
-  const m = /^bf:([a-z]+):(\d{1,15})$/.exec(customId);
+  const m = /^bf:([a-z]+):([^:]*)$/.exec(customId);
   if (!m || !(BUTTON_ACTIONS as readonly string[]).includes(m[1])) return undefined;
-  return { action: m[1] as ButtonAction, jobId: Number(m[2]) };
+  const jobId = parseJobId(m[2]);
+  return jobId === undefined ? undefined : { action: m[1] as ButtonAction, jobId };
 }
 
 export function extendFormId(jobId: number): string {
@@ -56,8 +58,11 @@ export type FormRoute = { kind: 'extend'; jobId: number } | { kind: 'movie'; opt
 
 /** Where a submitted form goes; undefined for any id this bot did not make. */
 export function parseFormId(customId: string): FormRoute | undefined {
-  const ext = /^bf:extend-form:(\d{1,15})$/.exec(customId);
-  if (ext) return { kind: 'extend', jobId: Number(ext[1]) };
+  const ext = /^bf:extend-form:([^:]*)$/.exec(customId);
+  if (ext) {
+    const jobId = parseJobId(ext[1]);
+    return jobId === undefined ? undefined : { kind: 'extend', jobId };
+  }
   const movie = /^bf:movie-form:(\[.*\])$/.exec(customId);
   if (!movie) return undefined;
   let values: unknown;

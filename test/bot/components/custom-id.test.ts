@@ -1,7 +1,7 @@
 // bot/components/custom-id.ts: the ids on buttons and forms. They round-trip, fit Discord's 100
 // characters, and anything the bot did not make is not taken for one of its own.
 import { describe, expect, it } from 'vitest';
-import { LIMITS } from '../../../farm/index.ts';
+import { LIMITS, parseJobId } from '../../../farm/index.ts';
 import {
   BUTTON_ACTIONS,
   buttonId,
@@ -13,7 +13,7 @@ import {
 } from '../../../bot/components/custom-id.ts';
 import type { RenderOptions } from '../../../bot/render-options.ts';
 
-const BIG_JOB = 999_999_999_999_999; // 15 digits: the most an id may carry
+const BIG_JOB = 999_999_999_999_999; // 15 digits
 
 describe('button ids', () => {
   it('round-trip every action with small and large job ids, within 100 characters', () => {
@@ -25,6 +25,19 @@ describe('button ids', () => {
       }
     }
     expect(buttonId('upscale', 12)).toBe('bf:upscale:12');
+  });
+
+  it('read the job id by the farm’s rule (parseJobId): 16 digits up to Number.MAX_SAFE_INTEGER, never 0', () => {
+    const sixteen = String(Number.MAX_SAFE_INTEGER); // 9007199254740991
+    expect(sixteen).toHaveLength(16);
+    for (const raw of [sixteen, '9007199254740992', '1000000000000000', '0', '007']) {
+      const jobId = parseJobId(raw);
+      expect(parseButtonId(`bf:upscale:${raw}`), raw).toEqual(jobId === undefined ? undefined : { action: 'upscale', jobId });
+      expect(parseFormId(`bf:extend-form:${raw}`), raw).toEqual(jobId === undefined ? undefined : { kind: 'extend', jobId });
+    }
+    expect(parseButtonId(`bf:reroll:${sixteen}`)).toEqual({ action: 'reroll', jobId: Number.MAX_SAFE_INTEGER });
+    expect(parseButtonId('bf:reroll:9007199254740992')).toBeUndefined();
+    expect(parseButtonId('bf:reroll:0')).toBeUndefined();
   });
 
   it('carries the model last, so forms shown before it existed read the same', () => {
