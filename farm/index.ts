@@ -90,7 +90,7 @@ export {
   registerFarmMetrics,
 } from './metrics.ts';
 export { defaultWorkerId } from './worker.ts';
-export { type ActivityBucket, type ActivityJob, type ActivityWorker, type FarmActivity, farmActivity, setStatusPageVisibility } from './activity.ts';
+export { type ActivityBucket, type ActivityJob, type ActivityWorker, type FarmActivity, farmActivity, getStatusPageVisibility, setStatusPageVisibility } from './activity.ts';
 
 /** Submits a job (farm/jobs.ts); refusals are counted for blendfarm_submissions_refused_total. */
 export const submitJob = countRefusals(submitJobUncounted);

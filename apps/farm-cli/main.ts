@@ -8,7 +8,6 @@ import { and, asc, eq, inArray } from 'drizzle-orm';
 import { loadConfig, loadDotEnv } from '../../config/index.ts';
 import { describeDbError, isConnectionError } from '../../db/errors.ts';
 import { jobEvents, jobs } from '../../db/schema.ts';
-import { getStatusPageVisibility } from '../../farm/activity.ts';
 import {
   type Artifact,
   type FarmContext,
@@ -31,6 +30,7 @@ import {
   farmStatus,
   getArtifact,
   getBudget,
+  getStatusPageVisibility,
   getJob,
   grantBudget,
   isFollowUpKind,
