@@ -13,7 +13,11 @@ export interface Range {
   max: number;
   /** Whole numbers only. */
   integer?: boolean;
-  /** Must be a multiple of this (image sides: the VAE's scale factor times the UNet's). */
+  /**
+   * Must be a multiple of this. Image sides: 8, the VAE's scale factor; a model whose UNet
+   * downsamples the latents further refuses other sides when it renders, naming its own multiple
+   * (the VAE's factor times the UNet's downsampling: the engine's validateSize).
+   */
   multipleOf?: number;
 }
 
