@@ -13,10 +13,9 @@
 // both, and tsx relays it), not a second request.
 // /readyz (with BLENDFARM_HTTP_PORT) is ready once the model is loaded (apps/worker/model-readiness.ts):
 // a model that fails to load is logged with the reason, /readyz says why, and loading is tried
-// again 5 s later, the pause doubling up to 5 min (MODEL_LOAD_RETRY); a job on that model (not an
-// upscale, nor a job on the worker's inpainting or variation model) makes the worker ready when it
-// finishes. While the model is known not to load, the worker claims no job on it (upscales and its
-// other models still), so a healthy worker renders them.
+// again 5 s later, the pause doubling up to 5 min (MODEL_LOAD_RETRY). While the model is known not
+// to load, the worker claims no job on it (upscales and its other models still), so a healthy worker
+// renders them.
 // A render that fails for this worker's own fault (model files, execution provider, a missing ffmpeg:
 // engine-renderer.ts's workerFault) hands its job back without using an attempt, and the worker
 // claims nothing needing the same for a doubling pause (farm/worker.ts, WORKER_FAULT_PAUSE); /readyz

@@ -3,7 +3,7 @@
 // says why the worker is unready, and the warm-up is tried again after a back-off
 // (MODEL_LOAD_RETRY: 5 s, doubling up to 5 min between tries, for as long as the worker runs) —
 // the operator may fix the files or free GPU memory meanwhile. A job on the model the warm-up loads
-// that succeeds meanwhile has loaded that model itself (each job loads its model when it is not
+// (one claimed before the first try failed) that succeeds meanwhile has loaded that model itself (each job loads its model when it is not
 // loaded yet): the next try is made at once, and a warm-up finds a loaded model loaded, so the
 // worker is ready as soon as that job is done rather than at the next scheduled try. Other jobs
 // (upscales, /vary on the variation model) load other models: they leave the back-off alone, so a
