@@ -21,6 +21,7 @@ import {
   upscaleVideo,
   type ExecutionProvider,
   type FrameUpscaler,
+  type ModelFamily,
   type ModelKind,
   type PerceptualMetric,
   type RenderProgress,
@@ -81,6 +82,8 @@ export interface EngineRendererHooks {
 interface WorkerModel {
   dir?: string;
   kind?: ModelKind;
+  /** The folder's family as read at start (undefined: the built-in demo model); the farm picks a quality preset's steps by it. */
+  family?: ModelFamily;
   abilities: ModelAbility[];
 }
 
@@ -98,7 +101,7 @@ function readWorkerModel(dir: string | undefined): WorkerModel & { kind: ModelKi
   const folder = readModelFolder(dir);
   const picture: ModelAbility[] = folder.vaeEncoder ? ['picture'] : [];
   const abilities: ModelAbility[] = folder.kind === 'image-variation' ? ['variation'] : folder.kind === 'inpaint' ? ['inpaint', ...picture] : ['text', ...picture];
-  return { dir, kind: folder.kind, abilities };
+  return { dir, kind: folder.kind, family: folder.family, abilities };
 }
 
 /**
@@ -302,6 +305,8 @@ class EngineRenderer implements Renderer {
     return {
       models: [...models.keys()],
       modelAbilities: Object.fromEntries([...models].map(([id, m]) => [id, m.abilities])),
+      // Each folder's family: a quality preset on a turbo model renders the model's few steps (farm FAMILY_PRESET_STEPS).
+      modelFamilies: Object.fromEntries([...models].flatMap(([id, m]) => (m.family ? [[id, m.family]] : []))),
       // Upscales of the largest sizes (768x512 x2 per side) must fit; budgets bound the cost.
       // The maxPixels setting, else what fits the GPU's memory (apps/worker/gpu-memory.ts).
       maxPixels: workerMaxPixels(this.opts),

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createRenderer, renderRequestFor, workerFaultScope } from '../../../apps/worker/engine-renderer.ts';
-import { BuiltinPerceptualMetric, ExecutionProviderError, ImageVariationPipeline, ModelFileError, StableDiffusionPipeline, createPerceptualMetric, type PerceptualMetric, type PerceptualMetricOptions } from '../../../engine/index.ts';
+import { BuiltinPerceptualMetric, ExecutionProviderError, ImageVariationPipeline, ModelFileError, readModelFolder, StableDiffusionPipeline, createPerceptualMetric, type PerceptualMetric, type PerceptualMetricOptions } from '../../../engine/index.ts';
 import { parseJobParams } from '../../../farm/job-params.ts';
 import { LIMITS } from '../../../farm/limits.ts';
 import { RenderError } from '../../../farm/renderer.ts';
@@ -75,6 +75,14 @@ describe('engine adapter models', () => {
     const renderer = createRenderer({ modelDir: testModelDir('demo'), inpaintModelDir: testModelDir('inpaint'), variationModelDir: testModelDir('variation') });
     expect(renderer.capabilities().modelAbilities).toEqual({ demo: ['text', 'picture'], inpaint: ['inpaint', 'picture'], variation: ['variation'] });
     expect(modelWarnings(warn)).toEqual([]);
+    // Each folder's family, as the engine reads it (the farm picks a preset's steps by it).
+    expect(renderer.capabilities().modelFamilies).toEqual({
+      demo: readModelFolder(testModelDir('demo')).family,
+      inpaint: readModelFolder(testModelDir('inpaint')).family,
+      variation: readModelFolder(testModelDir('variation')).family,
+    });
+    // The built-in demo model (no folder) has none.
+    expect(createRenderer({}).capabilities().modelFamilies).toEqual({});
   });
 
   it('leaves out a folder of the wrong kind, saying which kind it is', () => {
