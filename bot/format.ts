@@ -3,7 +3,7 @@
  * job with the prompts of the whole movie it makes (withWholeMovie), which for an extension
  * includes the movie it continues.
  */
-import { cancelledBy, DEFAULT_MODELS, failureForOwner, followUpsFor, isExpiredJob, modelAbilityFor, LEASE_LOST_TEXT, parentMovieParams, promptLengthNotices, resultWarnings, type FarmContext, type Job, type JobProgress } from '../farm/index.ts';
+import { cancelledBy, DEFAULT_MODELS, failureForOwner, followUpsFor, isExpiredJob, isFarmSideFailure, modelAbilityFor, parentMovieParams, promptLengthNotices, resultWarnings, type FarmContext, type Job, type JobProgress } from '../farm/index.ts';
 
 export const BAR_WIDTH = 16;
 
@@ -303,14 +303,6 @@ function cancelledText(job: Pick<Job, 'userId' | 'error'>): string {
   return `Cancelled${who}. Unused GPU-seconds went back to your budget.`;
 }
 
-/**
- * A failure that was the farm's, not the request's (farm/failure.ts): no userError (the generic
- * line), or the worker lost mid-render. Other settings would not have helped.
- */
-function farmSideFailure(job: Pick<Job, 'userError'>): boolean {
-  return job.userError === null || job.userError === LEASE_LOST_TEXT;
-}
-
 export function failedText(job: Job): string {
   if (job.status === 'cancelled') return fitMessage(`${title(job)}\n${cancelledText(job)}`, JOB_TEXT_LENGTH);
   const reason = escapeMarkdown(headOf(failureForOwner(job).split('\n')[0], 300));
@@ -319,7 +311,7 @@ export function failedText(job: Job): string {
     const said = `${reason.charAt(0).toUpperCase()}${reason.slice(1)}`.replace(/[.\s]+$/, '');
     return fitMessage(`${title(job)}\n${said}; the GPU-seconds it held are back in your budget. Try again later.`, JOB_TEXT_LENGTH);
   }
-  const next = farmSideFailure(job) ? 'Try again.' : 'Try again, or change the settings.';
+  const next = isFarmSideFailure(job) ? 'Try again.' : 'Try again, or change the settings.';
   return fitMessage(
     `${title(job)}\nThe render failed after ${job.attempts} attempt${job.attempts === 1 ? '' : 's'}: ${reason}\n${failedSettlementText(job)} ${next}`,
     JOB_TEXT_LENGTH,

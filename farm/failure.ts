@@ -18,6 +18,17 @@ export function failureForOwner(job: Pick<Job, 'id' | 'userError'>): string {
 /** The owner's line when a job's worker stopped renewing its lease (the operator's names the worker). */
 export const LEASE_LOST_TEXT = 'the worker rendering it stopped answering (it crashed or lost its connection)';
 
+/** The owner's line when every worker that claimed the job could not render it (a worker fault: handBackForWorkerFault, farm/queue.ts). */
+export const NO_WORKER_COULD_RENDER_TEXT = "the farm's render workers could not render it (a problem on the workers, not in your request); the farm's operator can see why";
+
+/**
+ * Whether a failure was the farm's, not the request's: no userError (the generic line), the worker
+ * lost mid-render, or no worker could render it. Other settings would not have helped.
+ */
+export function isFarmSideFailure(job: Pick<Job, 'userError'>): boolean {
+  return job.userError === null || job.userError === LEASE_LOST_TEXT || job.userError === NO_WORKER_COULD_RENDER_TEXT;
+}
+
 /** How the error of a job that expired unclaimed in the queue begins (expireQueuedJobs, farm/queue.ts). */
 export const EXPIRED_ERROR_PREFIX = 'Expired:';
 

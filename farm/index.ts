@@ -72,7 +72,7 @@ export { reapExpiredLeases, expireQueuedJobs, humanDuration } from './queue.ts';
 export { type PruneOptions, type PruneReport, pruneFarm, describePrune } from './retention.ts';
 export { type WorkerInfo, type OfferedModel, offeredModels, listWorkers, findCapableWorkers, canRun, jobNeeds, abilitiesOf, providerKind, WorkerIdInUseError } from './worker-registry.ts';
 export { type Renderer, type RenderContext, type RenderResult, type RendererFactory, RenderError, MIME_TYPES, RESULT_WARNINGS, resultWarnings, userMessageOf, workerFaultOf, type WorkerFaultScope } from './renderer.ts';
-export { cancelledBy, cancelReason, failureForOwner, isExpiredJob, LEASE_LOST_TEXT, OPERATOR_CANCEL_REASON } from './failure.ts';
+export { cancelledBy, cancelReason, failureForOwner, isExpiredJob, isFarmSideFailure, LEASE_LOST_TEXT, NO_WORKER_COULD_RENDER_TEXT, OPERATOR_CANCEL_REASON } from './failure.ts';
 export { type FarmWorkerOptions, type StopMode, type WorkerStats, FarmWorker, startWorker } from './worker.ts';
 export { type LocalWorkers, type LocalWorkersOptions, startLocalWorkers } from './local.ts';
 export { type Housekeeping, startHousekeeping, sweepQueue, pruneOnce } from './housekeeping.ts';

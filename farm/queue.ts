@@ -12,7 +12,7 @@ import { type Transaction, queryRows } from '../db/client.ts';
 import { artifacts, jobs } from '../db/schema.ts';
 import type { FarmContext } from './config.ts';
 import { JOB_EVENTS_CHANNEL, eventPayload, recordEvent, type EventFields } from './events.ts';
-import { EXPIRED_ERROR_PREFIX, LEASE_LOST_TEXT } from './failure.ts';
+import { EXPIRED_ERROR_PREFIX, LEASE_LOST_TEXT, NO_WORKER_COULD_RENDER_TEXT } from './failure.ts';
 import { policyOf } from './policy/index.ts';
 import { storableText } from './text.ts';
 import { capableSql } from './worker-registry.ts';
@@ -381,23 +381,52 @@ async function failLocked(
  * lease was already gone.
  */
 export async function releaseJob(farm: FarmContext, lease: Lease, reason = 'worker shut down'): Promise<boolean> {
+  return farm.db.db.transaction((tx) => releaseLocked(tx, farm, lease, { reason }));
+}
+
+/** releaseJob's statement; `data` is stored with the 'released' event. */
+async function releaseLocked(tx: Transaction, farm: FarmContext, lease: Lease, data: Record<string, unknown>): Promise<boolean> {
   const unbook = policyOf(farm).onRelease?.();
+  // The claim's booking in the claim order (onClaim) is undone: the job's next claim books it.
+  const [row] = await queryRows<{ job: Record<string, unknown> }>(
+    tx,
+    sql`
+    with released as (
+      update jobs set status = 'queued', attempts = greatest(0, attempts - 1), run_after = now(),
+        progress = null, worker_id = null, lease_token = null, lease_expires_at = null
+      where id = ${lease.id} and lease_token = ${lease.leaseToken} and status = 'running'
+      returning *
+    )${unbook ? sql`, ${unbook}` : sql.empty()}
+    select row_to_json(released) as job from released`,
+  );
+  if (!row) return false;
+  await recordEvent(tx, 'released', eventFields(jobRowFromJson(row.job)), data);
+  return true;
+}
+
+/**
+ * A worker that cannot render a job it claimed (a worker fault: its model's files, its GPU
+ * provider, a missing ffmpeg) hands it back without using an attempt, for another worker
+ * ('released'; the event says `workerFault: true`). A job handed back so as many times as it has
+ * attempts since it was last queued by its owner fails instead, refunded in full (the farm's
+ * fault), so a fault every worker shares does not keep it waiting, claimed and handed back, for
+ * ever (a hand-back restarts the queue timeout). False when the lease was already gone.
+ */
+export async function handBackForWorkerFault(farm: FarmContext, lease: Lease, reason: string): Promise<'released' | 'failed' | false> {
   return farm.db.db.transaction(async (tx) => {
-    // The claim's booking in the claim order (onClaim) is undone: the job's next claim books it.
-    const [row] = await queryRows<{ job: Record<string, unknown> }>(
+    const [job] = await queryRows<{ max_attempts: number; handed_back: number }>(
       tx,
-      sql`
-      with released as (
-        update jobs set status = 'queued', attempts = greatest(0, attempts - 1), run_after = now(),
-          progress = null, worker_id = null, lease_token = null, lease_expires_at = null
-        where id = ${lease.id} and lease_token = ${lease.leaseToken} and status = 'running'
-        returning *
-      )${unbook ? sql`, ${unbook}` : sql.empty()}
-      select row_to_json(released) as job from released`,
+      sql`select j.max_attempts, (select count(*)::int from job_events e
+            where e.job_id = j.id and e.type = 'released' and e.data @> '{"workerFault": true}'::jsonb
+              and e.id > coalesce(${LATEST_QUEUED_EVENT(sql`j.id`)}, 0)) as handed_back
+          from jobs j where j.id = ${lease.id} and j.lease_token = ${lease.leaseToken} and j.status = 'running'
+          for update of j`,
     );
-    if (!row) return false;
-    await recordEvent(tx, 'released', eventFields(jobRowFromJson(row.job)), { reason });
-    return true;
+    if (!job) return false;
+    if (job.handed_back + 1 < job.max_attempts) return (await releaseLocked(tx, farm, lease, { reason, workerFault: true })) ? 'released' : false;
+    const error = `${reason} (handed back by workers that could not render it ${job.handed_back + 1} time(s), as many as its attempts)`;
+    const outcome = await failLocked(tx, farm, lease.id, lease.leaseToken, { error: storableText(error), userError: NO_WORKER_COULD_RENDER_TEXT }, true);
+    return outcome === 'failed' ? 'failed' : false;
   });
 }
 

@@ -45,7 +45,7 @@ import { onJobEvent } from './events.ts';
 import { getArtifact, getJob, getJobInputs } from './jobs.ts';
 import { movieImageInputs, movieOf } from './movie.ts';
 import { every, pruneOnce, sweepQueue } from './housekeeping.ts';
-import { claimJob, type CompletedArtifact, completeJob, completionOf, CompletionUnknownError, failAttempt, type Lease, releaseJob, renewLeases, reportProgress, takeBackJobsOf } from './queue.ts';
+import { claimJob, type CompletedArtifact, completeJob, completionOf, CompletionUnknownError, failAttempt, handBackForWorkerFault, type Lease, releaseJob, renewLeases, reportProgress, takeBackJobsOf } from './queue.ts';
 import { isPermanentRenderError, isRequestFault, MIME_TYPES, type Renderer, type RenderResult, userMessageOf, withResultWarnings, workerFaultOf } from './renderer.ts';
 import type { ClaimedJob, JobProgress, WorkerCapabilities } from './types.ts';
 import { claimWorkerId, heartbeatWorker, holderText, markWorkerStopped, pidNamespace, registerWorker, releaseWorkerId, type WorkerIdHolder } from './worker-registry.ts';
@@ -287,11 +287,16 @@ export class FarmWorker {
     const before = this.faults.get(key);
     const pauseMs = before ? Math.min(before.pauseMs * 2, this.faultPause.maxMs) : this.faultPause.firstMs;
     this.faults.set(key, { what, reason: message, until: Date.now() + pauseMs, pauseMs, count: (before?.count ?? 0) + 1 });
-    const released = await this.retryWrite(() => releaseJob(this.farm, job, `worker ${this.id} cannot render it: ${message}`)).catch(() => false);
-    if (released) this.stats.released++;
+    const outcome = await this.retryWrite(() => handBackForWorkerFault(this.farm, job, `worker ${this.id} cannot render it: ${message}`)).catch(() => false as const);
+    if (outcome === 'released') this.stats.released++;
+    if (outcome === 'failed') this.stats.failedAttempts++;
+    const said = {
+      released: 'handed back to the queue without using an attempt, for another worker',
+      failed: 'the job failed, refunded in full: workers that could not render it handed it back as many times as it has attempts',
+      false: 'its lease was already gone, nothing recorded',
+    }[String(outcome) as 'released' | 'failed' | 'false'];
     this.log(
-      `job ${job.id}: this worker cannot render it (${message}); ` +
-        (released ? 'handed back to the queue without using an attempt, for another worker' : "its lease was already gone, nothing recorded") +
+      `job ${job.id}: this worker cannot render it (${message}); ${said}` +
         `. This worker claims no ${what === 'any job' ? 'job' : `job on ${what}`} for ${Math.ceil(pauseMs / 1000)} s (fault ${before ? before.count + 1 : 1} in a row), then tries one again`,
       'error',
     );

@@ -8,6 +8,8 @@ import { describe, expect, it } from 'vitest';
 import type { FarmContext } from '../../farm/config.ts';
 import { FakeRenderer } from '../../farm/fake-renderer.ts';
 import { getJob, submitJob } from '../../farm/jobs.ts';
+import { isFarmSideFailure, NO_WORKER_COULD_RENDER_TEXT } from '../../farm/failure.ts';
+import { auditBalance, getBudget } from '../../farm/policy/budget.ts';
 import { RenderError, type Renderer, type WorkerFaultScope } from '../../farm/renderer.ts';
 import { waitForJob } from '../../farm/wait.ts';
 import { FarmWorker } from '../../farm/worker.ts';
@@ -87,6 +89,30 @@ describe('worker faults (pglite)', () => {
       expect(renderer.renders).toBe(2);
       expect(lines.some((l) => l.includes('for 1 s (fault 2 in a row)'))).toBe(true);
       expect(await getJob(farm, job.id)).toMatchObject({ status: 'queued', attempts: 0 });
+    } finally {
+      await broken.stop('release', 0);
+    }
+  });
+
+  it('a job every worker hands back fails after as many hand-backs as it has attempts, refunded in full, as the farm\'s fault', async () => {
+    const lines: string[] = [];
+    const renderer = brokenRenderer('wf-everywhere', 'model');
+    const broken = new FarmWorker({ farm, renderer, id: 'w-everywhere', log: (line) => lines.push(line), faultPause: { firstMs: 50, maxMs: 50 } });
+    await broken.start();
+    try {
+      const job = await submitJob(farm, { kind: 'blend', userId: 'wf-e', params: { ...CHEAP_BLEND, model: 'wf-everywhere' } });
+      const failed = await waitForJob(farm, job.id, { timeoutMs: 15_000 });
+      expect(failed).toMatchObject({ status: 'failed', userError: NO_WORKER_COULD_RENDER_TEXT, chargedGpuSeconds: 0 });
+      expect(failed?.error).toMatch(/cannot render it: \/tmp\/m: folder not found \(handed back by workers that could not render it 3 time\(s\), as many as its attempts\)$/);
+      expect(renderer.renders).toBe(job.maxAttempts);
+      expect(isFarmSideFailure(failed!)).toBe(true);
+      // The whole reservation came back: the first request's refill, nothing charged.
+      expect((await getBudget(farm, 'wf-e')).balanceGpuSeconds).toBe(GENEROUS_BUDGET.refillGpuSeconds);
+      const audit = await auditBalance(farm.db.db, 'wf-e');
+      expect(audit.balanceMs).toBe(audit.ledgerSumMs);
+      expect((await getBudget(farm, 'wf-e')).heldGpuSeconds).toBe(0);
+      expect(lines.filter((l) => l.includes('handed back to the queue without using an attempt'))).toHaveLength(job.maxAttempts - 1);
+      expect(lines.some((l) => l.startsWith(`job ${job.id}: this worker cannot render it (/tmp/m: folder not found); the job failed, refunded in full`))).toBe(true);
     } finally {
       await broken.stop('release', 0);
     }
