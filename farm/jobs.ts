@@ -7,6 +7,7 @@ import { and, asc, desc, eq, inArray, isNull, ne, sql, type SQL } from 'drizzle-
 import { type Queryable, queryRows, type Transaction } from '../db/client.ts';
 import { artifacts, jobInputs, jobs, type JobKind, type JobStatus } from '../db/schema.ts';
 import { type FarmContext, queueHorizonSeconds } from './config.ts';
+import { PROTECTED_JOBS, unrenderedInputsDue } from './retention.ts';
 import { DuplicateUpscaleError, FarmError, InvalidJobStateError, JobNotFoundError, NoCapableWorkerError, PictureAllowanceError } from './errors.ts';
 import { recordEvent } from './events.ts';
 import { cancelledByText } from './failure.ts';
@@ -90,21 +91,22 @@ export async function submitJob(farm: FarmContext, input: SubmitJobInput): Promi
 
 /**
  * Refuses pictures that would take what the user's jobs hold past the farm's maxHeldPictureBytes:
- * the pictures of their jobs waiting or running, and of those that ended without a video and are
- * not yet cleaned up (retention's unrenderedInputHours; 0 keeps them until the job goes). Pictures
- * of done jobs are not counted: they made a video and were paid for.
+ * the pictures of their jobs waiting or running, and of those that ended without a video for as
+ * long as retention keeps them (unrenderedInputsDue, farm/retention.ts: one rule for both; with
+ * unrenderedInputHours 0 they stay until the job goes). Pictures of done jobs are not counted: they
+ * made a video and were paid for.
  */
 async function refuseOverPictureAllowance(farm: FarmContext, tx: Transaction, userId: string, newBytes: number): Promise<void> {
-  const hours = farm.config.retention.unrenderedInputHours;
-  const ended = hours > 0 ? sql`(j.status in ('failed', 'cancelled') and j.finished_at > now() - make_interval(secs => ${hours * 3600}::float8))` : sql`j.status in ('failed', 'cancelled')`;
+  const due = unrenderedInputsDue(farm.config);
+  const kept = due ? sql`(j.status in ('failed', 'cancelled') and not ${due})` : sql`j.status in ('failed', 'cancelled')`;
   const [row] = await queryRows<{ held: string | number }>(
     tx,
-    sql`select coalesce(sum(octet_length(i.bytes)), 0)::bigint as held from job_inputs i join jobs j on j.id = i.job_id
-        where j.user_id = ${userId} and (j.status in ${sqlStatuses(ACTIVE_STATUSES)} or ${ended})`,
+    sql`${due ? sql`with ${PROTECTED_JOBS} ` : sql.empty()}select coalesce(sum(octet_length(i.bytes)), 0)::bigint as held from job_inputs i join jobs j on j.id = i.job_id
+        where j.user_id = ${userId} and (j.status in ${sqlStatuses(ACTIVE_STATUSES)} or ${kept})`,
   );
   const held = Number(row?.held ?? 0);
   const max = farm.config.maxHeldPictureBytes;
-  if (held + newBytes > max) throw new PictureAllowanceError(held, newBytes, max, hours);
+  if (held + newBytes > max) throw new PictureAllowanceError(held, newBytes, max, farm.config.retention.unrenderedInputHours);
 }
 
 /**

@@ -28,7 +28,7 @@
 // them before any delete. Workers run this every pruneIntervalSeconds, one at a time (an advisory lock); `npm run farm -- prune` runs it once.
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { sql } from 'drizzle-orm';
+import { type SQL, sql } from 'drizzle-orm';
 import { queryRows, type Transaction } from '../db/client.ts';
 import { type FarmContext, queueHorizonSeconds } from './config.ts';
 import { ACTIVE_STATUSES, sqlStatuses } from './types.ts';
@@ -71,6 +71,28 @@ const PROTECTED = sql`protected as (
   select id from chain
 )`;
 
+/**
+ * The rule of unrenderedInputHours, as SQL on a job `j` (the statement must define PROTECTED's
+ * `protected`): a failed or cancelled job whose pictures retention deletes now, for it ended without
+ * a video longer ago than the window (one that keeps its lease token, which a late spooled render may
+ * still complete, at least the queue horizon) and no active job's chain holds it. Undefined when the
+ * window is 0 (pictures stay until the job goes). pruneFarm deletes by it; the picture allowance
+ * (farm/jobs.ts) counts the pictures of failed and cancelled jobs it does not hold, so a member's
+ * pictures count exactly while retention keeps them.
+ */
+export function unrenderedInputsDue(config: FarmContext['config']): SQL | undefined {
+  const windowSeconds = config.retention.unrenderedInputHours * 3600;
+  if (!(windowSeconds > 0)) return undefined;
+  const lateRenderSeconds = Math.max(windowSeconds, queueHorizonSeconds(config));
+  return sql`(j.status in ('failed', 'cancelled')
+    and j.finished_at < now() - make_interval(secs => case when j.lease_token is null then ${windowSeconds}::float8 else ${lateRenderSeconds}::float8 end)
+    and j.id not in (select id from protected)
+    and not exists (select 1 from artifacts a where a.job_id = j.id))`;
+}
+
+/** The jobs in a chain (parents, recursively) with a queued or running job: `with ${PROTECTED}` defines `protected`. */
+export { PROTECTED as PROTECTED_JOBS };
+
 /** `ids` as a bigint set for `in (...)`. */
 const idSet = (ids: number[]) => sql`(select (jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb))::bigint)`;
 
@@ -97,7 +119,7 @@ async function deleteArtifacts(tx: Transaction, ids: number[]): Promise<Array<{ 
 /** Applies the retention rules once. Dry run: counts what would be deleted, changes nothing. */
 export async function pruneFarm(farm: FarmContext, options: PruneOptions = {}): Promise<PruneReport> {
   const dryRun = options.dryRun ?? false;
-  const { artifactDays, jobDays, maxArtifactBytes, unrenderedInputHours } = farm.config.retention;
+  const { artifactDays, jobDays, maxArtifactBytes } = farm.config.retention;
   const report: PruneReport = { dryRun, ran: true, artifactsByAge: 0, artifactsBySize: 0, artifactBytes: 0, jobs: 0, events: 0, otherRows: {}, files: 0, unrenderedInputs: 0, unrenderedInputBytes: 0 };
   const files: string[] = [];
 
@@ -141,17 +163,12 @@ export async function pruneFarm(farm: FarmContext, options: PruneOptions = {}): 
         report.artifactsBySize = gone(await deleteArtifacts(tx, over.map((r) => r.id)));
       }
 
-      if (unrenderedInputHours > 0) {
+      const due = unrenderedInputsDue(farm.config);
+      if (due) {
         // As for jobs below: the first statement locks the jobs (FOR SHARE: a retry, which locks
         // its job FOR UPDATE, waits for this commit and then finds the pictures gone, or holds the
         // row and is skipped), the second checks the rule again and deletes their pictures.
-        const windowSeconds = unrenderedInputHours * 3600;
-        const lateRenderSeconds = Math.max(windowSeconds, queueHorizonSeconds(farm.config));
-        const unrendered = sql`j.status in ('failed', 'cancelled')
-                    and j.finished_at < now() - make_interval(secs => case when j.lease_token is null then ${windowSeconds}::float8 else ${lateRenderSeconds}::float8 end)
-                    and j.id not in (select id from protected)
-                    and not exists (select 1 from artifacts a where a.job_id = j.id)
-                    and exists (select 1 from job_inputs i where i.job_id = j.id)`;
+        const unrendered = sql`${due} and exists (select 1 from job_inputs i where i.job_id = j.id)`;
         const locked = await queryRows<{ id: number }>(
           tx,
           sql`with ${PROTECTED} select j.id::float8 as id from jobs j where ${unrendered} order by j.id for share of j skip locked`,

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { sql } from 'drizzle-orm';
 import { describe, expect, it } from 'vitest';
 import { type FarmDb, queryRows } from '../../db/client.ts';
-import type { FarmContext } from '../../farm/config.ts';
+import { type FarmContext, queueHorizonSeconds } from '../../farm/config.ts';
 import { PictureAllowanceError } from '../../farm/errors.ts';
 import { cancelJob, submitJob } from '../../farm/jobs.ts';
 import { auditBalance } from '../../farm/policy/budget.ts';
@@ -74,5 +74,19 @@ describe.each(BACKENDS)('the pictures a member’s jobs may hold, on %s', (backe
     await cancelJob(halfHour, job.id);
     const again = await submitJob(halfHour, { kind: 'blend', userId: 'halfhour', params: { ...CHEAP_BLEND, model: `held-${++seq}`, images: [{ index: 0 }, { index: 1 }] }, inputs: { 'image-1': PHOTO, 'image-2': OTHER } });
     expect(again.status).toBe('queued');
+  });
+
+  it('counts pictures exactly while retention keeps them: a failed job keeping its lease token (a late spooled render may still complete it) past the window still counts, until retention would delete them', async () => {
+    // A queue horizon (3 days) longer than the 24 h window: retention keeps such a job's pictures that long.
+    const late = farmContext(db, { budget: GENEROUS_BUDGET, maxHeldPictureBytes: Math.round(PAIR * 1.5), queueTimeoutSeconds: 3 * 24 * 3600 });
+    const submit = () => submitJob(late, { kind: 'blend', userId: 'late', params: { ...CHEAP_BLEND, model: `held-${++seq}`, images: [{ index: 0 }, { index: 1 }] }, inputs: { 'image-1': PHOTO, 'image-2': OTHER } });
+    const first = await submit();
+    await cancelJob(late, first.id);
+    // Failed on its last attempt by a reaper 25 h ago: the lease token stays.
+    await db.db.execute(sql`update jobs set status = 'failed', lease_token = gen_random_uuid(), finished_at = now() - interval '25 hours' where id = ${first.id}`);
+    await expect(submit()).rejects.toBeInstanceOf(PictureAllowanceError);
+    // Past the horizon too: retention deletes them, and they no longer count.
+    await db.db.execute(sql`update jobs set finished_at = now() - make_interval(secs => ${queueHorizonSeconds(late.config) + 3600}::float8) where id = ${first.id}`);
+    expect((await submit()).status).toBe('queued');
   });
 });
