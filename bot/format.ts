@@ -4,6 +4,10 @@
  * includes the movie it continues.
  */
 import { cancelledBy, DEFAULT_MODELS, failureForOwner, followUpsFor, isExpiredJob, isFarmSideFailure, modelAbilityFor, parentMovieParams, promptLengthNotices, resultWarnings, type FarmContext, type Job, type JobProgress } from '../farm/index.ts';
+import { durationText } from '../farm/index.ts';
+
+/** A length of time as every bot message shows it (farm durationText: the farm's own texts say it the same way). */
+export const duration = durationText;
 
 export const BAR_WIDTH = 16;
 
@@ -110,27 +114,6 @@ export function progressBar(fraction: number): string {
   return `${'█'.repeat(filled)}${'░'.repeat(BAR_WIDTH - filled)} ${Math.round(f * 100)}%`;
 }
 
-/**
- * A length of time as people read it, exact to the second: "45s", "1m 05s", "90m", "2h 30m",
- * "24h", "1d 12h". Under two hours in minutes (an ETA, a render time), up to a day in hours, past
- * that in days; parts that are zero are left out, minutes and seconds after a larger unit have two
- * digits.
- */
-export function duration(seconds: number): string {
-  const s = Math.max(0, Math.round(seconds));
-  if (s < 60) return `${s}s`;
-  const units: Array<[string, number]> = s > 86400 ? [['d', 86400], ['h', 3600], ['m', 60], ['s', 1]] : s >= 7200 ? [['h', 3600], ['m', 60], ['s', 1]] : [['m', 60], ['s', 1]];
-  const parts: string[] = [];
-  let left = s;
-  for (const [unit, size] of units) {
-    const n = Math.floor(left / size);
-    left -= n * size;
-    if (n === 0) continue;
-    const padded = parts.length > 0 && (unit === 'm' || unit === 's');
-    parts.push(`${padded ? String(n).padStart(2, '0') : n}${unit}`);
-  }
-  return parts.join(' ');
-}
 
 /**
  * A moment as Discord shows it to each reader, in their own time zone and language: `<t:UNIX:R>`

@@ -8,7 +8,8 @@
 // the same intervals.
 import { dbFailureLine, loggableError } from '../db/errors.ts';
 import type { FarmContext } from './config.ts';
-import { expireQueuedJobs, humanDuration, type ReapedJob, reapExpiredLeasesDetailed } from './queue.ts';
+import { expireQueuedJobs, type ReapedJob, reapExpiredLeasesDetailed } from './queue.ts';
+import { durationText } from './text.ts';
 import { describePrune, pruneFarm } from './retention.ts';
 import { startInterval } from './timers.ts';
 
@@ -18,7 +19,7 @@ export async function sweepQueue(farm: FarmContext, log: (line: string) => void)
   const reaped = taken.length;
   if (reaped > 0) log(`took back ${reaped} job(s) whose worker stopped renewing the lease: ${taken.map(reapedText).join('; ')}`);
   const expired = await expireQueuedJobs(farm);
-  if (expired > 0) log(`expired ${expired} job(s) no worker took within ${humanDuration(farm.config.queueTimeoutSeconds)} (refunded)`);
+  if (expired > 0) log(`expired ${expired} job(s) no worker took within ${durationText(farm.config.queueTimeoutSeconds)} (refunded)`);
   return { reaped, expired };
 }
 

@@ -8,7 +8,7 @@ export { type FarmDb, type OpenDatabaseOptions, openDatabase, DEFAULT_PGLITE_DIR
 export { DataDirLockedError } from '../db/pglite-lock.ts';
 export { describeDbError, isConnectionError, loggableError } from '../db/errors.ts';
 export { MAX_ID_LENGTH, InvalidIdError, checkId, isJobId, parseJobId } from './ids.ts';
-export { unstorableTextIssue, storableText } from './text.ts';
+export { durationText, unstorableTextIssue, storableText } from './text.ts';
 export { type FarmConfig, type FarmConfigOverrides, type FarmContext, type FarmSettings, DEFAULT_FARM_CONFIG, DEFAULT_SHUTDOWN_GRACE_SECONDS, farmConfigFrom } from './config.ts';
 export * from './types.ts';
 export * from './errors.ts';
@@ -68,7 +68,7 @@ export { getJobByMessageId } from './lookup.ts';
 export { type JobEvent, type JobEventType, type JobEventHandler, JOB_EVENTS_CHANNEL, onJobEvent } from './events.ts';
 export { type WaitOptions, waitForJob } from './wait.ts';
 export { countJobs, type FarmStatus, farmStatus, queuePosition } from './status.ts';
-export { reapExpiredLeases, expireQueuedJobs, humanDuration } from './queue.ts';
+export { reapExpiredLeases, expireQueuedJobs } from './queue.ts';
 export { type PruneOptions, type PruneReport, pruneFarm, describePrune } from './retention.ts';
 export { type WorkerInfo, type OfferedModel, offeredModels, listWorkers, findCapableWorkers, canRun, jobNeeds, abilitiesOf, providerKind, WorkerIdInUseError } from './worker-registry.ts';
 export { type Renderer, type RenderContext, type RenderResult, type RendererFactory, RenderError, MIME_TYPES, RESULT_WARNINGS, resultWarnings, userMessageOf, workerFaultOf, type WorkerFaultScope } from './renderer.ts';

@@ -14,7 +14,7 @@ import type { FarmContext } from './config.ts';
 import { JOB_EVENTS_CHANNEL, eventPayload, recordEvent, type EventFields } from './events.ts';
 import { EXPIRED_ERROR_PREFIX, LEASE_LOST_TEXT, NO_WORKER_COULD_RENDER_TEXT } from './failure.ts';
 import { policyOf } from './policy/index.ts';
-import { storableText } from './text.ts';
+import { durationText, storableText } from './text.ts';
 import { capableSql } from './worker-registry.ts';
 import { type ClaimedJob, claimedJobFromRow, type Job, jobFromRow, type JobProgress, jobRowFromJson, secondsToMs, type WorkerCapabilities } from './types.ts';
 
@@ -504,12 +504,6 @@ export async function takeBackJobsOf(farm: FarmContext, workerId: string, why: s
   });
 }
 
-/** "6 h", "90 min", "45 s": a timeout as people read it. */
-export function humanDuration(seconds: number): string {
-  if (seconds >= 7200 && seconds % 3600 === 0) return `${seconds / 3600} h`;
-  if (seconds >= 120 && seconds % 60 === 0) return `${seconds / 60} min`;
-  return `${seconds} s`;
-}
 
 /**
  * Fails queued jobs that no worker took within queueTimeoutSeconds of becoming claimable (a model
@@ -523,10 +517,10 @@ export async function expireQueuedJobs(farm: FarmContext, limit = 50): Promise<n
   if (!(timeout > 0)) return 0;
   // Nothing here checks the workers: every one that can render it may just have been busy.
   const error =
-    `${EXPIRED_ERROR_PREFIX} no worker took this job within ${humanDuration(timeout)} of it becoming claimable, so it failed unrendered and the GPU-seconds it held were refunded in full. ` +
+    `${EXPIRED_ERROR_PREFIX} no worker took this job within ${durationText(timeout)} of it becoming claimable, so it failed unrendered and the GPU-seconds it held were refunded in full. ` +
     'The workers that can render it were busy all that time, or none of them was running.';
   // Its owner's line (failureForOwner; the bot adds the refund and what to do).
-  const userError = `no render worker took this job within ${humanDuration(timeout)}, so it was dropped`;
+  const userError = `no render worker took this job within ${durationText(timeout)}, so it was dropped`;
   return farm.db.db.transaction(async (tx) => {
     const rows = await queryRows<{ job: Record<string, unknown> }>(
       tx,

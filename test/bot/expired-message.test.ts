@@ -21,7 +21,7 @@ describe('an expired job’s message', () => {
     expect(await expireQueuedJobs(farm)).toBe(1);
     const expired = (await getJob(farm, job.id))!;
     expect(failedText(expired)).toBe(
-      `**Blend** #${job.id}: a cat → a dog\nNo render worker took this job within 6 h, so it was dropped; the GPU-seconds it held are back in your budget. Try again later.`,
+      `**Blend** #${job.id}: a cat → a dog\nNo render worker took this job within 6h, so it was dropped; the GPU-seconds it held are back in your budget. Try again later.`,
     );
   });
 });

@@ -219,11 +219,11 @@ describe('each stage', () => {
     const expired = job({
       status: 'failed',
       attempts: 0,
-      error: 'Expired: no worker took this job within 6 h of it becoming claimable, so it failed unrendered and the GPU-seconds it held were refunded in full. The workers that can render it were busy all that time, or none of them was running.',
-      userError: 'no render worker took this job within 6 h, so it was dropped',
+      error: 'Expired: no worker took this job within 6h of it becoming claimable, so it failed unrendered and the GPU-seconds it held were refunded in full. The workers that can render it were busy all that time, or none of them was running.',
+      userError: 'no render worker took this job within 6h, so it was dropped',
       chargedGpuSeconds: 0,
     });
-    expect(failedText(expired)).toBe('**Blend** #7: a cat → a dog\nNo render worker took this job within 6 h, so it was dropped; the GPU-seconds it held are back in your budget. Try again later.');
+    expect(failedText(expired)).toBe('**Blend** #7: a cat → a dog\nNo render worker took this job within 6h, so it was dropped; the GPU-seconds it held are back in your budget. Try again later.');
     // Expired after a failed attempt (queued again for a retry): still no "failed after".
     expect(failedText({ ...expired, attempts: 1 })).toBe(failedText(expired));
   });

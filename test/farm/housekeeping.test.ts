@@ -42,7 +42,7 @@ describe.each(BACKENDS)('housekeeping without workers on %s', (backend) => {
     try {
       const expired = await waitForJob(farm, waiting.id, { timeoutMs: 20_000 });
       expect(expired).toMatchObject({ status: 'failed', chargedGpuSeconds: 0 });
-      expect(expired.error).toMatch(/^Expired: no worker took this job within 90 s of it becoming claimable, so it failed unrendered/);
+      expect(expired.error).toMatch(/^Expired: no worker took this job within 1m 30s of it becoming claimable, so it failed unrendered/);
       for (let i = 0; i < 200 && (await getJob(farm, old.id)); i++) await sleep(50);
       expect(await getJob(farm, old.id)).toBeUndefined();
     } finally {
@@ -51,7 +51,7 @@ describe.each(BACKENDS)('housekeeping without workers on %s', (backend) => {
     expect((await getBudget(farm, 'waiter')).balanceGpuSeconds).toBeCloseTo(start, 6);
     const audit = await auditBalance(db.db, 'waiter');
     expect(audit.balanceMs).toBe(audit.ledgerSumMs);
-    expect(lines).toContain('expired 1 job(s) no worker took within 90 s (refunded)');
+    expect(lines).toContain('expired 1 job(s) no worker took within 1m 30s (refunded)');
     expect(lines.some((l) => l.startsWith('retention: '))).toBe(true);
 
     // Stopped: a job that ages now stays queued.

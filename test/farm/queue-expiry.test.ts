@@ -18,10 +18,10 @@ import { useTestFarm } from '../helpers/farm.ts';
 
 // For the operator: failed (not "cancelled"), and no claim that no worker can render it (nothing checks that).
 const EXPIRED =
-  'Expired: no worker took this job within 90 s of it becoming claimable, so it failed unrendered and the GPU-seconds it held were refunded in full. ' +
+  'Expired: no worker took this job within 1m 30s of it becoming claimable, so it failed unrendered and the GPU-seconds it held were refunded in full. ' +
   'The workers that can render it were busy all that time, or none of them was running.';
 // For its owner (failureForOwner): the bot adds the refund and what to do (bot/format.ts failedText).
-const EXPIRED_FOR_OWNER = 'no render worker took this job within 90 s, so it was dropped';
+const EXPIRED_FOR_OWNER = 'no render worker took this job within 1m 30s, so it was dropped';
 
 describe.each(BACKENDS)('queued jobs nobody can run, on %s (item 8)', (backend) => {
   let db: FarmDb;
