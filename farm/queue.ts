@@ -173,7 +173,7 @@ export async function renewLeases(farm: FarmContext, workerId: string, leaseToke
 }
 
 /** Stores and publishes progress (also renews the lease). False: the lease is gone, stop. */
-export async function reportProgress(farm: FarmContext, lease: Lease, workerId: string, progress: JobProgress): Promise<boolean> {
+export async function reportProgress(farm: FarmContext, lease: Lease, progress: JobProgress): Promise<boolean> {
   // Ids only (farm/events.ts): listeners read the progress from the row.
   const payload = eventPayload('progress', { jobId: lease.id, status: 'running', attempt: lease.attempt });
   const rows = await queryRows<{ id: number }>(

@@ -557,7 +557,7 @@ export class FarmWorker {
     const progress = new ProgressThrottle(this.farm.config.progressThrottleMs, async (value) => {
       try {
         const sent = performance.now();
-        if (await reportProgress(this.farm, job, this.id, value)) entry.leaseUntil = Math.max(entry.leaseUntil, sent + this.farm.config.leaseSeconds * 1000);
+        if (await reportProgress(this.farm, job, value)) entry.leaseUntil = Math.max(entry.leaseUntil, sent + this.farm.config.leaseSeconds * 1000);
         else this.abort(job.id, 'lease-lost');
       } catch (error) {
         const why = dbFailureLine(error);

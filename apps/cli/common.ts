@@ -1,5 +1,5 @@
 /** Shared plumbing of the render CLIs: model choice (with the demo fallback), execution provider. */
-import { extname, join } from 'node:path';
+import { extname } from 'node:path';
 import { loadConfig, loadDotEnv, MAX_DEVICE_ID, type Config } from '../../config/index.ts';
 import { ensureDemoModel } from '../../models/demo-model.ts';
 import { DEMO_MODEL_DIR } from '../../models/paths.ts';

@@ -52,7 +52,7 @@ describe.each(BACKENDS)('job events on %s', (backend) => {
     const claimed = (await claimJob(farm, 'w'.repeat(MAX_ID_LENGTH), { models: ['*'], maxPixels: 1e7, executionProvider: 'test' })) as ClaimedJob;
     expect(claimed.id).toBe(job.id);
     const huge = { stage: 's'.repeat(20_000), fraction: 0.5, message: 'm'.repeat(20_000) };
-    expect(await reportProgress(farm, claimed, 'w', huge)).toBe(true);
+    expect(await reportProgress(farm, claimed, huge)).toBe(true);
     // Readers fetch the row for everything but the ids.
     expect((await getJob(farm, job.id))?.progress).toMatchObject({ fraction: 0.5 });
     await failAttempt(farm, claimed, 'e'.repeat(50_000));

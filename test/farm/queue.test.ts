@@ -71,7 +71,7 @@ describe.each(BACKENDS)('queue on %s', (backend) => {
     const job = await submitJob(farm, { kind: 'blend', userId: 'lease-user', params: blend('lease') });
     const stale = (await claimJob(farm, 'stale-worker', only('lease'))) as ClaimedJob;
     expect(stale.id).toBe(job.id);
-    expect(await reportProgress(farm, stale, 'stale-worker', { stage: 'branches', fraction: 0.5 })).toBe(true);
+    expect(await reportProgress(farm, stale, { stage: 'branches', fraction: 0.5 })).toBe(true);
 
     // Still within its lease: the reaper leaves it alone.
     expect(await reapExpiredLeases(farm)).toBe(0);
@@ -88,7 +88,7 @@ describe.each(BACKENDS)('queue on %s', (backend) => {
 
     // The stale worker wakes up: its heartbeat, progress and completion all bounce.
     expect((await renewLeases(farm, 'stale-worker', [stale.leaseToken])).size).toBe(0);
-    expect(await reportProgress(farm, stale, 'stale-worker', { stage: 'branches', fraction: 0.9 })).toBe(false);
+    expect(await reportProgress(farm, stale, { stage: 'branches', fraction: 0.9 })).toBe(false);
     expect(await completeJob(farm, stale, { artifact: artifactOf('stale'), gpuSeconds: 1 })).toBe(false);
     expect(await failAttempt(farm, stale, 'late error')).toBe('lost');
 
@@ -349,7 +349,7 @@ describe.each(BACKENDS)('the last-attempt grace on %s', (backend) => {
     expect(Number(refund.amount_ms)).toBe(Math.round(job.reservedGpuSeconds * 1000));
     expect(await countRows(db, 'job_events', sql`job_id = ${job.id} and type = 'failed'`)).toBe(1);
     expect([...(await renewLeases(farm, 'grace-worker', [claimed.leaseToken]))]).toEqual([]);
-    expect(await reportProgress(farm, claimed, 'grace-worker', { stage: 'x', fraction: 0.5 })).toBe(false);
+    expect(await reportProgress(farm, claimed, { stage: 'x', fraction: 0.5 })).toBe(false);
     expect(await failAttempt(farm, claimed, 'late error')).toBe('lost');
     expect(await releaseJob(farm, claimed)).toBe(false);
     // A render it finished under that lease is still stored (a spooled one, after a long outage:
