@@ -100,7 +100,8 @@ export interface ModelFolder {
   featureExtractor?: Record<string, unknown>;
 }
 
-function readJson(file: string, expected: string): Record<string, unknown> {
+/** A model folder's JSON file as an object, or a ModelFileError (FileAccessError) naming the file and what was `expected` there. */
+export function readJson(file: string, expected: string): Record<string, unknown> {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');

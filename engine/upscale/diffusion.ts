@@ -19,14 +19,14 @@
  * noised low-res images and the lerp of their text embeddings (the reference's mixed conditioning).
  * All branches of one level run as one batched UNet call per step.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { FileAccessError, fileAccessIssue, ModelFileError, openSession, type LoadedSession, type SessionOptions, type TensorInfo, ort } from '../onnx/session.ts';
+import { ModelFileError, openSession, type LoadedSession, type SessionOptions, type TensorInfo, ort } from '../onnx/session.ts';
 import { floatTensor, numericTensor, readFloat } from '../tensor/tensors.ts';
 import { loadTokenizer } from '../tokenizer/clip-tokenizer.ts';
 import { TextEncoders, lerpEmbedding, type PromptEmbedding } from '../pipeline/text-encoder.ts';
 import { VaeDecoder } from '../pipeline/vae.ts';
-import { requireModelFolder, unetDownsampling } from '../pipeline/model-folder.ts';
+import { readJson, requireModelFolder, unetDownsampling } from '../pipeline/model-folder.ts';
 import { MAX_GUIDANCE, MAX_STEPS } from '../pipeline/stable-diffusion.ts';
 import { chooseScheduler, createScheduler, type Scheduler, type SchedulerKind } from '../schedulers/index.ts';
 import { makeAlphasCumprod, makeBetas, resolveSchedulerConfig, SCHEDULER_BASE_DEFAULTS } from '../schedulers/scheduler.ts';
@@ -60,21 +60,6 @@ export interface DiffusionUpscalerFolder {
   maxNoiseLevel: number;
 }
 
-function readJson(file: string, what: string): Record<string, unknown> {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    const issue = fileAccessIssue(err, file);
-    if (issue) throw new FileAccessError(file, issue);
-    throw new ModelFileError(file, `file not found (expected ${what})`);
-  }
-  try {
-    return JSON.parse(text) as Record<string, unknown>;
-  } catch (err) {
-    throw new ModelFileError(file, `not valid JSON (${(err as Error).message}); expected ${what}`);
-  }
-}
 
 /** Reads an x4 upscaler folder in the diffusers / optimum ONNX layout. */
 export function readDiffusionUpscalerFolder(dir: string): DiffusionUpscalerFolder {
