@@ -105,15 +105,20 @@ function optionList(inputs: readonly string[], optionNames: Readonly<Record<stri
 }
 
 /**
- * No online worker has a model the job names in place of the default (DEFAULT_MODELS) — picked by
- * the member, or by the server's defaults — where the command has a model option: which model, and
- * to pick one from the option's list. Undefined otherwise (the default model's texts stand). The id
+ * A model the job names in place of the default (DEFAULT_MODELS) — picked by the member, or by the
+ * server's defaults — where the command has a model option: no online worker has it (shortfall
+ * `model`), or those that have it cannot use it for this job (`ability`: a variation model for text,
+ * a text-only model for pictures or inpainting). Which model, and what to do. Undefined otherwise
+ * (the default model's texts stand: it is the farm that cannot, not the model picked). The id
  * passed parseJobParams, so it holds no markdown.
  */
 function chosenModelText(err: NoCapableWorkerError, optionNames: Readonly<Record<string, string>>): string | undefined {
   const option = optionNames.model;
-  if (err.shortfall !== 'model' || !option || err.model === DEFAULT_MODELS[err.ability ?? 'text']) return undefined;
-  return `No render worker online has the model \`${err.model}\` right now, so nothing was queued: pick one from the list the \`${option}\` option offers, or ask the farm's operator.`;
+  const ability = err.ability ?? 'text';
+  if (!option || err.model === DEFAULT_MODELS[ability]) return undefined;
+  if (err.shortfall === 'model') return `No render worker online has the model \`${err.model}\` right now, so nothing was queued: pick one from the list the \`${option}\` option offers, or ask the farm's operator.`;
+  if (err.shortfall === 'ability') return `The model \`${err.model}\` can't ${ABILITY_WHAT[ability]}: pick another from the list the \`${option}\` option offers, or leave \`${option}\` out.`;
+  return undefined;
 }
 
 function noWorkerText(err: NoCapableWorkerError, optionNames: Readonly<Record<string, string>>): string {

@@ -83,6 +83,33 @@ describe('userMessage', () => {
       expect(userMessage(byDefault, () => {}, blendNames)).toBe("This farm can't render this right now: no render worker online has its model. Try again later, or ask the farm's operator.");
     });
 
+    it('a model the member picked that cannot do the job: that model can’t, not the farm; the default model keeps its text', () => {
+      const farmModels = { capabilities: { maxPixels: 4096 * 4096, models: ['demo', 'variation', 'sdxl-turbo'], modelAbilities: { demo: ['text', 'picture'], variation: ['variation'], 'sdxl-turbo': ['text'] }, upscalers: [] } };
+      // /blend model:variation: the default model could render it from text.
+      const variation = new NoCapableWorkerError({ kind: 'blend', model: 'variation', pixels: 262_144, ability: 'text' }, [farmModels]);
+      expect(variation.shortfall).toBe('ability');
+      expect(userMessage(variation, () => {}, blendNames)).toBe("The model `variation` can't render transitions from text: pick another from the list the `model` option offers, or leave `model` out.");
+      // /blend model:sdxl-turbo with an inpainting picture, or a picture to start at.
+      const inpaint = new NoCapableWorkerError({ kind: 'blend', model: 'sdxl-turbo', pixels: 262_144, ability: 'inpaint' }, [farmModels]);
+      expect(inpaint.shortfall).toBe('ability');
+      expect(userMessage(inpaint, () => {}, blendNames)).toBe("The model `sdxl-turbo` can't inpaint pictures: pick another from the list the `model` option offers, or leave `model` out.");
+      const picture = new NoCapableWorkerError({ kind: 'blend', model: 'sdxl-turbo', pixels: 262_144, ability: 'picture' }, [farmModels]);
+      expect(userMessage(picture, () => {}, blendNames)).toBe(
+        "The model `sdxl-turbo` can't start or end a video at a picture: pick another from the list the `model` option offers, or leave `model` out.",
+      );
+      // No model option (a re-roll keeps its parent's model): the farm's texts, as before.
+      expect(userMessage(picture)).toBe("This farm can't start or end a video at a picture right now: no render worker online has a model that can. Try again later, or ask the farm's operator.");
+      // The default models: the farm can't, whatever the member typed.
+      const textOnly = { capabilities: { maxPixels: 4096 * 4096, models: ['demo', 'sdxl-turbo'], modelAbilities: { demo: ['text'], 'sdxl-turbo': ['text'] }, upscalers: [] } };
+      const byDefault = new NoCapableWorkerError({ kind: 'blend', model: 'demo', pixels: 262_144, ability: 'picture' }, [textOnly]);
+      expect(userMessage(byDefault, () => {}, blendNames)).toBe(
+        "This farm can't start or end a video at a picture right now: no render worker online has a model that can. Leave `from_image` and `to_image` out, or ask the farm's operator.",
+      );
+      const inpaintDefault = new NoCapableWorkerError({ kind: 'blend', model: 'inpaint', pixels: 262_144, ability: 'inpaint' }, [{ capabilities: { ...textOnly.capabilities, models: ['inpaint'], modelAbilities: { inpaint: ['text'] } } }]);
+      expect(inpaintDefault.shortfall).toBe('ability');
+      expect(userMessage(inpaintDefault, () => {}, blendNames)).toBe("This farm can't inpaint pictures right now: no render worker online has a model that can. Leave `image` and `mask` out, or ask the farm's operator.");
+    });
+
     it('a /blend with pictures: the options to leave out; the operator’s message is unchanged', () => {
       const err = new NoCapableWorkerError({ kind: 'blend', model: 'demo', pixels: 262_144, ability: 'picture' }, [demo(['text'])]);
       expect(err.message).toBe(
