@@ -4,7 +4,7 @@
  * includes the movie it continues.
  */
 import { cancelledBy, DEFAULT_MODELS, failureForOwner, followUpsFor, isExpiredJob, isFarmSideFailure, modelAbilityFor, parentMovieParams, promptLengthNotices, resultWarnings, type FarmContext, type Job, type JobProgress } from '../farm/index.ts';
-import { durationText } from '../farm/index.ts';
+import { durationText, fileSize as fileSizeText } from '../farm/index.ts';
 
 /** A length of time as every bot message shows it (farm durationText: the farm's own texts say it the same way). */
 export const duration = durationText;
@@ -115,20 +115,8 @@ export function progressBar(fraction: number): string {
 }
 
 
-/**
- * A moment as Discord shows it to each reader, in their own time zone and language: `<t:UNIX:R>`
- * ("in 3 hours"), `<t:UNIX:f>` ("3 December 2026 13:31"). Every time the bot shows goes through
- * this, never an ISO string.
- */
-/**
- * A size in bytes as every bot message shows it: from 1 MiB up in MiB with at most one decimal
- * ("10 MiB", "1.5 MiB"), below that in whole KiB rounded up ("640 KiB"), so the same upload limit
- * reads the same wherever the bot names it.
- */
-export function fileSize(bytes: number): string {
-  const kib = Math.ceil(bytes / 1024);
-  return kib < 1024 ? `${kib} KiB` : `${Number((bytes / 1048576).toFixed(1))} MiB`;
-}
+/** A size in bytes as every bot message shows it (farm fileSize: the farm's own texts, e.g. the picture allowance's, say it the same way). */
+export const fileSize = fileSizeText;
 
 /**
  * GPU-seconds as every bot message shows them: at most one decimal, the unit spelled out and in the
@@ -139,6 +127,11 @@ export function gpuSeconds(seconds: number): string {
   return `${shown === 0 ? 0 : shown} GPU-second${shown === 1 ? '' : 's'}`;
 }
 
+/**
+ * A moment as Discord shows it to each reader, in their own time zone and language: `<t:UNIX:R>`
+ * ("in 3 hours"), `<t:UNIX:f>` ("3 December 2026 13:31"). Every time the bot shows goes through
+ * this, never an ISO string.
+ */
 export function discordTime(at: Date, style: 'R' | 'f' | 'F' | 't' | 'T' | 'd' | 'D' = 'f'): string {
   return `<t:${Math.floor(at.getTime() / 1000)}:${style}>`;
 }

@@ -1,7 +1,8 @@
 // Errors the farm refuses requests with. Each has a stable `code` (the CLI's --json output and
 // the bot switch on it) and a one-line message that says what was wrong and what to do.
+import { durationText, fileSize } from './text.ts';
 
-/** What NoCapableWorkerError reports (structural: this module imports nothing, so everything can import it). */
+/** What NoCapableWorkerError reports (structural: this module imports only text.ts, which imports nothing, so everything can import it). */
 interface Need {
   kind: string;
   model: string;
@@ -115,12 +116,14 @@ export class BudgetExceededError extends FarmError {
   }
 }
 
-const mib = (bytes: number): string => `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
-
 /**
- * A submission whose pictures would take the member's held picture bytes (their jobs waiting,
- * running, or ended without a video and not yet cleaned up) past MAX_HELD_PICTURE_BYTES_PER_USER.
- * `windowHours`: how long pictures of unrendered jobs are kept (0: until the job is deleted).
+ * A submission whose pictures would take the member's held picture bytes past
+ * MAX_HELD_PICTURE_BYTES_PER_USER: the pictures of their jobs waiting or running, and of those that
+ * ended without a video for as long as retention keeps them (unrenderedInputsDue, farm/retention.ts:
+ * `windowHours` after they end, up to the queue horizon for a failed job a late spooled render may
+ * still complete, and whatever their age while a job in their chain is queued or running).
+ * `windowHours`: retention's unrenderedInputHours (0: until the job is deleted). Sizes as the bot
+ * writes them (fileSize).
  */
 export class PictureAllowanceError extends FarmError {
   constructor(
@@ -129,11 +132,14 @@ export class PictureAllowanceError extends FarmError {
     readonly maxBytes: number,
     readonly windowHours: number,
   ) {
-    const ended = windowHours > 0 ? `or ended without a video in the last ${windowHours} hours` : 'or ended without a video';
+    const ended =
+      windowHours > 0
+        ? `or ended without a video and whose pictures the farm still keeps (${durationText(windowHours * 3600)} after they end, longer while a late render or a follow-up may still need them)`
+        : 'or ended without a video (the farm keeps their pictures until the job is deleted)';
     super(
       'too_many_pictures',
-      `Your jobs that are waiting or rendering, ${ended}, hold ${mib(heldBytes)} of pictures; this one's ${mib(newBytes)} would pass the ${mib(maxBytes)} one member's jobs may hold. ` +
-        `Wait until they render${windowHours > 0 ? ' or those pictures age out' : ''}, or attach smaller pictures.`,
+      `Your jobs that are waiting or rendering, ${ended}, hold ${fileSize(heldBytes)} of pictures; this one's ${fileSize(newBytes)} would pass the ${fileSize(maxBytes)} one member's jobs may hold. ` +
+        `Wait until they render${windowHours > 0 ? ' or the farm deletes those pictures' : ''}, or attach smaller pictures.`,
     );
   }
 

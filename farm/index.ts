@@ -8,7 +8,7 @@ export { type FarmDb, type OpenDatabaseOptions, openDatabase, DEFAULT_PGLITE_DIR
 export { DataDirLockedError } from '../db/pglite-lock.ts';
 export { describeDbError, isConnectionError, loggableError } from '../db/errors.ts';
 export { MAX_ID_LENGTH, InvalidIdError, checkId, isJobId, parseJobId } from './ids.ts';
-export { durationText, unstorableTextIssue, storableText } from './text.ts';
+export { durationText, fileSize, unstorableTextIssue, storableText } from './text.ts';
 export { type FarmConfig, type FarmConfigOverrides, type FarmContext, type FarmSettings, DEFAULT_FARM_CONFIG, DEFAULT_SHUTDOWN_GRACE_SECONDS, farmConfigFrom } from './config.ts';
 export * from './types.ts';
 export * from './errors.ts';

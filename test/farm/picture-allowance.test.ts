@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { type FarmDb, queryRows } from '../../db/client.ts';
 import { type FarmContext, queueHorizonSeconds } from '../../farm/config.ts';
 import { PictureAllowanceError } from '../../farm/errors.ts';
+import { fileSize } from '../../farm/text.ts';
 import { cancelJob, submitJob } from '../../farm/jobs.ts';
 import { auditBalance } from '../../farm/policy/budget.ts';
 import { BACKENDS, CHEAP_BLEND, countRows, farmContext, GENEROUS_BUDGET } from '../helpers/db.ts';
@@ -43,10 +44,10 @@ describe.each(BACKENDS)('the pictures a member’s jobs may hold, on %s', (backe
     );
     expect(error).toBeInstanceOf(PictureAllowanceError);
     expect((error as PictureAllowanceError).code).toBe('too_many_pictures');
-    const mib = (n: number) => `${(n / (1024 * 1024)).toFixed(1)} MiB`;
+    // Sizes as the bot writes them (fileSize), the rule as retention keeps pictures (unrenderedInputsDue).
     expect((error as Error).message).toBe(
-      `Your jobs that are waiting or rendering, or ended without a video in the last 24 hours, hold ${mib(PAIR)} of pictures; this one's ${mib(PAIR)} would pass the ${mib(Math.round(PAIR * 1.5))} one member's jobs may hold. ` +
-        'Wait until they render or those pictures age out, or attach smaller pictures.',
+      `Your jobs that are waiting or rendering, or ended without a video and whose pictures the farm still keeps (24h after they end, longer while a late render or a follow-up may still need them), hold ${fileSize(PAIR)} of pictures; this one's ${fileSize(PAIR)} would pass the ${fileSize(Math.round(PAIR * 1.5))} one member's jobs may hold. ` +
+        'Wait until they render or the farm deletes those pictures, or attach smaller pictures.',
     );
     expect(await countRows(db, 'jobs')).toBe(jobsBefore);
     expect(await countRows(db, 'job_inputs')).toBe(inputsBefore);
@@ -88,5 +89,19 @@ describe.each(BACKENDS)('the pictures a member’s jobs may hold, on %s', (backe
     // Past the horizon too: retention deletes them, and they no longer count.
     await db.db.execute(sql`update jobs set finished_at = now() - make_interval(secs => ${queueHorizonSeconds(late.config) + 3600}::float8) where id = ${first.id}`);
     expect((await submit()).status).toBe('queued');
+  });
+});
+
+describe('the picture allowance’s refusal', () => {
+  it('sizes bytes as the bot does, and says how long pictures of jobs without a video still count', () => {
+    const MiB = 1024 * 1024;
+    expect(new PictureAllowanceError(196 * MiB, 9.5 * MiB, 200 * MiB, 24).message).toBe(
+      "Your jobs that are waiting or rendering, or ended without a video and whose pictures the farm still keeps (24h after they end, longer while a late render or a follow-up may still need them), hold 196 MiB of pictures; this one's 9.5 MiB would pass the 200 MiB one member's jobs may hold. " +
+        'Wait until they render or the farm deletes those pictures, or attach smaller pictures.',
+    );
+    expect(new PictureAllowanceError(640 * 1024, 10 * MiB, 10 * MiB, 0).message).toBe(
+      "Your jobs that are waiting or rendering, or ended without a video (the farm keeps their pictures until the job is deleted), hold 640 KiB of pictures; this one's 10 MiB would pass the 10 MiB one member's jobs may hold. " +
+        'Wait until they render, or attach smaller pictures.',
+    );
   });
 });
