@@ -15,7 +15,7 @@ import { JOB_EVENTS_CHANNEL, eventPayload, recordEvent, type EventFields } from 
 import { EXPIRED_ERROR_PREFIX, LEASE_LOST_TEXT, NO_WORKER_COULD_RENDER_TEXT } from './failure.ts';
 import { policyOf } from './policy/index.ts';
 import { durationText, storableText } from './text.ts';
-import { capableSql } from './worker-registry.ts';
+import { capableSql, findCapableWorkers, jobNeeds } from './worker-registry.ts';
 import { type ClaimedJob, claimedJobFromRow, type Job, jobFromRow, type JobProgress, jobRowFromJson, secondsToMs, type WorkerCapabilities } from './types.ts';
 
 /** A claimed job's identity as far as lease-conditional writes are concerned. */
@@ -407,24 +407,32 @@ async function releaseLocked(tx: Transaction, farm: FarmContext, lease: Lease, d
 /**
  * A worker that cannot render a job it claimed (a worker fault: its model's files, its GPU
  * provider, a missing ffmpeg) hands it back without using an attempt, for another worker
- * ('released'; the event says `workerFault: true`). A job handed back so as many times as it has
- * attempts since it was last queued by its owner fails instead, refunded in full (the farm's
- * fault), so a fault every worker shares does not keep it waiting, claimed and handed back, for
- * ever (a hand-back restarts the queue timeout). False when the lease was already gone.
+ * ('released'; the event says `workerFault: true` and which worker). The job fails instead,
+ * refunded in full (the farm's fault), once it has been handed back so as many times as it has
+ * attempts and by every online worker able to run it, since its owner last queued it: a fault they
+ * all share does not keep it claimed and handed back for ever (a hand-back restarts the queue
+ * timeout), while a job one broken worker hands back waits for a healthy one, even a busy one, and
+ * a lone broken worker's job waits a few pauses for another to come online. False when the lease
+ * was already gone.
  */
-export async function handBackForWorkerFault(farm: FarmContext, lease: Lease, reason: string): Promise<'released' | 'failed' | false> {
+export async function handBackForWorkerFault(farm: FarmContext, lease: Lease, workerId: string, reason: string): Promise<'released' | 'failed' | false> {
   return farm.db.db.transaction(async (tx) => {
-    const [job] = await queryRows<{ max_attempts: number; handed_back: number }>(
+    const [job] = await queryRows<{ row: Record<string, unknown>; handed_back: Array<string | null> }>(
       tx,
-      sql`select j.max_attempts, (select count(*)::int from job_events e
+      sql`select row_to_json(j) as row, coalesce((select jsonb_agg(e.data ->> 'workerId') from job_events e
             where e.job_id = j.id and e.type = 'released' and e.data @> '{"workerFault": true}'::jsonb
-              and e.id > coalesce(${LATEST_QUEUED_EVENT(sql`j.id`)}, 0)) as handed_back
+              and e.id > coalesce(${LATEST_QUEUED_EVENT(sql`j.id`)}, 0)), '[]'::jsonb) as handed_back
           from jobs j where j.id = ${lease.id} and j.lease_token = ${lease.leaseToken} and j.status = 'running'
           for update of j`,
     );
     if (!job) return false;
-    if (job.handed_back + 1 < job.max_attempts) return (await releaseLocked(tx, farm, lease, { reason, workerFault: true })) ? 'released' : false;
-    const error = `${reason} (handed back by workers that could not render it ${job.handed_back + 1} time(s), as many as its attempts)`;
+    const row = jobFromRow(jobRowFromJson(job.row));
+    const handBacks = job.handed_back.length + 1;
+    const handedBack = new Set([...job.handed_back.filter((id) => id !== null), workerId]);
+    const { capable } = await findCapableWorkers(farm, jobNeeds(row.kind, row.params), tx);
+    const another = capable.some((w) => !handedBack.has(w.id));
+    if (another || handBacks < row.maxAttempts) return (await releaseLocked(tx, farm, lease, { reason, workerFault: true, workerId })) ? 'released' : false;
+    const error = `${reason} (handed back ${handBacks} times, by every online worker able to run it: ${[...handedBack].sort().join(', ')})`;
     const outcome = await failLocked(tx, farm, lease.id, lease.leaseToken, { error: storableText(error), userError: NO_WORKER_COULD_RENDER_TEXT }, true);
     return outcome === 'failed' ? 'failed' : false;
   });

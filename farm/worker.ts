@@ -89,6 +89,8 @@ interface WorkerFault {
   pauseMs: number;
   /** Faults in a row. */
   count: number;
+  /** The job trying again after the pause, while it runs: no other job needing the same is claimed meanwhile. */
+  probe?: number;
 }
 
 export type StopMode = 'finish' | 'release';
@@ -254,7 +256,11 @@ export class FarmWorker {
    */
   private claimCapabilities(): WorkerCapabilities | undefined {
     const now = Date.now();
-    const paused = (key: string) => (this.faults.get(key)?.until ?? 0) > now;
+    // Paused, or past the pause with one job trying again: one job at a time tries, whatever the concurrency.
+    const paused = (key: string) => {
+      const fault = this.faults.get(key);
+      return fault !== undefined && (fault.until > now || fault.probe !== undefined);
+    };
     if (paused('worker')) return undefined;
     const unavailable = new Set(this.renderer.unavailableModels?.() ?? []);
     const said = [...unavailable].sort().join(', ');
@@ -285,21 +291,39 @@ export class FarmWorker {
   private async workerFault(job: ClaimedJob, scope: 'model' | 'worker', message: string): Promise<void> {
     const { key, what } = FarmWorker.faultKey(job, scope);
     const before = this.faults.get(key);
-    const pauseMs = before ? Math.min(before.pauseMs * 2, this.faultPause.maxMs) : this.faultPause.firstMs;
-    this.faults.set(key, { what, reason: message, until: Date.now() + pauseMs, pauseMs, count: (before?.count ?? 0) + 1 });
-    const outcome = await this.retryWrite(() => handBackForWorkerFault(this.farm, job, `worker ${this.id} cannot render it: ${message}`)).catch(() => false as const);
+    // The pause doubles once per failed try (the job claimed after a pause), not once per job
+    // that was already rendering when the fault showed: those fail within the running pause.
+    const now = Date.now();
+    const tried = before !== undefined && (before.probe === job.id || before.until <= now);
+    const pauseMs = before === undefined ? this.faultPause.firstMs : tried ? Math.min(before.pauseMs * 2, this.faultPause.maxMs) : before.pauseMs;
+    const until = before === undefined || tried ? now + pauseMs : before.until;
+    this.faults.set(key, { what, reason: message, until, pauseMs, count: (before?.count ?? 0) + 1 });
+    const outcome = await this.retryWrite(() => handBackForWorkerFault(this.farm, job, this.id, `worker ${this.id} cannot render it: ${message}`)).catch(() => false as const);
     if (outcome === 'released') this.stats.released++;
     if (outcome === 'failed') this.stats.failedAttempts++;
     const said = {
       released: 'handed back to the queue without using an attempt, for another worker',
-      failed: 'the job failed, refunded in full: workers that could not render it handed it back as many times as it has attempts',
+      failed: 'the job failed, refunded in full: every online worker able to run it has handed it back so, as many times as it has attempts',
       false: 'its lease was already gone, nothing recorded',
     }[String(outcome) as 'released' | 'failed' | 'false'];
     this.log(
       `job ${job.id}: this worker cannot render it (${message}); ${said}` +
-        `. This worker claims no ${what === 'any job' ? 'job' : `job on ${what}`} for ${Math.ceil(pauseMs / 1000)} s (fault ${before ? before.count + 1 : 1} in a row), then tries one again`,
+        `. This worker claims no ${what === 'any job' ? 'job' : `job on ${what}`} for ${Math.ceil((until - now) / 1000)} s (fault ${before ? before.count + 1 : 1} in a row), then tries one again`,
       'error',
     );
+  }
+
+  /** A job claimed past a fault's pause is that fault's one try: nothing else needing the same is claimed until it ends. */
+  private markProbe(job: ClaimedJob): void {
+    for (const key of ['worker', FarmWorker.faultKey(job, 'model').key]) {
+      const fault = this.faults.get(key);
+      if (fault && fault.probe === undefined) fault.probe = job.id;
+    }
+  }
+
+  /** The try ended some other way than a success or a worker fault (a failure of its own, a cancel): the next job may try. */
+  private endProbe(job: ClaimedJob): void {
+    for (const fault of this.faults.values()) if (fault.probe === job.id) fault.probe = undefined;
   }
 
   /** A render that succeeded ends the fault of what it needed (and a worker-wide one). */
@@ -489,6 +513,7 @@ export class FarmWorker {
         continue;
       }
       this.stats.claimed++;
+      this.markProbe(job);
       if (this.stopping) {
         await this.handBack(job).catch(() => {});
         break;
@@ -638,6 +663,7 @@ export class FarmWorker {
         this.log(`job ${job.id}: attempt ${job.attempt} of ${job.maxAttempts} failed (${message}): ${attemptOutcomeText(job, outcome, permanent || isRequestFault(error), isRequestFault(error))}`);
       }
     } finally {
+      this.endProbe(job);
       this.running.delete(job.id);
       this.wake();
     }

@@ -94,7 +94,7 @@ describe('worker faults (pglite)', () => {
     }
   });
 
-  it('a job every worker hands back fails after as many hand-backs as it has attempts, refunded in full, as the farm\'s fault', async () => {
+  it('a job every online worker able to run it hands back (here the only one) fails after as many hand-backs as it has attempts, refunded in full, as the farm\'s fault', async () => {
     const lines: string[] = [];
     const renderer = brokenRenderer('wf-everywhere', 'model');
     const broken = new FarmWorker({ farm, renderer, id: 'w-everywhere', log: (line) => lines.push(line), faultPause: { firstMs: 50, maxMs: 50 } });
@@ -103,7 +103,7 @@ describe('worker faults (pglite)', () => {
       const job = await submitJob(farm, { kind: 'blend', userId: 'wf-e', params: { ...CHEAP_BLEND, model: 'wf-everywhere' } });
       const failed = await waitForJob(farm, job.id, { timeoutMs: 15_000 });
       expect(failed).toMatchObject({ status: 'failed', userError: NO_WORKER_COULD_RENDER_TEXT, chargedGpuSeconds: 0 });
-      expect(failed?.error).toMatch(/cannot render it: \/tmp\/m: folder not found \(handed back by workers that could not render it 3 time\(s\), as many as its attempts\)$/);
+      expect(failed?.error).toMatch(/cannot render it: \/tmp\/m: folder not found \(handed back 3 times, by every online worker able to run it: w-everywhere\)$/);
       expect(renderer.renders).toBe(job.maxAttempts);
       expect(isFarmSideFailure(failed!)).toBe(true);
       // The whole reservation came back: the first request's refill, nothing charged.
@@ -113,6 +113,53 @@ describe('worker faults (pglite)', () => {
       expect((await getBudget(farm, 'wf-e')).heldGpuSeconds).toBe(0);
       expect(lines.filter((l) => l.includes('handed back to the queue without using an attempt'))).toHaveLength(job.maxAttempts - 1);
       expect(lines.some((l) => l.startsWith(`job ${job.id}: this worker cannot render it (/tmp/m: folder not found); the job failed, refunded in full`))).toBe(true);
+    } finally {
+      await broken.stop('release', 0);
+    }
+  });
+
+  it('a job one broken worker hands back waits for a healthy worker, even a busy one, however often it is handed back', async () => {
+    const renderer = brokenRenderer('wf-busy', 'model');
+    // The healthy worker is busy for a while with another job (a slow fake render).
+    const healthy = new FarmWorker({ farm, renderer: new FakeRenderer({ models: ['wf-busy'], steps: 20, stepMs: 100 }), id: 'w-busy-healthy', log: () => {} });
+    const broken = new FarmWorker({ farm, renderer, id: 'w-busy-broken', log: () => {}, faultPause: { firstMs: 50, maxMs: 50 } });
+    await healthy.start();
+    try {
+      const first = await submitJob(farm, { kind: 'blend', userId: 'wf-f', params: { ...CHEAP_BLEND, model: 'wf-busy' } });
+      await until(async () => (await getJob(farm, first.id))?.status === 'running');
+      await broken.start();
+      const job = await submitJob(farm, { kind: 'blend', userId: 'wf-f', params: { ...CHEAP_BLEND, model: 'wf-busy', prompts: ['p', 'q'] } });
+      // Handed back more often than it has attempts while the healthy worker is busy: still queued, not failed.
+      await until(() => renderer.renders > job.maxAttempts);
+      expect((await getJob(farm, job.id))?.status).not.toBe('failed');
+      const done = await waitForJob(farm, job.id, { timeoutMs: 20_000 });
+      expect(done).toMatchObject({ status: 'done', workerId: 'w-busy-healthy' });
+    } finally {
+      await broken.stop('release', 0);
+      await healthy.stop('release', 0);
+    }
+  });
+
+  it('after a pause one job tries again, whatever the worker\'s concurrency; jobs that fail within a pause do not double it', async () => {
+    const lines: string[] = [];
+    const renderer = brokenRenderer('wf-conc', 'model');
+    // Slow failures, so that jobs claimed together are still running when the first fails.
+    const slow: Renderer & { renders: number } = { ...renderer, renders: 0, async render(): Promise<never> {
+      slow.renders++;
+      await sleep(100);
+      throw new RenderError('/tmp/m: folder not found', { workerFault: 'model' });
+    } };
+    const broken = new FarmWorker({ farm, renderer: slow, id: 'w-conc', concurrency: 3, log: (line) => lines.push(line), faultPause: { firstMs: 400, maxMs: 10_000 } });
+    await broken.start();
+    try {
+      for (let i = 0; i < 3; i++) await submitJob(farm, { kind: 'blend', userId: 'wf-g', params: { ...CHEAP_BLEND, model: 'wf-conc', prompts: [`c${i}`, 'd'] } });
+      // The three claimed at once fail within the first pause: one pause, not three doublings.
+      await until(() => slow.renders >= 3 && lines.filter((l) => l.includes('cannot render it')).length >= 3);
+      expect(lines.filter((l) => l.includes('(fault 3 in a row)'))[0]).toMatch(/for 1 s \(fault 3 in a row\)|for 0 s \(fault 3 in a row\)/);
+      // After the pause: one try at a time (the next claim waits for it), not three.
+      await until(() => slow.renders >= 4, 5_000);
+      await sleep(50);
+      expect(slow.renders).toBe(4);
     } finally {
       await broken.stop('release', 0);
     }
