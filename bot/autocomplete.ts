@@ -6,9 +6,10 @@
  * 3 s and never fails: an empty list when the farm is slow or its database fails (logged).
  */
 import type { ApplicationCommandOptionChoiceData, AutocompleteInteraction } from 'discord.js';
-import { loggableError, offeredModels, type OfferedModel } from '../farm/index.ts';
+import { loggableError, type OfferedModel } from '../farm/index.ts';
 import type { BotContext } from './context.ts';
 import { headOf } from './format.ts';
+import { recentOfferedModels } from './offered-models.ts';
 import { LOOKUP_BEFORE_ANSWER_MS } from './submit.ts';
 import { within } from './within.ts';
 
@@ -66,37 +67,8 @@ export async function answerAutocomplete(interaction: AutocompleteInteraction, c
   await interaction.respond(found).catch((err: unknown) => ctx.log(`[bot] autocomplete in /${interaction.commandName} could not be answered: ${loggableError(err)}`));
 }
 
-/** How long one read of the offered models answers every autocomplete (each keystroke of every member asks). */
-export const OFFERED_MODELS_MAX_AGE_MS = 2000;
-
-/**
- * `load` shared: calls while one is under way, or up to `maxAgeMs` after it succeeded, get its
- * result; a failure is not kept (the next call loads again).
- */
-export function sharedRecently<T>(load: () => Promise<T>, maxAgeMs: number, now: () => number = Date.now): () => Promise<T> {
-  let last: { promise: Promise<T>; at: number | undefined } | undefined;
-  return () => {
-    if (last && (last.at === undefined || now() - last.at <= maxAgeMs)) return last.promise;
-    const entry: { promise: Promise<T>; at: number | undefined } = { promise: load(), at: undefined };
-    last = entry;
-    entry.promise.then(
-      () => (entry.at = now()),
-      () => {
-        if (last === entry) last = undefined;
-      },
-    );
-    return entry.promise;
-  };
-}
-
-/** One shared read of the offered models per farm (OFFERED_MODELS_MAX_AGE_MS). */
-const offeredModelsOf = new WeakMap<BotContext['farm'], () => Promise<OfferedModel[]>>();
-
-function recentOfferedModels(farm: BotContext['farm']): Promise<OfferedModel[]> {
-  let read = offeredModelsOf.get(farm);
-  if (!read) offeredModelsOf.set(farm, (read = sharedRecently(() => offeredModels(farm), OFFERED_MODELS_MAX_AGE_MS)));
-  return read();
-}
+// The shared recent read lives in offered-models.ts (submissions read it too); its pieces stay importable from here.
+export { OFFERED_MODELS_MAX_AGE_MS, sharedRecently } from './offered-models.ts';
 
 /** The autocomplete of a command whose only autocomplete option is `model` (Command.autocomplete). */
 export function autocompleteModel(interaction: AutocompleteInteraction, ctx: BotContext): Promise<void> {

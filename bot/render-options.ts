@@ -12,9 +12,10 @@ import type {
   SlashCommandOptionsOnlyBuilder,
   SlashCommandStringOption,
 } from 'discord.js';
-import { DEFAULT_MODELS, DEFAULT_PARAMS, getGuildSettings, LIMITS, modelAbilityFor, QUALITY_PRESETS, JOB_VIDEO_FORMATS, seedCount, type FarmContext, type JobKind, type JobParamsInput, type QualityPreset } from '../farm/index.ts';
+import { DEFAULT_MODELS, DEFAULT_PARAMS, getGuildSettings, LIMITS, modelAbilityFor, QUALITY_PRESETS, JOB_VIDEO_FORMATS, seedCount, type FarmContext, type JobKind, type JobParamsInput, type OfferedModel, type QualityPreset } from '../farm/index.ts';
 import { UserInputError } from './errors.ts';
 import { escapeMarkdown } from './format.ts';
+import { recentOfferedModels } from './offered-models.ts';
 import { SIZE_CHOICES, type SizeChoice } from './sizes.ts';
 
 /** Discord's own caps: a string option's value, and a form's text input. */
@@ -159,22 +160,62 @@ export function splitPrompts(text: string, separator: '|' | 'line'): string[] {
 
 /**
  * A member's options over the server's defaults: only options the member gave override. The
- * server's default model stands in for the farm's main model only: `usesMainModel` false (an
- * inpainting or variation job, whose models are their own: usesMainModel) leaves it out.
+ * server's default model is left out unless `withModel` (serverModelApplies says when it applies).
  */
-export function withServerDefaults(options: RenderOptions, defaults: RenderOptions, usesMainModel = true): RenderOptions {
+export function withServerDefaults(options: RenderOptions, defaults: RenderOptions, withModel = true): RenderOptions {
   const { model, ...rest } = given(defaults);
-  return { ...rest, ...(usesMainModel && model !== undefined ? { model } : {}), ...given(options) };
+  return { ...rest, ...(withModel && model !== undefined ? { model } : {}), ...given(options) };
 }
 
-/** Whether a job of `kind` with these picture parameters renders on the farm's main model when it names none (not inpainting, not variations). */
+/**
+ * Whether a job of `kind` with these picture parameters renders on the farm's main model when it
+ * names none (not inpainting, not variations).
+ *
+ * The rule for a server's default model (/settings defaults model:), applied by serverModelApplies:
+ * it stands in for the farm's main model only, and only where it can do what the job needs. A model
+ * the member picks is theirs and is never replaced.
+ * - Inpainting and /vary jobs have models of their own (usesMainModel false): never.
+ * - A job that starts or ends at a picture (a /blend with `from_image` or `to_image`: the 'picture'
+ *   ability, a model with a VAE encoder) only when online workers offer the default with that ability
+ *   (offeredModels, one shared recent read); else the farm's main model renders it. A text-only
+ *   default would otherwise refuse every /blend with pictures of a member who picked no model,
+ *   though the main model could render it. /settings defaults warns when the default it sets cannot.
+ * - Jobs from text alone: always (a default no worker offers is refused like a member's pick, and
+ *   /settings defaults warns of it).
+ */
 export function usesMainModel(kind: JobKind, params: Pick<JobParamsInput, 'inpaint' | 'images'> = {}): boolean {
   return DEFAULT_MODELS[modelAbilityFor(kind, { inpaint: params.inpaint, images: undefined })] === DEFAULT_MODELS.text;
+}
+
+/** Whether the server's default `model` applies to this job (the rule at usesMainModel); `offered` is read only for a job with pictures. */
+export async function serverModelApplies(model: string, kind: JobKind, params: Pick<JobParamsInput, 'inpaint' | 'images'>, offered: () => Promise<readonly OfferedModel[]>): Promise<boolean> {
+  if (!usesMainModel(kind, params)) return false;
+  // From text alone, or the main model's own id (applying it or not names the same model): no read.
+  if (!params.images?.length || model === DEFAULT_MODELS.picture) return true;
+  return (await offered()).some((m) => m.id === model && m.abilities.includes('picture'));
 }
 
 /** The server's render defaults (none outside servers or when none are set). */
 export async function serverDefaults(farm: FarmContext, guildId: string | null): Promise<RenderOptions> {
   return guildId ? (await getGuildSettings(farm, guildId)).defaults : {};
+}
+
+/**
+ * A member's options over the server's defaults that apply to this job (withServerDefaults; the
+ * default model where serverModelApplies). `offered`: the models online workers offer (default the
+ * shared recent read, offered-models.ts), read only when the rule needs them.
+ */
+export async function optionsWithServerDefaults(
+  farm: FarmContext,
+  guildId: string | null,
+  options: RenderOptions,
+  kind: JobKind,
+  params: Pick<JobParamsInput, 'inpaint' | 'images'> = {},
+  offered: () => Promise<readonly OfferedModel[]> = () => recentOfferedModels(farm),
+): Promise<RenderOptions> {
+  const defaults = await serverDefaults(farm, guildId);
+  const withModel = options.model === undefined && defaults.model !== undefined && (await serverModelApplies(defaults.model, kind, params, offered));
+  return withServerDefaults(options, defaults, withModel);
 }
 
 /** Discord options -> the farm's job parameters (which parseJobParams then checks and completes). */

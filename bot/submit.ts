@@ -44,7 +44,7 @@ import { interactionRoleIds, postingRefusal } from './permissions.ts';
 import { FarmTooSlowError, userMessage } from './errors.ts';
 import { queuedText, withWholeMovie } from './format.ts';
 import type { AttachedPictures } from './pictures.ts';
-import { OPTION_NAMES, serverDefaults, toJobParamsInput, usesMainModel, withServerDefaults, type RenderOptions } from './render-options.ts';
+import { OPTION_NAMES, optionsWithServerDefaults, toJobParamsInput, type RenderOptions } from './render-options.ts';
 import { within } from './within.ts';
 
 /** Interaction tokens stop working 15 minutes after the interaction. */
@@ -200,7 +200,7 @@ export async function submitRender(
   /** The job's parameters with the server's defaults filled in: read once, for the check before the download and the submission. */
   let built: Promise<JobParamsInput> | undefined;
   const params = () =>
-    (built ??= (async () => ({ ...toJobParamsInput(prompts, withServerDefaults(options, await serverDefaults(ctx.farm, interaction.guildId), usesMainModel(kind, extra.params)), kind), ...extra.params, ...limit }))());
+    (built ??= (async () => ({ ...toJobParamsInput(prompts, await optionsWithServerDefaults(ctx.farm, interaction.guildId, options, kind, extra.params), kind), ...extra.params, ...limit }))());
   let inputs: Record<string, Uint8Array> | undefined;
   if (pictures) {
     try {

@@ -1,5 +1,5 @@
 import { MessageFlags, PermissionFlagsBits, SlashCommandBuilder, type ChatInputCommandInteraction, type SlashCommandIntegerOption } from 'discord.js';
-import { getGuildSettings, GUILD_LIMITS, JobParamsError, offeredModels, updateGuildSettings, type ClampedSetting } from '../../farm/index.ts';
+import { DEFAULT_MODELS, getGuildSettings, GUILD_LIMITS, JobParamsError, offeredModels, updateGuildSettings, type ClampedSetting } from '../../farm/index.ts';
 import { autocompleteModel } from '../autocomplete.ts';
 import type { BotContext, Command } from '../context.ts';
 import { duration, gpuSeconds } from '../format.ts';
@@ -34,11 +34,23 @@ function modelRefusal(err: JobParamsError): string {
   return `That default can't be set, so nothing was changed: ${err.issues.map((issue) => issue.replace(/^model /, '`model` ')).join('; ')}.`;
 }
 
-/** A warning when no online worker offers the new default model for text transitions (it is stored anyway: workers come and go). */
-async function unofferedModelNote(ctx: BotContext, model: string): Promise<string[]> {
-  const offered = await offeredModels(ctx.farm);
-  if (offered.some((m) => m.id === model && m.abilities.includes('text'))) return [];
-  return [`⚠️ No render worker online offers the model \`${model}\` right now: /blend and /movie without their own \`model\` are refused until one does. The \`model\` option lists the ones on offer.`];
+/**
+ * Warnings about a new default model (it is stored anyway: workers come and go): no online worker
+ * offers it for text transitions, so /blend and /movie without their own model are refused; or it
+ * cannot start or end a video at a picture, so a /blend with pictures uses the farm's main model
+ * instead (render-options.ts usesMainModel: the rule for a server's default model).
+ */
+async function defaultModelNotes(ctx: BotContext, model: string): Promise<string[]> {
+  const offered = (await offeredModels(ctx.farm)).find((m) => m.id === model);
+  const main = model === DEFAULT_MODELS.picture;
+  if (!offered?.abilities.includes('text')) {
+    const pictures = offered?.abilities.includes('picture') || main ? '' : " (a /blend with pictures uses the farm's main model)";
+    return [`⚠️ No render worker online offers the model \`${model}\` right now: /blend and /movie without their own \`model\` are refused until one does${pictures}. The \`model\` option lists the ones on offer.`];
+  }
+  if (!offered.abilities.includes('picture') && !main) {
+    return [`⚠️ The model \`${model}\` can't start or end a video at a picture on any render worker online right now: a /blend with \`from_image\` or \`to_image\` and no \`model\` of its own uses the farm's main model instead.`];
+  }
+  return [];
 }
 
 export const settings: Command = {
@@ -120,7 +132,7 @@ export const settings: Command = {
         // reset with values: the values given replace the old defaults, in one write (nothing half done).
         s = await updateGuildSettings(ctx.farm, interaction.guildId, reset && !setting ? { defaults: null } : { defaults: given, replaceDefaults: reset });
         if (reset) notes.push(setting ? `Forgot the previous render defaults, then set ${setting}.` : 'Forgot all render defaults.');
-        if (given.model !== undefined) notes.push(...(await unofferedModelNote(ctx, given.model)));
+        if (given.model !== undefined) notes.push(...(await defaultModelNotes(ctx, given.model)));
       } else if (sub === 'role') {
         const role = interaction.options.getRole('role', true);
         const remove = interaction.options.getBoolean('remove') ?? false;

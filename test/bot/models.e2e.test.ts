@@ -4,18 +4,22 @@
  * model under the farm's default id, one offering it as a second model ("sdxl-turbo", as a worker
  * with BLENDFARM_MODEL_ID does). The `model` option's autocomplete lists what online workers offer;
  * a job naming a model renders on the worker that has it, and its re-roll keeps it; a model no
- * worker has is refused privately; a server's default model applies unless the member picks one.
+ * worker has is refused privately; a server's default model applies unless the member picks one,
+ * and to a /blend with pictures only where it can start or end at one.
  */
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buttonsOf, type FakeDiscord, type FakeUser, type InteractionHandle, type StoredMessage } from '../fake-discord/index.ts';
 import { type BotFarm, hasVideo, startBotFarm, stopBotFarm } from '../helpers/bot-farm.ts';
 import { countRows } from '../helpers/db.ts';
 import { cancelJob, createThreadRenderer, DEFAULT_MODELS, getJob, listJobs, startLocalWorkers, type FarmContext, type Job, type LocalWorkers, type ThreadRenderer } from '../../farm/index.ts';
+import { markWorkerStopped, registerWorker } from '../../farm/worker-registry.ts';
 import { testModelDir } from '../../models/paths.ts';
 
 const RENDER_TIMEOUT = 90_000;
 const SECOND = 'sdxl-turbo';
 const MANAGE_GUILD = 1n << 5n;
+const PHOTO = readFileSync(new URL('../fixtures/photos/coffee.png', import.meta.url));
 
 let running: BotFarm | undefined;
 let second: ThreadRenderer | undefined;
@@ -144,6 +148,29 @@ describe('the model option', () => {
     const reset = fake.sendSlashCommand({ commandName: 'settings', user: alice, subcommand: 'defaults', options: { reset: true }, memberPermissions: MANAGE_GUILD });
     await reset.waitForOriginal((m) => /Render defaults: none/.test(m.content ?? ''), 10_000);
     expect(buttonsOf(finished).length).toBeGreaterThan(0);
+    expect(fake.unhandled).toEqual([]);
+    expect(fake.serverErrors).toEqual([]);
+  });
+
+  it('a server default that cannot start at a picture: /settings defaults says so, and a /blend with pictures renders on the farm’s main model', async () => {
+    // A worker offering a text-only model (no VAE encoder), as a row: it claims nothing.
+    const TEXT_ONLY = 'sd-text';
+    await registerWorker(farm, { id: 'text-only-1', host: 'h', pid: 1, concurrency: 1, capabilities: { models: [TEXT_ONLY], modelAbilities: { [TEXT_ONLY]: ['text'] }, maxPixels: 1 << 22, executionProvider: 'cpu' } });
+    try {
+      const set = fake.sendSlashCommand({ commandName: 'settings', user: alice, subcommand: 'defaults', options: { model: TEXT_ONLY }, memberPermissions: MANAGE_GUILD });
+      expect((await set.waitForOriginal((m) => /Render defaults/.test(m.content ?? ''), 10_000)).content).toMatch(
+        new RegExp(`^⚠️ The model \`${TEXT_ONLY}\` can't start or end a video at a picture on any render worker online right now: a /blend with \`from_image\` or \`to_image\` and no \`model\` of its own uses the farm's main model instead\.\nRender defaults: model ${TEXT_ONLY}\.`),
+      );
+      const withPicture = await queuedJob(blend({ from_image: { filename: 'picture.png', bytes: PHOTO, contentType: 'image/png' } }));
+      expect(withPicture.job.params.model).toBe(DEFAULT_MODELS.picture);
+      const fromText = await queuedJob(blend({}));
+      expect(fromText.job.params.model).toBe(TEXT_ONLY);
+      for (const { job } of [withPicture, fromText]) await cancelJob(farm, job.id);
+    } finally {
+      const reset = fake.sendSlashCommand({ commandName: 'settings', user: alice, subcommand: 'defaults', options: { reset: true }, memberPermissions: MANAGE_GUILD });
+      await reset.waitForOriginal((m) => /Render defaults: none/.test(m.content ?? ''), 10_000);
+      await markWorkerStopped(farm, 'text-only-1');
+    }
     expect(fake.unhandled).toEqual([]);
     expect(fake.serverErrors).toEqual([]);
   });

@@ -1,7 +1,8 @@
 // bot/render-options.ts: Discord options -> the farm's job parameters, server defaults, and the
 // option definitions (ranges and lengths from the farm's LIMITS). No Discord, no database.
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_PARAMS, JobParamsError, JOB_VIDEO_FORMATS, LIMITS, parseJobParams, QUALITY_PRESETS } from '../../farm/index.ts';
+import { DEFAULT_MODELS, DEFAULT_PARAMS, JobParamsError, JOB_VIDEO_FORMATS, LIMITS, parseJobParams, QUALITY_PRESETS } from '../../farm/index.ts';
+import type { OfferedModel } from '../../farm/index.ts';
 import { commands } from '../../bot/commands/index.ts';
 import { UserInputError } from '../../bot/errors.ts';
 import {
@@ -12,6 +13,7 @@ import {
   SIZE_CHOICES,
   splitPrompts,
   toJobParamsInput,
+  serverModelApplies,
   usesMainModel,
   withServerDefaults,
   describeDefaults,
@@ -123,6 +125,29 @@ describe('reading options and server defaults', () => {
     expect(withServerDefaults({}, defaults, usesMainModel('blend', { inpaint: { mask: 'centre' } }))).toEqual({ quality: 'draft' });
     expect(usesMainModel('blend', { images: [{ index: 0 }] })).toBe(true);
     expect(usesMainModel('movie')).toBe(true);
+  });
+
+  it('a server’s default model applies to a job with pictures only where online workers offer it with that ability; else the farm’s main model renders it', async () => {
+    const offered = (abilities: OfferedModel['abilities']) => {
+      const reads: number[] = [];
+      const read = async (): Promise<OfferedModel[]> => (reads.push(1), [{ id: 'sd-text', abilities, workers: 1, devices: { GPU: 1, CPU: 0, other: 0 } }]);
+      return { read, reads };
+    };
+    const pictures = { images: [{ index: 0 }] };
+    // A text-only default (no VAE encoder): not for a /blend with pictures, whose main model can render it.
+    const textOnly = offered(['text']);
+    expect(await serverModelApplies('sd-text', 'blend', pictures, textOnly.read)).toBe(false);
+    expect(await serverModelApplies('sd-text', 'blend', { images: [{ index: 0 }, { index: 1 }] }, textOnly.read)).toBe(false);
+    expect(await serverModelApplies('nobody-has-it', 'blend', pictures, textOnly.read)).toBe(false);
+    expect(await serverModelApplies('sd-text', 'blend', pictures, offered(['text', 'picture']).read)).toBe(true);
+    // From text alone: always (nothing read); inpainting and /vary: never; the main model's own id: nothing to read.
+    const unread = offered(['text']);
+    expect(await serverModelApplies('sd-text', 'blend', {}, unread.read)).toBe(true);
+    expect(await serverModelApplies('sd-text', 'movie', { images: [] }, unread.read)).toBe(true);
+    expect(await serverModelApplies('sd-text', 'blend', { inpaint: { mask: 'centre' }, ...pictures }, unread.read)).toBe(false);
+    expect(await serverModelApplies('sd-text', 'vary', {}, unread.read)).toBe(false);
+    expect(await serverModelApplies(DEFAULT_MODELS.picture, 'blend', pictures, unread.read)).toBe(true);
+    expect(unread.reads).toEqual([]);
     expect(describeDefaults({ model: 'my_model' })).toBe('model my\\_model');
     // /blend, /movie and /settings defaults suggest models as the member types; /vary has its own.
     for (const [name, path] of [['blend', []], ['movie', []], ['settings', ['defaults']]] as const) {
