@@ -1,5 +1,5 @@
 import { MessageFlags, PermissionFlagsBits, SlashCommandBuilder, type ChatInputCommandInteraction, type SlashCommandIntegerOption } from 'discord.js';
-import { DEFAULT_MODELS, getGuildSettings, GUILD_LIMITS, JobParamsError, offeredModels, updateGuildSettings, type ClampedSetting } from '../../farm/index.ts';
+import { DEFAULT_MODELS, getGuildSettings, GUILD_LIMITS, JobParamsError, loggableError, offeredModels, updateGuildSettings, type ClampedSetting } from '../../farm/index.ts';
 import { autocompleteModel } from '../autocomplete.ts';
 import type { BotContext, Command } from '../context.ts';
 import { duration, gpuSeconds } from '../format.ts';
@@ -132,7 +132,16 @@ export const settings: Command = {
         // reset with values: the values given replace the old defaults, in one write (nothing half done).
         s = await updateGuildSettings(ctx.farm, interaction.guildId, reset && !setting ? { defaults: null } : { defaults: given, replaceDefaults: reset });
         if (reset) notes.push(setting ? `Forgot the previous render defaults, then set ${setting}.` : 'Forgot all render defaults.');
-        if (given.model !== undefined) notes.push(...(await defaultModelNotes(ctx, given.model)));
+        // The default is stored by now: a failure to read the models on offer drops only the warnings (logged).
+        if (given.model !== undefined) {
+          const model = given.model;
+          notes.push(
+            ...(await defaultModelNotes(ctx, model).catch((err: unknown) => {
+              ctx.log(`[bot] /settings defaults: model ${model} saved for server ${interaction.guildId}, but the models on offer could not be read to warn about it: ${loggableError(err)}`);
+              return [];
+            })),
+          );
+        }
       } else if (sub === 'role') {
         const role = interaction.options.getRole('role', true);
         const remove = interaction.options.getBoolean('remove') ?? false;
