@@ -78,7 +78,7 @@ describe.each(BACKENDS)('reactions use the member’s roles (%s)', (backend) => 
     // /budget says so and applies nothing (a look never starts a period).
     const look = await fake.sendSlashCommand({ commandName: 'budget', user: alice, guildId: home.id }).waitForOriginal((m) => /GPU-seconds/.test(m.content ?? ''), 10_000);
     expect(look.content).toContain('**5 GPU-seconds** available');
-    expect(look.content).toContain('A refill to 3000 is due: your next request here applies it');
+    expect(look.content).toContain('A refill to 3000 GPU-seconds is due: your next request here applies it');
     expect(look.content).toContain('Active jobs: 1 of 3.');
     expect(await getBudget(farm, alice.id, roles)).toMatchObject({ balanceGpuSeconds: 5, refillDue: true });
 
