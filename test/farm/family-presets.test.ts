@@ -6,13 +6,14 @@
 import { describe, expect, it } from 'vitest';
 import type { FarmContext } from '../../farm/config.ts';
 import { submitFollowUp } from '../../farm/follow-up.ts';
+import { BudgetExceededError } from '../../farm/errors.ts';
 import { checkSubmission, submitJob } from '../../farm/jobs.ts';
 import { DEFAULT_QUALITY, FAMILY_PRESET_STEPS, type JobParams, parseJobParams, QUALITY_PRESETS, stepsPresetOf, withFamilyPresetSteps } from '../../farm/job-params.ts';
 import { policyOf } from '../../farm/policy/index.ts';
 import { markWorkerStopped, registerWorker } from '../../farm/worker-registry.ts';
 import type { WorkerCapabilities } from '../../farm/types.ts';
 import { MIN_BLEND_STEPS } from '../../engine/index.ts';
-import { BACKENDS, GENEROUS_BUDGET } from '../helpers/db.ts';
+import { BACKENDS, farmContext, GENEROUS_BUDGET } from '../helpers/db.ts';
 import { useTestFarm } from '../helpers/farm.ts';
 
 /** What the bot's /blend sends: prompts, the options given, a quality preset (no steps). */
@@ -84,6 +85,19 @@ describe.each(BACKENDS)('quality presets by model family on %s', (backend) => {
     expect(reroll.reservedGpuSeconds).toBe(job.reservedGpuSeconds);
     await markWorkerStopped(farm, 'turbo-1');
     await markWorkerStopped(farm, 'turbo-2');
+  });
+
+  it('checkSubmission forecasts the turbo price as submitJob charges it: a budget between the turbo and the plain price admits the preset, not 20 steps', async () => {
+    await registerWorker(farm, { id: 'turbo-3', host: 'h', pid: 4, concurrency: 1, capabilities: caps({ 'sdxl-turbo': 'sdxl-turbo' }) });
+    const turbo = price({ ...blend('sdxl-turbo'), steps: 4 });
+    const plain = price(blend('sdxl-turbo'));
+    expect(plain).toBeGreaterThan(turbo);
+    const tight = farmContext(farm.db, { budget: { refillGpuSeconds: (turbo + plain) / 2, maxActiveJobs: 10 } });
+    const input = (params: Record<string, unknown>) => ({ kind: 'blend' as const, userId: 'tight-member', params, requireCapableWorker: true });
+    await expect(checkSubmission(tight, input(blend('sdxl-turbo')))).resolves.toBeUndefined();
+    await expect(checkSubmission(tight, input(blend('sdxl-turbo', { steps: 20 })))).rejects.toBeInstanceOf(BudgetExceededError);
+    expect((await submitJob(tight, input(blend('sdxl-turbo')))).reservedGpuSeconds).toBe(turbo);
+    await markWorkerStopped(farm, 'turbo-3');
   });
 
   it('explicit steps are kept; a model with no family keeps the presets', async () => {
