@@ -9,6 +9,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { privateReason } from '../helpers/replies.ts';
 import { buttonsOf, type FakeDiscord, type FakeUser, type InteractionHandle, type StoredMessage } from '../fake-discord/index.ts';
 import { type BotFarm, hasVideo, startBotFarm, stopBotFarm } from '../helpers/bot-farm.ts';
 import { countRows } from '../helpers/db.ts';
@@ -50,18 +51,6 @@ async function queuedJob(handle: InteractionHandle): Promise<{ job: Job; message
   const message = await handle.waitForOriginal((m) => /#\d+/.test(m.content ?? '') && !m.ephemeral, 20_000);
   const id = Number(/#(\d+)/.exec(message.content ?? '')![1]);
   return { job: (await getJob(farm, id))!, message };
-}
-
-/** The reason a refused command was sent privately (its public "thinking…" replaced). */
-async function privateReason(handle: InteractionHandle): Promise<string> {
-  const deadline = Date.now() + 15_000;
-  while (handle.followUps().length === 0) {
-    if (Date.now() > deadline) throw new Error('no private reason came');
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  const [reason] = handle.followUps();
-  expect(reason.ephemeral).toBe(true);
-  return reason.content ?? '';
 }
 
 describe('the model option', () => {

@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { privateReason as privateReasonOf } from '../helpers/replies.ts';
 import { buttonsOf, type FakeDiscord, type FakeUser, type InteractionHandle, type StoredMessage } from '../fake-discord/index.ts';
 import { type BotFarm, hasVideo, startBotFarm, stopBotFarm } from '../helpers/bot-farm.ts';
 import { cancelJob, listJobs, startLocalWorkers, type FarmContext, type WorkerCapabilities } from '../../farm/index.ts';
@@ -43,17 +44,11 @@ async function noWorkers(): Promise<void> {
   running!.workers = { workers: [], stop: async () => {} };
 }
 
-/** The reason a refused command was sent privately (its public "thinking…" replaced). */
+/** The reason a refused command was sent privately, in the member's words (no operator's terms). */
 async function privateReason(handle: InteractionHandle): Promise<string> {
-  const deadline = Date.now() + 15_000;
-  while (handle.followUps().length === 0) {
-    if (Date.now() > deadline) throw new Error('no private reason came');
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  const [reason] = handle.followUps();
-  expect(reason.ephemeral).toBe(true);
-  expect(reason.content).not.toMatch(OPERATOR_WORDS);
-  return reason.content ?? '';
+  const reason = await privateReasonOf(handle);
+  expect(reason).not.toMatch(OPERATOR_WORDS);
+  return reason;
 }
 
 const blend = (options: Record<string, unknown> = {}) => fake.sendSlashCommand({ commandName: 'blend', user: alice, options: { from: 'a cat', to: 'a dog', quality: 'draft', duration: 1, ...options } });

@@ -15,14 +15,8 @@ import { waitForJob } from '../../farm/wait.ts';
 import { FarmWorker } from '../../farm/worker.ts';
 import { CHEAP_BLEND, GENEROUS_BUDGET } from '../helpers/db.ts';
 import { useTestFarm } from '../helpers/farm.ts';
+import { until } from '../helpers/until.ts';
 
-async function until(condition: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error('timed out');
-    await sleep(10);
-  }
-}
 
 /** A renderer offering `model` whose every render fails with a worker fault of `scope` (as the engine's does with its model folder gone). */
 function brokenRenderer(model: string, scope: WorkerFaultScope, unavailable: string[] = []): Renderer & { renders: number } {

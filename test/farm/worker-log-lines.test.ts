@@ -2,7 +2,6 @@
 // (farm/worker.ts, farm/housekeeping.ts): a render abandoned because the job was cancelled or its
 // lease was lost, an attempt that failed and what became of the job, and the jobs the reaper took
 // back, by id, with their workers and what became of each.
-import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'drizzle-orm';
 import { describe, expect, it } from 'vitest';
 import type { FarmDb } from '../../db/client.ts';
@@ -16,10 +15,8 @@ import { waitForJob } from '../../farm/wait.ts';
 import { FarmWorker } from '../../farm/worker.ts';
 import { CHEAP_BLEND, expireLease, farmContext, GENEROUS_BUDGET } from '../helpers/db.ts';
 import { useTestFarm } from '../helpers/farm.ts';
+import { until } from '../helpers/until.ts';
 
-async function until(condition: () => boolean | Promise<boolean>): Promise<void> {
-  while (!(await condition())) await sleep(10);
-}
 
 describe('log lines in words (pglite)', () => {
   let db: FarmDb;
