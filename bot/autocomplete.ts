@@ -67,8 +67,6 @@ export async function answerAutocomplete(interaction: AutocompleteInteraction, c
   await interaction.respond(found).catch((err: unknown) => ctx.log(`[bot] autocomplete in /${interaction.commandName} could not be answered: ${loggableError(err)}`));
 }
 
-// The shared recent read lives in offered-models.ts (submissions read it too); its pieces stay importable from here.
-export { OFFERED_MODELS_MAX_AGE_MS, sharedRecently } from './offered-models.ts';
 
 /** The autocomplete of a command whose only autocomplete option is `model` (Command.autocomplete). */
 export function autocompleteModel(interaction: AutocompleteInteraction, ctx: BotContext): Promise<void> {

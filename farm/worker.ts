@@ -301,11 +301,12 @@ export class FarmWorker {
     const outcome = await this.retryWrite(() => handBackForWorkerFault(this.farm, job, this.id, `worker ${this.id} cannot render it: ${message}`)).catch(() => false as const);
     if (outcome === 'released') this.stats.released++;
     if (outcome === 'failed') this.stats.failedAttempts++;
-    const said = {
-      released: 'handed back to the queue without using an attempt, for another worker',
-      failed: 'the job failed, refunded in full: every online worker able to run it has handed it back so, as many times as it has attempts',
-      false: 'its lease was already gone, nothing recorded',
-    }[String(outcome) as 'released' | 'failed' | 'false'];
+    const said =
+      outcome === 'released'
+        ? 'handed back to the queue without using an attempt, for another worker'
+        : outcome === 'failed'
+          ? 'the job failed, refunded in full: every online worker able to run it has handed it back so, as many times as it has attempts'
+          : 'its lease was already gone, nothing recorded';
     this.log(
       `job ${job.id}: this worker cannot render it (${message}); ${said}` +
         `. This worker claims no ${what === 'any job' ? 'job' : `job on ${what}`} for ${Math.ceil((until - now) / 1000)} s (fault ${before ? before.count + 1 : 1} in a row), then tries one again`,

@@ -1,7 +1,8 @@
 // bot/autocomplete.ts: the `model` option's choices from the models online workers offer. Pure
 // functions; the choices through Discord are in models.e2e.test.ts.
 import { describe, expect, it } from 'vitest';
-import { answerAutocomplete, MAX_AUTOCOMPLETE_CHOICES, modelChoiceName, modelChoices, sharedRecently, workerCountText } from '../../bot/autocomplete.ts';
+import { answerAutocomplete, MAX_AUTOCOMPLETE_CHOICES, modelChoiceName, modelChoices, workerCountText } from '../../bot/autocomplete.ts';
+import { sharedRecently } from '../../bot/offered-models.ts';
 import type { OfferedModel } from '../../farm/index.ts';
 
 const model = (id: string, devices: Partial<OfferedModel['devices']> = { GPU: 1 }, abilities: OfferedModel['abilities'] = ['text']): OfferedModel => {

@@ -19,9 +19,8 @@ import { updateGuildSettings } from '../../farm/guilds.ts';
 import { submitJob } from '../../farm/jobs.ts';
 import { auditBalance, getBudget } from '../../farm/policy/budget.ts';
 import { claimJob, completeJob } from '../../farm/queue.ts';
-import { BACKENDS, CHEAP_BLEND } from '../helpers/db.ts';
+import { BACKENDS, CHEAP_BLEND, HOURLY_REFILL_CEILING } from '../helpers/db.ts';
 import { useTestFarm } from '../helpers/farm.ts';
-import { HOURLY_REFILL_CEILING } from '../helpers/db.ts';
 
 const HOUR = 3600;
 
