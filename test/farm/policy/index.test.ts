@@ -2,18 +2,18 @@
 // and retries, and a FarmContext carrying a policy of its own (claim order, admission, settlement).
 import { sql } from 'drizzle-orm';
 import { describe, expect, it } from 'vitest';
-import type { FarmDb } from '../../db/client.ts';
-import type { FarmContext } from '../../farm/config.ts';
-import { ActiveJobLimitError, BudgetExceededError } from '../../farm/errors.ts';
-import { parseJobParams } from '../../farm/job-params.ts';
-import { cancelJob, retryJob, submitJob } from '../../farm/jobs.ts';
-import { chargeFor, DEFAULT_POLICY_OPTIONS, defaultPolicy, estimateGpuSeconds, type FarmPolicy, policyOf } from '../../farm/policy/index.ts';
-import { auditBalance, getBudget, grantBudget } from '../../farm/policy/budget.ts';
-import { claimJob, completeJob } from '../../farm/queue.ts';
-import { queuePosition } from '../../farm/status.ts';
-import type { WorkerCapabilities } from '../../farm/types.ts';
-import { BACKENDS, CHEAP_BLEND, farmContext, GENEROUS_BUDGET } from '../helpers/db.ts';
-import { useTestFarm } from '../helpers/farm.ts';
+import type { FarmDb } from '../../../db/client.ts';
+import type { FarmContext } from '../../../farm/config.ts';
+import { ActiveJobLimitError, BudgetExceededError } from '../../../farm/errors.ts';
+import { parseJobParams } from '../../../farm/job-params.ts';
+import { cancelJob, retryJob, submitJob } from '../../../farm/jobs.ts';
+import { chargeFor, DEFAULT_POLICY_OPTIONS, defaultPolicy, estimateGpuSeconds, type FarmPolicy, policyOf } from '../../../farm/policy/index.ts';
+import { auditBalance, getBudget, grantBudget } from '../../../farm/policy/budget.ts';
+import { claimJob, completeJob } from '../../../farm/queue.ts';
+import { queuePosition } from '../../../farm/status.ts';
+import type { WorkerCapabilities } from '../../../farm/types.ts';
+import { BACKENDS, CHEAP_BLEND, farmContext, GENEROUS_BUDGET } from '../../helpers/db.ts';
+import { useTestFarm } from '../../helpers/farm.ts';
 
 const only = (model: string): WorkerCapabilities => ({ models: [model], maxPixels: 10_000_000, executionProvider: 'test' });
 const artifact = { format: 'mp4', mime: 'video/mp4', sizeBytes: 1, meta: {}, data: Buffer.from('x') };

@@ -2,18 +2,18 @@
 // always equals the ledger, refusals carry the numbers, refills follow guild and role settings.
 import { sql } from 'drizzle-orm';
 import { describe, expect, it } from 'vitest';
-import type { FarmDb } from '../../db/client.ts';
-import { auditBalance, getBudget, grantBudget } from '../../farm/policy/budget.ts';
-import type { FarmContext } from '../../farm/config.ts';
-import { estimateGpuSeconds } from '../../farm/policy/cost.ts';
-import { updateGuildSettings } from '../../farm/guilds.ts';
-import { ActiveJobLimitError, BudgetExceededError, FarmError } from '../../farm/errors.ts';
-import { parseJobParams } from '../../farm/job-params.ts';
-import { submitJob } from '../../farm/jobs.ts';
-import { claimJob, completeJob } from '../../farm/queue.ts';
-import type { ClaimedJob } from '../../farm/types.ts';
-import { BACKENDS, CHEAP_BLEND, farmContext, type TestDatabase } from '../helpers/db.ts';
-import { useTestFarm } from '../helpers/farm.ts';
+import type { FarmDb } from '../../../db/client.ts';
+import { auditBalance, getBudget, grantBudget } from '../../../farm/policy/budget.ts';
+import type { FarmContext } from '../../../farm/config.ts';
+import { estimateGpuSeconds } from '../../../farm/policy/cost.ts';
+import { updateGuildSettings } from '../../../farm/guilds.ts';
+import { ActiveJobLimitError, BudgetExceededError, FarmError } from '../../../farm/errors.ts';
+import { parseJobParams } from '../../../farm/job-params.ts';
+import { submitJob } from '../../../farm/jobs.ts';
+import { claimJob, completeJob } from '../../../farm/queue.ts';
+import type { ClaimedJob } from '../../../farm/types.ts';
+import { BACKENDS, CHEAP_BLEND, farmContext, type TestDatabase } from '../../helpers/db.ts';
+import { useTestFarm } from '../../helpers/farm.ts';
 
 describe.each(BACKENDS)('budgets on %s', (backend) => {
   let testDb: TestDatabase;
