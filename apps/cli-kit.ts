@@ -6,8 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, openSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { ConfigError, settings } from '../config/index.ts';
-import { unreplaceableIssue } from '../engine/index.ts';
-import { isOutOfMemory } from './worker/gpu-memory.ts';
+import { isOutOfMemory, unreplaceableIssue } from '../engine/index.ts';
 
 /** A bad command line: exit status 2, with the message (and, where the program has one, a pointer to --help). */
 export class UsageError extends Error {
@@ -130,7 +129,7 @@ export async function runCli(main: () => Promise<number | void>, opts: { outOfMe
 export const OUT_OF_MEMORY_HINT = 'pick a smaller --width/--height';
 
 /**
- * An out-of-memory failure (the worker's rule, isOutOfMemory in apps/worker/gpu-memory.ts: ONNX
+ * An out-of-memory failure (the engine's rule, isOutOfMemory in engine/errors.ts: ONNX
  * Runtime's arenas, CUDA, cuDNN, cuBLAS or the JS heap) as the CLIs say it: what ran out, what to
  * change, and ONNX Runtime's first line, whose end names the allocation that failed.
  */

@@ -20,6 +20,17 @@ export class ModelOutputError extends Error {
   override name = 'ModelOutputError';
 }
 
+/**
+ * Whether `err` is an allocation failure: ONNX Runtime's arenas ("Failed to allocate memory"),
+ * CUDA, cuDNN or cuBLAS running out of device memory, a C++ std::bad_alloc, or the JS heap
+ * refusing a typed array. The one rule every front end uses to say "ran out of memory" (the
+ * worker fails such a job without retrying it; the CLIs name the flag to change).
+ */
+export function isOutOfMemory(err: unknown): boolean {
+  const msg = err instanceof Error ? err.message : String(err);
+  return /Failed to allocate memory|out of memory|CUDNN_STATUS_ALLOC_FAILED|CUBLAS_STATUS_ALLOC_FAILED|cudaErrorMemoryAllocation|std::bad_alloc|Array buffer allocation failed/i.test(msg);
+}
+
 /** Index of the first NaN/infinite value, or -1 when all are finite; with the count of them. */
 export function nonFinite(data: ArrayLike<number>): { first: number; count: number } {
   let first = -1;

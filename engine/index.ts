@@ -13,7 +13,7 @@ export { float32ToFloat16, float16ToFloat32 } from './tensor/fp16.ts';
 // Tensors of the engine's ONNX runtime, for tools that run a graph themselves (scripts/gpu-check-fusion.ts).
 export { floatTensor, numericTensor, readFloat } from './tensor/tensors.ts';
 export { SeededRandom, latentNoise, drawSeed, stepNoise, MAX_SEED } from './noise.ts';
-export { InvalidRequestError, ModelOutputError } from './errors.ts';
+export { InvalidRequestError, ModelOutputError, isOutOfMemory } from './errors.ts';
 export {
   StableDiffusionPipeline,
   validateSize,

@@ -139,11 +139,8 @@ function estimateWorkerMaxPixels(opts: WorkerMemoryOptions): number {
   return maxPixelsForMemory(total, family, { fusedAttention });
 }
 
-/** An allocation failure from ONNX Runtime (its arenas, CUDA, cuDNN, cuBLAS) or the JS heap. */
-export function isOutOfMemory(err: unknown): boolean {
-  const msg = err instanceof Error ? err.message : String(err);
-  return /Failed to allocate memory|out of memory|CUDNN_STATUS_ALLOC_FAILED|CUBLAS_STATUS_ALLOC_FAILED|cudaErrorMemoryAllocation|std::bad_alloc|Array buffer allocation failed/i.test(msg);
-}
+/** The engine's out-of-memory rule (engine/errors.ts), re-exported for the worker's renderer. */
+export { isOutOfMemory } from '../../engine/index.ts';
 
 /**
  * The error to fail an out-of-memory render with: not retryable (the same job runs out again on

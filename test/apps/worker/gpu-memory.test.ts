@@ -8,13 +8,12 @@ import { GraphBuilder } from '../../../models/onnx/index.ts';
 import { DEMO_MODEL_DIR } from '../../../models/paths.ts';
 import { RenderError, isPermanentRenderError } from '../../../farm/renderer.ts';
 import { createRenderer } from '../../../apps/worker/engine-renderer.ts';
-import { ONNX_METRIC_PIXELS_PER_CALL } from '../../../engine/index.ts';
+import { isOutOfMemory, ONNX_METRIC_PIXELS_PER_CALL } from '../../../engine/index.ts';
 import {
   DEFAULT_MAX_PIXELS,
   GAP_METRIC_BYTES_PER_PIXEL,
   MEMORY_MODELS,
   estimatePeakMiB,
-  isOutOfMemory,
   maxPixelsForMemory,
   outOfMemoryError,
   unetHasFusedAttention,
