@@ -14,6 +14,7 @@ export { float32ToFloat16, float16ToFloat32 } from './tensor/fp16.ts';
 export { floatTensor, numericTensor, readFloat } from './tensor/tensors.ts';
 export { SeededRandom, latentNoise, drawSeed, stepNoise, MAX_SEED } from './noise.ts';
 export { InvalidRequestError, ModelOutputError, isOutOfMemory } from './errors.ts';
+export { fileSize } from './file-size.ts';
 export {
   StableDiffusionPipeline,
   validateSize,

@@ -46,11 +46,8 @@ export function durationText(seconds: number): string {
 }
 
 /**
- * A size in bytes as every message shows it (the bot's and the farm's own): from 1 MiB up in MiB
- * with at most one decimal ("10 MiB", "1.5 MiB"), below that in whole KiB rounded up ("640 KiB"),
- * so the same limit reads the same wherever it is named.
+ * A size in bytes as every message shows it (the bot's and the farm's own): the engine's one
+ * formatter (engine/file-size.ts: "300 bytes", "640 KiB" rounded up, "10 MiB", "1.5 MiB"), so the
+ * same limit reads the same wherever it is named, the engine's own messages included.
  */
-export function fileSize(bytes: number): string {
-  const kib = Math.ceil(bytes / 1024);
-  return kib < 1024 ? `${kib} KiB` : `${Number((bytes / 1048576).toFixed(1))} MiB`;
-}
+export { fileSize } from '../engine/index.ts';

@@ -25,6 +25,7 @@ import {
   StableDiffusionPipeline,
   VIDEO_FORMATS,
   createPerceptualMetric,
+  fileSize,
   inspectImage,
   isMaskPreset,
   prepareInpaint,
@@ -350,7 +351,7 @@ export async function runTransitionCli(kind: 'blend' | 'movie', argv = process.a
   else {
     process.stdout.write(
       `${out}: ${summary.keyframes} keyframes${gaps.length ? ` (max gap ${summary.maxGap}, mean ${summary.meanGap})` : ''}, seeds ${result.seeds.join(', ')}, ` +
-        `${video.frames} frames at ${video.fps} fps (${summary.durationSeconds}s, ${video.width}x${video.height}), ${(size / 1024).toFixed(0)} KiB, ` +
+        `${video.frames} frames at ${video.fps} fps (${summary.durationSeconds}s, ${video.width}x${video.height}), ${fileSize(size)}, ` +
         `rendered in ${summary.renderSeconds.toFixed(1)}s, total ${summary.totalSeconds.toFixed(1)}s (model ${summary.model}, ${ep})\n`,
     );
   }

@@ -1,7 +1,7 @@
 /** npm run vary -- picture.png --out variations.mp4 (see --help) */
 import { parseArgs } from 'node:util';
 import { readFile, stat } from 'node:fs/promises';
-import { DEFAULT_VARIATION_FPS, imageVariationDefaults, ImageVariationPipeline, inspectImage, MAX_FPS, MAX_VARIATION_FRAMES, MIN_FPS, VIDEO_FORMATS, renderVariationVideo, schedulerKinds, variationDefaults } from '../../engine/index.ts';
+import { DEFAULT_VARIATION_FPS, fileSize, imageVariationDefaults, ImageVariationPipeline, inspectImage, MAX_FPS, MAX_VARIATION_FRAMES, MIN_FPS, VIDEO_FORMATS, renderVariationVideo, schedulerKinds, variationDefaults } from '../../engine/index.ts';
 import { ProgressBar } from './progress.ts';
 import { asUsageError, COMMON_OPTIONS, DEVICE_FLAG, GUIDANCE_FLAG, loadCliConfig, outputFile, parseEp, SEED_FLAG, SHARED_HELP, SIZE_FLAG, promptArgument, stepsFlag, videoFormatOption, stopOnSignals } from './common.ts';
 import { choiceOption, numberOption, runCli, UsageError } from '../cli-kit.ts';
@@ -143,7 +143,7 @@ export async function runVaryCli(argv = process.argv.slice(2)): Promise<void> {
     totalSeconds: Number(((performance.now() - started) / 1000).toFixed(3)),
   };
   if (values.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
-  else process.stdout.write(`${out}: ${summary.frames} frames (${summary.variations} variations, seed ${summary.seed}), ${summary.width}x${summary.height}, ${summary.durationSeconds}s, ${(summary.sizeBytes / 1024).toFixed(0)} KiB in ${summary.totalSeconds.toFixed(1)}s (model ${summary.model}, ${ep})\n`);
+  else process.stdout.write(`${out}: ${summary.frames} frames (${summary.variations} variations, seed ${summary.seed}), ${summary.width}x${summary.height}, ${summary.durationSeconds}s, ${fileSize(summary.sizeBytes)} in ${summary.totalSeconds.toFixed(1)}s (model ${summary.model}, ${ep})\n`);
 }
 
 if (process.argv[1]?.endsWith('vary.ts')) runCli(() => runVaryCli());

@@ -7,6 +7,7 @@ import { mkdtemp, readFile, rename, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
+import { fileSize } from '../file-size.ts';
 import { partialPath } from '../output-file.ts';
 import { resolveFfmpeg } from './ffmpeg-path.ts';
 import type { RawImage } from './frames.ts';
@@ -67,9 +68,11 @@ export class VideoTooLargeError extends Error {
     readonly attempts: EncodeAttempt[],
   ) {
     const smallest = attempts.find((a) => a.sizeBytes === smallestSizeBytes);
+    // Sizes as every message shows them (fileSize); exact bytes where the two would read the same ("10 MiB").
+    const [limit, smallestSize] = fileSize(maxBytes) === fileSize(smallestSizeBytes) ? [`${maxBytes} bytes`, `${smallestSizeBytes} bytes`] : [fileSize(maxBytes), fileSize(smallestSizeBytes)];
     super(
-      `Could not fit the ${format} under ${formatBytes(maxBytes)}: the smallest attempt was ` +
-        `${formatBytes(smallestSizeBytes)}${smallest ? ` at ${smallest.width}x${smallest.height}` : ''}; ` +
+      `Could not fit the ${format} under ${limit}: the smallest attempt was ` +
+        `${smallestSize}${smallest ? ` at ${smallest.width}x${smallest.height}` : ''}; ` +
         'use fewer frames, a smaller size or another format.',
     );
   }
@@ -115,12 +118,6 @@ const MIN_SIDE = 16;
 const MIN_BITRATE = 8_000;
 /** Headroom for one-pass rate control overshooting its target. */
 const RATE_MARGIN = 0.9;
-
-function formatBytes(n: number): string {
-  if (n >= 1024 * 1024) return `${(n / (1024 * 1024)).toFixed(2)} MiB`;
-  if (n >= 1024) return `${(n / 1024).toFixed(1)} KiB`;
-  return `${n} bytes`;
-}
 
 function abortError(signal?: AbortSignal): Error {
   const err = new Error('Video encoding was aborted.', { cause: signal?.reason });
