@@ -205,6 +205,85 @@ interface Node {
   latents: Array<Float32Array | null>;
 }
 
+/** A request's settings once checked, defaults filled in (DiffusionUpscaler.settingsOf). */
+interface UpscaleSettings {
+  steps: number;
+  guidance: number;
+  noiseLevel: number;
+  depth: number;
+  inBetween: number;
+  fracts: number[];
+  seed: number;
+}
+
+/** What every level of one upscale shares (DiffusionUpscaler.denoiseLevel). */
+interface LevelRun extends UpscaleSettings {
+  /** The shared starting noise of the branches that run in full. */
+  start: Float32Array;
+  uncond: PromptEmbedding;
+  width: number;
+  height: number;
+  timesteps: number[];
+  signal?: AbortSignal;
+}
+
+/**
+ * The branch tree over the keyframe nodes (see the file comment): `ordered` holds every frame in
+ * output order (each keyframe followed by `inBetween` new frames, but the last), `levels` the batches
+ * to run in order: 0 = the two ends in full, then bisection of the keyframe list (each level branching
+ * `stride` steps later), then the in-betweens. Sets each branching node's injIdx and parents.
+ */
+function branchTree(keyNodes: Node[], N: number, depth: number, inBetween: number): { ordered: Node[]; levels: Node[][] } {
+  const n = keyNodes.length;
+  const ordered: Node[] = new Array((n - 1) * (inBetween + 1) + 1);
+  for (const node of keyNodes) ordered[node.order] = node;
+  const base = Math.max(1, Math.floor(N * depth));
+  const stride = Math.max(1, Math.ceil(N / 10));
+  const injAt = (level: number) => Math.min(N - 1, base + (level - 1) * stride);
+  const levels: Node[][] = [[keyNodes[0], ...(n > 1 ? [keyNodes[n - 1]] : [])]];
+  let intervals: [number, number][] = n > 2 ? [[0, n - 1]] : [];
+  for (let level = 1; intervals.length > 0; level++) {
+    const next: [number, number][] = [];
+    const batch: Node[] = [];
+    for (const [a, b] of intervals) {
+      const m = Math.floor((a + b) / 2);
+      const node = keyNodes[m];
+      node.injIdx = injAt(level);
+      node.parents = [keyNodes[a].order, keyNodes[b].order];
+      batch.push(node);
+      if (m - a >= 2) next.push([a, m]);
+      if (b - m >= 2) next.push([m, b]);
+    }
+    levels.push(batch);
+    intervals = next;
+  }
+  if (inBetween > 0) {
+    const idx = injAt(levels.length);
+    const batch: Node[] = [];
+    for (let k = 0; k < n - 1; k++) {
+      const [L, R] = [keyNodes[k], keyNodes[k + 1]];
+      for (let m = 1; m <= inBetween; m++) {
+        const t = m / (inBetween + 1);
+        const node: Node = {
+          fract: L.fract + t * (R.fract - L.fract),
+          keyframe: null,
+          order: L.order + m,
+          // The reference's mixed conditioning: slerp of the neighbours' noised low-res images.
+          cond: slerp(L.cond, R.cond, t),
+          text: lerpEmbedding(L.text, R.text, t),
+          injIdx: idx,
+          parents: [L.order, R.order],
+          latents: new Array(N + 1).fill(null),
+        };
+        ordered[node.order] = node;
+        batch.push(node);
+      }
+    }
+    levels.push(batch);
+  }
+  return { ordered, levels };
+}
+
 export class DiffusionUpscaler {
   readonly name = 'x4-diffusion';
 
@@ -261,6 +340,61 @@ export class DiffusionUpscaler {
 
   /** Upscales the keyframes as one latent-blending transition (see the file comment). */
   async upscaleKeyframes(req: DiffusionUpscaleRequest): Promise<DiffusionUpscaleResult> {
+    const settings = this.settingsOf(req);
+    const { steps, seed } = settings;
+    const { width: w, height: h } = req.keyframes[0];
+    const promptA = req.promptA ?? '';
+    const [tA, tB, uncond] = [
+      await this.text.encode(promptA),
+      await this.text.encode(req.promptB ?? promptA),
+      await this.text.encode(req.negativePrompt ?? '', { negative: true }),
+    ];
+    // The conditioning noise's seed follows the request's, wrapping at the top of the 32-bit range
+    // (seed MAX_SEED, which a user may give, would otherwise be refused as 2^32).
+    const imageNoise = latentNoise(seed === MAX_SEED ? 0 : seed + 1, 3 * w * h);
+    const sched0 = this.scheduler(steps, seed);
+    // UNet steps per trajectory: the schedule's length (steps + 1 for PNDM, whose schedule repeats a timestep).
+    const N = sched0.timesteps.length;
+    const start = latentNoise(seed, 4 * w * h);
+    if (sched0.initNoiseSigma !== 1) for (let i = 0; i < start.length; i++) start[i] *= sched0.initNoiseSigma;
+
+    const keyNodes: Node[] = req.keyframes.map((img, k) => ({
+      fract: settings.fracts[k],
+      keyframe: k,
+      order: k * (settings.inBetween + 1),
+      cond: this.conditioning(img, settings.noiseLevel, imageNoise),
+      text: lerpEmbedding(tA, tB, settings.fracts[k]),
+      injIdx: 0,
+      parents: null,
+      latents: new Array(N + 1).fill(null),
+    }));
+    const { ordered, levels } = branchTree(keyNodes, N, settings.depth, settings.inBetween);
+
+    const itemsBefore = this.unet.items;
+    let done = 0;
+    const images = new Map<Node, RawImage>();
+    for (const batch of levels) {
+      throwIfCancelled(req.signal);
+      const finals = await this.denoiseLevel(batch, ordered, { ...settings, start, uncond, width: w, height: h, timesteps: sched0.timesteps, signal: req.signal });
+      for (const [k, node] of batch.entries()) {
+        node.latents[N] = finals[k];
+        images.set(node, await this.vae.decode(finals[k], h, w));
+        req.onFrame?.(++done, ordered.length);
+      }
+    }
+    return {
+      frames: ordered.map((node) => ({ image: images.get(node)!, fract: node.fract, keyframe: node.keyframe, injIdx: node.injIdx, parents: node.parents })),
+      seed,
+      steps,
+      guidance: settings.guidance,
+      noiseLevel: settings.noiseLevel,
+      unetItems: this.unet.items - itemsBefore,
+      latents: ordered.map((node) => node.latents),
+    };
+  }
+
+  /** The request checked once, with every default filled in (the file's one place for them). */
+  private settingsOf(req: DiffusionUpscaleRequest): UpscaleSettings {
     const n = req.keyframes.length;
     if (n === 0) throw new InvalidRequestError('give at least one keyframe to upscale');
     const { width: w, height: h } = req.keyframes[0];
@@ -283,154 +417,67 @@ export class DiffusionUpscaler {
     if (!Number.isInteger(inBetween) || inBetween < 0 || inBetween > 16) throw new InvalidRequestError(`in-between frames must be a whole number from 0 to 16, got ${inBetween}`);
     const fracts = req.fracts ?? req.keyframes.map((_, i) => (n === 1 ? 0 : i / (n - 1)));
     if (fracts.length !== n) throw new InvalidRequestError(`fracts has ${fracts.length} entries for ${n} keyframes`);
-    const seed = req.seed ?? drawSeed();
+    return { steps, guidance, noiseLevel, depth, inBetween, fracts, seed: req.seed ?? drawSeed() };
+  }
 
-    const promptA = req.promptA ?? '';
-    const [tA, tB, uncond] = [
-      await this.text.encode(promptA),
-      await this.text.encode(req.promptB ?? promptA),
-      await this.text.encode(req.negativePrompt ?? '', { negative: true }),
-    ];
+  /**
+   * Runs one level's branches together from their shared injection step to the end, one batched UNet
+   * call per step, and returns each branch's final latent. A branch with parents starts from the slerp
+   * of their latents at that step; the ends start from the shared noise. Records each branch's latent
+   * entering every step (node.latents) for the levels below.
+   */
+  private async denoiseLevel(batch: Node[], ordered: Node[], run: LevelRun): Promise<Float32Array[]> {
+    const { steps, seed, guidance, noiseLevel, width: w, height: h, timesteps } = run;
     const plane = w * h;
-    // The conditioning noise's seed follows the request's, wrapping at the top of the 32-bit range
-    // (seed MAX_SEED, which a user may give, would otherwise be refused as 2^32).
-    const imageNoise = latentNoise(seed === MAX_SEED ? 0 : seed + 1, 3 * plane);
-    const sched0 = this.scheduler(steps, seed);
-    const timesteps = sched0.timesteps;
-    // UNet steps per trajectory: the schedule's length (steps + 1 for PNDM, whose schedule repeats a timestep).
+    const per = 4 * plane;
     const N = timesteps.length;
-    const start = latentNoise(seed, 4 * plane);
-    if (sched0.initNoiseSigma !== 1) for (let i = 0; i < start.length; i++) start[i] *= sched0.initNoiseSigma;
-
-    // Frames in output order: each keyframe followed by `inBetween` frames (but the last).
-    const keyNodes: Node[] = req.keyframes.map((img, k) => ({
-      fract: fracts[k],
-      keyframe: k,
-      order: k * (inBetween + 1),
-      cond: this.conditioning(img, noiseLevel, imageNoise),
-      text: lerpEmbedding(tA, tB, fracts[k]),
-      injIdx: 0,
-      parents: null,
-      latents: new Array(N + 1).fill(null),
-    }));
-    const ordered: Node[] = new Array((n - 1) * (inBetween + 1) + 1);
-    for (const node of keyNodes) ordered[node.order] = node;
-
-    // Levels: 0 = the two ends in full; then bisection of the keyframe list; then the in-betweens.
-    const base = Math.max(1, Math.floor(N * depth));
-    const stride = Math.max(1, Math.ceil(N / 10));
-    const injAt = (level: number) => Math.min(N - 1, base + (level - 1) * stride);
-    const levels: Node[][] = [[keyNodes[0], ...(n > 1 ? [keyNodes[n - 1]] : [])]];
-    let intervals: [number, number][] = n > 2 ? [[0, n - 1]] : [];
-    for (let level = 1; intervals.length > 0; level++) {
-      const next: [number, number][] = [];
-      const batch: Node[] = [];
-      for (const [a, b] of intervals) {
-        const m = Math.floor((a + b) / 2);
-        const node = keyNodes[m];
-        node.injIdx = injAt(level);
-        node.parents = [keyNodes[a].order, keyNodes[b].order];
-        batch.push(node);
-        if (m - a >= 2) next.push([a, m]);
-        if (b - m >= 2) next.push([m, b]);
-      }
-      levels.push(batch);
-      intervals = next;
-    }
-    if (inBetween > 0) {
-      const idx = injAt(levels.length);
-      const batch: Node[] = [];
-      for (let k = 0; k < n - 1; k++) {
-        const [L, R] = [keyNodes[k], keyNodes[k + 1]];
-        for (let m = 1; m <= inBetween; m++) {
-          const t = m / (inBetween + 1);
-          const node: Node = {
-            fract: L.fract + t * (R.fract - L.fract),
-            keyframe: null,
-            order: L.order + m,
-            // The reference's mixed conditioning: slerp of the neighbours' noised low-res images.
-            cond: slerp(L.cond, R.cond, t),
-            text: lerpEmbedding(L.text, R.text, t),
-            injIdx: idx,
-            parents: [L.order, R.order],
-            latents: new Array(N + 1).fill(null),
-          };
-          ordered[node.order] = node;
-          batch.push(node);
+    const from = batch[0].injIdx;
+    // Each branch's first step is set explicitly, as latent blending does: a schedule with a
+    // repeated timestep (PNDM, Karras sigmas) cannot tell from the timestep where a branch starts.
+    const scheds = batch.map(() => {
+      const s = this.scheduler(steps, seed);
+      s.setBeginIndex(from);
+      return s;
+    });
+    let xs = batch.map((node) => {
+      if (!node.parents) return Float32Array.from(run.start);
+      const [pa, pb] = node.parents.map((o) => ordered[o]);
+      const span = pb.fract - pa.fract;
+      const t = span !== 0 ? (node.fract - pa.fract) / span : (node.order - pa.order) / (pb.order - pa.order);
+      return slerp(pa.latents[from]!, pb.latents[from]!, t);
+    });
+    const guided = guidance > 1;
+    // diffusers' order: the unconditional half first, then the conditional one.
+    const halves = guided ? [true, false] : [false];
+    const count = batch.length * halves.length;
+    for (let i = from; i < N; i++) {
+      throwIfCancelled(run.signal);
+      batch.forEach((node, k) => (node.latents[i] = xs[k]));
+      const t = timesteps[i];
+      const sample = new Float32Array(count * 7 * plane);
+      const hidden: PromptEmbedding[] = [];
+      let slot = 0;
+      for (const unc of halves) {
+        for (const [k, node] of batch.entries()) {
+          sample.set(scheds[k].scaleModelInput(xs[k], t), slot * 7 * plane);
+          sample.set(node.cond, slot * 7 * plane + per);
+          hidden.push(unc ? run.uncond : node.text);
+          slot++;
         }
       }
-      levels.push(batch);
-    }
-
-    const itemsBefore = this.unet.items;
-    const total = ordered.length;
-    let done = 0;
-    const images = new Map<Node, RawImage>();
-    for (const batch of levels) {
-      throwIfCancelled(req.signal);
-      const from = batch[0].injIdx;
-      // Each branch's first step is set explicitly, as latent blending does: a schedule with a
-      // repeated timestep (PNDM, Karras sigmas) cannot tell from the timestep where a branch starts.
-      const scheds = batch.map(() => {
-        const s = this.scheduler(steps, seed);
-        s.setBeginIndex(from);
-        return s;
-      });
-      let xs = batch.map((node) => {
-        if (!node.parents) return Float32Array.from(start);
-        const [pa, pb] = node.parents.map((o) => ordered[o]);
-        const span = pb.fract - pa.fract;
-        const t = span !== 0 ? (node.fract - pa.fract) / span : (node.order - pa.order) / (pb.order - pa.order);
-        return slerp(pa.latents[from]!, pb.latents[from]!, t);
-      });
-      const guided = guidance > 1;
-      for (let i = from; i < N; i++) {
-        throwIfCancelled(req.signal);
-        batch.forEach((node, k) => (node.latents[i] = xs[k]));
-        const t = timesteps[i];
-        const per = 4 * plane;
-        const count = batch.length * (guided ? 2 : 1);
-        const sample = new Float32Array(count * 7 * plane);
-        const hidden: PromptEmbedding[] = [];
-        // diffusers' order: the unconditional half first, then the conditional one.
-        const halves = guided ? [true, false] : [false];
-        let slot = 0;
-        for (const unc of halves) {
-          for (const [k, node] of batch.entries()) {
-            const scaled = scheds[k].scaleModelInput(xs[k], t);
-            sample.set(scaled, slot * 7 * plane);
-            sample.set(node.cond, slot * 7 * plane + per);
-            hidden.push(unc ? uncond : node.text);
-            slot++;
-          }
+      const out = await this.unet.run(sample, count, h, w, t, hidden, noiseLevel);
+      xs = batch.map((_, k) => {
+        const c = out.subarray((guided ? batch.length + k : k) * per, (guided ? batch.length + k + 1 : k + 1) * per);
+        let pred: Float32Array = c;
+        if (guided) {
+          const u = out.subarray(k * per, (k + 1) * per);
+          pred = new Float32Array(per);
+          for (let j = 0; j < per; j++) pred[j] = u[j] + guidance * (c[j] - u[j]);
         }
-        const out = await this.unet.run(sample, count, h, w, t, hidden, noiseLevel);
-        xs = batch.map((_, k) => {
-          const c = out.subarray((guided ? batch.length + k : k) * per, (guided ? batch.length + k + 1 : k + 1) * per);
-          let pred: Float32Array = c;
-          if (guided) {
-            const u = out.subarray(k * per, (k + 1) * per);
-            pred = new Float32Array(per);
-            for (let j = 0; j < per; j++) pred[j] = u[j] + guidance * (c[j] - u[j]);
-          }
-          return Float32Array.from(scheds[k].step(pred, t, xs[k]).prevSample);
-        });
-      }
-      for (const [k, node] of batch.entries()) {
-        node.latents[N] = xs[k];
-        images.set(node, await this.vae.decode(xs[k], h, w));
-        req.onFrame?.(++done, total);
-      }
+        return Float32Array.from(scheds[k].step(pred, t, xs[k]).prevSample);
+      });
     }
-    return {
-      frames: ordered.map((node) => ({ image: images.get(node)!, fract: node.fract, keyframe: node.keyframe, injIdx: node.injIdx, parents: node.parents })),
-      seed,
-      steps,
-      guidance,
-      noiseLevel,
-      unetItems: this.unet.items - itemsBefore,
-      latents: ordered.map((node) => node.latents),
-    };
+    return xs;
   }
 
   /**
