@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, openSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError, settings } from '../config/index.ts';
 import { isOutOfMemory, unreplaceableIssue } from '../engine/index.ts';
 
@@ -76,6 +77,19 @@ export function negativeValuesJoined(argv: readonly string[], options: Readonly<
     } else out.push(arg);
   }
   return out;
+}
+
+/** The flags of a command line, as node:util parseArgs takes them. */
+export type CliOptions = NonNullable<ParseArgsConfig['options']>;
+
+/**
+ * The one way every command-line program in apps/ reads its arguments: node:util parseArgs
+ * (strict: an unknown flag or a flag without its value is a usage error, see isUsageError), with
+ * positionals, after negativeValuesJoined. So "--seed -3" reads as "--seed=-3" in every tool and
+ * the flag's own check refuses it with its range, never parseArgs with "ambiguous".
+ */
+export function parseCli<const O extends CliOptions>(argv: readonly string[], options: O) {
+  return parseArgs({ args: negativeValuesJoined(argv, options), options, allowPositionals: true, strict: true });
 }
 
 /**

@@ -2,12 +2,11 @@
  * npm run generate -- "a prompt" --out image.png [options]
  * Text-to-image with the engine; the smallest end-to-end use of a model folder.
  */
-import { parseArgs } from 'node:util';
 import { basename, extname } from 'node:path';
 import { StableDiffusionPipeline, savePng, schedulerKinds } from '../../engine/index.ts';
 import { ProgressBar } from './progress.ts';
 import { chooseModel, COMMON_OPTIONS, DEVICE_FLAG, GUIDANCE_FLAG, loadCliConfig, outputFile, parseEp, SEED_FLAG, SHARED_HELP, SIZE_FLAG, stepsFlag, promptArgument, writeWhole, stopOnSignals } from './common.ts';
-import { choiceOption, numberOption, runCli, UsageError } from '../cli-kit.ts';
+import { choiceOption, numberOption, parseCli, runCli, UsageError } from '../cli-kit.ts';
 
 /** The file written without --out. */
 const DEFAULT_OUT = 'image.png';
@@ -34,20 +33,17 @@ Options:
 `;
 
 async function main(): Promise<void> {
-  const { values, positionals } = parseArgs({
-    allowPositionals: true,
-    options: {
-      out: { type: 'string' },
-      negative: { type: 'string' },
-      seed: { type: 'string' },
-      steps: { type: 'string' },
-      guidance: { type: 'string' },
-      width: { type: 'string' },
-      height: { type: 'string' },
-      batch: { type: 'string' },
-      scheduler: { type: 'string' },
-      ...COMMON_OPTIONS,
-    },
+  const { values, positionals } = parseCli(process.argv.slice(2), {
+    out: { type: 'string' },
+    negative: { type: 'string' },
+    seed: { type: 'string' },
+    steps: { type: 'string' },
+    guidance: { type: 'string' },
+    width: { type: 'string' },
+    height: { type: 'string' },
+    batch: { type: 'string' },
+    scheduler: { type: 'string' },
+    ...COMMON_OPTIONS,
   });
   if (values.help) {
     process.stdout.write(HELP);

@@ -2,7 +2,6 @@
  * Shared command line of `npm run blend` (two prompts) and `npm run movie` (2..16 prompts):
  * render the keyframes with the engine, then stream the video through ffmpeg.
  */
-import { parseArgs } from 'node:util';
 import { readFile, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import {
@@ -41,7 +40,7 @@ import {
 import { builtinPerceptualGraph } from '../../models/perceptual-graph.ts';
 import { ProgressBar } from './progress.ts';
 import { asUsageError, chooseModel, COMMON_OPTIONS, DEVICE_FLAG, GUIDANCE_FLAG, loadCliConfig, outputFile, parseEp, SEED_FLAG, SHARED_HELP, SIZE_FLAG, promptArgument, stepsFlag, videoFormatOption, stopOnSignals } from './common.ts';
-import { choiceOption, numberOption, UsageError } from '../cli-kit.ts';
+import { choiceOption, numberOption, parseCli, UsageError } from '../cli-kit.ts';
 
 /** The command line's video defaults (the engine's rules bound them: MIN_FPS..MAX_FPS, MAX_SEGMENT_SECONDS). */
 const DEFAULT_DURATION = 4;
@@ -121,44 +120,40 @@ const splitNumbers = (name: string, raw: string | undefined, integer: boolean) =
   raw === undefined ? undefined : raw.split(',').map((v) => numberOption(name, v.trim(), integer ? SEED_FLAG : DURATION_RANGE)!);
 
 export async function runTransitionCli(kind: 'blend' | 'movie', argv = process.argv.slice(2)): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      out: { type: 'string' },
-      format: { type: 'string' },
-      duration: { type: 'string' },
-      durations: { type: 'string' },
-      fps: { type: 'string' },
-      branches: { type: 'string' },
-      seconds: { type: 'string' },
-      depth: { type: 'string' },
-      mode: { type: 'string' },
-      'walk-frames': { type: 'string' },
-      'seed-a': { type: 'string' },
-      'seed-b': { type: 'string' },
-      seeds: { type: 'string' },
-      negative: { type: 'string' },
-      steps: { type: 'string' },
-      guidance: { type: 'string' },
-      width: { type: 'string' },
-      height: { type: 'string' },
-      scheduler: { type: 'string' },
-      order: { type: 'string' },
-      plan: { type: 'string' },
-      'max-bytes': { type: 'string' },
-      lpips: { type: 'string' },
-      'image-a': { type: 'string' },
-      'image-b': { type: 'string' },
-      'strength-a': { type: 'string' },
-      'strength-b': { type: 'string' },
-      images: { type: 'string' },
-      strength: { type: 'string' },
-      inpaint: { type: 'string' },
-      mask: { type: 'string' },
-      'mask-preset': { type: 'string' },
-      ...COMMON_OPTIONS,
-    },
+  const { values, positionals } = parseCli(argv, {
+    out: { type: 'string' },
+    format: { type: 'string' },
+    duration: { type: 'string' },
+    durations: { type: 'string' },
+    fps: { type: 'string' },
+    branches: { type: 'string' },
+    seconds: { type: 'string' },
+    depth: { type: 'string' },
+    mode: { type: 'string' },
+    'walk-frames': { type: 'string' },
+    'seed-a': { type: 'string' },
+    'seed-b': { type: 'string' },
+    seeds: { type: 'string' },
+    negative: { type: 'string' },
+    steps: { type: 'string' },
+    guidance: { type: 'string' },
+    width: { type: 'string' },
+    height: { type: 'string' },
+    scheduler: { type: 'string' },
+    order: { type: 'string' },
+    plan: { type: 'string' },
+    'max-bytes': { type: 'string' },
+    lpips: { type: 'string' },
+    'image-a': { type: 'string' },
+    'image-b': { type: 'string' },
+    'strength-a': { type: 'string' },
+    'strength-b': { type: 'string' },
+    images: { type: 'string' },
+    strength: { type: 'string' },
+    inpaint: { type: 'string' },
+    mask: { type: 'string' },
+    'mask-preset': { type: 'string' },
+    ...COMMON_OPTIONS,
   });
   if (values.help) {
     process.stdout.write(help(kind));

@@ -2,7 +2,6 @@
  * npm run upscale -- in.mp4 --out big.mp4 [--scale 2|3|4|8] [--model esrgan-slim|esrgan-medium|esrgan-thick|x4-diffusion]
  * A video in gives a video out (every frame upscaled, same frame rate); an image in gives an image out.
  */
-import { parseArgs } from 'node:util';
 import { readFile } from 'node:fs/promises';
 import { existsSync, statSync } from 'node:fs';
 import { basename, extname } from 'node:path';
@@ -16,7 +15,7 @@ import {
 } from '../../models/esrgan/catalog.ts';
 import { ProgressBar } from './progress.ts';
 import { asUsageError, COMMON_OPTIONS, DEVICE_FLAG, loadCliConfig, outputFile, parseEp, SEED_FLAG, SHARED_HELP, stepsFlag, writeWhole, promptArgument, stopOnSignals } from './common.ts';
-import { numberOption, runCli, UsageError } from '../cli-kit.ts';
+import { numberOption, parseCli, runCli, UsageError } from '../cli-kit.ts';
 
 const MODEL_NAMES = [...SUPER_RESOLUTION_MODELS.map((m) => m.name), 'x4-diffusion'];
 /** File extensions of the pictures it takes: the engine's formats, and jpg for jpeg. */
@@ -51,21 +50,18 @@ Options:
 `;
 
 async function main(): Promise<void> {
-  const { values, positionals } = parseArgs({
-    allowPositionals: true,
-    options: {
-      out: { type: 'string' },
-      scale: { type: 'string' },
-      weights: { type: 'string' },
-      prompt: { type: 'string' },
-      steps: { type: 'string' },
-      seed: { type: 'string' },
-      tile: { type: 'string' },
-      batch: { type: 'string' },
-      crf: { type: 'string' },
-      'max-bytes': { type: 'string' },
-      ...COMMON_OPTIONS,
-    },
+  const { values, positionals } = parseCli(process.argv.slice(2), {
+    out: { type: 'string' },
+    scale: { type: 'string' },
+    weights: { type: 'string' },
+    prompt: { type: 'string' },
+    steps: { type: 'string' },
+    seed: { type: 'string' },
+    tile: { type: 'string' },
+    batch: { type: 'string' },
+    crf: { type: 'string' },
+    'max-bytes': { type: 'string' },
+    ...COMMON_OPTIONS,
   });
   if (values.help) {
     process.stdout.write(HELP);

@@ -1,10 +1,9 @@
 /** npm run vary -- picture.png --out variations.mp4 (see --help) */
-import { parseArgs } from 'node:util';
 import { readFile, stat } from 'node:fs/promises';
 import { DEFAULT_VARIATION_FPS, fileSize, imageVariationDefaults, ImageVariationPipeline, inspectImage, MAX_FPS, MAX_VARIATION_FRAMES, MIN_FPS, VIDEO_FORMATS, renderVariationVideo, schedulerKinds, variationDefaults } from '../../engine/index.ts';
 import { ProgressBar } from './progress.ts';
 import { asUsageError, COMMON_OPTIONS, DEVICE_FLAG, GUIDANCE_FLAG, loadCliConfig, outputFile, parseEp, SEED_FLAG, SHARED_HELP, SIZE_FLAG, promptArgument, stepsFlag, videoFormatOption, stopOnSignals } from './common.ts';
-import { choiceOption, numberOption, runCli, UsageError } from '../cli-kit.ts';
+import { choiceOption, numberOption, parseCli, runCli, UsageError } from '../cli-kit.ts';
 
 const d = variationDefaults;
 /** The file written without --out: this name, the format's extension. */
@@ -46,30 +45,26 @@ const prompts = (flag: string, raw: string | undefined) =>
   raw === undefined ? undefined : raw.trim() === '' ? [] : raw.split('|').map((p) => p.trim()).filter(Boolean).map((p, i) => promptArgument(`--${flag} prompt ${i + 1}`, p));
 
 export async function runVaryCli(argv = process.argv.slice(2)): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      out: { type: 'string' },
-      format: { type: 'string' },
-      frames: { type: 'string' },
-      intermediate: { type: 'string' },
-      'noise-shift': { type: 'string' },
-      steps: { type: 'string' },
-      guidance: { type: 'string' },
-      positive: { type: 'string' },
-      negative: { type: 'string' },
-      'clip-positive': { type: 'string' },
-      'clip-negative': { type: 'string' },
-      'opt-repeats': { type: 'string' },
-      seed: { type: 'string' },
-      fps: { type: 'string' },
-      width: { type: 'string' },
-      height: { type: 'string' },
-      scheduler: { type: 'string' },
-      'max-bytes': { type: 'string' },
-      ...COMMON_OPTIONS,
-    },
+  const { values, positionals } = parseCli(argv, {
+    out: { type: 'string' },
+    format: { type: 'string' },
+    frames: { type: 'string' },
+    intermediate: { type: 'string' },
+    'noise-shift': { type: 'string' },
+    steps: { type: 'string' },
+    guidance: { type: 'string' },
+    positive: { type: 'string' },
+    negative: { type: 'string' },
+    'clip-positive': { type: 'string' },
+    'clip-negative': { type: 'string' },
+    'opt-repeats': { type: 'string' },
+    seed: { type: 'string' },
+    fps: { type: 'string' },
+    width: { type: 'string' },
+    height: { type: 'string' },
+    scheduler: { type: 'string' },
+    'max-bytes': { type: 'string' },
+    ...COMMON_OPTIONS,
   });
   if (values.help) {
     process.stdout.write(HELP);

@@ -2,7 +2,6 @@
 // shape is documented in farm/README.md and kept stable for scripts. Flags are mapped onto the
 // farm's job parameters as they are; the farm validates them (farm/job-params.ts, farm/limits.ts).
 import fs from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { and, asc, eq, inArray } from 'drizzle-orm';
 import { loadConfig, loadDotEnv } from '../../config/index.ts';
@@ -56,7 +55,7 @@ import {
   waitForJob,
   workerToJson,
 } from '../../farm/index.ts';
-import { choiceOption, negativeValuesJoined, numberOption, outputFile, runCli, UsageError } from '../cli-kit.ts';
+import { choiceOption, numberOption, outputFile, parseCli, runCli, UsageError } from '../cli-kit.ts';
 import { writeWhole } from '../../engine/index.ts';
 import { loadRenderer, rendererSpecFrom } from '../worker/load-renderer.ts';
 
@@ -138,7 +137,7 @@ const OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
+type Values = ReturnType<typeof parseCli<typeof OPTIONS>>['values'];
 
 /** A numeric flag in plain decimal notation (apps/cli-kit.ts); the farm checks the range (farm/limits.ts). */
 function number(values: Values, flag: keyof Values, integer = false): number | undefined {
@@ -393,7 +392,7 @@ export async function farmCli(argv: string[], io: CliIo = {}): Promise<number> {
   };
   let parsed: { values: Values; positionals: string[] };
   try {
-    parsed = parseArgs({ args: negativeValuesJoined(argv, OPTIONS), options: OPTIONS, allowPositionals: true, strict: true });
+    parsed = parseCli(argv, OPTIONS);
   } catch (error) {
     if (jsonRequested(argv)) return usageError((error as Error).message, true);
     err(`${(error as Error).message}\n\n${USAGE}`);

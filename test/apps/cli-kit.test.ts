@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { negativeValuesJoined, runCli } from '../../apps/cli-kit.ts';
+import { isUsageError, negativeValuesJoined, parseCli, runCli } from '../../apps/cli-kit.ts';
 
 const OPTIONS = { grant: { type: 'string' }, note: { type: 'string', short: 'n' }, json: { type: 'boolean' }, steps: { type: 'string', short: 's' } } as const;
 
@@ -20,6 +20,25 @@ describe('negativeValuesJoined', () => {
     expect(negativeValuesJoined(['--', '--grant', '-5'], OPTIONS)).toEqual(['--', '--grant', '-5']);
     expect(negativeValuesJoined(['--unknown', '-5'], OPTIONS)).toEqual(['--unknown', '-5']);
     expect(negativeValuesJoined(['--grant', '-n'], OPTIONS)).toEqual(['--grant', '-n']);
+  });
+});
+
+describe('parseCli: the one argument parser of every CLI', () => {
+  it('reads a value starting with "-" after a string flag as its value (parseArgs alone refuses it as ambiguous)', () => {
+    expect(() => parseArgs({ args: ['x', '--steps', '-1'], options: OPTIONS, allowPositionals: true, strict: true })).toThrow(/ambiguous/);
+    expect(parseCli(['x', '--steps', '-1', '-n', '-5', '--json'], OPTIONS)).toEqual({ values: { steps: '-1', note: '-5', json: true }, positionals: ['x'] });
+  });
+
+  it('is strict: an unknown flag or a flag without its value is a usage error', () => {
+    for (const argv of [['--colour', 'red'], ['--steps']]) {
+      let error: unknown;
+      try {
+        parseCli(argv, OPTIONS);
+      } catch (e) {
+        error = e;
+      }
+      expect(isUsageError(error), argv.join(' ')).toBe(true);
+    }
   });
 });
 

@@ -267,6 +267,29 @@ describe('a flag the command does not know, or one without its value, is a bad c
   });
 });
 
+describe('a value starting with "-" after a flag is its value in every CLI (parseCli), refused by the flag\'s own range', () => {
+  // Before, parseArgs refused "--seed -3" as ambiguous in the render CLIs (only the farm CLI joined it); "--seed=-3" worked.
+  const photo = fileURLToPath(new URL('../fixtures/photos/coffee.png', import.meta.url));
+  it.each([
+    ['generate.ts', ['x', '--seed', '-3'], `--seed must be a whole number from 0 to ${MAX_SEED}, got "-3"`],
+    ['blend.ts', ['a', 'b', '--steps', '-1'], `--steps must be a whole number from ${MIN_BLEND_STEPS} to ${MAX_STEPS}, got "-1"`],
+    ['movie.ts', ['a', 'b', '--seeds', '-3,4'], `--seeds must be a whole number from 0 to ${MAX_SEED}, got "-3"`],
+    ['vary.ts', [photo, '--model', 'no-such-model-folder', '--seed', '-3'], `--seed must be a whole number from 0 to ${MAX_SEED}, got "-3"`],
+    ['upscale.ts', [CROP_PHOTO, '--out', 'up.png', '--tile', '-5'], '--tile must be a whole number from 16 to 2048, got "-5"'],
+  ])('%s %j: exit 2 with the range, not "ambiguous"', async (script, args, message) => {
+    const r = await cli(script, args);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`error: ${message}`);
+    expect(r.stderr).not.toContain('ambiguous');
+  });
+
+  it('a negative prompt that starts with "-" is taken as the value of --negative', async () => {
+    const r = await cli('generate.ts', ['x', '--negative', '-blurry', '--steps', '0']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('error: --steps must be a whole number from 1');
+  });
+});
+
 describe("the CLIs' ranges are the engine's rules (engine/video/rules.ts, walks, variations, the pipelines' steps, guidance and size), written once", () => {
   it.each([
     ['blend.ts', ['a', 'b', '--fps', String(MAX_FPS + 1)], `--fps must be a number from ${MIN_FPS} to ${MAX_FPS}`],
