@@ -8,7 +8,7 @@
 // report progress nor complete it: a job is completed at most once. Nothing here holds a
 // transaction open while rendering; each call is one short statement or transaction.
 import { type SQL, sql } from 'drizzle-orm';
-import { type Transaction, queryRows } from '../db/client.ts';
+import { type Queryable, type Transaction, queryRows } from '../db/client.ts';
 import { artifacts, jobs } from '../db/schema.ts';
 import type { FarmContext } from './config.ts';
 import { JOB_EVENTS_CHANNEL, eventPayload, recordEvent, type EventFields } from './events.ts';
@@ -42,6 +42,7 @@ function leaseExpiry(farm: FarmContext) {
 export async function claimJob(farm: FarmContext, workerId: string, capabilities: WorkerCapabilities): Promise<ClaimedJob | undefined> {
   const policy = policyOf(farm);
   return claimPicked(
+    farm.db.db,
     farm,
     workerId,
     sql`${policy.claimOrder()}, candidates as materialized (
@@ -75,6 +76,14 @@ const LATEST_QUEUED_EVENT = (job: SQL) => sql`(select max(e.id) from job_events 
  * render is done, so taking it first delays nobody; and the policy's onClaim is not run: the claim
  * that rendered it booked it already. Returns undefined, changing nothing, when the
  * job is not queued (taken, cancelled, finished), was retried, or another claim holds it right now.
+ *
+ * Two statements in one transaction, lock first: under READ COMMITTED a statement's snapshot is
+ * taken when it starts, and a row lock's re-check (EvalPlanQual) re-reads only the locked row, so
+ * the latest-queuing check (job_events, another table) inside the locking statement would read
+ * that older snapshot: a claim, a failure and the owner's retry committed while it ran would go
+ * unseen, and a render of the job's earlier queuing would complete the retried one. The second
+ * statement's snapshot is taken after the lock is held, so it sees every queuing committed before
+ * it, and none can be added while the lock is held (a retry writes the row).
  */
 export async function claimSpecificJob(
   farm: FarmContext,
@@ -83,28 +92,24 @@ export async function claimSpecificJob(
   capabilities: WorkerCapabilities,
   queuedEventId?: number,
 ): Promise<ClaimedJob | undefined> {
+  const claimable = sql`j.id = ${jobId} and j.status = 'queued' and ${capableSql(capabilities)}`;
   const sameQueuing = queuedEventId === undefined ? sql`true` : sql`${LATEST_QUEUED_EVENT(sql`j.id`)} = ${queuedEventId}`;
-  return claimPicked(
-    farm,
-    workerId,
-    sql`picked as (
-      select j.id from jobs j
-      where j.id = ${jobId} and j.status = 'queued' and ${capableSql(capabilities)} and ${sameQueuing}
-      for update of j skip locked
-    )`,
-    { fromSpool: true },
-    false,
-  );
+  return farm.db.db.transaction(async (tx) => {
+    const locked = await queryRows<{ id: number }>(tx, sql`select j.id from jobs j where ${claimable} for update of j skip locked`);
+    if (locked.length === 0) return undefined;
+    return claimPicked(tx, farm, workerId, sql`picked as (select j.id from jobs j where ${claimable} and ${sameQueuing})`, { fromSpool: true }, false);
+  });
 }
 
 /**
- * The claim itself, for the job in CTE "picked" (id) that `pick` (one or more CTEs) selects.
+ * The claim itself, for the job in CTE "picked" (id) that `pick` (one or more CTEs) selects, run
+ * on `q` (the database, or claimSpecificJob's transaction).
  * `book`: the policy's onClaim books the claim against its owner's share; not for a render already
  * done (claimSpecificJob: its first claim booked it).
  */
-async function claimPicked(farm: FarmContext, workerId: string, pick: SQL, eventData: Record<string, unknown> = {}, book = true): Promise<ClaimedJob | undefined> {
+async function claimPicked(q: Queryable, farm: FarmContext, workerId: string, pick: SQL, eventData: Record<string, unknown> = {}, book = true): Promise<ClaimedJob | undefined> {
   const [row] = await queryRows<{ job: Record<string, unknown>; queued_event_id: number | string | null }>(
-    farm.db.db,
+    q,
     sql`
     with ${pick}, claimed as (
       update jobs set
