@@ -9,6 +9,7 @@
  * is answered with why, never thrown for a retry.
  */
 import { decodeVideoFrames, encodeVideo, probeVideo, VideoTooLargeError, type VideoFormat } from '../engine/index.ts';
+import { duration } from './format.ts';
 
 /** The most decoded RGB (frames × width × height × 3) one shrink holds in memory: 512 MiB. */
 export const SHRINK_MAX_RAW_BYTES = 512 * 1024 * 1024;
@@ -29,7 +30,13 @@ export interface ShrinkOptions {
 /** The re-encoded video, or why there is none (in words for the job's message) and the error behind it. */
 export type ShrinkResult = { bytes: Buffer } | { bytes?: undefined; why: string; cause?: unknown };
 
-const even = (n: number) => Math.max(2, 2 * Math.round(n / 2));
+/** The even side at most `n` (never rounded up: the decoded frames would pass the cap). */
+const evenAtMost = (n: number) => Math.max(2, 2 * Math.floor(n / 2));
+
+/** Why a shrink that ran past its time limit (`timeoutMs`) has no video, the limit said as every bot message says a duration. */
+export function timeoutWhy(timeoutMs: number): string {
+  return `re-encoding it smaller took longer than ${duration(timeoutMs / 1000)}`;
+}
 
 export async function shrinkVideo(video: Buffer, format: string, maxBytes: number, opts: ShrinkOptions = {}): Promise<ShrinkResult> {
   const maxRaw = opts.maxRawBytes ?? SHRINK_MAX_RAW_BYTES;
@@ -46,15 +53,15 @@ export async function shrinkVideo(video: Buffer, format: string, maxBytes: numbe
     if (scale < (info.format === 'webp' ? 1 : SHRINK_MIN_SCALE)) {
       return { why: `it is too long and too large (${info.frames} frames of ${info.width}×${info.height}) to be re-encoded smaller here` };
     }
-    const width = scale < 1 ? even(info.width * scale) : info.width;
-    const height = scale < 1 ? even(info.height * scale) : info.height;
+    const width = scale < 1 ? evenAtMost(info.width * scale) : info.width;
+    const height = scale < 1 ? evenAtMost(info.height * scale) : info.height;
     const frames = await decodeVideoFrames(video, width, height, signal);
     const out = await encodeVideo(() => frames, { format: format as VideoFormat, fps: info.fps || 12, width, height, maxBytes, signal });
     return { bytes: out.bytes };
   } catch (err) {
     if (err instanceof VideoTooLargeError) return { why: 'even re-encoded at a lower quality and a smaller size it does not fit', cause: err };
     if (opts.signal?.aborted) return { why: 'the re-encoding was stopped', cause: err };
-    if (timeout.aborted) return { why: `re-encoding it smaller took longer than ${Math.round(timeoutMs / 60_000) || 1} minute${timeoutMs <= 90_000 ? '' : 's'}`, cause: err };
+    if (timeout.aborted) return { why: timeoutWhy(timeoutMs), cause: err };
     return { why: 'it could not be re-encoded smaller', cause: err };
   }
 }
