@@ -9,14 +9,40 @@ import { offeredModels, type FarmContext, type OfferedModel } from '../farm/inde
 export const OFFERED_MODELS_MAX_AGE_MS = 2000;
 
 /**
- * `load` shared: calls while one is under way, or up to `maxAgeMs` after it succeeded, get its
- * result; a failure is not kept (the next call loads again).
+ * How long a read of the offered models still under way is waited for by new callers; an older one
+ * (the database hangs) is given up on and a new one started, so a hung query does not answer every
+ * autocomplete with nothing until it settles. Below LOOKUP_BEFORE_ANSWER_MS (2 s, bot/submit.ts), so a
+ * keystroke arriving after it gets a read that can still answer within Discord's 3 s.
  */
-export function sharedRecently<T>(load: () => Promise<T>, maxAgeMs: number, now: () => number = Date.now): () => Promise<T> {
-  let last: { promise: Promise<T>; at: number | undefined } | undefined;
+export const OFFERED_MODELS_IN_FLIGHT_LIMIT_MS = 1500;
+
+export interface SharedRecentlyOptions {
+  /** How long after it succeeded a load answers every caller. */
+  maxAgeMs: number;
+  /** How long a load under way answers new callers; past it, the next caller starts another load. */
+  inFlightLimitMs: number;
+  now?: () => number;
+}
+
+/**
+ * `load` shared: calls while one is under way (for up to `inFlightLimitMs` after it started), or up
+ * to `maxAgeMs` after it succeeded, get its result. A failure is not kept (the next call loads
+ * again), nor is a load that takes longer than `inFlightLimitMs`: the next call starts another (the
+ * slow one still answers those already waiting for it), so at most one load starts per
+ * `inFlightLimitMs` however long each hangs.
+ */
+export function sharedRecently<T>(load: () => Promise<T>, { maxAgeMs, inFlightLimitMs, now = Date.now }: SharedRecentlyOptions): () => Promise<T> {
+  interface Entry {
+    promise: Promise<T>;
+    startedAt: number;
+    /** When it succeeded; undefined while under way. */
+    at: number | undefined;
+  }
+  let last: Entry | undefined;
   return () => {
-    if (last && (last.at === undefined || now() - last.at <= maxAgeMs)) return last.promise;
-    const entry: { promise: Promise<T>; at: number | undefined } = { promise: load(), at: undefined };
+    const t = now();
+    if (last && (last.at === undefined ? t - last.startedAt <= inFlightLimitMs : t - last.at <= maxAgeMs)) return last.promise;
+    const entry: Entry = { promise: load(), startedAt: t, at: undefined };
     last = entry;
     entry.promise.then(
       () => (entry.at = now()),
@@ -28,12 +54,12 @@ export function sharedRecently<T>(load: () => Promise<T>, maxAgeMs: number, now:
   };
 }
 
-/** One shared read of the offered models per farm (OFFERED_MODELS_MAX_AGE_MS). */
+/** One shared read of the offered models per farm (OFFERED_MODELS_MAX_AGE_MS, OFFERED_MODELS_IN_FLIGHT_LIMIT_MS). */
 const offeredModelsOf = new WeakMap<FarmContext, () => Promise<OfferedModel[]>>();
 
 /** The models online workers offer, read at most once per OFFERED_MODELS_MAX_AGE_MS for `farm`. */
 export function recentOfferedModels(farm: FarmContext): Promise<OfferedModel[]> {
   let read = offeredModelsOf.get(farm);
-  if (!read) offeredModelsOf.set(farm, (read = sharedRecently(() => offeredModels(farm), OFFERED_MODELS_MAX_AGE_MS)));
+  if (!read) offeredModelsOf.set(farm, (read = sharedRecently(() => offeredModels(farm), { maxAgeMs: OFFERED_MODELS_MAX_AGE_MS, inFlightLimitMs: OFFERED_MODELS_IN_FLIGHT_LIMIT_MS })));
   return read();
 }

@@ -2,7 +2,6 @@
 // functions; the choices through Discord are in models.e2e.test.ts.
 import { describe, expect, it } from 'vitest';
 import { answerAutocomplete, MAX_AUTOCOMPLETE_CHOICES, modelChoiceName, modelChoices, workerCountText } from '../../bot/autocomplete.ts';
-import { sharedRecently } from '../../bot/offered-models.ts';
 import type { OfferedModel } from '../../farm/index.ts';
 
 const model = (id: string, devices: Partial<OfferedModel['devices']> = { GPU: 1 }, abilities: OfferedModel['abilities'] = ['text']): OfferedModel => {
@@ -72,29 +71,5 @@ describe('answering an autocomplete', () => {
     });
     await expect(answerAutocomplete(refused.it, ctx(logs), async () => [])).resolves.toBeUndefined();
     expect(logs.at(-1)).toMatch(/could not be answered: .*Unknown interaction/);
-  });
-});
-
-describe('one read for many keystrokes', () => {
-  it('shares a load under way and its result for maxAgeMs, then loads again; a failure is not kept', async () => {
-    let clock = 0;
-    let loads = 0;
-    let fail = false;
-    const read = sharedRecently(async () => {
-      loads++;
-      if (fail) throw new Error('database down');
-      return loads;
-    }, 2000, () => clock);
-    expect(await Promise.all([read(), read(), read()])).toEqual([1, 1, 1]);
-    clock = 2000;
-    expect(await read()).toBe(1);
-    clock = 2001;
-    expect(await read()).toBe(2);
-    clock = 5000;
-    fail = true;
-    await expect(read()).rejects.toThrow('database down');
-    fail = false;
-    expect(await read()).toBe(4);
-    expect(loads).toBe(4);
   });
 });
