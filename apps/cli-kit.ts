@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, openSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { ConfigError, settings } from '../config/index.ts';
+import { ConfigError, readSetting, settings } from '../config/index.ts';
 import { isOutOfMemory, unreplaceableIssue } from '../engine/index.ts';
 
 /** A bad command line: exit status 2, with the message (and, where the program has one, a pointer to --help). */
@@ -128,7 +128,8 @@ export async function runCli(main: () => Promise<number | void>, opts: { outOfMe
   try {
     code = (await main()) ?? 0;
   } catch (err) {
-    if (process.env.DEBUG) console.error(err);
+    // DEBUG (config/settings.ts `debug`): the stack trace too.
+    if (readSetting('debug') !== undefined) console.error(err);
     const msg = isOutOfMemory(err)
       ? outOfMemoryMessage(err, opts.outOfMemory ?? OUT_OF_MEMORY_HINT)
       : err instanceof ConfigError ? err.message : err instanceof Error ? err.message : String(err);

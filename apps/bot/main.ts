@@ -3,6 +3,7 @@
  * DATABASE_URL points at Postgres) and a render worker in this process, with the engine in worker
  * threads. With Postgres, more workers can join from other machines with `npm run worker`.
  */
+import { readSetting } from '../../config/index.ts';
 import { openDatabase } from '../../db/client.ts';
 import { farmConfigFrom } from '../../farm/config.ts';
 import { startLocalWorkers } from '../../farm/local.ts';
@@ -157,7 +158,7 @@ async function main(): Promise<void> {
   // REST metrics are attached before login, so rate limits while logging in are counted too.
   bot = await startBot({ token: config.discordToken, apiBase: config.discordApiBase, farm, log: lineLogger(logger), onClient: (client) => watchDiscordRest(client.rest, registry) }).catch(
     (error: unknown) => {
-      if (process.env.DEBUG) console.error(error);
+      if (config.debug !== undefined) console.error(error);
       throw new Error(loginFailureText(error, config.discordApiBase));
     },
   );
@@ -175,7 +176,8 @@ main().then(
   () => stepSettled(),
   async (err: unknown) => {
     process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
-    if (process.env.DEBUG) console.error(err);
+    // DEBUG through the settings table (config/settings.ts), as every other setting: the configuration itself may be what failed.
+    if (readSetting('debug') !== undefined) console.error(err);
     // A shutdown under way stops what did start; otherwise it is stopped here (local workers
     // that may have claimed jobs, the database), then the process ends.
     if (stopping) return stepSettled();

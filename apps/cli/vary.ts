@@ -82,7 +82,7 @@ export async function runVaryCli(argv = process.argv.slice(2)): Promise<void> {
   const fileName = `${DEFAULT_OUT_STEM}.${format}`;
   const out = outputFile(values.out ?? fileName, fileName);
   const config = loadCliConfig();
-  const modelDir = values.model ?? process.env.BLENDFARM_VARIATION_MODEL_DIR;
+  const modelDir = values.model ?? config.variationModelDir;
   if (!modelDir) throw new UsageError('give --model DIR: an image-variation model folder (lambdalabs/sd-image-variations-diffusers exported to ONNX; models/README.md), or set BLENDFARM_VARIATION_MODEL_DIR');
   const ep = parseEp(values.ep, config);
   const deviceId = numberOption('device', values.device, DEVICE_FLAG) ?? config.deviceId;

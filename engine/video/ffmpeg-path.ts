@@ -1,5 +1,11 @@
 // Finds the ffmpeg / ffprobe binaries. An explicit env var wins, then the npm-bundled binaries,
 // then whatever is on PATH, so a server can pin a newer system build without code changes.
+//
+// The engine reads FFMPEG_PATH and FFPROBE_PATH itself (it imports nothing outside engine/, the
+// configuration included): this lookup order is its documented rule. The settings table
+// (config/settings.ts ffmpegPath, ffprobePath) documents the same variables for .env and
+// .env.example, in this order (test/config/config.test.ts keeps the two in step); a process that
+// loads .env (loadDotEnv) puts them in the environment this reads.
 import { accessSync, constants, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -77,11 +83,16 @@ function fromEnv(variable: string): string | undefined {
   return value;
 }
 
-interface Lookup<Source extends string> {
+export interface Lookup<Source extends string> {
   command: string;
   envVar: Source;
-  packages: Source[];
+  packages: readonly Source[];
 }
+
+/** Where ffmpeg is looked for, in order: the variable, these packages, then ffmpeg on PATH. */
+export const FFMPEG_LOOKUP: Lookup<FfmpegSource> = { command: 'ffmpeg', envVar: 'FFMPEG_PATH', packages: ['ffmpeg-static', '@ffmpeg-installer/ffmpeg'] };
+/** Where ffprobe is looked for, in order: the variable, these packages, then ffprobe on PATH. */
+export const FFPROBE_LOOKUP: Lookup<FfprobeSource> = { command: 'ffprobe', envVar: 'FFPROBE_PATH', packages: ['ffprobe-static', '@ffprobe-installer/ffprobe'] };
 
 function resolveBinary<Source extends string>(lookup: Lookup<Source>): ResolvedBinary<Source> {
   const fromVar = fromEnv(lookup.envVar);
@@ -99,17 +110,9 @@ function resolveBinary<Source extends string>(lookup: Lookup<Source>): ResolvedB
 }
 
 export function resolveFfmpeg(): ResolvedBinary<FfmpegSource> {
-  return resolveBinary<FfmpegSource>({
-    command: 'ffmpeg',
-    envVar: 'FFMPEG_PATH',
-    packages: ['ffmpeg-static', '@ffmpeg-installer/ffmpeg'],
-  });
+  return resolveBinary(FFMPEG_LOOKUP);
 }
 
 export function resolveFfprobe(): ResolvedBinary<FfprobeSource> {
-  return resolveBinary<FfprobeSource>({
-    command: 'ffprobe',
-    envVar: 'FFPROBE_PATH',
-    packages: ['ffprobe-static', '@ffprobe-installer/ffprobe'],
-  });
+  return resolveBinary(FFPROBE_LOOKUP);
 }

@@ -12,6 +12,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { readSetting } from '../../config/index.ts';
 import { MODELS_ROOT, REPO_ROOT } from '../paths.ts';
 import { saveModel } from '../onnx/index.ts';
 import { CONVERTER_VERSION, convertLayersModel, readTfjsLayersModel } from './convert.ts';
@@ -68,10 +69,12 @@ function packageVersion(dir: string): string {
   return (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { version: string }).version;
 }
 
-/** BLENDFARM_MODEL_CACHE (config/settings.ts `modelCache`), else models/.cache. */
-export function modelCacheRoot(): string {
-  const env = process.env.BLENDFARM_MODEL_CACHE;
-  return join(env && env.trim() ? env : join(MODELS_ROOT, '.cache'), 'upscalers');
+/**
+ * BLENDFARM_MODEL_CACHE, read and checked by the settings table (config/settings.ts `modelCache`:
+ * a file there is refused with its ConfigError line), else models/.cache.
+ */
+export function modelCacheRoot(env: NodeJS.ProcessEnv = process.env): string {
+  return join(readSetting('modelCache', env) ?? join(MODELS_ROOT, '.cache'), 'upscalers');
 }
 
 /** Which converted models could be used here: installed package and supported scale. */

@@ -72,3 +72,30 @@ describe('runCli: a render that runs out of memory says what to change, as the w
     expect((await run(new Error('something else'))).stderr).toBe('\nerror: something else\n');
   });
 });
+
+describe('runCli: the stack trace only with DEBUG (config/settings.ts `debug`)', () => {
+  const saved = process.env.DEBUG;
+  afterEach(() => {
+    vi.restoreAllMocks();
+    process.exitCode = undefined;
+    if (saved === undefined) delete process.env.DEBUG;
+    else process.env.DEBUG = saved;
+  });
+  const traced = async (debug: string | undefined) => {
+    if (debug === undefined) delete process.env.DEBUG;
+    else process.env.DEBUG = debug;
+    vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    const error = vi.spyOn(console, 'error').mockImplementation(() => {});
+    const err = new Error('boom');
+    await runCli(() => Promise.reject(err));
+    return error.mock.calls.some(([first]) => first === err);
+  };
+
+  it('set (any value): printed; unset, empty or blank (the settings table\'s unset): not', async () => {
+    expect(await traced('1')).toBe(true);
+    expect(await traced('0')).toBe(true);
+    expect(await traced(undefined)).toBe(false);
+    expect(await traced('')).toBe(false);
+    expect(await traced('  ')).toBe(false);
+  });
+});

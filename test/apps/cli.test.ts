@@ -232,6 +232,16 @@ describe('vary reads every number before it loads the model', () => {
   });
 });
 
+describe('vary reads BLENDFARM_VARIATION_MODEL_DIR through the settings table', () => {
+  // Before, it was read raw: a blank value was taken for a folder and failed as a model folder's error.
+  it('a blank BLENDFARM_VARIATION_MODEL_DIR is unset: give --model DIR, exit 2', async () => {
+    const photo = fileURLToPath(new URL('../fixtures/photos/coffee.png', import.meta.url));
+    const r = await runCli('vary.ts', [photo], { cwd: dir, env: { BLENDFARM_VARIATION_MODEL_DIR: '  ' } });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('error: give --model DIR: an image-variation model folder');
+  });
+});
+
 describe('blend, movie and upscale read every number (and the --lpips file) before they load a model', () => {
   // Before, these were read after the model had loaded: behind a model folder's own error, or after seconds of loading.
   it.each([

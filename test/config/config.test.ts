@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, loadDotEnv, ConfigError, DOT_ENV_NODE, redactedConfig, settings } from '../../config/index.ts';
 import { envExample } from '../../scripts/write-env-example.ts';
+import { FFMPEG_LOOKUP, FFPROBE_LOOKUP } from '../../engine/video/ffmpeg-path.ts';
 
 describe('configuration', () => {
   it('uses the documented defaults when nothing is set', () => {
@@ -129,5 +130,15 @@ describe('configuration', () => {
       const [pkgMajor, pkgMinor] = [Number(least![1]), Number(least![2])];
       expect(pkgMajor > major || (pkgMajor === major && pkgMinor >= minor)).toBe(true);
     });
+  });
+});
+
+describe('FFMPEG_PATH and FFPROBE_PATH: the engine reads them itself (it imports no configuration); the table documents its lookup', () => {
+  it.each([
+    ['ffmpegPath', FFMPEG_LOOKUP],
+    ['ffprobePath', FFPROBE_LOOKUP],
+  ] as const)('%s names the variable and the lookup order of engine/video/ffmpeg-path.ts', (key, lookup) => {
+    expect(settings[key].env).toBe(lookup.envVar);
+    expect(settings[key].help).toContain(`unset = ${lookup.packages.join(', then ')}, then ${lookup.command} on PATH`);
   });
 });
