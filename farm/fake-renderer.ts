@@ -13,6 +13,9 @@
 //   "[fake ms=300] ..."    take 300 ms per step instead of the configured stepMs
 //   "[fake hang] ..."      ignore abort and never finish (simulates a stuck render)
 //   "[fake warn] ..."      finish with a warning, as the engine warns of a prompt it cut
+// A model given a side multiple (sizeMultiples) is advertised with it, and a job whose sides are no
+// multiples of it is refused as the engine refuses it (its validateSize): the farm should never
+// hand one over (worker-registry.ts capableSql).
 import { setTimeout as sleep } from 'node:timers/promises';
 import { threadId } from 'node:worker_threads';
 import { MIME_TYPES, RenderError, type RenderContext, type Renderer, type RenderResult } from './renderer.ts';
@@ -23,6 +26,8 @@ export interface FakeRendererOptions {
   maxPixels?: number;
   /** Upscalers to advertise (default ["*"], any: upscale jobs are faked like the others). */
   upscalers?: string[];
+  /** Side multiples of models in `models` (WorkerCapabilities.modelSizeMultiples), e.g. { sd15: 64 }; default none (the farm's floor). */
+  sizeMultiples?: Record<string, number>;
   /** Progress reports per render. */
   steps?: number;
   /** Sleep per step. 0 makes a no-op renderer (benchmarks). */
@@ -103,6 +108,7 @@ export class FakeRenderer implements Renderer {
       executionProvider: 'fake',
       device: 'fake renderer (test double)',
       upscalers: this.options.upscalers ?? ['*'],
+      ...(this.options.sizeMultiples ? { modelSizeMultiples: this.options.sizeMultiples } : {}),
     };
   }
 
@@ -113,6 +119,11 @@ export class FakeRenderer implements Renderer {
     const stepMs = directive.stepMs ?? this.options.stepMs ?? 10;
 
     if (directive.hang) await new Promise(() => {});
+    const multiple = job.kind === 'upscale' || !this.options.sizeMultiples || !Object.hasOwn(this.options.sizeMultiples, job.model) ? undefined : this.options.sizeMultiples[job.model];
+    if (multiple !== undefined && (job.params.width % multiple !== 0 || job.params.height % multiple !== 0)) {
+      // As the engine adapter passes on the engine's InvalidRequestError: the owner's to fix, and charged.
+      throw new RenderError(`width and height must be multiples of ${multiple} for this model, got ${job.params.width}x${job.params.height}`, { retryable: false, userMessage: true, requestFault: true });
+    }
     for (let step = 1; step <= steps; step++) {
       if (context.signal.aborted) throw context.signal.reason ?? new Error('aborted');
       if (stepMs > 0) {

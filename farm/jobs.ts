@@ -14,12 +14,12 @@ import { cancelledByText } from './failure.ts';
 import { checkFollowUpParent, isFollowUpKind } from './follow-up-rule.ts';
 import { storableText } from './text.ts';
 import { checkRequestIds, isJobId } from './ids.ts';
-import { checkJobInputs, inputNames, type JobInput, type JobParams, outputPixels, parseJobParams, recheckStoredParams, withFamilyPresetSteps } from './job-params.ts';
+import { checkJobInputs, inputNames, type JobInput, JobParamsError, type JobParams, outputPixels, parseJobParams, recheckStoredParams, withFamilyPresetSteps } from './job-params.ts';
 import { DEFAULT_UPSCALE_FACTOR } from './limits.ts';
 import { checkExtension, type Movie, movieOf } from './movie.ts';
 import { type AdmissionRequest, type BudgetContext, policyOf } from './policy/index.ts';
 import { ACTIVE_STATUSES, type Artifact, type Job, jobFromRow, sqlStatuses, TERMINAL_STATUSES } from './types.ts';
-import { familyOf, findKnownWorkers, findCapableWorkers, jobNeeds, type WorkerInfo } from './worker-registry.ts';
+import { familyOf, findKnownWorkers, findCapableWorkers, jobNeeds, sizeMultipleIssues, type WorkerInfo } from './worker-registry.ts';
 
 export interface SubmitJobInput {
   kind: JobKind;
@@ -176,20 +176,27 @@ function extensionRules(params: JobParams, continued: Pick<Movie, 'prompts' | 'i
 /**
  * Refuses (NoCapableWorkerError) a job to be queued (submitted or retried) that no worker can run:
  * with `requireCapableWorker`, none online; always, none the farm knows when it knows any (a model
- * none has, a size none fits: it would only wait and expire). With no worker known at all the job
- * waits for the first one (and expires after queueTimeoutSeconds if none comes). `q`: where to
- * read the workers (retryJob's transaction); default the database. Returns the workers able to
- * run it: online ones with `requireCapableWorker`, else those the farm knows (none: none known).
+ * none has, a size none fits: it would only wait and expire). A frame size that only the side
+ * multiple of the workers' model stops (520 px on a model that needs multiples of 64) is refused as
+ * the parameters' fault instead (JobParamsError naming the nearest sizes: sizeMultipleIssues).
+ * With no worker known at all the job waits for the first one (and expires after
+ * queueTimeoutSeconds if none comes). `q`: where to read the workers (retryJob's transaction);
+ * default the database. Returns the workers able to run it: online ones with
+ * `requireCapableWorker`, else those the farm knows (none: none known).
  */
 async function refuseIfNoWorkerCan(farm: FarmContext, kind: JobKind, params: JobParams, requireCapableWorker: boolean, q: Queryable = farm.db.db): Promise<WorkerInfo[]> {
   const need = jobNeeds(kind, params);
+  const refuse = (checked: WorkerInfo[]): never => {
+    const sizeIssues = sizeMultipleIssues(need, checked);
+    throw sizeIssues.length > 0 ? new JobParamsError(sizeIssues) : new NoCapableWorkerError(need, checked);
+  };
   if (requireCapableWorker) {
     const { capable, online } = await findCapableWorkers(farm, need, q);
-    if (capable.length === 0) throw new NoCapableWorkerError(need, online);
+    if (capable.length === 0) refuse(online);
     return capable;
   }
   const { capable, known } = await findKnownWorkers(farm, need, queueHorizonSeconds(farm.config), q);
-  if (known.length > 0 && capable.length === 0) throw new NoCapableWorkerError(need, known);
+  if (known.length > 0 && capable.length === 0) refuse(known);
   return capable;
 }
 

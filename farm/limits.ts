@@ -14,9 +14,11 @@ export interface Range {
   /** Whole numbers only. */
   integer?: boolean;
   /**
-   * Must be a multiple of this. Image sides: 8, the VAE's scale factor; a model whose UNet
-   * downsamples the latents further refuses other sides when it renders, naming its own multiple
-   * (the VAE's factor times the UNet's downsampling: the engine's validateSize).
+   * Must be a multiple of this. Image sides: 8, the VAE's scale factor, the floor for every model;
+   * a model whose UNet downsamples the latents further needs its own multiple as well (the VAE's
+   * factor times the UNet's downsampling: 64 for SD 1.5). Workers advertise it per model
+   * (WorkerCapabilities.modelSizeMultiples), and the farm refuses a size no worker's model renders
+   * when the job is submitted (sideMultipleFor, nearestSides below; worker-registry.ts).
    */
   multipleOf?: number;
 }
@@ -64,6 +66,31 @@ export const LIMITS = {
   /** Characters in an upscaler id an upscale job names (the same characters). */
   upscalerId: { min: 1, max: MAX_UPSCALER_ID_LENGTH, integer: true },
 } as const satisfies Record<string, Range>;
+
+/**
+ * The multiple a frame's sides must have on a model whose own side multiple is `modelMultiple`
+ * (WorkerCapabilities.modelSizeMultiples; undefined: none advertised): the farm's floor
+ * (LIMITS.side.multipleOf) and the model's both, their least common multiple. A value that is no
+ * whole number from 1 to LIMITS.side.max is ignored (the floor alone).
+ */
+export function sideMultipleFor(modelMultiple: number | undefined): number {
+  const floor = LIMITS.side.multipleOf;
+  if (modelMultiple === undefined || !Number.isInteger(modelMultiple) || modelMultiple < 1 || modelMultiple > LIMITS.side.max) return floor;
+  const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+  return (floor / gcd(floor, modelMultiple)) * modelMultiple;
+}
+
+/**
+ * The sides within LIMITS.side nearest `value` that are multiples of `multiple` (sideMultipleFor's
+ * result): the one below and the one above, smallest first; `value` alone when it is one. [] when
+ * no side within the range is.
+ */
+export function nearestSides(value: number, multiple: number): number[] {
+  const below = Math.floor(value / multiple) * multiple;
+  const above = Math.ceil(value / multiple) * multiple;
+  const within = (side: number) => side >= Math.max(LIMITS.side.min, multiple) && side <= LIMITS.side.max;
+  return [...new Set([below, above])].filter(within);
+}
 
 /**
  * Pictures users send (blend endpoints, inpainting pictures and masks, variation start pictures):

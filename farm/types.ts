@@ -57,6 +57,15 @@ export interface WorkerCapabilities {
    * QUALITY_PRESETS' steps.
    */
   modelFamilies?: Record<string, string>;
+  /**
+   * The side multiple of each model in `models`: a frame's width and height must be multiples of it
+   * (the engine's ModelFolder.sizeMultiple: the VAE's scale factor times the UNet's downsampling,
+   * 64 px for SD 1.5, 32 for SDXL). The farm refuses a size no capable worker's model renders when
+   * the job is submitted, and the claim hands none to a worker whose model cannot render it
+   * (worker-registry.ts sizeMultipleOf). A model missing here (older workers, test doubles) takes
+   * every size the farm's own rule allows (LIMITS.side.multipleOf, 8).
+   */
+  modelSizeMultiples?: Record<string, number>;
 }
 
 /** What a job needs from a worker: its model (or, for an upscale job, an upscaler for its factor) and its output pixels. */
@@ -66,6 +75,9 @@ export interface JobNeeds {
   /** What the model must be able to do (modelAbilityFor); upscale jobs need an upscaler instead. */
   ability: ModelAbility;
   pixels: number;
+  /** The frame's sides (JobParams.width, height); a worker's model must render them (sizeMultipleOf). Not for upscale jobs (an upscaler takes any size). */
+  width?: number;
+  height?: number;
   /** upscale jobs: the factor per side and the upscaler named (undefined: any that makes the factor). */
   upscaleFactor?: number;
   upscaler?: string;

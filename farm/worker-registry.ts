@@ -8,7 +8,7 @@ import { isProcessAlive } from '../db/pglite-lock.ts';
 import { workers, type JobKind } from '../db/schema.ts';
 import type { FarmContext } from './config.ts';
 import { type JobParams, MODEL_ABILITIES, type ModelAbility, modelAbilityFor, outputPixels } from './job-params.ts';
-import { DEFAULT_UPSCALE_FACTOR, UPSCALE_FACTORS, upscalerMakes } from './limits.ts';
+import { DEFAULT_UPSCALE_FACTOR, nearestSides, sideMultipleFor, UPSCALE_FACTORS, upscalerMakes } from './limits.ts';
 import { delay } from './timers.ts';
 import type { JobNeeds, WorkerCapabilities } from './types.ts';
 
@@ -271,12 +271,14 @@ export function providerKind(provider: string): 'GPU' | 'CPU' | 'other' {
 }
 
 export function jobNeeds(kind: JobKind, params: JobParams): JobNeeds {
-  return { kind, model: params.model, ability: modelAbilityFor(kind, params), pixels: outputPixels(params), upscaleFactor: params.upscaleFactor, upscaler: params.upscaler };
+  const size = kind === 'upscale' ? {} : { width: params.width, height: params.height };
+  return { kind, model: params.model, ability: modelAbilityFor(kind, params), pixels: outputPixels(params), ...size, upscaleFactor: params.upscaleFactor, upscaler: params.upscaler };
 }
 
 /**
- * Whether a worker can run a job: the output fits its maxPixels, and it has the job's model or, for
- * an upscale job (which upscales the parent's finished video and needs no diffusion model), the
+ * Whether a worker can run a job: the output fits its maxPixels, and it has the job's model, able to
+ * do what the job needs at its frame size (sides that are multiples of sizeMultipleOf) or, for an
+ * upscale job (which upscales the parent's finished video and needs no diffusion model), the
  * upscaler named or, when none is named, one that makes the factor. The claim (capableSql) is the
  * same rule in SQL.
  */
@@ -288,6 +290,8 @@ export function canRun(capabilities: WorkerCapabilities, need: JobNeeds): boolea
     if (need.upscaler !== undefined) return upscalers.includes(need.upscaler);
     return upscalers.some((u) => upscalerMakes(u, need.upscaleFactor ?? DEFAULT_UPSCALE_FACTOR));
   }
+  const multiple = sizeMultipleOf(capabilities, need.model);
+  if ((need.width ?? 0) % multiple !== 0 || (need.height ?? 0) % multiple !== 0) return false;
   if (capabilities.models.includes('*')) return true;
   return capabilities.models.includes(need.model) && abilitiesOf(capabilities, need.model).includes(need.ability);
 }
@@ -309,6 +313,43 @@ export function familyOf(capabilities: WorkerCapabilities, model: string): strin
   return typeof family === 'string' ? family : undefined;
 }
 
+/**
+ * The multiple a worker's model needs a frame's sides to be (sideMultipleFor: the farm's floor,
+ * LIMITS.side.multipleOf, and what the worker advertises for the model in modelSizeMultiples); a
+ * model without an entry (older workers, "*") takes the floor alone, so their jobs are claimed as
+ * before.
+ */
+export function sizeMultipleOf(capabilities: WorkerCapabilities, model: string): number {
+  const listed = capabilities.modelSizeMultiples && Object.hasOwn(capabilities.modelSizeMultiples, model) ? capabilities.modelSizeMultiples[model] : undefined;
+  return sideMultipleFor(typeof listed === 'number' ? listed : undefined);
+}
+
+/**
+ * Why a job's frame size is refused when no worker of `workers` can run it but some could at
+ * another size (their model needs sides that are multiples of more than the farm's floor:
+ * sizeMultipleOf): each side that is not a multiple, with the nearest sides that are (nearestSides),
+ * e.g. 'width 520 px is not a multiple of 64, which model "sd15" needs; use 512 or 576'. The
+ * multiple named is the smallest among those workers' (the one that leaves the most sizes). []
+ * when a worker can run it, when the size is not what stops them, and for upscale jobs.
+ */
+export function sizeMultipleIssues(need: JobNeeds, workers: readonly Pick<WorkerInfo, 'capabilities'>[]): string[] {
+  if (need.kind === 'upscale' || workers.some((w) => canRun(w.capabilities, need))) return [];
+  const { width, height, ...anySize } = need;
+  const otherwise = workers.filter((w) => canRun(w.capabilities, anySize));
+  if (otherwise.length === 0) return [];
+  const multiple = Math.min(...otherwise.map((w) => sizeMultipleOf(w.capabilities, need.model)));
+  return (
+    [
+      ['width', width],
+      ['height', height],
+    ] as const
+  ).flatMap(([side, value]) => {
+    if (value === undefined || value % multiple === 0) return [];
+    const near = nearestSides(value, multiple);
+    return [`${side} ${value} px is not a multiple of ${multiple}, which model "${need.model}" needs; ${near.length ? `use ${near.join(' or ')}` : 'pick another model'}`];
+  });
+}
+
 /** modelAbilityFor(kind, params) on a jobs row aliased `j`. */
 const ABILITY_SQL = sql.raw(
   `case when j.kind = 'vary' then 'variation' when j.params ? 'inpaint' then 'inpaint' ` +
@@ -328,7 +369,20 @@ export function capableSql(capabilities: WorkerCapabilities): SQL {
     when j.kind = 'upscale' then ${anyUpscaler}::boolean or coalesce(case
       when j.params ? 'upscaler' then ${JSON.stringify(upscalers)}::jsonb @> (j.params -> 'upscaler')
       else ${JSON.stringify(factors)}::jsonb @> (j.params -> 'upscaleFactor') end, false)
-    else ${anyModel}::boolean or coalesce((${JSON.stringify(abilities)}::jsonb -> j.model) ? (${ABILITY_SQL}), false) end)`;
+    else ${sizeSql(capabilities)} and (${anyModel}::boolean or coalesce((${JSON.stringify(abilities)}::jsonb -> j.model) ? (${ABILITY_SQL}), false)) end)`;
+}
+
+/**
+ * sizeMultipleOf as a condition on a (non-upscale) jobs row aliased `j`: its width and height are
+ * multiples of what the worker's model needs. A worker whose models all take the farm's floor
+ * (older workers, test doubles) needs no condition: every stored job's sides are multiples of it.
+ */
+function sizeSql(capabilities: WorkerCapabilities): SQL {
+  const floor = sideMultipleFor(undefined);
+  const multiples = Object.fromEntries(capabilities.models.map((m) => [m, sizeMultipleOf(capabilities, m)] as const).filter(([, multiple]) => multiple !== floor));
+  if (Object.keys(multiples).length === 0) return sql`true`;
+  const multiple = sql`coalesce((${JSON.stringify(multiples)}::jsonb ->> j.model)::numeric, ${floor}::numeric)`;
+  return sql`coalesce(mod((j.params ->> 'width')::numeric, ${multiple}) = 0 and mod((j.params ->> 'height')::numeric, ${multiple}) = 0, true)`;
 }
 
 export async function findCapableWorkers(farm: FarmContext, need: JobNeeds, q: Queryable = farm.db.db): Promise<{ capable: WorkerInfo[]; online: WorkerInfo[] }> {

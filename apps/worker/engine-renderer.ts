@@ -84,6 +84,11 @@ interface WorkerModel {
   kind?: ModelKind;
   /** The folder's family as read at start (undefined: the built-in demo model); the farm picks a quality preset's steps by it. */
   family?: ModelFamily;
+  /**
+   * The folder's side multiple as read at start (ModelFolder.sizeMultiple: 64 for SD 1.5); undefined
+   * for the built-in demo model, whose sides need the farm's floor only, and for a folder that could not be read.
+   */
+  sizeMultiple?: number;
   abilities: ModelAbility[];
 }
 
@@ -101,7 +106,7 @@ function readWorkerModel(dir: string | undefined): WorkerModel & { kind: ModelKi
   const folder = readModelFolder(dir);
   const picture: ModelAbility[] = folder.vaeEncoder ? ['picture'] : [];
   const abilities: ModelAbility[] = folder.kind === 'image-variation' ? ['variation'] : folder.kind === 'inpaint' ? ['inpaint', ...picture] : ['text', ...picture];
-  return { dir, kind: folder.kind, family: folder.family, abilities };
+  return { dir, kind: folder.kind, family: folder.family, sizeMultiple: folder.sizeMultiple, abilities };
 }
 
 /**
@@ -307,6 +312,8 @@ class EngineRenderer implements Renderer {
       modelAbilities: Object.fromEntries([...models].map(([id, m]) => [id, m.abilities])),
       // Each folder's family: a quality preset on a turbo model renders the model's few steps (farm FAMILY_PRESET_STEPS).
       modelFamilies: Object.fromEntries([...models].flatMap(([id, m]) => (m.family ? [[id, m.family]] : []))),
+      // Each folder's side multiple: the farm refuses other sizes at submission and never hands them to this worker.
+      modelSizeMultiples: Object.fromEntries([...models].flatMap(([id, m]) => (m.sizeMultiple !== undefined ? [[id, m.sizeMultiple]] : []))),
       // Upscales of the largest sizes (768x512 x2 per side) must fit; budgets bound the cost.
       // The maxPixels setting, else what fits the GPU's memory (apps/worker/gpu-memory.ts).
       maxPixels: workerMaxPixels(this.opts),

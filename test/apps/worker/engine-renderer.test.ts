@@ -85,6 +85,22 @@ describe('engine adapter models', () => {
     expect(createRenderer({}).capabilities().modelFamilies).toEqual({});
   });
 
+  it("advertises each folder's side multiple as the engine reads it (64 for an SD 1.5 UNet); the built-in demo model none", () => {
+    // The demo test model with an SD 1.5 UNet config: four down blocks (8x downsampling) x the VAE's 8.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'blendfarm-sd15-'));
+    try {
+      fs.cpSync(testModelDir('demo'), dir, { recursive: true });
+      const config = JSON.parse(fs.readFileSync(path.join(dir, 'unet', 'config.json'), 'utf8'));
+      fs.writeFileSync(path.join(dir, 'unet', 'config.json'), JSON.stringify({ ...config, block_out_channels: [320, 640, 1280, 1280] }));
+      expect(readModelFolder(dir).sizeMultiple).toBe(64);
+      const renderer = createRenderer({ modelDir: dir, modelId: 'sd15', inpaintModelDir: testModelDir('inpaint') });
+      expect(renderer.capabilities().modelSizeMultiples).toEqual({ sd15: 64, inpaint: readModelFolder(testModelDir('inpaint')).sizeMultiple });
+      expect(createRenderer({}).capabilities().modelSizeMultiples).toEqual({});
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('leaves out a folder of the wrong kind, saying which kind it is', () => {
     const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
     const renderer = createRenderer({ modelDir: testModelDir('demo'), inpaintModelDir: testModelDir('variation'), variationModelDir: testModelDir('inpaint') });
