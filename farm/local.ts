@@ -9,7 +9,12 @@ import { FarmWorker, type StopMode } from './worker.ts';
 export interface LocalWorkersOptions {
   /** Workers to start (default 1). */
   count?: number;
-  /** One renderer shared by all workers, or a factory giving each worker its own. */
+  /**
+   * One renderer shared by all workers, or a factory giving each worker its own. The workers claim
+   * no job on a model it reports it cannot render (Renderer.unavailableModels): an app passes its
+   * loaded renderer watched by the model's readiness (apps/worker/load-renderer.ts watchRenderer),
+   * as `npm run worker` does, so a model that failed to load is not claimed here either.
+   */
   renderer: Renderer | (() => Renderer | Promise<Renderer>);
   /** Concurrent jobs per worker (default 1). */
   concurrency?: number;

@@ -5,9 +5,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Config } from '../../config/index.ts';
-import { createThreadRenderer, type ClaimedJob, type ThreadRenderer, type WorkerCapabilities } from '../../farm/index.ts';
+import { createThreadRenderer, type ClaimedJob, type Renderer, type ThreadRenderer, type WorkerCapabilities } from '../../farm/index.ts';
 import type { EngineRendererOptions } from './engine-renderer.ts';
 import { mainModelId } from './model-id.ts';
+import type { ModelReadiness } from './model-readiness.ts';
 
 const PROJECT_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const DEFAULT_RENDERER_MODULE = path.join(PROJECT_ROOT, 'apps', 'worker', 'engine-renderer.ts');
@@ -68,6 +69,34 @@ export function loadRenderer(spec: RendererSpec, abortGraceMs?: number): Promise
  * those instead. Any other renderer module: the first model it advertises ("*": any model).
  */
 export function warmedModelJobs(spec: RendererSpec, capabilities: WorkerCapabilities): (job: ClaimedJob) => boolean {
-  const main = spec.module === DEFAULT_RENDERER_MODULE ? mainModelId(spec.options as EngineRendererOptions) : capabilities.models[0];
+  const main = warmedModel(spec, capabilities);
   return (job) => job.kind !== 'upscale' && main !== undefined && (main === '*' || job.model === main);
+}
+
+/** The id of the model the renderer's warm-up loads: the engine adapter's main model (mainModelId), another module's first advertised one ("*": any). */
+export function warmedModel(spec: RendererSpec, capabilities: WorkerCapabilities): string | undefined {
+  return spec.module === DEFAULT_RENDERER_MODULE ? mainModelId(spec.options as EngineRendererOptions) : capabilities.models[0];
+}
+
+export interface WatchedRenderer {
+  /**
+   * What the farm worker runs: the loaded renderer, `wrap`ped (metrics), watched by the readiness
+   * (ModelReadiness.watch): while the warmed model is known not to load it reports it unavailable
+   * (Renderer.unavailableModels), and the worker claims no job on it.
+   */
+  renderer: Renderer;
+  /** Loads the model now (the loaded renderer's warm-up) and again after each failure until it loads (ModelReadiness.start). */
+  start(): void;
+}
+
+/**
+ * A loaded renderer (loadRenderer) with its model's readiness: every process that runs farm
+ * workers on it — `npm run worker`, and the local workers of `npm start` and `farm submit --wait`
+ * on the embedded database — so a model that does not load is claimed by none of them while it
+ * does not. `readiness.stop()` ends the retries when the workers stop.
+ */
+export function watchRenderer(spec: RendererSpec, loaded: Renderer, readiness: ModelReadiness, wrap: (renderer: Renderer) => Renderer = (renderer) => renderer): WatchedRenderer {
+  const capabilities = loaded.capabilities();
+  const renderer = readiness.watch(wrap(loaded), { usesWarmedModel: warmedModelJobs(spec, capabilities), model: warmedModel(spec, capabilities) });
+  return { renderer, start: () => readiness.start(loaded.warmUp && (() => loaded.warmUp!())) };
 }

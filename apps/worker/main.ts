@@ -24,15 +24,13 @@
 // ffmpeg or ffprobe at start (FFMPEG_PATH/FFPROBE_PATH, the bundled binaries, PATH).
 import { loadConfig, loadDotEnv } from '../../config/index.ts';
 import { DEFAULT_SHUTDOWN_GRACE_SECONDS, defaultWorkerId, farmConfigFrom, type FarmWorker, openDatabase, startWorker, WorkerIdInUseError } from '../../farm/index.ts';
-import { DEFAULT_RENDERER_MODULE, loadRenderer, rendererSpecFrom, warmedModelJobs } from './load-renderer.ts';
+import { DEFAULT_RENDERER_MODULE, loadRenderer, rendererSpecFrom, watchRenderer } from './load-renderer.ts';
 import { resolveFfmpeg, resolveFfprobe } from '../../engine/index.ts';
 import { createLogger, lineLogger, routeConsole, secretsOf } from '../log.ts';
 import { createRegistry, type Ops, startOps } from '../http/ops.ts';
 import { renderMetrics } from '../http/render-metrics.ts';
 import { opsListen } from '../http/listen.ts';
 import { ModelReadiness } from './model-readiness.ts';
-import { mainModelId } from './model-id.ts';
-import type { EngineRendererOptions } from './engine-renderer.ts';
 import { SETTINGS_DOCS, settingLines, settingsOnlyArguments } from '../cli-kit.ts';
 
 const USAGE = `Usage: npm run worker
@@ -131,12 +129,11 @@ async function main(): Promise<void> {
     await db.close();
     throw error;
   });
-  // The model the warm-up loads: the engine's main model, or another renderer's first one.
-  const warmedModel = spec.module === DEFAULT_RENDERER_MODULE ? mainModelId(spec.options as EngineRendererOptions) : renderer.capabilities().models[0];
+  // Readiness outermost: the farm asks it which models it cannot render now (unavailableModels).
+  const watched = watchRenderer(spec, renderer, readiness, (r) => renderMetrics(registry).wrap(r));
   const worker = await startWorker({
     farm: { db, config },
-    // Readiness outermost: the farm asks it which models it cannot render now (unavailableModels).
-    renderer: readiness.watch(renderMetrics(registry).wrap(renderer), { usesWarmedModel: warmedModelJobs(spec, renderer.capabilities()), model: warmedModel }),
+    renderer: watched.renderer,
     concurrency: spec.threads,
     id: workerId,
     log: lineLogger(logger),
@@ -150,7 +147,7 @@ async function main(): Promise<void> {
   });
   started = worker;
   // Ready (/readyz) once the model is loaded: by the warm-up, one of its retries, or a job on it.
-  readiness.start(renderer.warmUp && (() => renderer.warmUp!()));
+  watched.start();
   console.log(`[worker ${worker.id}] database: ${db.location}; renderer: ${spec.module}`);
 
   /** After the worker stops: the renderer, the ops server and the database close, then the process exits. */
