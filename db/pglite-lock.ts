@@ -1,29 +1,51 @@
 // PGlite runs Postgres inside this process against files in a data directory; a second process
 // opening the same directory would corrupt it. An exclusive lock file (created with O_EXCL,
-// holding our pid) turns that into a clear error. A lock left by a dead process is taken over.
+// naming its holder: pid, host name and pid namespace) turns that into a clear error. A lock left
+// by a process known to be gone is taken over: one from this machine's boot and pid namespace
+// whose pid no longer runs. Any other lock is trusted, as the pid cannot be checked from here.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { pidNamespace } from './process-identity.ts';
 
 export const LOCK_FILE_NAME = 'blendfarm.lock';
 
+/** Who holds a data directory's lock, as its lock file says. */
+export interface LockHolder {
+  pid: number;
+  host: string;
+  /** pidNamespace() of the holder; absent in locks written before it was recorded, and off Linux. */
+  pidNamespace?: string;
+  startedAt?: string;
+}
+
 export class DataDirLockedError extends Error {
   readonly pid: number;
-  constructor(dataDir: string, pid: number, sameProcess: boolean) {
+  readonly holder: LockHolder;
+  constructor(dataDir: string, holder: LockHolder, sameProcess: boolean, lockPath = path.join(dataDir, LOCK_FILE_NAME)) {
     super(
       sameProcess
         ? `The PGlite data directory ${dataDir} is already open in this process; reuse that database handle instead of opening it twice.`
-        : `The PGlite data directory ${dataDir} is in use by process ${pid}; PGlite allows one process at a time: stop that process, or set DATABASE_URL to a Postgres server to run several processes.`,
+        : `The PGlite data directory ${dataDir} is in use by process ${holder.pid} on host ${holder.host}${holder.startedAt ? ` (since ${holder.startedAt})` : ''}; ` +
+            (sameMachine(holder)
+              ? 'PGlite allows one process at a time: stop that process, or set DATABASE_URL to a Postgres server to run several processes.'
+              : `this process cannot tell whether that one still runs (${holder.host === os.hostname() ? 'it is in another container or pid namespace, or its lock does not say which' : 'it is on another machine'}), ` +
+                'and PGlite allows one process at a time: stop that process, or set DATABASE_URL to a Postgres server to run several processes. ' +
+                `If it no longer runs (its container or machine stopped without closing the database), delete ${lockPath} and start again.`),
     );
     this.name = 'DataDirLockedError';
-    this.pid = pid;
+    this.pid = holder.pid;
+    this.holder = holder;
   }
 }
 
-interface LockContents {
-  pid: number;
-  host: string;
-  startedAt: string;
+/**
+ * Whether the holder's pid can be checked here: the same host, boot and pid namespace as this
+ * process (both unknown counts as the same: off Linux there are no pid namespaces). A lock without a
+ * namespace read on Linux (written by an older version) cannot be checked.
+ */
+function sameMachine(holder: LockHolder): boolean {
+  return holder.host === os.hostname() && (holder.pidNamespace ?? null) === (pidNamespace() ?? null);
 }
 
 /** Whether a process with this pid runs in this pid namespace (EPERM: it does, as another user). */
@@ -37,10 +59,10 @@ export function isProcessAlive(pid: number): boolean {
   }
 }
 
-function readLock(lockPath: string): LockContents | undefined {
+function readLock(lockPath: string): LockHolder | undefined {
   try {
-    const parsed = JSON.parse(fs.readFileSync(lockPath, 'utf8')) as Partial<LockContents>;
-    if (typeof parsed.pid === 'number') return parsed as LockContents;
+    const parsed = JSON.parse(fs.readFileSync(lockPath, 'utf8')) as Partial<LockHolder>;
+    if (typeof parsed.pid === 'number') return { ...parsed, pid: parsed.pid, host: typeof parsed.host === 'string' ? parsed.host : '(unknown)' };
   } catch {
     // Unreadable or half-written: treated as stale below.
   }
@@ -56,7 +78,8 @@ export interface DataDirLock {
 export function lockDataDir(dataDir: string): DataDirLock {
   fs.mkdirSync(dataDir, { recursive: true });
   const lockPath = path.join(dataDir, LOCK_FILE_NAME);
-  const contents: LockContents = { pid: process.pid, host: os.hostname(), startedAt: new Date().toISOString() };
+  const namespace = pidNamespace();
+  const contents: LockHolder = { pid: process.pid, host: os.hostname(), ...(namespace ? { pidNamespace: namespace } : {}), startedAt: new Date().toISOString() };
 
   for (let tries = 0; tries < 3; tries++) {
     try {
@@ -66,10 +89,11 @@ export function lockDataDir(dataDir: string): DataDirLock {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     }
     const holder = readLock(lockPath);
-    // A lock from another host cannot be checked with kill(0); trust it.
-    const foreignHost = holder !== undefined && holder.host !== os.hostname();
-    if (holder && (foreignHost || isProcessAlive(holder.pid))) {
-      throw new DataDirLockedError(dataDir, holder.pid, holder.pid === process.pid && !foreignHost);
+    // kill(pid, 0) means something only in the holder's own pid namespace: another host's, another
+    // container's (pid 1 there is not pid 1 here) or an older lock's pid is trusted, not tested.
+    const checkable = holder !== undefined && sameMachine(holder);
+    if (holder && (!checkable || isProcessAlive(holder.pid))) {
+      throw new DataDirLockedError(dataDir, holder, checkable && holder.pid === process.pid, lockPath);
     }
     fs.rmSync(lockPath, { force: true });
   }
@@ -83,7 +107,8 @@ function makeLock(lockPath: string): DataDirLock {
     released = true;
     process.off('exit', release);
     const holder = readLock(lockPath);
-    if (holder?.pid === process.pid) fs.rmSync(lockPath, { force: true });
+    // Ours: another container's pid 1 is not this pid 1.
+    if (holder?.pid === process.pid && sameMachine(holder)) fs.rmSync(lockPath, { force: true });
   };
   // Best effort on normal exit; after kill -9 the next opener sees a dead pid and takes over.
   process.on('exit', release);

@@ -9,6 +9,7 @@ import { sql } from 'drizzle-orm';
 import { afterAll, describe, expect, it } from 'vitest';
 import { queryRows } from '../../db/client.ts';
 import { DataDirLockedError, LOCK_FILE_NAME } from '../../db/pglite-lock.ts';
+import { pidNamespace } from '../../db/process-identity.ts';
 import { getArtifact, submitJob } from '../../farm/jobs.ts';
 import { claimJob, completeJob } from '../../farm/queue.ts';
 import type { ClaimedJob } from '../../farm/types.ts';
@@ -89,7 +90,8 @@ describe('embedded PGlite data directory lock', () => {
     const child = spawn(process.execPath, ['-e', '0']);
     await once(child, 'exit');
     const lockFile = path.join(testDb.dataDir!, LOCK_FILE_NAME);
-    fs.writeFileSync(lockFile, JSON.stringify({ pid: child.pid, host: (await import('node:os')).hostname(), startedAt: new Date(0).toISOString() }));
+    // Written by a process of this pid namespace (db/process-identity.ts): only there is its pid tested.
+    fs.writeFileSync(lockFile, JSON.stringify({ pid: child.pid, host: (await import('node:os')).hostname(), pidNamespace: pidNamespace(), startedAt: new Date(0).toISOString() }));
 
     const db = await testDb.open();
     expect(JSON.parse(fs.readFileSync(lockFile, 'utf8')).pid).toBe(process.pid);
