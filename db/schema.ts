@@ -15,6 +15,7 @@ import {
   integer,
   jsonb,
   pgTable,
+  primaryKey,
   text,
   timestamp,
   uniqueIndex,
@@ -264,4 +265,27 @@ export const jobInputs = pgTable(
   (t) => [uniqueIndex('job_inputs_job_name_idx').on(t.jobId, t.name)],
 );
 
-export const schema = { users, guilds, jobs, budgetLedger, jobEvents, workers, artifacts, jobInputs };
+/**
+ * The latest re-roll or extension each member asked of each job (farm/follow-up.ts): one row per
+ * member, job and kind, so a second request within SAME_FOLLOW_UP_WINDOW_SECONDS
+ * (farm/follow-up-rule.ts) — a double press, or the same press reaching two bot processes — finds
+ * the first (its key is taken atomically) and is answered with its job instead of making another.
+ * `job_id`: the job the request made; null while it is being submitted.
+ */
+export const followUpRequests = pgTable(
+  'follow_up_requests',
+  {
+    userId: text('user_id').notNull(),
+    parentJobId: bigint('parent_job_id', { mode: 'number' })
+      .notNull()
+      .references(() => jobs.id, { onDelete: 'cascade' }),
+    kind: text('kind').$type<JobKind>().notNull(),
+    /** Which request holds the row (a new one within the window leaves it alone). */
+    token: uuid('token').notNull(),
+    requestedAt: timestamp('requested_at', { withTimezone: true }).notNull().defaultNow(),
+    jobId: bigint('job_id', { mode: 'number' }).references(() => jobs.id, { onDelete: 'cascade' }),
+  },
+  (t) => [primaryKey({ columns: [t.userId, t.parentJobId, t.kind] }), index('follow_up_requests_job_idx').on(t.jobId)],
+);
+
+export const schema = { users, guilds, jobs, budgetLedger, jobEvents, workers, artifacts, jobInputs, followUpRequests };

@@ -19,6 +19,44 @@ export function isFollowUpKind(kind: JobKind): kind is FollowUpKind {
   return (FOLLOW_UP_KINDS as readonly JobKind[]).includes(kind);
 }
 
+/** A follow-up as a noun ("your re-roll of #12"). */
+export const FOLLOW_UP_NOUNS: Readonly<Record<FollowUpKind, string>> = { upscale: 'upscale', reroll: 're-roll', extend: 'extension' };
+
+/**
+ * The follow-ups of which one press makes one job: the same member asking the same one of the same
+ * job again within SAME_FOLLOW_UP_WINDOW_SECONDS (a double click sends two interactions; a press can
+ * reach two bot processes) is answered with the first job (DuplicateFollowUpError), whichever
+ * process takes it (submitFollowUp keeps the requests in the database). An upscale has a rule of its
+ * own: refused while the same upscale is queued or running (farm/jobs.ts).
+ */
+export const ONE_JOB_PER_PRESS: readonly FollowUpKind[] = ['reroll', 'extend'];
+
+/** How long after a member asks a re-roll or an extension of a job the same request of theirs is taken for a repeat of that press. */
+export const SAME_FOLLOW_UP_WINDOW_SECONDS = 5;
+
+/**
+ * The same member asked the same re-roll or extension of the same job within
+ * SAME_FOLLOW_UP_WINDOW_SECONDS: no second job is made. `existingJobId`: the first request's job;
+ * null while that request is still being submitted.
+ */
+export class DuplicateFollowUpError extends InvalidJobStateError {
+  constructor(
+    readonly parentJobId: number,
+    readonly kind: FollowUpKind,
+    readonly existingJobId: number | null,
+  ) {
+    const noun = FOLLOW_UP_NOUNS[kind];
+    super(
+      (existingJobId === null ? `Your ${noun} of #${parentJobId} is already on its way; its message will appear in a moment.` : `Your ${noun} of #${parentJobId} is already queued as job #${existingJobId}.`) +
+        ` Asking again within ${SAME_FOLLOW_UP_WINDOW_SECONDS} seconds makes no second job; for another ${noun}, ask again after that.`,
+    );
+  }
+
+  override details(): Record<string, unknown> {
+    return { existingJobId: this.existingJobId, parentJobId: this.parentJobId, kind: this.kind };
+  }
+}
+
 /** Follow-ups made from the parent's finished video (a re-roll renders again from the parameters). */
 const FROM_PARENT_VIDEO: readonly JobKind[] = ['upscale', 'extend'];
 

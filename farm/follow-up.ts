@@ -1,15 +1,18 @@
 // Jobs that start from an earlier one (the bot's Re-roll, Upscale and Extend buttons):
 // parameters are derived from the parent's, and the new job links to it (parentJobId).
+import { randomUUID } from 'node:crypto';
+import { sql } from 'drizzle-orm';
+import { queryRows } from '../db/client.ts';
 import type { FarmContext } from './config.ts';
 import { InvalidJobStateError, JobNotFoundError } from './errors.ts';
-import { checkFollowUpParent, type FollowUpKind, followUpRefusal } from './follow-up-rule.ts';
+import { checkFollowUpParent, DuplicateFollowUpError, type FollowUpKind, followUpRefusal, ONE_JOB_PER_PRESS, SAME_FOLLOW_UP_WINDOW_SECONDS } from './follow-up-rule.ts';
 import { getJob, getJobInputs, submitJob, type SubmitJobInput } from './jobs.ts';
 import { defaultUpscaleFactor, inputNames, type JobParams, type JobParamsInput } from './job-params.ts';
 import type { UPSCALE_FACTORS } from './limits.ts';
 import { checkExtension, movieImageInputs, movieOf, type Movie } from './movie.ts';
 import type { Job } from './types.ts';
 
-export { type FollowUpKind, followUpRefusal, followUpsFor, isFollowUpKind } from './follow-up-rule.ts';
+export { DuplicateFollowUpError, type FollowUpKind, followUpRefusal, followUpsFor, isFollowUpKind, ONE_JOB_PER_PRESS, SAME_FOLLOW_UP_WINDOW_SECONDS } from './follow-up-rule.ts';
 
 export interface FollowUpOptions {
   /** extend: the prompt(s) to continue to. */
@@ -99,9 +102,64 @@ async function followUpSource(farm: FarmContext, job: Job): Promise<Job> {
  * (checkFollowUpParent, which submitJob applies again under lock); re-roll works from any. A
  * re-roll or extension of an upscale is one of the video it upscaled (followUpSource): the new
  * job links to that job, renders at its size and keeps its pictures and inpainting.
+ *
+ * One press, one job (ONE_JOB_PER_PRESS): a re-roll or an extension the same member asked of the
+ * same job (`parentJobId`, the one pressed on) within SAME_FOLLOW_UP_WINDOW_SECONDS is refused with
+ * DuplicateFollowUpError naming the first one's job. The request is recorded in the database
+ * (follow_up_requests) before the job is submitted, by one atomic upsert on its key, so of two at
+ * once — in one process or in two — exactly one goes on; one refused (a budget, a rule) is forgotten,
+ * so asking again at once is not taken for a repeat.
  */
 export async function submitFollowUp(farm: FarmContext, input: SubmitFollowUpInput): Promise<Job> {
+  if (!ONE_JOB_PER_PRESS.includes(input.kind)) return submitFollowUpJob(farm, input);
   const asked = await getJob(farm, input.parentJobId);
+  if (!asked) throw new JobNotFoundError(input.parentJobId);
+  const request = { userId: input.userId, parentJobId: asked.id, kind: input.kind };
+  const token = await takeFollowUpRequest(farm, request);
+  let job: Job;
+  try {
+    job = await submitFollowUpJob(farm, input, asked);
+  } catch (error) {
+    // Refused (or failed): not a press to answer later ones with. Should this fail too, the
+    // request only stands until its window ends.
+    await farm.db.db.execute(sql`delete from follow_up_requests where token = ${token}::uuid`).catch(() => undefined);
+    throw error;
+  }
+  // The job is queued: nothing refuses it now. Should this fail, a repeat within the window is
+  // told the first is on its way (no job named) rather than the job number.
+  await farm.db.db.execute(sql`update follow_up_requests set job_id = ${job.id} where token = ${token}::uuid`).catch(() => undefined);
+  return job;
+}
+
+/**
+ * Records a re-roll or extension request of `userId` on `parentJobId` (ONE_JOB_PER_PRESS) and
+ * returns its token, or throws DuplicateFollowUpError when the same request was recorded within
+ * SAME_FOLLOW_UP_WINDOW_SECONDS (by the database's clock). One statement: an insert, or an update
+ * of the key's row only if that row is older than the window; a concurrent request with the same
+ * key waits for this one's row and then sees it as recent.
+ */
+async function takeFollowUpRequest(farm: FarmContext, request: { userId: string; parentJobId: number; kind: FollowUpKind }): Promise<string> {
+  const token = randomUUID();
+  const window = sql`make_interval(secs => ${SAME_FOLLOW_UP_WINDOW_SECONDS}::float8)`;
+  const taken = await queryRows<{ token: string }>(
+    farm.db.db,
+    sql`insert into follow_up_requests as r (user_id, parent_job_id, kind, token, requested_at, job_id)
+        values (${request.userId}, ${request.parentJobId}, ${request.kind}, ${token}::uuid, now(), null)
+        on conflict (user_id, parent_job_id, kind) do update set token = excluded.token, requested_at = excluded.requested_at, job_id = null
+          where r.requested_at <= now() - ${window}
+        returning r.token`,
+  );
+  if (taken.length > 0) return token;
+  const [first] = await queryRows<{ job_id: number | string | null }>(
+    farm.db.db,
+    sql`select job_id from follow_up_requests where user_id = ${request.userId} and parent_job_id = ${request.parentJobId} and kind = ${request.kind}`,
+  );
+  throw new DuplicateFollowUpError(request.parentJobId, request.kind, first?.job_id == null ? null : Number(first.job_id));
+}
+
+/** submitFollowUp's submission itself; `known`: the parent job as just read. */
+async function submitFollowUpJob(farm: FarmContext, input: SubmitFollowUpInput, known?: Job): Promise<Job> {
+  const asked = known ?? (await getJob(farm, input.parentJobId));
   if (!asked) throw new JobNotFoundError(input.parentJobId);
   const parent = input.kind === 'upscale' ? asked : await followUpSource(farm, asked);
   // Refused here before the movie and its pictures are read; submitJob checks again, under lock.

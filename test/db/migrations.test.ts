@@ -78,6 +78,8 @@ it('declares an on-delete action for every foreign key to jobs in db/schema.ts (
     'job_events.job_id': 'cascade',
     'job_inputs.job_id': 'cascade',
     'budget_ledger.job_id': 'set null',
+    'follow_up_requests.parent_job_id': 'cascade',
+    'follow_up_requests.job_id': 'cascade',
     // A job a kept job continues from must stay: retention deletes children first.
     'jobs.parent_job_id': 'no action',
   });
@@ -187,6 +189,8 @@ describe.each(BACKENDS)('upgrading an older database on %s', (backend) => {
     expect(await jobForeignKeys(db)).toEqual({
       'artifacts.job_id': 'c',
       'budget_ledger.job_id': 'n',
+      'follow_up_requests.job_id': 'c',
+      'follow_up_requests.parent_job_id': 'c',
       'job_events.job_id': 'c',
       'job_inputs.job_id': 'c',
       'jobs.parent_job_id': 'a',

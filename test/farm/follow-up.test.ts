@@ -7,6 +7,7 @@ import { sql } from 'drizzle-orm';
 import { describe, expect, it, vi } from 'vitest';
 import { type FarmDb, queryRows } from '../../db/client.ts';
 import type { FarmContext } from '../../farm/config.ts';
+import { DuplicateFollowUpError } from '../../farm/follow-up-rule.ts';
 import { DuplicateUpscaleError, FarmError, NoCapableWorkerError, ParentVideoGoneError } from '../../farm/errors.ts';
 import { followUpParams, followUpRefusal, followUpsFor, parentMovieParams, submitFollowUp } from '../../farm/follow-up.ts';
 import { JobParamsError, parseJobParams } from '../../farm/job-params.ts';
@@ -22,7 +23,8 @@ import { claimJob, claimSpecificJob, completeJob, releaseJob } from '../../farm/
 import { getBudget } from '../../farm/policy/budget.ts';
 import { canRun, jobNeeds, markWorkerStopped, registerWorker } from '../../farm/worker-registry.ts';
 import { FarmWorker } from '../../farm/worker.ts';
-import { BACKENDS, CHEAP_BLEND, countRows, farmContext, GENEROUS_BUDGET } from '../helpers/db.ts';
+import { BACKENDS, CHEAP_BLEND, countRows, farmContext, GENEROUS_BUDGET, type TestDatabase } from '../helpers/db.ts';
+import { pastFollowUpWindow } from '../helpers/follow-ups.ts';
 import { useTestFarm } from '../helpers/farm.ts';
 
 const PHOTO = readFileSync(new URL('../fixtures/photos/coffee.png', import.meta.url));
@@ -41,10 +43,11 @@ function recordingRenderer(model: string, seen: ClaimedJob[], upscalers?: string
 }
 
 describe.each(BACKENDS)('follow-ups on %s', (backend) => {
+  let testDb: TestDatabase;
   let db: FarmDb;
   let farm: FarmContext;
 
-  useTestFarm(backend, { budget: GENEROUS_BUDGET }, (t) => ({ db, farm } = t));
+  useTestFarm(backend, { budget: GENEROUS_BUDGET }, (t) => ({ testDb, db, farm } = t));
 
   it('extends a movie with its new prompts only, and hands the renderer the whole movie it continues', async () => {
     const seen: ClaimedJob[] = [];
@@ -333,6 +336,7 @@ describe.each(BACKENDS)('follow-ups on %s', (backend) => {
     // With only the text-only worker online, a bot submission (requireCapableWorker) is refused, saying why.
     await markWorkerStopped(farm, 'w-enc');
     await registerWorker(farm, { id: 'w-text', host: 'test', pid: 2, concurrency: 1, capabilities: textOnly });
+    await pastFollowUpWindow(db);
     const refused = await refusalOf(submitFollowUp(farm, { kind: 'extend', parentJobId: pictured.id, userId: 'fay', options: { prompts: ['d'] }, requireCapableWorker: true }));
     expect(refused).toBeInstanceOf(NoCapableWorkerError);
     expect(refused?.message).toMatch(/can use model "enc" to continue this movie: it starts or ends at a picture, and re-rendering its last keyframe from that picture needs a model with a VAE encoder; make a new \/movie instead/);
@@ -453,8 +457,10 @@ describe.each(BACKENDS)('follow-ups on %s', (backend) => {
     const twoX = await submitFollowUp(farm, { kind: 'upscale', parentJobId: parent.id, userId: 'ida', options: { upscaleFactor: 2 } });
     const named = await submitFollowUp(farm, { kind: 'upscale', parentJobId: parent.id, userId: 'ida', options: { upscaler: 'esrgan-slim' } });
     const other = await submitFollowUp(farm, { kind: 'upscale', parentJobId: parent.id, userId: 'jo' });
-    // Re-rolls and extensions may be asked for twice (their seeds or prompts differ).
-    const rerolls = [await submitFollowUp(farm, { kind: 'reroll', parentJobId: parent.id, userId: 'ida' }), await submitFollowUp(farm, { kind: 'reroll', parentJobId: parent.id, userId: 'ida' })];
+    // Re-rolls and extensions may be asked for twice (their seeds or prompts differ), once the first press's window has passed.
+    const rerolls = [await submitFollowUp(farm, { kind: 'reroll', parentJobId: parent.id, userId: 'ida' })];
+    await pastFollowUpWindow(db);
+    rerolls.push(await submitFollowUp(farm, { kind: 'reroll', parentJobId: parent.id, userId: 'ida' }));
     expect(await completeJob(farm, claimed!, { artifact: { format: 'mp4', mime: 'video/mp4', sizeBytes: 1, meta: {}, data: Buffer.from('v') }, gpuSeconds: 0.01 })).toBe(true);
 
     // Done: the same upscale may be asked for again; two at the same moment make one job.
@@ -654,6 +660,78 @@ describe.each(BACKENDS)('follow-ups on %s', (backend) => {
     await markWorkerStopped(farm, 'w-fu');
   });
 
+  it('makes one job of a re-roll or an extension its member asks twice within SAME_FOLLOW_UP_WINDOW_SECONDS (a double press), naming it; another member, another job, or after the window: a new job', async () => {
+    await registerWorker(farm, { id: 'w-fu', host: 'test', pid: 1, concurrency: 1, capabilities: FU_CAPS });
+    const parent = await submitJob(farm, { kind: 'blend', userId: 'max', params: { ...CHEAP_BLEND, model: 'fu' } });
+    await finish(parent.id, 'w-fu', FU_CAPS);
+    const other = await submitJob(farm, { kind: 'blend', userId: 'max', params: { ...CHEAP_BLEND, model: 'fu' } });
+    await finish(other.id, 'w-fu', FU_CAPS);
+    const reroll = (userId = 'max', parentJobId = parent.id) => submitFollowUp(farm, { kind: 'reroll', parentJobId, userId });
+    const extend = () => submitFollowUp(farm, { kind: 'extend', parentJobId: parent.id, userId: 'max', options: { prompts: ['c'] } });
+    const followUps = () => countRows(db, 'jobs', sql`parent_job_id = ${parent.id}`);
+    const reserved = async () => (await getBudget(farm, 'max')).heldGpuSeconds;
+
+    const first = await reroll();
+    const held = await reserved();
+    const again = await refusalOf(reroll());
+    expect(again).toBeInstanceOf(DuplicateFollowUpError);
+    expect(again).toMatchObject({ code: 'invalid_state', existingJobId: first.id });
+    expect(again?.message).toBe(`Your re-roll of #${parent.id} is already queued as job #${first.id}. Asking again within 5 seconds makes no second job; for another re-roll, ask again after that.`);
+    // Nothing made or charged for the second press.
+    expect(await followUps()).toBe(1);
+    expect(await reserved()).toBe(held);
+    // The same press of someone else (a moderator), or on another job, or another follow-up, is another request.
+    const byOther = await reroll('ned');
+    const ofOther = await reroll('max', other.id);
+    const extension = await extend();
+    expect(await refusalOf(extend())).toMatchObject({ existingJobId: extension.id, message: expect.stringMatching(/^Your extension of #\d+ is already queued as job #\d+\./) });
+    // A deliberate second re-roll, after the window: a new job.
+    await pastFollowUpWindow(db);
+    const second = await reroll();
+    expect(second.id).not.toBe(first.id);
+    expect(await followUps()).toBe(4);
+    // A refused request is not a press to answer the next with: asking again at once is judged afresh.
+    await pastFollowUpWindow(db);
+    const bad = await refusalOf(submitFollowUp(farm, { kind: 'reroll', parentJobId: parent.id, userId: 'max', options: { maxBytes: 5 } }));
+    expect(bad).toBeInstanceOf(JobParamsError);
+    const afterRefusal = await reroll();
+    expect(await followUps()).toBe(5);
+    for (const job of [first, byOther, extension, second, afterRefusal]) await cancelJob(farm, job.id);
+    await cancelJob(farm, ofOther.id);
+    await markWorkerStopped(farm, 'w-fu');
+  });
+
+  // Two bot processes (two connections) given the same press at once: Postgres only (PGlite runs one statement at a time).
+  it.skipIf(backend === 'pglite')('makes one job of the same re-roll asked through two bot processes at once; the other is told it is on its way, then its job number', async () => {
+    await registerWorker(farm, { id: 'w-fu', host: 'test', pid: 1, concurrency: 1, capabilities: FU_CAPS });
+    const parent = await submitJob(farm, { kind: 'blend', userId: 'oz', params: { ...CHEAP_BLEND, model: 'fu' } });
+    await finish(parent.id, 'w-fu', FU_CAPS);
+    const processes = await Promise.all([1, 2].map(async () => ({ db: await testDb.open({ migrate: false, poolSize: 2 }), config: farm.config })));
+    const submit = (through: FarmContext) => submitFollowUp(through, { kind: 'reroll', parentJobId: parent.id, userId: 'oz' }).then((job) => job, (e: unknown) => e as Error);
+    const settled: Array<Awaited<ReturnType<typeof submit>>> = [];
+    let both: Promise<unknown> = Promise.resolve();
+    // While the user's row is held (the admission waits for it) one press has taken the request and
+    // waits; the other is answered meanwhile.
+    await db.db.transaction(async (tx) => {
+      await tx.execute(sql`select id from users where id = 'oz' for update`);
+      both = Promise.all(processes.map((through) => submit(through).then((r) => settled.push(r))));
+      await vi.waitFor(() => expect(settled).toHaveLength(1), { timeout: 10_000 });
+    });
+    await both;
+    const results = settled;
+    const made = results.filter((r) => !(r instanceof Error));
+    const refused = results.filter((r) => r instanceof Error);
+    expect(made).toHaveLength(1);
+    expect(refused[0]).toBeInstanceOf(DuplicateFollowUpError);
+    expect(refused[0]).toMatchObject({ existingJobId: null });
+    expect((refused[0] as Error).message).toMatch(/^Your re-roll of #\d+ is already on its way; its message will appear in a moment\./);
+    // Once it is queued, a repeat through either process names it.
+    for (const through of processes) expect(await submit(through)).toMatchObject({ existingJobId: (made[0] as { id: number }).id });
+    expect(await countRows(db, 'jobs', sql`parent_job_id = ${parent.id} and kind = 'reroll'`)).toBe(1);
+    await cancelJob(farm, (made[0] as { id: number }).id);
+    await markWorkerStopped(farm, 'w-fu');
+  });
+
   it('renders a follow-up for the upload limit it is asked with (where the button was pressed), else the parent’s', async () => {
     await registerWorker(farm, { id: 'w-fu', host: 'test', pid: 1, concurrency: 1, capabilities: FU_CAPS });
     const parent = await submitJob(farm, { kind: 'blend', userId: 'kit', params: { ...CHEAP_BLEND, model: 'fu', maxBytes: 50 * 1024 * 1024 } });
@@ -667,8 +745,10 @@ describe.each(BACKENDS)('follow-ups on %s', (backend) => {
       jobs.push(job);
     }
     // Without one, the parent's; a value out of range is refused by the job parameters' own rule.
+    await pastFollowUpWindow(db);
     const inherited = await submitFollowUp(farm, { kind: 'reroll', parentJobId: parent.id, userId: 'kit' });
     expect(inherited.params.maxBytes).toBe(50 * 1024 * 1024);
+    await pastFollowUpWindow(db);
     const bad = await refusalOf(submitFollowUp(farm, { kind: 'reroll', parentJobId: parent.id, userId: 'kit', options: { maxBytes: 5 } }));
     expect(bad).toBeInstanceOf(JobParamsError);
     expect(bad?.message).toBe('Invalid job parameters: maxBytes must be an integer between 10000 and 2000000000 (got 5).');
