@@ -34,6 +34,7 @@ import {
   schedulerKinds,
   segmentsToVideo,
   transitionModes,
+  type RenderRequest,
   type RequestImage,
   type TransitionMode,
 } from '../../engine/index.ts';
@@ -119,48 +120,49 @@ const OTHER_COMMANDS_FLAGS: Record<'blend' | 'movie', Record<string, string>> = 
 const splitNumbers = (name: string, raw: string | undefined, integer: boolean) =>
   raw === undefined ? undefined : raw.split(',').map((v) => numberOption(name, v.trim(), integer ? SEED_FLAG : DURATION_RANGE)!);
 
-export async function runTransitionCli(kind: 'blend' | 'movie', argv = process.argv.slice(2)): Promise<void> {
-  const { values, positionals } = parseCli(argv, {
-    out: { type: 'string' },
-    format: { type: 'string' },
-    duration: { type: 'string' },
-    durations: { type: 'string' },
-    fps: { type: 'string' },
-    branches: { type: 'string' },
-    seconds: { type: 'string' },
-    depth: { type: 'string' },
-    mode: { type: 'string' },
-    'walk-frames': { type: 'string' },
-    'seed-a': { type: 'string' },
-    'seed-b': { type: 'string' },
-    seeds: { type: 'string' },
-    negative: { type: 'string' },
-    steps: { type: 'string' },
-    guidance: { type: 'string' },
-    width: { type: 'string' },
-    height: { type: 'string' },
-    scheduler: { type: 'string' },
-    order: { type: 'string' },
-    plan: { type: 'string' },
-    'max-bytes': { type: 'string' },
-    lpips: { type: 'string' },
-    'image-a': { type: 'string' },
-    'image-b': { type: 'string' },
-    'strength-a': { type: 'string' },
-    'strength-b': { type: 'string' },
-    images: { type: 'string' },
-    strength: { type: 'string' },
-    inpaint: { type: 'string' },
-    mask: { type: 'string' },
-    'mask-preset': { type: 'string' },
-    ...COMMON_OPTIONS,
-  });
-  if (values.help) {
-    process.stdout.write(help(kind));
-    return;
-  }
+const OPTIONS = {
+  out: { type: 'string' },
+  format: { type: 'string' },
+  duration: { type: 'string' },
+  durations: { type: 'string' },
+  fps: { type: 'string' },
+  branches: { type: 'string' },
+  seconds: { type: 'string' },
+  depth: { type: 'string' },
+  mode: { type: 'string' },
+  'walk-frames': { type: 'string' },
+  'seed-a': { type: 'string' },
+  'seed-b': { type: 'string' },
+  seeds: { type: 'string' },
+  negative: { type: 'string' },
+  steps: { type: 'string' },
+  guidance: { type: 'string' },
+  width: { type: 'string' },
+  height: { type: 'string' },
+  scheduler: { type: 'string' },
+  order: { type: 'string' },
+  plan: { type: 'string' },
+  'max-bytes': { type: 'string' },
+  lpips: { type: 'string' },
+  'image-a': { type: 'string' },
+  'image-b': { type: 'string' },
+  'strength-a': { type: 'string' },
+  'strength-b': { type: 'string' },
+  images: { type: 'string' },
+  strength: { type: 'string' },
+  inpaint: { type: 'string' },
+  mask: { type: 'string' },
+  'mask-preset': { type: 'string' },
+  ...COMMON_OPTIONS,
+} as const;
+
+type Kind = 'blend' | 'movie';
+type Values = ReturnType<typeof parseCli<typeof OPTIONS>>['values'];
+
+/** The prompts: as many as the command takes, none empty, each within MAX_PROMPT_LENGTH (--negative too); the other command's flags refused. */
+function readPrompts(kind: Kind, values: Values, positionals: string[]): string[] {
   for (const [flag, instead] of Object.entries(OTHER_COMMANDS_FLAGS[kind])) {
-    if (values[flag as keyof typeof values] !== undefined) {
+    if (values[flag as keyof Values] !== undefined) {
       throw new UsageError(`--${flag} is for npm run ${kind === 'blend' ? 'movie' : 'blend'}; npm run ${kind} takes ${instead} (see --help)`);
     }
   }
@@ -172,13 +174,21 @@ export async function runTransitionCli(kind: 'blend' | 'movie', argv = process.a
     promptArgument(`prompt ${i + 1}`, p);
   });
   if (values.negative !== undefined) promptArgument('--negative', values.negative);
+  return prompts;
+}
+
+/**
+ * Every choice and number of the render and the video, read before the model loads: a bad one is
+ * refused at once, not after loading (or behind a model folder's own error). Each mode's own flags:
+ * a walk renders --walk-frames evenly spaced frames (no tree, no gaps to weigh); latent blending
+ * builds its tree from --branches or --seconds. The other mode's flags are refused, not ignored.
+ */
+function readRenderOptions(kind: Kind, values: Values, prompts: string[]) {
   const format = videoFormatOption(values.format, values.out);
   const mode: TransitionMode = choiceOption('mode', values.mode, transitionModes) ?? DEFAULT_TRANSITION_MODE;
   const scheduler = choiceOption('scheduler', values.scheduler, schedulerKinds);
   const order = choiceOption('order', values.order, ORDERS);
   const plan = choiceOption('plan', values.plan, planModes);
-  // Each mode's own flags: a walk renders --walk-frames evenly spaced frames (no tree, no gaps to
-  // weigh); latent blending builds its tree from --branches or --seconds. The other mode's flags are refused, not ignored.
   if (mode === 'latent-blend') {
     if (values['walk-frames'] !== undefined) throw new UsageError(`--walk-frames is for the walk modes (--mode ${transitionModes.filter((m) => m !== 'latent-blend').join('|')}); latent-blend takes --branches or --seconds`);
   } else {
@@ -200,8 +210,6 @@ export async function runTransitionCli(kind: 'blend' | 'movie', argv = process.a
   const duration = durations ?? numberOption('duration', values.duration, DURATION_RANGE) ?? DEFAULT_DURATION;
   const fps = numberOption('fps', values.fps, { min: MIN_FPS, max: MAX_FPS }) ?? DEFAULT_FPS;
   const maxBytes = numberOption('max-bytes', values['max-bytes'], { integer: true, min: 1024 });
-  // Every number is read before the model loads: a bad one is refused at once, not after loading
-  // (or behind a model folder's own error).
   const width = numberOption('width', values.width, SIZE_FLAG);
   const height = numberOption('height', values.height, SIZE_FLAG);
   const steps = numberOption('steps', values.steps, stepsFlag(MIN_BLEND_STEPS));
@@ -211,19 +219,24 @@ export async function runTransitionCli(kind: 'blend' | 'movie', argv = process.a
   if (values.lpips !== undefined && !existsSync(values.lpips)) {
     throw new UsageError(`--lpips ${values.lpips}: file not found; give an LPIPS model exported to ONNX, or leave out --lpips for the built-in metric`);
   }
+  return { format, mode, scheduler, order, plan, seconds, branches, seeds, duration, fps, maxBytes, width, height, steps, guidance, depthStrength, walkFrames };
+}
 
+/** A picture flag's file, read and checked (format, size), named by its flag and file, before the model loads. */
+async function readPicture(flag: string, file: string): Promise<Buffer> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(file);
+  } catch (err) {
+    throw new UsageError(`--${flag}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); give the path of a PNG, JPEG or WebP file`);
+  }
+  await asUsageError(inspectImage(bytes, `--${flag} ${file}`));
+  return bytes;
+}
+
+/** The pictures to start from (blend: --image-a/--image-b; movie: --images I:FILE,...), with their strengths. */
+async function readPictureFlags(kind: Kind, values: Values, prompts: string[]): Promise<RequestImage[]> {
   const pictureFlags: RequestImage[] = [];
-  // A picture is read and checked (format, size) here, named by its flag and file, before the model loads.
-  const readPicture = async (flag: string, file: string) => {
-    let bytes: Buffer;
-    try {
-      bytes = await readFile(file);
-    } catch (err) {
-      throw new UsageError(`--${flag}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); give the path of a PNG, JPEG or WebP file`);
-    }
-    await asUsageError(inspectImage(bytes, `--${flag} ${file}`));
-    return bytes;
-  };
   if (kind === 'blend') {
     for (const [end, index] of [['a', 0], ['b', 1]] as const) {
       const file = values[`image-${end}`];
@@ -242,24 +255,35 @@ export async function runTransitionCli(kind: 'blend' | 'movie', argv = process.a
       pictureFlags.push({ index: index - 1, image: await readPicture('images', m[2]), strength });
     }
   }
+  return pictureFlags;
+}
+
+/** --inpaint with its mask (--mask FILE or --mask-preset NAME), read and checked; undefined without --inpaint. */
+async function readInpaintFlags(values: Values): Promise<RenderRequest['inpaint']> {
   if ((values.mask || values['mask-preset']) && !values.inpaint) throw new UsageError('--mask and --mask-preset need --inpaint PICTURE');
   if (values.inpaint && !values.mask && !values['mask-preset']) throw new UsageError(`--inpaint needs a mask: --mask FILE (white = change) or --mask-preset ${MASK_PRESETS.join('|')}`);
   if (values.mask && values['mask-preset']) throw new UsageError('give either --mask or --mask-preset, not both');
   if (values['mask-preset'] && !isMaskPreset(values['mask-preset'])) throw new UsageError(`--mask-preset must be one of ${MASK_PRESETS.join(', ')}, got "${values['mask-preset']}"`);
-  const inpaintRequest = values.inpaint
+  return values.inpaint
     ? { image: await readPicture('inpaint', values.inpaint), mask: values.mask ? await readPicture('mask', values.mask) : (values['mask-preset'] as (typeof MASK_PRESETS)[number]) }
     : undefined;
+}
 
-  const fileName = `${DEFAULT_OUT_STEM[kind]}.${format}`;
-  const out = outputFile(values.out ?? fileName, fileName);
+type RenderOptions = ReturnType<typeof readRenderOptions>;
+
+/**
+ * Loads the model and the gap metric, brings the pictures to the frame size, renders the movie
+ * (Ctrl-C stops it: nothing is written at --out) and encodes it at `out`; releases what it loaded.
+ */
+async function renderToFile(kind: Kind, values: Values, prompts: string[], opts: RenderOptions, pictureFlags: RequestImage[], inpaintRequest: RenderRequest['inpaint'], out: string) {
   const config = loadCliConfig();
   const ep = parseEp(values.ep, config);
   const deviceId = numberOption('device', values.device, DEVICE_FLAG) ?? config.deviceId;
   const model = await chooseModel(values.model, config);
   const started = performance.now();
-  const pipe = await StableDiffusionPipeline.load(model.dir, { ep, deviceId, threads: config.threads, scheduler });
+  const pipe = await StableDiffusionPipeline.load(model.dir, { ep, deviceId, threads: config.threads, scheduler: opts.scheduler });
   // Pictures are checked and brought to the frame size before anything renders.
-  const frame = pipe.resolve({ prompt: prompts[0], width, height });
+  const frame = pipe.resolve({ prompt: prompts[0], width: opts.width, height: opts.height });
   const images = await prepareRequestImages(pictureFlags, prompts.length, frame.width, frame.height);
   const inpaint = await prepareInpaint(inpaintRequest, frame.width, frame.height);
   // The pipeline's load-time notes (as generate prints them) and a prompt longer than the text encoder reads: said before
@@ -278,20 +302,20 @@ export async function runTransitionCli(kind: 'blend' | 'movie', argv = process.a
     pipe,
     {
       prompts,
-      seeds,
-      mode,
-      walkFrames,
+      seeds: opts.seeds,
+      mode: opts.mode,
+      walkFrames: opts.walkFrames,
       negativePrompt: values.negative,
-      steps,
-      guidance,
-      width,
-      height,
+      steps: opts.steps,
+      guidance: opts.guidance,
+      width: opts.width,
+      height: opts.height,
       images,
       inpaint,
-      depthStrength,
-      maxBranches: branches,
-      computeSeconds: seconds,
-      order,
+      depthStrength: opts.depthStrength,
+      maxBranches: opts.branches,
+      computeSeconds: opts.seconds,
+      order: opts.order,
       signal: controller.signal,
       onProgress: (p) => {
         const seg = p.segments > 1 ? `segment ${p.segment}/${p.segments} ` : '';
@@ -303,26 +327,31 @@ export async function runTransitionCli(kind: 'blend' | 'movie', argv = process.a
   );
   bar.done();
   const video = await segmentsToVideo(result.segments, {
-    fps,
-    duration,
-    format,
+    fps: opts.fps,
+    duration: opts.duration,
+    format: opts.format,
     out,
-    maxBytes,
-    plan,
+    maxBytes: opts.maxBytes,
+    plan: opts.plan,
     signal: controller.signal,
   });
   stopSignals();
   await pipe.release();
   await metric.release?.();
-  const size = (await stat(out)).size;
+  return { ep, model, modelName: pipe.folder.name, started, warnings, result, video };
+}
+
+/** The summary of a written movie (--json's object) and its text line. */
+function summarize(out: string, prompts: string[], opts: RenderOptions, rendered: Awaited<ReturnType<typeof renderToFile>>, size: number) {
+  const { result, video } = rendered;
   const gaps = result.segments.flatMap((s) => s.gaps ?? []);
   const summary = {
     file: out,
-    format,
-    model: pipe.folder.name,
-    demoModel: model.isDemo,
-    ep,
-    mode,
+    format: opts.format,
+    model: rendered.modelName,
+    demoModel: rendered.model.isDemo,
+    ep: rendered.ep,
+    mode: opts.mode,
     prompts,
     seeds: result.seeds,
     segments: result.segments.length,
@@ -338,16 +367,30 @@ export async function runTransitionCli(kind: 'blend' | 'movie', argv = process.a
     maxGap: gaps.length ? Number(Math.max(...gaps).toFixed(4)) : null,
     meanGap: gaps.length ? Number((gaps.reduce((a, b) => a + b, 0) / gaps.length).toFixed(4)) : null,
     renderSeconds: Number(result.seconds.toFixed(3)),
-    totalSeconds: Number(((performance.now() - started) / 1000).toFixed(3)),
+    totalSeconds: Number(((performance.now() - rendered.started) / 1000).toFixed(3)),
     // A prompt longer than the text encoder reads (its end had no effect), as the farm's workers report it.
-    warnings,
+    warnings: rendered.warnings,
   };
-  if (values.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
-  else {
-    process.stdout.write(
-      `${out}: ${summary.keyframes} keyframes${gaps.length ? ` (max gap ${summary.maxGap}, mean ${summary.meanGap})` : ''}, seeds ${result.seeds.join(', ')}, ` +
-        `${video.frames} frames at ${video.fps} fps (${summary.durationSeconds}s, ${video.width}x${video.height}), ${fileSize(size)}, ` +
-        `rendered in ${summary.renderSeconds.toFixed(1)}s, total ${summary.totalSeconds.toFixed(1)}s (model ${summary.model}, ${ep})\n`,
-    );
+  const line =
+    `${out}: ${summary.keyframes} keyframes${gaps.length ? ` (max gap ${summary.maxGap}, mean ${summary.meanGap})` : ''}, seeds ${result.seeds.join(', ')}, ` +
+    `${video.frames} frames at ${video.fps} fps (${summary.durationSeconds}s, ${video.width}x${video.height}), ${fileSize(size)}, ` +
+    `rendered in ${summary.renderSeconds.toFixed(1)}s, total ${summary.totalSeconds.toFixed(1)}s (model ${summary.model}, ${rendered.ep})\n`;
+  return { summary, line };
+}
+
+export async function runTransitionCli(kind: Kind, argv = process.argv.slice(2)): Promise<void> {
+  const { values, positionals } = parseCli(argv, OPTIONS);
+  if (values.help) {
+    process.stdout.write(help(kind));
+    return;
   }
+  const prompts = readPrompts(kind, values, positionals);
+  const opts = readRenderOptions(kind, values, prompts);
+  const pictureFlags = await readPictureFlags(kind, values, prompts);
+  const inpaintRequest = await readInpaintFlags(values);
+  const fileName = `${DEFAULT_OUT_STEM[kind]}.${opts.format}`;
+  const out = outputFile(values.out ?? fileName, fileName);
+  const rendered = await renderToFile(kind, values, prompts, opts, pictureFlags, inpaintRequest, out);
+  const { summary, line } = summarize(out, prompts, opts, rendered, (await stat(out)).size);
+  process.stdout.write(values.json ? `${JSON.stringify(summary)}\n` : line);
 }
