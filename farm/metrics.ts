@@ -20,7 +20,8 @@ import { queryRows } from '../db/client.ts';
 import { JOB_KINDS, jobs } from '../db/schema.ts';
 import type { FarmContext } from './config.ts';
 import { FarmError } from './errors.ts';
-import { onJobEvent, type JobEventType } from './events.ts';
+import { type JobEvent, onJobEvent, type JobEventType } from './events.ts';
+import { EXPIRED_ERROR_PREFIX } from './failure.ts';
 import { getJob } from './jobs.ts';
 import { ACTIVE_STATUSES, type Job } from './types.ts';
 
@@ -29,12 +30,16 @@ export const WAIT_BUCKETS_SECONDS = [0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 
 /** Seconds: draft renders take seconds, max-quality movies tens of minutes. */
 export const RENDER_BUCKETS_SECONDS = [0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600];
 
-/** Why an attempt failed, as a bounded label value. */
-export type FailureCause = 'lease_expired' | 'render_error' | 'unknown';
+/**
+ * Why a job failed, as a bounded label value: an attempt's lost lease or render error, or
+ * (queue_timeout) no attempt at all, the job expired unclaimed in the queue (expireQueuedJobs).
+ */
+export type FailureCause = 'lease_expired' | 'render_error' | 'queue_timeout' | 'unknown';
 
-/** The one rule mapping an attempt's error text to a cause label. */
+/** The one rule mapping a job's error text to a cause label. */
 export function failureCause(error: string | null | undefined): FailureCause {
   if (!error) return 'unknown';
+  if (error.startsWith(EXPIRED_ERROR_PREFIX)) return 'queue_timeout';
   if (/stopped renewing its lease/.test(error)) return 'lease_expired';
   return 'render_error';
 }
@@ -250,14 +255,19 @@ async function countJobEvents(farm: FarmContext, registry: Registry, options: Fa
   }
 
   let chain: Promise<void> = Promise.resolve();
-  const observe = async (type: JobEventType, jobId: number, attempt: number): Promise<void> => {
+  const observe = async (event: JobEvent): Promise<void> => {
+    const { type, jobId, attempt } = event;
     if (type !== 'claimed' && type !== 'done' && type !== 'failed' && type !== 'retrying' && type !== 'cancelled') return;
     const job = await getJob(farm, jobId);
     if (!job) return;
+    // The job may have moved on since the event (claimed again, failed again): the worker and the
+    // error are the event's own, as stored with it, and so is the status; the row only where the
+    // event's row is gone.
+    const stored = await storedEvent(farm, event);
     seenModels.add(job.model);
-    const seen: ObservedJobEvent = { event: type, jobId, kind: job.kind, model: job.model, status: job.status, attempt, workerId: job.workerId };
+    const seen: ObservedJobEvent = { event: type, jobId, kind: job.kind, model: job.model, status: event.status, attempt, workerId: stored ? stored.workerId : job.workerId };
     if (type === 'claimed') {
-      const waitSeconds = await waitBeforeClaim(farm, jobId);
+      const waitSeconds = await waitBeforeClaim(farm, jobId, event.at);
       if (waitSeconds !== undefined) {
         wait.observe({ kind: job.kind }, waitSeconds);
         seen.waitSeconds = waitSeconds;
@@ -271,9 +281,11 @@ async function countJobEvents(farm: FarmContext, registry: Registry, options: Fa
       seen.chargedGpuSeconds = job.chargedGpuSeconds ?? 0;
       charged.inc({ kind: job.kind }, seen.chargedGpuSeconds);
     } else if (type === 'retrying' || type === 'failed') {
-      seen.cause = failureCause(job.error);
-      seen.error = job.error ?? undefined;
-      failures.inc({ kind: job.kind, cause: seen.cause, outcome: type === 'failed' ? 'failed' : 'retried' });
+      const error = stored ? stored.error : job.error;
+      seen.cause = failureCause(error);
+      seen.error = error ?? undefined;
+      // A job that expired in the queue failed without an attempt: no failed attempt to count.
+      if (seen.cause !== 'queue_timeout') failures.inc({ kind: job.kind, cause: seen.cause, outcome: type === 'failed' ? 'failed' : 'retried' });
       if (type === 'failed') finished.inc({ kind: job.kind, status: 'failed' });
     } else if (type === 'cancelled') {
       finished.inc({ kind: job.kind, status: 'cancelled' });
@@ -284,7 +296,7 @@ async function countJobEvents(farm: FarmContext, registry: Registry, options: Fa
   };
   const unsubscribe = await onJobEvent(farm.db, (event) => {
     // In order, one at a time: a job's claimed and done are counted in the order they happened.
-    chain = chain.then(() => observe(event.type, event.jobId, event.attempt)).catch((error: unknown) => options.onError?.(error as Error));
+    chain = chain.then(() => observe(event)).catch((error: unknown) => options.onError?.(error as Error));
   });
   return {
     settled: () => chain,
@@ -295,19 +307,32 @@ async function countJobEvents(farm: FarmContext, registry: Registry, options: Fa
   };
 }
 
+/** The worker and error stored with an event (job_events.data), found by its job, type and time; undefined when its row is gone. */
+async function storedEvent(farm: FarmContext, event: JobEvent): Promise<{ workerId: string | null; error: string | null } | undefined> {
+  if (!event.at) return undefined;
+  const [row] = await queryRows<{ worker_id: string | null; error: string | null }>(
+    farm.db.db,
+    sql`select data ->> 'workerId' as worker_id, data ->> 'error' as error from job_events
+        where job_id = ${event.jobId} and type = ${event.type} and created_at = ${event.at}::timestamptz
+        order by id desc limit 1`,
+  );
+  return row ? { workerId: row.worker_id, error: row.error } : undefined;
+}
+
 /**
- * Seconds the latest attempt waited: from the job's last (re)queueing event (submitted, retried,
- * handed back) to its claim. Both times come from the database clock.
+ * Seconds an attempt waited: from the job's last (re)queueing event (submitted, retried, handed
+ * back) before its claim at `claimedAt` (the claimed event's time; default the job's latest claim)
+ * to that claim. Both times come from the database clock.
  */
-async function waitBeforeClaim(farm: FarmContext, jobId: number): Promise<number | undefined> {
+async function waitBeforeClaim(farm: FarmContext, jobId: number, claimedAt?: string): Promise<number | undefined> {
+  const claim = claimedAt ? sql`${claimedAt}::timestamptz` : sql`j.started_at`;
   const [row] = await queryRows<{ wait: number | null }>(
     farm.db.db,
-    sql`select extract(epoch from j.started_at - coalesce(
+    sql`select extract(epoch from ${claim} - coalesce(
                (select max(e.created_at) from job_events e
-                 where e.job_id = j.id and e.type in ('queued', 'retrying', 'released') and e.created_at <= j.started_at),
+                 where e.job_id = j.id and e.type in ('queued', 'retrying', 'released') and e.created_at <= ${claim}),
                j.created_at))::float8 as wait
-        from jobs j where j.id = ${jobId} and j.started_at is not null`,
+        from jobs j where j.id = ${jobId} and ${claim} is not null`,
   );
   return row?.wait === null || row?.wait === undefined ? undefined : Math.max(0, Number(row.wait));
 }
-
