@@ -4,7 +4,7 @@
 import fs from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { and, asc, eq, inArray } from 'drizzle-orm';
-import { loadConfig, loadDotEnv } from '../../config/index.ts';
+import { loadConfig, loadDotEnv, type Config } from '../../config/index.ts';
 import { describeDbError, isConnectionError } from '../../db/errors.ts';
 import { jobEvents, jobs } from '../../db/schema.ts';
 import {
@@ -378,6 +378,277 @@ function jsonRequested(argv: readonly string[]): boolean {
   return (end < 0 ? argv : argv.slice(0, end)).includes('--json');
 }
 
+/** What every command of the farm CLI works with, once the command line is read and the database open. */
+interface CommandContext {
+  farm: FarmContext;
+  settings: Config;
+  values: Values;
+  /** The positionals after the command. */
+  rest: string[];
+  json: boolean;
+  out: (text: string) => void;
+  err: (text: string) => void;
+  /** `human` on stdout, or `data` as JSON with --json. */
+  print: (human: string, data: unknown) => void;
+  /** --timeout in seconds (submit --wait), read before anything is submitted. */
+  timeout?: number;
+  /** What `submit --wait` started in this process (embedded database): farmCli stops it on the way out. */
+  local: { workers?: LocalWorkers; renderer?: ThreadRenderer };
+}
+
+/** `submit KIND ...`: queues a render or a follow-up of another job; with --wait, waits for it to end. */
+async function submitCommand(ctx: CommandContext): Promise<number> {
+  const { farm, values, print } = ctx;
+  const [kind, ...prompts] = ctx.rest;
+  // vary jobs need a picture, which the CLI does not upload: the kinds it submits are these.
+  if (!isJobKind(kind) || !(kind === 'blend' || kind === 'movie' || isFollowUpKind(kind))) {
+    throw new UsageError(`submit needs a kind: blend, movie, reroll, upscale or extend (got "${kind ?? ''}").`);
+  }
+  if (!values.user) throw new UsageError('submit needs --user ID (whose budget pays for the job).');
+  const common = { userId: values.user, guildId: values.guild ?? null };
+  let job: Job;
+  if (kind === 'blend' || kind === 'movie') {
+    if (values.parent) throw new UsageError(`--parent is for reroll, upscale and extend, not ${kind}.`);
+    job = await submitJob(farm, { ...common, kind: kind as JobKind, params: renderParams(values, prompts) });
+  } else {
+    if (!values.parent) throw new UsageError(`submit ${kind} needs --parent JOB (the job to start from).`);
+    if (kind !== 'upscale' && (values.factor !== undefined || values.upscaler !== undefined)) {
+      throw new UsageError(`--factor and --upscaler are for submit upscale, not ${kind}.`);
+    }
+    // The farm's factors (farm/limits.ts); it checks the upscaler id and whether that upscaler makes the factor.
+    const factor = choiceOption('factor', values.factor, UPSCALE_FACTORS.map(String));
+    const upscaleFactor = UPSCALE_FACTORS.find((f) => String(f) === factor);
+    job = await submitFollowUp(farm, {
+      ...common,
+      kind,
+      parentJobId: jobId(values.parent, `submit ${kind} --parent`, 'the id of the job to start from'),
+      options: { prompts, ...(upscaleFactor !== undefined ? { upscaleFactor } : {}), ...(values.upscaler !== undefined ? { upscaler: values.upscaler } : {}) },
+    });
+  }
+  if (!values.wait) {
+    print(`Queued ${job.kind} job ${job.id} for ${job.userId} (reserved ${job.reservedGpuSeconds} GPU-seconds).`, { job: jobToJson(job) });
+    return 0;
+  }
+  return waitForSubmitted(ctx, job);
+}
+
+/** With the embedded database nobody else can open it while this process holds it: the job is rendered here, with BLENDFARM_RENDERER. */
+async function renderHere(ctx: CommandContext, job: Job): Promise<void> {
+  let spec;
+  try {
+    spec = rendererSpecFrom(ctx.settings);
+  } catch (error) {
+    throw new UsageError(`--wait with the embedded database renders in this process, but: ${(error as Error).message}`);
+  }
+  ctx.local.renderer = await loadRenderer(spec, ctx.farm.config.abortGraceMs);
+  ctx.local.workers = await startLocalWorkers(ctx.farm, { renderer: ctx.local.renderer, concurrency: spec.threads, log: (line) => !ctx.json && ctx.err(line) });
+  ctx.err(`Rendering job ${job.id} in this process (embedded database).`);
+}
+
+/** `submit --wait`: follows the job to its end (progress on stderr) and says how it ended; EXIT_TIMED_OUT when --timeout ran out first. */
+async function waitForSubmitted(ctx: CommandContext, job: Job): Promise<number> {
+  const { farm, json, err, timeout } = ctx;
+  if (farm.db.kind === 'pglite') await renderHere(ctx, job);
+  else if (!json) err(`Queued job ${job.id}; waiting for a worker...`);
+  let finished: Job;
+  try {
+    finished = await waitForJob(farm, job.id, {
+      timeoutMs: timeout === undefined ? undefined : timeout * 1000,
+      onEvent: (event) => {
+        if (json) return;
+        if (event.type !== 'progress' && event.type !== 'retrying') return err(`job ${job.id}: ${event.type}`);
+        // Events carry ids only: the progress and the error are in the row.
+        void getJob(farm, job.id).then((row) => {
+          if (event.type === 'progress' && row?.progress) err(`job ${job.id}: ${Math.round(row.progress.fraction * 100)}% ${row.progress.stage}`);
+          else if (event.type === 'retrying') err(`job ${job.id}: retrying${row?.error ? ` (${row.error})` : ''}`);
+        }, () => {});
+      },
+    });
+  } catch (error) {
+    // The --timeout ran out when the job has not ended: the wait stops, not the job (its own exit status).
+    if (timeout === undefined) throw error;
+    return waitTimedOut(ctx, job, error);
+  }
+  const artifact = await getArtifact(farm, finished.id);
+  const human =
+    finished.status === 'done'
+      ? `Job ${finished.id} done: ${artifact?.format} ${artifact?.sizeBytes} bytes, ${finished.spentGpuSeconds} GPU-seconds (charged ${finished.chargedGpuSeconds}).${warningLines(artifact)}`
+      : sentence(`Job ${finished.id} ${finished.status}: ${finished.error ?? 'no error recorded'}`);
+  ctx.print(human, { job: jobToJson(finished), artifact: artifactToJson(artifact) });
+  return finished.status === 'done' ? 0 : 1;
+}
+
+/** A wait whose --timeout ran out (`error`, rethrown when the job has ended after all): says where the job is and that it goes on. */
+async function waitTimedOut(ctx: CommandContext, job: Job, error: unknown): Promise<number> {
+  const { farm, timeout } = ctx;
+  // Rendered here (embedded database): hand the job back to the queue before saying where it is.
+  const renderedHere = ctx.local.workers !== undefined;
+  await ctx.local.workers?.stop('release').catch(() => {});
+  ctx.local.workers = undefined;
+  const row = await getJob(farm, job.id).catch(() => undefined);
+  if (!row || (TERMINAL_STATUSES as readonly string[]).includes(row.status)) throw error;
+  const goesOn = renderedHere
+    ? 'this process stopped rendering it and it waits in the queue for a worker on this database (npm start)'
+    : row.status === 'queued'
+      ? 'it keeps its place in the queue'
+      : 'it goes on rendering';
+  const message =
+    `Job ${row.id} is still ${row.status} after waiting ${timeout} s; only the wait stopped: ${goesOn}. ` +
+    `\`npm run farm -- show ${row.id}\` to follow it (\`npm run farm -- cancel ${row.id}\` if it is no longer wanted).`;
+  if (ctx.json) ctx.out(JSON.stringify({ error: { code: 'timed_out', message }, job: jobToJson(row) }, null, 2));
+  else ctx.err(message);
+  return EXIT_TIMED_OUT;
+}
+
+/** `status`: the queue, the running jobs and the workers. */
+async function statusCommand({ farm, print }: CommandContext): Promise<number> {
+  const status = await farmStatus(farm);
+  const c = status.counts;
+  const lines = [
+    `Database: ${status.database}`,
+    `Jobs: ${c.queued} queued, ${c.running} running, ${c.done} done, ${c.failed} failed, ${c.cancelled} cancelled`,
+    ...status.running.map((job) => `  running ${describeJob(job)}`),
+    // The counts and the lists are one snapshot (farmStatus): a list shorter than its count was cut at its limit.
+    ...(status.running.length < c.running ? [`  (showing ${status.running.length} of ${c.running} running)`] : []),
+    ...status.queued.map((job) => `  queued (${job.position}) ${describeJob(job)}`),
+    ...(status.queued.length < c.queued ? [`  (showing the first ${status.queued.length} of ${c.queued} queued, in claim order)`] : []),
+    `Workers: ${status.workers.filter((w) => w.online).length} online`,
+    ...status.workers.map(
+      (w) => `  ${w.id} ${w.online ? 'online' : 'offline'} on ${w.host}: ${w.runningJobs}/${w.concurrency} busy, models ${w.capabilities.models.join(',')}, up to ${w.capabilities.maxPixels} px, ${w.capabilities.executionProvider}`,
+    ),
+  ];
+  print(lines.join('\n'), {
+    database: status.database,
+    counts: status.counts,
+    running: status.running.map(jobToJson),
+    queued: status.queued.map((job) => ({ ...jobToJson(job), position: job.position })),
+    recent: status.recent.map(jobToJson),
+    workers: status.workers.map(workerToJson),
+  });
+  return 0;
+}
+
+/** `show JOB`: one job in full (jobDetails), or its row and video as JSON. */
+async function showCommand({ farm, rest, json, out, print }: CommandContext): Promise<number> {
+  const id = jobId(rest[0], 'show');
+  const job = await getJob(farm, id);
+  if (!job) throw new JobNotFoundError(id);
+  const artifact = await getArtifact(farm, id);
+  if (json) {
+    print('', { job: jobToJson(job), artifact: artifactToJson(artifact) });
+    return 0;
+  }
+  const parentJob = job.parentJobId === null ? undefined : await getJob(farm, job.parentJobId);
+  out(jobDetails(job, artifact, parentJob, await followUpsOf(farm, id), await historyOf(farm, id)));
+  return 0;
+}
+
+/** `budget --user ID [--guild ID] [--grant N] [--note TEXT]`: shows (and grants); never applies a due refill. */
+async function budgetCommand({ farm, values, print }: CommandContext): Promise<number> {
+  if (!values.user) throw new UsageError('budget needs --user ID.');
+  const grant = number(values, 'grant');
+  let granted = '';
+  if (grant !== undefined) {
+    await grantBudget(farm, values.user, grant, values.note);
+    granted = `Granted ${grant} GPU-seconds to ${values.user}. `;
+  }
+  // A read (and a grant) never applies a due refill: only the member's next request does,
+  // with the limits of where it is made (farm/README.md, Budgets).
+  const budget = await getBudget(farm, values.user, { guildId: values.guild ?? null });
+  const scope = !values.guild
+    ? ' (limits outside any server; --guild ID for a server\'s)'
+    : budget.limitsComplete
+      ? ''
+      : ' (limits without the member\'s roles: this server\'s role overrides may give more)';
+  // Within a period a refill to a larger allowance adds only the difference (budget.ts).
+  const refill = !budget.refillDue
+    ? `tops up to ${budget.refillGpuSeconds} every ${budget.refillPeriodSeconds} s, next at ${budget.nextRefillAt.toISOString()}${scope}.`
+    : budget.refilledWithinPeriodGpuSeconds !== null
+      ? `a refill is due: the member's next request with these limits adds ${budget.refillAddsGpuSeconds} GPU-second${budget.refillAddsGpuSeconds === 1 ? '' : 's'} (refilled to ${budget.refilledWithinPeriodGpuSeconds} within the period; a larger allowance adds only the difference)${scope}.`
+      : `a refill to ${budget.refillGpuSeconds} is due: the member's next request applies it, with the limits of where it is made${scope}.`;
+  print(`${granted}${budget.userId}: ${budget.balanceGpuSeconds} GPU-seconds left (${budget.heldGpuSeconds} held by ${budget.activeJobs}/${budget.maxActiveJobs} active jobs); ${refill}`, budgetToJson(budget));
+  return 0;
+}
+
+/** `cancel JOB`: refunds what was not used. */
+async function cancelCommand({ farm, rest, print }: CommandContext): Promise<number> {
+  const result = await cancelJob(farm, jobId(rest[0], 'cancel'), OPERATOR_CANCEL_REASON);
+  print(
+    result.cancelled
+      ? `Cancelled job ${result.job.id}; refunded ${result.refundedGpuSeconds} GPU-seconds.`
+      : `Job ${result.job.id} had already ${endedText(result.job.status)}; nothing to cancel.`,
+    { cancelled: result.cancelled, refundedGpuSeconds: result.refundedGpuSeconds, job: jobToJson(result.job) },
+  );
+  return 0;
+}
+
+/** `retry JOB`: queues a failed or cancelled job again. */
+async function retryCommand({ farm, rest, print }: CommandContext): Promise<number> {
+  const job = await retryJob(farm, jobId(rest[0], 'retry'));
+  print(`Job ${job.id} is queued again (reserved ${job.reservedGpuSeconds} GPU-seconds).`, { job: jobToJson(job) });
+  return 0;
+}
+
+/** `prune [--dry-run]`: applies the retention settings once. */
+async function pruneCommand({ farm, values, print }: CommandContext): Promise<number> {
+  const report = await pruneFarm(farm, { dryRun: values['dry-run'] === true });
+  print(describePrune(report), report);
+  return 0;
+}
+
+/** `fetch JOB --out FILE`: saves a finished job's video, whole or not at all. */
+async function fetchCommand({ farm, values, rest, print }: CommandContext): Promise<number> {
+  const id = jobId(rest[0], 'fetch');
+  if (!values.out) throw new UsageError('fetch needs --out FILE.');
+  // Refused in one line before anything is read (a missing folder, a folder, a device or link); written whole or not at all.
+  const out = outputFile(values.out, `job-${id}.mp4`);
+  const artifact = await getArtifact(farm, id);
+  // A job that does not exist is said as every other command says it; one without a video apart.
+  if (!artifact && !(await getJob(farm, id))) throw new JobNotFoundError(id);
+  if (!artifact) throw new FarmError('not_found', `Job ${id} has no finished video (yet); see \`npm run farm -- show ${id}\`.`);
+  await writeWhole(out, (file) => fs.writeFile(file, artifact.bytes));
+  print(`Wrote ${artifact.sizeBytes} bytes (${artifact.format}) to ${values.out}.`, { path: values.out, artifact: artifactToJson(artifact) });
+  return 0;
+}
+
+/** `guild GUILD status-page [public|private]`: shows (or sets) whether the server's prompts show on the public status page. */
+async function guildCommand({ farm, values, rest, print }: CommandContext): Promise<number> {
+  // Exactly: guild GUILD status-page [public|private], with --json as the only flag.
+  const usage =
+    'guild needs a server id, then `status-page` (shows the setting), `status-page public` or `status-page private`, e.g. `npm run farm -- guild 123456789012345678 status-page public`.';
+  const [guildId, setting, visibility, ...extra] = rest;
+  const flags = Object.keys(values).filter((flag) => flag !== 'json');
+  if (flags.length > 0) throw new UsageError(`guild takes no --${flags[0]} (only --json). ${usage}`);
+  if (guildId === undefined || setting !== 'status-page' || extra.length > 0) throw new UsageError(usage);
+  if (visibility === undefined) {
+    checkId('guild id', guildId);
+    const current = await getStatusPageVisibility(farm, guildId);
+    const isDefault = current.isDefault ? ' (the default: never set)' : '';
+    print(`Server ${guildId}: status page ${current.visibility}${isDefault}: ${STATUS_PAGE_MEANS[current.visibility]}`, { guildId, statusPage: current.visibility, default: current.isDefault });
+    return 0;
+  }
+  if (visibility !== 'public' && visibility !== 'private') throw new UsageError(`status-page is public or private (got "${visibility}"). ${usage}`);
+  const statusPage = visibility;
+  checkId('guild id', guildId);
+  await setStatusPageVisibility(farm, guildId, statusPage);
+  // Said as the no-value form says the setting, with "now".
+  print(`Server ${guildId}: status page now ${statusPage}: ${STATUS_PAGE_MEANS[statusPage]}`, { guildId, statusPage });
+  return 0;
+}
+
+/** The commands, in the order the usage error lists them. */
+const COMMANDS: Record<string, (ctx: CommandContext) => Promise<number>> = {
+  submit: submitCommand,
+  status: statusCommand,
+  show: showCommand,
+  budget: budgetCommand,
+  cancel: cancelCommand,
+  retry: retryCommand,
+  fetch: fetchCommand,
+  prune: pruneCommand,
+  guild: guildCommand,
+};
+
 /** The farm CLI on `argv`, in this process; returns the exit status. */
 export async function farmCli(argv: string[], io: CliIo = {}): Promise<number> {
   const out = io.stdout ?? ((text: string) => process.stdout.write(`${text}\n`));
@@ -413,11 +684,10 @@ export async function farmCli(argv: string[], io: CliIo = {}): Promise<number> {
   const print = (human: string, data: unknown): void => out(json ? JSON.stringify(data, null, 2) : human);
 
   let db: FarmDb | undefined = io.db;
-  let localWorkers: LocalWorkers | undefined;
-  let localRenderer: ThreadRenderer | undefined;
+  const local: CommandContext['local'] = {};
   try {
-    const commands = ['submit', 'status', 'show', 'budget', 'cancel', 'retry', 'fetch', 'prune', 'guild'];
-    if (!commands.includes(command)) throw new UsageError(`Unknown command "${command}"; commands: ${commands.join(', ')}.`);
+    const run = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
+    if (!run) throw new UsageError(`Unknown command "${command}"; commands: ${Object.keys(COMMANDS).join(', ')}.`);
     // --timeout limits a --wait: refused without one, and read before anything is submitted.
     if (values.timeout !== undefined && !values.wait) {
       throw new UsageError('--timeout only applies with --wait (it limits how long `submit --wait` waits for the job); add --wait or leave --timeout out.');
@@ -426,227 +696,7 @@ export async function farmCli(argv: string[], io: CliIo = {}): Promise<number> {
     const settings = loadConfig(env);
     const config = farmConfigFrom(settings);
     db ??= await openDatabase({ url: settings.databaseUrl ?? '', dataDir: settings.dataDir });
-    const farm: FarmContext = { db, config };
-
-    switch (command) {
-      case 'submit': {
-        const [kind, ...prompts] = rest;
-        // vary jobs need a picture, which the CLI does not upload: the kinds it submits are these.
-        if (!isJobKind(kind) || !(kind === 'blend' || kind === 'movie' || isFollowUpKind(kind))) {
-          throw new UsageError(`submit needs a kind: blend, movie, reroll, upscale or extend (got "${kind ?? ''}").`);
-        }
-        if (!values.user) throw new UsageError('submit needs --user ID (whose budget pays for the job).');
-        const common = { userId: values.user, guildId: values.guild ?? null };
-        let job: Job;
-        if (kind === 'blend' || kind === 'movie') {
-          if (values.parent) throw new UsageError(`--parent is for reroll, upscale and extend, not ${kind}.`);
-          job = await submitJob(farm, { ...common, kind: kind as JobKind, params: renderParams(values, prompts) });
-        } else {
-          if (!values.parent) throw new UsageError(`submit ${kind} needs --parent JOB (the job to start from).`);
-          if (kind !== 'upscale' && (values.factor !== undefined || values.upscaler !== undefined)) {
-            throw new UsageError(`--factor and --upscaler are for submit upscale, not ${kind}.`);
-          }
-          // The farm's factors (farm/limits.ts); it checks the upscaler id and whether that upscaler makes the factor.
-          const factor = choiceOption('factor', values.factor, UPSCALE_FACTORS.map(String));
-          const upscaleFactor = UPSCALE_FACTORS.find((f) => String(f) === factor);
-          job = await submitFollowUp(farm, {
-            ...common,
-            kind,
-            parentJobId: jobId(values.parent, `submit ${kind} --parent`, 'the id of the job to start from'),
-            options: { prompts, ...(upscaleFactor !== undefined ? { upscaleFactor } : {}), ...(values.upscaler !== undefined ? { upscaler: values.upscaler } : {}) },
-          });
-        }
-        if (!values.wait) {
-          print(`Queued ${job.kind} job ${job.id} for ${job.userId} (reserved ${job.reservedGpuSeconds} GPU-seconds).`, { job: jobToJson(job) });
-          return 0;
-        }
-        if (db.kind === 'pglite') {
-          // Nobody else can open the embedded database while we hold it: render here.
-          let spec;
-          try {
-            spec = rendererSpecFrom(settings);
-          } catch (error) {
-            throw new UsageError(`--wait with the embedded database renders in this process, but: ${(error as Error).message}`);
-          }
-          localRenderer = await loadRenderer(spec, config.abortGraceMs);
-          localWorkers = await startLocalWorkers(farm, { renderer: localRenderer, concurrency: spec.threads, log: (line) => !json && err(line) });
-          err(`Rendering job ${job.id} in this process (embedded database).`);
-        } else if (!json) {
-          err(`Queued job ${job.id}; waiting for a worker...`);
-        }
-        let finished: Job;
-        try {
-          finished = await waitForJob(farm, job.id, {
-            timeoutMs: timeout === undefined ? undefined : timeout * 1000,
-            onEvent: (event) => {
-              if (json) return;
-              if (event.type !== 'progress' && event.type !== 'retrying') return err(`job ${job.id}: ${event.type}`);
-              // Events carry ids only: the progress and the error are in the row.
-              void getJob(farm, job.id).then((row) => {
-                if (event.type === 'progress' && row?.progress) err(`job ${job.id}: ${Math.round(row.progress.fraction * 100)}% ${row.progress.stage}`);
-                else if (event.type === 'retrying') err(`job ${job.id}: retrying${row?.error ? ` (${row.error})` : ''}`);
-              }, () => {});
-            },
-          });
-        } catch (error) {
-          // The --timeout ran out when the job has not ended: the wait stops, not the job (its own exit status).
-          if (timeout === undefined) throw error;
-          // Rendered here (embedded database): hand the job back to the queue before saying where it is.
-          const renderedHere = localWorkers !== undefined;
-          await localWorkers?.stop('release').catch(() => {});
-          localWorkers = undefined;
-          const row = await getJob(farm, job.id).catch(() => undefined);
-          if (!row || (TERMINAL_STATUSES as readonly string[]).includes(row.status)) throw error;
-          const goesOn = renderedHere
-            ? 'this process stopped rendering it and it waits in the queue for a worker on this database (npm start)'
-            : row.status === 'queued'
-              ? 'it keeps its place in the queue'
-              : 'it goes on rendering';
-          const message =
-            `Job ${row.id} is still ${row.status} after waiting ${timeout} s; only the wait stopped: ${goesOn}. ` +
-            `\`npm run farm -- show ${row.id}\` to follow it (\`npm run farm -- cancel ${row.id}\` if it is no longer wanted).`;
-          if (json) out(JSON.stringify({ error: { code: 'timed_out', message }, job: jobToJson(row) }, null, 2));
-          else err(message);
-          return EXIT_TIMED_OUT;
-        }
-        const artifact = await getArtifact(farm, finished.id);
-        const human =
-          finished.status === 'done'
-            ? `Job ${finished.id} done: ${artifact?.format} ${artifact?.sizeBytes} bytes, ${finished.spentGpuSeconds} GPU-seconds (charged ${finished.chargedGpuSeconds}).${warningLines(artifact)}`
-            : sentence(`Job ${finished.id} ${finished.status}: ${finished.error ?? 'no error recorded'}`);
-        print(human, { job: jobToJson(finished), artifact: artifactToJson(artifact) });
-        return finished.status === 'done' ? 0 : 1;
-      }
-
-      case 'status': {
-        const status = await farmStatus(farm);
-        const c = status.counts;
-        const lines = [
-          `Database: ${status.database}`,
-          `Jobs: ${c.queued} queued, ${c.running} running, ${c.done} done, ${c.failed} failed, ${c.cancelled} cancelled`,
-          ...status.running.map((job) => `  running ${describeJob(job)}`),
-          // The counts and the lists are one snapshot (farmStatus): a list shorter than its count was cut at its limit.
-          ...(status.running.length < c.running ? [`  (showing ${status.running.length} of ${c.running} running)`] : []),
-          ...status.queued.map((job) => `  queued (${job.position}) ${describeJob(job)}`),
-          ...(status.queued.length < c.queued ? [`  (showing the first ${status.queued.length} of ${c.queued} queued, in claim order)`] : []),
-          `Workers: ${status.workers.filter((w) => w.online).length} online`,
-          ...status.workers.map(
-            (w) => `  ${w.id} ${w.online ? 'online' : 'offline'} on ${w.host}: ${w.runningJobs}/${w.concurrency} busy, models ${w.capabilities.models.join(',')}, up to ${w.capabilities.maxPixels} px, ${w.capabilities.executionProvider}`,
-          ),
-        ];
-        print(lines.join('\n'), {
-          database: status.database,
-          counts: status.counts,
-          running: status.running.map(jobToJson),
-          queued: status.queued.map((job) => ({ ...jobToJson(job), position: job.position })),
-          recent: status.recent.map(jobToJson),
-          workers: status.workers.map(workerToJson),
-        });
-        return 0;
-      }
-
-      case 'show': {
-        const id = jobId(rest[0], 'show');
-        const job = await getJob(farm, id);
-        if (!job) throw new JobNotFoundError(id);
-        const artifact = await getArtifact(farm, id);
-        if (json) {
-          print('', { job: jobToJson(job), artifact: artifactToJson(artifact) });
-          return 0;
-        }
-        const parentJob = job.parentJobId === null ? undefined : await getJob(farm, job.parentJobId);
-        out(jobDetails(job, artifact, parentJob, await followUpsOf(farm, id), await historyOf(farm, id)));
-        return 0;
-      }
-
-      case 'budget': {
-        if (!values.user) throw new UsageError('budget needs --user ID.');
-        const grant = number(values, 'grant');
-        let granted = '';
-        if (grant !== undefined) {
-          await grantBudget(farm, values.user, grant, values.note);
-          granted = `Granted ${grant} GPU-seconds to ${values.user}. `;
-        }
-        // A read (and a grant) never applies a due refill: only the member's next request does,
-        // with the limits of where it is made (farm/README.md, Budgets).
-        const budget = await getBudget(farm, values.user, { guildId: values.guild ?? null });
-        const scope = !values.guild
-          ? ' (limits outside any server; --guild ID for a server\'s)'
-          : budget.limitsComplete
-            ? ''
-            : ' (limits without the member\'s roles: this server\'s role overrides may give more)';
-        // Within a period a refill to a larger allowance adds only the difference (budget.ts).
-        const refill = !budget.refillDue
-          ? `tops up to ${budget.refillGpuSeconds} every ${budget.refillPeriodSeconds} s, next at ${budget.nextRefillAt.toISOString()}${scope}.`
-          : budget.refilledWithinPeriodGpuSeconds !== null
-            ? `a refill is due: the member's next request with these limits adds ${budget.refillAddsGpuSeconds} GPU-second${budget.refillAddsGpuSeconds === 1 ? '' : 's'} (refilled to ${budget.refilledWithinPeriodGpuSeconds} within the period; a larger allowance adds only the difference)${scope}.`
-            : `a refill to ${budget.refillGpuSeconds} is due: the member's next request applies it, with the limits of where it is made${scope}.`;
-        print(`${granted}${budget.userId}: ${budget.balanceGpuSeconds} GPU-seconds left (${budget.heldGpuSeconds} held by ${budget.activeJobs}/${budget.maxActiveJobs} active jobs); ${refill}`, budgetToJson(budget));
-        return 0;
-      }
-
-      case 'cancel': {
-        const result = await cancelJob(farm, jobId(rest[0], 'cancel'), OPERATOR_CANCEL_REASON);
-        print(
-          result.cancelled
-            ? `Cancelled job ${result.job.id}; refunded ${result.refundedGpuSeconds} GPU-seconds.`
-            : `Job ${result.job.id} had already ${endedText(result.job.status)}; nothing to cancel.`,
-          { cancelled: result.cancelled, refundedGpuSeconds: result.refundedGpuSeconds, job: jobToJson(result.job) },
-        );
-        return 0;
-      }
-
-      case 'retry': {
-        const job = await retryJob(farm, jobId(rest[0], 'retry'));
-        print(`Job ${job.id} is queued again (reserved ${job.reservedGpuSeconds} GPU-seconds).`, { job: jobToJson(job) });
-        return 0;
-      }
-
-      case 'prune': {
-        const report = await pruneFarm(farm, { dryRun: values['dry-run'] === true });
-        print(describePrune(report), report);
-        return 0;
-      }
-
-      case 'fetch': {
-        const id = jobId(rest[0], 'fetch');
-        if (!values.out) throw new UsageError('fetch needs --out FILE.');
-        // Refused in one line before anything is read (a missing folder, a folder, a device or link); written whole or not at all.
-        const out = outputFile(values.out, `job-${id}.mp4`);
-        const artifact = await getArtifact(farm, id);
-        // A job that does not exist is said as every other command says it; one without a video apart.
-        if (!artifact && !(await getJob(farm, id))) throw new JobNotFoundError(id);
-        if (!artifact) throw new FarmError('not_found', `Job ${id} has no finished video (yet); see \`npm run farm -- show ${id}\`.`);
-        await writeWhole(out, (file) => fs.writeFile(file, artifact.bytes));
-        print(`Wrote ${artifact.sizeBytes} bytes (${artifact.format}) to ${values.out}.`, { path: values.out, artifact: artifactToJson(artifact) });
-        return 0;
-      }
-
-      case 'guild': {
-        // Exactly: guild GUILD status-page [public|private], with --json as the only flag.
-        const usage =
-          'guild needs a server id, then `status-page` (shows the setting), `status-page public` or `status-page private`, e.g. `npm run farm -- guild 123456789012345678 status-page public`.';
-        const [guildId, setting, visibility, ...extra] = rest;
-        const flags = Object.keys(values).filter((flag) => flag !== 'json');
-        if (flags.length > 0) throw new UsageError(`guild takes no --${flags[0]} (only --json). ${usage}`);
-        if (guildId === undefined || setting !== 'status-page' || extra.length > 0) throw new UsageError(usage);
-        if (visibility === undefined) {
-          checkId('guild id', guildId);
-          const current = await getStatusPageVisibility(farm, guildId);
-          const isDefault = current.isDefault ? ' (the default: never set)' : '';
-          print(`Server ${guildId}: status page ${current.visibility}${isDefault}: ${STATUS_PAGE_MEANS[current.visibility]}`, { guildId, statusPage: current.visibility, default: current.isDefault });
-          return 0;
-        }
-        if (visibility !== 'public' && visibility !== 'private') throw new UsageError(`status-page is public or private (got "${visibility}"). ${usage}`);
-        const statusPage = visibility;
-        checkId('guild id', guildId);
-        await setStatusPageVisibility(farm, guildId, statusPage);
-        // Said as the no-value form says the setting, with "now".
-        print(`Server ${guildId}: status page now ${statusPage}: ${STATUS_PAGE_MEANS[statusPage]}`, { guildId, statusPage });
-        return 0;
-      }
-    }
-    return 2;
+    return await run({ farm: { db, config }, settings, values, rest, json, out, err, print, timeout, local });
   } catch (error) {
     if (error instanceof UsageError) return usageError(error.message, json);
     const code = error instanceof FarmError ? error.code : error instanceof JobParamsError ? 'invalid_params' : 'error';
@@ -656,8 +706,8 @@ export async function farmCli(argv: string[], io: CliIo = {}): Promise<number> {
     else err(message);
     return 1;
   } finally {
-    await localWorkers?.stop('release').catch(() => {});
-    await localRenderer?.close().catch(() => {});
+    await local.workers?.stop('release').catch(() => {});
+    await local.renderer?.close().catch(() => {});
     if (db && db !== io.db) await db.close();
   }
 }
