@@ -148,11 +148,12 @@ describe.each(BACKENDS)('fair claim order on %s', (backend) => {
 
   it('takes a hand-back off as much of the claim as has not decayed since the claim, never below zero', async () => {
     const job = await submit('unbook', 'unbook');
-    // The claim was an hour ago, with nothing used before it: usage then was 10 s, now 5 s.
-    await setUsage('unbook', RESERVED_MS, HALF_LIFE);
+    // The claim was an hour ago, on top of 6 s used before: usage then was 16 s, now 8 s, of which
+    // the claim's part is 5 s.
+    await setUsage('unbook', 6000 + RESERVED_MS, HALF_LIFE);
     await db.db.execute(sql`update jobs set started_at = now() - make_interval(secs => ${HALF_LIFE}::float8) where id = ${job}`);
     await runCte('released', job, unbookClaim(HALF_LIFE));
-    expectAbout(await usageOf('unbook'), 0);
+    expectAbout(await usageOf('unbook'), 3000);
 
     // With other usage on top, only the claim's part goes: 6 s used besides a claim made just now.
     await setUsage('unbook', 6000 + RESERVED_MS, 0);
