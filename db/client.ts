@@ -48,6 +48,8 @@ export interface OpenDatabaseOptions {
   dataDir?: string;
   /** Apply pending migrations (default true). */
   migrate?: boolean;
+  /** The drizzle-kit migrations to apply (default MIGRATIONS_FOLDER, migrations/); tests bring their own. */
+  migrationsFolder?: string;
   /** node-postgres pool size (default 10). */
   poolSize?: number;
   /** Postgres client timeouts; each defaults to its setting (BLENDFARM_DB_*). */
@@ -130,6 +132,31 @@ function observedClient(observe: Observer): typeof pg.Client {
   } as unknown as typeof pg.Client;
 }
 
+/**
+ * The connection migrations run on (one of its own, not the pool's): clientConfig without the
+ * query and statement timeouts, as waiting for another process's migration or a migration
+ * rewriting a large table may take longer than any query should. A migration statement still
+ * waits at most one query timeout for a table lock (lock_timeout): other processes' queries on that
+ * table queue behind it meanwhile. Connecting and the idle-in-transaction limit stay bounded.
+ */
+function migrationClientConfig(url: string, timeouts: DbTimeouts, Client: typeof pg.Client): pg.ClientConfig {
+  const { query_timeout: _query, statement_timeout: _statement, idleTimeoutMillis: _idle, ...rest } = clientConfig(url, timeouts, Client);
+  return { ...rest, lock_timeout: timeouts.queryTimeoutMs };
+}
+
+/** Applies the migrations on a connection of its own (migrationClientConfig), closed afterwards. */
+async function migrateOwnConnection(url: string, timeouts: DbTimeouts, Client: typeof pg.Client, options: OpenDatabaseOptions, report: (error: unknown) => void): Promise<AppliedMigrations> {
+  const client = new Client(migrationClientConfig(url, timeouts, Client));
+  // A connection lost mid-migration must not crash the process: the query under way fails.
+  client.on('error', report);
+  await client.connect();
+  try {
+    return await migratePostgres(client, { migrationsFolder: options.migrationsFolder, log: options.info ?? options.log });
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
 function clientConfig(url: string, timeouts: DbTimeouts, Client: typeof pg.Client): pg.PoolConfig {
   return {
     connectionString: url,
@@ -162,7 +189,7 @@ async function openPostgres(url: string, options: OpenDatabaseOptions): Promise<
   // process; the transaction's next query fails and the client is discarded on release.
   pool.on('connect', (client) => client.on('error', (error) => outage.failed(error)));
   try {
-    if (options.migrate !== false) reportMigrations(await migratePostgres(pool), location, options.info ?? options.log);
+    if (options.migrate !== false) reportMigrations(await migrateOwnConnection(url, timeouts, Client, options, (error) => outage.failed(error)), location, options.info ?? options.log);
   } catch (error) {
     await pool.end().catch(() => {});
     throw new Error(`Could not open Postgres at ${location}: ${describeDbError(error)}`, { cause: error });
@@ -193,7 +220,7 @@ async function openPglite(dataDir: string, options: OpenDatabaseOptions): Promis
   let client: PGlite;
   try {
     client = await PGlite.create(inMemory ? undefined : resolved);
-    if (options.migrate !== false) reportMigrations(await migratePglite(client), resolved, options.info ?? options.log);
+    if (options.migrate !== false) reportMigrations(await migratePglite(client, { migrationsFolder: options.migrationsFolder }), resolved, options.info ?? options.log);
   } catch (error) {
     lock?.release();
     throw error;
