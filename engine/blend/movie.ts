@@ -51,6 +51,8 @@ export interface MovieSegment {
   gaps?: number[];
   fracts: number[];
   transition?: TransitionResult;
+  /** The circular walk: the video loops, its last frame leading back into its first (segmentsToVideo). */
+  loops?: boolean;
 }
 
 export interface MovieResult {
@@ -127,7 +129,7 @@ export async function renderMovie(pipe: StableDiffusionPipeline, opts: MovieOpti
         onFrames: (done, total) => progress({ framesDone: done, framesTotal: total }),
       });
       branches += w.frames.length - (i > 0 ? 1 : 0);
-      segments.push({ promptA: prompts[i], promptB: prompts[i + 1], seeds: w.seeds, keyframes: w.frames, fracts: w.fracts });
+      segments.push({ promptA: prompts[i], promptB: prompts[i + 1], seeds: w.seeds, keyframes: w.frames, fracts: w.fracts, ...(mode === 'circular' ? { loops: true } : {}) });
     }
   }
   return {

@@ -28,16 +28,44 @@ export interface VideoOptions {
   continues?: Uint8Array;
 }
 
-export async function segmentsToVideo(segments: Array<Pick<MovieSegment, 'keyframes' | 'gaps'>>, opts: VideoOptions): Promise<EncodeResult> {
-  const durations = checkVideoRequest(segments.length, opts);
-  const planned = segments.map((s, i) => {
-    // Each segment gets fps * duration frames; the joins share a frame, counted once.
-    const frames = Math.max(2, Math.round(opts.fps * durations[i]) + (i > 0 || opts.continues ? 1 : 0));
-    const mode = opts.plan ?? DEFAULT_PLAN;
-    return { keyframeCount: s.keyframes.length, plan: planFrames(s.keyframes.length, frames, { mode, gaps: mode === 'gap-weighted' ? s.gaps : undefined }) };
+/**
+ * Frames a movie of segments of these `durations` (seconds each) has at `fps`, one count per
+ * segment: its own frames, without the frame it shares with the segment (or, `continuing`, the
+ * video) before it. The one rule for how long a video is: segment ends fall on the frame nearest
+ * their time from the start (rounded once, so a movie is as long as its durations add up to,
+ * fps x the sum), and every segment shows at least both its ends (a first segment has at least two
+ * frames, a later one at least one of its own). The farm counts a job's frames with it.
+ */
+export function segmentFrameCounts(fps: number, durations: readonly number[], continuing = false): number[] {
+  const counts: number[] = [];
+  let elapsed = 0;
+  let shown = 0;
+  durations.forEach((d, i) => {
+    elapsed += d;
+    const least = shown + (i === 0 && !continuing ? 2 : 1);
+    const end = Math.max(least, Math.round(fps * elapsed));
+    counts.push(end - shown);
+    shown = end;
   });
-  const plan = concatPlans(planned);
-  const keyframes = concatKeyframes(segments.map((s) => s.keyframes));
+  return counts;
+}
+
+export async function segmentsToVideo(segments: Array<Pick<MovieSegment, 'keyframes' | 'gaps' | 'loops'>>, opts: VideoOptions): Promise<EncodeResult> {
+  const durations = checkVideoRequest(segments.length, opts);
+  const counts = segmentFrameCounts(opts.fps, durations, opts.continues !== undefined);
+  const mode = opts.plan ?? DEFAULT_PLAN;
+  // A looping walk (circular) plays back into its first frame: it is planned over its keyframes and
+  // the first again, so the last gap gets its share of frames too, and that closing frame is dropped
+  // (the player shows the first frame next).
+  const loops = segments.length === 1 && segments[0].loops === true && !opts.continues;
+  const planned = segments.map((s, i) => {
+    // A segment after another (or after the video it continues) starts on their shared frame.
+    const frames = counts[i] + (i > 0 || opts.continues ? 1 : 0) + (loops ? 1 : 0);
+    const keyframeCount = s.keyframes.length + (loops ? 1 : 0);
+    return { keyframeCount, plan: planFrames(keyframeCount, frames, { mode, gaps: mode === 'gap-weighted' ? s.gaps : undefined }) };
+  });
+  const plan = loops ? concatPlans(planned).slice(0, -1) : concatPlans(planned);
+  const keyframes = concatKeyframes(segments.map((s) => (loops ? [...s.keyframes, s.keyframes[0]] : s.keyframes)));
   const { width, height } = keyframes[0];
   const encode = { format: opts.format ?? 'mp4', fps: opts.fps, width, height, out: opts.out, maxBytes: opts.maxBytes, signal: opts.signal, title: opts.title } as const;
   /** This movie's frames; continuing a video, without the first (the video's last frame). */

@@ -106,8 +106,10 @@ describe('job parameters', () => {
     ]);
     expect(upscaleSizeIssue({ prompts: ['a', 'b'], width: 512, height: 512, durationSeconds: 28, fps: 17, upscaleFactor: 4 })).toBeUndefined();
     expect(upscaleSizeIssue({ prompts: ['a', 'b'], width: 512, height: 512, durationSeconds: 9, fps: 53, upscaleFactor: 3 })).toBeUndefined();
-    // Frames as the price counts them: durationSeconds x fps rounded up, per transition of the whole movie.
-    expect(movieFrames({ prompts: ['a', 'b', 'c'], durationSeconds: 2.5, fps: 3 })).toBe(16);
+    // Frames as the engine writes them (segmentFrameCounts): the whole movie's 5 s x 3 fps, rounded once
+    // (each transition's 7.5 rounded up made 16), and at least both ends of a transition (1 s at 1 fps: 2).
+    expect(movieFrames({ prompts: ['a', 'b', 'c'], durationSeconds: 2.5, fps: 3 })).toBe(15);
+    expect(movieFrames({ prompts: ['a', 'b'], durationSeconds: 1, fps: 1 })).toBe(2);
     // Other kinds are not upscaled; other issues come first (the numbers may be wrong).
     expect(parseJobParams('movie', { prompts: Array(16).fill('a'), width: 2048, height: 2048, durationSeconds: 30, fps: 60 }).prompts).toHaveLength(16);
     expect(issuesOf(() => parseJobParams('upscale', { prompts: Array(16).fill('a'), width: 2048, height: 2048, durationSeconds: 30, fps: 61 }))).toEqual(['fps must be an integer between 1 and 60 (got 61)']);
