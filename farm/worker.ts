@@ -46,7 +46,7 @@ import { getArtifact, getJob, getJobInputs } from './jobs.ts';
 import { movieImageInputs, movieOf } from './movie.ts';
 import { every, pruneOnce, sweepQueue } from './housekeeping.ts';
 import { claimJob, type CompletedArtifact, completeJob, completionOf, CompletionUnknownError, failAttempt, handBackForWorkerFault, type Lease, releaseJob, renewLeases, reportProgress, takeBackJobsOf } from './queue.ts';
-import { isPermanentRenderError, isRequestFault, MIME_TYPES, type Renderer, type RenderResult, userMessageOf, withResultWarnings, workerFaultOf } from './renderer.ts';
+import { isPermanentRenderError, isRequestFault, MIME_TYPES, RenderError, type Renderer, type RenderResult, userMessageOf, withResultWarnings, workerFaultOf } from './renderer.ts';
 import type { ClaimedJob, JobProgress, WorkerCapabilities } from './types.ts';
 import { claimWorkerId, heartbeatWorker, holderText, markWorkerStopped, pidNamespace, registerWorker, releaseWorkerId, type WorkerIdHolder } from './worker-registry.ts';
 import { jobDigest, recoverHeld, recoverSpool, Spool, type SpoolRecovery } from './spool.ts';
@@ -149,6 +149,15 @@ function attemptOutcomeText(job: ClaimedJob, outcome: 'retrying' | 'failed' | 'l
 
 export function defaultWorkerId(): string {
   return `${os.hostname()}-${process.pid}-${randomBytes(2).toString('hex')}`;
+}
+
+/**
+ * The file a failed read of a stored video could not read (getArtifact wraps the file system's error
+ * as its cause): its path and error code; undefined for any other failure (the database's).
+ */
+function unreadableFile(error: unknown): { path: string; code: string } | undefined {
+  const cause = error instanceof Error ? (error.cause as NodeJS.ErrnoException | undefined) : undefined;
+  return cause && typeof cause.path === 'string' && typeof cause.code === 'string' ? { path: cause.path, code: cause.code } : undefined;
 }
 
 /** Writes at most one progress update per interval, always the latest, never two at once. */
@@ -679,7 +688,18 @@ export class FarmWorker {
     // which the movie's pictures shape; an upscale needs only the finished video.
     const movie = job.kind === 'extend' ? await movieOf(this.farm.db.db, parent) : undefined;
     const pictures = movie?.images ? await movieImageInputs(this.farm.db.db, movie) : undefined;
-    const artifact = await getArtifact(this.farm, parent.id);
+    const artifact = await getArtifact(this.farm, parent.id).catch((error: unknown) => {
+      const file = unreadableFile(error);
+      if (!file) throw error;
+      // This worker's storage, not the job: the video is stored as a file (BLENDFARM_ARTIFACT_DIR)
+      // that this machine cannot read (the folder not shared here, or set otherwise). A worker
+      // fault: handed back without using an attempt, for a worker that can read it.
+      throw new RenderError(
+        `cannot read the video of job ${parent.id} that it ${job.kind === 'upscale' ? 'upscales' : 'continues'}: ${file.path} (${file.code}); ` +
+          `set BLENDFARM_ARTIFACT_DIR on this worker to the folder the farm keeps videos in (${this.farm.config.artifactDir ? `it is ${this.farm.config.artifactDir} here` : 'it is unset here'}), one folder every machine reads and writes`,
+        { workerFault: 'model', cause: error },
+      );
+    });
     job.parent = {
       id: parent.id,
       params: parent.params,
