@@ -26,6 +26,8 @@
 // holds its parent's row and video locked until it commits (follow-up-rule.ts checkFollowUpParent):
 // retention skips locked rows and decides only once it holds its own locks, so the new job protects
 // them before any delete. Workers run this every pruneIntervalSeconds, one at a time (an advisory lock); `npm run farm -- prune` runs it once.
+// A run deletes in batches of PRUNE_BATCH_ROWS, each a short transaction of its own, so a large prune
+// does not hold up heartbeats and claims (PGlite runs one transaction at a time).
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { type SQL, sql } from 'drizzle-orm';
@@ -116,40 +118,81 @@ async function deleteArtifacts(tx: Transaction, ids: number[]): Promise<Array<{ 
   );
 }
 
-/** Applies the retention rules once. Dry run: counts what would be deleted, changes nothing. */
+/**
+ * The most rows one batch of a prune locks and deletes (videos, jobs, or jobs whose pictures go).
+ * Each batch is a transaction of its own, so other statements run between batches instead of
+ * waiting for the whole prune: with PGlite, which runs one transaction at a time, a worker's
+ * heartbeat and claims, and the bot's submissions.
+ */
+export const PRUNE_BATCH_ROWS = 500;
+
+/** The most batches one run of each rule takes (what is left goes at the next run). */
+const MAX_BATCHES_PER_RULE = 200;
+
+/** A batch found another process pruning (the advisory lock held): this run stops. */
+const BUSY = Symbol('another process is pruning');
+
+/**
+ * Applies the retention rules once, in batches of at most PRUNE_BATCH_ROWS rows, each its own
+ * transaction holding the prune's advisory lock (another process pruning at the same moment: this
+ * run stops at its next batch; `ran` false when it had done nothing). Dry run: everything in one
+ * transaction, rolled back: counts what would be deleted, changes nothing.
+ */
 export async function pruneFarm(farm: FarmContext, options: PruneOptions = {}): Promise<PruneReport> {
   const dryRun = options.dryRun ?? false;
   const { artifactDays, jobDays, maxArtifactBytes } = farm.config.retention;
   const report: PruneReport = { dryRun, ran: true, artifactsByAge: 0, artifactsBySize: 0, artifactBytes: 0, jobs: 0, events: 0, otherRows: {}, files: 0, unrenderedInputs: 0, unrenderedInputBytes: 0 };
   const files: string[] = [];
+  const gone = (rows: Array<{ size_bytes: number; path: string | null }>) => {
+    for (const row of rows) {
+      report.artifactBytes += Number(row.size_bytes);
+      if (row.path) files.push(row.path);
+    }
+    return rows.length;
+  };
+  const tryLock = async (tx: Transaction) => (await queryRows<{ ok: boolean }>(tx, sql`select pg_try_advisory_xact_lock(${PRUNE_LOCK}) as ok`))[0].ok;
 
-  const rollback = new Error('dry run');
-  try {
-    await farm.db.db.transaction(async (tx) => {
-      const [lock] = await queryRows<{ ok: boolean }>(tx, sql`select pg_try_advisory_xact_lock(${PRUNE_LOCK}) as ok`);
-      if (!lock.ok) {
-        report.ran = false;
-        return;
+  /**
+   * Runs `step` (one batch: how many rows it deleted) until it deletes none, at most
+   * MAX_BATCHES_PER_RULE times; false when another process holds the prune's lock (`ran` false if
+   * no batch of this run had run yet).
+   */
+  type Batches = (step: (tx: Transaction) => Promise<number>) => Promise<boolean>;
+  let batches: Batches;
+  let didSomething = false;
+  const repeat = async (batch: (step: (tx: Transaction) => Promise<number>) => Promise<number | typeof BUSY>, step: (tx: Transaction) => Promise<number>) => {
+    for (let round = 0; round < MAX_BATCHES_PER_RULE; round++) {
+      const deleted = await batch(step);
+      if (deleted === BUSY) {
+        if (!didSomething) report.ran = false;
+        return false;
       }
-      const gone = (rows: Array<{ size_bytes: number; path: string | null }>) => {
-        for (const row of rows) {
-          report.artifactBytes += Number(row.size_bytes);
-          if (row.path) files.push(row.path);
-        }
-        return rows.length;
-      };
+      didSomething = true;
+      if (deleted === 0) break;
+    }
+    return true;
+  };
 
-      if (artifactDays > 0) {
+  const rules = async (): Promise<void> => {
+    if (artifactDays > 0) {
+      const ok = await batches(async (tx) => {
         const old = await queryRows<{ id: number }>(
           tx,
-          sql`select a.id::float8 as id from artifacts a join jobs j on j.id = a.job_id
-              where j.status in ('done', 'failed', 'cancelled') and j.finished_at < now() - make_interval(secs => ${artifactDays * 86_400}::float8)`,
+          sql`with ${PROTECTED} select a.id::float8 as id from artifacts a join jobs j on j.id = a.job_id
+              where j.status in ('done', 'failed', 'cancelled') and j.finished_at < now() - make_interval(secs => ${artifactDays * 86_400}::float8)
+                and a.job_id not in (select id from protected)
+              order by a.id limit ${PRUNE_BATCH_ROWS}`,
         );
-        report.artifactsByAge = gone(await deleteArtifacts(tx, old.map((r) => r.id)));
-      }
+        const n = gone(await deleteArtifacts(tx, old.map((r) => r.id)));
+        report.artifactsByAge += n;
+        return n;
+      });
+      if (!ok) return;
+    }
 
-      if (maxArtifactBytes > 0) {
-        // Oldest first, while what is left is over the cap.
+    if (maxArtifactBytes > 0) {
+      // Oldest first, while what is left is over the cap.
+      const ok = await batches(async (tx) => {
         const over = await queryRows<{ id: number }>(
           tx,
           sql`with ${PROTECTED}, total as (select coalesce(sum(size_bytes), 0)::float8 as bytes from artifacts),
@@ -158,73 +201,97 @@ export async function pruneFarm(farm: FarmContext, options: PruneOptions = {}): 
                 from artifacts a join jobs j on j.id = a.job_id
                 where j.status in ('done', 'failed', 'cancelled') and a.job_id not in (select id from protected)
               )
-              select ordered.id::float8 as id from ordered, total where total.bytes - ordered.before > ${maxArtifactBytes}::float8`,
+              select ordered.id::float8 as id from ordered, total where total.bytes - ordered.before > ${maxArtifactBytes}::float8
+              order by ordered.before limit ${PRUNE_BATCH_ROWS}`,
         );
-        report.artifactsBySize = gone(await deleteArtifacts(tx, over.map((r) => r.id)));
-      }
+        const n = gone(await deleteArtifacts(tx, over.map((r) => r.id)));
+        report.artifactsBySize += n;
+        return n;
+      });
+      if (!ok) return;
+    }
 
-      const due = unrenderedInputsDue(farm.config);
-      if (due) {
-        // As for jobs below: the first statement locks the jobs (FOR SHARE: a retry, which locks
-        // its job FOR UPDATE, waits for this commit and then finds the pictures gone, or holds the
-        // row and is skipped), the second checks the rule again and deletes their pictures.
-        const unrendered = sql`${due} and exists (select 1 from job_inputs i where i.job_id = j.id)`;
+    const due = unrenderedInputsDue(farm.config);
+    if (due) {
+      // As for jobs below: the first statement locks the jobs (FOR SHARE: a retry, which locks
+      // its job FOR UPDATE, waits for this commit and then finds the pictures gone, or holds the
+      // row and is skipped), the second checks the rule again and deletes their pictures.
+      const unrendered = sql`${due} and exists (select 1 from job_inputs i where i.job_id = j.id)`;
+      const ok = await batches(async (tx) => {
         const locked = await queryRows<{ id: number }>(
           tx,
-          sql`with ${PROTECTED} select j.id::float8 as id from jobs j where ${unrendered} order by j.id for share of j skip locked`,
+          sql`with ${PROTECTED} select j.id::float8 as id from jobs j where ${unrendered} order by j.id limit ${PRUNE_BATCH_ROWS} for share of j skip locked`,
         );
-        if (locked.length > 0) {
-          const [deleted] = await queryRows<{ rows: number; bytes: number }>(
-            tx,
-            sql`with ${PROTECTED},
-                doomed as (select j.id from jobs j where j.id in ${idSet(locked.map((r) => r.id))} and ${unrendered}),
-                gone as (delete from job_inputs where job_id in (select id from doomed) returning octet_length(bytes) as n)
-                select count(*)::int as rows, coalesce(sum(n), 0)::float8 as bytes from gone`,
-          );
-          report.unrenderedInputs = deleted.rows;
-          report.unrenderedInputBytes = deleted.bytes;
-        }
-      }
+        if (locked.length === 0) return 0;
+        const [deleted] = await queryRows<{ rows: number; bytes: number }>(
+          tx,
+          sql`with ${PROTECTED},
+              doomed as (select j.id from jobs j where j.id in ${idSet(locked.map((r) => r.id))} and ${unrendered}),
+              gone as (delete from job_inputs where job_id in (select id from doomed) returning octet_length(bytes) as n)
+              select count(*)::int as rows, coalesce(sum(n), 0)::float8 as bytes from gone`,
+        );
+        report.unrenderedInputs += deleted.rows;
+        report.unrenderedInputBytes += deleted.bytes;
+        return deleted.rows;
+      });
+      if (!ok) return;
+    }
 
-      if (jobDays > 0) {
-        // Two statements per round. The first locks a batch of leaves (a job no other job points
-        // to; a locked one, e.g. the parent of a follow-up being submitted, is left for the next
-        // pass). The second, whose snapshot sees every job committed before those locks were
-        // taken, checks the rule again, counts what the foreign keys' cascade will take with them
-        // (same snapshot, before the delete), and deletes them. A parent goes in a later round,
-        // after its child.
-        const leaf = sql`j.status in ('done', 'failed', 'cancelled')
-                    and j.finished_at < now() - make_interval(secs => ${jobDays * 86_400}::float8)
-                    and j.id not in (select id from protected)
-                    and not exists (select 1 from jobs c where c.parent_job_id = j.id)`;
-        for (let round = 0; round < 100; round++) {
-          const locked = await queryRows<{ id: number }>(
-            tx,
-            sql`with ${PROTECTED} select j.id::float8 as id from jobs j where ${leaf} order by j.id limit 1000 for update of j skip locked`,
-          );
-          if (locked.length === 0) break;
-          const [batch] = await queryRows<{ jobs: number; events: number; inputs: number; artifacts: Array<{ size_bytes: number; path: string | null }> }>(
-            tx,
-            sql`with ${PROTECTED},
-                doomed as (select j.id from jobs j where j.id in ${idSet(locked.map((r) => r.id))} and ${leaf}),
-                gone as (delete from jobs where id in (select id from doomed) returning id)
-                select (select count(*) from gone)::int as jobs,
-                  (select count(*) from job_events where job_id in (select id from doomed))::int as events,
-                  (select count(*) from job_inputs where job_id in (select id from doomed))::int as inputs,
-                  (select coalesce(jsonb_agg(jsonb_build_object('size_bytes', size_bytes, 'path', path)), '[]'::jsonb)
-                     from artifacts where job_id in (select id from doomed)) as artifacts`,
-          );
-          if (batch.jobs === 0) break;
-          report.jobs += batch.jobs;
-          report.events += batch.events;
-          report.artifactsByAge += gone(batch.artifacts);
-          if (batch.inputs > 0) report.otherRows.job_inputs = (report.otherRows.job_inputs ?? 0) + batch.inputs;
+    if (jobDays > 0) {
+      // Two statements per batch. The first locks a batch of leaves (a job no other job points
+      // to; a locked one, e.g. the parent of a follow-up being submitted, is left for the next
+      // pass). The second, whose snapshot sees every job committed before those locks were
+      // taken, checks the rule again, counts what the foreign keys' cascade will take with them
+      // (same snapshot, before the delete), and deletes them. A parent goes in a later batch,
+      // after its child.
+      const leaf = sql`j.status in ('done', 'failed', 'cancelled')
+                  and j.finished_at < now() - make_interval(secs => ${jobDays * 86_400}::float8)
+                  and j.id not in (select id from protected)
+                  and not exists (select 1 from jobs c where c.parent_job_id = j.id)`;
+      await batches(async (tx) => {
+        const locked = await queryRows<{ id: number }>(
+          tx,
+          sql`with ${PROTECTED} select j.id::float8 as id from jobs j where ${leaf} order by j.id limit ${PRUNE_BATCH_ROWS} for update of j skip locked`,
+        );
+        if (locked.length === 0) return 0;
+        const [batch] = await queryRows<{ jobs: number; events: number; inputs: number; artifacts: Array<{ size_bytes: number; path: string | null }> }>(
+          tx,
+          sql`with ${PROTECTED},
+              doomed as (select j.id from jobs j where j.id in ${idSet(locked.map((r) => r.id))} and ${leaf}),
+              gone as (delete from jobs where id in (select id from doomed) returning id)
+              select (select count(*) from gone)::int as jobs,
+                (select count(*) from job_events where job_id in (select id from doomed))::int as events,
+                (select count(*) from job_inputs where job_id in (select id from doomed))::int as inputs,
+                (select coalesce(jsonb_agg(jsonb_build_object('size_bytes', size_bytes, 'path', path)), '[]'::jsonb)
+                   from artifacts where job_id in (select id from doomed)) as artifacts`,
+        );
+        report.jobs += batch.jobs;
+        report.events += batch.events;
+        report.artifactsByAge += gone(batch.artifacts);
+        if (batch.inputs > 0) report.otherRows.job_inputs = (report.otherRows.job_inputs ?? 0) + batch.inputs;
+        return batch.jobs;
+      });
+    }
+  };
+
+  if (dryRun) {
+    const rollback = new Error('dry run');
+    try {
+      await farm.db.db.transaction(async (tx) => {
+        if (!(await tryLock(tx))) {
+          report.ran = false;
+          return;
         }
-      }
-      if (dryRun) throw rollback;
-    });
-  } catch (error) {
-    if (error !== rollback) throw error;
+        batches = (step) => repeat((s) => s(tx), step);
+        await rules();
+        throw rollback;
+      });
+    } catch (error) {
+      if (error !== rollback) throw error;
+    }
+  } else {
+    batches = (step) => repeat((s) => farm.db.db.transaction(async (tx) => ((await tryLock(tx)) ? s(tx) : BUSY)), step);
+    await rules();
   }
 
   if (!dryRun && farm.config.artifactDir) {
