@@ -6,7 +6,8 @@
  * blend act on the blend, pictures included; Upscale on a video too long to upscale 4x upscales it
  * at the largest factor that fits, and an Upscale or 🔍 of one too long even at 2x is refused
  * privately with the farm's limit; a follow-up is rendered for the
- * upload limit of the server where its button was pressed, not the parent's.
+ * upload limit of the server where its button was pressed, not the parent's; Re-roll pressed again
+ * a moment after its job is queued (a double click) makes no second job and names the first.
  */
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,6 +15,7 @@ import { buttonsOf, type FakeDiscord, type FakeGuild, type FakeUser, type Intera
 import { BACKENDS } from '../../helpers/db.ts';
 import { type BotFarm, hasVideo, startBotFarm, stopBotFarm } from '../../helpers/bot-farm.ts';
 import { getJob, getJobInputs, LIMITS, listJobs, movieOf, submitJob, waitForJob, type FarmContext, type Job, type JobParamsInput } from '../../../farm/index.ts';
+import { privateReason } from '../../helpers/replies.ts';
 
 const PHOTO = readFileSync(new URL('../../fixtures/photos/coffee.png', import.meta.url));
 const MIB = 1024 * 1024;
@@ -165,5 +167,15 @@ describe.each(BACKENDS)('follow-up buttons and the Extend form (%s)', (backend) 
     } finally {
       fake.setAttachmentSizeLimit(10 * MIB, home.id);
     }
+  });
+  it('Re-roll pressed again right after its job is queued (a double click) makes no second job: the second press is told privately which job it is', async () => {
+    const { job, message } = await posted('blend', { prompts: ['a lighthouse', 'a storm'] });
+    const first = press(message, 'reroll', job.id);
+    await first.waitForOriginal((m) => m.content?.includes('queued') === true || hasVideo(m), 20_000);
+    const [reroll] = (await listJobs(farm, {})).filter((j) => j.parentJobId === job.id);
+    expect(reroll?.kind).toBe('reroll');
+    const again = press(message, 'reroll', job.id);
+    expect(await privateReason(again)).toBe(`Your re-roll of #${job.id} is already queued as job #${reroll.id}. Asking again within 5 seconds makes no second job; for another re-roll, ask again after that.`);
+    expect((await listJobs(farm, {})).filter((j) => j.parentJobId === job.id).map((j) => j.id)).toEqual([reroll.id]);
   });
 });
