@@ -13,6 +13,8 @@ import { FakeRenderer } from '../../farm/fake-renderer.ts';
 import { encodeVideo } from '../../engine/index.ts';
 import { sql } from 'drizzle-orm';
 import { queryRows } from '../../db/client.ts';
+import { pastFollowUpWindow } from '../helpers/follow-ups.ts';
+import { privateReason } from '../helpers/replies.ts';
 
 const WEBHOOK_ORIGINAL = '/webhooks/:applicationId/:token/messages/@original';
 
@@ -339,7 +341,7 @@ describe('refused before queuing where the bot cannot post', () => {
 });
 
 describe('buttons', () => {
-  it('Re-roll pressed twice quickly makes one job; the second press is told it is on its way', async () => {
+  it('Re-roll pressed twice quickly makes one job; the second press is told it is on its way, a late second press which job it is', async () => {
     const finished = await blend('a lantern').waitForOriginal((m) => hasVideo(m) && buttonsOf(m).some((b) => b.customId?.startsWith('bf:reroll:')), 20_000);
     const parentId = jobIdOn(finished, 'reroll');
     const before = (await listJobs(farm, { userId: alice.id })).length;
@@ -351,8 +353,14 @@ describe('buttons', () => {
     expect(privateAnswers[0].content).toBe(`Your re-roll of #${parentId} is already on its way; its message will appear in a moment.`);
     const made = (await listJobs(farm, { userId: alice.id })).slice(before);
     expect(made.map((j) => [j.kind, j.parentJobId])).toEqual([['reroll', parentId]]);
-    // Once that one is queued and its message recorded, another press makes another job, as asked.
+    // Once that one is queued and its message recorded, a press within the same few seconds (a
+    // double click whose second click came late, or another bot process) is told which job it is.
     await until(async () => (await getJob(farm, made[0].id))!.messageId !== null, 10_000, 'the re-roll’s message recorded');
+    const late = fake.pressButton({ messageId: finished.id, customId: `bf:reroll:${parentId}`, user: alice });
+    expect(await privateReason(late)).toMatch(new RegExp(`^Your re-roll of #${parentId} is already queued as job #${made[0].id}\\.`));
+    expect((await listJobs(farm, { userId: alice.id })).slice(before)).toHaveLength(1);
+    // A press after that window makes another job, as asked.
+    await pastFollowUpWindow(farm.db);
     const third = fake.pressButton({ messageId: finished.id, customId: `bf:reroll:${parentId}`, user: alice });
     await third.waitForOriginal((m) => isQueued(m) || hasVideo(m), 10_000);
     expect((await listJobs(farm, { userId: alice.id })).slice(before)).toHaveLength(2);
