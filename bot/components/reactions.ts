@@ -10,7 +10,10 @@
  * - rendered for the server's upload limit now, not the parent's: a button press carries the limit
  *   (uploadLimit), a reaction does not, so it is the server's by its Boost level (guildUploadLimit);
  * - one submission per user, parent job and kind at a time, shared with the buttons (ctx.followUps),
- *   so a reaction and a button press together make one job;
+ *   so a reaction and a button press together make one job; and one 🔁 within the farm's
+ *   SAME_FOLLOW_UP_WINDOW_SECONDS of the same re-roll (a press, or a reaction taken off and added
+ *   again) is told by DM which job it already is (submitFollowUp: in the database, so two bot
+ *   processes agree);
  * - once the job is submitted nothing refuses it: a failed reply or a failed recording of its
  *   message is logged, and delivery posts the result in the job's channel anyway.
  * A refusal is private, as a button's is: the member gets it by DM (budget and job numbers are
