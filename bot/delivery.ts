@@ -18,9 +18,11 @@
  * up (marked undeliverable with the reason, logged, its owner told by DM) when Discord says the place cannot be posted
  * to whatever we do (UNDELIVERABLE_CODES in bot/job-message.ts: channel or server gone, no access, missing permissions,
  * a thread locked by a moderator) or its video is no longer stored, or once its delivery has failed
- * for DELIVERY_GIVE_UP_AFTER_MS. A thread archived since (Discord refuses edits there) is unarchived
+ * for DELIVERY_GIVE_UP_AFTER_MS (a video stored as a file this process cannot read is retried too,
+ * logged with the file, and given up as storage's fault, not Discord's). A thread archived since (Discord refuses edits there) is unarchived
  * for the result when it is not locked and the bot may (reopenThread), as a new message would.
  */
+import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { DiscordAPIError, GuildPremiumTier, RESTJSONErrorCodes, Routes, type Client } from 'discord.js';
 import {
@@ -81,7 +83,8 @@ export const DELIVERY_CLAIM_SECONDS = 120;
  * reaction's (a reply to the video). Without the wait a quick render was posted and then
  * overwritten by the late "queued" text (a command's), or posted twice, as a new message and into
  * the reply recorded just after (a reaction's). The process showing the reply says when it is
- * settled (JobMessenger.replySettled), so a failed reply does not wait this long there.
+ * settled (JobMessenger.replySettled), so a failed reply does not wait this long there. Measured
+ * on the database's clock (the job's createdAt is its now()), not this machine's (DatabaseClock).
  */
 export const DELIVERY_REPLY_GRACE_MS = 15_000;
 /**
@@ -97,7 +100,7 @@ const SWEEP_MAX_ROWS = 1000;
 export interface MessengerOptions {
   /** Minimum time between two progress edits of one message. */
   editIntervalMs?: number;
-  /** Name of this bot process in delivery claims (default bot-HOSTNAME-PID: unique across machines and containers). */
+  /** Name of this bot process in delivery claims (default defaultClaimant(): bot-HOSTNAME-PID-RANDOM). */
   claimant?: string;
   /** How long a delivery claim lasts before it is renewed (default DELIVERY_CLAIM_SECONDS). */
   claimSeconds?: number;
@@ -110,11 +113,99 @@ export interface MessengerOptions {
   sweepIntervalMs?: number;
   /** How long a delivery may keep failing before it is given up and its owner told (default DELIVERY_GIVE_UP_AFTER_MS). */
   giveUpAfterMs?: number;
-  /** How long a job asked for on Discord waits for its reply to be recorded before its result is posted anyway (default DELIVERY_REPLY_GRACE_MS). */
+  /** How long a job asked for on Discord waits for its reply to be recorded before its result is posted anyway (default DELIVERY_REPLY_GRACE_MS, on the database's clock: DatabaseClock). */
   replyGraceMs?: number;
+  /** This process's monotonic clock in milliseconds (default performance.now): what DatabaseClock carries the database's time forward on. Tests bring their own. */
+  monotonicNow?: () => number;
   /** Bounds on re-encoding a video too large for its channel in this process (SHRINK_* in bot/shrink.ts). */
   shrink?: ShrinkOptions;
 }
+
+/**
+ * This bot process's name in delivery claims: bot-HOSTNAME-PID-RANDOM. Host name and pid alone are
+ * not unique: two containers sharing the host's network (one host name) both run node as pid 1,
+ * and would share a claim (both claim a job and both post it). The random part (as the farm's
+ * defaultWorkerId) is new for each JobMessenger.
+ */
+export function defaultClaimant(): string {
+  return `bot-${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`;
+}
+
+/**
+ * How fast this process's monotonic clock may run ahead of the database's, as a fraction (1 ms a
+ * second): DatabaseClock lets what it has seen age by this much, so it stays behind the database's
+ * real time even on a machine whose clock drifts.
+ */
+const DATABASE_CLOCK_DRIFT = 0.001;
+
+/**
+ * The database's clock as this process can know it without asking: the latest database time it
+ * has seen (a job event's time, a job's creation or finish), carried forward on this process's
+ * monotonic clock. Every time seen was in the database's past when it was read, so this is never
+ * ahead of the database's real time, whatever this machine's own clock says (a bot 15 s fast once
+ * thought a job submitted a moment ago was past DELIVERY_REPLY_GRACE_MS, and a slow one waited too
+ * long). A job's age measured on it (now() - its createdAt, both the database's) is at most its real
+ * age, and at least the time since this process first read the job.
+ */
+class DatabaseClock {
+  /** Database time minus monotonic time, from the best (latest) time seen; undefined until one is. */
+  private offset: number | undefined;
+  private seenAt = 0;
+
+  constructor(private readonly monotonicNow: () => number) {}
+
+  /** A time the database wrote (now() of some past transaction). */
+  saw(...times: Array<Date | string | null | undefined>): void {
+    for (const time of times) {
+      const ms = time instanceof Date ? time.getTime() : typeof time === 'string' ? Date.parse(time) : NaN;
+      if (!Number.isFinite(ms)) continue;
+      const at = this.monotonicNow();
+      const offset = ms - at;
+      if (this.offset === undefined || offset > this.currentOffset(at)) {
+        this.offset = offset;
+        this.seenAt = at;
+      }
+    }
+  }
+
+  /** The database's time now, at most: undefined until a time has been seen. */
+  now(): number | undefined {
+    const at = this.monotonicNow();
+    return this.offset === undefined ? undefined : at + this.currentOffset(at);
+  }
+
+  private currentOffset(at: number): number {
+    return this.offset! - Math.max(0, at - this.seenAt) * DATABASE_CLOCK_DRIFT;
+  }
+}
+
+/**
+ * A finished job's video is stored as a file (BLENDFARM_ARTIFACT_DIR) this process cannot read:
+ * the folder is not on this machine, or the setting differs from the workers'. Not Discord's fault:
+ * the operator is told the file and its error, the owner only that storage failed.
+ */
+class VideoUnreadable extends Error {
+  constructor(
+    readonly jobId: number,
+    readonly file: string,
+    readonly code: string,
+    cause: unknown,
+  ) {
+    super(`the video of job ${jobId} cannot be read from storage: ${file} (${code})`, { cause });
+  }
+
+  /** getArtifact's failure to read the file (the file system's error is its cause), or undefined for any other. */
+  static from(jobId: number, error: unknown): VideoUnreadable | undefined {
+    const cause = error instanceof Error ? (error.cause as NodeJS.ErrnoException | undefined) : undefined;
+    return cause && typeof cause.path === 'string' && typeof cause.code === 'string' ? new VideoUnreadable(jobId, cause.path, cause.code, error) : undefined;
+  }
+}
+
+/** What the owner is told when a delivery is given up because its video could not be read (VideoUnreadable). */
+const VIDEO_UNREADABLE_REASON: UndeliverableReason = {
+  why: "its video could not be read from the farm's storage",
+  advice: "That is a fault on the bot's side, not in your request: tell the bot's operators, or run the command again to render it anew.",
+};
 
 /** A failed delivery waiting for its next try. */
 interface RetryState {
@@ -181,6 +272,8 @@ export class JobMessenger {
   private readonly sweepIntervalMs: number;
   private readonly giveUpAfterMs: number;
   private readonly replyGraceMs: number;
+  /** The database's time as seen here, for the reply's grace (awaitingReply). */
+  private readonly dbClock: DatabaseClock;
   private readonly shrinkOptions: ShrinkOptions;
   /** What posting to a job's message needs (bot/job-message.ts). */
   private readonly discord: JobMessageContext;
@@ -193,7 +286,7 @@ export class JobMessenger {
     opts: MessengerOptions = {},
   ) {
     this.editIntervalMs = opts.editIntervalMs ?? 3000;
-    this.claimant = opts.claimant ?? `bot-${hostname()}-${process.pid}`;
+    this.claimant = opts.claimant ?? defaultClaimant();
     this.claimSeconds = opts.claimSeconds ?? DELIVERY_CLAIM_SECONDS;
     this.log = opts.log ?? ((m) => console.log(m));
     this.retryDelayMs = opts.retryDelayMs ?? DELIVERY_RETRY_DELAY_MS;
@@ -201,6 +294,7 @@ export class JobMessenger {
     this.sweepIntervalMs = opts.sweepIntervalMs ?? DELIVERY_SWEEP_INTERVAL_MS;
     this.giveUpAfterMs = opts.giveUpAfterMs ?? DELIVERY_GIVE_UP_AFTER_MS;
     this.replyGraceMs = opts.replyGraceMs ?? DELIVERY_REPLY_GRACE_MS;
+    this.dbClock = new DatabaseClock(opts.monotonicNow ?? (() => performance.now()));
     this.shrinkOptions = { ...opts.shrink, signal: this.stopping.signal };
     this.discord = { client, farm, log: this.log };
   }
@@ -275,6 +369,7 @@ export class JobMessenger {
       for (const state of this.jobs.values()) held += (state.retry ? 1 : 0) + (state.delivery ? 1 : 0);
       const limit = Math.min(SWEEP_MAX_ROWS, SWEEP_BATCH + held);
       const jobs = await listUndelivered(this.farm, limit);
+      for (const job of jobs) this.dbClock.saw(job.finishedAt);
       const now = Date.now();
       // The whole list: retries of jobs not on it were delivered by another process.
       const listed = jobs.length < limit ? new Set(jobs.map((j) => j.id)) : undefined;
@@ -298,6 +393,7 @@ export class JobMessenger {
 
   private onEvent(e: JobEvent): void {
     if (this.stopped) return;
+    this.dbClock.saw(e.at);
     if (TERMINAL.has(e.type)) void this.deliver(e.jobId);
     // Delivered (here or by another process): its progress is over, so its edit times go.
     else if (e.type === 'delivered' || e.type === 'undeliverable') this.endProgressEdits(e.jobId);
@@ -406,7 +502,9 @@ export class JobMessenger {
         const whole = await withWholeMovie(this.farm, stored);
         job = whole;
         if (whole.status === 'done') {
-          const artifact = await getArtifact(this.farm, jobId);
+          const artifact = await getArtifact(this.farm, jobId).catch((err: unknown) => {
+            throw VideoUnreadable.from(jobId, err) ?? err;
+          });
           if (!artifact) throw new Undeliverable({ why: 'its video is no longer stored', advice: 'Run the command again to render it anew.' });
           await this.postVideo(whole, artifact);
         } else {
@@ -429,6 +527,8 @@ export class JobMessenger {
         // Nothing is being posted now: the next bot need not wait for the claim to run out.
         if (claimed) await releaseDelivery(this.farm, jobId, this.claimant).catch((releaseErr) => this.log(`[bot] releasing the delivery claim on job ${jobId} failed (it runs out instead): ${loggableError(releaseErr)}`));
       } else {
+        // Another bot process may read the file: it need not wait for this claim to run out.
+        if (claimed && err instanceof VideoUnreadable) await releaseDelivery(this.farm, jobId, this.claimant).catch(() => {});
         await this.failed(jobId, job, err);
       }
     } finally {
@@ -458,7 +558,10 @@ export class JobMessenger {
   private awaitingReply(job: Job): boolean {
     if (job.channelId === null || job.messageId !== null || this.jobs.get(job.id)?.replySettledAt !== undefined) return false;
     if (job.interactionToken === null && job.parentJobId === null) return false;
-    return Date.now() - job.createdAt.getTime() < this.replyGraceMs;
+    // Its age on the database's clock (createdAt is the database's now() at submission), never this
+    // machine's: another bot process's clock may be seconds off.
+    this.dbClock.saw(job.createdAt, job.finishedAt);
+    return this.dbClock.now()! - job.createdAt.getTime() < this.replyGraceMs;
   }
 
   /** Renews the job's delivery claim every third of its length until the delivery ends (deliver's finally) or the bot stops. */
@@ -492,7 +595,16 @@ export class JobMessenger {
     if (job && err instanceof Undeliverable) return this.giveUp(job, err.reason, err);
     if (job && now - state.firstFailedAt >= this.giveUpAfterMs) {
       const hours = Math.max(1, Math.round(this.giveUpAfterMs / 3_600_000));
+      // Said by the latest failure: storage that cannot be read is not Discord failing.
+      if (err instanceof VideoUnreadable) return this.giveUp(job, VIDEO_UNREADABLE_REASON, err);
       return this.giveUp(job, { why: `Discord kept failing for ${hours === 1 ? 'an hour' : `${hours} hours`} when I tried to post it`, advice: 'Run the command again once Discord works normally.' }, err);
+    }
+    if (err instanceof VideoUnreadable) {
+      this.log(
+        `[bot] delivering job ${jobId} failed (attempt ${state.failures}, next try in ${Math.round(wait / 1000)} s): its video cannot be read from storage: ${err.file} (${err.code}). ` +
+          `Set BLENDFARM_ARTIFACT_DIR on this bot process to the folder the workers keep videos in (${this.farm.config.artifactDir ? `it is ${this.farm.config.artifactDir} here` : 'it is unset here'}), one folder every machine reads`,
+      );
+      return;
     }
     this.log(`[bot] delivering job ${jobId} failed (attempt ${state.failures}, next try in ${Math.round(wait / 1000)} s): ${loggableError(err)}`);
   }
