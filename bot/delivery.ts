@@ -145,7 +145,7 @@ const DATABASE_CLOCK_DRIFT = 0.001;
  * ahead of the database's real time, whatever this machine's own clock says (a bot 15 s fast once
  * thought a job submitted a moment ago was past DELIVERY_REPLY_GRACE_MS, and a slow one waited too
  * long). A job's age measured on it (now() - its createdAt, both the database's) is at most its real
- * age, and at least the time since this process first read the job.
+ * age, and at least the time since this process first read the job (less DATABASE_CLOCK_DRIFT).
  */
 class DatabaseClock {
   /** Database time minus monotonic time, from the best (latest) time seen; undefined until one is. */
