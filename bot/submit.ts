@@ -22,6 +22,7 @@ import {
   LIMITS,
   checkJobInputs,
   checkSubmission,
+  FOLLOW_UP_NOUNS,
   getJob,
   loggableError,
   parseJobParams,
@@ -233,14 +234,12 @@ export interface RenderExtras {
   notice?: string;
 }
 
-/** A follow-up as a noun ("your re-roll of #12"). */
-const FOLLOW_UP_NAMES: Readonly<Record<FollowUpKind, string>> = { upscale: 'upscale', reroll: 're-roll', extend: 'extension' };
 /** A follow-up as a verb ("did not re-roll it", "only its owner can re-roll it"). */
 export const FOLLOW_UP_VERBS: Readonly<Record<FollowUpKind, string>> = { upscale: 'upscale', reroll: 're-roll', extend: 'extend' };
 
 /** The answer to a second request (a button press or a 🔍/🔁 reaction) while the same one of that member is being submitted. */
 function alreadyOnItsWayText(kind: FollowUpKind, parentJobId: number): string {
-  return `Your ${FOLLOW_UP_NAMES[kind]} of #${parentJobId} is already on its way; its message will appear in a moment.`;
+  return `Your ${FOLLOW_UP_NOUNS[kind]} of #${parentJobId} is already on its way; its message will appear in a moment.`;
 }
 
 /**
@@ -283,7 +282,8 @@ function interactionRequester(interaction: RepliableInteraction): ReturnType<typ
  * One follow-up submission per (user, parent job, kind) at a time in this process: a second press
  * of the same button while the first is still being submitted gets a private answer instead of a
  * second job (each would be charged). A server's interactions all reach one bot process, so a
- * process-local guard is enough. A press after the first job is queued makes another one, as asked.
+ * process-local guard is enough. Once the first job is queued, the farm answers a repeated re-roll or
+ * extension within its window (SAME_FOLLOW_UP_WINDOW_SECONDS) with that job, in any process.
  */
 export class FollowUpsUnderWay implements FollowUpGuard {
   private readonly keys = new Set<string>();

@@ -53,6 +53,7 @@ export {
 } from './jobs.ts';
 export { type Movie, movieOf } from './movie.ts';
 export { type FollowUpKind, type FollowUpOptions, type SubmitFollowUpInput, followUpParams, followUpRefusal, followUpsFor, isFollowUpKind, parentMovieParams } from './follow-up.ts';
+export { FOLLOW_UP_NOUNS } from './follow-up-rule.ts';
 export {
   type GuildSettings,
   type GuildSettingsPatch,
