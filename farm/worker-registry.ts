@@ -1,10 +1,10 @@
 // Workers announce themselves (capabilities, concurrency) and heartbeat, so `farm status` and
 // the bot can tell whether anything online can run a job.
 import { randomUUID } from 'node:crypto';
-import fs from 'node:fs';
 import { and, asc, eq, isNull, sql, type SQL } from 'drizzle-orm';
 import type { Queryable } from '../db/client.ts';
 import { isProcessAlive } from '../db/pglite-lock.ts';
+import { pidNamespace } from '../db/process-identity.ts';
 import { workers, type JobKind } from '../db/schema.ts';
 import type { FarmContext } from './config.ts';
 import { type JobParams, MODEL_ABILITIES, type ModelAbility, modelAbilityFor, outputPixels } from './job-params.ts';
@@ -100,19 +100,8 @@ export class WorkerIdInUseError extends Error {
   }
 }
 
-/**
- * Where this process's pid means something: the machine's boot (its boot id) and the pid namespace
- * ("<boot id> pid:[4026531836]"). The namespace alone is not enough: every host's first one has the
- * same number, so two machines (cloned VMs) with one host name would pass for one. Undefined off
- * Linux: then no pid is checked, and a holder is watched instead.
- */
-export function pidNamespace(): string | undefined {
-  try {
-    return `${fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()} ${fs.readlinkSync('/proc/self/ns/pid')}`;
-  } catch {
-    return undefined;
-  }
-}
+/** Where this process's pid means something (db/process-identity.ts, shared with the PGlite lock). */
+export { pidNamespace };
 
 /** Instances of the workers this process started and has not stopped (claimWorkerId, releaseWorkerId). */
 const runningHere = new Set<string>();

@@ -16,7 +16,7 @@ import type { ClaimedJob } from '../../farm/types.ts';
 import { BACKENDS, CHEAP_BLEND, createTestDatabase, farmContext, type TestDatabase } from '../helpers/db.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const TABLES = ['artifacts', 'budget_ledger', 'guilds', 'job_events', 'job_inputs', 'jobs', 'users', 'workers'];
+const TABLES = ['artifacts', 'budget_ledger', 'follow_up_requests', 'guilds', 'job_events', 'job_inputs', 'jobs', 'users', 'workers'];
 
 describe.each(BACKENDS)('database on %s', (backend) => {
   const dropped: TestDatabase[] = [];
