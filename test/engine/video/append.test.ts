@@ -119,7 +119,7 @@ describe('appendFrames', () => {
   it('refuses to join a head whose codec set-up differs (encoded at a target bitrate to fit a size limit)', async () => {
     const big = frames(0, 24);
     const free = await encodeVideo(big, { format: 'mp4', fps: 8, width: W, height: H });
-    const limited = await encodeVideo(big, { format: 'mp4', fps: 8, width: W, height: H, maxBytes: Math.floor(free.sizeBytes * 0.85) });
+    const limited = await encodeVideo(big, { format: 'mp4', fps: 8, width: W, height: H, maxBytes: Math.floor(free.sizeBytes * 0.9) });
     expect(limited.attempts.some((a) => a.bitrate !== undefined)).toBe(true);
     expect([limited.width, limited.height]).toEqual([W, H]);
     const joined = await appendFrames(limited.bytes, frames(24, 2), { format: 'mp4', fps: 8, width: W, height: H });
