@@ -33,6 +33,7 @@ import {
   getJob,
   grantBudget,
   isFollowUpKind,
+  type FollowUpKind,
   isJobKind,
   JOB_VIDEO_FORMATS,
   jobToJson,
@@ -72,6 +73,7 @@ Commands:
                                                 --factor: times per side (default ${DEFAULT_UPSCALE_FACTOR}); --upscaler: one the workers
                                                 have (status --json lists them), default the best the worker has
   submit extend "next prompt" --parent JOB --user ID
+                                                reroll, upscale, extend: the parent's settings (render options are refused)
   status [--json]                               queue, running jobs, workers online
   show JOB [--json]                             one job: parameters, attempts, times, GPU time, error, video
   budget --user ID [--guild ID] [--grant N] [--note TEXT] [--json]
@@ -138,6 +140,20 @@ const OPTIONS = {
 } as const;
 
 type Values = ReturnType<typeof parseCli<typeof OPTIONS>>['values'];
+
+/**
+ * The render options (renderParams) a follow-up does not take: a re-roll and an upscale render the
+ * parent's movie with its settings, an extension continues it with them (farm/follow-up.ts
+ * FollowUpOptions: prompts, the upscale factor and upscaler; seeds are drawn at submission).
+ */
+const RENDER_FLAGS = ['negative', 'seed', 'duration', 'fps', 'size', 'width', 'height', 'steps', 'quality', 'branches', 'depth', 'guidance', 'model', 'format'] as const satisfies readonly (keyof Values)[];
+
+/** What each follow-up takes besides --parent, --user, --guild, --wait, --timeout and --json. */
+const FOLLOW_UP_TAKES: Readonly<Record<FollowUpKind, string>> = {
+  reroll: 'nothing else (same prompts and settings, new seeds)',
+  upscale: '--factor and --upscaler',
+  extend: 'the next prompt(s) (with the parent\'s settings, new seeds)',
+};
 
 /** A numeric flag in plain decimal notation (apps/cli-kit.ts); the farm checks the range (farm/limits.ts). */
 function number(values: Values, flag: keyof Values, integer = false): number | undefined {
@@ -412,6 +428,13 @@ async function submitCommand(ctx: CommandContext): Promise<number> {
     job = await submitJob(farm, { ...common, kind: kind as JobKind, params: renderParams(values, prompts) });
   } else {
     if (!values.parent) throw new UsageError(`submit ${kind} needs --parent JOB (the job to start from).`);
+    const refused = RENDER_FLAGS.filter((flag) => values[flag] !== undefined).map((flag) => `--${flag}`);
+    if (refused.length > 0) {
+      throw new UsageError(`submit ${kind} does not take ${refused.join(', ')}: a follow-up renders with its parent's settings; it takes ${FOLLOW_UP_TAKES[kind]}.`);
+    }
+    if (kind !== 'extend' && prompts.length > 0) {
+      throw new UsageError(`submit ${kind} takes no prompts (got ${prompts.map((p) => JSON.stringify(p)).join(', ')}): it takes ${FOLLOW_UP_TAKES[kind]}.`);
+    }
     if (kind !== 'upscale' && (values.factor !== undefined || values.upscaler !== undefined)) {
       throw new UsageError(`--factor and --upscaler are for submit upscale, not ${kind}.`);
     }

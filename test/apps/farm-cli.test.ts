@@ -216,6 +216,19 @@ describe.each(BACKENDS)('farm CLI on %s', (backend) => {
     const onReroll = await cli('submit', 'reroll', '--parent', id, '--user', 'op-up', '--upscaler', 'esrgan-medium');
     expect(onReroll.code).toBe(2);
     expect(onReroll.stderr).toContain('--factor and --upscaler are for submit upscale, not reroll.');
+    // Render options a follow-up does not take are refused by name, not dropped (seeds were drawn at random, exit 0).
+    const jobCount = async () => Number(((await db.db.execute(sql`select count(*) as n from jobs`)) as unknown as { rows: Array<{ n: unknown }> }).rows[0].n);
+    const jobsBefore = await jobCount();
+    const seeded = await cli('submit', 'extend', 'a forest in fog', '--parent', id, '--user', 'op-up', '--seed', '3', '--fps', '24', '--json');
+    expect(seeded.code).toBe(2);
+    expect(seeded.json.error.message).toBe("submit extend does not take --seed, --fps: a follow-up renders with its parent's settings; it takes the next prompt(s) (with the parent's settings, new seeds).");
+    for (const [kind, flag] of [['reroll', '--duration'], ['upscale', '--format'], ['extend', '--size']] as const) {
+      const r = await cli('submit', kind, ...(kind === 'extend' ? ['more'] : []), '--parent', id, '--user', 'op-up', flag, flag === '--size' ? '64x64' : flag === '--format' ? 'gif' : '2');
+      expect([r.code, r.stderr.includes(`submit ${kind} does not take ${flag}`)], `${kind} ${flag}`).toEqual([2, true]);
+    }
+    const prompted = await cli('submit', 'reroll', 'a new prompt', '--parent', id, '--user', 'op-up');
+    expect([prompted.code, prompted.stderr.includes('submit reroll takes no prompts (got "a new prompt")')]).toEqual([2, true]);
+    expect(await jobCount()).toBe(jobsBefore); // nothing was queued
     // The farm's rule for upscalers of one scale: x4-diffusion makes 4x only.
     const fixed = await cli('submit', 'upscale', '--parent', id, '--user', 'op-up', '--factor', '2', '--upscaler', 'x4-diffusion', '--json');
     expect(fixed.code).toBe(1);
