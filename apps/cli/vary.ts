@@ -113,10 +113,9 @@ export async function runVaryCli(argv = process.argv.slice(2)): Promise<void> {
   const bar = new ProgressBar('variations');
   const controller = new AbortController();
   const stopSignals = stopOnSignals(controller);
-  const result = await renderVariationVideo(
-    pipe,
-    request,
-    { signal: controller.signal, out, onProgress: (p) => bar.update(p.framesDone, p.framesTotal, '') },
+  // The engine refusing the request (InvalidRequestError: too many frames in all, ...) is a bad command line: exit 2.
+  const result = await asUsageError(
+    renderVariationVideo(pipe, request, { signal: controller.signal, out, onProgress: (p) => bar.update(p.framesDone, p.framesTotal, '') }),
   );
   bar.done();
   stopSignals();

@@ -132,6 +132,12 @@ describe('npm run vary', () => {
     expect(probe.frames).toBe(7);
   }, 120_000);
 
+  it('a request the engine refuses (more frames in all than it renders) is a bad command line: exit 2, as other refusals', async () => {
+    const r = await cli('vary.ts', [PHOTO, '--model', testModelDir('variation'), '--frames', '600', '--intermediate', '1', '--out', join(dir, 'too-long.mp4')]);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toContain('600 variations x 1 frames each is 601 frames, more than 600; ask for fewer');
+  }, 60_000);
+
   it('needs an image-variation model and says so', async () => {
     const none = await cli('vary.ts', [PHOTO]);
     expect(none.code).toBe(2);
