@@ -218,6 +218,12 @@ export const workers = pgTable('workers', {
   /** WorkerCapabilities (models, maxPixels, executionProvider, ...). */
   capabilities: jsonb('capabilities').$type<Record<string, unknown>>().notNull(),
   concurrency: integer('concurrency').notNull(),
+  /**
+   * The worker's own lease (BLENDFARM_LEASE_SECONDS on its machine): it counts as online while it
+   * heartbeated within this many seconds, whatever the reader's setting (farm/worker-registry.ts
+   * workerOnline). Null: registered before the column existed (the reader's lease is used).
+   */
+  leaseSeconds: doublePrecision('lease_seconds'),
   startedAt: timestamp('started_at', { withTimezone: true }).notNull().defaultNow(),
   heartbeatAt: timestamp('heartbeat_at', { withTimezone: true }).notNull().defaultNow(),
   stoppedAt: timestamp('stopped_at', { withTimezone: true }),

@@ -22,6 +22,12 @@ export interface WorkerRegistration {
   instance?: string;
   /** The process's pid namespace (pidNamespace()); default unknown. */
   pidNamespace?: string;
+  /**
+   * The worker's own lease in seconds (its BLENDFARM_LEASE_SECONDS): readers count it online while
+   * it heartbeated within this (workerOnline), not within their own setting. Default: the
+   * registering process's farm.config.leaseSeconds.
+   */
+  leaseSeconds?: number;
 }
 
 export interface WorkerInfo extends WorkerRegistration {
@@ -32,9 +38,24 @@ export interface WorkerInfo extends WorkerRegistration {
   runningJobs: number;
 }
 
+/**
+ * Whether a worker row counts as online: not stopped, and heartbeated (on the database's clock)
+ * within the worker's own lease (its lease_seconds), so every reader agrees whatever its own
+ * BLENDFARM_LEASE_SECONDS; a row from before the column existed is judged by the reader's lease.
+ */
+export function workerOnline(farm: FarmContext): SQL<boolean> {
+  return sql<boolean>`(${workers.stoppedAt} is null and ${workers.heartbeatAt} > now() - make_interval(secs => coalesce(${workers.leaseSeconds}, ${farm.config.leaseSeconds}::float8)))`;
+}
+
 /** Registers (or re-registers) a worker under its id; the row is then `worker.instance`'s. */
 export async function registerWorker(farm: FarmContext, worker: WorkerRegistration): Promise<void> {
-  const values = { ...worker, instance: worker.instance ?? randomUUID(), pidNamespace: worker.pidNamespace ?? null, capabilities: worker.capabilities as unknown as Record<string, unknown> };
+  const values = {
+    ...worker,
+    instance: worker.instance ?? randomUUID(),
+    pidNamespace: worker.pidNamespace ?? null,
+    leaseSeconds: worker.leaseSeconds ?? farm.config.leaseSeconds,
+    capabilities: worker.capabilities as unknown as Record<string, unknown>,
+  };
   await farm.db.db
     .insert(workers)
     .values(values)
@@ -60,7 +81,9 @@ export interface WorkerIdHolder {
   instance: string | null;
   heartbeatAt: Date;
   stoppedAt: Date | null;
-  /** Heartbeated within one lease period and not stopped. */
+  /** Seconds since its last heartbeat, on the database's clock. */
+  heartbeatAgoSeconds: number;
+  /** Heartbeated within its lease (workerOnline) and not stopped. */
   live: boolean;
 }
 
@@ -73,7 +96,8 @@ async function holderOf(farm: FarmContext, workerId: string): Promise<WorkerIdHo
       instance: workers.instance,
       heartbeatAt: workers.heartbeatAt,
       stoppedAt: workers.stoppedAt,
-      live: sql<boolean>`(${workers.stoppedAt} is null and ${workers.heartbeatAt} > now() - make_interval(secs => ${farm.config.leaseSeconds}))`,
+      heartbeatAgoSeconds: sql<number>`greatest(0, extract(epoch from now() - ${workers.heartbeatAt}))::float8`,
+      live: workerOnline(farm),
     })
     .from(workers)
     .where(eq(workers.id, workerId));
@@ -141,7 +165,7 @@ export async function claimWorkerId(farm: FarmContext, worker: WorkerRegistratio
       claim = { tookOver: true, from: holder, ended: true };
     } else {
       const watchMs = Math.round((2 * farm.config.heartbeatSeconds + 1) * 1000);
-      const ago = Math.max(0, Math.round((Date.now() - holder.heartbeatAt.getTime()) / 1000));
+      const ago = Math.round(Number(holder.heartbeatAgoSeconds));
       log(
         `worker id "${worker.id}" is held by the worker on ${holderText(holder)} (last heartbeat ${ago} s ago); ` +
           `watching its heartbeat for ${watchMs / 1000} s: this worker starts only if that one has stopped`,
@@ -179,6 +203,7 @@ export async function heartbeatWorker(farm: FarmContext, worker: WorkerRegistrat
       host: worker.host,
       pid: worker.pid,
       pidNamespace: worker.pidNamespace ?? null,
+      leaseSeconds: worker.leaseSeconds ?? farm.config.leaseSeconds,
       capabilities: worker.capabilities as unknown as Record<string, unknown>,
       concurrency: worker.concurrency,
     })
@@ -189,11 +214,11 @@ export async function heartbeatWorker(farm: FarmContext, worker: WorkerRegistrat
 }
 
 /**
- * A worker counts as online while it has heartbeated within one lease period. `q`: where to read
+ * A worker counts as online while it has heartbeated within its own lease (workerOnline). `q`: where to read
  * (an open transaction, so a check inside it reads nothing outside it); default the database.
  */
 export async function listWorkers(farm: FarmContext, options: { onlineOnly?: boolean; q?: Queryable } = {}): Promise<WorkerInfo[]> {
-  const online = sql<boolean>`(${workers.stoppedAt} is null and ${workers.heartbeatAt} > now() - make_interval(secs => ${farm.config.leaseSeconds}))`;
+  const online = workerOnline(farm);
   const rows = await (options.q ?? farm.db.db)
     .select({
       worker: workers,
@@ -210,6 +235,7 @@ export async function listWorkers(farm: FarmContext, options: { onlineOnly?: boo
     pid: worker.pid,
     capabilities: withAbilities({ upscalers: [], ...(worker.capabilities as unknown as WorkerCapabilities) }),
     concurrency: worker.concurrency,
+    leaseSeconds: worker.leaseSeconds ?? undefined,
     startedAt: worker.startedAt,
     heartbeatAt: worker.heartbeatAt,
     stoppedAt: worker.stoppedAt,

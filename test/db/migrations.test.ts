@@ -90,8 +90,8 @@ it('declares an on-delete action for every foreign key to jobs in db/schema.ts (
  * tests fill the older database with today's functions, so these stand in while they do and are
  * dropped (oldDatabaseFilled) before the new version migrates it.
  */
-const STAND_INS = [sql`alter table users add column if not exists refill_levels jsonb`, sql`alter table jobs add column if not exists user_error text`, sql`alter table workers add column if not exists instance uuid`, sql`alter table workers add column if not exists pid_namespace text`];
-const DROP_STAND_INS = [sql`alter table users drop column if exists refill_levels`, sql`alter table jobs drop column if exists user_error`, sql`alter table workers drop column if exists instance`, sql`alter table workers drop column if exists pid_namespace`];
+const STAND_INS = [sql`alter table users add column if not exists refill_levels jsonb`, sql`alter table jobs add column if not exists user_error text`, sql`alter table workers add column if not exists instance uuid`, sql`alter table workers add column if not exists pid_namespace text`, sql`alter table workers add column if not exists lease_seconds double precision`];
+const DROP_STAND_INS = [sql`alter table users drop column if exists refill_levels`, sql`alter table jobs drop column if exists user_error`, sql`alter table workers drop column if exists instance`, sql`alter table workers drop column if exists pid_namespace`, sql`alter table workers drop column if exists lease_seconds`];
 
 /** The older database holds its rows: the stand-in columns go, as the older version never had them. */
 async function oldDatabaseFilled(db: FarmDb): Promise<void> {

@@ -1,0 +1,1 @@
+ALTER TABLE "workers" ADD COLUMN "lease_seconds" double precision;
