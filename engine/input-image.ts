@@ -15,6 +15,7 @@
  *   black = keep, binarised like diffusers' mask processor. Or a preset: centre, left, right, border.
  */
 import { InvalidRequestError } from './errors.ts';
+import { sizesApart } from './sizes-apart.ts';
 import { sharpOf, type RawImage } from './image.ts';
 
 export const IMAGE_INPUT_FORMATS = ['png', 'jpeg', 'webp'] as const;
@@ -56,14 +57,15 @@ function effectiveLimits(limits: ImageInputLimits | undefined): Required<ImageIn
   return { maxBytes, maxPixels };
 }
 
-const mib = (n: number) => `${(n / 1024 / 1024).toFixed(n % (1024 * 1024) === 0 ? 0 : 1)} MiB`;
-
 /**
  * How a picture over the limits is refused, worded once: by inspectImage when it reads the file,
  * and by front ends that check an upload's reported size first (the farm's inputMetadataIssue).
  */
 export const pictureLimitIssue = {
-  bytes: (label: string, bytes: number, maxBytes: number) => `${label} is ${mib(bytes)}, more than the ${mib(maxBytes)} limit; use a smaller PNG, JPEG or WebP picture`,
+  bytes: (label: string, bytes: number, maxBytes: number) => {
+    const [size, limit] = sizesApart(bytes, maxBytes);
+    return `${label} is ${size}, more than the ${limit} limit; use a smaller PNG, JPEG or WebP picture`;
+  },
   pixels: (label: string, width: number, height: number, maxPixels: number) =>
     `${label} is ${width}x${height} (${((width * height) / 1e6).toFixed(1)} megapixels), more than the ${Number((maxPixels / 1e6).toFixed(3))}-megapixel limit; use a smaller picture`,
 };

@@ -7,7 +7,7 @@ import { mkdtemp, readFile, rename, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
-import { fileSize } from '../file-size.ts';
+import { sizesApart } from '../sizes-apart.ts';
 import { partialPath } from '../output-file.ts';
 import { resolveFfmpeg } from './ffmpeg-path.ts';
 import type { RawImage } from './frames.ts';
@@ -73,7 +73,7 @@ export class VideoTooLargeError extends Error {
   ) {
     const smallest = attempts.find((a) => a.sizeBytes === smallestSizeBytes);
     // Sizes as every message shows them (fileSize); exact bytes where the two would read the same ("10 MiB").
-    const [limit, smallestSize] = fileSize(maxBytes) === fileSize(smallestSizeBytes) ? [`${maxBytes} bytes`, `${smallestSizeBytes} bytes`] : [fileSize(maxBytes), fileSize(smallestSizeBytes)];
+    const [smallestSize, limit] = sizesApart(smallestSizeBytes, maxBytes);
     super(
       `Could not fit the ${format} under ${limit}: the smallest attempt was ` +
         `${smallestSize}${smallest ? ` at ${smallest.width}x${smallest.height}` : ''}; ` +

@@ -63,7 +63,7 @@ describe('picture files', () => {
     expect(bad).toEqual([
       'image-1 is not used by this blend job; leave it out',
       'image-2 is not a picture that can be read; use a PNG, JPEG or WebP file',
-      'inpaint-image is 10.0 MiB, more than the 10 MiB limit; use a smaller PNG, JPEG or WebP picture',
+      `inpaint-image is ${IMAGE_LIMITS.maxBytes + 1} bytes, more than the ${IMAGE_LIMITS.maxBytes} bytes limit; use a smaller PNG, JPEG or WebP picture`,
       'inpaint-mask is missing; attach a PNG, JPEG or WebP picture',
     ]);
   });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import sharp from 'sharp';
-import { IMAGE_INPUT_LIMITS, InvalidRequestError, decodeImage, inspectImage, prepareImage, prepareMask, presetMask } from '../../../engine/index.ts';
+import { IMAGE_INPUT_LIMITS, InvalidRequestError, decodeImage, fileSize, inspectImage, pictureLimitIssue, prepareImage, prepareMask, presetMask } from '../../../engine/index.ts';
 
 const solid = (w: number, h: number, f: (x: number, y: number) => [number, number, number]) => {
   const data = Buffer.alloc(w * h * 3);
@@ -38,6 +38,13 @@ describe('prepareImage', () => {
     expect(px(img, 8, 8)).toEqual([255, 255, 255]);
   });
 
+  it('says a picture over the byte limit with the one byte formatter (fileSize), exact bytes where both would read the same', () => {
+    const KiB = 1024;
+    expect(pictureLimitIssue.bytes('from_image', 640 * KiB, 500 * KiB)).toBe('from_image is 640 KiB, more than the 500 KiB limit; use a smaller PNG, JPEG or WebP picture');
+    expect(pictureLimitIssue.bytes('from_image', 30 * KiB * KiB, 10 * KiB * KiB)).toBe('from_image is 30 MiB, more than the 10 MiB limit; use a smaller PNG, JPEG or WebP picture');
+    expect(pictureLimitIssue.bytes('mask', 10 * KiB * KiB + 1, 10 * KiB * KiB)).toBe(`mask is ${10 * KiB * KiB + 1} bytes, more than the ${10 * KiB * KiB} bytes limit; use a smaller PNG, JPEG or WebP picture`);
+  });
+
   it('refuses other formats, empty, oversized and too many pixels with a message that says what to do', async () => {
     const gif = await solid(8, 8, () => [1, 2, 3]).gif().toBuffer();
     await expect(prepareImage(gif, 8, 8, 'the from_image picture')).rejects.toThrow(/the from_image picture is a GIF file; use a PNG, JPEG or WebP/);
@@ -45,7 +52,7 @@ describe('prepareImage', () => {
     await expect(prepareImage(new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]), 8, 8)).rejects.toThrow(/not a picture that can be read/);
     const png = await solid(100, 100, () => [9, 9, 9]).png().toBuffer();
     await expect(prepareImage(png, 8, 8, 'the picture', { maxPixels: 5000 })).rejects.toThrow(/100x100 \(0\.0 megapixels\), more than the 0\.005-megapixel limit; use a smaller picture/);
-    await expect(prepareImage(png, 8, 8, 'the picture', { maxBytes: 10 })).rejects.toThrow(/more than the .* limit; use a smaller/);
+    await expect(prepareImage(png, 8, 8, 'the picture', { maxBytes: 10 })).rejects.toThrow(new RegExp(`the picture is ${fileSize(png.length)}, more than the 10 bytes limit; use a smaller`));
     // Callers narrow the engine's limits, never widen them.
     expect(IMAGE_INPUT_LIMITS.maxBytes).toBeGreaterThan(1e6);
   });
