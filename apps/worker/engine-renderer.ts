@@ -14,6 +14,7 @@ import {
   SuperResolutionUpscaler,
   VideoTooLargeError,
   createPerceptualMetric,
+  isOutOfMemory,
   readDiffusionUpscalerFolder,
   readModelFolder,
   renderVariationVideo,
@@ -42,7 +43,7 @@ import { DEFAULT_UPSCALE_FACTOR, IMAGE_LIMITS, upscalerMakes } from '../../farm/
 import { RenderError, type ClaimedJob, type RenderContext, type Renderer, type RenderResult, type WorkerFaultScope } from '../../farm/renderer.ts';
 import type { JobProgress, WorkerCapabilities } from '../../farm/types.ts';
 import { DEFAULT_MODELS, DEFAULT_VARIATION, INPUT_NAMES, type JobParams, type ModelAbility } from '../../farm/job-params.ts';
-import { isOutOfMemory, outOfMemoryError, workerMaxPixels } from './gpu-memory.ts';
+import { outOfMemoryError, workerMaxPixels } from './gpu-memory.ts';
 import { builtinPerceptualGraph } from '../../models/perceptual-graph.ts';
 import { mainModelId } from './model-id.ts';
 

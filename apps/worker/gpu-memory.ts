@@ -139,9 +139,6 @@ function estimateWorkerMaxPixels(opts: WorkerMemoryOptions): number {
   return maxPixelsForMemory(total, family, { fusedAttention });
 }
 
-/** The engine's out-of-memory rule (engine/errors.ts), re-exported for the worker's renderer. */
-export { isOutOfMemory } from '../../engine/index.ts';
-
 /**
  * The error to fail an out-of-memory render with: not retryable (the same job runs out again on
  * the same worker; the farm then refunds it) and saying what to change.
