@@ -18,6 +18,23 @@ export function failureForOwner(job: Pick<Job, 'id' | 'userError'>): string {
 /** The owner's line when a job's worker stopped renewing its lease (the operator's names the worker). */
 export const LEASE_LOST_TEXT = 'the worker rendering it stopped answering (it crashed or lost its connection)';
 
+/**
+ * What the operator's error of a job whose worker stopped renewing its lease says after the worker's
+ * id (reapExpiredLeases, farm/queue.ts, writes it through leaseLostError; failureCause,
+ * farm/metrics.ts, counts a failure as a lost lease by it).
+ */
+export const LEASE_LOST_ERROR_MARK = 'stopped renewing its lease during attempt';
+
+/** The operator's error of a job whose worker (`workerId`, null when unknown) stopped renewing its lease during `attempt`. */
+export function leaseLostError(workerId: string | null, attempt: number): string {
+  return `worker ${workerId ?? '?'} ${LEASE_LOST_ERROR_MARK} ${attempt} (it crashed, hung or lost its connection)`;
+}
+
+/** Whether a job's error says its worker stopped renewing its lease (written by leaseLostError). */
+export function isLeaseLostError(error: string | null | undefined): boolean {
+  return (error ?? '').includes(` ${LEASE_LOST_ERROR_MARK} `);
+}
+
 /** The owner's line when every worker that claimed the job could not render it (a worker fault: handBackForWorkerFault, farm/queue.ts). */
 export const NO_WORKER_COULD_RENDER_TEXT = "the farm's render workers could not render it (a problem on the workers, not in your request); the farm's operator can see why";
 

@@ -21,7 +21,7 @@ import { JOB_KINDS, jobs } from '../db/schema.ts';
 import type { FarmContext } from './config.ts';
 import { FarmError } from './errors.ts';
 import { type JobEvent, onJobEvent, type JobEventType } from './events.ts';
-import { EXPIRED_ERROR_PREFIX } from './failure.ts';
+import { EXPIRED_ERROR_PREFIX, isLeaseLostError } from './failure.ts';
 import { getJob } from './jobs.ts';
 import { ACTIVE_STATUSES, type Job } from './types.ts';
 
@@ -40,7 +40,7 @@ export type FailureCause = 'lease_expired' | 'render_error' | 'queue_timeout' | 
 export function failureCause(error: string | null | undefined): FailureCause {
   if (!error) return 'unknown';
   if (error.startsWith(EXPIRED_ERROR_PREFIX)) return 'queue_timeout';
-  if (/stopped renewing its lease/.test(error)) return 'lease_expired';
+  if (isLeaseLostError(error)) return 'lease_expired';
   return 'render_error';
 }
 

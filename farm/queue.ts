@@ -12,7 +12,7 @@ import { type Queryable, type Transaction, queryRows } from '../db/client.ts';
 import { artifacts, jobs } from '../db/schema.ts';
 import type { FarmContext } from './config.ts';
 import { JOB_EVENTS_CHANNEL, eventPayload, recordEvent, type EventFields } from './events.ts';
-import { EXPIRED_ERROR_PREFIX, LEASE_LOST_TEXT, NO_WORKER_COULD_RENDER_TEXT } from './failure.ts';
+import { EXPIRED_ERROR_PREFIX, LEASE_LOST_TEXT, leaseLostError, NO_WORKER_COULD_RENDER_TEXT } from './failure.ts';
 import { policyOf } from './policy/index.ts';
 import { durationText, storableText } from './text.ts';
 import { capableSql, findCapableWorkers, jobNeeds } from './worker-registry.ts';
@@ -485,7 +485,7 @@ export async function reapExpiredLeasesDetailed(farm: FarmContext, limit = 50): 
     expired.sort((a, b) => (a.user_id < b.user_id ? -1 : a.user_id > b.user_id ? 1 : Number(a.id) - Number(b.id)));
     const reaped: ReapedJob[] = [];
     for (const job of expired) {
-      const error = `worker ${job.worker_id ?? '?'} stopped renewing its lease during attempt ${job.attempts} (it crashed, hung or lost its connection)`;
+      const error = leaseLostError(job.worker_id, Number(job.attempts));
       const outcome = await failLocked(tx, farm, Number(job.id), job.lease_token, { error, userError: LEASE_LOST_TEXT }, false, undefined, true);
       reaped.push({ jobId: Number(job.id), workerId: job.worker_id, attempt: Number(job.attempts), outcome });
     }
