@@ -79,3 +79,13 @@ export function startInterval(callback: () => void, ms: number, options: TimerOp
 export function delay(ms: number, options: TimerOptions = {}): Promise<void> {
   return new Promise((resolve) => startTimeout(resolve, ms, options));
 }
+
+/**
+ * This process's monotonic clock in milliseconds (performance.now()): what elapsed local time
+ * (throttles, pauses, retry waits, caches) is measured on. Date.now() is the wall clock, which NTP
+ * or an operator can step — an hour back would freeze such a wait for an hour; it stays for real
+ * dates (timestamps shown or stored).
+ */
+export function monotonicNow(): number {
+  return performance.now();
+}

@@ -50,7 +50,7 @@ import { isPermanentRenderError, isRequestFault, MIME_TYPES, RenderError, type R
 import type { ClaimedJob, JobProgress, WorkerCapabilities } from './types.ts';
 import { claimWorkerId, heartbeatWorker, holderText, markWorkerStopped, pidNamespace, registerWorker, releaseWorkerId, type WorkerIdHolder } from './worker-registry.ts';
 import { jobDigest, recoverHeld, recoverSpool, Spool, type SpoolRecovery } from './spool.ts';
-import { delay, startInterval, startTimeout, type Timer } from './timers.ts';
+import { delay, monotonicNow, startInterval, startTimeout, type Timer } from './timers.ts';
 
 export interface FarmWorkerOptions {
   farm: FarmContext;
@@ -74,6 +74,8 @@ export interface FarmWorkerOptions {
   onIdTaken?: (holder: WorkerIdHolder) => void;
   /** How long a worker fault keeps the worker from claiming what it could not do; default WORKER_FAULT_PAUSE. */
   faultPause?: { firstMs: number; maxMs: number };
+  /** This process's monotonic clock in ms (default monotonicNow): what fault pauses and the progress throttle are measured on. Tests bring their own. */
+  monotonicNow?: () => number;
 }
 
 /** After a worker fault, the worker claims no job needing the same for 5 s, doubling after each further fault up to 5 min. */
@@ -84,7 +86,7 @@ interface WorkerFault {
   /** What it rules out, for the log and /readyz: 'model "sdxl"', 'upscales', 'any job'. */
   what: string;
   reason: string;
-  /** Date.now() until which no job needing it is claimed; past it, one claim tries again. */
+  /** The worker's monotonic clock (monotonicNow) until which no job needing it is claimed; past it, one claim tries again. */
   until: number;
   pauseMs: number;
   /** Faults in a row. */
@@ -160,10 +162,10 @@ function unreadableFile(error: unknown): { path: string; code: string } | undefi
   return cause && typeof cause.path === 'string' && typeof cause.code === 'string' ? { path: cause.path, code: cause.code } : undefined;
 }
 
-/** Writes at most one progress update per interval, always the latest, never two at once. */
-class ProgressThrottle {
+/** Writes at most one progress update per interval (on `now`, a monotonic clock), always the latest, never two at once. */
+export class ProgressThrottle {
   private latest: JobProgress | undefined;
-  private lastWrite = 0;
+  private lastWrite = -Infinity;
   private timer: Timer | undefined;
   private chain: Promise<void> = Promise.resolve();
   private stopped = false;
@@ -171,19 +173,20 @@ class ProgressThrottle {
   constructor(
     private readonly intervalMs: number,
     private readonly write: (progress: JobProgress) => Promise<void>,
+    private readonly now: () => number = monotonicNow,
   ) {}
 
   push(progress: JobProgress): void {
     if (this.stopped) return;
     this.latest = progress;
     if (this.timer) return;
-    const wait = Math.max(0, this.lastWrite + this.intervalMs - Date.now());
+    const wait = Math.max(0, this.lastWrite + this.intervalMs - this.now());
     this.timer = startTimeout(() => {
       this.timer = undefined;
       const value = this.latest;
       this.latest = undefined;
       if (!value || this.stopped) return;
-      this.lastWrite = Date.now();
+      this.lastWrite = this.now();
       this.chain = this.chain.then(() => this.write(value));
     }, wait);
   }
@@ -231,6 +234,7 @@ export class FarmWorker {
   /** Worker faults by what they rule out: 'model:<id>', 'upscale' or 'worker' (faultKey). */
   private readonly faults = new Map<string, WorkerFault>();
   private readonly faultPause: { firstMs: number; maxMs: number };
+  private readonly now: () => number;
   /** The models the renderer said it cannot render at the last claim, to log a change once. */
   private unavailableSaid = '';
 
@@ -246,6 +250,7 @@ export class FarmWorker {
     this.graceMs = options.graceMs ?? DEFAULT_SHUTDOWN_GRACE_SECONDS * 1000;
     this.spool = this.farm.config.spoolDir ? new Spool(this.farm.config.spoolDir) : undefined;
     this.faultPause = options.faultPause ?? WORKER_FAULT_PAUSE;
+    this.now = options.monotonicNow ?? monotonicNow;
   }
 
   /**
@@ -253,7 +258,7 @@ export class FarmWorker {
    * running (what it does not claim, why, and for how long).
    */
   faultCheck(): true | string {
-    const now = Date.now();
+    const now = this.now();
     const active = [...this.faults.values()].filter((f) => f.until > now);
     if (active.length === 0) return true;
     return active.map((f) => `claims no ${f.what === 'any job' ? 'job' : `job on ${f.what}`} for ${Math.max(1, Math.ceil((f.until - now) / 1000))} s: ${f.reason}`).join('; ');
@@ -264,7 +269,7 @@ export class FarmWorker {
    * and without what a worker fault rules out; undefined when nothing is left.
    */
   private claimCapabilities(): WorkerCapabilities | undefined {
-    const now = Date.now();
+    const now = this.now();
     // Paused, or past the pause with one job trying again: one job at a time tries, whatever the concurrency.
     const paused = (key: string) => {
       const fault = this.faults.get(key);
@@ -302,7 +307,7 @@ export class FarmWorker {
     const before = this.faults.get(key);
     // The pause doubles once per failed try (the job claimed after a pause), not once per job
     // that was already rendering when the fault showed: those fail within the running pause.
-    const now = Date.now();
+    const now = this.now();
     const tried = before !== undefined && (before.probe === job.id || before.until <= now);
     const pauseMs = before === undefined ? this.faultPause.firstMs : tried ? Math.min(before.pauseMs * 2, this.faultPause.maxMs) : before.pauseMs;
     const until = before === undefined || tried ? now + pauseMs : before.until;
@@ -598,7 +603,7 @@ export class FarmWorker {
         const why = dbFailureLine(error);
         if (why) this.log(`job ${job.id}: progress write failed: ${why}`);
       }
-    });
+    }, this.now);
     const started = performance.now();
     // A hung render would hold its slot forever (the heartbeat keeps renewing the lease): past its
     // time limit it is aborted and the job failed, unless it is still progressing at a pace that
