@@ -64,7 +64,7 @@ export interface SpoolEntry {
    * deleted: the retry asked for a fresh render. Absent in entries written before it was recorded.
    */
   queuedEventId?: number;
-  /** ISO time the entry was written (its age decides queueHorizonSeconds). */
+  /** ISO time the entry was written, on the writer's clock (for the log; its age, which queueHorizonSeconds bounds, is the video file's: Spool.ageMs). */
   createdAt: string;
 }
 
@@ -248,17 +248,43 @@ export class Spool {
    */
   async removeStrays(maxAgeMs: number): Promise<number> {
     const files = await fs.readdir(this.dir).catch(() => [] as string[]);
+    const now = files.length > 0 ? await this.folderNow() : 0;
     const sidecars = new Set(files.filter((f) => f.endsWith(SIDECAR) && !f.startsWith('.')));
     let removed = 0;
     for (const file of files) {
       if (sidecars.has(file) || (file.endsWith(VIDEO) && sidecars.has(file.slice(0, -VIDEO.length) + SIDECAR))) continue;
       if (!file.startsWith('.') && !file.endsWith(VIDEO)) continue; // not ours
       const stat = await fs.stat(path.join(this.dir, file)).catch(() => undefined);
-      if (!stat?.isFile() || Date.now() - stat.mtimeMs < maxAgeMs) continue;
+      if (!stat?.isFile() || now - stat.mtimeMs < maxAgeMs) continue;
       await fs.rm(path.join(this.dir, file), { force: true });
       removed++;
     }
     return removed;
+  }
+
+  /**
+   * How long ago the entry's video was written (ms), on one clock: its modification time against a
+   * file written now in the same folder, both stamped by the folder's file system — not the
+   * sidecar's createdAt (the writer's clock, perhaps another machine's sharing the folder) against
+   * this machine's. Undefined: no video file (the entry's check says so).
+   */
+  async ageMs(name: string): Promise<number | undefined> {
+    const video = await fs.stat(path.join(this.dir, name + VIDEO)).catch(() => undefined);
+    if (!video) return undefined;
+    return Math.max(0, (await this.folderNow()) - video.mtimeMs);
+  }
+
+  /** Now as the folder's file system stamps files (a probe file's modification time); this machine's clock if it cannot write one. */
+  private async folderNow(): Promise<number> {
+    const probe = path.join(this.dir, `.clock-${randomBytes(4).toString('hex')}.tmp`);
+    try {
+      await fs.writeFile(probe, '');
+      return (await fs.stat(probe)).mtimeMs;
+    } catch {
+      return Date.now();
+    } finally {
+      await fs.rm(probe, { force: true }).catch(() => {});
+    }
   }
 
   private async writeAtomically(file: string, data: Uint8Array | string): Promise<void> {
@@ -363,9 +389,9 @@ export async function recoverHeld(r: SpoolRecovery, name: string, options: Recov
     r.spool.release(name); // deleted meanwhile by a worker of another process sharing the folder
     return 'dropped';
   }
-  const ageMs = Date.now() - Date.parse(entry.createdAt);
+  const ageMs = await r.spool.ageMs(name);
   // Not a guess about the job (not asked): a job failed under this entry's lease would still have taken it.
-  if (ageMs > maxAgeMs) return drop(entry.jobId, `it is older than ${Math.round(maxAgeMs / 1000)} s (BLENDFARM_QUEUE_TIMEOUT_SECONDS, a day when that is 0, at least the lease plus BLENDFARM_LAST_ATTEMPT_GRACE_SECONDS), the longest a spooled render is kept`);
+  if (ageMs !== undefined && ageMs > maxAgeMs) return drop(entry.jobId, `it is older than ${Math.round(maxAgeMs / 1000)} s (BLENDFARM_QUEUE_TIMEOUT_SECONDS, a day when that is 0, at least the lease plus BLENDFARM_LAST_ATTEMPT_GRACE_SECONDS), the longest a spooled render is kept`);
   const state = await leaseStateOf(r.farm, entry.jobId);
   if (!state) return drop(entry.jobId, 'the job no longer exists');
   const { job } = state;

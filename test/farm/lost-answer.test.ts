@@ -293,10 +293,12 @@ describe.each(BACKENDS)('a completion whose answer was lost, on %s', (backend) =
         mode: 'rolled back',
         // While the answer is missing, the entry passes the spool's horizon.
         meanwhile: async () => {
+          // Its video file written two days ago, as the folder's file system tells (Spool.ageMs).
           const spool = new Spool(spoolDir);
           for (const name of await spool.names()) {
-            const { entry } = await spool.read(name);
-            await spool.rewrite(name, { ...entry!, createdAt: new Date(Date.now() - 2 * 86_400_000).toISOString() });
+            const videoFile = path.join(spoolDir, `${name}.video`);
+            const twoDaysAgo = (fs.statSync(videoFile).mtimeMs - 2 * 86_400_000) / 1000;
+            fs.utimesSync(videoFile, twoDaysAgo, twoDaysAgo);
           }
         },
       },

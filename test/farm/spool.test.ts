@@ -454,12 +454,32 @@ describe.each(BACKENDS)('the render spool on %s', (backend) => {
     expect(lines.some((l) => l.startsWith(`job ${job.id}: spooled render`) && l.endsWith('deleted: the job is done already'))).toBe(true);
   });
 
+  it('judges an entry’s age by its video file, not the writer’s clock: written by a machine 7 h behind, it is completed, not deleted', async () => {
+    const { job, spoolDir } = await spoolDuringOutage('skewed-writer');
+    const sidecar = spoolFiles(spoolDir).find((f) => f.endsWith('.json'))!;
+    const entry = JSON.parse(fs.readFileSync(path.join(spoolDir, sidecar), 'utf8')) as { createdAt: string };
+    const stamp = fs.statSync(path.join(spoolDir, sidecar));
+    fs.writeFileSync(path.join(spoolDir, sidecar), JSON.stringify({ ...entry, createdAt: new Date(Date.parse(entry.createdAt) - 7 * 3600_000).toISOString() }));
+    fs.utimesSync(path.join(spoolDir, sidecar), stamp.atime, stamp.mtime);
+    expect(await reapExpiredLeases(farm)).toBeGreaterThanOrEqual(1);
+
+    const { worker, renderer, lines } = await restartedAndStopped('skewed-writer', spoolDir);
+    expect(lines.filter((l) => l.includes('older than'))).toEqual([]);
+    expect(renderer.renders).toBe(0);
+    expect(worker.stats).toMatchObject({ recovered: 1 });
+    await expectSettledWithSpooledTime(job);
+    expect(spoolFiles(spoolDir)).toEqual([]);
+  });
+
   it('deletes an entry older than the queue timeout without asking about its job', async () => {
     const { job, spoolDir } = await spoolDuringOutage('old');
     const sidecar = spoolFiles(spoolDir).find((f) => f.endsWith('.json'))!;
     const entry = JSON.parse(fs.readFileSync(path.join(spoolDir, sidecar), 'utf8')) as { createdAt: string; leaseToken: string };
     expect(entry).toMatchObject({ jobId: job.id, attempt: 1, workerId: 'w-a-old', sizeBytes: spooledVideo.byteLength, gpuSeconds: SPOOLED_GPU_SECONDS });
-    fs.writeFileSync(path.join(spoolDir, sidecar), JSON.stringify({ ...entry, createdAt: new Date(Date.now() - 7 * 3600_000).toISOString() }));
+    // Its video was written 7 h ago as the folder's file system tells (the age is the file's, not the sidecar's createdAt).
+    const video = path.join(spoolDir, sidecar.replace(/\.json$/, '.video'));
+    const sevenHoursAgo = (fs.statSync(video).mtimeMs - 7 * 3600_000) / 1000;
+    fs.utimesSync(video, sevenHoursAgo, sevenHoursAgo);
     const { worker, renderer, lines } = restartedWorker('old', spoolDir);
     await worker.start();
     await worker.stop('release');
@@ -541,9 +561,10 @@ describe.each(BACKENDS)('the spool horizon with a short queue timeout, on %s', (
     const spool = new Spool(spoolDir);
     const video = Buffer.from('rendered before the worker went away');
     const name = await spool.put({ jobId: job.id, attempt: claimed.attempt, leaseToken: claimed.leaseToken, workerId: 'w-gone', format: 'mp4', mime: 'video/mp4', meta: {}, gpuSeconds: 0.5, jobDigest: jobDigest(claimed), queuedEventId: claimed.queuedEventId }, video);
-    // Written 5 s ago, past the 1 s queue timeout; the lease ran out 3 s ago, well within the grace.
-    const { entry } = await spool.read(name);
-    await spool.rewrite(name, { ...entry!, createdAt: new Date(Date.now() - 5000).toISOString() });
+    // Written 5 s ago (the video file's time), past the 1 s queue timeout; the lease ran out 3 s ago, well within the grace.
+    const videoFile = path.join(spoolDir, `${name}.video`);
+    const fiveSecondsAgo = (fs.statSync(videoFile).mtimeMs - 5000) / 1000;
+    fs.utimesSync(videoFile, fiveSecondsAgo, fiveSecondsAgo);
     spool.release(name);
     await expireLease(db, job.id, 3);
 
