@@ -8,7 +8,8 @@ import { openDatabase } from '../../db/client.ts';
 import { farmConfigFrom } from '../../farm/config.ts';
 import { startLocalWorkers } from '../../farm/local.ts';
 import { startHousekeeping } from '../../farm/index.ts';
-import { loadRenderer, rendererSpecFrom } from '../worker/load-renderer.ts';
+import { loadRenderer, rendererSpecFrom, watchRenderer } from '../worker/load-renderer.ts';
+import { ModelReadiness } from '../worker/model-readiness.ts';
 import { startBot } from '../../bot/bot.ts';
 import { loadBotConfig, loginFailureText } from './bot-config.ts';
 import { createLogger, lineLogger, routeConsole, secretsOf } from '../log.ts';
@@ -138,11 +139,14 @@ async function main(): Promise<void> {
   const localWorkers = config.localWorkers ?? (db.kind === 'pglite' ? 1 : 0);
   if (localWorkers > 0) {
     const spec = rendererSpecFrom(config);
-    const renderer = renderMetrics(registry).wrap(await loadRenderer(spec, farmConfig.abortGraceMs));
+    // As npm run worker's: the model loads now and again after each failure, and while it does not load no job on it is claimed here.
+    const readiness = new ModelReadiness({ log: (level, line) => (level === 'warn' ? console.warn : console.log)(`[local workers] ${line}`) });
+    const watched = watchRenderer(spec, await loadRenderer(spec, farmConfig.abortGraceMs), readiness, (r) => renderMetrics(registry).wrap(r));
     await unlessStopping();
     const workerLog = lineLogger(logger, localWorkers === 1 ? { workerId: `local-${process.pid}-1` } : {});
-    const local = await startLocalWorkers(farm, { renderer, count: localWorkers, concurrency: spec.threads, log: workerLog });
-    await keep('local workers', () => local.stop('release'));
+    const local = await startLocalWorkers(farm, { renderer: watched.renderer, count: localWorkers, concurrency: spec.threads, log: workerLog });
+    watched.start();
+    await keep('local workers', () => (readiness.stop(), local.stop('release')));
     console.log(`[main] ${localWorkers} local render worker(s) on ${config.executionProvider ?? 'cpu'}${config.modelDir ? ` with ${config.modelDir}` : ' with the built-in demo model'}`);
   }
   // Workers expire queued jobs nobody took and apply the retention rules; without local workers

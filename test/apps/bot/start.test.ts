@@ -10,7 +10,7 @@ import { ROOT, TSX } from '../../helpers/cli.ts';
 import { type FakeDiscord, startFakeDiscord } from '../../fake-discord/index.ts';
 import { openDatabase } from '../../../db/client.ts';
 import { getJob, submitJob } from '../../../farm/index.ts';
-import { CHEAP_BLEND, farmContext } from '../../helpers/db.ts';
+import { CHEAP_BLEND, createTestDatabase, farmContext } from '../../helpers/db.ts';
 
 
 function run(script: string, env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -120,6 +120,49 @@ describe('npm start stopped while it is still logging in', () => {
       }
     } finally {
       await rm(dir, { recursive: true, force: true });
+    }
+  }, 90_000);
+
+  it('a local worker whose model does not load claims no job on it (as npm run worker), says why, and stops cleanly', async () => {
+    // Postgres: the job is submitted from here while npm start runs (PGlite is one process's).
+    const testDb = await createTestDatabase('postgres');
+    try {
+      const child = spawn(process.execPath, ['--import', TSX, join(ROOT, 'apps/bot/main.ts')], {
+        cwd: tmpdir(),
+        env: {
+          ...process.env,
+          ...testDb.env,
+          DISCORD_TOKEN: 'a.b.c',
+          DISCORD_API_BASE: `http://127.0.0.1:${(silent.address() as AddressInfo).port}/api`,
+          BLENDFARM_LOCAL_WORKERS: '1',
+          BLENDFARM_RENDERER: join(ROOT, 'farm/fake-renderer.ts'),
+          BLENDFARM_RENDERER_OPTIONS: JSON.stringify({ warmUpFailures: 1_000 }),
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let output = '';
+      child.stdout!.on('data', (d) => (output += d));
+      child.stderr!.on('data', (d) => (output += d));
+      const exited = once(child, 'exit');
+      const deadline = Date.now() + 60_000;
+      // Up to the login, with the model's first load failed.
+      while (sockets.length === 0 || !output.includes('the model did not load (try 1)')) {
+        if (child.exitCode !== null || Date.now() > deadline) throw new Error(`npm start did not reach its login with the model load failed:\n${output}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(output).toMatch(/\[local workers\] the model did not load \(try 1\): fake model load failure/);
+      const db = await testDb.open();
+      const job = await submitJob(farmContext(db), { kind: 'blend', userId: 'early', params: { ...CHEAP_BLEND, prompts: ['a', 'b'] } });
+      // The local worker polls meanwhile; the job stays queued for a worker whose model loads.
+      await new Promise((r) => setTimeout(r, 3_000));
+      expect(output).not.toContain(`job ${job.id} claimed`);
+      child.kill('SIGTERM');
+      const [code, signal] = await exited;
+      expect({ code, signal }).toEqual({ code: 0, signal: null });
+      const row = await getJob(farmContext(db), job.id);
+      expect([row?.status, row?.attempts]).toEqual(['queued', 0]);
+    } finally {
+      await testDb.drop();
     }
   }, 90_000);
 });
