@@ -38,7 +38,8 @@ function reapedText(job: ReapedJob): string {
 export async function pruneOnce(farm: FarmContext, log: (line: string) => void): Promise<void> {
   try {
     const report = await pruneFarm(farm);
-    if (report.ran && report.artifactsByAge + report.artifactsBySize + report.jobs + report.unrenderedInputs > 0) log(`retention: ${describePrune(report)}`);
+    // Also when nothing went but videos were kept for their files (this process cannot reach them, or removing them failed).
+    if (report.ran && report.artifactsByAge + report.artifactsBySize + report.jobs + report.unrenderedInputs + report.keptFiles + report.filesFailed > 0) log(`retention: ${describePrune(report)}`);
   } catch (error) {
     log(`retention failed: ${loggableError(error)}`);
   }
