@@ -14,7 +14,7 @@ import { farmCli } from '../../apps/farm-cli/main.ts';
 import { queryRows, type FarmDb } from '../../db/client.ts';
 import type { FarmConfigOverrides, FarmContext } from '../../farm/config.ts';
 import { pruneOnce } from '../../farm/housekeeping.ts';
-import { describePrune, pruneFarm } from '../../farm/retention.ts';
+import { describePrune, PRUNE_BATCH_ROWS, pruneFarm } from '../../farm/retention.ts';
 import { BACKENDS, countRows, farmContext } from '../helpers/db.ts';
 import { useTestFarm } from '../helpers/farm.ts';
 
@@ -148,6 +148,18 @@ describe.each(BACKENDS)('retention of videos stored as files on %s', (backend) =
     expect(fixed).toMatchObject({ artifactsBySize: 1, artifactBytes: 100, files: 1, filesFailed: 0 });
     expect(describePrune(fixed)).toBe('Deleted 1 video(s) (0.0 MB; 1 for the size cap), 0 job(s), 0 event(s); removed 1 file(s).');
     expect(await videos()).toBe(2);
+  });
+
+  it('goes on past a whole batch of files it keeps to the videos it can delete', async () => {
+    const kept = PRUNE_BATCH_ROWS + 5;
+    await db.db.execute(sql`insert into users (id) values ('keeper') on conflict do nothing`);
+    await db.db.execute(sql`insert into jobs (kind, user_id, params, model, pixels, status, finished_at)
+      select 'blend', 'keeper', '{}'::jsonb, 'file', 1, 'done', now() - interval '40 days' from generate_series(1, ${kept})`);
+    await db.db.execute(sql`insert into artifacts (job_id, format, mime, size_bytes, path) select id, 'mp4', 'video/mp4', 1, 'job-' || id || '.mp4' from jobs where model = 'file'`);
+    for (let i = 0; i < 3; i++) await video(40, 10);
+    const report = await pruneFarm(farmWith({ artifactDays: 30 }, undefined));
+    expect(report).toMatchObject({ artifactsByAge: 3, artifactBytes: 30, keptFiles: kept });
+    expect(await videos()).toBe(kept);
   });
 
   it('deletes the row of a video whose file is gone already', async () => {
