@@ -41,6 +41,12 @@ interface StreamConfig {
   timeBase: string;
   /** The codec configuration record (hex), e.g. H.264's avcC with SPS and PPS. */
   extradata: string;
+  /**
+   * Colour tags (matrix, primaries, transfer, range): a video written before the encoder tagged
+   * BT.709 has none, and the joined file would show the new frames with the old one's (WebM keeps
+   * them in the container, not in extradata).
+   */
+  colour: string;
 }
 
 async function streamConfig(file: string, signal?: AbortSignal): Promise<StreamConfig> {
@@ -67,6 +73,7 @@ async function streamConfig(file: string, signal?: AbortSignal): Promise<StreamC
       .split('\n')
       .map((line) => line.replace(/^[0-9a-f]+:\s*/, '').slice(0, 40).replace(/\s+/g, ''))
       .join(''),
+    colour: ['color_space', 'color_primaries', 'color_transfer', 'color_range'].map(str).join('/'),
   };
 }
 

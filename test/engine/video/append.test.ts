@@ -6,11 +6,11 @@
  */
 import { describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { resolveFfprobe } from '../../../engine/video/ffmpeg-path.ts';
+import { resolveFfmpeg, resolveFfprobe } from '../../../engine/video/ffmpeg-path.ts';
 import { meanAbsDiff } from '../../helpers/demo.ts';
 import { appendFrames } from '../../../engine/video/append.ts';
 import { decodeVideoFrames } from '../../../engine/video/decode.ts';
@@ -96,6 +96,19 @@ describe('appendFrames', () => {
       if (saved === undefined) delete process.env.TMPDIR;
       else process.env.TMPDIR = saved;
       await rm(quoted, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses to join a head written without colour tags (before the encoder wrote BT.709): the new frames would be read with the old matrix', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'untagged-'));
+    try {
+      // As encodeVideo wrote webm before: BT.601 by default, no colour tags (VP9 keeps none in extradata).
+      await writeFile(join(dir, 'in.rgb'), Buffer.concat(frames(0, 4).map((f) => Buffer.from(f.data))));
+      await promisify(execFile)(resolveFfmpeg().path, ['-v', 'error', '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-s', `${W}x${H}`, '-framerate', '8', '-i', join(dir, 'in.rgb'), '-c:v', 'libvpx-vp9', '-pix_fmt', 'yuv420p', '-crf', '32', '-b:v', '0', '-deadline', 'realtime', '-cpu-used', '8', '-row-mt', '1', '-f', 'webm', join(dir, 'old.webm')]);
+      const old = await readFile(join(dir, 'old.webm'));
+      expect(await appendFrames(old, frames(4, 2), { format: 'webm', fps: 8, width: W, height: H })).toBeUndefined();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 
