@@ -115,7 +115,11 @@ export interface MessengerOptions {
   giveUpAfterMs?: number;
   /** How long a job asked for on Discord waits for its reply to be recorded before its result is posted anyway (default DELIVERY_REPLY_GRACE_MS, on the database's clock: DatabaseClock). */
   replyGraceMs?: number;
-  /** This process's monotonic clock in milliseconds (default performance.now): what DatabaseClock carries the database's time forward on. Tests bring their own. */
+  /**
+   * This process's monotonic clock in milliseconds (default performance.now): what DatabaseClock carries the database's time forward on,
+   * and what local waits are measured on (retry back-off, giving up, progress edit spacing, a settled reply), so a step of the wall clock
+   * (NTP) neither freezes nor hurries them. Tests bring their own.
+   */
   monotonicNow?: () => number;
   /** Bounds on re-encoding a video too large for its channel in this process (SHRINK_* in bot/shrink.ts). */
   shrink?: ShrinkOptions;
@@ -207,7 +211,7 @@ const VIDEO_UNREADABLE_REASON: UndeliverableReason = {
   advice: "That is a fault on the bot's side, not in your request: tell the bot's operators, or run the command again to render it anew.",
 };
 
-/** A failed delivery waiting for its next try. */
+/** A failed delivery waiting for its next try; times on the messenger's monotonic clock (MessengerOptions.monotonicNow). */
 interface RetryState {
   failures: number;
   firstFailedAt: number;
@@ -274,6 +278,8 @@ export class JobMessenger {
   private readonly replyGraceMs: number;
   /** The database's time as seen here, for the reply's grace (awaitingReply). */
   private readonly dbClock: DatabaseClock;
+  /** MessengerOptions.monotonicNow: local waits are measured on it, never on Date.now(). */
+  private readonly monotonicNow: () => number;
   private readonly shrinkOptions: ShrinkOptions;
   /** What posting to a job's message needs (bot/job-message.ts). */
   private readonly discord: JobMessageContext;
@@ -294,7 +300,8 @@ export class JobMessenger {
     this.sweepIntervalMs = opts.sweepIntervalMs ?? DELIVERY_SWEEP_INTERVAL_MS;
     this.giveUpAfterMs = opts.giveUpAfterMs ?? DELIVERY_GIVE_UP_AFTER_MS;
     this.replyGraceMs = opts.replyGraceMs ?? DELIVERY_REPLY_GRACE_MS;
-    this.dbClock = new DatabaseClock(opts.monotonicNow ?? (() => performance.now()));
+    this.monotonicNow = opts.monotonicNow ?? (() => performance.now());
+    this.dbClock = new DatabaseClock(this.monotonicNow);
     this.shrinkOptions = { ...opts.shrink, signal: this.stopping.signal };
     this.discord = { client, farm, log: this.log };
   }
@@ -370,7 +377,7 @@ export class JobMessenger {
       const limit = Math.min(SWEEP_MAX_ROWS, SWEEP_BATCH + held);
       const jobs = await listUndelivered(this.farm, limit);
       for (const job of jobs) this.dbClock.saw(job.finishedAt);
-      const now = Date.now();
+      const now = this.monotonicNow();
       // The whole list: retries of jobs not on it were delivered by another process.
       const listed = jobs.length < limit ? new Set(jobs.map((j) => j.id)) : undefined;
       for (const [id, state] of this.jobs) {
@@ -409,7 +416,7 @@ export class JobMessenger {
     const state = this.jobs.get(jobId);
     if (state?.editTimer) return; // an edit is already due; it will read the latest state
     if (state?.inArchivedThread) return;
-    const wait = Math.max(0, (state?.lastEditAt ?? 0) + this.editIntervalMs - Date.now());
+    const wait = Math.max(0, (state?.lastEditAt ?? -Infinity) + this.editIntervalMs - this.monotonicNow());
     const editTimer = setTimeout(() => {
       const progressEdit = this.editProgress(jobId)
         .catch((err) => {
@@ -427,7 +434,7 @@ export class JobMessenger {
   private async editProgress(jobId: number): Promise<void> {
     const stored = await getJob(this.farm, jobId);
     if (!stored || TERMINAL.has(stored.status) || !stored.messageId || this.stopped || !this.editsProgressOf(stored)) return;
-    this.hold(jobId, { lastEditAt: Date.now() });
+    this.hold(jobId, { lastEditAt: this.monotonicNow() });
     const job = await withWholeMovie(this.farm, stored);
     // Its delivery has begun meanwhile (and waits for this edit): the result is the last word.
     if (this.jobs.get(jobId)?.delivery) return;
@@ -545,7 +552,7 @@ export class JobMessenger {
    */
   replySettled(jobId: number): void {
     if (this.stopped) return;
-    this.hold(jobId, { replySettledAt: Date.now() });
+    this.hold(jobId, { replySettledAt: this.monotonicNow() });
     void this.deliver(jobId);
   }
 
@@ -586,7 +593,7 @@ export class JobMessenger {
 
   /** A failed delivery: given up when it cannot succeed or has failed too long, else tried again later. */
   private async failed(jobId: number, job: Job | undefined, err: unknown): Promise<void> {
-    const now = Date.now();
+    const now = this.monotonicNow();
     const previous = this.jobs.get(jobId)?.retry;
     const state: RetryState = { failures: (previous?.failures ?? 0) + 1, firstFailedAt: previous?.firstFailedAt ?? now, nextAt: 0 };
     const wait = Math.min(this.maxRetryDelayMs, this.retryDelayMs * 2 ** Math.min(state.failures - 1, 30));
