@@ -3,21 +3,11 @@
 // and each way a shrink cannot be done is answered with why (never thrown).
 import { beforeAll, describe, expect, it } from 'vitest';
 import { SHRINK_MIN_SCALE, SHRINK_TIMEOUT_MS, shrinkVideo, timeoutWhy } from '../../bot/shrink.ts';
-import { encodeVideo, probeVideo, VideoTooLargeError, type RawImage, type VideoFormat } from '../../engine/index.ts';
-
-/** Deterministic noise (LCG): compresses badly, so sizes are meaningful and repeatable. */
-function noise(width: number, height: number, seed: number): RawImage {
-  const data = Buffer.alloc(width * height * 3);
-  let s = seed >>> 0;
-  for (let i = 0; i < data.length; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    data[i] = s >>> 24;
-  }
-  return { data, width, height, channels: 3 };
-}
+import { encodeVideo, probeVideo, VideoTooLargeError, type VideoFormat } from '../../engine/index.ts';
+import { noiseImage } from '../helpers/images.ts';
 
 async function video(format: VideoFormat, width: number, height: number, frames: number, fps = 12): Promise<Buffer> {
-  const images = Array.from({ length: frames }, (_, i) => noise(width, height, i + 1));
+  const images = Array.from({ length: frames }, (_, i) => noiseImage(width, height, i + 1));
   return (await encodeVideo(images, { format, fps, width, height })).bytes;
 }
 

@@ -19,20 +19,10 @@ import {
   type ClipImageProcessor,
 } from '../../../engine/variation/clip-image.ts';
 import { testModelDir } from '../../../models/paths.ts';
+import { noiseImage } from '../../helpers/images.ts';
 
 /** The variation test model's processor: CLIP's (shortest side 224, bicubic, 224x224 crop). */
 const clip = readClipImageProcessor(JSON.parse(readFileSync(`${testModelDir('variation')}/feature_extractor/preprocessor_config.json`, 'utf8')));
-
-/** A deterministic noisy picture (every value differs from its neighbours, so misplaced pixels show). */
-function noise(width: number, height: number, seed = 1): RawImage {
-  let s = seed >>> 0;
-  const data = new Uint8Array(width * height * 3);
-  for (let i = 0; i < data.length; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    data[i] = s >>> 24;
-  }
-  return { data, width, height, channels: 3 };
-}
 
 function picture(width: number, height: number, f: (x: number, y: number) => [number, number, number]): RawImage {
   const data = new Uint8Array(width * height * 3);
@@ -74,7 +64,7 @@ const row = (img: RawImage, y: number, c: number) => Array.from({ length: img.wi
 
 describe('resizeLikePillow with a region', () => {
   it('gives the region of the whole resize to the bit, every filter, up, down and one direction only', () => {
-    const src = noise(37, 23);
+    const src = noiseImage(37, 23);
     const sizes: Array<[number, number]> = [[50, 11], [13, 40], [37, 60], [80, 23], [37, 23], [9, 5], [120, 90]];
     for (const filter of Object.values(PIL_RESAMPLE_FILTERS)) {
       for (const [w, h] of sizes) {
@@ -99,7 +89,7 @@ describe('resizeLikePillow with a region', () => {
   });
 
   it('refuses a region outside the resize', () => {
-    const src = noise(8, 8);
+    const src = noiseImage(8, 8);
     expect(() => resizeLikePillow(src, 10, 10, 'bicubic', { left: 5, top: 0, width: 6, height: 2 })).toThrow(/not inside the 10x10 resize/);
     expect(() => resizeLikePillow(src, 10, 10, 'bicubic', { left: 0, top: 0, width: 0, height: 2 })).toThrow(RangeError);
     expect(() => resizeLikePillow(src, 10, 10, 'bicubic', { left: -1, top: 0, width: 2, height: 2 })).toThrow(RangeError);
@@ -109,13 +99,13 @@ describe('resizeLikePillow with a region', () => {
 describe('clipProcessedImage computes only the crop', () => {
   it('matches the whole resize then the crop to the bit on thin pictures (600x7, 7x600) and normal ones', () => {
     for (const [w, h] of [[600, 7], [7, 600], [451, 300], [300, 451], [224, 224], [225, 1000], [100, 50]] as const) {
-      const img = noise(w, h, w * 1000 + h);
+      const img = noiseImage(w, h, w * 1000 + h);
       const got = clipProcessedImage(img, clip);
       expect([got.width, got.height]).toEqual([224, 224]);
       expect(firstDifference(got, fullResizeThenCrop(img, clip)), `${w}x${h}`).toBe(-1);
     }
     // Another filter and an exact resize smaller than the crop (zeros around it), as the full path.
-    const img = noise(90, 61, 7);
+    const img = noiseImage(90, 61, 7);
     for (const filter of Object.values(PIL_RESAMPLE_FILTERS)) {
       for (const resize of [{ width: 100, height: 300 }, { width: 300, height: 100 }, { width: 150, height: 150 }, { shortestEdge: 230 }]) {
         const p: ClipImageProcessor = { ...clip, filter, resize };

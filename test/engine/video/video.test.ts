@@ -21,6 +21,7 @@ import {
   type RawImage,
 } from '../../../engine/video/index.ts';
 import { WEBP_QUALITY } from '../../../engine/video/encode.ts';
+import { noiseImage } from '../../helpers/images.ts';
 
 const execFileAsync = promisify(execFile);
 
@@ -67,17 +68,6 @@ function webpFrameDurations(b: Buffer): number[] {
     p += 8 + size + (size & 1);
   }
   return out;
-}
-
-/** Deterministic noise (LCG), so sizes are meaningful and repeatable. */
-function noise(width: number, height: number, seed: number): RawImage {
-  const data = Buffer.alloc(width * height * 3);
-  let s = seed >>> 0;
-  for (let i = 0; i < data.length; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    data[i] = s >>> 24;
-  }
-  return { data, width, height, channels: 3 };
 }
 
 /** Steps (frames) per gap: frames whose blend starts from keyframe j, for j < last. */
@@ -461,7 +451,7 @@ describe('encodeVideo', () => {
   });
 
   it('maxBytes: re-encodes at a computed bitrate when the first mp4 is too big', async () => {
-    const frames = Array.from({ length: 12 }, (_, i) => noise(256, 256, i + 1));
+    const frames = Array.from({ length: 12 }, (_, i) => noiseImage(256, 256, i + 1));
     const maxBytes = 200_000;
     // A plain array: later attempts must replay the frames from the lossless intermediate.
     const result = await encodeVideo(frames, { format: 'mp4', fps: 12, width: 256, height: 256, maxBytes });
@@ -484,7 +474,7 @@ describe('encodeVideo', () => {
     const frames = () => {
       factoryCalls++;
       return (function* () {
-        for (let i = 0; i < 12; i++) yield noise(256, 256, 100 + i);
+        for (let i = 0; i < 12; i++) yield noiseImage(256, 256, 100 + i);
       })();
     };
     const maxBytes = 200_000;
@@ -502,7 +492,7 @@ describe('encodeVideo', () => {
   });
 
   it('maxBytes: an impossible limit fails clearly and leaves no file behind', async () => {
-    const frames = Array.from({ length: 6 }, (_, i) => noise(64, 64, 7 + i));
+    const frames = Array.from({ length: 6 }, (_, i) => noiseImage(64, 64, 7 + i));
     const out = path.join(workDir, 'too-big.mp4');
     const error = await encodeVideo(frames, { format: 'mp4', fps: 6, width: 64, height: 64, maxBytes: 300, out }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(VideoTooLargeError);
@@ -519,7 +509,7 @@ describe('encodeVideo', () => {
     const dir = await mkdtemp(path.join(workDir, 'keep-'));
     const out = path.join(dir, 'keep.mp4');
     await writeFile(out, 'an earlier render');
-    const frames = Array.from({ length: 6 }, (_, i) => noise(64, 64, 7 + i));
+    const frames = Array.from({ length: 6 }, (_, i) => noiseImage(64, 64, 7 + i));
     await expect(encodeVideo(frames, { format: 'mp4', fps: 6, width: 64, height: 64, maxBytes: 300, out })).rejects.toBeInstanceOf(VideoTooLargeError);
     expect(await readFile(out, 'utf8')).toBe('an earlier render');
     expect(readdirSync(dir)).toEqual(['keep.mp4']);
@@ -565,7 +555,7 @@ describe('encodeVideo', () => {
             runningDuringEncode = childFfmpegPids();
             controller.abort();
           }
-          yield noise(64, 64, i);
+          yield noiseImage(64, 64, i);
         }
       } finally {
         producerClosed = true;
@@ -581,7 +571,7 @@ describe('encodeVideo', () => {
   it('abort does not wait for a stalled frame producer', { timeout: 20_000 }, async () => {
     const controller = new AbortController();
     async function* stalls() {
-      yield noise(32, 32, 1);
+      yield noiseImage(32, 32, 1);
       controller.abort();
       await new Promise(() => {}); // never produces the next frame
     }
