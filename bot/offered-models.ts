@@ -21,6 +21,7 @@ export interface SharedRecentlyOptions {
   maxAgeMs: number;
   /** How long a load under way answers new callers; past it, the next caller starts another load. */
   inFlightLimitMs: number;
+  /** A monotonic clock in ms (default performance.now): a step of the wall clock neither keeps a read for an hour nor drops it early. */
   now?: () => number;
 }
 
@@ -31,7 +32,7 @@ export interface SharedRecentlyOptions {
  * slow one still answers those already waiting for it), so at most one load starts per
  * `inFlightLimitMs` however long each hangs.
  */
-export function sharedRecently<T>(load: () => Promise<T>, { maxAgeMs, inFlightLimitMs, now = Date.now }: SharedRecentlyOptions): () => Promise<T> {
+export function sharedRecently<T>(load: () => Promise<T>, { maxAgeMs, inFlightLimitMs, now = () => performance.now() }: SharedRecentlyOptions): () => Promise<T> {
   interface Entry {
     promise: Promise<T>;
     startedAt: number;
