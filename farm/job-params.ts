@@ -122,9 +122,23 @@ export const DEFAULT_QUALITY = 'standard' satisfies QualityPreset;
  * branch between (1 step leaves no depth to inject at: the engine refuses it).
  */
 const TURBO_PRESET_STEPS = { draft: MIN_BLEND_STEPS, standard: 4, high: 4, max: 4 } as const satisfies Record<QualityPreset, number>;
-export const FAMILY_PRESET_STEPS: Readonly<Partial<Record<ModelFamily, Readonly<Record<QualityPreset, number>>>>> = {
+/**
+ * What workers advertise for an LCM-distilled model (a UNet with time_cond_proj_dim, of any base
+ * family) in place of its family: its presets are LCM's, not its base family's.
+ */
+export const LCM_PRESET_FAMILY = 'lcm';
+/** A model's family as workers advertise it for its presets (WorkerCapabilities.modelFamilies). */
+export type PresetFamily = ModelFamily | typeof LCM_PRESET_FAMILY;
+/**
+ * An LCM-distilled model's presets: LCM samples well from 2 to 8 steps (the engine's LCM default, and
+ * diffusers' LCM pipeline's, is 4); unlike a turbo model's, more steps still add detail up to 8, so
+ * high and max buy some.
+ */
+const LCM_PRESET_STEPS = { draft: MIN_BLEND_STEPS, standard: 4, high: 6, max: 8 } as const satisfies Record<QualityPreset, number>;
+export const FAMILY_PRESET_STEPS: Readonly<Partial<Record<PresetFamily, Readonly<Record<QualityPreset, number>>>>> = {
   'sd-turbo': TURBO_PRESET_STEPS,
   'sdxl-turbo': TURBO_PRESET_STEPS,
+  [LCM_PRESET_FAMILY]: LCM_PRESET_STEPS,
 };
 
 export const DEFAULT_PARAMS = {
@@ -189,7 +203,7 @@ export function stepsPresetOf(input: unknown): QualityPreset | undefined {
 export function withFamilyPresetSteps(kind: JobKind, input: unknown, params: JobParams, families: ReadonlyArray<string | undefined>): JobParams {
   const preset = stepsPresetOf(input);
   if (kind === 'upscale' || preset === undefined || families.length === 0) return params;
-  const steps = new Set(families.map((f) => (f !== undefined && Object.hasOwn(FAMILY_PRESET_STEPS, f) ? FAMILY_PRESET_STEPS[f as ModelFamily]![preset] : undefined)));
+  const steps = new Set(families.map((f) => (f !== undefined && Object.hasOwn(FAMILY_PRESET_STEPS, f) ? FAMILY_PRESET_STEPS[f as PresetFamily]![preset] : undefined)));
   const [only] = steps;
   return steps.size === 1 && only !== undefined && only !== params.steps ? { ...params, steps: only } : params;
 }

@@ -22,7 +22,6 @@ import {
   upscaleVideo,
   type ExecutionProvider,
   type FrameUpscaler,
-  type ModelFamily,
   type ModelKind,
   type PerceptualMetric,
   type RenderProgress,
@@ -42,7 +41,7 @@ import { DEFAULT_UPSCALE_FACTOR, IMAGE_LIMITS, upscalerMakes } from '../../farm/
 // Only the farm modules a render thread needs (farm/index.ts would load the database drivers too).
 import { RenderError, type ClaimedJob, type RenderContext, type Renderer, type RenderResult, type WorkerFaultScope } from '../../farm/renderer.ts';
 import type { JobProgress, WorkerCapabilities } from '../../farm/types.ts';
-import { DEFAULT_MODELS, DEFAULT_VARIATION, INPUT_NAMES, type JobParams, type ModelAbility } from '../../farm/job-params.ts';
+import { DEFAULT_MODELS, DEFAULT_VARIATION, INPUT_NAMES, type JobParams, LCM_PRESET_FAMILY, type ModelAbility, type PresetFamily } from '../../farm/job-params.ts';
 import { outOfMemoryError, workerMaxPixels } from './gpu-memory.ts';
 import { builtinPerceptualGraph } from '../../models/perceptual-graph.ts';
 import { mainModelId } from './model-id.ts';
@@ -83,8 +82,11 @@ export interface EngineRendererHooks {
 interface WorkerModel {
   dir?: string;
   kind?: ModelKind;
-  /** The folder's family as read at start (undefined: the built-in demo model); the farm picks a quality preset's steps by it. */
-  family?: ModelFamily;
+  /**
+   * The folder's family as read at start, or LCM_PRESET_FAMILY for an LCM-distilled UNet (undefined:
+   * the built-in demo model); the farm picks a quality preset's steps by it.
+   */
+  family?: PresetFamily;
   /**
    * The folder's side multiple as read at start (ModelFolder.sizeMultiple: 64 for SD 1.5); undefined
    * for the built-in demo model, whose sides need the farm's floor only, and for a folder that could not be read.
@@ -107,7 +109,8 @@ function readWorkerModel(dir: string | undefined): WorkerModel & { kind: ModelKi
   const folder = readModelFolder(dir);
   const picture: ModelAbility[] = folder.vaeEncoder ? ['picture'] : [];
   const abilities: ModelAbility[] = folder.kind === 'image-variation' ? ['variation'] : folder.kind === 'inpaint' ? ['inpaint', ...picture] : ['text', ...picture];
-  return { dir, kind: folder.kind, family: folder.family, sizeMultiple: folder.sizeMultiple, abilities };
+  const family = folder.timeCondProjDim !== undefined ? LCM_PRESET_FAMILY : folder.family;
+  return { dir, kind: folder.kind, family, sizeMultiple: folder.sizeMultiple, abilities };
 }
 
 /**
@@ -311,7 +314,7 @@ class EngineRenderer implements Renderer {
     return {
       models: [...models.keys()],
       modelAbilities: Object.fromEntries([...models].map(([id, m]) => [id, m.abilities])),
-      // Each folder's family: a quality preset on a turbo model renders the model's few steps (farm FAMILY_PRESET_STEPS).
+      // Each folder's family: a quality preset on a turbo or LCM model renders the model's few steps (farm FAMILY_PRESET_STEPS).
       modelFamilies: Object.fromEntries([...models].flatMap(([id, m]) => (m.family ? [[id, m.family]] : []))),
       // Each folder's side multiple: the farm refuses other sizes at submission and never hands them to this worker.
       modelSizeMultiples: Object.fromEntries([...models].flatMap(([id, m]) => (m.sizeMultiple !== undefined ? [[id, m.sizeMultiple]] : []))),

@@ -8,7 +8,7 @@ import type { FarmContext } from '../../farm/config.ts';
 import { submitFollowUp } from '../../farm/follow-up.ts';
 import { BudgetExceededError } from '../../farm/errors.ts';
 import { checkSubmission, submitJob } from '../../farm/jobs.ts';
-import { DEFAULT_QUALITY, FAMILY_PRESET_STEPS, type JobParams, parseJobParams, QUALITY_PRESETS, stepsPresetOf, withFamilyPresetSteps } from '../../farm/job-params.ts';
+import { DEFAULT_QUALITY, FAMILY_PRESET_STEPS, type JobParams, LCM_PRESET_FAMILY, parseJobParams, QUALITY_PRESETS, stepsPresetOf, withFamilyPresetSteps } from '../../farm/job-params.ts';
 import { policyOf } from '../../farm/policy/index.ts';
 import { markWorkerStopped, registerWorker } from '../../farm/worker-registry.ts';
 import type { WorkerCapabilities } from '../../farm/types.ts';
@@ -39,6 +39,16 @@ describe('withFamilyPresetSteps', () => {
       expect({ quality, steps: resolved.steps, maxBranches: resolved.maxBranches }).toEqual({ quality, steps: FAMILY_PRESET_STEPS['sdxl-turbo']![quality], maxBranches: QUALITY_PRESETS[quality].maxBranches });
       expect(resolved.guidance).toBeUndefined();
     }
+  });
+
+  it('LCM-distilled models (advertised as lcm, whatever their base family): 4 steps for standard, more for high and max', () => {
+    const steps = (quality: string, families: string[]) => {
+      const input = blend('t', { quality });
+      return withFamilyPresetSteps('blend', input, params(input), families).steps;
+    };
+    expect([steps('draft', [LCM_PRESET_FAMILY]), steps('standard', [LCM_PRESET_FAMILY]), steps('high', [LCM_PRESET_FAMILY]), steps('max', [LCM_PRESET_FAMILY])]).toEqual([MIN_BLEND_STEPS, 4, 6, 8]);
+    // Workers that disagree (an LCM and a turbo folder under one id) keep the farm's presets.
+    expect(steps('high', [LCM_PRESET_FAMILY, 'sd-turbo'])).toBe(QUALITY_PRESETS.high.steps);
   });
 
   it('only steps left to a preset change, and only when every worker gives the same turbo steps', () => {

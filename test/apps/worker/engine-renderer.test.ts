@@ -83,6 +83,9 @@ describe('engine adapter models', () => {
     });
     // The built-in demo model (no folder) has none.
     expect(createRenderer({}).capabilities().modelFamilies).toEqual({});
+    // An LCM-distilled UNet (time_cond_proj_dim) is advertised as lcm, not its base family: its presets are LCM's.
+    expect(readModelFolder(testModelDir('lcm')).family).toBe('sd1');
+    expect(createRenderer({ modelDir: testModelDir('lcm'), modelId: 'lcm-dreamshaper' }).capabilities().modelFamilies).toEqual({ 'lcm-dreamshaper': 'lcm' });
   });
 
   it("advertises each folder's side multiple as the engine reads it (64 for an SD 1.5 UNet); the built-in demo model none", () => {
