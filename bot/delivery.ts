@@ -43,6 +43,7 @@ import {
 } from '../farm/index.ts';
 import { cancelRow, finishedRow } from './components/rows.ts';
 import { doneText, escapeMarkdown, failedText, fileSize, fitMessage, progressText, queuedText, title, withWholeMovie } from './format.ts';
+import { interactionReceipts, type InteractionReceipts } from './interaction-receipts.ts';
 import { editJobMessage, isArchivedThread, Undeliverable, type JobMessageContext, type MessagePayload, type UndeliverableReason } from './job-message.ts';
 import { shrinkVideo, type ShrinkOptions } from './shrink.ts';
 import { within } from './within.ts';
@@ -123,6 +124,8 @@ export interface MessengerOptions {
   monotonicNow?: () => number;
   /** Bounds on re-encoding a video too large for its channel in this process (SHRINK_* in bot/shrink.ts). */
   shrink?: ShrinkOptions;
+  /** When this process received interactions, so a job's token's age is measured from its receipt (default interactionReceipts, which the messenger fills from its client). */
+  receipts?: InteractionReceipts;
 }
 
 /**
@@ -278,6 +281,8 @@ export class JobMessenger {
   private readonly replyGraceMs: number;
   /** The database's time as seen here, for the reply's grace (awaitingReply). */
   private readonly dbClock: DatabaseClock;
+  /** Stops recording the client's interaction receipts (stop). */
+  private readonly untrackReceipts: (() => void) | undefined;
   /** MessengerOptions.monotonicNow: local waits are measured on it, never on Date.now(). */
   private readonly monotonicNow: () => number;
   private readonly shrinkOptions: ShrinkOptions;
@@ -303,7 +308,10 @@ export class JobMessenger {
     this.monotonicNow = opts.monotonicNow ?? (() => performance.now());
     this.dbClock = new DatabaseClock(this.monotonicNow);
     this.shrinkOptions = { ...opts.shrink, signal: this.stopping.signal };
-    this.discord = { client, farm, log: this.log };
+    const receipts = opts.receipts ?? interactionReceipts;
+    this.discord = { client, farm, log: this.log, receipts };
+    // Each interaction's receipt, recorded as it arrives (before any handler of it runs); a stand-in client without events has none.
+    this.untrackReceipts = typeof client.on === 'function' ? receipts.track(client) : undefined;
   }
 
   private get stopped(): boolean {
@@ -335,6 +343,7 @@ export class JobMessenger {
       this.hold(jobId, { editTimer: undefined, claimRenewal: undefined });
     }
     await this.unlisten?.();
+    this.untrackReceipts?.();
     const deliveries = [...this.jobs.values()].flatMap((state) => (state.delivery ? [state.delivery] : []));
     if (deliveries.length > 0) await within(Promise.allSettled(deliveries), DELIVERY_STOP_WAIT_MS, () => undefined);
     // Nothing more happens here: what this process knew of its jobs (retries, edit times) goes with it.

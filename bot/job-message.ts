@@ -11,6 +11,7 @@ import type { RawFile } from '@discordjs/rest';
 import { loggableError, setJobMessage, type FarmContext, type Job } from '../farm/index.ts';
 import type { cancelRow } from './components/rows.ts';
 import { fitMessage } from './format.ts';
+import { interactionReceipts, type InteractionReceipts } from './interaction-receipts.ts';
 import { listOfNames, POSTING_PERMISSIONS } from './permissions.ts';
 
 /** What editJobMessage needs of the bot: its Discord client, the farm (to record a new message), a log. */
@@ -18,7 +19,12 @@ export interface JobMessageContext {
   client: Client;
   farm: FarmContext;
   log: (message: string) => void;
+  /** When this process received interactions (their tokens' age); default this process's interactionReceipts. */
+  receipts?: InteractionReceipts;
 }
+
+/** An interaction token with less than this left is not used: an edit sent now might reach Discord after it expired. */
+export const INTERACTION_TOKEN_MARGIN_MS = 10_000;
 
 export interface MessagePayload {
   content: string;
@@ -115,7 +121,8 @@ export async function editJobMessage(ctx: JobMessageContext, job: Job, payload: 
   };
   const files = payload.files ?? [];
   const appId = ctx.client.application?.id ?? ctx.client.user?.id;
-  const tokenAlive = job.interactionToken && job.interactionExpiresAt && job.interactionExpiresAt.getTime() - Date.now() > 10_000;
+  // Its age from when this process received it (monotonic), not Discord's time against this machine's clock.
+  const tokenAlive = ((ctx.receipts ?? interactionReceipts).tokenLeftMs(job) ?? 0) > INTERACTION_TOKEN_MARGIN_MS;
   // An edit refused because the thread is archived is made again once the thread is reopened.
   const inOpenThread = async (edit: () => Promise<unknown>): Promise<void> => {
     try {
