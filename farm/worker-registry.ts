@@ -235,7 +235,6 @@ export async function listWorkers(farm: FarmContext, options: { onlineOnly?: boo
     pid: worker.pid,
     capabilities: withAbilities({ upscalers: [], ...(worker.capabilities as unknown as WorkerCapabilities) }),
     concurrency: worker.concurrency,
-    leaseSeconds: worker.leaseSeconds ?? undefined,
     startedAt: worker.startedAt,
     heartbeatAt: worker.heartbeatAt,
     stoppedAt: worker.stoppedAt,

@@ -79,8 +79,8 @@ describe('an interaction token’s age, from its receipt here', () => {
   it('records the interactions its client receives (repliable ones), until untracked; old receipts are let go', async () => {
     let mono = 0;
     const receipts = new InteractionReceipts(() => mono);
-    const client = new EventEmitter() as unknown as Client;
-    const untrack = receipts.track(client);
+    const client = new EventEmitter();
+    const untrack = receipts.track(client as unknown as Client);
     const createdAt = Date.now() - 20 * MINUTE_MS; // Discord's time, 20 minutes before this machine's
     client.emit(Events.InteractionCreate, { token: 'tok-live', createdTimestamp: createdAt, isRepliable: () => true });
     client.emit(Events.InteractionCreate, { token: 'tok-autocomplete', createdTimestamp: createdAt, isRepliable: () => false });
