@@ -161,7 +161,7 @@ function toActivityJob(job: Job, isPublic: boolean, full: boolean, extra: Partia
 export async function farmActivity(farm: FarmContext, options: { full: boolean; bucketMinutes?: number }): Promise<FarmActivity> {
   const db = farm.db.db;
   const bucketMinutes = options.bucketMinutes ?? 5;
-  const [queueRows, running, queuedRows, finishedFailedRows, retriedRows, recentRows, allWorkers, hourRows] = await Promise.all([
+  const [queueRows, running, queuedRows, finishedFailedRows, retriedRows, recentRows, allWorkers, hourRows, [clock]] = await Promise.all([
     db
       .select({ status: jobs.status, model: jobs.model, count: sql<number>`count(*)::int` })
       .from(jobs)
@@ -203,6 +203,7 @@ export async function farmActivity(farm: FarmContext, options: { full: boolean; 
                  (avg(e.wait) filter (where e.status = 'claimed'))::float8 as mean_wait
           from events e, span group by 1 order by 1`,
     ),
+    queryRows<{ now_ms: number }>(db, sql`select (extract(epoch from now()) * 1000)::float8 as now_ms`),
   ]);
   const queuedJobs = queuedRows.map(({ job, position }) => ({ job: jobFromRow(job), position }));
   const runningJobs = running.map(jobFromRow);
@@ -214,7 +215,9 @@ export async function farmActivity(farm: FarmContext, options: { full: boolean; 
   const recentJobs = recentRows.map(jobFromRow);
   const guildIds = [...new Set([...runningJobs, ...queuedJobs.map((q) => q.job), ...failedJobs, ...recentJobs].map((j) => j.guildId).filter((g): g is string => !!g))];
   const publicSet = await publicGuilds(farm, guildIds);
-  const hourAgo = Date.now() - 3600_000;
+  // The database's clock, as every time here (heartbeats, the hour's buckets) is: this machine's may be off.
+  const now = new Date(Number(clock.now_ms));
+  const hourAgo = now.getTime() - 3600_000;
   const shownWorkers = allWorkers.filter((w) => w.online || w.heartbeatAt.getTime() > hourAgo);
   // The public view names a worker by its place in the list; the full view by its id.
   const workerName = new Map(shownWorkers.map((w, i) => [w.id, options.full ? w.id : `worker ${i + 1}`]));
@@ -231,7 +234,6 @@ export async function farmActivity(farm: FarmContext, options: { full: boolean; 
     else entry.running = row.count;
     byModel.set(row.model, entry);
   }
-  const now = new Date();
   const buckets = new Map(hourRows.map((r) => [Number(r.bucket), r]));
   return {
     at: now.toISOString(),

@@ -24,6 +24,8 @@ import { type JobEvent, onJobEvent, type JobEventType } from './events.ts';
 import { EXPIRED_ERROR_PREFIX, isLeaseLostError } from './failure.ts';
 import { getJob } from './jobs.ts';
 import { ACTIVE_STATUSES, type Job } from './types.ts';
+import { monotonicNow } from './timers.ts';
+import { workerOnline } from './worker-registry.ts';
 
 /** Seconds: a queue can hold a job from a second to hours. */
 export const WAIT_BUCKETS_SECONDS = [0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200];
@@ -142,7 +144,7 @@ function registerGauges(farm: FarmContext, registry: Registry, seenModels: Set<s
       const served = await queryRows<{ model: string }>(
         db,
         sql`select distinct jsonb_array_elements_text(capabilities -> 'models') as model from workers
-            where stopped_at is null and heartbeat_at > now() - make_interval(secs => ${farm.config.leaseSeconds})`,
+            where ${workerOnline(farm)}`,
       );
       for (const row of [...rows, ...served]) if (row.model !== '*') seenModels.add(row.model);
       this.reset();
@@ -155,18 +157,18 @@ function registerGauges(farm: FarmContext, registry: Registry, seenModels: Set<s
   let workerRows: Promise<Array<{ id: string; online: boolean; age: number; running: number; concurrency: number }>> | undefined;
   let workerRowsAt = 0;
   const readWorkers = () => {
-    if (!workerRows || Date.now() - workerRowsAt > 1000) {
-      workerRowsAt = Date.now();
+    if (!workerRows || monotonicNow() - workerRowsAt > 1000) {
+      workerRowsAt = monotonicNow();
       workerRows = queryRows<{ id: string; online: boolean; age: number; running: number; concurrency: number }>(
         db,
-        sql`select w.id,
-                   (w.stopped_at is null and w.heartbeat_at > now() - make_interval(secs => ${farm.config.leaseSeconds})) as online,
-                   extract(epoch from now() - w.heartbeat_at)::float8 as age,
-                   (select count(*)::int from jobs j where j.worker_id = w.id and j.status = 'running') as running,
-                   w.concurrency
-            from workers w
-            where w.stopped_at is null and w.heartbeat_at > now() - interval '1 hour'
-            order by w.id`,
+        sql`select workers.id,
+                   ${workerOnline(farm)} as online,
+                   extract(epoch from now() - workers.heartbeat_at)::float8 as age,
+                   (select count(*)::int from jobs j where j.worker_id = workers.id and j.status = 'running') as running,
+                   workers.concurrency
+            from workers
+            where workers.stopped_at is null and workers.heartbeat_at > now() - interval '1 hour'
+            order by workers.id`,
       ).catch((error: unknown) => {
         workerRows = undefined;
         throw error;

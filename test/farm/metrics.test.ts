@@ -245,14 +245,16 @@ describe.each(BACKENDS)('farm metrics on %s', (backend) => {
     const registry = new Registry();
     const metrics = await registerFarmMetrics(farm, { registry });
     try {
-      const register = (id: string, models: string[], concurrency = 1) =>
-        registerWorker(farm, { id, host: 'h', pid: 1, capabilities: { models, maxPixels: 10_000_000, executionProvider: 'test' }, concurrency });
+      const register = (id: string, models: string[], concurrency = 1, leaseSeconds?: number) =>
+        registerWorker(farm, { id, host: 'h', pid: 1, capabilities: { models, maxPixels: 10_000_000, executionProvider: 'test' }, concurrency, leaseSeconds });
       await register('g-online', ['gauge-served'], 2);
       await register('g-any', ['*']);
       await register('g-quiet', ['gauge-quiet']);
       await register('g-stopped', ['gauge-stopped']);
       await register('g-gone', ['gauge-gone']);
-      await db.db.execute(sql`update workers set heartbeat_at = now() - interval '10 minutes' where id = 'g-quiet'`);
+      // A worker on a machine with an hour's lease, quiet for 10 minutes: online by its own lease.
+      await register('g-long', ['gauge-long'], 1, 3600);
+      await db.db.execute(sql`update workers set heartbeat_at = now() - interval '10 minutes' where id in ('g-quiet', 'g-long')`);
       await db.db.execute(sql`update workers set heartbeat_at = now() - interval '2 hours' where id = 'g-gone'`);
       await markWorkerStopped(farm, 'g-stopped');
 
@@ -269,10 +271,11 @@ describe.each(BACKENDS)('farm metrics on %s', (backend) => {
       expect(models.has('*')).toBe(false);
       expect(models.has('gauge-quiet')).toBe(false);
       expect(models.has('gauge-stopped')).toBe(false);
+      expect(models.has('gauge-long')).toBe(true);
 
-      expect(await sample(registry, 'blendfarm_workers_online')).toBe(2);
+      expect(await sample(registry, 'blendfarm_workers_online')).toBe(3);
       const workers = (await labelSets(registry, 'blendfarm_worker_heartbeat_age_seconds')).map((l) => l.worker).sort();
-      expect(workers).toEqual(['g-any', 'g-online', 'g-quiet']);
+      expect(workers).toEqual(['g-any', 'g-long', 'g-online', 'g-quiet']);
       const quietAge = (await sample(registry, 'blendfarm_worker_heartbeat_age_seconds', { worker: 'g-quiet' }))!;
       expect(quietAge).toBeGreaterThanOrEqual(600);
       expect(quietAge).toBeLessThan(660);
