@@ -30,9 +30,22 @@ export function leaseLostError(workerId: string | null, attempt: number): string
   return `worker ${workerId ?? '?'} ${LEASE_LOST_ERROR_MARK} ${attempt} (it crashed, hung or lost its connection)`;
 }
 
-/** Whether a job's error says its worker stopped renewing its lease (written by leaseLostError). */
+/**
+ * The words of a job's error when a new process under a worker id takes back the jobs of the one
+ * that held it (takeBackJobsOf, farm/queue.ts, writes it through holderEndedError): that worker's
+ * lease is lost too, only noticed sooner.
+ */
+export const HOLDER_ENDED_ERROR_MARK = 'ended during attempt';
+
+/** The operator's error of a job taken back because `holder` (the process that held its worker id, in words) ended during `attempt`. */
+export function holderEndedError(holder: string, attempt: number): string {
+  return `${holder} ${HOLDER_ENDED_ERROR_MARK} ${attempt}`;
+}
+
+/** Whether a job's error says its worker's lease was lost (written by leaseLostError or holderEndedError). */
 export function isLeaseLostError(error: string | null | undefined): boolean {
-  return (error ?? '').includes(` ${LEASE_LOST_ERROR_MARK} `);
+  const text = error ?? '';
+  return text.includes(` ${LEASE_LOST_ERROR_MARK} `) || text.includes(` ${HOLDER_ENDED_ERROR_MARK} `);
 }
 
 /** The owner's line when every worker that claimed the job could not render it (a worker fault: handBackForWorkerFault, farm/queue.ts). */

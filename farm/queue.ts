@@ -12,7 +12,7 @@ import { type Queryable, type Transaction, queryRows } from '../db/client.ts';
 import { artifacts, jobs } from '../db/schema.ts';
 import type { FarmContext } from './config.ts';
 import { JOB_EVENTS_CHANNEL, eventPayload, recordEvent, type EventFields } from './events.ts';
-import { EXPIRED_ERROR_PREFIX, LEASE_LOST_TEXT, leaseLostError, NO_WORKER_COULD_RENDER_TEXT } from './failure.ts';
+import { EXPIRED_ERROR_PREFIX, holderEndedError, LEASE_LOST_TEXT, leaseLostError, NO_WORKER_COULD_RENDER_TEXT } from './failure.ts';
 import { policyOf } from './policy/index.ts';
 import { durationText, storableText } from './text.ts';
 import { capableSql, findCapableWorkers, jobNeeds } from './worker-registry.ts';
@@ -497,10 +497,11 @@ export async function reapExpiredLeasesDetailed(farm: FarmContext, limit = 50): 
  * Takes back, at once, the running jobs of a worker id whose process ended (a new process took the
  * id over: claimWorkerId): as the reaper would once their leases ran out, each attempt fails and
  * the job is queued again. Jobs on their last attempt are left to the reaper and its grace, so a
- * render the ended process spooled on another machine can still complete them. `why`: what ended;
+ * render the ended process spooled on another machine can still complete them. `holder`: the
+ * process that ended, in words (the error reads "<holder> ended during attempt N", holderEndedError);
  * `exceptLeaseTokens`: leases whose render waits in the caller's spool (left to complete from it).
  */
-export async function takeBackJobsOf(farm: FarmContext, workerId: string, why: string, exceptLeaseTokens: readonly string[] = []): Promise<number> {
+export async function takeBackJobsOf(farm: FarmContext, workerId: string, holder: string, exceptLeaseTokens: readonly string[] = []): Promise<number> {
   return farm.db.db.transaction(async (tx) => {
     const held = await queryRows<{ id: string | number; lease_token: string; attempts: number }>(
       tx,
@@ -510,7 +511,7 @@ export async function takeBackJobsOf(farm: FarmContext, workerId: string, why: s
           order by id for update skip locked`,
     );
     for (const job of held) {
-      const error = `${why} during attempt ${job.attempts}`;
+      const error = holderEndedError(holder, job.attempts);
       await failLocked(tx, farm, Number(job.id), job.lease_token, { error, userError: LEASE_LOST_TEXT }, false, undefined, true);
     }
     return held.length;

@@ -378,7 +378,7 @@ export class FarmWorker {
     // that only stopped heartbeating may still be rendering, cut off: its jobs keep their leases.
     if (claim.tookOver && claim.ended) {
       const spooled = await this.spooledLeaseTokens();
-      const taken = await takeBackJobsOf(this.farm, this.id, `the process that held worker id ${this.id} (${holderText(claim.from)}) ended`, spooled);
+      const taken = await takeBackJobsOf(this.farm, this.id, `the process that held worker id ${this.id} (${holderText(claim.from)})`, spooled);
       if (taken > 0) this.log(`took back ${taken} job(s) the previous holder of this id was rendering`);
     }
     this.heartbeatTimer = startInterval(() => {
