@@ -108,9 +108,9 @@ export class SubmissionQueue implements SubmissionGate {
   /** Runs `step` in its turn, after the event loop (gateway, REST) has had its chance. */
   run<T>(step: () => Promise<T>): Promise<T> {
     return this.queue.add(async () => {
-      const since = Date.now();
+      const since = performance.now();
       await nextTurn();
-      while (this.waitingForAnswers() && Date.now() - since < MAX_ACK_HOLD_MS) await delay(5);
+      while (this.waitingForAnswers() && performance.now() - since < MAX_ACK_HOLD_MS) await delay(5);
       return step();
     }) as Promise<T>;
   }

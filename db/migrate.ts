@@ -77,22 +77,22 @@ export async function migratePostgres(client: pg.Client, options: MigrateOptions
  * timeout ends the wait), and said in the log at once and every MIGRATION_WAIT_LOG_INTERVAL_MS.
  */
 async function takeMigrationLock(client: pg.Client, log: (line: string) => void): Promise<void> {
-  const started = Date.now();
+  const started = performance.now();
   let saidAt: number | undefined;
   for (;;) {
     const { rows } = await client.query<{ locked: boolean }>('select pg_try_advisory_lock($1) as locked', [MIGRATION_LOCK_KEY]);
     if (rows[0]?.locked) {
-      if (saidAt !== undefined) log(`[db] the other process's migration ended after ${Math.round((Date.now() - started) / 1000)} s; applying what is left to apply`);
+      if (saidAt !== undefined) log(`[db] the other process's migration ended after ${Math.round((performance.now() - started) / 1000)} s; applying what is left to apply`);
       return;
     }
-    if (saidAt === undefined || Date.now() - saidAt >= MIGRATION_WAIT_LOG_INTERVAL_MS) {
+    if (saidAt === undefined || performance.now() - saidAt >= MIGRATION_WAIT_LOG_INTERVAL_MS) {
       const holder = await migrationLockHolder(client);
       log(
         saidAt === undefined
           ? `[db] waiting for another process's migration of the database${holder} to end before starting`
-          : `[db] still waiting for another process's migration of the database${holder}: ${Math.round((Date.now() - started) / 1000)} s so far`,
+          : `[db] still waiting for another process's migration of the database${holder}: ${Math.round((performance.now() - started) / 1000)} s so far`,
       );
-      saidAt = Date.now();
+      saidAt = performance.now();
     }
     await sleep(MIGRATION_LOCK_POLL_MS);
   }

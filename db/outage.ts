@@ -29,7 +29,7 @@ export class OutageLog {
       this.outage.failures++;
       return;
     }
-    this.outage = { since: Date.now(), failures: 1 };
+    this.outage = { since: performance.now(), failures: 1 };
     // Neutral on what comes next: a worker or the bot retries, a CLI command ends with its error.
     this.log(`[db] cannot reach the database at ${this.where} (${describeDbError(error)}); a line here says when it answers again, if this process keeps running`);
   }
@@ -39,7 +39,7 @@ export class OutageLog {
     const outage = this.outage;
     if (!outage) return;
     this.outage = undefined;
-    const seconds = ((Date.now() - outage.since) / 1000).toFixed(1);
+    const seconds = ((performance.now() - outage.since) / 1000).toFixed(1);
     this.recovered(`[db] the database at ${this.where} answers again, after ${seconds} s and ${outage.failures} failed operation(s)`);
   }
 }

@@ -6,6 +6,7 @@ import { type JobEvent, onJobEvent } from './events.ts';
 import { getJob } from './jobs.ts';
 import { JobNotFoundError } from './errors.ts';
 import { type Job, TERMINAL_STATUSES } from './types.ts';
+import { monotonicNow } from './timers.ts';
 
 export interface WaitOptions {
   /** Called for each event of this job (progress, claimed, retrying...). */
@@ -33,14 +34,14 @@ export async function waitForJob(farm: FarmContext, jobId: number, options: Wait
     options.onEvent?.(event);
     if (event.type !== 'progress') changed();
   });
-  const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
+  const deadline = options.timeoutMs === undefined ? Infinity : monotonicNow() + options.timeoutMs;
   try {
     for (;;) {
       dirty = false;
       const job = await getJob(farm, jobId);
       if (!job) throw new JobNotFoundError(jobId);
       if (isTerminal(job)) return job;
-      const remaining = deadline - Date.now();
+      const remaining = deadline - monotonicNow();
       if (remaining <= 0) {
         const goesOn = job.status === 'queued' ? 'stays queued and is rendered when a worker takes it' : 'goes on rendering';
         throw new Error(`Job ${jobId} is still ${job.status} after ${options.timeoutMs} ms; only the waiting stopped: the job ${goesOn} (cancel it if it is no longer wanted).`);

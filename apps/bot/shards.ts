@@ -119,7 +119,7 @@ function watch(shard: Shard): void {
   });
   shard.on('death', () => {
     if (stopping || !connected) return;
-    const now = Date.now();
+    const now = performance.now();
     deaths.push(now);
     while (deaths.length > 0 && now - deaths[0] > 60 * 60_000) deaths.shift();
     const delay = Math.min(MAX_RESPAWN_DELAY_MS, 5000 * 2 ** (deaths.length - 1));

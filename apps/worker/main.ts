@@ -172,11 +172,11 @@ async function main(): Promise<void> {
     // signals the whole process group, and tsx passes its own copy on (so does a supervisor that
     // signals every process of the service). That is one request to stop, not the second one.
     // Each request is compared with the one before it, so a later Ctrl-C's own copy is not a third.
-    if (last?.signal === signal && Date.now() - last.at < SAME_SIGNAL_MS) {
+    if (last?.signal === signal && performance.now() - last.at < SAME_SIGNAL_MS) {
       console.log(`[worker ${worker.id}] ${signal} again within ${SAME_SIGNAL_MS / 1000} s: taken as the same request${signals === 1 ? ' (still finishing running jobs); send it again later to hand them back now' : ''}`);
       return;
     }
-    last = { signal, at: Date.now() };
+    last = { signal, at: performance.now() };
     signals++;
     console.log(`[worker ${worker.id}] ${signal}: ${signals === 1 ? `finishing running jobs (up to ${graceSeconds} s)` : 'handing jobs back now'}`);
     readiness.stop();

@@ -79,7 +79,7 @@ export class ModelReadiness {
       case 'loading':
         return this.tries > 1 ? `the model is loading (try ${this.tries}; the last one failed: ${this.reason})` : 'the model is still loading';
       case 'failed':
-        return `the model did not load: ${this.reason} (try ${this.tries}; next try in ${seconds(this.nextTryAt - Date.now())})`;
+        return `the model did not load: ${this.reason} (try ${this.tries}; next try in ${seconds(this.nextTryAt - performance.now())})`;
       case 'stopping':
         return 'the worker is shutting down';
     }
@@ -160,7 +160,7 @@ export class ModelReadiness {
     this.reason = oneLine(error);
     const pauseMs = Math.min(this.retry.firstMs * 2 ** (this.tries - 1), this.retry.maxMs);
     this.phase = 'failed';
-    this.nextTryAt = Date.now() + pauseMs;
+    this.nextTryAt = performance.now() + pauseMs;
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => void this.tryNow(), pauseMs);
     this.timer.unref();
