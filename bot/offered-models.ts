@@ -23,6 +23,11 @@ export interface SharedRecentlyOptions {
   inFlightLimitMs: number;
   /** A monotonic clock in ms (default performance.now): a step of the wall clock neither keeps a read for an hour nor drops it early. */
   now?: () => number;
+  /**
+   * Loads under way at most (default 2): past it, callers share the newest one however long it has
+   * run, so a database that hangs holds at most this many of the pool's connections for autocomplete.
+   */
+  maxInFlight?: number;
 }
 
 /**
@@ -30,9 +35,9 @@ export interface SharedRecentlyOptions {
  * to `maxAgeMs` after it succeeded, get its result. A failure is not kept (the next call loads
  * again), nor is a load that takes longer than `inFlightLimitMs`: the next call starts another (the
  * slow one still answers those already waiting for it), so at most one load starts per
- * `inFlightLimitMs` however long each hangs.
+ * `inFlightLimitMs` however long each hangs, and no more than `maxInFlight` are under way at once.
  */
-export function sharedRecently<T>(load: () => Promise<T>, { maxAgeMs, inFlightLimitMs, now = () => performance.now() }: SharedRecentlyOptions): () => Promise<T> {
+export function sharedRecently<T>(load: () => Promise<T>, { maxAgeMs, inFlightLimitMs, now = () => performance.now(), maxInFlight = 2 }: SharedRecentlyOptions): () => Promise<T> {
   interface Entry {
     promise: Promise<T>;
     startedAt: number;
@@ -40,14 +45,20 @@ export function sharedRecently<T>(load: () => Promise<T>, { maxAgeMs, inFlightLi
     at: number | undefined;
   }
   let last: Entry | undefined;
+  let underWay = 0;
   return () => {
     const t = now();
-    if (last && (last.at === undefined ? t - last.startedAt <= inFlightLimitMs : t - last.at <= maxAgeMs)) return last.promise;
+    if (last && (last.at === undefined ? t - last.startedAt <= inFlightLimitMs || underWay >= maxInFlight : t - last.at <= maxAgeMs)) return last.promise;
     const entry: Entry = { promise: load(), startedAt: t, at: undefined };
     last = entry;
+    underWay++;
     entry.promise.then(
-      () => (entry.at = now()),
       () => {
+        underWay--;
+        entry.at = now();
+      },
+      () => {
+        underWay--;
         if (last === entry) last = undefined;
       },
     );

@@ -281,8 +281,8 @@ function interactionRequester(interaction: RepliableInteraction): ReturnType<typ
 /**
  * One follow-up submission per (user, parent job, kind) at a time in this process: a second press
  * of the same button while the first is still being submitted gets a private answer instead of a
- * second job (each would be charged). A server's interactions all reach one bot process, so a
- * process-local guard is enough. Once the first job is queued, the farm answers a repeated re-roll or
+ * second job (each would be charged): it answers at once, without the database. Across bot
+ * processes (a press reaching two), and once the first job is queued, the farm answers a repeated re-roll or
  * extension within its window (SAME_FOLLOW_UP_WINDOW_SECONDS) with that job, in any process.
  */
 export class FollowUpsUnderWay implements FollowUpGuard {
@@ -314,7 +314,7 @@ export async function submitFollowUpRender(interaction: RepliableInteraction, ct
     (text) => refuse(interaction, text),
     async () => {
       await interaction.deferReply();
-      await submitAndPost(interaction, ctx, {}, (fields) => submitFollowUp(ctx.farm, { ...fields, kind, parentJobId, options }));
+      await submitAndPost(interaction, ctx, {}, (fields) => submitFollowUp(ctx.farm, { ...fields, kind, parentJobId, options, press: true }));
     },
   );
 }

@@ -67,7 +67,8 @@ export async function migratePostgres(client: pg.Client, options: MigrateOptions
   try {
     return await reportingApplied((text) => client.query(text), folder, () => migratePg(drizzlePg({ client }), { migrationsFolder: folder }));
   } finally {
-    await client.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]);
+    // A connection that dropped has released the lock already; its error must not hide the migration's.
+    await client.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]).catch(() => undefined);
   }
 }
 

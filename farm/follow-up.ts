@@ -77,6 +77,12 @@ export interface SubmitFollowUpInput extends Omit<SubmitJobInput, 'kind' | 'para
   kind: FollowUpKind;
   parentJobId: number;
   options?: FollowUpOptions;
+  /**
+   * A press (a front end's button, reaction or form: a person asking once; default false): a
+   * re-roll or extension pressed again within SAME_FOLLOW_UP_WINDOW_SECONDS is a repeat of it
+   * (ONE_JOB_PER_PRESS). An operator's or a script's submission (the farm CLI, HTTP) is taken as asked.
+   */
+  press?: boolean;
 }
 
 /**
@@ -103,7 +109,7 @@ async function followUpSource(farm: FarmContext, job: Job): Promise<Job> {
  * re-roll or extension of an upscale is one of the video it upscaled (followUpSource): the new
  * job links to that job, renders at its size and keeps its pictures and inpainting.
  *
- * One press, one job (ONE_JOB_PER_PRESS): a re-roll or an extension the same member asked of the
+ * One press, one job (ONE_JOB_PER_PRESS, `input.press`): a re-roll or an extension the same member pressed on the
  * same job (`parentJobId`, the one pressed on) within SAME_FOLLOW_UP_WINDOW_SECONDS is refused with
  * DuplicateFollowUpError naming the first one's job. The request is recorded in the database
  * (follow_up_requests) before the job is submitted, by one atomic upsert on its key, so of two at
@@ -111,7 +117,7 @@ async function followUpSource(farm: FarmContext, job: Job): Promise<Job> {
  * so asking again at once is not taken for a repeat.
  */
 export async function submitFollowUp(farm: FarmContext, input: SubmitFollowUpInput): Promise<Job> {
-  if (!ONE_JOB_PER_PRESS.includes(input.kind)) return submitFollowUpJob(farm, input);
+  if (!input.press || !ONE_JOB_PER_PRESS.includes(input.kind)) return submitFollowUpJob(farm, input);
   const asked = await getJob(farm, input.parentJobId);
   if (!asked) throw new JobNotFoundError(input.parentJobId);
   const request = { userId: input.userId, parentJobId: asked.id, kind: input.kind };

@@ -91,8 +91,8 @@ export interface WatchedRenderer {
 
 /**
  * A loaded renderer (loadRenderer) with its model's readiness: every process that runs farm
- * workers on it — `npm run worker`, and the local workers of `npm start` and `farm submit --wait`
- * on the embedded database — so a model that does not load is claimed by none of them while it
+ * workers on it — `npm run worker` and the local workers of `npm start` (not yet `farm submit
+ * --wait` on the embedded database, which loads its renderer unwatched for its one job) — so a model that does not load is claimed by none of them while it
  * does not. `readiness.stop()` ends the retries when the workers stop.
  */
 export function watchRenderer(spec: RendererSpec, loaded: Renderer, readiness: ModelReadiness, wrap: (renderer: Renderer) => Renderer = (renderer) => renderer): WatchedRenderer {

@@ -365,7 +365,7 @@ export async function handleReaction(reaction: MessageReaction | PartialMessageR
     try {
       // Who and where, as a button's submission carries it (the member's roles set the budget; outside a server: none).
       const fields = requesterFields({ userId: user.id, guildId: message.guildId, channelId: message.channelId, member });
-      job = await ctx.submissions.run(() => submitFollowUp(ctx.farm, { ...fields, kind, parentJobId: parent.id, options }));
+      job = await ctx.submissions.run(() => submitFollowUp(ctx.farm, { ...fields, kind, parentJobId: parent.id, options, press: true }));
     } catch (err) {
       return await request.refuse(userMessage(err, ctx.log));
     }

@@ -57,6 +57,24 @@ describe('one read for many keystrokes', () => {
     expect(started).toEqual([0, 1501]);
   });
 
+  it('starts no more than maxInFlight reads while they hang: later callers share the newest', () => {
+    let clock = 0;
+    let started = 0;
+    const read = sharedRecently(
+      () => {
+        started++;
+        return new Promise<string>(() => {});
+      },
+      { maxAgeMs: 2000, inFlightLimitMs: 1500, now: () => clock, maxInFlight: 2 },
+    );
+    read();
+    clock = 1501;
+    const second = read();
+    // Every keystroke after: the second hung read, not a third, fourth, ... connection.
+    for (clock = 3002; clock < 30_000; clock += 1501) expect(read()).toBe(second);
+    expect(started).toBe(2);
+  });
+
   it('gives up on a hung read before an autocomplete stops waiting for one', () => {
     // A keystroke after the limit gets a fresh read with the whole of its own wait still ahead.
     expect(OFFERED_MODELS_IN_FLIGHT_LIMIT_MS).toBeLessThan(LOOKUP_BEFORE_ANSWER_MS);

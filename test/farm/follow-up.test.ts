@@ -457,7 +457,7 @@ describe.each(BACKENDS)('follow-ups on %s', (backend) => {
     const twoX = await submitFollowUp(farm, { kind: 'upscale', parentJobId: parent.id, userId: 'ida', options: { upscaleFactor: 2 } });
     const named = await submitFollowUp(farm, { kind: 'upscale', parentJobId: parent.id, userId: 'ida', options: { upscaler: 'esrgan-slim' } });
     const other = await submitFollowUp(farm, { kind: 'upscale', parentJobId: parent.id, userId: 'jo' });
-    // Re-rolls and extensions may be asked for twice (their seeds or prompts differ), once the first press's window has passed.
+    // Re-rolls and extensions may be asked for twice (their seeds or prompts differ); pressed, once the first press's window has passed.
     const rerolls = [await submitFollowUp(farm, { kind: 'reroll', parentJobId: parent.id, userId: 'ida' })];
     await pastFollowUpWindow(db);
     rerolls.push(await submitFollowUp(farm, { kind: 'reroll', parentJobId: parent.id, userId: 'ida' }));
@@ -666,8 +666,8 @@ describe.each(BACKENDS)('follow-ups on %s', (backend) => {
     await finish(parent.id, 'w-fu', FU_CAPS);
     const other = await submitJob(farm, { kind: 'blend', userId: 'max', params: { ...CHEAP_BLEND, model: 'fu' } });
     await finish(other.id, 'w-fu', FU_CAPS);
-    const reroll = (userId = 'max', parentJobId = parent.id) => submitFollowUp(farm, { kind: 'reroll', parentJobId, userId });
-    const extend = () => submitFollowUp(farm, { kind: 'extend', parentJobId: parent.id, userId: 'max', options: { prompts: ['c'] } });
+    const reroll = (userId = 'max', parentJobId = parent.id) => submitFollowUp(farm, { kind: 'reroll', parentJobId, userId, press: true });
+    const extend = () => submitFollowUp(farm, { kind: 'extend', parentJobId: parent.id, userId: 'max', options: { prompts: ['c'] }, press: true });
     const followUps = () => countRows(db, 'jobs', sql`parent_job_id = ${parent.id}`);
     const reserved = async () => (await getBudget(farm, 'max')).heldGpuSeconds;
 
@@ -692,11 +692,14 @@ describe.each(BACKENDS)('follow-ups on %s', (backend) => {
     expect(await followUps()).toBe(4);
     // A refused request is not a press to answer the next with: asking again at once is judged afresh.
     await pastFollowUpWindow(db);
-    const bad = await refusalOf(submitFollowUp(farm, { kind: 'reroll', parentJobId: parent.id, userId: 'max', options: { maxBytes: 5 } }));
+    const bad = await refusalOf(submitFollowUp(farm, { kind: 'reroll', parentJobId: parent.id, userId: 'max', options: { maxBytes: 5 }, press: true }));
     expect(bad).toBeInstanceOf(JobParamsError);
     const afterRefusal = await reroll();
     expect(await followUps()).toBe(5);
-    for (const job of [first, byOther, extension, second, afterRefusal]) await cancelJob(farm, job.id);
+    // Not a press (the farm CLI, a script): asked twice at once, made twice.
+    const scripted = [await submitFollowUp(farm, { kind: 'reroll', parentJobId: other.id, userId: 'max' }), await submitFollowUp(farm, { kind: 'reroll', parentJobId: other.id, userId: 'max' })];
+    expect(scripted[0].id).not.toBe(scripted[1].id);
+    for (const job of [first, byOther, extension, second, afterRefusal, ...scripted]) await cancelJob(farm, job.id);
     await cancelJob(farm, ofOther.id);
     await markWorkerStopped(farm, 'w-fu');
   });
@@ -707,7 +710,7 @@ describe.each(BACKENDS)('follow-ups on %s', (backend) => {
     const parent = await submitJob(farm, { kind: 'blend', userId: 'oz', params: { ...CHEAP_BLEND, model: 'fu' } });
     await finish(parent.id, 'w-fu', FU_CAPS);
     const processes = await Promise.all([1, 2].map(async () => ({ db: await testDb.open({ migrate: false, poolSize: 2 }), config: farm.config })));
-    const submit = (through: FarmContext) => submitFollowUp(through, { kind: 'reroll', parentJobId: parent.id, userId: 'oz' }).then((job) => job, (e: unknown) => e as Error);
+    const submit = (through: FarmContext) => submitFollowUp(through, { kind: 'reroll', parentJobId: parent.id, userId: 'oz', press: true }).then((job) => job, (e: unknown) => e as Error);
     const settled: Array<Awaited<ReturnType<typeof submit>>> = [];
     let both: Promise<unknown> = Promise.resolve();
     // While the user's row is held (the admission waits for it) one press has taken the request and
