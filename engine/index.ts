@@ -62,7 +62,7 @@ export { renderWalk, walkModes, type WalkMode } from './blend/walks.ts';
 export { MIN_WALK_FRAMES, MAX_WALK_FRAMES, DEFAULT_WALK_FRAMES } from './blend/walks.ts';
 export { MIN_FPS, MAX_FPS, MAX_SEGMENT_SECONDS, MAX_UPSCALED_VIDEO_PIXELS, upscaleVideoIssue } from './video/rules.ts';
 export { createPerceptualMetric, BuiltinPerceptualMetric, BUILTIN_METRIC, builtinDistance, ONNX_METRIC_PIXELS_PER_CALL, OnnxBuiltinMetric, OnnxLpipsMetric, type PerceptualMetric, type PerceptualMetricOptions } from './blend/perceptual.ts';
-export { segmentFrameCounts, segmentsToVideo, type VideoOptions } from './blend/video.ts';
+export { maxTransitionFrames, segmentFrameCounts, segmentsToVideo, type VideoOptions } from './blend/video.ts';
 export { DEFAULT_PLAN, planModes, type PlanMode } from './video/frames.ts';
 export { encodeVideo, probeVideo, decodeVideoFrames, resolveFfmpeg, resolveFfprobe, VIDEO_FORMATS, CRF_RANGE, DEFAULT_CRF, VideoTooLargeError, type VideoFormat } from './video/index.ts';
 export { renderVideo, promptWarnings, promptLengthNotices, prepareRequestImages, prepareInpaint, type RenderRequest, type RenderOutput, type RenderProgress, type RequestImage } from './render.ts';

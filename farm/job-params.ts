@@ -3,7 +3,7 @@
 // is validated, against the limits table in limits.ts; bad values are refused at submission with a
 // clear message instead of failing on a GPU later. Stored as jsonb in jobs.params; the engine
 // adapter (apps/worker/engine-renderer.ts) renames the fields into the engine's RenderRequest.
-import { DEFAULT_IMAGE_STRENGTH, drawSeed, IMAGE_INPUT_FORMATS, inspectImage, InvalidRequestError, MASK_PRESETS, MAX_UPSCALED_VIDEO_PIXELS, MIN_BLEND_STEPS, type ModelFamily, segmentFrameCounts, pictureLimitIssue, promptLengthNotices as enginePromptLengthNotices, type MaskPreset, type VideoFormat } from '../engine/index.ts';
+import { DEFAULT_IMAGE_STRENGTH, drawSeed, IMAGE_INPUT_FORMATS, inspectImage, InvalidRequestError, MASK_PRESETS, MAX_UPSCALED_VIDEO_PIXELS, MIN_BLEND_STEPS, maxTransitionFrames, type ModelFamily, pictureLimitIssue, promptLengthNotices as enginePromptLengthNotices, type MaskPreset, type VideoFormat } from '../engine/index.ts';
 import { DEFAULT_MODEL_ID, ID_CHARACTERS } from '../config/index.ts';
 import { JOB_KINDS, type JobKind } from '../db/schema.ts';
 import { DEFAULT_UPSCALE_FACTOR, FIXED_SCALE_UPSCALERS, IMAGE_LIMITS, JOB_VIDEO_FORMATS, LIMITS, type Range, UPSCALE_FACTORS, upscalerMakes } from './limits.ts';
@@ -422,16 +422,16 @@ function readSeeds(value: unknown, count: number, issues: string[]): number[] {
 }
 
 /**
- * Frames of the video a movie with these parameters makes, by the engine's rule (segmentFrameCounts:
- * durationSeconds x fps per transition, the movie's length rounded once to whole frames, every
- * transition at least its ends), one transition per pair of prompts. An upscale job's parameters list
+ * Frames of the video a movie with these parameters makes, at most, by the engine's rule
+ * (maxTransitionFrames: durationSeconds x fps per transition rounded up, at least two; the engine
+ * rounds a job's movie once, so it writes as many or fewer, also when the movie was made by an
+ * extension of an earlier job), one transition per pair of prompts. An upscale job's parameters list
  * the prompts of the whole movie it upscales (followUpParams, from parentMovieParams: an extended
  * movie's included), so for an upscale these are the frames of the video it upscales. The price
  * (policy/cost.ts) counts frames the same way.
  */
 export function movieFrames(params: Pick<JobParams, 'prompts' | 'durationSeconds' | 'fps'>, moviePrompts = params.prompts.length): number {
-  const transitions = Math.max(1, moviePrompts - 1);
-  return segmentFrameCounts(params.fps, new Array<number>(transitions).fill(params.durationSeconds)).reduce((a, b) => a + b, 0);
+  return Math.max(1, moviePrompts - 1) * maxTransitionFrames(params.fps, params.durationSeconds);
 }
 
 /**

@@ -50,6 +50,16 @@ export function segmentFrameCounts(fps: number, durations: readonly number[], co
   return counts;
 }
 
+/**
+ * The most frames a transition of `duration` seconds at `fps` gets by segmentFrameCounts, however a
+ * movie is split into jobs (an extension counts from its own start): fps x duration rounded up, and
+ * at least two. A front end pricing or limiting a movie before it exists counts with it, so it never
+ * counts fewer frames than the engine writes.
+ */
+export function maxTransitionFrames(fps: number, duration: number): number {
+  return Math.max(2, Math.ceil(fps * duration - 1e-9));
+}
+
 export async function segmentsToVideo(segments: Array<Pick<MovieSegment, 'keyframes' | 'gaps' | 'loops'>>, opts: VideoOptions): Promise<EncodeResult> {
   const durations = checkVideoRequest(segments.length, opts);
   const counts = segmentFrameCounts(opts.fps, durations, opts.continues !== undefined);

@@ -5,6 +5,7 @@ import { settings } from '../../config/settings.ts';
 import { DEFAULT_FARM_CONFIG, farmConfigFrom } from '../../farm/config.ts';
 import { estimateGpuSeconds } from '../../farm/policy/cost.ts';
 import { followUpParams } from '../../farm/follow-up.ts';
+import { segmentFrameCounts } from '../../engine/index.ts';
 import { DEFAULT_PARAMS, movieFrames, outputPixels, parseJobParams, QUALITY_PRESETS, upscaleSizeIssue } from '../../farm/job-params.ts';
 import { LIMITS } from '../../farm/limits.ts';
 import { issuesOf } from '../helpers/job-params.ts';
@@ -106,10 +107,17 @@ describe('job parameters', () => {
     ]);
     expect(upscaleSizeIssue({ prompts: ['a', 'b'], width: 512, height: 512, durationSeconds: 28, fps: 17, upscaleFactor: 4 })).toBeUndefined();
     expect(upscaleSizeIssue({ prompts: ['a', 'b'], width: 512, height: 512, durationSeconds: 9, fps: 53, upscaleFactor: 3 })).toBeUndefined();
-    // Frames as the engine writes them (segmentFrameCounts): the whole movie's 5 s x 3 fps, rounded once
-    // (each transition's 7.5 rounded up made 16), and at least both ends of a transition (1 s at 1 fps: 2).
-    expect(movieFrames({ prompts: ['a', 'b', 'c'], durationSeconds: 2.5, fps: 3 })).toBe(15);
+    // Frames as counted before the render: never fewer than the engine writes (segmentFrameCounts),
+    // however the movie was split into jobs, and at least both ends of a transition (1 s at 1 fps: 2).
+    expect(movieFrames({ prompts: ['a', 'b', 'c'], durationSeconds: 2.5, fps: 3 })).toBe(16);
     expect(movieFrames({ prompts: ['a', 'b'], durationSeconds: 1, fps: 1 })).toBe(2);
+    for (const [fps, d] of [[7, 1.5], [5, 0.3], [3, 2.5], [24, 4], [1, 1], [13, 1.1]] as const) {
+      const inOneJob = segmentFrameCounts(fps, [d, d, d]).reduce((a, b) => a + b);
+      // A blend, then two extensions of one transition each (each counted from its own start).
+      const extended = segmentFrameCounts(fps, [d])[0] + 2 * segmentFrameCounts(fps, [d], true)[0];
+      const counted = movieFrames({ prompts: ['a', 'b', 'c', 'd'], durationSeconds: d, fps });
+      expect({ fps, d, fits: counted >= Math.max(inOneJob, extended) }).toEqual({ fps, d, fits: true });
+    }
     // Other kinds are not upscaled; other issues come first (the numbers may be wrong).
     expect(parseJobParams('movie', { prompts: Array(16).fill('a'), width: 2048, height: 2048, durationSeconds: 30, fps: 60 }).prompts).toHaveLength(16);
     expect(issuesOf(() => parseJobParams('upscale', { prompts: Array(16).fill('a'), width: 2048, height: 2048, durationSeconds: 30, fps: 61 }))).toEqual(['fps must be an integer between 1 and 60 (got 61)']);
